@@ -1,0 +1,424 @@
+#!/usr/bin/python3
+"""ircclient.py — a small stdlib-only IRC client and harness for tally's e2e tests.
+
+The tests talk to a real InspIRCd 3 with real Anope services (tools/irc_env.sh),
+so this client does what a user's client does: NICK/USER, answer PING, read
+lines with IRCv3 tags, and wait for a line matching a predicate with a timeout.
+Every line received is kept, so a test can also assert that something did NOT
+arrive within a window (a blocked `!buy` must not reach other users).
+
+Also usable from the shell:
+    ircclient.py probe HOST PORT [SECONDS [PIDFILE...]]
+        exit 0 once NickServ answers; 1 on timeout or when a PIDFILE's process died
+"""
+
+import os
+import re
+import select
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+LINE_BYTES_MAX = 8192 + 512  # tags + message, IRCv3 limit
+
+
+class Msg:
+    """One parsed IRC line."""
+
+    __slots__ = ("raw", "tags", "prefix", "nick", "command", "params")
+
+    def __init__(self, raw):
+        self.raw = raw
+        self.tags = {}
+        self.prefix = ""
+        rest = raw
+        if rest.startswith("@"):
+            tagpart, _, rest = rest.partition(" ")
+            for item in tagpart[1:].split(";"):
+                k, _, v = item.partition("=")
+                self.tags[k] = _unescape_tag(v)
+        if rest.startswith(":"):
+            self.prefix, _, rest = rest[1:].partition(" ")
+        self.nick = self.prefix.split("!", 1)[0]
+        params = []
+        while rest:
+            rest = rest.lstrip(" ")
+            if rest.startswith(":"):
+                params.append(rest[1:])
+                break
+            word, _, rest = rest.partition(" ")
+            if word:
+                params.append(word)
+        self.command = params.pop(0).upper() if params else ""
+        self.params = params
+
+    @property
+    def text(self):
+        return self.params[-1] if self.params else ""
+
+    @property
+    def target(self):
+        return self.params[0] if self.params else ""
+
+    def __repr__(self):
+        return "Msg(%r)" % self.raw
+
+
+def _unescape_tag(v):
+    out, i = [], 0
+    table = {":": ";", "s": " ", "\\": "\\", "r": "\r", "n": "\n"}
+    while i < len(v):
+        c = v[i]
+        if c == "\\" and i + 1 < len(v):
+            out.append(table.get(v[i + 1], v[i + 1]))
+            i += 2
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+class IRCError(Exception):
+    pass
+
+
+class IRCClient:
+    """A registered IRC connection. `seen` keeps every line received."""
+
+    def __init__(self, host, port, nick, caps=(), timeout=10.0, user=None):
+        self.host, self.port, self.nick = host, port, nick
+        self.timeout = timeout
+        self.seen = []
+        self._cursor = 0
+        self._buf = b""
+        self.caps = set()
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.sock.setblocking(False)
+        if caps:
+            self.send("CAP LS 302")
+        self.send("NICK %s" % nick)
+        self.send("USER %s 0 * :tally test %s" % (user or nick[:10], nick))
+        if caps:
+            ls = self.expect(lambda m: m.command == "CAP" and len(m.params) >= 2
+                             and m.params[1] == "LS", what="CAP LS")
+            offered = {c.split("=", 1)[0] for c in ls.text.split()}
+            want = [c for c in caps if c in offered]
+            if want:
+                self.send("CAP REQ :%s" % " ".join(want))
+                ack = self.expect(lambda m: m.command == "CAP" and len(m.params) >= 2
+                                  and m.params[1] in ("ACK", "NAK"), what="CAP ACK")
+                if ack.params[1] == "ACK":
+                    self.caps = set(ack.text.split())
+            self.send("CAP END")
+        welcome = self.expect(lambda m: m.command in ("001", "433", "432", "ERROR"),
+                              what="001 welcome")
+        if welcome.command != "001":
+            raise IRCError("registration failed: %s" % welcome.raw)
+        self.nick = welcome.target
+
+    # ---- raw I/O --------------------------------------------------------
+    def send(self, line):
+        data = line.encode("utf-8", "surrogateescape") if isinstance(line, str) else line
+        if b"\r" in data or b"\n" in data:
+            raise ValueError("CR/LF inside one line")
+        self.sock.setblocking(True)
+        try:
+            self.sock.sendall(data + b"\r\n")
+        finally:
+            self.sock.setblocking(False)
+
+    def _read(self, deadline):
+        """Reads available lines into seen; returns False when time is up."""
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        r, _, _ = select.select([self.sock], [], [], left)
+        if not r:
+            return False
+        try:
+            chunk = self.sock.recv(65536)
+        except BlockingIOError:
+            return True
+        if not chunk:
+            raise IRCError("connection closed by server (last: %r)" %
+                           [m.raw for m in self.seen[-3:]])
+        self._buf += chunk
+        while b"\n" in self._buf:
+            line, self._buf = self._buf.split(b"\n", 1)
+            line = line.rstrip(b"\r").decode("utf-8", "replace")
+            if not line:
+                continue
+            msg = Msg(line)
+            if msg.command == "PING":
+                self.send("PONG :%s" % msg.text)
+            self.seen.append(msg)
+        if len(self._buf) > LINE_BYTES_MAX:
+            raise IRCError("line too long from server")
+        return True
+
+    def expect(self, pred, timeout=None, what="line", since=None):
+        """Returns the first unconsumed line (after `since`) matching pred."""
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        i = self._cursor if since is None else since
+        while True:
+            while i < len(self.seen):
+                m = self.seen[i]
+                i += 1
+                if pred(m):
+                    if since is None:
+                        self._cursor = i
+                    return m
+            if not self._read(deadline):
+                tail = "\n  ".join(m.raw for m in self.seen[-8:])
+                raise IRCError("timed out waiting for %s; last lines:\n  %s" % (what, tail))
+
+    def collect(self, seconds):
+        """Reads for `seconds`; returns the lines received meanwhile."""
+        start = len(self.seen)
+        deadline = time.monotonic() + seconds
+        while self._read(deadline):
+            pass
+        return self.seen[start:]
+
+    def mark(self):
+        """A position in `seen` to search from (see expect(since=...))."""
+        return len(self.seen)
+
+    # ---- helpers ----------------------------------------------------------
+    def wait_notice(self, regex, timeout=None, source=None, since=None):
+        rx = re.compile(regex)
+        return self.expect(lambda m: m.command == "NOTICE" and rx.search(m.text)
+                           and (source is None or m.nick.lower() == source.lower()),
+                           timeout, "NOTICE /%s/" % regex, since)
+
+    def wait_privmsg(self, regex, target=None, timeout=None, since=None):
+        rx = re.compile(regex)
+        return self.expect(lambda m: m.command == "PRIVMSG" and rx.search(m.text)
+                           and (target is None or m.target.lower() == target.lower()),
+                           timeout, "PRIVMSG /%s/" % regex, since)
+
+    def wait_numeric(self, num, timeout=None, since=None):
+        return self.expect(lambda m: m.command == num, timeout, "numeric %s" % num, since)
+
+    def privmsg(self, target, text):
+        self.send("PRIVMSG %s :%s" % (target, text))
+
+    def join(self, channel):
+        self.send("JOIN %s" % channel)
+        self.expect(lambda m: m.command == "366" and len(m.params) > 1
+                    and m.params[1].lower() == channel.lower(), what="JOIN %s" % channel)
+
+    def ns(self, text, expect_regex, timeout=None):
+        """Sends a NickServ command; returns NickServ's matching NOTICE."""
+        mark = self.mark()
+        self.privmsg("NickServ", text)
+        return self.wait_notice(expect_regex, timeout, source="NickServ", since=mark)
+
+    def ns_register(self, password, email=None):
+        email = email or "%s@example.org" % self.nick.lower()
+        return self.ns("REGISTER %s %s" % (password, email), r"(?i)registered")
+
+    def ns_identify(self, password, account=None):
+        arg = "%s %s" % (account, password) if account else password
+        return self.ns("IDENTIFY %s" % arg, r"(?i)identified|recogni")
+
+    def whois_account(self, nick=None, timeout=None):
+        """The services account of nick from WHOIS (330), or None."""
+        nick = nick or self.nick
+        mark = self.mark()
+        self.send("WHOIS %s" % nick)
+        acct = None
+        while True:
+            m = self.expect(lambda x: x.command in ("330", "318", "401"), timeout,
+                            "WHOIS %s" % nick, mark)
+            mark = self.seen.index(m) + 1
+            if m.command == "330" and len(m.params) >= 3:
+                acct = m.params[2]
+            if m.command in ("318", "401"):
+                return acct
+
+    def wait_account(self, nick=None, timeout=10.0):
+        """Polls WHOIS until nick has an account (services can lag a moment)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            acct = self.whois_account(nick)
+            if acct or time.monotonic() > deadline:
+                return acct
+            time.sleep(0.2)
+
+    def quit(self, reason="bye"):
+        try:
+            self.send("QUIT :%s" % reason)
+        except OSError:
+            pass
+        self.close()
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+# ---- harness: environment and TAP-like reporting ---------------------------
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+IRC_ENV = os.path.join(ROOT, "tools", "irc_env.sh")
+
+
+def free_port_pair():
+    """Two consecutive free loopback ports (clients, server link)."""
+    for _ in range(200):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        p = s.getsockname()[1]
+        s.close()
+        if p >= 65535:
+            continue
+        t = socket.socket()
+        try:
+            t.bind(("127.0.0.1", p + 1))
+        except OSError:
+            continue
+        finally:
+            t.close()
+        return p, p + 1
+    raise RuntimeError("no free port pair")
+
+
+class IrcEnv:
+    """tools/irc_env.sh in a temp folder; use as a context manager."""
+
+    def __init__(self, tally_so=None, dsn=None, tag_extra="", keep=False):
+        self.tally_so, self.dsn, self.tag_extra = tally_so, dsn, tag_extra
+        self.keep = keep or os.environ.get("TALLY_KEEP_ENV") == "1"
+        self.dir = None
+        self.port = self.link_port = None
+
+    def __enter__(self):
+        base = tempfile.mkdtemp(prefix="tally-irc-")
+        os.chmod(base, 0o755)  # the daemons run as irc and must reach DIR
+        self.dir = os.path.join(base, "net")
+        self.port, self.link_port = free_port_pair()
+        env = dict(os.environ)
+        env["IRC_LINK_PORT"] = str(self.link_port)
+        env["TALLY_SO"] = self.tally_so or "none"
+        env["TALLY_DSN"] = self.dsn or ""
+        env["TALLY_TAG_EXTRA"] = self.tag_extra
+        r = subprocess.run([IRC_ENV, "start", self.dir, str(self.port)], env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if r.returncode != 0:
+            self._cleanup()
+            raise RuntimeError("irc_env start failed:\n" + r.stdout)
+        return self
+
+    def log(self, name="ircd.log"):
+        path = os.path.join(self.dir, "logs", name)
+        try:
+            with open(path, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def client(self, nick, **kw):
+        return IRCClient("127.0.0.1", self.port, nick, **kw)
+
+    def _cleanup(self):
+        subprocess.run([IRC_ENV, "stop", self.dir], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+        if self.keep:
+            print("# kept %s" % self.dir)
+        else:
+            shutil.rmtree(os.path.dirname(self.dir), ignore_errors=True)
+
+    def __exit__(self, *exc):
+        self._cleanup()
+        return False
+
+
+class Tap:
+    """Prints `ok NAME` / `not ok NAME`; exit code says whether all passed."""
+
+    def __init__(self):
+        self.failed = 0
+        self.count = 0
+
+    def check(self, name, cond, detail=""):
+        self.count += 1
+        if cond:
+            print("ok %s" % name, flush=True)
+        else:
+            self.failed += 1
+            print("not ok %s" % name, flush=True)
+            for line in str(detail).splitlines():
+                print("#   %s" % line, flush=True)
+        return bool(cond)
+
+    def run(self, name, fn):
+        """Runs fn(); an exception is a failed check with its message."""
+        try:
+            res = fn()
+        except Exception as e:  # a test failure, reported not raised
+            return self.check(name, False, "%s: %s" % (type(e).__name__, e))
+        return self.check(name, res is not False, "returned False")
+
+    def skip(self, name, why):
+        self.count += 1
+        print("ok %s # SKIP %s" % (name, why), flush=True)
+
+    def exit(self):
+        sys.exit(1 if self.failed else 0)
+
+
+def unique_nick(prefix):
+    return "%s%04x" % (prefix, (os.getpid() * 7919 + int(time.time() * 1000)) & 0xFFFF)
+
+
+def _pids_alive(pidfiles):
+    for pf in pidfiles:
+        try:
+            with open(pf) as f:
+                os.kill(int(f.read().strip()), 0)
+        except (OSError, ValueError):
+            return False
+    return True
+
+
+def probe(host, port, seconds, pidfiles=()):
+    """Connects and waits until NickServ answers; True on success. Gives up
+    early when a process named by one of pidfiles has exited."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and _pids_alive(pidfiles):
+        try:
+            c = IRCClient(host, port, unique_nick("probe"), timeout=5)
+        except (OSError, IRCError):
+            time.sleep(0.2)
+            continue
+        try:
+            while time.monotonic() < deadline and _pids_alive(pidfiles):
+                mark = c.mark()
+                c.privmsg("NickServ", "HELP")
+                try:
+                    m = c.expect(lambda x: (x.command == "NOTICE" and x.nick == "NickServ")
+                                 or x.command == "401", 2, "NickServ", mark)
+                    if m.command == "NOTICE":
+                        return True
+                except IRCError:
+                    pass
+                time.sleep(0.3)
+        except (OSError, IRCError):
+            pass
+        finally:
+            c.quit()
+    return False
+
+
+if __name__ == "__main__":
+    if len(sys.argv) >= 4 and sys.argv[1] == "probe":
+        ok = probe(sys.argv[2], int(sys.argv[3]),
+                   float(sys.argv[4]) if len(sys.argv) > 4 else 30, sys.argv[5:])
+        sys.exit(0 if ok else 1)
+    print(__doc__.strip(), file=sys.stderr)
+    sys.exit(2)

@@ -1,0 +1,365 @@
+#!/usr/bin/env bash
+# irc_env.sh — a private IRC network in a folder: InspIRCd 3 + Anope 2.0.
+#
+#   tools/irc_env.sh start DIR [PORT]   write configs, start both, wait for the link
+#   tools/irc_env.sh stop DIR           stop what start started (TERM, then KILL)
+#   tools/irc_env.sh status DIR         exit 0 when both daemons are alive
+#
+# The network looks like a real one: spanningtree, services_account, sasl,
+# alias (NICKSERV/NS/IDENTIFY), helpop, cap and the IRCv3 modules, and Anope
+# linked over the inspircd3 protocol so NickServ REGISTER/IDENTIFY give users
+# a services account. Clients listen on 127.0.0.1:PORT (default 6667), the
+# server link on 127.0.0.1:LINK_PORT (env IRC_LINK_PORT, default PORT+1).
+#
+# The tally module is loaded when a built m_tally.so is found (env TALLY_SO,
+# else $TALLY_BUILD/m_tally.so, else build/m_tally.so); TALLY_SO=none skips
+# it. Its <tally> tag gets the DSN from env TALLY_DSN (written to a file that
+# only irc can read, passed as dsnfile=) plus any raw attributes in env
+# TALLY_TAG_EXTRA, e.g. TALLY_TAG_EXTRA='welcome_grant="100" prefix="!"'.
+#
+# Both daemons refuse or dislike root, so as root they run as user `irc` via
+# runuser, and DIR belongs to irc. Nothing is written outside DIR.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+cmd=${1:?usage: irc_env.sh start|stop|status DIR [PORT]}
+dir=${2:?usage: irc_env.sh start|stop|status DIR [PORT]}
+port=${3:-6667}
+link_port=${IRC_LINK_PORT:-$((port + 1))}
+run_user=${IRC_ENV_USER:-irc}
+ircd_name=irc.tally.test
+svc_name=services.tally.test
+link_pass=linkpass-$$-$RANDOM
+
+mkdir -p "$dir"
+dir=$(cd "$dir" && pwd)
+
+as_user() {
+  if [ "$(id -u)" = 0 ]; then runuser -u "$run_user" -- "$@"; else "$@"; fi
+}
+
+alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+# Escapes a value for a double-quoted InspIRCd 3 config attribute.
+xml_escape() {
+  local s=$1
+  s=${s//&/&amp;}; s=${s//\"/&quot;}; s=${s//</&lt;}; s=${s//>/&gt;}
+  printf '%s' "$s"
+}
+
+find_tally_so() {
+  local so=${TALLY_SO:-}
+  if [ "$so" = none ]; then return 0; fi
+  if [ -z "$so" ] && [ -n "${TALLY_BUILD:-}" ]; then so=$TALLY_BUILD/m_tally.so; fi
+  if [ -z "$so" ]; then so=$root/build/m_tally.so; fi
+  if [ -f "$so" ]; then (cd "$(dirname "$so")" && printf '%s/%s' "$(pwd)" "$(basename "$so")"); fi
+}
+
+write_moduledir() {
+  local so=$1 m
+  rm -rf "$dir/modules"
+  mkdir -p "$dir/modules"
+  for m in /usr/lib/inspircd/modules/*.so; do ln -s "$m" "$dir/modules/"; done
+  if [ -n "$so" ]; then
+    # A copy, not a symlink: a rebuild while the server runs must not change
+    # the file under a loaded module.
+    cp "$so" "$dir/modules/m_tally.so"
+  fi
+}
+
+write_inspircd_conf() {
+  local so=$1
+  cat >"$dir/inspircd.conf" <<CONF
+# Written by tools/irc_env.sh; rewritten on every start.
+<server name="$ircd_name" description="tally test server" id="0TL" network="TallyNet">
+<admin name="tally" nick="tally" email="tally@localhost">
+<path configdir="$dir" datadir="$dir/data" logdir="$dir/logs" moduledir="$dir/modules">
+<bind address="127.0.0.1" port="$port" type="clients">
+<bind address="127.0.0.1" port="$link_port" type="servers">
+<power diepass="die-$link_pass" restartpass="restart-$link_pass">
+
+<connect name="main" allow="*" timeout="60" pingfreq="120" threshold="100000"
+         commandrate="100000" fakelag="no" recvq="16384" softsendq="65536"
+         hardsendq="1048576" localmax="1000" globalmax="1000" maxconnwarn="off"
+         resolvehostnames="no" useident="no">
+
+<class name="Shutdown" commands="DIE RESTART REHASH LOADMODULE UNLOADMODULE RELOADMODULE">
+<class name="ServerLink" commands="CONNECT SQUIT RCONNECT RSQUIT MKPASSWD">
+<class name="BanControl" commands="KILL GLINE KLINE ZLINE QLINE ELINE">
+<type name="NetAdmin" classes="Shutdown ServerLink BanControl" host="netadmin.tally.test">
+<oper name="admin" password="adminpass" host="*@*" type="NetAdmin">
+
+<files motd="$dir/motd.txt">
+<dns server="127.0.0.1" timeout="1">
+<options prefixquit="Quit: " syntaxhints="no" announcets="yes">
+<security announceinvites="dynamic" hideulines="no" flatlinks="no" maxtargets="20">
+<performance quietbursts="yes" softlimit="1024" clonesonconnect="no">
+<whowas groupsize="10" maxgroups="1000" maxkeep="1h">
+<log method="file" type="* -USERINPUT -USEROUTPUT" level="default" target="$dir/logs/ircd.log">
+
+# Server link to Anope.
+<module name="spanningtree">
+<link name="$svc_name" ipaddr="127.0.0.1" port="$link_port" allowmask="127.0.0.0/8"
+      timeout="30" sendpass="$link_pass" recvpass="$link_pass">
+<uline server="$svc_name" silent="yes">
+
+# What services need and what a real network runs beside them.
+<module name="services_account">
+<module name="sasl">
+<sasl target="$svc_name">
+<module name="svshold">
+<module name="chghost">
+<module name="chgident">
+<module name="chgname">
+<module name="hidechans">
+<module name="servprotect">
+<module name="topiclock">
+<module name="mlock">
+<module name="alias">
+<alias text="NICKSERV" replace="SQUERY \$requirement :\$2-" requires="NickServ" uline="yes">
+<alias text="NS" replace="SQUERY \$requirement :\$2-" requires="NickServ" uline="yes">
+<alias text="IDENTIFY" format="*" replace="SQUERY \$requirement :IDENTIFY \$2-" requires="NickServ" uline="yes">
+<badnick nick="NickServ" reason="Reserved for a network service">
+<module name="helpop">
+<include file="/usr/share/doc/inspircd/examples/helpop.conf.example">
+<module name="cap">
+<module name="ircv3">
+<module name="ircv3_accounttag">
+<module name="ircv3_batch">
+<module name="ircv3_capnotify">
+<module name="ircv3_chghost">
+<module name="ircv3_ctctags">
+<module name="ircv3_echomessage">
+<module name="ircv3_invitenotify">
+<module name="ircv3_labeledresponse">
+<module name="ircv3_msgid">
+<module name="ircv3_servertime">
+<module name="namesx">
+<module name="uhnames">
+CONF
+  if [ -n "$so" ]; then
+    local dsnfile=$dir/tally.dsn
+    printf '%s\n' "${TALLY_DSN:-}" >"$dsnfile"
+    chmod 600 "$dsnfile"
+    cat >>"$dir/inspircd.conf" <<CONF
+
+# tally: live commerce. See docs/IRC.md.
+<module name="tally">
+<tally dsnfile="$(xml_escape "$dsnfile")" ${TALLY_TAG_EXTRA:-}>
+CONF
+  fi
+  printf 'tally test network\n' >"$dir/motd.txt"
+}
+
+write_anope_conf() {
+  mkdir -p "$dir/anope/data" "$dir/anope/logs"
+  cat >"$dir/anope/services.conf" <<CONF
+/* Written by tools/irc_env.sh; rewritten on every start. */
+uplink
+{
+	host = "127.0.0.1"
+	ipv6 = no
+	ssl = no
+	port = $link_port
+	password = "$link_pass"
+}
+serverinfo
+{
+	name = "$svc_name"
+	description = "tally test services"
+	id = "0SV"
+	pid = "$dir/anope/anope.pid"
+	motd = "$dir/motd.txt"
+}
+module
+{
+	name = "inspircd3"
+	use_server_side_mlock = yes
+	use_server_side_topiclock = yes
+}
+networkinfo
+{
+	networkname = "TallyNet"
+	nicklen = 31
+	userlen = 10
+	hostlen = 64
+	chanlen = 32
+	modelistsize = 100
+	vhost_chars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-"
+	allow_undotted_vhosts = false
+	disallow_start_or_end = ".-"
+}
+options
+{
+	/* Must match InspIRCd's casemapping or the link is refused at CAPAB. */
+	casemap = "rfc1459"
+	seed = $RANDOM$RANDOM
+	strictpasswords = yes
+	badpasslimit = 50
+	badpasstimeout = 1h
+	updatetimeout = 5m
+	expiretimeout = 30m
+	readtimeout = 5s
+	/* Anope 2.0.12 refuses a zero warningtimeout. */
+	warningtimeout = 4h
+	timeoutcheck = 3s
+	retrywait = 2s
+	hideprivilegedcommands = yes
+	hideregisteredcommands = yes
+}
+mail { usemail = no }
+log
+{
+	target = "services.log"
+	admin = "*"
+	commands = "*"
+	servers = "*"
+	users = "connect disconnect nick"
+	other = "*"
+	rawio = no
+	debug = no
+}
+module
+{
+	name = "db_flatfile"
+	database = "anope.db"
+	keepbackups = 0
+	fork = no
+}
+module { name = "enc_sha256" }
+module { name = "m_sasl" }
+
+service
+{
+	nick = "NickServ"
+	user = "services"
+	host = "$svc_name"
+	gecos = "Nickname Registration Service"
+}
+module
+{
+	name = "nickserv"
+	client = "NickServ"
+	forceemail = no
+	confirmemailchanges = no
+	defaults = "ns_private hide_email hide_mask"
+	regdelay = 0
+	expire = 21d
+	secureadmins = yes
+	modeonid = yes
+	killquick = 20s
+	kill = 60s
+	enforceruser = "enforcer"
+	enforcerhost = "$svc_name"
+	releasetimeout = 1m
+	guestnickprefix = "Guest"
+	nonicknameownership = no
+	passlen = 32
+}
+command { service = "NickServ"; name = "HELP"; command = "generic/help"; }
+module { name = "ns_register"; registration = "none"; resenddelay = 90s; }
+command { service = "NickServ"; name = "REGISTER"; command = "nickserv/register"; }
+command { service = "NickServ"; name = "CONFIRM"; command = "nickserv/confirm"; }
+module { name = "ns_identify"; maxlogins = 10; }
+command { service = "NickServ"; name = "IDENTIFY"; command = "nickserv/identify"; }
+command { service = "NickServ"; name = "ID"; command = "nickserv/identify"; hide = true; }
+module { name = "ns_logout" }
+command { service = "NickServ"; name = "LOGOUT"; command = "nickserv/logout"; }
+module { name = "ns_info" }
+command { service = "NickServ"; name = "INFO"; command = "nickserv/info"; }
+module { name = "ns_status" }
+command { service = "NickServ"; name = "STATUS"; command = "nickserv/status"; }
+module { name = "ns_group"; maxaliases = 16; nogroupchange = yes; }
+command { service = "NickServ"; name = "GROUP"; command = "nickserv/group"; }
+command { service = "NickServ"; name = "GLIST"; command = "nickserv/glist"; }
+CONF
+}
+
+port_open() {
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+wait_port() {
+  local p=$1 pidfile=$2 i
+  for i in $(seq 1 100); do
+    if port_open "$p"; then return 0; fi
+    if ! alive "$pidfile"; then return 1; fi
+    sleep 0.1
+  done
+  return 1
+}
+
+fail_start() {
+  echo "irc_env: $1" >&2
+  for f in "$dir/logs/ircd.log" "$dir/logs/ircd.out" "$dir/anope/logs/anope.out"; do
+    [ -f "$f" ] && { echo "--- $f" >&2; tail -25 "$f" >&2; }
+  done
+  stop_all
+  exit 1
+}
+
+stop_one() {
+  local pidfile=$1 pid i
+  [ -f "$pidfile" ] || return 0
+  pid=$(cat "$pidfile")
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for i in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$pidfile"
+}
+
+stop_all() {
+  stop_one "$dir/anope.run.pid"
+  stop_one "$dir/inspircd.run.pid"
+}
+
+case "$cmd" in
+start)
+  if alive "$dir/inspircd.run.pid" || alive "$dir/anope.run.pid"; then
+    echo "irc_env: already running in $dir" >&2; exit 1
+  fi
+  if port_open "$port"; then echo "irc_env: port $port is taken" >&2; exit 1; fi
+  if port_open "$link_port"; then echo "irc_env: port $link_port is taken" >&2; exit 1; fi
+  so=$(find_tally_so)
+  mkdir -p "$dir/data" "$dir/logs"
+  write_moduledir "$so"
+  write_inspircd_conf "$so"
+  write_anope_conf
+  printf 'IRC_PORT=%s\nIRC_LINK_PORT=%s\nTALLY_SO=%s\n' "$port" "$link_port" "${so:-none}" >"$dir/env"
+  if [ "$(id -u)" = 0 ]; then chown -R "$run_user": "$dir"; fi
+  chmod 700 "$dir"
+
+  # The daemons run in the foreground (--nofork) under a shell that records
+  # their real pid, so stop can signal the daemon itself.
+  cd "$dir"
+  as_user sh -c 'echo $$ >"$1/inspircd.run.pid"; exec /usr/sbin/inspircd --config="$1/inspircd.conf" --nofork --nopid' \
+    sh "$dir" >"$dir/logs/ircd.out" 2>&1 </dev/null &
+  for i in $(seq 1 50); do [ -s "$dir/inspircd.run.pid" ] && break; sleep 0.05; done
+  wait_port "$port" "$dir/inspircd.run.pid" || fail_start "InspIRCd did not start"
+  wait_port "$link_port" "$dir/inspircd.run.pid" || fail_start "InspIRCd has no server port"
+
+  as_user sh -c 'echo $$ >"$1/anope.run.pid"; exec /usr/sbin/anope --nofork --confdir="$1/anope" --config=services.conf --dbdir="$1/anope/data" --logdir="$1/anope/logs" --modulesdir=/usr/lib/anope' \
+    sh "$dir" >"$dir/anope/logs/anope.out" 2>&1 </dev/null &
+  for i in $(seq 1 50); do [ -s "$dir/anope.run.pid" ] && break; sleep 0.05; done
+
+  # Linked means a client can reach NickServ through the server.
+  if ! /usr/bin/python3 "$root/tests/e2e/ircclient.py" probe 127.0.0.1 "$port" 30 \
+      "$dir/inspircd.run.pid" "$dir/anope.run.pid"; then
+    alive "$dir/anope.run.pid" || fail_start "Anope exited"
+    fail_start "NickServ did not answer within 30 s"
+  fi
+  echo "irc_env: InspIRCd on 127.0.0.1:$port, Anope linked on $link_port, tally module: ${so:-none}"
+  ;;
+stop)
+  stop_all
+  ;;
+status)
+  alive "$dir/inspircd.run.pid" && alive "$dir/anope.run.pid"
+  ;;
+*)
+  echo "usage: irc_env.sh start|stop|status DIR [PORT]" >&2; exit 2
+  ;;
+esac
