@@ -1,0 +1,204 @@
+#!/usr/bin/env bash
+# run.sh — `make bench`: the engine's hot buy path against its two baselines.
+#
+#   bench/run.sh BUILD_DIR
+#
+# Environment:
+#   BENCH_QUICK=1            short runs (under 2 minutes in all), same keys
+#   BENCH_NAIVE_SECONDS=S    seconds per client count of the naive baseline
+#   BENCH_BATCHED_SECONDS=S  seconds of the hand-batched baseline
+#
+# Starts a throwaway PostgreSQL (tools/pg.sh) in a mktemp folder that is
+# removed on exit, also on failure or ^C. The engine bench gets the pristine
+# database "tally" (it applies its own migrations); the baselines get their
+# own database "bench_baseline" holding bench/naive.sql. Results are merged
+# into bench/out/latest.json and printed as a table with the targets.
+# Exits 0 when every program ran (targets BELOW do not fail it), 1 otherwise.
+set -euo pipefail
+
+usage() { echo "usage: bench/run.sh BUILD_DIR   (env BENCH_QUICK=1 for a short run)" >&2; exit 2; }
+[ $# -eq 1 ] || usage
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=$1
+[ -d "$build" ] || { echo "run.sh: no build folder $build" >&2; exit 2; }
+build=$(cd "$build" && pwd)
+
+PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
+PYTHON=${PYTHON:-/usr/bin/python3}
+BUYERS=10000
+ITEMS=100
+BASE_DB=bench_baseline
+quick=0
+[ "${BENCH_QUICK:-0}" = 1 ] && quick=1
+if [ "$quick" = 1 ]; then
+  naive_s=${BENCH_NAIVE_SECONDS:-4}; batched_s=${BENCH_BATCHED_SECONDS:-8}; qflag=--quick
+else
+  naive_s=${BENCH_NAIVE_SECONDS:-15}; batched_s=${BENCH_BATCHED_SECONDS:-30}; qflag=
+fi
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/tally-bench.XXXXXX")
+cleanup() {
+  "$root/tools/pg.sh" stop "$tmp" >/dev/null 2>&1 || true
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+echo "bench: starting PostgreSQL in $tmp" >&2
+dsn=$("$root/tools/pg.sh" start "$tmp")
+"$PGBIN/createdb" -h "$tmp" -p 5432 -U tally "$BASE_DB"
+base_dsn=${dsn/dbname=tally/dbname=$BASE_DB}
+psql_base() { "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 "$base_dsn" "$@"; }
+psql_base -f "$root/bench/naive.sql"
+psql_base -c "SELECT naive_seed($BUYERS, $ITEMS)" >/dev/null
+
+failed=0
+# run_json NAME PROGRAM ARGS...: stdout (one JSON object) into $tmp/NAME.json.
+run_json() {
+  local name=$1; shift
+  if [ ! -x "$1" ]; then
+    echo "bench: $1 missing (build it with make bench)" >&2; failed=1; return 0
+  fi
+  echo "bench: $name ..." >&2
+  if ! "$@" >"$tmp/$name.json"; then
+    echo "bench: $name failed" >&2; rm -f "$tmp/$name.json"; failed=1
+  fi
+}
+
+engine_state="not built"
+if [ -x "$build/bench/bench_engine" ]; then
+  engine_state=ok
+  run_json engine "$build/bench/bench_engine" --dsn "$dsn" $qflag
+  [ -f "$tmp/engine.json" ] || engine_state=failed
+else
+  echo "engine: not built" >&2
+fi
+
+psql_base -c CHECKPOINT
+run_json naive "$build/bench/baseline_naive" --dsn "$base_dsn" --seconds "$naive_s" $qflag
+psql_base -c CHECKPOINT
+run_json batched "$build/bench/baseline_batched" --dsn "$base_dsn" --seconds "$batched_s" $qflag
+
+commit=$(git -C "$root" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+dirty=false
+[ -n "$(git -C "$root" status --porcelain --untracked-files=no 2>/dev/null)" ] && dirty=true
+mkdir -p "$root/bench/out"
+out="$root/bench/out/latest.json"
+
+BENCH_TMP=$tmp BENCH_OUT=$out BENCH_QUICK_FLAG=$quick BENCH_COMMIT=$commit \
+BENCH_DIRTY=$dirty BENCH_ENGINE=$engine_state "$PYTHON" - <<'PY' || failed=1
+import json, os, sys, datetime
+
+tmp, out = os.environ["BENCH_TMP"], os.environ["BENCH_OUT"]
+status = 0
+
+def load(name):
+    global status
+    path = os.path.join(tmp, name + ".json")
+    if not os.path.exists(path):
+        return {}
+    try:
+        obj = json.loads(open(path).read().strip() or "null")
+        if isinstance(obj, dict):
+            return obj
+        raise ValueError("not a JSON object")
+    except ValueError as e:
+        print(f"bench: {name} printed no JSON object: {e}", file=sys.stderr)
+        status = 1
+        return {}
+
+def cpu_model():
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+def ratio(a, b):
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and b > 0:
+        return round(a / b, 2)
+    return None
+
+engine, naive, batched = load("engine"), load("naive"), load("batched")
+engine_state = os.environ["BENCH_ENGINE"]
+if engine_state == "ok" and not engine:
+    engine_state = "failed"
+res = {}
+res.update(engine)
+res.update(naive)
+res.update(batched)
+res["ratio_vs_naive"] = ratio(res.get("durable_per_s"), res.get("naive_per_s"))
+res["ratio_vs_batched_sql"] = ratio(res.get("durable_per_s"), res.get("batched_sql_per_s"))
+res["engine"] = engine_state
+res["date"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+res["git_commit"] = os.environ["BENCH_COMMIT"]
+res["git_dirty"] = os.environ["BENCH_DIRTY"] == "true"
+res["machine"] = {"nproc": os.cpu_count(), "cpu_model": cpu_model()}
+res["quick"] = os.environ["BENCH_QUICK_FLAG"] == "1"
+with open(out + ".tmp", "w") as f:
+    json.dump(res, f, indent=2)
+    f.write("\n")
+os.replace(out + ".tmp", out)
+
+TARGETS = [  # key, test, shown target
+    ("decide_per_s", lambda v: v >= 5_000_000, ">= 5,000,000"),
+    ("herd_sold", lambda v: v == 100, "== 100"),
+    ("herd_answered", lambda v: v == 100_000, "== 100,000"),
+    ("ratio_vs_naive", lambda v: v >= 20, ">= 20"),
+    ("ratio_vs_batched_sql", lambda v: v >= 2, ">= 2"),
+]
+target_of = {k: (t, s) for k, t, s in TARGETS}
+
+def fmt(v):
+    if isinstance(v, bool) or v is None:
+        return "-" if v is None else str(v).lower()
+    if isinstance(v, float):
+        return f"{v:,.2f}" if abs(v) < 100 else f"{v:,.0f}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    if isinstance(v, dict):
+        return ", ".join(f"{k}={fmt(x)}" for k, x in v.items())
+    return str(v)
+
+def row(label, key):
+    v = res.get(key)
+    target, verdict = "", ""
+    if key in target_of:
+        test, target = target_of[key]
+        verdict = "n/a" if not isinstance(v, (int, float)) else ("PASS" if test(v) else "BELOW")
+    print(f"  {label:<28} {fmt(v):>16}   {target:<14} {verdict}")
+
+m = res["machine"]
+print()
+print(f"tally bench{' (quick)' if res['quick'] else ''}: {res['date']}, commit "
+      f"{res['git_commit']}{' (dirty)' if res['git_dirty'] else ''}, "
+      f"{m['nproc']} x {m['cpu_model']}")
+print(f"  {'':<28} {'value':>16}   {'target':<14} result")
+if engine_state != "ok":
+    print(f"  engine: {engine_state}")
+for key in ("decide_per_s", "durable_per_s", "p50_us", "p99_us", "p999_us"):
+    row(key, key)
+conc = res.get("durable_conc")
+if isinstance(conc, dict):
+    for c, v in conc.items():
+        print(f"  {'durable @ ' + str(c):<28} {fmt(v):>16}")
+for key in ("herd_sold", "herd_answered", "herd_ms"):
+    row(key, key)
+known = {"decide_per_s", "durable_per_s", "p50_us", "p99_us", "p999_us",
+         "durable_conc", "herd_sold", "herd_answered", "herd_ms"}
+for key in engine:
+    if key not in known:
+        row(key, key)
+row(f"naive_per_s ({fmt(res.get('naive_clients'))} clients)", "naive_per_s")
+row(f"batched_sql_per_s ({fmt(res.get('batched_sql_clients'))} x "
+    f"{fmt(res.get('batched_sql_batch'))})", "batched_sql_per_s")
+row("ratio_vs_naive", "ratio_vs_naive")
+row("ratio_vs_batched_sql", "ratio_vs_batched_sql")
+print(f"  -> {os.path.relpath(out)}")
+sys.exit(status)
+PY
+
+exit "$failed"
