@@ -122,7 +122,7 @@ write_inspircd_conf() {
 <alias text="IDENTIFY" format="*" replace="SQUERY \$requirement :IDENTIFY \$2-" requires="NickServ" uline="yes">
 <badnick nick="NickServ" reason="Reserved for a network service">
 <module name="helpop">
-<include file="/usr/share/doc/inspircd/examples/helpop.conf.example">
+<include file="$dir/helpop.conf">
 <module name="cap">
 <module name="ircv3">
 <module name="ircv3_accounttag">
@@ -139,17 +139,23 @@ write_inspircd_conf() {
 <module name="uhnames">
 CONF
   if [ -n "$so" ]; then
-    local dsnfile=$dir/tally.dsn
+    local dsnfile=$dir/tally.dsn key=""
+    mkdir -p "$dir/var"
+    case " ${TALLY_TAG_EXTRA:-}" in
+    *" signing_key="*) ;;
+    *) key="signing_key=\"$(xml_escape "$dir/var/tally-signing.pem")\"" ;;
+    esac
     printf '%s\n' "${TALLY_DSN:-}" >"$dsnfile"
     chmod 600 "$dsnfile"
     cat >>"$dir/inspircd.conf" <<CONF
 
 # tally: live commerce. See docs/IRC.md.
 <module name="tally">
-<tally dsnfile="$(xml_escape "$dsnfile")" ${TALLY_TAG_EXTRA:-}>
+<tally dsnfile="$(xml_escape "$dsnfile")" $key ${TALLY_TAG_EXTRA:-}>
 CONF
   fi
   printf 'tally test network\n' >"$dir/motd.txt"
+  cp /usr/share/doc/inspircd/examples/helpop.conf.example "$dir/helpop.conf"
 }
 
 write_anope_conf() {

@@ -1,0 +1,542 @@
+/* m_tally.cpp — InspIRCd 3 adapter for the tally live-commerce engine.
+ *
+ * A thin translator, no business rules: it turns IRC input into tally
+ * commands and the engine's effects back into IRC messages.
+ *
+ *   client command  BUY sku 2          -> tally_command{text "BUY sku 2", channel ""}
+ *   channel line    !buy sku 2 (#shop) -> tally_command{text "BUY sku 2", channel "#shop"}
+ *   REPLY effect                       -> server NOTICE to the user (found again by UUID)
+ *   ANNOUNCE effect                    -> server NOTICE to the channel
+ *   STATUS effect                      -> server log
+ *
+ * The engine runs on its own thread. The main loop never waits for it:
+ * submitting copies a frame into a lock-free queue, and effects come back
+ * through the engine's fd, which the SocketEngine watches like a socket.
+ * Only the main loop touches User and Channel objects.
+ *
+ * Configuration is one <tally> tag; see docs/IRC.md. Attributes that are
+ * engine keys go to tally_config_set() (unknown ones are refused by it);
+ * `<key>file="path"` reads a secret such as the DSN from a file. Module keys:
+ * prefix, cmd_<word> (rename or, when empty, disable a command word).
+ */
+
+#include "inspircd.h"
+#include "modules/account.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <sstream>
+#include <vector>
+
+#include "tally.h"
+
+namespace {
+
+/* Effects handled per wakeup, so a flood of effects cannot starve clients:
+ * the fd stays readable and the SocketEngine calls us again next tick. */
+const size_t EFFECTS_PER_WAKEUP_MAX = 512;
+
+/* Secret files (DSN) are small; anything bigger is a mistake. */
+const std::streamsize SECRET_FILE_BYTES_MAX = 4096;
+
+/* The command words the engine understands. cmd_<word> in <tally> renames
+ * or disables one; an unknown cmd_<word> adds a word for newer engines. */
+const char* const COMMAND_WORDS[] = {
+	"SHOP", "BUY", "CONFIRM", "TIP", "WALLET", "RECEIPTS",
+	"REFUND", "VERIFY", "ITEM", "TALLY",
+};
+
+std::string Upper(const std::string& s)
+{
+	std::string out(s);
+	for (size_t i = 0; i < out.size(); ++i)
+		if (out[i] >= 'a' && out[i] <= 'z')
+			out[i] = char(out[i] - 'a' + 'A');
+	return out;
+}
+
+/* Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF. */
+bool ValidUtf8(const std::string& s)
+{
+	const unsigned char* p = reinterpret_cast<const unsigned char*>(s.data());
+	const unsigned char* end = p + s.size();
+	while (p < end)
+	{
+		unsigned char c = *p;
+		if (c < 0x80) { ++p; continue; }
+		size_t n;
+		unsigned int cp;
+		if (c >= 0xC2 && c <= 0xDF) { n = 1; cp = c & 0x1F; }
+		else if (c >= 0xE0 && c <= 0xEF) { n = 2; cp = c & 0x0F; }
+		else if (c >= 0xF0 && c <= 0xF4) { n = 3; cp = c & 0x07; }
+		else return false;
+		if (size_t(end - p) <= n)
+			return false;
+		for (size_t i = 1; i <= n; ++i)
+		{
+			if ((p[i] & 0xC0) != 0x80)
+				return false;
+			cp = (cp << 6) | (p[i] & 0x3F);
+		}
+		if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10FFFF
+			|| (cp >= 0xD800 && cp <= 0xDFFF))
+			return false;
+		p += n + 1;
+	}
+	return true;
+}
+
+/* Why a line cannot be forwarded, or NULL. The engine checks UTF-8 too;
+ * checking here lets the user hear about it without a round trip. */
+const char* LineProblem(const std::string& text)
+{
+	if (text.find('\0') != std::string::npos)
+		return "NUL bytes are not allowed";
+	if (text.find('\x01') != std::string::npos)
+		return "CTCP is not allowed in commands";
+	if (text.size() > TALLY_TEXT_BYTES_MAX)
+		return tally_strerror(TALLY_ETOOBIG);
+	if (!ValidUtf8(text))
+		return tally_strerror(TALLY_EBAD_UTF8);
+	return NULL;
+}
+
+std::string ReadSecretFile(const std::string& path)
+{
+	std::ifstream in(path.c_str(), std::ios::in | std::ios::binary);
+	if (!in)
+		throw ModuleException("<tally> cannot read " + path + ": " + strerror(errno));
+	std::string data(size_t(SECRET_FILE_BYTES_MAX) + 1, '\0');
+	in.read(&data[0], SECRET_FILE_BYTES_MAX + 1);
+	data.resize(size_t(in.gcount()));
+	if (data.size() > size_t(SECRET_FILE_BYTES_MAX))
+		throw ModuleException("<tally> " + path + " is larger than 4 KiB");
+	while (!data.empty() && (data.back() == '\n' || data.back() == '\r' || data.back() == ' '))
+		data.pop_back();
+	return data;
+}
+
+void CollectKey(void* ud, const char* key, const char* default_text, const char* help)
+{
+	static_cast<std::vector<std::string>*>(ud)->push_back(key);
+}
+
+/* Everything read from one <tally> tag. Engine values are kept as text so a
+ * rehash can tell which ones changed. */
+struct Settings
+{
+	std::map<std::string, std::string> engine;   /* engine key -> value */
+	std::string prefix;                          /* channel command prefix */
+	std::map<std::string, std::string> words;    /* typed word (upper) -> engine word */
+
+	static Settings Read(ConfigTag* tag)
+	{
+		std::vector<std::string> known;
+		tally_config_describe(CollectKey, &known);
+
+		Settings s;
+		s.prefix = "!";
+		std::map<std::string, std::string> renames;
+		for (size_t i = 0; i < sizeof COMMAND_WORDS / sizeof COMMAND_WORDS[0]; ++i)
+			renames[COMMAND_WORDS[i]] = COMMAND_WORDS[i];
+
+		const ConfigItems& items = tag->getItems();
+		for (ConfigItems::const_iterator it = items.begin(); it != items.end(); ++it)
+		{
+			const std::string key = it->first;
+			const std::string& value = it->second;
+			if (key == "prefix")
+			{
+				if (value.size() != 1 || value[0] == ' ' || value[0] == '\x01')
+					throw ModuleException("<tally:prefix> must be one character, not '" + value + "'");
+				s.prefix = value;
+			}
+			else if (key.compare(0, 4, "cmd_") == 0 && key.size() > 4)
+			{
+				if (value.find(' ') != std::string::npos)
+					throw ModuleException("<tally:" + key + "> must be one word");
+				renames[Upper(key.substr(4))] = Upper(value);
+			}
+			else if (std::find(known.begin(), known.end(), key) == known.end()
+				&& key.size() > 4 && key.compare(key.size() - 4, 4, "file") == 0)
+			{
+				/* dsnfile="..." or dsn_file="...": the value of `dsn` lives in a file. */
+				std::string base = key.substr(0, key.size() - 4);
+				if (!base.empty() && base[base.size() - 1] == '_')
+					base.erase(base.size() - 1);
+				if (std::find(known.begin(), known.end(), base) == known.end())
+					throw ModuleException("<tally:" + key + "> names no known key '" + base + "'");
+				s.engine[base] = ReadSecretFile(value);
+			}
+			else
+				s.engine[key] = value;
+		}
+		for (std::map<std::string, std::string>::const_iterator r = renames.begin(); r != renames.end(); ++r)
+			if (!r->second.empty())
+				s.words[r->second] = r->first;
+		return s;
+	}
+
+	/* Fills cfg from engine; strings in cfg borrow from this object. */
+	void Apply(tally_config* cfg) const
+	{
+		tally_config_init(cfg);
+		char err[TALLY_ERRBUF_BYTES];
+		for (std::map<std::string, std::string>::const_iterator e = engine.begin(); e != engine.end(); ++e)
+		{
+			err[0] = '\0';
+			if (tally_config_set(cfg, e->first.c_str(), e->second.c_str(), err, sizeof err) != TALLY_OK)
+				throw ModuleException(std::string("<tally:") + e->first + "> " + err);
+		}
+		err[0] = '\0';
+		if (tally_config_check(cfg, err, sizeof err) != TALLY_OK)
+			throw ModuleException(std::string("<tally> ") + err);
+	}
+};
+
+} // namespace
+
+class ModuleTally;
+
+namespace {
+
+/* Watches the engine's fd on the main loop. */
+class EffectPump : public EventHandler
+{
+	ModuleTally* const mod;
+ public:
+	EffectPump(ModuleTally* m) : mod(m) { }
+	void OnEventHandlerRead() CXX11_OVERRIDE;
+	void OnEventHandlerWrite() CXX11_OVERRIDE { }
+	void OnEventHandlerError(int errornum) CXX11_OVERRIDE;
+};
+
+/* One registered client command, e.g. BUY (or its configured rename). */
+class CommandTally : public SplitCommand
+{
+	ModuleTally* const mod;
+ public:
+	const std::string word; /* the engine's word for it */
+
+	CommandTally(ModuleTally* m, const std::string& typed, const std::string& engine_word);
+	CmdResult HandleLocal(LocalUser* user, const Params& parameters) CXX11_OVERRIDE;
+};
+
+} // namespace
+
+class ModuleTally : public Module
+{
+	tally_engine* engine;
+	EffectPump pump;
+	Settings settings;
+	std::vector<CommandTally*> commands;
+	uint64_t next_req;
+	std::string id_stem; /* "<sid>-<load time in µs>-": unique per module load */
+
+	void Log(const std::string& msg)
+	{
+		ServerInstance->Logs->Log(MODNAME, LOG_DEFAULT, "%s", msg.c_str());
+	}
+
+	void StartEngine(const Settings& s)
+	{
+		if ((tally_version() >> 16) != TALLY_VERSION_MAJOR)
+			throw ModuleException("libtally major version differs from the one m_tally was built for");
+		tally_config cfg;
+		s.Apply(&cfg);
+		char err[TALLY_ERRBUF_BYTES] = "";
+		tally_engine* e = NULL;
+		int rc = tally_engine_new(&cfg, &e, err, sizeof err);
+		if (rc != TALLY_OK)
+			throw ModuleException(std::string("tally: ") + (err[0] ? err : tally_strerror(rc)));
+		rc = tally_engine_start(e);
+		if (rc != TALLY_OK)
+		{
+			tally_engine_free(e);
+			throw ModuleException(std::string("tally: cannot start engine: ") + tally_strerror(rc));
+		}
+		pump.SetFd(tally_engine_fd(e));
+		if (!pump.HasFd() || !SocketEngine::AddFd(&pump, FD_WANT_POLL_READ | FD_WANT_NO_WRITE))
+		{
+			tally_engine_stop(e);
+			tally_engine_free(e);
+			pump.SetFd(-1);
+			throw ModuleException("tally: cannot watch the engine fd");
+		}
+		engine = e;
+	}
+
+	void StopEngine()
+	{
+		if (!engine)
+			return;
+		if (pump.HasFd())
+		{
+			SocketEngine::DelFd(&pump);
+			pump.SetFd(-1);
+		}
+		tally_engine_stop(engine);
+		tally_engine_free(engine);
+		engine = NULL;
+	}
+
+	void RegisterCommands()
+	{
+		for (std::map<std::string, std::string>::const_iterator w = settings.words.begin(); w != settings.words.end(); ++w)
+		{
+			CommandTally* c = new CommandTally(this, w->first, w->second);
+			commands.push_back(c);
+			try
+			{
+				ServerInstance->Modules->AddService(*c);
+			}
+			catch (ModuleException& ex)
+			{
+				throw ModuleException("tally: cannot add command " + w->first + " (" + ex.GetReason()
+					+ "); rename it with <tally cmd_" + Upper(w->second) + "=\"...\">");
+			}
+		}
+	}
+
+	void DeleteCommands()
+	{
+		for (size_t i = 0; i < commands.size(); ++i)
+			delete commands[i];
+		commands.clear();
+	}
+
+	std::string NextMsgId()
+	{
+		return id_stem + ConvToStr(next_req);
+	}
+
+	static uint32_t Roles(User* user, Channel* chan)
+	{
+		uint32_t roles = 0;
+		if (user->IsOper())
+			roles |= TALLY_ROLE_OPER;
+		if (chan && chan->GetPrefixValue(user) >= OP_VALUE)
+			roles |= TALLY_ROLE_CHANOP;
+		return roles;
+	}
+
+ public:
+	ModuleTally()
+		: engine(NULL)
+		, pump(this)
+		, next_req(0)
+	{
+		/* Microseconds, so a reload within the same second cannot reuse an
+		 * idempotency key. */
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		id_stem = ServerInstance->Config->GetSID() + "-" + ConvToStr(uint64_t(ts.tv_sec) * 1000000u
+			+ uint64_t(ts.tv_nsec / 1000)) + "-";
+	}
+
+	~ModuleTally()
+	{
+		StopEngine();
+		DeleteCommands();
+	}
+
+	CullResult cull() CXX11_OVERRIDE
+	{
+		StopEngine();
+		return Module::cull();
+	}
+
+	void Prioritize() CXX11_OVERRIDE
+	{
+		/* Last, so channel bans, +m and other modules' checks decide first,
+		 * and ircv3_msgid has already stamped the message. */
+		ServerInstance->Modules->SetPriority(this, I_OnUserPreMessage, PRIORITY_LAST);
+	}
+
+	void ReadConfig(ConfigStatus& status) CXX11_OVERRIDE
+	{
+		Settings fresh = Settings::Read(ServerInstance->Config->ConfValue("tally"));
+		if (!engine)
+		{
+			settings = fresh;
+			StartEngine(settings);
+			RegisterCommands();
+			Log("tally: engine started (libtally " + ConvToStr(tally_version() >> 16) + "."
+				+ ConvToStr(tally_version() & 0xFFFF) + ")");
+			return;
+		}
+
+		/* Rehash: validate everything, apply what can change live (the
+		 * prefix), report what needs a module reload. */
+		tally_config check;
+		fresh.Apply(&check);
+		std::vector<std::string> needs_reload;
+		if (fresh.engine != settings.engine)
+			needs_reload.push_back("engine settings");
+		if (fresh.words != settings.words)
+			needs_reload.push_back("client command names");
+		settings.prefix = fresh.prefix;
+		if (!needs_reload.empty())
+		{
+			std::string msg = "tally: changed " + needs_reload[0];
+			for (size_t i = 1; i < needs_reload.size(); ++i)
+				msg += " and " + needs_reload[i];
+			msg += " take effect after /RELOADMODULE m_tally";
+			Log(msg);
+			if (status.srcuser)
+				status.srcuser->WriteRemoteNotice(msg);
+		}
+	}
+
+	/* Forwards one command; answers the user at once when it cannot. */
+	void Submit(User* user, Channel* chan, const std::string& text, const std::string& msg_id)
+	{
+		const char* problem = LineProblem(text);
+		if (problem)
+		{
+			user->WriteNotice(std::string("tally: ") + problem);
+			return;
+		}
+		AccountExtItem* accountext = GetAccountExtItem();
+		const std::string* account = accountext ? accountext->get(user) : NULL;
+		const std::string id = msg_id.empty() ? NextMsgId() : msg_id;
+
+		tally_command cmd;
+		memset(&cmd, 0, sizeof cmd);
+		cmd.size = sizeof cmd;
+		cmd.version = TALLY_COMMAND_VERSION;
+		cmd.req_id = ++next_req;
+		cmd.origin = user->uuid.c_str();
+		cmd.account = account ? account->c_str() : "";
+		cmd.nick = user->nick.c_str();
+		cmd.channel = chan ? chan->name.c_str() : "";
+		cmd.msg_id = id.c_str();
+		cmd.text = text.c_str();
+		cmd.roles = Roles(user, chan);
+		int rc = tally_engine_submit_command(engine, &cmd);
+		if (rc != TALLY_OK)
+			user->WriteNotice(std::string("tally: ") + tally_strerror(rc));
+	}
+
+	/* From a registered client command: WORD params... */
+	void SubmitCommand(LocalUser* user, const std::string& word, const CommandBase::Params& params)
+	{
+		std::string text(word);
+		for (size_t i = 0; i < params.size(); ++i)
+		{
+			text.push_back(' ');
+			text.append(params[i]);
+		}
+		Submit(user, NULL, text, "");
+	}
+
+	ModResult OnUserPreMessage(User* user, const MessageTarget& target, MessageDetails& details) CXX11_OVERRIDE
+	{
+		/* The byte compare every other message pays. */
+		if (details.text.empty() || details.text[0] != settings.prefix[0])
+			return MOD_RES_PASSTHRU;
+		if (target.type != MessageTarget::TYPE_CHANNEL || target.status || details.type != MSG_PRIVMSG
+			|| !IS_LOCAL(user))
+			return MOD_RES_PASSTHRU;
+
+		const std::string& line = details.text;
+		size_t end = line.find(' ', 1);
+		if (end == std::string::npos)
+			end = line.size();
+		std::map<std::string, std::string>::const_iterator w = settings.words.find(Upper(line.substr(1, end - 1)));
+		if (w == settings.words.end())
+			return MOD_RES_PASSTHRU; /* someone else's !command */
+
+		std::string msg_id;
+		ClientProtocol::TagMap::const_iterator tag = details.tags_out.find("msgid");
+		if (tag != details.tags_out.end() && tag->second.value.size() < TALLY_NAME_BYTES_MAX)
+			msg_id = tag->second.value;
+		Submit(user, target.Get<Channel>(), w->second + line.substr(end), msg_id);
+		return MOD_RES_DENY;
+	}
+
+	void OnEffect(const tally_effect* effect)
+	{
+		switch (effect->kind)
+		{
+			case TALLY_EFFECT_REPLY:
+			{
+				User* user = ServerInstance->FindUUID(effect->origin ? effect->origin : "");
+				if (user && !user->quitting)
+					user->WriteRemoteNotice(effect->text ? effect->text : "");
+				break;
+			}
+			case TALLY_EFFECT_ANNOUNCE:
+			{
+				Channel* chan = ServerInstance->FindChan(effect->channel ? effect->channel : "");
+				if (chan)
+					chan->WriteRemoteNotice(effect->text ? effect->text : "");
+				break;
+			}
+			case TALLY_EFFECT_STATUS:
+				Log(std::string("tally: engine status ") + tally_err_name(effect->code) + ": "
+					+ (effect->text ? effect->text : ""));
+				break;
+			default:
+				Log("tally: ignoring effect of unknown kind " + ConvToStr(effect->kind));
+				break;
+		}
+	}
+
+	static void EffectCallback(void* ud, const tally_effect* effect)
+	{
+		static_cast<ModuleTally*>(ud)->OnEffect(effect);
+	}
+
+	void Pump()
+	{
+		if (engine)
+			tally_engine_drain(engine, EffectCallback, this, EFFECTS_PER_WAKEUP_MAX);
+	}
+
+	void PumpError(int errornum)
+	{
+		Log(std::string("tally: error on engine fd: ") + strerror(errornum));
+	}
+
+	Version GetVersion() CXX11_OVERRIDE
+	{
+		return Version("Live commerce: SHOP, BUY, TIP, WALLET and friends via the tally engine");
+	}
+};
+
+namespace {
+
+void EffectPump::OnEventHandlerRead()
+{
+	mod->Pump();
+}
+
+void EffectPump::OnEventHandlerError(int errornum)
+{
+	mod->PumpError(errornum);
+}
+
+CommandTally::CommandTally(ModuleTally* m, const std::string& typed, const std::string& engine_word)
+	: SplitCommand(m, typed, 0)
+	, mod(m)
+	, word(engine_word)
+{
+	syntax = "[<arguments>]";
+	allow_empty_last_param = true;
+}
+
+CmdResult CommandTally::HandleLocal(LocalUser* user, const Params& parameters)
+{
+	mod->SubmitCommand(user, word, parameters);
+	return CMD_SUCCESS;
+}
+
+} // namespace
+
+MODULE_INIT(ModuleTally)

@@ -1,0 +1,31 @@
+# plugin/inspircd/module.mk — the InspIRCd 3 adapter, included by the top Makefile.
+#
+#   make build/m_tally.so     the module (links libtally.a into it)
+#   make install-inspircd     copies it into /usr/lib/inspircd/modules/ (as root)
+#
+# -fno-rtti because Debian's InspIRCd exports no typeinfo for its classes, and
+# MODNAME because the headers do not define it (see /work/shared/HOSTS.md).
+# The module must be built with the same g++ and inspircd-dev as the server.
+
+INSPIRCD_INCLUDE ?= /usr/include/inspircd
+INSPIRCD_MODULEDIR ?= /usr/lib/inspircd/modules
+INSPIRCD_SO := $(BUILD)/m_tally.so
+INSPIRCD_OBJ := $(BUILD)/plugin/inspircd/m_tally.o
+INSPIRCD_CXXFLAGS := -std=c++17 -O2 -g -fPIC -fno-rtti -fvisibility=hidden \
+  -Wall -Wextra -Werror -Wno-unused-parameter -DMODNAME='"m_tally"' \
+  -I$(INSPIRCD_INCLUDE) -Icore/include -MMD -MP
+
+PLUGINS += $(INSPIRCD_SO)
+
+$(INSPIRCD_OBJ): plugin/inspircd/m_tally.cpp
+	@mkdir -p $(dir $@)
+	$(if $(Q),@echo "  CXX     $<")
+	$(Q)$(CXX) $(INSPIRCD_CXXFLAGS) -c $< -o $@
+
+$(INSPIRCD_SO): $(INSPIRCD_OBJ) $(LIBTALLY)
+	$(if $(Q),@echo "  LD      $@")
+	$(Q)$(CXX) -shared -o $@ $(INSPIRCD_OBJ) $(LIBTALLY) $(LDLIBS_ALL)
+
+.PHONY: install-inspircd
+install-inspircd: $(INSPIRCD_SO)
+	install -m 0644 $(INSPIRCD_SO) $(INSPIRCD_MODULEDIR)/m_tally.so
