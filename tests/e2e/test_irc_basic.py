@@ -1,0 +1,172 @@
+#!/usr/bin/python3
+"""test_irc_basic.py — tally inside a real InspIRCd 3 with real Anope services.
+
+Starts a private network with tools/irc_env.sh on free loopback ports, loads
+$TALLY_BUILD/m_tally.so with <tally> pointing at $TALLY_TEST_DSN, and checks
+what a user sees. Prints `ok NAME` / `not ok NAME` per check; exits 1 on any
+failure. Without a built m_tally.so the tally checks are skipped and only the
+network (InspIRCd + Anope + NickServ accounts) is checked.
+
+    TALLY_BUILD=build TALLY_TEST_DSN='host=... dbname=tally' tests/e2e/test_irc_basic.py
+
+With no TALLY_TEST_DSN it starts its own PostgreSQL with tools/pg.sh.
+TALLY_KEEP_ENV=1 keeps the network's folder (configs, logs) for a post-mortem.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import ircclient as ic  # noqa: E402
+
+PASSWORD = "Correct-Horse-42"
+# Replies that mean "ask again shortly", not an answer to the command.
+TRANSIENT = re.compile(r"starting up|busy, try again")
+ENGINE_WAIT_S = 60.0
+
+
+def ask(client, send, regex, timeout=ENGINE_WAIT_S):
+    """Sends a line until tally's NOTICE is not a transient one; returns the
+    first non-transient NOTICE, which must match regex."""
+    deadline = time.monotonic() + timeout
+    while True:
+        mark = client.mark()
+        send()
+        m = client.expect(lambda x: x.command == "NOTICE" and x.target == client.nick
+                          and x.nick != "NickServ", max(1.0, deadline - time.monotonic()),
+                          "tally NOTICE", mark)
+        if TRANSIENT.search(m.text) and time.monotonic() < deadline:
+            time.sleep(0.5)
+            continue
+        if not re.search(regex, m.text):
+            raise ic.IRCError("unexpected reply %r (wanted /%s/)" % (m.text, regex))
+        return m
+
+
+def network_checks(tap, env, with_tally):
+    log = env.log()
+    for mod in ("spanningtree", "services_account", "sasl", "alias", "helpop", "cap",
+                "ircv3_msgid") + (("tally",) if with_tally else ()):
+        tap.check("module %s loaded" % mod, "New module introduced: m_%s.so" % mod in log)
+    tap.check("services linked", re.search(r"services\.tally\.test", log) is not None)
+
+    def identify():
+        nick = ic.unique_nick("id")
+        c = env.client(nick)
+        try:
+            c.ns_register(PASSWORD)
+            c.ns("LOGOUT", r"(?i)logged out")
+            if c.whois_account() is not None:
+                raise ic.IRCError("still logged in after LOGOUT")
+            c.ns_identify(PASSWORD)
+            acct = c.wait_account()
+            if acct != nick:
+                raise ic.IRCError("WHOIS 330 says %r, wanted %r" % (acct, nick))
+        finally:
+            c.quit()
+    tap.run("NickServ REGISTER+IDENTIFY gives a services account (WHOIS 330)", identify)
+
+
+def tally_checks(tap, env):
+    alice = env.client(ic.unique_nick("al"), caps=("message-tags", "account-tag"))
+    bob = env.client(ic.unique_nick("bo"))
+    chan = "#shop%d" % os.getpid()
+    try:
+        alice.join(chan)
+        bob.join(chan)
+
+        # Wait until the engine answers at all (it connects to PostgreSQL first).
+        tap.run("engine answers (not 'starting up')",
+                lambda: ask(alice, lambda: alice.send("WALLET"), r"."))
+
+        def plain_message_passes():
+            lines = ["hello there", "!notatallycommand x", "price is 5! ok",
+                     "caf\u00e9 \u2603 !buy in the middle"]
+            for text in lines:
+                alice.privmsg(chan, text)
+            for text in lines:
+                m = bob.wait_privmsg("^" + re.escape(text) + "$", chan, 5)
+                if m.nick != alice.nick:
+                    raise ic.IRCError("from %r" % m.prefix)
+        tap.run("other channel messages reach others unchanged", plain_message_passes)
+
+        def buy_not_broadcast():
+            mark = bob.mark()
+            ask(alice, lambda: alice.privmsg(chan, "!buy sku1 1"), r".")
+            alice.privmsg(chan, "!BUY sku1 1")
+            alice.privmsg(chan, "after the buys")
+            bob.wait_privmsg("^after the buys$", chan, 5, since=mark)
+            leaked = [m.raw for m in bob.seen[mark:]
+                      if m.command == "PRIVMSG" and "sku1" in m.text]
+            if leaked:
+                raise ic.IRCError("leaked: %r" % leaked)
+        tap.run("!buy lines are not broadcast", buy_not_broadcast)
+
+        tap.run("BUY without an account -> 'not logged in'",
+                lambda: ask(bob, lambda: bob.send("BUY sku1 1"), r"not logged in"))
+        tap.run("!buy without an account -> 'not logged in'",
+                lambda: ask(bob, lambda: bob.privmsg(chan, "!buy sku1 1"), r"not logged in"))
+
+        def ctcp_refused():
+            mark = alice.mark()
+            alice.privmsg(chan, "!buy \x01x")
+            alice.wait_notice(r"CTCP", 5, since=mark)
+        tap.run("a command line with CTCP bytes is refused", ctcp_refused)
+
+        def bad_utf8_refused():
+            mark = alice.mark()
+            alice.send(b"PRIVMSG " + chan.encode() + b" :!buy \xff\xfe")
+            alice.wait_notice(r"invalid UTF-8", 5, since=mark)
+        tap.run("a command line with invalid UTF-8 is refused", bad_utf8_refused)
+
+        def wallet_after_identify():
+            alice.ns_register(PASSWORD)
+            if alice.wait_account() != alice.nick:
+                raise ic.IRCError("no account after REGISTER")
+            m = ask(alice, lambda: alice.send("WALLET"), r"\d")
+            if re.search(r"not logged in|unknown command|wrong arguments", m.text):
+                raise ic.IRCError("WALLET refused: %r" % m.text)
+        tap.run("after NickServ REGISTER, WALLET answers with a balance", wallet_after_identify)
+    finally:
+        alice.quit()
+        bob.quit()
+
+
+def main():
+    tap = ic.Tap()
+    build = os.environ.get("TALLY_BUILD", os.path.join(ic.ROOT, "build"))
+    so = os.path.join(build, "m_tally.so")
+    with_tally = os.path.isfile(so)
+    dsn = os.environ.get("TALLY_TEST_DSN", "")
+    pgdir = None
+    try:
+        if with_tally and not dsn:
+            pgdir = tempfile.mkdtemp(prefix="tally-pg-")
+            os.chmod(pgdir, 0o755)
+            dsn = subprocess.run([os.path.join(ic.ROOT, "tools", "pg.sh"), "start",
+                                  os.path.join(pgdir, "pg")], check=True, text=True,
+                                 stdout=subprocess.PIPE).stdout.strip()
+        with ic.IrcEnv(tally_so=so if with_tally else None, dsn=dsn,
+                       tag_extra='welcome_grant="1000"') as env:
+            network_checks(tap, env, with_tally)
+            if with_tally:
+                tally_checks(tap, env)
+            else:
+                tap.skip("tally checks", "%s not built" % so)
+    except Exception as e:  # the environment itself failed
+        tap.check("environment", False, "%s: %s" % (type(e).__name__, e))
+    finally:
+        if pgdir:
+            subprocess.run([os.path.join(ic.ROOT, "tools", "pg.sh"), "stop",
+                            os.path.join(pgdir, "pg")])
+            shutil.rmtree(pgdir, ignore_errors=True)
+    tap.exit()
+
+
+if __name__ == "__main__":
+    main()
