@@ -280,7 +280,12 @@ class ModuleTally : public Module
 			SocketEngine::DelFd(&pump);
 			pump.SetFd(-1);
 		}
+		/* stop() lets in-flight batches finish; their buyers' answers are
+		 * waiting in the effect queue, so deliver them before freeing. */
 		tally_engine_stop(engine);
+		while (tally_engine_drain(engine, EffectCallback, this, EFFECTS_PER_WAKEUP_MAX) > 0)
+		{
+		}
 		tally_engine_free(engine);
 		engine = NULL;
 	}
