@@ -1,0 +1,110 @@
+/* receipt.h — receipt leaves, receipt tokens and offline proof checking.
+ *
+ * Contract
+ * --------
+ * - A receipt leaf commits to one transfer: SHA256(0x00 || canonical), where
+ *   canonical is "tally-receipt-v1" followed by the fields of
+ *   tally__receipt_fields in declaration order, integers big-endian at their
+ *   declared width (signed ones as two's complement), strings as a u16
+ *   big-endian length and the bytes. tally__receipt_leaf never allocates;
+ *   strings longer than TALLY_NAME_BYTES_MAX are a programmer error.
+ * - A receipt token is "tr1." + base64url without padding of a msgpack array
+ *   [transfer_id, batch_id, kind, qty, amount_minor, ref_transfer,
+ *   created_ms, account, counterparty, sku, serial, leaf_index, leaf_count,
+ *   [path bin32...], root bin32, signature bin64, key_id str]. Every proof
+ *   has exactly one token: decoding accepts only the bytes that encoding
+ *   produces (anything else is TALLY_EFRAME), and never crashes on input.
+ * - A proof is a plain value (no pointers): copy it freely. Verification
+ *   needs only the batch's public key, so a buyer can check a receipt
+ *   without the database.
+ */
+#ifndef TALLY_RECEIPT_H
+#define TALLY_RECEIPT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "merkle.h"
+#include "signer.h"
+#include "tally.h"
+
+enum tally__transfer_kind {
+  TALLY_TRANSFER_PURCHASE = 1,
+  TALLY_TRANSFER_TIP = 2,
+  TALLY_TRANSFER_REFUND = 3,
+  TALLY_TRANSFER_GRANT = 4,
+};
+
+enum {
+  TALLY_RECEIPT_TEXT_BYTES_MAX = TALLY_NAME_BYTES_MAX, /* each string field */
+  TALLY_RECEIPT_FIELD_COUNT = 17, /* elements of the token's msgpack array */
+  /* Largest msgpack body: array16 header, 13 integers of at most 9 bytes,
+   * 3 str8 strings, an array16 of bin8 hashes, root, signature, key id. */
+  TALLY_RECEIPT_PACK_BYTES_MAX =
+      3 + 13 * 9 + 3 * (2 + TALLY_NAME_BYTES_MAX) +
+      3 + TALLY_MERKLE_DEPTH_MAX * (2 + TALLY_HASH_BYTES) +
+      (2 + TALLY_HASH_BYTES) + (2 + TALLY_SIG_BYTES) + (1 + TALLY_KEY_ID_CHARS),
+  /* "tr1." + unpadded base64url of the body; buffers add one for NUL. */
+  TALLY_RECEIPT_TOKEN_BYTES_MAX = 4 + (TALLY_RECEIPT_PACK_BYTES_MAX * 4 + 2) / 3,
+};
+
+/* Borrowed view of one transfer, as the engine has it at commit time.
+ * counterparty and sku are "" when absent; serial is 0 when none. */
+typedef struct tally__receipt_fields {
+  uint64_t transfer_id, batch_id;
+  uint32_t kind, qty;
+  int64_t amount_minor;
+  uint64_t ref_transfer;
+  int64_t created_ms;
+  const char *account, *counterparty, *sku;
+  uint32_t serial;
+} tally__receipt_fields;
+
+/* Everything needed to check one receipt offline, strings stored inline. */
+typedef struct tally__receipt_proof {
+  uint64_t transfer_id, batch_id;
+  uint32_t kind, qty;
+  int64_t amount_minor;
+  uint64_t ref_transfer;
+  int64_t created_ms;
+  char account[TALLY_RECEIPT_TEXT_BYTES_MAX + 1];
+  char counterparty[TALLY_RECEIPT_TEXT_BYTES_MAX + 1];
+  char sku[TALLY_RECEIPT_TEXT_BYTES_MAX + 1];
+  uint32_t serial;
+  uint32_t leaf_index, leaf_count; /* position in the batch's tree */
+  uint32_t path_len;
+  uint8_t path[TALLY_MERKLE_DEPTH_MAX][TALLY_HASH_BYTES];
+  uint8_t root[TALLY_HASH_BYTES];
+  uint8_t sig[TALLY_SIG_BYTES];
+  char key_id[TALLY_KEY_ID_CHARS + 1];
+} tally__receipt_proof;
+
+void tally__receipt_leaf(const tally__receipt_fields *fields,
+                         uint8_t leaf[TALLY_HASH_BYTES]);
+
+/* Copies fields into p (other members untouched). TALLY_ETOOBIG when a
+ * string is longer than TALLY_RECEIPT_TEXT_BYTES_MAX. */
+int tally__receipt_proof_set_fields(tally__receipt_proof *p,
+                                    const tally__receipt_fields *fields);
+/* A view of p's fields; its strings are borrowed from p. */
+void tally__receipt_proof_fields(const tally__receipt_proof *p,
+                                 tally__receipt_fields *fields);
+
+/* Writes the token and a NUL into out; *len excludes the NUL. TALLY_ETOOBIG
+ * if cap is too small (TALLY_RECEIPT_TOKEN_BYTES_MAX + 1 always fits),
+ * TALLY_EINVAL for a proof whose strings or path exceed their limits. */
+int tally__receipt_token_encode(const tally__receipt_proof *p, char *out,
+                                size_t cap, size_t *len);
+/* Parses token[0..len) (no NUL needed) into *out. TALLY_EFRAME for anything
+ * that tally__receipt_token_encode would not have produced; *out is then
+ * zeroed. Does not check the proof: see tally__receipt_proof_verify. */
+int tally__receipt_token_decode(const char *token, size_t len,
+                                tally__receipt_proof *out);
+
+/* TALLY_OK when p's key_id names public_key, the recomputed leaf hashes up
+ * to p->root along p->path, and p->sig signs that root for the batch;
+ * TALLY_EBADSIG otherwise; TALLY_ECRYPTO if OpenSSL could not run. */
+int tally__receipt_proof_verify(const tally__receipt_proof *p,
+                                const uint8_t public_key[TALLY_PUBKEY_BYTES]);
+
+#endif
