@@ -25,6 +25,11 @@ $(INSPIRCD_OBJ): plugin/inspircd/m_tally.cpp
 $(INSPIRCD_SO): $(INSPIRCD_OBJ) $(LIBTALLY)
 	$(if $(Q),@echo "  LD      $@")
 	$(Q)$(CXX) -shared -o $@ $(INSPIRCD_OBJ) $(LIBTALLY) $(LDLIBS_ALL)
+	@# InspIRCd's own symbols resolve only at load time, so -z defs is not an
+	@# option; catch an incomplete libtally here instead of at LOADMODULE.
+	$(Q)if nm -u $@ | grep -q ' tally_'; then \
+	  echo "$@: libtally symbols left undefined:" >&2; nm -u $@ | grep ' tally_' >&2; \
+	  rm -f $@; exit 1; fi
 
 .PHONY: install-inspircd
 install-inspircd: $(INSPIRCD_SO)
