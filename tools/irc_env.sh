@@ -298,8 +298,12 @@ wait_port() {
 
 fail_start() {
   echo "irc_env: $1" >&2
-  for f in "$dir/logs/ircd.log" "$dir/logs/ircd.out" "$dir/anope/logs/anope.out"; do
-    [ -f "$f" ] && { echo "--- $f" >&2; tail -25 "$f" >&2; }
+  if [ -f "$dir/logs/ircd.log" ]; then
+    echo "--- $dir/logs/ircd.log (errors)" >&2
+    grep -iE 'error|unable|exception|failed' "$dir/logs/ircd.log" | tail -10 >&2 || true
+  fi
+  for f in "$dir/logs/ircd.out" "$dir/anope/logs/anope.out"; do
+    [ -f "$f" ] && { echo "--- $f" >&2; tail -8 "$f" >&2; }
   done
   stop_all
   exit 1

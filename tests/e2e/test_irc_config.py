@@ -1,0 +1,151 @@
+#!/usr/bin/python3
+"""test_irc_config.py — the <tally> tag as an operator sees it.
+
+Checks the module's own keys (prefix, cmd_<word> renames and disables), that
+bad values stop the module with the engine's message, and what /REHASH does.
+These checks look only at who answers (tally's server NOTICE, 421 Unknown
+command, a broadcast), not at the engine's texts. Skipped without a built
+$TALLY_BUILD/m_tally.so. Env as in test_irc_basic.py.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import ircclient as ic  # noqa: E402
+
+
+def server_notice(client, mark, timeout=10):
+    """tally's answer: a NOTICE to us from the server itself."""
+    return client.expect(lambda m: m.command == "NOTICE" and m.target == client.nick
+                         and "!" not in m.prefix, timeout, "tally NOTICE", mark)
+
+
+def unknown_command(client, word, timeout=5):
+    mark = client.mark()
+    client.send("%s x 1" % word)
+    client.expect(lambda m: m.command == "421" and m.params[1].upper() == word.upper(),
+                  timeout, "421 for %s" % word, mark)
+
+
+def handled(client, send):
+    mark = client.mark()
+    send()
+    m = server_notice(client, mark)
+    if m.text.startswith("tally: CTCP") or "Unknown command" in m.text:
+        raise ic.IRCError("not handled: %r" % m.text)
+
+
+def broadcast(sender, other, chan, text):
+    sender.privmsg(chan, text)
+    other.wait_privmsg("^" + re.escape(text) + "$", chan, 5)
+
+
+def not_broadcast(sender, other, chan, text):
+    mark = other.mark()
+    handled(sender, lambda: sender.privmsg(chan, text))
+    sender.privmsg(chan, "fence after " + text)
+    other.wait_privmsg("^fence after " + re.escape(text) + "$", chan, 5, since=mark)
+    if any(m.command == "PRIVMSG" and m.text == text for m in other.seen[mark:]):
+        raise ic.IRCError("%r was broadcast" % text)
+
+
+def renames_and_prefix(tap, so, dsn):
+    extra = 'prefix="?" cmd_buy="PURCHASE" cmd_tip=""'
+    with ic.IrcEnv(tally_so=so, dsn=dsn, tag_extra=extra) as env:
+        a = env.client(ic.unique_nick("ca"))
+        b = env.client(ic.unique_nick("cb"))
+        chan = "#cfg%d" % os.getpid()
+        try:
+            a.join(chan)
+            b.join(chan)
+            tap.run("cmd_buy=PURCHASE: PURCHASE is handled",
+                    lambda: handled(a, lambda: a.send("PURCHASE sku1 1")))
+            tap.run("cmd_buy=PURCHASE: BUY is an unknown command",
+                    lambda: unknown_command(a, "BUY"))
+            tap.run("cmd_tip=\"\": TIP is an unknown command",
+                    lambda: unknown_command(a, "TIP"))
+            tap.run("prefix ?: '?purchase' is handled and not broadcast",
+                    lambda: not_broadcast(a, b, chan, "?purchase sku1 1"))
+            tap.run("prefix ?: '!buy' is an ordinary message",
+                    lambda: broadcast(a, b, chan, "!buy sku1 1"))
+            tap.run("cmd_tip=\"\": '?tip' is an ordinary message",
+                    lambda: broadcast(a, b, chan, "?tip someone 5"))
+            tap.run("words are case-insensitive ('?WaLlEt')",
+                    lambda: not_broadcast(a, b, chan, "?WaLlEt"))
+
+            def rehash():
+                a.send("OPER admin adminpass")
+                a.wait_numeric("381")
+                conf = os.path.join(env.dir, "inspircd.conf")
+                with open(conf) as f:
+                    text = f.read()
+                text = text.replace('prefix="?"', 'prefix="%"')
+                text = text.replace("<tally ", '<tally fee_bps="111" ', 1)
+                with open(conf, "w") as f:
+                    f.write(text)
+                mark = a.mark()
+                a.send("REHASH")
+                a.wait_notice(r"RELOADMODULE m_tally", 10, since=mark)
+                not_broadcast(a, b, chan, "%wallet")
+                broadcast(a, b, chan, "?wallet")
+            tap.run("REHASH applies a new prefix and reports engine changes", rehash)
+        finally:
+            a.quit()
+            b.quit()
+
+
+def refused(tap, so, dsn, name, extra, expect):
+    def run():
+        try:
+            with ic.IrcEnv(tally_so=so, dsn=dsn, tag_extra=extra):
+                pass
+        except RuntimeError as e:
+            if not re.search(expect, str(e)):
+                raise ic.IRCError("start failed without /%s/:\n%s" % (expect, e))
+            return
+        raise ic.IRCError("the server started with %s" % extra)
+    tap.run(name, run)
+
+
+def main():
+    tap = ic.Tap()
+    build = os.environ.get("TALLY_BUILD", os.path.join(ic.ROOT, "build"))
+    so = os.path.join(build, "m_tally.so")
+    if not os.path.isfile(so):
+        tap.skip("config checks", "%s not built" % so)
+        tap.exit()
+    dsn = os.environ.get("TALLY_TEST_DSN", "")
+    pgdir = None
+    try:
+        if not dsn:
+            pgdir = tempfile.mkdtemp(prefix="tally-pg-")
+            os.chmod(pgdir, 0o755)
+            dsn = subprocess.run([os.path.join(ic.ROOT, "tools", "pg.sh"), "start",
+                                  os.path.join(pgdir, "pg")], check=True, text=True,
+                                 stdout=subprocess.PIPE).stdout.strip()
+        renames_and_prefix(tap, so, dsn)
+        refused(tap, so, dsn, "a bad engine value stops the module with its key named",
+                'fee_bps="lots"', r"(Unable to load|Unable to read the configuration for) m_tally.*fee_bps")
+        refused(tap, so, dsn, "an unknown key stops the module",
+                'colour="blue"', r"(Unable to load|Unable to read the configuration for) m_tally.*colour")
+        refused(tap, so, dsn, "a missing secret file stops the module",
+                'signing_keyfile="/nonexistent/key"', r"(Unable to load|Unable to read the configuration for) m_tally.*cannot read")
+        refused(tap, so, dsn, "a two-character prefix stops the module",
+                'prefix="!!"', r"(Unable to load|Unable to read the configuration for) m_tally.*prefix")
+    except Exception as e:
+        tap.check("environment", False, "%s: %s" % (type(e).__name__, e))
+    finally:
+        if pgdir:
+            subprocess.run([os.path.join(ic.ROOT, "tools", "pg.sh"), "stop",
+                            os.path.join(pgdir, "pg")])
+            shutil.rmtree(pgdir, ignore_errors=True)
+    tap.exit()
+
+
+if __name__ == "__main__":
+    main()
