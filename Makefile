@@ -1,0 +1,127 @@
+# tally — build, test, run and benchmark.
+#
+#   make            build libtally, the tally CLI and the InspIRCd module
+#   make run        private PostgreSQL + InspIRCd with tally + a demo event
+#   make test       unit, integration, end-to-end tests (ASan+UBSan), own PostgreSQL
+#   make bench      benchmark the hot buy path against its baselines
+#   make fuzz       run each libFuzzer target for FUZZ_SECONDS
+#   make deps       install missing Debian packages (as root) or print the line
+#
+# V=1 shows full commands. SANITIZE=address,undefined builds with sanitizers.
+
+DEBIAN_PACKAGES := build-essential pkg-config libuv1-dev libmsgpack-dev libpq-dev \
+  libssl-dev libcmocka-dev postgresql-15 postgresql-client-15 inspircd inspircd-dev \
+  anope ii clang-14 libfuzzer-14-dev libclang-rt-14-dev python3 iproute2 procps
+PKGS := libuv msgpack libpq openssl
+
+CC ?= gcc
+CXX ?= g++
+BUILD ?= build
+V ?= 0
+Q := $(if $(filter 1,$(V)),,@)
+
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lmsgpackc
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+  -Wno-unused-parameter -Wvla -Wformat=2
+CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -O2 -g -fPIC -pthread $(WARN) \
+  -Icore/include -Icore/src -Ischemas -fvisibility=hidden -MMD -MP
+ifneq ($(SANITIZE),)
+CFLAGS_BASE += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -O1
+LDFLAGS_SAN := -fsanitize=$(SANITIZE)
+endif
+CFLAGS_ALL = $(CFLAGS_BASE) $(PKG_CFLAGS) $(CFLAGS)
+LDLIBS_ALL = $(PKG_LIBS) -lpthread -lm $(LDFLAGS_SAN) $(LDLIBS)
+
+CORE_SRC := $(sort $(wildcard core/src/*.c))
+CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/migrations.o
+SQL_FILES := $(sort $(wildcard sql/*.sql))
+LIBTALLY := $(BUILD)/libtally.a
+
+CLI_SRC := $(sort $(wildcard cli/*.c))
+CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
+TALLY_CLI := $(BUILD)/tally
+
+TEST_LIB_SRC := $(sort $(wildcard tests/lib/*.c))
+TEST_LIB_OBJ := $(TEST_LIB_SRC:%.c=$(BUILD)/%.o)
+UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%)
+INTEG_SRC := $(sort $(wildcard tests/integration/test_*.c))
+INTEG_BIN := $(INTEG_SRC:tests/integration/%.c=$(BUILD)/tests/integration/%)
+TEST_BINS := $(UNIT_BIN) $(INTEG_BIN)
+
+BENCH_SRC := $(sort $(wildcard bench/*.c))
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+
+.PHONY: all deps run test test-build bench fuzz clean install check-deps
+all: $(LIBTALLY) $(TALLY_CLI) plugins
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(if $(Q),@echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS_ALL) -DTALLY_BUILDING -c $< -o $@
+
+$(BUILD)/gen/migrations.c: $(SQL_FILES) tools/embed_sql.sh
+	@mkdir -p $(dir $@)
+	$(Q)tools/embed_sql.sh $@ $(SQL_FILES)
+
+$(BUILD)/gen/migrations.o: $(BUILD)/gen/migrations.c
+	$(Q)$(CC) $(CFLAGS_ALL) -c $< -o $@
+
+$(LIBTALLY): $(CORE_OBJ)
+	$(if $(Q),@echo "  AR      $@")
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(TALLY_CLI): $(CLI_OBJ) $(LIBTALLY)
+	$(if $(Q),@echo "  LD      $@")
+	$(Q)$(CC) -o $@ $(CLI_OBJ) $(LIBTALLY) $(LDLIBS_ALL)
+
+$(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(TEST_LIB_OBJ) $(LIBTALLY)
+	$(if $(Q),@echo "  LD      $@")
+	$(Q)$(CC) -o $@ $< $(TEST_LIB_OBJ) $(LIBTALLY) $(LDLIBS_ALL) -lcmocka
+
+$(BUILD)/tests/integration/%: $(BUILD)/tests/integration/%.o $(TEST_LIB_OBJ) $(LIBTALLY)
+	$(if $(Q),@echo "  LD      $@")
+	$(Q)$(CC) -o $@ $< $(TEST_LIB_OBJ) $(LIBTALLY) $(LDLIBS_ALL) -lcmocka
+
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIBTALLY)
+	$(if $(Q),@echo "  LD      $@")
+	$(Q)$(CC) -o $@ $< $(LIBTALLY) $(LDLIBS_ALL)
+
+# Host adapters add themselves here (each plugin/<host>/module.mk appends to PLUGINS).
+PLUGINS :=
+-include $(wildcard plugin/*/module.mk)
+plugins: $(PLUGINS)
+
+# ---- set-up ------------------------------------------------------------------
+deps:
+	@tools/deps.sh $(DEBIAN_PACKAGES)
+
+# ---- tests -------------------------------------------------------------------
+# Tests build into build/san with ASan+UBSan and run against a throwaway
+# PostgreSQL that tests/run.sh starts and removes.
+test: deps
+	$(Q)$(MAKE) --no-print-directory BUILD=build/san SANITIZE=address,undefined test-build
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)tests/run.sh build/san build
+
+test-build: $(LIBTALLY) $(TALLY_CLI) $(TEST_BINS)
+
+# ---- benchmark ---------------------------------------------------------------
+bench: deps
+	$(Q)$(MAKE) --no-print-directory all $(BENCH_BIN)
+	$(Q)bench/run.sh $(BUILD)
+
+# ---- run ---------------------------------------------------------------------
+run: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)tools/run.sh $(BUILD)
+
+fuzz: deps
+	$(Q)tests/fuzz/run.sh $(or $(FUZZ_SECONDS),60)
+
+clean:
+	rm -rf build bench/out/*.tmp
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,248 @@
+/* tally.h — the one public header of libtally, the live-commerce engine.
+ *
+ * Contract
+ * --------
+ * - A host (chat server adapter) creates one engine, starts it, and from then
+ *   on only (a) submits event frames and (b) drains effect frames. Neither call
+ *   blocks: the engine runs its own libuv loop on its own thread and is the
+ *   single writer of stock and balances. The host's thread never waits on
+ *   PostgreSQL or on a lock held by the engine (the queues are lock-free).
+ * - Events and effects are msgpack frames defined in schemas/ (versioned).
+ *   tally_command_encode() builds a command frame; tally_engine_drain() decodes
+ *   effect frames into tally_effect structs that are borrowed until the
+ *   callback returns.
+ * - tally_engine_fd() is readable whenever effects are waiting; the host
+ *   watches it with its own event loop and calls tally_engine_drain().
+ * - A receipt effect (code TALLY_OK with receipt_id != 0) is only emitted after
+ *   PostgreSQL has committed the purchase.
+ * - Operating errors are returned as negative TALLY_E* codes; programmer errors
+ *   (NULL engine, calling after free) assert. No function calls exit().
+ * - Every struct that crosses this boundary starts with `uint32_t size,
+ *   version`, so fields can be added at the end within a major version.
+ *
+ * Ownership: whoever allocates frees. tally_engine_new() allocates the engine;
+ * tally_engine_free() releases it after tally_engine_stop().
+ */
+#ifndef TALLY_H
+#define TALLY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tally/version.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(TALLY_BUILDING) && defined(__GNUC__)
+#define TALLY_API __attribute__((visibility("default")))
+#else
+#define TALLY_API
+#endif
+
+/* ---- Error and reply codes --------------------------------------------- */
+/* One table generates tally_err_name() and tally_strerror(). The first group
+ * are operating errors of the API; the second are refusals that the engine
+ * sends to users inside reply effects. Codes never change meaning. */
+#define TALLY_ERRNO_MAP(X)                                                     \
+  X(OK, 0, "ok")                                                               \
+  X(EINVAL, -1, "invalid argument")                                            \
+  X(ENOMEM, -2, "out of memory")                                               \
+  X(EBUSY, -3, "busy, try again in a moment")                                  \
+  X(EFRAME, -4, "malformed frame")                                             \
+  X(ETOOBIG, -5, "frame or line too long")                                     \
+  X(ECONFIG, -6, "bad configuration")                                          \
+  X(EDB, -7, "database unavailable")                                           \
+  X(ESTATE, -8, "engine not running")                                          \
+  X(EVERSION, -9, "version mismatch")                                          \
+  X(EIO, -10, "i/o error")                                                     \
+  X(ECRYPTO, -11, "cryptographic operation failed")                            \
+  X(ENOTFOUND, -12, "not found")                                               \
+  X(EBADSIG, -13, "signature or proof does not verify")                        \
+  X(EUNKNOWN_CMD, -100, "unknown command")                                     \
+  X(EBAD_SYNTAX, -101, "wrong arguments")                                      \
+  X(EBAD_UTF8, -102, "invalid UTF-8")                                          \
+  X(EBAD_AMOUNT, -103, "amount must be a plain positive number")               \
+  X(EBAD_QTY, -104, "quantity must be a plain positive number")                \
+  X(EUNKNOWN_ITEM, -105, "unknown sku")                                        \
+  X(ESOLD_OUT, -106, "sold out")                                               \
+  X(ENO_FUNDS, -107, "not enough credits")                                     \
+  X(EOVER_CAP, -108, "over your daily spend cap")                              \
+  X(ENOT_LOGGED_IN, -109, "not logged in")                                     \
+  X(ENO_PERMISSION, -110, "no permission")                                     \
+  X(ERATE_LIMITED, -111, "too many requests")                                  \
+  X(EKEY_MISMATCH, -112, "idempotency key reused with other parameters")       \
+  X(EUNKNOWN_RECEIPT, -113, "unknown receipt")                                 \
+  X(EREFUND_WINDOW, -114, "refund window has closed")                          \
+  X(EREFUND_EXCEEDS, -115, "refund exceeds what was paid")                     \
+  X(ENOT_YOURS, -116, "that receipt is not yours")                             \
+  X(EBAD_CODE, -117, "unknown or expired confirmation code")                   \
+  X(EUNKNOWN_ACCOUNT, -118, "unknown account")                                 \
+  X(ESELF, -119, "cannot do that to yourself")                                 \
+  X(EPER_USER_LIMIT, -120, "per-buyer limit reached")                          \
+  X(EEXISTS, -121, "already exists")                                           \
+  X(EOVERFLOW, -122, "amount too large")                                       \
+  X(EPENDING, -123, "payment pending; check RECEIPTS shortly")                 \
+  X(EFAILED, -124, "could not be recorded; you were not charged")              \
+  X(ESTARTING, -125, "starting up, try again in a moment")                     \
+  X(ECONSENT, -126, "first purchase needs your confirmation")                  \
+  X(ETOO_MANY, -127, "limit reached")
+
+typedef enum tally_err {
+#define TALLY_ERR_ENUM_(name, value, text) TALLY_##name = (value),
+  TALLY_ERRNO_MAP(TALLY_ERR_ENUM_)
+#undef TALLY_ERR_ENUM_
+} tally_err;
+
+/* "EBUSY" for TALLY_EBUSY; "UNKNOWN" for codes not in the table. */
+TALLY_API const char *tally_err_name(int code);
+/* A short human sentence for the code; never NULL. */
+TALLY_API const char *tally_strerror(int code);
+/* TALLY_VERSION_HEX of the library that is actually loaded. */
+TALLY_API uint32_t tally_version(void);
+
+/* ---- Limits that hosts must know ---------------------------------------- */
+enum {
+  TALLY_TEXT_BYTES_MAX = 512,      /* command text or reply text, bytes */
+  TALLY_NAME_BYTES_MAX = 64,       /* account, channel, origin, msg id */
+  TALLY_FRAME_BYTES_MAX = 1024,    /* one event or effect frame */
+  TALLY_ERRBUF_BYTES = 256,        /* size of error buffers passed in */
+};
+
+/* ---- Configuration ------------------------------------------------------- */
+/* Filled by tally_config_init() with defaults, then changed field by field or
+ * by name with tally_config_set(). Strings are borrowed: they must outlive
+ * tally_engine_new(), which copies what it keeps. */
+#define TALLY_CONFIG_VERSION 1
+typedef struct tally_config {
+  uint32_t size;    /* sizeof(tally_config) as the host saw it */
+  uint32_t version; /* TALLY_CONFIG_VERSION */
+  const char *dsn;              /* libpq connection string */
+  const char *signing_key_path; /* Ed25519 PEM private key; created if absent */
+  const char *currency;         /* display name, e.g. "credits" */
+  uint32_t currency_decimals;   /* 0..6: minor units per major = 10^decimals */
+  uint32_t fee_bps;             /* platform fee on purchases, basis points */
+  int64_t daily_cap_minor;      /* per-buyer spend per UTC day; 0 = no cap */
+  int64_t welcome_grant_minor;  /* demo only: credits for newly seen accounts */
+  uint32_t consent_ttl_s;       /* how long a CONFIRM code stays valid */
+  uint32_t refund_window_s;     /* default refund window for items */
+  uint32_t queue_depth;         /* events waiting for the engine */
+  uint32_t batch_max;           /* operations per group commit */
+  uint32_t writers;             /* PostgreSQL connections writing batches */
+  uint32_t accounts_max;        /* accounts kept in memory */
+  uint32_t items_max;           /* items kept in memory */
+  uint32_t keys_max;            /* idempotency keys remembered */
+  uint32_t purchases_max;       /* refundable purchases remembered */
+  uint32_t rate_account_per_min; /* commands per account per minute */
+  uint32_t rate_channel_per_min; /* commands per channel per minute */
+  uint32_t pending_timeout_ms;  /* tell buyers "pending" after this long */
+} tally_config;
+
+TALLY_API void tally_config_init(tally_config *cfg);
+/* Sets one field by its documented name from text ("fee_bps", "250").
+ * Unknown keys and out-of-range values are TALLY_ECONFIG with a message. */
+TALLY_API int tally_config_set(tally_config *cfg, const char *key,
+                               const char *value, char *err, size_t err_len);
+/* Checks relations between fields; TALLY_ECONFIG with a message. */
+TALLY_API int tally_config_check(const tally_config *cfg, char *err,
+                                 size_t err_len);
+/* Calls fn for each documented key: name, default as text, help line. */
+typedef void (*tally_config_doc_cb)(void *ud, const char *key,
+                                    const char *default_text,
+                                    const char *help);
+TALLY_API void tally_config_describe(tally_config_doc_cb fn, void *ud);
+
+/* ---- Events (host -> engine) -------------------------------------------- */
+enum tally_role {
+  TALLY_ROLE_CHANOP = 1u << 0, /* may host in this channel */
+  TALLY_ROLE_OPER = 1u << 1,   /* server operator: admin commands */
+};
+
+/* One chat line addressed to tally. The engine parses `text`
+ * ("BUY sku 2"); the host only strips its own prefix (e.g. "!"). */
+#define TALLY_COMMAND_VERSION 1
+typedef struct tally_command {
+  uint32_t size, version;
+  uint64_t req_id;     /* host's correlation id, echoed in every effect */
+  const char *origin;  /* host handle of the sender (IRC UUID, JID), echoed */
+  const char *account; /* authenticated account, "" when not logged in */
+  const char *nick;    /* display name, only for messages */
+  const char *channel; /* where it was said, "" for a private command */
+  const char *msg_id;  /* unique per delivered message: idempotency key */
+  const char *text;    /* the command line, at most TALLY_TEXT_BYTES_MAX */
+  uint32_t roles;      /* TALLY_ROLE_* */
+} tally_command;
+
+/* Encodes cmd as an event frame into buf. TALLY_ETOOBIG if it does not fit,
+ * TALLY_EINVAL for a NULL field. Never allocates. */
+TALLY_API int tally_command_encode(const tally_command *cmd, uint8_t *buf,
+                                   size_t buf_len, size_t *frame_len);
+
+/* ---- Effects (engine -> host) ------------------------------------------- */
+enum tally_effect_kind {
+  TALLY_EFFECT_REPLY = 1,    /* tell `origin` privately (IRC NOTICE) */
+  TALLY_EFFECT_ANNOUNCE = 2, /* say in `channel` */
+  TALLY_EFFECT_STATUS = 3,   /* engine state changed: code TALLY_OK = ready */
+};
+
+#define TALLY_EFFECT_VERSION 1
+typedef struct tally_effect {
+  uint32_t size, version;
+  uint32_t kind;       /* enum tally_effect_kind */
+  int32_t code;        /* TALLY_OK or a refusal code */
+  uint64_t req_id;     /* the command's req_id; 0 when not a reply */
+  uint64_t receipt_id; /* non-zero on a committed purchase's receipt */
+  const char *origin;  /* who to tell (REPLY) */
+  const char *channel; /* where to say it (ANNOUNCE) */
+  const char *text;    /* ready to show, UTF-8, no CR/LF */
+} tally_effect;
+
+typedef void (*tally_effect_cb)(void *ud, const tally_effect *effect);
+
+/* ---- Engine --------------------------------------------------------------- */
+typedef struct tally_engine tally_engine;
+
+/* Validates cfg and allocates every pool the engine will use; nothing is
+ * allocated per buy afterwards. Does not connect. On failure returns a code
+ * and writes a message into err. */
+TALLY_API int tally_engine_new(const tally_config *cfg, tally_engine **out,
+                               char *err, size_t err_len);
+/* Starts the engine thread, which connects to PostgreSQL, applies
+ * migrations, rebuilds state and then emits a STATUS effect with TALLY_OK.
+ * Commands submitted before that are answered TALLY_ESTARTING. */
+TALLY_API int tally_engine_start(tally_engine *engine);
+/* Copies the frame into the engine's queue. TALLY_EBUSY when the queue is
+ * full (the host should tell the user), TALLY_ETOOBIG for an oversized
+ * frame. Lock-free; safe from any thread. */
+TALLY_API int tally_engine_submit(tally_engine *engine, const uint8_t *frame,
+                                  size_t frame_len);
+/* tally_command_encode() + tally_engine_submit() with a stack buffer. */
+TALLY_API int tally_engine_submit_command(tally_engine *engine,
+                                          const tally_command *cmd);
+/* Readable when effects are waiting. Owned by the engine. */
+TALLY_API int tally_engine_fd(const tally_engine *engine);
+/* Calls cb for up to max_effects waiting effects, in order, from the calling
+ * thread (one thread at a time). Returns how many were delivered. */
+TALLY_API int tally_engine_drain(tally_engine *engine, tally_effect_cb cb,
+                                 void *ud, size_t max_effects);
+/* Stops taking events, waits for in-flight batches to resolve (their buyers
+ * get their answers), then joins the thread. Idempotent. */
+TALLY_API void tally_engine_stop(tally_engine *engine);
+TALLY_API void tally_engine_free(tally_engine *engine);
+
+/* Counters for STATS and benchmarks; a consistent-enough snapshot. */
+#define TALLY_STATS_VERSION 1
+typedef struct tally_stats {
+  uint32_t size, version;
+  uint64_t events_in, effects_out, busy_rejects;
+  uint64_t buys_committed, buys_refused, batches_committed, batch_retries;
+  uint64_t queue_depth_now, ops_pending_now;
+} tally_stats;
+TALLY_API void tally_engine_stats(const tally_engine *engine,
+                                  tally_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

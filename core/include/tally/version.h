@@ -1,0 +1,19 @@
+/* tally/version.h — ABI version of libtally.
+ *
+ * Contract: a host built against major M loads only a libtally whose major is
+ * M (same major = ABI stable). Minor versions only add: new optional struct
+ * fields at the end (guarded by the struct's `size`), new functions, new
+ * error codes. tally_version() reports what the library actually is, so a
+ * host can refuse a mismatch with a clear message instead of crashing. */
+#ifndef TALLY_VERSION_H
+#define TALLY_VERSION_H
+
+#define TALLY_VERSION_MAJOR 1
+#define TALLY_VERSION_MINOR 0
+#define TALLY_VERSION_PATCH 0
+#define TALLY_VERSION_STRING "1.0.0"
+
+/* (major << 16) | minor: what tally_version() returns. */
+#define TALLY_VERSION_HEX ((TALLY_VERSION_MAJOR << 16) | TALLY_VERSION_MINOR)
+
+#endif

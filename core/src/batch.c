@@ -1,0 +1,326 @@
+/* batch.c — renders a batch as ONE statement: data-modifying CTEs that
+ * insert from unnest() over array parameters. One statement is one
+ * transaction and one round trip, so group commit costs one fsync per
+ * batch however many buys it carries. Parameters are text arrays built in a
+ * buffer allocated once per batch slot. */
+#include "batch.h"
+
+#include <assert.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "receipt.h"
+#include "signer.h"
+
+const char tally__batch_sql[] =
+    "WITH b AS (INSERT INTO batches (id, first_transfer, last_transfer, leaf_count,"
+    " merkle_root, signature, key_id, created_ms)"
+    " SELECT $1::bigint, $2::bigint, $3::bigint, $4::int, decode($5, 'hex'), decode($6, 'hex'), $7, $8::bigint"
+    " WHERE $4::int > 0 ON CONFLICT (id) DO NOTHING),"
+    " a AS (INSERT INTO accounts (id, name, kind, created_ms)"
+    " SELECT u.id, u.name, u.kind, $8::bigint FROM unnest($9::bigint[], $10::text[], $11::smallint[])"
+    " AS u(id, name, kind) ON CONFLICT DO NOTHING),"
+    " i AS (INSERT INTO items (id, sku, creator_id, price_minor, stock, title, refund_window_s,"
+    " deleted, version, updated_ms)"
+    " SELECT u.*, $8::bigint FROM unnest($12::bigint[], $13::text[], $14::bigint[], $15::bigint[],"
+    " $16::int[], $17::text[], $18::int[], $19::boolean[], $20::bigint[])"
+    " AS u(id, sku, creator_id, price_minor, stock, title, refund_window_s, deleted, version)"
+    " ON CONFLICT (id) DO UPDATE SET sku = EXCLUDED.sku, price_minor = EXCLUDED.price_minor,"
+    " stock = EXCLUDED.stock, title = EXCLUDED.title, refund_window_s = EXCLUDED.refund_window_s,"
+    " deleted = EXCLUDED.deleted, version = EXCLUDED.version, updated_ms = EXCLUDED.updated_ms"
+    " WHERE items.version < EXCLUDED.version),"
+    " t AS (INSERT INTO transfers (id, batch_id, kind, idem_key, account_id, counterparty_id,"
+    " item_id, qty, amount_minor, ref_transfer, created_ms)"
+    " SELECT u.id, $1::bigint, u.kind, u.k, u.acc, u.cp, u.item, u.qty, u.amt, u.ref, u.at"
+    " FROM unnest($21::bigint[], $22::smallint[], $23::text[], $24::bigint[], $25::bigint[],"
+    " $26::bigint[], $27::int[], $28::bigint[], $29::bigint[], $30::bigint[])"
+    " AS u(id, kind, k, acc, cp, item, qty, amt, ref, at)"
+    " ON CONFLICT DO NOTHING RETURNING id),"
+    " e AS (INSERT INTO entries (transfer_id, account_id, amount_minor)"
+    " SELECT x.tid, x.acc, x.amt FROM unnest($31::bigint[], $32::bigint[], $33::bigint[])"
+    " AS x(tid, acc, amt) WHERE x.tid IN (SELECT id FROM t)),"
+    " c AS (INSERT INTO consents (account_id, price_minor, created_ms)"
+    " SELECT u.acc, u.price, $8::bigint FROM unnest($34::bigint[], $35::bigint[]) AS u(acc, price)"
+    " ON CONFLICT DO NOTHING),"
+    " r AS (INSERT INTO role_changes (account_id, role, by_account, created_ms)"
+    " SELECT u.acc, u.role, u.who, $8::bigint FROM unnest($36::bigint[], $37::text[], $38::text[])"
+    " AS u(acc, role, who))"
+    " SELECT id FROM t";
+
+int tally__batch_init(tally__batch *b, uint32_t op_max) {
+  memset(b, 0, sizeof *b);
+  b->op_max = op_max;
+  b->ops = calloc(op_max, sizeof *b->ops);
+  b->leaves = calloc(op_max, sizeof *b->leaves);
+  b->scratch = calloc(op_max, sizeof *b->scratch);
+  b->text_cap = (size_t)op_max * TALLY__BATCH_OP_TEXT_BYTES +
+                (size_t)TALLY__BATCH_ROWS_MAX * TALLY__BATCH_ROW_TEXT_BYTES + 4096;
+  b->text = malloc(b->text_cap);
+  if (!b->ops || !b->leaves || !b->scratch || !b->text) {
+    tally__batch_free(b);
+    return TALLY_ENOMEM;
+  }
+  return TALLY_OK;
+}
+
+void tally__batch_free(tally__batch *b) {
+  free(b->ops);
+  free(b->leaves);
+  free(b->scratch);
+  free(b->text);
+  memset(b, 0, sizeof *b);
+}
+
+void tally__batch_reset(tally__batch *b) {
+  b->phase = TALLY__BATCH_FREE;
+  b->op_count = b->transfer_count = b->row_count = 0;
+  b->inflight = false;
+  b->retries = 0;
+  b->text_len = 0;
+  b->id = 0;
+}
+
+int tally__batch_full(const tally__batch *b) { return b->op_count >= b->op_max; }
+
+tally__op *tally__batch_append(tally__batch *b) {
+  assert(b->phase == TALLY__BATCH_OPEN && b->op_count < b->op_max);
+  return &b->ops[b->op_count++];
+}
+
+/* ---- text rendering --------------------------------------------------------- */
+static void sb_raw(tally__batch *b, const char *s, size_t n) {
+  assert(b->text_len + n < b->text_cap);
+  memcpy(b->text + b->text_len, s, n);
+  b->text_len += n;
+}
+static void sb_char(tally__batch *b, char c) { sb_raw(b, &c, 1); }
+static void sb_i64(tally__batch *b, int64_t v) {
+  char tmp[24];
+  int n = snprintf(tmp, sizeof tmp, "%" PRId64, v);
+  sb_raw(b, tmp, (size_t)n);
+}
+/* An array element string: quoted, with \ and " escaped. */
+static void sb_quoted(tally__batch *b, const char *s) {
+  sb_char(b, '"');
+  for (; *s; s++) {
+    if (*s == '"' || *s == '\\') sb_char(b, '\\');
+    sb_char(b, *s);
+  }
+  sb_char(b, '"');
+}
+static void sb_hex(tally__batch *b, const uint8_t *p, size_t n) {
+  static const char hex[] = "0123456789abcdef";
+  for (size_t i = 0; i < n; i++) {
+    sb_char(b, hex[p[i] >> 4]);
+    sb_char(b, hex[p[i] & 15]);
+  }
+}
+/* Starts parameter k; params point into text, which never moves. */
+static void sb_param(tally__batch *b, int k) { b->params[k] = b->text + b->text_len; }
+static void sb_end(tally__batch *b) { sb_char(b, 0); }
+static void sb_sep(tally__batch *b, int *first) {
+  if (!*first) sb_char(b, ',');
+  *first = 0;
+}
+
+/* ---- catalog rows ------------------------------------------------------------ */
+static void take_rows(tally__batch *b, tally__state *st) {
+  for (uint32_t k = 0; k < st->dirty_account_count && b->row_count + 3 <= TALLY__BATCH_ROWS_MAX; k++) {
+    uint32_t i = st->dirty_accounts[k];
+    const tally__account *a = &st->accounts[i];
+    if (!a->persisted) b->rows[b->row_count++] = (tally__batch_row){i, 0, TALLY__ROW_ACCOUNT};
+    if (a->consented && !a->consent_persisted)
+      b->rows[b->row_count++] = (tally__batch_row){i, 0, TALLY__ROW_CONSENT};
+    if (a->role_dirty) b->rows[b->row_count++] = (tally__batch_row){i, a->role_version, TALLY__ROW_ROLE};
+  }
+  for (uint32_t k = 0; k < st->dirty_item_count && b->row_count < TALLY__BATCH_ROWS_MAX; k++) {
+    uint32_t i = st->dirty_items[k];
+    if (st->items[i].dirty)
+      b->rows[b->row_count++] = (tally__batch_row){i, st->items[i].version, TALLY__ROW_ITEM};
+  }
+}
+
+static void render_accounts(tally__batch *b, const tally__state *st) {
+  static const char *kinds[] = {"0", "1", "2", "3"};
+  for (int col = 0; col < 3; col++) {
+    sb_param(b, 8 + col);
+    sb_char(b, '{');
+    int first = 1;
+    for (uint32_t r = 0; r < b->row_count; r++) {
+      if (b->rows[r].what != TALLY__ROW_ACCOUNT) continue;
+      const tally__account *a = &st->accounts[b->rows[r].index];
+      sb_sep(b, &first);
+      if (col == 0) sb_i64(b, (int64_t)a->id);
+      else if (col == 1) sb_quoted(b, a->name);
+      else sb_raw(b, kinds[a->kind], 1);
+    }
+    sb_char(b, '}');
+    sb_end(b);
+  }
+}
+
+static void render_items(tally__batch *b, const tally__state *st) {
+  for (int col = 0; col < 9; col++) {
+    sb_param(b, 11 + col);
+    sb_char(b, '{');
+    int first = 1;
+    for (uint32_t r = 0; r < b->row_count; r++) {
+      if (b->rows[r].what != TALLY__ROW_ITEM) continue;
+      const tally__item *it = &st->items[b->rows[r].index];
+      sb_sep(b, &first);
+      switch (col) {
+      case 0: sb_i64(b, (int64_t)it->id); break;
+      case 1: sb_quoted(b, it->sku); break;
+      case 2: sb_i64(b, (int64_t)st->accounts[it->creator].id); break;
+      case 3: sb_i64(b, it->price); break;
+      case 4: if (it->stock < 0) sb_raw(b, "NULL", 4); else sb_i64(b, it->stock); break;
+      case 5: sb_quoted(b, it->title); break;
+      case 6: sb_i64(b, it->refund_window_s); break;
+      case 7: sb_raw(b, it->deleted ? "t" : "f", 1); break;
+      default: sb_i64(b, (int64_t)b->rows[r].version); break;
+      }
+    }
+    sb_char(b, '}');
+    sb_end(b);
+  }
+}
+
+static void render_transfers(tally__batch *b, const tally__state *st) {
+  for (int col = 0; col < 10; col++) {
+    sb_param(b, 20 + col);
+    sb_char(b, '{');
+    int first = 1;
+    for (uint32_t k = 0; k < b->op_count; k++) {
+      const tally__op *op = &b->ops[k];
+      if (op->type != TALLY__OP_TRANSFER) continue;
+      sb_sep(b, &first);
+      switch (col) {
+      case 0: sb_i64(b, (int64_t)op->transfer_id); break;
+      case 1: sb_i64(b, op->kind); break;
+      case 2: sb_quoted(b, st->keys[op->key_slot].key); break;
+      case 3: sb_i64(b, (int64_t)st->accounts[op->account].id); break;
+      case 4:
+        if (op->counterparty == TALLY__NONE) sb_raw(b, "NULL", 4);
+        else sb_i64(b, (int64_t)st->accounts[op->counterparty].id);
+        break;
+      case 5:
+        if (op->item == TALLY__NONE) sb_raw(b, "NULL", 4);
+        else sb_i64(b, (int64_t)st->items[op->item].id);
+        break;
+      case 6: sb_i64(b, op->qty); break;
+      case 7: sb_i64(b, op->amount); break;
+      case 8: if (op->ref_transfer) sb_i64(b, (int64_t)op->ref_transfer); else sb_raw(b, "NULL", 4); break;
+      default: sb_i64(b, op->created_ms); break;
+      }
+    }
+    sb_char(b, '}');
+    sb_end(b);
+  }
+}
+
+static void render_entries(tally__batch *b, const tally__state *st) {
+  for (int col = 0; col < 3; col++) {
+    sb_param(b, 30 + col);
+    sb_char(b, '{');
+    int first = 1;
+    for (uint32_t k = 0; k < b->op_count; k++) {
+      const tally__op *op = &b->ops[k];
+      if (op->type != TALLY__OP_TRANSFER) continue;
+      for (int l = 0; l < op->leg_count; l++) {
+        sb_sep(b, &first);
+        if (col == 0) sb_i64(b, (int64_t)op->transfer_id);
+        else if (col == 1) sb_i64(b, (int64_t)st->accounts[op->legs[l].account].id);
+        else sb_i64(b, op->legs[l].amount);
+      }
+    }
+    sb_char(b, '}');
+    sb_end(b);
+  }
+}
+
+static void render_consents_roles(tally__batch *b, const tally__state *st) {
+  for (int col = 0; col < 5; col++) {
+    sb_param(b, 33 + col);
+    sb_char(b, '{');
+    int first = 1;
+    uint8_t want = col < 2 ? TALLY__ROW_CONSENT : TALLY__ROW_ROLE;
+    for (uint32_t r = 0; r < b->row_count; r++) {
+      if (b->rows[r].what != want) continue;
+      const tally__account *a = &st->accounts[b->rows[r].index];
+      sb_sep(b, &first);
+      if (col == 0 || col == 2) sb_i64(b, (int64_t)a->id);
+      else if (col == 1) sb_i64(b, 0);
+      else if (col == 3) sb_quoted(b, a->is_creator ? "creator" : "none");
+      else sb_quoted(b, "engine");
+    }
+    sb_char(b, '}');
+    sb_end(b);
+  }
+}
+
+/* ---- leaves, root, signature ---------------------------------------------------- */
+static void compute_leaves(tally__batch *b, const tally__state *st) {
+  b->transfer_count = 0;
+  for (uint32_t k = 0; k < b->op_count; k++) {
+    const tally__op *op = &b->ops[k];
+    if (op->type != TALLY__OP_TRANSFER) continue;
+    tally__receipt_fields f = {
+        .transfer_id = op->transfer_id, .batch_id = b->id, .kind = op->kind, .qty = op->qty,
+        .amount_minor = op->amount, .ref_transfer = op->ref_transfer,
+        .created_ms = op->created_ms, .account = st->accounts[op->account].name,
+        .counterparty = op->counterparty == TALLY__NONE ? "" : st->accounts[op->counterparty].name,
+        .sku = op->item == TALLY__NONE ? "" : st->items[op->item].sku, .serial = 0};
+    tally__receipt_leaf(&f, b->leaves[b->transfer_count++]);
+  }
+}
+
+int tally__batch_seal(tally__batch *b, tally__state *st, struct tally__signer *signer,
+                      uint64_t mono_ms, int64_t wall_ms) {
+  assert(b->phase == TALLY__BATCH_OPEN);
+  b->id = tally__state_take_id(st);
+  b->sealed_mono_ms = mono_ms;
+  take_rows(b, st);
+  compute_leaves(b, st);
+  uint64_t first = 0, last = 0;
+  for (uint32_t k = 0; k < b->op_count; k++) {
+    if (b->ops[k].type != TALLY__OP_TRANSFER) continue;
+    if (!first) first = b->ops[k].transfer_id;
+    assert(b->ops[k].transfer_id > last);
+    last = b->ops[k].transfer_id;
+  }
+  memset(b->root, 0, sizeof b->root);
+  memset(b->sig, 0, sizeof b->sig);
+  if (b->transfer_count > 0) {
+    tally__merkle_root((const uint8_t(*)[32])b->leaves, b->transfer_count, b->scratch, b->root);
+    int rc = tally__signer_sign_batch(signer, b->id, b->transfer_count, b->root, b->sig);
+    if (rc) return rc;
+  }
+  b->text_len = 0;
+  int64_t header[4] = {(int64_t)b->id, (int64_t)first, (int64_t)last, b->transfer_count};
+  for (int k = 0; k < 4; k++) {
+    sb_param(b, k);
+    sb_i64(b, header[k]);
+    sb_end(b);
+  }
+  sb_param(b, 4);
+  sb_hex(b, b->root, sizeof b->root);
+  sb_end(b);
+  sb_param(b, 5);
+  sb_hex(b, b->sig, sizeof b->sig);
+  sb_end(b);
+  sb_param(b, 6);
+  sb_raw(b, tally__signer_key_id(signer), strlen(tally__signer_key_id(signer)));
+  sb_end(b);
+  sb_param(b, 7);
+  sb_i64(b, wall_ms);
+  sb_end(b);
+  render_accounts(b, st);
+  render_items(b, st);
+  render_transfers(b, st);
+  render_entries(b, st);
+  render_consents_roles(b, st);
+  b->phase = TALLY__BATCH_SEALED;
+  return TALLY_OK;
+}

@@ -1,0 +1,74 @@
+/* batch.h — one group commit: the ops decided since the last one, the
+ * catalog rows that ride along with them, their Merkle root and signature,
+ * and the single SQL statement that writes all of it.
+ *
+ * Contract: a batch is sealed once (ids, leaves, root, signature and SQL
+ * text are fixed from then on), so it can be sent again unchanged after a
+ * lost connection: every row it writes is keyed (transfer ids, idempotency
+ * keys, batch id, account ids) and inserted with ON CONFLICT DO NOTHING,
+ * which makes a resend a no-op for whatever already committed. Memory is
+ * allocated once by tally__batch_init for batch_max ops. */
+#ifndef TALLY_BATCH_H
+#define TALLY_BATCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "state.h"
+
+enum {
+  TALLY__BATCH_PARAMS = 38,
+  TALLY__BATCH_ROWS_MAX = 1024, /* catalog rows (accounts, items, ...) per batch */
+  TALLY__BATCH_OP_TEXT_BYTES = 640,
+  TALLY__BATCH_ROW_TEXT_BYTES = 640,
+};
+
+typedef enum tally__batch_phase {
+  TALLY__BATCH_FREE = 0,
+  TALLY__BATCH_OPEN,     /* taking ops */
+  TALLY__BATCH_SEALED,   /* waiting for a writer, or sent */
+  TALLY__BATCH_RESOLVING /* looking up keys that were already taken */
+} tally__batch_phase;
+
+typedef struct tally__batch_row {
+  uint32_t index;
+  uint64_t version;
+  uint8_t what; /* TALLY__ROW_* */
+} tally__batch_row;
+enum { TALLY__ROW_ACCOUNT = 1, TALLY__ROW_CONSENT = 2, TALLY__ROW_ROLE = 3, TALLY__ROW_ITEM = 4 };
+
+typedef struct tally__batch {
+  tally__batch_phase phase;
+  uint64_t id;
+  uint32_t op_count, op_max, transfer_count;
+  tally__op *ops;
+  tally__batch_row rows[TALLY__BATCH_ROWS_MAX];
+  uint32_t row_count;
+  uint8_t (*leaves)[32];
+  uint8_t (*scratch)[32];
+  uint8_t root[32], sig[64];
+  char *text;
+  size_t text_len, text_cap;
+  const char *params[TALLY__BATCH_PARAMS];
+  bool inflight;      /* sent, answer not yet in */
+  uint32_t retries;   /* serialization failures so far */
+  uint64_t sealed_mono_ms;
+} tally__batch;
+
+int tally__batch_init(tally__batch *b, uint32_t op_max);
+void tally__batch_free(tally__batch *b);
+void tally__batch_reset(tally__batch *b);
+/* Room for one more op? */
+int tally__batch_full(const tally__batch *b);
+tally__op *tally__batch_append(tally__batch *b);
+
+struct tally__signer;
+/* Takes dirty catalog rows from st, computes receipt leaves, the root and
+ * its signature, and renders the statement's parameters. */
+int tally__batch_seal(tally__batch *b, tally__state *st, struct tally__signer *signer,
+                      uint64_t mono_ms, int64_t wall_ms);
+/* The statement that writes a sealed batch; it returns the ids of the
+ * transfers it inserted. */
+extern const char tally__batch_sql[];
+
+#endif

@@ -1,0 +1,238 @@
+/* cmd_admin.c — ITEM (creators) and TALLY (help for everyone; grant, role
+ * and stats for server operators). Roles are checked here in core, not
+ * only in the host adapter. Catalog changes apply in memory at once and are
+ * acknowledged after the batch that carries their row commits. */
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+#include "decide.h"
+
+static bool sku_valid(const tally__tokens *t, int i) {
+  if (t->len[i] == 0 || t->len[i] > TALLY__SKU_BYTES_MAX) return false;
+  for (size_t k = 0; k < t->len[i]; k++) {
+    char ch = t->word[i][k];
+    if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '_')) return false;
+  }
+  return true;
+}
+
+static bool is_oper(const tally__cmd *c) { return (c->cmd->roles & TALLY_ROLE_OPER) != 0; }
+
+static uint32_t owned_item(tally__cmd *c, int token) {
+  char sku[TALLY__SKU_BYTES_MAX + 1];
+  uint32_t i = TALLY__NONE;
+  if (tally__word_copy(&c->t, token, sku, sizeof sku) == TALLY_OK) i = tally__item_find(&c->e->st, sku);
+  if (i == TALLY__NONE || c->e->st.items[i].deleted) {
+    tally__cmd_refuse(c, TALLY_EUNKNOWN_ITEM);
+    return TALLY__NONE;
+  }
+  if (c->e->st.items[i].creator != c->account && !is_oper(c)) {
+    tally__cmd_refuse(c, TALLY_ENO_PERMISSION);
+    return TALLY__NONE;
+  }
+  return i;
+}
+
+static int title_set(tally__item *it, const char *text) {
+  size_t n = strlen(text);
+  if (n == 0 || n > TALLY__TITLE_BYTES_MAX) return TALLY_EBAD_SYNTAX;
+  memcpy(it->title, text, n + 1);
+  return TALLY_OK;
+}
+
+static void item_add(tally__cmd *c) {
+  tally__state *st = &c->e->st;
+  if (c->t.count < 5) {
+    tally__cmd_usage(c, "ITEM ADD <sku> <price> [stock] <title>");
+    return;
+  }
+  if (!sku_valid(&c->t, 2)) {
+    tally__reply(c->e, c->cmd, TALLY_EBAD_SYNTAX, 0, "sku: 1-32 of a-z 0-9 - _");
+    return;
+  }
+  int64_t price;
+  if (tally__cmd_amount(c, 3, &price)) return;
+  int title_at = 4;
+  int64_t stock = -1;
+  uint64_t v;
+  if (c->t.count >= 6 && tally__uint_parse(c->t.word[4], c->t.len[4], 1000000000, &v) == TALLY_OK) {
+    stock = (int64_t)v;
+    title_at = 5;
+  }
+  char sku[TALLY__SKU_BYTES_MAX + 1];
+  tally__word_copy(&c->t, 2, sku, sizeof sku);
+  uint32_t i = tally__item_find(st, sku);
+  if (i != TALLY__NONE && (!st->items[i].deleted || st->items[i].creator != c->account)) {
+    tally__cmd_refuse(c, TALLY_EEXISTS);
+    return;
+  }
+  tally__item probe = {0};
+  if (title_set(&probe, c->t.rest[title_at])) {
+    tally__reply(c->e, c->cmd, TALLY_EBAD_SYNTAX, 0, "title: 1-%d bytes", TALLY__TITLE_BYTES_MAX);
+    return;
+  }
+  if (i == TALLY__NONE) {
+    int rc = tally__item_add(st, sku, &i);
+    if (rc) {
+      tally__cmd_refuse(c, rc);
+      return;
+    }
+  }
+  tally__item *it = &st->items[i];
+  int32_t taken = it->sold + it->held;
+  it->creator = c->account;
+  it->price = price;
+  it->stock = stock < 0 ? -1 : (int32_t)(stock + taken); /* a revived item keeps its history */
+  it->deleted = false;
+  it->refund_window_s = c->e->cfg.refund_window_s;
+  memcpy(it->title, probe.title, sizeof it->title);
+  tally__item_mark_dirty(st, i);
+  tally__cmd_ack_after_commit(c, "Item %s added.", sku);
+}
+
+static void item_set(tally__cmd *c) {
+  if (c->t.count < 5) {
+    tally__cmd_usage(c, "ITEM SET <sku> price|stock|title <value>");
+    return;
+  }
+  uint32_t i = owned_item(c, 2);
+  if (i == TALLY__NONE) return;
+  tally__item *it = &c->e->st.items[i];
+  if (tally__word_is(&c->t, 3, "price")) {
+    int64_t price;
+    if (tally__cmd_amount(c, 4, &price)) return;
+    it->price = price;
+  } else if (tally__word_is(&c->t, 3, "stock")) {
+    uint64_t v = 0;
+    bool unlimited = tally__word_is(&c->t, 4, "unlimited");
+    if (!unlimited && c->t.len[4] == 1 && c->t.word[4][0] == '0') v = 0;
+    else if (!unlimited && tally__uint_parse(c->t.word[4], c->t.len[4], 1000000000, &v)) {
+      tally__cmd_refuse(c, TALLY_EBAD_QTY);
+      return;
+    }
+    /* "stock N" means N more can be sold from now on. */
+    it->stock = unlimited ? -1 : (int32_t)v + it->sold + it->held;
+  } else if (tally__word_is(&c->t, 3, "title")) {
+    if (title_set(it, c->t.rest[4])) {
+      tally__cmd_refuse(c, TALLY_EBAD_SYNTAX);
+      return;
+    }
+  } else {
+    tally__cmd_usage(c, "ITEM SET <sku> price|stock|title <value>");
+    return;
+  }
+  tally__item_mark_dirty(&c->e->st, i);
+  tally__cmd_ack_after_commit(c, "Item %s updated.", it->sku);
+}
+
+void tally__cmd_item(tally__cmd *c) {
+  tally__account *a = &c->e->st.accounts[c->account];
+  if (!a->is_creator && !is_oper(c)) {
+    tally__reply(c->e, c->cmd, TALLY_ENO_PERMISSION, 0, "%s: only creators can manage items",
+                 tally_strerror(TALLY_ENO_PERMISSION));
+    return;
+  }
+  if (tally__word_is(&c->t, 1, "ADD")) item_add(c);
+  else if (tally__word_is(&c->t, 1, "SET")) item_set(c);
+  else if (tally__word_is(&c->t, 1, "DEL") && c->t.count == 3) {
+    uint32_t i = owned_item(c, 2);
+    if (i == TALLY__NONE) return;
+    c->e->st.items[i].deleted = true;
+    tally__item_mark_dirty(&c->e->st, i);
+    tally__cmd_ack_after_commit(c, "Item %s removed.", c->e->st.items[i].sku);
+  } else tally__cmd_usage(c, "ITEM ADD|SET|DEL ...");
+}
+
+/* ---- TALLY ------------------------------------------------------------------ */
+static const char *const help_lines[] = {
+    "SHOP [creator] - list items | BUY <sku> [qty] | CONFIRM <code> - agree to your first purchase",
+    "TIP <account> <amount> [message] | WALLET | RECEIPTS | REFUND <receipt> [amount] | VERIFY <receipt>",
+    "Creators: ITEM ADD <sku> <price> [stock] <title> | ITEM SET <sku> price|stock|title <value> | ITEM DEL <sku>",
+    "Operators: TALLY GRANT <account> <amount> | TALLY ROLE <account> creator|none | TALLY STATS",
+};
+
+static void tally_grant(tally__cmd *c) {
+  if (c->t.count != 4) {
+    tally__cmd_usage(c, "TALLY GRANT <account> <amount>");
+    return;
+  }
+  if (c->t.len[2] >= TALLY_NAME_BYTES_MAX) {
+    tally__cmd_refuse(c, TALLY_EUNKNOWN_ACCOUNT);
+    return;
+  }
+  int64_t amount;
+  if (tally__cmd_amount(c, 3, &amount)) return;
+  char name[TALLY_NAME_BYTES_MAX + 1];
+  tally__word_copy(&c->t, 2, name, sizeof name);
+  uint32_t to;
+  int rc = tally__cmd_account(c, name, &to);
+  if (rc) {
+    tally__cmd_refuse(c, rc);
+    return;
+  }
+  tally__op *op = tally__cmd_op_slot(c);
+  if (!op) {
+    tally__cmd_refuse(c, TALLY_EBUSY);
+    return;
+  }
+  uint64_t existing = 0;
+  tally__decide_ctx ctx = {.wall_ms = c->wall, .mono_ms = c->now, .req_id = c->cmd->req_id,
+                           .origin = c->cmd->origin, .channel = c->cmd->channel,
+                           .key = tally__cmd_key(c, "grant:"), .existing_transfer = &existing};
+  rc = tally__decide_grant(&c->e->st, &ctx, to, amount, op);
+  tally__cmd_money_result(c, rc, existing);
+}
+
+static void tally_role(tally__cmd *c) {
+  bool creator = tally__word_is(&c->t, 3, "creator");
+  if (c->t.count != 4 || (!creator && !tally__word_is(&c->t, 3, "none"))) {
+    tally__cmd_usage(c, "TALLY ROLE <account> creator|none");
+    return;
+  }
+  char name[TALLY_NAME_BYTES_MAX + 1];
+  if (tally__word_copy(&c->t, 2, name, sizeof name)) {
+    tally__cmd_refuse(c, TALLY_EUNKNOWN_ACCOUNT);
+    return;
+  }
+  uint32_t who;
+  int rc = tally__cmd_account(c, name, &who);
+  if (rc) {
+    tally__cmd_refuse(c, rc);
+    return;
+  }
+  tally__account *a = &c->e->st.accounts[who];
+  a->is_creator = creator;
+  a->role_dirty = true;
+  a->role_version++;
+  tally__account_mark_dirty(&c->e->st, who);
+  tally__cmd_ack_after_commit(c, "%s is now %s.", name, creator ? "a creator" : "a regular account");
+}
+
+void tally__cmd_tally(tally__cmd *c) {
+  if (c->t.count == 1 || tally__word_is(&c->t, 1, "HELP")) {
+    for (size_t i = 0; i < sizeof help_lines / sizeof help_lines[0]; i++)
+      tally__reply(c->e, c->cmd, TALLY_OK, 0, "%s", help_lines[i]);
+    return;
+  }
+  if (!is_oper(c)) {
+    tally__reply(c->e, c->cmd, TALLY_ENO_PERMISSION, 0, "%s: server operators only",
+                 tally_strerror(TALLY_ENO_PERMISSION));
+    return;
+  }
+  if (c->account == TALLY__NONE) {
+    tally__cmd_refuse(c, TALLY_ENOT_LOGGED_IN);
+    return;
+  }
+  if (tally__word_is(&c->t, 1, "GRANT")) tally_grant(c);
+  else if (tally__word_is(&c->t, 1, "ROLE")) tally_role(c);
+  else if (tally__word_is(&c->t, 1, "STATS")) {
+    tally_stats s;
+    tally_engine_stats(c->e, &s);
+    tally__reply(c->e, c->cmd, TALLY_OK, 0,
+                 "accounts %u, items %u, buys committed %llu, batches %llu, retries %llu, busy %llu, pending %u",
+                 c->e->st.account_count, c->e->st.item_count, (unsigned long long)s.buys_committed,
+                 (unsigned long long)s.batches_committed, (unsigned long long)s.batch_retries,
+                 (unsigned long long)s.busy_rejects, c->e->ops_pending);
+  } else tally__cmd_usage(c, "TALLY HELP|GRANT|ROLE|STATS");
+}

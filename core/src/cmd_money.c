@@ -1,0 +1,229 @@
+/* cmd_money.c — BUY, CONFIRM, TIP, REFUND and grants: the commands that
+ * move money. Each parses its arguments, then hands the decision to
+ * decide.c; the answer comes when the batch commits. */
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+#include "decide.h"
+
+static tally__decide_ctx ctx_of(tally__cmd *c, const char *key, uint64_t *existing) {
+  return (tally__decide_ctx){.wall_ms = c->wall, .mono_ms = c->now, .req_id = c->cmd->req_id,
+                             .origin = c->cmd->origin, .channel = c->cmd->channel, .key = key,
+                             .existing_transfer = existing};
+}
+
+void tally__cmd_money_result(tally__cmd *c, int rc, uint64_t existing) {
+  if (rc == TALLY_OK) {
+    tally__cmd_op_added(c);
+    return;
+  }
+  tally__cmd_op_unused(c);
+  if (rc == TALLY_EEXISTS && existing)
+    tally__reply(c->e, c->cmd, TALLY_OK, existing, "Already done: receipt %llu",
+                 (unsigned long long)existing);
+  else if (rc == TALLY_EEXISTS)
+    tally__cmd_refuse(c, TALLY_EPENDING);
+  else
+    tally__cmd_refuse(c, rc);
+}
+
+static void buy_now(tally__cmd *c, uint32_t item, uint32_t qty, const char *key) {
+  tally__op *op = tally__cmd_op_slot(c);
+  if (!op) {
+    tally__cmd_refuse(c, TALLY_EBUSY);
+    return;
+  }
+  uint64_t existing = 0;
+  tally__decide_ctx ctx = ctx_of(c, key, &existing);
+  int rc = tally__decide_buy(&c->e->st, &ctx, c->account, item, qty, op);
+  tally__cmd_money_result(c, rc, existing);
+}
+
+/* A short code that is easy to type: no 0/O, 1/I/L. */
+static void consent_code(tally__engine *e, char out[8]) {
+  static const char alphabet[] = "ABCDEFGHJKMNPQRSTUVWXYZ23456789";
+  uint64_t x = tally__hash_u64(++e->st.consent_seq ^ (uint64_t)tally__now_wall_ms() ^ (uintptr_t)e);
+  for (int i = 0; i < 6; i++, x /= 31) out[i] = alphabet[x % 31];
+  out[6] = 0;
+}
+
+static void ask_consent(tally__cmd *c, uint32_t item, uint32_t qty) {
+  tally__state *st = &c->e->st;
+  tally__pending_consent *slot = NULL;
+  for (int i = 0; i < TALLY__CONSENTS_PENDING_MAX && !slot; i++) {
+    tally__pending_consent *p = &st->consents[i];
+    if (p->expires_mono_ms <= c->now || p->account == c->account) slot = p;
+  }
+  if (!slot) {
+    tally__cmd_refuse(c, TALLY_EBUSY);
+    return;
+  }
+  const tally__item *it = &st->items[item];
+  int64_t total;
+  if (!tally__mul_i64(it->price, qty, &total)) {
+    tally__cmd_refuse(c, TALLY_EOVERFLOW);
+    return;
+  }
+  *slot = (tally__pending_consent){.account = c->account, .item = item, .qty = qty,
+                                   .price_total = total,
+                                   .expires_mono_ms = c->now + c->e->cfg.consent_ttl_s * 1000ull};
+  consent_code(c->e, slot->code);
+  snprintf(slot->key, sizeof slot->key, "%s", tally__cmd_key(c, ""));
+  char amount[48];
+  tally__format_amount(c->e, total, amount, sizeof amount);
+  tally__reply(c->e, c->cmd, TALLY_ECONSENT, 0,
+               "First purchase: %ux %s costs %s, paid from your tally wallet. To agree, reply: "
+               "CONFIRM %s (valid %u s)",
+               qty, it->title, amount, slot->code, c->e->cfg.consent_ttl_s);
+}
+
+void tally__cmd_buy(tally__cmd *c) {
+  if (c->t.count < 2 || c->t.count > 3) {
+    tally__cmd_usage(c, "BUY <sku> [qty]");
+    return;
+  }
+  char sku[TALLY__SKU_BYTES_MAX + 1];
+  uint32_t item = TALLY__NONE;
+  if (tally__word_copy(&c->t, 1, sku, sizeof sku) == TALLY_OK) item = tally__item_find(&c->e->st, sku);
+  if (item == TALLY__NONE) {
+    tally__cmd_refuse(c, TALLY_EUNKNOWN_ITEM);
+    return;
+  }
+  uint64_t qty = 1;
+  if (c->t.count == 3) {
+    int rc = tally__uint_parse(c->t.word[2], c->t.len[2], TALLY__QTY_MAX, &qty);
+    if (rc) {
+      tally__cmd_refuse(c, rc);
+      return;
+    }
+  }
+  const tally__item *it = &c->e->st.items[item];
+  int rc = tally__check_stock(it, (uint32_t)qty);
+  if (rc == TALLY_ETOO_MANY) {
+    tally__reply(c->e, c->cmd, TALLY_ESOLD_OUT, 0, "Only %d left of %s", tally__item_left(it), it->sku);
+    return;
+  }
+  if (rc) {
+    tally__cmd_refuse(c, rc);
+    return;
+  }
+  if (!c->e->st.accounts[c->account].consented) {
+    ask_consent(c, item, (uint32_t)qty);
+    return;
+  }
+  buy_now(c, item, (uint32_t)qty, tally__cmd_key(c, ""));
+}
+
+void tally__cmd_confirm(tally__cmd *c) {
+  if (c->t.count != 2) {
+    tally__cmd_usage(c, "CONFIRM <code>");
+    return;
+  }
+  tally__state *st = &c->e->st;
+  tally__pending_consent *p = NULL;
+  for (int i = 0; i < TALLY__CONSENTS_PENDING_MAX && !p; i++) {
+    tally__pending_consent *q = &st->consents[i];
+    if (q->account == c->account && q->expires_mono_ms > c->now && tally__word_is(&c->t, 1, q->code))
+      p = q;
+  }
+  if (!p) {
+    tally__cmd_refuse(c, TALLY_EBAD_CODE);
+    return;
+  }
+  tally__account *a = &st->accounts[c->account];
+  a->consented = 1;
+  tally__account_mark_dirty(st, c->account);
+  tally__pending_consent taken = *p;
+  p->expires_mono_ms = 0;
+  p->account = TALLY__NONE;
+  buy_now(c, taken.item, taken.qty, taken.key);
+}
+
+void tally__cmd_tip(tally__cmd *c) {
+  if (c->t.count < 3) {
+    tally__cmd_usage(c, "TIP <account> <amount> [message]");
+    return;
+  }
+  char name[TALLY__ACCOUNT_NAME_BYTES];
+  uint32_t to = TALLY__NONE;
+  if (c->t.len[1] < TALLY_NAME_BYTES_MAX) {
+    snprintf(name, sizeof name, "user:%.*s", (int)c->t.len[1], c->t.word[1]);
+    to = tally__account_find(&c->e->st, name);
+  }
+  if (to == TALLY__NONE) {
+    tally__cmd_refuse(c, TALLY_EUNKNOWN_ACCOUNT);
+    return;
+  }
+  int64_t amount;
+  if (tally__cmd_amount(c, 2, &amount)) return;
+  tally__op *op = tally__cmd_op_slot(c);
+  if (!op) {
+    tally__cmd_refuse(c, TALLY_EBUSY);
+    return;
+  }
+  uint64_t existing = 0;
+  tally__decide_ctx ctx = ctx_of(c, tally__cmd_key(c, ""), &existing);
+  int rc = tally__decide_tip(&c->e->st, &ctx, c->account, to, amount, op);
+  tally__cmd_money_result(c, rc, existing);
+}
+
+void tally__cmd_refund(tally__cmd *c) {
+  if (c->t.count < 2 || c->t.count > 3) {
+    tally__cmd_usage(c, "REFUND <receipt> [amount]");
+    return;
+  }
+  uint64_t receipt;
+  if (tally__uint_parse(c->t.word[1], c->t.len[1], UINT64_MAX / 10, &receipt)) {
+    tally__cmd_refuse(c, TALLY_EUNKNOWN_RECEIPT);
+    return;
+  }
+  int64_t amount = 0;
+  if (c->t.count == 3 && tally__cmd_amount(c, 2, &amount)) return;
+  tally__op *op = tally__cmd_op_slot(c);
+  if (!op) {
+    tally__cmd_refuse(c, TALLY_EBUSY);
+    return;
+  }
+  uint64_t existing = 0;
+  tally__decide_ctx ctx = ctx_of(c, tally__cmd_key(c, ""), &existing);
+  int rc = tally__decide_refund(&c->e->st, &ctx, c->account, receipt, amount, op);
+  tally__cmd_money_result(c, rc, existing);
+}
+
+/* Demo setting: a newly seen account gets credits once ("welcome:<name>"). */
+void tally__cmd_welcome(tally__cmd *c, uint32_t account) {
+  tally__op *op = tally__cmd_op_slot(c);
+  if (!op) return; /* busy: the next command tries again (the key keeps it once) */
+  char key[TALLY__KEY_BYTES_MAX + 1];
+  snprintf(key, sizeof key, "welcome:%s", c->e->st.accounts[account].name);
+  tally__decide_ctx ctx = ctx_of(c, key, NULL);
+  int rc = tally__decide_grant(&c->e->st, &ctx, account, c->e->cfg.welcome_grant_minor, op);
+  if (rc) {
+    tally__cmd_op_unused(c);
+    return;
+  }
+  op->origin[0] = 0; /* silent: the command itself gets the answer */
+  tally__cmd_op_added(c);
+}
+
+void tally__grant_request_apply(tally__engine *e, int64_t request_id, const char *account,
+                                int64_t amount) {
+  if (request_id <= e->last_grant_request) return;
+  tally__command_frame none = {0};
+  tally__cmd c = {.e = e, .cmd = &none, .now = tally__now_mono_ms(e), .wall = tally__now_wall_ms()};
+  uint32_t to;
+  if (amount <= 0 || tally__cmd_account(&c, account, &to) != TALLY_OK) {
+    e->last_grant_request = request_id; /* unusable: skip it, the CLI checked it already */
+    return;
+  }
+  tally__op *op = tally__cmd_op_slot(&c);
+  if (!op) return; /* busy: picked up again at the next poll */
+  char key[TALLY__KEY_BYTES_MAX + 1];
+  snprintf(key, sizeof key, "grant-request:%lld", (long long)request_id);
+  tally__decide_ctx ctx = ctx_of(&c, key, NULL);
+  int rc = tally__decide_grant(&e->st, &ctx, to, amount, op);
+  if (rc) tally__cmd_op_unused(&c);
+  else tally__cmd_op_added(&c);
+  e->last_grant_request = request_id;
+}

@@ -1,0 +1,163 @@
+/* command.c — from a chat line to a decision: checks the text, rate limits,
+ * finds the account, dispatches on the command word, and answers refusals
+ * at once. Money commands end in decide.c and are answered after commit.
+ * Every refusal names its reason (tally_strerror of a specific code). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "commands.h"
+#include "decide.h"
+#include "text.h"
+
+/* ---- rate limits: token buckets in thousandths of a command --------------- */
+static bool bucket_take(int64_t *tokens, int64_t *at_ms, uint32_t per_min, uint64_t now) {
+  if (per_min == 0) return true;
+  int64_t cap = (int64_t)(per_min < 5 ? 5 : per_min / 4 + 5) * 1000;
+  if (*at_ms == 0) *tokens = cap;
+  int64_t refill = ((int64_t)now - *at_ms) * per_min / 60;
+  *at_ms = (int64_t)now;
+  *tokens = *tokens + refill > cap ? cap : *tokens + refill;
+  if (*tokens < 1000) return false;
+  *tokens -= 1000;
+  return true;
+}
+
+static bool channel_allows(tally__engine *e, const char *channel, uint64_t now) {
+  tally__state *st = &e->st;
+  if (!channel[0] || e->cfg.rate_channel_per_min == 0) return true;
+  uint64_t h = tally__hash_str(channel);
+  uint32_t i = TALLY__NONE;
+  for (uint32_t k = 0; k < st->channel_count; k++)
+    if (st->channels[k].hash == h && strcmp(st->channels[k].name, channel) == 0) i = k;
+  if (i == TALLY__NONE) {
+    if (st->channel_count >= TALLY__CHANNELS_MAX) return true;
+    i = st->channel_count++;
+    st->channels[i].hash = h;
+    snprintf(st->channels[i].name, sizeof st->channels[i].name, "%s", channel);
+  }
+  tally__bucket *b = &st->channels[i];
+  return bucket_take(&b->tokens_milli, &b->at_ms, e->cfg.rate_channel_per_min, now);
+}
+
+/* ---- shared helpers for the command files ---------------------------------- */
+int tally__cmd_account(tally__cmd *c, const char *account, uint32_t *index) {
+  char name[TALLY__ACCOUNT_NAME_BYTES];
+  snprintf(name, sizeof name, "user:%s", account);
+  bool existed = tally__account_find(&c->e->st, name) != TALLY__NONE;
+  int rc = tally__account_get(&c->e->st, name, TALLY__ACCOUNT_USER, index);
+  if (rc) return rc;
+  if (!existed) {
+    tally__account_mark_dirty(&c->e->st, *index);
+    if (c->e->cfg.welcome_grant_minor > 0) tally__cmd_welcome(c, *index);
+  }
+  return TALLY_OK;
+}
+
+void tally__cmd_refuse(tally__cmd *c, int code) {
+  tally__reply(c->e, c->cmd, code, 0, "%s", tally_strerror(code));
+}
+
+void tally__cmd_usage(tally__cmd *c, const char *usage) {
+  tally__reply(c->e, c->cmd, TALLY_EBAD_SYNTAX, 0, "%s. Usage: %s", tally_strerror(TALLY_EBAD_SYNTAX),
+               usage);
+}
+
+tally__op *tally__cmd_op_slot(tally__cmd *c) {
+  tally__batch *b = tally__engine_open_batch(c->e);
+  if (!b) return NULL;
+  return tally__batch_append(b);
+}
+
+void tally__cmd_op_unused(tally__cmd *c) {
+  tally__batch *b = c->e->open;
+  b->op_count--;
+}
+
+void tally__cmd_op_added(tally__cmd *c) { c->e->ops_pending++; }
+
+void tally__cmd_ack_after_commit(tally__cmd *c, const char *fmt, ...) {
+  tally__op *op = tally__cmd_op_slot(c);
+  if (!op) {
+    tally__cmd_refuse(c, TALLY_EBUSY);
+    return;
+  }
+  memset(op, 0, sizeof *op);
+  op->type = TALLY__OP_ACK;
+  op->req_id = c->cmd->req_id;
+  snprintf(op->origin, sizeof op->origin, "%s", c->cmd->origin);
+  snprintf(op->channel, sizeof op->channel, "%s", c->cmd->channel);
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(op->note, sizeof op->note, fmt, ap);
+  va_end(ap);
+}
+
+int tally__cmd_amount(tally__cmd *c, int token, int64_t *out) {
+  int rc = tally__amount_parse(c->t.word[token], c->t.len[token], c->e->cfg.currency_decimals, out);
+  if (rc) tally__cmd_refuse(c, rc);
+  return rc;
+}
+
+/* The idempotency key of this command: the host's message id. */
+const char *tally__cmd_key(tally__cmd *c, const char *prefix) {
+  snprintf(c->key, sizeof c->key, "%s%s", prefix, c->cmd->msg_id);
+  return c->key;
+}
+
+/* ---- dispatch ---------------------------------------------------------------- */
+typedef struct cmd_entry {
+  const char *word;
+  void (*fn)(tally__cmd *c);
+  bool needs_account;
+} cmd_entry;
+
+static const cmd_entry commands[] = {
+    {"SHOP", tally__cmd_shop, false},       {"BUY", tally__cmd_buy, true},
+    {"CONFIRM", tally__cmd_confirm, true},  {"TIP", tally__cmd_tip, true},
+    {"WALLET", tally__cmd_wallet, true},    {"RECEIPTS", tally__cmd_receipts, true},
+    {"REFUND", tally__cmd_refund, true},    {"VERIFY", tally__cmd_verify, false},
+    {"ITEM", tally__cmd_item, true},        {"TALLY", tally__cmd_tally, false},
+};
+
+void tally__command_handle(tally__engine *e, const tally__command_frame *frame) {
+  tally__cmd c = {.e = e, .cmd = frame, .now = tally__now_mono_ms(e), .wall = tally__now_wall_ms(),
+                  .account = TALLY__NONE};
+  size_t len = strlen(frame->text);
+  int rc = tally__text_check(frame->text, len);
+  if (rc == TALLY_OK) rc = tally__tokenize(frame->text, &c.t);
+  if (rc == TALLY_ETOO_MANY) rc = TALLY_EBAD_SYNTAX;
+  if (rc == TALLY_OK && c.t.count == 0) rc = TALLY_EUNKNOWN_CMD;
+  if (rc) {
+    tally__cmd_refuse(&c, rc);
+    return;
+  }
+  const cmd_entry *entry = NULL;
+  for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+    if (tally__word_is(&c.t, 0, commands[i].word)) entry = &commands[i];
+  if (!entry) {
+    tally__reply(e, frame, TALLY_EUNKNOWN_CMD, 0, "%s. Try: TALLY HELP", tally_strerror(TALLY_EUNKNOWN_CMD));
+    return;
+  }
+  if (!channel_allows(e, frame->channel, c.now)) {
+    tally__cmd_refuse(&c, TALLY_ERATE_LIMITED);
+    return;
+  }
+  if (frame->account[0]) {
+    if ((rc = tally__cmd_account(&c, frame->account, &c.account))) {
+      tally__cmd_refuse(&c, rc == TALLY_ETOO_MANY ? TALLY_EBUSY : rc);
+      return;
+    }
+    tally__account *a = &e->st.accounts[c.account];
+    if (!bucket_take(&a->rate_tokens_milli, &a->rate_at_ms, e->cfg.rate_account_per_min, c.now)) {
+      tally__cmd_refuse(&c, TALLY_ERATE_LIMITED);
+      return;
+    }
+  } else if (entry->needs_account) {
+    tally__reply(e, frame, TALLY_ENOT_LOGGED_IN, 0,
+                 "%s: log in to your services account first (/msg NickServ IDENTIFY <password>)",
+                 tally_strerror(TALLY_ENOT_LOGGED_IN));
+    return;
+  }
+  entry->fn(&c);
+}

@@ -1,0 +1,51 @@
+/* commands.h — the command handlers and the helpers they share.
+ *
+ * Contract: a handler answers every command exactly once: a refusal at
+ * once, or (for anything that writes) after the batch holding its op
+ * commits or fails. Handlers never block and never allocate. */
+#ifndef TALLY_COMMANDS_H
+#define TALLY_COMMANDS_H
+
+#include <stdarg.h>
+
+#include "engine_internal.h"
+#include "text.h"
+
+typedef struct tally__cmd {
+  tally__engine *e;
+  const tally__command_frame *cmd;
+  tally__tokens t;
+  uint64_t now;  /* monotonic ms */
+  int64_t wall;  /* wall-clock ms */
+  uint32_t account; /* TALLY__NONE when not logged in */
+  char key[TALLY__KEY_BYTES_MAX + 1];
+} tally__cmd;
+
+int tally__cmd_account(tally__cmd *c, const char *account, uint32_t *index);
+void tally__cmd_refuse(tally__cmd *c, int code);
+void tally__cmd_usage(tally__cmd *c, const char *usage);
+/* A fresh op in the open batch, or NULL when every batch slot is busy. */
+tally__op *tally__cmd_op_slot(tally__cmd *c);
+void tally__cmd_op_unused(tally__cmd *c); /* give back the slot just taken */
+void tally__cmd_op_added(tally__cmd *c);  /* count it as pending */
+__attribute__((format(printf, 2, 3))) void tally__cmd_ack_after_commit(tally__cmd *c,
+                                                                         const char *fmt, ...);
+int tally__cmd_amount(tally__cmd *c, int token, int64_t *out);
+const char *tally__cmd_key(tally__cmd *c, const char *prefix);
+void tally__cmd_welcome(tally__cmd *c, uint32_t account);
+/* Runs a decision into a fresh op and answers refusals; used by every money
+ * command. decide_rc is what the decide function returned. */
+void tally__cmd_money_result(tally__cmd *c, int decide_rc, uint64_t existing);
+
+void tally__cmd_shop(tally__cmd *c);
+void tally__cmd_buy(tally__cmd *c);
+void tally__cmd_confirm(tally__cmd *c);
+void tally__cmd_tip(tally__cmd *c);
+void tally__cmd_wallet(tally__cmd *c);
+void tally__cmd_receipts(tally__cmd *c);
+void tally__cmd_refund(tally__cmd *c);
+void tally__cmd_verify(tally__cmd *c);
+void tally__cmd_item(tally__cmd *c);
+void tally__cmd_tally(tally__cmd *c);
+
+#endif

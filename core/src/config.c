@@ -1,0 +1,147 @@
+/* config.c — the one declarative table of engine settings.
+ *
+ * Every key appears once below with its type, default, bounds and help
+ * line; parsing, validation, `tally config` and the README's table all come
+ * from it (the nginx ngx_command_t idea). Unknown keys are errors. */
+#include <errno.h>
+#include <stdarg.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tally.h"
+
+typedef enum { CFG_STR, CFG_U32, CFG_I64 } cfg_type;
+
+typedef struct cfg_entry {
+  const char *key;
+  cfg_type type;
+  size_t offset;
+  const char *default_text;
+  int64_t min, max;
+  const char *help;
+} cfg_entry;
+
+#define OFF(field) offsetof(tally_config, field)
+static const cfg_entry cfg_table[] = {
+    {"dsn", CFG_STR, OFF(dsn), "", 0, 0, "PostgreSQL connection string (libpq)"},
+    {"signing_key", CFG_STR, OFF(signing_key_path), "var/tally-signing.pem", 0, 0,
+     "Ed25519 private key (PEM) that signs receipt batches; created if absent"},
+    {"currency", CFG_STR, OFF(currency), "credits", 0, 0, "name shown after amounts"},
+    {"decimals", CFG_U32, OFF(currency_decimals), "2", 0, 6,
+     "digits after the point: 2 means 1.50 is 150 minor units"},
+    {"fee_bps", CFG_U32, OFF(fee_bps), "250", 0, 5000,
+     "platform fee on purchases in basis points (250 = 2.5%)"},
+    {"daily_cap", CFG_I64, OFF(daily_cap_minor), "0", 0, INT64_MAX / 4,
+     "per-buyer spend per UTC day in minor units; 0 = no cap"},
+    {"welcome_grant", CFG_I64, OFF(welcome_grant_minor), "0", 0, INT64_MAX / 4,
+     "DEMO ONLY: credits granted once to each newly seen account"},
+    {"consent_ttl", CFG_U32, OFF(consent_ttl_s), "120", 10, 3600,
+     "seconds a first-purchase CONFIRM code stays valid"},
+    {"refund_window", CFG_U32, OFF(refund_window_s), "86400", 0, 90u * 86400u,
+     "default seconds after purchase during which REFUND works"},
+    {"queue_depth", CFG_U32, OFF(queue_depth), "16384", 64, 1u << 20,
+     "events waiting for the engine; beyond it users get 'busy'"},
+    {"batch_max", CFG_U32, OFF(batch_max), "4096", 1, 8192,
+     "operations per group commit"},
+    {"writers", CFG_U32, OFF(writers), "2", 1, 4,
+     "PostgreSQL connections writing batches in parallel"},
+    {"accounts_max", CFG_U32, OFF(accounts_max), "200000", 16, 1u << 24,
+     "accounts kept in memory"},
+    {"items_max", CFG_U32, OFF(items_max), "10000", 16, 1u << 20, "items kept in memory"},
+    {"keys_max", CFG_U32, OFF(keys_max), "262144", 1024, 1u << 24,
+     "idempotency keys remembered (oldest forgotten first)"},
+    {"purchases_max", CFG_U32, OFF(purchases_max), "262144", 1024, 1u << 24,
+     "refundable purchases remembered (oldest forgotten first)"},
+    {"rate_account", CFG_U32, OFF(rate_account_per_min), "60", 0, 1u << 20,
+     "commands per account per minute; 0 = unlimited"},
+    {"rate_channel", CFG_U32, OFF(rate_channel_per_min), "600", 0, 1u << 20,
+     "commands per channel per minute; 0 = unlimited"},
+    {"pending_timeout", CFG_U32, OFF(pending_timeout_ms), "3000", 100, 600000,
+     "milliseconds before a buyer whose purchase is not yet committed hears 'pending'"},
+};
+#undef OFF
+enum { CFG_COUNT = sizeof cfg_table / sizeof cfg_table[0] };
+
+__attribute__((format(printf, 3, 4))) static int cfg_fail(char *err, size_t err_len,
+                                                          const char *fmt, ...) {
+  if (err && err_len) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, err_len, fmt, ap);
+    va_end(ap);
+  }
+  return TALLY_ECONFIG;
+}
+
+static int cfg_apply(tally_config *cfg, const cfg_entry *e, const char *value,
+                     char *err, size_t err_len) {
+  char *base = (char *)cfg + e->offset;
+  if (e->type == CFG_STR) {
+    *(const char **)base = value;
+    return TALLY_OK;
+  }
+  /* Plain decimal digits only: no sign, no spaces, no exponent, no hex. */
+  if (!value[0] || strspn(value, "0123456789") != strlen(value) || strlen(value) > 18)
+    return cfg_fail(err, err_len, "config %s: '%s' is not a plain whole number",
+                    e->key, value);
+  errno = 0;
+  long long v = strtoll(value, NULL, 10);
+  if (errno || v < e->min || v > e->max) {
+    char range[64];
+    snprintf(range, sizeof range, "%" PRId64 "..%" PRId64, e->min, e->max);
+    return cfg_fail(err, err_len, "config %s: out of range (%s)", e->key, range);
+  }
+  if (e->type == CFG_U32) *(uint32_t *)base = (uint32_t)v;
+  else *(int64_t *)base = (int64_t)v;
+  return TALLY_OK;
+}
+
+void tally_config_init(tally_config *cfg) {
+  memset(cfg, 0, sizeof *cfg);
+  cfg->size = sizeof *cfg;
+  cfg->version = TALLY_CONFIG_VERSION;
+  for (size_t i = 0; i < CFG_COUNT; i++) {
+    int rc = cfg_apply(cfg, &cfg_table[i], cfg_table[i].default_text, NULL, 0);
+    (void)rc;
+  }
+}
+
+int tally_config_set(tally_config *cfg, const char *key, const char *value,
+                     char *err, size_t err_len) {
+  if (!cfg || !key || !value) return TALLY_EINVAL;
+  for (size_t i = 0; i < CFG_COUNT; i++)
+    if (strcmp(cfg_table[i].key, key) == 0)
+      return cfg_apply(cfg, &cfg_table[i], value, err, err_len);
+  return cfg_fail(err, err_len, "config: unknown key '%s'", key);
+}
+
+int tally_config_check(const tally_config *cfg, char *err, size_t err_len) {
+  if (!cfg || cfg->size < sizeof(tally_config) || cfg->version != TALLY_CONFIG_VERSION)
+    return cfg_fail(err, err_len, "config: built for another tally version");
+  if (!cfg->dsn || !cfg->dsn[0])
+    return cfg_fail(err, err_len, "config dsn: a PostgreSQL connection string is required");
+  if (!cfg->signing_key_path || !cfg->signing_key_path[0])
+    return cfg_fail(err, err_len, "config signing_key: a key path is required");
+  if (!cfg->currency || !cfg->currency[0] || strlen(cfg->currency) > 16)
+    return cfg_fail(err, err_len, "config currency: 1 to 16 characters");
+  if (cfg->batch_max > cfg->queue_depth)
+    return cfg_fail(err, err_len, "config batch_max: must not exceed queue_depth");
+  for (size_t i = 0; i < CFG_COUNT; i++) {
+    const cfg_entry *e = &cfg_table[i];
+    const char *base = (const char *)cfg + e->offset;
+    int64_t v = e->type == CFG_U32 ? *(const uint32_t *)base
+              : e->type == CFG_I64 ? *(const int64_t *)base : 0;
+    if (e->type != CFG_STR && (v < e->min || v > e->max))
+      return cfg_fail(err, err_len, "config %s: out of range", e->key);
+  }
+  return TALLY_OK;
+}
+
+void tally_config_describe(tally_config_doc_cb fn, void *ud) {
+  for (size_t i = 0; i < CFG_COUNT; i++)
+    fn(ud, cfg_table[i].key, cfg_table[i].default_text, cfg_table[i].help);
+}

@@ -1,0 +1,186 @@
+/* decide.c — every rule about whether money may move lives here, in one
+ * place that the engine, the simulator and the benchmark all call. Pure
+ * memory: a decision costs no I/O, so "sold out" and "not enough credits"
+ * never wait for PostgreSQL. */
+#include "decide.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "text.h"
+
+uint64_t tally__transfer_fingerprint(uint32_t kind, uint32_t a, uint32_t b, uint64_t c,
+                                    int64_t amount) {
+  uint64_t h = tally__hash_u64(kind);
+  h = tally__hash_u64(h ^ a);
+  h = tally__hash_u64(h ^ ((uint64_t)b << 1));
+  h = tally__hash_u64(h ^ c);
+  return tally__hash_u64(h ^ (uint64_t)amount);
+}
+
+/* Returns TALLY_OK when the key is new. */
+static int key_check(const tally__state *st, const tally__decide_ctx *ctx, uint64_t fp) {
+  uint32_t slot = tally__key_find(st, ctx->key);
+  if (slot == TALLY__NONE) return TALLY_OK;
+  const tally__key *k = &st->keys[slot];
+  if (k->fingerprint != fp) return TALLY_EKEY_MISMATCH;
+  if (ctx->existing_transfer)
+    *ctx->existing_transfer = k->state == TALLY__KEY_DONE ? k->transfer_id : 0;
+  return TALLY_EEXISTS;
+}
+
+static void op_start(tally__state *st, const tally__decide_ctx *ctx, tally__op *op,
+                     uint8_t kind, uint32_t account, int64_t amount, uint64_t fp) {
+  memset(op, 0, sizeof *op);
+  op->type = TALLY__OP_TRANSFER;
+  op->kind = kind;
+  op->account = account;
+  op->counterparty = TALLY__NONE;
+  op->item = TALLY__NONE;
+  op->purchase_slot = TALLY__NONE;
+  op->amount = amount;
+  op->transfer_id = tally__state_take_id(st);
+  op->created_ms = ctx->wall_ms;
+  op->decided_mono_ms = ctx->mono_ms;
+  op->req_id = ctx->req_id;
+  snprintf(op->origin, sizeof op->origin, "%s", ctx->origin ? ctx->origin : "");
+  snprintf(op->channel, sizeof op->channel, "%s", ctx->channel ? ctx->channel : "");
+  op->key_slot = tally__key_add(st, ctx->key, fp, op->transfer_id, TALLY__KEY_INFLIGHT, ctx->wall_ms);
+}
+
+static void op_leg(tally__op *op, uint32_t account, int64_t amount) {
+  if (amount == 0) return;
+  assert(op->leg_count < TALLY__LEGS_MAX);
+  op->legs[op->leg_count].account = account;
+  op->legs[op->leg_count].amount = amount;
+  op->leg_count++;
+}
+
+/* Daily cap: spent today plus this amount must stay within the cap. */
+static int spend_check(const tally__state *st, tally__account *a, int64_t wall_ms, int64_t amount) {
+  int32_t day = tally__utc_day(wall_ms);
+  if (a->spent_day != day) {
+    a->spent_day = day;
+    a->spent_today = 0;
+  }
+  int64_t after;
+  if (!tally__add_i64(a->spent_today, amount, &after)) return TALLY_EOVERFLOW;
+  if (st->cfg->daily_cap_minor > 0 && after > st->cfg->daily_cap_minor) return TALLY_EOVER_CAP;
+  if (tally__account_available(a) < amount) return TALLY_ENO_FUNDS;
+  return TALLY_OK;
+}
+
+int tally__check_stock(const tally__item *it, uint32_t qty) {
+  if (it->deleted) return TALLY_EUNKNOWN_ITEM;
+  int32_t left = tally__item_left(it);
+  if (left >= 0 && (int64_t)qty > left) return left == 0 ? TALLY_ESOLD_OUT : TALLY_ETOO_MANY;
+  return TALLY_OK;
+}
+
+int tally__decide_buy(tally__state *st, const tally__decide_ctx *ctx, uint32_t buyer,
+                      uint32_t item, uint32_t qty, tally__op *op) {
+  assert(buyer < st->account_count && item < st->item_count && ctx->key);
+  tally__item *it = &st->items[item];
+  int rc = tally__check_stock(it, qty);
+  if (rc) return rc;
+  if (it->creator == buyer) return TALLY_ESELF;
+  int64_t amount;
+  if (qty == 0 || qty > TALLY__QTY_MAX) return TALLY_EBAD_QTY;
+  if (!tally__mul_i64(it->price, qty, &amount)) return TALLY_EOVERFLOW;
+  uint64_t fp = tally__transfer_fingerprint(TALLY__TRANSFER_PURCHASE, buyer, item, qty, amount);
+  if ((rc = key_check(st, ctx, fp))) return rc;
+  tally__account *a = &st->accounts[buyer];
+  if ((rc = spend_check(st, a, ctx->wall_ms, amount))) return rc;
+
+  int64_t fee = tally__bps_of(amount, st->cfg->fee_bps);
+  op_start(st, ctx, op, TALLY__TRANSFER_PURCHASE, buyer, amount, fp);
+  op->item = item;
+  op->qty = qty;
+  op->fee = fee;
+  op_leg(op, buyer, -amount);
+  op_leg(op, it->creator, amount - fee);
+  op_leg(op, st->fees, fee);
+  tally__purchase p = {.transfer_id = op->transfer_id, .buyer = buyer, .item = item,
+                       .amount = amount, .fee = fee, .created_ms = ctx->wall_ms};
+  op->purchase_slot = tally__purchase_add(st, &p);
+  a->spent_today += amount;
+  tally__op_hold(st, op);
+  return TALLY_OK;
+}
+
+int tally__decide_tip(tally__state *st, const tally__decide_ctx *ctx, uint32_t from,
+                      uint32_t to, int64_t amount, tally__op *op) {
+  assert(from < st->account_count && to < st->account_count && amount > 0);
+  if (from == to) return TALLY_ESELF;
+  if (st->accounts[to].kind != TALLY__ACCOUNT_USER) return TALLY_EUNKNOWN_ACCOUNT;
+  uint64_t fp = tally__transfer_fingerprint(TALLY__TRANSFER_TIP, from, to, 0, amount);
+  int rc = key_check(st, ctx, fp);
+  if (rc) return rc;
+  tally__account *a = &st->accounts[from];
+  if ((rc = spend_check(st, a, ctx->wall_ms, amount))) return rc;
+  op_start(st, ctx, op, TALLY__TRANSFER_TIP, from, amount, fp);
+  op->counterparty = to;
+  op_leg(op, from, -amount);
+  op_leg(op, to, amount);
+  a->spent_today += amount;
+  tally__op_hold(st, op);
+  return TALLY_OK;
+}
+
+/* floor(fee * part / whole) without overflow. */
+static int64_t fee_share(int64_t fee, int64_t part, int64_t whole) {
+  assert(whole > 0 && part >= 0 && part <= whole);
+  return (int64_t)(((__int128)fee * part) / whole);
+}
+
+int tally__decide_refund(tally__state *st, const tally__decide_ctx *ctx, uint32_t requester,
+                         uint64_t receipt, int64_t amount, tally__op *op) {
+  uint32_t slot = tally__purchase_find(st, receipt);
+  if (slot == TALLY__NONE) return TALLY_EUNKNOWN_RECEIPT;
+  tally__purchase *p = &st->purchases[slot];
+  if (p->buyer != requester) return TALLY_ENOT_YOURS;
+  if (!p->committed) return TALLY_EPENDING;
+  const tally__item *it = &st->items[p->item];
+  if (ctx->wall_ms - p->created_ms > (int64_t)it->refund_window_s * 1000) return TALLY_EREFUND_WINDOW;
+  int64_t done = p->refunded + p->refund_held;
+  int64_t remaining = p->amount - done;
+  if (amount == 0) amount = remaining;
+  if (amount <= 0 || amount > remaining) return TALLY_EREFUND_EXCEEDS;
+  uint64_t fp = tally__transfer_fingerprint(TALLY__TRANSFER_REFUND, requester, 0, receipt, amount);
+  int rc = key_check(st, ctx, fp);
+  if (rc) return rc;
+  /* The fee is returned in proportion, cumulatively, so that a full refund in
+   * any number of parts returns exactly the fee that was taken. */
+  int64_t fee_part = fee_share(p->fee, done + amount, p->amount) - fee_share(p->fee, done, p->amount);
+  int64_t creator_part = amount - fee_part;
+  uint32_t creator = it->creator, fees = st->fees;
+  if (tally__account_available(&st->accounts[creator]) < creator_part ||
+      tally__account_available(&st->accounts[fees]) < fee_part)
+    return TALLY_ENO_FUNDS;
+  op_start(st, ctx, op, TALLY__TRANSFER_REFUND, requester, amount, fp);
+  op->ref_transfer = receipt;
+  op->item = p->item;
+  op->purchase_slot = slot;
+  op->fee = fee_part;
+  op_leg(op, requester, amount);
+  op_leg(op, creator, -creator_part);
+  op_leg(op, fees, -fee_part);
+  tally__op_hold(st, op);
+  return TALLY_OK;
+}
+
+int tally__decide_grant(tally__state *st, const tally__decide_ctx *ctx, uint32_t to,
+                        int64_t amount, tally__op *op) {
+  assert(to < st->account_count && amount > 0);
+  uint64_t fp = tally__transfer_fingerprint(TALLY__TRANSFER_GRANT, to, 0, 0, amount);
+  int rc = key_check(st, ctx, fp);
+  if (rc) return rc;
+  int64_t after;
+  if (!tally__add_i64(st->accounts[to].balance, amount, &after)) return TALLY_EOVERFLOW;
+  op_start(st, ctx, op, TALLY__TRANSFER_GRANT, to, amount, fp);
+  op_leg(op, st->external, -amount);
+  op_leg(op, to, amount);
+  tally__op_hold(st, op);
+  return TALLY_OK;
+}

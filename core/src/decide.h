@@ -1,0 +1,43 @@
+/* decide.h — the money decisions: buy, tip, refund, grant.
+ *
+ * Contract: each function checks everything in memory (no I/O), and either
+ * refuses with a specific TALLY_E* code and changes nothing, or fills `op`,
+ * reserves its transfer id and idempotency key, and holds its debits and
+ * stock (tally__op_hold) before returning TALLY_OK. The caller appends the
+ * op to the open batch and replies only when that batch commits.
+ *
+ * Idempotency: when `key` was seen before with the same parameters the
+ * function returns TALLY_EEXISTS and sets *existing_transfer (0 while still
+ * in flight); with other parameters it returns TALLY_EKEY_MISMATCH. */
+#ifndef TALLY_DECIDE_H
+#define TALLY_DECIDE_H
+
+#include "state.h"
+
+typedef struct tally__decide_ctx {
+  int64_t wall_ms;
+  uint64_t mono_ms;
+  uint64_t req_id;
+  const char *origin, *channel, *key;
+  uint64_t *existing_transfer; /* out, for TALLY_EEXISTS */
+} tally__decide_ctx;
+
+int tally__decide_buy(tally__state *st, const tally__decide_ctx *ctx, uint32_t buyer,
+                      uint32_t item, uint32_t qty, tally__op *op);
+int tally__decide_tip(tally__state *st, const tally__decide_ctx *ctx, uint32_t from,
+                      uint32_t to, int64_t amount, tally__op *op);
+/* amount 0 = everything not yet refunded. */
+int tally__decide_refund(tally__state *st, const tally__decide_ctx *ctx, uint32_t requester,
+                         uint64_t receipt, int64_t amount, tally__op *op);
+int tally__decide_grant(tally__state *st, const tally__decide_ctx *ctx, uint32_t to,
+                        int64_t amount, tally__op *op);
+
+/* Hash of a transfer's parameters: (kind, account, item or counterparty,
+ * qty or referenced receipt, amount). Same inputs, same value, across runs. */
+uint64_t tally__transfer_fingerprint(uint32_t kind, uint32_t a, uint32_t b, uint64_t c,
+                                    int64_t amount);
+
+/* Cheap checks a host-facing "sold out" needs, without touching state. */
+int tally__check_stock(const tally__item *it, uint32_t qty);
+
+#endif

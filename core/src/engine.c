@@ -1,0 +1,529 @@
+/* engine.c — the public engine API, the engine thread and its loop, effect
+ * emission, and what happens to a batch when it commits or fails.
+ *
+ * The host thread only copies frames into `in` and out of `out`; the engine
+ * thread drains `in` each time it is woken (uv_async) or ticks, decides each
+ * command in memory, appends money operations to the open batch, and hands
+ * sealed batches to idle writers. Replies about money are emitted only in
+ * tally__engine_batch_done, i.e. after PostgreSQL said COMMIT. */
+#include <assert.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine_internal.h"
+#include "text.h"
+
+/* ---- clocks ----------------------------------------------------------------- */
+uint64_t tally__now_mono_ms(tally__engine *e) {
+  uv_update_time(&e->loop);
+  return uv_now(&e->loop);
+}
+
+int64_t tally__now_wall_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+size_t tally__format_amount(const tally__engine *e, int64_t minor, char *out, size_t n) {
+  char num[32];
+  tally__amount_format(minor, e->cfg.currency_decimals, num, sizeof num);
+  int k = snprintf(out, n, "%s %s", num, e->currency);
+  return k < 0 ? 0 : (size_t)k;
+}
+
+/* ---- effects ------------------------------------------------------------------ */
+void tally__emit(tally__engine *e, uint32_t kind, int code, uint64_t req_id, uint64_t receipt,
+                 const char *origin, const char *channel, const char *text) {
+  tally_effect eff = {.size = sizeof eff, .version = TALLY_EFFECT_VERSION, .kind = kind,
+                      .code = code, .req_id = req_id, .receipt_id = receipt,
+                      .origin = origin ? origin : "", .channel = channel ? channel : "",
+                      .text = text ? text : ""};
+  uint8_t buf[TALLY_FRAME_BYTES_MAX];
+  size_t len;
+  int rc = tally__effect_encode(&eff, buf, sizeof buf, &len);
+  assert(rc == TALLY_OK);
+  /* Space was reserved before the command that causes this was taken (see
+   * drain_events), so a full ring here is a broken invariant. */
+  rc = tally__ring_push(&e->out, buf, len);
+  assert(rc == TALLY_OK);
+  (void)rc;
+  atomic_fetch_add_explicit(&e->n_effects_out, 1, memory_order_relaxed);
+  e->effects_pending = true;
+}
+
+void tally__reply(tally__engine *e, const tally__command_frame *cmd, int code, uint64_t receipt,
+                  const char *fmt, ...) {
+  char text[TALLY_TEXT_BYTES_MAX + 1];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(text, sizeof text, fmt, ap);
+  va_end(ap);
+  tally__emit(e, TALLY_EFFECT_REPLY, code, cmd->req_id, receipt, cmd->origin, cmd->channel, text);
+}
+
+void tally__announce(tally__engine *e, const char *channel, const char *fmt, ...) {
+  if (!channel || !channel[0]) return;
+  char text[TALLY_TEXT_BYTES_MAX + 1];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(text, sizeof text, fmt, ap);
+  va_end(ap);
+  tally__emit(e, TALLY_EFFECT_ANNOUNCE, TALLY_OK, 0, 0, "", channel, text);
+}
+
+static void signal_host(tally__engine *e) {
+  if (!e->effects_pending) return;
+  e->effects_pending = false;
+  uint64_t one = 1;
+  ssize_t n = write(e->efd, &one, sizeof one);
+  (void)n; /* EAGAIN means the counter is already non-zero: the host will wake */
+}
+
+/* ---- batches -------------------------------------------------------------------- */
+tally__batch *tally__engine_open_batch(tally__engine *e) {
+  if (e->open && e->open->phase == TALLY__BATCH_OPEN && !tally__batch_full(e->open)) return e->open;
+  if (e->open && e->open->phase == TALLY__BATCH_OPEN) return NULL; /* full, waiting */
+  for (uint32_t i = 0; i < e->batch_slots; i++) {
+    if (e->batches[i].phase == TALLY__BATCH_FREE) {
+      e->open = &e->batches[i];
+      e->open->phase = TALLY__BATCH_OPEN;
+      return e->open;
+    }
+  }
+  e->open = NULL;
+  return NULL;
+}
+
+/* Seals the open batch and gives it to an idle writer, if there is one. */
+void tally__engine_flush(tally__engine *e) {
+  if (!e->ready) return;
+  for (uint32_t i = 0; i < e->batch_slots; i++) {
+    tally__batch *b = &e->batches[i];
+    bool waiting = b->phase == TALLY__BATCH_SEALED && !b->inflight;
+    bool open_with_work = b->phase == TALLY__BATCH_OPEN &&
+                          (b->op_count > 0 || e->st.dirty_account_count || e->st.dirty_item_count);
+    if (!waiting && !open_with_work) continue;
+    tally__writer *idle = NULL;
+    for (uint32_t k = 0; k < e->cfg.writers; k++)
+      if (e->writers[k].state == TALLY__WRITER_IDLE) idle = &e->writers[k];
+    if (!idle) return;
+    if (open_with_work) {
+      int rc = tally__batch_seal(b, &e->st, e->signer, tally__now_mono_ms(e), tally__now_wall_ms());
+      if (rc) {
+        tally__engine_batch_failed(e, b, "signing failed");
+        continue;
+      }
+      if (e->open == b) e->open = NULL;
+    }
+    b->inflight = true;
+    if (tally__writer_send_batch(idle, b) != TALLY_OK) b->inflight = false;
+  }
+}
+
+static void rows_committed(tally__engine *e, const tally__batch *b) {
+  tally__state *st = &e->st;
+  for (uint32_t r = 0; r < b->row_count; r++) {
+    const tally__batch_row *row = &b->rows[r];
+    if (row->what == TALLY__ROW_ITEM) {
+      tally__item *it = &st->items[row->index];
+      if (it->version == row->version) it->dirty = false;
+      continue;
+    }
+    tally__account *a = &st->accounts[row->index];
+    if (row->what == TALLY__ROW_ACCOUNT) a->persisted = true;
+    if (row->what == TALLY__ROW_CONSENT) a->consent_persisted = true;
+    if (row->what == TALLY__ROW_ROLE && a->role_version == row->version) a->role_dirty = false;
+  }
+  /* Drop rows that are clean now from the dirty lists. */
+  uint32_t n = 0;
+  for (uint32_t k = 0; k < st->dirty_account_count; k++) {
+    tally__account *a = &st->accounts[st->dirty_accounts[k]];
+    bool dirty = !a->persisted || (a->consented && !a->consent_persisted) || a->role_dirty;
+    if (dirty) st->dirty_accounts[n++] = st->dirty_accounts[k];
+    else a->dirty_listed = false;
+  }
+  st->dirty_account_count = n;
+  n = 0;
+  for (uint32_t k = 0; k < st->dirty_item_count; k++) {
+    tally__item *it = &st->items[st->dirty_items[k]];
+    if (it->dirty) st->dirty_items[n++] = st->dirty_items[k];
+    else it->dirty_listed = false;
+  }
+  st->dirty_item_count = n;
+}
+
+/* Was transfer `id` among the rows the statement inserted? Ids come back in
+ * any order; batches are at most a few thousand, so a scan per miss is fine
+ * because misses are rare, and hits are checked in one merged pass. */
+static bool id_in(const PGresult *r, uint64_t id) {
+  for (int i = 0; r && i < PQntuples(r); i++)
+    if (strtoull(PQgetvalue(r, i, 0), NULL, 10) == id) return true;
+  return false;
+}
+
+static uint64_t lookup_key(const PGresult *r, const char *key) {
+  for (int i = 0; r && i < PQntuples(r); i++)
+    if (strcmp(PQgetvalue(r, i, 0), key) == 0) return strtoull(PQgetvalue(r, i, 1), NULL, 10);
+  return 0;
+}
+
+static void op_committed(tally__engine *e, tally__batch *b, tally__op *op);
+
+void tally__engine_batch_done(tally__engine *e, tally__batch *b, const PGresult *inserted,
+                              const PGresult *lookup) {
+  bool all = inserted && (uint32_t)PQntuples(inserted) == b->transfer_count;
+  rows_committed(e, b);
+  for (uint32_t k = 0; k < b->op_count; k++) {
+    tally__op *op = &b->ops[k];
+    if (op->type == TALLY__OP_ACK) {
+      tally__emit(e, TALLY_EFFECT_REPLY, TALLY_OK, op->req_id, 0, op->origin, op->channel, op->note);
+      continue;
+    }
+    if (all || id_in(inserted, op->transfer_id)) {
+      op_committed(e, b, op);
+      continue;
+    }
+    /* Not inserted: its key (or id) was already taken. Ours from an earlier
+     * attempt of this very batch means it committed then; anything else is a
+     * duplicate of an older transfer, which must not be applied again. */
+    tally__key *key = &e->st.keys[op->key_slot];
+    uint64_t existing = lookup_key(lookup, key->key);
+    if (existing == op->transfer_id) {
+      op_committed(e, b, op);
+      continue;
+    }
+    tally__op_release(&e->st, op);
+    e->ops_pending--;
+    if (existing) {
+      key->transfer_id = existing;
+      key->state = TALLY__KEY_DONE;
+      tally__emit(e, TALLY_EFFECT_REPLY, TALLY_OK, op->req_id, existing, op->origin, op->channel,
+                  "already done earlier: receipt on record");
+    } else {
+      tally__key_forget(&e->st, op->key_slot);
+      tally__emit(e, TALLY_EFFECT_REPLY, TALLY_EFAILED, op->req_id, 0, op->origin, op->channel,
+                  tally_strerror(TALLY_EFAILED));
+    }
+  }
+  atomic_fetch_add_explicit(&e->n_batches, 1, memory_order_relaxed);
+  tally__batch_reset(b);
+}
+
+static void op_committed(tally__engine *e, tally__batch *b, tally__op *op) {
+  tally__state *st = &e->st;
+  tally__op_commit(st, op);
+  e->ops_pending--;
+  tally__key *key = &st->keys[op->key_slot];
+  key->state = TALLY__KEY_DONE;
+  tally__account *a = &st->accounts[op->account];
+  char amount[48], text[TALLY_TEXT_BYTES_MAX + 1];
+  tally__format_amount(e, op->amount, amount, sizeof amount);
+  switch (op->kind) {
+  case TALLY__TRANSFER_PURCHASE: {
+    const tally__item *it = &st->items[op->item];
+    tally__account_note_receipt(a, op->transfer_id);
+    atomic_fetch_add_explicit(&e->n_buys_committed, 1, memory_order_relaxed);
+    snprintf(text, sizeof text, "Bought %ux %s (%s) for %s. receipt %llu (batch %llu, signed)",
+             op->qty, it->title, it->sku, amount, (unsigned long long)op->transfer_id,
+             (unsigned long long)b->id);
+    break;
+  }
+  case TALLY__TRANSFER_TIP:
+    tally__account_note_receipt(a, op->transfer_id);
+    snprintf(text, sizeof text, "Tipped %s to %s. receipt %llu", amount,
+             st->accounts[op->counterparty].name + 5, (unsigned long long)op->transfer_id);
+    break;
+  case TALLY__TRANSFER_REFUND:
+    tally__account_note_receipt(a, op->transfer_id);
+    snprintf(text, sizeof text, "Refunded %s for receipt %llu. receipt %llu", amount,
+             (unsigned long long)op->ref_transfer, (unsigned long long)op->transfer_id);
+    break;
+  default:
+    snprintf(text, sizeof text, "Granted %s to %s. receipt %llu", amount, a->name + 5,
+             (unsigned long long)op->transfer_id);
+    break;
+  }
+  if (op->origin[0])
+    tally__emit(e, TALLY_EFFECT_REPLY, TALLY_OK, op->req_id, op->transfer_id, op->origin,
+                op->channel, text);
+}
+
+void tally__engine_batch_failed(tally__engine *e, tally__batch *b, const char *why) {
+  for (uint32_t k = 0; k < b->op_count; k++) {
+    tally__op *op = &b->ops[k];
+    if (op->type == TALLY__OP_TRANSFER) {
+      tally__op_release(&e->st, op);
+      tally__key_forget(&e->st, op->key_slot);
+      e->ops_pending--;
+      atomic_fetch_add_explicit(&e->n_buys_refused, 1, memory_order_relaxed);
+    }
+    tally__emit(e, TALLY_EFFECT_REPLY, TALLY_EFAILED, op->req_id, 0, op->origin, op->channel,
+                tally_strerror(TALLY_EFAILED));
+  }
+  fprintf(stderr, "tally: batch %llu failed: %s\n", (unsigned long long)b->id, why);
+  if (e->open == b) e->open = NULL;
+  tally__batch_reset(b);
+}
+
+/* ---- the loop ------------------------------------------------------------------- */
+static bool effects_room(tally__engine *e) {
+  size_t free_slots = tally__ring_capacity(&e->out) - tally__ring_count(&e->out);
+  return free_slots >= (size_t)TALLY__EFFECTS_PER_EVENT_MAX + 2u * e->ops_pending + 8u;
+}
+
+static void drain_events(tally__engine *e) {
+  tally__command_frame cmd;
+  while (effects_room(e)) {
+    size_t len = tally__ring_pop(&e->in, e->frame);
+    if (len == 0) break;
+    atomic_fetch_add_explicit(&e->n_events_in, 1, memory_order_relaxed);
+    if (tally__command_frame_decode(&e->dec, e->frame, len, &cmd) != TALLY_OK) {
+      fprintf(stderr, "tally: dropped a malformed frame (%zu bytes)\n", len);
+      continue;
+    }
+    if (!e->ready) {
+      tally__reply(e, &cmd, TALLY_ESTARTING, 0, "%s", tally_strerror(TALLY_ESTARTING));
+      continue;
+    }
+    tally__command_handle(e, &cmd);
+  }
+  tally__engine_flush(e);
+  signal_host(e);
+}
+
+static void on_wake(uv_async_t *h) {
+  tally__engine *e = h->data;
+  if (atomic_load(&e->stopping)) return;
+  drain_events(e);
+}
+
+static void try_start(tally__engine *e, uint64_t now) {
+  if (e->ready || now < e->next_start_ms) return;
+  e->next_start_ms = now + TALLY__RECONNECT_MS * 2;
+  char err[TALLY_ERRBUF_BYTES] = "";
+  tally__writer *w0 = &e->writers[0];
+  int rc = tally__writer_connect(w0, err, sizeof err);
+  if (rc == TALLY_OK) rc = tally__engine_load(e, w0->conn, err, sizeof err);
+  for (uint32_t k = 1; rc == TALLY_OK && k < e->cfg.writers; k++)
+    rc = tally__writer_connect(&e->writers[k], err, sizeof err);
+  if (rc != TALLY_OK) {
+    if (strcmp(err, e->startup_error) != 0) fprintf(stderr, "tally: start: %s\n", err);
+    snprintf(e->startup_error, sizeof e->startup_error, "%s", err);
+    for (uint32_t k = 0; k < e->cfg.writers; k++) tally__writer_close(&e->writers[k]);
+    return;
+  }
+  e->ready = true;
+  tally__emit(e, TALLY_EFFECT_STATUS, TALLY_OK, 0, 0, "", "", "ready");
+}
+
+static void pending_notices(tally__engine *e, uint64_t now) {
+  for (uint32_t i = 0; i < e->batch_slots; i++) {
+    tally__batch *b = &e->batches[i];
+    if (b->phase != TALLY__BATCH_SEALED && b->phase != TALLY__BATCH_RESOLVING) continue;
+    for (uint32_t k = 0; k < b->op_count; k++) {
+      tally__op *op = &b->ops[k];
+      if (op->told_pending || !op->origin[0] || now - op->decided_mono_ms < e->cfg.pending_timeout_ms)
+        continue;
+      op->told_pending = true;
+      tally__emit(e, TALLY_EFFECT_REPLY, TALLY_EPENDING, op->req_id, 0, op->origin, op->channel,
+                  tally_strerror(TALLY_EPENDING));
+    }
+  }
+}
+
+static void on_tick(uv_timer_t *t) {
+  tally__engine *e = t->data;
+  uint64_t now = tally__now_mono_ms(e);
+  if (!e->ready) try_start(e, now);
+  if (e->ready) {
+    tally__writers_tick(e, now);
+    pending_notices(e, now);
+  }
+  if (!atomic_load(&e->stopping)) drain_events(e);
+  else tally__engine_flush(e);
+  signal_host(e);
+}
+
+static bool work_in_flight(const tally__engine *e) {
+  for (uint32_t i = 0; i < e->batch_slots; i++) {
+    const tally__batch *b = &e->batches[i];
+    if (b->phase == TALLY__BATCH_SEALED || b->phase == TALLY__BATCH_RESOLVING) return true;
+    if (b->phase == TALLY__BATCH_OPEN && b->op_count > 0) return true;
+  }
+  return false;
+}
+
+static void on_close(uv_handle_t *h) { (void)h; }
+
+static void *engine_thread(void *arg) {
+  tally__engine *e = arg;
+  atomic_store(&e->running, 1);
+  while (!atomic_load(&e->stopping)) uv_run(&e->loop, UV_RUN_ONCE);
+  /* Stopping: let in-flight batches resolve so their buyers get answers. */
+  uint64_t deadline = tally__now_mono_ms(e) + TALLY__STOP_WAIT_MS;
+  while (e->ready && work_in_flight(e) && tally__now_mono_ms(e) < deadline)
+    uv_run(&e->loop, UV_RUN_ONCE);
+  signal_host(e);
+  for (uint32_t k = 0; k < e->cfg.writers; k++) tally__writer_close(&e->writers[k]);
+  uv_close((uv_handle_t *)&e->wake, on_close);
+  uv_close((uv_handle_t *)&e->tick, on_close);
+  uv_run(&e->loop, UV_RUN_DEFAULT);
+  atomic_store(&e->running, 0);
+  return NULL;
+}
+
+/* ---- public API ------------------------------------------------------------------ */
+static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
+
+int tally_engine_new(const tally_config *cfg, tally_engine **out, char *err, size_t err_len) {
+  if (!cfg || !out) return TALLY_EINVAL;
+  int rc = tally_config_check(cfg, err, err_len);
+  if (rc) return rc;
+  tally__engine *e = calloc(1, sizeof *e);
+  if (!e) return TALLY_ENOMEM;
+  e->cfg = *cfg;
+  e->dsn = dup_or_null(cfg->dsn);
+  e->key_path = dup_or_null(cfg->signing_key_path);
+  e->currency = dup_or_null(cfg->currency);
+  e->cfg.dsn = e->dsn;
+  e->cfg.signing_key_path = e->key_path;
+  e->cfg.currency = e->currency;
+  e->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  e->batch_slots = e->cfg.writers + 1;
+  e->batches = calloc(e->batch_slots, sizeof *e->batches);
+  rc = (!e->dsn || !e->key_path || !e->currency || e->efd < 0 || !e->batches) ? TALLY_ENOMEM : TALLY_OK;
+  if (!rc) rc = tally__ring_init(&e->in, e->cfg.queue_depth);
+  if (!rc) rc = tally__ring_init(&e->out, 2u * e->cfg.queue_depth + 4u * e->cfg.batch_max * e->batch_slots);
+  if (!rc) rc = tally__state_init(&e->st, &e->cfg);
+  if (!rc) rc = tally__decoder_init(&e->dec);
+  if (!rc) rc = tally__decoder_init(&e->host_dec);
+  for (uint32_t i = 0; !rc && i < e->batch_slots; i++) rc = tally__batch_init(&e->batches[i], e->cfg.batch_max);
+  if (!rc) rc = tally__signer_open(e->key_path, &e->signer, err, err_len);
+  if (rc) {
+    if (err && err_len && !err[0]) snprintf(err, err_len, "tally: %s", tally_strerror(rc));
+    tally_engine_free(e);
+    return rc;
+  }
+  pthread_mutex_init(&e->host_dec_lock, NULL);
+  for (int k = 0; k < TALLY__WRITERS_MAX; k++) {
+    e->writers[k].engine = e;
+    e->writers[k].index = k;
+  }
+  *out = e;
+  return TALLY_OK;
+}
+
+int tally_engine_start(tally_engine *e) {
+  assert(e);
+  if (e->thread_started) return TALLY_ESTATE;
+  if (uv_loop_init(&e->loop)) return TALLY_ENOMEM;
+  uv_async_init(&e->loop, &e->wake, on_wake);
+  uv_timer_init(&e->loop, &e->tick);
+  e->wake.data = e->tick.data = e;
+  uv_timer_start(&e->tick, on_tick, 0, TALLY__TICK_MS);
+  if (pthread_create(&e->thread, NULL, engine_thread, e) != 0) return TALLY_ENOMEM;
+  e->thread_started = true;
+  return TALLY_OK;
+}
+
+int tally_engine_submit(tally_engine *e, const uint8_t *frame, size_t frame_len) {
+  assert(e);
+  if (!frame || frame_len == 0) return TALLY_EINVAL;
+  if (frame_len > TALLY_FRAME_BYTES_MAX) return TALLY_ETOOBIG;
+  if (atomic_load_explicit(&e->stopping, memory_order_relaxed)) return TALLY_ESTATE;
+  int rc = tally__ring_push(&e->in, frame, frame_len);
+  if (rc == TALLY_EBUSY) {
+    atomic_fetch_add_explicit(&e->n_busy, 1, memory_order_relaxed);
+    return rc;
+  }
+  if (rc == TALLY_OK && e->thread_started) uv_async_send(&e->wake);
+  return rc;
+}
+
+int tally_engine_submit_command(tally_engine *e, const tally_command *cmd) {
+  uint8_t buf[TALLY_FRAME_BYTES_MAX];
+  size_t len;
+  int rc = tally_command_encode(cmd, buf, sizeof buf, &len);
+  return rc ? rc : tally_engine_submit(e, buf, len);
+}
+
+int tally_engine_fd(const tally_engine *e) { return e->efd; }
+
+int tally_engine_drain(tally_engine *e, tally_effect_cb cb, void *ud, size_t max_effects) {
+  assert(e && cb);
+  uint64_t counter;
+  ssize_t n = read(e->efd, &counter, sizeof counter);
+  (void)n;
+  uint8_t buf[TALLY_FRAME_BYTES_MAX];
+  tally__effect_frame f;
+  int delivered = 0;
+  pthread_mutex_lock(&e->host_dec_lock);
+  while ((size_t)delivered < max_effects) {
+    size_t len = tally__ring_pop(&e->out, buf);
+    if (len == 0) break;
+    int rc = tally__effect_frame_decode(&e->host_dec, buf, len, &f);
+    assert(rc == TALLY_OK);
+    (void)rc;
+    tally_effect eff = {.size = sizeof eff, .version = TALLY_EFFECT_VERSION, .kind = (uint32_t)f.kind,
+                        .code = (int32_t)f.code, .req_id = f.req_id, .receipt_id = f.receipt_id,
+                        .origin = f.origin, .channel = f.channel, .text = f.text};
+    cb(ud, &eff);
+    delivered++;
+  }
+  pthread_mutex_unlock(&e->host_dec_lock);
+  /* More left than max: keep the fd readable so the host comes back. */
+  if (tally__ring_count(&e->out) > 0) {
+    uint64_t one = 1;
+    n = write(e->efd, &one, sizeof one);
+  }
+  return delivered;
+}
+
+void tally_engine_stop(tally_engine *e) {
+  assert(e);
+  if (!e->thread_started) return;
+  atomic_store(&e->stopping, 1);
+  uv_async_send(&e->wake);
+  pthread_join(e->thread, NULL);
+  e->thread_started = false;
+  uv_loop_close(&e->loop);
+}
+
+void tally_engine_free(tally_engine *e) {
+  if (!e) return;
+  tally_engine_stop(e);
+  for (uint32_t i = 0; e->batches && i < e->batch_slots; i++) tally__batch_free(&e->batches[i]);
+  free(e->batches);
+  tally__state_free(&e->st);
+  if (e->dec.zone.chunk_list.head) tally__decoder_free(&e->dec);
+  if (e->host_dec.zone.chunk_list.head) tally__decoder_free(&e->host_dec);
+  if (e->in.slots) tally__ring_free(&e->in);
+  if (e->out.slots) tally__ring_free(&e->out);
+  if (e->signer) tally__signer_close(e->signer);
+  if (e->efd >= 0) close(e->efd);
+  free(e->dsn);
+  free(e->key_path);
+  free(e->currency);
+  free(e);
+}
+
+void tally_engine_stats(const tally_engine *e, tally_stats *out) {
+  memset(out, 0, sizeof *out);
+  out->size = sizeof *out;
+  out->version = TALLY_STATS_VERSION;
+  out->events_in = atomic_load(&e->n_events_in);
+  out->effects_out = atomic_load(&e->n_effects_out);
+  out->busy_rejects = atomic_load(&e->n_busy);
+  out->buys_committed = atomic_load(&e->n_buys_committed);
+  out->buys_refused = atomic_load(&e->n_buys_refused);
+  out->batches_committed = atomic_load(&e->n_batches);
+  out->batch_retries = atomic_load(&e->n_retries);
+  out->queue_depth_now = tally__ring_count(&e->in);
+}

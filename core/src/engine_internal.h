@@ -1,0 +1,128 @@
+/* engine_internal.h — the engine object shared by engine.c (API, thread,
+ * effects), writer.c (PostgreSQL), loader.c (start-up) and command.c.
+ *
+ * Threading contract: `in`, `out`, `efd` and the atomics are touched by
+ * both the host thread and the engine thread; everything else only by the
+ * engine thread once tally_engine_start has returned. */
+#ifndef TALLY_ENGINE_INTERNAL_H
+#define TALLY_ENGINE_INTERNAL_H
+
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <uv.h>
+
+#include "batch.h"
+#include "codec.h"
+#include "ring.h"
+#include "signer.h"
+#include "state.h"
+#include "tally.h"
+
+enum {
+  TALLY__WRITERS_MAX = 4,
+  TALLY__TICK_MS = 20,
+  TALLY__RECONNECT_MS = 500,
+  TALLY__RETRY_MAX = 5,            /* serialization failures before giving up */
+  TALLY__EFFECTS_PER_EVENT_MAX = 24, /* effects one command may emit at once */
+  TALLY__GRANT_POLL_MS = 1000,
+  TALLY__STOP_WAIT_MS = 10000,
+  TALLY__PENDING_IDS_MAX = 256,    /* keys looked up per resolve query */
+};
+
+typedef enum writer_state {
+  TALLY__WRITER_DOWN = 0,
+  TALLY__WRITER_IDLE,
+  TALLY__WRITER_BATCH,   /* a batch statement in flight */
+  TALLY__WRITER_RESOLVE, /* looking up already-taken keys of its batch */
+  TALLY__WRITER_GRANTS,  /* polling grant_requests */
+} writer_state;
+
+typedef struct tally__writer {
+  struct tally_engine *engine;
+  int index;
+  PGconn *conn;
+  uv_poll_t poll;
+  bool poll_live, want_write;
+  writer_state state;
+  tally__batch *batch;
+  PGresult *result;   /* first result of the current query */
+  PGresult *inserted; /* a batch's insert result while its keys are resolved */
+  uint64_t down_since_ms, next_connect_ms;
+} tally__writer;
+
+struct tally_engine {
+  tally_config cfg;
+  char *dsn, *key_path, *currency;
+  tally__ring in, out;
+  int efd;
+  pthread_t thread;
+  bool thread_started;
+  atomic_int stopping;
+  atomic_int running;
+
+  /* engine thread only */
+  uv_loop_t loop;
+  uv_async_t wake;
+  uv_timer_t tick;
+  tally__state st;
+  tally__decoder dec;
+  tally__signer *signer;
+  tally__batch *batches;
+  uint32_t batch_slots;
+  tally__batch *open;
+  tally__writer writers[TALLY__WRITERS_MAX];
+  bool ready;
+  uint64_t next_start_ms, next_grant_poll_ms;
+  int64_t last_grant_request;
+  bool effects_pending;
+  uint32_t ops_pending;
+  uint8_t frame[TALLY_FRAME_BYTES_MAX];
+  char startup_error[TALLY_ERRBUF_BYTES];
+
+  /* host side */
+  tally__decoder host_dec;
+  pthread_mutex_t host_dec_lock; /* only contended by misuse: one drainer */
+
+  _Atomic uint64_t n_events_in, n_effects_out, n_busy, n_buys_committed, n_buys_refused,
+      n_batches, n_retries;
+};
+
+typedef struct tally_engine tally__engine;
+
+/* engine.c */
+uint64_t tally__now_mono_ms(tally__engine *e);
+int64_t tally__now_wall_ms(void);
+void tally__emit(tally__engine *e, uint32_t kind, int code, uint64_t req_id, uint64_t receipt,
+                 const char *origin, const char *channel, const char *text);
+__attribute__((format(printf, 5, 6))) void tally__reply(tally__engine *e,
+                                                          const tally__command_frame *cmd,
+                                                          int code, uint64_t receipt,
+                                                          const char *fmt, ...);
+__attribute__((format(printf, 3, 4))) void tally__announce(tally__engine *e, const char *channel,
+                                                             const char *fmt, ...);
+/* The open batch, or NULL when every slot is sealed (then answer "busy"). */
+tally__batch *tally__engine_open_batch(tally__engine *e);
+void tally__engine_flush(tally__engine *e);
+void tally__engine_batch_done(tally__engine *e, tally__batch *b, const PGresult *inserted,
+                              const PGresult *lookup);
+void tally__engine_batch_failed(tally__engine *e, tally__batch *b, const char *why);
+size_t tally__format_amount(const tally__engine *e, int64_t minor, char *out, size_t n);
+
+/* writer.c */
+int tally__writer_connect(tally__writer *w, char *err, size_t err_len);
+void tally__writer_close(tally__writer *w);
+int tally__writer_send_batch(tally__writer *w, tally__batch *b);
+int tally__writer_poll_grants(tally__writer *w);
+void tally__writers_tick(tally__engine *e, uint64_t now);
+
+/* loader.c: blocking start-up on the engine thread. */
+int tally__engine_load(tally__engine *e, PGconn *conn, char *err, size_t err_len);
+
+/* command.c */
+void tally__command_handle(tally__engine *e, const tally__command_frame *cmd);
+void tally__grant_request_apply(tally__engine *e, int64_t request_id, const char *account,
+                                int64_t amount);
+
+#endif

@@ -1,0 +1,288 @@
+/* loader.c — start-up: migrate, then rebuild the engine's memory from the
+ * ledger (RELIABILITY.md F5: after a crash, stock = initial - committed and
+ * every balance = the sum of its entries). Blocking, on the engine thread,
+ * before it takes its first command. */
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "decide.h"
+#include "engine_internal.h"
+#include "migrate.h"
+
+typedef struct loader {
+  tally__engine *e;
+  PGconn *c;
+  tally__map acc_by_id, item_by_id;
+  char *err;
+  size_t err_len;
+} loader;
+
+static PGresult *q(loader *l, const char *sql, int n, const char *const *params) {
+  PGresult *r = PQexecParams(l->c, sql, n, NULL, params, NULL, NULL, 0);
+  ExecStatusType st = PQresultStatus(r);
+  if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) return r;
+  snprintf(l->err, l->err_len, "load: %s", PQresultErrorMessage(r));
+  PQclear(r);
+  return NULL;
+}
+
+static int64_t col_i64(const PGresult *r, int row, int col) {
+  return PQgetisnull(r, row, col) ? 0 : strtoll(PQgetvalue(r, row, col), NULL, 10);
+}
+
+static bool eq_acc_id(const void *ud, uint32_t i) {
+  const loader *l = ud;
+  (void)l;
+  (void)i;
+  return true; /* ids are unique: the hash of an id identifies it */
+}
+
+static uint32_t acc_index(const loader *l, int64_t id) {
+  return tally__map_find(&l->acc_by_id, tally__hash_u64((uint64_t)id), eq_acc_id, l);
+}
+static uint32_t item_index(const loader *l, int64_t id) {
+  return tally__map_find(&l->item_by_id, tally__hash_u64((uint64_t)id), eq_acc_id, l);
+}
+
+static int load_accounts(loader *l) {
+  tally__state *st = &l->e->st;
+  PGresult *r = q(l, "SELECT id, name, kind FROM accounts ORDER BY id", 0, NULL);
+  if (!r) return TALLY_EDB;
+  int rc = TALLY_OK;
+  for (int i = 0; i < PQntuples(r) && !rc; i++) {
+    uint32_t idx;
+    rc = tally__account_get(st, PQgetvalue(r, i, 1), (uint8_t)col_i64(r, i, 2), &idx);
+    if (rc) break;
+    st->accounts[idx].id = (uint64_t)col_i64(r, i, 0);
+    st->accounts[idx].persisted = true;
+    rc = tally__map_put(&l->acc_by_id, tally__hash_u64(st->accounts[idx].id), idx);
+  }
+  PQclear(r);
+  if (rc) snprintf(l->err, l->err_len, "load: accounts: %s", tally_strerror(rc));
+  st->fees = tally__account_find(st, "sys:fees");
+  st->external = tally__account_find(st, "sys:external");
+  if (!rc && (st->fees == TALLY__NONE || st->external == TALLY__NONE)) {
+    snprintf(l->err, l->err_len, "load: system accounts are missing");
+    rc = TALLY_EDB;
+  }
+  return rc;
+}
+
+static int load_balances_roles(loader *l) {
+  tally__state *st = &l->e->st;
+  PGresult *r = q(l, "SELECT account_id, sum(amount_minor) FROM entries GROUP BY account_id", 0, NULL);
+  if (!r) return TALLY_EDB;
+  for (int i = 0; i < PQntuples(r); i++) {
+    uint32_t a = acc_index(l, col_i64(r, i, 0));
+    if (a != TALLY__NONE) st->accounts[a].balance = col_i64(r, i, 1);
+  }
+  PQclear(r);
+  r = q(l, "SELECT DISTINCT ON (account_id) account_id, role FROM role_changes"
+           " ORDER BY account_id, id DESC", 0, NULL);
+  if (!r) return TALLY_EDB;
+  for (int i = 0; i < PQntuples(r); i++) {
+    uint32_t a = acc_index(l, col_i64(r, i, 0));
+    if (a != TALLY__NONE) st->accounts[a].is_creator = strcmp(PQgetvalue(r, i, 1), "creator") == 0;
+  }
+  PQclear(r);
+  r = q(l, "SELECT account_id FROM consents", 0, NULL);
+  if (!r) return TALLY_EDB;
+  for (int i = 0; i < PQntuples(r); i++) {
+    uint32_t a = acc_index(l, col_i64(r, i, 0));
+    if (a == TALLY__NONE) continue;
+    st->accounts[a].consented = 1;
+    st->accounts[a].consent_persisted = true;
+  }
+  PQclear(r);
+  return TALLY_OK;
+}
+
+static int load_items(loader *l) {
+  tally__state *st = &l->e->st;
+  PGresult *r = q(l, "SELECT id, sku, creator_id, price_minor, coalesce(stock, -1), title,"
+                     " refund_window_s, deleted, version FROM items ORDER BY id", 0, NULL);
+  if (!r) return TALLY_EDB;
+  int rc = TALLY_OK;
+  for (int i = 0; i < PQntuples(r) && !rc; i++) {
+    uint32_t idx, creator = acc_index(l, col_i64(r, i, 2));
+    if (creator == TALLY__NONE) continue;
+    if ((rc = tally__item_add(st, PQgetvalue(r, i, 1), &idx))) break;
+    tally__item *it = &st->items[idx];
+    it->id = (uint64_t)col_i64(r, i, 0);
+    it->creator = creator;
+    it->price = col_i64(r, i, 3);
+    it->stock = (int32_t)col_i64(r, i, 4);
+    snprintf(it->title, sizeof it->title, "%s", PQgetvalue(r, i, 5));
+    it->refund_window_s = (uint32_t)col_i64(r, i, 6);
+    it->deleted = PQgetvalue(r, i, 7)[0] == 't';
+    it->version = (uint64_t)col_i64(r, i, 8);
+    rc = tally__map_put(&l->item_by_id, tally__hash_u64(it->id), idx);
+  }
+  PQclear(r);
+  if (rc) {
+    snprintf(l->err, l->err_len, "load: items: %s", tally_strerror(rc));
+    return rc;
+  }
+  r = q(l, "SELECT item_id, sum(qty) FROM transfers WHERE kind = 1 GROUP BY item_id", 0, NULL);
+  if (!r) return TALLY_EDB;
+  for (int i = 0; i < PQntuples(r); i++) {
+    uint32_t it = item_index(l, col_i64(r, i, 0));
+    if (it != TALLY__NONE) st->items[it].sold = (int32_t)col_i64(r, i, 1);
+  }
+  PQclear(r);
+  return TALLY_OK;
+}
+
+/* Purchases still inside the longest refund window, with their fee and what
+ * was refunded of them already. */
+static int load_purchases(loader *l, int64_t now_ms) {
+  tally__state *st = &l->e->st;
+  char since[24], limit[24];
+  snprintf(since, sizeof since, "%lld", (long long)(now_ms - 90LL * 86400 * 1000));
+  snprintf(limit, sizeof limit, "%u", st->cfg->purchases_max);
+  const char *params[2] = {since, limit};
+  PGresult *r = q(l,
+                  "WITH p AS (SELECT id, account_id, item_id, amount_minor, created_ms FROM transfers"
+                  "  WHERE kind = 1 AND created_ms >= $1::bigint ORDER BY id DESC LIMIT $2::int),"
+                  " f AS (SELECT e.transfer_id, e.amount_minor FROM entries e JOIN p ON p.id = e.transfer_id"
+                  "  WHERE e.account_id = 1),"
+                  " r AS (SELECT ref_transfer, sum(amount_minor) AS s FROM transfers WHERE kind = 3"
+                  "  GROUP BY ref_transfer)"
+                  " SELECT p.id, p.account_id, p.item_id, p.amount_minor, p.created_ms,"
+                  "  coalesce(f.amount_minor, 0), coalesce(r.s, 0)"
+                  " FROM p LEFT JOIN f ON f.transfer_id = p.id LEFT JOIN r ON r.ref_transfer = p.id"
+                  " ORDER BY p.id",
+                  2, params);
+  if (!r) return TALLY_EDB;
+  for (int i = 0; i < PQntuples(r); i++) {
+    uint32_t buyer = acc_index(l, col_i64(r, i, 1)), item = item_index(l, col_i64(r, i, 2));
+    if (buyer == TALLY__NONE || item == TALLY__NONE) continue;
+    tally__purchase p = {.transfer_id = (uint64_t)col_i64(r, i, 0), .buyer = buyer, .item = item,
+                         .amount = col_i64(r, i, 3), .created_ms = col_i64(r, i, 4),
+                         .fee = col_i64(r, i, 5), .refunded = col_i64(r, i, 6), .committed = true};
+    tally__purchase_add(st, &p);
+  }
+  PQclear(r);
+  return TALLY_OK;
+}
+
+/* Idempotency keys of the last day, with fingerprints rebuilt from the rows
+ * so a replayed command with other parameters is still refused. */
+static int load_keys(loader *l, int64_t now_ms) {
+  tally__state *st = &l->e->st;
+  char since[24], limit[24];
+  snprintf(since, sizeof since, "%lld", (long long)(now_ms - TALLY__KEY_RETENTION_MS));
+  snprintf(limit, sizeof limit, "%u", st->cfg->keys_max / 2);
+  const char *params[2] = {since, limit};
+  PGresult *r = q(l,
+                  "SELECT * FROM (SELECT idem_key, id, kind, account_id, coalesce(counterparty_id, 0),"
+                  " coalesce(item_id, 0), qty, amount_minor, coalesce(ref_transfer, 0), created_ms"
+                  " FROM transfers WHERE created_ms >= $1::bigint ORDER BY id DESC LIMIT $2::int) k"
+                  " ORDER BY id",
+                  2, params);
+  if (!r) return TALLY_EDB;
+  for (int i = 0; i < PQntuples(r); i++) {
+    uint32_t kind = (uint32_t)col_i64(r, i, 2), acc = acc_index(l, col_i64(r, i, 3));
+    uint32_t cp = acc_index(l, col_i64(r, i, 4)), item = item_index(l, col_i64(r, i, 5));
+    uint64_t fp = tally__transfer_fingerprint(kind, acc, kind == TALLY__TRANSFER_PURCHASE ? item : cp,
+                                              kind == TALLY__TRANSFER_PURCHASE ? (uint64_t)col_i64(r, i, 6)
+                                                                               : (uint64_t)col_i64(r, i, 8),
+                                              col_i64(r, i, 7));
+    if (strlen(PQgetvalue(r, i, 0)) > TALLY__KEY_BYTES_MAX) continue;
+    tally__key_add(st, PQgetvalue(r, i, 0), fp, (uint64_t)col_i64(r, i, 1), TALLY__KEY_DONE,
+                   col_i64(r, i, 9));
+  }
+  PQclear(r);
+  return TALLY_OK;
+}
+
+static int load_today_and_recent(loader *l, int64_t now_ms) {
+  tally__state *st = &l->e->st;
+  char day0[24];
+  int32_t today = tally__utc_day(now_ms);
+  snprintf(day0, sizeof day0, "%lld", (long long)today * 86400000LL);
+  const char *params[1] = {day0};
+  PGresult *r = q(l, "SELECT account_id, sum(amount_minor) FROM transfers WHERE kind IN (1, 2)"
+                     " AND created_ms >= $1::bigint GROUP BY account_id", 1, params);
+  if (!r) return TALLY_EDB;
+  for (int i = 0; i < PQntuples(r); i++) {
+    uint32_t a = acc_index(l, col_i64(r, i, 0));
+    if (a == TALLY__NONE) continue;
+    st->accounts[a].spent_day = today;
+    st->accounts[a].spent_today = col_i64(r, i, 1);
+  }
+  PQclear(r);
+  r = q(l, "SELECT account_id, id FROM (SELECT account_id, id, row_number() OVER"
+           " (PARTITION BY account_id ORDER BY id DESC) AS n FROM transfers WHERE kind IN (1, 2, 3)) s"
+           " WHERE n <= 8 ORDER BY id", 0, NULL);
+  if (!r) return TALLY_EDB;
+  for (int i = 0; i < PQntuples(r); i++) {
+    uint32_t a = acc_index(l, col_i64(r, i, 0));
+    if (a != TALLY__NONE) tally__account_note_receipt(&st->accounts[a], (uint64_t)col_i64(r, i, 1));
+  }
+  PQclear(r);
+  return TALLY_OK;
+}
+
+static int load_counters(loader *l) {
+  tally__engine *e = l->e;
+  PGresult *r = q(l,
+                  "SELECT greatest((SELECT max(id) FROM accounts), (SELECT max(id) FROM items),"
+                  " (SELECT max(id) FROM transfers), (SELECT max(id) FROM batches)),"
+                  " (SELECT coalesce(max(substr(idem_key, 15)::bigint), 0) FROM transfers"
+                  "  WHERE idem_key LIKE 'grant-request:%')",
+                  0, NULL);
+  if (!r) return TALLY_EDB;
+  uint64_t max_id = (uint64_t)col_i64(r, 0, 0);
+  if (max_id + 1 > e->st.next_id) e->st.next_id = max_id + 1;
+  e->last_grant_request = col_i64(r, 0, 1);
+  PQclear(r);
+  return TALLY_OK;
+}
+
+static int register_key(loader *l, int64_t now_ms) {
+  uint8_t pub[32];
+  char hex[65], ms[24];
+  tally__signer_public(l->e->signer, pub);
+  for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", pub[i]);
+  snprintf(ms, sizeof ms, "%lld", (long long)now_ms);
+  const char *params[3] = {tally__signer_key_id(l->e->signer), hex, ms};
+  PGresult *r = q(l, "INSERT INTO signing_keys (key_id, public_key, created_ms)"
+                     " VALUES ($1, decode($2, 'hex'), $3::bigint) ON CONFLICT DO NOTHING", 3, params);
+  if (!r) return TALLY_EDB;
+  PQclear(r);
+  return TALLY_OK;
+}
+
+int tally__engine_load(tally__engine *e, PGconn *conn, char *err, size_t err_len) {
+  loader l = {.e = e, .c = conn, .err = err, .err_len = err_len};
+  int applied;
+  int rc = tally__migrate(conn, &applied, err, err_len);
+  if (rc) return rc;
+  int64_t now = tally__now_wall_ms();
+  /* Start from empty memory: a failed earlier attempt may have left some. */
+  tally__state_free(&e->st);
+  rc = tally__state_init(&e->st, &e->cfg);
+  if (!rc) rc = tally__map_init(&l.acc_by_id, e->cfg.accounts_max);
+  if (!rc) rc = tally__map_init(&l.item_by_id, e->cfg.items_max);
+  if (rc) {
+    snprintf(err, err_len, "load: out of memory");
+    return rc;
+  }
+  rc = register_key(&l, now);
+  if (!rc) rc = load_accounts(&l);
+  if (!rc) rc = load_balances_roles(&l);
+  if (!rc) rc = load_items(&l);
+  if (!rc) rc = load_purchases(&l, now);
+  if (!rc) rc = load_keys(&l, now);
+  if (!rc) rc = load_today_and_recent(&l, now);
+  if (!rc) rc = load_counters(&l);
+  tally__map_free(&l.acc_by_id);
+  tally__map_free(&l.item_by_id);
+  if (!rc)
+    fprintf(stderr, "tally: loaded %u accounts, %u items; %d migrations applied\n",
+            e->st.account_count, e->st.item_count, applied);
+  return rc;
+}

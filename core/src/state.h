@@ -1,0 +1,190 @@
+/* state.h — the engine's in-memory model: accounts, items, purchases,
+ * idempotency keys, and the operations that move money between them.
+ *
+ * Contract: only the engine thread touches a tally__state. All tables are
+ * fixed-size arrays allocated by tally__state_init from the config; nothing
+ * allocates afterwards. Money rules that hold at every step:
+ *   - available(a) = balance - held >= 0 for every account but the external
+ *     source (asserted);
+ *   - debits are held when an operation is decided, credits are applied only
+ *     when its batch commits, so any subset of in-flight batches may commit or
+ *     fail without a wallet going below zero;
+ *   - for every item, sold + held <= stock (when stock is limited).
+ * An operation (tally__op) carries its legs; the legs of a transfer sum to
+ * zero (asserted in tally__op_hold). */
+#ifndef TALLY_STATE_H
+#define TALLY_STATE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "map.h"
+#include "tally.h"
+
+enum {
+  TALLY__SKU_BYTES_MAX = 32,
+  TALLY__TITLE_BYTES_MAX = 96,
+  TALLY__ACCOUNT_NAME_BYTES = TALLY_NAME_BYTES_MAX + 8, /* "user:" prefix */
+  TALLY__KEY_BYTES_MAX = TALLY_NAME_BYTES_MAX + 24,     /* "grant-request:" ... */
+  TALLY__RECENT_RECEIPTS = 8,
+  TALLY__LEGS_MAX = 3,
+  TALLY__CONSENTS_PENDING_MAX = 4096,
+  TALLY__CHANNELS_MAX = 4096,
+  TALLY__KEY_RETENTION_MS = 24 * 3600 * 1000, /* idempotency keys kept a day */
+};
+
+enum tally__account_kind { TALLY__ACCOUNT_USER = 1, TALLY__ACCOUNT_FEES = 2, TALLY__ACCOUNT_EXTERNAL = 3 };
+enum {
+  TALLY__TRANSFER_PURCHASE = 1,
+  TALLY__TRANSFER_TIP = 2,
+  TALLY__TRANSFER_REFUND = 3,
+  TALLY__TRANSFER_GRANT = 4,
+};
+enum { TALLY__ACCOUNT_FEES_ID = 1, TALLY__ACCOUNT_EXTERNAL_ID = 2 };
+#define TALLY__NONE UINT32_MAX
+
+typedef struct tally__account {
+  uint64_t id;
+  int64_t balance;     /* sum of committed entries */
+  int64_t held;        /* debits decided, not yet committed */
+  int64_t spent_today; /* purchases + tips on day spent_day (UTC) */
+  int32_t spent_day;
+  uint8_t kind;
+  uint8_t is_creator;
+  uint8_t consented;   /* 0 never, 1 given (maybe not yet committed) */
+  bool persisted;      /* accounts row committed */
+  bool consent_persisted, role_dirty, dirty_listed;
+  uint64_t role_version;
+  int64_t rate_tokens_milli, rate_at_ms;
+  uint64_t recent[TALLY__RECENT_RECEIPTS];
+  uint32_t recent_next;
+  char name[TALLY__ACCOUNT_NAME_BYTES];
+} tally__account;
+
+typedef struct tally__item {
+  uint64_t id, version;
+  uint32_t creator; /* account index */
+  int64_t price;
+  int32_t stock; /* -1 unlimited */
+  int32_t sold, held;
+  uint32_t refund_window_s;
+  bool deleted, dirty, dirty_listed;
+  char sku[TALLY__SKU_BYTES_MAX + 1];
+  char title[TALLY__TITLE_BYTES_MAX + 1];
+} tally__item;
+
+typedef struct tally__purchase {
+  uint64_t transfer_id;
+  uint32_t buyer, item;
+  int64_t amount, fee;
+  int64_t refunded;      /* committed refunds */
+  int64_t refund_held;   /* refunds in flight */
+  int64_t created_ms;
+  bool committed, live;
+} tally__purchase;
+
+enum tally__key_state { TALLY__KEY_FREE = 0, TALLY__KEY_INFLIGHT = 1, TALLY__KEY_DONE = 2 };
+typedef struct tally__key {
+  uint64_t hash, fingerprint, transfer_id;
+  int64_t created_ms;
+  uint8_t state;
+  char key[TALLY__KEY_BYTES_MAX + 1];
+} tally__key;
+
+typedef struct tally__leg {
+  uint32_t account;
+  int64_t amount; /* credit > 0 > debit */
+} tally__leg;
+
+enum tally__op_type { TALLY__OP_TRANSFER = 1, TALLY__OP_ACK = 2 };
+typedef struct tally__op {
+  uint8_t type, kind, leg_count;
+  bool told_pending;
+  uint32_t account, counterparty, item, qty;
+  uint32_t purchase_slot, key_slot;
+  int64_t amount, fee;
+  uint64_t transfer_id, ref_transfer;
+  int64_t created_ms;   /* wall clock, goes into the receipt */
+  uint64_t decided_mono_ms;
+  uint64_t req_id;
+  tally__leg legs[TALLY__LEGS_MAX];
+  char origin[TALLY_NAME_BYTES_MAX + 1];
+  char channel[TALLY_NAME_BYTES_MAX + 1];
+  char note[TALLY_TEXT_BYTES_MAX / 2]; /* what to say when committed (ACK) */
+} tally__op;
+
+typedef struct tally__pending_consent {
+  uint32_t account, item, qty;
+  int64_t price_total;
+  uint64_t expires_mono_ms;
+  char code[8];
+  char key[TALLY__KEY_BYTES_MAX + 1];
+} tally__pending_consent;
+
+typedef struct tally__bucket {
+  uint64_t hash;
+  int64_t tokens_milli, at_ms;
+  char name[TALLY_NAME_BYTES_MAX + 1];
+} tally__bucket;
+
+typedef struct tally__state {
+  const tally_config *cfg;
+  tally__account *accounts;
+  uint32_t account_count;
+  tally__map account_by_name;
+  tally__item *items;
+  uint32_t item_count;
+  tally__map item_by_sku;
+  tally__purchase *purchases;
+  uint32_t purchase_next; /* ring cursor */
+  tally__map purchase_by_id;
+  tally__key *keys;
+  uint32_t key_next; /* ring cursor */
+  tally__map key_by_hash;
+  tally__pending_consent consents[TALLY__CONSENTS_PENDING_MAX];
+  tally__bucket channels[TALLY__CHANNELS_MAX];
+  tally__map channel_by_name;
+  uint32_t channel_count;
+  uint32_t *dirty_accounts, dirty_account_count;
+  uint32_t *dirty_items, dirty_item_count;
+  uint32_t fees, external; /* indices of sys:fees and sys:external */
+  uint64_t next_id; /* every id the engine assigns: accounts, items, transfers, batches */
+  uint64_t consent_seq;
+} tally__state;
+
+int tally__state_init(tally__state *st, const tally_config *cfg);
+void tally__state_free(tally__state *st);
+uint64_t tally__state_take_id(tally__state *st);
+
+uint32_t tally__account_find(const tally__state *st, const char *name);
+/* Finds or creates (in memory, not yet persisted) the account "name". */
+int tally__account_get(tally__state *st, const char *name, uint8_t kind, uint32_t *index);
+int64_t tally__account_available(const tally__account *a);
+void tally__account_mark_dirty(tally__state *st, uint32_t index);
+void tally__account_note_receipt(tally__account *a, uint64_t transfer_id);
+
+uint32_t tally__item_find(const tally__state *st, const char *sku);
+int tally__item_add(tally__state *st, const char *sku, uint32_t *index);
+void tally__item_mark_dirty(tally__state *st, uint32_t index);
+int32_t tally__item_left(const tally__item *it); /* -1 unlimited */
+
+/* Idempotency keys: find returns the slot or TALLY__NONE. */
+uint32_t tally__key_find(const tally__state *st, const char *key);
+uint32_t tally__key_add(tally__state *st, const char *key, uint64_t fingerprint,
+                        uint64_t transfer_id, uint8_t key_state, int64_t now_ms);
+void tally__key_forget(tally__state *st, uint32_t slot);
+
+uint32_t tally__purchase_find(const tally__state *st, uint64_t transfer_id);
+uint32_t tally__purchase_add(tally__state *st, const tally__purchase *p);
+void tally__purchase_forget(tally__state *st, uint32_t slot);
+
+/* Money movement of one op: hold its debits (and its stock), apply it when
+ * the batch commits, or release it when the batch fails. */
+void tally__op_hold(tally__state *st, const tally__op *op);
+void tally__op_commit(tally__state *st, const tally__op *op);
+void tally__op_release(tally__state *st, const tally__op *op);
+
+/* UTC day number of a wall-clock time in ms. */
+int32_t tally__utc_day(int64_t wall_ms);
+
+#endif

@@ -1,0 +1,132 @@
+/* text.c — the first code that touches what users type. Written to be
+ * fuzzed: bounded loops, explicit lengths, no allocation. */
+#include "text.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "tally.h"
+
+int tally__text_check(const char *s, size_t len) {
+  const unsigned char *p = (const unsigned char *)s, *end = p + len;
+  while (p < end) {
+    unsigned c = *p;
+    if (c < 0x80) {
+      if (c < 0x20 || c == 0x7f) return TALLY_EBAD_SYNTAX;
+      p++;
+      continue;
+    }
+    size_t n;
+    unsigned cp, min;
+    if ((c & 0xe0) == 0xc0) n = 1, cp = c & 0x1f, min = 0x80;
+    else if ((c & 0xf0) == 0xe0) n = 2, cp = c & 0x0f, min = 0x800;
+    else if ((c & 0xf8) == 0xf0) n = 3, cp = c & 0x07, min = 0x10000;
+    else return TALLY_EBAD_UTF8;
+    if ((size_t)(end - p) <= n) return TALLY_EBAD_UTF8;
+    for (size_t i = 1; i <= n; i++) {
+      if ((p[i] & 0xc0) != 0x80) return TALLY_EBAD_UTF8;
+      cp = (cp << 6) | (p[i] & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return TALLY_EBAD_UTF8;
+    /* C1 controls are controls too. */
+    if (cp >= 0x80 && cp < 0xa0) return TALLY_EBAD_SYNTAX;
+    p += n + 1;
+  }
+  return TALLY_OK;
+}
+
+int tally__tokenize(const char *s, tally__tokens *out) {
+  out->count = 0;
+  const char *p = s;
+  for (;;) {
+    while (*p == ' ') p++;
+    if (!*p) return TALLY_OK;
+    if (out->count == TALLY__TOKENS_MAX) return TALLY_ETOO_MANY;
+    const char *start = p;
+    while (*p && *p != ' ') p++;
+    out->word[out->count] = start;
+    out->rest[out->count] = start;
+    out->len[out->count] = (size_t)(p - start);
+    out->count++;
+  }
+}
+
+bool tally__word_is(const tally__tokens *t, int i, const char *word) {
+  if (i >= t->count) return false;
+  size_t n = strlen(word);
+  if (t->len[i] != n) return false;
+  for (size_t k = 0; k < n; k++) {
+    char a = t->word[i][k], b = word[k];
+    if (a >= 'a' && a <= 'z') a = (char)(a - 32);
+    if (b >= 'a' && b <= 'z') b = (char)(b - 32);
+    if (a != b) return false;
+  }
+  return true;
+}
+
+int tally__word_copy(const tally__tokens *t, int i, char *dst, size_t dst_size) {
+  assert(dst_size > 0);
+  if (i >= t->count) return TALLY_EBAD_SYNTAX;
+  if (t->len[i] >= dst_size) return TALLY_ETOOBIG;
+  memcpy(dst, t->word[i], t->len[i]);
+  dst[t->len[i]] = 0;
+  return TALLY_OK;
+}
+
+int tally__uint_parse(const char *s, size_t len, uint64_t max, uint64_t *out) {
+  if (len == 0 || len > TALLY__AMOUNT_DIGITS_MAX) return TALLY_EBAD_QTY;
+  uint64_t v = 0;
+  for (size_t i = 0; i < len; i++) {
+    if (s[i] < '0' || s[i] > '9') return TALLY_EBAD_QTY;
+    v = v * 10 + (uint64_t)(s[i] - '0');
+  }
+  if (v == 0 || v > max) return TALLY_EBAD_QTY;
+  *out = v;
+  return TALLY_OK;
+}
+
+int tally__amount_parse(const char *s, size_t len, uint32_t decimals, int64_t *out) {
+  assert(decimals <= 6);
+  if (len == 0 || len > TALLY__AMOUNT_DIGITS_MAX + 1) return TALLY_EBAD_AMOUNT;
+  int64_t v = 0;
+  int frac = -1; /* digits seen after '.', -1 before it */
+  for (size_t i = 0; i < len; i++) {
+    char c = s[i];
+    if (c == '.') {
+      if (frac >= 0 || i == 0 || i + 1 == len) return TALLY_EBAD_AMOUNT;
+      frac = 0;
+      continue;
+    }
+    if (c < '0' || c > '9') return TALLY_EBAD_AMOUNT;
+    if (frac >= 0 && ++frac > (int)decimals) return TALLY_EBAD_AMOUNT;
+    if (!tally__mul_i64(v, 10, &v) || !tally__add_i64(v, c - '0', &v)) return TALLY_EOVERFLOW;
+  }
+  for (int k = frac < 0 ? 0 : frac; k < (int)decimals; k++)
+    if (!tally__mul_i64(v, 10, &v)) return TALLY_EOVERFLOW;
+  if (v == 0) return TALLY_EBAD_AMOUNT;
+  *out = v;
+  return TALLY_OK;
+}
+
+size_t tally__amount_format(int64_t minor, uint32_t decimals, char *out, size_t out_size) {
+  assert(out_size >= 32 && decimals <= 6);
+  uint64_t mag = minor < 0 ? (uint64_t)0 - (uint64_t)minor : (uint64_t)minor;
+  uint64_t scale = 1;
+  for (uint32_t i = 0; i < decimals; i++) scale *= 10;
+  int n;
+  if (decimals == 0)
+    n = snprintf(out, out_size, "%s%llu", minor < 0 ? "-" : "", (unsigned long long)mag);
+  else
+    n = snprintf(out, out_size, "%s%llu.%0*llu", minor < 0 ? "-" : "",
+                 (unsigned long long)(mag / scale), (int)decimals,
+                 (unsigned long long)(mag % scale));
+  return n < 0 ? 0 : (size_t)n;
+}
+
+int64_t tally__bps_of(int64_t amount, uint32_t bps) {
+  assert(amount >= 0 && bps <= 10000);
+  /* Split to avoid overflow: (q*10000 + r) * bps / 10000 = q*bps + r*bps/10000. */
+  int64_t q = amount / 10000, r = amount % 10000;
+  return q * (int64_t)bps + (r * (int64_t)bps) / 10000;
+}

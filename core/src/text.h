@@ -1,0 +1,57 @@
+/* text.h — checks and conversions for text that users type.
+ *
+ * Contract: every parser here takes untrusted bytes, never reads past the
+ * given length, never allocates, and returns a specific TALLY_E* code.
+ * Amounts are parsed into integer minor units with overflow checks: plain
+ * ASCII digits with at most `decimals` digits after one '.', nothing else
+ * (no sign, no exponent, no spaces, no unicode digits, no thousands marks). */
+#ifndef TALLY_TEXT_H
+#define TALLY_TEXT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum {
+  TALLY__TOKENS_MAX = 16,        /* words in one command line */
+  TALLY__AMOUNT_DIGITS_MAX = 18, /* keeps every parse inside int64 */
+  TALLY__QTY_MAX = 100,          /* units in one BUY */
+};
+
+/* Well-formed UTF-8 (no overlongs, surrogates or > U+10FFFF) and no control
+ * characters (C0, DEL); TALLY_OK, TALLY_EBAD_UTF8, or TALLY_EBAD_SYNTAX for
+ * control characters (NUL, CR, LF, CTCP \x01 ...). */
+int tally__text_check(const char *s, size_t len);
+
+typedef struct tally__tokens {
+  int count;
+  const char *word[TALLY__TOKENS_MAX];
+  size_t len[TALLY__TOKENS_MAX];
+  const char *rest[TALLY__TOKENS_MAX]; /* the line from word i to its end */
+} tally__tokens;
+
+/* Splits on spaces; TALLY_ETOO_MANY past TALLY__TOKENS_MAX words. */
+int tally__tokenize(const char *s, tally__tokens *out);
+/* ASCII case-insensitive equality of a token with a NUL-terminated word. */
+bool tally__word_is(const tally__tokens *t, int i, const char *word);
+/* Copies token i into dst (NUL-terminated); TALLY_ETOOBIG if it is longer. */
+int tally__word_copy(const tally__tokens *t, int i, char *dst, size_t dst_size);
+
+/* "5", "5.2", "5.25" with decimals=2 -> 500, 520, 525. Zero is refused. */
+int tally__amount_parse(const char *s, size_t len, uint32_t decimals, int64_t *out);
+/* Positive whole number up to max. */
+int tally__uint_parse(const char *s, size_t len, uint64_t max, uint64_t *out);
+/* 525 with decimals=2 -> "5.25". Always NUL-terminates; returns length. */
+size_t tally__amount_format(int64_t minor, uint32_t decimals, char *out, size_t out_size);
+
+/* Overflow-checked money arithmetic: false on overflow. */
+static inline bool tally__add_i64(int64_t a, int64_t b, int64_t *out) {
+  return !__builtin_add_overflow(a, b, out);
+}
+static inline bool tally__mul_i64(int64_t a, int64_t b, int64_t *out) {
+  return !__builtin_mul_overflow(a, b, out);
+}
+/* amount * bps / 10000, rounded down, exact for any int64 amount. */
+int64_t tally__bps_of(int64_t amount, uint32_t bps);
+
+#endif
