@@ -1,0 +1,174 @@
+#!/usr/bin/python3
+"""test_irc_ii.py — a user's path with a real IRC client, suckless `ii`.
+
+ii is driven through its FIFOs: `/PRIVMSG NickServ :REGISTER ...` and an
+unknown `/wallet` go raw to the server, and a line written to a channel's `in`
+is a channel message. Server NOTICEs (tally's replies) land in the server's
+`out` file. A second, scripted client in the channel checks what others see.
+Without a built m_tally.so, only the NickServ part runs. Env as in
+test_irc_basic.py.
+"""
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import ircclient as ic  # noqa: E402
+
+II_BIN = shutil.which("ii") or "/usr/bin/ii"
+TRANSIENT = re.compile(r"starting up|busy, try again")
+
+
+class II:
+    def __init__(self, port, nick, base):
+        self.nick = nick
+        self.root = os.path.join(base, "ii")
+        self.srv = os.path.join(self.root, "127.0.0.1")
+        self.proc = subprocess.Popen([II_BIN, "-s", "127.0.0.1", "-p", str(port), "-n", nick,
+                                      "-i", self.root], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        self.wait_file(os.path.join(self.srv, "in"))
+        self.wait_out(os.path.join(self.srv, "out"), r" 001 |Welcome", 10)
+
+    def wait_file(self, path, timeout=10):
+        deadline = time.monotonic() + timeout
+        while not os.path.exists(path):
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise ic.IRCError("ii did not create %s" % path)
+            time.sleep(0.05)
+
+    def write(self, where, line):
+        path = os.path.join(self.srv, where, "in") if where else os.path.join(self.srv, "in")
+        self.wait_file(path)
+        with open(path, "w") as f:
+            f.write(line + "\n")
+
+    @staticmethod
+    def lines(path):
+        try:
+            with open(path, errors="replace") as f:
+                return f.read().splitlines()
+        except OSError:
+            return []
+
+    def wait_out(self, path, regex, timeout=10, start=0):
+        """The first line at index >= start of an out file matching regex."""
+        rx = re.compile(regex)
+        deadline = time.monotonic() + timeout
+        while True:
+            lines = self.lines(path)
+            for i in range(start, len(lines)):
+                if rx.search(lines[i]):
+                    return i, lines[i]
+            if time.monotonic() > deadline:
+                raise ic.IRCError("no /%s/ in %s; tail: %r" % (regex, path, lines[-5:]))
+            time.sleep(0.1)
+
+    def ask(self, where, line, regex, timeout=60):
+        """Writes line; returns tally's first non-transient reply (server out)."""
+        out = os.path.join(self.srv, "out")
+        deadline = time.monotonic() + timeout
+        while True:
+            start = len(self.lines(out))
+            self.write(where, line)
+            _, reply = self.wait_out(out, r"^\d+ \S",
+                                     max(1, deadline - time.monotonic()), start)
+            reply = reply.split(" ", 1)[1]  # drop ii's timestamp
+            if TRANSIENT.search(reply) and time.monotonic() < deadline:
+                time.sleep(0.5)
+                continue
+            if not re.search(regex, reply):
+                raise ic.IRCError("unexpected reply %r (wanted /%s/)" % (reply, regex))
+            return reply
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def main():
+    tap = ic.Tap()
+    if not os.path.exists(II_BIN):
+        tap.skip("ii client", "ii is not installed (apt-get install ii)")
+        tap.exit()
+    build = os.environ.get("TALLY_BUILD", os.path.join(ic.ROOT, "build"))
+    so = os.path.join(build, "m_tally.so")
+    with_tally = os.path.isfile(so)
+    dsn = os.environ.get("TALLY_TEST_DSN", "")
+    pgdir = None
+    base = tempfile.mkdtemp(prefix="tally-ii-")
+    client = watcher = None
+    try:
+        if with_tally and not dsn:
+            pgdir = tempfile.mkdtemp(prefix="tally-pg-")
+            os.chmod(pgdir, 0o755)
+            dsn = subprocess.run([os.path.join(ic.ROOT, "tools", "pg.sh"), "start",
+                                  os.path.join(pgdir, "pg")], check=True, text=True,
+                                 stdout=subprocess.PIPE).stdout.strip()
+        with ic.IrcEnv(tally_so=so if with_tally else None, dsn=dsn,
+                       tag_extra='welcome_grant="1000"') as env:
+            nick = ic.unique_nick("ii")
+            chan = "#iishop%d" % os.getpid()
+            client = II(env.port, nick, base)
+            watcher = env.client(ic.unique_nick("w"))
+            watcher.join(chan)
+
+            def register():
+                client.write("", "/PRIVMSG NickServ :REGISTER Correct-Horse-42 %s@example.org" % nick)
+                if watcher.wait_account(nick) != nick:
+                    raise ic.IRCError("ii user has no account")
+            tap.run("ii: NickServ REGISTER gives an account", register)
+
+            def join():
+                client.write("", "/j %s" % chan)
+                watcher.expect(lambda m: m.command == "JOIN" and m.nick == nick, 10, "ii JOIN")
+            tap.run("ii: joins the channel", join)
+
+            if not with_tally:
+                tap.skip("ii tally checks", "%s not built" % so)
+            else:
+                tally_checks(tap, client, watcher, chan)
+    except Exception as e:
+        tap.check("environment", False, "%s: %s" % (type(e).__name__, e))
+    finally:
+        if watcher:
+            watcher.quit()
+        if client:
+            client.stop()
+        shutil.rmtree(base, ignore_errors=True)
+        if pgdir:
+            subprocess.run([os.path.join(ic.ROOT, "tools", "pg.sh"), "stop",
+                            os.path.join(pgdir, "pg")])
+            shutil.rmtree(pgdir, ignore_errors=True)
+    tap.exit()
+
+
+def tally_checks(tap, client, watcher, chan):
+    tap.run("ii: raw /wallet is answered by tally",
+            lambda: client.ask("", "/wallet", r"\d"))
+
+    def channel_wallet():
+        mark = watcher.mark()
+        client.ask(chan, "!wallet", r"\d")
+        client.write(chan, "plain words from ii")
+        watcher.wait_privmsg("^plain words from ii$", chan, 10, since=mark)
+        if any(m.command == "PRIVMSG" and m.text.startswith("!wallet")
+               for m in watcher.seen[mark:]):
+            raise ic.IRCError("!wallet reached the channel")
+    tap.run("ii: !wallet in the channel is answered privately, not broadcast",
+            channel_wallet)
+
+
+if __name__ == "__main__":
+    main()
