@@ -10,6 +10,7 @@
  * otherwise ask for gigabytes), typed extraction with limits, and finally a
  * re-encode that must reproduce the token byte for byte, which rejects every
  * non-canonical spelling (integer widths, padding bits, trailing bytes). */
+#define _POSIX_C_SOURCE 200809L /* strnlen */
 #include "receipt.h"
 
 #include <assert.h>

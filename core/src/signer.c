@@ -7,6 +7,7 @@
  * is harmless: the winner's key is loaded. Signing runs once per batch on
  * the engine thread and reuses one EVP_MD_CTX; OpenSSL 3 still allocates
  * inside EVP_DigestSignInit, which is acceptable once per batch. */
+#define _POSIX_C_SOURCE 200809L /* mkstemp, fdopen, strnlen, O_DIRECTORY */
 #include "signer.h"
 
 #include <assert.h>

@@ -6,7 +6,8 @@
  *   clang-14 -g -O1 -fsanitize=fuzzer,address,undefined -Icore/include \
  *     -Icore/src tests/fuzz/receipt/fuzz_receipt.c core/src/receipt.c \
  *     core/src/merkle.c core/src/signer.c -lmsgpackc -lcrypto -o fuzz_receipt
- *   ./fuzz_receipt -max_total_time=60 tests/fuzz/receipt/corpus */
+ *   mkdir -p /tmp/rcorpus && ./fuzz_receipt -max_total_time=60 /tmp/rcorpus \
+ *     tests/fuzz/receipt/corpus   (new inputs go to the first folder) */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
