@@ -26,7 +26,7 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lmsgpackc
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
   -Wno-unused-parameter -Wvla -Wformat=2
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -O2 -g -fPIC -pthread $(WARN) \
-  -Icore/include -Icore/src -Ischemas -fvisibility=hidden -MMD -MP
+  -Icore/include -Icore/src -Ischemas -Itests/lib -fvisibility=hidden -MMD -MP
 ifneq ($(SANITIZE),)
 CFLAGS_BASE += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -O1
 LDFLAGS_SAN := -fsanitize=$(SANITIZE)

@@ -101,6 +101,10 @@ static int dec_i64(const msgpack_object *o, int64_t *out) {
 
 static int dec_str(const msgpack_object *o, char *out, size_t max) {
   if (o->type != MSGPACK_OBJECT_STR || o->via.str.size > max) return TALLY_EFRAME;
+  if (o->via.str.size == 0) { /* msgpack-c may give NULL for "" */
+    out[0] = 0;
+    return TALLY_OK;
+  }
   if (memchr(o->via.str.ptr, 0, o->via.str.size)) return TALLY_EFRAME;
   memcpy(out, o->via.str.ptr, o->via.str.size);
   out[o->via.str.size] = 0;

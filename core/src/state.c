@@ -83,7 +83,8 @@ int tally__account_get(tally__state *st, const char *name, uint8_t kind, uint32_
     *index = i;
     return TALLY_OK;
   }
-  if (strlen(name) >= TALLY__ACCOUNT_NAME_BYTES) return TALLY_ETOOBIG;
+  /* Names go into receipts, whose strings are at most TALLY_NAME_BYTES_MAX. */
+  if (strlen(name) > TALLY_NAME_BYTES_MAX) return TALLY_ETOOBIG;
   if (st->account_count >= st->cfg->accounts_max) return TALLY_ETOO_MANY;
   i = st->account_count;
   tally__account *a = &st->accounts[i];

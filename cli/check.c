@@ -1,0 +1,79 @@
+/* check.c — `tally check`: the invariants of RELIABILITY.md that SQL can
+ * see. Each is a query that returns the rows that break it; any row is a
+ * breach, printed with the invariant's name, and the exit code is 1. */
+#include <stdio.h>
+
+#include "cli.h"
+#include "receipt_pg.h"
+#include "tally.h"
+
+typedef struct invariant {
+  const char *name;
+  const char *sql; /* rows returned = breaches */
+} invariant;
+
+static const invariant invariants[] = {
+    {"I1 entries of every transfer sum to zero",
+     "SELECT transfer_id, sum(amount_minor) FROM entries GROUP BY transfer_id"
+     " HAVING sum(amount_minor) <> 0 LIMIT 5"},
+    {"I1 every transfer has entries",
+     "SELECT t.id FROM transfers t WHERE NOT EXISTS (SELECT 1 FROM entries e WHERE e.transfer_id = t.id) LIMIT 5"},
+    {"I1 every entry belongs to a transfer and an account",
+     "SELECT e.transfer_id FROM entries e LEFT JOIN transfers t ON t.id = e.transfer_id"
+     " LEFT JOIN accounts a ON a.id = e.account_id WHERE t.id IS NULL OR a.id IS NULL LIMIT 5"},
+    {"I1 a transfer's amount is what its payer's entry moved",
+     "SELECT t.id FROM transfers t JOIN entries e ON e.transfer_id = t.id"
+     " GROUP BY t.id, t.amount_minor HAVING sum(greatest(e.amount_minor, 0)) <> t.amount_minor LIMIT 5"},
+    {"I2 committed units never exceed stock",
+     "SELECT i.sku, x.sold, i.stock FROM items i JOIN (SELECT item_id, sum(qty) AS sold FROM transfers"
+     " WHERE kind = 1 GROUP BY item_id) x ON x.item_id = i.id WHERE i.stock IS NOT NULL AND x.sold > i.stock"},
+    {"I3 at most one transfer per idempotency key",
+     "SELECT idem_key FROM transfers GROUP BY idem_key HAVING count(*) > 1 LIMIT 5"},
+    {"I4 refunds never exceed their purchase",
+     "SELECT p.id FROM transfers p JOIN (SELECT ref_transfer, sum(amount_minor) AS s FROM transfers"
+     " WHERE kind = 3 GROUP BY ref_transfer) r ON r.ref_transfer = p.id WHERE r.s > p.amount_minor LIMIT 5"},
+    {"I4 refunds only of committed purchases",
+     "SELECT r.id FROM transfers r WHERE r.kind = 3 AND NOT EXISTS (SELECT 1 FROM transfers p"
+     " WHERE p.id = r.ref_transfer AND p.kind = 1 AND p.id < r.id) LIMIT 5"},
+    {"I6 no wallet below zero",
+     "SELECT a.name, b.s FROM accounts a JOIN (SELECT account_id, sum(amount_minor) AS s FROM entries"
+     " GROUP BY account_id) b ON b.account_id = a.id WHERE a.kind IN (1, 2) AND b.s < 0 LIMIT 5"},
+    {"I9 every transfer lies in its batch's range, before the batch id",
+     "SELECT t.id FROM transfers t JOIN batches b ON b.id = t.batch_id"
+     " WHERE t.id NOT BETWEEN b.first_transfer AND b.last_transfer OR t.id >= b.id LIMIT 5"},
+    {"I9 batch leaf counts match their transfers",
+     "SELECT b.id FROM batches b LEFT JOIN (SELECT batch_id, count(*) AS n FROM transfers GROUP BY batch_id) t"
+     " ON t.batch_id = b.id WHERE coalesce(t.n, 0) <> b.leaf_count LIMIT 5"},
+    {"ledger tables are append-only (their triggers exist)",
+     "SELECT x FROM unnest(ARRAY['transfers_append_only','entries_append_only','batches_append_only']) x"
+     " WHERE NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = x)"},
+};
+
+int cli_check(PGconn *c) {
+  int breaches = 0;
+  for (size_t i = 0; i < sizeof invariants / sizeof invariants[0]; i++) {
+    PGresult *r = PQexec(c, invariants[i].sql);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+      fprintf(stderr, "check: %s: %s", invariants[i].name, PQresultErrorMessage(r));
+      PQclear(r);
+      return 2;
+    }
+    int n = PQntuples(r);
+    printf("%-6s %s\n", n ? "BREACH" : "ok", invariants[i].name);
+    for (int row = 0; row < n; row++) {
+      printf("       ");
+      for (int col = 0; col < PQnfields(r); col++) printf(" %s", PQgetvalue(r, row, col));
+      printf("\n");
+    }
+    breaches += n > 0;
+    PQclear(r);
+  }
+  uint64_t batches = 0;
+  char err[TALLY_ERRBUF_BYTES] = "";
+  int rc = tally__receipt_pg_check_batches(c, &batches, err, sizeof err);
+  printf("%-6s I7 every batch's receipts verify against its signing key (%llu batches)%s%s\n",
+         rc ? "BREACH" : "ok", (unsigned long long)batches, rc ? ": " : "", rc ? err : "");
+  breaches += rc != 0;
+  printf("%s\n", breaches ? "tally check: FAILED" : "tally check: all invariants hold");
+  return breaches ? 1 : 0;
+}

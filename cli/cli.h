@@ -1,0 +1,22 @@
+/* cli.h — the `tally` admin command: shared helpers of its subcommands.
+ * Every subcommand is blocking libpq on its own connection; none of it
+ * runs inside a chat server. */
+#ifndef TALLY_CLI_H
+#define TALLY_CLI_H
+
+#include <libpq-fe.h>
+
+typedef struct cli_opts {
+  const char *dsn;
+  const char *pubkey_hex;
+  const char *actor;
+  unsigned decimals;
+  int wait_s;
+} cli_opts;
+
+PGconn *cli_connect(const cli_opts *o);
+int cli_check(PGconn *c);
+int cli_verify(PGconn *c, const cli_opts *o, const char *what);
+int cli_receipt(PGconn *c, const char *id);
+
+#endif

@@ -1,0 +1,196 @@
+/* harness.c — see harness.h. Tests are plain processes; everything here
+ * blocks, which is fine outside the engine. */
+#include "harness.h"
+
+#include <libpq-fe.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+static uint64_t req_seq;
+static char last_code[8];
+
+static void die(const char *what) {
+  fprintf(stderr, "harness: %s\n", what);
+  abort();
+}
+
+int64_t th_sql_i64(const char *dsn, const char *sql) {
+  PGconn *c = PQconnectdb(dsn);
+  if (PQstatus(c) != CONNECTION_OK) die(PQerrorMessage(c));
+  PGresult *r = PQexec(c, sql);
+  if (PQresultStatus(r) != PGRES_TUPLES_OK) die(PQresultErrorMessage(r));
+  int64_t v = PQntuples(r) && !PQgetisnull(r, 0, 0) ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : 0;
+  PQclear(r);
+  PQfinish(c);
+  return v;
+}
+
+void th_fresh_db(const char *name, char *dsn, size_t dsn_len) {
+  const char *base = getenv("TALLY_TEST_DSN");
+  if (!base) die("TALLY_TEST_DSN is not set (run through make test)");
+  char db[64], sql[160];
+  snprintf(db, sizeof db, "th_%s_%d", name, (int)getpid());
+  PGconn *c = PQconnectdb(base);
+  if (PQstatus(c) != CONNECTION_OK) die(PQerrorMessage(c));
+  snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s", db);
+  PQclear(PQexec(c, sql));
+  snprintf(sql, sizeof sql, "CREATE DATABASE %s", db);
+  PGresult *r = PQexec(c, sql);
+  if (PQresultStatus(r) != PGRES_COMMAND_OK) die(PQresultErrorMessage(r));
+  PQclear(r);
+  PQfinish(c);
+  snprintf(dsn, dsn_len, "%s dbname=%s", base, db);
+}
+
+void th_config(tally_config *cfg, const char *dsn) {
+  static char key[512];
+  const char *tmp = getenv("TALLY_TMP");
+  snprintf(key, sizeof key, "%s/test-signing-%d.pem", tmp ? tmp : "/tmp", (int)getpid());
+  tally_config_init(cfg);
+  cfg->dsn = dsn;
+  cfg->signing_key_path = key;
+  cfg->rate_account_per_min = 0;
+  cfg->rate_channel_per_min = 0;
+}
+
+typedef struct waiter {
+  uint64_t req_id;
+  th_reply *out;
+  int done, ready;
+} waiter;
+
+static void on_effect(void *ud, const tally_effect *eff) {
+  waiter *w = ud;
+  if (eff->kind == TALLY_EFFECT_STATUS && eff->code == TALLY_OK) w->ready = 1;
+  if (eff->kind != TALLY_EFFECT_REPLY || eff->req_id != w->req_id || eff->code == TALLY_EPENDING) return;
+  if (w->done) return; /* keep the first final reply (SHOP sends several lines) */
+  w->out->code = eff->code;
+  w->out->receipt = eff->receipt_id;
+  snprintf(w->out->text, sizeof w->out->text, "%s", eff->text);
+  w->done = 1;
+}
+
+static void pump(tally_engine *e, waiter *w, int timeout_ms, int *flag) {
+  for (int waited = 0; !*flag && waited < timeout_ms; waited += 10) {
+    struct pollfd p = {tally_engine_fd(e), POLLIN, 0};
+    poll(&p, 1, 10);
+    tally_engine_drain(e, on_effect, w, 1000);
+  }
+  /* Drain what else this command said (extra SHOP lines) so it is not
+   * mistaken for the next command's answer. */
+  usleep(2000);
+  tally_engine_drain(e, on_effect, w, 1000);
+}
+
+tally_engine *th_engine(const tally_config *cfg) {
+  tally_engine *e;
+  char err[TALLY_ERRBUF_BYTES] = "";
+  if (tally_engine_new(cfg, &e, err, sizeof err) != TALLY_OK) die(err);
+  if (tally_engine_start(e) != TALLY_OK) die("start");
+  th_reply r;
+  waiter w = {.req_id = UINT64_MAX, .out = &r};
+  pump(e, &w, 20000, &w.ready);
+  if (!w.ready) die("engine did not become ready");
+  return e;
+}
+
+void th_engine_free(tally_engine *e) {
+  tally_engine_stop(e);
+  tally_engine_free(e);
+}
+
+uint64_t th_send(tally_engine *e, const char *account, const char *text, const char *msg_id) {
+  char id[64];
+  uint64_t req = ++req_seq;
+  if (!msg_id) {
+    snprintf(id, sizeof id, "t%d-%llu", (int)getpid(), (unsigned long long)req);
+    msg_id = id;
+  }
+  tally_command c = {.size = sizeof c, .version = TALLY_COMMAND_VERSION, .req_id = req,
+                     .origin = "tester", .account = account, .nick = "tester", .channel = "",
+                     .msg_id = msg_id, .text = text, .roles = 0};
+  int rc;
+  while ((rc = tally_engine_submit_command(e, &c)) == TALLY_EBUSY) usleep(100);
+  if (rc) die(tally_strerror(rc));
+  return req;
+}
+
+int th_cmd_key(tally_engine *e, const char *account, const char *text, const char *msg_id,
+               uint32_t roles, th_reply *out) {
+  char id[64];
+  uint64_t req = ++req_seq;
+  if (!msg_id) {
+    snprintf(id, sizeof id, "c%d-%llu", (int)getpid(), (unsigned long long)req);
+    msg_id = id;
+  }
+  tally_command c = {.size = sizeof c, .version = TALLY_COMMAND_VERSION, .req_id = req,
+                     .origin = "tester", .account = account, .nick = "tester", .channel = "",
+                     .msg_id = msg_id, .text = text, .roles = roles};
+  if (tally_engine_submit_command(e, &c) != TALLY_OK) die("submit");
+  waiter w = {.req_id = req, .out = out};
+  pump(e, &w, 15000, &w.done);
+  if (!w.done) die("no reply within 15 s");
+  (void)last_code;
+  return out->code;
+}
+
+int th_cmd(tally_engine *e, const char *account, const char *text, uint32_t roles, th_reply *out) {
+  return th_cmd_key(e, account, text, NULL, roles, out);
+}
+
+typedef struct collector {
+  int seen;
+  th_reply_fn fn;
+  void *ud;
+} collector;
+
+static void on_collect(void *ud, const tally_effect *eff) {
+  collector *c = ud;
+  if (eff->kind != TALLY_EFFECT_REPLY || eff->code == TALLY_EPENDING) return;
+  th_reply r = {.code = eff->code, .receipt = eff->receipt_id};
+  snprintf(r.text, sizeof r.text, "%s", eff->text);
+  c->seen++;
+  if (c->fn) c->fn(c->ud, eff->req_id, &r);
+}
+
+int th_collect(tally_engine *e, int count, int timeout_ms, th_reply_fn fn, void *ud) {
+  collector c = {0, fn, ud};
+  for (int waited = 0; c.seen < count && waited < timeout_ms; waited += 5) {
+    struct pollfd p = {tally_engine_fd(e), POLLIN, 0};
+    poll(&p, 1, 5);
+    tally_engine_drain(e, on_collect, &c, 100000);
+  }
+  return c.seen;
+}
+
+int th_buy_confirmed(tally_engine *e, const char *account, const char *sku, th_reply *out) {
+  char text[128];
+  snprintf(text, sizeof text, "BUY %s", sku);
+  int rc = th_cmd(e, account, text, 0, out);
+  if (rc != TALLY_ECONSENT) return rc;
+  const char *code = strstr(out->text, "CONFIRM ");
+  if (!code) return TALLY_EFRAME;
+  char confirm[32];
+  snprintf(confirm, sizeof confirm, "CONFIRM %.6s", code + 8);
+  return th_cmd(e, account, confirm, 0, out);
+}
+
+int th_tally_check(const char *dsn) {
+  const char *cli = getenv("TALLY_CLI");
+  if (!cli) die("TALLY_CLI is not set");
+  pid_t pid = fork();
+  if (pid == 0) {
+    int null = open("/dev/null", 1);
+    dup2(null, 1);
+    execl(cli, "tally", "--dsn", dsn, "check", (char *)NULL);
+    _exit(127);
+  }
+  int status;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}

@@ -1,0 +1,42 @@
+/* harness.h — helpers for integration tests: a fresh database per test, an
+ * engine on it, commands sent through the public API and their answers
+ * awaited, and `tally check` run on the ledger. */
+#ifndef TALLY_TEST_HARNESS_H
+#define TALLY_TEST_HARNESS_H
+
+#include <stdint.h>
+
+#include "tally.h"
+
+typedef struct th_reply {
+  int code;
+  uint64_t receipt;
+  char text[TALLY_TEXT_BYTES_MAX + 1];
+} th_reply;
+
+/* Creates database th_<name>_<pid> next to $TALLY_TEST_DSN; writes its DSN. */
+void th_fresh_db(const char *name, char *dsn, size_t dsn_len);
+/* Config with test defaults on dsn (key file in $TALLY_TMP). */
+void th_config(tally_config *cfg, const char *dsn);
+/* Starts an engine and waits for its "ready" status. */
+tally_engine *th_engine(const tally_config *cfg);
+void th_engine_free(tally_engine *e);
+/* Sends text as account (msg_id auto-generated unless given) and waits for the
+ * final reply to it (skipping "pending" notices). Returns the reply code. */
+int th_cmd(tally_engine *e, const char *account, const char *text, uint32_t roles, th_reply *out);
+int th_cmd_key(tally_engine *e, const char *account, const char *text, const char *msg_id,
+               uint32_t roles, th_reply *out);
+/* Sends without waiting; answers are collected by th_collect. */
+uint64_t th_send(tally_engine *e, const char *account, const char *text, const char *msg_id);
+/* Waits until `count` final replies to th_send'ed commands arrived; codes are
+ * tallied into counts[code index] via callback. Returns replies seen. */
+typedef void (*th_reply_fn)(void *ud, uint64_t req_id, const th_reply *r);
+int th_collect(tally_engine *e, int count, int timeout_ms, th_reply_fn fn, void *ud);
+/* Buys through the consent step: BUY then CONFIRM <code>. */
+int th_buy_confirmed(tally_engine *e, const char *account, const char *sku, th_reply *out);
+/* Runs `$TALLY_CLI --dsn dsn check`; returns its exit status. */
+int th_tally_check(const char *dsn);
+/* One value from SQL (first row, first column) as int64. */
+int64_t th_sql_i64(const char *dsn, const char *sql);
+
+#endif

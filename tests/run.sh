@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# run.sh SAN_BUILD PLAIN_BUILD — runs every test with a throwaway PostgreSQL.
+#
+# Unit and integration tests are the sanitizer builds (ASan+UBSan) from
+# SAN_BUILD; end-to-end tests load the InspIRCd module from PLAIN_BUILD (a
+# sanitized .so cannot be loaded into a server that is not). Each test is its
+# own process with a timeout. Each prints TAP-style `ok`/`not ok` lines; a
+# test that crashes or times out counts as one failure. The last line is
+# "N passed, N failed".
+set -uo pipefail
+san=${1:?san build dir}; plain=${2:?plain build dir}
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+tmp=$(mktemp -d /tmp/tally-test.XXXXXX)
+chmod 755 "$tmp"
+cleanup() {
+  tools/pg.sh stop "$tmp/pg" >/dev/null 2>&1 || true
+  rm -rf "$tmp"
+}
+trap cleanup EXIT INT TERM
+dsn=$(tools/pg.sh start "$tmp/pg") || { echo "could not start PostgreSQL"; echo "0 passed, 1 failed"; exit 1; }
+export TALLY_TEST_DSN="$dsn" TALLY_CLI="$root/$plain/tally" TALLY_BUILD="$root/$plain" TALLY_TMP="$tmp"
+export CMOCKA_MESSAGE_OUTPUT=TAP ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+passed=0; failed=0; failures=()
+run_one() { # name timeout cmd...
+  local name=$1 limit=$2; shift 2
+  local out="$tmp/$(basename "$name").out"
+  timeout --kill-after=10 "$limit" "$@" >"$out" 2>&1
+  local rc=$?
+  local ok nok
+  ok=$(grep -cE '^ok ' "$out"); nok=$(grep -cE '^not ok ' "$out")
+  if [ "$rc" != 0 ] && [ "$nok" = 0 ]; then nok=1; fi
+  passed=$((passed + ok)); failed=$((failed + nok))
+  if [ "$nok" != 0 ]; then
+    failures+=("$name"); echo "FAIL $name (exit $rc)"; sed 's/^/    /' "$out" | tail -40
+  else
+    echo "pass $name ($ok checks)"
+  fi
+}
+for t in "$san"/tests/unit/test_*; do [ -x "$t" ] && run_one "$t" 120 "$t"; done
+for t in "$san"/tests/integration/test_*; do [ -x "$t" ] && run_one "$t" 300 "$t"; done
+if [ -d tests/fuzz ]; then
+  for t in "$san"/tests/fuzz/replay_*; do [ -x "$t" ] && run_one "$t" 120 "$t"; done
+fi
+if [ "${TALLY_SKIP_E2E:-0}" != 1 ]; then
+  for t in tests/e2e/test_*.py; do [ -f "$t" ] && run_one "$t" 600 /usr/bin/python3 "$t"; done
+fi
+[ ${#failures[@]} -gt 0 ] && printf 'failed: %s\n' "${failures[@]}"
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
