@@ -96,7 +96,7 @@ write_inspircd_conf() {
 <security announceinvites="dynamic" hideulines="no" flatlinks="no" maxtargets="20">
 <performance quietbursts="yes" softlimit="1024" clonesonconnect="no">
 <whowas groupsize="10" maxgroups="1000" maxkeep="1h">
-<log method="file" type="* -USERINPUT -USEROUTPUT" level="default" target="$dir/logs/ircd.log">
+<log method="file" type="* -USERINPUT -USEROUTPUT" level="default" flush="1" target="$dir/logs/ircd.log">
 
 # Server link to Anope.
 <module name="spanningtree">
