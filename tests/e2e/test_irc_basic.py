@@ -132,6 +132,14 @@ def tally_checks(tap, env):
             if re.search(r"not logged in|unknown command|wrong arguments", m.text):
                 raise ic.IRCError("WALLET refused: %r" % m.text)
         tap.run("after NickServ REGISTER, WALLET answers with a balance", wallet_after_identify)
+
+        def quitter():
+            q = env.client(ic.unique_nick("q"))
+            for _ in range(10):
+                q.send("SHOP")
+            q.quit("gone before the answers")
+            ask(alice, lambda: alice.send("WALLET"), r"\d")
+        tap.run("answers to a user who quit are dropped; the server carries on", quitter)
     finally:
         alice.quit()
         bob.quit()

@@ -94,6 +94,16 @@ def renames_and_prefix(tap, so, dsn):
                 not_broadcast(a, b, chan, "%wallet")
                 broadcast(a, b, chan, "?wallet")
             tap.run("REHASH applies a new prefix and reports engine changes", rehash)
+
+            def reload():
+                for i in range(20):  # some answers still in flight during the reload
+                    a.send("WALLET")
+                mark = a.mark()
+                a.send("RELOADMODULE m_tally")
+                a.expect(lambda m: m.command == "975", 30, "975 reloaded", mark)
+                handled(a, lambda: a.send("PURCHASE sku1 1"))
+                not_broadcast(a, b, chan, "%wallet")
+            tap.run("RELOADMODULE m_tally restarts the engine with the new settings", reload)
         finally:
             a.quit()
             b.quit()
