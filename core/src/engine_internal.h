@@ -44,7 +44,7 @@ typedef struct tally__writer {
   int index;
   PGconn *conn;
   uv_poll_t poll;
-  bool poll_live, want_write;
+  bool poll_live, poll_closing, want_write;
   writer_state state;
   tally__batch *batch;
   PGresult *result;   /* first result of the current query */

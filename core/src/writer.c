@@ -23,15 +23,19 @@ static void writer_watch(tally__writer *w) {
   uv_poll_start(&w->poll, events, writer_on_io);
 }
 
-static void on_poll_closed(uv_handle_t *h) { (void)h; }
+static void on_poll_closed(uv_handle_t *h) {
+  tally__writer *w = h->data;
+  w->poll_closing = false;
+}
 
 void tally__writer_close(tally__writer *w) {
   if (w->poll_live) {
+    /* Stopped before PQfinish closes the fd; the handle itself is reusable
+     * only after its close callback (see tally__writer_connect). */
     uv_poll_stop(&w->poll);
     uv_close((uv_handle_t *)&w->poll, on_poll_closed);
-    /* Let libuv finish with the handle before its fd goes away. */
-    uv_run(&w->engine->loop, UV_RUN_NOWAIT);
     w->poll_live = false;
+    w->poll_closing = true;
   }
   if (w->result) PQclear(w->result);
   if (w->inserted) PQclear(w->inserted);
@@ -46,6 +50,10 @@ void tally__writer_close(tally__writer *w) {
 int tally__writer_connect(tally__writer *w, char *err, size_t err_len) {
   tally__engine *e = w->engine;
   tally__writer_close(w);
+  if (w->poll_closing) {
+    snprintf(err, err_len, "connect: previous connection still closing");
+    return TALLY_EDB;
+  }
   const char *keys[] = {"dbname", "connect_timeout", "application_name", NULL};
   const char *vals[] = {e->dsn, "3", "tally-engine", NULL};
   w->conn = PQconnectdbParams(keys, vals, 1);

@@ -1,0 +1,254 @@
+/* bench_engine.c — the engine's side of `make bench`; prints one JSON object.
+ *
+ *   decide_per_s   in-memory buy decisions (decide + commit in memory), one core
+ *   durable_*      buys end to end (submitted -> receipt after COMMIT) with C
+ *                  buyers each keeping one buy in flight, C in {1, 64, 4096}
+ *   herd_*         100,000 distinct buyers submit one BUY each for a 100-unit
+ *                  item at once: sold, answered, ms until the last answer
+ *
+ * Usage: bench_engine --dsn DSN [--quick] */
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "decide.h"
+#include "tally.h"
+
+enum { HERD_BUYERS = 100000, HERD_STOCK = 100, DECIDE_ROUNDS = 2000000, CONC_MAX = 4096 };
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* ---- decide_per_s ------------------------------------------------------------ */
+static double bench_decide(void) {
+  tally_config cfg;
+  tally_config_init(&cfg);
+  cfg.keys_max = 1u << 20;
+  cfg.purchases_max = 1u << 20;
+  tally__state st;
+  if (tally__state_init(&st, &cfg)) return 0;
+  uint32_t fees, ext, creator, buyer, item;
+  tally__account_get(&st, "sys:fees", TALLY__ACCOUNT_FEES, &fees);
+  tally__account_get(&st, "sys:external", TALLY__ACCOUNT_EXTERNAL, &ext);
+  tally__account_get(&st, "user:alice", TALLY__ACCOUNT_USER, &creator);
+  tally__account_get(&st, "user:bob", TALLY__ACCOUNT_USER, &buyer);
+  st.fees = fees, st.external = ext;
+  st.accounts[buyer].balance = INT64_MAX / 4;
+  tally__item_add(&st, "tee", &item);
+  st.items[item].creator = creator;
+  st.items[item].price = 500;
+  static tally__op op;
+  char key[32];
+  double t0 = now_s();
+  for (int i = 0; i < DECIDE_ROUNDS; i++) {
+    snprintf(key, sizeof key, "k%d", i);
+    tally__decide_ctx ctx = {.wall_ms = 1, .mono_ms = 1, .origin = "o", .channel = "", .key = key};
+    if (tally__decide_buy(&st, &ctx, buyer, item, 1, &op)) return 0;
+    tally__op_commit(&st, &op);
+    st.keys[op.key_slot].state = TALLY__KEY_DONE;
+  }
+  double dt = now_s() - t0;
+  tally__state_free(&st);
+  return DECIDE_ROUNDS / dt;
+}
+
+/* ---- engine plumbing -------------------------------------------------------------- */
+typedef struct run {
+  tally_engine *e;
+  uint64_t seq;
+  int answered, ok, sold_out, consent, other;
+  double *sent_at;  /* by req id slot */
+  double *lat_us;
+  int lat_n, lat_cap;
+  char (*codes)[8]; /* consent codes by buyer */
+  int *buyer_of;    /* req slot -> buyer */
+  int slots;
+} run;
+
+static void submit(run *r, int buyer, const char *text, uint32_t roles) {
+  char account[32], msg[48];
+  uint64_t req = ++r->seq;
+  snprintf(account, sizeof account, "b%d", buyer);
+  snprintf(msg, sizeof msg, "bench-%llu", (unsigned long long)req);
+  tally_command c = {.size = sizeof c, .version = TALLY_COMMAND_VERSION, .req_id = req,
+                     .origin = "bench", .account = roles ? "admin" : account, .nick = "b",
+                     .channel = "", .msg_id = msg, .text = text, .roles = roles};
+  r->sent_at[req % r->slots] = now_s();
+  r->buyer_of[req % r->slots] = buyer;
+  while (tally_engine_submit_command(r->e, &c) == TALLY_EBUSY) usleep(50);
+}
+
+static void on_effect(void *ud, const tally_effect *eff) {
+  run *r = ud;
+  if (eff->kind != TALLY_EFFECT_REPLY || eff->code == TALLY_EPENDING) return;
+  r->answered++;
+  int slot = (int)(eff->req_id % r->slots);
+  if (eff->code == TALLY_OK && eff->receipt_id) {
+    r->ok++;
+    if (r->lat_n < r->lat_cap) r->lat_us[r->lat_n++] = (now_s() - r->sent_at[slot]) * 1e6;
+  } else if (eff->code == TALLY_ESOLD_OUT) r->sold_out++;
+  else if (eff->code == TALLY_ECONSENT) {
+    r->consent++;
+    const char *c = strstr(eff->text, "CONFIRM ");
+    if (c) memcpy(r->codes[r->buyer_of[slot]], c + 8, 6);
+  } else if (eff->code == TALLY_OK) r->ok++;
+  else r->other++;
+}
+
+static void pump(run *r, int want, double timeout_s) {
+  double end = now_s() + timeout_s;
+  while (r->answered < want && now_s() < end) {
+    struct pollfd p = {tally_engine_fd(r->e), POLLIN, 0};
+    poll(&p, 1, 5);
+    tally_engine_drain(r->e, on_effect, r, 1u << 20);
+  }
+}
+
+static void reset(run *r) { r->answered = r->ok = r->sold_out = r->consent = r->other = r->lat_n = 0; }
+
+/* Grants, consent and a first purchase for buyers [0, n). */
+static void setup_buyers(run *r, int n) {
+  char text[64];
+  reset(r);
+  for (int i = 0; i < n; i++) {
+    snprintf(text, sizeof text, "TALLY GRANT b%d 100000", i);
+    submit(r, i, text, TALLY_ROLE_OPER);
+  }
+  pump(r, n, 120);
+  reset(r);
+  for (int i = 0; i < n; i++) submit(r, i, "BUY warmup", 0);
+  pump(r, n, 120);
+  reset(r);
+  for (int i = 0; i < n; i++) {
+    snprintf(text, sizeof text, "CONFIRM %.6s", r->codes[i]);
+    submit(r, i, text, 0);
+  }
+  pump(r, n, 120);
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+typedef struct durable_result {
+  double per_s, p50, p99, p999;
+} durable_result;
+
+/* C buyers, each with one buy in flight, for `seconds`. */
+static durable_result bench_durable(run *r, int conc, double seconds) {
+  reset(r);
+  for (int i = 0; i < conc; i++) submit(r, i, "BUY tee", 0);
+  double t0 = now_s(), end = t0 + seconds;
+  int inflight = conc;
+  int next_buyer = 0;
+  while (now_s() < end) {
+    int before = r->answered;
+    struct pollfd p = {tally_engine_fd(r->e), POLLIN, 0};
+    poll(&p, 1, 5);
+    tally_engine_drain(r->e, on_effect, r, 1u << 20);
+    for (int k = before; k < r->answered; k++) submit(r, next_buyer++ % conc, "BUY tee", 0);
+  }
+  double dt = now_s() - t0;
+  int ok = r->ok;
+  int n = r->lat_n;
+  pump(r, r->answered + inflight, 30); /* let the last ones land */
+  qsort(r->lat_us, (size_t)n, sizeof *r->lat_us, cmp_double);
+  durable_result d = {ok / dt, 0, 0, 0};
+  if (n > 0) {
+    d.p50 = r->lat_us[n / 2];
+    d.p99 = r->lat_us[(int)(n * 0.99)];
+    d.p999 = r->lat_us[(int)(n * 0.999)];
+  }
+  return d;
+}
+
+int main(int argc, char **argv) {
+  const char *dsn = NULL;
+  int quick = 0;
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--dsn") && i + 1 < argc) dsn = argv[++i];
+    else if (!strcmp(argv[i], "--quick")) quick = 1;
+  }
+  if (!dsn) {
+    fprintf(stderr, "usage: bench_engine --dsn DSN [--quick]\n");
+    return 2;
+  }
+  double decide = bench_decide();
+
+  tally_config cfg;
+  tally_config_init(&cfg);
+  char key[256];
+  snprintf(key, sizeof key, "/tmp/tally-bench-%d.pem", (int)getpid());
+  cfg.dsn = dsn;
+  cfg.signing_key_path = key;
+  cfg.queue_depth = 1u << 17;
+  cfg.batch_max = 8192;
+  cfg.rate_account_per_min = 0;
+  cfg.rate_channel_per_min = 0;
+  cfg.pending_timeout_ms = 600000;
+  cfg.keys_max = 1u << 22;
+  cfg.purchases_max = 1u << 22;
+  run r = {.slots = 1 << 20, .lat_cap = 1 << 22};
+  r.sent_at = calloc((size_t)r.slots, sizeof *r.sent_at);
+  r.buyer_of = calloc((size_t)r.slots, sizeof *r.buyer_of);
+  r.lat_us = calloc((size_t)r.lat_cap, sizeof *r.lat_us);
+  r.codes = calloc(HERD_BUYERS, sizeof *r.codes);
+  char err[TALLY_ERRBUF_BYTES] = "";
+  if (tally_engine_new(&cfg, &r.e, err, sizeof err) || tally_engine_start(r.e)) {
+    fprintf(stderr, "bench_engine: %s\n", err);
+    return 1;
+  }
+  /* Wait for ready, then a shop: alice sells tee (unlimited), warmup, drop. */
+  sleep(1);
+  reset(&r);
+  submit(&r, 0, "TALLY ROLE alice creator", TALLY_ROLE_OPER);
+  pump(&r, 1, 30);
+  const char *items[] = {"ITEM ADD tee 1 Tee", "ITEM ADD warmup 1 Warmup", "ITEM ADD drop 1 100 Drop"};
+  reset(&r);
+  for (int i = 0; i < 3; i++) {
+    uint64_t req = ++r.seq;
+    tally_command c = {.size = sizeof c, .version = TALLY_COMMAND_VERSION, .req_id = req,
+                       .origin = "bench", .account = "alice", .nick = "a", .channel = "",
+                       .msg_id = items[i], .text = items[i], .roles = 0};
+    tally_engine_submit_command(r.e, &c);
+  }
+  pump(&r, 3, 30);
+  double t_setup = now_s();
+  setup_buyers(&r, HERD_BUYERS);
+  t_setup = now_s() - t_setup;
+
+  double seconds = quick ? 4 : 12;
+  int concs[] = {1, 64, CONC_MAX};
+  durable_result best = {0}, res[3];
+  for (int i = 0; i < 3; i++) {
+    res[i] = bench_durable(&r, concs[i], concs[i] == 1 ? seconds / 2 : seconds);
+    if (res[i].per_s > best.per_s) best = res[i];
+  }
+  /* The herd: every buyer once, all at once. */
+  reset(&r);
+  double h0 = now_s();
+  for (int i = 0; i < HERD_BUYERS; i++) submit(&r, i, "BUY drop", 0);
+  pump(&r, HERD_BUYERS, 120);
+  double herd_ms = (now_s() - h0) * 1000;
+  int herd_sold = r.ok, herd_answered = r.answered;
+
+  printf("{\"decide_per_s\": %.0f, \"durable_per_s\": %.0f, \"p50_us\": %.0f, \"p99_us\": %.0f,"
+         " \"p999_us\": %.0f, \"durable_conc\": {",
+         decide, best.per_s, best.p50, best.p99, best.p999);
+  for (int i = 0; i < 3; i++)
+    printf("%s\"%d\": {\"per_s\": %.0f, \"p50_us\": %.0f, \"p99_us\": %.0f}", i ? ", " : "", concs[i],
+           res[i].per_s, res[i].p50, res[i].p99);
+  printf("}, \"herd_sold\": %d, \"herd_answered\": %d, \"herd_ms\": %.0f, \"herd_setup_s\": %.1f}\n",
+         herd_sold, herd_answered, herd_ms, t_setup);
+  tally_engine_stop(r.e);
+  tally_engine_free(r.e);
+  unlink(key);
+  return 0;
+}
