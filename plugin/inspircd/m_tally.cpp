@@ -152,8 +152,8 @@ struct Settings
 			const std::string& value = it->second;
 			if (key == "prefix")
 			{
-				if (value.size() != 1 || value[0] == ' ' || value[0] == '\x01')
-					throw ModuleException("<tally:prefix> must be one character, not '" + value + "'");
+				if (value.size() != 1 || value[0] < '!' || value[0] > '~')
+					throw ModuleException("<tally:prefix> must be one printable ASCII character, not '" + value + "'");
 				s.prefix = value;
 			}
 			else if (key.compare(0, 4, "cmd_") == 0 && key.size() > 4)
@@ -177,8 +177,14 @@ struct Settings
 				s.engine[key] = value;
 		}
 		for (std::map<std::string, std::string>::const_iterator r = renames.begin(); r != renames.end(); ++r)
-			if (!r->second.empty())
-				s.words[r->second] = r->first;
+		{
+			if (r->second.empty())
+				continue;
+			if (s.words.count(r->second))
+				throw ModuleException("<tally> two commands are both named " + r->second
+					+ " (" + s.words[r->second] + " and " + r->first + ")");
+			s.words[r->second] = r->first;
+		}
 		return s;
 	}
 

@@ -147,6 +147,8 @@ def main():
                 'signing_keyfile="/nonexistent/key"', r"(Unable to load|Unable to read the configuration for) m_tally.*cannot read")
         refused(tap, so, dsn, "a two-character prefix stops the module",
                 'prefix="!!"', r"(Unable to load|Unable to read the configuration for) m_tally.*prefix")
+        refused(tap, so, dsn, "two commands with one name stop the module",
+                'cmd_buy="TIP"', r"m_tally.*both named TIP")
     except Exception as e:
         tap.check("environment", False, "%s: %s" % (type(e).__name__, e))
     finally:
