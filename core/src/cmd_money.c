@@ -24,6 +24,10 @@ void tally__cmd_money_result(tally__cmd *c, int rc, uint64_t existing) {
                  (unsigned long long)existing);
   else if (rc == TALLY_EEXISTS)
     tally__cmd_refuse(c, TALLY_EPENDING);
+  else if (rc == TALLY_ENO_FUNDS && c->account != TALLY__NONE &&
+           c->e->st.accounts[c->account].welcome_inflight)
+    tally__reply(c->e, c->cmd, rc, 0, "%s yet: your welcome credits are still arriving, try again in a moment",
+                 tally_strerror(rc));
   else
     tally__cmd_refuse(c, rc);
 }
@@ -204,6 +208,8 @@ void tally__cmd_welcome(tally__cmd *c, uint32_t account) {
     return;
   }
   op->origin[0] = 0; /* silent: the command itself gets the answer */
+  op->welcome = true;
+  c->e->st.accounts[account].welcome_inflight = true;
   tally__cmd_op_added(c);
 }
 

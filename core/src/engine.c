@@ -78,7 +78,7 @@ void tally__announce(tally__engine *e, const char *channel, const char *fmt, ...
   tally__emit(e, TALLY_EFFECT_ANNOUNCE, TALLY_OK, 0, 0, "", channel, text);
 }
 
-static void signal_host(tally__engine *e) {
+void tally__signal_host(tally__engine *e) {
   if (!e->effects_pending) return;
   e->effects_pending = false;
   uint64_t one = 1;
@@ -295,7 +295,7 @@ static void drain_events(tally__engine *e) {
     tally__command_handle(e, &cmd);
   }
   tally__engine_flush(e);
-  signal_host(e);
+  tally__signal_host(e);
 }
 
 static void on_wake(uv_async_t *h) {
@@ -348,7 +348,7 @@ static void on_tick(uv_timer_t *t) {
   }
   if (!atomic_load(&e->stopping)) drain_events(e);
   else tally__engine_flush(e);
-  signal_host(e);
+  tally__signal_host(e);
 }
 
 static bool work_in_flight(const tally__engine *e) {
@@ -370,7 +370,7 @@ static void *engine_thread(void *arg) {
   uint64_t deadline = tally__now_mono_ms(e) + TALLY__STOP_WAIT_MS;
   while (e->ready && work_in_flight(e) && tally__now_mono_ms(e) < deadline)
     uv_run(&e->loop, UV_RUN_ONCE);
-  signal_host(e);
+  tally__signal_host(e);
   for (uint32_t k = 0; k < e->cfg.writers; k++) tally__writer_close(&e->writers[k]);
   uv_close((uv_handle_t *)&e->wake, on_close);
   uv_close((uv_handle_t *)&e->tick, on_close);

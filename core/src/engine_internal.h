@@ -105,6 +105,8 @@ __attribute__((format(printf, 3, 4))) void tally__announce(tally__engine *e, con
 /* The open batch, or NULL when every slot is sealed (then answer "busy"). */
 tally__batch *tally__engine_open_batch(tally__engine *e);
 void tally__engine_flush(tally__engine *e);
+/* Wakes the host if effects were emitted since the last wake. */
+void tally__signal_host(tally__engine *e);
 void tally__engine_batch_done(tally__engine *e, tally__batch *b, const PGresult *inserted,
                               const PGresult *lookup);
 void tally__engine_batch_failed(tally__engine *e, tally__batch *b, const char *why);

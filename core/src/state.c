@@ -248,6 +248,7 @@ void tally__op_hold(tally__state *st, const tally__op *op) {
 }
 
 void tally__op_commit(tally__state *st, const tally__op *op) {
+  if (op->welcome) st->accounts[op->account].welcome_inflight = false;
   for (int i = 0; i < op->leg_count; i++) {
     const tally__leg *leg = &op->legs[i];
     tally__account *a = &st->accounts[leg->account];
@@ -274,6 +275,7 @@ void tally__op_commit(tally__state *st, const tally__op *op) {
 }
 
 void tally__op_release(tally__state *st, const tally__op *op) {
+  if (op->welcome) st->accounts[op->account].welcome_inflight = false;
   for (int i = 0; i < op->leg_count; i++) {
     const tally__leg *leg = &op->legs[i];
     if (!leg_is_held(st, leg)) continue;

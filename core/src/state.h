@@ -54,6 +54,7 @@ typedef struct tally__account {
   uint8_t consented;   /* 0 never, 1 given (maybe not yet committed) */
   bool persisted;      /* accounts row committed */
   bool consent_persisted, role_dirty, dirty_listed;
+  bool welcome_inflight; /* demo welcome grant decided, not yet committed */
   uint64_t role_version;
   int64_t rate_tokens_milli, rate_at_ms;
   uint64_t recent[TALLY__RECENT_RECEIPTS];
@@ -100,6 +101,7 @@ enum tally__op_type { TALLY__OP_TRANSFER = 1, TALLY__OP_ACK = 2 };
 typedef struct tally__op {
   uint8_t type, kind, leg_count;
   bool told_pending;
+  bool welcome; /* the demo welcome grant of `account` */
   uint32_t account, counterparty, item, qty;
   uint32_t purchase_slot, key_slot;
   int64_t amount, fee;

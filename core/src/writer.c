@@ -236,6 +236,7 @@ static void writer_on_io(uv_poll_t *h, int status, int events) {
       if (w->state == TALLY__WRITER_IDLE) break; /* e.g. a notice, nothing pending */
       writer_query_done(w);
       tally__engine_flush(e);
+      tally__signal_host(e); /* receipts go out now, not at the next tick */
       break;
     }
     if (PQstatus(w->conn) == CONNECTION_BAD) {
