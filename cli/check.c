@@ -45,7 +45,7 @@ static const invariant invariants[] = {
      "SELECT b.id FROM batches b LEFT JOIN (SELECT batch_id, count(*) AS n FROM transfers GROUP BY batch_id) t"
      " ON t.batch_id = b.id WHERE coalesce(t.n, 0) <> b.leaf_count LIMIT 5"},
     {"ledger tables are append-only (their triggers exist)",
-     "SELECT x FROM unnest(ARRAY['transfers_append_only','entries_append_only','batches_append_only']) x"
+     "SELECT x FROM unnest(ARRAY['transfers_append_only','batches_append_only','audit_append_only','roles_append_only']) x"
      " WHERE NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = x)"},
 };
 

@@ -32,15 +32,13 @@ const char tally__batch_sql[] =
     " deleted = EXCLUDED.deleted, version = EXCLUDED.version, updated_ms = EXCLUDED.updated_ms"
     " WHERE items.version < EXCLUDED.version),"
     " t AS (INSERT INTO transfers (id, batch_id, kind, idem_key, account_id, counterparty_id,"
-    " item_id, qty, amount_minor, ref_transfer, created_ms)"
-    " SELECT u.id, $1::bigint, u.kind, u.k, u.acc, u.cp, u.item, u.qty, u.amt, u.ref, u.at"
+    " item_id, qty, amount_minor, ref_transfer, created_ms, leg_accounts, leg_amounts)"
+    " SELECT u.id, $1::bigint, u.kind, u.k, u.acc, u.cp, u.item, u.qty, u.amt, u.ref, u.at,"
+    " ($31::bigint[])[u.leg0 : u.leg0 + u.legs - 1], ($32::bigint[])[u.leg0 : u.leg0 + u.legs - 1]"
     " FROM unnest($21::bigint[], $22::smallint[], $23::text[], $24::bigint[], $25::bigint[],"
-    " $26::bigint[], $27::int[], $28::bigint[], $29::bigint[], $30::bigint[])"
-    " AS u(id, kind, k, acc, cp, item, qty, amt, ref, at)"
+    " $26::bigint[], $27::int[], $28::bigint[], $29::bigint[], $30::bigint[], $33::int[], $39::int[])"
+    " AS u(id, kind, k, acc, cp, item, qty, amt, ref, at, leg0, legs)"
     " ON CONFLICT DO NOTHING RETURNING id),"
-    " e AS (INSERT INTO entries (transfer_id, account_id, amount_minor)"
-    " SELECT x.tid, x.acc, x.amt FROM unnest($31::bigint[], $32::bigint[], $33::bigint[])"
-    " AS x(tid, acc, amt) WHERE x.tid IN (SELECT id FROM t)),"
     " c AS (INSERT INTO consents (account_id, price_minor, created_ms)"
     " SELECT u.acc, u.price, $8::bigint FROM unnest($34::bigint[], $35::bigint[]) AS u(acc, price)"
     " ON CONFLICT DO NOTHING),"
@@ -220,18 +218,32 @@ static void render_transfers(tally__batch *b, const tally__state *st) {
   }
 }
 
-static void render_entries(tally__batch *b, const tally__state *st) {
-  for (int col = 0; col < 3; col++) {
-    sb_param(b, 30 + col);
+/* Legs of all transfers as two flat arrays ($31 accounts, $32 amounts);
+ * each transfer's slice starts at $33[i] (1-based) and has $39[i] legs. */
+static void render_legs(tally__batch *b, const tally__state *st) {
+  static const int param_of_col[4] = {30, 31, 32, 38};
+  for (int col = 0; col < 4; col++) {
+    sb_param(b, param_of_col[col]);
     sb_char(b, '{');
     int first = 1;
+    int64_t next_leg = 1;
     for (uint32_t k = 0; k < b->op_count; k++) {
       const tally__op *op = &b->ops[k];
       if (op->type != TALLY__OP_TRANSFER) continue;
+      if (col == 2) {
+        sb_sep(b, &first);
+        sb_i64(b, next_leg);
+        next_leg += op->leg_count;
+        continue;
+      }
+      if (col == 3) {
+        sb_sep(b, &first);
+        sb_i64(b, op->leg_count);
+        continue;
+      }
       for (int l = 0; l < op->leg_count; l++) {
         sb_sep(b, &first);
-        if (col == 0) sb_i64(b, (int64_t)op->transfer_id);
-        else if (col == 1) sb_i64(b, (int64_t)st->accounts[op->legs[l].account].id);
+        if (col == 0) sb_i64(b, (int64_t)st->accounts[op->legs[l].account].id);
         else sb_i64(b, op->legs[l].amount);
       }
     }
@@ -319,8 +331,8 @@ int tally__batch_seal(tally__batch *b, tally__state *st, struct tally__signer *s
   render_accounts(b, st);
   render_items(b, st);
   render_transfers(b, st);
-  render_entries(b, st);
   render_consents_roles(b, st);
+  render_legs(b, st);
   b->phase = TALLY__BATCH_SEALED;
   return TALLY_OK;
 }

@@ -5,6 +5,7 @@
 #include "decide.h"
 
 #include <assert.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -30,9 +31,17 @@ static int key_check(const tally__state *st, const tally__decide_ctx *ctx, uint6
   return TALLY_EEXISTS;
 }
 
+/* Bounded copy of a host name (origin, channel); they fit by frame limits. */
+static void copy_name(char dst[TALLY_NAME_BYTES_MAX + 1], const char *src) {
+  size_t n = src ? strnlen(src, TALLY_NAME_BYTES_MAX) : 0;
+  memcpy(dst, src ? src : "", n);
+  dst[n] = 0;
+}
+
 static void op_start(tally__state *st, const tally__decide_ctx *ctx, tally__op *op,
                      uint8_t kind, uint32_t account, int64_t amount, uint64_t fp) {
-  memset(op, 0, sizeof *op);
+  memset(op, 0, offsetof(tally__op, origin)); /* origin, channel, note are set below or unused */
+  op->note[0] = 0;
   op->type = TALLY__OP_TRANSFER;
   op->kind = kind;
   op->account = account;
@@ -44,8 +53,8 @@ static void op_start(tally__state *st, const tally__decide_ctx *ctx, tally__op *
   op->created_ms = ctx->wall_ms;
   op->decided_mono_ms = ctx->mono_ms;
   op->req_id = ctx->req_id;
-  snprintf(op->origin, sizeof op->origin, "%s", ctx->origin ? ctx->origin : "");
-  snprintf(op->channel, sizeof op->channel, "%s", ctx->channel ? ctx->channel : "");
+  copy_name(op->origin, ctx->origin);
+  copy_name(op->channel, ctx->channel);
   op->key_slot = tally__key_add(st, ctx->key, fp, op->transfer_id, TALLY__KEY_INFLIGHT, ctx->wall_ms);
 }
 

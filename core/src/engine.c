@@ -280,7 +280,14 @@ static bool effects_room(tally__engine *e) {
 
 static void drain_events(tally__engine *e) {
   tally__command_frame cmd;
+  uint32_t since_flush = 0;
   while (effects_room(e)) {
+    /* Hand work to idle writers while a burst is still being drained, so
+     * both connections overlap instead of one big batch at a time. */
+    if (++since_flush >= TALLY__DRAIN_FLUSH_EVERY) {
+      since_flush = 0;
+      tally__engine_flush(e);
+    }
     size_t len = tally__ring_pop(&e->in, e->frame);
     if (len == 0) break;
     atomic_fetch_add_explicit(&e->n_events_in, 1, memory_order_relaxed);

@@ -29,6 +29,7 @@ enum {
   TALLY__GRANT_POLL_MS = 1000,
   TALLY__STOP_WAIT_MS = 10000,
   TALLY__PENDING_IDS_MAX = 256,    /* keys looked up per resolve query */
+  TALLY__DRAIN_FLUSH_EVERY = 512,  /* events drained between offers to idle writers */
 };
 
 typedef enum writer_state {

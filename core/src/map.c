@@ -12,12 +12,8 @@ int tally__map_init(tally__map *map, size_t entries_max) {
   assert(map && entries_max > 0);
   size_t cap = 16;
   while (cap < entries_max * 2) cap <<= 1;
-  map->keys = calloc(cap, sizeof *map->keys);
-  map->vals = calloc(cap, sizeof *map->vals);
-  if (!map->keys || !map->vals) {
-    tally__map_free(map);
-    return TALLY_ENOMEM;
-  }
+  map->slots = calloc(cap, sizeof *map->slots);
+  if (!map->slots) return TALLY_ENOMEM;
   map->mask = cap - 1;
   map->count = 0;
   map->count_max = entries_max;
@@ -25,18 +21,17 @@ int tally__map_init(tally__map *map, size_t entries_max) {
 }
 
 void tally__map_free(tally__map *map) {
-  free(map->keys);
-  free(map->vals);
-  map->keys = NULL;
-  map->vals = NULL;
+  free(map->slots);
+  map->slots = NULL;
 }
 
 uint32_t tally__map_find(const tally__map *map, uint64_t key,
                          tally__map_eq_fn eq, const void *ud) {
   assert(key != 0);
   for (size_t i = key & map->mask;; i = (i + 1) & map->mask) {
-    if (map->keys[i] == 0) return TALLY__MAP_NONE;
-    if (map->keys[i] == key && (!eq || eq(ud, map->vals[i]))) return map->vals[i];
+    const tally__map_slot *slot = &map->slots[i];
+    if (slot->key == 0) return TALLY__MAP_NONE;
+    if (slot->key == key && (!eq || eq(ud, slot->val))) return slot->val;
   }
 }
 
@@ -44,9 +39,9 @@ int tally__map_put(tally__map *map, uint64_t key, uint32_t value) {
   assert(key != 0 && value != TALLY__MAP_NONE);
   if (map->count >= map->count_max) return TALLY_ETOO_MANY;
   size_t i = key & map->mask;
-  while (map->keys[i] != 0) i = (i + 1) & map->mask;
-  map->keys[i] = key;
-  map->vals[i] = value;
+  while (map->slots[i].key != 0) i = (i + 1) & map->mask;
+  map->slots[i].key = key;
+  map->slots[i].val = value;
   map->count++;
   return TALLY_OK;
 }
@@ -54,21 +49,20 @@ int tally__map_put(tally__map *map, uint64_t key, uint32_t value) {
 bool tally__map_del(tally__map *map, uint64_t key, uint32_t value) {
   size_t i = key & map->mask;
   for (;; i = (i + 1) & map->mask) {
-    if (map->keys[i] == 0) return false;
-    if (map->keys[i] == key && map->vals[i] == value) break;
+    if (map->slots[i].key == 0) return false;
+    if (map->slots[i].key == key && map->slots[i].val == value) break;
   }
   /* Backward shift: pull later members of the probe run into the hole. */
   size_t hole = i;
-  for (size_t j = (hole + 1) & map->mask; map->keys[j] != 0; j = (j + 1) & map->mask) {
-    size_t home = map->keys[j] & map->mask;
+  for (size_t j = (hole + 1) & map->mask; map->slots[j].key != 0; j = (j + 1) & map->mask) {
+    size_t home = map->slots[j].key & map->mask;
     bool movable = hole <= j ? (home <= hole || home > j) : (home <= hole && home > j);
     if (movable) {
-      map->keys[hole] = map->keys[j];
-      map->vals[hole] = map->vals[j];
+      map->slots[hole] = map->slots[j];
       hole = j;
     }
   }
-  map->keys[hole] = 0;
+  map->slots[hole].key = 0;
   map->count--;
   return true;
 }

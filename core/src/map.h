@@ -15,9 +15,14 @@
 
 #define TALLY__MAP_NONE UINT32_MAX
 
+/* Key and value side by side: one cache line per probe. */
+typedef struct tally__map_slot {
+  uint64_t key; /* 0 = empty */
+  uint32_t val;
+} tally__map_slot;
+
 typedef struct tally__map {
-  uint64_t *keys; /* 0 = empty */
-  uint32_t *vals;
+  tally__map_slot *slots;
   size_t mask;
   size_t count, count_max;
 } tally__map;
