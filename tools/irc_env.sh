@@ -16,6 +16,8 @@
 # it. Its <tally> tag gets the DSN from env TALLY_DSN (written to a file that
 # only irc can read, passed as dsnfile=) plus any raw attributes in env
 # TALLY_TAG_EXTRA, e.g. TALLY_TAG_EXTRA='welcome_grant="100" prefix="!"'.
+# Env IRC_EXTRA_CONF holds raw InspIRCd config appended to inspircd.conf
+# (make run uses it for a permanent #live channel with a topic).
 #
 # Both daemons refuse or dislike root, so as root they run as user `irc` via
 # runuser, and DIR belongs to irc. Nothing is written outside DIR.
@@ -138,6 +140,9 @@ write_inspircd_conf() {
 <module name="namesx">
 <module name="uhnames">
 CONF
+  if [ -n "${IRC_EXTRA_CONF:-}" ]; then
+    printf '\n# Extra configuration from env IRC_EXTRA_CONF.\n%s\n' "$IRC_EXTRA_CONF" >>"$dir/inspircd.conf"
+  fi
   if [ -n "$so" ]; then
     local dsnfile=$dir/tally.dsn key=""
     mkdir -p "$dir/var"

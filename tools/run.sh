@@ -1,51 +1,89 @@
 #!/usr/bin/env bash
 # run.sh BUILD — `make run`: PostgreSQL under ./var (unless DATABASE_URL is
-# set), InspIRCd + Anope with tally loaded on 127.0.0.1:${TALLY_IRC_PORT:-6667},
-# and a demo shop. Ctrl-C stops everything it started.
+# set), InspIRCd + Anope with tally loaded on 127.0.0.1:${TALLY_IRC_PORT:-6667}
+# (services link on the next port), a permanent channel #live with a welcome
+# topic, and a demo shop by the creator account "demo". Prints how to connect
+# and ends with the line "tally: ready ...". Ctrl-C (or TERM) stops everything
+# it started; the data in ./var stays for the next run.
+#
+# Env: TALLY_IRC_PORT (default 6667), DATABASE_URL (use that database instead
+# of ./var/pg), TALLY_WELCOME_GRANT (demo credits in minor units for each new
+# account, default 10000 = 100.00 credits).
 set -euo pipefail
 build=${1:-build}
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 port=${TALLY_IRC_PORT:-6667}
+grant=${TALLY_WELCOME_GRANT:-10000}
+case "$port" in ''|*[!0-9]*) echo "run: TALLY_IRC_PORT must be a port number" >&2; exit 2 ;; esac
+case "$grant" in ''|*[!0-9]*) echo "run: TALLY_WELCOME_GRANT must be digits (minor units)" >&2; exit 2 ;; esac
 mkdir -p var
 chmod 755 var
 started_pg=0
+started_irc=0
 stop_all() {
-  tools/irc_env.sh stop var/irc >/dev/null 2>&1 || true
-  [ "$started_pg" = 1 ] && tools/pg.sh stop var/pg >/dev/null 2>&1 || true
+  trap '' INT TERM
+  [ "$started_irc" = 1 ] && { tools/irc_env.sh stop var/irc >/dev/null 2>&1 || true; }
+  [ "$started_pg" = 1 ] && { tools/pg.sh stop var/pg >/dev/null 2>&1 || true; }
   echo "tally: stopped"
 }
 trap stop_all EXIT
-trap 'exit 0' INT TERM
+trap 'exit 0' INT  # Ctrl-C is how the demo ends
+trap 'exit 0' TERM
+
 if [ -n "${DATABASE_URL:-}" ]; then dsn=$DATABASE_URL
-else dsn=$(tools/pg.sh start var/pg); started_pg=1; fi
+else
+  started_pg=1 # before starting, so a Ctrl-C during the start still stops it
+  dsn=$(tools/pg.sh start var/pg)
+fi
 "$build/tally" --dsn "$dsn" migrate
-# Demo catalog (catalog rows, not ledger rows): a creator "demo" and three items.
+# Demo catalog (catalog rows, not ledger rows): the creator "demo" and three
+# items. The engine assigns ids from 1000 up, so these low ids are free; a
+# rerun changes nothing.
 psql -X -q "$dsn" -v ON_ERROR_STOP=1 <<'SQL'
 INSERT INTO accounts (id, name, kind, created_ms) VALUES (100, 'user:demo', 1, 0) ON CONFLICT DO NOTHING;
 INSERT INTO role_changes (account_id, role, by_account, created_ms)
-  SELECT 100, 'creator', 'make run', 0 WHERE NOT EXISTS (SELECT 1 FROM role_changes WHERE account_id = 100);
-INSERT INTO items (id, sku, creator_id, price_minor, stock, title, refund_window_s, version, updated_ms) VALUES
-  (101, 'sticker', 100, 150, NULL, 'tally sticker', 86400, 1, 0),
-  (102, 'tee', 100, 1500, 25, 'Live tour tee (limited to 25)', 86400, 1, 0),
-  (103, 'pass', 100, 500, 100, 'Backstage pass', 86400, 1, 0)
+  SELECT a.id, 'creator', 'make run', 0 FROM accounts a WHERE a.name = 'user:demo'
+    AND NOT EXISTS (SELECT 1 FROM role_changes r WHERE r.account_id = a.id);
+INSERT INTO items (id, sku, creator_id, price_minor, stock, title, refund_window_s, version, updated_ms)
+  SELECT v.id, v.sku, a.id, v.price, v.stock, v.title, 86400, 1, 0
+  FROM (VALUES (101, 'sticker', 150, NULL::int, 'tally sticker'),
+               (102, 'tee', 1500, 25, 'Live tour tee (limited to 25)'),
+               (103, 'pass', 500, 100, 'Backstage pass')) AS v(id, sku, price, stock, title)
+  CROSS JOIN accounts a WHERE a.name = 'user:demo'
 ON CONFLICT DO NOTHING;
 SQL
+
+topic="Welcome to the tally demo shop! Log in (/msg NickServ REGISTER password email), then type !shop here, and !buy sticker to buy. TALLY HELP lists all commands."
+started_irc=1
 TALLY_DSN="$dsn" TALLY_BUILD="$root/$build" \
-  TALLY_TAG_EXTRA="welcome_grant=\"${TALLY_WELCOME_GRANT:-10000}\" signing_key=\"$root/var/irc/tally-signing.pem\"" \
+  TALLY_TAG_EXTRA="welcome_grant=\"$grant\" signing_key=\"$root/var/irc/tally-signing.pem\"" \
+  IRC_EXTRA_CONF="<module name=\"permchannels\">
+<permchannels channel=\"#live\" modes=\"nt\" topic=\"$topic\">" \
   tools/irc_env.sh start var/irc "$port"
+credits=$(printf '%d.%02d' $((grant / 100)) $((grant % 100)))
+pubkey=$(cat var/irc/tally-signing.pem.pub 2>/dev/null || echo '<key>')
 cat <<MSG
 
-tally is running: IRC on 127.0.0.1:$port, channel #live, demo shop by "demo".
-Connect:   irssi -c 127.0.0.1 -p $port -n you      (or: ii -s 127.0.0.1 -p $port -n you)
-Then:      /msg NickServ REGISTER <password> you@example.org   (gives you an account)
-           /join #live
-           /quote SHOP            or in #live:  !shop
-           /quote BUY sticker     then  /quote CONFIRM <code>   (first purchase asks once)
-           /quote WALLET   /quote RECEIPTS   /quote VERIFY <receipt>
-Verify a receipt offline:  $build/tally --dsn "$dsn" verify <receipt>
-New accounts get ${TALLY_WELCOME_GRANT:-10000} minor units of demo credits (welcome_grant, demo only).
-tally: ready (Ctrl-C stops everything)
+tally is running: IRC on 127.0.0.1:$port, channel #live (a demo shop by "demo").
+Connect with any IRC client, e.g.
+  irssi -c 127.0.0.1 -p $port -n you
+  weechat, then: /server add tally 127.0.0.1/$port   (WeeChat 4+: add -notls)   and  /connect tally
+  ii -s 127.0.0.1 -p $port -n you   (then write lines to ~/irc/127.0.0.1/in)
+First steps (irssi and weechat):
+  /msg NickServ REGISTER <password> you@example.org   an account: money belongs to it, not to nicks;
+                                                      each new account gets $credits demo credits
+  /join #live     then in #live:  !shop   and   !buy sticker
+  /quote CONFIRM <code>           agree to your first purchase; the answer names your receipt
+  /quote WALLET   /quote RECEIPTS   /quote VERIFY <receipt>   /quote TALLY HELP
+  (in ii: /j NickServ REGISTER <password> you@example.org, /j #live, and tally commands
+   without /quote: /confirm <code>, /wallet; !shop goes to ~/irc/127.0.0.1/#live/in)
+Check a receipt from this shell:
+  $build/tally --dsn "$dsn" verify <receipt>
+  $build/tally verify --pubkey $pubkey \$($build/tally --dsn "$dsn" receipt <receipt>)
+Logs: var/irc/logs/ircd.log, var/irc/anope/logs/. Data stays in var/ (rm -rf var to start over).
+tally: ready on 127.0.0.1:$port (Ctrl-C stops everything)
 MSG
-while tools/irc_env.sh status var/irc >/dev/null 2>&1; do sleep 2; done
-echo "tally: the IRC server stopped"
+while tools/irc_env.sh status var/irc >/dev/null 2>&1; do sleep 1; done
+echo "tally: the IRC server or services stopped (see var/irc/logs/ircd.out, var/irc/anope/logs/)" >&2
+exit 1

@@ -417,8 +417,11 @@ def probe(host, port, seconds, pidfiles=()):
 
 if __name__ == "__main__":
     if len(sys.argv) >= 4 and sys.argv[1] == "probe":
-        ok = probe(sys.argv[2], int(sys.argv[3]),
-                   float(sys.argv[4]) if len(sys.argv) > 4 else 30, sys.argv[5:])
+        try:
+            ok = probe(sys.argv[2], int(sys.argv[3]),
+                       float(sys.argv[4]) if len(sys.argv) > 4 else 30, sys.argv[5:])
+        except KeyboardInterrupt:  # Ctrl-C during `make run`: no traceback
+            sys.exit(130)
         sys.exit(0 if ok else 1)
     print(__doc__.strip(), file=sys.stderr)
     sys.exit(2)
