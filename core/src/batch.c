@@ -34,10 +34,11 @@ const char tally__batch_sql[] =
     " t AS (INSERT INTO transfers (id, batch_id, kind, idem_key, account_id, counterparty_id,"
     " item_id, qty, amount_minor, ref_transfer, created_ms, leg_accounts, leg_amounts)"
     " SELECT u.id, $1::bigint, u.kind, u.k, u.acc, u.cp, u.item, u.qty, u.amt, u.ref, u.at,"
-    " ($31::bigint[])[u.leg0 : u.leg0 + u.legs - 1], ($32::bigint[])[u.leg0 : u.leg0 + u.legs - 1]"
+    " array_remove(ARRAY[u.a1, u.a2, u.a3], NULL), array_remove(ARRAY[u.m1, u.m2, u.m3], NULL)"
     " FROM unnest($21::bigint[], $22::smallint[], $23::text[], $24::bigint[], $25::bigint[],"
-    " $26::bigint[], $27::int[], $28::bigint[], $29::bigint[], $30::bigint[], $33::int[], $39::int[])"
-    " AS u(id, kind, k, acc, cp, item, qty, amt, ref, at, leg0, legs)"
+    " $26::bigint[], $27::int[], $28::bigint[], $29::bigint[], $30::bigint[],"
+    " $31::bigint[], $32::bigint[], $33::bigint[], $39::bigint[], $40::bigint[], $41::bigint[])"
+    " AS u(id, kind, k, acc, cp, item, qty, amt, ref, at, a1, a2, a3, m1, m2, m3)"
     " ON CONFLICT DO NOTHING RETURNING id),"
     " c AS (INSERT INTO consents (account_id, price_minor, created_ms)"
     " SELECT u.acc, u.price, $8::bigint FROM unnest($34::bigint[], $35::bigint[]) AS u(acc, price)"
@@ -218,40 +219,6 @@ static void render_transfers(tally__batch *b, const tally__state *st) {
   }
 }
 
-/* Legs of all transfers as two flat arrays ($31 accounts, $32 amounts);
- * each transfer's slice starts at $33[i] (1-based) and has $39[i] legs. */
-static void render_legs(tally__batch *b, const tally__state *st) {
-  static const int param_of_col[4] = {30, 31, 32, 38};
-  for (int col = 0; col < 4; col++) {
-    sb_param(b, param_of_col[col]);
-    sb_char(b, '{');
-    int first = 1;
-    int64_t next_leg = 1;
-    for (uint32_t k = 0; k < b->op_count; k++) {
-      const tally__op *op = &b->ops[k];
-      if (op->type != TALLY__OP_TRANSFER) continue;
-      if (col == 2) {
-        sb_sep(b, &first);
-        sb_i64(b, next_leg);
-        next_leg += op->leg_count;
-        continue;
-      }
-      if (col == 3) {
-        sb_sep(b, &first);
-        sb_i64(b, op->leg_count);
-        continue;
-      }
-      for (int l = 0; l < op->leg_count; l++) {
-        sb_sep(b, &first);
-        if (col == 0) sb_i64(b, (int64_t)st->accounts[op->legs[l].account].id);
-        else sb_i64(b, op->legs[l].amount);
-      }
-    }
-    sb_char(b, '}');
-    sb_end(b);
-  }
-}
-
 static void render_consents_roles(tally__batch *b, const tally__state *st) {
   for (int col = 0; col < 5; col++) {
     sb_param(b, 33 + col);
@@ -266,6 +233,32 @@ static void render_consents_roles(tally__batch *b, const tally__state *st) {
       else if (col == 1) sb_i64(b, 0);
       else if (col == 3) sb_quoted(b, a->is_creator ? "creator" : "none");
       else sb_quoted(b, "engine");
+    }
+    sb_char(b, '}');
+    sb_end(b);
+  }
+}
+
+/* Legs by position: $31..$33 hold the accounts of legs 1..3 of every
+ * transfer, $39..$41 their amounts, NULL where a transfer has fewer legs.
+ * Each row then builds its own small arrays; slicing one big array per row
+ * would cost PostgreSQL far more. */
+_Static_assert(TALLY__LEGS_MAX == 3, "the batch statement has three leg columns");
+static void render_legs(tally__batch *b, const tally__state *st) {
+  static const int param_of_col[6] = {30, 31, 32, 38, 39, 40};
+  for (int col = 0; col < 6; col++) {
+    int leg = col % 3;
+    bool amounts = col >= 3;
+    sb_param(b, param_of_col[col]);
+    sb_char(b, '{');
+    int first = 1;
+    for (uint32_t k = 0; k < b->op_count; k++) {
+      const tally__op *op = &b->ops[k];
+      if (op->type != TALLY__OP_TRANSFER) continue;
+      sb_sep(b, &first);
+      if (leg >= op->leg_count) sb_raw(b, "NULL", 4);
+      else if (amounts) sb_i64(b, op->legs[leg].amount);
+      else sb_i64(b, (int64_t)st->accounts[op->legs[leg].account].id);
     }
     sb_char(b, '}');
     sb_end(b);
