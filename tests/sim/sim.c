@@ -1,0 +1,1050 @@
+/* sim.c — the deterministic simulation of state.c + decide.c (see sim.h).
+ *
+ * One world per seed: a tally__state with small limits, a few creators and
+ * buyers, items with limited and unlimited stock. Each step is drawn from
+ * one PRNG: a decision (buy, tip, refund, grant; keys from a small pool so
+ * that replays and key reuse with other parameters happen), a clock tick
+ * (with jumps), a catalog change (as cmd_admin.c does it), a flush (as
+ * tally__engine_flush: seal the open batch or resend a waiting one when a
+ * "writer" is free), or an answer from the simulated database for one of the
+ * batches in flight (commit, lost reply, rollback, serialization failure,
+ * error), in any order. Engine-side outcomes mirror engine.c exactly:
+ * tally__engine_batch_done (inserted ids, then a key lookup for the rest)
+ * and tally__engine_batch_failed.
+ *
+ * Two ledgers are kept besides the engine's: the database's (which
+ * transfers and keys are stored) and the model's (what the engine applied,
+ * computed from the request parameters, not from the op). After every step
+ * the engine's balances, holds, stock and refund counters must equal what
+ * the model derives from them; that is where a broken rule shows up. */
+#include "sim.h"
+
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "decide.h"
+#include "state.h"
+#include "text.h"
+
+/* ---- limits of the simulated world ------------------------------------------- */
+enum {
+  SIM_ACCOUNTS_MAX = 64,
+  SIM_ITEMS_MAX = 16,
+  SIM_SLOTS_MAX = 3,           /* batches: writers (<= 2) + the open one */
+  SIM_RETRY_MAX = 5,           /* engine_internal.h TALLY__RETRY_MAX */
+  SIM_ID_BASE = 1000,          /* state.c: the first id taken */
+  SIM_KEY_POOL_MAX = 512,
+  SIM_BATCH_MAX = 256,
+  SIM_RECENT = 64,             /* requests kept for duplicate delivery */         /* the largest batch_max drawn */
+};
+
+#define SIM_WALL_START INT64_C(1700000000000) /* 2023-11-14, UTC */
+
+enum { REC_FREE = 0, REC_DECIDED = 1, REC_APPLIED = 2, REC_RELEASED = 3 };
+enum { SB_FREE = 0, SB_OPEN = 1, SB_WAIT = 2, SB_FLIGHT = 3 };
+
+/* The model's record of one decided transfer, indexed by transfer id. */
+typedef struct rec {
+  uint8_t kind, status, leg_count;
+  bool in_db;
+  uint32_t account, other, item, qty;
+  int64_t amount, fee, req_amount;
+  uint64_t ref;
+  tally__leg legs[TALLY__LEGS_MAX];
+  /* Purchases only: refunds applied, their fee parts, refunds in flight,
+   * refunds stored in the database. */
+  int64_t refunded, refund_fees, refund_inflight, db_refunded;
+  char key[TALLY__KEY_BYTES_MAX + 1];
+} rec;
+
+/* Idempotency key -> transfer id, open addressing; 0 is empty. */
+typedef struct kmap {
+  uint64_t *ids;
+  size_t mask;
+} kmap;
+
+typedef struct req {
+  uint8_t kind;
+  uint32_t account, other, item, qty;
+  int64_t amount; /* requested: refunds 0 = everything */
+  uint64_t ref;
+} req;
+
+/* A request as a host delivered it, kept to deliver it again (F7). */
+typedef struct sent {
+  req q;
+  char key[TALLY__KEY_BYTES_MAX + 1];
+} sent;
+
+typedef struct sbatch {
+  int phase;
+  uint64_t id, due_ms;
+  uint32_t op_count, retries;
+  bool db_done; /* an earlier attempt committed, its reply was lost */
+  tally__op *ops;
+} sbatch;
+
+typedef struct world {
+  sim_options o;
+  sim_result *r;
+  uint64_t g[4]; /* xoshiro256** */
+  tally_config cfg;
+  tally__state st;
+  bool st_live;
+  uint32_t users[SIM_ACCOUNTS_MAX], user_count, creators[8], creator_count;
+  int64_t price[SIM_ITEMS_MAX];
+  sbatch b[SIM_SLOTS_MAX];
+  uint32_t slots, writers, inflight;
+  sbatch *open;
+  int64_t wall;
+  uint64_t mono, req_id;
+  rec *recs;
+  uint64_t rec_cap;
+  kmap db_keys, applied_keys;
+  int64_t bal[SIM_ACCOUNTS_MAX];   /* model: committed legs per account */
+  int32_t sold[SIM_ITEMS_MAX];     /* model: committed units per item */
+  int32_t db_sold[SIM_ITEMS_MAX];  /* database: stored units per item */
+  uint64_t db_count, applied_count, decided_open;
+  uint64_t last_id, last_batch_id;
+  uint64_t *purchases;
+  uint32_t purchase_count;
+  uint32_t key_pool, fresh_pct;
+  uint64_t fresh;
+  uint32_t step;
+  char key[TALLY__KEY_BYTES_MAX + 1];
+  sent recent[SIM_RECENT];
+  uint32_t recent_count;
+} world;
+
+/* ---- crash report ------------------------------------------------------------- */
+static volatile uint64_t crash_seed;
+static volatile uint32_t crash_step, crash_steps;
+static volatile int crash_active;
+static const char *crash_prefix = "";
+
+static size_t u64_text(uint64_t v, char *out) {
+  char tmp[24];
+  size_t n = 0, k = 0;
+  do tmp[n++] = (char)('0' + v % 10); while ((v /= 10) != 0);
+  while (n) out[k++] = tmp[--n];
+  return k;
+}
+
+static void crash_write(void) {
+  if (!crash_active) return;
+  char buf[256];
+  size_t n = 0;
+  const char *parts[] = {crash_prefix, "sim crashed: seed ", NULL};
+  for (int i = 0; parts[i]; i++)
+    for (const char *s = parts[i]; *s && n < 120; s++) buf[n++] = *s;
+  n += u64_text(crash_seed, buf + n);
+  memcpy(buf + n, " step ", 6);
+  n += 6;
+  n += u64_text(crash_step, buf + n);
+  memcpy(buf + n, " (replay: tally_sim --seed ", 27);
+  n += 27;
+  n += u64_text(crash_seed, buf + n);
+  memcpy(buf + n, " --steps ", 9);
+  n += 9;
+  n += u64_text(crash_steps, buf + n);
+  memcpy(buf + n, ")\n", 2);
+  n += 2;
+  ssize_t w = write(2, buf, n);
+  w = write(1, buf, n);
+  (void)w;
+  crash_active = 0;
+}
+
+static void on_abort(int sig) {
+  crash_write();
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
+void __sanitizer_set_death_callback(void (*cb)(void)) __attribute__((weak));
+
+void sim_crash_report_install(const char *prefix) {
+  crash_prefix = prefix ? prefix : "";
+  signal(SIGABRT, on_abort);
+  signal(SIGSEGV, on_abort);
+  if (__sanitizer_set_death_callback) __sanitizer_set_death_callback(crash_write);
+}
+
+/* ---- PRNG: splitmix64 seeds xoshiro256** ------------------------------------------ */
+static uint64_t splitmix64(uint64_t *x) {
+  uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+static uint64_t rnd(world *w) {
+  uint64_t *s = w->g;
+  uint64_t out = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+  s[2] ^= s[0];
+  s[3] ^= s[1];
+  s[1] ^= s[2];
+  s[0] ^= s[3];
+  s[2] ^= t;
+  s[3] = rotl(s[3], 45);
+  return out;
+}
+
+/* Uniform in [0, n), n > 0 (multiply-high; the bias is irrelevant here). */
+static uint64_t below(world *w, uint64_t n) {
+  return (uint64_t)(((unsigned __int128)rnd(w) * n) >> 64);
+}
+static int64_t between(world *w, int64_t lo, int64_t hi) {
+  return lo + (int64_t)below(w, (uint64_t)(hi - lo) + 1);
+}
+static bool chance(world *w, uint32_t percent) { return below(w, 100) < percent; }
+
+/* ---- failures --------------------------------------------------------------------- */
+__attribute__((format(printf, 2, 3))) static void fail(world *w, const char *fmt, ...) {
+  if (w->r->failed) return;
+  w->r->failed = true;
+  w->r->fail_step = w->step;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(w->r->why, sizeof w->r->why, fmt, ap);
+  va_end(ap);
+  if (!w->o.quiet)
+    fprintf(stderr, "tally_sim: seed %llu step %u: %s\n  replay: tally_sim --seed %llu --steps %u\n",
+            (unsigned long long)w->o.seed, w->step, w->r->why, (unsigned long long)w->o.seed,
+            w->o.steps);
+}
+
+__attribute__((format(printf, 2, 3))) static void trace(world *w, const char *fmt, ...) {
+  if (!w->o.trace) return;
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stderr, "[%u] ", w->step);
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+  va_end(ap);
+}
+
+/* ---- records and key maps ------------------------------------------------------------ */
+static rec *rec_of(world *w, uint64_t id) {
+  if (id < SIM_ID_BASE || id - SIM_ID_BASE >= w->rec_cap) return NULL;
+  return &w->recs[id - SIM_ID_BASE];
+}
+
+static uint64_t key_hash(const char *s) {
+  uint64_t h = 1469598103934665603ull;
+  for (; *s; s++) h = (h ^ (uint8_t)*s) * 1099511628211ull;
+  return h;
+}
+
+static uint64_t kmap_get(world *w, const kmap *m, const char *key) {
+  for (size_t i = key_hash(key) & m->mask;; i = (i + 1) & m->mask) {
+    if (m->ids[i] == 0) return 0;
+    if (strcmp(rec_of(w, m->ids[i])->key, key) == 0) return m->ids[i];
+  }
+}
+
+static void kmap_put(world *w, kmap *m, uint64_t id) {
+  const char *key = rec_of(w, id)->key;
+  size_t i = key_hash(key) & m->mask;
+  while (m->ids[i] != 0) i = (i + 1) & m->mask;
+  m->ids[i] = id;
+}
+
+static int kmap_init(kmap *m, uint64_t entries) {
+  size_t cap = 16;
+  while (cap < 2 * entries) cap *= 2;
+  m->ids = calloc(cap, sizeof *m->ids);
+  m->mask = cap - 1;
+  return m->ids ? 0 : -1;
+}
+
+/* ---- the world --------------------------------------------------------------------------- */
+static uint32_t pick(world *w, const uint32_t *v, size_t n) { return v[below(w, n)]; }
+
+static void world_config(world *w) {
+  static const uint32_t keys[] = {1024, 4096}, purchases[] = {1024, 4096};
+  static const uint32_t batch[] = {1, 2, 4, 16, 64, SIM_BATCH_MAX};
+  static const uint32_t fees[] = {0, 1, 250, 333, 5000};
+  tally_config *c = &w->cfg;
+  tally_config_init(c);
+  c->accounts_max = SIM_ACCOUNTS_MAX;
+  c->items_max = SIM_ITEMS_MAX;
+  c->keys_max = pick(w, keys, 2);
+  c->purchases_max = pick(w, purchases, 2);
+  c->batch_max = pick(w, batch, 6);
+  c->writers = (uint32_t)between(w, 1, 2);
+  c->fee_bps = chance(w, 70) ? pick(w, fees, 5) : (uint32_t)between(w, 0, 5000);
+  c->daily_cap_minor = chance(w, 70) ? 0 : between(w, 1, 50000);
+  c->refund_window_s = chance(w, 80) ? 86400 : (uint32_t)between(w, 0, 600);
+  w->writers = c->writers;
+  w->slots = c->writers + 1;
+}
+
+static int world_accounts(world *w) {
+  tally__state *st = &w->st;
+  if (tally__account_get(st, "sys:fees", TALLY__ACCOUNT_FEES, &st->fees) ||
+      tally__account_get(st, "sys:external", TALLY__ACCOUNT_EXTERNAL, &st->external))
+    return -1;
+  w->creator_count = (uint32_t)between(w, 1, 3);
+  uint32_t buyers = (uint32_t)between(w, 2, 12);
+  char name[32];
+  for (uint32_t i = 0; i < w->creator_count + buyers; i++) {
+    bool creator = i < w->creator_count;
+    snprintf(name, sizeof name, creator ? "user:c%u" : "user:b%u", i);
+    uint32_t a;
+    if (tally__account_get(st, name, TALLY__ACCOUNT_USER, &a)) return -1;
+    st->accounts[a].is_creator = creator;
+    if (creator) w->creators[i] = a;
+    w->users[w->user_count++] = a;
+  }
+  return 0;
+}
+
+static int64_t random_price(world *w) {
+  uint64_t r = below(w, 100);
+  if (r < 50) return between(w, 1, 1000);
+  if (r < 80) return between(w, 1, 100);
+  if (r < 95) return between(w, 1000, 1000000);
+  return between(w, 1, 999999999999999999LL); /* the parse limit: 18 digits */
+}
+
+static int world_items(world *w) {
+  tally__state *st = &w->st;
+  uint32_t n = (uint32_t)between(w, 1, 8);
+  char sku[16];
+  for (uint32_t i = 0; i < n; i++) {
+    snprintf(sku, sizeof sku, "sku%u", i);
+    uint32_t k;
+    if (tally__item_add(st, sku, &k)) return -1;
+    tally__item *it = &st->items[k];
+    it->creator = w->creators[below(w, w->creator_count)];
+    it->price = w->price[k] = random_price(w);
+    it->stock = chance(w, 35) ? -1 : (int32_t)between(w, 0, 60);
+    it->refund_window_s = w->cfg.refund_window_s;
+    snprintf(it->title, sizeof it->title, "Item %u", i);
+  }
+  return 0;
+}
+
+static int world_init(world *w, const sim_options *o, sim_result *r) {
+  memset(w, 0, sizeof *w);
+  w->o = *o;
+  w->r = r;
+  uint64_t x = o->seed;
+  for (int i = 0; i < 4; i++) w->g[i] = splitmix64(&x);
+  world_config(w);
+  if (tally__state_init(&w->st, &w->cfg)) return -1;
+  w->st_live = true;
+  /* Ids: accounts and items at start, then at most one per step (a
+   * transfer or a batch), plus the batches of the final drain. */
+  w->rec_cap = 256 + (uint64_t)o->steps + 16;
+  w->recs = calloc(w->rec_cap, sizeof *w->recs);
+  w->purchases = calloc((size_t)o->steps + 1, sizeof *w->purchases);
+  if (!w->recs || !w->purchases || kmap_init(&w->db_keys, w->rec_cap) ||
+      kmap_init(&w->applied_keys, w->rec_cap))
+    return -1;
+  for (uint32_t i = 0; i < w->slots; i++) {
+    w->b[i].ops = calloc(w->cfg.batch_max, sizeof *w->b[i].ops);
+    if (!w->b[i].ops) return -1;
+  }
+  if (world_accounts(w) || world_items(w)) return -1;
+  w->wall = SIM_WALL_START + between(w, 0, 86400000);
+  w->mono = 1000000;
+  w->key_pool = (uint32_t)between(w, 4, SIM_KEY_POOL_MAX);
+  w->fresh_pct = (uint32_t)between(w, 20, 90);
+  w->last_id = w->st.next_id - 1;
+  return 0;
+}
+
+static void world_free(world *w) {
+  if (w->st_live) tally__state_free(&w->st);
+  for (uint32_t i = 0; i < SIM_SLOTS_MAX; i++) free(w->b[i].ops);
+  free(w->recs);
+  free(w->purchases);
+  free(w->db_keys.ids);
+  free(w->applied_keys.ids);
+}
+
+/* ---- engine-side transitions (mirror engine.c) ----------------------------------------------- */
+static const char *kind_name(uint8_t kind) {
+  switch (kind) {
+  case TALLY__TRANSFER_PURCHASE: return "buy";
+  case TALLY__TRANSFER_TIP: return "tip";
+  case TALLY__TRANSFER_REFUND: return "refund";
+  default: return "grant";
+  }
+}
+
+/* The engine applies op: tally__op_commit, key DONE (engine.c op_committed). */
+static void op_applied(world *w, tally__op *op) {
+  rec *t = rec_of(w, op->transfer_id);
+  if (!t || t->status != REC_DECIDED) {
+    fail(w, "I5: transfer %llu applied but not in flight (status %d)",
+         (unsigned long long)op->transfer_id, t ? t->status : -1);
+    return;
+  }
+  if (!t->in_db) fail(w, "I7: transfer %llu applied but not in the ledger", (unsigned long long)op->transfer_id);
+  uint64_t other = kmap_get(w, &w->applied_keys, t->key);
+  if (other) fail(w, "I3: key '%s' applied twice: transfers %llu and %llu", t->key,
+                  (unsigned long long)other, (unsigned long long)op->transfer_id);
+  else kmap_put(w, &w->applied_keys, op->transfer_id);
+  t->status = REC_APPLIED;
+  w->applied_count++;
+  w->decided_open--;
+  w->r->committed++;
+  for (int i = 0; i < t->leg_count; i++)
+    if (__builtin_add_overflow(w->bal[t->legs[i].account], t->legs[i].amount, &w->bal[t->legs[i].account]))
+      fail(w, "I1: balance of %s overflows int64 when transfer %llu commits",
+           w->st.accounts[t->legs[i].account].name, (unsigned long long)op->transfer_id);
+  if (t->kind == TALLY__TRANSFER_PURCHASE) w->sold[t->item] += (int32_t)t->qty;
+  if (t->kind == TALLY__TRANSFER_REFUND) {
+    rec *p = rec_of(w, t->ref);
+    p->refund_inflight -= t->amount;
+    p->refunded += t->amount;
+    p->refund_fees += t->fee;
+    if (p->refunded > p->amount)
+      fail(w, "I4: purchase %llu refunded %lld of %lld", (unsigned long long)t->ref,
+           (long long)p->refunded, (long long)p->amount);
+    if ((w->o.faults & SIM_FAULT_REFUND_FEES) &&
+        (p->refund_fees > p->fee || (p->refunded == p->amount && p->refund_fees != p->fee)))
+      fail(w, "I4: purchase %llu (amount %lld, fee %lld) refunded %lld with fee parts %lld",
+           (unsigned long long)t->ref, (long long)p->amount, (long long)p->fee,
+           (long long)p->refunded, (long long)p->refund_fees);
+  }
+  if (w->r->failed) return;
+  tally__op_commit(&w->st, op);
+  w->st.keys[op->key_slot].state = TALLY__KEY_DONE;
+  if (op->kind != TALLY__TRANSFER_GRANT) tally__account_note_receipt(&w->st.accounts[op->account], op->transfer_id);
+  if (w->o.bug == SIM_BUG_DOUBLE_COMMIT && op->kind == TALLY__TRANSFER_GRANT && chance(w, 25))
+    tally__op_commit(&w->st, op);
+  if (w->o.bug == SIM_BUG_LOST_SALE && op->kind == TALLY__TRANSFER_PURCHASE && chance(w, 25))
+    w->st.items[op->item].sold -= (int32_t)op->qty;
+  trace(w, "applied %s %llu", kind_name(op->kind), (unsigned long long)op->transfer_id);
+}
+
+/* The engine releases op's holds (tally__op_release). */
+static void op_released(world *w, tally__op *op) {
+  rec *t = rec_of(w, op->transfer_id);
+  if (!t || t->status != REC_DECIDED) {
+    fail(w, "I5: transfer %llu released but not in flight", (unsigned long long)op->transfer_id);
+    return;
+  }
+  if (t->in_db)
+    fail(w, "I7: transfer %llu is in the ledger but the engine released it (buyer told 'not charged')",
+         (unsigned long long)op->transfer_id);
+  t->status = REC_RELEASED;
+  w->decided_open--;
+  w->r->released++;
+  if (t->kind == TALLY__TRANSFER_REFUND) rec_of(w, t->ref)->refund_inflight -= t->amount;
+  tally__op_release(&w->st, op);
+  trace(w, "released %s %llu", kind_name(op->kind), (unsigned long long)op->transfer_id);
+}
+
+/* tally__engine_batch_done with the inserted ids (inserted[k]) and a key
+ * lookup answered by the database for the ops that were not inserted. */
+static void batch_done(world *w, sbatch *b, const bool *inserted, uint32_t n_inserted) {
+  bool all = n_inserted == b->op_count;
+  for (uint32_t k = 0; k < b->op_count && !w->r->failed; k++) {
+    tally__op *op = &b->ops[k];
+    if (all || inserted[k]) {
+      op_applied(w, op);
+      continue;
+    }
+    tally__key *key = &w->st.keys[op->key_slot];
+    rec *t = rec_of(w, op->transfer_id);
+    if (key->state != TALLY__KEY_INFLIGHT || strcmp(key->key, t->key) != 0)
+      fail(w, "key slot %u of in-flight transfer %llu was reused (holds '%s', state %d; wanted '%s')",
+           op->key_slot, (unsigned long long)op->transfer_id, key->key, key->state, t->key);
+    uint64_t existing = kmap_get(w, &w->db_keys, key->key);
+    if (existing == op->transfer_id) {
+      op_applied(w, op);
+      continue;
+    }
+    op_released(w, op);
+    if (existing) {
+      w->r->duplicates++;
+      key->transfer_id = existing;
+      key->state = TALLY__KEY_DONE;
+    } else {
+      tally__key_forget(&w->st, op->key_slot);
+    }
+  }
+  b->phase = SB_FREE;
+  b->op_count = 0;
+  b->db_done = false;
+  b->retries = 0;
+  w->r->batches++;
+}
+
+/* tally__engine_batch_failed. */
+static void batch_failed(world *w, sbatch *b) {
+  uint32_t skip = w->o.bug == SIM_BUG_SKIP_RELEASE && b->op_count ? (uint32_t)below(w, b->op_count) : UINT32_MAX;
+  for (uint32_t k = 0; k < b->op_count && !w->r->failed; k++) {
+    tally__op *op = &b->ops[k];
+    if (k == skip) { /* the injected bug: the hold stays, the op is gone */
+      rec *t = rec_of(w, op->transfer_id);
+      t->status = REC_RELEASED;
+      w->decided_open--;
+      if (t->kind == TALLY__TRANSFER_REFUND) rec_of(w, t->ref)->refund_inflight -= t->amount;
+      tally__key_forget(&w->st, op->key_slot);
+      continue;
+    }
+    op_released(w, op);
+    tally__key_forget(&w->st, op->key_slot);
+  }
+  if (w->open == b) w->open = NULL;
+  b->phase = SB_FREE;
+  b->op_count = 0;
+  b->db_done = false;
+  b->retries = 0;
+  w->r->failed_batches++;
+}
+
+/* ---- the simulated database ----------------------------------------------------------------- */
+/* One attempt of the batch statement: inserts each transfer whose id and
+ * key are new (ON CONFLICT DO NOTHING), in one transaction. */
+static uint32_t db_commit(world *w, sbatch *b, bool *inserted) {
+  uint32_t n = 0;
+  for (uint32_t k = 0; k < b->op_count; k++) {
+    rec *t = rec_of(w, b->ops[k].transfer_id);
+    inserted[k] = false;
+    if (t->in_db || kmap_get(w, &w->db_keys, t->key)) continue;
+    if (t->kind == TALLY__TRANSFER_REFUND) {
+      rec *p = rec_of(w, t->ref);
+      if (!p->in_db) fail(w, "I4: refund %llu stored before its purchase %llu", (unsigned long long)b->ops[k].transfer_id, (unsigned long long)t->ref);
+      if ((p->db_refunded += t->amount) > p->amount)
+        fail(w, "I4: ledger refunds of purchase %llu exceed it", (unsigned long long)t->ref);
+    }
+    if (t->kind == TALLY__TRANSFER_PURCHASE) {
+      w->db_sold[t->item] += (int32_t)t->qty;
+      int32_t stock = w->st.items[t->item].stock;
+      if (stock >= 0 && w->db_sold[t->item] > stock)
+        fail(w, "I2: ledger has %d units of %s, stock %d", w->db_sold[t->item], w->st.items[t->item].sku, stock);
+    }
+    t->in_db = true;
+    kmap_put(w, &w->db_keys, b->ops[k].transfer_id);
+    inserted[k] = true;
+    w->db_count++;
+    n++;
+  }
+  return n;
+}
+
+static sbatch *flight_due(world *w) {
+  uint32_t due[SIM_SLOTS_MAX], n = 0;
+  for (uint32_t i = 0; i < w->slots; i++)
+    if (w->b[i].phase == SB_FLIGHT && w->b[i].due_ms <= w->mono) due[n++] = i;
+  return n ? &w->b[due[below(w, n)]] : NULL;
+}
+
+/* The answer to one batch in flight. `clean` answers "committed". */
+static void db_answer(world *w, sbatch *b, bool clean) {
+  bool inserted[SIM_BATCH_MAX];
+  uint64_t roll = clean ? 0 : below(w, 100);
+  bool may_fail = !b->db_done || (w->o.faults & SIM_FAULT_FAIL_AFTER_UNKNOWN);
+  w->inflight--;
+  if (roll < 70 || (!may_fail && roll >= 87)) {
+    uint32_t n = db_commit(w, b, inserted);
+    trace(w, "db: batch %llu committed (%u of %u inserted)", (unsigned long long)b->id, n, b->op_count);
+    batch_done(w, b, inserted, n);
+  } else if (roll < 80) { /* F2: committed, the reply is lost; resent later */
+    db_commit(w, b, inserted);
+    b->db_done = true;
+    b->phase = SB_WAIT;
+    w->r->lost_replies++;
+    trace(w, "db: batch %llu committed, reply lost", (unsigned long long)b->id);
+  } else if (roll < 87) { /* F1: lost before COMMIT; resent later */
+    b->phase = SB_WAIT;
+    trace(w, "db: batch %llu lost before commit", (unsigned long long)b->id);
+  } else if (roll < 95 && b->retries++ < SIM_RETRY_MAX) { /* F10: serialization failure */
+    b->phase = SB_WAIT;
+    trace(w, "db: batch %llu serialization failure", (unsigned long long)b->id);
+  } else { /* F4: error, rolled back */
+    trace(w, "db: batch %llu failed", (unsigned long long)b->id);
+    batch_failed(w, b);
+  }
+}
+
+/* tally__engine_flush: seal the open batch or resend a waiting one while a
+ * writer is idle; the answer comes after a random delay. */
+static void flush(world *w) {
+  for (uint32_t i = 0; i < w->slots; i++) {
+    sbatch *b = &w->b[i];
+    bool waiting = b->phase == SB_WAIT, open_with_work = b->phase == SB_OPEN && b->op_count > 0;
+    if (!waiting && !open_with_work) continue;
+    if (w->inflight >= w->writers) return;
+    if (open_with_work) {
+      b->id = tally__state_take_id(&w->st);
+      if (b->id <= w->last_batch_id) fail(w, "I9: batch id %llu after %llu", (unsigned long long)b->id, (unsigned long long)w->last_batch_id);
+      w->last_batch_id = b->id;
+      if (w->open == b) w->open = NULL;
+    }
+    b->phase = SB_FLIGHT;
+    w->inflight++;
+    b->due_ms = w->mono + (chance(w, 90) ? (uint64_t)between(w, 0, 50) : (uint64_t)between(w, 500, 5000));
+    trace(w, "flush: batch %llu (%u ops) sent", (unsigned long long)b->id, b->op_count);
+  }
+}
+
+/* tally__engine_open_batch. */
+static sbatch *open_batch(world *w) {
+  if (w->open && w->open->phase == SB_OPEN && w->open->op_count < w->cfg.batch_max) return w->open;
+  if (w->open && w->open->phase == SB_OPEN) return NULL;
+  for (uint32_t i = 0; i < w->slots; i++) {
+    if (w->b[i].phase == SB_FREE) {
+      w->open = &w->b[i];
+      w->open->phase = SB_OPEN;
+      return w->open;
+    }
+  }
+  w->open = NULL;
+  return NULL;
+}
+
+/* ---- decisions ---------------------------------------------------------------------------------- */
+static const char *random_key(world *w) {
+  if (chance(w, w->fresh_pct)) {
+    snprintf(w->key, sizeof w->key, "f%llu", (unsigned long long)++w->fresh);
+  } else {
+    uint32_t k = (uint32_t)below(w, w->key_pool);
+    /* A few pool keys are as long as a key can be. */
+    if (k % 61 == 7) snprintf(w->key, sizeof w->key, "%0*u", TALLY__KEY_BYTES_MAX, k);
+    else snprintf(w->key, sizeof w->key, "k%u", k);
+  }
+  return w->key;
+}
+
+static uint32_t random_user(world *w) { return w->users[below(w, w->user_count)]; }
+
+static int64_t random_amount(world *w) {
+  uint64_t r = below(w, 100);
+  if (r < 60) return between(w, 1, 500);
+  if (r < 90) return between(w, 1, 20000);
+  if (r < 99) return between(w, 1, 10000000);
+  return between(w, 1, 1000000000000LL);
+}
+
+static void random_req(world *w, req *q) {
+  memset(q, 0, sizeof *q);
+  uint64_t r = below(w, 100);
+  q->account = random_user(w);
+  if (r < 50) {
+    static const uint32_t odd[] = {0, 101, 1000, UINT32_MAX};
+    q->kind = TALLY__TRANSFER_PURCHASE;
+    q->item = (uint32_t)below(w, w->st.item_count);
+    uint64_t s = below(w, 100);
+    q->qty = s < 80 ? (uint32_t)between(w, 1, 3) : s < 92 ? (uint32_t)between(w, 1, 100) : odd[below(w, 4)];
+  } else if (r < 65) {
+    q->kind = TALLY__TRANSFER_TIP;
+    q->other = chance(w, 95) ? random_user(w) : (chance(w, 50) ? w->st.fees : w->st.external);
+    q->amount = random_amount(w);
+  } else if (r < 85) {
+    q->kind = TALLY__TRANSFER_REFUND;
+    uint64_t s = below(w, 100);
+    bool old = (w->o.faults & SIM_FAULT_OLD_REFUNDS) && chance(w, 50);
+    if (w->purchase_count && s < 90) {
+      uint32_t lo = 0;
+      if (!old && w->purchase_count > w->cfg.purchases_max) lo = w->purchase_count - w->cfg.purchases_max;
+      if (old) lo = w->purchase_count > w->cfg.purchases_max + 8 ? w->purchase_count - w->cfg.purchases_max - 8 : 0;
+      uint32_t span = old ? 24 : w->purchase_count - lo;
+      uint32_t i = lo + (uint32_t)below(w, span);
+      q->ref = w->purchases[i < w->purchase_count ? i : w->purchase_count - 1];
+      rec *p = rec_of(w, q->ref);
+      if (s < 85) q->account = p->account;
+      uint64_t a = below(w, 100);
+      q->amount = a < 30 ? 0 : a < 75 ? between(w, 1, p->amount) : a < 90 ? between(w, 1, 10) : a < 95 ? -1 : p->amount + 1;
+    } else {
+      q->ref = (uint64_t)between(w, 0, (int64_t)w->st.next_id + 10);
+      q->amount = chance(w, 50) ? 0 : random_amount(w);
+    }
+  } else {
+    q->kind = TALLY__TRANSFER_GRANT;
+    q->amount = random_amount(w) * (chance(w, 50) ? 100 : 1);
+    if ((w->o.faults & SIM_FAULT_HUGE_AMOUNTS) && chance(w, 10))
+      q->amount = between(w, 1, 999999999999999999LL);
+  }
+}
+
+/* The legs the model expects, from the request alone (and, for a refund,
+ * from the model's record of its purchase). */
+static int expected_legs(world *w, const req *q, int64_t *amount, int64_t *fee, tally__leg *legs) {
+  tally__state *st = &w->st;
+  int n = 0;
+#define LEG(acc, amt) do { if ((amt) != 0) { legs[n].account = (acc); legs[n].amount = (amt); n++; } } while (0)
+  if (q->kind == TALLY__TRANSFER_PURCHASE) {
+    *amount = w->price[q->item] * (int64_t)q->qty;
+    *fee = (int64_t)(((__int128)*amount * w->cfg.fee_bps) / 10000);
+    LEG(q->account, -*amount);
+    LEG(st->items[q->item].creator, *amount - *fee);
+    LEG(st->fees, *fee);
+  } else if (q->kind == TALLY__TRANSFER_TIP) {
+    *amount = q->amount;
+    *fee = 0;
+    LEG(q->account, -*amount);
+    LEG(q->other, *amount);
+  } else if (q->kind == TALLY__TRANSFER_REFUND) {
+    const rec *p = rec_of(w, q->ref);
+    int64_t done = p->refunded + p->refund_inflight;
+    *amount = q->amount ? q->amount : p->amount - done;
+    int64_t f1 = (int64_t)(((__int128)p->fee * (done + *amount)) / p->amount);
+    int64_t f0 = (int64_t)(((__int128)p->fee * done) / p->amount);
+    *fee = f1 - f0;
+    LEG(q->account, *amount);
+    LEG(p->other, -(*amount - *fee));
+    LEG(st->fees, -*fee);
+  } else {
+    *amount = q->amount;
+    *fee = 0;
+    LEG(st->external, -*amount);
+    LEG(q->account, *amount);
+  }
+#undef LEG
+  return n;
+}
+
+/* A decision that succeeded: check it against the model, then record it. */
+static void decided(world *w, const req *q, const tally__op *op, const char *key) {
+  if (op->transfer_id <= w->last_id)
+    fail(w, "I9: transfer id %llu decided after %llu", (unsigned long long)op->transfer_id, (unsigned long long)w->last_id);
+  w->last_id = op->transfer_id;
+  rec *t = rec_of(w, op->transfer_id);
+  if (!t || t->status != REC_FREE) {
+    fail(w, "transfer id %llu out of the model's range or reused", (unsigned long long)op->transfer_id);
+    return;
+  }
+  if (q->kind == TALLY__TRANSFER_REFUND) {
+    const rec *p = rec_of(w, q->ref);
+    if (!p || p->kind != TALLY__TRANSFER_PURCHASE || p->status != REC_APPLIED)
+      fail(w, "I4: refund of %llu decided but that purchase is not committed", (unsigned long long)q->ref);
+    else if (p->account != q->account)
+      fail(w, "I4: refund of %llu decided for someone else than its buyer", (unsigned long long)q->ref);
+    if (w->r->failed) return;
+  }
+  tally__leg legs[TALLY__LEGS_MAX];
+  int64_t amount, fee;
+  int n = expected_legs(w, q, &amount, &fee, legs);
+  bool same = op->kind == q->kind && op->amount == amount && op->fee == fee && op->leg_count == n &&
+              op->account == q->account;
+  for (int i = 0; same && i < n; i++)
+    same = op->legs[i].account == legs[i].account && op->legs[i].amount == legs[i].amount;
+  if (!same) {
+    fail(w, "%s %llu: op (amount %lld, fee %lld, %u legs) differs from the model (amount %lld, fee %lld, %d legs)",
+         kind_name(q->kind), (unsigned long long)op->transfer_id, (long long)op->amount,
+         (long long)op->fee, op->leg_count, (long long)amount, (long long)fee, n);
+    return;
+  }
+  int64_t sum = 0;
+  for (int i = 0; i < n; i++) sum += legs[i].amount;
+  if (sum != 0) fail(w, "I1: legs of %llu sum to %lld", (unsigned long long)op->transfer_id, (long long)sum);
+  if (q->kind == TALLY__TRANSFER_REFUND) {
+    rec *p = rec_of(w, q->ref);
+    if (p->refunded + p->refund_inflight + amount > p->amount)
+      fail(w, "I4: refund of %lld on purchase %llu would exceed it", (long long)amount, (unsigned long long)q->ref);
+    p->refund_inflight += amount;
+  }
+  t->kind = q->kind;
+  t->status = REC_DECIDED;
+  t->account = q->account;
+  t->other = q->kind == TALLY__TRANSFER_PURCHASE ? w->st.items[q->item].creator : q->other;
+  t->item = q->item;
+  t->qty = q->qty;
+  t->amount = amount;
+  t->req_amount = q->amount;
+  t->fee = fee;
+  t->ref = q->ref;
+  t->leg_count = (uint8_t)n;
+  memcpy(t->legs, legs, sizeof legs);
+  snprintf(t->key, sizeof t->key, "%s", key);
+  if (q->kind == TALLY__TRANSFER_PURCHASE) w->purchases[w->purchase_count++] = op->transfer_id;
+  w->decided_open++;
+  w->r->decided++;
+}
+
+/* Does committed transfer t answer request q (same kind and parameters)? */
+static bool same_params(const rec *t, const req *q) {
+  bool same = t->kind == q->kind && t->account == q->account;
+  if (q->kind == TALLY__TRANSFER_PURCHASE) same = same && t->item == q->item && t->qty == q->qty;
+  if (q->kind == TALLY__TRANSFER_TIP) same = same && t->other == q->other && t->amount == q->amount;
+  if (q->kind == TALLY__TRANSFER_GRANT) same = same && t->amount == q->amount;
+  if (q->kind == TALLY__TRANSFER_REFUND) same = same && t->ref == q->ref && t->req_amount == q->amount;
+  return same;
+}
+
+/* The key was seen before with the same fingerprint: the answer must be
+ * the transfer that owns the key (or "pending" while it is in flight). */
+static void replayed(world *w, const req *q, const char *key, uint64_t existing) {
+  w->r->replays++;
+  if (existing == 0) return; /* in flight: the engine says "pending" */
+  rec *t = rec_of(w, existing);
+  if (!t || t->status != REC_APPLIED || strcmp(t->key, key) != 0) {
+    fail(w, "I3: replay of key '%s' answered with receipt %llu, which is not that key's committed transfer",
+         key, (unsigned long long)existing);
+    return;
+  }
+  if ((w->o.faults & SIM_FAULT_REPLAY_PARAMS) && !same_params(t, q))
+    fail(w, "I3: key '%s' replayed as a %s answered 'already done' with receipt %llu, a %s with other parameters",
+         key, kind_name(q->kind), (unsigned long long)existing, kind_name(t->kind));
+}
+
+/* The committed transfer a replay of q under `key` must answer with, when
+ * the engine still remembers the key; 0 when no answer is prescribed. */
+static uint64_t replay_expected(world *w, const req *q, const char *key) {
+  uint32_t slot = tally__key_find(&w->st, key);
+  if (slot == TALLY__NONE || w->st.keys[slot].state != TALLY__KEY_DONE) return 0;
+  uint64_t id = kmap_get(w, &w->applied_keys, key);
+  return id && same_params(rec_of(w, id), q) ? id : 0;
+}
+
+static void step_decide(world *w) {
+  sbatch *b = open_batch(w);
+  if (!b) {
+    w->r->busy++;
+    return;
+  }
+  req q;
+  const char *key;
+  if (w->recent_count && chance(w, 20)) { /* F7: the same command delivered again */
+    const sent *d = &w->recent[below(w, w->recent_count < SIM_RECENT ? w->recent_count : SIM_RECENT)];
+    if (chance(w, 80)) q = d->q;
+    else random_req(w, &q);
+    snprintf(w->key, sizeof w->key, "%s", d->key);
+    key = w->key;
+  } else {
+    random_req(w, &q);
+    key = random_key(w);
+  }
+  sent *keep = &w->recent[w->recent_count++ % SIM_RECENT];
+  keep->q = q;
+  snprintf(keep->key, sizeof keep->key, "%s", key);
+  tally__op *op = &b->ops[b->op_count];
+  uint64_t existing = UINT64_MAX, next_id = w->st.next_id;
+  uint32_t key_next = w->st.key_next, purchase_next = w->st.purchase_next;
+  tally__decide_ctx ctx = {.wall_ms = w->wall, .mono_ms = w->mono, .req_id = ++w->req_id,
+                           .origin = "sim", .channel = "", .key = key, .existing_transfer = &existing};
+  tally__state *st = &w->st;
+  uint64_t first = (w->o.faults & SIM_FAULT_REPLAY_FIRST) ? replay_expected(w, &q, key) : 0;
+  int rc;
+  switch (q.kind) {
+  case TALLY__TRANSFER_PURCHASE: rc = tally__decide_buy(st, &ctx, q.account, q.item, q.qty, op); break;
+  case TALLY__TRANSFER_TIP: rc = tally__decide_tip(st, &ctx, q.account, q.other, q.amount, op); break;
+  case TALLY__TRANSFER_REFUND: rc = tally__decide_refund(st, &ctx, q.account, q.ref, q.amount, op); break;
+  default: rc = tally__decide_grant(st, &ctx, q.account, q.amount, op); break;
+  }
+  trace(w, "%s acct=%u item=%u qty=%u amount=%lld ref=%llu key=%s -> %s", kind_name(q.kind), q.account,
+        q.item, q.qty, (long long)q.amount, (unsigned long long)q.ref, key, tally_err_name(rc));
+  if (first && (rc != TALLY_EEXISTS || existing != first))
+    fail(w, "I3: %s replayed with key '%s' after receipt %llu committed, answered %s (receipt %llu)",
+         kind_name(q.kind), key, (unsigned long long)first, tally_err_name(rc),
+         (unsigned long long)(rc == TALLY_EEXISTS ? existing : 0));
+  if (rc == TALLY_OK) {
+    b->op_count++;
+    decided(w, &q, op, key);
+    return;
+  }
+  /* decide.h: a refusal changes nothing (no id, key or purchase taken). */
+  if (st->next_id != next_id || st->key_next != key_next || st->purchase_next != purchase_next)
+    fail(w, "%s refused with %s but took an id, key or purchase slot", kind_name(q.kind), tally_err_name(rc));
+  if (rc == TALLY_EEXISTS) replayed(w, &q, key, existing);
+  else w->r->refused++;
+  if (rc == TALLY_EEXISTS && existing == UINT64_MAX) fail(w, "EEXISTS without an answer for key '%s'", key);
+}
+
+/* ---- clock and catalog ------------------------------------------------------------------------------ */
+static void step_clock(world *w) {
+  uint64_t r = below(w, 1000);
+  uint64_t dt = r < 980 ? (uint64_t)between(w, 0, 100) : (uint64_t)between(w, 1000, 10000);
+  w->mono += dt;
+  w->wall += (int64_t)dt;
+  if (r >= 990) w->wall += chance(w, 50) ? 3600000 : -3600000; /* F9: wall clock jumps */
+  if (r == 999) w->wall += 86400000 - between(w, 0, 60000);
+  if (w->wall < SIM_WALL_START) w->wall = SIM_WALL_START;
+}
+
+/* Item changes as cmd_admin.c makes them ("stock N" = N more from now on). */
+static void step_catalog(world *w) {
+  uint32_t i = (uint32_t)below(w, w->st.item_count);
+  tally__item *it = &w->st.items[i];
+  uint64_t r = below(w, 100);
+  if (r < 45) it->stock = chance(w, 20) ? -1 : (int32_t)between(w, 0, 20) + it->sold + it->held;
+  else if (r < 75) it->price = w->price[i] = random_price(w);
+  else it->deleted = !it->deleted;
+  if (it->deleted && chance(w, 50)) it->deleted = false;
+  trace(w, "catalog: %s stock=%d price=%lld deleted=%d", it->sku, it->stock, (long long)it->price, it->deleted);
+}
+
+/* ---- checks ---------------------------------------------------------------------------------------------- */
+static void check(world *w) {
+  const tally__state *st = &w->st;
+  int64_t held[SIM_ACCOUNTS_MAX] = {0};
+  int32_t item_held[SIM_ITEMS_MAX] = {0};
+  uint64_t open = 0;
+  for (uint32_t i = 0; i < w->slots; i++) {
+    const sbatch *b = &w->b[i];
+    for (uint32_t k = 0; k < b->op_count; k++) {
+      const tally__op *op = &b->ops[k];
+      const rec *t = rec_of(w, op->transfer_id);
+      open++;
+      if (t->status != REC_DECIDED) {
+        fail(w, "I5: transfer %llu in a batch but resolved", (unsigned long long)op->transfer_id);
+        return;
+      }
+      for (int l = 0; l < t->leg_count; l++)
+        if (t->legs[l].amount < 0 && st->accounts[t->legs[l].account].kind != TALLY__ACCOUNT_EXTERNAL)
+          held[t->legs[l].account] -= t->legs[l].amount;
+      if (t->kind == TALLY__TRANSFER_PURCHASE) item_held[t->item] += (int32_t)t->qty;
+      if (t->kind == TALLY__TRANSFER_REFUND) {
+        const tally__purchase *p = &st->purchases[op->purchase_slot];
+        const rec *pr = rec_of(w, t->ref);
+        if (!p->live || p->transfer_id != t->ref || p->refund_held != pr->refund_inflight ||
+            p->refunded != pr->refunded)
+          fail(w, "I4: purchase %llu in memory (live %d, id %llu, refunded %lld, in flight %lld) != model (%lld, %lld)",
+               (unsigned long long)t->ref, p->live, (unsigned long long)p->transfer_id, (long long)p->refunded,
+               (long long)p->refund_held, (long long)pr->refunded, (long long)pr->refund_inflight);
+      }
+    }
+  }
+  if (open != w->decided_open) fail(w, "I5: %llu ops in batches, %llu decided and unresolved", (unsigned long long)open, (unsigned long long)w->decided_open);
+  __int128 total = 0;
+  for (uint32_t a = 0; a < st->account_count; a++) {
+    const tally__account *acc = &st->accounts[a];
+    total += acc->balance;
+    if (acc->balance != w->bal[a])
+      fail(w, "I1: %s balance %lld, committed legs sum to %lld", acc->name, (long long)acc->balance, (long long)w->bal[a]);
+    if (acc->held != held[a])
+      fail(w, "I5: %s holds %lld, in-flight debits sum to %lld", acc->name, (long long)acc->held, (long long)held[a]);
+    if (acc->kind != TALLY__ACCOUNT_EXTERNAL && (acc->held < 0 || acc->balance - acc->held < 0))
+      fail(w, "I6: %s balance %lld held %lld", acc->name, (long long)acc->balance, (long long)acc->held);
+  }
+  if (total != 0) fail(w, "I1: balances sum to %lld", (long long)total);
+  for (uint32_t i = 0; i < st->item_count; i++) {
+    const tally__item *it = &st->items[i];
+    if (it->sold != w->sold[i] || it->held != item_held[i])
+      fail(w, "I2: %s sold %d held %d, model sold %d held %d", it->sku, it->sold, it->held, w->sold[i], item_held[i]);
+    if (it->stock >= 0 && it->sold + it->held > it->stock)
+      fail(w, "I2: %s sold %d + held %d > stock %d", it->sku, it->sold, it->held, it->stock);
+  }
+  bool quiet = true;
+  for (uint32_t i = 0; i < w->slots; i++) quiet = quiet && (w->b[i].phase == SB_FREE || w->b[i].phase == SB_OPEN);
+  if (quiet && w->db_count != w->applied_count)
+    fail(w, "I7: nothing in flight, yet the ledger holds %llu transfers and memory applied %llu",
+         (unsigned long long)w->db_count, (unsigned long long)w->applied_count);
+}
+
+/* Every purchase memory still remembers agrees with the model. */
+static void check_purchases(world *w) {
+  for (uint32_t i = 0; i < w->purchase_count && !w->r->failed; i++) {
+    uint64_t id = w->purchases[i];
+    const rec *t = rec_of(w, id);
+    uint32_t slot = tally__purchase_find(&w->st, id);
+    if (t->status == REC_RELEASED && slot != TALLY__NONE)
+      fail(w, "I5: released purchase %llu still refundable", (unsigned long long)id);
+    if (slot == TALLY__NONE) continue;
+    const tally__purchase *p = &w->st.purchases[slot];
+    if (p->committed != (t->status == REC_APPLIED) || p->refunded != t->refunded || p->amount != t->amount)
+      fail(w, "I4: purchase %llu in memory (committed %d, refunded %lld) != model (%d, %lld)",
+           (unsigned long long)id, p->committed, (long long)p->refunded, t->status == REC_APPLIED,
+           (long long)t->refunded);
+  }
+}
+
+/* ---- the run ------------------------------------------------------------------------------------------------- */
+static void step(world *w) {
+  uint64_t r = below(w, 100);
+  if (r < 40) {
+    step_decide(w);
+  } else if (r < 58) {
+    step_clock(w);
+  } else if (r < 75) {
+    flush(w);
+  } else if (r < 97) {
+    sbatch *b = flight_due(w);
+    if (b) db_answer(w, b, false);
+  } else {
+    step_catalog(w);
+  }
+}
+
+/* Lets every batch finish cleanly, so that the final state is quiet. */
+static void drain(world *w) {
+  for (int round = 0; round < 64 && !w->r->failed; round++) {
+    flush(w);
+    for (uint32_t i = 0; i < w->slots && !w->r->failed; i++)
+      if (w->b[i].phase == SB_FLIGHT) {
+        w->inflight--;
+        bool inserted[SIM_BATCH_MAX];
+        uint32_t n = db_commit(w, &w->b[i], inserted);
+        batch_done(w, &w->b[i], inserted, n);
+      }
+    if (!w->r->failed) check(w);
+  }
+  if (w->r->failed) return;
+  if (w->decided_open != 0) fail(w, "I5: %llu ops never resolved", (unsigned long long)w->decided_open);
+  check_purchases(w);
+}
+
+int sim_run(const sim_options *o, sim_result *r) {
+  memset(r, 0, sizeof *r);
+  world *w = malloc(sizeof *w);
+  if (!w || world_init(w, o, r)) {
+    snprintf(r->why, sizeof r->why, "out of memory");
+    r->failed = true;
+    if (w) world_free(w);
+    free(w);
+    return 1;
+  }
+  crash_seed = o->seed;
+  crash_steps = o->steps;
+  crash_active = 1;
+  for (w->step = 1; w->step <= o->steps && !r->failed; w->step++) {
+    crash_step = w->step;
+    step(w);
+    if (!r->failed) check(w);
+    if (!r->failed && w->step % 256 == 0) check_purchases(w);
+  }
+  r->steps = w->step - 1;
+  if (!r->failed) {
+    w->step = o->steps + 1;
+    drain(w);
+  }
+  crash_active = 0;
+  world_free(w);
+  free(w);
+  return r->failed ? 1 : 0;
+}
+
+/* ---- names ---------------------------------------------------------------------------------------------------- */
+static const char *const bug_names[SIM_BUG_COUNT] = {"none", "double-commit", "lost-sale", "skip-release"};
+static const char *const fault_names[] = {"fail-after-unknown", "huge-amounts", "old-refunds",
+                                          "refund-fees", "replay-params", "replay-first"};
+
+uint32_t sim_bug_parse(const char *name) {
+  for (uint32_t i = 1; i < SIM_BUG_COUNT; i++)
+    if (strcmp(name, bug_names[i]) == 0) return i;
+  return SIM_BUG_NONE;
+}
+
+const char *sim_bug_name(uint32_t bug) { return bug < SIM_BUG_COUNT ? bug_names[bug] : "?"; }
+
+bool sim_faults_parse(const char *list, uint32_t *out) {
+  char buf[256];
+  snprintf(buf, sizeof buf, "%s", list);
+  uint32_t bits = 0;
+  for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+    if (strcmp(t, "all") == 0) {
+      bits |= (1u << (sizeof fault_names / sizeof fault_names[0])) - 1;
+      continue;
+    }
+    size_t i = 0;
+    while (i < sizeof fault_names / sizeof fault_names[0] && strcmp(t, fault_names[i]) != 0) i++;
+    if (i == sizeof fault_names / sizeof fault_names[0]) return false;
+    bits |= 1u << i;
+  }
+  *out = bits;
+  return true;
+}
