@@ -5,6 +5,8 @@
 
 #include <assert.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
 
 #include "tally.h"
 
@@ -12,7 +14,7 @@ int tally__map_init(tally__map *map, size_t entries_max) {
   assert(map && entries_max > 0);
   size_t cap = 16;
   while (cap < entries_max * 2) cap <<= 1;
-  map->slots = calloc(cap, sizeof *map->slots);
+  map->slots = tally__alloc_big(cap * sizeof *map->slots);
   if (!map->slots) return TALLY_ENOMEM;
   map->mask = cap - 1;
   map->count = 0;
@@ -21,7 +23,7 @@ int tally__map_init(tally__map *map, size_t entries_max) {
 }
 
 void tally__map_free(tally__map *map) {
-  free(map->slots);
+  tally__free_big(map->slots, (map->mask + 1) * sizeof *map->slots);
   map->slots = NULL;
 }
 
@@ -84,4 +86,17 @@ uint64_t tally__hash_str(const char *s) {
     h *= 0x100000001b3ULL;
   }
   return tally__hash_u64(h);
+}
+
+/* Large tables are probed at random, so every lookup would also miss the
+ * TLB with 4 KiB pages: map them with huge pages where the kernel allows. */
+void *tally__alloc_big(size_t bytes) {
+  void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return NULL;
+  if (bytes >= TALLY__HUGE_PAGE_BYTES) (void)madvise(p, bytes, MADV_HUGEPAGE);
+  return p; /* anonymous memory is zeroed */
+}
+
+void tally__free_big(void *p, size_t bytes) {
+  if (p) munmap(p, bytes);
 }

@@ -38,6 +38,12 @@ int tally__map_put(tally__map *map, uint64_t key, uint32_t value);
 /* Removes the pair (key, value); false if absent. */
 bool tally__map_del(tally__map *map, uint64_t key, uint32_t value);
 
+/* Zeroed memory for large tables (huge pages when possible); freed with the
+ * same size. NULL when out of memory. */
+enum { TALLY__HUGE_PAGE_BYTES = 2 * 1024 * 1024 };
+void *tally__alloc_big(size_t bytes);
+void tally__free_big(void *p, size_t bytes);
+
 /* Never returns 0 (the empty marker). */
 uint64_t tally__hash_str(const char *s);
 uint64_t tally__hash_u64(uint64_t v);

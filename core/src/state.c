@@ -19,29 +19,20 @@ static bool item_sku_eq(const void *ud, uint32_t i) {
   const name_probe *p = ud;
   return strcmp(p->st->items[i].sku, p->name) == 0;
 }
-static bool key_eq(const void *ud, uint32_t i) {
-  const name_probe *p = ud;
-  return strcmp(p->st->keys[i].key, p->name) == 0;
-}
-static bool purchase_id_eq(const void *ud, uint32_t i) {
-  const tally__state *st = ((const name_probe *)ud)->st;
-  return st->purchases[i].transfer_id == *(const uint64_t *)((const name_probe *)ud)->name;
-}
 
 int tally__state_init(tally__state *st, const tally_config *cfg) {
   memset(st, 0, sizeof *st);
   st->cfg = cfg;
   st->accounts = calloc(cfg->accounts_max, sizeof *st->accounts);
   st->items = calloc(cfg->items_max, sizeof *st->items);
-  st->purchases = calloc(cfg->purchases_max, sizeof *st->purchases);
-  st->keys = calloc(cfg->keys_max, sizeof *st->keys);
+  st->purchases = tally__alloc_big((size_t)cfg->purchases_max * sizeof *st->purchases);
+  st->keys = tally__alloc_big((size_t)cfg->keys_max * sizeof *st->keys);
   st->dirty_accounts = calloc(cfg->accounts_max, sizeof *st->dirty_accounts);
   st->dirty_items = calloc(cfg->items_max, sizeof *st->dirty_items);
   if (!st->accounts || !st->items || !st->purchases || !st->keys || !st->dirty_accounts ||
       !st->dirty_items || tally__map_init(&st->account_by_name, cfg->accounts_max) ||
       tally__map_init(&st->item_by_sku, cfg->items_max) ||
-      tally__map_init(&st->purchase_by_id, cfg->purchases_max) ||
-      tally__map_init(&st->key_by_hash, cfg->keys_max) ||
+      tally__keys_init(st) ||
       tally__map_init(&st->channel_by_name, TALLY__CHANNELS_MAX)) {
     tally__state_free(st);
     return TALLY_ENOMEM;
@@ -53,14 +44,15 @@ int tally__state_init(tally__state *st, const tally_config *cfg) {
 void tally__state_free(tally__state *st) {
   free(st->accounts);
   free(st->items);
-  free(st->purchases);
-  free(st->keys);
+  if (st->cfg) {
+    tally__free_big(st->purchases, (size_t)st->cfg->purchases_max * sizeof *st->purchases);
+    tally__free_big(st->keys, (size_t)st->cfg->keys_max * sizeof *st->keys);
+  }
   free(st->dirty_accounts);
   free(st->dirty_items);
   tally__map_free(&st->account_by_name);
   tally__map_free(&st->item_by_sku);
-  tally__map_free(&st->purchase_by_id);
-  tally__map_free(&st->key_by_hash);
+  tally__keys_free(st);
   tally__map_free(&st->channel_by_name);
   memset(st, 0, sizeof *st);
 }
@@ -153,73 +145,47 @@ int32_t tally__item_left(const tally__item *it) {
   return left;
 }
 
-/* ---- idempotency keys ------------------------------------------------------ */
-uint32_t tally__key_find(const tally__state *st, const char *key) {
-  name_probe p = {st, key};
-  return tally__map_find(&st->key_by_hash, tally__hash_str(key), key_eq, &p);
-}
-
-uint32_t tally__key_add(tally__state *st, const char *key, uint64_t fingerprint,
-                        uint64_t transfer_id, uint8_t key_state, int64_t now_ms) {
-  assert(strlen(key) <= TALLY__KEY_BYTES_MAX);
-  uint32_t slot = st->key_next++ % st->cfg->keys_max;
-  tally__key *k = &st->keys[slot];
-  /* The ring forgets the oldest key; one still in flight is never evicted
-   * because keys_max is far above the operations that can be in flight. */
-  if (k->state != TALLY__KEY_FREE) {
-    assert(k->state == TALLY__KEY_DONE);
-    tally__key_forget(st, slot);
-  }
-  k->hash = tally__hash_str(key);
-  k->fingerprint = fingerprint;
-  k->transfer_id = transfer_id;
-  k->created_ms = now_ms;
-  k->state = key_state;
-  strcpy(k->key, key);
-  int rc = tally__map_put(&st->key_by_hash, k->hash, slot);
-  assert(rc == TALLY_OK);
-  (void)rc;
-  return slot;
-}
-
-void tally__key_forget(tally__state *st, uint32_t slot) {
-  tally__key *k = &st->keys[slot];
-  if (k->state == TALLY__KEY_FREE) return;
-  bool found = tally__map_del(&st->key_by_hash, k->hash, slot);
-  assert(found);
-  (void)found;
-  k->state = TALLY__KEY_FREE;
-}
-
 /* ---- purchases ------------------------------------------------------------- */
+/* The ring holds purchases in increasing transfer-id order (ids are taken in
+ * decision order, and the loader adds them ascending), so a binary search
+ * finds one: no hash index to keep up on every buy. */
+static uint32_t purchase_count(const tally__state *st) {
+  return st->purchase_next < st->cfg->purchases_max ? st->purchase_next : st->cfg->purchases_max;
+}
+
+static uint32_t purchase_slot_at(const tally__state *st, uint32_t logical) {
+  uint32_t oldest = st->purchase_next < st->cfg->purchases_max ? 0 : st->purchase_next % st->cfg->purchases_max;
+  return (oldest + logical) % st->cfg->purchases_max;
+}
+
 uint32_t tally__purchase_find(const tally__state *st, uint64_t transfer_id) {
-  name_probe p = {st, (const char *)&transfer_id};
-  return tally__map_find(&st->purchase_by_id, tally__hash_u64(transfer_id), purchase_id_eq, &p);
+  uint32_t lo = 0, hi = purchase_count(st);
+  while (lo < hi) {
+    uint32_t mid = lo + (hi - lo) / 2;
+    uint64_t id = st->purchases[purchase_slot_at(st, mid)].transfer_id;
+    if (id < transfer_id) lo = mid + 1;
+    else hi = mid;
+  }
+  if (lo == purchase_count(st)) return TALLY__NONE;
+  uint32_t slot = purchase_slot_at(st, lo);
+  const tally__purchase *p = &st->purchases[slot];
+  return p->transfer_id == transfer_id && p->live ? slot : TALLY__NONE;
 }
 
 uint32_t tally__purchase_add(tally__state *st, const tally__purchase *src) {
+  uint32_t count = purchase_count(st);
+  assert(count == 0 || st->purchases[purchase_slot_at(st, count - 1)].transfer_id < src->transfer_id);
   uint32_t slot = st->purchase_next++ % st->cfg->purchases_max;
   tally__purchase *p = &st->purchases[slot];
-  if (p->live) {
-    assert(p->committed && p->refund_held == 0);
-    tally__purchase_forget(st, slot);
-  }
+  /* The oldest purchase is forgotten; one in flight never is, because
+   * purchases_max is far above the operations that can be in flight. */
+  assert(!p->live || (p->committed && p->refund_held == 0));
   *p = *src;
   p->live = true;
-  int rc = tally__map_put(&st->purchase_by_id, tally__hash_u64(p->transfer_id), slot);
-  assert(rc == TALLY_OK);
-  (void)rc;
   return slot;
 }
 
-void tally__purchase_forget(tally__state *st, uint32_t slot) {
-  tally__purchase *p = &st->purchases[slot];
-  if (!p->live) return;
-  bool found = tally__map_del(&st->purchase_by_id, tally__hash_u64(p->transfer_id), slot);
-  assert(found);
-  (void)found;
-  p->live = false;
-}
+void tally__purchase_forget(tally__state *st, uint32_t slot) { st->purchases[slot].live = false; }
 
 /* ---- money movement -------------------------------------------------------- */
 static bool leg_is_held(const tally__state *st, const tally__leg *leg) {

@@ -138,11 +138,14 @@ typedef struct tally__state {
   uint32_t item_count;
   tally__map item_by_sku;
   tally__purchase *purchases;
-  uint32_t purchase_next; /* ring cursor */
-  tally__map purchase_by_id;
+  uint32_t purchase_next; /* ring cursor; ring sorted by transfer id */
   tally__key *keys;
   uint32_t key_next; /* ring cursor */
-  tally__map key_by_hash;
+  tally__map key_gen[2];  /* generational index over the ring (keys.c) */
+  uint64_t *key_bloom[2]; /* one Bloom filter per generation */
+  uint32_t key_bloom_mask;
+  uint32_t key_gen_count; /* keys added to the current generation */
+  uint8_t key_gen_cur;
   tally__pending_consent consents[TALLY__CONSENTS_PENDING_MAX];
   tally__bucket channels[TALLY__CHANNELS_MAX];
   tally__map channel_by_name;
@@ -170,7 +173,10 @@ int tally__item_add(tally__state *st, const char *sku, uint32_t *index);
 void tally__item_mark_dirty(tally__state *st, uint32_t index);
 int32_t tally__item_left(const tally__item *it); /* -1 unlimited */
 
-/* Idempotency keys: find returns the slot or TALLY__NONE. */
+/* Idempotency keys (keys.c): find returns the slot or TALLY__NONE. The
+ * last keys_max/2 to keys_max keys are remembered. */
+int tally__keys_init(tally__state *st);
+void tally__keys_free(tally__state *st);
 uint32_t tally__key_find(const tally__state *st, const char *key);
 uint32_t tally__key_add(tally__state *st, const char *key, uint64_t fingerprint,
                         uint64_t transfer_id, uint8_t key_state, int64_t now_ms);
