@@ -116,47 +116,38 @@ typedef struct world {
   uint64_t fresh;
   uint32_t step;
   char key[TALLY__KEY_BYTES_MAX + 1];
+  bool *inserted; /* batch_max: which ops the last statement inserted */
   sent recent[SIM_RECENT];
   uint32_t recent_count;
 } world;
 
 /* ---- crash report ------------------------------------------------------------- */
-static volatile uint64_t crash_seed;
-static volatile uint32_t crash_step, crash_steps;
-static volatile int crash_active;
+static volatile uint32_t crash_step;
+static volatile int crash_active, crash_to_stdout;
 static const char *crash_prefix = "";
 
-static size_t u64_text(uint64_t v, char *out) {
-  char tmp[24];
-  size_t n = 0, k = 0;
-  do tmp[n++] = (char)('0' + v % 10); while ((v /= 10) != 0);
-  while (n) out[k++] = tmp[--n];
-  return k;
-}
+/* Formatted before each run, outside the signal handler, which only
+ * writes it. */
+static char crash_line[512];
 
 static void crash_write(void) {
   if (!crash_active) return;
-  char buf[256];
-  size_t n = 0;
-  const char *parts[] = {crash_prefix, "sim crashed: seed ", NULL};
-  for (int i = 0; parts[i]; i++)
-    for (const char *s = parts[i]; *s && n < 120; s++) buf[n++] = *s;
-  n += u64_text(crash_seed, buf + n);
-  memcpy(buf + n, " step ", 6);
-  n += 6;
-  n += u64_text(crash_step, buf + n);
-  memcpy(buf + n, " (replay: tally_sim --seed ", 27);
-  n += 27;
-  n += u64_text(crash_seed, buf + n);
-  memcpy(buf + n, " --steps ", 9);
-  n += 9;
-  n += u64_text(crash_steps, buf + n);
-  memcpy(buf + n, ")\n", 2);
-  n += 2;
-  ssize_t w = write(2, buf, n);
-  w = write(1, buf, n);
-  (void)w;
   crash_active = 0;
+  char buf[600];
+  size_t n = 0;
+  for (const char *s = crash_prefix; *s && n < 64; s++) buf[n++] = *s;
+  char step[16];
+  size_t k = 0;
+  uint32_t v = crash_step;
+  do step[k++] = (char)('0' + v % 10); while ((v /= 10) != 0);
+  const char *head = "sim crashed at step ";
+  for (const char *s = head; *s; s++) buf[n++] = *s;
+  while (k) buf[n++] = step[--k];
+  for (const char *s = crash_line; *s && n < sizeof buf - 2; s++) buf[n++] = *s;
+  buf[n++] = '\n';
+  ssize_t wr = write(2, buf, n);
+  if (crash_to_stdout) wr = write(1, buf, n);
+  (void)wr;
 }
 
 static void on_abort(int sig) {
@@ -169,6 +160,7 @@ void __sanitizer_set_death_callback(void (*cb)(void)) __attribute__((weak));
 
 void sim_crash_report_install(const char *prefix) {
   crash_prefix = prefix ? prefix : "";
+  crash_to_stdout = !isatty(1); /* TAP readers look at stdout */
   signal(SIGABRT, on_abort);
   signal(SIGSEGV, on_abort);
   if (__sanitizer_set_death_callback) __sanitizer_set_death_callback(crash_write);
@@ -215,9 +207,7 @@ __attribute__((format(printf, 2, 3))) static void fail(world *w, const char *fmt
   vsnprintf(w->r->why, sizeof w->r->why, fmt, ap);
   va_end(ap);
   if (!w->o.quiet)
-    fprintf(stderr, "tally_sim: seed %llu step %u: %s\n  replay: tally_sim --seed %llu --steps %u\n",
-            (unsigned long long)w->o.seed, w->step, w->r->why, (unsigned long long)w->o.seed,
-            w->o.steps);
+    fprintf(stderr, "tally_sim: seed %llu step %u: %s\n", (unsigned long long)w->o.seed, w->step, w->r->why);
 }
 
 __attribute__((format(printf, 2, 3))) static void trace(world *w, const char *fmt, ...) {
@@ -282,6 +272,10 @@ static void world_config(world *w) {
   c->fee_bps = chance(w, 70) ? pick(w, fees, 5) : (uint32_t)between(w, 0, 5000);
   c->daily_cap_minor = chance(w, 70) ? 0 : between(w, 1, 50000);
   c->refund_window_s = chance(w, 80) ? 86400 : (uint32_t)between(w, 0, 600);
+  if (w->o.faults & SIM_FAULT_BIG_BATCHES) { /* valid, yet more in flight than keys kept */
+    c->batch_max = 4096;
+    c->keys_max = c->purchases_max = 1024;
+  }
   w->writers = c->writers;
   w->slots = c->writers + 1;
 }
@@ -353,6 +347,7 @@ static int world_init(world *w, const sim_options *o, sim_result *r) {
     w->b[i].ops = calloc(w->cfg.batch_max, sizeof *w->b[i].ops);
     if (!w->b[i].ops) return -1;
   }
+  if (!(w->inserted = calloc(w->cfg.batch_max, sizeof *w->inserted))) return -1;
   if (world_accounts(w) || world_items(w)) return -1;
   w->wall = SIM_WALL_START + between(w, 0, 86400000);
   w->mono = 1000000;
@@ -367,6 +362,7 @@ static void world_free(world *w) {
   for (uint32_t i = 0; i < SIM_SLOTS_MAX; i++) free(w->b[i].ops);
   free(w->recs);
   free(w->purchases);
+  free(w->inserted);
   free(w->db_keys.ids);
   free(w->applied_keys.ids);
 }
@@ -545,7 +541,7 @@ static sbatch *flight_due(world *w) {
 
 /* The answer to one batch in flight. `clean` answers "committed". */
 static void db_answer(world *w, sbatch *b, bool clean) {
-  bool inserted[SIM_BATCH_MAX];
+  bool *inserted = w->inserted;
   uint64_t roll = clean ? 0 : below(w, 100);
   bool may_fail = !b->db_done || (w->o.faults & SIM_FAULT_FAIL_AFTER_UNKNOWN);
   w->inflight--;
@@ -649,10 +645,19 @@ static void random_req(world *w, req *q) {
     uint64_t s = below(w, 100);
     bool old = (w->o.faults & SIM_FAULT_OLD_REFUNDS) && chance(w, 50);
     if (w->purchase_count && s < 90) {
-      uint32_t lo = 0;
-      if (!old && w->purchase_count > w->cfg.purchases_max) lo = w->purchase_count - w->cfg.purchases_max;
-      if (old) lo = w->purchase_count > w->cfg.purchases_max + 8 ? w->purchase_count - w->cfg.purchases_max - 8 : 0;
-      uint32_t span = old ? 24 : w->purchase_count - lo;
+      /* Purchases memory still remembers; by default not the oldest ones,
+       * which a refund in flight would keep from being forgotten (a known
+       * core bug, SIM_FAULT_OLD_REFUNDS aims there on purpose). */
+      uint32_t keep = w->cfg.purchases_max, lo = 0, span;
+      if (old) {
+        lo = w->purchase_count > keep + 8 ? w->purchase_count - keep - 8 : 0;
+        span = 24;
+      } else {
+        uint32_t margin = SIM_SLOTS_MAX * w->cfg.batch_max + 64;
+        keep = keep > margin ? keep - margin : 1;
+        lo = w->purchase_count > keep ? w->purchase_count - keep : 0;
+        span = w->purchase_count - lo;
+      }
       uint32_t i = lo + (uint32_t)below(w, span);
       q->ref = w->purchases[i < w->purchase_count ? i : w->purchase_count - 1];
       rec *p = rec_of(w, q->ref);
@@ -956,6 +961,8 @@ static void check_purchases(world *w) {
 /* ---- the run ------------------------------------------------------------------------------------------------- */
 static void step(world *w) {
   uint64_t r = below(w, 100);
+  /* A drop storm against a slow database: mostly decisions, few answers. */
+  if ((w->o.faults & SIM_FAULT_BIG_BATCHES) && r < 60) r = 0;
   if (r < 40) {
     step_decide(w);
   } else if (r < 58) {
@@ -977,9 +984,8 @@ static void drain(world *w) {
     for (uint32_t i = 0; i < w->slots && !w->r->failed; i++)
       if (w->b[i].phase == SB_FLIGHT) {
         w->inflight--;
-        bool inserted[SIM_BATCH_MAX];
-        uint32_t n = db_commit(w, &w->b[i], inserted);
-        batch_done(w, &w->b[i], inserted, n);
+        uint32_t n = db_commit(w, &w->b[i], w->inserted);
+        batch_done(w, &w->b[i], w->inserted, n);
       }
     if (!w->r->failed) check(w);
   }
@@ -998,8 +1004,10 @@ int sim_run(const sim_options *o, sim_result *r) {
     free(w);
     return 1;
   }
-  crash_seed = o->seed;
-  crash_steps = o->steps;
+  char flags[256];
+  sim_flags_text(o, flags, sizeof flags);
+  snprintf(crash_line, sizeof crash_line, " (replay: tally_sim --seed %llu --steps %u%s)",
+           (unsigned long long)o->seed, o->steps, flags);
   crash_active = 1;
   for (w->step = 1; w->step <= o->steps && !r->failed; w->step++) {
     crash_step = w->step;
@@ -1021,7 +1029,7 @@ int sim_run(const sim_options *o, sim_result *r) {
 /* ---- names ---------------------------------------------------------------------------------------------------- */
 static const char *const bug_names[SIM_BUG_COUNT] = {"none", "double-commit", "lost-sale", "skip-release"};
 static const char *const fault_names[] = {"fail-after-unknown", "huge-amounts", "old-refunds",
-                                          "refund-fees", "replay-params", "replay-first"};
+                                          "refund-fees", "replay-params", "replay-first", "big-batches"};
 
 uint32_t sim_bug_parse(const char *name) {
   for (uint32_t i = 1; i < SIM_BUG_COUNT; i++)
@@ -1047,4 +1055,13 @@ bool sim_faults_parse(const char *list, uint32_t *out) {
   }
   *out = bits;
   return true;
+}
+
+void sim_flags_text(const sim_options *o, char *out, size_t n) {
+  size_t k = 0;
+  out[0] = 0;
+  if (o->bug && k < n) k += (size_t)snprintf(out + k, n - k, " --inject-bug %s", sim_bug_name(o->bug));
+  for (size_t i = 0; i < sizeof fault_names / sizeof fault_names[0] && k < n; i++)
+    if (o->faults & (1u << i))
+      k += (size_t)snprintf(out + k, n - k, "%s%s", k && strstr(out, "--faults") ? "," : " --faults ", fault_names[i]);
 }

@@ -15,6 +15,7 @@
 #define TALLY_SIM_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* Deliberate breaches, to show that the checks catch them (self-test). */
@@ -32,11 +33,14 @@ enum sim_fault {
   SIM_FAULT_FAIL_AFTER_UNKNOWN = 1u << 0, /* a resent batch whose first attempt
                                              committed now fails (F2 then F4) */
   SIM_FAULT_HUGE_AMOUNTS = 1u << 1,       /* grants near the 18-digit parse limit */
-  SIM_FAULT_OLD_REFUNDS = 1u << 2,        /* refunds aimed at the oldest purchases */
+  SIM_FAULT_OLD_REFUNDS = 1u << 2,        /* refunds aimed at the oldest purchases,
+                                             as memory is about to forget them */
   SIM_FAULT_REFUND_FEES = 1u << 3,        /* check: a full refund returns exactly the fee */
   SIM_FAULT_REPLAY_PARAMS = 1u << 4,      /* check: a replay's answer is for its own params */
   SIM_FAULT_REPLAY_FIRST = 1u << 5,       /* check: a replay of a committed request
                                              returns its receipt, not a refusal */
+  SIM_FAULT_BIG_BATCHES = 1u << 6,        /* batch_max 4096 with keys_max and
+                                             purchases_max at their minimum 1024 */
 };
 
 typedef struct sim_options {
@@ -64,6 +68,9 @@ uint32_t sim_bug_parse(const char *name);
 const char *sim_bug_name(uint32_t bug);
 /* Parses a comma-separated list of fault names or "all"; false if unknown. */
 bool sim_faults_parse(const char *list, uint32_t *out);
+
+/* " --inject-bug X --faults a,b": what replays o besides seed and steps. */
+void sim_flags_text(const sim_options *o, char *out, size_t n);
 
 /* On SIGABRT (a core assert, a sanitizer report) print `prefix` and the seed
  * and step of the run in progress, so that any crash can be replayed. */

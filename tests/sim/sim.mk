@@ -28,7 +28,7 @@ $(SIM_TEST): $(BUILD)/tests/sim/test_sim.o $(SIM_OBJ) $(LIBTALLY)
 .PHONY: sim soak
 sim: $(SIM_TOOL)
 	$(Q)$(SIM_TOOL) $(if $(SEEDS),--seeds $(SEEDS),--seed $(or $(SEED),1)) \
-	  --steps $(or $(STEPS),2000) $(SIM_FLAGS)
+	  --steps $(or $(STEPS),10000) $(SIM_FLAGS)
 
 soak: $(SIM_TOOL)
-	$(Q)$(SIM_TOOL) --seeds $(or $(SEEDS),1..10000) --steps $(or $(STEPS),2000) $(SIM_FLAGS)
+	$(Q)$(SIM_TOOL) --seeds $(or $(SEEDS),1..10000) --steps $(or $(STEPS),10000) $(SIM_FLAGS)

@@ -5,6 +5,7 @@
  *   --inject-bug double-commit|lost-sale|skip-release   a deliberate breach
  *   --faults LIST   extra faults and checks (see sim.h, docs/SIMULATION.md)
  *   --trace         one line per step on stderr
+ *   --keep-going    report every failing seed, not only the first
  * Exit status 0 when every check held, 1 on a breach, 2 on bad usage. */
 #include <inttypes.h>
 #include <stdio.h>
@@ -19,7 +20,7 @@ static int usage(void) {
           "usage: tally_sim (--seed S | --seeds A..B) [--steps N] [--trace]\n"
           "                 [--inject-bug double-commit|lost-sale|skip-release]\n"
           "                 [--faults fail-after-unknown,huge-amounts,old-refunds,refund-fees,\n"
-          "                           replay-params,replay-first|all]\n");
+          "                           replay-params,replay-first,big-batches|all]\n");
   return 2;
 }
 
@@ -37,9 +38,10 @@ static double now_s(void) {
 }
 
 int main(int argc, char **argv) {
-  sim_options o = {.steps = 2000};
+  sim_options o = {.steps = 10000};
   uint64_t first = 1, last = 0, v;
-  bool have_seed = false;
+  bool have_seed = false, keep_going = false;
+  char extra[512] = "";
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *next = i + 1 < argc ? argv[i + 1] : NULL;
     if (strcmp(a, "--seed") == 0 && parse_u64(next, &first)) {
@@ -60,6 +62,8 @@ int main(int argc, char **argv) {
       i++;
     } else if (strcmp(a, "--faults") == 0 && next && sim_faults_parse(next, &o.faults)) {
       i++;
+    } else if (strcmp(a, "--keep-going") == 0) {
+      keep_going = true;
     } else if (strcmp(a, "--trace") == 0) {
       o.trace = true;
     } else {
@@ -68,15 +72,19 @@ int main(int argc, char **argv) {
   }
   if (!have_seed) return usage();
   sim_crash_report_install("tally_sim: ");
+  sim_flags_text(&o, extra, sizeof extra);
   sim_result total = {0}, r;
+  uint64_t failures = 0;
+  o.quiet = keep_going;
   double t0 = now_s();
   for (uint64_t seed = first; seed <= last; seed++) {
     o.seed = seed;
     if (sim_run(&o, &r)) {
       printf("seed %" PRIu64 " FAILED at step %u: %s\n", seed, r.fail_step, r.why);
-      printf("replay: tally_sim --seed %" PRIu64 " --steps %u%s%s\n", seed, o.steps,
-             o.bug ? " --inject-bug " : "", o.bug ? sim_bug_name(o.bug) : "");
-      return 1;
+      printf("replay: tally_sim --seed %" PRIu64 " --steps %u%s\n", seed, o.steps, extra);
+      failures++;
+      if (!keep_going) return 1;
+      continue;
     }
     total.steps += r.steps;
     total.decided += r.decided;
@@ -91,13 +99,17 @@ int main(int argc, char **argv) {
     total.duplicates += r.duplicates;
     if (seed == UINT64_MAX) break;
   }
-  printf("seeds %" PRIu64 "..%" PRIu64 ": no breach; %" PRIu64 " steps in %.1f s\n", first, last,
-         total.steps, now_s() - t0);
+  if (failures)
+    printf("seeds %" PRIu64 "..%" PRIu64 ": %" PRIu64 " failed; the others took %" PRIu64 " steps in %.1f s\n",
+           first, last, failures, total.steps, now_s() - t0);
+  else
+    printf("seeds %" PRIu64 "..%" PRIu64 ": no breach; %" PRIu64 " steps in %.1f s\n", first, last,
+           total.steps, now_s() - t0);
   printf("  decided %" PRIu64 " (committed %" PRIu64 ", released %" PRIu64 "), refused %" PRIu64
          ", replays %" PRIu64 ", busy %" PRIu64 "\n",
          total.decided, total.committed, total.released, total.refused, total.replays, total.busy);
   printf("  batches committed %" PRIu64 ", failed %" PRIu64 ", replies lost %" PRIu64
          ", duplicate keys caught by the ledger %" PRIu64 "\n",
          total.batches, total.failed_batches, total.lost_replies, total.duplicates);
-  return 0;
+  return failures ? 1 : 0;
 }

@@ -1,38 +1,42 @@
 /* test_sim.c — the simulation as a `make test` check (TAP lines for
  * tests/run.sh): seeds 1..SIM_TEST_SEEDS with the default fault mix, then
  * a self-test that each injected bug is caught. A failure names the seed to
- * replay with build/tests/sim/tally_sim. */
+ * replay with build/tests/sim/tally_sim. TALLY_SIM_SEEDS overrides the seed
+ * count. */
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "sim.h"
 
 #ifndef SIM_TEST_SEEDS
-#define SIM_TEST_SEEDS 200
+#define SIM_TEST_SEEDS 1000
 #endif
 #ifndef SIM_TEST_STEPS
-#define SIM_TEST_STEPS 2000
+#define SIM_TEST_STEPS 10000
 #endif
 
 int main(void) {
   sim_crash_report_install("not ok ");
   setvbuf(stdout, NULL, _IOLBF, 0);
   int failed = 0;
+  const char *env = getenv("TALLY_SIM_SEEDS");
+  uint64_t seeds = env && atoi(env) > 0 ? (uint64_t)atoi(env) : SIM_TEST_SEEDS;
   printf("1..%d\n", 1 + (int)SIM_BUG_COUNT - 1);
   sim_options o = {.steps = SIM_TEST_STEPS};
   sim_result r;
   uint64_t steps = 0, seed;
-  for (seed = 1; seed <= SIM_TEST_SEEDS; seed++) {
+  for (seed = 1; seed <= seeds; seed++) {
     o.seed = seed;
     if (sim_run(&o, &r)) break;
     steps += r.steps;
   }
-  if (seed <= SIM_TEST_SEEDS) {
+  if (seed <= seeds) {
     printf("not ok 1 sim seed %" PRIu64 " step %u: %s (replay: tally_sim --seed %" PRIu64 " --steps %u)\n",
            seed, r.fail_step, r.why, seed, o.steps);
     failed++;
   } else {
-    printf("ok 1 sim seeds 1..%d (%" PRIu64 " steps)\n", SIM_TEST_SEEDS, steps);
+    printf("ok 1 sim seeds 1..%" PRIu64 " (%" PRIu64 " steps)\n", seeds, steps);
   }
   /* Self-test: a deliberately broken rule must be caught within 50 seeds. */
   for (uint32_t bug = 1; bug < SIM_BUG_COUNT; bug++) {
