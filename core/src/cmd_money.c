@@ -102,6 +102,11 @@ void tally__cmd_buy(tally__cmd *c) {
       return;
     }
   }
+  const char *key = tally__cmd_key(c, "");
+  if (tally__key_find(&c->e->st, key) != TALLY__NONE) { /* a replay: its first answer */
+    buy_now(c, item, (uint32_t)qty, key);
+    return;
+  }
   const tally__item *it = &c->e->st.items[item];
   int rc = tally__check_stock(it, (uint32_t)qty);
   if (rc == TALLY_ETOO_MANY) {
@@ -116,7 +121,7 @@ void tally__cmd_buy(tally__cmd *c) {
     ask_consent(c, item, (uint32_t)qty);
     return;
   }
-  buy_now(c, item, (uint32_t)qty, tally__cmd_key(c, ""));
+  buy_now(c, item, (uint32_t)qty, key);
 }
 
 void tally__cmd_confirm(tally__cmd *c) {

@@ -91,14 +91,16 @@ int tally__decide_buy(tally__state *st, const tally__decide_ctx *ctx, uint32_t b
                       uint32_t item, uint32_t qty, tally__op *op) {
   assert(buyer < st->account_count && item < st->item_count && ctx->key);
   tally__item *it = &st->items[item];
-  int rc = tally__check_stock(it, qty);
-  if (rc) return rc;
-  if (it->creator == buyer) return TALLY_ESELF;
   int64_t amount;
   if (qty == 0 || qty > TALLY__QTY_MAX) return TALLY_EBAD_QTY;
   if (!tally__mul_i64(it->price, qty, &amount)) return TALLY_EOVERFLOW;
+  /* The key first: a replay gets its first answer even if the item has
+   * sold out or the price changed since (I3). */
   uint64_t fp = tally__transfer_fingerprint(TALLY__TRANSFER_PURCHASE, buyer, item, qty, amount);
-  if ((rc = key_check(st, ctx, fp))) return rc;
+  int rc = key_check(st, ctx, fp);
+  if (rc) return rc;
+  if ((rc = tally__check_stock(it, qty))) return rc;
+  if (it->creator == buyer) return TALLY_ESELF;
   tally__account *a = &st->accounts[buyer];
   if ((rc = spend_check(st, a, ctx->wall_ms, amount))) return rc;
 

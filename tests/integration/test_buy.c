@@ -113,6 +113,20 @@ static void test_idempotent_retry(void **state) {
   done();
 }
 
+static void test_replay_after_sold_out(void **state) {
+  (void)state;
+  shop("replay", 2, 0);
+  th_reply r1, r2;
+  assert_int_equal(th_buy_confirmed(F.e, "bob", "tee", &r1), TALLY_OK);
+  assert_int_equal(th_cmd_key(F.e, "bob", "BUY tee", "last-unit", 0, &r1), TALLY_OK);
+  assert_int_equal(th_cmd(F.e, "bob", "BUY tee", 0, &r2), TALLY_ESOLD_OUT);
+  /* A retried delivery of the command that got the last unit gets its
+   * receipt, not "sold out" (I3: a replay returns the first answer). */
+  assert_int_equal(th_cmd_key(F.e, "bob", "BUY tee", "last-unit", 0, &r2), TALLY_OK);
+  assert_int_equal(r1.receipt, r2.receipt);
+  done();
+}
+
 static void test_refunds(void **state) {
   (void)state;
   shop("refunds", 10, 0);
@@ -207,7 +221,8 @@ static void test_restart_rebuilds_state(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_consent_then_buy), cmocka_unit_test(test_refusals),
-      cmocka_unit_test(test_idempotent_retry), cmocka_unit_test(test_refunds),
+      cmocka_unit_test(test_idempotent_retry), cmocka_unit_test(test_replay_after_sold_out),
+      cmocka_unit_test(test_refunds),
       cmocka_unit_test(test_daily_cap),        cmocka_unit_test(test_herd_last_units),
       cmocka_unit_test(test_restart_rebuilds_state),
   };
