@@ -106,6 +106,21 @@ const char* LineProblem(const std::string& text)
 	return NULL;
 }
 
+/* InspIRCd keeps at most MaxLine - 2 bytes of a client's line (CR LF not
+ * counted) and drops the rest without telling anyone; it also turns NUL
+ * bytes into spaces. A command whose line reached that length has lost its
+ * end, so it is refused rather than acted on in part. raw_len is the length
+ * of the line as the client sent it, rebuilt from its parts. */
+bool CutByServer(size_t raw_len)
+{
+	/* Two bytes of slack: a client may put a ':' before any last parameter
+	 * and the rebuilt length cannot see it. No tally command comes near. */
+	return raw_len + 2 + 2 >= ServerInstance->Config->Limits.MaxLine;
+}
+
+const char* const LINE_CUT_TEXT =
+	"line too long: the server keeps only the first 510 bytes of a line, so nothing was done";
+
 std::string ReadSecretFile(const std::string& path)
 {
 	std::ifstream in(path.c_str(), std::ios::in | std::ios::binary);
@@ -435,13 +450,24 @@ class ModuleTally : public Module
 	}
 
 	/* From a registered client command: WORD params... */
-	void SubmitCommand(LocalUser* user, const std::string& word, const CommandBase::Params& params)
+	void SubmitCommand(LocalUser* user, const std::string& typed, const std::string& word,
+		const CommandBase::Params& params)
 	{
 		std::string text(word);
+		size_t raw_len = typed.size();
 		for (size_t i = 0; i < params.size(); ++i)
 		{
 			text.push_back(' ');
 			text.append(params[i]);
+			raw_len += 1 + params[i].size();
+		}
+		if (!params.empty() && (params.back().empty() || params.back().find(' ') != std::string::npos
+			|| params.back()[0] == ':'))
+			raw_len++; /* the ':' before a last parameter with spaces */
+		if (CutByServer(raw_len))
+		{
+			user->WriteNotice(std::string("tally: ") + LINE_CUT_TEXT);
+			return;
 		}
 		Submit(user, NULL, text, "");
 	}
@@ -462,6 +488,13 @@ class ModuleTally : public Module
 		std::map<std::string, std::string>::const_iterator w = settings.words.find(Upper(line.substr(1, end - 1)));
 		if (w == settings.words.end())
 			return MOD_RES_PASSTHRU; /* someone else's !command */
+
+		/* "PRIVMSG <target> :<text>" as the client sent it. */
+		if (CutByServer(8 + target.Get<Channel>()->name.size() + 2 + line.size()))
+		{
+			user->WriteNotice(std::string("tally: ") + LINE_CUT_TEXT);
+			return MOD_RES_DENY;
+		}
 
 		std::string msg_id;
 		ClientProtocol::TagMap::const_iterator tag = details.tags_out.find("msgid");
@@ -544,7 +577,7 @@ CommandTally::CommandTally(ModuleTally* m, const std::string& typed, const std::
 
 CmdResult CommandTally::HandleLocal(LocalUser* user, const Params& parameters)
 {
-	mod->SubmitCommand(user, word, parameters);
+	mod->SubmitCommand(user, name, word, parameters);
 	return CMD_SUCCESS;
 }
 

@@ -338,6 +338,127 @@ class IrcEnv:
         return False
 
 
+PG_SH = os.path.join(ROOT, "tools", "pg.sh")
+PSQL = "/usr/lib/postgresql/15/bin/psql"
+
+
+def psql(dsn, sql):
+    """Runs one SQL statement; returns its rows as lists of text (-tA)."""
+    r = subprocess.run([PSQL, "-X", "-q", "-tA", "-F", "\t", "-v", "ON_ERROR_STOP=1", dsn,
+                        "-c", sql], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if r.returncode != 0:
+        raise IRCError("psql failed: %s" % r.stderr.strip())
+    return [line.split("\t") for line in r.stdout.splitlines() if line]
+
+
+def dsn_param(dsn, key):
+    m = re.search(r"(?:^|\s)%s=(\S+)" % key, dsn)
+    return m.group(1) if m else None
+
+
+class TestDb:
+    """A database of its own for one e2e script: CREATE DATABASE e2e_<name>_<pid>
+    on the cluster of $TALLY_TEST_DSN (like tests/lib/harness.c th_fresh_db),
+    so each script's engine is the only writer of its database. Without
+    TALLY_TEST_DSN it starts a private cluster with tools/pg.sh. `pgdir` is the
+    cluster's folder (tools/pg.sh kill|start DIR) when it is known: $TALLY_TMP/pg,
+    else the DSN's host= socket folder (pg.sh puts the socket there)."""
+
+    def __init__(self, name):
+        self.name = "e2e_%s_%d" % (re.sub(r"[^a-z0-9_]", "_", name.lower()), os.getpid())
+        self.base = os.environ.get("TALLY_TEST_DSN", "")
+        self.own = None
+        self.dsn = self.pgdir = None
+
+    def __enter__(self):
+        if not self.base:
+            self.own = tempfile.mkdtemp(prefix="tally-pg-")
+            os.chmod(self.own, 0o755)
+            self.base = subprocess.run([PG_SH, "start", os.path.join(self.own, "pg")], check=True,
+                                       text=True, stdout=subprocess.PIPE).stdout.strip()
+        tmp = os.environ.get("TALLY_TMP")
+        for cand in ([os.path.join(tmp, "pg")] if tmp else []) + [dsn_param(self.base, "host")]:
+            if cand and os.path.isfile(os.path.join(cand, "data", "PG_VERSION")):
+                self.pgdir = cand
+                break
+        admin = re.sub(r"dbname=\S+", "", self.base) + " dbname=postgres"
+        psql(admin, "DROP DATABASE IF EXISTS %s" % self.name)
+        psql(admin, "CREATE DATABASE %s" % self.name)
+        self.admin = admin
+        self.dsn = re.sub(r"dbname=\S+", "", self.base).strip() + " dbname=%s" % self.name
+        return self
+
+    def query(self, sql):
+        return psql(self.dsn, sql)
+
+    def scalar(self, sql):
+        rows = self.query(sql)
+        return rows[0][0] if rows and rows[0] else None
+
+    def pg(self, action):
+        """tools/pg.sh ACTION on this cluster (kill, start); False if unknown."""
+        if not self.pgdir:
+            return False
+        subprocess.run([PG_SH, action, self.pgdir], check=True, stdout=subprocess.DEVNULL)
+        return True
+
+    def __exit__(self, *exc):
+        try:
+            psql(self.admin, "DROP DATABASE IF EXISTS %s WITH (FORCE)" % self.name)
+        except Exception:
+            pass
+        if self.own:
+            subprocess.run([PG_SH, "stop", os.path.join(self.own, "pg")])
+            shutil.rmtree(self.own, ignore_errors=True)
+        return False
+
+
+def tally_cli(dsn, *args):
+    """Runs $TALLY_BUILD/tally --dsn DSN ARGS; returns (exit code, output)."""
+    build = os.environ.get("TALLY_BUILD", os.path.join(ROOT, "build"))
+    r = subprocess.run([os.path.join(build, "tally"), "--dsn", dsn] + list(args),
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return r.returncode, r.stdout
+
+
+TRANSIENT = re.compile(r"starting up|busy, try again")
+# Said when a commit takes longer than pending_timeout (a loaded machine);
+# the real answer follows.
+PENDING = re.compile(r"^payment pending; check RECEIPTS shortly$")
+
+
+def tally_ask(client, send, regex=".", timeout=60.0, retry=TRANSIENT):
+    """Calls send() until tally's NOTICE to client does not match retry;
+    returns that NOTICE, which must match regex. send is a line for the
+    server or a function. A 'payment pending' notice is skipped: the
+    answer after it counts."""
+    deadline = time.monotonic() + timeout
+    while True:
+        mark = client.mark()
+        if callable(send):
+            send()
+        else:
+            client.send(send)
+        while True:
+            m = client.expect(lambda x: x.command == "NOTICE" and x.target == client.nick
+                              and x.nick != "NickServ" and not x.prefix.startswith("NickServ"),
+                              max(1.0, deadline - time.monotonic()), "tally NOTICE", mark)
+            if not PENDING.search(m.text) or PENDING.search(regex):
+                break
+            mark = client.seen.index(m) + 1
+        if retry is not None and retry.search(m.text) and time.monotonic() < deadline:
+            time.sleep(0.5)
+            continue
+        if not re.search(regex, m.text):
+            raise IRCError("unexpected reply %r (wanted /%s/)" % (m.text, regex))
+        return m
+
+
+def tally_so():
+    build = os.environ.get("TALLY_BUILD", os.path.join(ROOT, "build"))
+    return os.path.join(build, "m_tally.so")
+
+
 class Tap:
     """Prints `ok NAME` / `not ok NAME`; exit code says whether all passed."""
 
