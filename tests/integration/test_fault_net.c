@@ -25,6 +25,8 @@
 
 /* The statement of data-modifying CTEs that writes a batch ends with this. */
 #define BATCH_MARKER "SELECT id FROM t"
+/* The follow-up lookup of a batch's keys that were already taken. */
+#define RESOLVE_MARKER "WHERE idem_key = ANY"
 
 typedef struct fx {
   char dsn[512], proxied[640];
@@ -94,7 +96,7 @@ static void assert_recovered(const char *who) {
 /* ---- F2 ------------------------------------------------------------------------ */
 typedef struct f2_plan {
   int armed_at, cut_all_at;
-  int64_t cut_seen_ms;
+  int64_t cut_seen_ms, resolve_cut_ms;
 } f2_plan;
 
 static int f2_hook(void *ud, int64_t t) {
@@ -103,22 +105,31 @@ static int f2_hook(void *ud, int64_t t) {
     th_proxy_cut_after(F.px, BATCH_MARKER);
     p->armed_at = (int)t;
   }
-  if (!p->cut_seen_ms && th_proxy_cuts(F.px) > 0) p->cut_seen_ms = t;
-  if (!p->cut_all_at && p->cut_seen_ms && t >= p->cut_seen_ms + 1200) {
+  if (!p->cut_seen_ms && th_proxy_cuts(F.px) > 0) {
+    /* The resend will find its transfers taken and look their keys up:
+     * lose that answer too. */
+    p->cut_seen_ms = t;
+    th_proxy_cut_after(F.px, RESOLVE_MARKER);
+  }
+  if (!p->resolve_cut_ms && th_proxy_cuts(F.px) > 1) p->resolve_cut_ms = t;
+  if (!p->cut_all_at && p->resolve_cut_ms && t >= p->resolve_cut_ms + 1200) {
     th_proxy_cut_all(F.px);
     p->cut_all_at = (int)t;
   }
   return p->cut_all_at && t >= p->cut_all_at + 1500;
 }
 
+/* F2: a committed batch's reply is lost, then the reply of the lookup its
+ * resend triggers, then every connection is cut at once. */
 static void test_f2_reply_lost_after_commit(void **state) {
   (void)state;
   setup_proxied("f2", 16384, 4096, 30);
   f2_plan plan = {0};
   int sent = th_load_run(&F.L, 30, "BUY tee", 2, 15000, f2_hook, &plan);
-  fprintf(stderr, "f2: sent %d, batch reply dropped at %lld ms, all cut at %d ms\n", sent,
-          (long long)plan.cut_seen_ms, plan.cut_all_at);
-  assert_int_equal(th_proxy_cuts(F.px), 1); /* the reply of one committed batch was lost */
+  fprintf(stderr, "f2: sent %d, batch reply dropped at %lld ms, resolve reply dropped at %lld ms, all cut at %d ms\n",
+          sent, (long long)plan.cut_seen_ms, (long long)plan.resolve_cut_ms, plan.cut_all_at);
+  /* the reply of one committed batch was lost, then that of its lookup */
+  assert_int_equal(th_proxy_cuts(F.px), 2);
   assert_true(plan.cut_all_at > 0);
   assert_int_equal(th_load_wait(&F.L, 20000), 0);
   tally_stats st = {0};
@@ -135,6 +146,55 @@ static void test_f2_reply_lost_after_commit(void **state) {
   assert_int_equal(r.failed, 0);
   assert_true(r.receipts > 100);
   assert_int_equal(r.ledger_rows, r.receipts);
+}
+
+/* A big batch (more transfers than the writer looks up in one resolve
+ * query) loses its reply after commit. Every buyer in it must get a
+ * receipt, none "could not be recorded".
+ *
+ * KNOWN CORE BUG (reported to the lead; this test fails until it is fixed):
+ * writer_send_resolve (core/src/writer.c) looks up at most
+ * TALLY__PENDING_IDS_MAX * 16 = 4096 keys, but batch_max may be 8192. With
+ * a 6000-transfer batch resent after its commit reply was lost, the 1904
+ * keys left out of the lookup are taken for "not ours" in
+ * tally__engine_batch_done: their buyers hear "could not be recorded; you
+ * were not charged" although they were charged, and their holds and keys
+ * are released, so memory no longer matches the ledger (balances too high,
+ * stock sold too low: room for overspending and overselling). */
+static void test_f2_big_batch_reply_lost(void **state) {
+  (void)state;
+  enum { BIG = 6000 };
+  setup_proxied("f2big", 16384, 8192, 30);
+  th_proxy_cut_after_big(F.px, BATCH_MARKER, 256 * 1024);
+  /* Hold PostgreSQL so that the writers are busy with one small batch each
+   * (or a grant poll) while the big one fills up in memory. */
+  th_proxy_stall(F.px, 1);
+  th_load_send(&F.L, "b0", "BUY tee", NULL, 0);
+  th_load_pump(&F.L, 200);
+  th_load_send(&F.L, "b1", "BUY tee", NULL, 0);
+  th_load_pump(&F.L, 200);
+  char who[16];
+  for (int i = 0; i < BIG; i++) {
+    snprintf(who, sizeof who, "b%d", i % 30);
+    th_load_send(&F.L, who, "BUY tee", NULL, 0);
+    if (i % 500 == 499) th_load_pump(&F.L, 1);
+  }
+  th_load_pump(&F.L, 500);
+  th_proxy_stall(F.px, 0);
+  for (int64_t end = th_now_ms() + 20000; th_proxy_cuts(F.px) == 0 && th_now_ms() < end;) th_load_pump(&F.L, 10);
+  assert_int_equal(th_proxy_cuts(F.px), 1);
+  assert_int_equal(th_load_wait(&F.L, 30000), 0);
+  /* Memory must still match the ledger: b5's wallet = sum of its entries. */
+  int i = th_load_send(&F.L, "b5", "WALLET", NULL, 0);
+  assert_int_equal(th_load_wait(&F.L, 10000), 0);
+  int64_t wallet = th_wallet_available(F.L.reqs[i].text, 2);
+  int64_t ledger = th_sql_i64(F.dsn, "SELECT sum(e.amount_minor) FROM entries e JOIN accounts a"
+                                     " ON a.id = e.account_id WHERE a.name = 'user:b5'");
+  fprintf(stderr, "f2big: b5 wallet in memory %lld, sum of entries %lld\n", (long long)wallet, (long long)ledger);
+  th_ledger_report r = finish("f2big");
+  assert_int_equal(wallet, ledger);
+  assert_int_equal(r.failed, 0);
+  assert_int_equal(r.receipts, BIG + 2);
 }
 
 /* ---- F3 ------------------------------------------------------------------------ */
@@ -285,6 +345,7 @@ static void test_f7_same_key_in_flight(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_teardown(test_f2_reply_lost_after_commit, teardown),
+      cmocka_unit_test_teardown(test_f2_big_batch_reply_lost, teardown),
       cmocka_unit_test_teardown(test_f3_stall_busy_then_recover, teardown),
       cmocka_unit_test_teardown(test_f7_same_key_in_flight, teardown),
   };

@@ -35,6 +35,10 @@ typedef struct pair {
   uint32_t remain;
   char tail[NEEDLE_MAX];
   size_t tail_n;
+  /* Client messages: the first (startup) has no type byte. */
+  int c_started, c_hdr_n, needle_hit;
+  unsigned char c_hdr[5];
+  uint32_t c_remain;
 } pair;
 
 struct th_proxy {
@@ -45,6 +49,7 @@ struct th_proxy {
   pthread_mutex_t mu;
   char needle[NEEDLE_MAX];
   int armed;
+  uint32_t min_bind; /* cut only when the Bind after the marker is this big */
   atomic_int stall, stop, cut_all_req, cuts, accepted;
   pair pairs[PAIRS_MAX];
   char scan[NEEDLE_MAX + BUF_BYTES];
@@ -61,6 +66,8 @@ static void pair_close(pair *p) {
   p->hdr_n = 0;
   p->remain = 0;
   p->tail_n = 0;
+  p->c_started = p->c_hdr_n = p->needle_hit = 0;
+  p->c_remain = 0;
 }
 
 static int upstream_connect(th_proxy *px) {
@@ -115,16 +122,53 @@ static void watch_needle(th_proxy *px, pair *p, const char *data, size_t n) {
     memcpy(scan, p->tail, p->tail_n);
     memcpy(scan + p->tail_n, data, n);
     size_t total = p->tail_n + n;
-    if (memmem(scan, total, px->needle, nl)) {
-      px->armed = 0;
-      p->cutting = 1;
-      p->hdr_n = 0;
-      p->remain = 0;
-    }
+    if (memmem(scan, total, px->needle, nl)) p->needle_hit = 1;
     size_t keep = nl > 1 ? nl - 1 : 0;
     if (keep > total) keep = total;
     memcpy(p->tail, scan + total - keep, keep);
     p->tail_n = keep;
+  }
+  pthread_mutex_unlock(&px->mu);
+}
+
+static void start_cutting(th_proxy *px, pair *p) {
+  px->armed = 0;
+  p->cutting = 1;
+  p->hdr_n = 0;
+  p->remain = 0;
+}
+
+/* Follows client message boundaries: after a marker, the statement's Bind
+ * message decides (its size is the size of the batch's parameters). */
+static void track_client(th_proxy *px, pair *p, const unsigned char *d, size_t n) {
+  pthread_mutex_lock(&px->mu);
+  if (p->needle_hit && px->armed && px->min_bind == 0) {
+    start_cutting(px, p);
+    p->needle_hit = 0;
+  }
+  size_t i = 0;
+  while (i < n) {
+    if (p->c_remain > 0) {
+      size_t k = n - i < p->c_remain ? n - i : p->c_remain;
+      i += k;
+      p->c_remain -= (uint32_t)k;
+      continue;
+    }
+    int need = p->c_started ? 5 : 4;
+    p->c_hdr[p->c_hdr_n++] = d[i++];
+    if (p->c_hdr_n < need) continue;
+    const unsigned char *l = p->c_hdr + need - 4;
+    uint32_t len = (uint32_t)l[0] << 24 | (uint32_t)l[1] << 16 | (uint32_t)l[2] << 8 | l[3];
+    p->c_remain = len >= 4 ? len - 4 : 0;
+    p->c_hdr_n = 0;
+    if (!p->c_started) {
+      p->c_started = 1;
+      continue;
+    }
+    if (p->c_hdr[0] == 'B' && p->needle_hit) {
+      p->needle_hit = 0;
+      if (px->armed && !p->cutting && len >= px->min_bind) start_cutting(px, p);
+    }
   }
   pthread_mutex_unlock(&px->mu);
 }
@@ -164,6 +208,7 @@ static void pump_pair(th_proxy *px, pair *p, short cev, short sev) {
     }
     if (n > 0) {
       watch_needle(px, p, p->c2s.data, (size_t)n);
+      track_client(px, p, (const unsigned char *)p->c2s.data, (size_t)n);
       p->c2s.len = (size_t)n;
       p->c2s.off = 0;
     }
@@ -322,9 +367,12 @@ void th_proxy_cut_all(th_proxy *px) {
   for (int i = 0; i < 2000 && atomic_load(&px->cut_all_req); i++) usleep(1000);
 }
 
-void th_proxy_cut_after(th_proxy *px, const char *needle) {
+void th_proxy_cut_after(th_proxy *px, const char *needle) { th_proxy_cut_after_big(px, needle, 0); }
+
+void th_proxy_cut_after_big(th_proxy *px, const char *needle, size_t min_bind_bytes) {
   pthread_mutex_lock(&px->mu);
   px->armed = needle != NULL;
+  px->min_bind = (uint32_t)min_bind_bytes;
   snprintf(px->needle, sizeof px->needle, "%s", needle ? needle : "");
   pthread_mutex_unlock(&px->mu);
   wake(px);

@@ -32,6 +32,9 @@ void th_proxy_cut_all(th_proxy *p);
 /* One shot: cut the connection whose client sends `needle` once the server
  * has answered it (answer dropped). NULL disarms. */
 void th_proxy_cut_after(th_proxy *p, const char *needle);
+/* The same, but only for a statement whose parameters (its Bind message)
+ * take at least min_bind_bytes: picks a big batch among small ones. */
+void th_proxy_cut_after_big(th_proxy *p, const char *needle, size_t min_bind_bytes);
 /* Connections cut by cut_after so far / by cut_all / accepted. */
 int th_proxy_cuts(const th_proxy *p);
 int th_proxy_accepted(const th_proxy *p);
