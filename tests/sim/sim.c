@@ -464,6 +464,8 @@ static void batch_done(world *w, sbatch *b, const bool *inserted, uint32_t n_ins
     }
     op_released(w, op);
     if (existing) {
+      trace(w, "ledger: key '%s' of %llu already taken by %llu", key->key,
+            (unsigned long long)op->transfer_id, (unsigned long long)existing);
       w->r->duplicates++;
       key->transfer_id = existing;
       key->state = TALLY__KEY_DONE;
@@ -548,6 +550,12 @@ static void db_answer(world *w, sbatch *b, bool clean) {
   if (roll < 70 || (!may_fail && roll >= 87)) {
     uint32_t n = db_commit(w, b, inserted);
     trace(w, "db: batch %llu committed (%u of %u inserted)", (unsigned long long)b->id, n, b->op_count);
+    if (n != b->op_count && (w->o.faults & SIM_FAULT_FAIL_AFTER_UNKNOWN) && chance(w, 20)) {
+      /* writer.c: the key lookup that follows a partial insert fails */
+      trace(w, "db: key lookup of batch %llu failed", (unsigned long long)b->id);
+      batch_failed(w, b);
+      return;
+    }
     batch_done(w, b, inserted, n);
   } else if (roll < 80) { /* F2: committed, the reply is lost; resent later */
     db_commit(w, b, inserted);

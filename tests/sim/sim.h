@@ -31,7 +31,9 @@ enum sim_bug {
  * docs/SIMULATION.md), so they are off unless asked for. */
 enum sim_fault {
   SIM_FAULT_FAIL_AFTER_UNKNOWN = 1u << 0, /* a resent batch whose first attempt
-                                             committed now fails (F2 then F4) */
+                                             committed now fails (F2 then F4), or
+                                             the key lookup after a partial insert
+                                             fails */
   SIM_FAULT_HUGE_AMOUNTS = 1u << 1,       /* grants near the 18-digit parse limit */
   SIM_FAULT_OLD_REFUNDS = 1u << 2,        /* refunds aimed at the oldest purchases,
                                              as memory is about to forget them */
