@@ -4,6 +4,8 @@
 #   tools/irc_env.sh start DIR [PORT]   write configs, start both, wait for the link
 #   tools/irc_env.sh stop DIR           stop what start started (TERM, then KILL)
 #   tools/irc_env.sh status DIR         exit 0 when both daemons are alive
+#   tools/irc_env.sh ircd-kill DIR      SIGKILL InspIRCd only (fault tests)
+#   tools/irc_env.sh ircd-start DIR     start InspIRCd again, same config and module
 #
 # The network looks like a real one: spanningtree, services_account, sasl,
 # alias (NICKSERV/NS/IDENTIFY), helpop, cap and the IRCv3 modules, and Anope
@@ -314,6 +316,11 @@ fail_start() {
   exit 1
 }
 
+start_ircd() {
+  as_user sh -c 'echo $$ >"$1/inspircd.run.pid"; exec /usr/sbin/inspircd --config="$1/inspircd.conf" --nofork --nopid' \
+    sh "$dir" >>"$dir/logs/ircd.out" 2>&1 </dev/null &
+}
+
 stop_one() {
   local pidfile=$1 pid i
   [ -f "$pidfile" ] || return 0
@@ -350,8 +357,7 @@ start)
   # The daemons run in the foreground (--nofork) under a shell that records
   # their real pid, so stop can signal the daemon itself.
   cd "$dir"
-  as_user sh -c 'echo $$ >"$1/inspircd.run.pid"; exec /usr/sbin/inspircd --config="$1/inspircd.conf" --nofork --nopid' \
-    sh "$dir" >"$dir/logs/ircd.out" 2>&1 </dev/null &
+  start_ircd
   for i in $(seq 1 50); do [ -s "$dir/inspircd.run.pid" ] && break; sleep 0.05; done
   wait_port "$port" "$dir/inspircd.run.pid" || fail_start "InspIRCd did not start"
   wait_port "$link_port" "$dir/inspircd.run.pid" || fail_start "InspIRCd has no server port"
@@ -368,6 +374,26 @@ start)
   fi
   echo "irc_env: InspIRCd on 127.0.0.1:$port, Anope linked on $link_port, tally module: ${so:-none}"
   ;;
+ircd-kill)
+  # Fault tests: SIGKILL InspIRCd only (Anope stays and will reconnect).
+  if alive "$dir/inspircd.run.pid"; then
+    pid=$(cat "$dir/inspircd.run.pid")
+    kill -KILL "$pid" 2>/dev/null || true
+    for i in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  fi
+  ;;
+ircd-start)
+  # Starts InspIRCd again with the config and module copy of the last start.
+  . "$dir/env"
+  port=$IRC_PORT; link_port=$IRC_LINK_PORT
+  if alive "$dir/inspircd.run.pid"; then echo "irc_env: InspIRCd already runs in $dir" >&2; exit 1; fi
+  rm -f "$dir/inspircd.run.pid"
+  cd "$dir"
+  start_ircd
+  for i in $(seq 1 50); do [ -s "$dir/inspircd.run.pid" ] && break; sleep 0.05; done
+  wait_port "$port" "$dir/inspircd.run.pid" || { echo "irc_env: InspIRCd did not start again" >&2; exit 1; }
+  echo "irc_env: InspIRCd on 127.0.0.1:$port again"
+  ;;
 stop)
   stop_all
   ;;
@@ -375,6 +401,6 @@ status)
   alive "$dir/inspircd.run.pid" && alive "$dir/anope.run.pid"
   ;;
 *)
-  echo "usage: irc_env.sh start|stop|status DIR [PORT]" >&2; exit 2
+  echo "usage: irc_env.sh start|stop|status|ircd-kill|ircd-start DIR [PORT]" >&2; exit 2
   ;;
 esac
