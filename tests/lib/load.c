@@ -300,7 +300,7 @@ int th_load_check(const th_load *L, const char *dsn, const char *sku, th_ledger_
     free(ix);
     return -1;
   }
-  int rows = PQntuples(res);
+  int rows = PQntuples(res), said = 0; /* diagnostics printed: the first 10 */
   r->ledger_rows = rows;
   /* Which receipts were found in the ledger with their own key. */
   char *found = calloc((size_t)L->n + 1, 1);
@@ -313,7 +313,7 @@ int th_load_check(const th_load *L, const char *dsn, const char *sku, th_ledger_
     int at = key_lower(ix, L->n, key);
     if (at < 0) {
       r->ledger_unexplained++;
-      fprintf(stderr, "%s: transfer %llu has key %s that no buyer sent\n", tag, (unsigned long long)id, key);
+      if (said++ < 10) fprintf(stderr, "%s: transfer %llu has key %s that no buyer sent\n", tag, (unsigned long long)id, key);
       continue;
     }
     int may_own = 0, refused = 0;
@@ -326,7 +326,7 @@ int th_load_check(const th_load *L, const char *dsn, const char *sku, th_ledger_
     if (!may_own) {
       r->refused_in_ledger += refused;
       r->ledger_unexplained += !refused;
-      fprintf(stderr, "%s: transfer %llu (key %s) is in the ledger but its buyer was refused\n", tag,
+      if (said++ < 10) fprintf(stderr, "%s: transfer %llu (key %s) is in the ledger but its buyer was refused\n", tag,
               (unsigned long long)id, key);
     }
   }
@@ -334,7 +334,7 @@ int th_load_check(const th_load *L, const char *dsn, const char *sku, th_ledger_
     const th_req *q = &L->reqs[i];
     if (q->final_code == TALLY_OK && q->receipt && !found[i]) {
       r->receipts_missing++;
-      fprintf(stderr, "%s: receipt %llu (key %s) seen by a buyer but not in the ledger\n", tag,
+      if (said++ < 10) fprintf(stderr, "%s: receipt %llu (key %s) seen by a buyer but not in the ledger\n", tag,
               (unsigned long long)q->receipt, q->key);
     }
   }
