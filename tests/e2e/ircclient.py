@@ -399,7 +399,20 @@ class TestDb:
         """tools/pg.sh ACTION on this cluster (kill, start); False if unknown."""
         if not self.pgdir:
             return False
+        pid = None
+        try:
+            with open(os.path.join(self.pgdir, "data", "postmaster.pid")) as f:
+                pid = int(f.readline())
+        except (OSError, ValueError):
+            pass
         subprocess.run([PG_SH, action, self.pgdir], check=True, stdout=subprocess.DEVNULL)
+        if action == "kill" and pid:
+            # The killed postmaster stays a zombie until init reaps it (seconds
+            # in some sandboxes), and pg_ctl takes a zombie for a running
+            # server: wait until it is gone, so that "start" really starts.
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and os.path.exists("/proc/%d" % pid):
+                time.sleep(0.05)
         return True
 
     def __exit__(self, *exc):
