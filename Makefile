@@ -6,6 +6,8 @@
 #   make bench      benchmark the hot buy path against its baselines
 #   make fuzz       run each libFuzzer target for FUZZ_SECONDS
 #   make deps       install missing Debian packages (as root) or print the line
+#   make sim SEED=S STEPS=N   replay one simulation seed (SEEDS=A..B for many)
+#   make soak                 simulation seeds 1..10000
 #
 # V=1 shows full commands. SANITIZE=address,undefined builds with sanitizers.
 
@@ -50,6 +52,10 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%)
 INTEG_SRC := $(sort $(wildcard tests/integration/test_*.c))
 INTEG_BIN := $(INTEG_SRC:tests/integration/%.c=$(BUILD)/tests/integration/%)
 TEST_BINS := $(UNIT_BIN) $(INTEG_BIN)
+
+# Deterministic simulation (tests/sim): tally_sim, and test_sim run by make test.
+include tests/sim/sim.mk
+TEST_BINS += $(SIM_BINS)
 
 BENCH_SRC := $(sort $(wildcard bench/*.c))
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)

@@ -62,6 +62,8 @@ CREATE TABLE transfers (
   batch_id        bigint REFERENCES batches,   -- NULL for grants made by the CLI
   kind            smallint NOT NULL CHECK (kind BETWEEN 1 AND 4),
   idem_key        text NOT NULL UNIQUE,
+  request_fp      bigint NOT NULL,             -- hash of the request as typed: a reused key
+                                               -- with other parameters is refused
   account_id      bigint NOT NULL,             -- buyer, tipper, refunded buyer, grantee
   counterparty_id bigint,                      -- tip recipient
   item_id         bigint,

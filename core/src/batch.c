@@ -31,14 +31,15 @@ const char tally__batch_sql[] =
     " stock = EXCLUDED.stock, title = EXCLUDED.title, refund_window_s = EXCLUDED.refund_window_s,"
     " deleted = EXCLUDED.deleted, version = EXCLUDED.version, updated_ms = EXCLUDED.updated_ms"
     " WHERE items.version < EXCLUDED.version),"
-    " t AS (INSERT INTO transfers (id, batch_id, kind, idem_key, account_id, counterparty_id,"
+    " t AS (INSERT INTO transfers (id, batch_id, kind, idem_key, request_fp, account_id, counterparty_id,"
     " item_id, qty, amount_minor, ref_transfer, created_ms, leg_accounts, leg_amounts)"
-    " SELECT u.id, $1::bigint, u.kind, u.k, u.acc, u.cp, u.item, u.qty, u.amt, u.ref, u.at,"
+    " SELECT u.id, $1::bigint, u.kind, u.k, u.fp, u.acc, u.cp, u.item, u.qty, u.amt, u.ref, u.at,"
     " array_remove(ARRAY[u.a1, u.a2, u.a3], NULL), array_remove(ARRAY[u.m1, u.m2, u.m3], NULL)"
     " FROM unnest($21::bigint[], $22::smallint[], $23::text[], $24::bigint[], $25::bigint[],"
     " $26::bigint[], $27::int[], $28::bigint[], $29::bigint[], $30::bigint[],"
-    " $31::bigint[], $32::bigint[], $33::bigint[], $39::bigint[], $40::bigint[], $41::bigint[])"
-    " AS u(id, kind, k, acc, cp, item, qty, amt, ref, at, a1, a2, a3, m1, m2, m3)"
+    " $31::bigint[], $32::bigint[], $33::bigint[], $39::bigint[], $40::bigint[], $41::bigint[],"
+    " $42::bigint[])"
+    " AS u(id, kind, k, acc, cp, item, qty, amt, ref, at, a1, a2, a3, m1, m2, m3, fp)"
     " ON CONFLICT DO NOTHING RETURNING id),"
     " c AS (INSERT INTO consents (account_id, price_minor, created_ms)"
     " SELECT u.acc, u.price, $8::bigint FROM unnest($34::bigint[], $35::bigint[]) AS u(acc, price)"
@@ -47,6 +48,9 @@ const char tally__batch_sql[] =
     " SELECT u.acc, u.role, u.who, $8::bigint FROM unnest($36::bigint[], $37::text[], $38::text[])"
     " AS u(acc, role, who))"
     " SELECT id FROM t";
+
+const char tally__batch_lookup_sql[] =
+    "SELECT idem_key, id, request_fp FROM transfers WHERE idem_key = ANY($1::text[])";
 
 int tally__batch_init(tally__batch *b, uint32_t op_max) {
   memset(b, 0, sizeof *b);
@@ -57,7 +61,14 @@ int tally__batch_init(tally__batch *b, uint32_t op_max) {
   b->text_cap = (size_t)op_max * TALLY__BATCH_OP_TEXT_BYTES +
                 (size_t)TALLY__BATCH_ROWS_MAX * TALLY__BATCH_ROW_TEXT_BYTES + 4096;
   b->text = malloc(b->text_cap);
-  if (!b->ops || !b->leaves || !b->scratch || !b->text) {
+  b->xfer = calloc(op_max, sizeof *b->xfer);
+  b->found_id = calloc(op_max, sizeof *b->found_id);
+  b->found_fp = calloc(op_max, sizeof *b->found_fp);
+  b->inserted = calloc(op_max, sizeof *b->inserted);
+  b->keys_cap = (size_t)op_max * (2 * TALLY__KEY_BYTES_MAX + 4) + 16;
+  b->keys_text = malloc(b->keys_cap);
+  if (!b->ops || !b->leaves || !b->scratch || !b->text || !b->xfer || !b->found_id ||
+      !b->found_fp || !b->inserted || !b->keys_text) {
     tally__batch_free(b);
     return TALLY_ENOMEM;
   }
@@ -69,6 +80,11 @@ void tally__batch_free(tally__batch *b) {
   free(b->leaves);
   free(b->scratch);
   free(b->text);
+  free(b->xfer);
+  free(b->found_id);
+  free(b->found_fp);
+  free(b->inserted);
+  free(b->keys_text);
   memset(b, 0, sizeof *b);
 }
 
@@ -76,6 +92,7 @@ void tally__batch_reset(tally__batch *b) {
   b->phase = TALLY__BATCH_FREE;
   b->op_count = b->transfer_count = b->row_count = 0;
   b->inflight = false;
+  b->maybe_committed = false;
   b->retries = 0;
   b->text_len = 0;
   b->id = 0;
@@ -186,6 +203,17 @@ static void render_items(tally__batch *b, const tally__state *st) {
   }
 }
 
+static void render_request_fps(tally__batch *b, const tally__state *st) {
+  sb_param(b, 41);
+  sb_char(b, '{');
+  for (uint32_t i = 0; i < b->transfer_count; i++) {
+    if (i) sb_char(b, ',');
+    sb_i64(b, (int64_t)st->keys[b->ops[b->xfer[i]].key_slot].fingerprint);
+  }
+  sb_char(b, '}');
+  sb_end(b);
+}
+
 static void render_transfers(tally__batch *b, const tally__state *st) {
   for (int col = 0; col < 10; col++) {
     sb_param(b, 20 + col);
@@ -271,6 +299,7 @@ static void compute_leaves(tally__batch *b, const tally__state *st) {
   for (uint32_t k = 0; k < b->op_count; k++) {
     const tally__op *op = &b->ops[k];
     if (op->type != TALLY__OP_TRANSFER) continue;
+    b->xfer[b->transfer_count] = k;
     tally__receipt_fields f = {
         .transfer_id = op->transfer_id, .batch_id = b->id, .kind = op->kind, .qty = op->qty,
         .amount_minor = op->amount, .ref_transfer = op->ref_transfer,
@@ -326,6 +355,36 @@ int tally__batch_seal(tally__batch *b, tally__state *st, struct tally__signer *s
   render_transfers(b, st);
   render_consents_roles(b, st);
   render_legs(b, st);
+  render_request_fps(b, st);
   b->phase = TALLY__BATCH_SEALED;
   return TALLY_OK;
+}
+
+const char *tally__batch_keys_param(tally__batch *b, const tally__state *st) {
+  size_t n = 0;
+  b->keys_text[n++] = '{';
+  for (uint32_t i = 0; i < b->transfer_count; i++) {
+    const char *key = st->keys[b->ops[b->xfer[i]].key_slot].key;
+    assert(n + 2 * strlen(key) + 4 < b->keys_cap);
+    if (i) b->keys_text[n++] = ',';
+    b->keys_text[n++] = '"';
+    for (const char *c = key; *c; c++) {
+      if (*c == '"' || *c == '\\') b->keys_text[n++] = '\\';
+      b->keys_text[n++] = *c;
+    }
+    b->keys_text[n++] = '"';
+  }
+  b->keys_text[n++] = '}';
+  b->keys_text[n] = 0;
+  return b->keys_text;
+}
+
+int32_t tally__batch_find_transfer(const tally__batch *b, uint64_t transfer_id) {
+  uint32_t lo = 0, hi = b->transfer_count;
+  while (lo < hi) {
+    uint32_t mid = lo + (hi - lo) / 2;
+    if (b->ops[b->xfer[mid]].transfer_id < transfer_id) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo < b->transfer_count && b->ops[b->xfer[lo]].transfer_id == transfer_id ? (int32_t)lo : -1;
 }

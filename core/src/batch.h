@@ -17,7 +17,7 @@
 #include "state.h"
 
 enum {
-  TALLY__BATCH_PARAMS = 41,
+  TALLY__BATCH_PARAMS = 42,
   TALLY__BATCH_ROWS_MAX = 1024, /* catalog rows (accounts, items, ...) per batch */
   TALLY__BATCH_OP_TEXT_BYTES = 640,
   TALLY__BATCH_ROW_TEXT_BYTES = 640,
@@ -50,7 +50,15 @@ typedef struct tally__batch {
   char *text;
   size_t text_len, text_cap;
   const char *params[TALLY__BATCH_PARAMS];
-  bool inflight;      /* sent, answer not yet in */
+  bool inflight;        /* sent, answer not yet in */
+  bool maybe_committed; /* a send's outcome was lost: settle by key lookup, never fail blind */
+  uint32_t *xfer;       /* indices of the transfer ops, in transfer-id order */
+  uint64_t *found_id;   /* per transfer op: id the ledger holds for its key (0 = none) */
+  uint64_t *found_fp;   /* per transfer op: that transfer's request fingerprint */
+  uint8_t *inserted;    /* per transfer op: inserted by the last statement */
+  bool looked_up;       /* found_* hold a complete key lookup */
+  char *keys_text;      /* "{k1,k2,...}" for the key lookup */
+  size_t keys_cap;
   uint32_t retries;   /* serialization failures so far */
   uint64_t sealed_mono_ms;
 } tally__batch;
@@ -70,5 +78,11 @@ int tally__batch_seal(tally__batch *b, tally__state *st, struct tally__signer *s
 /* The statement that writes a sealed batch; it returns the ids of the
  * transfers it inserted. */
 extern const char tally__batch_sql[];
+/* Looks up every key of the batch: rows (idem_key, id, request_fp). */
+extern const char tally__batch_lookup_sql[];
+/* Renders the batch's keys into keys_text for tally__batch_lookup_sql. */
+const char *tally__batch_keys_param(tally__batch *b, const tally__state *st);
+/* Index (into xfer) of the transfer op with this id, or -1. */
+int32_t tally__batch_find_transfer(const tally__batch *b, uint64_t transfer_id);
 
 #endif

@@ -84,6 +84,7 @@ void tally__cmd_ack_after_commit(tally__cmd *c, const char *fmt, ...) {
   }
   memset(op, 0, sizeof *op);
   op->type = TALLY__OP_ACK;
+  c->e->ops_pending++; /* its answer needs room in the effects ring too */
   op->req_id = c->cmd->req_id;
   snprintf(op->origin, sizeof op->origin, "%s", c->cmd->origin);
   snprintf(op->channel, sizeof op->channel, "%s", c->cmd->channel);

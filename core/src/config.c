@@ -130,6 +130,15 @@ int tally_config_check(const tally_config *cfg, char *err, size_t err_len) {
     return cfg_fail(err, err_len, "config currency: 1 to 16 characters");
   if (cfg->batch_max > cfg->queue_depth)
     return cfg_fail(err, err_len, "config batch_max: must not exceed queue_depth");
+  /* Operations in flight (open + sealed batches) must never reach the oldest
+   * remembered key or purchase, which the rings overwrite. */
+  uint64_t in_flight = (uint64_t)cfg->batch_max * (cfg->writers + 1);
+  if ((uint64_t)cfg->keys_max / 2 < in_flight)
+    return cfg_fail(err, err_len, "config keys_max: must be at least 2 x batch_max x (writers + 1) = %llu",
+                    (unsigned long long)(2 * in_flight));
+  if ((uint64_t)cfg->purchases_max < 2 * in_flight)
+    return cfg_fail(err, err_len, "config purchases_max: must be at least 2 x batch_max x (writers + 1) = %llu",
+                    (unsigned long long)(2 * in_flight));
   for (size_t i = 0; i < CFG_COUNT; i++) {
     const cfg_entry *e = &cfg_table[i];
     const char *base = (const char *)cfg + e->offset;

@@ -90,15 +90,15 @@ int tally__check_stock(const tally__item *it, uint32_t qty) {
 int tally__decide_buy(tally__state *st, const tally__decide_ctx *ctx, uint32_t buyer,
                       uint32_t item, uint32_t qty, tally__op *op) {
   assert(buyer < st->account_count && item < st->item_count && ctx->key);
-  tally__item *it = &st->items[item];
-  int64_t amount;
   if (qty == 0 || qty > TALLY__QTY_MAX) return TALLY_EBAD_QTY;
-  if (!tally__mul_i64(it->price, qty, &amount)) return TALLY_EOVERFLOW;
-  /* The key first: a replay gets its first answer even if the item has
-   * sold out or the price changed since (I3). */
-  uint64_t fp = tally__transfer_fingerprint(TALLY__TRANSFER_PURCHASE, buyer, item, qty, amount);
+  /* The key first, over the request as typed: a replay gets its first
+   * answer even if the item sold out or its price changed since (I3). */
+  uint64_t fp = tally__transfer_fingerprint(TALLY__TRANSFER_PURCHASE, buyer, item, qty, 0);
   int rc = key_check(st, ctx, fp);
   if (rc) return rc;
+  tally__item *it = &st->items[item];
+  int64_t amount;
+  if (!tally__mul_i64(it->price, qty, &amount)) return TALLY_EOVERFLOW;
   if ((rc = tally__check_stock(it, qty))) return rc;
   if (it->creator == buyer) return TALLY_ESELF;
   tally__account *a = &st->accounts[buyer];
@@ -124,10 +124,10 @@ int tally__decide_tip(tally__state *st, const tally__decide_ctx *ctx, uint32_t f
                       uint32_t to, int64_t amount, tally__op *op) {
   assert(from < st->account_count && to < st->account_count && amount > 0);
   if (from == to) return TALLY_ESELF;
-  if (st->accounts[to].kind != TALLY__ACCOUNT_USER) return TALLY_EUNKNOWN_ACCOUNT;
   uint64_t fp = tally__transfer_fingerprint(TALLY__TRANSFER_TIP, from, to, 0, amount);
   int rc = key_check(st, ctx, fp);
   if (rc) return rc;
+  if (st->accounts[to].kind != TALLY__ACCOUNT_USER) return TALLY_EUNKNOWN_ACCOUNT;
   tally__account *a = &st->accounts[from];
   if ((rc = spend_check(st, a, ctx->wall_ms, amount))) return rc;
   op_start(st, ctx, op, TALLY__TRANSFER_TIP, from, amount, fp);
@@ -145,25 +145,42 @@ static int64_t fee_share(int64_t fee, int64_t part, int64_t whole) {
   return (int64_t)(((__int128)fee * part) / whole);
 }
 
+/* A purchase this close to the oldest end of the ring could be forgotten
+ * while its refund is in flight: too old to refund from memory. */
+static bool purchase_near_eviction(const tally__state *st, uint32_t slot) {
+  uint32_t max = st->cfg->purchases_max;
+  if (st->purchase_next < max) return false;
+  uint32_t oldest = st->purchase_next % max;
+  uint32_t age_rank = (slot + max - oldest) % max; /* 0 = the oldest */
+  return age_rank < tally__ops_in_flight_max(st->cfg);
+}
+
 int tally__decide_refund(tally__state *st, const tally__decide_ctx *ctx, uint32_t requester,
-                         uint64_t receipt, int64_t amount, tally__op *op) {
+                         uint64_t receipt, int64_t amount_typed, tally__op *op) {
+  uint64_t fp = tally__transfer_fingerprint(TALLY__TRANSFER_REFUND, requester, 0, receipt, amount_typed);
+  int rc = key_check(st, ctx, fp);
+  if (rc) return rc;
   uint32_t slot = tally__purchase_find(st, receipt);
   if (slot == TALLY__NONE) return TALLY_EUNKNOWN_RECEIPT;
   tally__purchase *p = &st->purchases[slot];
   if (p->buyer != requester) return TALLY_ENOT_YOURS;
   if (!p->committed) return TALLY_EPENDING;
   const tally__item *it = &st->items[p->item];
-  if (ctx->wall_ms - p->created_ms > (int64_t)it->refund_window_s * 1000) return TALLY_EREFUND_WINDOW;
+  if (ctx->wall_ms - p->created_ms > (int64_t)it->refund_window_s * 1000 ||
+      purchase_near_eviction(st, slot))
+    return TALLY_EREFUND_WINDOW;
   int64_t done = p->refunded + p->refund_held;
   int64_t remaining = p->amount - done;
-  if (amount == 0) amount = remaining;
+  int64_t amount = amount_typed == 0 ? remaining : amount_typed;
   if (amount <= 0 || amount > remaining) return TALLY_EREFUND_EXCEEDS;
-  uint64_t fp = tally__transfer_fingerprint(TALLY__TRANSFER_REFUND, requester, 0, receipt, amount);
-  int rc = key_check(st, ctx, fp);
-  if (rc) return rc;
-  /* The fee is returned in proportion, cumulatively, so that a full refund in
-   * any number of parts returns exactly the fee that was taken. */
-  int64_t fee_part = fee_share(p->fee, done + amount, p->amount) - fee_share(p->fee, done, p->amount);
+  /* The fee comes back in proportion, cumulatively, so that a full refund in
+   * any number of parts returns exactly the fee that was taken; counted
+   * against what earlier parts (committed or in flight) already returned. */
+  int64_t fee_before = p->fee_refunded + p->fee_held;
+  int64_t fee_part = fee_share(p->fee, done + amount, p->amount) - fee_before;
+  if (fee_part < 0) fee_part = 0;
+  if (fee_part > amount) fee_part = amount;
+  if (fee_part > p->fee - fee_before) fee_part = p->fee - fee_before;
   int64_t creator_part = amount - fee_part;
   uint32_t creator = it->creator, fees = st->fees;
   if (tally__account_available(&st->accounts[creator]) < creator_part ||
@@ -187,8 +204,10 @@ int tally__decide_grant(tally__state *st, const tally__decide_ctx *ctx, uint32_t
   uint64_t fp = tally__transfer_fingerprint(TALLY__TRANSFER_GRANT, to, 0, 0, amount);
   int rc = key_check(st, ctx, fp);
   if (rc) return rc;
-  int64_t after;
-  if (!tally__add_i64(st->accounts[to].balance, amount, &after)) return TALLY_EOVERFLOW;
+  /* Everything ever granted (committed or in flight) stays under the money
+   * supply bound, so no balance can overflow. */
+  int64_t granted = -st->accounts[st->external].balance + st->grants_pending;
+  if (amount > TALLY__MONEY_SUPPLY_MAX - granted) return TALLY_EOVERFLOW;
   op_start(st, ctx, op, TALLY__TRANSFER_GRANT, to, amount, fp);
   op_leg(op, st->external, -amount);
   op_leg(op, to, amount);

@@ -101,30 +101,45 @@ tally__batch *tally__engine_open_batch(tally__engine *e) {
   return NULL;
 }
 
-/* Seals the open batch and gives it to an idle writer, if there is one. */
+static tally__writer *idle_writer(tally__engine *e) {
+  for (uint32_t k = 0; k < e->cfg.writers; k++)
+    if (e->writers[k].state == TALLY__WRITER_IDLE) return &e->writers[k];
+  return NULL;
+}
+
+static void send_batch(tally__engine *e, tally__writer *w, tally__batch *b) {
+  b->inflight = true;
+  if (tally__writer_send_batch(w, b) != TALLY_OK) b->inflight = false;
+  (void)e;
+}
+
+/* Gives sealed batches waiting to be (re)sent to idle writers first, oldest
+ * batch id first, then seals the open batch if a writer is still idle. */
 void tally__engine_flush(tally__engine *e) {
   if (!e->ready) return;
-  for (uint32_t i = 0; i < e->batch_slots; i++) {
-    tally__batch *b = &e->batches[i];
-    bool waiting = b->phase == TALLY__BATCH_SEALED && !b->inflight;
-    bool open_with_work = b->phase == TALLY__BATCH_OPEN &&
-                          (b->op_count > 0 || e->st.dirty_account_count || e->st.dirty_item_count);
-    if (!waiting && !open_with_work) continue;
-    tally__writer *idle = NULL;
-    for (uint32_t k = 0; k < e->cfg.writers; k++)
-      if (e->writers[k].state == TALLY__WRITER_IDLE) idle = &e->writers[k];
-    if (!idle) return;
-    if (open_with_work) {
-      int rc = tally__batch_seal(b, &e->st, e->signer, tally__now_mono_ms(e), tally__now_wall_ms());
-      if (rc) {
-        tally__engine_batch_failed(e, b, "signing failed");
-        continue;
-      }
-      if (e->open == b) e->open = NULL;
+  for (;;) {
+    tally__batch *oldest = NULL;
+    for (uint32_t i = 0; i < e->batch_slots; i++) {
+      tally__batch *b = &e->batches[i];
+      if (b->phase == TALLY__BATCH_SEALED && !b->inflight && (!oldest || b->id < oldest->id)) oldest = b;
     }
-    b->inflight = true;
-    if (tally__writer_send_batch(idle, b) != TALLY_OK) b->inflight = false;
+    tally__writer *w = oldest ? idle_writer(e) : NULL;
+    if (!w) break;
+    send_batch(e, w, oldest);
+    if (!oldest->inflight) return; /* the writer broke; try again later */
   }
+  tally__batch *open = e->open;
+  bool work = open && open->phase == TALLY__BATCH_OPEN &&
+              (open->op_count > 0 || e->st.dirty_account_count || e->st.dirty_item_count);
+  tally__writer *w = work ? idle_writer(e) : NULL;
+  if (!w) return;
+  int rc = tally__batch_seal(open, &e->st, e->signer, tally__now_mono_ms(e), tally__now_wall_ms());
+  e->open = NULL;
+  if (rc) {
+    tally__engine_batch_failed(e, open, "signing failed");
+    return;
+  }
+  send_batch(e, w, open);
 }
 
 static void rows_committed(tally__engine *e, const tally__batch *b) {
@@ -159,58 +174,50 @@ static void rows_committed(tally__engine *e, const tally__batch *b) {
   st->dirty_item_count = n;
 }
 
-/* Was transfer `id` among the rows the statement inserted? Ids come back in
- * any order; batches are at most a few thousand, so a scan per miss is fine
- * because misses are rare, and hits are checked in one merged pass. */
-static bool id_in(const PGresult *r, uint64_t id) {
-  for (int i = 0; r && i < PQntuples(r); i++)
-    if (strtoull(PQgetvalue(r, i, 0), NULL, 10) == id) return true;
-  return false;
-}
-
-static uint64_t lookup_key(const PGresult *r, const char *key) {
-  for (int i = 0; r && i < PQntuples(r); i++)
-    if (strcmp(PQgetvalue(r, i, 0), key) == 0) return strtoull(PQgetvalue(r, i, 1), NULL, 10);
-  return 0;
-}
-
 static void op_committed(tally__engine *e, tally__batch *b, tally__op *op);
 
-void tally__engine_batch_done(tally__engine *e, tally__batch *b, const PGresult *inserted,
-                              const PGresult *lookup) {
-  bool all = inserted && (uint32_t)PQntuples(inserted) == b->transfer_count;
+/* A transfer the ledger does not hold as ours: a duplicate key, or (after a
+ * complete lookup) a transfer that never committed. */
+static void op_not_ours(tally__engine *e, tally__batch *b, uint32_t k) {
+  tally__op *op = &b->ops[b->xfer[k]];
+  tally__key *key = &e->st.keys[op->key_slot];
+  uint64_t existing = b->found_id[k];
+  tally__op_release(&e->st, op);
+  e->ops_pending--;
+  if (existing && b->found_fp[k] == key->fingerprint) {
+    /* The same request was recorded earlier (the key had left memory): its
+     * first answer. */
+    key->transfer_id = existing;
+    key->state = TALLY__KEY_DONE;
+    if (op->origin[0])
+      tally__emit(e, TALLY_EFFECT_REPLY, TALLY_OK, op->req_id, existing, op->origin, op->channel,
+                  "Already done earlier: receipt on record");
+  } else if (existing) {
+    tally__key_forget(&e->st, op->key_slot);
+    if (op->origin[0])
+      tally__emit(e, TALLY_EFFECT_REPLY, TALLY_EKEY_MISMATCH, op->req_id, 0, op->origin, op->channel,
+                  tally_strerror(TALLY_EKEY_MISMATCH));
+  } else {
+    assert(b->looked_up); /* "not charged" only when the ledger was asked */
+    tally__key_forget(&e->st, op->key_slot);
+    if (op->origin[0])
+      tally__emit(e, TALLY_EFFECT_REPLY, TALLY_EFAILED, op->req_id, 0, op->origin, op->channel,
+                  tally_strerror(TALLY_EFAILED));
+  }
+}
+
+void tally__engine_batch_done(tally__engine *e, tally__batch *b) {
   rows_committed(e, b);
   for (uint32_t k = 0; k < b->op_count; k++) {
     tally__op *op = &b->ops[k];
-    if (op->type == TALLY__OP_ACK) {
-      tally__emit(e, TALLY_EFFECT_REPLY, TALLY_OK, op->req_id, 0, op->origin, op->channel, op->note);
-      continue;
-    }
-    if (all || id_in(inserted, op->transfer_id)) {
-      op_committed(e, b, op);
-      continue;
-    }
-    /* Not inserted: its key (or id) was already taken. Ours from an earlier
-     * attempt of this very batch means it committed then; anything else is a
-     * duplicate of an older transfer, which must not be applied again. */
-    tally__key *key = &e->st.keys[op->key_slot];
-    uint64_t existing = lookup_key(lookup, key->key);
-    if (existing == op->transfer_id) {
-      op_committed(e, b, op);
-      continue;
-    }
-    tally__op_release(&e->st, op);
+    if (op->type != TALLY__OP_ACK) continue;
     e->ops_pending--;
-    if (existing) {
-      key->transfer_id = existing;
-      key->state = TALLY__KEY_DONE;
-      tally__emit(e, TALLY_EFFECT_REPLY, TALLY_OK, op->req_id, existing, op->origin, op->channel,
-                  "already done earlier: receipt on record");
-    } else {
-      tally__key_forget(&e->st, op->key_slot);
-      tally__emit(e, TALLY_EFFECT_REPLY, TALLY_EFAILED, op->req_id, 0, op->origin, op->channel,
-                  tally_strerror(TALLY_EFAILED));
-    }
+    tally__emit(e, TALLY_EFFECT_REPLY, TALLY_OK, op->req_id, 0, op->origin, op->channel, op->note);
+  }
+  for (uint32_t k = 0; k < b->transfer_count; k++) {
+    tally__op *op = &b->ops[b->xfer[k]];
+    if (b->inserted[k] || b->found_id[k] == op->transfer_id) op_committed(e, b, op);
+    else op_not_ours(e, b, k);
   }
   atomic_fetch_add_explicit(&e->n_batches, 1, memory_order_relaxed);
   tally__batch_reset(b);
@@ -258,14 +265,15 @@ static void op_committed(tally__engine *e, tally__batch *b, tally__op *op) {
 void tally__engine_batch_failed(tally__engine *e, tally__batch *b, const char *why) {
   for (uint32_t k = 0; k < b->op_count; k++) {
     tally__op *op = &b->ops[k];
+    e->ops_pending--;
     if (op->type == TALLY__OP_TRANSFER) {
       tally__op_release(&e->st, op);
       tally__key_forget(&e->st, op->key_slot);
-      e->ops_pending--;
       atomic_fetch_add_explicit(&e->n_buys_refused, 1, memory_order_relaxed);
     }
-    tally__emit(e, TALLY_EFFECT_REPLY, TALLY_EFAILED, op->req_id, 0, op->origin, op->channel,
-                tally_strerror(TALLY_EFAILED));
+    if (op->origin[0])
+      tally__emit(e, TALLY_EFFECT_REPLY, TALLY_EFAILED, op->req_id, 0, op->origin, op->channel,
+                  tally_strerror(TALLY_EFAILED));
   }
   fprintf(stderr, "tally: batch %llu failed: %s\n", (unsigned long long)b->id, why);
   if (e->open == b) e->open = NULL;

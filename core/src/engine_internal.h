@@ -24,6 +24,7 @@ enum {
   TALLY__WRITERS_MAX = 4,
   TALLY__TICK_MS = 20,
   TALLY__RECONNECT_MS = 500,
+  TALLY__CONNECT_TIMEOUT_MS = 5000,
   TALLY__RETRY_MAX = 5,            /* serialization failures before giving up */
   TALLY__EFFECTS_PER_EVENT_MAX = 24, /* effects one command may emit at once */
   TALLY__GRANT_POLL_MS = 1000,
@@ -38,6 +39,8 @@ typedef enum writer_state {
   TALLY__WRITER_BATCH,   /* a batch statement in flight */
   TALLY__WRITER_RESOLVE, /* looking up already-taken keys of its batch */
   TALLY__WRITER_GRANTS,  /* polling grant_requests */
+  TALLY__WRITER_CONNECTING, /* PQconnectPoll in progress (reconnects) */
+  TALLY__WRITER_SETUP,      /* session set-up query (writer 0: the advisory lock) */
 } writer_state;
 
 typedef struct tally__writer {
@@ -49,8 +52,8 @@ typedef struct tally__writer {
   writer_state state;
   tally__batch *batch;
   PGresult *result;   /* first result of the current query */
-  PGresult *inserted; /* a batch's insert result while its keys are resolved */
-  uint64_t down_since_ms, next_connect_ms;
+  uint64_t down_since_ms, next_connect_ms, connect_deadline_ms;
+  int poll_fd;
 } tally__writer;
 
 struct tally_engine {
@@ -108,8 +111,11 @@ tally__batch *tally__engine_open_batch(tally__engine *e);
 void tally__engine_flush(tally__engine *e);
 /* Wakes the host if effects were emitted since the last wake. */
 void tally__signal_host(tally__engine *e);
-void tally__engine_batch_done(tally__engine *e, tally__batch *b, const PGresult *inserted,
-                              const PGresult *lookup);
+/* Settles a batch from its per-op `inserted` and `found_*` arrays: what the
+ * ledger holds under our id committed; a key held by another transfer is a
+ * duplicate (first answer, or refused when its request differs); anything
+ * else is reported failed only after a complete lookup. */
+void tally__engine_batch_done(tally__engine *e, tally__batch *b);
 void tally__engine_batch_failed(tally__engine *e, tally__batch *b, const char *why);
 size_t tally__format_amount(const tally__engine *e, int64_t minor, char *out, size_t n);
 

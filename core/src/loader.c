@@ -148,10 +148,11 @@ static int load_purchases(loader *l, int64_t now_ms) {
                   "  WHERE kind = 1 AND created_ms >= $1::bigint ORDER BY id DESC LIMIT $2::int),"
                   " f AS (SELECT e.transfer_id, e.amount_minor FROM entries e JOIN p ON p.id = e.transfer_id"
                   "  WHERE e.account_id = 1),"
-                  " r AS (SELECT ref_transfer, sum(amount_minor) AS s FROM transfers WHERE kind = 3"
-                  "  GROUP BY ref_transfer)"
+                  " r AS (SELECT t.ref_transfer, sum(t.amount_minor) AS s, coalesce(sum(-e.amount_minor), 0) AS fs"
+                  "  FROM transfers t LEFT JOIN entries e ON e.transfer_id = t.id AND e.account_id = 1"
+                  "  WHERE t.kind = 3 GROUP BY t.ref_transfer)"
                   " SELECT p.id, p.account_id, p.item_id, p.amount_minor, p.created_ms,"
-                  "  coalesce(f.amount_minor, 0), coalesce(r.s, 0)"
+                  "  coalesce(f.amount_minor, 0), coalesce(r.s, 0), coalesce(r.fs, 0)"
                   " FROM p LEFT JOIN f ON f.transfer_id = p.id LEFT JOIN r ON r.ref_transfer = p.id"
                   " ORDER BY p.id",
                   2, params);
@@ -161,15 +162,16 @@ static int load_purchases(loader *l, int64_t now_ms) {
     if (buyer == TALLY__NONE || item == TALLY__NONE) continue;
     tally__purchase p = {.transfer_id = (uint64_t)col_i64(r, i, 0), .buyer = buyer, .item = item,
                          .amount = col_i64(r, i, 3), .created_ms = col_i64(r, i, 4),
-                         .fee = col_i64(r, i, 5), .refunded = col_i64(r, i, 6), .committed = true};
+                         .fee = col_i64(r, i, 5), .refunded = col_i64(r, i, 6),
+                         .fee_refunded = col_i64(r, i, 7), .committed = true};
     tally__purchase_add(st, &p);
   }
   PQclear(r);
   return TALLY_OK;
 }
 
-/* Idempotency keys of the last day, with fingerprints rebuilt from the rows
- * so a replayed command with other parameters is still refused. */
+/* Idempotency keys of the last day, with the fingerprints of their
+ * requests, so a replayed command with other parameters is still refused. */
 static int load_keys(loader *l, int64_t now_ms) {
   tally__state *st = &l->e->st;
   char since[24], limit[24];
@@ -177,22 +179,14 @@ static int load_keys(loader *l, int64_t now_ms) {
   snprintf(limit, sizeof limit, "%u", st->cfg->keys_max / 2);
   const char *params[2] = {since, limit};
   PGresult *r = q(l,
-                  "SELECT * FROM (SELECT idem_key, id, kind, account_id, coalesce(counterparty_id, 0),"
-                  " coalesce(item_id, 0), qty, amount_minor, coalesce(ref_transfer, 0), created_ms"
-                  " FROM transfers WHERE created_ms >= $1::bigint ORDER BY id DESC LIMIT $2::int) k"
-                  " ORDER BY id",
+                  "SELECT * FROM (SELECT idem_key, id, request_fp, created_ms FROM transfers"
+                  " WHERE created_ms >= $1::bigint ORDER BY id DESC LIMIT $2::int) k ORDER BY id",
                   2, params);
   if (!r) return TALLY_EDB;
   for (int i = 0; i < PQntuples(r); i++) {
-    uint32_t kind = (uint32_t)col_i64(r, i, 2), acc = acc_index(l, col_i64(r, i, 3));
-    uint32_t cp = acc_index(l, col_i64(r, i, 4)), item = item_index(l, col_i64(r, i, 5));
-    uint64_t fp = tally__transfer_fingerprint(kind, acc, kind == TALLY__TRANSFER_PURCHASE ? item : cp,
-                                              kind == TALLY__TRANSFER_PURCHASE ? (uint64_t)col_i64(r, i, 6)
-                                                                               : (uint64_t)col_i64(r, i, 8),
-                                              col_i64(r, i, 7));
     if (strlen(PQgetvalue(r, i, 0)) > TALLY__KEY_BYTES_MAX) continue;
-    tally__key_add(st, PQgetvalue(r, i, 0), fp, (uint64_t)col_i64(r, i, 1), TALLY__KEY_DONE,
-                   col_i64(r, i, 9));
+    tally__key_add(st, PQgetvalue(r, i, 0), (uint64_t)col_i64(r, i, 2), (uint64_t)col_i64(r, i, 1),
+                   TALLY__KEY_DONE, col_i64(r, i, 3));
   }
   PQclear(r);
   return TALLY_OK;

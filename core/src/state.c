@@ -210,7 +210,11 @@ void tally__op_hold(tally__state *st, const tally__op *op) {
     it->held += (int32_t)op->qty;
     assert(it->stock < 0 || it->sold + it->held <= it->stock);
   }
-  if (op->kind == TALLY__TRANSFER_REFUND) st->purchases[op->purchase_slot].refund_held += op->amount;
+  if (op->kind == TALLY__TRANSFER_REFUND) {
+    st->purchases[op->purchase_slot].refund_held += op->amount;
+    st->purchases[op->purchase_slot].fee_held += op->fee;
+  }
+  if (op->kind == TALLY__TRANSFER_GRANT) st->grants_pending += op->amount;
 }
 
 void tally__op_commit(tally__state *st, const tally__op *op) {
@@ -236,8 +240,12 @@ void tally__op_commit(tally__state *st, const tally__op *op) {
     tally__purchase *p = &st->purchases[op->purchase_slot];
     p->refund_held -= op->amount;
     p->refunded += op->amount;
+    p->fee_held -= op->fee;
+    p->fee_refunded += op->fee;
     assert(p->refund_held >= 0 && p->refunded <= p->amount);
+    assert(p->fee_held >= 0 && p->fee_refunded <= p->fee);
   }
+  if (op->kind == TALLY__TRANSFER_GRANT) st->grants_pending -= op->amount;
 }
 
 void tally__op_release(tally__state *st, const tally__op *op) {
@@ -250,16 +258,24 @@ void tally__op_release(tally__state *st, const tally__op *op) {
     assert(a->held >= 0);
   }
   tally__account *payer = &st->accounts[op->account];
+  /* Clamped: a wall clock that jumped over midnight and back may have
+   * reset the day's total since this op was decided. */
   if ((op->kind == TALLY__TRANSFER_PURCHASE || op->kind == TALLY__TRANSFER_TIP) &&
       payer->spent_day == tally__utc_day(op->created_ms))
-    payer->spent_today -= op->amount;
+    payer->spent_today = payer->spent_today > op->amount ? payer->spent_today - op->amount : 0;
   if (op->kind == TALLY__TRANSFER_PURCHASE) {
     tally__item *it = &st->items[op->item];
     it->held -= (int32_t)op->qty;
     assert(it->held >= 0);
     tally__purchase_forget(st, op->purchase_slot);
   }
-  if (op->kind == TALLY__TRANSFER_REFUND) st->purchases[op->purchase_slot].refund_held -= op->amount;
+  if (op->kind == TALLY__TRANSFER_REFUND) {
+    st->purchases[op->purchase_slot].refund_held -= op->amount;
+    st->purchases[op->purchase_slot].fee_held -= op->fee;
+  }
+  if (op->kind == TALLY__TRANSFER_GRANT) st->grants_pending -= op->amount;
 }
+
+uint32_t tally__ops_in_flight_max(const tally_config *cfg) { return cfg->batch_max * (cfg->writers + 1); }
 
 int32_t tally__utc_day(int64_t wall_ms) { return (int32_t)(wall_ms / 86400000); }

@@ -42,6 +42,9 @@ enum {
 };
 enum { TALLY__ACCOUNT_FEES_ID = 1, TALLY__ACCOUNT_EXTERNAL_ID = 2 };
 #define TALLY__NONE UINT32_MAX
+/* All credits ever granted stay below this, so no balance, and no sum of two
+ * balances, can overflow int64. */
+#define TALLY__MONEY_SUPPLY_MAX (INT64_C(1) << 62)
 
 typedef struct tally__account {
   uint64_t id;
@@ -80,6 +83,8 @@ typedef struct tally__purchase {
   int64_t amount, fee;
   int64_t refunded;      /* committed refunds */
   int64_t refund_held;   /* refunds in flight */
+  int64_t fee_refunded;  /* fee returned by committed refunds */
+  int64_t fee_held;      /* fee returned by refunds in flight */
   int64_t created_ms;
   bool committed, live;
 } tally__purchase;
@@ -153,6 +158,7 @@ typedef struct tally__state {
   uint32_t *dirty_accounts, dirty_account_count;
   uint32_t *dirty_items, dirty_item_count;
   uint32_t fees, external; /* indices of sys:fees and sys:external */
+  int64_t grants_pending;  /* grants decided, not yet committed */
   uint64_t next_id; /* every id the engine assigns: accounts, items, transfers, batches */
   uint64_t consent_seq;
 } tally__state;
@@ -191,6 +197,10 @@ void tally__purchase_forget(tally__state *st, uint32_t slot);
 void tally__op_hold(tally__state *st, const tally__op *op);
 void tally__op_commit(tally__state *st, const tally__op *op);
 void tally__op_release(tally__state *st, const tally__op *op);
+
+/* Operations that can be in flight at once (open + sealed batches): the
+ * key and purchase rings must be larger than this (tally_config_check). */
+uint32_t tally__ops_in_flight_max(const tally_config *cfg);
 
 /* UTC day number of a wall-clock time in ms. */
 int32_t tally__utc_day(int64_t wall_ms);

@@ -18,6 +18,8 @@
 
 static void writer_on_io(uv_poll_t *h, int status, int events);
 
+#define TALLY__LOCK_SQL "SELECT pg_try_advisory_lock(7999001)"
+
 static void writer_watch(tally__writer *w) {
   int events = UV_READABLE | (w->want_write ? UV_WRITABLE : 0);
   uv_poll_start(&w->poll, events, writer_on_io);
@@ -38,15 +40,32 @@ void tally__writer_close(tally__writer *w) {
     w->poll_closing = true;
   }
   if (w->result) PQclear(w->result);
-  if (w->inserted) PQclear(w->inserted);
-  w->result = w->inserted = NULL;
+  w->result = NULL;
   if (w->conn) PQfinish(w->conn);
   w->conn = NULL;
   w->state = TALLY__WRITER_DOWN;
 }
 
-/* Blocking connect; runs on the engine thread only at start and on
- * reconnect, with connect_timeout bounding the wait. */
+/* Session settings ride in the startup packet, so a connection needs no
+ * set-up round trip; they come first so that the admin's DSN overrides. */
+static const char *const connect_keys[] = {"options", "dbname", "connect_timeout", "application_name", NULL};
+static const char *connect_vals(const tally__engine *e, int i) {
+  static const char options[] = "-c synchronous_commit=on -c client_min_messages=warning";
+  return i == 0 ? options : i == 1 ? e->dsn : i == 2 ? "3" : "tally-engine";
+}
+
+static bool start_watching(tally__writer *w) {
+  if (PQsetnonblocking(w->conn, 1) != 0 || uv_poll_init(&w->engine->loop, &w->poll, PQsocket(w->conn)))
+    return false;
+  w->poll.data = w;
+  w->poll_live = true;
+  w->poll_fd = PQsocket(w->conn);
+  return true;
+}
+
+/* Blocking connect, used only for the engine's first start (which loads
+ * its state with blocking queries anyway); reconnects use
+ * tally__writer_reconnect_start, which never blocks. */
 int tally__writer_connect(tally__writer *w, char *err, size_t err_len) {
   tally__engine *e = w->engine;
   tally__writer_close(w);
@@ -54,20 +73,17 @@ int tally__writer_connect(tally__writer *w, char *err, size_t err_len) {
     snprintf(err, err_len, "connect: previous connection still closing");
     return TALLY_EDB;
   }
-  const char *keys[] = {"dbname", "connect_timeout", "application_name", NULL};
-  const char *vals[] = {e->dsn, "3", "tally-engine", NULL};
-  w->conn = PQconnectdbParams(keys, vals, 1);
+  const char *vals[5] = {connect_vals(e, 0), connect_vals(e, 1), connect_vals(e, 2), connect_vals(e, 3), NULL};
+  w->conn = PQconnectdbParams(connect_keys, vals, 1);
   if (!w->conn || PQstatus(w->conn) != CONNECTION_OK) {
     snprintf(err, err_len, "connect: %s", w->conn ? PQerrorMessage(w->conn) : "out of memory");
     tally__writer_close(w);
     return TALLY_EDB;
   }
-  PGresult *r = PQexec(w->conn, "SET synchronous_commit = on; SET client_min_messages = warning");
-  PQclear(r);
   if (w->index == 0) {
     /* One engine per database: it is the single writer of stock and
      * balances. Held for the session, so it follows writer 0's connection. */
-    r = PQexec(w->conn, "SELECT pg_try_advisory_lock(7999001)");
+    PGresult *r = PQexec(w->conn, TALLY__LOCK_SQL);
     bool locked = PQresultStatus(r) == PGRES_TUPLES_OK && PQgetvalue(r, 0, 0)[0] == 't';
     PQclear(r);
     if (!locked) {
@@ -76,17 +92,66 @@ int tally__writer_connect(tally__writer *w, char *err, size_t err_len) {
       return TALLY_EDB;
     }
   }
-  if (PQsetnonblocking(w->conn, 1) != 0 || uv_poll_init(&e->loop, &w->poll, PQsocket(w->conn))) {
+  if (!start_watching(w)) {
     snprintf(err, err_len, "connect: cannot watch the connection");
     tally__writer_close(w);
     return TALLY_EDB;
   }
-  w->poll.data = w;
-  w->poll_live = true;
   w->want_write = false;
   writer_watch(w);
   w->state = TALLY__WRITER_IDLE;
   return TALLY_OK;
+}
+
+/* Starts a reconnect and returns at once; writer_connect_poll finishes it. */
+static int writer_reconnect_start(tally__writer *w, uint64_t now) {
+  tally__engine *e = w->engine;
+  tally__writer_close(w);
+  if (w->poll_closing) return TALLY_EDB;
+  const char *vals[5] = {connect_vals(e, 0), connect_vals(e, 1), connect_vals(e, 2), connect_vals(e, 3), NULL};
+  w->conn = PQconnectStartParams(connect_keys, vals, 1);
+  if (!w->conn || PQstatus(w->conn) == CONNECTION_BAD || !start_watching(w)) {
+    tally__writer_close(w);
+    return TALLY_EDB;
+  }
+  w->state = TALLY__WRITER_CONNECTING;
+  w->connect_deadline_ms = now + TALLY__CONNECT_TIMEOUT_MS;
+  w->want_write = true; /* PQconnectStart: wait for writable first */
+  writer_watch(w);
+  return TALLY_OK;
+}
+
+static void writer_broken(tally__writer *w, const char *why);
+
+static void writer_connect_poll(tally__writer *w) {
+  PostgresPollingStatusType ps = PQconnectPoll(w->conn);
+  if (ps == PGRES_POLLING_FAILED) {
+    writer_broken(w, PQerrorMessage(w->conn));
+    return;
+  }
+  if (PQsocket(w->conn) != w->poll_fd) {
+    writer_broken(w, "connection socket changed while connecting");
+    return;
+  }
+  if (ps != PGRES_POLLING_OK) {
+    w->want_write = ps == PGRES_POLLING_WRITING;
+    writer_watch(w);
+    return;
+  }
+  if (w->index != 0) {
+    w->state = TALLY__WRITER_IDLE;
+    w->want_write = false;
+    writer_watch(w);
+    fprintf(stderr, "tally: writer %d reconnected\n", w->index);
+    return;
+  }
+  if (!PQsendQuery(w->conn, TALLY__LOCK_SQL)) {
+    writer_broken(w, PQerrorMessage(w->conn));
+    return;
+  }
+  w->state = TALLY__WRITER_SETUP;
+  w->want_write = true;
+  writer_watch(w);
 }
 
 static int writer_send_flush(tally__writer *w) {
@@ -109,6 +174,7 @@ static void writer_broken(tally__writer *w, const char *why) {
      * among the sealed batches that tally__engine_flush sends). */
     b->phase = TALLY__BATCH_SEALED;
     b->inflight = false;
+    b->maybe_committed = true;
     atomic_fetch_add_explicit(&e->n_retries, 1, memory_order_relaxed);
   }
 }
@@ -122,40 +188,18 @@ int tally__writer_send_batch(tally__writer *w, tally__batch *b) {
   }
   w->state = TALLY__WRITER_BATCH;
   w->batch = b;
+  memset(b->inserted, 0, b->transfer_count);
+  memset(b->found_id, 0, b->transfer_count * sizeof *b->found_id);
+  b->looked_up = false;
   return writer_send_flush(w) == TALLY_OK ? TALLY_OK : TALLY_EDB;
 }
 
-/* After a batch: the keys of transfers that were not inserted. */
-static int writer_send_resolve(tally__writer *w, const PGresult *inserted) {
+/* Looks up every key of the batch, to settle which of its transfers the
+ * ledger holds (ours from an earlier attempt, or someone's older ones). */
+static int writer_send_lookup(tally__writer *w) {
   tally__batch *b = w->batch;
-  tally__engine *e = w->engine;
-  /* Render "{k1,k2,...}" into the batch's text buffer after its params. */
-  char *arr = b->text + b->text_len;
-  size_t cap = b->text_cap - b->text_len, n = 0;
-  arr[n++] = '{';
-  int count = 0;
-  for (uint32_t k = 0; k < b->op_count && count < TALLY__PENDING_IDS_MAX * 16; k++) {
-    const tally__op *op = &b->ops[k];
-    if (op->type != TALLY__OP_TRANSFER) continue;
-    bool found = false;
-    for (int i = 0; i < PQntuples(inserted) && !found; i++)
-      found = strtoull(PQgetvalue(inserted, i, 0), NULL, 10) == op->transfer_id;
-    if (found) continue;
-    const char *key = e->st.keys[op->key_slot].key;
-    if (n + 2 * strlen(key) + 4 >= cap) break;
-    if (count++) arr[n++] = ',';
-    arr[n++] = '"';
-    for (const char *s = key; *s; s++) {
-      if (*s == '"' || *s == '\\') arr[n++] = '\\';
-      arr[n++] = *s;
-    }
-    arr[n++] = '"';
-  }
-  arr[n++] = '}';
-  arr[n] = 0;
-  const char *params[1] = {arr};
-  if (!PQsendQueryParams(w->conn, "SELECT idem_key, id FROM transfers WHERE idem_key = ANY($1::text[])",
-                         1, NULL, params, NULL, NULL, 0))
+  const char *params[1] = {tally__batch_keys_param(b, &w->engine->st)};
+  if (!PQsendQueryParams(w->conn, tally__batch_lookup_sql, 1, NULL, params, NULL, NULL, 0))
     return TALLY_EDB;
   w->state = TALLY__WRITER_RESOLVE;
   b->phase = TALLY__BATCH_RESOLVING;
@@ -167,6 +211,71 @@ static bool retryable(const PGresult *r) {
   return code && (strcmp(code, "40001") == 0 || strcmp(code, "40P01") == 0);
 }
 
+/* The statement or the lookup failed (the connection is fine: a broken one
+ * goes through writer_broken). */
+static void batch_query_failed(tally__writer *w, tally__batch *b, const PGresult *r,
+                               writer_state was) {
+  tally__engine *e = w->engine;
+  w->batch = NULL;
+  bool again = r && retryable(r) && b->retries < TALLY__RETRY_MAX;
+  if (was == TALLY__WRITER_RESOLVE || again) {
+    /* A failed lookup leaves the outcome open; a retryable error is retried.
+     * Either way the batch goes out again, unchanged. */
+    b->retries++;
+    if (was == TALLY__WRITER_RESOLVE) b->maybe_committed = true;
+    b->phase = TALLY__BATCH_SEALED;
+    b->inflight = false;
+    atomic_fetch_add_explicit(&e->n_retries, 1, memory_order_relaxed);
+    return;
+  }
+  if (b->maybe_committed) {
+    /* This attempt rolled back, but an earlier one may have committed:
+     * settle by key lookup instead of failing blind (I7). */
+    memset(b->inserted, 0, b->transfer_count);
+    w->batch = b;
+    if (writer_send_lookup(w) != TALLY_OK) writer_broken(w, "lookup could not be sent");
+    return;
+  }
+  tally__engine_batch_failed(e, b, r ? PQresultErrorMessage(r) : "no result");
+}
+
+static void batch_statement_done(tally__writer *w, tally__batch *b, const PGresult *r) {
+  for (int i = 0; i < PQntuples(r); i++) {
+    int32_t k = tally__batch_find_transfer(b, strtoull(PQgetvalue(r, i, 0), NULL, 10));
+    assert(k >= 0);
+    b->inserted[k] = 1;
+  }
+  if ((uint32_t)PQntuples(r) == b->transfer_count) {
+    w->batch = NULL;
+    tally__engine_batch_done(w->engine, b);
+    return;
+  }
+  /* Some transfers were not inserted: their keys (or ids) were taken. */
+  if (writer_send_lookup(w) != TALLY_OK) writer_broken(w, "lookup could not be sent");
+}
+
+static void batch_lookup_done(tally__writer *w, tally__batch *b, const PGresult *r) {
+  const tally__state *st = &w->engine->st;
+  for (int i = 0; i < PQntuples(r); i++) {
+    uint64_t id = strtoull(PQgetvalue(r, i, 1), NULL, 10);
+    uint64_t fp = (uint64_t)strtoll(PQgetvalue(r, i, 2), NULL, 10);
+    int32_t k = tally__batch_find_transfer(b, id);
+    if (k < 0) {
+      /* Someone else's transfer under one of our keys: find which (rare, so
+       * a scan is fine). */
+      const char *key = PQgetvalue(r, i, 0);
+      for (uint32_t j = 0; j < b->transfer_count && k < 0; j++)
+        if (strcmp(st->keys[b->ops[b->xfer[j]].key_slot].key, key) == 0) k = (int32_t)j;
+    }
+    if (k < 0) continue;
+    b->found_id[k] = id;
+    b->found_fp[k] = fp;
+  }
+  b->looked_up = true;
+  w->batch = NULL;
+  tally__engine_batch_done(w->engine, b);
+}
+
 static void writer_query_done(tally__writer *w) {
   tally__engine *e = w->engine;
   PGresult *r = w->result;
@@ -175,6 +284,13 @@ static void writer_query_done(tally__writer *w) {
   tally__batch *b = w->batch;
   w->state = TALLY__WRITER_IDLE;
   ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+  if (was == TALLY__WRITER_SETUP) {
+    bool locked = st == PGRES_TUPLES_OK && PQgetvalue(r, 0, 0)[0] == 't';
+    PQclear(r);
+    if (!locked) writer_broken(w, "another tally engine holds this database's lock");
+    else fprintf(stderr, "tally: writer %d reconnected\n", w->index);
+    return;
+  }
   if (was == TALLY__WRITER_GRANTS) {
     for (int i = 0; st == PGRES_TUPLES_OK && i < PQntuples(r); i++)
       tally__grant_request_apply(e, strtoll(PQgetvalue(r, i, 0), NULL, 10), PQgetvalue(r, i, 1),
@@ -183,34 +299,9 @@ static void writer_query_done(tally__writer *w) {
     return;
   }
   assert(b);
-  if (st != PGRES_TUPLES_OK) {
-    const char *msg = r ? PQresultErrorMessage(r) : "no result";
-    w->batch = NULL;
-    if (r && retryable(r) && b->retries++ < TALLY__RETRY_MAX) {
-      b->phase = TALLY__BATCH_SEALED;
-      b->inflight = false;
-      atomic_fetch_add_explicit(&e->n_retries, 1, memory_order_relaxed);
-    } else {
-      tally__engine_batch_failed(e, b, msg);
-    }
-    PQclear(r);
-    return;
-  }
-  if (was == TALLY__WRITER_BATCH && (uint32_t)PQntuples(r) != b->transfer_count) {
-    /* Some transfers were not inserted: find out why before answering. The
-     * insert result is kept until the lookup answers. */
-    w->inserted = r;
-    if (writer_send_resolve(w, r) != TALLY_OK) writer_broken(w, "resolve query could not be sent");
-    return;
-  }
-  w->batch = NULL;
-  if (was == TALLY__WRITER_RESOLVE) {
-    tally__engine_batch_done(e, b, w->inserted, r);
-    PQclear(w->inserted);
-    w->inserted = NULL;
-  } else {
-    tally__engine_batch_done(e, b, r, NULL);
-  }
+  if (st != PGRES_TUPLES_OK) batch_query_failed(w, b, r, was);
+  else if (was == TALLY__WRITER_BATCH) batch_statement_done(w, b, r);
+  else batch_lookup_done(w, b, r);
   PQclear(r);
 }
 
@@ -219,6 +310,10 @@ static void writer_on_io(uv_poll_t *h, int status, int events) {
   tally__engine *e = w->engine;
   if (status < 0) {
     writer_broken(w, uv_strerror(status));
+    return;
+  }
+  if (w->state == TALLY__WRITER_CONNECTING) {
+    writer_connect_poll(w);
     return;
   }
   if ((events & UV_WRITABLE) && writer_send_flush(w) != TALLY_OK) {
@@ -267,13 +362,10 @@ int tally__writer_poll_grants(tally__writer *w) {
 void tally__writers_tick(tally__engine *e, uint64_t now) {
   for (uint32_t k = 0; k < e->cfg.writers; k++) {
     tally__writer *w = &e->writers[k];
+    bool connecting = w->state == TALLY__WRITER_CONNECTING || w->state == TALLY__WRITER_SETUP;
+    if (connecting && now > w->connect_deadline_ms) writer_broken(w, "connect timed out");
     if (w->state != TALLY__WRITER_DOWN || now < w->next_connect_ms) continue;
-    char err[TALLY_ERRBUF_BYTES];
-    if (tally__writer_connect(w, err, sizeof err) != TALLY_OK) {
-      w->next_connect_ms = now + TALLY__RECONNECT_MS;
-      continue;
-    }
-    fprintf(stderr, "tally: writer %d reconnected\n", w->index);
+    if (writer_reconnect_start(w, now) != TALLY_OK) w->next_connect_ms = now + TALLY__RECONNECT_MS;
   }
   tally__writer *w0 = &e->writers[0];
   if (now >= e->next_grant_poll_ms && w0->state == TALLY__WRITER_IDLE) {

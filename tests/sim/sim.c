@@ -54,10 +54,11 @@ typedef struct rec {
   uint32_t account, other, item, qty;
   int64_t amount, fee, req_amount;
   uint64_t ref;
+  uint64_t fp; /* request fingerprint, as the ledger stores it (request_fp) */
   tally__leg legs[TALLY__LEGS_MAX];
   /* Purchases only: refunds applied, their fee parts, refunds in flight,
    * refunds stored in the database. */
-  int64_t refunded, refund_fees, refund_inflight, db_refunded;
+  int64_t refunded, refund_fees, refund_inflight, refund_fee_inflight, db_refunded;
   char key[TALLY__KEY_BYTES_MAX + 1];
 } rec;
 
@@ -402,6 +403,7 @@ static void op_applied(world *w, tally__op *op) {
   if (t->kind == TALLY__TRANSFER_REFUND) {
     rec *p = rec_of(w, t->ref);
     p->refund_inflight -= t->amount;
+    p->refund_fee_inflight -= t->fee;
     p->refunded += t->amount;
     p->refund_fees += t->fee;
     if (p->refunded > p->amount)
@@ -437,7 +439,10 @@ static void op_released(world *w, tally__op *op) {
   t->status = REC_RELEASED;
   w->decided_open--;
   w->r->released++;
-  if (t->kind == TALLY__TRANSFER_REFUND) rec_of(w, t->ref)->refund_inflight -= t->amount;
+  if (t->kind == TALLY__TRANSFER_REFUND) {
+    rec_of(w, t->ref)->refund_inflight -= t->amount;
+    rec_of(w, t->ref)->refund_fee_inflight -= t->fee;
+  }
   tally__op_release(&w->st, op);
   trace(w, "released %s %llu", kind_name(op->kind), (unsigned long long)op->transfer_id);
 }
@@ -463,13 +468,16 @@ static void batch_done(world *w, sbatch *b, const bool *inserted, uint32_t n_ins
       continue;
     }
     op_released(w, op);
-    if (existing) {
+    /* engine.c op_not_ours: the same request recorded earlier gets its
+     * first answer; a request with other parameters is refused. */
+    if (existing && rec_of(w, existing)->fp == key->fingerprint) {
       trace(w, "ledger: key '%s' of %llu already taken by %llu", key->key,
             (unsigned long long)op->transfer_id, (unsigned long long)existing);
       w->r->duplicates++;
       key->transfer_id = existing;
       key->state = TALLY__KEY_DONE;
     } else {
+      if (existing) w->r->duplicates++;
       tally__key_forget(&w->st, op->key_slot);
     }
   }
@@ -489,7 +497,10 @@ static void batch_failed(world *w, sbatch *b) {
       rec *t = rec_of(w, op->transfer_id);
       t->status = REC_RELEASED;
       w->decided_open--;
-      if (t->kind == TALLY__TRANSFER_REFUND) rec_of(w, t->ref)->refund_inflight -= t->amount;
+      if (t->kind == TALLY__TRANSFER_REFUND) {
+    rec_of(w, t->ref)->refund_inflight -= t->amount;
+    rec_of(w, t->ref)->refund_fee_inflight -= t->fee;
+  }
       tally__key_forget(&w->st, op->key_slot);
       continue;
     }
@@ -551,9 +562,11 @@ static void db_answer(world *w, sbatch *b, bool clean) {
     uint32_t n = db_commit(w, b, inserted);
     trace(w, "db: batch %llu committed (%u of %u inserted)", (unsigned long long)b->id, n, b->op_count);
     if (n != b->op_count && (w->o.faults & SIM_FAULT_FAIL_AFTER_UNKNOWN) && chance(w, 20)) {
-      /* writer.c: the key lookup that follows a partial insert fails */
+      /* writer.c batch_query_failed: the key lookup that follows a partial
+       * insert fails, so the outcome is open: resent later, unchanged. */
       trace(w, "db: key lookup of batch %llu failed", (unsigned long long)b->id);
-      batch_failed(w, b);
+      b->db_done = true;
+      b->phase = SB_WAIT;
       return;
     }
     batch_done(w, b, inserted, n);
@@ -569,6 +582,10 @@ static void db_answer(world *w, sbatch *b, bool clean) {
   } else if (roll < 95 && b->retries++ < SIM_RETRY_MAX) { /* F10: serialization failure */
     b->phase = SB_WAIT;
     trace(w, "db: batch %llu serialization failure", (unsigned long long)b->id);
+  } else if (b->db_done) { /* F4 after an unknown outcome: settled by key lookup */
+    trace(w, "db: batch %llu failed after an unknown outcome: settled by lookup", (unsigned long long)b->id);
+    for (uint32_t k = 0; k < b->op_count; k++) inserted[k] = false;
+    batch_done(w, b, inserted, 0);
   } else { /* F4: error, rolled back */
     trace(w, "db: batch %llu failed", (unsigned long long)b->id);
     batch_failed(w, b);
@@ -705,9 +722,14 @@ static int expected_legs(world *w, const req *q, int64_t *amount, int64_t *fee, 
     const rec *p = rec_of(w, q->ref);
     int64_t done = p->refunded + p->refund_inflight;
     *amount = q->amount ? q->amount : p->amount - done;
-    int64_t f1 = (int64_t)(((__int128)p->fee * (done + *amount)) / p->amount);
-    int64_t f0 = (int64_t)(((__int128)p->fee * done) / p->amount);
-    *fee = f1 - f0;
+    /* Cumulative share of the fee, less what earlier parts (committed or in
+     * flight) returned; clamped so no part exceeds its amount or the fee. */
+    int64_t before = p->refund_fees + p->refund_fee_inflight;
+    int64_t f = (int64_t)(((__int128)p->fee * (done + *amount)) / p->amount) - before;
+    if (f < 0) f = 0;
+    if (f > *amount) f = *amount;
+    if (f > p->fee - before) f = p->fee - before;
+    *fee = f;
     LEG(q->account, *amount);
     LEG(p->other, -(*amount - *fee));
     LEG(st->fees, -*fee);
@@ -760,8 +782,10 @@ static void decided(world *w, const req *q, const tally__op *op, const char *key
     if (p->refunded + p->refund_inflight + amount > p->amount)
       fail(w, "I4: refund of %lld on purchase %llu would exceed it", (long long)amount, (unsigned long long)q->ref);
     p->refund_inflight += amount;
+    p->refund_fee_inflight += fee;
   }
   t->kind = q->kind;
+  t->fp = w->st.keys[op->key_slot].fingerprint;
   t->status = REC_DECIDED;
   t->account = q->account;
   t->other = q->kind == TALLY__TRANSFER_PURCHASE ? w->st.items[q->item].creator : q->other;

@@ -22,7 +22,7 @@ int main(void) {
   int failed = 0;
   const char *env = getenv("TALLY_SIM_SEEDS");
   uint64_t seeds = env && atoi(env) > 0 ? (uint64_t)atoi(env) : SIM_TEST_SEEDS;
-  printf("1..%d\n", 1 + (int)SIM_BUG_COUNT - 1);
+  printf("1..%d\n", 2 + (int)SIM_BUG_COUNT - 1);
   sim_options o = {.steps = SIM_TEST_STEPS};
   sim_result r;
   uint64_t steps = 0, seed;
@@ -37,6 +37,26 @@ int main(void) {
     failed++;
   } else {
     printf("ok 1 sim seeds 1..%" PRIu64 " (%" PRIu64 " steps)\n", seeds, steps);
+  }
+  /* Every fault switch at once (each reached a core bug once: see
+   * docs/SIMULATION.md); big batches is now a configuration that
+   * tally_config_check refuses, so it stays off. */
+  sim_options f = {.steps = SIM_TEST_STEPS,
+                   .faults = SIM_FAULT_FAIL_AFTER_UNKNOWN | SIM_FAULT_HUGE_AMOUNTS | SIM_FAULT_OLD_REFUNDS |
+                             SIM_FAULT_REFUND_FEES | SIM_FAULT_REPLAY_PARAMS | SIM_FAULT_REPLAY_FIRST};
+  uint64_t fseeds = seeds / 4 + 1, fsteps = 0;
+  for (seed = 1; seed <= fseeds; seed++) {
+    f.seed = seed;
+    if (sim_run(&f, &r)) break;
+    fsteps += r.steps;
+  }
+  if (seed <= fseeds) {
+    printf("not ok %d sim with all faults, seed %" PRIu64 " step %u: %s (replay: tally_sim --seed %" PRIu64
+           " --faults all)\n", (int)SIM_BUG_COUNT + 1, seed, r.fail_step, r.why, seed);
+    failed++;
+  } else {
+    printf("ok %d sim with all faults, seeds 1..%" PRIu64 " (%" PRIu64 " steps)\n", (int)SIM_BUG_COUNT + 1, fseeds,
+           fsteps);
   }
   /* Self-test: a deliberately broken rule must be caught within 50 seeds. */
   for (uint32_t bug = 1; bug < SIM_BUG_COUNT; bug++) {
