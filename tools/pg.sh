@@ -58,10 +58,14 @@ stop)
   ;;
 kill)
   if [ -f "$data/postmaster.pid" ]; then
-    kill -9 "$(head -1 "$data/postmaster.pid")" 2>/dev/null || true
-    # Children notice the postmaster's death; give them a moment to go.
-    for _ in $(seq 50); do
-      pgrep -f -- "-D $data" >/dev/null 2>&1 || break; sleep 0.1
+    pid=$(head -1 "$data/postmaster.pid")
+    kill -9 "$pid" 2>/dev/null || true
+    # The postmaster stays a zombie until init reaps it (seconds on some
+    # machines), and pg_ctl counts a zombie as running: wait until it is
+    # gone, and its children with it, so that a start right after works.
+    for _ in $(seq 300); do
+      [ -e "/proc/$pid" ] || pgrep -f -- "-D $data" >/dev/null 2>&1 || break
+      sleep 0.1
     done
   fi
   ;;
