@@ -56,6 +56,9 @@ TEST_BINS := $(UNIT_BIN) $(INTEG_BIN)
 # Deterministic simulation (tests/sim): tally_sim, and test_sim run by make test.
 include tests/sim/sim.mk
 TEST_BINS += $(SIM_BINS)
+# Fuzz targets' corpora and saved crashes, replayed with gcc + sanitizers.
+include tests/fuzz/fuzz.mk
+TEST_BINS += $(FUZZ_REPLAY_BINS)
 
 BENCH_SRC := $(sort $(wildcard bench/*.c))
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)

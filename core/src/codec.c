@@ -2,6 +2,8 @@
  * codec, the public structs and docs/FRAMES.md cannot drift apart. */
 #include "codec.h"
 
+#include "msgpack_scan.h"
+
 #include <assert.h>
 #include <string.h>
 
@@ -116,6 +118,7 @@ static int dec_str(const msgpack_object *o, char *out, size_t max) {
 static int dec_frame(tally__decoder *dec, const uint8_t *buf, size_t len,
                      uint64_t frame_type, uint32_t fields, msgpack_object **items) {
   if (!buf || len == 0 || len > TALLY_FRAME_BYTES_MAX) return TALLY_EFRAME;
+  if (tally__msgpack_scan(buf, len) != TALLY_OK) return TALLY_EFRAME;
   msgpack_zone_clear(&dec->zone);
   msgpack_object root;
   size_t off = 0;

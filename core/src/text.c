@@ -75,7 +75,7 @@ int tally__word_copy(const tally__tokens *t, int i, char *dst, size_t dst_size) 
 }
 
 int tally__uint_parse(const char *s, size_t len, uint64_t max, uint64_t *out) {
-  if (len == 0 || len > TALLY__AMOUNT_DIGITS_MAX) return TALLY_EBAD_QTY;
+  if (len == 0 || len > TALLY__UINT_DIGITS_MAX) return TALLY_EBAD_QTY;
   uint64_t v = 0;
   for (size_t i = 0; i < len; i++) {
     if (s[i] < '0' || s[i] > '9') return TALLY_EBAD_QTY;
@@ -88,9 +88,12 @@ int tally__uint_parse(const char *s, size_t len, uint64_t max, uint64_t *out) {
 
 int tally__amount_parse(const char *s, size_t len, uint32_t decimals, int64_t *out) {
   assert(decimals <= 6);
-  if (len == 0 || len > TALLY__AMOUNT_DIGITS_MAX + 1) return TALLY_EBAD_AMOUNT;
+  /* Limited by digits, not characters, so that every amount that
+   * tally__amount_format prints can be typed back; the overflow checks bound
+   * the value itself. */
+  if (len == 0 || len > TALLY__AMOUNT_CHARS_MAX) return TALLY_EBAD_AMOUNT;
   int64_t v = 0;
-  int frac = -1; /* digits seen after '.', -1 before it */
+  int frac = -1, digits = 0; /* frac: digits after '.', -1 before it */
   for (size_t i = 0; i < len; i++) {
     char c = s[i];
     if (c == '.') {
@@ -98,7 +101,7 @@ int tally__amount_parse(const char *s, size_t len, uint32_t decimals, int64_t *o
       frac = 0;
       continue;
     }
-    if (c < '0' || c > '9') return TALLY_EBAD_AMOUNT;
+    if (c < '0' || c > '9' || ++digits > TALLY__AMOUNT_DIGITS_MAX) return TALLY_EBAD_AMOUNT;
     if (frac >= 0 && ++frac > (int)decimals) return TALLY_EBAD_AMOUNT;
     if (!tally__mul_i64(v, 10, &v) || !tally__add_i64(v, c - '0', &v)) return TALLY_EOVERFLOW;
   }

@@ -14,7 +14,9 @@
 
 enum {
   TALLY__TOKENS_MAX = 16,        /* words in one command line */
-  TALLY__AMOUNT_DIGITS_MAX = 18, /* keeps every parse inside int64 */
+  TALLY__AMOUNT_DIGITS_MAX = 19,                         /* int64 has 19 digits */
+  TALLY__AMOUNT_CHARS_MAX = TALLY__AMOUNT_DIGITS_MAX + 1, /* and one '.' */
+  TALLY__UINT_DIGITS_MAX = 18,                           /* always inside uint64 */
   TALLY__QTY_MAX = 100,          /* units in one BUY */
 };
 

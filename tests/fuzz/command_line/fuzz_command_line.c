@@ -114,10 +114,11 @@ static void sim_config(sim *s, sim_reader *r) {
   tally_config_init(&s->cfg);
   char v[32];
   char err[TALLY_ERRBUF_BYTES];
-  /* The smallest tables the config allows, so each run is cheap. */
+  /* The smallest tables the config allows, so each run is cheap (the rings
+   * must hold twice what can be in flight: batch_max x (writers + 1)). */
   static const char *const small[][2] = {{"accounts_max", "16"}, {"items_max", "16"},
                                          {"keys_max", "1024"}, {"purchases_max", "1024"},
-                                         {"dsn", "fuzz"}};
+                                         {"batch_max", "64"}, {"writers", "2"}, {"dsn", "fuzz"}};
   for (size_t i = 0; i < sizeof small / sizeof small[0]; i++)
     FUZZ_CHECK(tally_config_set(&s->cfg, small[i][0], small[i][1], err, sizeof err) == TALLY_OK);
   uint8_t b = rd_u8(r);
