@@ -140,6 +140,16 @@ static void sb_sep(tally__batch *b, int *first) {
   if (!*first) sb_char(b, ',');
   *first = 0;
 }
+/* Parameter k as a text array: sb_array_open, one sb_sep + value per
+ * element, sb_array_close. */
+static void sb_array_open(tally__batch *b, int k) {
+  sb_param(b, k);
+  sb_char(b, '{');
+}
+static void sb_array_close(tally__batch *b) {
+  sb_char(b, '}');
+  sb_end(b);
+}
 
 /* ---- catalog rows ------------------------------------------------------------ */
 static void take_rows(tally__batch *b, tally__state *st) {
@@ -161,8 +171,7 @@ static void take_rows(tally__batch *b, tally__state *st) {
 static void render_accounts(tally__batch *b, const tally__state *st) {
   static const char *kinds[] = {"0", "1", "2", "3"};
   for (int col = 0; col < 3; col++) {
-    sb_param(b, 8 + col);
-    sb_char(b, '{');
+    sb_array_open(b, 8 + col);
     int first = 1;
     for (uint32_t r = 0; r < b->row_count; r++) {
       if (b->rows[r].what != TALLY__ROW_ACCOUNT) continue;
@@ -172,15 +181,13 @@ static void render_accounts(tally__batch *b, const tally__state *st) {
       else if (col == 1) sb_quoted(b, a->name);
       else sb_raw(b, kinds[a->kind], 1);
     }
-    sb_char(b, '}');
-    sb_end(b);
+    sb_array_close(b);
   }
 }
 
 static void render_items(tally__batch *b, const tally__state *st) {
   for (int col = 0; col < 9; col++) {
-    sb_param(b, 11 + col);
-    sb_char(b, '{');
+    sb_array_open(b, 11 + col);
     int first = 1;
     for (uint32_t r = 0; r < b->row_count; r++) {
       if (b->rows[r].what != TALLY__ROW_ITEM) continue;
@@ -198,26 +205,22 @@ static void render_items(tally__batch *b, const tally__state *st) {
       default: sb_i64(b, (int64_t)b->rows[r].version); break;
       }
     }
-    sb_char(b, '}');
-    sb_end(b);
+    sb_array_close(b);
   }
 }
 
 static void render_request_fps(tally__batch *b, const tally__state *st) {
-  sb_param(b, 41);
-  sb_char(b, '{');
+  sb_array_open(b, 41);
   for (uint32_t i = 0; i < b->transfer_count; i++) {
     if (i) sb_char(b, ',');
     sb_i64(b, (int64_t)st->keys[b->ops[b->xfer[i]].key_slot].fingerprint);
   }
-  sb_char(b, '}');
-  sb_end(b);
+  sb_array_close(b);
 }
 
 static void render_transfers(tally__batch *b, const tally__state *st) {
   for (int col = 0; col < 10; col++) {
-    sb_param(b, 20 + col);
-    sb_char(b, '{');
+    sb_array_open(b, 20 + col);
     int first = 1;
     for (uint32_t k = 0; k < b->op_count; k++) {
       const tally__op *op = &b->ops[k];
@@ -242,15 +245,13 @@ static void render_transfers(tally__batch *b, const tally__state *st) {
       default: sb_i64(b, op->created_ms); break;
       }
     }
-    sb_char(b, '}');
-    sb_end(b);
+    sb_array_close(b);
   }
 }
 
 static void render_consents_roles(tally__batch *b, const tally__state *st) {
   for (int col = 0; col < 5; col++) {
-    sb_param(b, 33 + col);
-    sb_char(b, '{');
+    sb_array_open(b, 33 + col);
     int first = 1;
     uint8_t want = col < 2 ? TALLY__ROW_CONSENT : TALLY__ROW_ROLE;
     for (uint32_t r = 0; r < b->row_count; r++) {
@@ -262,8 +263,7 @@ static void render_consents_roles(tally__batch *b, const tally__state *st) {
       else if (col == 3) sb_quoted(b, a->is_creator ? "creator" : "none");
       else sb_quoted(b, "engine");
     }
-    sb_char(b, '}');
-    sb_end(b);
+    sb_array_close(b);
   }
 }
 
@@ -277,8 +277,7 @@ static void render_legs(tally__batch *b, const tally__state *st) {
   for (int col = 0; col < 6; col++) {
     int leg = col % 3;
     bool amounts = col >= 3;
-    sb_param(b, param_of_col[col]);
-    sb_char(b, '{');
+    sb_array_open(b, param_of_col[col]);
     int first = 1;
     for (uint32_t k = 0; k < b->op_count; k++) {
       const tally__op *op = &b->ops[k];
@@ -288,8 +287,7 @@ static void render_legs(tally__batch *b, const tally__state *st) {
       else if (amounts) sb_i64(b, op->legs[leg].amount);
       else sb_i64(b, (int64_t)st->accounts[op->legs[leg].account].id);
     }
-    sb_char(b, '}');
-    sb_end(b);
+    sb_array_close(b);
   }
 }
 
