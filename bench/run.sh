@@ -80,6 +80,13 @@ run_json naive "$build/bench/baseline_naive" --dsn "$base_dsn" --seconds "$naive
 psql_base -c CHECKPOINT
 run_json batched "$build/bench/baseline_batched" --dsn "$base_dsn" --seconds "$batched_s" $qflag
 
+# IRC rows (bench/irc_bench.py): InspIRCd with and without m_tally, buys over IRC.
+if [ -f "$build/m_tally.so" ] && [ -x /usr/sbin/inspircd ]; then
+  run_json irc "$PYTHON" "$root/bench/irc_bench.py" --dsn "$dsn" --build "$build" $qflag
+else
+  echo "bench: irc: m_tally.so or inspircd missing, skipped" >&2
+fi
+
 commit=$(git -C "$root" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 dirty=false
 [ -n "$(git -C "$root" status --porcelain --untracked-files=no 2>/dev/null)" ] && dirty=true
@@ -123,6 +130,7 @@ def ratio(a, b):
     return None
 
 engine, naive, batched = load("engine"), load("naive"), load("batched")
+irc = load("irc")
 engine_state = os.environ["BENCH_ENGINE"]
 if engine_state == "ok" and not engine:
     engine_state = "failed"
@@ -130,6 +138,7 @@ res = {}
 res.update(engine)
 res.update(naive)
 res.update(batched)
+res.update(irc)
 res["ratio_vs_naive"] = ratio(res.get("durable_per_s"), res.get("naive_per_s"))
 res["ratio_vs_batched_sql"] = ratio(res.get("durable_per_s"), res.get("batched_sql_per_s"))
 res["engine"] = engine_state
@@ -149,6 +158,7 @@ TARGETS = [  # key, test, shown target
     ("herd_answered", lambda v: v == 100_000, "== 100,000"),
     ("ratio_vs_naive", lambda v: v >= 20, ">= 20"),
     ("ratio_vs_batched_sql", lambda v: v >= 2, ">= 2"),
+    ("irc_ratio", lambda v: v >= 0.97, ">= 0.97"),
 ]
 target_of = {k: (t, s) for k, t, s in TARGETS}
 
@@ -197,6 +207,8 @@ row(f"batched_sql_per_s ({fmt(res.get('batched_sql_clients'))} x "
     f"{fmt(res.get('batched_sql_batch'))})", "batched_sql_per_s")
 row("ratio_vs_naive", "ratio_vs_naive")
 row("ratio_vs_batched_sql", "ratio_vs_batched_sql")
+for key in ("irc_msgs_per_s_without", "irc_msgs_per_s_with", "irc_ratio", "irc_buys_per_s"):
+    row(key, key)
 print(f"  -> {os.path.relpath(out)}")
 sys.exit(status)
 PY
