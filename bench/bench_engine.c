@@ -60,7 +60,7 @@ static double bench_decide(void) {
 typedef struct run {
   tally_engine *e;
   uint64_t seq;
-  int answered, ok, sold_out, consent, other;
+  int answered, ok, sold_out, consent, other, last_other;
   double *sent_at;  /* by req id slot */
   double *lat_us;
   int lat_n, lat_cap;
@@ -96,7 +96,10 @@ static void on_effect(void *ud, const tally_effect *eff) {
     const char *c = strstr(eff->text, "CONFIRM ");
     if (c) memcpy(r->codes[r->buyer_of[slot]], c + 8, 6);
   } else if (eff->code == TALLY_OK) r->ok++;
-  else r->other++;
+  else {
+    r->other++;
+    r->last_other = (int)eff->code;
+  }
 }
 
 static void pump(run *r, int want, double timeout_s) {
@@ -255,6 +258,7 @@ int main(int argc, char **argv) {
   }
   /* 10% of the peak rate, paced: the latency a buyer sees on a busy day. */
   durable_result paced = bench_paced(&r, best.per_s * 0.10, seconds);
+  if (r.other) fprintf(stderr, "bench_engine: paced phase: %d refusals, last %s\n", r.other, tally_err_name(r.last_other));
   /* The herd: every buyer once, all at once. */
   reset(&r);
   double h0 = now_s();

@@ -122,6 +122,18 @@ static int cmd_export(PGconn *c) {
   return 0;
 }
 
+/* One parsed option into o; false for --help and unknown options. */
+static bool cli_option(cli_opts *o, int ch) {
+  switch (ch) {
+  case 'd': o->dsn = optarg; return true;
+  case 'k': o->pubkey_hex = optarg; return true;
+  case 'a': o->actor = optarg; return true;
+  case 'n': o->decimals = (unsigned)atoi(optarg) > 6 ? 2 : (unsigned)atoi(optarg); return true;
+  case 'w': o->wait_s = atoi(optarg); return true;
+  default: return false;
+  }
+}
+
 static void print_key(void *ud, const char *key, const char *def, const char *help) {
   (void)ud;
   printf("  %-16s default %-22s %s\n", key, def[0] ? def : "(none)", help);
@@ -135,35 +147,22 @@ int main(int argc, char **argv) {
                                        {"actor", required_argument, 0, 'a'}, {"decimals", required_argument, 0, 'n'},
                                        {"wait", required_argument, 0, 'w'},  {"help", no_argument, 0, 'h'},
                                        {0, 0, 0, 0}};
+  /* Options may stand anywhere (tally verify TOKEN --pubkey HEX): GNU
+   * getopt moves the command word and its arguments to the end. */
   int ch;
-  while ((ch = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
-    switch (ch) {
-    case 'd': o.dsn = optarg; break;
-    case 'k': o.pubkey_hex = optarg; break;
-    case 'a': o.actor = optarg; break;
-    case 'n': o.decimals = (unsigned)atoi(optarg) > 6 ? 2 : (unsigned)atoi(optarg); break;
-    case 'w': o.wait_s = atoi(optarg); break;
-    default: fputs(usage, ch == 'h' ? stdout : stderr); return ch == 'h' ? 0 : 2;
+  while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1)
+    if (!cli_option(&o, ch)) {
+      fputs(usage, ch == 'h' ? stdout : stderr);
+      return ch == 'h' ? 0 : 2;
     }
-  }
-  /* Options may also follow the command (tally verify 12 --pubkey X). */
   int first = optind;
-  optind = first + 1;
-  while (first < argc && (ch = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
-    if (ch == 'd') o.dsn = optarg;
-    else if (ch == 'k') o.pubkey_hex = optarg;
-    else if (ch == 'a') o.actor = optarg;
-    else if (ch == 'n') o.decimals = (unsigned)atoi(optarg) > 6 ? 2 : (unsigned)atoi(optarg);
-    else if (ch == 'w') o.wait_s = atoi(optarg);
-    else { fputs(usage, ch == 'h' ? stdout : stderr); return ch == 'h' ? 0 : 2; }
-  }
   if (first >= argc) {
     fputs(usage, stderr);
     return 2;
   }
   const char *cmd = argv[first];
-  char **args = argv + optind;
-  int nargs = argc - optind;
+  char **args = argv + first + 1;
+  int nargs = argc - first - 1;
   if (strcmp(cmd, "config") == 0) {
     printf("configuration keys (InspIRCd: attributes of <tally>):\n");
     tally_config_describe(print_key, NULL);

@@ -117,15 +117,6 @@ static void sb_i64(tally__batch *b, int64_t v) {
   int n = snprintf(tmp, sizeof tmp, "%" PRId64, v);
   sb_raw(b, tmp, (size_t)n);
 }
-/* An array element string: quoted, with \ and " escaped. */
-static void sb_quoted(tally__batch *b, const char *s) {
-  sb_char(b, '"');
-  for (; *s; s++) {
-    if (*s == '"' || *s == '\\') sb_char(b, '\\');
-    sb_char(b, *s);
-  }
-  sb_char(b, '"');
-}
 static void sb_hex(tally__batch *b, const uint8_t *p, size_t n) {
   static const char hex[] = "0123456789abcdef";
   for (size_t i = 0; i < n; i++) {
@@ -136,20 +127,6 @@ static void sb_hex(tally__batch *b, const uint8_t *p, size_t n) {
 /* Starts parameter k; params point into text, which never moves. */
 static void sb_param(tally__batch *b, int k) { b->params[k] = b->text + b->text_len; }
 static void sb_end(tally__batch *b) { sb_char(b, 0); }
-static void sb_sep(tally__batch *b, int *first) {
-  if (!*first) sb_char(b, ',');
-  *first = 0;
-}
-/* Parameter k as a text array: sb_array_open, one sb_sep + value per
- * element, sb_array_close. */
-static void sb_array_open(tally__batch *b, int k) {
-  sb_param(b, k);
-  sb_char(b, '{');
-}
-static void sb_array_close(tally__batch *b) {
-  sb_char(b, '}');
-  sb_end(b);
-}
 
 /* ---- catalog rows ------------------------------------------------------------ */
 static void take_rows(tally__batch *b, tally__state *st) {
@@ -168,102 +145,176 @@ static void take_rows(tally__batch *b, tally__state *st) {
   }
 }
 
+/* ---- binary array parameters --------------------------------------------------- */
+/* Arrays go to PostgreSQL in its binary array format (array_send): parsing
+ * tens of thousands of numbers from text cost it a fifth of a batch, and
+ * rendering them cost us as much. Layout: ndim, has-nulls flag, element
+ * type oid, then per dimension size and lower bound, then per element a
+ * length (-1 for NULL) and its big-endian bytes. */
+enum { OID_BOOL = 16, OID_INT8 = 20, OID_INT2 = 21, OID_INT4 = 23, OID_TEXT = 25 };
+
+static void bin_u32(tally__batch *b, uint32_t v) {
+  uint8_t be[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
+  sb_raw(b, (const char *)be, 4);
+}
+static void bin_patch_u32(tally__batch *b, size_t at, uint32_t v) {
+  uint8_t *p = (uint8_t *)b->text + at;
+  p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8), p[3] = (uint8_t)v;
+}
+
+static void bin_open(tally__batch *b, int k, uint32_t oid) {
+  b->params[k] = b->text + b->text_len;
+  b->formats[k] = 1;
+  b->arr_param = k;
+  b->arr_start = b->text_len;
+  b->arr_count = 0;
+  b->arr_nulls = false;
+  bin_u32(b, 1);   /* ndim */
+  bin_u32(b, 0);   /* has nulls: patched at close */
+  bin_u32(b, oid); /* element type */
+  bin_u32(b, 0);   /* size: patched at close */
+  bin_u32(b, 1);   /* lower bound */
+}
+
+static void bin_close(tally__batch *b) {
+  if (b->arr_count == 0) { /* an empty array has no dimensions: ndim 0, flags, oid */
+    bin_patch_u32(b, b->arr_start, 0);
+    b->text_len = b->arr_start + 12;
+  } else {
+    bin_patch_u32(b, b->arr_start + 4, b->arr_nulls ? 1 : 0);
+    bin_patch_u32(b, b->arr_start + 12, b->arr_count);
+  }
+  b->lengths[b->arr_param] = (int)(b->text_len - b->arr_start);
+}
+
+static void bin_i64(tally__batch *b, int64_t v) {
+  bin_u32(b, 8);
+  bin_u32(b, (uint32_t)((uint64_t)v >> 32));
+  bin_u32(b, (uint32_t)v);
+  b->arr_count++;
+}
+static void bin_i32(tally__batch *b, int32_t v) {
+  bin_u32(b, 4);
+  bin_u32(b, (uint32_t)v);
+  b->arr_count++;
+}
+static void bin_i16(tally__batch *b, int16_t v) {
+  bin_u32(b, 2);
+  uint8_t be[2] = {(uint8_t)((uint16_t)v >> 8), (uint8_t)v};
+  sb_raw(b, (const char *)be, 2);
+  b->arr_count++;
+}
+static void bin_bool(tally__batch *b, bool v) {
+  bin_u32(b, 1);
+  sb_char(b, v ? 1 : 0);
+  b->arr_count++;
+}
+static void bin_text(tally__batch *b, const char *s) {
+  size_t n = strlen(s);
+  bin_u32(b, (uint32_t)n);
+  sb_raw(b, s, n);
+  b->arr_count++;
+}
+static void bin_null(tally__batch *b) {
+  bin_u32(b, UINT32_MAX); /* length -1 */
+  b->arr_nulls = true;
+  b->arr_count++;
+}
+static void bin_i64_or_null(tally__batch *b, bool present, int64_t v) {
+  if (present) bin_i64(b, v);
+  else bin_null(b);
+}
+
+/* ---- catalog and ledger columns ---------------------------------------------------- */
 static void render_accounts(tally__batch *b, const tally__state *st) {
-  static const char *kinds[] = {"0", "1", "2", "3"};
+  static const uint32_t oids[3] = {OID_INT8, OID_TEXT, OID_INT2};
   for (int col = 0; col < 3; col++) {
-    sb_array_open(b, 8 + col);
-    int first = 1;
+    bin_open(b, 8 + col, oids[col]);
     for (uint32_t r = 0; r < b->row_count; r++) {
       if (b->rows[r].what != TALLY__ROW_ACCOUNT) continue;
       const tally__account *a = &st->accounts[b->rows[r].index];
-      sb_sep(b, &first);
-      if (col == 0) sb_i64(b, (int64_t)a->id);
-      else if (col == 1) sb_quoted(b, a->name);
-      else sb_raw(b, kinds[a->kind], 1);
+      if (col == 0) bin_i64(b, (int64_t)a->id);
+      else if (col == 1) bin_text(b, a->name);
+      else bin_i16(b, a->kind);
     }
-    sb_array_close(b);
+    bin_close(b);
   }
 }
 
 static void render_items(tally__batch *b, const tally__state *st) {
+  static const uint32_t oids[9] = {OID_INT8, OID_TEXT, OID_INT8, OID_INT8, OID_INT4,
+                                   OID_TEXT, OID_INT4, OID_BOOL, OID_INT8};
   for (int col = 0; col < 9; col++) {
-    sb_array_open(b, 11 + col);
-    int first = 1;
+    bin_open(b, 11 + col, oids[col]);
     for (uint32_t r = 0; r < b->row_count; r++) {
       if (b->rows[r].what != TALLY__ROW_ITEM) continue;
       const tally__item *it = &st->items[b->rows[r].index];
-      sb_sep(b, &first);
       switch (col) {
-      case 0: sb_i64(b, (int64_t)it->id); break;
-      case 1: sb_quoted(b, it->sku); break;
-      case 2: sb_i64(b, (int64_t)st->accounts[it->creator].id); break;
-      case 3: sb_i64(b, it->price); break;
-      case 4: if (it->stock < 0) sb_raw(b, "NULL", 4); else sb_i64(b, it->stock); break;
-      case 5: sb_quoted(b, it->title); break;
-      case 6: sb_i64(b, it->refund_window_s); break;
-      case 7: sb_raw(b, it->deleted ? "t" : "f", 1); break;
-      default: sb_i64(b, (int64_t)b->rows[r].version); break;
+      case 0: bin_i64(b, (int64_t)it->id); break;
+      case 1: bin_text(b, it->sku); break;
+      case 2: bin_i64(b, (int64_t)st->accounts[it->creator].id); break;
+      case 3: bin_i64(b, it->price); break;
+      case 4: if (it->stock < 0) bin_null(b); else bin_i32(b, it->stock); break;
+      case 5: bin_text(b, it->title); break;
+      case 6: bin_i32(b, (int32_t)it->refund_window_s); break;
+      case 7: bin_bool(b, it->deleted); break;
+      default: bin_i64(b, (int64_t)b->rows[r].version); break;
       }
     }
-    sb_array_close(b);
+    bin_close(b);
   }
 }
 
 static void render_request_fps(tally__batch *b, const tally__state *st) {
-  sb_array_open(b, 41);
-  for (uint32_t i = 0; i < b->transfer_count; i++) {
-    if (i) sb_char(b, ',');
-    sb_i64(b, (int64_t)st->keys[b->ops[b->xfer[i]].key_slot].fingerprint);
-  }
-  sb_array_close(b);
+  bin_open(b, 41, OID_INT8);
+  for (uint32_t i = 0; i < b->transfer_count; i++)
+    bin_i64(b, (int64_t)st->keys[b->ops[b->xfer[i]].key_slot].fingerprint);
+  bin_close(b);
 }
 
 static void render_transfers(tally__batch *b, const tally__state *st) {
+  static const uint32_t oids[10] = {OID_INT8, OID_INT2, OID_TEXT, OID_INT8, OID_INT8,
+                                    OID_INT8, OID_INT4, OID_INT8, OID_INT8, OID_INT8};
   for (int col = 0; col < 10; col++) {
-    sb_array_open(b, 20 + col);
-    int first = 1;
-    for (uint32_t k = 0; k < b->op_count; k++) {
-      const tally__op *op = &b->ops[k];
-      if (op->type != TALLY__OP_TRANSFER) continue;
-      sb_sep(b, &first);
+    bin_open(b, 20 + col, oids[col]);
+    for (uint32_t i = 0; i < b->transfer_count; i++) {
+      const tally__op *op = &b->ops[b->xfer[i]];
       switch (col) {
-      case 0: sb_i64(b, (int64_t)op->transfer_id); break;
-      case 1: sb_i64(b, op->kind); break;
-      case 2: sb_quoted(b, st->keys[op->key_slot].key); break;
-      case 3: sb_i64(b, (int64_t)st->accounts[op->account].id); break;
+      case 0: bin_i64(b, (int64_t)op->transfer_id); break;
+      case 1: bin_i16(b, op->kind); break;
+      case 2: bin_text(b, st->keys[op->key_slot].key); break;
+      case 3: bin_i64(b, (int64_t)st->accounts[op->account].id); break;
       case 4:
-        if (op->counterparty == TALLY__NONE) sb_raw(b, "NULL", 4);
-        else sb_i64(b, (int64_t)st->accounts[op->counterparty].id);
+        bin_i64_or_null(b, op->counterparty != TALLY__NONE,
+                        op->counterparty == TALLY__NONE ? 0 : (int64_t)st->accounts[op->counterparty].id);
         break;
       case 5:
-        if (op->item == TALLY__NONE) sb_raw(b, "NULL", 4);
-        else sb_i64(b, (int64_t)st->items[op->item].id);
+        bin_i64_or_null(b, op->item != TALLY__NONE, op->item == TALLY__NONE ? 0 : (int64_t)st->items[op->item].id);
         break;
-      case 6: sb_i64(b, op->qty); break;
-      case 7: sb_i64(b, op->amount); break;
-      case 8: if (op->ref_transfer) sb_i64(b, (int64_t)op->ref_transfer); else sb_raw(b, "NULL", 4); break;
-      default: sb_i64(b, op->created_ms); break;
+      case 6: bin_i32(b, (int32_t)op->qty); break;
+      case 7: bin_i64(b, op->amount); break;
+      case 8: bin_i64_or_null(b, op->ref_transfer != 0, (int64_t)op->ref_transfer); break;
+      default: bin_i64(b, op->created_ms); break;
       }
     }
-    sb_array_close(b);
+    bin_close(b);
   }
 }
 
 static void render_consents_roles(tally__batch *b, const tally__state *st) {
+  static const uint32_t oids[5] = {OID_INT8, OID_INT8, OID_INT8, OID_TEXT, OID_TEXT};
   for (int col = 0; col < 5; col++) {
-    sb_array_open(b, 33 + col);
-    int first = 1;
+    bin_open(b, 33 + col, oids[col]);
     uint8_t want = col < 2 ? TALLY__ROW_CONSENT : TALLY__ROW_ROLE;
     for (uint32_t r = 0; r < b->row_count; r++) {
       if (b->rows[r].what != want) continue;
       const tally__account *a = &st->accounts[b->rows[r].index];
-      sb_sep(b, &first);
-      if (col == 0 || col == 2) sb_i64(b, (int64_t)a->id);
-      else if (col == 1) sb_i64(b, 0);
-      else if (col == 3) sb_quoted(b, a->is_creator ? "creator" : "none");
-      else sb_quoted(b, "engine");
+      if (col == 0 || col == 2) bin_i64(b, (int64_t)a->id);
+      else if (col == 1) bin_i64(b, 0);
+      else if (col == 3) bin_text(b, a->is_creator ? "creator" : "none");
+      else bin_text(b, "engine");
     }
-    sb_array_close(b);
+    bin_close(b);
   }
 }
 
@@ -277,17 +328,14 @@ static void render_legs(tally__batch *b, const tally__state *st) {
   for (int col = 0; col < 6; col++) {
     int leg = col % 3;
     bool amounts = col >= 3;
-    sb_array_open(b, param_of_col[col]);
-    int first = 1;
-    for (uint32_t k = 0; k < b->op_count; k++) {
-      const tally__op *op = &b->ops[k];
-      if (op->type != TALLY__OP_TRANSFER) continue;
-      sb_sep(b, &first);
-      if (leg >= op->leg_count) sb_raw(b, "NULL", 4);
-      else if (amounts) sb_i64(b, op->legs[leg].amount);
-      else sb_i64(b, (int64_t)st->accounts[op->legs[leg].account].id);
+    bin_open(b, param_of_col[col], OID_INT8);
+    for (uint32_t i = 0; i < b->transfer_count; i++) {
+      const tally__op *op = &b->ops[b->xfer[i]];
+      if (leg >= op->leg_count) bin_null(b);
+      else if (amounts) bin_i64(b, op->legs[leg].amount);
+      else bin_i64(b, (int64_t)st->accounts[op->legs[leg].account].id);
     }
-    sb_array_close(b);
+    bin_close(b);
   }
 }
 
@@ -330,6 +378,8 @@ int tally__batch_seal(tally__batch *b, tally__state *st, struct tally__signer *s
     if (rc) return rc;
   }
   b->text_len = 0;
+  memset(b->formats, 0, sizeof b->formats);
+  memset(b->lengths, 0, sizeof b->lengths);
   int64_t header[4] = {(int64_t)b->id, (int64_t)first, (int64_t)last, b->transfer_count};
   for (int k = 0; k < 4; k++) {
     sb_param(b, k);

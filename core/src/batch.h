@@ -50,6 +50,12 @@ typedef struct tally__batch {
   char *text;
   size_t text_len, text_cap;
   const char *params[TALLY__BATCH_PARAMS];
+  int lengths[TALLY__BATCH_PARAMS]; /* binary parameters' byte counts */
+  int formats[TALLY__BATCH_PARAMS]; /* 0 text (scalars), 1 binary (arrays) */
+  int arr_param;                    /* the array being rendered */
+  size_t arr_start;
+  uint32_t arr_count;
+  bool arr_nulls;
   bool inflight;        /* sent, answer not yet in */
   bool maybe_committed; /* a send's outcome was lost: settle by key lookup, never fail blind */
   uint32_t *xfer;       /* indices of the transfer ops, in transfer-id order */

@@ -32,16 +32,18 @@ void tally__cmd_money_result(tally__cmd *c, int rc, uint64_t existing) {
     tally__cmd_refuse(c, rc);
 }
 
-static void buy_now(tally__cmd *c, uint32_t item, uint32_t qty, const char *key) {
+/* Decides the buy and answers a refusal; returns what decide said. */
+static int buy_now(tally__cmd *c, uint32_t item, uint32_t qty, const char *key) {
   tally__op *op = tally__cmd_op_slot(c);
   if (!op) {
     tally__cmd_refuse(c, TALLY_EBUSY);
-    return;
+    return TALLY_EBUSY;
   }
   uint64_t existing = 0;
   tally__decide_ctx ctx = ctx_of(c, key, &existing);
   int rc = tally__decide_buy(&c->e->st, &ctx, c->account, item, qty, op);
   tally__cmd_money_result(c, rc, existing);
+  return rc;
 }
 
 /* A short code that is easy to type: no 0/O, 1/I/L. */
@@ -52,13 +54,29 @@ static void consent_code(tally__engine *e, char out[8]) {
   out[6] = 0;
 }
 
+/* The account's pending CONFIRM slot: its own while it lasts, else the
+ * next expired one after the cursor. NULL when all are taken. */
+static tally__pending_consent *consent_slot_for(tally__cmd *c) {
+  tally__state *st = &c->e->st;
+  tally__account *a = &st->accounts[c->account];
+  if (a->consent_slot != TALLY__NONE && st->consents[a->consent_slot].account == c->account)
+    return &st->consents[a->consent_slot];
+  for (uint32_t n = 0; n < TALLY__CONSENTS_PENDING_MAX; n++) {
+    uint32_t i = st->consent_cursor++ % TALLY__CONSENTS_PENDING_MAX;
+    tally__pending_consent *p = &st->consents[i];
+    if (p->expires_mono_ms > c->now) continue;
+    if (p->account != TALLY__NONE && p->account < st->account_count &&
+        st->accounts[p->account].consent_slot == i)
+      st->accounts[p->account].consent_slot = TALLY__NONE;
+    a->consent_slot = i;
+    return p;
+  }
+  return NULL;
+}
+
 static void ask_consent(tally__cmd *c, uint32_t item, uint32_t qty) {
   tally__state *st = &c->e->st;
-  tally__pending_consent *slot = NULL;
-  for (int i = 0; i < TALLY__CONSENTS_PENDING_MAX && !slot; i++) {
-    tally__pending_consent *p = &st->consents[i];
-    if (p->expires_mono_ms <= c->now || p->account == c->account) slot = p;
-  }
+  tally__pending_consent *slot = consent_slot_for(c);
   if (!slot) {
     tally__cmd_refuse(c, TALLY_EBUSY);
     return;
@@ -104,7 +122,7 @@ void tally__cmd_buy(tally__cmd *c) {
   }
   const char *key = tally__cmd_key(c, "");
   if (tally__key_find(&c->e->st, key) != TALLY__NONE) { /* a replay: its first answer */
-    buy_now(c, item, (uint32_t)qty, key);
+    (void)buy_now(c, item, (uint32_t)qty, key);
     return;
   }
   const tally__item *it = &c->e->st.items[item];
@@ -121,7 +139,7 @@ void tally__cmd_buy(tally__cmd *c) {
     ask_consent(c, item, (uint32_t)qty);
     return;
   }
-  buy_now(c, item, (uint32_t)qty, key);
+  (void)buy_now(c, item, (uint32_t)qty, key);
 }
 
 void tally__cmd_confirm(tally__cmd *c) {
@@ -130,23 +148,25 @@ void tally__cmd_confirm(tally__cmd *c) {
     return;
   }
   tally__state *st = &c->e->st;
-  tally__pending_consent *p = NULL;
-  for (int i = 0; i < TALLY__CONSENTS_PENDING_MAX && !p; i++) {
-    tally__pending_consent *q = &st->consents[i];
-    if (q->account == c->account && q->expires_mono_ms > c->now && tally__word_is(&c->t, 1, q->code))
-      p = q;
-  }
-  if (!p) {
+  tally__account *a = &st->accounts[c->account];
+  tally__pending_consent *p = a->consent_slot == TALLY__NONE ? NULL : &st->consents[a->consent_slot];
+  if (!p || p->account != c->account || p->expires_mono_ms <= c->now || !tally__word_is(&c->t, 1, p->code)) {
     tally__cmd_refuse(c, TALLY_EBAD_CODE);
     return;
   }
-  tally__account *a = &st->accounts[c->account];
+  /* Consent counts once the purchase it was asked for is taken; a refusal
+   * (not enough credits yet, sold out, busy) leaves the code valid, so the
+   * buyer can CONFIRM again. */
   a->consented = 1;
+  int rc = buy_now(c, p->item, p->qty, p->key);
+  if (rc != TALLY_OK && rc != TALLY_EEXISTS) {
+    a->consented = 0;
+    return;
+  }
   tally__account_mark_dirty(st, c->account);
-  tally__pending_consent taken = *p;
   p->expires_mono_ms = 0;
   p->account = TALLY__NONE;
-  buy_now(c, taken.item, taken.qty, taken.key);
+  a->consent_slot = TALLY__NONE;
 }
 
 void tally__cmd_tip(tally__cmd *c) {

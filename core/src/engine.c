@@ -344,7 +344,9 @@ static void pending_notices(tally__engine *e, uint64_t now) {
     if (b->phase != TALLY__BATCH_SEALED && b->phase != TALLY__BATCH_RESOLVING) continue;
     for (uint32_t k = 0; k < b->op_count; k++) {
       tally__op *op = &b->ops[k];
-      if (op->told_pending || !op->origin[0] || now - op->decided_mono_ms < e->cfg.pending_timeout_ms)
+      /* Only payments are "pending"; an ACK (ITEM, ROLE) just answers late. */
+      if (op->type != TALLY__OP_TRANSFER || op->told_pending || !op->origin[0] ||
+          now - op->decided_mono_ms < e->cfg.pending_timeout_ms)
         continue;
       op->told_pending = true;
       tally__emit(e, TALLY_EFFECT_REPLY, TALLY_EPENDING, op->req_id, 0, op->origin, op->channel,

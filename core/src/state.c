@@ -27,9 +27,10 @@ int tally__state_init(tally__state *st, const tally_config *cfg) {
   st->items = calloc(cfg->items_max, sizeof *st->items);
   st->purchases = tally__alloc_big((size_t)cfg->purchases_max * sizeof *st->purchases);
   st->keys = tally__alloc_big((size_t)cfg->keys_max * sizeof *st->keys);
+  st->consents = tally__alloc_big((size_t)TALLY__CONSENTS_PENDING_MAX * sizeof *st->consents);
   st->dirty_accounts = calloc(cfg->accounts_max, sizeof *st->dirty_accounts);
   st->dirty_items = calloc(cfg->items_max, sizeof *st->dirty_items);
-  if (!st->accounts || !st->items || !st->purchases || !st->keys || !st->dirty_accounts ||
+  if (!st->accounts || !st->items || !st->purchases || !st->keys || !st->consents || !st->dirty_accounts ||
       !st->dirty_items || tally__map_init(&st->account_by_name, cfg->accounts_max) ||
       tally__map_init(&st->item_by_sku, cfg->items_max) ||
       tally__keys_init(st) ||
@@ -47,6 +48,7 @@ void tally__state_free(tally__state *st) {
   if (st->cfg) {
     tally__free_big(st->purchases, (size_t)st->cfg->purchases_max * sizeof *st->purchases);
     tally__free_big(st->keys, (size_t)st->cfg->keys_max * sizeof *st->keys);
+    tally__free_big(st->consents, (size_t)TALLY__CONSENTS_PENDING_MAX * sizeof *st->consents);
   }
   free(st->dirty_accounts);
   free(st->dirty_items);
@@ -83,6 +85,7 @@ int tally__account_get(tally__state *st, const char *name, uint8_t kind, uint32_
   memset(a, 0, sizeof *a);
   a->id = tally__state_take_id(st);
   a->kind = kind;
+  a->consent_slot = TALLY__NONE;
   strcpy(a->name, name);
   int rc = tally__map_put(&st->account_by_name, tally__hash_str(name), i);
   if (rc) return rc;

@@ -28,7 +28,7 @@ enum {
   TALLY__KEY_BYTES_MAX = TALLY_NAME_BYTES_MAX + 24,     /* "grant-request:" ... */
   TALLY__RECENT_RECEIPTS = 8,
   TALLY__LEGS_MAX = 3,
-  TALLY__CONSENTS_PENDING_MAX = 4096,
+  TALLY__CONSENTS_PENDING_MAX = 65536, /* first-time buyers asked to CONFIRM at once */
   TALLY__CHANNELS_MAX = 4096,
   TALLY__KEY_RETENTION_MS = 24 * 3600 * 1000, /* idempotency keys kept a day */
 };
@@ -55,6 +55,7 @@ typedef struct tally__account {
   uint8_t kind;
   uint8_t is_creator;
   uint8_t consented;   /* 0 never, 1 given (maybe not yet committed) */
+  uint32_t consent_slot; /* its pending CONFIRM in st->consents, or TALLY__NONE */
   bool persisted;      /* accounts row committed */
   bool consent_persisted, role_dirty, dirty_listed;
   bool welcome_inflight; /* demo welcome grant decided, not yet committed */
@@ -151,7 +152,8 @@ typedef struct tally__state {
   uint32_t key_bloom_mask;
   uint32_t key_gen_count; /* keys added to the current generation */
   uint8_t key_gen_cur;
-  tally__pending_consent consents[TALLY__CONSENTS_PENDING_MAX];
+  tally__pending_consent *consents; /* TALLY__CONSENTS_PENDING_MAX, reused once expired */
+  uint32_t consent_cursor;
   tally__bucket channels[TALLY__CHANNELS_MAX];
   tally__map channel_by_name;
   uint32_t channel_count;

@@ -181,8 +181,8 @@ static void writer_broken(tally__writer *w, const char *why) {
 
 int tally__writer_send_batch(tally__writer *w, tally__batch *b) {
   assert(w->state == TALLY__WRITER_IDLE && b->phase == TALLY__BATCH_SEALED);
-  if (!PQsendQueryParams(w->conn, tally__batch_sql, TALLY__BATCH_PARAMS, NULL, b->params, NULL,
-                         NULL, 0)) {
+  if (!PQsendQueryParams(w->conn, tally__batch_sql, TALLY__BATCH_PARAMS, NULL, b->params, b->lengths,
+                         b->formats, 0)) {
     writer_broken(w, PQerrorMessage(w->conn));
     return TALLY_EDB;
   }

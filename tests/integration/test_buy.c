@@ -65,6 +65,25 @@ static void test_consent_then_buy(void **state) {
   done();
 }
 
+static void test_confirm_survives_a_refusal(void **state) {
+  (void)state;
+  shop("confirm", 3, 0);
+  th_reply r;
+  assert_int_equal(th_cmd(F.e, "carol", "BUY tee", 0, &r), TALLY_ECONSENT);
+  const char *at = strstr(r.text, "CONFIRM ");
+  assert_non_null(at);
+  char confirm[32];
+  snprintf(confirm, sizeof confirm, "CONFIRM %.6s", at + 8);
+  /* No credits yet: refused, but the code stays valid and nothing is charged. */
+  assert_int_equal(th_cmd(F.e, "carol", confirm, 0, &r), TALLY_ENO_FUNDS);
+  expect(TALLY_OK, "admin", "TALLY GRANT carol 10");
+  assert_int_equal(th_cmd(F.e, "carol", confirm, 0, &r), TALLY_OK);
+  assert_true(r.receipt > 0);
+  /* Used: the same code does not buy twice. */
+  assert_int_equal(th_cmd(F.e, "carol", confirm, 0, &r), TALLY_EBAD_CODE);
+  done();
+}
+
 static void test_refusals(void **state) {
   (void)state;
   shop("refusals", 1, 0);
@@ -220,7 +239,8 @@ static void test_restart_rebuilds_state(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_consent_then_buy), cmocka_unit_test(test_refusals),
+      cmocka_unit_test(test_consent_then_buy), cmocka_unit_test(test_confirm_survives_a_refusal),
+      cmocka_unit_test(test_refusals),
       cmocka_unit_test(test_idempotent_retry), cmocka_unit_test(test_replay_after_sold_out),
       cmocka_unit_test(test_refunds),
       cmocka_unit_test(test_daily_cap),        cmocka_unit_test(test_herd_last_units),
