@@ -87,7 +87,8 @@ extern "C" {
   X(EFAILED, -124, "could not be recorded; you were not charged")              \
   X(ESTARTING, -125, "starting up, try again in a moment")                     \
   X(ECONSENT, -126, "first purchase needs your confirmation")                  \
-  X(ETOO_MANY, -127, "limit reached")
+  X(ETOO_MANY, -127, "limit reached")                                          \
+  X(EPRICE_CHANGED, -128, "the price changed since you were asked; BUY again")
 
 typedef enum tally_err {
 #define TALLY_ERR_ENUM_(name, value, text) TALLY_##name = (value),

@@ -14,43 +14,15 @@
 #include "receipt.h"
 #include "signer.h"
 
+/* The function is sql/002_fenced_batches.sql's: batch lock, lease check,
+ * then the rows in dependency order; it returns the transfer ids it
+ * inserted. Arrays go in binary; the scalars $1..$8 and $43 as text. */
 const char tally__batch_sql[] =
-    "WITH b AS (INSERT INTO batches (id, first_transfer, last_transfer, leaf_count,"
-    " merkle_root, signature, key_id, created_ms)"
-    " SELECT $1::bigint, $2::bigint, $3::bigint, $4::int, decode($5, 'hex'), decode($6, 'hex'), $7, $8::bigint"
-    " WHERE $4::int > 0 ON CONFLICT (id) DO NOTHING),"
-    " a AS (INSERT INTO accounts (id, name, kind, created_ms)"
-    " SELECT u.id, u.name, u.kind, $8::bigint FROM unnest($9::bigint[], $10::text[], $11::smallint[])"
-    " AS u(id, name, kind) ON CONFLICT DO NOTHING),"
-    " i AS (INSERT INTO items (id, sku, creator_id, price_minor, stock, title, refund_window_s,"
-    " deleted, version, updated_ms)"
-    " SELECT u.*, $8::bigint FROM unnest($12::bigint[], $13::text[], $14::bigint[], $15::bigint[],"
-    " $16::int[], $17::text[], $18::int[], $19::boolean[], $20::bigint[])"
-    " AS u(id, sku, creator_id, price_minor, stock, title, refund_window_s, deleted, version)"
-    " ON CONFLICT (id) DO UPDATE SET sku = EXCLUDED.sku, price_minor = EXCLUDED.price_minor,"
-    " stock = EXCLUDED.stock, title = EXCLUDED.title, refund_window_s = EXCLUDED.refund_window_s,"
-    " deleted = EXCLUDED.deleted, version = EXCLUDED.version, updated_ms = EXCLUDED.updated_ms"
-    " WHERE items.version < EXCLUDED.version),"
-    " t AS (INSERT INTO transfers (id, batch_id, kind, idem_key, request_fp, account_id, counterparty_id,"
-    " item_id, qty, amount_minor, ref_transfer, created_ms, leg_accounts, leg_amounts)"
-    " SELECT u.id, $1::bigint, u.kind, u.k, u.fp, u.acc, u.cp, u.item, u.qty, u.amt, u.ref, u.at,"
-    " array_remove(ARRAY[u.a1, u.a2, u.a3], NULL), array_remove(ARRAY[u.m1, u.m2, u.m3], NULL)"
-    " FROM unnest($21::bigint[], $22::smallint[], $23::text[], $24::bigint[], $25::bigint[],"
-    " $26::bigint[], $27::int[], $28::bigint[], $29::bigint[], $30::bigint[],"
-    " $31::bigint[], $32::bigint[], $33::bigint[], $39::bigint[], $40::bigint[], $41::bigint[],"
-    " $42::bigint[])"
-    " AS u(id, kind, k, acc, cp, item, qty, amt, ref, at, a1, a2, a3, m1, m2, m3, fp)"
-    " ON CONFLICT DO NOTHING RETURNING id),"
-    " c AS (INSERT INTO consents (account_id, price_minor, created_ms)"
-    " SELECT u.acc, u.price, $8::bigint FROM unnest($34::bigint[], $35::bigint[]) AS u(acc, price)"
-    " ON CONFLICT DO NOTHING),"
-    " r AS (INSERT INTO role_changes (account_id, role, by_account, created_ms)"
-    " SELECT u.acc, u.role, u.who, $8::bigint FROM unnest($36::bigint[], $37::text[], $38::text[])"
-    " AS u(acc, role, who))"
-    " SELECT id FROM t";
+    "SELECT * FROM tally_write_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,"
+    " $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32,"
+    " $33, $34, $35, $36, $37, $38, $39, $40, $41, $42, $43)";
 
-const char tally__batch_lookup_sql[] =
-    "SELECT idem_key, id, request_fp FROM transfers WHERE idem_key = ANY($1::text[])";
+const char tally__batch_lookup_sql[] = "SELECT * FROM tally_lookup_keys($1, $2)";
 
 int tally__batch_init(tally__batch *b, uint32_t op_max) {
   memset(b, 0, sizeof *b);
@@ -129,6 +101,12 @@ static void sb_param(tally__batch *b, int k) { b->params[k] = b->text + b->text_
 static void sb_end(tally__batch *b) { sb_char(b, 0); }
 
 /* ---- catalog rows ------------------------------------------------------------ */
+static bool row_taken(const tally__batch *b, uint32_t index, uint8_t what) {
+  for (uint32_t r = 0; r < b->row_count; r++)
+    if (b->rows[r].index == index && b->rows[r].what == what) return true;
+  return false;
+}
+
 static void take_rows(tally__batch *b, tally__state *st) {
   for (uint32_t k = 0; k < st->dirty_account_count && b->row_count + 3 <= TALLY__BATCH_ROWS_MAX; k++) {
     uint32_t i = st->dirty_accounts[k];
@@ -138,10 +116,15 @@ static void take_rows(tally__batch *b, tally__state *st) {
       b->rows[b->row_count++] = (tally__batch_row){i, 0, TALLY__ROW_CONSENT};
     if (a->role_dirty) b->rows[b->row_count++] = (tally__batch_row){i, a->role_version, TALLY__ROW_ROLE};
   }
-  for (uint32_t k = 0; k < st->dirty_item_count && b->row_count < TALLY__BATCH_ROWS_MAX; k++) {
+  /* An item row references its creator's account row: both go in the same
+   * batch (the function inserts accounts first), or neither. */
+  for (uint32_t k = 0; k < st->dirty_item_count && b->row_count + 2 <= TALLY__BATCH_ROWS_MAX; k++) {
     uint32_t i = st->dirty_items[k];
-    if (st->items[i].dirty)
-      b->rows[b->row_count++] = (tally__batch_row){i, st->items[i].version, TALLY__ROW_ITEM};
+    if (!st->items[i].dirty) continue;
+    uint32_t creator = st->items[i].creator;
+    if (!st->accounts[creator].persisted && !row_taken(b, creator, TALLY__ROW_ACCOUNT))
+      b->rows[b->row_count++] = (tally__batch_row){creator, 0, TALLY__ROW_ACCOUNT};
+    b->rows[b->row_count++] = (tally__batch_row){i, st->items[i].version, TALLY__ROW_ITEM};
   }
 }
 
@@ -357,7 +340,7 @@ static void compute_leaves(tally__batch *b, const tally__state *st) {
 }
 
 int tally__batch_seal(tally__batch *b, tally__state *st, struct tally__signer *signer,
-                      uint64_t mono_ms, int64_t wall_ms) {
+                      uint64_t mono_ms, int64_t wall_ms, uint64_t lease_epoch) {
   assert(b->phase == TALLY__BATCH_OPEN);
   b->id = tally__state_take_id(st);
   b->sealed_mono_ms = mono_ms;
@@ -404,6 +387,9 @@ int tally__batch_seal(tally__batch *b, tally__state *st, struct tally__signer *s
   render_consents_roles(b, st);
   render_legs(b, st);
   render_request_fps(b, st);
+  sb_param(b, 42);
+  sb_i64(b, (int64_t)lease_epoch);
+  sb_end(b);
   b->phase = TALLY__BATCH_SEALED;
   return TALLY_OK;
 }

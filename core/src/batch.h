@@ -17,7 +17,7 @@
 #include "state.h"
 
 enum {
-  TALLY__BATCH_PARAMS = 42,
+  TALLY__BATCH_PARAMS = 43,
   TALLY__BATCH_ROWS_MAX = 1024, /* catalog rows (accounts, items, ...) per batch */
   TALLY__BATCH_OP_TEXT_BYTES = 640,
   TALLY__BATCH_ROW_TEXT_BYTES = 640,
@@ -67,6 +67,7 @@ typedef struct tally__batch {
   size_t keys_cap;
   uint32_t retries;   /* serialization failures so far */
   uint64_t sealed_mono_ms;
+  uint64_t sent_mono_ms; /* last statement or lookup sent */
 } tally__batch;
 
 int tally__batch_init(tally__batch *b, uint32_t op_max);
@@ -80,12 +81,15 @@ struct tally__signer;
 /* Takes dirty catalog rows from st, computes receipt leaves, the root and
  * its signature, and renders the statement's parameters. */
 int tally__batch_seal(tally__batch *b, tally__state *st, struct tally__signer *signer,
-                      uint64_t mono_ms, int64_t wall_ms);
-/* The statement that writes a sealed batch; it returns the ids of the
- * transfers it inserted. */
+                      uint64_t mono_ms, int64_t wall_ms, uint64_t lease_epoch);
+/* The statement that writes a sealed batch (fenced by the engine's lease
+ * epoch); it returns the ids of the transfers it inserted. */
 extern const char tally__batch_sql[];
-/* Looks up every key of the batch: rows (idem_key, id, request_fp). */
+/* $1 batch id, $2 keys: rows (idem_key, id, request_fp), looked up only
+ * once no earlier attempt of the batch is still running. */
 extern const char tally__batch_lookup_sql[];
+/* SQLSTATE of a batch refused because another engine took the lease. */
+#define TALLY__SQLSTATE_FENCED "TL001"
 /* Renders the batch's keys into keys_text for tally__batch_lookup_sql. */
 const char *tally__batch_keys_param(tally__batch *b, const tally__state *st);
 /* Index (into xfer) of the transfer op with this id, or -1. */

@@ -112,7 +112,12 @@ static void item_set(tally__cmd *c) {
       return;
     }
     /* "stock N" means N more can be sold from now on. */
-    it->stock = unlimited ? -1 : (int32_t)v + it->sold + it->held;
+    int64_t stock = (int64_t)v + it->sold + it->held;
+    if (!unlimited && stock > INT32_MAX) {
+      tally__cmd_refuse(c, TALLY_EBAD_QTY);
+      return;
+    }
+    it->stock = unlimited ? -1 : (int32_t)stock;
   } else if (tally__word_is(&c->t, 3, "title")) {
     if (title_set(it, c->t.rest[4])) {
       tally__cmd_refuse(c, TALLY_EBAD_SYNTAX);

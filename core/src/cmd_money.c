@@ -154,6 +154,15 @@ void tally__cmd_confirm(tally__cmd *c) {
     tally__cmd_refuse(c, TALLY_EBAD_CODE);
     return;
   }
+  /* The buyer agreed to the price shown: a price changed since is refused. */
+  int64_t now_total;
+  const tally__item *it = &st->items[p->item];
+  if (!tally__mul_i64(it->price, p->qty, &now_total) || now_total != p->price_total) {
+    p->expires_mono_ms = 0;
+    a->consent_slot = TALLY__NONE;
+    tally__cmd_refuse(c, TALLY_EPRICE_CHANGED);
+    return;
+  }
   /* Consent counts once the purchase it was asked for is taken; a refusal
    * (not enough credits yet, sold out, busy) leaves the code valid, so the
    * buyer can CONFIRM again. */
@@ -254,7 +263,14 @@ void tally__grant_request_apply(tally__engine *e, int64_t request_id, const char
   snprintf(key, sizeof key, "grant-request:%lld", (long long)request_id);
   tally__decide_ctx ctx = ctx_of(&c, key, NULL);
   int rc = tally__decide_grant(&e->st, &ctx, to, amount, op);
+  if (rc == TALLY_EBUSY) {
+    tally__cmd_op_unused(&c);
+    return; /* picked up again at the next poll */
+  }
   if (rc) tally__cmd_op_unused(&c);
-  else tally__cmd_op_added(&c);
+  else {
+    op->grant_request = request_id; /* a failed batch hands it back to the poll */
+    tally__cmd_op_added(&c);
+  }
   e->last_grant_request = request_id;
 }

@@ -124,6 +124,15 @@ static const cmd_entry commands[] = {
 void tally__command_handle(tally__engine *e, const tally__command_frame *frame) {
   tally__cmd c = {.e = e, .cmd = frame, .now = tally__now_mono_ms(e), .wall = tally__now_wall_ms(),
                   .account = TALLY__NONE};
+  /* Every string of the frame goes into replies or the ledger: all must be
+   * clean UTF-8 without control characters, not only the command text. */
+  const char *fields[] = {frame->account, frame->channel, frame->msg_id, frame->origin, frame->nick};
+  for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+    if (tally__text_check(fields[i], strlen(fields[i])) != TALLY_OK) {
+      tally__emit(e, TALLY_EFFECT_REPLY, TALLY_EBAD_UTF8, frame->req_id, 0,
+                  i == 3 ? "" : frame->origin, "", "invalid characters in the message's metadata");
+      return;
+    }
   size_t len = strlen(frame->text);
   int rc = tally__text_check(frame->text, len);
   if (rc == TALLY_OK) rc = tally__tokenize(frame->text, &c.t);

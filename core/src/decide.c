@@ -11,7 +11,7 @@
 
 #include "text.h"
 
-uint64_t tally__transfer_fingerprint(uint32_t kind, uint32_t a, uint32_t b, uint64_t c,
+uint64_t tally__transfer_fingerprint(uint32_t kind, uint64_t a, uint64_t b, uint64_t c,
                                     int64_t amount) {
   uint64_t h = tally__hash_u64(kind);
   h = tally__hash_u64(h ^ a);
@@ -20,10 +20,10 @@ uint64_t tally__transfer_fingerprint(uint32_t kind, uint32_t a, uint32_t b, uint
   return tally__hash_u64(h ^ (uint64_t)amount);
 }
 
-/* Returns TALLY_OK when the key is new. */
+/* Returns TALLY_OK when the key is new and the key ring has room for it. */
 static int key_check(const tally__state *st, const tally__decide_ctx *ctx, uint64_t fp) {
   uint32_t slot = tally__key_find(st, ctx->key);
-  if (slot == TALLY__NONE) return TALLY_OK;
+  if (slot == TALLY__NONE) return tally__keys_room(st) ? TALLY_OK : TALLY_EBUSY;
   const tally__key *k = &st->keys[slot];
   if (k->fingerprint != fp) return TALLY_EKEY_MISMATCH;
   if (ctx->existing_transfer)
@@ -93,7 +93,7 @@ int tally__decide_buy(tally__state *st, const tally__decide_ctx *ctx, uint32_t b
   if (qty == 0 || qty > TALLY__QTY_MAX) return TALLY_EBAD_QTY;
   /* The key first, over the request as typed: a replay gets its first
    * answer even if the item sold out or its price changed since (I3). */
-  uint64_t fp = tally__transfer_fingerprint(TALLY__TRANSFER_PURCHASE, buyer, item, qty, 0);
+  uint64_t fp = tally__transfer_fingerprint(TALLY__TRANSFER_PURCHASE, st->accounts[buyer].id, st->items[item].id, qty, 0);
   int rc = key_check(st, ctx, fp);
   if (rc) return rc;
   tally__item *it = &st->items[item];
@@ -101,6 +101,7 @@ int tally__decide_buy(tally__state *st, const tally__decide_ctx *ctx, uint32_t b
   if (!tally__mul_i64(it->price, qty, &amount)) return TALLY_EOVERFLOW;
   if ((rc = tally__check_stock(it, qty))) return rc;
   if (it->creator == buyer) return TALLY_ESELF;
+  if (!tally__purchases_room(st)) return TALLY_EBUSY;
   tally__account *a = &st->accounts[buyer];
   if ((rc = spend_check(st, a, ctx->wall_ms, amount))) return rc;
 
@@ -124,7 +125,7 @@ int tally__decide_tip(tally__state *st, const tally__decide_ctx *ctx, uint32_t f
                       uint32_t to, int64_t amount, tally__op *op) {
   assert(from < st->account_count && to < st->account_count && amount > 0);
   if (from == to) return TALLY_ESELF;
-  uint64_t fp = tally__transfer_fingerprint(TALLY__TRANSFER_TIP, from, to, 0, amount);
+  uint64_t fp = tally__transfer_fingerprint(TALLY__TRANSFER_TIP, st->accounts[from].id, st->accounts[to].id, 0, amount);
   int rc = key_check(st, ctx, fp);
   if (rc) return rc;
   if (st->accounts[to].kind != TALLY__ACCOUNT_USER) return TALLY_EUNKNOWN_ACCOUNT;
@@ -157,7 +158,7 @@ static bool purchase_near_eviction(const tally__state *st, uint32_t slot) {
 
 int tally__decide_refund(tally__state *st, const tally__decide_ctx *ctx, uint32_t requester,
                          uint64_t receipt, int64_t amount_typed, tally__op *op) {
-  uint64_t fp = tally__transfer_fingerprint(TALLY__TRANSFER_REFUND, requester, 0, receipt, amount_typed);
+  uint64_t fp = tally__transfer_fingerprint(TALLY__TRANSFER_REFUND, st->accounts[requester].id, 0, receipt, amount_typed);
   int rc = key_check(st, ctx, fp);
   if (rc) return rc;
   uint32_t slot = tally__purchase_find(st, receipt);
@@ -201,7 +202,7 @@ int tally__decide_refund(tally__state *st, const tally__decide_ctx *ctx, uint32_
 int tally__decide_grant(tally__state *st, const tally__decide_ctx *ctx, uint32_t to,
                         int64_t amount, tally__op *op) {
   assert(to < st->account_count && amount > 0);
-  uint64_t fp = tally__transfer_fingerprint(TALLY__TRANSFER_GRANT, to, 0, 0, amount);
+  uint64_t fp = tally__transfer_fingerprint(TALLY__TRANSFER_GRANT, st->accounts[to].id, 0, 0, amount);
   int rc = key_check(st, ctx, fp);
   if (rc) return rc;
   /* Everything ever granted (committed or in flight) stays under the money

@@ -32,9 +32,10 @@ int tally__decide_refund(tally__state *st, const tally__decide_ctx *ctx, uint32_
 int tally__decide_grant(tally__state *st, const tally__decide_ctx *ctx, uint32_t to,
                         int64_t amount, tally__op *op);
 
-/* Hash of a transfer's parameters: (kind, account, item or counterparty,
- * qty or referenced receipt, amount). Same inputs, same value, across runs. */
-uint64_t tally__transfer_fingerprint(uint32_t kind, uint32_t a, uint32_t b, uint64_t c,
+/* Hash of a request as typed: (kind, account id, item or counterparty id,
+ * qty or referenced receipt, amount typed). Ids, not memory indices, so the
+ * value stored in the ledger means the same after a restart. */
+uint64_t tally__transfer_fingerprint(uint32_t kind, uint64_t a, uint64_t b, uint64_t c,
                                     int64_t amount);
 
 /* Cheap checks a host-facing "sold out" needs, without touching state. */

@@ -133,7 +133,8 @@ void tally__engine_flush(tally__engine *e) {
               (open->op_count > 0 || e->st.dirty_account_count || e->st.dirty_item_count);
   tally__writer *w = work ? idle_writer(e) : NULL;
   if (!w) return;
-  int rc = tally__batch_seal(open, &e->st, e->signer, tally__now_mono_ms(e), tally__now_wall_ms());
+  int rc = tally__batch_seal(open, &e->st, e->signer, tally__now_mono_ms(e), tally__now_wall_ms(),
+                             e->lease_epoch);
   e->open = NULL;
   if (rc) {
     tally__engine_batch_failed(e, open, "signing failed");
@@ -176,6 +177,13 @@ static void rows_committed(tally__engine *e, const tally__batch *b) {
 
 static void op_committed(tally__engine *e, tally__batch *b, tally__op *op);
 
+/* A CLI grant that did not commit is polled for again (its key keeps it
+ * exactly once). */
+static void grant_request_retry(tally__engine *e, const tally__op *op) {
+  if (op->grant_request && op->grant_request <= e->last_grant_request)
+    e->last_grant_request = op->grant_request - 1;
+}
+
 /* A transfer the ledger does not hold as ours: a duplicate key, or (after a
  * complete lookup) a transfer that never committed. */
 static void op_not_ours(tally__engine *e, tally__batch *b, uint32_t k) {
@@ -200,6 +208,7 @@ static void op_not_ours(tally__engine *e, tally__batch *b, uint32_t k) {
   } else {
     assert(b->looked_up); /* "not charged" only when the ledger was asked */
     tally__key_forget(&e->st, op->key_slot);
+    grant_request_retry(e, op);
     if (op->origin[0])
       tally__emit(e, TALLY_EFFECT_REPLY, TALLY_EFAILED, op->req_id, 0, op->origin, op->channel,
                   tally_strerror(TALLY_EFAILED));
@@ -269,6 +278,7 @@ void tally__engine_batch_failed(tally__engine *e, tally__batch *b, const char *w
     if (op->type == TALLY__OP_TRANSFER) {
       tally__op_release(&e->st, op);
       tally__key_forget(&e->st, op->key_slot);
+      grant_request_retry(e, op);
       atomic_fetch_add_explicit(&e->n_buys_refused, 1, memory_order_relaxed);
     }
     if (op->origin[0])
@@ -278,6 +288,25 @@ void tally__engine_batch_failed(tally__engine *e, tally__batch *b, const char *w
   fprintf(stderr, "tally: batch %llu failed: %s\n", (unsigned long long)b->id, why);
   if (e->open == b) e->open = NULL;
   tally__batch_reset(b);
+}
+
+void tally__engine_fence(tally__engine *e) {
+  if (e->fenced) return;
+  e->fenced = true;
+  e->ready = false;
+  fprintf(stderr, "tally: another engine took this ledger; this one stops writing\n");
+  tally__emit(e, TALLY_EFFECT_STATUS, TALLY_ESTATE, 0, 0, "", "",
+              "stopped: another tally engine took over this ledger");
+  /* Open batches and sealed ones never sent were never committed: their
+   * buyers were not charged. A batch whose outcome was lost is not failed
+   * blind: it stays unresolved (its buyers were told "pending", and the
+   * ledger, which the new engine serves, has the truth). */
+  for (uint32_t i = 0; i < e->batch_slots; i++) {
+    tally__batch *b = &e->batches[i];
+    bool open = b->phase == TALLY__BATCH_OPEN && b->op_count;
+    bool unsent = b->phase == TALLY__BATCH_SEALED && !b->inflight && !b->maybe_committed;
+    if (open || unsent) tally__engine_batch_failed(e, b, "fenced");
+  }
 }
 
 /* ---- the loop ------------------------------------------------------------------- */
@@ -304,7 +333,9 @@ static void drain_events(tally__engine *e) {
       continue;
     }
     if (!e->ready) {
-      tally__reply(e, &cmd, TALLY_ESTARTING, 0, "%s", tally_strerror(TALLY_ESTARTING));
+      if (e->fenced)
+        tally__reply(e, &cmd, TALLY_ESTATE, 0, "tally is stopped here: another tally engine took over its ledger");
+      else tally__reply(e, &cmd, TALLY_ESTARTING, 0, "%s", tally_strerror(TALLY_ESTARTING));
       continue;
     }
     tally__command_handle(e, &cmd);
@@ -341,7 +372,7 @@ static void try_start(tally__engine *e, uint64_t now) {
 static void pending_notices(tally__engine *e, uint64_t now) {
   for (uint32_t i = 0; i < e->batch_slots; i++) {
     tally__batch *b = &e->batches[i];
-    if (b->phase != TALLY__BATCH_SEALED && b->phase != TALLY__BATCH_RESOLVING) continue;
+    if (b->phase == TALLY__BATCH_FREE) continue; /* open ones too: all writers may be down */
     for (uint32_t k = 0; k < b->op_count; k++) {
       tally__op *op = &b->ops[k];
       /* Only payments are "pending"; an ACK (ITEM, ROLE) just answers late. */
@@ -358,8 +389,8 @@ static void pending_notices(tally__engine *e, uint64_t now) {
 static void on_tick(uv_timer_t *t) {
   tally__engine *e = t->data;
   uint64_t now = tally__now_mono_ms(e);
-  if (!e->ready) try_start(e, now);
-  if (e->ready) {
+  if (!e->ready && !e->fenced) try_start(e, now);
+  if (e->ready || e->fenced) {
     tally__writers_tick(e, now);
     pending_notices(e, now);
   }

@@ -25,6 +25,7 @@ enum {
   TALLY__TICK_MS = 20,
   TALLY__RECONNECT_MS = 500,
   TALLY__CONNECT_TIMEOUT_MS = 5000,
+  TALLY__ANSWER_DEADLINE_MS = 60000, /* a statement unanswered this long: connection lost */
   TALLY__RETRY_MAX = 5,            /* serialization failures before giving up */
   TALLY__EFFECTS_PER_EVENT_MAX = 24, /* effects one command may emit at once */
   TALLY__GRANT_POLL_MS = 1000,
@@ -78,6 +79,8 @@ struct tally_engine {
   tally__batch *open;
   tally__writer writers[TALLY__WRITERS_MAX];
   bool ready;
+  bool fenced;           /* another engine took the lease: never write again */
+  uint64_t lease_epoch;  /* engine_lease.epoch this engine holds */
   uint64_t next_start_ms, next_grant_poll_ms;
   int64_t last_grant_request;
   bool effects_pending;
@@ -117,6 +120,8 @@ void tally__signal_host(tally__engine *e);
  * else is reported failed only after a complete lookup. */
 void tally__engine_batch_done(tally__engine *e, tally__batch *b);
 void tally__engine_batch_failed(tally__engine *e, tally__batch *b, const char *why);
+/* Another engine holds the ledger: stop taking money commands for good. */
+void tally__engine_fence(tally__engine *e);
 size_t tally__format_amount(const tally__engine *e, int64_t minor, char *out, size_t n);
 
 /* writer.c */

@@ -95,6 +95,12 @@ static void generation_rotate(tally__state *st) {
   st->key_gen_count = 0;
 }
 
+/* The ring would overwrite a key still in flight: only if in-flight ops
+ * outgrew the ring (a writer stuck with keys_max keys behind it). */
+bool tally__keys_room(const tally__state *st) {
+  return st->keys[st->key_next % st->cfg->keys_max].state != TALLY__KEY_INFLIGHT;
+}
+
 uint32_t tally__key_add(tally__state *st, const char *key, uint64_t fingerprint,
                         uint64_t transfer_id, uint8_t key_state, int64_t now_ms) {
   assert(strlen(key) <= TALLY__KEY_BYTES_MAX);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "decide.h"
 #include "engine_internal.h"
@@ -236,6 +237,23 @@ static int load_counters(loader *l) {
   return TALLY_OK;
 }
 
+/* Takes the ledger's lease: the UPDATE waits for every batch of a previous
+ * engine that is still committing, and fences that engine out afterwards. */
+static int take_lease(loader *l, int64_t now_ms) {
+  char holder[96], ms[24];
+  char host[64] = "?";
+  gethostname(host, sizeof host - 1);
+  snprintf(holder, sizeof holder, "%s:%d", host, (int)getpid());
+  snprintf(ms, sizeof ms, "%lld", (long long)now_ms);
+  const char *params[2] = {holder, ms};
+  PGresult *r = q(l, "UPDATE engine_lease SET epoch = epoch + 1, holder = $1, since_ms = $2::bigint"
+                     " WHERE id = 1 RETURNING epoch", 2, params);
+  if (!r) return TALLY_EDB;
+  l->e->lease_epoch = (uint64_t)col_i64(r, 0, 0);
+  PQclear(r);
+  return TALLY_OK;
+}
+
 static int register_key(loader *l, int64_t now_ms) {
   uint8_t pub[32];
   char hex[65], ms[24];
@@ -265,7 +283,8 @@ int tally__engine_load(tally__engine *e, PGconn *conn, char *err, size_t err_len
     snprintf(err, err_len, "load: out of memory");
     return rc;
   }
-  rc = register_key(&l, now);
+  rc = take_lease(&l, now);
+  if (!rc) rc = register_key(&l, now);
   if (!rc) rc = load_accounts(&l);
   if (!rc) rc = load_balances_roles(&l);
   if (!rc) rc = load_items(&l);

@@ -143,9 +143,10 @@ void tally__item_mark_dirty(tally__state *st, uint32_t index) {
 
 int32_t tally__item_left(const tally__item *it) {
   if (it->stock < 0) return -1;
-  int32_t left = it->stock - it->sold - it->held;
-  assert(left >= 0);
-  return left;
+  int64_t left = (int64_t)it->stock - it->sold - it->held;
+  /* Never below zero in memory; stored data could say otherwise (a stock
+   * edited down outside tally): then nothing is left. */
+  return left < 0 ? 0 : (int32_t)left;
 }
 
 /* ---- purchases ------------------------------------------------------------- */
@@ -173,6 +174,11 @@ uint32_t tally__purchase_find(const tally__state *st, uint64_t transfer_id) {
   uint32_t slot = purchase_slot_at(st, lo);
   const tally__purchase *p = &st->purchases[slot];
   return p->transfer_id == transfer_id && p->live ? slot : TALLY__NONE;
+}
+
+bool tally__purchases_room(const tally__state *st) {
+  const tally__purchase *p = &st->purchases[st->purchase_next % st->cfg->purchases_max];
+  return !p->live || (p->committed && p->refund_held == 0);
 }
 
 uint32_t tally__purchase_add(tally__state *st, const tally__purchase *src) {

@@ -108,6 +108,7 @@ typedef struct tally__op {
   uint8_t type, kind, leg_count;
   bool told_pending;
   bool welcome; /* the demo welcome grant of `account` */
+  int64_t grant_request; /* grant_requests.id it applies, 0 if none */
   uint32_t account, counterparty, item, qty;
   uint32_t purchase_slot, key_slot;
   int64_t amount, fee;
@@ -186,11 +187,15 @@ int32_t tally__item_left(const tally__item *it); /* -1 unlimited */
 int tally__keys_init(tally__state *st);
 void tally__keys_free(tally__state *st);
 uint32_t tally__key_find(const tally__state *st, const char *key);
+/* False when the next key would overwrite one still in flight. */
+bool tally__keys_room(const tally__state *st);
 uint32_t tally__key_add(tally__state *st, const char *key, uint64_t fingerprint,
                         uint64_t transfer_id, uint8_t key_state, int64_t now_ms);
 void tally__key_forget(tally__state *st, uint32_t slot);
 
 uint32_t tally__purchase_find(const tally__state *st, uint64_t transfer_id);
+/* False when the next purchase would overwrite one still in use. */
+bool tally__purchases_room(const tally__state *st);
 uint32_t tally__purchase_add(tally__state *st, const tally__purchase *p);
 void tally__purchase_forget(tally__state *st, uint32_t slot);
 

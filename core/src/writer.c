@@ -48,10 +48,17 @@ void tally__writer_close(tally__writer *w) {
 
 /* Session settings ride in the startup packet, so a connection needs no
  * set-up round trip; they come first so that the admin's DSN overrides. */
-static const char *const connect_keys[] = {"options", "dbname", "connect_timeout", "application_name", NULL};
+/* TCP keepalives and a user timeout notice a silently dead connection in
+ * seconds instead of libpq's default two hours (ignored on unix sockets). */
+static const char *const connect_keys[] = {"options", "keepalives_idle", "keepalives_interval",
+                                           "keepalives_count", "tcp_user_timeout", "dbname",
+                                           "connect_timeout", "application_name", NULL};
+enum { CONNECT_PARAMS = 8 };
 static const char *connect_vals(const tally__engine *e, int i) {
-  static const char options[] = "-c synchronous_commit=on -c client_min_messages=warning";
-  return i == 0 ? options : i == 1 ? e->dsn : i == 2 ? "3" : "tally-engine";
+  static const char *const vals[CONNECT_PARAMS] = {
+      "-c synchronous_commit=on -c client_min_messages=warning", "10", "5", "3", "30000", NULL, "3",
+      "tally-engine"};
+  return i == 5 ? e->dsn : vals[i];
 }
 
 static bool start_watching(tally__writer *w) {
@@ -73,7 +80,8 @@ int tally__writer_connect(tally__writer *w, char *err, size_t err_len) {
     snprintf(err, err_len, "connect: previous connection still closing");
     return TALLY_EDB;
   }
-  const char *vals[5] = {connect_vals(e, 0), connect_vals(e, 1), connect_vals(e, 2), connect_vals(e, 3), NULL};
+  const char *vals[CONNECT_PARAMS + 1] = {NULL};
+  for (int i = 0; i < CONNECT_PARAMS; i++) vals[i] = connect_vals(e, i);
   w->conn = PQconnectdbParams(connect_keys, vals, 1);
   if (!w->conn || PQstatus(w->conn) != CONNECTION_OK) {
     snprintf(err, err_len, "connect: %s", w->conn ? PQerrorMessage(w->conn) : "out of memory");
@@ -108,7 +116,8 @@ static int writer_reconnect_start(tally__writer *w, uint64_t now) {
   tally__engine *e = w->engine;
   tally__writer_close(w);
   if (w->poll_closing) return TALLY_EDB;
-  const char *vals[5] = {connect_vals(e, 0), connect_vals(e, 1), connect_vals(e, 2), connect_vals(e, 3), NULL};
+  const char *vals[CONNECT_PARAMS + 1] = {NULL};
+  for (int i = 0; i < CONNECT_PARAMS; i++) vals[i] = connect_vals(e, i);
   w->conn = PQconnectStartParams(connect_keys, vals, 1);
   if (!w->conn || PQstatus(w->conn) == CONNECTION_BAD || !start_watching(w)) {
     tally__writer_close(w);
@@ -191,18 +200,27 @@ int tally__writer_send_batch(tally__writer *w, tally__batch *b) {
   memset(b->inserted, 0, b->transfer_count);
   memset(b->found_id, 0, b->transfer_count * sizeof *b->found_id);
   b->looked_up = false;
-  return writer_send_flush(w) == TALLY_OK ? TALLY_OK : TALLY_EDB;
+  b->sent_mono_ms = tally__now_mono_ms(w->engine);
+  if (writer_send_flush(w) != TALLY_OK) {
+    /* Part of it may have gone out: the batch goes back, maybe committed. */
+    writer_broken(w, PQerrorMessage(w->conn));
+    return TALLY_EDB;
+  }
+  return TALLY_OK;
 }
 
 /* Looks up every key of the batch, to settle which of its transfers the
  * ledger holds (ours from an earlier attempt, or someone's older ones). */
 static int writer_send_lookup(tally__writer *w) {
   tally__batch *b = w->batch;
-  const char *params[1] = {tally__batch_keys_param(b, &w->engine->st)};
-  if (!PQsendQueryParams(w->conn, tally__batch_lookup_sql, 1, NULL, params, NULL, NULL, 0))
+  char id[24];
+  snprintf(id, sizeof id, "%llu", (unsigned long long)b->id);
+  const char *params[2] = {id, tally__batch_keys_param(b, &w->engine->st)};
+  if (!PQsendQueryParams(w->conn, tally__batch_lookup_sql, 2, NULL, params, NULL, NULL, 0))
     return TALLY_EDB;
   w->state = TALLY__WRITER_RESOLVE;
   b->phase = TALLY__BATCH_RESOLVING;
+  b->sent_mono_ms = tally__now_mono_ms(w->engine);
   return writer_send_flush(w);
 }
 
@@ -217,7 +235,10 @@ static void batch_query_failed(tally__writer *w, tally__batch *b, const PGresult
                                writer_state was) {
   tally__engine *e = w->engine;
   w->batch = NULL;
-  bool again = r && retryable(r) && b->retries < TALLY__RETRY_MAX;
+  const char *code = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+  bool fenced = code && strcmp(code, TALLY__SQLSTATE_FENCED) == 0;
+  if (fenced) tally__engine_fence(e); /* another engine took the ledger: no more writes */
+  bool again = !fenced && r && retryable(r) && b->retries < TALLY__RETRY_MAX;
   if (was == TALLY__WRITER_RESOLVE || again) {
     /* A failed lookup leaves the outcome open; a retryable error is retried.
      * Either way the batch goes out again, unchanged. */
@@ -339,8 +360,13 @@ static void writer_on_io(uv_poll_t *h, int status, int events) {
       writer_broken(w, "connection closed");
       return;
     }
-    if (w->result) PQclear(r); /* only the first result of a statement matters */
-    else w->result = r;
+    /* A statement's rows come first; an error at COMMIT comes as a later
+     * result and decides the outcome. */
+    if (!w->result) w->result = r;
+    else if (PQresultStatus(r) == PGRES_FATAL_ERROR) {
+      PQclear(w->result);
+      w->result = r;
+    } else PQclear(r);
   }
   if (w->conn && PQstatus(w->conn) == CONNECTION_BAD) writer_broken(w, "connection closed");
 }
@@ -362,8 +388,16 @@ int tally__writer_poll_grants(tally__writer *w) {
 void tally__writers_tick(tally__engine *e, uint64_t now) {
   for (uint32_t k = 0; k < e->cfg.writers; k++) {
     tally__writer *w = &e->writers[k];
+    if (e->fenced) { /* let go of the lock and the connections; never reconnect */
+      if (w->state == TALLY__WRITER_IDLE) tally__writer_close(w);
+      continue;
+    }
     bool connecting = w->state == TALLY__WRITER_CONNECTING || w->state == TALLY__WRITER_SETUP;
     if (connecting && now > w->connect_deadline_ms) writer_broken(w, "connect timed out");
+    /* No answer for too long: treat the connection as lost (the batch goes
+     * back, maybe committed, and is settled by key lookup). */
+    if (w->batch && now - w->batch->sent_mono_ms > TALLY__ANSWER_DEADLINE_MS)
+      writer_broken(w, "no answer from PostgreSQL");
     if (w->state != TALLY__WRITER_DOWN || now < w->next_connect_ms) continue;
     if (writer_reconnect_start(w, now) != TALLY_OK) w->next_connect_ms = now + TALLY__RECONNECT_MS;
   }

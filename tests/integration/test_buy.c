@@ -84,6 +84,21 @@ static void test_confirm_survives_a_refusal(void **state) {
   done();
 }
 
+static void test_confirm_at_the_price_shown(void **state) {
+  (void)state;
+  shop("price", 3, 0);
+  th_reply r;
+  assert_int_equal(th_cmd(F.e, "bob", "BUY tee", 0, &r), TALLY_ECONSENT);
+  assert_non_null(strstr(r.text, "5.00 credits"));
+  char confirm[32];
+  snprintf(confirm, sizeof confirm, "CONFIRM %.6s", strstr(r.text, "CONFIRM ") + 8);
+  expect(TALLY_OK, "alice", "ITEM SET tee price 9");
+  /* The buyer agreed to 5.00, not 9.00: refused, nothing charged. */
+  assert_int_equal(th_cmd(F.e, "bob", confirm, 0, &r), TALLY_EPRICE_CHANGED);
+  assert_int_equal(th_sql_i64(F.dsn, "SELECT count(*) FROM transfers WHERE kind = 1"), 0);
+  done();
+}
+
 static void test_refusals(void **state) {
   (void)state;
   shop("refusals", 1, 0);
@@ -240,6 +255,7 @@ static void test_restart_rebuilds_state(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_consent_then_buy), cmocka_unit_test(test_confirm_survives_a_refusal),
+      cmocka_unit_test(test_confirm_at_the_price_shown),
       cmocka_unit_test(test_refusals),
       cmocka_unit_test(test_idempotent_retry), cmocka_unit_test(test_replay_after_sold_out),
       cmocka_unit_test(test_refunds),

@@ -23,10 +23,10 @@
 #include "load.h"
 #include "tcpproxy.h"
 
-/* The statement of data-modifying CTEs that writes a batch ends with this. */
-#define BATCH_MARKER "SELECT id FROM t"
+/* The call that writes a batch (sql/002_fenced_batches.sql). */
+#define BATCH_MARKER "tally_write_batch("
 /* The follow-up lookup of a batch's keys that were already taken. */
-#define RESOLVE_MARKER "WHERE idem_key = ANY"
+#define RESOLVE_MARKER "tally_lookup_keys("
 
 typedef struct fx {
   char dsn[512], proxied[640];
