@@ -215,7 +215,8 @@ TALLY_API int tally_engine_new(const tally_config *cfg, tally_engine **out,
 TALLY_API int tally_engine_start(tally_engine *engine);
 /* Copies the frame into the engine's queue. TALLY_EBUSY when the queue is
  * full (the host should tell the user), TALLY_ETOOBIG for an oversized
- * frame. Lock-free; safe from any thread. */
+ * frame. Lock-free; safe from any thread, but not concurrently with
+ * tally_engine_stop or tally_engine_free (the host stops submitting first). */
 TALLY_API int tally_engine_submit(tally_engine *engine, const uint8_t *frame,
                                   size_t frame_len);
 /* tally_command_encode() + tally_engine_submit() with a stack buffer. */
