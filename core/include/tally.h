@@ -88,7 +88,10 @@ extern "C" {
   X(ESTARTING, -125, "starting up, try again in a moment")                     \
   X(ECONSENT, -126, "first purchase needs your confirmation")                  \
   X(ETOO_MANY, -127, "limit reached")                                          \
-  X(EPRICE_CHANGED, -128, "the price changed since you were asked; BUY again")
+  X(EPRICE_CHANGED, -128, "the price changed since you were asked; BUY again")  \
+  X(EDROP_NOT_LIVE, -129, "that drop has not started yet")                     \
+  X(EDROP_CLOSED, -130, "that drop has closed")                                \
+  X(ENOT_IN_CHANNEL, -131, "use this in the event's channel")
 
 typedef enum tally_err {
 #define TALLY_ERR_ENUM_(name, value, text) TALLY_##name = (value),

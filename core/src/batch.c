@@ -20,7 +20,8 @@
 const char tally__batch_sql[] =
     "SELECT * FROM tally_write_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,"
     " $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32,"
-    " $33, $34, $35, $36, $37, $38, $39, $40, $41, $42, $43)";
+    " $33, $34, $35, $36, $37, $38, $39, $40, $41, $42, $43, $44, $45, $46, $47, $48, $49, $50, $51,"
+    " $52, $53, $54, $55, $56, $57, $58)";
 
 const char tally__batch_lookup_sql[] = "SELECT * FROM tally_lookup_keys($1, $2)";
 
@@ -116,8 +117,16 @@ static void take_rows(tally__batch *b, tally__state *st) {
       b->rows[b->row_count++] = (tally__batch_row){i, 0, TALLY__ROW_CONSENT};
     if (a->role_dirty) b->rows[b->row_count++] = (tally__batch_row){i, a->role_version, TALLY__ROW_ROLE};
   }
-  /* An item row references its creator's account row: both go in the same
-   * batch (the function inserts accounts first), or neither. */
+  /* An event row references its host's account row, an item row its
+   * creator's: each goes with its account row (accounts are inserted
+   * first), or not at all. */
+  for (uint32_t i = 0; i < st->event_count && b->row_count + 2 <= TALLY__BATCH_ROWS_MAX; i++) {
+    const tally__event *ev = &st->events[i];
+    if (!ev->dirty) continue;
+    if (!st->accounts[ev->host].persisted && !row_taken(b, ev->host, TALLY__ROW_ACCOUNT))
+      b->rows[b->row_count++] = (tally__batch_row){ev->host, 0, TALLY__ROW_ACCOUNT};
+    b->rows[b->row_count++] = (tally__batch_row){i, ev->version, TALLY__ROW_EVENT};
+  }
   for (uint32_t k = 0; k < st->dirty_item_count && b->row_count + 2 <= TALLY__BATCH_ROWS_MAX; k++) {
     uint32_t i = st->dirty_items[k];
     if (!st->items[i].dirty) continue;
@@ -241,6 +250,57 @@ static void render_items(tally__batch *b, const tally__state *st) {
       case 5: bin_text(b, it->title); break;
       case 6: bin_i32(b, (int32_t)it->refund_window_s); break;
       case 7: bin_bool(b, it->deleted); break;
+      default: bin_i64(b, (int64_t)b->rows[r].version); break;
+      }
+    }
+    bin_close(b);
+  }
+}
+
+/* $44..$49: the drop columns of the item rows, in the same row order. */
+static void render_item_drops(tally__batch *b, const tally__state *st) {
+  static const uint32_t oids[6] = {OID_TEXT, OID_INT8, OID_INT8, OID_INT4, OID_INT2, OID_INT8};
+  for (int col = 0; col < 6; col++) {
+    bin_open(b, 43 + col, oids[col]);
+    for (uint32_t r = 0; r < b->row_count; r++) {
+      if (b->rows[r].what != TALLY__ROW_ITEM) continue;
+      const tally__item *it = &st->items[b->rows[r].index];
+      bool drop = it->drop_state != TALLY__DROP_NONE;
+      switch (col) {
+      case 0: if (drop) bin_text(b, it->drop_channel); else bin_null(b); break;
+      case 1: bin_i64_or_null(b, drop, it->drop_start_ms); break;
+      case 2: bin_i64_or_null(b, drop, it->drop_end_ms); break;
+      case 3: bin_i32(b, (int32_t)it->drop_per_user); break;
+      case 4: bin_i16(b, it->drop_state); break;
+      default: bin_i64_or_null(b, it->drop_event != 0, (int64_t)it->drop_event); break;
+      }
+    }
+    bin_close(b);
+  }
+}
+
+/* $50: each transfer's event; $51..$58: event rows. */
+static void render_events(tally__batch *b, const tally__state *st) {
+  bin_open(b, 49, OID_INT8);
+  for (uint32_t i = 0; i < b->transfer_count; i++) {
+    const tally__op *op = &b->ops[b->xfer[i]];
+    bin_i64_or_null(b, op->event_id != 0, (int64_t)op->event_id);
+  }
+  bin_close(b);
+  static const uint32_t oids[8] = {OID_INT8, OID_TEXT, OID_TEXT, OID_INT8, OID_INT8, OID_INT8, OID_INT8, OID_INT8};
+  for (int col = 0; col < 8; col++) {
+    bin_open(b, 50 + col, oids[col]);
+    for (uint32_t r = 0; r < b->row_count; r++) {
+      if (b->rows[r].what != TALLY__ROW_EVENT) continue;
+      const tally__event *ev = &st->events[b->rows[r].index];
+      switch (col) {
+      case 0: bin_i64(b, (int64_t)ev->id); break;
+      case 1: bin_text(b, ev->channel); break;
+      case 2: bin_text(b, ev->title); break;
+      case 3: bin_i64(b, (int64_t)st->accounts[ev->host].id); break;
+      case 4: bin_i64(b, ev->start_ms); break;
+      case 5: bin_i64(b, ev->end_ms); break;
+      case 6: bin_i64_or_null(b, ev->stopped_ms != 0, ev->stopped_ms); break;
       default: bin_i64(b, (int64_t)b->rows[r].version); break;
       }
     }
@@ -387,6 +447,8 @@ int tally__batch_seal(tally__batch *b, tally__state *st, struct tally__signer *s
   render_consents_roles(b, st);
   render_legs(b, st);
   render_request_fps(b, st);
+  render_item_drops(b, st);
+  render_events(b, st);
   sb_param(b, 42);
   sb_i64(b, (int64_t)lease_epoch);
   sb_end(b);

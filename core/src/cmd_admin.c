@@ -154,6 +154,7 @@ static const char *const help_lines[] = {
     "SHOP [creator] - list items | BUY <sku> [qty] | CONFIRM <code> - agree to your first purchase",
     "TIP <account> <amount> [message] | WALLET | RECEIPTS | REFUND <receipt> [amount] | VERIFY <receipt>",
     "Creators: ITEM ADD <sku> <price> [stock] <title> | ITEM SET <sku> price|stock|title <value> | ITEM DEL <sku>",
+    "Hosts (channel ops, in the channel): EVENT START <minutes> <title> | EVENT STOP | DROP CREATE <sku> <qty> <price> [per-user=N] [start=+5m|HH:MM] [for=10m] | DROP START|STOP <sku> | DROP LIST",
     "Operators: TALLY GRANT <account> <amount> | TALLY ROLE <account> creator|none | TALLY STATS",
 };
 

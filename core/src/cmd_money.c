@@ -6,6 +6,7 @@
 
 #include "commands.h"
 #include "decide.h"
+#include "live.h"
 
 static tally__decide_ctx ctx_of(tally__cmd *c, const char *key, uint64_t *existing) {
   return (tally__decide_ctx){.wall_ms = c->wall, .mono_ms = c->now, .req_id = c->cmd->req_id,
@@ -42,6 +43,7 @@ static int buy_now(tally__cmd *c, uint32_t item, uint32_t qty, const char *key) 
   uint64_t existing = 0;
   tally__decide_ctx ctx = ctx_of(c, key, &existing);
   int rc = tally__decide_buy(&c->e->st, &ctx, c->account, item, qty, op);
+  if (rc == TALLY_OK) op->event_id = tally__live_event_for(&c->e->st, item, c->cmd->channel);
   tally__cmd_money_result(c, rc, existing);
   return rc;
 }
@@ -131,6 +133,7 @@ void tally__cmd_buy(tally__cmd *c) {
     tally__reply(c->e, c->cmd, TALLY_ESOLD_OUT, 0, "Only %d left of %s", tally__item_left(it), it->sku);
     return;
   }
+  if (!rc) rc = tally__check_drop(it);
   if (rc) {
     tally__cmd_refuse(c, rc);
     return;
@@ -203,6 +206,11 @@ void tally__cmd_tip(tally__cmd *c) {
   uint64_t existing = 0;
   tally__decide_ctx ctx = ctx_of(c, tally__cmd_key(c, ""), &existing);
   int rc = tally__decide_tip(&c->e->st, &ctx, c->account, to, amount, op);
+  if (rc == TALLY_OK) {
+    op->event_id = tally__live_event_for(&c->e->st, TALLY__NONE, c->cmd->channel);
+    /* The channel's thank-you line, said once the tip is committed. */
+    if (c->t.count > 3) snprintf(op->note, sizeof op->note, "%s", c->t.rest[3]);
+  }
   tally__cmd_money_result(c, rc, existing);
 }
 

@@ -47,5 +47,7 @@ void tally__cmd_refund(tally__cmd *c);
 void tally__cmd_verify(tally__cmd *c);
 void tally__cmd_item(tally__cmd *c);
 void tally__cmd_tally(tally__cmd *c);
+void tally__cmd_event(tally__cmd *c);
+void tally__cmd_drop(tally__cmd *c);
 
 #endif

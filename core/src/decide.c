@@ -80,6 +80,12 @@ static int spend_check(const tally__state *st, tally__account *a, int64_t wall_m
   return TALLY_OK;
 }
 
+int tally__check_drop(const tally__item *it) {
+  if (it->drop_state == TALLY__DROP_SCHEDULED) return TALLY_EDROP_NOT_LIVE;
+  if (it->drop_state == TALLY__DROP_CLOSED) return TALLY_EDROP_CLOSED;
+  return TALLY_OK;
+}
+
 int tally__check_stock(const tally__item *it, uint32_t qty) {
   if (it->deleted) return TALLY_EUNKNOWN_ITEM;
   int32_t left = tally__item_left(it);
@@ -100,8 +106,15 @@ int tally__decide_buy(tally__state *st, const tally__decide_ctx *ctx, uint32_t b
   int64_t amount;
   if (!tally__mul_i64(it->price, qty, &amount)) return TALLY_EOVERFLOW;
   if ((rc = tally__check_stock(it, qty))) return rc;
+  if ((rc = tally__check_drop(it))) return rc;
   if (it->creator == buyer) return TALLY_ESELF;
   if (!tally__purchases_room(st)) return TALLY_EBUSY;
+  if (it->drop_per_user) { /* accounts, not nicks: holds across nick changes */
+    int32_t *units;
+    int32_t have = tally__per_user_units(st, buyer, item, &units);
+    if (!units) return TALLY_EBUSY;
+    if ((int64_t)have + qty > it->drop_per_user) return TALLY_EPER_USER_LIMIT;
+  }
   tally__account *a = &st->accounts[buyer];
   if ((rc = spend_check(st, a, ctx->wall_ms, amount))) return rc;
 

@@ -40,5 +40,7 @@ uint64_t tally__transfer_fingerprint(uint32_t kind, uint64_t a, uint64_t b, uint
 
 /* Cheap checks a host-facing "sold out" needs, without touching state. */
 int tally__check_stock(const tally__item *it, uint32_t qty);
+/* A drop sells only while live. */
+int tally__check_drop(const tally__item *it);
 
 #endif

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "engine_internal.h"
+#include "live.h"
 #include "text.h"
 
 /* ---- clocks ----------------------------------------------------------------- */
@@ -49,11 +50,16 @@ void tally__emit(tally__engine *e, uint32_t kind, int code, uint64_t req_id, uin
   size_t len;
   int rc = tally__effect_encode(&eff, buf, sizeof buf, &len);
   assert(rc == TALLY_OK);
-  /* Space was reserved before the command that causes this was taken (see
-   * drain_events), so a full ring here is a broken invariant. */
+  /* Replies had space reserved before their command was taken (see
+   * effects_room), so a full ring for a reply is a broken invariant. An
+   * announcement (timers, drops) is not reserved: if the host stopped
+   * draining, it is dropped and counted rather than stalling the engine. */
   rc = tally__ring_push(&e->out, buf, len);
+  if (rc != TALLY_OK && kind != TALLY_EFFECT_REPLY) {
+    atomic_fetch_add_explicit(&e->n_announce_dropped, 1, memory_order_relaxed);
+    return;
+  }
   assert(rc == TALLY_OK);
-  (void)rc;
   atomic_fetch_add_explicit(&e->n_effects_out, 1, memory_order_relaxed);
   e->effects_pending = true;
 }
@@ -128,9 +134,16 @@ void tally__engine_flush(tally__engine *e) {
     send_batch(e, w, oldest);
     if (!oldest->inflight) return; /* the writer broke; try again later */
   }
+  /* Catalog rows changed by timers (a drop opening, an event ending) have
+   * no op to ride with: they open a batch of their own. */
+  bool dirty_rows = e->st.dirty_account_count || e->st.dirty_item_count;
+  for (uint32_t i = 0; !dirty_rows && i < e->st.event_count; i++) dirty_rows = e->st.events[i].dirty;
+  /* After a failed batch, rows alone wait a while: a row the ledger keeps
+   * refusing must not turn into a tight loop of failing batches. */
+  if (dirty_rows && tally__now_mono_ms(e) < e->rows_retry_mono_ms) dirty_rows = false;
   tally__batch *open = e->open;
-  bool work = open && open->phase == TALLY__BATCH_OPEN &&
-              (open->op_count > 0 || e->st.dirty_account_count || e->st.dirty_item_count);
+  if (!open && dirty_rows && idle_writer(e)) open = tally__engine_open_batch(e);
+  bool work = open && open->phase == TALLY__BATCH_OPEN && (open->op_count > 0 || dirty_rows);
   tally__writer *w = work ? idle_writer(e) : NULL;
   if (!w) return;
   int rc = tally__batch_seal(open, &e->st, e->signer, tally__now_mono_ms(e), tally__now_wall_ms(),
@@ -150,6 +163,11 @@ static void rows_committed(tally__engine *e, const tally__batch *b) {
     if (row->what == TALLY__ROW_ITEM) {
       tally__item *it = &st->items[row->index];
       if (it->version == row->version) it->dirty = false;
+      continue;
+    }
+    if (row->what == TALLY__ROW_EVENT) {
+      tally__event *ev = &st->events[row->index];
+      if (ev->version == row->version) ev->dirty = false;
       continue;
     }
     tally__account *a = &st->accounts[row->index];
@@ -253,6 +271,8 @@ static void op_committed(tally__engine *e, tally__batch *b, tally__op *op) {
   }
   case TALLY__TRANSFER_TIP:
     tally__account_note_receipt(a, op->transfer_id);
+    tally__announce(e, op->channel, "Thank you %s for tipping %s %s%s%s", a->name + 5,
+                    st->accounts[op->counterparty].name + 5, amount, op->note[0] ? ": " : "", op->note);
     snprintf(text, sizeof text, "Tipped %s to %s. receipt %llu", amount,
              st->accounts[op->counterparty].name + 5, (unsigned long long)op->transfer_id);
     break;
@@ -269,6 +289,7 @@ static void op_committed(tally__engine *e, tally__batch *b, tally__op *op) {
   if (op->origin[0])
     tally__emit(e, TALLY_EFFECT_REPLY, TALLY_OK, op->req_id, op->transfer_id, op->origin,
                 op->channel, text);
+  tally__live_committed(e, op);
 }
 
 void tally__engine_batch_failed(tally__engine *e, tally__batch *b, const char *why) {
@@ -286,6 +307,7 @@ void tally__engine_batch_failed(tally__engine *e, tally__batch *b, const char *w
                   tally_strerror(TALLY_EFAILED));
   }
   fprintf(stderr, "tally: batch %llu failed: %s\n", (unsigned long long)b->id, why);
+  e->rows_retry_mono_ms = tally__now_mono_ms(e) + TALLY__ROWS_RETRY_MS;
   if (e->open == b) e->open = NULL;
   tally__batch_reset(b);
 }
@@ -312,7 +334,9 @@ void tally__engine_fence(tally__engine *e) {
 /* ---- the loop ------------------------------------------------------------------- */
 static bool effects_room(tally__engine *e) {
   size_t free_slots = tally__ring_capacity(&e->out) - tally__ring_count(&e->out);
-  return free_slots >= (size_t)TALLY__EFFECTS_PER_EVENT_MAX + 2u * e->ops_pending + 8u;
+  /* Per pending op: its answer, a "pending" notice, a channel line (tip
+   * thanks) and a drop line (low stock, sold out). */
+  return free_slots >= (size_t)TALLY__EFFECTS_PER_EVENT_MAX + 4u * e->ops_pending + 8u;
 }
 
 static void drain_events(tally__engine *e) {
@@ -394,6 +418,7 @@ static void on_tick(uv_timer_t *t) {
     tally__writers_tick(e, now);
     pending_notices(e, now);
   }
+  if (e->ready) tally__live_tick(e, now);
   if (!atomic_load(&e->stopping)) drain_events(e);
   else tally__engine_flush(e);
   tally__signal_host(e);
@@ -448,7 +473,7 @@ int tally_engine_new(const tally_config *cfg, tally_engine **out, char *err, siz
   e->batches = calloc(e->batch_slots, sizeof *e->batches);
   rc = (!e->dsn || !e->key_path || !e->currency || e->efd < 0 || !e->batches) ? TALLY_ENOMEM : TALLY_OK;
   if (!rc) rc = tally__ring_init(&e->in, e->cfg.queue_depth);
-  if (!rc) rc = tally__ring_init(&e->out, 2u * e->cfg.queue_depth + 4u * e->cfg.batch_max * e->batch_slots);
+  if (!rc) rc = tally__ring_init(&e->out, 2u * e->cfg.queue_depth + 4u * e->cfg.batch_max * e->batch_slots + 1024u);
   if (!rc) rc = tally__state_init(&e->st, &e->cfg);
   if (!rc) rc = tally__decoder_init(&e->dec);
   if (!rc) rc = tally__decoder_init(&e->host_dec);

@@ -26,6 +26,7 @@ enum {
   TALLY__RECONNECT_MS = 500,
   TALLY__CONNECT_TIMEOUT_MS = 5000,
   TALLY__ANSWER_DEADLINE_MS = 60000, /* a statement unanswered this long: connection lost */
+  TALLY__ROWS_RETRY_MS = 1000,       /* catalog rows alone retry this long after a failure */
   TALLY__RETRY_MAX = 5,            /* serialization failures before giving up */
   TALLY__EFFECTS_PER_EVENT_MAX = 24, /* effects one command may emit at once */
   TALLY__GRANT_POLL_MS = 1000,
@@ -81,6 +82,7 @@ struct tally_engine {
   bool ready;
   bool fenced;           /* another engine took the lease: never write again */
   uint64_t lease_epoch;  /* engine_lease.epoch this engine holds */
+  uint64_t rows_retry_mono_ms; /* catalog-only batches wait until then after a failure */
   uint64_t next_start_ms, next_grant_poll_ms;
   int64_t last_grant_request;
   bool effects_pending;
@@ -93,7 +95,7 @@ struct tally_engine {
   pthread_mutex_t host_dec_lock; /* only contended by misuse: one drainer */
 
   _Atomic uint64_t n_events_in, n_effects_out, n_busy, n_buys_committed, n_buys_refused,
-      n_batches, n_retries;
+      n_batches, n_retries, n_announce_dropped;
 };
 
 typedef struct tally_engine tally__engine;

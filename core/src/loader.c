@@ -10,6 +10,7 @@
 
 #include "decide.h"
 #include "engine_internal.h"
+#include "live.h"
 #include "migrate.h"
 
 typedef struct loader {
@@ -103,7 +104,9 @@ static int load_balances_roles(loader *l) {
 static int load_items(loader *l) {
   tally__state *st = &l->e->st;
   PGresult *r = q(l, "SELECT id, sku, creator_id, price_minor, coalesce(stock, -1), title,"
-                     " refund_window_s, deleted, version FROM items ORDER BY id", 0, NULL);
+                     " refund_window_s, deleted, version, coalesce(drop_channel, ''), coalesce(drop_start_ms, 0),"
+                     " coalesce(drop_end_ms, 0), drop_per_user, drop_state, coalesce(drop_event, 0)"
+                     " FROM items ORDER BY id", 0, NULL);
   if (!r) return TALLY_EDB;
   int rc = TALLY_OK;
   for (int i = 0; i < PQntuples(r) && !rc; i++) {
@@ -119,6 +122,12 @@ static int load_items(loader *l) {
     it->refund_window_s = (uint32_t)col_i64(r, i, 6);
     it->deleted = PQgetvalue(r, i, 7)[0] == 't';
     it->version = (uint64_t)col_i64(r, i, 8);
+    snprintf(it->drop_channel, sizeof it->drop_channel, "%s", PQgetvalue(r, i, 9));
+    it->drop_start_ms = col_i64(r, i, 10);
+    it->drop_end_ms = col_i64(r, i, 11);
+    it->drop_per_user = (uint32_t)col_i64(r, i, 12);
+    it->drop_state = (uint8_t)col_i64(r, i, 13);
+    it->drop_event = (uint64_t)col_i64(r, i, 14);
     rc = tally__map_put(&l->item_by_id, tally__hash_u64(it->id), idx);
   }
   PQclear(r);
@@ -221,11 +230,70 @@ static int load_today_and_recent(loader *l, int64_t now_ms) {
   return TALLY_OK;
 }
 
+/* Running and recent events with their totals, per-buyer counts of limited
+ * drops, and the timers of drops still to open or close. */
+static int load_live(loader *l, int64_t now_ms) {
+  tally__engine *e = l->e;
+  tally__state *st = &e->st;
+  char since[24];
+  snprintf(since, sizeof since, "%lld", (long long)(now_ms - 86400000LL));
+  const char *params[1] = {since};
+  PGresult *r = q(l, "SELECT id, channel, title, host_id, start_ms, end_ms, coalesce(stopped_ms, 0), version"
+                     " FROM events WHERE stopped_ms IS NULL OR stopped_ms >= $1::bigint"
+                     " ORDER BY start_ms DESC LIMIT 256", 1, params);
+  if (!r) return TALLY_EDB;
+  uint64_t mono = tally__now_mono_ms(e);
+  for (int i = 0; i < PQntuples(r) && st->event_count < TALLY__EVENTS_MAX; i++) {
+    uint32_t host = acc_index(l, col_i64(r, i, 3));
+    if (host == TALLY__NONE) continue;
+    tally__event *ev = &st->events[st->event_count++];
+    memset(ev, 0, sizeof *ev);
+    ev->id = (uint64_t)col_i64(r, i, 0);
+    snprintf(ev->channel, sizeof ev->channel, "%s", PQgetvalue(r, i, 1));
+    snprintf(ev->title, sizeof ev->title, "%s", PQgetvalue(r, i, 2));
+    ev->host = host;
+    ev->start_ms = col_i64(r, i, 4);
+    ev->end_ms = col_i64(r, i, 5);
+    ev->stopped_ms = col_i64(r, i, 6);
+    ev->version = (uint64_t)col_i64(r, i, 7);
+    ev->end_mono = ev->end_ms > now_ms ? mono + (uint64_t)(ev->end_ms - now_ms) : mono;
+  }
+  PQclear(r);
+  r = q(l, "SELECT event_id, kind, count(*), sum(amount_minor) FROM transfers"
+           " WHERE event_id IS NOT NULL AND kind IN (1, 2) GROUP BY 1, 2", 0, NULL);
+  if (!r) return TALLY_EDB;
+  for (int i = 0; i < PQntuples(r); i++) {
+    uint32_t ev = tally__live_event_find(st, (uint64_t)col_i64(r, i, 0));
+    if (ev == TALLY__NONE) continue;
+    bool sale = col_i64(r, i, 1) == TALLY__TRANSFER_PURCHASE;
+    *(sale ? &st->events[ev].sales : &st->events[ev].tips) = (uint64_t)col_i64(r, i, 2);
+    *(sale ? &st->events[ev].sales_minor : &st->events[ev].tips_minor) = col_i64(r, i, 3);
+  }
+  PQclear(r);
+  r = q(l, "SELECT t.account_id, t.item_id, sum(t.qty) FROM transfers t JOIN items i ON i.id = t.item_id"
+           " WHERE t.kind = 1 AND i.drop_per_user > 0 GROUP BY 1, 2", 0, NULL);
+  if (!r) return TALLY_EDB;
+  for (int i = 0; i < PQntuples(r); i++) {
+    uint32_t a = acc_index(l, col_i64(r, i, 0)), it = item_index(l, col_i64(r, i, 1));
+    int32_t *units;
+    if (a == TALLY__NONE || it == TALLY__NONE) continue;
+    tally__per_user_units(st, a, it, &units);
+    if (units) *units = (int32_t)col_i64(r, i, 2);
+  }
+  PQclear(r);
+  for (uint32_t i = 0; i < st->item_count; i++) {
+    uint8_t ds = st->items[i].drop_state;
+    if ((ds == TALLY__DROP_SCHEDULED || ds == TALLY__DROP_LIVE) && tally__live_drop_schedule(e, i) != TALLY_OK)
+      break;
+  }
+  return TALLY_OK;
+}
+
 static int load_counters(loader *l) {
   tally__engine *e = l->e;
   PGresult *r = q(l,
                   "SELECT greatest((SELECT max(id) FROM accounts), (SELECT max(id) FROM items),"
-                  " (SELECT max(id) FROM transfers), (SELECT max(id) FROM batches)),"
+                  " (SELECT max(id) FROM transfers), (SELECT max(id) FROM batches), (SELECT max(id) FROM events)),"
                   " (SELECT coalesce(max(substr(idem_key, 15)::bigint), 0) FROM transfers"
                   "  WHERE idem_key LIKE 'grant-request:%')",
                   0, NULL);
@@ -291,6 +359,7 @@ int tally__engine_load(tally__engine *e, PGconn *conn, char *err, size_t err_len
   if (!rc) rc = load_purchases(&l, now);
   if (!rc) rc = load_keys(&l, now);
   if (!rc) rc = load_today_and_recent(&l, now);
+  if (!rc) rc = load_live(&l, now);
   if (!rc) rc = load_counters(&l);
   tally__map_free(&l.acc_by_id);
   tally__map_free(&l.item_by_id);

@@ -28,9 +28,12 @@ int tally__state_init(tally__state *st, const tally_config *cfg) {
   st->purchases = tally__alloc_big((size_t)cfg->purchases_max * sizeof *st->purchases);
   st->keys = tally__alloc_big((size_t)cfg->keys_max * sizeof *st->keys);
   st->consents = tally__alloc_big((size_t)TALLY__CONSENTS_PENDING_MAX * sizeof *st->consents);
+  st->events = calloc(TALLY__EVENTS_MAX, sizeof *st->events);
+  st->per_user = tally__alloc_big((size_t)cfg->purchases_max * sizeof *st->per_user);
   st->dirty_accounts = calloc(cfg->accounts_max, sizeof *st->dirty_accounts);
   st->dirty_items = calloc(cfg->items_max, sizeof *st->dirty_items);
-  if (!st->accounts || !st->items || !st->purchases || !st->keys || !st->consents || !st->dirty_accounts ||
+  if (!st->accounts || !st->items || !st->purchases || !st->keys || !st->consents || !st->events ||
+      !st->per_user || tally__map_init(&st->per_user_index, cfg->purchases_max) || !st->dirty_accounts ||
       !st->dirty_items || tally__map_init(&st->account_by_name, cfg->accounts_max) ||
       tally__map_init(&st->item_by_sku, cfg->items_max) ||
       tally__keys_init(st) ||
@@ -49,12 +52,15 @@ void tally__state_free(tally__state *st) {
     tally__free_big(st->purchases, (size_t)st->cfg->purchases_max * sizeof *st->purchases);
     tally__free_big(st->keys, (size_t)st->cfg->keys_max * sizeof *st->keys);
     tally__free_big(st->consents, (size_t)TALLY__CONSENTS_PENDING_MAX * sizeof *st->consents);
+    tally__free_big(st->per_user, (size_t)st->cfg->purchases_max * sizeof *st->per_user);
   }
   free(st->dirty_accounts);
   free(st->dirty_items);
   tally__map_free(&st->account_by_name);
   tally__map_free(&st->item_by_sku);
   tally__keys_free(st);
+  free(st->events);
+  tally__map_free(&st->per_user_index);
   tally__map_free(&st->channel_by_name);
   memset(st, 0, sizeof *st);
 }
@@ -196,6 +202,34 @@ uint32_t tally__purchase_add(tally__state *st, const tally__purchase *src) {
 
 void tally__purchase_forget(tally__state *st, uint32_t slot) { st->purchases[slot].live = false; }
 
+/* ---- per-user drop limits ---------------------------------------------------- */
+typedef struct per_user_probe {
+  const tally__state *st;
+  uint64_t key;
+} per_user_probe;
+
+static bool per_user_eq(const void *ud, uint32_t i) {
+  const per_user_probe *p = ud;
+  return p->st->per_user[i].key == p->key;
+}
+
+int32_t tally__per_user_units(tally__state *st, uint32_t account, uint32_t item, int32_t **slot) {
+  per_user_probe p = {st, ((uint64_t)account << 32) | item};
+  uint64_t h = tally__hash_u64(p.key);
+  uint32_t i = tally__map_find(&st->per_user_index, h, per_user_eq, &p);
+  if (i == TALLY__NONE) {
+    if (st->per_user_count >= st->cfg->purchases_max || tally__map_put(&st->per_user_index, h, st->per_user_count)) {
+      *slot = NULL;
+      return 0;
+    }
+    i = st->per_user_count++;
+    st->per_user[i].key = p.key;
+    st->per_user[i].units = 0;
+  }
+  *slot = &st->per_user[i].units;
+  return st->per_user[i].units;
+}
+
 /* ---- money movement -------------------------------------------------------- */
 static bool leg_is_held(const tally__state *st, const tally__leg *leg) {
   return leg->amount < 0 && st->accounts[leg->account].kind != TALLY__ACCOUNT_EXTERNAL;
@@ -218,6 +252,9 @@ void tally__op_hold(tally__state *st, const tally__op *op) {
     tally__item *it = &st->items[op->item];
     it->held += (int32_t)op->qty;
     assert(it->stock < 0 || it->sold + it->held <= it->stock);
+    int32_t *units;
+    if (it->drop_per_user && (tally__per_user_units(st, op->account, op->item, &units), units))
+      *units += (int32_t)op->qty;
   }
   if (op->kind == TALLY__TRANSFER_REFUND) {
     st->purchases[op->purchase_slot].refund_held += op->amount;
@@ -277,6 +314,9 @@ void tally__op_release(tally__state *st, const tally__op *op) {
     it->held -= (int32_t)op->qty;
     assert(it->held >= 0);
     tally__purchase_forget(st, op->purchase_slot);
+    int32_t *units;
+    if (it->drop_per_user && (tally__per_user_units(st, op->account, op->item, &units), units))
+      *units -= (int32_t)op->qty;
   }
   if (op->kind == TALLY__TRANSFER_REFUND) {
     st->purchases[op->purchase_slot].refund_held -= op->amount;

@@ -30,6 +30,8 @@ enum {
   TALLY__LEGS_MAX = 3,
   TALLY__CONSENTS_PENDING_MAX = 65536, /* first-time buyers asked to CONFIRM at once */
   TALLY__CHANNELS_MAX = 4096,
+  TALLY__EVENTS_MAX = 256,     /* events in memory (running and recent) */
+  TALLY__DROPS_ACTIVE_MAX = 256, /* scheduled or live drops at once */
   TALLY__KEY_RETENTION_MS = 24 * 3600 * 1000, /* idempotency keys kept a day */
 };
 
@@ -66,8 +68,23 @@ typedef struct tally__account {
   char name[TALLY__ACCOUNT_NAME_BYTES];
 } tally__account;
 
+enum tally__drop_state {
+  TALLY__DROP_NONE = 0,
+  TALLY__DROP_SCHEDULED = 1,
+  TALLY__DROP_LIVE = 2,
+  TALLY__DROP_CLOSED = 3,
+};
+
 typedef struct tally__item {
   uint64_t id, version;
+  /* A drop: an item that sells only in its window, announced in a channel. */
+  uint8_t drop_state;           /* enum tally__drop_state */
+  bool drop_low_said, drop_out_said;
+  uint32_t drop_per_user;       /* 0: no limit */
+  int64_t drop_start_ms, drop_end_ms;         /* wall clock, stored */
+  uint64_t drop_start_mono, drop_end_mono;    /* what the timers follow */
+  uint64_t drop_event;          /* the event it belongs to, 0 if none */
+  char drop_channel[TALLY_NAME_BYTES_MAX + 1];
   uint32_t creator; /* account index */
   int64_t price;
   int32_t stock; /* -1 unlimited */
@@ -77,6 +94,18 @@ typedef struct tally__item {
   char sku[TALLY__SKU_BYTES_MAX + 1];
   char title[TALLY__TITLE_BYTES_MAX + 1];
 } tally__item;
+
+typedef struct tally__event {
+  uint64_t id, version;
+  uint32_t host;               /* account index */
+  int64_t start_ms, end_ms, stopped_ms; /* wall clock; stopped 0 while running */
+  uint64_t end_mono;
+  bool dirty, dirty_listed;
+  uint64_t sales, tips;        /* committed, rebuilt from the ledger at start */
+  int64_t sales_minor, tips_minor;
+  char channel[TALLY_NAME_BYTES_MAX + 1];
+  char title[TALLY__TITLE_BYTES_MAX + 1];
+} tally__event;
 
 typedef struct tally__purchase {
   uint64_t transfer_id;
@@ -108,6 +137,7 @@ typedef struct tally__op {
   uint8_t type, kind, leg_count;
   bool told_pending;
   bool welcome; /* the demo welcome grant of `account` */
+  uint64_t event_id; /* the event it happens in, 0 if none */
   int64_t grant_request; /* grant_requests.id it applies, 0 if none */
   uint32_t account, counterparty, item, qty;
   uint32_t purchase_slot, key_slot;
@@ -160,6 +190,14 @@ typedef struct tally__state {
   uint32_t channel_count;
   uint32_t *dirty_accounts, dirty_account_count;
   uint32_t *dirty_items, dirty_item_count;
+  tally__event *events;           /* TALLY__EVENTS_MAX */
+  uint32_t event_count;
+  uint32_t drops_active[TALLY__DROPS_ACTIVE_MAX]; /* item indices of scheduled/live drops */
+  uint32_t drops_active_count;
+  /* Units each account has of each per-user-limited drop (held included). */
+  tally__map per_user_index;
+  struct tally__per_user { uint64_t key; int32_t units; } *per_user;
+  uint32_t per_user_count;
   uint32_t fees, external; /* indices of sys:fees and sys:external */
   int64_t grants_pending;  /* grants decided, not yet committed */
   uint64_t next_id; /* every id the engine assigns: accounts, items, transfers, batches */
@@ -204,6 +242,10 @@ void tally__purchase_forget(tally__state *st, uint32_t slot);
 void tally__op_hold(tally__state *st, const tally__op *op);
 void tally__op_commit(tally__state *st, const tally__op *op);
 void tally__op_release(tally__state *st, const tally__op *op);
+
+/* Units `account` has (committed and held) of drop `item`; *slot gets the
+ * counter to change, or NULL when the table is full. */
+int32_t tally__per_user_units(tally__state *st, uint32_t account, uint32_t item, int32_t **slot);
 
 /* Operations that can be in flight at once (open + sealed batches): the
  * key and purchase rings must be larger than this (tally_config_check). */

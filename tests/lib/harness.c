@@ -58,6 +58,22 @@ void th_config(tally_config *cfg, const char *dsn) {
   cfg->rate_channel_per_min = 0;
 }
 
+/* The last announcements, for th_announced. */
+enum { TH_ANNOUNCE_KEEP = 128 };
+static char announced[TH_ANNOUNCE_KEEP][TALLY_TEXT_BYTES_MAX + 1];
+static unsigned announced_next;
+
+static void note_announce(const tally_effect *eff) {
+  if (eff->kind != TALLY_EFFECT_ANNOUNCE) return;
+  snprintf(announced[announced_next++ % TH_ANNOUNCE_KEEP], sizeof announced[0], "%s: %s", eff->channel, eff->text);
+}
+
+int th_announced(const char *needle) {
+  for (unsigned i = 0; i < TH_ANNOUNCE_KEEP; i++)
+    if (strstr(announced[i], needle)) return 1;
+  return 0;
+}
+
 typedef struct waiter {
   uint64_t req_id;
   th_reply *out;
@@ -66,6 +82,7 @@ typedef struct waiter {
 
 static void on_effect(void *ud, const tally_effect *eff) {
   waiter *w = ud;
+  note_announce(eff);
   if (eff->kind == TALLY_EFFECT_STATUS && eff->code == TALLY_OK) w->ready = 1;
   if (eff->kind != TALLY_EFFECT_REPLY || eff->req_id != w->req_id || eff->code == TALLY_EPENDING) return;
   if (w->done) return; /* keep the first final reply (SHOP sends several lines) */
@@ -139,6 +156,28 @@ int th_cmd_key(tally_engine *e, const char *account, const char *text, const cha
   return out->code;
 }
 
+int th_cmd_in(tally_engine *e, const char *account, const char *channel, const char *text, uint32_t roles,
+              th_reply *out) {
+  char id[64];
+  uint64_t req = ++req_seq;
+  snprintf(id, sizeof id, "ch%d-%llu", (int)getpid(), (unsigned long long)req);
+  tally_command c = {.size = sizeof c, .version = TALLY_COMMAND_VERSION, .req_id = req,
+                     .origin = "tester", .account = account, .nick = "tester", .channel = channel,
+                     .msg_id = id, .text = text, .roles = roles};
+  if (tally_engine_submit_command(e, &c) != TALLY_OK) die("submit");
+  waiter w = {.req_id = req, .out = out};
+  pump(e, &w, 15000, &w.done);
+  if (!w.done) die("no reply within 15 s");
+  return out->code;
+}
+
+void th_settle(tally_engine *e, int ms) {
+  th_reply r;
+  waiter w = {.req_id = UINT64_MAX, .out = &r};
+  int never = 0;
+  pump(e, &w, ms, &never);
+}
+
 int th_cmd(tally_engine *e, const char *account, const char *text, uint32_t roles, th_reply *out) {
   return th_cmd_key(e, account, text, NULL, roles, out);
 }
@@ -151,6 +190,7 @@ typedef struct collector {
 
 static void on_collect(void *ud, const tally_effect *eff) {
   collector *c = ud;
+  note_announce(eff);
   if (eff->kind != TALLY_EFFECT_REPLY || eff->code == TALLY_EPENDING) return;
   th_reply r = {.code = eff->code, .receipt = eff->receipt_id};
   snprintf(r.text, sizeof r.text, "%s", eff->text);

@@ -26,6 +26,13 @@ void th_engine_free(tally_engine *e);
 int th_cmd(tally_engine *e, const char *account, const char *text, uint32_t roles, th_reply *out);
 int th_cmd_key(tally_engine *e, const char *account, const char *text, const char *msg_id,
                uint32_t roles, th_reply *out);
+/* As th_cmd, said in a channel (roles e.g. TALLY_ROLE_CHANOP). */
+int th_cmd_in(tally_engine *e, const char *account, const char *channel, const char *text, uint32_t roles,
+              th_reply *out);
+/* Did any channel announcement seen so far contain `needle`? */
+int th_announced(const char *needle);
+/* Drains and records whatever the engine says in the next `ms`. */
+void th_settle(tally_engine *e, int ms);
 /* Sends without waiting; answers are collected by th_collect. */
 uint64_t th_send(tally_engine *e, const char *account, const char *text, const char *msg_id);
 /* Waits until `count` final replies to th_send'ed commands arrived; codes are

@@ -1,0 +1,177 @@
+/* live.c — events and drops: their timers, totals and announcements.
+ * Money rules stay in decide.c; this file only says what happens when. */
+#include "live.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static void event_mark_dirty(tally__event *ev) {
+  ev->dirty = true;
+  ev->version++;
+}
+
+uint32_t tally__live_event_in(const tally__state *st, const char *channel) {
+  if (!channel || !channel[0]) return TALLY__NONE;
+  for (uint32_t i = 0; i < st->event_count; i++) {
+    const tally__event *ev = &st->events[i];
+    if (!ev->stopped_ms && strcmp(ev->channel, channel) == 0) return i;
+  }
+  return TALLY__NONE;
+}
+
+uint32_t tally__live_event_find(const tally__state *st, uint64_t id) {
+  for (uint32_t i = 0; id && i < st->event_count; i++)
+    if (st->events[i].id == id) return i;
+  return TALLY__NONE;
+}
+
+uint64_t tally__live_event_for(const tally__state *st, uint32_t item, const char *channel) {
+  if (item != TALLY__NONE && st->items[item].drop_event) return st->items[item].drop_event;
+  uint32_t ev = tally__live_event_in(st, channel);
+  return ev == TALLY__NONE ? 0 : st->events[ev].id;
+}
+
+/* A slot for a new event: a free one, else the oldest stopped and saved. */
+static uint32_t event_slot(tally__state *st) {
+  if (st->event_count < TALLY__EVENTS_MAX) return st->event_count++;
+  uint32_t oldest = TALLY__NONE;
+  for (uint32_t i = 0; i < st->event_count; i++) {
+    const tally__event *ev = &st->events[i];
+    if (ev->stopped_ms && !ev->dirty && (oldest == TALLY__NONE || ev->stopped_ms < st->events[oldest].stopped_ms))
+      oldest = i;
+  }
+  return oldest;
+}
+
+int tally__live_event_start(tally__engine *e, uint32_t host, const char *channel, const char *title,
+                            uint32_t minutes, uint32_t *index) {
+  tally__state *st = &e->st;
+  uint32_t i = event_slot(st);
+  if (i == TALLY__NONE) return TALLY_ETOO_MANY;
+  tally__event *ev = &st->events[i];
+  memset(ev, 0, sizeof *ev);
+  ev->id = tally__state_take_id(st);
+  ev->host = host;
+  ev->start_ms = tally__now_wall_ms();
+  ev->end_ms = ev->start_ms + (int64_t)minutes * 60000;
+  ev->end_mono = tally__now_mono_ms(e) + (uint64_t)minutes * 60000;
+  snprintf(ev->channel, sizeof ev->channel, "%s", channel);
+  snprintf(ev->title, sizeof ev->title, "%s", title);
+  event_mark_dirty(ev);
+  tally__account_mark_dirty(st, host); /* the event row references its host */
+  *index = i;
+  return TALLY_OK;
+}
+
+void tally__live_event_stop(tally__engine *e, uint32_t index) {
+  tally__state *st = &e->st;
+  tally__event *ev = &st->events[index];
+  if (ev->stopped_ms) return;
+  ev->stopped_ms = tally__now_wall_ms();
+  event_mark_dirty(ev);
+  char sales[48], tips[48], drops[TALLY_TEXT_BYTES_MAX / 2] = "";
+  tally__format_amount(e, ev->sales_minor, sales, sizeof sales);
+  tally__format_amount(e, ev->tips_minor, tips, sizeof tips);
+  size_t n = 0;
+  for (uint32_t i = 0; i < st->item_count && n + 48 < sizeof drops; i++) {
+    const tally__item *it = &st->items[i];
+    if (it->drop_event != ev->id) continue;
+    int k = snprintf(drops + n, sizeof drops - n, "%s%s %d/%d", n ? ", " : " Drops: ", it->sku, it->sold,
+                     it->stock);
+    if (k > 0) n += (size_t)k;
+  }
+  tally__announce(e, ev->channel, "Event \"%s\" ended: %llu sales (%s), %llu tips (%s).%s Thank you!",
+                  ev->title, (unsigned long long)ev->sales, sales, (unsigned long long)ev->tips, tips, drops);
+  /* Drops of the event close with it. */
+  for (uint32_t k = 0; k < st->drops_active_count;) {
+    uint32_t item = st->drops_active[k];
+    if (st->items[item].drop_event == ev->id) tally__live_drop_close(e, item);
+    else k++;
+  }
+}
+
+static void drop_deactivate(tally__state *st, uint32_t item) {
+  for (uint32_t k = 0; k < st->drops_active_count; k++)
+    if (st->drops_active[k] == item) {
+      st->drops_active[k] = st->drops_active[--st->drops_active_count];
+      return;
+    }
+}
+
+int tally__live_drop_schedule(tally__engine *e, uint32_t item) {
+  tally__state *st = &e->st;
+  if (st->drops_active_count >= TALLY__DROPS_ACTIVE_MAX) return TALLY_ETOO_MANY;
+  tally__item *it = &st->items[item];
+  int64_t wall = tally__now_wall_ms();
+  uint64_t mono = tally__now_mono_ms(e);
+  /* Wall-clock times seed the monotonic timers once, here. */
+  it->drop_start_mono = it->drop_start_ms <= wall ? mono : mono + (uint64_t)(it->drop_start_ms - wall);
+  it->drop_end_mono = it->drop_end_ms <= wall ? mono : mono + (uint64_t)(it->drop_end_ms - wall);
+  st->drops_active[st->drops_active_count++] = item;
+  return TALLY_OK;
+}
+
+void tally__live_drop_open(tally__engine *e, uint32_t item) {
+  tally__item *it = &e->st.items[item];
+  if (it->drop_state != TALLY__DROP_SCHEDULED) return;
+  it->drop_state = TALLY__DROP_LIVE;
+  tally__item_mark_dirty(&e->st, item);
+  char price[48];
+  tally__format_amount(e, it->price, price, sizeof price);
+  int64_t minutes = (it->drop_end_ms - it->drop_start_ms + 59999) / 60000;
+  tally__announce(e, it->drop_channel, "LIVE NOW: %s - %d units at %s for %lld min%s. Type: !buy %s", it->title,
+                  it->stock - it->sold - it->held, price, (long long)minutes,
+                  it->drop_per_user ? " (limit per buyer)" : "", it->sku);
+}
+
+void tally__live_drop_close(tally__engine *e, uint32_t item) {
+  tally__state *st = &e->st;
+  tally__item *it = &st->items[item];
+  drop_deactivate(st, item);
+  if (it->drop_state == TALLY__DROP_CLOSED) return;
+  it->drop_state = TALLY__DROP_CLOSED;
+  tally__item_mark_dirty(st, item);
+  tally__announce(e, it->drop_channel, "Drop %s closed: %d of %d sold.", it->sku, it->sold, it->stock);
+}
+
+void tally__live_tick(tally__engine *e, uint64_t now_mono) {
+  tally__state *st = &e->st;
+  for (uint32_t k = 0; k < st->drops_active_count;) {
+    uint32_t item = st->drops_active[k];
+    tally__item *it = &st->items[item];
+    if (it->drop_state == TALLY__DROP_SCHEDULED && now_mono >= it->drop_start_mono) tally__live_drop_open(e, item);
+    if (it->drop_state == TALLY__DROP_LIVE && now_mono >= it->drop_end_mono) {
+      tally__live_drop_close(e, item); /* removes it from the active list */
+      continue;
+    }
+    k++;
+  }
+  for (uint32_t i = 0; i < st->event_count; i++) {
+    tally__event *ev = &st->events[i];
+    if (!ev->stopped_ms && now_mono >= ev->end_mono) tally__live_event_stop(e, i);
+  }
+}
+
+void tally__live_committed(tally__engine *e, const tally__op *op) {
+  tally__state *st = &e->st;
+  uint32_t ev = tally__live_event_find(st, op->event_id);
+  if (ev != TALLY__NONE && op->kind == TALLY__TRANSFER_PURCHASE) {
+    st->events[ev].sales++;
+    st->events[ev].sales_minor += op->amount;
+  } else if (ev != TALLY__NONE && op->kind == TALLY__TRANSFER_TIP) {
+    st->events[ev].tips++;
+    st->events[ev].tips_minor += op->amount;
+  }
+  if (op->kind != TALLY__TRANSFER_PURCHASE) return;
+  tally__item *it = &st->items[op->item];
+  if (it->drop_state == TALLY__DROP_NONE || it->stock <= 0) return;
+  int32_t left = tally__item_left(it);
+  if (left == 0 && it->sold >= it->stock && !it->drop_out_said) {
+    it->drop_out_said = true;
+    tally__announce(e, it->drop_channel, "SOLD OUT: %s - all %d units are gone.", it->sku, it->stock);
+  } else if (left > 0 && left <= (it->stock / 10 > 1 ? it->stock / 10 : 1) && !it->drop_low_said) {
+    /* Low: 10% of the stock, or the last unit of a small drop. */
+    it->drop_low_said = true;
+    tally__announce(e, it->drop_channel, "Only %d left of %s!", left, it->sku);
+  }
+}

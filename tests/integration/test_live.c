@@ -1,0 +1,141 @@
+/* test_live.c — micro-events and timed drops through the public API against
+ * the real PostgreSQL: hosting rights, drop windows and per-buyer limits,
+ * announcements (live, low stock, sold out, closed, tips, summary), and an
+ * event and its drops surviving a restart. `tally check` runs after each. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+
+#define CH "#live"
+#define HOST TALLY_ROLE_CHANOP
+
+static char dsn[512];
+static tally_config cfg;
+static tally_engine *eng;
+
+static int say(const char *account, const char *text, uint32_t roles) {
+  th_reply r;
+  int rc = th_cmd_in(eng, account, CH, text, roles, &r);
+  if (getenv("TALLY_TEST_VERBOSE")) fprintf(stderr, "%s: %s -> %s %s\n", account, text, tally_err_name(rc), r.text);
+  return rc;
+}
+
+/* bob and carol with credits and consent given (a first purchase). */
+static void setup(const char *name) {
+  th_fresh_db(name, dsn, sizeof dsn);
+  th_config(&cfg, dsn);
+  eng = th_engine(&cfg);
+  th_reply r;
+  assert_int_equal(th_cmd(eng, "admin", "TALLY ROLE alice creator", TALLY_ROLE_OPER, &r), TALLY_OK);
+  assert_int_equal(th_cmd(eng, "alice", "ITEM ADD pin 1 Pin", 0, &r), TALLY_OK);
+  const char *buyers[] = {"bob", "carol"};
+  for (int i = 0; i < 2; i++) {
+    char text[64];
+    snprintf(text, sizeof text, "TALLY GRANT %s 50", buyers[i]);
+    assert_int_equal(th_cmd(eng, "admin", text, TALLY_ROLE_OPER, &r), TALLY_OK);
+    assert_int_equal(th_buy_confirmed(eng, buyers[i], "pin", &r), TALLY_OK);
+  }
+}
+
+static void finish(void) {
+  th_engine_free(eng);
+  assert_int_equal(th_tally_check(dsn), 0);
+}
+
+static void test_hosting_needs_a_channel_operator(void **state) {
+  (void)state;
+  setup("livehost");
+  th_reply r;
+  assert_int_equal(say("bob", "EVENT START 30 Mine", 0), TALLY_ENO_PERMISSION);
+  assert_int_equal(say("bob", "DROP CREATE x 1 1", 0), TALLY_ENO_PERMISSION);
+  assert_int_equal(th_cmd(eng, "host", "EVENT START 30 Nowhere", HOST, &r), TALLY_ENOT_IN_CHANNEL);
+  assert_int_equal(say("", "EVENT START 30 Anon", HOST), TALLY_ENOT_LOGGED_IN);
+  assert_int_equal(say("host", "EVENT START 0 Zero", HOST), TALLY_EBAD_SYNTAX);
+  assert_int_equal(say("host", "DROP CREATE tee 3 1 mode=raffle", HOST), TALLY_EBAD_SYNTAX);
+  assert_int_equal(say("host", "EVENT START 30 Launch", HOST), TALLY_OK);
+  assert_int_equal(say("host", "EVENT START 30 Again", HOST), TALLY_EEXISTS);
+  finish();
+}
+
+static void test_drop_first_come(void **state) {
+  (void)state;
+  setup("livedrop");
+  assert_int_equal(say("host", "EVENT START 30 Launch party", HOST), TALLY_OK);
+  assert_int_equal(say("host", "DROP CREATE tee 3 2 per-user=2", HOST), TALLY_OK);
+  assert_true(th_announced("LIVE NOW: drop tee - 3 units at 2.00 credits"));
+  assert_int_equal(say("bob", "BUY tee 2", 0), TALLY_OK);
+  assert_true(th_announced("Only 1 left of tee"));
+  /* Per-buyer limit: accounts, not nicks. */
+  assert_int_equal(say("bob", "BUY tee", 0), TALLY_EPER_USER_LIMIT);
+  assert_int_equal(say("carol", "BUY tee", 0), TALLY_OK);
+  assert_true(th_announced("SOLD OUT: tee"));
+  assert_int_equal(say("carol", "BUY tee", 0), TALLY_ESOLD_OUT);
+  /* Scheduled: not before its start. */
+  assert_int_equal(say("host", "DROP CREATE later 5 1 start=+1h", HOST), TALLY_OK);
+  assert_true(th_announced("Drop coming: later - 5 units at 1.00 credits, starts in 3600 s"));
+  assert_int_equal(say("bob", "BUY later", 0), TALLY_EDROP_NOT_LIVE);
+  assert_int_equal(say("host", "DROP START later", HOST), TALLY_OK);
+  assert_int_equal(say("bob", "BUY later", 0), TALLY_OK);
+  assert_int_equal(say("host", "DROP STOP later", HOST), TALLY_OK);
+  assert_true(th_announced("Drop later closed: 1 of 5 sold"));
+  assert_int_equal(say("bob", "BUY later", 0), TALLY_EDROP_CLOSED);
+  /* Tips in the channel are thanked there and count toward the event. */
+  assert_int_equal(say("bob", "TIP alice 1.50 great show", 0), TALLY_OK);
+  assert_true(th_announced("Thank you bob for tipping alice 1.50 credits: great show"));
+  assert_int_equal(say("host", "EVENT STOP", HOST), TALLY_OK);
+  assert_true(th_announced("Event \"Launch party\" ended: 3 sales (7.00 credits), 1 tips (1.50 credits). Drops: tee 3/3, later 1/5"));
+  assert_int_equal(th_sql_i64(dsn, "SELECT count(*) FROM transfers WHERE event_id IS NOT NULL"), 4);
+  finish();
+}
+
+static void test_drop_window_follows_its_timers(void **state) {
+  (void)state;
+  setup("livetimer");
+  assert_int_equal(say("host", "DROP CREATE soon 5 1 start=+1s for=2s", HOST), TALLY_OK);
+  assert_int_equal(say("bob", "BUY soon", 0), TALLY_EDROP_NOT_LIVE);
+  th_settle(eng, 1500);
+  assert_true(th_announced("LIVE NOW: drop soon"));
+  assert_int_equal(say("bob", "BUY soon", 0), TALLY_OK);
+  th_settle(eng, 2500);
+  assert_true(th_announced("Drop soon closed: 1 of 5 sold"));
+  assert_int_equal(say("bob", "BUY soon", 0), TALLY_EDROP_CLOSED);
+  finish();
+}
+
+static void test_event_and_drop_survive_a_restart(void **state) {
+  (void)state;
+  setup("liverestart");
+  assert_int_equal(say("host", "EVENT START 30 Marathon", HOST), TALLY_OK);
+  assert_int_equal(say("host", "DROP CREATE cap 10 1 per-user=1", HOST), TALLY_OK);
+  assert_int_equal(say("bob", "BUY cap", 0), TALLY_OK);
+  th_engine_free(eng);
+  eng = th_engine(&cfg);
+  th_reply r;
+  assert_int_equal(say("bob", "EVENT", 0), TALLY_OK);
+  assert_int_equal(th_cmd_in(eng, "bob", CH, "EVENT", 0, &r), TALLY_OK);
+  assert_non_null(strstr(r.text, "Marathon"));
+  assert_non_null(strstr(r.text, "1 sales"));
+  assert_int_equal(say("bob", "BUY cap", 0), TALLY_EPER_USER_LIMIT); /* the limit remembered */
+  assert_int_equal(say("carol", "BUY cap", 0), TALLY_OK);             /* the drop still live */
+  assert_int_equal(say("host", "EVENT STOP", HOST), TALLY_OK);
+  assert_true(th_announced("Event \"Marathon\" ended: 2 sales"));
+  finish();
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_hosting_needs_a_channel_operator),
+      cmocka_unit_test(test_drop_first_come),
+      cmocka_unit_test(test_drop_window_follows_its_timers),
+      cmocka_unit_test(test_event_and_drop_survive_a_restart),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
