@@ -12,7 +12,6 @@
 #include <unistd.h>
 
 static uint64_t req_seq;
-static char last_code[8];
 
 static void die(const char *what) {
   fprintf(stderr, "harness: %s\n", what);
@@ -137,8 +136,9 @@ uint64_t th_send(tally_engine *e, const char *account, const char *text, const c
   return req;
 }
 
-int th_cmd_key(tally_engine *e, const char *account, const char *text, const char *msg_id,
-               uint32_t roles, th_reply *out) {
+/* Sends one command and waits for its final reply. */
+static int cmd_wait(tally_engine *e, const char *account, const char *channel, const char *text,
+                    const char *msg_id, uint32_t roles, th_reply *out) {
   char id[64];
   uint64_t req = ++req_seq;
   if (!msg_id) {
@@ -146,29 +146,23 @@ int th_cmd_key(tally_engine *e, const char *account, const char *text, const cha
     msg_id = id;
   }
   tally_command c = {.size = sizeof c, .version = TALLY_COMMAND_VERSION, .req_id = req,
-                     .origin = "tester", .account = account, .nick = "tester", .channel = "",
+                     .origin = "tester", .account = account, .nick = "tester", .channel = channel,
                      .msg_id = msg_id, .text = text, .roles = roles};
   if (tally_engine_submit_command(e, &c) != TALLY_OK) die("submit");
   waiter w = {.req_id = req, .out = out};
   pump(e, &w, 15000, &w.done);
   if (!w.done) die("no reply within 15 s");
-  (void)last_code;
   return out->code;
+}
+
+int th_cmd_key(tally_engine *e, const char *account, const char *text, const char *msg_id,
+               uint32_t roles, th_reply *out) {
+  return cmd_wait(e, account, "", text, msg_id, roles, out);
 }
 
 int th_cmd_in(tally_engine *e, const char *account, const char *channel, const char *text, uint32_t roles,
               th_reply *out) {
-  char id[64];
-  uint64_t req = ++req_seq;
-  snprintf(id, sizeof id, "ch%d-%llu", (int)getpid(), (unsigned long long)req);
-  tally_command c = {.size = sizeof c, .version = TALLY_COMMAND_VERSION, .req_id = req,
-                     .origin = "tester", .account = account, .nick = "tester", .channel = channel,
-                     .msg_id = id, .text = text, .roles = roles};
-  if (tally_engine_submit_command(e, &c) != TALLY_OK) die("submit");
-  waiter w = {.req_id = req, .out = out};
-  pump(e, &w, 15000, &w.done);
-  if (!w.done) die("no reply within 15 s");
-  return out->code;
+  return cmd_wait(e, account, channel, text, NULL, roles, out);
 }
 
 void th_settle(tally_engine *e, int ms) {
@@ -179,7 +173,7 @@ void th_settle(tally_engine *e, int ms) {
 }
 
 int th_cmd(tally_engine *e, const char *account, const char *text, uint32_t roles, th_reply *out) {
-  return th_cmd_key(e, account, text, NULL, roles, out);
+  return cmd_wait(e, account, "", text, NULL, roles, out);
 }
 
 typedef struct collector {
