@@ -43,7 +43,10 @@ static int buy_now(tally__cmd *c, uint32_t item, uint32_t qty, const char *key) 
   uint64_t existing = 0;
   tally__decide_ctx ctx = ctx_of(c, key, &existing);
   int rc = tally__decide_buy(&c->e->st, &ctx, c->account, item, qty, op);
-  if (rc == TALLY_OK) op->event_id = tally__live_event_for(&c->e->st, item, c->cmd->channel);
+  if (rc == TALLY_OK) {
+    op->event_id = tally__live_event_for(&c->e->st, item, c->cmd->channel);
+    tally__event_inflight(&c->e->st, op->event_id, +1);
+  }
   tally__cmd_money_result(c, rc, existing);
   return rc;
 }
@@ -208,6 +211,7 @@ void tally__cmd_tip(tally__cmd *c) {
   int rc = tally__decide_tip(&c->e->st, &ctx, c->account, to, amount, op);
   if (rc == TALLY_OK) {
     op->event_id = tally__live_event_for(&c->e->st, TALLY__NONE, c->cmd->channel);
+    tally__event_inflight(&c->e->st, op->event_id, +1);
     /* The channel's thank-you line, said once the tip is committed. */
     if (c->t.count > 3) snprintf(op->note, sizeof op->note, "%s", c->t.rest[3]);
   }

@@ -63,12 +63,11 @@ int tally__live_event_start(tally__engine *e, uint32_t host, const char *channel
   return TALLY_OK;
 }
 
-void tally__live_event_stop(tally__engine *e, uint32_t index) {
+/* "1 tip", "3 tips". */
+static const char *plural(uint64_t n, const char *one, const char *many) { return n == 1 ? one : many; }
+
+static void event_summary(tally__engine *e, tally__event *ev) {
   tally__state *st = &e->st;
-  tally__event *ev = &st->events[index];
-  if (ev->stopped_ms) return;
-  ev->stopped_ms = tally__now_wall_ms();
-  event_mark_dirty(ev);
   char sales[48], tips[48], drops[TALLY_TEXT_BYTES_MAX / 2] = "";
   tally__format_amount(e, ev->sales_minor, sales, sizeof sales);
   tally__format_amount(e, ev->tips_minor, tips, sizeof tips);
@@ -80,9 +79,21 @@ void tally__live_event_stop(tally__engine *e, uint32_t index) {
                      it->stock);
     if (k > 0) n += (size_t)k;
   }
-  tally__announce(e, ev->channel, "Event \"%s\" ended: %llu sales (%s), %llu tips (%s).%s Thank you!",
-                  ev->title, (unsigned long long)ev->sales, sales, (unsigned long long)ev->tips, tips, drops);
-  /* Drops of the event close with it. */
+  tally__announce(e, ev->channel, "Event \"%s\" ended: %llu %s (%s), %llu %s (%s).%s%s Thank you!", ev->title,
+                  (unsigned long long)ev->sales, plural(ev->sales, "sale", "sales"), sales,
+                  (unsigned long long)ev->tips, plural(ev->tips, "tip", "tips"), tips, drops, n ? "." : "");
+}
+
+/* Stops the event now: no new op joins it and its drops close; the
+ * summary waits until the ops already decided for it have resolved, so it
+ * counts exactly what the ledger holds (tally__live_tick says it). */
+void tally__live_event_stop(tally__engine *e, uint32_t index) {
+  tally__state *st = &e->st;
+  tally__event *ev = &st->events[index];
+  if (ev->stopped_ms) return;
+  ev->stopped_ms = tally__now_wall_ms();
+  ev->summary_due = true;
+  event_mark_dirty(ev);
   for (uint32_t k = 0; k < st->drops_active_count;) {
     uint32_t item = st->drops_active[k];
     if (st->items[item].drop_event == ev->id) tally__live_drop_close(e, item);
@@ -118,24 +129,62 @@ void tally__live_drop_open(tally__engine *e, uint32_t item) {
   tally__item_mark_dirty(&e->st, item);
   char price[48];
   tally__format_amount(e, it->price, price, sizeof price);
-  int64_t minutes = (it->drop_end_ms - it->drop_start_ms + 59999) / 60000;
-  tally__announce(e, it->drop_channel, "LIVE NOW: %s - %d units at %s for %lld min%s. Type: !buy %s", it->title,
-                  it->stock - it->sold - it->held, price, (long long)minutes,
-                  it->drop_per_user ? " (limit per buyer)" : "", it->sku);
+  int64_t ms = it->drop_end_ms - it->drop_start_ms;
+  char span[32];
+  if (ms < 60000) snprintf(span, sizeof span, "%lld s", (long long)((ms + 999) / 1000));
+  else snprintf(span, sizeof span, "%lld min", (long long)((ms + 59999) / 60000));
+  tally__announce(e, it->drop_channel, "LIVE NOW: %s - %d units at %s for %s%s. Type: !buy %s", it->title,
+                  it->stock - it->sold - it->held, price, span, it->drop_per_user ? " (limit per buyer)" : "",
+                  it->sku);
 }
 
+/* Closes the drop now; its "closed" line waits until nothing of it is held
+ * (tally__live_tick), so it counts exactly what sold. */
 void tally__live_drop_close(tally__engine *e, uint32_t item) {
   tally__state *st = &e->st;
   tally__item *it = &st->items[item];
   drop_deactivate(st, item);
   if (it->drop_state == TALLY__DROP_CLOSED) return;
   it->drop_state = TALLY__DROP_CLOSED;
+  it->drop_close_due = !it->drop_out_said; /* a sold-out drop has said its last word */
+  if (it->drop_close_due) st->drops_closing++;
   tally__item_mark_dirty(st, item);
+}
+
+static void drop_close_say(tally__engine *e, tally__item *it) {
+  it->drop_close_due = false;
+  e->st.drops_closing--;
   tally__announce(e, it->drop_channel, "Drop %s closed: %d of %d sold.", it->sku, it->sold, it->stock);
+}
+
+/* Does this drop's "closed" line wait for its event's summary? */
+static bool waits_for_summary(const tally__state *st, const tally__item *it) {
+  uint32_t ev = tally__live_event_find(st, it->drop_event);
+  return ev != TALLY__NONE && st->events[ev].summary_due;
+}
+
+static void announce_due(tally__engine *e) {
+  tally__state *st = &e->st;
+  for (uint32_t i = 0; i < st->event_count; i++) {
+    tally__event *ev = &st->events[i];
+    if (!ev->summary_due || ev->inflight) continue;
+    ev->summary_due = false;
+    /* Drops of the event say "closed" first, with their final counts. */
+    for (uint32_t k = 0; k < st->item_count; k++) {
+      tally__item *it = &st->items[k];
+      if (it->drop_event == ev->id && it->drop_close_due) drop_close_say(e, it);
+    }
+    event_summary(e, ev);
+  }
 }
 
 void tally__live_tick(tally__engine *e, uint64_t now_mono) {
   tally__state *st = &e->st;
+  announce_due(e);
+  for (uint32_t k = 0; k < st->item_count && st->drops_closing; k++) {
+    tally__item *it = &st->items[k];
+    if (it->drop_close_due && it->held == 0 && !waits_for_summary(st, it)) drop_close_say(e, it);
+  }
   for (uint32_t k = 0; k < st->drops_active_count;) {
     uint32_t item = st->drops_active[k];
     tally__item *it = &st->items[item];

@@ -263,7 +263,17 @@ void tally__op_hold(tally__state *st, const tally__op *op) {
   if (op->kind == TALLY__TRANSFER_GRANT) st->grants_pending += op->amount;
 }
 
+void tally__event_inflight(tally__state *st, uint64_t event_id, int delta) {
+  for (uint32_t i = 0; event_id && i < st->event_count; i++)
+    if (st->events[i].id == event_id) {
+      assert(delta > 0 || st->events[i].inflight > 0);
+      st->events[i].inflight += (uint32_t)delta;
+      return;
+    }
+}
+
 void tally__op_commit(tally__state *st, const tally__op *op) {
+  tally__event_inflight(st, op->event_id, -1);
   if (op->welcome) st->accounts[op->account].welcome_inflight = false;
   for (int i = 0; i < op->leg_count; i++) {
     const tally__leg *leg = &op->legs[i];
@@ -295,6 +305,7 @@ void tally__op_commit(tally__state *st, const tally__op *op) {
 }
 
 void tally__op_release(tally__state *st, const tally__op *op) {
+  tally__event_inflight(st, op->event_id, -1);
   if (op->welcome) st->accounts[op->account].welcome_inflight = false;
   for (int i = 0; i < op->leg_count; i++) {
     const tally__leg *leg = &op->legs[i];

@@ -80,6 +80,7 @@ typedef struct tally__item {
   /* A drop: an item that sells only in its window, announced in a channel. */
   uint8_t drop_state;           /* enum tally__drop_state */
   bool drop_low_said, drop_out_said;
+  bool drop_close_due;          /* closed: announce once nothing is held */
   uint32_t drop_per_user;       /* 0: no limit */
   int64_t drop_start_ms, drop_end_ms;         /* wall clock, stored */
   uint64_t drop_start_mono, drop_end_mono;    /* what the timers follow */
@@ -101,6 +102,8 @@ typedef struct tally__event {
   int64_t start_ms, end_ms, stopped_ms; /* wall clock; stopped 0 while running */
   uint64_t end_mono;
   bool dirty, dirty_listed;
+  bool summary_due;            /* stopped: announce once nothing is in flight */
+  uint32_t inflight;           /* its ops decided, not yet committed or released */
   uint64_t sales, tips;        /* committed, rebuilt from the ledger at start */
   int64_t sales_minor, tips_minor;
   char channel[TALLY_NAME_BYTES_MAX + 1];
@@ -194,6 +197,7 @@ typedef struct tally__state {
   uint32_t event_count;
   uint32_t drops_active[TALLY__DROPS_ACTIVE_MAX]; /* item indices of scheduled/live drops */
   uint32_t drops_active_count;
+  uint32_t drops_closing; /* closed drops whose "closed" line is still due */
   /* Units each account has of each per-user-limited drop (held included). */
   tally__map per_user_index;
   struct tally__per_user { uint64_t key; int32_t units; } *per_user;
@@ -246,6 +250,9 @@ void tally__op_release(tally__state *st, const tally__op *op);
 /* Units `account` has (committed and held) of drop `item`; *slot gets the
  * counter to change, or NULL when the table is full. */
 int32_t tally__per_user_units(tally__state *st, uint32_t account, uint32_t item, int32_t **slot);
+
+/* An op's event (if any) has one more, or one less, op in flight. */
+void tally__event_inflight(tally__state *st, uint64_t event_id, int delta);
 
 /* Operations that can be in flight at once (open + sealed batches): the
  * key and purchase rings must be larger than this (tally_config_check). */
