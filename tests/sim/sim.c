@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "decide.h"
+#include "live.h"
 #include "state.h"
 #include "text.h"
 
@@ -39,7 +40,9 @@ enum {
   SIM_ID_BASE = 1000,          /* state.c: the first id taken */
   SIM_KEY_POOL_MAX = 512,
   SIM_BATCH_MAX = 256,
-  SIM_RECENT = 64,             /* requests kept for duplicate delivery */         /* the largest batch_max drawn */
+  SIM_RECENT = 64,             /* requests kept for duplicate delivery */
+  SIM_EVENTS_MAX = 16,         /* events per run (st->events holds TALLY__EVENTS_MAX) */
+  SIM_CHANNELS = 3,            /* "#c1".."#c3"; requests said in "" have no channel */
 };
 
 #define SIM_WALL_START INT64_C(1700000000000) /* 2023-11-14, UTC */
@@ -55,6 +58,8 @@ typedef struct rec {
   int64_t amount, fee, req_amount;
   uint64_t ref;
   uint64_t fp; /* request fingerprint, as the ledger stores it (request_fp) */
+  uint64_t event_id; /* the event the model put it in, 0 if none */
+  uint8_t ev;        /* that event's index in st->events + 1, 0 if none */
   tally__leg legs[TALLY__LEGS_MAX];
   /* Purchases only: refunds applied, their fee parts, refunds in flight,
    * refunds stored in the database. */
@@ -73,6 +78,7 @@ typedef struct req {
   uint32_t account, other, item, qty;
   int64_t amount; /* requested: refunds 0 = everything */
   uint64_t ref;
+  uint8_t chan; /* said in channel "#c<chan>", 0: no channel */
 } req;
 
 /* A request as a host delivered it, kept to deliver it again (F7). */
@@ -120,7 +126,19 @@ typedef struct world {
   bool *inserted; /* batch_max: which ops the last statement inserted */
   sent recent[SIM_RECENT];
   uint32_t recent_count;
+  /* Drops and events (the model's side). */
+  int32_t pu_sold[SIM_ACCOUNTS_MAX][SIM_ITEMS_MAX]; /* committed units per buyer and item */
+  int64_t pu_sold_limited;                          /* their sum over drops with a limit */
+  int32_t pu_held[SIM_ACCOUNTS_MAX][SIM_ITEMS_MAX]; /* units in flight per buyer and item */
+  uint32_t drops[SIM_ITEMS_MAX], drop_count;        /* item indices of drops */
+  uint64_t chan_event[SIM_CHANNELS + 1];            /* running event per channel, 0 none */
+  uint64_t item_event[SIM_ITEMS_MAX];               /* a drop's event, 0 none */
+  uint64_t ev_id[SIM_EVENTS_MAX];                   /* events started, by index */
+  uint32_t ev_count;
+  bool ev_stopped[SIM_EVENTS_MAX];
 } world;
+
+static const char *const chan_names[SIM_CHANNELS + 1] = {"", "#c1", "#c2", "#c3"};
 
 /* ---- crash report ------------------------------------------------------------- */
 static volatile uint32_t crash_step;
@@ -327,6 +345,9 @@ static int world_items(world *w) {
   return 0;
 }
 
+static void event_start(world *w);
+static void drop_create(world *w);
+
 static int world_init(world *w, const sim_options *o, sim_result *r) {
   memset(w, 0, sizeof *w);
   w->o = *o;
@@ -354,6 +375,8 @@ static int world_init(world *w, const sim_options *o, sim_result *r) {
   w->mono = 1000000;
   w->key_pool = (uint32_t)between(w, 4, SIM_KEY_POOL_MAX);
   w->fresh_pct = (uint32_t)between(w, 20, 90);
+  if (chance(w, 50)) event_start(w);
+  for (int64_t n = between(w, 0, 2); n > 0; n--) drop_create(w);
   w->last_id = w->st.next_id - 1;
   return 0;
 }
@@ -399,7 +422,12 @@ static void op_applied(world *w, tally__op *op) {
     if (__builtin_add_overflow(w->bal[t->legs[i].account], t->legs[i].amount, &w->bal[t->legs[i].account]))
       fail(w, "I1: balance of %s overflows int64 when transfer %llu commits",
            w->st.accounts[t->legs[i].account].name, (unsigned long long)op->transfer_id);
-  if (t->kind == TALLY__TRANSFER_PURCHASE) w->sold[t->item] += (int32_t)t->qty;
+  if (t->kind == TALLY__TRANSFER_PURCHASE) {
+    w->sold[t->item] += (int32_t)t->qty;
+    w->pu_sold[t->account][t->item] += (int32_t)t->qty;
+    if (w->st.items[t->item].drop_per_user) w->pu_sold_limited += t->qty;
+    w->pu_held[t->account][t->item] -= (int32_t)t->qty;
+  }
   if (t->kind == TALLY__TRANSFER_REFUND) {
     rec *p = rec_of(w, t->ref);
     p->refund_inflight -= t->amount;
@@ -443,7 +471,14 @@ static void op_released(world *w, tally__op *op) {
     rec_of(w, t->ref)->refund_inflight -= t->amount;
     rec_of(w, t->ref)->refund_fee_inflight -= t->fee;
   }
+  if (t->kind == TALLY__TRANSFER_PURCHASE) w->pu_held[t->account][t->item] -= (int32_t)t->qty;
   tally__op_release(&w->st, op);
+  if (w->o.bug == SIM_BUG_SKIP_PER_USER && op->kind == TALLY__TRANSFER_PURCHASE &&
+      w->st.items[op->item].drop_per_user) { /* the injected bug: the decrement is skipped */
+    int32_t *units;
+    tally__per_user_units(&w->st, op->account, op->item, &units);
+    if (units) *units += (int32_t)op->qty;
+  }
   trace(w, "released %s %llu", kind_name(op->kind), (unsigned long long)op->transfer_id);
 }
 
@@ -498,9 +533,10 @@ static void batch_failed(world *w, sbatch *b) {
       t->status = REC_RELEASED;
       w->decided_open--;
       if (t->kind == TALLY__TRANSFER_REFUND) {
-    rec_of(w, t->ref)->refund_inflight -= t->amount;
-    rec_of(w, t->ref)->refund_fee_inflight -= t->fee;
-  }
+        rec_of(w, t->ref)->refund_inflight -= t->amount;
+        rec_of(w, t->ref)->refund_fee_inflight -= t->fee;
+      }
+      if (t->kind == TALLY__TRANSFER_PURCHASE) w->pu_held[t->account][t->item] -= (int32_t)t->qty;
       tally__key_forget(&w->st, op->key_slot);
       continue;
     }
@@ -655,10 +691,19 @@ static void random_req(world *w, req *q) {
   memset(q, 0, sizeof *q);
   uint64_t r = below(w, 100);
   q->account = random_user(w);
+  q->chan = (uint8_t)below(w, SIM_CHANNELS + 1);
   if (r < 50) {
     static const uint32_t odd[] = {0, 101, 1000, UINT32_MAX};
     q->kind = TALLY__TRANSFER_PURCHASE;
+    /* Buys aimed at drops, mostly at those not closed yet: a crowd at the
+     * window, small quantities. */
     q->item = (uint32_t)below(w, w->st.item_count);
+    if (w->drop_count && chance(w, 40)) {
+      uint32_t open[SIM_ITEMS_MAX], n = 0;
+      for (uint32_t d = 0; d < w->drop_count; d++)
+        if (w->st.items[w->drops[d]].drop_state != TALLY__DROP_CLOSED) open[n++] = w->drops[d];
+      q->item = n && chance(w, 75) ? open[below(w, n)] : w->drops[below(w, w->drop_count)];
+    }
     uint64_t s = below(w, 100);
     q->qty = s < 80 ? (uint32_t)between(w, 1, 3) : s < 92 ? (uint32_t)between(w, 1, 100) : odd[below(w, 4)];
   } else if (r < 65) {
@@ -798,7 +843,10 @@ static void decided(world *w, const req *q, const tally__op *op, const char *key
   t->leg_count = (uint8_t)n;
   memcpy(t->legs, legs, sizeof legs);
   snprintf(t->key, sizeof t->key, "%s", key);
-  if (q->kind == TALLY__TRANSFER_PURCHASE) w->purchases[w->purchase_count++] = op->transfer_id;
+  if (q->kind == TALLY__TRANSFER_PURCHASE) {
+    w->purchases[w->purchase_count++] = op->transfer_id;
+    w->pu_held[q->account][q->item] += (int32_t)q->qty;
+  }
   w->decided_open++;
   w->r->decided++;
 }
@@ -838,6 +886,56 @@ static uint64_t replay_expected(world *w, const req *q, const char *key) {
   return id && same_params(rec_of(w, id), q) ? id : 0;
 }
 
+/* The event an op joins, from the model's records (cmd_money.c: a buy joins
+ * its drop's event, else the event running in the channel it was said in;
+ * a tip the channel's; refunds and grants none). *ev = index + 1. */
+static uint64_t model_event(world *w, const req *q, uint8_t *ev) {
+  uint64_t id = 0;
+  if (q->kind == TALLY__TRANSFER_PURCHASE && w->item_event[q->item]) id = w->item_event[q->item];
+  else if (q->kind == TALLY__TRANSFER_PURCHASE || q->kind == TALLY__TRANSFER_TIP) id = w->chan_event[q->chan];
+  *ev = 0;
+  for (uint32_t i = 0; id && i < w->ev_count; i++)
+    if (w->ev_id[i] == id) *ev = (uint8_t)(i + 1);
+  return id;
+}
+
+static const char *const drop_state_names[] = {"not a drop", "SCHEDULED", "LIVE", "CLOSED"};
+
+/* D1, D2: a buy of a drop is decided only while it is LIVE and within the
+ * per-buyer limit (units committed and in flight, in the model); a drop
+ * refusal names the state the drop was in, and "limit" is said only when
+ * the model agrees that this buy would pass it. */
+static void drop_checks(world *w, const req *q, int rc, uint8_t state, uint32_t limit, int64_t have) {
+  if (q->kind != TALLY__TRANSFER_PURCHASE) return;
+  const tally__item *it = &w->st.items[q->item];
+  const char *buyer = w->st.accounts[q->account].name;
+  if (rc == TALLY_OK && state != TALLY__DROP_NONE) {
+    w->r->drop_buys++;
+    if (state != TALLY__DROP_LIVE)
+      fail(w, "D2: %s bought %u of drop %s while it was %s", buyer, q->qty, it->sku, drop_state_names[state]);
+    if (limit && have + q->qty > limit)
+      fail(w, "D1: %s bought %u of drop %s holding %lld already, limit %u", buyer, q->qty, it->sku,
+           (long long)have, limit);
+  }
+  if (rc == TALLY_EDROP_NOT_LIVE) {
+    w->r->drop_not_live++;
+    if (state != TALLY__DROP_SCHEDULED)
+      fail(w, "D2: buy of %s refused 'not live' while it was %s", it->sku, drop_state_names[state]);
+  }
+  if (rc == TALLY_EDROP_CLOSED) {
+    w->r->drop_closed++;
+    if (state != TALLY__DROP_CLOSED)
+      fail(w, "D2: buy of %s refused 'closed' while it was %s", it->sku, drop_state_names[state]);
+  }
+  if (rc == TALLY_EPER_USER_LIMIT) {
+    w->r->drop_limit++;
+    if (!limit || have + q->qty <= limit)
+      fail(w, "D1: %s refused %u of %s over the per-buyer limit, but has %lld (committed %d, in flight %d), limit %u",
+           buyer, q->qty, it->sku, (long long)have, w->pu_sold[q->account][q->item],
+           w->pu_held[q->account][q->item], limit);
+  }
+}
+
 static void step_decide(world *w) {
   sbatch *b = open_batch(w);
   if (!b) {
@@ -863,8 +961,18 @@ static void step_decide(world *w) {
   uint64_t existing = UINT64_MAX, next_id = w->st.next_id;
   uint32_t key_next = w->st.key_next, purchase_next = w->st.purchase_next;
   tally__decide_ctx ctx = {.wall_ms = w->wall, .mono_ms = w->mono, .req_id = ++w->req_id,
-                           .origin = "sim", .channel = "", .key = key, .existing_transfer = &existing};
+                           .origin = "sim", .channel = chan_names[q.chan], .key = key,
+                           .existing_transfer = &existing};
   tally__state *st = &w->st;
+  /* What the model knows of a drop before the decision (D1, D2). */
+  uint8_t drop_state = 0;
+  uint32_t limit = 0;
+  int64_t have = 0;
+  if (q.kind == TALLY__TRANSFER_PURCHASE) {
+    drop_state = st->items[q.item].drop_state;
+    limit = st->items[q.item].drop_per_user;
+    have = (int64_t)w->pu_sold[q.account][q.item] + w->pu_held[q.account][q.item];
+  }
   uint64_t first = (w->o.faults & SIM_FAULT_REPLAY_FIRST) ? replay_expected(w, &q, key) : 0;
   int rc;
   switch (q.kind) {
@@ -879,9 +987,30 @@ static void step_decide(world *w) {
     fail(w, "I3: %s replayed with key '%s' after receipt %llu committed, answered %s (receipt %llu)",
          kind_name(q.kind), key, (unsigned long long)first, tally_err_name(rc),
          (unsigned long long)(rc == TALLY_EEXISTS ? existing : 0));
+  drop_checks(w, &q, rc, drop_state, limit, have);
   if (rc == TALLY_OK) {
+    /* cmd_money.c: after a successful decision the op joins its event. */
+    uint8_t ev = 0;
+    uint64_t ev_id = model_event(w, &q, &ev);
+    if (q.kind == TALLY__TRANSFER_PURCHASE || q.kind == TALLY__TRANSFER_TIP) {
+      uint64_t core_ev = tally__live_event_for(st, q.kind == TALLY__TRANSFER_PURCHASE ? q.item : TALLY__NONE,
+                                               chan_names[q.chan]);
+      if (core_ev != ev_id)
+        fail(w, "D3: %s in '%s' joins event %llu, the model says %llu", kind_name(q.kind), chan_names[q.chan],
+             (unsigned long long)core_ev, (unsigned long long)ev_id);
+    }
+    if (ev && w->ev_stopped[ev - 1])
+      fail(w, "D3: %s decided into event %llu after it stopped", kind_name(q.kind), (unsigned long long)ev_id);
+    op->event_id = ev_id;
+    tally__event_inflight(st, ev_id, +1);
     b->op_count++;
     decided(w, &q, op, key);
+    rec *t = rec_of(w, op->transfer_id);
+    if (t) {
+      t->event_id = ev_id;
+      t->ev = ev;
+    }
+    if (ev) w->r->event_ops++;
     return;
   }
   /* decide.h: a refusal changes nothing (no id, key or purchase taken). */
@@ -915,11 +1044,183 @@ static void step_catalog(world *w) {
   trace(w, "catalog: %s stock=%d price=%lld deleted=%d", it->sku, it->stock, (long long)it->price, it->deleted);
 }
 
+/* ---- drops and events, as live.c and cmd_live.c change them ------------------------------------------------- */
+/* tally__live_drop_open: only a scheduled drop opens. */
+static void drop_open(world *w, uint32_t k) {
+  tally__item *it = &w->st.items[k];
+  if (it->drop_state != TALLY__DROP_SCHEDULED) return;
+  it->drop_state = TALLY__DROP_LIVE;
+  trace(w, "drop %s LIVE", it->sku);
+}
+
+/* tally__live_drop_close: any drop closes, for good. */
+static void drop_close(world *w, uint32_t k) {
+  tally__item *it = &w->st.items[k];
+  if (it->drop_state == TALLY__DROP_CLOSED) return;
+  it->drop_state = TALLY__DROP_CLOSED;
+  trace(w, "drop %s CLOSED (sold %d, held %d)", it->sku, it->sold, it->held);
+}
+
+/* DROP CREATE as cmd_live.c makes it: a new item (a drop never reuses a
+ * sku), scheduled, with a window on the monotonic clock, limited stock,
+ * maybe a per-buyer limit, in the event running in its channel if any. */
+static void drop_create(world *w) {
+  tally__state *st = &w->st;
+  char sku[16];
+  uint32_t k;
+  snprintf(sku, sizeof sku, "drop%u", st->item_count);
+  if (st->item_count >= SIM_ITEMS_MAX || tally__item_add(st, sku, &k)) return;
+  tally__item *it = &st->items[k];
+  uint8_t chan = (uint8_t)between(w, 1, SIM_CHANNELS);
+  it->creator = w->creators[below(w, w->creator_count)];
+  it->price = w->price[k] = chance(w, 80) ? between(w, 1, 500) : random_price(w);
+  it->stock = (int32_t)between(w, 0, 40);
+  it->refund_window_s = w->cfg.refund_window_s;
+  snprintf(it->title, sizeof it->title, "drop %s", sku);
+  snprintf(it->drop_channel, sizeof it->drop_channel, "%s", chan_names[chan]);
+  it->drop_state = TALLY__DROP_SCHEDULED;
+  it->drop_per_user = chance(w, 85) ? (uint32_t)between(w, 1, 3) : 0;
+  int64_t start_in = chance(w, 40) ? 0 : between(w, 100, 30000), for_ms = between(w, 500, 120000);
+  it->drop_start_ms = w->wall + start_in;
+  it->drop_end_ms = it->drop_start_ms + for_ms;
+  it->drop_start_mono = w->mono + (uint64_t)start_in;
+  it->drop_end_mono = it->drop_start_mono + (uint64_t)for_ms;
+  it->drop_event = w->item_event[k] = w->chan_event[chan];
+  w->drops[w->drop_count++] = k;
+  w->r->drops++;
+  trace(w, "drop %s created: stock %d price %lld per-user %u in %s (event %llu), opens in %lld ms for %lld ms",
+        sku, it->stock, (long long)it->price, it->drop_per_user, chan_names[chan],
+        (unsigned long long)it->drop_event, (long long)start_in, (long long)for_ms);
+  if (start_in == 0) drop_open(w, k);
+}
+
+/* tally__live_event_start, in a channel without a running event. */
+static void event_start(world *w) {
+  tally__state *st = &w->st;
+  uint8_t chan = (uint8_t)between(w, 1, SIM_CHANNELS);
+  if (w->chan_event[chan] || w->ev_count >= SIM_EVENTS_MAX || st->event_count >= TALLY__EVENTS_MAX) return;
+  uint32_t i = st->event_count++;
+  tally__event *ev = &st->events[i];
+  memset(ev, 0, sizeof *ev);
+  int64_t ms = between(w, 2000, 300000);
+  ev->id = tally__state_take_id(st);
+  ev->host = w->creators[below(w, w->creator_count)];
+  ev->start_ms = w->wall;
+  ev->end_ms = w->wall + ms;
+  ev->end_mono = w->mono + (uint64_t)ms;
+  snprintf(ev->channel, sizeof ev->channel, "%s", chan_names[chan]);
+  snprintf(ev->title, sizeof ev->title, "event %u", i);
+  ev->dirty = true;
+  ev->version++;
+  w->ev_id[w->ev_count++] = ev->id;
+  w->chan_event[chan] = ev->id;
+  w->r->events++;
+  trace(w, "event %llu started in %s for %lld ms", (unsigned long long)ev->id, chan_names[chan], (long long)ms);
+}
+
+/* tally__live_event_stop: no new op joins it, its drops close, and its
+ * summary is due once nothing of it is in flight. */
+static void event_stop(world *w, uint32_t i) {
+  tally__event *ev = &w->st.events[i];
+  if (w->ev_stopped[i]) return;
+  w->ev_stopped[i] = true;
+  ev->stopped_ms = w->wall;
+  ev->summary_due = true;
+  ev->dirty = true;
+  ev->version++;
+  for (uint32_t c = 1; c <= SIM_CHANNELS; c++)
+    if (w->chan_event[c] == ev->id) w->chan_event[c] = 0;
+  for (uint32_t d = 0; d < w->drop_count; d++)
+    if (w->item_event[w->drops[d]] == ev->id) drop_close(w, w->drops[d]);
+  trace(w, "event %llu stopped (%u in flight)", (unsigned long long)ev->id, ev->inflight);
+}
+
+/* tally__live_tick after the clock moved: summaries whose ops all resolved,
+ * drops whose window opened or closed, events whose time is up. */
+static void live_tick(world *w) {
+  tally__state *st = &w->st;
+  for (uint32_t i = 0; i < w->ev_count; i++) {
+    tally__event *ev = &st->events[i];
+    if (ev->summary_due && ev->inflight == 0) ev->summary_due = false;
+  }
+  for (uint32_t d = 0; d < w->drop_count; d++) {
+    uint32_t k = w->drops[d];
+    tally__item *it = &st->items[k];
+    if (it->drop_state == TALLY__DROP_SCHEDULED && w->mono >= it->drop_start_mono) drop_open(w, k);
+    if (it->drop_state == TALLY__DROP_LIVE && w->mono >= it->drop_end_mono) drop_close(w, k);
+  }
+  for (uint32_t i = 0; i < w->ev_count; i++)
+    if (!w->ev_stopped[i] && w->mono >= st->events[i].end_mono) event_stop(w, i);
+}
+
+/* A host's live command: DROP CREATE / START / STOP, EVENT START / STOP. */
+static void step_live(world *w) {
+  uint64_t r = below(w, 100);
+  if (r < 8) drop_create(w);
+  else if (r < 40) event_start(w);
+  else if (r < 55) {
+    uint32_t running[SIM_EVENTS_MAX], n = 0;
+    for (uint32_t i = 0; i < w->ev_count; i++)
+      if (!w->ev_stopped[i]) running[n++] = i;
+    if (n) event_stop(w, running[below(w, n)]);
+  } else if (w->drop_count && r < 80) {
+    drop_open(w, w->drops[below(w, w->drop_count)]);
+  } else if (w->drop_count) {
+    drop_close(w, w->drops[below(w, w->drop_count)]);
+  }
+}
+
 /* ---- checks ---------------------------------------------------------------------------------------------- */
+/* D1: per-buyer units in memory (st->per_user, read without adding rows)
+ * equal the model's committed + in-flight units and stay within the limit.
+ * Each row is compared with the model, and the rows' units sum to the
+ * model's total, so a pair without a row has no units in the model either.
+ * D3: each event counts exactly the model's ops in flight for it. */
+static void check_drops(world *w, int32_t (*infl)[SIM_ITEMS_MAX], int64_t infl_limited, const uint32_t *ev_infl) {
+  const tally__state *st = &w->st;
+  uint32_t seen[SIM_ACCOUNTS_MAX];
+  int64_t mem_total = 0, model_total;
+  memset(seen, 0, st->account_count * sizeof seen[0]);
+  for (uint32_t e = 0; e < st->per_user_count; e++) {
+    uint64_t key = st->per_user[e].key;
+    uint32_t a = (uint32_t)(key >> 32), i = (uint32_t)key;
+    int32_t units = st->per_user[e].units;
+    if (a >= st->account_count || i >= st->item_count || !st->items[i].drop_per_user || (seen[a] >> i & 1)) {
+      fail(w, "D1: per-user row %u (account %u, item %u) is for no limited drop or twice", e, a, i);
+      return;
+    }
+    seen[a] |= 1u << i;
+    mem_total += units;
+    const tally__item *it = &st->items[i];
+    if (units != w->pu_sold[a][i] + infl[a][i] || units > (int64_t)it->drop_per_user) {
+      fail(w, "D1: %s has %d units of drop %s in memory, model %d committed + %d in flight, limit %u",
+           st->accounts[a].name, units, it->sku, w->pu_sold[a][i], infl[a][i], it->drop_per_user);
+      return;
+    }
+  }
+  model_total = w->pu_sold_limited + infl_limited;
+  if (mem_total != model_total)
+    fail(w, "D1: per-user rows hold %lld units of drops, the model %lld committed + in flight",
+         (long long)mem_total, (long long)model_total);
+  if (st->event_count != w->ev_count) fail(w, "D3: %u events in memory, model %u", st->event_count, w->ev_count);
+  for (uint32_t i = 0; i < w->ev_count && !w->r->failed; i++) {
+    const tally__event *ev = &st->events[i];
+    if (ev->id != w->ev_id[i] || ev->inflight != ev_infl[i])
+      fail(w, "D3: event %llu counts %u ops in flight, the model %u", (unsigned long long)ev->id, ev->inflight,
+           ev_infl[i]);
+    else if (!ev->summary_due && w->ev_stopped[i] && ev_infl[i])
+      fail(w, "D3: event %llu summarized with %u ops in flight", (unsigned long long)ev->id, ev_infl[i]);
+  }
+}
+
 static void check(world *w) {
   const tally__state *st = &w->st;
   int64_t held[SIM_ACCOUNTS_MAX] = {0};
   int32_t item_held[SIM_ITEMS_MAX] = {0};
+  int32_t pu_infl[SIM_ACCOUNTS_MAX][SIM_ITEMS_MAX];
+  uint32_t ev_infl[SIM_EVENTS_MAX] = {0};
+  int64_t infl_limited = 0; /* units in flight of drops with a per-buyer limit */
+  memset(pu_infl, 0, st->account_count * sizeof pu_infl[0]);
   uint64_t open = 0;
   for (uint32_t i = 0; i < w->slots; i++) {
     const sbatch *b = &w->b[i];
@@ -934,7 +1235,15 @@ static void check(world *w) {
       for (int l = 0; l < t->leg_count; l++)
         if (t->legs[l].amount < 0 && st->accounts[t->legs[l].account].kind != TALLY__ACCOUNT_EXTERNAL)
           held[t->legs[l].account] -= t->legs[l].amount;
-      if (t->kind == TALLY__TRANSFER_PURCHASE) item_held[t->item] += (int32_t)t->qty;
+      if (t->kind == TALLY__TRANSFER_PURCHASE) {
+        item_held[t->item] += (int32_t)t->qty;
+        pu_infl[t->account][t->item] += (int32_t)t->qty;
+        if (st->items[t->item].drop_per_user) infl_limited += t->qty;
+      }
+      if (op->event_id != t->event_id)
+        fail(w, "D3: op %llu carries event %llu, the model put it in %llu", (unsigned long long)op->transfer_id,
+             (unsigned long long)op->event_id, (unsigned long long)t->event_id);
+      if (t->ev) ev_infl[t->ev - 1]++;
       if (t->kind == TALLY__TRANSFER_REFUND) {
         const tally__purchase *p = &st->purchases[op->purchase_slot];
         const rec *pr = rec_of(w, t->ref);
@@ -971,10 +1280,31 @@ static void check(world *w) {
   if (quiet && w->db_count != w->applied_count)
     fail(w, "I7: nothing in flight, yet the ledger holds %llu transfers and memory applied %llu",
          (unsigned long long)w->db_count, (unsigned long long)w->applied_count);
+  if (!w->r->failed) check_drops(w, pu_infl, infl_limited, ev_infl);
+}
+
+/* The model's per-buyer units in flight (kept as ops are decided and
+ * resolved) equal those of the ops in the batches. */
+static void check_model_units(world *w) {
+  int32_t infl[SIM_ACCOUNTS_MAX][SIM_ITEMS_MAX];
+  memset(infl, 0, sizeof infl);
+  for (uint32_t s = 0; s < w->slots; s++)
+    for (uint32_t k = 0; k < w->b[s].op_count; k++) {
+      const rec *t = rec_of(w, w->b[s].ops[k].transfer_id);
+      if (t->kind == TALLY__TRANSFER_PURCHASE) infl[t->account][t->item] += (int32_t)t->qty;
+    }
+  for (uint32_t a = 0; a < w->st.account_count; a++)
+    for (uint32_t i = 0; i < w->st.item_count; i++)
+      if (infl[a][i] != w->pu_held[a][i]) {
+        fail(w, "sim: the model holds %d units of %s for %s, the batches %d", w->pu_held[a][i], w->st.items[i].sku,
+             w->st.accounts[a].name, infl[a][i]);
+        return;
+      }
 }
 
 /* Every purchase memory still remembers agrees with the model. */
 static void check_purchases(world *w) {
+  check_model_units(w);
   for (uint32_t i = 0; i < w->purchase_count && !w->r->failed; i++) {
     uint64_t id = w->purchases[i];
     const rec *t = rec_of(w, id);
@@ -999,13 +1329,16 @@ static void step(world *w) {
     step_decide(w);
   } else if (r < 58) {
     step_clock(w);
+    live_tick(w);
   } else if (r < 75) {
     flush(w);
-  } else if (r < 97) {
+  } else if (r < 96) {
     sbatch *b = flight_due(w);
     if (b) db_answer(w, b, false);
-  } else {
+  } else if (r < 98) {
     step_catalog(w);
+  } else {
+    step_live(w);
   }
 }
 
@@ -1059,7 +1392,8 @@ int sim_run(const sim_options *o, sim_result *r) {
 }
 
 /* ---- names ---------------------------------------------------------------------------------------------------- */
-static const char *const bug_names[SIM_BUG_COUNT] = {"none", "double-commit", "lost-sale", "skip-release"};
+static const char *const bug_names[SIM_BUG_COUNT] = {"none", "double-commit", "lost-sale", "skip-release",
+                                                     "skip-per-user"};
 static const char *const fault_names[] = {"fail-after-unknown", "huge-amounts", "old-refunds",
                                           "refund-fees", "replay-params", "replay-first", "big-batches"};
 

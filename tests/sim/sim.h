@@ -7,7 +7,9 @@
  * simulated database that commits, fails, loses replies and reorders up to
  * two batches in flight. It mirrors engine.c's batch_done / batch_failed
  * state transitions without the I/O, keeps its own shadow ledger, and checks
- * RELIABILITY.md's I1-I6 and I9 after every step. The same seed and step
+ * RELIABILITY.md's I1-I6 and I9 after every step. Timed drops (items with a
+ * window and a per-buyer limit) and events (ops counted in flight per
+ * event) are part of the default mix, with their own checks (D1-D3). The same seed and step
  * count replay the same run exactly. No allocation happens outside sim_run;
  * nothing is global except the crash report (seed and step of the run in
  * progress, printed if core asserts or a sanitizer aborts). */
@@ -24,7 +26,8 @@ enum sim_bug {
   SIM_BUG_DOUBLE_COMMIT = 1, /* a committed grant is applied twice */
   SIM_BUG_LOST_SALE = 2,     /* a committed sale is not counted as sold */
   SIM_BUG_SKIP_RELEASE = 3,  /* a failed batch leaves one hold behind */
-  SIM_BUG_COUNT = 4,
+  SIM_BUG_SKIP_PER_USER = 4, /* a released drop purchase keeps its per-buyer units */
+  SIM_BUG_COUNT = 5,
 };
 
 /* Faults beyond the default mix; each reaches a known core bug (see
@@ -57,6 +60,10 @@ typedef struct sim_options {
 typedef struct sim_result {
   uint64_t steps, decided, committed, released, refused, replays, busy;
   uint64_t batches, lost_replies, failed_batches, duplicates;
+  /* Drops and events: drops created, drop purchases decided, drop buys
+   * refused (not live / closed / over the per-buyer limit), events started,
+   * decided ops that joined an event. */
+  uint64_t drops, drop_buys, drop_not_live, drop_closed, drop_limit, events, event_ops;
   bool failed;
   uint32_t fail_step;
   char why[320];
@@ -65,7 +72,8 @@ typedef struct sim_result {
 /* Runs one seed; 0 when every check held, 1 on the first breach (r->why). */
 int sim_run(const sim_options *o, sim_result *r);
 
-/* Parses "double-commit", "lost-sale", "skip-release"; SIM_BUG_NONE if unknown. */
+/* Parses "double-commit", "lost-sale", "skip-release", "skip-per-user";
+ * SIM_BUG_NONE if unknown. */
 uint32_t sim_bug_parse(const char *name);
 const char *sim_bug_name(uint32_t bug);
 /* Parses a comma-separated list of fault names or "all"; false if unknown. */

@@ -2,7 +2,7 @@
  *
  *   tally_sim --seed S [--steps N]          replay one run
  *   tally_sim --seeds A..B [--steps N]      run many; stop at the first breach
- *   --inject-bug double-commit|lost-sale|skip-release   a deliberate breach
+ *   --inject-bug double-commit|lost-sale|skip-release|skip-per-user   a deliberate breach
  *   --faults LIST   extra faults and checks (see sim.h, docs/SIMULATION.md)
  *   --trace         one line per step on stderr
  *   --keep-going    report every failing seed, not only the first
@@ -18,7 +18,7 @@
 static int usage(void) {
   fprintf(stderr,
           "usage: tally_sim (--seed S | --seeds A..B) [--steps N] [--trace]\n"
-          "                 [--inject-bug double-commit|lost-sale|skip-release]\n"
+          "                 [--inject-bug double-commit|lost-sale|skip-release|skip-per-user]\n"
           "                 [--faults fail-after-unknown,huge-amounts,old-refunds,refund-fees,\n"
           "                           replay-params,replay-first,big-batches|all]\n");
   return 2;
@@ -97,6 +97,13 @@ int main(int argc, char **argv) {
     total.lost_replies += r.lost_replies;
     total.failed_batches += r.failed_batches;
     total.duplicates += r.duplicates;
+    total.drops += r.drops;
+    total.drop_buys += r.drop_buys;
+    total.drop_not_live += r.drop_not_live;
+    total.drop_closed += r.drop_closed;
+    total.drop_limit += r.drop_limit;
+    total.events += r.events;
+    total.event_ops += r.event_ops;
     if (seed == UINT64_MAX) break;
   }
   if (failures)
@@ -111,5 +118,9 @@ int main(int argc, char **argv) {
   printf("  batches committed %" PRIu64 ", failed %" PRIu64 ", replies lost %" PRIu64
          ", duplicate keys caught by the ledger %" PRIu64 "\n",
          total.batches, total.failed_batches, total.lost_replies, total.duplicates);
+  printf("  drops %" PRIu64 ": buys decided %" PRIu64 ", refused not live %" PRIu64 ", closed %" PRIu64
+         ", over the per-buyer limit %" PRIu64 "; events %" PRIu64 ", ops in events %" PRIu64 "\n",
+         total.drops, total.drop_buys, total.drop_not_live, total.drop_closed, total.drop_limit, total.events,
+         total.event_ops);
   return failures ? 1 : 0;
 }
