@@ -30,12 +30,13 @@ targets=("$@")
 # because libtally's objects are built by gcc without coverage.
 core_sources() {
   case $1 in
-    command_frame|effect_frame) echo core/src/codec.c core/src/errors.c ;;
+    command_frame|effect_frame) echo core/src/codec.c core/src/msgpack_scan.c core/src/errors.c ;;
     text) echo core/src/text.c core/src/errors.c ;;
     config) echo core/src/config.c core/src/errors.c ;;
-    command_line) echo core/src/decide.c core/src/state.c core/src/map.c \
+    command_line) echo core/src/decide.c core/src/state.c core/src/keys.c core/src/map.c \
                        core/src/text.c core/src/config.c core/src/errors.c ;;
-    receipt) echo core/src/receipt.c core/src/merkle.c core/src/signer.c core/src/errors.c ;;
+    receipt) echo core/src/receipt.c core/src/msgpack_scan.c core/src/merkle.c core/src/signer.c \
+                  core/src/errors.c ;;
     *) return 1 ;;
   esac
 }

@@ -57,27 +57,7 @@ static void frame_round_trip(const tally__command_frame *f) {
   FUZZ_CHECK(strcmp(again.text, f->text) == 0);
 }
 
-#ifdef TALLY_FUZZ_MASK_KNOWN
-/* Known bug, reported (docs/FUZZING.md "Findings"): msgpack_unpack
- * allocates an array32/map32's declared count before reading it, so five
- * bytes ask for ~100 GB. Built with -DTALLY_FUZZ_MASK_KNOWN the target skips
- * such inputs, so that a long run explores the rest of the decoder instead
- * of stopping at this finding every time. Never set for replays. */
-static int fuzz_known_bomb(const uint8_t *data, size_t size) {
-  for (size_t i = 0; i + 4 < size; i++) {
-    if (data[i] != 0xdd && data[i] != 0xdf) continue;
-    uint32_t n = (uint32_t)data[i + 1] << 24 | (uint32_t)data[i + 2] << 16 |
-                 (uint32_t)data[i + 3] << 8 | data[i + 4];
-    if (n > size) return 1;
-  }
-  return 0;
-}
-#endif
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-#ifdef TALLY_FUZZ_MASK_KNOWN
-  if (fuzz_known_bomb(data, size)) return 0;
-#endif
   static int ready;
   if (!ready) {
     FUZZ_CHECK(tally__decoder_init(&fuzz_dec) == TALLY_OK);
