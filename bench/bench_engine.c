@@ -113,24 +113,33 @@ static void pump(run *r, int want, double timeout_s) {
 
 static void reset(run *r) { r->answered = r->ok = r->sold_out = r->consent = r->other = r->lat_n = 0; }
 
-/* Grants, consent and a first purchase for buyers [0, n). */
+/* Grants, consent and a first purchase for buyers [0, n), in waves: each
+ * grant and each CONFIRM is an operation, and no more than batch_max x
+ * (writers + 1) can be in flight (beyond that the engine answers "busy"). */
+enum { CONSENT_CHUNK = 4096 }; /* each CONFIRM buys: stay under what can be in flight */
 static void setup_buyers(run *r, int n) {
   char text[64];
-  reset(r);
-  for (int i = 0; i < n; i++) {
-    snprintf(text, sizeof text, "TALLY GRANT b%d 100000", i);
-    submit(r, i, text, TALLY_ROLE_OPER);
+  for (int from = 0; from < n; from += CONSENT_CHUNK) {
+    int to = from + CONSENT_CHUNK < n ? from + CONSENT_CHUNK : n;
+    reset(r);
+    for (int i = from; i < to; i++) {
+      snprintf(text, sizeof text, "TALLY GRANT b%d 100000", i);
+      submit(r, i, text, TALLY_ROLE_OPER);
+    }
+    pump(r, to - from, 120);
+    reset(r);
+    for (int i = from; i < to; i++) submit(r, i, "BUY warmup", 0);
+    pump(r, to - from, 120);
+    reset(r);
+    for (int i = from; i < to; i++) {
+      snprintf(text, sizeof text, "CONFIRM %.6s", r->codes[i]);
+      submit(r, i, text, 0);
+    }
+    pump(r, to - from, 120);
+    if (r->ok != to - from)
+      fprintf(stderr, "bench_engine: consent wave %d..%d: %d bought, %d other (last %s)\n", from, to, r->ok, r->other,
+              tally_err_name(r->last_other));
   }
-  pump(r, n, 120);
-  reset(r);
-  for (int i = 0; i < n; i++) submit(r, i, "BUY warmup", 0);
-  pump(r, n, 120);
-  reset(r);
-  for (int i = 0; i < n; i++) {
-    snprintf(text, sizeof text, "CONFIRM %.6s", r->codes[i]);
-    submit(r, i, text, 0);
-  }
-  pump(r, n, 120);
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -184,6 +193,8 @@ static durable_result bench_paced(run *r, double rate, double seconds) {
     tally_engine_drain(r->e, on_effect, r, 1u << 20);
   }
   pump(r, (int)sent, 30);
+  fprintf(stderr, "bench_engine: paced: sent %ld, answered %d, receipts %d, consent %d, sold out %d, other %d\n", sent,
+          r->answered, r->ok, r->consent, r->sold_out, r->other);
   int n = r->lat_n;
   qsort(r->lat_us, (size_t)n, sizeof *r->lat_us, cmp_double);
   durable_result d = {r->ok / seconds, 0, 0, 0};

@@ -31,13 +31,15 @@ uint64_t tally__live_event_for(const tally__state *st, uint32_t item, const char
   return ev == TALLY__NONE ? 0 : st->events[ev].id;
 }
 
-/* A slot for a new event: a free one, else the oldest stopped and saved. */
+/* A slot for a new event: a free one, else the oldest that is stopped,
+ * saved, summarized and has nothing in flight. */
 static uint32_t event_slot(tally__state *st) {
   if (st->event_count < TALLY__EVENTS_MAX) return st->event_count++;
   uint32_t oldest = TALLY__NONE;
   for (uint32_t i = 0; i < st->event_count; i++) {
     const tally__event *ev = &st->events[i];
-    if (ev->stopped_ms && !ev->dirty && (oldest == TALLY__NONE || ev->stopped_ms < st->events[oldest].stopped_ms))
+    bool done = ev->stopped_ms && !ev->dirty && !ev->summary_due && ev->inflight == 0;
+    if (done && (oldest == TALLY__NONE || ev->stopped_ms < st->events[oldest].stopped_ms))
       oldest = i;
   }
   return oldest;
