@@ -19,22 +19,11 @@
 #include "harness.h"
 #include "load.h"
 
-typedef struct fx {
-  char dsn[512];
-  tally_config cfg;
-  tally_engine *e;
-  th_load L;
-} fx;
-
-static fx F;
+static th_fault_fx F;
 
 static int teardown(void **state) {
   (void)state;
-  if (F.e) {
-    th_engine_free(F.e);
-    F.e = NULL;
-  }
-  th_load_free(&F.L);
+  th_fault_fx_free(&F);
   return 0;
 }
 

@@ -392,3 +392,11 @@ int th_load_run(th_load *L, int buyers, const char *text, int interval_ms, int m
   }
   return sent;
 }
+
+void th_fault_fx_free(th_fault_fx *f) {
+  if (f->e) {
+    th_engine_free(f->e);
+    f->e = NULL;
+  }
+  th_load_free(&f->L);
+}

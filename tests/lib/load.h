@@ -32,6 +32,16 @@ typedef struct th_load {
 } th_load;
 
 int64_t th_now_ms(void);
+
+/* The fixture of a fault test: its database, engine and load. */
+typedef struct th_fault_fx {
+  char dsn[512];
+  tally_config cfg;
+  tally_engine *e;
+  th_load L;
+} th_fault_fx;
+/* Frees the engine (if any) and the load; the fixture can be reused. */
+void th_fault_fx_free(th_fault_fx *f);
 void th_load_init(th_load *L, tally_engine *e, int cap);
 void th_load_free(th_load *L);
 /* Forgets the requests recorded so far (e.g. after setting up a shop). */
