@@ -104,7 +104,7 @@ static void test_f9_jumps_under_buying(void **state) {
   clock_set("+1h");
   th_reply r;
   char text[96];
-  snprintf(text, sizeof text, "DROP CREATE flash 1000000 1 start=+%ds for=%ds", OPEN_MS / 1000, WINDOW_MS / 1000);
+  snprintf(text, sizeof text, "DROP CREATE flash 10000 1 start=+%ds for=%ds", OPEN_MS / 1000, WINDOW_MS / 1000);
   int64_t t0 = th_now_ms();
   assert_int_equal(th_cmd_in(F.e, "host", "#live", text, TALLY_ROLE_CHANOP, &r), TALLY_OK);
   clock_set("+0");
