@@ -18,5 +18,6 @@ PGconn *cli_connect(const cli_opts *o);
 int cli_check(PGconn *c);
 int cli_verify(PGconn *c, const cli_opts *o, const char *what);
 int cli_receipt(PGconn *c, const char *id);
+int cli_draw(PGconn *c, const char *sku);
 
 #endif

@@ -1,6 +1,6 @@
 /* tally_main.c — the `tally` admin command.
  *
- *   tally [--dsn DSN] migrate | grant | verify | receipt | check | export | config
+ *   tally [--dsn DSN] migrate | grant | verify | receipt | check | draw | export | config
  *
  * The DSN comes from --dsn, else $TALLY_DSN, else $DATABASE_URL. Grants are
  * not written here: they are requests that the running engine (the single
@@ -27,6 +27,7 @@ static const char usage[] =
     "        [--pubkey HEX]         (a token with --pubkey needs no database)\n"
     "  receipt RECEIPT_ID           print the receipt token to keep or share\n"
     "  check                        check the ledger invariants; exit 1 on any breach\n"
+    "  draw SKU                     recompute a raffle's draw from its seed and entries\n"
     "  export                       transfers as CSV on stdout\n"
     "  config                       list the engine's configuration keys\n"
     "DSN: --dsn, else $TALLY_DSN, else $DATABASE_URL.\n";
@@ -170,9 +171,9 @@ int main(int argc, char **argv) {
   }
   bool offline = strcmp(cmd, "verify") == 0 && nargs == 1 && o.pubkey_hex && strncmp(args[0], "tr1.", 4) == 0;
   if (offline) return cli_verify(NULL, &o, args[0]);
-  int want = strcmp(cmd, "grant") == 0 ? 2 : (strcmp(cmd, "verify") == 0 || strcmp(cmd, "receipt") == 0) ? 1 : 0;
+  int want = strcmp(cmd, "grant") == 0 ? 2 : (strcmp(cmd, "verify") == 0 || strcmp(cmd, "receipt") == 0 || strcmp(cmd, "draw") == 0) ? 1 : 0;
   bool known = !strcmp(cmd, "migrate") || !strcmp(cmd, "grant") || !strcmp(cmd, "verify") ||
-               !strcmp(cmd, "receipt") || !strcmp(cmd, "check") || !strcmp(cmd, "export");
+               !strcmp(cmd, "receipt") || !strcmp(cmd, "check") || !strcmp(cmd, "export") || !strcmp(cmd, "draw");
   if (!known || nargs != want) {
     fprintf(stderr, "tally: %s\n%s", known ? "wrong number of arguments" : "unknown command", usage);
     return 2;
@@ -185,6 +186,7 @@ int main(int argc, char **argv) {
   else if (!strcmp(cmd, "verify")) rc = cli_verify(c, &o, args[0]);
   else if (!strcmp(cmd, "receipt")) rc = cli_receipt(c, args[0]);
   else if (!strcmp(cmd, "check")) rc = cli_check(c);
+  else if (!strcmp(cmd, "draw")) rc = cli_draw(c, args[0]);
   else rc = cmd_export(c);
   PQfinish(c);
   return rc;

@@ -91,7 +91,12 @@ extern "C" {
   X(EPRICE_CHANGED, -128, "the price changed since you were asked; BUY again")  \
   X(EDROP_NOT_LIVE, -129, "that drop has not started yet")                     \
   X(EDROP_CLOSED, -130, "that drop has closed")                                \
-  X(ENOT_IN_CHANNEL, -131, "use this in the event's channel")
+  X(ENOT_IN_CHANNEL, -131, "use this in the event's channel")                 \
+  X(ENOT_REFUNDABLE, -132, "not refundable: digital goods once delivered, passes once redeemed") \
+  X(EREDEEMED, -133, "that pass was already redeemed")                         \
+  X(ENOT_A_PASS, -134, "that receipt is not for a pass")                       \
+  X(EENTERED, -135, "you are already in this raffle")                          \
+  X(EFIXED, -136, "fixed once a unit has sold: create a new item instead")
 
 typedef enum tally_err {
 #define TALLY_ERR_ENUM_(name, value, text) TALLY_##name = (value),

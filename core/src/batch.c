@@ -11,17 +11,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "raffle.h"
 #include "receipt.h"
 #include "signer.h"
 
-/* The function is sql/002_fenced_batches.sql's: batch lock, lease check,
+/* The function is sql/004_coop_passes_raffles.sql's: batch lock, lease check,
  * then the rows in dependency order; it returns the transfer ids it
  * inserted. Arrays go in binary; the scalars $1..$8 and $43 as text. */
 const char tally__batch_sql[] =
     "SELECT * FROM tally_write_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,"
     " $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32,"
     " $33, $34, $35, $36, $37, $38, $39, $40, $41, $42, $43, $44, $45, $46, $47, $48, $49, $50, $51,"
-    " $52, $53, $54, $55, $56, $57, $58)";
+    " $52, $53, $54, $55, $56, $57, $58, $59, $60, $61, $62, $63, $64, $65, $66, $67, $68, $69, $70,"
+    " $71, $72, $73, $74, $75, $76, $77, $78)";
 
 const char tally__batch_lookup_sql[] = "SELECT * FROM tally_lookup_keys($1, $2)";
 
@@ -365,7 +367,7 @@ static void render_consents_roles(tally__batch *b, const tally__state *st) {
  * transfer, $39..$41 their amounts, NULL where a transfer has fewer legs.
  * Each row then builds its own small arrays; slicing one big array per row
  * would cost PostgreSQL far more. */
-_Static_assert(TALLY__LEGS_MAX == 3, "the batch statement has three leg columns");
+/* Legs past the third go in render_transfer_extras. */
 static void render_legs(tally__batch *b, const tally__state *st) {
   static const int param_of_col[6] = {30, 31, 32, 38, 39, 40};
   for (int col = 0; col < 6; col++) {
@@ -377,6 +379,99 @@ static void render_legs(tally__batch *b, const tally__state *st) {
       if (leg >= op->leg_count) bin_null(b);
       else if (amounts) bin_i64(b, op->legs[leg].amount);
       else bin_i64(b, (int64_t)st->accounts[op->legs[leg].account].id);
+    }
+    bin_close(b);
+  }
+}
+
+/* $59..$66: item columns of co-op shares, kinds and raffles. */
+static void split_text(const tally__state *st, const tally__split *sp, char *out, size_t cap) {
+  size_t n = 0;
+  out[0] = 0;
+  for (uint32_t i = 0; i < sp->count; i++) {
+    int w = snprintf(out + n, cap - n, "%s%llu:%u", i ? "," : "",
+                     (unsigned long long)st->accounts[sp->account[i]].id, sp->bps[i]);
+    assert(w > 0 && (size_t)w < cap - n);
+    n += (size_t)w;
+  }
+}
+
+static void render_item_extras(tally__batch *b, const tally__state *st) {
+  static const uint32_t oids[8] = {OID_TEXT, OID_INT2, OID_TEXT, OID_INT2, OID_TEXT, OID_BOOL, OID_TEXT, OID_INT4};
+  char text[TALLY__SPLIT_MAX * 32 + 1];
+  for (int col = 0; col < 8; col++) {
+    bin_open(b, 58 + col, oids[col]);
+    for (uint32_t r = 0; r < b->row_count; r++) {
+      if (b->rows[r].what != TALLY__ROW_ITEM) continue;
+      const tally__item *it = &st->items[b->rows[r].index];
+      bool raffle = it->drop_mode == TALLY__MODE_RAFFLE;
+      switch (col) {
+      case 0: split_text(st, &it->split, text, sizeof text); bin_text(b, text); break;
+      case 1: bin_i16(b, it->kind); break;
+      case 2: bin_text(b, it->delivery); break;
+      case 3: bin_i16(b, it->drop_mode); break;
+      case 4: if (raffle) { tally__hex(it->raffle_seed, 32, text); bin_text(b, text); } else bin_null(b); break;
+      case 5: bin_bool(b, it->raffle_drawn); break;
+      case 6: if (it->raffle_drawn) { tally__hex(it->raffle_entry_hash, 32, text); bin_text(b, text); } else bin_null(b); break;
+      default: bin_i32(b, (int32_t)it->raffle_entries); break;
+      }
+    }
+    bin_close(b);
+  }
+}
+
+/* $67 serials; $68..$71 legs past the third: each transfer's slice
+ * [xo:xe] (1-based, inclusive) of the flat x_acc/x_amt arrays. */
+static void render_transfer_extras(tally__batch *b, const tally__state *st) {
+  bin_open(b, 66, OID_INT4);
+  for (uint32_t i = 0; i < b->transfer_count; i++) {
+    const tally__op *op = &b->ops[b->xfer[i]];
+    if (op->serial) bin_i32(b, (int32_t)op->serial);
+    else bin_null(b);
+  }
+  bin_close(b);
+  for (int col = 0; col < 2; col++) {
+    bin_open(b, 67 + col, OID_INT4);
+    int32_t next = 1;
+    for (uint32_t i = 0; i < b->transfer_count; i++) {
+      const tally__op *op = &b->ops[b->xfer[i]];
+      if (op->leg_count <= 3) {
+        bin_null(b);
+        continue;
+      }
+      int32_t extra = op->leg_count - 3;
+      bin_i32(b, col == 0 ? next : next + extra - 1);
+      next += extra;
+    }
+    bin_close(b);
+  }
+  for (int col = 0; col < 2; col++) {
+    bin_open(b, 69 + col, OID_INT8);
+    for (uint32_t i = 0; i < b->transfer_count; i++) {
+      const tally__op *op = &b->ops[b->xfer[i]];
+      for (int leg = 3; leg < op->leg_count; leg++)
+        bin_i64(b, col ? op->legs[leg].amount : (int64_t)st->accounts[op->legs[leg].account].id);
+    }
+    bin_close(b);
+  }
+}
+
+/* $72..$75 raffle entries, $76..$78 pass redemptions: rows written by
+ * ENTRY and REDEEM ops, answered once their batch commits. */
+static void render_records(tally__batch *b, const tally__state *st) {
+  for (int col = 0; col < 7; col++) {
+    bool entry = col < 4;
+    bin_open(b, 71 + col, col == 2 ? OID_INT4 : OID_INT8);
+    for (uint32_t k = 0; k < b->op_count; k++) {
+      const tally__op *op = &b->ops[k];
+      if (op->type != (entry ? TALLY__OP_ENTRY : TALLY__OP_REDEEM)) continue;
+      switch (col) {
+      case 0: bin_i64(b, (int64_t)st->items[op->item].id); break;
+      case 1: case 5: bin_i64(b, (int64_t)st->accounts[op->account].id); break;
+      case 2: bin_i32(b, (int32_t)st->entries[op->entry_slot].seq); break;
+      case 4: bin_i64(b, (int64_t)op->ref_transfer); break;
+      default: bin_i64(b, op->created_ms); break;
+      }
     }
     bin_close(b);
   }
@@ -394,7 +489,7 @@ static void compute_leaves(tally__batch *b, const tally__state *st) {
         .amount_minor = op->amount, .ref_transfer = op->ref_transfer,
         .created_ms = op->created_ms, .account = st->accounts[op->account].name,
         .counterparty = op->counterparty == TALLY__NONE ? "" : st->accounts[op->counterparty].name,
-        .sku = op->item == TALLY__NONE ? "" : st->items[op->item].sku, .serial = 0};
+        .sku = op->item == TALLY__NONE ? "" : st->items[op->item].sku, .serial = op->serial};
     tally__receipt_leaf(&f, b->leaves[b->transfer_count++]);
   }
 }
@@ -449,6 +544,9 @@ int tally__batch_seal(tally__batch *b, tally__state *st, struct tally__signer *s
   render_request_fps(b, st);
   render_item_drops(b, st);
   render_events(b, st);
+  render_item_extras(b, st);
+  render_transfer_extras(b, st);
+  render_records(b, st);
   sb_param(b, 42);
   sb_i64(b, (int64_t)lease_epoch);
   sb_end(b);

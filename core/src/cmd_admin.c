@@ -41,6 +41,47 @@ static int title_set(tally__item *it, const char *text) {
   return TALLY_OK;
 }
 
+int tally__split_parse(tally__cmd *c, const char *s, size_t n, tally__split *out) {
+  tally__split sp = {0};
+  uint32_t total = 0;
+  while (n > 0) {
+    const char *comma = memchr(s, ',', n);
+    size_t part = comma ? (size_t)(comma - s) : n;
+    const char *colon = memchr(s, ':', part);
+    uint64_t bps;
+    if (!colon || colon == s || sp.count >= TALLY__SPLIT_MAX || (size_t)(colon - s) >= TALLY_NAME_BYTES_MAX - 5 ||
+        tally__uint_parse(colon + 1, part - (size_t)(colon - s) - 1, TALLY__BPS_WHOLE, &bps) || bps == 0)
+      return TALLY_EBAD_SYNTAX;
+    char name[TALLY_NAME_BYTES_MAX];
+    snprintf(name, sizeof name, "%.*s", (int)(colon - s), s);
+    if (tally__text_check(name, strlen(name)) || strpbrk(name, " :,")) return TALLY_EBAD_SYNTAX;
+    uint32_t account;
+    int rc = tally__cmd_account(c, name, &account);
+    if (rc) return rc;
+    for (uint32_t k = 0; k < sp.count; k++)
+      if (sp.account[k] == account) return TALLY_EBAD_SYNTAX; /* named twice */
+    sp.account[sp.count] = account;
+    sp.bps[sp.count++] = (uint16_t)bps;
+    total += (uint32_t)bps;
+    s += part + (comma ? 1 : 0);
+    n -= part + (comma ? 1 : 0);
+    if (comma && n == 0) return TALLY_EBAD_SYNTAX;
+  }
+  if (sp.count == 0 || total != TALLY__BPS_WHOLE) return TALLY_EBAD_SYNTAX;
+  *out = sp;
+  return TALLY_OK;
+}
+
+/* A numbered edition keeps its size once a unit is taken: "7 of 100" must
+ * stay true. Otherwise the serial table follows the new stock. */
+static int stock_set(tally__item *it, int32_t stock) {
+  bool taken = it->sold + it->held > 0;
+  if (taken && stock != it->stock && (tally__item_numbered(it) || (stock > 0 && stock <= TALLY__SERIAL_STOCK_MAX)))
+    return TALLY_EFIXED;
+  it->stock = stock;
+  return taken ? TALLY_OK : tally__item_serials_alloc(it);
+}
+
 static void item_add(tally__cmd *c) {
   tally__state *st = &c->e->st;
   if (c->t.count < 5) {
@@ -83,7 +124,11 @@ static void item_add(tally__cmd *c) {
   int32_t taken = it->sold + it->held;
   it->creator = c->account;
   it->price = price;
-  it->stock = stock < 0 ? -1 : (int32_t)(stock + taken); /* a revived item keeps its history */
+  int rc = stock_set(it, stock < 0 ? -1 : (int32_t)(stock + taken)); /* a revived item keeps its history */
+  if (rc) {
+    tally__cmd_refuse(c, rc);
+    return;
+  }
   it->deleted = false;
   it->refund_window_s = c->e->cfg.refund_window_s;
   memcpy(it->title, probe.title, sizeof it->title);
@@ -91,9 +136,36 @@ static void item_add(tally__cmd *c) {
   tally__cmd_ack_after_commit(c, "Item %s added.", sku);
 }
 
+/* ITEM SET <sku> split|kind|delivery ...: fixed once a unit has sold,
+ * because refunds and redemptions read them back. */
+static int item_set_shop(tally__cmd *c, tally__item *it) {
+  bool sold = it->sold + it->held > 0;
+  if (tally__word_is(&c->t, 3, "split")) {
+    if (sold) return TALLY_EFIXED;
+    if (tally__word_is(&c->t, 4, "none")) {
+      it->split.count = 0;
+      return TALLY_OK;
+    }
+    return tally__split_parse(c, c->t.word[4], c->t.len[4], &it->split);
+  }
+  if (tally__word_is(&c->t, 3, "kind")) {
+    if (sold) return TALLY_EFIXED;
+    if (tally__word_is(&c->t, 4, "plain")) it->kind = TALLY__KIND_PLAIN;
+    else if (tally__word_is(&c->t, 4, "digital")) it->kind = TALLY__KIND_DIGITAL;
+    else if (tally__word_is(&c->t, 4, "pass")) it->kind = TALLY__KIND_PASS;
+    else return TALLY_EBAD_SYNTAX;
+    return TALLY_OK;
+  }
+  size_t n = strlen(c->t.rest[4]);
+  if (n > TALLY__DELIVERY_BYTES_MAX) return TALLY_ETOOBIG;
+  memcpy(it->delivery, c->t.rest[4], n + 1);
+  return TALLY_OK;
+}
+
 static void item_set(tally__cmd *c) {
+  static const char usage[] = "ITEM SET <sku> price|stock|title|split|kind|delivery <value>";
   if (c->t.count < 5) {
-    tally__cmd_usage(c, "ITEM SET <sku> price|stock|title <value>");
+    tally__cmd_usage(c, usage);
     return;
   }
   uint32_t i = owned_item(c, 2);
@@ -117,14 +189,29 @@ static void item_set(tally__cmd *c) {
       tally__cmd_refuse(c, TALLY_EBAD_QTY);
       return;
     }
-    it->stock = unlimited ? -1 : (int32_t)stock;
+    int rc = stock_set(it, unlimited ? -1 : (int32_t)stock);
+    if (rc) {
+      tally__cmd_refuse(c, rc);
+      return;
+    }
+  } else if (tally__word_is(&c->t, 3, "split") || tally__word_is(&c->t, 3, "kind") ||
+             tally__word_is(&c->t, 3, "delivery")) {
+    int rc = item_set_shop(c, it);
+    if (rc) {
+      if (rc == TALLY_EBAD_SYNTAX)
+        tally__cmd_usage(c, "ITEM SET <sku> split <name>:<bps>,... (bps sum 10000) | split none | kind plain|digital|pass "
+                            "| delivery <text>");
+      else
+        tally__cmd_refuse(c, rc);
+      return;
+    }
   } else if (tally__word_is(&c->t, 3, "title")) {
     if (title_set(it, c->t.rest[4])) {
       tally__cmd_refuse(c, TALLY_EBAD_SYNTAX);
       return;
     }
   } else {
-    tally__cmd_usage(c, "ITEM SET <sku> price|stock|title <value>");
+    tally__cmd_usage(c, usage);
     return;
   }
   tally__item_mark_dirty(&c->e->st, i);

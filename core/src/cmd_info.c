@@ -73,8 +73,12 @@ void tally__cmd_receipts(tally__cmd *c) {
 }
 
 void tally__cmd_verify(tally__cmd *c) {
+  if (c->t.count >= 2 && tally__word_is(&c->t, 1, "DRAW")) {
+    tally__cmd_verify_draw(c);
+    return;
+  }
   if (c->t.count != 2) {
-    tally__cmd_usage(c, "VERIFY <receipt>");
+    tally__cmd_usage(c, "VERIFY <receipt> | VERIFY DRAW <sku>");
     return;
   }
   uint64_t id;

@@ -8,6 +8,7 @@
 #include "commands.h"
 #include "decide.h"
 #include "live.h"
+#include "live_raffle.h"
 
 static bool may_host(tally__cmd *c) {
   if (c->account == TALLY__NONE) {
@@ -102,6 +103,8 @@ static int parse_when(const char *s, size_t n, int64_t wall_ms, int64_t *delay_m
 typedef struct drop_opts {
   uint64_t per_user;
   int64_t start_in_ms, for_ms;
+  bool raffle;
+  tally__split split;
 } drop_opts;
 
 static int drop_options(tally__cmd *c, int from, drop_opts *o) {
@@ -122,15 +125,20 @@ static int drop_options(tally__cmd *c, int from, drop_opts *o) {
         rc = parse_when(plus, vn + 1, c->wall, &o->for_ms);
         if (!rc && o->for_ms == 0) rc = TALLY_EBAD_SYNTAX;
       }
-    } else if (kn == 4 && memcmp(w, "mode", 4) == 0)
-      rc = vn == 5 && memcmp(v, "first", 5) == 0 ? TALLY_OK : TALLY_EBAD_SYNTAX; /* raffle: next version */
+    } else if (kn == 4 && memcmp(w, "mode", 4) == 0) {
+      o->raffle = vn == 6 && memcmp(v, "raffle", 6) == 0;
+      rc = o->raffle || (vn == 5 && memcmp(v, "first", 5) == 0) ? TALLY_OK : TALLY_EBAD_SYNTAX;
+    } else if (kn == 5 && memcmp(w, "split", 5) == 0)
+      rc = tally__split_parse(c, v, vn, &o->split);
     if (rc) return rc;
   }
-  return TALLY_OK;
+  /* A raffle is one entry, so one unit, per account. */
+  return o->raffle && o->per_user ? TALLY_EBAD_SYNTAX : TALLY_OK;
 }
 
 static void drop_create(tally__cmd *c) {
-  static const char usage[] = "DROP CREATE <sku> <qty> <price> [per-user=N] [start=+5m|HH:MM] [for=10m] [mode=first]";
+  static const char usage[] = "DROP CREATE <sku> <qty> <price> [per-user=N] [start=+5m|HH:MM] [for=10m] "
+                              "[mode=first|raffle] [split=alice:6000,bob:4000]";
   tally__state *st = &c->e->st;
   uint64_t qty;
   int64_t price;
@@ -166,7 +174,10 @@ static void drop_create(tally__cmd *c) {
   it->drop_start_ms = c->wall + o.start_in_ms;
   it->drop_end_ms = it->drop_start_ms + o.for_ms;
   it->drop_event = tally__live_event_for(st, TALLY__NONE, c->cmd->channel);
-  if ((rc = tally__live_drop_schedule(c->e, i))) {
+  it->split = o.split;
+  it->drop_mode = o.raffle ? TALLY__MODE_RAFFLE : TALLY__MODE_FIRST;
+  if ((rc = tally__item_serials_alloc(it)) || (o.raffle && (rc = tally__raffle_new_seed(it))) ||
+      (rc = tally__live_drop_schedule(c->e, i))) {
     it->deleted = true;
     tally__cmd_refuse(c, rc);
     return;
@@ -175,8 +186,9 @@ static void drop_create(tally__cmd *c) {
   char amount[48];
   tally__format_amount(c->e, price, amount, sizeof amount);
   if (o.start_in_ms > 0)
-    tally__announce(c->e, c->cmd->channel, "Drop coming: %s - %llu units at %s, starts in %lld s.", sku,
-                    (unsigned long long)qty, amount, (long long)(o.start_in_ms / 1000));
+    tally__announce(c->e, c->cmd->channel, "%s coming: %s - %llu units at %s, starts in %lld s.",
+                    o.raffle ? "Raffle" : "Drop", sku, (unsigned long long)qty, amount,
+                    (long long)(o.start_in_ms / 1000));
   tally__cmd_ack_after_commit(c, "Drop %s created.", sku);
   if (o.start_in_ms == 0) tally__live_drop_open(c->e, i);
 }
@@ -202,8 +214,9 @@ static void drop_list(tally__cmd *c) {
     if (it->drop_state == TALLY__DROP_NONE || strcmp(it->drop_channel, c->cmd->channel) != 0) continue;
     char price[48];
     tally__format_amount(c->e, it->price, price, sizeof price);
-    tally__reply(c->e, c->cmd, TALLY_OK, 0, "%s: %s, %d of %d sold, %s each%s", it->sku, states[it->drop_state],
-                 it->sold, it->stock, price, it->drop_per_user ? ", limit per buyer" : "");
+    tally__reply(c->e, c->cmd, TALLY_OK, 0, "%s: %s%s, %d of %d sold, %s each%s%s", it->sku,
+                 it->drop_mode == TALLY__MODE_RAFFLE ? "raffle, " : "", states[it->drop_state], it->sold,
+                 it->stock, price, it->drop_per_user ? ", limit per buyer" : "", it->split.count ? ", co-op" : "");
     shown++;
   }
   if (!shown) tally__reply(c->e, c->cmd, TALLY_OK, 0, "No drops in this channel.");

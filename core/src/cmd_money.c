@@ -101,7 +101,7 @@ static void ask_consent(tally__cmd *c, uint32_t item, uint32_t qty) {
   tally__format_amount(c->e, total, amount, sizeof amount);
   tally__reply(c->e, c->cmd, TALLY_ECONSENT, 0,
                "First purchase: %ux %s costs %s, paid from your tally wallet. To agree, reply: "
-               "CONFIRM %s (valid %u s)",
+               "CONFIRM %s (valid %u s; CONFIRM EXTEND for more time)",
                qty, it->title, amount, slot->code, c->e->cfg.consent_ttl_s);
 }
 
@@ -141,21 +141,48 @@ void tally__cmd_buy(tally__cmd *c) {
     tally__cmd_refuse(c, rc);
     return;
   }
+  bool raffle = it->drop_mode == TALLY__MODE_RAFFLE;
+  if (raffle && qty != 1) {
+    tally__reply(c->e, c->cmd, TALLY_EBAD_QTY, 0, "a raffle entry is for one unit: BUY %s", it->sku);
+    return;
+  }
   if (!c->e->st.accounts[c->account].consented) {
     ask_consent(c, item, (uint32_t)qty);
     return;
   }
-  (void)buy_now(c, item, (uint32_t)qty, key);
+  if (raffle) (void)tally__cmd_raffle_enter(c, item);
+  else (void)buy_now(c, item, (uint32_t)qty, key);
+}
+
+/* CONFIRM EXTEND: more time for the pending code (accessibility). */
+static void consent_extend(tally__cmd *c, tally__pending_consent *p) {
+  if (!p || p->account != c->account || p->expires_mono_ms <= c->now) {
+    tally__cmd_refuse(c, TALLY_EBAD_CODE);
+    return;
+  }
+  if (p->extended >= TALLY__CONSENT_EXTENSIONS_MAX) {
+    tally__reply(c->e, c->cmd, TALLY_ETOO_MANY, 0, "%s: the code cannot be extended again; BUY again for a new one",
+                 tally_strerror(TALLY_ETOO_MANY));
+    return;
+  }
+  p->extended++;
+  p->expires_mono_ms += c->e->cfg.consent_ttl_s * 1000ull;
+  tally__reply(c->e, c->cmd, TALLY_OK, 0, "Take your time: CONFIRM %s is valid for %llu more seconds.", p->code,
+               (unsigned long long)((p->expires_mono_ms - c->now) / 1000));
 }
 
 void tally__cmd_confirm(tally__cmd *c) {
   if (c->t.count != 2) {
-    tally__cmd_usage(c, "CONFIRM <code>");
+    tally__cmd_usage(c, "CONFIRM <code> | CONFIRM EXTEND");
     return;
   }
   tally__state *st = &c->e->st;
   tally__account *a = &st->accounts[c->account];
   tally__pending_consent *p = a->consent_slot == TALLY__NONE ? NULL : &st->consents[a->consent_slot];
+  if (tally__word_is(&c->t, 1, "EXTEND")) {
+    consent_extend(c, p);
+    return;
+  }
   if (!p || p->account != c->account || p->expires_mono_ms <= c->now || !tally__word_is(&c->t, 1, p->code)) {
     tally__cmd_refuse(c, TALLY_EBAD_CODE);
     return;
@@ -173,7 +200,8 @@ void tally__cmd_confirm(tally__cmd *c) {
    * (not enough credits yet, sold out, busy) leaves the code valid, so the
    * buyer can CONFIRM again. */
   a->consented = 1;
-  int rc = buy_now(c, p->item, p->qty, p->key);
+  bool raffle = it->drop_mode == TALLY__MODE_RAFFLE && it->drop_state == TALLY__DROP_LIVE;
+  int rc = raffle ? tally__cmd_raffle_enter(c, p->item) : buy_now(c, p->item, p->qty, p->key);
   if (rc != TALLY_OK && rc != TALLY_EEXISTS) {
     a->consented = 0;
     return;

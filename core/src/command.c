@@ -120,6 +120,7 @@ static const cmd_entry commands[] = {
     {"REFUND", tally__cmd_refund, true},    {"VERIFY", tally__cmd_verify, false},
     {"ITEM", tally__cmd_item, true},        {"TALLY", tally__cmd_tally, false},
     {"EVENT", tally__cmd_event, false},     {"DROP", tally__cmd_drop, false},
+    {"REDEEM", tally__cmd_redeem, true},
 };
 
 void tally__command_handle(tally__engine *e, const tally__command_frame *frame) {

@@ -37,6 +37,10 @@ void tally__cmd_welcome(tally__cmd *c, uint32_t account);
  * command. decide_rc is what the decide function returned. */
 void tally__cmd_money_result(tally__cmd *c, int decide_rc, uint64_t existing);
 
+/* "alice:6000,bob:4000" (names of accounts, basis points summing to
+ * 10000) into *out; TALLY_EBAD_SYNTAX otherwise. */
+int tally__split_parse(tally__cmd *c, const char *s, size_t n, tally__split *out);
+
 void tally__cmd_shop(tally__cmd *c);
 void tally__cmd_buy(tally__cmd *c);
 void tally__cmd_confirm(tally__cmd *c);
@@ -49,5 +53,9 @@ void tally__cmd_item(tally__cmd *c);
 void tally__cmd_tally(tally__cmd *c);
 void tally__cmd_event(tally__cmd *c);
 void tally__cmd_drop(tally__cmd *c);
+void tally__cmd_redeem(tally__cmd *c);
+/* Enters the raffle drop item; TALLY_OK once its ENTRY op is queued. */
+int tally__cmd_raffle_enter(tally__cmd *c, uint32_t item);
+void tally__cmd_verify_draw(tally__cmd *c);
 
 #endif

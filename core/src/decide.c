@@ -117,17 +117,47 @@ int tally__decide_buy(tally__state *st, const tally__decide_ctx *ctx, uint32_t b
   }
   tally__account *a = &st->accounts[buyer];
   if ((rc = spend_check(st, a, ctx->wall_ms, amount))) return rc;
+  uint32_t coop = TALLY__NONE;
+  if (it->split.count && (coop = tally__coop_take(st)) == TALLY__NONE) return TALLY_EBUSY;
+  uint32_t serial = tally__serial_take(it, qty);
+  if (it->serials && serial == 0) {
+    /* Units are left but not qty consecutive serials (some were given
+     * back out of order): buy fewer at once. */
+    if (coop != TALLY__NONE) st->coop_next--;
+    return TALLY_ETOO_MANY;
+  }
 
   int64_t fee = tally__bps_of(amount, st->cfg->fee_bps);
   op_start(st, ctx, op, TALLY__TRANSFER_PURCHASE, buyer, amount, fp);
   op->item = item;
   op->qty = qty;
   op->fee = fee;
+  op->serial = serial;
   op_leg(op, buyer, -amount);
-  op_leg(op, it->creator, amount - fee);
-  op_leg(op, st->fees, fee);
   tally__purchase p = {.transfer_id = op->transfer_id, .buyer = buyer, .item = item,
-                       .amount = amount, .fee = fee, .created_ms = ctx->wall_ms};
+                       .amount = amount, .fee = fee, .created_ms = ctx->wall_ms,
+                       .coop_slot = coop, .serial = serial};
+  if (coop == TALLY__NONE) {
+    op_leg(op, it->creator, amount - fee);
+  } else {
+    /* Co-op: the takings after the fee, by largest remainder over the
+     * split's shares; the record keeps each payee's credit for refunds. */
+    tally__coop *c = &st->coop[coop];
+    int64_t weights[TALLY__SPLIT_MAX], parts[TALLY__SPLIT_MAX];
+    for (uint32_t i = 0; i < it->split.count; i++) weights[i] = it->split.bps[i];
+    tally__apportion(amount - fee, weights, it->split.count, parts);
+    c->transfer_id = op->transfer_id;
+    c->inflight = 1;
+    c->count = (uint8_t)(it->split.count + 1);
+    for (uint32_t i = 0; i < it->split.count; i++) {
+      c->account[i] = it->split.account[i];
+      c->credit[i] = parts[i];
+      op_leg(op, it->split.account[i], parts[i]);
+    }
+    c->account[it->split.count] = st->fees;
+    c->credit[it->split.count] = fee;
+  }
+  op_leg(op, st->fees, fee);
   op->purchase_slot = tally__purchase_add(st, &p);
   a->spent_today += amount;
   tally__op_hold(st, op);
@@ -169,6 +199,33 @@ static bool purchase_near_eviction(const tally__state *st, uint32_t slot) {
   return age_rank < tally__ops_in_flight_max(st->cfg);
 }
 
+/* A co-op purchase's refund: every payee gives back its part, in the
+ * proportions of the purchase, counted against what earlier refunds took
+ * (split.h, tally__apportion_refund). */
+static int decide_coop_refund(tally__state *st, const tally__decide_ctx *ctx, uint32_t requester,
+                              uint64_t receipt, uint32_t slot, int64_t amount, uint64_t fp,
+                              tally__op *op) {
+  tally__purchase *p = &st->purchases[slot];
+  uint32_t coop = tally__coop_of(st, p);
+  if (coop == TALLY__NONE) return TALLY_EREFUND_WINDOW; /* its shares are no longer kept */
+  const tally__coop *c = &st->coop[coop];
+  int64_t taken[TALLY__PAYEES_MAX], parts[TALLY__PAYEES_MAX];
+  for (uint32_t i = 0; i < c->count; i++) taken[i] = c->returned[i] + c->held[i];
+  tally__apportion_refund(c->credit, taken, c->count, p->amount, p->refunded + p->refund_held,
+                          amount, parts);
+  for (uint32_t i = 0; i < c->count; i++)
+    if (tally__account_available(&st->accounts[c->account[i]]) < parts[i]) return TALLY_ENO_FUNDS;
+  op_start(st, ctx, op, TALLY__TRANSFER_REFUND, requester, amount, fp);
+  op->ref_transfer = receipt;
+  op->item = p->item;
+  op->purchase_slot = slot;
+  op->fee = parts[c->count - 1]; /* the platform fee is the last payee */
+  op_leg(op, requester, amount);
+  for (uint32_t i = 0; i < c->count; i++) op_leg(op, c->account[i], -parts[i]);
+  tally__op_hold(st, op);
+  return TALLY_OK;
+}
+
 int tally__decide_refund(tally__state *st, const tally__decide_ctx *ctx, uint32_t requester,
                          uint64_t receipt, int64_t amount_typed, tally__op *op) {
   uint64_t fp = tally__transfer_fingerprint(TALLY__TRANSFER_REFUND, st->accounts[requester].id, 0, receipt, amount_typed);
@@ -183,10 +240,14 @@ int tally__decide_refund(tally__state *st, const tally__decide_ctx *ctx, uint32_
   if (ctx->wall_ms - p->created_ms > (int64_t)it->refund_window_s * 1000 ||
       purchase_near_eviction(st, slot))
     return TALLY_EREFUND_WINDOW;
+  if (it->kind == TALLY__KIND_DIGITAL) return TALLY_ENOT_REFUNDABLE;
+  if (p->redeemed || p->redeem_held) return TALLY_ENOT_REFUNDABLE;
   int64_t done = p->refunded + p->refund_held;
   int64_t remaining = p->amount - done;
   int64_t amount = amount_typed == 0 ? remaining : amount_typed;
   if (amount <= 0 || amount > remaining) return TALLY_EREFUND_EXCEEDS;
+  if (p->coop_slot != TALLY__NONE)
+    return decide_coop_refund(st, ctx, requester, receipt, slot, amount, fp, op);
   /* The fee comes back in proportion, cumulatively, so that a full refund in
    * any number of parts returns exactly the fee that was taken; counted
    * against what earlier parts (committed or in flight) already returned. */

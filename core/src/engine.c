@@ -233,12 +233,35 @@ static void op_not_ours(tally__engine *e, tally__batch *b, uint32_t k) {
   }
 }
 
+/* A record op (raffle entry, pass redemption) committed, or (ok false)
+ * failed: its effect in memory is made durable or undone. */
+static void record_settled(tally__engine *e, const tally__op *op, bool ok) {
+  tally__state *st = &e->st;
+  if (op->type == TALLY__OP_ENTRY) {
+    tally__raffle_entry *en = &st->entries[op->entry_slot];
+    st->items[op->item].entries_inflight--;
+    if (ok) {
+      en->persisted = true;
+    } else {
+      en->live = false;
+      int32_t *units;
+      tally__per_user_units(st, op->account, op->item, &units);
+      if (units) *units = 0;
+    }
+  } else if (op->type == TALLY__OP_REDEEM) {
+    tally__purchase *p = &st->purchases[op->purchase_slot];
+    p->redeem_held = false;
+    p->redeemed = ok;
+  }
+}
+
 void tally__engine_batch_done(tally__engine *e, tally__batch *b) {
   rows_committed(e, b);
   for (uint32_t k = 0; k < b->op_count; k++) {
     tally__op *op = &b->ops[k];
-    if (op->type != TALLY__OP_ACK) continue;
+    if (op->type == TALLY__OP_TRANSFER) continue;
     e->ops_pending--;
+    record_settled(e, op, true);
     tally__emit(e, TALLY_EFFECT_REPLY, TALLY_OK, op->req_id, 0, op->origin, op->channel, op->note);
   }
   for (uint32_t k = 0; k < b->transfer_count; k++) {
@@ -248,6 +271,21 @@ void tally__engine_batch_done(tally__engine *e, tally__batch *b) {
   }
   atomic_fetch_add_explicit(&e->n_batches, 1, memory_order_relaxed);
   tally__batch_reset(b);
+}
+
+/* What a buyer of a digital item or pass is told privately, after the
+ * receipt line. */
+static void purchase_extras(tally__engine *e, const tally__op *op, const tally__item *it) {
+  if (!op->origin[0]) return;
+  char text[TALLY_TEXT_BYTES_MAX + 1];
+  if (it->kind == TALLY__KIND_DIGITAL)
+    snprintf(text, sizeof text, "Your %s: %s", it->sku, it->delivery);
+  else if (it->kind == TALLY__KIND_PASS)
+    snprintf(text, sizeof text, "Your pass %s is ready: REDEEM %llu to use it (once; a redeemed pass is not refundable)",
+             it->sku, (unsigned long long)op->transfer_id);
+  else
+    return;
+  tally__emit(e, TALLY_EFFECT_REPLY, TALLY_OK, op->req_id, 0, op->origin, "", text);
 }
 
 static void op_committed(tally__engine *e, tally__batch *b, tally__op *op) {
@@ -264,9 +302,16 @@ static void op_committed(tally__engine *e, tally__batch *b, tally__op *op) {
     const tally__item *it = &st->items[op->item];
     tally__account_note_receipt(a, op->transfer_id);
     atomic_fetch_add_explicit(&e->n_buys_committed, 1, memory_order_relaxed);
-    snprintf(text, sizeof text, "Bought %ux %s (%s) for %s. receipt %llu (batch %llu, signed)",
-             op->qty, it->title, it->sku, amount, (unsigned long long)op->transfer_id,
-             (unsigned long long)b->id);
+    int n = snprintf(text, sizeof text, "Bought %ux %s (%s) for %s. receipt %llu (batch %llu, signed)",
+                     op->qty, it->title, it->sku, amount, (unsigned long long)op->transfer_id,
+                     (unsigned long long)b->id);
+    if (op->serial && n > 0 && (size_t)n < sizeof text) {
+      if (op->qty == 1)
+        snprintf(text + n, sizeof text - (size_t)n, " - serial %u of %d", op->serial, it->stock);
+      else
+        snprintf(text + n, sizeof text - (size_t)n, " - serials %u-%u of %d", op->serial,
+                 op->serial + op->qty - 1, it->stock);
+    }
     break;
   }
   case TALLY__TRANSFER_TIP:
@@ -289,6 +334,7 @@ static void op_committed(tally__engine *e, tally__batch *b, tally__op *op) {
   if (op->origin[0])
     tally__emit(e, TALLY_EFFECT_REPLY, TALLY_OK, op->req_id, op->transfer_id, op->origin,
                 op->channel, text);
+  if (op->kind == TALLY__TRANSFER_PURCHASE) purchase_extras(e, op, &st->items[op->item]);
   tally__live_committed(e, op);
 }
 
@@ -296,6 +342,7 @@ void tally__engine_batch_failed(tally__engine *e, tally__batch *b, const char *w
   for (uint32_t k = 0; k < b->op_count; k++) {
     tally__op *op = &b->ops[k];
     e->ops_pending--;
+    record_settled(e, op, false);
     if (op->type == TALLY__OP_TRANSFER) {
       tally__op_release(&e->st, op);
       tally__key_forget(&e->st, op->key_slot);

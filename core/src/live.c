@@ -1,6 +1,7 @@
 /* live.c — events and drops: their timers, totals and announcements.
  * Money rules stay in decide.c; this file only says what happens when. */
 #include "live.h"
+#include "live_raffle.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -129,6 +130,10 @@ void tally__live_drop_open(tally__engine *e, uint32_t item) {
   if (it->drop_state != TALLY__DROP_SCHEDULED) return;
   it->drop_state = TALLY__DROP_LIVE;
   tally__item_mark_dirty(&e->st, item);
+  if (it->drop_mode == TALLY__MODE_RAFFLE) {
+    tally__raffle_announce_open(e, item);
+    return;
+  }
   char price[48];
   tally__format_amount(e, it->price, price, sizeof price);
   int64_t ms = it->drop_end_ms - it->drop_start_ms;
@@ -148,6 +153,11 @@ void tally__live_drop_close(tally__engine *e, uint32_t item) {
   drop_deactivate(st, item);
   if (it->drop_state == TALLY__DROP_CLOSED) return;
   it->drop_state = TALLY__DROP_CLOSED;
+  if (it->drop_mode == TALLY__MODE_RAFFLE) { /* the draw is its last word */
+    tally__raffle_close(e, item);
+    tally__item_mark_dirty(st, item);
+    return;
+  }
   it->drop_close_due = !it->drop_out_said; /* a sold-out drop has said its last word */
   if (it->drop_close_due) st->drops_closing++;
   tally__item_mark_dirty(st, item);
@@ -183,6 +193,7 @@ static void announce_due(tally__engine *e) {
 void tally__live_tick(tally__engine *e, uint64_t now_mono) {
   tally__state *st = &e->st;
   announce_due(e);
+  tally__raffle_tick(e);
   for (uint32_t k = 0; k < st->item_count && st->drops_closing; k++) {
     tally__item *it = &st->items[k];
     if (it->drop_close_due && it->held == 0 && !waits_for_summary(st, it)) drop_close_say(e, it);

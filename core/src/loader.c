@@ -11,17 +11,16 @@
 #include "decide.h"
 #include "engine_internal.h"
 #include "live.h"
+#include "loader.h"
 #include "migrate.h"
 
-typedef struct loader {
-  tally__engine *e;
-  PGconn *c;
-  tally__map acc_by_id, item_by_id;
-  char *err;
-  size_t err_len;
-} loader;
+/* The shared helpers (loader.h) keep their short local names here. */
+#define q tally__load_q
+#define col_i64 tally__load_i64
+#define acc_index tally__load_acc
+#define item_index tally__load_item
 
-static PGresult *q(loader *l, const char *sql, int n, const char *const *params) {
+PGresult *tally__load_q(loader *l, const char *sql, int n, const char *const *params) {
   PGresult *r = PQexecParams(l->c, sql, n, NULL, params, NULL, NULL, 0);
   ExecStatusType st = PQresultStatus(r);
   if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) return r;
@@ -30,7 +29,7 @@ static PGresult *q(loader *l, const char *sql, int n, const char *const *params)
   return NULL;
 }
 
-static int64_t col_i64(const PGresult *r, int row, int col) {
+int64_t tally__load_i64(const PGresult *r, int row, int col) {
   return PQgetisnull(r, row, col) ? 0 : strtoll(PQgetvalue(r, row, col), NULL, 10);
 }
 
@@ -41,10 +40,10 @@ static bool eq_acc_id(const void *ud, uint32_t i) {
   return true; /* ids are unique: the hash of an id identifies it */
 }
 
-static uint32_t acc_index(const loader *l, int64_t id) {
+uint32_t tally__load_acc(const loader *l, int64_t id) {
   return tally__map_find(&l->acc_by_id, tally__hash_u64((uint64_t)id), eq_acc_id, l);
 }
-static uint32_t item_index(const loader *l, int64_t id) {
+uint32_t tally__load_item(const loader *l, int64_t id) {
   return tally__map_find(&l->item_by_id, tally__hash_u64((uint64_t)id), eq_acc_id, l);
 }
 
@@ -173,7 +172,8 @@ static int load_purchases(loader *l, int64_t now_ms) {
     tally__purchase p = {.transfer_id = (uint64_t)col_i64(r, i, 0), .buyer = buyer, .item = item,
                          .amount = col_i64(r, i, 3), .created_ms = col_i64(r, i, 4),
                          .fee = col_i64(r, i, 5), .refunded = col_i64(r, i, 6),
-                         .fee_refunded = col_i64(r, i, 7), .committed = true};
+                         .fee_refunded = col_i64(r, i, 7), .committed = true,
+                         .coop_slot = TALLY__NONE};
     tally__purchase_add(st, &p);
   }
   PQclear(r);
@@ -360,6 +360,7 @@ int tally__engine_load(tally__engine *e, PGconn *conn, char *err, size_t err_len
   if (!rc) rc = load_keys(&l, now);
   if (!rc) rc = load_today_and_recent(&l, now);
   if (!rc) rc = load_live(&l, now);
+  if (!rc) rc = tally__load_shop(&l, now);
   if (!rc) rc = load_counters(&l);
   tally__map_free(&l.acc_by_id);
   tally__map_free(&l.item_by_id);

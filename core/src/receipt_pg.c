@@ -21,13 +21,14 @@ enum {
   PG_PARAM_BYTES = 24,      /* a uint64 in decimal and a NUL */
 };
 
-/* Columns 0..9 map to tally__receipt_fields; a NULL name means a dangling
+/* Columns 0..10 map to tally__receipt_fields; a NULL name means a dangling
  * reference, reported rather than hashed as "". */
 #define PG_TRANSFER_SELECT                                                     \
   "SELECT t.id, t.batch_id, t.kind::int8, t.qty::int8, t.amount_minor,"        \
   " coalesce(t.ref_transfer, 0), t.created_ms, a.name,"                        \
   " CASE WHEN t.counterparty_id IS NULL THEN '' ELSE c.name END,"              \
-  " CASE WHEN t.item_id IS NULL THEN '' ELSE i.sku END"                        \
+  " CASE WHEN t.item_id IS NULL THEN '' ELSE i.sku END,"                       \
+  " coalesce(t.serial, 0)::int8"                                               \
   " FROM transfers t LEFT JOIN accounts a ON a.id = t.account_id"              \
   " LEFT JOIN accounts c ON c.id = t.counterparty_id"                          \
   " LEFT JOIN items i ON i.id = t.item_id "
@@ -142,7 +143,8 @@ static int pg_row_fields(const PGresult *res, int row, tally__receipt_proof *p,
                      p->transfer_id, what[i]);
     }
   }
-  p->serial = 0; /* no column yet */
+  if (!pg_u32(res, row, 10, &p->serial))
+    return pg_fail(err, err_len, TALLY_EDB, "transfers: bad serial in row %d", row);
   return TALLY_OK;
 }
 

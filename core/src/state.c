@@ -32,7 +32,11 @@ int tally__state_init(tally__state *st, const tally_config *cfg) {
   st->per_user = tally__alloc_big((size_t)cfg->purchases_max * sizeof *st->per_user);
   st->dirty_accounts = calloc(cfg->accounts_max, sizeof *st->dirty_accounts);
   st->dirty_items = calloc(cfg->items_max, sizeof *st->dirty_items);
-  if (!st->accounts || !st->items || !st->purchases || !st->keys || !st->consents || !st->events ||
+  /* Untouched pages of these cost nothing until co-op items or raffles are used. */
+  st->coop = tally__alloc_big((size_t)TALLY__COOP_PURCHASES_MAX * sizeof *st->coop);
+  st->entries = tally__alloc_big((size_t)TALLY__RAFFLE_ENTRIES_MAX * sizeof *st->entries);
+  st->draw_scratch = tally__alloc_big((size_t)TALLY__RAFFLE_ENTRIES_MAX * sizeof *st->draw_scratch);
+  if (!st->coop || !st->entries || !st->draw_scratch ||!st->accounts || !st->items || !st->purchases || !st->keys || !st->consents || !st->events ||
       !st->per_user || tally__map_init(&st->per_user_index, cfg->purchases_max) || !st->dirty_accounts ||
       !st->dirty_items || tally__map_init(&st->account_by_name, cfg->accounts_max) ||
       tally__map_init(&st->item_by_sku, cfg->items_max) ||
@@ -46,6 +50,10 @@ int tally__state_init(tally__state *st, const tally_config *cfg) {
 }
 
 void tally__state_free(tally__state *st) {
+  for (uint32_t i = 0; st->items && i < st->item_count; i++) free(st->items[i].serials);
+  tally__free_big(st->coop, (size_t)TALLY__COOP_PURCHASES_MAX * sizeof *st->coop);
+  tally__free_big(st->entries, (size_t)TALLY__RAFFLE_ENTRIES_MAX * sizeof *st->entries);
+  tally__free_big(st->draw_scratch, (size_t)TALLY__RAFFLE_ENTRIES_MAX * sizeof *st->draw_scratch);
   free(st->accounts);
   free(st->items);
   if (st->cfg) {
@@ -155,6 +163,105 @@ int32_t tally__item_left(const tally__item *it) {
   return left < 0 ? 0 : (int32_t)left;
 }
 
+/* ---- serial numbers of limited editions ------------------------------------------ */
+/* Bit s-1 of it->serials is serial s. Serials are taken at decision time
+ * and given back if the purchase is released, so the numbers sold are
+ * unique and never above the edition size. */
+bool tally__item_numbered(const tally__item *it) {
+  return it->stock > 0 && it->stock <= TALLY__SERIAL_STOCK_MAX;
+}
+
+int tally__item_serials_alloc(tally__item *it) {
+  free(it->serials);
+  it->serials = NULL;
+  it->serial_low = 0;
+  if (!tally__item_numbered(it)) return TALLY_OK;
+  it->serials = calloc(((size_t)it->stock + 63) / 64, sizeof *it->serials);
+  return it->serials ? TALLY_OK : TALLY_ENOMEM;
+}
+
+static bool serial_bit(const tally__item *it, uint32_t s) { return (it->serials[s / 64] >> (s % 64)) & 1; }
+
+void tally__serial_mark(tally__item *it, uint32_t first, uint32_t qty) {
+  if (!it->serials || first == 0) return;
+  for (uint32_t s = first - 1; s < first - 1 + qty && s < (uint32_t)it->stock; s++)
+    it->serials[s / 64] |= UINT64_C(1) << (s % 64);
+}
+
+uint32_t tally__serial_take(tally__item *it, uint32_t qty) {
+  if (!it->serials || qty == 0) return 0;
+  uint32_t n = (uint32_t)it->stock, run = 0, start = 0;
+  for (uint32_t s = it->serial_low; s < n; s++) {
+    if (s % 64 == 0 && it->serials[s / 64] == UINT64_MAX) { /* a full word */
+      s += 63;
+      run = 0;
+      continue;
+    }
+    if (serial_bit(it, s)) {
+      run = 0;
+      continue;
+    }
+    if (run++ == 0) start = s;
+    if (run == qty) {
+      tally__serial_mark(it, start + 1, qty);
+      if (start == it->serial_low) it->serial_low = start + qty;
+      return start + 1;
+    }
+  }
+  return 0;
+}
+
+void tally__serial_give_back(tally__item *it, uint32_t first, uint32_t qty) {
+  if (!it->serials || first == 0) return;
+  for (uint32_t s = first - 1; s < first - 1 + qty && s < (uint32_t)it->stock; s++) {
+    assert(serial_bit(it, s));
+    it->serials[s / 64] &= ~(UINT64_C(1) << (s % 64));
+  }
+  if (first - 1 < it->serial_low) it->serial_low = first - 1;
+}
+
+/* ---- co-op shares ----------------------------------------------------------- */
+uint32_t tally__coop_take(tally__state *st) {
+  uint32_t slot = st->coop_next % TALLY__COOP_PURCHASES_MAX;
+  tally__coop *c = &st->coop[slot];
+  if (c->inflight) return TALLY__NONE; /* full of co-op purchases in flight */
+  st->coop_next++;
+  memset(c, 0, sizeof *c);
+  return slot;
+}
+
+uint32_t tally__coop_of(const tally__state *st, const tally__purchase *p) {
+  if (p->coop_slot == TALLY__NONE) return TALLY__NONE;
+  return st->coop[p->coop_slot].transfer_id == p->transfer_id ? p->coop_slot : TALLY__NONE;
+}
+
+static uint32_t coop_payee(const tally__coop *c, uint32_t account) {
+  for (uint32_t i = 0; i < c->count; i++)
+    if (c->account[i] == account) return i;
+  return TALLY__NONE;
+}
+
+/* A refund's legs against its co-op record: held (+1), committed (0) or
+ * released (-1). */
+static void coop_refund_legs(tally__state *st, const tally__op *op, int how) {
+  tally__purchase *p = &st->purchases[op->purchase_slot];
+  uint32_t slot = tally__coop_of(st, p);
+  if (slot == TALLY__NONE) return;
+  tally__coop *c = &st->coop[slot];
+  for (int i = 0; i < op->leg_count; i++) {
+    if (op->legs[i].amount >= 0) continue; /* the buyer's credit */
+    uint32_t k = coop_payee(c, op->legs[i].account);
+    assert(k != TALLY__NONE);
+    int64_t back = -op->legs[i].amount;
+    if (how > 0) c->held[k] += back;
+    else c->held[k] -= back;
+    if (how == 0) c->returned[k] += back;
+    assert(c->held[k] >= 0 && c->returned[k] + c->held[k] <= c->credit[k]);
+  }
+  if (how > 0) c->inflight++;
+  else c->inflight--;
+}
+
 /* ---- purchases ------------------------------------------------------------- */
 /* The ring holds purchases in increasing transfer-id order (ids are taken in
  * decision order, and the loader adds them ascending), so a binary search
@@ -259,6 +366,7 @@ void tally__op_hold(tally__state *st, const tally__op *op) {
   if (op->kind == TALLY__TRANSFER_REFUND) {
     st->purchases[op->purchase_slot].refund_held += op->amount;
     st->purchases[op->purchase_slot].fee_held += op->fee;
+    coop_refund_legs(st, op, +1);
   }
   if (op->kind == TALLY__TRANSFER_GRANT) st->grants_pending += op->amount;
 }
@@ -290,9 +398,13 @@ void tally__op_commit(tally__state *st, const tally__op *op) {
     it->held -= (int32_t)op->qty;
     it->sold += (int32_t)op->qty;
     assert(it->held >= 0 && (it->stock < 0 || it->sold + it->held <= it->stock));
-    st->purchases[op->purchase_slot].committed = true;
+    tally__purchase *p = &st->purchases[op->purchase_slot];
+    p->committed = true;
+    uint32_t coop = tally__coop_of(st, p);
+    if (coop != TALLY__NONE) st->coop[coop].inflight--;
   }
   if (op->kind == TALLY__TRANSFER_REFUND) {
+    coop_refund_legs(st, op, 0);
     tally__purchase *p = &st->purchases[op->purchase_slot];
     p->refund_held -= op->amount;
     p->refunded += op->amount;
@@ -324,6 +436,12 @@ void tally__op_release(tally__state *st, const tally__op *op) {
     tally__item *it = &st->items[op->item];
     it->held -= (int32_t)op->qty;
     assert(it->held >= 0);
+    tally__serial_give_back(it, op->serial, op->qty);
+    uint32_t coop = tally__coop_of(st, &st->purchases[op->purchase_slot]);
+    if (coop != TALLY__NONE) {
+      st->coop[coop].inflight--;
+      st->coop[coop].transfer_id = 0;
+    }
     tally__purchase_forget(st, op->purchase_slot);
     int32_t *units;
     if (it->drop_per_user && (tally__per_user_units(st, op->account, op->item, &units), units))
@@ -332,6 +450,7 @@ void tally__op_release(tally__state *st, const tally__op *op) {
   if (op->kind == TALLY__TRANSFER_REFUND) {
     st->purchases[op->purchase_slot].refund_held -= op->amount;
     st->purchases[op->purchase_slot].fee_held -= op->fee;
+    coop_refund_legs(st, op, -1);
   }
   if (op->kind == TALLY__TRANSFER_GRANT) st->grants_pending -= op->amount;
 }

@@ -19,6 +19,8 @@
 #include <stdint.h>
 
 #include "map.h"
+#include "raffle.h"
+#include "split.h"
 #include "tally.h"
 
 enum {
@@ -27,8 +29,13 @@ enum {
   TALLY__ACCOUNT_NAME_BYTES = TALLY_NAME_BYTES_MAX + 8, /* "user:" prefix */
   TALLY__KEY_BYTES_MAX = TALLY_NAME_BYTES_MAX + 24,     /* "grant-request:" ... */
   TALLY__RECENT_RECEIPTS = 8,
-  TALLY__LEGS_MAX = 3,
+  TALLY__LEGS_MAX = 1 + TALLY__PAYEES_MAX, /* the buyer, creators, the platform fee */
+  TALLY__DELIVERY_BYTES_MAX = 200, /* digital goods: the text or link sent after commit */
+  TALLY__SERIAL_STOCK_MAX = 1000000, /* limited editions up to this many units are numbered */
+  TALLY__COOP_PURCHASES_MAX = 32768, /* co-op purchases whose shares are kept for refunds */
+  TALLY__RAFFLE_ENTRIES_MAX = 65536, /* raffle entries in memory, all raffles together */
   TALLY__CONSENTS_PENDING_MAX = 65536, /* first-time buyers asked to CONFIRM at once */
+  TALLY__CONSENT_EXTENSIONS_MAX = 3,   /* CONFIRM EXTEND, each adds consent_ttl_s */
   TALLY__CHANNELS_MAX = 4096,
   TALLY__EVENTS_MAX = 256,     /* events in memory (running and recent) */
   TALLY__DROPS_ACTIVE_MAX = 256, /* scheduled or live drops at once */
@@ -68,6 +75,21 @@ typedef struct tally__account {
   char name[TALLY__ACCOUNT_NAME_BYTES];
 } tally__account;
 
+enum tally__item_kind {
+  TALLY__KIND_PLAIN = 0,
+  TALLY__KIND_DIGITAL = 1, /* delivery text sent privately after commit; not refundable */
+  TALLY__KIND_PASS = 2,    /* REDEEM once; a redeemed pass is not refundable */
+};
+enum tally__drop_mode { TALLY__MODE_FIRST = 0, TALLY__MODE_RAFFLE = 1 };
+
+/* Who shares an item's takings after the platform fee: count 0 means its
+ * creator alone. Fixed once a unit has sold, so refunds can recompute it. */
+typedef struct tally__split {
+  uint8_t count;
+  uint32_t account[TALLY__SPLIT_MAX]; /* account indices */
+  uint16_t bps[TALLY__SPLIT_MAX];     /* sum TALLY__BPS_WHOLE */
+} tally__split;
+
 enum tally__drop_state {
   TALLY__DROP_NONE = 0,
   TALLY__DROP_SCHEDULED = 1,
@@ -92,8 +114,20 @@ typedef struct tally__item {
   int32_t sold, held;
   uint32_t refund_window_s;
   bool deleted, dirty, dirty_listed;
+  uint8_t kind;      /* enum tally__item_kind */
+  uint8_t drop_mode; /* enum tally__drop_mode */
+  bool raffle_drawn; /* winners decided (stored with the entry hash) */
+  uint32_t raffle_entries;     /* entries counted into the draw, once drawn */
+  uint32_t raffle_seq;         /* next entry's seq */
+  uint32_t entries_inflight;   /* entries decided, not yet committed or failed */
+  uint8_t raffle_seed[32];     /* secret until the draw; its SHA-256 is announced */
+  uint8_t raffle_entry_hash[32];
+  tally__split split;
+  uint64_t *serials;  /* limited editions: bitmap of serial numbers taken */
+  uint32_t serial_low; /* no serial below this is free */
   char sku[TALLY__SKU_BYTES_MAX + 1];
   char title[TALLY__TITLE_BYTES_MAX + 1];
+  char delivery[TALLY__DELIVERY_BYTES_MAX + 1];
 } tally__item;
 
 typedef struct tally__event {
@@ -119,8 +153,30 @@ typedef struct tally__purchase {
   int64_t fee_refunded;  /* fee returned by committed refunds */
   int64_t fee_held;      /* fee returned by refunds in flight */
   int64_t created_ms;
+  uint32_t coop_slot;    /* its shares in st->coop, or TALLY__NONE: creator + fee only */
+  uint32_t serial;       /* first serial number, 0 if not numbered */
   bool committed, live;
+  bool redeemed;         /* a pass that was redeemed (no refund) */
+  bool redeem_held;      /* its REDEEM is in flight */
 } tally__purchase;
+
+/* A co-op purchase's payees and what each has returned by refunds: the
+ * creators of its split, then the platform fee. */
+typedef struct tally__coop {
+  uint64_t transfer_id;
+  uint32_t inflight; /* ops in flight that change it: the purchase, refunds */
+  uint8_t count;
+  uint32_t account[TALLY__PAYEES_MAX];
+  int64_t credit[TALLY__PAYEES_MAX], returned[TALLY__PAYEES_MAX], held[TALLY__PAYEES_MAX];
+} tally__coop;
+
+/* One entry into a raffle drop; durable (persisted) before it is told so. */
+typedef struct tally__raffle_entry {
+  uint32_t item, account;
+  uint32_t seq; /* arrival order within its raffle (stored: the draw's order) */
+  bool persisted, live;
+  char origin[TALLY_NAME_BYTES_MAX + 1]; /* where to tell the result */
+} tally__raffle_entry;
 
 enum tally__key_state { TALLY__KEY_FREE = 0, TALLY__KEY_INFLIGHT = 1, TALLY__KEY_DONE = 2 };
 typedef struct tally__key {
@@ -135,7 +191,10 @@ typedef struct tally__leg {
   int64_t amount; /* credit > 0 > debit */
 } tally__leg;
 
-enum tally__op_type { TALLY__OP_TRANSFER = 1, TALLY__OP_ACK = 2 };
+/* TRANSFER moves money; ACK answers once its batch committed; ENTRY and
+ * REDEEM write a record row (raffle entry, pass redemption) and answer
+ * once it committed. */
+enum tally__op_type { TALLY__OP_TRANSFER = 1, TALLY__OP_ACK = 2, TALLY__OP_ENTRY = 3, TALLY__OP_REDEEM = 4 };
 typedef struct tally__op {
   uint8_t type, kind, leg_count;
   bool told_pending;
@@ -144,6 +203,8 @@ typedef struct tally__op {
   int64_t grant_request; /* grant_requests.id it applies, 0 if none */
   uint32_t account, counterparty, item, qty;
   uint32_t purchase_slot, key_slot;
+  uint32_t entry_slot; /* ENTRY: its raffle entry */
+  uint32_t serial;     /* PURCHASE of a limited edition: first serial, else 0 */
   int64_t amount, fee;
   uint64_t transfer_id, ref_transfer;
   int64_t created_ms;   /* wall clock, goes into the receipt */
@@ -159,6 +220,7 @@ typedef struct tally__pending_consent {
   uint32_t account, item, qty;
   int64_t price_total;
   uint64_t expires_mono_ms;
+  uint8_t extended; /* CONFIRM EXTENDs so far */
   char code[8];
   char key[TALLY__KEY_BYTES_MAX + 1];
 } tally__pending_consent;
@@ -202,6 +264,18 @@ typedef struct tally__state {
   tally__map per_user_index;
   struct tally__per_user { uint64_t key; int32_t units; } *per_user;
   uint32_t per_user_count;
+  tally__coop *coop; /* TALLY__COOP_PURCHASES_MAX, a ring */
+  uint32_t coop_next;
+  tally__raffle_entry *entries; /* TALLY__RAFFLE_ENTRIES_MAX */
+  uint32_t entry_count;         /* used slots (live or not) from the start */
+  uint32_t *draw_scratch;       /* TALLY__RAFFLE_ENTRIES_MAX, the draw's permutation */
+  uint32_t raffles_due;         /* closed raffles not yet drawn */
+  struct tally__draw_run {      /* the draw in progress (one at a time) */
+    bool active;
+    uint32_t item, n, next, stepped, winners, units;
+    tally__raffle_rng rng;
+    char named[TALLY_TEXT_BYTES_MAX / 2]; /* first winners, for the announcement */
+  } draw;
   uint32_t fees, external; /* indices of sys:fees and sys:external */
   int64_t grants_pending;  /* grants decided, not yet committed */
   uint64_t next_id; /* every id the engine assigns: accounts, items, transfers, batches */
@@ -240,6 +314,21 @@ uint32_t tally__purchase_find(const tally__state *st, uint64_t transfer_id);
 bool tally__purchases_room(const tally__state *st);
 uint32_t tally__purchase_add(tally__state *st, const tally__purchase *p);
 void tally__purchase_forget(tally__state *st, uint32_t slot);
+
+/* Co-op shares (state.c): a free record for a new co-op purchase, or
+ * TALLY__NONE when the next one is still in use; the record of purchase p
+ * while it is still kept, else TALLY__NONE. */
+uint32_t tally__coop_take(tally__state *st);
+uint32_t tally__coop_of(const tally__state *st, const tally__purchase *p);
+
+/* Serial numbers of limited editions (state.c): the first of `qty` free
+ * consecutive serials, taken (0 when the item is not numbered or no run is
+ * free); give them back when the purchase is released. */
+bool tally__item_numbered(const tally__item *it);
+int tally__item_serials_alloc(tally__item *it);
+uint32_t tally__serial_take(tally__item *it, uint32_t qty);
+void tally__serial_give_back(tally__item *it, uint32_t first, uint32_t qty);
+void tally__serial_mark(tally__item *it, uint32_t first, uint32_t qty);
 
 /* Money movement of one op: hold its debits (and its stock), apply it when
  * the batch commits, or release it when the batch fails. */

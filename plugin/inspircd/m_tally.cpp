@@ -48,7 +48,7 @@ const std::streamsize SECRET_FILE_BYTES_MAX = 4096;
  * or disables one; an unknown cmd_<word> adds a word for newer engines. */
 const char* const COMMAND_WORDS[] = {
 	"SHOP", "BUY", "CONFIRM", "TIP", "WALLET", "RECEIPTS",
-	"REFUND", "VERIFY", "ITEM", "TALLY", "EVENT", "DROP",
+	"REFUND", "VERIFY", "ITEM", "TALLY", "EVENT", "DROP", "REDEEM",
 };
 
 std::string Upper(const std::string& s)

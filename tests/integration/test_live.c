@@ -59,7 +59,7 @@ static void test_hosting_needs_a_channel_operator(void **state) {
   assert_int_equal(th_cmd(eng, "host", "EVENT START 30 Nowhere", HOST, &r), TALLY_ENOT_IN_CHANNEL);
   assert_int_equal(say("", "EVENT START 30 Anon", HOST), TALLY_ENOT_LOGGED_IN);
   assert_int_equal(say("host", "EVENT START 0 Zero", HOST), TALLY_EBAD_SYNTAX);
-  assert_int_equal(say("host", "DROP CREATE tee 3 1 mode=raffle", HOST), TALLY_EBAD_SYNTAX);
+  assert_int_equal(say("host", "DROP CREATE tee 3 1 mode=lottery", HOST), TALLY_EBAD_SYNTAX);
   assert_int_equal(say("host", "EVENT START 30 Launch", HOST), TALLY_OK);
   assert_int_equal(say("host", "EVENT START 30 Again", HOST), TALLY_EEXISTS);
   finish();

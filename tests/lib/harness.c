@@ -214,14 +214,16 @@ int th_buy_confirmed(tally_engine *e, const char *account, const char *sku, th_r
   return th_cmd(e, account, confirm, 0, out);
 }
 
-int th_tally_check(const char *dsn) {
+int th_tally_check(const char *dsn) { return th_tally_run(dsn, "check", NULL); }
+
+int th_tally_run(const char *dsn, const char *cmd, const char *arg) {
   const char *cli = getenv("TALLY_CLI");
   if (!cli) die("TALLY_CLI is not set");
   pid_t pid = fork();
   if (pid == 0) {
     int null = open("/dev/null", 1);
-    dup2(null, 1);
-    execl(cli, "tally", "--dsn", dsn, "check", (char *)NULL);
+    if (!getenv("TALLY_TEST_VERBOSE")) dup2(null, 1);
+    execl(cli, "tally", "--dsn", dsn, cmd, arg, (char *)NULL);
     _exit(127);
   }
   int status;

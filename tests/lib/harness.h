@@ -43,6 +43,8 @@ int th_collect(tally_engine *e, int count, int timeout_ms, th_reply_fn fn, void 
 int th_buy_confirmed(tally_engine *e, const char *account, const char *sku, th_reply *out);
 /* Runs `$TALLY_CLI --dsn dsn check`; returns its exit status. */
 int th_tally_check(const char *dsn);
+/* Runs `$TALLY_CLI --dsn dsn cmd [arg]`; returns its exit status. */
+int th_tally_run(const char *dsn, const char *cmd, const char *arg);
 /* One value from SQL (first row, first column) as int64. */
 int64_t th_sql_i64(const char *dsn, const char *sql);
 

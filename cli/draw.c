@@ -1,0 +1,123 @@
+/* draw.c — `tally draw SKU`: recompute a raffle's draw from the ledger and
+ * compare it with what the engine did.
+ *
+ * From the stored seed and entries (raffle.h has the rules) it checks that
+ * the entry hash is the one stored at the draw, prints the commitment, the
+ * seed, the hash and the draw order, and checks that the charged winners
+ * are exactly the first entries in that order who were charged, with
+ * nobody outside the order charged. Exit 0 when everything matches. */
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "raffle.h"
+#include "tally.h"
+
+static int unhex(const char *hex, uint8_t out[32]) {
+  if (strlen(hex) != 64) return -1;
+  for (int i = 0; i < 32; i++) {
+    unsigned v;
+    if (sscanf(hex + 2 * i, "%2x", &v) != 1) return -1;
+    out[i] = (uint8_t)v;
+  }
+  return 0;
+}
+
+static PGresult *query(PGconn *c, const char *sql, const char *param) {
+  const char *params[1] = {param};
+  PGresult *r = PQexecParams(c, sql, param ? 1 : 0, NULL, params, NULL, NULL, 0);
+  if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+    fprintf(stderr, "tally draw: %s", PQresultErrorMessage(r));
+    PQclear(r);
+    return NULL;
+  }
+  return r;
+}
+
+/* Is account name among the raffle's charged winners (rows of w)? */
+static bool charged(const PGresult *w, const char *name) {
+  for (int i = 0; i < PQntuples(w); i++)
+    if (strcmp(PQgetvalue(w, i, 0), name) == 0) return true;
+  return false;
+}
+
+int cli_draw(PGconn *c, const char *sku) {
+  PGresult *it = query(c, "SELECT id, encode(raffle_seed, 'hex'), raffle_drawn, encode(raffle_entry_hash, 'hex'),"
+                          " raffle_entries FROM items WHERE sku = $1 AND drop_mode = 1", sku);
+  if (!it) return 2;
+  if (PQntuples(it) != 1) {
+    fprintf(stderr, "tally draw: no raffle drop %s\n", sku);
+    PQclear(it);
+    return 2;
+  }
+  const char *item_id = PQgetvalue(it, 0, 0);
+  uint8_t seed[32], stored_hash[32], hash[32], commit[32];
+  bool drawn = PQgetvalue(it, 0, 2)[0] == 't';
+  if (unhex(PQgetvalue(it, 0, 1), seed) || (drawn && unhex(PQgetvalue(it, 0, 3), stored_hash))) {
+    fprintf(stderr, "tally draw: %s: bad seed or hash in the items row\n", sku);
+    PQclear(it);
+    return 1;
+  }
+  tally__raffle_commitment(seed, commit);
+  char hex[65];
+  tally__hex(commit, 32, hex);
+  printf("raffle %s (item %s)\ncommitment sha256(seed): %s\n", sku, item_id, hex);
+  if (!drawn) {
+    printf("not drawn yet: the seed stays secret until the drop closes\n");
+    PQclear(it);
+    return 0;
+  }
+  PGresult *en = query(c, "SELECT a.name FROM raffle_entries e JOIN accounts a ON a.id = e.account_id"
+                          " WHERE e.item_id = $1 ORDER BY e.seq", item_id);
+  PGresult *w = en ? query(c, "SELECT a.name FROM transfers t JOIN accounts a ON a.id = t.account_id"
+                              " WHERE t.kind = 1 AND t.item_id = $1 AND t.idem_key LIKE 'raffle:%'", item_id)
+                   : NULL;
+  if (!en || !w) {
+    PQclear(it);
+    PQclear(en);
+    return 2;
+  }
+  uint32_t n = (uint32_t)PQntuples(en);
+  int bad = 0;
+  tally__raffle_hasher *h = tally__raffle_hash_begin(strtoull(item_id, NULL, 10), n);
+  for (uint32_t i = 0; i < n && h; i++) tally__raffle_hash_add(h, PQgetvalue(en, (int)i, 0));
+  if (!h || tally__raffle_hash_end(h, hash)) {
+    fprintf(stderr, "tally draw: hashing failed\n");
+    bad = 1;
+  }
+  tally__hex(seed, 32, hex);
+  printf("seed: %s\n", hex);
+  tally__hex(hash, 32, hex);
+  printf("entries: %u (stored at the draw: %s), entry hash %s\n", n, PQgetvalue(it, 0, 4), hex);
+  if (!bad && (memcmp(hash, stored_hash, 32) != 0 || strtoul(PQgetvalue(it, 0, 4), NULL, 10) != n)) {
+    printf("MISMATCH: the stored entries do not hash to the entry hash revealed at the draw\n");
+    bad = 1;
+  }
+  /* The order; winners must be a prefix of it, minus entries passed over. */
+  uint32_t *order = calloc(n ? n : 1, sizeof *order);
+  if (!order) bad = 1;
+  tally__raffle_rng rng;
+  tally__raffle_rng_init(&rng, seed, hash);
+  int winners = PQntuples(w), seen = 0;
+  for (uint32_t i = 0; i < n && order; i++) order[i] = i;
+  for (uint32_t i = 0; i < n && order && !bad; i++) {
+    tally__raffle_step(&rng, order, n, i);
+    const char *name = PQgetvalue(en, (int)order[i], 0);
+    bool won = charged(w, name);
+    if (seen < winners) printf("  draw %u: %s%s\n", i + 1, name, won ? "  (charged)" : "  (passed over)");
+    seen += won;
+  }
+  if (!bad && seen != winners) {
+    printf("MISMATCH: %d charged winners, %d of them in the entry list\n", winners, seen);
+    bad = 1;
+  }
+  if (!bad) printf("OK: %d winners charged, all in draw order\n", winners);
+  free(order);
+  PQclear(it);
+  PQclear(en);
+  PQclear(w);
+  return bad;
+}

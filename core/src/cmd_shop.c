@@ -1,0 +1,135 @@
+/* cmd_shop.c — what buyers do beyond BUY: enter a raffle drop, REDEEM a
+ * pass, VERIFY DRAW of a raffle. Each answers once its record is durable
+ * (ENTRY and REDEEM ops), like every other write. */
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+#include "live_raffle.h"
+#include "raffle.h"
+
+/* Fills a record op (not a transfer) from the command. */
+static tally__op *record_op(tally__cmd *c, uint8_t type) {
+  tally__op *op = tally__cmd_op_slot(c);
+  if (!op) {
+    tally__cmd_refuse(c, TALLY_EBUSY);
+    return NULL;
+  }
+  memset(op, 0, sizeof *op);
+  op->type = type;
+  op->account = c->account;
+  op->counterparty = TALLY__NONE;
+  op->req_id = c->cmd->req_id;
+  op->created_ms = c->wall;
+  snprintf(op->origin, sizeof op->origin, "%s", c->cmd->origin);
+  snprintf(op->channel, sizeof op->channel, "%s", c->cmd->channel);
+  tally__cmd_op_added(c);
+  return op;
+}
+
+int tally__cmd_raffle_enter(tally__cmd *c, uint32_t item) {
+  tally__state *st = &c->e->st;
+  tally__item *it = &st->items[item];
+  if (it->creator == c->account) {
+    tally__cmd_refuse(c, TALLY_ESELF);
+    return TALLY_ESELF;
+  }
+  if (tally__raffle_entered(st, item, c->account)) {
+    tally__cmd_refuse(c, TALLY_EENTERED);
+    return TALLY_EENTERED;
+  }
+  /* Entering is free, but a winner who cannot pay is passed over: say so
+   * now rather than at the draw. */
+  if (tally__account_available(&st->accounts[c->account]) < it->price) {
+    char price[48];
+    tally__format_amount(c->e, it->price, price, sizeof price);
+    tally__reply(c->e, c->cmd, TALLY_ENO_FUNDS, 0, "%s: a %s raffle win costs %s; top up before you enter",
+                 tally_strerror(TALLY_ENO_FUNDS), it->sku, price);
+    return TALLY_ENO_FUNDS;
+  }
+  uint32_t slot = tally__raffle_entry_add(st, item, c->account, c->cmd->origin);
+  if (slot == TALLY__NONE) {
+    tally__cmd_refuse(c, TALLY_EBUSY);
+    return TALLY_EBUSY;
+  }
+  tally__op *op = record_op(c, TALLY__OP_ENTRY);
+  if (!op) {
+    st->entries[slot].live = false;
+    int32_t *units;
+    tally__per_user_units(st, c->account, item, &units);
+    if (units) *units = 0;
+    return TALLY_EBUSY;
+  }
+  op->item = item;
+  op->entry_slot = slot;
+  it->entries_inflight++;
+  snprintf(op->note, sizeof op->note,
+           "You're in the %s raffle. Winners are drawn when it closes; you pay only if you win.", it->sku);
+  return TALLY_OK;
+}
+
+void tally__cmd_redeem(tally__cmd *c) {
+  uint64_t receipt;
+  if (c->t.count != 2 || tally__uint_parse(c->t.word[1], c->t.len[1], UINT64_MAX / 10, &receipt)) {
+    tally__cmd_usage(c, "REDEEM <receipt of a pass>");
+    return;
+  }
+  tally__state *st = &c->e->st;
+  uint32_t slot = tally__purchase_find(st, receipt);
+  if (slot == TALLY__NONE) {
+    tally__cmd_refuse(c, TALLY_EUNKNOWN_RECEIPT);
+    return;
+  }
+  tally__purchase *p = &st->purchases[slot];
+  const tally__item *it = &st->items[p->item];
+  int rc = TALLY_OK;
+  if (p->buyer != c->account) rc = TALLY_ENOT_YOURS;
+  else if (it->kind != TALLY__KIND_PASS) rc = TALLY_ENOT_A_PASS;
+  else if (p->redeemed) rc = TALLY_EREDEEMED;
+  else if (!p->committed || p->redeem_held || p->refund_held) rc = TALLY_EPENDING;
+  if (rc) {
+    tally__cmd_refuse(c, rc);
+    return;
+  }
+  if (p->refunded > 0) {
+    tally__reply(c->e, c->cmd, TALLY_ENOT_A_PASS, 0, "that pass was refunded, so it can no longer be redeemed");
+    return;
+  }
+  tally__op *op = record_op(c, TALLY__OP_REDEEM);
+  if (!op) return;
+  op->item = p->item;
+  op->ref_transfer = receipt;
+  op->purchase_slot = slot;
+  p->redeem_held = true;
+  snprintf(op->note, sizeof op->note, "Pass %s redeemed (receipt %llu): it is yours to use now.", it->sku,
+           (unsigned long long)receipt);
+}
+
+/* VERIFY DRAW <sku>: the commitment, and once drawn the seed, entry hash
+ * and entry count anyone can recompute the winners from. */
+void tally__cmd_verify_draw(tally__cmd *c) {
+  char sku[TALLY__SKU_BYTES_MAX + 1];
+  tally__state *st = &c->e->st;
+  uint32_t i = TALLY__NONE;
+  if (c->t.count == 3 && tally__word_copy(&c->t, 2, sku, sizeof sku) == TALLY_OK) i = tally__item_find(st, sku);
+  if (i == TALLY__NONE || st->items[i].drop_mode != TALLY__MODE_RAFFLE) {
+    tally__reply(c->e, c->cmd, TALLY_EUNKNOWN_ITEM, 0, "no raffle drop by that name. Usage: VERIFY DRAW <sku>");
+    return;
+  }
+  const tally__item *it = &st->items[i];
+  uint8_t commit[32];
+  char commit_hex[65], seed[65], hash[65];
+  tally__raffle_commitment(it->raffle_seed, commit);
+  tally__hex(commit, 32, commit_hex);
+  if (!it->raffle_drawn && !(st->draw.active && st->draw.item == i)) {
+    tally__reply(c->e, c->cmd, TALLY_OK, 0, "raffle %s (item %llu) is not drawn yet. Seed commitment sha256: %s",
+                 it->sku, (unsigned long long)it->id, commit_hex);
+    return;
+  }
+  tally__hex(it->raffle_seed, 32, seed);
+  tally__hex(it->raffle_entry_hash, 32, hash);
+  tally__reply(c->e, c->cmd, TALLY_OK, 0,
+               "raffle %s (item %llu): %u entries, entry hash %s, seed %s (sha256 %s). Recompute: docs/RAFFLE.md, "
+               "or an admin runs: tally draw %s",
+               it->sku, (unsigned long long)it->id, it->raffle_entries, hash, seed, commit_hex, it->sku);
+}

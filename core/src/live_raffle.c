@@ -1,0 +1,193 @@
+/* live_raffle.c — raffle drops: entries, the frozen list and the draw
+ * (live_raffle.h; the rules anyone can recompute are in raffle.h). */
+#include "live_raffle.h"
+
+#include <assert.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "decide.h"
+#include "live.h"
+#include "raffle.h"
+
+int tally__raffle_new_seed(tally__item *it) {
+  return RAND_bytes(it->raffle_seed, sizeof it->raffle_seed) == 1 ? TALLY_OK : TALLY_ECRYPTO;
+}
+
+void tally__raffle_announce_open(tally__engine *e, uint32_t item) {
+  const tally__item *it = &e->st.items[item];
+  uint8_t commit[32];
+  char hex[65], price[48];
+  tally__raffle_commitment(it->raffle_seed, commit);
+  tally__hex(commit, 32, hex);
+  tally__format_amount(e, it->price, price, sizeof price);
+  tally__announce(e, it->drop_channel,
+                  "RAFFLE OPEN: %s - %d units at %s. Enter with !buy %s (no charge now; winners are drawn "
+                  "and charged at close). Seed commitment sha256: %s",
+                  it->title, tally__item_left(it), price, it->sku, hex);
+}
+
+bool tally__raffle_entered(tally__state *st, uint32_t item, uint32_t account) {
+  int32_t *units;
+  return tally__per_user_units(st, account, item, &units) > 0;
+}
+
+/* Live entries keep their order when the table is compacted. */
+static void entries_compact(tally__state *st) {
+  uint32_t n = 0;
+  for (uint32_t i = 0; i < st->entry_count; i++) {
+    if (!st->entries[i].live) continue;
+    if (n != i) st->entries[n] = st->entries[i];
+    n++;
+  }
+  st->entry_count = n;
+}
+
+uint32_t tally__raffle_entry_add(tally__state *st, uint32_t item, uint32_t account, const char *origin) {
+  /* Compaction moves entries, so never while one is in flight (its op
+   * names its slot). */
+  bool inflight = false;
+  for (uint32_t i = 0; i < st->item_count && !inflight; i++) inflight = st->items[i].entries_inflight > 0;
+  if (st->entry_count >= TALLY__RAFFLE_ENTRIES_MAX && !inflight) entries_compact(st);
+  if (st->entry_count >= TALLY__RAFFLE_ENTRIES_MAX) return TALLY__NONE;
+  int32_t *units;
+  tally__per_user_units(st, account, item, &units);
+  if (!units) return TALLY__NONE;
+  *units = 1;
+  uint32_t slot = st->entry_count++;
+  tally__raffle_entry *en = &st->entries[slot];
+  memset(en, 0, sizeof *en);
+  en->item = item;
+  en->account = account;
+  en->live = true;
+  en->seq = st->items[item].raffle_seq++;
+  snprintf(en->origin, sizeof en->origin, "%s", origin ? origin : "");
+  return slot;
+}
+
+void tally__raffle_close(tally__engine *e, uint32_t item) {
+  tally__item *it = &e->st.items[item];
+  if (it->drop_mode != TALLY__MODE_RAFFLE || it->raffle_drawn) return;
+  e->st.raffles_due++;
+}
+
+/* Freezes the stored entries of the draw's item, reveals the seed and
+ * the entry hash. */
+static int draw_freeze(tally__engine *e, uint32_t item) {
+  tally__state *st = &e->st;
+  tally__item *it = &st->items[item];
+  struct tally__draw_run *d = &st->draw;
+  uint32_t n = 0, last_seq = 0;
+  for (uint32_t i = 0; i < st->entry_count; i++) {
+    const tally__raffle_entry *en = &st->entries[i];
+    if (!en->live || !en->persisted || en->item != item) continue;
+    assert(n == 0 || en->seq > last_seq);
+    last_seq = en->seq;
+    st->draw_scratch[n++] = i;
+  }
+  tally__raffle_hasher *h = tally__raffle_hash_begin(it->id, n);
+  int rc = h ? TALLY_OK : TALLY_ECRYPTO;
+  for (uint32_t k = 0; k < n && !rc; k++)
+    rc = tally__raffle_hash_add(h, st->accounts[st->entries[st->draw_scratch[k]].account].name);
+  if (h && tally__raffle_hash_end(h, it->raffle_entry_hash) && !rc) rc = TALLY_ECRYPTO;
+  if (rc) return rc;
+  memset(d, 0, sizeof *d);
+  d->active = true;
+  d->item = item;
+  d->n = n;
+  int32_t left = tally__item_left(it);
+  d->units = left < 0 ? n : (uint32_t)left;
+  it->raffle_entries = n;
+  tally__raffle_rng_init(&d->rng, it->raffle_seed, it->raffle_entry_hash);
+  char seed[65], hash[65];
+  tally__hex(it->raffle_seed, 32, seed);
+  tally__hex(it->raffle_entry_hash, 32, hash);
+  tally__announce(e, it->drop_channel,
+                  "RAFFLE %s closed with %u entries. Seed: %s Entry hash: %s. Drawing %u winners now "
+                  "(VERIFY DRAW %s to check).",
+                  it->sku, n, seed, hash, d->units < n ? d->units : n, it->sku);
+  return TALLY_OK;
+}
+
+/* One winner's charge: TALLY_OK (charged or charged before), a reason the
+ * winner cannot pay (passed over), or TALLY_EBUSY (no batch room: later). */
+static int draw_charge(tally__engine *e, tally__item *it, uint32_t item, const tally__raffle_entry *en) {
+  tally__state *st = &e->st;
+  tally__batch *b = tally__engine_open_batch(e);
+  if (!b) return TALLY_EBUSY;
+  tally__op *op = tally__batch_append(b);
+  char key[TALLY__KEY_BYTES_MAX + 1];
+  snprintf(key, sizeof key, "raffle:%llu:%llu", (unsigned long long)it->id,
+           (unsigned long long)st->accounts[en->account].id);
+  uint64_t existing = 0;
+  tally__decide_ctx ctx = {.wall_ms = tally__now_wall_ms(), .mono_ms = tally__now_mono_ms(e),
+                           .origin = en->origin, .channel = it->drop_channel, .key = key,
+                           .existing_transfer = &existing};
+  /* The winner pays now, although the window has closed. */
+  uint8_t state = it->drop_state;
+  it->drop_state = TALLY__DROP_LIVE;
+  int rc = tally__decide_buy(st, &ctx, en->account, item, 1, op);
+  it->drop_state = state;
+  if (rc != TALLY_OK) {
+    b->op_count--;
+    return rc == TALLY_EEXISTS ? TALLY_OK : rc;
+  }
+  op->event_id = it->drop_event;
+  tally__event_inflight(st, op->event_id, +1);
+  e->ops_pending++;
+  return TALLY_OK;
+}
+
+static void draw_run(tally__engine *e) {
+  tally__state *st = &e->st;
+  struct tally__draw_run *d = &st->draw;
+  tally__item *it = &st->items[d->item];
+  while (d->winners < d->units && d->next < d->n) {
+    /* The step is taken once per position, whether or not its charge has
+     * to wait for batch room. */
+    if (d->stepped == d->next) {
+      tally__raffle_step(&d->rng, st->draw_scratch, d->n, d->next);
+      d->stepped++;
+    }
+    const tally__raffle_entry *en = &st->entries[st->draw_scratch[d->next]];
+    int rc = draw_charge(e, it, d->item, en);
+    if (rc == TALLY_EBUSY) return; /* next tick */
+    d->next++;
+    const char *name = st->accounts[en->account].name + 5;
+    if (rc == TALLY_OK) {
+      d->winners++;
+      size_t used = strlen(d->named);
+      if (used + strlen(name) + 3 < sizeof d->named)
+        snprintf(d->named + used, sizeof d->named - used, "%s%s", used ? ", " : "", name);
+    } else if (en->origin[0]) {
+      char text[TALLY_TEXT_BYTES_MAX + 1];
+      snprintf(text, sizeof text, "You won the %s raffle but could not pay (%s); your unit goes to the next entry drawn.",
+               it->sku, tally_strerror(rc));
+      tally__emit(e, TALLY_EFFECT_REPLY, rc, 0, 0, en->origin, "", text);
+    }
+  }
+  it->raffle_drawn = true;
+  tally__item_mark_dirty(st, d->item);
+  for (uint32_t i = 0; i < st->entry_count; i++)
+    if (st->entries[i].item == d->item) st->entries[i].live = false;
+  tally__announce(e, it->drop_channel, "RAFFLE %s winners (%u of %u units): %s%s", it->sku, d->winners,
+                  d->units, d->named[0] ? d->named : "nobody", d->winners > 0 ? ". Receipts are on their way." : "");
+  d->active = false;
+  st->raffles_due--;
+}
+
+void tally__raffle_tick(tally__engine *e) {
+  tally__state *st = &e->st;
+  if (!st->raffles_due) return;
+  if (!st->draw.active) {
+    for (uint32_t i = 0; i < st->item_count; i++) {
+      tally__item *it = &st->items[i];
+      if (it->drop_mode != TALLY__MODE_RAFFLE || it->raffle_drawn || it->drop_state != TALLY__DROP_CLOSED ||
+          it->entries_inflight)
+        continue;
+      if (draw_freeze(e, i) == TALLY_OK) break;
+    }
+  }
+  if (st->draw.active) draw_run(e);
+}

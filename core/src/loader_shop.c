@@ -1,0 +1,191 @@
+/* loader_shop.c — start-up for co-op items, item kinds, limited-edition
+ * serials, pass redemptions and raffles (migration 004). */
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "live_raffle.h"
+#include "loader.h"
+
+static int hex_to(const char *hex, uint8_t *out, size_t n) {
+  if (strlen(hex) != 2 * n) return TALLY_EINVAL;
+  for (size_t i = 0; i < n; i++) {
+    unsigned v;
+    if (sscanf(hex + 2 * i, "%2x", &v) != 1) return TALLY_EINVAL;
+    out[i] = (uint8_t)v;
+  }
+  return TALLY_OK;
+}
+
+/* "id:bps,id:bps" as written by the batch (account ids). */
+static int split_from_text(loader *l, const char *s, tally__split *sp) {
+  memset(sp, 0, sizeof *sp);
+  while (*s) {
+    char *end;
+    long long id = strtoll(s, &end, 10);
+    if (*end != ':' || sp->count >= TALLY__SPLIT_MAX) return TALLY_EINVAL;
+    long bps = strtol(end + 1, &end, 10);
+    uint32_t a = tally__load_acc(l, id);
+    if (a == TALLY__NONE || bps <= 0 || bps > TALLY__BPS_WHOLE) return TALLY_EINVAL;
+    sp->account[sp->count] = a;
+    sp->bps[sp->count++] = (uint16_t)bps;
+    if (*end == ',') end++;
+    s = end;
+  }
+  return TALLY_OK;
+}
+
+static int load_item_extras(loader *l) {
+  tally__state *st = &l->e->st;
+  PGresult *r = tally__load_q(l, "SELECT id, split, kind, delivery, drop_mode, encode(raffle_seed, 'hex'),"
+                                 " raffle_drawn, encode(raffle_entry_hash, 'hex'), raffle_entries FROM items",
+                              0, NULL);
+  if (!r) return TALLY_EDB;
+  int rc = TALLY_OK;
+  for (int i = 0; i < PQntuples(r) && !rc; i++) {
+    uint32_t idx = tally__load_item(l, tally__load_i64(r, i, 0));
+    if (idx == TALLY__NONE) continue;
+    tally__item *it = &st->items[idx];
+    if (split_from_text(l, PQgetvalue(r, i, 1), &it->split)) {
+      snprintf(l->err, l->err_len, "load: item %s: bad split \"%s\"", it->sku, PQgetvalue(r, i, 1));
+      rc = TALLY_EINVAL;
+      break;
+    }
+    it->kind = (uint8_t)tally__load_i64(r, i, 2);
+    snprintf(it->delivery, sizeof it->delivery, "%s", PQgetvalue(r, i, 3));
+    it->drop_mode = (uint8_t)tally__load_i64(r, i, 4);
+    if (it->drop_mode == TALLY__MODE_RAFFLE) hex_to(PQgetvalue(r, i, 5), it->raffle_seed, 32);
+    it->raffle_drawn = PQgetvalue(r, i, 6)[0] == 't';
+    if (it->raffle_drawn) hex_to(PQgetvalue(r, i, 7), it->raffle_entry_hash, 32);
+    it->raffle_entries = (uint32_t)tally__load_i64(r, i, 8);
+    rc = tally__item_serials_alloc(it);
+  }
+  PQclear(r);
+  return rc;
+}
+
+/* Serials taken by committed purchases; kept purchases learn theirs. */
+static int load_serials(loader *l) {
+  tally__state *st = &l->e->st;
+  PGresult *r = tally__load_q(l, "SELECT item_id, serial, qty, id FROM transfers WHERE kind = 1 AND serial IS NOT NULL",
+                              0, NULL);
+  if (!r) return TALLY_EDB;
+  for (int i = 0; i < PQntuples(r); i++) {
+    uint32_t idx = tally__load_item(l, tally__load_i64(r, i, 0));
+    if (idx == TALLY__NONE) continue;
+    uint32_t first = (uint32_t)tally__load_i64(r, i, 1), qty = (uint32_t)tally__load_i64(r, i, 2);
+    tally__serial_mark(&st->items[idx], first, qty);
+    uint32_t slot = tally__purchase_find(st, (uint64_t)tally__load_i64(r, i, 3));
+    if (slot != TALLY__NONE) st->purchases[slot].serial = first;
+  }
+  PQclear(r);
+  return TALLY_OK;
+}
+
+/* Co-op shares of kept purchases: each payee's credit (the fee last) and
+ * what refunds took back from it. */
+static int load_coop(loader *l, int64_t now_ms) {
+  tally__state *st = &l->e->st;
+  char since[24], limit[24];
+  snprintf(since, sizeof since, "%lld", (long long)(now_ms - 90LL * 86400 * 1000));
+  snprintf(limit, sizeof limit, "%u", (unsigned)TALLY__COOP_PURCHASES_MAX);
+  const char *params[2] = {since, limit};
+  PGresult *r = tally__load_q(
+      l,
+      "WITH p AS (SELECT t.id, t.leg_accounts, t.leg_amounts FROM transfers t JOIN items i ON i.id = t.item_id"
+      "  WHERE t.kind = 1 AND i.split <> '' AND t.created_ms >= $1::bigint ORDER BY t.id DESC LIMIT $2::int)"
+      " SELECT p.id, e.account_id, e.amount_minor, coalesce((SELECT -sum(r.amount_minor) FROM transfers rt,"
+      "   unnest(rt.leg_accounts, rt.leg_amounts) AS r(account_id, amount_minor)"
+      "   WHERE rt.kind = 3 AND rt.ref_transfer = p.id AND r.account_id = e.account_id), 0)"
+      " FROM p, unnest(p.leg_accounts, p.leg_amounts) WITH ORDINALITY AS e(account_id, amount_minor, n)"
+      " WHERE e.amount_minor > 0 ORDER BY p.id, (e.account_id = 1), e.n",
+      2, params);
+  if (!r) return TALLY_EDB;
+  uint64_t current = 0;
+  tally__coop *c = NULL;
+  for (int i = 0; i < PQntuples(r); i++) {
+    uint64_t id = (uint64_t)tally__load_i64(r, i, 0);
+    if (id != current) {
+      current = id;
+      c = NULL;
+      uint32_t slot = tally__purchase_find(st, id);
+      if (slot == TALLY__NONE) continue;
+      uint32_t coop = tally__coop_take(st);
+      assert(coop != TALLY__NONE); /* nothing is in flight yet */
+      st->purchases[slot].coop_slot = coop;
+      c = &st->coop[coop];
+      c->transfer_id = id;
+    }
+    uint32_t a = tally__load_acc(l, tally__load_i64(r, i, 1));
+    if (!c || a == TALLY__NONE || c->count >= TALLY__PAYEES_MAX) continue;
+    c->account[c->count] = a;
+    c->credit[c->count] = tally__load_i64(r, i, 2);
+    c->returned[c->count] = tally__load_i64(r, i, 3);
+    c->count++;
+  }
+  PQclear(r);
+  /* The fee is the last payee, even when it took nothing. */
+  for (uint32_t k = 0; k < TALLY__COOP_PURCHASES_MAX && k < st->coop_next; k++) {
+    tally__coop *cp = &st->coop[k];
+    if (cp->count == 0 || cp->account[cp->count - 1] == st->fees || cp->count >= TALLY__PAYEES_MAX) continue;
+    cp->account[cp->count] = st->fees;
+    cp->credit[cp->count] = cp->returned[cp->count] = 0;
+    cp->count++;
+  }
+  return TALLY_OK;
+}
+
+static int load_redemptions(loader *l) {
+  tally__state *st = &l->e->st;
+  PGresult *r = tally__load_q(l, "SELECT transfer_id FROM redemptions", 0, NULL);
+  if (!r) return TALLY_EDB;
+  for (int i = 0; i < PQntuples(r); i++) {
+    uint32_t slot = tally__purchase_find(st, (uint64_t)tally__load_i64(r, i, 0));
+    if (slot != TALLY__NONE) st->purchases[slot].redeemed = true;
+  }
+  PQclear(r);
+  return TALLY_OK;
+}
+
+/* Entries of raffles not yet drawn, in their order; closed raffles whose
+ * draw did not finish draw again (same seed, same entries). */
+static int load_raffles(loader *l) {
+  tally__state *st = &l->e->st;
+  PGresult *r = tally__load_q(l, "SELECT e.item_id, e.account_id, e.seq FROM raffle_entries e"
+                                 " JOIN items i ON i.id = e.item_id WHERE i.drop_mode = 1 AND NOT i.raffle_drawn"
+                                 " ORDER BY e.item_id, e.seq",
+                              0, NULL);
+  if (!r) return TALLY_EDB;
+  int rc = TALLY_OK;
+  for (int i = 0; i < PQntuples(r); i++) {
+    uint32_t item = tally__load_item(l, tally__load_i64(r, i, 0));
+    uint32_t account = tally__load_acc(l, tally__load_i64(r, i, 1));
+    if (item == TALLY__NONE || account == TALLY__NONE) continue;
+    uint32_t slot = tally__raffle_entry_add(st, item, account, "");
+    if (slot == TALLY__NONE) {
+      snprintf(l->err, l->err_len, "load: more raffle entries than TALLY__RAFFLE_ENTRIES_MAX");
+      rc = TALLY_ETOO_MANY;
+      break;
+    }
+    st->entries[slot].seq = (uint32_t)tally__load_i64(r, i, 2);
+    st->entries[slot].persisted = true;
+    st->items[item].raffle_seq = st->entries[slot].seq + 1;
+  }
+  PQclear(r);
+  for (uint32_t i = 0; i < st->item_count && !rc; i++) {
+    const tally__item *it = &st->items[i];
+    if (it->drop_mode == TALLY__MODE_RAFFLE && !it->raffle_drawn && it->drop_state == TALLY__DROP_CLOSED)
+      st->raffles_due++;
+  }
+  return rc;
+}
+
+int tally__load_shop(loader *l, int64_t now_ms) {
+  int rc = load_item_extras(l);
+  if (!rc) rc = load_serials(l);
+  if (!rc) rc = load_coop(l, now_ms);
+  if (!rc) rc = load_redemptions(l);
+  if (!rc) rc = load_raffles(l);
+  return rc;
+}
