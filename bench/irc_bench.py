@@ -19,7 +19,17 @@ Prints one JSON object on stdout (progress on stderr):
   irc_msgs_n, irc_msgs_senders, irc_msgs_window, irc_msgs_rounds,
   irc_buy_clients, irc_buy_window, irc_buy_seconds,
   irc_buys_refused        the parameters, and answers that were not receipts
-  irc_msgs_error, irc_buys_error  why a part failed (its keys are then null)
+  irc_herd_buyers, irc_herd_stock, irc_herd_sold, irc_herd_sold_out,
+  irc_herd_other, irc_herd_ms
+                          the drop herd: B IRC clients (own NickServ
+                          accounts, consent given) rush a limited drop of
+                          STOCK units the moment `!drop start` opens it:
+                          units sold (must equal the stock: checked against
+                          the ledger, else irc_herd_error), "sold out"
+                          answers, other answers, and ms from the first BUY
+                          sent until every buyer had its answer
+  irc_msgs_error, irc_buys_error, irc_herd_error
+                          why a part failed (its keys are then null)
 
 Two private networks (tools/irc_env.sh, InspIRCd 3 + Anope, the same
 configuration except that one loads m_tally) run side by side; the message
@@ -36,6 +46,12 @@ The buy run uses its own database (DSN's cluster, database bench_irc, made
 here) on the network with the module: C clients, each its own NickServ
 account and demo credits, already agreed to pay, keep W BUYs in flight
 each for an unlimited item for S seconds; every receipt NOTICE counts.
+
+The drop herd runs on the same network and database: a host (channel
+operator of its own channel, identified to NickServ) opens a drop with
+`!drop create` (scheduled an hour ahead) and `!drop start`; the buyers,
+connected and consented beforehand (a warm-up drop), each send one BUY the
+moment the host's `!drop start` is answered, all within a few ms.
 """
 
 import argparse
@@ -255,12 +271,132 @@ def buy_run(env, clients, window, seconds):
             c.quit()
 
 
+def ready_buyer(env, nick, warm):
+    """A client with a NickServ account, welcome credits and consent given
+    (a first purchase of the warm-up drop)."""
+    c = env.client(nick)
+    try:
+        c.ns_register(PASSWORD)
+        if c.wait_account(timeout=30) != c.nick:
+            raise RuntimeError("%s has no account" % c.nick)
+        deadline = time.monotonic() + 30  # the welcome grant is committed first
+        while "balance 0.00 " in ic.tally_ask(c, "WALLET", r"^Wallet ").text:
+            if time.monotonic() > deadline:
+                raise RuntimeError("%s got no welcome credits" % c.nick)
+            time.sleep(0.2)
+        retry = re.compile(r"starting up|busy|welcome credits are still arriving")
+        m = ic.tally_ask(c, "BUY %s" % warm, r"CONFIRM (\S+)", retry=retry)
+        ic.tally_ask(c, "CONFIRM %s" % re.search(r"CONFIRM (\S+)", m.text).group(1),
+                     r"receipt \d+", retry=retry)
+        return c
+    except BaseException:
+        c.quit()
+        raise
+
+
+def ready_buyers(env, nicks, warm):
+    """ready_buyer for every nick, PARALLEL at a time (registration is
+    answered on the server's once-a-second tick)."""
+    import concurrent.futures as cf
+    out = []
+    with cf.ThreadPoolExecutor(max_workers=64) as pool:
+        futures = [pool.submit(ready_buyer, env, n, warm) for n in nicks]
+        errors = []
+        for f in futures:
+            try:
+                out.append(f.result())
+            except Exception as e:  # reported below, after the others finished
+                errors.append(e)
+    if errors:
+        for c in out:
+            c.quit()
+        raise RuntimeError("%d of %d buyers not ready: %s" % (len(errors), len(nicks), errors[0]))
+    return out
+
+
+def drop_herd(env, dsn, n_buyers, stock):
+    """n_buyers rush a drop of `stock` units over IRC. Returns a dict of
+    irc_herd_* keys; raises if the ledger or the answers disagree."""
+    import select
+    tag = "%x" % (os.getpid() & 0xFFFF)
+    chan, sku, warm = "#herd" + tag, "herd" + tag, "hwarm" + tag
+    host = env.client("hh" + tag)
+    buyers = []
+    try:
+        host.ns_register(PASSWORD)
+        if host.wait_account(timeout=30) != host.nick:
+            raise RuntimeError("the host has no account")
+        host.join(chan)  # first in: channel operator
+
+        def host_says(text, regex):
+            return ic.tally_ask(host, lambda: host.privmsg(chan, text), regex)
+        host_says("!drop create %s %d 0.01" % (warm, 2 * n_buyers), r"Drop %s created" % warm)
+        host_says("!drop create %s %d 0.01 start=+1h" % (sku, stock), r"Drop %s created" % sku)
+        t_setup = time.monotonic()
+        buyers = ready_buyers(env, ["hb%s_%d" % (tag, i) for i in range(n_buyers)], warm)
+        log("herd: %d buyers ready in %.1f s" % (len(buyers), time.monotonic() - t_setup))
+        for c in buyers:
+            c.collect(0)
+        host_says("!drop start %s" % sku, r"Drop %s started" % sku)
+        line = ("BUY %s\r\n" % sku).encode()
+        socks = {c.sock: c for c in buyers}
+        t0 = time.monotonic()
+        for s in socks:
+            s.setblocking(True)
+            s.sendall(line)
+            s.setblocking(False)
+        answer = {}  # sock -> its final NOTICE text
+        tails = {s: b"" for s in socks}
+        deadline = t0 + 60
+        while len(answer) < len(socks) and time.monotonic() < deadline:
+            r, _, _ = select.select([s for s in socks if s not in answer], [], [], 0.5)
+            for s in r:
+                data = s.recv(1 << 16)
+                if not data:
+                    raise RuntimeError("a herd buyer was disconnected")
+                data = tails[s] + data
+                cut = data.rfind(b"\n") + 1
+                tails[s] = data[cut:]
+                me = (" NOTICE %s :" % socks[s].nick).encode()
+                for ln in data[:cut].split(b"\n"):
+                    if ln.startswith(b"PING"):
+                        s.setblocking(True)
+                        s.sendall(b"PONG" + ln[4:].rstrip(b"\r") + b"\r\n")
+                        s.setblocking(False)
+                    elif me in ln and b"NickServ" not in ln.split(b" ", 1)[0]:
+                        text = ln.split(me, 1)[1].rstrip(b"\r").decode("utf-8", "replace")
+                        if not ic.PENDING.search(text) and s not in answer:
+                            answer[s] = text
+        took_ms = (time.monotonic() - t0) * 1000
+        if len(answer) < len(socks):
+            raise RuntimeError("%d of %d herd buyers got no answer in 60 s" % (len(socks) - len(answer), len(socks)))
+        sold = sum(1 for t in answer.values() if re.search(r"receipt \d+", t))
+        sold_out = sum(1 for t in answer.values() if "sold out" in t)
+        other = [t for t in answer.values() if not re.search(r"receipt \d+", t) and "sold out" not in t]
+        in_ledger = ic.psql(dsn, "SELECT coalesce(sum(t.qty), 0) FROM transfers t JOIN items i"
+                                 " ON i.id = t.item_id WHERE t.kind = 1 AND i.sku = '%s'" % sku)[0][0]
+        res = {"irc_herd_buyers": len(socks), "irc_herd_stock": stock, "irc_herd_sold": sold,
+               "irc_herd_sold_out": sold_out, "irc_herd_other": len(other), "irc_herd_ms": round(took_ms)}
+        log("herd: %d buyers, stock %d: %d sold (ledger %s), %d sold out, %d other%s; all answered in %.0f ms"
+            % (len(socks), stock, sold, in_ledger, sold_out, len(other),
+               " (e.g. %r)" % other[0] if other else "", took_ms))
+        if sold != stock or int(in_ledger) != stock:
+            raise RuntimeError("drop of %d sold %d by the answers, %s in the ledger" % (stock, sold, in_ledger))
+        return res
+    finally:
+        for c in buyers + [host]:
+            c.quit()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--dsn", required=True, help="a DSN on the cluster to use (database bench_irc is made)")
     ap.add_argument("--build", required=True)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--parts", default="msgs,buys,herd",
+                    help="which rows to measure (comma-separated: msgs, buys, herd)")
     args = ap.parse_args()
+    parts = set(args.parts.split(","))
     so = os.path.join(os.path.abspath(args.build), "m_tally.so")
     if not os.path.isfile(so):
         log("%s is not built" % so)
@@ -273,6 +409,10 @@ def main():
     # limit of the test network's connect class and the server disconnects
     # a buyer (seen with 20 s).
     seconds = 8
+    # The herd: the test network's connect class allows 1,000 clients
+    # (localmax/globalmax, softlimit 1024 descriptors); NickServ
+    # registrations bound the setup time.
+    herd_buyers, herd_stock = (200, 20) if args.quick else (500, 50)
 
     admin = re.sub(r"dbname=\S+", "", args.dsn).strip() + " dbname=postgres"
     ic.psql(admin, "DROP DATABASE IF EXISTS bench_irc")
@@ -284,12 +424,15 @@ def main():
     with ic.IrcEnv(tally_so=None) as plain, \
             ic.IrcEnv(tally_so=so, dsn=dsn,
                       tag_extra='welcome_grant="100000000" rate_account="0" rate_channel="0"') as tallied:
-        ic.tally_ask(tallied.client(ic.unique_nick("wu")), "SHOP")  # the engine is up
+        # The engine is up: an answer other than "starting up" (tally_ask
+        # returns a retried answer once its time is up, and the engine may
+        # never start, e.g. when it cannot reach PostgreSQL's socket).
+        ic.tally_ask(tallied.client(ic.unique_nick("wu")), "SHOP", r"^(?!starting up)", timeout=90)
         rates = {"without": [], "with": []}
         cpus = {"without": [], "with": []}
         nets = [("without", plain), ("with", tallied)]
         try:
-            for r in range(rounds):
+            for r in range(rounds if "msgs" in parts else 0):
                 # Alternate which network goes first, so that neither is
                 # always the one measured right after the other.
                 for name, env in (nets if r % 2 == 0 else nets[::-1]):
@@ -318,6 +461,8 @@ def main():
         res["irc_msgs_rounds"] = rounds
         log("buys: %d clients x %d in flight for %d s" % (clients, window, seconds))
         try:
+            if "buys" not in parts:
+                raise RuntimeError("not asked for (--parts)")
             rate, refused = buy_run(tallied, clients, window, seconds)
         except (RuntimeError, OSError, ic.IRCError) as e:
             log("buy run failed: %s" % e)
@@ -330,6 +475,17 @@ def main():
         res["irc_buy_seconds"] = seconds
         if rate is not None:
             log("buys: %.0f receipts/s (%d other answers)" % (rate, refused))
+        log("drop herd: %d buyers, stock %d" % (herd_buyers, herd_stock))
+        keys = ("irc_herd_buyers", "irc_herd_stock", "irc_herd_sold", "irc_herd_sold_out",
+                "irc_herd_other", "irc_herd_ms")
+        try:
+            if "herd" not in parts:
+                raise RuntimeError("not asked for (--parts)")
+            res.update(drop_herd(tallied, dsn, herd_buyers, herd_stock))
+        except (RuntimeError, OSError, ic.IRCError) as e:
+            log("drop herd failed: %s" % e)
+            res["irc_herd_error"] = str(e)
+            res.update({k: None for k in keys})
     print(json.dumps(res))
     return 0
 

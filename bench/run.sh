@@ -37,6 +37,10 @@ else
 fi
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/tally-bench.XXXXXX")
+# mktemp makes the folder 0700. PostgreSQL's socket lives in it, and the IRC
+# rows' m_tally runs inside InspIRCd as user irc: without this its engine
+# never reaches PostgreSQL and answers "starting up" forever.
+chmod 755 "$tmp"
 cleanup() {
   "$root/tools/pg.sh" stop "$tmp" >/dev/null 2>&1 || true
   rm -rf "$tmp"
@@ -74,6 +78,10 @@ if [ -x "$build/bench/bench_engine" ]; then
 else
   echo "engine: not built" >&2
 fi
+
+# Flood row (bench/bench_flood.c): its own database, production rate limits.
+"$PGBIN/createdb" -h "$tmp" -p 5432 -U tally bench_flood
+run_json flood "$build/bench/bench_flood" --dsn "${dsn/dbname=tally/dbname=bench_flood}" $qflag
 
 psql_base -c CHECKPOINT
 run_json naive "$build/bench/baseline_naive" --dsn "$base_dsn" --seconds "$naive_s" $qflag
@@ -130,7 +138,7 @@ def ratio(a, b):
     return None
 
 engine, naive, batched = load("engine"), load("naive"), load("batched")
-irc = load("irc")
+irc, flood = load("irc"), load("flood")
 engine_state = os.environ["BENCH_ENGINE"]
 if engine_state == "ok" and not engine:
     engine_state = "failed"
@@ -139,6 +147,7 @@ res.update(engine)
 res.update(naive)
 res.update(batched)
 res.update(irc)
+res.update(flood)
 res["ratio_vs_naive"] = ratio(res.get("durable_per_s"), res.get("naive_per_s"))
 res["ratio_vs_batched_sql"] = ratio(res.get("durable_per_s"), res.get("batched_sql_per_s"))
 res["engine"] = engine_state
@@ -159,6 +168,9 @@ TARGETS = [  # key, test, shown target
     ("ratio_vs_naive", lambda v: v >= 20, ">= 20"),
     ("ratio_vs_batched_sql", lambda v: v >= 2, ">= 2"),
     ("irc_ratio", lambda v: v >= 0.97, ">= 0.97"),
+    ("flood_legit_refused", lambda v: v == 0, "== 0"),
+    ("flood_p99_ratio", lambda v: v <= 2, "<= 2"),
+    ("irc_herd_sold", lambda v: v == res.get("irc_herd_stock"), "== stock"),
 ]
 target_of = {k: (t, s) for k, t, s in TARGETS}
 
@@ -207,8 +219,16 @@ row(f"batched_sql_per_s ({fmt(res.get('batched_sql_clients'))} x "
     f"{fmt(res.get('batched_sql_batch'))})", "batched_sql_per_s")
 row("ratio_vs_naive", "ratio_vs_naive")
 row("ratio_vs_batched_sql", "ratio_vs_batched_sql")
-for key in ("irc_msgs_per_s_without", "irc_msgs_per_s_with", "irc_ratio", "irc_buys_per_s"):
+for key in ("flood_base_p50_us", "flood_base_p99_us", "flood_legit_p50_us", "flood_legit_p99_us",
+            "flood_p99_ratio", "flood_legit_refused", "flood_per_s", "flood_rate_limited", "flood_busy",
+            "flood_rss_mb_before", "flood_rss_mb_after"):
     row(key, key)
+for key in ("irc_msgs_per_s_without", "irc_msgs_per_s_with", "irc_ratio", "irc_buys_per_s",
+            "irc_herd_buyers", "irc_herd_stock", "irc_herd_sold", "irc_herd_sold_out", "irc_herd_ms"):
+    row(key, key)
+for key in ("irc_msgs_error", "irc_buys_error", "irc_herd_error"):
+    if res.get(key):
+        print(f"  {key}: {res[key]}")
 print(f"  -> {os.path.relpath(out)}")
 sys.exit(status)
 PY
