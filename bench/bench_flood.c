@@ -5,11 +5,14 @@
  * ten times its rate limit. The engine runs with its production limits
  * (rate_account 60/min, rate_channel 600/min: token buckets on the monotonic
  * clock, command.c). Both phases run in the same process against the same
- * database, one after the other:
+ * database:
  *   base   legitimate buyers only, paced (open loop): LEGIT buyers, each one
  *          buy a second, in private (no channel), as /quote BUY does;
  *   flood  the same, plus FLOODERS accounts in CHANNELS channels sending
  *          FLOOD_PER_S commands a second in all (BUY and WALLET).
+ * They alternate in rounds (base-flood, flood-base, ...: 4 pairs of 3 s,
+ * quick 2 pairs of 2 s) and each condition's latencies are pooled, so that
+ * other load on a shared machine hits both alike.
  *
  *   flood_legit_p50_us, flood_legit_p99_us        legitimate buys under flood
  *   flood_base_p50_us, flood_base_p99_us          the same without flood
@@ -176,15 +179,17 @@ static int cmp_double(const void *a, const void *b) {
 }
 
 typedef struct phase {
-  double p50, p99;
-  int legit_sent, legit_ok, legit_refused;
+  double *lat_us; /* receipts' latencies, pooled over the rounds */
+  int lat_n, lat_cap;
+  double p50, p99, seconds;
+  int legit_sent, legit_refused;
 } phase;
 
-/* Open loop: each legitimate buyer one buy a second, in turn; with flood,
- * FLOOD_PER_S flood commands a second spread over the flooders. */
-static phase run_phase(bench *b, int flood, double seconds) {
+/* One round, open loop: each legitimate buyer one buy a second, in turn;
+ * with flood, FLOOD_PER_S flood commands a second spread over the
+ * flooders. Latencies are added to ph. */
+static void run_round(bench *b, int flood, double seconds, phase *ph) {
   b->lat_n = b->legit_ok = b->legit_refused = 0;
-  b->answered = 0;
   double t0 = now_s();
   long legit = 0, fl = 0;
   char who[32], chan[32];
@@ -202,16 +207,23 @@ static phase run_phase(bench *b, int flood, double seconds) {
     }
     pump(b, 0);
   }
-  /* Let the last legitimate buys land before the percentiles. */
+  ph->seconds += now_s() - t0;
+  /* Let the last legitimate buys land (and the flood's answers drain). */
   double end = now_s() + 30;
-  while (b->legit_ok + b->legit_refused < legit && now_s() < end) pump(b, 5);
-  phase p = {0, 0, (int)legit, b->legit_ok, b->legit_refused};
-  qsort(b->lat_us, (size_t)b->lat_n, sizeof *b->lat_us, cmp_double);
-  if (b->lat_n > 0) {
-    p.p50 = b->lat_us[b->lat_n / 2];
-    p.p99 = b->lat_us[(int)(b->lat_n * 0.99)];
+  while ((b->legit_ok + b->legit_refused < legit || b->flood_answered + b->flood_busy < b->flood_sent) &&
+         now_s() < end)
+    pump(b, 5);
+  ph->legit_sent += (int)legit;
+  ph->legit_refused += b->legit_refused;
+  for (int i = 0; i < b->lat_n && ph->lat_n < ph->lat_cap; i++) ph->lat_us[ph->lat_n++] = b->lat_us[i];
+}
+
+static void percentiles(phase *ph) {
+  qsort(ph->lat_us, (size_t)ph->lat_n, sizeof *ph->lat_us, cmp_double);
+  if (ph->lat_n > 0) {
+    ph->p50 = ph->lat_us[ph->lat_n / 2];
+    ph->p99 = ph->lat_us[(int)(ph->lat_n * 0.99)];
   }
-  return p;
 }
 
 int main(int argc, char **argv) {
@@ -239,23 +251,32 @@ int main(int argc, char **argv) {
     fprintf(stderr, "bench_flood: setup failed\n");
     return 1;
   }
-  double seconds = quick ? 4 : 10;
-  /* A warm-up, not counted: the first second after a start pays for cold
+  /* Rounds of ROUND_S seconds without and with flood, in the order
+   * base-flood, flood-base, ... so that drifting load on a shared machine
+   * hits both alike; each condition's latencies are pooled. */
+  int rounds = quick ? 2 : 4;
+  double round_s = quick ? 2 : 3;
+  phase base = {.lat_cap = 1 << 18}, fl = {.lat_cap = 1 << 18};
+  base.lat_us = calloc((size_t)base.lat_cap, sizeof *base.lat_us);
+  fl.lat_us = calloc((size_t)fl.lat_cap, sizeof *fl.lat_us);
+  if (!base.lat_us || !fl.lat_us) return 1;
+  /* A warm-up, not counted: the first seconds after a start pay for cold
    * caches and fresh connections. */
-  run_phase(&b, 0, 2);
-  phase base = run_phase(&b, 0, seconds);
+  phase warm = {.lat_us = base.lat_us, .lat_cap = 0};
+  run_round(&b, 0, 2, &warm);
   double rss0 = rss_mb();
-  double f0 = now_s();
-  phase fl = run_phase(&b, 1, seconds);
-  double flood_s = now_s() - f0;
-  /* The rest of the flood's answers. */
-  double end = now_s() + 30;
-  while (b.flood_answered + b.flood_busy < b.flood_sent && now_s() < end) pump(&b, 5);
+  for (int r = 0; r < rounds; r++) {
+    run_round(&b, r % 2, round_s, r % 2 ? &fl : &base);
+    run_round(&b, !(r % 2), round_s, r % 2 ? &base : &fl);
+  }
+  percentiles(&base);
+  percentiles(&fl);
+  double flood_s = fl.seconds;
   double rss1 = rss_mb();
   fprintf(stderr,
           "bench_flood: base %d sent, %d bought, %d refused; flood phase %d sent, %d bought, %d refused (last %s);"
           " %ld flood commands, %ld answered, %ld rate limited, %ld busy\n",
-          base.legit_sent, base.legit_ok, base.legit_refused, fl.legit_sent, fl.legit_ok, fl.legit_refused,
+          base.legit_sent, base.lat_n, base.legit_refused, fl.legit_sent, fl.lat_n, fl.legit_refused,
           tally_err_name(b.last_refusal), b.flood_sent, b.flood_answered, b.flood_limited, b.flood_busy);
   printf("{\"flood_legit_buyers\": %d, \"flood_accounts\": %d, \"flood_channels\": %d,"
          " \"flood_base_p50_us\": %.0f, \"flood_base_p99_us\": %.0f,"
@@ -266,6 +287,8 @@ int main(int argc, char **argv) {
          LEGIT, FLOODERS, CHANNELS, base.p50, base.p99, fl.p50, fl.p99, base.p99 > 0 ? fl.p99 / base.p99 : 0,
          base.legit_refused + fl.legit_refused, b.flood_sent, b.flood_sent / flood_s, b.flood_limited,
          b.flood_busy, rss0, rss1);
+  free(base.lat_us);
+  free(fl.lat_us);
   stop(&b);
   unlink(key);
   char pub[300];
