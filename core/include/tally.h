@@ -96,7 +96,9 @@ extern "C" {
   X(EREDEEMED, -133, "that pass was already redeemed")                         \
   X(ENOT_A_PASS, -134, "that receipt is not for a pass")                       \
   X(EENTERED, -135, "you are already in this raffle")                          \
-  X(EFIXED, -136, "fixed once a unit has sold: create a new item instead")
+  X(EFIXED, -136, "fixed once a unit has sold: create a new item instead")  \
+  X(ENOT_ATTENDEE, -137, "only for those attending the event")               \
+  X(EBAD_REF, -138, "that referral code does not apply here")
 
 typedef enum tally_err {
 #define TALLY_ERR_ENUM_(name, value, text) TALLY_##name = (value),
@@ -146,6 +148,7 @@ typedef struct tally_config {
   uint32_t rate_account_per_min; /* commands per account per minute */
   uint32_t rate_channel_per_min; /* commands per channel per minute */
   uint32_t pending_timeout_ms;  /* tell buyers "pending" after this long */
+  uint32_t highlight_repeat_s;  /* a pinned highlight is said again this often (1.1) */
 } tally_config;
 
 TALLY_API void tally_config_init(tally_config *cfg);
@@ -188,11 +191,24 @@ typedef struct tally_command {
 TALLY_API int tally_command_encode(const tally_command *cmd, uint8_t *buf,
                                    size_t buf_len, size_t *frame_len);
 
+/* Someone logged in to `account` is in `channel` (present 1: joined, or
+ * listed in answer to TALLY_EFFECT_ROSTER) or left it (present 0: part,
+ * quit, kick). The engine counts presence only in channels with a running
+ * event (attendance, attendees-only drops). Since 1.1. */
+#define TALLY_PRESENCE_VERSION 1
+typedef struct tally_presence {
+  uint32_t size, version;
+  const char *account;
+  const char *channel;
+  uint32_t present;
+} tally_presence;
+
 /* ---- Effects (engine -> host) ------------------------------------------- */
 enum tally_effect_kind {
   TALLY_EFFECT_REPLY = 1,    /* tell `origin` privately (IRC NOTICE) */
   TALLY_EFFECT_ANNOUNCE = 2, /* say in `channel` */
   TALLY_EFFECT_STATUS = 3,   /* engine state changed: code TALLY_OK = ready */
+  TALLY_EFFECT_ROSTER = 4,   /* submit presence of every member of `channel` (since 1.1) */
 };
 
 #define TALLY_EFFECT_VERSION 1
@@ -230,6 +246,10 @@ TALLY_API int tally_engine_submit(tally_engine *engine, const uint8_t *frame,
 /* tally_command_encode() + tally_engine_submit() with a stack buffer. */
 TALLY_API int tally_engine_submit_command(tally_engine *engine,
                                           const tally_command *cmd);
+/* Submits a presence change (see tally_presence); same queue and return
+ * codes as tally_engine_submit. Since 1.1. */
+TALLY_API int tally_engine_submit_presence(tally_engine *engine,
+                                           const tally_presence *presence);
 /* Readable when effects are waiting. Owned by the engine. */
 TALLY_API int tally_engine_fd(const tally_engine *engine);
 /* Calls cb for up to max_effects waiting effects, in order, from the calling

@@ -11,11 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audience.h"
 #include "raffle.h"
 #include "receipt.h"
 #include "signer.h"
 
-/* The function is sql/004_coop_passes_raffles.sql's: batch lock, lease check,
+/* The function is sql/005_audience.sql's: batch lock, lease check,
  * then the rows in dependency order; it returns the transfer ids it
  * inserted. Arrays go in binary; the scalars $1..$8 and $43 as text. */
 const char tally__batch_sql[] =
@@ -23,7 +24,8 @@ const char tally__batch_sql[] =
     " $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32,"
     " $33, $34, $35, $36, $37, $38, $39, $40, $41, $42, $43, $44, $45, $46, $47, $48, $49, $50, $51,"
     " $52, $53, $54, $55, $56, $57, $58, $59, $60, $61, $62, $63, $64, $65, $66, $67, $68, $69, $70,"
-    " $71, $72, $73, $74, $75, $76, $77, $78)";
+    " $71, $72, $73, $74, $75, $76, $77, $78, $79, $80, $81, $82, $83, $84, $85, $86, $87, $88, $89,"
+    " $90, $91)";
 
 const char tally__batch_lookup_sql[] = "SELECT * FROM tally_lookup_keys($1, $2)";
 
@@ -111,14 +113,22 @@ static bool row_taken(const tally__batch *b, uint32_t index, uint8_t what) {
 }
 
 static void take_rows(tally__batch *b, tally__state *st) {
-  for (uint32_t k = 0; k < st->dirty_account_count && b->row_count + 3 <= TALLY__BATCH_ROWS_MAX; k++) {
+  for (uint32_t k = 0; k < st->dirty_account_count && b->row_count + 4 <= TALLY__BATCH_ROWS_MAX; k++) {
     uint32_t i = st->dirty_accounts[k];
     const tally__account *a = &st->accounts[i];
     if (!a->persisted) b->rows[b->row_count++] = (tally__batch_row){i, 0, TALLY__ROW_ACCOUNT};
     if (a->consented && !a->consent_persisted)
       b->rows[b->row_count++] = (tally__batch_row){i, 0, TALLY__ROW_CONSENT};
     if (a->role_dirty) b->rows[b->row_count++] = (tally__batch_row){i, a->role_version, TALLY__ROW_ROLE};
+    if (a->privacy_dirty && b->row_count < TALLY__BATCH_ROWS_MAX)
+      b->rows[b->row_count++] = (tally__batch_row){i, 0, TALLY__ROW_PRIVACY};
   }
+  for (uint32_t k = 0; k < st->dirty_audience_count && b->row_count < TALLY__BATCH_ROWS_MAX; k++) {
+    uint32_t i = st->dirty_audience[k];
+    if (st->audience[i].dirty) b->rows[b->row_count++] = (tally__batch_row){i, st->audience[i].version, TALLY__ROW_ATTEND};
+  }
+  for (uint32_t i = 0; i < st->refcode_count && b->row_count < TALLY__BATCH_ROWS_MAX; i++)
+    if (!st->refcodes[i].persisted) b->rows[b->row_count++] = (tally__batch_row){i, 0, TALLY__ROW_REFCODE};
   /* An event row references its host's account row, an item row its
    * creator's: each goes with its account row (accounts are inserted
    * first), or not at all. */
@@ -477,6 +487,58 @@ static void render_records(tally__batch *b, const tally__state *st) {
   }
 }
 
+/* $79 show_s and $80 attendees-only of item rows; $81 each transfer's memo
+ * (a tip's message, a highlight's text, a reaction's emote). */
+static void render_audience_columns(tally__batch *b, const tally__state *st) {
+  for (int col = 0; col < 2; col++) {
+    bin_open(b, 78 + col, col ? OID_BOOL : OID_INT4);
+    for (uint32_t r = 0; r < b->row_count; r++) {
+      if (b->rows[r].what != TALLY__ROW_ITEM) continue;
+      const tally__item *it = &st->items[b->rows[r].index];
+      if (col) bin_bool(b, it->attendees_only);
+      else bin_i32(b, (int32_t)it->show_s);
+    }
+    bin_close(b);
+  }
+  bin_open(b, 80, OID_TEXT);
+  for (uint32_t i = 0; i < b->transfer_count; i++) {
+    const tally__op *op = &b->ops[b->xfer[i]];
+    bool memo = op->note[0] && (op->kind == TALLY__TRANSFER_TIP || op->kind == TALLY__TRANSFER_PURCHASE);
+    if (memo) bin_text(b, op->note);
+    else bin_null(b);
+  }
+  bin_close(b);
+}
+
+/* $82..$85 attendance, $86..$87 privacy choices, $88..$91 referral codes. */
+static void render_audience_rows(tally__batch *b, const tally__state *st, uint64_t now_mono) {
+  static const uint8_t what_of[10] = {TALLY__ROW_ATTEND, TALLY__ROW_ATTEND, TALLY__ROW_ATTEND, TALLY__ROW_ATTEND,
+                                      TALLY__ROW_PRIVACY, TALLY__ROW_PRIVACY, TALLY__ROW_REFCODE,
+                                      TALLY__ROW_REFCODE, TALLY__ROW_REFCODE, TALLY__ROW_REFCODE};
+  static const uint32_t oids[10] = {OID_INT8, OID_INT8, OID_INT4, OID_INT8, OID_INT8,
+                                    OID_BOOL, OID_TEXT, OID_INT8, OID_INT8, OID_INT4};
+  for (int col = 0; col < 10; col++) {
+    bin_open(b, 81 + col, oids[col]);
+    for (uint32_t r = 0; r < b->row_count; r++) {
+      if (b->rows[r].what != what_of[col]) continue;
+      uint32_t i = b->rows[r].index;
+      switch (col) {
+      case 0: bin_i64(b, (int64_t)st->audience[i].event_id); break;
+      case 1: bin_i64(b, (int64_t)st->accounts[st->audience[i].account].id); break;
+      case 2: bin_i32(b, tally__audience_seconds(st, i, now_mono)); break;
+      case 3: bin_i64(b, st->audience[i].first_ms); break;
+      case 4: bin_i64(b, (int64_t)st->accounts[i].id); break;
+      case 5: bin_bool(b, st->accounts[i].unnamed); break;
+      case 6: bin_text(b, st->refcodes[i].code); break;
+      case 7: bin_i64(b, (int64_t)st->accounts[st->refcodes[i].creator].id); break;
+      case 8: bin_i64(b, (int64_t)st->accounts[st->refcodes[i].affiliate].id); break;
+      default: bin_i32(b, st->refcodes[i].bps); break;
+      }
+    }
+    bin_close(b);
+  }
+}
+
 /* ---- leaves, root, signature ---------------------------------------------------- */
 static void compute_leaves(tally__batch *b, const tally__state *st) {
   b->transfer_count = 0;
@@ -547,6 +609,8 @@ int tally__batch_seal(tally__batch *b, tally__state *st, struct tally__signer *s
   render_item_extras(b, st);
   render_transfer_extras(b, st);
   render_records(b, st);
+  render_audience_columns(b, st);
+  render_audience_rows(b, st, mono_ms);
   sb_param(b, 42);
   sb_i64(b, (int64_t)lease_epoch);
   sb_end(b);

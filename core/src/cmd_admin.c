@@ -239,9 +239,10 @@ void tally__cmd_item(tally__cmd *c) {
 /* ---- TALLY ------------------------------------------------------------------ */
 static const char *const help_lines[] = {
     "SHOP [creator] - list items | BUY <sku> [qty] | CONFIRM <code> - agree to your first purchase",
-    "TIP <account> <amount> [message] | WALLET | RECEIPTS | REFUND <receipt> [amount] | VERIFY <receipt>",
-    "Creators: ITEM ADD <sku> <price> [stock] <title> | ITEM SET <sku> price|stock|title <value> | ITEM DEL <sku>",
-    "Hosts (channel ops, in the channel): EVENT START <minutes> <title> | EVENT STOP | DROP CREATE <sku> <qty> <price> [per-user=N] [start=+5m|HH:MM] [for=10m] | DROP START|STOP <sku> | DROP LIST",
+    "TIP <account> <amount> [message] | WALLET | RECEIPTS | REFUND <receipt> [amount] | VERIFY <receipt> | REDEEM <receipt>",
+    "In an event: HIGHLIGHT <tier> <message> | REACT <emote> | VERIFY DRAW <sku> | TALLY PRIVACY on|off | CONFIRM EXTEND",
+    "Creators: ITEM ADD <sku> <price> [stock] <title> | ITEM SET <sku> price|stock|title|split|kind|delivery <value> | ITEM DEL <sku> | REFCODE ADD <code> <affiliate> <bps>",
+    "Hosts (channel ops, in the channel): EVENT START <minutes> <title> | EVENT STOP | EVENT TIER <name> <price> <seconds> | EVENT REACT <price> | DROP CREATE <sku> <qty> <price> [per-user=N] [start=+5m|HH:MM] [for=10m] [mode=first|raffle] [split=a:6000,b:4000] [attendees-only] | DROP START|STOP <sku> | DROP LIST",
     "Operators: TALLY GRANT <account> <amount> | TALLY ROLE <account> creator|none | TALLY STATS",
 };
 
@@ -308,6 +309,10 @@ void tally__cmd_tally(tally__cmd *c) {
       tally__reply(c->e, c->cmd, TALLY_OK, 0, "%s", help_lines[i]);
     return;
   }
+  if (tally__word_is(&c->t, 1, "PRIVACY")) {
+    tally__cmd_privacy(c);
+    return;
+  }
   if (!is_oper(c)) {
     tally__reply(c->e, c->cmd, TALLY_ENO_PERMISSION, 0, "%s: server operators only",
                  tally_strerror(TALLY_ENO_PERMISSION));
@@ -327,5 +332,5 @@ void tally__cmd_tally(tally__cmd *c) {
                  c->e->st.account_count, c->e->st.item_count, (unsigned long long)s.buys_committed,
                  (unsigned long long)s.batches_committed, (unsigned long long)s.batch_retries,
                  (unsigned long long)s.busy_rejects, c->e->ops_pending);
-  } else tally__cmd_usage(c, "TALLY HELP|GRANT|ROLE|STATS");
+  } else tally__cmd_usage(c, "TALLY HELP|PRIVACY|GRANT|ROLE|STATS");
 }

@@ -7,6 +7,14 @@
 
 enum { SHOP_LINES_MAX = 10 };
 
+/* Is the item in creator's shop: theirs, or a co-op item they share? */
+static bool shop_of(const tally__item *it, uint32_t creator) {
+  if (it->creator == creator) return true;
+  for (uint32_t k = 0; k < it->split.count; k++)
+    if (it->split.account[k] == creator) return true;
+  return false;
+}
+
 void tally__cmd_shop(tally__cmd *c) {
   tally__state *st = &c->e->st;
   uint32_t creator = TALLY__NONE;
@@ -24,7 +32,8 @@ void tally__cmd_shop(tally__cmd *c) {
   int shown = 0, total = 0;
   for (uint32_t i = 0; i < st->item_count; i++) {
     const tally__item *it = &st->items[i];
-    if (it->deleted || (creator != TALLY__NONE && it->creator != creator)) continue;
+    if (it->deleted || it->kind == TALLY__KIND_HIGHLIGHT || it->kind == TALLY__KIND_REACTION) continue;
+    if (creator != TALLY__NONE && !shop_of(it, creator)) continue;
     total++;
     if (shown == SHOP_LINES_MAX) continue;
     char price[48], left[32];
@@ -33,8 +42,10 @@ void tally__cmd_shop(tally__cmd *c) {
     if (n < 0) snprintf(left, sizeof left, "available");
     else if (n == 0) snprintf(left, sizeof left, "sold out");
     else snprintf(left, sizeof left, "%d left", n);
-    tally__reply(c->e, c->cmd, TALLY_OK, 0, "%s - %s - %s - %s (by %s)", it->sku, it->title, price,
-                 left, st->accounts[it->creator].name + 5);
+    static const char *const kinds[] = {"", ", digital", ", pass"};
+    tally__reply(c->e, c->cmd, TALLY_OK, 0, "%s - %s - %s - %s (by %s%s%s%s)", it->sku, it->title, price, left,
+                 st->accounts[it->creator].name + 5, it->split.count ? " and others" : "",
+                 it->kind < 3 ? kinds[it->kind] : "", it->drop_state == TALLY__DROP_LIVE ? ", LIVE drop" : "");
     shown++;
   }
   if (total == 0) tally__reply(c->e, c->cmd, TALLY_OK, 0, "The shop is empty.");

@@ -67,6 +67,12 @@ void tally__cmd_event(tally__cmd *c) {
     tally__announce(c->e, c->cmd->channel, "Live event \"%s\" starts now, for %llu min. Drops and tips here count toward it.",
                     st->events[i].title, (unsigned long long)minutes);
     tally__cmd_ack_after_commit(c, "Event started (id %llu).", (unsigned long long)st->events[i].id);
+  } else if (tally__word_is(&c->t, 1, "TIER") || tally__word_is(&c->t, 1, "REACT")) {
+    if (running == TALLY__NONE) {
+      tally__reply(c->e, c->cmd, TALLY_ENOTFOUND, 0, "No event is running here: EVENT START first.");
+      return;
+    }
+    tally__cmd_event_prices(c, running);
   } else if (tally__word_is(&c->t, 1, "STOP") && c->t.count == 2) {
     if (running == TALLY__NONE) {
       tally__reply(c->e, c->cmd, TALLY_ENOTFOUND, 0, "No event is running here.");
@@ -75,7 +81,7 @@ void tally__cmd_event(tally__cmd *c) {
     tally__live_event_stop(c->e, running);
     tally__cmd_ack_after_commit(c, "Event stopped.");
   } else {
-    tally__cmd_usage(c, "EVENT [START <minutes> <title> | STOP]");
+    tally__cmd_usage(c, "EVENT [START <minutes> <title> | STOP | TIER <name> <price> <seconds> | REACT <price>]");
   }
 }
 
@@ -103,7 +109,7 @@ static int parse_when(const char *s, size_t n, int64_t wall_ms, int64_t *delay_m
 typedef struct drop_opts {
   uint64_t per_user;
   int64_t start_in_ms, for_ms;
-  bool raffle;
+  bool raffle, attendees_only;
   tally__split split;
 } drop_opts;
 
@@ -111,6 +117,10 @@ static int drop_options(tally__cmd *c, int from, drop_opts *o) {
   for (int i = from; i < c->t.count; i++) {
     const char *w = c->t.word[i];
     size_t n = c->t.len[i];
+    if (n == 14 && memcmp(w, "attendees-only", 14) == 0) {
+      o->attendees_only = true;
+      continue;
+    }
     const char *eq = memchr(w, '=', n);
     if (!eq) return TALLY_EBAD_SYNTAX;
     size_t kn = (size_t)(eq - w), vn = n - kn - 1;
@@ -138,7 +148,7 @@ static int drop_options(tally__cmd *c, int from, drop_opts *o) {
 
 static void drop_create(tally__cmd *c) {
   static const char usage[] = "DROP CREATE <sku> <qty> <price> [per-user=N] [start=+5m|HH:MM] [for=10m] "
-                              "[mode=first|raffle] [split=alice:6000,bob:4000]";
+                              "[mode=first|raffle] [split=alice:6000,bob:4000] [attendees-only]";
   tally__state *st = &c->e->st;
   uint64_t qty;
   int64_t price;
@@ -175,6 +185,12 @@ static void drop_create(tally__cmd *c) {
   it->drop_end_ms = it->drop_start_ms + o.for_ms;
   it->drop_event = tally__live_event_for(st, TALLY__NONE, c->cmd->channel);
   it->split = o.split;
+  if (o.attendees_only && !it->drop_event) {
+    it->deleted = true;
+    tally__reply(c->e, c->cmd, TALLY_ENOT_IN_CHANNEL, 0, "attendees-only needs a running event here: EVENT START first");
+    return;
+  }
+  it->attendees_only = o.attendees_only;
   it->drop_mode = o.raffle ? TALLY__MODE_RAFFLE : TALLY__MODE_FIRST;
   if ((rc = tally__item_serials_alloc(it)) || (o.raffle && (rc = tally__raffle_new_seed(it))) ||
       (rc = tally__live_drop_schedule(c->e, i))) {

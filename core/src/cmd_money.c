@@ -33,8 +33,8 @@ void tally__cmd_money_result(tally__cmd *c, int rc, uint64_t existing) {
     tally__cmd_refuse(c, rc);
 }
 
-/* Decides the buy and answers a refusal; returns what decide said. */
-static int buy_now(tally__cmd *c, uint32_t item, uint32_t qty, const char *key) {
+int tally__cmd_buy_item(tally__cmd *c, uint32_t item, uint32_t qty, const char *key, const char *note,
+                        uint32_t ref) {
   tally__op *op = tally__cmd_op_slot(c);
   if (!op) {
     tally__cmd_refuse(c, TALLY_EBUSY);
@@ -42,10 +42,12 @@ static int buy_now(tally__cmd *c, uint32_t item, uint32_t qty, const char *key) 
   }
   uint64_t existing = 0;
   tally__decide_ctx ctx = ctx_of(c, key, &existing);
+  ctx.ref = ref == TALLY__NONE ? NULL : &c->e->st.refcodes[ref];
   int rc = tally__decide_buy(&c->e->st, &ctx, c->account, item, qty, op);
   if (rc == TALLY_OK) {
     op->event_id = tally__live_event_for(&c->e->st, item, c->cmd->channel);
     tally__event_inflight(&c->e->st, op->event_id, +1);
+    if (note) snprintf(op->note, sizeof op->note, "%s", note);
   }
   tally__cmd_money_result(c, rc, existing);
   return rc;
@@ -79,7 +81,7 @@ static tally__pending_consent *consent_slot_for(tally__cmd *c) {
   return NULL;
 }
 
-static void ask_consent(tally__cmd *c, uint32_t item, uint32_t qty) {
+static void ask_consent(tally__cmd *c, uint32_t item, uint32_t qty, uint32_t ref) {
   tally__state *st = &c->e->st;
   tally__pending_consent *slot = consent_slot_for(c);
   if (!slot) {
@@ -92,7 +94,7 @@ static void ask_consent(tally__cmd *c, uint32_t item, uint32_t qty) {
     tally__cmd_refuse(c, TALLY_EOVERFLOW);
     return;
   }
-  *slot = (tally__pending_consent){.account = c->account, .item = item, .qty = qty,
+  *slot = (tally__pending_consent){.account = c->account, .item = item, .qty = qty, .ref = ref,
                                    .price_total = total,
                                    .expires_mono_ms = c->now + c->e->cfg.consent_ttl_s * 1000ull};
   consent_code(c->e, slot->code);
@@ -105,9 +107,33 @@ static void ask_consent(tally__cmd *c, uint32_t item, uint32_t qty) {
                qty, it->title, amount, slot->code, c->e->cfg.consent_ttl_s);
 }
 
+/* Index of the referral code in "ref=<code>", TALLY__NONE when absent;
+ * false when it names no code. */
+static bool ref_option(tally__cmd *c, int token, uint32_t *ref) {
+  *ref = TALLY__NONE;
+  if (token >= c->t.count) return true;
+  if (c->t.len[token] < 5 || memcmp(c->t.word[token], "ref=", 4) != 0) return false;
+  for (uint32_t i = 0; i < c->e->st.refcode_count; i++) {
+    const char *code = c->e->st.refcodes[i].code;
+    if (strlen(code) == c->t.len[token] - 4 && memcmp(code, c->t.word[token] + 4, c->t.len[token] - 4) == 0) {
+      *ref = i;
+      return true;
+    }
+  }
+  return false;
+}
+
 void tally__cmd_buy(tally__cmd *c) {
-  if (c->t.count < 2 || c->t.count > 3) {
-    tally__cmd_usage(c, "BUY <sku> [qty]");
+  static const char usage[] = "BUY <sku> [qty] [ref=<code>]";
+  bool has_ref = c->t.count >= 3 && c->t.len[c->t.count - 1] > 4 && memcmp(c->t.word[c->t.count - 1], "ref=", 4) == 0;
+  int plain = c->t.count - (has_ref ? 1 : 0);
+  if (plain < 2 || plain > 3) {
+    tally__cmd_usage(c, usage);
+    return;
+  }
+  uint32_t ref;
+  if (!ref_option(c, plain, &ref)) {
+    tally__cmd_refuse(c, TALLY_EBAD_REF);
     return;
   }
   char sku[TALLY__SKU_BYTES_MAX + 1];
@@ -118,7 +144,7 @@ void tally__cmd_buy(tally__cmd *c) {
     return;
   }
   uint64_t qty = 1;
-  if (c->t.count == 3) {
+  if (plain == 3) {
     int rc = tally__uint_parse(c->t.word[2], c->t.len[2], TALLY__QTY_MAX, &qty);
     if (rc) {
       tally__cmd_refuse(c, rc);
@@ -127,7 +153,7 @@ void tally__cmd_buy(tally__cmd *c) {
   }
   const char *key = tally__cmd_key(c, "");
   if (tally__key_find(&c->e->st, key) != TALLY__NONE) { /* a replay: its first answer */
-    (void)buy_now(c, item, (uint32_t)qty, key);
+    (void)tally__cmd_buy_item(c, item, (uint32_t)qty, key, NULL, ref);
     return;
   }
   const tally__item *it = &c->e->st.items[item];
@@ -147,11 +173,11 @@ void tally__cmd_buy(tally__cmd *c) {
     return;
   }
   if (!c->e->st.accounts[c->account].consented) {
-    ask_consent(c, item, (uint32_t)qty);
+    ask_consent(c, item, (uint32_t)qty, ref);
     return;
   }
   if (raffle) (void)tally__cmd_raffle_enter(c, item);
-  else (void)buy_now(c, item, (uint32_t)qty, key);
+  else (void)tally__cmd_buy_item(c, item, (uint32_t)qty, key, NULL, ref);
 }
 
 /* CONFIRM EXTEND: more time for the pending code (accessibility). */
@@ -201,7 +227,7 @@ void tally__cmd_confirm(tally__cmd *c) {
    * buyer can CONFIRM again. */
   a->consented = 1;
   bool raffle = it->drop_mode == TALLY__MODE_RAFFLE && it->drop_state == TALLY__DROP_LIVE;
-  int rc = raffle ? tally__cmd_raffle_enter(c, p->item) : buy_now(c, p->item, p->qty, p->key);
+  int rc = raffle ? tally__cmd_raffle_enter(c, p->item) : tally__cmd_buy_item(c, p->item, p->qty, p->key, NULL, p->ref);
   if (rc != TALLY_OK && rc != TALLY_EEXISTS) {
     a->consented = 0;
     return;

@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audience.h"
 #include "commands.h"
+#include "live.h"
 #include "decide.h"
 #include "text.h"
 
@@ -120,8 +122,22 @@ static const cmd_entry commands[] = {
     {"REFUND", tally__cmd_refund, true},    {"VERIFY", tally__cmd_verify, false},
     {"ITEM", tally__cmd_item, true},        {"TALLY", tally__cmd_tally, false},
     {"EVENT", tally__cmd_event, false},     {"DROP", tally__cmd_drop, false},
-    {"REDEEM", tally__cmd_redeem, true},
+    {"REDEEM", tally__cmd_redeem, true},    {"HIGHLIGHT", tally__cmd_highlight, true},
+    {"REACT", tally__cmd_react, true},      {"REFCODE", tally__cmd_refcode, true},
 };
+
+/* A presence change from the adapter: no reply, no rate limit (the adapter
+ * sends one per join or part, not per line). */
+static void presence(tally__engine *e, const tally__command_frame *frame) {
+  if (!frame->account[0] || !frame->channel[0]) return;
+  tally__state *st = &e->st;
+  if (tally__live_event_in(st, frame->channel) == TALLY__NONE) return;
+  tally__command_frame none = {0};
+  tally__cmd c = {.e = e, .cmd = &none, .now = tally__now_mono_ms(e), .wall = tally__now_wall_ms()};
+  uint32_t account;
+  if (tally__cmd_account(&c, frame->account, &account)) return;
+  tally__audience_presence(e, frame->channel, account, strcmp(frame->text, "PRESENCE JOIN") == 0);
+}
 
 void tally__command_handle(tally__engine *e, const tally__command_frame *frame) {
   tally__cmd c = {.e = e, .cmd = frame, .now = tally__now_mono_ms(e), .wall = tally__now_wall_ms(),
@@ -135,6 +151,10 @@ void tally__command_handle(tally__engine *e, const tally__command_frame *frame) 
                   i == 3 ? "" : frame->origin, "", "invalid characters in the message's metadata");
       return;
     }
+  if (frame->roles & TALLY__ROLE_PRESENCE) {
+    presence(e, frame);
+    return;
+  }
   size_t len = strlen(frame->text);
   int rc = tally__text_check(frame->text, len);
   if (rc == TALLY_OK) rc = tally__tokenize(frame->text, &c.t);

@@ -41,7 +41,20 @@ void tally__cmd_money_result(tally__cmd *c, int decide_rc, uint64_t existing);
  * 10000) into *out; TALLY_EBAD_SYNTAX otherwise. */
 int tally__split_parse(tally__cmd *c, const char *s, size_t n, tally__split *out);
 
+/* Decides a purchase (note: a highlight's text or a reaction's emote; ref:
+ * a referral code index or TALLY__NONE) and answers a refusal; returns
+ * what decide said. */
+int tally__cmd_buy_item(tally__cmd *c, uint32_t item, uint32_t qty, const char *key, const char *note,
+                        uint32_t ref);
+
 void tally__cmd_shop(tally__cmd *c);
+void tally__cmd_highlight(tally__cmd *c);
+void tally__cmd_react(tally__cmd *c);
+void tally__cmd_refcode(tally__cmd *c);
+/* EVENT TIER / EVENT REACT (cmd_audience.c); the host rights are checked. */
+void tally__cmd_event_prices(tally__cmd *c, uint32_t event);
+/* TALLY PRIVACY on|off */
+void tally__cmd_privacy(tally__cmd *c);
 void tally__cmd_buy(tally__cmd *c);
 void tally__cmd_confirm(tally__cmd *c);
 void tally__cmd_tip(tally__cmd *c);

@@ -62,6 +62,8 @@ static const cfg_entry cfg_table[] = {
      "commands per channel per minute; 0 = unlimited"},
     {"pending_timeout", CFG_U32, OFF(pending_timeout_ms), "3000", 100, 600000,
      "milliseconds before a buyer whose purchase is not yet committed hears 'pending'"},
+    {"highlight_repeat", CFG_U32, OFF(highlight_repeat_s), "30", 5, 3600,
+     "seconds between repeats of a pinned paid highlight in its channel"},
 };
 #undef OFF
 enum { CFG_COUNT = sizeof cfg_table / sizeof cfg_table[0] };

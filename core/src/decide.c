@@ -93,13 +93,50 @@ int tally__check_stock(const tally__item *it, uint32_t qty) {
   return TALLY_OK;
 }
 
+/* The code's creator must be one of the item's creators, and its
+ * affiliate none of them (each payee appears once in a transfer). */
+bool tally__refcode_fits(const tally__item *it, const tally__refcode *ref) {
+  if (it->split.count == 0) return ref->creator == it->creator && ref->affiliate != it->creator;
+  bool creator = false;
+  for (uint32_t i = 0; i < it->split.count; i++) {
+    if (it->split.account[i] == ref->affiliate) return false;
+    creator |= it->split.account[i] == ref->creator;
+  }
+  return creator;
+}
+
+/* The payees of a purchase that needs a co-op record (a split, or an
+ * affiliate): creators by their shares of what is left after the fee and
+ * the affiliate's share, then the affiliate, then the fee. */
+static void coop_fill(tally__state *st, const tally__item *it, const tally__refcode *ref, int64_t amount,
+                      int64_t fee, tally__coop *c) {
+  int64_t affiliate = ref ? tally__bps_of(amount - fee, ref->bps) : 0;
+  int64_t weights[TALLY__SPLIT_MAX], parts[TALLY__SPLIT_MAX];
+  uint32_t n = it->split.count ? it->split.count : 1;
+  for (uint32_t i = 0; i < n; i++) {
+    weights[i] = it->split.count ? it->split.bps[i] : TALLY__BPS_WHOLE;
+    c->account[i] = it->split.count ? it->split.account[i] : it->creator;
+  }
+  tally__apportion(amount - fee - affiliate, weights, n, parts);
+  for (uint32_t i = 0; i < n; i++) c->credit[i] = parts[i];
+  c->count = (uint8_t)n;
+  if (ref) {
+    c->account[c->count] = ref->affiliate;
+    c->credit[c->count++] = affiliate;
+  }
+  c->account[c->count] = st->fees;
+  c->credit[c->count++] = fee;
+}
+
 int tally__decide_buy(tally__state *st, const tally__decide_ctx *ctx, uint32_t buyer,
                       uint32_t item, uint32_t qty, tally__op *op) {
   assert(buyer < st->account_count && item < st->item_count && ctx->key);
   if (qty == 0 || qty > TALLY__QTY_MAX) return TALLY_EBAD_QTY;
   /* The key first, over the request as typed: a replay gets its first
    * answer even if the item sold out or its price changed since (I3). */
-  uint64_t fp = tally__transfer_fingerprint(TALLY__TRANSFER_PURCHASE, st->accounts[buyer].id, st->items[item].id, qty, 0);
+  const tally__refcode *ref = ctx->ref;
+  uint64_t fp = tally__transfer_fingerprint(TALLY__TRANSFER_PURCHASE, st->accounts[buyer].id, st->items[item].id, qty,
+                                            ref ? (int64_t)(tally__hash_str(ref->code) >> 1) : 0);
   int rc = key_check(st, ctx, fp);
   if (rc) return rc;
   tally__item *it = &st->items[item];
@@ -108,6 +145,8 @@ int tally__decide_buy(tally__state *st, const tally__decide_ctx *ctx, uint32_t b
   if ((rc = tally__check_stock(it, qty))) return rc;
   if ((rc = tally__check_drop(it))) return rc;
   if (it->creator == buyer) return TALLY_ESELF;
+  if (ref && (ref->affiliate == buyer || !tally__refcode_fits(it, ref))) return TALLY_EBAD_REF;
+  if (it->attendees_only && !tally__audience_attended(st, it->drop_event, buyer)) return TALLY_ENOT_ATTENDEE;
   if (!tally__purchases_room(st)) return TALLY_EBUSY;
   if (it->drop_per_user) { /* accounts, not nicks: holds across nick changes */
     int32_t *units;
@@ -118,7 +157,7 @@ int tally__decide_buy(tally__state *st, const tally__decide_ctx *ctx, uint32_t b
   tally__account *a = &st->accounts[buyer];
   if ((rc = spend_check(st, a, ctx->wall_ms, amount))) return rc;
   uint32_t coop = TALLY__NONE;
-  if (it->split.count && (coop = tally__coop_take(st)) == TALLY__NONE) return TALLY_EBUSY;
+  if ((it->split.count || ref) && (coop = tally__coop_take(st)) == TALLY__NONE) return TALLY_EBUSY;
   uint32_t serial = tally__serial_take(it, qty);
   if (it->serials && serial == 0) {
     /* Units are left but not qty consecutive serials (some were given
@@ -139,25 +178,15 @@ int tally__decide_buy(tally__state *st, const tally__decide_ctx *ctx, uint32_t b
                        .coop_slot = coop, .serial = serial};
   if (coop == TALLY__NONE) {
     op_leg(op, it->creator, amount - fee);
+    op_leg(op, st->fees, fee);
   } else {
-    /* Co-op: the takings after the fee, by largest remainder over the
-     * split's shares; the record keeps each payee's credit for refunds. */
+    /* The record keeps each payee's credit, so refunds reverse it. */
     tally__coop *c = &st->coop[coop];
-    int64_t weights[TALLY__SPLIT_MAX], parts[TALLY__SPLIT_MAX];
-    for (uint32_t i = 0; i < it->split.count; i++) weights[i] = it->split.bps[i];
-    tally__apportion(amount - fee, weights, it->split.count, parts);
+    coop_fill(st, it, ref, amount, fee, c);
     c->transfer_id = op->transfer_id;
     c->inflight = 1;
-    c->count = (uint8_t)(it->split.count + 1);
-    for (uint32_t i = 0; i < it->split.count; i++) {
-      c->account[i] = it->split.account[i];
-      c->credit[i] = parts[i];
-      op_leg(op, it->split.account[i], parts[i]);
-    }
-    c->account[it->split.count] = st->fees;
-    c->credit[it->split.count] = fee;
+    for (uint32_t i = 0; i < c->count; i++) op_leg(op, c->account[i], c->credit[i]);
   }
-  op_leg(op, st->fees, fee);
   op->purchase_slot = tally__purchase_add(st, &p);
   a->spent_today += amount;
   tally__op_hold(st, op);
@@ -241,6 +270,10 @@ int tally__decide_refund(tally__state *st, const tally__decide_ctx *ctx, uint32_
       purchase_near_eviction(st, slot))
     return TALLY_EREFUND_WINDOW;
   if (it->kind == TALLY__KIND_DIGITAL) return TALLY_ENOT_REFUNDABLE;
+  /* Highlights and reactions are refunded only by the engine, when it
+   * could not show them. */
+  if ((it->kind == TALLY__KIND_HIGHLIGHT || it->kind == TALLY__KIND_REACTION) && !ctx->by_engine)
+    return TALLY_ENOT_REFUNDABLE;
   if (p->redeemed || p->redeem_held) return TALLY_ENOT_REFUNDABLE;
   int64_t done = p->refunded + p->refund_held;
   int64_t remaining = p->amount - done;

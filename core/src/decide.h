@@ -20,6 +20,8 @@ typedef struct tally__decide_ctx {
   uint64_t req_id;
   const char *origin, *channel, *key;
   uint64_t *existing_transfer; /* out, for TALLY_EEXISTS */
+  bool by_engine; /* the engine acts on its own (refunds of unshown highlights) */
+  const struct tally__refcode *ref; /* BUY ... ref=<code>: an affiliate's share */
 } tally__decide_ctx;
 
 int tally__decide_buy(tally__state *st, const tally__decide_ctx *ctx, uint32_t buyer,
@@ -40,6 +42,8 @@ uint64_t tally__transfer_fingerprint(uint32_t kind, uint64_t a, uint64_t b, uint
 
 /* Cheap checks a host-facing "sold out" needs, without touching state. */
 int tally__check_stock(const tally__item *it, uint32_t qty);
+/* An affiliate's referral code must be one of the item's creators'. */
+bool tally__refcode_fits(const tally__item *it, const struct tally__refcode *ref);
 /* A drop sells only while live. */
 int tally__check_drop(const tally__item *it);
 

@@ -136,7 +136,8 @@ void tally__engine_flush(tally__engine *e) {
   }
   /* Catalog rows changed by timers (a drop opening, an event ending) have
    * no op to ride with: they open a batch of their own. */
-  bool dirty_rows = e->st.dirty_account_count || e->st.dirty_item_count;
+  bool dirty_rows = e->st.dirty_account_count || e->st.dirty_item_count || e->st.dirty_audience_count;
+  for (uint32_t i = 0; !dirty_rows && i < e->st.refcode_count; i++) dirty_rows = !e->st.refcodes[i].persisted;
   for (uint32_t i = 0; !dirty_rows && i < e->st.event_count; i++) dirty_rows = e->st.events[i].dirty;
   /* After a failed batch, rows alone wait a while: a row the ledger keeps
    * refusing must not turn into a tight loop of failing batches. */
@@ -170,7 +171,17 @@ static void rows_committed(tally__engine *e, const tally__batch *b) {
       if (ev->version == row->version) ev->dirty = false;
       continue;
     }
+    if (row->what == TALLY__ROW_ATTEND) {
+      tally__audience *au = &st->audience[row->index];
+      if (au->version == row->version) au->dirty = false;
+      continue;
+    }
+    if (row->what == TALLY__ROW_REFCODE) {
+      st->refcodes[row->index].persisted = true;
+      continue;
+    }
     tally__account *a = &st->accounts[row->index];
+    if (row->what == TALLY__ROW_PRIVACY) a->privacy_dirty = false;
     if (row->what == TALLY__ROW_ACCOUNT) a->persisted = true;
     if (row->what == TALLY__ROW_CONSENT) a->consent_persisted = true;
     if (row->what == TALLY__ROW_ROLE && a->role_version == row->version) a->role_dirty = false;
@@ -179,7 +190,7 @@ static void rows_committed(tally__engine *e, const tally__batch *b) {
   uint32_t n = 0;
   for (uint32_t k = 0; k < st->dirty_account_count; k++) {
     tally__account *a = &st->accounts[st->dirty_accounts[k]];
-    bool dirty = !a->persisted || (a->consented && !a->consent_persisted) || a->role_dirty;
+    bool dirty = !a->persisted || (a->consented && !a->consent_persisted) || a->role_dirty || a->privacy_dirty;
     if (dirty) st->dirty_accounts[n++] = st->dirty_accounts[k];
     else a->dirty_listed = false;
   }
@@ -191,6 +202,13 @@ static void rows_committed(tally__engine *e, const tally__batch *b) {
     else it->dirty_listed = false;
   }
   st->dirty_item_count = n;
+  n = 0;
+  for (uint32_t k = 0; k < st->dirty_audience_count; k++) {
+    tally__audience *au = &st->audience[st->dirty_audience[k]];
+    if (au->dirty) st->dirty_audience[n++] = st->dirty_audience[k];
+    else au->dirty_listed = false;
+  }
+  st->dirty_audience_count = n;
 }
 
 static void op_committed(tally__engine *e, tally__batch *b, tally__op *op);
@@ -438,6 +456,11 @@ static void try_start(tally__engine *e, uint64_t now) {
   }
   e->ready = true;
   tally__emit(e, TALLY_EFFECT_STATUS, TALLY_OK, 0, 0, "", "", "ready");
+  /* Presence before this start is unknown: ask for the rosters of the
+   * channels whose events are running. */
+  for (uint32_t i = 0; i < e->st.event_count; i++)
+    if (!e->st.events[i].stopped_ms)
+      tally__emit(e, TALLY_EFFECT_ROSTER, TALLY_OK, 0, 0, "", e->st.events[i].channel, "");
 }
 
 static void pending_notices(tally__engine *e, uint64_t now) {
@@ -572,6 +595,17 @@ int tally_engine_submit_command(tally_engine *e, const tally_command *cmd) {
   size_t len;
   int rc = tally_command_encode(cmd, buf, sizeof buf, &len);
   return rc ? rc : tally_engine_submit(e, buf, len);
+}
+
+/* Presence travels as a command frame that only this function can mark
+ * (TALLY__ROLE_PRESENCE): the wire format stays v1, and no chat line can
+ * pretend to be a presence change because adapters never set that bit. */
+int tally_engine_submit_presence(tally_engine *e, const tally_presence *p) {
+  if (!e || !p || !p->account || !p->channel) return TALLY_EINVAL;
+  tally_command cmd = {.size = sizeof cmd, .version = TALLY_COMMAND_VERSION, .origin = "", .account = p->account,
+                       .nick = "", .channel = p->channel, .msg_id = "", .text = p->present ? "PRESENCE JOIN" : "PRESENCE PART",
+                       .roles = TALLY__ROLE_PRESENCE};
+  return tally_engine_submit_command(e, &cmd);
 }
 
 int tally_engine_fd(const tally_engine *e) { return e->efd; }

@@ -35,6 +35,9 @@ enum {
   TALLY__DRAIN_FLUSH_EVERY = 512,  /* events drained between offers to idle writers */
 };
 
+/* Role bit of frames made by tally_engine_submit_presence. */
+#define TALLY__ROLE_PRESENCE (1u << 31)
+
 typedef enum writer_state {
   TALLY__WRITER_DOWN = 0,
   TALLY__WRITER_IDLE,

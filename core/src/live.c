@@ -1,6 +1,8 @@
 /* live.c — events and drops: their timers, totals and announcements.
  * Money rules stay in decide.c; this file only says what happens when. */
 #include "live.h"
+#include "audience.h"
+#include "highlight.h"
 #include "live_raffle.h"
 
 #include <stdio.h>
@@ -62,6 +64,8 @@ int tally__live_event_start(tally__engine *e, uint32_t host, const char *channel
   snprintf(ev->title, sizeof ev->title, "%s", title);
   event_mark_dirty(ev);
   tally__account_mark_dirty(st, host); /* the event row references its host */
+  /* Who is here already counts as attending: ask the host for the roster. */
+  tally__emit(e, TALLY_EFFECT_ROSTER, TALLY_OK, 0, 0, "", ev->channel, "");
   *index = i;
   return TALLY_OK;
 }
@@ -77,7 +81,7 @@ static void event_summary(tally__engine *e, tally__event *ev) {
   size_t n = 0;
   for (uint32_t i = 0; i < st->item_count && n + 48 < sizeof drops; i++) {
     const tally__item *it = &st->items[i];
-    if (it->drop_event != ev->id) continue;
+    if (it->drop_event != ev->id || it->kind == TALLY__KIND_HIGHLIGHT || it->kind == TALLY__KIND_REACTION) continue;
     int k = snprintf(drops + n, sizeof drops - n, "%s%s %d/%d", n ? ", " : " Drops: ", it->sku, it->sold,
                      it->stock);
     if (k > 0) n += (size_t)k;
@@ -85,6 +89,16 @@ static void event_summary(tally__engine *e, tally__event *ev) {
   tally__announce(e, ev->channel, "Event \"%s\" ended: %llu %s (%s), %llu %s (%s).%s%s Thank you!", ev->title,
                   (unsigned long long)ev->sales, plural(ev->sales, "sale", "sales"), sales,
                   (unsigned long long)ev->tips, plural(ev->tips, "tip", "tips"), tips, drops, n ? "." : "");
+  uint32_t attendees;
+  uint64_t total_ms;
+  tally__audience_totals(st, ev->id, tally__now_mono_ms(e), &attendees, &total_ms);
+  char supporters[TALLY_TEXT_BYTES_MAX / 2], creators[TALLY_TEXT_BYTES_MAX / 2];
+  tally__audience_supporters(e, ev->id, supporters, sizeof supporters);
+  tally__audience_creators(e, ev->id, creators, sizeof creators);
+  tally__announce(e, ev->channel, "Attendance: %u %s, %llu min on average. Top supporters: %s. Creators earned: %s.",
+                  attendees, attendees == 1 ? "attendee" : "attendees",
+                  (unsigned long long)(attendees ? total_ms / attendees / 60000 : 0),
+                  supporters[0] ? supporters : "none", creators[0] ? creators : "nothing yet");
 }
 
 /* Stops the event now: no new op joins it and its drops close; the
@@ -97,6 +111,8 @@ void tally__live_event_stop(tally__engine *e, uint32_t index) {
   ev->stopped_ms = tally__now_wall_ms();
   ev->summary_due = true;
   event_mark_dirty(ev);
+  tally__audience_event_stopped(e, ev->id);
+  tally__highlights_event_stopped(e, ev->id);
   for (uint32_t k = 0; k < st->drops_active_count;) {
     uint32_t item = st->drops_active[k];
     if (st->items[item].drop_event == ev->id) tally__live_drop_close(e, item);
@@ -194,6 +210,8 @@ void tally__live_tick(tally__engine *e, uint64_t now_mono) {
   tally__state *st = &e->st;
   announce_due(e);
   tally__raffle_tick(e);
+  tally__audience_tick(e, now_mono);
+  tally__highlights_tick(e, now_mono);
   for (uint32_t k = 0; k < st->item_count && st->drops_closing; k++) {
     tally__item *it = &st->items[k];
     if (it->drop_close_due && it->held == 0 && !waits_for_summary(st, it)) drop_close_say(e, it);
@@ -216,6 +234,8 @@ void tally__live_tick(tally__engine *e, uint64_t now_mono) {
 
 void tally__live_committed(tally__engine *e, const tally__op *op) {
   tally__state *st = &e->st;
+  tally__audience_committed(st, op);
+  tally__highlights_committed(e, op);
   uint32_t ev = tally__live_event_find(st, op->event_id);
   if (ev != TALLY__NONE && op->kind == TALLY__TRANSFER_PURCHASE) {
     st->events[ev].sales++;

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audience.h"
+#include "highlight.h"
 #include "live_raffle.h"
 #include "loader.h"
 
@@ -39,7 +41,7 @@ static int split_from_text(loader *l, const char *s, tally__split *sp) {
 static int load_item_extras(loader *l) {
   tally__state *st = &l->e->st;
   PGresult *r = tally__load_q(l, "SELECT id, split, kind, delivery, drop_mode, encode(raffle_seed, 'hex'),"
-                                 " raffle_drawn, encode(raffle_entry_hash, 'hex'), raffle_entries FROM items",
+                                 " raffle_drawn, encode(raffle_entry_hash, 'hex'), raffle_entries, show_s, attendees_only FROM items",
                               0, NULL);
   if (!r) return TALLY_EDB;
   int rc = TALLY_OK;
@@ -59,6 +61,8 @@ static int load_item_extras(loader *l) {
     it->raffle_drawn = PQgetvalue(r, i, 6)[0] == 't';
     if (it->raffle_drawn) hex_to(PQgetvalue(r, i, 7), it->raffle_entry_hash, 32);
     it->raffle_entries = (uint32_t)tally__load_i64(r, i, 8);
+    it->show_s = (uint32_t)tally__load_i64(r, i, 9);
+    it->attendees_only = PQgetvalue(r, i, 10)[0] == 't';
     rc = tally__item_serials_alloc(it);
   }
   PQclear(r);
@@ -181,11 +185,102 @@ static int load_raffles(loader *l) {
   return rc;
 }
 
+/* Events of the last day: who attended and for how long, what each account
+ * spent and earned in them; privacy choices; referral codes. */
+static int load_audience(loader *l, int64_t now_ms) {
+  tally__state *st = &l->e->st;
+  char since[24];
+  snprintf(since, sizeof since, "%lld", (long long)(now_ms - 86400000LL));
+  const char *params[1] = {since};
+  PGresult *r = tally__load_q(l, "SELECT a.event_id, a.account_id, a.seconds, a.first_ms FROM attendance a"
+                                 " JOIN events e ON e.id = a.event_id WHERE e.stopped_ms IS NULL OR e.stopped_ms >= $1::bigint",
+                              1, params);
+  if (!r) return TALLY_EDB;
+  for (int i = 0; i < PQntuples(r); i++) {
+    uint32_t acc = tally__load_acc(l, tally__load_i64(r, i, 1));
+    if (acc == TALLY__NONE) continue;
+    uint32_t row = tally__audience_row(st, (uint64_t)tally__load_i64(r, i, 0), acc, true);
+    if (row == TALLY__NONE) break;
+    st->audience[row].total_ms = (uint64_t)tally__load_i64(r, i, 2) * 1000;
+    st->audience[row].first_ms = tally__load_i64(r, i, 3);
+  }
+  PQclear(r);
+  r = tally__load_q(l, "SELECT t.event_id, t.account_id, t.kind, t.amount_minor, t.leg_accounts, t.leg_amounts"
+                       " FROM transfers t JOIN events e ON e.id = t.event_id WHERE t.kind IN (1, 2)"
+                       " AND (e.stopped_ms IS NULL OR e.stopped_ms >= $1::bigint)", 1, params);
+  if (!r) return TALLY_EDB;
+  for (int i = 0; i < PQntuples(r); i++) {
+    uint32_t acc = tally__load_acc(l, tally__load_i64(r, i, 1));
+    if (acc == TALLY__NONE) continue;
+    /* The committed op again, enough for tally__audience_committed. */
+    tally__op op = {.kind = (uint8_t)tally__load_i64(r, i, 2), .event_id = (uint64_t)tally__load_i64(r, i, 0),
+                    .account = acc, .amount = tally__load_i64(r, i, 3)};
+    const char *accs = PQgetvalue(r, i, 4), *amts = PQgetvalue(r, i, 5);
+    while (*accs && *amts && op.leg_count < TALLY__LEGS_MAX) {
+      if (*accs == '{' || *accs == ',') accs++;
+      if (*amts == '{' || *amts == ',') amts++;
+      char *end_a, *end_m;
+      long long id = strtoll(accs, &end_a, 10), amount = strtoll(amts, &end_m, 10);
+      if (end_a == accs || end_m == amts) break;
+      uint32_t who = tally__load_acc(l, id);
+      if (who != TALLY__NONE) op.legs[op.leg_count++] = (tally__leg){who, amount};
+      accs = end_a;
+      amts = end_m;
+    }
+    tally__audience_committed(st, &op);
+  }
+  PQclear(r);
+  r = tally__load_q(l, "SELECT DISTINCT ON (account_id) account_id, hidden FROM privacy_changes"
+                       " ORDER BY account_id, id DESC", 0, NULL);
+  if (!r) return TALLY_EDB;
+  for (int i = 0; i < PQntuples(r); i++) {
+    uint32_t acc = tally__load_acc(l, tally__load_i64(r, i, 0));
+    if (acc != TALLY__NONE) st->accounts[acc].unnamed = PQgetvalue(r, i, 1)[0] == 't';
+  }
+  PQclear(r);
+  r = tally__load_q(l, "SELECT code, creator_id, affiliate_id, bps FROM referral_codes ORDER BY created_ms", 0, NULL);
+  if (!r) return TALLY_EDB;
+  for (int i = 0; i < PQntuples(r) && st->refcode_count < TALLY__REFCODES_MAX; i++) {
+    uint32_t creator = tally__load_acc(l, tally__load_i64(r, i, 1)), affiliate = tally__load_acc(l, tally__load_i64(r, i, 2));
+    if (creator == TALLY__NONE || affiliate == TALLY__NONE) continue;
+    tally__refcode *rc = &st->refcodes[st->refcode_count++];
+    snprintf(rc->code, sizeof rc->code, "%s", PQgetvalue(r, i, 0));
+    rc->creator = creator;
+    rc->affiliate = affiliate;
+    rc->bps = (uint16_t)tally__load_i64(r, i, 3);
+    rc->persisted = true;
+  }
+  PQclear(r);
+  return TALLY_OK;
+}
+
+/* Highlights paid for and neither shown to the end nor refunded: queued
+ * again while their event runs (with their full time: the buyer's favour),
+ * refunded once it has ended. */
+static int load_highlights(loader *l) {
+  tally__engine *e = l->e;
+  PGresult *r = tally__load_q(l, "SELECT t.id, t.account_id, t.item_id, coalesce(t.memo, '') FROM transfers t"
+                                 " JOIN items i ON i.id = t.item_id WHERE t.kind = 1 AND i.kind = 3"
+                                 " AND NOT EXISTS (SELECT 1 FROM redemptions d WHERE d.transfer_id = t.id)"
+                                 " AND NOT EXISTS (SELECT 1 FROM transfers f WHERE f.kind = 3 AND f.ref_transfer = t.id)"
+                                 " ORDER BY t.id LIMIT 256", 0, NULL);
+  if (!r) return TALLY_EDB;
+  for (int i = 0; i < PQntuples(r); i++) {
+    uint32_t buyer = tally__load_acc(l, tally__load_i64(r, i, 1)), item = tally__load_item(l, tally__load_i64(r, i, 2));
+    if (buyer == TALLY__NONE || item == TALLY__NONE) continue;
+    tally__highlight_queue(e, (uint64_t)tally__load_i64(r, i, 0), buyer, item, "", PQgetvalue(r, i, 3));
+  }
+  PQclear(r);
+  return TALLY_OK;
+}
+
 int tally__load_shop(loader *l, int64_t now_ms) {
   int rc = load_item_extras(l);
   if (!rc) rc = load_serials(l);
   if (!rc) rc = load_coop(l, now_ms);
   if (!rc) rc = load_redemptions(l);
   if (!rc) rc = load_raffles(l);
+  if (!rc) rc = load_audience(l, now_ms);
+  if (!rc) rc = load_highlights(l);
   return rc;
 }

@@ -24,7 +24,7 @@
 enum {
   TALLY__SPLIT_MAX = 8,       /* creators sharing one item */
   TALLY__BPS_WHOLE = 10000,   /* shares are in basis points and sum to this */
-  TALLY__PAYEES_MAX = TALLY__SPLIT_MAX + 1, /* creators and the platform fee */
+  TALLY__PAYEES_MAX = TALLY__SPLIT_MAX + 2, /* creators, an affiliate, the platform fee */
 };
 
 void tally__apportion(int64_t amount, const int64_t *weights, uint32_t n, int64_t *parts);

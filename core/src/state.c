@@ -36,7 +36,11 @@ int tally__state_init(tally__state *st, const tally_config *cfg) {
   st->coop = tally__alloc_big((size_t)TALLY__COOP_PURCHASES_MAX * sizeof *st->coop);
   st->entries = tally__alloc_big((size_t)TALLY__RAFFLE_ENTRIES_MAX * sizeof *st->entries);
   st->draw_scratch = tally__alloc_big((size_t)TALLY__RAFFLE_ENTRIES_MAX * sizeof *st->draw_scratch);
-  if (!st->coop || !st->entries || !st->draw_scratch ||!st->accounts || !st->items || !st->purchases || !st->keys || !st->consents || !st->events ||
+  st->audience = tally__alloc_big((size_t)TALLY__AUDIENCE_MAX * sizeof *st->audience);
+  st->dirty_audience = calloc(TALLY__AUDIENCE_MAX, sizeof *st->dirty_audience);
+  st->highlights = calloc(TALLY__HIGHLIGHTS_SLOTS, sizeof *st->highlights);
+  if (!st->highlights || !st->coop || !st->entries || !st->draw_scratch || !st->audience || !st->dirty_audience ||
+      tally__map_init(&st->audience_index, TALLY__AUDIENCE_MAX) ||!st->accounts || !st->items || !st->purchases || !st->keys || !st->consents || !st->events ||
       !st->per_user || tally__map_init(&st->per_user_index, cfg->purchases_max) || !st->dirty_accounts ||
       !st->dirty_items || tally__map_init(&st->account_by_name, cfg->accounts_max) ||
       tally__map_init(&st->item_by_sku, cfg->items_max) ||
@@ -54,6 +58,10 @@ void tally__state_free(tally__state *st) {
   tally__free_big(st->coop, (size_t)TALLY__COOP_PURCHASES_MAX * sizeof *st->coop);
   tally__free_big(st->entries, (size_t)TALLY__RAFFLE_ENTRIES_MAX * sizeof *st->entries);
   tally__free_big(st->draw_scratch, (size_t)TALLY__RAFFLE_ENTRIES_MAX * sizeof *st->draw_scratch);
+  tally__free_big(st->audience, (size_t)TALLY__AUDIENCE_MAX * sizeof *st->audience);
+  free(st->dirty_audience);
+  free(st->highlights);
+  tally__map_free(&st->audience_index);
   free(st->accounts);
   free(st->items);
   if (st->cfg) {
@@ -357,6 +365,7 @@ void tally__op_hold(tally__state *st, const tally__op *op) {
   assert(sum == 0);
   if (op->kind == TALLY__TRANSFER_PURCHASE) {
     tally__item *it = &st->items[op->item];
+    if (it->kind == TALLY__KIND_HIGHLIGHT) st->highlights_inflight++;
     it->held += (int32_t)op->qty;
     assert(it->stock < 0 || it->sold + it->held <= it->stock);
     int32_t *units;
@@ -395,6 +404,7 @@ void tally__op_commit(tally__state *st, const tally__op *op) {
   }
   if (op->kind == TALLY__TRANSFER_PURCHASE) {
     tally__item *it = &st->items[op->item];
+    if (it->kind == TALLY__KIND_HIGHLIGHT) st->highlights_inflight--;
     it->held -= (int32_t)op->qty;
     it->sold += (int32_t)op->qty;
     assert(it->held >= 0 && (it->stock < 0 || it->sold + it->held <= it->stock));
@@ -434,6 +444,7 @@ void tally__op_release(tally__state *st, const tally__op *op) {
     payer->spent_today = payer->spent_today > op->amount ? payer->spent_today - op->amount : 0;
   if (op->kind == TALLY__TRANSFER_PURCHASE) {
     tally__item *it = &st->items[op->item];
+    if (it->kind == TALLY__KIND_HIGHLIGHT) st->highlights_inflight--;
     it->held -= (int32_t)op->qty;
     assert(it->held >= 0);
     tally__serial_give_back(it, op->serial, op->qty);

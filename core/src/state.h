@@ -34,6 +34,10 @@ enum {
   TALLY__SERIAL_STOCK_MAX = 1000000, /* limited editions up to this many units are numbered */
   TALLY__COOP_PURCHASES_MAX = 32768, /* co-op purchases whose shares are kept for refunds */
   TALLY__RAFFLE_ENTRIES_MAX = 65536, /* raffle entries in memory, all raffles together */
+  TALLY__REFCODES_MAX = 1024,        /* referral codes, all creators together */
+  TALLY__AUDIENCE_MAX = 65536,       /* (event, account) rows: attendance, spending */
+  TALLY__HIGHLIGHTS_SLOTS = 256,     /* = TALLY__HIGHLIGHTS_MAX of highlight.h */
+  TALLY__REACTION_KINDS = 8,         /* distinct emotes counted per event and minute */
   TALLY__CONSENTS_PENDING_MAX = 65536, /* first-time buyers asked to CONFIRM at once */
   TALLY__CONSENT_EXTENSIONS_MAX = 3,   /* CONFIRM EXTEND, each adds consent_ttl_s */
   TALLY__CHANNELS_MAX = 4096,
@@ -68,6 +72,8 @@ typedef struct tally__account {
   bool persisted;      /* accounts row committed */
   bool consent_persisted, role_dirty, dirty_listed;
   bool welcome_inflight; /* demo welcome grant decided, not yet committed */
+  bool unnamed;          /* prefers not to be named in summaries */
+  bool privacy_dirty;    /* its privacy choice is not stored yet */
   uint64_t role_version;
   int64_t rate_tokens_milli, rate_at_ms;
   uint64_t recent[TALLY__RECENT_RECEIPTS];
@@ -79,6 +85,8 @@ enum tally__item_kind {
   TALLY__KIND_PLAIN = 0,
   TALLY__KIND_DIGITAL = 1, /* delivery text sent privately after commit; not refundable */
   TALLY__KIND_PASS = 2,    /* REDEEM once; a redeemed pass is not refundable */
+  TALLY__KIND_HIGHLIGHT = 3, /* an event's highlight tier: pins a message for show_s */
+  TALLY__KIND_REACTION = 4,  /* an event's paid reaction */
 };
 enum tally__drop_mode { TALLY__MODE_FIRST = 0, TALLY__MODE_RAFFLE = 1 };
 
@@ -119,6 +127,8 @@ typedef struct tally__item {
   bool raffle_drawn; /* winners decided (stored with the entry hash) */
   uint32_t raffle_entries;     /* entries counted into the draw, once drawn */
   uint32_t raffle_seq;         /* next entry's seq */
+  uint32_t show_s;             /* highlight tier: seconds a message stays pinned */
+  bool attendees_only;         /* a drop only accounts present in its event may buy */
   uint32_t entries_inflight;   /* entries decided, not yet committed or failed */
   uint8_t raffle_seed[32];     /* secret until the draw; its SHA-256 is announced */
   uint8_t raffle_entry_hash[32];
@@ -142,6 +152,10 @@ typedef struct tally__event {
   int64_t sales_minor, tips_minor;
   char channel[TALLY_NAME_BYTES_MAX + 1];
   char title[TALLY__TITLE_BYTES_MAX + 1];
+  /* Reactions of the current minute (highlight.c). */
+  uint64_t reactions_until_mono;
+  uint32_t reaction_count[TALLY__REACTION_KINDS];
+  char reaction[TALLY__REACTION_KINDS][17];
 } tally__event;
 
 typedef struct tally__purchase {
@@ -169,6 +183,36 @@ typedef struct tally__coop {
   uint32_t account[TALLY__PAYEES_MAX];
   int64_t credit[TALLY__PAYEES_MAX], returned[TALLY__PAYEES_MAX], held[TALLY__PAYEES_MAX];
 } tally__coop;
+
+/* One account in one event: presence, spending, earnings. */
+typedef struct tally__audience {
+  uint64_t event_id, version;
+  uint32_t account;
+  int64_t first_ms;      /* wall clock of its first presence; 0 never present */
+  uint64_t joined_mono;  /* present since (monotonic), 0 when absent */
+  uint64_t total_ms;     /* presence before joined_mono */
+  int64_t spent, earned; /* committed purchases and tips; creator legs */
+  bool dirty, dirty_listed;
+} tally__audience;
+
+/* A referral code: an affiliate's share of a creator's takings. */
+typedef struct tally__refcode {
+  char code[TALLY__SKU_BYTES_MAX + 1];
+  uint32_t creator, affiliate;
+  uint16_t bps;
+  bool persisted;
+} tally__refcode;
+
+/* A paid highlight waiting for its turn or showing (highlight.c). */
+typedef struct tally__highlight {
+  uint64_t transfer_id;
+  uint32_t buyer, item;
+  uint64_t until_mono;    /* showing until; 0 while queued */
+  uint64_t next_say_mono; /* next repeat of its announcement */
+  uint8_t state;          /* 0 free, 1 queued, 2 showing, 3 to refund, 4 to record as shown */
+  char origin[TALLY_NAME_BYTES_MAX + 1];
+  char text[TALLY_TEXT_BYTES_MAX / 2];
+} tally__highlight;
 
 /* One entry into a raffle drop; durable (persisted) before it is told so. */
 typedef struct tally__raffle_entry {
@@ -218,6 +262,7 @@ typedef struct tally__op {
 
 typedef struct tally__pending_consent {
   uint32_t account, item, qty;
+  uint32_t ref; /* referral code index, TALLY__NONE for none */
   int64_t price_total;
   uint64_t expires_mono_ms;
   uint8_t extended; /* CONFIRM EXTENDs so far */
@@ -270,6 +315,15 @@ typedef struct tally__state {
   uint32_t entry_count;         /* used slots (live or not) from the start */
   uint32_t *draw_scratch;       /* TALLY__RAFFLE_ENTRIES_MAX, the draw's permutation */
   uint32_t raffles_due;         /* closed raffles not yet drawn */
+  tally__audience *audience;    /* TALLY__AUDIENCE_MAX (audience.c) */
+  uint32_t audience_count;
+  tally__map audience_index;
+  uint32_t *dirty_audience, dirty_audience_count;
+  uint64_t audience_flush_mono;
+  tally__highlight *highlights; /* TALLY__HIGHLIGHTS_SLOTS */
+  uint32_t highlights_inflight; /* highlight purchases decided, not yet committed */
+  tally__refcode refcodes[TALLY__REFCODES_MAX];
+  uint32_t refcode_count;
   struct tally__draw_run {      /* the draw in progress (one at a time) */
     bool active;
     uint32_t item, n, next, stepped, winners, units;
@@ -314,6 +368,11 @@ uint32_t tally__purchase_find(const tally__state *st, uint64_t transfer_id);
 bool tally__purchases_room(const tally__state *st);
 uint32_t tally__purchase_add(tally__state *st, const tally__purchase *p);
 void tally__purchase_forget(tally__state *st, uint32_t slot);
+
+/* Has account been present in the event's channel while it ran? (audience.c) */
+bool tally__audience_attended(const tally__state *st, uint64_t event_id, uint32_t account);
+/* Seconds the audience row has been present so far (audience.c). */
+int32_t tally__audience_seconds(const tally__state *st, uint32_t row, uint64_t now_mono);
 
 /* Co-op shares (state.c): a free record for a new co-op purchase, or
  * TALLY__NONE when the next one is still in use; the record of purchase p

@@ -49,6 +49,7 @@ const std::streamsize SECRET_FILE_BYTES_MAX = 4096;
 const char* const COMMAND_WORDS[] = {
 	"SHOP", "BUY", "CONFIRM", "TIP", "WALLET", "RECEIPTS",
 	"REFUND", "VERIFY", "ITEM", "TALLY", "EVENT", "DROP", "REDEEM",
+	"HIGHLIGHT", "REACT", "REFCODE",
 };
 
 std::string Upper(const std::string& s)
@@ -504,6 +505,49 @@ class ModuleTally : public Module
 		return MOD_RES_DENY;
 	}
 
+	/* Attendance: members with a services account entering or leaving a
+	 * channel. One small frame per join or part; the engine ignores
+	 * channels without a running event. A full queue drops it (attendance
+	 * is best effort; money never depends on it). */
+	void Presence(User* user, Channel* chan, bool present)
+	{
+		if (!engine || !user || !chan || IS_SERVER(user))
+			return;
+		AccountExtItem* accountext = GetAccountExtItem();
+		const std::string* account = accountext ? accountext->get(user) : NULL;
+		if (!account || account->empty())
+			return;
+		tally_presence p;
+		memset(&p, 0, sizeof p);
+		p.size = sizeof p;
+		p.version = TALLY_PRESENCE_VERSION;
+		p.account = account->c_str();
+		p.channel = chan->name.c_str();
+		p.present = present ? 1 : 0;
+		tally_engine_submit_presence(engine, &p);
+	}
+
+	void OnPostJoin(Membership* memb) CXX11_OVERRIDE
+	{
+		Presence(memb->user, memb->chan, true);
+	}
+
+	void OnUserPart(Membership* memb, std::string& partmessage, CUList& except_list) CXX11_OVERRIDE
+	{
+		Presence(memb->user, memb->chan, false);
+	}
+
+	void OnUserKick(User* source, Membership* memb, const std::string& reason, CUList& except_list) CXX11_OVERRIDE
+	{
+		Presence(memb->user, memb->chan, false);
+	}
+
+	void OnUserQuit(User* user, const std::string& message, const std::string& oper_message) CXX11_OVERRIDE
+	{
+		for (User::ChanList::iterator i = user->chans.begin(); i != user->chans.end(); ++i)
+			Presence(user, (*i)->chan, false);
+	}
+
 	void OnEffect(const tally_effect* effect)
 	{
 		switch (effect->kind)
@@ -520,6 +564,16 @@ class ModuleTally : public Module
 				Channel* chan = ServerInstance->FindChan(effect->channel ? effect->channel : "");
 				if (chan)
 					chan->WriteRemoteNotice(effect->text ? effect->text : "");
+				break;
+			}
+			case TALLY_EFFECT_ROSTER:
+			{
+				Channel* chan = ServerInstance->FindChan(effect->channel ? effect->channel : "");
+				if (!chan)
+					break;
+				const Channel::MemberMap& members = chan->GetUsers();
+				for (Channel::MemberMap::const_iterator m = members.begin(); m != members.end(); ++m)
+					Presence(m->first, chan, true);
 				break;
 			}
 			case TALLY_EFFECT_STATUS:

@@ -1,0 +1,208 @@
+/* audience.c — attendance, supporters and creators of events (audience.h). */
+#include "audience.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "live.h"
+
+typedef struct audience_probe {
+  const tally__state *st;
+  uint64_t event_id;
+  uint32_t account;
+} audience_probe;
+
+static bool audience_eq(const void *ud, uint32_t i) {
+  const audience_probe *p = ud;
+  return p->st->audience[i].event_id == p->event_id && p->st->audience[i].account == p->account;
+}
+
+static uint64_t audience_hash(uint64_t event_id, uint32_t account) {
+  return tally__hash_u64(event_id * 0x9e3779b97f4a7c15ull ^ account);
+}
+
+/* Rows of events that are over (stopped, summarized, stored) go; the
+ * others keep their order. */
+static void audience_reclaim(tally__state *st) {
+  uint32_t n = 0;
+  for (uint32_t i = 0; i < st->audience_count; i++) {
+    const tally__audience *a = &st->audience[i];
+    uint32_t ev = tally__live_event_find(st, a->event_id);
+    bool over = ev == TALLY__NONE || (st->events[ev].stopped_ms && !st->events[ev].summary_due);
+    if (over && !a->dirty && !a->dirty_listed) continue;
+    st->audience[n++] = *a;
+  }
+  st->audience_count = n;
+  memset(st->audience_index.slots, 0, (st->audience_index.mask + 1) * sizeof *st->audience_index.slots);
+  st->audience_index.count = 0;
+  for (uint32_t i = 0; i < n; i++)
+    tally__map_put(&st->audience_index, audience_hash(st->audience[i].event_id, st->audience[i].account), i);
+  /* Dirty rows moved: their list is rebuilt. */
+  st->dirty_audience_count = 0;
+  for (uint32_t i = 0; i < n; i++)
+    if (st->audience[i].dirty_listed) st->dirty_audience[st->dirty_audience_count++] = i;
+}
+
+uint32_t tally__audience_row(tally__state *st, uint64_t event_id, uint32_t account, bool create) {
+  audience_probe p = {st, event_id, account};
+  uint64_t h = audience_hash(event_id, account);
+  uint32_t i = tally__map_find(&st->audience_index, h, audience_eq, &p);
+  if (i != TALLY__NONE || !create) return i;
+  if (st->audience_count >= TALLY__AUDIENCE_MAX) audience_reclaim(st);
+  if (st->audience_count >= TALLY__AUDIENCE_MAX) return TALLY__NONE;
+  i = st->audience_count;
+  if (tally__map_put(&st->audience_index, h, i)) return TALLY__NONE;
+  st->audience_count++;
+  tally__audience *a = &st->audience[i];
+  memset(a, 0, sizeof *a);
+  a->event_id = event_id;
+  a->account = account;
+  return i;
+}
+
+static void audience_mark_dirty(tally__state *st, uint32_t i) {
+  tally__audience *a = &st->audience[i];
+  if (a->first_ms == 0) return; /* never present: nothing to store */
+  a->dirty = true;
+  a->version++;
+  if (a->dirty_listed) return;
+  a->dirty_listed = true;
+  st->dirty_audience[st->dirty_audience_count++] = i;
+}
+
+int32_t tally__audience_seconds(const tally__state *st, uint32_t row, uint64_t now_mono) {
+  const tally__audience *a = &st->audience[row];
+  uint64_t ms = a->total_ms + (a->joined_mono ? now_mono - a->joined_mono : 0);
+  return (int32_t)(ms / 1000 > INT32_MAX ? INT32_MAX : ms / 1000);
+}
+
+void tally__audience_presence(tally__engine *e, const char *channel, uint32_t account, bool present) {
+  tally__state *st = &e->st;
+  uint32_t ev = tally__live_event_in(st, channel);
+  if (ev == TALLY__NONE) return; /* only events count attendance */
+  uint32_t i = tally__audience_row(st, st->events[ev].id, account, present);
+  if (i == TALLY__NONE) return;
+  tally__audience *a = &st->audience[i];
+  uint64_t now = tally__now_mono_ms(e);
+  if (present && !a->joined_mono) {
+    a->joined_mono = now ? now : 1;
+    if (!a->first_ms) a->first_ms = tally__now_wall_ms();
+  } else if (!present && a->joined_mono) {
+    a->total_ms += now - a->joined_mono;
+    a->joined_mono = 0;
+  } else {
+    return;
+  }
+  audience_mark_dirty(st, i);
+}
+
+bool tally__audience_attended(const tally__state *st, uint64_t event_id, uint32_t account) {
+  audience_probe p = {st, event_id, account};
+  uint32_t i = tally__map_find(&st->audience_index, audience_hash(event_id, account), audience_eq, &p);
+  return i != TALLY__NONE && st->audience[i].first_ms != 0;
+}
+
+void tally__audience_totals(const tally__state *st, uint64_t event_id, uint64_t now_mono, uint32_t *attendees,
+                            uint64_t *total_ms) {
+  *attendees = 0;
+  *total_ms = 0;
+  for (uint32_t i = 0; i < st->audience_count; i++) {
+    const tally__audience *a = &st->audience[i];
+    if (a->event_id != event_id || !a->first_ms) continue;
+    (*attendees)++;
+    *total_ms += (uint64_t)tally__audience_seconds(st, i, now_mono) * 1000;
+  }
+}
+
+void tally__audience_event_stopped(tally__engine *e, uint64_t event_id) {
+  tally__state *st = &e->st;
+  uint64_t now = tally__now_mono_ms(e);
+  for (uint32_t i = 0; i < st->audience_count; i++) {
+    tally__audience *a = &st->audience[i];
+    if (a->event_id != event_id || !a->joined_mono) continue;
+    a->total_ms += now - a->joined_mono;
+    a->joined_mono = 0;
+    audience_mark_dirty(st, i);
+  }
+}
+
+void tally__audience_tick(tally__engine *e, uint64_t now_mono) {
+  tally__state *st = &e->st;
+  if (now_mono < st->audience_flush_mono) return;
+  st->audience_flush_mono = now_mono + TALLY__ATTENDANCE_FLUSH_MS;
+  for (uint32_t i = 0; i < st->audience_count; i++)
+    if (st->audience[i].joined_mono) audience_mark_dirty(st, i);
+}
+
+void tally__audience_committed(tally__state *st, const tally__op *op) {
+  if (!op->event_id || (op->kind != TALLY__TRANSFER_PURCHASE && op->kind != TALLY__TRANSFER_TIP)) return;
+  uint32_t i = tally__audience_row(st, op->event_id, op->account, true);
+  if (i != TALLY__NONE) st->audience[i].spent += op->amount;
+  for (int k = 0; k < op->leg_count; k++) {
+    const tally__leg *leg = &op->legs[k];
+    if (leg->amount <= 0 || leg->account == st->fees || op->kind != TALLY__TRANSFER_PURCHASE) continue;
+    uint32_t j = tally__audience_row(st, op->event_id, leg->account, true);
+    if (j != TALLY__NONE) st->audience[j].earned += leg->amount;
+  }
+}
+
+/* The rows of the event with the largest `spent` (earned: false) or
+ * `earned`, best first, into top[]; returns how many. */
+static uint32_t audience_top(const tally__state *st, uint64_t event_id, bool earned, uint32_t *top, uint32_t max) {
+  uint32_t n = 0;
+  for (uint32_t i = 0; i < st->audience_count; i++) {
+    const tally__audience *a = &st->audience[i];
+    int64_t v = earned ? a->earned : a->spent;
+    if (a->event_id != event_id || v <= 0) continue;
+    uint32_t at = n < max ? n++ : max;
+    while (at > 0) {
+      const tally__audience *b = &st->audience[top[at - 1]];
+      if ((earned ? b->earned : b->spent) >= v) break;
+      if (at < max) top[at] = top[at - 1];
+      at--;
+    }
+    if (at < max) top[at] = i;
+  }
+  return n;
+}
+
+void tally__audience_supporters(tally__engine *e, uint64_t event_id, char *out, size_t cap) {
+  const tally__state *st = &e->st;
+  uint32_t top[TALLY__SUPPORTERS_NAMED];
+  uint32_t n = audience_top(st, event_id, false, top, TALLY__SUPPORTERS_NAMED), unnamed = 0;
+  size_t used = 0;
+  out[0] = 0;
+  for (uint32_t k = 0; k < n; k++) {
+    const tally__audience *a = &st->audience[top[k]];
+    const tally__account *acc = &st->accounts[a->account];
+    if (acc->unnamed) {
+      unnamed++;
+      continue;
+    }
+    char amount[48];
+    tally__format_amount(e, a->spent, amount, sizeof amount);
+    int w = snprintf(out + used, cap - used, "%s%s %s", used ? ", " : "", acc->name + 5, amount);
+    if (w < 0 || (size_t)w >= cap - used) break;
+    used += (size_t)w;
+  }
+  if (unnamed)
+    snprintf(out + used, cap - used, "%s%u who prefer%s not to be named", used ? ", and " : "", unnamed,
+             unnamed == 1 ? "s" : "");
+}
+
+void tally__audience_creators(tally__engine *e, uint64_t event_id, char *out, size_t cap) {
+  const tally__state *st = &e->st;
+  uint32_t top[8];
+  uint32_t n = audience_top(st, event_id, true, top, 8);
+  size_t used = 0;
+  out[0] = 0;
+  for (uint32_t k = 0; k < n; k++) {
+    const tally__audience *a = &st->audience[top[k]];
+    char amount[48];
+    tally__format_amount(e, a->earned, amount, sizeof amount);
+    int w = snprintf(out + used, cap - used, "%s%s %s", used ? ", " : "", st->accounts[a->account].name + 5, amount);
+    if (w < 0 || (size_t)w >= cap - used) break;
+    used += (size_t)w;
+  }
+}

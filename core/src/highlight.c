@@ -1,0 +1,208 @@
+/* highlight.c — paid highlights and reactions (highlight.h). */
+#include "highlight.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "decide.h"
+#include "live.h"
+
+enum { HL_FREE = 0, HL_QUEUED = 1, HL_SHOWING = 2, HL_REFUND = 3, HL_SHOWN = 4 };
+
+void tally__highlight_sku(uint64_t event_id, const char *name, char sku[TALLY__SKU_BYTES_MAX + 1]) {
+  if (name) snprintf(sku, TALLY__SKU_BYTES_MAX + 1, "hl-%llu-%s", (unsigned long long)event_id, name);
+  else snprintf(sku, TALLY__SKU_BYTES_MAX + 1, "react-%llu", (unsigned long long)event_id);
+}
+
+uint32_t tally__highlight_item(const tally__state *st, uint64_t event_id, const char *name) {
+  char sku[TALLY__SKU_BYTES_MAX + 1];
+  tally__highlight_sku(event_id, name, sku);
+  uint32_t i = tally__item_find(st, sku);
+  return i != TALLY__NONE && !st->items[i].deleted ? i : TALLY__NONE;
+}
+
+void tally__highlight_queue(tally__engine *e, uint64_t transfer_id, uint32_t buyer, uint32_t item,
+                            const char *origin, const char *text) {
+  tally__state *st = &e->st;
+  tally__highlight *free_slot = NULL;
+  for (uint32_t i = 0; i < TALLY__HIGHLIGHTS_SLOTS && !free_slot; i++)
+    if (st->highlights[i].state == HL_FREE) free_slot = &st->highlights[i];
+  /* HIGHLIGHT refuses when slots and purchases in flight fill the table,
+   * so a committed highlight always finds one. */
+  assert(free_slot);
+  if (!free_slot) return;
+  memset(free_slot, 0, sizeof *free_slot);
+  free_slot->transfer_id = transfer_id;
+  free_slot->buyer = buyer;
+  free_slot->item = item;
+  free_slot->state = HL_QUEUED;
+  snprintf(free_slot->origin, sizeof free_slot->origin, "%s", origin);
+  snprintf(free_slot->text, sizeof free_slot->text, "%s", text);
+  /* Bought as the event ended: it can no longer be shown. */
+  uint32_t ev = tally__live_event_find(st, st->items[item].drop_event);
+  if (ev == TALLY__NONE || st->events[ev].stopped_ms) free_slot->state = HL_REFUND;
+}
+
+/* An emote into the event's counters of this minute. */
+static void reaction_count(tally__state *st, const tally__op *op) {
+  uint32_t ev = tally__live_event_find(st, op->event_id);
+  if (ev == TALLY__NONE) return;
+  tally__event *E = &st->events[ev];
+  for (int k = 0; k < TALLY__REACTION_KINDS; k++) {
+    if (E->reaction[k][0] && strcmp(E->reaction[k], op->note) != 0) continue;
+    if (!E->reaction[k][0]) {
+      size_t n = strnlen(op->note, TALLY__EMOTE_BYTES_MAX); /* REACT checked it fits */
+      memcpy(E->reaction[k], op->note, n);
+      E->reaction[k][n] = 0;
+    }
+    E->reaction_count[k] += op->qty;
+    return;
+  }
+  E->reaction_count[TALLY__REACTION_KINDS - 1] += op->qty; /* more kinds than shown: the last counts them */
+}
+
+void tally__highlights_committed(tally__engine *e, const tally__op *op) {
+  if (op->kind != TALLY__TRANSFER_PURCHASE) return;
+  const tally__item *it = &e->st.items[op->item];
+  if (it->kind == TALLY__KIND_REACTION) reaction_count(&e->st, op);
+  if (it->kind == TALLY__KIND_HIGHLIGHT)
+    tally__highlight_queue(e, op->transfer_id, op->account, op->item, op->origin, op->note);
+}
+
+static const char *channel_of(const tally__state *st, const tally__highlight *h) {
+  return st->items[h->item].drop_channel;
+}
+
+static bool channel_busy(const tally__state *st, const char *channel) {
+  for (uint32_t i = 0; i < TALLY__HIGHLIGHTS_SLOTS; i++)
+    if (st->highlights[i].state == HL_SHOWING && strcmp(channel_of(st, &st->highlights[i]), channel) == 0)
+      return true;
+  return false;
+}
+
+static void say(tally__engine *e, const tally__highlight *h) {
+  const tally__state *st = &e->st;
+  tally__announce(e, channel_of(st, h), "HIGHLIGHT from %s: %s", st->accounts[h->buyer].name + 5, h->text);
+}
+
+/* The engine refunds a highlight it could not show; TALLY_EBUSY: later. */
+static int refund(tally__engine *e, tally__highlight *h) {
+  tally__state *st = &e->st;
+  tally__batch *b = tally__engine_open_batch(e);
+  if (!b) return TALLY_EBUSY;
+  tally__op *op = tally__batch_append(b);
+  char key[TALLY__KEY_BYTES_MAX + 1];
+  snprintf(key, sizeof key, "hl-refund:%llu", (unsigned long long)h->transfer_id);
+  uint64_t existing = 0;
+  tally__decide_ctx ctx = {.wall_ms = tally__now_wall_ms(), .mono_ms = tally__now_mono_ms(e), .origin = h->origin,
+                           .channel = "", .key = key, .existing_transfer = &existing, .by_engine = true};
+  int rc = tally__decide_refund(st, &ctx, h->buyer, h->transfer_id, 0, op);
+  if (rc != TALLY_OK) {
+    b->op_count--;
+    if (rc == TALLY_EBUSY || rc == TALLY_ENO_FUNDS) return TALLY_EBUSY; /* the payee's credits may come back */
+    return TALLY_OK; /* already refunded, or too old to refund from memory */
+  }
+  e->ops_pending++;
+  if (h->origin[0])
+    tally__emit(e, TALLY_EFFECT_REPLY, TALLY_OK, 0, 0, h->origin, "",
+                "Your highlight could not be shown before the event ended: it is being refunded.");
+  return TALLY_OK;
+}
+
+/* A fully shown highlight is recorded (a redemption row): no refund after. */
+static int record_shown(tally__engine *e, tally__highlight *h) {
+  tally__state *st = &e->st;
+  uint32_t slot = tally__purchase_find(st, h->transfer_id);
+  if (slot == TALLY__NONE) return TALLY_OK;
+  tally__batch *b = tally__engine_open_batch(e);
+  if (!b) return TALLY_EBUSY;
+  tally__op *op = tally__batch_append(b);
+  memset(op, 0, sizeof *op);
+  op->type = TALLY__OP_REDEEM;
+  op->account = h->buyer;
+  op->counterparty = TALLY__NONE;
+  op->item = h->item;
+  op->ref_transfer = h->transfer_id;
+  op->purchase_slot = slot;
+  op->created_ms = tally__now_wall_ms();
+  st->purchases[slot].redeem_held = true;
+  e->ops_pending++;
+  return TALLY_OK;
+}
+
+static void reactions_say(tally__engine *e, uint64_t now) {
+  tally__state *st = &e->st;
+  for (uint32_t i = 0; i < st->event_count; i++) {
+    tally__event *E = &st->events[i];
+    if (now < E->reactions_until_mono) continue;
+    E->reactions_until_mono = now + TALLY__REACTIONS_WINDOW_MS;
+    char text[TALLY_TEXT_BYTES_MAX / 2];
+    size_t n = 0;
+    for (int k = 0; k < TALLY__REACTION_KINDS && E->reaction[k][0]; k++) {
+      int w = snprintf(text + n, sizeof text - n, "%s%u %s", n ? ", " : "", E->reaction_count[k], E->reaction[k]);
+      if (w > 0 && (size_t)w < sizeof text - n) n += (size_t)w;
+    }
+    if (n) tally__announce(e, E->channel, "Reactions in the last minute: %s", text);
+    memset(E->reaction_count, 0, sizeof E->reaction_count);
+    memset(E->reaction, 0, sizeof E->reaction);
+  }
+}
+
+uint32_t tally__highlights_used(const tally__state *st) {
+  uint32_t n = st->highlights_inflight;
+  for (uint32_t i = 0; i < TALLY__HIGHLIGHTS_SLOTS; i++) n += st->highlights[i].state != HL_FREE;
+  return n;
+}
+
+void tally__highlights_tick(tally__engine *e, uint64_t now) {
+  tally__state *st = &e->st;
+  reactions_say(e, now);
+  for (uint32_t i = 0; i < TALLY__HIGHLIGHTS_SLOTS; i++) {
+    tally__highlight *h = &st->highlights[i];
+    if (h->state == HL_REFUND && refund(e, h) == TALLY_OK) h->state = HL_FREE;
+    if (h->state == HL_SHOWN && record_shown(e, h) == TALLY_OK) h->state = HL_FREE;
+    if (h->state == HL_SHOWING && now >= h->until_mono) h->state = HL_SHOWN;
+    if (h->state == HL_SHOWING && now >= h->next_say_mono) {
+      say(e, h);
+      h->next_say_mono = now + (uint64_t)e->cfg.highlight_repeat_s * 1000;
+    }
+  }
+  /* Next in line, per channel, in commit order (slots fill in that order
+   * only until one frees: so pick the lowest transfer id). */
+  for (;;) {
+    tally__highlight *next = NULL;
+    for (uint32_t i = 0; i < TALLY__HIGHLIGHTS_SLOTS; i++) {
+      tally__highlight *h = &st->highlights[i];
+      if (h->state != HL_QUEUED || channel_busy(st, channel_of(st, h))) continue;
+      if (!next || h->transfer_id < next->transfer_id) next = h;
+    }
+    if (!next) return;
+    next->state = HL_SHOWING;
+    next->until_mono = now + (uint64_t)st->items[next->item].show_s * 1000;
+    next->next_say_mono = now + (uint64_t)e->cfg.highlight_repeat_s * 1000;
+    say(e, next);
+  }
+}
+
+void tally__highlights_event_stopped(tally__engine *e, uint64_t event_id) {
+  tally__state *st = &e->st;
+  for (uint32_t i = 0; i < TALLY__HIGHLIGHTS_SLOTS; i++) {
+    tally__highlight *h = &st->highlights[i];
+    if (st->items[h->item].drop_event != event_id) continue;
+    if (h->state == HL_QUEUED) h->state = HL_REFUND;
+    else if (h->state == HL_SHOWING) h->state = HL_SHOWN; /* it was shown; it ends with its event */
+  }
+}
+
+bool tally__highlight_remove(tally__engine *e, const char *channel) {
+  tally__state *st = &e->st;
+  for (uint32_t i = 0; i < TALLY__HIGHLIGHTS_SLOTS; i++) {
+    tally__highlight *h = &st->highlights[i];
+    if (h->state == HL_SHOWING && strcmp(channel_of(st, h), channel) == 0) {
+      h->state = HL_SHOWN; /* paid and shown: removing it moves no money */
+      return true;
+    }
+  }
+  return false;
+}
