@@ -166,6 +166,10 @@ static void drop_create(tally__cmd *c) {
     tally__reply(c->e, c->cmd, TALLY_EEXISTS, 0, "sku %s is taken: pick a new one for the drop", sku);
     return;
   }
+  if (o.attendees_only && !tally__live_event_for(st, TALLY__NONE, c->cmd->channel)) {
+    tally__reply(c->e, c->cmd, TALLY_ENOT_IN_CHANNEL, 0, "attendees-only needs a running event here: EVENT START first");
+    return;
+  }
   uint32_t i;
   int rc = tally__item_add(st, sku, &i);
   if (rc) {
@@ -185,11 +189,6 @@ static void drop_create(tally__cmd *c) {
   it->drop_end_ms = it->drop_start_ms + o.for_ms;
   it->drop_event = tally__live_event_for(st, TALLY__NONE, c->cmd->channel);
   it->split = o.split;
-  if (o.attendees_only && !it->drop_event) {
-    it->deleted = true;
-    tally__reply(c->e, c->cmd, TALLY_ENOT_IN_CHANNEL, 0, "attendees-only needs a running event here: EVENT START first");
-    return;
-  }
   it->attendees_only = o.attendees_only;
   it->drop_mode = o.raffle ? TALLY__MODE_RAFFLE : TALLY__MODE_FIRST;
   if ((rc = tally__item_serials_alloc(it)) || (o.raffle && (rc = tally__raffle_new_seed(it))) ||

@@ -51,6 +51,7 @@ static void reaction_count(tally__state *st, const tally__op *op) {
   tally__event *E = &st->events[ev];
   for (int k = 0; k < TALLY__REACTION_KINDS; k++) {
     if (E->reaction[k][0] && strcmp(E->reaction[k], op->note) != 0) continue;
+    if (!E->reactions_until_mono) E->reactions_until_mono = op->decided_mono_ms + TALLY__REACTIONS_WINDOW_MS;
     if (!E->reaction[k][0]) {
       size_t n = strnlen(op->note, TALLY__EMOTE_BYTES_MAX); /* REACT checked it fits */
       memcpy(E->reaction[k], op->note, n);
@@ -131,12 +132,12 @@ static int record_shown(tally__engine *e, tally__highlight *h) {
   return TALLY_OK;
 }
 
-static void reactions_say(tally__engine *e, uint64_t now) {
+/* The minute's reactions of event i, aggregated in one line. */
+void tally__reactions_flush(tally__engine *e, uint32_t i) {
   tally__state *st = &e->st;
-  for (uint32_t i = 0; i < st->event_count; i++) {
+  {
     tally__event *E = &st->events[i];
-    if (now < E->reactions_until_mono) continue;
-    E->reactions_until_mono = now + TALLY__REACTIONS_WINDOW_MS;
+    E->reactions_until_mono = 0;
     char text[TALLY_TEXT_BYTES_MAX / 2];
     size_t n = 0;
     for (int k = 0; k < TALLY__REACTION_KINDS && E->reaction[k][0]; k++) {
@@ -147,6 +148,12 @@ static void reactions_say(tally__engine *e, uint64_t now) {
     memset(E->reaction_count, 0, sizeof E->reaction_count);
     memset(E->reaction, 0, sizeof E->reaction);
   }
+}
+
+static void reactions_say(tally__engine *e, uint64_t now) {
+  tally__state *st = &e->st;
+  for (uint32_t i = 0; i < st->event_count; i++)
+    if (st->events[i].reactions_until_mono && now >= st->events[i].reactions_until_mono) tally__reactions_flush(e, i);
 }
 
 uint32_t tally__highlights_used(const tally__state *st) {

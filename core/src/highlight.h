@@ -30,6 +30,9 @@ uint32_t tally__highlight_item(const tally__state *st, uint64_t event_id, const 
 void tally__highlight_sku(uint64_t event_id, const char *name, char sku[TALLY__SKU_BYTES_MAX + 1]);
 void tally__highlights_committed(tally__engine *e, const tally__op *op);
 void tally__highlights_tick(tally__engine *e, uint64_t now_mono);
+/* Says the reactions counted so far for event index i (the summary does,
+ * so the last minute is not lost). */
+void tally__reactions_flush(tally__engine *e, uint32_t i);
 /* The event ended: what is still queued is refunded. */
 void tally__highlights_event_stopped(tally__engine *e, uint64_t event_id);
 /* Slots taken plus highlight purchases in flight: HIGHLIGHT is refused

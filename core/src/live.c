@@ -75,6 +75,7 @@ static const char *plural(uint64_t n, const char *one, const char *many) { retur
 
 static void event_summary(tally__engine *e, tally__event *ev) {
   tally__state *st = &e->st;
+  tally__reactions_flush(e, (uint32_t)(ev - st->events));
   char sales[48], tips[48], drops[TALLY_TEXT_BYTES_MAX / 2] = "";
   tally__format_amount(e, ev->sales_minor, sales, sizeof sales);
   tally__format_amount(e, ev->tips_minor, tips, sizeof tips);

@@ -98,7 +98,7 @@ static int load_coop(loader *l, int64_t now_ms) {
   PGresult *r = tally__load_q(
       l,
       "WITH p AS (SELECT t.id, t.leg_accounts, t.leg_amounts FROM transfers t JOIN items i ON i.id = t.item_id"
-      "  WHERE t.kind = 1 AND i.split <> '' AND t.created_ms >= $1::bigint ORDER BY t.id DESC LIMIT $2::int)"
+      "  WHERE t.kind = 1 AND (i.split <> '' OR cardinality(t.leg_accounts) > 3) AND t.created_ms >= $1::bigint ORDER BY t.id DESC LIMIT $2::int)"
       " SELECT p.id, e.account_id, e.amount_minor, coalesce((SELECT -sum(r.amount_minor) FROM transfers rt,"
       "   unnest(rt.leg_accounts, rt.leg_amounts) AS r(account_id, amount_minor)"
       "   WHERE rt.kind = 3 AND rt.ref_transfer = p.id AND r.account_id = e.account_id), 0)"

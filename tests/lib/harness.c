@@ -62,8 +62,14 @@ enum { TH_ANNOUNCE_KEEP = 128 };
 static char announced[TH_ANNOUNCE_KEEP][TALLY_TEXT_BYTES_MAX + 1];
 static unsigned announced_next;
 
+static char rostered[TALLY_NAME_BYTES_MAX + 1];
+
+int th_rostered(const char *channel) { return strcmp(rostered, channel) == 0; }
+
 static void note_announce(const tally_effect *eff) {
+  if (eff->kind == TALLY_EFFECT_ROSTER) snprintf(rostered, sizeof rostered, "%s", eff->channel);
   if (eff->kind != TALLY_EFFECT_ANNOUNCE) return;
+  if (getenv("TALLY_TEST_VERBOSE")) fprintf(stderr, "  [%s] %s\n", eff->channel, eff->text);
   snprintf(announced[announced_next++ % TH_ANNOUNCE_KEEP], sizeof announced[0], "%s: %s", eff->channel, eff->text);
 }
 
@@ -212,6 +218,12 @@ int th_buy_confirmed(tally_engine *e, const char *account, const char *sku, th_r
   char confirm[32];
   snprintf(confirm, sizeof confirm, "CONFIRM %.6s", code + 8);
   return th_cmd(e, account, confirm, 0, out);
+}
+
+void th_presence(tally_engine *e, const char *account, const char *channel, int present) {
+  tally_presence p = {.size = sizeof p, .version = TALLY_PRESENCE_VERSION, .account = account,
+                      .channel = channel, .present = (uint32_t)present};
+  if (tally_engine_submit_presence(e, &p) != TALLY_OK) die("presence refused");
 }
 
 int th_tally_check(const char *dsn) { return th_tally_run(dsn, "check", NULL); }

@@ -31,6 +31,10 @@ int th_cmd_in(tally_engine *e, const char *account, const char *channel, const c
               th_reply *out);
 /* Did any channel announcement seen so far contain `needle`? */
 int th_announced(const char *needle);
+/* Did the engine ask for channel's roster (TALLY_EFFECT_ROSTER) last? */
+int th_rostered(const char *channel);
+/* Submits a presence change (what an adapter does on join and part). */
+void th_presence(tally_engine *e, const char *account, const char *channel, int present);
 /* Drains and records whatever the engine says in the next `ms`. */
 void th_settle(tally_engine *e, int ms);
 /* Sends without waiting; answers are collected by th_collect. */
