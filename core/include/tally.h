@@ -98,7 +98,8 @@ extern "C" {
   X(EENTERED, -135, "you are already in this raffle")                          \
   X(EFIXED, -136, "fixed once a unit has sold: create a new item instead")  \
   X(ENOT_ATTENDEE, -137, "only for those attending the event")               \
-  X(EBAD_REF, -138, "that referral code does not apply here")
+  X(EBAD_REF, -138, "that referral code does not apply here")                \
+  X(ENOT_MERCH, -139, "that receipt is not for merch")
 
 typedef enum tally_err {
 #define TALLY_ERR_ENUM_(name, value, text) TALLY_##name = (value),

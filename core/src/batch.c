@@ -16,7 +16,7 @@
 #include "receipt.h"
 #include "signer.h"
 
-/* The function is sql/005_audience.sql's: batch lock, lease check,
+/* The function is sql/006_merch_bios.sql's: batch lock, lease check,
  * then the rows in dependency order; it returns the transfer ids it
  * inserted. Arrays go in binary; the scalars $1..$8 and $43 as text. */
 const char tally__batch_sql[] =
@@ -25,7 +25,7 @@ const char tally__batch_sql[] =
     " $33, $34, $35, $36, $37, $38, $39, $40, $41, $42, $43, $44, $45, $46, $47, $48, $49, $50, $51,"
     " $52, $53, $54, $55, $56, $57, $58, $59, $60, $61, $62, $63, $64, $65, $66, $67, $68, $69, $70,"
     " $71, $72, $73, $74, $75, $76, $77, $78, $79, $80, $81, $82, $83, $84, $85, $86, $87, $88, $89,"
-    " $90, $91)";
+    " $90, $91, $92, $93, $94, $95, $96)";
 
 const char tally__batch_lookup_sql[] = "SELECT * FROM tally_lookup_keys($1, $2)";
 
@@ -129,6 +129,8 @@ static void take_rows(tally__batch *b, tally__state *st) {
   }
   for (uint32_t i = 0; i < st->refcode_count && b->row_count < TALLY__BATCH_ROWS_MAX; i++)
     if (!st->refcodes[i].persisted) b->rows[b->row_count++] = (tally__batch_row){i, 0, TALLY__ROW_REFCODE};
+  for (uint32_t i = 0; i < st->bio_count && b->row_count < TALLY__BATCH_ROWS_MAX; i++)
+    if (st->bios[i].dirty) b->rows[b->row_count++] = (tally__batch_row){i, st->bios[i].version, TALLY__ROW_BIO};
   /* An event row references its host's account row, an item row its
    * creator's: each goes with its account row (accounts are inserted
    * first), or not at all. */
@@ -539,6 +541,31 @@ static void render_audience_rows(tally__batch *b, const tally__state *st, uint64
   }
 }
 
+/* $92..$94 shipping notes (SHIP ops), $95..$96 creators' bios (rows). */
+static void render_merch(tally__batch *b, const tally__state *st) {
+  for (int col = 0; col < 3; col++) {
+    bin_open(b, 91 + col, col == 2 ? OID_TEXT : OID_INT8);
+    for (uint32_t k = 0; k < b->op_count; k++) {
+      const tally__op *op = &b->ops[k];
+      if (op->type != TALLY__OP_SHIP) continue;
+      if (col == 0) bin_i64(b, (int64_t)op->ref_transfer);
+      else if (col == 1) bin_i64(b, (int64_t)st->accounts[op->account].id);
+      else bin_text(b, op->note);
+    }
+    bin_close(b);
+  }
+  for (int col = 0; col < 2; col++) {
+    bin_open(b, 94 + col, col ? OID_TEXT : OID_INT8);
+    for (uint32_t r = 0; r < b->row_count; r++) {
+      if (b->rows[r].what != TALLY__ROW_BIO) continue;
+      const tally__bio *bio = &st->bios[b->rows[r].index];
+      if (col) bin_text(b, bio->text);
+      else bin_i64(b, (int64_t)st->accounts[bio->account].id);
+    }
+    bin_close(b);
+  }
+}
+
 /* ---- leaves, root, signature ---------------------------------------------------- */
 static void compute_leaves(tally__batch *b, const tally__state *st) {
   b->transfer_count = 0;
@@ -611,6 +638,7 @@ int tally__batch_seal(tally__batch *b, tally__state *st, struct tally__signer *s
   render_records(b, st);
   render_audience_columns(b, st);
   render_audience_rows(b, st, mono_ms);
+  render_merch(b, st);
   sb_param(b, 42);
   sb_i64(b, (int64_t)lease_epoch);
   sb_end(b);

@@ -17,7 +17,7 @@
 #include "state.h"
 
 enum {
-  TALLY__BATCH_PARAMS = 91,
+  TALLY__BATCH_PARAMS = 96,
   TALLY__BATCH_ROWS_MAX = 1024, /* catalog rows (accounts, items, ...) per batch */
   TALLY__BATCH_OP_TEXT_BYTES = 640,
   TALLY__BATCH_ROW_TEXT_BYTES = 640,
@@ -37,7 +37,7 @@ typedef struct tally__batch_row {
 } tally__batch_row;
 enum {
   TALLY__ROW_ACCOUNT = 1, TALLY__ROW_CONSENT = 2, TALLY__ROW_ROLE = 3, TALLY__ROW_ITEM = 4, TALLY__ROW_EVENT = 5,
-  TALLY__ROW_ATTEND = 6, TALLY__ROW_PRIVACY = 7, TALLY__ROW_REFCODE = 8,
+  TALLY__ROW_ATTEND = 6, TALLY__ROW_PRIVACY = 7, TALLY__ROW_REFCODE = 8, TALLY__ROW_BIO = 9,
 };
 
 typedef struct tally__batch {

@@ -153,6 +153,7 @@ static int item_set_shop(tally__cmd *c, tally__item *it) {
     if (tally__word_is(&c->t, 4, "plain")) it->kind = TALLY__KIND_PLAIN;
     else if (tally__word_is(&c->t, 4, "digital")) it->kind = TALLY__KIND_DIGITAL;
     else if (tally__word_is(&c->t, 4, "pass")) it->kind = TALLY__KIND_PASS;
+    else if (tally__word_is(&c->t, 4, "merch")) it->kind = TALLY__KIND_MERCH;
     else return TALLY_EBAD_SYNTAX;
     return TALLY_OK;
   }
@@ -199,7 +200,7 @@ static void item_set(tally__cmd *c) {
     int rc = item_set_shop(c, it);
     if (rc) {
       if (rc == TALLY_EBAD_SYNTAX)
-        tally__cmd_usage(c, "ITEM SET <sku> split <name>:<bps>,... (bps sum 10000) | split none | kind plain|digital|pass "
+        tally__cmd_usage(c, "ITEM SET <sku> split <name>:<bps>,... (bps sum 10000) | split none | kind plain|digital|pass|merch "
                             "| delivery <text>");
       else
         tally__cmd_refuse(c, rc);

@@ -15,9 +15,62 @@ static bool shop_of(const tally__item *it, uint32_t creator) {
   return false;
 }
 
+/* SHOP BIO <text>: the first line of a creator's shop card. */
+static void shop_bio(tally__cmd *c) {
+  tally__state *st = &c->e->st;
+  if (c->account == TALLY__NONE || !st->accounts[c->account].is_creator) {
+    tally__reply(c->e, c->cmd, TALLY_ENO_PERMISSION, 0, "%s: only creators have a shop card",
+                 tally_strerror(TALLY_ENO_PERMISSION));
+    return;
+  }
+  const char *text = c->t.count >= 3 ? c->t.rest[2] : "";
+  if (strlen(text) > TALLY__BIO_BYTES_MAX) {
+    tally__reply(c->e, c->cmd, TALLY_ETOOBIG, 0, "a bio is at most %d bytes", TALLY__BIO_BYTES_MAX);
+    return;
+  }
+  tally__bio *bio = NULL;
+  for (uint32_t i = 0; i < st->bio_count && !bio; i++)
+    if (st->bios[i].account == c->account) bio = &st->bios[i];
+  if (!bio && st->bio_count >= TALLY__BIOS_MAX) {
+    tally__cmd_refuse(c, TALLY_ETOO_MANY);
+    return;
+  }
+  if (!bio) {
+    bio = &st->bios[st->bio_count++];
+    memset(bio, 0, sizeof *bio);
+    bio->account = c->account;
+  }
+  snprintf(bio->text, sizeof bio->text, "%s", text);
+  bio->dirty = true;
+  bio->version++;
+  tally__cmd_ack_after_commit(c, "Your shop card says: %s", text[0] ? text : "(no bio)");
+}
+
+/* The card's first line: bio, items, live drops. */
+static void shop_card(tally__cmd *c, uint32_t creator) {
+  const tally__state *st = &c->e->st;
+  const char *bio = "";
+  for (uint32_t i = 0; i < st->bio_count; i++)
+    if (st->bios[i].account == creator) bio = st->bios[i].text;
+  int items = 0, live = 0;
+  for (uint32_t i = 0; i < st->item_count; i++) {
+    const tally__item *it = &st->items[i];
+    if (it->deleted || !shop_of(it, creator) || it->kind == TALLY__KIND_HIGHLIGHT || it->kind == TALLY__KIND_REACTION)
+      continue;
+    items++;
+    live += it->drop_state == TALLY__DROP_LIVE;
+  }
+  tally__reply(c->e, c->cmd, TALLY_OK, 0, "%s's shop%s%s - %d %s, %d live %s", st->accounts[creator].name + 5,
+               bio[0] ? ": " : "", bio, items, items == 1 ? "item" : "items", live, live == 1 ? "drop" : "drops");
+}
+
 void tally__cmd_shop(tally__cmd *c) {
   tally__state *st = &c->e->st;
   uint32_t creator = TALLY__NONE;
+  if (c->t.count >= 2 && tally__word_is(&c->t, 1, "BIO")) {
+    shop_bio(c);
+    return;
+  }
   if (c->t.count >= 2) {
     char name[TALLY__ACCOUNT_NAME_BYTES];
     if (c->t.len[1] < TALLY_NAME_BYTES_MAX) {
@@ -29,6 +82,7 @@ void tally__cmd_shop(tally__cmd *c) {
       return;
     }
   }
+  if (creator != TALLY__NONE) shop_card(c, creator);
   int shown = 0, total = 0;
   for (uint32_t i = 0; i < st->item_count; i++) {
     const tally__item *it = &st->items[i];

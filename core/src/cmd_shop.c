@@ -105,6 +105,71 @@ void tally__cmd_redeem(tally__cmd *c) {
            (unsigned long long)receipt);
 }
 
+void tally__cmd_ship(tally__cmd *c) {
+  uint64_t receipt;
+  if (c->t.count < 3 || tally__uint_parse(c->t.word[1], c->t.len[1], UINT64_MAX / 10, &receipt)) {
+    tally__cmd_usage(c, "SHIP <receipt> <shipping address or note> (send it privately)");
+    return;
+  }
+  tally__state *st = &c->e->st;
+  uint32_t slot = tally__purchase_find(st, receipt);
+  if (slot == TALLY__NONE) {
+    tally__cmd_refuse(c, TALLY_EUNKNOWN_RECEIPT);
+    return;
+  }
+  tally__purchase *p = &st->purchases[slot];
+  int rc = TALLY_OK;
+  if (p->buyer != c->account) rc = TALLY_ENOT_YOURS;
+  else if (st->items[p->item].kind != TALLY__KIND_MERCH) rc = TALLY_ENOT_MERCH;
+  else if (!p->committed) rc = TALLY_EPENDING;
+  else if (p->refunded >= p->amount) rc = TALLY_EREFUND_EXCEEDS;
+  if (rc) {
+    tally__cmd_refuse(c, rc);
+    return;
+  }
+  const char *note = c->t.rest[2];
+  if (strlen(note) > TALLY__SHIP_NOTE_BYTES_MAX) {
+    tally__reply(c->e, c->cmd, TALLY_ETOOBIG, 0, "a shipping note is at most %d bytes", TALLY__SHIP_NOTE_BYTES_MAX);
+    return;
+  }
+  if (c->cmd->channel[0]) { /* personal data: never from a channel line */
+    tally__reply(c->e, c->cmd, TALLY_EBAD_SYNTAX, 0, "send SHIP privately (/quote SHIP ...), not in a channel");
+    return;
+  }
+  tally__op *op = record_op(c, TALLY__OP_SHIP);
+  if (!op) return;
+  op->item = p->item;
+  op->ref_transfer = receipt;
+  op->purchase_slot = slot;
+  snprintf(op->note, sizeof op->note, "%s", note);
+}
+
+/* ORDERS: a creator's newest merch orders and their shipping notes. */
+void tally__cmd_orders(tally__cmd *c) {
+  tally__state *st = &c->e->st;
+  if (!st->accounts[c->account].is_creator) {
+    tally__cmd_refuse(c, TALLY_ENO_PERMISSION);
+    return;
+  }
+  int shown = 0;
+  uint32_t max = st->cfg->purchases_max, n = st->purchase_next < max ? st->purchase_next : max;
+  for (uint32_t k = 0; k < n && shown < TALLY__ORDERS_SHOWN; k++) {
+    const tally__purchase *p = &st->purchases[(st->purchase_next - 1 - k) % max];
+    const tally__item *it = &st->items[p->item];
+    if (!p->live || !p->committed || it->kind != TALLY__KIND_MERCH || it->creator != c->account) continue;
+    const char *note = NULL;
+    for (uint32_t j = 0; j < TALLY__SHIP_NOTES_KEPT && !note; j++) {
+      const tally__ship_note *s = &st->ship_notes[(st->ship_next - 1 - j) % TALLY__SHIP_NOTES_KEPT];
+      if (s->transfer_id == p->transfer_id) note = s->note;
+    }
+    tally__reply(c->e, c->cmd, TALLY_OK, 0, "order %llu: %ux %s for %s%s - ship to: %s", (unsigned long long)p->transfer_id,
+                 p->qty, it->sku, st->accounts[p->buyer].name + 5,
+                 p->refunded ? " (refunded)" : "", note ? note : "(no shipping note yet)");
+    shown++;
+  }
+  if (!shown) tally__reply(c->e, c->cmd, TALLY_OK, 0, "No merch orders yet.");
+}
+
 /* VERIFY DRAW <sku>: the commitment, and once drawn the seed, entry hash
  * and entry count anyone can recompute the winners from. */
 void tally__cmd_verify_draw(tally__cmd *c) {

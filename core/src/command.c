@@ -124,6 +124,7 @@ static const cmd_entry commands[] = {
     {"EVENT", tally__cmd_event, false},     {"DROP", tally__cmd_drop, false},
     {"REDEEM", tally__cmd_redeem, true},    {"HIGHLIGHT", tally__cmd_highlight, true},
     {"REACT", tally__cmd_react, true},      {"REFCODE", tally__cmd_refcode, true},
+    {"SHIP", tally__cmd_ship, true},        {"ORDERS", tally__cmd_orders, true},
 };
 
 /* A presence change from the adapter: no reply, no rate limit (the adapter

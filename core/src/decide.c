@@ -175,7 +175,7 @@ int tally__decide_buy(tally__state *st, const tally__decide_ctx *ctx, uint32_t b
   op_leg(op, buyer, -amount);
   tally__purchase p = {.transfer_id = op->transfer_id, .buyer = buyer, .item = item,
                        .amount = amount, .fee = fee, .created_ms = ctx->wall_ms,
-                       .coop_slot = coop, .serial = serial};
+                       .coop_slot = coop, .serial = serial, .qty = qty};
   if (coop == TALLY__NONE) {
     op_leg(op, it->creator, amount - fee);
     op_leg(op, st->fees, fee);

@@ -138,6 +138,7 @@ void tally__engine_flush(tally__engine *e) {
    * no op to ride with: they open a batch of their own. */
   bool dirty_rows = e->st.dirty_account_count || e->st.dirty_item_count || e->st.dirty_audience_count;
   for (uint32_t i = 0; !dirty_rows && i < e->st.refcode_count; i++) dirty_rows = !e->st.refcodes[i].persisted;
+  for (uint32_t i = 0; !dirty_rows && i < e->st.bio_count; i++) dirty_rows = e->st.bios[i].dirty;
   for (uint32_t i = 0; !dirty_rows && i < e->st.event_count; i++) dirty_rows = e->st.events[i].dirty;
   /* After a failed batch, rows alone wait a while: a row the ledger keeps
    * refusing must not turn into a tight loop of failing batches. */
@@ -178,6 +179,10 @@ static void rows_committed(tally__engine *e, const tally__batch *b) {
     }
     if (row->what == TALLY__ROW_REFCODE) {
       st->refcodes[row->index].persisted = true;
+      continue;
+    }
+    if (row->what == TALLY__ROW_BIO) {
+      if (st->bios[row->index].version == row->version) st->bios[row->index].dirty = false;
       continue;
     }
     tally__account *a = &st->accounts[row->index];
@@ -266,6 +271,10 @@ static void record_settled(tally__engine *e, const tally__op *op, bool ok) {
       tally__per_user_units(st, op->account, op->item, &units);
       if (units) *units = 0;
     }
+  } else if (op->type == TALLY__OP_SHIP && ok) {
+    tally__ship_note *n = &st->ship_notes[st->ship_next++ % TALLY__SHIP_NOTES_KEPT];
+    n->transfer_id = op->ref_transfer;
+    snprintf(n->note, sizeof n->note, "%.*s", (int)(sizeof n->note - 1), op->note);
   } else if (op->type == TALLY__OP_REDEEM) {
     tally__purchase *p = &st->purchases[op->purchase_slot];
     p->redeem_held = false;
@@ -280,7 +289,15 @@ void tally__engine_batch_done(tally__engine *e, tally__batch *b) {
     if (op->type == TALLY__OP_TRANSFER) continue;
     e->ops_pending--;
     record_settled(e, op, true);
-    tally__emit(e, TALLY_EFFECT_REPLY, TALLY_OK, op->req_id, 0, op->origin, op->channel, op->note);
+    if (op->type == TALLY__OP_SHIP) {
+      char text[96];
+      snprintf(text, sizeof text, "Shipping note saved for receipt %llu; the creator sees it with ORDERS.",
+               (unsigned long long)op->ref_transfer);
+      tally__emit(e, TALLY_EFFECT_REPLY, TALLY_OK, op->req_id, 0, op->origin, op->channel, text);
+      continue;
+    }
+    if (op->origin[0] || op->type == TALLY__OP_ACK)
+      tally__emit(e, TALLY_EFFECT_REPLY, TALLY_OK, op->req_id, 0, op->origin, op->channel, op->note);
   }
   for (uint32_t k = 0; k < b->transfer_count; k++) {
     tally__op *op = &b->ops[b->xfer[k]];
@@ -298,6 +315,9 @@ static void purchase_extras(tally__engine *e, const tally__op *op, const tally__
   char text[TALLY_TEXT_BYTES_MAX + 1];
   if (it->kind == TALLY__KIND_DIGITAL)
     snprintf(text, sizeof text, "Your %s: %s", it->sku, it->delivery);
+  else if (it->kind == TALLY__KIND_MERCH)
+    snprintf(text, sizeof text, "To get your %s shipped, send privately: SHIP %llu <address and any note>", it->sku,
+             (unsigned long long)op->transfer_id);
   else if (it->kind == TALLY__KIND_PASS)
     snprintf(text, sizeof text, "Your pass %s is ready: REDEEM %llu to use it (once; a redeemed pass is not refundable)",
              it->sku, (unsigned long long)op->transfer_id);

@@ -153,7 +153,7 @@ static int load_purchases(loader *l, int64_t now_ms) {
   snprintf(limit, sizeof limit, "%u", st->cfg->purchases_max);
   const char *params[2] = {since, limit};
   PGresult *r = q(l,
-                  "WITH p AS (SELECT id, account_id, item_id, amount_minor, created_ms FROM transfers"
+                  "WITH p AS (SELECT id, account_id, item_id, amount_minor, created_ms, qty FROM transfers"
                   "  WHERE kind = 1 AND created_ms >= $1::bigint ORDER BY id DESC LIMIT $2::int),"
                   " f AS (SELECT e.transfer_id, e.amount_minor FROM entries e JOIN p ON p.id = e.transfer_id"
                   "  WHERE e.account_id = 1),"
@@ -161,7 +161,7 @@ static int load_purchases(loader *l, int64_t now_ms) {
                   "  FROM transfers t LEFT JOIN entries e ON e.transfer_id = t.id AND e.account_id = 1"
                   "  WHERE t.kind = 3 GROUP BY t.ref_transfer)"
                   " SELECT p.id, p.account_id, p.item_id, p.amount_minor, p.created_ms,"
-                  "  coalesce(f.amount_minor, 0), coalesce(r.s, 0), coalesce(r.fs, 0)"
+                  "  coalesce(f.amount_minor, 0), coalesce(r.s, 0), coalesce(r.fs, 0), p.qty"
                   " FROM p LEFT JOIN f ON f.transfer_id = p.id LEFT JOIN r ON r.ref_transfer = p.id"
                   " ORDER BY p.id",
                   2, params);
@@ -172,7 +172,7 @@ static int load_purchases(loader *l, int64_t now_ms) {
     tally__purchase p = {.transfer_id = (uint64_t)col_i64(r, i, 0), .buyer = buyer, .item = item,
                          .amount = col_i64(r, i, 3), .created_ms = col_i64(r, i, 4),
                          .fee = col_i64(r, i, 5), .refunded = col_i64(r, i, 6),
-                         .fee_refunded = col_i64(r, i, 7), .committed = true,
+                         .fee_refunded = col_i64(r, i, 7), .committed = true, .qty = (uint32_t)col_i64(r, i, 8),
                          .coop_slot = TALLY__NONE};
     tally__purchase_add(st, &p);
   }

@@ -274,6 +274,31 @@ static int load_highlights(loader *l) {
   return TALLY_OK;
 }
 
+/* Creators' bios; the newest shipping notes (for ORDERS). */
+static int load_merch(loader *l) {
+  tally__state *st = &l->e->st;
+  PGresult *r = tally__load_q(l, "SELECT account_id, bio FROM creator_bios LIMIT 1024", 0, NULL);
+  if (!r) return TALLY_EDB;
+  for (int i = 0; i < PQntuples(r) && st->bio_count < TALLY__BIOS_MAX; i++) {
+    uint32_t acc = tally__load_acc(l, tally__load_i64(r, i, 0));
+    if (acc == TALLY__NONE) continue;
+    tally__bio *bio = &st->bios[st->bio_count++];
+    bio->account = acc;
+    snprintf(bio->text, sizeof bio->text, "%s", PQgetvalue(r, i, 1));
+  }
+  PQclear(r);
+  r = tally__load_q(l, "SELECT transfer_id, note FROM (SELECT * FROM shipping_notes ORDER BY updated_ms DESC"
+                       " LIMIT 1024) s ORDER BY updated_ms", 0, NULL);
+  if (!r) return TALLY_EDB;
+  for (int i = 0; i < PQntuples(r); i++) {
+    tally__ship_note *n = &st->ship_notes[st->ship_next++ % TALLY__SHIP_NOTES_KEPT];
+    n->transfer_id = (uint64_t)tally__load_i64(r, i, 0);
+    snprintf(n->note, sizeof n->note, "%s", PQgetvalue(r, i, 1));
+  }
+  PQclear(r);
+  return TALLY_OK;
+}
+
 int tally__load_shop(loader *l, int64_t now_ms) {
   int rc = load_item_extras(l);
   if (!rc) rc = load_serials(l);
@@ -282,5 +307,6 @@ int tally__load_shop(loader *l, int64_t now_ms) {
   if (!rc) rc = load_raffles(l);
   if (!rc) rc = load_audience(l, now_ms);
   if (!rc) rc = load_highlights(l);
+  if (!rc) rc = load_merch(l);
   return rc;
 }

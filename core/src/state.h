@@ -38,6 +38,10 @@ enum {
   TALLY__AUDIENCE_MAX = 65536,       /* (event, account) rows: attendance, spending */
   TALLY__HIGHLIGHTS_SLOTS = 256,     /* = TALLY__HIGHLIGHTS_MAX of highlight.h */
   TALLY__REACTION_KINDS = 8,         /* distinct emotes counted per event and minute */
+  TALLY__SHIP_NOTE_BYTES_MAX = 200,
+  TALLY__SHIP_NOTES_KEPT = 1024,     /* newest shipping notes in memory, for ORDERS */
+  TALLY__BIO_BYTES_MAX = 120,
+  TALLY__BIOS_MAX = 1024,            /* creators with a bio */
   TALLY__CONSENTS_PENDING_MAX = 65536, /* first-time buyers asked to CONFIRM at once */
   TALLY__CONSENT_EXTENSIONS_MAX = 3,   /* CONFIRM EXTEND, each adds consent_ttl_s */
   TALLY__CHANNELS_MAX = 4096,
@@ -87,6 +91,7 @@ enum tally__item_kind {
   TALLY__KIND_PASS = 2,    /* REDEEM once; a redeemed pass is not refundable */
   TALLY__KIND_HIGHLIGHT = 3, /* an event's highlight tier: pins a message for show_s */
   TALLY__KIND_REACTION = 4,  /* an event's paid reaction */
+  TALLY__KIND_MERCH = 5,     /* physical: the buyer sends a shipping note privately (SHIP) */
 };
 enum tally__drop_mode { TALLY__MODE_FIRST = 0, TALLY__MODE_RAFFLE = 1 };
 
@@ -169,6 +174,7 @@ typedef struct tally__purchase {
   int64_t created_ms;
   uint32_t coop_slot;    /* its shares in st->coop, or TALLY__NONE: creator + fee only */
   uint32_t serial;       /* first serial number, 0 if not numbered */
+  uint32_t qty;
   bool committed, live;
   bool redeemed;         /* a pass that was redeemed (no refund) */
   bool redeem_held;      /* its REDEEM is in flight */
@@ -214,6 +220,20 @@ typedef struct tally__highlight {
   char text[TALLY_TEXT_BYTES_MAX / 2];
 } tally__highlight;
 
+/* A recent shipping note, for the creator's ORDERS. */
+typedef struct tally__ship_note {
+  uint64_t transfer_id;
+  char note[TALLY__SHIP_NOTE_BYTES_MAX + 1];
+} tally__ship_note;
+
+/* A creator's SHOP bio. */
+typedef struct tally__bio {
+  uint32_t account;
+  uint64_t version;
+  bool dirty;
+  char text[TALLY__BIO_BYTES_MAX + 1];
+} tally__bio;
+
 /* One entry into a raffle drop; durable (persisted) before it is told so. */
 typedef struct tally__raffle_entry {
   uint32_t item, account;
@@ -236,9 +256,15 @@ typedef struct tally__leg {
 } tally__leg;
 
 /* TRANSFER moves money; ACK answers once its batch committed; ENTRY and
- * REDEEM write a record row (raffle entry, pass redemption) and answer
- * once it committed. */
-enum tally__op_type { TALLY__OP_TRANSFER = 1, TALLY__OP_ACK = 2, TALLY__OP_ENTRY = 3, TALLY__OP_REDEEM = 4 };
+ * REDEEM (and SHIP) write a record row (raffle entry, pass redemption,
+ * shipping note) and answer once it committed. */
+enum tally__op_type {
+  TALLY__OP_TRANSFER = 1,
+  TALLY__OP_ACK = 2,
+  TALLY__OP_ENTRY = 3,
+  TALLY__OP_REDEEM = 4,
+  TALLY__OP_SHIP = 5, /* a merch purchase's shipping note (in note) */
+};
 typedef struct tally__op {
   uint8_t type, kind, leg_count;
   bool told_pending;
@@ -323,6 +349,10 @@ typedef struct tally__state {
   tally__highlight *highlights; /* TALLY__HIGHLIGHTS_SLOTS */
   uint32_t highlights_inflight; /* highlight purchases decided, not yet committed */
   tally__refcode refcodes[TALLY__REFCODES_MAX];
+  tally__ship_note *ship_notes; /* TALLY__SHIP_NOTES_KEPT, a ring */
+  uint32_t ship_next;
+  tally__bio *bios;             /* TALLY__BIOS_MAX */
+  uint32_t bio_count;
   uint32_t refcode_count;
   struct tally__draw_run {      /* the draw in progress (one at a time) */
     bool active;

@@ -49,7 +49,7 @@ const std::streamsize SECRET_FILE_BYTES_MAX = 4096;
 const char* const COMMAND_WORDS[] = {
 	"SHOP", "BUY", "CONFIRM", "TIP", "WALLET", "RECEIPTS",
 	"REFUND", "VERIFY", "ITEM", "TALLY", "EVENT", "DROP", "REDEEM",
-	"HIGHLIGHT", "REACT", "REFCODE",
+	"HIGHLIGHT", "REACT", "REFCODE", "SHIP", "ORDERS",
 };
 
 std::string Upper(const std::string& s)

@@ -269,6 +269,37 @@ static void test_confirm_extend(void **state) {
   finish();
 }
 
+static void test_merch_shipping_and_shop_card(void **state) {
+  (void)state;
+  setup("shopmerch");
+  th_reply r;
+  assert_int_equal(run("alice", "ITEM ADD hoodie 20 Tour hoodie"), TALLY_OK);
+  assert_int_equal(run("alice", "ITEM SET hoodie kind merch"), TALLY_OK);
+  assert_int_equal(th_cmd(eng, "bob", "BUY hoodie", 0, &r), TALLY_OK);
+  uint64_t order = r.receipt;
+  char ship[128];
+  snprintf(ship, sizeof ship, "SHIP %llu 1 Main St, Springfield", (unsigned long long)order);
+  assert_int_equal(run("bob", ship), TALLY_EBAD_SYNTAX); /* said in a channel: personal data stays private */
+  assert_int_equal(th_cmd(eng, "carol", ship, 0, &r), TALLY_ENOT_YOURS);
+  assert_int_equal(th_cmd(eng, "bob", ship, 0, &r), TALLY_OK);
+  assert_non_null(strstr(r.text, "Shipping note saved"));
+  assert_int_equal(th_cmd(eng, "bob", "BUY pin", 0, &r), TALLY_OK);
+  snprintf(ship, sizeof ship, "SHIP %llu somewhere", (unsigned long long)r.receipt);
+  assert_int_equal(th_cmd(eng, "bob", ship, 0, &r), TALLY_ENOT_MERCH);
+  assert_int_equal(th_cmd(eng, "bob", "ORDERS", 0, &r), TALLY_ENO_PERMISSION);
+  th_engine_free(eng); /* the creator still sees the note after a restart */
+  eng = th_engine(&cfg);
+  assert_int_equal(th_cmd(eng, "alice", "ORDERS", 0, &r), TALLY_OK);
+  assert_non_null(strstr(r.text, "1x hoodie for bob - ship to: 1 Main St, Springfield"));
+  assert_int_equal(sql("SELECT count(*) FROM shipping_notes WHERE transfer_id = %llu", (unsigned long long)order), 1);
+  /* The shop card: bio, items, live drops. */
+  assert_int_equal(th_cmd(eng, "bob", "SHOP BIO I am not a creator", 0, &r), TALLY_ENO_PERMISSION);
+  assert_int_equal(th_cmd(eng, "alice", "SHOP BIO Prints, pins and tour merch", 0, &r), TALLY_OK);
+  assert_int_equal(th_cmd(eng, "bob", "SHOP alice", 0, &r), TALLY_OK);
+  assert_string_equal(r.text, "alice's shop: Prints, pins and tour merch - 2 items, 0 live drops");
+  finish();
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_coop_split_and_refunds),
@@ -277,6 +308,7 @@ int main(void) {
       cmocka_unit_test(test_pass_redeems_once),
       cmocka_unit_test(test_raffle_draw_is_verifiable),
       cmocka_unit_test(test_confirm_extend),
+      cmocka_unit_test(test_merch_shipping_and_shop_card),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
