@@ -25,20 +25,48 @@ static bool bucket_take(int64_t *tokens, int64_t *at_ms, uint32_t per_min, uint6
   return true;
 }
 
-static bool channel_allows(tally__engine *e, const char *channel, uint64_t now) {
-  tally__state *st = &e->st;
-  if (!channel[0] || e->cfg.rate_channel_per_min == 0) return true;
+typedef struct channel_probe {
+  const tally__state *st;
+  const char *name;
+} channel_probe;
+
+static bool channel_eq(const void *ud, uint32_t i) {
+  const channel_probe *p = ud;
+  return strcmp(p->st->channels[i].name, p->name) == 0;
+}
+
+/* A bucket that has been idle long enough to refill is the same as a new
+ * one: when the table is full, such a bucket is given to the new channel.
+ * When every channel is busy, new channels are refused (a global limit). */
+static uint32_t channel_bucket(tally__state *st, const char *channel, uint32_t per_min, uint64_t now) {
   uint64_t h = tally__hash_str(channel);
-  uint32_t i = TALLY__NONE;
-  for (uint32_t k = 0; k < st->channel_count; k++)
-    if (st->channels[k].hash == h && strcmp(st->channels[k].name, channel) == 0) i = k;
-  if (i == TALLY__NONE) {
-    if (st->channel_count >= TALLY__CHANNELS_MAX) return true;
+  channel_probe p = {st, channel};
+  uint32_t i = tally__map_find(&st->channel_by_name, h, channel_eq, &p);
+  if (i != TALLY__NONE) return i;
+  if (st->channel_count < TALLY__CHANNELS_MAX) {
     i = st->channel_count++;
-    st->channels[i].hash = h;
-    snprintf(st->channels[i].name, sizeof st->channels[i].name, "%s", channel);
+  } else {
+    int64_t refill_ms = (int64_t)(per_min < 5 ? 5 : per_min / 4 + 5) * 60000 / per_min;
+    for (uint32_t n = 0; n < TALLY__CHANNELS_MAX && i == TALLY__NONE; n++) {
+      uint32_t k = st->channel_cursor++ % TALLY__CHANNELS_MAX;
+      if ((int64_t)now - st->channels[k].at_ms >= refill_ms) i = k;
+    }
+    if (i == TALLY__NONE) return TALLY__NONE;
+    tally__map_del(&st->channel_by_name, st->channels[i].hash, i);
   }
   tally__bucket *b = &st->channels[i];
+  memset(b, 0, sizeof *b);
+  b->hash = h;
+  snprintf(b->name, sizeof b->name, "%s", channel);
+  if (tally__map_put(&st->channel_by_name, h, i)) return TALLY__NONE;
+  return i;
+}
+
+static bool channel_allows(tally__engine *e, const char *channel, uint64_t now) {
+  if (!channel[0] || e->cfg.rate_channel_per_min == 0) return true;
+  uint32_t i = channel_bucket(&e->st, channel, e->cfg.rate_channel_per_min, now);
+  if (i == TALLY__NONE) return false;
+  tally__bucket *b = &e->st.channels[i];
   return bucket_take(&b->tokens_milli, &b->at_ms, e->cfg.rate_channel_per_min, now);
 }
 

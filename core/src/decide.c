@@ -68,8 +68,11 @@ static void op_leg(tally__op *op, uint32_t account, int64_t amount) {
 
 /* Daily cap: spent today plus this amount must stay within the cap. */
 static int spend_check(const tally__state *st, tally__account *a, int64_t wall_ms, int64_t amount) {
+  /* A new day starts the count again; a clock that jumped back to an
+   * earlier day does not (it keeps the later day's total: stricter, and
+   * what a restart rebuilds from the ledger). */
   int32_t day = tally__utc_day(wall_ms);
-  if (a->spent_day != day) {
+  if (day > a->spent_day) {
     a->spent_day = day;
     a->spent_today = 0;
   }

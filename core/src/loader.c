@@ -208,14 +208,18 @@ static int load_today_and_recent(loader *l, int64_t now_ms) {
   int32_t today = tally__utc_day(now_ms);
   snprintf(day0, sizeof day0, "%lld", (long long)today * 86400000LL);
   const char *params[1] = {day0};
-  PGresult *r = q(l, "SELECT account_id, sum(amount_minor) FROM transfers WHERE kind IN (1, 2)"
-                     " AND created_ms >= $1::bigint GROUP BY account_id", 1, params);
+  /* The count belongs to the latest UTC day with spending, as in memory
+   * (decide.c): a clock set back after a restart does not reopen a day. */
+  PGresult *r = q(l, "SELECT account_id, day, s FROM (SELECT account_id, created_ms / 86400000 AS day,"
+                     " sum(amount_minor) AS s, rank() OVER (PARTITION BY account_id ORDER BY created_ms / 86400000 DESC) AS n"
+                     " FROM transfers WHERE kind IN (1, 2) AND created_ms >= $1::bigint GROUP BY 1, 2) d WHERE n = 1",
+                  1, params);
   if (!r) return TALLY_EDB;
   for (int i = 0; i < PQntuples(r); i++) {
     uint32_t a = acc_index(l, col_i64(r, i, 0));
     if (a == TALLY__NONE) continue;
-    st->accounts[a].spent_day = today;
-    st->accounts[a].spent_today = col_i64(r, i, 1);
+    st->accounts[a].spent_day = (int32_t)col_i64(r, i, 1);
+    st->accounts[a].spent_today = col_i64(r, i, 2);
   }
   PQclear(r);
   r = q(l, "SELECT account_id, id FROM (SELECT account_id, id, row_number() OVER"

@@ -324,6 +324,7 @@ typedef struct tally__state {
   tally__bucket channels[TALLY__CHANNELS_MAX];
   tally__map channel_by_name;
   uint32_t channel_count;
+  uint32_t channel_cursor; /* where the search for an idle bucket goes on */
   uint32_t *dirty_accounts, dirty_account_count;
   uint32_t *dirty_items, dirty_item_count;
   tally__event *events;           /* TALLY__EVENTS_MAX */

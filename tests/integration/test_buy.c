@@ -193,6 +193,29 @@ static void test_daily_cap(void **state) {
   done();
 }
 
+/* Channel buckets: a busy channel is limited; when the table of channels
+ * is full, a new channel takes an idle bucket, and with none idle it is
+ * refused (a global limit), never waved through. */
+static void test_channel_rate_limits(void **state) {
+  (void)state;
+  th_fresh_db("chanrate", F.dsn, sizeof F.dsn);
+  th_config(&F.cfg, F.dsn);
+  F.cfg.rate_channel_per_min = 1; /* a burst of 5, then one a minute (the test takes less) */
+  F.e = th_engine(&F.cfg);
+  th_reply r;
+  for (int i = 0; i < 5; i++) assert_int_equal(th_cmd_in(F.e, "bob", "#busy", "WALLET", 0, &r), TALLY_OK);
+  assert_int_equal(th_cmd_in(F.e, "bob", "#busy", "WALLET", 0, &r), TALLY_ERATE_LIMITED);
+  assert_int_equal(th_cmd_in(F.e, "bob", "", "WALLET", 0, &r), TALLY_OK); /* private lines: no channel bucket */
+  char channel[32];
+  for (int i = 1; i < 4096; i++) { /* fills the table of 4096 channels */
+    snprintf(channel, sizeof channel, "#c%d", i);
+    assert_int_equal(th_cmd_in(F.e, "bob", channel, "WALLET", 0, &r), TALLY_OK);
+  }
+  assert_int_equal(th_cmd_in(F.e, "bob", "#busy", "WALLET", 0, &r), TALLY_ERATE_LIMITED);
+  assert_int_equal(th_cmd_in(F.e, "bob", "#one-too-many", "WALLET", 0, &r), TALLY_ERATE_LIMITED);
+  done();
+}
+
 typedef struct herd_count {
   int ok, sold_out, other;
 } herd_count;
@@ -259,7 +282,7 @@ int main(void) {
       cmocka_unit_test(test_refusals),
       cmocka_unit_test(test_idempotent_retry), cmocka_unit_test(test_replay_after_sold_out),
       cmocka_unit_test(test_refunds),
-      cmocka_unit_test(test_daily_cap),        cmocka_unit_test(test_herd_last_units),
+      cmocka_unit_test(test_daily_cap),        cmocka_unit_test(test_channel_rate_limits),        cmocka_unit_test(test_herd_last_units),
       cmocka_unit_test(test_restart_rebuilds_state),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
