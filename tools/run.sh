@@ -41,17 +41,26 @@ fi
 # items. The engine assigns ids from 1000 up, so these low ids are free; a
 # rerun changes nothing.
 psql -X -q "$dsn" -v ON_ERROR_STOP=1 <<'SQL'
-INSERT INTO accounts (id, name, kind, created_ms) VALUES (100, 'user:demo', 1, 0) ON CONFLICT DO NOTHING;
+INSERT INTO accounts (id, name, kind, created_ms) VALUES (100, 'user:demo', 1, 0), (104, 'user:guest', 1, 0)
+  ON CONFLICT DO NOTHING;
 INSERT INTO role_changes (account_id, role, by_account, created_ms)
-  SELECT a.id, 'creator', 'make run', 0 FROM accounts a WHERE a.name = 'user:demo'
+  SELECT a.id, 'creator', 'make run', 0 FROM accounts a WHERE a.name IN ('user:demo', 'user:guest')
     AND NOT EXISTS (SELECT 1 FROM role_changes r WHERE r.account_id = a.id);
-INSERT INTO items (id, sku, creator_id, price_minor, stock, title, refund_window_s, version, updated_ms)
-  SELECT v.id, v.sku, a.id, v.price, v.stock, v.title, 86400, 1, 0
-  FROM (VALUES (101, 'sticker', 150, NULL::int, 'tally sticker'),
-               (102, 'tee', 1500, 25, 'Live tour tee (limited to 25)'),
-               (103, 'pass', 500, 100, 'Backstage pass')) AS v(id, sku, price, stock, title)
+-- kind: 0 plain, 1 digital, 2 pass, 5 merch; split: "account id:bps,...".
+INSERT INTO items (id, sku, creator_id, price_minor, stock, title, refund_window_s, version, updated_ms,
+                   kind, split, delivery)
+  SELECT v.id, v.sku, a.id, v.price, v.stock, v.title, 86400, 1, 0, v.kind, v.split, v.delivery
+  FROM (VALUES (101, 'sticker', 150, NULL::int, 'tally sticker', 0, '', ''),
+               (102, 'tee', 1500, 25, 'Live tour tee (limited to 25)', 5, '', ''),
+               (103, 'pass', 500, 100, 'Backstage pass', 2, '', ''),
+               (105, 'wallpaper', 100, NULL::int, 'Tour wallpaper (download)', 1, '',
+                'https://example.org/tally-demo/wallpaper.png'),
+               (106, 'duo', 800, 50, 'Duo print by demo and guest (co-op 60/40)', 0, '100:6000,104:4000', ''))
+       AS v(id, sku, price, stock, title, kind, split, delivery)
   CROSS JOIN accounts a WHERE a.name = 'user:demo'
 ON CONFLICT DO NOTHING;
+INSERT INTO creator_bios (account_id, bio, updated_ms) VALUES (100, 'Stickers, tees and prints from the tally tour', 0)
+  ON CONFLICT DO NOTHING;
 SQL
 
 topic="Welcome to the tally demo shop! Log in (/msg NickServ REGISTER password email), then type !shop here, and !buy sticker to buy. TALLY HELP lists all commands."
@@ -76,6 +85,12 @@ First steps (irssi and weechat):
   /join #live     then in #live:  !shop   and   !buy sticker
   /quote CONFIRM <code>           agree to your first purchase; the answer names your receipt
   /quote WALLET   /quote RECEIPTS   /quote VERIFY <receipt>   /quote TALLY HELP
+  !shop demo      the creator's card; !buy duo (a co-op print), !buy pass then /quote REDEEM <receipt>,
+                  !buy tee (merch: /quote SHIP <receipt> <address>), !buy wallpaper (digital)
+Host a live event in #live (as IRC operator: /oper admin adminpass):
+  !event start 30 Launch party    !drop create rush 20 2 per-user=2    !drop create vinyl 5 10 mode=raffle for=3m
+  !event tier gold 3 60    !event react 0.10    then anyone: !highlight gold Hello!   !react 🔥   !tip demo 2 great show
+  !event stop     the summary: sales, drops, attendance, top supporters, what each creator earned
   (in ii: /j NickServ REGISTER <password> you@example.org, /j #live, and tally commands
    without /quote: /confirm <code>, /wallet; !shop goes to ~/irc/127.0.0.1/#live/in)
 Check a receipt from this shell:
