@@ -59,7 +59,7 @@ INSERT INTO items (id, sku, creator_id, price_minor, stock, title, refund_window
        AS v(id, sku, price, stock, title, kind, split, delivery)
   CROSS JOIN accounts a WHERE a.name = 'user:demo'
 ON CONFLICT DO NOTHING;
-INSERT INTO creator_bios (account_id, bio, updated_ms) VALUES (100, 'Stickers, tees and prints from the tally tour', 0)
+INSERT INTO creator_bios (account_id, bio, version, updated_ms) VALUES (100, 'Stickers, tees and prints from the tally tour', 1, 0)
   ON CONFLICT DO NOTHING;
 SQL
 

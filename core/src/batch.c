@@ -16,7 +16,7 @@
 #include "receipt.h"
 #include "signer.h"
 
-/* The function is sql/006_merch_bios.sql's: batch lock, lease check,
+/* The function is sql/004_shop_audience.sql's: batch lock, lease check,
  * then the rows in dependency order; it returns the transfer ids it
  * inserted. Arrays go in binary; the scalars $1..$8 and $43 as text. */
 const char tally__batch_sql[] =
@@ -25,7 +25,7 @@ const char tally__batch_sql[] =
     " $33, $34, $35, $36, $37, $38, $39, $40, $41, $42, $43, $44, $45, $46, $47, $48, $49, $50, $51,"
     " $52, $53, $54, $55, $56, $57, $58, $59, $60, $61, $62, $63, $64, $65, $66, $67, $68, $69, $70,"
     " $71, $72, $73, $74, $75, $76, $77, $78, $79, $80, $81, $82, $83, $84, $85, $86, $87, $88, $89,"
-    " $90, $91, $92, $93, $94, $95, $96)";
+    " $90, $91, $92, $93, $94, $95, $96, $97, $98)";
 
 const char tally__batch_lookup_sql[] = "SELECT * FROM tally_lookup_keys($1, $2)";
 
@@ -121,7 +121,7 @@ static void take_rows(tally__batch *b, tally__state *st) {
       b->rows[b->row_count++] = (tally__batch_row){i, 0, TALLY__ROW_CONSENT};
     if (a->role_dirty) b->rows[b->row_count++] = (tally__batch_row){i, a->role_version, TALLY__ROW_ROLE};
     if (a->privacy_dirty && b->row_count < TALLY__BATCH_ROWS_MAX)
-      b->rows[b->row_count++] = (tally__batch_row){i, 0, TALLY__ROW_PRIVACY};
+      b->rows[b->row_count++] = (tally__batch_row){i, a->privacy_version, TALLY__ROW_PRIVACY};
   }
   for (uint32_t k = 0; k < st->dirty_audience_count && b->row_count < TALLY__BATCH_ROWS_MAX; k++) {
     uint32_t i = st->dirty_audience[k];
@@ -512,14 +512,14 @@ static void render_audience_columns(tally__batch *b, const tally__state *st) {
   bin_close(b);
 }
 
-/* $82..$85 attendance, $86..$87 privacy choices, $88..$91 referral codes. */
+/* $82..$85 attendance, $86..$88 privacy choices, $89..$92 referral codes. */
 static void render_audience_rows(tally__batch *b, const tally__state *st, uint64_t now_mono) {
-  static const uint8_t what_of[10] = {TALLY__ROW_ATTEND, TALLY__ROW_ATTEND, TALLY__ROW_ATTEND, TALLY__ROW_ATTEND,
-                                      TALLY__ROW_PRIVACY, TALLY__ROW_PRIVACY, TALLY__ROW_REFCODE,
+  static const uint8_t what_of[11] = {TALLY__ROW_ATTEND,  TALLY__ROW_ATTEND,  TALLY__ROW_ATTEND,  TALLY__ROW_ATTEND,
+                                      TALLY__ROW_PRIVACY, TALLY__ROW_PRIVACY, TALLY__ROW_PRIVACY, TALLY__ROW_REFCODE,
                                       TALLY__ROW_REFCODE, TALLY__ROW_REFCODE, TALLY__ROW_REFCODE};
-  static const uint32_t oids[10] = {OID_INT8, OID_INT8, OID_INT4, OID_INT8, OID_INT8,
-                                    OID_BOOL, OID_TEXT, OID_INT8, OID_INT8, OID_INT4};
-  for (int col = 0; col < 10; col++) {
+  static const uint32_t oids[11] = {OID_INT8, OID_INT8, OID_INT4, OID_INT8, OID_INT8, OID_BOOL,
+                                    OID_INT8, OID_TEXT, OID_INT8, OID_INT8, OID_INT4};
+  for (int col = 0; col < 11; col++) {
     bin_open(b, 81 + col, oids[col]);
     for (uint32_t r = 0; r < b->row_count; r++) {
       if (b->rows[r].what != what_of[col]) continue;
@@ -531,9 +531,10 @@ static void render_audience_rows(tally__batch *b, const tally__state *st, uint64
       case 3: bin_i64(b, st->audience[i].first_ms); break;
       case 4: bin_i64(b, (int64_t)st->accounts[i].id); break;
       case 5: bin_bool(b, st->accounts[i].unnamed); break;
-      case 6: bin_text(b, st->refcodes[i].code); break;
-      case 7: bin_i64(b, (int64_t)st->accounts[st->refcodes[i].creator].id); break;
-      case 8: bin_i64(b, (int64_t)st->accounts[st->refcodes[i].affiliate].id); break;
+      case 6: bin_i64(b, (int64_t)b->rows[r].version); break;
+      case 7: bin_text(b, st->refcodes[i].code); break;
+      case 8: bin_i64(b, (int64_t)st->accounts[st->refcodes[i].creator].id); break;
+      case 9: bin_i64(b, (int64_t)st->accounts[st->refcodes[i].affiliate].id); break;
       default: bin_i32(b, st->refcodes[i].bps); break;
       }
     }
@@ -541,10 +542,10 @@ static void render_audience_rows(tally__batch *b, const tally__state *st, uint64
   }
 }
 
-/* $92..$94 shipping notes (SHIP ops), $95..$96 creators' bios (rows). */
+/* $93..$95 shipping notes (SHIP ops), $96..$98 creators' bios (rows). */
 static void render_merch(tally__batch *b, const tally__state *st) {
   for (int col = 0; col < 3; col++) {
-    bin_open(b, 91 + col, col == 2 ? OID_TEXT : OID_INT8);
+    bin_open(b, 92 + col, col == 2 ? OID_TEXT : OID_INT8);
     for (uint32_t k = 0; k < b->op_count; k++) {
       const tally__op *op = &b->ops[k];
       if (op->type != TALLY__OP_SHIP) continue;
@@ -554,13 +555,14 @@ static void render_merch(tally__batch *b, const tally__state *st) {
     }
     bin_close(b);
   }
-  for (int col = 0; col < 2; col++) {
-    bin_open(b, 94 + col, col ? OID_TEXT : OID_INT8);
+  for (int col = 0; col < 3; col++) {
+    bin_open(b, 95 + col, col == 1 ? OID_TEXT : OID_INT8);
     for (uint32_t r = 0; r < b->row_count; r++) {
       if (b->rows[r].what != TALLY__ROW_BIO) continue;
       const tally__bio *bio = &st->bios[b->rows[r].index];
-      if (col) bin_text(b, bio->text);
-      else bin_i64(b, (int64_t)st->accounts[bio->account].id);
+      if (col == 0) bin_i64(b, (int64_t)st->accounts[bio->account].id);
+      else if (col == 1) bin_text(b, bio->text);
+      else bin_i64(b, (int64_t)b->rows[r].version);
     }
     bin_close(b);
   }

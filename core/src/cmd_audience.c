@@ -244,6 +244,7 @@ void tally__cmd_privacy(tally__cmd *c) {
   tally__account *a = &c->e->st.accounts[c->account];
   a->unnamed = on;
   a->privacy_dirty = true;
+  a->privacy_version++;
   tally__account_mark_dirty(&c->e->st, c->account);
   tally__cmd_ack_after_commit(c, on ? "Event summaries will not name you." : "Event summaries may name you again.");
 }

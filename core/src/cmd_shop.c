@@ -68,27 +68,38 @@ int tally__cmd_raffle_enter(tally__cmd *c, uint32_t item) {
   return TALLY_OK;
 }
 
-void tally__cmd_redeem(tally__cmd *c) {
+/* The caller's purchase named by the receipt in token 1 (with at least
+ * min_tokens tokens), and the kind it must have; TALLY__NONE once answered. */
+static uint32_t own_purchase(tally__cmd *c, int min_tokens, uint8_t kind, int wrong_kind, const char *usage) {
   uint64_t receipt;
-  if (c->t.count != 2 || tally__uint_parse(c->t.word[1], c->t.len[1], UINT64_MAX / 10, &receipt)) {
-    tally__cmd_usage(c, "REDEEM <receipt of a pass>");
-    return;
+  if (c->t.count < min_tokens || tally__uint_parse(c->t.word[1], c->t.len[1], UINT64_MAX / 10, &receipt)) {
+    tally__cmd_usage(c, usage);
+    return TALLY__NONE;
   }
   tally__state *st = &c->e->st;
   uint32_t slot = tally__purchase_find(st, receipt);
-  if (slot == TALLY__NONE) {
-    tally__cmd_refuse(c, TALLY_EUNKNOWN_RECEIPT);
+  int rc = TALLY_OK;
+  if (slot == TALLY__NONE) rc = TALLY_EUNKNOWN_RECEIPT;
+  else if (st->purchases[slot].buyer != c->account) rc = TALLY_ENOT_YOURS;
+  else if (st->items[st->purchases[slot].item].kind != kind) rc = wrong_kind;
+  else if (!st->purchases[slot].committed) rc = TALLY_EPENDING;
+  if (rc) tally__cmd_refuse(c, rc);
+  return rc ? TALLY__NONE : slot;
+}
+
+void tally__cmd_redeem(tally__cmd *c) {
+  if (c->t.count != 2) {
+    tally__cmd_usage(c, "REDEEM <receipt of a pass>");
     return;
   }
+  uint32_t slot = own_purchase(c, 2, TALLY__KIND_PASS, TALLY_ENOT_A_PASS, "REDEEM <receipt of a pass>");
+  if (slot == TALLY__NONE) return;
+  tally__state *st = &c->e->st;
   tally__purchase *p = &st->purchases[slot];
   const tally__item *it = &st->items[p->item];
-  int rc = TALLY_OK;
-  if (p->buyer != c->account) rc = TALLY_ENOT_YOURS;
-  else if (it->kind != TALLY__KIND_PASS) rc = TALLY_ENOT_A_PASS;
-  else if (p->redeemed) rc = TALLY_EREDEEMED;
-  else if (!p->committed || p->redeem_held || p->refund_held) rc = TALLY_EPENDING;
-  if (rc) {
-    tally__cmd_refuse(c, rc);
+  uint64_t receipt = p->transfer_id;
+  if (p->redeemed || p->redeem_held || p->refund_held) {
+    tally__cmd_refuse(c, p->redeemed ? TALLY_EREDEEMED : TALLY_EPENDING);
     return;
   }
   if (p->refunded > 0) {
@@ -106,25 +117,13 @@ void tally__cmd_redeem(tally__cmd *c) {
 }
 
 void tally__cmd_ship(tally__cmd *c) {
-  uint64_t receipt;
-  if (c->t.count < 3 || tally__uint_parse(c->t.word[1], c->t.len[1], UINT64_MAX / 10, &receipt)) {
-    tally__cmd_usage(c, "SHIP <receipt> <shipping address or note> (send it privately)");
-    return;
-  }
-  tally__state *st = &c->e->st;
-  uint32_t slot = tally__purchase_find(st, receipt);
-  if (slot == TALLY__NONE) {
-    tally__cmd_refuse(c, TALLY_EUNKNOWN_RECEIPT);
-    return;
-  }
-  tally__purchase *p = &st->purchases[slot];
-  int rc = TALLY_OK;
-  if (p->buyer != c->account) rc = TALLY_ENOT_YOURS;
-  else if (st->items[p->item].kind != TALLY__KIND_MERCH) rc = TALLY_ENOT_MERCH;
-  else if (!p->committed) rc = TALLY_EPENDING;
-  else if (p->refunded >= p->amount) rc = TALLY_EREFUND_EXCEEDS;
-  if (rc) {
-    tally__cmd_refuse(c, rc);
+  uint32_t slot = own_purchase(c, 3, TALLY__KIND_MERCH, TALLY_ENOT_MERCH,
+                               "SHIP <receipt> <shipping address or note> (send it privately)");
+  if (slot == TALLY__NONE) return;
+  tally__purchase *p = &c->e->st.purchases[slot];
+  uint64_t receipt = p->transfer_id;
+  if (p->refunded >= p->amount) {
+    tally__cmd_refuse(c, TALLY_EREFUND_EXCEEDS);
     return;
   }
   const char *note = c->t.rest[2];

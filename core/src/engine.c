@@ -186,7 +186,7 @@ static void rows_committed(tally__engine *e, const tally__batch *b) {
       continue;
     }
     tally__account *a = &st->accounts[row->index];
-    if (row->what == TALLY__ROW_PRIVACY) a->privacy_dirty = false;
+    if (row->what == TALLY__ROW_PRIVACY && a->privacy_version == row->version) a->privacy_dirty = false;
     if (row->what == TALLY__ROW_ACCOUNT) a->persisted = true;
     if (row->what == TALLY__ROW_CONSENT) a->consent_persisted = true;
     if (row->what == TALLY__ROW_ROLE && a->role_version == row->version) a->role_dirty = false;

@@ -230,12 +230,14 @@ static int load_audience(loader *l, int64_t now_ms) {
     tally__audience_committed(st, &op);
   }
   PQclear(r);
-  r = tally__load_q(l, "SELECT DISTINCT ON (account_id) account_id, hidden FROM privacy_changes"
-                       " ORDER BY account_id, id DESC", 0, NULL);
+  r = tally__load_q(l, "SELECT DISTINCT ON (account_id) account_id, hidden, version FROM privacy_changes"
+                       " ORDER BY account_id, version DESC", 0, NULL);
   if (!r) return TALLY_EDB;
   for (int i = 0; i < PQntuples(r); i++) {
     uint32_t acc = tally__load_acc(l, tally__load_i64(r, i, 0));
-    if (acc != TALLY__NONE) st->accounts[acc].unnamed = PQgetvalue(r, i, 1)[0] == 't';
+    if (acc == TALLY__NONE) continue;
+    st->accounts[acc].unnamed = PQgetvalue(r, i, 1)[0] == 't';
+    st->accounts[acc].privacy_version = (uint64_t)tally__load_i64(r, i, 2);
   }
   PQclear(r);
   r = tally__load_q(l, "SELECT code, creator_id, affiliate_id, bps FROM referral_codes ORDER BY created_ms", 0, NULL);
@@ -277,13 +279,14 @@ static int load_highlights(loader *l) {
 /* Creators' bios; the newest shipping notes (for ORDERS). */
 static int load_merch(loader *l) {
   tally__state *st = &l->e->st;
-  PGresult *r = tally__load_q(l, "SELECT account_id, bio FROM creator_bios LIMIT 1024", 0, NULL);
+  PGresult *r = tally__load_q(l, "SELECT account_id, bio, version FROM creator_bios LIMIT 1024", 0, NULL);
   if (!r) return TALLY_EDB;
   for (int i = 0; i < PQntuples(r) && st->bio_count < TALLY__BIOS_MAX; i++) {
     uint32_t acc = tally__load_acc(l, tally__load_i64(r, i, 0));
     if (acc == TALLY__NONE) continue;
     tally__bio *bio = &st->bios[st->bio_count++];
     bio->account = acc;
+    bio->version = (uint64_t)tally__load_i64(r, i, 2);
     snprintf(bio->text, sizeof bio->text, "%s", PQgetvalue(r, i, 1));
   }
   PQclear(r);

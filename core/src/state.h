@@ -78,6 +78,7 @@ typedef struct tally__account {
   bool welcome_inflight; /* demo welcome grant decided, not yet committed */
   bool unnamed;          /* prefers not to be named in summaries */
   bool privacy_dirty;    /* its privacy choice is not stored yet */
+  uint64_t privacy_version;
   uint64_t role_version;
   int64_t rate_tokens_milli, rate_at_ms;
   uint64_t recent[TALLY__RECENT_RECEIPTS];
@@ -280,10 +281,12 @@ typedef struct tally__op {
   int64_t created_ms;   /* wall clock, goes into the receipt */
   uint64_t decided_mono_ms;
   uint64_t req_id;
-  tally__leg legs[TALLY__LEGS_MAX];
   char origin[TALLY_NAME_BYTES_MAX + 1];
   char channel[TALLY_NAME_BYTES_MAX + 1];
-  char note[TALLY_TEXT_BYTES_MAX / 2]; /* what to say when committed (ACK) */
+  char note[TALLY_TEXT_BYTES_MAX / 2]; /* what to say when committed (ACK), a memo */
+  /* Last, so clearing an op (everything before origin) skips them:
+   * leg_count says how many are set. */
+  tally__leg legs[TALLY__LEGS_MAX];
 } tally__op;
 
 typedef struct tally__pending_consent {

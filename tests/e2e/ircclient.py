@@ -440,6 +440,30 @@ TRANSIENT = re.compile(r"starting up|busy, try again")
 PENDING = re.compile(r"^payment pending; check RECEIPTS shortly$")
 
 
+DEMO_TAGS = 'welcome_grant="10000" rate_account="0" rate_channel="0"'
+
+
+def network_test(name, scenario, tag_extra=DEMO_TAGS, settle=0.5):
+    """The whole of an end-to-end script: its own database e2e_<name>_<pid>
+    and network, scenario(tap, env, db), then `tally check` on the ledger
+    (after `settle` seconds, for rows that go with the next batch). Prints
+    TAP and exits with its status."""
+    tap = Tap()
+    so = tally_so()
+    if not os.path.isfile(so):
+        tap.skip("%s checks" % name, "%s not built" % so)
+        tap.exit()
+    try:
+        with TestDb(name) as db, IrcEnv(tally_so=so, dsn=db.dsn, tag_extra=tag_extra) as env:
+            scenario(tap, env, db)
+            time.sleep(settle)
+            rc, out = tally_cli(db.dsn, "check")
+            tap.check("tally check passes", rc == 0, out[-2000:])
+    except Exception as e:
+        tap.check("environment", False, "%s: %s" % (type(e).__name__, e))
+    tap.exit()
+
+
 def tally_ask(client, send, regex=".", timeout=60.0, retry=TRANSIENT):
     """Calls send() until tally's NOTICE to client does not match retry;
     returns that NOTICE, which must match regex. send is a line for the

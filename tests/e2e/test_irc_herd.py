@@ -109,23 +109,5 @@ def herd(tap, env, db):
             c.quit()
 
 
-def main():
-    tap = ic.Tap()
-    so = ic.tally_so()
-    if not os.path.isfile(so):
-        tap.skip("herd checks", "%s not built" % so)
-        tap.exit()
-    try:
-        with ic.TestDb("herd") as db, \
-                ic.IrcEnv(tally_so=so, dsn=db.dsn,
-                          tag_extra='welcome_grant="10000" rate_account="0" rate_channel="0"') as env:
-            herd(tap, env, db)
-            rc, out = ic.tally_cli(db.dsn, "check")
-            tap.check("tally check passes", rc == 0, out[-2000:])
-    except Exception as e:
-        tap.check("environment", False, "%s: %s" % (type(e).__name__, e))
-    tap.exit()
-
-
 if __name__ == "__main__":
-    main()
+    ic.network_test("herd", herd, settle=0)

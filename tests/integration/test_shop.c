@@ -29,14 +29,7 @@ static int run(const char *account, const char *text) {
   return rc;
 }
 
-static int64_t sql(const char *fmt, ...) {
-  char q[1024];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(q, sizeof q, fmt, ap);
-  va_end(ap);
-  return th_sql_i64(dsn, q);
-}
+#define sql(...) th_sql_i64f(dsn, __VA_ARGS__)
 
 /* Creators alice, dave and erin; buyers bob and carol with 100 credits and
  * consent given. */

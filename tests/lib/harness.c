@@ -4,6 +4,7 @@
 
 #include <libpq-fe.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -224,6 +225,15 @@ void th_presence(tally_engine *e, const char *account, const char *channel, int 
   tally_presence p = {.size = sizeof p, .version = TALLY_PRESENCE_VERSION, .account = account,
                       .channel = channel, .present = (uint32_t)present};
   if (tally_engine_submit_presence(e, &p) != TALLY_OK) die("presence refused");
+}
+
+int64_t th_sql_i64f(const char *dsn, const char *fmt, ...) {
+  char q[2048];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(q, sizeof q, fmt, ap);
+  va_end(ap);
+  return th_sql_i64(dsn, q);
 }
 
 int th_tally_check(const char *dsn) { return th_tally_run(dsn, "check", NULL); }

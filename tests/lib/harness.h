@@ -51,5 +51,7 @@ int th_tally_check(const char *dsn);
 int th_tally_run(const char *dsn, const char *cmd, const char *arg);
 /* One value from SQL (first row, first column) as int64. */
 int64_t th_sql_i64(const char *dsn, const char *sql);
+/* th_sql_i64 of a printf-formatted query. */
+__attribute__((format(printf, 2, 3))) int64_t th_sql_i64f(const char *dsn, const char *fmt, ...);
 
 #endif
