@@ -207,6 +207,20 @@ static void announce_due(tally__engine *e) {
   }
 }
 
+/* "starts in 1 min", then "in 10 s": once each, for drops scheduled
+ * further ahead than that. */
+static void drop_countdown(tally__engine *e, tally__item *it, uint64_t now_mono) {
+  static const struct { uint64_t ms; const char *text; } marks[] = {{60000, "1 min"}, {10000, "10 s"}};
+  uint64_t left = it->drop_start_mono > now_mono ? it->drop_start_mono - now_mono : 0;
+  for (int k = 0; k < 2; k++) {
+    if ((it->drop_countdown_said >> k) & 1 || left > marks[k].ms || left == 0) continue;
+    it->drop_countdown_said |= (uint8_t)(1u << k);
+    if (left + 1000 < marks[k].ms) continue; /* scheduled closer than that: its creation said when */
+    tally__announce(e, it->drop_channel, "%s %s starts in %s.", it->drop_mode == TALLY__MODE_RAFFLE ? "Raffle" : "Drop",
+                    it->sku, marks[k].text);
+  }
+}
+
 void tally__live_tick(tally__engine *e, uint64_t now_mono) {
   tally__state *st = &e->st;
   announce_due(e);
@@ -220,6 +234,7 @@ void tally__live_tick(tally__engine *e, uint64_t now_mono) {
   for (uint32_t k = 0; k < st->drops_active_count;) {
     uint32_t item = st->drops_active[k];
     tally__item *it = &st->items[item];
+    if (it->drop_state == TALLY__DROP_SCHEDULED) drop_countdown(e, it, now_mono);
     if (it->drop_state == TALLY__DROP_SCHEDULED && now_mono >= it->drop_start_mono) tally__live_drop_open(e, item);
     if (it->drop_state == TALLY__DROP_LIVE && now_mono >= it->drop_end_mono) {
       tally__live_drop_close(e, item); /* removes it from the active list */

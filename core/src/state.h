@@ -116,6 +116,7 @@ typedef struct tally__item {
   /* A drop: an item that sells only in its window, announced in a channel. */
   uint8_t drop_state;           /* enum tally__drop_state */
   bool drop_low_said, drop_out_said;
+  uint8_t drop_countdown_said;  /* countdown lines said: bit 0 at a minute, bit 1 at 10 s */
   bool drop_close_due;          /* closed: announce once nothing is held */
   uint32_t drop_per_user;       /* 0: no limit */
   int64_t drop_start_ms, drop_end_ms;         /* wall clock, stored */

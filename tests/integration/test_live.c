@@ -101,9 +101,12 @@ static void test_drop_first_come(void **state) {
 static void test_drop_window_follows_its_timers(void **state) {
   (void)state;
   setup("livetimer");
+  assert_int_equal(say("host", "DROP CREATE later 5 1 start=+11s", HOST), TALLY_OK);
   assert_int_equal(say("host", "DROP CREATE soon 5 1 start=+1s for=2s", HOST), TALLY_OK);
   assert_int_equal(say("bob", "BUY soon", 0), TALLY_EDROP_NOT_LIVE);
   th_settle(eng, 1500);
+  assert_true(th_announced("Drop later starts in 10 s.")); /* the countdown */
+  assert_false(th_announced("Drop soon starts in")); /* its creation said when */
   assert_true(th_announced("LIVE NOW: drop soon"));
   assert_int_equal(say("bob", "BUY soon", 0), TALLY_OK);
   th_settle(eng, 2500);

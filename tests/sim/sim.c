@@ -64,6 +64,11 @@ typedef struct rec {
   /* Purchases only: refunds applied, their fee parts, refunds in flight,
    * refunds stored in the database. */
   int64_t refunded, refund_fees, refund_inflight, refund_fee_inflight, db_refunded;
+  /* Co-op purchases: each payee (creators, then the fee) with what it was
+   * credited and what refunds took back (committed, in flight). */
+  uint8_t pay_n;
+  uint32_t pay_acc[TALLY__PAYEES_MAX];
+  int64_t pay_credit[TALLY__PAYEES_MAX], pay_back[TALLY__PAYEES_MAX], pay_inflight[TALLY__PAYEES_MAX];
   char key[TALLY__KEY_BYTES_MAX + 1];
 } rec;
 
@@ -184,6 +189,8 @@ void sim_crash_report_install(const char *prefix) {
   signal(SIGSEGV, on_abort);
   if (__sanitizer_set_death_callback) __sanitizer_set_death_callback(crash_write);
 }
+
+static void coop_refund_settle(world *w, const rec *t, int how);
 
 /* ---- PRNG: splitmix64 seeds xoshiro256** ------------------------------------------ */
 static uint64_t splitmix64(uint64_t *x) {
@@ -341,6 +348,16 @@ static int world_items(world *w) {
     it->stock = chance(w, 35) ? -1 : (int32_t)between(w, 0, 60);
     it->refund_window_s = w->cfg.refund_window_s;
     snprintf(it->title, sizeof it->title, "Item %u", i);
+    if (w->creator_count >= 2 && chance(w, 40)) { /* a co-op item: fixed from the start */
+      it->split.count = (uint8_t)w->creator_count;
+      uint32_t left = TALLY__BPS_WHOLE;
+      for (uint32_t c = 0; c < w->creator_count; c++) {
+        uint32_t bps = c + 1 == w->creator_count ? left : (uint32_t)between(w, 1, left - (w->creator_count - 1 - c));
+        it->split.account[c] = w->creators[c];
+        it->split.bps[c] = (uint16_t)bps;
+        left -= bps;
+      }
+    }
   }
   return 0;
 }
@@ -434,6 +451,7 @@ static void op_applied(world *w, tally__op *op) {
     p->refund_fee_inflight -= t->fee;
     p->refunded += t->amount;
     p->refund_fees += t->fee;
+    coop_refund_settle(w, t, 0);
     if (p->refunded > p->amount)
       fail(w, "I4: purchase %llu refunded %lld of %lld", (unsigned long long)t->ref,
            (long long)p->refunded, (long long)p->amount);
@@ -470,6 +488,7 @@ static void op_released(world *w, tally__op *op) {
   if (t->kind == TALLY__TRANSFER_REFUND) {
     rec_of(w, t->ref)->refund_inflight -= t->amount;
     rec_of(w, t->ref)->refund_fee_inflight -= t->fee;
+    coop_refund_settle(w, t, -1);
   }
   if (t->kind == TALLY__TRANSFER_PURCHASE) w->pu_held[t->account][t->item] -= (int32_t)t->qty;
   tally__op_release(&w->st, op);
@@ -535,6 +554,7 @@ static void batch_failed(world *w, sbatch *b) {
       if (t->kind == TALLY__TRANSFER_REFUND) {
         rec_of(w, t->ref)->refund_inflight -= t->amount;
         rec_of(w, t->ref)->refund_fee_inflight -= t->fee;
+        coop_refund_settle(w, t, -1);
       }
       if (t->kind == TALLY__TRANSFER_PURCHASE) w->pu_held[t->account][t->item] -= (int32_t)t->qty;
       tally__key_forget(&w->st, op->key_slot);
@@ -756,7 +776,25 @@ static int expected_legs(world *w, const req *q, int64_t *amount, int64_t *fee, 
     *amount = w->price[q->item] * (int64_t)q->qty;
     *fee = (int64_t)(((__int128)*amount * w->cfg.fee_bps) / 10000);
     LEG(q->account, -*amount);
-    LEG(st->items[q->item].creator, *amount - *fee);
+    const tally__split *sp = &st->items[q->item].split;
+    if (sp->count) { /* the model's own largest remainder over the shares */
+      int64_t net = *amount - *fee, part[TALLY__SPLIT_MAX], rem[TALLY__SPLIT_MAX], given = 0;
+      for (int i = 0; i < sp->count; i++) {
+        part[i] = (int64_t)(((__int128)net * sp->bps[i]) / TALLY__BPS_WHOLE);
+        rem[i] = (int64_t)(((__int128)net * sp->bps[i]) % TALLY__BPS_WHOLE);
+        given += part[i];
+      }
+      for (; given < net; given++) {
+        int best = -1;
+        for (int i = 0; i < sp->count; i++)
+          if (rem[i] >= 0 && (best < 0 || rem[i] > rem[best])) best = i;
+        part[best]++;
+        rem[best] = -1;
+      }
+      for (int i = 0; i < sp->count; i++) LEG(sp->account[i], part[i]);
+    } else {
+      LEG(st->items[q->item].creator, *amount - *fee);
+    }
     LEG(st->fees, *fee);
   } else if (q->kind == TALLY__TRANSFER_TIP) {
     *amount = q->amount;
@@ -788,6 +826,63 @@ static int expected_legs(world *w, const req *q, int64_t *amount, int64_t *fee, 
   return n;
 }
 
+/* A co-op refund cannot be predicted leg by leg from the request (its
+ * rounding follows the earlier parts), so the model checks what it must
+ * be: the buyer gets the amount, each payee gives back a part >= 0 that
+ * keeps what it returned within what it was credited, and the parts sum to
+ * the amount. Returns the leg count, or -1 after a failure. */
+static int coop_refund_legs(world *w, const req *q, const tally__op *op, rec *p, int64_t *amount, int64_t *fee,
+                            tally__leg *legs) {
+  int64_t done = p->refunded + p->refund_inflight;
+  *amount = q->amount ? q->amount : p->amount - done;
+  *fee = 0;
+  if (op->leg_count < 2 || op->legs[0].account != q->account || op->legs[0].amount != *amount) {
+    fail(w, "I4: co-op refund %llu does not pay the buyer %lld", (unsigned long long)op->transfer_id, (long long)*amount);
+    return -1;
+  }
+  int64_t sum = 0;
+  for (int i = 1; i < op->leg_count; i++) {
+    int k = -1;
+    for (int j = 0; j < p->pay_n; j++)
+      if (p->pay_acc[j] == op->legs[i].account) k = j;
+    int64_t part = -op->legs[i].amount;
+    if (k < 0 || part <= 0 || p->pay_back[k] + p->pay_inflight[k] + part > p->pay_credit[k]) {
+      fail(w, "I4: co-op refund %llu takes %lld from %s, which it cannot", (unsigned long long)op->transfer_id,
+           (long long)part, w->st.accounts[op->legs[i].account].name);
+      return -1;
+    }
+    if (p->pay_acc[k] == w->st.fees) *fee = part;
+    sum += part;
+  }
+  if (sum != *amount) {
+    fail(w, "I1: co-op refund %llu gives %lld and takes back %lld", (unsigned long long)op->transfer_id,
+         (long long)*amount, (long long)sum);
+    return -1;
+  }
+  memcpy(legs, op->legs, sizeof op->legs[0] * op->leg_count);
+  return op->leg_count;
+}
+
+/* A refund's parts against its co-op purchase: held (+1), applied (0) or
+ * released (-1). */
+static void coop_refund_settle(world *w, const rec *t, int how) {
+  rec *p = rec_of(w, t->ref);
+  if (!p || !p->pay_n) return;
+  for (int i = 1; i < t->leg_count; i++)
+    for (int j = 0; j < p->pay_n; j++) {
+      if (p->pay_acc[j] != t->legs[i].account) continue;
+      int64_t part = -t->legs[i].amount;
+      if (how > 0) p->pay_inflight[j] += part;
+      else p->pay_inflight[j] -= part;
+      if (how == 0) p->pay_back[j] += part;
+    }
+  if (how == 0 && p->refunded == p->amount)
+    for (int j = 0; j < p->pay_n; j++)
+      if (p->pay_back[j] != p->pay_credit[j])
+        fail(w, "I4: co-op purchase %llu fully refunded, but %s got back %lld of %lld", (unsigned long long)t->ref,
+             w->st.accounts[p->pay_acc[j]].name, (long long)p->pay_back[j], (long long)p->pay_credit[j]);
+}
+
 /* A decision that succeeded: check it against the model, then record it. */
 static void decided(world *w, const req *q, const tally__op *op, const char *key) {
   if (op->transfer_id <= w->last_id)
@@ -808,7 +903,11 @@ static void decided(world *w, const req *q, const tally__op *op, const char *key
   }
   tally__leg legs[TALLY__LEGS_MAX];
   int64_t amount, fee;
-  int n = expected_legs(w, q, &amount, &fee, legs);
+  int n;
+  rec *coop = q->kind == TALLY__TRANSFER_REFUND ? rec_of(w, q->ref) : NULL;
+  if (coop && coop->pay_n) n = coop_refund_legs(w, q, op, coop, &amount, &fee, legs);
+  else n = expected_legs(w, q, &amount, &fee, legs);
+  if (n < 0) return;
   bool same = op->kind == q->kind && op->amount == amount && op->fee == fee && op->leg_count == n &&
               op->account == q->account;
   for (int i = 0; same && i < n; i++)
@@ -843,6 +942,22 @@ static void decided(world *w, const req *q, const tally__op *op, const char *key
   t->leg_count = (uint8_t)n;
   memcpy(t->legs, legs, sizeof legs);
   snprintf(t->key, sizeof t->key, "%s", key);
+  t->pay_n = 0;
+  if (q->kind == TALLY__TRANSFER_PURCHASE && w->st.items[q->item].split.count) {
+    /* Payees: the creators' legs, then the fee (even when it took nothing). */
+    for (int i = 1; i < n; i++)
+      if (legs[i].account != w->st.fees) {
+        t->pay_acc[t->pay_n] = legs[i].account;
+        t->pay_credit[t->pay_n] = legs[i].amount;
+        t->pay_back[t->pay_n] = t->pay_inflight[t->pay_n] = 0;
+        t->pay_n++;
+      }
+    t->pay_acc[t->pay_n] = w->st.fees;
+    t->pay_credit[t->pay_n] = fee;
+    t->pay_back[t->pay_n] = t->pay_inflight[t->pay_n] = 0;
+    t->pay_n++;
+  }
+  if (q->kind == TALLY__TRANSFER_REFUND) coop_refund_settle(w, t, +1);
   if (q->kind == TALLY__TRANSFER_PURCHASE) {
     w->purchases[w->purchase_count++] = op->transfer_id;
     w->pu_held[q->account][q->item] += (int32_t)q->qty;
