@@ -11,6 +11,9 @@
 #
 # V=1 shows full commands. SANITIZE=address,undefined builds with sanitizers.
 
+# `make` alone builds everything (the included .mk files define rules first).
+.DEFAULT_GOAL := all
+
 DEBIAN_PACKAGES := build-essential pkg-config libuv1-dev libmsgpack-dev libpq-dev \
   libssl-dev libcmocka-dev postgresql-15 postgresql-client-15 inspircd inspircd-dev \
   anope ii clang-14 libfuzzer-14-dev libclang-rt-14-dev python3 iproute2 procps faketime

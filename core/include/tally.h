@@ -150,6 +150,7 @@ typedef struct tally_config {
   uint32_t rate_channel_per_min; /* commands per channel per minute */
   uint32_t pending_timeout_ms;  /* tell buyers "pending" after this long */
   uint32_t highlight_repeat_s;  /* a pinned highlight is said again this often (1.1) */
+  uint32_t highlight_topic;     /* 1: highlights are pinned as the channel topic (1.1) */
 } tally_config;
 
 TALLY_API void tally_config_init(tally_config *cfg);
@@ -210,6 +211,8 @@ enum tally_effect_kind {
   TALLY_EFFECT_ANNOUNCE = 2, /* say in `channel` */
   TALLY_EFFECT_STATUS = 3,   /* engine state changed: code TALLY_OK = ready */
   TALLY_EFFECT_ROSTER = 4,   /* submit presence of every member of `channel` (since 1.1) */
+  TALLY_EFFECT_TOPIC = 5,    /* set `channel`'s topic to `text`; "" restores the topic from
+                                before tally's first change (since 1.1) */
 };
 
 #define TALLY_EFFECT_VERSION 1

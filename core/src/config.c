@@ -64,6 +64,8 @@ static const cfg_entry cfg_table[] = {
      "milliseconds before a buyer whose purchase is not yet committed hears 'pending'"},
     {"highlight_repeat", CFG_U32, OFF(highlight_repeat_s), "30", 5, 3600,
      "seconds between repeats of a pinned paid highlight in its channel"},
+    {"highlight_topic", CFG_U32, OFF(highlight_topic), "0", 0, 1,
+     "1: a paid highlight is pinned as the channel topic (restored after) instead of repeated"},
 };
 #undef OFF
 enum { CFG_COUNT = sizeof cfg_table / sizeof cfg_table[0] };

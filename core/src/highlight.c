@@ -82,9 +82,19 @@ static bool channel_busy(const tally__state *st, const char *channel) {
   return false;
 }
 
-static void say(tally__engine *e, const tally__highlight *h) {
+/* Shows h: a channel line, or (highlight_topic) the channel's topic. */
+static void say(tally__engine *e, const tally__highlight *h, bool first) {
   const tally__state *st = &e->st;
-  tally__announce(e, channel_of(st, h), "HIGHLIGHT from %s: %s", st->accounts[h->buyer].name + 5, h->text);
+  char text[TALLY_TEXT_BYTES_MAX + 1];
+  snprintf(text, sizeof text, "HIGHLIGHT from %s: %s", st->accounts[h->buyer].name + 5, h->text);
+  if (!e->cfg.highlight_topic) tally__announce(e, channel_of(st, h), "%s", text);
+  else if (first) tally__emit(e, TALLY_EFFECT_TOPIC, TALLY_OK, 0, 0, "", channel_of(st, h), text);
+}
+
+/* A highlight stops showing: in topic mode the channel's topic comes back. */
+static void unpin(tally__engine *e, tally__highlight *h) {
+  h->state = HL_SHOWN;
+  if (e->cfg.highlight_topic) tally__emit(e, TALLY_EFFECT_TOPIC, TALLY_OK, 0, 0, "", channel_of(&e->st, h), "");
 }
 
 /* The engine refunds a highlight it could not show; TALLY_EBUSY: later. */
@@ -169,9 +179,9 @@ void tally__highlights_tick(tally__engine *e, uint64_t now) {
     tally__highlight *h = &st->highlights[i];
     if (h->state == HL_REFUND && refund(e, h) == TALLY_OK) h->state = HL_FREE;
     if (h->state == HL_SHOWN && record_shown(e, h) == TALLY_OK) h->state = HL_FREE;
-    if (h->state == HL_SHOWING && now >= h->until_mono) h->state = HL_SHOWN;
+    if (h->state == HL_SHOWING && now >= h->until_mono) unpin(e, h);
     if (h->state == HL_SHOWING && now >= h->next_say_mono) {
-      say(e, h);
+      say(e, h, false);
       h->next_say_mono = now + (uint64_t)e->cfg.highlight_repeat_s * 1000;
     }
   }
@@ -188,7 +198,7 @@ void tally__highlights_tick(tally__engine *e, uint64_t now) {
     next->state = HL_SHOWING;
     next->until_mono = now + (uint64_t)st->items[next->item].show_s * 1000;
     next->next_say_mono = now + (uint64_t)e->cfg.highlight_repeat_s * 1000;
-    say(e, next);
+    say(e, next, true);
   }
 }
 
@@ -198,7 +208,7 @@ void tally__highlights_event_stopped(tally__engine *e, uint64_t event_id) {
     tally__highlight *h = &st->highlights[i];
     if (st->items[h->item].drop_event != event_id) continue;
     if (h->state == HL_QUEUED) h->state = HL_REFUND;
-    else if (h->state == HL_SHOWING) h->state = HL_SHOWN; /* it was shown; it ends with its event */
+    else if (h->state == HL_SHOWING) unpin(e, h); /* it was shown; it ends with its event */
   }
 }
 
@@ -207,7 +217,7 @@ bool tally__highlight_remove(tally__engine *e, const char *channel) {
   for (uint32_t i = 0; i < TALLY__HIGHLIGHTS_SLOTS; i++) {
     tally__highlight *h = &st->highlights[i];
     if (h->state == HL_SHOWING && strcmp(channel_of(st, h), channel) == 0) {
-      h->state = HL_SHOWN; /* paid and shown: removing it moves no money */
+      unpin(e, h); /* paid and shown: removing it moves no money */
       return true;
     }
   }

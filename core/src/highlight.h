@@ -6,7 +6,9 @@
  * decide.c like any other, its text riding on the purchase as memo.
  * Highlights are shown one at a time per channel, in the order their
  * purchases committed: announced at once and again every
- * highlight_repeat_s until the tier's time is up, then recorded as shown
+ * highlight_repeat_s (or, with highlight_topic, set as the channel's topic
+ * and the old topic restored after) until the tier's time is up, then
+ * recorded as shown
  * (a redemption row). A highlight that cannot be shown (the queue is full,
  * or the event ended first) is refunded by the engine; a buyer cannot
  * refund one. Reactions are announced aggregated once a minute. */

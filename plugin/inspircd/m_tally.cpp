@@ -548,6 +548,29 @@ class ModuleTally : public Module
 			Presence(user, (*i)->chan, false);
 	}
 
+	/* Paid highlights as the topic (highlight_topic): the first change
+	 * keeps the channel's own topic, "" puts it back. */
+	std::map<std::string, std::string> saved_topics;
+
+	void SetTopic(const std::string& name, const std::string& text)
+	{
+		Channel* chan = ServerInstance->FindChan(name);
+		if (!chan)
+			return;
+		std::map<std::string, std::string>::iterator saved = saved_topics.find(name);
+		if (text.empty())
+		{
+			if (saved == saved_topics.end())
+				return;
+			chan->SetTopic(ServerInstance->FakeClient, saved->second, ServerInstance->Time());
+			saved_topics.erase(saved);
+			return;
+		}
+		if (saved == saved_topics.end())
+			saved_topics[name] = chan->topic;
+		chan->SetTopic(ServerInstance->FakeClient, text, ServerInstance->Time());
+	}
+
 	void OnEffect(const tally_effect* effect)
 	{
 		switch (effect->kind)
@@ -576,6 +599,9 @@ class ModuleTally : public Module
 					Presence(m->first, chan, true);
 				break;
 			}
+			case TALLY_EFFECT_TOPIC:
+				SetTopic(effect->channel ? effect->channel : "", effect->text ? effect->text : "");
+				break;
 			case TALLY_EFFECT_STATUS:
 				Log(std::string("tally: engine status ") + tally_err_name(effect->code) + ": "
 					+ (effect->text ? effect->text : ""));

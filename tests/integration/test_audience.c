@@ -71,15 +71,23 @@ static void test_highlights_shown_in_turn_and_refunded_when_not(void **state) {
   uint64_t first = r.receipt;
   th_settle(eng, 200);
   assert_true(th_announced("HIGHLIGHT from bob: Hello everyone"));
-  assert_int_equal(run("carol", "HIGHLIGHT gold Second", 0, NULL), TALLY_OK);
-  th_settle(eng, 500);
+  /* carol's (600 s) waits for bob's 3 s; timings below need no precision. */
+  assert_int_equal(run("host", "EVENT TIER long 1 600", HOST, NULL), TALLY_OK);
+  assert_int_equal(run("carol", "HIGHLIGHT long Second", 0, NULL), TALLY_OK);
+  th_settle(eng, 300);
   assert_false(th_announced("HIGHLIGHT from carol: Second")); /* bob's 3 s are not over */
-  th_settle(eng, 3500);
+  for (int waited = 0; waited < 10000 && !th_announced("HIGHLIGHT from carol: Second"); waited += 250)
+    th_settle(eng, 250);
   assert_true(th_announced("HIGHLIGHT from carol: Second"));
-  /* dave's waits behind carol's; the event ends first: refunded by the engine. */
-  assert_int_equal(run("dave", "HIGHLIGHT gold Third", 0, &r), TALLY_OK);
-  uint64_t third = r.receipt;
   assert_int_equal(run("host", "HIGHLIGHT REMOVE", HOST, NULL), TALLY_OK); /* carol's stops, stays paid */
+  assert_int_equal(run("host", "HIGHLIGHT REMOVE", HOST, NULL), TALLY_ENOTFOUND);
+  /* dave's shows; gus's waits behind it; the event ends first: gus's is
+   * refunded by the engine. */
+  assert_int_equal(run("dave", "HIGHLIGHT long Third", 0, NULL), TALLY_OK);
+  for (int waited = 0; waited < 10000 && !th_announced("HIGHLIGHT from dave: Third"); waited += 50) th_settle(eng, 50);
+  assert_true(th_announced("HIGHLIGHT from dave: Third"));
+  assert_int_equal(run("gus", "HIGHLIGHT long Fourth", 0, &r), TALLY_OK);
+  uint64_t third = r.receipt;
   assert_int_equal(run("host", "EVENT STOP", HOST, NULL), TALLY_OK);
   th_settle(eng, 1500);
   char text[48];
@@ -90,8 +98,38 @@ static void test_highlights_shown_in_turn_and_refunded_when_not(void **state) {
   assert_int_equal(sql("SELECT count(*) FROM transfers WHERE kind = 3 AND ref_transfer = %llu"
                        " AND idem_key = 'hl-refund:%llu'", (unsigned long long)third, (unsigned long long)third), 1);
   assert_int_equal(sql("SELECT count(*) FROM redemptions WHERE transfer_id = %llu", (unsigned long long)first), 1);
+  assert_int_equal(sql("SELECT count(*) FROM redemptions"), 3); /* bob's, carol's (removed) and dave's were shown */
   assert_int_equal(sql("SELECT count(*) FROM transfers WHERE kind = 3"), 1); /* only the unshown one */
   assert_int_equal(sql("SELECT count(*) FROM transfers WHERE memo = 'Hello everyone'"), 1);
+  finish();
+}
+
+static void test_highlight_as_topic(void **state) {
+  (void)state;
+  th_fresh_db("audtopic", dsn, sizeof dsn);
+  th_config(&cfg, dsn);
+  cfg.highlight_topic = 1;
+  eng = th_engine(&cfg);
+  th_reply r;
+  assert_int_equal(th_cmd(eng, "admin", "TALLY GRANT bob 10", OPER, &r), TALLY_OK);
+  assert_int_equal(run("host", "EVENT START 30 Stream", HOST, NULL), TALLY_OK);
+  assert_int_equal(run("host", "EVENT TIER gold 1 2", HOST, NULL), TALLY_OK);
+  assert_int_equal(run("bob", "HIGHLIGHT gold Hi", 0, NULL), TALLY_ECONSENT); /* consent comes first */
+  assert_int_equal(run("host", "EVENT TIER pin 1 1", HOST, NULL), TALLY_OK);
+  assert_int_equal(th_cmd(eng, "admin", "TALLY ROLE alice creator", OPER, &r), TALLY_OK);
+  assert_int_equal(th_cmd(eng, "alice", "ITEM ADD pin 1 Pin", 0, &r), TALLY_OK);
+  assert_int_equal(th_buy_confirmed(eng, "bob", "pin", &r), TALLY_OK);
+  int before;
+  th_topic(&before);
+  assert_int_equal(run("bob", "HIGHLIGHT gold Pinned up top", 0, NULL), TALLY_OK);
+  th_settle(eng, 300);
+  int changes;
+  assert_string_equal(th_topic(&changes), "HIGHLIGHT from bob: Pinned up top");
+  assert_int_equal(changes, before + 1);
+  assert_false(th_announced("HIGHLIGHT from bob: Pinned")); /* the topic instead of channel lines */
+  th_settle(eng, 2500);
+  assert_string_equal(th_topic(&changes), ""); /* its time is up: the old topic back */
+  assert_int_equal(changes, before + 2);
   finish();
 }
 
@@ -181,6 +219,7 @@ static void test_referral_code_share_and_refund(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_highlights_shown_in_turn_and_refunded_when_not),
+      cmocka_unit_test(test_highlight_as_topic),
       cmocka_unit_test(test_reactions_are_aggregated),
       cmocka_unit_test(test_attendance_supporters_and_privacy),
       cmocka_unit_test(test_referral_code_share_and_refund),

@@ -212,7 +212,7 @@ static void test_raffle_draw_is_verifiable(void **state) {
     assert_int_equal(th_cmd(eng, "admin", text, OPER, &r), TALLY_OK);
     assert_int_equal(th_buy_confirmed(eng, more[i], "pin", &r), TALLY_OK);
   }
-  assert_int_equal(th_cmd_in(eng, "host", CH, "DROP CREATE tix 3 5 mode=raffle for=4s", HOST, &r), TALLY_OK);
+  assert_int_equal(th_cmd_in(eng, "host", CH, "DROP CREATE tix 3 5 mode=raffle for=6s", HOST, &r), TALLY_OK);
   assert_true(th_announced("RAFFLE OPEN: drop tix"));
   assert_true(th_announced("Seed commitment sha256: "));
   assert_int_equal(run("bob", "BUY tix"), TALLY_OK);
@@ -228,7 +228,7 @@ static void test_raffle_draw_is_verifiable(void **state) {
   eng = th_engine(&cfg);
   /* gus spends his credits: if drawn, he is passed over. */
   assert_int_equal(run("gus", "TIP alice 9"), TALLY_OK);
-  th_settle(eng, 6000);
+  for (int waited = 0; waited < 20000 && !th_announced("RAFFLE tix winners"); waited += 250) th_settle(eng, 250);
   assert_true(th_announced("RAFFLE tix closed with 7 entries. Seed: "));
   assert_true(th_announced("RAFFLE tix winners (3 of 3 units)"));
   assert_int_equal(sql("SELECT count(*) FROM transfers WHERE kind = 1") - before, 3);

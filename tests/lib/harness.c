@@ -64,11 +64,22 @@ static char announced[TH_ANNOUNCE_KEEP][TALLY_TEXT_BYTES_MAX + 1];
 static unsigned announced_next;
 
 static char rostered[TALLY_NAME_BYTES_MAX + 1];
+static char topic[TALLY_TEXT_BYTES_MAX + 1];
+static int topics_set;
+
+const char *th_topic(int *changes) {
+  if (changes) *changes = topics_set;
+  return topic;
+}
 
 int th_rostered(const char *channel) { return strcmp(rostered, channel) == 0; }
 
 static void note_announce(const tally_effect *eff) {
   if (eff->kind == TALLY_EFFECT_ROSTER) snprintf(rostered, sizeof rostered, "%s", eff->channel);
+  if (eff->kind == TALLY_EFFECT_TOPIC) {
+    snprintf(topic, sizeof topic, "%s", eff->text);
+    topics_set++;
+  }
   if (eff->kind != TALLY_EFFECT_ANNOUNCE) return;
   if (getenv("TALLY_TEST_VERBOSE")) fprintf(stderr, "  [%s] %s\n", eff->channel, eff->text);
   snprintf(announced[announced_next++ % TH_ANNOUNCE_KEEP], sizeof announced[0], "%s: %s", eff->channel, eff->text);

@@ -31,6 +31,9 @@ int th_cmd_in(tally_engine *e, const char *account, const char *channel, const c
               th_reply *out);
 /* Did any channel announcement seen so far contain `needle`? */
 int th_announced(const char *needle);
+/* The last topic the engine set (TALLY_EFFECT_TOPIC; "" = restore), and
+ * how many topic changes it asked for so far. */
+const char *th_topic(int *changes);
 /* Did the engine ask for channel's roster (TALLY_EFFECT_ROSTER) last? */
 int th_rostered(const char *channel);
 /* Submits a presence change (what an adapter does on join and part). */
