@@ -151,6 +151,7 @@ typedef struct tally_config {
   uint32_t pending_timeout_ms;  /* tell buyers "pending" after this long */
   uint32_t highlight_repeat_s;  /* a pinned highlight is said again this often (1.1) */
   uint32_t highlight_topic;     /* 1: highlights are pinned as the channel topic (1.1) */
+  uint32_t rate_global_per_min; /* commands per minute, all senders together (1.1) */
 } tally_config;
 
 TALLY_API void tally_config_init(tally_config *cfg);

@@ -200,7 +200,8 @@ void tally__command_handle(tally__engine *e, const tally__command_frame *frame) 
     tally__reply(e, frame, TALLY_EUNKNOWN_CMD, 0, "%s. Try: TALLY HELP", tally_strerror(TALLY_EUNKNOWN_CMD));
     return;
   }
-  if (!channel_allows(e, frame->channel, c.now)) {
+  if (!bucket_take(&e->st.global_tokens_milli, &e->st.global_at_ms, e->cfg.rate_global_per_min, c.now) ||
+      !channel_allows(e, frame->channel, c.now)) {
     tally__cmd_refuse(&c, TALLY_ERATE_LIMITED);
     return;
   }

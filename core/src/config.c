@@ -60,6 +60,8 @@ static const cfg_entry cfg_table[] = {
      "commands per account per minute; 0 = unlimited"},
     {"rate_channel", CFG_U32, OFF(rate_channel_per_min), "600", 0, 1u << 20,
      "commands per channel per minute; 0 = unlimited"},
+    {"rate_global", CFG_U32, OFF(rate_global_per_min), "6000000", 0, 1u << 30,
+     "commands per minute from everyone together (a safety cap); 0 = unlimited"},
     {"pending_timeout", CFG_U32, OFF(pending_timeout_ms), "3000", 100, 600000,
      "milliseconds before a buyer whose purchase is not yet committed hears 'pending'"},
     {"highlight_repeat", CFG_U32, OFF(highlight_repeat_s), "30", 5, 3600,

@@ -329,6 +329,7 @@ typedef struct tally__state {
   tally__map channel_by_name;
   uint32_t channel_count;
   uint32_t channel_cursor; /* where the search for an idle bucket goes on */
+  int64_t global_tokens_milli, global_at_ms; /* the bucket of all commands together */
   uint32_t *dirty_accounts, dirty_account_count;
   uint32_t *dirty_items, dirty_item_count;
   tally__event *events;           /* TALLY__EVENTS_MAX */

@@ -216,6 +216,20 @@ static void test_channel_rate_limits(void **state) {
   done();
 }
 
+/* The global bucket: all senders together. */
+static void test_global_rate_limit(void **state) {
+  (void)state;
+  th_fresh_db("globalrate", F.dsn, sizeof F.dsn);
+  th_config(&F.cfg, F.dsn);
+  F.cfg.rate_global_per_min = 1; /* a burst of 5, then one a minute */
+  F.e = th_engine(&F.cfg);
+  th_reply r;
+  const char *who[] = {"a1", "a2", "a3", "a4", "a5", "a6"};
+  for (int i = 0; i < 5; i++) assert_int_equal(th_cmd_in(F.e, who[i], "", "WALLET", 0, &r), TALLY_OK);
+  assert_int_equal(th_cmd_in(F.e, who[5], "#other", "WALLET", 0, &r), TALLY_ERATE_LIMITED);
+  done();
+}
+
 typedef struct herd_count {
   int ok, sold_out, other;
 } herd_count;
@@ -282,7 +296,8 @@ int main(void) {
       cmocka_unit_test(test_refusals),
       cmocka_unit_test(test_idempotent_retry), cmocka_unit_test(test_replay_after_sold_out),
       cmocka_unit_test(test_refunds),
-      cmocka_unit_test(test_daily_cap),        cmocka_unit_test(test_channel_rate_limits),        cmocka_unit_test(test_herd_last_units),
+      cmocka_unit_test(test_daily_cap),        cmocka_unit_test(test_channel_rate_limits),
+      cmocka_unit_test(test_global_rate_limit),        cmocka_unit_test(test_herd_last_units),
       cmocka_unit_test(test_restart_rebuilds_state),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
