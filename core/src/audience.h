@@ -20,8 +20,6 @@ enum {
   TALLY__SUPPORTERS_NAMED = 3, /* top supporters named in a summary */
 };
 
-/* The row of (event, account), created when asked; TALLY__NONE if full. */
-uint32_t tally__audience_row(tally__state *st, uint64_t event_id, uint32_t account, bool create);
 /* A presence change of account in channel (present: joined or listed). */
 void tally__audience_presence(tally__engine *e, const char *channel, uint32_t account, bool present);
 /* Attendees and their total presence so far. */

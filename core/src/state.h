@@ -405,9 +405,12 @@ bool tally__purchases_room(const tally__state *st);
 uint32_t tally__purchase_add(tally__state *st, const tally__purchase *p);
 void tally__purchase_forget(tally__state *st, uint32_t slot);
 
-/* Has account been present in the event's channel while it ran? (audience.c) */
+/* The audience row of (event, account), created when asked; TALLY__NONE if
+ * the pool is full (audience_rows.c). */
+uint32_t tally__audience_row(tally__state *st, uint64_t event_id, uint32_t account, bool create);
+/* Has account been present in the event's channel while it ran? (audience_rows.c) */
 bool tally__audience_attended(const tally__state *st, uint64_t event_id, uint32_t account);
-/* Seconds the audience row has been present so far (audience.c). */
+/* Seconds the audience row has been present so far (audience_rows.c). */
 int32_t tally__audience_seconds(const tally__state *st, uint32_t row, uint64_t now_mono);
 
 /* Co-op shares (state.c): a free record for a new co-op purchase, or

@@ -34,6 +34,7 @@ core_sources() {
     text) echo core/src/text.c core/src/errors.c ;;
     config) echo core/src/config.c core/src/errors.c ;;
     command_line) echo core/src/decide.c core/src/state.c core/src/keys.c core/src/map.c \
+                       core/src/split.c core/src/audience_rows.c \
                        core/src/text.c core/src/config.c core/src/errors.c ;;
     receipt) echo core/src/receipt.c core/src/msgpack_scan.c core/src/merkle.c core/src/signer.c \
                   core/src/errors.c ;;

@@ -29,7 +29,8 @@
  *   clang-14 -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE \
  *     -Icore/include -Icore/src -Ischemas -Itests/fuzz \
  *     tests/fuzz/command_line/fuzz_command_line.c core/src/decide.c \
- *     core/src/state.c core/src/map.c core/src/text.c core/src/config.c \
+ *     core/src/state.c core/src/keys.c core/src/map.c core/src/split.c \
+ *     core/src/audience_rows.c core/src/text.c core/src/config.c \
  *     core/src/errors.c -o build/fuzz/fuzz_command_line */
 #include <stdint.h>
 #include <stdio.h>
@@ -159,6 +160,15 @@ static void sim_setup(sim *s, sim_reader *r) {
     it->price = (int64_t)(b >> 2) * 50 + 1;
     it->stock = b & 1 ? -1 : (int32_t)(b >> 1) % 8;
     it->refund_window_s = s->cfg.refund_window_s;
+    /* The last item is co-op when its byte says so: its creator and the
+     * next user share it by a split derived from the same byte. */
+    if (k == SIM_ITEMS - 1 && (b & 2)) {
+      it->split.count = 2;
+      it->split.account[0] = it->creator;
+      it->split.account[1] = s->users[(b + 1) % SIM_USERS];
+      it->split.bps[0] = (uint16_t)(1 + (b * 37u) % (TALLY__BPS_WHOLE - 1));
+      it->split.bps[1] = (uint16_t)(TALLY__BPS_WHOLE - it->split.bps[0]);
+    }
   }
 }
 
@@ -236,7 +246,7 @@ static sim_purchase *sim_purchase_find(sim *s, uint64_t transfer_id) {
 static void sim_check_op(const sim *s, const tally__op *op, int64_t price_at_decision) {
   const tally__state *st = &s->st;
   int64_t sum = 0;
-  FUZZ_CHECK(op->type == TALLY__OP_TRANSFER && op->leg_count >= 2 && op->leg_count <= 3);
+  FUZZ_CHECK(op->type == TALLY__OP_TRANSFER && op->leg_count >= 2 && op->leg_count <= TALLY__LEGS_MAX);
   for (int l = 0; l < op->leg_count; l++) {
     FUZZ_CHECK(op->legs[l].amount != 0 && op->legs[l].account < st->account_count);
     FUZZ_CHECK(!__builtin_add_overflow(sum, op->legs[l].amount, &sum));
