@@ -10,7 +10,7 @@
 #include "sim.h"
 
 #ifndef SIM_TEST_SEEDS
-#define SIM_TEST_SEEDS 1000
+#define SIM_TEST_SEEDS 3000
 #endif
 #ifndef SIM_TEST_STEPS
 #define SIM_TEST_STEPS 10000
