@@ -247,6 +247,14 @@ int64_t th_sql_i64f(const char *dsn, const char *fmt, ...) {
   return th_sql_i64(dsn, q);
 }
 
+int th_buyer(tally_engine *e, const char *account, const char *credits, const char *sku) {
+  th_reply r;
+  char text[128];
+  snprintf(text, sizeof text, "TALLY GRANT %s %s", account, credits);
+  int rc = th_cmd(e, "admin", text, TALLY_ROLE_OPER, &r);
+  return rc ? rc : th_buy_confirmed(e, account, sku, &r);
+}
+
 int th_tally_check(const char *dsn) { return th_tally_run(dsn, "check", NULL); }
 
 int th_tally_run(const char *dsn, const char *cmd, const char *arg) {

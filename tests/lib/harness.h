@@ -46,6 +46,10 @@ uint64_t th_send(tally_engine *e, const char *account, const char *text, const c
  * tallied into counts[code index] via callback. Returns replies seen. */
 typedef void (*th_reply_fn)(void *ud, uint64_t req_id, const th_reply *r);
 int th_collect(tally_engine *e, int count, int timeout_ms, th_reply_fn fn, void *ud);
+/* A buyer ready to buy: granted `credits` (by an operator) and consent
+ * given with a first purchase of `sku`; returns TALLY_OK or the first
+ * refusal. */
+int th_buyer(tally_engine *e, const char *account, const char *credits, const char *sku);
 /* Buys through the consent step: BUY then CONFIRM <code>. */
 int th_buy_confirmed(tally_engine *e, const char *account, const char *sku, th_reply *out);
 /* Runs `$TALLY_CLI --dsn dsn check`; returns its exit status. */
