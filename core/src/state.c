@@ -426,6 +426,13 @@ void tally__op_commit(tally__state *st, const tally__op *op) {
     p->fee_refunded += op->fee;
     assert(p->refund_held >= 0 && p->refunded <= p->amount);
     assert(p->fee_held >= 0 && p->fee_refunded <= p->fee);
+    /* Refunded in full: the buyer's units of a limited drop come back
+     * (the stock does not: sold units stay unique). */
+    tally__item *it = &st->items[p->item];
+    int32_t *units;
+    if (p->refunded == p->amount && it->drop_per_user &&
+        (tally__per_user_units(st, p->buyer, p->item, &units), units) && *units >= (int32_t)p->qty)
+      *units -= (int32_t)p->qty;
   }
   if (op->kind == TALLY__TRANSFER_GRANT) st->grants_pending -= op->amount;
 }

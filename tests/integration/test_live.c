@@ -111,6 +111,28 @@ static void test_drop_window_follows_its_timers(void **state) {
   finish();
 }
 
+/* A purchase refunded in full gives its units of a limited drop back to the
+ * buyer (the stock stays sold), also after a restart. */
+static void test_refund_gives_back_per_buyer_units(void **state) {
+  (void)state;
+  setup("liverefund");
+  th_reply r;
+  assert_int_equal(say("host", "DROP CREATE one 5 1 per-user=1", HOST), TALLY_OK);
+  assert_int_equal(th_cmd_in(eng, "bob", CH, "BUY one", 0, &r), TALLY_OK);
+  char refund[48];
+  snprintf(refund, sizeof refund, "REFUND %llu 0.50", (unsigned long long)r.receipt);
+  assert_int_equal(say("bob", "BUY one", 0), TALLY_EPER_USER_LIMIT);
+  assert_int_equal(say("bob", refund, 0), TALLY_OK); /* half: the unit is still his */
+  assert_int_equal(say("bob", "BUY one", 0), TALLY_EPER_USER_LIMIT);
+  assert_int_equal(say("bob", refund, 0), TALLY_OK); /* the rest: refunded in full */
+  assert_int_equal(say("bob", "BUY one", 0), TALLY_OK);
+  assert_int_equal(say("bob", "BUY one", 0), TALLY_EPER_USER_LIMIT);
+  th_engine_free(eng);
+  eng = th_engine(&cfg);
+  assert_int_equal(say("bob", "BUY one", 0), TALLY_EPER_USER_LIMIT); /* the same count rebuilt */
+  finish();
+}
+
 static void test_event_and_drop_survive_a_restart(void **state) {
   (void)state;
   setup("liverestart");
@@ -137,6 +159,7 @@ int main(void) {
       cmocka_unit_test(test_hosting_needs_a_channel_operator),
       cmocka_unit_test(test_drop_first_come),
       cmocka_unit_test(test_drop_window_follows_its_timers),
+      cmocka_unit_test(test_refund_gives_back_per_buyer_units),
       cmocka_unit_test(test_event_and_drop_survive_a_restart),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

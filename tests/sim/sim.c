@@ -452,6 +452,10 @@ static void op_applied(world *w, tally__op *op) {
     p->refunded += t->amount;
     p->refund_fees += t->fee;
     coop_refund_settle(w, t, 0);
+    if (p->refunded == p->amount && w->st.items[p->item].drop_per_user) { /* the units come back */
+      w->pu_sold[p->account][p->item] -= (int32_t)p->qty;
+      w->pu_sold_limited -= p->qty;
+    }
     if (p->refunded > p->amount)
       fail(w, "I4: purchase %llu refunded %lld of %lld", (unsigned long long)t->ref,
            (long long)p->refunded, (long long)p->amount);
