@@ -159,14 +159,14 @@ int tally__decide_buy(tally__state *st, const tally__decide_ctx *ctx, uint32_t b
   }
   tally__account *a = &st->accounts[buyer];
   if ((rc = spend_check(st, a, ctx->wall_ms, amount))) return rc;
-  uint32_t coop = TALLY__NONE;
-  if ((it->split.count || ref) && (coop = tally__coop_take(st)) == TALLY__NONE) return TALLY_EBUSY;
   uint32_t serial = tally__serial_take(it, qty);
-  if (it->serials && serial == 0) {
-    /* Units are left but not qty consecutive serials (some were given
-     * back out of order): buy fewer at once. */
-    if (coop != TALLY__NONE) st->coop_next--;
-    return TALLY_ETOO_MANY;
+  /* Units are left but not qty consecutive serials (some were given back
+   * out of order): buy fewer at once. */
+  if (it->serials && serial == 0) return TALLY_ETOO_MANY;
+  uint32_t coop = TALLY__NONE;
+  if ((it->split.count || ref) && (coop = tally__coop_take(st)) == TALLY__NONE) {
+    tally__serial_give_back(it, serial, qty);
+    return TALLY_EBUSY;
   }
 
   int64_t fee = tally__bps_of(amount, st->cfg->fee_bps);
