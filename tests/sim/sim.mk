@@ -12,7 +12,7 @@
 SIM_TOOL := $(BUILD)/tests/sim/tally_sim
 SIM_TEST := $(BUILD)/tests/integration/test_sim
 SIM_BINS := $(SIM_TOOL) $(SIM_TEST)
-SIM_OBJ := $(BUILD)/tests/sim/sim.o
+SIM_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(sort $(wildcard tests/sim/sim*.c)))
 
 $(SIM_TOOL): $(BUILD)/tests/sim/tally_sim.o $(SIM_OBJ) $(LIBTALLY)
 	$(if $(Q),@echo "  LD      $@")
