@@ -304,6 +304,7 @@ void tally__engine_batch_done(tally__engine *e, tally__batch *b) {
     if (b->inserted[k] || b->found_id[k] == op->transfer_id) op_committed(e, b, op);
     else op_not_ours(e, b, k);
   }
+  if (b->transfer_count) tally__live_ledger_recovered(e); /* the ledger takes writes again */
   atomic_fetch_add_explicit(&e->n_batches, 1, memory_order_relaxed);
   tally__batch_reset(b);
 }

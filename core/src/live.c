@@ -236,7 +236,7 @@ void tally__live_tick(tally__engine *e, uint64_t now_mono) {
     tally__item *it = &st->items[item];
     if (it->drop_state == TALLY__DROP_SCHEDULED) drop_countdown(e, it, now_mono);
     if (it->drop_state == TALLY__DROP_SCHEDULED && now_mono >= it->drop_start_mono) tally__live_drop_open(e, item);
-    if (it->drop_state == TALLY__DROP_LIVE && now_mono >= it->drop_end_mono) {
+    if (it->drop_state == TALLY__DROP_LIVE && now_mono >= it->drop_end_mono && !st->drops_paused_mono) {
       tally__live_drop_close(e, item); /* removes it from the active list */
       continue;
     }
@@ -245,6 +245,36 @@ void tally__live_tick(tally__engine *e, uint64_t now_mono) {
   for (uint32_t i = 0; i < st->event_count; i++) {
     tally__event *ev = &st->events[i];
     if (!ev->stopped_ms && now_mono >= ev->end_mono) tally__live_event_stop(e, i);
+  }
+}
+
+void tally__live_ledger_refused(tally__engine *e) {
+  tally__state *st = &e->st;
+  if (st->drops_paused_mono) return;
+  st->drops_paused_mono = tally__now_mono_ms(e);
+  for (uint32_t k = 0; k < st->drops_active_count; k++) {
+    const tally__item *it = &st->items[st->drops_active[k]];
+    if (it->drop_state == TALLY__DROP_LIVE)
+      tally__announce(e, it->drop_channel, "Drop %s is paused: purchases cannot be recorded right now. "
+                      "Its time stands still until they can.", it->sku);
+  }
+}
+
+void tally__live_ledger_recovered(tally__engine *e) {
+  tally__state *st = &e->st;
+  if (!st->drops_paused_mono) return;
+  uint64_t now = tally__now_mono_ms(e), paused = now - st->drops_paused_mono;
+  st->drops_paused_mono = 0;
+  for (uint32_t k = 0; k < st->drops_active_count; k++) {
+    uint32_t i = st->drops_active[k];
+    tally__item *it = &st->items[i];
+    if (it->drop_state != TALLY__DROP_LIVE) continue;
+    it->drop_end_mono += paused;
+    it->drop_end_ms += (int64_t)paused; /* stored: a restart keeps the longer window */
+    tally__item_mark_dirty(st, i);
+    uint64_t left = it->drop_end_mono > now ? it->drop_end_mono - now : 0;
+    tally__announce(e, it->drop_channel, "Drop %s resumes: %llu s left.", it->sku,
+                    (unsigned long long)((left + 999) / 1000));
   }
 }
 

@@ -38,6 +38,13 @@ void tally__live_drop_close(tally__engine *e, uint32_t item);
 void tally__live_tick(tally__engine *e, uint64_t now_mono);
 /* After a transfer committed: event totals and "low stock" / "sold out". */
 void tally__live_committed(tally__engine *e, const tally__op *op);
+/* The ledger refused a batch for lack of resources (SQLSTATE class 53,
+ * e.g. disk full): live drops pause, so their windows do not run out while
+ * nobody can buy. Buys are still tried (each one probes the ledger) and
+ * answered "could not be recorded; you were not charged". The first batch
+ * that commits transfers resumes them, their ends moved by the pause. */
+void tally__live_ledger_refused(tally__engine *e);
+void tally__live_ledger_recovered(tally__engine *e);
 /* The event a new op belongs to: its drop's event, else the running event
  * of the channel it was said in. */
 uint64_t tally__live_event_for(const tally__state *st, uint32_t item, const char *channel);

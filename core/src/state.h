@@ -337,6 +337,7 @@ typedef struct tally__state {
   uint32_t drops_active[TALLY__DROPS_ACTIVE_MAX]; /* item indices of scheduled/live drops */
   uint32_t drops_active_count;
   uint32_t drops_closing; /* closed drops whose "closed" line is still due */
+  uint64_t drops_paused_mono; /* the ledger refused writes (disk full) since then; 0: not paused */
   /* Units each account has of each per-user-limited drop (held included). */
   tally__map per_user_index;
   struct tally__per_user { uint64_t key; int32_t units; } *per_user;

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "engine_internal.h"
+#include "live.h"
 
 static void writer_on_io(uv_poll_t *h, int status, int events);
 
@@ -257,6 +258,9 @@ static void batch_query_failed(tally__writer *w, tally__batch *b, const PGresult
     if (writer_send_lookup(w) != TALLY_OK) writer_broken(w, "lookup could not be sent");
     return;
   }
+  /* Class 53, insufficient resources (disk full, out of memory): live
+   * drops pause until the ledger takes writes again. */
+  if (code && strncmp(code, "53", 2) == 0) tally__live_ledger_refused(e);
   tally__engine_batch_failed(e, b, r ? PQresultErrorMessage(r) : "no result");
 }
 

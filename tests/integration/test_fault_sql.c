@@ -5,7 +5,8 @@
  *       "could not be recorded; you were not charged", with nothing charged;
  *   F4  (the part that can be injected) a non-retryable error such as
  *       disk full (53100): a clear refusal, nothing charged, and buying works
- *       again once the error stops.
+ *       again once the error stops; a live drop pauses meanwhile and resumes
+ *       with the time it had left.
  * See docs/RELIABILITY.md. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -122,10 +123,37 @@ static void test_f4_statement_refused(void **state) {
   finish("f4", BUYERS);
 }
 
+/* F4 with a live drop: while the ledger refuses writes the drop pauses (its
+ * window does not run out), buys are refused clearly, and the first buy
+ * that commits again resumes it with the time it had left. */
+static void test_f4_drops_pause(void **state) {
+  (void)state;
+  setup_shop("f4drop");
+  th_reply r;
+  assert_int_equal(th_cmd_in(F.e, "host", "#live", "DROP CREATE rush 100 1 for=3s", TALLY_ROLE_CHANOP, &r), TALLY_OK);
+  assert_int_equal(th_cmd_in(F.e, "b0", "#live", "BUY rush", 0, &r), TALLY_OK);
+  inject("53100", -1); /* disk_full */
+  assert_int_equal(th_cmd_in(F.e, "b1", "#live", "BUY rush", 0, &r), TALLY_EFAILED);
+  assert_true(th_announced("Drop rush is paused"));
+  th_settle(F.e, 4000); /* longer than its whole window */
+  assert_false(th_announced("Drop rush closed"));
+  assert_int_equal(th_cmd_in(F.e, "b2", "#live", "BUY rush", 0, &r), TALLY_EFAILED); /* still live, not closed */
+  heal();
+  assert_int_equal(th_cmd_in(F.e, "b3", "#live", "BUY rush", 0, &r), TALLY_OK);
+  th_settle(F.e, 100);
+  assert_true(th_announced("Drop rush resumes"));
+  assert_int_equal(th_cmd_in(F.e, "b4", "#live", "BUY rush", 0, &r), TALLY_OK);
+  for (int waited = 0; waited < 10000 && !th_announced("Drop rush closed"); waited += 250)
+    th_settle(F.e, 250); /* the time it had left runs out */
+  assert_true(th_announced("Drop rush closed: 3 of 100 sold"));
+  finish("f4drop", 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_teardown(test_f10_serialization_failures, teardown),
       cmocka_unit_test_teardown(test_f4_statement_refused, teardown),
+      cmocka_unit_test_teardown(test_f4_drops_pause, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
