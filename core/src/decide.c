@@ -146,7 +146,9 @@ int tally__decide_buy(tally__state *st, const tally__decide_ctx *ctx, uint32_t b
   int64_t amount;
   if (!tally__mul_i64(it->price, qty, &amount)) return TALLY_EOVERFLOW;
   if ((rc = tally__check_stock(it, qty))) return rc;
-  if ((rc = tally__check_drop(it))) return rc;
+  /* A raffle's winners are charged by the engine after its window closed. */
+  bool raffle_draw = ctx->by_engine && it->drop_mode == TALLY__MODE_RAFFLE;
+  if (!raffle_draw && (rc = tally__check_drop(it))) return rc;
   if (it->creator == buyer) return TALLY_ESELF;
   if (ref && (ref->affiliate == buyer || !tally__refcode_fits(it, ref))) return TALLY_EBAD_REF;
   if (it->attendees_only && !tally__audience_attended(st, it->drop_event, buyer)) return TALLY_ENOT_ATTENDEE;

@@ -20,7 +20,8 @@ typedef struct tally__decide_ctx {
   uint64_t req_id;
   const char *origin, *channel, *key;
   uint64_t *existing_transfer; /* out, for TALLY_EEXISTS */
-  bool by_engine; /* the engine acts on its own (refunds of unshown highlights) */
+  bool by_engine; /* the engine acts on its own: refunds of unshown highlights,
+                     charges of raffle winners after the window closed */
   const struct tally__refcode *ref; /* BUY ... ref=<code>: an affiliate's share */
 } tally__decide_ctx;
 

@@ -123,12 +123,8 @@ static int draw_charge(tally__engine *e, tally__item *it, uint32_t item, const t
   uint64_t existing = 0;
   tally__decide_ctx ctx = {.wall_ms = tally__now_wall_ms(), .mono_ms = tally__now_mono_ms(e),
                            .origin = en->origin, .channel = it->drop_channel, .key = key,
-                           .existing_transfer = &existing};
-  /* The winner pays now, although the window has closed. */
-  uint8_t state = it->drop_state;
-  it->drop_state = TALLY__DROP_LIVE;
+                           .existing_transfer = &existing, .by_engine = true};
   int rc = tally__decide_buy(st, &ctx, en->account, item, 1, op);
-  it->drop_state = state;
   if (rc != TALLY_OK) {
     b->op_count--;
     return rc == TALLY_EEXISTS ? TALLY_OK : rc;
