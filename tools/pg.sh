@@ -40,6 +40,7 @@ checkpoint_timeout = 15min
 fsync = on
 synchronous_commit = on
 logging_collector = off
+log_line_prefix = '%m [%p] %d '
 CONF
   fi
   if ! as_owner "$PGBIN/pg_ctl" -D "$data" status >/dev/null 2>&1; then

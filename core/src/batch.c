@@ -106,48 +106,100 @@ static void sb_param(tally__batch *b, int k) { b->params[k] = b->text + b->text_
 static void sb_end(tally__batch *b) { sb_char(b, 0); }
 
 /* ---- catalog rows ------------------------------------------------------------ */
+/* A row goes in one sealed batch at a time: a version already in flight is
+ * not taken again until that batch settles (tally__batch_rows_settled).
+ * Two batches on two connections writing one new item would race on its
+ * unique sku, and role_changes, which has no key, would record one change
+ * twice. Account and consent rows are the exception: an item, event, role
+ * or consent row references its account row, so an account row not yet
+ * committed goes again with every batch that needs it (its insert waits
+ * for the other batch and then does nothing). */
 static bool row_taken(const tally__batch *b, uint32_t index, uint8_t what) {
   for (uint32_t r = 0; r < b->row_count; r++)
     if (b->rows[r].index == index && b->rows[r].what == what) return true;
   return false;
 }
 
-static void take_rows(tally__batch *b, tally__state *st) {
+static void row_add(tally__batch *b, uint32_t index, uint64_t version, uint8_t what) {
+  assert(b->row_count < TALLY__BATCH_ROWS_MAX);
+  b->rows[b->row_count++] = (tally__batch_row){index, version, what};
+}
+
+static void take_account_rows(tally__batch *b, tally__state *st) {
   for (uint32_t k = 0; k < st->dirty_account_count && b->row_count + 4 <= TALLY__BATCH_ROWS_MAX; k++) {
     uint32_t i = st->dirty_accounts[k];
-    const tally__account *a = &st->accounts[i];
-    if (!a->persisted) b->rows[b->row_count++] = (tally__batch_row){i, 0, TALLY__ROW_ACCOUNT};
-    if (a->consented && !a->consent_persisted)
-      b->rows[b->row_count++] = (tally__batch_row){i, 0, TALLY__ROW_CONSENT};
-    if (a->role_dirty) b->rows[b->row_count++] = (tally__batch_row){i, a->role_version, TALLY__ROW_ROLE};
-    if (a->privacy_dirty && b->row_count < TALLY__BATCH_ROWS_MAX)
-      b->rows[b->row_count++] = (tally__batch_row){i, a->privacy_version, TALLY__ROW_PRIVACY};
+    tally__account *a = &st->accounts[i];
+    bool role = a->role_dirty && a->role_sent_version != a->role_version;
+    if (!a->persisted) row_add(b, i, 0, TALLY__ROW_ACCOUNT);
+    if (a->consented && !a->consent_persisted) row_add(b, i, 0, TALLY__ROW_CONSENT);
+    if (role) {
+      row_add(b, i, a->role_version, TALLY__ROW_ROLE);
+      a->role_sent_version = a->role_version;
+    }
+    if (a->privacy_dirty && a->privacy_sent_version != a->privacy_version) {
+      row_add(b, i, a->privacy_version, TALLY__ROW_PRIVACY);
+      a->privacy_sent_version = a->privacy_version;
+    }
   }
+}
+
+static void take_rows(tally__batch *b, tally__state *st) {
+  take_account_rows(b, st);
   for (uint32_t k = 0; k < st->dirty_audience_count && b->row_count < TALLY__BATCH_ROWS_MAX; k++) {
-    uint32_t i = st->dirty_audience[k];
-    if (st->audience[i].dirty) b->rows[b->row_count++] = (tally__batch_row){i, st->audience[i].version, TALLY__ROW_ATTEND};
+    tally__audience *au = &st->audience[st->dirty_audience[k]];
+    if (!au->dirty || au->sent_version == au->version) continue;
+    row_add(b, st->dirty_audience[k], au->version, TALLY__ROW_ATTEND);
+    au->sent_version = au->version;
   }
-  for (uint32_t i = 0; i < st->refcode_count && b->row_count < TALLY__BATCH_ROWS_MAX; i++)
-    if (!st->refcodes[i].persisted) b->rows[b->row_count++] = (tally__batch_row){i, 0, TALLY__ROW_REFCODE};
-  for (uint32_t i = 0; i < st->bio_count && b->row_count < TALLY__BATCH_ROWS_MAX; i++)
-    if (st->bios[i].dirty) b->rows[b->row_count++] = (tally__batch_row){i, st->bios[i].version, TALLY__ROW_BIO};
+  for (uint32_t i = 0; i < st->refcode_count && b->row_count < TALLY__BATCH_ROWS_MAX; i++) {
+    if (st->refcodes[i].persisted || st->refcodes[i].sent) continue;
+    row_add(b, i, 0, TALLY__ROW_REFCODE);
+    st->refcodes[i].sent = true;
+  }
+  for (uint32_t i = 0; i < st->bio_count && b->row_count < TALLY__BATCH_ROWS_MAX; i++) {
+    tally__bio *bio = &st->bios[i];
+    if (!bio->dirty || bio->sent_version == bio->version) continue;
+    row_add(b, i, bio->version, TALLY__ROW_BIO);
+    bio->sent_version = bio->version;
+  }
   /* An event row references its host's account row, an item row its
    * creator's: each goes with its account row (accounts are inserted
    * first), or not at all. */
   for (uint32_t i = 0; i < st->event_count && b->row_count + 2 <= TALLY__BATCH_ROWS_MAX; i++) {
-    const tally__event *ev = &st->events[i];
-    if (!ev->dirty) continue;
+    tally__event *ev = &st->events[i];
+    if (!ev->dirty || ev->sent_version == ev->version) continue;
     if (!st->accounts[ev->host].persisted && !row_taken(b, ev->host, TALLY__ROW_ACCOUNT))
-      b->rows[b->row_count++] = (tally__batch_row){ev->host, 0, TALLY__ROW_ACCOUNT};
-    b->rows[b->row_count++] = (tally__batch_row){i, ev->version, TALLY__ROW_EVENT};
+      row_add(b, ev->host, 0, TALLY__ROW_ACCOUNT);
+    row_add(b, i, ev->version, TALLY__ROW_EVENT);
+    ev->sent_version = ev->version;
   }
   for (uint32_t k = 0; k < st->dirty_item_count && b->row_count + 2 <= TALLY__BATCH_ROWS_MAX; k++) {
     uint32_t i = st->dirty_items[k];
-    if (!st->items[i].dirty) continue;
-    uint32_t creator = st->items[i].creator;
-    if (!st->accounts[creator].persisted && !row_taken(b, creator, TALLY__ROW_ACCOUNT))
-      b->rows[b->row_count++] = (tally__batch_row){creator, 0, TALLY__ROW_ACCOUNT};
-    b->rows[b->row_count++] = (tally__batch_row){i, st->items[i].version, TALLY__ROW_ITEM};
+    tally__item *it = &st->items[i];
+    if (!it->dirty || it->sent_version == it->version) continue;
+    if (!st->accounts[it->creator].persisted && !row_taken(b, it->creator, TALLY__ROW_ACCOUNT))
+      row_add(b, it->creator, 0, TALLY__ROW_ACCOUNT);
+    row_add(b, i, it->version, TALLY__ROW_ITEM);
+    it->sent_version = it->version;
+  }
+}
+
+void tally__batch_rows_settled(const tally__batch *b, tally__state *st) {
+  for (uint32_t r = 0; r < b->row_count; r++) {
+    const tally__batch_row *row = &b->rows[r];
+    uint64_t *sent = NULL;
+    switch (row->what) {
+    case TALLY__ROW_ITEM: sent = &st->items[row->index].sent_version; break;
+    case TALLY__ROW_EVENT: sent = &st->events[row->index].sent_version; break;
+    case TALLY__ROW_ATTEND: sent = &st->audience[row->index].sent_version; break;
+    case TALLY__ROW_BIO: sent = &st->bios[row->index].sent_version; break;
+    case TALLY__ROW_ROLE: sent = &st->accounts[row->index].role_sent_version; break;
+    case TALLY__ROW_PRIVACY: sent = &st->accounts[row->index].privacy_sent_version; break;
+    case TALLY__ROW_REFCODE: st->refcodes[row->index].sent = false; break;
+    default: break;
+    }
+    /* A later batch may carry a newer version by now: that one stays marked. */
+    if (sent && *sent == row->version) *sent = 0;
   }
 }
 

@@ -85,6 +85,9 @@ struct tally__signer;
  * its signature, and renders the statement's parameters. */
 int tally__batch_seal(tally__batch *b, tally__state *st, struct tally__signer *signer,
                       uint64_t mono_ms, int64_t wall_ms, uint64_t lease_epoch);
+/* The batch committed or failed: its rows may be taken by another batch
+ * again (a row stays out of every other batch while one carries it). */
+void tally__batch_rows_settled(const tally__batch *b, tally__state *st);
 /* The statement that writes a sealed batch (fenced by the engine's lease
  * epoch); it returns the ids of the transfers it inserted. */
 extern const char tally__batch_sql[];

@@ -160,6 +160,7 @@ void tally__engine_flush(tally__engine *e) {
 
 static void rows_committed(tally__engine *e, const tally__batch *b) {
   tally__state *st = &e->st;
+  tally__batch_rows_settled(b, st);
   for (uint32_t r = 0; r < b->row_count; r++) {
     const tally__batch_row *row = &b->rows[r];
     if (row->what == TALLY__ROW_ITEM) {
@@ -393,6 +394,7 @@ void tally__engine_batch_failed(tally__engine *e, tally__batch *b, const char *w
                   tally_strerror(TALLY_EFAILED));
   }
   fprintf(stderr, "tally: batch %llu failed: %s\n", (unsigned long long)b->id, why);
+  tally__batch_rows_settled(b, &e->st);
   e->rows_retry_mono_ms = tally__now_mono_ms(e) + TALLY__ROWS_RETRY_MS;
   if (e->open == b) e->open = NULL;
   tally__batch_reset(b);

@@ -80,6 +80,11 @@ typedef struct tally__account {
   bool privacy_dirty;    /* its privacy choice is not stored yet */
   uint64_t privacy_version;
   uint64_t role_version;
+  /* The role and privacy versions a sealed batch carries (0: none). A row
+   * in flight is not sent again by another batch: two concurrent writes of
+   * one row would race on its unique keys, and role_changes would record
+   * the change twice. */
+  uint64_t role_sent_version, privacy_sent_version;
   int64_t rate_tokens_milli, rate_at_ms;
   uint64_t recent[TALLY__RECENT_RECEIPTS];
   uint32_t recent_next;
@@ -113,6 +118,7 @@ enum tally__drop_state {
 
 typedef struct tally__item {
   uint64_t id, version;
+  uint64_t sent_version; /* the version a sealed batch carries, 0 none (see accounts) */
   /* A drop: an item that sells only in its window, announced in a channel. */
   uint8_t drop_state;           /* enum tally__drop_state */
   bool drop_low_said, drop_out_said;
@@ -149,6 +155,7 @@ typedef struct tally__item {
 
 typedef struct tally__event {
   uint64_t id, version;
+  uint64_t sent_version; /* the version a sealed batch carries, 0 none */
   uint32_t host;               /* account index */
   int64_t start_ms, end_ms, stopped_ms; /* wall clock; stopped 0 while running */
   uint64_t end_mono;
@@ -195,6 +202,7 @@ typedef struct tally__coop {
 /* One account in one event: presence, spending, earnings. */
 typedef struct tally__audience {
   uint64_t event_id, version;
+  uint64_t sent_version; /* the version a sealed batch carries, 0 none */
   uint32_t account;
   int64_t first_ms;      /* wall clock of its first presence; 0 never present */
   uint64_t joined_mono;  /* present since (monotonic), 0 when absent */
@@ -209,6 +217,7 @@ typedef struct tally__refcode {
   uint32_t creator, affiliate;
   uint16_t bps;
   bool persisted;
+  bool sent; /* a sealed batch carries it */
 } tally__refcode;
 
 /* A paid highlight waiting for its turn or showing (highlight.c). */
@@ -231,7 +240,7 @@ typedef struct tally__ship_note {
 /* A creator's SHOP bio. */
 typedef struct tally__bio {
   uint32_t account;
-  uint64_t version;
+  uint64_t version, sent_version;
   bool dirty;
   char text[TALLY__BIO_BYTES_MAX + 1];
 } tally__bio;

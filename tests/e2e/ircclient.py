@@ -455,13 +455,36 @@ def network_test(name, scenario, tag_extra=DEMO_TAGS, settle=0.5):
         tap.exit()
     try:
         with TestDb(name) as db, IrcEnv(tally_so=so, dsn=db.dsn, tag_extra=tag_extra) as env:
-            scenario(tap, env, db)
+            try:
+                scenario(tap, env, db)
+            except Exception:
+                print_failure_logs(env, db)
+                raise
             time.sleep(settle)
             rc, out = tally_cli(db.dsn, "check")
             tap.check("tally check passes", rc == 0, out[-2000:])
     except Exception as e:
         tap.check("environment", False, "%s: %s" % (type(e).__name__, e))
     tap.exit()
+
+
+def print_failure_logs(env, db, lines=30):
+    """What the module and PostgreSQL said, as TAP comments, so that a failed
+    run shows its cause: tally's lines from InspIRCd's output (a failed
+    batch names its error) and the cluster's errors in this database
+    (tools/pg.sh puts the database name in each log line)."""
+    mine = [ln for ln in env.log("ircd.out").splitlines() if "tally" in ln.lower()]
+    for ln in mine[-lines:]:
+        print("# ircd: %s" % ln[:300])
+    if not db.pgdir:
+        return
+    try:
+        with open(os.path.join(db.pgdir, "postgres.log"), errors="replace") as f:
+            pg = [ln for ln in f if " %s " % db.name in ln and ("ERROR" in ln or "FATAL" in ln)]
+    except OSError:
+        return
+    for ln in pg[-lines:]:
+        print("# postgres: %s" % ln.rstrip()[:300])
 
 
 def tally_ask(client, send, regex=".", timeout=60.0, retry=TRANSIENT):
