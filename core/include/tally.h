@@ -99,7 +99,8 @@ extern "C" {
   X(EFIXED, -136, "fixed once a unit has sold: create a new item instead")  \
   X(ENOT_ATTENDEE, -137, "only for those attending the event")               \
   X(EBAD_REF, -138, "that referral code does not apply here")                \
-  X(ENOT_MERCH, -139, "that receipt is not for merch")
+  X(ENOT_MERCH, -139, "that receipt is not for merch")                       \
+  X(ENOT_HELD, -140, "no tip message waits for moderation under that receipt here")
 
 typedef enum tally_err {
 #define TALLY_ERR_ENUM_(name, value, text) TALLY_##name = (value),
@@ -152,6 +153,7 @@ typedef struct tally_config {
   uint32_t highlight_repeat_s;  /* a pinned highlight is said again this often (1.1) */
   uint32_t highlight_topic;     /* 1: highlights are pinned as the channel topic (1.1) */
   uint32_t rate_global_per_min; /* commands per minute, all senders together (1.1) */
+  uint32_t tip_message_hold_s;  /* a tip's message waits this long for moderators (1.2) */
 } tally_config;
 
 TALLY_API void tally_config_init(tally_config *cfg);
@@ -214,6 +216,9 @@ enum tally_effect_kind {
   TALLY_EFFECT_ROSTER = 4,   /* submit presence of every member of `channel` (since 1.1) */
   TALLY_EFFECT_TOPIC = 5,    /* set `channel`'s topic to `text`; "" restores the topic from
                                 before tally's first change (since 1.1) */
+  TALLY_EFFECT_MODERATORS = 6, /* say `text` to `channel`'s moderators only (IRC: a notice to
+                                  @#channel); an adapter that cannot must drop it, never say
+                                  it to the whole channel (since 1.2) */
 };
 
 #define TALLY_EFFECT_VERSION 1

@@ -16,16 +16,21 @@
 #include "receipt.h"
 #include "signer.h"
 
-/* The function is sql/004_shop_audience.sql's: batch lock, lease check,
- * then the rows in dependency order; it returns the transfer ids it
- * inserted. Arrays go in binary; the scalars $1..$8 and $43 as text. */
+/* One statement, so one transaction: sql/004_shop_audience.sql's
+ * tally_write_batch (batch lock, lease check, then the rows in dependency
+ * order; it returns the transfer ids it inserted), then the functions of
+ * later migrations, each writing its own tables and returning nothing. A
+ * new table gets a function of its own here instead of another copy of
+ * tally_write_batch. Arrays go in binary; the scalars $1..$8 and $43 as
+ * text. */
 const char tally__batch_sql[] =
     "SELECT * FROM tally_write_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,"
     " $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32,"
     " $33, $34, $35, $36, $37, $38, $39, $40, $41, $42, $43, $44, $45, $46, $47, $48, $49, $50, $51,"
     " $52, $53, $54, $55, $56, $57, $58, $59, $60, $61, $62, $63, $64, $65, $66, $67, $68, $69, $70,"
     " $71, $72, $73, $74, $75, $76, $77, $78, $79, $80, $81, $82, $83, $84, $85, $86, $87, $88, $89,"
-    " $90, $91, $92, $93, $94, $95, $96, $97, $98)";
+    " $90, $91, $92, $93, $94, $95, $96, $97, $98)"
+    " UNION ALL SELECT * FROM tally_write_tip_messages($8, $99, $100, $101, $102, $103)";
 
 const char tally__batch_lookup_sql[] = "SELECT * FROM tally_lookup_keys($1, $2)";
 
@@ -182,6 +187,30 @@ static void take_rows(tally__batch *b, tally__state *st) {
     row_add(b, i, it->version, TALLY__ROW_ITEM);
     it->sent_version = it->version;
   }
+}
+
+bool tally__batch_rows_waiting(const tally__state *st) {
+  for (uint32_t k = 0; k < st->dirty_account_count; k++) {
+    const tally__account *a = &st->accounts[st->dirty_accounts[k]];
+    if (!a->persisted || (a->consented && !a->consent_persisted)) return true;
+    if (a->role_dirty && a->role_sent_version != a->role_version) return true;
+    if (a->privacy_dirty && a->privacy_sent_version != a->privacy_version) return true;
+  }
+  for (uint32_t k = 0; k < st->dirty_audience_count; k++) {
+    const tally__audience *au = &st->audience[st->dirty_audience[k]];
+    if (au->dirty && au->sent_version != au->version) return true;
+  }
+  for (uint32_t i = 0; i < st->refcode_count; i++)
+    if (!st->refcodes[i].persisted && !st->refcodes[i].sent) return true;
+  for (uint32_t i = 0; i < st->bio_count; i++)
+    if (st->bios[i].dirty && st->bios[i].sent_version != st->bios[i].version) return true;
+  for (uint32_t i = 0; i < st->event_count; i++)
+    if (st->events[i].dirty && st->events[i].sent_version != st->events[i].version) return true;
+  for (uint32_t k = 0; k < st->dirty_item_count; k++) {
+    const tally__item *it = &st->items[st->dirty_items[k]];
+    if (it->dirty && it->sent_version != it->version) return true;
+  }
+  return false;
 }
 
 void tally__batch_rows_settled(const tally__batch *b, tally__state *st) {
@@ -620,6 +649,31 @@ static void render_merch(tally__batch *b, const tally__state *st) {
   }
 }
 
+/* $99..$101 held tip messages (TIP transfers with held_message: channel,
+ * when it shows), $102..$103 hidden ones (HIDE ops). */
+static void render_tip_messages(tally__batch *b, const tally__state *st, uint32_t hold_s) {
+  for (int col = 0; col < 3; col++) {
+    bin_open(b, 98 + col, col == 1 ? OID_TEXT : OID_INT8);
+    for (uint32_t i = 0; i < b->transfer_count; i++) {
+      const tally__op *op = &b->ops[b->xfer[i]];
+      if (!op->held_message) continue;
+      if (col == 0) bin_i64(b, (int64_t)op->transfer_id);
+      else if (col == 1) bin_text(b, op->channel);
+      else bin_i64(b, op->created_ms + (int64_t)hold_s * 1000);
+    }
+    bin_close(b);
+  }
+  for (int col = 0; col < 2; col++) {
+    bin_open(b, 101 + col, OID_INT8);
+    for (uint32_t k = 0; k < b->op_count; k++) {
+      const tally__op *op = &b->ops[k];
+      if (op->type != TALLY__OP_HIDE) continue;
+      bin_i64(b, col == 0 ? (int64_t)op->ref_transfer : (int64_t)st->accounts[op->account].id);
+    }
+    bin_close(b);
+  }
+}
+
 /* ---- leaves, root, signature ---------------------------------------------------- */
 static void compute_leaves(tally__batch *b, const tally__state *st) {
   b->transfer_count = 0;
@@ -693,6 +747,7 @@ int tally__batch_seal(tally__batch *b, tally__state *st, struct tally__signer *s
   render_audience_columns(b, st);
   render_audience_rows(b, st, mono_ms);
   render_merch(b, st);
+  render_tip_messages(b, st, st->cfg->tip_message_hold_s);
   sb_param(b, 42);
   sb_i64(b, (int64_t)lease_epoch);
   sb_end(b);

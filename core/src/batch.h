@@ -17,9 +17,9 @@
 #include "state.h"
 
 enum {
-  TALLY__BATCH_PARAMS = 98,
+  TALLY__BATCH_PARAMS = 103,
   TALLY__BATCH_ROWS_MAX = 1024, /* catalog rows (accounts, items, ...) per batch */
-  TALLY__BATCH_OP_TEXT_BYTES = 640,
+  TALLY__BATCH_OP_TEXT_BYTES = 768,
   TALLY__BATCH_ROW_TEXT_BYTES = 640,
 };
 
@@ -88,6 +88,9 @@ int tally__batch_seal(tally__batch *b, tally__state *st, struct tally__signer *s
 /* The batch committed or failed: its rows may be taken by another batch
  * again (a row stays out of every other batch while one carries it). */
 void tally__batch_rows_settled(const tally__batch *b, tally__state *st);
+/* Would a batch sealed now take any row? (Rows in flight elsewhere do not
+ * count: a batch of its own for them would be empty.) */
+bool tally__batch_rows_waiting(const tally__state *st);
 /* The statement that writes a sealed batch (fenced by the engine's lease
  * epoch); it returns the ids of the transfers it inserted. */
 extern const char tally__batch_sql[];

@@ -268,6 +268,8 @@ void tally__cmd_tip(tally__cmd *c) {
     tally__event_inflight(&c->e->st, op->event_id, +1);
     /* The channel's thank-you line, said once the tip is committed. */
     if (c->t.count > 3) snprintf(op->note, sizeof op->note, "%s", c->t.rest[3]);
+    /* Said in a channel with a hold: moderators see the message first. */
+    op->held_message = op->note[0] && c->cmd->channel[0] && c->e->cfg.tip_message_hold_s > 0;
   }
   tally__cmd_money_result(c, rc, existing);
 }

@@ -8,25 +8,6 @@
 #include "live_raffle.h"
 #include "raffle.h"
 
-/* Fills a record op (not a transfer) from the command. */
-static tally__op *record_op(tally__cmd *c, uint8_t type) {
-  tally__op *op = tally__cmd_op_slot(c);
-  if (!op) {
-    tally__cmd_refuse(c, TALLY_EBUSY);
-    return NULL;
-  }
-  memset(op, 0, sizeof *op);
-  op->type = type;
-  op->account = c->account;
-  op->counterparty = TALLY__NONE;
-  op->req_id = c->cmd->req_id;
-  op->created_ms = c->wall;
-  snprintf(op->origin, sizeof op->origin, "%s", c->cmd->origin);
-  snprintf(op->channel, sizeof op->channel, "%s", c->cmd->channel);
-  tally__cmd_op_added(c);
-  return op;
-}
-
 int tally__cmd_raffle_enter(tally__cmd *c, uint32_t item) {
   tally__state *st = &c->e->st;
   tally__item *it = &st->items[item];
@@ -52,7 +33,7 @@ int tally__cmd_raffle_enter(tally__cmd *c, uint32_t item) {
     tally__cmd_refuse(c, TALLY_EBUSY);
     return TALLY_EBUSY;
   }
-  tally__op *op = record_op(c, TALLY__OP_ENTRY);
+  tally__op *op = tally__cmd_record_op(c, TALLY__OP_ENTRY);
   if (!op) {
     st->entries[slot].live = false;
     int32_t *units;
@@ -106,7 +87,7 @@ void tally__cmd_redeem(tally__cmd *c) {
     tally__reply(c->e, c->cmd, TALLY_ENOT_A_PASS, 0, "that pass was refunded, so it can no longer be redeemed");
     return;
   }
-  tally__op *op = record_op(c, TALLY__OP_REDEEM);
+  tally__op *op = tally__cmd_record_op(c, TALLY__OP_REDEEM);
   if (!op) return;
   op->item = p->item;
   op->ref_transfer = receipt;
@@ -135,7 +116,7 @@ void tally__cmd_ship(tally__cmd *c) {
     tally__reply(c->e, c->cmd, TALLY_EBAD_SYNTAX, 0, "send SHIP privately (/quote SHIP ...), not in a channel");
     return;
   }
-  tally__op *op = record_op(c, TALLY__OP_SHIP);
+  tally__op *op = tally__cmd_record_op(c, TALLY__OP_SHIP);
   if (!op) return;
   op->item = p->item;
   op->ref_transfer = receipt;

@@ -11,6 +11,7 @@
 #include "live.h"
 #include "decide.h"
 #include "text.h"
+#include "tipmsg.h"
 
 /* ---- rate limits: token buckets in thousandths of a command --------------- */
 static bool bucket_take(int64_t *tokens, int64_t *at_ms, uint32_t per_min, uint64_t now) {
@@ -124,6 +125,25 @@ void tally__cmd_ack_after_commit(tally__cmd *c, const char *fmt, ...) {
   va_end(ap);
 }
 
+/* Fills a record op (not a transfer) from the command. */
+tally__op *tally__cmd_record_op(tally__cmd *c, uint8_t type) {
+  tally__op *op = tally__cmd_op_slot(c);
+  if (!op) {
+    tally__cmd_refuse(c, TALLY_EBUSY);
+    return NULL;
+  }
+  memset(op, 0, sizeof *op);
+  op->type = type;
+  op->account = c->account;
+  op->counterparty = TALLY__NONE;
+  op->req_id = c->cmd->req_id;
+  op->created_ms = c->wall;
+  snprintf(op->origin, sizeof op->origin, "%s", c->cmd->origin);
+  snprintf(op->channel, sizeof op->channel, "%s", c->cmd->channel);
+  tally__cmd_op_added(c);
+  return op;
+}
+
 int tally__cmd_amount(tally__cmd *c, int token, int64_t *out) {
   int rc = tally__amount_parse(c->t.word[token], c->t.len[token], c->e->cfg.currency_decimals, out);
   if (rc) tally__cmd_refuse(c, rc);
@@ -153,6 +173,7 @@ static const cmd_entry commands[] = {
     {"REDEEM", tally__cmd_redeem, true},    {"HIGHLIGHT", tally__cmd_highlight, true},
     {"REACT", tally__cmd_react, true},      {"REFCODE", tally__cmd_refcode, true},
     {"SHIP", tally__cmd_ship, true},        {"ORDERS", tally__cmd_orders, true},
+    {"HIDE", tally__cmd_hide, true},
 };
 
 /* A presence change from the adapter: no reply, no rate limit (the adapter

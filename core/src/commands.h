@@ -30,6 +30,9 @@ void tally__cmd_op_unused(tally__cmd *c); /* give back the slot just taken */
 void tally__cmd_op_added(tally__cmd *c);  /* count it as pending */
 __attribute__((format(printf, 2, 3))) void tally__cmd_ack_after_commit(tally__cmd *c,
                                                                          const char *fmt, ...);
+/* A record op (ENTRY, REDEEM, SHIP, HIDE) of the command, counted as
+ * pending; NULL when busy (answered). */
+tally__op *tally__cmd_record_op(tally__cmd *c, uint8_t type);
 int tally__cmd_amount(tally__cmd *c, int token, int64_t *out);
 const char *tally__cmd_key(tally__cmd *c, const char *prefix);
 void tally__cmd_welcome(tally__cmd *c, uint32_t account);

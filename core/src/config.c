@@ -68,6 +68,9 @@ static const cfg_entry cfg_table[] = {
      "seconds between repeats of a pinned paid highlight in its channel"},
     {"highlight_topic", CFG_U32, OFF(highlight_topic), "0", 0, 1,
      "1: a paid highlight is pinned as the channel topic (restored after) instead of repeated"},
+    {"tip_message_hold", CFG_U32, OFF(tip_message_hold_s), "0", 0, 600,
+     "seconds a tip's message is shown to the channel's moderators only (who can HIDE it) before "
+     "the channel sees it; 0 = at once"},
 };
 #undef OFF
 enum { CFG_COUNT = sizeof cfg_table / sizeof cfg_table[0] };

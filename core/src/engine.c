@@ -19,6 +19,7 @@
 #include "engine_internal.h"
 #include "live.h"
 #include "text.h"
+#include "tipmsg.h"
 
 /* ---- clocks ----------------------------------------------------------------- */
 uint64_t tally__now_mono_ms(tally__engine *e) {
@@ -136,10 +137,7 @@ void tally__engine_flush(tally__engine *e) {
   }
   /* Catalog rows changed by timers (a drop opening, an event ending) have
    * no op to ride with: they open a batch of their own. */
-  bool dirty_rows = e->st.dirty_account_count || e->st.dirty_item_count || e->st.dirty_audience_count;
-  for (uint32_t i = 0; !dirty_rows && i < e->st.refcode_count; i++) dirty_rows = !e->st.refcodes[i].persisted;
-  for (uint32_t i = 0; !dirty_rows && i < e->st.bio_count; i++) dirty_rows = e->st.bios[i].dirty;
-  for (uint32_t i = 0; !dirty_rows && i < e->st.event_count; i++) dirty_rows = e->st.events[i].dirty;
+  bool dirty_rows = tally__batch_rows_waiting(&e->st);
   /* After a failed batch, rows alone wait a while: a row the ledger keeps
    * refusing must not turn into a tight loop of failing batches. */
   if (dirty_rows && tally__now_mono_ms(e) < e->rows_retry_mono_ms) dirty_rows = false;
@@ -280,6 +278,8 @@ static void record_settled(tally__engine *e, const tally__op *op, bool ok) {
     tally__purchase *p = &st->purchases[op->purchase_slot];
     p->redeem_held = false;
     p->redeemed = ok;
+  } else if (op->type == TALLY__OP_HIDE) {
+    tally__tip_hide_settled(e, op, ok);
   }
 }
 
@@ -356,8 +356,7 @@ static void op_committed(tally__engine *e, tally__batch *b, tally__op *op) {
   }
   case TALLY__TRANSFER_TIP:
     tally__account_note_receipt(a, op->transfer_id);
-    tally__announce(e, op->channel, "Thank you %s for tipping %s %s%s%s", a->name + 5,
-                    st->accounts[op->counterparty].name + 5, amount, op->note[0] ? ": " : "", op->note);
+    tally__tip_thanks(e, op, amount);
     snprintf(text, sizeof text, "Tipped %s to %s. receipt %llu", amount,
              st->accounts[op->counterparty].name + 5, (unsigned long long)op->transfer_id);
     break;
@@ -511,7 +510,10 @@ static void on_tick(uv_timer_t *t) {
     tally__writers_tick(e, now);
     pending_notices(e, now);
   }
-  if (e->ready) tally__live_tick(e, now);
+  if (e->ready) {
+    tally__live_tick(e, now);
+    tally__tip_messages_tick(e, now);
+  }
   if (!atomic_load(&e->stopping)) drain_events(e);
   else tally__engine_flush(e);
   tally__signal_host(e);

@@ -9,6 +9,7 @@
 #include "highlight.h"
 #include "live_raffle.h"
 #include "loader.h"
+#include "tipmsg.h"
 
 static int hex_to(const char *hex, uint8_t *out, size_t n) {
   if (strlen(hex) != 2 * n) return TALLY_EINVAL;
@@ -302,6 +303,32 @@ static int load_merch(loader *l) {
   return TALLY_OK;
 }
 
+/* Tip messages held for moderators whose time had not come, or came at
+ * most TALLY__HELD_REPLAY_MS ago, and that no moderator hid: they wait
+ * again for what is left of their hold (tipmsg.h). */
+static int load_tip_messages(loader *l, int64_t now_ms) {
+  char since[24];
+  snprintf(since, sizeof since, "%lld", (long long)(now_ms - TALLY__HELD_REPLAY_MS));
+  const char *params[1] = {since};
+  PGresult *r = tally__load_q(l, "SELECT h.transfer_id, h.channel, h.show_ms, t.account_id, t.counterparty_id,"
+                                 " t.amount_minor, coalesce(t.memo, '') FROM held_messages h"
+                                 " JOIN transfers t ON t.id = h.transfer_id WHERE h.show_ms > $1::bigint"
+                                 " AND NOT EXISTS (SELECT 1 FROM hidden_messages d WHERE d.transfer_id = h.transfer_id)"
+                                 " ORDER BY h.transfer_id LIMIT 256", 1, params);
+  if (!r) return TALLY_EDB;
+  uint64_t mono = tally__now_mono_ms(l->e);
+  for (int i = 0; i < PQntuples(r); i++) {
+    uint32_t tipper = tally__load_acc(l, tally__load_i64(r, i, 3));
+    uint32_t recipient = tally__load_acc(l, tally__load_i64(r, i, 4));
+    if (tipper == TALLY__NONE || recipient == TALLY__NONE) continue;
+    int64_t wait_ms = tally__load_i64(r, i, 2) - now_ms;
+    tally__tip_message_queue(l->e, (uint64_t)tally__load_i64(r, i, 0), tipper, recipient, tally__load_i64(r, i, 5),
+                             PQgetvalue(r, i, 1), PQgetvalue(r, i, 6), mono + (uint64_t)(wait_ms > 0 ? wait_ms : 0));
+  }
+  PQclear(r);
+  return TALLY_OK;
+}
+
 int tally__load_shop(loader *l, int64_t now_ms) {
   int rc = load_item_extras(l);
   if (!rc) rc = load_serials(l);
@@ -311,5 +338,6 @@ int tally__load_shop(loader *l, int64_t now_ms) {
   if (!rc) rc = load_audience(l, now_ms);
   if (!rc) rc = load_highlights(l);
   if (!rc) rc = load_merch(l);
+  if (!rc) rc = load_tip_messages(l, now_ms);
   return rc;
 }

@@ -39,9 +39,10 @@ int tally__state_init(tally__state *st, const tally_config *cfg) {
   st->audience = tally__alloc_big((size_t)TALLY__AUDIENCE_MAX * sizeof *st->audience);
   st->dirty_audience = calloc(TALLY__AUDIENCE_MAX, sizeof *st->dirty_audience);
   st->highlights = calloc(TALLY__HIGHLIGHTS_SLOTS, sizeof *st->highlights);
+  st->held_tips = calloc(TALLY__HELD_TIPS_MAX, sizeof *st->held_tips);
   st->ship_notes = calloc(TALLY__SHIP_NOTES_KEPT, sizeof *st->ship_notes);
   st->bios = calloc(TALLY__BIOS_MAX, sizeof *st->bios);
-  if (!st->highlights || !st->ship_notes || !st->bios || !st->coop || !st->entries || !st->draw_scratch || !st->audience || !st->dirty_audience ||
+  if (!st->highlights || !st->held_tips || !st->ship_notes || !st->bios || !st->coop || !st->entries || !st->draw_scratch || !st->audience || !st->dirty_audience ||
       tally__map_init(&st->audience_index, TALLY__AUDIENCE_MAX) ||!st->accounts || !st->items || !st->purchases || !st->keys || !st->consents || !st->events ||
       !st->per_user || tally__map_init(&st->per_user_index, cfg->purchases_max) || !st->dirty_accounts ||
       !st->dirty_items || tally__map_init(&st->account_by_name, cfg->accounts_max) ||
@@ -63,6 +64,7 @@ void tally__state_free(tally__state *st) {
   tally__free_big(st->audience, (size_t)TALLY__AUDIENCE_MAX * sizeof *st->audience);
   free(st->dirty_audience);
   free(st->highlights);
+  free(st->held_tips);
   free(st->ship_notes);
   free(st->bios);
   tally__map_free(&st->audience_index);

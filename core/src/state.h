@@ -42,6 +42,7 @@ enum {
   TALLY__SHIP_NOTES_KEPT = 1024,     /* newest shipping notes in memory, for ORDERS */
   TALLY__BIO_BYTES_MAX = 120,
   TALLY__BIOS_MAX = 1024,            /* creators with a bio */
+  TALLY__HELD_TIPS_MAX = 256,        /* tip messages waiting for moderators, all channels */
   TALLY__CONSENTS_PENDING_MAX = 65536, /* first-time buyers asked to CONFIRM at once */
   TALLY__CONSENT_EXTENSIONS_MAX = 3,   /* CONFIRM EXTEND, each adds consent_ttl_s */
   TALLY__CHANNELS_MAX = 4096,
@@ -245,6 +246,23 @@ typedef struct tally__bio {
   char text[TALLY__BIO_BYTES_MAX + 1];
 } tally__bio;
 
+/* A tip's message shown to the channel's moderators first (tipmsg.c). */
+enum tally__held_state {
+  TALLY__HELD_FREE = 0,
+  TALLY__HELD_WAITING = 1, /* shown to the channel when due */
+  TALLY__HELD_HIDING = 2,  /* a HIDE is in flight */
+  TALLY__HELD_HIDDEN = 3,  /* never shown; the slot frees at the next tick */
+};
+typedef struct tally__held_tip {
+  uint64_t transfer_id;
+  uint64_t due_mono;
+  uint32_t tipper, recipient;
+  int64_t amount;
+  uint8_t state; /* enum tally__held_state */
+  char channel[TALLY_NAME_BYTES_MAX + 1];
+  char text[TALLY_TEXT_BYTES_MAX / 2];
+} tally__held_tip;
+
 /* One entry into a raffle drop; durable (persisted) before it is told so. */
 typedef struct tally__raffle_entry {
   uint32_t item, account;
@@ -275,11 +293,13 @@ enum tally__op_type {
   TALLY__OP_ENTRY = 3,
   TALLY__OP_REDEEM = 4,
   TALLY__OP_SHIP = 5, /* a merch purchase's shipping note (in note) */
+  TALLY__OP_HIDE = 6, /* a moderator hides a held tip message (ref_transfer: the tip) */
 };
 typedef struct tally__op {
   uint8_t type, kind, leg_count;
   bool told_pending;
   bool welcome; /* the demo welcome grant of `account` */
+  bool held_message; /* TIP: its message waits for moderators (a held_messages row) */
   uint64_t event_id; /* the event it happens in, 0 if none */
   int64_t grant_request; /* grant_requests.id it applies, 0 if none */
   uint32_t account, counterparty, item, qty;
@@ -363,6 +383,7 @@ typedef struct tally__state {
   uint32_t *dirty_audience, dirty_audience_count;
   uint64_t audience_flush_mono;
   tally__highlight *highlights; /* TALLY__HIGHLIGHTS_SLOTS */
+  tally__held_tip *held_tips;   /* TALLY__HELD_TIPS_MAX */
   uint32_t highlights_inflight; /* highlight purchases decided, not yet committed */
   tally__refcode refcodes[TALLY__REFCODES_MAX];
   tally__ship_note *ship_notes; /* TALLY__SHIP_NOTES_KEPT, a ring */

@@ -7,6 +7,7 @@
  *   channel line    !buy sku 2 (#shop) -> tally_command{text "BUY sku 2", channel "#shop"}
  *   REPLY effect                       -> server NOTICE to the user (found again by UUID)
  *   ANNOUNCE effect                    -> server NOTICE to the channel
+ *   MODERATORS effect                  -> server NOTICE to @#channel (its operators)
  *   STATUS effect                      -> server log
  *
  * The engine runs on its own thread. The main loop never waits for it:
@@ -49,7 +50,7 @@ const std::streamsize SECRET_FILE_BYTES_MAX = 4096;
 const char* const COMMAND_WORDS[] = {
 	"SHOP", "BUY", "CONFIRM", "TIP", "WALLET", "RECEIPTS",
 	"REFUND", "VERIFY", "ITEM", "TALLY", "EVENT", "DROP", "REDEEM",
-	"HIGHLIGHT", "REACT", "REFCODE", "SHIP", "ORDERS",
+	"HIGHLIGHT", "REACT", "REFCODE", "SHIP", "ORDERS", "HIDE",
 };
 
 std::string Upper(const std::string& s)
@@ -587,6 +588,14 @@ class ModuleTally : public Module
 				Channel* chan = ServerInstance->FindChan(effect->channel ? effect->channel : "");
 				if (chan)
 					chan->WriteRemoteNotice(effect->text ? effect->text : "");
+				break;
+			}
+			case TALLY_EFFECT_MODERATORS:
+			{
+				/* STATUSMSG: only the channel's operators (@) see it. */
+				Channel* chan = ServerInstance->FindChan(effect->channel ? effect->channel : "");
+				if (chan)
+					chan->WriteRemoteNotice(effect->text ? effect->text : "", '@');
 				break;
 			}
 			case TALLY_EFFECT_ROSTER:

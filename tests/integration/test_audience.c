@@ -211,6 +211,80 @@ static void test_referral_code_share_and_refund(void **state) {
   finish();
 }
 
+/* Waits up to ms for an announcement containing needle. */
+static int announced_within(const char *needle, int ms) {
+  for (int waited = 0; waited < ms; waited += 100) {
+    if (th_announced(needle)) return 1;
+    th_settle(eng, 100);
+  }
+  return th_announced(needle);
+}
+
+/* With tip_message_hold, a tip's message goes to the channel's moderators
+ * first; HIDE keeps it off the channel for good (across a restart), the
+ * money moves regardless, and a message still waiting at a restart is said
+ * after it. */
+static void test_tip_messages_held_for_moderators(void **state) {
+  (void)state;
+  th_fresh_db("audtipmsg", dsn, sizeof dsn);
+  th_config(&cfg, dsn);
+  cfg.tip_message_hold_s = 2;
+  eng = th_engine(&cfg);
+  th_reply r;
+  assert_int_equal(th_cmd(eng, "admin", "TALLY ROLE alice creator", OPER, &r), TALLY_OK);
+  assert_int_equal(th_cmd(eng, "alice", "ITEM ADD pin 1 Pin", 0, &r), TALLY_OK);
+  assert_int_equal(th_buyer(eng, "bob", "100", "pin"), TALLY_OK);
+  assert_int_equal(th_buyer(eng, "carol", "100", "pin"), TALLY_OK);
+
+  assert_int_equal(run("bob", "TIP alice 1 great show tonight", 0, &r), TALLY_OK);
+  uint64_t kept = r.receipt;
+  assert_true(th_announced("#live: Thank you bob for tipping alice 1.00 credits! Their message follows in 2 s."));
+  char text[160];
+  snprintf(text, sizeof text, "@#live: Tip %llu from bob to alice says: great show tonight", (unsigned long long)kept);
+  assert_true(th_announced(text));
+  assert_false(th_announced("#live: bob's message with the tip of 1.00 credits to alice: great show tonight"));
+  assert_int_equal(run("bob", "TIP alice 1 some rude words", 0, &r), TALLY_OK);
+  uint64_t hidden = r.receipt;
+
+  char hide[64];
+  snprintf(hide, sizeof hide, "HIDE %llu", (unsigned long long)hidden);
+  assert_int_equal(run("carol", hide, 0, NULL), TALLY_ENO_PERMISSION);
+  assert_int_equal(th_cmd(eng, "mod", hide, HOST, &r), TALLY_ENOT_IN_CHANNEL);
+  assert_int_equal(th_cmd_in(eng, "mod", "#elsewhere", hide, HOST, &r), TALLY_ENOT_HELD);
+  assert_int_equal(run("mod", "HIDE", HOST, NULL), TALLY_EBAD_SYNTAX);
+  assert_int_equal(run("mod", hide, HOST, &r), TALLY_OK);
+  assert_non_null(strstr(r.text, "is hidden; the tip stands"));
+  snprintf(text, sizeof text, "@#live: mod hid the message of tip %llu from bob", (unsigned long long)hidden);
+  assert_true(th_announced(text));
+  assert_int_equal(run("mod", hide, HOST, &r), TALLY_OK); /* again: already hidden */
+
+  assert_true(announced_within("#live: bob's message with the tip of 1.00 credits to alice: great show tonight", 4000));
+  th_settle(eng, 300);
+  assert_false(th_announced("#live: bob's message with the tip of 1.00 credits to alice: some rude words"));
+  snprintf(hide, sizeof hide, "HIDE %llu", (unsigned long long)kept);
+  assert_int_equal(run("mod", hide, HOST, &r), TALLY_ENOT_HELD); /* said already: IRC cannot take it back */
+
+  /* A restart within the hold: the waiting message is said after it, the
+   * hidden one never. */
+  assert_int_equal(run("carol", "TIP alice 2 see you next week", 0, &r), TALLY_OK);
+  assert_int_equal(run("carol", "TIP alice 2 spoiler alert", 0, &r), TALLY_OK);
+  snprintf(hide, sizeof hide, "HIDE %llu", (unsigned long long)r.receipt);
+  assert_int_equal(run("mod", hide, HOST, &r), TALLY_OK);
+  th_engine_free(eng);
+  eng = th_engine(&cfg);
+  assert_true(announced_within("#live: carol's message with the tip of 2.00 credits to alice: see you next week", 4000));
+  th_settle(eng, 500);
+  assert_false(th_announced("#live: carol's message with the tip of 2.00 credits to alice: spoiler alert"));
+
+  /* Every tip moved its money; the ledger holds what was held and hidden. */
+  assert_int_equal(sql("SELECT count(*) FROM transfers WHERE kind = 2"), 4);
+  assert_int_equal(sql("SELECT count(*) FROM held_messages"), 4);
+  assert_int_equal(sql("SELECT count(*) FROM hidden_messages"), 2);
+  assert_int_equal(sql("SELECT count(*) FROM hidden_messages h JOIN accounts a ON a.id = h.by_account"
+                       " WHERE a.name = 'user:mod'"), 2);
+  finish();
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_highlights_shown_in_turn_and_refunded_when_not),
@@ -218,6 +292,7 @@ int main(void) {
       cmocka_unit_test(test_reactions_are_aggregated),
       cmocka_unit_test(test_attendance_supporters_and_privacy),
       cmocka_unit_test(test_referral_code_share_and_refund),
+      cmocka_unit_test(test_tip_messages_held_for_moderators),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

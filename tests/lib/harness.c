@@ -80,9 +80,11 @@ static void note_announce(const tally_effect *eff) {
     snprintf(topic, sizeof topic, "%s", eff->text);
     topics_set++;
   }
-  if (eff->kind != TALLY_EFFECT_ANNOUNCE) return;
-  if (getenv("TALLY_TEST_VERBOSE")) fprintf(stderr, "  [%s] %s\n", eff->channel, eff->text);
-  snprintf(announced[announced_next++ % TH_ANNOUNCE_KEEP], sizeof announced[0], "%s: %s", eff->channel, eff->text);
+  if (eff->kind != TALLY_EFFECT_ANNOUNCE && eff->kind != TALLY_EFFECT_MODERATORS) return;
+  const char *to = eff->kind == TALLY_EFFECT_MODERATORS ? "@" : ""; /* as IRC's STATUSMSG target */
+  if (getenv("TALLY_TEST_VERBOSE")) fprintf(stderr, "  [%s%s] %s\n", to, eff->channel, eff->text);
+  snprintf(announced[announced_next++ % TH_ANNOUNCE_KEEP], sizeof announced[0], "%s%s: %s", to, eff->channel,
+           eff->text);
 }
 
 int th_announced(const char *needle) {

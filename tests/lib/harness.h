@@ -29,7 +29,9 @@ int th_cmd_key(tally_engine *e, const char *account, const char *text, const cha
 /* As th_cmd, said in a channel (roles e.g. TALLY_ROLE_CHANOP). */
 int th_cmd_in(tally_engine *e, const char *account, const char *channel, const char *text, uint32_t roles,
               th_reply *out);
-/* Did any channel announcement seen so far contain `needle`? */
+/* Did any channel announcement seen so far contain `needle`? Each is kept
+ * as "<channel>: <text>", one to the channel's moderators only as
+ * "@<channel>: <text>". */
 int th_announced(const char *needle);
 /* The last topic the engine set (TALLY_EFFECT_TOPIC; "" = restore), and
  * how many topic changes it asked for so far. */

@@ -1,0 +1,132 @@
+/* tipmsg.c — tip messages held for moderators (contract in tipmsg.h). */
+#include "tipmsg.h"
+
+#include <stdio.h>
+#include <string.h>
+
+
+static const char *who(const tally__state *st, uint32_t account) {
+  return st->accounts[account].name + 5; /* past "user:" */
+}
+
+static tally__held_tip *held_find(tally__state *st, uint64_t transfer_id, const char *channel) {
+  for (uint32_t i = 0; i < TALLY__HELD_TIPS_MAX; i++) {
+    tally__held_tip *h = &st->held_tips[i];
+    if (h->state != TALLY__HELD_FREE && h->transfer_id == transfer_id &&
+        (!channel || strcmp(h->channel, channel) == 0))
+      return h;
+  }
+  return NULL;
+}
+
+static void say_message(tally__engine *e, const tally__held_tip *h) {
+  char amount[48];
+  tally__format_amount(e, h->amount, amount, sizeof amount);
+  tally__announce(e, h->channel, "%s's message with the tip of %s to %s: %s", who(&e->st, h->tipper), amount,
+                  who(&e->st, h->recipient), h->text);
+}
+
+bool tally__tip_message_queue(tally__engine *e, uint64_t transfer_id, uint32_t tipper,
+                              uint32_t recipient, int64_t amount, const char *channel,
+                              const char *text, uint64_t due_mono) {
+  tally__state *st = &e->st;
+  if (held_find(st, transfer_id, NULL)) return true; /* already waiting */
+  for (uint32_t i = 0; i < TALLY__HELD_TIPS_MAX; i++) {
+    tally__held_tip *h = &st->held_tips[i];
+    if (h->state != TALLY__HELD_FREE) continue;
+    memset(h, 0, sizeof *h);
+    h->transfer_id = transfer_id;
+    h->due_mono = due_mono;
+    h->tipper = tipper;
+    h->recipient = recipient;
+    h->amount = amount;
+    h->state = TALLY__HELD_WAITING;
+    snprintf(h->channel, sizeof h->channel, "%s", channel);
+    snprintf(h->text, sizeof h->text, "%s", text);
+    return true;
+  }
+  return false;
+}
+
+void tally__tip_thanks(tally__engine *e, const tally__op *op, const char *amount) {
+  const tally__state *st = &e->st;
+  const char *tipper = who(st, op->account), *to = who(st, op->counterparty);
+  uint32_t hold_s = e->cfg.tip_message_hold_s;
+  if (op->held_message && op->note[0]) {
+    uint64_t due = tally__now_mono_ms(e) + (uint64_t)hold_s * 1000;
+    if (tally__tip_message_queue(e, op->transfer_id, op->account, op->counterparty, op->amount, op->channel,
+                                 op->note, due)) {
+      tally__announce(e, op->channel, "Thank you %s for tipping %s %s! Their message follows in %u s.", tipper, to,
+                      amount, hold_s);
+      char text[TALLY_TEXT_BYTES_MAX];
+      snprintf(text, sizeof text, "Tip %llu from %s to %s says: %s -- shown here in %u s unless a moderator says HIDE %llu",
+               (unsigned long long)op->transfer_id, tipper, to, op->note, hold_s,
+               (unsigned long long)op->transfer_id);
+      tally__emit(e, TALLY_EFFECT_MODERATORS, TALLY_OK, 0, op->transfer_id, "", op->channel, text);
+      return;
+    }
+    /* No slot free: said at once rather than lost. */
+  }
+  tally__announce(e, op->channel, "Thank you %s for tipping %s %s%s%s", tipper, to, amount, op->note[0] ? ": " : "",
+                  op->note);
+}
+
+void tally__tip_messages_tick(tally__engine *e, uint64_t now_mono) {
+  for (uint32_t i = 0; i < TALLY__HELD_TIPS_MAX; i++) {
+    tally__held_tip *h = &e->st.held_tips[i];
+    if (h->state == TALLY__HELD_HIDDEN) {
+      h->state = TALLY__HELD_FREE;
+    } else if (h->state == TALLY__HELD_WAITING && now_mono >= h->due_mono) {
+      say_message(e, h);
+      h->state = TALLY__HELD_FREE;
+    }
+    /* HIDING waits for its HIDE to settle, however long that takes. */
+  }
+}
+
+void tally__cmd_hide(tally__cmd *c) {
+  uint64_t receipt;
+  if (c->t.count != 2 || tally__uint_parse(c->t.word[1], c->t.len[1], UINT64_MAX / 10, &receipt)) {
+    tally__cmd_usage(c, "HIDE <tip receipt> (moderators, in the tip's channel)");
+    return;
+  }
+  if (!c->cmd->channel[0]) {
+    tally__reply(c->e, c->cmd, TALLY_ENOT_IN_CHANNEL, 0, "%s: say HIDE in the channel where the tip was thanked",
+                 tally_strerror(TALLY_ENOT_IN_CHANNEL));
+    return;
+  }
+  if (!(c->cmd->roles & (TALLY_ROLE_CHANOP | TALLY_ROLE_OPER))) {
+    tally__cmd_refuse(c, TALLY_ENO_PERMISSION);
+    return;
+  }
+  tally__held_tip *h = held_find(&c->e->st, receipt, c->cmd->channel);
+  if (h && h->state != TALLY__HELD_WAITING) {
+    tally__reply(c->e, c->cmd, TALLY_OK, 0, "The message of tip %llu is already hidden.", (unsigned long long)receipt);
+    return;
+  }
+  if (!h) {
+    tally__reply(c->e, c->cmd, TALLY_ENOT_HELD, 0, "%s (a message already said cannot be taken back on IRC)",
+                 tally_strerror(TALLY_ENOT_HELD));
+    return;
+  }
+  tally__op *op = tally__cmd_record_op(c, TALLY__OP_HIDE);
+  if (!op) return;
+  op->ref_transfer = receipt;
+  snprintf(op->note, sizeof op->note, "The message of tip %llu is hidden; the tip stands.",
+           (unsigned long long)receipt);
+  h->state = TALLY__HELD_HIDING; /* not said while the HIDE is in flight */
+}
+
+void tally__tip_hide_settled(tally__engine *e, const tally__op *op, bool ok) {
+  tally__held_tip *h = held_find(&e->st, op->ref_transfer, op->channel);
+  if (!h || h->state != TALLY__HELD_HIDING) return;
+  if (!ok) {
+    h->state = TALLY__HELD_WAITING; /* not recorded: said when due, as if never hidden */
+    return;
+  }
+  h->state = TALLY__HELD_HIDDEN;
+  char text[TALLY_TEXT_BYTES_MAX];
+  snprintf(text, sizeof text, "%s hid the message of tip %llu from %s", who(&e->st, op->account),
+           (unsigned long long)op->ref_transfer, who(&e->st, h->tipper));
+  tally__emit(e, TALLY_EFFECT_MODERATORS, TALLY_OK, 0, op->ref_transfer, "", op->channel, text);
+}

@@ -1,0 +1,42 @@
+/* tipmsg.h — tip messages held for moderators before the channel sees them.
+ *
+ * Contract: IRC cannot take back a line once it is said, so a moderator can
+ * only remove a tip's message before it is said. With tip_message_hold_s >
+ * 0, a tip with a message said in a channel is thanked at once without
+ * the message; the message goes to the channel's moderators only
+ * (TALLY_EFFECT_MODERATORS) and to the channel when the hold is over,
+ * unless a moderator said `HIDE <receipt>` in that channel first. The money
+ * moves either way: the tip committed before any of this.
+ *
+ * Durable: the tip's batch writes a held_messages row (its channel, when
+ * it shows) and HIDE writes a hidden_messages row, answered once committed.
+ * After a restart, messages whose time had not come, or came at most
+ * TALLY__HELD_REPLAY_MS before, wait again unless hidden: one shown just
+ * before a crash may be said twice, a hidden one never is. At most
+ * TALLY__HELD_TIPS_MAX wait at once; a message with no free slot is said
+ * at once with its thanks (never dropped). */
+#ifndef TALLY_TIPMSG_H
+#define TALLY_TIPMSG_H
+
+#include "commands.h"
+
+enum {
+  TALLY__HELD_REPLAY_MS = 60000, /* after a restart, due this recently: wait again */
+};
+
+/* TIP committed: thanks said in its channel, and its message held or said.
+ * `amount` is the formatted amount. */
+void tally__tip_thanks(tally__engine *e, const tally__op *op, const char *amount);
+/* Says the messages whose hold is over; frees hidden slots. */
+void tally__tip_messages_tick(tally__engine *e, uint64_t now_mono);
+/* HIDE <receipt>: said in a channel by a moderator. */
+void tally__cmd_hide(tally__cmd *c);
+/* A HIDE op committed (ok) or failed. */
+void tally__tip_hide_settled(tally__engine *e, const tally__op *op, bool ok);
+/* Queues a committed tip's message (also after a restart); false when no
+ * slot is free. */
+bool tally__tip_message_queue(tally__engine *e, uint64_t transfer_id, uint32_t tipper,
+                              uint32_t recipient, int64_t amount, const char *channel,
+                              const char *text, uint64_t due_mono);
+
+#endif
