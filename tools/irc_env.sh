@@ -91,7 +91,8 @@ write_inspircd_conf() {
 <class name="Shutdown" commands="DIE RESTART REHASH LOADMODULE UNLOADMODULE RELOADMODULE">
 <class name="ServerLink" commands="CONNECT SQUIT RCONNECT RSQUIT MKPASSWD">
 <class name="BanControl" commands="KILL GLINE KLINE ZLINE QLINE ELINE">
-<type name="NetAdmin" classes="Shutdown ServerLink BanControl" host="netadmin.tally.test">
+<class name="ChanControl" commands="SAMODE">
+<type name="NetAdmin" classes="Shutdown ServerLink BanControl ChanControl" host="netadmin.tally.test">
 <oper name="admin" password="adminpass" host="*@*" type="NetAdmin">
 
 <files motd="$dir/motd.txt">
@@ -127,6 +128,7 @@ write_inspircd_conf() {
 <badnick nick="NickServ" reason="Reserved for a network service">
 <module name="helpop">
 <include file="$dir/helpop.conf">
+<module name="samode">
 <module name="cap">
 <module name="ircv3">
 <module name="ircv3_accounttag">

@@ -66,7 +66,7 @@ SQL
 topic="Welcome to the tally demo shop! Log in (/msg NickServ REGISTER password email), then type !shop here, and !buy sticker to buy. TALLY HELP lists all commands."
 started_irc=1
 TALLY_DSN="$dsn" TALLY_BUILD="$root/$build" \
-  TALLY_TAG_EXTRA="welcome_grant=\"$grant\" signing_key=\"$root/var/irc/tally-signing.pem\"" \
+  TALLY_TAG_EXTRA="welcome_grant=\"$grant\" tip_message_hold=\"10\" signing_key=\"$root/var/irc/tally-signing.pem\"" \
   IRC_EXTRA_CONF="<module name=\"permchannels\">
 <permchannels channel=\"#live\" modes=\"nt\" topic=\"$topic\">" \
   tools/irc_env.sh start var/irc "$port"
@@ -91,6 +91,8 @@ Host a live event in #live (as IRC operator: /oper admin adminpass):
   !event start 30 Launch party    !drop create rush 20 2 per-user=2    !drop create vinyl 5 10 mode=raffle for=3m
   !event tier gold 3 60    !event react 0.10    then anyone: !highlight gold Hello!   !react 🔥   !tip demo 2 great show
   !event stop     the summary: sales, drops, attendance, top supporters, what each creator earned
+  Tip messages wait 10 s for moderators: channel operators (/samode #live +o you) see them first
+  and can keep one off the channel with !hide <receipt>
   (in ii: /j NickServ REGISTER <password> you@example.org, /j #live, and tally commands
    without /quote: /confirm <code>, /wallet; !shop goes to ~/irc/127.0.0.1/#live/in)
 Check a receipt from this shell:
