@@ -75,10 +75,14 @@ static const char *channel_of(const tally__state *st, const tally__highlight *h)
   return st->items[h->item].drop_channel;
 }
 
-static bool channel_busy(const tally__state *st, const char *channel) {
+/* Is a highlight of h's event showing? A channel runs one event at a time
+ * and a stopped event's highlights are unpinned or refunded, so "same
+ * event" is "same channel", compared as an integer: the pick below asks
+ * this for every queued slot on every tick. */
+static bool channel_busy(const tally__state *st, const tally__highlight *h) {
+  uint64_t event = st->items[h->item].drop_event;
   for (uint32_t i = 0; i < TALLY__HIGHLIGHTS_SLOTS; i++)
-    if (st->highlights[i].state == HL_SHOWING && strcmp(channel_of(st, &st->highlights[i]), channel) == 0)
-      return true;
+    if (st->highlights[i].state == HL_SHOWING && st->items[st->highlights[i].item].drop_event == event) return true;
   return false;
 }
 
@@ -191,7 +195,7 @@ void tally__highlights_tick(tally__engine *e, uint64_t now) {
     tally__highlight *next = NULL;
     for (uint32_t i = 0; i < TALLY__HIGHLIGHTS_SLOTS; i++) {
       tally__highlight *h = &st->highlights[i];
-      if (h->state != HL_QUEUED || channel_busy(st, channel_of(st, h))) continue;
+      if (h->state != HL_QUEUED || channel_busy(st, h)) continue;
       if (!next || h->transfer_id < next->transfer_id) next = h;
     }
     if (!next) return;

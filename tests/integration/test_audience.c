@@ -34,11 +34,13 @@ static int run(const char *account, const char *text, uint32_t roles, th_reply *
 
 #define sql(...) th_sql_i64f(dsn, __VA_ARGS__)
 
-/* alice a creator; bob, carol, dave, gus with 100 credits and consent. */
-static void setup(const char *name) {
+/* alice a creator; bob, carol, dave, gus with 100 credits and consent;
+ * tip messages held tip_hold_s. */
+static void setup_holding_tips(const char *name, uint32_t tip_hold_s) {
   th_fresh_db(name, dsn, sizeof dsn);
   th_config(&cfg, dsn);
   cfg.highlight_repeat_s = 5;
+  cfg.tip_message_hold_s = tip_hold_s;
   eng = th_engine(&cfg);
   th_reply r;
   assert_int_equal(th_cmd(eng, "admin", "TALLY ROLE alice creator", OPER, &r), TALLY_OK);
@@ -46,6 +48,8 @@ static void setup(const char *name) {
   const char *buyers[] = {"bob", "carol", "dave", "gus"};
   for (int i = 0; i < 4; i++) assert_int_equal(th_buyer(eng, buyers[i], "100", "pin"), TALLY_OK);
 }
+
+static void setup(const char *name) { setup_holding_tips(name, 0); }
 
 static void finish(void) {
   th_engine_free(eng);
@@ -226,15 +230,8 @@ static int announced_within(const char *needle, int ms) {
  * after it. */
 static void test_tip_messages_held_for_moderators(void **state) {
   (void)state;
-  th_fresh_db("audtipmsg", dsn, sizeof dsn);
-  th_config(&cfg, dsn);
-  cfg.tip_message_hold_s = 2;
-  eng = th_engine(&cfg);
+  setup_holding_tips("audtipmsg", 2);
   th_reply r;
-  assert_int_equal(th_cmd(eng, "admin", "TALLY ROLE alice creator", OPER, &r), TALLY_OK);
-  assert_int_equal(th_cmd(eng, "alice", "ITEM ADD pin 1 Pin", 0, &r), TALLY_OK);
-  assert_int_equal(th_buyer(eng, "bob", "100", "pin"), TALLY_OK);
-  assert_int_equal(th_buyer(eng, "carol", "100", "pin"), TALLY_OK);
 
   assert_int_equal(run("bob", "TIP alice 1 great show tonight", 0, &r), TALLY_OK);
   uint64_t kept = r.receipt;
