@@ -65,6 +65,7 @@ TEST_BINS += $(FUZZ_REPLAY_BINS)
 
 BENCH_SRC := $(sort $(wildcard bench/*.c))
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+BENCH_LIB_OBJ := $(BUILD)/bench/common/bench_util.o
 
 .PHONY: all deps run test test-build bench fuzz clean install check-deps
 all: $(LIBTALLY) $(TALLY_CLI) plugins
@@ -97,9 +98,9 @@ $(BUILD)/tests/integration/%: $(BUILD)/tests/integration/%.o $(TEST_LIB_OBJ) $(L
 	$(if $(Q),@echo "  LD      $@")
 	$(Q)$(CC) -o $@ $< $(TEST_LIB_OBJ) $(LIBTALLY) $(LDLIBS_ALL) -lcmocka
 
-$(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIBTALLY)
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $(BENCH_LIB_OBJ) $(LIBTALLY)
 	$(if $(Q),@echo "  LD      $@")
-	$(Q)$(CC) -o $@ $< $(LIBTALLY) $(LDLIBS_ALL)
+	$(Q)$(CC) -o $@ $< $(BENCH_LIB_OBJ) $(LIBTALLY) $(LDLIBS_ALL)
 
 # Host adapters add themselves here (each plugin/<host>/module.mk appends to PLUGINS).
 PLUGINS :=

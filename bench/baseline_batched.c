@@ -28,6 +28,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/bench_util.h"
+
 enum {
   BUYERS = 10000,
   ITEMS = 100,
@@ -68,39 +70,6 @@ typedef struct worker {
   char err[ERR_LEN];
 } worker;
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static uint64_t next_rand(uint64_t *s) { /* xorshift64* */
-  *s ^= *s >> 12;
-  *s ^= *s << 25;
-  *s ^= *s >> 27;
-  return *s * 2685821657736338717ULL;
-}
-
-static void note_error(worker *w, const char *what, const char *msg) {
-  if (w->err[0] == '\0') snprintf(w->err, sizeof w->err, "%s: %s", what, msg);
-}
-
-static PGconn *connect_prepared(worker *w) {
-  PGconn *conn = PQconnectdb(w->dsn);
-  if (PQstatus(conn) != CONNECTION_OK) {
-    note_error(w, "connect", PQerrorMessage(conn));
-    PQfinish(conn);
-    return NULL;
-  }
-  PGresult *res = PQprepare(conn, STMT, BATCH_SQL, 3, NULL);
-  int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
-  if (!ok) note_error(w, "prepare", PQerrorMessage(conn));
-  PQclear(res);
-  if (ok) return conn;
-  PQfinish(conn);
-  return NULL;
-}
-
 /* Keys hold only [0-9a-z-], so the array literals need no quoting. */
 static void build_batch(worker *w, long seq) {
   batch_text *t = &w->text;
@@ -111,8 +80,8 @@ static void build_batch(worker *w, long seq) {
   for (int i = 0; i < BATCH; i++) {
     const char *sep = i + 1 < BATCH ? "," : "}";
     k += sprintf(k, "b%llx-%d-%ld-%d%s", w->run_id, w->index, seq, i, sep);
-    b += sprintf(b, "%d%s", BUYER_ID_BASE + 1 + (int)(next_rand(&w->rng) % BUYERS), sep);
-    it += sprintf(it, "%d%s", 1 + (int)(next_rand(&w->rng) % ITEMS), sep);
+    b += sprintf(b, "%d%s", BUYER_ID_BASE + 1 + (int)(bench_next_rand(&w->rng) % BUYERS), sep);
+    it += sprintf(it, "%d%s", 1 + (int)(bench_next_rand(&w->rng) % ITEMS), sep);
   }
 }
 
@@ -125,7 +94,7 @@ static long send_batch(worker *w, PGconn *conn, long seq) {
   if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
     applied = atol(PQgetvalue(res, 0, 0));
   else
-    note_error(w, "batched_buy", PQerrorMessage(conn));
+    bench_note_error(w->err, sizeof w->err, "batched_buy", PQerrorMessage(conn));
   PQclear(res);
   return applied;
 }
@@ -134,7 +103,7 @@ static long send_batch(worker *w, PGconn *conn, long seq) {
  * the clock runs until the last thread has finished. */
 static void *worker_main(void *arg) {
   worker *w = arg;
-  PGconn *conn = connect_prepared(w);
+  PGconn *conn = bench_connect_prepared(w->dsn, STMT, BATCH_SQL, 3, w->err, sizeof w->err);
   pthread_barrier_wait(w->start);
   if (conn == NULL) return NULL;
   for (long seq = 0; !atomic_load(w->stop); seq++) {
@@ -144,12 +113,6 @@ static void *worker_main(void *arg) {
   }
   PQfinish(conn);
   return NULL;
-}
-
-static void sleep_s(double seconds) {
-  struct timespec ts = {(time_t)seconds, (long)((seconds - (double)(time_t)seconds) * 1e9)};
-  while (nanosleep(&ts, &ts) != 0) {
-  }
 }
 
 static double run(const options *opt, unsigned long long run_id) {
@@ -166,8 +129,8 @@ static double run(const options *opt, unsigned long long run_id) {
     }
   }
   pthread_barrier_wait(&start);
-  double t0 = now_s();
-  sleep_s(opt->seconds);
+  double t0 = bench_now_s();
+  bench_sleep_s(opt->seconds);
   atomic_store(&stop, 1);
   long done = 0, failed = 0;
   for (int i = 0; i < CLIENTS; i++) {
@@ -176,7 +139,7 @@ static double run(const options *opt, unsigned long long run_id) {
     failed += ws[i].failed_batches;
     if (ws[i].err[0] != '\0') fprintf(stderr, "baseline_batched: %s", ws[i].err);
   }
-  double elapsed = now_s() - t0;
+  double elapsed = bench_now_s() - t0;
   pthread_barrier_destroy(&start);
   fprintf(stderr, "baseline_batched: %d clients x %d: %ld buys (%ld batches failed) in %.2fs = %.0f/s\n",
           CLIENTS, BATCH, done, failed, elapsed, (double)done / elapsed);

@@ -23,6 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/bench_util.h"
+
 enum {
   BUYERS = 10000,
   ITEMS = 100,
@@ -63,48 +65,15 @@ typedef struct worker {
   char err[ERR_LEN];
 } worker;
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static uint64_t next_rand(uint64_t *s) { /* xorshift64* */
-  *s ^= *s >> 12;
-  *s ^= *s << 25;
-  *s ^= *s >> 27;
-  return *s * 2685821657736338717ULL;
-}
-
-static void note_error(worker *w, const char *what, const char *msg) {
-  if (w->err[0] == '\0') snprintf(w->err, sizeof w->err, "%s: %s", what, msg);
-}
-
-static PGconn *connect_prepared(worker *w) {
-  PGconn *conn = PQconnectdb(w->dsn);
-  if (PQstatus(conn) != CONNECTION_OK) {
-    note_error(w, "connect", PQerrorMessage(conn));
-    PQfinish(conn);
-    return NULL;
-  }
-  PGresult *res = PQprepare(conn, STMT, BUY_SQL, 3, NULL);
-  int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
-  if (!ok) note_error(w, "prepare", PQerrorMessage(conn));
-  PQclear(res);
-  if (ok) return conn;
-  PQfinish(conn);
-  return NULL;
-}
-
 static int buy_once(worker *w, PGconn *conn, long seq) {
   char buyer[ID_LEN], item[ID_LEN], key[KEY_LEN];
-  snprintf(buyer, sizeof buyer, "%d", BUYER_ID_BASE + 1 + (int)(next_rand(&w->rng) % BUYERS));
-  snprintf(item, sizeof item, "%d", 1 + (int)(next_rand(&w->rng) % ITEMS));
+  snprintf(buyer, sizeof buyer, "%d", BUYER_ID_BASE + 1 + (int)(bench_next_rand(&w->rng) % BUYERS));
+  snprintf(item, sizeof item, "%d", 1 + (int)(bench_next_rand(&w->rng) % ITEMS));
   snprintf(key, sizeof key, "n%llx-%d-%d-%ld", w->run_id, w->round, w->index, seq);
   const char *params[3] = {buyer, item, key};
   PGresult *res = PQexecPrepared(conn, STMT, 3, params, NULL, NULL, 0);
   int ok = PQresultStatus(res) == PGRES_TUPLES_OK;
-  if (!ok) note_error(w, "naive_buy", PQerrorMessage(conn));
+  if (!ok) bench_note_error(w->err, sizeof w->err, "naive_buy", PQerrorMessage(conn));
   PQclear(res);
   return ok;
 }
@@ -127,7 +96,7 @@ static void gate_open_when(gate *g, int arrivals) {
 
 static void *worker_main(void *arg) {
   worker *w = arg;
-  PGconn *conn = connect_prepared(w);
+  PGconn *conn = bench_connect_prepared(w->dsn, STMT, BUY_SQL, 3, w->err, sizeof w->err);
   gate_arrive(w->start);
   if (conn == NULL) return NULL;
   for (long seq = 0; !atomic_load(w->stop); seq++) {
@@ -138,12 +107,6 @@ static void *worker_main(void *arg) {
   }
   PQfinish(conn);
   return NULL;
-}
-
-static void sleep_s(double seconds) {
-  struct timespec ts = {(time_t)seconds, (long)((seconds - (double)(time_t)seconds) * 1e9)};
-  while (nanosleep(&ts, &ts) != 0) {
-  }
 }
 
 /* Runs one round with `clients` connections; returns buys/s, or -1 on error. */
@@ -162,10 +125,10 @@ static double run_round(const options *opt, int round, int clients,
     if (pthread_create(&w->thread, NULL, worker_main, w) != 0) break;
   }
   gate_open_when(&start, started);
-  double t0 = now_s();
-  if (started == clients) sleep_s(opt->seconds);
+  double t0 = bench_now_s();
+  if (started == clients) bench_sleep_s(opt->seconds);
   atomic_store(&stop, 1);
-  double elapsed = now_s() - t0;
+  double elapsed = bench_now_s() - t0;
   long done = 0, failed = 0;
   const char *err = started < clients ? "pthread_create failed\n" : NULL;
   for (int i = 0; i < started; i++) {

@@ -14,16 +14,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/bench_util.h"
 #include "decide.h"
 #include "tally.h"
 
 enum { HERD_BUYERS = 100000, HERD_STOCK = 100, DECIDE_ROUNDS = 2000000, CONC_MAX = 4096 };
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 /* ---- decide_per_s ------------------------------------------------------------ */
 static double bench_decide(void) {
@@ -43,7 +38,7 @@ static double bench_decide(void) {
   st.items[item].price = 500;
   static tally__op op;
   char key[32];
-  double t0 = now_s();
+  double t0 = bench_now_s();
   for (int i = 0; i < DECIDE_ROUNDS; i++) {
     snprintf(key, sizeof key, "k%d", i);
     tally__decide_ctx ctx = {.wall_ms = 1, .mono_ms = 1, .origin = "o", .channel = "", .key = key};
@@ -51,7 +46,7 @@ static double bench_decide(void) {
     tally__op_commit(&st, &op);
     st.keys[op.key_slot].state = TALLY__KEY_DONE;
   }
-  double dt = now_s() - t0;
+  double dt = bench_now_s() - t0;
   tally__state_free(&st);
   return DECIDE_ROUNDS / dt;
 }
@@ -77,7 +72,7 @@ static void submit(run *r, int buyer, const char *text, uint32_t roles) {
   tally_command c = {.size = sizeof c, .version = TALLY_COMMAND_VERSION, .req_id = req,
                      .origin = "bench", .account = roles ? "admin" : account, .nick = "b",
                      .channel = "", .msg_id = msg, .text = text, .roles = roles};
-  r->sent_at[req % r->slots] = now_s();
+  r->sent_at[req % r->slots] = bench_now_s();
   r->buyer_of[req % r->slots] = buyer;
   while (tally_engine_submit_command(r->e, &c) == TALLY_EBUSY) usleep(50);
 }
@@ -89,7 +84,7 @@ static void on_effect(void *ud, const tally_effect *eff) {
   int slot = (int)(eff->req_id % r->slots);
   if (eff->code == TALLY_OK && eff->receipt_id) {
     r->ok++;
-    if (r->lat_n < r->lat_cap) r->lat_us[r->lat_n++] = (now_s() - r->sent_at[slot]) * 1e6;
+    if (r->lat_n < r->lat_cap) r->lat_us[r->lat_n++] = (bench_now_s() - r->sent_at[slot]) * 1e6;
   } else if (eff->code == TALLY_ESOLD_OUT) r->sold_out++;
   else if (eff->code == TALLY_ECONSENT) {
     r->consent++;
@@ -103,8 +98,8 @@ static void on_effect(void *ud, const tally_effect *eff) {
 }
 
 static void pump(run *r, int want, double timeout_s) {
-  double end = now_s() + timeout_s;
-  while (r->answered < want && now_s() < end) {
+  double end = bench_now_s() + timeout_s;
+  while (r->answered < want && bench_now_s() < end) {
     struct pollfd p = {tally_engine_fd(r->e), POLLIN, 0};
     poll(&p, 1, 5);
     tally_engine_drain(r->e, on_effect, r, 1u << 20);
@@ -142,51 +137,47 @@ static void setup_buyers(run *r, int n) {
   }
 }
 
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
-
 typedef struct durable_result {
   double per_s, p50, p99, p999;
 } durable_result;
+
+/* per_s with the percentiles of the first n latency samples of r. */
+static durable_result latencies(run *r, int n, double per_s) {
+  durable_result d = {per_s, bench_quantile(r->lat_us, n, 0.5), 0, 0};
+  d.p99 = bench_quantile_sorted(r->lat_us, n, 0.99);
+  d.p999 = bench_quantile_sorted(r->lat_us, n, 0.999);
+  return d;
+}
 
 /* C buyers, each with one buy in flight, for `seconds`. */
 static durable_result bench_durable(run *r, int conc, double seconds) {
   reset(r);
   for (int i = 0; i < conc; i++) submit(r, i, "BUY tee", 0);
-  double t0 = now_s(), end = t0 + seconds;
+  double t0 = bench_now_s(), end = t0 + seconds;
   int inflight = conc;
   int next_buyer = 0;
-  while (now_s() < end) {
+  while (bench_now_s() < end) {
     int before = r->answered;
     struct pollfd p = {tally_engine_fd(r->e), POLLIN, 0};
     poll(&p, 1, 5);
     tally_engine_drain(r->e, on_effect, r, 1u << 20);
     for (int k = before; k < r->answered; k++) submit(r, next_buyer++ % conc, "BUY tee", 0);
   }
-  double dt = now_s() - t0;
+  double dt = bench_now_s() - t0;
   int ok = r->ok;
   int n = r->lat_n;
   pump(r, r->answered + inflight, 30); /* let the last ones land */
-  qsort(r->lat_us, (size_t)n, sizeof *r->lat_us, cmp_double);
-  durable_result d = {ok / dt, 0, 0, 0};
-  if (n > 0) {
-    d.p50 = r->lat_us[n / 2];
-    d.p99 = r->lat_us[(int)(n * 0.99)];
-    d.p999 = r->lat_us[(int)(n * 0.999)];
-  }
-  return d;
+  return latencies(r, n, ok / dt);
 }
 
 /* Open loop: one buy every 1/rate seconds for `seconds`, whatever the
  * answers do; latency percentiles of the receipts. */
 static durable_result bench_paced(run *r, double rate, double seconds) {
   reset(r);
-  double t0 = now_s(), interval = 1.0 / rate;
+  double t0 = bench_now_s(), interval = 1.0 / rate;
   long sent = 0;
-  while (now_s() - t0 < seconds) {
-    long due = (long)((now_s() - t0) / interval) + 1;
+  while (bench_now_s() - t0 < seconds) {
+    long due = (long)((bench_now_s() - t0) / interval) + 1;
     for (; sent < due; sent++) submit(r, (int)(sent % HERD_BUYERS), "BUY tee", 0);
     struct pollfd p = {tally_engine_fd(r->e), POLLIN, 0};
     poll(&p, 1, 0);
@@ -195,28 +186,13 @@ static durable_result bench_paced(run *r, double rate, double seconds) {
   pump(r, (int)sent, 30);
   fprintf(stderr, "bench_engine: paced: sent %ld, answered %d, receipts %d, consent %d, sold out %d, other %d\n", sent,
           r->answered, r->ok, r->consent, r->sold_out, r->other);
-  int n = r->lat_n;
-  qsort(r->lat_us, (size_t)n, sizeof *r->lat_us, cmp_double);
-  durable_result d = {r->ok / seconds, 0, 0, 0};
-  if (n > 0) {
-    d.p50 = r->lat_us[n / 2];
-    d.p99 = r->lat_us[(int)(n * 0.99)];
-    d.p999 = r->lat_us[(int)(n * 0.999)];
-  }
-  return d;
+  return latencies(r, r->lat_n, r->ok / seconds);
 }
 
 int main(int argc, char **argv) {
-  const char *dsn = NULL;
-  int quick = 0;
-  for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "--dsn") && i + 1 < argc) dsn = argv[++i];
-    else if (!strcmp(argv[i], "--quick")) quick = 1;
-  }
-  if (!dsn) {
-    fprintf(stderr, "usage: bench_engine --dsn DSN [--quick]\n");
-    return 2;
-  }
+  const char *dsn;
+  int quick;
+  if (bench_parse_dsn_quick(argc, argv, "bench_engine", &dsn, &quick)) return 2;
   double decide = bench_decide();
 
   tally_config cfg;
@@ -256,9 +232,9 @@ int main(int argc, char **argv) {
     tally_engine_submit_command(r.e, &c);
   }
   pump(&r, 3, 30);
-  double t_setup = now_s();
+  double t_setup = bench_now_s();
   setup_buyers(&r, HERD_BUYERS);
-  t_setup = now_s() - t_setup;
+  t_setup = bench_now_s() - t_setup;
 
   double seconds = quick ? 4 : 12;
   int concs[] = {1, 64, CONC_MAX};
@@ -272,10 +248,10 @@ int main(int argc, char **argv) {
   if (r.other) fprintf(stderr, "bench_engine: paced phase: %d refusals, last %s\n", r.other, tally_err_name(r.last_other));
   /* The herd: every buyer once, all at once. */
   reset(&r);
-  double h0 = now_s();
+  double h0 = bench_now_s();
   for (int i = 0; i < HERD_BUYERS; i++) submit(&r, i, "BUY drop", 0);
   pump(&r, HERD_BUYERS, 120);
-  double herd_ms = (now_s() - h0) * 1000;
+  double herd_ms = (bench_now_s() - h0) * 1000;
   int herd_sold = r.ok, herd_answered = r.answered;
 
   printf("{\"decide_per_s\": %.0f, \"durable_per_s\": %.0f, \"p50_us\": %.0f, \"p99_us\": %.0f,"

@@ -32,16 +32,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/bench_util.h"
 #include "tally.h"
 
 enum { LEGIT = 200, FLOODERS = 2000, CHANNELS = 100, FLOOD_PER_S = 20000, SLOTS = 1 << 20 };
 enum { PHASE_BASE = 1, PHASE_FLOOD = 2 };
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 typedef struct req {
   double sent;
@@ -76,7 +71,7 @@ static void on_effect(void *ud, const tally_effect *eff) {
   }
   if (eff->code == TALLY_OK && eff->receipt_id) {
     b->legit_ok++;
-    if (b->lat_n < b->lat_cap) b->lat_us[b->lat_n++] = (now_s() - q->sent) * 1e6;
+    if (b->lat_n < b->lat_cap) b->lat_us[b->lat_n++] = (bench_now_s() - q->sent) * 1e6;
   } else if (eff->code != TALLY_OK && eff->code != TALLY_ECONSENT) {
     b->legit_refused++;
     b->last_refusal = eff->code;
@@ -88,7 +83,7 @@ static int submit(bench *b, const char *account, const char *channel, const char
   char msg[48];
   uint64_t id = ++b->seq;
   snprintf(msg, sizeof msg, "flood-%d-%llu", (int)getpid(), (unsigned long long)id);
-  b->reqs[id % SLOTS] = (req){now_s(), buyer};
+  b->reqs[id % SLOTS] = (req){bench_now_s(), buyer};
   tally_command c = {.size = sizeof c, .version = TALLY_COMMAND_VERSION, .req_id = id, .origin = "bench",
                      .account = account, .nick = account, .channel = channel, .msg_id = msg, .text = text,
                      .roles = roles};
@@ -102,8 +97,8 @@ static void pump(bench *b, int timeout_ms) {
 }
 
 static void wait_answers(bench *b, int want, double timeout_s) {
-  double end = now_s() + timeout_s;
-  while (b->answered < want && now_s() < end) pump(b, 5);
+  double end = bench_now_s() + timeout_s;
+  while (b->answered < want && bench_now_s() < end) pump(b, 5);
 }
 
 static int start(bench *b, tally_config *cfg) {
@@ -112,9 +107,9 @@ static int start(bench *b, tally_config *cfg) {
     fprintf(stderr, "bench_flood: %s\n", err);
     return -1;
   }
-  double end = now_s() + 60;
+  double end = bench_now_s() + 60;
   b->ready = 0;
-  while (!b->ready && now_s() < end) pump(b, 10);
+  while (!b->ready && bench_now_s() < end) pump(b, 10);
   return b->ready ? 0 : -1;
 }
 
@@ -173,11 +168,6 @@ static double rss_mb(void) {
   return kb / 1024;
 }
 
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
-
 typedef struct phase {
   double *lat_us; /* receipts' latencies, pooled over the rounds */
   int lat_n, lat_cap;
@@ -190,11 +180,11 @@ typedef struct phase {
  * flooders. Latencies are added to ph. */
 static void run_round(bench *b, int flood, double seconds, phase *ph) {
   b->lat_n = b->legit_ok = b->legit_refused = 0;
-  double t0 = now_s();
+  double t0 = bench_now_s();
   long legit = 0, fl = 0;
   char who[32], chan[32];
-  while (now_s() - t0 < seconds) {
-    double t = now_s() - t0;
+  while (bench_now_s() - t0 < seconds) {
+    double t = bench_now_s() - t0;
     for (long due = (long)(t * LEGIT) + 1; legit < due; legit++) {
       snprintf(who, sizeof who, "u%ld", legit % LEGIT);
       if (submit(b, who, "", "BUY tee", 0, (int)(legit % LEGIT)) != TALLY_OK) b->legit_refused++;
@@ -207,11 +197,11 @@ static void run_round(bench *b, int flood, double seconds, phase *ph) {
     }
     pump(b, 0);
   }
-  ph->seconds += now_s() - t0;
+  ph->seconds += bench_now_s() - t0;
   /* Let the last legitimate buys land (and the flood's answers drain). */
-  double end = now_s() + 30;
+  double end = bench_now_s() + 30;
   while ((b->legit_ok + b->legit_refused < legit || b->flood_answered + b->flood_busy < b->flood_sent) &&
-         now_s() < end)
+         bench_now_s() < end)
     pump(b, 5);
   ph->legit_sent += (int)legit;
   ph->legit_refused += b->legit_refused;
@@ -219,24 +209,14 @@ static void run_round(bench *b, int flood, double seconds, phase *ph) {
 }
 
 static void percentiles(phase *ph) {
-  qsort(ph->lat_us, (size_t)ph->lat_n, sizeof *ph->lat_us, cmp_double);
-  if (ph->lat_n > 0) {
-    ph->p50 = ph->lat_us[ph->lat_n / 2];
-    ph->p99 = ph->lat_us[(int)(ph->lat_n * 0.99)];
-  }
+  ph->p50 = bench_quantile(ph->lat_us, ph->lat_n, 0.5);
+  ph->p99 = bench_quantile_sorted(ph->lat_us, ph->lat_n, 0.99);
 }
 
 int main(int argc, char **argv) {
-  const char *dsn = NULL;
-  int quick = 0;
-  for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "--dsn") && i + 1 < argc) dsn = argv[++i];
-    else if (!strcmp(argv[i], "--quick")) quick = 1;
-  }
-  if (!dsn) {
-    fprintf(stderr, "usage: bench_flood --dsn DSN [--quick]\n");
-    return 2;
-  }
+  const char *dsn;
+  int quick;
+  if (bench_parse_dsn_quick(argc, argv, "bench_flood", &dsn, &quick)) return 2;
   tally_config cfg;
   tally_config_init(&cfg); /* production defaults, rate limits included */
   char key[256];
