@@ -357,8 +357,9 @@ static void op_committed(tally__engine *e, tally__batch *b, tally__op *op) {
   case TALLY__TRANSFER_TIP:
     tally__account_note_receipt(a, op->transfer_id);
     tally__tip_thanks(e, op, amount);
-    snprintf(text, sizeof text, "Tipped %s to %s. receipt %llu", amount,
-             st->accounts[op->counterparty].name + 5, (unsigned long long)op->transfer_id);
+    snprintf(text, sizeof text, "Tipped %s to %s. receipt %llu%s", amount,
+             st->accounts[op->counterparty].name + 5, (unsigned long long)op->transfer_id,
+             op->held_message ? " - your message is shown after the channel's moderation hold" : "");
     break;
   case TALLY__TRANSFER_REFUND:
     tally__account_note_receipt(a, op->transfer_id);

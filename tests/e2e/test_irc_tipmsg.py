@@ -48,7 +48,8 @@ def scenario(tap, env, db):
 
     def held():
         w, h = watcher.mark(), host.mark()
-        m = say(bob, "!tip %s 1 great set" % host.nick, r"^Tipped 1\.00 credits to %s\. receipt (\d+)" % host.nick)
+        m = say(bob, "!tip %s 1 great set" % host.nick, r"^Tipped 1\.00 credits to %s\. receipt (\d+) - your message"
+                r" is shown after the channel's moderation hold$" % host.nick)
         state["kept"] = re.search(r"receipt (\d+)", m.text).group(1)
         state["w"] = w
         chan_notice(watcher, r"^Thank you %s for tipping %s 1\.00 credits! Their message follows in %d s\.$"
