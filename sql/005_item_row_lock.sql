@@ -9,8 +9,10 @@
 -- buyers hear "could not be recorded". A lock on the item id, taken before
 -- the conflict check and held to the end of the transaction, makes the
 -- second writer wait for the first and then update as the ON CONFLICT
--- clause says. Batches take item rows in one order (the engine's dirty
--- list), so these locks cannot deadlock one another.
+-- clause says. Batches take item rows in the order of the engine's dirty
+-- list, so two of them rarely lock two items in opposite orders; when they
+-- do (the list was rebuilt between them), PostgreSQL reports a deadlock
+-- (40P01) and the writer retries the batch, as for any deadlock.
 
 CREATE FUNCTION tally_item_row_lock() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN

@@ -30,7 +30,7 @@ const char tally__batch_sql[] =
     " $52, $53, $54, $55, $56, $57, $58, $59, $60, $61, $62, $63, $64, $65, $66, $67, $68, $69, $70,"
     " $71, $72, $73, $74, $75, $76, $77, $78, $79, $80, $81, $82, $83, $84, $85, $86, $87, $88, $89,"
     " $90, $91, $92, $93, $94, $95, $96, $97, $98)"
-    " UNION ALL SELECT * FROM tally_write_tip_messages($8, $99, $100, $101, $102, $103)";
+    " UNION ALL SELECT * FROM tally_write_tip_messages($1, $8, $99, $100, $101, $102, $103)";
 
 const char tally__batch_lookup_sql[] = "SELECT * FROM tally_lookup_keys($1, $2)";
 
@@ -111,23 +111,31 @@ static void sb_param(tally__batch *b, int k) { b->params[k] = b->text + b->text_
 static void sb_end(tally__batch *b) { sb_char(b, 0); }
 
 /* ---- catalog rows ------------------------------------------------------------ */
-/* A row goes in one sealed batch at a time: a version already in flight is
- * not taken again until that batch settles (tally__batch_rows_settled).
- * Two batches on two connections writing one new item would race on its
- * unique sku, and role_changes, which has no key, would record one change
- * twice. Account and consent rows are the exception: an item, event, role
- * or consent row references its account row, so an account row not yet
- * committed goes again with every batch that needs it (its insert waits
- * for the other batch and then does nothing). */
+/* An item, role, privacy, bio or referral-code row goes in one sealed
+ * batch at a time: a version already in flight is not taken again until
+ * that batch settles (tally__batch_rows_settled). Two batches on two
+ * connections writing one new item would race on its unique sku, and
+ * role_changes, which has no key, would record one change twice.
+ * The exceptions go again while in flight, as their inserts are safe when
+ * concurrent (every unique key is an arbiter of their ON CONFLICT):
+ * - account and consent rows, because rows of other tables reference them
+ *   (the insert waits for the other batch, then does nothing);
+ * - event and attendance rows, whose slots can be reused or compacted
+ *   while a batch is in flight (live.c event_slot, audience_rows.c), so a
+ *   mark kept by slot index could land on another row.
+ * A batch is opened for rows alone only when some row is not in flight
+ * (tally__batch_rows_waiting); account rows count their batches for that. */
 static bool row_taken(const tally__batch *b, uint32_t index, uint8_t what) {
   for (uint32_t r = 0; r < b->row_count; r++)
     if (b->rows[r].index == index && b->rows[r].what == what) return true;
   return false;
 }
 
-static void row_add(tally__batch *b, uint32_t index, uint64_t version, uint8_t what) {
+static void row_add(tally__batch *b, tally__state *st, uint32_t index, uint64_t version, uint8_t what) {
   assert(b->row_count < TALLY__BATCH_ROWS_MAX);
   b->rows[b->row_count++] = (tally__batch_row){index, version, what};
+  if (what == TALLY__ROW_ACCOUNT) st->accounts[index].row_batches++;
+  if (what == TALLY__ROW_CONSENT) st->accounts[index].consent_batches++;
 }
 
 static void take_account_rows(tally__batch *b, tally__state *st) {
@@ -135,14 +143,14 @@ static void take_account_rows(tally__batch *b, tally__state *st) {
     uint32_t i = st->dirty_accounts[k];
     tally__account *a = &st->accounts[i];
     bool role = a->role_dirty && a->role_sent_version != a->role_version;
-    if (!a->persisted) row_add(b, i, 0, TALLY__ROW_ACCOUNT);
-    if (a->consented && !a->consent_persisted) row_add(b, i, 0, TALLY__ROW_CONSENT);
+    if (!a->persisted) row_add(b, st, i, 0, TALLY__ROW_ACCOUNT);
+    if (a->consented && !a->consent_persisted) row_add(b, st, i, 0, TALLY__ROW_CONSENT);
     if (role) {
-      row_add(b, i, a->role_version, TALLY__ROW_ROLE);
+      row_add(b, st, i, a->role_version, TALLY__ROW_ROLE);
       a->role_sent_version = a->role_version;
     }
     if (a->privacy_dirty && a->privacy_sent_version != a->privacy_version) {
-      row_add(b, i, a->privacy_version, TALLY__ROW_PRIVACY);
+      row_add(b, st, i, a->privacy_version, TALLY__ROW_PRIVACY);
       a->privacy_sent_version = a->privacy_version;
     }
   }
@@ -151,40 +159,37 @@ static void take_account_rows(tally__batch *b, tally__state *st) {
 static void take_rows(tally__batch *b, tally__state *st) {
   take_account_rows(b, st);
   for (uint32_t k = 0; k < st->dirty_audience_count && b->row_count < TALLY__BATCH_ROWS_MAX; k++) {
-    tally__audience *au = &st->audience[st->dirty_audience[k]];
-    if (!au->dirty || au->sent_version == au->version) continue;
-    row_add(b, st->dirty_audience[k], au->version, TALLY__ROW_ATTEND);
-    au->sent_version = au->version;
+    uint32_t i = st->dirty_audience[k];
+    if (st->audience[i].dirty) row_add(b, st, i, st->audience[i].version, TALLY__ROW_ATTEND);
   }
   for (uint32_t i = 0; i < st->refcode_count && b->row_count < TALLY__BATCH_ROWS_MAX; i++) {
     if (st->refcodes[i].persisted || st->refcodes[i].sent) continue;
-    row_add(b, i, 0, TALLY__ROW_REFCODE);
+    row_add(b, st, i, 0, TALLY__ROW_REFCODE);
     st->refcodes[i].sent = true;
   }
   for (uint32_t i = 0; i < st->bio_count && b->row_count < TALLY__BATCH_ROWS_MAX; i++) {
     tally__bio *bio = &st->bios[i];
     if (!bio->dirty || bio->sent_version == bio->version) continue;
-    row_add(b, i, bio->version, TALLY__ROW_BIO);
+    row_add(b, st, i, bio->version, TALLY__ROW_BIO);
     bio->sent_version = bio->version;
   }
   /* An event row references its host's account row, an item row its
    * creator's: each goes with its account row (accounts are inserted
    * first), or not at all. */
   for (uint32_t i = 0; i < st->event_count && b->row_count + 2 <= TALLY__BATCH_ROWS_MAX; i++) {
-    tally__event *ev = &st->events[i];
-    if (!ev->dirty || ev->sent_version == ev->version) continue;
+    const tally__event *ev = &st->events[i];
+    if (!ev->dirty) continue;
     if (!st->accounts[ev->host].persisted && !row_taken(b, ev->host, TALLY__ROW_ACCOUNT))
-      row_add(b, ev->host, 0, TALLY__ROW_ACCOUNT);
-    row_add(b, i, ev->version, TALLY__ROW_EVENT);
-    ev->sent_version = ev->version;
+      row_add(b, st, ev->host, 0, TALLY__ROW_ACCOUNT);
+    row_add(b, st, i, ev->version, TALLY__ROW_EVENT);
   }
   for (uint32_t k = 0; k < st->dirty_item_count && b->row_count + 2 <= TALLY__BATCH_ROWS_MAX; k++) {
     uint32_t i = st->dirty_items[k];
     tally__item *it = &st->items[i];
     if (!it->dirty || it->sent_version == it->version) continue;
     if (!st->accounts[it->creator].persisted && !row_taken(b, it->creator, TALLY__ROW_ACCOUNT))
-      row_add(b, it->creator, 0, TALLY__ROW_ACCOUNT);
-    row_add(b, i, it->version, TALLY__ROW_ITEM);
+      row_add(b, st, it->creator, 0, TALLY__ROW_ACCOUNT);
+    row_add(b, st, i, it->version, TALLY__ROW_ITEM);
     it->sent_version = it->version;
   }
 }
@@ -192,20 +197,19 @@ static void take_rows(tally__batch *b, tally__state *st) {
 bool tally__batch_rows_waiting(const tally__state *st) {
   for (uint32_t k = 0; k < st->dirty_account_count; k++) {
     const tally__account *a = &st->accounts[st->dirty_accounts[k]];
-    if (!a->persisted || (a->consented && !a->consent_persisted)) return true;
+    if (!a->persisted && a->row_batches == 0) return true;
+    if (a->consented && !a->consent_persisted && a->consent_batches == 0) return true;
     if (a->role_dirty && a->role_sent_version != a->role_version) return true;
     if (a->privacy_dirty && a->privacy_sent_version != a->privacy_version) return true;
   }
-  for (uint32_t k = 0; k < st->dirty_audience_count; k++) {
-    const tally__audience *au = &st->audience[st->dirty_audience[k]];
-    if (au->dirty && au->sent_version != au->version) return true;
-  }
+  for (uint32_t k = 0; k < st->dirty_audience_count; k++)
+    if (st->audience[st->dirty_audience[k]].dirty) return true;
   for (uint32_t i = 0; i < st->refcode_count; i++)
     if (!st->refcodes[i].persisted && !st->refcodes[i].sent) return true;
   for (uint32_t i = 0; i < st->bio_count; i++)
     if (st->bios[i].dirty && st->bios[i].sent_version != st->bios[i].version) return true;
   for (uint32_t i = 0; i < st->event_count; i++)
-    if (st->events[i].dirty && st->events[i].sent_version != st->events[i].version) return true;
+    if (st->events[i].dirty) return true;
   for (uint32_t k = 0; k < st->dirty_item_count; k++) {
     const tally__item *it = &st->items[st->dirty_items[k]];
     if (it->dirty && it->sent_version != it->version) return true;
@@ -219,9 +223,9 @@ void tally__batch_rows_settled(const tally__batch *b, tally__state *st) {
     uint64_t *sent = NULL;
     switch (row->what) {
     case TALLY__ROW_ITEM: sent = &st->items[row->index].sent_version; break;
-    case TALLY__ROW_EVENT: sent = &st->events[row->index].sent_version; break;
-    case TALLY__ROW_ATTEND: sent = &st->audience[row->index].sent_version; break;
     case TALLY__ROW_BIO: sent = &st->bios[row->index].sent_version; break;
+    case TALLY__ROW_ACCOUNT: st->accounts[row->index].row_batches--; break;
+    case TALLY__ROW_CONSENT: st->accounts[row->index].consent_batches--; break;
     case TALLY__ROW_ROLE: sent = &st->accounts[row->index].role_sent_version; break;
     case TALLY__ROW_PRIVACY: sent = &st->accounts[row->index].privacy_sent_version; break;
     case TALLY__ROW_REFCODE: st->refcodes[row->index].sent = false; break;

@@ -7,6 +7,7 @@
 #include "commands.h"
 #include "decide.h"
 #include "live.h"
+#include "tipmsg.h"
 
 static tally__decide_ctx ctx_of(tally__cmd *c, const char *key, uint64_t *existing) {
   return (tally__decide_ctx){.wall_ms = c->wall, .mono_ms = c->now, .req_id = c->cmd->req_id,
@@ -269,7 +270,8 @@ void tally__cmd_tip(tally__cmd *c) {
     /* The channel's thank-you line, said once the tip is committed. */
     if (c->t.count > 3) snprintf(op->note, sizeof op->note, "%s", c->t.rest[3]);
     /* Said in a channel with a hold: moderators see the message first. */
-    op->held_message = op->note[0] && c->cmd->channel[0] && c->e->cfg.tip_message_hold_s > 0;
+    op->held_message = op->note[0] && c->cmd->channel[0] && c->e->cfg.tip_message_hold_s > 0 &&
+                       tally__tip_message_reserve(&c->e->st);
   }
   tally__cmd_money_result(c, rc, existing);
 }

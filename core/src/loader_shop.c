@@ -305,7 +305,8 @@ static int load_merch(loader *l) {
 
 /* Tip messages held for moderators whose time had not come, or came at
  * most TALLY__HELD_REPLAY_MS ago, and that no moderator hid: they wait
- * again for what is left of their hold (tipmsg.h). */
+ * again for what is left of their hold (tipmsg.h). The newest first: at
+ * most a table's worth, and the oldest were the most likely said. */
 static int load_tip_messages(loader *l, int64_t now_ms) {
   char since[24];
   snprintf(since, sizeof since, "%lld", (long long)(now_ms - TALLY__HELD_REPLAY_MS));
@@ -314,7 +315,7 @@ static int load_tip_messages(loader *l, int64_t now_ms) {
                                  " t.amount_minor, coalesce(t.memo, '') FROM held_messages h"
                                  " JOIN transfers t ON t.id = h.transfer_id WHERE h.show_ms > $1::bigint"
                                  " AND NOT EXISTS (SELECT 1 FROM hidden_messages d WHERE d.transfer_id = h.transfer_id)"
-                                 " ORDER BY h.transfer_id LIMIT 256", 1, params);
+                                 " ORDER BY h.show_ms DESC LIMIT 256", 1, params);
   if (!r) return TALLY_EDB;
   uint64_t mono = tally__now_mono_ms(l->e);
   for (int i = 0; i < PQntuples(r); i++) {

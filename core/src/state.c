@@ -397,6 +397,7 @@ void tally__event_inflight(tally__state *st, uint64_t event_id, int delta) {
 
 void tally__op_commit(tally__state *st, const tally__op *op) {
   tally__event_inflight(st, op->event_id, -1);
+  if (op->held_message) st->held_tips_reserved--; /* its slot is taken now (tipmsg.c) */
   if (op->welcome) st->accounts[op->account].welcome_inflight = false;
   for (int i = 0; i < op->leg_count; i++) {
     const tally__leg *leg = &op->legs[i];
@@ -441,6 +442,7 @@ void tally__op_commit(tally__state *st, const tally__op *op) {
 
 void tally__op_release(tally__state *st, const tally__op *op) {
   tally__event_inflight(st, op->event_id, -1);
+  if (op->held_message) st->held_tips_reserved--;
   if (op->welcome) st->accounts[op->account].welcome_inflight = false;
   for (int i = 0; i < op->leg_count; i++) {
     const tally__leg *leg = &op->legs[i];

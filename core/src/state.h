@@ -86,6 +86,7 @@ typedef struct tally__account {
    * one row would race on its unique keys, and role_changes would record
    * the change twice. */
   uint64_t role_sent_version, privacy_sent_version;
+  uint16_t row_batches, consent_batches; /* sealed batches carrying its account / consent row */
   int64_t rate_tokens_milli, rate_at_ms;
   uint64_t recent[TALLY__RECENT_RECEIPTS];
   uint32_t recent_next;
@@ -156,7 +157,6 @@ typedef struct tally__item {
 
 typedef struct tally__event {
   uint64_t id, version;
-  uint64_t sent_version; /* the version a sealed batch carries, 0 none */
   uint32_t host;               /* account index */
   int64_t start_ms, end_ms, stopped_ms; /* wall clock; stopped 0 while running */
   uint64_t end_mono;
@@ -203,7 +203,6 @@ typedef struct tally__coop {
 /* One account in one event: presence, spending, earnings. */
 typedef struct tally__audience {
   uint64_t event_id, version;
-  uint64_t sent_version; /* the version a sealed batch carries, 0 none */
   uint32_t account;
   int64_t first_ms;      /* wall clock of its first presence; 0 never present */
   uint64_t joined_mono;  /* present since (monotonic), 0 when absent */
@@ -384,6 +383,7 @@ typedef struct tally__state {
   uint64_t audience_flush_mono;
   tally__highlight *highlights; /* TALLY__HIGHLIGHTS_SLOTS */
   tally__held_tip *held_tips;   /* TALLY__HELD_TIPS_MAX */
+  uint32_t held_tips_reserved;  /* held tips decided, not yet committed or released */
   uint32_t highlights_inflight; /* highlight purchases decided, not yet committed */
   tally__refcode refcodes[TALLY__REFCODES_MAX];
   tally__ship_note *ship_notes; /* TALLY__SHIP_NOTES_KEPT, a ring */

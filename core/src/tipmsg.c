@@ -26,6 +26,14 @@ static void say_message(tally__engine *e, const tally__held_tip *h) {
                   who(&e->st, h->recipient), h->text);
 }
 
+bool tally__tip_message_reserve(tally__state *st) {
+  uint32_t used = st->held_tips_reserved;
+  for (uint32_t i = 0; i < TALLY__HELD_TIPS_MAX; i++) used += st->held_tips[i].state != TALLY__HELD_FREE;
+  if (used >= TALLY__HELD_TIPS_MAX) return false;
+  st->held_tips_reserved++;
+  return true;
+}
+
 bool tally__tip_message_queue(tally__engine *e, uint64_t transfer_id, uint32_t tipper,
                               uint32_t recipient, int64_t amount, const char *channel,
                               const char *text, uint64_t due_mono) {

@@ -279,6 +279,17 @@ static void test_tip_messages_held_for_moderators(void **state) {
   assert_int_equal(sql("SELECT count(*) FROM hidden_messages"), 2);
   assert_int_equal(sql("SELECT count(*) FROM hidden_messages h JOIN accounts a ON a.id = h.by_account"
                        " WHERE a.name = 'user:mod'"), 2);
+
+  /* At most TALLY__HELD_TIPS_MAX (256) messages wait; the next is said at
+   * once with its thanks, and has no held_messages row. */
+  for (int i = 0; i <= 256; i++) {
+    char tip[64];
+    snprintf(tip, sizeof tip, "TIP alice 0.01 overflow %d", i);
+    assert_int_equal(run("dave", tip, 0, &r), TALLY_OK);
+  }
+  assert_true(th_announced("#live: Thank you dave for tipping alice 0.01 credits: overflow 256"));
+  assert_false(th_announced("#live: Thank you dave for tipping alice 0.01 credits: overflow 255"));
+  assert_int_equal(sql("SELECT count(*) FROM held_messages"), 4 + 256);
   finish();
 }
 
