@@ -66,6 +66,7 @@ typedef struct tally__batch {
   uint64_t *found_fp;   /* per transfer op: that transfer's request fingerprint */
   uint8_t *inserted;    /* per transfer op: inserted by the last statement */
   bool looked_up;       /* found_* hold a complete key lookup */
+  bool statement_ok;    /* the last attempt of the statement itself succeeded */
   char *keys_text;      /* "{k1,k2,...}" for the key lookup */
   size_t keys_cap;
   uint32_t retries;   /* serialization failures so far */

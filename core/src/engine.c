@@ -283,13 +283,33 @@ static void record_settled(tally__engine *e, const tally__op *op, bool ok) {
   }
 }
 
+/* Did this batch commit? Yes when its statement succeeded. Settled by key
+ * lookup after a lost outcome and a failed resend, it did when the ledger
+ * holds any of its transfers under our ids (one transaction: all or
+ * nothing). A batch without transfers cannot be told apart that way, and
+ * is taken as committed, as a lost reply most often means. */
+static bool batch_committed(const tally__batch *b) {
+  if (b->statement_ok || b->transfer_count == 0) return true;
+  for (uint32_t k = 0; k < b->transfer_count; k++)
+    if (b->found_id[k] == b->ops[b->xfer[k]].transfer_id) return true;
+  return false;
+}
+
 void tally__engine_batch_done(tally__engine *e, tally__batch *b) {
-  rows_committed(e, b);
+  bool committed = batch_committed(b);
+  if (committed) rows_committed(e, b);
+  else tally__batch_rows_settled(b, &e->st); /* still dirty: they go again */
   for (uint32_t k = 0; k < b->op_count; k++) {
     tally__op *op = &b->ops[k];
     if (op->type == TALLY__OP_TRANSFER) continue;
     e->ops_pending--;
-    record_settled(e, op, true);
+    record_settled(e, op, committed);
+    if (!committed) {
+      if (op->origin[0] || op->type == TALLY__OP_ACK)
+        tally__emit(e, TALLY_EFFECT_REPLY, TALLY_EFAILED, op->req_id, 0, op->origin, op->channel,
+                    tally_strerror(TALLY_EFAILED));
+      continue;
+    }
     if (op->type == TALLY__OP_SHIP) {
       char text[96];
       snprintf(text, sizeof text, "Shipping note saved for receipt %llu; the creator sees it with ORDERS.",
@@ -305,7 +325,7 @@ void tally__engine_batch_done(tally__engine *e, tally__batch *b) {
     if (b->inserted[k] || b->found_id[k] == op->transfer_id) op_committed(e, b, op);
     else op_not_ours(e, b, k);
   }
-  if (b->transfer_count) tally__live_ledger_recovered(e); /* the ledger takes writes again */
+  if (committed && b->transfer_count) tally__live_ledger_recovered(e); /* the ledger takes writes again */
   atomic_fetch_add_explicit(&e->n_batches, 1, memory_order_relaxed);
   tally__batch_reset(b);
 }

@@ -201,6 +201,7 @@ int tally__writer_send_batch(tally__writer *w, tally__batch *b) {
   memset(b->inserted, 0, b->transfer_count);
   memset(b->found_id, 0, b->transfer_count * sizeof *b->found_id);
   b->looked_up = false;
+  b->statement_ok = false;
   b->sent_mono_ms = tally__now_mono_ms(w->engine);
   if (writer_send_flush(w) != TALLY_OK) {
     /* Part of it may have gone out: the batch goes back, maybe committed. */
@@ -265,6 +266,7 @@ static void batch_query_failed(tally__writer *w, tally__batch *b, const PGresult
 }
 
 static void batch_statement_done(tally__writer *w, tally__batch *b, const PGresult *r) {
+  b->statement_ok = true;
   for (int i = 0; i < PQntuples(r); i++) {
     int32_t k = tally__batch_find_transfer(b, strtoull(PQgetvalue(r, i, 0), NULL, 10));
     assert(k >= 0);

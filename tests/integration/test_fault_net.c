@@ -338,12 +338,54 @@ static void test_f7_same_key_in_flight(void **state) {
   assert_int_equal(r.ledger_rows, 50 + 50 + 10);
 }
 
+/* ---- a lost send whose resend is refused --------------------------------------- */
+/* The batch never reached PostgreSQL (held by the stalled proxy, then every
+ * connection cut), so its outcome is unknown; its resend is refused by a
+ * non-retryable error (disk full, injected by a statement trigger). The
+ * key lookup finds none of its transfers: nothing of the batch committed,
+ * so the role change riding with the buy is answered "could not be
+ * recorded" like the buy, never "done" for a row the ledger does not hold;
+ * once the error stops, the same command works. */
+static void test_lost_send_then_refused(void **state) {
+  (void)state;
+  setup_proxied("lostref", 1024, 256, 2);
+  th_load_reset(&F.L);
+  th_proxy_stall(F.px, 1);
+  int role = th_load_send(&F.L, "admin", "TALLY ROLE newbie creator", NULL, TALLY_ROLE_OPER);
+  int buy = th_load_send(&F.L, "b0", "BUY tee", NULL, 0);
+  th_load_pump(&F.L, 300); /* sealed and sent: held by the proxy */
+  assert_int_equal(th_sql_exec(F.dsn,
+                               "CREATE FUNCTION th_refuse() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN"
+                               " RAISE EXCEPTION 'injected' USING ERRCODE = '53100'; END$$;"
+                               " CREATE TRIGGER th_refuse AFTER INSERT ON transfers FOR EACH STATEMENT"
+                               " EXECUTE FUNCTION th_refuse()"),
+                   0);
+  th_proxy_cut_all(F.px);
+  th_proxy_stall(F.px, 0);
+  assert_int_equal(th_load_wait(&F.L, 20000), 0);
+  assert_int_equal(F.L.reqs[buy].final_code, TALLY_EFAILED);
+  assert_int_equal(F.L.reqs[role].final_code, TALLY_EFAILED);
+  assert_int_equal(F.L.reqs[role].finals, 1);
+  assert_int_equal(th_sql_i64f(F.dsn, "SELECT count(*) FROM role_changes r JOIN accounts a ON a.id = r.account_id"
+                                      " WHERE a.name = 'user:newbie'"),
+                   0);
+  assert_int_equal(th_sql_exec(F.dsn, "DROP TRIGGER th_refuse ON transfers"), 0);
+  th_reply r;
+  assert_int_equal(th_cmd(F.e, "admin", "TALLY ROLE newbie creator", TALLY_ROLE_OPER, &r), TALLY_OK);
+  assert_int_equal(th_cmd(F.e, "newbie", "ITEM ADD fresh 1 Fresh", 0, &r), TALLY_OK);
+  assert_int_equal(th_sql_i64f(F.dsn, "SELECT count(*) FROM items WHERE sku = 'fresh'"), 1);
+  th_engine_free(F.e);
+  F.e = NULL;
+  assert_int_equal(th_tally_check(F.dsn), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_teardown(test_f2_reply_lost_after_commit, teardown),
       cmocka_unit_test_teardown(test_f2_big_batch_reply_lost, teardown),
       cmocka_unit_test_teardown(test_f3_stall_busy_then_recover, teardown),
       cmocka_unit_test_teardown(test_f7_same_key_in_flight, teardown),
+      cmocka_unit_test_teardown(test_lost_send_then_refused, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
