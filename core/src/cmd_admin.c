@@ -297,6 +297,13 @@ static void tally_role(tally__cmd *c) {
     return;
   }
   tally__account *a = &c->e->st.accounts[who];
+  /* One role change per account in flight: role_changes has no version,
+   * so two in two batches could be stored in the wrong order. */
+  if (a->role_dirty) {
+    tally__reply(c->e, c->cmd, TALLY_EBUSY, 0, "%s: %s's previous role change is still being saved",
+                 tally_strerror(TALLY_EBUSY), name);
+    return;
+  }
   a->is_creator = creator;
   a->role_dirty = true;
   a->role_version++;

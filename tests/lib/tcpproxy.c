@@ -49,6 +49,7 @@ struct th_proxy {
   pthread_mutex_t mu;
   char needle[NEEDLE_MAX];
   int armed;
+  char then_needle[NEEDLE_MAX]; /* armed the moment `needle` starts a cut ("" none) */
   uint32_t min_bind; /* cut only when the Bind after the marker is this big */
   atomic_int stall, stop, cut_all_req, cuts, accepted;
   pair pairs[PAIRS_MAX];
@@ -133,6 +134,12 @@ static void watch_needle(th_proxy *px, pair *p, const char *data, size_t n) {
 
 static void start_cutting(th_proxy *px, pair *p) {
   px->armed = 0;
+  if (px->then_needle[0]) { /* the next cut is armed before anything else can pass */
+    memcpy(px->needle, px->then_needle, sizeof px->needle);
+    px->then_needle[0] = 0;
+    px->min_bind = 0;
+    px->armed = 1;
+  }
   p->cutting = 1;
   p->hdr_n = 0;
   p->remain = 0;
@@ -369,8 +376,16 @@ void th_proxy_cut_all(th_proxy *px) {
 
 void th_proxy_cut_after(th_proxy *px, const char *needle) { th_proxy_cut_after_big(px, needle, 0); }
 
+void th_proxy_cut_after_then(th_proxy *px, const char *needle, const char *then) {
+  th_proxy_cut_after_big(px, needle, 0);
+  pthread_mutex_lock(&px->mu);
+  snprintf(px->then_needle, sizeof px->then_needle, "%s", then);
+  pthread_mutex_unlock(&px->mu);
+}
+
 void th_proxy_cut_after_big(th_proxy *px, const char *needle, size_t min_bind_bytes) {
   pthread_mutex_lock(&px->mu);
+  px->then_needle[0] = 0;
   px->armed = needle != NULL;
   px->min_bind = (uint32_t)min_bind_bytes;
   snprintf(px->needle, sizeof px->needle, "%s", needle ? needle : "");

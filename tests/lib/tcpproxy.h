@@ -32,6 +32,10 @@ void th_proxy_cut_all(th_proxy *p);
 /* One shot: cut the connection whose client sends `needle` once the server
  * has answered it (answer dropped). NULL disarms. */
 void th_proxy_cut_after(th_proxy *p, const char *needle);
+/* Cuts after `needle` as above, and arms `then` the moment that cut
+ * starts: a follow-up statement (the key lookup of the resend) cannot slip
+ * through before a test could arm it. */
+void th_proxy_cut_after_then(th_proxy *p, const char *needle, const char *then);
 /* The same, but only for a statement whose parameters (its Bind message)
  * take at least min_bind_bytes: picks a big batch among small ones. */
 void th_proxy_cut_after_big(th_proxy *p, const char *needle, size_t min_bind_bytes);
