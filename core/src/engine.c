@@ -135,17 +135,21 @@ void tally__engine_flush(tally__engine *e) {
     send_batch(e, w, oldest);
     if (!oldest->inflight) return; /* the writer broke; try again later */
   }
-  /* Catalog rows changed by timers (a drop opening, an event ending) have
-   * no op to ride with: they open a batch of their own. */
-  bool dirty_rows = tally__batch_rows_waiting(&e->st);
-  /* After a failed batch, rows alone wait a while: a row the ledger keeps
-   * refusing must not turn into a tight loop of failing batches. */
-  if (dirty_rows && tally__now_mono_ms(e) < e->rows_retry_mono_ms) dirty_rows = false;
-  tally__batch *open = e->open;
-  if (!open && dirty_rows && idle_writer(e)) open = tally__engine_open_batch(e);
-  bool work = open && open->phase == TALLY__BATCH_OPEN && (open->op_count > 0 || dirty_rows);
-  tally__writer *w = work ? idle_writer(e) : NULL;
+  tally__writer *w = idle_writer(e);
   if (!w) return;
+  tally__batch *open = e->open;
+  bool ops = open && open->phase == TALLY__BATCH_OPEN && open->op_count > 0;
+  if (!ops) {
+    /* Catalog rows changed by timers (a drop opening, an event ending)
+     * have no op to ride with: they open a batch of their own. Looked for
+     * only here, so a flush while buys flow costs no scan of the rows.
+     * After a failed batch, rows alone wait a while: a row the ledger
+     * keeps refusing must not turn into a tight loop of failing batches. */
+    bool rows = tally__now_mono_ms(e) >= e->rows_retry_mono_ms && tally__batch_rows_waiting(&e->st);
+    if (!rows) return;
+    if (!open) open = tally__engine_open_batch(e);
+    if (!open || open->phase != TALLY__BATCH_OPEN) return;
+  }
   int rc = tally__batch_seal(open, &e->st, e->signer, tally__now_mono_ms(e), tally__now_wall_ms(),
                              e->lease_epoch);
   e->open = NULL;
