@@ -138,18 +138,27 @@ static void row_add(tally__batch *b, tally__state *st, uint32_t index, uint64_t 
   if (what == TALLY__ROW_CONSENT) st->accounts[index].consent_batches++;
 }
 
+/* Rows with a version (or a one-time row) not yet in any sealed batch: what
+ * take_rows takes and tally__batch_rows_waiting looks for. */
+static bool role_due(const tally__account *a) { return a->role_dirty && a->role_sent_version != a->role_version; }
+static bool privacy_due(const tally__account *a) {
+  return a->privacy_dirty && a->privacy_sent_version != a->privacy_version;
+}
+static bool refcode_due(const tally__refcode *rc) { return !rc->persisted && !rc->sent; }
+static bool bio_due(const tally__bio *bio) { return bio->dirty && bio->sent_version != bio->version; }
+static bool item_due(const tally__item *it) { return it->dirty && it->sent_version != it->version; }
+
 static void take_account_rows(tally__batch *b, tally__state *st) {
   for (uint32_t k = 0; k < st->dirty_account_count && b->row_count + 4 <= TALLY__BATCH_ROWS_MAX; k++) {
     uint32_t i = st->dirty_accounts[k];
     tally__account *a = &st->accounts[i];
-    bool role = a->role_dirty && a->role_sent_version != a->role_version;
     if (!a->persisted) row_add(b, st, i, 0, TALLY__ROW_ACCOUNT);
     if (a->consented && !a->consent_persisted) row_add(b, st, i, 0, TALLY__ROW_CONSENT);
-    if (role) {
+    if (role_due(a)) {
       row_add(b, st, i, a->role_version, TALLY__ROW_ROLE);
       a->role_sent_version = a->role_version;
     }
-    if (a->privacy_dirty && a->privacy_sent_version != a->privacy_version) {
+    if (privacy_due(a)) {
       row_add(b, st, i, a->privacy_version, TALLY__ROW_PRIVACY);
       a->privacy_sent_version = a->privacy_version;
     }
@@ -163,13 +172,13 @@ static void take_rows(tally__batch *b, tally__state *st) {
     if (st->audience[i].dirty) row_add(b, st, i, st->audience[i].version, TALLY__ROW_ATTEND);
   }
   for (uint32_t i = 0; i < st->refcode_count && b->row_count < TALLY__BATCH_ROWS_MAX; i++) {
-    if (st->refcodes[i].persisted || st->refcodes[i].sent) continue;
+    if (!refcode_due(&st->refcodes[i])) continue;
     row_add(b, st, i, 0, TALLY__ROW_REFCODE);
     st->refcodes[i].sent = true;
   }
   for (uint32_t i = 0; i < st->bio_count && b->row_count < TALLY__BATCH_ROWS_MAX; i++) {
     tally__bio *bio = &st->bios[i];
-    if (!bio->dirty || bio->sent_version == bio->version) continue;
+    if (!bio_due(bio)) continue;
     row_add(b, st, i, bio->version, TALLY__ROW_BIO);
     bio->sent_version = bio->version;
   }
@@ -186,7 +195,7 @@ static void take_rows(tally__batch *b, tally__state *st) {
   for (uint32_t k = 0; k < st->dirty_item_count && b->row_count + 2 <= TALLY__BATCH_ROWS_MAX; k++) {
     uint32_t i = st->dirty_items[k];
     tally__item *it = &st->items[i];
-    if (!it->dirty || it->sent_version == it->version) continue;
+    if (!item_due(it)) continue;
     if (!st->accounts[it->creator].persisted && !row_taken(b, it->creator, TALLY__ROW_ACCOUNT))
       row_add(b, st, it->creator, 0, TALLY__ROW_ACCOUNT);
     row_add(b, st, i, it->version, TALLY__ROW_ITEM);
@@ -199,21 +208,18 @@ bool tally__batch_rows_waiting(const tally__state *st) {
     const tally__account *a = &st->accounts[st->dirty_accounts[k]];
     if (!a->persisted && a->row_batches == 0) return true;
     if (a->consented && !a->consent_persisted && a->consent_batches == 0) return true;
-    if (a->role_dirty && a->role_sent_version != a->role_version) return true;
-    if (a->privacy_dirty && a->privacy_sent_version != a->privacy_version) return true;
+    if (role_due(a) || privacy_due(a)) return true;
   }
   for (uint32_t k = 0; k < st->dirty_audience_count; k++)
     if (st->audience[st->dirty_audience[k]].dirty) return true;
   for (uint32_t i = 0; i < st->refcode_count; i++)
-    if (!st->refcodes[i].persisted && !st->refcodes[i].sent) return true;
+    if (refcode_due(&st->refcodes[i])) return true;
   for (uint32_t i = 0; i < st->bio_count; i++)
-    if (st->bios[i].dirty && st->bios[i].sent_version != st->bios[i].version) return true;
+    if (bio_due(&st->bios[i])) return true;
   for (uint32_t i = 0; i < st->event_count; i++)
     if (st->events[i].dirty) return true;
-  for (uint32_t k = 0; k < st->dirty_item_count; k++) {
-    const tally__item *it = &st->items[st->dirty_items[k]];
-    if (it->dirty && it->sent_version != it->version) return true;
-  }
+  for (uint32_t k = 0; k < st->dirty_item_count; k++)
+    if (item_due(&st->items[st->dirty_items[k]])) return true;
   return false;
 }
 
