@@ -250,7 +250,7 @@ enum tally__held_state {
   TALLY__HELD_FREE = 0,
   TALLY__HELD_WAITING = 1, /* shown to the channel when due */
   TALLY__HELD_HIDING = 2,  /* a HIDE is in flight */
-  TALLY__HELD_HIDDEN = 3,  /* never shown; the slot frees at the next tick */
+  TALLY__HELD_HIDDEN = 3,  /* never shown; the slot frees when its hold would have ended */
 };
 typedef struct tally__held_tip {
   uint64_t transfer_id;

@@ -82,8 +82,8 @@ void tally__tip_thanks(tally__engine *e, const tally__op *op, const char *amount
 void tally__tip_messages_tick(tally__engine *e, uint64_t now_mono) {
   for (uint32_t i = 0; i < TALLY__HELD_TIPS_MAX; i++) {
     tally__held_tip *h = &e->st.held_tips[i];
-    if (h->state == TALLY__HELD_HIDDEN) {
-      h->state = TALLY__HELD_FREE;
+    if (h->state == TALLY__HELD_HIDDEN && now_mono >= h->due_mono) {
+      h->state = TALLY__HELD_FREE; /* kept until then: a second HIDE hears "already hidden" */
     } else if (h->state == TALLY__HELD_WAITING && now_mono >= h->due_mono) {
       say_message(e, h);
       h->state = TALLY__HELD_FREE;
