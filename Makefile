@@ -8,6 +8,7 @@
 #   make deps       install missing Debian packages (as root) or print the line
 #   make sim SEED=S STEPS=N   replay one simulation seed (SEEDS=A..B for many)
 #   make soak                 simulation seeds 1..10000
+#   make soak-adversary       adversarial seeds 1..200 (ADV_SEEDS=, ADV_STEPS=)
 #
 # V=1 shows full commands. SANITIZE=address,undefined builds with sanitizers.
 
@@ -59,6 +60,10 @@ TEST_BINS := $(UNIT_BIN) $(INTEG_BIN)
 # Deterministic simulation (tests/sim): tally_sim, and test_sim run by make test.
 include tests/sim/sim.mk
 TEST_BINS += $(SIM_BINS)
+# The adversarial layer: hostile users against the real engine and PostgreSQL.
+# (Built by make adversary / soak-adversary; joins TEST_BINS once the
+# review's findings it reproduces are fixed.)
+include tests/adversary/adversary.mk
 # Fuzz targets' corpora and saved crashes, replayed with gcc + sanitizers.
 include tests/fuzz/fuzz.mk
 TEST_BINS += $(FUZZ_REPLAY_BINS)

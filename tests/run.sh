@@ -47,7 +47,12 @@ run_one() { # name timeout cmd...
   fi
 }
 for t in "$san"/tests/unit/test_*; do [ -x "$t" ] && run_one "$t" 120 "$t"; done
-for t in "$san"/tests/integration/test_*; do [ -x "$t" ] && run_one "$t" 300 "$t"; done
+for t in "$san"/tests/integration/test_*; do
+  case $t in
+  */test_adversary) [ -x "$t" ] && run_one "$t" "${TALLY_ADV_TIMEOUT:-600}" "$t" ;;
+  *) [ -x "$t" ] && run_one "$t" 300 "$t" ;;
+  esac
+done
 if [ -d tests/fuzz ]; then
   for t in "$san"/tests/fuzz/replay_*; do [ -x "$t" ] && run_one "$t" 120 "$t"; done
 fi

@@ -168,7 +168,13 @@ static int cmd_wait(tally_engine *e, const char *account, const char *channel, c
   tally_command c = {.size = sizeof c, .version = TALLY_COMMAND_VERSION, .req_id = req,
                      .origin = "tester", .account = account, .nick = "tester", .channel = channel,
                      .msg_id = msg_id, .text = text, .roles = roles};
-  if (tally_engine_submit_command(e, &c) != TALLY_OK) die("submit");
+  int rc = tally_engine_submit_command(e, &c);
+  if (rc != TALLY_OK) { /* refused at the API (too long, busy): what the adapter answers */
+    out->code = rc;
+    out->receipt = 0;
+    snprintf(out->text, sizeof out->text, "%s", tally_strerror(rc));
+    return rc;
+  }
   waiter w = {.req_id = req, .out = out};
   pump(e, &w, 15000, &w.done);
   if (!w.done) die("no reply within 15 s");
