@@ -121,17 +121,24 @@ static void highlight_flood(adv *a) {
   }
 }
 
+/* An event's id is public once it starts (its lines name it), so a
+ * creator can add the engine's sku for its tier before the host does. */
 static void squat(adv *a) {
-  uint64_t next = adv_last_event(a) + 1;
-  say(a, "cre2", "", 0, "ITEM ADD hl-%llu-gold 0.01 Squatted tier", (unsigned long long)next);
-  say(a, "cre2", "", 0, "ITEM ADD react-%llu 0.01 Squatted reactions", (unsigned long long)next);
   if (event_running(a)) say(a, "host", ADV_CHANNEL, HOST_ROLES, "EVENT STOP");
+  uint64_t before = adv_last_event(a);
   say(a, "host", ADV_CHANNEL, HOST_ROLES, "EVENT START 30 Squatted show");
+  uint64_t ev = before;
+  for (int i = 0; i < 100 && ev == before; i++) { /* the event row goes with the next batch */
+    th_settle(a->e, 10);
+    ev = adv_last_event(a);
+  }
+  say(a, "cre2", "", 0, "ITEM ADD hl-%llu-gold 0.01 Squatted tier", (unsigned long long)ev);
+  say(a, "cre2", "", 0, "ITEM ADD react-%llu 0.01 Squatted reactions", (unsigned long long)ev);
   say(a, "host", ADV_CHANNEL, HOST_ROLES, "EVENT TIER gold 0.01 30");
   say(a, "host", ADV_CHANNEL, HOST_ROLES, "EVENT REACT 0.01");
   say(a, adv_buyer(a), ADV_CHANNEL, 0, "HIGHLIGHT gold hello");
   say(a, adv_buyer(a), ADV_CHANNEL, 0, "REACT 🔥");
-  say(a, adv_buyer(a), ADV_CHANNEL, 0, "BUY hl-%llu-gold", (unsigned long long)next);
+  say(a, adv_buyer(a), ADV_CHANNEL, 0, "BUY hl-%llu-gold", (unsigned long long)ev);
 }
 
 static void event_cycle(adv *a) {
