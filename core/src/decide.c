@@ -245,8 +245,15 @@ static int decide_coop_refund(tally__state *st, const tally__decide_ctx *ctx, ui
   const tally__coop *c = &st->coop[coop];
   int64_t taken[TALLY__PAYEES_MAX], parts[TALLY__PAYEES_MAX];
   for (uint32_t i = 0; i < c->count; i++) taken[i] = c->returned[i] + c->held[i];
-  tally__apportion_refund(c->credit, taken, c->count, p->amount, p->refunded + p->refund_held,
-                          amount, parts);
+  if (tally__apportion_refund(c->credit, taken, c->count, p->amount, p->refunded + p->refund_held,
+                              amount, parts)) {
+    /* The record was rebuilt from the ledger and does not add up: refuse
+     * (nothing moves) and say so where an operator looks. */
+    fprintf(stderr, "tally: refund of %llu refused: its co-op record does not add up (%u payees, %lld paid,"
+                    " %lld refunded)\n", (unsigned long long)receipt, (unsigned)c->count, (long long)p->amount,
+            (long long)(p->refunded + p->refund_held));
+    return TALLY_ELEDGER;
+  }
   for (uint32_t i = 0; i < c->count; i++)
     if (tally__account_available(&st->accounts[c->account[i]]) < parts[i]) return TALLY_ENO_FUNDS;
   op_start(st, ctx, op, TALLY__TRANSFER_REFUND, requester, amount, fp);

@@ -89,7 +89,36 @@ static int load_serials(loader *l) {
 }
 
 /* Co-op shares of kept purchases: each payee's credit (the fee last) and
- * what refunds took back from it. */
+ * what refunds took back from it. Legs are told apart by their position,
+ * not only by account: a purchase's first leg is the buyer's debit and a
+ * refund's first leg the buyer's credit (decide.c writes them first), and a
+ * co-creator may buy the item they share, so the buyer's account can also
+ * be a payee's. Summing every leg of that account, as before, counted the
+ * refund's credit as a negative return and aborted the next refund. */
+/* A record that does not add up (the ledger was written by other code, or
+ * by hand) is kept, and said at start: its refunds are refused with
+ * TALLY_ELEDGER (split.c checks every record it is given). */
+static void coop_check(const tally__state *st) {
+  for (uint32_t k = 0; k < TALLY__COOP_PURCHASES_MAX && k < st->coop_next; k++) {
+    const tally__coop *c = &st->coop[k];
+    uint32_t slot = c->transfer_id ? tally__purchase_find(st, c->transfer_id) : TALLY__NONE;
+    if (slot == TALLY__NONE) continue;
+    const tally__purchase *p = &st->purchases[slot];
+    __int128 credits = 0, returns = 0; /* legs are any bigint: no overflow */
+    bool ok = true;
+    for (uint32_t i = 0; i < c->count; i++) {
+      ok &= c->credit[i] >= 0 && c->returned[i] >= 0 && c->returned[i] <= c->credit[i];
+      credits += c->credit[i];
+      returns += c->returned[i];
+    }
+    if (ok && credits == p->amount && returns == p->refunded) continue;
+    fprintf(stderr, "tally: load: the co-op legs of purchase %llu do not add up (paid %lld, credited %lld,"
+                    " refunded %lld, returned %lld); its refunds will be refused\n",
+            (unsigned long long)c->transfer_id, (long long)p->amount, (long long)credits,
+            (long long)p->refunded, (long long)returns);
+  }
+}
+
 static int load_coop(loader *l, int64_t now_ms) {
   tally__state *st = &l->e->st;
   char since[24], limit[24];
@@ -101,10 +130,10 @@ static int load_coop(loader *l, int64_t now_ms) {
       "WITH p AS (SELECT t.id, t.leg_accounts, t.leg_amounts FROM transfers t JOIN items i ON i.id = t.item_id"
       "  WHERE t.kind = 1 AND (i.split <> '' OR cardinality(t.leg_accounts) > 3) AND t.created_ms >= $1::bigint ORDER BY t.id DESC LIMIT $2::int)"
       " SELECT p.id, e.account_id, e.amount_minor, coalesce((SELECT -sum(r.amount_minor) FROM transfers rt,"
-      "   unnest(rt.leg_accounts, rt.leg_amounts) AS r(account_id, amount_minor)"
-      "   WHERE rt.kind = 3 AND rt.ref_transfer = p.id AND r.account_id = e.account_id), 0)"
+      "   unnest(rt.leg_accounts, rt.leg_amounts) WITH ORDINALITY AS r(account_id, amount_minor, n)"
+      "   WHERE rt.kind = 3 AND rt.ref_transfer = p.id AND r.n > 1 AND r.account_id = e.account_id), 0)"
       " FROM p, unnest(p.leg_accounts, p.leg_amounts) WITH ORDINALITY AS e(account_id, amount_minor, n)"
-      " WHERE e.amount_minor > 0 ORDER BY p.id, (e.account_id = 1), e.n",
+      " WHERE e.n > 1 AND e.amount_minor > 0 ORDER BY p.id, (e.account_id = 1), e.n",
       2, params);
   if (!r) return TALLY_EDB;
   uint64_t current = 0;
@@ -138,6 +167,7 @@ static int load_coop(loader *l, int64_t now_ms) {
     cp->credit[cp->count] = cp->returned[cp->count] = 0;
     cp->count++;
   }
+  coop_check(st);
   return TALLY_OK;
 }
 
