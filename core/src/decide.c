@@ -109,18 +109,25 @@ bool tally__refcode_fits(const tally__item *it, const tally__refcode *ref) {
 }
 
 /* The payees of a purchase that needs a co-op record (a split, or an
- * affiliate): creators by their shares of what is left after the fee and
- * the affiliate's share, then the affiliate, then the fee. */
+ * affiliate): creators by their shares of what is left after the fee, then
+ * the affiliate, then the fee. The affiliate's share comes out of the part
+ * of the creator who issued the code only ("of your takings"): the other
+ * co-creators never pay for a code they did not give out. */
 static void coop_fill(tally__state *st, const tally__item *it, const tally__refcode *ref, int64_t amount,
                       int64_t fee, tally__coop *c) {
-  int64_t affiliate = ref ? tally__bps_of(amount - fee, ref->bps) : 0;
   int64_t weights[TALLY__SPLIT_MAX], parts[TALLY__SPLIT_MAX];
   uint32_t n = it->split.count ? it->split.count : 1;
   for (uint32_t i = 0; i < n; i++) {
     weights[i] = it->split.count ? it->split.bps[i] : TALLY__BPS_WHOLE;
     c->account[i] = it->split.count ? it->split.account[i] : it->creator;
   }
-  tally__apportion(amount - fee - affiliate, weights, n, parts);
+  tally__apportion(amount - fee, weights, n, parts);
+  int64_t affiliate = 0;
+  for (uint32_t i = 0; ref && i < n; i++)
+    if (c->account[i] == ref->creator) { /* tally__refcode_fits: exactly one */
+      affiliate = tally__bps_of(parts[i], ref->bps);
+      parts[i] -= affiliate;
+    }
   for (uint32_t i = 0; i < n; i++) c->credit[i] = parts[i];
   c->count = (uint8_t)n;
   if (ref) {

@@ -109,9 +109,54 @@ static void test_cocreator_buys_and_refunds_across_restarts(void **state) {
   finish();
 }
 
+/* Issue 9 #5. A referral code's affiliate is paid out of its issuing
+ * creator's takings only ("of your takings"): on a co-op item, bob's code
+ * used to cut the affiliate's share before the split, so alice paid half
+ * of it. A refund takes back what each payee was credited, in proportion,
+ * also after a restart. */
+static void test_cocreator_referral_comes_out_of_their_part(void **state) {
+  (void)state;
+  setup("coopref", 250);
+  th_reply r;
+  assert_int_equal(th_buyer(eng, "gus", "1", "pin"), TALLY_OK);
+  assert_int_equal(run("alice", "ITEM ADD duo 10 Duo", NULL), TALLY_OK);
+  assert_int_equal(run("alice", "ITEM SET duo split alice:5000,bob:5000", NULL), TALLY_OK);
+  assert_int_equal(run("bob", "REFCODE ADD pal gus 1000", NULL), TALLY_OK);
+  int64_t a0 = balance("user:alice"), b0 = balance("user:bob"), c0 = balance("user:carol");
+  int64_t g0 = balance("user:gus"), f0 = balance("sys:fees");
+  assert_int_equal(run("carol", "BUY duo ref=pal", &r), TALLY_OK);
+  uint64_t receipt = r.receipt;
+  /* 1000 units, fee 25, 975 split 488 (alice, first on the tie) / 487 (bob);
+   * gus takes 10 % of bob's 487 = 48, bob keeps 439, alice's 488 is hers. */
+  assert_int_equal(leg(receipt, "user:alice"), 488);
+  assert_int_equal(leg(receipt, "user:gus"), 48);
+  assert_int_equal(leg(receipt, "user:bob"), 439);
+  assert_int_equal(leg(receipt, "sys:fees"), 25);
+  /* alice's own code on the same item takes from alice's part only. */
+  assert_int_equal(run("alice", "REFCODE ADD ally gus 2000", NULL), TALLY_OK);
+  assert_int_equal(run("carol", "BUY duo ref=ally", &r), TALLY_OK);
+  assert_int_equal(leg(r.receipt, "user:alice"), 488 - 97);
+  assert_int_equal(leg(r.receipt, "user:gus"), 97);
+  assert_int_equal(leg(r.receipt, "user:bob"), 487);
+  assert_int_equal(refund("carol", r.receipt, NULL), TALLY_OK);
+  /* Refunds in parts across restarts return every share exactly. */
+  assert_int_equal(refund("carol", receipt, "3.33"), TALLY_OK);
+  restart();
+  assert_int_equal(refund("carol", receipt, "0.01"), TALLY_OK);
+  restart();
+  assert_int_equal(refund("carol", receipt, NULL), TALLY_OK);
+  assert_int_equal(balance("user:alice"), a0);
+  assert_int_equal(balance("user:bob"), b0);
+  assert_int_equal(balance("user:carol"), c0);
+  assert_int_equal(balance("user:gus"), g0);
+  assert_int_equal(balance("sys:fees"), f0);
+  finish();
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_cocreator_buys_and_refunds_across_restarts),
+      cmocka_unit_test(test_cocreator_referral_comes_out_of_their_part),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
