@@ -30,7 +30,8 @@ const char tally__batch_sql[] =
     " $52, $53, $54, $55, $56, $57, $58, $59, $60, $61, $62, $63, $64, $65, $66, $67, $68, $69, $70,"
     " $71, $72, $73, $74, $75, $76, $77, $78, $79, $80, $81, $82, $83, $84, $85, $86, $87, $88, $89,"
     " $90, $91, $92, $93, $94, $95, $96, $97, $98)"
-    " UNION ALL SELECT * FROM tally_write_tip_messages($1, $8, $99, $100, $101, $102, $103)";
+    " UNION ALL SELECT * FROM tally_write_tip_messages($1, $8, $99, $100, $101, $102, $103)"
+    " UNION ALL SELECT * FROM tally_write_coop_purchases($1, $104)";
 
 const char tally__batch_lookup_sql[] = "SELECT * FROM tally_lookup_keys($1, $2)";
 
@@ -684,6 +685,16 @@ static void render_tip_messages(tally__batch *b, const tally__state *st, uint32_
   }
 }
 
+/* $104 purchases whose legs are a co-op record (sql/007). */
+static void render_coop_purchases(tally__batch *b) {
+  bin_open(b, 103, OID_INT8);
+  for (uint32_t i = 0; i < b->transfer_count; i++) {
+    const tally__op *op = &b->ops[b->xfer[i]];
+    if (op->coop_legs) bin_i64(b, (int64_t)op->transfer_id);
+  }
+  bin_close(b);
+}
+
 /* ---- leaves, root, signature ---------------------------------------------------- */
 static void compute_leaves(tally__batch *b, const tally__state *st) {
   b->transfer_count = 0;
@@ -758,6 +769,7 @@ int tally__batch_seal(tally__batch *b, tally__state *st, struct tally__signer *s
   render_audience_rows(b, st, mono_ms);
   render_merch(b, st);
   render_tip_messages(b, st, st->cfg->tip_message_hold_s);
+  render_coop_purchases(b);
   sb_param(b, 42);
   sb_i64(b, (int64_t)lease_epoch);
   sb_end(b);

@@ -197,6 +197,7 @@ int tally__decide_buy(tally__state *st, const tally__decide_ctx *ctx, uint32_t b
     coop_fill(st, it, ref, amount, fee, c);
     c->transfer_id = op->transfer_id;
     c->inflight = 1;
+    op->coop_legs = true; /* stored with it: start-up must not guess from the legs */
     for (uint32_t i = 0; i < c->count; i++) op_leg(op, c->account[i], c->credit[i]);
   }
   op->purchase_slot = tally__purchase_add(st, &p);

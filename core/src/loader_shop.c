@@ -94,7 +94,9 @@ static int load_serials(loader *l) {
  * refund's first leg the buyer's credit (decide.c writes them first), and a
  * co-creator may buy the item they share, so the buyer's account can also
  * be a payee's. Summing every leg of that account, as before, counted the
- * refund's credit as a negative return and aborted the next refund. */
+ * refund's credit as a negative return and aborted the next refund.
+ * Which purchases have such a record is stored (coop_purchases, sql/007);
+ * only purchases older than that table are still told by their legs. */
 /* A record that does not add up (the ledger was written by other code, or
  * by hand) is kept, and said at start: its refunds are refused with
  * TALLY_ELEDGER (split.c checks every record it is given). */
@@ -128,7 +130,10 @@ static int load_coop(loader *l, int64_t now_ms) {
   PGresult *r = tally__load_q(
       l,
       "WITH p AS (SELECT t.id, t.leg_accounts, t.leg_amounts FROM transfers t JOIN items i ON i.id = t.item_id"
-      "  WHERE t.kind = 1 AND (i.split <> '' OR cardinality(t.leg_accounts) > 3) AND t.created_ms >= $1::bigint ORDER BY t.id DESC LIMIT $2::int)"
+      "  WHERE t.kind = 1 AND t.created_ms >= $1::bigint AND (EXISTS (SELECT 1 FROM coop_purchases c WHERE c.transfer_id = t.id)"
+      "   OR (t.id <= (SELECT value FROM ledger_marks WHERE name = 'coop_purchases_from')"
+      "    AND (i.split <> '' OR cardinality(t.leg_accounts) > 3)))"
+      "  ORDER BY t.id DESC LIMIT $2::int)"
       " SELECT p.id, e.account_id, e.amount_minor, coalesce((SELECT -sum(r.amount_minor) FROM transfers rt,"
       "   unnest(rt.leg_accounts, rt.leg_amounts) WITH ORDINALITY AS r(account_id, amount_minor, n)"
       "   WHERE rt.kind = 3 AND rt.ref_transfer = p.id AND r.n > 1 AND r.account_id = e.account_id), 0)"

@@ -299,6 +299,7 @@ typedef struct tally__op {
   bool told_pending;
   bool welcome; /* the demo welcome grant of `account` */
   bool held_message; /* TIP: its message waits for moderators (a held_messages row) */
+  bool coop_legs;    /* PURCHASE: its legs are a co-op record (a coop_purchases row) */
   uint64_t event_id; /* the event it happens in, 0 if none */
   int64_t grant_request; /* grant_requests.id it applies, 0 if none */
   uint32_t account, counterparty, item, qty;
