@@ -188,6 +188,27 @@ static int load_redemptions(loader *l) {
   return TALLY_OK;
 }
 
+/* Entries of undrawn raffles that a draw interrupted by a restart already
+ * passed over (and said why): the draw again passes over them. */
+static int load_raffle_passes(loader *l) {
+  tally__state *st = &l->e->st;
+  PGresult *r = tally__load_q(l, "SELECT p.item_id, p.account_id, p.reason_code FROM raffle_passes p"
+                                 " JOIN items i ON i.id = p.item_id WHERE NOT i.raffle_drawn", 0, NULL);
+  if (!r) return TALLY_EDB;
+  for (int i = 0; i < PQntuples(r); i++) {
+    uint32_t item = tally__load_item(l, tally__load_i64(r, i, 0));
+    uint32_t account = tally__load_acc(l, tally__load_i64(r, i, 1));
+    for (uint32_t k = 0; k < st->entry_count && item != TALLY__NONE; k++) {
+      tally__raffle_entry *en = &st->entries[k];
+      if (en->item != item || en->account != account) continue;
+      en->drawn = TALLY__DRAWN_PASSED;
+      en->pass_reason = (int32_t)tally__load_i64(r, i, 2);
+    }
+  }
+  PQclear(r);
+  return TALLY_OK;
+}
+
 /* Entries of raffles not yet drawn, in their order; closed raffles whose
  * draw did not finish draw again (same seed, same entries). */
 static int load_raffles(loader *l) {
@@ -213,6 +234,7 @@ static int load_raffles(loader *l) {
     st->items[item].raffle_seq = st->entries[slot].seq + 1;
   }
   PQclear(r);
+  if (!rc) rc = load_raffle_passes(l);
   for (uint32_t i = 0; i < st->item_count && !rc; i++) {
     const tally__item *it = &st->items[i];
     if (it->drop_mode == TALLY__MODE_RAFFLE && !it->raffle_drawn && it->drop_state == TALLY__DROP_CLOSED)
