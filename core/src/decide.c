@@ -225,7 +225,8 @@ int tally__decide_tip(tally__state *st, const tally__decide_ctx *ctx, uint32_t f
   return TALLY_OK;
 }
 
-/* floor(fee * part / whole) without overflow. */
+/* floor(fee * part / whole) without overflow (its inputs are checked by
+ * tally__decide_refund first). */
 static int64_t fee_share(int64_t fee, int64_t part, int64_t whole) {
   assert(whole > 0 && part >= 0 && part <= whole);
   return (int64_t)(((__int128)fee * part) / whole);
@@ -295,6 +296,16 @@ int tally__decide_refund(tally__state *st, const tally__decide_ctx *ctx, uint32_
   if ((it->kind == TALLY__KIND_HIGHLIGHT || it->kind == TALLY__KIND_REACTION) && !ctx->by_engine)
     return TALLY_ENOT_REFUNDABLE;
   if (p->redeemed || p->redeem_held) return TALLY_ENOT_REFUNDABLE;
+  /* The purchase's totals were rebuilt from the ledger: checked before any
+   * arithmetic relies on them (no ledger row may reach an assert). */
+  if (p->amount <= 0 || p->refunded < 0 || p->refund_held < 0 || p->refunded > p->amount - p->refund_held ||
+      p->fee < 0 || p->fee > p->amount || p->fee_refunded < 0 || p->fee_held < 0 ||
+      p->fee_refunded > p->fee - p->fee_held) {
+    fprintf(stderr, "tally: refund of %llu refused: its purchase record does not add up (paid %lld, fee %lld,"
+                    " refunded %lld)\n", (unsigned long long)receipt, (long long)p->amount, (long long)p->fee,
+            (long long)p->refunded);
+    return TALLY_ELEDGER;
+  }
   int64_t done = p->refunded + p->refund_held;
   int64_t remaining = p->amount - done;
   int64_t amount = amount_typed == 0 ? remaining : amount_typed;

@@ -24,6 +24,7 @@ static int hex_to(const char *hex, uint8_t *out, size_t n) {
 /* "id:bps,id:bps" as written by the batch (account ids). */
 static int split_from_text(loader *l, const char *s, tally__split *sp) {
   memset(sp, 0, sizeof *sp);
+  long total = 0;
   while (*s) {
     char *end;
     long long id = strtoll(s, &end, 10);
@@ -31,12 +32,15 @@ static int split_from_text(loader *l, const char *s, tally__split *sp) {
     long bps = strtol(end + 1, &end, 10);
     uint32_t a = tally__load_acc(l, id);
     if (a == TALLY__NONE || bps <= 0 || bps > TALLY__BPS_WHOLE) return TALLY_EINVAL;
+    for (uint32_t i = 0; i < sp->count; i++)
+      if (sp->account[i] == a) return TALLY_EINVAL; /* each payee once: refunds find them by account */
     sp->account[sp->count] = a;
     sp->bps[sp->count++] = (uint16_t)bps;
+    total += bps;
     if (*end == ',') end++;
     s = end;
   }
-  return TALLY_OK;
+  return sp->count == 0 || total == TALLY__BPS_WHOLE ? TALLY_OK : TALLY_EINVAL;
 }
 
 static int load_item_extras(loader *l) {
