@@ -3,9 +3,11 @@
  *
  * From the stored seed and entries (raffle.h has the rules) it checks that
  * the entry hash is the one stored at the draw, prints the commitment, the
- * seed, the hash and the draw order, and checks that the charged winners
- * are exactly the first entries in that order who were charged, with
- * nobody outside the order charged. Exit 0 when everything matches. */
+ * seed, the hash and the draw order, and walks the order until the units
+ * are gone: each entry reached must be charged (a raffle:<item>:<account>
+ * purchase) or passed over with a stored reason (raffle_passes), nobody is
+ * charged outside that walk, and no entry is both. Exit 0 when everything
+ * matches. */
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -37,16 +39,17 @@ static PGresult *query(PGconn *c, const char *sql, const char *param) {
   return r;
 }
 
-/* Is account name among the raffle's charged winners (rows of w)? */
-static bool charged(const PGresult *w, const char *name) {
-  for (int i = 0; i < PQntuples(w); i++)
-    if (strcmp(PQgetvalue(w, i, 0), name) == 0) return true;
-  return false;
+/* Is account name in the first column of rows r (charged winners, or
+ * entries passed over)? Its row, or -1. */
+static int row_of(const PGresult *r, const char *name) {
+  for (int i = 0; i < PQntuples(r); i++)
+    if (strcmp(PQgetvalue(r, i, 0), name) == 0) return i;
+  return -1;
 }
 
 int cli_draw(PGconn *c, const char *sku) {
   PGresult *it = query(c, "SELECT id, encode(raffle_seed, 'hex'), raffle_drawn, encode(raffle_entry_hash, 'hex'),"
-                          " raffle_entries FROM items WHERE sku = $1 AND drop_mode = 1", sku);
+                          " raffle_entries, stock FROM items WHERE sku = $1 AND drop_mode = 1", sku);
   if (!it) return 2;
   if (PQntuples(it) != 1) {
     fprintf(stderr, "tally draw: no raffle drop %s\n", sku);
@@ -75,9 +78,13 @@ int cli_draw(PGconn *c, const char *sku) {
   PGresult *w = en ? query(c, "SELECT a.name FROM transfers t JOIN accounts a ON a.id = t.account_id"
                               " WHERE t.kind = 1 AND t.item_id = $1 AND t.idem_key LIKE 'raffle:%'", item_id)
                    : NULL;
-  if (!en || !w) {
+  PGresult *ps = w ? query(c, "SELECT a.name, p.reason FROM raffle_passes p JOIN accounts a ON a.id = p.account_id"
+                              " WHERE p.item_id = $1", item_id)
+                   : NULL;
+  if (!en || !w || !ps) {
     PQclear(it);
     PQclear(en);
+    PQclear(w);
     return 2;
   }
   uint32_t n = (uint32_t)PQntuples(en);
@@ -96,28 +103,48 @@ int cli_draw(PGconn *c, const char *sku) {
     printf("MISMATCH: the stored entries do not hash to the entry hash revealed at the draw\n");
     bad = 1;
   }
-  /* The order; winners must be a prefix of it, minus entries passed over. */
+  /* The order: walked until the units are gone, every entry is either
+   * charged or passed over with a stored reason; nobody is charged outside
+   * that walk, and nobody charged is also recorded as passed over. */
   uint32_t *order = calloc(n ? n : 1, sizeof *order);
   if (!order) bad = 1;
   tally__raffle_rng rng;
   tally__raffle_rng_init(&rng, seed, hash);
-  int winners = PQntuples(w), seen = 0;
+  long stock = strtol(PQgetvalue(it, 0, 5), NULL, 10);
+  int winners = PQntuples(w), seen = 0, passed = 0;
+  int units = stock < 0 || stock > (long)n ? (int)n : (int)stock;
   for (uint32_t i = 0; i < n && order; i++) order[i] = i;
-  for (uint32_t i = 0; i < n && order && !bad; i++) {
+  for (uint32_t i = 0; i < n && order && !bad && seen < units; i++) {
     tally__raffle_step(&rng, order, n, i);
     const char *name = PQgetvalue(en, (int)order[i], 0);
-    bool won = charged(w, name);
-    if (seen < winners) printf("  draw %u: %s%s\n", i + 1, name, won ? "  (charged)" : "  (passed over)");
-    seen += won;
+    int won = row_of(w, name), pass = row_of(ps, name);
+    if (won >= 0 && pass >= 0) {
+      printf("MISMATCH: draw %u: %s was charged and also recorded as passed over\n", i + 1, name);
+      bad = 1;
+    } else if (won >= 0) {
+      printf("  draw %u: %s  (charged)\n", i + 1, name);
+      seen++;
+    } else if (pass >= 0) {
+      printf("  draw %u: %s  (passed over: %s)\n", i + 1, name, PQgetvalue(ps, pass, 1));
+      passed++;
+    } else {
+      printf("MISMATCH: draw %u: %s was neither charged nor passed over with a reason\n", i + 1, name);
+      bad = 1;
+    }
   }
   if (!bad && seen != winners) {
-    printf("MISMATCH: %d charged winners, %d of them in the entry list\n", winners, seen);
+    printf("MISMATCH: %d charged winners, %d of them in draw order before the units ran out\n", winners, seen);
     bad = 1;
   }
-  if (!bad) printf("OK: %d winners charged, all in draw order\n", winners);
+  if (!bad && passed != PQntuples(ps)) {
+    printf("MISMATCH: %d entries recorded as passed over, %d of them reached by the draw\n", PQntuples(ps), passed);
+    bad = 1;
+  }
+  if (!bad) printf("OK: %d winners charged, all in draw order; %d passed over, each with its reason\n", winners, passed);
   free(order);
   PQclear(it);
   PQclear(en);
   PQclear(w);
+  PQclear(ps);
   return bad;
 }

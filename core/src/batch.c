@@ -30,7 +30,9 @@ const char tally__batch_sql[] =
     " $52, $53, $54, $55, $56, $57, $58, $59, $60, $61, $62, $63, $64, $65, $66, $67, $68, $69, $70,"
     " $71, $72, $73, $74, $75, $76, $77, $78, $79, $80, $81, $82, $83, $84, $85, $86, $87, $88, $89,"
     " $90, $91, $92, $93, $94, $95, $96, $97, $98)"
-    " UNION ALL SELECT * FROM tally_write_tip_messages($1, $8, $99, $100, $101, $102, $103)";
+    " UNION ALL SELECT * FROM tally_write_tip_messages($1, $8, $99, $100, $101, $102, $103)"
+    " UNION ALL SELECT * FROM tally_write_coop_purchases($1, $104)"
+    " UNION ALL SELECT * FROM tally_write_raffle_passes($8, $105, $106, $107, $108)";
 
 const char tally__batch_lookup_sql[] = "SELECT * FROM tally_lookup_keys($1, $2)";
 
@@ -684,6 +686,33 @@ static void render_tip_messages(tally__batch *b, const tally__state *st, uint32_
   }
 }
 
+/* $104 purchases whose legs are a co-op record (sql/007). */
+static void render_coop_purchases(tally__batch *b) {
+  bin_open(b, 103, OID_INT8);
+  for (uint32_t i = 0; i < b->transfer_count; i++) {
+    const tally__op *op = &b->ops[b->xfer[i]];
+    if (op->coop_legs) bin_i64(b, (int64_t)op->transfer_id);
+  }
+  bin_close(b);
+}
+
+/* $105..$108 raffle entries passed over (PASS ops: item, account, reason). */
+static void render_raffle_passes(tally__batch *b, const tally__state *st) {
+  static const uint32_t oids[4] = {OID_INT8, OID_INT8, OID_INT4, OID_TEXT};
+  for (int col = 0; col < 4; col++) {
+    bin_open(b, 104 + col, oids[col]);
+    for (uint32_t k = 0; k < b->op_count; k++) {
+      const tally__op *op = &b->ops[k];
+      if (op->type != TALLY__OP_PASS) continue;
+      if (col == 0) bin_i64(b, (int64_t)st->items[op->item].id);
+      else if (col == 1) bin_i64(b, (int64_t)st->accounts[op->account].id);
+      else if (col == 2) bin_i32(b, (int32_t)op->fee);
+      else bin_text(b, tally_err_name((int)op->fee));
+    }
+    bin_close(b);
+  }
+}
+
 /* ---- leaves, root, signature ---------------------------------------------------- */
 static void compute_leaves(tally__batch *b, const tally__state *st) {
   b->transfer_count = 0;
@@ -758,6 +787,8 @@ int tally__batch_seal(tally__batch *b, tally__state *st, struct tally__signer *s
   render_audience_rows(b, st, mono_ms);
   render_merch(b, st);
   render_tip_messages(b, st, st->cfg->tip_message_hold_s);
+  render_coop_purchases(b);
+  render_raffle_passes(b, st);
   sb_param(b, 42);
   sb_i64(b, (int64_t)lease_epoch);
   sb_end(b);

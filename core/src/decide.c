@@ -109,18 +109,25 @@ bool tally__refcode_fits(const tally__item *it, const tally__refcode *ref) {
 }
 
 /* The payees of a purchase that needs a co-op record (a split, or an
- * affiliate): creators by their shares of what is left after the fee and
- * the affiliate's share, then the affiliate, then the fee. */
+ * affiliate): creators by their shares of what is left after the fee, then
+ * the affiliate, then the fee. The affiliate's share comes out of the part
+ * of the creator who issued the code only ("of your takings"): the other
+ * co-creators never pay for a code they did not give out. */
 static void coop_fill(tally__state *st, const tally__item *it, const tally__refcode *ref, int64_t amount,
                       int64_t fee, tally__coop *c) {
-  int64_t affiliate = ref ? tally__bps_of(amount - fee, ref->bps) : 0;
   int64_t weights[TALLY__SPLIT_MAX], parts[TALLY__SPLIT_MAX];
   uint32_t n = it->split.count ? it->split.count : 1;
   for (uint32_t i = 0; i < n; i++) {
     weights[i] = it->split.count ? it->split.bps[i] : TALLY__BPS_WHOLE;
     c->account[i] = it->split.count ? it->split.account[i] : it->creator;
   }
-  tally__apportion(amount - fee - affiliate, weights, n, parts);
+  tally__apportion(amount - fee, weights, n, parts);
+  int64_t affiliate = 0;
+  for (uint32_t i = 0; ref && i < n; i++)
+    if (c->account[i] == ref->creator) { /* tally__refcode_fits: exactly one */
+      affiliate = tally__bps_of(parts[i], ref->bps);
+      parts[i] -= affiliate;
+    }
   for (uint32_t i = 0; i < n; i++) c->credit[i] = parts[i];
   c->count = (uint8_t)n;
   if (ref) {
@@ -190,6 +197,7 @@ int tally__decide_buy(tally__state *st, const tally__decide_ctx *ctx, uint32_t b
     coop_fill(st, it, ref, amount, fee, c);
     c->transfer_id = op->transfer_id;
     c->inflight = 1;
+    op->coop_legs = true; /* stored with it: start-up must not guess from the legs */
     for (uint32_t i = 0; i < c->count; i++) op_leg(op, c->account[i], c->credit[i]);
   }
   op->purchase_slot = tally__purchase_add(st, &p);
@@ -217,7 +225,8 @@ int tally__decide_tip(tally__state *st, const tally__decide_ctx *ctx, uint32_t f
   return TALLY_OK;
 }
 
-/* floor(fee * part / whole) without overflow. */
+/* floor(fee * part / whole) without overflow (its inputs are checked by
+ * tally__decide_refund first). */
 static int64_t fee_share(int64_t fee, int64_t part, int64_t whole) {
   assert(whole > 0 && part >= 0 && part <= whole);
   return (int64_t)(((__int128)fee * part) / whole);
@@ -245,8 +254,15 @@ static int decide_coop_refund(tally__state *st, const tally__decide_ctx *ctx, ui
   const tally__coop *c = &st->coop[coop];
   int64_t taken[TALLY__PAYEES_MAX], parts[TALLY__PAYEES_MAX];
   for (uint32_t i = 0; i < c->count; i++) taken[i] = c->returned[i] + c->held[i];
-  tally__apportion_refund(c->credit, taken, c->count, p->amount, p->refunded + p->refund_held,
-                          amount, parts);
+  if (tally__apportion_refund(c->credit, taken, c->count, p->amount, p->refunded + p->refund_held,
+                              amount, parts)) {
+    /* The record was rebuilt from the ledger and does not add up: refuse
+     * (nothing moves) and say so where an operator looks. */
+    fprintf(stderr, "tally: refund of %llu refused: its co-op record does not add up (%u payees, %lld paid,"
+                    " %lld refunded)\n", (unsigned long long)receipt, (unsigned)c->count, (long long)p->amount,
+            (long long)(p->refunded + p->refund_held));
+    return TALLY_ELEDGER;
+  }
   for (uint32_t i = 0; i < c->count; i++)
     if (tally__account_available(&st->accounts[c->account[i]]) < parts[i]) return TALLY_ENO_FUNDS;
   op_start(st, ctx, op, TALLY__TRANSFER_REFUND, requester, amount, fp);
@@ -280,6 +296,16 @@ int tally__decide_refund(tally__state *st, const tally__decide_ctx *ctx, uint32_
   if ((it->kind == TALLY__KIND_HIGHLIGHT || it->kind == TALLY__KIND_REACTION) && !ctx->by_engine)
     return TALLY_ENOT_REFUNDABLE;
   if (p->redeemed || p->redeem_held) return TALLY_ENOT_REFUNDABLE;
+  /* The purchase's totals were rebuilt from the ledger: checked before any
+   * arithmetic relies on them (no ledger row may reach an assert). */
+  if (p->amount <= 0 || p->refunded < 0 || p->refund_held < 0 || p->refunded > p->amount - p->refund_held ||
+      p->fee < 0 || p->fee > p->amount || p->fee_refunded < 0 || p->fee_held < 0 ||
+      p->fee_refunded > p->fee - p->fee_held) {
+    fprintf(stderr, "tally: refund of %llu refused: its purchase record does not add up (paid %lld, fee %lld,"
+                    " refunded %lld)\n", (unsigned long long)receipt, (long long)p->amount, (long long)p->fee,
+            (long long)p->refunded);
+    return TALLY_ELEDGER;
+  }
   int64_t done = p->refunded + p->refund_held;
   int64_t remaining = p->amount - done;
   int64_t amount = amount_typed == 0 ? remaining : amount_typed;

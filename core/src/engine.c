@@ -18,6 +18,7 @@
 
 #include "engine_internal.h"
 #include "live.h"
+#include "live_raffle.h"
 #include "text.h"
 #include "tipmsg.h"
 
@@ -236,6 +237,9 @@ static void op_not_ours(tally__engine *e, tally__batch *b, uint32_t k) {
   uint64_t existing = b->found_id[k];
   tally__op_release(&e->st, op);
   e->ops_pending--;
+  if (op->raffle_charge)
+    tally__raffle_charge_settled(e, op, !existing ? TALLY_EFAILED
+                                        : b->found_fp[k] == key->fingerprint ? TALLY_OK : TALLY_EKEY_MISMATCH);
   if (existing && b->found_fp[k] == key->fingerprint) {
     /* The same request was recorded earlier (the key had left memory): its
      * first answer. */
@@ -284,6 +288,8 @@ static void record_settled(tally__engine *e, const tally__op *op, bool ok) {
     p->redeemed = ok;
   } else if (op->type == TALLY__OP_HIDE) {
     tally__tip_hide_settled(e, op, ok);
+  } else if (op->type == TALLY__OP_PASS) {
+    tally__raffle_pass_settled(e, op, ok);
   }
 }
 
@@ -400,6 +406,7 @@ static void op_committed(tally__engine *e, tally__batch *b, tally__op *op) {
                 op->channel, text);
   if (op->kind == TALLY__TRANSFER_PURCHASE) purchase_extras(e, op, &st->items[op->item]);
   tally__live_committed(e, op);
+  if (op->raffle_charge) tally__raffle_charge_settled(e, op, TALLY_OK);
 }
 
 void tally__engine_batch_failed(tally__engine *e, tally__batch *b, const char *why) {
@@ -411,6 +418,7 @@ void tally__engine_batch_failed(tally__engine *e, tally__batch *b, const char *w
       tally__op_release(&e->st, op);
       tally__key_forget(&e->st, op->key_slot);
       grant_request_retry(e, op);
+      if (op->raffle_charge) tally__raffle_charge_settled(e, op, TALLY_EFAILED);
       atomic_fetch_add_explicit(&e->n_buys_refused, 1, memory_order_relaxed);
     }
     if (op->origin[0])

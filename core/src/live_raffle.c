@@ -49,6 +49,7 @@ uint32_t tally__raffle_entry_add(tally__state *st, uint32_t item, uint32_t accou
    * names its slot). */
   bool inflight = false;
   for (uint32_t i = 0; i < st->item_count && !inflight; i++) inflight = st->items[i].entries_inflight > 0;
+  inflight |= st->draw.active; /* the draw names entries by slot (draw_scratch, ops) */
   if (st->entry_count >= TALLY__RAFFLE_ENTRIES_MAX && !inflight) entries_compact(st);
   if (st->entry_count >= TALLY__RAFFLE_ENTRIES_MAX) return TALLY__NONE;
   int32_t *units;
@@ -110,10 +111,14 @@ static int draw_freeze(tally__engine *e, uint32_t item) {
   return TALLY_OK;
 }
 
-/* One winner's charge: TALLY_OK (charged or charged before), a reason the
- * winner cannot pay (passed over), or TALLY_EBUSY (no batch room: later). */
-static int draw_charge(tally__engine *e, tally__item *it, uint32_t item, const tally__raffle_entry *en) {
+/* One winner's charge: TALLY_OK with *sent (its op is in the open batch;
+ * the outcome comes back through tally__raffle_charge_settled), TALLY_OK
+ * without (charged before: its key is done), a reason the winner cannot
+ * pay (passed over), or TALLY_EBUSY (no batch room: later). */
+static int draw_charge(tally__engine *e, tally__item *it, uint32_t item, uint32_t slot, bool *sent) {
   tally__state *st = &e->st;
+  const tally__raffle_entry *en = &st->entries[slot];
+  *sent = false;
   tally__batch *b = tally__engine_open_batch(e);
   if (!b) return TALLY_EBUSY;
   tally__op *op = tally__batch_append(b);
@@ -130,39 +135,122 @@ static int draw_charge(tally__engine *e, tally__item *it, uint32_t item, const t
     return rc == TALLY_EEXISTS ? TALLY_OK : rc;
   }
   op->event_id = it->drop_event;
+  op->raffle_charge = true;
+  op->entry_slot = slot;
   tally__event_inflight(st, op->event_id, +1);
   e->ops_pending++;
+  *sent = true;
   return TALLY_OK;
 }
 
+static void draw_won(tally__state *st, struct tally__draw_run *d, tally__raffle_entry *en) {
+  en->drawn = TALLY__DRAWN_WON;
+  d->winners++;
+  d->next++;
+  const char *name = st->accounts[en->account].name + 5;
+  size_t used = strlen(d->named);
+  if (used + strlen(name) + 3 < sizeof d->named)
+    snprintf(d->named + used, sizeof d->named - used, "%s%s", used ? ", " : "", name);
+}
+
+/* The entry at position `next` is passed over: told why, and a
+ * raffle_passes row records it (sent by draw_passes_send). */
+static void draw_pass(tally__engine *e, struct tally__draw_run *d, tally__raffle_entry *en, int why) {
+  en->drawn = TALLY__DRAWN_PASS_NEW;
+  en->pass_reason = why;
+  d->next++;
+  if (!en->origin[0]) return;
+  char text[TALLY_TEXT_BYTES_MAX + 1];
+  snprintf(text, sizeof text, "You won the %s raffle but could not pay (%s); your unit goes to the next entry drawn.",
+           e->st.items[d->item].sku, tally_strerror(why));
+  tally__emit(e, TALLY_EFFECT_REPLY, why, 0, 0, en->origin, "", text);
+}
+
+/* Sends the rows of entries passed over; false while any is not stored. */
+static bool draw_passes_send(tally__engine *e, const struct tally__draw_run *d) {
+  tally__state *st = &e->st;
+  bool stored = true;
+  for (uint32_t k = 0; k < d->next && k < d->n; k++) {
+    uint32_t slot = st->draw_scratch[k];
+    tally__raffle_entry *en = &st->entries[slot];
+    if (en->drawn == TALLY__DRAWN_PASS_SENT) stored = false;
+    if (en->drawn != TALLY__DRAWN_PASS_NEW) continue;
+    stored = false;
+    tally__batch *b = tally__engine_open_batch(e);
+    if (!b) return false;
+    tally__op *op = tally__batch_append(b);
+    memset(op, 0, sizeof *op);
+    op->type = TALLY__OP_PASS;
+    op->account = en->account;
+    op->counterparty = TALLY__NONE;
+    op->item = d->item;
+    op->entry_slot = slot;
+    op->fee = en->pass_reason;
+    op->created_ms = tally__now_wall_ms();
+    e->ops_pending++;
+    en->drawn = TALLY__DRAWN_PASS_SENT;
+  }
+  return stored;
+}
+
+void tally__raffle_charge_settled(tally__engine *e, const tally__op *op, int outcome) {
+  tally__state *st = &e->st;
+  struct tally__draw_run *d = &st->draw;
+  if (!d->active || !d->charging || op->item != d->item || d->next >= d->n ||
+      st->draw_scratch[d->next] != op->entry_slot)
+    return; /* not the charge the draw waits for (cannot happen: one at a time) */
+  tally__raffle_entry *en = &st->entries[op->entry_slot];
+  d->charging = false;
+  if (outcome == TALLY_OK) {
+    draw_won(st, d, en);
+  } else if (outcome == TALLY_EFAILED && ++en->tries < TALLY__RAFFLE_CHARGE_TRIES) {
+    /* The batch failed, not the winner: the same entry again, later. */
+    en->drawn = TALLY__DRAWN_NOT;
+    d->retry_mono_ms = tally__now_mono_ms(e) + TALLY__RAFFLE_RETRY_MS;
+  } else {
+    draw_pass(e, d, en, outcome);
+  }
+}
+
+void tally__raffle_pass_settled(tally__engine *e, const tally__op *op, bool ok) {
+  tally__raffle_entry *en = &e->st.entries[op->entry_slot];
+  if (en->drawn == TALLY__DRAWN_PASS_SENT) en->drawn = ok ? TALLY__DRAWN_PASSED : TALLY__DRAWN_PASS_NEW;
+}
+
+/* Winners are charged one at a time, in draw order, and named only once
+ * their charge committed: a charge that fails at batch level is tried
+ * again (TALLY__RAFFLE_CHARGE_TRIES), then passed over with its reason
+ * like a winner who cannot pay. The draw ends once every pass is stored. */
 static void draw_run(tally__engine *e) {
   tally__state *st = &e->st;
   struct tally__draw_run *d = &st->draw;
   tally__item *it = &st->items[d->item];
+  if (d->charging || tally__now_mono_ms(e) < d->retry_mono_ms) return;
   while (d->winners < d->units && d->next < d->n) {
     /* The step is taken once per position, whether or not its charge has
-     * to wait for batch room. */
+     * to wait for batch room or be tried again. */
     if (d->stepped == d->next) {
       tally__raffle_step(&d->rng, st->draw_scratch, d->n, d->next);
       d->stepped++;
     }
-    const tally__raffle_entry *en = &st->entries[st->draw_scratch[d->next]];
-    int rc = draw_charge(e, it, d->item, en);
-    if (rc == TALLY_EBUSY) return; /* next tick */
-    d->next++;
-    const char *name = st->accounts[en->account].name + 5;
-    if (rc == TALLY_OK) {
-      d->winners++;
-      size_t used = strlen(d->named);
-      if (used + strlen(name) + 3 < sizeof d->named)
-        snprintf(d->named + used, sizeof d->named - used, "%s%s", used ? ", " : "", name);
-    } else if (en->origin[0]) {
-      char text[TALLY_TEXT_BYTES_MAX + 1];
-      snprintf(text, sizeof text, "You won the %s raffle but could not pay (%s); your unit goes to the next entry drawn.",
-               it->sku, tally_strerror(rc));
-      tally__emit(e, TALLY_EFFECT_REPLY, rc, 0, 0, en->origin, "", text);
+    uint32_t slot = st->draw_scratch[d->next];
+    tally__raffle_entry *en = &st->entries[slot];
+    if (en->drawn == TALLY__DRAWN_PASSED) { /* stored before a restart: passed over again */
+      d->next++;
+      continue;
     }
+    bool sent;
+    int rc = draw_charge(e, it, d->item, slot, &sent);
+    if (rc == TALLY_EBUSY) return; /* next tick */
+    if (sent) {
+      en->drawn = TALLY__DRAWN_CHARGING;
+      d->charging = true;
+      return; /* tally__raffle_charge_settled goes on */
+    }
+    if (rc == TALLY_OK) draw_won(st, d, en);
+    else draw_pass(e, d, en, rc);
   }
+  if (!draw_passes_send(e, d)) return;
   it->raffle_drawn = true;
   tally__item_mark_dirty(st, d->item);
   for (uint32_t i = 0; i < st->entry_count; i++)

@@ -24,6 +24,7 @@ static int hex_to(const char *hex, uint8_t *out, size_t n) {
 /* "id:bps,id:bps" as written by the batch (account ids). */
 static int split_from_text(loader *l, const char *s, tally__split *sp) {
   memset(sp, 0, sizeof *sp);
+  long total = 0;
   while (*s) {
     char *end;
     long long id = strtoll(s, &end, 10);
@@ -31,12 +32,15 @@ static int split_from_text(loader *l, const char *s, tally__split *sp) {
     long bps = strtol(end + 1, &end, 10);
     uint32_t a = tally__load_acc(l, id);
     if (a == TALLY__NONE || bps <= 0 || bps > TALLY__BPS_WHOLE) return TALLY_EINVAL;
+    for (uint32_t i = 0; i < sp->count; i++)
+      if (sp->account[i] == a) return TALLY_EINVAL; /* each payee once: refunds find them by account */
     sp->account[sp->count] = a;
     sp->bps[sp->count++] = (uint16_t)bps;
+    total += bps;
     if (*end == ',') end++;
     s = end;
   }
-  return TALLY_OK;
+  return sp->count == 0 || total == TALLY__BPS_WHOLE ? TALLY_OK : TALLY_EINVAL;
 }
 
 static int load_item_extras(loader *l) {
@@ -89,7 +93,38 @@ static int load_serials(loader *l) {
 }
 
 /* Co-op shares of kept purchases: each payee's credit (the fee last) and
- * what refunds took back from it. */
+ * what refunds took back from it. Legs are told apart by their position,
+ * not only by account: a purchase's first leg is the buyer's debit and a
+ * refund's first leg the buyer's credit (decide.c writes them first), and a
+ * co-creator may buy the item they share, so the buyer's account can also
+ * be a payee's. Summing every leg of that account, as before, counted the
+ * refund's credit as a negative return and aborted the next refund.
+ * Which purchases have such a record is stored (coop_purchases, sql/007);
+ * only purchases older than that table are still told by their legs. */
+/* A record that does not add up (the ledger was written by other code, or
+ * by hand) is kept, and said at start: its refunds are refused with
+ * TALLY_ELEDGER (split.c checks every record it is given). */
+static void coop_check(const tally__state *st) {
+  for (uint32_t k = 0; k < TALLY__COOP_PURCHASES_MAX && k < st->coop_next; k++) {
+    const tally__coop *c = &st->coop[k];
+    uint32_t slot = c->transfer_id ? tally__purchase_find(st, c->transfer_id) : TALLY__NONE;
+    if (slot == TALLY__NONE) continue;
+    const tally__purchase *p = &st->purchases[slot];
+    __int128 credits = 0, returns = 0; /* legs are any bigint: no overflow */
+    bool ok = true;
+    for (uint32_t i = 0; i < c->count; i++) {
+      ok &= c->credit[i] >= 0 && c->returned[i] >= 0 && c->returned[i] <= c->credit[i];
+      credits += c->credit[i];
+      returns += c->returned[i];
+    }
+    if (ok && credits == p->amount && returns == p->refunded) continue;
+    fprintf(stderr, "tally: load: the co-op legs of purchase %llu do not add up (paid %lld, credited %lld,"
+                    " refunded %lld, returned %lld); its refunds will be refused\n",
+            (unsigned long long)c->transfer_id, (long long)p->amount, (long long)credits,
+            (long long)p->refunded, (long long)returns);
+  }
+}
+
 static int load_coop(loader *l, int64_t now_ms) {
   tally__state *st = &l->e->st;
   char since[24], limit[24];
@@ -99,12 +134,15 @@ static int load_coop(loader *l, int64_t now_ms) {
   PGresult *r = tally__load_q(
       l,
       "WITH p AS (SELECT t.id, t.leg_accounts, t.leg_amounts FROM transfers t JOIN items i ON i.id = t.item_id"
-      "  WHERE t.kind = 1 AND (i.split <> '' OR cardinality(t.leg_accounts) > 3) AND t.created_ms >= $1::bigint ORDER BY t.id DESC LIMIT $2::int)"
+      "  WHERE t.kind = 1 AND t.created_ms >= $1::bigint AND (EXISTS (SELECT 1 FROM coop_purchases c WHERE c.transfer_id = t.id)"
+      "   OR (t.id <= (SELECT value FROM ledger_marks WHERE name = 'coop_purchases_from')"
+      "    AND (i.split <> '' OR cardinality(t.leg_accounts) > 3)))"
+      "  ORDER BY t.id DESC LIMIT $2::int)"
       " SELECT p.id, e.account_id, e.amount_minor, coalesce((SELECT -sum(r.amount_minor) FROM transfers rt,"
-      "   unnest(rt.leg_accounts, rt.leg_amounts) AS r(account_id, amount_minor)"
-      "   WHERE rt.kind = 3 AND rt.ref_transfer = p.id AND r.account_id = e.account_id), 0)"
+      "   unnest(rt.leg_accounts, rt.leg_amounts) WITH ORDINALITY AS r(account_id, amount_minor, n)"
+      "   WHERE rt.kind = 3 AND rt.ref_transfer = p.id AND r.n > 1 AND r.account_id = e.account_id), 0)"
       " FROM p, unnest(p.leg_accounts, p.leg_amounts) WITH ORDINALITY AS e(account_id, amount_minor, n)"
-      " WHERE e.amount_minor > 0 ORDER BY p.id, (e.account_id = 1), e.n",
+      " WHERE e.n > 1 AND e.amount_minor > 0 ORDER BY p.id, (e.account_id = 1), e.n",
       2, params);
   if (!r) return TALLY_EDB;
   uint64_t current = 0;
@@ -138,6 +176,7 @@ static int load_coop(loader *l, int64_t now_ms) {
     cp->credit[cp->count] = cp->returned[cp->count] = 0;
     cp->count++;
   }
+  coop_check(st);
   return TALLY_OK;
 }
 
@@ -148,6 +187,27 @@ static int load_redemptions(loader *l) {
   for (int i = 0; i < PQntuples(r); i++) {
     uint32_t slot = tally__purchase_find(st, (uint64_t)tally__load_i64(r, i, 0));
     if (slot != TALLY__NONE) st->purchases[slot].redeemed = true;
+  }
+  PQclear(r);
+  return TALLY_OK;
+}
+
+/* Entries of undrawn raffles that a draw interrupted by a restart already
+ * passed over (and said why): the draw again passes over them. */
+static int load_raffle_passes(loader *l) {
+  tally__state *st = &l->e->st;
+  PGresult *r = tally__load_q(l, "SELECT p.item_id, p.account_id, p.reason_code FROM raffle_passes p"
+                                 " JOIN items i ON i.id = p.item_id WHERE NOT i.raffle_drawn", 0, NULL);
+  if (!r) return TALLY_EDB;
+  for (int i = 0; i < PQntuples(r); i++) {
+    uint32_t item = tally__load_item(l, tally__load_i64(r, i, 0));
+    uint32_t account = tally__load_acc(l, tally__load_i64(r, i, 1));
+    for (uint32_t k = 0; k < st->entry_count && item != TALLY__NONE; k++) {
+      tally__raffle_entry *en = &st->entries[k];
+      if (en->item != item || en->account != account) continue;
+      en->drawn = TALLY__DRAWN_PASSED;
+      en->pass_reason = (int32_t)tally__load_i64(r, i, 2);
+    }
   }
   PQclear(r);
   return TALLY_OK;
@@ -178,6 +238,7 @@ static int load_raffles(loader *l) {
     st->items[item].raffle_seq = st->entries[slot].seq + 1;
   }
   PQclear(r);
+  if (!rc) rc = load_raffle_passes(l);
   for (uint32_t i = 0; i < st->item_count && !rc; i++) {
     const tally__item *it = &st->items[i];
     if (it->drop_mode == TALLY__MODE_RAFFLE && !it->raffle_drawn && it->drop_state == TALLY__DROP_CLOSED)

@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,8 @@ enum {
   SIGNER_TAG_BYTES = sizeof SIGNER_BATCH_TAG - 1,
   SIGNER_PATH_BYTES_MAX = PATH_MAX,
   SIGNER_KEY_MODE = 0600,
+  SIGNER_KEY_MODE_REFUSED = 0077, /* any access for group or others */
+  SIGNER_PUB_HEX_CHARS = 2 * TALLY_PUBKEY_BYTES,
   SIGNER_PUB_MODE = 0644,
 };
 _Static_assert(TALLY_BATCH_MSG_BYTES == SIGNER_TAG_BYTES + 8 + 4 + 32,
@@ -96,6 +99,26 @@ static int signer_no_password(char *buf, int size, int rwflag, void *ud) {
   return -1; /* never prompt on a terminal: encrypted keys are refused */
 }
 
+/* A private key that its group or others can read (or write) may already
+ * be known to someone else: every receipt it signs would prove nothing.
+ * Checked on the open file, so the mode is the one of what is read. */
+static int signer_check_mode(FILE *f, const char *path, char *err, size_t err_len) {
+  struct stat st;
+  if (fstat(fileno(f), &st) != 0) {
+    return signer_fail(err, err_len, TALLY_EIO, "signing key %s: %s", path, strerror(errno));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    return signer_fail(err, err_len, TALLY_ECONFIG, "signing key %s: not a regular file", path);
+  }
+  if (st.st_mode & SIGNER_KEY_MODE_REFUSED) {
+    return signer_fail(err, err_len, TALLY_ECONFIG,
+                       "signing key %s is open to group or others (mode %04o); refusing it."
+                       " If nobody else read it, run: chmod 600 %s",
+                       path, (unsigned)(st.st_mode & 07777), path);
+  }
+  return TALLY_OK;
+}
+
 /* TALLY_ENOTFOUND when the file does not exist. */
 static int signer_read_key(const char *path, EVP_PKEY **out, char *err,
                            size_t err_len) {
@@ -104,6 +127,11 @@ static int signer_read_key(const char *path, EVP_PKEY **out, char *err,
     if (errno == ENOENT) return TALLY_ENOTFOUND;
     return signer_fail(err, err_len, TALLY_EIO, "signing key %s: %s", path,
                        strerror(errno));
+  }
+  int rc = signer_check_mode(f, path, err, err_len);
+  if (rc != TALLY_OK) {
+    fclose(f);
+    return rc;
   }
   EVP_PKEY *pkey = PEM_read_PrivateKey(f, NULL, signer_no_password, NULL);
   fclose(f);
@@ -208,6 +236,32 @@ static int signer_create_key(const char *path, EVP_PKEY **out, char *err,
   return rc;
 }
 
+/* An existing .pub is what operators hand out to verify receipts offline:
+ * one that is not the key's own public key would make every receipt fail
+ * (or verify against another key). It is refused, not rewritten: which of
+ * the two files is wrong is the operator's call, and a rewrite would hide
+ * a swapped key. */
+static int signer_check_pub(const tally__signer *s, const char *pub_path, char *err,
+                            size_t err_len) {
+  FILE *f = fopen(pub_path, "rb");
+  if (!f) {
+    return signer_fail(err, err_len, TALLY_EIO, "public key %s: %s", pub_path, strerror(errno));
+  }
+  char text[SIGNER_PUB_HEX_CHARS + 2] = "";
+  size_t n = fread(text, 1, sizeof text - 1, f);
+  bool more = fgetc(f) != EOF;
+  fclose(f);
+  char want[SIGNER_PUB_HEX_CHARS + 1];
+  for (size_t i = 0; i < TALLY_PUBKEY_BYTES; i++) snprintf(want + 2 * i, 3, "%02x", s->pub[i]);
+  bool same = !more && n >= SIGNER_PUB_HEX_CHARS && memcmp(text, want, SIGNER_PUB_HEX_CHARS) == 0 &&
+              (n == SIGNER_PUB_HEX_CHARS || (n == SIGNER_PUB_HEX_CHARS + 1 && text[n - 1] == '\n'));
+  if (same) return TALLY_OK;
+  return signer_fail(err, err_len, TALLY_ECONFIG,
+                     "public key %s does not match the signing key (whose public key is %s);"
+                     " refusing it. If the key is right, delete the .pub: it is written again",
+                     pub_path, want);
+}
+
 static int signer_write_pub(const tally__signer *s, const char *path,
                             char *err, size_t err_len) {
   char pub_path[SIGNER_PATH_BYTES_MAX];
@@ -215,10 +269,10 @@ static int signer_write_pub(const tally__signer *s, const char *path,
   if (n < 0 || (size_t)n >= sizeof pub_path) {
     return signer_fail(err, err_len, TALLY_EINVAL, "path too long: %s", path);
   }
-  if (access(pub_path, F_OK) == 0) return TALLY_OK;
   int rc = signer_publish(pub_path, SIGNER_PUB_MODE, signer_fill_pub, s->pub,
                           err, err_len);
-  return rc == TALLY_EEXISTS ? TALLY_OK : rc;
+  if (rc == TALLY_EEXISTS) rc = signer_check_pub(s, pub_path, err, err_len);
+  return rc;
 }
 
 int tally__signer_open(const char *pem_path, tally__signer **out, char *err,

@@ -7,7 +7,11 @@
  *   file in the same folder and published atomically without ever replacing
  *   an existing key (if another process won the race, its key is loaded).
  *   PATH.pub (hex public key and a newline, mode 0644) is written when
- *   missing. Errors return a code and a sentence in err.
+ *   missing. An existing key file that its group or others may access
+ *   (mode & 077) is refused (TALLY_ECONFIG, the error names the file and
+ *   `chmod 600`), and so is an existing PATH.pub that is not the key's own
+ *   public key (TALLY_ECONFIG: refused, not rewritten; delete it to have it
+ *   written again). Errors return a code and a sentence in err.
  * - The signer is owned by the caller: close it with tally__signer_close.
  *   One thread at a time may sign (it keeps one EVP_MD_CTX for reuse).
  * - A key id is the lowercase hex of the first 8 bytes of SHA256(public key);
@@ -33,7 +37,8 @@ enum {
 typedef struct tally__signer tally__signer;
 
 /* On success *out owns the key. TALLY_EIO for file errors, TALLY_ECRYPTO for
- * a file that is not an Ed25519 private key or a failing OpenSSL call. */
+ * a file that is not an Ed25519 private key or a failing OpenSSL call,
+ * TALLY_ECONFIG for a key open to group or others or a .pub of another key. */
 int tally__signer_open(const char *pem_path, tally__signer **out, char *err,
                        size_t err_len);
 /* NULL is allowed. */

@@ -14,7 +14,11 @@
  *   rounded by largest remainder; no part is negative, no payee ever
  *   returns more than it was credited, the parts sum to `amount`, and the
  *   refund of everything left returns every credit exactly, however many
- *   partial refunds came before.
+ *   partial refunds came before. Its inputs come from the ledger, so they
+ *   are checked: each returned[i] in [0, credit[i]], the credits summing
+ *   to total, the returns to refunded_before, and amount within what is
+ *   left; otherwise it returns TALLY__SPLIT_EINCONSISTENT and sets no part
+ *   (0 when the parts are set).
  * Pure functions: no allocation, no state. */
 #ifndef TALLY_SPLIT_H
 #define TALLY_SPLIT_H
@@ -25,12 +29,13 @@ enum {
   TALLY__SPLIT_MAX = 8,       /* creators sharing one item */
   TALLY__BPS_WHOLE = 10000,   /* shares are in basis points and sum to this */
   TALLY__PAYEES_MAX = TALLY__SPLIT_MAX + 2, /* creators, an affiliate, the platform fee */
+  TALLY__SPLIT_EINCONSISTENT = -1,           /* tally__apportion_refund: a record that does not add up */
 };
 
 void tally__apportion(int64_t amount, const int64_t *weights, uint32_t n, int64_t *parts);
 
-void tally__apportion_refund(const int64_t *credit, const int64_t *returned, uint32_t n,
-                             int64_t total, int64_t refunded_before, int64_t amount,
-                             int64_t *parts);
+int tally__apportion_refund(const int64_t *credit, const int64_t *returned, uint32_t n,
+                            int64_t total, int64_t refunded_before, int64_t amount,
+                            int64_t *parts);
 
 #endif

@@ -268,7 +268,19 @@ typedef struct tally__raffle_entry {
   uint32_t seq; /* arrival order within its raffle (stored: the draw's order) */
   bool persisted, live;
   char origin[TALLY_NAME_BYTES_MAX + 1]; /* where to tell the result */
+  /* In the draw (live_raffle.c): TALLY__DRAWN_*, charge attempts that
+   * failed at batch level, why it was passed over (a TALLY_E* code). */
+  uint8_t drawn, tries;
+  int32_t pass_reason;
 } tally__raffle_entry;
+enum {
+  TALLY__DRAWN_NOT = 0,       /* not reached by the draw (yet) */
+  TALLY__DRAWN_CHARGING = 1,  /* its charge is in flight */
+  TALLY__DRAWN_WON = 2,       /* charged: committed */
+  TALLY__DRAWN_PASS_NEW = 3,  /* passed over, its raffle_passes row not yet sent */
+  TALLY__DRAWN_PASS_SENT = 4, /* that row in flight */
+  TALLY__DRAWN_PASSED = 5,    /* that row stored */
+};
 
 enum tally__key_state { TALLY__KEY_FREE = 0, TALLY__KEY_INFLIGHT = 1, TALLY__KEY_DONE = 2 };
 typedef struct tally__key {
@@ -293,12 +305,15 @@ enum tally__op_type {
   TALLY__OP_REDEEM = 4,
   TALLY__OP_SHIP = 5, /* a merch purchase's shipping note (in note) */
   TALLY__OP_HIDE = 6, /* a moderator hides a held tip message (ref_transfer: the tip) */
+  TALLY__OP_PASS = 7, /* a raffle entry drawn and passed over (entry_slot; fee: the reason code) */
 };
 typedef struct tally__op {
   uint8_t type, kind, leg_count;
   bool told_pending;
   bool welcome; /* the demo welcome grant of `account` */
   bool held_message; /* TIP: its message waits for moderators (a held_messages row) */
+  bool coop_legs;    /* PURCHASE: its legs are a co-op record (a coop_purchases row) */
+  bool raffle_charge; /* PURCHASE: a raffle winner's charge (entry_slot: the entry) */
   uint64_t event_id; /* the event it happens in, 0 if none */
   int64_t grant_request; /* grant_requests.id it applies, 0 if none */
   uint32_t account, counterparty, item, qty;
@@ -394,6 +409,8 @@ typedef struct tally__state {
   struct tally__draw_run {      /* the draw in progress (one at a time) */
     bool active;
     uint32_t item, n, next, stepped, winners, units;
+    bool charging;           /* the charge of position `next` is in flight */
+    uint64_t retry_mono_ms;  /* a failed charge is tried again from then */
     tally__raffle_rng rng;
     char named[TALLY_TEXT_BYTES_MAX / 2]; /* first winners, for the announcement */
   } draw;

@@ -358,6 +358,7 @@ static void test_signer_rejects_bad_files(void **state) {
   assert_non_null(k);
   fputs("not a key\n", k);
   fclose(k);
+  assert_int_equal(chmod(f->key, 0600), 0);
   tally__signer *s = (tally__signer *)1;
   char err[TALLY_ERRBUF_BYTES] = "";
   assert_int_equal(tally__signer_open(f->key, &s, err, sizeof err), TALLY_ECRYPTO);
@@ -366,6 +367,85 @@ static void test_signer_rejects_bad_files(void **state) {
   char missing[160];
   snprintf(missing, sizeof missing, "%s/no/such/dir/key.pem", f->dir);
   assert_int_equal(tally__signer_open(missing, &s, err, sizeof err), TALLY_EIO);
+}
+
+/* Issue 9 #19: a private key that group or others may read is refused,
+ * naming the file and the fix, and loads again once it is 0600. */
+static void test_signer_refuses_a_key_open_to_others(void **state) {
+  fixture *f = *state;
+  tally__signer *s = open_signer(f->key); /* created 0600 */
+  tally__signer_close(s);
+  static const mode_t modes[] = {0644, 0640, 0604, 0620, 0602, 0660};
+  for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
+    assert_int_equal(chmod(f->key, modes[i]), 0);
+    char err[TALLY_ERRBUF_BYTES] = "";
+    s = (tally__signer *)1;
+    assert_int_equal(tally__signer_open(f->key, &s, err, sizeof err), TALLY_ECONFIG);
+    assert_null(s);
+    assert_non_null(strstr(err, f->key));
+    assert_non_null(strstr(err, "chmod 600"));
+  }
+  assert_int_equal(chmod(f->key, 0400), 0); /* owner-only read is fine */
+  tally__signer_close(open_signer(f->key));
+  assert_int_equal(chmod(f->key, 0600), 0);
+  tally__signer_close(open_signer(f->key));
+}
+
+static void write_text(const char *path, const char *text) {
+  FILE *p = fopen(path, "w");
+  assert_non_null(p);
+  fputs(text, p);
+  fclose(p);
+}
+
+/* Issue 9 #19: an existing .pub that is not the key's public key is
+ * refused (not trusted, not silently rewritten); deleting it writes the
+ * right one again. */
+static void test_signer_refuses_a_pub_of_another_key(void **state) {
+  fixture *f = *state;
+  tally__signer *s = open_signer(f->key);
+  uint8_t pub[32];
+  tally__signer_public(s, pub);
+  tally__signer_close(s);
+  char pub_path[300], right[80], text[160];
+  snprintf(pub_path, sizeof pub_path, "%s.pub", f->key);
+  for (int i = 0; i < 32; i++) snprintf(right + 2 * i, 3, "%02x", pub[i]);
+  snprintf(text, sizeof text, "%s\n", right);
+  char other[80];
+  snprintf(other, sizeof other, "%s", right);
+  other[0] = other[0] == '0' ? '1' : '0';
+  /* another key, empty, trailing junk, one hex digit short */
+  char wrong[4][200];
+  snprintf(wrong[0], sizeof wrong[0], "%s\n", other);
+  snprintf(wrong[1], sizeof wrong[1], "%s", "");
+  snprintf(wrong[2], sizeof wrong[2], "%s\nextra\n", right);
+  snprintf(wrong[3], sizeof wrong[3], "%.63s\n", right);
+  for (int i = 0; i < 4; i++) {
+    write_text(pub_path, wrong[i]);
+    char err[TALLY_ERRBUF_BYTES] = "";
+    s = (tally__signer *)1;
+    assert_int_equal(tally__signer_open(f->key, &s, err, sizeof err), TALLY_ECONFIG);
+    assert_null(s);
+    assert_non_null(strstr(err, pub_path));
+    FILE *p = fopen(pub_path, "r");
+    char got[200] = "";
+    assert_non_null(p);
+    size_t n = fread(got, 1, sizeof got - 1, p);
+    fclose(p);
+    got[n] = 0;
+    assert_string_equal(got, wrong[i]); /* left as it was */
+  }
+  write_text(pub_path, right); /* the right key without its newline is accepted */
+  tally__signer_close(open_signer(f->key));
+  assert_int_equal(unlink(pub_path), 0);
+  tally__signer_close(open_signer(f->key));
+  FILE *p = fopen(pub_path, "r");
+  char got[200] = "";
+  assert_non_null(p);
+  size_t n = fread(got, 1, sizeof got - 1, p);
+  fclose(p);
+  got[n] = 0;
+  assert_string_equal(got, text);
 }
 
 /* ---- leaves ---------------------------------------------------------------- */
@@ -727,6 +807,10 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_signer_create_reload, fixture_setup,
                                       fixture_teardown),
       cmocka_unit_test_setup_teardown(test_signer_sign_verify, fixture_setup,
+                                      fixture_teardown),
+      cmocka_unit_test_setup_teardown(test_signer_refuses_a_key_open_to_others, fixture_setup,
+                                      fixture_teardown),
+      cmocka_unit_test_setup_teardown(test_signer_refuses_a_pub_of_another_key, fixture_setup,
                                       fixture_teardown),
       cmocka_unit_test_setup_teardown(test_signer_rejects_bad_files,
                                       fixture_setup, fixture_teardown),
