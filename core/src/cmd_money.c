@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "text.h"
 #include "commands.h"
 #include "decide.h"
 #include "live.h"
@@ -48,7 +49,7 @@ int tally__cmd_buy_item(tally__cmd *c, uint32_t item, uint32_t qty, const char *
   if (rc == TALLY_OK) {
     op->event_id = tally__live_event_for(&c->e->st, item, c->cmd->channel);
     tally__event_inflight(&c->e->st, op->event_id, +1);
-    if (note) snprintf(op->note, sizeof op->note, "%s", note);
+    if (note) tally__text_clip(op->note, sizeof op->note, note);
   }
   tally__cmd_money_result(c, rc, existing);
   return rc;
@@ -268,7 +269,7 @@ void tally__cmd_tip(tally__cmd *c) {
     op->event_id = tally__live_event_for(&c->e->st, TALLY__NONE, c->cmd->channel);
     tally__event_inflight(&c->e->st, op->event_id, +1);
     /* The channel's thank-you line, said once the tip is committed. */
-    if (c->t.count > 3) snprintf(op->note, sizeof op->note, "%s", c->t.rest[3]);
+    if (c->t.count > 3) tally__text_clip(op->note, sizeof op->note, c->t.rest[3]);
     /* Said in a channel with a hold: moderators see the message first. */
     op->held_message = op->note[0] && c->cmd->channel[0] && c->e->cfg.tip_message_hold_s > 0 &&
                        tally__tip_message_reserve(&c->e->st);

@@ -277,7 +277,7 @@ static void record_settled(tally__engine *e, const tally__op *op, bool ok) {
   } else if (op->type == TALLY__OP_SHIP && ok) {
     tally__ship_note *n = &st->ship_notes[st->ship_next++ % TALLY__SHIP_NOTES_KEPT];
     n->transfer_id = op->ref_transfer;
-    snprintf(n->note, sizeof n->note, "%.*s", (int)(sizeof n->note - 1), op->note);
+    tally__text_clip(n->note, sizeof n->note, op->note);
   } else if (op->type == TALLY__OP_REDEEM) {
     tally__purchase *p = &st->purchases[op->purchase_slot];
     p->redeem_held = false;
