@@ -496,7 +496,11 @@ static void try_start(tally__engine *e, uint64_t now) {
   for (uint32_t k = 1; rc == TALLY_OK && k < e->cfg.writers; k++)
     rc = tally__writer_connect(&e->writers[k], err, sizeof err);
   if (rc != TALLY_OK) {
-    if (strcmp(err, e->startup_error) != 0) fprintf(stderr, "tally: start: %s\n", err);
+    if (strcmp(err, e->startup_error) != 0) {
+      fprintf(stderr, "tally: start: %s\n", err);
+      /* A host sees why it is not starting (e.g. a config the ledger refuses). */
+      tally__emit(e, TALLY_EFFECT_STATUS, rc, 0, 0, "", "", err);
+    }
     snprintf(e->startup_error, sizeof e->startup_error, "%s", err);
     for (uint32_t k = 0; k < e->cfg.writers; k++) tally__writer_close(&e->writers[k]);
     return;

@@ -87,9 +87,52 @@ static void test_tip_message_clipped_whole_characters(void **state) {
   finish();
 }
 
+static int64_t balance_of(const char *name) {
+  return th_sql_i64f(F.dsn,
+                     "SELECT coalesce(sum(e.amount_minor), 0) FROM entries e JOIN accounts a"
+                     " ON a.id = e.account_id WHERE a.name = 'user:%s'", name);
+}
+
+/* 10: on a 0-decimal deployment `tally grant bob 5` grants 5, not 500; the
+ * flag that overrode the ledger is gone; an engine with other decimals
+ * refuses to start, saying why. */
+static void test_grant_uses_ledger_decimals(void **state) {
+  (void)state;
+  th_fresh_db("decimals", F.dsn, sizeof F.dsn);
+  th_config(&F.cfg, F.dsn);
+  F.cfg.currency_decimals = 0;
+  F.e = th_engine(&F.cfg);
+  assert_int_equal(th_tally_run2(F.dsn, "grant", "bob", "5"), 0); /* waits until applied */
+  assert_int_equal(balance_of("bob"), 5);
+  /* Not an amount in this currency: refused, nothing requested. */
+  assert_int_not_equal(th_tally_run2(F.dsn, "grant", "bob", "5.5"), 0);
+  assert_int_equal(th_sql_i64(F.dsn, "SELECT count(*) FROM grant_requests"), 1);
+  /* --decimals no longer exists (it used to win over the ledger). */
+  assert_int_equal(th_tally_run2(F.dsn, "grant", "--decimals=2", "bob"), 2);
+  th_engine_free(F.e);
+  F.e = NULL;
+  F.cfg.currency_decimals = 2;
+  char why[TALLY_TEXT_BYTES_MAX + 1];
+  assert_int_equal(th_engine_refused(&F.cfg, why, sizeof why, 10000), TALLY_ECONFIG);
+  assert_non_null(strstr(why, "decimals"));
+  assert_int_equal(th_sql_i64(F.dsn, "SELECT decimals FROM ledger_currency"), 0);
+  /* The refused engine took no lease: the right one starts and sees bob's 5. */
+  int64_t epoch = th_sql_i64(F.dsn, "SELECT epoch FROM engine_lease");
+  F.cfg.currency_decimals = 0;
+  F.e = th_engine(&F.cfg);
+  assert_int_equal(th_sql_i64(F.dsn, "SELECT epoch FROM engine_lease"), epoch + 1);
+  th_reply r;
+  assert_int_equal(th_cmd(F.e, "bob", "WALLET", 0, &r), TALLY_OK);
+  assert_non_null(strstr(r.text, "5 credits available"));
+  th_engine_free(F.e);
+  F.e = NULL;
+  assert_int_equal(th_tally_check(F.dsn), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_teardown(test_tip_message_clipped_whole_characters, teardown),
+      cmocka_unit_test_teardown(test_grant_uses_ledger_decimals, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
