@@ -318,14 +318,23 @@ void tally__cmd_welcome(tally__cmd *c, uint32_t account) {
   tally__cmd_op_added(c);
 }
 
+/* A grant request that can never be applied: logged, and left out of
+ * later polls (until a restart) so it cannot crowd out the others. */
+static void grant_skip(tally__engine *e, int64_t request_id, const char *why) {
+  for (uint32_t i = 0; i < TALLY__GRANT_SKIPPED_MAX; i++)
+    if (e->grant_skipped[i] == request_id) return;
+  fprintf(stderr, "tally: grant request %lld not applied: %s\n", (long long)request_id, why);
+  e->grant_skipped[e->grant_skipped_next++ % TALLY__GRANT_SKIPPED_MAX] = request_id;
+}
+
 void tally__grant_request_apply(tally__engine *e, int64_t request_id, const char *account,
                                 int64_t amount) {
-  if (request_id <= e->last_grant_request) return;
+  if (request_id > e->last_grant_request) e->last_grant_request = request_id;
   tally__command_frame none = {0};
   tally__cmd c = {.e = e, .cmd = &none, .now = tally__now_mono_ms(e), .wall = tally__now_wall_ms()};
   uint32_t to;
   if (amount <= 0 || tally__cmd_account(&c, account, &to) != TALLY_OK) {
-    e->last_grant_request = request_id; /* unusable: skip it, the CLI checked it already */
+    grant_skip(e, request_id, "unknown or bad account");
     return;
   }
   tally__op *op = tally__cmd_op_slot(&c);
@@ -340,8 +349,10 @@ void tally__grant_request_apply(tally__engine *e, int64_t request_id, const char
   }
   if (rc) tally__cmd_op_unused(&c);
   else {
-    op->grant_request = request_id; /* a failed batch hands it back to the poll */
+    op->grant_request = request_id;
     tally__cmd_op_added(&c);
   }
-  e->last_grant_request = request_id;
+  /* EEXISTS: in flight or committed under its key (the poll ran before the
+   * commit); anything else can never apply. */
+  if (rc && rc != TALLY_EEXISTS) grant_skip(e, request_id, tally_strerror(rc));
 }

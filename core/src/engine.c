@@ -221,13 +221,6 @@ static void rows_committed(tally__engine *e, const tally__batch *b) {
 
 static void op_committed(tally__engine *e, tally__batch *b, tally__op *op);
 
-/* A CLI grant that did not commit is polled for again (its key keeps it
- * exactly once). */
-static void grant_request_retry(tally__engine *e, const tally__op *op) {
-  if (op->grant_request && op->grant_request <= e->last_grant_request)
-    e->last_grant_request = op->grant_request - 1;
-}
-
 /* A transfer the ledger does not hold as ours: a duplicate key, or (after a
  * complete lookup) a transfer that never committed. */
 static void op_not_ours(tally__engine *e, tally__batch *b, uint32_t k) {
@@ -251,8 +244,7 @@ static void op_not_ours(tally__engine *e, tally__batch *b, uint32_t k) {
                   tally_strerror(TALLY_EKEY_MISMATCH));
   } else {
     assert(b->looked_up); /* "not charged" only when the ledger was asked */
-    tally__key_forget(&e->st, op->key_slot);
-    grant_request_retry(e, op);
+    tally__key_forget(&e->st, op->key_slot); /* a CLI grant: polled for again */
     if (op->origin[0])
       tally__emit(e, TALLY_EFFECT_REPLY, TALLY_EFAILED, op->req_id, 0, op->origin, op->channel,
                   tally_strerror(TALLY_EFAILED));
@@ -409,8 +401,7 @@ void tally__engine_batch_failed(tally__engine *e, tally__batch *b, const char *w
     record_settled(e, op, false);
     if (op->type == TALLY__OP_TRANSFER) {
       tally__op_release(&e->st, op);
-      tally__key_forget(&e->st, op->key_slot);
-      grant_request_retry(e, op);
+      tally__key_forget(&e->st, op->key_slot); /* a CLI grant: polled for again */
       atomic_fetch_add_explicit(&e->n_buys_refused, 1, memory_order_relaxed);
     }
     if (op->origin[0])

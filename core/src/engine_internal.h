@@ -30,6 +30,12 @@ enum {
   TALLY__RETRY_MAX = 5,            /* serialization failures before giving up */
   TALLY__EFFECTS_PER_EVENT_MAX = 24, /* effects one command may emit at once */
   TALLY__GRANT_POLL_MS = 1000,
+  /* Grant requests take their bigserial id before they commit, so one may
+   * commit after higher ids did: each poll looks back this many ids below
+   * the highest seen for requests that have no transfer yet. */
+  TALLY__GRANT_REORDER_IDS = 4096,
+  TALLY__GRANT_POLL_ROWS = 64,
+  TALLY__GRANT_SKIPPED_MAX = 64, /* requests the engine cannot apply, left out of polls */
   TALLY__STOP_WAIT_MS = 10000,
   TALLY__PENDING_IDS_MAX = 256,    /* keys looked up per resolve query */
   TALLY__DRAIN_FLUSH_EVERY = 512,  /* events drained between offers to idle writers */
@@ -87,7 +93,9 @@ struct tally_engine {
   uint64_t lease_epoch;  /* engine_lease.epoch this engine holds */
   uint64_t rows_retry_mono_ms; /* catalog-only batches wait until then after a failure */
   uint64_t next_start_ms, next_grant_poll_ms;
-  int64_t last_grant_request;
+  int64_t last_grant_request; /* the highest grant request id seen */
+  int64_t grant_skipped[TALLY__GRANT_SKIPPED_MAX]; /* a ring; 0 = empty */
+  uint32_t grant_skipped_next;
   bool effects_pending;
   uint32_t ops_pending;
   uint8_t frame[TALLY_FRAME_BYTES_MAX];

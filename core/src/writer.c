@@ -379,13 +379,23 @@ static void writer_on_io(uv_poll_t *h, int status, int events) {
 
 int tally__writer_poll_grants(tally__writer *w) {
   tally__engine *e = w->engine;
-  char last[24];
-  snprintf(last, sizeof last, "%lld", (long long)e->last_grant_request);
-  const char *params[1] = {last};
+  char floor[24], skipped[TALLY__GRANT_SKIPPED_MAX * 21 + 3], limit[12];
+  int64_t from = e->last_grant_request - TALLY__GRANT_REORDER_IDS;
+  snprintf(floor, sizeof floor, "%lld", (long long)(from > 0 ? from : 0));
+  snprintf(limit, sizeof limit, "%d", TALLY__GRANT_POLL_ROWS);
+  size_t n = (size_t)snprintf(skipped, sizeof skipped, "{0");
+  for (uint32_t i = 0; i < TALLY__GRANT_SKIPPED_MAX; i++)
+    if (e->grant_skipped[i]) n += (size_t)snprintf(skipped + n, sizeof skipped - n, ",%lld", (long long)e->grant_skipped[i]);
+  snprintf(skipped + n, sizeof skipped - n, "}");
+  const char *params[3] = {floor, skipped, limit};
+  /* Not `id > last`: a request whose id was taken before a higher one's
+   * may commit after it. A request is open until its transfer exists. */
   if (!PQsendQueryParams(w->conn,
-                         "SELECT id, account, amount_minor FROM grant_requests WHERE id > $1::bigint"
-                         " ORDER BY id LIMIT 64",
-                         1, NULL, params, NULL, NULL, 0))
+                         "SELECT g.id, g.account, g.amount_minor FROM grant_requests g"
+                         " WHERE g.id > $1::bigint AND g.id <> ALL ($2::bigint[]) AND NOT EXISTS"
+                         " (SELECT 1 FROM transfers t WHERE t.idem_key = 'grant-request:' || g.id)"
+                         " ORDER BY g.id LIMIT $3::int",
+                         3, NULL, params, NULL, NULL, 0))
     return TALLY_EDB;
   w->state = TALLY__WRITER_GRANTS;
   return writer_send_flush(w);

@@ -16,6 +16,9 @@
 
 #include <cmocka.h>
 
+#include <libpq-fe.h>
+#include <unistd.h>
+
 #include "harness.h"
 #include "load.h"
 
@@ -129,10 +132,69 @@ static void test_grant_uses_ledger_decimals(void **state) {
   assert_int_equal(th_tally_check(F.dsn), 0);
 }
 
+static PGconn *sql_conn(void) {
+  PGconn *c = PQconnectdb(F.dsn);
+  assert_int_equal(PQstatus(c), CONNECTION_OK);
+  return c;
+}
+
+static void sql_ok(PGconn *c, const char *sql) {
+  PGresult *r = PQexec(c, sql);
+  ExecStatusType st = PQresultStatus(r);
+  if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) fprintf(stderr, "%s: %s", sql, PQresultErrorMessage(r));
+  assert_true(st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK);
+  PQclear(r);
+}
+
+static int64_t grant_transfers(int64_t request) {
+  return th_sql_i64f(F.dsn, "SELECT count(*) FROM transfers WHERE idem_key = 'grant-request:%lld'", (long long)request);
+}
+
+/* Waits (pumping the engine) until request's transfer exists. */
+static void await_grant(int64_t request) {
+  for (int i = 0; i < 100 && grant_transfers(request) == 0; i++) th_settle(F.e, 100);
+}
+
+/* 8: request 1 takes its id first but commits after request 2, and the
+ * engine polls in between: both are applied, once each. */
+static void test_grant_requests_out_of_order(void **state) {
+  (void)state;
+  th_fresh_db("grantorder", F.dsn, sizeof F.dsn);
+  th_config(&F.cfg, F.dsn);
+  F.e = th_engine(&F.cfg);
+  PGconn *slow = sql_conn(), *fast = sql_conn();
+  sql_ok(slow, "BEGIN");
+  sql_ok(slow, "INSERT INTO grant_requests (account, amount_minor, actor, created_ms) VALUES ('alice', 300, 't', 0)");
+  sql_ok(fast, "INSERT INTO grant_requests (account, amount_minor, actor, created_ms) VALUES ('bob', 500, 't', 0)");
+  int64_t first = th_sql_i64(F.dsn, "SELECT min(id) FROM grant_requests"); /* only bob's is visible */
+  await_grant(first);
+  assert_int_equal(grant_transfers(first), 1);
+  th_settle(F.e, 2500); /* more polls with the lower id still uncommitted */
+  sql_ok(slow, "COMMIT");
+  await_grant(first - 1);
+  assert_int_equal(grant_transfers(first - 1), 1);
+  th_settle(F.e, 2500); /* and later polls apply neither again */
+  assert_int_equal(grant_transfers(first - 1), 1);
+  assert_int_equal(grant_transfers(first), 1);
+  assert_int_equal(balance_of("alice"), 300);
+  assert_int_equal(balance_of("bob"), 500);
+  PQfinish(slow);
+  PQfinish(fast);
+  /* After a restart, neither is applied again. */
+  th_engine_free(F.e);
+  F.e = th_engine(&F.cfg);
+  th_settle(F.e, 2500);
+  assert_int_equal(th_sql_i64(F.dsn, "SELECT count(*) FROM transfers WHERE kind = 4"), 2);
+  th_engine_free(F.e);
+  F.e = NULL;
+  assert_int_equal(th_tally_check(F.dsn), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_teardown(test_tip_message_clipped_whole_characters, teardown),
       cmocka_unit_test_teardown(test_grant_uses_ledger_decimals, teardown),
+      cmocka_unit_test_teardown(test_grant_requests_out_of_order, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
