@@ -16,10 +16,14 @@
 
 #include "engine_internal.h"
 #include "live.h"
+#include "migrate.h"
 
 static void writer_on_io(uv_poll_t *h, int status, int events);
 
-#define TALLY__LOCK_SQL "SELECT pg_try_advisory_lock(7999001)"
+/* Writer 0's session lock, in the two-key form (migrate.h): batch ids own
+ * the one-key space. */
+#define TALLY__LOCK_SQL "SELECT pg_try_advisory_lock(1952541817, 1)"
+_Static_assert(TALLY__LOCK_CLASS == 1952541817 && TALLY__LOCK_WRITER == 1, "TALLY__LOCK_SQL names the writer lock");
 
 static void writer_watch(tally__writer *w) {
   int events = UV_READABLE | (w->want_write ? UV_WRITABLE : 0);

@@ -190,11 +190,51 @@ static void test_grant_requests_out_of_order(void **state) {
   assert_int_equal(th_tally_check(F.dsn), 0);
 }
 
+/* Restarts the engine on F's ledger, with a fresh load. */
+static void restart(void) {
+  th_load_stop_engine(&F.L);
+  tally_engine_free(F.e);
+  th_load_free(&F.L);
+  F.e = th_engine(&F.cfg);
+  th_load_init(&F.L, F.e, 4000);
+}
+
+/* 17: writer 0 holds its session lock for the life of the engine; the
+ * batch that gets id 7999001 (the old lock key) commits on writer 1. */
+static void test_batch_7999001_commits(void **state) {
+  (void)state;
+  setup_shop("lock7999001", 2);
+  /* Ids continue from the ledger's largest: the next are 7998998 (the
+   * tip), 7998999 (its batch), 7999000 (the buy), 7999001 (its batch). */
+  assert_int_equal(th_sql_exec(F.dsn, "INSERT INTO accounts (id, name, kind, created_ms)"
+                                      " VALUES (7998997, 'user:pad', 1, 0)"), 0);
+  /* The tip's batch sleeps on writer 0, so the buy's goes to writer 1. */
+  assert_int_equal(th_sql_exec(F.dsn,
+                               "CREATE FUNCTION th_slow() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN"
+                               " IF NEW.memo = 'slow' THEN PERFORM pg_sleep(1.5); END IF; RETURN NULL; END$$;"
+                               " CREATE TRIGGER th_slow AFTER INSERT ON transfers FOR EACH ROW"
+                               " EXECUTE FUNCTION th_slow()"), 0);
+  restart();
+  int tip = th_load_send(&F.L, "b0", "TIP alice 1 slow", NULL, 0);
+  th_load_pump(&F.L, 300);
+  int buy = th_load_send(&F.L, "b1", "BUY tee", NULL, 0);
+  assert_int_equal(th_load_wait(&F.L, 20000), 0);
+  assert_int_equal(F.L.reqs[tip].final_code, TALLY_OK);
+  if (F.L.reqs[buy].final_code != TALLY_OK) fprintf(stderr, "buy: %s\n", F.L.reqs[buy].text);
+  assert_int_equal(F.L.reqs[buy].final_code, TALLY_OK);
+  assert_int_equal(th_sql_i64(F.dsn, "SELECT count(*) FROM batches WHERE id = 7999001"), 1);
+  assert_int_equal(th_sql_i64f(F.dsn, "SELECT batch_id FROM transfers WHERE id = %llu",
+                               (unsigned long long)F.L.reqs[buy].receipt), 7999001);
+  assert_int_equal(th_sql_exec(F.dsn, "DROP TRIGGER th_slow ON transfers"), 0);
+  finish();
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_teardown(test_tip_message_clipped_whole_characters, teardown),
       cmocka_unit_test_teardown(test_grant_uses_ledger_decimals, teardown),
       cmocka_unit_test_teardown(test_grant_requests_out_of_order, teardown),
+      cmocka_unit_test_teardown(test_batch_7999001_commits, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
