@@ -291,7 +291,41 @@ static bool batch_committed(const tally__batch *b) {
   return false;
 }
 
+/* A batch refused as a whole because some of its keys are held by other
+ * transfers (TL002; the key had left memory, e.g. a replay a day later):
+ * those ops get their first answer (or "key reused"), and the others go
+ * again in the same batch under a new id and signature. Nothing of it
+ * committed, so no receipt named the old id. */
+static void batch_resettle(tally__engine *e, tally__batch *b) {
+  b->key_taken = false;
+  memset(b->drop, 0, b->op_count * sizeof *b->drop);
+  uint32_t dropped = 0;
+  for (uint32_t k = 0; k < b->transfer_count; k++) {
+    if (!b->found_id[k]) continue;
+    op_not_ours(e, b, k);
+    b->drop[b->xfer[k]] = true;
+    dropped++;
+  }
+  tally__batch_drop_ops(b, b->drop);
+  if (!dropped || b->reseals >= TALLY__RESEALS_MAX) {
+    tally__engine_batch_failed(e, b, "refused: a key is taken, and the lookup did not say which");
+    return;
+  }
+  if (b->op_count == 0 && b->row_count == 0) {
+    tally__batch_reset(b);
+    return;
+  }
+  b->reseals++;
+  int rc = tally__batch_reseal(b, &e->st, e->signer, tally__now_mono_ms(e), tally__now_wall_ms(), e->lease_epoch);
+  if (rc) tally__engine_batch_failed(e, b, "signing failed");
+  /* else: sealed and not in flight, so tally__engine_flush sends it */
+}
+
 void tally__engine_batch_done(tally__engine *e, tally__batch *b) {
+  if (b->key_taken) {
+    batch_resettle(e, b);
+    return;
+  }
   bool committed = batch_committed(b);
   if (committed) rows_committed(e, b);
   else tally__batch_rows_settled(b, &e->st); /* still dirty: they go again */

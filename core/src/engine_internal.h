@@ -35,6 +35,7 @@ enum {
    * the highest seen for requests that have no transfer yet. */
   TALLY__GRANT_REORDER_IDS = 4096,
   TALLY__GRANT_POLL_ROWS = 64,
+  TALLY__RESEALS_MAX = 16, /* a batch re-sealed without ops the ledger refused, at most */
   TALLY__GRANT_SKIPPED_MAX = 64, /* requests the engine cannot apply, left out of polls */
   TALLY__STOP_WAIT_MS = 10000,
   TALLY__PENDING_IDS_MAX = 256,    /* keys looked up per resolve query */

@@ -245,6 +245,16 @@ static void batch_query_failed(tally__writer *w, tally__batch *b, const PGresult
   bool fenced = code && strcmp(code, TALLY__SQLSTATE_FENCED) == 0;
   if (fenced) tally__engine_fence(e); /* another engine took the ledger: no more writes */
   bool again = !fenced && r && retryable(r) && b->retries < TALLY__RETRY_MAX;
+  if (was == TALLY__WRITER_BATCH && code && strcmp(code, TALLY__SQLSTATE_KEY_TAKEN) == 0) {
+    /* Refused as a whole, so no attempt of it committed (an earlier one
+     * that did would have left every transfer in place): find which keys
+     * the ledger holds, answer those ops, re-seal the rest (engine.c). */
+    b->key_taken = true;
+    memset(b->inserted, 0, b->transfer_count);
+    w->batch = b;
+    if (writer_send_lookup(w) != TALLY_OK) writer_broken(w, "lookup could not be sent");
+    return;
+  }
   if (was == TALLY__WRITER_RESOLVE || again) {
     /* A failed lookup leaves the outcome open; a retryable error is retried.
      * Either way the batch goes out again, unchanged. */

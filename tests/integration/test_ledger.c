@@ -229,12 +229,95 @@ static void test_batch_7999001_commits(void **state) {
   finish();
 }
 
+/* Sends one buy of `sku` from each of `buyers` buyers, `rounds` times, in
+ * waves of one round; every answer must be a receipt. */
+static void buy_rounds(const char *sku, int buyers, int rounds) {
+  char who[16], text[32];
+  snprintf(text, sizeof text, "BUY %s", sku);
+  for (int r = 0; r < rounds; r++) {
+    int first = F.L.n;
+    for (int i = 0; i < buyers; i++) {
+      snprintf(who, sizeof who, "b%d", i);
+      th_load_send(&F.L, who, text, NULL, 0);
+    }
+    assert_int_equal(th_load_wait(&F.L, 30000), 0);
+    for (int i = first; i < F.L.n; i++) assert_int_equal(F.L.reqs[i].final_code, TALLY_OK);
+  }
+}
+
+/* `tally check`'s output lines that contain needle. */
+static int check_lines(const char *needle) {
+  char cmd[1024];
+  snprintf(cmd, sizeof cmd, "'%s' --dsn '%s' check", getenv("TALLY_CLI"), F.dsn);
+  FILE *p = popen(cmd, "r");
+  assert_non_null(p);
+  char line[1024];
+  int n = 0;
+  while (fgets(line, sizeof line, p)) n += strstr(line, needle) != NULL;
+  pclose(p);
+  return n;
+}
+
+/* 16: a key replayed after it left memory (keys_max 1024) gets its first
+ * answer, the ops batched with it commit, and every batch still verifies. */
+static void test_replay_after_key_left_memory(void **state) {
+  (void)state;
+  th_fresh_db("replay", F.dsn, sizeof F.dsn);
+  th_config(&F.cfg, F.dsn);
+  F.cfg.keys_max = 1024;
+  F.cfg.batch_max = 128;
+  F.e = th_engine(&F.cfg);
+  th_load_init(&F.L, F.e, 8000);
+  assert_int_equal(th_load_shop(&F.L, 40, 100000, 1000), 0);
+  int first = th_load_send(&F.L, "b0", "BUY tee", "replayed-msg", 0);
+  assert_int_equal(th_load_wait(&F.L, 10000), 0);
+  assert_int_equal(F.L.reqs[first].final_code, TALLY_OK);
+  uint64_t receipt = F.L.reqs[first].receipt;
+  buy_rounds("pin", 40, 30); /* 1200 newer keys push it out of memory */
+  /* The replay, in one group commit with five other buys. */
+  int base = F.L.n;
+  int replay = th_load_send(&F.L, "b0", "BUY tee", "replayed-msg", 0);
+  char who[16];
+  for (int i = 1; i <= 5; i++) {
+    snprintf(who, sizeof who, "b%d", i);
+    th_load_send(&F.L, who, "BUY tee", NULL, 0);
+  }
+  assert_int_equal(th_load_wait(&F.L, 20000), 0);
+  assert_int_equal(F.L.reqs[replay].final_code, TALLY_OK);
+  assert_int_equal(F.L.reqs[replay].receipt, receipt);
+  for (int i = base + 1; i < F.L.n; i++) assert_int_equal(F.L.reqs[i].final_code, TALLY_OK);
+  assert_int_equal(th_sql_i64(F.dsn, "SELECT count(*) FROM transfers WHERE idem_key = 'replayed-msg'"), 1);
+  finish();
+}
+
+/* 16: `tally check` names every bad batch, not only the first. */
+static void test_check_reports_every_bad_batch(void **state) {
+  (void)state;
+  setup_shop("badbatches", 4);
+  buy_rounds("tee", 4, 3);
+  th_load_stop_engine(&F.L);
+  tally_engine_free(F.e);
+  F.e = NULL;
+  assert_int_equal(check_lines("BREACH"), 0);
+  /* Two batches signed over other roots (flipped bytes of their root). */
+  assert_int_equal(th_sql_exec(F.dsn,
+                               "ALTER TABLE batches DISABLE TRIGGER batches_append_only;"
+                               " UPDATE batches SET merkle_root = decode(repeat('00', 32), 'hex') WHERE id IN"
+                               " (SELECT id FROM batches WHERE leaf_count > 0 ORDER BY id LIMIT 2);"
+                               " ALTER TABLE batches ENABLE TRIGGER batches_append_only"), 0);
+  assert_int_equal(check_lines("BREACH I7 batch"), 2);
+  assert_int_equal(th_tally_check(F.dsn), 1);
+  th_load_free(&F.L);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_teardown(test_tip_message_clipped_whole_characters, teardown),
       cmocka_unit_test_teardown(test_grant_uses_ledger_decimals, teardown),
       cmocka_unit_test_teardown(test_grant_requests_out_of_order, teardown),
       cmocka_unit_test_teardown(test_batch_7999001_commits, teardown),
+      cmocka_unit_test_teardown(test_replay_after_key_left_memory, teardown),
+      cmocka_unit_test_teardown(test_check_reports_every_bad_batch, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
