@@ -82,6 +82,7 @@ void tally__batch_reset(tally__batch *b) {
   b->retries = 0;
   b->key_taken = false;
   b->reseals = 0;
+  b->hidden = 0;
   b->text_len = 0;
   b->id = 0;
 }
@@ -734,7 +735,9 @@ void tally__batch_drop_ops(tally__batch *b, const bool *drop) {
   uint32_t n = 0;
   for (uint32_t k = 0; k < b->op_count; k++)
     if (!drop[k]) b->ops[n++] = b->ops[k];
-  b->op_count = n;
+  uint32_t kept = n;
+  for (uint32_t k = b->op_count; k < b->op_count + b->hidden; k++) b->ops[n++] = b->ops[k];
+  b->op_count = kept;
 }
 
 static int seal_render(tally__batch *b, tally__state *st, struct tally__signer *signer,

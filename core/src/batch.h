@@ -73,6 +73,8 @@ typedef struct tally__batch {
   bool key_taken;     /* refused as a whole (TL002): settle by lookup, then re-seal the rest */
   uint32_t reseals;   /* times re-sealed under a new id */
   bool *drop;         /* per op: scratch for tally__batch_drop_ops */
+  uint32_t hidden;    /* ops after op_count left out of this send while one the
+                       * ledger refuses is looked for (engine.c, isolation) */
   uint64_t sealed_mono_ms;
   uint64_t sent_mono_ms; /* last statement or lookup sent */
 } tally__batch;
@@ -95,7 +97,7 @@ int tally__batch_seal(tally__batch *b, tally__state *st, struct tally__signer *s
 int tally__batch_reseal(tally__batch *b, tally__state *st, struct tally__signer *signer,
                         uint64_t mono_ms, int64_t wall_ms, uint64_t lease_epoch);
 /* Removes the ops with drop[k] set (k < op_count), keeping the others'
- * order. */
+ * order; the hidden ops stay right after the new op_count. */
 void tally__batch_drop_ops(tally__batch *b, const bool *drop);
 /* The batch committed or failed: its rows may be taken by another batch
  * again (a row stays out of every other batch while one carries it). */

@@ -220,6 +220,8 @@ static void rows_committed(tally__engine *e, const tally__batch *b) {
 }
 
 static void op_committed(tally__engine *e, tally__batch *b, tally__op *op);
+static void op_failed(tally__engine *e, tally__op *op, const char *text);
+static void batch_go_again(tally__engine *e, tally__batch *b);
 
 /* A transfer the ledger does not hold as ours: a duplicate key, or (after a
  * complete lookup) a transfer that never committed. */
@@ -311,14 +313,60 @@ static void batch_resettle(tally__engine *e, tally__batch *b) {
     tally__engine_batch_failed(e, b, "refused: a key is taken, and the lookup did not say which");
     return;
   }
+  b->reseals++;
+  batch_go_again(e, b); /* sealed and not in flight: tally__engine_flush sends it */
+}
+
+/* Re-seals what is left of a batch (op_count ops, then the hidden ones)
+ * under a new id; tally__engine_flush sends it. */
+static void batch_go_again(tally__engine *e, tally__batch *b) {
+  if (b->op_count == 0 && b->row_count == 0) {
+    b->op_count = b->hidden;
+    b->hidden = 0;
+  }
   if (b->op_count == 0 && b->row_count == 0) {
     tally__batch_reset(b);
     return;
   }
-  b->reseals++;
   int rc = tally__batch_reseal(b, &e->st, e->signer, tally__now_mono_ms(e), tally__now_wall_ms(), e->lease_epoch);
   if (rc) tally__engine_batch_failed(e, b, "signing failed");
-  /* else: sealed and not in flight, so tally__engine_flush sends it */
+}
+
+/* The part of a batch that was sent committed: the hidden ops move up and
+ * go next, as one batch (halved again if the ledger still refuses it). */
+static void batch_next_part(tally__engine *e, tally__batch *b) {
+  memmove(b->ops, b->ops + b->op_count, b->hidden * sizeof *b->ops);
+  b->op_count = b->hidden;
+  b->hidden = 0;
+  b->row_count = 0; /* committed with the part before */
+  batch_go_again(e, b);
+}
+
+void tally__engine_batch_isolate(tally__engine *e, tally__batch *b, const char *why) {
+  uint32_t sent = b->op_count;
+  fprintf(stderr, "tally: batch %llu refused for its data (%s): isolating the op at fault\n",
+          (unsigned long long)b->id, why);
+  if (sent == 0) { /* the catalog rows alone: nothing to isolate */
+    tally__engine_batch_failed(e, b, why);
+    return;
+  }
+  if (b->row_count > 0) { /* rows first, alone: an op is blamed only without them */
+    b->hidden += sent;
+    b->op_count = 0;
+  } else if (sent == 1) {
+    char text[TALLY_TEXT_BYTES_MAX + 1];
+    snprintf(text, sizeof text, "could not be recorded: the ledger refused this request's data (%s); you were not charged",
+             why);
+    tally__text_trim_tail(text, strlen(text));
+    op_failed(e, &b->ops[0], text);
+    memmove(b->ops, b->ops + 1, b->hidden * sizeof *b->ops);
+    b->op_count = b->hidden;
+    b->hidden = 0;
+  } else {
+    b->op_count = sent / 2;
+    b->hidden += sent - sent / 2;
+  }
+  batch_go_again(e, b);
 }
 
 void tally__engine_batch_done(tally__engine *e, tally__batch *b) {
@@ -357,6 +405,12 @@ void tally__engine_batch_done(tally__engine *e, tally__batch *b) {
   }
   if (committed && b->transfer_count) tally__live_ledger_recovered(e); /* the ledger takes writes again */
   atomic_fetch_add_explicit(&e->n_batches, 1, memory_order_relaxed);
+  if (committed && b->hidden) {
+    batch_next_part(e, b);
+    return;
+  }
+  b->op_count += b->hidden; /* not committed: settled above are only the sent ones */
+  b->hidden = 0;
   tally__batch_reset(b);
 }
 
@@ -428,20 +482,23 @@ static void op_committed(tally__engine *e, tally__batch *b, tally__op *op) {
   tally__live_committed(e, op);
 }
 
-void tally__engine_batch_failed(tally__engine *e, tally__batch *b, const char *why) {
-  for (uint32_t k = 0; k < b->op_count; k++) {
-    tally__op *op = &b->ops[k];
-    e->ops_pending--;
-    record_settled(e, op, false);
-    if (op->type == TALLY__OP_TRANSFER) {
-      tally__op_release(&e->st, op);
-      tally__key_forget(&e->st, op->key_slot); /* a CLI grant: polled for again */
-      atomic_fetch_add_explicit(&e->n_buys_refused, 1, memory_order_relaxed);
-    }
-    if (op->origin[0])
-      tally__emit(e, TALLY_EFFECT_REPLY, TALLY_EFAILED, op->req_id, 0, op->origin, op->channel,
-                  tally_strerror(TALLY_EFAILED));
+/* An op that did not commit and never will in this batch: its effect in
+ * memory is undone and its sender told `text`. */
+static void op_failed(tally__engine *e, tally__op *op, const char *text) {
+  e->ops_pending--;
+  record_settled(e, op, false);
+  if (op->type == TALLY__OP_TRANSFER) {
+    tally__op_release(&e->st, op);
+    tally__key_forget(&e->st, op->key_slot); /* a CLI grant: polled for again */
+    atomic_fetch_add_explicit(&e->n_buys_refused, 1, memory_order_relaxed);
   }
+  if (op->origin[0]) tally__emit(e, TALLY_EFFECT_REPLY, TALLY_EFAILED, op->req_id, 0, op->origin, op->channel, text);
+}
+
+void tally__engine_batch_failed(tally__engine *e, tally__batch *b, const char *why) {
+  b->op_count += b->hidden; /* ops left out of the last send fail with it */
+  b->hidden = 0;
+  for (uint32_t k = 0; k < b->op_count; k++) op_failed(e, &b->ops[k], tally_strerror(TALLY_EFAILED));
   fprintf(stderr, "tally: batch %llu failed: %s\n", (unsigned long long)b->id, why);
   tally__batch_rows_settled(b, &e->st);
   e->rows_retry_mono_ms = tally__now_mono_ms(e) + TALLY__ROWS_RETRY_MS;

@@ -35,7 +35,7 @@ enum {
    * the highest seen for requests that have no transfer yet. */
   TALLY__GRANT_REORDER_IDS = 4096,
   TALLY__GRANT_POLL_ROWS = 64,
-  TALLY__RESEALS_MAX = 16, /* a batch re-sealed without ops the ledger refused, at most */
+  TALLY__RESEALS_MAX = 64, /* a batch re-sealed without ops whose keys were taken, at most */
   TALLY__GRANT_SKIPPED_MAX = 64, /* requests the engine cannot apply, left out of polls */
   TALLY__STOP_WAIT_MS = 10000,
   TALLY__PENDING_IDS_MAX = 256,    /* keys looked up per resolve query */
@@ -134,6 +134,11 @@ void tally__signal_host(tally__engine *e);
  * else is reported failed only after a complete lookup. */
 void tally__engine_batch_done(tally__engine *e, tally__batch *b);
 void tally__engine_batch_failed(tally__engine *e, tally__batch *b, const char *why);
+/* PostgreSQL refused the batch for its data (SQLSTATE class 22 or 23) and
+ * nothing of it committed: isolates the op it refuses (rows alone first,
+ * then halves of the ops), refuses that op to its sender, and commits the
+ * others in re-sealed batches. */
+void tally__engine_batch_isolate(tally__engine *e, tally__batch *b, const char *why);
 /* Another engine holds the ledger: stop taking money commands for good. */
 void tally__engine_fence(tally__engine *e);
 size_t tally__format_amount(const tally__engine *e, int64_t minor, char *out, size_t n);

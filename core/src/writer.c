@@ -273,6 +273,12 @@ static void batch_query_failed(tally__writer *w, tally__batch *b, const PGresult
     if (writer_send_lookup(w) != TALLY_OK) writer_broken(w, "lookup could not be sent");
     return;
   }
+  /* Class 22 (data exception) or 23 (integrity constraint): one op's data,
+   * not the ledger's state. Never fail the others for it. */
+  if (was == TALLY__WRITER_BATCH && code && (strncmp(code, "22", 2) == 0 || strncmp(code, "23", 2) == 0)) {
+    tally__engine_batch_isolate(e, b, r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : "refused");
+    return;
+  }
   /* Class 53, insufficient resources (disk full, out of memory): live
    * drops pause until the ledger takes writes again. */
   if (code && strncmp(code, "53", 2) == 0) tally__live_ledger_refused(e);

@@ -150,6 +150,37 @@ static int64_t grant_transfers(int64_t request) {
   return th_sql_i64f(F.dsn, "SELECT count(*) FROM transfers WHERE idem_key = 'grant-request:%lld'", (long long)request);
 }
 
+/* 3b: one op whose data PostgreSQL refuses (a test trigger raises 22021,
+ * invalid byte sequence, for the tip whose memo is "poison") in one group
+ * commit with 60 buys: the 60 commit, the tip alone is refused, saying
+ * why, and the tipper is not charged. */
+static void test_refused_op_fails_alone(void **state) {
+  (void)state;
+  setup_shop("isolate", BUYERS);
+  assert_int_equal(th_sql_exec(F.dsn,
+                               "CREATE FUNCTION th_poison() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN"
+                               " IF NEW.memo = 'poison' THEN RAISE EXCEPTION 'injected by test_ledger'"
+                               " USING ERRCODE = '22021'; END IF; RETURN NEW; END$$;"
+                               " CREATE TRIGGER th_poison BEFORE INSERT ON transfers FOR EACH ROW"
+                               " EXECUTE FUNCTION th_poison()"), 0);
+  int64_t tips_before = th_sql_i64(F.dsn, "SELECT count(*) FROM transfers WHERE kind = 2");
+  int tip_req = herd_with_tip("TIP alice 1 poison");
+  assert_int_equal(count_ok_except(tip_req), BUYERS);
+  assert_int_equal(F.L.reqs[tip_req].final_code, TALLY_EFAILED);
+  assert_non_null(strstr(F.L.reqs[tip_req].text, "refused this request's data"));
+  assert_non_null(strstr(F.L.reqs[tip_req].text, "not charged"));
+  assert_int_equal(th_sql_i64(F.dsn, "SELECT count(*) FROM transfers WHERE kind = 2"), tips_before);
+  assert_int_equal(th_sql_i64(F.dsn, "SELECT count(*) FROM transfers WHERE kind = 1"), BUYERS * 2);
+  /* b0 paid one tee and one pin, and nothing for the refused tip. */
+  th_reply r;
+  assert_int_equal(th_cmd(F.e, "b0", "WALLET", 0, &r), TALLY_OK);
+  assert_int_equal(th_wallet_available(r.text, 2), 100000 - 200);
+  /* The same tip without the poison goes through afterwards. */
+  assert_int_equal(th_cmd(F.e, "b0", "TIP alice 1 thanks", 0, &r), TALLY_OK);
+  assert_int_equal(th_sql_exec(F.dsn, "DROP TRIGGER th_poison ON transfers"), 0);
+  finish();
+}
+
 /* Waits (pumping the engine) until request's transfer exists. */
 static void await_grant(int64_t request) {
   for (int i = 0; i < 100 && grant_transfers(request) == 0; i++) th_settle(F.e, 100);
@@ -313,6 +344,7 @@ static void test_check_reports_every_bad_batch(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_teardown(test_tip_message_clipped_whole_characters, teardown),
+      cmocka_unit_test_teardown(test_refused_op_fails_alone, teardown),
       cmocka_unit_test_teardown(test_grant_uses_ledger_decimals, teardown),
       cmocka_unit_test_teardown(test_grant_requests_out_of_order, teardown),
       cmocka_unit_test_teardown(test_batch_7999001_commits, teardown),
