@@ -10,7 +10,6 @@ typedef struct cli_opts {
   const char *dsn;
   const char *pubkey_hex;
   const char *actor;
-  unsigned decimals;
   int wait_s;
 } cli_opts;
 

@@ -22,7 +22,7 @@ static const char usage[] =
     "usage: tally [--dsn DSN] COMMAND [ARGS]\n"
     "  migrate                      apply pending SQL migrations\n"
     "  grant ACCOUNT AMOUNT         give credits (audited); applied by the running engine\n"
-    "        [--actor NAME] [--decimals N] [--wait SECONDS]\n"
+    "        [--actor NAME] [--wait SECONDS]  (AMOUNT in the ledger's currency decimals)\n"
     "  verify RECEIPT_ID|TOKEN      check a receipt's signature and Merkle proof\n"
     "        [--pubkey HEX]         (a token with --pubkey needs no database)\n"
     "  receipt RECEIPT_ID           print the receipt token to keep or share\n"
@@ -59,9 +59,30 @@ static int cmd_migrate(PGconn *c) {
   return 0;
 }
 
+/* The ledger's currency decimals (recorded by the first engine start), or
+ * -1 with the reason printed. */
+static int ledger_decimals(PGconn *c) {
+  PGresult *r = PQexec(c, "SELECT decimals FROM ledger_currency WHERE id = 1");
+  int dec = -1;
+  if (PQresultStatus(r) != PGRES_TUPLES_OK)
+    fprintf(stderr, "tally grant: %s", PQresultErrorMessage(r));
+  else if (PQntuples(r) == 0)
+    fprintf(stderr, "tally grant: the ledger does not know its currency decimals yet:"
+                    " start the engine once (it records its `decimals` setting)\n");
+  else dec = atoi(PQgetvalue(r, 0, 0));
+  PQclear(r);
+  if (dec > 6) {
+    fprintf(stderr, "tally grant: the ledger records %d decimals, more than 6\n", dec);
+    dec = -1;
+  }
+  return dec;
+}
+
 static int cmd_grant(PGconn *c, const cli_opts *o, const char *account, const char *amount_text) {
+  int decimals = ledger_decimals(c);
+  if (decimals < 0) return 1;
   int64_t amount;
-  int rc = tally__amount_parse(amount_text, strlen(amount_text), o->decimals, &amount);
+  int rc = tally__amount_parse(amount_text, strlen(amount_text), (uint32_t)decimals, &amount);
   if (rc || !account[0] || strlen(account) > TALLY_NAME_BYTES_MAX) {
     fprintf(stderr, "tally grant: %s\n", rc ? tally_strerror(rc) : "bad account name");
     return 1;
@@ -129,7 +150,6 @@ static bool cli_option(cli_opts *o, int ch) {
   case 'd': o->dsn = optarg; return true;
   case 'k': o->pubkey_hex = optarg; return true;
   case 'a': o->actor = optarg; return true;
-  case 'n': o->decimals = (unsigned)atoi(optarg) > 6 ? 2 : (unsigned)atoi(optarg); return true;
   case 'w': o->wait_s = atoi(optarg); return true;
   default: return false;
   }
@@ -141,11 +161,11 @@ static void print_key(void *ud, const char *key, const char *def, const char *he
 }
 
 int main(int argc, char **argv) {
-  cli_opts o = {.dsn = getenv("TALLY_DSN"), .actor = getenv("USER"), .decimals = 2, .wait_s = 5};
+  cli_opts o = {.dsn = getenv("TALLY_DSN"), .actor = getenv("USER"), .wait_s = 5};
   if (!o.dsn) o.dsn = getenv("DATABASE_URL");
   if (!o.actor) o.actor = "cli";
   static const struct option opts[] = {{"dsn", required_argument, 0, 'd'},  {"pubkey", required_argument, 0, 'k'},
-                                       {"actor", required_argument, 0, 'a'}, {"decimals", required_argument, 0, 'n'},
+                                       {"actor", required_argument, 0, 'a'},
                                        {"wait", required_argument, 0, 'w'},  {"help", no_argument, 0, 'h'},
                                        {0, 0, 0, 0}};
   /* Options may stand anywhere (tally verify TOKEN --pubkey HEX): GNU

@@ -32,7 +32,9 @@ const char tally__batch_sql[] =
     " $90, $91, $92, $93, $94, $95, $96, $97, $98)"
     " UNION ALL SELECT * FROM tally_write_tip_messages($1, $8, $99, $100, $101, $102, $103)"
     " UNION ALL SELECT * FROM tally_write_coop_purchases($1, $104)"
-    " UNION ALL SELECT * FROM tally_write_raffle_passes($8, $105, $106, $107, $108)";
+    " UNION ALL SELECT * FROM tally_write_raffle_passes($8, $105, $106, $107, $108)"
+    /* Last: refuses (TL002) a batch that would commit fewer transfers than it signed. */
+    " UNION ALL SELECT * FROM tally_batch_whole($1, $4)";
 
 const char tally__batch_lookup_sql[] = "SELECT * FROM tally_lookup_keys($1, $2)";
 
@@ -49,10 +51,11 @@ int tally__batch_init(tally__batch *b, uint32_t op_max) {
   b->found_id = calloc(op_max, sizeof *b->found_id);
   b->found_fp = calloc(op_max, sizeof *b->found_fp);
   b->inserted = calloc(op_max, sizeof *b->inserted);
+  b->drop = calloc(op_max, sizeof *b->drop);
   b->keys_cap = (size_t)op_max * (2 * TALLY__KEY_BYTES_MAX + 4) + 16;
   b->keys_text = malloc(b->keys_cap);
   if (!b->ops || !b->leaves || !b->scratch || !b->text || !b->xfer || !b->found_id ||
-      !b->found_fp || !b->inserted || !b->keys_text) {
+      !b->found_fp || !b->inserted || !b->keys_text || !b->drop) {
     tally__batch_free(b);
     return TALLY_ENOMEM;
   }
@@ -68,6 +71,7 @@ void tally__batch_free(tally__batch *b) {
   free(b->found_id);
   free(b->found_fp);
   free(b->inserted);
+  free(b->drop);
   free(b->keys_text);
   memset(b, 0, sizeof *b);
 }
@@ -78,6 +82,9 @@ void tally__batch_reset(tally__batch *b) {
   b->inflight = false;
   b->maybe_committed = false;
   b->retries = 0;
+  b->key_taken = false;
+  b->reseals = 0;
+  b->hidden = 0;
   b->text_len = 0;
   b->id = 0;
 }
@@ -730,12 +737,41 @@ static void compute_leaves(tally__batch *b, const tally__state *st) {
   }
 }
 
+static int seal_render(tally__batch *b, tally__state *st, struct tally__signer *signer,
+                       uint64_t mono_ms, int64_t wall_ms, uint64_t lease_epoch);
+
 int tally__batch_seal(tally__batch *b, tally__state *st, struct tally__signer *signer,
                       uint64_t mono_ms, int64_t wall_ms, uint64_t lease_epoch) {
   assert(b->phase == TALLY__BATCH_OPEN);
   b->id = tally__state_take_id(st);
-  b->sealed_mono_ms = mono_ms;
   take_rows(b, st);
+  return seal_render(b, st, signer, mono_ms, wall_ms, lease_epoch);
+}
+
+int tally__batch_reseal(tally__batch *b, tally__state *st, struct tally__signer *signer,
+                        uint64_t mono_ms, int64_t wall_ms, uint64_t lease_epoch) {
+  assert(b->phase != TALLY__BATCH_FREE);
+  b->id = tally__state_take_id(st); /* above every transfer id it holds */
+  b->inflight = false;
+  b->retries = 0;
+  b->maybe_committed = false;
+  b->looked_up = false;
+  b->statement_ok = false;
+  return seal_render(b, st, signer, mono_ms, wall_ms, lease_epoch);
+}
+
+void tally__batch_drop_ops(tally__batch *b, const bool *drop) {
+  uint32_t n = 0;
+  for (uint32_t k = 0; k < b->op_count; k++)
+    if (!drop[k]) b->ops[n++] = b->ops[k];
+  uint32_t kept = n;
+  for (uint32_t k = b->op_count; k < b->op_count + b->hidden; k++) b->ops[n++] = b->ops[k];
+  b->op_count = kept;
+}
+
+static int seal_render(tally__batch *b, tally__state *st, struct tally__signer *signer,
+                       uint64_t mono_ms, int64_t wall_ms, uint64_t lease_epoch) {
+  b->sealed_mono_ms = mono_ms;
   compute_leaves(b, st);
   uint64_t first = 0, last = 0;
   for (uint32_t k = 0; k < b->op_count; k++) {

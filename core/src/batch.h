@@ -70,6 +70,11 @@ typedef struct tally__batch {
   char *keys_text;      /* "{k1,k2,...}" for the key lookup */
   size_t keys_cap;
   uint32_t retries;   /* serialization failures so far */
+  bool key_taken;     /* refused as a whole (TL002): settle by lookup, then re-seal the rest */
+  uint32_t reseals;   /* times re-sealed under a new id */
+  bool *drop;         /* per op: scratch for tally__batch_drop_ops */
+  uint32_t hidden;    /* ops after op_count left out of this send while one the
+                       * ledger refuses is looked for (engine.c, isolation) */
   uint64_t sealed_mono_ms;
   uint64_t sent_mono_ms; /* last statement or lookup sent */
 } tally__batch;
@@ -86,6 +91,14 @@ struct tally__signer;
  * its signature, and renders the statement's parameters. */
 int tally__batch_seal(tally__batch *b, tally__state *st, struct tally__signer *signer,
                       uint64_t mono_ms, int64_t wall_ms, uint64_t lease_epoch);
+/* Seals again under a new batch id (new leaves, root, signature and
+ * parameters) after ops were dropped from a batch that did not commit; the
+ * catalog rows it carries stay with it. */
+int tally__batch_reseal(tally__batch *b, tally__state *st, struct tally__signer *signer,
+                        uint64_t mono_ms, int64_t wall_ms, uint64_t lease_epoch);
+/* Removes the ops with drop[k] set (k < op_count), keeping the others'
+ * order; the hidden ops stay right after the new op_count. */
+void tally__batch_drop_ops(tally__batch *b, const bool *drop);
 /* The batch committed or failed: its rows may be taken by another batch
  * again (a row stays out of every other batch while one carries it). */
 void tally__batch_rows_settled(const tally__batch *b, tally__state *st);
@@ -100,6 +113,9 @@ extern const char tally__batch_sql[];
 extern const char tally__batch_lookup_sql[];
 /* SQLSTATE of a batch refused because another engine took the lease. */
 #define TALLY__SQLSTATE_FENCED "TL001"
+/* SQLSTATE of a batch refused as a whole because one of its keys is held by
+ * another transfer (sql/008): settled by key lookup, then re-sealed. */
+#define TALLY__SQLSTATE_KEY_TAKEN "TL002"
 /* Renders the batch's keys into keys_text for tally__batch_lookup_sql. */
 const char *tally__batch_keys_param(tally__batch *b, const tally__state *st);
 /* Index (into xfer) of the transfer op with this id, or -1. */

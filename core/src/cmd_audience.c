@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "text.h"
 #include "commands.h"
 #include "highlight.h"
 #include "live.h"
@@ -131,7 +132,7 @@ static void event_price(tally__cmd *c, const tally__event *ev, const char *name,
     it->kind = name ? TALLY__KIND_HIGHLIGHT : TALLY__KIND_REACTION;
     it->drop_event = ev->id;
     it->refund_window_s = 86400; /* the engine refunds what it could not show */
-    snprintf(it->drop_channel, sizeof it->drop_channel, "%s", ev->channel);
+    tally__text_clip(it->drop_channel, sizeof it->drop_channel, ev->channel);
     snprintf(it->title, sizeof it->title, name ? "highlight %s" : "reaction%s", name ? name : "");
   }
   tally__item *it = &st->items[i];

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "text.h"
 #include "commands.h"
 
 enum { SHOP_LINES_MAX = 10 };
@@ -40,7 +41,7 @@ static void shop_bio(tally__cmd *c) {
     memset(bio, 0, sizeof *bio);
     bio->account = c->account;
   }
-  snprintf(bio->text, sizeof bio->text, "%s", text);
+  tally__text_clip(bio->text, sizeof bio->text, text);
   bio->dirty = true;
   bio->version++;
   tally__cmd_ack_after_commit(c, "Your shop card says: %s", text[0] ? text : "(no bio)");

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "text.h"
 #include "commands.h"
 #include "decide.h"
 #include "live.h"
@@ -182,7 +183,7 @@ static void drop_create(tally__cmd *c) {
   it->stock = (int32_t)qty;
   it->refund_window_s = c->e->cfg.refund_window_s;
   snprintf(it->title, sizeof it->title, "drop %s", sku);
-  snprintf(it->drop_channel, sizeof it->drop_channel, "%s", c->cmd->channel);
+  tally__text_clip(it->drop_channel, sizeof it->drop_channel, c->cmd->channel);
   it->drop_state = TALLY__DROP_SCHEDULED;
   it->drop_per_user = (uint32_t)o.per_user;
   it->drop_start_ms = c->wall + o.start_in_ms;

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "text.h"
 #include "commands.h"
 #include "decide.h"
 #include "live.h"
@@ -48,7 +49,7 @@ int tally__cmd_buy_item(tally__cmd *c, uint32_t item, uint32_t qty, const char *
   if (rc == TALLY_OK) {
     op->event_id = tally__live_event_for(&c->e->st, item, c->cmd->channel);
     tally__event_inflight(&c->e->st, op->event_id, +1);
-    if (note) snprintf(op->note, sizeof op->note, "%s", note);
+    if (note) tally__text_clip(op->note, sizeof op->note, note);
   }
   tally__cmd_money_result(c, rc, existing);
   return rc;
@@ -268,7 +269,7 @@ void tally__cmd_tip(tally__cmd *c) {
     op->event_id = tally__live_event_for(&c->e->st, TALLY__NONE, c->cmd->channel);
     tally__event_inflight(&c->e->st, op->event_id, +1);
     /* The channel's thank-you line, said once the tip is committed. */
-    if (c->t.count > 3) snprintf(op->note, sizeof op->note, "%s", c->t.rest[3]);
+    if (c->t.count > 3) tally__text_clip(op->note, sizeof op->note, c->t.rest[3]);
     /* Said in a channel with a hold: moderators see the message first. */
     op->held_message = op->note[0] && c->cmd->channel[0] && c->e->cfg.tip_message_hold_s > 0 &&
                        tally__tip_message_reserve(&c->e->st);
@@ -317,14 +318,23 @@ void tally__cmd_welcome(tally__cmd *c, uint32_t account) {
   tally__cmd_op_added(c);
 }
 
+/* A grant request that can never be applied: logged, and left out of
+ * later polls (until a restart) so it cannot crowd out the others. */
+static void grant_skip(tally__engine *e, int64_t request_id, const char *why) {
+  for (uint32_t i = 0; i < TALLY__GRANT_SKIPPED_MAX; i++)
+    if (e->grant_skipped[i] == request_id) return;
+  fprintf(stderr, "tally: grant request %lld not applied: %s\n", (long long)request_id, why);
+  e->grant_skipped[e->grant_skipped_next++ % TALLY__GRANT_SKIPPED_MAX] = request_id;
+}
+
 void tally__grant_request_apply(tally__engine *e, int64_t request_id, const char *account,
                                 int64_t amount) {
-  if (request_id <= e->last_grant_request) return;
+  if (request_id > e->last_grant_request) e->last_grant_request = request_id;
   tally__command_frame none = {0};
   tally__cmd c = {.e = e, .cmd = &none, .now = tally__now_mono_ms(e), .wall = tally__now_wall_ms()};
   uint32_t to;
   if (amount <= 0 || tally__cmd_account(&c, account, &to) != TALLY_OK) {
-    e->last_grant_request = request_id; /* unusable: skip it, the CLI checked it already */
+    grant_skip(e, request_id, "unknown or bad account");
     return;
   }
   tally__op *op = tally__cmd_op_slot(&c);
@@ -339,8 +349,10 @@ void tally__grant_request_apply(tally__engine *e, int64_t request_id, const char
   }
   if (rc) tally__cmd_op_unused(&c);
   else {
-    op->grant_request = request_id; /* a failed batch hands it back to the poll */
+    op->grant_request = request_id;
     tally__cmd_op_added(&c);
   }
-  e->last_grant_request = request_id;
+  /* EEXISTS: in flight or committed under its key (the poll ran before the
+   * commit); anything else can never apply. */
+  if (rc && rc != TALLY_EEXISTS) grant_skip(e, request_id, tally_strerror(rc));
 }

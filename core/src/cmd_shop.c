@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "text.h"
 #include "commands.h"
 #include "live_raffle.h"
 #include "raffle.h"
@@ -121,7 +122,7 @@ void tally__cmd_ship(tally__cmd *c) {
   op->item = p->item;
   op->ref_transfer = receipt;
   op->purchase_slot = slot;
-  snprintf(op->note, sizeof op->note, "%s", note);
+  tally__text_clip(op->note, sizeof op->note, note);
 }
 
 /* ORDERS: a creator's newest merch orders and their shipping notes. */

@@ -117,12 +117,14 @@ void tally__cmd_ack_after_commit(tally__cmd *c, const char *fmt, ...) {
   op->type = TALLY__OP_ACK;
   c->e->ops_pending++; /* its answer needs room in the effects ring too */
   op->req_id = c->cmd->req_id;
-  snprintf(op->origin, sizeof op->origin, "%s", c->cmd->origin);
-  snprintf(op->channel, sizeof op->channel, "%s", c->cmd->channel);
+  tally__text_clip(op->origin, sizeof op->origin, c->cmd->origin);
+  tally__text_clip(op->channel, sizeof op->channel, c->cmd->channel);
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(op->note, sizeof op->note, fmt, ap);
+  int n = vsnprintf(op->note, sizeof op->note, fmt, ap);
   va_end(ap);
+  /* The note quotes user text (a bio...): never cut inside a character. */
+  if (n > 0) tally__text_trim_tail(op->note, (size_t)n < sizeof op->note ? (size_t)n : sizeof op->note - 1);
 }
 
 /* Fills a record op (not a transfer) from the command. */
@@ -138,8 +140,8 @@ tally__op *tally__cmd_record_op(tally__cmd *c, uint8_t type) {
   op->counterparty = TALLY__NONE;
   op->req_id = c->cmd->req_id;
   op->created_ms = c->wall;
-  snprintf(op->origin, sizeof op->origin, "%s", c->cmd->origin);
-  snprintf(op->channel, sizeof op->channel, "%s", c->cmd->channel);
+  tally__text_clip(op->origin, sizeof op->origin, c->cmd->origin);
+  tally__text_clip(op->channel, sizeof op->channel, c->cmd->channel);
   tally__cmd_op_added(c);
   return op;
 }

@@ -33,9 +33,7 @@ static int key_check(const tally__state *st, const tally__decide_ctx *ctx, uint6
 
 /* Bounded copy of a host name (origin, channel); they fit by frame limits. */
 static void copy_name(char dst[TALLY_NAME_BYTES_MAX + 1], const char *src) {
-  size_t n = src ? strnlen(src, TALLY_NAME_BYTES_MAX) : 0;
-  memcpy(dst, src ? src : "", n);
-  dst[n] = 0;
+  tally__text_clipn(dst, TALLY_NAME_BYTES_MAX + 1, src, TALLY_NAME_BYTES_MAX);
 }
 
 static void op_start(tally__state *st, const tally__decide_ctx *ctx, tally__op *op,

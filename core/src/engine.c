@@ -221,13 +221,8 @@ static void rows_committed(tally__engine *e, const tally__batch *b) {
 }
 
 static void op_committed(tally__engine *e, tally__batch *b, tally__op *op);
-
-/* A CLI grant that did not commit is polled for again (its key keeps it
- * exactly once). */
-static void grant_request_retry(tally__engine *e, const tally__op *op) {
-  if (op->grant_request && op->grant_request <= e->last_grant_request)
-    e->last_grant_request = op->grant_request - 1;
-}
+static void op_failed(tally__engine *e, tally__op *op, const char *text);
+static void batch_go_again(tally__engine *e, tally__batch *b);
 
 /* A transfer the ledger does not hold as ours: a duplicate key, or (after a
  * complete lookup) a transfer that never committed. */
@@ -255,8 +250,7 @@ static void op_not_ours(tally__engine *e, tally__batch *b, uint32_t k) {
                   tally_strerror(TALLY_EKEY_MISMATCH));
   } else {
     assert(b->looked_up); /* "not charged" only when the ledger was asked */
-    tally__key_forget(&e->st, op->key_slot);
-    grant_request_retry(e, op);
+    tally__key_forget(&e->st, op->key_slot); /* a CLI grant: polled for again */
     if (op->origin[0])
       tally__emit(e, TALLY_EFFECT_REPLY, TALLY_EFAILED, op->req_id, 0, op->origin, op->channel,
                   tally_strerror(TALLY_EFAILED));
@@ -281,7 +275,7 @@ static void record_settled(tally__engine *e, const tally__op *op, bool ok) {
   } else if (op->type == TALLY__OP_SHIP && ok) {
     tally__ship_note *n = &st->ship_notes[st->ship_next++ % TALLY__SHIP_NOTES_KEPT];
     n->transfer_id = op->ref_transfer;
-    snprintf(n->note, sizeof n->note, "%.*s", (int)(sizeof n->note - 1), op->note);
+    tally__text_clip(n->note, sizeof n->note, op->note);
   } else if (op->type == TALLY__OP_REDEEM) {
     tally__purchase *p = &st->purchases[op->purchase_slot];
     p->redeem_held = false;
@@ -305,7 +299,87 @@ static bool batch_committed(const tally__batch *b) {
   return false;
 }
 
+/* A batch refused as a whole because some of its keys are held by other
+ * transfers (TL002; the key had left memory, e.g. a replay a day later):
+ * those ops get their first answer (or "key reused"), and the others go
+ * again in the same batch under a new id and signature. Nothing of it
+ * committed, so no receipt named the old id. */
+static void batch_resettle(tally__engine *e, tally__batch *b) {
+  b->key_taken = false;
+  memset(b->drop, 0, b->op_count * sizeof *b->drop);
+  uint32_t dropped = 0;
+  for (uint32_t k = 0; k < b->transfer_count; k++) {
+    if (!b->found_id[k]) continue;
+    op_not_ours(e, b, k);
+    b->drop[b->xfer[k]] = true;
+    dropped++;
+  }
+  tally__batch_drop_ops(b, b->drop);
+  if (!dropped || b->reseals >= TALLY__RESEALS_MAX) {
+    tally__engine_batch_failed(e, b, "refused: a key is taken, and the lookup did not say which");
+    return;
+  }
+  b->reseals++;
+  batch_go_again(e, b); /* sealed and not in flight: tally__engine_flush sends it */
+}
+
+/* Re-seals what is left of a batch (op_count ops, then the hidden ones)
+ * under a new id; tally__engine_flush sends it. */
+static void batch_go_again(tally__engine *e, tally__batch *b) {
+  if (b->op_count == 0 && b->row_count == 0) {
+    b->op_count = b->hidden;
+    b->hidden = 0;
+  }
+  if (b->op_count == 0 && b->row_count == 0) {
+    tally__batch_reset(b);
+    return;
+  }
+  int rc = tally__batch_reseal(b, &e->st, e->signer, tally__now_mono_ms(e), tally__now_wall_ms(), e->lease_epoch);
+  if (rc) tally__engine_batch_failed(e, b, "signing failed");
+}
+
+/* The part of a batch that was sent committed: the hidden ops move up and
+ * go next, as one batch (halved again if the ledger still refuses it). */
+static void batch_next_part(tally__engine *e, tally__batch *b) {
+  memmove(b->ops, b->ops + b->op_count, b->hidden * sizeof *b->ops);
+  b->op_count = b->hidden;
+  b->hidden = 0;
+  b->row_count = 0; /* committed with the part before */
+  batch_go_again(e, b);
+}
+
+void tally__engine_batch_isolate(tally__engine *e, tally__batch *b, const char *why) {
+  uint32_t sent = b->op_count;
+  fprintf(stderr, "tally: batch %llu refused for its data (%s): isolating the op at fault\n",
+          (unsigned long long)b->id, why);
+  if (sent == 0) { /* the catalog rows alone: nothing to isolate */
+    tally__engine_batch_failed(e, b, why);
+    return;
+  }
+  if (b->row_count > 0) { /* rows first, alone: an op is blamed only without them */
+    b->hidden += sent;
+    b->op_count = 0;
+  } else if (sent == 1) {
+    char text[TALLY_TEXT_BYTES_MAX + 1];
+    snprintf(text, sizeof text, "could not be recorded: the ledger refused this request's data (%s); you were not charged",
+             why);
+    tally__text_trim_tail(text, strlen(text));
+    op_failed(e, &b->ops[0], text);
+    memmove(b->ops, b->ops + 1, b->hidden * sizeof *b->ops);
+    b->op_count = b->hidden;
+    b->hidden = 0;
+  } else {
+    b->op_count = sent / 2;
+    b->hidden += sent - sent / 2;
+  }
+  batch_go_again(e, b);
+}
+
 void tally__engine_batch_done(tally__engine *e, tally__batch *b) {
+  if (b->key_taken) {
+    batch_resettle(e, b);
+    return;
+  }
   bool committed = batch_committed(b);
   if (committed) rows_committed(e, b);
   else tally__batch_rows_settled(b, &e->st); /* still dirty: they go again */
@@ -337,6 +411,12 @@ void tally__engine_batch_done(tally__engine *e, tally__batch *b) {
   }
   if (committed && b->transfer_count) tally__live_ledger_recovered(e); /* the ledger takes writes again */
   atomic_fetch_add_explicit(&e->n_batches, 1, memory_order_relaxed);
+  if (committed && b->hidden) {
+    batch_next_part(e, b);
+    return;
+  }
+  b->op_count += b->hidden; /* not committed: settled above are only the sent ones */
+  b->hidden = 0;
   tally__batch_reset(b);
 }
 
@@ -409,22 +489,24 @@ static void op_committed(tally__engine *e, tally__batch *b, tally__op *op) {
   if (op->raffle_charge) tally__raffle_charge_settled(e, op, TALLY_OK);
 }
 
-void tally__engine_batch_failed(tally__engine *e, tally__batch *b, const char *why) {
-  for (uint32_t k = 0; k < b->op_count; k++) {
-    tally__op *op = &b->ops[k];
-    e->ops_pending--;
-    record_settled(e, op, false);
-    if (op->type == TALLY__OP_TRANSFER) {
-      tally__op_release(&e->st, op);
-      tally__key_forget(&e->st, op->key_slot);
-      grant_request_retry(e, op);
-      if (op->raffle_charge) tally__raffle_charge_settled(e, op, TALLY_EFAILED);
-      atomic_fetch_add_explicit(&e->n_buys_refused, 1, memory_order_relaxed);
-    }
-    if (op->origin[0])
-      tally__emit(e, TALLY_EFFECT_REPLY, TALLY_EFAILED, op->req_id, 0, op->origin, op->channel,
-                  tally_strerror(TALLY_EFAILED));
+/* An op that did not commit and never will in this batch: its effect in
+ * memory is undone and its sender told `text`. */
+static void op_failed(tally__engine *e, tally__op *op, const char *text) {
+  e->ops_pending--;
+  record_settled(e, op, false);
+  if (op->type == TALLY__OP_TRANSFER) {
+    tally__op_release(&e->st, op);
+    tally__key_forget(&e->st, op->key_slot); /* a CLI grant: polled for again */
+    if (op->raffle_charge) tally__raffle_charge_settled(e, op, TALLY_EFAILED);
+    atomic_fetch_add_explicit(&e->n_buys_refused, 1, memory_order_relaxed);
   }
+  if (op->origin[0]) tally__emit(e, TALLY_EFFECT_REPLY, TALLY_EFAILED, op->req_id, 0, op->origin, op->channel, text);
+}
+
+void tally__engine_batch_failed(tally__engine *e, tally__batch *b, const char *why) {
+  b->op_count += b->hidden; /* ops left out of the last send fail with it */
+  b->hidden = 0;
+  for (uint32_t k = 0; k < b->op_count; k++) op_failed(e, &b->ops[k], tally_strerror(TALLY_EFAILED));
   fprintf(stderr, "tally: batch %llu failed: %s\n", (unsigned long long)b->id, why);
   tally__batch_rows_settled(b, &e->st);
   e->rows_retry_mono_ms = tally__now_mono_ms(e) + TALLY__ROWS_RETRY_MS;
@@ -504,7 +586,11 @@ static void try_start(tally__engine *e, uint64_t now) {
   for (uint32_t k = 1; rc == TALLY_OK && k < e->cfg.writers; k++)
     rc = tally__writer_connect(&e->writers[k], err, sizeof err);
   if (rc != TALLY_OK) {
-    if (strcmp(err, e->startup_error) != 0) fprintf(stderr, "tally: start: %s\n", err);
+    if (strcmp(err, e->startup_error) != 0) {
+      fprintf(stderr, "tally: start: %s\n", err);
+      /* A host sees why it is not starting (e.g. a config the ledger refuses). */
+      tally__emit(e, TALLY_EFFECT_STATUS, rc, 0, 0, "", "", err);
+    }
     snprintf(e->startup_error, sizeof e->startup_error, "%s", err);
     for (uint32_t k = 0; k < e->cfg.writers; k++) tally__writer_close(&e->writers[k]);
     return;

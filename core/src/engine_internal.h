@@ -30,6 +30,13 @@ enum {
   TALLY__RETRY_MAX = 5,            /* serialization failures before giving up */
   TALLY__EFFECTS_PER_EVENT_MAX = 24, /* effects one command may emit at once */
   TALLY__GRANT_POLL_MS = 1000,
+  /* Grant requests take their bigserial id before they commit, so one may
+   * commit after higher ids did: each poll looks back this many ids below
+   * the highest seen for requests that have no transfer yet. */
+  TALLY__GRANT_REORDER_IDS = 4096,
+  TALLY__GRANT_POLL_ROWS = 64,
+  TALLY__RESEALS_MAX = 64, /* a batch re-sealed without ops whose keys were taken, at most */
+  TALLY__GRANT_SKIPPED_MAX = 64, /* requests the engine cannot apply, left out of polls */
   TALLY__STOP_WAIT_MS = 10000,
   TALLY__PENDING_IDS_MAX = 256,    /* keys looked up per resolve query */
   TALLY__DRAIN_FLUSH_EVERY = 512,  /* events drained between offers to idle writers */
@@ -87,7 +94,9 @@ struct tally_engine {
   uint64_t lease_epoch;  /* engine_lease.epoch this engine holds */
   uint64_t rows_retry_mono_ms; /* catalog-only batches wait until then after a failure */
   uint64_t next_start_ms, next_grant_poll_ms;
-  int64_t last_grant_request;
+  int64_t last_grant_request; /* the highest grant request id seen */
+  int64_t grant_skipped[TALLY__GRANT_SKIPPED_MAX]; /* a ring; 0 = empty */
+  uint32_t grant_skipped_next;
   bool effects_pending;
   uint32_t ops_pending;
   uint8_t frame[TALLY_FRAME_BYTES_MAX];
@@ -125,6 +134,11 @@ void tally__signal_host(tally__engine *e);
  * else is reported failed only after a complete lookup. */
 void tally__engine_batch_done(tally__engine *e, tally__batch *b);
 void tally__engine_batch_failed(tally__engine *e, tally__batch *b, const char *why);
+/* PostgreSQL refused the batch for its data (SQLSTATE class 22 or 23) and
+ * nothing of it committed: isolates the op it refuses (rows alone first,
+ * then halves of the ops), refuses that op to its sender, and commits the
+ * others in re-sealed batches. */
+void tally__engine_batch_isolate(tally__engine *e, tally__batch *b, const char *why);
 /* Another engine holds the ledger: stop taking money commands for good. */
 void tally__engine_fence(tally__engine *e);
 size_t tally__format_amount(const tally__engine *e, int64_t minor, char *out, size_t n);

@@ -1,4 +1,5 @@
 /* highlight.c — paid highlights and reactions (highlight.h). */
+#include "text.h"
 #include "highlight.h"
 
 #include <assert.h>
@@ -37,8 +38,8 @@ void tally__highlight_queue(tally__engine *e, uint64_t transfer_id, uint32_t buy
   free_slot->buyer = buyer;
   free_slot->item = item;
   free_slot->state = HL_QUEUED;
-  snprintf(free_slot->origin, sizeof free_slot->origin, "%s", origin);
-  snprintf(free_slot->text, sizeof free_slot->text, "%s", text);
+  tally__text_clip(free_slot->origin, sizeof free_slot->origin, origin);
+  tally__text_clip(free_slot->text, sizeof free_slot->text, text);
   /* Bought as the event ended: it can no longer be shown. */
   uint32_t ev = tally__live_event_find(st, st->items[item].drop_event);
   if (ev == TALLY__NONE || st->events[ev].stopped_ms) free_slot->state = HL_REFUND;

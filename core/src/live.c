@@ -1,5 +1,6 @@
 /* live.c — events and drops: their timers, totals and announcements.
  * Money rules stay in decide.c; this file only says what happens when. */
+#include "text.h"
 #include "live.h"
 #include "audience.h"
 #include "highlight.h"
@@ -60,8 +61,8 @@ int tally__live_event_start(tally__engine *e, uint32_t host, const char *channel
   ev->start_ms = tally__now_wall_ms();
   ev->end_ms = ev->start_ms + (int64_t)minutes * 60000;
   ev->end_mono = tally__now_mono_ms(e) + (uint64_t)minutes * 60000;
-  snprintf(ev->channel, sizeof ev->channel, "%s", channel);
-  snprintf(ev->title, sizeof ev->title, "%s", title);
+  tally__text_clip(ev->channel, sizeof ev->channel, channel);
+  tally__text_clip(ev->title, sizeof ev->title, title);
   event_mark_dirty(ev);
   tally__account_mark_dirty(st, host); /* the event row references its host */
   /* Who is here already counts as attending: ask the host for the roster. */

@@ -1,5 +1,6 @@
 /* live_raffle.c — raffle drops: entries, the frozen list and the draw
  * (live_raffle.h; the rules anyone can recompute are in raffle.h). */
+#include "text.h"
 #include "live_raffle.h"
 
 #include <assert.h>
@@ -63,7 +64,7 @@ uint32_t tally__raffle_entry_add(tally__state *st, uint32_t item, uint32_t accou
   en->account = account;
   en->live = true;
   en->seq = st->items[item].raffle_seq++;
-  snprintf(en->origin, sizeof en->origin, "%s", origin ? origin : "");
+  tally__text_clip(en->origin, sizeof en->origin, origin);
   return slot;
 }
 

@@ -310,6 +310,29 @@ static int load_counters(loader *l) {
   return TALLY_OK;
 }
 
+/* The ledger's currency decimals: recorded by the first engine, and an
+ * engine configured otherwise must not start (it would misread every
+ * amount by a power of ten). Checked before the lease, so a misconfigured
+ * engine never fences out the running one. */
+static int check_decimals(loader *l, int64_t now_ms) {
+  char dec[8], ms[24];
+  snprintf(dec, sizeof dec, "%u", l->e->cfg.currency_decimals);
+  snprintf(ms, sizeof ms, "%lld", (long long)now_ms);
+  const char *params[2] = {dec, ms};
+  PGresult *r = q(l, "WITH ins AS (INSERT INTO ledger_currency (id, decimals, created_ms)"
+                     " VALUES (1, $1::smallint, $2::bigint) ON CONFLICT DO NOTHING RETURNING decimals)"
+                     " SELECT decimals FROM ins UNION ALL SELECT decimals FROM ledger_currency", 2, params);
+  if (!r) return TALLY_EDB;
+  int64_t stored = PQntuples(r) > 0 ? col_i64(r, 0, 0) : -1;
+  PQclear(r);
+  if (stored == (int64_t)l->e->cfg.currency_decimals) return TALLY_OK;
+  snprintf(l->err, l->err_len,
+           "config decimals: this ledger counts money with %lld decimals, this engine is set to %u;"
+           " set decimals=\"%lld\" (the ledger's value never changes)",
+           (long long)stored, l->e->cfg.currency_decimals, (long long)stored);
+  return TALLY_ECONFIG;
+}
+
 /* Takes the ledger's lease: the UPDATE waits for every batch of a previous
  * engine that is still committing, and fences that engine out afterwards. */
 static int take_lease(loader *l, int64_t now_ms) {
@@ -356,7 +379,8 @@ int tally__engine_load(tally__engine *e, PGconn *conn, char *err, size_t err_len
     snprintf(err, err_len, "load: out of memory");
     return rc;
   }
-  rc = take_lease(&l, now);
+  rc = check_decimals(&l, now);
+  if (!rc) rc = take_lease(&l, now);
   if (!rc) rc = register_key(&l, now);
   if (!rc) rc = load_accounts(&l);
   if (!rc) rc = load_balances_roles(&l);

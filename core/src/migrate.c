@@ -7,8 +7,6 @@
 
 #include "tally.h"
 
-enum { MIGRATE_LOCK_KEY = 0x7a11 };
-
 static int exec_ok(PGconn *c, const char *sql, char *err, size_t err_len) {
   PGresult *r = PQexec(c, sql);
   ExecStatusType st = PQresultStatus(r);
@@ -30,7 +28,7 @@ int tally__migrate(PGconn *c, int *applied, char *err, size_t err_len) {
     const tally__migration *m = &tally__migrations[i];
     if ((rc = exec_ok(c, "BEGIN", err, err_len))) return rc;
     char sql[160];
-    snprintf(sql, sizeof sql, "SELECT pg_advisory_xact_lock(%d)", MIGRATE_LOCK_KEY);
+    snprintf(sql, sizeof sql, "SELECT pg_advisory_xact_lock(%d, %d)", TALLY__LOCK_CLASS, TALLY__LOCK_MIGRATE);
     if ((rc = exec_ok(c, sql, err, err_len))) goto rollback;
     snprintf(sql, sizeof sql, "SELECT 1 FROM schema_migrations WHERE version = %d", m->version);
     PGresult *r = PQexec(c, sql);

@@ -351,8 +351,14 @@ int tally__receipt_pg_public_key(PGconn *conn, const char *key_id,
 }
 
 /* Checks one page of batches after *after_id; *rows is the page size. */
+typedef struct pg_check_ctx {
+  uint64_t checked, bad;
+  tally__bad_batch_fn report;
+  void *ud;
+} pg_check_ctx;
+
 static int pg_check_page(PGconn *conn, int64_t *after_id, int *rows,
-                         uint64_t *checked, char *err, size_t err_len) {
+                         pg_check_ctx *cx, char *err, size_t err_len) {
   char p_after[PG_PARAM_BYTES], p_limit[PG_PARAM_BYTES];
   snprintf(p_after, sizeof p_after, "%" PRId64, *after_id);
   snprintf(p_limit, sizeof p_limit, "%d", PG_CHECK_PAGE_ROWS);
@@ -367,31 +373,38 @@ static int pg_check_page(PGconn *conn, int64_t *after_id, int *rows,
     uint8_t (*leaves)[32] = NULL;
     uint32_t unused;
     rc = pg_batch_row(res, i, &b, err, err_len);
-    if (rc == TALLY_OK) {
-      rc = pg_batch_leaves(conn, &b, 0, &leaves, &unused, err, err_len);
-    }
+    if (rc != TALLY_OK) b.id = strtoull(PQgetvalue(res, i, 0), NULL, 10); /* a malformed row: bad */
+    if (rc == TALLY_OK) rc = pg_batch_leaves(conn, &b, 0, &leaves, &unused, err, err_len);
     if (rc == TALLY_OK) {
       rc = pg_batch_verify(&b, (const uint8_t (*)[32])leaves, err, err_len);
     }
     free(leaves);
+    *after_id = (int64_t)b.id;
     if (rc == TALLY_OK) {
-      (*checked)++;
-      *after_id = (int64_t)b.id;
+      cx->checked++;
+    } else if (rc != TALLY_EDB && rc != TALLY_ENOMEM) {
+      /* A bad batch: reported, and the scan goes on to the next one. */
+      cx->bad++;
+      if (cx->report) cx->report(cx->ud, b.id, err);
+      rc = TALLY_OK;
     }
   }
   PQclear(res);
   return rc;
 }
 
-int tally__receipt_pg_check_batches(PGconn *conn, uint64_t *batches_checked,
-                                    char *err, size_t err_len) {
-  assert(conn && batches_checked);
-  *batches_checked = 0;
+int tally__receipt_pg_check_batches(PGconn *conn, uint64_t *batches_checked, uint64_t *batches_bad,
+                                    tally__bad_batch_fn bad, void *ud, char *err, size_t err_len) {
+  assert(conn && batches_checked && batches_bad);
+  pg_check_ctx cx = {.report = bad, .ud = ud};
   int64_t after_id = INT64_MIN;
   int rows = PG_CHECK_PAGE_ROWS;
   int rc = TALLY_OK;
   while (rc == TALLY_OK && rows == PG_CHECK_PAGE_ROWS) {
-    rc = pg_check_page(conn, &after_id, &rows, batches_checked, err, err_len);
+    rc = pg_check_page(conn, &after_id, &rows, &cx, err, err_len);
   }
+  *batches_checked = cx.checked;
+  *batches_bad = cx.bad;
+  if (rc == TALLY_OK && cx.bad) rc = TALLY_EBADSIG;
   return rc;
 }

@@ -33,9 +33,13 @@ int tally__receipt_pg_load(PGconn *conn, uint64_t transfer_id,
 int tally__receipt_pg_public_key(PGconn *conn, const char *key_id,
                                  uint8_t pub[TALLY_PUBKEY_BYTES]);
 /* Recomputes every batch's root from its transfers and verifies its
- * signature with the key it names. Stops at the first bad batch
- * (TALLY_EBADSIG, err names it); *batches_checked counts good batches. */
-int tally__receipt_pg_check_batches(PGconn *conn, uint64_t *batches_checked,
-                                    char *err, size_t err_len);
+ * signature with the key it names. Every bad batch is reported to `bad`
+ * (its id and why) and the scan goes on, so one bad batch hides no later
+ * one; returns TALLY_EBADSIG if any was bad. A database error stops the
+ * scan (TALLY_EDB, err says why). *batches_checked counts good batches,
+ * *batches_bad the bad ones. */
+typedef void (*tally__bad_batch_fn)(void *ud, uint64_t batch_id, const char *why);
+int tally__receipt_pg_check_batches(PGconn *conn, uint64_t *batches_checked, uint64_t *batches_bad,
+                                    tally__bad_batch_fn bad, void *ud, char *err, size_t err_len);
 
 #endif

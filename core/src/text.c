@@ -3,6 +3,7 @@
 #include "text.h"
 
 #include <assert.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -34,6 +35,44 @@ int tally__text_check(const char *s, size_t len) {
     p += n + 1;
   }
   return TALLY_OK;
+}
+
+/* Length of the UTF-8 sequence a lead byte announces; 0 for a
+ * continuation byte or a byte that never starts one. */
+static size_t utf8_seq_len(unsigned char c) {
+  if (c < 0x80) return 1;
+  if ((c & 0xe0) == 0xc0) return 2;
+  if ((c & 0xf0) == 0xe0) return 3;
+  if ((c & 0xf8) == 0xf0) return 4;
+  return 0;
+}
+
+size_t tally__text_trim_tail(char *s, size_t len) {
+  /* Walk back over at most 3 continuation bytes to the last lead byte; keep
+   * its sequence only if it is complete. */
+  size_t i = len, back = 0;
+  while (i > 0 && back < 4 && ((unsigned char)s[i - 1] & 0xc0) == 0x80) i--, back++;
+  if (i > 0) {
+    size_t need = utf8_seq_len((unsigned char)s[i - 1]);
+    if (need > 1 && need != back + 1) len = i - 1; /* lead byte cut off from its tail */
+    else if (need == 0) len = i - 1;               /* a stray byte: never valid */
+  } else if (back > 0) {
+    len = 0; /* only continuation bytes */
+  }
+  s[len] = 0;
+  return len;
+}
+
+size_t tally__text_clipn(char *dst, size_t dst_size, const char *src, size_t src_len) {
+  assert(dst_size > 0);
+  size_t n = src ? strnlen(src, src_len) : 0;
+  if (n >= dst_size) n = dst_size - 1;
+  memcpy(dst, src ? src : "", n);
+  return tally__text_trim_tail(dst, n);
+}
+
+size_t tally__text_clip(char *dst, size_t dst_size, const char *src) {
+  return tally__text_clipn(dst, dst_size, src, SIZE_MAX);
 }
 
 int tally__tokenize(const char *s, tally__tokens *out) {

@@ -25,6 +25,18 @@ enum {
  * control characters (NUL, CR, LF, CTCP \x01 ...). */
 int tally__text_check(const char *s, size_t len);
 
+/* Copies src into dst (dst_size > 0 bytes, always NUL-terminated), cut if
+ * needed at the last whole UTF-8 character that fits, so a valid text stays
+ * valid (PostgreSQL refuses a batch holding half a character: 22021).
+ * Returns the length copied. */
+size_t tally__text_clip(char *dst, size_t dst_size, const char *src);
+/* The same for the first src_len bytes of src. */
+size_t tally__text_clipn(char *dst, size_t dst_size, const char *src, size_t src_len);
+/* Drops an incomplete UTF-8 sequence at the end of s[0..len) (what a
+ * bounded snprintf leaves when it cut a character); NUL-terminates there and
+ * returns the new length. */
+size_t tally__text_trim_tail(char *s, size_t len);
+
 typedef struct tally__tokens {
   int count;
   const char *word[TALLY__TOKENS_MAX];

@@ -16,10 +16,14 @@
 
 #include "engine_internal.h"
 #include "live.h"
+#include "migrate.h"
 
 static void writer_on_io(uv_poll_t *h, int status, int events);
 
-#define TALLY__LOCK_SQL "SELECT pg_try_advisory_lock(7999001)"
+/* Writer 0's session lock, in the two-key form (migrate.h): batch ids own
+ * the one-key space. */
+#define TALLY__LOCK_SQL "SELECT pg_try_advisory_lock(1952541817, 1)"
+_Static_assert(TALLY__LOCK_CLASS == 1952541817 && TALLY__LOCK_WRITER == 1, "TALLY__LOCK_SQL names the writer lock");
 
 static void writer_watch(tally__writer *w) {
   int events = UV_READABLE | (w->want_write ? UV_WRITABLE : 0);
@@ -241,6 +245,16 @@ static void batch_query_failed(tally__writer *w, tally__batch *b, const PGresult
   bool fenced = code && strcmp(code, TALLY__SQLSTATE_FENCED) == 0;
   if (fenced) tally__engine_fence(e); /* another engine took the ledger: no more writes */
   bool again = !fenced && r && retryable(r) && b->retries < TALLY__RETRY_MAX;
+  if (was == TALLY__WRITER_BATCH && code && strcmp(code, TALLY__SQLSTATE_KEY_TAKEN) == 0) {
+    /* Refused as a whole, so no attempt of it committed (an earlier one
+     * that did would have left every transfer in place): find which keys
+     * the ledger holds, answer those ops, re-seal the rest (engine.c). */
+    b->key_taken = true;
+    memset(b->inserted, 0, b->transfer_count);
+    w->batch = b;
+    if (writer_send_lookup(w) != TALLY_OK) writer_broken(w, "lookup could not be sent");
+    return;
+  }
   if (was == TALLY__WRITER_RESOLVE || again) {
     /* A failed lookup leaves the outcome open; a retryable error is retried.
      * Either way the batch goes out again, unchanged. */
@@ -257,6 +271,12 @@ static void batch_query_failed(tally__writer *w, tally__batch *b, const PGresult
     memset(b->inserted, 0, b->transfer_count);
     w->batch = b;
     if (writer_send_lookup(w) != TALLY_OK) writer_broken(w, "lookup could not be sent");
+    return;
+  }
+  /* Class 22 (data exception) or 23 (integrity constraint): one op's data,
+   * not the ledger's state. Never fail the others for it. */
+  if (was == TALLY__WRITER_BATCH && code && (strncmp(code, "22", 2) == 0 || strncmp(code, "23", 2) == 0)) {
+    tally__engine_batch_isolate(e, b, r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : "refused");
     return;
   }
   /* Class 53, insufficient resources (disk full, out of memory): live
@@ -379,13 +399,23 @@ static void writer_on_io(uv_poll_t *h, int status, int events) {
 
 int tally__writer_poll_grants(tally__writer *w) {
   tally__engine *e = w->engine;
-  char last[24];
-  snprintf(last, sizeof last, "%lld", (long long)e->last_grant_request);
-  const char *params[1] = {last};
+  char floor[24], skipped[TALLY__GRANT_SKIPPED_MAX * 21 + 3], limit[12];
+  int64_t from = e->last_grant_request - TALLY__GRANT_REORDER_IDS;
+  snprintf(floor, sizeof floor, "%lld", (long long)(from > 0 ? from : 0));
+  snprintf(limit, sizeof limit, "%d", TALLY__GRANT_POLL_ROWS);
+  size_t n = (size_t)snprintf(skipped, sizeof skipped, "{0");
+  for (uint32_t i = 0; i < TALLY__GRANT_SKIPPED_MAX; i++)
+    if (e->grant_skipped[i]) n += (size_t)snprintf(skipped + n, sizeof skipped - n, ",%lld", (long long)e->grant_skipped[i]);
+  snprintf(skipped + n, sizeof skipped - n, "}");
+  const char *params[3] = {floor, skipped, limit};
+  /* Not `id > last`: a request whose id was taken before a higher one's
+   * may commit after it. A request is open until its transfer exists. */
   if (!PQsendQueryParams(w->conn,
-                         "SELECT id, account, amount_minor FROM grant_requests WHERE id > $1::bigint"
-                         " ORDER BY id LIMIT 64",
-                         1, NULL, params, NULL, NULL, 0))
+                         "SELECT g.id, g.account, g.amount_minor FROM grant_requests g"
+                         " WHERE g.id > $1::bigint AND g.id <> ALL ($2::bigint[]) AND NOT EXISTS"
+                         " (SELECT 1 FROM transfers t WHERE t.idem_key = 'grant-request:' || g.id)"
+                         " ORDER BY g.id LIMIT $3::int",
+                         3, NULL, params, NULL, NULL, 0))
     return TALLY_EDB;
   w->state = TALLY__WRITER_GRANTS;
   return writer_send_flush(w);

@@ -25,7 +25,7 @@ static void on_status(void *ud, const tally_effect *eff) {
 static void kill_lock_holder(const char *dsn) {
   PGconn *c = PQconnectdb(dsn);
   PQclear(PQexec(c, "SELECT pg_terminate_backend(pid) FROM pg_locks"
-                    " WHERE locktype = 'advisory' AND objid = 7999001 AND granted"));
+                    " WHERE locktype = 'advisory' AND classid = 1952541817 AND objid = 1 AND objsubid = 2 AND granted"));
   PQfinish(c);
 }
 

@@ -135,6 +135,39 @@ tally_engine *th_engine(const tally_config *cfg) {
   return e;
 }
 
+typedef struct refusal {
+  int code, seen, ready;
+  char *text;
+  size_t len;
+} refusal;
+
+static void on_status(void *ud, const tally_effect *eff) {
+  refusal *f = ud;
+  if (eff->kind != TALLY_EFFECT_STATUS) return;
+  if (eff->code == TALLY_OK) f->ready = 1;
+  else if (!f->seen) {
+    f->seen = 1;
+    f->code = eff->code;
+    snprintf(f->text, f->len, "%s", eff->text);
+  }
+}
+
+int th_engine_refused(const tally_config *cfg, char *text, size_t text_len, int timeout_ms) {
+  tally_engine *e;
+  char err[TALLY_ERRBUF_BYTES] = "";
+  if (tally_engine_new(cfg, &e, err, sizeof err) != TALLY_OK) die(err);
+  if (tally_engine_start(e) != TALLY_OK) die("start");
+  refusal f = {.code = TALLY_OK, .text = text, .len = text_len};
+  text[0] = 0;
+  for (int waited = 0; !f.seen && !f.ready && waited < timeout_ms; waited += 10) {
+    struct pollfd p = {tally_engine_fd(e), POLLIN, 0};
+    poll(&p, 1, 10);
+    tally_engine_drain(e, on_status, &f, 1000);
+  }
+  th_engine_free(e);
+  return f.ready ? TALLY_OK : f.code;
+}
+
 void th_engine_free(tally_engine *e) {
   tally_engine_stop(e);
   tally_engine_free(e);
@@ -266,13 +299,17 @@ int th_buyer(tally_engine *e, const char *account, const char *credits, const ch
 int th_tally_check(const char *dsn) { return th_tally_run(dsn, "check", NULL); }
 
 int th_tally_run(const char *dsn, const char *cmd, const char *arg) {
+  return th_tally_run2(dsn, cmd, arg, NULL);
+}
+
+int th_tally_run2(const char *dsn, const char *cmd, const char *arg1, const char *arg2) {
   const char *cli = getenv("TALLY_CLI");
   if (!cli) die("TALLY_CLI is not set");
   pid_t pid = fork();
   if (pid == 0) {
     int null = open("/dev/null", 1);
     if (!getenv("TALLY_TEST_VERBOSE")) dup2(null, 1);
-    execl(cli, "tally", "--dsn", dsn, cmd, arg, (char *)NULL);
+    execl(cli, "tally", "--dsn", dsn, cmd, arg1, arg2, (char *)NULL);
     _exit(127);
   }
   int status;

@@ -58,6 +58,12 @@ int th_buy_confirmed(tally_engine *e, const char *account, const char *sku, th_r
 int th_tally_check(const char *dsn);
 /* Runs `$TALLY_CLI --dsn dsn cmd [arg]`; returns its exit status. */
 int th_tally_run(const char *dsn, const char *cmd, const char *arg);
+/* The same with two arguments (e.g. grant ACCOUNT AMOUNT). */
+int th_tally_run2(const char *dsn, const char *cmd, const char *arg1, const char *arg2);
+/* Starts an engine that is expected NOT to become ready: waits up to
+ * timeout_ms for a non-OK status effect; returns its code (TALLY_OK if it
+ * became ready or said nothing) and copies its text. Frees the engine. */
+int th_engine_refused(const tally_config *cfg, char *text, size_t text_len, int timeout_ms);
 /* One value from SQL (first row, first column) as int64. */
 int64_t th_sql_i64(const char *dsn, const char *sql);
 /* th_sql_i64 of a printf-formatted query. */

@@ -72,6 +72,31 @@ static void test_text_check(void **state) {
   assert_int_equal(tally__tokenize("a b c d e f g h i j k l m n o p q", &t), TALLY_ETOO_MANY);
 }
 
+/* Clipping keeps whole UTF-8 characters (issue 9, #3). */
+static void test_text_clip(void **state) {
+  (void)state;
+  char dst[6];
+  /* "aé€😀" = 1 + 2 + 3 + 4 bytes: every cut lands on a boundary or before. */
+  const char *s = "a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80";
+  for (size_t cap = 1; cap <= sizeof dst; cap++) {
+    size_t n = tally__text_clip(dst, cap, s);
+    assert_true(n < cap);
+    assert_int_equal(strlen(dst), n);
+    assert_int_equal(tally__text_check(dst, n), TALLY_OK);
+  }
+  assert_int_equal(tally__text_clip(dst, 3, s), 1);  /* "a" + half of é -> "a" */
+  assert_int_equal(tally__text_clip(dst, 4, s), 3);  /* "aé" */
+  assert_int_equal(tally__text_clip(dst, 6, s), 3);  /* € needs 3 more */
+  assert_int_equal(tally__text_clip(dst, 6, "abcdefgh"), 5);
+  assert_int_equal(tally__text_clip(dst, 6, NULL), 0);
+  char big[16];
+  assert_int_equal(tally__text_clip(big, sizeof big, s), 10); /* fits whole */
+  assert_string_equal(big, s);
+  char tail[8] = "ab\xf0\x9f\x98";
+  assert_int_equal(tally__text_trim_tail(tail, 5), 2);
+  assert_string_equal(tail, "ab");
+}
+
 static void test_codec_round_trip_and_refusals(void **state) {
   (void)state;
   tally__decoder dec;
@@ -104,6 +129,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_amounts),
       cmocka_unit_test(test_text_check),
+      cmocka_unit_test(test_text_clip),
       cmocka_unit_test(test_codec_round_trip_and_refusals),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
