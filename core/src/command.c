@@ -71,6 +71,26 @@ static bool channel_allows(tally__engine *e, const char *channel, uint64_t now) 
   return bucket_take(&b->tokens_milli, &b->at_ms, e->cfg.rate_channel_per_min, now);
 }
 
+/* A buy of a live drop skips the channel's bucket: the LIVE NOW line asks
+ * the whole channel to type `!buy <sku>` at once, and such a line is
+ * answered in memory (sold, sold out) without a database round trip. It
+ * still needs a logged-in sender and passes the global bucket and the
+ * sender's own, which hold back a flood by a few accounts. A first-time
+ * buyer's CONFIRM of a pending consent for a live drop counts as its buy. */
+static bool live_drop_buy(const tally__cmd *c) {
+  const tally__state *st = &c->e->st;
+  if (c->account == TALLY__NONE) return false;
+  uint32_t item = TALLY__NONE;
+  if (tally__word_is(&c->t, 0, "BUY") && c->t.count >= 2) {
+    char sku[TALLY__SKU_BYTES_MAX + 1];
+    if (tally__word_copy(&c->t, 1, sku, sizeof sku) == TALLY_OK) item = tally__item_find(st, sku);
+  } else if (tally__word_is(&c->t, 0, "CONFIRM")) {
+    uint32_t slot = st->accounts[c->account].consent_slot;
+    if (slot != TALLY__NONE && st->consents[slot].account == c->account) item = st->consents[slot].item;
+  }
+  return item != TALLY__NONE && !st->items[item].deleted && st->items[item].drop_state == TALLY__DROP_LIVE;
+}
+
 /* ---- shared helpers for the command files ---------------------------------- */
 int tally__cmd_account(tally__cmd *c, const char *account, uint32_t *index) {
   char name[TALLY__ACCOUNT_NAME_BYTES];
@@ -221,11 +241,13 @@ void tally__command_handle(tally__engine *e, const tally__command_frame *frame) 
     tally__reply(e, frame, TALLY_EUNKNOWN_CMD, 0, "%s. Try: TALLY HELP", tally_strerror(TALLY_EUNKNOWN_CMD));
     return;
   }
-  if (!bucket_take(&e->st.global_tokens_milli, &e->st.global_at_ms, e->cfg.rate_global_per_min, c.now) ||
-      !channel_allows(e, frame->channel, c.now)) {
+  if (!bucket_take(&e->st.global_tokens_milli, &e->st.global_at_ms, e->cfg.rate_global_per_min, c.now)) {
     tally__cmd_refuse(&c, TALLY_ERATE_LIMITED);
     return;
   }
+  /* The account's bucket first: a line its sender may not send costs the
+   * channel nothing, so a few flooding accounts cannot use up the channel's
+   * bucket for everyone else there. */
   if (frame->account[0]) {
     if ((rc = tally__cmd_account(&c, frame->account, &c.account))) {
       tally__cmd_refuse(&c, rc == TALLY_ETOO_MANY ? TALLY_EBUSY : rc);
@@ -236,7 +258,12 @@ void tally__command_handle(tally__engine *e, const tally__command_frame *frame) 
       tally__cmd_refuse(&c, TALLY_ERATE_LIMITED);
       return;
     }
-  } else if (entry->needs_account) {
+  }
+  if (!live_drop_buy(&c) && !channel_allows(e, frame->channel, c.now)) {
+    tally__cmd_refuse(&c, TALLY_ERATE_LIMITED);
+    return;
+  }
+  if (!frame->account[0] && entry->needs_account) {
     tally__reply(e, frame, TALLY_ENOT_LOGGED_IN, 0,
                  "%s: log in to your services account first (/msg NickServ IDENTIFY <password>)",
                  tally_strerror(TALLY_ENOT_LOGGED_IN));
