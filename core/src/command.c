@@ -14,7 +14,7 @@
 #include "tipmsg.h"
 
 /* ---- rate limits: token buckets in thousandths of a command --------------- */
-static bool bucket_take(int64_t *tokens, int64_t *at_ms, uint32_t per_min, uint64_t now) {
+bool tally__bucket_take(int64_t *tokens, int64_t *at_ms, uint32_t per_min, uint64_t now) {
   if (per_min == 0) return true;
   int64_t cap = (int64_t)(per_min < 5 ? 5 : per_min / 4 + 5) * 1000;
   if (*at_ms == 0) *tokens = cap;
@@ -68,7 +68,7 @@ static bool channel_allows(tally__engine *e, const char *channel, uint64_t now) 
   uint32_t i = channel_bucket(&e->st, channel, e->cfg.rate_channel_per_min, now);
   if (i == TALLY__NONE) return false;
   tally__bucket *b = &e->st.channels[i];
-  return bucket_take(&b->tokens_milli, &b->at_ms, e->cfg.rate_channel_per_min, now);
+  return tally__bucket_take(&b->tokens_milli, &b->at_ms, e->cfg.rate_channel_per_min, now);
 }
 
 /* A buy of a live drop skips the channel's bucket: the LIVE NOW line asks
@@ -241,7 +241,7 @@ void tally__command_handle(tally__engine *e, const tally__command_frame *frame) 
     tally__reply(e, frame, TALLY_EUNKNOWN_CMD, 0, "%s. Try: TALLY HELP", tally_strerror(TALLY_EUNKNOWN_CMD));
     return;
   }
-  if (!bucket_take(&e->st.global_tokens_milli, &e->st.global_at_ms, e->cfg.rate_global_per_min, c.now)) {
+  if (!tally__bucket_take(&e->st.global_tokens_milli, &e->st.global_at_ms, e->cfg.rate_global_per_min, c.now)) {
     tally__cmd_refuse(&c, TALLY_ERATE_LIMITED);
     return;
   }
@@ -254,7 +254,7 @@ void tally__command_handle(tally__engine *e, const tally__command_frame *frame) 
       return;
     }
     tally__account *a = &e->st.accounts[c.account];
-    if (!bucket_take(&a->rate_tokens_milli, &a->rate_at_ms, e->cfg.rate_account_per_min, c.now)) {
+    if (!tally__bucket_take(&a->rate_tokens_milli, &a->rate_at_ms, e->cfg.rate_account_per_min, c.now)) {
       tally__cmd_refuse(&c, TALLY_ERATE_LIMITED);
       return;
     }
