@@ -141,6 +141,25 @@ def tally_checks(tap, env):
             return True
         tap.run("after NickServ REGISTER, WALLET answers with a balance", wallet_after_identify)
 
+        def channel_context_tag():
+            # alice negotiated message-tags: the private answer to her !wallet
+            # in the channel names that channel (+draft/channel-context).
+            if "message-tags" not in alice.caps:
+                raise ic.IRCError("message-tags not negotiated: %r" % alice.caps)
+            m = ask(alice, lambda: alice.privmsg(chan, "!wallet"), r"\d")
+            if m.tags.get("+draft/channel-context") != chan:
+                raise ic.IRCError("no +draft/channel-context=%s on %r" % (chan, m.raw))
+            p = ask(alice, lambda: alice.send("WALLET"), r"\d")
+            if "+draft/channel-context" in p.tags:
+                raise ic.IRCError("a private command's answer names a channel: %r" % p.raw)
+            # bob did not: the same answer comes without any tag.
+            b = ask(bob, lambda: bob.privmsg(chan, "!wallet"), r"not logged in")
+            if b.raw.startswith("@"):
+                raise ic.IRCError("tags sent to a client without message-tags: %r" % b.raw)
+            return m
+        tap.run("+draft/channel-context=<channel> on the answer to a ! line, only with message-tags",
+                channel_context_tag)
+
         def quitter():
             q = env.client(ic.unique_nick("q"))
             for _ in range(10):
