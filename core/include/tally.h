@@ -155,6 +155,7 @@ typedef struct tally_config {
   uint32_t highlight_topic;     /* 1: highlights are pinned as the channel topic (1.1) */
   uint32_t rate_global_per_min; /* commands per minute, all senders together (1.1) */
   uint32_t tip_message_hold_s;  /* a tip's message waits this long for moderators (1.2) */
+  uint32_t rate_verify_per_min; /* VERIFY <receipt> checks per minute, everyone together */
 } tally_config;
 
 TALLY_API void tally_config_init(tally_config *cfg);

@@ -138,6 +138,10 @@ void tally__cmd_receipts(tally__cmd *c) {
   else tally__reply(c->e, c->cmd, TALLY_OK, 0, "Your recent receipts: %s. VERIFY <receipt> for its proof.", list);
 }
 
+/* VERIFY <receipt>: the checks of `tally verify`, against the ledger, by the
+ * verifier thread (verifier.c); answered in tally__cmd_verify_answer. Its
+ * own bucket and a bounded queue ("busy") keep a flood of VERIFY away from
+ * everyone's purchases: nothing here waits for PostgreSQL. */
 void tally__cmd_verify(tally__cmd *c) {
   if (c->t.count >= 2 && tally__word_is(&c->t, 1, "DRAW")) {
     tally__cmd_verify_draw(c);
@@ -148,24 +152,76 @@ void tally__cmd_verify(tally__cmd *c) {
     return;
   }
   uint64_t id;
-  if (tally__uint_parse(c->t.word[1], c->t.len[1], UINT64_MAX / 10, &id)) {
+  if (tally__uint_parse(c->t.word[1], c->t.len[1], INT64_MAX, &id)) {
     tally__cmd_refuse(c, TALLY_EUNKNOWN_RECEIPT);
     return;
   }
-  uint32_t slot = tally__purchase_find(&c->e->st, id);
-  if (slot == TALLY__NONE) {
-    tally__reply(c->e, c->cmd, TALLY_EUNKNOWN_RECEIPT, 0,
-                 "receipt %llu is not among recent purchases; an admin can check any receipt with: tally verify %llu",
-                 (unsigned long long)id, (unsigned long long)id);
+  tally__engine *e = c->e;
+  if (!tally__bucket_take(&e->verify_tokens_milli, &e->verify_at_ms, e->cfg.rate_verify_per_min, c->now)) {
+    tally__cmd_refuse(c, TALLY_ERATE_LIMITED);
     return;
   }
-  const tally__purchase *p = &c->e->st.purchases[slot];
-  char paid[48], refunded[48];
-  tally__format_amount(c->e, p->amount, paid, sizeof paid);
-  tally__format_amount(c->e, p->refunded, refunded, sizeof refunded);
-  tally__reply(c->e, c->cmd, p->committed ? TALLY_OK : TALLY_EPENDING, p->committed ? id : 0,
-               "receipt %llu: %s, %s of %s paid, %s refunded; signed in its batch (Ed25519 over a Merkle root). "
-               "Offline proof: tally verify %llu",
-               (unsigned long long)id, p->committed ? "committed" : "pending", paid,
-               c->e->st.items[p->item].sku, refunded, (unsigned long long)id);
+  tally__verify_job *j = tally__verifier_slot(e->verifier);
+  if (!j) {
+    tally__reply(e, c->cmd, TALLY_EBUSY, 0, "%s: too many receipts are being checked", tally_strerror(TALLY_EBUSY));
+    return;
+  }
+  j->req_id = c->cmd->req_id;
+  j->receipt = id;
+  if (c->account != TALLY__NONE) snprintf(j->requester, sizeof j->requester, "%s", e->st.accounts[c->account].name);
+  snprintf(j->origin, sizeof j->origin, "%s", c->cmd->origin);
+  snprintf(j->channel, sizeof j->channel, "%s", c->cmd->channel);
+  tally__verifier_commit(e->verifier);
+  e->ops_pending++; /* its answer needs room in the effects ring */
+}
+
+static const char *shown_name(const char *account) {
+  return strncmp(account, "user:", 5) == 0 ? account + 5 : account;
+}
+
+/* What the transfer is, for its own buyer (or a tip's recipient). */
+static void owner_details(tally__engine *e, const tally__verify_job *j, bool payer, char *out, size_t n) {
+  const tally__receipt_proof *p = &j->proof;
+  char amount[48], refunded[48], serial[40] = "";
+  tally__format_amount(e, p->amount_minor, amount, sizeof amount);
+  tally__format_amount(e, j->refunded_minor, refunded, sizeof refunded);
+  if (p->serial) snprintf(serial, sizeof serial, " (serial %u)", p->serial);
+  if (p->kind == 1)
+    snprintf(out, n, "your purchase of %ux %s%s for %s, %s refunded", p->qty, p->sku, serial, amount, refunded);
+  else if (p->kind == 2 && payer)
+    snprintf(out, n, "your tip of %s to %s", amount, shown_name(p->counterparty));
+  else if (p->kind == 2) snprintf(out, n, "a tip of %s to you from %s", amount, shown_name(p->account));
+  else if (p->kind == 3) snprintf(out, n, "your refund of %s (of receipt %llu)", amount, (unsigned long long)p->ref_transfer);
+  else snprintf(out, n, "a grant of %s to you", amount);
+}
+
+void tally__cmd_verify_answer(void *ud, const tally__verify_job *j) {
+  tally__engine *e = ud;
+  e->ops_pending--;
+  const tally__receipt_proof *p = &j->proof;
+  unsigned long long id = (unsigned long long)j->receipt;
+  char text[TALLY_TEXT_BYTES_MAX + 1], what[TALLY_TEXT_BYTES_MAX / 2];
+  int code = j->rc;
+  if (j->rc == TALLY_OK) {
+    /* Anyone may learn that a receipt is valid and in which batch; what
+     * was bought, for how much and its refunds only its owner. */
+    bool payer = j->requester[0] && strcmp(j->requester, p->account) == 0;
+    bool payee = j->requester[0] && p->counterparty[0] && strcmp(j->requester, p->counterparty) == 0;
+    if (payer || payee) owner_details(e, j, payer, what, sizeof what);
+    else snprintf(what, sizeof what, "its details are shown only to its buyer");
+    snprintf(text, sizeof text,
+             "receipt %llu: VALID, in batch %llu (leaf %u of %u): the leaf from the stored transfer, its Merkle "
+             "proof and the batch's signature check with the engine's key %s; %s.",
+             id, (unsigned long long)p->batch_id, p->leaf_index + 1, p->leaf_count, p->key_id, what);
+  } else if (j->rc == TALLY_EBADSIG) {
+    snprintf(text, sizeof text, "receipt %llu: NOT VALID: %s", id, j->why);
+  } else if (j->rc == TALLY_ENOTFOUND) {
+    code = TALLY_EUNKNOWN_RECEIPT;
+    snprintf(text, sizeof text, "receipt %llu: not in the ledger: %s", id, j->why);
+  } else {
+    code = TALLY_EDB;
+    snprintf(text, sizeof text, "receipt %llu cannot be checked now (%s); try again", id, tally_strerror(TALLY_EDB));
+  }
+  tally__emit(e, TALLY_EFFECT_REPLY, code, j->req_id, j->rc == TALLY_OK ? j->receipt : 0, j->origin, j->channel,
+              text);
 }

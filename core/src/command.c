@@ -14,7 +14,7 @@
 #include "tipmsg.h"
 
 /* ---- rate limits: token buckets in thousandths of a command --------------- */
-static bool bucket_take(int64_t *tokens, int64_t *at_ms, uint32_t per_min, uint64_t now) {
+bool tally__bucket_take(int64_t *tokens, int64_t *at_ms, uint32_t per_min, uint64_t now) {
   if (per_min == 0) return true;
   int64_t cap = (int64_t)(per_min < 5 ? 5 : per_min / 4 + 5) * 1000;
   if (*at_ms == 0) *tokens = cap;
@@ -68,7 +68,27 @@ static bool channel_allows(tally__engine *e, const char *channel, uint64_t now) 
   uint32_t i = channel_bucket(&e->st, channel, e->cfg.rate_channel_per_min, now);
   if (i == TALLY__NONE) return false;
   tally__bucket *b = &e->st.channels[i];
-  return bucket_take(&b->tokens_milli, &b->at_ms, e->cfg.rate_channel_per_min, now);
+  return tally__bucket_take(&b->tokens_milli, &b->at_ms, e->cfg.rate_channel_per_min, now);
+}
+
+/* A buy of a live drop skips the channel's bucket: the LIVE NOW line asks
+ * the whole channel to type `!buy <sku>` at once, and such a line is
+ * answered in memory (sold, sold out) without a database round trip. It
+ * still needs a logged-in sender and passes the global bucket and the
+ * sender's own, which hold back a flood by a few accounts. A first-time
+ * buyer's CONFIRM of a pending consent for a live drop counts as its buy. */
+static bool live_drop_buy(const tally__cmd *c) {
+  const tally__state *st = &c->e->st;
+  if (c->account == TALLY__NONE) return false;
+  uint32_t item = TALLY__NONE;
+  if (tally__word_is(&c->t, 0, "BUY") && c->t.count >= 2) {
+    char sku[TALLY__SKU_BYTES_MAX + 1];
+    if (tally__word_copy(&c->t, 1, sku, sizeof sku) == TALLY_OK) item = tally__item_find(st, sku);
+  } else if (tally__word_is(&c->t, 0, "CONFIRM")) {
+    uint32_t slot = st->accounts[c->account].consent_slot;
+    if (slot != TALLY__NONE && st->consents[slot].account == c->account) item = st->consents[slot].item;
+  }
+  return item != TALLY__NONE && !st->items[item].deleted && st->items[item].drop_state == TALLY__DROP_LIVE;
 }
 
 /* ---- shared helpers for the command files ---------------------------------- */
@@ -223,22 +243,29 @@ void tally__command_handle(tally__engine *e, const tally__command_frame *frame) 
     tally__reply(e, frame, TALLY_EUNKNOWN_CMD, 0, "%s. Try: TALLY HELP", tally_strerror(TALLY_EUNKNOWN_CMD));
     return;
   }
-  if (!bucket_take(&e->st.global_tokens_milli, &e->st.global_at_ms, e->cfg.rate_global_per_min, c.now) ||
-      !channel_allows(e, frame->channel, c.now)) {
+  if (!tally__bucket_take(&e->st.global_tokens_milli, &e->st.global_at_ms, e->cfg.rate_global_per_min, c.now)) {
     tally__cmd_refuse(&c, TALLY_ERATE_LIMITED);
     return;
   }
+  /* The account's bucket first: a line its sender may not send costs the
+   * channel nothing, so a few flooding accounts cannot use up the channel's
+   * bucket for everyone else there. */
   if (frame->account[0]) {
     if ((rc = tally__cmd_account(&c, frame->account, &c.account))) {
       tally__cmd_refuse(&c, rc == TALLY_ETOO_MANY ? TALLY_EBUSY : rc);
       return;
     }
     tally__account *a = &e->st.accounts[c.account];
-    if (!bucket_take(&a->rate_tokens_milli, &a->rate_at_ms, e->cfg.rate_account_per_min, c.now)) {
+    if (!tally__bucket_take(&a->rate_tokens_milli, &a->rate_at_ms, e->cfg.rate_account_per_min, c.now)) {
       tally__cmd_refuse(&c, TALLY_ERATE_LIMITED);
       return;
     }
-  } else if (entry->needs_account) {
+  }
+  if (!live_drop_buy(&c) && !channel_allows(e, frame->channel, c.now)) {
+    tally__cmd_refuse(&c, TALLY_ERATE_LIMITED);
+    return;
+  }
+  if (!frame->account[0] && entry->needs_account) {
     tally__reply(e, frame, TALLY_ENOT_LOGGED_IN, 0,
                  "%s: log in to your services account first (/msg NickServ IDENTIFY <password>)",
                  tally_strerror(TALLY_ENOT_LOGGED_IN));

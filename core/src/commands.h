@@ -22,6 +22,9 @@ typedef struct tally__cmd {
 } tally__cmd;
 
 int tally__cmd_account(tally__cmd *c, const char *account, uint32_t *index);
+/* A token bucket in thousandths of a command: per_min a minute, a burst of
+ * per_min / 4 + 5; false when empty. per_min 0 is unlimited. */
+bool tally__bucket_take(int64_t *tokens, int64_t *at_ms, uint32_t per_min, uint64_t now);
 void tally__cmd_refuse(tally__cmd *c, int code);
 void tally__cmd_usage(tally__cmd *c, const char *usage);
 /* A fresh op in the open batch, or NULL when every batch slot is busy. */

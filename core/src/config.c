@@ -71,6 +71,9 @@ static const cfg_entry cfg_table[] = {
     {"tip_message_hold", CFG_U32, OFF(tip_message_hold_s), "0", 0, 600,
      "seconds a tip's message is shown to the channel's moderators only (who can HIDE it) before "
      "the channel sees it; 0 = at once"},
+    {"rate_verify", CFG_U32, OFF(rate_verify_per_min), "600", 0, 1u << 20,
+     "VERIFY <receipt> checks against the ledger per minute, everyone together (its own bucket; "
+     "0 = unlimited, the bounded queue still answers busy)"},
 };
 #undef OFF
 enum { CFG_COUNT = sizeof cfg_table / sizeof cfg_table[0] };

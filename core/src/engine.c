@@ -570,6 +570,13 @@ static void drain_events(tally__engine *e) {
   tally__signal_host(e);
 }
 
+/* The verifier thread finished some VERIFY checks: answer them. */
+static void on_verified(uv_async_t *h) {
+  tally__engine *e = h->data;
+  tally__verifier_collect(e->verifier, tally__cmd_verify_answer, e);
+  tally__signal_host(e);
+}
+
 static void on_wake(uv_async_t *h) {
   tally__engine *e = h->data;
   if (atomic_load(&e->stopping)) return;
@@ -659,6 +666,9 @@ static void *engine_thread(void *arg) {
     uv_run(&e->loop, UV_RUN_ONCE);
   tally__signal_host(e);
   for (uint32_t k = 0; k < e->cfg.writers; k++) tally__writer_close(&e->writers[k]);
+  tally__verifier_stop(e->verifier);
+  e->verifier = NULL;
+  uv_close((uv_handle_t *)&e->verify_wake, on_close);
   uv_close((uv_handle_t *)&e->wake, on_close);
   uv_close((uv_handle_t *)&e->tick, on_close);
   uv_run(&e->loop, UV_RUN_DEFAULT);
@@ -715,7 +725,16 @@ int tally_engine_start(tally_engine *e) {
   uv_timer_init(&e->loop, &e->tick);
   e->wake.data = e->tick.data = e;
   uv_timer_start(&e->tick, on_tick, 0, TALLY__TICK_MS);
-  if (pthread_create(&e->thread, NULL, engine_thread, e) != 0) return TALLY_ENOMEM;
+  uv_async_init(&e->loop, &e->verify_wake, on_verified);
+  e->verify_wake.data = e;
+  uint8_t pub[TALLY_PUBKEY_BYTES];
+  tally__signer_public(e->signer, pub);
+  if (tally__verifier_start(e->dsn, pub, &e->verify_wake, &e->verifier) != TALLY_OK) e->verifier = NULL;
+  if (pthread_create(&e->thread, NULL, engine_thread, e) != 0) {
+    tally__verifier_stop(e->verifier);
+    e->verifier = NULL;
+    return TALLY_ENOMEM;
+  }
   e->thread_started = true;
   return TALLY_OK;
 }

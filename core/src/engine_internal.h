@@ -19,6 +19,7 @@
 #include "signer.h"
 #include "state.h"
 #include "tally.h"
+#include "verifier.h"
 
 enum {
   TALLY__WRITERS_MAX = 4,
@@ -101,6 +102,11 @@ struct tally_engine {
   uint32_t ops_pending;
   uint8_t frame[TALLY_FRAME_BYTES_MAX];
   char startup_error[TALLY_ERRBUF_BYTES];
+  /* VERIFY <receipt>: checked on a thread and connection of its own
+   * (verifier.c), answered when verify_wake fires; its own rate bucket. */
+  tally__verifier *verifier; /* NULL if its thread could not start: VERIFY is busy */
+  uv_async_t verify_wake;
+  int64_t verify_tokens_milli, verify_at_ms;
 
   /* host side */
   tally__decoder host_dec;
@@ -155,6 +161,8 @@ int tally__engine_load(tally__engine *e, PGconn *conn, char *err, size_t err_len
 
 /* command.c */
 void tally__command_handle(tally__engine *e, const tally__command_frame *cmd);
+/* cmd_info.c: answers a VERIFY the verifier thread checked (ud: the engine). */
+void tally__cmd_verify_answer(void *ud, const tally__verify_job *j);
 void tally__grant_request_apply(tally__engine *e, int64_t request_id, const char *account,
                                 int64_t amount);
 

@@ -23,6 +23,7 @@
 
 #include "inspircd.h"
 #include "modules/account.h"
+#include "modules/ctctags.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -239,6 +240,26 @@ class EffectPump : public EventHandler
 	void OnEventHandlerError(int errornum) CXX11_OVERRIDE;
 };
 
+/* The IRCv3 client tag +draft/channel-context on a private answer to a
+ * line said in a channel (`!shop` in #live): clients that support it show
+ * the answer in that channel's window. Sent only to clients that
+ * negotiated message-tags (m_ircv3_ctctags); others get the plain NOTICE. */
+class ChannelContextTag : public ClientProtocol::MessageTagProvider
+{
+	CTCTags::CapReference ctctags;
+ public:
+	ChannelContextTag(Module* mod)
+		: ClientProtocol::MessageTagProvider(mod)
+		, ctctags(mod)
+	{
+	}
+
+	bool ShouldSendTag(LocalUser* user, const ClientProtocol::MessageTagData& tagdata) CXX11_OVERRIDE
+	{
+		return ctctags.get(user);
+	}
+};
+
 /* One registered client command, e.g. BUY (or its configured rename). */
 class CommandTally : public SplitCommand
 {
@@ -256,6 +277,7 @@ class ModuleTally : public Module
 {
 	tally_engine* engine;
 	EffectPump pump;
+	ChannelContextTag contexttag;
 	Settings settings;
 	std::vector<CommandTally*> commands;
 	uint64_t next_req;
@@ -357,6 +379,7 @@ class ModuleTally : public Module
 	ModuleTally()
 		: engine(NULL)
 		, pump(this)
+		, contexttag(this)
 		, next_req(0)
 	{
 		/* Microseconds, so a reload within the same second cannot reuse an
@@ -579,8 +602,20 @@ class ModuleTally : public Module
 			case TALLY_EFFECT_REPLY:
 			{
 				User* user = ServerInstance->FindUUID(effect->origin ? effect->origin : "");
-				if (user && !user->quitting)
-					user->WriteRemoteNotice(effect->text ? effect->text : "");
+				if (!user || user->quitting)
+					break;
+				const std::string text(effect->text ? effect->text : "");
+				LocalUser* local = IS_LOCAL(user);
+				if (!local || !effect->channel || !effect->channel[0])
+				{
+					user->WriteRemoteNotice(text);
+					break;
+				}
+				/* As User::WriteNotice, plus the channel the line came from. */
+				ClientProtocol::Messages::Privmsg msg(ClientProtocol::Messages::Privmsg::nocopy,
+					ServerInstance->FakeClient, local, text, MSG_NOTICE);
+				msg.AddTag("+draft/channel-context", &contexttag, effect->channel);
+				local->Send(ServerInstance->GetRFCEvents().privmsg, msg);
 				break;
 			}
 			case TALLY_EFFECT_ANNOUNCE:

@@ -510,6 +510,9 @@ def tally_ask(client, send, regex=".", timeout=60.0, retry=TRANSIENT):
         if retry is not None and retry.search(m.text) and time.monotonic() < deadline:
             time.sleep(0.5)
             continue
+        if TRANSIENT.search(m.text) and not TRANSIENT.search(regex):
+            # "starting up" or "busy" at the deadline is no answer, even to regex ".".
+            raise IRCError("still %r after %.0f s" % (m.text, timeout))
         if not re.search(regex, m.text):
             raise IRCError("unexpected reply %r (wanted /%s/)" % (m.text, regex))
         return m
@@ -539,12 +542,16 @@ class Tap:
         return bool(cond)
 
     def run(self, name, fn):
-        """Runs fn(); an exception is a failed check with its message."""
+        """Runs fn(); an exception is a failed check with its message. fn
+        returns its evidence (the matched message, or True after its own
+        checks): a scenario that returns nothing, None or False fails, so a
+        check cannot pass by forgetting to look."""
         try:
             res = fn()
         except Exception as e:  # a test failure, reported not raised
             return self.check(name, False, "%s: %s" % (type(e).__name__, e))
-        return self.check(name, res is not False, "returned False")
+        return self.check(name, bool(res), "returned %r: no evidence (a scenario returns the matched "
+                          "message or True after its checks)" % (res,))
 
     def skip(self, name, why):
         self.count += 1

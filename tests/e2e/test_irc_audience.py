@@ -52,6 +52,7 @@ def scenario(tap, env, db):
             m = ask(c, "BUY warm", r"CONFIRM (\S+)")
             code = re.search(r"CONFIRM (\S+)", m.text).group(1)
             ask(c, "CONFIRM %s" % code, r"receipt \d+")
+        return True
     tap.run("three buyers agreed to pay (a first purchase with CONFIRM)", warmup)
 
     def start():
@@ -59,6 +60,7 @@ def scenario(tap, env, db):
         say(host, "!event start 30 Audience night", r"^Event started")
         chan_notice(watcher, r'^Live event "Audience night" starts now', mark)
         state["w"] = watcher.mark()
+        return True
     tap.run("!event start (members already here count as attending)", start)
 
     def highlight():
@@ -69,12 +71,14 @@ def scenario(tap, env, db):
         chan_notice(watcher, r"^HIGHLIGHT from %s: Hello world$" % bob.nick, mark)
         m = say(carol, "!highlight gold Me next", r"^Bought 1x highlight gold .* receipt (\d+)")
         state["queued"] = re.search(r"receipt (\d+)", m.text).group(1)
+        return True
     tap.run("!highlight gold Hello world is pinned in the channel; a second one waits its turn", highlight)
 
     def react():
         say(host, "!event react 0.05", r"^Reactions priced\.$")
         for _ in range(2):
             say(carol, "!react " + FIRE, r"^Bought 1x reaction")
+        return True
     tap.run("!event react 0.05: two paid reactions", react)
 
     def attendees_only():
@@ -82,7 +86,7 @@ def scenario(tap, env, db):
         ask(dave, "BUY vip", r"^only for those attending the event")
         dave.join(CHAN)
         time.sleep(0.5)  # the join reaches the engine as a presence frame
-        ask(dave, "BUY vip", r"^Bought 1x drop vip")
+        return ask(dave, "BUY vip", r"^Bought 1x drop vip")
     tap.run("an attendees-only drop refuses a buyer outside #live, sells once he joins", attendees_only)
 
     tap.run("!tally privacy on", lambda: say(carol, "!tally privacy on", r"^Event summaries will not name you\.$"))
@@ -91,7 +95,7 @@ def scenario(tap, env, db):
         mark = state["w"]
         say(host, "!event stop", r"^Event stopped\.$")
         chan_notice(watcher, r"^Reactions in the last minute: 2 %s$" % FIRE, mark)
-        chan_notice(watcher, r"^Attendance: 4 attendees, \d+ min on average\. Top supporters: .*"
+        return chan_notice(watcher, r"^Attendance: 4 attendees, \d+ min on average\. Top supporters: .*"
                     r"and 1 who prefers not to be named\.", mark)
     tap.run("!event stop: reactions aggregated, 4 attendees, the private supporter unnamed", stop)
 
@@ -108,6 +112,7 @@ def scenario(tap, env, db):
                                 % state["queued"]))
         if refunds != 1:
             raise AssertionError("the unshown highlight was not refunded (%d)" % refunds)
+        return True
     tap.run("ledger: 4 attendance rows, the highlight's memo, the unshown highlight refunded", ledger)
 
 

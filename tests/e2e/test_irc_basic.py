@@ -32,7 +32,8 @@ ENGINE_WAIT_S = 60.0
 
 def ask(client, send, regex, timeout=ENGINE_WAIT_S):
     """Sends a line until tally's NOTICE is not a transient one; returns the
-    first non-transient NOTICE, which must match regex."""
+    first non-transient NOTICE, which must match regex. A reply still
+    transient at the deadline fails."""
     deadline = time.monotonic() + timeout
     while True:
         mark = client.mark()
@@ -40,9 +41,12 @@ def ask(client, send, regex, timeout=ENGINE_WAIT_S):
         m = client.expect(lambda x: x.command == "NOTICE" and x.target == client.nick
                           and x.nick != "NickServ", max(1.0, deadline - time.monotonic()),
                           "tally NOTICE", mark)
-        if TRANSIENT.search(m.text) and time.monotonic() < deadline:
-            time.sleep(0.5)
-            continue
+        if TRANSIENT.search(m.text):
+            if time.monotonic() < deadline:
+                time.sleep(0.5)
+                continue
+            # Still "starting up" at the deadline is no answer, whatever regex allows.
+            raise ic.IRCError("still %r after %.0f s" % (m.text, timeout))
         if not re.search(regex, m.text):
             raise ic.IRCError("unexpected reply %r (wanted /%s/)" % (m.text, regex))
         return m
@@ -69,6 +73,7 @@ def network_checks(tap, env, with_tally):
                 raise ic.IRCError("WHOIS 330 says %r, wanted %r" % (acct, nick))
         finally:
             c.quit()
+        return True
     tap.run("NickServ REGISTER+IDENTIFY gives a services account (WHOIS 330)", identify)
 
 
@@ -82,7 +87,7 @@ def tally_checks(tap, env):
 
         # Wait until the engine answers at all (it connects to PostgreSQL first).
         tap.run("engine answers (not 'starting up')",
-                lambda: ask(alice, lambda: alice.send("WALLET"), r"."))
+                lambda: ask(alice, lambda: alice.send("WALLET"), r"^not logged in"))
 
         def plain_message_passes():
             lines = ["hello there", "!notatallycommand x", "price is 5! ok",
@@ -93,6 +98,7 @@ def tally_checks(tap, env):
                 m = bob.wait_privmsg("^" + re.escape(text) + "$", chan, 5)
                 if m.nick != alice.nick:
                     raise ic.IRCError("from %r" % m.prefix)
+            return True
         tap.run("other channel messages reach others unchanged", plain_message_passes)
 
         def buy_not_broadcast():
@@ -105,6 +111,7 @@ def tally_checks(tap, env):
                       if m.command == "PRIVMSG" and "sku1" in m.text]
             if leaked:
                 raise ic.IRCError("leaked: %r" % leaked)
+            return True
         tap.run("!buy lines are not broadcast", buy_not_broadcast)
 
         tap.run("BUY without an account -> 'not logged in'",
@@ -115,13 +122,13 @@ def tally_checks(tap, env):
         def ctcp_refused():
             mark = alice.mark()
             alice.privmsg(chan, "!buy \x01x")
-            alice.wait_notice(r"CTCP", 5, since=mark)
+            return alice.wait_notice(r"CTCP", 5, since=mark)
         tap.run("a command line with CTCP bytes is refused", ctcp_refused)
 
         def bad_utf8_refused():
             mark = alice.mark()
             alice.send(b"PRIVMSG " + chan.encode() + b" :!buy \xff\xfe")
-            alice.wait_notice(r"invalid UTF-8", 5, since=mark)
+            return alice.wait_notice(r"invalid UTF-8", 5, since=mark)
         tap.run("a command line with invalid UTF-8 is refused", bad_utf8_refused)
 
         def wallet_after_identify():
@@ -131,14 +138,34 @@ def tally_checks(tap, env):
             m = ask(alice, lambda: alice.send("WALLET"), r"\d")
             if re.search(r"not logged in|unknown command|wrong arguments", m.text):
                 raise ic.IRCError("WALLET refused: %r" % m.text)
+            return True
         tap.run("after NickServ REGISTER, WALLET answers with a balance", wallet_after_identify)
+
+        def channel_context_tag():
+            # alice negotiated message-tags: the private answer to her !wallet
+            # in the channel names that channel (+draft/channel-context).
+            if "message-tags" not in alice.caps:
+                raise ic.IRCError("message-tags not negotiated: %r" % alice.caps)
+            m = ask(alice, lambda: alice.privmsg(chan, "!wallet"), r"\d")
+            if m.tags.get("+draft/channel-context") != chan:
+                raise ic.IRCError("no +draft/channel-context=%s on %r" % (chan, m.raw))
+            p = ask(alice, lambda: alice.send("WALLET"), r"\d")
+            if "+draft/channel-context" in p.tags:
+                raise ic.IRCError("a private command's answer names a channel: %r" % p.raw)
+            # bob did not: the same answer comes without any tag.
+            b = ask(bob, lambda: bob.privmsg(chan, "!wallet"), r"not logged in")
+            if b.raw.startswith("@"):
+                raise ic.IRCError("tags sent to a client without message-tags: %r" % b.raw)
+            return m
+        tap.run("+draft/channel-context=<channel> on the answer to a ! line, only with message-tags",
+                channel_context_tag)
 
         def quitter():
             q = env.client(ic.unique_nick("q"))
             for _ in range(10):
                 q.send("SHOP")
             q.quit("gone before the answers")
-            ask(alice, lambda: alice.send("WALLET"), r"\d")
+            return ask(alice, lambda: alice.send("WALLET"), r"\d")
         tap.run("answers to a user who quit are dropped; the server carries on", quitter)
     finally:
         alice.quit()

@@ -28,8 +28,8 @@ def server_notice(client, mark, timeout=10):
 def unknown_command(client, word, timeout=5):
     mark = client.mark()
     client.send("%s x 1" % word)
-    client.expect(lambda m: m.command == "421" and m.params[1].upper() == word.upper(),
-                  timeout, "421 for %s" % word, mark)
+    return client.expect(lambda m: m.command == "421" and m.params[1].upper() == word.upper(),
+                         timeout, "421 for %s" % word, mark)
 
 
 def handled(client, send):
@@ -38,20 +38,22 @@ def handled(client, send):
     m = server_notice(client, mark)
     if m.text.startswith("tally: CTCP") or "Unknown command" in m.text:
         raise ic.IRCError("not handled: %r" % m.text)
+    return m
 
 
 def broadcast(sender, other, chan, text):
     sender.privmsg(chan, text)
-    other.wait_privmsg("^" + re.escape(text) + "$", chan, 5)
+    return other.wait_privmsg("^" + re.escape(text) + "$", chan, 5)
 
 
 def not_broadcast(sender, other, chan, text):
     mark = other.mark()
-    handled(sender, lambda: sender.privmsg(chan, text))
+    answer = handled(sender, lambda: sender.privmsg(chan, text))
     sender.privmsg(chan, "fence after " + text)
     other.wait_privmsg("^fence after " + re.escape(text) + "$", chan, 5, since=mark)
     if any(m.command == "PRIVMSG" and m.text == text for m in other.seen[mark:]):
         raise ic.IRCError("%r was broadcast" % text)
+    return answer
 
 
 def renames_and_prefix(tap, so, dsn):
@@ -92,7 +94,7 @@ def renames_and_prefix(tap, so, dsn):
                 a.send("REHASH")
                 a.wait_notice(r"RELOADMODULE m_tally", 10, since=mark)
                 not_broadcast(a, b, chan, "%wallet")
-                broadcast(a, b, chan, "?wallet")
+                return broadcast(a, b, chan, "?wallet")
             tap.run("REHASH applies a new prefix and reports engine changes", rehash)
 
             def reload():
@@ -102,7 +104,7 @@ def renames_and_prefix(tap, so, dsn):
                 a.send("RELOADMODULE m_tally")
                 a.expect(lambda m: m.command == "975", 30, "975 reloaded", mark)
                 handled(a, lambda: a.send("PURCHASE sku1 1"))
-                not_broadcast(a, b, chan, "%wallet")
+                return not_broadcast(a, b, chan, "%wallet")
             tap.run("RELOADMODULE m_tally restarts the engine with the new settings", reload)
         finally:
             a.quit()
@@ -117,7 +119,7 @@ def refused(tap, so, dsn, name, extra, expect):
         except RuntimeError as e:
             if not re.search(expect, str(e)):
                 raise ic.IRCError("start failed without /%s/:\n%s" % (expect, e))
-            return
+            return True
         raise ic.IRCError("the server started with %s" % extra)
     tap.run(name, run)
 

@@ -64,6 +64,7 @@ def herd(tap, env, db):
                 code = re.search(r"CONFIRM (\S+)", m.text)
                 if code:
                     ask(c, "CONFIRM %s" % code.group(1), r"receipt \d+")
+            return True
         tap.run("30 accounts agreed to pay (first purchase + CONFIRM)", consent_all)
 
         marks = [c.mark() for c in buyers]
@@ -98,11 +99,11 @@ def herd(tap, env, db):
         def shop_sold_out():
             mark = creator.mark()
             creator.send("SHOP")
-            creator.wait_notice(r"^last%s - .* - sold out" % tag, 30, since=mark)
+            return creator.wait_notice(r"^last%s - .* - sold out" % tag, 30, since=mark)
         tap.run("SHOP shows the item sold out", shop_sold_out)
 
         def one_more():
-            ask(buyers[0], "BUY last%s" % tag, r"^sold out$")
+            return ask(buyers[0], "BUY last%s" % tag, r"^sold out$")
         tap.run("a later BUY hears 'sold out'", one_more)
     finally:
         for c in buyers + [creator, oper]:

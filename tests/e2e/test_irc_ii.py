@@ -80,9 +80,11 @@ class II:
             _, reply = self.wait_out(out, r"^\d+ \S",
                                      max(1, deadline - time.monotonic()), start)
             reply = reply.split(" ", 1)[1]  # drop ii's timestamp
-            if TRANSIENT.search(reply) and time.monotonic() < deadline:
-                time.sleep(0.5)
-                continue
+            if TRANSIENT.search(reply):
+                if time.monotonic() < deadline:
+                    time.sleep(0.5)
+                    continue
+                raise ic.IRCError("still %r after %.0f s" % (reply, timeout))
             if not re.search(regex, reply):
                 raise ic.IRCError("unexpected reply %r (wanted /%s/)" % (reply, regex))
             return reply
@@ -128,11 +130,12 @@ def main():
                 client.write("", "/PRIVMSG NickServ :REGISTER Correct-Horse-42 %s@example.org" % nick)
                 if watcher.wait_account(nick) != nick:
                     raise ic.IRCError("ii user has no account")
+                return True
             tap.run("ii: NickServ REGISTER gives an account", register)
 
             def join():
                 client.write("", "/j %s" % chan)
-                watcher.expect(lambda m: m.command == "JOIN" and m.nick == nick, 10, "ii JOIN")
+                return watcher.expect(lambda m: m.command == "JOIN" and m.nick == nick, 10, "ii JOIN")
             tap.run("ii: joins the channel", join)
 
             if not with_tally:
@@ -166,6 +169,7 @@ def tally_checks(tap, client, watcher, chan):
         if any(m.command == "PRIVMSG" and m.text.startswith("!wallet")
                for m in watcher.seen[mark:]):
             raise ic.IRCError("!wallet reached the channel")
+        return True
     tap.run("ii: !wallet in the channel is answered privately, not broadcast",
             channel_wallet)
 

@@ -77,6 +77,7 @@ def funded(c, timeout=30):
         if time.monotonic() > deadline:
             raise ic.IRCError("%s never got the welcome grant" % c.nick)
         time.sleep(0.3)
+    return True
 
 
 def change_nick(c, new):
@@ -107,6 +108,7 @@ def live(tap, env, db):
             names = " ".join(m.text for m in host.seen[mark:] if m.command == "353")
             if "@" + host.nick not in names.split():
                 raise ic.IRCError("NAMES: %r" % names)
+            return True
         tap.run("the first to join #live is its operator (@ in NAMES)", host_is_op)
         for c in (bob, carol, watcher):
             c.join(CHAN)
@@ -122,6 +124,7 @@ def live(tap, env, db):
                 m = say(c, "!buy warm", r"CONFIRM (\S+)")
                 code = re.search(r"CONFIRM (\S+)", m.text).group(1)
                 ask(c, "CONFIRM %s" % code, r"receipt \d+")
+            return True
         tap.run("both buyers agreed to pay (first !buy of a pre-event drop + CONFIRM)", warmup)
 
         # ---- hosting rights ------------------------------------------------
@@ -136,7 +139,7 @@ def live(tap, env, db):
             mark = watcher.mark()
             m = say(host, "!event start 30 Launch party", r"^Event started \(id (\d+)\)\.$")
             state["event_id"] = re.search(r"id (\d+)", m.text).group(1)
-            chan_notice(watcher, r'^Live event "Launch party" starts now, for 30 min\.', mark)
+            return chan_notice(watcher, r'^Live event "Launch party" starts now, for 30 min\.', mark)
         tap.run("the op's !event start 30 Launch party starts it; the channel hears it", start_event)
         tap.run("a second !event start is refused while one runs",
                 lambda: say(host, "!event start 5 Again", r"already running"))
@@ -147,7 +150,7 @@ def live(tap, env, db):
         def create_tee():
             mark = watcher.mark()
             say(host, "!drop create tee 3 2 per-user=2", r"^Drop tee created\.$")
-            chan_notice(watcher, r"^LIVE NOW: drop tee - 3 units at 2\.00 credits for 10 min "
+            return chan_notice(watcher, r"^LIVE NOW: drop tee - 3 units at 2\.00 credits for 10 min "
                         r"\(limit per buyer\)\. Type: !buy tee$", mark)
         tap.run("!drop create tee 3 2 per-user=2: the channel sees LIVE NOW", create_tee)
 
@@ -156,13 +159,13 @@ def live(tap, env, db):
             bob.privmsg(CHAN, "!drop list")
             bob.wait_notice(r"^tee: LIVE, 0 of 3 sold, 2\.00 credits each, limit per buyer$", 30,
                             since=mark)
-            bob.wait_notice(r"^warm: LIVE, 2 of 10 sold", 30, since=mark)
+            return bob.wait_notice(r"^warm: LIVE, 2 of 10 sold", 30, since=mark)
         tap.run("!drop list (a non-op may) shows the live drops", list_drops)
 
         def bob_takes_two():
             mark = watcher.mark()
             say(bob, "!buy tee 2", r"^Bought 2x drop tee \(tee\) for 4\.00 credits\. receipt \d+")
-            chan_notice(watcher, r"^Only 1 left of tee!$", mark)
+            return chan_notice(watcher, r"^Only 1 left of tee!$", mark)
         tap.run("bob buys 2 of 3; the channel sees 'Only 1 left of tee!'", bob_takes_two)
 
         def nick_change_limit():
@@ -170,14 +173,14 @@ def live(tap, env, db):
             if bob.whois_account() != acct["bob"]:
                 raise ic.IRCError("bob's account after NICK: %r" % bob.whois_account())
             say(bob, "!buy tee", r"^per-buyer limit reached$")
-            ask(bob, "BUY tee", r"^per-buyer limit reached$")
+            return ask(bob, "BUY tee", r"^per-buyer limit reached$")
         tap.run("after a NICK change (same account) bob's third unit is refused: per-buyer limit",
                 nick_change_limit)
 
         def carol_last():
             mark = watcher.mark()
             say(carol, "!buy tee", r"^Bought 1x drop tee \(tee\) for 2\.00 credits\. receipt \d+")
-            chan_notice(watcher, r"^SOLD OUT: tee - all 3 units are gone\.$", mark)
+            return chan_notice(watcher, r"^SOLD OUT: tee - all 3 units are gone\.$", mark)
         tap.run("carol buys the last one; the channel sees SOLD OUT", carol_last)
         tap.run("a later !buy tee hears sold out",
                 lambda: say(carol, "!buy tee", r"^sold out$"))
@@ -195,7 +198,7 @@ def live(tap, env, db):
             mark = watcher.mark()
             say(host, "!drop stop later", r"^Drop later stopped\.$")
             chan_notice(watcher, r"^Drop later closed: 1 of 5 sold\.$", mark)
-            say(bob, "!buy later", r"^that drop has closed$")
+            return say(bob, "!buy later", r"^that drop has closed$")
         tap.run("start=+1h: not before !drop start; !drop stop closes it (1 of 5 sold)", later_drop)
 
         tap.run("!drop start by a non-op is refused",
@@ -210,7 +213,7 @@ def live(tap, env, db):
             chan_notice(watcher, r"^LIVE NOW: drop soon - 2 units at 1\.00 credits for 4 s", mark, 15)
             say(carol, "!buy soon", r"^Bought 1x drop soon .* receipt \d+")
             chan_notice(watcher, r"^Drop soon closed: 1 of 2 sold\.$", mark, 15)
-            say(carol, "!buy soon", r"^that drop has closed$")
+            return say(carol, "!buy soon", r"^that drop has closed$")
         tap.run("start=+2s for=4s: opens and closes on its own timers", timed_drop)
 
         # ---- a tip with a message ------------------------------------------------
@@ -218,7 +221,7 @@ def live(tap, env, db):
             mark = watcher.mark()
             say(bob, "!tip %s 1.50 great show" % acct["host"], r"^Tipped 1\.50 credits to %s\. receipt \d+"
                 % re.escape(acct["host"]))
-            chan_notice(watcher, r"^Thank you %s for tipping %s 1\.50 credits: great show$"
+            return chan_notice(watcher, r"^Thank you %s for tipping %s 1\.50 credits: great show$"
                         % (re.escape(acct["bob"]), re.escape(acct["host"])), mark)
         tap.run("!tip host 1.50 great show is thanked in the channel (account name)", tip)
 
@@ -233,7 +236,7 @@ def live(tap, env, db):
             bob.privmsg(CHAN, "!applause for the host")
             watcher.wait_privmsg(r"^hello everyone, what a show$", CHAN, 10, since=mark_w)
             watcher.wait_privmsg(r"^!applause for the host$", CHAN, 10, since=mark_w)
-            carol.wait_privmsg(r"^hello everyone, what a show$", CHAN, 10, since=mark_c)
+            return carol.wait_privmsg(r"^hello everyone, what a show$", CHAN, 10, since=mark_c)
         tap.run("plain chat and !unknown still reach the channel", chat)
 
         # ---- the end ---------------------------------------------------------------
@@ -245,6 +248,7 @@ def live(tap, env, db):
                     'Drops: tee 3/3, later 1/5, soon 1/2. Thank you!')
             if m.text != want:
                 raise ic.IRCError("summary %r, wanted %r" % (m.text, want))
+            return True
         tap.run("!event stop posts the summary: 4 sales (8.00), 1 tip (1.50), drops tee 3/3, later 1/5, soon 1/2",
                 stop_event)
         tap.run("!event after the stop: none running",
@@ -288,6 +292,7 @@ def live(tap, env, db):
                 problems.append("'Drop rush closed' says %d sold, %d receipts" % (closed_n, ledger_n))
             if problems:
                 raise ic.IRCError("; ".join(problems))
+            return True
         tap.run("!event stop with purchases in flight: the summary and 'Drop closed' count "
                 "what the ledger holds for the event", encore)
 
@@ -295,7 +300,7 @@ def live(tap, env, db):
             mark = host.mark()
             host.send("MODE %s -o %s" % (CHAN, host.nick))
             host.expect(lambda m: m.command == "MODE" and m.target.lower() == CHAN, 10, "MODE -o", mark)
-            say(host, "!event start 10 Encore", r"^no permission")
+            return say(host, "!event start 10 Encore", r"^no permission")
         tap.run("after MODE -o the former host is refused", deopped)
 
         def commands_hidden():
@@ -311,6 +316,7 @@ def live(tap, env, db):
                         leaked.append("%s saw %s" % (c.nick, m.raw))
             if leaked:
                 raise ic.IRCError("\n".join(leaked[:10]))
+            return True
         tap.run("no !event/!drop/!buy/!tip line reached any other member", commands_hidden)
 
         def watcher_saw_all():
@@ -323,6 +329,7 @@ def live(tap, env, db):
             ops = [m for m in watcher.seen if m.command == "NOTICE" and m.target.lower() == CHAN]
             if any("!" in m.prefix for m in ops):
                 raise ic.IRCError("an announcement came from a user: %r" % ops)
+            return True
         tap.run("a member without an account saw every announcement, from the server", watcher_saw_all)
         if os.environ.get("TALLY_TEST_VERBOSE"):
             for c in clients:

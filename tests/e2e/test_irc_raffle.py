@@ -84,6 +84,7 @@ def scenario(tap, env, db):
             m = say(c, "!buy warm", r"CONFIRM (\S+)")
             code = re.search(r"CONFIRM (\S+)", m.text).group(1)
             ask(c, "CONFIRM %s" % code, r"receipt \d+")
+        return True
     tap.run("four buyers agreed to pay (a first purchase with CONFIRM)", warmup)
 
     # ---- raffle ------------------------------------------------------------
@@ -97,12 +98,13 @@ def scenario(tap, env, db):
         state["commit"] = re.search(r"([0-9a-f]{64})$", m.text).group(1)
         state["mark"] = watcher.mark()
         state["marks"] = {c.nick: c.mark() for c in buyers}
+        return True
     tap.run("!drop create tix 2 3 mode=raffle: RAFFLE OPEN with the seed commitment", open_raffle)
 
     def enter_all():
         for c in buyers:
             say(c, "!buy tix", r"^You're in the tix raffle\.")
-        say(bob, "!buy tix", r"already in this raffle")
+        return say(bob, "!buy tix", r"already in this raffle")
     tap.run("four buyers enter (no charge); a second entry is refused", enter_all)
 
     def drawn():
@@ -115,6 +117,7 @@ def scenario(tap, env, db):
             if c.nick in state["winners"]:
                 c.wait_notice(r"^Bought 1x drop tix \(tix\) for 3\.00 credits\. receipt \d+ .* - serial [12] of 2$",
                               30, since=state["marks"][c.nick])
+        return True
     tap.run("at close the channel hears the seed, the entry hash and two winners", drawn)
 
     def recomputed():
@@ -136,12 +139,14 @@ def scenario(tap, env, db):
             " WHERE t.kind = 1 AND t.item_id = %d" % item_id))
         if charged != expect:
             raise AssertionError("charged %s, recomputed winners %s" % (charged, expect))
+        return True
     tap.run("recomputed independently: commitment, entry hash, and winners == the charged buyers", recomputed)
 
     def cli_agrees():
         rc, out = ic.tally_cli(db.dsn, "draw", "tix")
         if rc != 0 or "OK: 2 winners charged" not in out:
             raise AssertionError(out[-1500:])
+        return True
     tap.run("tally draw tix recomputes the same draw", cli_agrees)
 
     tap.run("VERIFY DRAW tix shows the seed and the entry hash",
@@ -166,6 +171,7 @@ def scenario(tap, env, db):
                         " GROUP BY l.a) x WHERE s <> 0" % (receipt, receipt))
         if int(net) != 0:
             raise AssertionError("the refund did not reverse every share")
+        return True
     tap.run("a co-op drop splits 60/40 after the fee by largest remainder; a refund reverses every share", coop)
 
     # ---- pass and serial -------------------------------------------------------
@@ -182,7 +188,7 @@ def scenario(tap, env, db):
         bob.wait_notice(r"^Your pass vip is ready: REDEEM %s" % receipt, 30, since=mark)
         ask(bob, "REDEEM %s" % receipt, r"^Pass vip redeemed")
         ask(bob, "REDEEM %s" % receipt, r"already redeemed")
-        ask(bob, "REFUND %s" % receipt, r"^not refundable")
+        return ask(bob, "REFUND %s" % receipt, r"^not refundable")
     tap.run("a pass: serial 1 of 3 in the receipt, REDEEM once, then not refundable", pass_once)
 
 

@@ -170,6 +170,7 @@ def restarts(tap, env, db):
             raise ic.IRCError(r.stdout)
         if not ic.probe("127.0.0.1", env.port, 60):
             raise ic.IRCError("NickServ did not come back")
+        return True
     tap.run("ircd kill: InspIRCd starts again with the same config and database; Anope relinks",
             restart_ircd)
     tap.check("ircd kill: every receipt a buyer saw is in the ledger (%d)" % len(before),
@@ -201,7 +202,7 @@ def restarts(tap, env, db):
     tap.check("pg kill: buyers saw receipts", len(seen) > 0)
 
     def buys_again():
-        ask(buyers[1], "BUY %s" % sku, r"^Bought .*receipt \d+", timeout=90, retry=DB_AWAY)
+        return ask(buyers[1], "BUY %s" % sku, r"^Bought .*receipt \d+", timeout=90, retry=DB_AWAY)
     tap.run("pg kill: once PostgreSQL is back, BUY gives a receipt again", buys_again)
     settle(buyers, quiet=2.0, limit=30)
     seen = seen_receipts(buyers, marks)
@@ -214,6 +215,7 @@ def restarts(tap, env, db):
             ids = set(re.findall(r"\d+", m.text.split(":", 1)[-1]))
             if in_ledger(db, ids) != len(ids):
                 raise ic.IRCError("%s: RECEIPTS lists ids not in the ledger: %r" % (c.nick, m.text))
+        return True
     tap.run("pg kill: every id RECEIPTS lists is in the ledger", receipts_listed)
     check_ledger(tap, db, "pg kill")
     return buyers

@@ -4,7 +4,8 @@ through a real InspIRCd 3 with real Anope and PostgreSQL.
 
 Permissions: a logged-in user who is not a creator cannot ITEM ADD/SET/DEL;
 a user who is not an IRC operator cannot TALLY GRANT (not even as channel
-operator); an operator can. Hosting commands do not exist yet (skipped).
+operator); an operator can. A channel member without ops cannot host
+(`!event start` is refused with "no permission"); the channel's operator can.
 
 Bad input: lines longer than the server keeps, invalid UTF-8, CTCP, NUL (the
 server turns it into a space before any module sees it), missing and extra
@@ -64,6 +65,7 @@ def funded(c, timeout=30):
         if time.monotonic() > deadline:
             raise ic.IRCError("%s never got the welcome grant" % c.nick)
         time.sleep(0.3)
+    return True
 
 
 def change_nick(c, new):
@@ -110,6 +112,7 @@ def permissions(tap, env, db, oper, creator, plain, sku):
             raise ic.IRCError("item changed: %r" % rows)
         if db.scalar("SELECT count(*) FROM items WHERE sku = 'pl%s'" % sku) != "0":
             raise ic.IRCError("the non-creator's item exists")
+        return True
     tap.run("refused ITEM commands changed no catalog row", unchanged)
 
     grants_before = user_transfers(db, plain.nick, kind=4)
@@ -124,6 +127,7 @@ def permissions(tap, env, db, oper, creator, plain, sku):
         m = plain.wait_notice(r".", 30, since=mark)
         if not m.text.startswith("no permission"):
             raise ic.IRCError("chanop got %r" % m.text)
+        return True
     tap.run("channel operator (not IRC operator): !tally grant -> no permission", chanop_not_oper)
     tap.run("non-oper: TALLY ROLE -> no permission",
             lambda: ask(plain, "TALLY ROLE %s creator" % plain.nick, r"^no permission"))
@@ -134,11 +138,28 @@ def permissions(tap, env, db, oper, creator, plain, sku):
         after = balance(plain)
         if float(after) != float(before) + 5:
             raise ic.IRCError("balance %s -> %s" % (before, after))
+        return True
     tap.run("IRC operator: TALLY GRANT works and the wallet shows it", oper_grants)
     tap.check("ledger: exactly the operator's grant was added",
               user_transfers(db, plain.nick, kind=4) == grants_before + 1,
               "grants %d -> %d" % (grants_before, user_transfers(db, plain.nick, kind=4)))
-    tap.skip("non-op cannot host", "hosting commands do not exist yet (live-event issue)")
+
+    def non_op_cannot_host():
+        hchan = "#host%d" % os.getpid()
+        creator.join(hchan)  # first in: the channel's operator
+        plain.join(hchan)    # a member without ops (and no IRC operator)
+        m = ask(plain, lambda: plain.privmsg(hchan, "!event start 10 Mine"), r"^no permission")
+        # The same line from the channel's operator starts an event: the
+        # refusal is about who asks, not a broken command.
+        ask(creator, lambda: creator.privmsg(hchan, "!event start 10 Theirs"), r"^(?!no permission)")
+        ask(creator, lambda: creator.privmsg(hchan, "!event stop"), r"^(?!no permission)")
+        hosts = db.query("SELECT a.name FROM events e JOIN accounts a ON a.id = e.host_id"
+                         " WHERE e.channel = '%s'" % hchan)
+        if any(row[0].lower() == "user:" + plain.nick.lower() for row in hosts):
+            raise ic.IRCError("the non-op hosts an event: %r" % hosts)
+        return m
+    tap.run("non-op cannot host: a member's !event start in a channel is refused (no permission)",
+            non_op_cannot_host)
 
 
 def bad_input(tap, env, db, buyer, sku, tip_to):
@@ -201,7 +222,7 @@ def bad_input(tap, env, db, buyer, sku, tip_to):
         ]
         for name, data, regex in cases:
             def one(data=data, regex=regex):
-                ask(buyer, lambda: send_raw(buyer, data), regex, timeout=30)
+                return ask(buyer, lambda: send_raw(buyer, data), regex, timeout=30)
             tap.run("bad input: %s -> its own NOTICE" % name, one)
 
         tap.check("bad input: the wallet is unchanged", balance(buyer) == wallet0)
@@ -218,6 +239,7 @@ def bad_input(tap, env, db, buyer, sku, tip_to):
                 raise ic.IRCError("command lines reached the channel: %r" % leaked[:3])
             fresh = env.client(ic.unique_nick("fr"))
             fresh.quit()
+            return True
         tap.run("bad input: the server still relays lines and accepts clients; no !line leaked",
                 still_relays)
     finally:
@@ -239,6 +261,7 @@ def nick_change(tap, env, db, sku):
         def consent():
             m = ask(a, "BUY %s" % sku, r"CONFIRM (\S+)")
             code["a"] = re.search(r"CONFIRM (\S+)", m.text).group(1)
+            return True
         tap.run("nick change: A's BUY asks for consent", consent)
 
         tap.run("another account cannot use A's CONFIRM code",
@@ -251,6 +274,7 @@ def nick_change(tap, env, db, sku):
             acct = a.whois_account()
             if acct != acct_a:
                 raise ic.IRCError("WHOIS says account %r after the nick change" % acct)
+            return True
         tap.run("nick change: A takes B's registered nick and stays logged in as A", take_b_nick)
 
         receipt = {}
@@ -258,6 +282,7 @@ def nick_change(tap, env, db, sku):
         def confirm():
             m = ask(a, "CONFIRM %s" % code.get("a", "X"), r"receipt (\d+)")
             receipt["id"] = re.search(r"receipt (\d+)", m.text).group(1)
+            return True
         tap.run("nick change: CONFIRM under the new nick gives a receipt", confirm)
 
         def charged_account():
@@ -267,6 +292,7 @@ def nick_change(tap, env, db, sku):
                 raise ic.IRCError("receipt %s belongs to %r" % (receipt.get("id"), rows))
             if user_transfers(db, acct_b, kind=1):
                 raise ic.IRCError("account B has purchases")
+            return True
         tap.run("ledger: the purchase belongs to account A, not to the nick's owner B", charged_account)
 
         def b_untouched():
@@ -279,6 +305,7 @@ def nick_change(tap, env, db, sku):
                     raise ic.IRCError("B's wallet changed")
             finally:
                 b2.quit()
+            return True
         tap.run("B's wallet is unchanged", b_untouched)
 
         def consent_follows():
@@ -287,6 +314,7 @@ def nick_change(tap, env, db, sku):
             m = ask(a, "WALLET", r"^Wallet %s: " % re.escape(acct_a))
             if "balance 90.00" not in m.text:
                 raise ic.IRCError("wallet: %r" % m.text)
+            return True
         tap.run("consent and wallet follow the account across nick changes", consent_follows)
 
         def stranger_old_nick():
@@ -300,6 +328,7 @@ def nick_change(tap, env, db, sku):
             ask(stranger, "WALLET", r"^not logged in")
             if user_transfers(db, acct_a) != before:
                 raise ic.IRCError("account A was charged")
+            return True
         tap.run("a stranger on A's old nick cannot buy, confirm or see A's wallet", stranger_old_nick)
     finally:
         for c in (a, b, d, stranger):

@@ -66,18 +66,20 @@ def shop(tap, env):
             m = ask(oper, lambda: oper.send("TALLY ROLE %s creator" % creator.nick), r".")
             if ERRORS.search(m.text):
                 raise ic.IRCError("refused: %r" % m.text)
+            return True
         tap.run("an IRC operator can make a creator (TALLY ROLE)", make_creator)
 
         def add_item():
             m = ask(creator, lambda: creator.privmsg(chan, "!item add %s 5 10 Test mug" % sku), r".")
             if ERRORS.search(m.text):
                 raise ic.IRCError("refused: %r" % m.text)
+            return True
         tap.run("the creator adds an item from the channel (!item add)", add_item)
 
         def listed():
             mark = buyer.mark()
             ask(buyer, lambda: buyer.send("SHOP"), r".")
-            buyer.wait_notice(re.escape(sku), 5, since=mark)
+            return buyer.wait_notice(re.escape(sku), 5, since=mark)
         tap.run("SHOP lists the item", listed)
 
         receipt = {}
@@ -90,6 +92,7 @@ def shop(tap, env):
                 m = ask_until(buyer, lambda: buyer.send("CONFIRM %s" % code.group(1)),
                               r"receipt \d+")
             receipt["id"] = re.search(r"receipt (\d+)", m.text).group(1)
+            return True
         tap.run("!buy + CONFIRM gives a receipt", buy)
 
         def verify():
@@ -98,6 +101,7 @@ def shop(tap, env):
             m = ask(buyer, lambda: buyer.send("VERIFY %s" % receipt["id"]), r".")
             if ERRORS.search(m.text):
                 raise ic.IRCError("VERIFY refused: %r" % m.text)
+            return True
         tap.run("VERIFY accepts the receipt", verify)
 
         def nothing_leaked():
@@ -107,6 +111,7 @@ def shop(tap, env):
                       and m.text.startswith("!")]
             if leaked:
                 raise ic.IRCError("leaked: %r" % leaked)
+            return True
         tap.run("no command line reached the channel", nothing_leaked)
     finally:
         for c in (creator, buyer, oper, watcher):

@@ -44,7 +44,7 @@ def scenario(tap, env, db):
         c.join(CHAN)
     state = {}
 
-    tap.run("tipper and host have credits", lambda: [funded(c) for c in (bob, host)])
+    tap.run("tipper and host have credits", lambda: all([funded(c) for c in (bob, host)]))
 
     def held():
         w, h = watcher.mark(), host.mark()
@@ -54,7 +54,7 @@ def scenario(tap, env, db):
         state["w"] = w
         chan_notice(watcher, r"^Thank you %s for tipping %s 1\.00 credits! Their message follows in %d s\.$"
                     % (bob.nick, host.nick, HOLD_S), w)
-        ops_notice(host, r"^Tip %s from %s to %s says: great set -- shown here in %d s unless a moderator"
+        return ops_notice(host, r"^Tip %s from %s to %s says: great set -- shown here in %d s unless a moderator"
                    r" says HIDE %s$" % (state["kept"], bob.nick, host.nick, HOLD_S, state["kept"]), h)
     tap.run("!tip with a message: thanks at once, the message to @%s only" % CHAN, held)
 
@@ -65,7 +65,7 @@ def scenario(tap, env, db):
         say(bob, "!hide %s" % state["hidden"], r"^no permission")
         say(host, "!hide %s" % state["hidden"], r"^The message of tip %s is hidden; the tip stands\.$"
             % state["hidden"])
-        ops_notice(host, r"^%s hid the message of tip %s from %s$" % (host.nick, state["hidden"], bob.nick), h)
+        return ops_notice(host, r"^%s hid the message of tip %s from %s$" % (host.nick, state["hidden"], bob.nick), h)
     tap.run("!hide <receipt> by the channel operator (refused to a member)", hidden)
 
     def shown():
@@ -75,7 +75,7 @@ def scenario(tap, env, db):
         leaked = [m.raw for m in watcher.seen[state["w"]:] if "rude thing" in m.text or "says:" in m.text]
         if leaked:
             raise AssertionError("seen by a member without ops: %r" % leaked)
-        say(host, "!hide %s" % state["kept"], r"cannot be taken back on IRC")
+        return say(host, "!hide %s" % state["kept"], r"cannot be taken back on IRC")
     tap.run("after the hold the kept message is said, the hidden one never; a said one cannot be hidden",
             shown)
 
@@ -86,6 +86,7 @@ def scenario(tap, env, db):
             raise AssertionError("tips %d, hidden %r" % (tips, rows))
         if int(db.scalar("SELECT count(*) FROM held_messages WHERE channel = '%s'" % CHAN)) != 2:
             raise AssertionError("held_messages rows missing")
+        return True
     tap.run("ledger: both tips moved their money; one hidden_messages row", ledger)
 
 

@@ -45,14 +45,14 @@ def scenario(tap, env, db):
         m = ask(buyer, "BUY warm", r"CONFIRM (\S+)")
         ask(buyer, "CONFIRM " + re.search(r"CONFIRM (\S+)", m.text).group(1), r"receipt \d+")
         say(host, "!event start 30 Topic night", r"^Event started")
-        say(host, "!event tier gold 1 3", r"^Highlight tier priced\.$")
+        return say(host, "!event tier gold 1 3", r"^Highlight tier priced\.$")
     tap.run("the channel's own topic, a consented buyer, an event with a 3 s tier", setup)
 
     def pinned():
         mark = watcher.mark()
         say(buyer, "!highlight gold Look up here", r"^Bought 1x highlight gold")
         topic_line(watcher, r"^HIGHLIGHT from %s: Look up here$" % buyer.nick, mark)
-        topic_line(watcher, r"^Welcome to the show$", mark, timeout=30)
+        return topic_line(watcher, r"^Welcome to the show$", mark, timeout=30)
     tap.run("!highlight pins the message as the topic, then the channel's topic comes back", pinned)
 
 

@@ -189,6 +189,19 @@ uint64_t th_send(tally_engine *e, const char *account, const char *text, const c
   return req;
 }
 
+uint64_t th_send_in(tally_engine *e, const char *account, const char *channel, const char *text) {
+  char id[64];
+  uint64_t req = ++req_seq;
+  snprintf(id, sizeof id, "s%d-%llu", (int)getpid(), (unsigned long long)req);
+  tally_command c = {.size = sizeof c, .version = TALLY_COMMAND_VERSION, .req_id = req,
+                     .origin = account, .account = account, .nick = account, .channel = channel,
+                     .msg_id = id, .text = text, .roles = 0};
+  int rc;
+  while ((rc = tally_engine_submit_command(e, &c)) == TALLY_EBUSY) usleep(100);
+  if (rc) die(tally_strerror(rc));
+  return req;
+}
+
 /* Sends one command and waits for its final reply. */
 static int cmd_wait(tally_engine *e, const char *account, const char *channel, const char *text,
                     const char *msg_id, uint32_t roles, th_reply *out) {

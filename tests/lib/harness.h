@@ -44,6 +44,8 @@ void th_presence(tally_engine *e, const char *account, const char *channel, int 
 void th_settle(tally_engine *e, int ms);
 /* Sends without waiting; answers are collected by th_collect. */
 uint64_t th_send(tally_engine *e, const char *account, const char *text, const char *msg_id);
+/* As th_send, said in a channel by a user with that nick and origin. */
+uint64_t th_send_in(tally_engine *e, const char *account, const char *channel, const char *text);
 /* Waits until `count` final replies to th_send'ed commands arrived; codes are
  * tallied into counts[code index] via callback. Returns replies seen. */
 typedef void (*th_reply_fn)(void *ud, uint64_t req_id, const th_reply *r);
