@@ -154,6 +154,7 @@ typedef struct tally_config {
   uint32_t highlight_topic;     /* 1: highlights are pinned as the channel topic (1.1) */
   uint32_t rate_global_per_min; /* commands per minute, all senders together (1.1) */
   uint32_t tip_message_hold_s;  /* a tip's message waits this long for moderators (1.2) */
+  int64_t grant_max_major;      /* largest TALLY GRANT from chat, whole major units; 0 = no cap */
 } tally_config;
 
 TALLY_API void tally_config_init(tally_config *cfg);
@@ -174,6 +175,9 @@ TALLY_API void tally_config_describe(tally_config_doc_cb fn, void *ud);
 enum tally_role {
   TALLY_ROLE_CHANOP = 1u << 0, /* may host in this channel */
   TALLY_ROLE_OPER = 1u << 1,   /* server operator: admin commands */
+  TALLY_ROLE_GRANT = 1u << 2,  /* an operator allowed to create credits (TALLY GRANT); on
+                                  InspIRCd the oper privilege tally/grant. Without it, an
+                                  operator's TALLY GRANT is refused. */
 };
 
 /* One chat line addressed to tally. The engine parses `text`

@@ -30,7 +30,8 @@ const char tally__batch_sql[] =
     " $52, $53, $54, $55, $56, $57, $58, $59, $60, $61, $62, $63, $64, $65, $66, $67, $68, $69, $70,"
     " $71, $72, $73, $74, $75, $76, $77, $78, $79, $80, $81, $82, $83, $84, $85, $86, $87, $88, $89,"
     " $90, $91, $92, $93, $94, $95, $96, $97, $98)"
-    " UNION ALL SELECT * FROM tally_write_tip_messages($1, $8, $99, $100, $101, $102, $103)";
+    " UNION ALL SELECT * FROM tally_write_tip_messages($1, $8, $99, $100, $101, $102, $103)"
+    " UNION ALL SELECT * FROM tally_write_audit($1, $8, $104, $105, $106)";
 
 const char tally__batch_lookup_sql[] = "SELECT * FROM tally_lookup_keys($1, $2)";
 
@@ -460,7 +461,7 @@ static void render_consents_roles(tally__batch *b, const tally__state *st) {
       if (col == 0 || col == 2) bin_i64(b, (int64_t)a->id);
       else if (col == 1) bin_i64(b, 0);
       else if (col == 3) bin_text(b, a->is_creator ? "creator" : "none");
-      else bin_text(b, "engine");
+      else bin_text(b, a->role_by == TALLY__NONE ? "engine" : st->accounts[a->role_by].name); /* by_account */
     }
     bin_close(b);
   }
@@ -684,6 +685,27 @@ static void render_tip_messages(tally__batch *b, const tally__state *st, uint32_
   }
 }
 
+/* $104..$106 audit rows of operators' grants from chat (sql/009): the
+ * grant's transfer, the operator's account, what was done. */
+static void render_audit(tally__batch *b, const tally__state *st) {
+  for (int col = 0; col < 3; col++) {
+    bin_open(b, 103 + col, col == 0 ? OID_INT8 : OID_TEXT);
+    for (uint32_t i = 0; i < b->transfer_count; i++) {
+      const tally__op *op = &b->ops[b->xfer[i]];
+      if (!op->audited) continue;
+      char detail[TALLY__ACCOUNT_NAME_BYTES + 64];
+      if (col == 0) bin_i64(b, (int64_t)op->transfer_id);
+      else if (col == 1) bin_text(b, st->accounts[op->actor].name);
+      else {
+        snprintf(detail, sizeof detail, "grant %" PRId64 " minor units to %s (TALLY GRANT)", op->amount,
+                 st->accounts[op->account].name);
+        bin_text(b, detail);
+      }
+    }
+    bin_close(b);
+  }
+}
+
 /* ---- leaves, root, signature ---------------------------------------------------- */
 static void compute_leaves(tally__batch *b, const tally__state *st) {
   b->transfer_count = 0;
@@ -758,6 +780,7 @@ int tally__batch_seal(tally__batch *b, tally__state *st, struct tally__signer *s
   render_audience_rows(b, st, mono_ms);
   render_merch(b, st);
   render_tip_messages(b, st, st->cfg->tip_message_hold_s);
+  render_audit(b, st);
   sb_param(b, 42);
   sb_i64(b, (int64_t)lease_epoch);
   sb_end(b);

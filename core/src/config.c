@@ -71,6 +71,9 @@ static const cfg_entry cfg_table[] = {
     {"tip_message_hold", CFG_U32, OFF(tip_message_hold_s), "0", 0, 600,
      "seconds a tip's message is shown to the channel's moderators only (who can HIDE it) before "
      "the channel sees it; 0 = at once"},
+    {"grant_max", CFG_I64, OFF(grant_max_major), "1000", 0, INT64_C(1000000000000),
+     "largest single TALLY GRANT an operator may make from chat, in whole major units (1000 = "
+     "1000.00 credits at 2 decimals); 0 = no cap. The admin CLI's `tally grant` is not capped"},
 };
 #undef OFF
 enum { CFG_COUNT = sizeof cfg_table / sizeof cfg_table[0] };

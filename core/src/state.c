@@ -114,6 +114,7 @@ int tally__account_get(tally__state *st, const char *name, uint8_t kind, uint32_
   a->id = tally__state_take_id(st);
   a->kind = kind;
   a->consent_slot = TALLY__NONE;
+  a->role_by = TALLY__NONE;
   strcpy(a->name, name);
   int rc = tally__map_put(&st->account_by_name, tally__hash_str(name), i);
   if (rc) return rc;

@@ -87,6 +87,7 @@ typedef struct tally__account {
    * the change twice. */
   uint64_t role_sent_version, privacy_sent_version;
   uint16_t row_batches, consent_batches; /* sealed batches carrying its account / consent row */
+  uint32_t role_by;    /* who made its unsaved role change (role_changes.by_account), or TALLY__NONE */
   int64_t rate_tokens_milli, rate_at_ms;
   uint64_t recent[TALLY__RECENT_RECEIPTS];
   uint32_t recent_next;
@@ -299,6 +300,8 @@ typedef struct tally__op {
   bool told_pending;
   bool welcome; /* the demo welcome grant of `account` */
   bool held_message; /* TIP: its message waits for moderators (a held_messages row) */
+  bool audited;      /* GRANT by an operator: an audit_log row names `actor` */
+  uint32_t actor;    /* account index of the operator, when audited */
   uint64_t event_id; /* the event it happens in, 0 if none */
   int64_t grant_request; /* grant_requests.id it applies, 0 if none */
   uint32_t account, counterparty, item, qty;

@@ -348,6 +348,10 @@ class ModuleTally : public Module
 		uint32_t roles = 0;
 		if (user->IsOper())
 			roles |= TALLY_ROLE_OPER;
+		/* Creating credits is a privilege of its own (<class privs="tally/grant">),
+		 * not something every operator class may do. */
+		if (user->IsOper() && user->HasPrivPermission("tally/grant"))
+			roles |= TALLY_ROLE_GRANT;
 		if (chan && chan->GetPrefixValue(user) >= OP_VALUE)
 			roles |= TALLY_ROLE_CHANOP;
 		return roles;

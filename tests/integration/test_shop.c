@@ -204,7 +204,7 @@ static void test_raffle_draw_is_verifiable(void **state) {
   for (int i = 0; i < 5; i++) {
     char text[64];
     snprintf(text, sizeof text, "TALLY GRANT %s 10", more[i]);
-    assert_int_equal(th_cmd(eng, "admin", text, OPER, &r), TALLY_OK);
+    assert_int_equal(th_cmd(eng, "admin", text, OPER | TALLY_ROLE_GRANT, &r), TALLY_OK);
     assert_int_equal(th_buy_confirmed(eng, more[i], "pin", &r), TALLY_OK);
   }
   assert_int_equal(th_cmd_in(eng, "host", CH, "DROP CREATE tix 3 5 mode=raffle for=6s", HOST, &r), TALLY_OK);
@@ -241,7 +241,7 @@ static void test_confirm_extend(void **state) {
   (void)state;
   setup("shopextend");
   th_reply r;
-  assert_int_equal(th_cmd(eng, "admin", "TALLY GRANT newbie 5", OPER, &r), TALLY_OK);
+  assert_int_equal(th_cmd(eng, "admin", "TALLY GRANT newbie 5", OPER | TALLY_ROLE_GRANT, &r), TALLY_OK);
   assert_int_equal(th_cmd(eng, "newbie", "CONFIRM EXTEND", 0, &r), TALLY_EBAD_CODE);
   assert_int_equal(th_cmd(eng, "newbie", "BUY pin", 0, &r), TALLY_ECONSENT);
   assert_non_null(strstr(r.text, "CONFIRM EXTEND"));
