@@ -195,6 +195,8 @@ int tally__decide_buy(tally__state *st, const tally__decide_ctx *ctx, uint32_t b
   op->purchase_slot = tally__purchase_add(st, &p);
   a->spent_today += amount;
   tally__op_hold(st, op);
+  /* Deciding at this price is agreeing to it: a later raise asks again. */
+  tally__agreed_note(st, buyer, item, it->price);
   return TALLY_OK;
 }
 
