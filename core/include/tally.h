@@ -101,7 +101,8 @@ extern "C" {
   X(EBAD_REF, -138, "that referral code does not apply here")                \
   X(ENOT_MERCH, -139, "that receipt is not for merch")                       \
   X(ENOT_HELD, -140, "no tip message waits for moderation under that receipt here") \
-  X(EOVER_MAX, -141, "price above your max=")
+  X(EOVER_MAX, -141, "price above your max=") \
+  X(ENOT_DIGITAL, -142, "that receipt is not for a digital item")
 
 typedef enum tally_err {
 #define TALLY_ERR_ENUM_(name, value, text) TALLY_##name = (value),

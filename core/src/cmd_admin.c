@@ -239,8 +239,8 @@ void tally__cmd_item(tally__cmd *c) {
 
 /* ---- TALLY ------------------------------------------------------------------ */
 static const char *const help_lines[] = {
-    "SHOP [creator] - list items | BUY <sku> [qty] | CONFIRM <code> - agree to your first purchase",
-    "TIP <account> <amount> [message] | WALLET | RECEIPTS | REFUND <receipt> [amount] | VERIFY <receipt> | REDEEM <receipt>",
+    "SHOP [creator] - list items | BUY <sku> [qty] [max=<price>] | CONFIRM <code> - agree to a first purchase or a raised price",
+    "TIP <account> <amount> [message] | WALLET | RECEIPTS | REFUND <receipt> [amount] | VERIFY <receipt> | REDEEM <receipt> | DELIVERY <receipt>",
     "In an event: HIGHLIGHT <tier> <message> | REACT <emote> | VERIFY DRAW <sku> | TALLY PRIVACY on|off | CONFIRM EXTEND",
     "Creators: ITEM ADD <sku> <price> [stock] <title> | ITEM SET <sku> price|stock|title|split|kind|delivery <value> | ITEM DEL <sku> | REFCODE ADD <code> <affiliate> <bps>",
     "Hosts (channel ops, in the channel): EVENT START <minutes> <title> | EVENT STOP | EVENT TIER <name> <price> <seconds> | EVENT REACT <price> | DROP CREATE <sku> <qty> <price> [per-user=N] [start=+5m|HH:MM] [for=10m] [mode=first|raffle] [split=a:6000,b:4000] [attendees-only] | DROP START|STOP <sku> | DROP LIST",

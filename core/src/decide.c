@@ -276,11 +276,12 @@ int tally__decide_refund(tally__state *st, const tally__decide_ctx *ctx, uint32_
   if (ctx->wall_ms - p->created_ms > (int64_t)it->refund_window_s * 1000 ||
       purchase_near_eviction(st, slot))
     return TALLY_EREFUND_WINDOW;
-  if (it->kind == TALLY__KIND_DIGITAL) return TALLY_ENOT_REFUNDABLE;
   /* Highlights and reactions are refunded only by the engine, when it
    * could not show them. */
   if ((it->kind == TALLY__KIND_HIGHLIGHT || it->kind == TALLY__KIND_REACTION) && !ctx->by_engine)
     return TALLY_ENOT_REFUNDABLE;
+  /* A pass once redeemed, a digital item once delivered (the buyer ran
+   * DELIVERY), a highlight once shown: each is a redemptions row. */
   if (p->redeemed || p->redeem_held) return TALLY_ENOT_REFUNDABLE;
   int64_t done = p->refunded + p->refund_held;
   int64_t remaining = p->amount - done;

@@ -50,7 +50,7 @@ const std::streamsize SECRET_FILE_BYTES_MAX = 4096;
 const char* const COMMAND_WORDS[] = {
 	"SHOP", "BUY", "CONFIRM", "TIP", "WALLET", "RECEIPTS",
 	"REFUND", "VERIFY", "ITEM", "TALLY", "EVENT", "DROP", "REDEEM",
-	"HIGHLIGHT", "REACT", "REFCODE", "SHIP", "ORDERS", "HIDE",
+	"HIGHLIGHT", "REACT", "REFCODE", "SHIP", "ORDERS", "HIDE", "DELIVERY",
 };
 
 std::string Upper(const std::string& s)
