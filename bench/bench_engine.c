@@ -119,7 +119,7 @@ static void setup_buyers(run *r, int n) {
     reset(r);
     for (int i = from; i < to; i++) {
       snprintf(text, sizeof text, "TALLY GRANT b%d 100000", i);
-      submit(r, i, text, TALLY_ROLE_OPER);
+      submit(r, i, text, TALLY_ROLE_OPER | TALLY_ROLE_GRANT);
     }
     pump(r, to - from, 120);
     reset(r);
@@ -206,6 +206,7 @@ int main(int argc, char **argv) {
   cfg.rate_account_per_min = 0;
   cfg.rate_channel_per_min = 0;
   cfg.pending_timeout_ms = 600000;
+  cfg.grant_max_major = 0; /* buyers get 100000 each */
   /* keys_max and purchases_max stay at their production defaults. */
   run r = {.slots = 1 << 20, .lat_cap = 1 << 22};
   r.sent_at = calloc((size_t)r.slots, sizeof *r.sent_at);

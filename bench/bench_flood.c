@@ -135,7 +135,7 @@ static int setup(bench *b, tally_config *cfg) {
   wait_answers(b, 3, 30);
   for (int i = 0; i < LEGIT; i++) {
     snprintf(text, sizeof text, "TALLY GRANT u%d 100000", i);
-    submit(b, "admin", "", text, TALLY_ROLE_OPER, i);
+    submit(b, "admin", "", text, TALLY_ROLE_OPER | TALLY_ROLE_GRANT, i);
   }
   wait_answers(b, 3 + LEGIT, 60);
   for (int i = 0; i < LEGIT; i++) {
@@ -223,6 +223,7 @@ int main(int argc, char **argv) {
   snprintf(key, sizeof key, "/tmp/tally-bench-flood-%d.pem", (int)getpid());
   cfg.dsn = dsn;
   cfg.signing_key_path = key;
+  cfg.grant_max_major = 0; /* buyers get 100000 each */
   bench b = {.lat_cap = 1 << 20};
   b.reqs = calloc(SLOTS, sizeof *b.reqs);
   b.lat_us = calloc((size_t)b.lat_cap, sizeof *b.lat_us);

@@ -92,8 +92,11 @@ write_inspircd_conf() {
 <class name="ServerLink" commands="CONNECT SQUIT RCONNECT RSQUIT MKPASSWD">
 <class name="BanControl" commands="KILL GLINE KLINE ZLINE QLINE ELINE">
 <class name="ChanControl" commands="SAMODE">
-<type name="NetAdmin" classes="Shutdown ServerLink BanControl ChanControl" host="netadmin.tally.test">
+<class name="TallyMoney" privs="tally/grant">
+<type name="NetAdmin" classes="Shutdown ServerLink BanControl ChanControl TallyMoney" host="netadmin.tally.test">
 <oper name="admin" password="adminpass" host="*@*" type="NetAdmin">
+<type name="Helper" classes="BanControl" host="helper.tally.test">
+<oper name="helper" password="helperpass" host="*@*" type="Helper">
 
 <files motd="$dir/motd.txt">
 <dns server="127.0.0.1" timeout="1">

@@ -101,7 +101,9 @@ extern "C" {
   X(EBAD_REF, -138, "that referral code does not apply here")                \
   X(ENOT_MERCH, -139, "that receipt is not for merch")                       \
   X(ENOT_HELD, -140, "no tip message waits for moderation under that receipt here") \
-  X(ELEDGER, -141, "the stored record of this does not add up; refused and logged for an operator")
+  X(ELEDGER, -141, "the stored record of this does not add up; refused and logged for an operator") \
+  X(EOVER_MAX, -142, "price above your max=") \
+  X(ENOT_DIGITAL, -143, "that receipt is not for a digital item")
 
 typedef enum tally_err {
 #define TALLY_ERR_ENUM_(name, value, text) TALLY_##name = (value),
@@ -156,6 +158,7 @@ typedef struct tally_config {
   uint32_t rate_global_per_min; /* commands per minute, all senders together (1.1) */
   uint32_t tip_message_hold_s;  /* a tip's message waits this long for moderators (1.2) */
   uint32_t rate_verify_per_min; /* VERIFY <receipt> checks per minute, everyone together */
+  int64_t grant_max_major;      /* largest TALLY GRANT from chat, whole major units; 0 = no cap */
 } tally_config;
 
 TALLY_API void tally_config_init(tally_config *cfg);
@@ -176,6 +179,9 @@ TALLY_API void tally_config_describe(tally_config_doc_cb fn, void *ud);
 enum tally_role {
   TALLY_ROLE_CHANOP = 1u << 0, /* may host in this channel */
   TALLY_ROLE_OPER = 1u << 1,   /* server operator: admin commands */
+  TALLY_ROLE_GRANT = 1u << 2,  /* an operator allowed to create credits (TALLY GRANT); on
+                                  InspIRCd the oper privilege tally/grant. Without it, an
+                                  operator's TALLY GRANT is refused. */
 };
 
 /* One chat line addressed to tally. The engine parses `text`

@@ -33,6 +33,7 @@ const char tally__batch_sql[] =
     " UNION ALL SELECT * FROM tally_write_tip_messages($1, $8, $99, $100, $101, $102, $103)"
     " UNION ALL SELECT * FROM tally_write_coop_purchases($1, $104)"
     " UNION ALL SELECT * FROM tally_write_raffle_passes($8, $105, $106, $107, $108)"
+    " UNION ALL SELECT * FROM tally_write_audit($1, $8, $109, $110, $111)"
     /* Last: refuses (TL002) a batch that would commit fewer transfers than it signed. */
     " UNION ALL SELECT * FROM tally_batch_whole($1, $4)";
 
@@ -469,7 +470,7 @@ static void render_consents_roles(tally__batch *b, const tally__state *st) {
       if (col == 0 || col == 2) bin_i64(b, (int64_t)a->id);
       else if (col == 1) bin_i64(b, 0);
       else if (col == 3) bin_text(b, a->is_creator ? "creator" : "none");
-      else bin_text(b, "engine");
+      else bin_text(b, a->role_by == TALLY__NONE ? "engine" : st->accounts[a->role_by].name); /* by_account */
     }
     bin_close(b);
   }
@@ -720,6 +721,27 @@ static void render_raffle_passes(tally__batch *b, const tally__state *st) {
   }
 }
 
+/* $109..$111 audit rows of operators' grants from chat (sql/009): the
+ * grant's transfer, the operator's account, what was done. */
+static void render_audit(tally__batch *b, const tally__state *st) {
+  for (int col = 0; col < 3; col++) {
+    bin_open(b, 108 + col, col == 0 ? OID_INT8 : OID_TEXT);
+    for (uint32_t i = 0; i < b->transfer_count; i++) {
+      const tally__op *op = &b->ops[b->xfer[i]];
+      if (!op->audited) continue;
+      char detail[TALLY__ACCOUNT_NAME_BYTES + 64];
+      if (col == 0) bin_i64(b, (int64_t)op->transfer_id);
+      else if (col == 1) bin_text(b, st->accounts[op->actor].name);
+      else {
+        snprintf(detail, sizeof detail, "grant %" PRId64 " minor units to %s (TALLY GRANT)", op->amount,
+                 st->accounts[op->account].name);
+        bin_text(b, detail);
+      }
+    }
+    bin_close(b);
+  }
+}
+
 /* ---- leaves, root, signature ---------------------------------------------------- */
 static void compute_leaves(tally__batch *b, const tally__state *st) {
   b->transfer_count = 0;
@@ -825,6 +847,7 @@ static int seal_render(tally__batch *b, tally__state *st, struct tally__signer *
   render_tip_messages(b, st, st->cfg->tip_message_hold_s);
   render_coop_purchases(b);
   render_raffle_passes(b, st);
+  render_audit(b, st);
   sb_param(b, 42);
   sb_i64(b, (int64_t)lease_epoch);
   sb_end(b);

@@ -17,7 +17,7 @@
 #include "state.h"
 
 enum {
-  TALLY__BATCH_PARAMS = 108,
+  TALLY__BATCH_PARAMS = 111,
   TALLY__BATCH_ROWS_MAX = 1024, /* catalog rows (accounts, items, ...) per batch */
   TALLY__BATCH_OP_TEXT_BYTES = 768,
   TALLY__BATCH_ROW_TEXT_BYTES = 640,

@@ -239,15 +239,32 @@ void tally__cmd_item(tally__cmd *c) {
 
 /* ---- TALLY ------------------------------------------------------------------ */
 static const char *const help_lines[] = {
-    "SHOP [creator] - list items | BUY <sku> [qty] | CONFIRM <code> - agree to your first purchase",
-    "TIP <account> <amount> [message] | WALLET | RECEIPTS | REFUND <receipt> [amount] | VERIFY <receipt> | REDEEM <receipt>",
+    "SHOP [creator] - list items | BUY <sku> [qty] [max=<price>] | CONFIRM <code> - agree to a first purchase or a raised price",
+    "TIP <account> <amount> [message] | WALLET | RECEIPTS | REFUND <receipt> [amount] | VERIFY <receipt> | REDEEM <receipt> | DELIVERY <receipt>",
     "In an event: HIGHLIGHT <tier> <message> | REACT <emote> | VERIFY DRAW <sku> | TALLY PRIVACY on|off | CONFIRM EXTEND",
     "Creators: ITEM ADD <sku> <price> [stock] <title> | ITEM SET <sku> price|stock|title|split|kind|delivery <value> | ITEM DEL <sku> | REFCODE ADD <code> <affiliate> <bps>",
     "Hosts (channel ops, in the channel): EVENT START <minutes> <title> | EVENT STOP | EVENT TIER <name> <price> <seconds> | EVENT REACT <price> | DROP CREATE <sku> <qty> <price> [per-user=N] [start=+5m|HH:MM] [for=10m] [mode=first|raffle] [split=a:6000,b:4000] [attendees-only] | DROP START|STOP <sku> | DROP LIST",
     "Operators: TALLY GRANT <account> <amount> | TALLY ROLE <account> creator|none | TALLY STATS",
 };
 
+/* grant_max in minor units (INT64_MAX: no cap); false on overflow, which
+ * the config's bounds rule out (10^12 x 10^6 < 2^63). */
+static bool grant_cap(const tally__engine *e, int64_t *cap) {
+  *cap = INT64_MAX;
+  if (e->cfg.grant_max_major == 0) return true;
+  int64_t unit = 1;
+  for (uint32_t d = 0; d < e->cfg.currency_decimals; d++) unit *= 10;
+  return tally__mul_i64(e->cfg.grant_max_major, unit, cap);
+}
+
+/* Creating credits needs more than being an operator: the adapter sets
+ * TALLY_ROLE_GRANT only for operators with that privilege (tally/grant). */
 static void tally_grant(tally__cmd *c) {
+  if (!(c->cmd->roles & TALLY_ROLE_GRANT)) {
+    tally__reply(c->e, c->cmd, TALLY_ENO_PERMISSION, 0,
+                 "%s: TALLY GRANT needs the operator privilege tally/grant", tally_strerror(TALLY_ENO_PERMISSION));
+    return;
+  }
   if (c->t.count != 4) {
     tally__cmd_usage(c, "TALLY GRANT <account> <amount>");
     return;
@@ -258,6 +275,14 @@ static void tally_grant(tally__cmd *c) {
   }
   int64_t amount;
   if (tally__cmd_amount(c, 3, &amount)) return;
+  int64_t cap;
+  if (!grant_cap(c->e, &cap) || amount > cap) {
+    char most[48];
+    tally__format_amount(c->e, cap, most, sizeof most);
+    tally__reply(c->e, c->cmd, TALLY_EOVERFLOW, 0, "%s: at most %s %s per grant (grant_max)",
+                 tally_strerror(TALLY_EOVERFLOW), most, c->e->cfg.currency);
+    return;
+  }
   char name[TALLY_NAME_BYTES_MAX + 1];
   tally__word_copy(&c->t, 2, name, sizeof name);
   uint32_t to;
@@ -276,6 +301,10 @@ static void tally_grant(tally__cmd *c) {
                            .origin = c->cmd->origin, .channel = c->cmd->channel,
                            .key = tally__cmd_key(c, "grant:"), .existing_transfer = &existing};
   rc = tally__decide_grant(&c->e->st, &ctx, to, amount, op);
+  if (rc == TALLY_OK) { /* its batch writes an audit_log row naming the operator */
+    op->audited = true;
+    op->actor = c->account;
+  }
   tally__cmd_money_result(c, rc, existing);
 }
 
@@ -305,6 +334,7 @@ static void tally_role(tally__cmd *c) {
     return;
   }
   a->is_creator = creator;
+  a->role_by = c->account; /* role_changes.by_account */
   a->role_dirty = true;
   a->role_version++;
   tally__account_mark_dirty(&c->e->st, who);

@@ -106,7 +106,7 @@ void tally__cmd_shop(tally__cmd *c) {
   if (total == 0) tally__reply(c->e, c->cmd, TALLY_OK, 0, "The shop is empty.");
   else if (total > shown)
     tally__reply(c->e, c->cmd, TALLY_OK, 0, "...and %d more. SHOP <creator> narrows it.", total - shown);
-  else tally__reply(c->e, c->cmd, TALLY_OK, 0, "BUY <sku> [qty] to buy.");
+  else tally__reply(c->e, c->cmd, TALLY_OK, 0, "BUY <sku> [qty] to buy; add max=<price> to refuse a higher price.");
 }
 
 void tally__cmd_wallet(tally__cmd *c) {

@@ -83,17 +83,21 @@ static tally__pending_consent *consent_slot_for(tally__cmd *c) {
   return NULL;
 }
 
-static void ask_consent(tally__cmd *c, uint32_t item, uint32_t qty, uint32_t ref) {
+/* A CONFIRM code for this purchase. agreed 0: the first purchase;
+ * agreed > 0: the unit price rose above what the buyer last agreed to for
+ * this item (agreed), and the code names the new price; agreed < 0: what
+ * they agreed to is no longer known (the table was full), so ask again. */
+static void ask_consent(tally__cmd *c, uint32_t item, uint32_t qty, uint32_t ref, int64_t agreed) {
   tally__state *st = &c->e->st;
-  tally__pending_consent *slot = consent_slot_for(c);
-  if (!slot) {
-    tally__cmd_refuse(c, TALLY_EBUSY);
-    return;
-  }
   const tally__item *it = &st->items[item];
   int64_t total;
   if (!tally__mul_i64(it->price, qty, &total)) {
     tally__cmd_refuse(c, TALLY_EOVERFLOW);
+    return;
+  }
+  tally__pending_consent *slot = consent_slot_for(c);
+  if (!slot) {
+    tally__cmd_refuse(c, TALLY_EBUSY);
     return;
   }
   *slot = (tally__pending_consent){.account = c->account, .item = item, .qty = qty, .ref = ref,
@@ -101,12 +105,26 @@ static void ask_consent(tally__cmd *c, uint32_t item, uint32_t qty, uint32_t ref
                                    .expires_mono_ms = c->now + c->e->cfg.consent_ttl_s * 1000ull};
   consent_code(c->e, slot->code);
   snprintf(slot->key, sizeof slot->key, "%s", tally__cmd_key(c, ""));
-  char amount[48];
+  char amount[48], unit[48], before[48];
   tally__format_amount(c->e, total, amount, sizeof amount);
+  if (agreed < 0) {
+    tally__reply(c->e, c->cmd, TALLY_ECONSENT, 0, "Please confirm: %ux %s costs %s. To agree, reply: CONFIRM %s (valid %u s)",
+                 qty, it->title, amount, slot->code, c->e->cfg.consent_ttl_s);
+    return;
+  }
+  if (agreed == 0) {
+    tally__reply(c->e, c->cmd, TALLY_ECONSENT, 0,
+                 "First purchase: %ux %s costs %s, paid from your tally wallet. To agree, reply: "
+                 "CONFIRM %s (valid %u s; CONFIRM EXTEND for more time)",
+                 qty, it->title, amount, slot->code, c->e->cfg.consent_ttl_s);
+    return;
+  }
+  tally__format_amount(c->e, it->price, unit, sizeof unit);
+  tally__format_amount(c->e, agreed, before, sizeof before);
   tally__reply(c->e, c->cmd, TALLY_ECONSENT, 0,
-               "First purchase: %ux %s costs %s, paid from your tally wallet. To agree, reply: "
-               "CONFIRM %s (valid %u s; CONFIRM EXTEND for more time)",
-               qty, it->title, amount, slot->code, c->e->cfg.consent_ttl_s);
+               "Price raised: %s is now %s each (you last agreed to %s); %ux costs %s. Not charged. To agree, "
+               "reply: CONFIRM %s (valid %u s)",
+               it->title, unit, before, qty, amount, slot->code, c->e->cfg.consent_ttl_s);
 }
 
 /* Index of the referral code in "ref=<code>", TALLY__NONE when absent;
@@ -125,19 +143,84 @@ static bool ref_option(tally__cmd *c, int token, uint32_t *ref) {
   return false;
 }
 
-void tally__cmd_buy(tally__cmd *c) {
-  static const char usage[] = "BUY <sku> [qty] [ref=<code>]";
-  bool has_ref = c->t.count >= 3 && c->t.len[c->t.count - 1] > 4 && memcmp(c->t.word[c->t.count - 1], "ref=", 4) == 0;
-  int plain = c->t.count - (has_ref ? 1 : 0);
-  if (plain < 2 || plain > 3) {
-    tally__cmd_usage(c, usage);
-    return;
-  }
+/* BUY <sku> [qty] [max=<price>] [ref=<code>]: the options after sku and
+ * qty, each at most once, in any order. max= is the highest unit price the
+ * buyer accepts. False when the command was answered (refused). */
+typedef struct buy_args {
+  int plain; /* tokens before the options: 2 (sku) or 3 (sku qty) */
   uint32_t ref;
-  if (!ref_option(c, plain, &ref)) {
-    tally__cmd_refuse(c, TALLY_EBAD_REF);
-    return;
+  bool has_max;
+  int64_t max;
+} buy_args;
+
+static bool option_is(const tally__cmd *c, int k, const char *name) {
+  size_t n = strlen(name);
+  return c->t.len[k] > n && memcmp(c->t.word[k], name, n) == 0;
+}
+
+static bool buy_parse(tally__cmd *c, buy_args *b) {
+  static const char usage[] = "BUY <sku> [qty] [max=<price>] [ref=<code>]";
+  *b = (buy_args){.plain = c->t.count, .ref = TALLY__NONE};
+  for (int k = 2; k < c->t.count; k++)
+    if (option_is(c, k, "ref=") || option_is(c, k, "max=")) {
+      b->plain = k;
+      break;
+    }
+  bool ref_seen = false;
+  for (int k = b->plain; k < c->t.count; k++) {
+    if (option_is(c, k, "ref=") && !ref_seen) {
+      ref_seen = true;
+      if (!ref_option(c, k, &b->ref)) {
+        tally__cmd_refuse(c, TALLY_EBAD_REF);
+        return false;
+      }
+    } else if (option_is(c, k, "max=") && !b->has_max) {
+      b->has_max = true;
+      int rc = tally__amount_parse(c->t.word[k] + 4, c->t.len[k] - 4, c->e->cfg.currency_decimals, &b->max);
+      if (rc) {
+        tally__reply(c->e, c->cmd, rc, 0, "max=: %s", tally_strerror(rc));
+        return false;
+      }
+    } else {
+      tally__cmd_usage(c, usage);
+      return false;
+    }
   }
+  if (b->plain < 2 || b->plain > 3) {
+    tally__cmd_usage(c, usage);
+    return false;
+  }
+  return true;
+}
+
+/* A price raise never charges a buyer more than they agreed to: above
+ * max= it is refused; without max=, above the unit price they last paid
+ * or confirmed for this item it asks for a fresh CONFIRM. Returns true
+ * when the command was answered. */
+static bool price_guard(tally__cmd *c, uint32_t item, uint32_t qty, const buy_args *b) {
+  tally__state *st = &c->e->st;
+  const tally__item *it = &st->items[item];
+  if (b->has_max && it->price > b->max) {
+    char now[48], max[32];
+    tally__format_amount(c->e, it->price, now, sizeof now);
+    tally__amount_format(b->max, c->e->cfg.currency_decimals, max, sizeof max);
+    tally__reply(c->e, c->cmd, TALLY_EOVER_MAX, 0, "%s: the price of %s is now %s, above your max=%s; not bought",
+                 tally_strerror(TALLY_EOVER_MAX), it->sku, now, max);
+    return true;
+  }
+  tally__account *a = &st->accounts[c->account];
+  if (!a->consented || b->has_max) return false; /* first purchase: its own CONFIRM; max= is consent */
+  int64_t agreed = 0;
+  bool known = tally__agreed_price(st, c->account, item, &agreed);
+  if (known ? it->price <= agreed : !a->agreed_lost) return false;
+  ask_consent(c, item, qty, b->ref, known ? agreed : -1);
+  return true;
+}
+
+void tally__cmd_buy(tally__cmd *c) {
+  buy_args b;
+  if (!buy_parse(c, &b)) return;
+  uint32_t ref = b.ref;
   char sku[TALLY__SKU_BYTES_MAX + 1];
   uint32_t item = TALLY__NONE;
   if (tally__word_copy(&c->t, 1, sku, sizeof sku) == TALLY_OK) item = tally__item_find(&c->e->st, sku);
@@ -146,7 +229,7 @@ void tally__cmd_buy(tally__cmd *c) {
     return;
   }
   uint64_t qty = 1;
-  if (plain == 3) {
+  if (b.plain == 3) {
     int rc = tally__uint_parse(c->t.word[2], c->t.len[2], TALLY__QTY_MAX, &qty);
     if (rc) {
       tally__cmd_refuse(c, rc);
@@ -174,8 +257,9 @@ void tally__cmd_buy(tally__cmd *c) {
     tally__reply(c->e, c->cmd, TALLY_EBAD_QTY, 0, "a raffle entry is for one unit: BUY %s", it->sku);
     return;
   }
+  if (price_guard(c, item, (uint32_t)qty, &b)) return;
   if (!c->e->st.accounts[c->account].consented) {
-    ask_consent(c, item, (uint32_t)qty, ref);
+    ask_consent(c, item, (uint32_t)qty, ref, 0);
     return;
   }
   if (raffle) (void)tally__cmd_raffle_enter(c, item);
@@ -227,11 +311,12 @@ void tally__cmd_confirm(tally__cmd *c) {
   /* Consent counts once the purchase it was asked for is taken; a refusal
    * (not enough credits yet, sold out, busy) leaves the code valid, so the
    * buyer can CONFIRM again. */
+  uint8_t consented_before = a->consented; /* a CONFIRM of a price raise: consented already */
   a->consented = 1;
   bool raffle = it->drop_mode == TALLY__MODE_RAFFLE && it->drop_state == TALLY__DROP_LIVE;
   int rc = raffle ? tally__cmd_raffle_enter(c, p->item) : tally__cmd_buy_item(c, p->item, p->qty, p->key, NULL, p->ref);
   if (rc != TALLY_OK && rc != TALLY_EEXISTS) {
-    a->consented = 0;
+    a->consented = consented_before;
     return;
   }
   tally__account_mark_dirty(st, c->account);

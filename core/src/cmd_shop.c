@@ -98,6 +98,47 @@ void tally__cmd_redeem(tally__cmd *c) {
            (unsigned long long)receipt);
 }
 
+/* DELIVERY <receipt>: a digital purchase's delivery text, to its buyer,
+ * privately, as often as asked. The first one is recorded (a redemptions
+ * row, as REDEEM writes for a pass) and answered once stored: from then on
+ * the purchase counts as delivered and is no longer refundable. */
+void tally__cmd_delivery(tally__cmd *c) {
+  static const char usage[] = "DELIVERY <receipt of a digital item> (send it privately)";
+  if (c->t.count != 2) {
+    tally__cmd_usage(c, usage);
+    return;
+  }
+  if (c->cmd->channel[0]) { /* a link others must not see */
+    tally__reply(c->e, c->cmd, TALLY_EBAD_SYNTAX, 0,
+                 "send DELIVERY privately (/quote DELIVERY <receipt> or /msg), not in a channel");
+    return;
+  }
+  uint32_t slot = own_purchase(c, 2, TALLY__KIND_DIGITAL, TALLY_ENOT_DIGITAL, usage);
+  if (slot == TALLY__NONE) return;
+  tally__state *st = &c->e->st;
+  tally__purchase *p = &st->purchases[slot];
+  const tally__item *it = &st->items[p->item];
+  if (p->redeem_held || p->refund_held) {
+    tally__cmd_refuse(c, TALLY_EPENDING);
+    return;
+  }
+  if (p->refunded > 0) {
+    tally__reply(c->e, c->cmd, TALLY_ENOT_DIGITAL, 0, "that purchase was refunded, so it is no longer delivered");
+    return;
+  }
+  if (p->redeemed) { /* delivered before: send it again, nothing to store */
+    tally__reply(c->e, c->cmd, TALLY_OK, 0, "Your %s: %s", it->sku, it->delivery);
+    return;
+  }
+  tally__op *op = tally__cmd_record_op(c, TALLY__OP_REDEEM);
+  if (!op) return;
+  op->item = p->item;
+  op->ref_transfer = p->transfer_id;
+  op->purchase_slot = slot;
+  p->redeem_held = true;
+  snprintf(op->note, sizeof op->note, "Your %s: %s", it->sku, it->delivery);
+}
+
 void tally__cmd_ship(tally__cmd *c) {
   uint32_t slot = own_purchase(c, 3, TALLY__KIND_MERCH, TALLY_ENOT_MERCH,
                                "SHIP <receipt> <shipping address or note> (send it privately)");

@@ -195,7 +195,7 @@ static const cmd_entry commands[] = {
     {"REDEEM", tally__cmd_redeem, true},    {"HIGHLIGHT", tally__cmd_highlight, true},
     {"REACT", tally__cmd_react, true},      {"REFCODE", tally__cmd_refcode, true},
     {"SHIP", tally__cmd_ship, true},        {"ORDERS", tally__cmd_orders, true},
-    {"HIDE", tally__cmd_hide, true},
+    {"HIDE", tally__cmd_hide, true},        {"DELIVERY", tally__cmd_delivery, true},
 };
 
 /* A presence change from the adapter: no reply, no rate limit (the adapter

@@ -74,6 +74,7 @@ void tally__cmd_event(tally__cmd *c);
 void tally__cmd_drop(tally__cmd *c);
 void tally__cmd_redeem(tally__cmd *c);
 void tally__cmd_ship(tally__cmd *c);
+void tally__cmd_delivery(tally__cmd *c);
 void tally__cmd_orders(tally__cmd *c);
 enum { TALLY__ORDERS_SHOWN = 10 };
 /* Enters the raffle drop item; TALLY_OK once its ENTRY op is queued. */

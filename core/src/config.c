@@ -74,6 +74,9 @@ static const cfg_entry cfg_table[] = {
     {"rate_verify", CFG_U32, OFF(rate_verify_per_min), "600", 0, 1u << 20,
      "VERIFY <receipt> checks against the ledger per minute, everyone together (its own bucket; "
      "0 = unlimited, the bounded queue still answers busy)"},
+    {"grant_max", CFG_I64, OFF(grant_max_major), "1000", 0, INT64_C(1000000000000),
+     "largest single TALLY GRANT an operator may make from chat, in whole major units (1000 = "
+     "1000.00 credits at 2 decimals); 0 = no cap. The admin CLI's `tally grant` is not capped"},
 };
 #undef OFF
 enum { CFG_COUNT = sizeof cfg_table / sizeof cfg_table[0] };

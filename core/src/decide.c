@@ -201,6 +201,8 @@ int tally__decide_buy(tally__state *st, const tally__decide_ctx *ctx, uint32_t b
   op->purchase_slot = tally__purchase_add(st, &p);
   a->spent_today += amount;
   tally__op_hold(st, op);
+  /* Deciding at this price is agreeing to it: a later raise asks again. */
+  tally__agreed_note(st, buyer, item, it->price);
   return TALLY_OK;
 }
 
@@ -288,11 +290,12 @@ int tally__decide_refund(tally__state *st, const tally__decide_ctx *ctx, uint32_
   if (ctx->wall_ms - p->created_ms > (int64_t)it->refund_window_s * 1000 ||
       purchase_near_eviction(st, slot))
     return TALLY_EREFUND_WINDOW;
-  if (it->kind == TALLY__KIND_DIGITAL) return TALLY_ENOT_REFUNDABLE;
   /* Highlights and reactions are refunded only by the engine, when it
    * could not show them. */
   if ((it->kind == TALLY__KIND_HIGHLIGHT || it->kind == TALLY__KIND_REACTION) && !ctx->by_engine)
     return TALLY_ENOT_REFUNDABLE;
+  /* A pass once redeemed, a digital item once delivered (the buyer ran
+   * DELIVERY), a highlight once shown: each is a redemptions row. */
   if (p->redeemed || p->redeem_held) return TALLY_ENOT_REFUNDABLE;
   /* The purchase's totals were rebuilt from the ledger: checked before any
    * arithmetic relies on them (no ledger row may reach an assert). */

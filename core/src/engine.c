@@ -425,8 +425,9 @@ void tally__engine_batch_done(tally__engine *e, tally__batch *b) {
 static void purchase_extras(tally__engine *e, const tally__op *op, const tally__item *it) {
   if (!op->origin[0]) return;
   char text[TALLY_TEXT_BYTES_MAX + 1];
-  if (it->kind == TALLY__KIND_DIGITAL)
-    snprintf(text, sizeof text, "Your %s: %s", it->sku, it->delivery);
+  if (it->kind == TALLY__KIND_DIGITAL) /* delivered is what DELIVERY records: not sent here */
+    snprintf(text, sizeof text, "Your %s is ready: send privately DELIVERY %llu to receive it (refundable until then)",
+             it->sku, (unsigned long long)op->transfer_id);
   else if (it->kind == TALLY__KIND_MERCH)
     snprintf(text, sizeof text, "To get your %s shipped, send privately: SHIP %llu <address and any note>", it->sku,
              (unsigned long long)op->transfer_id);

@@ -182,6 +182,27 @@ static int load_purchases(loader *l, int64_t now_ms) {
 
 /* Idempotency keys of the last day, with the fingerprints of their
  * requests, so a replayed command with other parameters is still refused. */
+/* The unit price each buyer last paid for each item: a BUY above it asks
+ * for a fresh CONFIRM (a confirmed raise is followed by its purchase, so
+ * the purchases carry every price agreed to). Newest first: pairs beyond
+ * the table mark their account, whose BUYs then ask again. */
+static int load_agreed(loader *l) {
+  tally__state *st = &l->e->st;
+  PGresult *r = q(l, "SELECT account_id, item_id, amount_minor / qty FROM"
+                     " (SELECT DISTINCT ON (account_id, item_id) id, account_id, item_id, amount_minor, qty"
+                     "  FROM transfers WHERE kind = 1 AND qty > 0 AND item_id IS NOT NULL"
+                     "  ORDER BY account_id, item_id, id DESC) s ORDER BY id DESC",
+                  0, NULL);
+  if (!r) return TALLY_EDB;
+  for (int i = 0; i < PQntuples(r); i++) {
+    uint32_t a = acc_index(l, col_i64(r, i, 0)), it = item_index(l, col_i64(r, i, 1));
+    int64_t price = col_i64(r, i, 2);
+    if (a != TALLY__NONE && it != TALLY__NONE && price > 0) tally__agreed_note(st, a, it, price);
+  }
+  PQclear(r);
+  return TALLY_OK;
+}
+
 static int load_keys(loader *l, int64_t now_ms) {
   tally__state *st = &l->e->st;
   char since[24], limit[24];
@@ -386,6 +407,7 @@ int tally__engine_load(tally__engine *e, PGconn *conn, char *err, size_t err_len
   if (!rc) rc = load_balances_roles(&l);
   if (!rc) rc = load_items(&l);
   if (!rc) rc = load_purchases(&l, now);
+  if (!rc) rc = load_agreed(&l);
   if (!rc) rc = load_keys(&l, now);
   if (!rc) rc = load_today_and_recent(&l, now);
   if (!rc) rc = load_live(&l, now);

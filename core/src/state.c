@@ -30,6 +30,7 @@ int tally__state_init(tally__state *st, const tally_config *cfg) {
   st->consents = tally__alloc_big((size_t)TALLY__CONSENTS_PENDING_MAX * sizeof *st->consents);
   st->events = calloc(TALLY__EVENTS_MAX, sizeof *st->events);
   st->per_user = tally__alloc_big((size_t)cfg->purchases_max * sizeof *st->per_user);
+  st->agreed = tally__alloc_big((size_t)cfg->purchases_max * sizeof *st->agreed);
   st->dirty_accounts = calloc(cfg->accounts_max, sizeof *st->dirty_accounts);
   st->dirty_items = calloc(cfg->items_max, sizeof *st->dirty_items);
   /* Untouched pages of these cost nothing until co-op items or raffles are used. */
@@ -45,6 +46,7 @@ int tally__state_init(tally__state *st, const tally_config *cfg) {
   if (!st->highlights || !st->held_tips || !st->ship_notes || !st->bios || !st->coop || !st->entries || !st->draw_scratch || !st->audience || !st->dirty_audience ||
       tally__map_init(&st->audience_index, TALLY__AUDIENCE_MAX) ||!st->accounts || !st->items || !st->purchases || !st->keys || !st->consents || !st->events ||
       !st->per_user || tally__map_init(&st->per_user_index, cfg->purchases_max) || !st->dirty_accounts ||
+      !st->agreed || tally__map_init(&st->agreed_index, cfg->purchases_max) ||
       !st->dirty_items || tally__map_init(&st->account_by_name, cfg->accounts_max) ||
       tally__map_init(&st->item_by_sku, cfg->items_max) ||
       tally__keys_init(st) ||
@@ -75,6 +77,7 @@ void tally__state_free(tally__state *st) {
     tally__free_big(st->keys, (size_t)st->cfg->keys_max * sizeof *st->keys);
     tally__free_big(st->consents, (size_t)TALLY__CONSENTS_PENDING_MAX * sizeof *st->consents);
     tally__free_big(st->per_user, (size_t)st->cfg->purchases_max * sizeof *st->per_user);
+    tally__free_big(st->agreed, (size_t)st->cfg->purchases_max * sizeof *st->agreed);
   }
   free(st->dirty_accounts);
   free(st->dirty_items);
@@ -83,6 +86,7 @@ void tally__state_free(tally__state *st) {
   tally__keys_free(st);
   free(st->events);
   tally__map_free(&st->per_user_index);
+  tally__map_free(&st->agreed_index);
   tally__map_free(&st->channel_by_name);
   memset(st, 0, sizeof *st);
 }
@@ -114,6 +118,7 @@ int tally__account_get(tally__state *st, const char *name, uint8_t kind, uint32_
   a->id = tally__state_take_id(st);
   a->kind = kind;
   a->consent_slot = TALLY__NONE;
+  a->role_by = TALLY__NONE;
   strcpy(a->name, name);
   int rc = tally__map_put(&st->account_by_name, tally__hash_str(name), i);
   if (rc) return rc;
@@ -349,6 +354,44 @@ int32_t tally__per_user_units(tally__state *st, uint32_t account, uint32_t item,
   }
   *slot = &st->per_user[i].units;
   return st->per_user[i].units;
+}
+
+/* ---- prices buyers agreed to -------------------------------------------------- */
+typedef struct agreed_probe {
+  const tally__state *st;
+  uint64_t key;
+} agreed_probe;
+
+static bool agreed_eq(const void *ud, uint32_t i) {
+  const agreed_probe *p = ud;
+  return p->st->agreed[i].key == p->key;
+}
+
+static uint32_t agreed_find(const tally__state *st, uint64_t key) {
+  agreed_probe p = {st, key};
+  return tally__map_find(&st->agreed_index, tally__hash_u64(key), agreed_eq, &p);
+}
+
+bool tally__agreed_price(const tally__state *st, uint32_t account, uint32_t item, int64_t *price) {
+  uint32_t i = agreed_find(st, ((uint64_t)account << 32) | item);
+  if (i == TALLY__NONE) return false;
+  *price = st->agreed[i].price;
+  return true;
+}
+
+void tally__agreed_note(tally__state *st, uint32_t account, uint32_t item, int64_t price) {
+  uint64_t key = ((uint64_t)account << 32) | item;
+  uint32_t i = agreed_find(st, key);
+  if (i == TALLY__NONE) {
+    if (st->agreed_count >= st->cfg->purchases_max ||
+        tally__map_put(&st->agreed_index, tally__hash_u64(key), st->agreed_count)) {
+      st->accounts[account].agreed_lost = true; /* fail closed: its BUYs ask again */
+      return;
+    }
+    i = st->agreed_count++;
+    st->agreed[i].key = key;
+  }
+  st->agreed[i].price = price;
 }
 
 /* ---- money movement -------------------------------------------------------- */

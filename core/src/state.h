@@ -79,6 +79,7 @@ typedef struct tally__account {
   bool welcome_inflight; /* demo welcome grant decided, not yet committed */
   bool unnamed;          /* prefers not to be named in summaries */
   bool privacy_dirty;    /* its privacy choice is not stored yet */
+  bool agreed_lost;      /* a price it agreed to did not fit the agreed table: ask again */
   uint64_t privacy_version;
   uint64_t role_version;
   /* The role and privacy versions a sealed batch carries (0: none). A row
@@ -87,6 +88,7 @@ typedef struct tally__account {
    * the change twice. */
   uint64_t role_sent_version, privacy_sent_version;
   uint16_t row_batches, consent_batches; /* sealed batches carrying its account / consent row */
+  uint32_t role_by;    /* who made its unsaved role change (role_changes.by_account), or TALLY__NONE */
   int64_t rate_tokens_milli, rate_at_ms;
   uint64_t recent[TALLY__RECENT_RECEIPTS];
   uint32_t recent_next;
@@ -314,6 +316,8 @@ typedef struct tally__op {
   bool held_message; /* TIP: its message waits for moderators (a held_messages row) */
   bool coop_legs;    /* PURCHASE: its legs are a co-op record (a coop_purchases row) */
   bool raffle_charge; /* PURCHASE: a raffle winner's charge (entry_slot: the entry) */
+  bool audited;      /* GRANT by an operator: an audit_log row names `actor` */
+  uint32_t actor;    /* account index of the operator, when audited */
   uint64_t event_id; /* the event it happens in, 0 if none */
   int64_t grant_request; /* grant_requests.id it applies, 0 if none */
   uint32_t account, counterparty, item, qty;
@@ -385,6 +389,11 @@ typedef struct tally__state {
   tally__map per_user_index;
   struct tally__per_user { uint64_t key; int32_t units; } *per_user;
   uint32_t per_user_count;
+  /* The unit price each account last agreed to for each item (bought at, or
+   * confirmed): a BUY above it asks for a fresh CONFIRM. */
+  tally__map agreed_index;
+  struct tally__agreed { uint64_t key; int64_t price; } *agreed;
+  uint32_t agreed_count;
   tally__coop *coop; /* TALLY__COOP_PURCHASES_MAX, a ring */
   uint32_t coop_next;
   tally__raffle_entry *entries; /* TALLY__RAFFLE_ENTRIES_MAX */
@@ -485,6 +494,13 @@ void tally__op_release(tally__state *st, const tally__op *op);
 /* Units `account` has (committed and held) of drop `item`; *slot gets the
  * counter to change, or NULL when the table is full. */
 int32_t tally__per_user_units(tally__state *st, uint32_t account, uint32_t item, int32_t **slot);
+
+/* The unit price `account` last agreed to for `item` (paid at or
+ * confirmed; purchases_max pairs are kept): false when none is known. Note
+ * one when a purchase is decided; a pair that does not fit marks the
+ * account agreed_lost, so its BUYs ask again rather than charge unasked. */
+bool tally__agreed_price(const tally__state *st, uint32_t account, uint32_t item, int64_t *price);
+void tally__agreed_note(tally__state *st, uint32_t account, uint32_t item, int64_t price);
 
 /* An op's event (if any) has one more, or one less, op in flight. */
 void tally__event_inflight(tally__state *st, uint64_t event_id, int delta);

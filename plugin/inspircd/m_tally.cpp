@@ -51,7 +51,7 @@ const std::streamsize SECRET_FILE_BYTES_MAX = 4096;
 const char* const COMMAND_WORDS[] = {
 	"SHOP", "BUY", "CONFIRM", "TIP", "WALLET", "RECEIPTS",
 	"REFUND", "VERIFY", "ITEM", "TALLY", "EVENT", "DROP", "REDEEM",
-	"HIGHLIGHT", "REACT", "REFCODE", "SHIP", "ORDERS", "HIDE",
+	"HIGHLIGHT", "REACT", "REFCODE", "SHIP", "ORDERS", "HIDE", "DELIVERY",
 };
 
 std::string Upper(const std::string& s)
@@ -370,6 +370,10 @@ class ModuleTally : public Module
 		uint32_t roles = 0;
 		if (user->IsOper())
 			roles |= TALLY_ROLE_OPER;
+		/* Creating credits is a privilege of its own (<class privs="tally/grant">),
+		 * not something every operator class may do. */
+		if (user->IsOper() && user->HasPrivPermission("tally/grant"))
+			roles |= TALLY_ROLE_GRANT;
 		if (chan && chan->GetPrefixValue(user) >= OP_VALUE)
 			roles |= TALLY_ROLE_CHANOP;
 		return roles;

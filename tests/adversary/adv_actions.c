@@ -13,7 +13,7 @@
 #include "adv.h"
 
 #define HOST_ROLES TALLY_ROLE_CHANOP
-#define OPER_ROLES TALLY_ROLE_OPER
+#define OPER_ROLES (TALLY_ROLE_OPER | TALLY_ROLE_GRANT)
 
 static void say(adv *a, const char *account, const char *channel, uint32_t roles, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));

@@ -10,7 +10,7 @@ bool adv_canary(adv *a, char *why, size_t why_len) {
   int rc = adv_say(a, "honest", "", "BUY " ADV_CANARY_SKU, 0, &r);
   if (rc == TALLY_ENO_FUNDS || a->canary_topup) { /* 0.01 a buy: top up, as an operator would */
     a->canary_topup = false;
-    adv_say(a, "admin", "", "TALLY GRANT honest 500", TALLY_ROLE_OPER, &r);
+    adv_say(a, "admin", "", "TALLY GRANT honest 500", TALLY_ROLE_OPER | TALLY_ROLE_GRANT, &r);
     if (rc == TALLY_ENO_FUNDS) rc = adv_say(a, "honest", "", "BUY " ADV_CANARY_SKU, 0, &r);
   }
   if (rc != TALLY_OK || r.receipt == 0) {

@@ -160,6 +160,25 @@ def permissions(tap, env, db, oper, creator, plain, sku):
         return m
     tap.run("non-op cannot host: a member's !event start in a channel is refused (no permission)",
             non_op_cannot_host)
+    tap.check("ledger: the grant has an audit row naming the operator",
+              db.scalar("SELECT count(*) FROM audit_log WHERE action = 'grant' AND actor = 'user:%s'"
+                        % oper.nick) == "1",
+              "audit rows: %s" % db.query("SELECT actor, detail FROM audit_log"))
+
+    def oper_without_privilege():
+        helper = registered(env, "hp")
+        try:
+            helper.send("OPER helper helperpass")  # an oper type without <class privs="tally/grant">
+            helper.wait_numeric("381")
+            before = user_transfers(db, plain.nick, kind=4)
+            ask(helper, "TALLY GRANT %s 5" % plain.nick,
+                r"^no permission: TALLY GRANT needs the operator privilege tally/grant$")
+            if user_transfers(db, plain.nick, kind=4) != before:
+                raise ic.IRCError("the unprivileged operator's grant moved money")
+        finally:
+            helper.quit()
+        return True
+    tap.run("IRC operator without tally/grant: TALLY GRANT -> no permission", oper_without_privilege)
 
 
 def bad_input(tap, env, db, buyer, sku, tip_to):
@@ -188,7 +207,7 @@ def bad_input(tap, env, db, buyer, sku, tip_to):
              b"PRIVMSG " + chan.encode() + b" :!buy " + sku.encode() + b"\x01", r"^tally: CTCP is not allowed"),
             ("NUL arrives as a space (BUY sk\\0u -> BUY sk u)",
              b"BUY " + sku[:2].encode() + b"\x00" + sku[2:].encode(), r"^(unknown sku|quantity must)"),
-            ("BUY without sku", b"BUY", r"^wrong arguments\. Usage: BUY <sku> \[qty\] \[ref=<code>\]$"),
+            ("BUY without sku", b"BUY", r"^wrong arguments\. Usage: BUY <sku> \[qty\] \[max=<price>\] \[ref=<code>\]$"),
             ("BUY with an extra argument", ("BUY %s 1 2" % sku).encode(), r"^wrong arguments\. Usage: BUY"),
             ("CONFIRM without code", b"CONFIRM", r"^wrong arguments\. Usage: CONFIRM <code> \| CONFIRM EXTEND$"),
             ("CONFIRM with an extra argument", b"CONFIRM AAAAAA extra", r"^wrong arguments\. Usage: CONFIRM"),

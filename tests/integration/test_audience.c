@@ -110,7 +110,7 @@ static void test_highlight_as_topic(void **state) {
   cfg.highlight_topic = 1;
   eng = th_engine(&cfg);
   th_reply r;
-  assert_int_equal(th_cmd(eng, "admin", "TALLY GRANT bob 10", OPER, &r), TALLY_OK);
+  assert_int_equal(th_cmd(eng, "admin", "TALLY GRANT bob 10", OPER | TALLY_ROLE_GRANT, &r), TALLY_OK);
   assert_int_equal(run("host", "EVENT START 30 Stream", HOST, NULL), TALLY_OK);
   assert_int_equal(run("host", "EVENT TIER gold 1 2", HOST, NULL), TALLY_OK);
   assert_int_equal(run("bob", "HIGHLIGHT gold Hi", 0, NULL), TALLY_ECONSENT); /* consent comes first */

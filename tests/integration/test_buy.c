@@ -21,7 +21,7 @@ static fx F;
 
 static void expect(int code, const char *account, const char *text) {
   th_reply r;
-  int rc = th_cmd(F.e, account, text, TALLY_ROLE_OPER, &r);
+  int rc = th_cmd(F.e, account, text, TALLY_ROLE_OPER | TALLY_ROLE_GRANT, &r);
   if (rc != code) fprintf(stderr, "%s -> %s (%s), wanted %s\n", text, tally_err_name(rc), r.text, tally_err_name(code));
   assert_int_equal(rc, code);
 }

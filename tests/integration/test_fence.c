@@ -39,7 +39,7 @@ static void test_second_engine_fences_the_first(void **state) {
   th_reply r;
   assert_int_equal(th_cmd(a, "bob", "WALLET", 0, &r), TALLY_OK);
   assert_int_equal(th_cmd(a, "carol", "WALLET", 0, &r), TALLY_OK);
-  assert_int_equal(th_cmd(a, "admin", "TALLY GRANT alice 1", TALLY_ROLE_OPER, &r), TALLY_OK);
+  assert_int_equal(th_cmd(a, "admin", "TALLY GRANT alice 1", TALLY_ROLE_OPER | TALLY_ROLE_GRANT, &r), TALLY_OK);
 
   /* B starts while A runs: it gets in only once A's lock connection dies. */
   tally_engine *b;

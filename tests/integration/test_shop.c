@@ -191,7 +191,84 @@ static void test_pass_redeems_once(void **state) {
   assert_int_equal(run("alice", "ITEM SET ebook delivery https://example.org/dl/ebook"), TALLY_OK);
   assert_int_equal(th_cmd(eng, "bob", "BUY ebook", 0, &r), TALLY_OK);
   snprintf(refund, sizeof refund, "REFUND %llu", (unsigned long long)r.receipt);
+  char delivery[48];
+  snprintf(delivery, sizeof delivery, "DELIVERY %llu", (unsigned long long)r.receipt);
+  assert_int_equal(th_cmd(eng, "bob", delivery, 0, &r), TALLY_OK);
   assert_int_equal(run("bob", refund), TALLY_ENOT_REFUNDABLE);
+  finish();
+}
+
+/* A private command (no channel). */
+static int priv(const char *account, const char *text, th_reply *r) {
+  int rc = th_cmd(eng, account, text, 0, r);
+  if (getenv("TALLY_TEST_VERBOSE")) fprintf(stderr, "%s: %s -> %s %s\n", account, text, tally_err_name(rc), r->text);
+  return rc;
+}
+
+static int on_receipt(const char *account, const char *verb, uint64_t receipt, th_reply *r) {
+  char text[64];
+  snprintf(text, sizeof text, "%s %llu", verb, (unsigned long long)receipt);
+  return priv(account, text, r);
+}
+
+/* Digital goods: DELIVERY <receipt> sends the text to its buyer, privately,
+ * as often as asked; the first DELIVERY is stored (a redemptions row) and
+ * ends the right to a refund, also across a restart. */
+static void test_digital_delivery(void **state) {
+  (void)state;
+  setup("shopdelivery");
+  th_reply r;
+  static const char link[] = "https://example.org/dl/ebook";
+  assert_int_equal(run("alice", "ITEM ADD ebook 2 The ebook"), TALLY_OK);
+  assert_int_equal(run("alice", "ITEM SET ebook kind digital"), TALLY_OK);
+  assert_int_equal(run("alice", "ITEM SET ebook delivery https://example.org/dl/ebook"), TALLY_OK);
+  assert_int_equal(priv("bob", "BUY ebook", &r), TALLY_OK);
+  uint64_t book = r.receipt;
+  assert_int_equal(priv("bob", "BUY pin", &r), TALLY_OK);
+  uint64_t pin = r.receipt;
+  /* Only its buyer, only privately, only for digital goods. */
+  assert_int_equal(on_receipt("carol", "DELIVERY", book, &r), TALLY_ENOT_YOURS);
+  assert_null(strstr(r.text, link));
+  char text[64];
+  snprintf(text, sizeof text, "DELIVERY %llu", (unsigned long long)book);
+  assert_int_equal(th_cmd_in(eng, "bob", CH, text, 0, &r), TALLY_EBAD_SYNTAX);
+  assert_non_null(strstr(r.text, "privately"));
+  assert_null(strstr(r.text, link));
+  assert_int_equal(on_receipt("bob", "DELIVERY", pin, &r), TALLY_ENOT_DIGITAL);
+  assert_int_equal(priv("bob", "DELIVERY 99999999", &r), TALLY_EUNKNOWN_RECEIPT);
+  /* Refundable until delivered; a refunded one is not delivered. */
+  assert_int_equal(priv("bob", "BUY ebook", &r), TALLY_OK);
+  uint64_t second = r.receipt;
+  assert_int_equal(on_receipt("bob", "REFUND", second, &r), TALLY_OK);
+  assert_int_equal(on_receipt("bob", "DELIVERY", second, &r), TALLY_ENOT_DIGITAL);
+  assert_null(strstr(r.text, link));
+  /* Delivered: the text, a stored record, no refund; sent again on request. */
+  assert_int_equal(on_receipt("bob", "DELIVERY", book, &r), TALLY_OK);
+  assert_non_null(strstr(r.text, link));
+  assert_int_equal(sql("SELECT count(*) FROM redemptions WHERE transfer_id = %llu", (unsigned long long)book), 1);
+  assert_int_equal(on_receipt("bob", "REFUND", book, &r), TALLY_ENOT_REFUNDABLE);
+  assert_int_equal(on_receipt("bob", "DELIVERY", book, &r), TALLY_OK);
+  assert_non_null(strstr(r.text, link));
+  assert_int_equal(sql("SELECT count(*) FROM redemptions"), 1);
+  /* One bought before a restart and not yet delivered stays refundable... */
+  assert_int_equal(priv("bob", "BUY ebook", &r), TALLY_OK);
+  uint64_t third = r.receipt;
+  th_engine_free(eng);
+  eng = th_engine(&cfg);
+  /* ...the delivered one stays delivered and can be fetched again. */
+  assert_int_equal(on_receipt("bob", "DELIVERY", book, &r), TALLY_OK);
+  assert_non_null(strstr(r.text, link));
+  assert_int_equal(on_receipt("bob", "REFUND", book, &r), TALLY_ENOT_REFUNDABLE);
+  assert_int_equal(on_receipt("bob", "DELIVERY", third, &r), TALLY_OK);
+  assert_non_null(strstr(r.text, link));
+  assert_int_equal(on_receipt("bob", "REFUND", third, &r), TALLY_ENOT_REFUNDABLE);
+  assert_int_equal(sql("SELECT count(*) FROM redemptions"), 2);
+  /* A fourth, refunded after the restart before any DELIVERY. */
+  assert_int_equal(priv("bob", "BUY ebook", &r), TALLY_OK);
+  th_engine_free(eng);
+  eng = th_engine(&cfg);
+  assert_int_equal(on_receipt("bob", "REFUND", r.receipt, &r), TALLY_OK);
+  assert_int_equal(sql("SELECT count(*) FROM transfers WHERE kind = 3"), 2);
   finish();
 }
 
@@ -204,7 +281,7 @@ static void test_raffle_draw_is_verifiable(void **state) {
   for (int i = 0; i < 5; i++) {
     char text[64];
     snprintf(text, sizeof text, "TALLY GRANT %s 10", more[i]);
-    assert_int_equal(th_cmd(eng, "admin", text, OPER, &r), TALLY_OK);
+    assert_int_equal(th_cmd(eng, "admin", text, OPER | TALLY_ROLE_GRANT, &r), TALLY_OK);
     assert_int_equal(th_buy_confirmed(eng, more[i], "pin", &r), TALLY_OK);
   }
   assert_int_equal(th_cmd_in(eng, "host", CH, "DROP CREATE tix 3 5 mode=raffle for=6s", HOST, &r), TALLY_OK);
@@ -241,7 +318,7 @@ static void test_confirm_extend(void **state) {
   (void)state;
   setup("shopextend");
   th_reply r;
-  assert_int_equal(th_cmd(eng, "admin", "TALLY GRANT newbie 5", OPER, &r), TALLY_OK);
+  assert_int_equal(th_cmd(eng, "admin", "TALLY GRANT newbie 5", OPER | TALLY_ROLE_GRANT, &r), TALLY_OK);
   assert_int_equal(th_cmd(eng, "newbie", "CONFIRM EXTEND", 0, &r), TALLY_EBAD_CODE);
   assert_int_equal(th_cmd(eng, "newbie", "BUY pin", 0, &r), TALLY_ECONSENT);
   assert_non_null(strstr(r.text, "CONFIRM EXTEND"));
@@ -327,6 +404,7 @@ int main(void) {
       cmocka_unit_test(test_confirm_extend),
       cmocka_unit_test(test_merch_shipping_and_shop_card),
       cmocka_unit_test(test_catalog_rows_written_once),
+      cmocka_unit_test(test_digital_delivery),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -305,7 +305,7 @@ int th_buyer(tally_engine *e, const char *account, const char *credits, const ch
   th_reply r;
   char text[128];
   snprintf(text, sizeof text, "TALLY GRANT %s %s", account, credits);
-  int rc = th_cmd(e, "admin", text, TALLY_ROLE_OPER, &r);
+  int rc = th_cmd(e, "admin", text, TALLY_ROLE_OPER | TALLY_ROLE_GRANT, &r);
   return rc ? rc : th_buy_confirmed(e, account, sku, &r);
 }
 

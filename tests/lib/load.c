@@ -155,7 +155,7 @@ int th_load_shop(th_load *L, int buyers, int stock, int credits) {
   for (int i = 0; i < buyers; i++) {
     snprintf(who, sizeof who, "b%d", i);
     snprintf(text, sizeof text, "TALLY GRANT %s %d", who, credits);
-    th_load_send(L, "admin", text, NULL, TALLY_ROLE_OPER);
+    th_load_send(L, "admin", text, NULL, TALLY_ROLE_OPER | TALLY_ROLE_GRANT);
     if (i % 8 == 7 && th_load_wait(L, 30000)) return -1;
   }
   if (th_load_wait(L, 30000)) return -1;
