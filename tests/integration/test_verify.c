@@ -52,7 +52,7 @@ static uint64_t setup(const char *name) {
   th_reply r;
   assert_int_equal(th_cmd(eng, "admin", "TALLY ROLE alice creator", TALLY_ROLE_OPER, &r), TALLY_OK);
   assert_int_equal(th_cmd(eng, "alice", "ITEM ADD tee 5 100000 Tee", 0, &r), TALLY_OK);
-  assert_int_equal(th_cmd(eng, "admin", "TALLY GRANT bob 50", TALLY_ROLE_OPER, &r), TALLY_OK);
+  assert_int_equal(th_cmd(eng, "admin", "TALLY GRANT bob 50", TALLY_ROLE_OPER | TALLY_ROLE_GRANT, &r), TALLY_OK);
   assert_int_equal(th_buy_confirmed(eng, "bob", "tee", &r), TALLY_OK);
   assert_true(r.receipt > 0);
   return r.receipt;
