@@ -154,7 +154,8 @@ static void draw_run(tally__engine *e) {
     if (rc == TALLY_OK) {
       d->winners++;
       size_t used = strlen(d->named);
-      if (used + strlen(name) + 3 < sizeof d->named)
+      if (st->accounts[en->account].unnamed) d->unnamed++; /* TALLY PRIVACY on */
+      else if (used + strlen(name) + 3 < sizeof d->named)
         snprintf(d->named + used, sizeof d->named - used, "%s%s", used ? ", " : "", name);
     } else if (en->origin[0]) {
       char text[TALLY_TEXT_BYTES_MAX + 1];
@@ -167,8 +168,13 @@ static void draw_run(tally__engine *e) {
   tally__item_mark_dirty(st, d->item);
   for (uint32_t i = 0; i < st->entry_count; i++)
     if (st->entries[i].item == d->item) st->entries[i].live = false;
-  tally__announce(e, it->drop_channel, "RAFFLE %s winners (%u of %u units): %s%s", it->sku, d->winners,
-                  d->units, d->named[0] ? d->named : "nobody", d->winners > 0 ? ". Receipts are on their way." : "");
+  char unnamed[64] = "";
+  if (d->unnamed)
+    snprintf(unnamed, sizeof unnamed, "%s%u who prefer%s not to be named", d->named[0] ? ", and " : "", d->unnamed,
+             d->unnamed == 1 ? "s" : "");
+  tally__announce(e, it->drop_channel, "RAFFLE %s winners (%u of %u units): %s%s%s", it->sku, d->winners,
+                  d->units, d->named[0] || d->unnamed ? d->named : "nobody", unnamed,
+                  d->winners > 0 ? ". Receipts are on their way." : "");
   d->active = false;
   st->raffles_due--;
 }
