@@ -327,6 +327,7 @@ def drop_herd(env, dsn, n_buyers, stock):
         if host.wait_account(timeout=30) != host.nick:
             raise RuntimeError("the host has no account")
         host.join(chan)  # first in: channel operator
+        ic.make_creators(env, [host.nick], PASSWORD)  # selling needs the creator role too
 
         def host_says(text, regex):
             return ic.tally_ask(host, lambda: host.privmsg(chan, text), regex)

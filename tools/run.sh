@@ -87,7 +87,8 @@ First steps (irssi and weechat):
   /quote WALLET   /quote RECEIPTS   /quote VERIFY <receipt>   /quote TALLY HELP
   !shop demo      the creator's card; !buy duo (a co-op print), !buy pass then /quote REDEEM <receipt>,
                   !buy tee (merch: /quote SHIP <receipt> <address>), !buy wallpaper (digital)
-Host a live event in #live (as IRC operator: /oper admin adminpass):
+Host a live event in #live (as IRC operator: /oper admin adminpass, then /quote TALLY ROLE you creator:
+selling in an event, drops and highlight tiers, needs the creator role):
   !event start 30 Launch party    !drop create rush 20 2 per-user=2    !drop create vinyl 5 10 mode=raffle for=3m
   !event tier gold 3 60    !event react 0.10    then anyone: !highlight gold Hello!   !react 🔥   !tip demo 2 great show
   !event stop     the summary: sales, drops, attendance, top supporters, what each creator earned

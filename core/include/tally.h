@@ -159,6 +159,15 @@ typedef struct tally_config {
   uint32_t tip_message_hold_s;  /* a tip's message waits this long for moderators (1.2) */
   uint32_t rate_verify_per_min; /* VERIFY <receipt> checks per minute, everyone together */
   int64_t grant_max_major;      /* largest TALLY GRANT from chat, whole major units; 0 = no cap */
+  /* Shares of the shared tables, so one user or channel cannot fill them
+   * (a full table refuses, it never fails open). */
+  uint32_t highlights_per_channel; /* highlights queued or showing in one channel */
+  uint32_t highlights_per_account; /* highlights queued or showing bought by one account */
+  uint32_t highlight_refund_wait_s; /* an unpayable highlight refund is retried this long */
+  uint32_t held_tips_per_channel;  /* tip messages waiting for moderators in one channel */
+  uint32_t held_tips_per_account;  /* tip messages waiting for moderators from one account */
+  uint32_t drops_per_host;         /* scheduled or live drops of one creator at once */
+  uint32_t items_per_creator;      /* items (drops and highlight tiers too) of one creator */
 } tally_config;
 
 TALLY_API void tally_config_init(tally_config *cfg);

@@ -130,15 +130,22 @@ void tally__audience_supporters(tally__engine *e, uint64_t event_id, char *out, 
 void tally__audience_creators(tally__engine *e, uint64_t event_id, char *out, size_t cap) {
   const tally__state *st = &e->st;
   uint32_t top[8];
-  uint32_t n = audience_top(st, event_id, true, top, 8);
+  uint32_t n = audience_top(st, event_id, true, top, 8), unnamed = 0;
   size_t used = 0;
   out[0] = 0;
   for (uint32_t k = 0; k < n; k++) {
     const tally__audience *a = &st->audience[top[k]];
+    if (st->accounts[a->account].unnamed) { /* TALLY PRIVACY on: counted, not named */
+      unnamed++;
+      continue;
+    }
     char amount[48];
     tally__format_amount(e, a->earned, amount, sizeof amount);
     int w = snprintf(out + used, cap - used, "%s%s %s", used ? ", " : "", st->accounts[a->account].name + 5, amount);
     if (w < 0 || (size_t)w >= cap - used) break;
     used += (size_t)w;
   }
+  if (unnamed && used < cap)
+    snprintf(out + used, cap - used, "%s%u who prefer%s not to be named", used ? ", and " : "", unnamed,
+             unnamed == 1 ? "s" : "");
 }

@@ -7,6 +7,7 @@
 
 #include "commands.h"
 #include "decide.h"
+#include "highlight.h"
 
 static bool sku_valid(const tally__tokens *t, int i) {
   if (t->len[i] == 0 || t->len[i] > TALLY__SKU_BYTES_MAX) return false;
@@ -44,6 +45,7 @@ static int title_set(tally__item *it, const char *text) {
 int tally__split_parse(tally__cmd *c, const char *s, size_t n, tally__split *out) {
   tally__split sp = {0};
   uint32_t total = 0;
+  int payee_rc = TALLY_OK;
   while (n > 0) {
     const char *comma = memchr(s, ',', n);
     size_t part = comma ? (size_t)(comma - s) : n;
@@ -52,13 +54,17 @@ int tally__split_parse(tally__cmd *c, const char *s, size_t n, tally__split *out
     if (!colon || colon == s || sp.count >= TALLY__SPLIT_MAX || (size_t)(colon - s) >= TALLY_NAME_BYTES_MAX - 5 ||
         tally__uint_parse(colon + 1, part - (size_t)(colon - s) - 1, TALLY__BPS_WHOLE, &bps) || bps == 0)
       return TALLY_EBAD_SYNTAX;
-    char name[TALLY_NAME_BYTES_MAX];
-    snprintf(name, sizeof name, "%.*s", (int)(colon - s), s);
-    if (tally__text_check(name, strlen(name)) || strpbrk(name, " :,")) return TALLY_EBAD_SYNTAX;
-    uint32_t account;
-    int rc = tally__cmd_account(c, name, &account);
-    if (rc) return rc;
-    for (uint32_t k = 0; k < sp.count; k++)
+    char name[TALLY__ACCOUNT_NAME_BYTES];
+    snprintf(name, sizeof name, "user:%.*s", (int)(colon - s), s);
+    if (tally__text_check(name, strlen(name)) || strpbrk(name + 5, " :,")) return TALLY_EBAD_SYNTAX;
+    /* Looked up, never created: a refused command creates no account, and
+     * only creators are paid by a split. */
+    uint32_t account = tally__account_find(&c->e->st, name);
+    int payee = account == TALLY__NONE || c->e->st.accounts[account].kind != TALLY__ACCOUNT_USER ? TALLY_EUNKNOWN_ACCOUNT
+                : !c->e->st.accounts[account].is_creator                                          ? TALLY_ENO_PERMISSION
+                                                                                                  : TALLY_OK;
+    if (!payee_rc) payee_rc = payee; /* told after the syntax, which comes first */
+    for (uint32_t k = 0; k < sp.count && account != TALLY__NONE; k++)
       if (sp.account[k] == account) return TALLY_EBAD_SYNTAX; /* named twice */
     sp.account[sp.count] = account;
     sp.bps[sp.count++] = (uint16_t)bps;
@@ -68,6 +74,7 @@ int tally__split_parse(tally__cmd *c, const char *s, size_t n, tally__split *out
     if (comma && n == 0) return TALLY_EBAD_SYNTAX;
   }
   if (sp.count == 0 || total != TALLY__BPS_WHOLE) return TALLY_EBAD_SYNTAX;
+  if (payee_rc) return payee_rc;
   *out = sp;
   return TALLY_OK;
 }
@@ -92,6 +99,11 @@ static void item_add(tally__cmd *c) {
     tally__reply(c->e, c->cmd, TALLY_EBAD_SYNTAX, 0, "sku: 1-32 of a-z 0-9 - _");
     return;
   }
+  if (tally__highlight_sku_reserved(c->t.word[2], c->t.len[2])) {
+    tally__reply(c->e, c->cmd, TALLY_EBAD_SYNTAX, 0, "%s: skus starting hl- or react- are the engine's "
+                 "(EVENT TIER, EVENT REACT)", tally_strerror(TALLY_EBAD_SYNTAX));
+    return;
+  }
   int64_t price;
   if (tally__cmd_amount(c, 3, &price)) return;
   int title_at = 4;
@@ -114,6 +126,7 @@ static void item_add(tally__cmd *c) {
     return;
   }
   if (i == TALLY__NONE) {
+    if (!tally__cmd_item_room(c)) return;
     int rc = tally__item_add(st, sku, &i);
     if (rc) {
       tally__cmd_refuse(c, rc);
@@ -243,7 +256,7 @@ static const char *const help_lines[] = {
     "TIP <account> <amount> [message] | WALLET | RECEIPTS | REFUND <receipt> [amount] | VERIFY <receipt> | REDEEM <receipt> | DELIVERY <receipt>",
     "In an event: HIGHLIGHT <tier> <message> | REACT <emote> | VERIFY DRAW <sku> | TALLY PRIVACY on|off | CONFIRM EXTEND",
     "Creators: ITEM ADD <sku> <price> [stock] <title> | ITEM SET <sku> price|stock|title|split|kind|delivery <value> | ITEM DEL <sku> | REFCODE ADD <code> <affiliate> <bps>",
-    "Hosts (channel ops, in the channel): EVENT START <minutes> <title> | EVENT STOP | EVENT TIER <name> <price> <seconds> | EVENT REACT <price> | DROP CREATE <sku> <qty> <price> [per-user=N] [start=+5m|HH:MM] [for=10m] [mode=first|raffle] [split=a:6000,b:4000] [attendees-only] | DROP START|STOP <sku> | DROP LIST",
+    "Hosts (channel ops, in the channel): EVENT START <minutes> <title> | EVENT STOP | DROP START|STOP <sku> | DROP LIST; selling needs the creator role too: EVENT TIER <name> <price> <seconds> | EVENT REACT <price> | DROP CREATE <sku> <qty> <price> [per-user=N] [start=+5m|HH:MM] [for=10m] [mode=first|raffle] [split=a:6000,b:4000] [attendees-only]",
     "Operators: TALLY GRANT <account> <amount> | TALLY ROLE <account> creator|none | TALLY STATS",
 };
 

@@ -88,11 +88,19 @@ void tally__cmd_highlight(tally__cmd *c) {
     return;
   }
   if (!consented(c)) return;
-  if (tally__highlights_used(st) >= TALLY__HIGHLIGHTS_MAX) {
-    tally__reply(c->e, c->cmd, TALLY_EBUSY, 0, "%s: the highlight queue is full", tally_strerror(TALLY_EBUSY));
+  /* Refused before payment; a replay (known key) gets its first answer. */
+  const char *key = tally__cmd_key(c, "");
+  int room = tally__key_find(st, key) == TALLY__NONE ? tally__highlight_room(st, c->account, item) : TALLY_OK;
+  if (room == TALLY_ETOO_MANY) {
+    tally__reply(c->e, c->cmd, room, 0, "%s: you have %u highlights waiting or showing; buy more once they are shown",
+                 tally_strerror(room), c->e->cfg.highlights_per_account);
     return;
   }
-  (void)tally__cmd_buy_item(c, item, 1, tally__cmd_key(c, ""), text, TALLY__NONE);
+  if (room) {
+    tally__reply(c->e, c->cmd, room, 0, "%s: the highlight queue is full", tally_strerror(room));
+    return;
+  }
+  (void)tally__cmd_buy_item(c, item, 1, key, text, TALLY__NONE);
 }
 
 void tally__cmd_react(tally__cmd *c) {
@@ -121,7 +129,17 @@ static void event_price(tally__cmd *c, const tally__event *ev, const char *name,
   char sku[TALLY__SKU_BYTES_MAX + 1];
   tally__highlight_sku(ev->id, name, sku);
   uint32_t i = tally__item_find(st, sku);
+  if (i != TALLY__NONE && !tally__highlight_item_is(st, i, ev->id, name)) {
+    /* Not made by EVENT TIER/REACT for this event: taking it over would
+     * pay its creator for every highlight. */
+    fprintf(stderr, "tally: sku %s is taken by an item that is not event %llu's %s; refused\n", sku,
+            (unsigned long long)ev->id, name ? "highlight tier" : "reactions");
+    tally__reply(c->e, c->cmd, TALLY_EEXISTS, 0, "%s: sku %s is taken by another item; pick another tier name",
+                 tally_strerror(TALLY_EEXISTS), sku);
+    return;
+  }
   if (i == TALLY__NONE) {
+    if (!tally__cmd_item_room(c)) return;
     int rc = tally__item_add(st, sku, &i);
     if (rc) {
       tally__cmd_refuse(c, rc);

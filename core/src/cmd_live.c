@@ -1,6 +1,8 @@
 /* cmd_live.c — EVENT and DROP: what hosts (channel operators) type to run a
  * live event. Hosting is checked here, in core: the host adapter only says
- * whether the sender is an operator of the channel the line came from. */
+ * whether the sender is an operator of the channel the line came from.
+ * Anyone who creates an IRC channel is its operator, so selling (DROP
+ * CREATE, EVENT TIER, EVENT REACT) also needs the creator role. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +10,7 @@
 #include "text.h"
 #include "commands.h"
 #include "decide.h"
+#include "highlight.h"
 #include "live.h"
 #include "live_raffle.h"
 
@@ -69,6 +72,7 @@ void tally__cmd_event(tally__cmd *c) {
                     st->events[i].title, (unsigned long long)minutes);
     tally__cmd_ack_after_commit(c, "Event started (id %llu).", (unsigned long long)st->events[i].id);
   } else if (tally__word_is(&c->t, 1, "TIER") || tally__word_is(&c->t, 1, "REACT")) {
+    if (!tally__cmd_may_sell(c)) return; /* their proceeds go to the sender */
     if (running == TALLY__NONE) {
       tally__reply(c->e, c->cmd, TALLY_ENOTFOUND, 0, "No event is running here: EVENT START first.");
       return;
@@ -147,6 +151,31 @@ static int drop_options(tally__cmd *c, int from, drop_opts *o) {
   return o->raffle && o->per_user ? TALLY_EBAD_SYNTAX : TALLY_OK;
 }
 
+/* Drops of this creator that are scheduled or live. */
+static uint32_t drops_of(const tally__state *st, uint32_t creator) {
+  uint32_t n = 0;
+  for (uint32_t k = 0; k < st->drops_active_count; k++) n += st->items[st->drops_active[k]].creator == creator;
+  return n;
+}
+
+/* The host's quotas and the shared tables: checked before anything is
+ * created, so a refused drop leaves no item behind. */
+static bool drop_room(tally__cmd *c) {
+  const tally__state *st = &c->e->st;
+  uint32_t mine = drops_of(st, c->account);
+  if (mine >= c->e->cfg.drops_per_host) {
+    tally__reply(c->e, c->cmd, TALLY_ETOO_MANY, 0, "%s: you have %u drops scheduled or live, the most at once "
+                 "(DROP STOP one first)", tally_strerror(TALLY_ETOO_MANY), mine);
+    return false;
+  }
+  if (st->drops_active_count >= TALLY__DROPS_ACTIVE_MAX) {
+    tally__reply(c->e, c->cmd, TALLY_EBUSY, 0, "%s: too many drops are scheduled or live right now",
+                 tally_strerror(TALLY_EBUSY));
+    return false;
+  }
+  return tally__cmd_item_room(c);
+}
+
 static void drop_create(tally__cmd *c) {
   static const char usage[] = "DROP CREATE <sku> <qty> <price> [per-user=N] [start=+5m|HH:MM] [for=10m] "
                               "[mode=first|raffle] [split=alice:6000,bob:4000] [attendees-only]";
@@ -158,9 +187,23 @@ static void drop_create(tally__cmd *c) {
   if (c->t.count < 5 || tally__word_copy(&c->t, 2, sku, sizeof sku) ||
       strspn(sku, "abcdefghijklmnopqrstuvwxyz0123456789-_") != strlen(sku) ||
       tally__uint_parse(c->t.word[3], c->t.len[3], 1000000, &qty) ||
-      tally__amount_parse(c->t.word[4], c->t.len[4], c->e->cfg.currency_decimals, &price) ||
-      drop_options(c, 5, &o)) {
+      tally__amount_parse(c->t.word[4], c->t.len[4], c->e->cfg.currency_decimals, &price)) {
     tally__cmd_usage(c, usage);
+    return;
+  }
+  int rc = drop_options(c, 5, &o);
+  if (rc == TALLY_EUNKNOWN_ACCOUNT || rc == TALLY_ENO_PERMISSION) {
+    tally__reply(c->e, c->cmd, rc, 0, "%s: every split= payee must be an existing account with the creator role",
+                 tally_strerror(rc));
+    return;
+  }
+  if (rc) {
+    tally__cmd_usage(c, usage);
+    return;
+  }
+  if (tally__highlight_sku_reserved(sku, strlen(sku))) {
+    tally__reply(c->e, c->cmd, TALLY_EBAD_SYNTAX, 0, "%s: skus starting hl- or react- are the engine's "
+                 "(EVENT TIER, EVENT REACT)", tally_strerror(TALLY_EBAD_SYNTAX));
     return;
   }
   if (tally__item_find(st, sku) != TALLY__NONE) {
@@ -171,13 +214,23 @@ static void drop_create(tally__cmd *c) {
     tally__reply(c->e, c->cmd, TALLY_ENOT_IN_CHANNEL, 0, "attendees-only needs a running event here: EVENT START first");
     return;
   }
+  if (!drop_room(c)) return;
+  /* What can fail is made before the item, which is then never left behind. */
+  tally__item probe = {.stock = (int32_t)qty};
+  if ((rc = tally__item_serials_alloc(&probe)) || (o.raffle && (rc = tally__raffle_new_seed(&probe)))) {
+    free(probe.serials);
+    tally__cmd_refuse(c, rc);
+    return;
+  }
   uint32_t i;
-  int rc = tally__item_add(st, sku, &i);
-  if (rc) {
+  if ((rc = tally__item_add(st, sku, &i))) {
+    free(probe.serials);
     tally__cmd_refuse(c, rc);
     return;
   }
   tally__item *it = &st->items[i];
+  it->serials = probe.serials;
+  memcpy(it->raffle_seed, probe.raffle_seed, sizeof it->raffle_seed);
   it->creator = c->account;
   it->price = price;
   it->stock = (int32_t)qty;
@@ -192,8 +245,7 @@ static void drop_create(tally__cmd *c) {
   it->split = o.split;
   it->attendees_only = o.attendees_only;
   it->drop_mode = o.raffle ? TALLY__MODE_RAFFLE : TALLY__MODE_FIRST;
-  if ((rc = tally__item_serials_alloc(it)) || (o.raffle && (rc = tally__raffle_new_seed(it))) ||
-      (rc = tally__live_drop_schedule(c->e, i))) {
+  if ((rc = tally__live_drop_schedule(c->e, i))) { /* drop_room checked it: not reached */
     it->deleted = true;
     tally__cmd_refuse(c, rc);
     return;
@@ -245,7 +297,7 @@ void tally__cmd_drop(tally__cmd *c) {
   }
   if (!may_host(c)) return;
   if (tally__word_is(&c->t, 1, "CREATE")) {
-    drop_create(c);
+    if (tally__cmd_may_sell(c)) drop_create(c);
     return;
   }
   bool start = tally__word_is(&c->t, 1, "START"), stop = tally__word_is(&c->t, 1, "STOP");

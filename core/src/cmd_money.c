@@ -228,6 +228,15 @@ void tally__cmd_buy(tally__cmd *c) {
     tally__cmd_refuse(c, TALLY_EUNKNOWN_ITEM);
     return;
   }
+  /* Highlights and reactions have their own commands, which check the
+   * queue and take the text: BUY would skip both. */
+  uint8_t kind = c->e->st.items[item].kind;
+  if (kind == TALLY__KIND_HIGHLIGHT || kind == TALLY__KIND_REACTION) {
+    tally__reply(c->e, c->cmd, TALLY_EBAD_SYNTAX, 0, "%s: %s", tally_strerror(TALLY_EBAD_SYNTAX),
+                 kind == TALLY__KIND_HIGHLIGHT ? "buy a highlight with HIGHLIGHT <tier> <message>"
+                                               : "buy a reaction with REACT <emote>");
+    return;
+  }
   uint64_t qty = 1;
   if (b.plain == 3) {
     int rc = tally__uint_parse(c->t.word[2], c->t.len[2], TALLY__QTY_MAX, &qty);
@@ -325,6 +334,18 @@ void tally__cmd_confirm(tally__cmd *c) {
   a->consent_slot = TALLY__NONE;
 }
 
+/* Room for one more message waiting for moderators; false: answered. */
+static bool tip_hold_room(tally__cmd *c) {
+  int rc = tally__held_tip_room(&c->e->st, c->account, c->cmd->channel);
+  if (rc == TALLY_ETOO_MANY)
+    tally__reply(c->e, c->cmd, rc, 0, "%s: you have %u tip messages waiting for moderators; tip without a message, "
+                 "or again once they are shown", tally_strerror(rc), c->e->cfg.held_tips_per_account);
+  else if (rc)
+    tally__reply(c->e, c->cmd, rc, 0, "%s: the moderation queue is full; tip without a message, or again in a "
+                 "moment", tally_strerror(rc));
+  return rc == TALLY_OK;
+}
+
 void tally__cmd_tip(tally__cmd *c) {
   if (c->t.count < 3) {
     tally__cmd_usage(c, "TIP <account> <amount> [message]");
@@ -342,22 +363,27 @@ void tally__cmd_tip(tally__cmd *c) {
   }
   int64_t amount;
   if (tally__cmd_amount(c, 2, &amount)) return;
+  /* Said in a channel with a hold: moderators see the message first. A
+   * full moderation table refuses it before any charge (never said
+   * unmoderated); a replay (known key) gets its first answer. */
+  bool held = c->t.count > 3 && c->cmd->channel[0] && c->e->cfg.tip_message_hold_s > 0;
+  const char *key = tally__cmd_key(c, "");
+  if (held && tally__key_find(&c->e->st, key) == TALLY__NONE && !tip_hold_room(c)) return;
   tally__op *op = tally__cmd_op_slot(c);
   if (!op) {
     tally__cmd_refuse(c, TALLY_EBUSY);
     return;
   }
   uint64_t existing = 0;
-  tally__decide_ctx ctx = ctx_of(c, tally__cmd_key(c, ""), &existing);
+  tally__decide_ctx ctx = ctx_of(c, key, &existing);
   int rc = tally__decide_tip(&c->e->st, &ctx, c->account, to, amount, op);
   if (rc == TALLY_OK) {
     op->event_id = tally__live_event_for(&c->e->st, TALLY__NONE, c->cmd->channel);
     tally__event_inflight(&c->e->st, op->event_id, +1);
     /* The channel's thank-you line, said once the tip is committed. */
     if (c->t.count > 3) tally__text_clip(op->note, sizeof op->note, c->t.rest[3]);
-    /* Said in a channel with a hold: moderators see the message first. */
-    op->held_message = op->note[0] && c->cmd->channel[0] && c->e->cfg.tip_message_hold_s > 0 &&
-                       tally__tip_message_reserve(&c->e->st);
+    op->held_message = held && op->note[0] && tally__tip_message_reserve(&c->e->st, op);
+    if (held && !op->held_message) op->note[0] = 0; /* no slot after all: the tip without its message */
   }
   tally__cmd_money_result(c, rc, existing);
 }

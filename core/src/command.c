@@ -105,6 +105,27 @@ int tally__cmd_account(tally__cmd *c, const char *account, uint32_t *index) {
   return TALLY_OK;
 }
 
+bool tally__cmd_may_sell(tally__cmd *c) {
+  if (c->account != TALLY__NONE && c->e->st.accounts[c->account].is_creator) return true;
+  tally__reply(c->e, c->cmd, TALLY_ENO_PERMISSION, 0, "%s: selling needs the creator role (a server operator gives it: "
+               "TALLY ROLE <account> creator)", tally_strerror(TALLY_ENO_PERMISSION));
+  return false;
+}
+
+bool tally__cmd_item_room(tally__cmd *c) {
+  const tally__state *st = &c->e->st;
+  uint32_t mine = 0;
+  for (uint32_t i = 0; i < st->item_count; i++) mine += st->items[i].creator == c->account;
+  if (st->item_count >= st->cfg->items_max) {
+    tally__cmd_refuse(c, TALLY_ETOO_MANY);
+    return false;
+  }
+  if (mine < st->cfg->items_per_creator) return true;
+  tally__reply(c->e, c->cmd, TALLY_ETOO_MANY, 0, "%s: you have %u items, the most one creator may have "
+               "(deleted items and drops count: memory keeps them)", tally_strerror(TALLY_ETOO_MANY), mine);
+  return false;
+}
+
 void tally__cmd_refuse(tally__cmd *c, int code) {
   tally__reply(c->e, c->cmd, code, 0, "%s", tally_strerror(code));
 }

@@ -44,7 +44,9 @@ void tally__cmd_welcome(tally__cmd *c, uint32_t account);
 void tally__cmd_money_result(tally__cmd *c, int decide_rc, uint64_t existing);
 
 /* "alice:6000,bob:4000" (names of accounts, basis points summing to
- * 10000) into *out; TALLY_EBAD_SYNTAX otherwise. */
+ * 10000) into *out; TALLY_EBAD_SYNTAX otherwise, TALLY_EUNKNOWN_ACCOUNT
+ * for a payee that is not an account yet (none is created), and
+ * TALLY_ENO_PERMISSION for one without the creator role. */
 int tally__split_parse(tally__cmd *c, const char *s, size_t n, tally__split *out);
 
 /* Decides a purchase (note: a highlight's text or a reaction's emote; ref:
@@ -52,6 +54,13 @@ int tally__split_parse(tally__cmd *c, const char *s, size_t n, tally__split *out
  * what decide said. */
 int tally__cmd_buy_item(tally__cmd *c, uint32_t item, uint32_t qty, const char *key, const char *note,
                         uint32_t ref);
+
+/* Selling (DROP CREATE, EVENT TIER, EVENT REACT: the proceeds go to the
+ * sender) needs the creator role; false: refused (answered). */
+bool tally__cmd_may_sell(tally__cmd *c);
+/* Room for one more item of the sender (items_max, items_per_creator);
+ * false: refused (answered). */
+bool tally__cmd_item_room(tally__cmd *c);
 
 void tally__cmd_shop(tally__cmd *c);
 void tally__cmd_highlight(tally__cmd *c);

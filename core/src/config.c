@@ -77,6 +77,24 @@ static const cfg_entry cfg_table[] = {
     {"grant_max", CFG_I64, OFF(grant_max_major), "1000", 0, INT64_C(1000000000000),
      "largest single TALLY GRANT an operator may make from chat, in whole major units (1000 = "
      "1000.00 credits at 2 decimals); 0 = no cap. The admin CLI's `tally grant` is not capped"},
+    {"highlights_per_channel", CFG_U32, OFF(highlights_per_channel), "64", 1, 256,
+     "paid highlights queued or showing in one channel (256 for all channels together); "
+     "beyond it HIGHLIGHT is refused before payment"},
+    {"highlights_per_account", CFG_U32, OFF(highlights_per_account), "8", 1, 256,
+     "paid highlights queued or showing bought by one account"},
+    {"highlight_refund_wait", CFG_U32, OFF(highlight_refund_wait_s), "600", 1, 86400,
+     "seconds the engine retries refunding an unshown highlight whose payee lacks the credits; "
+     "then its queue slot is freed (logged; retried at the next start)"},
+    {"held_tips_per_channel", CFG_U32, OFF(held_tips_per_channel), "64", 1, 256,
+     "tip messages waiting for moderators in one channel (256 for all channels together); "
+     "beyond it a TIP with a message is refused before any charge"},
+    {"held_tips_per_account", CFG_U32, OFF(held_tips_per_account), "8", 1, 256,
+     "tip messages waiting for moderators from one account"},
+    {"drops_per_host", CFG_U32, OFF(drops_per_host), "16", 1, 256,
+     "scheduled or live drops of one creator at once (256 for everyone together)"},
+    {"items_per_creator", CFG_U32, OFF(items_per_creator), "1000", 1, 1u << 20,
+     "items one creator may have, drops, highlight tiers and deleted items included "
+     "(memory keeps every item)"},
 };
 #undef OFF
 enum { CFG_COUNT = sizeof cfg_table / sizeof cfg_table[0] };

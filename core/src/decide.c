@@ -158,6 +158,9 @@ int tally__decide_buy(tally__state *st, const tally__decide_ctx *ctx, uint32_t b
   if (ref && (ref->affiliate == buyer || !tally__refcode_fits(it, ref))) return TALLY_EBAD_REF;
   if (it->attendees_only && !tally__audience_attended(st, it->drop_event, buyer)) return TALLY_ENOT_ATTENDEE;
   if (!tally__purchases_room(st)) return TALLY_EBUSY;
+  /* Its queue slot is taken with the decision (tally__op_hold), so every
+   * path that buys a highlight is bounded by the table and its shares. */
+  if (it->kind == TALLY__KIND_HIGHLIGHT && (rc = tally__highlight_room(st, buyer, item))) return rc;
   if (it->drop_per_user) { /* accounts, not nicks: holds across nick changes */
     int32_t *units;
     int32_t have = tally__per_user_units(st, buyer, item, &units);

@@ -9,30 +9,62 @@
 #include "decide.h"
 #include "live.h"
 
-enum { HL_FREE = 0, HL_QUEUED = 1, HL_SHOWING = 2, HL_REFUND = 3, HL_SHOWN = 4 };
+enum {
+  HL_FREE = TALLY__HL_FREE,
+  HL_QUEUED = TALLY__HL_QUEUED,
+  HL_SHOWING = TALLY__HL_SHOWING,
+  HL_REFUND = TALLY__HL_REFUND,
+  HL_SHOWN = TALLY__HL_SHOWN,
+  HL_RESERVED = TALLY__HL_RESERVED,
+};
 
 void tally__highlight_sku(uint64_t event_id, const char *name, char sku[TALLY__SKU_BYTES_MAX + 1]) {
   if (name) snprintf(sku, TALLY__SKU_BYTES_MAX + 1, "hl-%llu-%s", (unsigned long long)event_id, name);
   else snprintf(sku, TALLY__SKU_BYTES_MAX + 1, "react-%llu", (unsigned long long)event_id);
 }
 
+bool tally__highlight_sku_reserved(const char *sku, size_t n) {
+  return (n >= 3 && memcmp(sku, "hl-", 3) == 0) || (n >= 6 && memcmp(sku, "react-", 6) == 0);
+}
+
+bool tally__highlight_item_is(const tally__state *st, uint32_t i, uint64_t event_id, const char *name) {
+  const tally__item *it = &st->items[i];
+  return it->kind == (name ? TALLY__KIND_HIGHLIGHT : TALLY__KIND_REACTION) && it->drop_event == event_id &&
+         it->drop_state == TALLY__DROP_NONE;
+}
+
 uint32_t tally__highlight_item(const tally__state *st, uint64_t event_id, const char *name) {
   char sku[TALLY__SKU_BYTES_MAX + 1];
   tally__highlight_sku(event_id, name, sku);
   uint32_t i = tally__item_find(st, sku);
-  return i != TALLY__NONE && !st->items[i].deleted ? i : TALLY__NONE;
+  /* Only the event's own item of that kind: an item that merely has the
+   * name (made before the prefix was reserved) would pay its creator. */
+  if (i == TALLY__NONE || st->items[i].deleted || !tally__highlight_item_is(st, i, event_id, name)) return TALLY__NONE;
+  return i;
+}
+
+/* The slot its purchase reserved, else (after a restart) a free one. */
+static tally__highlight *slot_for(tally__state *st, uint64_t transfer_id) {
+  tally__highlight *free_slot = NULL;
+  for (uint32_t i = 0; i < TALLY__HIGHLIGHTS_SLOTS; i++) {
+    tally__highlight *h = &st->highlights[i];
+    if (h->state == HL_RESERVED && h->transfer_id == transfer_id) return h;
+    if (h->state == HL_FREE && !free_slot) free_slot = h;
+  }
+  return free_slot;
 }
 
 void tally__highlight_queue(tally__engine *e, uint64_t transfer_id, uint32_t buyer, uint32_t item,
                             const char *origin, const char *text) {
   tally__state *st = &e->st;
-  tally__highlight *free_slot = NULL;
-  for (uint32_t i = 0; i < TALLY__HIGHLIGHTS_SLOTS && !free_slot; i++)
-    if (st->highlights[i].state == HL_FREE) free_slot = &st->highlights[i];
-  /* HIGHLIGHT refuses when slots and purchases in flight fill the table,
-   * so a committed highlight always finds one. */
-  assert(free_slot);
-  if (!free_slot) return;
+  tally__highlight *free_slot = slot_for(st, transfer_id);
+  if (!free_slot) {
+    /* Only a ledger holding more than the table (written before slots
+     * were reserved at decision) gets here: it waits for a later start. */
+    fprintf(stderr, "tally: highlight %llu: no queue slot free; not shown now (refunded or shown after a restart)\n",
+            (unsigned long long)transfer_id);
+    return;
+  }
   memset(free_slot, 0, sizeof *free_slot);
   free_slot->transfer_id = transfer_id;
   free_slot->buyer = buyer;
@@ -102,7 +134,9 @@ static void unpin(tally__engine *e, tally__highlight *h) {
   if (e->cfg.highlight_topic) tally__emit(e, TALLY_EFFECT_TOPIC, TALLY_OK, 0, 0, "", channel_of(&e->st, h), "");
 }
 
-/* The engine refunds a highlight it could not show; TALLY_EBUSY: later. */
+/* The engine refunds a highlight it could not show: TALLY_OK when decided,
+ * TALLY_EBUSY (no batch room: next tick), TALLY_ENO_FUNDS (the payee
+ * spent it: retried), or why it cannot be refunded at all. */
 static int refund(tally__engine *e, tally__highlight *h) {
   tally__state *st = &e->st;
   tally__batch *b = tally__engine_open_batch(e);
@@ -116,8 +150,7 @@ static int refund(tally__engine *e, tally__highlight *h) {
   int rc = tally__decide_refund(st, &ctx, h->buyer, h->transfer_id, 0, op);
   if (rc != TALLY_OK) {
     b->op_count--;
-    if (rc == TALLY_EBUSY || rc == TALLY_ENO_FUNDS) return TALLY_EBUSY; /* the payee's credits may come back */
-    return TALLY_OK; /* already refunded, or too old to refund from memory */
+    return rc;
   }
   e->ops_pending++;
   if (h->origin[0])
@@ -172,9 +205,36 @@ static void reactions_say(tally__engine *e, uint64_t now) {
 }
 
 uint32_t tally__highlights_used(const tally__state *st) {
-  uint32_t n = st->highlights_inflight;
+  uint32_t n = 0;
   for (uint32_t i = 0; i < TALLY__HIGHLIGHTS_SLOTS; i++) n += st->highlights[i].state != HL_FREE;
   return n;
+}
+
+/* A slot to refund: tried every tick while there is no batch room, every
+ * TALLY__HL_REFUND_RETRY_MS while the payee lacks the credits, for at most
+ * highlight_refund_wait seconds; then the slot is freed (logged) so it
+ * cannot hold the table for good. The purchase stays unrefunded in the
+ * ledger, and the next start queues it for refunding again. */
+static void refund_step(tally__engine *e, tally__highlight *h, uint64_t now) {
+  if (now < h->refund_retry_mono) return;
+  int rc = refund(e, h);
+  if (rc == TALLY_EBUSY) return;
+  if (rc == TALLY_ENO_FUNDS) {
+    if (!h->refund_give_up_mono) h->refund_give_up_mono = now + (uint64_t)e->cfg.highlight_refund_wait_s * 1000;
+    h->refund_retry_mono = now + TALLY__HL_REFUND_RETRY_MS;
+    if (now < h->refund_give_up_mono) return;
+    fprintf(stderr, "tally: highlight %llu: refund not paid after %u s (its payee lacks the credits); "
+            "queue slot freed, retried at the next start\n", (unsigned long long)h->transfer_id,
+            e->cfg.highlight_refund_wait_s);
+    if (h->origin[0])
+      tally__emit(e, TALLY_EFFECT_REPLY, TALLY_ENO_FUNDS, 0, 0, h->origin, "",
+                  "Your highlight could not be shown, and its refund cannot be paid yet (the host lacks the "
+                  "credits); an operator has been told.");
+  } else if (rc != TALLY_OK && rc != TALLY_EEXISTS) {
+    fprintf(stderr, "tally: highlight %llu: not refunded (%s); queue slot freed\n",
+            (unsigned long long)h->transfer_id, tally_strerror(rc));
+  }
+  h->state = HL_FREE;
 }
 
 void tally__highlights_tick(tally__engine *e, uint64_t now) {
@@ -182,7 +242,7 @@ void tally__highlights_tick(tally__engine *e, uint64_t now) {
   reactions_say(e, now);
   for (uint32_t i = 0; i < TALLY__HIGHLIGHTS_SLOTS; i++) {
     tally__highlight *h = &st->highlights[i];
-    if (h->state == HL_REFUND && refund(e, h) == TALLY_OK) h->state = HL_FREE;
+    if (h->state == HL_REFUND) refund_step(e, h, now);
     if (h->state == HL_SHOWN && record_shown(e, h) == TALLY_OK) h->state = HL_FREE;
     if (h->state == HL_SHOWING && now >= h->until_mono) unpin(e, h);
     if (h->state == HL_SHOWING && now >= h->next_say_mono) {

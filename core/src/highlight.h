@@ -23,7 +23,14 @@ enum {
   TALLY__TIER_NAME_BYTES_MAX = 12,
   TALLY__EMOTE_BYTES_MAX = 16,
   TALLY__REACTIONS_WINDOW_MS = 60000,
+  TALLY__HL_REFUND_RETRY_MS = 1000, /* an unpayable refund is tried again this often */
 };
+
+/* Skus of the engine's own items start "hl-" (highlight tiers) or
+ * "react-" (reactions): ITEM ADD and DROP CREATE refuse them. */
+bool tally__highlight_sku_reserved(const char *sku, size_t n);
+/* Is item i the event's highlight tier (name) or reaction item (NULL)? */
+bool tally__highlight_item_is(const tally__state *st, uint32_t i, uint64_t event_id, const char *name);
 
 /* The event's highlight tier `name` or its reaction item (name NULL), or
  * TALLY__NONE. */
@@ -37,8 +44,7 @@ void tally__highlights_tick(tally__engine *e, uint64_t now_mono);
 void tally__reactions_flush(tally__engine *e, uint32_t i);
 /* The event ended: what is still queued is refunded. */
 void tally__highlights_event_stopped(tally__engine *e, uint64_t event_id);
-/* Slots taken plus highlight purchases in flight: HIGHLIGHT is refused
- * (busy) at TALLY__HIGHLIGHTS_MAX. */
+/* Slots taken, those reserved by purchases in flight included. */
 uint32_t tally__highlights_used(const tally__state *st);
 /* HIGHLIGHT REMOVE: the one showing in channel stops (it stays paid). */
 bool tally__highlight_remove(tally__engine *e, const char *channel);

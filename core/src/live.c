@@ -193,11 +193,27 @@ static bool waits_for_summary(const tally__state *st, const tally__item *it) {
   return ev != TALLY__NONE && st->events[ev].summary_due;
 }
 
+/* Is a raffle drop of the event closed but not drawn yet? Its draw charges
+ * winners (ops of the event), which the summary must count. A draw that
+ * cannot happen (say its seed is lost) does not hold the summary back
+ * longer than TALLY__SUMMARY_RAFFLE_WAIT_MS. */
+static bool raffle_undrawn(const tally__engine *e, const tally__event *ev) {
+  const tally__state *st = &e->st;
+  if (!st->raffles_due || tally__now_wall_ms() - ev->stopped_ms > TALLY__SUMMARY_RAFFLE_WAIT_MS) return false;
+  for (uint32_t k = 0; k < st->item_count; k++) {
+    const tally__item *it = &st->items[k];
+    if (it->drop_event == ev->id && it->drop_mode == TALLY__MODE_RAFFLE && it->drop_state == TALLY__DROP_CLOSED &&
+        !it->raffle_drawn)
+      return true;
+  }
+  return false;
+}
+
 static void announce_due(tally__engine *e) {
   tally__state *st = &e->st;
   for (uint32_t i = 0; i < st->event_count; i++) {
     tally__event *ev = &st->events[i];
-    if (!ev->summary_due || ev->inflight) continue;
+    if (!ev->summary_due || ev->inflight || raffle_undrawn(e, ev)) continue;
     ev->summary_due = false;
     /* Drops of the event say "closed" first, with their final counts. */
     for (uint32_t k = 0; k < st->item_count; k++) {

@@ -16,6 +16,7 @@ enum {
   TALLY__EVENT_MINUTES_MAX = 600,
   TALLY__DROP_WINDOW_MS_MAX = 24 * 3600 * 1000,
   TALLY__DROP_DEFAULT_MS = 10 * 60 * 1000,
+  TALLY__SUMMARY_RAFFLE_WAIT_MS = 120 * 1000, /* the summary waits this long at most for its raffles' draws */
 };
 
 /* Index of the running event in channel, or TALLY__NONE. */
@@ -26,7 +27,8 @@ uint32_t tally__live_event_find(const tally__state *st, uint64_t id);
  * full of running events. */
 int tally__live_event_start(tally__engine *e, uint32_t host, const char *channel, const char *title,
                             uint32_t minutes, uint32_t *index);
-/* Ends a running event now and announces its summary. */
+/* Ends a running event now and announces its summary, once the ops it
+ * decided have settled and the raffles it closed are drawn and charged. */
 void tally__live_event_stop(tally__engine *e, uint32_t index);
 /* Registers a drop item's timers and announces it. */
 int tally__live_drop_schedule(tally__engine *e, uint32_t item);

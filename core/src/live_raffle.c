@@ -150,7 +150,8 @@ static void draw_won(tally__state *st, struct tally__draw_run *d, tally__raffle_
   d->next++;
   const char *name = st->accounts[en->account].name + 5;
   size_t used = strlen(d->named);
-  if (used + strlen(name) + 3 < sizeof d->named)
+  if (st->accounts[en->account].unnamed) d->unnamed++; /* TALLY PRIVACY on: counted, not named */
+  else if (used + strlen(name) + 3 < sizeof d->named)
     snprintf(d->named + used, sizeof d->named - used, "%s%s", used ? ", " : "", name);
 }
 
@@ -256,8 +257,13 @@ static void draw_run(tally__engine *e) {
   tally__item_mark_dirty(st, d->item);
   for (uint32_t i = 0; i < st->entry_count; i++)
     if (st->entries[i].item == d->item) st->entries[i].live = false;
-  tally__announce(e, it->drop_channel, "RAFFLE %s winners (%u of %u units): %s%s", it->sku, d->winners,
-                  d->units, d->named[0] ? d->named : "nobody", d->winners > 0 ? ". Receipts are on their way." : "");
+  char unnamed[64] = "";
+  if (d->unnamed)
+    snprintf(unnamed, sizeof unnamed, "%s%u who prefer%s not to be named", d->named[0] ? ", and " : "", d->unnamed,
+             d->unnamed == 1 ? "s" : "");
+  tally__announce(e, it->drop_channel, "RAFFLE %s winners (%u of %u units): %s%s%s", it->sku, d->winners,
+                  d->units, d->named[0] || d->unnamed ? d->named : "nobody", unnamed,
+                  d->winners > 0 ? ". Receipts are on their way." : "");
   d->active = false;
   st->raffles_due--;
 }

@@ -394,6 +394,61 @@ void tally__agreed_note(tally__state *st, uint32_t account, uint32_t item, int64
   st->agreed[i].price = price;
 }
 
+/* ---- shares of the shared tables -------------------------------------------- */
+int tally__highlight_room(const tally__state *st, uint32_t buyer, uint32_t item) {
+  const char *channel = st->items[item].drop_channel;
+  uint32_t used = 0, in_channel = 0, by_buyer = 0;
+  for (uint32_t i = 0; i < TALLY__HIGHLIGHTS_SLOTS; i++) {
+    const tally__highlight *h = &st->highlights[i];
+    if (h->state == TALLY__HL_FREE) continue;
+    used++;
+    in_channel += strcmp(st->items[h->item].drop_channel, channel) == 0;
+    by_buyer += h->buyer == buyer;
+  }
+  if (by_buyer >= st->cfg->highlights_per_account) return TALLY_ETOO_MANY;
+  if (used >= TALLY__HIGHLIGHTS_SLOTS || in_channel >= st->cfg->highlights_per_channel) return TALLY_EBUSY;
+  return TALLY_OK;
+}
+
+int tally__held_tip_room(const tally__state *st, uint32_t tipper, const char *channel) {
+  uint32_t used = 0, in_channel = 0, by_tipper = 0;
+  for (uint32_t i = 0; i < TALLY__HELD_TIPS_MAX; i++) {
+    const tally__held_tip *h = &st->held_tips[i];
+    if (h->state == TALLY__HELD_FREE) continue;
+    used++;
+    in_channel += strcmp(h->channel, channel) == 0;
+    by_tipper += h->tipper == tipper;
+  }
+  if (by_tipper >= st->cfg->held_tips_per_account) return TALLY_ETOO_MANY;
+  if (used >= TALLY__HELD_TIPS_MAX || in_channel >= st->cfg->held_tips_per_channel) return TALLY_EBUSY;
+  return TALLY_OK;
+}
+
+/* A decided highlight purchase takes its slot now (decide.c checked there
+ * is room), so its commit never finds the table full. */
+static void highlight_reserve(tally__state *st, const tally__op *op) {
+  for (uint32_t i = 0; i < TALLY__HIGHLIGHTS_SLOTS; i++) {
+    tally__highlight *h = &st->highlights[i];
+    if (h->state != TALLY__HL_FREE) continue;
+    memset(h, 0, sizeof *h);
+    h->state = TALLY__HL_RESERVED;
+    h->transfer_id = op->transfer_id;
+    h->buyer = op->account;
+    h->item = op->item;
+    return;
+  }
+}
+
+/* A purchase or tip that did not commit gives back the slot it reserved. */
+static void reservations_release(tally__state *st, const tally__op *op) {
+  for (uint32_t i = 0; op->kind == TALLY__TRANSFER_PURCHASE && i < TALLY__HIGHLIGHTS_SLOTS; i++)
+    if (st->highlights[i].state == TALLY__HL_RESERVED && st->highlights[i].transfer_id == op->transfer_id)
+      st->highlights[i].state = TALLY__HL_FREE;
+  for (uint32_t i = 0; op->held_message && i < TALLY__HELD_TIPS_MAX; i++)
+    if (st->held_tips[i].state == TALLY__HELD_RESERVED && st->held_tips[i].transfer_id == op->transfer_id)
+      st->held_tips[i].state = TALLY__HELD_FREE;
+}
+
 /* ---- money movement -------------------------------------------------------- */
 static bool leg_is_held(const tally__state *st, const tally__leg *leg) {
   return leg->amount < 0 && st->accounts[leg->account].kind != TALLY__ACCOUNT_EXTERNAL;
@@ -414,7 +469,7 @@ void tally__op_hold(tally__state *st, const tally__op *op) {
   assert(sum == 0);
   if (op->kind == TALLY__TRANSFER_PURCHASE) {
     tally__item *it = &st->items[op->item];
-    if (it->kind == TALLY__KIND_HIGHLIGHT) st->highlights_inflight++;
+    if (it->kind == TALLY__KIND_HIGHLIGHT) highlight_reserve(st, op);
     it->held += (int32_t)op->qty;
     assert(it->stock < 0 || it->sold + it->held <= it->stock);
     int32_t *units;
@@ -439,8 +494,9 @@ void tally__event_inflight(tally__state *st, uint64_t event_id, int delta) {
 }
 
 void tally__op_commit(tally__state *st, const tally__op *op) {
+  /* A reserved highlight or held-tip slot stays reserved until
+   * highlight.c or tipmsg.c fills it, right after this. */
   tally__event_inflight(st, op->event_id, -1);
-  if (op->held_message) st->held_tips_reserved--; /* its slot is taken now (tipmsg.c) */
   if (op->welcome) st->accounts[op->account].welcome_inflight = false;
   for (int i = 0; i < op->leg_count; i++) {
     const tally__leg *leg = &op->legs[i];
@@ -454,7 +510,6 @@ void tally__op_commit(tally__state *st, const tally__op *op) {
   }
   if (op->kind == TALLY__TRANSFER_PURCHASE) {
     tally__item *it = &st->items[op->item];
-    if (it->kind == TALLY__KIND_HIGHLIGHT) st->highlights_inflight--;
     it->held -= (int32_t)op->qty;
     it->sold += (int32_t)op->qty;
     assert(it->held >= 0 && (it->stock < 0 || it->sold + it->held <= it->stock));
@@ -485,7 +540,7 @@ void tally__op_commit(tally__state *st, const tally__op *op) {
 
 void tally__op_release(tally__state *st, const tally__op *op) {
   tally__event_inflight(st, op->event_id, -1);
-  if (op->held_message) st->held_tips_reserved--;
+  reservations_release(st, op);
   if (op->welcome) st->accounts[op->account].welcome_inflight = false;
   for (int i = 0; i < op->leg_count; i++) {
     const tally__leg *leg = &op->legs[i];
@@ -502,7 +557,6 @@ void tally__op_release(tally__state *st, const tally__op *op) {
     payer->spent_today = payer->spent_today > op->amount ? payer->spent_today - op->amount : 0;
   if (op->kind == TALLY__TRANSFER_PURCHASE) {
     tally__item *it = &st->items[op->item];
-    if (it->kind == TALLY__KIND_HIGHLIGHT) st->highlights_inflight--;
     it->held -= (int32_t)op->qty;
     assert(it->held >= 0);
     tally__serial_give_back(it, op->serial, op->qty);

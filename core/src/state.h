@@ -222,13 +222,24 @@ typedef struct tally__refcode {
   bool sent; /* a sealed batch carries it */
 } tally__refcode;
 
-/* A paid highlight waiting for its turn or showing (highlight.c). */
+/* A paid highlight waiting for its turn or showing (highlight.c). Its slot
+ * is taken when its purchase is decided (RESERVED), so a purchase that
+ * commits always has one; a failed purchase gives it back. */
+enum tally__highlight_state {
+  TALLY__HL_FREE = 0,
+  TALLY__HL_QUEUED = 1,
+  TALLY__HL_SHOWING = 2,
+  TALLY__HL_REFUND = 3,   /* to refund (not shown) */
+  TALLY__HL_SHOWN = 4,    /* to record as shown */
+  TALLY__HL_RESERVED = 5, /* its purchase is in flight */
+};
 typedef struct tally__highlight {
   uint64_t transfer_id;
   uint32_t buyer, item;
   uint64_t until_mono;    /* showing until; 0 while queued */
   uint64_t next_say_mono; /* next repeat of its announcement */
-  uint8_t state;          /* 0 free, 1 queued, 2 showing, 3 to refund, 4 to record as shown */
+  uint64_t refund_retry_mono, refund_give_up_mono; /* REFUND the payee cannot pay yet */
+  uint8_t state;          /* enum tally__highlight_state */
   char origin[TALLY_NAME_BYTES_MAX + 1];
   char text[TALLY_TEXT_BYTES_MAX / 2];
 } tally__highlight;
@@ -250,6 +261,7 @@ typedef struct tally__bio {
 /* A tip's message shown to the channel's moderators first (tipmsg.c). */
 enum tally__held_state {
   TALLY__HELD_FREE = 0,
+  TALLY__HELD_RESERVED = 4, /* its tip is in flight (a slot taken at decision) */
   TALLY__HELD_WAITING = 1, /* shown to the channel when due */
   TALLY__HELD_HIDING = 2,  /* a HIDE is in flight */
   TALLY__HELD_HIDDEN = 3,  /* never shown; the slot frees when its hold would have ended */
@@ -407,8 +419,6 @@ typedef struct tally__state {
   uint64_t audience_flush_mono;
   tally__highlight *highlights; /* TALLY__HIGHLIGHTS_SLOTS */
   tally__held_tip *held_tips;   /* TALLY__HELD_TIPS_MAX */
-  uint32_t held_tips_reserved;  /* held tips decided, not yet committed or released */
-  uint32_t highlights_inflight; /* highlight purchases decided, not yet committed */
   tally__refcode refcodes[TALLY__REFCODES_MAX];
   tally__ship_note *ship_notes; /* TALLY__SHIP_NOTES_KEPT, a ring */
   uint32_t ship_next;
@@ -420,6 +430,7 @@ typedef struct tally__state {
     uint32_t item, n, next, stepped, winners, units;
     bool charging;           /* the charge of position `next` is in flight */
     uint64_t retry_mono_ms;  /* a failed charge is tried again from then */
+    uint32_t unnamed; /* winners with TALLY PRIVACY on: counted, not named */
     tally__raffle_rng rng;
     char named[TALLY_TEXT_BYTES_MAX / 2]; /* first winners, for the announcement */
   } draw;
@@ -461,6 +472,17 @@ uint32_t tally__purchase_find(const tally__state *st, uint64_t transfer_id);
 bool tally__purchases_room(const tally__state *st);
 uint32_t tally__purchase_add(tally__state *st, const tally__purchase *p);
 void tally__purchase_forget(tally__state *st, uint32_t slot);
+
+/* Room in the highlight table (256, all channels) for one more highlight
+ * of item bought by buyer: TALLY_OK, TALLY_EBUSY (the table or the item's
+ * channel share, highlights_per_channel, is full) or TALLY_ETOO_MANY (the
+ * buyer's share, highlights_per_account). Every slot counts that is not
+ * free, those reserved by purchases in flight included. */
+int tally__highlight_room(const tally__state *st, uint32_t buyer, uint32_t item);
+/* Room for one more held tip message (tip_message_hold) from tipper in
+ * channel: TALLY_OK, TALLY_EBUSY (the table or the channel's share is
+ * full) or TALLY_ETOO_MANY (the tipper's share). */
+int tally__held_tip_room(const tally__state *st, uint32_t tipper, const char *channel);
 
 /* The audience row of (event, account), created when asked; TALLY__NONE if
  * the pool is full (audience_rows.c). */

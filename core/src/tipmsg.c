@@ -26,34 +26,41 @@ static void say_message(tally__engine *e, const tally__held_tip *h) {
                   who(&e->st, h->recipient), h->text);
 }
 
-bool tally__tip_message_reserve(tally__state *st) {
-  uint32_t used = st->held_tips_reserved;
-  for (uint32_t i = 0; i < TALLY__HELD_TIPS_MAX; i++) used += st->held_tips[i].state != TALLY__HELD_FREE;
-  if (used >= TALLY__HELD_TIPS_MAX) return false;
-  st->held_tips_reserved++;
-  return true;
+bool tally__tip_message_reserve(tally__state *st, const tally__op *op) {
+  if (tally__held_tip_room(st, op->account, op->channel) != TALLY_OK) return false;
+  for (uint32_t i = 0; i < TALLY__HELD_TIPS_MAX; i++) {
+    tally__held_tip *h = &st->held_tips[i];
+    if (h->state != TALLY__HELD_FREE) continue;
+    memset(h, 0, sizeof *h);
+    h->state = TALLY__HELD_RESERVED; /* counted in the shares from now on */
+    h->transfer_id = op->transfer_id;
+    h->tipper = op->account;
+    snprintf(h->channel, sizeof h->channel, "%s", op->channel);
+    return true;
+  }
+  return false;
 }
 
 bool tally__tip_message_queue(tally__engine *e, uint64_t transfer_id, uint32_t tipper,
                               uint32_t recipient, int64_t amount, const char *channel,
                               const char *text, uint64_t due_mono) {
   tally__state *st = &e->st;
-  if (held_find(st, transfer_id, NULL)) return true; /* already waiting */
-  for (uint32_t i = 0; i < TALLY__HELD_TIPS_MAX; i++) {
-    tally__held_tip *h = &st->held_tips[i];
-    if (h->state != TALLY__HELD_FREE) continue;
-    memset(h, 0, sizeof *h);
-    h->transfer_id = transfer_id;
-    h->due_mono = due_mono;
-    h->tipper = tipper;
-    h->recipient = recipient;
-    h->amount = amount;
-    h->state = TALLY__HELD_WAITING;
-    snprintf(h->channel, sizeof h->channel, "%s", channel);
-    snprintf(h->text, sizeof h->text, "%s", text);
-    return true;
-  }
-  return false;
+  /* Its reserved slot (a tip just committed), else a free one (a restart). */
+  tally__held_tip *h = held_find(st, transfer_id, NULL);
+  if (h && h->state != TALLY__HELD_RESERVED) return true; /* already waiting */
+  for (uint32_t i = 0; i < TALLY__HELD_TIPS_MAX && !h; i++)
+    if (st->held_tips[i].state == TALLY__HELD_FREE) h = &st->held_tips[i];
+  if (!h) return false;
+  memset(h, 0, sizeof *h);
+  h->transfer_id = transfer_id;
+  h->due_mono = due_mono;
+  h->tipper = tipper;
+  h->recipient = recipient;
+  h->amount = amount;
+  h->state = TALLY__HELD_WAITING;
+  snprintf(h->channel, sizeof h->channel, "%s", channel);
+  snprintf(h->text, sizeof h->text, "%s", text);
+  return true;
 }
 
 void tally__tip_thanks(tally__engine *e, const tally__op *op, const char *amount) {
@@ -73,7 +80,11 @@ void tally__tip_thanks(tally__engine *e, const tally__op *op, const char *amount
       tally__emit(e, TALLY_EFFECT_MODERATORS, TALLY_OK, 0, op->transfer_id, "", op->channel, text);
       return;
     }
-    /* No slot free: said at once rather than lost. */
+    /* Its slot was reserved at decision, so this is not reached; were it,
+     * the message stays unsaid rather than unmoderated. */
+    fprintf(stderr, "tally: tip %llu: no slot for its held message; not said\n", (unsigned long long)op->transfer_id);
+    tally__announce(e, op->channel, "Thank you %s for tipping %s %s!", tipper, to, amount);
+    return;
   }
   tally__announce(e, op->channel, "Thank you %s for tipping %s %s%s%s", tipper, to, amount, op->note[0] ? ": " : "",
                   op->note);
@@ -108,6 +119,7 @@ void tally__cmd_hide(tally__cmd *c) {
     return;
   }
   tally__held_tip *h = held_find(&c->e->st, receipt, c->cmd->channel);
+  if (h && h->state == TALLY__HELD_RESERVED) h = NULL; /* its tip is not committed yet */
   if (h && h->state != TALLY__HELD_WAITING) {
     tally__reply(c->e, c->cmd, TALLY_OK, 0, "The message of tip %llu is already hidden.", (unsigned long long)receipt);
     return;

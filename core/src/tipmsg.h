@@ -13,8 +13,10 @@
  * After a restart, messages whose time had not come, or came at most
  * TALLY__HELD_REPLAY_MS before, wait again unless hidden: one shown just
  * before a crash may be said twice, a hidden one never is. At most
- * TALLY__HELD_TIPS_MAX wait at once (counting tips in flight); a message
- * with no free slot is said at once with its thanks (never dropped). */
+ * TALLY__HELD_TIPS_MAX wait at once (counting tips in flight), at most
+ * held_tips_per_channel in one channel and held_tips_per_account from one
+ * tipper: beyond that a TIP with a message is refused before any charge
+ * (fails closed: never said without moderation). */
 #ifndef TALLY_TIPMSG_H
 #define TALLY_TIPMSG_H
 
@@ -33,11 +35,12 @@ void tally__tip_messages_tick(tally__engine *e, uint64_t now_mono);
 void tally__cmd_hide(tally__cmd *c);
 /* A HIDE op committed (ok) or failed. */
 void tally__tip_hide_settled(tally__engine *e, const tally__op *op, bool ok);
-/* A slot for a tip's message, kept from decision to commit (released by
- * tally__op_commit or tally__op_release); false when none is free, and
- * the message is then said with its thanks. So a tip whose held_messages
- * row is written always finds its slot. */
-bool tally__tip_message_reserve(tally__state *st);
+/* A slot for the decided tip op's message, taken from decision to commit
+ * (filled by tally__tip_message_queue, given back by tally__op_release);
+ * false when tally__held_tip_room says no (cmd_money.c asked it first
+ * and refused the TIP). So a tip whose held_messages row is written always
+ * finds its slot, and a message is never said unmoderated. */
+bool tally__tip_message_reserve(tally__state *st, const tally__op *op);
 /* Queues a committed tip's message (also after a restart); false when no
  * slot is free. */
 bool tally__tip_message_queue(tally__engine *e, uint64_t transfer_id, uint32_t tipper,

@@ -518,6 +518,25 @@ def tally_ask(client, send, regex=".", timeout=60.0, retry=TRANSIENT):
         return m
 
 
+def make_creators(env, nicks, password, retry=TRANSIENT):
+    """An IRC operator (OPER admin adminpass, logged in to a services
+    account of its own: TALLY commands need one) gives each of nicks'
+    accounts the creator role with TALLY ROLE, then leaves. Selling (DROP
+    CREATE, EVENT TIER, EVENT REACT) needs that role, not only channel
+    operator status."""
+    oper = env.client(unique_nick("op"))
+    try:
+        oper.ns_register(password)
+        if not oper.wait_account():
+            raise IRCError("%s has no services account" % oper.nick)
+        oper.send("OPER admin adminpass")
+        oper.wait_numeric("381")
+        for n in nicks:
+            tally_ask(oper, "TALLY ROLE %s creator" % n, r"is now a creator", 60, retry=retry)
+    finally:
+        oper.quit()
+
+
 def tally_so():
     build = os.environ.get("TALLY_BUILD", os.path.join(ROOT, "build"))
     return os.path.join(build, "m_tally.so")

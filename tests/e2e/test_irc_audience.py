@@ -28,7 +28,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ircclient as ic  # noqa: E402
-from test_irc_live import CHAN, ask, chan_notice, funded, registered, say  # noqa: E402
+from test_irc_live import CHAN, ask, chan_notice, funded, make_creator, registered, say  # noqa: E402
 
 FIRE = "\U0001F525"
 
@@ -41,6 +41,8 @@ def scenario(tap, env, db):
     for c in (bob, carol, watcher):
         c.join(CHAN)
     state = {}
+    tap.run("an IRC operator gives the host the creator role (selling needs it)",
+            lambda: make_creator(env, host))
 
     def warmup():
         for c in (host, bob, carol, dave):

@@ -2,7 +2,9 @@
 """test_irc_live.py — a live event hosted in #live over a real IRC network.
 
 The host is the channel's operator (the first to join a new channel gets +o
-from InspIRCd); buyers are ordinary members with their own NickServ
+from InspIRCd) and holds the creator role (given by an IRC operator with
+`TALLY ROLE`: selling needs it, channel operator status alone does not);
+buyers are ordinary members with their own NickServ
 accounts, a watcher has no account. Checked through the server:
 
 - a non-op's `!event start` is refused (`no permission`), the op's works and
@@ -90,6 +92,11 @@ def change_nick(c, new):
     c.nick = new
 
 
+def make_creator(env, *clients):
+    """Selling needs the creator role: an IRC operator gives it to each."""
+    ic.make_creators(env, [c.nick for c in clients], PASSWORD, retry=NOT_YET)
+
+
 def live(tap, env, db):
     host = registered(env, "host")
     bob = registered(env, "bob")
@@ -101,6 +108,17 @@ def live(tap, env, db):
     try:
         for c in (host, bob, carol):
             funded(c)
+
+        def op_without_role():
+            # Anyone who creates a channel is its operator: that alone may
+            # host an event, not sell.
+            chan = "#" + ic.unique_nick("own")
+            bob.join(chan)
+            ic.tally_ask(bob, lambda: bob.privmsg(chan, "!drop create mine 1 1"),
+                         r"^no permission: selling needs the creator role", 60, retry=NOT_YET)
+            bob.send("PART %s" % chan)
+        tap.run("a channel operator without the creator role: !drop create -> no permission", op_without_role)
+        tap.run("an IRC operator gives the host the creator role (TALLY ROLE)", lambda: make_creator(env, host))
 
         def host_is_op():
             mark = host.mark()

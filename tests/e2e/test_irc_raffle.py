@@ -28,7 +28,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ircclient as ic  # noqa: E402
-from test_irc_live import CHAN, ask, chan_notice, funded, registered, say  # noqa: E402
+from test_irc_live import CHAN, ask, chan_notice, funded, make_creator, registered, say  # noqa: E402
 
 
 def be(n, width):
@@ -73,6 +73,9 @@ def scenario(tap, env, db):
     for c in buyers + [watcher]:
         c.join(CHAN)
     bob, carol = buyers[0], buyers[1]
+    # Selling needs the creator role: the host's drops, and carol's share of the co-op drop.
+    tap.run("an IRC operator gives the host and carol the creator role",
+            lambda: make_creator(env, host, carol))
 
     def warmup():
         for c in buyers + [host]:

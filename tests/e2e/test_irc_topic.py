@@ -16,7 +16,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ircclient as ic  # noqa: E402
-from test_irc_live import CHAN, ask, funded, registered, say  # noqa: E402
+from test_irc_live import CHAN, ask, funded, make_creator, registered, say  # noqa: E402
 
 TAGS = ic.DEMO_TAGS + ' highlight_topic="1"'
 
@@ -36,6 +36,7 @@ def scenario(tap, env, db):
         c.join(CHAN)
 
     def setup():
+        make_creator(env, host)  # selling (drops, highlight tiers) needs the creator role
         funded(host)
         funded(buyer)
         mark = watcher.mark()

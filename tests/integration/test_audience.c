@@ -34,21 +34,40 @@ static int run(const char *account, const char *text, uint32_t roles, th_reply *
 
 #define sql(...) th_sql_i64f(dsn, __VA_ARGS__)
 
-/* alice a creator; bob, carol, dave, gus with 100 credits and consent;
- * tip messages held tip_hold_s. */
-static void setup_holding_tips(const char *name, uint32_t tip_hold_s) {
+/* Sets config keys by name from "key=value,key=value" (new keys by name,
+ * so a test also says what a build without them lacks). */
+static void config_keys(const char *kv) {
+  char buf[256];
+  snprintf(buf, sizeof buf, "%s", kv ? kv : "");
+  for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+    char *eq = strchr(tok, '=');
+    assert_non_null(eq);
+    *eq = 0;
+    char err[TALLY_ERRBUF_BYTES];
+    int rc = tally_config_set(&cfg, tok, eq + 1, err, sizeof err);
+    if (rc) fprintf(stderr, "%s\n", err);
+    assert_int_equal(rc, TALLY_OK);
+  }
+}
+
+/* alice and host creators; bob, carol, dave, gus with 100 credits and
+ * consent; tip messages held tip_hold_s; config keys kv. */
+static void setup_tuned(const char *name, uint32_t tip_hold_s, const char *kv) {
   th_fresh_db(name, dsn, sizeof dsn);
   th_config(&cfg, dsn);
   cfg.highlight_repeat_s = 5;
   cfg.tip_message_hold_s = tip_hold_s;
+  config_keys(kv);
   eng = th_engine(&cfg);
   th_reply r;
   assert_int_equal(th_cmd(eng, "admin", "TALLY ROLE alice creator", OPER, &r), TALLY_OK);
+  assert_int_equal(th_cmd(eng, "admin", "TALLY ROLE host creator", OPER, &r), TALLY_OK);
   assert_int_equal(th_cmd(eng, "alice", "ITEM ADD pin 1 Pin", 0, &r), TALLY_OK);
   const char *buyers[] = {"bob", "carol", "dave", "gus"};
   for (int i = 0; i < 4; i++) assert_int_equal(th_buyer(eng, buyers[i], "100", "pin"), TALLY_OK);
 }
 
+static void setup_holding_tips(const char *name, uint32_t tip_hold_s) { setup_tuned(name, tip_hold_s, NULL); }
 static void setup(const char *name) { setup_holding_tips(name, 0); }
 
 static void finish(void) {
@@ -111,6 +130,7 @@ static void test_highlight_as_topic(void **state) {
   eng = th_engine(&cfg);
   th_reply r;
   assert_int_equal(th_cmd(eng, "admin", "TALLY GRANT bob 10", OPER | TALLY_ROLE_GRANT, &r), TALLY_OK);
+  assert_int_equal(th_cmd(eng, "admin", "TALLY ROLE host creator", OPER, &r), TALLY_OK);
   assert_int_equal(run("host", "EVENT START 30 Stream", HOST, NULL), TALLY_OK);
   assert_int_equal(run("host", "EVENT TIER gold 1 2", HOST, NULL), TALLY_OK);
   assert_int_equal(run("bob", "HIGHLIGHT gold Hi", 0, NULL), TALLY_ECONSENT); /* consent comes first */
@@ -281,16 +301,174 @@ static void test_tip_messages_held_for_moderators(void **state) {
   assert_int_equal(sql("SELECT count(*) FROM hidden_messages h JOIN accounts a ON a.id = h.by_account"
                        " WHERE a.name = 'user:mod'"), 2);
 
-  /* At most TALLY__HELD_TIPS_MAX (256) messages wait; the next is said at
-   * once with its thanks, and has no held_messages row. */
-  for (int i = 0; i <= 256; i++) {
+  finish();
+}
+
+
+/* The event id from "Event started (id N)." */
+static unsigned long long event_started(const char *channel) {
+  th_reply r;
+  assert_int_equal(th_cmd_in(eng, "host", channel, "EVENT START 30 Stream", HOST, &r), TALLY_OK);
+  const char *id = strstr(r.text, "(id ");
+  assert_non_null(id);
+  return strtoull(id + 4, NULL, 10);
+}
+
+#define HL_BOUGHT "SELECT count(*) FROM transfers t JOIN items i ON i.id = t.item_id WHERE t.kind = 1 AND i.kind = 3"
+
+/* Issue 9 #2 and #12: a highlight tier's sku cannot be bought with BUY
+ * (which skipped the queue's checks, so the 257th committed highlight
+ * aborted the engine); HIGHLIGHT is refused before any payment once the
+ * account's or the channel's share of the queue is taken. */
+static void test_highlight_queue_has_quotas_and_no_back_door(void **state) {
+  (void)state;
+  setup_tuned("audhlquota", 0, "highlights_per_channel=3,highlights_per_account=2");
+  th_reply r;
+  unsigned long long ev = event_started(CH);
+  assert_int_equal(run("host", "EVENT TIER gold 0.01 600", HOST, NULL), TALLY_OK);
+  assert_int_equal(run("host", "EVENT REACT 0.01", HOST, NULL), TALLY_OK);
+  char buy[64];
+  snprintf(buy, sizeof buy, "BUY hl-%llu-gold", ev);
+  assert_int_equal(run("bob", buy, 0, &r), TALLY_EBAD_SYNTAX);
+  assert_non_null(strstr(r.text, "HIGHLIGHT"));
+  snprintf(buy, sizeof buy, "BUY react-%llu", ev);
+  assert_int_equal(run("bob", buy, 0, &r), TALLY_EBAD_SYNTAX);
+  assert_non_null(strstr(r.text, "REACT"));
+  assert_int_equal(sql(HL_BOUGHT), 0);
+
+  assert_int_equal(run("bob", "HIGHLIGHT gold one", 0, NULL), TALLY_OK);
+  assert_int_equal(run("bob", "HIGHLIGHT gold two", 0, NULL), TALLY_OK);
+  assert_int_equal(run("bob", "HIGHLIGHT gold three", 0, &r), TALLY_ETOO_MANY); /* bob's share */
+  assert_int_equal(run("carol", "HIGHLIGHT gold one", 0, NULL), TALLY_OK);
+  assert_int_equal(run("dave", "HIGHLIGHT gold one", 0, &r), TALLY_EBUSY); /* the channel's share */
+  assert_non_null(strstr(r.text, "queue is full"));
+  assert_int_equal(sql(HL_BOUGHT), 3); /* the refused ones paid nothing */
+  /* Another channel has a share of its own; bob's share is his everywhere. */
+  assert_int_equal(th_cmd_in(eng, "host2", "#other", "EVENT START 30 Other", HOST, &r), TALLY_OK);
+  assert_int_equal(th_cmd(eng, "admin", "TALLY ROLE host2 creator", OPER, &r), TALLY_OK);
+  assert_int_equal(th_cmd_in(eng, "host2", "#other", "EVENT TIER gold 0.01 600", HOST, &r), TALLY_OK);
+  assert_int_equal(th_cmd_in(eng, "dave", "#other", "HIGHLIGHT gold hi", 0, &r), TALLY_OK);
+  assert_int_equal(th_cmd_in(eng, "bob", "#other", "HIGHLIGHT gold hi", 0, &r), TALLY_ETOO_MANY);
+  assert_int_equal(sql(HL_BOUGHT), 4);
+  finish();
+}
+
+/* Issue 9 #2: a highlight the engine must refund, but whose payee spent
+ * the credits, no longer keeps its slot for good: retried for
+ * highlight_refund_wait seconds, then the slot is freed (and logged). */
+static void test_unpayable_highlight_refund_frees_its_slot(void **state) {
+  (void)state;
+  setup_tuned("audhlstuck", 0, "highlights_per_channel=2,highlight_refund_wait=1");
+  th_reply r;
+  (void)event_started(CH);
+  assert_int_equal(run("host", "EVENT TIER gold 1 600", HOST, NULL), TALLY_OK);
+  assert_int_equal(run("bob", "HIGHLIGHT gold first", 0, NULL), TALLY_OK);   /* shows */
+  assert_int_equal(run("carol", "HIGHLIGHT gold second", 0, NULL), TALLY_OK); /* waits */
+  int64_t earned = sql("SELECT sum(e.amount_minor) FROM entries e JOIN accounts a ON a.id = e.account_id"
+                       " WHERE a.name = 'user:host'");
+  char tip[64];
+  snprintf(tip, sizeof tip, "TIP alice %lld.%02lld", (long long)(earned / 100), (long long)(earned % 100));
+  assert_int_equal(th_cmd(eng, "host", tip, 0, &r), TALLY_OK); /* the host spends what carol's refund needs */
+  assert_int_equal(run("host", "EVENT STOP", HOST, NULL), TALLY_OK);
+  th_settle(eng, 2500);
+  (void)event_started(CH);
+  assert_int_equal(run("host", "EVENT TIER gold 1 600", HOST, NULL), TALLY_OK);
+  assert_int_equal(run("dave", "HIGHLIGHT gold third", 0, NULL), TALLY_OK);
+  assert_int_equal(run("gus", "HIGHLIGHT gold fourth", 0, NULL), TALLY_OK); /* carol's slot was given up */
+  assert_int_equal(sql("SELECT count(*) FROM transfers WHERE kind = 3"), 0); /* nothing to refund it from */
+  finish();
+}
+
+/* Issue 9 #4: the engine's own skus (hl-..., react-...) cannot be taken by
+ * ITEM ADD or DROP CREATE, and an existing item of such a sku that is not
+ * the event's tier is not taken over (its creator would be paid). */
+static void test_highlight_skus_cannot_be_squatted(void **state) {
+  (void)state;
+  setup("audsquat");
+  th_reply r;
+  unsigned long long ev = event_started(CH);
+  char text[96];
+  snprintf(text, sizeof text, "ITEM ADD hl-%llu-gold 1 Gold", ev);
+  assert_int_equal(th_cmd(eng, "alice", text, 0, &r), TALLY_EBAD_SYNTAX);
+  snprintf(text, sizeof text, "ITEM ADD react-%llu 1 Reactions", ev);
+  assert_int_equal(th_cmd(eng, "alice", text, 0, &r), TALLY_EBAD_SYNTAX);
+  snprintf(text, sizeof text, "DROP CREATE hl-%llu-silver 1 1", ev);
+  assert_int_equal(run("host", text, HOST, &r), TALLY_EBAD_SYNTAX);
+  /* An item of that sku from before the prefix was reserved. */
+  th_engine_free(eng);
+  assert_int_equal(sql("WITH i AS (INSERT INTO items (id, sku, creator_id, price_minor, stock, title, refund_window_s,"
+                       " version, updated_ms) SELECT 900000000, 'hl-%llu-gold', id, 100, NULL, 'squat', 86400, 1, 0"
+                       " FROM accounts WHERE name = 'user:alice' RETURNING 1) SELECT count(*) FROM i", ev), 1);
+  eng = th_engine(&cfg);
+  assert_int_equal(run("host", "EVENT TIER gold 1 5", HOST, &r), TALLY_EEXISTS);
+  assert_int_equal(run("bob", "HIGHLIGHT gold hello", 0, &r), TALLY_EUNKNOWN_ITEM);
+  assert_int_equal(run("host", "EVENT TIER silver 1 5", HOST, &r), TALLY_OK); /* other tiers are fine */
+  assert_int_equal(run("bob", "HIGHLIGHT silver hello", 0, &r), TALLY_OK);
+  assert_int_equal(sql("SELECT count(*) FROM transfers t JOIN items i ON i.id = t.item_id WHERE i.sku = 'hl-%llu-gold'", ev), 0);
+  finish();
+}
+
+/* Issue 9 #12: held tip messages have a share per channel and per account,
+ * and a full table fails closed: the TIP with a message is refused before
+ * any charge ("the moderation queue is full"), a TIP without one passes. */
+static void test_held_tip_messages_fail_closed(void **state) {
+  (void)state;
+  setup_tuned("audtipfull", 600, "held_tips_per_channel=3,held_tips_per_account=2");
+  th_reply r;
+  assert_int_equal(run("bob", "TIP alice 1 one", 0, NULL), TALLY_OK);
+  assert_int_equal(run("bob", "TIP alice 1 two", 0, NULL), TALLY_OK);
+  assert_int_equal(run("bob", "TIP alice 1 three", 0, &r), TALLY_ETOO_MANY); /* bob's share */
+  assert_int_equal(run("carol", "TIP alice 1 one", 0, NULL), TALLY_OK);
+  assert_int_equal(run("dave", "TIP alice 1 one", 0, &r), TALLY_EBUSY); /* the channel's share */
+  assert_non_null(strstr(r.text, "the moderation queue is full"));
+  assert_int_equal(sql("SELECT count(*) FROM transfers WHERE kind = 2"), 3); /* refused: not charged */
+  assert_int_equal(run("dave", "TIP alice 1", 0, NULL), TALLY_OK);       /* no message: nothing to hold */
+  assert_int_equal(th_cmd_in(eng, "dave", "#other", "TIP alice 1 elsewhere", 0, &r), TALLY_OK);
+  assert_int_equal(th_cmd(eng, "dave", "TIP alice 1 in private", 0, &r), TALLY_OK); /* not said in a channel */
+  assert_int_equal(sql("SELECT count(*) FROM held_messages"), 4);
+  assert_false(th_announced("three"));
+  /* The whole table (256, all channels): what still waits after a restart
+   * counts, and the next message is refused, not said unmoderated. */
+  th_engine_free(eng);
+  config_keys("held_tips_per_channel=256,held_tips_per_account=256");
+  eng = th_engine(&cfg);
+  int taken = 0;
+  for (int i = 0; i < 300; i++) {
     char tip[64];
-    snprintf(tip, sizeof tip, "TIP alice 0.01 overflow %d", i);
-    assert_int_equal(run("dave", tip, 0, &r), TALLY_OK);
+    snprintf(tip, sizeof tip, "TIP alice 0.01 fill %d", i);
+    int rc = run("gus", tip, 0, &r);
+    if (rc != TALLY_OK) {
+      assert_int_equal(rc, TALLY_EBUSY);
+      assert_non_null(strstr(r.text, "the moderation queue is full"));
+      break;
+    }
+    taken++;
   }
-  assert_true(th_announced("#live: Thank you dave for tipping alice 0.01 credits: overflow 256"));
-  assert_false(th_announced("#live: Thank you dave for tipping alice 0.01 credits: overflow 255"));
-  assert_int_equal(sql("SELECT count(*) FROM held_messages"), 4 + 256);
+  assert_int_equal(taken, 256 - 4);
+  assert_false(th_announced("credits: fill")); /* not said unmoderated */
+  assert_int_equal(sql("SELECT count(*) FROM transfers t JOIN accounts a ON a.id = t.account_id"
+                       " WHERE a.name = 'user:gus' AND t.kind = 2"), 256 - 4);
+  finish();
+}
+
+/* Issue 9 #14: TALLY PRIVACY on keeps a raffle winner and a creator out of
+ * the lines that name winners and what creators earned. */
+static void test_privacy_in_raffle_winners_and_creators_earned(void **state) {
+  (void)state;
+  setup("audprivraffle");
+  th_reply r;
+  (void)event_started(CH);
+  assert_int_equal(th_cmd(eng, "host", "TALLY PRIVACY on", 0, &r), TALLY_OK);
+  assert_int_equal(th_cmd(eng, "bob", "TALLY PRIVACY on", 0, &r), TALLY_OK);
+  assert_int_equal(run("host", "DROP CREATE vinyl 2 1 mode=raffle", HOST, NULL), TALLY_OK);
+  assert_int_equal(run("alice", "DROP CREATE shirt 5 1", HOST, NULL), TALLY_OK);
+  assert_int_equal(run("bob", "BUY vinyl", 0, NULL), TALLY_OK);
+  assert_int_equal(run("carol", "BUY vinyl", 0, NULL), TALLY_OK);
+  assert_int_equal(run("dave", "BUY shirt", 0, NULL), TALLY_OK);
+  assert_int_equal(run("host", "DROP STOP vinyl", HOST, NULL), TALLY_OK);
+  assert_true(announced_within("RAFFLE vinyl winners (2 of 2 units): carol, and 1 who prefers not to be named.", 5000));
+  assert_int_equal(run("host", "EVENT STOP", HOST, NULL), TALLY_OK);
+  assert_true(announced_within("Creators earned: alice 0.98 credits, and 1 who prefers not to be named.", 5000));
   finish();
 }
 
@@ -302,6 +480,11 @@ int main(void) {
       cmocka_unit_test(test_attendance_supporters_and_privacy),
       cmocka_unit_test(test_referral_code_share_and_refund),
       cmocka_unit_test(test_tip_messages_held_for_moderators),
+      cmocka_unit_test(test_highlight_queue_has_quotas_and_no_back_door),
+      cmocka_unit_test(test_unpayable_highlight_refund_frees_its_slot),
+      cmocka_unit_test(test_highlight_skus_cannot_be_squatted),
+      cmocka_unit_test(test_held_tip_messages_fail_closed),
+      cmocka_unit_test(test_privacy_in_raffle_winners_and_creators_earned),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

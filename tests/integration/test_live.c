@@ -28,17 +28,37 @@ static int say(const char *account, const char *text, uint32_t roles) {
   return rc;
 }
 
-/* bob and carol with credits and consent given (a first purchase). */
-static void setup(const char *name) {
+/* Sets config keys by name ("key=value,..."): a build without them fails. */
+static void config_keys(const char *kv) {
+  char buf[256];
+  snprintf(buf, sizeof buf, "%s", kv ? kv : "");
+  for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+    char *eq = strchr(tok, '=');
+    assert_non_null(eq);
+    *eq = 0;
+    char err[TALLY_ERRBUF_BYTES];
+    int rc = tally_config_set(&cfg, tok, eq + 1, err, sizeof err);
+    if (rc) fprintf(stderr, "%s\n", err);
+    assert_int_equal(rc, TALLY_OK);
+  }
+}
+
+/* alice and host creators; bob and carol with credits and consent given
+ * (a first purchase); config keys kv. */
+static void setup_tuned(const char *name, const char *kv) {
   th_fresh_db(name, dsn, sizeof dsn);
   th_config(&cfg, dsn);
+  config_keys(kv);
   eng = th_engine(&cfg);
   th_reply r;
   assert_int_equal(th_cmd(eng, "admin", "TALLY ROLE alice creator", TALLY_ROLE_OPER, &r), TALLY_OK);
+  assert_int_equal(th_cmd(eng, "admin", "TALLY ROLE host creator", TALLY_ROLE_OPER, &r), TALLY_OK);
   assert_int_equal(th_cmd(eng, "alice", "ITEM ADD pin 1 Pin", 0, &r), TALLY_OK);
   const char *buyers[] = {"bob", "carol"};
   for (int i = 0; i < 2; i++) assert_int_equal(th_buyer(eng, buyers[i], "50", "pin"), TALLY_OK);
 }
+
+static void setup(const char *name) { setup_tuned(name, NULL); }
 
 static void finish(void) {
   th_engine_free(eng);
@@ -154,6 +174,73 @@ static void test_event_and_drop_survive_a_restart(void **state) {
   finish();
 }
 
+
+/* Waits up to ms for an announcement containing needle. */
+static int announced_within(const char *needle, int ms) {
+  for (int waited = 0; waited < ms; waited += 100) {
+    if (th_announced(needle)) return 1;
+    th_settle(eng, 100);
+  }
+  return th_announced(needle);
+}
+
+/* Issue 9 #22: EVENT STOP closes a raffle drop still open; the summary
+ * waits for its draw and the winners' charges, so it counts them. */
+static void test_event_summary_counts_what_its_stop_settles(void **state) {
+  (void)state;
+  setup("livestopraffle");
+  assert_int_equal(say("host", "EVENT START 30 Vinyl night", HOST), TALLY_OK);
+  assert_int_equal(say("host", "DROP CREATE vinyl 2 1 mode=raffle", HOST), TALLY_OK);
+  assert_int_equal(say("bob", "BUY vinyl", 0), TALLY_OK);
+  assert_int_equal(say("carol", "BUY vinyl", 0), TALLY_OK);
+  assert_int_equal(say("host", "EVENT STOP", HOST), TALLY_OK);
+  assert_true(announced_within("Event \"Vinyl night\" ended", 5000));
+  assert_true(th_announced("RAFFLE vinyl winners (2 of 2 units)"));
+  assert_true(th_announced("Event \"Vinyl night\" ended: 2 sales (2.00 credits), 0 tips (0.00 credits)."
+                           " Drops: vinyl 2/2. Thank you!"));
+  assert_true(th_announced("Creators earned: host 1.96 credits."));
+  finish();
+}
+
+/* Issue 9 #11: selling needs the creator role, not only channel operator
+ * status; split payees must exist and be creators; a refused DROP CREATE
+ * creates nothing; drops and items per host are bounded. */
+static void test_selling_needs_the_creator_role(void **state) {
+  (void)state;
+  setup_tuned("livecreator", "drops_per_host=2,items_per_creator=4");
+  th_reply r;
+  /* bob runs his channel: he may host, not sell. */
+  assert_int_equal(th_cmd_in(eng, "bob", "#bob", "EVENT START 30 Chat", HOST, &r), TALLY_OK);
+  assert_int_equal(th_cmd_in(eng, "bob", "#bob", "DROP CREATE x 1 1", HOST, &r), TALLY_ENO_PERMISSION);
+  assert_non_null(strstr(r.text, "creator"));
+  assert_int_equal(th_cmd_in(eng, "bob", "#bob", "EVENT TIER gold 1 5", HOST, &r), TALLY_ENO_PERMISSION);
+  assert_int_equal(th_cmd_in(eng, "bob", "#bob", "EVENT REACT 1", HOST, &r), TALLY_ENO_PERMISSION);
+  assert_int_equal(th_cmd_in(eng, "bob", "#bob", "EVENT STOP", HOST, &r), TALLY_OK);
+  assert_int_equal(th_sql_i64(dsn, "SELECT count(*) FROM items WHERE sku = 'x' OR sku LIKE 'hl-%' OR sku LIKE 'react-%'"), 0);
+  /* Payees: existing accounts with the creator role; nothing is created
+   * by a refused drop. */
+  assert_int_equal(say("host", "DROP CREATE duo 5 1 split=host:5000,newbie:5000", HOST), TALLY_EUNKNOWN_ACCOUNT);
+  assert_int_equal(say("host", "DROP CREATE duo 5 1 split=host:5000,carol:5000", HOST), TALLY_ENO_PERMISSION);
+  th_settle(eng, 200);
+  assert_int_equal(th_sql_i64(dsn, "SELECT count(*) FROM accounts WHERE name = 'user:newbie'"), 0);
+  assert_int_equal(th_sql_i64(dsn, "SELECT count(*) FROM items WHERE sku = 'duo'"), 0);
+  assert_int_equal(say("host", "DROP CREATE duo 5 1 split=host:5000,alice:5000", HOST), TALLY_OK);
+  /* Quotas: live or scheduled drops at once, items in all. */
+  assert_int_equal(say("host", "DROP CREATE a 5 1 start=+1h", HOST), TALLY_OK);
+  assert_int_equal(say("host", "DROP CREATE b 5 1 start=+1h", HOST), TALLY_ETOO_MANY); /* 2 at once */
+  assert_int_equal(say("host", "DROP STOP a", HOST), TALLY_OK);
+  assert_int_equal(say("host", "DROP CREATE b 5 1 start=+1h", HOST), TALLY_OK);
+  assert_int_equal(say("host", "DROP STOP b", HOST), TALLY_OK);
+  assert_int_equal(th_cmd(eng, "host", "ITEM ADD c 1 C", 0, &r), TALLY_OK); /* 4 items */
+  assert_int_equal(say("host", "DROP CREATE d 5 1", HOST), TALLY_ETOO_MANY);
+  assert_int_equal(th_cmd(eng, "host", "ITEM ADD e 1 E", 0, &r), TALLY_ETOO_MANY);
+  assert_int_equal(th_cmd(eng, "alice", "ITEM ADD e 1 E", 0, &r), TALLY_OK); /* per creator */
+  th_settle(eng, 200);
+  assert_int_equal(th_sql_i64(dsn, "SELECT count(*) FROM items i JOIN accounts a ON a.id = i.creator_id"
+                                   " WHERE a.name = 'user:host'"), 4);
+  finish();
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_hosting_needs_a_channel_operator),
@@ -161,6 +248,8 @@ int main(void) {
       cmocka_unit_test(test_drop_window_follows_its_timers),
       cmocka_unit_test(test_refund_gives_back_per_buyer_units),
       cmocka_unit_test(test_event_and_drop_survive_a_restart),
+      cmocka_unit_test(test_event_summary_counts_what_its_stop_settles),
+      cmocka_unit_test(test_selling_needs_the_creator_role),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

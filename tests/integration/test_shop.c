@@ -31,15 +31,15 @@ static int run(const char *account, const char *text) {
 
 #define sql(...) th_sql_i64f(dsn, __VA_ARGS__)
 
-/* Creators alice, dave and erin; buyers bob and carol with 100 credits and
- * consent given. */
+/* Creators alice, dave, erin and host (who runs drops); buyers bob and
+ * carol with 100 credits and consent given. */
 static void setup(const char *name) {
   th_fresh_db(name, dsn, sizeof dsn);
   th_config(&cfg, dsn);
   eng = th_engine(&cfg);
   th_reply r;
-  const char *creators[] = {"alice", "dave", "erin"};
-  for (int i = 0; i < 3; i++) {
+  const char *creators[] = {"alice", "dave", "erin", "host"};
+  for (int i = 0; i < 4; i++) {
     char text[64];
     snprintf(text, sizeof text, "TALLY ROLE %s creator", creators[i]);
     assert_int_equal(th_cmd(eng, "admin", text, OPER, &r), TALLY_OK);
@@ -372,7 +372,7 @@ static void test_merch_shipping_and_shop_card(void **state) {
 static void test_catalog_rows_written_once(void **state) {
   (void)state;
   setup("shoprows");
-  assert_int_equal(sql("SELECT count(*) FROM role_changes"), 3);
+  assert_int_equal(sql("SELECT count(*) FROM role_changes"), 4);
   th_reply r;
   for (int i = 0; i < 10; i++) {
     const char *text = i % 2 ? "TALLY ROLE bob creator" : "TALLY ROLE bob none";
@@ -386,7 +386,7 @@ static void test_catalog_rows_written_once(void **state) {
     if (i % 10 == 0) assert_int_equal(th_cmd(eng, "alice", text, 0, &r), TALLY_OK);
   }
   th_settle(eng, 300); /* rows that ride with no op go with a batch of their own */
-  assert_int_equal(sql("SELECT count(*) FROM role_changes"), 13);
+  assert_int_equal(sql("SELECT count(*) FROM role_changes"), 14);
   assert_int_equal(sql("SELECT count(*) FROM role_changes r JOIN accounts a ON a.id = r.account_id"
                        " WHERE a.name = 'user:bob' AND r.role = 'creator'"), 5);
   assert_int_equal(sql("SELECT count(*) FROM items WHERE sku LIKE 'row%%'"), 300);

@@ -147,6 +147,8 @@ int th_load_shop(th_load *L, int buyers, int stock, int credits) {
   th_reply r;
   char text[128], who[32];
   if (th_cmd(L->e, "admin", "TALLY ROLE alice creator", TALLY_ROLE_OPER, &r) != TALLY_OK) return -1;
+  /* "host" runs drops in #live: selling needs the creator role. */
+  if (th_cmd(L->e, "admin", "TALLY ROLE host creator", TALLY_ROLE_OPER, &r) != TALLY_OK) return -1;
   snprintf(text, sizeof text, "ITEM ADD tee 1 %d Tee", stock);
   if (th_cmd(L->e, "alice", text, 0, &r) != TALLY_OK) return -1;
   if (th_cmd(L->e, "alice", "ITEM ADD pin 1 Pin", 0, &r) != TALLY_OK) return -1;
