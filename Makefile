@@ -61,9 +61,8 @@ TEST_BINS := $(UNIT_BIN) $(INTEG_BIN)
 include tests/sim/sim.mk
 TEST_BINS += $(SIM_BINS)
 # The adversarial layer: hostile users against the real engine and PostgreSQL.
-# (Built by make adversary / soak-adversary; joins TEST_BINS once the
-# review's findings it reproduces are fixed.)
 include tests/adversary/adversary.mk
+TEST_BINS += $(ADV_BINS)
 # Fuzz targets' corpora and saved crashes, replayed with gcc + sanitizers.
 include tests/fuzz/fuzz.mk
 TEST_BINS += $(FUZZ_REPLAY_BINS)
