@@ -168,6 +168,7 @@ typedef struct tally_config {
   uint32_t held_tips_per_account;  /* tip messages waiting for moderators from one account */
   uint32_t drops_per_host;         /* scheduled or live drops of one creator at once */
   uint32_t items_per_creator;      /* items (drops and highlight tiers too) of one creator */
+  uint32_t coop_purchases_max;     /* co-op purchases whose shares are kept for refunds */
 } tally_config;
 
 TALLY_API void tally_config_init(tally_config *cfg);

@@ -54,6 +54,9 @@ static const cfg_entry cfg_table[] = {
     {"items_max", CFG_U32, OFF(items_max), "10000", 16, 1u << 20, "items kept in memory"},
     {"keys_max", CFG_U32, OFF(keys_max), "262144", 1024, 1u << 24,
      "idempotency keys remembered (oldest forgotten first)"},
+    {"coop_purchases_max", CFG_U32, OFF(coop_purchases_max), "32768", 16, 1u << 22,
+     "co-op and referral purchases whose shares are kept for refunds (oldest forgotten first: "
+     "their refunds are then refused, never taken from the primary creator alone)"},
     {"purchases_max", CFG_U32, OFF(purchases_max), "262144", 1024, 1u << 24,
      "refundable purchases remembered (oldest forgotten first)"},
     {"rate_account", CFG_U32, OFF(rate_account_per_min), "60", 0, 1u << 20,
@@ -171,6 +174,10 @@ int tally_config_check(const tally_config *cfg, char *err, size_t err_len) {
                     (unsigned long long)(2 * in_flight));
   if ((uint64_t)cfg->purchases_max < 2 * in_flight)
     return cfg_fail(err, err_len, "config purchases_max: must be at least 2 x batch_max x (writers + 1) = %llu",
+                    (unsigned long long)(2 * in_flight));
+  if ((uint64_t)cfg->coop_purchases_max < 2 * in_flight)
+    return cfg_fail(err, err_len,
+                    "config coop_purchases_max: must be at least 2 x batch_max x (writers + 1) = %llu",
                     (unsigned long long)(2 * in_flight));
   for (size_t i = 0; i < CFG_COUNT; i++) {
     const cfg_entry *e = &cfg_table[i];

@@ -105,7 +105,7 @@ static int load_serials(loader *l) {
  * by hand) is kept, and said at start: its refunds are refused with
  * TALLY_ELEDGER (split.c checks every record it is given). */
 static void coop_check(const tally__state *st) {
-  for (uint32_t k = 0; k < TALLY__COOP_PURCHASES_MAX && k < st->coop_next; k++) {
+  for (uint32_t k = 0; k < st->cfg->coop_purchases_max && k < st->coop_next; k++) {
     const tally__coop *c = &st->coop[k];
     uint32_t slot = c->transfer_id ? tally__purchase_find(st, c->transfer_id) : TALLY__NONE;
     if (slot == TALLY__NONE) continue;
@@ -129,7 +129,12 @@ static int load_coop(loader *l, int64_t now_ms) {
   tally__state *st = &l->e->st;
   char since[24], limit[24];
   snprintf(since, sizeof since, "%lld", (long long)(now_ms - 90LL * 86400 * 1000));
-  snprintf(limit, sizeof limit, "%u", (unsigned)TALLY__COOP_PURCHASES_MAX);
+  /* Every co-op purchase that may still be refunded from memory (the
+   * purchase ring's size), oldest first: when there are more than the co-op
+   * ring holds, the newest keep their records, and an older one's purchase
+   * points at a slot reused by a later one, so its refund is refused
+   * (tally__coop_of) instead of being taken from the primary creator alone. */
+  snprintf(limit, sizeof limit, "%u", (unsigned)st->cfg->purchases_max);
   const char *params[2] = {since, limit};
   PGresult *r = tally__load_q(
       l,
@@ -169,7 +174,7 @@ static int load_coop(loader *l, int64_t now_ms) {
   }
   PQclear(r);
   /* The fee is the last payee, even when it took nothing. */
-  for (uint32_t k = 0; k < TALLY__COOP_PURCHASES_MAX && k < st->coop_next; k++) {
+  for (uint32_t k = 0; k < st->cfg->coop_purchases_max && k < st->coop_next; k++) {
     tally__coop *cp = &st->coop[k];
     if (cp->count == 0 || cp->account[cp->count - 1] == st->fees || cp->count >= TALLY__PAYEES_MAX) continue;
     cp->account[cp->count] = st->fees;

@@ -34,7 +34,7 @@ int tally__state_init(tally__state *st, const tally_config *cfg) {
   st->dirty_accounts = calloc(cfg->accounts_max, sizeof *st->dirty_accounts);
   st->dirty_items = calloc(cfg->items_max, sizeof *st->dirty_items);
   /* Untouched pages of these cost nothing until co-op items or raffles are used. */
-  st->coop = tally__alloc_big((size_t)TALLY__COOP_PURCHASES_MAX * sizeof *st->coop);
+  st->coop = tally__alloc_big((size_t)cfg->coop_purchases_max * sizeof *st->coop);
   st->entries = tally__alloc_big((size_t)TALLY__RAFFLE_ENTRIES_MAX * sizeof *st->entries);
   st->draw_scratch = tally__alloc_big((size_t)TALLY__RAFFLE_ENTRIES_MAX * sizeof *st->draw_scratch);
   st->audience = tally__alloc_big((size_t)TALLY__AUDIENCE_MAX * sizeof *st->audience);
@@ -60,7 +60,7 @@ int tally__state_init(tally__state *st, const tally_config *cfg) {
 
 void tally__state_free(tally__state *st) {
   for (uint32_t i = 0; st->items && i < st->item_count; i++) free(st->items[i].serials);
-  tally__free_big(st->coop, (size_t)TALLY__COOP_PURCHASES_MAX * sizeof *st->coop);
+  if (st->cfg) tally__free_big(st->coop, (size_t)st->cfg->coop_purchases_max * sizeof *st->coop);
   tally__free_big(st->entries, (size_t)TALLY__RAFFLE_ENTRIES_MAX * sizeof *st->entries);
   tally__free_big(st->draw_scratch, (size_t)TALLY__RAFFLE_ENTRIES_MAX * sizeof *st->draw_scratch);
   tally__free_big(st->audience, (size_t)TALLY__AUDIENCE_MAX * sizeof *st->audience);
@@ -241,7 +241,7 @@ void tally__serial_give_back(tally__item *it, uint32_t first, uint32_t qty) {
 
 /* ---- co-op shares ----------------------------------------------------------- */
 uint32_t tally__coop_take(tally__state *st) {
-  uint32_t slot = st->coop_next % TALLY__COOP_PURCHASES_MAX;
+  uint32_t slot = st->coop_next % st->cfg->coop_purchases_max;
   tally__coop *c = &st->coop[slot];
   if (c->inflight) return TALLY__NONE; /* full of co-op purchases in flight */
   st->coop_next++;
@@ -250,7 +250,7 @@ uint32_t tally__coop_take(tally__state *st) {
 }
 
 uint32_t tally__coop_of(const tally__state *st, const tally__purchase *p) {
-  if (p->coop_slot == TALLY__NONE) return TALLY__NONE;
+  if (p->coop_slot == TALLY__NONE || p->coop_slot >= st->cfg->coop_purchases_max) return TALLY__NONE;
   return st->coop[p->coop_slot].transfer_id == p->transfer_id ? p->coop_slot : TALLY__NONE;
 }
 

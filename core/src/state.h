@@ -32,7 +32,6 @@ enum {
   TALLY__LEGS_MAX = 1 + TALLY__PAYEES_MAX, /* the buyer, creators, the platform fee */
   TALLY__DELIVERY_BYTES_MAX = 200, /* digital goods: the text or link sent after commit */
   TALLY__SERIAL_STOCK_MAX = 1000000, /* limited editions up to this many units are numbered */
-  TALLY__COOP_PURCHASES_MAX = 32768, /* co-op purchases whose shares are kept for refunds */
   TALLY__RAFFLE_ENTRIES_MAX = 65536, /* raffle entries in memory, all raffles together */
   TALLY__REFCODES_MAX = 1024,        /* referral codes, all creators together */
   TALLY__AUDIENCE_MAX = 65536,       /* (event, account) rows: attendance, spending */
@@ -406,7 +405,7 @@ typedef struct tally__state {
   tally__map agreed_index;
   struct tally__agreed { uint64_t key; int64_t price; } *agreed;
   uint32_t agreed_count;
-  tally__coop *coop; /* TALLY__COOP_PURCHASES_MAX, a ring */
+  tally__coop *coop; /* cfg->coop_purchases_max, a ring */
   uint32_t coop_next;
   tally__raffle_entry *entries; /* TALLY__RAFFLE_ENTRIES_MAX */
   uint32_t entry_count;         /* used slots (live or not) from the start */

@@ -21,6 +21,7 @@
 static char dsn[512];
 static tally_config cfg;
 static tally_engine *eng;
+static void (*tune)(tally_config *cfg); /* a test's own limits, applied by setup */
 
 #define sql(...) th_sql_i64f(dsn, __VA_ARGS__)
 
@@ -38,6 +39,7 @@ static void setup(const char *name, uint32_t fee_bps) {
   th_fresh_db(name, dsn, sizeof dsn);
   th_config(&cfg, dsn);
   cfg.fee_bps = fee_bps;
+  if (tune) tune(&cfg);
   eng = th_engine(&cfg);
   th_reply r;
   assert_int_equal(th_cmd(eng, "admin", "TALLY ROLE alice creator", OPER, &r), TALLY_OK);
@@ -231,6 +233,44 @@ static void test_ledger_from_before_the_marker_still_loads(void **state) {
   finish();
 }
 
+
+/* The co-op ring keeps the shares of the newest coop_purchases_max co-op
+ * purchases. One older than that but still refundable must be refused
+ * after a restart, never refunded as a plain purchase (the primary creator
+ * would then pay back every co-creator's share). */
+static void small_coop_ring(tally_config *c) {
+  c->batch_max = 16;
+  c->writers = 1;
+  c->coop_purchases_max = 64;
+}
+
+static void test_coop_purchase_past_the_ring_is_not_refunded_as_plain(void **state) {
+  (void)state;
+  tune = small_coop_ring;
+  setup("cooppast", 250);
+  tune = NULL;
+  th_reply r;
+  assert_int_equal(run("alice", "ITEM ADD duo 0.10 Duo", NULL), TALLY_OK);
+  assert_int_equal(run("alice", "ITEM SET duo split alice:5000,bob:5000", NULL), TALLY_OK);
+  uint64_t first = 0, last = 0;
+  for (int i = 0; i < 70; i++) {
+    assert_int_equal(run("carol", "BUY duo", &r), TALLY_OK);
+    if (!first) first = r.receipt;
+    last = r.receipt;
+  }
+  restart();
+  int64_t alice0 = balance("user:alice"), bob0 = balance("user:bob");
+  /* The oldest: its shares are no longer kept. */
+  assert_int_equal(refund("carol", first, NULL), TALLY_EREFUND_WINDOW);
+  assert_int_equal(balance("user:alice"), alice0);
+  /* The newest: refunded from every payee in proportion. */
+  assert_int_equal(refund("carol", last, NULL), TALLY_OK);
+  assert_true(leg(last, "user:alice") > 0 && leg(last, "user:bob") > 0);
+  assert_int_equal(balance("user:alice") - alice0, -leg(last, "user:alice"));
+  assert_int_equal(balance("user:bob") - bob0, -leg(last, "user:bob"));
+  finish();
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_cocreator_buys_and_refunds_across_restarts),
@@ -238,6 +278,7 @@ int main(void) {
       cmocka_unit_test(test_referral_without_fee_refunds_the_affiliate_after_restart),
       cmocka_unit_test(test_referral_whose_fee_rounds_to_zero_refunds_the_affiliate),
       cmocka_unit_test(test_ledger_from_before_the_marker_still_loads),
+      cmocka_unit_test(test_coop_purchase_past_the_ring_is_not_refunded_as_plain),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
