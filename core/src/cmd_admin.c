@@ -292,8 +292,8 @@ static void tally_grant(tally__cmd *c) {
   if (!grant_cap(c->e, &cap) || amount > cap) {
     char most[48];
     tally__format_amount(c->e, cap, most, sizeof most);
-    tally__reply(c->e, c->cmd, TALLY_EOVERFLOW, 0, "%s: at most %s %s per grant (grant_max)",
-                 tally_strerror(TALLY_EOVERFLOW), most, c->e->cfg.currency);
+    tally__reply(c->e, c->cmd, TALLY_EOVERFLOW, 0, "%s: at most %s per grant (grant_max)",
+                 tally_strerror(TALLY_EOVERFLOW), most);
     return;
   }
   char name[TALLY_NAME_BYTES_MAX + 1];

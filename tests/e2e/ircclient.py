@@ -525,6 +525,7 @@ def make_creators(env, nicks, password, retry=TRANSIENT):
     CREATE, EVENT TIER, EVENT REACT) needs that role, not only channel
     operator status."""
     oper = env.client(unique_nick("op"))
+    answers = []
     try:
         oper.ns_register(password)
         if not oper.wait_account():
@@ -532,9 +533,10 @@ def make_creators(env, nicks, password, retry=TRANSIENT):
         oper.send("OPER admin adminpass")
         oper.wait_numeric("381")
         for n in nicks:
-            tally_ask(oper, "TALLY ROLE %s creator" % n, r"is now a creator", 60, retry=retry)
+            answers.append(tally_ask(oper, "TALLY ROLE %s creator" % n, r"is now a creator", 60, retry=retry))
     finally:
         oper.quit()
+    return answers  # the evidence: one "is now a creator" answer per nick
 
 
 def tally_so():

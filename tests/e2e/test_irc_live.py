@@ -94,7 +94,7 @@ def change_nick(c, new):
 
 def make_creator(env, *clients):
     """Selling needs the creator role: an IRC operator gives it to each."""
-    ic.make_creators(env, [c.nick for c in clients], PASSWORD, retry=NOT_YET)
+    return ic.make_creators(env, [c.nick for c in clients], PASSWORD, retry=NOT_YET)
 
 
 def live(tap, env, db):
@@ -117,6 +117,7 @@ def live(tap, env, db):
             ic.tally_ask(bob, lambda: bob.privmsg(chan, "!drop create mine 1 1"),
                          r"^no permission: selling needs the creator role", 60, retry=NOT_YET)
             bob.send("PART %s" % chan)
+            return True
         tap.run("a channel operator without the creator role: !drop create -> no permission", op_without_role)
         tap.run("an IRC operator gives the host the creator role (TALLY ROLE)", lambda: make_creator(env, host))
 

@@ -56,6 +56,8 @@ void th_config(tally_config *cfg, const char *dsn) {
   cfg->signing_key_path = key;
   cfg->rate_account_per_min = 0;
   cfg->rate_channel_per_min = 0;
+  /* Tests fund their buyers in one grant each; test_operator.c tests the cap. */
+  cfg->grant_max_major = 0;
 }
 
 /* The last announcements, for th_announced. */
