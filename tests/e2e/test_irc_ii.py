@@ -7,8 +7,8 @@ is a channel message. Server NOTICEs (tally's answers to client commands)
 land in the server's `out` file; the answer to a `!` line in a channel comes
 from `irc.tally.test!tally@irc.tally.test` (see docs/IRC.md), so ii files it
 under that "nick": `irc.tally.test/out`, starting with `[#channel] `. A
-second, scripted client in the channel checks what others see. Without a built m_tally.so, only the NickServ part runs. Env as in
-test_irc_basic.py.
+second, scripted client in the channel checks what others see. Without a
+built m_tally.so, only the NickServ part runs. Env as in test_irc_basic.py.
 """
 
 import os
