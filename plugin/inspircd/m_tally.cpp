@@ -5,7 +5,8 @@
  *
  *   client command  BUY sku 2          -> tally_command{text "BUY sku 2", channel ""}
  *   channel line    !buy sku 2 (#shop) -> tally_command{text "BUY sku 2", channel "#shop"}
- *   REPLY effect                       -> server NOTICE to the user (found again by UUID)
+ *   REPLY effect                       -> server NOTICE to the user (found again by UUID);
+ *                                         to a channel line: "[#shop] text" (SendChannelAnswer)
  *   ANNOUNCE effect                    -> server NOTICE to the channel
  *   MODERATORS effect                  -> server NOTICE to @#channel (its operators)
  *   STATUS effect                      -> server log
@@ -18,7 +19,8 @@
  * Configuration is one <tally> tag; see docs/IRC.md. Attributes that are
  * engine keys go to tally_config_set() (unknown ones are refused by it);
  * `<key>file="path"` reads a secret such as the DSN from a file. Module keys:
- * prefix, cmd_<word> (rename or, when empty, disable a command word).
+ * prefix, channel_answer_prefix, cmd_<word> (rename or, when empty, disable a
+ * command word).
  */
 
 #include "inspircd.h"
@@ -139,6 +141,16 @@ std::string ReadSecretFile(const std::string& path)
 	return data;
 }
 
+bool ParseYesNo(const std::string& key, const std::string& value)
+{
+	const std::string v = Upper(value);
+	if (v == "YES" || v == "TRUE" || v == "ON" || v == "1")
+		return true;
+	if (v == "NO" || v == "FALSE" || v == "OFF" || v == "0")
+		return false;
+	throw ModuleException("<tally:" + key + "> must be yes or no, not '" + value + "'");
+}
+
 void CollectKey(void* ud, const char* key, const char* default_text, const char* help)
 {
 	static_cast<std::vector<std::string>*>(ud)->push_back(key);
@@ -150,6 +162,7 @@ struct Settings
 {
 	std::map<std::string, std::string> engine;   /* engine key -> value */
 	std::string prefix;                          /* channel command prefix */
+	bool channel_answer_prefix;                  /* "[#chan] " on answers to channel lines */
 	std::map<std::string, std::string> words;    /* typed word (upper) -> engine word */
 
 	static Settings Read(ConfigTag* tag)
@@ -159,6 +172,7 @@ struct Settings
 
 		Settings s;
 		s.prefix = "!";
+		s.channel_answer_prefix = true;
 		std::map<std::string, std::string> renames;
 		for (size_t i = 0; i < sizeof COMMAND_WORDS / sizeof COMMAND_WORDS[0]; ++i)
 			renames[COMMAND_WORDS[i]] = COMMAND_WORDS[i];
@@ -174,6 +188,8 @@ struct Settings
 					throw ModuleException("<tally:prefix> must be one printable ASCII character, not '" + value + "'");
 				s.prefix = value;
 			}
+			else if (key == "channel_answer_prefix")
+				s.channel_answer_prefix = ParseYesNo(key, value);
 			else if (key.compare(0, 4, "cmd_") == 0 && key.size() > 4)
 			{
 				if (value.find(' ') != std::string::npos)
@@ -436,6 +452,7 @@ class ModuleTally : public Module
 		if (fresh.words != settings.words)
 			needs_reload.push_back("client command names");
 		settings.prefix = fresh.prefix;
+		settings.channel_answer_prefix = fresh.channel_answer_prefix;
 		if (!needs_reload.empty())
 		{
 			std::string msg = "tally: changed " + needs_reload[0];
@@ -599,6 +616,40 @@ class ModuleTally : public Module
 		chan->SetTopic(ServerInstance->FakeClient, text, ServerInstance->Time());
 	}
 
+	/* The answer to a line said in a channel (`!shop` in #live). A plain
+	 * server NOTICE lands in irssi's status window and WeeChat's server
+	 * buffer, away from the channel the user typed in. Both clients show a
+	 * private notice whose text starts with "[#channel]" in that channel's
+	 * window (irssi: notice_channel_context; WeeChat:
+	 * irc.look.notice_welcome_redirect; both on by default), irssi only when
+	 * the source has a user@host part, never for a server notice. So with
+	 * channel_answer_prefix (the default) the answer starts with "[#live] "
+	 * and comes from "<server>!tally@<server>": a nick no user can hold, so
+	 * no user can pose as it. Clients that negotiated message-tags also get
+	 * +draft/channel-context. The engine's answers are short (the longest,
+	 * a SHOP line, is about 250 bytes), so prefix and source still fit the
+	 * server's 512-byte line even for a 64-byte channel name and a 30-byte nick. */
+	void SendChannelAnswer(User* user, const std::string& channel, const std::string& text)
+	{
+		const std::string head = settings.channel_answer_prefix ? "[" + channel + "] " : "";
+		LocalUser* local = IS_LOCAL(user);
+		if (!local)
+		{
+			/* Another server's user: a server notice (its own server routes it). */
+			user->WriteRemoteNotice(head + text);
+			return;
+		}
+		/* Without the prefix, the source is the server's name alone, as in
+		 * User::WriteNotice. */
+		const std::string& server = ServerInstance->Config->GetServerName();
+		const std::string source = settings.channel_answer_prefix ? server + "!tally@" + server : server;
+		const std::string line = head + text;
+		ClientProtocol::Messages::Privmsg msg(ClientProtocol::Messages::Privmsg::nocopy,
+			source, local, line, MSG_NOTICE);
+		msg.AddTag("+draft/channel-context", &contexttag, channel);
+		local->Send(ServerInstance->GetRFCEvents().privmsg, msg);
+	}
+
 	void OnEffect(const tally_effect* effect)
 	{
 		switch (effect->kind)
@@ -609,17 +660,10 @@ class ModuleTally : public Module
 				if (!user || user->quitting)
 					break;
 				const std::string text(effect->text ? effect->text : "");
-				LocalUser* local = IS_LOCAL(user);
-				if (!local || !effect->channel || !effect->channel[0])
-				{
+				if (effect->channel && effect->channel[0])
+					SendChannelAnswer(user, effect->channel, text);
+				else
 					user->WriteRemoteNotice(text);
-					break;
-				}
-				/* As User::WriteNotice, plus the channel the line came from. */
-				ClientProtocol::Messages::Privmsg msg(ClientProtocol::Messages::Privmsg::nocopy,
-					ServerInstance->FakeClient, local, text, MSG_NOTICE);
-				msg.AddTag("+draft/channel-context", &contexttag, effect->channel);
-				local->Send(ServerInstance->GetRFCEvents().privmsg, msg);
 				break;
 			}
 			case TALLY_EFFECT_ANNOUNCE:

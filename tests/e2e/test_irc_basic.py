@@ -160,6 +160,27 @@ def tally_checks(tap, env):
         tap.run("+draft/channel-context=<channel> on the answer to a ! line, only with message-tags",
                 channel_context_tag)
 
+        def channel_answer_prefix():
+            # The answer to a ! line starts with "[#chan] " and comes from
+            # <server>!tally@<server> (irssi and WeeChat show such a notice in
+            # the channel's window); a private command's answer stays a plain
+            # server notice. ircclient hides both for the other checks, so
+            # this one reads the raw lines.
+            server = "irc.tally.test"
+            want = ":%s!tally@%s NOTICE %s :[%s] " % (server, server, bob.nick, chan)
+            b = ask(bob, lambda: bob.privmsg(chan, "!wallet"), r"not logged in")
+            if not b.raw.startswith(want) or b.context != chan:
+                raise ic.IRCError("answer to !wallet is %r, wanted it to start with %r" % (b.raw, want))
+            m = ask(alice, lambda: alice.privmsg(chan, "!wallet"), r"^Wallet ")
+            if " :[%s] Wallet " % chan not in m.raw:
+                raise ic.IRCError("no [%s] prefix on %r" % (chan, m.raw))
+            p = ask(alice, lambda: alice.send("WALLET"), r"^Wallet ")
+            if not p.raw.startswith(":%s NOTICE %s :Wallet " % (server, alice.nick)):
+                raise ic.IRCError("a private command's answer changed: %r" % p.raw)
+            return b
+        tap.run("the answer to a ! line starts with [<channel>] and comes from <server>!tally@<server>",
+                channel_answer_prefix)
+
         def quitter():
             q = env.client(ic.unique_nick("q"))
             for _ in range(10):

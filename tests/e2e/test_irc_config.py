@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """test_irc_config.py — the <tally> tag as an operator sees it.
 
-Checks the module's own keys (prefix, cmd_<word> renames and disables), that
+Checks the module's own keys (prefix, channel_answer_prefix, cmd_<word>
+renames and disables), that
 bad values stop the module with the engine's message, and what /REHASH does.
 These checks look only at who answers (tally's server NOTICE, 421 Unknown
 command, a broadcast), not at the engine's texts. Skipped without a built
@@ -57,7 +58,7 @@ def not_broadcast(sender, other, chan, text):
 
 
 def renames_and_prefix(tap, so, dsn):
-    extra = 'prefix="?" cmd_buy="PURCHASE" cmd_tip=""'
+    extra = 'prefix="?" cmd_buy="PURCHASE" cmd_tip="" channel_answer_prefix="no"'
     with ic.IrcEnv(tally_so=so, dsn=dsn, tag_extra=extra) as env:
         a = env.client(ic.unique_nick("ca"))
         b = env.client(ic.unique_nick("cb"))
@@ -80,6 +81,14 @@ def renames_and_prefix(tap, so, dsn):
             tap.run("words are case-insensitive ('?WaLlEt')",
                     lambda: not_broadcast(a, b, chan, "?WaLlEt"))
 
+            def plain_answer():
+                m = not_broadcast(a, b, chan, "?wallet")
+                if not m.raw.startswith(":irc.tally.test NOTICE %s :" % a.nick) or "[#" in m.raw:
+                    raise ic.IRCError("not a plain server notice: %r" % m.raw)
+                return m
+            tap.run("channel_answer_prefix=\"no\": the answer to '?wallet' is a plain server notice",
+                    plain_answer)
+
             def rehash():
                 a.send("OPER admin adminpass")
                 a.wait_numeric("381")
@@ -87,15 +96,19 @@ def renames_and_prefix(tap, so, dsn):
                 with open(conf) as f:
                     text = f.read()
                 text = text.replace('prefix="?"', 'prefix="%"')
+                text = text.replace('channel_answer_prefix="no"', 'channel_answer_prefix="yes"')
                 text = text.replace("<tally ", '<tally fee_bps="111" ', 1)
                 with open(conf, "w") as f:
                     f.write(text)
                 mark = a.mark()
                 a.send("REHASH")
                 a.wait_notice(r"RELOADMODULE m_tally", 10, since=mark)
-                not_broadcast(a, b, chan, "%wallet")
+                m = not_broadcast(a, b, chan, "%wallet")
+                if m.context != chan:
+                    raise ic.IRCError("channel_answer_prefix=yes not applied: %r" % m.raw)
                 return broadcast(a, b, chan, "?wallet")
-            tap.run("REHASH applies a new prefix and reports engine changes", rehash)
+            tap.run("REHASH applies a new prefix and channel_answer_prefix, reports engine changes",
+                    rehash)
 
             def reload():
                 for i in range(20):  # some answers still in flight during the reload
@@ -149,6 +162,8 @@ def main():
                 'signing_keyfile="/nonexistent/key"', r"(Unable to load|Unable to read the configuration for) m_tally.*cannot read")
         refused(tap, so, dsn, "a two-character prefix stops the module",
                 'prefix="!!"', r"(Unable to load|Unable to read the configuration for) m_tally.*prefix")
+        refused(tap, so, dsn, "channel_answer_prefix must be yes or no",
+                'channel_answer_prefix="maybe"', r"m_tally.*channel_answer_prefix.*yes or no")
         refused(tap, so, dsn, "two commands with one name stop the module",
                 'cmd_buy="TIP"', r"m_tally.*both named TIP")
     except Exception as e:

@@ -3,10 +3,12 @@
 
 ii is driven through its FIFOs: `/PRIVMSG NickServ :REGISTER ...` and an
 unknown `/wallet` go raw to the server, and a line written to a channel's `in`
-is a channel message. Server NOTICEs (tally's replies) land in the server's
-`out` file. A second, scripted client in the channel checks what others see.
-Without a built m_tally.so, only the NickServ part runs. Env as in
-test_irc_basic.py.
+is a channel message. Server NOTICEs (tally's answers to client commands)
+land in the server's `out` file; the answer to a `!` line in a channel comes
+from `irc.tally.test!tally@irc.tally.test` (see docs/IRC.md), so ii files it
+under that "nick": `irc.tally.test/out`, starting with `[#channel] `. A
+second, scripted client in the channel checks what others see. Without a
+built m_tally.so, only the NickServ part runs. Env as in test_irc_basic.py.
 """
 
 import os
@@ -23,6 +25,7 @@ import ircclient as ic  # noqa: E402
 
 II_BIN = shutil.which("ii") or "/usr/bin/ii"
 TRANSIENT = re.compile(r"starting up|busy, try again")
+ANSWER_SOURCE = "irc.tally.test"  # ii's folder for notices from irc.tally.test!tally@...
 
 
 class II:
@@ -70,9 +73,10 @@ class II:
                 raise ic.IRCError("no /%s/ in %s; tail: %r" % (regex, path, lines[-5:]))
             time.sleep(0.1)
 
-    def ask(self, where, line, regex, timeout=60):
-        """Writes line; returns tally's first non-transient reply (server out)."""
-        out = os.path.join(self.srv, "out")
+    def ask(self, where, line, regex, timeout=60, out_dir=""):
+        """Writes line; returns tally's first non-transient reply (in the out
+        file of out_dir, by default the server's)."""
+        out = os.path.join(self.srv, out_dir, "out")
         deadline = time.monotonic() + timeout
         while True:
             start = len(self.lines(out))
@@ -163,14 +167,16 @@ def tally_checks(tap, client, watcher, chan):
 
     def channel_wallet():
         mark = watcher.mark()
-        client.ask(chan, "!wallet", r"\d")
+        reply = client.ask(chan, "!wallet", r"\d", out_dir=ANSWER_SOURCE)
+        if "[%s] " % chan not in reply:
+            raise ic.IRCError("no [%s] in %r" % (chan, reply))
         client.write(chan, "plain words from ii")
         watcher.wait_privmsg("^plain words from ii$", chan, 10, since=mark)
         if any(m.command == "PRIVMSG" and m.text.startswith("!wallet")
                for m in watcher.seen[mark:]):
             raise ic.IRCError("!wallet reached the channel")
         return True
-    tap.run("ii: !wallet in the channel is answered privately, not broadcast",
+    tap.run("ii: !wallet in the channel is answered privately ([channel] prefix), not broadcast",
             channel_wallet)
 
 
