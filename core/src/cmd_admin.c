@@ -188,6 +188,13 @@ static void item_set(tally__cmd *c) {
   if (tally__word_is(&c->t, 3, "price")) {
     int64_t price;
     if (tally__cmd_amount(c, 4, &price)) return;
+    /* Raffle winners are charged at the draw, by the engine, with no
+     * CONFIRM: the price every entrant agreed to must be the one charged. */
+    if (it->drop_mode == TALLY__MODE_RAFFLE && (it->raffle_seq > 0 || it->entries_inflight > 0)) {
+      tally__reply(c->e, c->cmd, TALLY_EFIXED, 0, "%s: a raffle's price is fixed once it has entries",
+                   tally_strerror(TALLY_EFIXED));
+      return;
+    }
     it->price = price;
   } else if (tally__word_is(&c->t, 3, "stock")) {
     uint64_t v = 0;

@@ -81,9 +81,37 @@ static void test_winner_whose_charge_fails_is_retried_then_passed_over(void **st
   assert_int_equal(th_tally_check(dsn), 0);
 }
 
+/* A raffle's winners are charged at the draw with no CONFIRM, so its price
+ * cannot change once anyone entered (before, a raise after the entries
+ * charged every winner the new price). Also after a restart. */
+static void test_raffle_price_is_fixed_once_entered(void **state) {
+  (void)state;
+  th_fresh_db("raffleprice", dsn, sizeof dsn);
+  th_config(&cfg, dsn);
+  eng = th_engine(&cfg);
+  th_reply r;
+  assert_int_equal(th_cmd(eng, "admin", "TALLY ROLE alice creator", OPER, &r), TALLY_OK);
+  assert_int_equal(th_cmd(eng, "admin", "TALLY ROLE host creator", OPER, &r), TALLY_OK);
+  assert_int_equal(th_cmd(eng, "alice", "ITEM ADD pin 1 Pin", 0, &r), TALLY_OK);
+  assert_int_equal(th_buyer(eng, "bob", "100", "pin"), TALLY_OK);
+  assert_int_equal(th_cmd_in(eng, "host", CH, "DROP CREATE tix 2 5 mode=raffle for=10m", HOST, &r), TALLY_OK);
+  /* No entries yet: the host may still set the price. */
+  assert_int_equal(th_cmd(eng, "host", "ITEM SET tix price 4", 0, &r), TALLY_OK);
+  assert_int_equal(th_cmd_in(eng, "bob", CH, "BUY tix", 0, &r), TALLY_OK);
+  assert_int_equal(th_cmd(eng, "host", "ITEM SET tix price 9", 0, &r), TALLY_EFIXED);
+  assert_non_null(strstr(r.text, "a raffle's price is fixed once it has entries"));
+  th_engine_free(eng);
+  eng = th_engine(&cfg);
+  assert_int_equal(th_cmd(eng, "host", "ITEM SET tix price 9", 0, &r), TALLY_EFIXED);
+  assert_int_equal(sql("SELECT price_minor FROM items WHERE sku = 'tix' ORDER BY version DESC LIMIT 1"), 400);
+  th_engine_free(eng);
+  assert_int_equal(th_tally_check(dsn), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_winner_whose_charge_fails_is_retried_then_passed_over),
+      cmocka_unit_test(test_raffle_price_is_fixed_once_entered),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
