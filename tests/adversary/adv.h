@@ -14,7 +14,9 @@
  *   - I1, I4, I6 in SQL after every step; `tally check` (I1-I9 and every
  *     batch's signature) after every restart and at the end;
  *   - money never goes to the wrong person: highlight and reaction
- *     payments credit only the event's host (and the platform fee).
+ *     payments credit only the event's host (and the platform fee);
+ *   - every receipt anyone was given verifies (VERIFY in chat: leaf, proof,
+ *     signature), and a stranger's VERIFY says nothing of what it was for.
  * The seed and each step are printed, so `ADV_SEEDS=S ADV_STEPS=N` replays
  * a failure (timing inside the engine is not simulated: replays follow the
  * same commands, not the same interleavings). */
@@ -56,7 +58,7 @@ typedef struct adv {
   uint64_t msg_seq, req_seq;
   bool canary_topup;     /* the honest buyer ran out: adv_canary tops up */
   bool honest_ready;     /* set-up done: honest buys ride with every command */
-  char broken[240];      /* the first oracle breach seen while sending */
+  char broken[400];      /* the first oracle breach seen while sending */
   adv_sent sent[ADV_SENT_KEPT];
   uint32_t sent_count;
   uint64_t receipts[ADV_RECEIPTS_KEPT];

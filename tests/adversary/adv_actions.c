@@ -237,11 +237,30 @@ static void role_churn(adv *a) {
 
 static void restart(adv *a) { adv_restart(a); }
 
+/* Every receipt anyone was given must verify against the ledger (I7 and
+ * the batch signature), and a stranger must not learn what it was for. */
+static void verify_issued(adv *a, const char *who) {
+  if (a->receipt_count == 0) return;
+  uint64_t receipt = some_receipt(a);
+  char text[64];
+  snprintf(text, sizeof text, "VERIFY %llu", (unsigned long long)receipt);
+  th_reply r;
+  int rc = adv_say(a, who, "", text, 0, &r);
+  if (rc == TALLY_EBUSY || rc == TALLY_ERATE_LIMITED || a->broken[0]) return;
+  const char *why = NULL;
+  if (rc != TALLY_OK || !strstr(r.text, "VALID, in batch")) why = "an issued receipt does not verify";
+  else if (strcmp(who, "stranger") == 0 && !strstr(r.text, "shown only to its buyer"))
+    why = "VERIFY shows a stranger what a receipt was for";
+  if (why)
+    snprintf(a->broken, sizeof a->broken, "%s: %s -> %s %.150s", why, text, tally_err_name(rc), r.text);
+}
+
 static void lookups(adv *a) {
   static const char *lines[] = {"SHOP", "SHOP cre2", "RECEIPTS", "WALLET", "ORDERS", "DROP LIST", "EVENT",
                                 "TALLY HELP", "TALLY STATS"};
   const char *who = adv_below(a, 2) ? adv_buyer(a) : "stranger";
-  say(a, who, "", 0, "VERIFY %llu", (unsigned long long)some_receipt(a));
+  verify_issued(a, who);
+  say(a, who, "", 0, "VERIFY %llu", (unsigned long long)(1 + adv_below(a, 5000)));
   say(a, who, "", 0, "%s", lines[adv_below(a, sizeof lines / sizeof lines[0])]);
 }
 

@@ -187,7 +187,7 @@ static int run_seed(uint64_t seed, int steps, char *why, size_t why_len) {
     const adv_action *act = pick(&a);
     fprintf(stderr, "# seed %llu step %d: %s\n", (unsigned long long)seed, a.step, act->name);
     act->fn(&a);
-    char what[300] = "";
+    char what[440] = "";
     if (a.broken[0]) snprintf(what, sizeof what, "%s", a.broken);
     if (a.broken[0] || !adv_canary(&a, what, sizeof what) || !adv_invariants(&a, what, sizeof what)) {
       snprintf(why, why_len, "seed %llu step %d after %s: %s", (unsigned long long)seed, a.step, act->name,
@@ -196,7 +196,7 @@ static int run_seed(uint64_t seed, int steps, char *why, size_t why_len) {
     }
   }
   adv_restart(&a); /* what the run left must load again */
-  char what[300] = "";
+  char what[440] = "";
   if (!failed && !adv_canary(&a, what, sizeof what)) {
     snprintf(why, why_len, "seed %llu after the last restart: %s", (unsigned long long)seed, what);
     failed = steps + 1;
@@ -224,7 +224,7 @@ int main(void) {
   printf("1..%llu\n", hi - lo + 1);
   int failures = 0;
   for (unsigned long long s = lo; s <= hi; s++) {
-    char why[600] = "";
+    char why[700] = "";
     int failed = run_seed(s, steps, why, sizeof why);
     if (failed) {
       failures++;
