@@ -72,7 +72,7 @@ BENCH_SRC := $(sort $(wildcard bench/*.c))
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 BENCH_LIB_OBJ := $(BUILD)/bench/common/bench_util.o
 
-.PHONY: all deps run test test-build bench fuzz clean install check-deps
+.PHONY: all deps run test test-build bench fuzz clean install check-deps docs
 all: $(LIBTALLY) $(TALLY_CLI) plugins
 
 $(BUILD)/%.o: %.c
@@ -107,6 +107,18 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(BENCH_LIB_OBJ) $(LIBTALLY)
 	$(if $(Q),@echo "  LD      $@")
 	$(Q)$(CC) -o $@ $< $(BENCH_LIB_OBJ) $(LIBTALLY) $(LDLIBS_ALL)
 
+# docs/FRAMES.md is generated from the schema header (one source); `make docs`
+# rewrites it and tests/docs/frames_doc.sh (run by make test) fails when the
+# committed file differs from what the tool prints.
+SCHEMA_DOC := $(BUILD)/tools/schema_doc
+$(SCHEMA_DOC): $(BUILD)/tools/schema_doc.o
+	$(if $(Q),@echo "  LD      $@")
+	$(Q)$(CC) -o $@ $< $(LDFLAGS_SAN)
+
+# Always rewritten (a hand edit newer than the tool must not survive `make docs`).
+docs: $(SCHEMA_DOC)
+	$(Q)$(SCHEMA_DOC) schemas/tally_frames_v1.h > docs/FRAMES.md.tmp && mv docs/FRAMES.md.tmp docs/FRAMES.md
+
 # Host adapters add themselves here (each plugin/<host>/module.mk appends to PLUGINS).
 PLUGINS :=
 -include $(wildcard plugin/*/module.mk)
@@ -124,7 +136,7 @@ test: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)tests/run.sh build/san build
 
-test-build: $(LIBTALLY) $(TALLY_CLI) $(TEST_BINS)
+test-build: $(LIBTALLY) $(TALLY_CLI) $(TEST_BINS) $(SCHEMA_DOC)
 
 # ---- benchmark ---------------------------------------------------------------
 bench: deps
