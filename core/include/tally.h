@@ -18,7 +18,13 @@
  * - Operating errors are returned as negative TALLY_E* codes; programmer errors
  *   (NULL engine, calling after free) assert. No function calls exit().
  * - Every struct that crosses this boundary starts with `uint32_t size,
- *   version`, so fields can be added at the end within a major version.
+ *   version`, set by the side that fills it. This is NOT yet a compatibility
+ *   mechanism: tally_config_init() and tally_engine_stats() write the whole
+ *   struct as this header declares it, whatever size the caller's copy has,
+ *   so a host must be built against the tally.h of the libtally it runs
+ *   with (the InspIRCd module links libtally statically, which guarantees
+ *   it). Accepting older, shorter structs is planned with the wire's HELLO
+ *   version negotiation (issue 10, docs/FRAMES.md "Planned").
  *
  * Ownership: whoever allocates frees. tally_engine_new() allocates the engine;
  * tally_engine_free() releases it after tally_engine_stop().

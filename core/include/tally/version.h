@@ -1,9 +1,10 @@
 /* tally/version.h — ABI version of libtally.
  *
  * Contract: a host built against major M loads only a libtally whose major is
- * M (same major = ABI stable). Minor versions only add: new optional struct
- * fields at the end (guarded by the struct's `size`), new functions, new
- * error codes. tally_version() reports what the library actually is, so a
+ * M. Minor versions only add: new struct fields at the end, new functions,
+ * new error codes. A struct's `size` does not guard those fields yet (see
+ * tally.h's contract): build a host against the header of the libtally it
+ * runs with. tally_version() reports what the library actually is, so a
  * host can refuse a mismatch with a clear message instead of crashing. */
 #ifndef TALLY_VERSION_H
 #define TALLY_VERSION_H
