@@ -33,12 +33,18 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lmsgpackc
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
   -Wno-unused-parameter -Wvla -Wformat=2
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -O2 -g -fPIC -pthread $(WARN) \
-  -Icore/include -Icore/src -Ischemas -Itests/lib -fvisibility=hidden -MMD -MP
+  -Icore/include -Ischemas -fvisibility=hidden -MMD -MP
+# core's private headers, for core itself and the tests only. The CLI, the
+# bench and tools/ see the public headers alone (core/include: tally.h,
+# tally/admin.h, tally/bench.h), so an internal include there fails to
+# compile; the InspIRCd module has its own flags (plugin/inspircd/module.mk).
+PRIVATE_INC := -Icore/src -Itests/lib
+$(BUILD)/cli/%.o $(BUILD)/bench/%.o $(BUILD)/tools/%.o: PRIVATE_INC :=
 ifneq ($(SANITIZE),)
 CFLAGS_BASE += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -O1
 LDFLAGS_SAN := -fsanitize=$(SANITIZE)
 endif
-CFLAGS_ALL = $(CFLAGS_BASE) $(PKG_CFLAGS) $(CFLAGS)
+CFLAGS_ALL = $(CFLAGS_BASE) $(PRIVATE_INC) $(PKG_CFLAGS) $(CFLAGS)
 LDLIBS_ALL = $(PKG_LIBS) -lpthread -lm $(LDFLAGS_SAN) $(LDLIBS)
 
 CORE_SRC := $(sort $(wildcard core/src/*.c))
@@ -72,7 +78,7 @@ BENCH_SRC := $(sort $(wildcard bench/*.c))
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 BENCH_LIB_OBJ := $(BUILD)/bench/common/bench_util.o
 
-.PHONY: all deps run test test-build bench fuzz clean install check-deps
+.PHONY: all deps run test test-build bench fuzz clean install check-deps docs
 all: $(LIBTALLY) $(TALLY_CLI) plugins
 
 $(BUILD)/%.o: %.c
@@ -107,6 +113,18 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(BENCH_LIB_OBJ) $(LIBTALLY)
 	$(if $(Q),@echo "  LD      $@")
 	$(Q)$(CC) -o $@ $< $(BENCH_LIB_OBJ) $(LIBTALLY) $(LDLIBS_ALL)
 
+# docs/FRAMES.md is generated from the schema header (one source); `make docs`
+# rewrites it and tests/docs/frames_doc.sh (run by make test) fails when the
+# committed file differs from what the tool prints.
+SCHEMA_DOC := $(BUILD)/tools/schema_doc
+$(SCHEMA_DOC): $(BUILD)/tools/schema_doc.o
+	$(if $(Q),@echo "  LD      $@")
+	$(Q)$(CC) -o $@ $< $(LDFLAGS_SAN)
+
+# Always rewritten (a hand edit newer than the tool must not survive `make docs`).
+docs: $(SCHEMA_DOC)
+	$(Q)$(SCHEMA_DOC) schemas/tally_frames_v1.h > docs/FRAMES.md.tmp && mv docs/FRAMES.md.tmp docs/FRAMES.md
+
 # Host adapters add themselves here (each plugin/<host>/module.mk appends to PLUGINS).
 PLUGINS :=
 -include $(wildcard plugin/*/module.mk)
@@ -124,7 +142,7 @@ test: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)tests/run.sh build/san build
 
-test-build: $(LIBTALLY) $(TALLY_CLI) $(TEST_BINS)
+test-build: $(LIBTALLY) $(TALLY_CLI) $(TEST_BINS) $(SCHEMA_DOC)
 
 # ---- benchmark ---------------------------------------------------------------
 bench: deps

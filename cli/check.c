@@ -6,9 +6,8 @@
 #include <stdlib.h>
 
 #include "cli.h"
-#include "migrate.h"
-#include "receipt_pg.h"
 #include "tally.h"
+#include "tally/admin.h"
 
 typedef struct invariant {
   const char *name;
@@ -59,7 +58,7 @@ static const invariant invariants[] = {
 /* The invariants read tables of every migration: an older ledger is
  * reported as such, not as a list of SQL errors. */
 static int schema_current(PGconn *c) {
-  int want = tally__migrations[tally__migration_count - 1].version;
+  int want = tally_admin_schema_version();
   PGresult *r = PQexec(c, "SELECT coalesce(max(version), 0) FROM schema_migrations");
   int have = PQresultStatus(r) == PGRES_TUPLES_OK ? atoi(PQgetvalue(r, 0, 0)) : 0;
   PQclear(r);
@@ -97,7 +96,7 @@ int cli_check(PGconn *c) {
   uint64_t batches = 0, bad = 0;
   char err[TALLY_ERRBUF_BYTES] = "";
   /* Every bad batch is listed (one line each), not only the first. */
-  int rc = tally__receipt_pg_check_batches(c, &batches, &bad, report_bad_batch, NULL, err, sizeof err);
+  int rc = tally_admin_check_batches(c, &batches, &bad, report_bad_batch, NULL, err, sizeof err);
   bool db_error = rc != TALLY_OK && rc != TALLY_EBADSIG;
   printf("%-6s I7 every batch's receipts verify against its signing key (%llu good, %llu bad)%s%s\n",
          rc ? "BREACH" : "ok", (unsigned long long)batches, (unsigned long long)bad, db_error ? ": " : "",

@@ -1,7 +1,7 @@
 /* draw.c — `tally draw SKU`: recompute a raffle's draw from the ledger and
  * compare it with what the engine did.
  *
- * From the stored seed and entries (raffle.h has the rules) it checks that
+ * From the stored seed and entries (docs/RAFFLE.md has the rules) it checks that
  * the entry hash is the one stored at the draw, prints the commitment, the
  * seed, the hash and the draw order, and walks the order until the units
  * are gone: each entry reached must be charged (a raffle:<item>:<account>
@@ -15,8 +15,17 @@
 #include <string.h>
 
 #include "cli.h"
-#include "raffle.h"
 #include "tally.h"
+#include "tally/admin.h"
+
+static void hex32(const uint8_t p[32], char out[65]) {
+  static const char digits[] = "0123456789abcdef";
+  for (int i = 0; i < 32; i++) {
+    out[2 * i] = digits[p[i] >> 4];
+    out[2 * i + 1] = digits[p[i] & 15];
+  }
+  out[64] = '\0';
+}
 
 static int unhex(const char *hex, uint8_t out[32]) {
   if (strlen(hex) != 64) return -1;
@@ -57,16 +66,16 @@ int cli_draw(PGconn *c, const char *sku) {
     return 2;
   }
   const char *item_id = PQgetvalue(it, 0, 0);
-  uint8_t seed[32], stored_hash[32], hash[32], commit[32];
+  uint8_t seed[32], stored_hash[32], hash[32] = {0}, commit[32];
   bool drawn = PQgetvalue(it, 0, 2)[0] == 't';
   if (unhex(PQgetvalue(it, 0, 1), seed) || (drawn && unhex(PQgetvalue(it, 0, 3), stored_hash))) {
     fprintf(stderr, "tally draw: %s: bad seed or hash in the items row\n", sku);
     PQclear(it);
     return 1;
   }
-  tally__raffle_commitment(seed, commit);
+  tally_admin_raffle_commitment(seed, commit);
   char hex[65];
-  tally__hex(commit, 32, hex);
+  hex32(commit, hex);
   printf("raffle %s (item %s)\ncommitment sha256(seed): %s\n", sku, item_id, hex);
   if (!drawn) {
     printf("not drawn yet: the seed stays secret until the drop closes\n");
@@ -89,15 +98,19 @@ int cli_draw(PGconn *c, const char *sku) {
   }
   uint32_t n = (uint32_t)PQntuples(en);
   int bad = 0;
-  tally__raffle_hasher *h = tally__raffle_hash_begin(strtoull(item_id, NULL, 10), n);
-  for (uint32_t i = 0; i < n && h; i++) tally__raffle_hash_add(h, PQgetvalue(en, (int)i, 0));
-  if (!h || tally__raffle_hash_end(h, hash)) {
+  /* The whole draw order up front: its prefix is what the engine walked. */
+  uint32_t *order = calloc(n ? n : 1, sizeof *order);
+  const char **names = calloc(n ? n : 1, sizeof *names);
+  for (uint32_t i = 0; i < n && names; i++) names[i] = PQgetvalue(en, (int)i, 0);
+  if (!order || !names ||
+      tally_admin_raffle_order(strtoull(item_id, NULL, 10), seed, names, n, hash, order) != TALLY_OK) {
     fprintf(stderr, "tally draw: hashing failed\n");
     bad = 1;
   }
-  tally__hex(seed, 32, hex);
+  free(names);
+  hex32(seed, hex);
   printf("seed: %s\n", hex);
-  tally__hex(hash, 32, hex);
+  hex32(hash, hex);
   printf("entries: %u (stored at the draw: %s), entry hash %s\n", n, PQgetvalue(it, 0, 4), hex);
   if (!bad && (memcmp(hash, stored_hash, 32) != 0 || strtoul(PQgetvalue(it, 0, 4), NULL, 10) != n)) {
     printf("MISMATCH: the stored entries do not hash to the entry hash revealed at the draw\n");
@@ -106,16 +119,10 @@ int cli_draw(PGconn *c, const char *sku) {
   /* The order: walked until the units are gone, every entry is either
    * charged or passed over with a stored reason; nobody is charged outside
    * that walk, and nobody charged is also recorded as passed over. */
-  uint32_t *order = calloc(n ? n : 1, sizeof *order);
-  if (!order) bad = 1;
-  tally__raffle_rng rng;
-  tally__raffle_rng_init(&rng, seed, hash);
   long stock = strtol(PQgetvalue(it, 0, 5), NULL, 10);
   int winners = PQntuples(w), seen = 0, passed = 0;
   int units = stock < 0 || stock > (long)n ? (int)n : (int)stock;
-  for (uint32_t i = 0; i < n && order; i++) order[i] = i;
   for (uint32_t i = 0; i < n && order && !bad && seen < units; i++) {
-    tally__raffle_step(&rng, order, n, i);
     const char *name = PQgetvalue(en, (int)order[i], 0);
     int won = row_of(w, name), pass = row_of(ps, name);
     if (won >= 0 && pass >= 0) {

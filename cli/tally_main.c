@@ -14,9 +14,8 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "migrate.h"
 #include "tally.h"
-#include "text.h"
+#include "tally/admin.h"
 
 static const char usage[] =
     "usage: tally [--dsn DSN] COMMAND [ARGS]\n"
@@ -50,12 +49,12 @@ PGconn *cli_connect(const cli_opts *o) {
 static int cmd_migrate(PGconn *c) {
   char err[TALLY_ERRBUF_BYTES] = "";
   int applied;
-  if (tally__migrate(c, &applied, err, sizeof err)) {
+  if (tally_admin_migrate(c, &applied, err, sizeof err)) {
     fprintf(stderr, "tally migrate: %s\n", err);
     return 1;
   }
   printf("migrations: %d applied, schema at version %d\n", applied,
-         tally__migrations[tally__migration_count - 1].version);
+         tally_admin_schema_version());
   return 0;
 }
 
@@ -82,7 +81,7 @@ static int cmd_grant(PGconn *c, const cli_opts *o, const char *account, const ch
   int decimals = ledger_decimals(c);
   if (decimals < 0) return 1;
   int64_t amount;
-  int rc = tally__amount_parse(amount_text, strlen(amount_text), (uint32_t)decimals, &amount);
+  int rc = tally_admin_amount_parse(amount_text, strlen(amount_text), (uint32_t)decimals, &amount);
   if (rc || !account[0] || strlen(account) > TALLY_NAME_BYTES_MAX) {
     fprintf(stderr, "tally grant: %s\n", rc ? tally_strerror(rc) : "bad account name");
     return 1;

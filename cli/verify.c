@@ -6,8 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "receipt.h"
-#include "receipt_pg.h"
+#include "tally/admin.h"
 
 static int hex_decode(const char *hex, uint8_t out[32]) {
   if (!hex || strlen(hex) != 64) return -1;
@@ -19,8 +18,10 @@ static int hex_decode(const char *hex, uint8_t out[32]) {
   return 0;
 }
 
-static void print_proof(const tally__receipt_proof *p) {
+static void print_proof(const tally_admin_receipt *r) {
   static const char *kinds[] = {"?", "purchase", "tip", "refund", "grant"};
+  tally_admin_receipt_info info, *p = &info;
+  tally_admin_receipt_info_get(r, &info);
   printf("receipt %llu: %s by %s", (unsigned long long)p->transfer_id, kinds[p->kind <= 4 ? p->kind : 0],
          p->account);
   if (p->sku[0]) printf(", %ux %s", p->qty, p->sku);
@@ -30,39 +31,45 @@ static void print_proof(const tally__receipt_proof *p) {
 }
 
 int cli_receipt(PGconn *c, const char *id) {
-  tally__receipt_proof p;
-  char err[TALLY_ERRBUF_BYTES] = "", token[TALLY_RECEIPT_TOKEN_BYTES_MAX + 1];
+  tally_admin_receipt *r = NULL;
+  char err[TALLY_ERRBUF_BYTES] = "", token[TALLY_ADMIN_RECEIPT_TOKEN_BYTES_MAX + 1];
   size_t len;
-  if (tally__receipt_pg_load(c, strtoull(id, NULL, 10), &p, err, sizeof err) ||
-      tally__receipt_token_encode(&p, token, sizeof token, &len)) {
+  if (tally_admin_receipt_load(c, strtoull(id, NULL, 10), &r, err, sizeof err) ||
+      tally_admin_receipt_token(r, token, sizeof token, &len)) {
     fprintf(stderr, "tally receipt: %s\n", err[0] ? err : "cannot encode");
+    tally_admin_receipt_free(r);
     return 1;
   }
+  tally_admin_receipt_free(r);
   printf("%s\n", token);
   return 0;
 }
 
 /* what: a receipt id (looked up in the ledger) or a token (checked offline). */
 int cli_verify(PGconn *c, const cli_opts *o, const char *what) {
-  tally__receipt_proof p;
+  tally_admin_receipt *p = NULL;
   char err[TALLY_ERRBUF_BYTES] = "";
   bool is_token = strncmp(what, "tr1.", 4) == 0;
-  int rc = is_token ? tally__receipt_token_decode(what, strlen(what), &p)
-                    : tally__receipt_pg_load(c, strtoull(what, NULL, 10), &p, err, sizeof err);
+  int rc = is_token ? tally_admin_receipt_decode(what, strlen(what), &p)
+                    : tally_admin_receipt_load(c, strtoull(what, NULL, 10), &p, err, sizeof err);
   if (rc) {
     fprintf(stderr, "tally verify: %s\n", err[0] ? err : tally_strerror(rc));
     return 1;
   }
-  uint8_t pub[32];
+  uint8_t pub[TALLY_ADMIN_PUBKEY_BYTES];
   if (o->pubkey_hex) rc = hex_decode(o->pubkey_hex, pub) ? TALLY_EINVAL : TALLY_OK;
-  else if (c) rc = tally__receipt_pg_public_key(c, p.key_id, pub);
+  else if (c) rc = tally_admin_receipt_public_key(c, p, pub);
   else rc = TALLY_EINVAL;
   if (rc) {
-    fprintf(stderr, "tally verify: no public key for key id %s (give --pubkey HEX or --dsn)\n", p.key_id);
+    tally_admin_receipt_info info;
+    tally_admin_receipt_info_get(p, &info);
+    fprintf(stderr, "tally verify: no public key for key id %s (give --pubkey HEX or --dsn)\n", info.key_id);
+    tally_admin_receipt_free(p);
     return 1;
   }
-  print_proof(&p);
-  rc = tally__receipt_proof_verify(&p, pub);
+  print_proof(p);
+  rc = tally_admin_receipt_verify(p, pub);
+  tally_admin_receipt_free(p);
   printf("%s\n", rc ? "INVALID: the proof does not verify" : "VALID: signed by the key, included in its batch");
   return rc ? 1 : 0;
 }

@@ -54,6 +54,8 @@ for t in "$san"/tests/integration/test_*; do
   *) [ -x "$t" ] && run_one "$t" 300 "$t" ;;
   esac
 done
+# Generated documents match their generators (docs/FRAMES.md from the schema).
+for t in tests/docs/*.sh; do [ -x "$t" ] && run_one "$t" 60 "$t" "$san"; done
 if [ -d tests/fuzz ]; then
   for t in "$san"/tests/fuzz/replay_*; do [ -x "$t" ] && run_one "$t" 120 "$t"; done
 fi

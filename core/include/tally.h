@@ -18,7 +18,13 @@
  * - Operating errors are returned as negative TALLY_E* codes; programmer errors
  *   (NULL engine, calling after free) assert. No function calls exit().
  * - Every struct that crosses this boundary starts with `uint32_t size,
- *   version`, so fields can be added at the end within a major version.
+ *   version`, set by the side that fills it. This is NOT yet a compatibility
+ *   mechanism: tally_config_init() and tally_engine_stats() write the whole
+ *   struct as this header declares it, whatever size the caller's copy has,
+ *   so a host must be built against the tally.h of the libtally it runs
+ *   with (the InspIRCd module links libtally statically, which guarantees
+ *   it). Accepting older, shorter structs is planned with the wire's HELLO
+ *   version negotiation (issue 10, docs/FRAMES.md "Planned").
  *
  * Ownership: whoever allocates frees. tally_engine_new() allocates the engine;
  * tally_engine_free() releases it after tally_engine_stop().
@@ -299,6 +305,46 @@ typedef struct tally_stats {
 } tally_stats;
 TALLY_API void tally_engine_stats(const tally_engine *engine,
                                   tally_stats *out);
+
+/* ---- Command words and text rules (for adapters) --------------------------- */
+/* What an adapter needs to register the engine's commands (as client
+ * commands, slash commands, ad-hoc commands...) without a list of its own:
+ * one call per command word, from the same table the engine dispatches on.
+ * Since 1.3. */
+enum tally_command_flag {
+  TALLY_COMMAND_NEEDS_ACCOUNT = 1u << 0, /* refused (TALLY_ENOT_LOGGED_IN) without an account */
+  TALLY_COMMAND_PRIVATE_ONLY = 1u << 1,  /* refused when said in a channel: personal data */
+  TALLY_COMMAND_IN_EVENT = 1u << 2,      /* only in a channel with a running event */
+};
+enum tally_command_group { /* who a command is for; also TALLY HELP's line order */
+  TALLY_COMMAND_GROUP_EVERYONE = 0,
+  TALLY_COMMAND_GROUP_EVENT = 1,     /* the audience of a running event */
+  TALLY_COMMAND_GROUP_CREATORS = 2,  /* accounts with the creator role */
+  TALLY_COMMAND_GROUP_HOSTS = 3,     /* channel moderators (IRC: chanops), in the channel */
+  TALLY_COMMAND_GROUP_OPERATORS = 4, /* server operators (TALLY sub-commands) */
+};
+#define TALLY_COMMAND_DOC_VERSION 1
+typedef struct tally_command_doc {
+  uint32_t size, version;
+  const char *word;  /* upper case, as the engine dispatches it ("BUY") */
+  const char *usage; /* the arguments after the word, "" for none */
+  const char *help;  /* one short line, no chat-protocol wording */
+  uint32_t flags;    /* enum tally_command_flag bits */
+  uint32_t group;    /* enum tally_command_group */
+} tally_command_doc;
+/* The doc and its strings are static: valid for the library's lifetime. */
+typedef void (*tally_command_doc_cb)(void *ud, const tally_command_doc *doc);
+/* Calls cb once per command word, in a fixed order, each word once. */
+TALLY_API void tally_commands_describe(tally_command_doc_cb cb, void *ud);
+
+/* The engine's rule for text it accepts in a command (and in every string
+ * of a command frame): well-formed UTF-8 (no overlong forms, surrogates or
+ * code points above U+10FFFF) and no control characters (C0 including NUL,
+ * CR, LF, TAB and CTCP's \x01, DEL, C1). TALLY_OK, TALLY_EBAD_UTF8, or
+ * TALLY_EBAD_SYNTAX for a control character. An adapter that checks lines
+ * before submitting them calls this, so it cannot disagree with the engine.
+ * Since 1.3. */
+TALLY_API int tally_text_check(const char *s, size_t len);
 
 #ifdef __cplusplus
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "describe.h"
 #include "decide.h"
 #include "highlight.h"
 
@@ -258,14 +259,6 @@ void tally__cmd_item(tally__cmd *c) {
 }
 
 /* ---- TALLY ------------------------------------------------------------------ */
-static const char *const help_lines[] = {
-    "SHOP [creator] - list items | BUY <sku> [qty] [max=<price>] | CONFIRM <code> - agree to a first purchase or a raised price",
-    "TIP <account> <amount> [message] | WALLET | RECEIPTS | REFUND <receipt> [amount] | VERIFY <receipt> | REDEEM <receipt> | DELIVERY <receipt>",
-    "In an event: HIGHLIGHT <tier> <message> | REACT <emote> | VERIFY DRAW <sku> | TALLY PRIVACY on|off | CONFIRM EXTEND",
-    "Creators: ITEM ADD <sku> <price> [stock] <title> | ITEM SET <sku> price|stock|title|split|kind|delivery <value> | ITEM DEL <sku> | REFCODE ADD <code> <affiliate> <bps>",
-    "Hosts (channel ops, in the channel): EVENT START <minutes> <title> | EVENT STOP | DROP START|STOP <sku> | DROP LIST; selling needs the creator role too: EVENT TIER <name> <price> <seconds> | EVENT REACT <price> | DROP CREATE <sku> <qty> <price> [per-user=N] [start=+5m|HH:MM] [for=10m] [mode=first|raffle] [split=a:6000,b:4000] [attendees-only]",
-    "Operators: TALLY GRANT <account> <amount> | TALLY ROLE <account> creator|none | TALLY STATS",
-};
 
 /* grant_max in minor units (INT64_MAX: no cap); false on overflow, which
  * the config's bounds rule out (10^12 x 10^6 < 2^63). */
@@ -363,8 +356,10 @@ static void tally_role(tally__cmd *c) {
 
 void tally__cmd_tally(tally__cmd *c) {
   if (c->t.count == 1 || tally__word_is(&c->t, 1, "HELP")) {
-    for (size_t i = 0; i < sizeof help_lines / sizeof help_lines[0]; i++)
-      tally__reply(c->e, c->cmd, TALLY_OK, 0, "%s", help_lines[i]);
+    /* From the dispatch table (command_table.h), like tally_commands_describe. */
+    char line[TALLY_TEXT_BYTES_MAX + 1];
+    for (size_t i = 0; tally__commands_help_line(i, line, sizeof line); i++)
+      tally__reply(c->e, c->cmd, TALLY_OK, 0, "%s", line);
     return;
   }
   if (tally__word_is(&c->t, 1, "PRIVACY")) {

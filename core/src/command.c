@@ -8,6 +8,7 @@
 
 #include "audience.h"
 #include "commands.h"
+#include "command_table.h"
 #include "live.h"
 #include "decide.h"
 #include "text.h"
@@ -206,18 +207,10 @@ typedef struct cmd_entry {
   bool needs_account;
 } cmd_entry;
 
-static const cmd_entry commands[] = {
-    {"SHOP", tally__cmd_shop, false},       {"BUY", tally__cmd_buy, true},
-    {"CONFIRM", tally__cmd_confirm, true},  {"TIP", tally__cmd_tip, true},
-    {"WALLET", tally__cmd_wallet, true},    {"RECEIPTS", tally__cmd_receipts, true},
-    {"REFUND", tally__cmd_refund, true},    {"VERIFY", tally__cmd_verify, false},
-    {"ITEM", tally__cmd_item, true},        {"TALLY", tally__cmd_tally, false},
-    {"EVENT", tally__cmd_event, false},     {"DROP", tally__cmd_drop, false},
-    {"REDEEM", tally__cmd_redeem, true},    {"HIGHLIGHT", tally__cmd_highlight, true},
-    {"REACT", tally__cmd_react, true},      {"REFCODE", tally__cmd_refcode, true},
-    {"SHIP", tally__cmd_ship, true},        {"ORDERS", tally__cmd_orders, true},
-    {"HIDE", tally__cmd_hide, true},        {"DELIVERY", tally__cmd_delivery, true},
-};
+/* From the one table that tally_commands_describe() and TALLY HELP read. */
+#define CMD_ENTRY(word, fn, flags, group, usage, help) {#word, fn, ((flags) & TALLY_COMMAND_NEEDS_ACCOUNT) != 0},
+static const cmd_entry commands[] = {TALLY__COMMAND_TABLE(CMD_ENTRY)};
+#undef CMD_ENTRY
 
 /* A presence change from the adapter: no reply, no rate limit (the adapter
  * sends one per join or part, not per line). */

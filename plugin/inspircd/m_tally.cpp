@@ -48,13 +48,21 @@ const size_t EFFECTS_PER_WAKEUP_MAX = 512;
 /* Secret files (DSN) are small; anything bigger is a mistake. */
 const std::streamsize SECRET_FILE_BYTES_MAX = 4096;
 
-/* The command words the engine understands. cmd_<word> in <tally> renames
- * or disables one; an unknown cmd_<word> adds a word for newer engines. */
-const char* const COMMAND_WORDS[] = {
-	"SHOP", "BUY", "CONFIRM", "TIP", "WALLET", "RECEIPTS",
-	"REFUND", "VERIFY", "ITEM", "TALLY", "EVENT", "DROP", "REDEEM",
-	"HIGHLIGHT", "REACT", "REFCODE", "SHIP", "ORDERS", "HIDE", "DELIVERY",
-};
+/* The command words come from the engine (tally_commands_describe), so a
+ * word the engine gains is registered without a change here. cmd_<word> in
+ * <tally> renames or disables one; an unknown cmd_<word> adds a word (for a
+ * newer engine than this module was tested with). */
+void CollectWord(void* ud, const tally_command_doc* doc)
+{
+	static_cast<std::vector<std::string>*>(ud)->push_back(doc->word);
+}
+
+std::vector<std::string> EngineWords()
+{
+	std::vector<std::string> words;
+	tally_commands_describe(CollectWord, &words);
+	return words;
+}
 
 std::string Upper(const std::string& s)
 {
@@ -65,39 +73,10 @@ std::string Upper(const std::string& s)
 	return out;
 }
 
-/* Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF. */
-bool ValidUtf8(const std::string& s)
-{
-	const unsigned char* p = reinterpret_cast<const unsigned char*>(s.data());
-	const unsigned char* end = p + s.size();
-	while (p < end)
-	{
-		unsigned char c = *p;
-		if (c < 0x80) { ++p; continue; }
-		size_t n;
-		unsigned int cp;
-		if (c >= 0xC2 && c <= 0xDF) { n = 1; cp = c & 0x1F; }
-		else if (c >= 0xE0 && c <= 0xEF) { n = 2; cp = c & 0x0F; }
-		else if (c >= 0xF0 && c <= 0xF4) { n = 3; cp = c & 0x07; }
-		else return false;
-		if (size_t(end - p) <= n)
-			return false;
-		for (size_t i = 1; i <= n; ++i)
-		{
-			if ((p[i] & 0xC0) != 0x80)
-				return false;
-			cp = (cp << 6) | (p[i] & 0x3F);
-		}
-		if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10FFFF
-			|| (cp >= 0xD800 && cp <= 0xDFFF))
-			return false;
-		p += n + 1;
-	}
-	return true;
-}
-
-/* Why a line cannot be forwarded, or NULL. The engine checks UTF-8 too;
- * checking here lets the user hear about it without a round trip. */
+/* Why a line cannot be forwarded, or NULL. The text rule is the engine's
+ * own (tally_text_check), so the two cannot disagree; checking here lets
+ * the user hear about it without a round trip. NUL and CTCP keep their own
+ * words: they are what IRC users most often send by accident. */
 const char* LineProblem(const std::string& text)
 {
 	if (text.find('\0') != std::string::npos)
@@ -106,8 +85,11 @@ const char* LineProblem(const std::string& text)
 		return "CTCP is not allowed in commands";
 	if (text.size() > TALLY_TEXT_BYTES_MAX)
 		return tally_strerror(TALLY_ETOOBIG);
-	if (!ValidUtf8(text))
+	int rc = tally_text_check(text.data(), text.size());
+	if (rc == TALLY_EBAD_UTF8)
 		return tally_strerror(TALLY_EBAD_UTF8);
+	if (rc != TALLY_OK)
+		return "control characters (colours, bold, tabs) are not allowed in commands";
 	return NULL;
 }
 
@@ -174,8 +156,9 @@ struct Settings
 		s.prefix = "!";
 		s.channel_answer_prefix = true;
 		std::map<std::string, std::string> renames;
-		for (size_t i = 0; i < sizeof COMMAND_WORDS / sizeof COMMAND_WORDS[0]; ++i)
-			renames[COMMAND_WORDS[i]] = COMMAND_WORDS[i];
+		const std::vector<std::string> words = EngineWords();
+		for (size_t i = 0; i < words.size(); ++i)
+			renames[words[i]] = words[i];
 
 		const ConfigItems& items = tag->getItems();
 		for (ConfigItems::const_iterator it = items.begin(); it != items.end(); ++it)

@@ -1,0 +1,129 @@
+/* test_describe.c — tally_commands_describe() describes each command word
+ * once, in the form adapters need; TALLY HELP's lines come from the same
+ * table and name every word; tally_text_check() is the engine's rule
+ * (adapters call it instead of their own UTF-8 check). The engine side
+ * (every described word is dispatched, nothing else is) is
+ * tests/integration/test_commands.c. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "describe.h"
+#include "tally.h"
+
+enum { WORDS_MAX = 64 };
+
+typedef struct seen {
+  int n;
+  const char *word[WORDS_MAX];
+  uint32_t flags[WORDS_MAX], group[WORDS_MAX];
+} seen;
+
+static void collect(void *ud, const tally_command_doc *d) {
+  seen *s = ud;
+  assert_true(s->n < WORDS_MAX);
+  assert_int_equal(d->size, sizeof *d);
+  assert_int_equal(d->version, TALLY_COMMAND_DOC_VERSION);
+  assert_non_null(d->word);
+  assert_non_null(d->usage);
+  assert_non_null(d->help);
+  assert_true(d->help[0] != '\0');
+  assert_true(d->group <= TALLY_COMMAND_GROUP_OPERATORS);
+  for (const char *p = d->word; *p; p++) assert_true(*p >= 'A' && *p <= 'Z');
+  /* Adapters show these as they are: clean text by the engine's own rule. */
+  assert_int_equal(tally_text_check(d->usage, strlen(d->usage)), TALLY_OK);
+  assert_int_equal(tally_text_check(d->help, strlen(d->help)), TALLY_OK);
+  s->word[s->n] = d->word;
+  s->flags[s->n] = d->flags;
+  s->group[s->n] = d->group;
+  s->n++;
+}
+
+static int find(const seen *s, const char *word) {
+  for (int i = 0; i < s->n; i++)
+    if (strcmp(s->word[i], word) == 0) return i;
+  return -1;
+}
+
+static void test_each_word_once(void **state) {
+  (void)state;
+  seen s = {0};
+  tally_commands_describe(collect, &s);
+  for (int i = 0; i < s.n; i++)
+    for (int j = i + 1; j < s.n; j++) assert_string_not_equal(s.word[i], s.word[j]);
+  /* The words the IRC module registered from its own list before: none lost. */
+  static const char *const before[] = {"SHOP", "BUY", "CONFIRM", "TIP", "WALLET", "RECEIPTS", "REFUND",
+                                       "VERIFY", "ITEM", "TALLY", "EVENT", "DROP", "REDEEM", "HIGHLIGHT",
+                                       "REACT", "REFCODE", "SHIP", "ORDERS", "HIDE", "DELIVERY"};
+  for (size_t i = 0; i < sizeof before / sizeof before[0]; i++) assert_true(find(&s, before[i]) >= 0);
+  assert_int_equal(s.n, (int)(sizeof before / sizeof before[0]));
+  /* Flags are the dispatcher's and the handlers' rules. */
+  assert_true(s.flags[find(&s, "BUY")] & TALLY_COMMAND_NEEDS_ACCOUNT);
+  assert_false(s.flags[find(&s, "SHOP")] & TALLY_COMMAND_NEEDS_ACCOUNT);
+  assert_true(s.flags[find(&s, "SHIP")] & TALLY_COMMAND_PRIVATE_ONLY);
+  assert_true(s.flags[find(&s, "DELIVERY")] & TALLY_COMMAND_PRIVATE_ONLY);
+  assert_true(s.flags[find(&s, "REACT")] & TALLY_COMMAND_IN_EVENT);
+  tally_commands_describe(NULL, NULL); /* no callback: nothing happens */
+}
+
+/* Every word starts an entry of some help line: at a line's start, after a
+ * group's label ("Creators: ITEM ...") or after "; ". all starts with "\n". */
+static void count_word(void *ud, const tally_command_doc *d) {
+  const char *all = ud;
+  static const char *const before[] = {"\n", ": ", "; "};
+  int found = 0;
+  for (size_t i = 0; i < sizeof before / sizeof before[0]; i++) {
+    char needle[64];
+    snprintf(needle, sizeof needle, "%s%s%s", before[i], d->word, d->usage[0] ? " " : " - ");
+    found += strstr(all, needle) != NULL;
+  }
+  assert_true(found > 0);
+}
+
+static void test_help_lines_name_every_word(void **state) {
+  (void)state;
+  char all[8 * (TALLY_TEXT_BYTES_MAX + 1)] = "\n", line[TALLY_TEXT_BYTES_MAX + 1];
+  size_t n = 0;
+  for (; tally__commands_help_line(n, line, sizeof line); n++) {
+    assert_true(strlen(line) <= TALLY_TEXT_BYTES_MAX);
+    assert_int_equal(tally_text_check(line, strlen(line)), TALLY_OK);
+    assert_true(strlen(all) + strlen(line) + 2 < sizeof all);
+    strcat(all, line);
+    strcat(all, "\n");
+  }
+  assert_true(n >= 5 && n <= 8);
+  tally_commands_describe(count_word, all);
+  assert_non_null(strstr(all, "TALLY GRANT <account> <amount>"));
+  assert_false(tally__commands_help_line(n, line, sizeof line));
+}
+
+static void test_text_check(void **state) {
+  (void)state;
+  assert_int_equal(tally_text_check("BUY tee 2", 9), TALLY_OK);
+  assert_int_equal(tally_text_check("caf\xc3\xa9", 5), TALLY_OK);
+  assert_int_equal(tally_text_check("BUY \xff", 5), TALLY_EBAD_UTF8);
+  assert_int_equal(tally_text_check("BUY \xc0\xaf", 6), TALLY_EBAD_UTF8);     /* overlong */
+  assert_int_equal(tally_text_check("BUY \xed\xa0\x80", 7), TALLY_EBAD_UTF8); /* surrogate */
+  assert_int_equal(tally_text_check("caf\xc3", 4), TALLY_EBAD_UTF8);         /* cut */
+  /* Controls the IRC module used to pass on: the engine refuses them all. */
+  assert_int_equal(tally_text_check("BUY\ttee", 7), TALLY_EBAD_SYNTAX);
+  assert_int_equal(tally_text_check("\x02" "BUY", 4), TALLY_EBAD_SYNTAX);
+  assert_int_equal(tally_text_check("BUY \xc2\x85", 6), TALLY_EBAD_SYNTAX); /* C1 NEL */
+  assert_int_equal(tally_text_check("BUY\x7f", 4), TALLY_EBAD_SYNTAX);
+  assert_int_equal(tally_text_check("a\0b", 3), TALLY_EBAD_SYNTAX);
+  assert_int_equal(tally_text_check(NULL, 0), TALLY_EINVAL);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_each_word_once),
+      cmocka_unit_test(test_help_lines_name_every_word),
+      cmocka_unit_test(test_text_check),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
