@@ -32,8 +32,13 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lmsgpackc
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
   -Wno-unused-parameter -Wvla -Wformat=2
+# core/src is layered, bottom to top (docs/ARCHITECTURE.md, checked by
+# tools/layers.sh in `make test`); each layer is a folder on the include path,
+# so includes name headers without their folder.
+CORE_LAYERS := base wire receipts model ledger kernel features commands runtime
+CORE_INC := -Icore/src $(addprefix -Icore/src/,$(CORE_LAYERS))
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -O2 -g -fPIC -pthread $(WARN) \
-  -Icore/include -Icore/src -Ischemas -Itests/lib -fvisibility=hidden -MMD -MP
+  -Icore/include $(CORE_INC) -Ischemas -Itests/lib -fvisibility=hidden -MMD -MP
 ifneq ($(SANITIZE),)
 CFLAGS_BASE += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -O1
 LDFLAGS_SAN := -fsanitize=$(SANITIZE)
@@ -41,7 +46,7 @@ endif
 CFLAGS_ALL = $(CFLAGS_BASE) $(PKG_CFLAGS) $(CFLAGS)
 LDLIBS_ALL = $(PKG_LIBS) -lpthread -lm $(LDFLAGS_SAN) $(LDLIBS)
 
-CORE_SRC := $(sort $(wildcard core/src/*.c))
+CORE_SRC := $(sort $(wildcard core/src/*.c $(CORE_LAYERS:%=core/src/%/*.c)))
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/migrations.o
 SQL_FILES := $(sort $(wildcard sql/*.sql))
 LIBTALLY := $(BUILD)/libtally.a
