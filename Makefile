@@ -32,13 +32,18 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lmsgpackc
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
   -Wno-unused-parameter -Wvla -Wformat=2
+# core/src is layered, bottom to top (docs/ARCHITECTURE.md, checked by
+# tools/layers.sh in `make test`); each layer is a folder on the include path,
+# so includes name headers without their folder.
+CORE_LAYERS := base wire receipts model ledger kernel features commands runtime
+CORE_INC := -Icore/src $(addprefix -Icore/src/,$(CORE_LAYERS))
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -O2 -g -fPIC -pthread $(WARN) \
   -Icore/include -Ischemas -fvisibility=hidden -MMD -MP
 # core's private headers, for core itself and the tests only. The CLI, the
 # bench and tools/ see the public headers alone (core/include: tally.h,
 # tally/admin.h, tally/bench.h), so an internal include there fails to
 # compile; the InspIRCd module has its own flags (plugin/inspircd/module.mk).
-PRIVATE_INC := -Icore/src -Itests/lib
+PRIVATE_INC := $(CORE_INC) -Itests/lib
 $(BUILD)/cli/%.o $(BUILD)/bench/%.o $(BUILD)/tools/%.o: PRIVATE_INC :=
 ifneq ($(SANITIZE),)
 CFLAGS_BASE += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -O1
@@ -47,7 +52,7 @@ endif
 CFLAGS_ALL = $(CFLAGS_BASE) $(PRIVATE_INC) $(PKG_CFLAGS) $(CFLAGS)
 LDLIBS_ALL = $(PKG_LIBS) -lpthread -lm $(LDFLAGS_SAN) $(LDLIBS)
 
-CORE_SRC := $(sort $(wildcard core/src/*.c))
+CORE_SRC := $(sort $(wildcard core/src/*.c $(CORE_LAYERS:%=core/src/%/*.c)))
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/migrations.o
 SQL_FILES := $(sort $(wildcard sql/*.sql))
 LIBTALLY := $(BUILD)/libtally.a

@@ -47,6 +47,8 @@ run_one() { # name timeout cmd...
     if [ "$skip" != 0 ]; then echo "pass $name ($ok checks, $skip skipped)"; else echo "pass $name ($ok checks)"; fi
   fi
 }
+# core/src's layers: includes and calls point down (tools/layers.allow).
+run_one tools/layers.sh 60 tools/layers.sh "$plain"
 for t in "$san"/tests/unit/test_*; do [ -x "$t" ] && run_one "$t" 120 "$t"; done
 for t in "$san"/tests/integration/test_*; do
   case $t in

@@ -30,18 +30,20 @@ targets=("$@")
 # because libtally's objects are built by gcc without coverage.
 core_sources() {
   case $1 in
-    command_frame|effect_frame) echo core/src/codec.c core/src/msgpack_scan.c core/src/errors.c ;;
-    text) echo core/src/text.c core/src/errors.c ;;
-    config) echo core/src/config.c core/src/errors.c ;;
-    command_line) echo core/src/decide.c core/src/state.c core/src/keys.c core/src/map.c \
-                       core/src/split.c core/src/audience_rows.c \
-                       core/src/text.c core/src/config.c core/src/errors.c ;;
-    receipt) echo core/src/receipt.c core/src/msgpack_scan.c core/src/merkle.c core/src/signer.c \
-                  core/src/errors.c ;;
+    command_frame|effect_frame) echo core/src/wire/codec.c core/src/base/msgpack_scan.c core/src/base/errors.c ;;
+    text) echo core/src/base/text.c core/src/base/errors.c ;;
+    config) echo core/src/base/config.c core/src/base/errors.c ;;
+    command_line) echo core/src/model/decide.c core/src/model/state.c core/src/model/keys.c core/src/base/map.c \
+                       core/src/base/split.c core/src/model/audience_rows.c \
+                       core/src/base/text.c core/src/base/config.c core/src/base/errors.c ;;
+    receipt) echo core/src/receipts/receipt.c core/src/base/msgpack_scan.c core/src/receipts/merkle.c core/src/receipts/signer.c \
+                  core/src/base/errors.c ;;
     *) return 1 ;;
   esac
 }
 
+# Each layer folder of core/src is on the include path, as in the Makefile.
+core_inc=$(for d in core/src/*/; do printf -- '-I%s ' "${d%/}"; done)
 pkg=$(pkg-config --cflags --libs msgpack libuv openssl libpq 2>/dev/null) || pkg=""
 build_one() { # target
   local t=$1 src
@@ -49,7 +51,7 @@ build_one() { # target
   mkdir -p "$out/$t"
   # shellcheck disable=SC2086  # word splitting of the source and flag lists is intended
   "$cc" -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-    -fno-omit-frame-pointer -D_GNU_SOURCE ${FUZZ_MASK_KNOWN:+-DTALLY_FUZZ_MASK_KNOWN} -Icore/include -Icore/src -Ischemas -Itests/fuzz \
+    -fno-omit-frame-pointer -D_GNU_SOURCE ${FUZZ_MASK_KNOWN:+-DTALLY_FUZZ_MASK_KNOWN} -Icore/include $core_inc -Ischemas -Itests/fuzz \
     "tests/fuzz/$t/fuzz_$t.c" $src $pkg -lmsgpackc -lcrypto -lm -o "$out/fuzz_$t"
 }
 

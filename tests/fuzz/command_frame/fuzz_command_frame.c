@@ -1,5 +1,5 @@
 /* fuzz_command_frame.c — libFuzzer target for the command frame decoder
- * (core/src/codec.c), the first code that touches bytes from a host.
+ * (core/src/wire/codec.c), the first code that touches bytes from a host.
  *
  * Properties: tally__command_frame_decode never crashes, never reads past
  * the input and answers TALLY_OK or TALLY_EFRAME; a decoded frame fits the
@@ -9,8 +9,8 @@
  *
  * Build and run: tests/fuzz/run.sh (see docs/FUZZING.md); by hand:
  *   clang-14 -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE \
- *     -Icore/include -Icore/src -Ischemas -Itests/fuzz \
- *     tests/fuzz/command_frame/fuzz_command_frame.c core/src/codec.c \
+ *     -Icore/include -Icore/src/base -Icore/src/wire -Icore/src/receipts -Icore/src/model -Ischemas -Itests/fuzz \
+ *     tests/fuzz/command_frame/fuzz_command_frame.c core/src/wire/codec.c \
  *     -lmsgpackc -o build/fuzz/fuzz_command_frame */
 #include <stdint.h>
 #include <string.h>

@@ -1,6 +1,6 @@
 /* fuzz_command_line.c — an invariant fuzzer for the money rules: the decide
- * layer (core/src/decide.c) and the hold/commit/release rules of the state
- * (core/src/state.c), driven without the engine, PostgreSQL or I/O.
+ * layer (core/src/model/decide.c) and the hold/commit/release rules of the state
+ * (core/src/model/state.c), driven without the engine, PostgreSQL or I/O.
  *
  * Every command that moves money ends in one of tally__decide_buy, _tip,
  * _refund or _grant, and every decided op later either commits (its batch
@@ -27,11 +27,11 @@
  *
  * Build and run: tests/fuzz/run.sh (see docs/FUZZING.md); by hand:
  *   clang-14 -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE \
- *     -Icore/include -Icore/src -Ischemas -Itests/fuzz \
- *     tests/fuzz/command_line/fuzz_command_line.c core/src/decide.c \
- *     core/src/state.c core/src/keys.c core/src/map.c core/src/split.c \
- *     core/src/audience_rows.c core/src/text.c core/src/config.c \
- *     core/src/errors.c -o build/fuzz/fuzz_command_line */
+ *     -Icore/include -Icore/src/base -Icore/src/wire -Icore/src/receipts -Icore/src/model -Ischemas -Itests/fuzz \
+ *     tests/fuzz/command_line/fuzz_command_line.c core/src/model/decide.c \
+ *     core/src/model/state.c core/src/model/keys.c core/src/base/map.c core/src/base/split.c \
+ *     core/src/model/audience_rows.c core/src/base/text.c core/src/base/config.c \
+ *     core/src/base/errors.c -o build/fuzz/fuzz_command_line */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,5 +1,5 @@
 /* fuzz_config.c — libFuzzer target for the configuration table
- * (core/src/config.c): tally_config_set on fuzzed keys and values, then
+ * (core/src/base/config.c): tally_config_set on fuzzed keys and values, then
  * tally_config_check. Config files and `tally --set k=v` reach exactly
  * these two calls.
  *
@@ -15,8 +15,8 @@
  *
  * Build and run: tests/fuzz/run.sh (see docs/FUZZING.md); by hand:
  *   clang-14 -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE \
- *     -Icore/include -Icore/src -Ischemas -Itests/fuzz \
- *     tests/fuzz/config/fuzz_config.c core/src/config.c -o build/fuzz/fuzz_config */
+ *     -Icore/include -Icore/src/base -Icore/src/wire -Icore/src/receipts -Icore/src/model -Ischemas -Itests/fuzz \
+ *     tests/fuzz/config/fuzz_config.c core/src/base/config.c -o build/fuzz/fuzz_config */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,5 +1,5 @@
 /* fuzz_effect_frame.c — libFuzzer target for the effect frame decoder
- * (core/src/codec.c), which hosts run on every frame the engine sends.
+ * (core/src/wire/codec.c), which hosts run on every frame the engine sends.
  *
  * Properties: tally__effect_frame_decode never crashes and answers
  * TALLY_OK or TALLY_EFRAME; a decoded frame fits the limits of
@@ -8,8 +8,8 @@
  *
  * Build and run: tests/fuzz/run.sh (see docs/FUZZING.md); by hand:
  *   clang-14 -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE \
- *     -Icore/include -Icore/src -Ischemas -Itests/fuzz \
- *     tests/fuzz/effect_frame/fuzz_effect_frame.c core/src/codec.c \
+ *     -Icore/include -Icore/src/base -Icore/src/wire -Icore/src/receipts -Icore/src/model -Ischemas -Itests/fuzz \
+ *     tests/fuzz/effect_frame/fuzz_effect_frame.c core/src/wire/codec.c \
  *     -lmsgpackc -o build/fuzz/fuzz_effect_frame */
 #include <stdint.h>
 #include <string.h>

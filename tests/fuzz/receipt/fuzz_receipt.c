@@ -4,8 +4,8 @@
  * the same bytes; verification must answer OK or EBADSIG.
  *
  *   clang-14 -g -O1 -fsanitize=fuzzer,address,undefined -Icore/include \
- *     -Icore/src tests/fuzz/receipt/fuzz_receipt.c core/src/receipt.c \
- *     core/src/merkle.c core/src/signer.c -lmsgpackc -lcrypto -o fuzz_receipt
+ *     -Icore/src/base -Icore/src/wire -Icore/src/receipts -Icore/src/model tests/fuzz/receipt/fuzz_receipt.c core/src/receipts/receipt.c \
+ *     core/src/receipts/merkle.c core/src/receipts/signer.c -lmsgpackc -lcrypto -o fuzz_receipt
  *   mkdir -p /tmp/rcorpus && ./fuzz_receipt -max_total_time=60 /tmp/rcorpus \
  *     tests/fuzz/receipt/corpus   (new inputs go to the first folder) */
 #include <stdint.h>

@@ -2,9 +2,9 @@
  * tokens signed with fuzz_key.h's key (one per transfer kind and tree
  * shape) and a few invalid ones. Rerun after a format change:
  *
- *   gcc -std=c11 -D_GNU_SOURCE -Icore/include -Icore/src \
- *     tests/fuzz/receipt/make_corpus.c core/src/receipt.c core/src/merkle.c \
- *     core/src/signer.c -lmsgpackc -lcrypto -o /tmp/make_corpus &&
+ *   gcc -std=c11 -D_GNU_SOURCE -Icore/include -Icore/src/base -Icore/src/wire -Icore/src/receipts -Icore/src/model \
+ *     tests/fuzz/receipt/make_corpus.c core/src/receipts/receipt.c core/src/receipts/merkle.c \
+ *     core/src/receipts/signer.c -lmsgpackc -lcrypto -o /tmp/make_corpus &&
  *   /tmp/make_corpus tests/fuzz/receipt/corpus */
 #include <stdio.h>
 #include <stdlib.h>

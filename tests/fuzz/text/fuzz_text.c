@@ -1,4 +1,4 @@
-/* fuzz_text.c — libFuzzer target for core/src/text.c, the parsers of what
+/* fuzz_text.c — libFuzzer target for core/src/base/text.c, the parsers of what
  * users type: UTF-8 and control checks, tokenizing, amounts, quantities.
  *
  * Input layout: byte 0 picks the currency decimals (0..6); bytes 1..8 are a
@@ -12,8 +12,8 @@
  *
  * Build and run: tests/fuzz/run.sh (see docs/FUZZING.md); by hand:
  *   clang-14 -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE \
- *     -Icore/include -Icore/src -Ischemas -Itests/fuzz \
- *     tests/fuzz/text/fuzz_text.c core/src/text.c -o build/fuzz/fuzz_text */
+ *     -Icore/include -Icore/src/base -Icore/src/wire -Icore/src/receipts -Icore/src/model -Ischemas -Itests/fuzz \
+ *     tests/fuzz/text/fuzz_text.c core/src/base/text.c -o build/fuzz/fuzz_text */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

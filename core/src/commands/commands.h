@@ -90,4 +90,13 @@ enum { TALLY__ORDERS_SHOWN = 10 };
 int tally__cmd_raffle_enter(tally__cmd *c, uint32_t item);
 void tally__cmd_verify_draw(tally__cmd *c);
 
+/* The entry points the kernel calls through its hook table (hooks.h). */
+/* command.c */
+void tally__command_handle(tally__engine *e, const tally__command_frame *cmd);
+/* cmd_info.c: answers a VERIFY the verifier thread checked (ud: the engine). */
+void tally__cmd_verify_answer(void *ud, const tally__verify_job *j);
+/* cmd_money.c */
+void tally__grant_request_apply(tally__engine *e, int64_t request_id, const char *account,
+                                int64_t amount);
+
 #endif

@@ -17,10 +17,8 @@
 #include <unistd.h>
 
 #include "engine_internal.h"
-#include "live.h"
-#include "live_raffle.h"
+#include "hooks.h"
 #include "text.h"
-#include "tipmsg.h"
 
 /* ---- clocks ----------------------------------------------------------------- */
 uint64_t tally__now_mono_ms(tally__engine *e) {
@@ -232,9 +230,8 @@ static void op_not_ours(tally__engine *e, tally__batch *b, uint32_t k) {
   uint64_t existing = b->found_id[k];
   tally__op_release(&e->st, op);
   e->ops_pending--;
-  if (op->raffle_charge)
-    tally__raffle_charge_settled(e, op, !existing ? TALLY_EFAILED
-                                        : b->found_fp[k] == key->fingerprint ? TALLY_OK : TALLY_EKEY_MISMATCH);
+  TALLY__FEATURES_CALL(e, settled, op,
+                       !existing ? TALLY_EFAILED : b->found_fp[k] == key->fingerprint ? TALLY_OK : TALLY_EKEY_MISMATCH);
   if (existing && b->found_fp[k] == key->fingerprint) {
     /* The same request was recorded earlier (the key had left memory): its
      * first answer. */
@@ -280,10 +277,8 @@ static void record_settled(tally__engine *e, const tally__op *op, bool ok) {
     tally__purchase *p = &st->purchases[op->purchase_slot];
     p->redeem_held = false;
     p->redeemed = ok;
-  } else if (op->type == TALLY__OP_HIDE) {
-    tally__tip_hide_settled(e, op, ok);
-  } else if (op->type == TALLY__OP_PASS) {
-    tally__raffle_pass_settled(e, op, ok);
+  } else {
+    TALLY__FEATURES_CALL(e, record_settled, op, ok); /* HIDE, PASS: a feature's */
   }
 }
 
@@ -409,7 +404,7 @@ void tally__engine_batch_done(tally__engine *e, tally__batch *b) {
     if (b->inserted[k] || b->found_id[k] == op->transfer_id) op_committed(e, b, op);
     else op_not_ours(e, b, k);
   }
-  if (committed && b->transfer_count) tally__live_ledger_recovered(e); /* the ledger takes writes again */
+  if (committed && b->transfer_count) TALLY__FEATURES_CALL0(e, ledger_recovered); /* the ledger takes writes again */
   atomic_fetch_add_explicit(&e->n_batches, 1, memory_order_relaxed);
   if (committed && b->hidden) {
     batch_next_part(e, b);
@@ -467,7 +462,7 @@ static void op_committed(tally__engine *e, tally__batch *b, tally__op *op) {
   }
   case TALLY__TRANSFER_TIP:
     tally__account_note_receipt(a, op->transfer_id);
-    tally__tip_thanks(e, op, amount);
+    TALLY__FEATURES_CALL(e, tipped, op, amount);
     snprintf(text, sizeof text, "Tipped %s to %s. receipt %llu%s", amount,
              st->accounts[op->counterparty].name + 5, (unsigned long long)op->transfer_id,
              op->held_message ? " - your message is shown after the channel's moderation hold" : "");
@@ -486,8 +481,8 @@ static void op_committed(tally__engine *e, tally__batch *b, tally__op *op) {
     tally__emit(e, TALLY_EFFECT_REPLY, TALLY_OK, op->req_id, op->transfer_id, op->origin,
                 op->channel, text);
   if (op->kind == TALLY__TRANSFER_PURCHASE) purchase_extras(e, op, &st->items[op->item]);
-  tally__live_committed(e, op);
-  if (op->raffle_charge) tally__raffle_charge_settled(e, op, TALLY_OK);
+  TALLY__FEATURES_CALL(e, committed, op);
+  TALLY__FEATURES_CALL(e, settled, op, TALLY_OK);
 }
 
 /* An op that did not commit and never will in this batch: its effect in
@@ -498,7 +493,7 @@ static void op_failed(tally__engine *e, tally__op *op, const char *text) {
   if (op->type == TALLY__OP_TRANSFER) {
     tally__op_release(&e->st, op);
     tally__key_forget(&e->st, op->key_slot); /* a CLI grant: polled for again */
-    if (op->raffle_charge) tally__raffle_charge_settled(e, op, TALLY_EFAILED);
+    TALLY__FEATURES_CALL(e, settled, op, TALLY_EFAILED);
     atomic_fetch_add_explicit(&e->n_buys_refused, 1, memory_order_relaxed);
   }
   if (op->origin[0]) tally__emit(e, TALLY_EFFECT_REPLY, TALLY_EFAILED, op->req_id, 0, op->origin, op->channel, text);
@@ -565,7 +560,7 @@ static void drain_events(tally__engine *e) {
       else tally__reply(e, &cmd, TALLY_ESTARTING, 0, "%s", tally_strerror(TALLY_ESTARTING));
       continue;
     }
-    tally__command_handle(e, &cmd);
+    e->hooks->command(e, &cmd);
   }
   tally__engine_flush(e);
   tally__signal_host(e);
@@ -574,7 +569,7 @@ static void drain_events(tally__engine *e) {
 /* The verifier thread finished some VERIFY checks: answer them. */
 static void on_verified(uv_async_t *h) {
   tally__engine *e = h->data;
-  tally__verifier_collect(e->verifier, tally__cmd_verify_answer, e);
+  tally__verifier_collect(e->verifier, e->hooks->verify_answer, e);
   tally__signal_host(e);
 }
 
@@ -638,8 +633,7 @@ static void on_tick(uv_timer_t *t) {
     pending_notices(e, now);
   }
   if (e->ready) {
-    tally__live_tick(e, now);
-    tally__tip_messages_tick(e, now);
+    TALLY__FEATURES_CALL(e, tick, now);
   }
   if (!atomic_load(&e->stopping)) drain_events(e);
   else tally__engine_flush(e);
@@ -680,13 +674,16 @@ static void *engine_thread(void *arg) {
 /* ---- public API ------------------------------------------------------------------ */
 static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
 
-int tally_engine_new(const tally_config *cfg, tally_engine **out, char *err, size_t err_len) {
+int tally__engine_new(const tally__hooks *hooks, const tally_config *cfg, tally_engine **out, char *err,
+                      size_t err_len) {
   if (!cfg || !out) return TALLY_EINVAL;
+  assert(hooks && hooks->command && hooks->verify_answer && hooks->grant_request); /* runtime.c's table */
   int rc = tally_config_check(cfg, err, err_len);
   if (rc) return rc;
   tally__engine *e = calloc(1, sizeof *e);
   if (!e) return TALLY_ENOMEM;
   e->cfg = *cfg;
+  e->hooks = hooks;
   e->dsn = dup_or_null(cfg->dsn);
   e->key_path = dup_or_null(cfg->signing_key_path);
   e->currency = dup_or_null(cfg->currency);

@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "engine_internal.h"
-#include "live.h"
+#include "hooks.h"
 #include "migrate.h"
 
 static void writer_on_io(uv_poll_t *h, int status, int events);
@@ -281,7 +281,7 @@ static void batch_query_failed(tally__writer *w, tally__batch *b, const PGresult
   }
   /* Class 53, insufficient resources (disk full, out of memory): live
    * drops pause until the ledger takes writes again. */
-  if (code && strncmp(code, "53", 2) == 0) tally__live_ledger_refused(e);
+  if (code && strncmp(code, "53", 2) == 0) TALLY__FEATURES_CALL0(e, ledger_refused);
   tally__engine_batch_failed(e, b, r ? PQresultErrorMessage(r) : "no result");
 }
 
@@ -340,8 +340,8 @@ static void writer_query_done(tally__writer *w) {
   }
   if (was == TALLY__WRITER_GRANTS) {
     for (int i = 0; st == PGRES_TUPLES_OK && i < PQntuples(r); i++)
-      tally__grant_request_apply(e, strtoll(PQgetvalue(r, i, 0), NULL, 10), PQgetvalue(r, i, 1),
-                                 strtoll(PQgetvalue(r, i, 2), NULL, 10));
+      e->hooks->grant_request(e, strtoll(PQgetvalue(r, i, 0), NULL, 10), PQgetvalue(r, i, 1),
+                              strtoll(PQgetvalue(r, i, 2), NULL, 10));
     PQclear(r);
     return;
   }

@@ -114,6 +114,7 @@ struct tally_engine {
 
   _Atomic uint64_t n_events_in, n_effects_out, n_busy, n_buys_committed, n_buys_refused,
       n_batches, n_retries, n_announce_dropped;
+  const struct tally__hooks *hooks; /* hooks.h: the layers above the kernel */
 };
 
 typedef struct tally_engine tally__engine;
@@ -158,12 +159,5 @@ void tally__writers_tick(tally__engine *e, uint64_t now);
 
 /* loader.c: blocking start-up on the engine thread. */
 int tally__engine_load(tally__engine *e, PGconn *conn, char *err, size_t err_len);
-
-/* command.c */
-void tally__command_handle(tally__engine *e, const tally__command_frame *cmd);
-/* cmd_info.c: answers a VERIFY the verifier thread checked (ud: the engine). */
-void tally__cmd_verify_answer(void *ud, const tally__verify_job *j);
-void tally__grant_request_apply(tally__engine *e, int64_t request_id, const char *account,
-                                int64_t amount);
 
 #endif

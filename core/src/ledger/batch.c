@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "audience.h"
 #include "raffle.h"
 #include "receipt.h"
 #include "signer.h"

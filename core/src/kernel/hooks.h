@@ -1,0 +1,66 @@
+/* hooks.h — how the kernel calls the layers above it, without naming them.
+ *
+ * The kernel (engine.c, writer.c, loader.c) runs the loop, settles batches
+ * and restores memory; the features (features/) and the dispatcher
+ * (commands/) sit above it. The kernel reaches them only through this table,
+ * which the runtime layer (runtime/runtime.c, the top) fills and hands to
+ * tally__engine_new, the way PostgreSQL's resource managers or Redis module
+ * hooks work: adding a feature adds an entry there, not a call here.
+ *
+ * Contract: every pointer of tally__hooks is set; a feature's entries may be
+ * NULL. Feature entries run in table order (the order is behaviour: effects
+ * come out in it). All run on the engine thread. */
+#ifndef TALLY_HOOKS_H
+#define TALLY_HOOKS_H
+
+#include "engine_internal.h"
+
+typedef struct tally__feature_hooks {
+  const char *name;
+  /* Each tick while the engine is ready (timers, held messages). */
+  void (*tick)(tally__engine *e, uint64_t now_mono);
+  /* A tip committed, before the tipper's reply (amount: formatted). */
+  void (*tipped)(tally__engine *e, const tally__op *op, const char *amount);
+  /* A transfer committed, after its sender's reply. */
+  void (*committed)(tally__engine *e, const tally__op *op);
+  /* A transfer settled: outcome TALLY_OK (committed, after `committed`),
+   * TALLY_EFAILED or TALLY_EKEY_MISMATCH (it did not). */
+  void (*settled)(tally__engine *e, const tally__op *op, int outcome);
+  /* A record op of a type the kernel does not know committed (ok) or not. */
+  void (*record_settled)(tally__engine *e, const tally__op *op, bool ok);
+  /* The ledger refused a batch for lack of resources (SQLSTATE class 53),
+   * and took transfers again after that. */
+  void (*ledger_refused)(tally__engine *e);
+  void (*ledger_recovered)(tally__engine *e);
+} tally__feature_hooks;
+
+typedef struct tally__hooks {
+  /* A decoded command frame, once the engine is ready. */
+  void (*command)(tally__engine *e, const tally__command_frame *cmd);
+  /* The verifier thread checked a VERIFY (ud: the engine). */
+  void (*verify_answer)(void *ud, const tally__verify_job *j);
+  /* A grant request the CLI queued in the ledger (tally grant). */
+  void (*grant_request)(tally__engine *e, int64_t request_id, const char *account, int64_t amount);
+  const tally__feature_hooks *features;
+  size_t feature_count;
+} tally__hooks;
+
+/* engine.c: tally_engine_new with the table it drives (runtime.c calls it). */
+int tally__engine_new(const tally__hooks *hooks, const tally_config *cfg, tally_engine **out, char *err,
+                      size_t err_len);
+
+/* Runs entry `fn` of every feature that has it, in table order. */
+#define TALLY__FEATURES_CALL(e, fn, ...)                                          \
+  do {                                                                            \
+    const tally__hooks *h_ = (e)->hooks;                                          \
+    for (size_t f_ = 0; f_ < h_->feature_count; f_++)                             \
+      if (h_->features[f_].fn) h_->features[f_].fn((e), __VA_ARGS__);             \
+  } while (0)
+#define TALLY__FEATURES_CALL0(e, fn)                                              \
+  do {                                                                            \
+    const tally__hooks *h_ = (e)->hooks;                                          \
+    for (size_t f_ = 0; f_ < h_->feature_count; f_++)                             \
+      if (h_->features[f_].fn) h_->features[f_].fn((e));                          \
+  } while (0)
+
+#endif

@@ -1,0 +1,50 @@
+/* runtime.c — the top layer: the public tally_engine_new, with the table of
+ * hooks (kernel/hooks.h) through which the kernel drives the features and
+ * the command dispatcher without naming them.
+ *
+ * The feature order is behaviour: on a committed transfer live.c's totals
+ * and announcements come before a raffle charge is settled, and on a tick
+ * drops and timers run before held tip messages are said. */
+#include "commands.h"
+#include "hooks.h"
+#include "live.h"
+#include "live_raffle.h"
+#include "tipmsg.h"
+
+/* A raffle's charges and passes are its own: other ops pass through. */
+static void raffle_settled(tally__engine *e, const tally__op *op, int outcome) {
+  if (op->raffle_charge) tally__raffle_charge_settled(e, op, outcome);
+}
+
+static void raffle_record_settled(tally__engine *e, const tally__op *op, bool ok) {
+  if (op->type == TALLY__OP_PASS) tally__raffle_pass_settled(e, op, ok);
+}
+
+static void tip_record_settled(tally__engine *e, const tally__op *op, bool ok) {
+  if (op->type == TALLY__OP_HIDE) tally__tip_hide_settled(e, op, ok);
+}
+
+static const tally__feature_hooks features[] = {
+    {.name = "live",
+     .tick = tally__live_tick,
+     .committed = tally__live_committed,
+     .ledger_refused = tally__live_ledger_refused,
+     .ledger_recovered = tally__live_ledger_recovered},
+    {.name = "raffle", .settled = raffle_settled, .record_settled = raffle_record_settled},
+    {.name = "tip messages",
+     .tick = tally__tip_messages_tick,
+     .tipped = tally__tip_thanks,
+     .record_settled = tip_record_settled},
+};
+
+static const tally__hooks hooks = {
+    .command = tally__command_handle,
+    .verify_answer = tally__cmd_verify_answer,
+    .grant_request = tally__grant_request_apply,
+    .features = features,
+    .feature_count = sizeof features / sizeof features[0],
+};
+
+int tally_engine_new(const tally_config *cfg, tally_engine **out, char *err, size_t err_len) {
+  return tally__engine_new(&hooks, cfg, out, err, err_len);
+}
