@@ -8,6 +8,7 @@
 #   make deps       install missing Debian packages (as root) or print the line
 #   make sim SEED=S STEPS=N   replay one simulation seed (SEEDS=A..B for many)
 #   make soak                 simulation seeds 1..10000
+#   make adversary ADV_SEEDS=S   replay adversarial seeds (ADV_STEPS=N, ADV_SKIP=w,w)
 #   make soak-adversary       adversarial seeds 1..200 (ADV_SEEDS=, ADV_STEPS=)
 #
 # V=1 shows full commands. SANITIZE=address,undefined builds with sanitizers.
