@@ -1,8 +1,10 @@
 /* tally_frames_v1.h — the wire frames between hosts and the engine, v1.
  *
- * This file is the one definition of the frames: core/src/codec.c generates
- * its encoder and decoder from these tables, and tools/schema_doc.c generates
- * docs/FRAMES.md from them. A frame is one msgpack array:
+ * This file is the one definition of the frames: core/src/wire/codec.c
+ * generates its encoder and decoder from these tables, core/include/tally/
+ * frames.h spells out the same structs for hosts (codec.c fails to compile
+ * when the two differ), and tools/schema_doc.c generates docs/FRAMES.md from
+ * them. A frame is one msgpack array:
  *
  *     [schema_version, frame_type, field_1, field_2, ...]
  *
@@ -11,7 +13,32 @@
  * field means a new schema version file and a new frame_type range.
  *
  * X(kind, name, max_bytes, doc): kind is U64 (unsigned integer), I64 (signed
- * integer) or STR (UTF-8 string of at most max_bytes bytes). */
+ * integer) or STR (UTF-8 string of at most max_bytes bytes). Fields documented
+ * "0 or 1" are refused as TALLY_EFRAME when larger.
+ *
+ * Over a socket (tallyd), each frame is sent as a 4-byte big-endian length
+ * and then that many bytes of msgpack, the length at least 1 and at most
+ * TALLY_FRAME_BYTES_MAX. A zero or larger length, or a frame that does not
+ * decode, is a protocol error: the receiver closes the connection (it cannot
+ * find the next frame's start). A frame cut by a closed connection is
+ * discarded, never applied in part.
+ *
+ * A connection starts with a handshake, before any other frame:
+ *
+ *     engine -> host   HELLO_SERVER  wire range, server id, challenge
+ *     host -> engine   HELLO         wire range, network, adapter, instance,
+ *                                    shard, capabilities, answer
+ *     engine -> host   HELLO_SERVER  chosen version and code: 0 = welcome,
+ *                                    TALLY_EVERSION or TALLY_EBADSIG = closed
+ *
+ * The answer is the lowercase hex of HMAC-SHA256(network secret, the 32
+ * challenge bytes); the challenge is fresh random bytes for each connection.
+ * The chosen version is the highest that both ranges contain
+ * (tally_hello_negotiate()). After the welcome, every EFFECT carries the
+ * connection's next sequence number (1, 2, ...; 0 in process) and the host
+ * sends ACK frames with the highest sequence number it has delivered, so a
+ * reconnecting host (same network and instance) is sent only what it has not
+ * acknowledged. */
 #ifndef TALLY_FRAMES_V1_H
 #define TALLY_FRAMES_V1_H
 
@@ -19,6 +46,10 @@
 
 #define TALLY_FRAME_TYPE_COMMAND 1 /* host -> engine */
 #define TALLY_FRAME_TYPE_EFFECT 2  /* engine -> host */
+#define TALLY_FRAME_TYPE_HELLO 3        /* host -> engine, first frame */
+#define TALLY_FRAME_TYPE_HELLO_SERVER 4 /* engine -> host: challenge, then verdict */
+#define TALLY_FRAME_TYPE_PRESENCE 5     /* host -> engine */
+#define TALLY_FRAME_TYPE_ACK 6          /* host -> engine */
 
 #define TALLY_FRAME_COMMAND_FIELDS(X)                                            \
   X(U64, req_id, 0, "host's correlation id, echoed in every effect")             \
@@ -39,6 +70,59 @@
   X(U64, receipt_id, 0, "committed transfer id when this is a receipt")          \
   X(STR, origin, TALLY_NAME_BYTES_MAX, "who to tell (reply)")                    \
   X(STR, channel, TALLY_NAME_BYTES_MAX, "where to say it (announce)")            \
-  X(STR, text, TALLY_TEXT_BYTES_MAX, "UTF-8 text to show, no CR or LF")
+  X(STR, text, TALLY_TEXT_BYTES_MAX, "UTF-8 text to show, no CR or LF")        \
+  X(U64, seq, 0, "per-connection sequence number, 1, 2, ... (0 in process); "  \
+                 "acknowledged by ACK")
+
+/* Fields an EFFECT must have: those of v1.0. seq, appended since, decodes as
+ * 0 when a sender of v1.0 leaves it out. */
+#define TALLY_FRAME_EFFECT_REQUIRED 7
+
+#define TALLY_FRAME_HELLO_FIELDS(X)                                              \
+  X(U64, wire_min, 0, "lowest wire version the host speaks")                     \
+  X(U64, wire_max, 0, "highest wire version the host speaks")                    \
+  X(STR, network, TALLY_FRAME_NETWORK_BYTES_MAX,                                 \
+    "network id, as configured for its secret (e.g. \"libera\")")                \
+  X(STR, adapter, TALLY_FRAME_ADAPTER_BYTES_MAX,                                 \
+    "adapter name and version, for logs (e.g. \"m_tally/1.3 inspircd/3\")")      \
+  X(STR, instance, TALLY_FRAME_INSTANCE_BYTES_MAX,                               \
+    "stable id of this chat server within the network (e.g. its server name): " \
+    "a reconnect with the same id resumes its sequence numbers")                \
+  X(U64, shard, 0, "shard the host expects to talk to; 0: the only one")         \
+  X(U64, caps, 0, "TALLY_CAP_* bits: 1 intercepts command lines, 2 can pin a "  \
+                  "topic, 4 can hold a message for moderators; unknown bits "   \
+                  "are ignored")                                                \
+  X(STR, answer, TALLY_FRAME_HELLO_HEX_BYTES,                                    \
+    "lowercase hex HMAC-SHA256(network secret, challenge bytes)")               \
+  X(U64, acked, 0, "highest effect seq this instance delivered before; 0 "     \
+                   "when new")
+
+#define TALLY_FRAME_HELLO_SERVER_FIELDS(X)                                       \
+  X(U64, wire_min, 0, "lowest wire version the engine speaks")                   \
+  X(U64, wire_max, 0, "highest wire version the engine speaks")                  \
+  X(U64, wire_chosen, 0, "0 in the challenge; in the verdict the version both " \
+                         "speak from now on (0 when refused)")                  \
+  X(I64, code, 0, "0 in the challenge and in a welcome; else why the "         \
+                  "connection is closed (TALLY_EVERSION, TALLY_EBADSIG, ...)")    \
+  X(STR, server, TALLY_FRAME_INSTANCE_BYTES_MAX,                                 \
+    "stable id of the engine (tallyd instance), for logs")                      \
+  X(U64, shard, 0, "shard this engine is the writer of; 0: the only one")        \
+  X(STR, challenge, TALLY_FRAME_HELLO_HEX_BYTES,                                 \
+    "lowercase hex of 32 fresh random bytes; empty in the verdict")             \
+  X(STR, text, TALLY_TEXT_BYTES_MAX, "the reason in words when refused")
+
+#define TALLY_FRAME_PRESENCE_FIELDS(X)                                           \
+  X(STR, network, TALLY_FRAME_NETWORK_BYTES_MAX,                                 \
+    "the connection's network (anything else is refused)")                      \
+  X(STR, account, TALLY_NAME_BYTES_MAX, "authenticated account of the user")     \
+  X(STR, room, TALLY_NAME_BYTES_MAX, "room (channel) joined or left")            \
+  X(U64, present, 0, "0 or 1: 1 joined (or was there when the host started), "  \
+                     "0 left")                                                  \
+  X(U64, local, 0, "0 or 1: 1 the user is connected to this chat server; a "    \
+                   "host reports only its local users, and the engine merges "  \
+                   "the servers of one network")
+
+#define TALLY_FRAME_ACK_FIELDS(X)                                                \
+  X(U64, seq, 0, "every effect with a seq up to this one was delivered")
 
 #endif

@@ -9,6 +9,7 @@
  *
  * Usage: schema_doc SCHEMA_HEADER > docs/FRAMES.md */
 #include "tally.h"
+#include "tally/frames.h"
 #include "tally_frames_v1.h"
 
 #include <stdio.h>
@@ -21,9 +22,14 @@ typedef struct field_doc {
   long max_bytes;
 } field_doc;
 
+#define N_(rows) (sizeof rows / sizeof rows[0])
 #define FIELD_ROW(kind, name, max, doc) {#kind, #name, #max, doc, (long)(max)},
 static const field_doc command_fields[] = {TALLY_FRAME_COMMAND_FIELDS(FIELD_ROW)};
 static const field_doc effect_fields[] = {TALLY_FRAME_EFFECT_FIELDS(FIELD_ROW)};
+static const field_doc hello_fields[] = {TALLY_FRAME_HELLO_FIELDS(FIELD_ROW)};
+static const field_doc hello_server_fields[] = {TALLY_FRAME_HELLO_SERVER_FIELDS(FIELD_ROW)};
+static const field_doc presence_fields[] = {TALLY_FRAME_PRESENCE_FIELDS(FIELD_ROW)};
+static const field_doc ack_fields[] = {TALLY_FRAME_ACK_FIELDS(FIELD_ROW)};
 #undef FIELD_ROW
 
 static const char *kind_name(const char *kind) {
@@ -108,27 +114,42 @@ int main(int argc, char **argv) {
          "refused as TALLY_EFRAME.\n\n",
          (int)TALLY_FRAME_BYTES_MAX);
   print_table("COMMAND", TALLY_FRAME_TYPE_COMMAND, "host -> engine", command_fields,
-              sizeof command_fields / sizeof command_fields[0]);
+              N_(command_fields));
   print_table("EFFECT", TALLY_FRAME_TYPE_EFFECT, "engine -> host", effect_fields,
-              sizeof effect_fields / sizeof effect_fields[0]);
+              N_(effect_fields));
+  print_table("HELLO", TALLY_FRAME_TYPE_HELLO, "host -> engine, the first frame",
+              hello_fields, N_(hello_fields));
+  print_table("HELLO_SERVER", TALLY_FRAME_TYPE_HELLO_SERVER,
+              "engine -> host: the challenge, then the verdict", hello_server_fields,
+              N_(hello_server_fields));
+  print_table("PRESENCE", TALLY_FRAME_TYPE_PRESENCE, "host -> engine", presence_fields,
+              N_(presence_fields));
+  print_table("ACK", TALLY_FRAME_TYPE_ACK, "host -> engine", ack_fields, N_(ack_fields));
+  printf("## For adapter authors\n\n"
+         "`core/include/tally/frames.h` has these frames as C structs with\n"
+         "`tally_frame_<name>_encode()`/`_decode()`, `tally_hello_negotiate()`,\n"
+         "`tally_hello_answer()`/`tally_hello_check()` and the stream framing\n"
+         "(`tally_stream_wrap()`, `tally_stream_reader`). Wire versions spoken by this\n"
+         "libtally: %d to %d. Capability bits: %u intercepts command lines (IRC, Prosody),\n"
+         "%u can pin a topic, %u can hold a message for moderators.\n\n",
+         (int)TALLY_WIRE_VERSION_MIN, (int)TALLY_WIRE_VERSION_MAX,
+         (unsigned)TALLY_CAP_INTERCEPT_COMMANDS, (unsigned)TALLY_CAP_PIN_TOPIC,
+         (unsigned)TALLY_CAP_HOLD_FOR_MODERATORS);
   printf("## Planned (issue 10), NOT implemented\n\n"
          "Nothing in this section exists in schema version %d; it is listed so adapter\n"
-         "authors know what is coming. Do not send these frames: the engine refuses\n"
-         "unknown frame types as TALLY_EFRAME.\n\n"
-         "- **HELLO** frame: wire version negotiation, network id, adapter name, a stable\n"
-         "  server-instance id, a shard id, an authentication challenge and answer, and\n"
-         "  capabilities (can intercept command lines, can pin a topic, can hold a message\n"
-         "  for moderators).\n"
-         "- **PRESENCE** frame: presence as its own frame type. Today presence travels as a\n"
-         "  COMMAND frame whose text is \"PRESENCE JOIN\"/\"PRESENCE PART\"\n"
-         "  (`tally_engine_submit_presence()`) marked by roles bit 31, which is reserved:\n"
-         "  a host writing raw frames must never set it; use that function, not the bytes.\n"
-         "- **Stream framing**: a length prefix for frames sent over a socket. Today\n"
-         "  frames are only passed in memory, one frame per call.\n"
-         "- **Effect sequence numbers**: a per-connection sequence number on each effect,\n"
-         "  acknowledged by the adapter, so a reconnect never delivers one twice; and\n"
-         "  structured effect arguments (message code, account and room handles,\n"
-         "  amounts, user-text spans).\n",
+         "authors know what is coming.\n\n"
+         "- **In process, presence is still a command.** The engine does not take\n"
+         "  PRESENCE, HELLO or ACK frames yet (tallyd, issue 11, will); in process,\n"
+         "  presence travels as a COMMAND frame whose text is \"PRESENCE JOIN\"/\n"
+         "  \"PRESENCE PART\" (`tally_engine_submit_presence()`) marked by roles bit 31,\n"
+         "  which is reserved: a host writing raw frames must never set it; use that\n"
+         "  function, not the bytes. A frame of another type given to\n"
+         "  `tally_engine_submit()` is dropped by the engine as malformed (and logged).\n"
+         "- **Effect sequence numbers are 0 in process**: the engine does not number\n"
+         "  effects per connection or keep unacknowledged ones yet (tallyd).\n"
+         "- **Structured effect arguments** (message code, account and room handles,\n"
+         "  amounts, user-text spans), so an adapter renders effects without parsing\n"
+         "  English.\n",
          TALLY_FRAME_SCHEMA_VERSION);
   return 0;
 }

@@ -129,6 +129,7 @@ def make_effect_frame():
     write(t, "ok-reply", effect())
     write(t, "ok-announce", effect(kind=2, channel="#shop", origin="", text="alice bought a tee"))
     write(t, "ok-status", effect(kind=3, req=0, origin="", text="ready"))
+    write(t, "ok-seq", effect(extra=(mp_uint(2**64 - 1),)))
     write(t, "ok-refusal", effect(code=-106, text="sold out"))
     write(t, "ok-receipt", effect(receipt=2**63, text="receipt 9223372036854775808"))
     write(t, "ok-code-min", effect(code=-(2**63), text=""))
@@ -262,9 +263,52 @@ def make_command_line():
           + commit(0) + commit(0), "regressions")
 
 
+def make_stream():
+    """Streams for tests/fuzz/stream: byte 0 picks the chunking (odd: one byte
+    at a time), then length-prefixed frames of every type of tally/frames.h."""
+    t = "stream"
+
+    def wrap(frame):
+        return struct.pack(">I", len(frame)) + frame
+
+    def hdr(ftype, fields):
+        return mp_array([mp_uint(1), mp_uint(ftype)] + fields)
+
+    hello = hdr(3, [mp_uint(1), mp_uint(1), mp_str("libera"), mp_str("m_tally/1.3"),
+                    mp_str("irc1.example.net"), mp_uint(0), mp_uint(7), mp_str("ab" * 32),
+                    mp_uint(0)])
+    server = hdr(4, [mp_uint(1), mp_uint(1), mp_uint(0), mp_int(0), mp_str("tallyd-a"),
+                     mp_uint(0), mp_str("0f" * 32), mp_str("")])
+    verdict = hdr(4, [mp_uint(1), mp_uint(1), mp_uint(0), mp_int(-9), mp_str("tallyd-a"),
+                      mp_uint(0), mp_str(""), mp_str("wire version: no version in common")])
+    presence = hdr(5, [mp_str("libera"), mp_str("alice"), mp_str("#shop"), mp_uint(1),
+                       mp_uint(1)])
+    ack = hdr(6, [mp_uint(42)])
+    eff = effect()  # v1.0 effect: 7 fields, seq absent
+    eff_seq = effect(extra=(mp_uint(9),))
+    session = wrap(hello) + wrap(presence) + wrap(ack) + wrap(eff_seq)
+    write(t, "ok-session-bytewise", b"\x01" + session)
+    write(t, "ok-session-chunks", b"\x02" + session)
+    write(t, "ok-server-side", b"\x04" + wrap(server) + wrap(verdict) + wrap(eff))
+    write(t, "ok-max-frame", b"\x06" + wrap(b"\xc0" * 1024))
+    write(t, "ok-presence-flags", b"\x08" + wrap(hdr(5, [mp_str("n"), mp_str("a"), mp_str("r"),
+                                                         mp_uint(0), mp_uint(0)])))
+    write(t, "bad-presence-2", b"\x03" + wrap(hdr(5, [mp_str("n"), mp_str("a"), mp_str("r"),
+                                                      mp_uint(2), mp_uint(1)])))
+    write(t, "bad-cut-frame", b"\x0a" + session[:-3])
+    write(t, "bad-cut-prefix", b"\x0b" + wrap(ack) + b"\x00\x00")
+    write(t, "bad-zero-length", b"\x0c" + wrap(ack) + b"\x00\x00\x00\x00" + wrap(ack))
+    write(t, "bad-over-limit", b"\x0d" + wrap(ack) + struct.pack(">I", 1025) + b"\x00" * 1025)
+    write(t, "bad-huge-length", b"\x0e" + b"\xff\xff\xff\xff" + wrap(ack))
+    write(t, "bad-text-client", b"\x0f" + b"BUY tee 2\r\n")
+    write(t, "bad-garbage-frames", b"\x10" + wrap(b"\x93\x01\x03\xc1") + wrap(b"\xdd\xff\xff\xff\xff")
+          + wrap(b"\x92\x02\x03") + wrap(hello[:-1]))
+
+
 if __name__ == "__main__":
     make_command_frame()
     make_effect_frame()
     make_text()
     make_config()
     make_command_line()
+    make_stream()

@@ -22,7 +22,7 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 cc=${FUZZ_CC:-clang-14}
 out=${FUZZ_BUILD:-build/fuzz}
-all_targets=(command_frame effect_frame text config command_line receipt)
+all_targets=(command_frame effect_frame text config command_line receipt stream)
 targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=("${all_targets[@]}")
 
@@ -31,6 +31,8 @@ targets=("$@")
 core_sources() {
   case $1 in
     command_frame|effect_frame) echo core/src/wire/codec.c core/src/base/msgpack_scan.c core/src/base/errors.c ;;
+    stream) echo core/src/wire/stream.c core/src/wire/codec.c core/src/base/msgpack_scan.c \
+                 core/src/base/errors.c ;;
     text) echo core/src/base/text.c core/src/base/errors.c ;;
     config) echo core/src/base/config.c core/src/base/errors.c ;;
     command_line) echo core/src/model/decide.c core/src/model/state.c core/src/model/keys.c core/src/base/map.c \

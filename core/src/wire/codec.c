@@ -5,6 +5,8 @@
 #include "msgpack_scan.h"
 
 #include <assert.h>
+#include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 enum { CODEC_ZONE_CHUNK_BYTES = 4096 };
@@ -36,10 +38,14 @@ static size_t codec_clip(const char *s, size_t max) {
 
 #define ENC_U64(name, max) msgpack_pack_uint64(&pk, (uint64_t)src->name);
 #define ENC_I64(name, max) msgpack_pack_int64(&pk, (int64_t)src->name);
+/* Works for both string pointers (NULL is "") and the char arrays of the
+ * frame structs (bounded by strnlen: an array without a NUL is too big). */
+static const char *codec_str(const char *s) { return s ? s : ""; }
+
 #define ENC_STR(name, max)                                    \
   do {                                                        \
-    const char *s_ = src->name ? src->name : "";              \
-    size_t n_ = clip ? codec_clip(s_, (max)) : strlen(s_);    \
+    const char *s_ = codec_str(src->name);                    \
+    size_t n_ = clip ? codec_clip(s_, (max)) : strnlen(s_, (size_t)(max) + 1); \
     if (n_ > (max)) return TALLY_ETOOBIG;                     \
     msgpack_pack_str(&pk, n_);                                \
     msgpack_pack_str_body(&pk, s_, n_);                       \
@@ -65,8 +71,63 @@ static size_t codec_clip(const char *s, size_t max) {
 
 DEFINE_ENCODER(encode_command, tally_command, TALLY_FRAME_COMMAND_FIELDS,
                TALLY_FRAME_TYPE_COMMAND, 0)
-DEFINE_ENCODER(encode_effect, tally_effect, TALLY_FRAME_EFFECT_FIELDS,
+/* What the effect encoder reads: tally_effect's fields plus the seq that the
+ * public tally_effect does not carry. */
+#define SRC_U64(name, max) uint64_t name;
+#define SRC_I64(name, max) int64_t name;
+#define SRC_STR(name, max) const char *name;
+#define SRC_FIELD(kind, name, max, doc) SRC_##kind(name, max)
+typedef struct effect_src {
+  TALLY_FRAME_EFFECT_FIELDS(SRC_FIELD)
+} effect_src;
+
+DEFINE_ENCODER(encode_effect, effect_src, TALLY_FRAME_EFFECT_FIELDS,
                TALLY_FRAME_TYPE_EFFECT, 1)
+DEFINE_ENCODER(encode_frame_effect, tally_frame_effect, TALLY_FRAME_EFFECT_FIELDS,
+               TALLY_FRAME_TYPE_EFFECT, 0)
+DEFINE_ENCODER(encode_frame_hello, tally_frame_hello, TALLY_FRAME_HELLO_FIELDS,
+               TALLY_FRAME_TYPE_HELLO, 0)
+DEFINE_ENCODER(encode_frame_hello_server, tally_frame_hello_server,
+               TALLY_FRAME_HELLO_SERVER_FIELDS, TALLY_FRAME_TYPE_HELLO_SERVER, 0)
+DEFINE_ENCODER(encode_frame_presence, tally_frame_presence, TALLY_FRAME_PRESENCE_FIELDS,
+               TALLY_FRAME_TYPE_PRESENCE, 0)
+DEFINE_ENCODER(encode_frame_ack, tally_frame_ack, TALLY_FRAME_ACK_FIELDS,
+               TALLY_FRAME_TYPE_ACK, 0)
+
+/* The public structs of tally/frames.h are the schema's tables spelled out:
+ * each must equal the struct the table generates, field by field (name,
+ * offset, size, kind), or this file does not compile. */
+#define KIND_OK_U64(e) _Generic((e), uint64_t: 1, default: 0)
+#define KIND_OK_I64(e) _Generic((e), int64_t: 1, default: 0)
+#define KIND_OK_STR(e) _Generic((e), char *: 1, default: 0)
+#define SAME_FIELD(pub_t, gen_t, kind, name)                                       \
+  _Static_assert(offsetof(pub_t, name) == offsetof(gen_t, name) &&                \
+                     sizeof(((pub_t *)0)->name) == sizeof(((gen_t *)0)->name) &&  \
+                     KIND_OK_##kind(((pub_t *)0)->name),                          \
+                 #pub_t "." #name " differs from schemas/tally_frames_v1.h");
+#define CHECK_FRAME_STRUCT(pub_t, FIELDS)                                          \
+  typedef struct pub_t##_gen { FIELDS(TALLY__FIELD_) } pub_t##_gen;               \
+  _Static_assert(sizeof(pub_t) == sizeof(pub_t##_gen),                            \
+                 #pub_t " differs from schemas/tally_frames_v1.h");               \
+  FIELDS(CHECK_FIELD_##pub_t)
+
+#define CHECK_FIELD_tally_frame_effect(kind, name, max, doc) \
+  SAME_FIELD(tally_frame_effect, tally_frame_effect_gen, kind, name)
+#define CHECK_FIELD_tally_frame_hello(kind, name, max, doc) \
+  SAME_FIELD(tally_frame_hello, tally_frame_hello_gen, kind, name)
+#define CHECK_FIELD_tally_frame_hello_server(kind, name, max, doc) \
+  SAME_FIELD(tally_frame_hello_server, tally_frame_hello_server_gen, kind, name)
+#define CHECK_FIELD_tally_frame_presence(kind, name, max, doc) \
+  SAME_FIELD(tally_frame_presence, tally_frame_presence_gen, kind, name)
+#define CHECK_FIELD_tally_frame_ack(kind, name, max, doc) \
+  SAME_FIELD(tally_frame_ack, tally_frame_ack_gen, kind, name)
+CHECK_FRAME_STRUCT(tally_frame_effect, TALLY_FRAME_EFFECT_FIELDS)
+CHECK_FRAME_STRUCT(tally_frame_hello, TALLY_FRAME_HELLO_FIELDS)
+CHECK_FRAME_STRUCT(tally_frame_hello_server, TALLY_FRAME_HELLO_SERVER_FIELDS)
+CHECK_FRAME_STRUCT(tally_frame_presence, TALLY_FRAME_PRESENCE_FIELDS)
+CHECK_FRAME_STRUCT(tally_frame_ack, TALLY_FRAME_ACK_FIELDS)
+_Static_assert(sizeof(tally__effect_frame) == sizeof(tally_frame_effect),
+               "the internal and public effect frames differ");
 
 int tally_command_encode(const tally_command *cmd, uint8_t *buf, size_t buf_len,
                          size_t *frame_len) {
@@ -75,10 +136,30 @@ int tally_command_encode(const tally_command *cmd, uint8_t *buf, size_t buf_len,
   return encode_command(cmd, buf, buf_len, frame_len);
 }
 
-int tally__effect_encode(const tally_effect *eff, uint8_t *buf, size_t cap, size_t *len) {
+int tally__effect_encode_seq(const tally_effect *eff, uint64_t seq, uint8_t *buf, size_t cap,
+                             size_t *len) {
   assert(eff && buf && len);
-  return encode_effect(eff, buf, cap, len);
+  effect_src src = {.kind = eff->kind, .code = eff->code, .req_id = eff->req_id,
+                    .receipt_id = eff->receipt_id, .origin = eff->origin,
+                    .channel = eff->channel, .text = eff->text, .seq = seq};
+  return encode_effect(&src, buf, cap, len);
 }
+
+int tally__effect_encode(const tally_effect *eff, uint8_t *buf, size_t cap, size_t *len) {
+  return tally__effect_encode_seq(eff, 0, buf, cap, len);
+}
+
+#define PUBLIC_ENCODER(name)                                                      \
+  int tally_frame_##name##_encode(const tally_frame_##name *f, uint8_t *buf,      \
+                                  size_t cap, size_t *len) {                      \
+    if (!f || !buf || !len) return TALLY_EINVAL;                                  \
+    return encode_frame_##name(f, buf, cap, len);                                 \
+  }
+PUBLIC_ENCODER(effect)
+PUBLIC_ENCODER(hello)
+PUBLIC_ENCODER(hello_server)
+PUBLIC_ENCODER(presence)
+PUBLIC_ENCODER(ack)
 
 /* ---- decoding ------------------------------------------------------------ */
 int tally__decoder_init(tally__decoder *dec) {
@@ -114,9 +195,10 @@ static int dec_str(const msgpack_object *o, char *out, size_t max) {
 }
 
 /* Unpacks exactly one array frame of the given type with at least `fields`
- * fields after the two header elements. */
+ * fields after the two header elements; *present = how many it has. */
 static int dec_frame(tally__decoder *dec, const uint8_t *buf, size_t len,
-                     uint64_t frame_type, uint32_t fields, msgpack_object **items) {
+                     uint64_t frame_type, uint32_t fields, msgpack_object **items,
+                     size_t *present) {
   if (!buf || len == 0 || len > TALLY_FRAME_BYTES_MAX) return TALLY_EFRAME;
   if (tally__msgpack_scan(buf, len) != TALLY_OK) return TALLY_EFRAME;
   msgpack_zone_clear(&dec->zone);
@@ -134,19 +216,32 @@ static int dec_frame(tally__decoder *dec, const uint8_t *buf, size_t len,
   if (a[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER || a[1].via.u64 != frame_type)
     return TALLY_EFRAME;
   *items = a + 2;
+  *present = root.via.array.size - 2;
   return TALLY_OK;
 }
 
-#define DEC_U64(name, max) if (dec_u64(&items[i++], &out->name)) return TALLY_EFRAME;
-#define DEC_I64(name, max) if (dec_i64(&items[i++], &out->name)) return TALLY_EFRAME;
-#define DEC_STR(name, max) if (dec_str(&items[i++], out->name, (max))) return TALLY_EFRAME;
+/* A field appended after a frame's required ones (TALLY_FRAME_*_REQUIRED) may
+ * be absent from an older sender's frame: it decodes as 0 or "". */
+#define DEC_U64(name, max) \
+  if (i >= present) out->name = 0; \
+  else if (dec_u64(&items[i], &out->name)) return TALLY_EFRAME; \
+  i++;
+#define DEC_I64(name, max) \
+  if (i >= present) out->name = 0; \
+  else if (dec_i64(&items[i], &out->name)) return TALLY_EFRAME; \
+  i++;
+#define DEC_STR(name, max) \
+  if (i >= present) out->name[0] = 0; \
+  else if (dec_str(&items[i], out->name, (max))) return TALLY_EFRAME; \
+  i++;
 #define DEC_FIELD(kind, name, max, doc) DEC_##kind(name, max)
 
 int tally__command_frame_decode(tally__decoder *dec, const uint8_t *buf, size_t len,
                                 tally__command_frame *out) {
   msgpack_object *items;
+  size_t present;
   int rc = dec_frame(dec, buf, len, TALLY_FRAME_TYPE_COMMAND,
-                     0 TALLY_FRAME_COMMAND_FIELDS(COUNT_FIELD), &items);
+                     0 TALLY_FRAME_COMMAND_FIELDS(COUNT_FIELD), &items, &present);
   if (rc) return rc;
   size_t i = 0;
   TALLY_FRAME_COMMAND_FIELDS(DEC_FIELD)
@@ -156,10 +251,120 @@ int tally__command_frame_decode(tally__decoder *dec, const uint8_t *buf, size_t 
 int tally__effect_frame_decode(tally__decoder *dec, const uint8_t *buf, size_t len,
                                tally__effect_frame *out) {
   msgpack_object *items;
-  int rc = dec_frame(dec, buf, len, TALLY_FRAME_TYPE_EFFECT,
-                     0 TALLY_FRAME_EFFECT_FIELDS(COUNT_FIELD), &items);
+  size_t present;
+  int rc = dec_frame(dec, buf, len, TALLY_FRAME_TYPE_EFFECT, TALLY_FRAME_EFFECT_REQUIRED,
+                     &items, &present);
   if (rc) return rc;
   size_t i = 0;
   TALLY_FRAME_EFFECT_FIELDS(DEC_FIELD)
   return TALLY_OK;
 }
+
+/* ---- the public frames ------------------------------------------------------ */
+struct tally_frame_decoder {
+  tally__decoder dec;
+};
+
+int tally_frame_decoder_new(tally_frame_decoder **out) {
+  if (!out) return TALLY_EINVAL;
+  *out = NULL;
+  tally_frame_decoder *d = calloc(1, sizeof *d);
+  if (!d) return TALLY_ENOMEM;
+  if (tally__decoder_init(&d->dec) != TALLY_OK) {
+    free(d);
+    return TALLY_ENOMEM;
+  }
+  *out = d;
+  return TALLY_OK;
+}
+
+void tally_frame_decoder_free(tally_frame_decoder *d) {
+  if (!d) return;
+  tally__decoder_free(&d->dec);
+  free(d);
+}
+
+/* Reads one msgpack unsigned integer at buf[*off]; -1 if it is not one. */
+static int peek_uint(const uint8_t *buf, size_t len, size_t *off, uint64_t *out) {
+  if (*off >= len) return -1;
+  uint8_t b = buf[(*off)++];
+  size_t n;
+  if (b <= 0x7f) {
+    *out = b;
+    return 0;
+  }
+  if (b == 0xcc) n = 1;
+  else if (b == 0xcd) n = 2;
+  else if (b == 0xce) n = 4;
+  else if (b == 0xcf) n = 8;
+  else return -1;
+  if (len - *off < n) return -1;
+  uint64_t v = 0;
+  for (size_t i = 0; i < n; i++) v = (v << 8) | buf[(*off)++];
+  *out = v;
+  return 0;
+}
+
+int tally_frame_type(const uint8_t *buf, size_t len, uint64_t *type) {
+  if (!buf || !type || len == 0 || len > TALLY_FRAME_BYTES_MAX) return TALLY_EFRAME;
+  size_t off = 1;
+  uint64_t items;
+  uint8_t b = buf[0];
+  if (b >= 0x90 && b <= 0x9f) items = b & 0x0f;
+  else if (b == 0xdc || b == 0xdd) { /* array 16 / 32: read its count */
+    size_t n = b == 0xdc ? 2 : 4;
+    if (len - off < n) return TALLY_EFRAME;
+    items = 0;
+    for (size_t i = 0; i < n; i++) items = (items << 8) | buf[off++];
+  } else return TALLY_EFRAME;
+  uint64_t version, t;
+  if (items < 2 || peek_uint(buf, len, &off, &version) || peek_uint(buf, len, &off, &t))
+    return TALLY_EFRAME;
+  if (version != TALLY_FRAME_SCHEMA_VERSION) return TALLY_EFRAME;
+  *type = t;
+  return TALLY_OK;
+}
+
+#define DEFINE_DECODER(name, FIELDS, frame_type, required)                          \
+  static int decode_##name(tally__decoder *dec, const uint8_t *buf, size_t len,     \
+                           tally_frame_##name *out) {                               \
+    msgpack_object *items;                                                          \
+    size_t present;                                                                 \
+    int rc = dec_frame(dec, buf, len, (frame_type), (required), &items, &present);  \
+    if (rc) return rc;                                                              \
+    size_t i = 0;                                                                   \
+    FIELDS(DEC_FIELD)                                                               \
+    return TALLY_OK;                                                                \
+  }
+#define ALL_(FIELDS) (0 FIELDS(COUNT_FIELD))
+DEFINE_DECODER(effect, TALLY_FRAME_EFFECT_FIELDS, TALLY_FRAME_TYPE_EFFECT,
+               TALLY_FRAME_EFFECT_REQUIRED)
+DEFINE_DECODER(hello, TALLY_FRAME_HELLO_FIELDS, TALLY_FRAME_TYPE_HELLO,
+               ALL_(TALLY_FRAME_HELLO_FIELDS))
+DEFINE_DECODER(hello_server, TALLY_FRAME_HELLO_SERVER_FIELDS, TALLY_FRAME_TYPE_HELLO_SERVER,
+               ALL_(TALLY_FRAME_HELLO_SERVER_FIELDS))
+DEFINE_DECODER(presence, TALLY_FRAME_PRESENCE_FIELDS, TALLY_FRAME_TYPE_PRESENCE,
+               ALL_(TALLY_FRAME_PRESENCE_FIELDS))
+DEFINE_DECODER(ack, TALLY_FRAME_ACK_FIELDS, TALLY_FRAME_TYPE_ACK, ALL_(TALLY_FRAME_ACK_FIELDS))
+
+/* Checks beyond field types, per frame: flags are 0 or 1. */
+static int check_effect(const tally_frame_effect *f) { (void)f; return TALLY_OK; }
+static int check_hello(const tally_frame_hello *f) { (void)f; return TALLY_OK; }
+static int check_hello_server(const tally_frame_hello_server *f) { (void)f; return TALLY_OK; }
+static int check_ack(const tally_frame_ack *f) { (void)f; return TALLY_OK; }
+static int check_presence(const tally_frame_presence *f) {
+  return f->present <= 1 && f->local <= 1 ? TALLY_OK : TALLY_EFRAME;
+}
+
+#define PUBLIC_DECODER(name)                                                        \
+  int tally_frame_##name##_decode(tally_frame_decoder *d, const uint8_t *buf,       \
+                                  size_t len, tally_frame_##name *out) {            \
+    if (!d || !out) return TALLY_EINVAL;                                            \
+    int rc = decode_##name(&d->dec, buf, len, out);                                 \
+    return rc ? rc : check_##name(out);                                             \
+  }
+PUBLIC_DECODER(effect)
+PUBLIC_DECODER(hello)
+PUBLIC_DECODER(hello_server)
+PUBLIC_DECODER(presence)
+PUBLIC_DECODER(ack)

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "tally.h"
+#include "tally/frames.h"
 #include "tally_frames_v1.h"
 
 #define TALLY__FIELD_U64(name, max) uint64_t name;
@@ -41,7 +42,10 @@ int tally__command_frame_decode(tally__decoder *dec, const uint8_t *buf, size_t 
 int tally__effect_frame_decode(tally__decoder *dec, const uint8_t *buf, size_t len,
                                tally__effect_frame *out);
 /* Encodes an effect; text longer than TALLY_TEXT_BYTES_MAX is cut at a UTF-8
- * boundary rather than refused, since the engine wrote it. */
+ * boundary rather than refused, since the engine wrote it. Its seq is 0 (in
+ * process); tally__effect_encode_seq stamps a connection's sequence number. */
 int tally__effect_encode(const tally_effect *eff, uint8_t *buf, size_t cap, size_t *len);
+int tally__effect_encode_seq(const tally_effect *eff, uint64_t seq, uint8_t *buf, size_t cap,
+                             size_t *len);
 
 #endif
