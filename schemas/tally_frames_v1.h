@@ -39,6 +39,10 @@
   X(U64, receipt_id, 0, "committed transfer id when this is a receipt")          \
   X(STR, origin, TALLY_NAME_BYTES_MAX, "who to tell (reply)")                    \
   X(STR, channel, TALLY_NAME_BYTES_MAX, "where to say it (announce)")            \
-  X(STR, text, TALLY_TEXT_BYTES_MAX, "UTF-8 text to show, no CR or LF")
+  X(STR, text, TALLY_TEXT_BYTES_MAX, "UTF-8 text to show, no CR or LF")        \
+  X(U64, hint, 0, "enum tally_hint: 0 none, or what the adapter explains in "   \
+                  "its network's words after text (1 log in, 2 send privately, "\
+                  "3 admin role, 4 host role, 5 grant privilege, 6 already "    \
+                  "said); since 1.4")
 
 #endif
