@@ -77,8 +77,10 @@ static void test_roles_carry_their_hints(void **state) {
   (void)state;
   setup("hintroles");
   th_reply r;
-  /* Selling needs the creator role, which an admin gives. */
-  expect(th_cmd(eng, "alice", "ITEM ADD tee 5 3 A tee", 0, &r), &r, TALLY_ENO_PERMISSION, TALLY_HINT_ADMIN_ROLE);
+  /* Selling (a drop) needs the creator role, which an admin gives: a
+   * channel's host without it is told who gives it. */
+  expect(th_cmd_in(eng, "alice", "#live", "DROP CREATE tee 5 3", TALLY_ROLE_CHANOP, &r), &r, TALLY_ENO_PERMISSION,
+         TALLY_HINT_ADMIN_ROLE);
   assert_non_null(strstr(r.text, "TALLY ROLE <account> creator"));
   /* TALLY's admin sub-commands. */
   expect(th_cmd(eng, "alice", "TALLY STATS", 0, &r), &r, TALLY_ENO_PERMISSION, TALLY_HINT_ADMIN_ROLE);
