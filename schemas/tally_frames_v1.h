@@ -72,10 +72,14 @@
   X(STR, channel, TALLY_NAME_BYTES_MAX, "where to say it (announce)")            \
   X(STR, text, TALLY_TEXT_BYTES_MAX, "UTF-8 text to show, no CR or LF")        \
   X(U64, seq, 0, "per-connection sequence number, 1, 2, ... (0 in process); "  \
-                 "acknowledged by ACK")
+                 "acknowledged by ACK")                                        \
+  X(U64, hint, 0, "enum tally_hint: 0 none, or what the adapter explains in "   \
+                  "its network's words after text (1 log in, 2 send privately, "\
+                  "3 admin role, 4 host role, 5 grant privilege, 6 already "    \
+                  "said); since 1.4")
 
-/* Fields an EFFECT must have: those of v1.0. seq, appended since, decodes as
- * 0 when a sender of v1.0 leaves it out. */
+/* Fields an EFFECT must have: those of v1.0. seq and hint, appended since,
+ * decode as 0 when a sender of v1.0 leaves them out. */
 #define TALLY_FRAME_EFFECT_REQUIRED 7
 
 #define TALLY_FRAME_HELLO_FIELDS(X)                                              \

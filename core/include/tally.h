@@ -245,7 +245,29 @@ enum tally_effect_kind {
                                   it to the whole channel (since 1.2) */
 };
 
-#define TALLY_EFFECT_VERSION 1
+/* What a refusal needs explained in the words of the user's network. The
+ * engine's text is complete and network-neutral ("not logged in: log in to
+ * your account first"); an adapter that knows how its network does it
+ * appends its own phrase (IRC: " (/msg NickServ IDENTIFY <password>)"). An
+ * adapter may ignore hints, and must ignore values it does not know (new
+ * ones may be added). Since 1.4 (TALLY_EFFECT_VERSION 2). */
+enum tally_hint {
+  TALLY_HINT_NONE = 0,
+  TALLY_HINT_LOG_IN = 1,          /* not logged in: how to log in to an account here.
+                                     Every TALLY_ENOT_LOGGED_IN reply carries it. */
+  TALLY_HINT_SEND_PRIVATELY = 2,  /* said in a channel but private only: how to send a
+                                     command privately here */
+  TALLY_HINT_ADMIN_ROLE = 3,      /* needs an admin (TALLY_ROLE_OPER) or a role only an
+                                     admin gives: who the admins are here */
+  TALLY_HINT_HOST_ROLE = 4,       /* needs the host role of the channel (TALLY_ROLE_CHANOP):
+                                     who holds it here */
+  TALLY_HINT_GRANT_PRIVILEGE = 5, /* needs the grant privilege (TALLY_ROLE_GRANT): how an
+                                     admin gets it here */
+  TALLY_HINT_ALREADY_SAID = 6,    /* nothing held to hide: whether a message already said
+                                     can be taken back here */
+};
+
+#define TALLY_EFFECT_VERSION 2
 typedef struct tally_effect {
   uint32_t size, version;
   uint32_t kind;       /* enum tally_effect_kind */
@@ -255,6 +277,8 @@ typedef struct tally_effect {
   const char *origin;  /* who to tell (REPLY) */
   const char *channel; /* where to say it (ANNOUNCE) */
   const char *text;    /* ready to show, UTF-8, no CR/LF */
+  uint32_t hint;       /* enum tally_hint (version >= 2; since 1.4): TALLY_HINT_NONE
+                          or what the adapter may explain after `text` */
 } tally_effect;
 
 typedef void (*tally_effect_cb)(void *ud, const tally_effect *effect);

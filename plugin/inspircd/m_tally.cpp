@@ -6,7 +6,8 @@
  *   client command  BUY sku 2          -> tally_command{text "BUY sku 2", channel ""}
  *   channel line    !buy sku 2 (#shop) -> tally_command{text "BUY sku 2", channel "#shop"}
  *   REPLY effect                       -> server NOTICE to the user (found again by UUID);
- *                                         to a channel line: "[#shop] text" (SendChannelAnswer)
+ *                                         to a channel line: "[#shop] text" (SendChannelAnswer);
+ *                                         a hint adds its IRC phrase (HintPhrase)
  *   ANNOUNCE effect                    -> server NOTICE to the channel
  *   MODERATORS effect                  -> server NOTICE to @#channel (its operators)
  *   STATUS effect                      -> server log
@@ -633,6 +634,32 @@ class ModuleTally : public Module
 		local->Send(ServerInstance->GetRFCEvents().privmsg, msg);
 	}
 
+	/* The IRC words for what a refusal's hint asks to explain (enum
+	 * tally_hint): the engine's text is network-neutral and complete, this
+	 * says how it is done here. Unknown hints (a newer engine) add nothing. */
+	static const char* HintPhrase(const tally_effect* effect)
+	{
+		if (effect->version < 2 || effect->size < sizeof(tally_effect))
+			return "";
+		switch (effect->hint)
+		{
+			case TALLY_HINT_LOG_IN:
+				return " (/msg NickServ IDENTIFY <password>)";
+			case TALLY_HINT_SEND_PRIVATELY:
+				return " (as a client command: /quote and the same words)";
+			case TALLY_HINT_ADMIN_ROLE:
+				return "; admins here are the IRC operators";
+			case TALLY_HINT_HOST_ROLE:
+				return " (on IRC: its channel operators)";
+			case TALLY_HINT_GRANT_PRIVILEGE:
+				return " (the oper privilege tally/grant)";
+			case TALLY_HINT_ALREADY_SAID:
+				return " (a message already said cannot be taken back on IRC)";
+			default:
+				return "";
+		}
+	}
+
 	void OnEffect(const tally_effect* effect)
 	{
 		switch (effect->kind)
@@ -642,7 +669,7 @@ class ModuleTally : public Module
 				User* user = ServerInstance->FindUUID(effect->origin ? effect->origin : "");
 				if (!user || user->quitting)
 					break;
-				const std::string text(effect->text ? effect->text : "");
+				const std::string text = std::string(effect->text ? effect->text : "") + HintPhrase(effect);
 				if (effect->channel && effect->channel[0])
 					SendChannelAnswer(user, effect->channel, text);
 				else

@@ -114,8 +114,11 @@ def tally_checks(tap, env):
             return True
         tap.run("!buy lines are not broadcast", buy_not_broadcast)
 
-        tap.run("BUY without an account -> 'not logged in'",
-                lambda: ask(bob, lambda: bob.send("BUY sku1 1"), r"not logged in"))
+        # The engine says it neutrally and carries TALLY_HINT_LOG_IN; the
+        # module adds how it is done on IRC.
+        tap.run("BUY without an account -> 'not logged in', with the NickServ hint",
+                lambda: ask(bob, lambda: bob.send("BUY sku1 1"),
+                            r"^not logged in: log in to your account first \(/msg NickServ IDENTIFY <password>\)$"))
         tap.run("!buy without an account -> 'not logged in'",
                 lambda: ask(bob, lambda: bob.privmsg(chan, "!buy sku1 1"), r"not logged in"))
 

@@ -116,9 +116,9 @@ def permissions(tap, env, db, oper, creator, plain, sku):
     tap.run("refused ITEM commands changed no catalog row", unchanged)
 
     grants_before = user_transfers(db, plain.nick, kind=4)
-    tap.run("non-oper: TALLY GRANT -> no permission: server operators only",
+    tap.run("non-oper: TALLY GRANT -> no permission: admins only (the IRC operators)",
             lambda: ask(plain, "TALLY GRANT %s 5" % plain.nick,
-                        r"^no permission: server operators only$"))
+                        r"^no permission: admins only; admins here are the IRC operators$"))
 
     def chanop_not_oper():
         plain.join(chan)  # first in: +o
@@ -172,7 +172,7 @@ def permissions(tap, env, db, oper, creator, plain, sku):
             helper.wait_numeric("381")
             before = user_transfers(db, plain.nick, kind=4)
             ask(helper, "TALLY GRANT %s 5" % plain.nick,
-                r"^no permission: TALLY GRANT needs the operator privilege tally/grant$")
+                r"^no permission: TALLY GRANT needs the grant privilege \(the oper privilege tally/grant\)$")
             if user_transfers(db, plain.nick, kind=4) != before:
                 raise ic.IRCError("the unprivileged operator's grant moved money")
         finally:

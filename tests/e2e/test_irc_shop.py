@@ -104,6 +104,13 @@ def shop(tap, env):
             return True
         tap.run("VERIFY accepts the receipt", verify)
 
+        # Private-only commands said in a channel: the engine's neutral text
+        # carries TALLY_HINT_SEND_PRIVATELY, the module adds the IRC way.
+        tap.run("!delivery in the channel -> send it privately, with the /quote hint",
+                lambda: ask(buyer, lambda: buyer.privmsg(chan, "!delivery %s" % receipt.get("id", "1")),
+                            r"send DELIVERY privately, not in a channel "
+                            r"\(as a client command: /quote and the same words\)$"))
+
         def nothing_leaked():
             creator.privmsg(chan, "fence")
             watcher.wait_privmsg("^fence$", chan, 5, since=start)

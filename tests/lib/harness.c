@@ -109,6 +109,7 @@ static void on_effect(void *ud, const tally_effect *eff) {
   if (w->done) return; /* keep the first final reply (SHOP sends several lines) */
   w->out->code = eff->code;
   w->out->receipt = eff->receipt_id;
+  w->out->hint = eff->hint;
   snprintf(w->out->text, sizeof w->out->text, "%s", eff->text);
   w->done = 1;
 }
@@ -260,7 +261,7 @@ static void on_collect(void *ud, const tally_effect *eff) {
   collector *c = ud;
   note_announce(eff);
   if (eff->kind != TALLY_EFFECT_REPLY || eff->code == TALLY_EPENDING) return;
-  th_reply r = {.code = eff->code, .receipt = eff->receipt_id};
+  th_reply r = {.code = eff->code, .receipt = eff->receipt_id, .hint = eff->hint};
   snprintf(r.text, sizeof r.text, "%s", eff->text);
   c->seen++;
   if (c->fn) c->fn(c->ud, eff->req_id, &r);

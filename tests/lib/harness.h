@@ -12,6 +12,7 @@ typedef struct th_reply {
   int code;
   uint64_t receipt;
   char text[TALLY_TEXT_BYTES_MAX + 1];
+  uint32_t hint; /* enum tally_hint of the reply */
 } th_reply;
 
 /* Creates database th_<name>_<pid> next to $TALLY_TEST_DSN; writes its DSN. */

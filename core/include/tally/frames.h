@@ -66,6 +66,7 @@ typedef struct tally_frame_effect {
   char channel[TALLY_NAME_BYTES_MAX + 1];
   char text[TALLY_TEXT_BYTES_MAX + 1];
   uint64_t seq;
+  uint64_t hint; /* enum tally_hint (tally.h), since 1.4 */
 } tally_frame_effect;
 
 typedef struct tally_frame_hello {

@@ -10,9 +10,9 @@
 #define TALLY_VERSION_H
 
 #define TALLY_VERSION_MAJOR 1
-#define TALLY_VERSION_MINOR 3
+#define TALLY_VERSION_MINOR 4
 #define TALLY_VERSION_PATCH 0
-#define TALLY_VERSION_STRING "1.3.0"
+#define TALLY_VERSION_STRING "1.4.0"
 
 /* (major << 16) | minor: what tally_version() returns. */
 #define TALLY_VERSION_HEX ((TALLY_VERSION_MAJOR << 16) | TALLY_VERSION_MINOR)

@@ -274,8 +274,8 @@ static bool grant_cap(const tally__engine *e, int64_t *cap) {
  * TALLY_ROLE_GRANT only for operators with that privilege (tally/grant). */
 static void tally_grant(tally__cmd *c) {
   if (!(c->cmd->roles & TALLY_ROLE_GRANT)) {
-    tally__reply(c->e, c->cmd, TALLY_ENO_PERMISSION, 0,
-                 "%s: TALLY GRANT needs the operator privilege tally/grant", tally_strerror(TALLY_ENO_PERMISSION));
+    tally__reply_hint(c->e, c->cmd, TALLY_ENO_PERMISSION, TALLY_HINT_GRANT_PRIVILEGE,
+                      "%s: TALLY GRANT needs the grant privilege", tally_strerror(TALLY_ENO_PERMISSION));
     return;
   }
   if (c->t.count != 4) {
@@ -367,7 +367,7 @@ void tally__cmd_tally(tally__cmd *c) {
     return;
   }
   if (!is_oper(c)) {
-    tally__reply(c->e, c->cmd, TALLY_ENO_PERMISSION, 0, "%s: server operators only",
+    tally__reply_hint(c->e, c->cmd, TALLY_ENO_PERMISSION, TALLY_HINT_ADMIN_ROLE, "%s: admins only",
                  tally_strerror(TALLY_ENO_PERMISSION));
     return;
   }

@@ -20,12 +20,13 @@ static bool may_host(tally__cmd *c) {
     return false;
   }
   if (!c->cmd->channel[0]) {
-    tally__reply(c->e, c->cmd, TALLY_ENOT_IN_CHANNEL, 0, "%s (e.g. !event start 30 Launch party)",
+    tally__reply(c->e, c->cmd, TALLY_ENOT_IN_CHANNEL, 0, "%s (e.g. EVENT START 30 Launch party)",
                  tally_strerror(TALLY_ENOT_IN_CHANNEL));
     return false;
   }
   if (!(c->cmd->roles & (TALLY_ROLE_CHANOP | TALLY_ROLE_OPER))) {
-    tally__reply(c->e, c->cmd, TALLY_ENO_PERMISSION, 0, "%s: only channel operators host events and drops",
+    tally__reply_hint(c->e, c->cmd, TALLY_ENO_PERMISSION, TALLY_HINT_HOST_ROLE,
+                      "%s: only the channel's hosts run events and drops",
                  tally_strerror(TALLY_ENO_PERMISSION));
     return false;
   }

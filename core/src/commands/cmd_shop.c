@@ -109,8 +109,8 @@ void tally__cmd_delivery(tally__cmd *c) {
     return;
   }
   if (c->cmd->channel[0]) { /* a link others must not see */
-    tally__reply(c->e, c->cmd, TALLY_EBAD_SYNTAX, 0,
-                 "send DELIVERY privately (/quote DELIVERY <receipt> or /msg), not in a channel");
+    tally__reply_hint(c->e, c->cmd, TALLY_EBAD_SYNTAX, TALLY_HINT_SEND_PRIVATELY,
+                      "send DELIVERY privately, not in a channel");
     return;
   }
   uint32_t slot = own_purchase(c, 2, TALLY__KIND_DIGITAL, TALLY_ENOT_DIGITAL, usage);
@@ -155,7 +155,8 @@ void tally__cmd_ship(tally__cmd *c) {
     return;
   }
   if (c->cmd->channel[0]) { /* personal data: never from a channel line */
-    tally__reply(c->e, c->cmd, TALLY_EBAD_SYNTAX, 0, "send SHIP privately (/quote SHIP ...), not in a channel");
+    tally__reply_hint(c->e, c->cmd, TALLY_EBAD_SYNTAX, TALLY_HINT_SEND_PRIVATELY,
+                      "send SHIP privately, not in a channel");
     return;
   }
   tally__op *op = tally__cmd_record_op(c, TALLY__OP_SHIP);

@@ -108,8 +108,9 @@ int tally__cmd_account(tally__cmd *c, const char *account, uint32_t *index) {
 
 bool tally__cmd_may_sell(tally__cmd *c) {
   if (c->account != TALLY__NONE && c->e->st.accounts[c->account].is_creator) return true;
-  tally__reply(c->e, c->cmd, TALLY_ENO_PERMISSION, 0, "%s: selling needs the creator role (a server operator gives it: "
-               "TALLY ROLE <account> creator)", tally_strerror(TALLY_ENO_PERMISSION));
+  tally__reply_hint(c->e, c->cmd, TALLY_ENO_PERMISSION, TALLY_HINT_ADMIN_ROLE,
+                    "%s: selling needs the creator role, which an admin gives with TALLY ROLE <account> creator",
+                    tally_strerror(TALLY_ENO_PERMISSION));
   return false;
 }
 
@@ -281,7 +282,7 @@ void tally__command_handle(tally__engine *e, const tally__command_frame *frame) 
   }
   if (!frame->account[0] && entry->needs_account) {
     tally__reply(e, frame, TALLY_ENOT_LOGGED_IN, 0,
-                 "%s: log in to your services account first (/msg NickServ IDENTIFY <password>)",
+                 "%s: log in to your account first", /* hint TALLY_HINT_LOG_IN: the adapter says how */
                  tally_strerror(TALLY_ENOT_LOGGED_IN));
     return;
   }

@@ -31,7 +31,7 @@ static const char *const group_label[] = {
     [TALLY_COMMAND_GROUP_EVENT] = "In an event: ",
     [TALLY_COMMAND_GROUP_CREATORS] = "Creators: ",
     [TALLY_COMMAND_GROUP_HOSTS] = "Hosts (channel moderators, in the channel): ",
-    [TALLY_COMMAND_GROUP_OPERATORS] = "Operators: ",
+    [TALLY_COMMAND_GROUP_OPERATORS] = "Admins: ",
 };
 
 /* Appends "WORD usage - help" to out (at *len, capacity cap); false and

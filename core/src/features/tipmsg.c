@@ -125,8 +125,8 @@ void tally__cmd_hide(tally__cmd *c) {
     return;
   }
   if (!h) {
-    tally__reply(c->e, c->cmd, TALLY_ENOT_HELD, 0, "%s (a message already said cannot be taken back on IRC)",
-                 tally_strerror(TALLY_ENOT_HELD));
+    tally__reply_hint(c->e, c->cmd, TALLY_ENOT_HELD, TALLY_HINT_ALREADY_SAID, "%s",
+                      tally_strerror(TALLY_ENOT_HELD));
     return;
   }
   tally__op *op = tally__cmd_record_op(c, TALLY__OP_HIDE);

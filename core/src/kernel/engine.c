@@ -40,15 +40,25 @@ size_t tally__format_amount(const tally__engine *e, int64_t minor, char *out, si
 }
 
 /* ---- effects ------------------------------------------------------------------ */
+static void emit_effect(tally__engine *e, const tally_effect *eff);
+
 void tally__emit(tally__engine *e, uint32_t kind, int code, uint64_t req_id, uint64_t receipt,
                  const char *origin, const char *channel, const char *text) {
+  /* A refusal for want of an account always says how to log in, in the
+   * adapter's words: the engine's text names no network's way of doing it. */
+  uint32_t hint = code == TALLY_ENOT_LOGGED_IN ? TALLY_HINT_LOG_IN : TALLY_HINT_NONE;
   tally_effect eff = {.size = sizeof eff, .version = TALLY_EFFECT_VERSION, .kind = kind,
                       .code = code, .req_id = req_id, .receipt_id = receipt,
                       .origin = origin ? origin : "", .channel = channel ? channel : "",
-                      .text = text ? text : ""};
+                      .text = text ? text : "", .hint = hint};
+  emit_effect(e, &eff);
+}
+
+static void emit_effect(tally__engine *e, const tally_effect *eff) {
+  uint32_t kind = eff->kind;
   uint8_t buf[TALLY_FRAME_BYTES_MAX];
   size_t len;
-  int rc = tally__effect_encode(&eff, buf, sizeof buf, &len);
+  int rc = tally__effect_encode(eff, buf, sizeof buf, &len);
   assert(rc == TALLY_OK);
   /* Replies had space reserved before their command was taken (see
    * effects_room), so a full ring for a reply is a broken invariant. An
@@ -72,6 +82,19 @@ void tally__reply(tally__engine *e, const tally__command_frame *cmd, int code, u
   vsnprintf(text, sizeof text, fmt, ap);
   va_end(ap);
   tally__emit(e, TALLY_EFFECT_REPLY, code, cmd->req_id, receipt, cmd->origin, cmd->channel, text);
+}
+
+void tally__reply_hint(tally__engine *e, const tally__command_frame *cmd, int code, uint32_t hint,
+                       const char *fmt, ...) {
+  char text[TALLY_TEXT_BYTES_MAX + 1];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(text, sizeof text, fmt, ap);
+  va_end(ap);
+  tally_effect eff = {.size = sizeof eff, .version = TALLY_EFFECT_VERSION, .kind = TALLY_EFFECT_REPLY,
+                      .code = code, .req_id = cmd->req_id, .origin = cmd->origin,
+                      .channel = cmd->channel, .text = text, .hint = hint};
+  emit_effect(e, &eff);
 }
 
 void tally__announce(tally__engine *e, const char *channel, const char *fmt, ...) {
@@ -788,7 +811,8 @@ int tally_engine_drain(tally_engine *e, tally_effect_cb cb, void *ud, size_t max
     (void)rc;
     tally_effect eff = {.size = sizeof eff, .version = TALLY_EFFECT_VERSION, .kind = (uint32_t)f.kind,
                         .code = (int32_t)f.code, .req_id = f.req_id, .receipt_id = f.receipt_id,
-                        .origin = f.origin, .channel = f.channel, .text = f.text};
+                        .origin = f.origin, .channel = f.channel, .text = f.text,
+                        .hint = (uint32_t)f.hint};
     cb(ud, &eff);
     delivered++;
   }

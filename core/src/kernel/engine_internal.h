@@ -128,6 +128,12 @@ __attribute__((format(printf, 5, 6))) void tally__reply(tally__engine *e,
                                                           const tally__command_frame *cmd,
                                                           int code, uint64_t receipt,
                                                           const char *fmt, ...);
+/* tally__reply with a hint (enum tally_hint) the adapter phrases for its
+ * network; `fmt` stays network-neutral. */
+__attribute__((format(printf, 5, 6))) void tally__reply_hint(tally__engine *e,
+                                                               const tally__command_frame *cmd,
+                                                               int code, uint32_t hint,
+                                                               const char *fmt, ...);
 __attribute__((format(printf, 3, 4))) void tally__announce(tally__engine *e, const char *channel,
                                                              const char *fmt, ...);
 /* The open batch, or NULL when every slot is sealed (then answer "busy"). */

@@ -141,7 +141,7 @@ int tally__effect_encode_seq(const tally_effect *eff, uint64_t seq, uint8_t *buf
   assert(eff && buf && len);
   effect_src src = {.kind = eff->kind, .code = eff->code, .req_id = eff->req_id,
                     .receipt_id = eff->receipt_id, .origin = eff->origin,
-                    .channel = eff->channel, .text = eff->text, .seq = seq};
+                    .channel = eff->channel, .text = eff->text, .seq = seq, .hint = eff->hint};
   return encode_effect(&src, buf, cap, len);
 }
 

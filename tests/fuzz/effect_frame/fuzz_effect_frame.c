@@ -25,7 +25,7 @@ static void frame_round_trip(const tally__effect_frame *f) {
   tally_effect eff = {
       .size = sizeof eff, .version = TALLY_EFFECT_VERSION, .kind = (uint32_t)f->kind,
       .code = (int32_t)f->code, .req_id = f->req_id, .receipt_id = f->receipt_id,
-      .origin = f->origin, .channel = f->channel, .text = f->text};
+      .origin = f->origin, .channel = f->channel, .text = f->text, .hint = (uint32_t)f->hint};
   uint8_t buf[TALLY_FRAME_BYTES_MAX];
   size_t len = 0;
   FUZZ_CHECK(tally__effect_encode(&eff, buf, sizeof buf, &len) == TALLY_OK);
