@@ -15,8 +15,15 @@
 
 #include "engine_internal.h"
 
+struct loader; /* loader.h: the start-up loader's context and query helpers */
+
 typedef struct tally__feature_hooks {
   const char *name;
+  /* Start-up, after the kernel's own state (accounts, items, purchases,
+   * keys) and before the first command: rebuilds the feature's memory from
+   * the ledger (loader.c, blocking, on the engine thread). A nonzero return
+   * (the message in l->err) fails the start; later features do not run. */
+  int (*restore)(struct loader *l, int64_t now_ms);
   /* Each tick while the engine is ready (timers, held messages). */
   void (*tick)(tally__engine *e, uint64_t now_mono);
   /* A tip committed, before the tipper's reply (amount: formatted). */
