@@ -1,10 +1,10 @@
 /* hooks.h — how the kernel calls the layers above it, without naming them.
  *
- * The kernel (engine.c, writer.c, loader.c) runs the loop, settles batches
- * and restores memory; the features (features/) and the dispatcher
- * (commands/) sit above it. The kernel reaches them only through this table,
- * which the runtime layer (runtime/runtime.c, the top) fills and hands to
- * tally__engine_new, the way PostgreSQL's resource managers or Redis module
+ * The kernel (engine.c, writer.c, loader.c) settles batches and restores
+ * memory; the features (features/) and the dispatcher (commands/) sit above
+ * it. The kernel, and the loop (runtime/engine_loop.c), reach them only
+ * through this table, which runtime/runtime.c fills and hands to
+ * tally__engine_new (runtime.h), the way PostgreSQL's resource managers or Redis module
  * hooks work: adding a feature adds an entry there, not a call here.
  *
  * Contract: every pointer of tally__hooks is set; a feature's entries may be
@@ -51,10 +51,6 @@ typedef struct tally__hooks {
   const tally__feature_hooks *features;
   size_t feature_count;
 } tally__hooks;
-
-/* engine.c: tally_engine_new with the table it drives (runtime.c calls it). */
-int tally__engine_new(const tally__hooks *hooks, const tally_config *cfg, tally_engine **out, char *err,
-                      size_t err_len);
 
 /* Runs entry `fn` of every feature that has it, in table order. */
 #define TALLY__FEATURES_CALL(e, fn, ...)                                          \

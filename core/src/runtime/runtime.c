@@ -8,6 +8,7 @@
  * drops and timers run before held tip messages are said. */
 #include "commands.h"
 #include "hooks.h"
+#include "runtime.h"
 #include "live.h"
 #include "live_raffle.h"
 #include "loader_shop.h"
