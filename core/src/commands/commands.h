@@ -89,6 +89,8 @@ enum { TALLY__ORDERS_SHOWN = 10 };
 /* Enters the raffle drop item; TALLY_OK once its ENTRY op is queued. */
 int tally__cmd_raffle_enter(tally__cmd *c, uint32_t item);
 void tally__cmd_verify_draw(tally__cmd *c);
+/* HIDE <receipt>: said in a channel by a moderator (cmd_hide.c). */
+void tally__cmd_hide(tally__cmd *c);
 
 /* The entry points the kernel calls through its hook table (hooks.h). */
 /* command.c */

@@ -35,6 +35,10 @@ int tally__live_drop_schedule(tally__engine *e, uint32_t item);
 /* Moves a drop to LIVE or CLOSED now, with its announcement. */
 void tally__live_drop_open(tally__engine *e, uint32_t item);
 void tally__live_drop_close(tally__engine *e, uint32_t item);
+/* Start-up (hook restore, loader_live.c): running and recent events with
+ * their totals, per-buyer counts of limited drops, drops' timers re-armed. */
+struct loader;
+int tally__live_restore(struct loader *l, int64_t now_ms);
 /* Timers: opens, closes and ends what is due. Cheap: walks only active drops
  * and running events. */
 void tally__live_tick(tally__engine *e, uint64_t now_mono);

@@ -8,7 +8,7 @@
 #include "audience.h"
 #include "highlight.h"
 #include "live_raffle.h"
-#include "loader.h"
+#include "loader_shop.h"
 #include "tipmsg.h"
 
 static int hex_to(const char *hex, uint8_t *out, size_t n) {

@@ -19,6 +19,10 @@ static tally__held_tip *held_find(tally__state *st, uint64_t transfer_id, const 
   return NULL;
 }
 
+tally__held_tip *tally__tip_held_find(tally__state *st, uint64_t transfer_id, const char *channel) {
+  return held_find(st, transfer_id, channel);
+}
+
 static void say_message(tally__engine *e, const tally__held_tip *h) {
   char amount[48];
   tally__format_amount(e, h->amount, amount, sizeof amount);
@@ -101,40 +105,6 @@ void tally__tip_messages_tick(tally__engine *e, uint64_t now_mono) {
     }
     /* HIDING waits for its HIDE to settle, however long that takes. */
   }
-}
-
-void tally__cmd_hide(tally__cmd *c) {
-  uint64_t receipt;
-  if (c->t.count != 2 || tally__uint_parse(c->t.word[1], c->t.len[1], UINT64_MAX / 10, &receipt)) {
-    tally__cmd_usage(c, "HIDE <tip receipt> (moderators, in the tip's channel)");
-    return;
-  }
-  if (!c->cmd->channel[0]) {
-    tally__reply(c->e, c->cmd, TALLY_ENOT_IN_CHANNEL, 0, "%s: say HIDE in the channel where the tip was thanked",
-                 tally_strerror(TALLY_ENOT_IN_CHANNEL));
-    return;
-  }
-  if (!(c->cmd->roles & (TALLY_ROLE_CHANOP | TALLY_ROLE_OPER))) {
-    tally__cmd_refuse(c, TALLY_ENO_PERMISSION);
-    return;
-  }
-  tally__held_tip *h = held_find(&c->e->st, receipt, c->cmd->channel);
-  if (h && h->state == TALLY__HELD_RESERVED) h = NULL; /* its tip is not committed yet */
-  if (h && h->state != TALLY__HELD_WAITING) {
-    tally__reply(c->e, c->cmd, TALLY_OK, 0, "The message of tip %llu is already hidden.", (unsigned long long)receipt);
-    return;
-  }
-  if (!h) {
-    tally__reply_hint(c->e, c->cmd, TALLY_ENOT_HELD, TALLY_HINT_ALREADY_SAID, "%s",
-                      tally_strerror(TALLY_ENOT_HELD));
-    return;
-  }
-  tally__op *op = tally__cmd_record_op(c, TALLY__OP_HIDE);
-  if (!op) return;
-  op->ref_transfer = receipt;
-  snprintf(op->note, sizeof op->note, "The message of tip %llu is hidden; the tip stands.",
-           (unsigned long long)receipt);
-  h->state = TALLY__HELD_HIDING; /* not said while the HIDE is in flight */
 }
 
 void tally__tip_hide_settled(tally__engine *e, const tally__op *op, bool ok) {

@@ -20,7 +20,7 @@
 #ifndef TALLY_TIPMSG_H
 #define TALLY_TIPMSG_H
 
-#include "commands.h"
+#include "engine_internal.h"
 
 enum {
   TALLY__HELD_REPLAY_MS = 60000, /* after a restart, due this recently: wait again */
@@ -31,8 +31,9 @@ enum {
 void tally__tip_thanks(tally__engine *e, const tally__op *op, const char *amount);
 /* Says the messages whose hold is over; frees hidden slots. */
 void tally__tip_messages_tick(tally__engine *e, uint64_t now_mono);
-/* HIDE <receipt>: said in a channel by a moderator. */
-void tally__cmd_hide(tally__cmd *c);
+/* The held message of tip transfer_id (in channel; any channel when NULL),
+ * or NULL. HIDE (commands/cmd_hide.c) checks and marks its state. */
+tally__held_tip *tally__tip_held_find(tally__state *st, uint64_t transfer_id, const char *channel);
 /* A HIDE op committed (ok) or failed. */
 void tally__tip_hide_settled(tally__engine *e, const tally__op *op, bool ok);
 /* A slot for the decided tip op's message, taken from decision to commit

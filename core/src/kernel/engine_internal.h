@@ -1,5 +1,6 @@
-/* engine_internal.h — the engine object shared by engine.c (API, thread,
- * effects), writer.c (PostgreSQL), loader.c (start-up) and command.c.
+/* engine_internal.h — the engine object shared by engine.c (clocks, effects,
+ * batches), writer.c (PostgreSQL), loader.c (start-up), the layers above
+ * them, and runtime/engine_loop.c (API, thread, loop).
  *
  * Threading contract: `in`, `out`, `efd` and the atomics are touched by
  * both the host thread and the engine thread; everything else only by the

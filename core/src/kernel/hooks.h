@@ -1,10 +1,10 @@
 /* hooks.h — how the kernel calls the layers above it, without naming them.
  *
- * The kernel (engine.c, writer.c, loader.c) runs the loop, settles batches
- * and restores memory; the features (features/) and the dispatcher
- * (commands/) sit above it. The kernel reaches them only through this table,
- * which the runtime layer (runtime/runtime.c, the top) fills and hands to
- * tally__engine_new, the way PostgreSQL's resource managers or Redis module
+ * The kernel (engine.c, writer.c, loader.c) settles batches and restores
+ * memory; the features (features/) and the dispatcher (commands/) sit above
+ * it. The kernel, and the loop (runtime/engine_loop.c), reach them only
+ * through this table, which runtime/runtime.c fills and hands to
+ * tally__engine_new (runtime.h), the way PostgreSQL's resource managers or Redis module
  * hooks work: adding a feature adds an entry there, not a call here.
  *
  * Contract: every pointer of tally__hooks is set; a feature's entries may be
@@ -15,8 +15,15 @@
 
 #include "engine_internal.h"
 
+struct loader; /* loader.h: the start-up loader's context and query helpers */
+
 typedef struct tally__feature_hooks {
   const char *name;
+  /* Start-up, after the kernel's own state (accounts, items, purchases,
+   * keys) and before the first command: rebuilds the feature's memory from
+   * the ledger (loader.c, blocking, on the engine thread). A nonzero return
+   * (the message in l->err) fails the start; later features do not run. */
+  int (*restore)(struct loader *l, int64_t now_ms);
   /* Each tick while the engine is ready (timers, held messages). */
   void (*tick)(tally__engine *e, uint64_t now_mono);
   /* A tip committed, before the tipper's reply (amount: formatted). */
@@ -44,10 +51,6 @@ typedef struct tally__hooks {
   const tally__feature_hooks *features;
   size_t feature_count;
 } tally__hooks;
-
-/* engine.c: tally_engine_new with the table it drives (runtime.c calls it). */
-int tally__engine_new(const tally__hooks *hooks, const tally_config *cfg, tally_engine **out, char *err,
-                      size_t err_len);
 
 /* Runs entry `fn` of every feature that has it, in table order. */
 #define TALLY__FEATURES_CALL(e, fn, ...)                                          \

@@ -10,7 +10,7 @@
 
 #include "decide.h"
 #include "engine_internal.h"
-#include "live.h"
+#include "hooks.h"
 #include "loader.h"
 #include "migrate.h"
 
@@ -255,66 +255,6 @@ static int load_today_and_recent(loader *l, int64_t now_ms) {
   return TALLY_OK;
 }
 
-/* Running and recent events with their totals, per-buyer counts of limited
- * drops, and the timers of drops still to open or close. */
-static int load_live(loader *l, int64_t now_ms) {
-  tally__engine *e = l->e;
-  tally__state *st = &e->st;
-  char since[24];
-  snprintf(since, sizeof since, "%lld", (long long)(now_ms - 86400000LL));
-  const char *params[1] = {since};
-  PGresult *r = q(l, "SELECT id, channel, title, host_id, start_ms, end_ms, coalesce(stopped_ms, 0), version"
-                     " FROM events WHERE stopped_ms IS NULL OR stopped_ms >= $1::bigint"
-                     " ORDER BY start_ms DESC LIMIT 256", 1, params);
-  if (!r) return TALLY_EDB;
-  uint64_t mono = tally__now_mono_ms(e);
-  for (int i = 0; i < PQntuples(r) && st->event_count < TALLY__EVENTS_MAX; i++) {
-    uint32_t host = acc_index(l, col_i64(r, i, 3));
-    if (host == TALLY__NONE) continue;
-    tally__event *ev = &st->events[st->event_count++];
-    memset(ev, 0, sizeof *ev);
-    ev->id = (uint64_t)col_i64(r, i, 0);
-    snprintf(ev->channel, sizeof ev->channel, "%s", PQgetvalue(r, i, 1));
-    snprintf(ev->title, sizeof ev->title, "%s", PQgetvalue(r, i, 2));
-    ev->host = host;
-    ev->start_ms = col_i64(r, i, 4);
-    ev->end_ms = col_i64(r, i, 5);
-    ev->stopped_ms = col_i64(r, i, 6);
-    ev->version = (uint64_t)col_i64(r, i, 7);
-    ev->end_mono = ev->end_ms > now_ms ? mono + (uint64_t)(ev->end_ms - now_ms) : mono;
-  }
-  PQclear(r);
-  r = q(l, "SELECT event_id, kind, count(*), sum(amount_minor) FROM transfers"
-           " WHERE event_id IS NOT NULL AND kind IN (1, 2) GROUP BY 1, 2", 0, NULL);
-  if (!r) return TALLY_EDB;
-  for (int i = 0; i < PQntuples(r); i++) {
-    uint32_t ev = tally__live_event_find(st, (uint64_t)col_i64(r, i, 0));
-    if (ev == TALLY__NONE) continue;
-    bool sale = col_i64(r, i, 1) == TALLY__TRANSFER_PURCHASE;
-    *(sale ? &st->events[ev].sales : &st->events[ev].tips) = (uint64_t)col_i64(r, i, 2);
-    *(sale ? &st->events[ev].sales_minor : &st->events[ev].tips_minor) = col_i64(r, i, 3);
-  }
-  PQclear(r);
-  r = q(l, "SELECT t.account_id, t.item_id, sum(t.qty) FROM transfers t JOIN items i ON i.id = t.item_id"
-           " WHERE t.kind = 1 AND i.drop_per_user > 0 AND t.amount_minor > coalesce((SELECT sum(r.amount_minor)"
-           "  FROM transfers r WHERE r.kind = 3 AND r.ref_transfer = t.id), 0) GROUP BY 1, 2", 0, NULL);
-  if (!r) return TALLY_EDB;
-  for (int i = 0; i < PQntuples(r); i++) {
-    uint32_t a = acc_index(l, col_i64(r, i, 0)), it = item_index(l, col_i64(r, i, 1));
-    int32_t *units;
-    if (a == TALLY__NONE || it == TALLY__NONE) continue;
-    tally__per_user_units(st, a, it, &units);
-    if (units) *units = (int32_t)col_i64(r, i, 2);
-  }
-  PQclear(r);
-  for (uint32_t i = 0; i < st->item_count; i++) {
-    uint8_t ds = st->items[i].drop_state;
-    if ((ds == TALLY__DROP_SCHEDULED || ds == TALLY__DROP_LIVE) && tally__live_drop_schedule(e, i) != TALLY_OK)
-      break;
-  }
-  return TALLY_OK;
-}
-
 static int load_counters(loader *l) {
   tally__engine *e = l->e;
   PGresult *r = q(l,
@@ -385,6 +325,17 @@ static int register_key(loader *l, int64_t now_ms) {
   return TALLY_OK;
 }
 
+/* The features' memory (events and drops, co-op shares, raffles, ...),
+ * through the hook table, in its order: a feature may rely on the ones
+ * before it (the shop's raffles on live's events). */
+static int restore_features(loader *l, int64_t now_ms) {
+  const tally__hooks *h = l->e->hooks;
+  int rc = TALLY_OK;
+  for (size_t f = 0; f < h->feature_count && !rc; f++)
+    if (h->features[f].restore) rc = h->features[f].restore(l, now_ms);
+  return rc;
+}
+
 int tally__engine_load(tally__engine *e, PGconn *conn, char *err, size_t err_len) {
   loader l = {.e = e, .c = conn, .err = err, .err_len = err_len};
   int applied;
@@ -410,8 +361,7 @@ int tally__engine_load(tally__engine *e, PGconn *conn, char *err, size_t err_len
   if (!rc) rc = load_agreed(&l);
   if (!rc) rc = load_keys(&l, now);
   if (!rc) rc = load_today_and_recent(&l, now);
-  if (!rc) rc = load_live(&l, now);
-  if (!rc) rc = tally__load_shop(&l, now);
+  if (!rc) rc = restore_features(&l, now);
   if (!rc) rc = load_counters(&l);
   tally__map_free(&l.acc_by_id);
   tally__map_free(&l.item_by_id);

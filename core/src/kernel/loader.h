@@ -1,6 +1,7 @@
 /* loader.h — what the start-up loader's files share (loader.c rebuilds
- * accounts, items, purchases, keys and events; loader_shop.c co-op shares,
- * serial numbers, redemptions and raffles).
+ * accounts, items, purchases and keys; the features rebuild theirs through
+ * the restore entry of the hook table (hooks.h): loader_live.c events and
+ * drops, loader_shop.c co-op shares, serial numbers, redemptions, raffles).
  *
  * Contract: runs once, blocking, on the engine thread before the first
  * command; a query error leaves its message in l->err and returns NULL or
@@ -22,10 +23,5 @@ PGresult *tally__load_q(loader *l, const char *sql, int n, const char *const *pa
 int64_t tally__load_i64(const PGresult *r, int row, int col);
 uint32_t tally__load_acc(const loader *l, int64_t id);  /* TALLY__NONE if unknown */
 uint32_t tally__load_item(const loader *l, int64_t id); /* TALLY__NONE if unknown */
-
-/* After items, purchases and live state: the item columns of migration
- * 004, serial numbers taken, co-op shares of kept purchases, redemptions,
- * raffle entries and draws still due. */
-int tally__load_shop(loader *l, int64_t now_ms);
 
 #endif

@@ -2,13 +2,16 @@
  * hooks (kernel/hooks.h) through which the kernel drives the features and
  * the command dispatcher without naming them.
  *
- * The feature order is behaviour: on a committed transfer live.c's totals
+ * The feature order is behaviour: at start-up events and drops are restored
+ * before the shop's features, on a committed transfer live.c's totals
  * and announcements come before a raffle charge is settled, and on a tick
  * drops and timers run before held tip messages are said. */
 #include "commands.h"
 #include "hooks.h"
+#include "runtime.h"
 #include "live.h"
 #include "live_raffle.h"
+#include "loader_shop.h"
 #include "tipmsg.h"
 
 /* A raffle's charges and passes are its own: other ops pass through. */
@@ -26,10 +29,14 @@ static void tip_record_settled(tally__engine *e, const tally__op *op, bool ok) {
 
 static const tally__feature_hooks features[] = {
     {.name = "live",
+     .restore = tally__live_restore,
      .tick = tally__live_tick,
      .committed = tally__live_committed,
      .ledger_refused = tally__live_ledger_refused,
      .ledger_recovered = tally__live_ledger_recovered},
+    /* Restores after live, the order loader.c always had (the audience and
+     * raffles it rebuilds belong to live's events and drops). */
+    {.name = "shop", .restore = tally__load_shop},
     {.name = "raffle", .settled = raffle_settled, .record_settled = raffle_record_settled},
     {.name = "tip messages",
      .tick = tally__tip_messages_tick,

@@ -1,0 +1,42 @@
+/* cmd_hide.c — HIDE <receipt>: a moderator keeps a held tip message
+ * (features/tipmsg.c, contract in tipmsg.h) from being said in the channel.
+ * The command lives here, with the command helpers it uses; the queue of
+ * held messages and the HIDE op's settlement stay in tipmsg.c. */
+#include <stdio.h>
+
+#include "commands.h"
+#include "tipmsg.h"
+
+void tally__cmd_hide(tally__cmd *c) {
+  uint64_t receipt;
+  if (c->t.count != 2 || tally__uint_parse(c->t.word[1], c->t.len[1], UINT64_MAX / 10, &receipt)) {
+    tally__cmd_usage(c, "HIDE <tip receipt> (moderators, in the tip's channel)");
+    return;
+  }
+  if (!c->cmd->channel[0]) {
+    tally__reply(c->e, c->cmd, TALLY_ENOT_IN_CHANNEL, 0, "%s: say HIDE in the channel where the tip was thanked",
+                 tally_strerror(TALLY_ENOT_IN_CHANNEL));
+    return;
+  }
+  if (!(c->cmd->roles & (TALLY_ROLE_CHANOP | TALLY_ROLE_OPER))) {
+    tally__cmd_refuse(c, TALLY_ENO_PERMISSION);
+    return;
+  }
+  tally__held_tip *h = tally__tip_held_find(&c->e->st, receipt, c->cmd->channel);
+  if (h && h->state == TALLY__HELD_RESERVED) h = NULL; /* its tip is not committed yet */
+  if (h && h->state != TALLY__HELD_WAITING) {
+    tally__reply(c->e, c->cmd, TALLY_OK, 0, "The message of tip %llu is already hidden.", (unsigned long long)receipt);
+    return;
+  }
+  if (!h) {
+    tally__reply_hint(c->e, c->cmd, TALLY_ENOT_HELD, TALLY_HINT_ALREADY_SAID, "%s",
+                      tally_strerror(TALLY_ENOT_HELD));
+    return;
+  }
+  tally__op *op = tally__cmd_record_op(c, TALLY__OP_HIDE);
+  if (!op) return;
+  op->ref_transfer = receipt;
+  snprintf(op->note, sizeof op->note, "The message of tip %llu is hidden; the tip stands.",
+           (unsigned long long)receipt);
+  h->state = TALLY__HELD_HIDING; /* not said while the HIDE is in flight */
+}

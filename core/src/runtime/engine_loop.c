@@ -1,0 +1,320 @@
+/* engine_loop.c — the engine thread and its loop, and the public engine API
+ * (tally.h): start, submit, drain, stop, free (tally_engine_stats, a read of
+ * the kernel's counters that TALLY STATS also uses, stays in engine.c).
+ *
+ * The runtime layer: the loop drives the kernel (kernel/engine.c: effects,
+ * batches and their settlement; writer.c; loader.c) and, through the hook
+ * table (kernel/hooks.h, filled in runtime.c), the dispatcher and the
+ * features. The host thread only copies frames into `in` and out of `out`;
+ * the engine thread drains `in` each time it is woken (uv_async) or ticks. */
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "engine_internal.h"
+#include "hooks.h"
+#include "runtime.h"
+
+/* ---- the loop ------------------------------------------------------------------- */
+static bool effects_room(tally__engine *e) {
+  size_t free_slots = tally__ring_capacity(&e->out) - tally__ring_count(&e->out);
+  /* Per pending op: its answer, a "pending" notice, a channel line (tip
+   * thanks) and a drop line (low stock, sold out). */
+  return free_slots >= (size_t)TALLY__EFFECTS_PER_EVENT_MAX + 4u * e->ops_pending + 8u;
+}
+
+static void drain_events(tally__engine *e) {
+  tally__command_frame cmd;
+  uint32_t since_flush = 0;
+  while (effects_room(e)) {
+    /* Hand work to idle writers while a burst is still being drained, so
+     * both connections overlap instead of one big batch at a time. */
+    if (++since_flush >= TALLY__DRAIN_FLUSH_EVERY) {
+      since_flush = 0;
+      tally__engine_flush(e);
+    }
+    size_t len = tally__ring_pop(&e->in, e->frame);
+    if (len == 0) break;
+    atomic_fetch_add_explicit(&e->n_events_in, 1, memory_order_relaxed);
+    if (tally__command_frame_decode(&e->dec, e->frame, len, &cmd) != TALLY_OK) {
+      fprintf(stderr, "tally: dropped a malformed frame (%zu bytes)\n", len);
+      continue;
+    }
+    if (!e->ready) {
+      if (e->fenced)
+        tally__reply(e, &cmd, TALLY_ESTATE, 0, "tally is stopped here: another tally engine took over its ledger");
+      else tally__reply(e, &cmd, TALLY_ESTARTING, 0, "%s", tally_strerror(TALLY_ESTARTING));
+      continue;
+    }
+    e->hooks->command(e, &cmd);
+  }
+  tally__engine_flush(e);
+  tally__signal_host(e);
+}
+
+/* The verifier thread finished some VERIFY checks: answer them. */
+static void on_verified(uv_async_t *h) {
+  tally__engine *e = h->data;
+  tally__verifier_collect(e->verifier, e->hooks->verify_answer, e);
+  tally__signal_host(e);
+}
+
+static void on_wake(uv_async_t *h) {
+  tally__engine *e = h->data;
+  if (atomic_load(&e->stopping)) return;
+  drain_events(e);
+}
+
+static void try_start(tally__engine *e, uint64_t now) {
+  if (e->ready || now < e->next_start_ms) return;
+  e->next_start_ms = now + TALLY__RECONNECT_MS * 2;
+  char err[TALLY_ERRBUF_BYTES] = "";
+  tally__writer *w0 = &e->writers[0];
+  int rc = tally__writer_connect(w0, err, sizeof err);
+  if (rc == TALLY_OK) rc = tally__engine_load(e, w0->conn, err, sizeof err);
+  for (uint32_t k = 1; rc == TALLY_OK && k < e->cfg.writers; k++)
+    rc = tally__writer_connect(&e->writers[k], err, sizeof err);
+  if (rc != TALLY_OK) {
+    if (strcmp(err, e->startup_error) != 0) {
+      fprintf(stderr, "tally: start: %s\n", err);
+      /* A host sees why it is not starting (e.g. a config the ledger refuses). */
+      tally__emit(e, TALLY_EFFECT_STATUS, rc, 0, 0, "", "", err);
+    }
+    snprintf(e->startup_error, sizeof e->startup_error, "%s", err);
+    for (uint32_t k = 0; k < e->cfg.writers; k++) tally__writer_close(&e->writers[k]);
+    return;
+  }
+  e->ready = true;
+  tally__emit(e, TALLY_EFFECT_STATUS, TALLY_OK, 0, 0, "", "", "ready");
+  /* Presence before this start is unknown: ask for the rosters of the
+   * channels whose events are running. */
+  for (uint32_t i = 0; i < e->st.event_count; i++)
+    if (!e->st.events[i].stopped_ms)
+      tally__emit(e, TALLY_EFFECT_ROSTER, TALLY_OK, 0, 0, "", e->st.events[i].channel, "");
+}
+
+static void pending_notices(tally__engine *e, uint64_t now) {
+  for (uint32_t i = 0; i < e->batch_slots; i++) {
+    tally__batch *b = &e->batches[i];
+    if (b->phase == TALLY__BATCH_FREE) continue; /* open ones too: all writers may be down */
+    for (uint32_t k = 0; k < b->op_count; k++) {
+      tally__op *op = &b->ops[k];
+      /* Only payments are "pending"; an ACK (ITEM, ROLE) just answers late. */
+      if (op->type != TALLY__OP_TRANSFER || op->told_pending || !op->origin[0] ||
+          now - op->decided_mono_ms < e->cfg.pending_timeout_ms)
+        continue;
+      op->told_pending = true;
+      tally__emit(e, TALLY_EFFECT_REPLY, TALLY_EPENDING, op->req_id, 0, op->origin, op->channel,
+                  tally_strerror(TALLY_EPENDING));
+    }
+  }
+}
+
+static void on_tick(uv_timer_t *t) {
+  tally__engine *e = t->data;
+  uint64_t now = tally__now_mono_ms(e);
+  if (!e->ready && !e->fenced) try_start(e, now);
+  if (e->ready || e->fenced) {
+    tally__writers_tick(e, now);
+    pending_notices(e, now);
+  }
+  if (e->ready) {
+    TALLY__FEATURES_CALL(e, tick, now);
+  }
+  if (!atomic_load(&e->stopping)) drain_events(e);
+  else tally__engine_flush(e);
+  tally__signal_host(e);
+}
+
+static bool work_in_flight(const tally__engine *e) {
+  for (uint32_t i = 0; i < e->batch_slots; i++) {
+    const tally__batch *b = &e->batches[i];
+    if (b->phase == TALLY__BATCH_SEALED || b->phase == TALLY__BATCH_RESOLVING) return true;
+    if (b->phase == TALLY__BATCH_OPEN && b->op_count > 0) return true;
+  }
+  return false;
+}
+
+static void on_close(uv_handle_t *h) { (void)h; }
+
+static void *engine_thread(void *arg) {
+  tally__engine *e = arg;
+  atomic_store(&e->running, 1);
+  while (!atomic_load(&e->stopping)) uv_run(&e->loop, UV_RUN_ONCE);
+  /* Stopping: let in-flight batches resolve so their buyers get answers. */
+  uint64_t deadline = tally__now_mono_ms(e) + TALLY__STOP_WAIT_MS;
+  while (e->ready && work_in_flight(e) && tally__now_mono_ms(e) < deadline)
+    uv_run(&e->loop, UV_RUN_ONCE);
+  tally__signal_host(e);
+  for (uint32_t k = 0; k < e->cfg.writers; k++) tally__writer_close(&e->writers[k]);
+  tally__verifier_stop(e->verifier);
+  e->verifier = NULL;
+  uv_close((uv_handle_t *)&e->verify_wake, on_close);
+  uv_close((uv_handle_t *)&e->wake, on_close);
+  uv_close((uv_handle_t *)&e->tick, on_close);
+  uv_run(&e->loop, UV_RUN_DEFAULT);
+  atomic_store(&e->running, 0);
+  return NULL;
+}
+
+/* ---- public API ------------------------------------------------------------------ */
+static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
+
+int tally__engine_new(const tally__hooks *hooks, const tally_config *cfg, tally_engine **out, char *err,
+                      size_t err_len) {
+  if (!cfg || !out) return TALLY_EINVAL;
+  assert(hooks && hooks->command && hooks->verify_answer && hooks->grant_request); /* runtime.c's table */
+  int rc = tally_config_check(cfg, err, err_len);
+  if (rc) return rc;
+  tally__engine *e = calloc(1, sizeof *e);
+  if (!e) return TALLY_ENOMEM;
+  e->cfg = *cfg;
+  e->hooks = hooks;
+  e->dsn = dup_or_null(cfg->dsn);
+  e->key_path = dup_or_null(cfg->signing_key_path);
+  e->currency = dup_or_null(cfg->currency);
+  e->cfg.dsn = e->dsn;
+  e->cfg.signing_key_path = e->key_path;
+  e->cfg.currency = e->currency;
+  e->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  e->batch_slots = e->cfg.writers + 1;
+  e->batches = calloc(e->batch_slots, sizeof *e->batches);
+  rc = (!e->dsn || !e->key_path || !e->currency || e->efd < 0 || !e->batches) ? TALLY_ENOMEM : TALLY_OK;
+  if (!rc) rc = tally__ring_init(&e->in, e->cfg.queue_depth);
+  if (!rc) rc = tally__ring_init(&e->out, 2u * e->cfg.queue_depth + 4u * e->cfg.batch_max * e->batch_slots + 1024u);
+  if (!rc) rc = tally__state_init(&e->st, &e->cfg);
+  if (!rc) rc = tally__decoder_init(&e->dec);
+  if (!rc) rc = tally__decoder_init(&e->host_dec);
+  for (uint32_t i = 0; !rc && i < e->batch_slots; i++) rc = tally__batch_init(&e->batches[i], e->cfg.batch_max);
+  if (!rc) rc = tally__signer_open(e->key_path, &e->signer, err, err_len);
+  if (rc) {
+    if (err && err_len && !err[0]) snprintf(err, err_len, "tally: %s", tally_strerror(rc));
+    tally_engine_free(e);
+    return rc;
+  }
+  pthread_mutex_init(&e->host_dec_lock, NULL);
+  for (int k = 0; k < TALLY__WRITERS_MAX; k++) {
+    e->writers[k].engine = e;
+    e->writers[k].index = k;
+  }
+  *out = e;
+  return TALLY_OK;
+}
+
+int tally_engine_start(tally_engine *e) {
+  assert(e);
+  if (e->thread_started) return TALLY_ESTATE;
+  if (uv_loop_init(&e->loop)) return TALLY_ENOMEM;
+  uv_async_init(&e->loop, &e->wake, on_wake);
+  uv_timer_init(&e->loop, &e->tick);
+  e->wake.data = e->tick.data = e;
+  uv_timer_start(&e->tick, on_tick, 0, TALLY__TICK_MS);
+  uv_async_init(&e->loop, &e->verify_wake, on_verified);
+  e->verify_wake.data = e;
+  uint8_t pub[TALLY_PUBKEY_BYTES];
+  tally__signer_public(e->signer, pub);
+  if (tally__verifier_start(e->dsn, pub, &e->verify_wake, &e->verifier) != TALLY_OK) e->verifier = NULL;
+  if (pthread_create(&e->thread, NULL, engine_thread, e) != 0) {
+    tally__verifier_stop(e->verifier);
+    e->verifier = NULL;
+    return TALLY_ENOMEM;
+  }
+  e->thread_started = true;
+  return TALLY_OK;
+}
+
+int tally_engine_submit(tally_engine *e, const uint8_t *frame, size_t frame_len) {
+  assert(e);
+  if (!frame || frame_len == 0) return TALLY_EINVAL;
+  if (frame_len > TALLY_FRAME_BYTES_MAX) return TALLY_ETOOBIG;
+  if (atomic_load_explicit(&e->stopping, memory_order_relaxed)) return TALLY_ESTATE;
+  int rc = tally__ring_push(&e->in, frame, frame_len);
+  if (rc == TALLY_EBUSY) {
+    atomic_fetch_add_explicit(&e->n_busy, 1, memory_order_relaxed);
+    return rc;
+  }
+  if (rc == TALLY_OK && e->thread_started) uv_async_send(&e->wake);
+  return rc;
+}
+
+int tally_engine_submit_command(tally_engine *e, const tally_command *cmd) {
+  uint8_t buf[TALLY_FRAME_BYTES_MAX];
+  size_t len;
+  int rc = tally_command_encode(cmd, buf, sizeof buf, &len);
+  return rc ? rc : tally_engine_submit(e, buf, len);
+}
+
+/* Presence travels as a command frame that only this function can mark
+ * (TALLY__ROLE_PRESENCE): the wire format stays v1, and no chat line can
+ * pretend to be a presence change because adapters never set that bit. */
+int tally_engine_submit_presence(tally_engine *e, const tally_presence *p) {
+  if (!e || !p || !p->account || !p->channel) return TALLY_EINVAL;
+  tally_command cmd = {.size = sizeof cmd, .version = TALLY_COMMAND_VERSION, .origin = "", .account = p->account,
+                       .nick = "", .channel = p->channel, .msg_id = "", .text = p->present ? "PRESENCE JOIN" : "PRESENCE PART",
+                       .roles = TALLY__ROLE_PRESENCE};
+  return tally_engine_submit_command(e, &cmd);
+}
+
+int tally_engine_fd(const tally_engine *e) { return e->efd; }
+
+int tally_engine_drain(tally_engine *e, tally_effect_cb cb, void *ud, size_t max_effects) {
+  assert(e && cb);
+  uint64_t counter;
+  ssize_t n = read(e->efd, &counter, sizeof counter);
+  (void)n;
+  uint8_t buf[TALLY_FRAME_BYTES_MAX];
+  tally__effect_frame f;
+  int delivered = 0;
+  pthread_mutex_lock(&e->host_dec_lock);
+  while ((size_t)delivered < max_effects) {
+    size_t len = tally__ring_pop(&e->out, buf);
+    if (len == 0) break;
+    int rc = tally__effect_frame_decode(&e->host_dec, buf, len, &f);
+    assert(rc == TALLY_OK);
+    (void)rc;
+    tally_effect eff = {.size = sizeof eff, .version = TALLY_EFFECT_VERSION, .kind = (uint32_t)f.kind,
+                        .code = (int32_t)f.code, .req_id = f.req_id, .receipt_id = f.receipt_id,
+                        .origin = f.origin, .channel = f.channel, .text = f.text,
+                        .hint = (uint32_t)f.hint};
+    cb(ud, &eff);
+    delivered++;
+  }
+  pthread_mutex_unlock(&e->host_dec_lock);
+  /* More left than max: keep the fd readable so the host comes back. */
+  if (tally__ring_count(&e->out) > 0) {
+    uint64_t one = 1;
+    n = write(e->efd, &one, sizeof one);
+  }
+  return delivered;
+}
+
+void tally_engine_stop(tally_engine *e) {
+  assert(e);
+  if (!e->thread_started) return;
+  atomic_store(&e->stopping, 1);
+  uv_async_send(&e->wake);
+  pthread_join(e->thread, NULL);
+  e->thread_started = false;
+  uv_loop_close(&e->loop);
+}
+
+void tally_engine_free(tally_engine *e) {
+  if (!e) return;
+  tally_engine_stop(e);
+  for (uint32_t i = 0; e->batches && i < e->batch_slots; i++) tally__batch_free(&e->batches[i]);
+  free(e->batches);
+  tally__state_free(&e->st);
+  if (e->dec.zone.chunk_list.head) tally__decoder_free(&e->dec);
+  if (e->host_dec.zone.chunk_list.head) tally__decoder_free(&e->host_dec);
+  if (e->in.slots) tally__ring_free(&e->in);
+  if (e->out.slots) tally__ring_free(&e->out);
+  if (e->signer) tally__signer_close(e->signer);
+  if (e->efd >= 0) close(e->efd);
+  free(e->dsn);
+  free(e->key_path);
+  free(e->currency);
+  free(e);
+}
