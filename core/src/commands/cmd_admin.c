@@ -127,12 +127,7 @@ static void item_add(tally__cmd *c) {
     return;
   }
   if (i == TALLY__NONE) {
-    if (!tally__cmd_item_room(c)) return;
-    int rc = tally__item_add(st, sku, &i);
-    if (rc) {
-      tally__cmd_refuse(c, rc);
-      return;
-    }
+    if (!tally__cmd_item_new(c, sku, &i)) return;
   }
   tally__item *it = &st->items[i];
   int32_t taken = it->sold + it->held;

@@ -139,12 +139,7 @@ static void event_price(tally__cmd *c, const tally__event *ev, const char *name,
     return;
   }
   if (i == TALLY__NONE) {
-    if (!tally__cmd_item_room(c)) return;
-    int rc = tally__item_add(st, sku, &i);
-    if (rc) {
-      tally__cmd_refuse(c, rc);
-      return;
-    }
+    if (!tally__cmd_item_new(c, sku, &i)) return;
     tally__item *it = &st->items[i];
     it->creator = c->account;
     it->kind = name ? TALLY__KIND_HIGHLIGHT : TALLY__KIND_REACTION;

@@ -128,6 +128,13 @@ bool tally__cmd_item_room(tally__cmd *c) {
   return false;
 }
 
+bool tally__cmd_item_new(tally__cmd *c, const char *sku, uint32_t *index) {
+  if (!tally__cmd_item_room(c)) return false;
+  int rc = tally__item_add(&c->e->st, sku, index);
+  if (rc) tally__cmd_refuse(c, rc);
+  return rc == TALLY_OK;
+}
+
 void tally__cmd_refuse(tally__cmd *c, int code) {
   tally__reply(c->e, c->cmd, code, 0, "%s", tally_strerror(code));
 }

@@ -61,6 +61,9 @@ bool tally__cmd_may_sell(tally__cmd *c);
 /* Room for one more item of the sender (items_max, items_per_creator);
  * false: refused (answered). */
 bool tally__cmd_item_room(tally__cmd *c);
+/* A new item of the command's creator under sku (after tally__cmd_item_room),
+ * its index in *index; false when refused (the refusal is said). */
+bool tally__cmd_item_new(tally__cmd *c, const char *sku, uint32_t *index);
 
 void tally__cmd_shop(tally__cmd *c);
 void tally__cmd_highlight(tally__cmd *c);
