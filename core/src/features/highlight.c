@@ -164,19 +164,11 @@ static int record_shown(tally__engine *e, tally__highlight *h) {
   tally__state *st = &e->st;
   uint32_t slot = tally__purchase_find(st, h->transfer_id);
   if (slot == TALLY__NONE) return TALLY_OK;
-  tally__batch *b = tally__engine_open_batch(e);
-  if (!b) return TALLY_EBUSY;
-  tally__op *op = tally__batch_append(b);
-  memset(op, 0, sizeof *op);
-  op->type = TALLY__OP_REDEEM;
-  op->account = h->buyer;
-  op->counterparty = TALLY__NONE;
-  op->item = h->item;
+  tally__op *op = tally__engine_record_op(e, TALLY__OP_REDEEM, h->buyer, h->item);
+  if (!op) return TALLY_EBUSY;
   op->ref_transfer = h->transfer_id;
   op->purchase_slot = slot;
-  op->created_ms = tally__now_wall_ms();
   st->purchases[slot].redeem_held = true;
-  e->ops_pending++;
   return TALLY_OK;
 }
 

@@ -178,18 +178,10 @@ static bool draw_passes_send(tally__engine *e, const struct tally__draw_run *d) 
     if (en->drawn == TALLY__DRAWN_PASS_SENT) stored = false;
     if (en->drawn != TALLY__DRAWN_PASS_NEW) continue;
     stored = false;
-    tally__batch *b = tally__engine_open_batch(e);
-    if (!b) return false;
-    tally__op *op = tally__batch_append(b);
-    memset(op, 0, sizeof *op);
-    op->type = TALLY__OP_PASS;
-    op->account = en->account;
-    op->counterparty = TALLY__NONE;
-    op->item = d->item;
+    tally__op *op = tally__engine_record_op(e, TALLY__OP_PASS, en->account, d->item);
+    if (!op) return false;
     op->entry_slot = slot;
     op->fee = en->pass_reason;
-    op->created_ms = tally__now_wall_ms();
-    e->ops_pending++;
     en->drawn = TALLY__DRAWN_PASS_SENT;
   }
   return stored;

@@ -115,6 +115,20 @@ void tally__signal_host(tally__engine *e) {
 }
 
 /* ---- batches -------------------------------------------------------------------- */
+tally__op *tally__engine_record_op(tally__engine *e, uint8_t type, uint32_t account, uint32_t item) {
+  tally__batch *b = tally__engine_open_batch(e);
+  if (!b) return NULL;
+  tally__op *op = tally__batch_append(b);
+  memset(op, 0, sizeof *op);
+  op->type = type;
+  op->account = account;
+  op->counterparty = TALLY__NONE;
+  op->item = item;
+  op->created_ms = tally__now_wall_ms();
+  e->ops_pending++;
+  return op;
+}
+
 tally__batch *tally__engine_open_batch(tally__engine *e) {
   if (e->open && e->open->phase == TALLY__BATCH_OPEN && !tally__batch_full(e->open)) return e->open;
   if (e->open && e->open->phase == TALLY__BATCH_OPEN) return NULL; /* full, waiting */

@@ -139,6 +139,10 @@ __attribute__((format(printf, 3, 4))) void tally__announce(tally__engine *e, con
                                                              const char *fmt, ...);
 /* The open batch, or NULL when every slot is sealed (then answer "busy"). */
 tally__batch *tally__engine_open_batch(tally__engine *e);
+/* A record op the engine makes itself (no command behind it), cleared, of
+ * `type` for `account` and `item`, counted as pending; NULL when every batch
+ * is busy (try again at the next tick). */
+tally__op *tally__engine_record_op(tally__engine *e, uint8_t type, uint32_t account, uint32_t item);
 void tally__engine_flush(tally__engine *e);
 /* Wakes the host if effects were emitted since the last wake. */
 void tally__signal_host(tally__engine *e);
