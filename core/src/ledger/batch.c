@@ -34,7 +34,7 @@ const char tally__batch_sql[] =
     " UNION ALL SELECT * FROM tally_write_raffle_passes($8, $105, $106, $107, $108)"
     " UNION ALL SELECT * FROM tally_write_audit($1, $8, $109, $110, $111)"
     /* Last: refuses (TL002) a batch that would commit fewer transfers than it signed. */
-    " UNION ALL SELECT * FROM tally_batch_whole($1, $4)";
+    " UNION ALL SELECT * FROM tally_batch_whole($1, $2, $3, $4)";
 
 const char tally__batch_lookup_sql[] = "SELECT * FROM tally_lookup_keys($1, $2)";
 
