@@ -135,9 +135,9 @@ int main(int argc, char **argv) {
          (int)TALLY_WIRE_VERSION_MIN, (int)TALLY_WIRE_VERSION_MAX,
          (unsigned)TALLY_CAP_INTERCEPT_COMMANDS, (unsigned)TALLY_CAP_PIN_TOPIC,
          (unsigned)TALLY_CAP_HOLD_FOR_MODERATORS);
-  printf("## Planned (issue 10), NOT implemented\n\n"
-         "Nothing in this section exists in schema version %d; it is listed so adapter\n"
-         "authors know what is coming.\n\n"
+  printf("## Not in use yet (issues 10 and 11)\n\n"
+         "The frames above are all defined and coded in schema version %d. What the\n"
+         "engine does not do with them yet, and what is still to come:\n\n"
          "- **In process, presence is still a command.** The engine does not take\n"
          "  PRESENCE, HELLO or ACK frames yet (tallyd, issue 11, will); in process,\n"
          "  presence travels as a COMMAND frame whose text is \"PRESENCE JOIN\"/\n"
