@@ -7,6 +7,12 @@
 #   BENCH_QUICK=1            short runs (under 2 minutes in all), same keys
 #   BENCH_NAIVE_SECONDS=S    seconds per client count of the naive baseline
 #   BENCH_BATCHED_SECONDS=S  seconds of the hand-batched baseline
+#   BENCH_BASELINE=REV       also build REV's bench_engine (a git revision; default
+#                            HEAD~1, the previous commit) in a temporary worktree
+#                            and run it and this tree's, alternately, on fresh
+#                            databases of the same PostgreSQL: the "side by side"
+#                            rows and their ratios. BENCH_BASELINE=none skips it.
+#   BENCH_BASELINE_ROUNDS=N  alternating rounds of each (default 2; best kept)
 #
 # Starts a throwaway PostgreSQL (tools/pg.sh) in a mktemp folder that is
 # removed on exit, also on failure or ^C. The engine bench gets the pristine
@@ -41,8 +47,13 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/tally-bench.XXXXXX")
 # rows' m_tally runs inside InspIRCd as user irc: without this its engine
 # never reaches PostgreSQL and answers "starting up" forever.
 chmod 755 "$tmp"
+base_tree=
 cleanup() {
   "$root/tools/pg.sh" stop "$tmp" >/dev/null 2>&1 || true
+  if [ -n "$base_tree" ]; then
+    git -C "$root" worktree remove --force "$base_tree" >/dev/null 2>&1 || true
+    git -C "$root" worktree prune >/dev/null 2>&1 || true
+  fi
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -79,6 +90,42 @@ else
   echo "engine: not built" >&2
 fi
 
+# Side by side with a baseline revision (default: the previous commit). Its
+# bench_engine is built from a clean worktree of that revision, then the two
+# run alternately, each round on a fresh database of the same PostgreSQL, so
+# that both see the same machine load, and the best round of each is kept.
+baseline=${BENCH_BASELINE:-HEAD~1}
+rounds=${BENCH_BASELINE_ROUNDS:-2}
+side_state="skipped (BENCH_BASELINE=none)"
+if [ "$baseline" != none ] && [ -x "$build/bench/bench_engine" ]; then
+  side_state="failed"
+  base_rev=$(git -C "$root" rev-parse --short=12 "$baseline^{commit}" 2>/dev/null || true)
+  if [ -z "$base_rev" ]; then
+    echo "bench: baseline $baseline is not a git revision here" >&2; failed=1
+  else
+    base_tree="$tmp/baseline-src"
+    echo "bench: building $baseline ($base_rev) bench_engine in $base_tree ..." >&2
+    if git -C "$root" worktree add --detach -q "$base_tree" "$base_rev" &&
+       make -C "$base_tree" --no-print-directory -j2 BUILD=build build/bench/bench_engine \
+         >"$tmp/baseline-build.log" 2>&1; then
+      side_state=ok
+      for r in $(seq 1 "$rounds"); do
+        for side in base head; do
+          db="side_${side}_$r"
+          "$PGBIN/createdb" -h "$tmp" -p 5432 -U tally "$db"
+          bin="$build/bench/bench_engine"; [ "$side" = base ] && bin="$base_tree/build/bench/bench_engine"
+          run_json "side_${side}_$r" "$bin" --dsn "${dsn/dbname=tally/dbname=$db}" --quick
+          [ -f "$tmp/side_${side}_$r.json" ] || side_state=failed
+        done
+      done
+    else
+      echo "bench: could not build $baseline (log: tail of $tmp/baseline-build.log):" >&2
+      tail -20 "$tmp/baseline-build.log" >&2 || true
+      failed=1
+    fi
+  fi
+fi
+
 # Flood row (bench/bench_flood.c): its own database, production rate limits.
 "$PGBIN/createdb" -h "$tmp" -p 5432 -U tally bench_flood
 run_json flood "$build/bench/bench_flood" --dsn "${dsn/dbname=tally/dbname=bench_flood}" $qflag
@@ -102,7 +149,8 @@ mkdir -p "$root/bench/out"
 out="$root/bench/out/latest.json"
 
 BENCH_TMP=$tmp BENCH_OUT=$out BENCH_QUICK_FLAG=$quick BENCH_COMMIT=$commit \
-BENCH_DIRTY=$dirty BENCH_ENGINE=$engine_state "$PYTHON" - <<'PY' || failed=1
+BENCH_DIRTY=$dirty BENCH_ENGINE=$engine_state BENCH_SIDE=$side_state \
+BENCH_BASE_REV=${base_rev:-} BENCH_ROUNDS=$rounds "$PYTHON" - <<'PY' || failed=1
 import json, os, sys, datetime
 
 tmp, out = os.environ["BENCH_TMP"], os.environ["BENCH_OUT"]
@@ -148,6 +196,19 @@ res.update(naive)
 res.update(batched)
 res.update(irc)
 res.update(flood)
+# Side by side: the best round of each (highest rate, lowest latency).
+SIDE_KEYS = [("durable_per_s", max), ("p50_us", min), ("p99_us", min), ("decide_per_s", max),
+             ("paced_p99_us", min), ("herd_ms", min)]
+side = {"state": os.environ["BENCH_SIDE"], "baseline": os.environ["BENCH_BASE_REV"] or None}
+if side["state"] == "ok":
+    rounds = int(os.environ["BENCH_ROUNDS"])
+    runs = {s: [load(f"side_{s}_{r}") for r in range(1, rounds + 1)] for s in ("base", "head")}
+    for key, best in SIDE_KEYS:
+        vals = {s: [x[key] for x in runs[s] if isinstance(x.get(key), (int, float))] for s in runs}
+        if vals["base"] and vals["head"]:
+            b, h = best(vals["base"]), best(vals["head"])
+            side[key] = {"baseline": b, "head": h, "head_over_baseline": ratio(h, b)}
+res["side_by_side"] = side
 res["ratio_vs_naive"] = ratio(res.get("durable_per_s"), res.get("naive_per_s"))
 res["ratio_vs_batched_sql"] = ratio(res.get("durable_per_s"), res.get("batched_sql_per_s"))
 res["engine"] = engine_state
@@ -229,6 +290,18 @@ for key in ("irc_msgs_per_s_without", "irc_msgs_per_s_with", "irc_ratio", "irc_b
 for key in ("irc_msgs_error", "irc_buys_error", "irc_herd_error"):
     if res.get(key):
         print(f"  {key}: {res[key]}")
+print()
+if side["state"] == "ok":
+    print(f"side by side with {side['baseline']} (bench_engine --quick, best of "
+          f"{os.environ['BENCH_ROUNDS']} alternating rounds each, same PostgreSQL):")
+    print(f"  {'':<28} {'baseline':>12} {'this tree':>12} {'ratio':>8}")
+    for key, best in SIDE_KEYS:
+        v = side.get(key)
+        if v:
+            print(f"  {key:<28} {fmt(v['baseline']):>12} {fmt(v['head']):>12} "
+                  f"{fmt(v['head_over_baseline']):>8}  ({'higher' if best is max else 'lower'} is better)")
+else:
+    print(f"side by side: {side['state']}")
 print(f"  -> {os.path.relpath(out)}")
 sys.exit(status)
 PY
