@@ -52,6 +52,8 @@ static char dsn[512];
 static tally_config cfg;
 static tally_engine *eng;
 static char key_path[512];
+static int64_t made_ms; /* when the old release wrote its last transfer */
+enum { CLOCK_AHEAD_S = 3600 }; /* the engine runs this long after made_ms */
 
 /* ---- the fixture ------------------------------------------------------------ */
 static char *slurp(const char *path) {
@@ -286,6 +288,10 @@ static void test_upgrade_old_purchases_behave(void **state) {
   assert_int_equal(th_cmd(eng, "dave", "BUY tee", 0, &r), TALLY_OK);
   assert_non_null(strstr(r.text, "serial 6 of 100000"));
   assert_int_equal(balance("dave"), 4800 - 500);
+  /* It is stamped at the fixture's time plus an hour: the clock is the one
+   * the refund windows above were judged by. */
+  int64_t at = th_sql_i64f(dsn, "SELECT created_ms FROM transfers WHERE id = %llu", (unsigned long long)r.receipt);
+  assert_true(at >= made_ms + CLOCK_AHEAD_S * 1000LL && at < made_ms + (CLOCK_AHEAD_S + 600) * 1000LL);
   /* The edition sold out before the upgrade stays sold out; the co-op item
    * still pays its split. */
   assert_int_equal(th_cmd(eng, "bob", "BUY print", 0, &r), TALLY_ESOLD_OUT);
@@ -325,11 +331,7 @@ static void reexec_at_fixture_time(char **argv) {
     printf("1..0 # SKIP libfaketime.so.1 not found (Debian package faketime; `make deps` installs it)\n");
     exit(0);
   }
-  char *meta = slurp(FIXTURE ".meta");
-  const char *made = strstr(meta, "made_ms ");
-  assert_non_null(made);
-  time_t at = (time_t)(strtoll(made + 8, NULL, 10) / 1000 + 3600);
-  free(meta);
+  time_t at = (time_t)(made_ms / 1000 + CLOCK_AHEAD_S);
   char when[64], env[96];
   strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", gmtime(&at));
   snprintf(env, sizeof env, "@%s", when);
@@ -360,6 +362,11 @@ static int teardown(void **state) {
 
 int main(int argc, char **argv) {
   (void)argc;
+  char *meta = slurp(FIXTURE ".meta");
+  const char *made = strstr(meta, "made_ms ");
+  if (!made) abort();
+  made_ms = strtoll(made + 8, NULL, 10);
+  free(meta);
   if (!getenv(UNDER_FAKETIME)) reexec_at_fixture_time(argv);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_teardown(test_upgrade_keeps_every_fact, teardown),
