@@ -145,6 +145,8 @@ enum {
   TALLY_NAME_BYTES_MAX = 64,       /* account, channel, origin, msg id */
   TALLY_FRAME_BYTES_MAX = 1024,    /* one event or effect frame */
   TALLY_ERRBUF_BYTES = 256,        /* size of error buffers passed in */
+  TALLY_CONFIG_LINE_BYTES_MAX = 1024,  /* one line of a config file, without its line end */
+  TALLY_CONFIG_FILE_BYTES_MAX = 65536, /* a whole config file */
 };
 
 /* ---- Struct sizes (see the contract above) ------------------------------ */
@@ -223,6 +225,31 @@ typedef void (*tally_config_doc_cb)(void *ud, const char *key,
                                     const char *default_text,
                                     const char *help);
 TALLY_API void tally_config_describe(tally_config_doc_cb fn, void *ud);
+
+/* Config files. One `key = value` a line, with the keys and checks of
+ * tally_config_set; blank lines and lines starting with '#' are skipped;
+ * spaces and tabs around key and value are dropped; the value runs to the
+ * end of the line (no quotes; a '#' inside it is kept); CRLF is accepted.
+ * Refused with TALLY_ECONFIG and a message "NAME:LINE: why": an unknown key
+ * or bad value (tally_config_set's reason), a line without '=', a key given
+ * twice (refused, not "last wins"), a line over TALLY_CONFIG_LINE_BYTES_MAX
+ * bytes, invalid UTF-8 or a control character (TAB aside), a file over
+ * TALLY_CONFIG_FILE_BYTES_MAX bytes. A file that cannot be opened or read
+ * is TALLY_EIO ("PATH: No such file or directory"). On any error cfg is
+ * unchanged and *file is NULL. tally_config_check is not called: the host
+ * may still change fields (tally_engine_new checks).
+ *
+ * The strings set (dsn, signing_key, currency) point into *file, which the
+ * caller frees with tally_config_file_free once tally_engine_new returned
+ * (the engine copies what it keeps). Since 1.5. */
+typedef struct tally_config_file tally_config_file;
+TALLY_API int tally_config_load_file(tally_config *cfg, const char *path, tally_config_file **file,
+                                     char *err, size_t err_len);
+/* The same from memory: text[0..len) as if read from a file called name. */
+TALLY_API int tally_config_load_text(tally_config *cfg, const char *name, const char *text, size_t len,
+                                     tally_config_file **file, char *err, size_t err_len);
+/* NULL is allowed. */
+TALLY_API void tally_config_file_free(tally_config_file *file);
 
 /* ---- Events (host -> engine) -------------------------------------------- */
 enum tally_role {
