@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -181,6 +182,49 @@ static void test_older_host_struct(void **state) {
   free(cfg);
 }
 
+/* Runs `$TALLY_CLI --config path config`; its exit status, output in out. */
+static int cli_config(const char *path, char *out, size_t out_len) {
+  const char *cli = getenv("TALLY_CLI");
+  assert_non_null(cli); /* set by tests/run.sh */
+  char cmd[1024];
+  snprintf(cmd, sizeof cmd, "'%s' --config '%s' config 2>&1", cli, path);
+  FILE *p = popen(cmd, "r");
+  assert_non_null(p);
+  size_t n = fread(out, 1, out_len - 1, p);
+  out[n] = 0;
+  int st = pclose(p);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void write_file(const char *path, const char *text) {
+  FILE *fp = fopen(path, "w");
+  assert_non_null(fp);
+  fputs(text, fp);
+  fclose(fp);
+}
+
+/* The CLI checks a file as the engine would read it. */
+static void test_cli_config_checks_a_file(void **state) {
+  (void)state;
+  char path[256], out[1024], want[320];
+  snprintf(path, sizeof path, "%s/test-cli-%d.conf", getenv("TALLY_TMP") ? getenv("TALLY_TMP") : "/tmp", (int)getpid());
+  write_file(path, "dsn = host=/x\nfee_bps = 100\n");
+  assert_int_equal(cli_config(path, out, sizeof out), 0);
+  snprintf(want, sizeof want, "%s: ok", path);
+  assert_non_null(strstr(out, want));
+  write_file(path, "dsn = host=/x\n\nfee_bpz = 100\n");
+  assert_int_equal(cli_config(path, out, sizeof out), 2);
+  snprintf(want, sizeof want, "%s:3: unknown key 'fee_bpz'", path);
+  assert_non_null(strstr(out, want));
+  /* Each line good, the whole refused by tally_config_check. */
+  write_file(path, "fee_bps = 100\n");
+  assert_int_equal(cli_config(path, out, sizeof out), 1);
+  assert_non_null(strstr(out, "a PostgreSQL connection string is required"));
+  unlink(path);
+  assert_int_equal(cli_config(path, out, sizeof out), 2);
+  assert_non_null(strstr(out, "No such file or directory"));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_loads_keys_comments_and_blanks),
@@ -188,6 +232,7 @@ int main(void) {
       cmocka_unit_test(test_limits),
       cmocka_unit_test(test_file_from_disk_and_missing_file),
       cmocka_unit_test(test_older_host_struct),
+      cmocka_unit_test(test_cli_config_checks_a_file),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
