@@ -246,6 +246,17 @@ static void test_upgrade_old_receipts_verify(void **state) {
   fclose(f);
   free(pub);
   assert_int_equal(tokens, 16); /* every transfer the old release wrote */
+  /* The owners still see what their old receipts say. */
+  th_reply r;
+  char text[64];
+  snprintf(text, sizeof text, "VERIFY %llu", (unsigned long long)receipt("bob_tee2"));
+  assert_int_equal(th_cmd(eng, "bob", text, 0, &r), TALLY_OK);
+  if (!strstr(r.text, "your purchase of 2x tee")) fprintf(stderr, "%s\n", r.text);
+  assert_non_null(strstr(r.text, "your purchase of 2x tee"));
+  assert_non_null(strstr(r.text, "4.00 credits refunded"));
+  snprintf(text, sizeof text, "VERIFY %llu", (unsigned long long)receipt("dave_tip"));
+  assert_int_equal(th_cmd(eng, "alice", text, 0, &r), TALLY_OK);
+  assert_non_null(strstr(r.text, "a tip of 5.00 credits to you from dave"));
   /* A tampered token is still refused: the offline check is not vacuous. */
   assert_int_not_equal(verify_offline("tr1.AAAA", "00"), 0);
   finish();
