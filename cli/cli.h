@@ -4,10 +4,14 @@
 #ifndef TALLY_CLI_H
 #define TALLY_CLI_H
 
+#include <stdbool.h>
+
 #include <libpq-fe.h>
 
 typedef struct cli_opts {
   const char *dsn;
+  bool dsn_given;          /* --dsn: wins over the config file's dsn */
+  const char *config_path; /* --config FILE */
   const char *pubkey_hex;
   const char *actor;
   int wait_s;

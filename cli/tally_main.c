@@ -1,8 +1,9 @@
 /* tally_main.c — the `tally` admin command.
  *
- *   tally [--dsn DSN] migrate | grant | verify | receipt | check | draw | export | config
+ *   tally [--dsn DSN] [--config FILE] migrate | grant | verify | receipt | check | draw | export | config
  *
- * The DSN comes from --dsn, else $TALLY_DSN, else $DATABASE_URL. Grants are
+ * The DSN comes from --dsn, else the `dsn` of --config FILE, else
+ * $TALLY_DSN, else $DATABASE_URL. Grants are
  * not written here: they are requests that the running engine (the single
  * writer) applies exactly once, so memory and ledger never disagree. */
 #include <getopt.h>
@@ -18,7 +19,7 @@
 #include "tally/admin.h"
 
 static const char usage[] =
-    "usage: tally [--dsn DSN] COMMAND [ARGS]\n"
+    "usage: tally [--dsn DSN] [--config FILE] COMMAND [ARGS]\n"
     "  migrate                      apply pending SQL migrations\n"
     "  grant ACCOUNT AMOUNT         give credits (audited); applied by the running engine\n"
     "        [--actor NAME] [--wait SECONDS]  (AMOUNT in the ledger's currency decimals)\n"
@@ -28,8 +29,9 @@ static const char usage[] =
     "  check                        check the ledger invariants; exit 1 on any breach\n"
     "  draw SKU                     recompute a raffle's draw from its seed and entries\n"
     "  export                       transfers as CSV on stdout\n"
-    "  config                       list the engine's configuration keys\n"
-    "DSN: --dsn, else $TALLY_DSN, else $DATABASE_URL.\n";
+    "  config                       list the engine's configuration keys; with --config FILE,\n"
+    "                               check FILE instead (exit 1 if the engine would refuse it)\n"
+    "DSN: --dsn, else the dsn of --config FILE, else $TALLY_DSN, else $DATABASE_URL.\n";
 
 PGconn *cli_connect(const cli_opts *o) {
   if (!o->dsn) {
@@ -146,13 +148,17 @@ static int cmd_export(PGconn *c) {
 /* One parsed option into o; false for --help and unknown options. */
 static bool cli_option(cli_opts *o, int ch) {
   switch (ch) {
-  case 'd': o->dsn = optarg; return true;
+  case 'd': o->dsn = optarg; o->dsn_given = true; return true;
+  case 'c': o->config_path = optarg; return true;
   case 'k': o->pubkey_hex = optarg; return true;
   case 'a': o->actor = optarg; return true;
   case 'w': o->wait_s = atoi(optarg); return true;
   default: return false;
   }
 }
+
+static int config_file_check(const tally_config *cfg, const char *path);
+static int run_command(const cli_opts *po, const char *cmd, char **args, int nargs);
 
 static void print_key(void *ud, const char *key, const char *def, const char *help) {
   (void)ud;
@@ -164,7 +170,7 @@ int main(int argc, char **argv) {
   if (!o.dsn) o.dsn = getenv("DATABASE_URL");
   if (!o.actor) o.actor = "cli";
   static const struct option opts[] = {{"dsn", required_argument, 0, 'd'},  {"pubkey", required_argument, 0, 'k'},
-                                       {"actor", required_argument, 0, 'a'},
+                                       {"actor", required_argument, 0, 'a'}, {"config", required_argument, 0, 'c'},
                                        {"wait", required_argument, 0, 'w'},  {"help", no_argument, 0, 'h'},
                                        {0, 0, 0, 0}};
   /* Options may stand anywhere (tally verify TOKEN --pubkey HEX): GNU
@@ -183,11 +189,45 @@ int main(int argc, char **argv) {
   const char *cmd = argv[first];
   char **args = argv + first + 1;
   int nargs = argc - first - 1;
-  if (strcmp(cmd, "config") == 0) {
-    printf("configuration keys (InspIRCd: attributes of <tally>):\n");
-    tally_config_describe(print_key, NULL);
-    return 0;
+  /* The config file is read whole (and refused whole) before anything. */
+  tally_config cfg;
+  tally_config_init(&cfg);
+  tally_config_file *file = NULL;
+  if (o.config_path) {
+    char err[TALLY_ERRBUF_BYTES] = "";
+    if (tally_config_load_file(&cfg, o.config_path, &file, err, sizeof err)) {
+      fprintf(stderr, "tally: %s\n", err);
+      return 2;
+    }
+    if (!o.dsn_given && cfg.dsn[0]) o.dsn = cfg.dsn;
   }
+  if (strcmp(cmd, "config") == 0) {
+    int rc = o.config_path ? config_file_check(&cfg, o.config_path) : 0;
+    if (!o.config_path) {
+      printf("configuration keys (InspIRCd: attributes of <tally>):\n");
+      tally_config_describe(print_key, NULL);
+    }
+    tally_config_file_free(file);
+    return rc;
+  }
+  int rc = run_command(&o, cmd, args, nargs);
+  tally_config_file_free(file);
+  return rc;
+}
+
+/* tally --config FILE config: what tally_engine_new would say of FILE. */
+static int config_file_check(const tally_config *cfg, const char *path) {
+  char err[TALLY_ERRBUF_BYTES] = "";
+  if (tally_config_check(cfg, err, sizeof err)) {
+    fprintf(stderr, "tally: %s: %s\n", path, err);
+    return 1;
+  }
+  printf("%s: ok\n", path);
+  return 0;
+}
+
+static int run_command(const cli_opts *po, const char *cmd, char **args, int nargs) {
+  cli_opts o = *po;
   bool offline = strcmp(cmd, "verify") == 0 && nargs == 1 && o.pubkey_hex && strncmp(args[0], "tr1.", 4) == 0;
   if (offline) return cli_verify(NULL, &o, args[0]);
   int want = strcmp(cmd, "grant") == 0 ? 2 : (strcmp(cmd, "verify") == 0 || strcmp(cmd, "receipt") == 0 || strcmp(cmd, "draw") == 0) ? 1 : 0;

@@ -18,13 +18,28 @@
  * - Operating errors are returned as negative TALLY_E* codes; programmer errors
  *   (NULL engine, calling after free) assert. No function calls exit().
  * - Every struct that crosses this boundary starts with `uint32_t size,
- *   version`, set by the side that fills it. This is NOT yet a compatibility
- *   mechanism: tally_config_init() and tally_engine_stats() write the whole
- *   struct as this header declares it, whatever size the caller's copy has,
- *   so a host must be built against the tally.h of the libtally it runs
- *   with (the InspIRCd module links libtally statically, which guarantees
- *   it). Accepting older, shorter structs is planned with the wire's HELLO
- *   version negotiation (issue 10, docs/FRAMES.md "Planned").
+ *   version`, and a host built against an older or newer tally.h than the
+ *   library it runs with still works:
+ *   - Structs the host fills (tally_command, tally_presence, tally_config as
+ *     passed to tally_config_set, tally_config_check and tally_engine_new)
+ *     carry the host's sizeof in `size`. The library reads them only up to
+ *     `size`; fields past it (appended after the host was built) take their
+ *     defaults, and bytes past the library's own struct (a newer host) are
+ *     ignored. A size below the struct's TALLY_*_SIZE_V1 (its version-1
+ *     prefix) is TALLY_EINVAL (TALLY_ECONFIG with a message for a config);
+ *     tally_config_set of a key whose field lies past `size` is
+ *     TALLY_ECONFIG.
+ *   - Structs the library fills are written only up to the size the host
+ *     has: tally_config_init() and tally_engine_stats() are macros passing
+ *     sizeof the host's struct, and write at most that many bytes (zeroing
+ *     what the library does not know). The `size` of a filled struct says
+ *     how many bytes are valid: the smaller of the two sizes.
+ *   - A tally_effect is the library's (borrowed during the callback); its
+ *     `size` is the library's sizeof. A host reads a field only if
+ *     TALLY_HAS_FIELD(effect, tally_effect, field) says it is there (a
+ *     library older than the host's header delivers a shorter struct).
+ *   `version` changes only if a field changes meaning (never so far);
+ *   appending a field does not change it.
  *
  * Ownership: whoever allocates frees. tally_engine_new() allocates the engine;
  * tally_engine_free() releases it after tally_engine_stop().
@@ -130,7 +145,15 @@ enum {
   TALLY_NAME_BYTES_MAX = 64,       /* account, channel, origin, msg id */
   TALLY_FRAME_BYTES_MAX = 1024,    /* one event or effect frame */
   TALLY_ERRBUF_BYTES = 256,        /* size of error buffers passed in */
+  TALLY_CONFIG_LINE_BYTES_MAX = 1024,  /* one line of a config file, without its line end */
+  TALLY_CONFIG_FILE_BYTES_MAX = 65536, /* a whole config file */
 };
+
+/* ---- Struct sizes (see the contract above) ------------------------------ */
+/* Bytes of `type` up to and including `field`. */
+#define TALLY_SIZE_THROUGH(type, field) (offsetof(type, field) + sizeof(((type *)0)->field))
+/* Does the struct at ptr (its `size` as filled) include `field`? */
+#define TALLY_HAS_FIELD(ptr, type, field) ((size_t)(ptr)->size >= TALLY_SIZE_THROUGH(type, field))
 
 /* ---- Configuration ------------------------------------------------------- */
 /* Filled by tally_config_init() with defaults, then changed field by field or
@@ -177,7 +200,19 @@ typedef struct tally_config {
   uint32_t coop_purchases_max;     /* co-op purchases whose shares are kept for refunds */
 } tally_config;
 
+/* The version-1 prefix: the fields of the first release (up to
+ * pending_timeout_ms); later fields are optional for a host. */
+#define TALLY_CONFIG_SIZE_V1 TALLY_SIZE_THROUGH(tally_config, pending_timeout_ms)
+
+/* Fills the first `size` bytes of cfg (the host's sizeof) with defaults;
+ * cfg->size becomes the bytes filled. Use the macro tally_config_init(cfg),
+ * which passes sizeof *cfg. A size below TALLY_CONFIG_SIZE_V1 asserts (a
+ * programmer error: the macro cannot produce it). */
+TALLY_API void tally_config_init_size(tally_config *cfg, size_t size);
+/* The same for a struct of the library's own size (for hosts that need a
+ * function's address); the macro below is what hosts call. */
 TALLY_API void tally_config_init(tally_config *cfg);
+#define tally_config_init(cfg) tally_config_init_size((cfg), sizeof *(cfg))
 /* Sets one field by its documented name from text ("fee_bps", "250").
  * Unknown keys and out-of-range values are TALLY_ECONFIG with a message. */
 TALLY_API int tally_config_set(tally_config *cfg, const char *key,
@@ -190,6 +225,31 @@ typedef void (*tally_config_doc_cb)(void *ud, const char *key,
                                     const char *default_text,
                                     const char *help);
 TALLY_API void tally_config_describe(tally_config_doc_cb fn, void *ud);
+
+/* Config files. One `key = value` a line, with the keys and checks of
+ * tally_config_set; blank lines and lines starting with '#' are skipped;
+ * spaces and tabs around key and value are dropped; the value runs to the
+ * end of the line (no quotes; a '#' inside it is kept); CRLF is accepted.
+ * Refused with TALLY_ECONFIG and a message "NAME:LINE: why": an unknown key
+ * or bad value (tally_config_set's reason), a line without '=', a key given
+ * twice (refused, not "last wins"), a line over TALLY_CONFIG_LINE_BYTES_MAX
+ * bytes, invalid UTF-8 or a control character (TAB aside), a file over
+ * TALLY_CONFIG_FILE_BYTES_MAX bytes. A file that cannot be opened or read
+ * is TALLY_EIO ("PATH: No such file or directory"). On any error cfg is
+ * unchanged and *file is NULL. tally_config_check is not called: the host
+ * may still change fields (tally_engine_new checks).
+ *
+ * The strings set (dsn, signing_key, currency) point into *file, which the
+ * caller frees with tally_config_file_free once tally_engine_new returned
+ * (the engine copies what it keeps). Since 1.5. */
+typedef struct tally_config_file tally_config_file;
+TALLY_API int tally_config_load_file(tally_config *cfg, const char *path, tally_config_file **file,
+                                     char *err, size_t err_len);
+/* The same from memory: text[0..len) as if read from a file called name. */
+TALLY_API int tally_config_load_text(tally_config *cfg, const char *name, const char *text, size_t len,
+                                     tally_config_file **file, char *err, size_t err_len);
+/* NULL is allowed. */
+TALLY_API void tally_config_file_free(tally_config_file *file);
 
 /* ---- Events (host -> engine) -------------------------------------------- */
 enum tally_role {
@@ -214,6 +274,7 @@ typedef struct tally_command {
   const char *text;    /* the command line, at most TALLY_TEXT_BYTES_MAX */
   uint32_t roles;      /* TALLY_ROLE_* */
 } tally_command;
+#define TALLY_COMMAND_SIZE_V1 TALLY_SIZE_THROUGH(tally_command, roles)
 
 /* Encodes cmd as an event frame into buf. TALLY_ETOOBIG if it does not fit,
  * TALLY_EINVAL for a NULL field. Never allocates. */
@@ -231,6 +292,7 @@ typedef struct tally_presence {
   const char *channel;
   uint32_t present;
 } tally_presence;
+#define TALLY_PRESENCE_SIZE_V1 TALLY_SIZE_THROUGH(tally_presence, present)
 
 /* ---- Effects (engine -> host) ------------------------------------------- */
 enum tally_effect_kind {
@@ -280,6 +342,7 @@ typedef struct tally_effect {
   uint32_t hint;       /* enum tally_hint (version >= 2; since 1.4): TALLY_HINT_NONE
                           or what the adapter may explain after `text` */
 } tally_effect;
+#define TALLY_EFFECT_SIZE_V1 TALLY_SIZE_THROUGH(tally_effect, text)
 
 typedef void (*tally_effect_cb)(void *ud, const tally_effect *effect);
 
@@ -327,8 +390,14 @@ typedef struct tally_stats {
   uint64_t buys_committed, buys_refused, batches_committed, batch_retries;
   uint64_t queue_depth_now, ops_pending_now;
 } tally_stats;
-TALLY_API void tally_engine_stats(const tally_engine *engine,
-                                  tally_stats *out);
+#define TALLY_STATS_SIZE_V1 TALLY_SIZE_THROUGH(tally_stats, ops_pending_now)
+/* Writes at most `size` bytes (the host's sizeof; below TALLY_STATS_SIZE_V1
+ * asserts); out->size becomes the bytes written. Hosts call the macro
+ * tally_engine_stats(engine, out), which passes sizeof *out. */
+TALLY_API void tally_engine_stats_size(const tally_engine *engine, tally_stats *out, size_t size);
+/* The same for a struct of the library's own size. */
+TALLY_API void tally_engine_stats(const tally_engine *engine, tally_stats *out);
+#define tally_engine_stats(engine, out) tally_engine_stats_size((engine), (out), sizeof *(out))
 
 /* ---- Command words and text rules (for adapters) --------------------------- */
 /* What an adapter needs to register the engine's commands (as client

@@ -200,6 +200,15 @@ def make_config():
         "bad-spaces": b"\x40" + b"dsn=x\n fee_bps = 250",
         "bad-nul": b"\x40" + b"dsn=x\nfee_bps=2\x0050",
         "bad-u32-wrap": b"\x40" + b"dsn=x\nqueue_depth=4294967360",
+        # Config-file syntax (tally_config_load_text): comments, blanks,
+        # spaces and tabs, CRLF, duplicates, over-long lines, bad UTF-8.
+        "file-ok-comments": b"\xff" + b"# tally.conf\n\ndsn = host=/tmp dbname=tally pw=a#b\n"
+                            b"  # indented\n\tsigning_key\t=\tvar/k.pem \r\ncurrency = cr\xc3\xa9dits",
+        "file-bad-duplicate": b"\xff" + b"dsn = x\nfee_bps = 1\nfee_bps = 2\n",
+        "file-bad-no-equals": b"\x40" + b"dsn = x\nfee_bps 250\n",
+        "file-bad-long-line": b"\xff" + b"dsn = " + b"a" * 1100 + b"\nfee_bps = 1\n",
+        "file-bad-utf8": b"\xff" + b"dsn = x\ncurrency = \xed\xa0\x80\n",
+        "file-bad-lone-cr": b"\x20" + b"dsn = x\rfee_bps = 1\n",
     }
     for name, data in cases.items():
         write(t, name, data)

@@ -34,7 +34,7 @@ core_sources() {
     stream) echo core/src/wire/stream.c core/src/wire/codec.c core/src/base/msgpack_scan.c \
                  core/src/base/errors.c ;;
     text) echo core/src/base/text.c core/src/base/errors.c ;;
-    config) echo core/src/base/config.c core/src/base/errors.c ;;
+    config) echo core/src/base/config.c core/src/base/config_file.c core/src/base/text.c core/src/base/errors.c ;;
     command_line) echo core/src/model/decide.c core/src/model/state.c core/src/model/keys.c core/src/base/map.c \
                        core/src/base/split.c core/src/model/audience_rows.c \
                        core/src/base/text.c core/src/base/config.c core/src/base/errors.c ;;

@@ -3,6 +3,7 @@
  * Every key appears once below with its type, default, bounds and help
  * line; parsing, validation, `tally config` and the README's table all come
  * from it (the nginx ngx_command_t idea). Unknown keys are errors. */
+#include <assert.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <inttypes.h>
@@ -12,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "abi.h"
+#include "config.h"
 #include "tally.h"
 
 typedef enum { CFG_STR, CFG_U32, CFG_I64 } cfg_type;
@@ -136,7 +139,8 @@ static int cfg_apply(tally_config *cfg, const cfg_entry *e, const char *value,
   return TALLY_OK;
 }
 
-void tally_config_init(tally_config *cfg) {
+/* The library's defaults, whole. */
+static void config_defaults(tally_config *cfg) {
   memset(cfg, 0, sizeof *cfg);
   cfg->size = sizeof *cfg;
   cfg->version = TALLY_CONFIG_VERSION;
@@ -146,18 +150,56 @@ void tally_config_init(tally_config *cfg) {
   }
 }
 
+void tally_config_init_size(tally_config *cfg, size_t size) {
+  assert(cfg && size >= TALLY_CONFIG_SIZE_V1);
+  tally_config full;
+  config_defaults(&full);
+  tally__abi_export(cfg, size, &full, sizeof full);
+}
+
+void(tally_config_init)(tally_config *cfg) { tally_config_init_size(cfg, sizeof *cfg); }
+
+/* Does the host's struct (cfg->size bytes) hold the entry's field? */
+static bool cfg_has(const tally_config *cfg, const cfg_entry *e) {
+  size_t width = e->type == CFG_STR ? sizeof(const char *) : e->type == CFG_U32 ? sizeof(uint32_t) : sizeof(int64_t);
+  return e->offset + width <= cfg->size;
+}
+
 int tally_config_set(tally_config *cfg, const char *key, const char *value,
                      char *err, size_t err_len) {
   if (!cfg || !key || !value) return TALLY_EINVAL;
+  if (cfg->size < TALLY_CONFIG_SIZE_V1)
+    return cfg_fail(err, err_len, "config: the struct is smaller than any tally version's (size %u)",
+                    (unsigned)cfg->size);
   for (size_t i = 0; i < CFG_COUNT; i++)
-    if (strcmp(cfg_table[i].key, key) == 0)
+    if (strcmp(cfg_table[i].key, key) == 0) {
+      /* Never written past the host's struct: it was built before the key. */
+      if (!cfg_has(cfg, &cfg_table[i]))
+        return cfg_fail(err, err_len, "config %s: not in this program's tally_config (built against an older tally.h)",
+                        key);
       return cfg_apply(cfg, &cfg_table[i], value, err, err_len);
+    }
   return cfg_fail(err, err_len, "config: unknown key '%s'", key);
 }
 
-int tally_config_check(const tally_config *cfg, char *err, size_t err_len) {
-  if (!cfg || cfg->size < sizeof(tally_config) || cfg->version != TALLY_CONFIG_VERSION)
+int tally__config_import(tally_config *out, const tally_config *cfg, char *err, size_t err_len) {
+  if (!cfg || cfg->version < 1 || cfg->version > TALLY_CONFIG_VERSION)
     return cfg_fail(err, err_len, "config: built for another tally version");
+  tally_config defaults;
+  config_defaults(&defaults);
+  if (tally__abi_import(out, &defaults, sizeof defaults, cfg, TALLY_CONFIG_SIZE_V1))
+    return cfg_fail(err, err_len, "config: the struct is smaller than any tally version's (size %u)",
+                    (unsigned)cfg->size);
+  return TALLY_OK;
+}
+
+/* Checks the host's config as the engine will see it (fields past its size
+ * at their defaults). */
+int tally_config_check(const tally_config *host, char *err, size_t err_len) {
+  tally_config full;
+  int rc = tally__config_import(&full, host, err, err_len);
+  if (rc) return rc;
+  const tally_config *cfg = &full;
   if (!cfg->dsn || !cfg->dsn[0])
     return cfg_fail(err, err_len, "config dsn: a PostgreSQL connection string is required");
   if (!cfg->signing_key_path || !cfg->signing_key_path[0])

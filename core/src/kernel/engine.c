@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "abi.h"
 #include "engine_internal.h"
 #include "hooks.h"
 #include "text.h"
@@ -566,7 +567,10 @@ void tally__engine_fence(tally__engine *e) {
 }
 
 /* ---- counters (public: tally.h; also TALLY STATS) ------------------------------ */
-void tally_engine_stats(const tally_engine *e, tally_stats *out) {
+/* Filled whole here, then copied up to the host's size (abi.h). */
+void tally_engine_stats_size(const tally_engine *e, tally_stats *host, size_t size) {
+  assert(e && host && size >= TALLY_STATS_SIZE_V1);
+  tally_stats s, *out = &s;
   memset(out, 0, sizeof *out);
   out->size = sizeof *out;
   out->version = TALLY_STATS_VERSION;
@@ -578,4 +582,7 @@ void tally_engine_stats(const tally_engine *e, tally_stats *out) {
   out->batches_committed = atomic_load(&e->n_batches);
   out->batch_retries = atomic_load(&e->n_retries);
   out->queue_depth_now = tally__ring_count(&e->in);
+  tally__abi_export(host, size, &s, sizeof s);
 }
+
+void(tally_engine_stats)(const tally_engine *e, tally_stats *out) { tally_engine_stats_size(e, out, sizeof *out); }

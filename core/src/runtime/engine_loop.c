@@ -14,6 +14,8 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "abi.h"
+#include "config.h"
 #include "engine_internal.h"
 #include "hooks.h"
 #include "runtime.h"
@@ -171,7 +173,9 @@ int tally__engine_new(const tally__hooks *hooks, const tally_config *cfg, tally_
   if (rc) return rc;
   tally__engine *e = calloc(1, sizeof *e);
   if (!e) return TALLY_ENOMEM;
-  e->cfg = *cfg;
+  rc = tally__config_import(&e->cfg, cfg, err, err_len); /* a host's shorter struct: defaults past it */
+  assert(rc == TALLY_OK); /* tally_config_check imported it already */
+  cfg = &e->cfg;
   e->hooks = hooks;
   e->dsn = dup_or_null(cfg->dsn);
   e->key_path = dup_or_null(cfg->signing_key_path);
@@ -250,8 +254,15 @@ int tally_engine_submit_command(tally_engine *e, const tally_command *cmd) {
 /* Presence travels as a command frame that only this function can mark
  * (TALLY__ROLE_PRESENCE): the wire format stays v1, and no chat line can
  * pretend to be a presence change because adapters never set that bit. */
+/* A field appended to tally_presence gets its default for older hosts here. */
+static const tally_presence presence_defaults = {.size = sizeof(tally_presence), .version = TALLY_PRESENCE_VERSION};
+
 int tally_engine_submit_presence(tally_engine *e, const tally_presence *p) {
-  if (!e || !p || !p->account || !p->channel) return TALLY_EINVAL;
+  if (!e || !p) return TALLY_EINVAL;
+  tally_presence full;
+  if (tally__abi_import(&full, &presence_defaults, sizeof full, p, TALLY_PRESENCE_SIZE_V1)) return TALLY_EINVAL;
+  p = &full;
+  if (!p->account || !p->channel) return TALLY_EINVAL;
   tally_command cmd = {.size = sizeof cmd, .version = TALLY_COMMAND_VERSION, .origin = "", .account = p->account,
                        .nick = "", .channel = p->channel, .msg_id = "", .text = p->present ? "PRESENCE JOIN" : "PRESENCE PART",
                        .roles = TALLY__ROLE_PRESENCE};

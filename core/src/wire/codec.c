@@ -2,6 +2,8 @@
  * codec, the public structs and docs/FRAMES.md cannot drift apart. */
 #include "codec.h"
 
+#include "abi.h"
+
 #include "msgpack_scan.h"
 
 #include <assert.h>
@@ -129,9 +131,16 @@ CHECK_FRAME_STRUCT(tally_frame_ack, TALLY_FRAME_ACK_FIELDS)
 _Static_assert(sizeof(tally__effect_frame) == sizeof(tally_frame_effect),
                "the internal and public effect frames differ");
 
-int tally_command_encode(const tally_command *cmd, uint8_t *buf, size_t buf_len,
+/* A field appended to tally_command gets its default for older hosts here. */
+static const tally_command command_defaults = {.size = sizeof(tally_command), .version = TALLY_COMMAND_VERSION};
+
+int tally_command_encode(const tally_command *host, uint8_t *buf, size_t buf_len,
                          size_t *frame_len) {
-  if (!cmd || !buf || !frame_len || cmd->size < sizeof(tally_command)) return TALLY_EINVAL;
+  if (!host || !buf || !frame_len) return TALLY_EINVAL;
+  /* Read only the host's `size` bytes: the fields past it take defaults. */
+  tally_command full;
+  if (tally__abi_import(&full, &command_defaults, sizeof full, host, TALLY_COMMAND_SIZE_V1)) return TALLY_EINVAL;
+  const tally_command *cmd = &full;
   if (cmd->text && strlen(cmd->text) > TALLY_TEXT_BYTES_MAX) return TALLY_ETOOBIG;
   return encode_command(cmd, buf, buf_len, frame_len);
 }

@@ -1,7 +1,8 @@
 /* fuzz_config.c — libFuzzer target for the configuration table
  * (core/src/base/config.c): tally_config_set on fuzzed keys and values, then
- * tally_config_check. Config files and `tally --set k=v` reach exactly
- * these two calls.
+ * tally_config_check. `tally --set k=v` reaches exactly these two calls;
+ * config files reach them through tally_config_load_text (config_file.c),
+ * which the same input is also fed to whole.
  *
  * Input layout: byte 0 sets the size of the error buffer (0..255, so short
  * and absent buffers are exercised); the rest is lines "key=value" split on
@@ -11,12 +12,16 @@
  * anything else for non-NULL arguments) and, when refusing, leaves a
  * NUL-terminated message inside the buffer; a numeric key accepted from
  * text is stored exactly; check answers TALLY_OK or TALLY_ECONFIG, and OK
- * only for a config whose every field is in range.
+ * only for a config whose every field is in range. load_text answers OK,
+ * ECONFIG or ENOMEM; a refusal says "fuzz.conf..." inside the buffer,
+ * leaves the config unchanged and hands out no file; an accepted file's
+ * config then checks like any other (its strings live in the file).
  *
  * Build and run: tests/fuzz/run.sh (see docs/FUZZING.md); by hand:
  *   clang-14 -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE \
  *     -Icore/include -Icore/src/base -Icore/src/wire -Icore/src/receipts -Icore/src/model -Ischemas -Itests/fuzz \
- *     tests/fuzz/config/fuzz_config.c core/src/base/config.c -o build/fuzz/fuzz_config */
+ *     tests/fuzz/config/fuzz_config.c core/src/base/config.c core/src/base/config_file.c core/src/base/text.c \
+ *     core/src/base/errors.c -o build/fuzz/fuzz_config */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,9 +74,34 @@ static void check_set(tally_config *cfg, const char *key, const char *value, siz
   if (strcmp(key, "currency") == 0) FUZZ_CHECK(cfg->currency == value);
 }
 
+/* The whole input as a config file. */
+static void check_load_text(const char *text, size_t len, size_t err_len) {
+  tally_config cfg, before;
+  tally_config_init(&cfg);
+  before = cfg;
+  char err[256 + ERRBUF_GUARD];
+  memset(err, '#', sizeof err);
+  tally_config_file *file = NULL;
+  int rc = tally_config_load_text(&cfg, "fuzz.conf", text, len, &file, err_len ? err : NULL, err_len);
+  FUZZ_CHECK(rc == TALLY_OK || rc == TALLY_ECONFIG || rc == TALLY_ENOMEM);
+  if (err_len) check_errbuf(err, err_len, rc);
+  if (rc != TALLY_OK) {
+    FUZZ_CHECK(file == NULL);
+    FUZZ_CHECK(memcmp(&before, &cfg, sizeof cfg) == 0);
+    if (rc == TALLY_ECONFIG && err_len > 9) FUZZ_CHECK(strncmp(err, "fuzz.conf", 9) == 0);
+    return;
+  }
+  FUZZ_CHECK(file != NULL && cfg.size == sizeof cfg);
+  rc = tally_config_check(&cfg, NULL, 0);
+  FUZZ_CHECK(rc == TALLY_OK || rc == TALLY_ECONFIG);
+  if (rc == TALLY_OK) FUZZ_CHECK(cfg.dsn && cfg.dsn[0] && strlen(cfg.dsn) <= TALLY_CONFIG_LINE_BYTES_MAX);
+  tally_config_file_free(file);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size == 0 || size > CONFIG_INPUT_MAX) return 0;
   size_t err_len = data[0];
+  check_load_text((const char *)data + 1, size - 1, err_len);
   /* Strings set into the config are borrowed, so the copy lives until the
    * final check. */
   char *text = malloc(size);
