@@ -209,4 +209,10 @@ NEGATIVE = [
      "actors": {"A": "operator", "H": "host"}, "rooms": ["R"],
      "steps": _creator() + ["H says `DROP CREATE neg97 2 1` in R", "H is told OK /^Drop neg97 created\\.$/",
                             "nobody else hears anything"]},
+    # On IRC an unknown !word is chat that the room hears (the module takes
+    # only tally's words); the engine itself answers it privately. Either
+    # way the silence check sees it: on IRC it proves a leaked line is heard.
+    {"name": "silence expected after a line the room or the sender got an answer to", "fails_at": 4,
+     "deadline": 2, "actors": {"U": "user", "V": "user"}, "rooms": ["R"],
+     "steps": ["U joins R", "V joins R", "U says `FROBNICATE` in R", "nobody else hears anything"]},
 ]
