@@ -12,8 +12,11 @@ name, {v} a value captured earlier by a (?P<v>...) group):
     U says `TEXT` in R             in room R (U must be in R)
     U joins R / U leaves R
     wait N s                       real time passes (a scheduled drop opens)
-    U is told [CODE] [hint HINT] [/REGEX/]
-                                   a private answer to U: its code ("OK",
+    U is told [in R] [CODE] [hint HINT] [/REGEX/]
+                                   a private answer to U (with "in R": one
+                                   that names room R, the answer to a line
+                                   said there; without, the room is not
+                                   checked): its code ("OK",
                                    "ESOLD_OUT"; checked where the network
                                    shows codes), its hint (none when not
                                    named), its text (REGEX, searched; without
@@ -70,7 +73,7 @@ class Failed(Exception):
 RX_SAYS = re.compile(r"^(\w+) says `(.+)`(?: in (\w+))?$")
 RX_MOVE = re.compile(r"^(\w+) (joins|leaves) (\w+)$")
 RX_WAIT = re.compile(r"^wait (\d+(?:\.\d+)?) s$")
-RX_TOLD = re.compile(r"^(\w+) is told(?: (OK|E[A-Z_]+))?(?: hint ([A-Z_]+))?(?: /(.*)/)?$")
+RX_TOLD = re.compile(r"^(\w+) is told(?: in (\w+))?(?: (OK|E[A-Z_]+))?(?: hint ([A-Z_]+))?(?: /(.*)/)?$")
 RX_HEARS = re.compile(r"^(\w+) hears /(.*)/$")
 RX_QUIET = re.compile(r"^nobody else hears anything$")
 
@@ -80,7 +83,10 @@ class Run:
 
     def __init__(self, driver, scenario, sid, tag):
         self.d, self.s = driver, scenario
-        self.deadline = scenario.get("deadline", driver.deadline_s)
+        self.deadline = driver.deadline_s
+        # A negative scenario's short deadline applies at its wrong step only,
+        # so a slow machine cannot make it fail early, at a right one.
+        self.short = (scenario["fails_at"] - 1, scenario["deadline"]) if "fails_at" in scenario else None
         self.actors = {}
         for name, kind in scenario["actors"].items():
             if kind not in ACTOR_KINDS:
@@ -143,7 +149,7 @@ class Run:
                              % (what, self.deadline, self.pool or "nothing"))
             self.intake(min(left, 0.2))
 
-    def told(self, who, code, hint, regex):
+    def told(self, who, room, code, hint, regex):
         if regex is None:
             if code is None or code == "OK":
                 raise ScenarioError("'is told' needs a /regex/ unless it names a refusal code")
@@ -159,10 +165,12 @@ class Run:
         def pred(o):
             if o.kind != "told" or o.who != who or o.hint != hint:
                 return None
+            if room is not None and o.room != room:
+                return None
             if code is not None and o.code is not None and o.code != code:
                 return None
             return rx.search(o.text)
-        m = self.expect("answer to %s%s%s /%s/" % (who, " " + code if code else "",
+        m = self.expect("answer to %s%s%s%s /%s/" % (who, " in " + room if room else "", " " + code if code else "",
                                                     " hint " + hint if hint else "", rx.pattern), pred)
         self.vars.update({k: v for k, v in m.groupdict().items() if v is not None})
 
@@ -197,9 +205,9 @@ class Run:
             if verb == "joins":
                 if who in inside:
                     raise ScenarioError("%s is already in %s" % (who, room))
-                if self.actors[who][0] == "host" and room in self.hosted_rooms_seen:
+                if self.actors[who][0] == "host" and room in self.rooms_joined:
                     raise ScenarioError("a host joins its room before anyone else (%s)" % room)
-                self.hosted_rooms_seen.add(room)
+                self.rooms_joined.add(room)
                 self.action()
                 self.d.join(who, room)
                 inside.append(who)
@@ -218,7 +226,8 @@ class Run:
             return None
         m = RX_TOLD.match(text)
         if m:
-            return self.told(self.actor(m.group(1)), m.group(2), m.group(3), m.group(4))
+            room = self.room(m.group(2)) if m.group(2) else None
+            return self.told(self.actor(m.group(1)), room, m.group(3), m.group(4), m.group(5))
         m = RX_HEARS.match(text)
         if m:
             return self.hears(self.room(m.group(1)), m.group(2))
@@ -228,10 +237,12 @@ class Run:
 
     def run(self):
         """Returns None when every step passed, else (step index, message)."""
-        self.hosted_rooms_seen = set()
+        self.rooms_joined = set()
         self.d.begin(self.actors, self.rooms)
         try:
             for i, st in enumerate(self.s["steps"]):
+                if self.short:
+                    self.deadline = self.short[1] if i == self.short[0] else self.d.deadline_s
                 try:
                     self.step(st)
                 except Failed as e:

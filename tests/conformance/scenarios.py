@@ -90,7 +90,7 @@ SCENARIOS = [
      ] + _confirmed_buy("U", "one4", "1x drop one4 \\(one4\\) for 2\\.00 credits", "R") + [
          "R hears /^SOLD OUT: one4 - all 1 units are gone\\.$/",
          "V says `BUY one4` in R",
-         "V is told ESOLD_OUT /^sold out$/",
+         "V is told in R ESOLD_OUT /^sold out$/",
          "nobody else hears anything",
      ]},
     {"name": "a drop announcement: announced, not yet live, then live",
@@ -135,7 +135,7 @@ SCENARIOS = [
      "steps": [
          "H joins R", "N joins R",
          "N says `BUY anything7` in R",
-         "N is told ENOT_LOGGED_IN hint LOG_IN /^not logged in: log in to your account first$/",
+         "N is told in R ENOT_LOGGED_IN hint LOG_IN /^not logged in: log in to your account first$/",
          "nobody else hears anything",
          "N says `WALLET`",
          "N is told ENOT_LOGGED_IN hint LOG_IN",
@@ -146,7 +146,7 @@ SCENARIOS = [
      "steps": [
          "U joins R", "V joins R",
          "U says `DELIVERY 1001` in R",
-         "U is told EBAD_SYNTAX hint SEND_PRIVATELY /privately/",
+         "U is told in R EBAD_SYNTAX hint SEND_PRIVATELY /privately/",
          "nobody else hears anything",
      ]},
     {"name": "a hint: a host's command from someone without the host role",
@@ -154,7 +154,7 @@ SCENARIOS = [
      "steps": [
          "H joins R", "U joins R",
          "U says `EVENT START 10 Not mine` in R",
-         "U is told ENO_PERMISSION hint HOST_ROLE /^no permission: /",
+         "U is told in R ENO_PERMISSION hint HOST_ROLE /^no permission: /",
          "nobody else hears anything",
          "U says `TALLY STATS`",
          "U is told ENO_PERMISSION hint ADMIN_ROLE /^no permission: admins only/",
@@ -199,6 +199,9 @@ NEGATIVE = [
     {"name": "a wrong hint", "fails_at": 2, "deadline": 2,
      "actors": {"N": "anon"},
      "steps": ["N says `WALLET`", "N is told ENOT_LOGGED_IN hint SEND_PRIVATELY"]},
+    {"name": "a private answer expected as an answer in the room", "fails_at": 3, "deadline": 2,
+     "actors": {"U": "user"}, "rooms": ["R"],
+     "steps": ["U joins R", "U says `WALLET`", "U is told in R OK /^Wallet/"]},
     {"name": "an answer expected by the wrong actor", "fails_at": 2, "deadline": 2,
      "actors": {"U": "user", "V": "user"},
      "steps": ["U says `WALLET`", "V is told OK /^Wallet/"]},
