@@ -10,6 +10,8 @@ name, {v} a value captured earlier by a (?P<v>...) group):
 
     U says `TEXT`                  privately to tally
     U says `TEXT` in R             in room R (U must be in R)
+    U, V say `TEXT` [in R]         each sends it, back to back, before any
+                                   answer is awaited (a race)
     U joins R / U leaves R
     wait N s                       real time passes (a scheduled drop opens)
     U is told [in R] [CODE] [hint HINT] [/REGEX/]
@@ -22,6 +24,8 @@ name, {v} a value captured earlier by a (?P<v>...) group):
                                    named), its text (REGEX, searched; without
                                    one, a refusal's text starts with the
                                    code's tally_strerror text)
+    one of U, V is told ...        as "is told", by whichever of them it is
+    the other is told ...          the one of the last "one of" not matched
     R hears /REGEX/                something said in room R
     nobody else hears anything     nothing but what was matched since the
                                    last action was shown to anyone
@@ -71,9 +75,10 @@ class Failed(Exception):
 
 
 RX_SAYS = re.compile(r"^(\w+) says `(.+)`(?: in (\w+))?$")
+RX_SAY_ALL = re.compile(r"^(\w+(?:, \w+)+) say `(.+)`(?: in (\w+))?$")
 RX_MOVE = re.compile(r"^(\w+) (joins|leaves) (\w+)$")
 RX_WAIT = re.compile(r"^wait (\d+(?:\.\d+)?) s$")
-RX_TOLD = re.compile(r"^(\w+) is told(?: in (\w+))?(?: (OK|E[A-Z_]+))?(?: hint ([A-Z_]+))?(?: /(.*)/)?$")
+RX_TOLD = re.compile(r"^(\w+|one of \w+(?:, \w+)+|the other) is told(?: in (\w+))?(?: (OK|E[A-Z_]+))?(?: hint ([A-Z_]+))?(?: /(.*)/)?$")
 RX_HEARS = re.compile(r"^(\w+) hears /(.*)/$")
 RX_QUIET = re.compile(r"^nobody else hears anything$")
 
@@ -94,6 +99,7 @@ class Run:
             self.actors[name] = (kind, "%s%d%s" % (name.lower(), sid, tag))
         self.rooms = {r: "#%s%d%s" % (r.lower(), sid, tag) for r in scenario.get("rooms", [])}
         self.vars = {}
+        self.others = []
         self.members = {r: [] for r in self.rooms}
         self.pool = []      # observations since the last action, not yet matched
         self.matched = []   # what expectations matched since the last action
@@ -149,7 +155,7 @@ class Run:
                              % (what, self.deadline, self.pool or "nothing"))
             self.intake(min(left, 0.2))
 
-    def told(self, who, room, code, hint, regex):
+    def told(self, whos, room, code, hint, regex):
         if regex is None:
             if code is None or code == "OK":
                 raise ScenarioError("'is told' needs a /regex/ unless it names a refusal code")
@@ -163,15 +169,19 @@ class Run:
         rx = re.compile(self.subst(regex, True))
 
         def pred(o):
-            if o.kind != "told" or o.who != who or o.hint != hint:
+            if o.kind != "told" or o.who not in whos or o.hint != hint:
                 return None
             if room is not None and o.room != room:
                 return None
             if code is not None and o.code is not None and o.code != code:
                 return None
-            return rx.search(o.text)
-        m = self.expect("answer to %s%s%s%s /%s/" % (who, " in " + room if room else "", " " + code if code else "",
-                                                    " hint " + hint if hint else "", rx.pattern), pred)
+            m = rx.search(o.text)
+            return (m, o.who) if m else None
+        what = "answer to %s%s%s%s /%s/" % ("/".join(whos), " in " + room if room else "",
+                                            " " + code if code else "", " hint " + hint if hint else "",
+                                            rx.pattern)
+        m, who = self.expect(what, pred)
+        self.others = [w for w in whos if w != who]
         self.vars.update({k: v for k, v in m.groupdict().items() if v is not None})
 
     def hears(self, room, regex):
@@ -198,6 +208,16 @@ class Run:
                 raise ScenarioError("%s says something in %s without being in it" % (who, room))
             self.action()
             return self.d.say(who, self.subst(m.group(2)), room)
+        m = RX_SAY_ALL.match(text)
+        if m:
+            whos, room = [self.actor(w) for w in m.group(1).split(", ")], m.group(3)
+            for who in whos:
+                if room is not None and who not in self.members[self.room(room)]:
+                    raise ScenarioError("%s says something in %s without being in it" % (who, room))
+            self.action()
+            for who in whos:
+                self.d.say(who, self.subst(m.group(2)), room)
+            return None
         m = RX_MOVE.match(text)
         if m:
             who, verb, room = self.actor(m.group(1)), m.group(2), self.room(m.group(3))
@@ -227,7 +247,16 @@ class Run:
         m = RX_TOLD.match(text)
         if m:
             room = self.room(m.group(2)) if m.group(2) else None
-            return self.told(self.actor(m.group(1)), room, m.group(3), m.group(4), m.group(5))
+            subject = m.group(1)
+            if subject.startswith("one of "):
+                whos = [self.actor(w) for w in subject[len("one of "):].split(", ")]
+            elif subject == "the other":
+                if len(self.others) != 1:
+                    raise ScenarioError("'the other' needs a 'one of' of two before it")
+                whos = self.others
+            else:
+                whos = [self.actor(subject)]
+            return self.told(whos, room, m.group(3), m.group(4), m.group(5))
         m = RX_HEARS.match(text)
         if m:
             return self.hears(self.room(m.group(1)), m.group(2))
