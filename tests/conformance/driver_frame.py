@@ -48,9 +48,14 @@ class Driver(Base):
         self.lines = queue.Queue()
         self.errors = []
         threading.Thread(target=self._pump, args=(self.proc.stdout, self.lines), daemon=True).start()
-        threading.Thread(target=self._pump_err, daemon=True).start()
+        self.err_thread = threading.Thread(target=self._pump_err, daemon=True)
+        self.err_thread.start()
         self.req = 0
         self.by_origin = {}
+        # Rooms and origins of earlier scenarios: their late effects (a drop
+        # that closes later) are for nobody here and are dropped; an effect
+        # for a room or origin nobody ever made is shown (a misaddressed one).
+        self.old_rooms, self.old_origins = set(), set()
         while True:
             line = self.lines.get(timeout=READY_S)
             if line is None or line.startswith("STATUS"):
@@ -74,9 +79,10 @@ class Driver(Base):
             self.proc.wait(timeout=30)
         except Exception:
             self.proc.kill()
+        self.err_thread.join(10)  # ASan's report, to its last line
         self.db.__exit__(None, None, None)
-        if self.proc.returncode not in (0, None):
-            raise RuntimeError("frame_driver exited %s: %s" % (self.proc.returncode, self.errors[-20:]))
+        if self.proc.returncode != 0:
+            raise RuntimeError("frame_driver exited %s:\n%s" % (self.proc.returncode, "\n".join(self.errors[-40:])))
 
     def failure_logs(self):
         return ["# frame_driver: %s" % e for e in self.errors[-20:]]
@@ -99,6 +105,8 @@ class Driver(Base):
         for room, inside in self.members.items():
             for who in list(inside):
                 self.leave(who, room)
+        self.old_rooms.update(self.rooms.values())
+        self.old_origins.update(self.by_origin)
 
     def _account(self, who):
         kind, account = self.actors[who]
@@ -147,6 +155,9 @@ class Driver(Base):
             return None
         kind, code, hint, origin, channel, text = int(f[1]), f[2], int(f[5]), f[6], f[7], f[8]
         room = self.room_of.get(channel)
+        if (origin in self.old_origins and origin not in self.by_origin) or \
+           (channel in self.old_rooms and room is None):
+            return None
         if kind == KIND_REPLY:
             # An origin of another scenario (a late answer) is still shown: to nobody here.
             return Obs("told", self.by_origin.get(origin, origin), room, text, code,
