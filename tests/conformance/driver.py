@@ -20,9 +20,18 @@ Vocabulary (the scenarios' terms):
   answer to a line said in a room is still private and names the room;
 - "R hears ..." is whatever every member of R sees in R (Obs kind "hears"):
   tally's announcements and also any member's line that reached the room;
+- "R's moderators hear ..." is what only R's moderators see (Obs kind
+  "moderators"; a host that cannot say something to moderators only must
+  drop it, never say it to the room);
 - a hint (enum tally_hint in core/include/tally.h) is named, never phrased:
   the driver turns the network's phrase back into the hint's name.
 """
+
+
+# The run's configuration that scenarios rely on, the same on every host:
+# rate limits off (rate_account, rate_channel = 0), welcome_grant 0 (credits
+# come from TALLY GRANT), and tip messages held this long for moderators.
+TIP_HOLD_S = 3
 
 
 class Obs:

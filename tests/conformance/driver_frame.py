@@ -19,7 +19,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
 import ircclient as ic  # noqa: E402  (TestDb: a database of this run's own)
-from driver import Base, Obs  # noqa: E402
+from driver import TIP_HOLD_S, Base, Obs  # noqa: E402
 from runner import HINT_NAMES, ROOT  # noqa: E402
 
 ROLE_CHANOP, ROLE_OPER, ROLE_GRANT = 1, 2, 4
@@ -43,7 +43,7 @@ class Driver(Base):
         self.db = ic.TestDb("conformance_frame").__enter__()
         key = os.path.join(os.environ.get("TALLY_TMP", "/tmp"), "conformance-frame-%d.pem" % os.getpid())
         self.proc = subprocess.Popen([binary(), "dsn=" + self.db.dsn, "signing_key=" + key, "rate_account=0",
-                                      "rate_channel=0"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                      "rate_channel=0", "tip_message_hold=%d" % TIP_HOLD_S], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True, bufsize=1)
         self.lines = queue.Queue()
         self.errors = []

@@ -31,10 +31,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
 import ircclient as ic  # noqa: E402
-from driver import Base, Obs  # noqa: E402
+from driver import TIP_HOLD_S, Base, Obs  # noqa: E402
 
 PASSWORD = "Conformance-Horse-42"
-TAGS = 'rate_account="0" rate_channel="0"'
+TAGS = 'rate_account="0" rate_channel="0" tip_message_hold="%d"' % TIP_HOLD_S
 # What the module appends for each hint (enum tally_hint; HintPhrase).
 HINT_PHRASES = {
     "LOG_IN": " (/msg NickServ IDENTIFY <password>)",

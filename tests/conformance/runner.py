@@ -27,6 +27,7 @@ name, {v} a value captured earlier by a (?P<v>...) group):
     one of U, V is told ...        as "is told", by whichever of them it is
     the other is told ...          the one of the last "one of" not matched
     R hears /REGEX/                something said in room R
+    R's moderators hear /REGEX/    something said to R's moderators only
     nobody else hears anything     nothing but what was matched since the
                                    last action was shown to anyone
 
@@ -80,6 +81,7 @@ RX_MOVE = re.compile(r"^(\w+) (joins|leaves) (\w+)$")
 RX_WAIT = re.compile(r"^wait (\d+(?:\.\d+)?) s$")
 RX_TOLD = re.compile(r"^(\w+|one of \w+(?:, \w+)+|the other) is told(?: in (\w+))?(?: (OK|E[A-Z_]+))?(?: hint ([A-Z_]+))?(?: /(.*)/)?$")
 RX_HEARS = re.compile(r"^(\w+) hears /(.*)/$")
+RX_MODS = re.compile(r"^(\w+)'s moderators hear /(.*)/$")
 RX_QUIET = re.compile(r"^nobody else hears anything$")
 
 
@@ -184,12 +186,13 @@ class Run:
         self.others = [w for w in whos if w != who]
         self.vars.update({k: v for k, v in m.groupdict().items() if v is not None})
 
-    def hears(self, room, regex):
+    def hears(self, room, regex, kind="hears"):
         if not self.members[room]:
             raise ScenarioError("nobody is in %s to hear it" % room)
         rx = re.compile(self.subst(regex, True))
-        m = self.expect("line in %s /%s/" % (room, rx.pattern),
-                        lambda o: o.kind == "hears" and o.room == room and rx.search(o.text))
+        m = self.expect("%s in %s /%s/" % ("line" if kind == "hears" else "line to the moderators", room,
+                                           rx.pattern),
+                        lambda o: o.kind == kind and o.room == room and rx.search(o.text))
         self.vars.update({k: v for k, v in m.groupdict().items() if v is not None})
 
     def quiet(self):
@@ -260,6 +263,9 @@ class Run:
         m = RX_HEARS.match(text)
         if m:
             return self.hears(self.room(m.group(1)), m.group(2))
+        m = RX_MODS.match(text)
+        if m:
+            return self.hears(self.room(m.group(1)), m.group(2), "moderators")
         if RX_QUIET.match(text):
             return self.quiet()
         raise ScenarioError("a step the grammar does not know: %r" % text)
