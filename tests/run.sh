@@ -67,7 +67,7 @@ fi
 for t in tests/conformance/test_*.py; do
   case $t in
   */test_frame.py) run_one "$t" 300 /usr/bin/python3 "$t" ;;
-  *) [ "${TALLY_SKIP_E2E:-0}" != 1 ] && run_one "$t" 600 /usr/bin/python3 "$t" ;;
+  *) [ "${TALLY_SKIP_E2E:-0}" != 1 ] && run_one "$t" 900 /usr/bin/python3 "$t" ;;
   esac
 done
 if [ "${TALLY_SKIP_E2E:-0}" != 1 ]; then

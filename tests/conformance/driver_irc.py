@@ -89,16 +89,24 @@ class Driver(Base):
         self.clients = {}    # scenario name -> IRCClient
         self.listeners = {}  # room -> IRCClient
         self.cursor = {}     # IRCClient -> index in seen already turned into Obs
+        # Connect and register everyone at once: services answer each in
+        # turn, so waiting one by one would add their round trips up.
+        marks = {}
         for name, (kind, account) in actors.items():
             c = self.env.client(account)
+            self.clients[name] = c
             if kind != "anon":
-                c.ns_register(PASSWORD)
-                if c.wait_account() != c.nick:
-                    raise ic.IRCError("%s has no services account" % c.nick)
+                marks[name] = c.mark()
+                c.privmsg("NickServ", "REGISTER %s %s@example.org" % (PASSWORD, account))
             if kind == "operator":
                 c.send("OPER admin adminpass")
-                c.wait_numeric("381")
-            self.clients[name] = c
+        for name, mark in marks.items():
+            c = self.clients[name]
+            c.wait_notice(r"(?i)registered", source="NickServ", since=mark)
+            if self.actors[name][0] == "operator":
+                c.wait_numeric("381", since=mark)
+            if c.wait_account() != c.nick:
+                raise ic.IRCError("%s has no services account" % c.nick)
         for c in self.clients.values():
             c.collect(0.05)
             self.cursor[c] = c.mark()
