@@ -31,7 +31,7 @@ Vocabulary (the scenarios' terms):
 # The run's configuration that scenarios rely on, the same on every host:
 # rate limits off (rate_account, rate_channel = 0), welcome_grant 0 (credits
 # come from TALLY GRANT), and tip messages held this long for moderators.
-TIP_HOLD_S = 3
+TIP_HOLD_S = 5
 
 
 class Obs:
