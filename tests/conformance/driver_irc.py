@@ -172,7 +172,7 @@ class Driver(Base):
         target = m.target.lower()
         if isinstance(who, tuple):  # a room's listener
             room = who[1]
-            if target == self.rooms[room].lower() and m.command == "PRIVMSG":
+            if target == self.rooms[room].lower() and m.command in ("PRIVMSG", "NOTICE") and not from_server:
                 return Obs("hears", None, room, "<%s> %s" % (m.nick, m.text))
             if target == self.rooms[room].lower() and m.command == "NOTICE" and from_server:
                 return Obs("hears", None, room, m.text)
