@@ -10,6 +10,7 @@
 #   make soak                 simulation seeds 1..10000
 #   make adversary ADV_SEEDS=S   replay adversarial seeds (ADV_STEPS=N, ADV_SKIP=w,w)
 #   make soak-adversary       adversarial seeds 1..200 (ADV_SEEDS=, ADV_STEPS=)
+#   make conformance          the adapter conformance suite on every driver (frame, irc)
 #
 # V=1 shows full commands. SANITIZE=address,undefined builds with sanitizers.
 
@@ -79,6 +80,9 @@ TEST_BINS += $(ADV_BINS)
 # Fuzz targets' corpora and saved crashes, replayed with gcc + sanitizers.
 include tests/fuzz/fuzz.mk
 TEST_BINS += $(FUZZ_REPLAY_BINS)
+# The adapter conformance suite's frame driver (tests/conformance).
+include tests/conformance/conformance.mk
+TEST_BINS += $(FRAME_DRIVER)
 
 BENCH_SRC := $(sort $(wildcard bench/*.c))
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
@@ -149,6 +153,14 @@ test: deps
 	$(Q)tests/run.sh build/san build
 
 test-build: $(LIBTALLY) $(TALLY_CLI) $(TEST_BINS) $(SCHEMA_DOC)
+
+# The conformance suite alone (tests/conformance): the frame driver with
+# sanitizers, the InspIRCd module plain, the scenarios through each driver.
+conformance: deps
+	$(Q)$(MAKE) --no-print-directory BUILD=build/san SANITIZE=address,undefined \
+	  build/san/tests/conformance/frame_driver build/san/tally
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)TALLY_TEST_ONLY='tests/conformance/' tests/run.sh build/san build
 
 # ---- benchmark ---------------------------------------------------------------
 bench: deps

@@ -23,6 +23,7 @@ cleanup() {
 trap cleanup EXIT INT TERM
 dsn=$(tools/pg.sh start "$tmp/pg") || { echo "could not start PostgreSQL"; echo "0 passed, 1 failed"; exit 1; }
 export TALLY_TEST_DSN="$dsn" TALLY_CLI="$root/$plain/tally" TALLY_BUILD="$root/$plain" TALLY_TMP="$tmp"
+export TALLY_SAN_BUILD="$root/$san"
 export CMOCKA_MESSAGE_OUTPUT=TAP ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 passed=0; failed=0; skipped=0; failures=()
 only=${TALLY_TEST_ONLY:-}
@@ -61,6 +62,14 @@ for t in tests/docs/*.sh; do [ -x "$t" ] && run_one "$t" 60 "$t" "$san"; done
 if [ -d tests/fuzz ]; then
   for t in "$san"/tests/fuzz/replay_*; do [ -x "$t" ] && run_one "$t" 120 "$t"; done
 fi
+# The adapter conformance suite: the same scenarios through each host's
+# driver (tests/conformance/test_<driver>.py); the IRC one is end-to-end.
+for t in tests/conformance/test_*.py; do
+  case $t in
+  */test_frame.py) run_one "$t" 300 /usr/bin/python3 "$t" ;;
+  *) [ "${TALLY_SKIP_E2E:-0}" != 1 ] && run_one "$t" 900 /usr/bin/python3 "$t" ;;
+  esac
+done
 if [ "${TALLY_SKIP_E2E:-0}" != 1 ]; then
   for t in tests/e2e/test_*.py; do [ -f "$t" ] && run_one "$t" 600 /usr/bin/python3 "$t"; done
 fi
