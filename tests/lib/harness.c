@@ -110,6 +110,7 @@ static void on_effect(void *ud, const tally_effect *eff) {
   w->out->code = eff->code;
   w->out->receipt = eff->receipt_id;
   w->out->hint = eff->hint;
+  snprintf(w->out->network, sizeof w->out->network, "%s", eff->network ? eff->network : "(null)");
   snprintf(w->out->text, sizeof w->out->text, "%s", eff->text);
   w->done = 1;
 }
@@ -205,9 +206,22 @@ uint64_t th_send_in(tally_engine *e, const char *account, const char *channel, c
   return req;
 }
 
+static int cmd_wait_net(tally_engine *e, const char *network, const char *origin, const char *account,
+                        const char *channel, const char *text, const char *msg_id, uint32_t roles, th_reply *out);
+
 /* Sends one command and waits for its final reply. */
 static int cmd_wait(tally_engine *e, const char *account, const char *channel, const char *text,
                     const char *msg_id, uint32_t roles, th_reply *out) {
+  return cmd_wait_net(e, NULL, "tester", account, channel, text, msg_id, roles, out);
+}
+
+int th_cmd_net(tally_engine *e, const char *network, const char *account, const char *channel,
+               const char *text, const char *msg_id, uint32_t roles, th_reply *out) {
+  return cmd_wait_net(e, network, account, account, channel, text, msg_id, roles, out);
+}
+
+static int cmd_wait_net(tally_engine *e, const char *network, const char *origin, const char *account,
+                        const char *channel, const char *text, const char *msg_id, uint32_t roles, th_reply *out) {
   char id[64];
   uint64_t req = ++req_seq;
   if (!msg_id) {
@@ -215,8 +229,8 @@ static int cmd_wait(tally_engine *e, const char *account, const char *channel, c
     msg_id = id;
   }
   tally_command c = {.size = sizeof c, .version = TALLY_COMMAND_VERSION, .req_id = req,
-                     .origin = "tester", .account = account, .nick = "tester", .channel = channel,
-                     .msg_id = msg_id, .text = text, .roles = roles};
+                     .origin = origin, .account = account, .nick = "tester", .channel = channel,
+                     .msg_id = msg_id, .text = text, .roles = roles, .network = network};
   int rc = tally_engine_submit_command(e, &c);
   if (rc != TALLY_OK) { /* refused at the API (too long, busy): what the adapter answers */
     out->code = rc;

@@ -6,7 +6,7 @@
 
 
 static const char *who(const tally__state *st, uint32_t account) {
-  return st->accounts[account].name + 5; /* past "user:" */
+  return tally__account_label(st, account); /* past "user:" */
 }
 
 static tally__held_tip *held_find(tally__state *st, uint64_t transfer_id, const char *channel) {

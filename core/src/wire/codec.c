@@ -131,9 +131,13 @@ _Static_assert(sizeof(tally__effect_frame) == sizeof(tally_frame_effect),
 
 int tally_command_encode(const tally_command *cmd, uint8_t *buf, size_t buf_len,
                          size_t *frame_len) {
-  if (!cmd || !buf || !frame_len || cmd->size < sizeof(tally_command)) return TALLY_EINVAL;
+  /* A host built against version 1 has no network field: read as "". */
+  if (!cmd || !buf || !frame_len || cmd->size < offsetof(tally_command, network)) return TALLY_EINVAL;
   if (cmd->text && strlen(cmd->text) > TALLY_TEXT_BYTES_MAX) return TALLY_ETOOBIG;
-  return encode_command(cmd, buf, buf_len, frame_len);
+  tally_command c = {0};
+  memcpy(&c, cmd, cmd->size < sizeof c ? cmd->size : sizeof c);
+  if (cmd->size < sizeof c) c.network = NULL;
+  return encode_command(&c, buf, buf_len, frame_len);
 }
 
 int tally__effect_encode_seq(const tally_effect *eff, uint64_t seq, uint8_t *buf, size_t cap,
@@ -141,7 +145,8 @@ int tally__effect_encode_seq(const tally_effect *eff, uint64_t seq, uint8_t *buf
   assert(eff && buf && len);
   effect_src src = {.kind = eff->kind, .code = eff->code, .req_id = eff->req_id,
                     .receipt_id = eff->receipt_id, .origin = eff->origin,
-                    .channel = eff->channel, .text = eff->text, .seq = seq, .hint = eff->hint};
+                    .channel = eff->channel, .text = eff->text, .seq = seq, .hint = eff->hint,
+                    .network = eff->network, .conn = eff->conn};
   return encode_effect(&src, buf, cap, len);
 }
 
@@ -240,8 +245,8 @@ int tally__command_frame_decode(tally__decoder *dec, const uint8_t *buf, size_t 
                                 tally__command_frame *out) {
   msgpack_object *items;
   size_t present;
-  int rc = dec_frame(dec, buf, len, TALLY_FRAME_TYPE_COMMAND,
-                     0 TALLY_FRAME_COMMAND_FIELDS(COUNT_FIELD), &items, &present);
+  int rc = dec_frame(dec, buf, len, TALLY_FRAME_TYPE_COMMAND, TALLY_FRAME_COMMAND_REQUIRED,
+                     &items, &present);
   if (rc) return rc;
   size_t i = 0;
   TALLY_FRAME_COMMAND_FIELDS(DEC_FIELD)
