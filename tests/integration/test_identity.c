@@ -82,7 +82,11 @@ static void test_same_name_two_networks(void **state) {
   balance_is("matrix", "alice", "3.00");
   balance_is("irc", "alice", "7.00");
   assert_int_equal(net_cmd("matrix", "alice", "TIP bob 1", NULL, 0, &r), TALLY_EUNKNOWN_ACCOUNT);
-  assert_int_equal(net_cmd("matrix", "alice", "TIP op 1", NULL, 0, &r), TALLY_OK);
+  assert_int_equal(th_cmd_net(F.e, "matrix", "alice", "!room:example.org", "TIP op 1", NULL, 0, &r), TALLY_OK);
+  /* The thanks is said in the matrix room, on the matrix network. */
+  th_settle(F.e, 200);
+  assert_true(th_announced_in("matrix", "!room:example.org: Thank you alice for tipping op"));
+  assert_false(th_announced_in("irc", "!room:example.org: Thank you"));
   balance_is("matrix", "alice", "2.00");
   balance_is("irc", "alice", "7.00");
   done();

@@ -63,6 +63,7 @@ void th_config(tally_config *cfg, const char *dsn) {
 /* The last announcements, for th_announced. */
 enum { TH_ANNOUNCE_KEEP = 128 };
 static char announced[TH_ANNOUNCE_KEEP][TALLY_TEXT_BYTES_MAX + 1];
+static char announced_net[TH_ANNOUNCE_KEEP][TALLY_NAME_BYTES_MAX + 1]; /* each one's network */
 static unsigned announced_next;
 
 static char rostered[TALLY_NAME_BYTES_MAX + 1];
@@ -85,13 +86,17 @@ static void note_announce(const tally_effect *eff) {
   if (eff->kind != TALLY_EFFECT_ANNOUNCE && eff->kind != TALLY_EFFECT_MODERATORS) return;
   const char *to = eff->kind == TALLY_EFFECT_MODERATORS ? "@" : ""; /* as IRC's STATUSMSG target */
   if (getenv("TALLY_TEST_VERBOSE")) fprintf(stderr, "  [%s%s] %s\n", to, eff->channel, eff->text);
+  snprintf(announced_net[announced_next % TH_ANNOUNCE_KEEP], sizeof announced_net[0], "%s",
+           eff->network ? eff->network : "(null)");
   snprintf(announced[announced_next++ % TH_ANNOUNCE_KEEP], sizeof announced[0], "%s%s: %s", to, eff->channel,
            eff->text);
 }
 
-int th_announced(const char *needle) {
+int th_announced(const char *needle) { return th_announced_in(NULL, needle); }
+
+int th_announced_in(const char *network, const char *needle) {
   for (unsigned i = 0; i < TH_ANNOUNCE_KEEP; i++)
-    if (strstr(announced[i], needle)) return 1;
+    if (strstr(announced[i], needle) && (!network || strcmp(announced_net[i], network) == 0)) return 1;
   return 0;
 }
 

@@ -35,6 +35,8 @@ int th_cmd_in(tally_engine *e, const char *account, const char *channel, const c
  * as "<channel>: <text>", one to the channel's moderators only as
  * "@<channel>: <text>". */
 int th_announced(const char *needle);
+/* th_announced, said in a room of `network` (the effect's network). */
+int th_announced_in(const char *network, const char *needle);
 /* The last topic the engine set (TALLY_EFFECT_TOPIC; "" = restore), and
  * how many topic changes it asked for so far. */
 const char *th_topic(int *changes);

@@ -123,6 +123,16 @@ void tally__announce(tally__engine *e, const char *channel, const char *fmt, ...
   tally__emit(e, TALLY_EFFECT_ANNOUNCE, TALLY_OK, 0, 0, "", channel, text);
 }
 
+void tally__announce_in(tally__engine *e, uint16_t net, const char *channel, const char *fmt, ...) {
+  if (!channel || !channel[0]) return;
+  char text[TALLY_TEXT_BYTES_MAX + 1];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(text, sizeof text, fmt, ap);
+  va_end(ap);
+  tally__emit_in(e, net, TALLY_EFFECT_ANNOUNCE, TALLY_OK, 0, 0, "", channel, text);
+}
+
 void tally__signal_host(tally__engine *e) {
   if (!e->effects_pending) return;
   e->effects_pending = false;

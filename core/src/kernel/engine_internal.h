@@ -141,6 +141,10 @@ __attribute__((format(printf, 5, 6))) void tally__reply_hint(tally__engine *e,
                                                                const char *fmt, ...);
 __attribute__((format(printf, 3, 4))) void tally__announce(tally__engine *e, const char *channel,
                                                              const char *fmt, ...);
+/* tally__announce in a room of network `net` (st->networks index). Events
+ * and drops keep no network yet: they announce in the configured one. */
+__attribute__((format(printf, 4, 5))) void tally__announce_in(tally__engine *e, uint16_t net, const char *channel,
+                                                                const char *fmt, ...);
 /* The open batch, or NULL when every slot is sealed (then answer "busy"). */
 tally__batch *tally__engine_open_batch(tally__engine *e);
 /* A record op the engine makes itself (no command behind it), cleared, of

@@ -148,7 +148,9 @@ int tally__network_get(tally__state *st, const char *name, uint16_t *net) {
   for (uint16_t i = 0; i < st->network_count; i++)
     if (st->networks[i].id > id) id = st->networks[i].id;
   if (st->network_count >= TALLY__NETWORKS_MAX || id >= INT16_MAX) return TALLY_ENAMES_FULL;
-  return tally__network_put(st, (uint16_t)(id + 1), name) ? TALLY_ENAMES_FULL : (*net = st->network_count - 1, TALLY_OK);
+  if (tally__network_put(st, (uint16_t)(id + 1), name)) return TALLY_ENAMES_FULL;
+  *net = (uint16_t)(st->network_count - 1);
+  return TALLY_OK;
 }
 
 int tally__network_put(tally__state *st, uint16_t id, const char *name) {
