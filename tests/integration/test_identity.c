@@ -163,6 +163,29 @@ static void test_networks_refused_and_v1_host(void **state) {
   done();
 }
 
+/* A presence names its network: a matrix user in a matrix room with a
+ * running event attends as the matrix identity, not as an irc one. */
+static void test_presence_in_its_network(void **state) {
+  (void)state;
+  start("id_presence");
+  th_reply r;
+  const char *room = "!live:example.org";
+  assert_int_equal(net_cmd("matrix", "op", "TALLY ROLE host creator", NULL, OPER, &r), TALLY_OK);
+  assert_int_equal(th_cmd_net(F.e, "matrix", "host", room, "EVENT START 30 Stream", NULL, TALLY_ROLE_CHANOP, &r),
+                   TALLY_OK);
+  tally_presence p = {.size = sizeof p, .version = TALLY_PRESENCE_VERSION, .account = "bob", .channel = room,
+                      .present = 1, .network = "matrix"};
+  assert_int_equal(tally_engine_submit_presence(F.e, &p), TALLY_OK);
+  th_settle(F.e, 200);
+  assert_int_equal(th_cmd_net(F.e, "matrix", "host", room, "EVENT STOP", NULL, TALLY_ROLE_CHANOP, &r), TALLY_OK);
+  th_settle(F.e, 800);
+  assert_int_equal(th_sql_i64(F.dsn, "SELECT count(*) FROM attendance a JOIN identities i ON i.account_id = a.account_id"
+                                     " JOIN networks n ON n.id = i.network_id WHERE n.name = 'matrix' AND i.name = 'bob'"),
+                   1);
+  assert_int_equal(th_sql_i64(F.dsn, "SELECT count(*) FROM identities WHERE name = 'bob' AND network_id = 1"), 0);
+  done();
+}
+
 /* Loads transfer id's receipt from the ledger, turns it into a token, reads
  * the token back and checks it offline with the public key: what `tally
  * receipt` and `tally verify --pubkey` do. Returns the token's prefix. */
@@ -264,6 +287,7 @@ int main(void) {
       cmocka_unit_test(test_msg_id_scoped_by_identity),
       cmocka_unit_test(test_networks_refused_and_v1_host),
       cmocka_unit_test(test_v1_and_v2_receipts_verify),
+      cmocka_unit_test(test_presence_in_its_network),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
