@@ -48,11 +48,18 @@ static const invariant invariants[] = {
      " ON t.batch_id = b.id WHERE coalesce(t.n, 0) <> b.leaf_count LIMIT 5"},
     {"ledger tables are append-only (their triggers exist)",
      "SELECT x FROM unnest(ARRAY['transfers_append_only','batches_append_only','audit_append_only','roles_append_only',"
-     "'held_messages_append_only','hidden_messages_append_only']) x"
+     "'held_messages_append_only','hidden_messages_append_only','networks_append_only','identities_append_only',"
+     "'transfer_identities_append_only']) x"
      " WHERE NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = x)"},
     {"held and hidden messages belong to tips that carry a message",
      "SELECT m.transfer_id FROM (SELECT transfer_id FROM held_messages UNION ALL SELECT transfer_id FROM hidden_messages) m"
      " LEFT JOIN transfers t ON t.id = m.transfer_id WHERE t.id IS NULL OR t.kind <> 2 OR t.memo IS NULL LIMIT 5"},
+    {"every identity's wallet is a user account",
+     "SELECT i.id, i.name FROM identities i LEFT JOIN accounts a ON a.id = i.account_id"
+     " WHERE a.id IS NULL OR a.kind <> 1 LIMIT 5"},
+    {"a transfer's identity exists, and so does the transfer",
+     "SELECT ti.transfer_id FROM transfer_identities ti LEFT JOIN identities i ON i.id = ti.identity_id"
+     " LEFT JOIN transfers t ON t.id = ti.transfer_id WHERE i.id IS NULL OR t.id IS NULL LIMIT 5"},
 };
 
 /* The invariants read tables of every migration: an older ledger is

@@ -59,7 +59,14 @@
   X(STR, nick, TALLY_NAME_BYTES_MAX, "display name, only for messages")          \
   X(STR, channel, TALLY_NAME_BYTES_MAX, "channel it was said in; empty: private")\
   X(STR, msg_id, TALLY_NAME_BYTES_MAX, "unique message id: the idempotency key") \
-  X(STR, text, TALLY_TEXT_BYTES_MAX, "the command line, e.g. \"BUY tee 2\"")
+  X(STR, text, TALLY_TEXT_BYTES_MAX, "the command line, e.g. \"BUY tee 2\"")    \
+  X(STR, network, TALLY_FRAME_NETWORK_BYTES_MAX,                                 \
+    "network of account, channel and msg_id (\"matrix\"); empty: the engine's " \
+    "configured network; since 1.5")
+
+/* Fields a COMMAND must have: those of v1.0. network, appended since,
+ * decodes as "" when a sender of v1.0 leaves it out. */
+#define TALLY_FRAME_COMMAND_REQUIRED 8
 
 #define TALLY_FRAME_EFFECT_FIELDS(X)                                             \
   X(U64, kind, 0, "enum tally_effect_kind: 1 reply to origin, 2 announce in "   \
@@ -76,10 +83,13 @@
   X(U64, hint, 0, "enum tally_hint: 0 none, or what the adapter explains in "   \
                   "its network's words after text (1 log in, 2 send privately, "\
                   "3 admin role, 4 host role, 5 grant privilege, 6 already "    \
-                  "said); since 1.4")
+                  "said); since 1.4")                                          \
+  X(STR, network, TALLY_FRAME_NETWORK_BYTES_MAX,                                 \
+    "network origin and channel belong to; since 1.5")                          \
+  X(U64, conn, 0, "host connection the effect is for (0 in process); since 1.5")
 
-/* Fields an EFFECT must have: those of v1.0. seq and hint, appended since,
- * decode as 0 when a sender of v1.0 leaves them out. */
+/* Fields an EFFECT must have: those of v1.0. seq, hint, network and conn,
+ * appended since, decode as 0 or "" when a sender of v1.0 leaves them out. */
 #define TALLY_FRAME_EFFECT_REQUIRED 7
 
 #define TALLY_FRAME_HELLO_FIELDS(X)                                              \

@@ -124,7 +124,9 @@ extern "C" {
   X(ENOT_HELD, -140, "no tip message waits for moderation under that receipt here") \
   X(ELEDGER, -141, "the stored record of this does not add up; refused and logged for an operator") \
   X(EOVER_MAX, -142, "price above your max=") \
-  X(ENOT_DIGITAL, -143, "that receipt is not for a digital item")
+  X(ENOT_DIGITAL, -143, "that receipt is not for a digital item")            \
+  X(ENETWORK, -144, "unknown or invalid network name")                       \
+  X(ENAMES_FULL, -145, "the engine's table of names is full; try again later")
 
 typedef enum tally_err {
 #define TALLY_ERR_ENUM_(name, value, text) TALLY_##name = (value),
@@ -198,6 +200,10 @@ typedef struct tally_config {
   uint32_t drops_per_host;         /* scheduled or live drops of one creator at once */
   uint32_t items_per_creator;      /* items (drops and highlight tiers too) of one creator */
   uint32_t coop_purchases_max;     /* co-op purchases whose shares are kept for refunds */
+  /* The network of commands and presences that name none (the in-process
+   * adapter's): ^[a-z0-9][a-z0-9._-]{0,31}$, not "user" or "sys". "irc" is
+   * the network of every account written before migration 010. */
+  const char *network;
 } tally_config;
 
 /* The version-1 prefix: the fields of the first release (up to
@@ -262,7 +268,7 @@ enum tally_role {
 
 /* One chat line addressed to tally. The engine parses `text`
  * ("BUY sku 2"); the host only strips its own prefix (e.g. "!"). */
-#define TALLY_COMMAND_VERSION 1
+#define TALLY_COMMAND_VERSION 2
 typedef struct tally_command {
   uint32_t size, version;
   uint64_t req_id;     /* host's correlation id, echoed in every effect */
@@ -273,6 +279,11 @@ typedef struct tally_command {
   const char *msg_id;  /* unique per delivered message: idempotency key */
   const char *text;    /* the command line, at most TALLY_TEXT_BYTES_MAX */
   uint32_t roles;      /* TALLY_ROLE_* */
+  /* Since version 2 (1.5): the network `account`, `channel` and `msg_id`
+   * belong to ("matrix", "xmpp"); NULL or "" is the configured network
+   * (tally_config.network). A host built against version 1 passes the
+   * smaller size and is read as "". */
+  const char *network;
 } tally_command;
 #define TALLY_COMMAND_SIZE_V1 TALLY_SIZE_THROUGH(tally_command, roles)
 
@@ -285,12 +296,13 @@ TALLY_API int tally_command_encode(const tally_command *cmd, uint8_t *buf,
  * listed in answer to TALLY_EFFECT_ROSTER) or left it (present 0: part,
  * quit, kick). The engine counts presence only in channels with a running
  * event (attendance, attendees-only drops). Since 1.1. */
-#define TALLY_PRESENCE_VERSION 1
+#define TALLY_PRESENCE_VERSION 2
 typedef struct tally_presence {
   uint32_t size, version;
   const char *account;
   const char *channel;
   uint32_t present;
+  const char *network; /* since version 2 (1.5): as tally_command.network */
 } tally_presence;
 #define TALLY_PRESENCE_SIZE_V1 TALLY_SIZE_THROUGH(tally_presence, present)
 
@@ -329,7 +341,7 @@ enum tally_hint {
                                      can be taken back here */
 };
 
-#define TALLY_EFFECT_VERSION 2
+#define TALLY_EFFECT_VERSION 3
 typedef struct tally_effect {
   uint32_t size, version;
   uint32_t kind;       /* enum tally_effect_kind */
@@ -341,6 +353,12 @@ typedef struct tally_effect {
   const char *text;    /* ready to show, UTF-8, no CR/LF */
   uint32_t hint;       /* enum tally_hint (version >= 2; since 1.4): TALLY_HINT_NONE
                           or what the adapter may explain after `text` */
+  /* Version >= 3 (since 1.5): the network `origin` and `channel` belong to
+   * (never NULL; the configured network for engine-made lines), and the
+   * host connection it is for (0 in process: the one adapter). An adapter
+   * serving one network may ignore both. */
+  const char *network;
+  uint64_t conn;
 } tally_effect;
 #define TALLY_EFFECT_SIZE_V1 TALLY_SIZE_THROUGH(tally_effect, text)
 

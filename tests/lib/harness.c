@@ -63,6 +63,7 @@ void th_config(tally_config *cfg, const char *dsn) {
 /* The last announcements, for th_announced. */
 enum { TH_ANNOUNCE_KEEP = 128 };
 static char announced[TH_ANNOUNCE_KEEP][TALLY_TEXT_BYTES_MAX + 1];
+static char announced_net[TH_ANNOUNCE_KEEP][TALLY_NAME_BYTES_MAX + 1]; /* each one's network */
 static unsigned announced_next;
 
 static char rostered[TALLY_NAME_BYTES_MAX + 1];
@@ -85,13 +86,17 @@ static void note_announce(const tally_effect *eff) {
   if (eff->kind != TALLY_EFFECT_ANNOUNCE && eff->kind != TALLY_EFFECT_MODERATORS) return;
   const char *to = eff->kind == TALLY_EFFECT_MODERATORS ? "@" : ""; /* as IRC's STATUSMSG target */
   if (getenv("TALLY_TEST_VERBOSE")) fprintf(stderr, "  [%s%s] %s\n", to, eff->channel, eff->text);
+  snprintf(announced_net[announced_next % TH_ANNOUNCE_KEEP], sizeof announced_net[0], "%s",
+           eff->network ? eff->network : "(null)");
   snprintf(announced[announced_next++ % TH_ANNOUNCE_KEEP], sizeof announced[0], "%s%s: %s", to, eff->channel,
            eff->text);
 }
 
-int th_announced(const char *needle) {
+int th_announced(const char *needle) { return th_announced_in(NULL, needle); }
+
+int th_announced_in(const char *network, const char *needle) {
   for (unsigned i = 0; i < TH_ANNOUNCE_KEEP; i++)
-    if (strstr(announced[i], needle)) return 1;
+    if (strstr(announced[i], needle) && (!network || strcmp(announced_net[i], network) == 0)) return 1;
   return 0;
 }
 
@@ -110,6 +115,7 @@ static void on_effect(void *ud, const tally_effect *eff) {
   w->out->code = eff->code;
   w->out->receipt = eff->receipt_id;
   w->out->hint = eff->hint;
+  snprintf(w->out->network, sizeof w->out->network, "%s", eff->network ? eff->network : "(null)");
   snprintf(w->out->text, sizeof w->out->text, "%s", eff->text);
   w->done = 1;
 }
@@ -205,9 +211,22 @@ uint64_t th_send_in(tally_engine *e, const char *account, const char *channel, c
   return req;
 }
 
+static int cmd_wait_net(tally_engine *e, const char *network, const char *origin, const char *account,
+                        const char *channel, const char *text, const char *msg_id, uint32_t roles, th_reply *out);
+
 /* Sends one command and waits for its final reply. */
 static int cmd_wait(tally_engine *e, const char *account, const char *channel, const char *text,
                     const char *msg_id, uint32_t roles, th_reply *out) {
+  return cmd_wait_net(e, NULL, "tester", account, channel, text, msg_id, roles, out);
+}
+
+int th_cmd_net(tally_engine *e, const char *network, const char *account, const char *channel,
+               const char *text, const char *msg_id, uint32_t roles, th_reply *out) {
+  return cmd_wait_net(e, network, account, account, channel, text, msg_id, roles, out);
+}
+
+static int cmd_wait_net(tally_engine *e, const char *network, const char *origin, const char *account,
+                        const char *channel, const char *text, const char *msg_id, uint32_t roles, th_reply *out) {
   char id[64];
   uint64_t req = ++req_seq;
   if (!msg_id) {
@@ -215,8 +234,8 @@ static int cmd_wait(tally_engine *e, const char *account, const char *channel, c
     msg_id = id;
   }
   tally_command c = {.size = sizeof c, .version = TALLY_COMMAND_VERSION, .req_id = req,
-                     .origin = "tester", .account = account, .nick = "tester", .channel = channel,
-                     .msg_id = msg_id, .text = text, .roles = roles};
+                     .origin = origin, .account = account, .nick = "tester", .channel = channel,
+                     .msg_id = msg_id, .text = text, .roles = roles, .network = network};
   int rc = tally_engine_submit_command(e, &c);
   if (rc != TALLY_OK) { /* refused at the API (too long, busy): what the adapter answers */
     out->code = rc;

@@ -13,6 +13,7 @@ typedef struct th_reply {
   uint64_t receipt;
   char text[TALLY_TEXT_BYTES_MAX + 1];
   uint32_t hint; /* enum tally_hint of the reply */
+  char network[TALLY_NAME_BYTES_MAX + 1]; /* the reply effect's network */
 } th_reply;
 
 /* Creates database th_<name>_<pid> next to $TALLY_TEST_DSN; writes its DSN. */
@@ -34,6 +35,8 @@ int th_cmd_in(tally_engine *e, const char *account, const char *channel, const c
  * as "<channel>: <text>", one to the channel's moderators only as
  * "@<channel>: <text>". */
 int th_announced(const char *needle);
+/* th_announced, said in a room of `network` (the effect's network). */
+int th_announced_in(const char *network, const char *needle);
 /* The last topic the engine set (TALLY_EFFECT_TOPIC; "" = restore), and
  * how many topic changes it asked for so far. */
 const char *th_topic(int *changes);
@@ -67,6 +70,10 @@ int th_tally_run2(const char *dsn, const char *cmd, const char *arg1, const char
  * timeout_ms for a non-OK status effect; returns its code (TALLY_OK if it
  * became ready or said nothing) and copies its text. Frees the engine. */
 int th_engine_refused(const tally_config *cfg, char *text, size_t text_len, int timeout_ms);
+/* As th_cmd_key, for an identity of `network` (NULL: the configured one),
+ * said in channel ("" privately), origin = account. */
+int th_cmd_net(tally_engine *e, const char *network, const char *account, const char *channel,
+               const char *text, const char *msg_id, uint32_t roles, th_reply *out);
 /* One value from SQL (first row, first column) as int64. */
 int64_t th_sql_i64(const char *dsn, const char *sql);
 /* th_sql_i64 of a printf-formatted query. */

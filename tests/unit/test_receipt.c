@@ -515,6 +515,9 @@ typedef struct batch_fixture {
   tally__receipt_proof proofs[TEST_BATCH];
 } batch_fixture;
 
+/* The leaf version make_batch signs (2: the network and identity named). */
+static uint32_t batch_version = 1;
+
 /* A signed batch of TEST_BATCH transfers with a proof for each. */
 static void make_batch(const char *key_path, batch_fixture *b) {
   b->signer = open_signer(key_path);
@@ -532,6 +535,10 @@ static void make_batch(const char *key_path, batch_fixture *b) {
     f.ref_transfer = f.kind == 3 ? 4096 : 0;
     f.amount_minor = (int64_t)1 << (i * 9);
     f.created_ms = i == 4 ? -5 : f.created_ms;
+    f.version = batch_version;
+    f.network = i % 2 ? "matrix" : "irc";
+    f.identity = i == 3 ? "" : accounts[i] + 5;
+    f.reward = (uint64_t)i << 40;
     memset(&b->proofs[i], 0, sizeof b->proofs[i]);
     assert_int_equal(tally__receipt_proof_set_fields(&b->proofs[i], &f), TALLY_OK);
     tally__receipt_leaf(&f, leaves[i]);
@@ -576,6 +583,82 @@ static void test_token_round_trip(void **state) {
     /* Too small a buffer is refused, never overrun. */
     assert_int_equal(tally__receipt_token_encode(&b.proofs[i], tok, len, &len),
                      TALLY_ETOOBIG);
+  }
+  tally__signer_close(b.signer);
+}
+
+/* Version 2 (sql/011): "tally-receipt-v2" names the network and identity
+ * (then shard and reward); its token is "tr2." with those after serial. */
+static void test_receipt_v2(void **state) {
+  fixture *fx = *state;
+  tally__receipt_fields f = sample_fields(0x1122334455667788ull);
+  f.amount_minor = -2;
+  f.serial = 0xdeadbeef;
+  f.version = 2;
+  f.network = "matrix";
+  f.identity = "@al:x.org";
+  f.shard = 7;
+  f.reward = 9;
+  static const uint8_t want_bytes[] =
+      "tally-receipt-v2"
+      "\x11\x22\x33\x44\x55\x66\x77\x88" "\x00\x00\x00\x00\x00\x00\x00\x4d"
+      "\x00\x00\x00\x01" "\x00\x00\x00\x02"
+      "\xff\xff\xff\xff\xff\xff\xff\xfe" "\x00\x00\x00\x00\x00\x00\x00\x00"
+      "\x00\x00\x01\x8b\xcf\xe5\x68\x7b"
+      "\x00\x0a" "user:alice" "\x00\x00" "\x00\x08" "mug-blue"
+      "\xde\xad\xbe\xef"
+      "\x00\x06" "matrix" "\x00\x09" "@al:x.org" "\x00\x00\x00\x07"
+      "\x00\x00\x00\x00\x00\x00\x00\x09";
+  uint8_t want[32], got[32], v1[32];
+  leaf_of(want_bytes, sizeof want_bytes - 1, want);
+  tally__receipt_leaf(&f, got);
+  assert_memory_equal(got, want, 32);
+  /* Each new field is committed to; version 1 ignores them. */
+  tally__receipt_fields g = f;
+  g.version = 1;
+  tally__receipt_leaf(&g, v1);
+  assert_memory_not_equal(v1, got, 32);
+  g.network = "irc";
+  g.identity = "x";
+  uint8_t other[32];
+  tally__receipt_leaf(&g, other);
+  assert_memory_equal(other, v1, 32);
+  for (int i = 0; i < 4; i++) {
+    g = f;
+    if (i == 0) g.network = "matrax";
+    if (i == 1) g.identity = "@al:x.orf";
+    if (i == 2) g.shard = 8;
+    if (i == 3) g.reward = 10;
+    tally__receipt_leaf(&g, other);
+    assert_memory_not_equal(other, got, 32);
+  }
+  /* Tokens: tr2., one per proof, verified with the key; a tr2 body read as
+   * tr1 (or the other way round) is not a token. */
+  batch_fixture b;
+  batch_version = 2;
+  make_batch(fx->key, &b);
+  batch_version = 1;
+  for (int i = 0; i < TEST_BATCH; i++) {
+    char tok[TALLY_RECEIPT_TOKEN_BYTES_MAX + 1];
+    size_t len = 0;
+    assert_int_equal(tally__receipt_token_encode(&b.proofs[i], tok, sizeof tok, &len), TALLY_OK);
+    assert_memory_equal(tok, "tr2.", 4);
+    tally__receipt_proof back;
+    assert_int_equal(tally__receipt_token_decode(tok, len, &back), TALLY_OK);
+    assert_memory_equal(&back, &b.proofs[i], sizeof back);
+    assert_int_equal(back.version, 2);
+    assert_int_equal(tally__receipt_proof_verify(&back, b.pub), TALLY_OK);
+    tok[2] = '1';
+    assert_int_equal(tally__receipt_token_decode(tok, len, &back), TALLY_EFRAME);
+    tally__receipt_proof p = b.proofs[i];
+    p.network[0] = p.network[0] == 'i' ? 'j' : 'i';
+    assert_int_equal(tally__receipt_proof_verify(&p, b.pub), TALLY_EBADSIG);
+    p = b.proofs[i];
+    p.reward++;
+    assert_int_equal(tally__receipt_proof_verify(&p, b.pub), TALLY_EBADSIG);
+    p = b.proofs[i];
+    p.version = 1; /* the same proof claimed as v1: names nothing, fails */
+    assert_int_equal(tally__receipt_proof_verify(&p, b.pub), TALLY_EBADSIG);
   }
   tally__signer_close(b.signer);
 }
@@ -815,6 +898,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_signer_rejects_bad_files,
                                       fixture_setup, fixture_teardown),
       cmocka_unit_test(test_receipt_leaf_canonical),
+      cmocka_unit_test_setup_teardown(test_receipt_v2, fixture_setup, fixture_teardown),
       cmocka_unit_test_setup_teardown(test_token_round_trip, fixture_setup,
                                       fixture_teardown),
       cmocka_unit_test_setup_teardown(test_proof_tampering, fixture_setup,

@@ -36,9 +36,9 @@ struct pg_conn; /* libpq's PGconn */
 enum {
   TALLY_ADMIN_HASH_BYTES = 32,   /* SHA-256: raffle seeds, commitments, entry hashes */
   TALLY_ADMIN_PUBKEY_BYTES = 32, /* Ed25519 public key of a signing key */
-  /* Longest receipt token ("tr1." + base64url); buffers add one for the NUL.
+  /* Longest receipt token ("tr1." or "tr2." + base64url); buffers add one for the NUL.
    * Follows TALLY_NAME_BYTES_MAX (core checks the two agree at compile time). */
-  TALLY_ADMIN_RECEIPT_TOKEN_BYTES_MAX = 2039,
+  TALLY_ADMIN_RECEIPT_TOKEN_BYTES_MAX = 2196,
 };
 
 /* ---- Migrations ----------------------------------------------------------- */

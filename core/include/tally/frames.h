@@ -67,6 +67,8 @@ typedef struct tally_frame_effect {
   char text[TALLY_TEXT_BYTES_MAX + 1];
   uint64_t seq;
   uint64_t hint; /* enum tally_hint (tally.h), since 1.4 */
+  char network[TALLY_FRAME_NETWORK_BYTES_MAX + 1]; /* since 1.5 */
+  uint64_t conn;                                   /* since 1.5 */
 } tally_frame_effect;
 
 typedef struct tally_frame_hello {

@@ -16,6 +16,7 @@
 #include "abi.h"
 #include "config.h"
 #include "tally.h"
+#include "text.h"
 
 typedef enum { CFG_STR, CFG_U32, CFG_I64 } cfg_type;
 
@@ -101,6 +102,9 @@ static const cfg_entry cfg_table[] = {
     {"items_per_creator", CFG_U32, OFF(items_per_creator), "1000", 1, 1u << 20,
      "items one creator may have, drops, highlight tiers and deleted items included "
      "(memory keeps every item)"},
+    {"network", CFG_STR, OFF(network), "irc", 0, 0,
+     "network of commands that name none (the in-process adapter's): lower case letters, digits, "
+     "'.', '_', '-', at most 32; \"irc\" owns the accounts written before identities existed"},
 };
 #undef OFF
 enum { CFG_COUNT = sizeof cfg_table / sizeof cfg_table[0] };
@@ -206,6 +210,9 @@ int tally_config_check(const tally_config *host, char *err, size_t err_len) {
     return cfg_fail(err, err_len, "config signing_key: a key path is required");
   if (!cfg->currency || !cfg->currency[0] || strlen(cfg->currency) > 16)
     return cfg_fail(err, err_len, "config currency: 1 to 16 characters");
+  if (!cfg->network || !tally__network_name_ok(cfg->network))
+    return cfg_fail(err, err_len, "config network: 1 to 32 of a-z 0-9 . _ - (a letter or digit first), "
+                    "not user or sys");
   if (cfg->batch_max > cfg->queue_depth)
     return cfg_fail(err, err_len, "config batch_max: must not exceed queue_depth");
   /* Operations in flight (open + sealed batches) must never reach the oldest

@@ -172,3 +172,15 @@ int64_t tally__bps_of(int64_t amount, uint32_t bps) {
   int64_t q = amount / 10000, r = amount % 10000;
   return q * (int64_t)bps + (r * (int64_t)bps) / 10000;
 }
+
+bool tally__network_name_ok(const char *s) {
+  size_t n = strlen(s);
+  if (n == 0 || n > TALLY__NETWORK_NAME_BYTES_MAX || strcmp(s, "user") == 0 || strcmp(s, "sys") == 0)
+    return false;
+  for (size_t i = 0; i < n; i++) {
+    char c = s[i];
+    bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || (i > 0 && (c == '.' || c == '_' || c == '-'));
+    if (!ok) return false;
+  }
+  return true;
+}

@@ -45,6 +45,11 @@ typedef struct tally__tokens {
 } tally__tokens;
 
 /* Splits on spaces; TALLY_ETOO_MANY past TALLY__TOKENS_MAX words. */
+/* A network name: ^[a-z0-9][a-z0-9._-]{0,31}$ and not "user" or "sys"
+ * (account names start "user:" or "sys:"; sql/010's CHECK is the same). */
+enum { TALLY__NETWORK_NAME_BYTES_MAX = 32 };
+bool tally__network_name_ok(const char *s);
+
 int tally__tokenize(const char *s, tally__tokens *out);
 /* ASCII case-insensitive equality of a token with a NUL-terminated word. */
 bool tally__word_is(const tally__tokens *t, int i, const char *word);

@@ -56,11 +56,11 @@ int tally__split_parse(tally__cmd *c, const char *s, size_t n, tally__split *out
         tally__uint_parse(colon + 1, part - (size_t)(colon - s) - 1, TALLY__BPS_WHOLE, &bps) || bps == 0)
       return TALLY_EBAD_SYNTAX;
     char name[TALLY__ACCOUNT_NAME_BYTES];
-    snprintf(name, sizeof name, "user:%.*s", (int)(colon - s), s);
-    if (tally__text_check(name, strlen(name)) || strpbrk(name + 5, " :,")) return TALLY_EBAD_SYNTAX;
+    snprintf(name, sizeof name, "%.*s", (int)(colon - s), s);
+    if (tally__text_check(name, strlen(name)) || strpbrk(name, " :,")) return TALLY_EBAD_SYNTAX;
     /* Looked up, never created: a refused command creates no account, and
      * only creators are paid by a split. */
-    uint32_t account = tally__account_find(&c->e->st, name);
+    uint32_t account = tally__identity_find(&c->e->st, c->net, name, strlen(name));
     int payee = account == TALLY__NONE || c->e->st.accounts[account].kind != TALLY__ACCOUNT_USER ? TALLY_EUNKNOWN_ACCOUNT
                 : !c->e->st.accounts[account].is_creator                                          ? TALLY_ENO_PERMISSION
                                                                                                   : TALLY_OK;
@@ -306,7 +306,8 @@ static void tally_grant(tally__cmd *c) {
   }
   uint64_t existing = 0;
   tally__decide_ctx ctx = {.wall_ms = c->wall, .mono_ms = c->now, .req_id = c->cmd->req_id,
-                           .origin = c->cmd->origin, .channel = c->cmd->channel,
+                           .origin = c->cmd->origin, .channel = c->cmd->channel, .net = c->net,
+                           .maker = c->account,
                            .key = tally__cmd_key(c, "grant:"), .existing_transfer = &existing};
   rc = tally__decide_grant(&c->e->st, &ctx, to, amount, op);
   if (rc == TALLY_OK) { /* its batch writes an audit_log row naming the operator */

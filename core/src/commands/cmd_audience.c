@@ -200,7 +200,7 @@ void tally__cmd_refcode(tally__cmd *c) {
       const tally__refcode *r = &st->refcodes[i];
       if (r->creator != c->account) continue;
       int w = snprintf(list + n, sizeof list - n, "%s%s -> %s %u bps", n ? ", " : "", r->code,
-                       st->accounts[r->affiliate].name + 5, r->bps);
+                       tally__account_label(st, r->affiliate), r->bps);
       if (w > 0 && (size_t)w < sizeof list - n) n += (size_t)w;
     }
     tally__reply(c->e, c->cmd, TALLY_OK, 0, n ? "Your referral codes: %s" : "No referral codes yet.%s", list);

@@ -61,7 +61,7 @@ static void shop_card(tally__cmd *c, uint32_t creator) {
     items++;
     live += it->drop_state == TALLY__DROP_LIVE;
   }
-  tally__reply(c->e, c->cmd, TALLY_OK, 0, "%s's shop%s%s - %d %s, %d live %s", st->accounts[creator].name + 5,
+  tally__reply(c->e, c->cmd, TALLY_OK, 0, "%s's shop%s%s - %d %s, %d live %s", tally__account_label(st, creator),
                bio[0] ? ": " : "", bio, items, items == 1 ? "item" : "items", live, live == 1 ? "drop" : "drops");
 }
 
@@ -73,11 +73,7 @@ void tally__cmd_shop(tally__cmd *c) {
     return;
   }
   if (c->t.count >= 2) {
-    char name[TALLY__ACCOUNT_NAME_BYTES];
-    if (c->t.len[1] < TALLY_NAME_BYTES_MAX) {
-      snprintf(name, sizeof name, "user:%.*s", (int)c->t.len[1], c->t.word[1]);
-      creator = tally__account_find(st, name);
-    }
+    creator = tally__cmd_named(c, 1);
     if (creator == TALLY__NONE) {
       tally__cmd_refuse(c, TALLY_EUNKNOWN_ACCOUNT);
       return;
@@ -99,7 +95,7 @@ void tally__cmd_shop(tally__cmd *c) {
     else snprintf(left, sizeof left, "%d left", n);
     static const char *const kinds[] = {"", ", digital", ", pass"};
     tally__reply(c->e, c->cmd, TALLY_OK, 0, "%s - %s - %s - %s (by %s%s%s%s)", it->sku, it->title, price, left,
-                 st->accounts[it->creator].name + 5, it->split.count ? " and others" : "",
+                 tally__account_label(st, it->creator), it->split.count ? " and others" : "",
                  it->kind < 3 ? kinds[it->kind] : "", it->drop_state == TALLY__DROP_LIVE ? ", LIVE drop" : "");
     shown++;
   }
@@ -171,6 +167,7 @@ void tally__cmd_verify(tally__cmd *c) {
   if (c->account != TALLY__NONE) snprintf(j->requester, sizeof j->requester, "%s", e->st.accounts[c->account].name);
   snprintf(j->origin, sizeof j->origin, "%s", c->cmd->origin);
   snprintf(j->channel, sizeof j->channel, "%s", c->cmd->channel);
+  j->net = c->net;
   tally__verifier_commit(e->verifier);
   e->ops_pending++; /* its answer needs room in the effects ring */
 }
@@ -222,6 +219,6 @@ void tally__cmd_verify_answer(void *ud, const tally__verify_job *j) {
     code = TALLY_EDB;
     snprintf(text, sizeof text, "receipt %llu cannot be checked now (%s); try again", id, tally_strerror(TALLY_EDB));
   }
-  tally__emit(e, TALLY_EFFECT_REPLY, code, j->req_id, j->rc == TALLY_OK ? j->receipt : 0, j->origin, j->channel,
+  tally__emit_in(e, j->net, TALLY_EFFECT_REPLY, code, j->req_id, j->rc == TALLY_OK ? j->receipt : 0, j->origin, j->channel,
               text);
 }

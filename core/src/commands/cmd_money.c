@@ -13,7 +13,8 @@
 static tally__decide_ctx ctx_of(tally__cmd *c, const char *key, uint64_t *existing) {
   return (tally__decide_ctx){.wall_ms = c->wall, .mono_ms = c->now, .req_id = c->cmd->req_id,
                              .origin = c->cmd->origin, .channel = c->cmd->channel, .key = key,
-                             .existing_transfer = existing};
+                             .existing_transfer = existing, .net = c->net,
+                             .maker = c->account};
 }
 
 void tally__cmd_money_result(tally__cmd *c, int rc, uint64_t existing) {
@@ -351,12 +352,7 @@ void tally__cmd_tip(tally__cmd *c) {
     tally__cmd_usage(c, "TIP <account> <amount> [message]");
     return;
   }
-  char name[TALLY__ACCOUNT_NAME_BYTES];
-  uint32_t to = TALLY__NONE;
-  if (c->t.len[1] < TALLY_NAME_BYTES_MAX) {
-    snprintf(name, sizeof name, "user:%.*s", (int)c->t.len[1], c->t.word[1]);
-    to = tally__account_find(&c->e->st, name);
-  }
+  uint32_t to = tally__cmd_named(c, 1);
   if (to == TALLY__NONE) {
     tally__cmd_refuse(c, TALLY_EUNKNOWN_ACCOUNT);
     return;

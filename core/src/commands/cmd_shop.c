@@ -186,7 +186,7 @@ void tally__cmd_orders(tally__cmd *c) {
       if (s->transfer_id == p->transfer_id) note = s->note;
     }
     tally__reply(c->e, c->cmd, TALLY_OK, 0, "order %llu: %ux %s for %s%s - ship to: %s", (unsigned long long)p->transfer_id,
-                 p->qty, it->sku, st->accounts[p->buyer].name + 5,
+                 p->qty, it->sku, tally__account_label(st, p->buyer),
                  p->refunded ? " (refunded)" : "", note ? note : "(no shipping note yet)");
     shown++;
   }

@@ -94,16 +94,18 @@ static bool live_drop_buy(const tally__cmd *c) {
 
 /* ---- shared helpers for the command files ---------------------------------- */
 int tally__cmd_account(tally__cmd *c, const char *account, uint32_t *index) {
-  char name[TALLY__ACCOUNT_NAME_BYTES];
-  snprintf(name, sizeof name, "user:%s", account);
-  bool existed = tally__account_find(&c->e->st, name) != TALLY__NONE;
-  int rc = tally__account_get(&c->e->st, name, TALLY__ACCOUNT_USER, index);
+  bool existed = tally__identity_find(&c->e->st, c->net, account, strlen(account)) != TALLY__NONE;
+  int rc = tally__identity_get(&c->e->st, c->net, account, index);
   if (rc) return rc;
   if (!existed) {
     tally__account_mark_dirty(&c->e->st, *index);
     if (c->e->cfg.welcome_grant_minor > 0) tally__cmd_welcome(c, *index);
   }
   return TALLY_OK;
+}
+
+uint32_t tally__cmd_named(tally__cmd *c, int token) {
+  return tally__identity_find(&c->e->st, c->net, c->t.word[token], c->t.len[token]);
 }
 
 bool tally__cmd_may_sell(tally__cmd *c) {
@@ -167,6 +169,7 @@ void tally__cmd_ack_after_commit(tally__cmd *c, const char *fmt, ...) {
   op->type = TALLY__OP_ACK;
   c->e->ops_pending++; /* its answer needs room in the effects ring too */
   op->req_id = c->cmd->req_id;
+  op->net = c->net;
   tally__text_clip(op->origin, sizeof op->origin, c->cmd->origin);
   tally__text_clip(op->channel, sizeof op->channel, c->cmd->channel);
   va_list ap;
@@ -190,6 +193,7 @@ tally__op *tally__cmd_record_op(tally__cmd *c, uint8_t type) {
   op->counterparty = TALLY__NONE;
   op->req_id = c->cmd->req_id;
   op->created_ms = c->wall;
+  op->net = c->net;
   tally__text_clip(op->origin, sizeof op->origin, c->cmd->origin);
   tally__text_clip(op->channel, sizeof op->channel, c->cmd->channel);
   tally__cmd_op_added(c);
@@ -202,9 +206,20 @@ int tally__cmd_amount(tally__cmd *c, int token, int64_t *out) {
   return rc;
 }
 
-/* The idempotency key of this command: the host's message id. */
+/* The idempotency key of this command: (network, identity, message id).
+ * On the irc network it is the message id alone, as before identities: the
+ * server assigns message ids (IRCv3 msgid, or the module's own counter),
+ * unique across the network whoever sends, and a command retried across an
+ * upgrade still finds the key the previous release stored. Elsewhere
+ * clients choose their own ids (XMPP, Matrix), so the key names the
+ * sender's identity id (which implies its network): "<prefix>i<id>/<msg id>". */
 const char *tally__cmd_key(tally__cmd *c, const char *prefix) {
-  snprintf(c->key, sizeof c->key, "%s%s", prefix, c->cmd->msg_id);
+  const tally__state *st = &c->e->st;
+  if (st->networks[c->net].id == TALLY__NETWORK_IRC_ID || c->account == TALLY__NONE)
+    snprintf(c->key, sizeof c->key, "%s%s", prefix, c->cmd->msg_id);
+  else
+    snprintf(c->key, sizeof c->key, "%si%llu/%s", prefix, (unsigned long long)st->accounts[c->account].identity_id,
+             c->cmd->msg_id);
   return c->key;
 }
 
@@ -222,12 +237,12 @@ static const cmd_entry commands[] = {TALLY__COMMAND_TABLE(CMD_ENTRY)};
 
 /* A presence change from the adapter: no reply, no rate limit (the adapter
  * sends one per join or part, not per line). */
-static void presence(tally__engine *e, const tally__command_frame *frame) {
+static void presence(tally__engine *e, const tally__command_frame *frame, uint16_t net) {
   if (!frame->account[0] || !frame->channel[0]) return;
   tally__state *st = &e->st;
   if (tally__live_event_in(st, frame->channel) == TALLY__NONE) return;
-  tally__command_frame none = {0};
-  tally__cmd c = {.e = e, .cmd = &none, .now = tally__now_mono_ms(e), .wall = tally__now_wall_ms()};
+  static const tally__command_frame none = {0};
+  tally__cmd c = {.e = e, .cmd = &none, .now = tally__now_mono_ms(e), .wall = tally__now_wall_ms(), .net = net};
   uint32_t account;
   if (tally__cmd_account(&c, frame->account, &account)) return;
   tally__audience_presence(e, frame->channel, account, strcmp(frame->text, "PRESENCE JOIN") == 0);
@@ -238,19 +253,25 @@ void tally__command_handle(tally__engine *e, const tally__command_frame *frame) 
                   .account = TALLY__NONE};
   /* Every string of the frame goes into replies or the ledger: all must be
    * clean UTF-8 without control characters, not only the command text. */
-  const char *fields[] = {frame->account, frame->channel, frame->msg_id, frame->origin, frame->nick};
+  const char *fields[] = {frame->account, frame->channel, frame->msg_id, frame->origin, frame->nick, frame->network};
   for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
     if (tally__text_check(fields[i], strlen(fields[i])) != TALLY_OK) {
       tally__emit(e, TALLY_EFFECT_REPLY, TALLY_EBAD_UTF8, frame->req_id, 0,
                   i == 3 ? "" : frame->origin, "", "invalid characters in the message's metadata");
       return;
     }
+  /* Every name the frame carries belongs to its network. */
+  int rc = tally__network_get(&e->st, frame->network[0] ? frame->network : e->cfg.network, &c.net);
+  if (rc) {
+    if (!(frame->roles & TALLY__ROLE_PRESENCE)) tally__cmd_refuse(&c, rc);
+    return;
+  }
   if (frame->roles & TALLY__ROLE_PRESENCE) {
-    presence(e, frame);
+    presence(e, frame, c.net);
     return;
   }
   size_t len = strlen(frame->text);
-  int rc = tally__text_check(frame->text, len);
+  rc = tally__text_check(frame->text, len);
   if (rc == TALLY_OK) rc = tally__tokenize(frame->text, &c.t);
   if (rc == TALLY_ETOO_MANY) rc = TALLY_EBAD_SYNTAX;
   if (rc == TALLY_OK && c.t.count == 0) rc = TALLY_EUNKNOWN_CMD;

@@ -18,10 +18,16 @@ typedef struct tally__cmd {
   uint64_t now;  /* monotonic ms */
   int64_t wall;  /* wall-clock ms */
   uint32_t account; /* TALLY__NONE when not logged in */
+  uint16_t net;     /* the command's network (st->networks index) */
   char key[TALLY__KEY_BYTES_MAX + 1];
 } tally__cmd;
 
+/* The wallet of identity (the command's network, account), created when
+ * new (with the demo welcome grant). */
 int tally__cmd_account(tally__cmd *c, const char *account, uint32_t *index);
+/* The account named by token i in the command's network, never created:
+ * TALLY__NONE when there is none. */
+uint32_t tally__cmd_named(tally__cmd *c, int token);
 /* A token bucket in thousandths of a command: per_min a minute, a burst of
  * per_min / 4 + 5; false when empty. per_min 0 is unlimited. */
 bool tally__bucket_take(int64_t *tokens, int64_t *at_ms, uint32_t per_min, uint64_t now);

@@ -141,7 +141,7 @@ void tally__audience_creators(tally__engine *e, uint64_t event_id, char *out, si
     }
     char amount[48];
     tally__format_amount(e, a->earned, amount, sizeof amount);
-    int w = snprintf(out + used, cap - used, "%s%s %s", used ? ", " : "", st->accounts[a->account].name + 5, amount);
+    int w = snprintf(out + used, cap - used, "%s%s %s", used ? ", " : "", tally__account_label(st, a->account), amount);
     if (w < 0 || (size_t)w >= cap - used) break;
     used += (size_t)w;
   }

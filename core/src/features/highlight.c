@@ -123,7 +123,7 @@ static bool channel_busy(const tally__state *st, const tally__highlight *h) {
 static void say(tally__engine *e, const tally__highlight *h, bool first) {
   const tally__state *st = &e->st;
   char text[TALLY_TEXT_BYTES_MAX + 1];
-  snprintf(text, sizeof text, "HIGHLIGHT from %s: %s", st->accounts[h->buyer].name + 5, h->text);
+  snprintf(text, sizeof text, "HIGHLIGHT from %s: %s", tally__account_label(st, h->buyer), h->text);
   if (!e->cfg.highlight_topic) tally__announce(e, channel_of(st, h), "%s", text);
   else if (first) tally__emit(e, TALLY_EFFECT_TOPIC, TALLY_OK, 0, 0, "", channel_of(st, h), text);
 }
@@ -146,7 +146,8 @@ static int refund(tally__engine *e, tally__highlight *h) {
   snprintf(key, sizeof key, "hl-refund:%llu", (unsigned long long)h->transfer_id);
   uint64_t existing = 0;
   tally__decide_ctx ctx = {.wall_ms = tally__now_wall_ms(), .mono_ms = tally__now_mono_ms(e), .origin = h->origin,
-                           .channel = "", .key = key, .existing_transfer = &existing, .by_engine = true};
+                           .channel = "", .key = key, .existing_transfer = &existing, .by_engine = true,
+                           .net = st->accounts[h->buyer].net};
   int rc = tally__decide_refund(st, &ctx, h->buyer, h->transfer_id, 0, op);
   if (rc != TALLY_OK) {
     b->op_count--;
@@ -154,7 +155,7 @@ static int refund(tally__engine *e, tally__highlight *h) {
   }
   e->ops_pending++;
   if (h->origin[0])
-    tally__emit(e, TALLY_EFFECT_REPLY, TALLY_OK, 0, 0, h->origin, "",
+    tally__emit_in(e, st->accounts[h->buyer].net, TALLY_EFFECT_REPLY, TALLY_OK, 0, 0, h->origin, "",
                 "Your highlight could not be shown before the event ended: it is being refunded.");
   return TALLY_OK;
 }
@@ -219,7 +220,7 @@ static void refund_step(tally__engine *e, tally__highlight *h, uint64_t now) {
             "queue slot freed, retried at the next start\n", (unsigned long long)h->transfer_id,
             e->cfg.highlight_refund_wait_s);
     if (h->origin[0])
-      tally__emit(e, TALLY_EFFECT_REPLY, TALLY_ENO_FUNDS, 0, 0, h->origin, "",
+      tally__emit_in(e, e->st.accounts[h->buyer].net, TALLY_EFFECT_REPLY, TALLY_ENO_FUNDS, 0, 0, h->origin, "",
                   "Your highlight could not be shown, and its refund cannot be paid yet (the host lacks the "
                   "credits); an operator has been told.");
   } else if (rc != TALLY_OK && rc != TALLY_EEXISTS) {

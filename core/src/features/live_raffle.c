@@ -129,7 +129,8 @@ static int draw_charge(tally__engine *e, tally__item *it, uint32_t item, uint32_
   uint64_t existing = 0;
   tally__decide_ctx ctx = {.wall_ms = tally__now_wall_ms(), .mono_ms = tally__now_mono_ms(e),
                            .origin = en->origin, .channel = it->drop_channel, .key = key,
-                           .existing_transfer = &existing, .by_engine = true};
+                           .existing_transfer = &existing, .by_engine = true,
+                           .net = st->accounts[en->account].net};
   int rc = tally__decide_buy(st, &ctx, en->account, item, 1, op);
   if (rc != TALLY_OK) {
     b->op_count--;
@@ -148,7 +149,7 @@ static void draw_won(tally__state *st, struct tally__draw_run *d, tally__raffle_
   en->drawn = TALLY__DRAWN_WON;
   d->winners++;
   d->next++;
-  const char *name = st->accounts[en->account].name + 5;
+  const char *name = tally__account_label(st, en->account);
   size_t used = strlen(d->named);
   if (st->accounts[en->account].unnamed) d->unnamed++; /* TALLY PRIVACY on: counted, not named */
   else if (used + strlen(name) + 3 < sizeof d->named)
@@ -165,7 +166,7 @@ static void draw_pass(tally__engine *e, struct tally__draw_run *d, tally__raffle
   char text[TALLY_TEXT_BYTES_MAX + 1];
   snprintf(text, sizeof text, "You won the %s raffle but could not pay (%s); your unit goes to the next entry drawn.",
            e->st.items[d->item].sku, tally_strerror(why));
-  tally__emit(e, TALLY_EFFECT_REPLY, why, 0, 0, en->origin, "", text);
+  tally__emit_in(e, e->st.accounts[en->account].net, TALLY_EFFECT_REPLY, why, 0, 0, en->origin, "", text);
 }
 
 /* Sends the rows of entries passed over; false while any is not stored. */

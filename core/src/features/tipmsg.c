@@ -6,7 +6,7 @@
 
 
 static const char *who(const tally__state *st, uint32_t account) {
-  return st->accounts[account].name + 5; /* past "user:" */
+  return tally__account_label(st, account); /* past "user:" */
 }
 
 static tally__held_tip *held_find(tally__state *st, uint64_t transfer_id, const char *channel) {
@@ -26,8 +26,8 @@ tally__held_tip *tally__tip_held_find(tally__state *st, uint64_t transfer_id, co
 static void say_message(tally__engine *e, const tally__held_tip *h) {
   char amount[48];
   tally__format_amount(e, h->amount, amount, sizeof amount);
-  tally__announce(e, h->channel, "%s's message with the tip of %s to %s: %s", who(&e->st, h->tipper), amount,
-                  who(&e->st, h->recipient), h->text);
+  tally__announce_in(e, e->st.accounts[h->tipper].net, h->channel, "%s's message with the tip of %s to %s: %s",
+                     who(&e->st, h->tipper), amount, who(&e->st, h->recipient), h->text);
 }
 
 bool tally__tip_message_reserve(tally__state *st, const tally__op *op) {
@@ -75,23 +75,23 @@ void tally__tip_thanks(tally__engine *e, const tally__op *op, const char *amount
     uint64_t due = tally__now_mono_ms(e) + (uint64_t)hold_s * 1000;
     if (tally__tip_message_queue(e, op->transfer_id, op->account, op->counterparty, op->amount, op->channel,
                                  op->note, due)) {
-      tally__announce(e, op->channel, "Thank you %s for tipping %s %s! Their message follows in %u s.", tipper, to,
-                      amount, hold_s);
+      tally__announce_in(e, op->net, op->channel, "Thank you %s for tipping %s %s! Their message follows in %u s.",
+                         tipper, to, amount, hold_s);
       char text[TALLY_TEXT_BYTES_MAX];
       snprintf(text, sizeof text, "Tip %llu from %s to %s says: %s -- shown here in %u s unless a moderator says HIDE %llu",
                (unsigned long long)op->transfer_id, tipper, to, op->note, hold_s,
                (unsigned long long)op->transfer_id);
-      tally__emit(e, TALLY_EFFECT_MODERATORS, TALLY_OK, 0, op->transfer_id, "", op->channel, text);
+      tally__emit_in(e, op->net, TALLY_EFFECT_MODERATORS, TALLY_OK, 0, op->transfer_id, "", op->channel, text);
       return;
     }
     /* Its slot was reserved at decision, so this is not reached; were it,
      * the message stays unsaid rather than unmoderated. */
     fprintf(stderr, "tally: tip %llu: no slot for its held message; not said\n", (unsigned long long)op->transfer_id);
-    tally__announce(e, op->channel, "Thank you %s for tipping %s %s!", tipper, to, amount);
+    tally__announce_in(e, op->net, op->channel, "Thank you %s for tipping %s %s!", tipper, to, amount);
     return;
   }
-  tally__announce(e, op->channel, "Thank you %s for tipping %s %s%s%s", tipper, to, amount, op->note[0] ? ": " : "",
-                  op->note);
+  tally__announce_in(e, op->net, op->channel, "Thank you %s for tipping %s %s%s%s", tipper, to, amount,
+                     op->note[0] ? ": " : "", op->note);
 }
 
 void tally__tip_messages_tick(tally__engine *e, uint64_t now_mono) {
@@ -118,5 +118,5 @@ void tally__tip_hide_settled(tally__engine *e, const tally__op *op, bool ok) {
   char text[TALLY_TEXT_BYTES_MAX];
   snprintf(text, sizeof text, "%s hid the message of tip %llu from %s", who(&e->st, op->account),
            (unsigned long long)op->ref_transfer, who(&e->st, h->tipper));
-  tally__emit(e, TALLY_EFFECT_MODERATORS, TALLY_OK, 0, op->ref_transfer, "", op->channel, text);
+  tally__emit_in(e, op->net, TALLY_EFFECT_MODERATORS, TALLY_OK, 0, op->ref_transfer, "", op->channel, text);
 }

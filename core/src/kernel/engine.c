@@ -42,16 +42,32 @@ size_t tally__format_amount(const tally__engine *e, int64_t minor, char *out, si
 /* ---- effects ------------------------------------------------------------------ */
 static void emit_effect(tally__engine *e, const tally_effect *eff);
 
-void tally__emit(tally__engine *e, uint32_t kind, int code, uint64_t req_id, uint64_t receipt,
-                 const char *origin, const char *channel, const char *text) {
+static void emit_named(tally__engine *e, const char *network, uint32_t kind, int code, uint64_t req_id,
+                       uint64_t receipt, const char *origin, const char *channel, const char *text) {
   /* A refusal for want of an account always says how to log in, in the
    * adapter's words: the engine's text names no network's way of doing it. */
   uint32_t hint = code == TALLY_ENOT_LOGGED_IN ? TALLY_HINT_LOG_IN : TALLY_HINT_NONE;
   tally_effect eff = {.size = sizeof eff, .version = TALLY_EFFECT_VERSION, .kind = kind,
                       .code = code, .req_id = req_id, .receipt_id = receipt,
                       .origin = origin ? origin : "", .channel = channel ? channel : "",
-                      .text = text ? text : "", .hint = hint};
+                      .text = text ? text : "", .hint = hint, .network = network};
   emit_effect(e, &eff);
+}
+
+void tally__emit(tally__engine *e, uint32_t kind, int code, uint64_t req_id, uint64_t receipt,
+                 const char *origin, const char *channel, const char *text) {
+  emit_named(e, e->cfg.network, kind, code, req_id, receipt, origin, channel, text);
+}
+
+void tally__emit_in(tally__engine *e, uint16_t net, uint32_t kind, int code, uint64_t req_id, uint64_t receipt,
+                    const char *origin, const char *channel, const char *text) {
+  const char *network = net < e->st.network_count ? e->st.networks[net].name : e->cfg.network;
+  emit_named(e, network, kind, code, req_id, receipt, origin, channel, text);
+}
+
+/* The network a command frame's names belong to: its own, or the configured one. */
+static const char *frame_network(const tally__engine *e, const tally__command_frame *cmd) {
+  return cmd->network[0] ? cmd->network : e->cfg.network;
 }
 
 static void emit_effect(tally__engine *e, const tally_effect *eff) {
@@ -81,7 +97,8 @@ void tally__reply(tally__engine *e, const tally__command_frame *cmd, int code, u
   va_start(ap, fmt);
   vsnprintf(text, sizeof text, fmt, ap);
   va_end(ap);
-  tally__emit(e, TALLY_EFFECT_REPLY, code, cmd->req_id, receipt, cmd->origin, cmd->channel, text);
+  emit_named(e, frame_network(e, cmd), TALLY_EFFECT_REPLY, code, cmd->req_id, receipt, cmd->origin, cmd->channel,
+             text);
 }
 
 void tally__reply_hint(tally__engine *e, const tally__command_frame *cmd, int code, uint32_t hint,
@@ -93,7 +110,7 @@ void tally__reply_hint(tally__engine *e, const tally__command_frame *cmd, int co
   va_end(ap);
   tally_effect eff = {.size = sizeof eff, .version = TALLY_EFFECT_VERSION, .kind = TALLY_EFFECT_REPLY,
                       .code = code, .req_id = cmd->req_id, .origin = cmd->origin,
-                      .channel = cmd->channel, .text = text, .hint = hint};
+                      .channel = cmd->channel, .text = text, .hint = hint, .network = frame_network(e, cmd)};
   emit_effect(e, &eff);
 }
 
@@ -105,6 +122,16 @@ void tally__announce(tally__engine *e, const char *channel, const char *fmt, ...
   vsnprintf(text, sizeof text, fmt, ap);
   va_end(ap);
   tally__emit(e, TALLY_EFFECT_ANNOUNCE, TALLY_OK, 0, 0, "", channel, text);
+}
+
+void tally__announce_in(tally__engine *e, uint16_t net, const char *channel, const char *fmt, ...) {
+  if (!channel || !channel[0]) return;
+  char text[TALLY_TEXT_BYTES_MAX + 1];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(text, sizeof text, fmt, ap);
+  va_end(ap);
+  tally__emit_in(e, net, TALLY_EFFECT_ANNOUNCE, TALLY_OK, 0, 0, "", channel, text);
 }
 
 void tally__signal_host(tally__engine *e) {
@@ -275,18 +302,18 @@ static void op_not_ours(tally__engine *e, tally__batch *b, uint32_t k) {
     key->transfer_id = existing;
     key->state = TALLY__KEY_DONE;
     if (op->origin[0])
-      tally__emit(e, TALLY_EFFECT_REPLY, TALLY_OK, op->req_id, existing, op->origin, op->channel,
+      tally__emit_in(e, op->net, TALLY_EFFECT_REPLY, TALLY_OK, op->req_id, existing, op->origin, op->channel,
                   "Already done earlier: receipt on record");
   } else if (existing) {
     tally__key_forget(&e->st, op->key_slot);
     if (op->origin[0])
-      tally__emit(e, TALLY_EFFECT_REPLY, TALLY_EKEY_MISMATCH, op->req_id, 0, op->origin, op->channel,
+      tally__emit_in(e, op->net, TALLY_EFFECT_REPLY, TALLY_EKEY_MISMATCH, op->req_id, 0, op->origin, op->channel,
                   tally_strerror(TALLY_EKEY_MISMATCH));
   } else {
     assert(b->looked_up); /* "not charged" only when the ledger was asked */
     tally__key_forget(&e->st, op->key_slot); /* a CLI grant: polled for again */
     if (op->origin[0])
-      tally__emit(e, TALLY_EFFECT_REPLY, TALLY_EFAILED, op->req_id, 0, op->origin, op->channel,
+      tally__emit_in(e, op->net, TALLY_EFFECT_REPLY, TALLY_EFAILED, op->req_id, 0, op->origin, op->channel,
                   tally_strerror(TALLY_EFAILED));
   }
 }
@@ -422,7 +449,7 @@ void tally__engine_batch_done(tally__engine *e, tally__batch *b) {
     record_settled(e, op, committed);
     if (!committed) {
       if (op->origin[0] || op->type == TALLY__OP_ACK)
-        tally__emit(e, TALLY_EFFECT_REPLY, TALLY_EFAILED, op->req_id, 0, op->origin, op->channel,
+        tally__emit_in(e, op->net, TALLY_EFFECT_REPLY, TALLY_EFAILED, op->req_id, 0, op->origin, op->channel,
                     tally_strerror(TALLY_EFAILED));
       continue;
     }
@@ -430,11 +457,11 @@ void tally__engine_batch_done(tally__engine *e, tally__batch *b) {
       char text[96];
       snprintf(text, sizeof text, "Shipping note saved for receipt %llu; the creator sees it with ORDERS.",
                (unsigned long long)op->ref_transfer);
-      tally__emit(e, TALLY_EFFECT_REPLY, TALLY_OK, op->req_id, 0, op->origin, op->channel, text);
+      tally__emit_in(e, op->net, TALLY_EFFECT_REPLY, TALLY_OK, op->req_id, 0, op->origin, op->channel, text);
       continue;
     }
     if (op->origin[0] || op->type == TALLY__OP_ACK)
-      tally__emit(e, TALLY_EFFECT_REPLY, TALLY_OK, op->req_id, 0, op->origin, op->channel, op->note);
+      tally__emit_in(e, op->net, TALLY_EFFECT_REPLY, TALLY_OK, op->req_id, 0, op->origin, op->channel, op->note);
   }
   for (uint32_t k = 0; k < b->transfer_count; k++) {
     tally__op *op = &b->ops[b->xfer[k]];
@@ -468,7 +495,7 @@ static void purchase_extras(tally__engine *e, const tally__op *op, const tally__
              it->sku, (unsigned long long)op->transfer_id);
   else
     return;
-  tally__emit(e, TALLY_EFFECT_REPLY, TALLY_OK, op->req_id, 0, op->origin, "", text);
+  tally__emit_in(e, op->net, TALLY_EFFECT_REPLY, TALLY_OK, op->req_id, 0, op->origin, "", text);
 }
 
 static void op_committed(tally__engine *e, tally__batch *b, tally__op *op) {
@@ -501,7 +528,7 @@ static void op_committed(tally__engine *e, tally__batch *b, tally__op *op) {
     tally__account_note_receipt(a, op->transfer_id);
     TALLY__FEATURES_CALL(e, tipped, op, amount);
     snprintf(text, sizeof text, "Tipped %s to %s. receipt %llu%s", amount,
-             st->accounts[op->counterparty].name + 5, (unsigned long long)op->transfer_id,
+             tally__account_label(st, op->counterparty), (unsigned long long)op->transfer_id,
              op->held_message ? " - your message is shown after the channel's moderation hold" : "");
     break;
   case TALLY__TRANSFER_REFUND:
@@ -515,7 +542,7 @@ static void op_committed(tally__engine *e, tally__batch *b, tally__op *op) {
     break;
   }
   if (op->origin[0])
-    tally__emit(e, TALLY_EFFECT_REPLY, TALLY_OK, op->req_id, op->transfer_id, op->origin,
+    tally__emit_in(e, op->net, TALLY_EFFECT_REPLY, TALLY_OK, op->req_id, op->transfer_id, op->origin,
                 op->channel, text);
   if (op->kind == TALLY__TRANSFER_PURCHASE) purchase_extras(e, op, &st->items[op->item]);
   TALLY__FEATURES_CALL(e, committed, op);
@@ -533,7 +560,7 @@ static void op_failed(tally__engine *e, tally__op *op, const char *text) {
     TALLY__FEATURES_CALL(e, settled, op, TALLY_EFAILED);
     atomic_fetch_add_explicit(&e->n_buys_refused, 1, memory_order_relaxed);
   }
-  if (op->origin[0]) tally__emit(e, TALLY_EFFECT_REPLY, TALLY_EFAILED, op->req_id, 0, op->origin, op->channel, text);
+  if (op->origin[0]) tally__emit_in(e, op->net, TALLY_EFFECT_REPLY, TALLY_EFAILED, op->req_id, 0, op->origin, op->channel, text);
 }
 
 void tally__engine_batch_failed(tally__engine *e, tally__batch *b, const char *why) {

@@ -72,7 +72,7 @@ typedef struct tally__writer {
 
 struct tally_engine {
   tally_config cfg;
-  char *dsn, *key_path, *currency;
+  char *dsn, *key_path, *currency, *network;
   tally__ring in, out;
   int efd;
   pthread_t thread;
@@ -125,6 +125,10 @@ uint64_t tally__now_mono_ms(tally__engine *e);
 int64_t tally__now_wall_ms(void);
 void tally__emit(tally__engine *e, uint32_t kind, int code, uint64_t req_id, uint64_t receipt,
                  const char *origin, const char *channel, const char *text);
+/* tally__emit for origin and channel of network `net` (st->networks index);
+ * tally__emit is for the configured network. */
+void tally__emit_in(tally__engine *e, uint16_t net, uint32_t kind, int code, uint64_t req_id, uint64_t receipt,
+                    const char *origin, const char *channel, const char *text);
 __attribute__((format(printf, 5, 6))) void tally__reply(tally__engine *e,
                                                           const tally__command_frame *cmd,
                                                           int code, uint64_t receipt,
@@ -137,6 +141,10 @@ __attribute__((format(printf, 5, 6))) void tally__reply_hint(tally__engine *e,
                                                                const char *fmt, ...);
 __attribute__((format(printf, 3, 4))) void tally__announce(tally__engine *e, const char *channel,
                                                              const char *fmt, ...);
+/* tally__announce in a room of network `net` (st->networks index). Events
+ * and drops keep no network yet: they announce in the configured one. */
+__attribute__((format(printf, 4, 5))) void tally__announce_in(tally__engine *e, uint16_t net, const char *channel,
+                                                                const char *fmt, ...);
 /* The open batch, or NULL when every slot is sealed (then answer "busy"). */
 tally__batch *tally__engine_open_batch(tally__engine *e);
 /* A record op the engine makes itself (no command behind it), cleared, of

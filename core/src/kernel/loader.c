@@ -71,6 +71,50 @@ static int load_accounts(loader *l) {
   return rc;
 }
 
+/* Networks and identities (sql/010). A user account that has none (written
+ * into the ledger by hand after the migration) becomes the irc network's
+ * identity of its name, as the migration did for every older one. Memory
+ * keeps one identity per wallet today; a second identity of a wallet (LINK,
+ * later) is logged and not loaded. */
+static int load_identities(loader *l) {
+  tally__state *st = &l->e->st;
+  PGresult *r = q(l, "INSERT INTO identities (id, network_id, name, account_id, created_ms)"
+                     " SELECT a.id, 1, substr(a.name, 6), a.id, a.created_ms FROM accounts a"
+                     " WHERE a.kind = 1 AND a.name LIKE 'user:_%'"
+                     " AND NOT EXISTS (SELECT 1 FROM identities i WHERE i.account_id = a.id)"
+                     " ON CONFLICT DO NOTHING", 0, NULL);
+  if (!r) return TALLY_EDB;
+  PQclear(r);
+  if (!(r = q(l, "SELECT id, name FROM networks ORDER BY id", 0, NULL))) return TALLY_EDB;
+  int rc = TALLY_OK;
+  for (int i = 0; i < PQntuples(r) && !rc; i++)
+    rc = tally__network_put(st, (uint16_t)col_i64(r, i, 0), PQgetvalue(r, i, 1));
+  PQclear(r);
+  if (rc) {
+    snprintf(l->err, l->err_len, "load: networks: %s", tally_strerror(rc));
+    return rc;
+  }
+  if (!(r = q(l, "SELECT id, network_id, account_id, name FROM identities ORDER BY id", 0, NULL))) return TALLY_EDB;
+  for (int i = 0; i < PQntuples(r) && !rc; i++) {
+    uint32_t a = acc_index(l, col_i64(r, i, 2));
+    uint16_t net = TALLY__NETWORKS_MAX;
+    for (uint16_t k = 0; k < st->network_count; k++)
+      if (st->networks[k].id == col_i64(r, i, 1)) net = k;
+    const char *name = PQgetvalue(r, i, 3);
+    size_t an = a == TALLY__NONE ? 0 : strlen(st->accounts[a].name), n = strlen(name);
+    if (a == TALLY__NONE || net == TALLY__NETWORKS_MAX || st->accounts[a].identity_id || n > an ||
+        strcmp(st->accounts[a].name + an - n, name) != 0) {
+      fprintf(stderr, "tally: load: identity %s not kept in memory (a second identity of its wallet, or"
+                      " not its wallet's name)\n", PQgetvalue(r, i, 0));
+      continue;
+    }
+    rc = tally__identity_attach(st, a, (uint64_t)col_i64(r, i, 0), net, (uint16_t)(an - n));
+  }
+  PQclear(r);
+  if (rc) snprintf(l->err, l->err_len, "load: identities: %s", tally_strerror(rc));
+  return rc;
+}
+
 static int load_balances_roles(loader *l) {
   tally__state *st = &l->e->st;
   PGresult *r = q(l, "SELECT account_id, sum(amount_minor) FROM entries GROUP BY account_id", 0, NULL);
@@ -259,7 +303,8 @@ static int load_counters(loader *l) {
   tally__engine *e = l->e;
   PGresult *r = q(l,
                   "SELECT greatest((SELECT max(id) FROM accounts), (SELECT max(id) FROM items),"
-                  " (SELECT max(id) FROM transfers), (SELECT max(id) FROM batches), (SELECT max(id) FROM events)),"
+                  " (SELECT max(id) FROM transfers), (SELECT max(id) FROM batches), (SELECT max(id) FROM events),"
+                  " (SELECT max(id) FROM identities)),"
                   " (SELECT coalesce(max(substr(idem_key, 15)::bigint), 0) FROM transfers"
                   "  WHERE idem_key LIKE 'grant-request:%')",
                   0, NULL);
@@ -355,6 +400,7 @@ int tally__engine_load(tally__engine *e, PGconn *conn, char *err, size_t err_len
   if (!rc) rc = take_lease(&l, now);
   if (!rc) rc = register_key(&l, now);
   if (!rc) rc = load_accounts(&l);
+  if (!rc) rc = load_identities(&l);
   if (!rc) rc = load_balances_roles(&l);
   if (!rc) rc = load_items(&l);
   if (!rc) rc = load_purchases(&l, now);

@@ -33,6 +33,7 @@ const char tally__batch_sql[] =
     " UNION ALL SELECT * FROM tally_write_coop_purchases($1, $104)"
     " UNION ALL SELECT * FROM tally_write_raffle_passes($8, $105, $106, $107, $108)"
     " UNION ALL SELECT * FROM tally_write_audit($1, $8, $109, $110, $111)"
+    " UNION ALL SELECT * FROM tally_write_identities($1, $8, $112, $113, $114, $115, $116, $117, $118, $119)"
     /* Last: refuses (TL002) a batch that would commit fewer transfers than it signed. */
     " UNION ALL SELECT * FROM tally_batch_whole($1, $2, $3, $4)";
 
@@ -45,7 +46,7 @@ int tally__batch_init(tally__batch *b, uint32_t op_max) {
   b->leaves = calloc(op_max, sizeof *b->leaves);
   b->scratch = calloc(op_max, sizeof *b->scratch);
   b->text_cap = (size_t)op_max * TALLY__BATCH_OP_TEXT_BYTES +
-                (size_t)TALLY__BATCH_ROWS_MAX * TALLY__BATCH_ROW_TEXT_BYTES + 4096;
+                (size_t)TALLY__BATCH_ROWS_MAX * TALLY__BATCH_ROW_TEXT_BYTES + TALLY__BATCH_NETWORKS_TEXT_BYTES + 4096;
   b->text = malloc(b->text_cap);
   b->xfer = calloc(op_max, sizeof *b->xfer);
   b->found_id = calloc(op_max, sizeof *b->found_id);
@@ -741,6 +742,61 @@ static void render_audit(tally__batch *b, const tally__state *st) {
   }
 }
 
+/* The identity (its account) whose command made op, or NULL for the engine's
+ * own. Only one whose identity row is stored or goes with this batch: the
+ * v2 leaf names it, and `tally check` recomputes the leaf from that row (a
+ * new account's row may wait for a later batch when this one is full). */
+static const tally__account *op_maker(const tally__batch *b, const tally__state *st, const tally__op *op) {
+  if (op->maker >= st->account_count || !st->accounts[op->maker].identity_id) return NULL;
+  const tally__account *a = &st->accounts[op->maker];
+  return a->persisted || row_taken(b, op->maker, TALLY__ROW_ACCOUNT) ? a : NULL;
+}
+
+/* A new account row of a user carries its identity (sql/010). */
+static bool row_identity(const tally__batch *b, const tally__state *st, uint32_t r) {
+  return b->rows[r].what == TALLY__ROW_ACCOUNT && st->accounts[b->rows[r].index].identity_id != 0;
+}
+
+/* $112..$113 the networks of this batch's identities (each once), $114..$117
+ * the identities of its new accounts, $118..$119 the identity of each
+ * transfer made by a command (sql/010 tally_write_identities). */
+static void render_identities(tally__batch *b, const tally__state *st) {
+  bool used[TALLY__NETWORKS_MAX] = {false};
+  for (uint32_t r = 0; r < b->row_count; r++)
+    if (row_identity(b, st, r)) used[st->accounts[b->rows[r].index].net] = true;
+  for (int col = 0; col < 2; col++) {
+    bin_open(b, 111 + col, col == 0 ? OID_INT2 : OID_TEXT);
+    for (uint16_t n = 0; n < st->network_count; n++) {
+      if (!used[n]) continue;
+      if (col == 0) bin_i16(b, (int16_t)st->networks[n].id);
+      else bin_text(b, st->networks[n].name);
+    }
+    bin_close(b);
+  }
+  static const uint32_t oids[4] = {OID_INT8, OID_INT2, OID_TEXT, OID_INT8};
+  for (int col = 0; col < 4; col++) {
+    bin_open(b, 113 + col, oids[col]);
+    for (uint32_t r = 0; r < b->row_count; r++) {
+      if (!row_identity(b, st, r)) continue;
+      const tally__account *a = &st->accounts[b->rows[r].index];
+      if (col == 0) bin_i64(b, (int64_t)a->identity_id);
+      else if (col == 1) bin_i16(b, (int16_t)st->networks[a->net].id);
+      else if (col == 2) bin_text(b, a->name + a->label);
+      else bin_i64(b, (int64_t)a->id);
+    }
+    bin_close(b);
+  }
+  for (int col = 0; col < 2; col++) {
+    bin_open(b, 117 + col, OID_INT8);
+    for (uint32_t i = 0; i < b->transfer_count; i++) {
+      const tally__op *op = &b->ops[b->xfer[i]];
+      const tally__account *m = op_maker(b, st, op);
+      if (m) bin_i64(b, (int64_t)(col == 0 ? op->transfer_id : m->identity_id));
+    }
+    bin_close(b);
+  }
+}
+
 /* ---- leaves, root, signature ---------------------------------------------------- */
 static void compute_leaves(tally__batch *b, const tally__state *st) {
   b->transfer_count = 0;
@@ -753,7 +809,11 @@ static void compute_leaves(tally__batch *b, const tally__state *st) {
         .amount_minor = op->amount, .ref_transfer = op->ref_transfer,
         .created_ms = op->created_ms, .account = st->accounts[op->account].name,
         .counterparty = op->counterparty == TALLY__NONE ? "" : st->accounts[op->counterparty].name,
-        .sku = op->item == TALLY__NONE ? "" : st->items[op->item].sku, .serial = op->serial};
+        .sku = op->item == TALLY__NONE ? "" : st->items[op->item].sku, .serial = op->serial,
+        .version = 2}; /* sql/011: batches written since are leaf version 2 */
+    const tally__account *m = op_maker(b, st, op);
+    f.network = m ? st->networks[m->net].name : "";
+    f.identity = m ? m->name + m->label : "";
     tally__receipt_leaf(&f, b->leaves[b->transfer_count++]);
   }
 }
@@ -847,6 +907,7 @@ static int seal_render(tally__batch *b, tally__state *st, struct tally__signer *
   render_coop_purchases(b);
   render_raffle_passes(b, st);
   render_audit(b, st);
+  render_identities(b, st);
   sb_param(b, 42);
   sb_i64(b, (int64_t)lease_epoch);
   sb_end(b);

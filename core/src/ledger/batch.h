@@ -17,10 +17,12 @@
 #include "state.h"
 
 enum {
-  TALLY__BATCH_PARAMS = 111,
+  TALLY__BATCH_PARAMS = 119,
   TALLY__BATCH_ROWS_MAX = 1024, /* catalog rows (accounts, items, ...) per batch */
-  TALLY__BATCH_OP_TEXT_BYTES = 768,
-  TALLY__BATCH_ROW_TEXT_BYTES = 640,
+  TALLY__BATCH_OP_TEXT_BYTES = 800,  /* 768 + its transfer_identities row */
+  TALLY__BATCH_ROW_TEXT_BYTES = 640 + 128 + TALLY_NAME_BYTES_MAX, /* + an account's identity row */
+  /* The networks rows of one batch: at most every network once. */
+  TALLY__BATCH_NETWORKS_TEXT_BYTES = TALLY__NETWORKS_MAX * (TALLY__NETWORK_NAME_BYTES_MAX + 16) + 64,
 };
 
 typedef enum tally__batch_phase {

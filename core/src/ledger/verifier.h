@@ -48,6 +48,7 @@ typedef struct tally__verify_job {
   char requester[TALLY__ACCOUNT_NAME_BYTES]; /* "user:<name>", "" when not logged in */
   char origin[TALLY_NAME_BYTES_MAX + 1];
   char channel[TALLY_NAME_BYTES_MAX + 1];
+  uint16_t net; /* the network of origin and channel */
   /* set by the verifier thread */
   int rc;
   char why[TALLY_ERRBUF_BYTES];

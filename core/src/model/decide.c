@@ -53,6 +53,8 @@ static void op_start(tally__state *st, const tally__decide_ctx *ctx, tally__op *
   op->req_id = ctx->req_id;
   copy_name(op->origin, ctx->origin);
   copy_name(op->channel, ctx->channel);
+  op->net = ctx->net;
+  op->maker = ctx->maker;
   op->key_slot = tally__key_add(st, ctx->key, fp, op->transfer_id, TALLY__KEY_INFLIGHT, ctx->wall_ms);
 }
 

@@ -19,6 +19,10 @@ typedef struct tally__decide_ctx {
   uint64_t mono_ms;
   uint64_t req_id;
   const char *origin, *channel, *key;
+  uint16_t net; /* the network origin and channel belong to (st->networks index) */
+  /* The account whose identity's command it is (transfer_identities, the
+   * v2 receipt leaf); 0 (sys:fees, no identity) or TALLY__NONE: the engine's. */
+  uint32_t maker;
   uint64_t *existing_transfer; /* out, for TALLY_EEXISTS */
   bool by_engine; /* the engine acts on its own: refunds of unshown highlights,
                      charges of raffle winners after the window closed */

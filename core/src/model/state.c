@@ -4,7 +4,10 @@
 
 #include <assert.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+
+#include "text.h"
 
 typedef struct name_probe {
   const tally__state *st;
@@ -48,6 +51,7 @@ int tally__state_init(tally__state *st, const tally_config *cfg) {
       !st->per_user || tally__map_init(&st->per_user_index, cfg->purchases_max) || !st->dirty_accounts ||
       !st->agreed || tally__map_init(&st->agreed_index, cfg->purchases_max) ||
       !st->dirty_items || tally__map_init(&st->account_by_name, cfg->accounts_max) ||
+      tally__map_init(&st->identity_by_name, cfg->accounts_max) ||
       tally__map_init(&st->item_by_sku, cfg->items_max) ||
       tally__keys_init(st) ||
       tally__map_init(&st->channel_by_name, TALLY__CHANNELS_MAX)) {
@@ -55,6 +59,10 @@ int tally__state_init(tally__state *st, const tally_config *cfg) {
     return TALLY_ENOMEM;
   }
   st->next_id = 1000;
+  /* The irc network exists in every ledger (sql/010): index 0. */
+  st->networks[0].id = TALLY__NETWORK_IRC_ID;
+  strcpy(st->networks[0].name, "irc");
+  st->network_count = 1;
   return TALLY_OK;
 }
 
@@ -82,6 +90,7 @@ void tally__state_free(tally__state *st) {
   free(st->dirty_accounts);
   free(st->dirty_items);
   tally__map_free(&st->account_by_name);
+  tally__map_free(&st->identity_by_name);
   tally__map_free(&st->item_by_sku);
   tally__keys_free(st);
   free(st->events);
@@ -125,6 +134,98 @@ int tally__account_get(tally__state *st, const char *name, uint8_t kind, uint32_
   st->account_count++;
   *index = i;
   return TALLY_OK;
+}
+
+/* ---- networks and identities ----------------------------------------------------- */
+int tally__network_get(tally__state *st, const char *name, uint16_t *net) {
+  for (uint16_t i = 0; i < st->network_count; i++)
+    if (strcmp(st->networks[i].name, name) == 0) {
+      *net = i;
+      return TALLY_OK;
+    }
+  if (!tally__network_name_ok(name)) return TALLY_ENETWORK;
+  uint16_t id = 0;
+  for (uint16_t i = 0; i < st->network_count; i++)
+    if (st->networks[i].id > id) id = st->networks[i].id;
+  if (st->network_count >= TALLY__NETWORKS_MAX || id >= INT16_MAX) return TALLY_ENAMES_FULL;
+  if (tally__network_put(st, (uint16_t)(id + 1), name)) return TALLY_ENAMES_FULL;
+  *net = (uint16_t)(st->network_count - 1);
+  return TALLY_OK;
+}
+
+int tally__network_put(tally__state *st, uint16_t id, const char *name) {
+  if (!tally__network_name_ok(name)) return TALLY_ENETWORK;
+  for (uint16_t i = 0; i < st->network_count; i++)
+    if (st->networks[i].id == id) return strcmp(st->networks[i].name, name) == 0 ? TALLY_OK : TALLY_ENETWORK;
+  if (st->network_count >= TALLY__NETWORKS_MAX) return TALLY_ENAMES_FULL;
+  tally__network *n = &st->networks[st->network_count++];
+  n->id = id;
+  snprintf(n->name, sizeof n->name, "%s", name);
+  return TALLY_OK;
+}
+
+typedef struct identity_probe {
+  const tally__state *st;
+  uint16_t net;
+  const char *name;
+  size_t len;
+} identity_probe;
+
+static bool identity_eq(const void *ud, uint32_t i) {
+  const identity_probe *p = ud;
+  const tally__account *a = &p->st->accounts[i];
+  const char *n = a->name + a->label;
+  return a->net == p->net && strlen(n) == p->len && memcmp(n, p->name, p->len) == 0;
+}
+
+static uint64_t identity_hash(uint16_t net, const char *name, size_t len) {
+  uint64_t h = tally__hash_u64(net);
+  for (size_t i = 0; i < len; i++) h = (h ^ (uint8_t)name[i]) * UINT64_C(0x100000001b3);
+  return tally__hash_u64(h);
+}
+
+uint32_t tally__identity_find(const tally__state *st, uint16_t net, const char *name, size_t len) {
+  identity_probe p = {st, net, name, len};
+  return tally__map_find(&st->identity_by_name, identity_hash(net, name, len), identity_eq, &p);
+}
+
+int tally__identity_attach(tally__state *st, uint32_t index, uint64_t id, uint16_t net, uint16_t label) {
+  tally__account *a = &st->accounts[index];
+  a->identity_id = id;
+  a->net = net;
+  a->label = label;
+  const char *n = a->name + label;
+  return tally__map_put(&st->identity_by_name, identity_hash(net, n, strlen(n)), index);
+}
+
+int tally__identity_get(tally__state *st, uint16_t net, const char *name, uint32_t *index) {
+  size_t len = strlen(name);
+  uint32_t i = tally__identity_find(st, net, name, len);
+  if (i != TALLY__NONE) {
+    *index = i;
+    return TALLY_OK;
+  }
+  const tally__network *nw = &st->networks[net];
+  char full[TALLY__ACCOUNT_NAME_BYTES + TALLY__NETWORK_NAME_BYTES_MAX];
+  bool legacy = nw->id == TALLY__NETWORK_IRC_ID && !strchr(name, ':');
+  int n = legacy ? snprintf(full, sizeof full, "user:%s", name) : snprintf(full, sizeof full, "%s:%s", nw->name, name);
+  if (n < 0 || (size_t)n >= sizeof full || n > TALLY_NAME_BYTES_MAX) return TALLY_ETOOBIG;
+  /* Ids in order: the account's, then its identity's. A name already used
+   * by another account (only a ledger written by hand can do that) is
+   * refused rather than shared. */
+  if (tally__account_find(st, full) != TALLY__NONE) return TALLY_ENETWORK;
+  int rc = tally__account_get(st, full, TALLY__ACCOUNT_USER, &i);
+  if (rc) return rc;
+  rc = tally__identity_attach(st, i, tally__state_take_id(st), net, (uint16_t)(n - len));
+  if (rc) return rc;
+  *index = i;
+  return TALLY_OK;
+}
+
+const char *tally__account_label(const tally__state *st, uint32_t index) {
+  const tally__account *a = &st->accounts[index];
+  if (a->identity_id) return a->name + a->label;
+  return strncmp(a->name, "user:", 5) == 0 ? a->name + 5 : a->name;
 }
 
 int64_t tally__account_available(const tally__account *a) { return a->balance - a->held; }

@@ -22,12 +22,14 @@
 #include "raffle.h"
 #include "split.h"
 #include "tally.h"
+#include "text.h"
 
 enum {
   TALLY__SKU_BYTES_MAX = 32,
   TALLY__TITLE_BYTES_MAX = 96,
   TALLY__ACCOUNT_NAME_BYTES = TALLY_NAME_BYTES_MAX + 8, /* "user:" prefix */
-  TALLY__KEY_BYTES_MAX = TALLY_NAME_BYTES_MAX + 24,     /* "grant-request:" ... */
+  /* "grant-request:" ..., "grant:i<identity id>/<msg id>" (command.c tally__cmd_key) */
+  TALLY__KEY_BYTES_MAX = TALLY_NAME_BYTES_MAX + 48,
   TALLY__RECENT_RECEIPTS = 8,
   TALLY__LEGS_MAX = 1 + TALLY__PAYEES_MAX, /* the buyer, creators, the platform fee */
   TALLY__DELIVERY_BYTES_MAX = 200, /* digital goods: the text or link sent after commit */
@@ -48,7 +50,17 @@ enum {
   TALLY__EVENTS_MAX = 256,     /* events in memory (running and recent) */
   TALLY__DROPS_ACTIVE_MAX = 256, /* scheduled or live drops at once */
   TALLY__KEY_RETENTION_MS = 24 * 3600 * 1000, /* idempotency keys kept a day */
+  TALLY__NETWORKS_MAX = 64,    /* chat networks the engine has seen (networks rows) */
+  TALLY__NETWORK_IRC_ID = 1,   /* sql/010: the network of every account written before it */
 };
+
+/* A chat network (sql/010 networks). Its id is the engine's (1 for "irc",
+ * the next free one for a network first seen); the row goes with the first
+ * batch that carries an identity of it (ON CONFLICT DO NOTHING). */
+typedef struct tally__network {
+  uint16_t id;
+  char name[TALLY__NETWORK_NAME_BYTES_MAX + 1];
+} tally__network;
 
 enum tally__account_kind { TALLY__ACCOUNT_USER = 1, TALLY__ACCOUNT_FEES = 2, TALLY__ACCOUNT_EXTERNAL = 3 };
 enum {
@@ -91,6 +103,13 @@ typedef struct tally__account {
   int64_t rate_tokens_milli, rate_at_ms;
   uint64_t recent[TALLY__RECENT_RECEIPTS];
   uint32_t recent_next;
+  /* A user account is, today, the wallet of exactly one identity (network,
+   * name): identity_id is its identities row (0 for the system accounts),
+   * net its network (index into st->networks), and name + label the
+   * identity's name ("user:alice" -> "alice", "matrix:@a:b.org" -> "@a:b.org"). */
+  uint64_t identity_id;
+  uint16_t net;
+  uint16_t label;
   char name[TALLY__ACCOUNT_NAME_BYTES];
 } tally__account;
 
@@ -340,6 +359,8 @@ typedef struct tally__op {
   int64_t created_ms;   /* wall clock, goes into the receipt */
   uint64_t decided_mono_ms;
   uint64_t req_id;
+  uint32_t maker;       /* TRANSFER: the account whose identity's command made it (see decide.h) */
+  uint16_t net;         /* the network of origin and channel (st->networks index) */
   char origin[TALLY_NAME_BYTES_MAX + 1];
   char channel[TALLY_NAME_BYTES_MAX + 1];
   char note[TALLY_TEXT_BYTES_MAX / 2]; /* what to say when committed (ACK), a memo */
@@ -369,6 +390,9 @@ typedef struct tally__state {
   tally__account *accounts;
   uint32_t account_count;
   tally__map account_by_name;
+  tally__map identity_by_name; /* (network, identity name) -> account index */
+  tally__network networks[TALLY__NETWORKS_MAX];
+  uint16_t network_count;
   tally__item *items;
   uint32_t item_count;
   tally__map item_by_sku;
@@ -442,6 +466,24 @@ typedef struct tally__state {
 int tally__state_init(tally__state *st, const tally_config *cfg);
 void tally__state_free(tally__state *st);
 uint64_t tally__state_take_id(tally__state *st);
+
+/* The network named `name` (index into st->networks), added when new:
+ * TALLY_OK, TALLY_ENETWORK (not a valid name), TALLY_ENAMES_FULL. */
+int tally__network_get(tally__state *st, const char *name, uint16_t *net);
+/* Adds a network read from the ledger: TALLY_ENAMES_FULL, TALLY_ENETWORK. */
+int tally__network_put(tally__state *st, uint16_t id, const char *name);
+/* The account of identity (net, name), or TALLY__NONE. */
+uint32_t tally__identity_find(const tally__state *st, uint16_t net, const char *name, size_t len);
+/* Finds or creates (in memory, not yet persisted) the wallet of identity
+ * (net, name): a new one is named "user:<name>" on the irc network when the
+ * name has no ':' (as before identities), else "<network>:<name>", which
+ * never starts "user:" or "sys:", so account names stay unique. */
+int tally__identity_get(tally__state *st, uint16_t net, const char *name, uint32_t *index);
+/* Attaches identity (id, net, its name at account name + label) to an
+ * account read from the ledger. */
+int tally__identity_attach(tally__state *st, uint32_t index, uint64_t id, uint16_t net, uint16_t label);
+/* The identity's name of a user account, for replies. */
+const char *tally__account_label(const tally__state *st, uint32_t index);
 
 uint32_t tally__account_find(const tally__state *st, const char *name);
 /* Finds or creates (in memory, not yet persisted) the account "name". */

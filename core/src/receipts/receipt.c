@@ -16,25 +16,34 @@
 #include "msgpack_scan.h"
 
 #include <assert.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include <msgpack.h>
 #include <openssl/crypto.h>
 
 #define RECEIPT_LEAF_TAG "tally-receipt-v1"
+#define RECEIPT_LEAF_TAG_V2 "tally-receipt-v2"
 #define RECEIPT_TOKEN_PREFIX "tr1."
+#define RECEIPT_TOKEN_PREFIX_V2 "tr2."
 enum {
   RECEIPT_LEAF_PREFIX = 0x00,
   RECEIPT_TAG_BYTES = sizeof RECEIPT_LEAF_TAG - 1,
   RECEIPT_PREFIX_BYTES = sizeof RECEIPT_TOKEN_PREFIX - 1,
   /* 0x00, tag, 7 integers (48 bytes), 3 length-prefixed strings, serial. */
+  /* ... and in version 2 network, identity, shard, reward. */
   RECEIPT_LEAF_INPUT_MAX =
-      1 + RECEIPT_TAG_BYTES + 48 + 3 * (2 + TALLY_RECEIPT_TEXT_BYTES_MAX) + 4,
+      1 + RECEIPT_TAG_BYTES + 48 + 3 * (2 + TALLY_RECEIPT_TEXT_BYTES_MAX) + 4 +
+      (2 + TALLY_RECEIPT_NETWORK_BYTES_MAX) + (2 + TALLY_RECEIPT_TEXT_BYTES_MAX) + 4 + 8,
   RECEIPT_ZONE_CHUNK_BYTES = 4096,
   RECEIPT_B64_INVALID = 0xff,
 };
 _Static_assert(TALLY_RECEIPT_TEXT_BYTES_MAX <= UINT16_MAX, "u16 lengths");
 _Static_assert(RECEIPT_PREFIX_BYTES == 4, "token size formula assumes 4");
+_Static_assert(sizeof RECEIPT_LEAF_TAG == sizeof RECEIPT_LEAF_TAG_V2, "tags of one length");
+_Static_assert(sizeof RECEIPT_TOKEN_PREFIX == sizeof RECEIPT_TOKEN_PREFIX_V2, "prefixes of one length");
+
+static bool receipt_v2(uint32_t version) { return version >= 2; }
 
 static const char receipt_b64[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -47,7 +56,7 @@ static uint8_t *receipt_put_be(uint8_t *p, uint64_t v, size_t bytes) {
 }
 
 static uint8_t *receipt_put_str(uint8_t *p, const char *s) {
-  assert(s);
+  if (!s) s = "";
   size_t n = strlen(s);
   assert(n <= TALLY_RECEIPT_TEXT_BYTES_MAX);
   p = receipt_put_be(p, n, 2);
@@ -61,7 +70,7 @@ void tally__receipt_leaf(const tally__receipt_fields *f,
   uint8_t buf[RECEIPT_LEAF_INPUT_MAX];
   uint8_t *p = buf;
   *p++ = RECEIPT_LEAF_PREFIX;
-  memcpy(p, RECEIPT_LEAF_TAG, RECEIPT_TAG_BYTES);
+  memcpy(p, receipt_v2(f->version) ? RECEIPT_LEAF_TAG_V2 : RECEIPT_LEAF_TAG, RECEIPT_TAG_BYTES);
   p += RECEIPT_TAG_BYTES;
   p = receipt_put_be(p, f->transfer_id, 8);
   p = receipt_put_be(p, f->batch_id, 8);
@@ -74,19 +83,29 @@ void tally__receipt_leaf(const tally__receipt_fields *f,
   p = receipt_put_str(p, f->counterparty);
   p = receipt_put_str(p, f->sku);
   p = receipt_put_be(p, f->serial, 4);
+  if (receipt_v2(f->version)) {
+    assert(!f->network || strlen(f->network) <= TALLY_RECEIPT_NETWORK_BYTES_MAX);
+    p = receipt_put_str(p, f->network);
+    p = receipt_put_str(p, f->identity);
+    p = receipt_put_be(p, f->shard, 4);
+    p = receipt_put_be(p, f->reward, 8);
+  }
   assert((size_t)(p - buf) <= sizeof buf);
   tally__sha256(buf, (size_t)(p - buf), leaf);
 }
 
 /* ---- proof <-> fields ------------------------------------------------------ */
 
-static int receipt_copy_str(char *dst, const char *src) {
-  assert(src);
-  size_t n = strnlen(src, TALLY_RECEIPT_TEXT_BYTES_MAX + 1);
-  if (n > TALLY_RECEIPT_TEXT_BYTES_MAX) return TALLY_ETOOBIG;
+static int receipt_copy_strn(char *dst, const char *src, size_t max) {
+  if (!src) src = "";
+  size_t n = strnlen(src, max + 1);
+  if (n > max) return TALLY_ETOOBIG;
   memcpy(dst, src, n);
   dst[n] = '\0';
   return TALLY_OK;
+}
+static int receipt_copy_str(char *dst, const char *src) {
+  return receipt_copy_strn(dst, src, TALLY_RECEIPT_TEXT_BYTES_MAX);
 }
 
 int tally__receipt_proof_set_fields(tally__receipt_proof *p,
@@ -97,6 +116,13 @@ int tally__receipt_proof_set_fields(tally__receipt_proof *p,
       receipt_copy_str(p->sku, f->sku) != TALLY_OK) {
     return TALLY_ETOOBIG;
   }
+  bool v2 = receipt_v2(f->version);
+  if (receipt_copy_strn(p->network, v2 ? f->network : "", TALLY_RECEIPT_NETWORK_BYTES_MAX) != TALLY_OK ||
+      receipt_copy_str(p->identity, v2 ? f->identity : "") != TALLY_OK)
+    return TALLY_ETOOBIG;
+  p->version = v2 ? 2 : 1;
+  p->shard = v2 ? f->shard : 0;
+  p->reward = v2 ? f->reward : 0;
   p->transfer_id = f->transfer_id;
   p->batch_id = f->batch_id;
   p->kind = f->kind;
@@ -116,7 +142,8 @@ void tally__receipt_proof_fields(const tally__receipt_proof *p,
       .kind = p->kind, .qty = p->qty, .amount_minor = p->amount_minor,
       .ref_transfer = p->ref_transfer, .created_ms = p->created_ms,
       .account = p->account, .counterparty = p->counterparty, .sku = p->sku,
-      .serial = p->serial};
+      .serial = p->serial, .version = p->version, .network = p->network,
+      .identity = p->identity, .shard = p->shard, .reward = p->reward};
 }
 
 /* Strings terminated within their arrays and path within its limit. */
@@ -124,6 +151,10 @@ static int receipt_proof_bounded(const tally__receipt_proof *p) {
   return memchr(p->account, 0, sizeof p->account) &&
          memchr(p->counterparty, 0, sizeof p->counterparty) &&
          memchr(p->sku, 0, sizeof p->sku) &&
+         memchr(p->network, 0, sizeof p->network) &&
+         memchr(p->identity, 0, sizeof p->identity) &&
+         p->version <= TALLY_RECEIPT_VERSION_MAX &&
+         (receipt_v2(p->version) || (!p->network[0] && !p->identity[0] && !p->shard && !p->reward)) &&
          memchr(p->key_id, 0, sizeof p->key_id) &&
          p->path_len <= TALLY_MERKLE_DEPTH_MAX;
 }
@@ -156,7 +187,8 @@ static int receipt_pack_bin(msgpack_packer *pk, const uint8_t *b, size_t n) {
 static int receipt_pack(const tally__receipt_proof *p, receipt_sink *s) {
   msgpack_packer pk;
   msgpack_packer_init(&pk, s, receipt_sink_write);
-  int bad = msgpack_pack_array(&pk, TALLY_RECEIPT_FIELD_COUNT) ||
+  bool v2 = receipt_v2(p->version);
+  int bad = msgpack_pack_array(&pk, v2 ? TALLY_RECEIPT_V2_FIELD_COUNT : TALLY_RECEIPT_FIELD_COUNT) ||
             msgpack_pack_uint64(&pk, p->transfer_id) ||
             msgpack_pack_uint64(&pk, p->batch_id) ||
             msgpack_pack_uint32(&pk, p->kind) ||
@@ -168,6 +200,8 @@ static int receipt_pack(const tally__receipt_proof *p, receipt_sink *s) {
             receipt_pack_str(&pk, p->counterparty) ||
             receipt_pack_str(&pk, p->sku) ||
             msgpack_pack_uint32(&pk, p->serial) ||
+            (v2 && (receipt_pack_str(&pk, p->network) || receipt_pack_str(&pk, p->identity) ||
+                    msgpack_pack_uint32(&pk, p->shard) || msgpack_pack_uint64(&pk, p->reward))) ||
             msgpack_pack_uint32(&pk, p->leaf_index) ||
             msgpack_pack_uint32(&pk, p->leaf_count) ||
             msgpack_pack_array(&pk, p->path_len);
@@ -206,7 +240,7 @@ int tally__receipt_token_encode(const tally__receipt_proof *p, char *out,
   if (receipt_pack(p, &sink) != 0) return TALLY_EINVAL; /* limits say it fits */
   size_t b64_len = (sink.len * 4 + 2) / 3;
   if (cap < RECEIPT_PREFIX_BYTES + b64_len + 1) return TALLY_ETOOBIG;
-  memcpy(out, RECEIPT_TOKEN_PREFIX, RECEIPT_PREFIX_BYTES);
+  memcpy(out, receipt_v2(p->version) ? RECEIPT_TOKEN_PREFIX_V2 : RECEIPT_TOKEN_PREFIX, RECEIPT_PREFIX_BYTES);
   size_t n = receipt_b64_encode(body, sink.len, out + RECEIPT_PREFIX_BYTES);
   assert(n == b64_len);
   out[RECEIPT_PREFIX_BYTES + n] = '\0';
@@ -306,22 +340,31 @@ static int receipt_get_key_id(const msgpack_object *o, char *dst) {
 }
 
 static int receipt_from_object(const msgpack_object *root,
-                               tally__receipt_proof *p) {
+                               tally__receipt_proof *p, bool v2) {
   if (root->type != MSGPACK_OBJECT_ARRAY ||
-      root->via.array.size != TALLY_RECEIPT_FIELD_COUNT) {
+      root->via.array.size != (v2 ? TALLY_RECEIPT_V2_FIELD_COUNT : TALLY_RECEIPT_FIELD_COUNT)) {
     return 0;
   }
   const msgpack_object *e = root->via.array.ptr;
-  return receipt_get_u64(&e[0], UINT64_MAX, &p->transfer_id) &&
-         receipt_get_u64(&e[1], UINT64_MAX, &p->batch_id) &&
-         receipt_get_u32(&e[2], &p->kind) && receipt_get_u32(&e[3], &p->qty) &&
-         receipt_get_i64(&e[4], &p->amount_minor) &&
-         receipt_get_u64(&e[5], UINT64_MAX, &p->ref_transfer) &&
-         receipt_get_i64(&e[6], &p->created_ms) &&
-         receipt_get_str(&e[7], p->account, sizeof p->account) &&
-         receipt_get_str(&e[8], p->counterparty, sizeof p->counterparty) &&
-         receipt_get_str(&e[9], p->sku, sizeof p->sku) &&
-         receipt_get_u32(&e[10], &p->serial) &&
+  p->version = v2 ? 2 : 1;
+  if (v2) {
+    if (!receipt_get_str(&e[11], p->network, sizeof p->network) ||
+        !receipt_get_str(&e[12], p->identity, sizeof p->identity) ||
+        !receipt_get_u32(&e[13], &p->shard) || !receipt_get_u64(&e[14], UINT64_MAX, &p->reward))
+      return 0;
+    e += 4; /* the rest as in version 1 */
+  }
+  const msgpack_object *h = root->via.array.ptr;
+  return receipt_get_u64(&h[0], UINT64_MAX, &p->transfer_id) &&
+         receipt_get_u64(&h[1], UINT64_MAX, &p->batch_id) &&
+         receipt_get_u32(&h[2], &p->kind) && receipt_get_u32(&h[3], &p->qty) &&
+         receipt_get_i64(&h[4], &p->amount_minor) &&
+         receipt_get_u64(&h[5], UINT64_MAX, &p->ref_transfer) &&
+         receipt_get_i64(&h[6], &p->created_ms) &&
+         receipt_get_str(&h[7], p->account, sizeof p->account) &&
+         receipt_get_str(&h[8], p->counterparty, sizeof p->counterparty) &&
+         receipt_get_str(&h[9], p->sku, sizeof p->sku) &&
+         receipt_get_u32(&h[10], &p->serial) &&
          receipt_get_u32(&e[11], &p->leaf_index) &&
          receipt_get_u32(&e[12], &p->leaf_count) &&
          receipt_get_path(&e[13], p) &&
@@ -330,14 +373,14 @@ static int receipt_from_object(const msgpack_object *root,
          receipt_get_key_id(&e[16], p->key_id);
 }
 
-static int receipt_unpack(const uint8_t *body, size_t n, tally__receipt_proof *p) {
+static int receipt_unpack(const uint8_t *body, size_t n, tally__receipt_proof *p, bool v2) {
   msgpack_zone zone;
   if (!msgpack_zone_init(&zone, RECEIPT_ZONE_CHUNK_BYTES)) return TALLY_ENOMEM;
   msgpack_object obj;
   size_t off = 0;
   msgpack_unpack_return r =
       msgpack_unpack((const char *)body, n, &off, &zone, &obj);
-  int ok = r == MSGPACK_UNPACK_SUCCESS && off == n && receipt_from_object(&obj, p);
+  int ok = r == MSGPACK_UNPACK_SUCCESS && off == n && receipt_from_object(&obj, p, v2);
   msgpack_zone_destroy(&zone);
   return ok ? TALLY_OK : TALLY_EFRAME;
 }
@@ -349,14 +392,15 @@ int tally__receipt_token_decode(const char *token, size_t len,
   uint8_t body[TALLY_RECEIPT_PACK_BYTES_MAX];
   size_t body_len = 0;
   int rc = TALLY_EFRAME;
+  bool v2 = len >= RECEIPT_PREFIX_BYTES && memcmp(token, RECEIPT_TOKEN_PREFIX_V2, RECEIPT_PREFIX_BYTES) == 0;
   if (len >= RECEIPT_PREFIX_BYTES && len <= TALLY_RECEIPT_TOKEN_BYTES_MAX &&
-      memcmp(token, RECEIPT_TOKEN_PREFIX, RECEIPT_PREFIX_BYTES) == 0) {
+      (v2 || memcmp(token, RECEIPT_TOKEN_PREFIX, RECEIPT_PREFIX_BYTES) == 0)) {
     rc = receipt_b64_decode(token + RECEIPT_PREFIX_BYTES,
                             len - RECEIPT_PREFIX_BYTES, body, sizeof body,
                             &body_len);
   }
   if (rc == TALLY_OK) rc = tally__msgpack_scan(body, body_len);
-  if (rc == TALLY_OK) rc = receipt_unpack(body, body_len, out);
+  if (rc == TALLY_OK) rc = receipt_unpack(body, body_len, out, v2);
   if (rc == TALLY_OK) { /* one token per proof: it must re-encode exactly */
     char again[TALLY_RECEIPT_TOKEN_BYTES_MAX + 1];
     size_t again_len = 0;

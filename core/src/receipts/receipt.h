@@ -4,16 +4,23 @@
  * --------
  * - A receipt leaf commits to one transfer: SHA256(0x00 || canonical), where
  *   canonical is "tally-receipt-v1" followed by the fields of
- *   tally__receipt_fields in declaration order, integers big-endian at their
- *   declared width (signed ones as two's complement), strings as a u16
- *   big-endian length and the bytes. tally__receipt_leaf never allocates;
- *   strings longer than TALLY_NAME_BYTES_MAX are a programmer error.
+ *   tally__receipt_fields from transfer_id to serial in declaration order,
+ *   integers big-endian at their declared width (signed ones as two's
+ *   complement), strings as a u16 big-endian length and the bytes. Version 2
+ *   (batches.leaf_version 2, sql/011: every batch since identities) is
+ *   "tally-receipt-v2", the same fields, then network, identity, shard (u32)
+ *   and reward (u64): the network and name of the identity whose command
+ *   made the transfer ("" and "" for the engine's own), and room for a shard
+ *   and a reward (0 for now). tally__receipt_leaf never allocates; strings
+ *   over their limits are a programmer error.
  * - A receipt token is "tr1." + base64url without padding of a msgpack array
  *   [transfer_id, batch_id, kind, qty, amount_minor, ref_transfer,
  *   created_ms, account, counterparty, sku, serial, leaf_index, leaf_count,
- *   [path bin32...], root bin32, signature bin64, key_id str]. Every proof
- *   has exactly one token: decoding accepts only the bytes that encoding
- *   produces (anything else is TALLY_EFRAME), and never crashes on input.
+ *   [path bin32...], root bin32, signature bin64, key_id str]; a version 2
+ *   receipt is "tr2." and the array has network, identity, shard, reward
+ *   after serial. Every proof has exactly one token: decoding accepts only
+ *   the bytes that encoding produces (anything else is TALLY_EFRAME), and
+ *   never crashes on input.
  * - A proof is a plain value (no pointers): copy it freely. Verification
  *   needs only the batch's public key, so a buyer can check a receipt
  *   without the database.
@@ -37,14 +44,17 @@ enum tally__transfer_kind {
 
 enum {
   TALLY_RECEIPT_TEXT_BYTES_MAX = TALLY_NAME_BYTES_MAX, /* each string field */
+  TALLY_RECEIPT_NETWORK_BYTES_MAX = 32, /* = TALLY__NETWORK_NAME_BYTES_MAX (text.h) */
   TALLY_RECEIPT_FIELD_COUNT = 17, /* elements of the token's msgpack array */
-  /* Largest msgpack body: array16 header, 13 integers of at most 9 bytes,
-   * 3 str8 strings, an array16 of bin8 hashes, root, signature, key id. */
+  TALLY_RECEIPT_V2_FIELD_COUNT = 21, /* ... of a version 2 token */
+  TALLY_RECEIPT_VERSION_MAX = 2,
+  /* Largest msgpack body: array16 header, 15 integers of at most 9 bytes,
+   * 5 str8 strings, an array16 of bin8 hashes, root, signature, key id. */
   TALLY_RECEIPT_PACK_BYTES_MAX =
-      3 + 13 * 9 + 3 * (2 + TALLY_NAME_BYTES_MAX) +
+      3 + 15 * 9 + 4 * (2 + TALLY_NAME_BYTES_MAX) + (2 + TALLY_RECEIPT_NETWORK_BYTES_MAX) +
       3 + TALLY_MERKLE_DEPTH_MAX * (2 + TALLY_HASH_BYTES) +
       (2 + TALLY_HASH_BYTES) + (2 + TALLY_SIG_BYTES) + (1 + TALLY_KEY_ID_CHARS),
-  /* "tr1." + unpadded base64url of the body; buffers add one for NUL. */
+  /* "tr1." or "tr2." + unpadded base64url of the body; buffers add one for NUL. */
   TALLY_RECEIPT_TOKEN_BYTES_MAX = 4 + (TALLY_RECEIPT_PACK_BYTES_MAX * 4 + 2) / 3,
 };
 
@@ -58,6 +68,11 @@ typedef struct tally__receipt_fields {
   int64_t created_ms;
   const char *account, *counterparty, *sku;
   uint32_t serial;
+  /* Version 2 only (version 0 or 1: a v1 leaf, these are not read). */
+  uint32_t version;
+  const char *network, *identity; /* NULL is "" */
+  uint32_t shard;
+  uint64_t reward;
 } tally__receipt_fields;
 
 /* Everything needed to check one receipt offline, strings stored inline. */
@@ -71,6 +86,11 @@ typedef struct tally__receipt_proof {
   char counterparty[TALLY_RECEIPT_TEXT_BYTES_MAX + 1];
   char sku[TALLY_RECEIPT_TEXT_BYTES_MAX + 1];
   uint32_t serial;
+  uint32_t version; /* 1 or 2 (0 is read as 1) */
+  char network[TALLY_RECEIPT_NETWORK_BYTES_MAX + 1];
+  char identity[TALLY_RECEIPT_TEXT_BYTES_MAX + 1];
+  uint32_t shard;
+  uint64_t reward;
   uint32_t leaf_index, leaf_count; /* position in the batch's tree */
   uint32_t path_len;
   uint8_t path[TALLY_MERKLE_DEPTH_MAX][TALLY_HASH_BYTES];

@@ -22,25 +22,31 @@ enum {
 };
 
 /* Columns 0..10 map to tally__receipt_fields; a NULL name means a dangling
- * reference, reported rather than hashed as "". */
+ * reference, reported rather than hashed as "". 11..12 are the network and
+ * name of the identity that made it (sql/010; "" for none), which a version
+ * 2 leaf names; a version 1 leaf does not read them. */
 #define PG_TRANSFER_SELECT                                                     \
   "SELECT t.id, t.batch_id, t.kind::int8, t.qty::int8, t.amount_minor,"        \
   " coalesce(t.ref_transfer, 0), t.created_ms, a.name,"                        \
   " CASE WHEN t.counterparty_id IS NULL THEN '' ELSE c.name END,"              \
   " CASE WHEN t.item_id IS NULL THEN '' ELSE i.sku END,"                       \
-  " coalesce(t.serial, 0)::int8"                                               \
+  " coalesce(t.serial, 0)::int8, coalesce(nw.name, ''), coalesce(idn.name, '')" \
   " FROM transfers t LEFT JOIN accounts a ON a.id = t.account_id"              \
+  " LEFT JOIN transfer_identities ti ON ti.transfer_id = t.id"                 \
+  " LEFT JOIN identities idn ON idn.id = ti.identity_id"                       \
+  " LEFT JOIN networks nw ON nw.id = idn.network_id"                           \
   " LEFT JOIN accounts c ON c.id = t.counterparty_id"                          \
   " LEFT JOIN items i ON i.id = t.item_id "
 
 #define PG_BATCH_SELECT                                                        \
   "SELECT b.id, b.first_transfer, b.last_transfer, b.leaf_count::int8,"        \
-  " b.merkle_root, b.signature, b.key_id, k.public_key"                        \
+  " b.merkle_root, b.signature, b.key_id, k.public_key, b.leaf_version::int8" \
   " FROM batches b JOIN signing_keys k ON k.key_id = b.key_id "
 
 typedef struct pg_batch {
   uint64_t id, first, last;
   uint32_t leaf_count;
+  uint32_t leaf_version; /* 1 before sql/011, 2 since */
   uint8_t root[TALLY_HASH_BYTES];
   uint8_t sig[TALLY_SIG_BYTES];
   uint8_t pub[TALLY_PUBKEY_BYTES];
@@ -145,6 +151,11 @@ static int pg_row_fields(const PGresult *res, int row, tally__receipt_proof *p,
   }
   if (!pg_u32(res, row, 10, &p->serial))
     return pg_fail(err, err_len, TALLY_EDB, "transfers: bad serial in row %d", row);
+  if (pg_text(res, row, 11, p->network, sizeof p->network) != TALLY_OK ||
+      pg_text(res, row, 12, p->identity, sizeof p->identity) != TALLY_OK)
+    return pg_fail(err, err_len, TALLY_ETOOBIG, "transfer %" PRIu64 ": identity name too long", p->transfer_id);
+  p->shard = 0; /* no shards or rewards yet: room in the v2 leaf */
+  p->reward = 0;
   return TALLY_OK;
 }
 
@@ -157,7 +168,9 @@ static int pg_batch_row(const PGresult *res, int row, pg_batch *b, char *err,
            pg_bytes(res, row, 4, b->root, sizeof b->root) &&
            pg_bytes(res, row, 5, b->sig, sizeof b->sig) &&
            pg_text(res, row, 6, b->key_id, sizeof b->key_id) == TALLY_OK &&
-           pg_bytes(res, row, 7, b->pub, sizeof b->pub);
+           pg_bytes(res, row, 7, b->pub, sizeof b->pub) &&
+           pg_u32(res, row, 8, &b->leaf_version) && b->leaf_version >= 1 &&
+           b->leaf_version <= TALLY_RECEIPT_VERSION_MAX;
   if (!ok) return pg_fail(err, err_len, TALLY_EDB, "batches: bad row %d", row);
   return TALLY_OK;
 }
@@ -196,6 +209,7 @@ static int pg_batch_leaves(PGconn *conn, const pg_batch *b, uint64_t want_id,
   for (int i = 0; i < rows && rc == TALLY_OK; i++) {
     rc = pg_row_fields(res, i, &row_fields, NULL, err, err_len);
     if (rc != TALLY_OK) break;
+    row_fields.version = b->leaf_version;
     tally__receipt_fields f;
     tally__receipt_proof_fields(&row_fields, &f);
     tally__receipt_leaf(&f, leaves[i]);
@@ -320,6 +334,9 @@ int tally__receipt_pg_load(PGconn *conn, uint64_t transfer_id,
     memset(out, 0, sizeof *out);
     return rc;
   }
+  /* A version 1 proof carries no identity (its leaf does not name one). */
+  out->version = b.leaf_version;
+  if (out->version < 2) out->network[0] = out->identity[0] = 0;
   out->leaf_index = index;
   out->leaf_count = b.leaf_count;
   out->path_len = (uint32_t)path_len;

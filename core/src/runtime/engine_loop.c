@@ -10,6 +10,7 @@
 #include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -109,7 +110,7 @@ static void pending_notices(tally__engine *e, uint64_t now) {
           now - op->decided_mono_ms < e->cfg.pending_timeout_ms)
         continue;
       op->told_pending = true;
-      tally__emit(e, TALLY_EFFECT_REPLY, TALLY_EPENDING, op->req_id, 0, op->origin, op->channel,
+      tally__emit_in(e, op->net, TALLY_EFFECT_REPLY, TALLY_EPENDING, op->req_id, 0, op->origin, op->channel,
                   tally_strerror(TALLY_EPENDING));
     }
   }
@@ -180,13 +181,15 @@ int tally__engine_new(const tally__hooks *hooks, const tally_config *cfg, tally_
   e->dsn = dup_or_null(cfg->dsn);
   e->key_path = dup_or_null(cfg->signing_key_path);
   e->currency = dup_or_null(cfg->currency);
+  e->network = dup_or_null(cfg->network);
+  e->cfg.network = e->network;
   e->cfg.dsn = e->dsn;
   e->cfg.signing_key_path = e->key_path;
   e->cfg.currency = e->currency;
   e->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   e->batch_slots = e->cfg.writers + 1;
   e->batches = calloc(e->batch_slots, sizeof *e->batches);
-  rc = (!e->dsn || !e->key_path || !e->currency || e->efd < 0 || !e->batches) ? TALLY_ENOMEM : TALLY_OK;
+  rc = (!e->dsn || !e->key_path || !e->currency || !e->network || e->efd < 0 || !e->batches) ? TALLY_ENOMEM : TALLY_OK;
   if (!rc) rc = tally__ring_init(&e->in, e->cfg.queue_depth);
   if (!rc) rc = tally__ring_init(&e->out, 2u * e->cfg.queue_depth + 4u * e->cfg.batch_max * e->batch_slots + 1024u);
   if (!rc) rc = tally__state_init(&e->st, &e->cfg);
@@ -263,9 +266,10 @@ int tally_engine_submit_presence(tally_engine *e, const tally_presence *p) {
   if (tally__abi_import(&full, &presence_defaults, sizeof full, p, TALLY_PRESENCE_SIZE_V1)) return TALLY_EINVAL;
   p = &full;
   if (!p->account || !p->channel) return TALLY_EINVAL;
+  const char *network = p->network; /* NULL for a host built before it: the configured one */
   tally_command cmd = {.size = sizeof cmd, .version = TALLY_COMMAND_VERSION, .origin = "", .account = p->account,
                        .nick = "", .channel = p->channel, .msg_id = "", .text = p->present ? "PRESENCE JOIN" : "PRESENCE PART",
-                       .roles = TALLY__ROLE_PRESENCE};
+                       .roles = TALLY__ROLE_PRESENCE, .network = network};
   return tally_engine_submit_command(e, &cmd);
 }
 
@@ -289,7 +293,7 @@ int tally_engine_drain(tally_engine *e, tally_effect_cb cb, void *ud, size_t max
     tally_effect eff = {.size = sizeof eff, .version = TALLY_EFFECT_VERSION, .kind = (uint32_t)f.kind,
                         .code = (int32_t)f.code, .req_id = f.req_id, .receipt_id = f.receipt_id,
                         .origin = f.origin, .channel = f.channel, .text = f.text,
-                        .hint = (uint32_t)f.hint};
+                        .hint = (uint32_t)f.hint, .network = f.network, .conn = f.conn};
     cb(ud, &eff);
     delivered++;
   }
@@ -325,6 +329,7 @@ void tally_engine_free(tally_engine *e) {
   if (e->signer) tally__signer_close(e->signer);
   if (e->efd >= 0) close(e->efd);
   free(e->dsn);
+  free(e->network);
   free(e->key_path);
   free(e->currency);
   free(e);

@@ -150,7 +150,8 @@ int tally__effect_encode_seq(const tally_effect *eff, uint64_t seq, uint8_t *buf
   assert(eff && buf && len);
   effect_src src = {.kind = eff->kind, .code = eff->code, .req_id = eff->req_id,
                     .receipt_id = eff->receipt_id, .origin = eff->origin,
-                    .channel = eff->channel, .text = eff->text, .seq = seq, .hint = eff->hint};
+                    .channel = eff->channel, .text = eff->text, .seq = seq, .hint = eff->hint,
+                    .network = eff->network, .conn = eff->conn};
   return encode_effect(&src, buf, cap, len);
 }
 
@@ -249,8 +250,8 @@ int tally__command_frame_decode(tally__decoder *dec, const uint8_t *buf, size_t 
                                 tally__command_frame *out) {
   msgpack_object *items;
   size_t present;
-  int rc = dec_frame(dec, buf, len, TALLY_FRAME_TYPE_COMMAND,
-                     0 TALLY_FRAME_COMMAND_FIELDS(COUNT_FIELD), &items, &present);
+  int rc = dec_frame(dec, buf, len, TALLY_FRAME_TYPE_COMMAND, TALLY_FRAME_COMMAND_REQUIRED,
+                     &items, &present);
   if (rc) return rc;
   size_t i = 0;
   TALLY_FRAME_COMMAND_FIELDS(DEC_FIELD)

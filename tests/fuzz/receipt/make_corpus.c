@@ -44,8 +44,20 @@ static void corpus_sign(const uint8_t root[32], uint64_t batch_id,
   EVP_PKEY_free(k);
 }
 
+/* One signed batch of CORPUS_BATCH receipts of leaf version `version`
+ * (2: they name a network and identity), written as <prefix>0.. */
+static int corpus_batch(const char *dir, uint32_t version, const char *prefix);
+
 int main(int argc, char **argv) {
   if (argc != 2) return 2;
+  if (corpus_batch(argv[1], 1, "valid-") || corpus_batch(argv[1], 2, "valid-v2-")) return 1;
+  corpus_write(argv[1], "bad-empty-array", "tr1.kA", 6);
+  corpus_write(argv[1], "bad-array32-bomb", "tr1.3f____8", 11);
+  corpus_write(argv[1], "bad-prefix", "tr3.kA", 6);
+  return 0;
+}
+
+static int corpus_batch(const char *dir, uint32_t version, const char *prefix) {
   static const char *const skus[CORPUS_BATCH] = {"mug", "", "", "", "poster-xl"};
   tally__receipt_fields f[CORPUS_BATCH];
   uint8_t leaves[CORPUS_BATCH][32], scratch[CORPUS_BATCH][32], root[32], sig[64];
@@ -56,7 +68,8 @@ int main(int argc, char **argv) {
         .amount_minor = 250 * (i + 1), .ref_transfer = i % 4 == 2 ? 8192 : 0,
         .created_ms = 1700000000000 + i, .account = "user:alice",
         .counterparty = i % 4 == 1 ? "user:streamer" : "", .sku = skus[i],
-        .serial = i == 4 ? 17 : 0};
+        .serial = i == 4 ? 17 : 0, .version = version, .network = i % 2 ? "matrix" : "irc",
+        .identity = i == 2 ? "" : "@alice:example.org", .reward = i == 3 ? 5 : 0};
     tally__receipt_leaf(&f[i], leaves[i]);
   }
   tally__merkle_root((const uint8_t (*)[32])leaves, CORPUS_BATCH, scratch, root);
@@ -87,18 +100,19 @@ int main(int argc, char **argv) {
         tally__receipt_token_encode(&p, tok, sizeof tok, &len) != TALLY_OK) {
       return 1;
     }
-    snprintf(name, sizeof name, "valid-%d", i);
-    corpus_write(argv[1], name, tok, len);
-    if (i == 0) { /* invalid relatives of the first token */
-      corpus_write(argv[1], "bad-truncated", tok, len / 2);
+    snprintf(name, sizeof name, "%s%d", prefix, i);
+    corpus_write(dir, name, tok, len);
+    if (i == 0 && version == 1) { /* invalid relatives of the first token */
+      corpus_write(dir, "bad-truncated", tok, len / 2);
       tok[len - 3] = tok[len - 3] == 'A' ? 'B' : 'A';
-      corpus_write(argv[1], "bad-flipped", tok, len);
+      corpus_write(dir, "bad-flipped", tok, len);
       tok[len - 3] = '=';
-      corpus_write(argv[1], "bad-char", tok, len);
+      corpus_write(dir, "bad-char", tok, len);
+    }
+    if (i == 1 && version == 2) { /* a v2 body under the v1 prefix */
+      tok[2] = '1';
+      corpus_write(dir, "bad-v2-as-v1", tok, len);
     }
   }
-  corpus_write(argv[1], "bad-empty-array", "tr1.kA", 6);
-  corpus_write(argv[1], "bad-array32-bomb", "tr1.3f____8", 11);
-  corpus_write(argv[1], "bad-prefix", "tr2.kA", 6);
   return 0;
 }
