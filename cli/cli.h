@@ -20,6 +20,9 @@ typedef struct cli_opts {
 PGconn *cli_connect(const cli_opts *o);
 int cli_check(PGconn *c);
 int cli_verify(PGconn *c, const cli_opts *o, const char *what);
+/* A receipt token of any version ("tr1.", "tr2.", ...) rather than a receipt id:
+ * with --pubkey it is checked without a database. */
+bool cli_is_token(const char *s);
 int cli_receipt(PGconn *c, const char *id);
 int cli_draw(PGconn *c, const char *sku);
 

@@ -228,7 +228,7 @@ static int config_file_check(const tally_config *cfg, const char *path) {
 
 static int run_command(const cli_opts *po, const char *cmd, char **args, int nargs) {
   cli_opts o = *po;
-  bool offline = strcmp(cmd, "verify") == 0 && nargs == 1 && o.pubkey_hex && strncmp(args[0], "tr1.", 4) == 0;
+  bool offline = strcmp(cmd, "verify") == 0 && nargs == 1 && o.pubkey_hex && cli_is_token(args[0]);
   if (offline) return cli_verify(NULL, &o, args[0]);
   int want = strcmp(cmd, "grant") == 0 ? 2 : (strcmp(cmd, "verify") == 0 || strcmp(cmd, "receipt") == 0 || strcmp(cmd, "draw") == 0) ? 1 : 0;
   bool known = !strcmp(cmd, "migrate") || !strcmp(cmd, "grant") || !strcmp(cmd, "verify") ||

@@ -45,11 +45,15 @@ int cli_receipt(PGconn *c, const char *id) {
   return 0;
 }
 
+bool cli_is_token(const char *s) {
+  return s[0] == 't' && s[1] == 'r' && s[2] >= '1' && s[2] <= '9' && s[3] == '.';
+}
+
 /* what: a receipt id (looked up in the ledger) or a token (checked offline). */
 int cli_verify(PGconn *c, const cli_opts *o, const char *what) {
   tally_admin_receipt *p = NULL;
   char err[TALLY_ERRBUF_BYTES] = "";
-  bool is_token = strncmp(what, "tr1.", 4) == 0;
+  bool is_token = cli_is_token(what);
   int rc = is_token ? tally_admin_receipt_decode(what, strlen(what), &p)
                     : tally_admin_receipt_load(c, strtoull(what, NULL, 10), &p, err, sizeof err);
   if (rc) {

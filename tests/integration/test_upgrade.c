@@ -184,7 +184,18 @@ static void test_upgrade_keeps_every_fact(void **state) {
   upgrade("upfacts");
   assert_int_equal(facts_differ(), 0);
   /* Today's migrations were applied on top of the old ones. */
-  assert_true(th_sql_i64(dsn, "SELECT max(version) FROM schema_migrations") >= 9);
+  assert_true(th_sql_i64(dsn, "SELECT max(version) FROM schema_migrations") >= 11);
+  /* Every user account of the old ledger is now the irc network's identity
+   * of its name, with its wallet (migration 010), and nothing else is. */
+  int64_t users = th_sql_i64(dsn, "SELECT count(*) FROM accounts WHERE kind = 1");
+  assert_true(users >= 8);
+  assert_int_equal(th_sql_i64(dsn, "SELECT count(*) FROM accounts a JOIN identities i ON i.account_id = a.id"
+                                   " JOIN networks n ON n.id = i.network_id"
+                                   " WHERE a.kind = 1 AND n.name = 'irc' AND 'user:' || i.name = a.name"),
+                   users);
+  assert_int_equal(th_sql_i64(dsn, "SELECT count(*) FROM identities"), users);
+  /* The old batches keep their v1 leaves (migration 011). */
+  assert_int_equal(th_sql_i64(dsn, "SELECT count(*) FROM batches WHERE leaf_version <> 1"), 0);
   finish();
   /* And again after a second start: nothing is rewritten by a restart. */
   eng = th_engine(&cfg);
@@ -203,6 +214,27 @@ static void test_upgrade_facts_catch_a_lost_row(void **state) {
 }
 
 /* ---- receipts --------------------------------------------------------------- */
+/* The token `tally receipt ID` prints (its first line starting "tr"), into out. */
+static void receipt_token(uint64_t id, char *out, size_t cap) {
+  const char *cli = getenv("TALLY_CLI");
+  assert_non_null(cli);
+  char cmd[1024];
+  snprintf(cmd, sizeof cmd, "'%s' --dsn '%s' receipt %llu", cli, dsn, (unsigned long long)id);
+  FILE *p = popen(cmd, "r");
+  assert_non_null(p);
+  char line[LINE_MAX_BYTES];
+  out[0] = 0;
+  while (fgets(line, sizeof line, p)) {
+    char *t = strstr(line, "tr");
+    if (t && (t[2] == '1' || t[2] == '2') && t[3] == '.' && !out[0]) {
+      t[strcspn(t, " \n")] = 0;
+      snprintf(out, cap, "%s", t);
+    }
+  }
+  assert_int_equal(pclose(p), 0);
+  assert_true(out[0] != 0);
+}
+
 /* `tally verify TOKEN --pubkey HEX`, with no database at all. */
 static int verify_offline(const char *token, const char *pubkey) {
   const char *cli = getenv("TALLY_CLI");
@@ -244,7 +276,6 @@ static void test_upgrade_old_receipts_verify(void **state) {
     assert_non_null(strstr(r.text, "VALID, in batch"));
   }
   fclose(f);
-  free(pub);
   assert_int_equal(tokens, 16); /* every transfer the old release wrote */
   /* The owners still see what their old receipts say. */
   th_reply r;
@@ -257,8 +288,25 @@ static void test_upgrade_old_receipts_verify(void **state) {
   snprintf(text, sizeof text, "VERIFY %llu", (unsigned long long)receipt("dave_tip"));
   assert_int_equal(th_cmd(eng, "alice", text, 0, &r), TALLY_OK);
   assert_non_null(strstr(r.text, "a tip of 5.00 credits to you from dave"));
+  /* A receipt made after the upgrade is a v2 leaf (it names the irc
+   * identity that bought) and verifies offline with the same key. */
+  assert_int_equal(th_cmd(eng, "dave", "BUY tee", 0, &r), TALLY_OK);
+  uint64_t fresh = r.receipt;
+  char fresh_token[LINE_MAX_BYTES];
+  receipt_token(fresh, fresh_token, sizeof fresh_token);
+  assert_int_equal(strncmp(fresh_token, "tr2.", 4), 0);
+  assert_int_equal(verify_offline(fresh_token, pub), 0);
+  assert_int_equal(th_tally_run(dsn, "verify", fresh_token), 0); /* a v2 token against the ledger */
+  assert_int_equal(th_sql_i64f(dsn, "SELECT b.leaf_version FROM transfers t JOIN batches b ON b.id = t.batch_id"
+                                    " WHERE t.id = %llu", (unsigned long long)fresh),
+                   2);
+  assert_int_equal(th_sql_i64f(dsn, "SELECT count(*) FROM transfer_identities ti JOIN identities i ON i.id = ti.identity_id"
+                                    " WHERE ti.transfer_id = %llu AND i.name = 'dave' AND i.network_id = 1",
+                               (unsigned long long)fresh),
+                   1);
   /* A tampered token is still refused: the offline check is not vacuous. */
   assert_int_not_equal(verify_offline("tr1.AAAA", "00"), 0);
+  free(pub);
   finish();
 }
 
