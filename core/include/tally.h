@@ -175,6 +175,8 @@ typedef struct tally_config {
   uint32_t drops_per_host;         /* scheduled or live drops of one creator at once */
   uint32_t items_per_creator;      /* items (drops and highlight tiers too) of one creator */
   uint32_t coop_purchases_max;     /* co-op purchases whose shares are kept for refunds */
+  const char *admins;              /* accounts that are TALLY_ROLE_ADMIN whatever the adapter
+                                      says, separated by commas or spaces; "" none (1.5) */
 } tally_config;
 
 TALLY_API void tally_config_init(tally_config *cfg);
@@ -192,12 +194,25 @@ typedef void (*tally_config_doc_cb)(void *ud, const char *key,
 TALLY_API void tally_config_describe(tally_config_doc_cb fn, void *ud);
 
 /* ---- Events (host -> engine) -------------------------------------------- */
+/* Generic roles (since 1.5): what a sender may do is decided in core, once
+ * (the table of command forms in tally_command_doc.roles); the adapter only
+ * maps its network's ranks to these bits: IRC chanop -> HOST | MODERATOR,
+ * halfop -> MODERATOR, oper -> ADMIN, oper privilege tally/grant -> GRANT;
+ * on XMPP affiliations, on Matrix power levels. The config key `admins`
+ * makes listed accounts ADMIN whatever the adapter says. The creator role is
+ * not a bit here: it is a ledger role an admin gives (TALLY ROLE). */
 enum tally_role {
-  TALLY_ROLE_CHANOP = 1u << 0, /* may host in this channel */
-  TALLY_ROLE_OPER = 1u << 1,   /* server operator: admin commands */
-  TALLY_ROLE_GRANT = 1u << 2,  /* an operator allowed to create credits (TALLY GRANT); on
-                                  InspIRCd the oper privilege tally/grant. Without it, an
-                                  operator's TALLY GRANT is refused. */
+  TALLY_ROLE_HOST = 1u << 0,      /* runs events and drops in this room (moderates it too) */
+  TALLY_ROLE_ADMIN = 1u << 1,     /* admin commands (TALLY GRANT/ROLE/STATS), any room */
+  TALLY_ROLE_GRANT = 1u << 2,     /* privilege: may create credits (TALLY GRANT, up to
+                                     grant_max); needs ADMIN too. On InspIRCd the oper
+                                     privilege tally/grant. */
+  TALLY_ROLE_MODERATOR = 1u << 3, /* may HIDE held tip messages and remove highlights in
+                                     this room, but not host (since 1.5) */
+  /* Deprecated aliases (1.0-1.4 names, same values): existing hosts build and
+   * behave as before. */
+  TALLY_ROLE_CHANOP = TALLY_ROLE_HOST,
+  TALLY_ROLE_OPER = TALLY_ROLE_ADMIN,
 };
 
 /* One chat line addressed to tally. The engine parses `text`
@@ -257,9 +272,9 @@ enum tally_hint {
                                      Every TALLY_ENOT_LOGGED_IN reply carries it. */
   TALLY_HINT_SEND_PRIVATELY = 2,  /* said in a channel but private only: how to send a
                                      command privately here */
-  TALLY_HINT_ADMIN_ROLE = 3,      /* needs an admin (TALLY_ROLE_OPER) or a role only an
+  TALLY_HINT_ADMIN_ROLE = 3,      /* needs an admin (TALLY_ROLE_ADMIN) or a role only an
                                      admin gives: who the admins are here */
-  TALLY_HINT_HOST_ROLE = 4,       /* needs the host role of the channel (TALLY_ROLE_CHANOP):
+  TALLY_HINT_HOST_ROLE = 4,       /* needs the host role of the channel (TALLY_ROLE_HOST):
                                      who holds it here */
   TALLY_HINT_GRANT_PRIVILEGE = 5, /* needs the grant privilege (TALLY_ROLE_GRANT): how an
                                      admin gets it here */
@@ -347,7 +362,19 @@ enum tally_command_group { /* who a command is for; also TALLY HELP's line order
   TALLY_COMMAND_GROUP_HOSTS = 3,     /* channel moderators (IRC: chanops), in the channel */
   TALLY_COMMAND_GROUP_OPERATORS = 4, /* server operators (TALLY sub-commands) */
 };
-#define TALLY_COMMAND_DOC_VERSION 1
+/* One form of a command word that needs a role: the dispatcher's own rule
+ * (since 1.5). A form matches when the command's second word is `sub`
+ * ("" matches any second word, not the bare word) and, if `words` is not 0,
+ * the command has exactly that many words. The first matching row of the
+ * word applies; a row with any_of 0 says the form is open to everyone. */
+typedef struct tally_command_role {
+  const char *sub;  /* upper case second word, "" for any */
+  uint32_t words;   /* 0 or the exact number of words of the form */
+  uint32_t any_of;  /* TALLY_ROLE_* bits: the sender needs at least one (0: open) */
+  uint32_t all_of;  /* TALLY_ROLE_* bits the sender needs besides, every one */
+} tally_command_role;
+
+#define TALLY_COMMAND_DOC_VERSION 2
 typedef struct tally_command_doc {
   uint32_t size, version;
   const char *word;  /* upper case, as the engine dispatches it ("BUY") */
@@ -355,6 +382,10 @@ typedef struct tally_command_doc {
   const char *help;  /* one short line, no chat-protocol wording */
   uint32_t flags;    /* enum tally_command_flag bits */
   uint32_t group;    /* enum tally_command_group */
+  /* version >= 2 (since 1.5): the forms of this word that need a role, in
+   * the order the dispatcher tries them; role_count 0: none does. */
+  const tally_command_role *roles;
+  uint32_t role_count;
 } tally_command_doc;
 /* The doc and its strings are static: valid for the library's lifetime. */
 typedef void (*tally_command_doc_cb)(void *ud, const tally_command_doc *doc);

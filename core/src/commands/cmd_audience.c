@@ -62,10 +62,7 @@ void tally__cmd_highlight(tally__cmd *c) {
     return;
   }
   if (c->t.count == 2 && tally__word_is(&c->t, 1, "REMOVE")) {
-    if (!(c->cmd->roles & (TALLY_ROLE_CHANOP | TALLY_ROLE_OPER))) {
-      tally__cmd_refuse(c, TALLY_ENO_PERMISSION);
-      return;
-    }
+    /* moderators only: command_table.h's role rule, checked by the dispatcher */
     bool removed = tally__highlight_remove(c->e, c->cmd->channel);
     tally__reply(c->e, c->cmd, removed ? TALLY_OK : TALLY_ENOTFOUND, 0,
                  removed ? "Highlight removed (it stays paid)." : "No highlight is showing here.");

@@ -24,12 +24,6 @@ static bool may_host(tally__cmd *c) {
                  tally_strerror(TALLY_ENOT_IN_CHANNEL));
     return false;
   }
-  if (!(c->cmd->roles & (TALLY_ROLE_CHANOP | TALLY_ROLE_OPER))) {
-    tally__reply_hint(c->e, c->cmd, TALLY_ENO_PERMISSION, TALLY_HINT_HOST_ROLE,
-                      "%s: only the channel's hosts run events and drops",
-                 tally_strerror(TALLY_ENO_PERMISSION));
-    return false;
-  }
   return true;
 }
 

@@ -18,6 +18,7 @@ typedef struct tally__cmd {
   uint64_t now;  /* monotonic ms */
   int64_t wall;  /* wall-clock ms */
   uint32_t account; /* TALLY__NONE when not logged in */
+  uint32_t roles;   /* TALLY_ROLE_*: the adapter's, plus ADMIN for an account of `admins` */
   char key[TALLY__KEY_BYTES_MAX + 1];
 } tally__cmd;
 

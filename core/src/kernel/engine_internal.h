@@ -72,7 +72,7 @@ typedef struct tally__writer {
 
 struct tally_engine {
   tally_config cfg;
-  char *dsn, *key_path, *currency;
+  char *dsn, *key_path, *currency, *admins;
   tally__ring in, out;
   int efd;
   pthread_t thread;

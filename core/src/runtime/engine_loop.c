@@ -176,13 +176,15 @@ int tally__engine_new(const tally__hooks *hooks, const tally_config *cfg, tally_
   e->dsn = dup_or_null(cfg->dsn);
   e->key_path = dup_or_null(cfg->signing_key_path);
   e->currency = dup_or_null(cfg->currency);
+  e->admins = dup_or_null(cfg->admins);
   e->cfg.dsn = e->dsn;
   e->cfg.signing_key_path = e->key_path;
   e->cfg.currency = e->currency;
+  e->cfg.admins = e->admins;
   e->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   e->batch_slots = e->cfg.writers + 1;
   e->batches = calloc(e->batch_slots, sizeof *e->batches);
-  rc = (!e->dsn || !e->key_path || !e->currency || e->efd < 0 || !e->batches) ? TALLY_ENOMEM : TALLY_OK;
+  rc = (!e->dsn || !e->key_path || !e->currency || !e->admins || e->efd < 0 || !e->batches) ? TALLY_ENOMEM : TALLY_OK;
   if (!rc) rc = tally__ring_init(&e->in, e->cfg.queue_depth);
   if (!rc) rc = tally__ring_init(&e->out, 2u * e->cfg.queue_depth + 4u * e->cfg.batch_max * e->batch_slots + 1024u);
   if (!rc) rc = tally__state_init(&e->st, &e->cfg);
@@ -316,5 +318,6 @@ void tally_engine_free(tally_engine *e) {
   free(e->dsn);
   free(e->key_path);
   free(e->currency);
+  free(e->admins);
   free(e);
 }
