@@ -76,10 +76,16 @@
   X(U64, hint, 0, "enum tally_hint: 0 none, or what the adapter explains in "   \
                   "its network's words after text (1 log in, 2 send privately, "\
                   "3 admin role, 4 host role, 5 grant privilege, 6 already "    \
-                  "said); since 1.4")
+                  "said); since 1.4")                                           \
+  X(U64, msg, 0, "enum tally_msg: which sentence text is, for adapters that "  \
+                 "render it themselves; 0 text only; since 1.5")               \
+  X(STR, args, TALLY_EFFECT_ARGS_BYTES_MAX,                                    \
+    "the sentence's arguments, comma-separated kind:start+len[=value[/"      \
+    "decimals]] (enum tally_arg_kind; a byte span of text, a number); "      \
+    "empty when msg is 0; since 1.5")
 
-/* Fields an EFFECT must have: those of v1.0. seq and hint, appended since,
- * decode as 0 when a sender of v1.0 leaves them out. */
+/* Fields an EFFECT must have: those of v1.0. seq, hint, msg and args,
+ * appended since, decode as 0 or "" when an older sender leaves them out. */
 #define TALLY_FRAME_EFFECT_REQUIRED 7
 
 #define TALLY_FRAME_HELLO_FIELDS(X)                                              \

@@ -130,6 +130,8 @@ enum {
   TALLY_NAME_BYTES_MAX = 64,       /* account, channel, origin, msg id */
   TALLY_FRAME_BYTES_MAX = 1024,    /* one event or effect frame */
   TALLY_ERRBUF_BYTES = 256,        /* size of error buffers passed in */
+  TALLY_EFFECT_ARGS_BYTES_MAX = 160, /* an effect's encoded arguments (since 1.5) */
+  TALLY_EFFECT_ARGS_MAX = 8,       /* arguments of one effect (since 1.5) */
 };
 
 /* ---- Configuration ------------------------------------------------------- */
@@ -282,7 +284,75 @@ enum tally_hint {
                                      can be taken back here */
 };
 
-#define TALLY_EFFECT_VERSION 2
+/* What an effect's text says, one code per distinct sentence of the engine
+ * (since 1.5), so an adapter can render it its own way (HTML, mentions,
+ * escaping) from the effect's arguments instead of parsing English. The
+ * numbers are stable; new ones are appended. An adapter shows `text` for a
+ * code it does not render, and for 0 (text only: no structure). In the
+ * sentences below, <kind> marks an argument (enum tally_arg_kind) in the
+ * order of the effect's args; [..] is sometimes there.
+ *
+ * X(name, number, sentence) */
+#define TALLY_MSG_TABLE(X)                                                                             \
+  X(TEXT, 0, "text only: no arguments")                                                                \
+  X(BOUGHT, 1, "reply: Bought <count>x <text: title> (<sku>) for <amount>. receipt <receipt> ...")     \
+  X(TIPPED, 2, "reply: Tipped <amount> to <account>. receipt <receipt>[ - ...]")                        \
+  X(TIP_THANKS, 3, "Thank you <account> for tipping <account> <amount>[: <text: message>]")            \
+  X(TIP_THANKS_HELD, 4, "Thank you <account> for tipping <account> <amount>! Their message follows "   \
+                        "in N s.")                                                                     \
+  X(TIP_HELD, 5, "moderators: Tip <receipt> from <account> to <account> says: <text: message> -- "    \
+                 "shown here in N s unless a moderator says HIDE <receipt>")                           \
+  X(TIP_MESSAGE, 6, "<account>'s message with the tip of <amount> to <account>: <text: message>")      \
+  X(TIP_HIDDEN, 7, "moderators: <account> hid the message of tip <receipt> from <account>")            \
+  X(HIGHLIGHT, 8, "HIGHLIGHT from <account>: <text: message> (an announcement, or a topic)")          \
+  X(DROP_LIVE, 9, "LIVE NOW: <text: title> - <count> units at <amount> for N s|min[ (limit per "      \
+                  "buyer)]. Type: !buy <sku>")                                                         \
+  X(DROP_SOLD_OUT, 10, "SOLD OUT: <sku> - all <count> units are gone.")                                \
+  X(DROP_LOW, 11, "Only <count> left of <sku>!")                                                       \
+  X(DROP_CLOSED, 12, "Drop <sku> closed: <count> of <count> sold.")                                    \
+  X(RAFFLE_OPEN, 13, "RAFFLE OPEN: <text: title> - <count> units at <amount>. Enter with !buy <sku> "  \
+                     "...")                                                                            \
+  X(EVENT_STARTED, 14, "Live event \"<text: title>\" starts now, for N min. ...")                       \
+  X(EVENT_ENDED, 15, "Event \"<text: title>\" ended: <count> sales (<amount>), <count> tips "           \
+                     "(<amount>). ...")                                                                \
+  X(REACTIONS_ON_SALE, 16, "Paid reactions on sale: <amount> each. Type: !react <emote>")             \
+  X(REFUNDED, 17, "reply: Refunded <amount> for receipt <receipt>. receipt <receipt>")                 \
+  X(GRANTED, 18, "reply: Granted <amount> to <account>. receipt <receipt>")
+
+#define TALLY_MSG_ENUM_(name, number, sentence) TALLY_MSG_##name = number,
+enum tally_msg { TALLY_MSG_TABLE(TALLY_MSG_ENUM_) };
+#undef TALLY_MSG_ENUM_
+
+/* The kind of one argument of an effect. Each argument is a span of the
+ * effect's text (where the default English shows it) and, for numbers, the
+ * value. ACCOUNT, TEXT, ROOM and SKU are user-supplied: an adapter escapes
+ * them for its markup (and may make an ACCOUNT a mention); TEXT is a user's
+ * own words (a tip message, a title) and never markup or a mention. */
+enum tally_arg_kind {
+  TALLY_ARG_ACCOUNT = 1, /* an account name, without the ledger's "user:" */
+  TALLY_ARG_AMOUNT = 2,  /* value: minor units; decimals: digits after the point */
+  TALLY_ARG_TEXT = 3,    /* user text: a message, an item or event title */
+  TALLY_ARG_ROOM = 4,    /* a room (channel) name */
+  TALLY_ARG_SKU = 5,     /* an item's code, as typed after BUY */
+  TALLY_ARG_COUNT = 6,   /* value: a number of units, sales, entries... */
+  TALLY_ARG_RECEIPT = 7, /* value: a receipt (transfer) id */
+};
+typedef struct tally_effect_arg {
+  uint32_t kind;     /* enum tally_arg_kind */
+  uint32_t start;    /* byte offset into the effect's text */
+  uint32_t len;      /* bytes of text it covers (start + len <= strlen(text)) */
+  uint32_t decimals; /* TALLY_ARG_AMOUNT: digits after the point; else 0 */
+  int64_t value;     /* AMOUNT, COUNT, RECEIPT: the number; else 0 */
+} tally_effect_arg;
+/* Decodes an effect's `args` (as carried by tally_effect.args and the
+ * EFFECT frame) against its `text`: up to max arguments into out, their
+ * number into *count. TALLY_OK; TALLY_EFRAME when args is malformed or a
+ * span is outside text; TALLY_ETOOBIG when more than max; TALLY_EINVAL for
+ * NULL. "" is no arguments. Since 1.5. */
+TALLY_API int tally_effect_args_parse(const char *text, const char *args, tally_effect_arg *out,
+                                      size_t max, size_t *count);
+
+#define TALLY_EFFECT_VERSION 3
 typedef struct tally_effect {
   uint32_t size, version;
   uint32_t kind;       /* enum tally_effect_kind */
@@ -294,6 +364,10 @@ typedef struct tally_effect {
   const char *text;    /* ready to show, UTF-8, no CR/LF */
   uint32_t hint;       /* enum tally_hint (version >= 2; since 1.4): TALLY_HINT_NONE
                           or what the adapter may explain after `text` */
+  uint32_t msg;        /* enum tally_msg (version >= 3; since 1.5): which sentence `text`
+                          is; TALLY_MSG_TEXT (0): no structure, show text */
+  const char *args;    /* its arguments, encoded (tally_effect_args_parse); "" when msg
+                          is 0 (version >= 3) */
 } tally_effect;
 
 typedef void (*tally_effect_cb)(void *ud, const tally_effect *effect);

@@ -67,6 +67,8 @@ typedef struct tally_frame_effect {
   char text[TALLY_TEXT_BYTES_MAX + 1];
   uint64_t seq;
   uint64_t hint; /* enum tally_hint (tally.h), since 1.4 */
+  uint64_t msg;  /* enum tally_msg (tally.h), since 1.5 */
+  char args[TALLY_EFFECT_ARGS_BYTES_MAX + 1]; /* tally_effect_args_parse, since 1.5 */
 } tally_frame_effect;
 
 typedef struct tally_frame_hello {

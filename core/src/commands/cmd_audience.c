@@ -155,8 +155,13 @@ static void event_price(tally__cmd *c, const tally__event *ev, const char *name,
   if (name)
     tally__announce(c->e, ev->channel, "Highlights on sale: %s pins your message for %u s, %s. Type: !highlight %s <message>",
                     name, show_s, amount, name);
-  else
-    tally__announce(c->e, ev->channel, "Paid reactions on sale: %s each. Type: !react <emote>", amount);
+  else {
+    tally__say say;
+    tally__say_init(&say, TALLY_MSG_REACTIONS_ON_SALE);
+    tally__sayf(&say, "m", "Paid reactions on sale: %s each. Type: !react <emote>", amount);
+    tally__say_value(&say, 0, price, TALLY__DECIMALS(c->e));
+    tally__announce_say(c->e, ev->channel, &say);
+  }
   tally__cmd_ack_after_commit(c, "%s priced.", name ? "Highlight tier" : "Reactions");
 }
 

@@ -63,8 +63,11 @@ void tally__cmd_event(tally__cmd *c) {
       tally__cmd_refuse(c, rc);
       return;
     }
-    tally__announce(c->e, c->cmd->channel, "Live event \"%s\" starts now, for %llu min. Drops and tips here count toward it.",
-                    st->events[i].title, (unsigned long long)minutes);
+    tally__say say;
+    tally__say_init(&say, TALLY_MSG_EVENT_STARTED);
+    tally__sayf(&say, "t", "Live event \"%s\" starts now, for %llu min. Drops and tips here count toward it.",
+                st->events[i].title, (unsigned long long)minutes);
+    tally__announce_say(c->e, c->cmd->channel, &say);
     tally__cmd_ack_after_commit(c, "Event started (id %llu).", (unsigned long long)st->events[i].id);
   } else if (tally__word_is(&c->t, 1, "TIER") || tally__word_is(&c->t, 1, "REACT")) {
     if (!tally__cmd_may_sell(c)) return; /* their proceeds go to the sender */

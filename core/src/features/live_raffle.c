@@ -23,10 +23,14 @@ void tally__raffle_announce_open(tally__engine *e, uint32_t item) {
   tally__raffle_commitment(it->raffle_seed, commit);
   tally__hex(commit, 32, hex);
   tally__format_amount(e, it->price, price, sizeof price);
-  tally__announce(e, it->drop_channel,
-                  "RAFFLE OPEN: %s - %d units at %s. Enter with !buy %s (no charge now; winners are drawn "
-                  "and charged at close). Seed commitment sha256: %s",
-                  it->title, tally__item_left(it), price, it->sku, hex);
+  tally__say say;
+  tally__say_init(&say, TALLY_MSG_RAFFLE_OPEN);
+  tally__sayf(&say, "tnms-",
+              "RAFFLE OPEN: %s - %d units at %s. Enter with !buy %s (no charge now; winners are drawn "
+              "and charged at close). Seed commitment sha256: %s",
+              it->title, tally__item_left(it), price, it->sku, hex);
+  tally__say_value(&say, 2, it->price, TALLY__DECIMALS(e));
+  tally__announce_say(e, it->drop_channel, &say);
 }
 
 bool tally__raffle_entered(tally__state *st, uint32_t item, uint32_t account) {

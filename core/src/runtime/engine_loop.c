@@ -280,7 +280,7 @@ int tally_engine_drain(tally_engine *e, tally_effect_cb cb, void *ud, size_t max
     tally_effect eff = {.size = sizeof eff, .version = TALLY_EFFECT_VERSION, .kind = (uint32_t)f.kind,
                         .code = (int32_t)f.code, .req_id = f.req_id, .receipt_id = f.receipt_id,
                         .origin = f.origin, .channel = f.channel, .text = f.text,
-                        .hint = (uint32_t)f.hint};
+                        .hint = (uint32_t)f.hint, .msg = (uint32_t)f.msg, .args = f.args};
     cb(ud, &eff);
     delivered++;
   }
