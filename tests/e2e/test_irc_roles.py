@@ -51,7 +51,7 @@ def scenario(tap, env, db):
         return half.expect(lambda x: x.command == "MODE" and "+h" in x.raw and half.nick in x.raw,
                            15, "MODE +h", m)
     tap.run("the channel operator makes a halfop", halfop)
-    tap.run("tipper has credits", lambda: funded(bob))
+    tap.run("tipper and host have credits", lambda: all([funded(c) for c in (bob, host)]))
 
     def held():
         h, b = half.mark(), bob.mark()
