@@ -317,7 +317,11 @@ enum tally_hint {
                      "(<amount>). ...")                                                                \
   X(REACTIONS_ON_SALE, 16, "Paid reactions on sale: <amount> each. Type: !react <emote>")             \
   X(REFUNDED, 17, "reply: Refunded <amount> for receipt <receipt>. receipt <receipt>")                 \
-  X(GRANTED, 18, "reply: Granted <amount> to <account>. receipt <receipt>")
+  X(GRANTED, 18, "reply: Granted <amount> to <account>. receipt <receipt>")                           \
+  X(RAFFLE_WINNERS, 19, "RAFFLE <sku> winners (<count> of <count> units): <account>, <account>...[, "  \
+                        "and N who prefer not to be named][. Receipts are on their way.]")            \
+  X(EVENT_ATTENDANCE, 20, "Attendance: <count> attendees, N min on average. Top supporters: "          \
+                          "<account> <amount>, ... Creators earned: <account> <amount>, ...")
 
 #define TALLY_MSG_ENUM_(name, number, sentence) TALLY_MSG_##name = number,
 enum tally_msg { TALLY_MSG_TABLE(TALLY_MSG_ENUM_) };

@@ -259,6 +259,81 @@ static void test_drop_and_event_lines(void **state) {
   finish();
 }
 
+/* Each ACCOUNT argument from `from` on is followed by its AMOUNT, whose
+ * text is the value formatted; returns how many pairs. */
+static int account_amount_pairs(const char *text, const tally_effect_arg *a, size_t n, size_t from) {
+  int pairs = 0;
+  for (size_t i = from; i + 1 < n; i += 2) {
+    assert_int_equal(a[i].kind, TALLY_ARG_ACCOUNT);
+    assert_int_equal(a[i + 1].kind, TALLY_ARG_AMOUNT);
+    char shown[48];
+    snprintf(shown, sizeof shown, "%lld.%02lld credits", (long long)(a[i + 1].value / 100),
+             (long long)(a[i + 1].value % 100));
+    span_is(text, &a[i + 1], TALLY_ARG_AMOUNT, shown);
+    pairs++;
+  }
+  return pairs;
+}
+
+/* The event's attendance line: the top supporters and the creators, each
+ * an account with its amount. */
+static void test_attendance_line(void **state) {
+  (void)state;
+  setup("argattend", 0);
+  th_reply r;
+  tally_effect_arg a[TALLY_EFFECT_ARGS_MAX];
+  th_presence(eng, "bob", CH, 1);
+  assert_int_equal(run("host", "EVENT START 30 Stream", HOST, &r), TALLY_OK);
+  th_presence(eng, "bob", CH, 1);
+  assert_int_equal(run("bob", "TIP host 4", 0, &r), TALLY_OK);
+  assert_int_equal(run("carol", "TIP host 3", 0, &r), TALLY_OK);
+  assert_int_equal(run("host", "EVENT STOP", HOST, &r), TALLY_OK);
+  th_effect f;
+  for (int waited = 0; waited < 3000 && !th_effect_find("Attendance: ", &f); waited += 100) th_settle(eng, 100);
+  f = find("Attendance: ");
+  assert_int_equal(f.msg, TALLY_MSG_EVENT_ATTENDANCE);
+  size_t n = 0;
+  assert_int_equal(tally_effect_args_parse(f.text, f.args, a, TALLY_EFFECT_ARGS_MAX, &n), TALLY_OK);
+  assert_int_equal(n, 7);
+  assert_int_equal(a[0].kind, TALLY_ARG_COUNT);
+  assert_int_equal(account_amount_pairs(f.text, a, n, 1), 3);
+  span_is(f.text, &a[1], TALLY_ARG_ACCOUNT, "bob");
+  assert_int_equal(a[2].value, 400);
+  span_is(f.text, &a[3], TALLY_ARG_ACCOUNT, "carol");
+  span_is(f.text, &a[5], TALLY_ARG_ACCOUNT, "host");
+  assert_non_null(strstr(f.text, "Top supporters: bob 4.00 credits, carol 3.00 credits. Creators earned: host "));
+  finish();
+}
+
+/* A raffle's winners line names each charged winner as an account. */
+static void test_raffle_winners_line(void **state) {
+  (void)state;
+  setup("argraffle", 0);
+  th_reply r;
+  tally_effect_arg a[TALLY_EFFECT_ARGS_MAX];
+  assert_int_equal(run("host", "DROP CREATE tix 2 5 mode=raffle for=2s", HOST, &r), TALLY_OK);
+  th_effect f = find("RAFFLE OPEN: drop tix");
+  assert_int_equal(f.msg, TALLY_MSG_RAFFLE_OPEN);
+  assert_int_equal(run("bob", "BUY tix", 0, &r), TALLY_OK);
+  assert_int_equal(run("carol", "BUY tix", 0, &r), TALLY_OK);
+  for (int waited = 0; waited < 30000 && !th_effect_find("RAFFLE tix winners", &f); waited += 250)
+    th_settle(eng, 250);
+  f = find("RAFFLE tix winners (2 of 2 units): ");
+  assert_int_equal(f.msg, TALLY_MSG_RAFFLE_WINNERS);
+  size_t n = 0;
+  assert_int_equal(tally_effect_args_parse(f.text, f.args, a, TALLY_EFFECT_ARGS_MAX, &n), TALLY_OK);
+  assert_int_equal(n, 5);
+  span_is(f.text, &a[0], TALLY_ARG_SKU, "tix");
+  value_is(f.text, &a[1], TALLY_ARG_COUNT, 2);
+  value_is(f.text, &a[2], TALLY_ARG_COUNT, 2);
+  assert_int_equal(a[3].kind, TALLY_ARG_ACCOUNT);
+  assert_int_equal(a[4].kind, TALLY_ARG_ACCOUNT);
+  char names[64];
+  snprintf(names, sizeof names, "%.*s %.*s", (int)a[3].len, f.text + a[3].start, (int)a[4].len, f.text + a[4].start);
+  assert_true(strcmp(names, "bob carol") == 0 || strcmp(names, "carol bob") == 0);
+  finish();
+}
+
 /* A shown highlight: the buyer and the message as one span. */
 static void test_highlight_line(void **state) {
   (void)state;
@@ -308,6 +383,8 @@ int main(void) {
       cmocka_unit_test(test_purchase_reply),
       cmocka_unit_test(test_drop_and_event_lines),
       cmocka_unit_test(test_highlight_line),
+      cmocka_unit_test(test_attendance_line),
+      cmocka_unit_test(test_raffle_winners_line),
       cmocka_unit_test(test_args_parse_refuses),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -122,6 +122,34 @@ void tally__say_value(tally__say *s, uint32_t index, int64_t value, uint32_t dec
   s->arg[index].decimals = decimals;
 }
 
+void tally__say_mark(tally__say_marks *m, uint32_t kind, size_t start, size_t len, int64_t value, uint32_t decimals) {
+  if (m->count >= TALLY_EFFECT_ARGS_MAX) {
+    m->over = true;
+    return;
+  }
+  m->arg[m->count++] = (tally_effect_arg){.kind = kind, .start = (uint32_t)start, .len = (uint32_t)len,
+                                          .decimals = decimals, .value = value};
+}
+
+void tally__say_splice(tally__say *s, const char *piece, const tally__say_marks *m) {
+  size_t base = s->len;
+  tally__sayf(s, "", "%s", piece);
+  if (s->msg == TALLY_MSG_TEXT) return;
+  if (m->over || s->count + m->count > TALLY_EFFECT_ARGS_MAX) {
+    say_lost(s);
+    return;
+  }
+  for (uint32_t i = 0; i < m->count; i++) {
+    tally_effect_arg a = m->arg[i];
+    a.start += (uint32_t)base;
+    if (a.start + a.len > s->len) { /* cut: the piece did not fit */
+      say_lost(s);
+      return;
+    }
+    s->arg[s->count++] = a;
+  }
+}
+
 void tally__say_args(const tally__say *s, char *out, size_t cap) {
   size_t len = 0;
   out[0] = 0;

@@ -33,6 +33,17 @@ void tally__say_init(tally__say *s, uint32_t msg);
 __attribute__((format(printf, 3, 4))) void tally__sayf(tally__say *s, const char *kinds, const char *fmt, ...);
 /* The value of argument `index` (an amount's minor units and decimals). */
 void tally__say_value(tally__say *s, uint32_t index, int64_t value, uint32_t decimals);
+/* Arguments of a piece of text built elsewhere (a list of names with
+ * amounts), relative to that piece; spliced into a sentence where the piece
+ * is appended. More than fit: `over`, and the sentence becomes text only. */
+typedef struct tally__say_marks {
+  uint32_t count;
+  bool over;
+  tally_effect_arg arg[TALLY_EFFECT_ARGS_MAX];
+} tally__say_marks;
+void tally__say_mark(tally__say_marks *m, uint32_t kind, size_t start, size_t len, int64_t value, uint32_t decimals);
+/* Appends piece (as "%s") with m's arguments, shifted to where it lands. */
+void tally__say_splice(tally__say *s, const char *piece, const tally__say_marks *m);
 /* The arguments encoded for the effect frame (tally_effect_args_parse reads
  * them) into out (cap >= TALLY_EFFECT_ARGS_BYTES_MAX + 1); "" for msg 0. */
 void tally__say_args(const tally__say *s, char *out, size_t cap);

@@ -100,12 +100,18 @@ static void event_summary(tally__engine *e, tally__event *ev) {
   uint64_t total_ms;
   tally__audience_totals(st, ev->id, tally__now_mono_ms(e), &attendees, &total_ms);
   char supporters[TALLY_TEXT_BYTES_MAX / 2], creators[TALLY_TEXT_BYTES_MAX / 2];
-  tally__audience_supporters(e, ev->id, supporters, sizeof supporters);
-  tally__audience_creators(e, ev->id, creators, sizeof creators);
-  tally__announce(e, ev->channel, "Attendance: %u %s, %llu min on average. Top supporters: %s. Creators earned: %s.",
-                  attendees, attendees == 1 ? "attendee" : "attendees",
-                  (unsigned long long)(attendees ? total_ms / attendees / 60000 : 0),
-                  supporters[0] ? supporters : "none", creators[0] ? creators : "nothing yet");
+  tally__say_marks top = {0}, earned = {0}, none = {0};
+  tally__audience_supporters(e, ev->id, supporters, sizeof supporters, &top);
+  tally__audience_creators(e, ev->id, creators, sizeof creators, &earned);
+  tally__say_init(&say, TALLY_MSG_EVENT_ATTENDANCE);
+  tally__sayf(&say, "n", "Attendance: %u %s, %llu min on average. Top supporters: ", attendees,
+              attendees == 1 ? "attendee" : "attendees",
+              (unsigned long long)(attendees ? total_ms / attendees / 60000 : 0));
+  tally__say_splice(&say, supporters[0] ? supporters : "none", supporters[0] ? &top : &none);
+  tally__sayf(&say, "", ". Creators earned: ");
+  tally__say_splice(&say, creators[0] ? creators : "nothing yet", creators[0] ? &earned : &none);
+  tally__sayf(&say, "", ".");
+  tally__announce_say(e, ev->channel, &say);
 }
 
 /* Stops the event now: no new op joins it and its drops close; the

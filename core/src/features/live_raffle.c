@@ -155,8 +155,10 @@ static void draw_won(tally__state *st, struct tally__draw_run *d, tally__raffle_
   const char *name = st->accounts[en->account].name + 5;
   size_t used = strlen(d->named);
   if (st->accounts[en->account].unnamed) d->unnamed++; /* TALLY PRIVACY on: counted, not named */
-  else if (used + strlen(name) + 3 < sizeof d->named)
+  else if (used + strlen(name) + 3 < sizeof d->named) {
     snprintf(d->named + used, sizeof d->named - used, "%s%s", used ? ", " : "", name);
+    tally__say_mark(&d->named_marks, TALLY_ARG_ACCOUNT, used + (used ? 2 : 0), strlen(name), 0, 0);
+  }
 }
 
 /* The entry at position `next` is passed over: told why, and a
@@ -257,9 +259,13 @@ static void draw_run(tally__engine *e) {
   if (d->unnamed)
     snprintf(unnamed, sizeof unnamed, "%s%u who prefer%s not to be named", d->named[0] ? ", and " : "", d->unnamed,
              d->unnamed == 1 ? "s" : "");
-  tally__announce(e, it->drop_channel, "RAFFLE %s winners (%u of %u units): %s%s%s", it->sku, d->winners,
-                  d->units, d->named[0] || d->unnamed ? d->named : "nobody", unnamed,
-                  d->winners > 0 ? ". Receipts are on their way." : "");
+  tally__say say;
+  tally__say_init(&say, TALLY_MSG_RAFFLE_WINNERS);
+  tally__sayf(&say, "snn", "RAFFLE %s winners (%u of %u units): ", it->sku, d->winners, d->units);
+  tally__say_marks none = {0};
+  tally__say_splice(&say, d->named[0] || d->unnamed ? d->named : "nobody", d->named[0] ? &d->named_marks : &none);
+  tally__sayf(&say, "", "%s%s", unnamed, d->winners > 0 ? ". Receipts are on their way." : "");
+  tally__announce_say(e, it->drop_channel, &say);
   d->active = false;
   st->raffles_due--;
 }
