@@ -53,7 +53,7 @@
 
 #define TALLY_FRAME_COMMAND_FIELDS(X)                                            \
   X(U64, req_id, 0, "host's correlation id, echoed in every effect")             \
-  X(U64, roles, 0, "TALLY_ROLE_* bits the host vouches for (chanop, oper)")      \
+  X(U64, roles, 0, "TALLY_ROLE_* bits the host vouches for (host, admin, ...)")  \
   X(STR, origin, TALLY_NAME_BYTES_MAX, "host handle of the sender (IRC UUID)")   \
   X(STR, account, TALLY_NAME_BYTES_MAX, "authenticated account; empty if none")  \
   X(STR, nick, TALLY_NAME_BYTES_MAX, "display name, only for messages")          \
