@@ -14,6 +14,8 @@
 #include "live.h"
 #include "live_raffle.h"
 
+/* What hosting needs besides the host role (which the dispatcher checked,
+ * command_table.h's role rule): an account and the channel. */
 static bool may_host(tally__cmd *c) {
   if (c->account == TALLY__NONE) {
     tally__cmd_refuse(c, TALLY_ENOT_LOGGED_IN);
