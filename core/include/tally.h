@@ -321,7 +321,13 @@ enum tally_hint {
   X(RAFFLE_WINNERS, 19, "RAFFLE <sku> winners (<count> of <count> units): <account>, <account>...[, "  \
                         "and N who prefer not to be named][. Receipts are on their way.]")            \
   X(EVENT_ATTENDANCE, 20, "Attendance: <count> attendees, N min on average. Top supporters: "          \
-                          "<account> <amount>, ... Creators earned: <account> <amount>, ...")
+                          "<account> <amount>, ... Creators earned: <account> <amount>, ...")   \
+  X(DROP_COMING, 21, "Drop|Raffle coming: <sku> - <count> units at <amount>, starts in N s.")         \
+  X(DROP_PAUSED, 22, "Drop <sku> is paused: purchases cannot be recorded right now. ...")            \
+  X(HIGHLIGHTS_ON_SALE, 23, "Highlights on sale: <text: tier> pins your message for N s, <amount>. " \
+                            "Type: !highlight <text: tier> <message>")                               \
+  X(RAFFLE_CLOSED, 24, "RAFFLE <sku> closed with <count> entries. Seed: .. Entry hash: ... Drawing " \
+                       "<count> winners now (VERIFY DRAW <sku> to check).")
 
 #define TALLY_MSG_ENUM_(name, number, sentence) TALLY_MSG_##name = number,
 enum tally_msg { TALLY_MSG_TABLE(TALLY_MSG_ENUM_) };

@@ -232,6 +232,14 @@ static void test_drop_and_event_lines(void **state) {
   amount_is(f.text, &a[2], "3.00 credits", 300);
   span_is(f.text, &a[3], TALLY_ARG_SKU, "tee");
 
+  assert_int_equal(run("host", "DROP CREATE later 5 4 start=+1h", HOST, &r), TALLY_OK);
+  f = find("Drop coming: later - 5 units at 4.00 credits, starts in ");
+  assert_int_equal(f.msg, TALLY_MSG_DROP_COMING);
+  parse(f.text, f.args, a, 3);
+  span_is(f.text, &a[0], TALLY_ARG_SKU, "later");
+  value_is(f.text, &a[1], TALLY_ARG_COUNT, 5);
+  amount_is(f.text, &a[2], "4.00 credits", 400);
+
   assert_int_equal(run("bob", "BUY tee", 0, &r), TALLY_OK);
   f = find("Only 1 left of tee!");
   assert_int_equal(f.msg, TALLY_MSG_DROP_LOW);
@@ -325,6 +333,13 @@ static void test_raffle_winners_line(void **state) {
   assert_int_equal(run("carol", "BUY tix", 0, &r), TALLY_OK);
   for (int waited = 0; waited < 30000 && !th_effect_find("RAFFLE tix winners", &f); waited += 250)
     th_settle(eng, 250);
+  f = find("RAFFLE tix closed with 2 entries.");
+  assert_int_equal(f.msg, TALLY_MSG_RAFFLE_CLOSED);
+  parse(f.text, f.args, a, 4);
+  span_is(f.text, &a[0], TALLY_ARG_SKU, "tix");
+  value_is(f.text, &a[1], TALLY_ARG_COUNT, 2);
+  value_is(f.text, &a[2], TALLY_ARG_COUNT, 2);
+  span_is(f.text, &a[3], TALLY_ARG_SKU, "tix");
   f = find("RAFFLE tix winners (2 of 2 units): ");
   assert_int_equal(f.msg, TALLY_MSG_RAFFLE_WINNERS);
   size_t n = 0;
@@ -349,6 +364,13 @@ static void test_highlight_line(void **state) {
   tally_effect_arg a[TALLY_EFFECT_ARGS_MAX];
   assert_int_equal(run("host", "EVENT START 30 Stream", HOST, &r), TALLY_OK);
   assert_int_equal(run("host", "EVENT TIER gold 2 3", HOST, &r), TALLY_OK);
+  th_effect sale = find("Highlights on sale: gold pins your message for 3 s, 2.00 credits.");
+  assert_int_equal(sale.msg, TALLY_MSG_HIGHLIGHTS_ON_SALE);
+  parse(sale.text, sale.args, a, 3);
+  span_is(sale.text, &a[0], TALLY_ARG_TEXT, "gold");
+  amount_is(sale.text, &a[1], "2.00 credits", 200);
+  span_is(sale.text, &a[2], TALLY_ARG_TEXT, "gold");
+  assert_int_equal(a[2].start, strstr(sale.text, "!highlight gold") - sale.text + 11);
   assert_int_equal(run("bob", "HIGHLIGHT gold Hi @everyone <b>!</b>", 0, &r), TALLY_OK);
   th_effect f;
   for (int waited = 0; waited < 3000 && !th_effect_find("HIGHLIGHT from bob", &f); waited += 100) th_settle(eng, 100);

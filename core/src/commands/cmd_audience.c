@@ -152,10 +152,14 @@ static void event_price(tally__cmd *c, const tally__event *ev, const char *name,
   tally__item_mark_dirty(st, i);
   char amount[48];
   tally__format_amount(c->e, price, amount, sizeof amount);
-  if (name)
-    tally__announce(c->e, ev->channel, "Highlights on sale: %s pins your message for %u s, %s. Type: !highlight %s <message>",
-                    name, show_s, amount, name);
-  else {
+  if (name) {
+    tally__say say;
+    tally__say_init(&say, TALLY_MSG_HIGHLIGHTS_ON_SALE);
+    tally__sayf(&say, "t-mt", "Highlights on sale: %s pins your message for %u s, %s. Type: !highlight %s <message>",
+                name, show_s, amount, name);
+    tally__say_value(&say, 1, price, TALLY__DECIMALS(c->e));
+    tally__announce_say(c->e, ev->channel, &say);
+  } else {
     tally__say say;
     tally__say_init(&say, TALLY_MSG_REACTIONS_ON_SALE);
     tally__sayf(&say, "m", "Paid reactions on sale: %s each. Type: !react <emote>", amount);

@@ -253,10 +253,14 @@ static void drop_create(tally__cmd *c) {
   tally__item_mark_dirty(st, i);
   char amount[48];
   tally__format_amount(c->e, price, amount, sizeof amount);
-  if (o.start_in_ms > 0)
-    tally__announce(c->e, c->cmd->channel, "%s coming: %s - %llu units at %s, starts in %lld s.",
-                    o.raffle ? "Raffle" : "Drop", sku, (unsigned long long)qty, amount,
-                    (long long)(o.start_in_ms / 1000));
+  if (o.start_in_ms > 0) {
+    tally__say say;
+    tally__say_init(&say, TALLY_MSG_DROP_COMING);
+    tally__sayf(&say, "-snm", "%s coming: %s - %llu units at %s, starts in %lld s.", o.raffle ? "Raffle" : "Drop",
+                sku, (unsigned long long)qty, amount, (long long)(o.start_in_ms / 1000));
+    tally__say_value(&say, 2, price, TALLY__DECIMALS(c->e));
+    tally__announce_say(c->e, c->cmd->channel, &say);
+  }
   tally__cmd_ack_after_commit(c, "Drop %s created.", sku);
   if (o.start_in_ms == 0) tally__live_drop_open(c->e, i);
 }

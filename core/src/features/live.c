@@ -288,9 +288,12 @@ void tally__live_ledger_refused(tally__engine *e) {
   st->drops_paused_mono = tally__now_mono_ms(e);
   for (uint32_t k = 0; k < st->drops_active_count; k++) {
     const tally__item *it = &st->items[st->drops_active[k]];
-    if (it->drop_state == TALLY__DROP_LIVE)
-      tally__announce(e, it->drop_channel, "Drop %s is paused: purchases cannot be recorded right now. "
-                      "Its time stands still until they can.", it->sku);
+    if (it->drop_state != TALLY__DROP_LIVE) continue;
+    tally__say say;
+    tally__say_init(&say, TALLY_MSG_DROP_PAUSED);
+    tally__sayf(&say, "s", "Drop %s is paused: purchases cannot be recorded right now. "
+                "Its time stands still until they can.", it->sku);
+    tally__announce_say(e, it->drop_channel, &say);
   }
 }
 

@@ -109,10 +109,13 @@ static int draw_freeze(tally__engine *e, uint32_t item) {
   char seed[65], hash[65];
   tally__hex(it->raffle_seed, 32, seed);
   tally__hex(it->raffle_entry_hash, 32, hash);
-  tally__announce(e, it->drop_channel,
-                  "RAFFLE %s closed with %u entries. Seed: %s Entry hash: %s. Drawing %u winners now "
-                  "(VERIFY DRAW %s to check).",
-                  it->sku, n, seed, hash, d->units < n ? d->units : n, it->sku);
+  tally__say say;
+  tally__say_init(&say, TALLY_MSG_RAFFLE_CLOSED);
+  tally__sayf(&say, "sn--ns",
+              "RAFFLE %s closed with %u entries. Seed: %s Entry hash: %s. Drawing %u winners now "
+              "(VERIFY DRAW %s to check).",
+              it->sku, n, seed, hash, d->units < n ? d->units : n, it->sku);
+  tally__announce_say(e, it->drop_channel, &say);
   return TALLY_OK;
 }
 
