@@ -53,7 +53,7 @@
 
 #define TALLY_FRAME_COMMAND_FIELDS(X)                                            \
   X(U64, req_id, 0, "host's correlation id, echoed in every effect")             \
-  X(U64, roles, 0, "TALLY_ROLE_* bits the host vouches for (chanop, oper)")      \
+  X(U64, roles, 0, "TALLY_ROLE_* bits the host vouches for (host, admin, ...)")  \
   X(STR, origin, TALLY_NAME_BYTES_MAX, "host handle of the sender (IRC UUID)")   \
   X(STR, account, TALLY_NAME_BYTES_MAX, "authenticated account; empty if none")  \
   X(STR, nick, TALLY_NAME_BYTES_MAX, "display name, only for messages")          \
@@ -86,10 +86,16 @@
                   "said); since 1.4")                                          \
   X(STR, network, TALLY_FRAME_NETWORK_BYTES_MAX,                                 \
     "network origin and channel belong to; since 1.5")                          \
-  X(U64, conn, 0, "host connection the effect is for (0 in process); since 1.5")
+  X(U64, conn, 0, "host connection the effect is for (0 in process); since 1.5") \
+  X(U64, msg, 0, "enum tally_msg: which sentence text is, for adapters that "  \
+                 "render it themselves; 0 text only; since 1.5")               \
+  X(STR, args, TALLY_EFFECT_ARGS_BYTES_MAX,                                    \
+    "the sentence's arguments, comma-separated kind:start+len[=value[/"      \
+    "decimals]] (enum tally_arg_kind; a byte span of text, a number); "      \
+    "empty when msg is 0; since 1.5")
 
-/* Fields an EFFECT must have: those of v1.0. seq, hint, network and conn,
- * appended since, decode as 0 or "" when a sender of v1.0 leaves them out. */
+/* Fields an EFFECT must have: those of v1.0. seq, hint, network, conn, msg and args,
+ * appended since, decode as 0 or "" when an older sender leaves them out. */
 #define TALLY_FRAME_EFFECT_REQUIRED 7
 
 #define TALLY_FRAME_HELLO_FIELDS(X)                                              \

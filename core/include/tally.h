@@ -149,6 +149,8 @@ enum {
   TALLY_ERRBUF_BYTES = 256,        /* size of error buffers passed in */
   TALLY_CONFIG_LINE_BYTES_MAX = 1024,  /* one line of a config file, without its line end */
   TALLY_CONFIG_FILE_BYTES_MAX = 65536, /* a whole config file */
+  TALLY_EFFECT_ARGS_BYTES_MAX = 160, /* an effect's encoded arguments (since 1.5) */
+  TALLY_EFFECT_ARGS_MAX = 8,       /* arguments of one effect (since 1.5) */
 };
 
 /* ---- Struct sizes (see the contract above) ------------------------------ */
@@ -204,6 +206,8 @@ typedef struct tally_config {
    * adapter's): ^[a-z0-9][a-z0-9._-]{0,31}$, not "user" or "sys". "irc" is
    * the network of every account written before migration 010. */
   const char *network;
+  const char *admins;              /* accounts that are TALLY_ROLE_ADMIN whatever the adapter
+                                      says, separated by commas or spaces; "" none (1.5) */
 } tally_config;
 
 /* The version-1 prefix: the fields of the first release (up to
@@ -258,12 +262,25 @@ TALLY_API int tally_config_load_text(tally_config *cfg, const char *name, const 
 TALLY_API void tally_config_file_free(tally_config_file *file);
 
 /* ---- Events (host -> engine) -------------------------------------------- */
+/* Generic roles (since 1.5): what a sender may do is decided in core, once
+ * (the table of command forms in tally_command_doc.roles); the adapter only
+ * maps its network's ranks to these bits: IRC chanop -> HOST | MODERATOR,
+ * halfop -> MODERATOR, oper -> ADMIN, oper privilege tally/grant -> GRANT;
+ * on XMPP affiliations, on Matrix power levels. The config key `admins`
+ * makes listed accounts ADMIN whatever the adapter says. The creator role is
+ * not a bit here: it is a ledger role an admin gives (TALLY ROLE). */
 enum tally_role {
-  TALLY_ROLE_CHANOP = 1u << 0, /* may host in this channel */
-  TALLY_ROLE_OPER = 1u << 1,   /* server operator: admin commands */
-  TALLY_ROLE_GRANT = 1u << 2,  /* an operator allowed to create credits (TALLY GRANT); on
-                                  InspIRCd the oper privilege tally/grant. Without it, an
-                                  operator's TALLY GRANT is refused. */
+  TALLY_ROLE_HOST = 1u << 0,      /* runs events and drops in this room (moderates it too) */
+  TALLY_ROLE_ADMIN = 1u << 1,     /* admin commands (TALLY GRANT/ROLE/STATS), any room */
+  TALLY_ROLE_GRANT = 1u << 2,     /* privilege: may create credits (TALLY GRANT, up to
+                                     grant_max); needs ADMIN too. On InspIRCd the oper
+                                     privilege tally/grant. */
+  TALLY_ROLE_MODERATOR = 1u << 3, /* may HIDE held tip messages and remove highlights in
+                                     this room, but not host (since 1.5) */
+  /* Deprecated aliases (1.0-1.4 names, same values): existing hosts build and
+   * behave as before. */
+  TALLY_ROLE_CHANOP = TALLY_ROLE_HOST,
+  TALLY_ROLE_OPER = TALLY_ROLE_ADMIN,
 };
 
 /* One chat line addressed to tally. The engine parses `text`
@@ -331,15 +348,93 @@ enum tally_hint {
                                      Every TALLY_ENOT_LOGGED_IN reply carries it. */
   TALLY_HINT_SEND_PRIVATELY = 2,  /* said in a channel but private only: how to send a
                                      command privately here */
-  TALLY_HINT_ADMIN_ROLE = 3,      /* needs an admin (TALLY_ROLE_OPER) or a role only an
+  TALLY_HINT_ADMIN_ROLE = 3,      /* needs an admin (TALLY_ROLE_ADMIN) or a role only an
                                      admin gives: who the admins are here */
-  TALLY_HINT_HOST_ROLE = 4,       /* needs the host role of the channel (TALLY_ROLE_CHANOP):
+  TALLY_HINT_HOST_ROLE = 4,       /* needs the host role of the channel (TALLY_ROLE_HOST):
                                      who holds it here */
   TALLY_HINT_GRANT_PRIVILEGE = 5, /* needs the grant privilege (TALLY_ROLE_GRANT): how an
                                      admin gets it here */
   TALLY_HINT_ALREADY_SAID = 6,    /* nothing held to hide: whether a message already said
                                      can be taken back here */
 };
+
+/* What an effect's text says, one code per distinct sentence of the engine
+ * (since 1.5), so an adapter can render it its own way (HTML, mentions,
+ * escaping) from the effect's arguments instead of parsing English. The
+ * numbers are stable; new ones are appended. An adapter shows `text` for a
+ * code it does not render, and for 0 (text only: no structure). In the
+ * sentences below, <kind> marks an argument (enum tally_arg_kind) in the
+ * order of the effect's args; [..] is sometimes there.
+ *
+ * X(name, number, sentence) */
+#define TALLY_MSG_TABLE(X)                                                                             \
+  X(TEXT, 0, "text only: no arguments")                                                                \
+  X(BOUGHT, 1, "reply: Bought <count>x <text: title> (<sku>) for <amount>. receipt <receipt> ...")     \
+  X(TIPPED, 2, "reply: Tipped <amount> to <account>. receipt <receipt>[ - ...]")                        \
+  X(TIP_THANKS, 3, "Thank you <account> for tipping <account> <amount>[: <text: message>]")            \
+  X(TIP_THANKS_HELD, 4, "Thank you <account> for tipping <account> <amount>! Their message follows "   \
+                        "in N s.")                                                                     \
+  X(TIP_HELD, 5, "moderators: Tip <receipt> from <account> to <account> says: <text: message> -- "    \
+                 "shown here in N s unless a moderator says HIDE <receipt>")                           \
+  X(TIP_MESSAGE, 6, "<account>'s message with the tip of <amount> to <account>: <text: message>")      \
+  X(TIP_HIDDEN, 7, "moderators: <account> hid the message of tip <receipt> from <account>")            \
+  X(HIGHLIGHT, 8, "HIGHLIGHT from <account>: <text: message> (an announcement, or a topic)")          \
+  X(DROP_LIVE, 9, "LIVE NOW: <text: title> - <count> units at <amount> for N s|min[ (limit per "      \
+                  "buyer)]. Type: !buy <sku>")                                                         \
+  X(DROP_SOLD_OUT, 10, "SOLD OUT: <sku> - all <count> units are gone.")                                \
+  X(DROP_LOW, 11, "Only <count> left of <sku>!")                                                       \
+  X(DROP_CLOSED, 12, "Drop <sku> closed: <count> of <count> sold.")                                    \
+  X(RAFFLE_OPEN, 13, "RAFFLE OPEN: <text: title> - <count> units at <amount>. Enter with !buy <sku> "  \
+                     "...")                                                                            \
+  X(EVENT_STARTED, 14, "Live event \"<text: title>\" starts now, for N min. ...")                       \
+  X(EVENT_ENDED, 15, "Event \"<text: title>\" ended: <count> sales (<amount>), <count> tips "           \
+                     "(<amount>). ...")                                                                \
+  X(REACTIONS_ON_SALE, 16, "Paid reactions on sale: <amount> each. Type: !react <emote>")             \
+  X(REFUNDED, 17, "reply: Refunded <amount> for receipt <receipt>. receipt <receipt>")                 \
+  X(GRANTED, 18, "reply: Granted <amount> to <account>. receipt <receipt>")                           \
+  X(RAFFLE_WINNERS, 19, "RAFFLE <sku> winners (<count> of <count> units): <account>, <account>...[, "  \
+                        "and N who prefer not to be named][. Receipts are on their way.]")            \
+  X(EVENT_ATTENDANCE, 20, "Attendance: <count> attendees, N min on average. Top supporters: "          \
+                          "<account> <amount>, ... Creators earned: <account> <amount>, ...")   \
+  X(DROP_COMING, 21, "Drop|Raffle coming: <sku> - <count> units at <amount>, starts in N s.")         \
+  X(DROP_PAUSED, 22, "Drop <sku> is paused: purchases cannot be recorded right now. ...")            \
+  X(HIGHLIGHTS_ON_SALE, 23, "Highlights on sale: <text: tier> pins your message for N s, <amount>. " \
+                            "Type: !highlight <text: tier> <message>")                               \
+  X(RAFFLE_CLOSED, 24, "RAFFLE <sku> closed with <count> entries. Seed: .. Entry hash: ... Drawing " \
+                       "<count> winners now (VERIFY DRAW <sku> to check).")
+
+#define TALLY_MSG_ENUM_(name, number, sentence) TALLY_MSG_##name = number,
+enum tally_msg { TALLY_MSG_TABLE(TALLY_MSG_ENUM_) };
+#undef TALLY_MSG_ENUM_
+
+/* The kind of one argument of an effect. Each argument is a span of the
+ * effect's text (where the default English shows it) and, for numbers, the
+ * value. ACCOUNT, TEXT, ROOM and SKU are user-supplied: an adapter escapes
+ * them for its markup (and may make an ACCOUNT a mention); TEXT is a user's
+ * own words (a tip message, a title) and never markup or a mention. */
+enum tally_arg_kind {
+  TALLY_ARG_ACCOUNT = 1, /* an account name, without the ledger's "user:" */
+  TALLY_ARG_AMOUNT = 2,  /* value: minor units; decimals: digits after the point */
+  TALLY_ARG_TEXT = 3,    /* user text: a message, an item or event title */
+  TALLY_ARG_ROOM = 4,    /* a room (channel) name */
+  TALLY_ARG_SKU = 5,     /* an item's code, as typed after BUY */
+  TALLY_ARG_COUNT = 6,   /* value: a number of units, sales, entries... */
+  TALLY_ARG_RECEIPT = 7, /* value: a receipt (transfer) id */
+};
+typedef struct tally_effect_arg {
+  uint32_t kind;     /* enum tally_arg_kind */
+  uint32_t start;    /* byte offset into the effect's text */
+  uint32_t len;      /* bytes of text it covers (start + len <= strlen(text)) */
+  uint32_t decimals; /* TALLY_ARG_AMOUNT: digits after the point; else 0 */
+  int64_t value;     /* AMOUNT, COUNT, RECEIPT: the number; else 0 */
+} tally_effect_arg;
+/* Decodes an effect's `args` (as carried by tally_effect.args and the
+ * EFFECT frame) against its `text`: up to max arguments into out, their
+ * number into *count. TALLY_OK; TALLY_EFRAME when args is malformed or a
+ * span is outside text; TALLY_ETOOBIG when more than max; TALLY_EINVAL for
+ * NULL. "" is no arguments. Since 1.5. */
+TALLY_API int tally_effect_args_parse(const char *text, const char *args, tally_effect_arg *out,
+                                      size_t max, size_t *count);
 
 #define TALLY_EFFECT_VERSION 3
 typedef struct tally_effect {
@@ -359,6 +454,10 @@ typedef struct tally_effect {
    * serving one network may ignore both. */
   const char *network;
   uint64_t conn;
+  uint32_t msg;        /* enum tally_msg (version >= 3; since 1.5): which sentence `text`
+                          is; TALLY_MSG_TEXT (0): no structure, show text */
+  const char *args;    /* its arguments, encoded (tally_effect_args_parse); "" when msg
+                          is 0 (version >= 3) */
 } tally_effect;
 #define TALLY_EFFECT_SIZE_V1 TALLY_SIZE_THROUGH(tally_effect, text)
 
@@ -434,7 +533,19 @@ enum tally_command_group { /* who a command is for; also TALLY HELP's line order
   TALLY_COMMAND_GROUP_HOSTS = 3,     /* channel moderators (IRC: chanops), in the channel */
   TALLY_COMMAND_GROUP_OPERATORS = 4, /* server operators (TALLY sub-commands) */
 };
-#define TALLY_COMMAND_DOC_VERSION 1
+/* One form of a command word that needs a role: the dispatcher's own rule
+ * (since 1.5). A form matches when the command's second word is `sub`
+ * ("" matches any second word, not the bare word) and, if `words` is not 0,
+ * the command has exactly that many words. The first matching row of the
+ * word applies; a row with any_of 0 says the form is open to everyone. */
+typedef struct tally_command_role {
+  const char *sub;  /* upper case second word, "" for any */
+  uint32_t words;   /* 0 or the exact number of words of the form */
+  uint32_t any_of;  /* TALLY_ROLE_* bits: the sender needs at least one (0: open) */
+  uint32_t all_of;  /* TALLY_ROLE_* bits the sender needs besides, every one */
+} tally_command_role;
+
+#define TALLY_COMMAND_DOC_VERSION 2
 typedef struct tally_command_doc {
   uint32_t size, version;
   const char *word;  /* upper case, as the engine dispatches it ("BUY") */
@@ -442,6 +553,10 @@ typedef struct tally_command_doc {
   const char *help;  /* one short line, no chat-protocol wording */
   uint32_t flags;    /* enum tally_command_flag bits */
   uint32_t group;    /* enum tally_command_group */
+  /* version >= 2 (since 1.5): the forms of this word that need a role, in
+   * the order the dispatcher tries them; role_count 0: none does. */
+  const tally_command_role *roles;
+  uint32_t role_count;
 } tally_command_doc;
 /* The doc and its strings are static: valid for the library's lifetime. */
 typedef void (*tally_command_doc_cb)(void *ud, const tally_command_doc *doc);

@@ -9,7 +9,7 @@
  *                                         to a channel line: "[#shop] text" (SendChannelAnswer);
  *                                         a hint adds its IRC phrase (HintPhrase)
  *   ANNOUNCE effect                    -> server NOTICE to the channel
- *   MODERATORS effect                  -> server NOTICE to @#channel (its operators)
+ *   MODERATORS effect                  -> server NOTICE to @#channel (%#channel with halfop)
  *   STATUS effect                      -> server log
  *
  * The engine runs on its own thread. The main loop never waits for it:
@@ -365,18 +365,37 @@ class ModuleTally : public Module
 		return id_stem + ConvToStr(next_req);
 	}
 
+	/* IRC ranks -> the engine's generic roles; what each role may do is
+	 * decided in core (tally_command_doc.roles), not here. */
 	static uint32_t Roles(User* user, Channel* chan)
 	{
 		uint32_t roles = 0;
 		if (user->IsOper())
-			roles |= TALLY_ROLE_OPER;
+			roles |= TALLY_ROLE_ADMIN;
 		/* Creating credits is a privilege of its own (<class privs="tally/grant">),
 		 * not something every operator class may do. */
 		if (user->IsOper() && user->HasPrivPermission("tally/grant"))
 			roles |= TALLY_ROLE_GRANT;
-		if (chan && chan->GetPrefixValue(user) >= OP_VALUE)
-			roles |= TALLY_ROLE_CHANOP;
+		/* Channel op and above (+o, and +a/+q of customprefix): hosts, who
+		 * moderate too. Halfop (+h, customprefix rank 20000): moderates (HIDE,
+		 * HIGHLIGHT REMOVE) but does not run events or drops. */
+		unsigned int rank = chan ? chan->GetPrefixValue(user) : 0;
+		if (rank >= OP_VALUE)
+			roles |= TALLY_ROLE_HOST | TALLY_ROLE_MODERATOR;
+		else if (rank >= HALFOP_VALUE)
+			roles |= TALLY_ROLE_MODERATOR;
 		return roles;
+	}
+
+	/* The status prefix that reaches every moderator of a channel: '%' when
+	 * a halfop prefix mode (rank HALFOP_VALUE, below op) is loaded, else
+	 * '@'. Never a prefix that is not a mode: the notice would go to all. */
+	static char ModeratorStatus()
+	{
+		PrefixMode* half = ServerInstance->Modes.FindPrefix('%');
+		if (half && half->GetPrefixRank() >= HALFOP_VALUE && half->GetPrefixRank() < OP_VALUE)
+			return '%';
+		return '@';
 	}
 
  public:
@@ -685,10 +704,11 @@ class ModuleTally : public Module
 			}
 			case TALLY_EFFECT_MODERATORS:
 			{
-				/* STATUSMSG: only the channel's operators (@) see it. */
+				/* STATUSMSG: only the channel's moderators (@, or % and above
+				 * when halfop exists) see it. */
 				Channel* chan = ServerInstance->FindChan(effect->channel ? effect->channel : "");
 				if (chan)
-					chan->WriteRemoteNotice(effect->text ? effect->text : "", '@');
+					chan->WriteRemoteNotice(effect->text ? effect->text : "", ModeratorStatus());
 				break;
 			}
 			case TALLY_EFFECT_ROSTER:

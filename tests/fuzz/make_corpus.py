@@ -136,6 +136,19 @@ def make_effect_frame():
     write(t, "ok-code-max", effect(code=2**63 - 1))
     write(t, "ok-kind-huge", effect(kind=2**64 - 1))
     write(t, "ok-max-text", effect(text="\u00e9" * 256, origin="o" * 64, channel="c" * 64))
+    # 1.5: a message code and its arguments (spans of text, numbers)
+    tip = "Thank you bob for tipping alice 1.50 credits: *bold* <b>x</b>"
+    write(t, "ok-msg-args", effect(kind=2, channel="#live", origin="", text=tip,
+                                   extra=(mp_uint(0), mp_uint(0), mp_uint(3),
+                                          mp_str("1:10+3,1:26+5,2:32+12=150/2,3:46+15"))))
+    write(t, "ok-msg-args-span-past-text", effect(text="hi", extra=(
+        mp_uint(0), mp_uint(0), mp_uint(3), mp_str("1:1+5"))))
+    write(t, "ok-msg-args-junk", effect(text="hi", extra=(
+        mp_uint(0), mp_uint(0), mp_uint(3), mp_str("2:0+1=-9223372036854775808/18,"))))
+    write(t, "ok-msg-no-args", effect(extra=(mp_uint(0), mp_uint(0), mp_uint(1))))
+    write(t, "ok-args-max", effect(text="x" * 512, extra=(
+        mp_uint(0), mp_uint(0), mp_uint(1), mp_str(",".join(["7:500+12=9999999999"] * 8)[:160]))))
+    write(t, "bad-args-too-long", effect(extra=(mp_uint(0), mp_uint(0), mp_uint(1), mp_str("1" * 161))))
     frame_nasties(t, effect())
     write(t, "bad-code-u64", b"\x99\x01\x02\x01\xcf" + b"\xff" * 8 + effect()[5:])
     write(t, "bad-command-type", b"\x99\x01\x01" + effect()[3:])

@@ -30,8 +30,9 @@ targets=("$@")
 # because libtally's objects are built by gcc without coverage.
 core_sources() {
   case $1 in
-    command_frame|effect_frame) echo core/src/wire/codec.c core/src/base/msgpack_scan.c core/src/base/errors.c ;;
-    stream) echo core/src/wire/stream.c core/src/wire/codec.c core/src/base/msgpack_scan.c \
+    command_frame|effect_frame) echo core/src/wire/codec.c core/src/base/msgpack_scan.c core/src/base/say.c \
+                                     core/src/base/errors.c ;;
+    stream) echo core/src/wire/stream.c core/src/wire/codec.c core/src/base/msgpack_scan.c core/src/base/say.c \
                  core/src/base/errors.c ;;
     text) echo core/src/base/text.c core/src/base/errors.c ;;
     config) echo core/src/base/config.c core/src/base/config_file.c core/src/base/text.c core/src/base/errors.c ;;

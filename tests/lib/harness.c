@@ -64,7 +64,27 @@ void th_config(tally_config *cfg, const char *dsn) {
 enum { TH_ANNOUNCE_KEEP = 128 };
 static char announced[TH_ANNOUNCE_KEEP][TALLY_TEXT_BYTES_MAX + 1];
 static char announced_net[TH_ANNOUNCE_KEEP][TALLY_NAME_BYTES_MAX + 1]; /* each one's network */
-static unsigned announced_next;
+static th_effect announced_effect[TH_ANNOUNCE_KEEP]; /* the same, with msg and args */
+static unsigned announced_next, effects_next;
+
+int th_effect_find(const char *needle, th_effect *out) {
+  for (unsigned k = 0; k < TH_ANNOUNCE_KEEP; k++) {
+    const th_effect *f = &announced_effect[(effects_next - 1 - k) % TH_ANNOUNCE_KEEP];
+    if (f->kind && strstr(f->text, needle)) {
+      *out = *f;
+      return 1;
+    }
+  }
+  return 0;
+}
+
+static void keep_effect(const tally_effect *eff) {
+  th_effect *f = &announced_effect[effects_next++ % TH_ANNOUNCE_KEEP];
+  f->kind = eff->kind;
+  f->msg = eff->msg;
+  snprintf(f->text, sizeof f->text, "%s", eff->text);
+  snprintf(f->args, sizeof f->args, "%s", eff->args ? eff->args : "");
+}
 
 static char rostered[TALLY_NAME_BYTES_MAX + 1];
 static char topic[TALLY_TEXT_BYTES_MAX + 1];
@@ -82,12 +102,15 @@ static void note_announce(const tally_effect *eff) {
   if (eff->kind == TALLY_EFFECT_TOPIC) {
     snprintf(topic, sizeof topic, "%s", eff->text);
     topics_set++;
+    keep_effect(eff);
+    return;
   }
   if (eff->kind != TALLY_EFFECT_ANNOUNCE && eff->kind != TALLY_EFFECT_MODERATORS) return;
   const char *to = eff->kind == TALLY_EFFECT_MODERATORS ? "@" : ""; /* as IRC's STATUSMSG target */
   if (getenv("TALLY_TEST_VERBOSE")) fprintf(stderr, "  [%s%s] %s\n", to, eff->channel, eff->text);
   snprintf(announced_net[announced_next % TH_ANNOUNCE_KEEP], sizeof announced_net[0], "%s",
            eff->network ? eff->network : "(null)");
+  keep_effect(eff);
   snprintf(announced[announced_next++ % TH_ANNOUNCE_KEEP], sizeof announced[0], "%s%s: %s", to, eff->channel,
            eff->text);
 }
@@ -116,6 +139,8 @@ static void on_effect(void *ud, const tally_effect *eff) {
   w->out->receipt = eff->receipt_id;
   w->out->hint = eff->hint;
   snprintf(w->out->network, sizeof w->out->network, "%s", eff->network ? eff->network : "(null)");
+  w->out->msg = eff->msg;
+  snprintf(w->out->args, sizeof w->out->args, "%s", eff->args ? eff->args : "");
   snprintf(w->out->text, sizeof w->out->text, "%s", eff->text);
   w->done = 1;
 }

@@ -14,7 +14,18 @@ typedef struct th_reply {
   char text[TALLY_TEXT_BYTES_MAX + 1];
   uint32_t hint; /* enum tally_hint of the reply */
   char network[TALLY_NAME_BYTES_MAX + 1]; /* the reply effect's network */
+  uint32_t msg;  /* enum tally_msg of the reply (0: text only) */
+  char args[TALLY_EFFECT_ARGS_BYTES_MAX + 1]; /* its encoded arguments */
 } th_reply;
+
+/* An announcement, moderators' line or topic as the adapter got it. */
+typedef struct th_effect {
+  uint32_t kind, msg;
+  char text[TALLY_TEXT_BYTES_MAX + 1];
+  char args[TALLY_EFFECT_ARGS_BYTES_MAX + 1];
+} th_effect;
+/* The latest such effect whose text contains needle into *out; 0 if none. */
+int th_effect_find(const char *needle, th_effect *out);
 
 /* Creates database th_<name>_<pid> next to $TALLY_TEST_DSN; writes its DSN. */
 void th_fresh_db(const char *name, char *dsn, size_t dsn_len);

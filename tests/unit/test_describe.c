@@ -119,11 +119,70 @@ static void test_text_check(void **state) {
   assert_int_equal(tally_text_check(NULL, 0), TALLY_EINVAL);
 }
 
+/* The role rules an adapter can show are the dispatcher's (command_table.h):
+ * HIDE needs a moderator, a host or an admin; EVENT and DROP forms a host
+ * or an admin, DROP LIST nobody; TALLY GRANT an admin with the grant
+ * privilege; SHOP no role. */
+typedef struct role_seen {
+  const tally_command_role *rows[WORDS_MAX];
+  uint32_t count[WORDS_MAX];
+  const char *word[WORDS_MAX];
+  int n;
+} role_seen;
+
+static void collect_roles(void *ud, const tally_command_doc *d) {
+  role_seen *s = ud;
+  assert_true(s->n < WORDS_MAX);
+  assert_true(d->version >= 2);
+  assert_true(d->role_count == 0 || d->roles != NULL);
+  s->word[s->n] = d->word;
+  s->rows[s->n] = d->roles;
+  s->count[s->n] = d->role_count;
+  s->n++;
+}
+
+static const tally_command_role *role_row(const role_seen *s, const char *word, const char *sub) {
+  for (int i = 0; i < s->n; i++) {
+    if (strcmp(s->word[i], word) != 0) continue;
+    for (uint32_t k = 0; k < s->count[i]; k++)
+      if (strcmp(s->rows[i][k].sub, sub) == 0) return &s->rows[i][k];
+  }
+  return NULL;
+}
+
+static void test_roles_described(void **state) {
+  (void)state;
+  role_seen s = {0};
+  tally_commands_describe(collect_roles, &s);
+  const tally_command_role *hide = role_row(&s, "HIDE", "");
+  assert_non_null(hide);
+  assert_int_equal(hide->any_of, TALLY_ROLE_MODERATOR | TALLY_ROLE_HOST | TALLY_ROLE_ADMIN);
+  const tally_command_role *event = role_row(&s, "EVENT", "");
+  assert_non_null(event);
+  assert_int_equal(event->any_of, TALLY_ROLE_HOST | TALLY_ROLE_ADMIN);
+  assert_false(event->any_of & TALLY_ROLE_MODERATOR);
+  const tally_command_role *list = role_row(&s, "DROP", "LIST");
+  assert_non_null(list);
+  assert_int_equal(list->any_of, 0);
+  const tally_command_role *grant = role_row(&s, "TALLY", "GRANT");
+  assert_non_null(grant);
+  assert_int_equal(grant->any_of, TALLY_ROLE_ADMIN);
+  assert_int_equal(grant->all_of, TALLY_ROLE_GRANT);
+  const tally_command_role *remove = role_row(&s, "HIGHLIGHT", "REMOVE");
+  assert_non_null(remove);
+  assert_int_equal(remove->words, 2);
+  assert_null(role_row(&s, "SHOP", ""));
+  /* The deprecated names are the same bits: hosts built against 1.4 work. */
+  assert_int_equal(TALLY_ROLE_CHANOP, TALLY_ROLE_HOST);
+  assert_int_equal(TALLY_ROLE_OPER, TALLY_ROLE_ADMIN);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_each_word_once),
       cmocka_unit_test(test_help_lines_name_every_word),
       cmocka_unit_test(test_text_check),
+      cmocka_unit_test(test_roles_described),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -165,11 +165,51 @@ static void test_ack_and_effect_round_trip(void **state) {
   fill(e.channel, TALLY_NAME_BYTES_MAX, 'c');
   fill(e.text, TALLY_TEXT_BYTES_MAX, 't');
   e.seq = 99;
+  /* The largest frame: every string full, arguments too (since 1.5). More
+   * than TALLY_EFFECT_ARGS_MAX arguments are refused. */
+  e.msg = TALLY_MSG_BOUGHT;
+  for (size_t n = 0; n + 11 <= TALLY_EFFECT_ARGS_BYTES_MAX;)
+    n += (size_t)snprintf(e.args + n, sizeof e.args - n, "%s7:100+12=9", n ? "," : "");
   assert_int_equal(tally_frame_effect_encode(&e, buf, sizeof buf, &len), TALLY_OK);
   tally_frame_effect back;
   memset(&back, 0x5a, sizeof back);
+  assert_int_equal(tally_frame_effect_decode(dec, buf, len, &back), TALLY_EFRAME);
+  e.args[0] = 0;
+  for (size_t n = 0, k = 0; k < TALLY_EFFECT_ARGS_MAX; k++)
+    n += (size_t)snprintf(e.args + n, sizeof e.args - n, "%s7:100+12=9999999999", n ? "," : "");
+  assert_int_equal(tally_frame_effect_encode(&e, buf, sizeof buf, &len), TALLY_OK);
+  memset(&back, 0x5a, sizeof back);
   assert_int_equal(tally_frame_effect_decode(dec, buf, len, &back), TALLY_OK);
   eq_effect(&e, &back);
+}
+
+/* The public decoder refuses arguments an adapter could not trust: a span
+ * past the text, arguments on a text-only effect, junk. */
+static void test_effect_args_checked(void **state) {
+  (void)state;
+  uint8_t buf[TALLY_FRAME_BYTES_MAX];
+  size_t len = 0;
+  tally_frame_effect e, back;
+  memset(&e, 0, sizeof e);
+  e.kind = TALLY_EFFECT_ANNOUNCE;
+  snprintf(e.text, sizeof e.text, "Thank you bob for tipping alice 1.50 credits: *x*");
+  e.msg = TALLY_MSG_TIP_THANKS;
+  snprintf(e.args, sizeof e.args, "1:10+3,1:26+5,2:32+12=150/2,3:46+3");
+  assert_int_equal(tally_frame_effect_encode(&e, buf, sizeof buf, &len), TALLY_OK);
+  assert_int_equal(tally_frame_effect_decode(dec, buf, len, &back), TALLY_OK);
+  assert_true(back.msg == TALLY_MSG_TIP_THANKS);
+  assert_string_equal(back.args, e.args);
+  snprintf(e.args, sizeof e.args, "3:46+4"); /* one byte past the text */
+  assert_int_equal(tally_frame_effect_encode(&e, buf, sizeof buf, &len), TALLY_OK);
+  assert_int_equal(tally_frame_effect_decode(dec, buf, len, &back), TALLY_EFRAME);
+  snprintf(e.args, sizeof e.args, "1:10+3");
+  e.msg = TALLY_MSG_TEXT;
+  assert_int_equal(tally_frame_effect_encode(&e, buf, sizeof buf, &len), TALLY_OK);
+  assert_int_equal(tally_frame_effect_decode(dec, buf, len, &back), TALLY_EFRAME);
+  e.msg = TALLY_MSG_TIP_THANKS;
+  snprintf(e.args, sizeof e.args, "bob");
+  assert_int_equal(tally_frame_effect_encode(&e, buf, sizeof buf, &len), TALLY_OK);
+  assert_int_equal(tally_frame_effect_decode(dec, buf, len, &back), TALLY_EFRAME);
 }
 
 /* What the engine encodes in process carries seq 0, and an effect of v1.0
@@ -542,6 +582,7 @@ int main(void) {
       cmocka_unit_test(test_presence_round_trip),
       cmocka_unit_test(test_ack_and_effect_round_trip),
       cmocka_unit_test(test_effect_seq_compat),
+      cmocka_unit_test(test_effect_args_checked),
       cmocka_unit_test(test_frame_type_peek),
       cmocka_unit_test(test_negotiate),
       cmocka_unit_test(test_hello_auth),

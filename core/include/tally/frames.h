@@ -69,6 +69,8 @@ typedef struct tally_frame_effect {
   uint64_t hint; /* enum tally_hint (tally.h), since 1.4 */
   char network[TALLY_FRAME_NETWORK_BYTES_MAX + 1]; /* since 1.5 */
   uint64_t conn;                                   /* since 1.5 */
+  uint64_t msg;  /* enum tally_msg (tally.h), since 1.5 */
+  char args[TALLY_EFFECT_ARGS_BYTES_MAX + 1]; /* tally_effect_args_parse, since 1.5 */
 } tally_frame_effect;
 
 typedef struct tally_frame_hello {

@@ -105,6 +105,10 @@ static const cfg_entry cfg_table[] = {
     {"network", CFG_STR, OFF(network), "irc", 0, 0,
      "network of commands that name none (the in-process adapter's): lower case letters, digits, "
      "'.', '_', '-', at most 32; \"irc\" owns the accounts written before identities existed"},
+    {"admins", CFG_STR, OFF(admins), "", 0, 0,
+     "accounts that are admins whatever the chat network says (so a network without operators "
+     "can have them), separated by commas or spaces, e.g. alice,bob; the grant privilege still "
+     "comes from the network"},
 };
 #undef OFF
 enum { CFG_COUNT = sizeof cfg_table / sizeof cfg_table[0] };
@@ -186,6 +190,27 @@ int tally_config_set(tally_config *cfg, const char *key, const char *value,
   return cfg_fail(err, err_len, "config: unknown key '%s'", key);
 }
 
+/* `admins`: at most TALLY__ADMINS_MAX names, each a valid account name. */
+enum { TALLY__ADMINS_MAX = 64, TALLY__ADMINS_BYTES_MAX = 4096 };
+static int admins_check(const char *admins, char *err, size_t err_len) {
+  if (!admins) return cfg_fail(err, err_len, "config admins: must be a string (\"\" for none)");
+  if (strlen(admins) > TALLY__ADMINS_BYTES_MAX)
+    return cfg_fail(err, err_len, "config admins: at most %d bytes", TALLY__ADMINS_BYTES_MAX);
+  int count = 0;
+  for (const char *p = admins; *p;) {
+    p += strspn(p, ", ");
+    size_t len = strcspn(p, ", ");
+    if (len == 0) break;
+    if (len >= TALLY_NAME_BYTES_MAX || tally__text_check(p, len) != TALLY_OK)
+      return cfg_fail(err, err_len, "config admins: '%.*s' is not an account name", (int)(len > 64 ? 64 : len), p);
+    if (++count > TALLY__ADMINS_MAX)
+      return cfg_fail(err, err_len, "config admins: at most %d accounts", TALLY__ADMINS_MAX);
+    p += len;
+  }
+  return TALLY_OK;
+}
+
+
 int tally__config_import(tally_config *out, const tally_config *cfg, char *err, size_t err_len) {
   if (!cfg || cfg->version < 1 || cfg->version > TALLY_CONFIG_VERSION)
     return cfg_fail(err, err_len, "config: built for another tally version");
@@ -224,6 +249,8 @@ int tally_config_check(const tally_config *host, char *err, size_t err_len) {
   if ((uint64_t)cfg->purchases_max < 2 * in_flight)
     return cfg_fail(err, err_len, "config purchases_max: must be at least 2 x batch_max x (writers + 1) = %llu",
                     (unsigned long long)(2 * in_flight));
+  rc = admins_check(cfg->admins, err, err_len);
+  if (rc) return rc;
   /* coop_purchases_max may be below what can be in flight: a co-op purchase
    * that finds its ring slot still in flight is answered "busy". */
   for (size_t i = 0; i < CFG_COUNT; i++) {

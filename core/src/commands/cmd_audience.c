@@ -62,10 +62,7 @@ void tally__cmd_highlight(tally__cmd *c) {
     return;
   }
   if (c->t.count == 2 && tally__word_is(&c->t, 1, "REMOVE")) {
-    if (!(c->cmd->roles & (TALLY_ROLE_CHANOP | TALLY_ROLE_OPER))) {
-      tally__cmd_refuse(c, TALLY_ENO_PERMISSION);
-      return;
-    }
+    /* moderators only: command_table.h's role rule, checked by the dispatcher */
     bool removed = tally__highlight_remove(c->e, c->cmd->channel);
     tally__reply(c->e, c->cmd, removed ? TALLY_OK : TALLY_ENOTFOUND, 0,
                  removed ? "Highlight removed (it stays paid)." : "No highlight is showing here.");
@@ -155,11 +152,20 @@ static void event_price(tally__cmd *c, const tally__event *ev, const char *name,
   tally__item_mark_dirty(st, i);
   char amount[48];
   tally__format_amount(c->e, price, amount, sizeof amount);
-  if (name)
-    tally__announce(c->e, ev->channel, "Highlights on sale: %s pins your message for %u s, %s. Type: !highlight %s <message>",
-                    name, show_s, amount, name);
-  else
-    tally__announce(c->e, ev->channel, "Paid reactions on sale: %s each. Type: !react <emote>", amount);
+  if (name) {
+    tally__say say;
+    tally__say_init(&say, TALLY_MSG_HIGHLIGHTS_ON_SALE);
+    tally__sayf(&say, "t-mt", "Highlights on sale: %s pins your message for %u s, %s. Type: !highlight %s <message>",
+                name, show_s, amount, name);
+    tally__say_value(&say, 1, price, TALLY__DECIMALS(c->e));
+    tally__announce_say(c->e, ev->channel, &say);
+  } else {
+    tally__say say;
+    tally__say_init(&say, TALLY_MSG_REACTIONS_ON_SALE);
+    tally__sayf(&say, "m", "Paid reactions on sale: %s each. Type: !react <emote>", amount);
+    tally__say_value(&say, 0, price, TALLY__DECIMALS(c->e));
+    tally__announce_say(c->e, ev->channel, &say);
+  }
   tally__cmd_ack_after_commit(c, "%s priced.", name ? "Highlight tier" : "Reactions");
 }
 

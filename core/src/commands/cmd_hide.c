@@ -18,10 +18,6 @@ void tally__cmd_hide(tally__cmd *c) {
                  tally_strerror(TALLY_ENOT_IN_CHANNEL));
     return;
   }
-  if (!(c->cmd->roles & (TALLY_ROLE_CHANOP | TALLY_ROLE_OPER))) {
-    tally__cmd_refuse(c, TALLY_ENO_PERMISSION);
-    return;
-  }
   tally__held_tip *h = tally__tip_held_find(&c->e->st, receipt, c->cmd->channel);
   if (h && h->state == TALLY__HELD_RESERVED) h = NULL; /* its tip is not committed yet */
   if (h && h->state != TALLY__HELD_WAITING) {

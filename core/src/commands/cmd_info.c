@@ -116,7 +116,7 @@ void tally__cmd_wallet(tally__cmd *c) {
     tally__format_amount(c->e, c->e->cfg.daily_cap_minor, cap, sizeof cap);
   else snprintf(cap, sizeof cap, "no cap");
   tally__reply(c->e, c->cmd, TALLY_OK, 0, "Wallet %s: balance %s available, %s pending. Spent today: %s (daily cap: %s)",
-               a->name + 5, avail, pending, spent, cap);
+               tally__account_label(&c->e->st, c->account), avail, pending, spent, cap);
 }
 
 void tally__cmd_receipts(tally__cmd *c) {

@@ -14,6 +14,8 @@
 #include "live.h"
 #include "live_raffle.h"
 
+/* What hosting needs besides the host role (which the dispatcher checked,
+ * command_table.h's role rule): an account and the channel. */
 static bool may_host(tally__cmd *c) {
   if (c->account == TALLY__NONE) {
     tally__cmd_refuse(c, TALLY_ENOT_LOGGED_IN);
@@ -22,12 +24,6 @@ static bool may_host(tally__cmd *c) {
   if (!c->cmd->channel[0]) {
     tally__reply(c->e, c->cmd, TALLY_ENOT_IN_CHANNEL, 0, "%s (e.g. EVENT START 30 Launch party)",
                  tally_strerror(TALLY_ENOT_IN_CHANNEL));
-    return false;
-  }
-  if (!(c->cmd->roles & (TALLY_ROLE_CHANOP | TALLY_ROLE_OPER))) {
-    tally__reply_hint(c->e, c->cmd, TALLY_ENO_PERMISSION, TALLY_HINT_HOST_ROLE,
-                      "%s: only the channel's hosts run events and drops",
-                 tally_strerror(TALLY_ENO_PERMISSION));
     return false;
   }
   return true;
@@ -69,8 +65,11 @@ void tally__cmd_event(tally__cmd *c) {
       tally__cmd_refuse(c, rc);
       return;
     }
-    tally__announce(c->e, c->cmd->channel, "Live event \"%s\" starts now, for %llu min. Drops and tips here count toward it.",
-                    st->events[i].title, (unsigned long long)minutes);
+    tally__say say;
+    tally__say_init(&say, TALLY_MSG_EVENT_STARTED);
+    tally__sayf(&say, "t", "Live event \"%s\" starts now, for %llu min. Drops and tips here count toward it.",
+                st->events[i].title, (unsigned long long)minutes);
+    tally__announce_say(c->e, c->cmd->channel, &say);
     tally__cmd_ack_after_commit(c, "Event started (id %llu).", (unsigned long long)st->events[i].id);
   } else if (tally__word_is(&c->t, 1, "TIER") || tally__word_is(&c->t, 1, "REACT")) {
     if (!tally__cmd_may_sell(c)) return; /* their proceeds go to the sender */
@@ -254,10 +253,14 @@ static void drop_create(tally__cmd *c) {
   tally__item_mark_dirty(st, i);
   char amount[48];
   tally__format_amount(c->e, price, amount, sizeof amount);
-  if (o.start_in_ms > 0)
-    tally__announce(c->e, c->cmd->channel, "%s coming: %s - %llu units at %s, starts in %lld s.",
-                    o.raffle ? "Raffle" : "Drop", sku, (unsigned long long)qty, amount,
-                    (long long)(o.start_in_ms / 1000));
+  if (o.start_in_ms > 0) {
+    tally__say say;
+    tally__say_init(&say, TALLY_MSG_DROP_COMING);
+    tally__sayf(&say, "-snm", "%s coming: %s - %llu units at %s, starts in %lld s.", o.raffle ? "Raffle" : "Drop",
+                sku, (unsigned long long)qty, amount, (long long)(o.start_in_ms / 1000));
+    tally__say_value(&say, 2, price, TALLY__DECIMALS(c->e));
+    tally__announce_say(c->e, c->cmd->channel, &say);
+  }
   tally__cmd_ack_after_commit(c, "Drop %s created.", sku);
   if (o.start_in_ms == 0) tally__live_drop_open(c->e, i);
 }

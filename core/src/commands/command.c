@@ -8,6 +8,7 @@
 
 #include "audience.h"
 #include "commands.h"
+#include "describe.h"
 #include "command_table.h"
 #include "live.h"
 #include "decide.h"
@@ -248,9 +249,39 @@ static void presence(tally__engine *e, const tally__command_frame *frame, uint16
   tally__audience_presence(e, frame->channel, account, strcmp(frame->text, "PRESENCE JOIN") == 0);
 }
 
+/* Whether `account` is one of the config's `admins` (names separated by
+ * commas or spaces): such an account is an admin whatever the adapter says,
+ * so a network without operators can have admins. */
+static bool admin_listed(const char *admins, const char *account) {
+  size_t n = strlen(account);
+  if (!admins || n == 0) return false;
+  for (const char *p = admins; *p;) {
+    p += strspn(p, ", ");
+    size_t len = strcspn(p, ", ");
+    if (len == n && memcmp(p, account, n) == 0) return true;
+    p += len;
+  }
+  return false;
+}
+
+/* The role rule of command_table.h for this form, decided here once for
+ * every handler; false: refused (answered). */
+static bool roles_allow(tally__cmd *c) {
+  uint8_t sets[2];
+  if (!tally__role_rule_find(&c->t, sets)) return true;
+  for (int k = 0; k < 2; k++) {
+    const tally__role_set_info *s = &tally__role_sets[sets[k]];
+    if (s->any_of == 0 || (c->roles & s->any_of)) continue;
+    tally__reply_hint(c->e, c->cmd, TALLY_ENO_PERMISSION, s->hint, "%s%s", tally_strerror(TALLY_ENO_PERMISSION),
+                      s->why);
+    return false;
+  }
+  return true;
+}
+
 void tally__command_handle(tally__engine *e, const tally__command_frame *frame) {
   tally__cmd c = {.e = e, .cmd = frame, .now = tally__now_mono_ms(e), .wall = tally__now_wall_ms(),
-                  .account = TALLY__NONE};
+                  .account = TALLY__NONE, .roles = (uint32_t)frame->roles};
   /* Every string of the frame goes into replies or the ledger: all must be
    * clean UTF-8 without control characters, not only the command text. */
   const char *fields[] = {frame->account, frame->channel, frame->msg_id, frame->origin, frame->nick, frame->network};
@@ -266,6 +297,10 @@ void tally__command_handle(tally__engine *e, const tally__command_frame *frame) 
     if (!(frame->roles & TALLY__ROLE_PRESENCE)) tally__cmd_refuse(&c, rc);
     return;
   }
+  /* `admins` names accounts of the configured network only: "alice" on
+   * another network is another person. */
+  if ((!frame->network[0] || strcmp(frame->network, e->cfg.network) == 0) && admin_listed(e->cfg.admins, frame->account))
+    c.roles |= TALLY_ROLE_ADMIN;
   if (frame->roles & TALLY__ROLE_PRESENCE) {
     presence(e, frame, c.net);
     return;
@@ -314,5 +349,6 @@ void tally__command_handle(tally__engine *e, const tally__command_frame *frame) 
                  tally_strerror(TALLY_ENOT_LOGGED_IN));
     return;
   }
+  if (!roles_allow(&c)) return;
   entry->fn(&c);
 }

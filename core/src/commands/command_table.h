@@ -63,6 +63,42 @@
   X(HIDE, tally__cmd_hide, TALLY__NA, TALLY_COMMAND_GROUP_HOSTS, "<tip receipt>",                      \
     "hide a tip's message (moderators, in its channel)")
 
+/* Who may use which form of a command: the one rule, decided in core. The
+ * dispatcher (command.c) checks it before the handler runs, and
+ * tally_commands_describe() exports it (tally_command_doc.roles), so an
+ * adapter shows what the engine enforces. The adapter only maps its
+ * network's ranks to TALLY_ROLE_* bits.
+ *
+ * S(name, any_of, hint, why): a set of roles, one of which is needed, and
+ * how a sender without any is refused ("no permission" + why, with hint). */
+#define TALLY__ROLE_SETS(S)                                                                            \
+  S(OPEN, 0u, TALLY_HINT_NONE, "")                                                                     \
+  S(HOSTS, TALLY_ROLE_HOST | TALLY_ROLE_ADMIN, TALLY_HINT_HOST_ROLE,                                   \
+    ": only the channel's hosts run events and drops")                                                 \
+  S(MODERATORS, TALLY_ROLE_MODERATOR | TALLY_ROLE_HOST | TALLY_ROLE_ADMIN, TALLY_HINT_NONE, "")        \
+  S(ADMINS, TALLY_ROLE_ADMIN, TALLY_HINT_ADMIN_ROLE, ": admins only")                                  \
+  S(GRANTERS, TALLY_ROLE_GRANT, TALLY_HINT_GRANT_PRIVILEGE, ": TALLY GRANT needs the grant privilege")
+
+/* R(word, sub, words, needs, also): the form `word sub...` (sub "" is any
+ * second word, never the bare word; words 0 or the exact word count) needs
+ * a role of set `needs` and then one of set `also`. The first row of a word
+ * that matches applies; forms without a row are open. Rows of a word are
+ * adjacent. */
+#define TALLY__ROLE_TABLE(R)                                                                           \
+  R(EVENT, "", 0, HOSTS, OPEN)                                                                         \
+  R(DROP, "LIST", 0, OPEN, OPEN)                                                                       \
+  R(DROP, "", 0, HOSTS, OPEN)                                                                          \
+  R(HIDE, "", 0, MODERATORS, OPEN)                                                                     \
+  R(HIGHLIGHT, "REMOVE", 2, MODERATORS, OPEN)                                                          \
+  R(TALLY, "HELP", 0, OPEN, OPEN)                                                                      \
+  R(TALLY, "PRIVACY", 0, OPEN, OPEN)                                                                   \
+  R(TALLY, "GRANT", 0, ADMINS, GRANTERS)                                                               \
+  R(TALLY, "", 0, ADMINS, OPEN)
+
+#define TALLY__SET_ENUM(name, any_of, hint, why) TALLY__ROLES_##name,
+enum tally__role_set { TALLY__ROLE_SETS(TALLY__SET_ENUM) TALLY__ROLE_SET_COUNT };
+#undef TALLY__SET_ENUM
+
 /* Operators' TALLY sub-commands: described in the operators' group of
  * TALLY HELP, dispatched inside tally__cmd_tally. */
 #define TALLY__OPERATOR_USAGE "TALLY GRANT <account> <amount> | TALLY ROLE <account> creator|none | TALLY STATS"

@@ -19,6 +19,7 @@ typedef struct tally__cmd {
   int64_t wall;  /* wall-clock ms */
   uint32_t account; /* TALLY__NONE when not logged in */
   uint16_t net;     /* the command's network (st->networks index) */
+  uint32_t roles;   /* TALLY_ROLE_*: the adapter's, plus ADMIN for an account of `admins` */
   char key[TALLY__KEY_BYTES_MAX + 1];
 } tally__cmd;
 

@@ -3,21 +3,74 @@
  * so adapters, help and dispatch name the same words. Pure: no engine. */
 #include "describe.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "command_table.h"
 #include "text.h"
 
+#define SET_ROW(name, any_of, hint, why) {(any_of), (hint), (why)},
+const tally__role_set_info tally__role_sets[] = {TALLY__ROLE_SETS(SET_ROW)};
+#undef SET_ROW
+
+/* The role table twice from the same rows: with its word and set names for
+ * the dispatcher, and as the public rows tally_command_doc.roles points at. */
+typedef struct role_rule {
+  const char *word;
+  uint8_t sets[2];
+} role_rule;
+#define RULE_ROW(word, sub, words, needs, also) {#word, {TALLY__ROLES_##needs, TALLY__ROLES_##also}},
+static const role_rule rules[] = {TALLY__ROLE_TABLE(RULE_ROW)};
+#undef RULE_ROW
+/* Each set's roles as an integer constant, for the static public rows. */
+#define SET_ANY(name, any_of, hint, why) ANY_OF_##name = (int)(any_of),
+enum { TALLY__ROLE_SETS(SET_ANY) };
+#undef SET_ANY
+#define PUBLIC_ROW(word, sub, words, needs, also) {sub, (words), ANY_OF_##needs, ANY_OF_##also},
+static const tally_command_role public_rules[] = {TALLY__ROLE_TABLE(PUBLIC_ROW)};
+#undef PUBLIC_ROW
+enum { RULE_COUNT = sizeof rules / sizeof rules[0] };
+
+static bool sub_matches(const tally_command_role *r, const tally__tokens *t) {
+  if (r->words && (uint32_t)t->count != r->words) return false;
+  if (t->count < 2) return false;
+  return !r->sub[0] || tally__word_is(t, 1, r->sub);
+}
+
+bool tally__role_rule_find(const tally__tokens *t, uint8_t sets[2]) {
+  for (size_t i = 0; i < RULE_COUNT; i++) {
+    if (!tally__word_is(t, 0, rules[i].word) || !sub_matches(&public_rules[i], t)) continue;
+    sets[0] = rules[i].sets[0];
+    sets[1] = rules[i].sets[1];
+    return true;
+  }
+  return false;
+}
+
 #define DOC_ROW(word, fn, flags, group, usage, help) \
-  {sizeof(tally_command_doc), TALLY_COMMAND_DOC_VERSION, #word, usage, help, (flags), (group)},
-static const tally_command_doc docs[] = {TALLY__COMMAND_TABLE(DOC_ROW)};
+  {sizeof(tally_command_doc), TALLY_COMMAND_DOC_VERSION, #word, usage, help, (flags), (group), NULL, 0},
+static tally_command_doc docs[] = {TALLY__COMMAND_TABLE(DOC_ROW)};
 #undef DOC_ROW
 
 enum { DOC_COUNT = sizeof docs / sizeof docs[0] };
 
+/* Points each doc at its word's adjacent role rows, once (the strings and
+ * rows are static: valid for the library's lifetime). */
+static void docs_link(void) {
+  for (size_t r = 0; r < RULE_COUNT; r++) {
+    for (size_t i = 0; i < DOC_COUNT; i++) {
+      if (strcmp(docs[i].word, rules[r].word) != 0) continue;
+      if (!docs[i].roles) docs[i].roles = &public_rules[r];
+      docs[i].role_count++;
+    }
+  }
+}
+
 void tally_commands_describe(tally_command_doc_cb cb, void *ud) {
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
   if (!cb) return;
+  pthread_once(&once, docs_link);
   for (size_t i = 0; i < DOC_COUNT; i++) cb(ud, &docs[i]);
 }
 

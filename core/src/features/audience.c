@@ -103,7 +103,16 @@ static uint32_t audience_top(const tally__state *st, uint64_t event_id, bool ear
   return n;
 }
 
-void tally__audience_supporters(tally__engine *e, uint64_t event_id, char *out, size_t cap) {
+/* Marks name (account) and amount of the entry just written at out + used
+ * as "<sep><name> <amount>". */
+static void mark_entry(tally__engine *e, tally__say_marks *m, size_t used, const char *name, const char *amount,
+                       int64_t minor) {
+  size_t at = used + (used ? 2 : 0);
+  tally__say_mark(m, TALLY_ARG_ACCOUNT, at, strlen(name), 0, 0);
+  tally__say_mark(m, TALLY_ARG_AMOUNT, at + strlen(name) + 1, strlen(amount), minor, e->cfg.currency_decimals);
+}
+
+void tally__audience_supporters(tally__engine *e, uint64_t event_id, char *out, size_t cap, tally__say_marks *marks) {
   const tally__state *st = &e->st;
   uint32_t top[TALLY__SUPPORTERS_NAMED];
   uint32_t n = audience_top(st, event_id, false, top, TALLY__SUPPORTERS_NAMED), unnamed = 0;
@@ -118,8 +127,9 @@ void tally__audience_supporters(tally__engine *e, uint64_t event_id, char *out, 
     }
     char amount[48];
     tally__format_amount(e, a->spent, amount, sizeof amount);
-    int w = snprintf(out + used, cap - used, "%s%s %s", used ? ", " : "", acc->name + 5, amount);
+    int w = snprintf(out + used, cap - used, "%s%s %s", used ? ", " : "", tally__account_label(st, a->account), amount);
     if (w < 0 || (size_t)w >= cap - used) break;
+    mark_entry(e, marks, used, tally__account_label(st, a->account), amount, a->spent);
     used += (size_t)w;
   }
   if (unnamed)
@@ -127,7 +137,7 @@ void tally__audience_supporters(tally__engine *e, uint64_t event_id, char *out, 
              unnamed == 1 ? "s" : "");
 }
 
-void tally__audience_creators(tally__engine *e, uint64_t event_id, char *out, size_t cap) {
+void tally__audience_creators(tally__engine *e, uint64_t event_id, char *out, size_t cap, tally__say_marks *marks) {
   const tally__state *st = &e->st;
   uint32_t top[8];
   uint32_t n = audience_top(st, event_id, true, top, 8), unnamed = 0;
@@ -143,6 +153,7 @@ void tally__audience_creators(tally__engine *e, uint64_t event_id, char *out, si
     tally__format_amount(e, a->earned, amount, sizeof amount);
     int w = snprintf(out + used, cap - used, "%s%s %s", used ? ", " : "", tally__account_label(st, a->account), amount);
     if (w < 0 || (size_t)w >= cap - used) break;
+    mark_entry(e, marks, used, tally__account_label(st, a->account), amount, a->earned);
     used += (size_t)w;
   }
   if (unnamed && used < cap)

@@ -33,8 +33,8 @@ void tally__audience_tick(tally__engine *e, uint64_t now_mono);
  * earnings. */
 void tally__audience_committed(tally__state *st, const tally__op *op);
 /* "a 12.00, b 8.00 (and 1 who prefers not to be named)" into out. */
-void tally__audience_supporters(tally__engine *e, uint64_t event_id, char *out, size_t n);
+void tally__audience_supporters(tally__engine *e, uint64_t event_id, char *out, size_t n, tally__say_marks *marks);
 /* "alice 30.00, bob 12.00": what the event's sales earned each creator. */
-void tally__audience_creators(tally__engine *e, uint64_t event_id, char *out, size_t n);
+void tally__audience_creators(tally__engine *e, uint64_t event_id, char *out, size_t n, tally__say_marks *marks);
 
 #endif

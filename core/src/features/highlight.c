@@ -122,10 +122,11 @@ static bool channel_busy(const tally__state *st, const tally__highlight *h) {
 /* Shows h: a channel line, or (highlight_topic) the channel's topic. */
 static void say(tally__engine *e, const tally__highlight *h, bool first) {
   const tally__state *st = &e->st;
-  char text[TALLY_TEXT_BYTES_MAX + 1];
-  snprintf(text, sizeof text, "HIGHLIGHT from %s: %s", tally__account_label(st, h->buyer), h->text);
-  if (!e->cfg.highlight_topic) tally__announce(e, channel_of(st, h), "%s", text);
-  else if (first) tally__emit(e, TALLY_EFFECT_TOPIC, TALLY_OK, 0, 0, "", channel_of(st, h), text);
+  tally__say say;
+  tally__say_init(&say, TALLY_MSG_HIGHLIGHT);
+  tally__sayf(&say, "at", "HIGHLIGHT from %s: %s", tally__account_label(st, h->buyer), h->text);
+  if (!e->cfg.highlight_topic) tally__announce_say(e, channel_of(st, h), &say);
+  else if (first) tally__emit_say(e, TALLY_EFFECT_TOPIC, TALLY_OK, 0, 0, "", channel_of(st, h), &say);
 }
 
 /* A highlight stops showing: in topic mode the channel's topic comes back. */

@@ -88,19 +88,30 @@ static void event_summary(tally__engine *e, tally__event *ev) {
                      it->stock);
     if (k > 0) n += (size_t)k;
   }
-  tally__announce(e, ev->channel, "Event \"%s\" ended: %llu %s (%s), %llu %s (%s).%s%s Thank you!", ev->title,
-                  (unsigned long long)ev->sales, plural(ev->sales, "sale", "sales"), sales,
-                  (unsigned long long)ev->tips, plural(ev->tips, "tip", "tips"), tips, drops, n ? "." : "");
+  tally__say say;
+  tally__say_init(&say, TALLY_MSG_EVENT_ENDED);
+  tally__sayf(&say, "tn-mn-m", "Event \"%s\" ended: %llu %s (%s), %llu %s (%s).%s%s Thank you!", ev->title,
+              (unsigned long long)ev->sales, plural(ev->sales, "sale", "sales"), sales, (unsigned long long)ev->tips,
+              plural(ev->tips, "tip", "tips"), tips, drops, n ? "." : "");
+  tally__say_value(&say, 2, ev->sales_minor, TALLY__DECIMALS(e));
+  tally__say_value(&say, 4, ev->tips_minor, TALLY__DECIMALS(e));
+  tally__announce_say(e, ev->channel, &say);
   uint32_t attendees;
   uint64_t total_ms;
   tally__audience_totals(st, ev->id, tally__now_mono_ms(e), &attendees, &total_ms);
   char supporters[TALLY_TEXT_BYTES_MAX / 2], creators[TALLY_TEXT_BYTES_MAX / 2];
-  tally__audience_supporters(e, ev->id, supporters, sizeof supporters);
-  tally__audience_creators(e, ev->id, creators, sizeof creators);
-  tally__announce(e, ev->channel, "Attendance: %u %s, %llu min on average. Top supporters: %s. Creators earned: %s.",
-                  attendees, attendees == 1 ? "attendee" : "attendees",
-                  (unsigned long long)(attendees ? total_ms / attendees / 60000 : 0),
-                  supporters[0] ? supporters : "none", creators[0] ? creators : "nothing yet");
+  tally__say_marks top = {0}, earned = {0}, none = {0};
+  tally__audience_supporters(e, ev->id, supporters, sizeof supporters, &top);
+  tally__audience_creators(e, ev->id, creators, sizeof creators, &earned);
+  tally__say_init(&say, TALLY_MSG_EVENT_ATTENDANCE);
+  tally__sayf(&say, "n", "Attendance: %u %s, %llu min on average. Top supporters: ", attendees,
+              attendees == 1 ? "attendee" : "attendees",
+              (unsigned long long)(attendees ? total_ms / attendees / 60000 : 0));
+  tally__say_splice(&say, supporters[0] ? supporters : "none", supporters[0] ? &top : &none);
+  tally__sayf(&say, "", ". Creators earned: ");
+  tally__say_splice(&say, creators[0] ? creators : "nothing yet", creators[0] ? &earned : &none);
+  tally__sayf(&say, "", ".");
+  tally__announce_say(e, ev->channel, &say);
 }
 
 /* Stops the event now: no new op joins it and its drops close; the
@@ -158,9 +169,12 @@ void tally__live_drop_open(tally__engine *e, uint32_t item) {
   char span[32];
   if (ms < 60000) snprintf(span, sizeof span, "%lld s", (long long)((ms + 999) / 1000));
   else snprintf(span, sizeof span, "%lld min", (long long)((ms + 59999) / 60000));
-  tally__announce(e, it->drop_channel, "LIVE NOW: %s - %d units at %s for %s%s. Type: !buy %s", it->title,
-                  it->stock - it->sold - it->held, price, span, it->drop_per_user ? " (limit per buyer)" : "",
-                  it->sku);
+  tally__say say;
+  tally__say_init(&say, TALLY_MSG_DROP_LIVE);
+  tally__sayf(&say, "tnm--s", "LIVE NOW: %s - %d units at %s for %s%s. Type: !buy %s", it->title,
+              it->stock - it->sold - it->held, price, span, it->drop_per_user ? " (limit per buyer)" : "", it->sku);
+  tally__say_value(&say, 2, it->price, TALLY__DECIMALS(e));
+  tally__announce_say(e, it->drop_channel, &say);
 }
 
 /* Closes the drop now; its "closed" line waits until nothing of it is held
@@ -184,7 +198,10 @@ void tally__live_drop_close(tally__engine *e, uint32_t item) {
 static void drop_close_say(tally__engine *e, tally__item *it) {
   it->drop_close_due = false;
   e->st.drops_closing--;
-  tally__announce(e, it->drop_channel, "Drop %s closed: %d of %d sold.", it->sku, it->sold, it->stock);
+  tally__say say;
+  tally__say_init(&say, TALLY_MSG_DROP_CLOSED);
+  tally__sayf(&say, "snn", "Drop %s closed: %d of %d sold.", it->sku, it->sold, it->stock);
+  tally__announce_say(e, it->drop_channel, &say);
 }
 
 /* Does this drop's "closed" line wait for its event's summary? */
@@ -271,9 +288,12 @@ void tally__live_ledger_refused(tally__engine *e) {
   st->drops_paused_mono = tally__now_mono_ms(e);
   for (uint32_t k = 0; k < st->drops_active_count; k++) {
     const tally__item *it = &st->items[st->drops_active[k]];
-    if (it->drop_state == TALLY__DROP_LIVE)
-      tally__announce(e, it->drop_channel, "Drop %s is paused: purchases cannot be recorded right now. "
-                      "Its time stands still until they can.", it->sku);
+    if (it->drop_state != TALLY__DROP_LIVE) continue;
+    tally__say say;
+    tally__say_init(&say, TALLY_MSG_DROP_PAUSED);
+    tally__sayf(&say, "s", "Drop %s is paused: purchases cannot be recorded right now. "
+                "Its time stands still until they can.", it->sku);
+    tally__announce_say(e, it->drop_channel, &say);
   }
 }
 
@@ -313,10 +333,16 @@ void tally__live_committed(tally__engine *e, const tally__op *op) {
   int32_t left = tally__item_left(it);
   if (left == 0 && it->sold >= it->stock && !it->drop_out_said) {
     it->drop_out_said = true;
-    tally__announce(e, it->drop_channel, "SOLD OUT: %s - all %d units are gone.", it->sku, it->stock);
+    tally__say say;
+    tally__say_init(&say, TALLY_MSG_DROP_SOLD_OUT);
+    tally__sayf(&say, "sn", "SOLD OUT: %s - all %d units are gone.", it->sku, it->stock);
+    tally__announce_say(e, it->drop_channel, &say);
   } else if (left > 0 && left <= (it->stock / 10 > 1 ? it->stock / 10 : 1) && !it->drop_low_said) {
     /* Low: 10% of the stock, or the last unit of a small drop. */
     it->drop_low_said = true;
-    tally__announce(e, it->drop_channel, "Only %d left of %s!", left, it->sku);
+    tally__say say;
+    tally__say_init(&say, TALLY_MSG_DROP_LOW);
+    tally__sayf(&say, "ns", "Only %d left of %s!", left, it->sku);
+    tally__announce_say(e, it->drop_channel, &say);
   }
 }

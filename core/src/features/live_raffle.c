@@ -23,10 +23,14 @@ void tally__raffle_announce_open(tally__engine *e, uint32_t item) {
   tally__raffle_commitment(it->raffle_seed, commit);
   tally__hex(commit, 32, hex);
   tally__format_amount(e, it->price, price, sizeof price);
-  tally__announce(e, it->drop_channel,
-                  "RAFFLE OPEN: %s - %d units at %s. Enter with !buy %s (no charge now; winners are drawn "
-                  "and charged at close). Seed commitment sha256: %s",
-                  it->title, tally__item_left(it), price, it->sku, hex);
+  tally__say say;
+  tally__say_init(&say, TALLY_MSG_RAFFLE_OPEN);
+  tally__sayf(&say, "tnms-",
+              "RAFFLE OPEN: %s - %d units at %s. Enter with !buy %s (no charge now; winners are drawn "
+              "and charged at close). Seed commitment sha256: %s",
+              it->title, tally__item_left(it), price, it->sku, hex);
+  tally__say_value(&say, 2, it->price, TALLY__DECIMALS(e));
+  tally__announce_say(e, it->drop_channel, &say);
 }
 
 bool tally__raffle_entered(tally__state *st, uint32_t item, uint32_t account) {
@@ -105,10 +109,13 @@ static int draw_freeze(tally__engine *e, uint32_t item) {
   char seed[65], hash[65];
   tally__hex(it->raffle_seed, 32, seed);
   tally__hex(it->raffle_entry_hash, 32, hash);
-  tally__announce(e, it->drop_channel,
-                  "RAFFLE %s closed with %u entries. Seed: %s Entry hash: %s. Drawing %u winners now "
-                  "(VERIFY DRAW %s to check).",
-                  it->sku, n, seed, hash, d->units < n ? d->units : n, it->sku);
+  tally__say say;
+  tally__say_init(&say, TALLY_MSG_RAFFLE_CLOSED);
+  tally__sayf(&say, "sn--ns",
+              "RAFFLE %s closed with %u entries. Seed: %s Entry hash: %s. Drawing %u winners now "
+              "(VERIFY DRAW %s to check).",
+              it->sku, n, seed, hash, d->units < n ? d->units : n, it->sku);
+  tally__announce_say(e, it->drop_channel, &say);
   return TALLY_OK;
 }
 
@@ -152,8 +159,10 @@ static void draw_won(tally__state *st, struct tally__draw_run *d, tally__raffle_
   const char *name = tally__account_label(st, en->account);
   size_t used = strlen(d->named);
   if (st->accounts[en->account].unnamed) d->unnamed++; /* TALLY PRIVACY on: counted, not named */
-  else if (used + strlen(name) + 3 < sizeof d->named)
+  else if (used + strlen(name) + 3 < sizeof d->named) {
     snprintf(d->named + used, sizeof d->named - used, "%s%s", used ? ", " : "", name);
+    tally__say_mark(&d->named_marks, TALLY_ARG_ACCOUNT, used + (used ? 2 : 0), strlen(name), 0, 0);
+  }
 }
 
 /* The entry at position `next` is passed over: told why, and a
@@ -254,9 +263,13 @@ static void draw_run(tally__engine *e) {
   if (d->unnamed)
     snprintf(unnamed, sizeof unnamed, "%s%u who prefer%s not to be named", d->named[0] ? ", and " : "", d->unnamed,
              d->unnamed == 1 ? "s" : "");
-  tally__announce(e, it->drop_channel, "RAFFLE %s winners (%u of %u units): %s%s%s", it->sku, d->winners,
-                  d->units, d->named[0] || d->unnamed ? d->named : "nobody", unnamed,
-                  d->winners > 0 ? ". Receipts are on their way." : "");
+  tally__say say;
+  tally__say_init(&say, TALLY_MSG_RAFFLE_WINNERS);
+  tally__sayf(&say, "snn", "RAFFLE %s winners (%u of %u units): ", it->sku, d->winners, d->units);
+  tally__say_marks none = {0};
+  tally__say_splice(&say, d->named[0] || d->unnamed ? d->named : "nobody", d->named[0] ? &d->named_marks : &none);
+  tally__sayf(&say, "", "%s%s", unnamed, d->winners > 0 ? ". Receipts are on their way." : "");
+  tally__announce_say(e, it->drop_channel, &say);
   d->active = false;
   st->raffles_due--;
 }

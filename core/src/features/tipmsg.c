@@ -26,8 +26,12 @@ tally__held_tip *tally__tip_held_find(tally__state *st, uint64_t transfer_id, co
 static void say_message(tally__engine *e, const tally__held_tip *h) {
   char amount[48];
   tally__format_amount(e, h->amount, amount, sizeof amount);
-  tally__announce_in(e, e->st.accounts[h->tipper].net, h->channel, "%s's message with the tip of %s to %s: %s",
-                     who(&e->st, h->tipper), amount, who(&e->st, h->recipient), h->text);
+  tally__say say;
+  tally__say_init(&say, TALLY_MSG_TIP_MESSAGE);
+  tally__sayf(&say, "amat", "%s's message with the tip of %s to %s: %s", who(&e->st, h->tipper), amount,
+              who(&e->st, h->recipient), h->text);
+  tally__say_value(&say, 1, h->amount, TALLY__DECIMALS(e));
+  tally__announce_say_in(e, e->st.accounts[h->tipper].net, h->channel, &say);
 }
 
 bool tally__tip_message_reserve(tally__state *st, const tally__op *op) {
@@ -67,6 +71,16 @@ bool tally__tip_message_queue(tally__engine *e, uint64_t transfer_id, uint32_t t
   return true;
 }
 
+/* The moderators' line was formatted into TALLY_TEXT_BYTES_MAX bytes (one
+ * fewer than a reply): cut the same, so the text stays what it was. */
+static void held_clip(tally__say *say) {
+  if (say->len < TALLY_TEXT_BYTES_MAX - 1) return;
+  say->len = TALLY_TEXT_BYTES_MAX - 1;
+  say->text[say->len] = 0;
+  say->msg = TALLY_MSG_TEXT;
+  say->count = 0;
+}
+
 void tally__tip_thanks(tally__engine *e, const tally__op *op, const char *amount) {
   const tally__state *st = &e->st;
   const char *tipper = who(st, op->account), *to = who(st, op->counterparty);
@@ -75,13 +89,19 @@ void tally__tip_thanks(tally__engine *e, const tally__op *op, const char *amount
     uint64_t due = tally__now_mono_ms(e) + (uint64_t)hold_s * 1000;
     if (tally__tip_message_queue(e, op->transfer_id, op->account, op->counterparty, op->amount, op->channel,
                                  op->note, due)) {
-      tally__announce_in(e, op->net, op->channel, "Thank you %s for tipping %s %s! Their message follows in %u s.",
-                         tipper, to, amount, hold_s);
-      char text[TALLY_TEXT_BYTES_MAX];
-      snprintf(text, sizeof text, "Tip %llu from %s to %s says: %s -- shown here in %u s unless a moderator says HIDE %llu",
-               (unsigned long long)op->transfer_id, tipper, to, op->note, hold_s,
-               (unsigned long long)op->transfer_id);
-      tally__emit_in(e, op->net, TALLY_EFFECT_MODERATORS, TALLY_OK, 0, op->transfer_id, "", op->channel, text);
+      tally__say say;
+      tally__say_init(&say, TALLY_MSG_TIP_THANKS_HELD);
+      tally__sayf(&say, "aam-", "Thank you %s for tipping %s %s! Their message follows in %u s.", tipper, to,
+                  amount, hold_s);
+      tally__say_value(&say, 2, op->amount, TALLY__DECIMALS(e));
+      tally__announce_say_in(e, op->net, op->channel, &say);
+      /* (TALLY_TEXT_BYTES_MAX - 1 bytes at most, as before) */
+      tally__say_init(&say, TALLY_MSG_TIP_HELD);
+      tally__sayf(&say, "Raat-R", "Tip %llu from %s to %s says: %s -- shown here in %u s unless a moderator says HIDE %llu",
+                  (unsigned long long)op->transfer_id, tipper, to, op->note, hold_s,
+                  (unsigned long long)op->transfer_id);
+      held_clip(&say);
+      tally__emit_say_in(e, op->net, TALLY_EFFECT_MODERATORS, TALLY_OK, 0, op->transfer_id, "", op->channel, &say);
       return;
     }
     /* Its slot was reserved at decision, so this is not reached; were it,
@@ -90,8 +110,12 @@ void tally__tip_thanks(tally__engine *e, const tally__op *op, const char *amount
     tally__announce_in(e, op->net, op->channel, "Thank you %s for tipping %s %s!", tipper, to, amount);
     return;
   }
-  tally__announce_in(e, op->net, op->channel, "Thank you %s for tipping %s %s%s%s", tipper, to, amount,
-                     op->note[0] ? ": " : "", op->note);
+  tally__say say;
+  tally__say_init(&say, TALLY_MSG_TIP_THANKS);
+  tally__sayf(&say, "aam", "Thank you %s for tipping %s %s", tipper, to, amount);
+  tally__say_value(&say, 2, op->amount, TALLY__DECIMALS(e));
+  if (op->note[0]) tally__sayf(&say, "t", ": %s", op->note);
+  tally__announce_say_in(e, op->net, op->channel, &say);
 }
 
 void tally__tip_messages_tick(tally__engine *e, uint64_t now_mono) {
@@ -115,8 +139,9 @@ void tally__tip_hide_settled(tally__engine *e, const tally__op *op, bool ok) {
     return;
   }
   h->state = TALLY__HELD_HIDDEN;
-  char text[TALLY_TEXT_BYTES_MAX];
-  snprintf(text, sizeof text, "%s hid the message of tip %llu from %s", who(&e->st, op->account),
-           (unsigned long long)op->ref_transfer, who(&e->st, h->tipper));
-  tally__emit_in(e, op->net, TALLY_EFFECT_MODERATORS, TALLY_OK, 0, op->ref_transfer, "", op->channel, text);
+  tally__say say;
+  tally__say_init(&say, TALLY_MSG_TIP_HIDDEN);
+  tally__sayf(&say, "aRa", "%s hid the message of tip %llu from %s", who(&e->st, op->account),
+              (unsigned long long)op->ref_transfer, who(&e->st, h->tipper));
+  tally__emit_say_in(e, op->net, TALLY_EFFECT_MODERATORS, TALLY_OK, 0, op->ref_transfer, "", op->channel, &say);
 }

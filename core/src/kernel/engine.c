@@ -134,6 +134,33 @@ void tally__announce_in(tally__engine *e, uint16_t net, const char *channel, con
   tally__emit_in(e, net, TALLY_EFFECT_ANNOUNCE, TALLY_OK, 0, 0, "", channel, text);
 }
 
+void tally__emit_say_in(tally__engine *e, uint16_t net, uint32_t kind, int code, uint64_t req_id,
+                        uint64_t receipt, const char *origin, const char *channel, const tally__say *say) {
+  char args[TALLY_EFFECT_ARGS_BYTES_MAX + 1];
+  tally__say_args(say, args, sizeof args);
+  tally_effect eff = {.size = sizeof eff, .version = TALLY_EFFECT_VERSION, .kind = kind, .code = code,
+                      .req_id = req_id, .receipt_id = receipt, .origin = origin ? origin : "",
+                      .channel = channel ? channel : "", .text = say->text,
+                      .hint = code == TALLY_ENOT_LOGGED_IN ? TALLY_HINT_LOG_IN : TALLY_HINT_NONE,
+                      .msg = args[0] ? say->msg : TALLY_MSG_TEXT, .args = args,
+                      .network = net < e->st.network_count ? e->st.networks[net].name : e->cfg.network};
+  emit_effect(e, &eff);
+}
+
+void tally__emit_say(tally__engine *e, uint32_t kind, int code, uint64_t req_id, uint64_t receipt,
+                     const char *origin, const char *channel, const tally__say *say) {
+  tally__emit_say_in(e, TALLY__NET_CONFIGURED, kind, code, req_id, receipt, origin, channel, say);
+}
+
+void tally__announce_say_in(tally__engine *e, uint16_t net, const char *channel, const tally__say *say) {
+  if (!channel || !channel[0]) return;
+  tally__emit_say_in(e, net, TALLY_EFFECT_ANNOUNCE, TALLY_OK, 0, 0, "", channel, say);
+}
+
+void tally__announce_say(tally__engine *e, const char *channel, const tally__say *say) {
+  tally__announce_say_in(e, TALLY__NET_CONFIGURED, channel, say);
+}
+
 void tally__signal_host(tally__engine *e) {
   if (!e->effects_pending) return;
   e->effects_pending = false;
@@ -505,45 +532,51 @@ static void op_committed(tally__engine *e, tally__batch *b, tally__op *op) {
   tally__key *key = &st->keys[op->key_slot];
   key->state = TALLY__KEY_DONE;
   tally__account *a = &st->accounts[op->account];
-  char amount[48], text[TALLY_TEXT_BYTES_MAX + 1];
+  char amount[48];
   tally__format_amount(e, op->amount, amount, sizeof amount);
+  tally__say say; /* the amount is argument 0 of a tip, refund and grant, 3 of a purchase */
   switch (op->kind) {
   case TALLY__TRANSFER_PURCHASE: {
     const tally__item *it = &st->items[op->item];
     tally__account_note_receipt(a, op->transfer_id);
     atomic_fetch_add_explicit(&e->n_buys_committed, 1, memory_order_relaxed);
-    int n = snprintf(text, sizeof text, "Bought %ux %s (%s) for %s. receipt %llu (batch %llu, signed)",
-                     op->qty, it->title, it->sku, amount, (unsigned long long)op->transfer_id,
-                     (unsigned long long)b->id);
-    if (op->serial && n > 0 && (size_t)n < sizeof text) {
+    tally__say_init(&say, TALLY_MSG_BOUGHT);
+    tally__sayf(&say, "ntsmR-", "Bought %ux %s (%s) for %s. receipt %llu (batch %llu, signed)", op->qty, it->title,
+                it->sku, amount, (unsigned long long)op->transfer_id, (unsigned long long)b->id);
+    tally__say_value(&say, 3, op->amount, TALLY__DECIMALS(e));
+    if (op->serial) {
       if (op->qty == 1)
-        snprintf(text + n, sizeof text - (size_t)n, " - serial %u of %d", op->serial, it->stock);
+        tally__sayf(&say, "", " - serial %u of %d", op->serial, it->stock);
       else
-        snprintf(text + n, sizeof text - (size_t)n, " - serials %u-%u of %d", op->serial,
-                 op->serial + op->qty - 1, it->stock);
+        tally__sayf(&say, "", " - serials %u-%u of %d", op->serial, op->serial + op->qty - 1, it->stock);
     }
     break;
   }
   case TALLY__TRANSFER_TIP:
     tally__account_note_receipt(a, op->transfer_id);
     TALLY__FEATURES_CALL(e, tipped, op, amount);
-    snprintf(text, sizeof text, "Tipped %s to %s. receipt %llu%s", amount,
-             tally__account_label(st, op->counterparty), (unsigned long long)op->transfer_id,
-             op->held_message ? " - your message is shown after the channel's moderation hold" : "");
+    tally__say_init(&say, TALLY_MSG_TIPPED);
+    tally__sayf(&say, "maR-", "Tipped %s to %s. receipt %llu%s", amount, tally__account_label(st, op->counterparty),
+                (unsigned long long)op->transfer_id,
+                op->held_message ? " - your message is shown after the channel's moderation hold" : "");
+    tally__say_value(&say, 0, op->amount, TALLY__DECIMALS(e));
     break;
   case TALLY__TRANSFER_REFUND:
     tally__account_note_receipt(a, op->transfer_id);
-    snprintf(text, sizeof text, "Refunded %s for receipt %llu. receipt %llu", amount,
-             (unsigned long long)op->ref_transfer, (unsigned long long)op->transfer_id);
+    tally__say_init(&say, TALLY_MSG_REFUNDED);
+    tally__sayf(&say, "mRR", "Refunded %s for receipt %llu. receipt %llu", amount,
+                (unsigned long long)op->ref_transfer, (unsigned long long)op->transfer_id);
+    tally__say_value(&say, 0, op->amount, TALLY__DECIMALS(e));
     break;
   default:
-    snprintf(text, sizeof text, "Granted %s to %s. receipt %llu", amount, a->name + 5,
-             (unsigned long long)op->transfer_id);
+    tally__say_init(&say, TALLY_MSG_GRANTED);
+    tally__sayf(&say, "maR", "Granted %s to %s. receipt %llu", amount, tally__account_label(st, op->account),
+                (unsigned long long)op->transfer_id);
+    tally__say_value(&say, 0, op->amount, TALLY__DECIMALS(e));
     break;
   }
   if (op->origin[0])
-    tally__emit_in(e, op->net, TALLY_EFFECT_REPLY, TALLY_OK, op->req_id, op->transfer_id, op->origin,
-                op->channel, text);
+    tally__emit_say_in(e, op->net, TALLY_EFFECT_REPLY, TALLY_OK, op->req_id, op->transfer_id, op->origin, op->channel, &say);
   if (op->kind == TALLY__TRANSFER_PURCHASE) purchase_extras(e, op, &st->items[op->item]);
   TALLY__FEATURES_CALL(e, committed, op);
   TALLY__FEATURES_CALL(e, settled, op, TALLY_OK);

@@ -17,6 +17,7 @@
 #include "batch.h"
 #include "codec.h"
 #include "ring.h"
+#include "say.h"
 #include "signer.h"
 #include "state.h"
 #include "tally.h"
@@ -72,7 +73,7 @@ typedef struct tally__writer {
 
 struct tally_engine {
   tally_config cfg;
-  char *dsn, *key_path, *currency, *network;
+  char *dsn, *key_path, *currency, *network, *admins;
   tally__ring in, out;
   int efd;
   pthread_t thread;
@@ -145,6 +146,20 @@ __attribute__((format(printf, 3, 4))) void tally__announce(tally__engine *e, con
  * and drops keep no network yet: they announce in the configured one. */
 __attribute__((format(printf, 4, 5))) void tally__announce_in(tally__engine *e, uint16_t net, const char *channel,
                                                                 const char *fmt, ...);
+/* An effect whose text is a structured sentence (base/say.h): its msg code
+ * and arguments go with the text. tally__announce_say says nothing for an
+ * empty channel, like tally__announce. */
+void tally__emit_say(tally__engine *e, uint32_t kind, int code, uint64_t req_id, uint64_t receipt,
+                     const char *origin, const char *channel, const tally__say *say);
+void tally__announce_say(tally__engine *e, const char *channel, const tally__say *say);
+/* The same in network `net` (st->networks index; TALLY__NET_CONFIGURED: the
+ * configured one). */
+enum { TALLY__NET_CONFIGURED = UINT16_MAX };
+void tally__emit_say_in(tally__engine *e, uint16_t net, uint32_t kind, int code, uint64_t req_id,
+                        uint64_t receipt, const char *origin, const char *channel, const tally__say *say);
+void tally__announce_say_in(tally__engine *e, uint16_t net, const char *channel, const tally__say *say);
+/* The currency's decimals, for amount arguments (tally__say_value). */
+#define TALLY__DECIMALS(e) ((e)->cfg.currency_decimals)
 /* The open batch, or NULL when every slot is sealed (then answer "busy"). */
 tally__batch *tally__engine_open_batch(tally__engine *e);
 /* A record op the engine makes itself (no command behind it), cleared, of

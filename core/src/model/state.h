@@ -20,6 +20,7 @@
 
 #include "map.h"
 #include "raffle.h"
+#include "say.h"
 #include "split.h"
 #include "tally.h"
 #include "text.h"
@@ -456,6 +457,7 @@ typedef struct tally__state {
     uint32_t unnamed; /* winners with TALLY PRIVACY on: counted, not named */
     tally__raffle_rng rng;
     char named[TALLY_TEXT_BYTES_MAX / 2]; /* first winners, for the announcement */
+    tally__say_marks named_marks;         /* their names' spans in `named` (accounts) */
   } draw;
   uint32_t fees, external; /* indices of sys:fees and sys:external */
   int64_t grants_pending;  /* grants decided, not yet committed */

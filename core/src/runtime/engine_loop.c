@@ -183,13 +183,15 @@ int tally__engine_new(const tally__hooks *hooks, const tally_config *cfg, tally_
   e->currency = dup_or_null(cfg->currency);
   e->network = dup_or_null(cfg->network);
   e->cfg.network = e->network;
+  e->admins = dup_or_null(cfg->admins);
   e->cfg.dsn = e->dsn;
   e->cfg.signing_key_path = e->key_path;
   e->cfg.currency = e->currency;
+  e->cfg.admins = e->admins;
   e->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   e->batch_slots = e->cfg.writers + 1;
   e->batches = calloc(e->batch_slots, sizeof *e->batches);
-  rc = (!e->dsn || !e->key_path || !e->currency || !e->network || e->efd < 0 || !e->batches) ? TALLY_ENOMEM : TALLY_OK;
+  rc = (!e->dsn || !e->key_path || !e->currency || !e->network || !e->admins || e->efd < 0 || !e->batches) ? TALLY_ENOMEM : TALLY_OK;
   if (!rc) rc = tally__ring_init(&e->in, e->cfg.queue_depth);
   if (!rc) rc = tally__ring_init(&e->out, 2u * e->cfg.queue_depth + 4u * e->cfg.batch_max * e->batch_slots + 1024u);
   if (!rc) rc = tally__state_init(&e->st, &e->cfg);
@@ -293,7 +295,8 @@ int tally_engine_drain(tally_engine *e, tally_effect_cb cb, void *ud, size_t max
     tally_effect eff = {.size = sizeof eff, .version = TALLY_EFFECT_VERSION, .kind = (uint32_t)f.kind,
                         .code = (int32_t)f.code, .req_id = f.req_id, .receipt_id = f.receipt_id,
                         .origin = f.origin, .channel = f.channel, .text = f.text,
-                        .hint = (uint32_t)f.hint, .network = f.network, .conn = f.conn};
+                        .hint = (uint32_t)f.hint, .network = f.network, .conn = f.conn, .msg = (uint32_t)f.msg,
+                        .args = f.args};
     cb(ud, &eff);
     delivered++;
   }
@@ -332,5 +335,6 @@ void tally_engine_free(tally_engine *e) {
   free(e->network);
   free(e->key_path);
   free(e->currency);
+  free(e->admins);
   free(e);
 }

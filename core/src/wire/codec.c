@@ -151,7 +151,9 @@ int tally__effect_encode_seq(const tally_effect *eff, uint64_t seq, uint8_t *buf
   effect_src src = {.kind = eff->kind, .code = eff->code, .req_id = eff->req_id,
                     .receipt_id = eff->receipt_id, .origin = eff->origin,
                     .channel = eff->channel, .text = eff->text, .seq = seq, .hint = eff->hint,
-                    .network = eff->network, .conn = eff->conn};
+                    .network = eff->network, .conn = eff->conn,
+                    .msg = eff->size >= sizeof *eff && eff->version >= 3 ? eff->msg : 0,
+                    .args = eff->size >= sizeof *eff && eff->version >= 3 ? eff->args : ""};
   return encode_effect(&src, buf, cap, len);
 }
 
@@ -358,7 +360,15 @@ DEFINE_DECODER(presence, TALLY_FRAME_PRESENCE_FIELDS, TALLY_FRAME_TYPE_PRESENCE,
 DEFINE_DECODER(ack, TALLY_FRAME_ACK_FIELDS, TALLY_FRAME_TYPE_ACK, ALL_(TALLY_FRAME_ACK_FIELDS))
 
 /* Checks beyond field types, per frame: flags are 0 or 1. */
-static int check_effect(const tally_frame_effect *f) { (void)f; return TALLY_OK; }
+/* An effect's arguments must parse against its text, and a text-only
+ * effect (msg 0) has none: an adapter may then trust every span. */
+static int check_effect(const tally_frame_effect *f) {
+  if (f->msg == 0 && f->args[0]) return TALLY_EFRAME;
+  tally_effect_arg args[TALLY_EFFECT_ARGS_MAX];
+  size_t n;
+  return tally_effect_args_parse(f->text, f->args, args, TALLY_EFFECT_ARGS_MAX, &n) == TALLY_OK ? TALLY_OK
+                                                                                                 : TALLY_EFRAME;
+}
 static int check_hello(const tally_frame_hello *f) { (void)f; return TALLY_OK; }
 static int check_hello_server(const tally_frame_hello_server *f) { (void)f; return TALLY_OK; }
 static int check_ack(const tally_frame_ack *f) { (void)f; return TALLY_OK; }
