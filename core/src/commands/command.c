@@ -227,14 +227,14 @@ static void presence(tally__engine *e, const tally__command_frame *frame) {
   tally__state *st = &e->st;
   if (tally__live_event_in(st, frame->channel) == TALLY__NONE) return;
   tally__command_frame none = {0};
-  tally__cmd c = {.e = e, .cmd = &none, .now = tally__now_mono_ms(e), .wall = tally__now_wall_ms()};
+  tally__cmd c = {.e = e, .cmd = &none, .now = tally__now_mono_ms(e), .wall = tally__now_wall_ms(e)};
   uint32_t account;
   if (tally__cmd_account(&c, frame->account, &account)) return;
   tally__audience_presence(e, frame->channel, account, strcmp(frame->text, "PRESENCE JOIN") == 0);
 }
 
 void tally__command_handle(tally__engine *e, const tally__command_frame *frame) {
-  tally__cmd c = {.e = e, .cmd = frame, .now = tally__now_mono_ms(e), .wall = tally__now_wall_ms(),
+  tally__cmd c = {.e = e, .cmd = frame, .now = tally__now_mono_ms(e), .wall = tally__now_wall_ms(e),
                   .account = TALLY__NONE};
   /* Every string of the frame goes into replies or the ledger: all must be
    * clean UTF-8 without control characters, not only the command text. */

@@ -19,17 +19,10 @@
 #include "hooks.h"
 #include "text.h"
 
-/* ---- clocks ----------------------------------------------------------------- */
-uint64_t tally__now_mono_ms(tally__engine *e) {
-  uv_update_time(&e->loop);
-  return uv_now(&e->loop);
-}
+/* ---- clocks (the environment's: tally__env) ------------------------------- */
+uint64_t tally__now_mono_ms(tally__engine *e) { return e->env->now_mono_ms(e); }
 
-int64_t tally__now_wall_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+int64_t tally__now_wall_ms(const tally__engine *e) { return e->env->now_wall_ms(e); }
 
 size_t tally__format_amount(const tally__engine *e, int64_t minor, char *out, size_t n) {
   char num[32];
@@ -124,7 +117,7 @@ tally__op *tally__engine_record_op(tally__engine *e, uint8_t type, uint32_t acco
   op->account = account;
   op->counterparty = TALLY__NONE;
   op->item = item;
-  op->created_ms = tally__now_wall_ms();
+  op->created_ms = tally__now_wall_ms(e);
   e->ops_pending++;
   return op;
 }
@@ -143,16 +136,16 @@ tally__batch *tally__engine_open_batch(tally__engine *e) {
   return NULL;
 }
 
-static tally__writer *idle_writer(tally__engine *e) {
-  for (uint32_t k = 0; k < e->cfg.writers; k++)
-    if (e->writers[k].state == TALLY__WRITER_IDLE) return &e->writers[k];
-  return NULL;
-}
-
-static void send_batch(tally__engine *e, tally__writer *w, tally__batch *b) {
+/* A new attempt of sealed batch b: what the last one learned is cleared,
+ * then the environment's writer takes it. */
+static void send_batch(tally__engine *e, tally__batch *b) {
+  memset(b->inserted, 0, b->transfer_count);
+  memset(b->found_id, 0, b->transfer_count * sizeof *b->found_id);
+  b->looked_up = false;
+  b->statement_ok = false;
+  b->sent_mono_ms = tally__now_mono_ms(e);
   b->inflight = true;
-  if (tally__writer_send_batch(w, b) != TALLY_OK) b->inflight = false;
-  (void)e;
+  if (e->env->send_batch(e, b) != TALLY_OK) b->inflight = false;
 }
 
 /* Gives sealed batches waiting to be (re)sent to idle writers first, oldest
@@ -165,13 +158,11 @@ void tally__engine_flush(tally__engine *e) {
       tally__batch *b = &e->batches[i];
       if (b->phase == TALLY__BATCH_SEALED && !b->inflight && (!oldest || b->id < oldest->id)) oldest = b;
     }
-    tally__writer *w = oldest ? idle_writer(e) : NULL;
-    if (!w) break;
-    send_batch(e, w, oldest);
+    if (!oldest || !e->env->writer_idle(e)) break;
+    send_batch(e, oldest);
     if (!oldest->inflight) return; /* the writer broke; try again later */
   }
-  tally__writer *w = idle_writer(e);
-  if (!w) return;
+  if (!e->env->writer_idle(e)) return;
   tally__batch *open = e->open;
   bool ops = open && open->phase == TALLY__BATCH_OPEN && open->op_count > 0;
   if (!ops) {
@@ -185,14 +176,14 @@ void tally__engine_flush(tally__engine *e) {
     if (!open) open = tally__engine_open_batch(e);
     if (!open || open->phase != TALLY__BATCH_OPEN) return;
   }
-  int rc = tally__batch_seal(open, &e->st, e->signer, tally__now_mono_ms(e), tally__now_wall_ms(),
+  int rc = tally__batch_seal(open, &e->st, e->signer, tally__now_mono_ms(e), tally__now_wall_ms(e),
                              e->lease_epoch);
   e->open = NULL;
   if (rc) {
     tally__engine_batch_failed(e, open, "signing failed");
     return;
   }
-  send_batch(e, w, open);
+  send_batch(e, open);
 }
 
 static void rows_committed(tally__engine *e, const tally__batch *b) {
@@ -365,7 +356,7 @@ static void batch_go_again(tally__engine *e, tally__batch *b) {
     tally__batch_reset(b);
     return;
   }
-  int rc = tally__batch_reseal(b, &e->st, e->signer, tally__now_mono_ms(e), tally__now_wall_ms(), e->lease_epoch);
+  int rc = tally__batch_reseal(b, &e->st, e->signer, tally__now_mono_ms(e), tally__now_wall_ms(e), e->lease_epoch);
   if (rc) tally__engine_batch_failed(e, b, "signing failed");
 }
 

@@ -341,7 +341,7 @@ int tally__engine_load(tally__engine *e, PGconn *conn, char *err, size_t err_len
   int applied;
   int rc = tally__migrate(conn, &applied, err, err_len);
   if (rc) return rc;
-  int64_t now = tally__now_wall_ms();
+  int64_t now = tally__now_wall_ms(e);
   /* Start from empty memory: a failed earlier attempt may have left some. */
   tally__state_free(&e->st);
   rc = tally__state_init(&e->st, &e->cfg);

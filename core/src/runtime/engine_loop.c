@@ -118,7 +118,7 @@ static void on_tick(uv_timer_t *t) {
   uint64_t now = tally__now_mono_ms(e);
   if (!e->ready && !e->fenced) try_start(e, now);
   if (e->ready || e->fenced) {
-    tally__writers_tick(e, now);
+    e->env->tick(e, now);
     pending_notices(e, now);
   }
   if (e->ready) {
@@ -173,6 +173,7 @@ int tally__engine_new(const tally__hooks *hooks, const tally_config *cfg, tally_
   if (!e) return TALLY_ENOMEM;
   e->cfg = *cfg;
   e->hooks = hooks;
+  e->env = &tally__env_real;
   e->dsn = dup_or_null(cfg->dsn);
   e->key_path = dup_or_null(cfg->signing_key_path);
   e->currency = dup_or_null(cfg->currency);
