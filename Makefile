@@ -47,7 +47,10 @@ CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -O2 -g -fPIC -pthread $(WARN) \
 PRIVATE_INC := $(CORE_INC) -Itests/lib
 $(BUILD)/cli/%.o $(BUILD)/bench/%.o $(BUILD)/tools/%.o: PRIVATE_INC :=
 ifneq ($(SANITIZE),)
-CFLAGS_BASE += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -O1
+# A sanitizer build is a test build: it has the planted bugs of
+# core/src/base/test_fault.h (off unless TALLY_TEST_FAULT names one); the
+# plain build never does (tests/docs/no_test_faults.sh).
+CFLAGS_BASE += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -O1 -DTALLY_TEST_FAULTS
 LDFLAGS_SAN := -fsanitize=$(SANITIZE)
 endif
 CFLAGS_ALL = $(CFLAGS_BASE) $(PRIVATE_INC) $(PKG_CFLAGS) $(CFLAGS)

@@ -18,6 +18,7 @@
 #include "engine_internal.h"
 #include "hooks.h"
 #include "text.h"
+#include "test_fault.h"
 
 /* ---- clocks (the environment's: tally__env) ------------------------------- */
 uint64_t tally__now_mono_ms(tally__engine *e) { return e->env->now_mono_ms(e); }
@@ -464,6 +465,7 @@ static void purchase_extras(tally__engine *e, const tally__op *op, const tally__
 static void op_committed(tally__engine *e, tally__batch *b, tally__op *op) {
   tally__state *st = &e->st;
   tally__op_commit(st, op);
+  if (TALLY__FAULT(COMMIT_TWICE) && op->kind == TALLY__TRANSFER_GRANT) tally__op_commit(st, op);
   e->ops_pending--;
   tally__key *key = &st->keys[op->key_slot];
   key->state = TALLY__KEY_DONE;
@@ -519,7 +521,8 @@ static void op_failed(tally__engine *e, tally__op *op, const char *text) {
   record_settled(e, op, false);
   if (op->type == TALLY__OP_TRANSFER) {
     tally__op_release(&e->st, op);
-    tally__key_forget(&e->st, op->key_slot); /* a CLI grant: polled for again */
+    if (TALLY__FAULT(FAILED_KEEPS_KEY)) e->st.keys[op->key_slot].state = TALLY__KEY_DONE;
+    else tally__key_forget(&e->st, op->key_slot); /* a CLI grant: polled for again */
     TALLY__FEATURES_CALL(e, settled, op, TALLY_EFAILED);
     atomic_fetch_add_explicit(&e->n_buys_refused, 1, memory_order_relaxed);
   }
