@@ -21,7 +21,7 @@ enum tally__fault {
   TALLY__FAULT_COMMIT_TWICE,     /* kernel: a committed grant is applied to memory twice */
   TALLY__FAULT_RELEASE_STOCK,    /* model: a released purchase keeps its units held */
   TALLY__FAULT_RECEIPT_UNKNOWN,  /* kernel: a batch whose answer was lost is taken as committed */
-  TALLY__FAULT_REFUND_OVER,      /* model: a refund may take back one unit more than is left */
+  TALLY__FAULT_REFUND_OVER,      /* model: a refund forgets the refunds still in flight */
   TALLY__FAULT_FAILED_KEEPS_KEY, /* kernel: a failed op's key is not forgotten, so a retry is
                                     answered "already done" with no receipt in the ledger */
   TALLY__FAULT_LOADER_REFUND,    /* loader: a purchase's refunds are counted twice at start-up */

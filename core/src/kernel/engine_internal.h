@@ -117,6 +117,7 @@ struct tally_engine {
       n_batches, n_retries, n_announce_dropped;
   const struct tally__hooks *hooks; /* hooks.h: the layers above the kernel */
   const struct tally__env *env;     /* time and writers: tally__env_real, or a simulator's */
+  void *env_ud;                     /* the environment's own data (a simulator's world) */
 };
 
 typedef struct tally_engine tally__engine;

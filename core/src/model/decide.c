@@ -311,8 +311,8 @@ int tally__decide_refund(tally__state *st, const tally__decide_ctx *ctx, uint32_
             (long long)p->refunded);
     return TALLY_ELEDGER;
   }
-  int64_t done = p->refunded + p->refund_held;
-  int64_t remaining = p->amount - done + (TALLY__FAULT(REFUND_OVER) ? 1 : 0);
+  int64_t done = p->refunded + (TALLY__FAULT(REFUND_OVER) ? 0 : p->refund_held);
+  int64_t remaining = p->amount - done;
   int64_t amount = amount_typed == 0 ? remaining : amount_typed;
   if (amount <= 0 || amount > remaining) return TALLY_EREFUND_EXCEEDS;
   if (p->coop_slot != TALLY__NONE)
