@@ -132,6 +132,9 @@ void adv_restart(adv *a) {
   th_engine_free(a->e);
   a->e = th_engine(&a->cfg);
   a->restarts++;
+  char why[400];
+  if (!a->broken[0] && a->honest_ready && !adv_loaded_matches(a, why, sizeof why))
+    snprintf(a->broken, sizeof a->broken, "%s", why);
 }
 
 uint64_t adv_last_event(adv *a) {
@@ -197,6 +200,10 @@ static int run_seed(uint64_t seed, int steps, char *why, size_t why_len) {
   }
   adv_restart(&a); /* what the run left must load again */
   char what[440] = "";
+  if (!failed && a.broken[0]) {
+    snprintf(why, why_len, "seed %llu after the last restart: %s", (unsigned long long)seed, a.broken);
+    failed = steps + 1;
+  }
   if (!failed && !adv_canary(&a, what, sizeof what)) {
     snprintf(why, why_len, "seed %llu after the last restart: %s", (unsigned long long)seed, what);
     failed = steps + 1;
