@@ -83,6 +83,7 @@ static void store_one(world *w, const tally__batch *b, const tally__op *op) {
   t->amount = op->amount;
   t->item = op->item;
   t->qty = op->qty;
+  t->fee = op->fee;
   t->fp = op_key(w, op)->fingerprint;
   snprintf(t->key, sizeof t->key, "%s", op_key(w, op)->key);
   umap_put(&w->tx_by_id, t->id, w->tx_count);
@@ -115,6 +116,12 @@ static void store_one(world *w, const tally__batch *b, const tally__op *op) {
     else if ((p->refunded += op->amount) > p->amount)
       fail(w, "I4: purchase %llu of %lld is refunded %lld in the ledger", (unsigned long long)p->id,
            (long long)p->amount, (long long)p->refunded);
+    /* The fee comes back in proportion: a full refund, in any number of
+     * parts, returns exactly the fee that was taken. */
+    else if ((p->fee_back += op->fee) > p->fee || (p->refunded == p->amount && p->fee_back != p->fee))
+      fail(w, "I4: purchase %llu (%lld, fee %lld) refunded %lld, its refunds gave back %lld of the fee",
+           (unsigned long long)p->id, (long long)p->amount, (long long)p->fee, (long long)p->refunded,
+           (long long)p->fee_back);
   }
 }
 

@@ -47,6 +47,7 @@ typedef struct ltx {
   uint8_t kind;
   uint32_t item, qty;
   int64_t amount, refunded;
+  int64_t fee, fee_back; /* purchases: the fee taken, and what its refunds gave back of it */
   char key[TALLY__KEY_BYTES_MAX + 1];
 } ltx;
 

@@ -202,6 +202,15 @@ static int64_t random_price(world *w) {
   return between(w, 1000, 100000);
 }
 
+static void settle_all(world *w);
+
+/* A set-up command, let through before the next (none may be busy). */
+static void setup_say(world *w, const char *account, const char *channel, const char *msg_id, const char *text,
+                      uint32_t roles) {
+  say(w, account, channel, msg_id, text, roles);
+  settle_all(w);
+}
+
 /* Creators (the creator role), their items, funded buyers: all commands. */
 static void world_people(world *w) {
   char text[SIM_TEXT], who[16];
@@ -210,7 +219,7 @@ static void world_people(world *w) {
   w->buyers = (uint32_t)between(w, 2, SIM_BUYERS_MAX);
   for (uint32_t c = 0; c < w->creators; c++) {
     snprintf(text, sizeof text, "TALLY ROLE c%u creator", c);
-    say(w, "op", "", NULL, text, op);
+    setup_say(w, "op", "", NULL, text, op);
   }
   settle_all(w);
   w->items = (uint32_t)between(w, 1, 8);
@@ -224,11 +233,16 @@ static void world_people(world *w) {
     else
       snprintf(text, sizeof text, "ITEM ADD sku%u %lld %lld Item %u", i, (long long)random_price(w),
                (long long)between(w, 0, 40), i);
-    say(w, who, "", NULL, text, 0);
+    setup_say(w, who, "", NULL, text, 0);
+    if (w->creators >= 2 && chance(w, 40)) { /* a co-op item: its creators share each sale */
+      uint32_t first = (uint32_t)between(w, 1, 9999);
+      snprintf(text, sizeof text, "ITEM SET sku%u split c0:%u,c1:%u", i, first, 10000 - first);
+      setup_say(w, who, "", NULL, text, 0);
+    }
   }
   for (uint32_t b = 0; b < w->buyers; b++) {
     snprintf(text, sizeof text, "TALLY GRANT b%u %lld", b, (long long)between(w, 0, 20000));
-    say(w, "op", "", NULL, text, op);
+    setup_say(w, "op", "", NULL, text, op);
   }
   settle_all(w);
 }
