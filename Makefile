@@ -7,7 +7,7 @@
 #   make fuzz       run each libFuzzer target for FUZZ_SECONDS
 #   make deps       install missing Debian packages (as root) or print the line
 #   make sim SEED=S STEPS=N   replay one simulation seed (SEEDS=A..B for many)
-#   make soak                 simulation seeds 1..10000
+#   make soak                 simulation seeds 1..2000 (10,000 steps each)
 #   make adversary ADV_SEEDS=S   replay adversarial seeds (ADV_STEPS=N, ADV_SKIP=w,w)
 #   make soak-adversary       adversarial seeds 1..200 (ADV_SEEDS=, ADV_STEPS=)
 #

@@ -19,6 +19,17 @@
 #endif
 #define SIM_BUG_SEEDS 40
 
+/* Seeds that once found a bug in the real engine, replayed as they were. */
+static const struct {
+  uint64_t seed;
+  uint32_t steps;
+  const char *what;
+} regressions[] = {
+    {5, 10000, "ops held back while isolating a refused op were dropped, still held and pending, when the part"
+               " sent was settled by key lookup as not committed (kernel/engine.c tally__engine_batch_done)"},
+};
+enum { REGRESSIONS = sizeof regressions / sizeof regressions[0] };
+
 int main(void) {
   sim_crash_report_install("not ok ");
   setvbuf(stdout, NULL, _IOLBF, 0);
@@ -31,7 +42,7 @@ int main(void) {
     printf("1..2\nnot ok 2 this is not a test build: no planted bug to catch (build with SANITIZE)\n");
     failed++;
   } else {
-    printf("1..%u\n", 1 + bugs);
+    printf("1..%u\n", 1 + REGRESSIONS + bugs);
   }
   sim_options o = {.steps = SIM_TEST_STEPS};
   sim_result r;
@@ -49,6 +60,17 @@ int main(void) {
   } else {
     printf("ok 1 sim seeds 1..%" PRIu64 " of the real engine (%" PRIu64 " steps, %" PRIu64 " commands)\n", seeds,
            steps, commands);
+  }
+  for (int i = 0; i < REGRESSIONS; i++) {
+    sim_options g = {.seed = regressions[i].seed, .steps = regressions[i].steps};
+    n++;
+    if (sim_run(&g, &r)) {
+      printf("not ok %d sim seed %" PRIu64 " step %u (%u steps): %s; once: %s\n", n, g.seed, r.fail_step, g.steps,
+             r.why, regressions[i].what);
+      failed++;
+    } else {
+      printf("ok %d sim seed %" PRIu64 " (%u steps) holds: once %s\n", n, g.seed, g.steps, regressions[i].what);
+    }
   }
   /* Self-test: each planted bug must be caught. */
   for (uint32_t bug = 1; bug < sim_bug_count(); bug++) {

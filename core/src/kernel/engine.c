@@ -361,13 +361,13 @@ static void batch_go_again(tally__engine *e, tally__batch *b) {
   if (rc) tally__engine_batch_failed(e, b, "signing failed");
 }
 
-/* The part of a batch that was sent committed: the hidden ops move up and
+/* The part of a batch that was sent is settled: the hidden ops move up and
  * go next, as one batch (halved again if the ledger still refuses it). */
 static void batch_next_part(tally__engine *e, tally__batch *b) {
   memmove(b->ops, b->ops + b->op_count, b->hidden * sizeof *b->ops);
   b->op_count = b->hidden;
   b->hidden = 0;
-  b->row_count = 0; /* committed with the part before */
+  b->row_count = 0; /* committed with the part before, or still dirty: they go again */
   batch_go_again(e, b);
 }
 
@@ -434,12 +434,14 @@ void tally__engine_batch_done(tally__engine *e, tally__batch *b) {
   }
   if (committed && b->transfer_count) TALLY__FEATURES_CALL0(e, ledger_recovered); /* the ledger takes writes again */
   atomic_fetch_add_explicit(&e->n_batches, 1, memory_order_relaxed);
-  if (committed && b->hidden) {
+  if (b->hidden) {
+    /* Ops held back while isolating one at fault were never sent: they go
+     * next, whether the part that was sent committed or (settled by key
+     * lookup after a lost answer) did not. Reset, they would stay held and
+     * pending, and their senders would never hear back. */
     batch_next_part(e, b);
     return;
   }
-  b->op_count += b->hidden; /* not committed: settled above are only the sent ones */
-  b->hidden = 0;
   tally__batch_reset(b);
 }
 
