@@ -26,21 +26,25 @@ static bool effects_room(tally__engine *e) {
   return free_slots >= (size_t)TALLY__EFFECTS_PER_EVENT_MAX + 4u * e->ops_pending + 8u;
 }
 
-bool tally__engine_take_command(tally__engine *e, const uint8_t *frame, size_t len) {
-  if (!effects_room(e)) return false;
+static void take_command(tally__engine *e, const uint8_t *frame, size_t len) {
   tally__command_frame cmd;
   atomic_fetch_add_explicit(&e->n_events_in, 1, memory_order_relaxed);
   if (tally__command_frame_decode(&e->dec, frame, len, &cmd) != TALLY_OK) {
     fprintf(stderr, "tally: dropped a malformed frame (%zu bytes)\n", len);
-    return true;
+    return;
   }
   if (!e->ready) {
     if (e->fenced)
       tally__reply(e, &cmd, TALLY_ESTATE, 0, "tally is stopped here: another tally engine took over its ledger");
     else tally__reply(e, &cmd, TALLY_ESTARTING, 0, "%s", tally_strerror(TALLY_ESTARTING));
-    return true;
+    return;
   }
   e->hooks->command(e, &cmd);
+}
+
+bool tally__engine_take_command(tally__engine *e, const uint8_t *frame, size_t len) {
+  if (!effects_room(e)) return false;
+  take_command(e, frame, len);
   return true;
 }
 
@@ -55,7 +59,7 @@ static void drain_events(tally__engine *e) {
     }
     size_t len = tally__ring_pop(&e->in, e->frame);
     if (len == 0) break;
-    tally__engine_take_command(e, e->frame, len);
+    take_command(e, e->frame, len); /* room was checked before the pop */
   }
   tally__engine_flush(e);
   tally__signal_host(e);
