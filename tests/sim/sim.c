@@ -28,6 +28,8 @@ static void step(world *w) {
   uint64_t r = below(w, 100);
   if (r < 40) {
     step_command(w);
+    /* The loop flushes after each burst of commands it drains. */
+    if (chance(w, 50)) tally__engine_flush((tally__engine *)w->e);
   } else if (r < 58) {
     step_clock(w);
   } else if (r < 72) {
@@ -38,7 +40,7 @@ static void step(world *w) {
     /* The real writer flushes after each answer; here only sometimes, so
      * that sealed batches also wait for a tick. */
     if (s && chance(w, 50)) tally__engine_flush((tally__engine *)w->e);
-  } else if (r < 98) {
+  } else if (r < 97) {
     step_catalog(w);
   } else {
     step_live(w);

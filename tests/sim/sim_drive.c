@@ -116,6 +116,10 @@ static void on_effect(void *ud, const tally_effect *eff) {
 void collect(world *w) { tally_engine_drain(w->e, on_effect, w, SIZE_MAX); }
 
 /* ---- the workload --------------------------------------------------------------------------- */
+/* Live commands mostly in "#c1", so that events there get tiers and
+ * reactions that buyers then use. */
+static uint32_t live_chan(world *w) { return chance(w, 60) ? 1u : (uint32_t)between(w, 1, SIM_CHANNELS); }
+
 static const char *random_msg_id(world *w, char *buf, size_t n) {
   if (chance(w, w->fresh_pct)) snprintf(buf, n, "f%" PRIu64, ++w->fresh);
   else snprintf(buf, n, "p%" PRIu64, below(w, w->key_pool));
@@ -163,7 +167,8 @@ static void refund(world *w, uint32_t user, const char *who, const char *chan, c
   say(w, who, chan, id, text, 0);
 }
 
-/* A buyer's, or the operator's, money command; or a delivery again. */
+/* A buyer's, or the operator's, money command (BUY, TIP, REFUND, GRANT,
+ * HIGHLIGHT, REACT, CONFIRM); or a line delivered again. */
 void step_command(world *w) {
   char who[16], id[24], text[SIM_TEXT], amount[32];
   uint32_t user = (uint32_t)below(w, w->buyers);
@@ -185,7 +190,12 @@ void step_command(world *w) {
     random_amount(w, amount, sizeof amount);
     snprintf(text, sizeof text, "TALLY GRANT b%u %s", user, amount);
     say(w, "op", "", id, text, TALLY_ROLE_OPER | TALLY_ROLE_GRANT);
-  } else if (r < 93) {
+  } else if (r < 90) { /* paid messages and reactions, in an event's channel */
+    const char *ev = chan_names[live_chan(w)];
+    if (chance(w, 50)) snprintf(text, sizeof text, "HIGHLIGHT %s hello from %s", chance(w, 80) ? "gold" : "tin", who);
+    else snprintf(text, sizeof text, "REACT %s", chance(w, 50) ? ":)" : "<3");
+    say(w, who, ev, id, text, 0);
+  } else if (r < 94) {
     if (!w->consent_code[user][0]) return;
     snprintf(text, sizeof text, "CONFIRM %s", w->consent_code[user]);
     if (chance(w, 80)) w->consent_code[user][0] = 0;
@@ -214,10 +224,10 @@ void step_catalog(world *w) {
   say(w, who, "", NULL, text, 0);
 }
 
-/* A host's live command in a channel: EVENT START / STOP, DROP CREATE /
- * START / STOP. */
+/* A host's live command in a channel: EVENT START / STOP / TIER / REACT,
+ * DROP CREATE / START / STOP. */
 void step_live(world *w) {
-  uint32_t ch = (uint32_t)between(w, 1, SIM_CHANNELS), c = (uint32_t)below(w, w->creators);
+  uint32_t ch = live_chan(w), c = (uint32_t)below(w, w->creators);
   char who[16], text[SIM_TEXT];
   snprintf(who, sizeof who, "c%u", c);
   uint64_t r = below(w, 100);
@@ -225,6 +235,10 @@ void step_live(world *w) {
     snprintf(text, sizeof text, "EVENT START %lld show %u", (long long)between(w, 1, 10), ch);
   } else if (r < 45) {
     snprintf(text, sizeof text, "EVENT STOP");
+  } else if (r < 52) { /* the host's paid extras (tiers and reactions need the creator role) */
+    if (chance(w, 60)) snprintf(text, sizeof text, "EVENT TIER gold %lld %lld", (long long)between(w, 1, 20),
+                                (long long)between(w, 5, 120));
+    else snprintf(text, sizeof text, "EVENT REACT %lld", (long long)between(w, 1, 5));
   } else if (r < 65 && w->items < SIM_ITEMS_MAX) {
     uint32_t k = w->items++;
     snprintf(w->item_sku[k], sizeof w->item_sku[k], "drop%u", w->drops++);
