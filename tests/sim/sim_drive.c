@@ -168,7 +168,8 @@ static void refund(world *w, uint32_t user, const char *who, const char *chan, c
 }
 
 /* A buyer's, or the operator's, money command (BUY, TIP, REFUND, GRANT,
- * HIGHLIGHT, REACT, CONFIRM); or a line delivered again. */
+ * HIGHLIGHT, REACT, CONFIRM), a CLI grant request; or a line delivered
+ * again. */
 void step_command(world *w) {
   char who[16], id[24], text[SIM_TEXT], amount[32];
   uint32_t user = (uint32_t)below(w, w->buyers);
@@ -200,6 +201,13 @@ void step_command(world *w) {
     snprintf(text, sizeof text, "CONFIRM %s", w->consent_code[user]);
     if (chance(w, 80)) w->consent_code[user][0] = 0;
     say(w, who, chan, id, text, 0);
+  } else if (r < 96) { /* a grant request `tally grant` queued, as the writer's poll returns it */
+    uint64_t req = (uint64_t)between(w, 1, (int64_t)w->grant_requests + 1);
+    if (req > w->grant_requests) w->grant_requests = req;
+    snprintf(text, sizeof text, "grant-request:%" PRIu64, req);
+    if (umap_get(&w->tx_by_key, hash_str(text))) return; /* the poll skips requests with a transfer */
+    trace(w, "grant request %" PRIu64 " for %s", req, who);
+    w->e->hooks->grant_request((tally__engine *)w->e, (int64_t)req, who, (int64_t)(req * 7919 % 100000) + 1);
   } else if (w->recent_count) { /* F7: the host delivers a line again */
     const sent *s = &w->recent[below(w, w->recent_count < SIM_RECENT ? w->recent_count : SIM_RECENT)];
     w->r->replays++;

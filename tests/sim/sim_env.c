@@ -86,6 +86,8 @@ static void store_one(world *w, const tally__batch *b, const tally__op *op) {
   t->fee = op->fee;
   t->fp = op_key(w, op)->fingerprint;
   snprintf(t->key, sizeof t->key, "%s", op_key(w, op)->key);
+  trace(w, "ledger: transfer %llu stored (key '%s', batch %llu)", (unsigned long long)t->id, t->key,
+        (unsigned long long)b->id);
   umap_put(&w->tx_by_id, t->id, w->tx_count);
   umap_put(&w->tx_by_key, hash_str(t->key), w->tx_count);
   if (op->req_id && op->req_id < w->req_cap && op->origin[0]) w->tx_of_req[op->req_id] = w->tx_count;

@@ -116,6 +116,7 @@ typedef struct world {
   sent recent[SIM_RECENT];
   uint32_t recent_count;
   uint32_t key_pool, fresh_pct;
+  uint64_t grant_requests; /* the highest CLI grant request id made up so far */
   uint64_t fresh;
   uint32_t step;
   bool setup; /* setting up: every batch commits */
