@@ -205,9 +205,12 @@ void env_answer(world *w, swriter *s, bool clean) {
   } else if (roll < 94) {
     w->r->serialization++;
     outcome(w, s, error("40001", false), "serialization failure");
-  } else if (roll < 98) {
+  } else if (roll < 96) {
     w->r->failed_batches++;
     outcome(w, s, error("XX000", false), "error, rolled back");
+  } else if (roll < 98) { /* class 53: live drops pause until the ledger takes writes again */
+    w->r->failed_batches++;
+    outcome(w, s, error("53100", false), "disk full (class 53), rolled back");
   } else {
     w->r->data_refused++;
     outcome(w, s, error("23514", false), "data refused (class 23), rolled back");
