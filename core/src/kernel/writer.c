@@ -9,9 +9,9 @@
  * clock, and these writers. */
 #include <assert.h>
 #include <stdio.h>
-#include <time.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "engine_internal.h"
 #include "hooks.h"
