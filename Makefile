@@ -7,7 +7,7 @@
 #   make fuzz       run each libFuzzer target for FUZZ_SECONDS
 #   make deps       install missing Debian packages (as root) or print the line
 #   make sim SEED=S STEPS=N   replay one simulation seed (SEEDS=A..B for many)
-#   make soak                 simulation seeds 1..10000
+#   make soak                 simulation seeds 1..2000 (10,000 steps each)
 #   make adversary ADV_SEEDS=S   replay adversarial seeds (ADV_STEPS=N, ADV_SKIP=w,w)
 #   make soak-adversary       adversarial seeds 1..200 (ADV_SEEDS=, ADV_STEPS=)
 #   make conformance          the adapter conformance suite on every driver (frame, irc)
@@ -48,7 +48,10 @@ CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -O2 -g -fPIC -pthread $(WARN) \
 PRIVATE_INC := $(CORE_INC) -Itests/lib
 $(BUILD)/cli/%.o $(BUILD)/bench/%.o $(BUILD)/tools/%.o: PRIVATE_INC :=
 ifneq ($(SANITIZE),)
-CFLAGS_BASE += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -O1
+# A sanitizer build is a test build: it has the planted bugs of
+# core/src/base/test_fault.h (off unless TALLY_TEST_FAULT names one); the
+# plain build never does (tests/docs/no_test_faults.sh).
+CFLAGS_BASE += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -O1 -DTALLY_TEST_FAULTS
 LDFLAGS_SAN := -fsanitize=$(SANITIZE)
 endif
 CFLAGS_ALL = $(CFLAGS_BASE) $(PRIVATE_INC) $(PKG_CFLAGS) $(CFLAGS)

@@ -97,6 +97,10 @@ void adv_setup(adv *a);
 /* ---- adv_check.c ------------------------------------------------------------ */
 /* The honest buyer buys once; false (and a message) if it did not commit. */
 bool adv_canary(adv *a, char *why, size_t why_len);
+/* Right after a restart: every wallet in memory is the ledger's, and a
+ * purchase refunded in part takes no refund of its whole price (what the
+ * loader must rebuild). */
+bool adv_loaded_matches(adv *a, char *why, size_t why_len);
 /* SQL invariants after a step; false with the breach named. */
 bool adv_invariants(adv *a, char *why, size_t why_len);
 

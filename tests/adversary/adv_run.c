@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "adv.h"
+#include "test_fault.h"
 
 uint64_t adv_rand(adv *a) { /* splitmix64: one seed, one sequence */
   uint64_t z = (a->rng += 0x9e3779b97f4a7c15ull);
@@ -132,6 +133,9 @@ void adv_restart(adv *a) {
   th_engine_free(a->e);
   a->e = th_engine(&a->cfg);
   a->restarts++;
+  char why[400];
+  if (!a->broken[0] && a->honest_ready && !adv_loaded_matches(a, why, sizeof why))
+    snprintf(a->broken, sizeof a->broken, "%s", why);
 }
 
 uint64_t adv_last_event(adv *a) {
@@ -197,6 +201,10 @@ static int run_seed(uint64_t seed, int steps, char *why, size_t why_len) {
   }
   adv_restart(&a); /* what the run left must load again */
   char what[440] = "";
+  if (!failed && a.broken[0]) {
+    snprintf(why, why_len, "seed %llu after the last restart: %s", (unsigned long long)seed, a.broken);
+    failed = steps + 1;
+  }
   if (!failed && !adv_canary(&a, what, sizeof what)) {
     snprintf(why, why_len, "seed %llu after the last restart: %s", (unsigned long long)seed, what);
     failed = steps + 1;
@@ -212,6 +220,38 @@ static int run_seed(uint64_t seed, int steps, char *why, size_t why_len) {
   return failed;
 }
 
+/* The bugs planted in the loader and the batch SQL (core/src/base/test_fault.h,
+ * a test build only) must each be caught: the simulator, which has no
+ * PostgreSQL, cannot see them. Run by `make test` (ADV_SEEDS unset). */
+#ifdef TALLY_TEST_FAULTS
+static const uint32_t pg_bugs[] = {TALLY__FAULT_LOADER_REFUND, TALLY__FAULT_LOADER_BALANCE, TALLY__FAULT_BATCH_FEE};
+enum { PG_BUG_COUNT = sizeof pg_bugs / sizeof pg_bugs[0], PG_BUG_SEEDS = 3 };
+
+static int planted_bugs(int first) {
+  int failures = 0;
+  for (int i = 0; i < PG_BUG_COUNT; i++) {
+    tally__test_fault_set(pg_bugs[i]);
+    char why[700] = "";
+    unsigned long long caught = 0;
+    for (unsigned long long s = 1; s <= PG_BUG_SEEDS && !caught; s++)
+      if (run_seed(s, 80, why, sizeof why)) caught = s;
+    tally__test_fault_set(TALLY__FAULT_NONE);
+    if (caught) {
+      printf("ok %d - catches the planted bug %s (%s)\n", first + i, tally__test_fault_name(pg_bugs[i]), why);
+    } else {
+      printf("not ok %d - misses the planted bug %s in seeds 1..%d\n", first + i, tally__test_fault_name(pg_bugs[i]),
+             PG_BUG_SEEDS);
+      failures++;
+    }
+    fflush(stdout);
+  }
+  return failures;
+}
+#else
+enum { PG_BUG_COUNT = 0 };
+static int planted_bugs(int first) { return (void)first, 0; }
+#endif
+
 int main(void) {
   unsigned long long lo = 1, hi = 6;
   const char *seeds = getenv("ADV_SEEDS");
@@ -221,7 +261,8 @@ int main(void) {
     fprintf(stderr, "usage: ADV_SEEDS=A[..B] ADV_STEPS=N test_adversary\n");
     return 2;
   }
-  printf("1..%llu\n", hi - lo + 1);
+  bool self_test = !seeds && PG_BUG_COUNT > 0;
+  printf("1..%llu\n", hi - lo + 1 + (self_test ? PG_BUG_COUNT : 0));
   int failures = 0;
   for (unsigned long long s = lo; s <= hi; s++) {
     char why[700] = "";
@@ -235,5 +276,6 @@ int main(void) {
     }
     fflush(stdout);
   }
+  if (self_test) failures += planted_bugs((int)(hi - lo + 2));
   return failures ? 1 : 0;
 }

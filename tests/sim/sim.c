@@ -1,85 +1,93 @@
-/* sim.c — the deterministic simulation of state.c + decide.c (see sim.h).
+/* sim.c — the run (see sim.h): one world per seed, each step drawn from one
+ * PRNG: a command (buy, tip, refund, grant, confirm, a line delivered
+ * again), the clock moving (with jumps) and the engine's tick (timers,
+ * drops, events, "pending" notices), a flush (the engine hands sealed
+ * batches to idle writers), an answer from the simulated ledger for a batch
+ * in flight, a catalog change, or a host's live command. Then the checks.
+ * At the end every batch is let through cleanly and the engine must be
+ * quiet with every command answered.
  *
- * One world per seed: a tally__state with small limits, a few creators and
- * buyers, items with limited and unlimited stock. Each step is drawn from
- * one PRNG: a decision (buy, tip, refund, grant; keys from a small pool so
- * that replays and key reuse with other parameters happen), a clock tick
- * (with jumps), a catalog change (as cmd_admin.c does it), a flush (as
- * tally__engine_flush: seal the open batch or resend a waiting one when a
- * "writer" is free), or an answer from the simulated database for one of the
- * batches in flight (commit, lost reply, rollback, serialization failure,
- * error), in any order. Engine-side outcomes mirror engine.c exactly:
- * tally__engine_batch_done (inserted ids, then a key lookup for the rest)
- * and tally__engine_batch_failed.
- *
- * Two ledgers are kept besides the engine's: the database's (which
- * transfers and keys are stored) and the model's (what the engine applied,
- * computed from the request parameters, not from the op). After every step
- * the engine's balances, holds, stock and refund counters must equal what
- * the model derives from them; that is where a broken rule shows up.
- *
- * This file holds the run; sim_internal.h lists the other parts. */
+ * The engine is the real one: the command dispatcher, the features, the
+ * kernel's batches and their settlement (tally__engine_on_outcome). What
+ * the simulator owns is time, the order of things, and the ledger's
+ * answers (sim_env.c). */
 #include "sim_internal.h"
 
-/* ---- the run ------------------------------------------------------------------------------------------------- */
-void step(world *w) {
+static void step_clock(world *w) {
+  uint64_t r = below(w, 1000);
+  uint64_t dt = r < 980 ? (uint64_t)between(w, 0, 100) : (uint64_t)between(w, 1000, 10000);
+  w->mono += dt;
+  w->wall += (int64_t)dt;
+  if (r >= 990) w->wall += chance(w, 50) ? 3600000 : -3600000; /* F9: the wall clock jumps */
+  if (r == 999) w->wall += 86400000 - between(w, 0, 60000);
+  if (w->wall < SIM_WALL_START) w->wall = SIM_WALL_START;
+  tally__engine_tick((tally__engine *)w->e);
+}
+
+static void step(world *w) {
   uint64_t r = below(w, 100);
-  /* A drop storm against a slow database: mostly decisions, few answers. */
-  if ((w->o.faults & SIM_FAULT_BIG_BATCHES) && r < 60) r = 0;
   if (r < 40) {
-    step_decide(w);
+    step_command(w);
+    /* The loop flushes after each burst of commands it drains. */
+    if (chance(w, 50)) tally__engine_flush((tally__engine *)w->e);
   } else if (r < 58) {
     step_clock(w);
-    live_tick(w);
-  } else if (r < 75) {
-    flush(w);
+  } else if (r < 72) {
+    tally__engine_flush((tally__engine *)w->e);
   } else if (r < 96) {
-    sbatch *b = flight_due(w);
-    if (b) db_answer(w, b, false);
-  } else if (r < 98) {
+    swriter *s = env_due(w);
+    if (s) env_answer(w, s, false);
+    /* The real writer flushes after each answer; here only sometimes, so
+     * that sealed batches also wait for a tick. */
+    if (s && chance(w, 50)) tally__engine_flush((tally__engine *)w->e);
+  } else if (r < 97) {
     step_catalog(w);
   } else {
     step_live(w);
   }
+  collect(w);
 }
 
-/* Lets every batch finish cleanly, so that the final state is quiet. */
-void drain(world *w) {
-  for (int round = 0; round < 64 && !w->r->failed; round++) {
-    flush(w);
-    for (uint32_t i = 0; i < w->slots && !w->r->failed; i++)
-      if (w->b[i].phase == SB_FLIGHT) {
-        w->inflight--;
-        uint32_t n = db_commit(w, &w->b[i], w->inserted);
-        batch_done(w, &w->b[i], w->inserted, n);
-      }
-    if (!w->r->failed) check(w);
+/* Lets every batch through cleanly, so that the final state is quiet. */
+static void drain(world *w) {
+  for (int round = 0; round < 512 && !w->r->failed; round++) {
+    tally__engine_flush((tally__engine *)w->e);
+    collect(w);
+    if (quiet(w) && !env_busy(w)) break;
+    for (uint32_t k = 0; k < w->writers && !w->r->failed; k++)
+      if (w->wr[k].b) env_answer(w, &w->wr[k], true);
+    w->mono += 25;
+    tally__engine_tick((tally__engine *)w->e);
+    collect(w);
+    check(w);
   }
-  if (w->r->failed) return;
-  if (w->decided_open != 0) fail(w, "I5: %llu ops never resolved", (unsigned long long)w->decided_open);
-  check_purchases(w);
+  check_quiet(w);
 }
 
 int sim_run(const sim_options *o, sim_result *r) {
   memset(r, 0, sizeof *r);
+#ifdef TALLY_TEST_FAULTS
+  tally__test_fault_set(o->bug);
+#endif
   world *w = malloc(sizeof *w);
-  if (!w || world_init(w, o, r)) {
-    snprintf(r->why, sizeof r->why, "out of memory");
-    r->failed = true;
-    if (w) world_free(w);
-    free(w);
-    return 1;
-  }
-  char flags[256];
+  char flags[128];
   sim_flags_text(o, flags, sizeof flags);
   snprintf(crash_line, sizeof crash_line, " (replay: tally_sim --seed %llu --steps %u%s)",
            (unsigned long long)o->seed, o->steps, flags);
   crash_active = 1;
+  crash_step = 0;
+  if (!w || world_init(w, o, r)) {
+    if (!r->failed) snprintf(r->why, sizeof r->why, "sim: could not build the world (out of memory?)");
+    r->failed = true;
+    if (w) world_free(w);
+    free(w);
+    crash_active = 0;
+    return 1;
+  }
   for (w->step = 1; w->step <= o->steps && !r->failed; w->step++) {
     crash_step = w->step;
     step(w);
-    if (!r->failed) check(w);
-    if (!r->failed && w->step % 256 == 0) check_purchases(w);
+    check(w);
   }
   r->steps = w->step - 1;
   if (!r->failed) {
@@ -89,46 +97,52 @@ int sim_run(const sim_options *o, sim_result *r) {
   crash_active = 0;
   world_free(w);
   free(w);
+#ifdef TALLY_TEST_FAULTS
+  tally__test_fault_set(TALLY__FAULT_NONE);
+#endif
   return r->failed ? 1 : 0;
 }
 
-/* ---- names ---------------------------------------------------------------------------------------------------- */
-const char *const bug_names[SIM_BUG_COUNT] = {"none", "double-commit", "lost-sale", "skip-release",
-                                                     "skip-per-user"};
-const char *const fault_names[] = {"fail-after-unknown", "huge-amounts", "old-refunds",
-                                          "refund-fees", "replay-params", "replay-first", "big-batches"};
-
-uint32_t sim_bug_parse(const char *name) {
-  for (uint32_t i = 1; i < SIM_BUG_COUNT; i++)
-    if (strcmp(name, bug_names[i]) == 0) return i;
-  return SIM_BUG_NONE;
+/* ---- the planted bugs (core/src/base/test_fault.h) ------------------------------------------ */
+uint32_t sim_bug_count(void) {
+#ifdef TALLY_TEST_FAULTS
+  return TALLY__FAULT_COUNT;
+#else
+  return 0;
+#endif
 }
 
-const char *sim_bug_name(uint32_t bug) { return bug < SIM_BUG_COUNT ? bug_names[bug] : "?"; }
+uint32_t sim_bug_parse(const char *name) {
+#ifdef TALLY_TEST_FAULTS
+  return tally__test_fault_parse(name);
+#else
+  (void)name;
+  return 0;
+#endif
+}
 
-bool sim_faults_parse(const char *list, uint32_t *out) {
-  char buf[256];
-  snprintf(buf, sizeof buf, "%s", list);
-  uint32_t bits = 0;
-  for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-    if (strcmp(t, "all") == 0) {
-      bits |= (1u << (sizeof fault_names / sizeof fault_names[0])) - 1;
-      continue;
-    }
-    size_t i = 0;
-    while (i < sizeof fault_names / sizeof fault_names[0] && strcmp(t, fault_names[i]) != 0) i++;
-    if (i == sizeof fault_names / sizeof fault_names[0]) return false;
-    bits |= 1u << i;
-  }
-  *out = bits;
-  return true;
+const char *sim_bug_name(uint32_t bug) {
+#ifdef TALLY_TEST_FAULTS
+  const char *n = tally__test_fault_name(bug);
+  return n ? n : "none";
+#else
+  (void)bug;
+  return "none";
+#endif
+}
+
+/* The loader's and the batch SQL's bugs need PostgreSQL: tests/adversary. */
+bool sim_bug_simulated(uint32_t bug) {
+#ifdef TALLY_TEST_FAULTS
+  return bug != TALLY__FAULT_NONE && bug != TALLY__FAULT_LOADER_REFUND && bug != TALLY__FAULT_LOADER_BALANCE &&
+         bug != TALLY__FAULT_BATCH_FEE && bug < TALLY__FAULT_COUNT;
+#else
+  (void)bug;
+  return false;
+#endif
 }
 
 void sim_flags_text(const sim_options *o, char *out, size_t n) {
-  size_t k = 0;
   out[0] = 0;
-  if (o->bug && k < n) k += (size_t)snprintf(out + k, n - k, " --inject-bug %s", sim_bug_name(o->bug));
-  for (size_t i = 0; i < sizeof fault_names / sizeof fault_names[0] && k < n; i++)
-    if (o->faults & (1u << i))
-      k += (size_t)snprintf(out + k, n - k, "%s%s", k && strstr(out, "--faults") ? "," : " --faults ", fault_names[i]);
+  if (o->bug) snprintf(out, n, " --inject-bug %s", sim_bug_name(o->bug));
 }

@@ -1,153 +1,130 @@
-/* sim_check.c — the invariants checked after every step (the tables of
- * docs/SIMULATION.md) (sim_internal.h). */
+/* sim_check.c — the invariants, checked after every step on the engine's
+ * real state and the simulated ledger (docs/SIMULATION.md). The answers
+ * people get are checked as they come (sim_drive.c on_effect), and each
+ * transfer as the ledger stores it (sim_env.c store_one).
+ *
+ * The ledger may be ahead of memory only by transfers still in a batch
+ * (committed, the answer not in yet), so at every step, exactly:
+ *   memory balance + legs of stored in-flight ops = ledger balance (I1, I7)
+ *   memory sold    + units of stored in-flight purchases = ledger sold (I2)
+ * and what memory holds is exactly what the ops in its batches debit (I5). */
 #include "sim_internal.h"
 
-/* ---- checks ---------------------------------------------------------------------------------------------- */
-/* D1: per-buyer units in memory (st->per_user, read without adding rows)
- * equal the model's committed + in-flight units and stay within the limit.
- * Each row is compared with the model, and the rows' units sum to the
- * model's total, so a pair without a row has no units in the model either.
- * D3: each event counts exactly the model's ops in flight for it. */
-void check_drops(world *w, int32_t (*infl)[SIM_ITEMS_MAX], int64_t infl_limited, const uint32_t *ev_infl) {
-  const tally__state *st = &w->st;
-  uint32_t seen[SIM_ACCOUNTS_MAX];
-  int64_t mem_total = 0, model_total;
-  memset(seen, 0, st->account_count * sizeof seen[0]);
-  for (uint32_t e = 0; e < st->per_user_count; e++) {
-    uint64_t key = st->per_user[e].key;
-    uint32_t a = (uint32_t)(key >> 32), i = (uint32_t)key;
-    int32_t units = st->per_user[e].units;
-    if (a >= st->account_count || i >= st->item_count || !st->items[i].drop_per_user || (seen[a] >> i & 1)) {
-      fail(w, "D1: per-user row %u (account %u, item %u) is for no limited drop or twice", e, a, i);
-      return;
-    }
-    seen[a] |= 1u << i;
-    mem_total += units;
-    const tally__item *it = &st->items[i];
-    if (units != w->pu_sold[a][i] + infl[a][i] || units > (int64_t)it->drop_per_user) {
-      fail(w, "D1: %s has %d units of drop %s in memory, model %d committed + %d in flight, limit %u",
-           st->accounts[a].name, units, it->sku, w->pu_sold[a][i], infl[a][i], it->drop_per_user);
-      return;
+typedef struct inflight {
+  int64_t held[64], stored[64]; /* by account: debits held, legs of stored ops */
+  int32_t item_held[SIM_ENGINE_ITEMS], item_stored[SIM_ENGINE_ITEMS];
+  uint32_t ops;
+} inflight;
+
+static void count_inflight(world *w, inflight *f) {
+  const tally__engine *e = (const tally__engine *)w->e;
+  const tally__state *st = &e->st;
+  memset(f, 0, sizeof *f);
+  for (uint32_t i = 0; i < e->batch_slots; i++) {
+    const tally__batch *b = &e->batches[i];
+    if (b->phase == TALLY__BATCH_FREE) continue;
+    for (uint32_t k = 0; k < b->op_count + b->hidden; k++) {
+      const tally__op *op = &b->ops[k];
+      f->ops++;
+      if (op->type != TALLY__OP_TRANSFER) continue;
+      bool stored = ledger_tx(w, op->transfer_id) != NULL;
+      for (int l = 0; l < op->leg_count; l++) {
+        const tally__leg *leg = &op->legs[l];
+        if (leg->amount < 0 && st->accounts[leg->account].kind != TALLY__ACCOUNT_EXTERNAL)
+          f->held[leg->account] -= leg->amount;
+        if (stored) f->stored[leg->account] += leg->amount;
+      }
+      if (op->kind == TALLY__TRANSFER_PURCHASE && op->item < SIM_ENGINE_ITEMS) {
+        f->item_held[op->item] += (int32_t)op->qty;
+        if (stored) f->item_stored[op->item] += (int32_t)op->qty;
+      }
     }
   }
-  model_total = w->pu_sold_limited + infl_limited;
-  if (mem_total != model_total)
-    fail(w, "D1: per-user rows hold %lld units of drops, the model %lld committed + in flight",
-         (long long)mem_total, (long long)model_total);
-  if (st->event_count != w->ev_count) fail(w, "D3: %u events in memory, model %u", st->event_count, w->ev_count);
-  for (uint32_t i = 0; i < w->ev_count && !w->r->failed; i++) {
-    const tally__event *ev = &st->events[i];
-    if (ev->id != w->ev_id[i] || ev->inflight != ev_infl[i])
-      fail(w, "D3: event %llu counts %u ops in flight, the model %u", (unsigned long long)ev->id, ev->inflight,
-           ev_infl[i]);
-    else if (!ev->summary_due && w->ev_stopped[i] && ev_infl[i])
-      fail(w, "D3: event %llu summarized with %u ops in flight", (unsigned long long)ev->id, ev_infl[i]);
+}
+
+static void check_accounts(world *w, const inflight *f) {
+  const tally__state *st = &((const tally__engine *)w->e)->st;
+  __int128 total = 0;
+  for (uint32_t a = 0; a < st->account_count && !w->r->failed; a++) {
+    const tally__account *acc = &st->accounts[a];
+    total += acc->balance;
+    if (acc->balance + f->stored[a] != w->db_bal[a])
+      fail(w, "I1: %s has %lld in memory (+%lld stored, answer not in yet), the ledger %lld", acc->name,
+           (long long)acc->balance, (long long)f->stored[a], (long long)w->db_bal[a]);
+    else if (acc->held != f->held[a])
+      fail(w, "I5: %s holds %lld, its in-flight debits sum to %lld", acc->name, (long long)acc->held,
+           (long long)f->held[a]);
+    else if (acc->kind != TALLY__ACCOUNT_EXTERNAL && (acc->held < 0 || acc->balance - acc->held < 0))
+      fail(w, "I6: %s has balance %lld and holds %lld", acc->name, (long long)acc->balance, (long long)acc->held);
+  }
+  if (total != 0 && !w->r->failed) fail(w, "I1: balances in memory sum to %lld", (long long)total);
+}
+
+static void check_items(world *w, const inflight *f) {
+  const tally__state *st = &((const tally__engine *)w->e)->st;
+  for (uint32_t i = 0; i < st->item_count && i < SIM_ENGINE_ITEMS && !w->r->failed; i++) {
+    const tally__item *it = &st->items[i];
+    if (it->held != f->item_held[i])
+      fail(w, "I5: %s holds %d units, its in-flight purchases %d", it->sku, it->held, f->item_held[i]);
+    else if (it->sold + f->item_stored[i] != w->db_sold[i])
+      fail(w, "I2: %s sold %d in memory (+%d stored, answer not in yet), the ledger %d", it->sku, it->sold,
+           f->item_stored[i], w->db_sold[i]);
+    else if (it->stock >= 0 && it->sold + it->held > it->stock)
+      fail(w, "I2: %s sold %d + held %d > stock %d", it->sku, it->sold, it->held, it->stock);
+  }
+}
+
+/* I4 in memory: no purchase refunded (committed and in flight) beyond what
+ * was paid, and what memory says was refunded is what the ledger holds. */
+static void check_purchases(world *w) {
+  const tally__state *st = &((const tally__engine *)w->e)->st;
+  for (uint32_t i = 0; i < st->cfg->purchases_max && !w->r->failed; i++) {
+    const tally__purchase *p = &st->purchases[i];
+    if (!p->live || !p->committed) continue;
+    if (p->refunded < 0 || p->refund_held < 0 || p->refunded + p->refund_held > p->amount)
+      fail(w, "I4: purchase %llu of %lld: %lld refunded, %lld in flight", (unsigned long long)p->transfer_id,
+           (long long)p->amount, (long long)p->refunded, (long long)p->refund_held);
+    const ltx *t = ledger_tx(w, p->transfer_id);
+    if (!t) fail(w, "I7: purchase %llu is committed in memory, not in the ledger", (unsigned long long)p->transfer_id);
+    else if (t->refunded < p->refunded)
+      fail(w, "I4: purchase %llu: memory has %lld refunded, the ledger %lld", (unsigned long long)p->transfer_id,
+           (long long)p->refunded, (long long)t->refunded);
   }
 }
 
 void check(world *w) {
-  const tally__state *st = &w->st;
-  int64_t held[SIM_ACCOUNTS_MAX] = {0};
-  int32_t item_held[SIM_ITEMS_MAX] = {0};
-  int32_t pu_infl[SIM_ACCOUNTS_MAX][SIM_ITEMS_MAX];
-  uint32_t ev_infl[SIM_EVENTS_MAX] = {0};
-  int64_t infl_limited = 0; /* units in flight of drops with a per-buyer limit */
-  memset(pu_infl, 0, st->account_count * sizeof pu_infl[0]);
-  uint64_t open = 0;
-  for (uint32_t i = 0; i < w->slots; i++) {
-    const sbatch *b = &w->b[i];
-    for (uint32_t k = 0; k < b->op_count; k++) {
-      const tally__op *op = &b->ops[k];
-      const rec *t = rec_of(w, op->transfer_id);
-      open++;
-      if (t->status != REC_DECIDED) {
-        fail(w, "I5: transfer %llu in a batch but resolved", (unsigned long long)op->transfer_id);
-        return;
-      }
-      for (int l = 0; l < t->leg_count; l++)
-        if (t->legs[l].amount < 0 && st->accounts[t->legs[l].account].kind != TALLY__ACCOUNT_EXTERNAL)
-          held[t->legs[l].account] -= t->legs[l].amount;
-      if (t->kind == TALLY__TRANSFER_PURCHASE) {
-        item_held[t->item] += (int32_t)t->qty;
-        pu_infl[t->account][t->item] += (int32_t)t->qty;
-        if (st->items[t->item].drop_per_user) infl_limited += t->qty;
-      }
-      if (op->event_id != t->event_id)
-        fail(w, "D3: op %llu carries event %llu, the model put it in %llu", (unsigned long long)op->transfer_id,
-             (unsigned long long)op->event_id, (unsigned long long)t->event_id);
-      if (t->ev) ev_infl[t->ev - 1]++;
-      if (t->kind == TALLY__TRANSFER_REFUND) {
-        const tally__purchase *p = &st->purchases[op->purchase_slot];
-        const rec *pr = rec_of(w, t->ref);
-        if (!p->live || p->transfer_id != t->ref || p->refund_held != pr->refund_inflight ||
-            p->refunded != pr->refunded)
-          fail(w, "I4: purchase %llu in memory (live %d, id %llu, refunded %lld, in flight %lld) != model (%lld, %lld)",
-               (unsigned long long)t->ref, p->live, (unsigned long long)p->transfer_id, (long long)p->refunded,
-               (long long)p->refund_held, (long long)pr->refunded, (long long)pr->refund_inflight);
-      }
-    }
+  if (w->r->failed) return;
+  inflight f;
+  count_inflight(w, &f);
+  const tally__engine *e = (const tally__engine *)w->e;
+  if (f.ops != e->ops_pending) {
+    fail(w, "I5: %u ops in batches, the engine counts %u pending", f.ops, e->ops_pending);
+    return;
   }
-  if (open != w->decided_open) fail(w, "I5: %llu ops in batches, %llu decided and unresolved", (unsigned long long)open, (unsigned long long)w->decided_open);
-  __int128 total = 0;
-  for (uint32_t a = 0; a < st->account_count; a++) {
-    const tally__account *acc = &st->accounts[a];
-    total += acc->balance;
-    if (acc->balance != w->bal[a])
-      fail(w, "I1: %s balance %lld, committed legs sum to %lld", acc->name, (long long)acc->balance, (long long)w->bal[a]);
-    if (acc->held != held[a])
-      fail(w, "I5: %s holds %lld, in-flight debits sum to %lld", acc->name, (long long)acc->held, (long long)held[a]);
-    if (acc->kind != TALLY__ACCOUNT_EXTERNAL && (acc->held < 0 || acc->balance - acc->held < 0))
-      fail(w, "I6: %s balance %lld held %lld", acc->name, (long long)acc->balance, (long long)acc->held);
-  }
-  if (total != 0) fail(w, "I1: balances sum to %lld", (long long)total);
-  for (uint32_t i = 0; i < st->item_count; i++) {
-    const tally__item *it = &st->items[i];
-    if (it->sold != w->sold[i] || it->held != item_held[i])
-      fail(w, "I2: %s sold %d held %d, model sold %d held %d", it->sku, it->sold, it->held, w->sold[i], item_held[i]);
-    if (it->stock >= 0 && it->sold + it->held > it->stock)
-      fail(w, "I2: %s sold %d + held %d > stock %d", it->sku, it->sold, it->held, it->stock);
-  }
-  bool quiet = true;
-  for (uint32_t i = 0; i < w->slots; i++) quiet = quiet && (w->b[i].phase == SB_FREE || w->b[i].phase == SB_OPEN);
-  if (quiet && w->db_count != w->applied_count)
-    fail(w, "I7: nothing in flight, yet the ledger holds %llu transfers and memory applied %llu",
-         (unsigned long long)w->db_count, (unsigned long long)w->applied_count);
-  if (!w->r->failed) check_drops(w, pu_infl, infl_limited, ev_infl);
+  check_accounts(w, &f);
+  check_items(w, &f);
+  if (!w->r->failed && (w->step % 64 == 0 || w->step > w->o.steps)) check_purchases(w);
 }
 
-/* The model's per-buyer units in flight (kept as ops are decided and
- * resolved) equal those of the ops in the batches. */
-void check_model_units(world *w) {
-  int32_t infl[SIM_ACCOUNTS_MAX][SIM_ITEMS_MAX];
-  memset(infl, 0, sizeof infl);
-  for (uint32_t s = 0; s < w->slots; s++)
-    for (uint32_t k = 0; k < w->b[s].op_count; k++) {
-      const rec *t = rec_of(w, w->b[s].ops[k].transfer_id);
-      if (t->kind == TALLY__TRANSFER_PURCHASE) infl[t->account][t->item] += (int32_t)t->qty;
-    }
-  for (uint32_t a = 0; a < w->st.account_count; a++)
-    for (uint32_t i = 0; i < w->st.item_count; i++)
-      if (infl[a][i] != w->pu_held[a][i]) {
-        fail(w, "sim: the model holds %d units of %s for %s, the batches %d", w->pu_held[a][i], w->st.items[i].sku,
-             w->st.accounts[a].name, infl[a][i]);
-        return;
-      }
+bool quiet(const world *w) {
+  const tally__engine *e = (const tally__engine *)w->e;
+  if (e->ops_pending) return false;
+  for (uint32_t i = 0; i < e->batch_slots; i++)
+    if (e->batches[i].phase == TALLY__BATCH_SEALED || e->batches[i].phase == TALLY__BATCH_RESOLVING) return false;
+  return true;
 }
 
-/* Every purchase memory still remembers agrees with the model. */
-void check_purchases(world *w) {
-  check_model_units(w);
-  for (uint32_t i = 0; i < w->purchase_count && !w->r->failed; i++) {
-    uint64_t id = w->purchases[i];
-    const rec *t = rec_of(w, id);
-    uint32_t slot = tally__purchase_find(&w->st, id);
-    if (t->status == REC_RELEASED && slot != TALLY__NONE)
-      fail(w, "I5: released purchase %llu still refundable", (unsigned long long)id);
-    if (slot == TALLY__NONE) continue;
-    const tally__purchase *p = &w->st.purchases[slot];
-    if (p->committed != (t->status == REC_APPLIED) || p->refunded != t->refunded || p->amount != t->amount)
-      fail(w, "I4: purchase %llu in memory (committed %d, refunded %lld) != model (%d, %lld)",
-           (unsigned long long)id, p->committed, (long long)p->refunded, t->status == REC_APPLIED,
-           (long long)t->refunded);
+/* After the final drain: nothing in flight, and every command answered. */
+void check_quiet(world *w) {
+  if (w->r->failed) return;
+  if (!quiet(w) || env_busy(w)) {
+    fail(w, "I5: %u ops never resolved", ((const tally__engine *)w->e)->ops_pending);
+    return;
   }
+  for (uint64_t q = 1; q <= w->req_next; q++)
+    if (!w->reqs[q].answered) {
+      fail(w, "I5: req %llu was never answered", (unsigned long long)q);
+      return;
+    }
+  check(w);
 }

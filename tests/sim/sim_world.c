@@ -1,19 +1,21 @@
-/* sim_world.c — the crash report, the PRNG, failures, the model's records
- * and key maps, and building a world from a seed (sim_internal.h). */
+/* sim_world.c — the crash report, the PRNG, failures, maps, and building a
+ * world from a seed: a real engine in the simulated environment, its
+ * people and items set up through commands (sim_internal.h). */
 #include "sim_internal.h"
 
 const char *const chan_names[SIM_CHANNELS + 1] = {"", "#c1", "#c2", "#c3"};
 
 /* ---- crash report ------------------------------------------------------------- */
 volatile uint32_t crash_step;
-volatile int crash_active, crash_to_stdout;
-const char *crash_prefix = "";
+volatile int crash_active;
+static volatile int crash_to_stdout;
+static const char *crash_prefix = "";
 
 /* Formatted before each run, outside the signal handler, which only
  * writes it. */
 char crash_line[512];
 
-void crash_write(void) {
+static void crash_write(void) {
   if (!crash_active) return;
   crash_active = 0;
   char buf[600];
@@ -33,7 +35,7 @@ void crash_write(void) {
   (void)wr;
 }
 
-void on_abort(int sig) {
+static void on_abort(int sig) {
   crash_write();
   signal(sig, SIG_DFL);
   raise(sig);
@@ -51,14 +53,14 @@ void sim_crash_report_install(const char *prefix) {
 
 
 /* ---- PRNG: splitmix64 seeds xoshiro256** ------------------------------------------ */
-uint64_t splitmix64(uint64_t *x) {
+static uint64_t splitmix64(uint64_t *x) {
   uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
   return z ^ (z >> 31);
 }
 
-uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
 uint64_t rnd(world *w) {
   uint64_t *s = w->g;
@@ -82,7 +84,7 @@ int64_t between(world *w, int64_t lo, int64_t hi) {
 bool chance(world *w, uint32_t percent) { return below(w, 100) < percent; }
 
 /* ---- failures --------------------------------------------------------------------- */
-__attribute__((format(printf, 2, 3))) void fail(world *w, const char *fmt, ...) {
+void fail(world *w, const char *fmt, ...) {
   if (w->r->failed) return;
   w->r->failed = true;
   w->r->fail_step = w->step;
@@ -94,7 +96,7 @@ __attribute__((format(printf, 2, 3))) void fail(world *w, const char *fmt, ...) 
     fprintf(stderr, "tally_sim: seed %llu step %u: %s\n", (unsigned long long)w->o.seed, w->step, w->r->why);
 }
 
-__attribute__((format(printf, 2, 3))) void trace(world *w, const char *fmt, ...) {
+void trace(world *w, const char *fmt, ...) {
   if (!w->o.trace) return;
   va_list ap;
   va_start(ap, fmt);
@@ -104,122 +106,155 @@ __attribute__((format(printf, 2, 3))) void trace(world *w, const char *fmt, ...)
   va_end(ap);
 }
 
-/* ---- records and key maps ------------------------------------------------------------ */
-rec *rec_of(world *w, uint64_t id) {
-  if (id < SIM_ID_BASE || id - SIM_ID_BASE >= w->rec_cap) return NULL;
-  return &w->recs[id - SIM_ID_BASE];
-}
-
-uint64_t key_hash(const char *s) {
+/* ---- maps ---------------------------------------------------------------------------------- */
+uint64_t hash_str(const char *s) {
   uint64_t h = 1469598103934665603ull;
   for (; *s; s++) h = (h ^ (uint8_t)*s) * 1099511628211ull;
-  return h;
+  return h ? h : 1;
 }
 
-uint64_t kmap_get(world *w, const kmap *m, const char *key) {
-  for (size_t i = key_hash(key) & m->mask;; i = (i + 1) & m->mask) {
-    if (m->ids[i] == 0) return 0;
-    if (strcmp(rec_of(w, m->ids[i])->key, key) == 0) return m->ids[i];
-  }
-}
-
-void kmap_put(world *w, kmap *m, uint64_t id) {
-  const char *key = rec_of(w, id)->key;
-  size_t i = key_hash(key) & m->mask;
-  while (m->ids[i] != 0) i = (i + 1) & m->mask;
-  m->ids[i] = id;
-}
-
-int kmap_init(kmap *m, uint64_t entries) {
+int umap_init(umap *m, size_t entries) {
   size_t cap = 16;
   while (cap < 2 * entries) cap *= 2;
-  m->ids = calloc(cap, sizeof *m->ids);
+  m->keys = calloc(cap, sizeof *m->keys);
+  m->vals = calloc(cap, sizeof *m->vals);
   m->mask = cap - 1;
-  return m->ids ? 0 : -1;
+  return m->keys && m->vals ? 0 : -1;
 }
 
-/* ---- the world --------------------------------------------------------------------------- */
-uint32_t pick(world *w, const uint32_t *v, size_t n) { return v[below(w, n)]; }
+void umap_free(umap *m) {
+  free(m->keys);
+  free(m->vals);
+}
 
-void world_config(world *w) {
+static size_t umap_slot(const umap *m, uint64_t key) {
+  size_t i = (size_t)(key * 0x9e3779b97f4a7c15ull) & m->mask;
+  while (m->vals[i] && m->keys[i] != key) i = (i + 1) & m->mask;
+  return i;
+}
+
+uint32_t umap_get(const umap *m, uint64_t key) { return m->vals[umap_slot(m, key)]; }
+
+void umap_put(umap *m, uint64_t key, uint32_t val) {
+  size_t i = umap_slot(m, key);
+  m->keys[i] = key;
+  m->vals[i] = val;
+}
+
+/* ---- the world ------------------------------------------------------------------------------ */
+static uint32_t pick(world *w, const uint32_t *v, size_t n) { return v[below(w, n)]; }
+
+static void world_config(world *w) {
   static const uint32_t keys[] = {1024, 4096}, purchases[] = {1024, 4096};
-  static const uint32_t batch[] = {1, 2, 4, 16, 64, SIM_BATCH_MAX};
+  static const uint32_t batch[] = {1, 2, 8, 16, 64, 64, 64}; /* 1 and 2: "busy" under load */
   static const uint32_t fees[] = {0, 1, 250, 333, 5000};
   tally_config *c = &w->cfg;
   tally_config_init(c);
-  c->accounts_max = SIM_ACCOUNTS_MAX;
-  c->items_max = SIM_ITEMS_MAX;
+  c->dsn = "sim: no database";
+  c->signing_key_path = w->key_path;
+  c->accounts_max = 64;
+  c->items_max = SIM_ENGINE_ITEMS;
   c->keys_max = pick(w, keys, 2);
   c->purchases_max = pick(w, purchases, 2);
-  c->batch_max = pick(w, batch, 6);
-  c->writers = (uint32_t)between(w, 1, 2);
+  c->coop_purchases_max = 64;
+  c->queue_depth = 1024;
+  c->rate_account_per_min = 0;
+  c->rate_channel_per_min = 0;
+  c->grant_max_major = 0;
+  c->batch_max = pick(w, batch, sizeof batch / sizeof batch[0]);
+  c->writers = (uint32_t)between(w, 1, SIM_WRITERS_MAX);
   c->fee_bps = chance(w, 70) ? pick(w, fees, 5) : (uint32_t)between(w, 0, 5000);
-  c->daily_cap_minor = chance(w, 70) ? 0 : between(w, 1, 50000);
+  c->daily_cap_minor = chance(w, 70) ? 0 : between(w, 1, 5000000);
   c->refund_window_s = chance(w, 80) ? 86400 : (uint32_t)between(w, 0, 600);
-  if (w->o.faults & SIM_FAULT_BIG_BATCHES) { /* valid, yet more in flight than keys kept */
-    c->batch_max = 4096;
-    c->keys_max = c->purchases_max = 1024;
-  }
+  c->pending_timeout_ms = (uint32_t)between(w, 100, 5000);
   w->writers = c->writers;
-  w->slots = c->writers + 1;
 }
 
-int world_accounts(world *w) {
-  tally__state *st = &w->st;
+/* The state an engine loads from an empty ledger: its two system accounts
+ * (the migrations create them; tally__engine_load reads them). */
+static int empty_ledger(world *w) {
+  tally__state *st = &w->e->st;
   if (tally__account_get(st, "sys:fees", TALLY__ACCOUNT_FEES, &st->fees) ||
       tally__account_get(st, "sys:external", TALLY__ACCOUNT_EXTERNAL, &st->external))
     return -1;
-  w->creator_count = (uint32_t)between(w, 1, 3);
-  uint32_t buyers = (uint32_t)between(w, 2, 12);
-  char name[32];
-  for (uint32_t i = 0; i < w->creator_count + buyers; i++) {
-    bool creator = i < w->creator_count;
-    snprintf(name, sizeof name, creator ? "user:c%u" : "user:b%u", i);
-    uint32_t a;
-    if (tally__account_get(st, name, TALLY__ACCOUNT_USER, &a)) return -1;
-    st->accounts[a].is_creator = creator;
-    if (creator) w->creators[i] = a;
-    w->users[w->user_count++] = a;
-  }
+  st->accounts[st->fees].persisted = st->accounts[st->external].persisted = true;
+  w->e->lease_epoch = 1;
+  w->e->ready = true;
   return 0;
 }
 
-int64_t random_price(world *w) {
+/* Everything the run set up through commands is committed before it starts. */
+static void settle_all(world *w) {
+  for (int round = 0; round < 256 && !w->r->failed; round++) {
+    tally__engine_flush((tally__engine *)w->e);
+    collect(w);
+    if (!env_busy(w) && quiet(w)) return;
+    for (uint32_t k = 0; k < w->writers; k++)
+      if (w->wr[k].b) env_answer(w, &w->wr[k], true);
+    collect(w);
+  }
+}
+
+static int64_t random_price(world *w) {
   uint64_t r = below(w, 100);
   if (r < 50) return between(w, 1, 1000);
-  if (r < 80) return between(w, 1, 100);
-  if (r < 95) return between(w, 1000, 1000000);
-  return between(w, 1, 999999999999999999LL); /* the parse limit: 18 digits */
+  if (r < 85) return between(w, 1, 100);
+  return between(w, 1000, 100000);
 }
 
-int world_items(world *w) {
-  tally__state *st = &w->st;
-  uint32_t n = (uint32_t)between(w, 1, 8);
-  char sku[16];
-  for (uint32_t i = 0; i < n; i++) {
-    snprintf(sku, sizeof sku, "sku%u", i);
-    uint32_t k;
-    if (tally__item_add(st, sku, &k)) return -1;
-    tally__item *it = &st->items[k];
-    it->creator = w->creators[below(w, w->creator_count)];
-    it->price = w->price[k] = random_price(w);
-    it->stock = chance(w, 35) ? -1 : (int32_t)between(w, 0, 60);
-    it->refund_window_s = w->cfg.refund_window_s;
-    snprintf(it->title, sizeof it->title, "Item %u", i);
-    if (w->creator_count >= 2 && chance(w, 40)) { /* a co-op item: fixed from the start */
-      it->split.count = (uint8_t)w->creator_count;
-      uint32_t left = TALLY__BPS_WHOLE;
-      for (uint32_t c = 0; c < w->creator_count; c++) {
-        uint32_t bps = c + 1 == w->creator_count ? left : (uint32_t)between(w, 1, left - (w->creator_count - 1 - c));
-        it->split.account[c] = w->creators[c];
-        it->split.bps[c] = (uint16_t)bps;
-        left -= bps;
-      }
+static void settle_all(world *w);
+
+/* A set-up command, let through before the next (none may be busy). */
+static void setup_say(world *w, const char *account, const char *channel, const char *msg_id, const char *text,
+                      uint32_t roles) {
+  say(w, account, channel, msg_id, text, roles);
+  settle_all(w);
+}
+
+/* Creators (the creator role), their items, funded buyers: all commands. */
+static void world_people(world *w) {
+  char text[SIM_TEXT], who[16];
+  uint32_t op = TALLY_ROLE_OPER | TALLY_ROLE_GRANT;
+  w->creators = (uint32_t)between(w, 1, SIM_CREATORS_MAX);
+  w->buyers = (uint32_t)between(w, 2, SIM_BUYERS_MAX);
+  for (uint32_t c = 0; c < w->creators; c++) {
+    snprintf(text, sizeof text, "TALLY ROLE c%u creator", c);
+    setup_say(w, "op", "", NULL, text, op);
+  }
+  settle_all(w);
+  w->items = (uint32_t)between(w, 1, 8);
+  for (uint32_t i = 0; i < w->items; i++) {
+    uint32_t c = (uint32_t)below(w, w->creators);
+    snprintf(w->item_sku[i], sizeof w->item_sku[i], "sku%u", i);
+    w->item_creator[i] = (int8_t)c;
+    snprintf(who, sizeof who, "c%u", c);
+    if (chance(w, 35))
+      snprintf(text, sizeof text, "ITEM ADD sku%u %lld Item %u", i, (long long)random_price(w), i);
+    else
+      snprintf(text, sizeof text, "ITEM ADD sku%u %lld %lld Item %u", i, (long long)random_price(w),
+               (long long)between(w, 0, 40), i);
+    setup_say(w, who, "", NULL, text, 0);
+    if (w->creators >= 2 && chance(w, 40)) { /* a co-op item: its creators share each sale */
+      uint32_t first = (uint32_t)between(w, 1, 9999);
+      snprintf(text, sizeof text, "ITEM SET sku%u split c0:%u,c1:%u", i, first, 10000 - first);
+      setup_say(w, who, "", NULL, text, 0);
     }
   }
-  return 0;
+  for (uint32_t b = 0; b < w->buyers; b++) {
+    snprintf(text, sizeof text, "TALLY GRANT b%u %lld", b, (long long)between(w, 0, 20000));
+    setup_say(w, "op", "", NULL, text, op);
+  }
+  settle_all(w);
 }
 
+/* The signing key is made by the first run and shared by the others. */
+static void key_remove(void) {
+  char path[80];
+  snprintf(path, sizeof path, "/tmp/tally-sim-%d.pem", (int)getpid());
+  unlink(path);
+  snprintf(path, sizeof path, "/tmp/tally-sim-%d.pem.pub", (int)getpid());
+  unlink(path);
+}
 
 int world_init(world *w, const sim_options *o, sim_result *r) {
   memset(w, 0, sizeof *w);
@@ -227,39 +262,48 @@ int world_init(world *w, const sim_options *o, sim_result *r) {
   w->r = r;
   uint64_t x = o->seed;
   for (int i = 0; i < 4; i++) w->g[i] = splitmix64(&x);
+  static bool key_cleanup;
+  if (!key_cleanup) key_cleanup = atexit(key_remove) == 0;
+  snprintf(w->key_path, sizeof w->key_path, "/tmp/tally-sim-%d.pem", (int)getpid());
   world_config(w);
-  if (tally__state_init(&w->st, &w->cfg)) return -1;
-  w->st_live = true;
-  /* Ids: accounts and items at start, then at most one per step (a
-   * transfer or a batch), plus the batches of the final drain. */
-  w->rec_cap = 256 + (uint64_t)o->steps + 16;
-  w->recs = calloc(w->rec_cap, sizeof *w->recs);
-  w->purchases = calloc((size_t)o->steps + 1, sizeof *w->purchases);
-  if (!w->recs || !w->purchases || kmap_init(&w->db_keys, w->rec_cap) ||
-      kmap_init(&w->applied_keys, w->rec_cap))
-    return -1;
-  for (uint32_t i = 0; i < w->slots; i++) {
-    w->b[i].ops = calloc(w->cfg.batch_max, sizeof *w->b[i].ops);
-    if (!w->b[i].ops) return -1;
-  }
-  if (!(w->inserted = calloc(w->cfg.batch_max, sizeof *w->inserted))) return -1;
-  if (world_accounts(w) || world_items(w)) return -1;
   w->wall = SIM_WALL_START + between(w, 0, 86400000);
   w->mono = 1000000;
+  /* Transfers: at most one per command, a few per step. */
+  w->tx_cap = 4096 + 4 * o->steps;
+  w->req_cap = 4096 + 4 * (uint64_t)o->steps;
+  w->tx = calloc(w->tx_cap, sizeof *w->tx);
+  w->reqs = calloc(w->req_cap, sizeof *w->reqs);
+  w->tx_of_req = calloc(w->req_cap, sizeof *w->tx_of_req);
+  w->db_bal = calloc(w->cfg.accounts_max, sizeof *w->db_bal);
+  if (!w->tx || !w->reqs || !w->tx_of_req || !w->db_bal || umap_init(&w->tx_by_id, w->tx_cap) ||
+      umap_init(&w->tx_by_key, w->tx_cap) || umap_init(&w->batches_stored, w->tx_cap) ||
+      umap_init(&w->first_receipt, w->req_cap))
+    return -1;
+  char err[TALLY_ERRBUF_BYTES] = "";
+  if (tally_engine_new(&w->cfg, &w->e, err, sizeof err) != TALLY_OK) {
+    fprintf(stderr, "tally_sim: %s\n", err);
+    return -1;
+  }
+  w->e->env = &sim_env;
+  w->e->env_ud = w;
+  if (empty_ledger(w)) return -1;
+  w->setup = true;
+  world_people(w);
+  w->setup = false;
   w->key_pool = (uint32_t)between(w, 4, SIM_KEY_POOL_MAX);
-  w->fresh_pct = (uint32_t)between(w, 20, 90);
-  if (chance(w, 50)) event_start(w);
-  for (int64_t n = between(w, 0, 2); n > 0; n--) drop_create(w);
-  w->last_id = w->st.next_id - 1;
-  return 0;
+  w->fresh_pct = (uint32_t)between(w, 30, 90);
+  return w->r->failed ? 1 : 0;
 }
 
 void world_free(world *w) {
-  if (w->st_live) tally__state_free(&w->st);
-  for (uint32_t i = 0; i < SIM_SLOTS_MAX; i++) free(w->b[i].ops);
-  free(w->recs);
-  free(w->purchases);
-  free(w->inserted);
-  free(w->db_keys.ids);
-  free(w->applied_keys.ids);
+  if (w->e) tally_engine_free(w->e);
+  free(w->tx);
+  free(w->reqs);
+  free(w->tx_of_req);
+  free(w->db_bal);
+  umap_free(&w->tx_by_id);
+  umap_free(&w->tx_by_key);
+  umap_free(&w->batches_stored);
+  umap_free(&w->first_receipt);
 }
+

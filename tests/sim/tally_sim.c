@@ -2,9 +2,9 @@
  *
  *   tally_sim --seed S [--steps N]          replay one run
  *   tally_sim --seeds A..B [--steps N]      run many; stop at the first breach
- *   --inject-bug double-commit|lost-sale|skip-release|skip-per-user   a deliberate breach
- *   --faults LIST   extra faults and checks (see sim.h, docs/SIMULATION.md)
- *   --trace         one line per step on stderr
+ *   --inject-bug NAME   plant a bug in the real code (core/src/base/test_fault.h;
+ *                       a test build only: make sim BUILD=build/san SANITIZE=address,undefined)
+ *   --trace         one line per command, answer and batch outcome on stderr
  *   --keep-going    report every failing seed, not only the first
  * Exit status 0 when every check held, 1 on a breach, 2 on bad usage. */
 #include <inttypes.h>
@@ -17,10 +17,16 @@
 
 static int usage(void) {
   fprintf(stderr,
-          "usage: tally_sim (--seed S | --seeds A..B) [--steps N] [--trace]\n"
-          "                 [--inject-bug double-commit|lost-sale|skip-release|skip-per-user]\n"
-          "                 [--faults fail-after-unknown,huge-amounts,old-refunds,refund-fees,\n"
-          "                           replay-params,replay-first,big-batches|all]\n");
+          "usage: tally_sim (--seed S | --seeds A..B) [--steps N] [--trace] [--keep-going]\n"
+          "                 [--inject-bug NAME]\n");
+  if (sim_bug_count() == 0) {
+    fprintf(stderr, "  (this is a plain build: planted bugs need make sim BUILD=build/san SANITIZE=address,undefined)\n");
+  } else {
+    fprintf(stderr, "  planted bugs:");
+    for (uint32_t b = 1; b < sim_bug_count(); b++)
+      fprintf(stderr, " %s%s", sim_bug_name(b), sim_bug_simulated(b) ? "" : "(PostgreSQL only)");
+    fprintf(stderr, "\n");
+  }
   return 2;
 }
 
@@ -60,8 +66,6 @@ int main(int argc, char **argv) {
     } else if (strcmp(a, "--inject-bug") == 0 && next && sim_bug_parse(next)) {
       o.bug = sim_bug_parse(next);
       i++;
-    } else if (strcmp(a, "--faults") == 0 && next && sim_faults_parse(next, &o.faults)) {
-      i++;
     } else if (strcmp(a, "--keep-going") == 0) {
       keep_going = true;
     } else if (strcmp(a, "--trace") == 0) {
@@ -87,23 +91,19 @@ int main(int argc, char **argv) {
       continue;
     }
     total.steps += r.steps;
-    total.decided += r.decided;
-    total.committed += r.committed;
-    total.released += r.released;
-    total.refused += r.refused;
+    total.commands += r.commands;
     total.replays += r.replays;
-    total.busy += r.busy;
+    total.receipts += r.receipts;
+    total.refused += r.refused;
     total.batches += r.batches;
     total.lost_replies += r.lost_replies;
+    total.lost_sends += r.lost_sends;
+    total.serialization += r.serialization;
     total.failed_batches += r.failed_batches;
-    total.duplicates += r.duplicates;
-    total.drops += r.drops;
-    total.drop_buys += r.drop_buys;
-    total.drop_not_live += r.drop_not_live;
-    total.drop_closed += r.drop_closed;
-    total.drop_limit += r.drop_limit;
-    total.events += r.events;
-    total.event_ops += r.event_ops;
+    total.data_refused += r.data_refused;
+    total.lookups += r.lookups;
+    total.lookup_failures += r.lookup_failures;
+    total.key_taken += r.key_taken;
     if (seed == UINT64_MAX) break;
   }
   if (failures)
@@ -112,15 +112,12 @@ int main(int argc, char **argv) {
   else
     printf("seeds %" PRIu64 "..%" PRIu64 ": no breach; %" PRIu64 " steps in %.1f s\n", first, last,
            total.steps, now_s() - t0);
-  printf("  decided %" PRIu64 " (committed %" PRIu64 ", released %" PRIu64 "), refused %" PRIu64
-         ", replays %" PRIu64 ", busy %" PRIu64 "\n",
-         total.decided, total.committed, total.released, total.refused, total.replays, total.busy);
-  printf("  batches committed %" PRIu64 ", failed %" PRIu64 ", replies lost %" PRIu64
-         ", duplicate keys caught by the ledger %" PRIu64 "\n",
-         total.batches, total.failed_batches, total.lost_replies, total.duplicates);
-  printf("  drops %" PRIu64 ": buys decided %" PRIu64 ", refused not live %" PRIu64 ", closed %" PRIu64
-         ", over the per-buyer limit %" PRIu64 "; events %" PRIu64 ", ops in events %" PRIu64 "\n",
-         total.drops, total.drop_buys, total.drop_not_live, total.drop_closed, total.drop_limit, total.events,
-         total.event_ops);
+  printf("  commands %" PRIu64 " (delivered again %" PRIu64 "), receipts %" PRIu64 ", refusals %" PRIu64 "\n",
+         total.commands, total.replays, total.receipts, total.refused);
+  printf("  batch answers: committed %" PRIu64 ", committed with the reply lost %" PRIu64 ", lost before commit %" PRIu64
+         ", serialization failures %" PRIu64 ", errors %" PRIu64 ", data refused %" PRIu64 ", key taken %" PRIu64
+         "; key lookups %" PRIu64 " (failed %" PRIu64 ")\n",
+         total.batches, total.lost_replies, total.lost_sends, total.serialization, total.failed_batches,
+         total.data_refused, total.key_taken, total.lookups, total.lookup_failures);
   return failures ? 1 : 0;
 }

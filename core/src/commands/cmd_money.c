@@ -59,7 +59,7 @@ int tally__cmd_buy_item(tally__cmd *c, uint32_t item, uint32_t qty, const char *
 /* A short code that is easy to type: no 0/O, 1/I/L. */
 static void consent_code(tally__engine *e, char out[8]) {
   static const char alphabet[] = "ABCDEFGHJKMNPQRSTUVWXYZ23456789";
-  uint64_t x = tally__hash_u64(++e->st.consent_seq ^ (uint64_t)tally__now_wall_ms() ^ (uintptr_t)e);
+  uint64_t x = tally__hash_u64(++e->st.consent_seq ^ (uint64_t)tally__now_wall_ms(e) ^ (uintptr_t)e);
   for (int i = 0; i < 6; i++, x /= 31) out[i] = alphabet[x % 31];
   out[6] = 0;
 }
@@ -438,7 +438,7 @@ void tally__grant_request_apply(tally__engine *e, int64_t request_id, const char
                                 int64_t amount) {
   if (request_id > e->last_grant_request) e->last_grant_request = request_id;
   tally__command_frame none = {0};
-  tally__cmd c = {.e = e, .cmd = &none, .now = tally__now_mono_ms(e), .wall = tally__now_wall_ms()};
+  tally__cmd c = {.e = e, .cmd = &none, .now = tally__now_mono_ms(e), .wall = tally__now_wall_ms(e)};
   uint32_t to;
   if (amount <= 0 || tally__cmd_account(&c, account, &to) != TALLY_OK) {
     grant_skip(e, request_id, "unknown or bad account");

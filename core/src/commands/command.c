@@ -242,8 +242,8 @@ static void presence(tally__engine *e, const tally__command_frame *frame, uint16
   if (!frame->account[0] || !frame->channel[0]) return;
   tally__state *st = &e->st;
   if (tally__live_event_in(st, frame->channel) == TALLY__NONE) return;
-  static const tally__command_frame none = {0};
-  tally__cmd c = {.e = e, .cmd = &none, .now = tally__now_mono_ms(e), .wall = tally__now_wall_ms(), .net = net};
+  tally__command_frame none = {0};
+  tally__cmd c = {.e = e, .cmd = &none, .now = tally__now_mono_ms(e), .wall = tally__now_wall_ms(e), .net = net};
   uint32_t account;
   if (tally__cmd_account(&c, frame->account, &account)) return;
   tally__audience_presence(e, frame->channel, account, strcmp(frame->text, "PRESENCE JOIN") == 0);
@@ -280,7 +280,7 @@ static bool roles_allow(tally__cmd *c) {
 }
 
 void tally__command_handle(tally__engine *e, const tally__command_frame *frame) {
-  tally__cmd c = {.e = e, .cmd = frame, .now = tally__now_mono_ms(e), .wall = tally__now_wall_ms(),
+  tally__cmd c = {.e = e, .cmd = frame, .now = tally__now_mono_ms(e), .wall = tally__now_wall_ms(e),
                   .account = TALLY__NONE, .roles = (uint32_t)frame->roles};
   /* Every string of the frame goes into replies or the ledger: all must be
    * clean UTF-8 without control characters, not only the command text. */

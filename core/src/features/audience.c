@@ -28,7 +28,7 @@ void tally__audience_presence(tally__engine *e, const char *channel, uint32_t ac
   uint64_t now = tally__now_mono_ms(e);
   if (present && !a->joined_mono) {
     a->joined_mono = now ? now : 1;
-    if (!a->first_ms) a->first_ms = tally__now_wall_ms();
+    if (!a->first_ms) a->first_ms = tally__now_wall_ms(e);
   } else if (!present && a->joined_mono) {
     a->total_ms += now - a->joined_mono;
     a->joined_mono = 0;

@@ -146,7 +146,7 @@ static int refund(tally__engine *e, tally__highlight *h) {
   char key[TALLY__KEY_BYTES_MAX + 1];
   snprintf(key, sizeof key, "hl-refund:%llu", (unsigned long long)h->transfer_id);
   uint64_t existing = 0;
-  tally__decide_ctx ctx = {.wall_ms = tally__now_wall_ms(), .mono_ms = tally__now_mono_ms(e), .origin = h->origin,
+  tally__decide_ctx ctx = {.wall_ms = tally__now_wall_ms(e), .mono_ms = tally__now_mono_ms(e), .origin = h->origin,
                            .channel = "", .key = key, .existing_transfer = &existing, .by_engine = true,
                            .net = st->accounts[h->buyer].net};
   int rc = tally__decide_refund(st, &ctx, h->buyer, h->transfer_id, 0, op);

@@ -58,7 +58,7 @@ int tally__live_event_start(tally__engine *e, uint32_t host, const char *channel
   memset(ev, 0, sizeof *ev);
   ev->id = tally__state_take_id(st);
   ev->host = host;
-  ev->start_ms = tally__now_wall_ms();
+  ev->start_ms = tally__now_wall_ms(e);
   ev->end_ms = ev->start_ms + (int64_t)minutes * 60000;
   ev->end_mono = tally__now_mono_ms(e) + (uint64_t)minutes * 60000;
   tally__text_clip(ev->channel, sizeof ev->channel, channel);
@@ -121,7 +121,7 @@ void tally__live_event_stop(tally__engine *e, uint32_t index) {
   tally__state *st = &e->st;
   tally__event *ev = &st->events[index];
   if (ev->stopped_ms) return;
-  ev->stopped_ms = tally__now_wall_ms();
+  ev->stopped_ms = tally__now_wall_ms(e);
   ev->summary_due = true;
   event_mark_dirty(ev);
   tally__audience_event_stopped(e, ev->id);
@@ -145,7 +145,7 @@ int tally__live_drop_schedule(tally__engine *e, uint32_t item) {
   tally__state *st = &e->st;
   if (st->drops_active_count >= TALLY__DROPS_ACTIVE_MAX) return TALLY_ETOO_MANY;
   tally__item *it = &st->items[item];
-  int64_t wall = tally__now_wall_ms();
+  int64_t wall = tally__now_wall_ms(e);
   uint64_t mono = tally__now_mono_ms(e);
   /* Wall-clock times seed the monotonic timers once, here. */
   it->drop_start_mono = it->drop_start_ms <= wall ? mono : mono + (uint64_t)(it->drop_start_ms - wall);
@@ -216,7 +216,7 @@ static bool waits_for_summary(const tally__state *st, const tally__item *it) {
  * longer than TALLY__SUMMARY_RAFFLE_WAIT_MS. */
 static bool raffle_undrawn(const tally__engine *e, const tally__event *ev) {
   const tally__state *st = &e->st;
-  if (!st->raffles_due || tally__now_wall_ms() - ev->stopped_ms > TALLY__SUMMARY_RAFFLE_WAIT_MS) return false;
+  if (!st->raffles_due || tally__now_wall_ms(e) - ev->stopped_ms > TALLY__SUMMARY_RAFFLE_WAIT_MS) return false;
   for (uint32_t k = 0; k < st->item_count; k++) {
     const tally__item *it = &st->items[k];
     if (it->drop_event == ev->id && it->drop_mode == TALLY__MODE_RAFFLE && it->drop_state == TALLY__DROP_CLOSED &&

@@ -134,7 +134,7 @@ static int draw_charge(tally__engine *e, tally__item *it, uint32_t item, uint32_
   snprintf(key, sizeof key, "raffle:%llu:%llu", (unsigned long long)it->id,
            (unsigned long long)st->accounts[en->account].id);
   uint64_t existing = 0;
-  tally__decide_ctx ctx = {.wall_ms = tally__now_wall_ms(), .mono_ms = tally__now_mono_ms(e),
+  tally__decide_ctx ctx = {.wall_ms = tally__now_wall_ms(e), .mono_ms = tally__now_mono_ms(e),
                            .origin = en->origin, .channel = it->drop_channel, .key = key,
                            .existing_transfer = &existing, .by_engine = true,
                            .net = st->accounts[en->account].net};

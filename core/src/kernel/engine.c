@@ -12,25 +12,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "abi.h"
 #include "engine_internal.h"
 #include "hooks.h"
 #include "text.h"
+#include "test_fault.h"
 
-/* ---- clocks ----------------------------------------------------------------- */
-uint64_t tally__now_mono_ms(tally__engine *e) {
-  uv_update_time(&e->loop);
-  return uv_now(&e->loop);
-}
+/* ---- clocks (the environment's: tally__env) ------------------------------- */
+uint64_t tally__now_mono_ms(tally__engine *e) { return e->env->now_mono_ms(e); }
 
-int64_t tally__now_wall_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+int64_t tally__now_wall_ms(const tally__engine *e) { return e->env->now_wall_ms(e); }
 
 size_t tally__format_amount(const tally__engine *e, int64_t minor, char *out, size_t n) {
   char num[32];
@@ -179,7 +172,7 @@ tally__op *tally__engine_record_op(tally__engine *e, uint8_t type, uint32_t acco
   op->account = account;
   op->counterparty = TALLY__NONE;
   op->item = item;
-  op->created_ms = tally__now_wall_ms();
+  op->created_ms = tally__now_wall_ms(e);
   e->ops_pending++;
   return op;
 }
@@ -198,16 +191,16 @@ tally__batch *tally__engine_open_batch(tally__engine *e) {
   return NULL;
 }
 
-static tally__writer *idle_writer(tally__engine *e) {
-  for (uint32_t k = 0; k < e->cfg.writers; k++)
-    if (e->writers[k].state == TALLY__WRITER_IDLE) return &e->writers[k];
-  return NULL;
-}
-
-static void send_batch(tally__engine *e, tally__writer *w, tally__batch *b) {
+/* A new attempt of sealed batch b: what the last one learned is cleared,
+ * then the environment's writer takes it. */
+static void send_batch(tally__engine *e, tally__batch *b) {
+  memset(b->inserted, 0, b->transfer_count);
+  memset(b->found_id, 0, b->transfer_count * sizeof *b->found_id);
+  b->looked_up = false;
+  b->statement_ok = false;
+  b->sent_mono_ms = tally__now_mono_ms(e);
   b->inflight = true;
-  if (tally__writer_send_batch(w, b) != TALLY_OK) b->inflight = false;
-  (void)e;
+  if (e->env->send_batch(e, b) != TALLY_OK) b->inflight = false;
 }
 
 /* Gives sealed batches waiting to be (re)sent to idle writers first, oldest
@@ -220,13 +213,11 @@ void tally__engine_flush(tally__engine *e) {
       tally__batch *b = &e->batches[i];
       if (b->phase == TALLY__BATCH_SEALED && !b->inflight && (!oldest || b->id < oldest->id)) oldest = b;
     }
-    tally__writer *w = oldest ? idle_writer(e) : NULL;
-    if (!w) break;
-    send_batch(e, w, oldest);
+    if (!oldest || !e->env->writer_idle(e)) break;
+    send_batch(e, oldest);
     if (!oldest->inflight) return; /* the writer broke; try again later */
   }
-  tally__writer *w = idle_writer(e);
-  if (!w) return;
+  if (!e->env->writer_idle(e)) return;
   tally__batch *open = e->open;
   bool ops = open && open->phase == TALLY__BATCH_OPEN && open->op_count > 0;
   if (!ops) {
@@ -240,14 +231,14 @@ void tally__engine_flush(tally__engine *e) {
     if (!open) open = tally__engine_open_batch(e);
     if (!open || open->phase != TALLY__BATCH_OPEN) return;
   }
-  int rc = tally__batch_seal(open, &e->st, e->signer, tally__now_mono_ms(e), tally__now_wall_ms(),
+  int rc = tally__batch_seal(open, &e->st, e->signer, tally__now_mono_ms(e), tally__now_wall_ms(e),
                              e->lease_epoch);
   e->open = NULL;
   if (rc) {
     tally__engine_batch_failed(e, open, "signing failed");
     return;
   }
-  send_batch(e, w, open);
+  send_batch(e, open);
 }
 
 static void rows_committed(tally__engine *e, const tally__batch *b) {
@@ -420,17 +411,17 @@ static void batch_go_again(tally__engine *e, tally__batch *b) {
     tally__batch_reset(b);
     return;
   }
-  int rc = tally__batch_reseal(b, &e->st, e->signer, tally__now_mono_ms(e), tally__now_wall_ms(), e->lease_epoch);
+  int rc = tally__batch_reseal(b, &e->st, e->signer, tally__now_mono_ms(e), tally__now_wall_ms(e), e->lease_epoch);
   if (rc) tally__engine_batch_failed(e, b, "signing failed");
 }
 
-/* The part of a batch that was sent committed: the hidden ops move up and
+/* The part of a batch that was sent is settled: the hidden ops move up and
  * go next, as one batch (halved again if the ledger still refuses it). */
 static void batch_next_part(tally__engine *e, tally__batch *b) {
   memmove(b->ops, b->ops + b->op_count, b->hidden * sizeof *b->ops);
   b->op_count = b->hidden;
   b->hidden = 0;
-  b->row_count = 0; /* committed with the part before */
+  b->row_count = 0; /* committed with the part before, or still dirty: they go again */
   batch_go_again(e, b);
 }
 
@@ -497,12 +488,14 @@ void tally__engine_batch_done(tally__engine *e, tally__batch *b) {
   }
   if (committed && b->transfer_count) TALLY__FEATURES_CALL0(e, ledger_recovered); /* the ledger takes writes again */
   atomic_fetch_add_explicit(&e->n_batches, 1, memory_order_relaxed);
-  if (committed && b->hidden) {
+  if (b->hidden) {
+    /* Ops held back while isolating one at fault were never sent: they go
+     * next, whether the part that was sent committed or (settled by key
+     * lookup after a lost answer) did not. Reset, they would stay held and
+     * pending, and their senders would never hear back. */
     batch_next_part(e, b);
     return;
   }
-  b->op_count += b->hidden; /* not committed: settled above are only the sent ones */
-  b->hidden = 0;
   tally__batch_reset(b);
 }
 
@@ -528,6 +521,7 @@ static void purchase_extras(tally__engine *e, const tally__op *op, const tally__
 static void op_committed(tally__engine *e, tally__batch *b, tally__op *op) {
   tally__state *st = &e->st;
   tally__op_commit(st, op);
+  if (TALLY__FAULT(COMMIT_TWICE) && op->kind == TALLY__TRANSFER_GRANT) tally__op_commit(st, op);
   e->ops_pending--;
   tally__key *key = &st->keys[op->key_slot];
   key->state = TALLY__KEY_DONE;
@@ -589,7 +583,8 @@ static void op_failed(tally__engine *e, tally__op *op, const char *text) {
   record_settled(e, op, false);
   if (op->type == TALLY__OP_TRANSFER) {
     tally__op_release(&e->st, op);
-    tally__key_forget(&e->st, op->key_slot); /* a CLI grant: polled for again */
+    if (TALLY__FAULT(FAILED_KEEPS_KEY)) e->st.keys[op->key_slot].state = TALLY__KEY_DONE;
+    else tally__key_forget(&e->st, op->key_slot); /* a CLI grant: polled for again */
     TALLY__FEATURES_CALL(e, settled, op, TALLY_EFAILED);
     atomic_fetch_add_explicit(&e->n_buys_refused, 1, memory_order_relaxed);
   }

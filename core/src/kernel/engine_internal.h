@@ -117,13 +117,57 @@ struct tally_engine {
   _Atomic uint64_t n_events_in, n_effects_out, n_busy, n_buys_committed, n_buys_refused,
       n_batches, n_retries, n_announce_dropped;
   const struct tally__hooks *hooks; /* hooks.h: the layers above the kernel */
+  const struct tally__env *env;     /* time and writers: tally__env_real, or a simulator's */
+  void *env_ud;                     /* the environment's own data (a simulator's world) */
 };
 
 typedef struct tally_engine tally__engine;
 
+/* What the kernel asks of the world around it: time, and a writer for each
+ * sealed batch. The engine decides, seals and settles batches the same way
+ * whoever answers; only this table differs. Production (writer.c) reads the
+ * loop's clock and the real-time clock and hands batches to the PostgreSQL
+ * writer threads; the simulator (tests/sim) keeps simulated time and answers
+ * batches itself, in any order, through tally__engine_on_outcome. */
+typedef struct tally__env {
+  uint64_t (*now_mono_ms)(tally__engine *e);
+  int64_t (*now_wall_ms)(const tally__engine *e);
+  /* True when a writer is idle: send_batch would take a batch now. */
+  bool (*writer_idle)(tally__engine *e);
+  /* Hands sealed batch b (its attempt cleared: tally__engine_send_batch) to
+   * an idle writer; TALLY_OK when it is in flight. Its answer comes back
+   * through tally__engine_on_outcome. */
+  int (*send_batch)(tally__engine *e, tally__batch *b);
+  /* Each tick while the engine is ready or fenced (reconnects, grant polls,
+   * answers that are overdue). */
+  void (*tick)(tally__engine *e, uint64_t now_mono);
+} tally__env;
+
+/* The production table (writer.c); tally__engine_new installs it. */
+extern const tally__env tally__env_real;
+
+/* What came back for a batch in flight (what the writer saw, without
+ * PostgreSQL's types). */
+typedef enum tally__outcome_kind {
+  TALLY__OUTCOME_STATEMENT_OK = 1, /* the batch statement ran: b->inserted says which transfers it inserted */
+  TALLY__OUTCOME_LOOKUP_OK,        /* the key lookup ran: b->found_id, b->found_fp filled in */
+  TALLY__OUTCOME_ERROR,            /* the statement (or the lookup) failed; the connection is fine */
+  TALLY__OUTCOME_LOST,             /* the connection broke, or no answer in time: unknown */
+} tally__outcome_kind;
+
+typedef struct tally__outcome {
+  tally__outcome_kind kind;
+  bool lookup;          /* ERROR: the query that failed was the key lookup */
+  const char *sqlstate; /* ERROR: its SQLSTATE, NULL if none */
+  const char *message;  /* ERROR: for the log */
+} tally__outcome;
+
+/* What the writer must do next for the batch. */
+enum { TALLY__NEXT_NONE = 0, TALLY__NEXT_LOOKUP = 1 };
+
 /* engine.c */
 uint64_t tally__now_mono_ms(tally__engine *e);
-int64_t tally__now_wall_ms(void);
+int64_t tally__now_wall_ms(const tally__engine *e);
 void tally__emit(tally__engine *e, uint32_t kind, int code, uint64_t req_id, uint64_t receipt,
                  const char *origin, const char *channel, const char *text);
 /* tally__emit for origin and channel of network `net` (st->networks index);
@@ -175,6 +219,13 @@ void tally__signal_host(tally__engine *e);
  * else is reported failed only after a complete lookup. */
 void tally__engine_batch_done(tally__engine *e, tally__batch *b);
 void tally__engine_batch_failed(tally__engine *e, tally__batch *b, const char *why);
+/* Settles what came back for batch b (writer.c's rules, RELIABILITY.md F1,
+ * F2, F4, F10): done, resent later unchanged, isolated, failed, or
+ * TALLY__NEXT_LOOKUP: the caller sends the key lookup of b next
+ * (tally__engine_lookup_sent) and reports its outcome here. */
+int tally__engine_on_outcome(tally__engine *e, tally__batch *b, const tally__outcome *o);
+/* The key lookup of b is on its way (RESOLVING). */
+void tally__engine_lookup_sent(tally__engine *e, tally__batch *b);
 /* PostgreSQL refused the batch for its data (SQLSTATE class 22 or 23) and
  * nothing of it committed: isolates the op it refuses (rows alone first,
  * then halves of the ops), refuses that op to its sender, and commits the
@@ -188,6 +239,7 @@ size_t tally__format_amount(const tally__engine *e, int64_t minor, char *out, si
 int tally__writer_connect(tally__writer *w, char *err, size_t err_len);
 void tally__writer_close(tally__writer *w);
 int tally__writer_send_batch(tally__writer *w, tally__batch *b);
+tally__writer *tally__writer_idle(tally__engine *e);
 int tally__writer_poll_grants(tally__writer *w);
 void tally__writers_tick(tally__engine *e, uint64_t now);
 

@@ -13,6 +13,7 @@
 #include "hooks.h"
 #include "loader.h"
 #include "migrate.h"
+#include "test_fault.h"
 
 /* The shared helpers (loader.h) keep their short local names here. */
 #define q tally__load_q
@@ -122,6 +123,9 @@ static int load_balances_roles(loader *l) {
   for (int i = 0; i < PQntuples(r); i++) {
     uint32_t a = acc_index(l, col_i64(r, i, 0));
     if (a != TALLY__NONE) st->accounts[a].balance = col_i64(r, i, 1);
+    if (a != TALLY__NONE && TALLY__FAULT(LOADER_BALANCE) && st->accounts[a].kind == TALLY__ACCOUNT_USER &&
+        st->accounts[a].balance > 0)
+      st->accounts[a].balance *= 2;
   }
   PQclear(r);
   r = q(l, "SELECT DISTINCT ON (account_id) account_id, role FROM role_changes"
@@ -218,6 +222,7 @@ static int load_purchases(loader *l, int64_t now_ms) {
                          .fee = col_i64(r, i, 5), .refunded = col_i64(r, i, 6),
                          .fee_refunded = col_i64(r, i, 7), .committed = true, .qty = (uint32_t)col_i64(r, i, 8),
                          .coop_slot = TALLY__NONE};
+    if (TALLY__FAULT(LOADER_REFUND)) p.refunded = p.fee_refunded = 0; /* refunds forgotten */
     tally__purchase_add(st, &p);
   }
   PQclear(r);
@@ -386,7 +391,7 @@ int tally__engine_load(tally__engine *e, PGconn *conn, char *err, size_t err_len
   int applied;
   int rc = tally__migrate(conn, &applied, err, err_len);
   if (rc) return rc;
-  int64_t now = tally__now_wall_ms();
+  int64_t now = tally__now_wall_ms(e);
   /* Start from empty memory: a failed earlier attempt may have left some. */
   tally__state_free(&e->st);
   rc = tally__state_init(&e->st, &e->cfg);

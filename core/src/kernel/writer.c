@@ -2,17 +2,16 @@
  * engine's libuv loop (uv_poll on PQsocket), never blocking it once
  * connected.
  *
- * Outcome rules (RELIABILITY.md F1, F2, F10):
- *   - the connection breaks with a batch in flight: the outcome is unknown,
- *     so the batch stays sealed and is sent again, unchanged, on the next
- *     connection; its ON CONFLICT keys make that a no-op for what committed;
- *   - serialization failure or deadlock: sent again up to TALLY__RETRY_MAX;
- *   - any other error: the transaction rolled back, so the batch fails and
- *     every buyer hears they were not charged. */
+ * It reads each answer into a tally__outcome and leaves what it means to
+ * tally__engine_on_outcome (outcome.c), so the simulator, which answers
+ * batches itself, runs the same rules. tally__env_real (the end of this
+ * file) is the production environment: the loop's clock, the real-time
+ * clock, and these writers. */
 #include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "engine_internal.h"
 #include "hooks.h"
@@ -183,14 +182,8 @@ static void writer_broken(tally__writer *w, const char *why) {
   w->batch = NULL;
   tally__writer_close(w);
   w->next_connect_ms = tally__now_mono_ms(e) + TALLY__RECONNECT_MS;
-  if (b) {
-    /* Unknown outcome: resend later, unchanged (not in flight puts it back
-     * among the sealed batches that tally__engine_flush sends). */
-    b->phase = TALLY__BATCH_SEALED;
-    b->inflight = false;
-    b->maybe_committed = true;
-    atomic_fetch_add_explicit(&e->n_retries, 1, memory_order_relaxed);
-  }
+  tally__outcome lost = {.kind = TALLY__OUTCOME_LOST};
+  if (b) tally__engine_on_outcome(e, b, &lost);
 }
 
 int tally__writer_send_batch(tally__writer *w, tally__batch *b) {
@@ -202,11 +195,6 @@ int tally__writer_send_batch(tally__writer *w, tally__batch *b) {
   }
   w->state = TALLY__WRITER_BATCH;
   w->batch = b;
-  memset(b->inserted, 0, b->transfer_count);
-  memset(b->found_id, 0, b->transfer_count * sizeof *b->found_id);
-  b->looked_up = false;
-  b->statement_ok = false;
-  b->sent_mono_ms = tally__now_mono_ms(w->engine);
   if (writer_send_flush(w) != TALLY_OK) {
     /* Part of it may have gone out: the batch goes back, maybe committed. */
     writer_broken(w, PQerrorMessage(w->conn));
@@ -225,80 +213,35 @@ static int writer_send_lookup(tally__writer *w) {
   if (!PQsendQueryParams(w->conn, tally__batch_lookup_sql, 2, NULL, params, NULL, NULL, 0))
     return TALLY_EDB;
   w->state = TALLY__WRITER_RESOLVE;
-  b->phase = TALLY__BATCH_RESOLVING;
-  b->sent_mono_ms = tally__now_mono_ms(w->engine);
+  tally__engine_lookup_sent(w->engine, b);
   return writer_send_flush(w);
 }
 
-static bool retryable(const PGresult *r) {
-  const char *code = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-  return code && (strcmp(code, "40001") == 0 || strcmp(code, "40P01") == 0);
+/* Hands what came back to the engine, and sends the key lookup it asks for. */
+static void writer_outcome(tally__writer *w, tally__batch *b, const tally__outcome *o) {
+  w->batch = NULL;
+  if (tally__engine_on_outcome(w->engine, b, o) != TALLY__NEXT_LOOKUP) return;
+  w->batch = b;
+  if (writer_send_lookup(w) != TALLY_OK) writer_broken(w, "lookup could not be sent");
 }
 
 /* The statement or the lookup failed (the connection is fine: a broken one
  * goes through writer_broken). */
-static void batch_query_failed(tally__writer *w, tally__batch *b, const PGresult *r,
-                               writer_state was) {
-  tally__engine *e = w->engine;
-  w->batch = NULL;
-  const char *code = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
-  bool fenced = code && strcmp(code, TALLY__SQLSTATE_FENCED) == 0;
-  if (fenced) tally__engine_fence(e); /* another engine took the ledger: no more writes */
-  bool again = !fenced && r && retryable(r) && b->retries < TALLY__RETRY_MAX;
-  if (was == TALLY__WRITER_BATCH && code && strcmp(code, TALLY__SQLSTATE_KEY_TAKEN) == 0) {
-    /* Refused as a whole, so no attempt of it committed (an earlier one
-     * that did would have left every transfer in place): find which keys
-     * the ledger holds, answer those ops, re-seal the rest (engine.c). */
-    b->key_taken = true;
-    memset(b->inserted, 0, b->transfer_count);
-    w->batch = b;
-    if (writer_send_lookup(w) != TALLY_OK) writer_broken(w, "lookup could not be sent");
-    return;
-  }
-  if (was == TALLY__WRITER_RESOLVE || again) {
-    /* A failed lookup leaves the outcome open; a retryable error is retried.
-     * Either way the batch goes out again, unchanged. */
-    b->retries++;
-    if (was == TALLY__WRITER_RESOLVE) b->maybe_committed = true;
-    b->phase = TALLY__BATCH_SEALED;
-    b->inflight = false;
-    atomic_fetch_add_explicit(&e->n_retries, 1, memory_order_relaxed);
-    return;
-  }
-  if (b->maybe_committed) {
-    /* This attempt rolled back, but an earlier one may have committed:
-     * settle by key lookup instead of failing blind (I7). */
-    memset(b->inserted, 0, b->transfer_count);
-    w->batch = b;
-    if (writer_send_lookup(w) != TALLY_OK) writer_broken(w, "lookup could not be sent");
-    return;
-  }
-  /* Class 22 (data exception) or 23 (integrity constraint): one op's data,
-   * not the ledger's state. Never fail the others for it. */
-  if (was == TALLY__WRITER_BATCH && code && (strncmp(code, "22", 2) == 0 || strncmp(code, "23", 2) == 0)) {
-    tally__engine_batch_isolate(e, b, r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : "refused");
-    return;
-  }
-  /* Class 53, insufficient resources (disk full, out of memory): live
-   * drops pause until the ledger takes writes again. */
-  if (code && strncmp(code, "53", 2) == 0) TALLY__FEATURES_CALL0(e, ledger_refused);
-  tally__engine_batch_failed(e, b, r ? PQresultErrorMessage(r) : "no result");
+static void batch_query_failed(tally__writer *w, tally__batch *b, const PGresult *r, writer_state was) {
+  tally__outcome o = {.kind = TALLY__OUTCOME_ERROR, .lookup = was == TALLY__WRITER_RESOLVE,
+                      .sqlstate = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL,
+                      .message = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL};
+  if (r && !o.message) o.message = PQresultErrorMessage(r);
+  writer_outcome(w, b, &o);
 }
 
 static void batch_statement_done(tally__writer *w, tally__batch *b, const PGresult *r) {
-  b->statement_ok = true;
   for (int i = 0; i < PQntuples(r); i++) {
     int32_t k = tally__batch_find_transfer(b, strtoull(PQgetvalue(r, i, 0), NULL, 10));
     assert(k >= 0);
     b->inserted[k] = 1;
   }
-  if ((uint32_t)PQntuples(r) == b->transfer_count) {
-    w->batch = NULL;
-    tally__engine_batch_done(w->engine, b);
-    return;
-  }
-  /* Some transfers were not inserted: their keys (or ids) were taken. */
-  if (writer_send_lookup(w) != TALLY_OK) writer_broken(w, "lookup could not be sent");
+  writer_outcome(w, b, &(tally__outcome){.kind = TALLY__OUTCOME_STATEMENT_OK});
 }
 
 static void batch_lookup_done(tally__writer *w, tally__batch *b, const PGresult *r) {
@@ -318,9 +261,7 @@ static void batch_lookup_done(tally__writer *w, tally__batch *b, const PGresult 
     b->found_id[k] = id;
     b->found_fp[k] = fp;
   }
-  b->looked_up = true;
-  w->batch = NULL;
-  tally__engine_batch_done(w->engine, b);
+  writer_outcome(w, b, &(tally__outcome){.kind = TALLY__OUTCOME_LOOKUP_OK});
 }
 
 static void writer_query_done(tally__writer *w) {
@@ -444,3 +385,33 @@ void tally__writers_tick(tally__engine *e, uint64_t now) {
   }
   tally__engine_flush(e);
 }
+
+/* ---- the production environment (tally__env) ------------------------------------ */
+static uint64_t real_now_mono_ms(tally__engine *e) {
+  uv_update_time(&e->loop);
+  return uv_now(&e->loop);
+}
+
+static int64_t real_now_wall_ms(const tally__engine *e) {
+  (void)e;
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+tally__writer *tally__writer_idle(tally__engine *e) {
+  for (uint32_t k = 0; k < e->cfg.writers; k++)
+    if (e->writers[k].state == TALLY__WRITER_IDLE) return &e->writers[k];
+  return NULL;
+}
+
+static bool real_writer_idle(tally__engine *e) { return tally__writer_idle(e) != NULL; }
+
+static int real_send_batch(tally__engine *e, tally__batch *b) {
+  tally__writer *w = tally__writer_idle(e);
+  return w ? tally__writer_send_batch(w, b) : TALLY_EBUSY;
+}
+
+const tally__env tally__env_real = {.now_mono_ms = real_now_mono_ms, .now_wall_ms = real_now_wall_ms,
+                                    .writer_idle = real_writer_idle, .send_batch = real_send_batch,
+                                    .tick = tally__writers_tick};

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "text.h"
+#include "test_fault.h"
 
 uint64_t tally__transfer_fingerprint(uint32_t kind, uint64_t a, uint64_t b, uint64_t c,
                                     int64_t amount) {
@@ -312,7 +313,7 @@ int tally__decide_refund(tally__state *st, const tally__decide_ctx *ctx, uint32_
             (long long)p->refunded);
     return TALLY_ELEDGER;
   }
-  int64_t done = p->refunded + p->refund_held;
+  int64_t done = p->refunded + (TALLY__FAULT(REFUND_OVER) ? 0 : p->refund_held);
   int64_t remaining = p->amount - done;
   int64_t amount = amount_typed == 0 ? remaining : amount_typed;
   if (amount <= 0 || amount > remaining) return TALLY_EREFUND_EXCEEDS;

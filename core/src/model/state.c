@@ -1,6 +1,7 @@
 /* state.c — tables of the in-memory model and the hold/commit/release rules
  * that keep it consistent with any subset of batches committing. */
 #include "state.h"
+#include "test_fault.h"
 
 #include <assert.h>
 #include <stdlib.h>
@@ -658,7 +659,7 @@ void tally__op_release(tally__state *st, const tally__op *op) {
     payer->spent_today = payer->spent_today > op->amount ? payer->spent_today - op->amount : 0;
   if (op->kind == TALLY__TRANSFER_PURCHASE) {
     tally__item *it = &st->items[op->item];
-    it->held -= (int32_t)op->qty;
+    if (!TALLY__FAULT(RELEASE_STOCK)) it->held -= (int32_t)op->qty;
     assert(it->held >= 0);
     tally__serial_give_back(it, op->serial, op->qty);
     uint32_t coop = tally__coop_of(st, &st->purchases[op->purchase_slot]);

@@ -29,8 +29,29 @@ static bool effects_room(tally__engine *e) {
   return free_slots >= (size_t)TALLY__EFFECTS_PER_EVENT_MAX + 4u * e->ops_pending + 8u;
 }
 
-static void drain_events(tally__engine *e) {
+static void take_command(tally__engine *e, const uint8_t *frame, size_t len) {
   tally__command_frame cmd;
+  atomic_fetch_add_explicit(&e->n_events_in, 1, memory_order_relaxed);
+  if (tally__command_frame_decode(&e->dec, frame, len, &cmd) != TALLY_OK) {
+    fprintf(stderr, "tally: dropped a malformed frame (%zu bytes)\n", len);
+    return;
+  }
+  if (!e->ready) {
+    if (e->fenced)
+      tally__reply(e, &cmd, TALLY_ESTATE, 0, "tally is stopped here: another tally engine took over its ledger");
+    else tally__reply(e, &cmd, TALLY_ESTARTING, 0, "%s", tally_strerror(TALLY_ESTARTING));
+    return;
+  }
+  e->hooks->command(e, &cmd);
+}
+
+bool tally__engine_take_command(tally__engine *e, const uint8_t *frame, size_t len) {
+  if (!effects_room(e)) return false;
+  take_command(e, frame, len);
+  return true;
+}
+
+static void drain_events(tally__engine *e) {
   uint32_t since_flush = 0;
   while (effects_room(e)) {
     /* Hand work to idle writers while a burst is still being drained, so
@@ -41,18 +62,7 @@ static void drain_events(tally__engine *e) {
     }
     size_t len = tally__ring_pop(&e->in, e->frame);
     if (len == 0) break;
-    atomic_fetch_add_explicit(&e->n_events_in, 1, memory_order_relaxed);
-    if (tally__command_frame_decode(&e->dec, e->frame, len, &cmd) != TALLY_OK) {
-      fprintf(stderr, "tally: dropped a malformed frame (%zu bytes)\n", len);
-      continue;
-    }
-    if (!e->ready) {
-      if (e->fenced)
-        tally__reply(e, &cmd, TALLY_ESTATE, 0, "tally is stopped here: another tally engine took over its ledger");
-      else tally__reply(e, &cmd, TALLY_ESTARTING, 0, "%s", tally_strerror(TALLY_ESTARTING));
-      continue;
-    }
-    e->hooks->command(e, &cmd);
+    take_command(e, e->frame, len); /* room was checked before the pop */
   }
   tally__engine_flush(e);
   tally__signal_host(e);
@@ -116,12 +126,11 @@ static void pending_notices(tally__engine *e, uint64_t now) {
   }
 }
 
-static void on_tick(uv_timer_t *t) {
-  tally__engine *e = t->data;
+void tally__engine_tick(tally__engine *e) {
   uint64_t now = tally__now_mono_ms(e);
   if (!e->ready && !e->fenced) try_start(e, now);
   if (e->ready || e->fenced) {
-    tally__writers_tick(e, now);
+    e->env->tick(e, now);
     pending_notices(e, now);
   }
   if (e->ready) {
@@ -131,6 +140,8 @@ static void on_tick(uv_timer_t *t) {
   else tally__engine_flush(e);
   tally__signal_host(e);
 }
+
+static void on_tick(uv_timer_t *t) { tally__engine_tick(t->data); }
 
 static bool work_in_flight(const tally__engine *e) {
   for (uint32_t i = 0; i < e->batch_slots; i++) {
@@ -178,6 +189,7 @@ int tally__engine_new(const tally__hooks *hooks, const tally_config *cfg, tally_
   assert(rc == TALLY_OK); /* tally_config_check imported it already */
   cfg = &e->cfg;
   e->hooks = hooks;
+  e->env = &tally__env_real;
   e->dsn = dup_or_null(cfg->dsn);
   e->key_path = dup_or_null(cfg->signing_key_path);
   e->currency = dup_or_null(cfg->currency);

@@ -9,4 +9,14 @@
 int tally__engine_new(const tally__hooks *hooks, const tally_config *cfg, tally_engine **out, char *err,
                       size_t err_len);
 
+/* One tick of the loop (tally_engine_start's timer runs it every
+ * TALLY__TICK_MS): start-up, the environment's tick, "pending" notices, the
+ * features' timers, then the queued commands. A simulator that keeps its
+ * own time calls it directly. */
+void tally__engine_tick(tally__engine *e);
+/* Takes one command frame (as drawn from the queue): decoded and dispatched
+ * through the hook table. False, and nothing taken, while the effect ring
+ * lacks room for its answers. */
+bool tally__engine_take_command(tally__engine *e, const uint8_t *frame, size_t len);
+
 #endif
