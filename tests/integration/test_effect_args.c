@@ -305,8 +305,7 @@ static void test_attendance_line(void **state) {
   size_t n = 0;
   assert_int_equal(tally_effect_args_parse(f.text, f.args, a, TALLY_EFFECT_ARGS_MAX, &n), TALLY_OK);
   if (getenv("TALLY_TEST_VERBOSE") || n != 7) fprintf(stderr, "attendance: '%s' [%s]\n", f.text, f.args);
-  /* The count, then each named account with its amount (whatever the
-   * summary's sums are: this checks the structure). */
+  /* The count, then each named account with its amount. */
   assert_int_equal(n, 7);
   assert_int_equal(a[0].kind, TALLY_ARG_COUNT);
   assert_int_equal(account_amount_pairs(f.text, a, n, 1), 3);
@@ -317,6 +316,11 @@ static void test_attendance_line(void **state) {
   assert_non_null(creators);
   assert_true(a[5].start == (uint32_t)(creators - f.text) + 19);
   assert_non_null(strstr(f.text, "Top supporters: bob "));
+  /* And the sums: bob's tip and purchase, carol's tip, the host's takings
+   * of the 2.00 sale after the 2.5 % fee (tips are not "earned" here). */
+  assert_int_equal(a[2].value, 600);
+  assert_int_equal(a[4].value, 300);
+  assert_int_equal(a[6].value, 195);
   finish();
 }
 

@@ -30,7 +30,12 @@ int64_t th_sql_i64(const char *dsn, const char *sql) {
   return v;
 }
 
+static void forget_effects(void);
+
+/* A fresh database is a new test: what earlier tests' engines announced is
+ * forgotten, so th_announced and th_effect_find see only this test's. */
 void th_fresh_db(const char *name, char *dsn, size_t dsn_len) {
+  forget_effects();
   const char *base = getenv("TALLY_TEST_DSN");
   if (!base) die("TALLY_TEST_DSN is not set (run through make test)");
   char db[64], sql[160];
@@ -96,6 +101,16 @@ const char *th_topic(int *changes) {
 }
 
 int th_rostered(const char *channel) { return strcmp(rostered, channel) == 0; }
+
+static void forget_effects(void) {
+  memset(announced, 0, sizeof announced);
+  memset(announced_net, 0, sizeof announced_net);
+  memset(announced_effect, 0, sizeof announced_effect);
+  announced_next = effects_next = 0;
+  rostered[0] = 0;
+  topic[0] = 0;
+  topics_set = 0;
+}
 
 static void note_announce(const tally_effect *eff) {
   if (eff->kind == TALLY_EFFECT_ROSTER) snprintf(rostered, sizeof rostered, "%s", eff->channel);
