@@ -99,7 +99,9 @@ $(BUILD)/%.o: %.c
 	$(if $(Q),@echo "  CC      $<")
 	$(Q)$(CC) $(CFLAGS_ALL) -DTALLY_BUILDING -c $< -o $@
 
-$(BUILD)/gen/migrations.c: $(SQL_FILES) tools/embed_sql.sh
+# sql/ itself too: its mtime changes when a migration is added, removed or
+# renamed, which the file list alone would not notice for a removed one.
+$(BUILD)/gen/migrations.c: $(SQL_FILES) sql tools/embed_sql.sh
 	@mkdir -p $(dir $@)
 	$(Q)tools/embed_sql.sh $@ $(SQL_FILES)
 

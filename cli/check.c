@@ -57,6 +57,9 @@ static const invariant invariants[] = {
     {"every identity's wallet is a user account",
      "SELECT i.id, i.name FROM identities i LEFT JOIN accounts a ON a.id = i.account_id"
      " WHERE a.id IS NULL OR a.kind <> 1 LIMIT 5"},
+    {"every user account is some network's identity",
+     "SELECT a.id, a.name FROM accounts a WHERE a.kind = 1"
+     " AND NOT EXISTS (SELECT 1 FROM identities i WHERE i.account_id = a.id) LIMIT 5"},
     {"a transfer's identity exists, and so does the transfer",
      "SELECT ti.transfer_id FROM transfer_identities ti LEFT JOIN identities i ON i.id = ti.identity_id"
      " LEFT JOIN transfers t ON t.id = ti.transfer_id WHERE i.id IS NULL OR t.id IS NULL LIMIT 5"},

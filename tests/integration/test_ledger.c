@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "test_fault.h"
 #include "load.h"
 
 static th_fault_fx F;
@@ -179,6 +180,36 @@ static void test_refused_op_fails_alone(void **state) {
   assert_int_equal(th_cmd(F.e, "b0", "TIP alice 1 thanks", 0, &r), TALLY_OK);
   assert_int_equal(th_sql_exec(F.dsn, "DROP TRIGGER th_poison ON transfers"), 0);
   finish();
+}
+
+/* sql/012: PostgreSQL itself refuses a transfer whose legs do not sum to
+ * zero. With the planted bug that sends every purchase's fee leg one unit
+ * short (a test build's TALLY__FAULT_BATCH_FEE), each purchase is refused
+ * alone ("not charged", nothing stored) and the tip among them commits;
+ * without the bug the same buys go through. */
+static void test_unbalanced_legs_refused(void **state) {
+  (void)state;
+#ifndef TALLY_TEST_FAULTS
+  skip(); /* only a test build can plant the bug */
+#else
+  setup_shop("unbalanced", BUYERS);
+  int64_t tips_before = th_sql_i64(F.dsn, "SELECT count(*) FROM transfers WHERE kind = 2");
+  int64_t buys_before = th_sql_i64(F.dsn, "SELECT count(*) FROM transfers WHERE kind = 1");
+  tally__test_fault_set(TALLY__FAULT_BATCH_FEE);
+  int tip_req = herd_with_tip("TIP alice 1 thanks");
+  tally__test_fault_set(TALLY__FAULT_NONE);
+  assert_int_equal(F.L.reqs[tip_req].final_code, TALLY_OK);
+  for (int i = 0; i < F.L.n; i++) {
+    if (i == tip_req || F.L.reqs[i].final_code == TALLY_EFAILED) continue;
+    fprintf(stderr, "request %d: %s: %s\n", i, tally_err_name(F.L.reqs[i].final_code), F.L.reqs[i].text);
+    fail();
+  }
+  assert_int_equal(th_sql_i64(F.dsn, "SELECT count(*) FROM transfers WHERE kind = 1"), buys_before);
+  assert_int_equal(th_sql_i64(F.dsn, "SELECT count(*) FROM transfers WHERE kind = 2"), tips_before + 1);
+  th_reply r;
+  assert_int_equal(th_cmd(F.e, "b1", "BUY tee", 0, &r), TALLY_OK);
+  finish();
+#endif
 }
 
 /* Waits (pumping the engine) until request's transfer exists. */
@@ -345,6 +376,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_teardown(test_tip_message_clipped_whole_characters, teardown),
       cmocka_unit_test_teardown(test_refused_op_fails_alone, teardown),
+      cmocka_unit_test_teardown(test_unbalanced_legs_refused, teardown),
       cmocka_unit_test_teardown(test_grant_uses_ledger_decimals, teardown),
       cmocka_unit_test_teardown(test_grant_requests_out_of_order, teardown),
       cmocka_unit_test_teardown(test_batch_7999001_commits, teardown),
