@@ -24,7 +24,9 @@ enum {
 /* Columns 0..10 map to tally__receipt_fields; a NULL name means a dangling
  * reference, reported rather than hashed as "". 11..12 are the network and
  * name of the identity that made it (sql/010; "" for none), which a version
- * 2 leaf names; a version 1 leaf does not read them. */
+ * 2 leaf names; a version 1 leaf does not read them. A transfer without a
+ * transfer_identities row was made by its account's own (first) identity;
+ * a row naming identity 0 was made by the engine itself (batch.c). */
 #define PG_TRANSFER_SELECT                                                     \
   "SELECT t.id, t.batch_id, t.kind::int8, t.qty::int8, t.amount_minor,"        \
   " coalesce(t.ref_transfer, 0), t.created_ms, a.name,"                        \
@@ -33,7 +35,8 @@ enum {
   " coalesce(t.serial, 0)::int8, coalesce(nw.name, ''), coalesce(idn.name, '')" \
   " FROM transfers t LEFT JOIN accounts a ON a.id = t.account_id"              \
   " LEFT JOIN transfer_identities ti ON ti.transfer_id = t.id"                 \
-  " LEFT JOIN identities idn ON idn.id = ti.identity_id"                       \
+  " LEFT JOIN identities idn ON idn.id = coalesce(ti.identity_id,"             \
+  "  (SELECT min(i2.id) FROM identities i2 WHERE i2.account_id = t.account_id))" \
   " LEFT JOIN networks nw ON nw.id = idn.network_id"                           \
   " LEFT JOIN accounts c ON c.id = t.counterparty_id"                          \
   " LEFT JOIN items i ON i.id = t.item_id "
