@@ -91,7 +91,8 @@
                  "render it themselves; 0 text only; since 1.5")               \
   X(STR, args, TALLY_EFFECT_ARGS_BYTES_MAX,                                    \
     "the sentence's arguments, comma-separated kind:start+len[=value[/"      \
-    "decimals]] (enum tally_arg_kind; a byte span of text, a number); "      \
+    "decimals]] (enum tally_arg_kind; a byte span of text, a number), in "   \
+    "text order; a span may hold others (kind 8, a command: its sku); "     \
     "empty when msg is 0; since 1.5")
 
 /* Fields an EFFECT must have: those of v1.0. seq, hint, network, conn, msg and args,

@@ -364,7 +364,8 @@ enum tally_hint {
  * numbers are stable; new ones are appended. An adapter shows `text` for a
  * code it does not render, and for 0 (text only: no structure). In the
  * sentences below, <kind> marks an argument (enum tally_arg_kind) in the
- * order of the effect's args; [..] is sometimes there.
+ * order of the effect's args; [..] is sometimes there; <command: ...> is a
+ * COMMAND span holding the arguments written inside it.
  *
  * X(name, number, sentence) */
 #define TALLY_MSG_TABLE(X)                                                                             \
@@ -380,16 +381,16 @@ enum tally_hint {
   X(TIP_HIDDEN, 7, "moderators: <account> hid the message of tip <receipt> from <account>")            \
   X(HIGHLIGHT, 8, "HIGHLIGHT from <account>: <text: message> (an announcement, or a topic)")          \
   X(DROP_LIVE, 9, "LIVE NOW: <text: title> - <count> units at <amount> for N s|min[ (limit per "      \
-                  "buyer)]. Type: !buy <sku>")                                                         \
+                  "buyer)]. Type: <command: BUY <sku>>")                                               \
   X(DROP_SOLD_OUT, 10, "SOLD OUT: <sku> - all <count> units are gone.")                                \
   X(DROP_LOW, 11, "Only <count> left of <sku>!")                                                       \
   X(DROP_CLOSED, 12, "Drop <sku> closed: <count> of <count> sold.")                                    \
-  X(RAFFLE_OPEN, 13, "RAFFLE OPEN: <text: title> - <count> units at <amount>. Enter with !buy <sku> "  \
-                     "...")                                                                            \
+  X(RAFFLE_OPEN, 13, "RAFFLE OPEN: <text: title> - <count> units at <amount>. Enter with "             \
+                     "<command: BUY <sku>> ...")                                                       \
   X(EVENT_STARTED, 14, "Live event \"<text: title>\" starts now, for N min. ...")                       \
   X(EVENT_ENDED, 15, "Event \"<text: title>\" ended: <count> sales (<amount>), <count> tips "           \
                      "(<amount>). ...")                                                                \
-  X(REACTIONS_ON_SALE, 16, "Paid reactions on sale: <amount> each. Type: !react <emote>")             \
+  X(REACTIONS_ON_SALE, 16, "Paid reactions on sale: <amount> each. Type: <command: REACT <emote>>")    \
   X(REFUNDED, 17, "reply: Refunded <amount> for receipt <receipt>. receipt <receipt>")                 \
   X(GRANTED, 18, "reply: Granted <amount> to <account>. receipt <receipt>")                           \
   X(RAFFLE_WINNERS, 19, "RAFFLE <sku> winners (<count> of <count> units): <account>, <account>...[, "  \
@@ -399,7 +400,7 @@ enum tally_hint {
   X(DROP_COMING, 21, "Drop|Raffle coming: <sku> - <count> units at <amount>, starts in N s.")         \
   X(DROP_PAUSED, 22, "Drop <sku> is paused: purchases cannot be recorded right now. ...")            \
   X(HIGHLIGHTS_ON_SALE, 23, "Highlights on sale: <text: tier> pins your message for N s, <amount>. " \
-                            "Type: !highlight <text: tier> <message>")                               \
+                            "Type: <command: HIGHLIGHT <text: tier> <message>>")                       \
   X(RAFFLE_CLOSED, 24, "RAFFLE <sku> closed with <count> entries. Seed: .. Entry hash: ... Drawing " \
                        "<count> winners now (VERIFY DRAW <sku> to check).")
 
@@ -420,7 +421,18 @@ enum tally_arg_kind {
   TALLY_ARG_SKU = 5,     /* an item's code, as typed after BUY */
   TALLY_ARG_COUNT = 6,   /* value: a number of units, sales, entries... */
   TALLY_ARG_RECEIPT = 7, /* value: a receipt (transfer) id */
+  TALLY_ARG_COMMAND = 8, /* a command a user can type, as the engine dispatches it: the
+                            command word in capitals and its arguments ("BUY pin5",
+                            "REACT <emote>"; <..> is a placeholder); since 1.5. An
+                            adapter shows it the way commands are typed on its network
+                            (IRC: "!buy pin5"); shown as is, it is what a frame client
+                            sends. It holds the arguments inside it (the SKU), which
+                            follow it in args. */
 };
+/* Arguments come in the order of their start in text; two spans either do
+ * not overlap or one holds the other (a COMMAND its SKU). An adapter that
+ * renders a span whole skips the arguments inside it. */
+#define TALLY_ARG_KIND_LAST TALLY_ARG_COMMAND
 typedef struct tally_effect_arg {
   uint32_t kind;     /* enum tally_arg_kind */
   uint32_t start;    /* byte offset into the effect's text */

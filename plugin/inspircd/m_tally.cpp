@@ -8,7 +8,8 @@
  *   REPLY effect                       -> server NOTICE to the user (found again by UUID);
  *                                         to a channel line: "[#shop] text" (SendChannelAnswer);
  *                                         a hint adds its IRC phrase (HintPhrase)
- *   ANNOUNCE effect                    -> server NOTICE to the channel
+ *   ANNOUNCE effect                    -> server NOTICE to the channel; a command in it
+ *                                         ("Type: BUY sku") as typed here: "!buy sku" (RoomText)
  *   MODERATORS effect                  -> server NOTICE to @#channel (%#channel with halfop)
  *   STATUS effect                      -> server log
  *
@@ -71,6 +72,15 @@ std::string Upper(const std::string& s)
 	for (size_t i = 0; i < out.size(); ++i)
 		if (out[i] >= 'a' && out[i] <= 'z')
 			out[i] = char(out[i] - 'a' + 'A');
+	return out;
+}
+
+std::string Lower(const std::string& s)
+{
+	std::string out(s);
+	for (size_t i = 0; i < out.size(); ++i)
+		if (out[i] >= 'A' && out[i] <= 'Z')
+			out[i] = char(out[i] - 'A' + 'a');
 	return out;
 }
 
@@ -679,6 +689,48 @@ class ModuleTally : public Module
 		}
 	}
 
+	/* A command the engine names (TALLY_ARG_COMMAND, "BUY sku") the way it
+	 * is typed in a channel here: the prefix, the word as configured
+	 * (cmd_<word> renames it) in lower case, the rest unchanged: "!buy sku".
+	 * A word disabled here keeps the engine's words. */
+	std::string TypedCommand(const std::string& command) const
+	{
+		const size_t end = std::min(command.find(' '), command.size());
+		const std::string word = command.substr(0, end);
+		for (std::map<std::string, std::string>::const_iterator w = settings.words.begin(); w != settings.words.end(); ++w)
+			if (w->second == word)
+				return settings.prefix + Lower(w->first) + command.substr(end);
+		return command;
+	}
+
+	/* The text of a line said in a channel, its COMMAND spans as typed
+	 * here (TypedCommand), so IRC users read "Type: !buy sku". Text only
+	 * (msg 0), an older effect, or arguments that do not parse: the text
+	 * as it is. Spans inside a command (its sku) are part of it. */
+	std::string RoomText(const tally_effect* effect) const
+	{
+		const std::string text = effect->text ? effect->text : "";
+		if (effect->version < 3 || effect->size < TALLY_SIZE_THROUGH(tally_effect, args)
+			|| effect->msg == TALLY_MSG_TEXT || !effect->args || !effect->args[0])
+			return text;
+		tally_effect_arg args[TALLY_EFFECT_ARGS_MAX];
+		size_t n = 0;
+		if (tally_effect_args_parse(text.c_str(), effect->args, args, TALLY_EFFECT_ARGS_MAX, &n) != TALLY_OK)
+			return text;
+		std::string out;
+		size_t at = 0;
+		for (size_t i = 0; i < n; ++i)
+		{
+			if (args[i].kind != TALLY_ARG_COMMAND || args[i].start < at)
+				continue;
+			out.append(text, at, args[i].start - at);
+			out += TypedCommand(text.substr(args[i].start, args[i].len));
+			at = args[i].start + args[i].len;
+		}
+		out.append(text, at, std::string::npos);
+		return out;
+	}
+
 	void OnEffect(const tally_effect* effect)
 	{
 		switch (effect->kind)
@@ -699,7 +751,7 @@ class ModuleTally : public Module
 			{
 				Channel* chan = ServerInstance->FindChan(effect->channel ? effect->channel : "");
 				if (chan)
-					chan->WriteRemoteNotice(effect->text ? effect->text : "");
+					chan->WriteRemoteNotice(RoomText(effect));
 				break;
 			}
 			case TALLY_EFFECT_MODERATORS:
@@ -708,7 +760,7 @@ class ModuleTally : public Module
 				 * when halfop exists) see it. */
 				Channel* chan = ServerInstance->FindChan(effect->channel ? effect->channel : "");
 				if (chan)
-					chan->WriteRemoteNotice(effect->text ? effect->text : "", ModeratorStatus());
+					chan->WriteRemoteNotice(RoomText(effect), ModeratorStatus());
 				break;
 			}
 			case TALLY_EFFECT_ROSTER:

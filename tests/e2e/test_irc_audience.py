@@ -68,7 +68,8 @@ def scenario(tap, env, db):
     def highlight():
         mark = watcher.mark()
         say(host, "!event tier gold 1 60", r"^Highlight tier priced\.$")
-        chan_notice(watcher, r"^Highlights on sale: gold pins your message for 60 s, 1\.00 credits", mark)
+        chan_notice(watcher, r"^Highlights on sale: gold pins your message for 60 s, 1\.00 credits\. "
+                    r"Type: !highlight gold <message>$", mark)
         say(bob, "!highlight gold Hello world", r"^Bought 1x highlight gold .* receipt \d+")
         chan_notice(watcher, r"^HIGHLIGHT from %s: Hello world$" % bob.nick, mark)
         m = say(carol, "!highlight gold Me next", r"^Bought 1x highlight gold .* receipt (\d+)")
@@ -77,7 +78,9 @@ def scenario(tap, env, db):
     tap.run("!highlight gold Hello world is pinned in the channel; a second one waits its turn", highlight)
 
     def react():
+        mark = watcher.mark()
         say(host, "!event react 0.05", r"^Reactions priced\.$")
+        chan_notice(watcher, r"^Paid reactions on sale: 0\.05 credits each\. Type: !react <emote>$", mark)
         for _ in range(2):
             say(carol, "!react " + FIRE, r"^Bought 1x reaction")
         return True

@@ -5,7 +5,8 @@ Checks the module's own keys (prefix, channel_answer_prefix, cmd_<word>
 renames and disables), that
 bad values stop the module with the engine's message, and what /REHASH does.
 These checks look only at who answers (tally's server NOTICE, 421 Unknown
-command, a broadcast), not at the engine's texts. Skipped without a built
+command, a broadcast), not at the engine's texts, except that a LIVE NOW
+line names the buy command with the configured prefix and word. Skipped without a built
 $TALLY_BUILD/m_tally.so. Env as in test_irc_basic.py.
 """
 
@@ -88,6 +89,28 @@ def renames_and_prefix(tap, so, dsn):
                 return m
             tap.run("channel_answer_prefix=\"no\": the answer to '?wallet' is a plain server notice",
                     plain_answer)
+
+            def live_line():
+                """The engine names the command as it takes it (BUY cfgtee); the
+                module says it as typed here: prefix ? and the renamed word."""
+                host = env.client(ic.unique_nick("ch"))
+                host.ns_register("Correct-Horse-42")
+                if not host.wait_account():
+                    raise ic.IRCError("%s has no services account" % host.nick)
+                ic.make_creators(env, [host.nick], "Correct-Horse-42")
+                room = "#cfgd%d" % os.getpid()
+                host.join(room)  # first in: channel operator, the room's host
+                b.join(room)
+                mark = b.mark()
+                ic.tally_ask(host, lambda: host.privmsg(room, "?drop create cfgtee 3 1"),
+                             r"^Drop cfgtee created\.$", 60)
+                m = b.expect(lambda m: m.command == "NOTICE" and m.target.lower() == room.lower()
+                             and "!" not in m.prefix and m.text.startswith("LIVE NOW: "),
+                             30, "LIVE NOW in " + room, mark)
+                if not m.text.endswith(". Type: ?purchase cfgtee"):
+                    raise ic.IRCError("not the command as typed here: %r" % m.text)
+                return m
+            tap.run("prefix ? and cmd_buy=PURCHASE: LIVE NOW says 'Type: ?purchase cfgtee'", live_line)
 
             def rehash():
                 a.send("OPER admin adminpass")

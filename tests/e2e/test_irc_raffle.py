@@ -96,7 +96,7 @@ def scenario(tap, env, db):
     def open_raffle():
         mark = watcher.mark()
         say(host, "!drop create tix 2 3 mode=raffle for=8s", r"^Drop tix created\.$")
-        m = chan_notice(watcher, r"^RAFFLE OPEN: drop tix - 2 units at 3\.00 credits\. .* "
+        m = chan_notice(watcher, r"^RAFFLE OPEN: drop tix - 2 units at 3\.00 credits\. Enter with !buy tix \(no charge now; .* "
                         r"Seed commitment sha256: ([0-9a-f]{64})$", mark)
         state["commit"] = re.search(r"([0-9a-f]{64})$", m.text).group(1)
         state["mark"] = watcher.mark()

@@ -145,6 +145,11 @@ def make_effect_frame():
         mp_uint(0), mp_uint(0), mp_uint(3), mp_str("1:1+5"))))
     write(t, "ok-msg-args-junk", effect(text="hi", extra=(
         mp_uint(0), mp_uint(0), mp_uint(3), mp_str("2:0+1=-9223372036854775808/18,"))))
+    # a command span (kind 8) holding its sku: "BUY pin5" as the engine says it
+    live = "LIVE NOW: drop pin5 - 3 units at 1.00 credits for 6 s. Type: BUY pin5"
+    write(t, "ok-msg-args-command", effect(kind=2, channel="#live", origin="", text=live,
+                                           extra=(mp_uint(0), mp_uint(0), mp_uint(9),
+                                                  mp_str("3:10+9,6:22+1=3,2:33+12=100/2,8:61+8,5:65+4"))))
     write(t, "ok-msg-no-args", effect(extra=(mp_uint(0), mp_uint(0), mp_uint(1))))
     write(t, "ok-args-max", effect(text="x" * 512, extra=(
         mp_uint(0), mp_uint(0), mp_uint(1), mp_str(",".join(["7:500+12=9999999999"] * 8)[:160]))))

@@ -226,11 +226,12 @@ static void test_drop_and_event_lines(void **state) {
   assert_int_equal(run("host", "DROP CREATE tee 2 3", HOST, &r), TALLY_OK);
   f = find("LIVE NOW: drop tee");
   assert_int_equal(f.msg, TALLY_MSG_DROP_LIVE);
-  parse(f.text, f.args, a, 4);
+  parse(f.text, f.args, a, 5);
   span_is(f.text, &a[0], TALLY_ARG_TEXT, "drop tee");
   value_is(f.text, &a[1], TALLY_ARG_COUNT, 2);
   amount_is(f.text, &a[2], "3.00 credits", 300);
-  span_is(f.text, &a[3], TALLY_ARG_SKU, "tee");
+  span_is(f.text, &a[3], TALLY_ARG_COMMAND, "BUY tee");
+  span_is(f.text, &a[4], TALLY_ARG_SKU, "tee");
 
   assert_int_equal(run("host", "DROP CREATE later 5 4 start=+1h", HOST, &r), TALLY_OK);
   f = find("Drop coming: later - 5 units at 4.00 credits, starts in ");
@@ -370,11 +371,12 @@ static void test_highlight_line(void **state) {
   assert_int_equal(run("host", "EVENT TIER gold 2 3", HOST, &r), TALLY_OK);
   th_effect sale = find("Highlights on sale: gold pins your message for 3 s, 2.00 credits.");
   assert_int_equal(sale.msg, TALLY_MSG_HIGHLIGHTS_ON_SALE);
-  parse(sale.text, sale.args, a, 3);
+  parse(sale.text, sale.args, a, 4);
   span_is(sale.text, &a[0], TALLY_ARG_TEXT, "gold");
   amount_is(sale.text, &a[1], "2.00 credits", 200);
-  span_is(sale.text, &a[2], TALLY_ARG_TEXT, "gold");
-  assert_int_equal(a[2].start, strstr(sale.text, "!highlight gold") - sale.text + 11);
+  span_is(sale.text, &a[2], TALLY_ARG_COMMAND, "HIGHLIGHT gold <message>");
+  span_is(sale.text, &a[3], TALLY_ARG_TEXT, "gold");
+  assert_int_equal(a[3].start, a[2].start + strlen("HIGHLIGHT "));
   assert_int_equal(run("bob", "HIGHLIGHT gold Hi @everyone <b>!</b>", 0, &r), TALLY_OK);
   th_effect f;
   for (int waited = 0; waited < 3000 && !th_effect_find("HIGHLIGHT from bob", &f); waited += 100) th_settle(eng, 100);
@@ -384,6 +386,68 @@ static void test_highlight_line(void **state) {
   parse(f.text, f.args, a, 2);
   span_is(f.text, &a[0], TALLY_ARG_ACCOUNT, "bob");
   span_is(f.text, &a[1], TALLY_ARG_TEXT, "Hi @everyone <b>!</b>");
+  finish();
+}
+
+/* Effect f (args a, n of them) names exactly one command, arguments[at],
+ * covering exactly `covers` and ending the sentence or followed by
+ * `after`; the text has no network's command syntax ("!buy"). */
+static void command_is(const th_effect *f, const tally_effect_arg *a, size_t n, size_t at, const char *covers,
+                       const char *after) {
+  if (strchr(f->text, '!')) fprintf(stderr, "a '!' in '%s'\n", f->text);
+  assert_null(strchr(f->text, '!'));
+  span_is(f->text, &a[at], TALLY_ARG_COMMAND, covers);
+  size_t commands = 0;
+  for (size_t i = 0; i < n; i++) commands += a[i].kind == TALLY_ARG_COMMAND;
+  assert_int_equal(commands, 1);
+  const char *rest = f->text + a[at].start + a[at].len;
+  assert_memory_equal(rest, after, strlen(after));
+  if (!after[0]) assert_string_equal(rest, "");
+  for (size_t i = 1; i < n; i++) assert_true(a[i - 1].start <= a[i].start); /* text order */
+}
+
+/* The lines that tell a room what to type (a drop, a raffle, highlights,
+ * reactions) name the command as the engine takes it, one COMMAND span
+ * ("BUY tee"), never IRC's "!buy tee": the adapter says it its network's
+ * way. The arguments inside it (the sku, the tier) follow it. */
+static void test_command_spans(void **state) {
+  (void)state;
+  setup("argcmd", 0);
+  th_reply r;
+  tally_effect_arg a[TALLY_EFFECT_ARGS_MAX];
+  assert_int_equal(run("host", "EVENT START 30 Stream", HOST, &r), TALLY_OK);
+  assert_int_equal(run("host", "DROP CREATE tee 2 3", HOST, &r), TALLY_OK);
+  th_effect f = find("LIVE NOW: drop tee");
+  assert_int_equal(f.msg, TALLY_MSG_DROP_LIVE);
+  parse(f.text, f.args, a, 5);
+  command_is(&f, a, 5, 3, "BUY tee", "");
+  assert_non_null(strstr(f.text, ". Type: BUY tee"));
+  span_is(f.text, &a[4], TALLY_ARG_SKU, "tee");
+
+  assert_int_equal(run("host", "DROP CREATE tix 2 5 mode=raffle", HOST, &r), TALLY_OK);
+  f = find("RAFFLE OPEN: drop tix");
+  assert_int_equal(f.msg, TALLY_MSG_RAFFLE_OPEN);
+  parse(f.text, f.args, a, 5);
+  span_is(f.text, &a[0], TALLY_ARG_TEXT, "drop tix");
+  value_is(f.text, &a[1], TALLY_ARG_COUNT, 2);
+  amount_is(f.text, &a[2], "5.00 credits", 500);
+  command_is(&f, a, 5, 3, "BUY tix", " (no charge now; ");
+  assert_non_null(strstr(f.text, "Enter with BUY tix (no charge now; "));
+  span_is(f.text, &a[4], TALLY_ARG_SKU, "tix");
+
+  assert_int_equal(run("host", "EVENT TIER gold 2 3", HOST, &r), TALLY_OK);
+  f = find("Highlights on sale: gold");
+  parse(f.text, f.args, a, 4);
+  command_is(&f, a, 4, 2, "HIGHLIGHT gold <message>", "");
+  span_is(f.text, &a[3], TALLY_ARG_TEXT, "gold");
+
+  assert_int_equal(run("host", "EVENT REACT 0.10", HOST, &r), TALLY_OK);
+  f = find("Paid reactions on sale: ");
+  assert_int_equal(f.msg, TALLY_MSG_REACTIONS_ON_SALE);
+  assert_string_equal(f.text, "Paid reactions on sale: 0.10 credits each. Type: REACT <emote>");
+  parse(f.text, f.args, a, 2);
+  amount_is(f.text, &a[0], "0.10 credits", 10);
+  command_is(&f, a, 2, 1, "REACT <emote>", "");
   finish();
 }
 
@@ -399,6 +463,10 @@ static void test_args_parse_refuses(void **state) {
   assert_int_equal(n, 1);
   assert_int_equal(tally_effect_args_parse("hello", "1:1+5", a, 8, &n), TALLY_EFRAME);
   assert_int_equal(tally_effect_args_parse("hello", "9:0+1", a, 8, &n), TALLY_EFRAME);
+  assert_int_equal(tally_effect_args_parse("hello", "0:0+1", a, 8, &n), TALLY_EFRAME);
+  assert_int_equal(tally_effect_args_parse("BUY x", "8:0+5,5:4+1", a, 8, &n), TALLY_OK); /* a command, its sku */
+  assert_int_equal(n, 2);
+  assert_int_equal(a[0].kind, TALLY_ARG_COMMAND);
   assert_int_equal(tally_effect_args_parse("hello", "2:0+1", a, 8, &n), TALLY_EFRAME);   /* amount: no value */
   assert_int_equal(tally_effect_args_parse("hello", "2:0+1=5", a, 8, &n), TALLY_EFRAME); /* no decimals */
   assert_int_equal(tally_effect_args_parse("hello", "2:0+1=-5/2", a, 8, &n), TALLY_OK);
@@ -418,6 +486,7 @@ int main(void) {
       cmocka_unit_test(test_highlight_line),
       cmocka_unit_test(test_attendance_line),
       cmocka_unit_test(test_raffle_winners_line),
+      cmocka_unit_test(test_command_spans),
       cmocka_unit_test(test_args_parse_refuses),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

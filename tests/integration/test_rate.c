@@ -40,7 +40,7 @@ static void setup(const char *name, const char *stock) {
   char text[64];
   snprintf(text, sizeof text, "DROP CREATE rush %s 1", stock);
   assert_int_equal(th_cmd_in(eng, "host", CH, text, HOST, &r), TALLY_OK);
-  assert_true(th_announced("Type: !buy rush"));
+  assert_true(th_announced("Type: BUY rush"));
 }
 
 static void finish(void) {

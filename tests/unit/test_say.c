@@ -78,10 +78,45 @@ static void test_lost_structure(void **state) {
   assert_int_equal(s.msg, TALLY_MSG_TEXT);
 }
 
+/* tally__say_span: a span around text already appended (a command and its
+ * sku) goes before the arguments inside it, so args stay in text order;
+ * one argument too many: text only. */
+static void test_span_around_arguments(void **state) {
+  (void)state;
+  tally__say s;
+  tally__say_init(&s, TALLY_MSG_DROP_LIVE);
+  tally__sayf(&s, "t", "LIVE NOW: %s. Type: ", "Tee");
+  size_t from = s.len;
+  tally__sayf(&s, "s", "BUY %s", "tee");
+  tally__say_span(&s, TALLY_ARG_COMMAND, from);
+  assert_string_equal(s.text, "LIVE NOW: Tee. Type: BUY tee");
+  assert_int_equal(s.count, 3);
+  assert_int_equal(s.arg[0].kind, TALLY_ARG_TEXT);
+  assert_int_equal(s.arg[1].kind, TALLY_ARG_COMMAND);
+  assert_memory_equal(s.text + s.arg[1].start, "BUY tee", s.arg[1].len);
+  assert_int_equal(s.arg[1].len, 7);
+  assert_int_equal(s.arg[2].kind, TALLY_ARG_SKU);
+  assert_memory_equal(s.text + s.arg[2].start, "tee", s.arg[2].len);
+  char args[TALLY_EFFECT_ARGS_BYTES_MAX + 1];
+  tally__say_args(&s, args, sizeof args);
+  tally_effect_arg a[TALLY_EFFECT_ARGS_MAX];
+  size_t n;
+  assert_int_equal(tally_effect_args_parse(s.text, args, a, TALLY_EFFECT_ARGS_MAX, &n), TALLY_OK);
+  assert_int_equal(n, 3);
+  assert_memory_equal(a, s.arg, sizeof a[0] * n);
+
+  tally__say_init(&s, TALLY_MSG_DROP_LIVE);
+  for (int i = 0; i < TALLY_EFFECT_ARGS_MAX; i++) tally__sayf(&s, "n", "%d ", i);
+  tally__say_span(&s, TALLY_ARG_COMMAND, 0);
+  assert_int_equal(s.msg, TALLY_MSG_TEXT);
+  assert_int_equal(s.count, 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_same_text_as_snprintf),
       cmocka_unit_test(test_lost_structure),
+      cmocka_unit_test(test_span_around_arguments),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -122,6 +122,19 @@ void tally__say_value(tally__say *s, uint32_t index, int64_t value, uint32_t dec
   s->arg[index].decimals = decimals;
 }
 
+void tally__say_span(tally__say *s, uint32_t kind, size_t from) {
+  if (s->msg == TALLY_MSG_TEXT) return;
+  if (from > s->len || s->count >= TALLY_EFFECT_ARGS_MAX) {
+    say_lost(s);
+    return;
+  }
+  uint32_t at = s->count;
+  while (at > 0 && s->arg[at - 1].start >= from) at--;
+  memmove(&s->arg[at + 1], &s->arg[at], (s->count - at) * sizeof s->arg[0]);
+  s->arg[at] = (tally_effect_arg){.kind = kind, .start = (uint32_t)from, .len = (uint32_t)(s->len - from)};
+  s->count++;
+}
+
 void tally__say_mark(tally__say_marks *m, uint32_t kind, size_t start, size_t len, int64_t value, uint32_t decimals) {
   if (m->count >= TALLY_EFFECT_ARGS_MAX) {
     m->over = true;
@@ -205,7 +218,7 @@ int tally_effect_args_parse(const char *text, const char *args, tally_effect_arg
     if (!parse_num(&p, false, &kind) || *p++ != ':' || !parse_num(&p, false, &start) || *p++ != '+' ||
         !parse_num(&p, false, &len))
       return TALLY_EFRAME;
-    if (kind < TALLY_ARG_ACCOUNT || kind > TALLY_ARG_RECEIPT) return TALLY_EFRAME;
+    if (kind < TALLY_ARG_ACCOUNT || kind > TALLY_ARG_KIND_LAST) return TALLY_EFRAME;
     if ((uint64_t)start > text_len || (uint64_t)len > text_len - (uint64_t)start) return TALLY_EFRAME;
     bool valued = kind == TALLY_ARG_AMOUNT || kind == TALLY_ARG_COUNT || kind == TALLY_ARG_RECEIPT;
     if (valued) {

@@ -33,6 +33,10 @@ void tally__say_init(tally__say *s, uint32_t msg);
 __attribute__((format(printf, 3, 4))) void tally__sayf(tally__say *s, const char *kinds, const char *fmt, ...);
 /* The value of argument `index` (an amount's minor units and decimals). */
 void tally__say_value(tally__say *s, uint32_t index, int64_t value, uint32_t decimals);
+/* Marks the text appended since offset `from` (s->len taken before) as one
+ * argument of kind (a TALLY_ARG_COMMAND around "BUY %s"), placed before the
+ * arguments inside it so args stay in text order. More than fit: text only. */
+void tally__say_span(tally__say *s, uint32_t kind, size_t from);
 /* Arguments of a piece of text built elsewhere (a list of names with
  * amounts), relative to that piece; spliced into a sentence where the piece
  * is appended. More than fit: `over`, and the sentence becomes text only. */

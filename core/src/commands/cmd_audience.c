@@ -155,14 +155,19 @@ static void event_price(tally__cmd *c, const tally__event *ev, const char *name,
   if (name) {
     tally__say say;
     tally__say_init(&say, TALLY_MSG_HIGHLIGHTS_ON_SALE);
-    tally__sayf(&say, "t-mt", "Highlights on sale: %s pins your message for %u s, %s. Type: !highlight %s <message>",
-                name, show_s, amount, name);
+    tally__sayf(&say, "t-m", "Highlights on sale: %s pins your message for %u s, %s. Type: ", name, show_s, amount);
+    size_t command = say.len; /* the adapter says the command its network's way */
+    tally__sayf(&say, "t", "HIGHLIGHT %s <message>", name);
+    tally__say_span(&say, TALLY_ARG_COMMAND, command);
     tally__say_value(&say, 1, price, TALLY__DECIMALS(c->e));
     tally__announce_say(c->e, ev->channel, &say);
   } else {
     tally__say say;
     tally__say_init(&say, TALLY_MSG_REACTIONS_ON_SALE);
-    tally__sayf(&say, "m", "Paid reactions on sale: %s each. Type: !react <emote>", amount);
+    tally__sayf(&say, "m", "Paid reactions on sale: %s each. Type: ", amount);
+    size_t command = say.len; /* the adapter says the command its network's way */
+    tally__sayf(&say, "", "REACT <emote>");
+    tally__say_span(&say, TALLY_ARG_COMMAND, command);
     tally__say_value(&say, 0, price, TALLY__DECIMALS(c->e));
     tally__announce_say(c->e, ev->channel, &say);
   }

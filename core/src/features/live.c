@@ -171,8 +171,12 @@ void tally__live_drop_open(tally__engine *e, uint32_t item) {
   else snprintf(span, sizeof span, "%lld min", (long long)((ms + 59999) / 60000));
   tally__say say;
   tally__say_init(&say, TALLY_MSG_DROP_LIVE);
-  tally__sayf(&say, "tnm--s", "LIVE NOW: %s - %d units at %s for %s%s. Type: !buy %s", it->title,
-              it->stock - it->sold - it->held, price, span, it->drop_per_user ? " (limit per buyer)" : "", it->sku);
+  tally__sayf(&say, "tnm--", "LIVE NOW: %s - %d units at %s for %s%s. Type: ", it->title,
+              it->stock - it->sold - it->held, price, span, it->drop_per_user ? " (limit per buyer)" : "");
+  /* The command as the engine takes it; the adapter says it its network's way. */
+  size_t command = say.len;
+  tally__sayf(&say, "s", "BUY %s", it->sku);
+  tally__say_span(&say, TALLY_ARG_COMMAND, command);
   tally__say_value(&say, 2, it->price, TALLY__DECIMALS(e));
   tally__announce_say(e, it->drop_channel, &say);
 }

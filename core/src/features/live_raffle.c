@@ -25,10 +25,12 @@ void tally__raffle_announce_open(tally__engine *e, uint32_t item) {
   tally__format_amount(e, it->price, price, sizeof price);
   tally__say say;
   tally__say_init(&say, TALLY_MSG_RAFFLE_OPEN);
-  tally__sayf(&say, "tnms-",
-              "RAFFLE OPEN: %s - %d units at %s. Enter with !buy %s (no charge now; winners are drawn "
-              "and charged at close). Seed commitment sha256: %s",
-              it->title, tally__item_left(it), price, it->sku, hex);
+  tally__sayf(&say, "tnm", "RAFFLE OPEN: %s - %d units at %s. Enter with ", it->title, tally__item_left(it), price);
+  size_t command = say.len; /* the adapter says the command its network's way */
+  tally__sayf(&say, "s", "BUY %s", it->sku);
+  tally__say_span(&say, TALLY_ARG_COMMAND, command);
+  tally__sayf(&say, "-", " (no charge now; winners are drawn and charged at close). Seed commitment sha256: %s",
+              hex);
   tally__say_value(&say, 2, it->price, TALLY__DECIMALS(e));
   tally__announce_say(e, it->drop_channel, &say);
 }

@@ -56,7 +56,7 @@ static void args_check(const tally__effect_frame *f) {
   size_t len = strlen(f->text);
   FUZZ_CHECK(n <= TALLY_EFFECT_ARGS_MAX);
   for (size_t i = 0; i < n; i++) {
-    FUZZ_CHECK(a[i].kind >= TALLY_ARG_ACCOUNT && a[i].kind <= TALLY_ARG_RECEIPT);
+    FUZZ_CHECK(a[i].kind >= TALLY_ARG_ACCOUNT && a[i].kind <= TALLY_ARG_KIND_LAST);
     FUZZ_CHECK(a[i].start <= len && a[i].len <= len - a[i].start);
   }
 }
