@@ -266,17 +266,6 @@ static void test_f9_daily_cap_across_jumps(void **state) {
 }
 
 /* ---- running under libfaketime --------------------------------------------------- */
-static const char *libfaketime_path(void) {
-  static const char *const paths[] = {"/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
-                                      "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
-                                      "/usr/lib/faketime/libfaketime.so.1"};
-  const char *env = getenv("TALLY_LIBFAKETIME");
-  if (env) return access(env, R_OK) == 0 ? env : NULL;
-  for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++)
-    if (access(paths[i], R_OK) == 0) return paths[i];
-  return NULL;
-}
-
 static void append_env(const char *name, const char *value, const char *sep) {
   const char *old = getenv(name);
   char buf[2048];
@@ -287,7 +276,7 @@ static void append_env(const char *name, const char *value, const char *sep) {
 
 /* Re-executes this binary with the preload; returns only if it cannot. */
 static void reexec_under_faketime(char **argv) {
-  const char *lib = libfaketime_path();
+  const char *lib = th_libfaketime();
   if (!lib) {
     printf("1..0 # SKIP F9: libfaketime.so.1 not found (Debian package faketime; `make deps` installs it)\n");
     exit(0);

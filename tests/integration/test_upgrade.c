@@ -373,21 +373,10 @@ static void test_upgrade_old_purchases_behave(void **state) {
 }
 
 /* ---- running at the fixture's time -------------------------------------------- */
-static const char *libfaketime_path(void) {
-  static const char *const paths[] = {"/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
-                                      "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
-                                      "/usr/lib/faketime/libfaketime.so.1"};
-  const char *env = getenv("TALLY_LIBFAKETIME");
-  if (env) return access(env, R_OK) == 0 ? env : NULL;
-  for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++)
-    if (access(paths[i], R_OK) == 0) return paths[i];
-  return NULL;
-}
-
 /* Re-executes this binary with the wall clock starting an hour after the
  * fixture was made (libfaketime "@TIME": it then runs on from there). */
 static void reexec_at_fixture_time(char **argv) {
-  const char *lib = libfaketime_path();
+  const char *lib = th_libfaketime();
   if (!lib) {
     printf("1..0 # SKIP libfaketime.so.1 not found (Debian package faketime; `make deps` installs it)\n");
     exit(0);

@@ -52,6 +52,17 @@ void th_fresh_db(const char *name, char *dsn, size_t dsn_len) {
   snprintf(dsn, dsn_len, "%s dbname=%s", base, db);
 }
 
+const char *th_libfaketime(void) {
+  static const char *const paths[] = {"/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+                                      "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
+                                      "/usr/lib/faketime/libfaketime.so.1"};
+  const char *env = getenv("TALLY_LIBFAKETIME");
+  if (env) return access(env, R_OK) == 0 ? env : NULL;
+  for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++)
+    if (access(paths[i], R_OK) == 0) return paths[i];
+  return NULL;
+}
+
 void th_config(tally_config *cfg, const char *dsn) {
   static char key[512];
   const char *tmp = getenv("TALLY_TMP");

@@ -85,6 +85,9 @@ int th_engine_refused(const tally_config *cfg, char *text, size_t text_len, int 
  * said in channel ("" privately), origin = account. */
 int th_cmd_net(tally_engine *e, const char *network, const char *account, const char *channel,
                const char *text, const char *msg_id, uint32_t roles, th_reply *out);
+/* The path of Debian's libfaketime (or $TALLY_LIBFAKETIME), NULL when it is
+ * not installed: a test that needs it reports a skip, never a pass. */
+const char *th_libfaketime(void);
 /* One value from SQL (first row, first column) as int64. */
 int64_t th_sql_i64(const char *dsn, const char *sql);
 /* th_sql_i64 of a printf-formatted query. */
