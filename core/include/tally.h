@@ -126,7 +126,9 @@ extern "C" {
   X(EOVER_MAX, -142, "price above your max=") \
   X(ENOT_DIGITAL, -143, "that receipt is not for a digital item")            \
   X(ENETWORK, -144, "unknown or invalid network name")                       \
-  X(ENAMES_FULL, -145, "the engine's table of names is full; try again later")
+  X(ENAMES_FULL, -145, "the engine's table of names is full; try again later") \
+  X(EUNAVAILABLE, -146, "the shop is unavailable, try again in a moment")       \
+  X(EUNKNOWN_OUTCOME, -147, "the link to the shop broke before it answered; RECEIPTS shows whether it was done")
 
 typedef enum tally_err {
 #define TALLY_ERR_ENUM_(name, value, text) TALLY_##name = (value),
@@ -208,6 +210,23 @@ typedef struct tally_config {
   const char *network;
   const char *admins;              /* accounts that are TALLY_ROLE_ADMIN whatever the adapter
                                       says, separated by commas or spaces; "" none (1.5) */
+  /* Remote mode (since 1.6): the same tally_engine_* calls, served by a
+   * tallyd over a socket instead of an engine in this process. `mode` is
+   * "local" (default) or "remote"; in remote mode dsn and signing_key are
+   * tallyd's business and only the fields below and `network` matter. */
+  const char *mode;
+  const char *address;       /* "unix:/run/tally/tally.sock" or "tls:host:port" */
+  const char *secret;        /* this network's shared secret (tallyd's secret for it) */
+  const char *instance;      /* stable id of this chat server in its network (its server
+                                name): a reconnect with it resumes undelivered answers */
+  uint32_t command_max_age_ms; /* an unanswered command is resent after a reconnect only
+                                  this long; older ones are told "outcome unknown" */
+  const char *remote_ca;     /* tls: PEM CA file that signed tallyd's certificate ("": the
+                                system's) */
+  const char *remote_cert;   /* tls: PEM client certificate, when tallyd requires one */
+  const char *remote_key;    /* tls: its private key */
+  const char *adapter;       /* adapter name and version sent in HELLO ("m_tally/1.6") */
+  uint32_t caps;             /* enum tally_cap bits (tally/frames.h) sent in HELLO */
 } tally_config;
 
 /* The version-1 prefix: the fields of the first release (up to

@@ -109,6 +109,27 @@ static const cfg_entry cfg_table[] = {
      "accounts that are admins whatever the chat network says (so a network without operators "
      "can have them), separated by commas or spaces, e.g. alice,bob; the grant privilege still "
      "comes from the network"},
+    {"mode", CFG_STR, OFF(mode), "local", 0, 0,
+     "local: the engine runs in this process; remote: a tallyd serves it over `address`"},
+    {"address", CFG_STR, OFF(address), "", 0, 0,
+     "remote mode: tallyd's socket, unix:/run/tally/tally.sock or tls:host:port"},
+    {"secret", CFG_STR, OFF(secret), "", 0, 0,
+     "remote mode: this network's shared secret, as tallyd has it (at least 16 bytes)"},
+    {"instance", CFG_STR, OFF(instance), "", 0, 0,
+     "remote mode: stable id of this chat server in its network, e.g. its server name; "
+     "a reconnect with the same id gets the answers it missed"},
+    {"command_max_age_ms", CFG_U32, OFF(command_max_age_ms), "30000", 1000, 600000,
+     "remote mode: a command unanswered when the link broke is resent after the reconnect only "
+     "this long after it was said; after it the user is told the outcome is unknown"},
+    {"remote_ca", CFG_STR, OFF(remote_ca), "", 0, 0,
+     "remote mode over tls: CA file (PEM) that signed tallyd's certificate; empty: the system's"},
+    {"remote_cert", CFG_STR, OFF(remote_cert), "", 0, 0,
+     "remote mode over tls: client certificate (PEM), when tallyd requires one"},
+    {"remote_key", CFG_STR, OFF(remote_key), "", 0, 0, "remote mode over tls: its private key (PEM)"},
+    {"adapter", CFG_STR, OFF(adapter), "", 0, 0, "remote mode: adapter name sent in HELLO (logged by tallyd)"},
+    {"caps", CFG_U32, OFF(caps), "0", 0, 7,
+     "remote mode: HELLO capability bits (1 intercepts command lines, 2 can set topics, "
+     "4 can tell moderators only)"},
 };
 #undef OFF
 enum { CFG_COUNT = sizeof cfg_table / sizeof cfg_table[0] };
@@ -222,6 +243,37 @@ int tally__config_import(tally_config *out, const tally_config *cfg, char *err, 
   return TALLY_OK;
 }
 
+/* Remote mode: what the link needs; the engine's own keys are tallyd's. */
+static int remote_check(const tally_config *cfg, char *err, size_t err_len) {
+  const char *a = cfg->address ? cfg->address : "";
+  if (strncmp(a, "unix:/", 6) && strncmp(a, "tls:", 4))
+    return cfg_fail(err, err_len, "config address: unix:/path/to/socket or tls:host:port");
+  if (!strncmp(a, "unix:", 5) && strlen(a) - 5 >= TALLY__UNIX_PATH_MAX)
+    return cfg_fail(err, err_len, "config address: a unix socket path is at most %d bytes",
+                    TALLY__UNIX_PATH_MAX - 1);
+  if (!strncmp(a, "tls:", 4)) {
+    const char *colon = strrchr(a + 4, ':');
+    if (!colon || colon == a + 4 || !colon[1] || strspn(colon + 1, "0123456789") != strlen(colon + 1) ||
+        atoi(colon + 1) < 1 || atoi(colon + 1) > 65535)
+      return cfg_fail(err, err_len, "config address: tls:host:port, e.g. tls:tally.example.org:6790");
+  }
+  if (!cfg->secret || strlen(cfg->secret) < TALLY__SECRET_BYTES_MIN)
+    return cfg_fail(err, err_len, "config secret: the network's shared secret, at least %d bytes",
+                    TALLY__SECRET_BYTES_MIN);
+  if (!cfg->instance || !cfg->instance[0] || strlen(cfg->instance) > TALLY__INSTANCE_BYTES_MAX ||
+      tally__text_check(cfg->instance, strlen(cfg->instance)) != TALLY_OK)
+    return cfg_fail(err, err_len, "config instance: this chat server's stable id, 1 to %d bytes of text",
+                    TALLY__INSTANCE_BYTES_MAX);
+  if (!cfg->network || !tally__network_name_ok(cfg->network))
+    return cfg_fail(err, err_len, "config network: 1 to 32 of a-z 0-9 . _ - (a letter or digit first), "
+                    "not user or sys");
+  if ((cfg->remote_cert && cfg->remote_cert[0]) != (cfg->remote_key && cfg->remote_key[0]))
+    return cfg_fail(err, err_len, "config remote_cert and remote_key: give both or neither");
+  if (cfg->adapter && strlen(cfg->adapter) > TALLY__ADAPTER_BYTES_MAX)
+    return cfg_fail(err, err_len, "config adapter: at most %d bytes", TALLY__ADAPTER_BYTES_MAX);
+  return TALLY_OK;
+}
+
 /* Checks the host's config as the engine will see it (fields past its size
  * at their defaults). */
 int tally_config_check(const tally_config *host, char *err, size_t err_len) {
@@ -229,6 +281,9 @@ int tally_config_check(const tally_config *host, char *err, size_t err_len) {
   int rc = tally__config_import(&full, host, err, err_len);
   if (rc) return rc;
   const tally_config *cfg = &full;
+  if (!cfg->mode || (strcmp(cfg->mode, "local") && strcmp(cfg->mode, "remote")))
+    return cfg_fail(err, err_len, "config mode: local or remote");
+  if (!strcmp(cfg->mode, "remote")) return remote_check(cfg, err, err_len);
   if (!cfg->dsn || !cfg->dsn[0])
     return cfg_fail(err, err_len, "config dsn: a PostgreSQL connection string is required");
   if (!cfg->signing_key_path || !cfg->signing_key_path[0])

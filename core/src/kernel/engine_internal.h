@@ -25,6 +25,7 @@
 
 enum {
   TALLY__WRITERS_MAX = 4,
+  TALLY__REMOTE_STRINGS = 8, /* config strings remote mode copies (runtime/engine_loop.c) */
   TALLY__TICK_MS = 20,
   TALLY__RECONNECT_MS = 500,
   TALLY__CONNECT_TIMEOUT_MS = 5000,
@@ -119,6 +120,10 @@ struct tally_engine {
   const struct tally__hooks *hooks; /* hooks.h: the layers above the kernel */
   const struct tally__env *env;     /* time and writers: tally__env_real, or a simulator's */
   void *env_ud;                     /* the environment's own data (a simulator's world) */
+  /* Remote mode (config mode=remote; runtime/remote.c): the public calls go
+   * to a tallyd; only cfg, in, out, efd, host_dec and the counters are used. */
+  struct tally__remote *remote;
+  char *remote_strings[TALLY__REMOTE_STRINGS];
 };
 
 typedef struct tally_engine tally__engine;

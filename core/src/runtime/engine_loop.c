@@ -19,6 +19,7 @@
 #include "config.h"
 #include "engine_internal.h"
 #include "hooks.h"
+#include "remote.h"
 #include "runtime.h"
 
 /* ---- the loop ------------------------------------------------------------------- */
@@ -177,12 +178,47 @@ static void *engine_thread(void *arg) {
 /* ---- public API ------------------------------------------------------------------ */
 static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
 
+/* Remote mode: the host-facing half of an engine (rings, eventfd, decoder,
+ * counters) and a remote thread instead of the engine thread. */
+static int remote_new(const tally_config *cfg, tally_engine **out, char *err, size_t err_len) {
+  tally__engine *e = calloc(1, sizeof *e);
+  if (!e) return TALLY_ENOMEM;
+  int rc = tally__config_import(&e->cfg, cfg, err, err_len);
+  assert(rc == TALLY_OK); /* tally_config_check imported it already */
+  const char **keep[] = {&e->cfg.network, &e->cfg.address, &e->cfg.secret,     &e->cfg.instance,
+                         &e->cfg.remote_ca, &e->cfg.remote_cert, &e->cfg.remote_key, &e->cfg.adapter};
+  _Static_assert(sizeof keep / sizeof keep[0] == TALLY__REMOTE_STRINGS, "one copy per string");
+  rc = TALLY_OK;
+  for (int i = 0; i < TALLY__REMOTE_STRINGS; i++) {
+    e->remote_strings[i] = strdup(*keep[i] ? *keep[i] : "");
+    if (!e->remote_strings[i]) rc = TALLY_ENOMEM;
+    *keep[i] = e->remote_strings[i];
+  }
+  e->cfg.dsn = e->cfg.signing_key_path = e->cfg.currency = e->cfg.admins = e->cfg.mode = NULL;
+  e->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (!rc && e->efd < 0) rc = TALLY_ENOMEM;
+  if (!rc) rc = tally__ring_init(&e->in, e->cfg.queue_depth);
+  if (!rc) rc = tally__ring_init(&e->out, 2u * e->cfg.queue_depth + 1024u);
+  if (!rc) rc = tally__decoder_init(&e->host_dec);
+  if (!rc) rc = tally__remote_new(e, err, err_len);
+  if (rc) {
+    if (err && err_len && !err[0]) snprintf(err, err_len, "tally: %s", tally_strerror(rc));
+    tally_engine_free(e);
+    return rc;
+  }
+  pthread_mutex_init(&e->host_dec_lock, NULL);
+  *out = e;
+  return TALLY_OK;
+}
+
 int tally__engine_new(const tally__hooks *hooks, const tally_config *cfg, tally_engine **out, char *err,
                       size_t err_len) {
   if (!cfg || !out) return TALLY_EINVAL;
   assert(hooks && hooks->command && hooks->verify_answer && hooks->grant_request); /* runtime.c's table */
   int rc = tally_config_check(cfg, err, err_len);
   if (rc) return rc;
+  if (cfg->size >= TALLY_SIZE_THROUGH(tally_config, mode) && cfg->mode && !strcmp(cfg->mode, "remote"))
+    return remote_new(cfg, out, err, err_len);
   tally__engine *e = calloc(1, sizeof *e);
   if (!e) return TALLY_ENOMEM;
   rc = tally__config_import(&e->cfg, cfg, err, err_len); /* a host's shorter struct: defaults past it */
@@ -227,6 +263,7 @@ int tally__engine_new(const tally__hooks *hooks, const tally_config *cfg, tally_
 
 int tally_engine_start(tally_engine *e) {
   assert(e);
+  if (e->remote) return tally__remote_start(e);
   if (e->thread_started) return TALLY_ESTATE;
   if (uv_loop_init(&e->loop)) return TALLY_ENOMEM;
   uv_async_init(&e->loop, &e->wake, on_wake);
@@ -252,6 +289,7 @@ int tally_engine_submit(tally_engine *e, const uint8_t *frame, size_t frame_len)
   if (!frame || frame_len == 0) return TALLY_EINVAL;
   if (frame_len > TALLY_FRAME_BYTES_MAX) return TALLY_ETOOBIG;
   if (atomic_load_explicit(&e->stopping, memory_order_relaxed)) return TALLY_ESTATE;
+  if (e->remote) return tally__remote_submit(e, frame, frame_len);
   int rc = tally__ring_push(&e->in, frame, frame_len);
   if (rc == TALLY_EBUSY) {
     atomic_fetch_add_explicit(&e->n_busy, 1, memory_order_relaxed);
@@ -280,6 +318,7 @@ int tally_engine_submit_presence(tally_engine *e, const tally_presence *p) {
   if (tally__abi_import(&full, &presence_defaults, sizeof full, p, TALLY_PRESENCE_SIZE_V1)) return TALLY_EINVAL;
   p = &full;
   if (!p->account || !p->channel) return TALLY_EINVAL;
+  if (e->remote) return tally__remote_submit_presence(e, p);
   const char *network = p->network; /* NULL for a host built before it: the configured one */
   tally_command cmd = {.size = sizeof cmd, .version = TALLY_COMMAND_VERSION, .origin = "", .account = p->account,
                        .nick = "", .channel = p->channel, .msg_id = "", .text = p->present ? "PRESENCE JOIN" : "PRESENCE PART",
@@ -323,6 +362,10 @@ int tally_engine_drain(tally_engine *e, tally_effect_cb cb, void *ud, size_t max
 
 void tally_engine_stop(tally_engine *e) {
   assert(e);
+  if (e->remote) {
+    tally__remote_stop(e);
+    return;
+  }
   if (!e->thread_started) return;
   atomic_store(&e->stopping, 1);
   uv_async_send(&e->wake);
@@ -334,6 +377,8 @@ void tally_engine_stop(tally_engine *e) {
 void tally_engine_free(tally_engine *e) {
   if (!e) return;
   tally_engine_stop(e);
+  tally__remote_free(e);
+  for (int i = 0; i < TALLY__REMOTE_STRINGS; i++) free(e->remote_strings[i]);
   for (uint32_t i = 0; e->batches && i < e->batch_slots; i++) tally__batch_free(&e->batches[i]);
   free(e->batches);
   tally__state_free(&e->st);

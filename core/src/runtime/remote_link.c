@@ -1,0 +1,243 @@
+/* remote_link.c — non-blocking unix and TLS-over-TCP connections for remote
+ * mode (remote_link.h). Runs on the remote thread only. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+
+#include "remote_link.h"
+
+__attribute__((format(printf, 4, 5))) static int fail(char *err, size_t err_len, int code, const char *fmt, ...) {
+  if (err && err_len) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, err_len, fmt, ap);
+    va_end(ap);
+  }
+  return code;
+}
+
+static const char *ssl_reason(void) {
+  unsigned long e = ERR_get_error();
+  const char *r = e ? ERR_reason_error_string(e) : NULL;
+  ERR_clear_error();
+  return r ? r : "unknown TLS error";
+}
+
+int tally__link_tls_new(const tally_config *cfg, SSL_CTX **out, char *err, size_t err_len) {
+  *out = NULL;
+  if (strncmp(cfg->address, "tls:", 4)) return TALLY_OK;
+  SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+  if (!ctx) return fail(err, err_len, TALLY_ENOMEM, "config address: cannot make a TLS context");
+  /* TLS 1.3 only: the daemon accepts nothing older either. */
+  SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+  SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  int ok = cfg->remote_ca && cfg->remote_ca[0] ? SSL_CTX_load_verify_locations(ctx, cfg->remote_ca, NULL)
+                                               : SSL_CTX_set_default_verify_paths(ctx);
+  if (ok != 1) {
+    SSL_CTX_free(ctx);
+    return fail(err, err_len, TALLY_ECONFIG, "config remote_ca: cannot load CA file %s",
+                cfg->remote_ca && cfg->remote_ca[0] ? cfg->remote_ca : "(system default)");
+  }
+  if (cfg->remote_cert && cfg->remote_cert[0]) {
+    if (SSL_CTX_use_certificate_chain_file(ctx, cfg->remote_cert) != 1) {
+      SSL_CTX_free(ctx);
+      return fail(err, err_len, TALLY_ECONFIG, "config remote_cert: cannot load %s", cfg->remote_cert);
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx, cfg->remote_key, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(ctx) != 1) {
+      SSL_CTX_free(ctx);
+      return fail(err, err_len, TALLY_ECONFIG, "config remote_key: cannot load %s or it does not match the "
+                  "certificate", cfg->remote_key);
+    }
+  }
+  ERR_clear_error();
+  *out = ctx;
+  return TALLY_OK;
+}
+
+void tally__link_tls_free(SSL_CTX *ctx) { SSL_CTX_free(ctx); }
+
+static int nonblocking(int fd) {
+  int fl = fcntl(fd, F_GETFL);
+  return fl < 0 ? -1 : fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+}
+
+static int open_unix(tally__link *l, const char *path, char *err, size_t err_len) {
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  if (strlen(path) >= sizeof sa.sun_path) return fail(err, err_len, TALLY_EIO, "unix socket path too long: %s", path);
+  memcpy(sa.sun_path, path, strlen(path) + 1);
+  l->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (l->fd < 0) return fail(err, err_len, TALLY_EIO, "socket: %s", strerror(errno));
+  if (connect(l->fd, (struct sockaddr *)&sa, sizeof sa) == 0) {
+    l->phase = TALLY__LINK_OPEN;
+    return TALLY_OK;
+  }
+  if (errno == EINPROGRESS || errno == EAGAIN) {
+    l->phase = TALLY__LINK_CONNECTING;
+    return TALLY_OK;
+  }
+  char why[TALLY_ERRBUF_BYTES];
+  snprintf(why, sizeof why, "%s: %s", path, strerror(errno));
+  tally__link_close(l);
+  return fail(err, err_len, TALLY_EIO, "cannot connect to %s", why);
+}
+
+/* The address lookup blocks, but only this thread: never the host's. */
+static int open_tcp(tally__link *l, const char *hostport, char *err, size_t err_len) {
+  const char *colon = strrchr(hostport, ':');
+  size_t hlen = colon ? (size_t)(colon - hostport) : 0;
+  if (!colon || hlen == 0 || hlen > TALLY__LINK_HOST_BYTES_MAX)
+    return fail(err, err_len, TALLY_EIO, "bad tls address %s", hostport);
+  /* [::1]:6790 names an IPv6 address in brackets. */
+  const char *h = hostport;
+  if (h[0] == '[' && hlen >= 2 && h[hlen - 1] == ']') {
+    h++;
+    hlen -= 2;
+  }
+  memcpy(l->host, h, hlen);
+  l->host[hlen] = 0;
+  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
+  int g = getaddrinfo(l->host, colon + 1, &hints, &res);
+  if (g) return fail(err, err_len, TALLY_EIO, "cannot resolve tallyd's host: %s", gai_strerror(g));
+  int rc = TALLY_EIO;
+  char why[TALLY_ERRBUF_BYTES] = "no address";
+  for (struct addrinfo *a = res; a; a = a->ai_next) {
+    l->fd = socket(a->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (l->fd < 0) continue;
+    int one = 1;
+    setsockopt(l->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* answers are small and urgent */
+    if (nonblocking(l->fd) == 0 && (connect(l->fd, a->ai_addr, a->ai_addrlen) == 0 || errno == EINPROGRESS)) {
+      l->phase = TALLY__LINK_CONNECTING;
+      rc = TALLY_OK;
+      break;
+    }
+    snprintf(why, sizeof why, "%s", strerror(errno));
+    close(l->fd);
+    l->fd = -1;
+  }
+  freeaddrinfo(res);
+  return rc == TALLY_OK ? rc : fail(err, err_len, rc, "cannot connect to tallyd: %s", why);
+}
+
+int tally__link_open(tally__link *l, const char *address, SSL_CTX *tls, char *err, size_t err_len) {
+  tally__link_close(l);
+  if (!strncmp(address, "unix:", 5)) return open_unix(l, address + 5, err, err_len);
+  int rc = open_tcp(l, address + 4, err, err_len);
+  if (rc) return rc;
+  l->ssl = SSL_new(tls);
+  if (!l->ssl || SSL_set_fd(l->ssl, l->fd) != 1) {
+    tally__link_close(l);
+    return fail(err, err_len, TALLY_ENOMEM, "cannot make a TLS session");
+  }
+  /* The certificate must name the host we dialled: its IP address, or its
+   * DNS name (also sent as SNI). */
+  unsigned char ip[16];
+  if (inet_pton(AF_INET, l->host, ip) == 1 || inet_pton(AF_INET6, l->host, ip) == 1) {
+    X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(l->ssl), l->host);
+  } else {
+    SSL_set_tlsext_host_name(l->ssl, l->host);
+    SSL_set1_host(l->ssl, l->host);
+  }
+  return TALLY_OK;
+}
+
+static int tls_step(tally__link *l, char *err, size_t err_len) {
+  int r = SSL_connect(l->ssl);
+  if (r == 1) {
+    l->phase = TALLY__LINK_OPEN;
+    l->want_write = false;
+    return TALLY_OK;
+  }
+  int e = SSL_get_error(l->ssl, r);
+  if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+    l->want_write = e == SSL_ERROR_WANT_WRITE;
+    return TALLY_OK;
+  }
+  long v = SSL_get_verify_result(l->ssl);
+  if (v != X509_V_OK) return fail(err, err_len, TALLY_EIO, "TLS: tallyd's certificate: %s",
+                                  X509_verify_cert_error_string(v));
+  return fail(err, err_len, TALLY_EIO, "TLS handshake failed: %s", ssl_reason());
+}
+
+int tally__link_step(tally__link *l, char *err, size_t err_len) {
+  if (l->phase == TALLY__LINK_CONNECTING) {
+    int soerr = 0;
+    socklen_t sl = sizeof soerr;
+    if (getsockopt(l->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0) soerr = errno;
+    if (soerr == EINPROGRESS) return TALLY_OK;
+    if (soerr) return fail(err, err_len, TALLY_EIO, "cannot connect to tallyd: %s", strerror(soerr));
+    l->phase = l->ssl ? TALLY__LINK_HANDSHAKE : TALLY__LINK_OPEN;
+  }
+  if (l->phase == TALLY__LINK_HANDSHAKE) return tls_step(l, err, err_len);
+  return TALLY_OK;
+}
+
+short tally__link_events(const tally__link *l, bool have_output) {
+  switch (l->phase) {
+  case TALLY__LINK_CONNECTING: return POLLOUT;
+  case TALLY__LINK_HANDSHAKE: return l->want_write ? POLLOUT : POLLIN;
+  case TALLY__LINK_OPEN: return (short)(POLLIN | ((have_output || l->want_write) ? POLLOUT : 0));
+  default: return 0;
+  }
+}
+
+static ssize_t tls_io(tally__link *l, int r, const char *what, char *err, size_t err_len) {
+  if (r > 0) {
+    l->want_write = false;
+    return r;
+  }
+  int e = SSL_get_error(l->ssl, r);
+  if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+    l->want_write = e == SSL_ERROR_WANT_WRITE;
+    return 0;
+  }
+  if (e == SSL_ERROR_ZERO_RETURN) return fail(err, err_len, -1, "tallyd closed the link");
+  return fail(err, err_len, -1, "TLS %s: %s", what, e == SSL_ERROR_SYSCALL ? "connection reset" : ssl_reason());
+}
+
+ssize_t tally__link_read(tally__link *l, void *buf, size_t n, char *err, size_t err_len) {
+  if (l->ssl) return tls_io(l, SSL_read(l->ssl, buf, (int)n), "read", err, err_len);
+  ssize_t r = read(l->fd, buf, n);
+  if (r > 0) return r;
+  if (r < 0 && (errno == EAGAIN || errno == EINTR)) return 0;
+  return fail(err, err_len, -1, "tallyd closed the link%s", r == 0 ? "" : " (read error)");
+}
+
+ssize_t tally__link_write(tally__link *l, const void *buf, size_t n, char *err, size_t err_len) {
+  if (l->ssl) return tls_io(l, SSL_write(l->ssl, buf, (int)n), "write", err, err_len);
+  ssize_t r = send(l->fd, buf, n, MSG_NOSIGNAL);
+  if (r > 0) return r;
+  if (r < 0 && (errno == EAGAIN || errno == EINTR)) return 0;
+  return fail(err, err_len, -1, "write to tallyd failed: %s", strerror(errno));
+}
+
+void tally__link_init(tally__link *l) {
+  memset(l, 0, sizeof *l);
+  l->fd = -1;
+}
+
+void tally__link_close(tally__link *l) {
+  if (l->ssl) {
+    SSL_free(l->ssl);
+    l->ssl = NULL;
+  }
+  if (l->fd >= 0) close(l->fd);
+  l->fd = -1;
+  l->phase = TALLY__LINK_CLOSED;
+  l->want_write = false;
+}
