@@ -40,6 +40,7 @@
 #include <vector>
 
 #include "tally.h"
+#include "tally/frames.h"
 
 namespace {
 
@@ -212,6 +213,19 @@ struct Settings
 				throw ModuleException("<tally> two commands are both named " + r->second
 					+ " (" + s.words[r->second] + " and " + r->first + ")");
 			s.words[r->second] = r->first;
+		}
+		/* Remote mode (a tallyd serves the engine): this server is known to
+		 * it by its server name, so a reconnect gets the answers it missed;
+		 * IRC can intercept lines, set topics and notice @#channel. */
+		if (s.engine.count("mode") && s.engine["mode"] == "remote")
+		{
+			if (!s.engine.count("instance"))
+				s.engine["instance"] = ServerInstance->Config->ServerName;
+			if (!s.engine.count("adapter"))
+				s.engine["adapter"] = "m_tally";
+			if (!s.engine.count("caps"))
+				s.engine["caps"] = ConvToStr(TALLY_CAP_INTERCEPT_COMMANDS | TALLY_CAP_PIN_TOPIC
+					| TALLY_CAP_HOLD_FOR_MODERATORS);
 		}
 		return s;
 	}
