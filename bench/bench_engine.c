@@ -6,7 +6,12 @@
  *   herd_*         100,000 distinct buyers submit one BUY each for a 100-unit
  *                  item at once: sold, answered, ms until the last answer
  *
- * Usage: bench_engine --dsn DSN [--quick] */
+ * Usage: bench_engine --dsn DSN [--quick] [--remote ADDRESS --secret SECRET]
+ *
+ * With --remote the same calls go to a tallyd at ADDRESS (libtally's remote
+ * mode: unix:/path or tls:host:port, TLS CA in $BENCH_REMOTE_CA) instead of
+ * an engine in this process; the tallyd must serve DSN's database with the
+ * settings below (bench/run.sh starts it so). */
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +46,14 @@ typedef struct run {
   int *buyer_of;    /* req slot -> buyer */
   int slots;
 } run;
+
+/* Remote mode: 1 while the link to tallyd is not up yet (a WALLET probe is
+ * answered "unavailable" by libtally itself until then). */
+static int wait_linked(run *r) {
+  tally_command c = {.size = sizeof c, .version = TALLY_COMMAND_VERSION, .req_id = ++r->seq, .origin = "bench",
+                     .account = "probe", .nick = "p", .channel = "", .msg_id = "", .text = "SHOP"};
+  return tally_engine_submit_command(r->e, &c) == TALLY_EUNAVAILABLE;
+}
 
 static void submit(run *r, int buyer, const char *text, uint32_t roles) {
   char account[32], msg[48];
@@ -170,7 +183,22 @@ static durable_result bench_paced(run *r, double rate, double seconds) {
 int main(int argc, char **argv) {
   const char *dsn;
   int quick;
+  const char *remote = NULL, *secret = NULL;
+  /* --remote and --secret are this program's; the rest is the usual. */
+  char *rest[16];
+  int nrest = 0;
+  for (int i = 0; i < argc && nrest < 16; i++) {
+    if (i + 1 < argc && !strcmp(argv[i], "--remote")) remote = argv[++i];
+    else if (i + 1 < argc && !strcmp(argv[i], "--secret")) secret = argv[++i];
+    else rest[nrest++] = argv[i];
+  }
+  argc = nrest;
+  argv = rest;
   if (bench_parse_dsn_quick(argc, argv, "bench_engine", &dsn, &quick)) return 2;
+  if (!remote != !secret) {
+    fprintf(stderr, "bench_engine: --remote and --secret go together\n");
+    return 2;
+  }
   double decide = bench_decide();
 
   tally_config cfg;
@@ -186,18 +214,30 @@ int main(int argc, char **argv) {
   cfg.pending_timeout_ms = 600000;
   cfg.grant_max_major = 0; /* buyers get 100000 each */
   /* keys_max and purchases_max stay at their production defaults. */
+  char err[TALLY_ERRBUF_BYTES] = "";
+  if (remote) {
+    const char *ca = getenv("BENCH_REMOTE_CA");
+    if (tally_config_set(&cfg, "mode", "remote", err, sizeof err) ||
+        tally_config_set(&cfg, "address", remote, err, sizeof err) ||
+        tally_config_set(&cfg, "secret", secret, err, sizeof err) ||
+        tally_config_set(&cfg, "instance", "bench", err, sizeof err) ||
+        (ca && tally_config_set(&cfg, "remote_ca", ca, err, sizeof err))) {
+      fprintf(stderr, "bench_engine: %s\n", err);
+      return 2;
+    }
+  }
   run r = {.slots = 1 << 20, .lat_cap = 1 << 22};
   r.sent_at = calloc((size_t)r.slots, sizeof *r.sent_at);
   r.buyer_of = calloc((size_t)r.slots, sizeof *r.buyer_of);
   r.lat_us = calloc((size_t)r.lat_cap, sizeof *r.lat_us);
   r.codes = calloc(HERD_BUYERS, sizeof *r.codes);
-  char err[TALLY_ERRBUF_BYTES] = "";
   if (tally_engine_new(&cfg, &r.e, err, sizeof err) || tally_engine_start(r.e)) {
     fprintf(stderr, "bench_engine: %s\n", err);
     return 1;
   }
   /* Wait for ready, then a shop: alice sells tee (unlimited), warmup, drop. */
   sleep(1);
+  while (remote && wait_linked(&r)) usleep(100000);
   reset(&r);
   submit(&r, 0, "TALLY ROLE alice creator", TALLY_ROLE_OPER);
   pump(&r, 1, 30);
