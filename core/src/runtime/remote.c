@@ -70,7 +70,7 @@ struct tally__remote {
   size_t stash_len;
   uint64_t stash_seq;
   remote_pending *pending;
-  uint32_t pending_max, pending_count;
+  uint32_t pending_max, pending_count, pending_next;
   tally__map pending_by_req;
 };
 
@@ -138,8 +138,12 @@ static void pending_add(tally__remote *r, const uint8_t *frame, size_t len) {
   tally__command_frame cmd;
   if (tally__command_frame_decode(&r->cdec, frame, len, &cmd) != TALLY_OK || cmd.req_id == 0) return;
   if (pending_find(r, cmd.req_id) != TALLY__MAP_NONE || r->pending_count >= r->pending_max) return;
-  for (uint32_t i = 0; i < r->pending_max; i++) {
+  /* Next fit from where the last one went: answers come roughly in order,
+   * so the slot after it is usually free. */
+  for (uint32_t k = 0; k < r->pending_max; k++) {
+    uint32_t i = (r->pending_next + k) % r->pending_max;
     if (r->pending[i].req_id) continue;
+    r->pending_next = (i + 1) % r->pending_max;
     if (tally__map_put(&r->pending_by_req, tally__hash_u64(cmd.req_id), i) != TALLY_OK) return;
     r->pending[i] = (remote_pending){.req_id = cmd.req_id, .said_ms = mono_ms(), .len = (uint32_t)len};
     memcpy(r->pending[i].frame, frame, len);
@@ -528,7 +532,7 @@ int tally__remote_new(tally__engine *e, char *err, size_t err_len) {
   r->e = e;
   r->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   tally__link_init(&r->link);
-  r->pending_max = e->cfg.queue_depth;
+  r->pending_max = e->cfg.queue_depth < TALLY__REMOTE_PENDING_MAX ? e->cfg.queue_depth : TALLY__REMOTE_PENDING_MAX;
   r->reader = malloc(sizeof *r->reader);
   r->wbuf = malloc(TALLY__REMOTE_WBUF_BYTES);
   r->rbuf = malloc(TALLY__REMOTE_RBUF_BYTES);
