@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # run.sh BUILD — `make run`: PostgreSQL under ./var (unless DATABASE_URL is
-# set), InspIRCd + Anope with tally loaded on 127.0.0.1:${TALLY_IRC_PORT:-6667}
+# set), tallyd (the engine as a daemon, on the unix socket var/tallyd/tally.sock),
+# InspIRCd + Anope with the tally module in remote mode on 127.0.0.1:${TALLY_IRC_PORT:-6667}
 # (services link on the next port), a permanent channel #live with a welcome
 # topic, and a demo shop by the creator account "demo". Prints how to connect
 # and ends with the line "tally: ready ...". Ctrl-C (or TERM) stops everything
@@ -8,7 +9,8 @@
 #
 # Env: TALLY_IRC_PORT (default 6667), DATABASE_URL (use that database instead
 # of ./var/pg), TALLY_WELCOME_GRANT (demo credits in minor units for each new
-# account, default 10000 = 100.00 credits).
+# account, default 10000 = 100.00 credits), TALLY_RUN_MODE (remote, the default:
+# the module is a client of tallyd; local: the engine runs inside InspIRCd).
 set -euo pipefail
 build=${1:-build}
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -17,13 +19,17 @@ port=${TALLY_IRC_PORT:-6667}
 grant=${TALLY_WELCOME_GRANT:-10000}
 case "$port" in ''|*[!0-9]*) echo "run: TALLY_IRC_PORT must be a port number" >&2; exit 2 ;; esac
 case "$grant" in ''|*[!0-9]*) echo "run: TALLY_WELCOME_GRANT must be digits (minor units)" >&2; exit 2 ;; esac
+mode=${TALLY_RUN_MODE:-remote}
+case "$mode" in local|remote) ;; *) echo "run: TALLY_RUN_MODE is remote or local" >&2; exit 2 ;; esac
 mkdir -p var
 chmod 755 var
 started_pg=0
 started_irc=0
+tallyd_pid=
 stop_all() {
   trap '' INT TERM
   [ "$started_irc" = 1 ] && { tools/irc_env.sh stop var/irc >/dev/null 2>&1 || true; }
+  if [ -n "$tallyd_pid" ]; then kill -TERM "$tallyd_pid" 2>/dev/null || true; wait "$tallyd_pid" 2>/dev/null || true; fi
   [ "$started_pg" = 1 ] && { tools/pg.sh stop var/pg >/dev/null 2>&1 || true; }
   echo "tally: stopped"
 }
@@ -63,18 +69,71 @@ INSERT INTO creator_bios (account_id, bio, version, updated_ms) VALUES (100, 'St
   ON CONFLICT DO NOTHING;
 SQL
 
+# tallyd: the engine for every server of the network (docs/DAEMON.md). Its
+# secret for the network "irc" is made once and kept in var/tallyd.
+engine_keys="welcome_grant=\"$grant\" tip_message_hold=\"10\" signing_key=\"$root/var/irc/tally-signing.pem\""
+key_path=$root/var/irc/tally-signing.pem
+if [ "$mode" = remote ]; then
+  mkdir -p var/tallyd var/irc
+  chmod 755 var/tallyd
+  [ -s var/tallyd/secret.irc ] || { openssl rand -hex 32 > var/tallyd/secret.irc; chmod 600 var/tallyd/secret.irc; }
+  key_path=$root/var/tallyd/state/tally-signing.pem
+  cat > var/tallyd/tallyd.conf <<CONF
+# make run's tallyd (tools/run.sh writes it at each start)
+listen_unix = $root/var/tallyd/tally.sock
+unix_mode = 0666
+state_dir = $root/var/tallyd/state
+secret.irc = $root/var/tallyd/secret.irc
+dsn = $dsn
+welcome_grant = $grant
+tip_message_hold = 10
+CONF
+  rm -f var/tallyd/notify.sock
+  python3 - "$root/var/tallyd/notify.sock" "$build/tallyd" "$root/var/tallyd/tallyd.conf" "$root/var/tallyd/tallyd.log" <<'PY' &
+import os, socket, subprocess, sys
+# Starts tallyd with a private NOTIFY_SOCKET and waits for READY=1, then
+# stays as its parent so `wait` in run.sh reaches it (exit code passed on).
+sock, exe, conf, log = sys.argv[1:5]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sock)
+p = subprocess.Popen([exe, "--config", conf], stdout=open(log, "a"), stderr=subprocess.STDOUT,
+                     env=dict(os.environ, NOTIFY_SOCKET=sock))
+s.settimeout(60)
+try:
+    while b"READY=1" not in s.recv(4096):
+        pass
+    open(sock + ".ready", "w").close()
+except socket.timeout:
+    pass
+import signal
+signal.signal(signal.SIGTERM, lambda *a: p.terminate())
+sys.exit(p.wait())
+PY
+  tallyd_pid=$!
+  for _ in $(seq 1 600); do
+    [ -e var/tallyd/notify.sock.ready ] && break
+    kill -0 "$tallyd_pid" 2>/dev/null || { echo "run: tallyd did not start (var/tallyd/tallyd.log):" >&2; tail -20 var/tallyd/tallyd.log >&2; exit 1; }
+    sleep 0.1
+  done
+  rm -f var/tallyd/notify.sock.ready
+  # The module's copy of the secret, readable by the ircd's user only.
+  install -m 600 var/tallyd/secret.irc var/tallyd/module.secret
+  [ "$(id -u)" = 0 ] && chown irc: var/tallyd/module.secret
+  engine_keys="mode=\"remote\" address=\"unix:$root/var/tallyd/tally.sock\" secretfile=\"$root/var/tallyd/module.secret\""
+fi
+
 topic="Welcome to the tally demo shop! Log in (/msg NickServ REGISTER password email), then type !shop here, and !buy sticker to buy. TALLY HELP lists all commands."
 started_irc=1
 TALLY_DSN="$dsn" TALLY_BUILD="$root/$build" \
-  TALLY_TAG_EXTRA="welcome_grant=\"$grant\" tip_message_hold=\"10\" signing_key=\"$root/var/irc/tally-signing.pem\"" \
+  TALLY_TAG_EXTRA="$engine_keys" \
   IRC_EXTRA_CONF="<module name=\"permchannels\">
 <permchannels channel=\"#live\" modes=\"nt\" topic=\"$topic\">" \
   tools/irc_env.sh start var/irc "$port"
 credits=$(printf '%d.%02d' $((grant / 100)) $((grant % 100)))
-pubkey=$(cat var/irc/tally-signing.pem.pub 2>/dev/null || echo '<key>')
+pubkey=$(cat "$key_path.pub" 2>/dev/null || echo '<key>')
 cat <<MSG
 
-tally is running: IRC on 127.0.0.1:$port, channel #live (a demo shop by "demo").
+tally is running ($mode mode): IRC on 127.0.0.1:$port, channel #live (a demo shop by "demo").
 Connect with any IRC client, e.g.
   irssi -c 127.0.0.1 -p $port -n you
   weechat, then: /server add tally 127.0.0.1/$port   (WeeChat 4+: add -notls)   and  /connect tally
@@ -99,7 +158,7 @@ selling in an event, drops and highlight tiers, needs the creator role):
 Check a receipt from this shell:
   $build/tally --dsn "$dsn" verify <receipt>
   $build/tally verify --pubkey $pubkey \$($build/tally --dsn "$dsn" receipt <receipt>)
-Logs: var/irc/logs/ircd.log, var/irc/anope/logs/. Data stays in var/ (rm -rf var to start over).
+Logs: var/irc/logs/ircd.log, var/irc/anope/logs/, var/tallyd/tallyd.log (remote mode). Data stays in var/ (rm -rf var to start over).
 tally: ready on 127.0.0.1:$port (Ctrl-C stops everything)
 MSG
 while tools/irc_env.sh status var/irc >/dev/null 2>&1; do sleep 1; done
