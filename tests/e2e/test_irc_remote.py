@@ -97,7 +97,7 @@ def scenario(tap, td, db, so):
         tap.run("tallyd SIGKILLed and restarted: unavailable at once, then buying again", down_and_back)
 
         def wrong_secret():
-            bad = td.tag("irc", secret="not-the-secret-of-this-network")
+            bad = td.tag("irc", secret="not-the-secret-of-this-network", instance="irc-bad.tally.test")
             with ic.IrcEnv(tally_so=so, dsn="", tag_extra=bad) as env2:
                 u = login(env2, "rw" + tag)
                 m = ask(u, "WALLET", UNAVAILABLE.pattern, timeout=10, retry=None)
@@ -114,7 +114,7 @@ def scenario(tap, td, db, so):
         tap.run("a server with the wrong secret is refused; its users hear 'unavailable'", wrong_secret)
 
         def over_tls():
-            extra = td.tag("irc", address=td.tls_address)
+            extra = td.tag("irc", address=td.tls_address, instance="irc-tls.tally.test")
             with ic.IrcEnv(tally_so=so, dsn="", tag_extra=extra) as env3:
                 u = login(env3, "rt" + tag)
                 deadline = time.monotonic() + 30
