@@ -13,6 +13,7 @@
 #                            databases of the same PostgreSQL: the "side by side"
 #                            rows and their ratios. BENCH_BASELINE=none skips it.
 #   BENCH_BASELINE_ROUNDS=N  alternating rounds of each (default 2; best kept)
+#   BENCH_DAEMON_ROUNDS=N    rounds of the tallyd rows (in process, unix, TLS; default 1)
 #
 # Starts a throwaway PostgreSQL (tools/pg.sh) in a mktemp folder that is
 # removed on exit, also on failure or ^C. The engine bench gets the pristine
@@ -126,6 +127,15 @@ if [ "$baseline" != none ] && [ -x "$build/bench/bench_engine" ]; then
   fi
 fi
 
+# tallyd rows (bench/daemon_bench.py): in process, unix socket and TLS,
+# alternately on fresh databases of this PostgreSQL; ratios over in process.
+if [ -x "$build/tallyd" ] && [ -x "$build/bench/bench_engine" ]; then
+  TALLY_BUILD=$build run_json daemon "$PYTHON" "$root/bench/daemon_bench.py" --build "$build" --dsn "$dsn" \
+    --pgbin "$PGBIN" --rounds "${BENCH_DAEMON_ROUNDS:-1}"
+else
+  echo "bench: tallyd rows: build/tallyd missing, skipped" >&2
+fi
+
 # Flood row (bench/bench_flood.c): its own database, production rate limits.
 "$PGBIN/createdb" -h "$tmp" -p 5432 -U tally bench_flood
 run_json flood "$build/bench/bench_flood" --dsn "${dsn/dbname=tally/dbname=bench_flood}" $qflag
@@ -186,7 +196,7 @@ def ratio(a, b):
     return None
 
 engine, naive, batched = load("engine"), load("naive"), load("batched")
-irc, flood = load("irc"), load("flood")
+irc, flood, daemon = load("irc"), load("flood"), load("daemon")
 engine_state = os.environ["BENCH_ENGINE"]
 if engine_state == "ok" and not engine:
     engine_state = "failed"
@@ -196,6 +206,7 @@ res.update(naive)
 res.update(batched)
 res.update(irc)
 res.update(flood)
+res.update(daemon)
 # Side by side: the best round of each (highest rate, lowest latency).
 SIDE_KEYS = [("durable_per_s", max), ("p50_us", min), ("p99_us", min), ("decide_per_s", max),
              ("paced_p99_us", min), ("herd_ms", min)]
@@ -232,6 +243,10 @@ TARGETS = [  # key, test, shown target
     ("flood_legit_refused", lambda v: v == 0, "== 0"),
     ("flood_p99_ratio", lambda v: v <= 2, "<= 2"),
     ("irc_herd_sold", lambda v: v == res.get("irc_herd_stock"), "== stock"),
+    ("daemon_unix_ratio", lambda v: v >= 0.9, ">= 0.9"),
+    ("daemon_tls_ratio", lambda v: v >= 0.9, ">= 0.9"),
+    ("daemon_unix_p99_added_us", lambda v: v <= 1000, "<= 1000"),
+    ("daemon_tls_p99_added_us", lambda v: v <= 1000, "<= 1000"),
 ]
 target_of = {k: (t, s) for k, t, s in TARGETS}
 
@@ -286,6 +301,11 @@ for key in ("flood_base_p50_us", "flood_base_p99_us", "flood_legit_p50_us", "flo
     row(key, key)
 for key in ("irc_msgs_per_s_without", "irc_msgs_per_s_with", "irc_ratio", "irc_buys_per_s",
             "irc_herd_buyers", "irc_herd_stock", "irc_herd_sold", "irc_herd_sold_out", "irc_herd_ms"):
+    row(key, key)
+for mode in ("inproc", "unix", "tls"):
+    for k in ("per_s", "p99_us", "paced_p99_us"):
+        row(f"daemon {mode} @64 {k}", f"daemon_{mode}_{k}")
+for key in ("daemon_unix_ratio", "daemon_tls_ratio", "daemon_unix_p99_added_us", "daemon_tls_p99_added_us"):
     row(key, key)
 for key in ("irc_msgs_error", "irc_buys_error", "irc_herd_error"):
     if res.get(key):

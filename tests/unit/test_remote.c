@@ -220,7 +220,7 @@ static tally_engine *remote_engine(const char *secret, uint32_t max_age_ms) {
   assert_int_equal(tally_config_set(&cfg, "address", addr, err, sizeof err), TALLY_OK);
   assert_int_equal(tally_config_set(&cfg, "secret", secret, err, sizeof err), TALLY_OK);
   assert_int_equal(tally_config_set(&cfg, "instance", "irc1.example.org", err, sizeof err), TALLY_OK);
-  assert_int_equal(tally_config_set(&cfg, "command_max_age_ms", age, err, sizeof err), TALLY_OK);
+  assert_int_equal(tally_config_set(&cfg, "command_max_age", age, err, sizeof err), TALLY_OK);
   assert_int_equal(tally_config_set(&cfg, "caps", "7", err, sizeof err), TALLY_OK);
   tally_engine *e = NULL;
   int rc = tally_engine_new(&cfg, &e, err, sizeof err);

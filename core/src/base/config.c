@@ -118,8 +118,8 @@ static const cfg_entry cfg_table[] = {
     {"instance", CFG_STR, OFF(instance), "", 0, 0,
      "remote mode: stable id of this chat server in its network, e.g. its server name; "
      "a reconnect with the same id gets the answers it missed"},
-    {"command_max_age_ms", CFG_U32, OFF(command_max_age_ms), "30000", 1000, 600000,
-     "remote mode: a command unanswered when the link broke is resent after the reconnect only "
+    {"command_max_age", CFG_U32, OFF(command_max_age_ms), "30000", 1000, 600000,
+     "remote mode, milliseconds: a command unanswered when the link broke is resent after the reconnect only "
      "this long after it was said; after it the user is told the outcome is unknown"},
     {"remote_ca", CFG_STR, OFF(remote_ca), "", 0, 0,
      "remote mode over tls: CA file (PEM) that signed tallyd's certificate; empty: the system's"},

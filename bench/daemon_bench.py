@@ -1,0 +1,90 @@
+#!/usr/bin/python3
+"""daemon_bench.py — `make bench`'s tallyd rows: the same bench_engine run
+in process, through tallyd over its unix socket, and through tallyd over
+TLS 1.3 on loopback, alternately, each on a fresh database of the same
+PostgreSQL, so the ratios compare like with like on one machine at one time.
+
+    daemon_bench.py --build BUILD --dsn DSN --pgbin DIR [--rounds N]
+
+Prints one JSON object: daemon_<mode>_per_s and daemon_<mode>_p99_us (64
+buyers, each with one buy in flight), daemon_<mode>_paced_p99_us, the
+ratios daemon_unix_ratio / daemon_tls_ratio (throughput over in process)
+and daemon_<mode>_p99_added_us (p99 at 64 over in process). The best
+round of each mode is kept. tallyd is started with the settings bench_engine
+gives an in-process engine (tests/e2e/tallyd_env.py starts it).
+"""
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests", "e2e"))
+from tallyd_env import TallydEnv  # noqa: E402
+
+SECRET = "bench-network-secret-0123456789"
+# bench_engine.c's in-process settings, for tallyd's engine.
+ENGINE = {"queue_depth": "131072", "batch_max": "8192", "rate_account": "0", "rate_channel": "0",
+          "pending_timeout": "600000", "grant_max": "0"}
+
+
+def bench(build, dsn, remote=None, ca=None):
+    cmd = [os.path.join(build, "bench", "bench_engine"), "--dsn", dsn, "--quick"]
+    env = dict(os.environ)
+    if remote:
+        cmd += ["--remote", remote, "--secret", SECRET]
+        if ca:
+            env["BENCH_REMOTE_CA"] = ca
+    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, timeout=900)
+    if r.returncode != 0:
+        raise RuntimeError("bench_engine %s failed: %s" % (remote or "in process", r.stderr[-800:]))
+    return json.loads(r.stdout)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", required=True)
+    ap.add_argument("--dsn", required=True)
+    ap.add_argument("--pgbin", required=True)
+    ap.add_argument("--rounds", type=int, default=1)
+    a = ap.parse_args()
+    host = re.search(r"host=(\S+)", a.dsn).group(1)
+    best = {}
+    n = 0
+    for rnd in range(a.rounds):
+        for mode in ("inproc", "unix", "tls"):
+            n += 1
+            db = "daemon_%s_%d" % (mode, rnd)
+            subprocess.run([os.path.join(a.pgbin, "createdb"), "-h", host, "-p", "5432", "-U", "tally", db],
+                           check=True)
+            dsn = re.sub(r"dbname=\S+", "dbname=" + db, a.dsn)
+            print("bench: tallyd rows: %s, round %d ..." % (mode, rnd + 1), file=sys.stderr)
+            if mode == "inproc":
+                res = bench(a.build, dsn)
+            else:
+                with TallydEnv(dsn, {"irc": SECRET}, tls=(mode == "tls"), extra=ENGINE) as td:
+                    res = bench(a.build, dsn, td.unix_address if mode == "unix" else td.tls_address,
+                                td.ca if mode == "tls" else None)
+            c64 = res.get("durable_conc", {}).get("64", {})
+            row = {"per_s": c64.get("per_s", 0), "p99_us": c64.get("p99_us", 0),
+                   "paced_p99_us": res.get("paced_p99_us", 0), "herd_answered": res.get("herd_answered", 0)}
+            old = best.get(mode)
+            if not old or row["per_s"] > old["per_s"]:
+                best[mode] = row
+    out = {}
+    for mode, row in best.items():
+        for k, v in row.items():
+            out["daemon_%s_%s" % (mode, k)] = v
+    base = best.get("inproc", {})
+    for mode in ("unix", "tls"):
+        if mode in best and base.get("per_s"):
+            out["daemon_%s_ratio" % mode] = round(best[mode]["per_s"] / base["per_s"], 2)
+            out["daemon_%s_p99_added_us" % mode] = round(best[mode]["p99_us"] - base["p99_us"])
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
