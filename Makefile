@@ -7,7 +7,8 @@
 #   make fuzz       run each libFuzzer target for FUZZ_SECONDS
 #   make deps       install missing Debian packages (as root) or print the line
 #   make sim SEED=S STEPS=N   replay one simulation seed (SEEDS=A..B for many)
-#   make soak                 simulation seeds 1..2000 (10,000 steps each)
+#   make soak (= soak-sim)    simulation seeds 1..2000 (10,000 steps each)
+#   make soak-daemon          30 min through tallyd from two linked InspIRCd (SOAK_MINUTES=)
 #   make adversary ADV_SEEDS=S   replay adversarial seeds (ADV_STEPS=N, ADV_SKIP=w,w)
 #   make soak-adversary       adversarial seeds 1..200 (ADV_SEEDS=, ADV_STEPS=)
 #   make conformance          the adapter conformance suite on every driver (frame, irc)
@@ -179,6 +180,14 @@ run: deps
 
 fuzz: deps
 	$(Q)tests/fuzz/run.sh $(or $(FUZZ_SECONDS),60)
+
+# Not in `make test`: memory and p99 over SOAK_MINUTES (default 30) of steady
+# buying through tallyd from two servers; its own PostgreSQL.
+.PHONY: soak-daemon soak-sim
+soak-daemon: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)TALLY_BUILD=$(CURDIR)/$(BUILD) TALLY_CLI=$(CURDIR)/$(BUILD)/tally /usr/bin/python3 tests/soak/soak_daemon.py
+soak-sim: soak
 
 clean:
 	rm -rf build bench/out/*.tmp
