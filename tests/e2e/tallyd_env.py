@@ -43,7 +43,7 @@ def make_certs(folder):
     run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
         "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
     with open(os.path.join(folder, "san.ext"), "w") as f:
-        f.write("subjectAltName=IP:127.0.0.1\n")
+        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
     run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
         "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "san.ext")
     for name in os.listdir(folder):
@@ -95,6 +95,11 @@ class TallydEnv:
     @property
     def tls_address(self):
         return "tls:127.0.0.1:%d" % self.tls_port
+
+    @property
+    def tls_name_address(self):
+        """By name: the module looks localhost up (off its thread) and checks the name."""
+        return "tls:localhost:%d" % self.tls_port
 
     @property
     def ca(self):

@@ -11,8 +11,9 @@
 3. A second InspIRCd whose module has the wrong secret: tallyd refuses it
    (its log names the refusal) and its users hear "unavailable", while the
    first server keeps selling.
-4. Over TLS 1.3 (a certificate for 127.0.0.1 made by openssl): a buy through
-   a third server that verifies tallyd's certificate against the test CA.
+4. Over TLS 1.3 to tls:localhost:PORT (a certificate for 127.0.0.1 and
+   localhost made by openssl): a buy through a third server that looks the
+   name up and verifies tallyd's certificate and name against the test CA.
 
 Own database e2e_remote_<pid>; env as in test_irc_basic.py.
 """
@@ -114,7 +115,7 @@ def scenario(tap, td, db, so):
         tap.run("a server with the wrong secret is refused; its users hear 'unavailable'", wrong_secret)
 
         def over_tls():
-            extra = td.tag("irc", address=td.tls_address, instance="irc-tls.tally.test")
+            extra = td.tag("irc", address=td.tls_name_address, instance="irc-tls.tally.test")
             with ic.IrcEnv(tally_so=so, dsn="", tag_extra=extra) as env3:
                 u = login(env3, "rt" + tag)
                 deadline = time.monotonic() + 30

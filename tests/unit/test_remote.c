@@ -442,6 +442,31 @@ static void test_new_daemon_numbers_afresh(void **state) {
   stop_listening();
 }
 
+/* A host name is looked up off the thread that stop joins: freeing the
+ * engine while a lookup runs (here one that may hang for the resolver's
+ * timeout, or fail at once) returns at once either way. */
+static void test_stop_never_waits_for_a_lookup(void **state) {
+  (void)state;
+  tally_config cfg;
+  tally_config_init(&cfg);
+  char err[TALLY_ERRBUF_BYTES] = "";
+  assert_int_equal(tally_config_set(&cfg, "mode", "remote", err, sizeof err), TALLY_OK);
+  assert_int_equal(tally_config_set(&cfg, "address", "tls:tally-never.example.invalid:6790", err, sizeof err),
+                   TALLY_OK);
+  assert_int_equal(tally_config_set(&cfg, "secret", SECRET, err, sizeof err), TALLY_OK);
+  assert_int_equal(tally_config_set(&cfg, "instance", "irc1", err, sizeof err), TALLY_OK);
+  tally_engine *e = NULL;
+  assert_int_equal(tally_engine_new(&cfg, &e, err, sizeof err), TALLY_OK);
+  assert_int_equal(tally_engine_start(e), TALLY_OK);
+  usleep(50000); /* the lookup has begun */
+  assert_int_equal(submit(e, 1, "m1", "SHOP"), TALLY_EUNAVAILABLE);
+  uint64_t t0 = now_ms();
+  tally_engine_free(e);
+  uint64_t took = now_ms() - t0;
+  print_message("# stop during a lookup took %llu ms\n", (unsigned long long)took);
+  assert_true(took < 200);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_config_needs_address_secret_instance),
@@ -451,6 +476,7 @@ int main(void) {
       cmocka_unit_test(test_unanswered_command_is_resent_after_reconnect),
       cmocka_unit_test(test_old_unanswered_command_is_told_unknown),
       cmocka_unit_test(test_new_daemon_numbers_afresh),
+      cmocka_unit_test(test_stop_never_waits_for_a_lookup),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

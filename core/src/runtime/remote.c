@@ -454,6 +454,8 @@ static int poll_timeout(const tally__remote *r, uint64_t now) {
   if (r->ack_due_ms && r->ack_due_ms < next) next = r->ack_due_ms;
   if (r->resend_due && r->resend_at_ms < next) next = r->resend_at_ms;
   if (r->stash_len && now + 5 < next) next = now + 5; /* the host drains: look again soon */
+  if (r->link.phase == TALLY__LINK_RESOLVING && now + TALLY__LINK_RESOLVE_POLL_MS < next)
+    next = now + TALLY__LINK_RESOLVE_POLL_MS;
   return next <= now ? 0 : (int)(next - now);
 }
 

@@ -97,11 +97,40 @@ static int open_unix(tally__link *l, const char *path, char *err, size_t err_len
   return fail(err, err_len, TALLY_EIO, "cannot connect to %s", why);
 }
 
-/* The address lookup blocks, but only this thread: never the host's. */
+/* The lookup of a host name runs on glibc's own thread (getaddrinfo_a), so
+ * stopping never waits for a slow resolver: a lookup still running at close
+ * is cancelled, or, when glibc cannot cancel it, its request is left to glibc
+ * (a few hundred bytes, once per stop during a lookup) instead of freed
+ * under it. An IP address is never looked up. */
+struct tally__resolve {
+  struct gaicb req;
+  struct addrinfo hints;
+  char host[TALLY__LINK_HOST_BYTES_MAX + 1];
+  char port[8];
+};
+
+static int connect_any(tally__link *l, struct addrinfo *res, char *err, size_t err_len) {
+  char why[TALLY_ERRBUF_BYTES] = "no address";
+  for (struct addrinfo *a = res; a; a = a->ai_next) {
+    l->fd = socket(a->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (l->fd < 0) continue;
+    int one = 1;
+    setsockopt(l->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* answers are small and urgent */
+    if (nonblocking(l->fd) == 0 && (connect(l->fd, a->ai_addr, a->ai_addrlen) == 0 || errno == EINPROGRESS)) {
+      l->phase = TALLY__LINK_CONNECTING;
+      return TALLY_OK;
+    }
+    snprintf(why, sizeof why, "%s", strerror(errno));
+    close(l->fd);
+    l->fd = -1;
+  }
+  return fail(err, err_len, TALLY_EIO, "cannot connect to tallyd: %s", why);
+}
+
 static int open_tcp(tally__link *l, const char *hostport, char *err, size_t err_len) {
   const char *colon = strrchr(hostport, ':');
   size_t hlen = colon ? (size_t)(colon - hostport) : 0;
-  if (!colon || hlen == 0 || hlen > TALLY__LINK_HOST_BYTES_MAX)
+  if (!colon || hlen == 0 || hlen > TALLY__LINK_HOST_BYTES_MAX || strlen(colon + 1) >= 8)
     return fail(err, err_len, TALLY_EIO, "bad tls address %s", hostport);
   /* [::1]:6790 names an IPv6 address in brackets. */
   const char *h = hostport;
@@ -111,41 +140,63 @@ static int open_tcp(tally__link *l, const char *hostport, char *err, size_t err_
   }
   memcpy(l->host, h, hlen);
   l->host[hlen] = 0;
-  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
-  int g = getaddrinfo(l->host, colon + 1, &hints, &res);
-  if (g) return fail(err, err_len, TALLY_EIO, "cannot resolve tallyd's host: %s", gai_strerror(g));
-  int rc = TALLY_EIO;
-  char why[TALLY_ERRBUF_BYTES] = "no address";
-  for (struct addrinfo *a = res; a; a = a->ai_next) {
-    l->fd = socket(a->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (l->fd < 0) continue;
-    int one = 1;
-    setsockopt(l->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* answers are small and urgent */
-    if (nonblocking(l->fd) == 0 && (connect(l->fd, a->ai_addr, a->ai_addrlen) == 0 || errno == EINPROGRESS)) {
-      l->phase = TALLY__LINK_CONNECTING;
-      rc = TALLY_OK;
-      break;
-    }
-    snprintf(why, sizeof why, "%s", strerror(errno));
-    close(l->fd);
-    l->fd = -1;
+  struct tally__resolve *r = calloc(1, sizeof *r);
+  if (!r) return fail(err, err_len, TALLY_ENOMEM, "out of memory");
+  memcpy(r->host, l->host, hlen + 1);
+  snprintf(r->port, sizeof r->port, "%s", colon + 1);
+  r->hints = (struct addrinfo){.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+  unsigned char ip[16];
+  if (inet_pton(AF_INET, l->host, ip) == 1 || inet_pton(AF_INET6, l->host, ip) == 1) {
+    r->hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV; /* no lookup: cannot block */
+    struct addrinfo *res = NULL;
+    int g = getaddrinfo(r->host, r->port, &r->hints, &res);
+    free(r);
+    if (g) return fail(err, err_len, TALLY_EIO, "bad tls address %s: %s", hostport, gai_strerror(g));
+    int rc = connect_any(l, res, err, err_len);
+    freeaddrinfo(res);
+    return rc;
   }
-  freeaddrinfo(res);
-  return rc == TALLY_OK ? rc : fail(err, err_len, rc, "cannot connect to tallyd: %s", why);
+  r->req = (struct gaicb){.ar_name = r->host, .ar_service = r->port, .ar_request = &r->hints};
+  struct gaicb *list[1] = {&r->req};
+  int g = getaddrinfo_a(GAI_NOWAIT, list, 1, NULL);
+  if (g) {
+    free(r);
+    return fail(err, err_len, TALLY_EIO, "cannot resolve tallyd's host: %s", gai_strerror(g));
+  }
+  l->resolve = r;
+  l->phase = TALLY__LINK_RESOLVING;
+  return TALLY_OK;
 }
 
-int tally__link_open(tally__link *l, const char *address, SSL_CTX *tls, char *err, size_t err_len) {
-  tally__link_close(l);
-  if (!strncmp(address, "unix:", 5)) return open_unix(l, address + 5, err, err_len);
-  int rc = open_tcp(l, address + 4, err, err_len);
-  if (rc) return rc;
-  l->ssl = SSL_new(tls);
-  if (!l->ssl || SSL_set_fd(l->ssl, l->fd) != 1) {
-    tally__link_close(l);
-    return fail(err, err_len, TALLY_ENOMEM, "cannot make a TLS session");
-  }
-  /* The certificate must name the host we dialled: its IP address, or its
-   * DNS name (also sent as SNI). */
+/* The lookup finished (or failed): connect to what it found. */
+static int resolved(tally__link *l, char *err, size_t err_len) {
+  struct tally__resolve *r = l->resolve;
+  int g = gai_error(&r->req);
+  if (g == EAI_INPROGRESS) return TALLY_OK;
+  l->resolve = NULL;
+  struct addrinfo *res = r->req.ar_result;
+  free(r);
+  if (g) return fail(err, err_len, TALLY_EIO, "cannot resolve tallyd's host %s: %s", l->host, gai_strerror(g));
+  int rc = connect_any(l, res, err, err_len);
+  freeaddrinfo(res);
+  return rc;
+}
+
+static void resolve_cancel(tally__link *l) {
+  struct tally__resolve *r = l->resolve;
+  if (!r) return;
+  l->resolve = NULL;
+  int c = gai_cancel(&r->req);
+  if (c == EAI_NOTCANCELED) return; /* glibc still owns it: left to glibc, see above */
+  if (c == EAI_ALLDONE && gai_error(&r->req) == 0) freeaddrinfo(r->req.ar_result);
+  free(r);
+}
+
+/* The TLS session over a connected socket; the certificate must name the
+ * host we dialled: its IP address, or its DNS name (also sent as SNI). */
+static int tls_begin(tally__link *l, char *err, size_t err_len) {
+  l->ssl = SSL_new(l->tls);
+  if (!l->ssl || SSL_set_fd(l->ssl, l->fd) != 1) return fail(err, err_len, TALLY_ENOMEM, "cannot make a TLS session");
   unsigned char ip[16];
   if (inet_pton(AF_INET, l->host, ip) == 1 || inet_pton(AF_INET6, l->host, ip) == 1) {
     X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(l->ssl), l->host);
@@ -154,6 +205,13 @@ int tally__link_open(tally__link *l, const char *address, SSL_CTX *tls, char *er
     SSL_set1_host(l->ssl, l->host);
   }
   return TALLY_OK;
+}
+
+int tally__link_open(tally__link *l, const char *address, SSL_CTX *tls, char *err, size_t err_len) {
+  tally__link_close(l);
+  if (!strncmp(address, "unix:", 5)) return open_unix(l, address + 5, err, err_len);
+  l->tls = tls;
+  return open_tcp(l, address + 4, err, err_len);
 }
 
 static int tls_step(tally__link *l, char *err, size_t err_len) {
@@ -175,13 +233,21 @@ static int tls_step(tally__link *l, char *err, size_t err_len) {
 }
 
 int tally__link_step(tally__link *l, char *err, size_t err_len) {
+  if (l->phase == TALLY__LINK_RESOLVING) {
+    int rc = resolved(l, err, err_len);
+    if (rc || l->phase == TALLY__LINK_RESOLVING) return rc;
+  }
   if (l->phase == TALLY__LINK_CONNECTING) {
     int soerr = 0;
     socklen_t sl = sizeof soerr;
     if (getsockopt(l->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0) soerr = errno;
     if (soerr == EINPROGRESS) return TALLY_OK;
     if (soerr) return fail(err, err_len, TALLY_EIO, "cannot connect to tallyd: %s", strerror(soerr));
-    l->phase = l->ssl ? TALLY__LINK_HANDSHAKE : TALLY__LINK_OPEN;
+    if (l->tls) {
+      int rc = tls_begin(l, err, err_len);
+      if (rc) return rc;
+    }
+    l->phase = l->tls ? TALLY__LINK_HANDSHAKE : TALLY__LINK_OPEN;
   }
   if (l->phase == TALLY__LINK_HANDSHAKE) return tls_step(l, err, err_len);
   return TALLY_OK;
@@ -189,6 +255,7 @@ int tally__link_step(tally__link *l, char *err, size_t err_len) {
 
 short tally__link_events(const tally__link *l, bool have_output) {
   switch (l->phase) {
+  case TALLY__LINK_RESOLVING: return 0; /* no fd yet: the caller polls by timeout */
   case TALLY__LINK_CONNECTING: return POLLOUT;
   case TALLY__LINK_HANDSHAKE: return l->want_write ? POLLOUT : POLLIN;
   case TALLY__LINK_OPEN: return (short)(POLLIN | ((have_output || l->want_write) ? POLLOUT : 0));
@@ -232,6 +299,8 @@ void tally__link_init(tally__link *l) {
 }
 
 void tally__link_close(tally__link *l) {
+  resolve_cancel(l);
+  l->tls = NULL;
   if (l->ssl) {
     SSL_free(l->ssl);
     l->ssl = NULL;

@@ -19,10 +19,12 @@
 
 enum {
   TALLY__LINK_HOST_BYTES_MAX = 255, /* a DNS name */
+  TALLY__LINK_RESOLVE_POLL_MS = 20, /* how often a running lookup is looked at */
 };
 
 typedef enum {
   TALLY__LINK_CLOSED = 0,
+  TALLY__LINK_RESOLVING,  /* the host name's lookup in progress (no fd yet) */
   TALLY__LINK_CONNECTING, /* connect() in progress */
   TALLY__LINK_HANDSHAKE,  /* TLS handshake in progress */
   TALLY__LINK_OPEN,       /* bytes flow */
@@ -31,7 +33,9 @@ typedef enum {
 typedef struct tally__link {
   int fd;                 /* -1 when closed */
   tally__link_phase phase;
-  SSL *ssl;               /* NULL on a unix socket */
+  SSL *ssl;               /* NULL on a unix socket, and until connected */
+  SSL_CTX *tls;           /* the engine's context on a tls: link, else NULL */
+  struct tally__resolve *resolve; /* the lookup in progress (RESOLVING) */
   bool want_write;        /* the last TLS call needs the fd writable */
   char host[TALLY__LINK_HOST_BYTES_MAX + 1];
 } tally__link;
