@@ -109,9 +109,15 @@ struct tally__resolve {
   char port[8];
 };
 
-static int connect_any(tally__link *l, struct addrinfo *res, char *err, size_t err_len) {
+/* Connects to the first address of l->addrs[l->next..] whose connect()
+ * starts; an address whose connect fails later (SO_ERROR) is skipped by
+ * calling this again, so "localhost" answering ::1 first still reaches a
+ * daemon on 127.0.0.1. */
+static int connect_next(tally__link *l, char *err, size_t err_len) {
   char why[TALLY_ERRBUF_BYTES] = "no address";
-  for (struct addrinfo *a = res; a; a = a->ai_next) {
+  while (l->next_addr) {
+    struct addrinfo *a = l->next_addr;
+    l->next_addr = a->ai_next;
     l->fd = socket(a->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (l->fd < 0) continue;
     int one = 1;
@@ -125,6 +131,11 @@ static int connect_any(tally__link *l, struct addrinfo *res, char *err, size_t e
     l->fd = -1;
   }
   return fail(err, err_len, TALLY_EIO, "cannot connect to tallyd: %s", why);
+}
+
+static int connect_any(tally__link *l, struct addrinfo *res, char *err, size_t err_len) {
+  l->addrs = l->next_addr = res;
+  return connect_next(l, err, err_len);
 }
 
 static int open_tcp(tally__link *l, const char *hostport, char *err, size_t err_len) {
@@ -152,9 +163,7 @@ static int open_tcp(tally__link *l, const char *hostport, char *err, size_t err_
     int g = getaddrinfo(r->host, r->port, &r->hints, &res);
     free(r);
     if (g) return fail(err, err_len, TALLY_EIO, "bad tls address %s: %s", hostport, gai_strerror(g));
-    int rc = connect_any(l, res, err, err_len);
-    freeaddrinfo(res);
-    return rc;
+    return connect_any(l, res, err, err_len);
   }
   r->req = (struct gaicb){.ar_name = r->host, .ar_service = r->port, .ar_request = &r->hints};
   struct gaicb *list[1] = {&r->req};
@@ -177,9 +186,7 @@ static int resolved(tally__link *l, char *err, size_t err_len) {
   struct addrinfo *res = r->req.ar_result;
   free(r);
   if (g) return fail(err, err_len, TALLY_EIO, "cannot resolve tallyd's host %s: %s", l->host, gai_strerror(g));
-  int rc = connect_any(l, res, err, err_len);
-  freeaddrinfo(res);
-  return rc;
+  return connect_any(l, res, err, err_len);
 }
 
 static void resolve_cancel(tally__link *l) {
@@ -242,6 +249,11 @@ int tally__link_step(tally__link *l, char *err, size_t err_len) {
     socklen_t sl = sizeof soerr;
     if (getsockopt(l->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0) soerr = errno;
     if (soerr == EINPROGRESS) return TALLY_OK;
+    if (soerr && l->next_addr) { /* this address refused: the next one */
+      close(l->fd);
+      l->fd = -1;
+      return connect_next(l, err, err_len);
+    }
     if (soerr) return fail(err, err_len, TALLY_EIO, "cannot connect to tallyd: %s", strerror(soerr));
     if (l->tls) {
       int rc = tls_begin(l, err, err_len);
@@ -300,6 +312,8 @@ void tally__link_init(tally__link *l) {
 
 void tally__link_close(tally__link *l) {
   resolve_cancel(l);
+  if (l->addrs) freeaddrinfo(l->addrs);
+  l->addrs = l->next_addr = NULL;
   l->tls = NULL;
   if (l->ssl) {
     SSL_free(l->ssl);

@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <netdb.h>
 #include <sys/types.h>
 
 #include <openssl/ssl.h>
@@ -36,6 +37,7 @@ typedef struct tally__link {
   SSL *ssl;               /* NULL on a unix socket, and until connected */
   SSL_CTX *tls;           /* the engine's context on a tls: link, else NULL */
   struct tally__resolve *resolve; /* the lookup in progress (RESOLVING) */
+  struct addrinfo *addrs, *next_addr; /* what the lookup found; the next to try */
   bool want_write;        /* the last TLS call needs the fd writable */
   char host[TALLY__LINK_HOST_BYTES_MAX + 1];
 } tally__link;
