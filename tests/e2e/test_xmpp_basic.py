@@ -9,7 +9,11 @@ engine), driven by slixmpp clients (tests/e2e/xmpp_env.py).
 2. In a MUC room: `!buy tee` is answered privately from the shop's JID and
    never reaches the room (another occupant does not see it), a plain line
    still does; `/wallet` (as some clients send unknown commands) works too.
-3. Hostile input: an overlong and a two-line body get a specific
+3. A live event in a room: its owner (a creator) starts it and a drop;
+   LIVE NOW comes from the room's tally occupant; a buyer buys; a
+   private-only command in the room is refused with the shop's JID; a
+   non-owner cannot host.
+4. Hostile input: an overlong and a two-line body get a specific
    refusal; an unknown word to the shop gets a hint, nothing is charged.
 
 Own database e2e_xmpp_<pid>. Needs prosody and python3-slixmpp.
@@ -72,6 +76,37 @@ def scenario(tap, px, db):
         buyer.wait_chat(r"^Wallet ", 30, mark, sender=shop)
         return m
     tap.run("in a room: !buy answered privately from the shop, the line kept out of the room", in_room)
+
+    event_room = px.room("launch" + tag)
+    drop = "d" + tag
+
+    def room_event():
+        # Whoever makes a room owns it: the owner is its host; the creator
+        # role (given above) lets carol sell.
+        creator.join(event_room, "Carol")
+        buyer.join(event_room, "Bob")
+        seen = buyer.mark()
+        m0 = creator.mark()
+        creator.send_room(event_room, "!event start 30 XMPP launch")
+        creator.wait_chat(r"(?i)event", 30, m0, sender=shop)
+        creator.send_room(event_room, "!drop create %s 3 1" % drop)
+        creator.wait_chat(r"^Drop %s created\.$" % drop, 30, m0, sender=shop)
+        live = buyer.wait_room(event_room, r"^LIVE NOW: drop %s - 3 units at 1\.00 credits" % drop, 30, seen)
+        tap.check("the announcement comes from the room's tally occupant", live[1] == event_room + "/tally", live[1])
+        mark = buyer.mark()
+        buyer.send_room(event_room, "!buy %s" % drop)
+        m = buyer.wait_chat(r"^Bought 1x drop %s .*receipt \d+" % drop, 30, mark, sender=shop)
+        # A private-only command said in a room: refused, with where to send it.
+        mark = buyer.mark()
+        buyer.send_room(event_room, "!ship %s 1 Main Street" % RECEIPT.search(m[2]).group(1))
+        hint = buyer.wait_chat(r"send it to " + re.escape(shop), 30, mark, sender=shop)
+        tap.check("a private-only command in a room is refused with the shop's JID as the hint", hint)
+        # A buyer who is not the room's owner cannot run its events.
+        mark = buyer.mark()
+        buyer.send_room(event_room, "!drop create mine 1 1")
+        buyer.wait_chat(r"^no permission", 30, mark, sender=shop)
+        return m
+    tap.run("a live event in a room: the owner hosts, LIVE NOW from tally, a buyer buys the drop", room_event)
 
     def hostile():
         buyer.ask(shop, "BUY " + "x" * 5000, r"(?i)too long|wrong arguments|unknown sku")

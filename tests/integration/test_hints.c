@@ -70,6 +70,13 @@ static void test_private_only_carries_send_privately(void **state) {
   expect(th_cmd_in(eng, "alice", "#live", "DELIVERY 1001", 0, &r), &r, TALLY_EBAD_SYNTAX,
          TALLY_HINT_SEND_PRIVATELY);
   assert_non_null(strstr(r.text, "privately"));
+  /* Refused before anything about it is looked up: a SHIP of a receipt that
+   * does not exist (or is not merch) in a channel says "privately", not
+   * what is wrong with the receipt, so a room that shows every line (a
+   * Matrix room) learns nothing more. */
+  expect(th_cmd_in(eng, "alice", "#live", "SHIP 999999 1 Main Street", 0, &r), &r, TALLY_EBAD_SYNTAX,
+         TALLY_HINT_SEND_PRIVATELY);
+  assert_non_null(strstr(r.text, "send SHIP privately"));
   finish();
 }
 

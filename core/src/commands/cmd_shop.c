@@ -108,11 +108,7 @@ void tally__cmd_delivery(tally__cmd *c) {
     tally__cmd_usage(c, usage);
     return;
   }
-  if (c->cmd->channel[0]) { /* a link others must not see */
-    tally__reply_hint(c->e, c->cmd, TALLY_EBAD_SYNTAX, TALLY_HINT_SEND_PRIVATELY,
-                      "send DELIVERY privately, not in a channel");
-    return;
-  }
+  assert(!c->cmd->channel[0]); /* private only: the dispatcher refused it in a channel */
   uint32_t slot = own_purchase(c, 2, TALLY__KIND_DIGITAL, TALLY_ENOT_DIGITAL, usage);
   if (slot == TALLY__NONE) return;
   tally__state *st = &c->e->st;
@@ -154,11 +150,7 @@ void tally__cmd_ship(tally__cmd *c) {
     tally__reply(c->e, c->cmd, TALLY_ETOOBIG, 0, "a shipping note is at most %d bytes", TALLY__SHIP_NOTE_BYTES_MAX);
     return;
   }
-  if (c->cmd->channel[0]) { /* personal data: never from a channel line */
-    tally__reply_hint(c->e, c->cmd, TALLY_EBAD_SYNTAX, TALLY_HINT_SEND_PRIVATELY,
-                      "send SHIP privately, not in a channel");
-    return;
-  }
+  assert(!c->cmd->channel[0]); /* private only: the dispatcher refused it in a channel */
   tally__op *op = tally__cmd_record_op(c, TALLY__OP_SHIP);
   if (!op) return;
   op->item = p->item;

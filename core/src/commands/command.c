@@ -229,10 +229,12 @@ typedef struct cmd_entry {
   const char *word;
   void (*fn)(tally__cmd *c);
   bool needs_account;
+  bool private_only;
 } cmd_entry;
 
 /* From the one table that tally_commands_describe() and TALLY HELP read. */
-#define CMD_ENTRY(word, fn, flags, group, usage, help) {#word, fn, ((flags) & TALLY_COMMAND_NEEDS_ACCOUNT) != 0},
+#define CMD_ENTRY(word, fn, flags, group, usage, help) \
+  {#word, fn, ((flags) & TALLY_COMMAND_NEEDS_ACCOUNT) != 0, ((flags) & TALLY_COMMAND_PRIVATE_ONLY) != 0},
 static const cmd_entry commands[] = {TALLY__COMMAND_TABLE(CMD_ENTRY)};
 #undef CMD_ENTRY
 
@@ -347,6 +349,14 @@ void tally__command_handle(tally__engine *e, const tally__command_frame *frame) 
     tally__reply(e, frame, TALLY_ENOT_LOGGED_IN, 0,
                  "%s: log in to your account first", /* hint TALLY_HINT_LOG_IN: the adapter says how */
                  tally_strerror(TALLY_ENOT_LOGGED_IN));
+    return;
+  }
+  /* Personal data (an address, a download link) is refused before anything
+   * about it is looked up: a network that cannot intercept lines (a Matrix
+   * room) has shown the line already, the answer must not add to it. */
+  if (entry->private_only && frame->channel[0]) {
+    tally__reply_hint(e, frame, TALLY_EBAD_SYNTAX, TALLY_HINT_SEND_PRIVATELY, "send %s privately, not in a channel",
+                      entry->word);
     return;
   }
   if (!roles_allow(&c)) return;
