@@ -103,7 +103,37 @@ local function announce(room, text)
 	room:broadcast_message(msg);
 end
 
+-- In a room, people are named by their nick there, never by their JID:
+-- in a semi-anonymous room the occupants do not see each other's JIDs,
+-- and tally must not tell them. The effect's ACCOUNT arguments say where
+-- the engine put a name; one not in the room is shown by its localpart.
+local function nick_in(room, bare)
+	for _, o in room:each_occupant() do
+		if o.bare_jid == bare then return select(3, jid_util.split(o.nick)); end
+	end
+	return jid_util.node(bare) or bare;
+end
+
+local function render_for_room(room, e)
+	if not room or (e.args or "") == "" then return e.text; end
+	local args = tally.args_parse(e.text, e.args);
+	if not args then return e.text; end
+	local out, pos = {}, 1;
+	for _, a in ipairs(args) do
+		if a.kind == tally.ARG_ACCOUNT and a.start >= pos then
+			out[#out + 1] = e.text:sub(pos, a.start - 1);
+			out[#out + 1] = nick_in(room, e.text:sub(a.start, a.start + a.len - 1));
+			pos = a.start + a.len;
+		end
+	end
+	out[#out + 1] = e.text:sub(pos);
+	return table.concat(out);
+end
+
 local function on_effect(e)
+	if e.kind == tally.EFFECT_ANNOUNCE or e.kind == tally.EFFECT_TOPIC or e.kind == tally.EFFECT_MODERATORS then
+		e.text = render_for_room(room_of(e.channel), e);
+	end
 	local text = e.text;
 	if HINTS[e.hint or 0] then text = text .. HINTS[e.hint]; end
 	if e.kind == tally.EFFECT_REPLY then
@@ -127,6 +157,27 @@ local function on_effect(e)
 					shared.engine:presence({ account = account, channel = room.jid, present = true, network = network });
 				end
 			end
+		end
+	elseif e.kind == tally.EFFECT_TOPIC then
+		-- A pinned highlight becomes the room's subject; "" puts back the
+		-- subject from before tally's first change.
+		local room = room_of(e.channel);
+		if room then
+			shared.topics = shared.topics or {};
+			if e.text == "" then
+				local old = shared.topics[room.jid];
+				if old then
+					room:set_subject(old.from or room.jid, old.subject);
+					shared.topics[room.jid] = nil;
+				end
+			else
+				if not shared.topics[room.jid] then
+					local from, subject = room:get_subject();
+					shared.topics[room.jid] = { from = from, subject = subject or "" };
+				end
+				room:set_subject(room.jid .. "/" .. nick, e.text);
+			end
+			room:save();
 		end
 	elseif e.kind == tally.EFFECT_STATUS then
 		module:log(e.code == tally.OK and "info" or "warn", "tally: engine status %s: %s", tally.err_name(e.code), text);

@@ -290,6 +290,29 @@ static int l_text_check(lua_State *L) {
   return 1;
 }
 
+/* tally.args_parse(text, args) -> { {kind=, start=, len=, value=, decimals=}, ... }
+ * (start is 1-based, for string.sub), or nil, code. */
+static int l_args_parse(lua_State *L) {
+  const char *text = luaL_checkstring(L, 1);
+  const char *args = luaL_checkstring(L, 2);
+  enum { ARGS_MAX = 64 };
+  tally_effect_arg out[ARGS_MAX];
+  size_t n = 0;
+  int rc = tally_effect_args_parse(text, args, out, ARGS_MAX, &n);
+  if (rc != TALLY_OK) return fail(L, rc, NULL);
+  lua_createtable(L, (int)n, 0);
+  for (size_t i = 0; i < n; i++) {
+    lua_createtable(L, 0, 5);
+    set_int(L, "kind", out[i].kind);
+    set_int(L, "start", (lua_Integer)out[i].start + 1);
+    set_int(L, "len", out[i].len);
+    set_int(L, "value", out[i].value);
+    set_int(L, "decimals", out[i].decimals);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  return 1;
+}
+
 static int l_strerror(lua_State *L) {
   lua_pushstring(L, tally_strerror((int)luaL_checkinteger(L, 1)));
   return 1;
@@ -306,7 +329,8 @@ static const luaL_Reg engine_methods[] = {
 
 static const luaL_Reg module_functions[] = {
     {"new", l_new},           {"describe", l_describe}, {"config_describe", l_config_describe},
-    {"text_check", l_text_check}, {"strerror", l_strerror}, {"err_name", l_err_name}, {NULL, NULL}};
+    {"text_check", l_text_check}, {"strerror", l_strerror}, {"err_name", l_err_name},
+    {"args_parse", l_args_parse}, {NULL, NULL}};
 
 #define CONST(name, value) (lua_pushinteger(L, (value)), lua_setfield(L, -2, (name)))
 
@@ -343,6 +367,9 @@ int luaopen_tally(lua_State *L) {
   CONST("CAP_INTERCEPT_COMMANDS", TALLY_CAP_INTERCEPT_COMMANDS);
   CONST("CAP_PIN_TOPIC", TALLY_CAP_PIN_TOPIC);
   CONST("CAP_HOLD_FOR_MODERATORS", TALLY_CAP_HOLD_FOR_MODERATORS);
+  CONST("ARG_ACCOUNT", TALLY_ARG_ACCOUNT);
+  CONST("ARG_TEXT", TALLY_ARG_TEXT);
+  CONST("ARG_COMMAND", TALLY_ARG_COMMAND);
   CONST("OK", TALLY_OK);
   CONST("EBUSY", TALLY_EBUSY);
   CONST("EUNAVAILABLE", TALLY_EUNAVAILABLE);

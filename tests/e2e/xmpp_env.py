@@ -44,10 +44,11 @@ def lua_str(s):
 
 
 class ProsodyEnv:
-    def __init__(self, dsn, users, admins=(), tally=None, grant=(), keep=False):
+    def __init__(self, dsn, users, admins=(), tally=None, grant=(), keep=False, guests=False):
         self.dsn, self.users, self.admins = dsn, dict(users), list(admins)
         self.tally = dict(tally or {})
         self.grant = list(grant)
+        self.guests = guests  # an anonymous VirtualHost guest.tally.test
         self.keep = keep or os.environ.get("TALLY_KEEP_ENV") == "1"
         self.dir = self.proc = None
         self.clients = []
@@ -93,6 +94,7 @@ tally_shop = {shop}
 tally_grant_jids = {{ {grant} }}
 VirtualHost "{domain}"
   modules_enabled = {{ "tally" }}
+{guest_host}
 Component "{muc}" "muc"
   modules_enabled = {{ "tally" }}
   muc_room_locking = false
@@ -101,7 +103,8 @@ Component "{muc}" "muc"
            logfile=lua_str(self.dir + "/prosody.log"), plugins=lua_str(os.path.join(ROOT, "plugin", "prosody")),
            port=self.port, admins=", ".join(lua_str(self.jid(a)) for a in self.admins), tally=tally_cfg,
            shop=lua_str(self.shop), grant=", ".join(lua_str(self.jid(g)) for g in self.grant),
-           domain=DOMAIN, muc=MUC)
+           domain=DOMAIN, muc=MUC,
+           guest_host=('VirtualHost "guest.tally.test"\n  authentication = "anonymous"\n' if self.guests else ""))
         self.conf = os.path.join(self.dir, "prosody.cfg.lua")
         with open(self.conf, "w") as f:
             f.write(conf)
@@ -148,6 +151,12 @@ Component "{muc}" "muc"
         self.clients.append(c)
         return c
 
+    def guest(self):
+        """An anonymous login on guest.tally.test (guests=True)."""
+        c = XmppClient("guest.tally.test", "", self.port, anonymous=True)
+        self.clients.append(c)
+        return c
+
     def __exit__(self, *exc):
         for c in self.clients:
             c.close()
@@ -171,18 +180,19 @@ class XmppError(Exception):
 class XmppClient:
     """slixmpp on its own loop in a thread; messages land in a queue."""
 
-    def __init__(self, jid, password, port, timeout=15):
+    def __init__(self, jid, password, port, timeout=15, anonymous=False):
         import slixmpp  # Debian's python3-slixmpp
         self.jid = jid
         self.messages = queue.Queue()
         self.seen = []
+        self._subjects = []  # (room, subject) as they came
         self.loop = asyncio.new_event_loop()
         ready = threading.Event()
         self.failed = None
 
         def run():
             asyncio.set_event_loop(self.loop)
-            self.x = slixmpp.ClientXMPP(jid, password)
+            self.x = slixmpp.ClientXMPP(jid, password, sasl_mech="ANONYMOUS" if anonymous else None)
             self.x.register_plugin("xep_0045")
             self.x.register_plugin("xep_0199")
             self.x["feature_mechanisms"].unencrypted_plain = True
@@ -191,6 +201,7 @@ class XmppClient:
             self.x.enable_plaintext = True
 
             def on_start(_):
+                self.jid = str(self.x.boundjid)
                 self.x.send_presence()
                 ready.set()
 
@@ -202,6 +213,8 @@ class XmppClient:
             self.x.add_event_handler("message", lambda m: self.messages.put(
                 (m["type"], str(m["from"]), m["body"], m["id"])))
             self.x.add_event_handler("groupchat_message", lambda m: None)
+            self.x.add_event_handler("groupchat_subject", lambda m: self._subjects.append(
+                (str(m["from"]).split("/")[0], m["subject"])))
             self.x.connect(("127.0.0.1", port), use_ssl=False, force_starttls=False, disable_starttls=True)
             self.loop.run_forever()
         self.thread = threading.Thread(target=run, daemon=True)
@@ -240,6 +253,10 @@ class XmppClient:
 
     def leave(self, room, nick):
         self._call(self.x.plugin["xep_0045"].leave_muc, room, nick)
+
+    def subjects(self, room):
+        """The subjects `room` has had since this client joined, in order."""
+        return [subj for r, subj in list(self._subjects) if r == room]
 
     def mark(self):
         self._drain()
