@@ -119,6 +119,11 @@ struct tally_engine {
   const struct tally__hooks *hooks; /* hooks.h: the layers above the kernel */
   const struct tally__env *env;     /* time and writers: tally__env_real, or a simulator's */
   void *env_ud;                     /* the environment's own data (a simulator's world) */
+  /* Set by tally_engine_stop_within: the stopping thread leaves batches in
+   * flight to PostgreSQL instead of waiting for them (a host unloading its
+   * copy of the library cannot wait). Never cleared: a later
+   * tally_engine_stop must not turn it back into a wait. */
+  atomic_bool stop_abandon;
 };
 
 typedef struct tally_engine tally__engine;

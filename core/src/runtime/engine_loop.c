@@ -8,6 +8,9 @@
  * features. The host thread only copies frames into `in` and out of `out`;
  * the engine thread drains `in` each time it is woken (uv_async) or ticks. */
 #include <assert.h>
+#include <errno.h>
+#include <pthread.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <stddef.h>
@@ -154,14 +157,36 @@ static bool work_in_flight(const tally__engine *e) {
 
 static void on_close(uv_handle_t *h) { (void)h; }
 
+/* Stopping without waiting: every payment still in a batch gets its
+ * "pending" answer now (unless it had it), since no other answer will come
+ * from this engine. A sealed batch's outcome is decided in PostgreSQL when
+ * its connection closes (committed or not, never half); an open batch was
+ * never sent. Either way the ledger is the truth: the next start rebuilds
+ * from it and RECEIPTS shows the buyer what happened. */
+static void tell_abandoned(tally__engine *e) {
+  for (uint32_t i = 0; i < e->batch_slots; i++) {
+    tally__batch *b = &e->batches[i];
+    if (b->phase == TALLY__BATCH_FREE) continue;
+    for (uint32_t k = 0; k < b->op_count; k++) {
+      tally__op *op = &b->ops[k];
+      if (op->type != TALLY__OP_TRANSFER || op->told_pending || !op->origin[0]) continue;
+      op->told_pending = true;
+      tally__emit_in(e, op->net, TALLY_EFFECT_REPLY, TALLY_EPENDING, op->req_id, 0, op->origin, op->channel,
+                     tally_strerror(TALLY_EPENDING));
+    }
+  }
+}
+
 static void *engine_thread(void *arg) {
   tally__engine *e = arg;
   atomic_store(&e->running, 1);
   while (!atomic_load(&e->stopping)) uv_run(&e->loop, UV_RUN_ONCE);
-  /* Stopping: let in-flight batches resolve so their buyers get answers. */
+  /* Stopping: let in-flight batches resolve so their buyers get answers,
+   * unless the host cannot wait (tally_engine_stop_within). */
   uint64_t deadline = tally__now_mono_ms(e) + TALLY__STOP_WAIT_MS;
-  while (e->ready && work_in_flight(e) && tally__now_mono_ms(e) < deadline)
+  while (!atomic_load(&e->stop_abandon) && e->ready && work_in_flight(e) && tally__now_mono_ms(e) < deadline)
     uv_run(&e->loop, UV_RUN_ONCE);
+  if (atomic_load(&e->stop_abandon)) tell_abandoned(e);
   tally__signal_host(e);
   for (uint32_t k = 0; k < e->cfg.writers; k++) tally__writer_close(&e->writers[k]);
   tally__verifier_stop(e->verifier);
@@ -349,4 +374,33 @@ void tally_engine_free(tally_engine *e) {
   free(e->currency);
   free(e->admins);
   free(e);
+}
+
+/* tally_engine_stop without the wait for batches in flight (tally.h). The
+ * engine thread never blocks on a batch (writers are non-blocking libpq on
+ * its loop), so once told it closes its connections and leaves within a
+ * few ticks; only a (re)connect in progress, bounded by libpq's
+ * connect_timeout, can hold it longer: then TALLY_EBUSY, the thread still
+ * runs and a later stop_within, stop or free joins it (without waiting for
+ * batches either: stop_abandon stays set). */
+int tally_engine_stop_within(tally_engine *e, uint32_t ms) {
+  if (!e) return TALLY_EINVAL;
+  if (!e->thread_started) return TALLY_OK;
+  atomic_store(&e->stop_abandon, true);
+  atomic_store(&e->stopping, 1);
+  uv_async_send(&e->wake);
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += (time_t)(ms / 1000u);
+  until.tv_nsec += (long)(ms % 1000u) * 1000000L;
+  if (until.tv_nsec >= 1000000000L) {
+    until.tv_sec++;
+    until.tv_nsec -= 1000000000L;
+  }
+  int rc = pthread_timedjoin_np(e->thread, NULL, &until);
+  if (rc == ETIMEDOUT) return TALLY_EBUSY;
+  if (rc != 0) return TALLY_ESTATE;
+  e->thread_started = false;
+  uv_loop_close(&e->loop);
+  return TALLY_OK;
 }
