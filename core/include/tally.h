@@ -601,6 +601,20 @@ TALLY_API int tally_text_check(const char *s, size_t len);
 enum { TALLY_ENGINE_STOP_FAST_MS = 500 };
 TALLY_API int tally_engine_stop_within(tally_engine *engine, uint32_t ms);
 
+/* Settings that may change while the engine runs (a chat server's rehash):
+ * 1 if tally_engine_reconfigure applies `key` (a tally_config_set key:
+ * rate_account, rate_channel, rate_global, rate_verify, pending_timeout,
+ * highlight_repeat), 0 for every other key, which needs a new engine.
+ * Since 1.5. */
+TALLY_API int tally_config_key_live(const char *key);
+/* Checks cfg as tally_config_check does (TALLY_ECONFIG and err on a bad
+ * one, nothing applied), then applies its live keys (tally_config_key_live)
+ * to the running engine, from its next tick (within tens of ms); every
+ * other field of cfg is ignored. Safe from the host thread; never blocks.
+ * Since 1.5. */
+TALLY_API int tally_engine_reconfigure(tally_engine *engine, const tally_config *cfg,
+                                       char *err, size_t err_len);
+
 #ifdef __cplusplus
 }
 #endif

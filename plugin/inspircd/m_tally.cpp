@@ -514,12 +514,50 @@ class ModuleTally : public Module
 		}
 
 		/* Rehash: validate everything, apply what can change live (the
-		 * prefix), report what needs a module reload. */
+		 * prefix, and the engine keys the engine says are live: rate
+		 * limits and the like, tally_config_key_live), report by name what
+		 * needs a module reload. */
 		tally_config check;
 		fresh.Apply(&check);
+		std::vector<std::string> live, reload;
+		std::map<std::string, std::string> keys(fresh.engine);
+		keys.insert(settings.engine.begin(), settings.engine.end());
+		for (std::map<std::string, std::string>::const_iterator k = keys.begin(); k != keys.end(); ++k)
+		{
+			std::map<std::string, std::string>::const_iterator was = settings.engine.find(k->first);
+			std::map<std::string, std::string>::const_iterator now = fresh.engine.find(k->first);
+			if (was != settings.engine.end() && now != fresh.engine.end() && was->second == now->second)
+				continue;
+			(tally_config_key_live(k->first.c_str()) ? live : reload).push_back(k->first);
+		}
+		if (!live.empty())
+		{
+			char err[TALLY_ERRBUF_BYTES] = "";
+			if (tally_engine_reconfigure(engine, &check, err, sizeof err) != TALLY_OK)
+				throw ModuleException(std::string("<tally> ") + err);
+			std::string msg = "tally: applied";
+			for (size_t i = 0; i < live.size(); ++i)
+			{
+				std::map<std::string, std::string>::const_iterator now = fresh.engine.find(live[i]);
+				/* A live key removed from the tag is back at its default. */
+				msg += " " + live[i] + "=" + (now != fresh.engine.end() ? now->second : "(default)");
+				if (now != fresh.engine.end())
+					settings.engine[live[i]] = now->second;
+				else
+					settings.engine.erase(live[i]);
+			}
+			Log(msg);
+			if (status.srcuser)
+				status.srcuser->WriteRemoteNotice(msg);
+		}
 		std::vector<std::string> needs_reload;
-		if (fresh.engine != settings.engine)
-			needs_reload.push_back("engine settings");
+		if (!reload.empty())
+		{
+			std::string names = reload[0];
+			for (size_t i = 1; i < reload.size(); ++i)
+				names += ", " + reload[i];
+			needs_reload.push_back("engine settings (" + names + ")");
+		}
 		if (fresh.words != settings.words)
 			needs_reload.push_back("client command names");
 		settings.prefix = fresh.prefix;

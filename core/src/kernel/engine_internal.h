@@ -124,6 +124,12 @@ struct tally_engine {
    * copy of the library cannot wait). Never cleared: a later
    * tally_engine_stop must not turn it back into a wait. */
   atomic_bool stop_abandon;
+  /* tally_engine_reconfigure: the host thread stores the settings that may
+   * change live (engine_loop.c's live_keys, in that order) and bumps
+   * live_gen; the engine thread copies them into cfg at its next tick. */
+  _Atomic uint32_t live_values[8];
+  atomic_uint live_gen;
+  unsigned live_seen; /* engine thread only */
 };
 
 typedef struct tally_engine tally__engine;

@@ -129,7 +129,10 @@ static void pending_notices(tally__engine *e, uint64_t now) {
   }
 }
 
+static void apply_live_config(tally__engine *e);
+
 void tally__engine_tick(tally__engine *e) {
+  apply_live_config(e);
   uint64_t now = tally__now_mono_ms(e);
   if (!e->ready && !e->fenced) try_start(e, now);
   if (e->ready || e->fenced) {
@@ -402,5 +405,58 @@ int tally_engine_stop_within(tally_engine *e, uint32_t ms) {
   if (rc != 0) return TALLY_ESTATE;
   e->thread_started = false;
   uv_loop_close(&e->loop);
+  return TALLY_OK;
+}
+
+/* ---- settings that change while the engine runs (tally.h) --------------------- */
+/* Only settings the engine reads afresh each time it uses them, and whose
+ * change cannot make two parts of the engine disagree: rate limits (a
+ * bucket refills towards the new rate), when buyers hear "pending", how
+ * often a pinned highlight repeats. Not money (fee, caps, grants: a
+ * command already priced would disagree with its batch), not sizes
+ * (queues and tables are allocated at start), not the tip-message hold (a
+ * tip decided held would be rendered unheld), not the DSN or key. */
+typedef struct live_key {
+  const char *key;
+  size_t offset; /* a uint32_t field of tally_config */
+} live_key;
+static const live_key live_keys[] = {
+    {"rate_account", offsetof(tally_config, rate_account_per_min)},
+    {"rate_channel", offsetof(tally_config, rate_channel_per_min)},
+    {"rate_global", offsetof(tally_config, rate_global_per_min)},
+    {"rate_verify", offsetof(tally_config, rate_verify_per_min)},
+    {"pending_timeout", offsetof(tally_config, pending_timeout_ms)},
+    {"highlight_repeat", offsetof(tally_config, highlight_repeat_s)},
+};
+enum { LIVE_KEYS = sizeof live_keys / sizeof live_keys[0] };
+_Static_assert(LIVE_KEYS <= sizeof(((tally__engine *)0)->live_values) / sizeof(uint32_t),
+               "live_values too small for live_keys");
+
+static uint32_t *cfg_u32(tally_config *cfg, size_t offset) { return (uint32_t *)(void *)((char *)cfg + offset); }
+
+static void apply_live_config(tally__engine *e) {
+  unsigned gen = atomic_load_explicit(&e->live_gen, memory_order_acquire);
+  if (gen == e->live_seen) return;
+  e->live_seen = gen;
+  for (size_t i = 0; i < LIVE_KEYS; i++)
+    *cfg_u32(&e->cfg, live_keys[i].offset) = atomic_load_explicit(&e->live_values[i], memory_order_relaxed);
+}
+
+int tally_config_key_live(const char *key) {
+  for (size_t i = 0; key && i < LIVE_KEYS; i++)
+    if (strcmp(key, live_keys[i].key) == 0) return 1;
+  return 0;
+}
+
+int tally_engine_reconfigure(tally_engine *e, const tally_config *cfg, char *err, size_t err_len) {
+  if (!e || !cfg) return TALLY_EINVAL;
+  int rc = tally_config_check(cfg, err, err_len);
+  if (rc) return rc;
+  tally_config full;
+  rc = tally__config_import(&full, cfg, err, err_len);
+  if (rc) return rc;
+  for (size_t i = 0; i < LIVE_KEYS; i++)
+    atomic_store_explicit(&e->live_values[i], *cfg_u32(&full, live_keys[i].offset), memory_order_relaxed);
+  atomic_fetch_add_explicit(&e->live_gen, 1, memory_order_release);
   return TALLY_OK;
 }
