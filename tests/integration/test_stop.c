@@ -145,8 +145,49 @@ static void test_stop_within_edges(void **state) {
   tally_engine_free(e);
 }
 
+/* An engine stuck in its (synchronous) start: the loader waits on the
+ * table lock. stop_within still returns within its limit, with TALLY_EBUSY
+ * (the thread could not leave yet); once the lock goes, free joins it. */
+static void test_stop_within_bounded_while_start_is_stuck(void **state) {
+  (void)state;
+  char dsn[512];
+  th_fresh_db("stop_start", dsn, sizeof dsn);
+  tally_config cfg;
+  th_config(&cfg, dsn);
+  th_engine_free(th_engine(&cfg)); /* migrations applied: the next start only loads */
+
+  PGconn *lock = PQconnectdb(dsn);
+  assert_int_equal(PQstatus(lock), CONNECTION_OK);
+  PGresult *res = PQexec(lock, "BEGIN; LOCK TABLE transfers IN ACCESS EXCLUSIVE MODE");
+  assert_int_equal(PQresultStatus(res), PGRES_COMMAND_OK);
+  PQclear(res);
+
+  tally_engine *e;
+  char err[TALLY_ERRBUF_BYTES] = "";
+  assert_int_equal(tally_engine_new(&cfg, &e, err, sizeof err), TALLY_OK);
+  assert_int_equal(tally_engine_start(e), TALLY_OK);
+  int64_t waiting = 0;
+  for (uint64_t until = mono_ms() + LOCK_WAIT_MS; !waiting && mono_ms() < until;) {
+    usleep(20000);
+    waiting = th_sql_i64(dsn, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'tally-engine'"
+                              " AND wait_event_type = 'Lock'");
+  }
+  assert_true(waiting > 0); /* the start's load waits on the lock */
+  uint64_t t0 = mono_ms();
+  assert_int_equal(tally_engine_stop_within(e, TALLY_ENGINE_STOP_FAST_MS), TALLY_EBUSY);
+  uint64_t took = mono_ms() - t0;
+  fprintf(stderr, "# stop_within with the start stuck: TALLY_EBUSY after %llu ms\n", (unsigned long long)took);
+  assert_true(took >= TALLY_ENGINE_STOP_FAST_MS && took <= TALLY_ENGINE_STOP_FAST_MS + STOP_MARGIN_MS);
+
+  res = PQexec(lock, "COMMIT");
+  PQclear(res);
+  PQfinish(lock);
+  tally_engine_free(e); /* joins the thread once the load returns; no batch wait */
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {cmocka_unit_test(test_stop_within_leaves_a_stuck_batch_to_postgres),
-                                     cmocka_unit_test(test_stop_within_edges)};
+                                     cmocka_unit_test(test_stop_within_edges),
+                                     cmocka_unit_test(test_stop_within_bounded_while_start_is_stuck)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
