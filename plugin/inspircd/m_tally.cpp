@@ -530,11 +530,18 @@ class ModuleTally : public Module
 				continue;
 			(tally_config_key_live(k->first.c_str()) ? live : reload).push_back(k->first);
 		}
+		char reconf_err[TALLY_ERRBUF_BYTES] = "";
+		if (!live.empty() && tally_engine_reconfigure(engine, &check, reconf_err, sizeof reconf_err) != TALLY_OK)
+		{
+			/* The values passed Apply's check, so this engine cannot change
+			 * them live (e.g. one served by tallyd, whose settings are its
+			 * own): a reload applies them. */
+			Log(std::string("tally: cannot apply settings live here") + (reconf_err[0] ? ": " : "") + reconf_err);
+			reload.insert(reload.end(), live.begin(), live.end());
+			live.clear();
+		}
 		if (!live.empty())
 		{
-			char err[TALLY_ERRBUF_BYTES] = "";
-			if (tally_engine_reconfigure(engine, &check, err, sizeof err) != TALLY_OK)
-				throw ModuleException(std::string("<tally> ") + err);
 			std::string msg = "tally: applied";
 			for (size_t i = 0; i < live.size(); ++i)
 			{
