@@ -20,6 +20,26 @@
 # TALLY_TAG_EXTRA, e.g. TALLY_TAG_EXTRA='welcome_grant="100" prefix="!"'.
 # Env IRC_EXTRA_CONF holds raw InspIRCd config appended to inspircd.conf
 # (make run uses it for a permanent #live channel with a topic).
+# Env TALLY_SIGNING_KEY=default writes no signing_key, so the module keeps
+# its key in InspIRCd's data directory as on a plain install (otherwise
+# DIR/var/tally-signing.pem). Env IRC_DATADIR sets that data directory
+# (default DIR/data, created here; a given one is not created, so a test
+# can see the module create it).
+#
+# Two servers, one network (env IRC_PEER=1): a second InspIRCd,
+# irc2.tally.test (SID 0T2), with its config, data and logs in DIR/peer,
+# clients on 127.0.0.1:IRC_PEER_PORT (default PORT+2). It has no server
+# port of its own: it links to irc.tally.test on LINK_PORT (<autoconnect>
+# every 2 s, so it relinks after either side restarts), and Anope stays
+# linked to irc.tally.test, so services reach the peer's users through the
+# hub. Same modules as the first server (spanningtree refuses a link whose
+# common modules differ). It loads the tally module too, with env
+# TALLY_PEER_DSN (default TALLY_DSN) and TALLY_PEER_TAG_EXTRA (default
+# TALLY_TAG_EXTRA): two servers in local mode need two databases, since one
+# engine holds a ledger's writer lock. start returns once a client on the
+# peer's port reaches NickServ (which proves the whole chain is linked);
+# DIR/env then also names IRC_PEER_PORT. stop and status cover it;
+# ircd-kill and ircd-start act on the first server only.
 #
 # Both daemons refuse or dislike root, so as root they run as user `irc` via
 # runuser, and DIR belongs to irc. Nothing is written outside DIR.
@@ -33,8 +53,13 @@ port=${3:-6667}
 link_port=${IRC_LINK_PORT:-$((port + 1))}
 run_user=${IRC_ENV_USER:-irc}
 ircd_name=irc.tally.test
+peer_name=irc2.tally.test
 svc_name=services.tally.test
 link_pass=linkpass-$$-$RANDOM
+peer_pass=peerpass-$$-$RANDOM
+peer=${IRC_PEER:-0}
+peer_port=${IRC_PEER_PORT:-$((port + 2))}
+data_dir=${IRC_DATADIR:-}
 
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
@@ -72,15 +97,18 @@ write_moduledir() {
   fi
 }
 
+# One InspIRCd's config. $1 module path or "", $2 its folder (config, logs,
+# var), $3 server name, $4 SID, $5 client port, $6 data dir, $7 raw config
+# for its server links (and the server port, on the hub), $8 DSN, $9 raw
+# extra <tally> attributes.
 write_inspircd_conf() {
-  local so=$1
-  cat >"$dir/inspircd.conf" <<CONF
+  local so=$1 sdir=$2 name=$3 sid=$4 cport=$5 sdata=$6 links=$7 dsn=$8 tag_extra=$9
+  cat >"$sdir/inspircd.conf" <<CONF
 # Written by tools/irc_env.sh; rewritten on every start.
-<server name="$ircd_name" description="tally test server" id="0TL" network="TallyNet">
+<server name="$name" description="tally test server" id="$sid" network="TallyNet">
 <admin name="tally" nick="tally" email="tally@localhost">
-<path configdir="$dir" datadir="$dir/data" logdir="$dir/logs" moduledir="$dir/modules">
-<bind address="127.0.0.1" port="$port" type="clients">
-<bind address="127.0.0.1" port="$link_port" type="servers">
+<path configdir="$sdir" datadir="$sdata" logdir="$sdir/logs" moduledir="$dir/modules">
+<bind address="127.0.0.1" port="$cport" type="clients">
 <power diepass="die-$link_pass" restartpass="restart-$link_pass">
 
 <connect name="main" allow="*" timeout="60" pingfreq="120" threshold="100000"
@@ -98,18 +126,17 @@ write_inspircd_conf() {
 <type name="Helper" classes="BanControl" host="helper.tally.test">
 <oper name="helper" password="helperpass" host="*@*" type="Helper">
 
-<files motd="$dir/motd.txt">
+<files motd="$sdir/motd.txt">
 <dns server="127.0.0.1" timeout="1">
 <options prefixquit="Quit: " syntaxhints="no" announcets="yes">
 <security announceinvites="dynamic" hideulines="no" flatlinks="no" maxtargets="20">
 <performance quietbursts="yes" softlimit="1024" clonesonconnect="no">
 <whowas groupsize="10" maxgroups="1000" maxkeep="1h">
-<log method="file" type="* -USERINPUT -USEROUTPUT" level="default" flush="1" target="$dir/logs/ircd.log">
+<log method="file" type="* -USERINPUT -USEROUTPUT" level="default" flush="1" target="$sdir/logs/ircd.log">
 
-# Server link to Anope.
+# Server links.
 <module name="spanningtree">
-<link name="$svc_name" ipaddr="127.0.0.1" port="$link_port" allowmask="127.0.0.0/8"
-      timeout="30" sendpass="$link_pass" recvpass="$link_pass">
+$links
 <uline server="$svc_name" silent="yes">
 
 # What services need and what a real network runs beside them.
@@ -130,7 +157,7 @@ write_inspircd_conf() {
 <alias text="IDENTIFY" format="*" replace="SQUERY \$requirement :IDENTIFY \$2-" requires="NickServ" uline="yes">
 <badnick nick="NickServ" reason="Reserved for a network service">
 <module name="helpop">
-<include file="$dir/helpop.conf">
+<include file="$sdir/helpop.conf">
 <module name="samode">
 <module name="cap">
 <module name="ircv3">
@@ -148,26 +175,57 @@ write_inspircd_conf() {
 <module name="uhnames">
 CONF
   if [ -n "${IRC_EXTRA_CONF:-}" ]; then
-    printf '\n# Extra configuration from env IRC_EXTRA_CONF.\n%s\n' "$IRC_EXTRA_CONF" >>"$dir/inspircd.conf"
+    printf '\n# Extra configuration from env IRC_EXTRA_CONF.\n%s\n' "$IRC_EXTRA_CONF" >>"$sdir/inspircd.conf"
   fi
   if [ -n "$so" ]; then
-    local dsnfile=$dir/tally.dsn key=""
-    mkdir -p "$dir/var"
-    case " ${TALLY_TAG_EXTRA:-}" in
+    local dsnfile=$sdir/tally.dsn key=""
+    mkdir -p "$sdir/var"
+    case " $tag_extra" in
     *" signing_key="*) ;;
-    *) key="signing_key=\"$(xml_escape "$dir/var/tally-signing.pem")\"" ;;
+    *) if [ "${TALLY_SIGNING_KEY:-}" != default ]; then
+         key="signing_key=\"$(xml_escape "$sdir/var/tally-signing.pem")\""
+       fi ;;
     esac
-    printf '%s\n' "${TALLY_DSN:-}" >"$dsnfile"
+    printf '%s\n' "$dsn" >"$dsnfile"
     chmod 600 "$dsnfile"
-    cat >>"$dir/inspircd.conf" <<CONF
+    cat >>"$sdir/inspircd.conf" <<CONF
 
 # tally: live commerce. See docs/IRC.md.
 <module name="tally">
-<tally dsnfile="$(xml_escape "$dsnfile")" $key ${TALLY_TAG_EXTRA:-}>
+<tally dsnfile="$(xml_escape "$dsnfile")" $key $tag_extra>
 CONF
   fi
-  printf 'tally test network\n' >"$dir/motd.txt"
-  cp /usr/share/doc/inspircd/examples/helpop.conf.example "$dir/helpop.conf"
+  printf 'tally test network\n' >"$sdir/motd.txt"
+  cp /usr/share/doc/inspircd/examples/helpop.conf.example "$sdir/helpop.conf"
+}
+
+# The hub (irc.tally.test): Anope and the peer link to it.
+write_hub_conf() {
+  local links
+  links="<bind address=\"127.0.0.1\" port=\"$link_port\" type=\"servers\">
+<link name=\"$svc_name\" ipaddr=\"127.0.0.1\" port=\"$link_port\" allowmask=\"127.0.0.0/8\"
+      timeout=\"30\" sendpass=\"$link_pass\" recvpass=\"$link_pass\">"
+  if [ "$peer" = 1 ]; then
+    links="$links
+<link name=\"$peer_name\" ipaddr=\"127.0.0.1\" port=\"$link_port\" allowmask=\"127.0.0.0/8\"
+      timeout=\"30\" sendpass=\"$peer_pass\" recvpass=\"$peer_pass\">"
+  fi
+  write_inspircd_conf "$1" "$dir" "$ircd_name" 0TL "$port" "${data_dir:-$dir/data}" "$links" \
+    "${TALLY_DSN:-}" "${TALLY_TAG_EXTRA:-}"
+}
+
+# The peer (irc2.tally.test): connects out to the hub, no server port.
+write_peer_conf() {
+  local links
+  mkdir -p "$dir/peer/logs"
+  [ -n "$data_dir" ] || mkdir -p "$dir/peer/data"
+  links="<link name=\"$ircd_name\" ipaddr=\"127.0.0.1\" port=\"$link_port\" allowmask=\"127.0.0.0/8\"
+      timeout=\"30\" sendpass=\"$peer_pass\" recvpass=\"$peer_pass\">
+<autoconnect period=\"2s\" server=\"$ircd_name\">"
+  local pdata=$dir/peer/data
+  [ -z "$data_dir" ] || pdata=$data_dir-peer
+  write_inspircd_conf "$1" "$dir/peer" "$peer_name" 0T2 "$peer_port" "$pdata" \
+    "$links" "${TALLY_PEER_DSN:-${TALLY_DSN:-}}" "${TALLY_PEER_TAG_EXTRA:-${TALLY_TAG_EXTRA:-}}"
 }
 
 write_anope_conf() {
@@ -310,20 +368,23 @@ wait_port() {
 
 fail_start() {
   echo "irc_env: $1" >&2
-  if [ -f "$dir/logs/ircd.log" ]; then
-    echo "--- $dir/logs/ircd.log (errors)" >&2
-    grep -iE 'error|unable|exception|failed' "$dir/logs/ircd.log" | tail -10 >&2 || true
-  fi
-  for f in "$dir/logs/ircd.out" "$dir/anope/logs/anope.out"; do
+  for f in "$dir/logs/ircd.log" "$dir/peer/logs/ircd.log"; do
+    [ -f "$f" ] || continue
+    echo "--- $f (errors)" >&2
+    grep -iE 'error|unable|exception|failed' "$f" | tail -10 >&2 || true
+  done
+  for f in "$dir/logs/ircd.out" "$dir/peer/logs/ircd.out" "$dir/anope/logs/anope.out"; do
     [ -f "$f" ] && { echo "--- $f" >&2; tail -8 "$f" >&2; }
   done
   stop_all
   exit 1
 }
 
+# $1: the server's folder (default DIR; DIR/peer for the peer).
 start_ircd() {
+  local sdir=${1:-$dir}
   as_user sh -c 'echo $$ >"$1/inspircd.run.pid"; exec /usr/sbin/inspircd --config="$1/inspircd.conf" --nofork --nopid' \
-    sh "$dir" >>"$dir/logs/ircd.out" 2>&1 </dev/null &
+    sh "$sdir" >>"$sdir/logs/ircd.out" 2>&1 </dev/null &
 }
 
 stop_one() {
@@ -339,6 +400,7 @@ stop_one() {
 }
 
 stop_all() {
+  stop_one "$dir/peer/inspircd.run.pid"
   stop_one "$dir/anope.run.pid"
   stop_one "$dir/inspircd.run.pid"
 }
@@ -351,11 +413,15 @@ start)
   if port_open "$port"; then echo "irc_env: port $port is taken" >&2; exit 1; fi
   if port_open "$link_port"; then echo "irc_env: port $link_port is taken" >&2; exit 1; fi
   so=$(find_tally_so)
-  mkdir -p "$dir/data" "$dir/logs"
+  if [ "$peer" = 1 ] && port_open "$peer_port"; then echo "irc_env: port $peer_port is taken" >&2; exit 1; fi
+  mkdir -p "$dir/logs"
+  [ -n "$data_dir" ] || mkdir -p "$dir/data"
   write_moduledir "$so"
-  write_inspircd_conf "$so"
+  write_hub_conf "$so"
+  if [ "$peer" = 1 ]; then write_peer_conf "$so"; fi
   write_anope_conf
   printf 'IRC_PORT=%s\nIRC_LINK_PORT=%s\nTALLY_SO=%s\n' "$port" "$link_port" "${so:-none}" >"$dir/env"
+  if [ "$peer" = 1 ]; then printf 'IRC_PEER_PORT=%s\n' "$peer_port" >>"$dir/env"; fi
   if [ "$(id -u)" = 0 ]; then chown -R "$run_user": "$dir"; fi
   chmod 700 "$dir"
 
@@ -376,6 +442,17 @@ start)
       "$dir/inspircd.run.pid" "$dir/anope.run.pid"; then
     alive "$dir/anope.run.pid" || fail_start "Anope exited"
     fail_start "NickServ did not answer within 30 s"
+  fi
+  if [ "$peer" = 1 ]; then
+    start_ircd "$dir/peer"
+    for i in $(seq 1 50); do [ -s "$dir/peer/inspircd.run.pid" ] && break; sleep 0.05; done
+    wait_port "$peer_port" "$dir/peer/inspircd.run.pid" || fail_start "the peer InspIRCd did not start"
+    # NickServ answering a client of the peer: peer -> hub -> Anope linked.
+    if ! /usr/bin/python3 "$root/tests/e2e/ircclient.py" probe 127.0.0.1 "$peer_port" 30 \
+        "$dir/peer/inspircd.run.pid" "$dir/inspircd.run.pid" "$dir/anope.run.pid"; then
+      fail_start "the peer $peer_name did not link within 30 s"
+    fi
+    echo "irc_env: peer $peer_name on 127.0.0.1:$peer_port, linked to $ircd_name"
   fi
   echo "irc_env: InspIRCd on 127.0.0.1:$port, Anope linked on $link_port, tally module: ${so:-none}"
   ;;
@@ -403,7 +480,8 @@ stop)
   stop_all
   ;;
 status)
-  alive "$dir/inspircd.run.pid" && alive "$dir/anope.run.pid"
+  alive "$dir/inspircd.run.pid" && alive "$dir/anope.run.pid" \
+    && { ! grep -q '^IRC_PEER_PORT=' "$dir/env" 2>/dev/null || alive "$dir/peer/inspircd.run.pid"; }
   ;;
 *)
   echo "usage: irc_env.sh start|stop|status|ircd-kill|ircd-start DIR [PORT]" >&2; exit 2

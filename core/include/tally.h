@@ -603,6 +603,37 @@ TALLY_API void tally_commands_describe(tally_command_doc_cb cb, void *ud);
  * Since 1.3. */
 TALLY_API int tally_text_check(const char *s, size_t len);
 
+/* Stops like tally_engine_stop but does not wait for batches in flight,
+ * for a host that must not block (a chat server unloading the module that
+ * carries this library). The engine thread stops taking events, tells every
+ * buyer whose payment it has not answered that it is pending
+ * (TALLY_EPENDING: drain the effects after this call), closes its
+ * PostgreSQL connections and is joined. A batch already sent is committed
+ * or not by PostgreSQL, never half; the next engine start rebuilds from the
+ * ledger and the buyer's RECEIPTS shows the outcome.
+ * Waits at most `ms` for the thread (TALLY_ENGINE_STOP_FAST_MS is what a
+ * host's loop can afford). TALLY_OK: joined, the engine may be freed and
+ * the library unloaded. TALLY_EBUSY: the thread is still leaving (it was
+ * connecting to PostgreSQL, bounded by the connect timeout); call again or
+ * tally_engine_free, which joins it, still without waiting for batches.
+ * TALLY_EINVAL for a NULL engine. Idempotent. Since 1.5. */
+enum { TALLY_ENGINE_STOP_FAST_MS = 500 };
+TALLY_API int tally_engine_stop_within(tally_engine *engine, uint32_t ms);
+
+/* Settings that may change while the engine runs (a chat server's rehash):
+ * 1 if tally_engine_reconfigure applies `key` (a tally_config_set key:
+ * rate_account, rate_channel, rate_global, rate_verify, pending_timeout,
+ * highlight_repeat), 0 for every other key, which needs a new engine.
+ * Since 1.5. */
+TALLY_API int tally_config_key_live(const char *key);
+/* Checks cfg as tally_config_check does (TALLY_ECONFIG and err on a bad
+ * one, nothing applied), then applies its live keys (tally_config_key_live)
+ * to the running engine, from its next tick (within tens of ms); every
+ * other field of cfg is ignored. Safe from the host thread; never blocks.
+ * Since 1.5. */
+TALLY_API int tally_engine_reconfigure(tally_engine *engine, const tally_config *cfg,
+                                       char *err, size_t err_len);
+
 #ifdef __cplusplus
 }
 #endif

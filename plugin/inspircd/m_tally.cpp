@@ -33,6 +33,7 @@
 #include <cerrno>
 #include <cstring>
 #include <ctime>
+#include <sys/stat.h>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -47,6 +48,14 @@ namespace {
 /* Effects handled per wakeup, so a flood of effects cannot starve clients:
  * the fd stays readable and the SocketEngine calls us again next tick. */
 const size_t EFFECTS_PER_WAKEUP_MAX = 512;
+
+/* The signing key when <tally> names none: in the server's data directory
+ * (<path datadir>), like every other file InspIRCd keeps, not relative to
+ * whatever directory the server was started from. */
+const char* const SIGNING_KEY_DEFAULT_NAME = "tally-signing.pem";
+
+/* A missing data directory is created private: it will hold the key. */
+const mode_t KEY_DIR_MODE = 0700;
 
 /* Secret files (DSN) are small; anything bigger is a mistake. */
 const std::streamsize SECRET_FILE_BYTES_MAX = 4096;
@@ -158,6 +167,36 @@ struct Settings
 	std::string prefix;                          /* channel command prefix */
 	bool channel_answer_prefix;                  /* "[#chan] " on answers to channel lines */
 	std::map<std::string, std::string> words;    /* typed word (upper) -> engine word */
+	bool key_defaulted;                          /* signing_key was not given: the data dir's */
+
+	Settings() : channel_answer_prefix(true), key_defaulted(false) { }
+
+	/* The signing key's directory must exist before the engine creates the
+	 * key in it (on first start). The default one, the server's data
+	 * directory, is created when missing; one the admin named is not (a
+	 * typo would otherwise grow a directory), and the error names it. */
+	void PrepareKeyDir() const
+	{
+		const std::string& key = engine.find("signing_key")->second;
+		const std::string::size_type slash = key.rfind('/');
+		if (slash == std::string::npos || slash == 0)
+			return; /* the working directory, or / itself */
+		const std::string dir = key.substr(0, slash);
+		struct stat st;
+		if (stat(dir.c_str(), &st) == 0)
+		{
+			if (!S_ISDIR(st.st_mode))
+				throw ModuleException("<tally:signing_key> " + dir + " is not a directory");
+			return;
+		}
+		if (errno != ENOENT || !key_defaulted)
+			throw ModuleException("<tally:signing_key> directory " + dir + ": " + strerror(errno)
+				+ (key_defaulted ? "" : " (create it, or name another signing_key)"));
+		if (mkdir(dir.c_str(), KEY_DIR_MODE) != 0 && errno != EEXIST)
+			throw ModuleException("tally: cannot create the data directory " + dir
+				+ " for the signing key: " + strerror(errno)
+				+ " (create it, or set <tally signing_key=\"...\">)");
+	}
 
 	static Settings Read(ConfigTag* tag)
 	{
@@ -166,7 +205,6 @@ struct Settings
 
 		Settings s;
 		s.prefix = "!";
-		s.channel_answer_prefix = true;
 		std::map<std::string, std::string> renames;
 		const std::vector<std::string> words = EngineWords();
 		for (size_t i = 0; i < words.size(); ++i)
@@ -204,6 +242,11 @@ struct Settings
 			}
 			else
 				s.engine[key] = value;
+		}
+		if (!s.engine.count("signing_key") || s.engine["signing_key"].empty())
+		{
+			s.engine["signing_key"] = ServerInstance->Config->Paths.PrependData(SIGNING_KEY_DEFAULT_NAME);
+			s.key_defaulted = true;
 		}
 		for (std::map<std::string, std::string>::const_iterator r = renames.begin(); r != renames.end(); ++r)
 		{
@@ -318,6 +361,7 @@ class ModuleTally : public Module
 			throw ModuleException("libtally major version differs from the one m_tally was built for");
 		tally_config cfg;
 		s.Apply(&cfg);
+		s.PrepareKeyDir();
 		char err[TALLY_ERRBUF_BYTES] = "";
 		tally_engine* e = NULL;
 		int rc = tally_engine_new(&cfg, &e, err, sizeof err);
@@ -349,9 +393,23 @@ class ModuleTally : public Module
 			SocketEngine::DelFd(&pump);
 			pump.SetFd(-1);
 		}
-		/* stop() lets in-flight batches finish; their buyers' answers are
-		 * waiting in the effect queue, so deliver them before freeing. */
-		tally_engine_stop(engine);
+		/* Unload, reload or shutdown: the main loop must not wait for
+		 * PostgreSQL, so batches in flight are left to it (their outcome is
+		 * decided there and the next start rebuilds from the ledger). Their
+		 * buyers' "pending" answers are in the effect queue: deliver them
+		 * before freeing. Should the thread not be out within the limit (it
+		 * was connecting), wait for it all the same: this module's code,
+		 * which the thread runs, leaves with the module. */
+		struct timespec t0, t1;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		if (tally_engine_stop_within(engine, TALLY_ENGINE_STOP_FAST_MS) != TALLY_OK)
+		{
+			Log("tally: the engine thread is still connecting to PostgreSQL; waiting for it to stop");
+			tally_engine_stop(engine);
+		}
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		Log("tally: engine stopped in " + ConvToStr((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000)
+			+ " ms");
 		while (tally_engine_drain(engine, EffectCallback, this, EFFECTS_PER_WAKEUP_MAX) > 0)
 		{
 		}
@@ -470,12 +528,57 @@ class ModuleTally : public Module
 		}
 
 		/* Rehash: validate everything, apply what can change live (the
-		 * prefix), report what needs a module reload. */
+		 * prefix, and the engine keys the engine says are live: rate
+		 * limits and the like, tally_config_key_live), report by name what
+		 * needs a module reload. */
 		tally_config check;
 		fresh.Apply(&check);
+		std::vector<std::string> live, reload;
+		std::map<std::string, std::string> keys(fresh.engine);
+		keys.insert(settings.engine.begin(), settings.engine.end());
+		for (std::map<std::string, std::string>::const_iterator k = keys.begin(); k != keys.end(); ++k)
+		{
+			std::map<std::string, std::string>::const_iterator was = settings.engine.find(k->first);
+			std::map<std::string, std::string>::const_iterator now = fresh.engine.find(k->first);
+			if (was != settings.engine.end() && now != fresh.engine.end() && was->second == now->second)
+				continue;
+			(tally_config_key_live(k->first.c_str()) ? live : reload).push_back(k->first);
+		}
+		char reconf_err[TALLY_ERRBUF_BYTES] = "";
+		if (!live.empty() && tally_engine_reconfigure(engine, &check, reconf_err, sizeof reconf_err) != TALLY_OK)
+		{
+			/* The values passed Apply's check, so this engine cannot change
+			 * them live (e.g. one served by tallyd, whose settings are its
+			 * own): a reload applies them. */
+			Log(std::string("tally: cannot apply settings live here") + (reconf_err[0] ? ": " : "") + reconf_err);
+			reload.insert(reload.end(), live.begin(), live.end());
+			live.clear();
+		}
+		if (!live.empty())
+		{
+			std::string msg = "tally: applied";
+			for (size_t i = 0; i < live.size(); ++i)
+			{
+				std::map<std::string, std::string>::const_iterator now = fresh.engine.find(live[i]);
+				/* A live key removed from the tag is back at its default. */
+				msg += " " + live[i] + "=" + (now != fresh.engine.end() ? now->second : "(default)");
+				if (now != fresh.engine.end())
+					settings.engine[live[i]] = now->second;
+				else
+					settings.engine.erase(live[i]);
+			}
+			Log(msg);
+			if (status.srcuser)
+				status.srcuser->WriteRemoteNotice(msg);
+		}
 		std::vector<std::string> needs_reload;
-		if (fresh.engine != settings.engine)
-			needs_reload.push_back("engine settings");
+		if (!reload.empty())
+		{
+			std::string names = reload[0];
+			for (size_t i = 1; i < reload.size(); ++i)
+				names += ", " + reload[i];
+			needs_reload.push_back("engine settings (" + names + ")");
+		}
 		if (fresh.words != settings.words)
 			needs_reload.push_back("client command names");
 		settings.prefix = fresh.prefix;
@@ -578,12 +681,14 @@ class ModuleTally : public Module
 	}
 
 	/* Attendance: members with a services account entering or leaving a
-	 * channel. One small frame per join or part; the engine ignores
-	 * channels without a running event. A full queue drops it (attendance
+	 * channel. Local users only: every server of the network reports its
+	 * own (a remote user's join, and a netsplit's mass quits, are another
+	 * server's to report, or nobody's). One small frame per join or part;
+	 * the engine ignores channels without a running event. A full queue drops it (attendance
 	 * is best effort; money never depends on it). */
 	void Presence(User* user, Channel* chan, bool present)
 	{
-		if (!engine || !user || !chan || IS_SERVER(user))
+		if (!engine || !user || !chan || !IS_LOCAL(user))
 			return;
 		AccountExtItem* accountext = GetAccountExtItem();
 		const std::string* account = accountext ? accountext->get(user) : NULL;

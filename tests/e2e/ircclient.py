@@ -308,13 +308,18 @@ def free_port_pair():
 
 
 class IrcEnv:
-    """tools/irc_env.sh in a temp folder; use as a context manager."""
+    """tools/irc_env.sh in a temp folder; use as a context manager.
+    env_extra: more environment for irc_env.sh (TALLY_SIGNING_KEY,
+    IRC_DATADIR, TALLY_PEER_DSN, ...; "{dir}" in a value is the env's
+    folder). peer=True: a second server irc2.tally.test linked to the first
+    (IRC_PEER=1), its clients on peer_port (client2)."""
 
-    def __init__(self, tally_so=None, dsn=None, tag_extra="", keep=False):
+    def __init__(self, tally_so=None, dsn=None, tag_extra="", keep=False, env_extra=None, peer=False):
         self.tally_so, self.dsn, self.tag_extra = tally_so, dsn, tag_extra
         self.keep = keep or os.environ.get("TALLY_KEEP_ENV") == "1"
+        self.env_extra, self.peer = dict(env_extra or {}), peer
         self.dir = None
-        self.port = self.link_port = None
+        self.port = self.link_port = self.peer_port = None
 
     def __enter__(self):
         base = tempfile.mkdtemp(prefix="tally-irc-")
@@ -326,6 +331,13 @@ class IrcEnv:
         env["TALLY_SO"] = self.tally_so or "none"
         env["TALLY_DSN"] = self.dsn or ""
         env["TALLY_TAG_EXTRA"] = self.tag_extra
+        for k, v in self.env_extra.items():
+            env[k] = v.replace("{dir}", self.dir)
+        if self.peer:
+            while self.peer_port in (None, self.port, self.link_port):
+                self.peer_port = free_port_pair()[0]
+            env["IRC_PEER"] = "1"
+            env["IRC_PEER_PORT"] = str(self.peer_port)
         r = subprocess.run([IRC_ENV, "start", self.dir, str(self.port)], env=env,
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         if r.returncode != 0:
@@ -343,6 +355,17 @@ class IrcEnv:
 
     def client(self, nick, **kw):
         return IRCClient("127.0.0.1", self.port, nick, **kw)
+
+    def client2(self, nick, **kw):
+        """A client of the peer server (peer=True)."""
+        return IRCClient("127.0.0.1", self.peer_port, nick, **kw)
+
+    def peer_log(self, name="ircd.log"):
+        try:
+            with open(os.path.join(self.dir, "peer", "logs", name), errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
 
     def _cleanup(self):
         subprocess.run([IRC_ENV, "stop", self.dir], stdout=subprocess.DEVNULL,

@@ -3,7 +3,9 @@
 
 Checks the module's own keys (prefix, channel_answer_prefix, cmd_<word>
 renames and disables), that
-bad values stop the module with the engine's message, and what /REHASH does.
+bad values stop the module with the engine's message, and what /REHASH does
+(prefix, channel_answer_prefix and live engine keys such as rate_channel at
+once; other engine keys named and left for /RELOADMODULE).
 These checks look only at who answers (tally's server NOTICE, 421 Unknown
 command, a broadcast), not at the engine's texts, except that a LIVE NOW
 line names the buy command with the configured prefix and word. Skipped without a built
@@ -120,18 +122,35 @@ def renames_and_prefix(tap, so, dsn):
                     text = f.read()
                 text = text.replace('prefix="?"', 'prefix="%"')
                 text = text.replace('channel_answer_prefix="no"', 'channel_answer_prefix="yes"')
-                text = text.replace("<tally ", '<tally fee_bps="111" ', 1)
+                text = text.replace("<tally ", '<tally fee_bps="111" rate_channel="1" ', 1)
                 with open(conf, "w") as f:
                     f.write(text)
                 mark = a.mark()
                 a.send("REHASH")
-                a.wait_notice(r"RELOADMODULE m_tally", 10, since=mark)
+                a.wait_notice(r"engine settings \(fee_bps\) take effect after /RELOADMODULE m_tally", 10, since=mark)
+                a.wait_notice(r"^tally: applied rate_channel=1$", 10, since=mark)
                 m = not_broadcast(a, b, chan, "%wallet")
                 if m.context != chan:
                     raise ic.IRCError("channel_answer_prefix=yes not applied: %r" % m.raw)
                 return broadcast(a, b, chan, "?wallet")
             tap.run("REHASH applies a new prefix and channel_answer_prefix, reports engine changes",
                     rehash)
+
+            def live_rate():
+                """rate_channel=1 from the rehash is live: a channel's bucket
+                holds 5 lines (core's minimum), the next is refused."""
+                room = "#cfgr%d" % os.getpid()
+                a.join(room)
+                answers = []
+                for i in range(7):
+                    mark = a.mark()
+                    a.privmsg(room, "%wallet")
+                    answers.append(server_notice(a, mark).text)
+                if not any("too many requests" in t for t in answers[5:]) or \
+                        any("too many requests" in t for t in answers[:5]):
+                    raise ic.IRCError("rate_channel=1 not applied live: %r" % answers)
+                return True
+            tap.run("REHASH applies rate_channel live (no reload)", live_rate)
 
             def reload():
                 for i in range(20):  # some answers still in flight during the reload

@@ -124,6 +124,17 @@ struct tally_engine {
    * to a tallyd; only cfg, in, out, efd, host_dec and the counters are used. */
   struct tally__remote *remote;
   char *remote_strings[TALLY__REMOTE_STRINGS];
+  /* Set by tally_engine_stop_within: the stopping thread leaves batches in
+   * flight to PostgreSQL instead of waiting for them (a host unloading its
+   * copy of the library cannot wait). Never cleared: a later
+   * tally_engine_stop must not turn it back into a wait. */
+  atomic_bool stop_abandon;
+  /* tally_engine_reconfigure: the host thread stores the settings that may
+   * change live (engine_loop.c's live_keys, in that order) and bumps
+   * live_gen; the engine thread copies them into cfg at its next tick. */
+  _Atomic uint32_t live_values[8];
+  atomic_uint live_gen;
+  unsigned live_seen; /* engine thread only */
 };
 
 typedef struct tally_engine tally__engine;

@@ -8,6 +8,9 @@
  * features. The host thread only copies frames into `in` and out of `out`;
  * the engine thread drains `in` each time it is woken (uv_async) or ticks. */
 #include <assert.h>
+#include <errno.h>
+#include <pthread.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <stddef.h>
@@ -127,7 +130,10 @@ static void pending_notices(tally__engine *e, uint64_t now) {
   }
 }
 
+static void apply_live_config(tally__engine *e);
+
 void tally__engine_tick(tally__engine *e) {
+  apply_live_config(e);
   uint64_t now = tally__now_mono_ms(e);
   if (!e->ready && !e->fenced) try_start(e, now);
   if (e->ready || e->fenced) {
@@ -155,14 +161,36 @@ static bool work_in_flight(const tally__engine *e) {
 
 static void on_close(uv_handle_t *h) { (void)h; }
 
+/* Stopping without waiting: every payment still in a batch gets its
+ * "pending" answer now (unless it had it), since no other answer will come
+ * from this engine. A sealed batch's outcome is decided in PostgreSQL when
+ * its connection closes (committed or not, never half); an open batch was
+ * never sent. Either way the ledger is the truth: the next start rebuilds
+ * from it and RECEIPTS shows the buyer what happened. */
+static void tell_abandoned(tally__engine *e) {
+  for (uint32_t i = 0; i < e->batch_slots; i++) {
+    tally__batch *b = &e->batches[i];
+    if (b->phase == TALLY__BATCH_FREE) continue;
+    for (uint32_t k = 0; k < b->op_count; k++) {
+      tally__op *op = &b->ops[k];
+      if (op->type != TALLY__OP_TRANSFER || op->told_pending || !op->origin[0]) continue;
+      op->told_pending = true;
+      tally__emit_in(e, op->net, TALLY_EFFECT_REPLY, TALLY_EPENDING, op->req_id, 0, op->origin, op->channel,
+                     tally_strerror(TALLY_EPENDING));
+    }
+  }
+}
+
 static void *engine_thread(void *arg) {
   tally__engine *e = arg;
   atomic_store(&e->running, 1);
   while (!atomic_load(&e->stopping)) uv_run(&e->loop, UV_RUN_ONCE);
-  /* Stopping: let in-flight batches resolve so their buyers get answers. */
+  /* Stopping: let in-flight batches resolve so their buyers get answers,
+   * unless the host cannot wait (tally_engine_stop_within). */
   uint64_t deadline = tally__now_mono_ms(e) + TALLY__STOP_WAIT_MS;
-  while (e->ready && work_in_flight(e) && tally__now_mono_ms(e) < deadline)
+  while (!atomic_load(&e->stop_abandon) && e->ready && work_in_flight(e) && tally__now_mono_ms(e) < deadline)
     uv_run(&e->loop, UV_RUN_ONCE);
+  if (atomic_load(&e->stop_abandon)) tell_abandoned(e);
   tally__signal_host(e);
   for (uint32_t k = 0; k < e->cfg.writers; k++) tally__writer_close(&e->writers[k]);
   tally__verifier_stop(e->verifier);
@@ -394,4 +422,91 @@ void tally_engine_free(tally_engine *e) {
   free(e->currency);
   free(e->admins);
   free(e);
+}
+
+/* tally_engine_stop without the wait for batches in flight (tally.h). The
+ * engine thread never blocks on a batch (writers are non-blocking libpq on
+ * its loop), so once told it closes its connections and leaves within a
+ * few ticks; only a (re)connect in progress, bounded by libpq's
+ * connect_timeout, can hold it longer: then TALLY_EBUSY, the thread still
+ * runs and a later stop_within, stop or free joins it (without waiting for
+ * batches either: stop_abandon stays set). */
+int tally_engine_stop_within(tally_engine *e, uint32_t ms) {
+  if (!e) return TALLY_EINVAL;
+  if (e->remote) {
+    tally__remote_stop(e);
+    return TALLY_OK;
+  }
+  if (!e->thread_started) return TALLY_OK;
+  atomic_store(&e->stop_abandon, true);
+  atomic_store(&e->stopping, 1);
+  uv_async_send(&e->wake);
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += (time_t)(ms / 1000u);
+  until.tv_nsec += (long)(ms % 1000u) * 1000000L;
+  if (until.tv_nsec >= 1000000000L) {
+    until.tv_sec++;
+    until.tv_nsec -= 1000000000L;
+  }
+  int rc = pthread_timedjoin_np(e->thread, NULL, &until);
+  if (rc == ETIMEDOUT) return TALLY_EBUSY;
+  if (rc != 0) return TALLY_ESTATE;
+  e->thread_started = false;
+  uv_loop_close(&e->loop);
+  return TALLY_OK;
+}
+
+/* ---- settings that change while the engine runs (tally.h) --------------------- */
+/* Only settings the engine reads afresh each time it uses them, and whose
+ * change cannot make two parts of the engine disagree: rate limits (a
+ * bucket refills towards the new rate), when buyers hear "pending", how
+ * often a pinned highlight repeats. Not money (fee, caps, grants: a
+ * command already priced would disagree with its batch), not sizes
+ * (queues and tables are allocated at start), not the tip-message hold (a
+ * tip decided held would be rendered unheld), not the DSN or key. */
+typedef struct live_key {
+  const char *key;
+  size_t offset; /* a uint32_t field of tally_config */
+} live_key;
+static const live_key live_keys[] = {
+    {"rate_account", offsetof(tally_config, rate_account_per_min)},
+    {"rate_channel", offsetof(tally_config, rate_channel_per_min)},
+    {"rate_global", offsetof(tally_config, rate_global_per_min)},
+    {"rate_verify", offsetof(tally_config, rate_verify_per_min)},
+    {"pending_timeout", offsetof(tally_config, pending_timeout_ms)},
+    {"highlight_repeat", offsetof(tally_config, highlight_repeat_s)},
+};
+enum { LIVE_KEYS = sizeof live_keys / sizeof live_keys[0] };
+_Static_assert(LIVE_KEYS <= sizeof(((tally__engine *)0)->live_values) / sizeof(uint32_t),
+               "live_values too small for live_keys");
+
+static uint32_t *cfg_u32(tally_config *cfg, size_t offset) { return (uint32_t *)(void *)((char *)cfg + offset); }
+
+static void apply_live_config(tally__engine *e) {
+  unsigned gen = atomic_load_explicit(&e->live_gen, memory_order_acquire);
+  if (gen == e->live_seen) return;
+  e->live_seen = gen;
+  for (size_t i = 0; i < LIVE_KEYS; i++)
+    *cfg_u32(&e->cfg, live_keys[i].offset) = atomic_load_explicit(&e->live_values[i], memory_order_relaxed);
+}
+
+int tally_config_key_live(const char *key) {
+  for (size_t i = 0; key && i < LIVE_KEYS; i++)
+    if (strcmp(key, live_keys[i].key) == 0) return 1;
+  return 0;
+}
+
+int tally_engine_reconfigure(tally_engine *e, const tally_config *cfg, char *err, size_t err_len) {
+  if (!e || !cfg) return TALLY_EINVAL;
+  int rc = tally_config_check(cfg, err, err_len);
+  if (rc) return rc;
+  tally_config full;
+  rc = tally__config_import(&full, cfg, err, err_len);
+  if (rc) return rc;
+  if (e->remote) return TALLY_ESTATE; /* tallyd's settings are its own */
+  for (size_t i = 0; i < LIVE_KEYS; i++)
+    atomic_store_explicit(&e->live_values[i], *cfg_u32(&full, live_keys[i].offset), memory_order_relaxed);
+  atomic_fetch_add_explicit(&e->live_gen, 1, memory_order_release);
+  return TALLY_OK;
 }
