@@ -223,12 +223,16 @@ static int l_stop(lua_State *L) {
   return 0;
 }
 
-/* Stops without waiting for batches in flight (module unload), like
- * tally_engine_stop_within. */
+/* Frees (e:free(), collection): stops without waiting for batches in
+ * flight, within TALLY_ENGINE_STOP_FAST_MS. */
 static int l_gc(lua_State *L) {
   lua_engine *le = luaL_checkudata(L, 1, ENGINE_MT);
   if (le->e) {
-    tally_engine_free(le->e); /* stops first */
+    /* Module unload must not hold Prosody's loop: batches in flight are
+     * left to PostgreSQL (their buyers were told "pending"; the next start
+     * rebuilds from the ledger). */
+    (void)tally_engine_stop_within(le->e, TALLY_ENGINE_STOP_FAST_MS);
+    tally_engine_free(le->e);
     le->e = NULL;
   }
   return 0;
