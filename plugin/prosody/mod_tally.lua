@@ -298,6 +298,41 @@ else
 	end, 10);
 end
 
+-- ---- XEP-0050 ad-hoc commands on the server's JID (the VirtualHost) ------------------
+-- Forms made from the engine's usage lines (tally_adhoc.lib.lua): a GUI
+-- client shows them in its "commands" menu. Open to local users; the engine
+-- decides what each may do (creator role, room host), as for typed lines.
+if module:get_host_type() ~= "component" then
+	module:depends("adhoc");
+	local adhoc_new = module:require "adhoc".new;
+	local adhoc_util = require "util.adhoc";
+	local new_id = require "util.id".medium;
+	local forms = module:require "tally_adhoc";
+	for _, f in ipairs(forms.forms(tally.describe())) do
+		local layout = forms.layout(f);
+		local handler = adhoc_util.new_simple_form(layout, function(fields, err, data)
+			if err then
+				local why = {};
+				for k, v in pairs(err) do why[#why + 1] = k .. ": " .. tostring(v); end
+				return { status = "completed", error = { message = table.concat(why, "; ") } };
+			end
+			local line, room_jid = forms.line(f, fields);
+			if not line then return { status = "completed", error = { message = room_jid } }; end
+			local room;
+			if f.room then
+				room = room_of(room_jid);
+				if not room then return { status = "completed", error = { message = "no such room: " .. room_jid } }; end
+			end
+			local ok, code = tally.text_check(line);
+			if not ok then return { status = "completed", error = { message = tally.strerror(code) } }; end
+			submit(data.from, wallet_of(jid_util.bare(data.from)), { attr = { id = "adhoc-" .. new_id() } }, room, line);
+			return { status = "completed",
+				info = "Sent to the shop: " .. line .. ". Its answer comes as a chat message from " .. shop_jid .. "." };
+		end);
+		module:provides("adhoc", adhoc_new("tally: " .. f.title, f.node, handler, "local_user"));
+	end
+end
+
 function module.unload()
 	if shared.owner == module.host and shared.engine then
 		if shared.watch then shared.watch:close(); end

@@ -13,7 +13,10 @@ engine), driven by slixmpp clients (tests/e2e/xmpp_env.py).
    LIVE NOW comes from the room's tally occupant; a buyer buys; a
    private-only command in the room is refused with the shop's JID; a
    non-owner cannot host.
-4. Hostile input: an overlong and a two-line body get a specific
+4. XEP-0050 ad-hoc commands on the server's JID, made from the engine's
+   usage lines: ITEM ADD by form (its fields are the usage's), a host's
+   DROP CREATE form refused to a buyer (roles in the engine).
+5. Hostile input: an overlong and a two-line body get a specific
    refusal; an unknown word to the shop gets a hint, nothing is charged.
 
 Own database e2e_xmpp_<pid>. Needs prosody and python3-slixmpp.
@@ -107,6 +110,27 @@ def scenario(tap, px, db):
         buyer.wait_chat(r"^no permission", 30, mark, sender=shop)
         return m
     tap.run("a live event in a room: the owner hosts, LIVE NOW from tally, a buyer buys the drop", room_event)
+
+    def adhoc():
+        nodes = dict(creator.commands())
+        for n in ("tally/item-add", "tally/drop-create", "tally/event-start", "tally/hide"):
+            if n not in nodes:
+                raise RuntimeError("ad-hoc command %s not offered: %r" % (n, nodes))
+        mark = creator.mark()
+        names, done = creator.adhoc("tally/item-add", {"sku": "a" + tag, "price": "2", "stock": "7",
+                                                        "title": "Made with a form"})
+        tap.check("the ITEM ADD form has the usage's fields", names == ["sku", "price", "stock", "title"], names)
+        tap.check("the command completed", done is not None and done.get("status") == "completed",
+                  done is not None and done.attrib)
+        creator.wait_chat(r"added", 30, mark, sender=shop)
+        m = buyer.ask(shop, "BUY a%s" % tag, r"^Bought 1x Made with a form .* for 2\.00 credits")
+        # A host's form needs the room: the engine decides the role there.
+        mark = buyer.mark()
+        buyer.adhoc("tally/drop-create", {"room": event_room, "sku": "b" + tag, "qty": "1", "price": "1"})
+        buyer.wait_chat(r"^no permission", 30, mark, sender=shop)
+        return m
+    tap.run("XEP-0050 ad-hoc forms from the engine's usage lines: ITEM ADD by form; a host form refused to a buyer",
+            adhoc)
 
     def hostile():
         buyer.ask(shop, "BUY " + "x" * 5000, r"(?i)too long|wrong arguments|unknown sku")

@@ -195,6 +195,7 @@ class XmppClient:
             self.x = slixmpp.ClientXMPP(jid, password, sasl_mech="ANONYMOUS" if anonymous else None)
             self.x.register_plugin("xep_0045")
             self.x.register_plugin("xep_0199")
+            self.x.register_plugin("xep_0030")
             self.x["feature_mechanisms"].unencrypted_plain = True
             self.x.enable_starttls = False
             self.x.enable_direct_tls = False
@@ -307,6 +308,39 @@ class XmppClient:
             if not re.search(regex, m[2]):
                 raise XmppError("%s: %r answered %r (wanted /%s/)" % (self.jid, body, m[2], regex))
             return m
+
+    def _iq(self, to, payload, timeout=15):
+        """Sends an iq set with payload (an ElementTree element); its reply."""
+        async def go():
+            iq = self.x.make_iq_set(ito=to)
+            iq.append(payload)
+            return await iq.send(timeout=timeout)
+        return asyncio.run_coroutine_threadsafe(go(), self.loop).result(timeout + 1)
+
+    def commands(self, to=DOMAIN):
+        """The ad-hoc commands (node, name) the server offers this user."""
+        async def go():
+            return await self.x.plugin["xep_0030"].get_items(jid=to, node="http://jabber.org/protocol/commands")
+        r = asyncio.run_coroutine_threadsafe(go(), self.loop).result(16)
+        return [(item[1], item[2]) for item in r["disco_items"]["items"]]
+
+    def adhoc(self, node, values, to=DOMAIN):
+        """Runs ad-hoc command node: execute, then submit the form with values.
+        Returns (form field names, the completed <command/> reply)."""
+        import xml.etree.ElementTree as ET
+        ns = "http://jabber.org/protocol/commands"
+        xd = "jabber:x:data"
+        first = self._iq(to, ET.Element("{%s}command" % ns, node=node, action="execute"))
+        cmd = first.xml.find("{%s}command" % ns)
+        form = cmd.find("{%s}x" % xd)
+        names = [f.get("var") for f in form.findall("{%s}field" % xd)] if form is not None else []
+        submit = ET.Element("{%s}command" % ns, node=node, action="complete", sessionid=cmd.get("sessionid"))
+        x = ET.SubElement(submit, "{%s}x" % xd, type="submit")
+        for k, v in values.items():
+            f = ET.SubElement(x, "{%s}field" % xd, var=k)
+            ET.SubElement(f, "{%s}value" % xd).text = v
+        done = self._iq(to, submit)
+        return names, done.xml.find("{%s}command" % ns)
 
     def close(self):
         try:
