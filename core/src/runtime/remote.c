@@ -41,7 +41,7 @@ typedef struct remote_pending {
   uint64_t req_id; /* 0 = free slot */
   uint64_t said_ms;
   uint32_t len;
-  uint8_t frame[TALLY_FRAME_BYTES_MAX];
+  uint8_t frame[TALLY__REMOTE_PENDING_FRAME_BYTES];
 } remote_pending;
 
 struct tally__remote {
@@ -70,7 +70,9 @@ struct tally__remote {
   size_t stash_len;
   uint64_t stash_seq;
   remote_pending *pending;
-  uint32_t pending_max, pending_count, pending_next;
+  uint32_t pending_max, pending_count;
+  uint32_t *pending_free; /* a stack of free slots: the hot ones are reused, so memory
+                            touched stays what is in flight at once */
   tally__map pending_by_req;
 };
 
@@ -129,6 +131,7 @@ static void pending_drop(tally__remote *r, uint32_t i) {
   (void)gone;
   r->pending[i].req_id = 0;
   r->pending_count--;
+  r->pending_free[r->pending_max - r->pending_count - 1] = i;
 }
 
 /* Remembers a command frame about to be sent. A host that reuses a req_id
@@ -138,18 +141,16 @@ static void pending_add(tally__remote *r, const uint8_t *frame, size_t len) {
   tally__command_frame cmd;
   if (tally__command_frame_decode(&r->cdec, frame, len, &cmd) != TALLY_OK || cmd.req_id == 0) return;
   if (pending_find(r, cmd.req_id) != TALLY__MAP_NONE || r->pending_count >= r->pending_max) return;
-  /* Next fit from where the last one went: answers come roughly in order,
-   * so the slot after it is usually free. */
-  for (uint32_t k = 0; k < r->pending_max; k++) {
-    uint32_t i = (r->pending_next + k) % r->pending_max;
-    if (r->pending[i].req_id) continue;
-    r->pending_next = (i + 1) % r->pending_max;
-    if (tally__map_put(&r->pending_by_req, tally__hash_u64(cmd.req_id), i) != TALLY_OK) return;
-    r->pending[i] = (remote_pending){.req_id = cmd.req_id, .said_ms = mono_ms(), .len = (uint32_t)len};
-    memcpy(r->pending[i].frame, frame, len);
-    r->pending_count++;
-    return;
-  }
+  if (len > TALLY__REMOTE_PENDING_FRAME_BYTES) return;
+  /* The free stack holds pending_max - pending_count slots, the top last. */
+  uint32_t i = r->pending_free[r->pending_max - r->pending_count - 1];
+  assert(i < r->pending_max && r->pending[i].req_id == 0);
+  if (tally__map_put(&r->pending_by_req, tally__hash_u64(cmd.req_id), i) != TALLY_OK) return;
+  r->pending[i].req_id = cmd.req_id;
+  r->pending[i].said_ms = mono_ms();
+  r->pending[i].len = (uint32_t)len;
+  memcpy(r->pending[i].frame, frame, len);
+  r->pending_count++;
 }
 
 /* The user of a command whose outcome the link took away. */
@@ -539,7 +540,9 @@ int tally__remote_new(tally__engine *e, char *err, size_t err_len) {
   r->wbuf = malloc(TALLY__REMOTE_WBUF_BYTES);
   r->rbuf = malloc(TALLY__REMOTE_RBUF_BYTES);
   r->pending = calloc(r->pending_max, sizeof *r->pending);
-  if (r->wake_fd < 0 || !r->reader || !r->wbuf || !r->rbuf || !r->pending ||
+  r->pending_free = calloc(r->pending_max, sizeof *r->pending_free);
+  for (uint32_t i = 0; r->pending_free && i < r->pending_max; i++) r->pending_free[i] = r->pending_max - 1 - i;
+  if (r->wake_fd < 0 || !r->reader || !r->wbuf || !r->rbuf || !r->pending || !r->pending_free ||
       tally__map_init(&r->pending_by_req, r->pending_max) != TALLY_OK || tally_frame_decoder_new(&r->dec) != TALLY_OK ||
       tally__decoder_init(&r->cdec) != TALLY_OK)
     return TALLY_ENOMEM;
@@ -609,6 +612,7 @@ void tally__remote_free(tally__engine *e) {
   if (r->cdec.zone.chunk_list.head) tally__decoder_free(&r->cdec);
   if (r->pending_by_req.slots) tally__map_free(&r->pending_by_req);
   free(r->pending);
+  free(r->pending_free);
   free(r->reader);
   free(r->wbuf);
   free(r->rbuf);

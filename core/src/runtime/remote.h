@@ -44,10 +44,12 @@ enum {
                                            resent */
   TALLY__REMOTE_WBUF_BYTES = 256 * 1024, /* bytes queued for the socket */
   TALLY__REMOTE_RBUF_BYTES = 64 * 1024,  /* one read() */
-  TALLY__REMOTE_PENDING_MAX = 16384,     /* unanswered commands kept for a resend (a slot is
-                                            TALLY_FRAME_BYTES_MAX; untouched pages cost
-                                            nothing): beyond it a command is still sent but
-                                            not resent after a reconnect */
+  TALLY__REMOTE_PENDING_MAX = 4096,      /* unanswered commands kept for a resend: beyond it a
+                                            command is still sent but not resent after a
+                                            reconnect */
+  TALLY__REMOTE_PENDING_FRAME_BYTES = 2048, /* a kept command's frame at most (an IRC line is a
+                                               few hundred bytes; a longer one, e.g. with a
+                                               2 KiB JID, is sent but not kept): 8 MiB at most */
 };
 
 /* Sets up remote mode on a fresh engine whose cfg is imported (mode remote):
