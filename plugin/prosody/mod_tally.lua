@@ -137,6 +137,9 @@ local function on_effect(e)
 	local text = e.text;
 	if HINTS[e.hint or 0] then text = text .. HINTS[e.hint]; end
 	if e.kind == tally.EFFECT_REPLY then
+		-- The answer to a room line names the room: the chat with the shop
+		-- is one window for every room the user is in.
+		if e.channel ~= "" then text = "[" .. e.channel .. "] " .. text; end
 		if e.origin ~= "" then say_to(e.origin, text); end
 	elseif e.kind == tally.EFFECT_ANNOUNCE then
 		local room = room_of(e.channel);

@@ -70,6 +70,7 @@ def scenario(tap, px, db):
         mark = buyer.mark()
         buyer.send_room(room, "!buy %s" % sku, msg_id="room-buy-1")
         m = buyer.wait_chat(r"receipt \d+|Bought", 30, mark, sender=shop)
+        tap.check("the answer names the room", m[2].startswith("[%s] " % room), m[2])
         buyer.send_room(room, "hello everyone")
         other.wait_room(room, r"^hello everyone$", 15, seen_by_other)
         leaked = [x for x in other.seen[seen_by_other:] if x[2] and "buy" in x[2].lower()]

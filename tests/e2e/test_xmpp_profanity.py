@@ -5,7 +5,7 @@ Profanity 0.13 (Debian) under tmux, against a real Prosody with mod_tally.
 1. `/msg shop@tally.test WALLET` in Profanity: the shop's answer shows in
    the chat window with the shop ("shop@tally.test: Wallet bob@tally.test").
 2. `/join` a room and type `!wallet` there: the answer comes in the shop's
-   chat window (window 2), and another occupant (a slixmpp client) never
+   chat window (window 2), naming the room, and another occupant (a slixmpp client) never
    gets the line: it was not broadcast. (Profanity itself shows what it
    sent in the room window as it was typed, before any server echo.)
 
@@ -83,7 +83,7 @@ def scenario(tap, px):
             leaked = [m for m in dave.seen[seen:] if m[2] and "!wallet" in m[2]]
             tap.check("another occupant never got the !wallet line", not leaked, leaked)
             scr.keys("/win 2")
-            return scr.wait(r"shop@tally\.test: Wallet bob@tally\.test: balance", count=2)
+            return scr.wait(r"shop@tally\.test: \[%s\] Wallet bob@tally\.test: balance" % re.escape(room))
         tap.run("!wallet in a room: answered in the shop's window, not said in the room", in_room)
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], stderr=subprocess.DEVNULL)

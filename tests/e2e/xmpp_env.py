@@ -284,9 +284,16 @@ class XmppClient:
                 raise XmppError("%s: no %s within %ss; seen %r" % (self.jid, what, timeout, self.seen[-8:]))
             self._drain(min(left, 0.2))
 
+    @staticmethod
+    def unroom(body):
+        """An answer to a room line starts "[room@muc] " (mod_tally names the
+        room): the body without it."""
+        return re.sub(r"^\[[^\] ]+@[^\] ]+\] ", "", body or "")
+
     def wait_chat(self, regex, timeout=15, since=None, sender=None):
+        """A chat message matching regex (an answer's "[room] " prefix aside)."""
         rx = re.compile(regex)
-        return self.wait(lambda m: m[0] in ("chat", "normal") and rx.search(m[2] or "")
+        return self.wait(lambda m: m[0] in ("chat", "normal") and rx.search(self.unroom(m[2]))
                          and (sender is None or m[1].split("/")[0] == sender), timeout,
                          "chat /%s/" % regex, since)
 
