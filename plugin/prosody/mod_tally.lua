@@ -148,7 +148,8 @@ local function on_effect(e)
 		local room = room_of(e.channel);
 		if room then
 			for _, o in room:each_occupant() do
-				if o.role == "moderator" then say_to(o.bare_jid, "[" .. e.channel .. "] " .. text); end
+				-- "[room, moderators]": not an answer to a line the moderator said there.
+				if o.role == "moderator" then say_to(o.bare_jid, "[" .. e.channel .. ", moderators] " .. text); end
 			end
 		end
 	elseif e.kind == tally.EFFECT_ROSTER then
@@ -289,11 +290,9 @@ else
 		local body = stanza:get_child_text("body");
 		if not body then return true; end -- chat states, receipts: nothing to answer
 		local from = stanza.attr.from;
-		local text = command_text(body, true);
-		if not text then
-			say_to(from, "tally: unknown command; TALLY HELP lists the commands");
-			return true;
-		end
+		-- Everything said to the shop is for the engine: it answers an
+		-- unknown word itself ("unknown command. Try: TALLY HELP").
+		local text = command_text(body, true) or body;
 		local ok, code = tally.text_check(text);
 		if not ok then say_to(from, "tally: " .. tally.strerror(code)); return true; end
 		submit(from, wallet_of(jid_util.bare(from)), stanza, nil, text);

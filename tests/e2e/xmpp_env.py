@@ -151,6 +151,12 @@ Component "{muc}" "muc"
         self.clients.append(c)
         return c
 
+    def register(self, user, pw):
+        """A new account on tally.test while Prosody runs."""
+        subprocess.run(["runuser", "-u", "prosody", "--", "prosodyctl", "--config", self.conf, "register",
+                        user, DOMAIN, pw], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.users[user] = pw
+
     def guest(self):
         """An anonymous login on guest.tally.test (guests=True)."""
         c = XmppClient("guest.tally.test", "", self.port, anonymous=True)
