@@ -50,12 +50,13 @@ def main():
     ap.add_argument("--dsn", required=True)
     ap.add_argument("--pgbin", required=True)
     ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--modes", default="inproc,unix,tls", help="a comma list of inproc, unix, tls")
     a = ap.parse_args()
     host = re.search(r"host=(\S+)", a.dsn).group(1)
     best = {}
     n = 0
     for rnd in range(a.rounds):
-        for mode in ("inproc", "unix", "tls"):
+        for mode in a.modes.split(","):
             n += 1
             db = "daemon_%s_%d" % (mode, rnd)
             subprocess.run([os.path.join(a.pgbin, "createdb"), "-h", host, "-p", "5432", "-U", "tally", db],

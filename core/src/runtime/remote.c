@@ -457,6 +457,9 @@ static int poll_timeout(const tally__remote *r, uint64_t now) {
   if (r->stash_len && now + 5 < next) next = now + 5; /* the host drains: look again soon */
   if (r->link.phase == TALLY__LINK_RESOLVING && now + TALLY__LINK_RESOLVE_POLL_MS < next)
     next = now + TALLY__LINK_RESOLVE_POLL_MS;
+  /* Decrypted bytes waiting inside TLS never make the socket readable:
+   * read them now (unless the host's ring is what holds us back). */
+  if (r->state >= REMOTE_CHALLENGE && !r->stash_len && tally__link_buffered(&r->link)) next = now;
   return next <= now ? 0 : (int)(next - now);
 }
 

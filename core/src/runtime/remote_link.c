@@ -305,6 +305,10 @@ ssize_t tally__link_write(tally__link *l, const void *buf, size_t n, char *err, 
   return fail(err, err_len, -1, "write to tallyd failed: %s", strerror(errno));
 }
 
+size_t tally__link_buffered(const tally__link *l) {
+  return l->ssl && l->phase == TALLY__LINK_OPEN ? (size_t)SSL_pending(l->ssl) : 0;
+}
+
 void tally__link_init(tally__link *l) {
   memset(l, 0, sizeof *l);
   l->fd = -1;

@@ -67,5 +67,8 @@ short tally__link_events(const tally__link *l, bool have_output);
 ssize_t tally__link_read(tally__link *l, void *buf, size_t n, char *err, size_t err_len);
 ssize_t tally__link_write(tally__link *l, const void *buf, size_t n, char *err, size_t err_len);
 void tally__link_close(tally__link *l);
+/* Bytes TLS has decrypted and not handed out yet: the socket will not poll
+ * readable for them, so the caller must read again before it polls. */
+size_t tally__link_buffered(const tally__link *l);
 
 #endif
