@@ -58,7 +58,7 @@ def main():
     for rnd in range(a.rounds):
         for mode in a.modes.split(","):
             n += 1
-            db = "daemon_%s_%d" % (mode, rnd)
+            db = "daemon_%s_%d_%d" % (mode, rnd, os.getpid())
             subprocess.run([os.path.join(a.pgbin, "createdb"), "-h", host, "-p", "5432", "-U", "tally", db],
                            check=True)
             dsn = re.sub(r"dbname=\S+", "dbname=" + db, a.dsn)
