@@ -459,7 +459,8 @@ static int poll_timeout(const tally__remote *r, uint64_t now) {
     next = now + TALLY__LINK_RESOLVE_POLL_MS;
   /* Decrypted bytes waiting inside TLS never make the socket readable:
    * read them now (unless the host's ring is what holds us back). */
-  if (r->state >= REMOTE_CHALLENGE && !r->stash_len && tally__link_buffered(&r->link)) next = now;
+  if (r->state >= REMOTE_CHALLENGE && !r->stash_len && (tally__link_buffered(&r->link) || r->rpos < r->rlen))
+    next = now; /* and bytes read but not fed yet (a wake-up's bounded rounds ended) */
   return next <= now ? 0 : (int)(next - now);
 }
 
