@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -442,6 +443,66 @@ static void test_new_daemon_numbers_afresh(void **state) {
   stop_listening();
 }
 
+/* A rush of answers larger than one wake-up reads (16 reads of 64 KiB) is
+ * handed to the host at the socket's pace: none waits for a later poll's
+ * timeout. 60,000 effects, about 4 MB: seconds before the fix, well under
+ * one after. */
+static void test_a_rush_of_answers_flows(void **state) {
+  (void)state;
+  listen_on();
+  tally_engine *e = remote_engine(SECRET, 30000);
+  peer p;
+  tally_frame_hello h;
+  assert_true(handshake(&p, "tallyd-A", 0, &h));
+  submit_when_up(e, 1, "m1", "SHOP");
+  assert_true(read_type(&p, TALLY_FRAME_TYPE_COMMAND, 3000));
+  enum { RUSH = 60000 };
+  uint8_t *big = malloc((size_t)RUSH * 96);
+  size_t used = 0;
+  for (int i = 0; i < RUSH; i++) {
+    tally_frame_effect f;
+    memset(&f, 0, sizeof f);
+    f.kind = TALLY_EFFECT_REPLY;
+    f.seq = (uint64_t)i + 1;
+    snprintf(f.origin, sizeof f.origin, "001AAAAAA");
+    snprintf(f.text, sizeof f.text, "answer %d", i);
+    snprintf(f.network, sizeof f.network, "irc");
+    uint8_t frame[TALLY_FRAME_BYTES_MAX];
+    size_t len, w;
+    assert_int_equal(tally_frame_effect_encode(&f, frame, sizeof frame, &len), TALLY_OK);
+    assert_true(used + len + 4 <= (size_t)RUSH * 96);
+    assert_int_equal(tally_stream_wrap(frame, len, big + used, (size_t)RUSH * 96 - used, &w), TALLY_OK);
+    used += w;
+  }
+  uint64_t t0 = now_ms();
+  /* The writes block while the client reads: a thread would be tidier; a
+   * non-blocking loop that also drains the host side does the same. */
+  int fl = fcntl(p.fd, F_GETFL);
+  fcntl(p.fd, F_SETFL, fl | O_NONBLOCK);
+  size_t sent = 0;
+  int got = 0;
+  seen s;
+  while ((sent < used || got < RUSH) && now_ms() - t0 < 20000) {
+    if (sent < used) {
+      ssize_t n = write(p.fd, big + sent, used - sent);
+      if (n > 0) sent += (size_t)n;
+    }
+    memset(&s, 0, sizeof s);
+    got += tally_engine_drain(e, on_effect, &s, 1u << 16);
+    /* STATUS effects of the link are not answers. */
+    for (int i = 0; i < s.n; i++) got -= s.kind[i] == TALLY_EFFECT_STATUS;
+    if (got < RUSH) usleep(200);
+  }
+  uint64_t took = now_ms() - t0;
+  print_message("# %d answers (%zu bytes) in %llu ms\n", got, used, (unsigned long long)took);
+  assert_int_equal(got, RUSH);
+  assert_true(took < 3000);
+  free(big);
+  peer_close(&p);
+  tally_engine_free(e);
+  stop_listening();
+}
+
 /* A host name is looked up off the thread that stop joins: freeing the
  * engine while a lookup runs (here one that may hang for the resolver's
  * timeout, or fail at once) returns at once either way. */
@@ -477,6 +538,7 @@ int main(void) {
       cmocka_unit_test(test_old_unanswered_command_is_told_unknown),
       cmocka_unit_test(test_new_daemon_numbers_afresh),
       cmocka_unit_test(test_stop_never_waits_for_a_lookup),
+      cmocka_unit_test(test_a_rush_of_answers_flows),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
