@@ -138,8 +138,10 @@ static void pending_drop(tally__remote *r, uint32_t i) {
  * still unanswered, or has more unanswered than fit, is not resent after a
  * reconnect (it is still sent now). */
 static void pending_add(tally__remote *r, const uint8_t *frame, size_t len) {
-  tally__command_frame cmd;
-  if (tally__command_frame_decode(&r->cdec, frame, len, &cmd) != TALLY_OK || cmd.req_id == 0) return;
+  struct {
+    uint64_t req_id;
+  } cmd;
+  if (tally__command_peek_req_id(frame, len, &cmd.req_id) != TALLY_OK || cmd.req_id == 0) return;
   if (pending_find(r, cmd.req_id) != TALLY__MAP_NONE || r->pending_count >= r->pending_max) return;
   if (len > TALLY__REMOTE_PENDING_FRAME_BYTES) return;
   /* The free stack holds pending_max - pending_count slots, the top last. */
@@ -313,32 +315,24 @@ static bool deliver(tally__remote *r, const uint8_t *frame, size_t len, uint64_t
 }
 
 static void on_effect(tally__remote *r, const uint8_t *frame, size_t len) {
-  tally_frame_effect *f = malloc(sizeof *f);
-  if (!f) {
-    link_down(r, "out of memory");
-    return;
-  }
-  if (tally_frame_effect_decode(r->dec, frame, len, f) != TALLY_OK) {
-    free(f);
+  /* Only the head is read here; the host's drain decodes (and checks) the
+   * whole frame, which it does anyway. */
+  tally__effect_head f;
+  if (tally__effect_peek(frame, len, &f) != TALLY_OK) {
     link_down(r, "tallyd sent a malformed effect frame");
     return;
   }
-  uint64_t seq = f->seq;
-  if (seq != 0 && seq <= r->received) { /* resent, and we had it: never twice */
-    free(f);
-    return;
-  }
-  if (f->kind == TALLY_EFFECT_REPLY && f->req_id && f->code != TALLY_EPENDING) {
-    uint32_t i = pending_find(r, f->req_id);
+  if (f.seq != 0 && f.seq <= r->received) return; /* resent, and we had it: never twice */
+  if (f.kind == TALLY_EFFECT_REPLY && f.req_id && f.code != TALLY_EPENDING) {
+    uint32_t i = pending_find(r, f.req_id);
     if (i != TALLY__MAP_NONE) pending_drop(r, i);
   }
   /* The first status after a welcome follows tallyd's resent answers. */
-  if (f->kind == TALLY_EFFECT_STATUS && r->resend_due) r->resend_at_ms = 0;
-  free(f);
-  if (!deliver(r, frame, len, seq)) {
+  if (f.kind == TALLY_EFFECT_STATUS && r->resend_due) r->resend_at_ms = 0;
+  if (!deliver(r, frame, len, f.seq)) {
     memcpy(r->stash, frame, len);
     r->stash_len = len;
-    r->stash_seq = seq;
+    r->stash_seq = f.seq;
   }
 }
 

@@ -337,6 +337,82 @@ int tally_frame_type(const uint8_t *buf, size_t len, uint64_t *type) {
   return TALLY_OK;
 }
 
+/* ---- peeking at a few fields without decoding --------------------------- */
+static int peek_int(const uint8_t *buf, size_t len, size_t *off, int64_t *out) {
+  if (*off >= len) return -1;
+  uint8_t b = buf[*off];
+  if (b >= 0xe0) { /* negative fixint */
+    (*off)++;
+    *out = (int8_t)b;
+    return 0;
+  }
+  size_t n = b == 0xd0 ? 1 : b == 0xd1 ? 2 : b == 0xd2 ? 4 : b == 0xd3 ? 8 : 0;
+  if (n == 0) {
+    uint64_t u;
+    if (peek_uint(buf, len, off, &u) || u > INT64_MAX) return -1;
+    *out = (int64_t)u;
+    return 0;
+  }
+  (*off)++;
+  if (len - *off < n) return -1;
+  uint64_t v = 0;
+  for (size_t i = 0; i < n; i++) v = (v << 8) | buf[(*off)++];
+  /* Sign-extend from n bytes. */
+  if (n < 8 && (v >> (8 * n - 1)) & 1) v |= ~0ull << (8 * n);
+  *out = (int64_t)v;
+  return 0;
+}
+
+static int skip_str(const uint8_t *buf, size_t len, size_t *off) {
+  if (*off >= len) return -1;
+  uint8_t b = buf[(*off)++];
+  size_t n, hdr = 0;
+  if (b >= 0xa0 && b <= 0xbf) n = b & 0x1f;
+  else if (b == 0xd9) hdr = 1;
+  else if (b == 0xda) hdr = 2;
+  else if (b == 0xdb) hdr = 4;
+  else return -1;
+  if (hdr) {
+    if (len - *off < hdr) return -1;
+    n = 0;
+    for (size_t i = 0; i < hdr; i++) n = (n << 8) | buf[(*off)++];
+  }
+  if (len - *off < n) return -1;
+  *off += n;
+  return 0;
+}
+
+/* After the array header, schema version and frame type of a frame of
+ * `type`: the offset of its first field; -1 when it is not one. */
+static int peek_fields(const uint8_t *buf, size_t len, uint64_t type, size_t *off) {
+  uint64_t t;
+  if (tally_frame_type(buf, len, &t) != TALLY_OK || t != type) return -1;
+  size_t o = buf[0] == 0xdc ? 3 : buf[0] == 0xdd ? 5 : 1;
+  uint64_t version;
+  if (peek_uint(buf, len, &o, &version) || peek_uint(buf, len, &o, &t)) return -1;
+  *off = o;
+  return 0;
+}
+
+int tally__effect_peek(const uint8_t *buf, size_t len, tally__effect_head *out) {
+  size_t off;
+  int64_t code;
+  if (peek_fields(buf, len, TALLY_FRAME_TYPE_EFFECT, &off) || peek_uint(buf, len, &off, &out->kind) ||
+      peek_int(buf, len, &off, &code) || peek_uint(buf, len, &off, &out->req_id) ||
+      peek_uint(buf, len, &off, &out->receipt_id) || skip_str(buf, len, &off) || skip_str(buf, len, &off) ||
+      skip_str(buf, len, &off) || peek_uint(buf, len, &off, &out->seq))
+    return TALLY_EFRAME;
+  out->code = code;
+  return TALLY_OK;
+}
+
+int tally__command_peek_req_id(const uint8_t *buf, size_t len, uint64_t *req_id) {
+  size_t off;
+  if (peek_fields(buf, len, TALLY_FRAME_TYPE_COMMAND, &off) || peek_uint(buf, len, &off, req_id))
+    return TALLY_EFRAME;
+  return TALLY_OK;
+}
+
 #define DEFINE_DECODER(name, FIELDS, frame_type, required)                          \
   static int decode_##name(tally__decoder *dec, const uint8_t *buf, size_t len,     \
                            tally_frame_##name *out) {                               \

@@ -48,4 +48,17 @@ int tally__effect_encode(const tally_effect *eff, uint8_t *buf, size_t cap, size
 int tally__effect_encode_seq(const tally_effect *eff, uint64_t seq, uint8_t *buf, size_t cap,
                              size_t *len);
 
+/* The head of an effect frame (kind, code, req_id, receipt_id, seq) read in
+ * place, without decoding its strings: for a relay that only routes and
+ * numbers effects (libtally's remote mode). TALLY_EFRAME when the bytes are
+ * not an effect frame's head; the rest is not checked (the host's decoder
+ * checks the whole frame). */
+typedef struct tally__effect_head {
+  uint64_t kind, req_id, receipt_id, seq;
+  int64_t code;
+} tally__effect_head;
+int tally__effect_peek(const uint8_t *buf, size_t len, tally__effect_head *out);
+/* A command frame's req_id, read in place. */
+int tally__command_peek_req_id(const uint8_t *buf, size_t len, uint64_t *req_id);
+
 #endif
