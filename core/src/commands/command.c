@@ -60,7 +60,7 @@ static uint32_t channel_bucket(tally__state *st, const char *channel, uint32_t p
   tally__bucket *b = &st->channels[i];
   memset(b, 0, sizeof *b);
   b->hash = h;
-  snprintf(b->name, sizeof b->name, "%s", channel);
+  tally__text_clip(b->name, sizeof b->name, channel); /* fits: command.c holds rooms to TALLY__ROOM_KEPT_BYTES_MAX */
   if (tally__map_put(&st->channel_by_name, h, i)) return TALLY__NONE;
   return i;
 }
@@ -291,6 +291,15 @@ void tally__command_handle(tally__engine *e, const tally__command_frame *frame) 
                   i == 3 ? "" : frame->origin, "", "invalid characters in the message's metadata");
       return;
     }
+  /* The frame's limits fit every network (tally.h); the names the engine
+   * keeps (in ops, accounts, rooms) are held to what its tables store. */
+  if (strlen(frame->origin) > TALLY__ORIGIN_KEPT_BYTES_MAX || strlen(frame->account) > TALLY__IDENTITY_KEPT_BYTES_MAX ||
+      strlen(frame->channel) > TALLY__ROOM_KEPT_BYTES_MAX) {
+    if (!(frame->roles & TALLY__ROLE_PRESENCE))
+      tally__emit(e, TALLY_EFFECT_REPLY, TALLY_ETOOBIG, frame->req_id, 0, frame->origin, "",
+                  "a name of this message is longer than this engine keeps");
+    return;
+  }
   /* Every name the frame carries belongs to its network. */
   int rc = tally__network_get(&e->st, frame->network[0] ? frame->network : e->cfg.network, &c.net);
   if (rc) {

@@ -28,9 +28,14 @@
 enum {
   TALLY__SKU_BYTES_MAX = 32,
   TALLY__TITLE_BYTES_MAX = 96,
+  /* The longest names the engine keeps (ops, accounts, rooms); a frame may
+   * carry longer ones (tally.h), refused as TALLY_ETOOBIG (command.c). */
+  TALLY__ORIGIN_KEPT_BYTES_MAX = TALLY_NAME_BYTES_MAX,
+  TALLY__IDENTITY_KEPT_BYTES_MAX = TALLY_NAME_BYTES_MAX,
+  TALLY__ROOM_KEPT_BYTES_MAX = TALLY_NAME_BYTES_MAX,
   TALLY__ACCOUNT_NAME_BYTES = TALLY_NAME_BYTES_MAX + 8, /* "user:" prefix */
   /* "grant-request:" ..., "grant:i<identity id>/<msg id>" (command.c tally__cmd_key) */
-  TALLY__KEY_BYTES_MAX = TALLY_NAME_BYTES_MAX + 48,
+  TALLY__KEY_BYTES_MAX = TALLY_MSG_ID_BYTES_MAX + 48,
   TALLY__RECENT_RECEIPTS = 8,
   TALLY__LEGS_MAX = 1 + TALLY__PAYEES_MAX, /* the buyer, creators, the platform fee */
   TALLY__DELIVERY_BYTES_MAX = 200, /* digital goods: the text or link sent after commit */
