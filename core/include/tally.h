@@ -223,6 +223,8 @@ typedef struct tally_config {
   const char *network;
   const char *admins;              /* accounts that are TALLY_ROLE_ADMIN whatever the adapter
                                       says, separated by commas or spaces; "" none (1.5) */
+  uint32_t queue_bytes;            /* bytes of the events queue (queue_depth frames at most);
+                                      the effects queue is sized from it (1.6) */
 } tally_config;
 
 /* The version-1 prefix: the fields of the first release (up to

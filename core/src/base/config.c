@@ -109,6 +109,9 @@ static const cfg_entry cfg_table[] = {
      "accounts that are admins whatever the chat network says (so a network without operators "
      "can have them), separated by commas or spaces, e.g. alice,bob; the grant privilege still "
      "comes from the network"},
+    {"queue_bytes", CFG_U32, OFF(queue_bytes), "4194304", 65536, 1u << 30,
+     "bytes of the events queue, frames packed (queue_depth frames at most; beyond either users "
+     "get 'busy'); the effects queue gets twice this plus room for every operation in flight"},
 };
 #undef OFF
 enum { CFG_COUNT = sizeof cfg_table / sizeof cfg_table[0] };

@@ -169,7 +169,9 @@ void tally__cmd_verify(tally__cmd *c) {
   snprintf(j->channel, sizeof j->channel, "%s", c->cmd->channel);
   j->net = c->net;
   tally__verifier_commit(e->verifier);
-  e->ops_pending++; /* its answer needs room in the effects ring */
+  /* Its answer needs room in the effects ring, as an op's does. */
+  e->ops_pending++;
+  e->effects_reserved += tally__effects_bytes(j->origin, j->channel);
 }
 
 static const char *shown_name(const char *account) {
@@ -194,7 +196,10 @@ static void owner_details(tally__engine *e, const tally__verify_job *j, bool pay
 
 void tally__cmd_verify_answer(void *ud, const tally__verify_job *j) {
   tally__engine *e = ud;
+  uint32_t reserved = tally__effects_bytes(j->origin, j->channel);
+  assert(e->ops_pending > 0 && e->effects_reserved >= reserved);
   e->ops_pending--;
+  e->effects_reserved -= reserved;
   const tally__receipt_proof *p = &j->proof;
   unsigned long long id = (unsigned long long)j->receipt;
   char text[TALLY_TEXT_BYTES_MAX + 1], what[TALLY_TEXT_BYTES_MAX / 2];

@@ -158,7 +158,11 @@ void tally__cmd_op_unused(tally__cmd *c) {
   b->op_count--;
 }
 
-void tally__cmd_op_added(tally__cmd *c) { c->e->ops_pending++; }
+void tally__cmd_op_added(tally__cmd *c) {
+  tally__batch *b = c->e->open; /* the op is the last one tally__cmd_op_slot appended */
+  assert(b && b->op_count > 0);
+  tally__engine_pending_add(c->e, &b->ops[b->op_count - 1]);
+}
 
 void tally__cmd_ack_after_commit(tally__cmd *c, const char *fmt, ...) {
   tally__op *op = tally__cmd_op_slot(c);
@@ -168,11 +172,11 @@ void tally__cmd_ack_after_commit(tally__cmd *c, const char *fmt, ...) {
   }
   memset(op, 0, sizeof *op);
   op->type = TALLY__OP_ACK;
-  c->e->ops_pending++; /* its answer needs room in the effects ring too */
   op->req_id = c->cmd->req_id;
   op->net = c->net;
   tally__text_clip(op->origin, sizeof op->origin, c->cmd->origin);
   tally__text_clip(op->channel, sizeof op->channel, c->cmd->channel);
+  tally__engine_pending_add(c->e, op); /* its answer needs room in the effects ring too */
   va_list ap;
   va_start(ap, fmt);
   int n = vsnprintf(op->note, sizeof op->note, fmt, ap);

@@ -154,7 +154,7 @@ static int refund(tally__engine *e, tally__highlight *h) {
     b->op_count--;
     return rc;
   }
-  e->ops_pending++;
+  tally__engine_pending_add(e, op);
   if (h->origin[0])
     tally__emit_in(e, st->accounts[h->buyer].net, TALLY_EFFECT_REPLY, TALLY_OK, 0, 0, h->origin, "",
                 "Your highlight could not be shown before the event ended: it is being refunded.");

@@ -149,7 +149,7 @@ static int draw_charge(tally__engine *e, tally__item *it, uint32_t item, uint32_
   op->raffle_charge = true;
   op->entry_slot = slot;
   tally__event_inflight(st, op->event_id, +1);
-  e->ops_pending++;
+  tally__engine_pending_add(e, op);
   *sent = true;
   return TALLY_OK;
 }

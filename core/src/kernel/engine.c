@@ -173,8 +173,25 @@ tally__op *tally__engine_record_op(tally__engine *e, uint8_t type, uint32_t acco
   op->counterparty = TALLY__NONE;
   op->item = item;
   op->created_ms = tally__now_wall_ms(e);
-  e->ops_pending++;
+  tally__engine_pending_add(e, op); /* origin and channel "": the engine's own record */
   return op;
+}
+
+uint32_t tally__effects_bytes(const char *origin, const char *channel) {
+  size_t one = tally__ring_record_bytes(TALLY__EFFECT_FIXED_BYTES + strlen(origin) + strlen(channel));
+  return (uint32_t)(TALLY__EFFECTS_PER_OP_MAX * one);
+}
+
+void tally__engine_pending_add(tally__engine *e, tally__op *op) {
+  op->effects_bytes = tally__effects_bytes(op->origin, op->channel);
+  e->ops_pending++;
+  e->effects_reserved += op->effects_bytes;
+}
+
+void tally__engine_pending_done(tally__engine *e, const tally__op *op) {
+  assert(e->ops_pending > 0 && e->effects_reserved >= op->effects_bytes);
+  e->ops_pending--;
+  e->effects_reserved -= op->effects_bytes;
 }
 
 tally__batch *tally__engine_open_batch(tally__engine *e) {
@@ -311,7 +328,7 @@ static void op_not_ours(tally__engine *e, tally__batch *b, uint32_t k) {
   tally__key *key = &e->st.keys[op->key_slot];
   uint64_t existing = b->found_id[k];
   tally__op_release(&e->st, op);
-  e->ops_pending--;
+  tally__engine_pending_done(e, op);
   TALLY__FEATURES_CALL(e, settled, op,
                        !existing ? TALLY_EFAILED : b->found_fp[k] == key->fingerprint ? TALLY_OK : TALLY_EKEY_MISMATCH);
   if (existing && b->found_fp[k] == key->fingerprint) {
@@ -463,7 +480,7 @@ void tally__engine_batch_done(tally__engine *e, tally__batch *b) {
   for (uint32_t k = 0; k < b->op_count; k++) {
     tally__op *op = &b->ops[k];
     if (op->type == TALLY__OP_TRANSFER) continue;
-    e->ops_pending--;
+    tally__engine_pending_done(e, op);
     record_settled(e, op, committed);
     if (!committed) {
       if (op->origin[0] || op->type == TALLY__OP_ACK)
@@ -522,7 +539,7 @@ static void op_committed(tally__engine *e, tally__batch *b, tally__op *op) {
   tally__state *st = &e->st;
   tally__op_commit(st, op);
   if (TALLY__FAULT(COMMIT_TWICE) && op->kind == TALLY__TRANSFER_GRANT) tally__op_commit(st, op);
-  e->ops_pending--;
+  tally__engine_pending_done(e, op);
   tally__key *key = &st->keys[op->key_slot];
   key->state = TALLY__KEY_DONE;
   tally__account *a = &st->accounts[op->account];
@@ -579,7 +596,7 @@ static void op_committed(tally__engine *e, tally__batch *b, tally__op *op) {
 /* An op that did not commit and never will in this batch: its effect in
  * memory is undone and its sender told `text`. */
 static void op_failed(tally__engine *e, tally__op *op, const char *text) {
-  e->ops_pending--;
+  tally__engine_pending_done(e, op);
   record_settled(e, op, false);
   if (op->type == TALLY__OP_TRANSFER) {
     tally__op_release(&e->st, op);

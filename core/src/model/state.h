@@ -367,6 +367,7 @@ typedef struct tally__op {
   uint64_t req_id;
   uint32_t maker;       /* TRANSFER: the account whose identity's command made it (see decide.h) */
   uint16_t net;         /* the network of origin and channel (st->networks index) */
+  uint32_t effects_bytes; /* out-ring bytes reserved for its effects while pending (engine.c) */
   char origin[TALLY_NAME_BYTES_MAX + 1];
   char channel[TALLY_NAME_BYTES_MAX + 1];
   char note[TALLY_TEXT_BYTES_MAX / 2]; /* what to say when committed (ACK), a memo */
