@@ -225,6 +225,8 @@ typedef struct tally_config {
                                       says, separated by commas or spaces; "" none (1.5) */
   uint32_t queue_bytes;            /* bytes of the events queue (queue_depth frames at most);
                                       the effects queue is sized from it (1.6) */
+  uint32_t names_bytes_max;        /* bytes of interned names: account names, and who to answer
+                                      for operations in flight; full: TALLY_ENAMES_FULL (1.6) */
 } tally_config;
 
 /* The version-1 prefix: the fields of the first release (up to

@@ -412,14 +412,15 @@ void tally__cmd_welcome(tally__cmd *c, uint32_t account) {
   tally__op *op = tally__cmd_op_slot(c);
   if (!op) return; /* busy: the next command tries again (the key keeps it once) */
   char key[TALLY__KEY_BYTES_MAX + 1];
-  snprintf(key, sizeof key, "welcome:%s", c->e->st.accounts[account].name);
+  snprintf(key, sizeof key, "welcome:%s", tally__account_name(&c->e->st, account));
   tally__decide_ctx ctx = ctx_of(c, key, NULL);
   int rc = tally__decide_grant(&c->e->st, &ctx, account, c->e->cfg.welcome_grant_minor, op);
   if (rc) {
     tally__cmd_op_unused(c);
     return;
   }
-  op->origin[0] = 0; /* silent: the command itself gets the answer */
+  tally__names_unref(&c->e->st.names, op->origin); /* silent: the command itself gets the answer */
+  op->origin = 0;
   op->welcome = true;
   c->e->st.accounts[account].welcome_inflight = true;
   tally__cmd_op_added(c);

@@ -155,7 +155,9 @@ tally__op *tally__cmd_op_slot(tally__cmd *c) {
 
 void tally__cmd_op_unused(tally__cmd *c) {
   tally__batch *b = c->e->open;
-  b->op_count--;
+  tally__op *op = &b->ops[--b->op_count];
+  tally__names_unref(&c->e->st.names, op->origin); /* 0 unless its decision took one */
+  op->origin = 0;
 }
 
 void tally__cmd_op_added(tally__cmd *c) {
@@ -174,7 +176,8 @@ void tally__cmd_ack_after_commit(tally__cmd *c, const char *fmt, ...) {
   op->type = TALLY__OP_ACK;
   op->req_id = c->cmd->req_id;
   op->net = c->net;
-  tally__text_clip(op->origin, sizeof op->origin, c->cmd->origin);
+  op->origin = c->origin;
+  tally__names_ref(&c->e->st.names, op->origin);
   tally__text_clip(op->channel, sizeof op->channel, c->cmd->channel);
   tally__engine_pending_add(c->e, op); /* its answer needs room in the effects ring too */
   va_list ap;
@@ -199,7 +202,8 @@ tally__op *tally__cmd_record_op(tally__cmd *c, uint8_t type) {
   op->req_id = c->cmd->req_id;
   op->created_ms = c->wall;
   op->net = c->net;
-  tally__text_clip(op->origin, sizeof op->origin, c->cmd->origin);
+  op->origin = c->origin;
+  tally__names_ref(&c->e->st.names, op->origin);
   tally__text_clip(op->channel, sizeof op->channel, c->cmd->channel);
   tally__cmd_op_added(c);
   return op;
@@ -363,5 +367,13 @@ void tally__command_handle(tally__engine *e, const tally__command_frame *frame) 
     return;
   }
   if (!roles_allow(&c)) return;
+  /* Whom to answer, interned once (a reference for the command's time), so
+   * the ops it makes take theirs without a failure. A full table refuses
+   * only commands that bring a new name. */
+  if ((rc = tally__origin_take(&e->st, c.net, frame->origin, &c.origin))) {
+    tally__cmd_refuse(&c, rc);
+    return;
+  }
   entry->fn(&c);
+  tally__names_unref(&e->st.names, c.origin);
 }

@@ -101,7 +101,7 @@ void tally__highlights_committed(tally__engine *e, const tally__op *op) {
   const tally__item *it = &e->st.items[op->item];
   if (it->kind == TALLY__KIND_REACTION) reaction_count(&e->st, op);
   if (it->kind == TALLY__KIND_HIGHLIGHT)
-    tally__highlight_queue(e, op->transfer_id, op->account, op->item, op->origin, op->note);
+    tally__highlight_queue(e, op->transfer_id, op->account, op->item, tally__origin_str(&e->st, op->origin), op->note);
 }
 
 static const char *channel_of(const tally__state *st, const tally__highlight *h) {

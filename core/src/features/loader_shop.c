@@ -232,7 +232,7 @@ static int load_raffles(loader *l) {
     uint32_t item = tally__load_item(l, tally__load_i64(r, i, 0));
     uint32_t account = tally__load_acc(l, tally__load_i64(r, i, 1));
     if (item == TALLY__NONE || account == TALLY__NONE) continue;
-    uint32_t slot = tally__raffle_entry_add(st, item, account, "");
+    uint32_t slot = tally__raffle_entry_add(st, item, account, 0);
     if (slot == TALLY__NONE) {
       snprintf(l->err, l->err_len, "load: more raffle entries than TALLY__RAFFLE_ENTRIES_MAX");
       rc = TALLY_ETOO_MANY;

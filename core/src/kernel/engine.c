@@ -183,7 +183,7 @@ uint32_t tally__effects_bytes(const char *origin, const char *channel) {
 }
 
 void tally__engine_pending_add(tally__engine *e, tally__op *op) {
-  op->effects_bytes = tally__effects_bytes(op->origin, op->channel);
+  op->effects_bytes = tally__effects_bytes(tally__origin_str(&e->st, op->origin), op->channel);
   e->ops_pending++;
   e->effects_reserved += op->effects_bytes;
 }
@@ -192,6 +192,9 @@ void tally__engine_pending_done(tally__engine *e, const tally__op *op) {
   assert(e->ops_pending > 0 && e->effects_reserved >= op->effects_bytes);
   e->ops_pending--;
   e->effects_reserved -= op->effects_bytes;
+  /* Its name stays readable until the next compaction (names.h), so the
+   * settling code after this may still answer it. */
+  tally__names_unref(&e->st.names, op->origin);
 }
 
 tally__batch *tally__engine_open_batch(tally__engine *e) {
@@ -336,19 +339,19 @@ static void op_not_ours(tally__engine *e, tally__batch *b, uint32_t k) {
      * first answer. */
     key->transfer_id = existing;
     key->state = TALLY__KEY_DONE;
-    if (op->origin[0])
-      tally__emit_in(e, op->net, TALLY_EFFECT_REPLY, TALLY_OK, op->req_id, existing, op->origin, op->channel,
+    if (op->origin)
+      tally__emit_in(e, op->net, TALLY_EFFECT_REPLY, TALLY_OK, op->req_id, existing, tally__origin_str(&e->st, op->origin), op->channel,
                   "Already done earlier: receipt on record");
   } else if (existing) {
     tally__key_forget(&e->st, op->key_slot);
-    if (op->origin[0])
-      tally__emit_in(e, op->net, TALLY_EFFECT_REPLY, TALLY_EKEY_MISMATCH, op->req_id, 0, op->origin, op->channel,
+    if (op->origin)
+      tally__emit_in(e, op->net, TALLY_EFFECT_REPLY, TALLY_EKEY_MISMATCH, op->req_id, 0, tally__origin_str(&e->st, op->origin), op->channel,
                   tally_strerror(TALLY_EKEY_MISMATCH));
   } else {
     assert(b->looked_up); /* "not charged" only when the ledger was asked */
     tally__key_forget(&e->st, op->key_slot); /* a CLI grant: polled for again */
-    if (op->origin[0])
-      tally__emit_in(e, op->net, TALLY_EFFECT_REPLY, TALLY_EFAILED, op->req_id, 0, op->origin, op->channel,
+    if (op->origin)
+      tally__emit_in(e, op->net, TALLY_EFFECT_REPLY, TALLY_EFAILED, op->req_id, 0, tally__origin_str(&e->st, op->origin), op->channel,
                   tally_strerror(TALLY_EFAILED));
   }
 }
@@ -483,8 +486,8 @@ void tally__engine_batch_done(tally__engine *e, tally__batch *b) {
     tally__engine_pending_done(e, op);
     record_settled(e, op, committed);
     if (!committed) {
-      if (op->origin[0] || op->type == TALLY__OP_ACK)
-        tally__emit_in(e, op->net, TALLY_EFFECT_REPLY, TALLY_EFAILED, op->req_id, 0, op->origin, op->channel,
+      if (op->origin || op->type == TALLY__OP_ACK)
+        tally__emit_in(e, op->net, TALLY_EFFECT_REPLY, TALLY_EFAILED, op->req_id, 0, tally__origin_str(&e->st, op->origin), op->channel,
                     tally_strerror(TALLY_EFAILED));
       continue;
     }
@@ -492,11 +495,11 @@ void tally__engine_batch_done(tally__engine *e, tally__batch *b) {
       char text[96];
       snprintf(text, sizeof text, "Shipping note saved for receipt %llu; the creator sees it with ORDERS.",
                (unsigned long long)op->ref_transfer);
-      tally__emit_in(e, op->net, TALLY_EFFECT_REPLY, TALLY_OK, op->req_id, 0, op->origin, op->channel, text);
+      tally__emit_in(e, op->net, TALLY_EFFECT_REPLY, TALLY_OK, op->req_id, 0, tally__origin_str(&e->st, op->origin), op->channel, text);
       continue;
     }
-    if (op->origin[0] || op->type == TALLY__OP_ACK)
-      tally__emit_in(e, op->net, TALLY_EFFECT_REPLY, TALLY_OK, op->req_id, 0, op->origin, op->channel, op->note);
+    if (op->origin || op->type == TALLY__OP_ACK)
+      tally__emit_in(e, op->net, TALLY_EFFECT_REPLY, TALLY_OK, op->req_id, 0, tally__origin_str(&e->st, op->origin), op->channel, op->note);
   }
   for (uint32_t k = 0; k < b->transfer_count; k++) {
     tally__op *op = &b->ops[b->xfer[k]];
@@ -519,7 +522,7 @@ void tally__engine_batch_done(tally__engine *e, tally__batch *b) {
 /* What a buyer of a digital item or pass is told privately, after the
  * receipt line. */
 static void purchase_extras(tally__engine *e, const tally__op *op, const tally__item *it) {
-  if (!op->origin[0]) return;
+  if (!op->origin) return;
   char text[TALLY_TEXT_BYTES_MAX + 1];
   if (it->kind == TALLY__KIND_DIGITAL) /* delivered is what DELIVERY records: not sent here */
     snprintf(text, sizeof text, "Your %s is ready: send privately DELIVERY %llu to receive it (refundable until then)",
@@ -532,7 +535,7 @@ static void purchase_extras(tally__engine *e, const tally__op *op, const tally__
              it->sku, (unsigned long long)op->transfer_id);
   else
     return;
-  tally__emit_in(e, op->net, TALLY_EFFECT_REPLY, TALLY_OK, op->req_id, 0, op->origin, "", text);
+  tally__emit_in(e, op->net, TALLY_EFFECT_REPLY, TALLY_OK, op->req_id, 0, tally__origin_str(&e->st, op->origin), "", text);
 }
 
 static void op_committed(tally__engine *e, tally__batch *b, tally__op *op) {
@@ -586,8 +589,8 @@ static void op_committed(tally__engine *e, tally__batch *b, tally__op *op) {
     tally__say_value(&say, 0, op->amount, TALLY__DECIMALS(e));
     break;
   }
-  if (op->origin[0])
-    tally__emit_say_in(e, op->net, TALLY_EFFECT_REPLY, TALLY_OK, op->req_id, op->transfer_id, op->origin, op->channel, &say);
+  if (op->origin)
+    tally__emit_say_in(e, op->net, TALLY_EFFECT_REPLY, TALLY_OK, op->req_id, op->transfer_id, tally__origin_str(&e->st, op->origin), op->channel, &say);
   if (op->kind == TALLY__TRANSFER_PURCHASE) purchase_extras(e, op, &st->items[op->item]);
   TALLY__FEATURES_CALL(e, committed, op);
   TALLY__FEATURES_CALL(e, settled, op, TALLY_OK);
@@ -605,7 +608,7 @@ static void op_failed(tally__engine *e, tally__op *op, const char *text) {
     TALLY__FEATURES_CALL(e, settled, op, TALLY_EFAILED);
     atomic_fetch_add_explicit(&e->n_buys_refused, 1, memory_order_relaxed);
   }
-  if (op->origin[0]) tally__emit_in(e, op->net, TALLY_EFFECT_REPLY, TALLY_EFAILED, op->req_id, 0, op->origin, op->channel, text);
+  if (op->origin) tally__emit_in(e, op->net, TALLY_EFFECT_REPLY, TALLY_EFAILED, op->req_id, 0, tally__origin_str(&e->st, op->origin), op->channel, text);
 }
 
 void tally__engine_batch_failed(tally__engine *e, tally__batch *b, const char *why) {

@@ -102,9 +102,9 @@ static int load_identities(loader *l) {
     for (uint16_t k = 0; k < st->network_count; k++)
       if (st->networks[k].id == col_i64(r, i, 1)) net = k;
     const char *name = PQgetvalue(r, i, 3);
-    size_t an = a == TALLY__NONE ? 0 : strlen(st->accounts[a].name), n = strlen(name);
+    size_t an = a == TALLY__NONE ? 0 : strlen(tally__account_name(st, a)), n = strlen(name);
     if (a == TALLY__NONE || net == TALLY__NETWORKS_MAX || st->accounts[a].identity_id || n > an ||
-        strcmp(st->accounts[a].name + an - n, name) != 0) {
+        strcmp(tally__account_name(st, a) + an - n, name) != 0) {
       fprintf(stderr, "tally: load: identity %s not kept in memory (a second identity of its wallet, or"
                       " not its wallet's name)\n", PQgetvalue(r, i, 0));
       continue;

@@ -17,8 +17,10 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "map.h"
+#include "names.h"
 #include "raffle.h"
 #include "say.h"
 #include "split.h"
@@ -30,10 +32,11 @@ enum {
   TALLY__TITLE_BYTES_MAX = 96,
   /* The longest names the engine keeps (ops, accounts, rooms); a frame may
    * carry longer ones (tally.h), refused as TALLY_ETOOBIG (command.c). */
-  TALLY__ORIGIN_KEPT_BYTES_MAX = TALLY_NAME_BYTES_MAX,
-  TALLY__IDENTITY_KEPT_BYTES_MAX = TALLY_NAME_BYTES_MAX,
-  TALLY__ROOM_KEPT_BYTES_MAX = TALLY_NAME_BYTES_MAX,
-  TALLY__ACCOUNT_NAME_BYTES = TALLY_NAME_BYTES_MAX + 8, /* "user:" prefix */
+  TALLY__ORIGIN_KEPT_BYTES_MAX = TALLY_ORIGIN_BYTES_MAX,     /* interned (names.h) */
+  TALLY__IDENTITY_KEPT_BYTES_MAX = TALLY_IDENTITY_BYTES_MAX, /* interned */
+  TALLY__ROOM_KEPT_BYTES_MAX = TALLY_NAME_BYTES_MAX, /* rooms are still char[65] in ops and features */
+  /* A wallet's name: "user:<identity>" or "<network>:<identity>", and a NUL. */
+  TALLY__ACCOUNT_NAME_BYTES = TALLY__NETWORK_NAME_BYTES_MAX + 1 + TALLY_IDENTITY_BYTES_MAX + 1,
   /* "grant-request:" ..., "grant:i<identity id>/<msg id>" (command.c tally__cmd_key) */
   TALLY__KEY_BYTES_MAX = TALLY_MSG_ID_BYTES_MAX + 48,
   TALLY__RECENT_RECEIPTS = 8,
@@ -116,7 +119,7 @@ typedef struct tally__account {
   uint64_t identity_id;
   uint16_t net;
   uint16_t label;
-  char name[TALLY__ACCOUNT_NAME_BYTES];
+  uint32_t name; /* its name in st->names (space TALLY__NAMES_SPACE_ACCOUNT): tally__account_name */
 } tally__account;
 
 enum tally__item_kind {
@@ -264,7 +267,9 @@ typedef struct tally__highlight {
   uint64_t next_say_mono; /* next repeat of its announcement */
   uint64_t refund_retry_mono, refund_give_up_mono; /* REFUND the payee cannot pay yet */
   uint8_t state;          /* enum tally__highlight_state */
-  char origin[TALLY_NAME_BYTES_MAX + 1];
+  /* A copy, not a name handle: 256 slots of 3 KB, and no reference to
+   * keep while it waits for its turn. */
+  char origin[TALLY_ORIGIN_BYTES_MAX + 1];
   char text[TALLY_TEXT_BYTES_MAX / 2];
 } tally__highlight;
 
@@ -305,7 +310,7 @@ typedef struct tally__raffle_entry {
   uint32_t item, account;
   uint32_t seq; /* arrival order within its raffle (stored: the draw's order) */
   bool persisted, live;
-  char origin[TALLY_NAME_BYTES_MAX + 1]; /* where to tell the result */
+  uint32_t origin; /* where to tell the result: a name in st->names (a reference while live) */
   /* In the draw (live_raffle.c): TALLY__DRAWN_*, charge attempts that
    * failed at batch level, why it was passed over (a TALLY_E* code). */
   uint8_t drawn, tries;
@@ -368,7 +373,9 @@ typedef struct tally__op {
   uint32_t maker;       /* TRANSFER: the account whose identity's command made it (see decide.h) */
   uint16_t net;         /* the network of origin and channel (st->networks index) */
   uint32_t effects_bytes; /* out-ring bytes reserved for its effects while pending (engine.c) */
-  char origin[TALLY_NAME_BYTES_MAX + 1];
+  /* Who to answer: a name in st->names, space net, holding a reference
+   * from its decision until it settles (tally__engine_pending_done). */
+  uint32_t origin;
   char channel[TALLY_NAME_BYTES_MAX + 1];
   char note[TALLY_TEXT_BYTES_MAX / 2]; /* what to say when committed (ACK), a memo */
   /* Last, so clearing an op (everything before origin) skips them:
@@ -469,6 +476,7 @@ typedef struct tally__state {
   int64_t grants_pending;  /* grants decided, not yet committed */
   uint64_t next_id; /* every id the engine assigns: accounts, items, transfers, batches */
   uint64_t consent_seq;
+  tally__names names; /* account names, and the origins of ops and raffle entries */
 } tally__state;
 
 int tally__state_init(tally__state *st, const tally_config *cfg);
@@ -490,6 +498,18 @@ int tally__identity_get(tally__state *st, uint16_t net, const char *name, uint32
 /* Attaches identity (id, net, its name at account name + label) to an
  * account read from the ledger. */
 int tally__identity_attach(tally__state *st, uint32_t index, uint64_t id, uint16_t net, uint16_t label);
+/* An account's ledger name ("user:alice", "sys:fees"). */
+static inline const char *tally__account_name(const tally__state *st, uint32_t index) {
+  return tally__names_str(&st->names, st->accounts[index].name);
+}
+/* An origin (who to answer) as a name of network net, with a reference:
+ * TALLY_OK or TALLY_ENAMES_FULL. */
+static inline int tally__origin_take(tally__state *st, uint16_t net, const char *origin, uint32_t *handle) {
+  return tally__names_intern(&st->names, net, origin, strlen(origin), handle);
+}
+static inline const char *tally__origin_str(const tally__state *st, uint32_t handle) {
+  return tally__names_str(&st->names, handle);
+}
 /* The identity's name of a user account, for replies. */
 const char *tally__account_label(const tally__state *st, uint32_t index);
 

@@ -125,11 +125,11 @@ static void pending_notices(tally__engine *e, uint64_t now) {
     for (uint32_t k = 0; k < b->op_count; k++) {
       tally__op *op = &b->ops[k];
       /* Only payments are "pending"; an ACK (ITEM, ROLE) just answers late. */
-      if (op->type != TALLY__OP_TRANSFER || op->told_pending || !op->origin[0] ||
+      if (op->type != TALLY__OP_TRANSFER || op->told_pending || !op->origin ||
           now - op->decided_mono_ms < e->cfg.pending_timeout_ms)
         continue;
       op->told_pending = true;
-      tally__emit_in(e, op->net, TALLY_EFFECT_REPLY, TALLY_EPENDING, op->req_id, 0, op->origin, op->channel,
+      tally__emit_in(e, op->net, TALLY_EFFECT_REPLY, TALLY_EPENDING, op->req_id, 0, tally__origin_str(&e->st, op->origin), op->channel,
                   tally_strerror(TALLY_EPENDING));
     }
   }
@@ -137,6 +137,8 @@ static void pending_notices(tally__engine *e, uint64_t now) {
 
 void tally__engine_tick(tally__engine *e) {
   uint64_t now = tally__now_mono_ms(e);
+  /* Between commands, so no pointer into the names table is held. */
+  tally__names_tidy(&e->st.names);
   if (!e->ready && !e->fenced) try_start(e, now);
   if (e->ready || e->fenced) {
     e->env->tick(e, now);
