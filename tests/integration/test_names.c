@@ -36,8 +36,24 @@ typedef struct answer {
   char network[64];
 } answer;
 
+/* Announcements seen, as "network|room|text". */
+enum { SAID_KEEP = 128 };
+static char said[SAID_KEEP][TALLY_TEXT_BYTES_MAX + 160];
+static int said_count;
+
+static int said_in(const char *network, const char *room, const char *needle) {
+  char prefix[160];
+  snprintf(prefix, sizeof prefix, "%s|%s|", network, room);
+  for (int i = 0; i < said_count && i < SAID_KEEP; i++)
+    if (strncmp(said[i], prefix, strlen(prefix)) == 0 && strstr(said[i] + strlen(prefix), needle)) return 1;
+  return 0;
+}
+
 static void on_effect(void *ud, const tally_effect *eff) {
   answer *a = ud;
+  if (eff->kind == TALLY_EFFECT_ANNOUNCE && strlen(eff->channel) < 100)
+    snprintf(said[said_count++ % SAID_KEEP], sizeof said[0], "%s|%s|%s", eff->network ? eff->network : "",
+             eff->channel, eff->text);
   if (eff->kind != TALLY_EFFECT_REPLY || eff->req_id != a->req_id || a->done) return;
   a->done = 1;
   a->code = eff->code;
@@ -247,8 +263,46 @@ static void test_names_full(void **state) {
   done();
 }
 
+/* "#live" on irc and "#live" on xmpp are two rooms: an event in one is not
+ * in the other, each is announced on its own network, and stopping one
+ * leaves the other running. */
+static void test_same_room_two_networks(void **state) {
+  (void)state;
+  start("names_rooms", 0);
+  said_count = 0;
+  answer a;
+  assert_int_equal(send_cmd(NULL, "h1", "host1", "#live", NULL, "EVENT START 30 IrcShow", TALLY_ROLE_HOST, &a),
+                   TALLY_OK);
+  assert_int_equal(send_cmd("xmpp", "h2", "host2@x", "#live", NULL, "EVENT", 0, &a), TALLY_OK);
+  assert_non_null(strstr(a.text, "No event is running here"));
+  assert_int_equal(send_cmd(NULL, "u1", "viewer", "#live", NULL, "EVENT", 0, &a), TALLY_OK);
+  assert_non_null(strstr(a.text, "IrcShow"));
+  assert_int_equal(send_cmd("xmpp", "h2", "host2@x", "#live", NULL, "EVENT START 30 XmppShow", TALLY_ROLE_HOST, &a),
+                   TALLY_OK);
+  th_settle(F.e, 100);
+  assert_true(said_in("xmpp", "#live", "XmppShow"));
+  assert_false(said_in("irc", "#live", "XmppShow"));
+  assert_true(said_in("irc", "#live", "IrcShow"));
+  assert_false(said_in("xmpp", "#live", "IrcShow"));
+  assert_int_equal(send_cmd("xmpp", "h2", "host2@x", "#live", NULL, "EVENT STOP", TALLY_ROLE_HOST, &a), TALLY_OK);
+  assert_int_equal(send_cmd(NULL, "u1", "viewer", "#live", NULL, "EVENT", 0, &a), TALLY_OK);
+  assert_non_null(strstr(a.text, "IrcShow"));
+  assert_int_equal(send_cmd("xmpp", "h2", "host2@x", "#live", NULL, "EVENT", 0, &a), TALLY_OK);
+  assert_non_null(strstr(a.text, "No event is running here"));
+  /* After a restart each event is in its own network's room again. */
+  th_engine_free(F.e);
+  F.e = th_engine(&F.cfg);
+  assert_int_equal(send_cmd(NULL, "u1", "viewer", "#live", NULL, "EVENT", 0, &a), TALLY_OK);
+  assert_non_null(strstr(a.text, "IrcShow"));
+  assert_int_equal(send_cmd("xmpp", "h2", "host2@x", "#live", NULL, "EVENT START 30 Again", TALLY_ROLE_HOST, &a),
+                   TALLY_OK);
+  assert_int_equal(send_cmd(NULL, "h1", "host1", "#live", NULL, "EVENT STOP", TALLY_ROLE_HOST, &a), TALLY_OK);
+  done();
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_same_room_two_networks),
       cmocka_unit_test(test_jid_buys_and_origin_echoed),
       cmocka_unit_test(test_one_byte_over),
       cmocka_unit_test(test_names_full),

@@ -48,7 +48,7 @@ int tally__cmd_buy_item(tally__cmd *c, uint32_t item, uint32_t qty, const char *
   ctx.ref = ref == TALLY__NONE ? NULL : &c->e->st.refcodes[ref];
   int rc = tally__decide_buy(&c->e->st, &ctx, c->account, item, qty, op);
   if (rc == TALLY_OK) {
-    op->event_id = tally__live_event_for(&c->e->st, item, c->cmd->channel);
+    op->event_id = tally__live_event_for(&c->e->st, item, c->net, c->cmd->channel);
     tally__event_inflight(&c->e->st, op->event_id, +1);
     if (note) tally__text_clip(op->note, sizeof op->note, note);
   }
@@ -337,7 +337,7 @@ void tally__cmd_confirm(tally__cmd *c) {
 
 /* Room for one more message waiting for moderators; false: answered. */
 static bool tip_hold_room(tally__cmd *c) {
-  int rc = tally__held_tip_room(&c->e->st, c->account, c->cmd->channel);
+  int rc = tally__held_tip_room(&c->e->st, c->account, c->net, c->cmd->channel);
   if (rc == TALLY_ETOO_MANY)
     tally__reply(c->e, c->cmd, rc, 0, "%s: you have %u tip messages waiting for moderators; tip without a message, "
                  "or again once they are shown", tally_strerror(rc), c->e->cfg.held_tips_per_account);
@@ -374,7 +374,7 @@ void tally__cmd_tip(tally__cmd *c) {
   tally__decide_ctx ctx = ctx_of(c, key, &existing);
   int rc = tally__decide_tip(&c->e->st, &ctx, c->account, to, amount, op);
   if (rc == TALLY_OK) {
-    op->event_id = tally__live_event_for(&c->e->st, TALLY__NONE, c->cmd->channel);
+    op->event_id = tally__live_event_for(&c->e->st, TALLY__NONE, c->net, c->cmd->channel);
     tally__event_inflight(&c->e->st, op->event_id, +1);
     /* The channel's thank-you line, said once the tip is committed. */
     if (c->t.count > 3) tally__text_clip(op->note, sizeof op->note, c->t.rest[3]);

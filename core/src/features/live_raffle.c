@@ -32,7 +32,7 @@ void tally__raffle_announce_open(tally__engine *e, uint32_t item) {
   tally__sayf(&say, "-", " (no charge now; winners are drawn and charged at close). Seed commitment sha256: %s",
               hex);
   tally__say_value(&say, 2, it->price, TALLY__DECIMALS(e));
-  tally__announce_say(e, it->drop_channel, &say);
+  tally__announce_say_in(e, it->drop_net, it->drop_channel, &say);
 }
 
 bool tally__raffle_entered(tally__state *st, uint32_t item, uint32_t account) {
@@ -121,7 +121,7 @@ static int draw_freeze(tally__engine *e, uint32_t item) {
               "RAFFLE %s closed with %u entries. Seed: %s Entry hash: %s. Drawing %u winners now "
               "(VERIFY DRAW %s to check).",
               it->sku, n, seed, hash, d->units < n ? d->units : n, it->sku);
-  tally__announce_say(e, it->drop_channel, &say);
+  tally__announce_say_in(e, it->drop_net, it->drop_channel, &say);
   return TALLY_OK;
 }
 
@@ -275,7 +275,7 @@ static void draw_run(tally__engine *e) {
   tally__say_marks none = {0};
   tally__say_splice(&say, d->named[0] || d->unnamed ? d->named : "nobody", d->named[0] ? &d->named_marks : &none);
   tally__sayf(&say, "", "%s%s", unnamed, d->winners > 0 ? ". Receipts are on their way." : "");
-  tally__announce_say(e, it->drop_channel, &say);
+  tally__announce_say_in(e, it->drop_net, it->drop_channel, &say);
   d->active = false;
   st->raffles_due--;
 }

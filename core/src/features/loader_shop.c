@@ -389,8 +389,10 @@ static int load_tip_messages(loader *l, int64_t now_ms) {
     uint32_t recipient = tally__load_acc(l, tally__load_i64(r, i, 4));
     if (tipper == TALLY__NONE || recipient == TALLY__NONE) continue;
     int64_t wait_ms = tally__load_i64(r, i, 2) - now_ms;
+    /* The room is the tipper's network's: a tip is made by an identity, in a
+     * room of its network (the ledger stores the channel only). */
     tally__tip_message_queue(l->e, (uint64_t)tally__load_i64(r, i, 0), tipper, recipient, tally__load_i64(r, i, 5),
-                             PQgetvalue(r, i, 1), PQgetvalue(r, i, 6), mono + (uint64_t)(wait_ms > 0 ? wait_ms : 0));
+                             l->e->st.accounts[tipper].net, PQgetvalue(r, i, 1), PQgetvalue(r, i, 6), mono + (uint64_t)(wait_ms > 0 ? wait_ms : 0));
   }
   PQclear(r);
   return TALLY_OK;

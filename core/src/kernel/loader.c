@@ -170,6 +170,7 @@ static int load_items(loader *l) {
     it->deleted = PQgetvalue(r, i, 7)[0] == 't';
     it->version = (uint64_t)col_i64(r, i, 8);
     snprintf(it->drop_channel, sizeof it->drop_channel, "%s", PQgetvalue(r, i, 9));
+    it->drop_net = st->accounts[creator].net; /* its creator ran the drop, in its network (see loader_live.c) */
     it->drop_start_ms = col_i64(r, i, 10);
     it->drop_end_ms = col_i64(r, i, 11);
     it->drop_per_user = (uint32_t)col_i64(r, i, 12);

@@ -508,13 +508,14 @@ void tally__agreed_note(tally__state *st, uint32_t account, uint32_t item, int64
 
 /* ---- shares of the shared tables -------------------------------------------- */
 int tally__highlight_room(const tally__state *st, uint32_t buyer, uint32_t item) {
-  const char *channel = st->items[item].drop_channel;
+  const tally__item *room = &st->items[item];
   uint32_t used = 0, in_channel = 0, by_buyer = 0;
   for (uint32_t i = 0; i < TALLY__HIGHLIGHTS_SLOTS; i++) {
     const tally__highlight *h = &st->highlights[i];
     if (h->state == TALLY__HL_FREE) continue;
     used++;
-    in_channel += strcmp(st->items[h->item].drop_channel, channel) == 0;
+    const tally__item *it = &st->items[h->item];
+    in_channel += it->drop_net == room->drop_net && strcmp(it->drop_channel, room->drop_channel) == 0;
     by_buyer += h->buyer == buyer;
   }
   if (by_buyer >= st->cfg->highlights_per_account) return TALLY_ETOO_MANY;
@@ -522,13 +523,13 @@ int tally__highlight_room(const tally__state *st, uint32_t buyer, uint32_t item)
   return TALLY_OK;
 }
 
-int tally__held_tip_room(const tally__state *st, uint32_t tipper, const char *channel) {
+int tally__held_tip_room(const tally__state *st, uint32_t tipper, uint16_t net, const char *channel) {
   uint32_t used = 0, in_channel = 0, by_tipper = 0;
   for (uint32_t i = 0; i < TALLY__HELD_TIPS_MAX; i++) {
     const tally__held_tip *h = &st->held_tips[i];
     if (h->state == TALLY__HELD_FREE) continue;
     used++;
-    in_channel += strcmp(h->channel, channel) == 0;
+    in_channel += h->net == net && strcmp(h->channel, channel) == 0;
     by_tipper += h->tipper == tipper;
   }
   if (by_tipper >= st->cfg->held_tips_per_account) return TALLY_ETOO_MANY;

@@ -159,6 +159,7 @@ typedef struct tally__item {
   int64_t drop_start_ms, drop_end_ms;         /* wall clock, stored */
   uint64_t drop_start_mono, drop_end_mono;    /* what the timers follow */
   uint64_t drop_event;          /* the event it belongs to, 0 if none */
+  uint16_t drop_net;            /* the network of drop_channel (st->networks index) */
   char drop_channel[TALLY_NAME_BYTES_MAX + 1];
   uint32_t creator; /* account index */
   int64_t price;
@@ -194,6 +195,7 @@ typedef struct tally__event {
   uint32_t inflight;           /* its ops decided, not yet committed or released */
   uint64_t sales, tips;        /* committed, rebuilt from the ledger at start */
   int64_t sales_minor, tips_minor;
+  uint16_t net;                /* a room is (network, channel): #live on two networks is two rooms */
   char channel[TALLY_NAME_BYTES_MAX + 1];
   char title[TALLY__TITLE_BYTES_MAX + 1];
   /* Reactions of the current minute (highlight.c). */
@@ -301,6 +303,7 @@ typedef struct tally__held_tip {
   uint32_t tipper, recipient;
   int64_t amount;
   uint8_t state; /* enum tally__held_state */
+  uint16_t net;  /* the network of channel */
   char channel[TALLY_NAME_BYTES_MAX + 1];
   char text[TALLY_TEXT_BYTES_MAX / 2];
 } tally__held_tip;
@@ -396,6 +399,7 @@ typedef struct tally__pending_consent {
 typedef struct tally__bucket {
   uint64_t hash;
   int64_t tokens_milli, at_ms;
+  uint16_t net; /* the bucket of room (net, name) */
   char name[TALLY_NAME_BYTES_MAX + 1];
 } tally__bucket;
 
@@ -551,7 +555,7 @@ int tally__highlight_room(const tally__state *st, uint32_t buyer, uint32_t item)
 /* Room for one more held tip message (tip_message_hold) from tipper in
  * channel: TALLY_OK, TALLY_EBUSY (the table or the channel's share is
  * full) or TALLY_ETOO_MANY (the tipper's share). */
-int tally__held_tip_room(const tally__state *st, uint32_t tipper, const char *channel);
+int tally__held_tip_room(const tally__state *st, uint32_t tipper, uint16_t net, const char *channel);
 
 /* The audience row of (event, account), created when asked; TALLY__NONE if
  * the pool is full (audience_rows.c). */

@@ -115,7 +115,7 @@ static void try_start(tally__engine *e, uint64_t now) {
    * channels whose events are running. */
   for (uint32_t i = 0; i < e->st.event_count; i++)
     if (!e->st.events[i].stopped_ms)
-      tally__emit(e, TALLY_EFFECT_ROSTER, TALLY_OK, 0, 0, "", e->st.events[i].channel, "");
+      tally__emit_in(e, e->st.events[i].net, TALLY_EFFECT_ROSTER, TALLY_OK, 0, 0, "", e->st.events[i].channel, "");
 }
 
 static void pending_notices(tally__engine *e, uint64_t now) {
