@@ -218,6 +218,16 @@ static void test_one_byte_over(void **state) {
   origin[TALLY_ORIGIN_BYTES_MAX] = 0;
   assert_int_equal(send_cmd("xmpp", origin, account, "", NULL, "WALLET", 0, &a), TALLY_OK);
   assert_string_equal(a.origin, origin);
+  /* Rooms are kept in 255 bytes (a Matrix room id's limit) until they are
+   * interned too: one more is refused by the engine, with its code. */
+  char *mroom = name_of(255, 'x', ":example.org");
+  mroom[0] = '!';
+  assert_int_equal(send_cmd("matrix", "@u:x", "@u:x", mroom, NULL, "EVENT START 5 Big room", TALLY_ROLE_HOST, &a),
+                   TALLY_OK);
+  free(mroom);
+  mroom = name_of(256, 'x', ":example.org");
+  assert_int_equal(send_cmd("matrix", "@u:x", "@u:x", mroom, NULL, "WALLET", 0, &a), TALLY_ETOOBIG);
+  free(mroom);
   free(account);
   free(origin);
   free(room);

@@ -220,11 +220,11 @@ void tally__cmd_refcode(tally__cmd *c) {
   }
   uint64_t bps;
   if (c->t.count != 5 || !tally__word_is(&c->t, 1, "ADD") || !name_valid(c->t.word[2], c->t.len[2], 24) ||
-      c->t.len[3] >= TALLY_NAME_BYTES_MAX - 5 || tally__uint_parse(c->t.word[4], c->t.len[4], 5000, &bps) || bps == 0) {
+      c->t.len[3] >= TALLY_TEXT_BYTES_MAX || tally__uint_parse(c->t.word[4], c->t.len[4], 5000, &bps) || bps == 0) {
     tally__cmd_usage(c, "REFCODE ADD <code a-z0-9-_> <affiliate account> <bps 1-5000> | REFCODE LIST");
     return;
   }
-  char code[TALLY__SKU_BYTES_MAX + 1], name[TALLY_NAME_BYTES_MAX];
+  char code[TALLY__SKU_BYTES_MAX + 1], name[TALLY_TEXT_BYTES_MAX];
   snprintf(code, sizeof code, "%.*s", (int)c->t.len[2], c->t.word[2]);
   snprintf(name, sizeof name, "%.*s", (int)c->t.len[3], c->t.word[3]);
   for (uint32_t i = 0; i < st->refcode_count; i++)

@@ -34,7 +34,10 @@ enum {
    * carry longer ones (tally.h), refused as TALLY_ETOOBIG (command.c). */
   TALLY__ORIGIN_KEPT_BYTES_MAX = TALLY_ORIGIN_BYTES_MAX,     /* interned (names.h) */
   TALLY__IDENTITY_KEPT_BYTES_MAX = TALLY_IDENTITY_BYTES_MAX, /* interned */
-  TALLY__ROOM_KEPT_BYTES_MAX = TALLY_NAME_BYTES_MAX, /* rooms are still char[65] in ops and features */
+  /* Rooms are still arrays in ops and features (not interned yet): a
+   * Matrix room id (at most 255) fits, a MUC JID longer than that is
+   * refused. 64 before 1.6. */
+  TALLY__ROOM_KEPT_BYTES_MAX = 255,
   /* A wallet's name: "user:<identity>" or "<network>:<identity>", and a NUL. */
   TALLY__ACCOUNT_NAME_BYTES = TALLY__NETWORK_NAME_BYTES_MAX + 1 + TALLY_IDENTITY_BYTES_MAX + 1,
   /* "grant-request:" ..., "grant:i<identity id>/<msg id>" (command.c tally__cmd_key) */
@@ -160,7 +163,7 @@ typedef struct tally__item {
   uint64_t drop_start_mono, drop_end_mono;    /* what the timers follow */
   uint64_t drop_event;          /* the event it belongs to, 0 if none */
   uint16_t drop_net;            /* the network of drop_channel (st->networks index) */
-  char drop_channel[TALLY_NAME_BYTES_MAX + 1];
+  char drop_channel[TALLY__ROOM_KEPT_BYTES_MAX + 1];
   uint32_t creator; /* account index */
   int64_t price;
   int32_t stock; /* -1 unlimited */
@@ -196,7 +199,7 @@ typedef struct tally__event {
   uint64_t sales, tips;        /* committed, rebuilt from the ledger at start */
   int64_t sales_minor, tips_minor;
   uint16_t net;                /* a room is (network, channel): #live on two networks is two rooms */
-  char channel[TALLY_NAME_BYTES_MAX + 1];
+  char channel[TALLY__ROOM_KEPT_BYTES_MAX + 1];
   char title[TALLY__TITLE_BYTES_MAX + 1];
   /* Reactions of the current minute (highlight.c). */
   uint64_t reactions_until_mono;
@@ -304,7 +307,7 @@ typedef struct tally__held_tip {
   int64_t amount;
   uint8_t state; /* enum tally__held_state */
   uint16_t net;  /* the network of channel */
-  char channel[TALLY_NAME_BYTES_MAX + 1];
+  char channel[TALLY__ROOM_KEPT_BYTES_MAX + 1];
   char text[TALLY_TEXT_BYTES_MAX / 2];
 } tally__held_tip;
 
@@ -379,7 +382,7 @@ typedef struct tally__op {
   /* Who to answer: a name in st->names, space net, holding a reference
    * from its decision until it settles (tally__engine_pending_done). */
   uint32_t origin;
-  char channel[TALLY_NAME_BYTES_MAX + 1];
+  char channel[TALLY__ROOM_KEPT_BYTES_MAX + 1];
   char note[TALLY_TEXT_BYTES_MAX / 2]; /* what to say when committed (ACK), a memo */
   /* Last, so clearing an op (everything before origin) skips them:
    * leg_count says how many are set. */
@@ -400,7 +403,7 @@ typedef struct tally__bucket {
   uint64_t hash;
   int64_t tokens_milli, at_ms;
   uint16_t net; /* the bucket of room (net, name) */
-  char name[TALLY_NAME_BYTES_MAX + 1];
+  char name[TALLY__ROOM_KEPT_BYTES_MAX + 1];
 } tally__bucket;
 
 typedef struct tally__state {
