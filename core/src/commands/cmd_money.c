@@ -12,8 +12,8 @@
 
 static tally__decide_ctx ctx_of(tally__cmd *c, const char *key, uint64_t *existing) {
   return (tally__decide_ctx){.wall_ms = c->wall, .mono_ms = c->now, .req_id = c->cmd->req_id,
-                             .origin = c->cmd->origin, .channel = c->cmd->channel, .key = key,
-                             .existing_transfer = existing, .net = c->net,
+                             .origin = c->cmd->origin, .origin_name = c->origin, .channel = c->cmd->channel,
+                             .key = key, .existing_transfer = existing, .net = c->net,
                              .maker = c->account};
 }
 
