@@ -84,7 +84,7 @@ static int cmd_grant(PGconn *c, const cli_opts *o, const char *account, const ch
   if (decimals < 0) return 1;
   int64_t amount;
   int rc = tally_admin_amount_parse(amount_text, strlen(amount_text), (uint32_t)decimals, &amount);
-  if (rc || !account[0] || strlen(account) > TALLY_NAME_BYTES_MAX) {
+  if (rc || !account[0] || strlen(account) > TALLY_IDENTITY_BYTES_MAX) {
     fprintf(stderr, "tally grant: %s\n", rc ? tally_strerror(rc) : "bad account name");
     return 1;
   }

@@ -10,7 +10,12 @@
  *
  * Rules for changing it: a new field may only be appended (decoders of v1
  * accept longer arrays from v1.x and ignore the tail); changing or removing a
- * field means a new schema version file and a new frame_type range.
+ * field means a new schema version file and a new frame_type range. A
+ * string's max_bytes may be raised within v1 (1.6 raised the names from 64
+ * to the TALLY_*_BYTES_MAX of tally.h, and TALLY_FRAME_BYTES_MAX to match):
+ * every frame a v1.0 sender writes still decodes, and a v1.0 receiver that
+ * is sent a longer name refuses that one frame as TALLY_EFRAME, as it
+ * refuses any string over its limit. Lowering one is a new version.
  *
  * X(kind, name, max_bytes, doc): kind is U64 (unsigned integer), I64 (signed
  * integer) or STR (UTF-8 string of at most max_bytes bytes). Fields documented
@@ -54,11 +59,14 @@
 #define TALLY_FRAME_COMMAND_FIELDS(X)                                            \
   X(U64, req_id, 0, "host's correlation id, echoed in every effect")             \
   X(U64, roles, 0, "TALLY_ROLE_* bits the host vouches for (host, admin, ...)")  \
-  X(STR, origin, TALLY_NAME_BYTES_MAX, "host handle of the sender (IRC UUID)")   \
-  X(STR, account, TALLY_NAME_BYTES_MAX, "authenticated account; empty if none")  \
-  X(STR, nick, TALLY_NAME_BYTES_MAX, "display name, only for messages")          \
-  X(STR, channel, TALLY_NAME_BYTES_MAX, "channel it was said in; empty: private")\
-  X(STR, msg_id, TALLY_NAME_BYTES_MAX, "unique message id: the idempotency key") \
+  X(STR, origin, TALLY_ORIGIN_BYTES_MAX, "host handle of the sender (IRC UUID, "  \
+    "full JID); since 1.6 at most TALLY_ORIGIN_BYTES_MAX, 64 before")             \
+  X(STR, account, TALLY_IDENTITY_BYTES_MAX, "authenticated account (bare JID, "   \
+    "Matrix user id); empty if none")                                            \
+  X(STR, nick, TALLY_NICK_BYTES_MAX, "display name, only for messages")          \
+  X(STR, channel, TALLY_ROOM_BYTES_MAX, "room it was said in (IRC channel, MUC "  \
+    "bare JID, Matrix room id); empty: private")                                 \
+  X(STR, msg_id, TALLY_MSG_ID_BYTES_MAX, "unique message id: the idempotency key")\
   X(STR, text, TALLY_TEXT_BYTES_MAX, "the command line, e.g. \"BUY tee 2\"")    \
   X(STR, network, TALLY_FRAME_NETWORK_BYTES_MAX,                                 \
     "network of account, channel and msg_id (\"matrix\"); empty: the engine's " \
@@ -75,8 +83,8 @@
   X(I64, code, 0, "0 ok, or a negative TALLY_E* refusal code")                   \
   X(U64, req_id, 0, "the command's req_id; 0 when not a reply")                  \
   X(U64, receipt_id, 0, "committed transfer id when this is a receipt")          \
-  X(STR, origin, TALLY_NAME_BYTES_MAX, "who to tell (reply)")                    \
-  X(STR, channel, TALLY_NAME_BYTES_MAX, "where to say it (announce)")            \
+  X(STR, origin, TALLY_ORIGIN_BYTES_MAX, "who to tell (reply)")                  \
+  X(STR, channel, TALLY_ROOM_BYTES_MAX, "where to say it (announce)")            \
   X(STR, text, TALLY_TEXT_BYTES_MAX, "UTF-8 text to show, no CR or LF")        \
   X(U64, seq, 0, "per-connection sequence number, 1, 2, ... (0 in process); "  \
                  "acknowledged by ACK")                                        \
@@ -135,8 +143,8 @@
 #define TALLY_FRAME_PRESENCE_FIELDS(X)                                           \
   X(STR, network, TALLY_FRAME_NETWORK_BYTES_MAX,                                 \
     "the connection's network (anything else is refused)")                      \
-  X(STR, account, TALLY_NAME_BYTES_MAX, "authenticated account of the user")     \
-  X(STR, room, TALLY_NAME_BYTES_MAX, "room (channel) joined or left")            \
+  X(STR, account, TALLY_IDENTITY_BYTES_MAX, "authenticated account of the user") \
+  X(STR, room, TALLY_ROOM_BYTES_MAX, "room (channel) joined or left")            \
   X(U64, present, 0, "0 or 1: 1 joined (or was there when the host started), "  \
                      "0 left")                                                  \
   X(U64, local, 0, "0 or 1: 1 the user is connected to this chat server; a "    \

@@ -146,13 +146,28 @@ TALLY_API uint32_t tally_version(void);
 /* ---- Limits that hosts must know ---------------------------------------- */
 enum {
   TALLY_TEXT_BYTES_MAX = 512,      /* command text or reply text, bytes */
-  TALLY_NAME_BYTES_MAX = 64,       /* account, channel, origin, msg id */
-  TALLY_FRAME_BYTES_MAX = 1024,    /* one event or effect frame */
+  TALLY_NAME_BYTES_MAX = 64,       /* deprecated (1.0-1.5): the old limit of every name; see
+                                      the per-field limits below */
+  TALLY_FRAME_BYTES_MAX = 10240,   /* one frame: holds the largest COMMAND (9,077 bytes with
+                                      every field at its limit; codec.c asserts it) with room
+                                      for appended fields. 1024 before 1.6 */
   TALLY_ERRBUF_BYTES = 256,        /* size of error buffers passed in */
   TALLY_CONFIG_LINE_BYTES_MAX = 1024,  /* one line of a config file, without its line end */
   TALLY_CONFIG_FILE_BYTES_MAX = 65536, /* a whole config file */
   TALLY_EFFECT_ARGS_BYTES_MAX = 160, /* an effect's encoded arguments (since 1.5) */
   TALLY_EFFECT_ARGS_MAX = 8,       /* arguments of one effect (since 1.5) */
+  /* Names, sized to fit every network tally speaks (since 1.6; each was
+   * TALLY_NAME_BYTES_MAX, 64, before). Bytes of UTF-8, without a NUL. */
+  TALLY_IDENTITY_BYTES_MAX = 2047, /* an account: a bare XMPP JID (RFC 7622: 1023 local +
+                                      '@' + 1023 domain); a Matrix user id is at most 255 */
+  TALLY_ROOM_BYTES_MAX = 2047,     /* a room: a MUC's bare JID; a Matrix room id is at most 255 */
+  TALLY_ORIGIN_BYTES_MAX = 3071,   /* who to answer: a full JID (bare JID + '/' + a 1023-byte
+                                      resource), an IRC UUID, a Matrix user id */
+  TALLY_MSG_ID_BYTES_MAX = 255,    /* a message's id: an XMPP stanza id, a Matrix event id
+                                      (both at most 255 in practice and spec) */
+  TALLY_NICK_BYTES_MAX = 1023,     /* a display name: an XMPP MUC nick is a JID resource
+                                      (RFC 7622: at most 1023); Matrix display names, which
+                                      have no spec limit, are cut to this by the adapter */
 };
 
 /* ---- Struct sizes (see the contract above) ------------------------------ */
@@ -227,6 +242,10 @@ typedef struct tally_config {
   const char *remote_key;    /* tls: its private key */
   const char *adapter;       /* adapter name and version sent in HELLO ("m_tally/1.6") */
   uint32_t caps;             /* enum tally_cap bits (tally/frames.h) sent in HELLO */
+  uint32_t queue_bytes;            /* bytes of the events queue (queue_depth frames at most);
+                                      the effects queue is sized from it (1.6) */
+  uint32_t names_bytes_max;        /* bytes of interned names: account names, and who to answer
+                                      for operations in flight; full: TALLY_ENAMES_FULL (1.6) */
 } tally_config;
 
 /* The version-1 prefix: the fields of the first release (up to

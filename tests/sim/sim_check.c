@@ -49,13 +49,13 @@ static void check_accounts(world *w, const inflight *f) {
     const tally__account *acc = &st->accounts[a];
     total += acc->balance;
     if (acc->balance + f->stored[a] != w->db_bal[a])
-      fail(w, "I1: %s has %lld in memory (+%lld stored, answer not in yet), the ledger %lld", acc->name,
+      fail(w, "I1: %s has %lld in memory (+%lld stored, answer not in yet), the ledger %lld", tally__account_name(st, a),
            (long long)acc->balance, (long long)f->stored[a], (long long)w->db_bal[a]);
     else if (acc->held != f->held[a])
-      fail(w, "I5: %s holds %lld, its in-flight debits sum to %lld", acc->name, (long long)acc->held,
+      fail(w, "I5: %s holds %lld, its in-flight debits sum to %lld", tally__account_name(st, a), (long long)acc->held,
            (long long)f->held[a]);
     else if (acc->kind != TALLY__ACCOUNT_EXTERNAL && (acc->held < 0 || acc->balance - acc->held < 0))
-      fail(w, "I6: %s has balance %lld and holds %lld", acc->name, (long long)acc->balance, (long long)acc->held);
+      fail(w, "I6: %s has balance %lld and holds %lld", tally__account_name(st, a), (long long)acc->balance, (long long)acc->held);
   }
   if (total != 0 && !w->r->failed) fail(w, "I1: balances in memory sum to %lld", (long long)total);
 }

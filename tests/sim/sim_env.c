@@ -90,17 +90,17 @@ static void store_one(world *w, const tally__batch *b, const tally__op *op) {
         (unsigned long long)b->id);
   umap_put(&w->tx_by_id, t->id, w->tx_count);
   umap_put(&w->tx_by_key, hash_str(t->key), w->tx_count);
-  if (op->req_id && op->req_id < w->req_cap && op->origin[0]) w->tx_of_req[op->req_id] = w->tx_count;
+  if (op->req_id && op->req_id < w->req_cap && op->origin) w->tx_of_req[op->req_id] = w->tx_count;
   int64_t sum = 0;
   for (int i = 0; i < op->leg_count; i++) {
     const tally__leg *leg = &op->legs[i];
     sum += leg->amount;
     int64_t *bal = &w->db_bal[leg->account];
     if (__builtin_add_overflow(*bal, leg->amount, bal))
-      fail(w, "I1: the ledger balance of %s overflows with transfer %llu", st->accounts[leg->account].name,
+      fail(w, "I1: the ledger balance of %s overflows with transfer %llu", tally__account_name(st, leg->account),
            (unsigned long long)t->id);
     if (*bal < 0 && st->accounts[leg->account].kind != TALLY__ACCOUNT_EXTERNAL)
-      fail(w, "I6: the ledger balance of %s is %lld after transfer %llu", st->accounts[leg->account].name,
+      fail(w, "I6: the ledger balance of %s is %lld after transfer %llu", tally__account_name(st, leg->account),
            (long long)*bal, (unsigned long long)t->id);
   }
   if (sum != 0) fail(w, "I1: the legs of transfer %llu sum to %lld", (unsigned long long)t->id, (long long)sum);

@@ -749,7 +749,7 @@ static size_t pack_variant(const tally__receipt_proof *p, enum variant v, char *
   }
   msgpack_pack_uint64(&pk, p->ref_transfer);
   msgpack_pack_int64(&pk, p->created_ms);
-  char long_name[TALLY_NAME_BYTES_MAX + 1];
+  char long_name[TALLY_RECEIPT_TEXT_BYTES_MAX + 1]; /* one byte over the limit */
   memset(long_name, 'a', sizeof long_name);
   if (v == V_LONG_ACCOUNT) pack_str(&pk, long_name, sizeof long_name);
   else pack_str(&pk, p->account, strlen(p->account));

@@ -37,8 +37,9 @@ enum {
   TALLY_ADMIN_HASH_BYTES = 32,   /* SHA-256: raffle seeds, commitments, entry hashes */
   TALLY_ADMIN_PUBKEY_BYTES = 32, /* Ed25519 public key of a signing key */
   /* Longest receipt token ("tr1." or "tr2." + base64url); buffers add one for the NUL.
-   * Follows TALLY_NAME_BYTES_MAX (core checks the two agree at compile time). */
-  TALLY_ADMIN_RECEIPT_TOKEN_BYTES_MAX = 2196,
+   * Follows TALLY_IDENTITY_BYTES_MAX (core checks the two agree at compile time);
+   * 2196 before 1.6, when names had 64 bytes. */
+  TALLY_ADMIN_RECEIPT_TOKEN_BYTES_MAX = 12954,
 };
 
 /* ---- Migrations ----------------------------------------------------------- */

@@ -62,8 +62,8 @@ typedef struct tally_frame_effect {
   int64_t code;
   uint64_t req_id;
   uint64_t receipt_id;
-  char origin[TALLY_NAME_BYTES_MAX + 1];
-  char channel[TALLY_NAME_BYTES_MAX + 1];
+  char origin[TALLY_ORIGIN_BYTES_MAX + 1]; /* TALLY_NAME_BYTES_MAX before 1.6 */
+  char channel[TALLY_ROOM_BYTES_MAX + 1];  /* TALLY_NAME_BYTES_MAX before 1.6 */
   char text[TALLY_TEXT_BYTES_MAX + 1];
   uint64_t seq;
   uint64_t hint; /* enum tally_hint (tally.h), since 1.4 */
@@ -96,8 +96,8 @@ typedef struct tally_frame_hello_server {
 
 typedef struct tally_frame_presence {
   char network[TALLY_FRAME_NETWORK_BYTES_MAX + 1];
-  char account[TALLY_NAME_BYTES_MAX + 1];
-  char room[TALLY_NAME_BYTES_MAX + 1];
+  char account[TALLY_IDENTITY_BYTES_MAX + 1]; /* TALLY_NAME_BYTES_MAX before 1.6 */
+  char room[TALLY_ROOM_BYTES_MAX + 1];        /* TALLY_NAME_BYTES_MAX before 1.6 */
   uint64_t present; /* 0 or 1 */
   uint64_t local;   /* 0 or 1 */
 } tally_frame_presence;

@@ -130,6 +130,13 @@ static const cfg_entry cfg_table[] = {
     {"caps", CFG_U32, OFF(caps), "0", 0, 7,
      "remote mode: HELLO capability bits (1 intercepts command lines, 2 can set topics, "
      "4 can tell moderators only)"},
+    {"queue_bytes", CFG_U32, OFF(queue_bytes), "4194304", 65536, 1u << 30,
+     "bytes of the events queue, frames packed (queue_depth frames at most; beyond either users "
+     "get 'busy'); the effects queue gets twice this plus room for every operation in flight"},
+    {"names_bytes_max", CFG_U32, OFF(names_bytes_max), "16777216", 65536, 1u << 31,
+     "bytes of interned names (every account's name, and whom to answer for operations in flight "
+     "and raffle entries; each name takes its length + 9, rounded up to 8); when full, a command "
+     "that brings a new name is refused 'names full', others go on"},
 };
 #undef OFF
 enum { CFG_COUNT = sizeof cfg_table / sizeof cfg_table[0] };

@@ -53,7 +53,7 @@ int tally__split_parse(tally__cmd *c, const char *s, size_t n, tally__split *out
     size_t part = comma ? (size_t)(comma - s) : n;
     const char *colon = memchr(s, ':', part);
     uint64_t bps;
-    if (!colon || colon == s || sp.count >= TALLY__SPLIT_MAX || (size_t)(colon - s) >= TALLY_NAME_BYTES_MAX - 5 ||
+    if (!colon || colon == s || sp.count >= TALLY__SPLIT_MAX || (size_t)(colon - s) >= TALLY_TEXT_BYTES_MAX ||
         tally__uint_parse(colon + 1, part - (size_t)(colon - s) - 1, TALLY__BPS_WHOLE, &bps) || bps == 0)
       return TALLY_EBAD_SYNTAX;
     char name[TALLY__ACCOUNT_NAME_BYTES];
@@ -274,7 +274,7 @@ static void tally_grant(tally__cmd *c) {
     tally__cmd_usage(c, "TALLY GRANT <account> <amount>");
     return;
   }
-  if (c->t.len[2] >= TALLY_NAME_BYTES_MAX) {
+  if (c->t.len[2] > TALLY_TEXT_BYTES_MAX) { /* an account named in the line: any that fits it */
     tally__cmd_refuse(c, TALLY_EUNKNOWN_ACCOUNT);
     return;
   }
@@ -288,7 +288,7 @@ static void tally_grant(tally__cmd *c) {
                  tally_strerror(TALLY_EOVERFLOW), most);
     return;
   }
-  char name[TALLY_NAME_BYTES_MAX + 1];
+  char name[TALLY_TEXT_BYTES_MAX + 1];
   tally__word_copy(&c->t, 2, name, sizeof name);
   uint32_t to;
   int rc = tally__cmd_account(c, name, &to);
@@ -303,8 +303,8 @@ static void tally_grant(tally__cmd *c) {
   }
   uint64_t existing = 0;
   tally__decide_ctx ctx = {.wall_ms = c->wall, .mono_ms = c->now, .req_id = c->cmd->req_id,
-                           .origin = c->cmd->origin, .channel = c->cmd->channel, .net = c->net,
-                           .maker = c->account,
+                           .origin = c->cmd->origin, .origin_name = c->origin, .channel = c->cmd->channel,
+                           .net = c->net, .maker = c->account,
                            .key = tally__cmd_key(c, "grant:"), .existing_transfer = &existing};
   rc = tally__decide_grant(&c->e->st, &ctx, to, amount, op);
   if (rc == TALLY_OK) { /* its batch writes an audit_log row naming the operator */
@@ -320,7 +320,7 @@ static void tally_role(tally__cmd *c) {
     tally__cmd_usage(c, "TALLY ROLE <account> creator|none");
     return;
   }
-  char name[TALLY_NAME_BYTES_MAX + 1];
+  char name[TALLY_TEXT_BYTES_MAX + 1];
   if (tally__word_copy(&c->t, 2, name, sizeof name)) {
     tally__cmd_refuse(c, TALLY_EUNKNOWN_ACCOUNT);
     return;

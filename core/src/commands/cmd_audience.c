@@ -19,7 +19,7 @@ static bool name_valid(const char *s, size_t n, size_t max) {
 
 /* The running event of the command's channel, or TALLY__NONE (answered). */
 static uint32_t running_event(tally__cmd *c) {
-  uint32_t ev = tally__live_event_in(&c->e->st, c->cmd->channel);
+  uint32_t ev = tally__live_event_in(&c->e->st, c->net, c->cmd->channel);
   if (ev == TALLY__NONE)
     tally__reply(c->e, c->cmd, TALLY_ENOT_IN_CHANNEL, 0, "%s: this needs a running event in its channel",
                  tally_strerror(TALLY_ENOT_IN_CHANNEL));
@@ -63,7 +63,7 @@ void tally__cmd_highlight(tally__cmd *c) {
   }
   if (c->t.count == 2 && tally__word_is(&c->t, 1, "REMOVE")) {
     /* moderators only: command_table.h's role rule, checked by the dispatcher */
-    bool removed = tally__highlight_remove(c->e, c->cmd->channel);
+    bool removed = tally__highlight_remove(c->e, c->net, c->cmd->channel);
     tally__reply(c->e, c->cmd, removed ? TALLY_OK : TALLY_ENOTFOUND, 0,
                  removed ? "Highlight removed (it stays paid)." : "No highlight is showing here.");
     return;
@@ -142,6 +142,7 @@ static void event_price(tally__cmd *c, const tally__event *ev, const char *name,
     it->kind = name ? TALLY__KIND_HIGHLIGHT : TALLY__KIND_REACTION;
     it->drop_event = ev->id;
     it->refund_window_s = 86400; /* the engine refunds what it could not show */
+    it->drop_net = ev->net;
     tally__text_clip(it->drop_channel, sizeof it->drop_channel, ev->channel);
     snprintf(it->title, sizeof it->title, name ? "highlight %s" : "reaction%s", name ? name : "");
   }
@@ -160,7 +161,7 @@ static void event_price(tally__cmd *c, const tally__event *ev, const char *name,
     tally__sayf(&say, "t", "HIGHLIGHT %s <message>", name);
     tally__say_span(&say, TALLY_ARG_COMMAND, command);
     tally__say_value(&say, 1, price, TALLY__DECIMALS(c->e));
-    tally__announce_say(c->e, ev->channel, &say);
+    tally__announce_say_in(c->e, ev->net, ev->channel, &say);
   } else {
     tally__say say;
     tally__say_init(&say, TALLY_MSG_REACTIONS_ON_SALE);
@@ -169,7 +170,7 @@ static void event_price(tally__cmd *c, const tally__event *ev, const char *name,
     tally__sayf(&say, "", "REACT <emote>");
     tally__say_span(&say, TALLY_ARG_COMMAND, command);
     tally__say_value(&say, 0, price, TALLY__DECIMALS(c->e));
-    tally__announce_say(c->e, ev->channel, &say);
+    tally__announce_say_in(c->e, ev->net, ev->channel, &say);
   }
   tally__cmd_ack_after_commit(c, "%s priced.", name ? "Highlight tier" : "Reactions");
 }
@@ -219,11 +220,11 @@ void tally__cmd_refcode(tally__cmd *c) {
   }
   uint64_t bps;
   if (c->t.count != 5 || !tally__word_is(&c->t, 1, "ADD") || !name_valid(c->t.word[2], c->t.len[2], 24) ||
-      c->t.len[3] >= TALLY_NAME_BYTES_MAX - 5 || tally__uint_parse(c->t.word[4], c->t.len[4], 5000, &bps) || bps == 0) {
+      c->t.len[3] >= TALLY_TEXT_BYTES_MAX || tally__uint_parse(c->t.word[4], c->t.len[4], 5000, &bps) || bps == 0) {
     tally__cmd_usage(c, "REFCODE ADD <code a-z0-9-_> <affiliate account> <bps 1-5000> | REFCODE LIST");
     return;
   }
-  char code[TALLY__SKU_BYTES_MAX + 1], name[TALLY_NAME_BYTES_MAX];
+  char code[TALLY__SKU_BYTES_MAX + 1], name[TALLY_TEXT_BYTES_MAX];
   snprintf(code, sizeof code, "%.*s", (int)c->t.len[2], c->t.word[2]);
   snprintf(name, sizeof name, "%.*s", (int)c->t.len[3], c->t.word[3]);
   for (uint32_t i = 0; i < st->refcode_count; i++)

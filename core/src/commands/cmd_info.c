@@ -164,12 +164,14 @@ void tally__cmd_verify(tally__cmd *c) {
   }
   j->req_id = c->cmd->req_id;
   j->receipt = id;
-  if (c->account != TALLY__NONE) snprintf(j->requester, sizeof j->requester, "%s", e->st.accounts[c->account].name);
+  if (c->account != TALLY__NONE) snprintf(j->requester, sizeof j->requester, "%s", tally__account_name(&e->st, c->account));
   snprintf(j->origin, sizeof j->origin, "%s", c->cmd->origin);
   snprintf(j->channel, sizeof j->channel, "%s", c->cmd->channel);
   j->net = c->net;
   tally__verifier_commit(e->verifier);
-  e->ops_pending++; /* its answer needs room in the effects ring */
+  /* Its answer needs room in the effects ring, as an op's does. */
+  e->ops_pending++;
+  e->effects_reserved += tally__effects_bytes(j->origin, j->channel);
 }
 
 static const char *shown_name(const char *account) {
@@ -183,18 +185,26 @@ static void owner_details(tally__engine *e, const tally__verify_job *j, bool pay
   tally__format_amount(e, p->amount_minor, amount, sizeof amount);
   tally__format_amount(e, j->refunded_minor, refunded, sizeof refunded);
   if (p->serial) snprintf(serial, sizeof serial, " (serial %u)", p->serial);
+  /* Names may be JIDs of 2 KB: the sentence shows their first 120 bytes
+   * (cut on a character boundary). */
+  char sku[TALLY__SKU_BYTES_MAX + 1], name[121];
+  tally__text_clip(sku, sizeof sku, p->sku);
+  tally__text_clip(name, sizeof name, shown_name(p->kind == 2 && payer ? p->counterparty : p->account));
   if (p->kind == 1)
-    snprintf(out, n, "your purchase of %ux %s%s for %s, %s refunded", p->qty, p->sku, serial, amount, refunded);
+    snprintf(out, n, "your purchase of %ux %s%s for %s, %s refunded", p->qty, sku, serial, amount, refunded);
   else if (p->kind == 2 && payer)
-    snprintf(out, n, "your tip of %s to %s", amount, shown_name(p->counterparty));
-  else if (p->kind == 2) snprintf(out, n, "a tip of %s to you from %s", amount, shown_name(p->account));
+    snprintf(out, n, "your tip of %s to %s", amount, name);
+  else if (p->kind == 2) snprintf(out, n, "a tip of %s to you from %s", amount, name);
   else if (p->kind == 3) snprintf(out, n, "your refund of %s (of receipt %llu)", amount, (unsigned long long)p->ref_transfer);
   else snprintf(out, n, "a grant of %s to you", amount);
 }
 
 void tally__cmd_verify_answer(void *ud, const tally__verify_job *j) {
   tally__engine *e = ud;
+  uint32_t reserved = tally__effects_bytes(j->origin, j->channel);
+  assert(e->ops_pending > 0 && e->effects_reserved >= reserved);
   e->ops_pending--;
+  e->effects_reserved -= reserved;
   const tally__receipt_proof *p = &j->proof;
   unsigned long long id = (unsigned long long)j->receipt;
   char text[TALLY_TEXT_BYTES_MAX + 1], what[TALLY_TEXT_BYTES_MAX / 2];

@@ -31,7 +31,7 @@ static bool may_host(tally__cmd *c) {
 
 void tally__cmd_event(tally__cmd *c) {
   tally__state *st = &c->e->st;
-  uint32_t running = tally__live_event_in(st, c->cmd->channel);
+  uint32_t running = tally__live_event_in(st, c->net, c->cmd->channel);
   if (c->t.count == 1) {
     if (running == TALLY__NONE) {
       tally__reply(c->e, c->cmd, TALLY_OK, 0, "No event is running here.");
@@ -60,7 +60,7 @@ void tally__cmd_event(tally__cmd *c) {
       return;
     }
     uint32_t i;
-    int rc = tally__live_event_start(c->e, c->account, c->cmd->channel, c->t.rest[3], (uint32_t)minutes, &i);
+    int rc = tally__live_event_start(c->e, c->account, c->net, c->cmd->channel, c->t.rest[3], (uint32_t)minutes, &i);
     if (rc) {
       tally__cmd_refuse(c, rc);
       return;
@@ -69,7 +69,7 @@ void tally__cmd_event(tally__cmd *c) {
     tally__say_init(&say, TALLY_MSG_EVENT_STARTED);
     tally__sayf(&say, "t", "Live event \"%s\" starts now, for %llu min. Drops and tips here count toward it.",
                 st->events[i].title, (unsigned long long)minutes);
-    tally__announce_say(c->e, c->cmd->channel, &say);
+    tally__announce_say_in(c->e, c->net, c->cmd->channel, &say);
     tally__cmd_ack_after_commit(c, "Event started (id %llu).", (unsigned long long)st->events[i].id);
   } else if (tally__word_is(&c->t, 1, "TIER") || tally__word_is(&c->t, 1, "REACT")) {
     if (!tally__cmd_may_sell(c)) return; /* their proceeds go to the sender */
@@ -210,7 +210,7 @@ static void drop_create(tally__cmd *c) {
     tally__reply(c->e, c->cmd, TALLY_EEXISTS, 0, "sku %s is taken: pick a new one for the drop", sku);
     return;
   }
-  if (o.attendees_only && !tally__live_event_for(st, TALLY__NONE, c->cmd->channel)) {
+  if (o.attendees_only && !tally__live_event_for(st, TALLY__NONE, c->net, c->cmd->channel)) {
     tally__reply(c->e, c->cmd, TALLY_ENOT_IN_CHANNEL, 0, "attendees-only needs a running event here: EVENT START first");
     return;
   }
@@ -236,12 +236,13 @@ static void drop_create(tally__cmd *c) {
   it->stock = (int32_t)qty;
   it->refund_window_s = c->e->cfg.refund_window_s;
   snprintf(it->title, sizeof it->title, "drop %s", sku);
+  it->drop_net = c->net;
   tally__text_clip(it->drop_channel, sizeof it->drop_channel, c->cmd->channel);
   it->drop_state = TALLY__DROP_SCHEDULED;
   it->drop_per_user = (uint32_t)o.per_user;
   it->drop_start_ms = c->wall + o.start_in_ms;
   it->drop_end_ms = it->drop_start_ms + o.for_ms;
-  it->drop_event = tally__live_event_for(st, TALLY__NONE, c->cmd->channel);
+  it->drop_event = tally__live_event_for(st, TALLY__NONE, c->net, c->cmd->channel);
   it->split = o.split;
   it->attendees_only = o.attendees_only;
   it->drop_mode = o.raffle ? TALLY__MODE_RAFFLE : TALLY__MODE_FIRST;
@@ -259,7 +260,7 @@ static void drop_create(tally__cmd *c) {
     tally__sayf(&say, "-snm", "%s coming: %s - %llu units at %s, starts in %lld s.", o.raffle ? "Raffle" : "Drop",
                 sku, (unsigned long long)qty, amount, (long long)(o.start_in_ms / 1000));
     tally__say_value(&say, 2, price, TALLY__DECIMALS(c->e));
-    tally__announce_say(c->e, c->cmd->channel, &say);
+    tally__announce_say_in(c->e, c->net, c->cmd->channel, &say);
   }
   tally__cmd_ack_after_commit(c, "Drop %s created.", sku);
   if (o.start_in_ms == 0) tally__live_drop_open(c->e, i);
@@ -270,7 +271,7 @@ static uint32_t drop_named(tally__cmd *c, int token) {
   uint32_t i = TALLY__NONE;
   if (tally__word_copy(&c->t, token, sku, sizeof sku) == TALLY_OK) i = tally__item_find(&c->e->st, sku);
   if (i == TALLY__NONE || c->e->st.items[i].drop_state == TALLY__DROP_NONE ||
-      strcmp(c->e->st.items[i].drop_channel, c->cmd->channel) != 0) {
+      c->e->st.items[i].drop_net != c->net || strcmp(c->e->st.items[i].drop_channel, c->cmd->channel) != 0) {
     tally__reply(c->e, c->cmd, TALLY_EUNKNOWN_ITEM, 0, "no such drop in this channel");
     return TALLY__NONE;
   }
@@ -283,7 +284,7 @@ static void drop_list(tally__cmd *c) {
   int shown = 0;
   for (uint32_t i = 0; i < st->item_count && shown < 10; i++) {
     const tally__item *it = &st->items[i];
-    if (it->drop_state == TALLY__DROP_NONE || strcmp(it->drop_channel, c->cmd->channel) != 0) continue;
+    if (it->drop_state == TALLY__DROP_NONE || it->drop_net != c->net || strcmp(it->drop_channel, c->cmd->channel) != 0) continue;
     char price[48];
     tally__format_amount(c->e, it->price, price, sizeof price);
     tally__reply(c->e, c->cmd, TALLY_OK, 0, "%s: %s%s, %d of %d sold, %s each%s%s", it->sku,

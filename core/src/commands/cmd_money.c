@@ -12,8 +12,8 @@
 
 static tally__decide_ctx ctx_of(tally__cmd *c, const char *key, uint64_t *existing) {
   return (tally__decide_ctx){.wall_ms = c->wall, .mono_ms = c->now, .req_id = c->cmd->req_id,
-                             .origin = c->cmd->origin, .channel = c->cmd->channel, .key = key,
-                             .existing_transfer = existing, .net = c->net,
+                             .origin = c->cmd->origin, .origin_name = c->origin, .channel = c->cmd->channel,
+                             .key = key, .existing_transfer = existing, .net = c->net,
                              .maker = c->account};
 }
 
@@ -48,7 +48,7 @@ int tally__cmd_buy_item(tally__cmd *c, uint32_t item, uint32_t qty, const char *
   ctx.ref = ref == TALLY__NONE ? NULL : &c->e->st.refcodes[ref];
   int rc = tally__decide_buy(&c->e->st, &ctx, c->account, item, qty, op);
   if (rc == TALLY_OK) {
-    op->event_id = tally__live_event_for(&c->e->st, item, c->cmd->channel);
+    op->event_id = tally__live_event_for(&c->e->st, item, c->net, c->cmd->channel);
     tally__event_inflight(&c->e->st, op->event_id, +1);
     if (note) tally__text_clip(op->note, sizeof op->note, note);
   }
@@ -337,7 +337,7 @@ void tally__cmd_confirm(tally__cmd *c) {
 
 /* Room for one more message waiting for moderators; false: answered. */
 static bool tip_hold_room(tally__cmd *c) {
-  int rc = tally__held_tip_room(&c->e->st, c->account, c->cmd->channel);
+  int rc = tally__held_tip_room(&c->e->st, c->account, c->net, c->cmd->channel);
   if (rc == TALLY_ETOO_MANY)
     tally__reply(c->e, c->cmd, rc, 0, "%s: you have %u tip messages waiting for moderators; tip without a message, "
                  "or again once they are shown", tally_strerror(rc), c->e->cfg.held_tips_per_account);
@@ -374,7 +374,7 @@ void tally__cmd_tip(tally__cmd *c) {
   tally__decide_ctx ctx = ctx_of(c, key, &existing);
   int rc = tally__decide_tip(&c->e->st, &ctx, c->account, to, amount, op);
   if (rc == TALLY_OK) {
-    op->event_id = tally__live_event_for(&c->e->st, TALLY__NONE, c->cmd->channel);
+    op->event_id = tally__live_event_for(&c->e->st, TALLY__NONE, c->net, c->cmd->channel);
     tally__event_inflight(&c->e->st, op->event_id, +1);
     /* The channel's thank-you line, said once the tip is committed. */
     if (c->t.count > 3) tally__text_clip(op->note, sizeof op->note, c->t.rest[3]);
@@ -412,14 +412,15 @@ void tally__cmd_welcome(tally__cmd *c, uint32_t account) {
   tally__op *op = tally__cmd_op_slot(c);
   if (!op) return; /* busy: the next command tries again (the key keeps it once) */
   char key[TALLY__KEY_BYTES_MAX + 1];
-  snprintf(key, sizeof key, "welcome:%s", c->e->st.accounts[account].name);
+  snprintf(key, sizeof key, "welcome:%s", tally__account_name(&c->e->st, account));
   tally__decide_ctx ctx = ctx_of(c, key, NULL);
   int rc = tally__decide_grant(&c->e->st, &ctx, account, c->e->cfg.welcome_grant_minor, op);
   if (rc) {
     tally__cmd_op_unused(c);
     return;
   }
-  op->origin[0] = 0; /* silent: the command itself gets the answer */
+  tally__names_unref(&c->e->st.names, op->origin); /* silent: the command itself gets the answer */
+  op->origin = 0;
   op->welcome = true;
   c->e->st.accounts[account].welcome_inflight = true;
   tally__cmd_op_added(c);

@@ -29,7 +29,7 @@ int tally__cmd_raffle_enter(tally__cmd *c, uint32_t item) {
                  tally_strerror(TALLY_ENO_FUNDS), it->sku, price);
     return TALLY_ENO_FUNDS;
   }
-  uint32_t slot = tally__raffle_entry_add(st, item, c->account, c->cmd->origin);
+  uint32_t slot = tally__raffle_entry_add(st, item, c->account, c->origin);
   if (slot == TALLY__NONE) {
     tally__cmd_refuse(c, TALLY_EBUSY);
     return TALLY_EBUSY;

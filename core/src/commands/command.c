@@ -30,20 +30,23 @@ bool tally__bucket_take(int64_t *tokens, int64_t *at_ms, uint32_t per_min, uint6
 
 typedef struct channel_probe {
   const tally__state *st;
+  uint16_t net;
   const char *name;
 } channel_probe;
 
+/* A room is (network, name): "#live" on two networks has two buckets. */
 static bool channel_eq(const void *ud, uint32_t i) {
   const channel_probe *p = ud;
-  return strcmp(p->st->channels[i].name, p->name) == 0;
+  return p->st->channels[i].net == p->net && strcmp(p->st->channels[i].name, p->name) == 0;
 }
 
 /* A bucket that has been idle long enough to refill is the same as a new
  * one: when the table is full, such a bucket is given to the new channel.
  * When every channel is busy, new channels are refused (a global limit). */
-static uint32_t channel_bucket(tally__state *st, const char *channel, uint32_t per_min, uint64_t now) {
-  uint64_t h = tally__hash_str(channel);
-  channel_probe p = {st, channel};
+static uint32_t channel_bucket(tally__state *st, uint16_t net, const char *channel, uint32_t per_min, uint64_t now) {
+  uint64_t h = tally__hash_u64(tally__hash_str(channel) ^ net);
+  if (!h) h = 1;
+  channel_probe p = {st, net, channel};
   uint32_t i = tally__map_find(&st->channel_by_name, h, channel_eq, &p);
   if (i != TALLY__NONE) return i;
   if (st->channel_count < TALLY__CHANNELS_MAX) {
@@ -60,14 +63,15 @@ static uint32_t channel_bucket(tally__state *st, const char *channel, uint32_t p
   tally__bucket *b = &st->channels[i];
   memset(b, 0, sizeof *b);
   b->hash = h;
-  snprintf(b->name, sizeof b->name, "%s", channel);
+  b->net = net;
+  tally__text_clip(b->name, sizeof b->name, channel); /* fits: command.c holds rooms to TALLY__ROOM_KEPT_BYTES_MAX */
   if (tally__map_put(&st->channel_by_name, h, i)) return TALLY__NONE;
   return i;
 }
 
-static bool channel_allows(tally__engine *e, const char *channel, uint64_t now) {
+static bool channel_allows(tally__engine *e, uint16_t net, const char *channel, uint64_t now) {
   if (!channel[0] || e->cfg.rate_channel_per_min == 0) return true;
-  uint32_t i = channel_bucket(&e->st, channel, e->cfg.rate_channel_per_min, now);
+  uint32_t i = channel_bucket(&e->st, net, channel, e->cfg.rate_channel_per_min, now);
   if (i == TALLY__NONE) return false;
   tally__bucket *b = &e->st.channels[i];
   return tally__bucket_take(&b->tokens_milli, &b->at_ms, e->cfg.rate_channel_per_min, now);
@@ -155,10 +159,16 @@ tally__op *tally__cmd_op_slot(tally__cmd *c) {
 
 void tally__cmd_op_unused(tally__cmd *c) {
   tally__batch *b = c->e->open;
-  b->op_count--;
+  tally__op *op = &b->ops[--b->op_count];
+  tally__names_unref(&c->e->st.names, op->origin); /* 0 unless its decision took one */
+  op->origin = 0;
 }
 
-void tally__cmd_op_added(tally__cmd *c) { c->e->ops_pending++; }
+void tally__cmd_op_added(tally__cmd *c) {
+  tally__batch *b = c->e->open; /* the op is the last one tally__cmd_op_slot appended */
+  assert(b && b->op_count > 0);
+  tally__engine_pending_add(c->e, &b->ops[b->op_count - 1]);
+}
 
 void tally__cmd_ack_after_commit(tally__cmd *c, const char *fmt, ...) {
   tally__op *op = tally__cmd_op_slot(c);
@@ -168,11 +178,12 @@ void tally__cmd_ack_after_commit(tally__cmd *c, const char *fmt, ...) {
   }
   memset(op, 0, sizeof *op);
   op->type = TALLY__OP_ACK;
-  c->e->ops_pending++; /* its answer needs room in the effects ring too */
   op->req_id = c->cmd->req_id;
   op->net = c->net;
-  tally__text_clip(op->origin, sizeof op->origin, c->cmd->origin);
+  op->origin = c->origin;
+  tally__names_ref(&c->e->st.names, op->origin);
   tally__text_clip(op->channel, sizeof op->channel, c->cmd->channel);
+  tally__engine_pending_add(c->e, op); /* its answer needs room in the effects ring too */
   va_list ap;
   va_start(ap, fmt);
   int n = vsnprintf(op->note, sizeof op->note, fmt, ap);
@@ -195,7 +206,8 @@ tally__op *tally__cmd_record_op(tally__cmd *c, uint8_t type) {
   op->req_id = c->cmd->req_id;
   op->created_ms = c->wall;
   op->net = c->net;
-  tally__text_clip(op->origin, sizeof op->origin, c->cmd->origin);
+  op->origin = c->origin;
+  tally__names_ref(&c->e->st.names, op->origin);
   tally__text_clip(op->channel, sizeof op->channel, c->cmd->channel);
   tally__cmd_op_added(c);
   return op;
@@ -243,12 +255,12 @@ static const cmd_entry commands[] = {TALLY__COMMAND_TABLE(CMD_ENTRY)};
 static void presence(tally__engine *e, const tally__command_frame *frame, uint16_t net) {
   if (!frame->account[0] || !frame->channel[0]) return;
   tally__state *st = &e->st;
-  if (tally__live_event_in(st, frame->channel) == TALLY__NONE) return;
+  if (tally__live_event_in(st, net, frame->channel) == TALLY__NONE) return;
   tally__command_frame none = {0};
   tally__cmd c = {.e = e, .cmd = &none, .now = tally__now_mono_ms(e), .wall = tally__now_wall_ms(e), .net = net};
   uint32_t account;
   if (tally__cmd_account(&c, frame->account, &account)) return;
-  tally__audience_presence(e, frame->channel, account, strcmp(frame->text, "PRESENCE JOIN") == 0);
+  tally__audience_presence(e, net, frame->channel, account, strcmp(frame->text, "PRESENCE JOIN") == 0);
 }
 
 /* Whether `account` is one of the config's `admins` (names separated by
@@ -293,6 +305,15 @@ void tally__command_handle(tally__engine *e, const tally__command_frame *frame) 
                   i == 3 ? "" : frame->origin, "", "invalid characters in the message's metadata");
       return;
     }
+  /* The frame's limits fit every network (tally.h); the names the engine
+   * keeps (in ops, accounts, rooms) are held to what its tables store. */
+  if (strlen(frame->origin) > TALLY__ORIGIN_KEPT_BYTES_MAX || strlen(frame->account) > TALLY__IDENTITY_KEPT_BYTES_MAX ||
+      strlen(frame->channel) > TALLY__ROOM_KEPT_BYTES_MAX) {
+    if (!(frame->roles & TALLY__ROLE_PRESENCE))
+      tally__emit(e, TALLY_EFFECT_REPLY, TALLY_ETOOBIG, frame->req_id, 0, frame->origin, "",
+                  "a name of this message is longer than this engine keeps");
+    return;
+  }
   /* Every name the frame carries belongs to its network. */
   int rc = tally__network_get(&e->st, frame->network[0] ? frame->network : e->cfg.network, &c.net);
   if (rc) {
@@ -341,7 +362,7 @@ void tally__command_handle(tally__engine *e, const tally__command_frame *frame) 
       return;
     }
   }
-  if (!live_drop_buy(&c) && !channel_allows(e, frame->channel, c.now)) {
+  if (!live_drop_buy(&c) && !channel_allows(e, c.net, frame->channel, c.now)) {
     tally__cmd_refuse(&c, TALLY_ERATE_LIMITED);
     return;
   }
@@ -360,5 +381,13 @@ void tally__command_handle(tally__engine *e, const tally__command_frame *frame) 
     return;
   }
   if (!roles_allow(&c)) return;
+  /* Whom to answer, interned once (a reference for the command's time), so
+   * the ops it makes take theirs without a failure. A full table refuses
+   * only commands that bring a new name. */
+  if ((rc = tally__origin_take(&e->st, c.net, frame->origin, &c.origin))) {
+    tally__cmd_refuse(&c, rc);
+    return;
+  }
   entry->fn(&c);
+  tally__names_unref(&e->st.names, c.origin);
 }

@@ -20,6 +20,7 @@ typedef struct tally__cmd {
   uint32_t account; /* TALLY__NONE when not logged in */
   uint16_t net;     /* the command's network (st->networks index) */
   uint32_t roles;   /* TALLY_ROLE_*: the adapter's, plus ADMIN for an account of `admins` */
+  uint32_t origin;  /* the sender's origin in st->names, referenced while it is handled */
   char key[TALLY__KEY_BYTES_MAX + 1];
 } tally__cmd;
 

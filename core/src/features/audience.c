@@ -18,9 +18,9 @@ static void audience_mark_dirty(tally__state *st, uint32_t i) {
 }
 
 
-void tally__audience_presence(tally__engine *e, const char *channel, uint32_t account, bool present) {
+void tally__audience_presence(tally__engine *e, uint16_t net, const char *channel, uint32_t account, bool present) {
   tally__state *st = &e->st;
-  uint32_t ev = tally__live_event_in(st, channel);
+  uint32_t ev = tally__live_event_in(st, net, channel);
   if (ev == TALLY__NONE) return; /* only events count attendance */
   uint32_t i = tally__audience_row(st, st->events[ev].id, account, present);
   if (i == TALLY__NONE) return;

@@ -21,7 +21,7 @@ enum {
 };
 
 /* A presence change of account in channel (present: joined or listed). */
-void tally__audience_presence(tally__engine *e, const char *channel, uint32_t account, bool present);
+void tally__audience_presence(tally__engine *e, uint16_t net, const char *channel, uint32_t account, bool present);
 /* Attendees and their total presence so far. */
 void tally__audience_totals(const tally__state *st, uint64_t event_id, uint64_t now_mono, uint32_t *attendees,
                             uint64_t *total_ms);

@@ -101,12 +101,13 @@ void tally__highlights_committed(tally__engine *e, const tally__op *op) {
   const tally__item *it = &e->st.items[op->item];
   if (it->kind == TALLY__KIND_REACTION) reaction_count(&e->st, op);
   if (it->kind == TALLY__KIND_HIGHLIGHT)
-    tally__highlight_queue(e, op->transfer_id, op->account, op->item, op->origin, op->note);
+    tally__highlight_queue(e, op->transfer_id, op->account, op->item, tally__origin_str(&e->st, op->origin), op->note);
 }
 
 static const char *channel_of(const tally__state *st, const tally__highlight *h) {
   return st->items[h->item].drop_channel;
 }
+static uint16_t net_of(const tally__state *st, const tally__highlight *h) { return st->items[h->item].drop_net; }
 
 /* Is a highlight of h's event showing? A channel runs one event at a time
  * and a stopped event's highlights are unpinned or refunded, so "same
@@ -125,14 +126,15 @@ static void say(tally__engine *e, const tally__highlight *h, bool first) {
   tally__say say;
   tally__say_init(&say, TALLY_MSG_HIGHLIGHT);
   tally__sayf(&say, "at", "HIGHLIGHT from %s: %s", tally__account_label(st, h->buyer), h->text);
-  if (!e->cfg.highlight_topic) tally__announce_say(e, channel_of(st, h), &say);
-  else if (first) tally__emit_say(e, TALLY_EFFECT_TOPIC, TALLY_OK, 0, 0, "", channel_of(st, h), &say);
+  if (!e->cfg.highlight_topic) tally__announce_say_in(e, net_of(st, h), channel_of(st, h), &say);
+  else if (first) tally__emit_say_in(e, net_of(st, h), TALLY_EFFECT_TOPIC, TALLY_OK, 0, 0, "", channel_of(st, h), &say);
 }
 
 /* A highlight stops showing: in topic mode the channel's topic comes back. */
 static void unpin(tally__engine *e, tally__highlight *h) {
   h->state = HL_SHOWN;
-  if (e->cfg.highlight_topic) tally__emit(e, TALLY_EFFECT_TOPIC, TALLY_OK, 0, 0, "", channel_of(&e->st, h), "");
+  if (e->cfg.highlight_topic)
+    tally__emit_in(e, net_of(&e->st, h), TALLY_EFFECT_TOPIC, TALLY_OK, 0, 0, "", channel_of(&e->st, h), "");
 }
 
 /* The engine refunds a highlight it could not show: TALLY_OK when decided,
@@ -154,7 +156,7 @@ static int refund(tally__engine *e, tally__highlight *h) {
     b->op_count--;
     return rc;
   }
-  e->ops_pending++;
+  tally__engine_pending_add(e, op);
   if (h->origin[0])
     tally__emit_in(e, st->accounts[h->buyer].net, TALLY_EFFECT_REPLY, TALLY_OK, 0, 0, h->origin, "",
                 "Your highlight could not be shown before the event ended: it is being refunded.");
@@ -186,7 +188,7 @@ void tally__reactions_flush(tally__engine *e, uint32_t i) {
       int w = snprintf(text + n, sizeof text - n, "%s%u %s", n ? ", " : "", E->reaction_count[k], E->reaction[k]);
       if (w > 0 && (size_t)w < sizeof text - n) n += (size_t)w;
     }
-    if (n) tally__announce(e, E->channel, "Reactions in the last minute: %s", text);
+    if (n) tally__announce_in(e, E->net, E->channel, "Reactions in the last minute: %s", text);
     memset(E->reaction_count, 0, sizeof E->reaction_count);
     memset(E->reaction, 0, sizeof E->reaction);
   }
@@ -271,11 +273,11 @@ void tally__highlights_event_stopped(tally__engine *e, uint64_t event_id) {
   }
 }
 
-bool tally__highlight_remove(tally__engine *e, const char *channel) {
+bool tally__highlight_remove(tally__engine *e, uint16_t net, const char *channel) {
   tally__state *st = &e->st;
   for (uint32_t i = 0; i < TALLY__HIGHLIGHTS_SLOTS; i++) {
     tally__highlight *h = &st->highlights[i];
-    if (h->state == HL_SHOWING && strcmp(channel_of(st, h), channel) == 0) {
+    if (h->state == HL_SHOWING && net_of(st, h) == net && strcmp(channel_of(st, h), channel) == 0) {
       unpin(e, h); /* paid and shown: removing it moves no money */
       return true;
     }

@@ -47,7 +47,7 @@ void tally__highlights_event_stopped(tally__engine *e, uint64_t event_id);
 /* Slots taken, those reserved by purchases in flight included. */
 uint32_t tally__highlights_used(const tally__state *st);
 /* HIGHLIGHT REMOVE: the one showing in channel stops (it stays paid). */
-bool tally__highlight_remove(tally__engine *e, const char *channel);
+bool tally__highlight_remove(tally__engine *e, uint16_t net, const char *channel);
 /* Queues a committed highlight purchase (also after a restart). */
 void tally__highlight_queue(tally__engine *e, uint64_t transfer_id, uint32_t buyer, uint32_t item,
                             const char *origin, const char *text);

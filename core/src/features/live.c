@@ -14,11 +14,11 @@ static void event_mark_dirty(tally__event *ev) {
   ev->version++;
 }
 
-uint32_t tally__live_event_in(const tally__state *st, const char *channel) {
+uint32_t tally__live_event_in(const tally__state *st, uint16_t net, const char *channel) {
   if (!channel || !channel[0]) return TALLY__NONE;
   for (uint32_t i = 0; i < st->event_count; i++) {
     const tally__event *ev = &st->events[i];
-    if (!ev->stopped_ms && strcmp(ev->channel, channel) == 0) return i;
+    if (!ev->stopped_ms && ev->net == net && strcmp(ev->channel, channel) == 0) return i;
   }
   return TALLY__NONE;
 }
@@ -29,9 +29,9 @@ uint32_t tally__live_event_find(const tally__state *st, uint64_t id) {
   return TALLY__NONE;
 }
 
-uint64_t tally__live_event_for(const tally__state *st, uint32_t item, const char *channel) {
+uint64_t tally__live_event_for(const tally__state *st, uint32_t item, uint16_t net, const char *channel) {
   if (item != TALLY__NONE && st->items[item].drop_event) return st->items[item].drop_event;
-  uint32_t ev = tally__live_event_in(st, channel);
+  uint32_t ev = tally__live_event_in(st, net, channel);
   return ev == TALLY__NONE ? 0 : st->events[ev].id;
 }
 
@@ -49,7 +49,7 @@ static uint32_t event_slot(tally__state *st) {
   return oldest;
 }
 
-int tally__live_event_start(tally__engine *e, uint32_t host, const char *channel, const char *title,
+int tally__live_event_start(tally__engine *e, uint32_t host, uint16_t net, const char *channel, const char *title,
                             uint32_t minutes, uint32_t *index) {
   tally__state *st = &e->st;
   uint32_t i = event_slot(st);
@@ -61,12 +61,13 @@ int tally__live_event_start(tally__engine *e, uint32_t host, const char *channel
   ev->start_ms = tally__now_wall_ms(e);
   ev->end_ms = ev->start_ms + (int64_t)minutes * 60000;
   ev->end_mono = tally__now_mono_ms(e) + (uint64_t)minutes * 60000;
+  ev->net = net;
   tally__text_clip(ev->channel, sizeof ev->channel, channel);
   tally__text_clip(ev->title, sizeof ev->title, title);
   event_mark_dirty(ev);
   tally__account_mark_dirty(st, host); /* the event row references its host */
   /* Who is here already counts as attending: ask the host for the roster. */
-  tally__emit(e, TALLY_EFFECT_ROSTER, TALLY_OK, 0, 0, "", ev->channel, "");
+  tally__emit_in(e, ev->net, TALLY_EFFECT_ROSTER, TALLY_OK, 0, 0, "", ev->channel, "");
   *index = i;
   return TALLY_OK;
 }
@@ -95,7 +96,7 @@ static void event_summary(tally__engine *e, tally__event *ev) {
               plural(ev->tips, "tip", "tips"), tips, drops, n ? "." : "");
   tally__say_value(&say, 2, ev->sales_minor, TALLY__DECIMALS(e));
   tally__say_value(&say, 4, ev->tips_minor, TALLY__DECIMALS(e));
-  tally__announce_say(e, ev->channel, &say);
+  tally__announce_say_in(e, ev->net, ev->channel, &say);
   uint32_t attendees;
   uint64_t total_ms;
   tally__audience_totals(st, ev->id, tally__now_mono_ms(e), &attendees, &total_ms);
@@ -111,7 +112,7 @@ static void event_summary(tally__engine *e, tally__event *ev) {
   tally__sayf(&say, "", ". Creators earned: ");
   tally__say_splice(&say, creators[0] ? creators : "nothing yet", creators[0] ? &earned : &none);
   tally__sayf(&say, "", ".");
-  tally__announce_say(e, ev->channel, &say);
+  tally__announce_say_in(e, ev->net, ev->channel, &say);
 }
 
 /* Stops the event now: no new op joins it and its drops close; the
@@ -178,7 +179,7 @@ void tally__live_drop_open(tally__engine *e, uint32_t item) {
   tally__sayf(&say, "s", "BUY %s", it->sku);
   tally__say_span(&say, TALLY_ARG_COMMAND, command);
   tally__say_value(&say, 2, it->price, TALLY__DECIMALS(e));
-  tally__announce_say(e, it->drop_channel, &say);
+  tally__announce_say_in(e, it->drop_net, it->drop_channel, &say);
 }
 
 /* Closes the drop now; its "closed" line waits until nothing of it is held
@@ -205,7 +206,7 @@ static void drop_close_say(tally__engine *e, tally__item *it) {
   tally__say say;
   tally__say_init(&say, TALLY_MSG_DROP_CLOSED);
   tally__sayf(&say, "snn", "Drop %s closed: %d of %d sold.", it->sku, it->sold, it->stock);
-  tally__announce_say(e, it->drop_channel, &say);
+  tally__announce_say_in(e, it->drop_net, it->drop_channel, &say);
 }
 
 /* Does this drop's "closed" line wait for its event's summary? */
@@ -254,7 +255,7 @@ static void drop_countdown(tally__engine *e, tally__item *it, uint64_t now_mono)
     if ((it->drop_countdown_said >> k) & 1 || left > marks[k].ms || left == 0) continue;
     it->drop_countdown_said |= (uint8_t)(1u << k);
     if (left + 1000 < marks[k].ms) continue; /* scheduled closer than that: its creation said when */
-    tally__announce(e, it->drop_channel, "%s %s starts in %s.", it->drop_mode == TALLY__MODE_RAFFLE ? "Raffle" : "Drop",
+    tally__announce_in(e, it->drop_net, it->drop_channel, "%s %s starts in %s.", it->drop_mode == TALLY__MODE_RAFFLE ? "Raffle" : "Drop",
                     it->sku, marks[k].text);
   }
 }
@@ -297,7 +298,7 @@ void tally__live_ledger_refused(tally__engine *e) {
     tally__say_init(&say, TALLY_MSG_DROP_PAUSED);
     tally__sayf(&say, "s", "Drop %s is paused: purchases cannot be recorded right now. "
                 "Its time stands still until they can.", it->sku);
-    tally__announce_say(e, it->drop_channel, &say);
+    tally__announce_say_in(e, it->drop_net, it->drop_channel, &say);
   }
 }
 
@@ -314,7 +315,7 @@ void tally__live_ledger_recovered(tally__engine *e) {
     it->drop_end_ms += (int64_t)paused; /* stored: a restart keeps the longer window */
     tally__item_mark_dirty(st, i);
     uint64_t left = it->drop_end_mono > now ? it->drop_end_mono - now : 0;
-    tally__announce(e, it->drop_channel, "Drop %s resumes: %llu s left.", it->sku,
+    tally__announce_in(e, it->drop_net, it->drop_channel, "Drop %s resumes: %llu s left.", it->sku,
                     (unsigned long long)((left + 999) / 1000));
   }
 }
@@ -340,13 +341,13 @@ void tally__live_committed(tally__engine *e, const tally__op *op) {
     tally__say say;
     tally__say_init(&say, TALLY_MSG_DROP_SOLD_OUT);
     tally__sayf(&say, "sn", "SOLD OUT: %s - all %d units are gone.", it->sku, it->stock);
-    tally__announce_say(e, it->drop_channel, &say);
+    tally__announce_say_in(e, it->drop_net, it->drop_channel, &say);
   } else if (left > 0 && left <= (it->stock / 10 > 1 ? it->stock / 10 : 1) && !it->drop_low_said) {
     /* Low: 10% of the stock, or the last unit of a small drop. */
     it->drop_low_said = true;
     tally__say say;
     tally__say_init(&say, TALLY_MSG_DROP_LOW);
     tally__sayf(&say, "ns", "Only %d left of %s!", left, it->sku);
-    tally__announce_say(e, it->drop_channel, &say);
+    tally__announce_say_in(e, it->drop_net, it->drop_channel, &say);
   }
 }

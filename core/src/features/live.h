@@ -20,12 +20,12 @@ enum {
 };
 
 /* Index of the running event in channel, or TALLY__NONE. */
-uint32_t tally__live_event_in(const tally__state *st, const char *channel);
+uint32_t tally__live_event_in(const tally__state *st, uint16_t net, const char *channel);
 /* Index of the event with this id, or TALLY__NONE. */
 uint32_t tally__live_event_find(const tally__state *st, uint64_t id);
 /* A new running event (memory, dirty); TALLY_ETOO_MANY when the table is
  * full of running events. */
-int tally__live_event_start(tally__engine *e, uint32_t host, const char *channel, const char *title,
+int tally__live_event_start(tally__engine *e, uint32_t host, uint16_t net, const char *channel, const char *title,
                             uint32_t minutes, uint32_t *index);
 /* Ends a running event now and announces its summary, once the ops it
  * decided have settled and the raffles it closed are drawn and charged. */
@@ -53,6 +53,6 @@ void tally__live_ledger_refused(tally__engine *e);
 void tally__live_ledger_recovered(tally__engine *e);
 /* The event a new op belongs to: its drop's event, else the running event
  * of the channel it was said in. */
-uint64_t tally__live_event_for(const tally__state *st, uint32_t item, const char *channel);
+uint64_t tally__live_event_for(const tally__state *st, uint32_t item, uint16_t net, const char *channel);
 
 #endif

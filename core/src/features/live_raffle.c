@@ -32,7 +32,7 @@ void tally__raffle_announce_open(tally__engine *e, uint32_t item) {
   tally__sayf(&say, "-", " (no charge now; winners are drawn and charged at close). Seed commitment sha256: %s",
               hex);
   tally__say_value(&say, 2, it->price, TALLY__DECIMALS(e));
-  tally__announce_say(e, it->drop_channel, &say);
+  tally__announce_say_in(e, it->drop_net, it->drop_channel, &say);
 }
 
 bool tally__raffle_entered(tally__state *st, uint32_t item, uint32_t account) {
@@ -44,14 +44,17 @@ bool tally__raffle_entered(tally__state *st, uint32_t item, uint32_t account) {
 static void entries_compact(tally__state *st) {
   uint32_t n = 0;
   for (uint32_t i = 0; i < st->entry_count; i++) {
-    if (!st->entries[i].live) continue;
+    if (!st->entries[i].live) {
+      tally__names_unref(&st->names, st->entries[i].origin);
+      continue;
+    }
     if (n != i) st->entries[n] = st->entries[i];
     n++;
   }
   st->entry_count = n;
 }
 
-uint32_t tally__raffle_entry_add(tally__state *st, uint32_t item, uint32_t account, const char *origin) {
+uint32_t tally__raffle_entry_add(tally__state *st, uint32_t item, uint32_t account, uint32_t origin) {
   /* Compaction moves entries, so never while one is in flight (its op
    * names its slot). */
   bool inflight = false;
@@ -70,7 +73,8 @@ uint32_t tally__raffle_entry_add(tally__state *st, uint32_t item, uint32_t accou
   en->account = account;
   en->live = true;
   en->seq = st->items[item].raffle_seq++;
-  tally__text_clip(en->origin, sizeof en->origin, origin);
+  en->origin = origin; /* referenced while the entry is kept (entries_compact gives it back) */
+  tally__names_ref(&st->names, origin);
   return slot;
 }
 
@@ -97,7 +101,7 @@ static int draw_freeze(tally__engine *e, uint32_t item) {
   tally__raffle_hasher *h = tally__raffle_hash_begin(it->id, n);
   int rc = h ? TALLY_OK : TALLY_ECRYPTO;
   for (uint32_t k = 0; k < n && !rc; k++)
-    rc = tally__raffle_hash_add(h, st->accounts[st->entries[st->draw_scratch[k]].account].name);
+    rc = tally__raffle_hash_add(h, tally__account_name(st, st->entries[st->draw_scratch[k]].account));
   if (h && tally__raffle_hash_end(h, it->raffle_entry_hash) && !rc) rc = TALLY_ECRYPTO;
   if (rc) return rc;
   memset(d, 0, sizeof *d);
@@ -117,7 +121,7 @@ static int draw_freeze(tally__engine *e, uint32_t item) {
               "RAFFLE %s closed with %u entries. Seed: %s Entry hash: %s. Drawing %u winners now "
               "(VERIFY DRAW %s to check).",
               it->sku, n, seed, hash, d->units < n ? d->units : n, it->sku);
-  tally__announce_say(e, it->drop_channel, &say);
+  tally__announce_say_in(e, it->drop_net, it->drop_channel, &say);
   return TALLY_OK;
 }
 
@@ -137,7 +141,7 @@ static int draw_charge(tally__engine *e, tally__item *it, uint32_t item, uint32_
            (unsigned long long)st->accounts[en->account].id);
   uint64_t existing = 0;
   tally__decide_ctx ctx = {.wall_ms = tally__now_wall_ms(e), .mono_ms = tally__now_mono_ms(e),
-                           .origin = en->origin, .channel = it->drop_channel, .key = key,
+                           .origin = tally__origin_str(st, en->origin), .channel = it->drop_channel, .key = key,
                            .existing_transfer = &existing, .by_engine = true,
                            .net = st->accounts[en->account].net};
   int rc = tally__decide_buy(st, &ctx, en->account, item, 1, op);
@@ -149,7 +153,7 @@ static int draw_charge(tally__engine *e, tally__item *it, uint32_t item, uint32_
   op->raffle_charge = true;
   op->entry_slot = slot;
   tally__event_inflight(st, op->event_id, +1);
-  e->ops_pending++;
+  tally__engine_pending_add(e, op);
   *sent = true;
   return TALLY_OK;
 }
@@ -173,11 +177,11 @@ static void draw_pass(tally__engine *e, struct tally__draw_run *d, tally__raffle
   en->drawn = TALLY__DRAWN_PASS_NEW;
   en->pass_reason = why;
   d->next++;
-  if (!en->origin[0]) return;
+  if (!en->origin) return;
   char text[TALLY_TEXT_BYTES_MAX + 1];
   snprintf(text, sizeof text, "You won the %s raffle but could not pay (%s); your unit goes to the next entry drawn.",
            e->st.items[d->item].sku, tally_strerror(why));
-  tally__emit_in(e, e->st.accounts[en->account].net, TALLY_EFFECT_REPLY, why, 0, 0, en->origin, "", text);
+  tally__emit_in(e, e->st.accounts[en->account].net, TALLY_EFFECT_REPLY, why, 0, 0, tally__origin_str(&e->st, en->origin), "", text);
 }
 
 /* Sends the rows of entries passed over; false while any is not stored. */
@@ -271,7 +275,7 @@ static void draw_run(tally__engine *e) {
   tally__say_marks none = {0};
   tally__say_splice(&say, d->named[0] || d->unnamed ? d->named : "nobody", d->named[0] ? &d->named_marks : &none);
   tally__sayf(&say, "", "%s%s", unnamed, d->winners > 0 ? ". Receipts are on their way." : "");
-  tally__announce_say(e, it->drop_channel, &say);
+  tally__announce_say_in(e, it->drop_net, it->drop_channel, &say);
   d->active = false;
   st->raffles_due--;
 }

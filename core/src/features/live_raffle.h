@@ -30,7 +30,8 @@ void tally__raffle_close(tally__engine *e, uint32_t item);
 /* Runs due draws as far as batch room allows. */
 void tally__raffle_tick(tally__engine *e);
 /* Adds an entry (memory); TALLY__NONE when the table is full. */
-uint32_t tally__raffle_entry_add(tally__state *st, uint32_t item, uint32_t account, const char *origin);
+/* origin: a name in st->names (0 none); the entry takes a reference. */
+uint32_t tally__raffle_entry_add(tally__state *st, uint32_t item, uint32_t account, uint32_t origin);
 /* A winner's charge (op->raffle_charge) settled: TALLY_OK committed (now
  * or earlier), TALLY_EFAILED its batch failed (tried again), another code
  * refused (passed over with it). */

@@ -36,6 +36,10 @@ int tally__live_restore(loader *l, int64_t now_ms) {
     snprintf(ev->channel, sizeof ev->channel, "%s", PQgetvalue(r, i, 1));
     snprintf(ev->title, sizeof ev->title, "%s", PQgetvalue(r, i, 2));
     ev->host = host;
+    /* The ledger keeps the channel only: the room is the host's network's,
+     * since the host's identity started it there (one identity per wallet
+     * today; LINK will need events.network_id). */
+    ev->net = st->accounts[host].net;
     ev->start_ms = col_i64(r, i, 4);
     ev->end_ms = col_i64(r, i, 5);
     ev->stopped_ms = col_i64(r, i, 6);

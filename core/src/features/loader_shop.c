@@ -232,7 +232,7 @@ static int load_raffles(loader *l) {
     uint32_t item = tally__load_item(l, tally__load_i64(r, i, 0));
     uint32_t account = tally__load_acc(l, tally__load_i64(r, i, 1));
     if (item == TALLY__NONE || account == TALLY__NONE) continue;
-    uint32_t slot = tally__raffle_entry_add(st, item, account, "");
+    uint32_t slot = tally__raffle_entry_add(st, item, account, 0);
     if (slot == TALLY__NONE) {
       snprintf(l->err, l->err_len, "load: more raffle entries than TALLY__RAFFLE_ENTRIES_MAX");
       rc = TALLY_ETOO_MANY;
@@ -389,8 +389,10 @@ static int load_tip_messages(loader *l, int64_t now_ms) {
     uint32_t recipient = tally__load_acc(l, tally__load_i64(r, i, 4));
     if (tipper == TALLY__NONE || recipient == TALLY__NONE) continue;
     int64_t wait_ms = tally__load_i64(r, i, 2) - now_ms;
+    /* The room is the tipper's network's: a tip is made by an identity, in a
+     * room of its network (the ledger stores the channel only). */
     tally__tip_message_queue(l->e, (uint64_t)tally__load_i64(r, i, 0), tipper, recipient, tally__load_i64(r, i, 5),
-                             PQgetvalue(r, i, 1), PQgetvalue(r, i, 6), mono + (uint64_t)(wait_ms > 0 ? wait_ms : 0));
+                             l->e->st.accounts[tipper].net, PQgetvalue(r, i, 1), PQgetvalue(r, i, 6), mono + (uint64_t)(wait_ms > 0 ? wait_ms : 0));
   }
   PQclear(r);
   return TALLY_OK;

@@ -9,18 +9,18 @@ static const char *who(const tally__state *st, uint32_t account) {
   return tally__account_label(st, account); /* past "user:" */
 }
 
-static tally__held_tip *held_find(tally__state *st, uint64_t transfer_id, const char *channel) {
+static tally__held_tip *held_find(tally__state *st, uint64_t transfer_id, uint16_t net, const char *channel) {
   for (uint32_t i = 0; i < TALLY__HELD_TIPS_MAX; i++) {
     tally__held_tip *h = &st->held_tips[i];
     if (h->state != TALLY__HELD_FREE && h->transfer_id == transfer_id &&
-        (!channel || strcmp(h->channel, channel) == 0))
+        (!channel || (h->net == net && strcmp(h->channel, channel) == 0)))
       return h;
   }
   return NULL;
 }
 
-tally__held_tip *tally__tip_held_find(tally__state *st, uint64_t transfer_id, const char *channel) {
-  return held_find(st, transfer_id, channel);
+tally__held_tip *tally__tip_held_find(tally__state *st, uint64_t transfer_id, uint16_t net, const char *channel) {
+  return held_find(st, transfer_id, net, channel);
 }
 
 static void say_message(tally__engine *e, const tally__held_tip *h) {
@@ -35,7 +35,7 @@ static void say_message(tally__engine *e, const tally__held_tip *h) {
 }
 
 bool tally__tip_message_reserve(tally__state *st, const tally__op *op) {
-  if (tally__held_tip_room(st, op->account, op->channel) != TALLY_OK) return false;
+  if (tally__held_tip_room(st, op->account, op->net, op->channel) != TALLY_OK) return false;
   for (uint32_t i = 0; i < TALLY__HELD_TIPS_MAX; i++) {
     tally__held_tip *h = &st->held_tips[i];
     if (h->state != TALLY__HELD_FREE) continue;
@@ -43,6 +43,7 @@ bool tally__tip_message_reserve(tally__state *st, const tally__op *op) {
     h->state = TALLY__HELD_RESERVED; /* counted in the shares from now on */
     h->transfer_id = op->transfer_id;
     h->tipper = op->account;
+    h->net = op->net;
     snprintf(h->channel, sizeof h->channel, "%s", op->channel);
     return true;
   }
@@ -50,11 +51,11 @@ bool tally__tip_message_reserve(tally__state *st, const tally__op *op) {
 }
 
 bool tally__tip_message_queue(tally__engine *e, uint64_t transfer_id, uint32_t tipper,
-                              uint32_t recipient, int64_t amount, const char *channel,
+                              uint32_t recipient, int64_t amount, uint16_t net, const char *channel,
                               const char *text, uint64_t due_mono) {
   tally__state *st = &e->st;
   /* Its reserved slot (a tip just committed), else a free one (a restart). */
-  tally__held_tip *h = held_find(st, transfer_id, NULL);
+  tally__held_tip *h = held_find(st, transfer_id, 0, NULL);
   if (h && h->state != TALLY__HELD_RESERVED) return true; /* already waiting */
   for (uint32_t i = 0; i < TALLY__HELD_TIPS_MAX && !h; i++)
     if (st->held_tips[i].state == TALLY__HELD_FREE) h = &st->held_tips[i];
@@ -66,6 +67,7 @@ bool tally__tip_message_queue(tally__engine *e, uint64_t transfer_id, uint32_t t
   h->recipient = recipient;
   h->amount = amount;
   h->state = TALLY__HELD_WAITING;
+  h->net = net;
   snprintf(h->channel, sizeof h->channel, "%s", channel);
   snprintf(h->text, sizeof h->text, "%s", text);
   return true;
@@ -87,7 +89,7 @@ void tally__tip_thanks(tally__engine *e, const tally__op *op, const char *amount
   uint32_t hold_s = e->cfg.tip_message_hold_s;
   if (op->held_message && op->note[0]) {
     uint64_t due = tally__now_mono_ms(e) + (uint64_t)hold_s * 1000;
-    if (tally__tip_message_queue(e, op->transfer_id, op->account, op->counterparty, op->amount, op->channel,
+    if (tally__tip_message_queue(e, op->transfer_id, op->account, op->counterparty, op->amount, op->net, op->channel,
                                  op->note, due)) {
       tally__say say;
       tally__say_init(&say, TALLY_MSG_TIP_THANKS_HELD);
@@ -132,7 +134,7 @@ void tally__tip_messages_tick(tally__engine *e, uint64_t now_mono) {
 }
 
 void tally__tip_hide_settled(tally__engine *e, const tally__op *op, bool ok) {
-  tally__held_tip *h = held_find(&e->st, op->ref_transfer, op->channel);
+  tally__held_tip *h = held_find(&e->st, op->ref_transfer, op->net, op->channel);
   if (!h || h->state != TALLY__HELD_HIDING) return;
   if (!ok) {
     h->state = TALLY__HELD_WAITING; /* not recorded: said when due, as if never hidden */

@@ -33,7 +33,7 @@ void tally__tip_thanks(tally__engine *e, const tally__op *op, const char *amount
 void tally__tip_messages_tick(tally__engine *e, uint64_t now_mono);
 /* The held message of tip transfer_id (in channel; any channel when NULL),
  * or NULL. HIDE (commands/cmd_hide.c) checks and marks its state. */
-tally__held_tip *tally__tip_held_find(tally__state *st, uint64_t transfer_id, const char *channel);
+tally__held_tip *tally__tip_held_find(tally__state *st, uint64_t transfer_id, uint16_t net, const char *channel);
 /* A HIDE op committed (ok) or failed. */
 void tally__tip_hide_settled(tally__engine *e, const tally__op *op, bool ok);
 /* A slot for the decided tip op's message, taken from decision to commit
@@ -45,7 +45,7 @@ bool tally__tip_message_reserve(tally__state *st, const tally__op *op);
 /* Queues a committed tip's message (also after a restart); false when no
  * slot is free. */
 bool tally__tip_message_queue(tally__engine *e, uint64_t transfer_id, uint32_t tipper,
-                              uint32_t recipient, int64_t amount, const char *channel,
+                              uint32_t recipient, int64_t amount, uint16_t net, const char *channel,
                               const char *text, uint64_t due_mono);
 
 #endif

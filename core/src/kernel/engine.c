@@ -173,8 +173,28 @@ tally__op *tally__engine_record_op(tally__engine *e, uint8_t type, uint32_t acco
   op->counterparty = TALLY__NONE;
   op->item = item;
   op->created_ms = tally__now_wall_ms(e);
-  e->ops_pending++;
+  tally__engine_pending_add(e, op); /* origin and channel "": the engine's own record */
   return op;
+}
+
+uint32_t tally__effects_bytes(const char *origin, const char *channel) {
+  size_t one = tally__ring_record_bytes(TALLY__EFFECT_FIXED_BYTES + strlen(origin) + strlen(channel));
+  return (uint32_t)(TALLY__EFFECTS_PER_OP_MAX * one);
+}
+
+void tally__engine_pending_add(tally__engine *e, tally__op *op) {
+  op->effects_bytes = tally__effects_bytes(tally__origin_str(&e->st, op->origin), op->channel);
+  e->ops_pending++;
+  e->effects_reserved += op->effects_bytes;
+}
+
+void tally__engine_pending_done(tally__engine *e, const tally__op *op) {
+  assert(e->ops_pending > 0 && e->effects_reserved >= op->effects_bytes);
+  e->ops_pending--;
+  e->effects_reserved -= op->effects_bytes;
+  /* Its name stays readable until the next compaction (names.h), so the
+   * settling code after this may still answer it. */
+  tally__names_unref(&e->st.names, op->origin);
 }
 
 tally__batch *tally__engine_open_batch(tally__engine *e) {
@@ -311,7 +331,7 @@ static void op_not_ours(tally__engine *e, tally__batch *b, uint32_t k) {
   tally__key *key = &e->st.keys[op->key_slot];
   uint64_t existing = b->found_id[k];
   tally__op_release(&e->st, op);
-  e->ops_pending--;
+  tally__engine_pending_done(e, op);
   TALLY__FEATURES_CALL(e, settled, op,
                        !existing ? TALLY_EFAILED : b->found_fp[k] == key->fingerprint ? TALLY_OK : TALLY_EKEY_MISMATCH);
   if (existing && b->found_fp[k] == key->fingerprint) {
@@ -319,19 +339,19 @@ static void op_not_ours(tally__engine *e, tally__batch *b, uint32_t k) {
      * first answer. */
     key->transfer_id = existing;
     key->state = TALLY__KEY_DONE;
-    if (op->origin[0])
-      tally__emit_in(e, op->net, TALLY_EFFECT_REPLY, TALLY_OK, op->req_id, existing, op->origin, op->channel,
+    if (op->origin)
+      tally__emit_in(e, op->net, TALLY_EFFECT_REPLY, TALLY_OK, op->req_id, existing, tally__origin_str(&e->st, op->origin), op->channel,
                   "Already done earlier: receipt on record");
   } else if (existing) {
     tally__key_forget(&e->st, op->key_slot);
-    if (op->origin[0])
-      tally__emit_in(e, op->net, TALLY_EFFECT_REPLY, TALLY_EKEY_MISMATCH, op->req_id, 0, op->origin, op->channel,
+    if (op->origin)
+      tally__emit_in(e, op->net, TALLY_EFFECT_REPLY, TALLY_EKEY_MISMATCH, op->req_id, 0, tally__origin_str(&e->st, op->origin), op->channel,
                   tally_strerror(TALLY_EKEY_MISMATCH));
   } else {
     assert(b->looked_up); /* "not charged" only when the ledger was asked */
     tally__key_forget(&e->st, op->key_slot); /* a CLI grant: polled for again */
-    if (op->origin[0])
-      tally__emit_in(e, op->net, TALLY_EFFECT_REPLY, TALLY_EFAILED, op->req_id, 0, op->origin, op->channel,
+    if (op->origin)
+      tally__emit_in(e, op->net, TALLY_EFFECT_REPLY, TALLY_EFAILED, op->req_id, 0, tally__origin_str(&e->st, op->origin), op->channel,
                   tally_strerror(TALLY_EFAILED));
   }
 }
@@ -463,11 +483,11 @@ void tally__engine_batch_done(tally__engine *e, tally__batch *b) {
   for (uint32_t k = 0; k < b->op_count; k++) {
     tally__op *op = &b->ops[k];
     if (op->type == TALLY__OP_TRANSFER) continue;
-    e->ops_pending--;
+    tally__engine_pending_done(e, op);
     record_settled(e, op, committed);
     if (!committed) {
-      if (op->origin[0] || op->type == TALLY__OP_ACK)
-        tally__emit_in(e, op->net, TALLY_EFFECT_REPLY, TALLY_EFAILED, op->req_id, 0, op->origin, op->channel,
+      if (op->origin || op->type == TALLY__OP_ACK)
+        tally__emit_in(e, op->net, TALLY_EFFECT_REPLY, TALLY_EFAILED, op->req_id, 0, tally__origin_str(&e->st, op->origin), op->channel,
                     tally_strerror(TALLY_EFAILED));
       continue;
     }
@@ -475,11 +495,11 @@ void tally__engine_batch_done(tally__engine *e, tally__batch *b) {
       char text[96];
       snprintf(text, sizeof text, "Shipping note saved for receipt %llu; the creator sees it with ORDERS.",
                (unsigned long long)op->ref_transfer);
-      tally__emit_in(e, op->net, TALLY_EFFECT_REPLY, TALLY_OK, op->req_id, 0, op->origin, op->channel, text);
+      tally__emit_in(e, op->net, TALLY_EFFECT_REPLY, TALLY_OK, op->req_id, 0, tally__origin_str(&e->st, op->origin), op->channel, text);
       continue;
     }
-    if (op->origin[0] || op->type == TALLY__OP_ACK)
-      tally__emit_in(e, op->net, TALLY_EFFECT_REPLY, TALLY_OK, op->req_id, 0, op->origin, op->channel, op->note);
+    if (op->origin || op->type == TALLY__OP_ACK)
+      tally__emit_in(e, op->net, TALLY_EFFECT_REPLY, TALLY_OK, op->req_id, 0, tally__origin_str(&e->st, op->origin), op->channel, op->note);
   }
   for (uint32_t k = 0; k < b->transfer_count; k++) {
     tally__op *op = &b->ops[b->xfer[k]];
@@ -502,7 +522,7 @@ void tally__engine_batch_done(tally__engine *e, tally__batch *b) {
 /* What a buyer of a digital item or pass is told privately, after the
  * receipt line. */
 static void purchase_extras(tally__engine *e, const tally__op *op, const tally__item *it) {
-  if (!op->origin[0]) return;
+  if (!op->origin) return;
   char text[TALLY_TEXT_BYTES_MAX + 1];
   if (it->kind == TALLY__KIND_DIGITAL) /* delivered is what DELIVERY records: not sent here */
     snprintf(text, sizeof text, "Your %s is ready: send privately DELIVERY %llu to receive it (refundable until then)",
@@ -515,14 +535,14 @@ static void purchase_extras(tally__engine *e, const tally__op *op, const tally__
              it->sku, (unsigned long long)op->transfer_id);
   else
     return;
-  tally__emit_in(e, op->net, TALLY_EFFECT_REPLY, TALLY_OK, op->req_id, 0, op->origin, "", text);
+  tally__emit_in(e, op->net, TALLY_EFFECT_REPLY, TALLY_OK, op->req_id, 0, tally__origin_str(&e->st, op->origin), "", text);
 }
 
 static void op_committed(tally__engine *e, tally__batch *b, tally__op *op) {
   tally__state *st = &e->st;
   tally__op_commit(st, op);
   if (TALLY__FAULT(COMMIT_TWICE) && op->kind == TALLY__TRANSFER_GRANT) tally__op_commit(st, op);
-  e->ops_pending--;
+  tally__engine_pending_done(e, op);
   tally__key *key = &st->keys[op->key_slot];
   key->state = TALLY__KEY_DONE;
   tally__account *a = &st->accounts[op->account];
@@ -569,8 +589,8 @@ static void op_committed(tally__engine *e, tally__batch *b, tally__op *op) {
     tally__say_value(&say, 0, op->amount, TALLY__DECIMALS(e));
     break;
   }
-  if (op->origin[0])
-    tally__emit_say_in(e, op->net, TALLY_EFFECT_REPLY, TALLY_OK, op->req_id, op->transfer_id, op->origin, op->channel, &say);
+  if (op->origin)
+    tally__emit_say_in(e, op->net, TALLY_EFFECT_REPLY, TALLY_OK, op->req_id, op->transfer_id, tally__origin_str(&e->st, op->origin), op->channel, &say);
   if (op->kind == TALLY__TRANSFER_PURCHASE) purchase_extras(e, op, &st->items[op->item]);
   TALLY__FEATURES_CALL(e, committed, op);
   TALLY__FEATURES_CALL(e, settled, op, TALLY_OK);
@@ -579,7 +599,7 @@ static void op_committed(tally__engine *e, tally__batch *b, tally__op *op) {
 /* An op that did not commit and never will in this batch: its effect in
  * memory is undone and its sender told `text`. */
 static void op_failed(tally__engine *e, tally__op *op, const char *text) {
-  e->ops_pending--;
+  tally__engine_pending_done(e, op);
   record_settled(e, op, false);
   if (op->type == TALLY__OP_TRANSFER) {
     tally__op_release(&e->st, op);
@@ -588,7 +608,7 @@ static void op_failed(tally__engine *e, tally__op *op, const char *text) {
     TALLY__FEATURES_CALL(e, settled, op, TALLY_EFAILED);
     atomic_fetch_add_explicit(&e->n_buys_refused, 1, memory_order_relaxed);
   }
-  if (op->origin[0]) tally__emit_in(e, op->net, TALLY_EFFECT_REPLY, TALLY_EFAILED, op->req_id, 0, op->origin, op->channel, text);
+  if (op->origin) tally__emit_in(e, op->net, TALLY_EFFECT_REPLY, TALLY_EFAILED, op->req_id, 0, tally__origin_str(&e->st, op->origin), op->channel, text);
 }
 
 void tally__engine_batch_failed(tally__engine *e, tally__batch *b, const char *why) {

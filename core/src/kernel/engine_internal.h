@@ -33,6 +33,11 @@ enum {
   TALLY__ROWS_RETRY_MS = 1000,       /* catalog rows alone retry this long after a failure */
   TALLY__RETRY_MAX = 5,            /* serialization failures before giving up */
   TALLY__EFFECTS_PER_EVENT_MAX = 24, /* effects one command may emit at once */
+  TALLY__EFFECTS_PER_OP_MAX = 4,     /* answer, "pending" notice, channel line, drop line */
+  /* An effect frame without its origin and room: every other field at its
+   * limit (the text, the args, the network, nine integers, the headers). */
+  TALLY__EFFECT_FIXED_BYTES = 3 + 9 * 2 + 9 * 9 + 3 * 2 + (3 + TALLY_TEXT_BYTES_MAX) +
+                              (3 + TALLY_FRAME_NETWORK_BYTES_MAX) + (3 + TALLY_EFFECT_ARGS_BYTES_MAX),
   TALLY__GRANT_POLL_MS = 1000,
   /* Grant requests take their bigserial id before they commit, so one may
    * commit after higher ids did: each poll looks back this many ids below
@@ -103,6 +108,9 @@ struct tally_engine {
   uint32_t grant_skipped_next;
   bool effects_pending;
   uint32_t ops_pending;
+  /* Bytes of the effects ring the pending ops' answers may take (the sum
+   * of their effects_bytes): effects_room keeps them free. */
+  uint64_t effects_reserved;
   uint8_t frame[TALLY_FRAME_BYTES_MAX];
   char startup_error[TALLY_ERRBUF_BYTES];
   /* VERIFY <receipt>: checked on a thread and connection of its own
@@ -225,6 +233,13 @@ tally__batch *tally__engine_open_batch(tally__engine *e);
 /* A record op the engine makes itself (no command behind it), cleared, of
  * `type` for `account` and `item`, counted as pending; NULL when every batch
  * is busy (try again at the next tick). */
+/* Out-ring bytes the effects of one op to (origin, channel) may take. */
+uint32_t tally__effects_bytes(const char *origin, const char *channel);
+/* An op (in the open batch, its origin and channel set) is pending: it
+ * counts in ops_pending and its effects' bytes are reserved. */
+void tally__engine_pending_add(tally__engine *e, tally__op *op);
+/* A pending op settled (committed, failed, released): the reverse. */
+void tally__engine_pending_done(tally__engine *e, const tally__op *op);
 tally__op *tally__engine_record_op(tally__engine *e, uint8_t type, uint32_t account, uint32_t item);
 void tally__engine_flush(tally__engine *e);
 /* Wakes the host if effects were emitted since the last wake. */

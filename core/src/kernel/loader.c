@@ -102,9 +102,9 @@ static int load_identities(loader *l) {
     for (uint16_t k = 0; k < st->network_count; k++)
       if (st->networks[k].id == col_i64(r, i, 1)) net = k;
     const char *name = PQgetvalue(r, i, 3);
-    size_t an = a == TALLY__NONE ? 0 : strlen(st->accounts[a].name), n = strlen(name);
+    size_t an = a == TALLY__NONE ? 0 : strlen(tally__account_name(st, a)), n = strlen(name);
     if (a == TALLY__NONE || net == TALLY__NETWORKS_MAX || st->accounts[a].identity_id || n > an ||
-        strcmp(st->accounts[a].name + an - n, name) != 0) {
+        strcmp(tally__account_name(st, a) + an - n, name) != 0) {
       fprintf(stderr, "tally: load: identity %s not kept in memory (a second identity of its wallet, or"
                       " not its wallet's name)\n", PQgetvalue(r, i, 0));
       continue;
@@ -170,6 +170,7 @@ static int load_items(loader *l) {
     it->deleted = PQgetvalue(r, i, 7)[0] == 't';
     it->version = (uint64_t)col_i64(r, i, 8);
     snprintf(it->drop_channel, sizeof it->drop_channel, "%s", PQgetvalue(r, i, 9));
+    it->drop_net = st->accounts[creator].net; /* its creator ran the drop, in its network (see loader_live.c) */
     it->drop_start_ms = col_i64(r, i, 10);
     it->drop_end_ms = col_i64(r, i, 11);
     it->drop_per_user = (uint32_t)col_i64(r, i, 12);

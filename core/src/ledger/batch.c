@@ -95,7 +95,9 @@ int tally__batch_full(const tally__batch *b) { return b->op_count >= b->op_max; 
 
 tally__op *tally__batch_append(tally__batch *b) {
   assert(b->phase == TALLY__BATCH_OPEN && b->op_count < b->op_max);
-  return &b->ops[b->op_count++];
+  tally__op *op = &b->ops[b->op_count++];
+  op->origin = 0; /* no reference yet (see tally__cmd_op_unused) */
+  return op;
 }
 
 /* ---- text rendering --------------------------------------------------------- */
@@ -342,7 +344,7 @@ static void render_accounts(tally__batch *b, const tally__state *st) {
       if (b->rows[r].what != TALLY__ROW_ACCOUNT) continue;
       const tally__account *a = &st->accounts[b->rows[r].index];
       if (col == 0) bin_i64(b, (int64_t)a->id);
-      else if (col == 1) bin_text(b, a->name);
+      else if (col == 1) bin_text(b, tally__names_str(&st->names, a->name));
       else bin_i16(b, a->kind);
     }
     bin_close(b);
@@ -471,7 +473,7 @@ static void render_consents_roles(tally__batch *b, const tally__state *st) {
       if (col == 0 || col == 2) bin_i64(b, (int64_t)a->id);
       else if (col == 1) bin_i64(b, 0);
       else if (col == 3) bin_text(b, a->is_creator ? "creator" : "none");
-      else bin_text(b, a->role_by == TALLY__NONE ? "engine" : st->accounts[a->role_by].name); /* by_account */
+      else bin_text(b, a->role_by == TALLY__NONE ? "engine" : tally__account_name(st, a->role_by)); /* by_account */
     }
     bin_close(b);
   }
@@ -735,10 +737,10 @@ static void render_audit(tally__batch *b, const tally__state *st) {
       if (!op->audited) continue;
       char detail[TALLY__ACCOUNT_NAME_BYTES + 64];
       if (col == 0) bin_i64(b, (int64_t)op->transfer_id);
-      else if (col == 1) bin_text(b, st->accounts[op->actor].name);
+      else if (col == 1) bin_text(b, tally__account_name(st, op->actor));
       else {
         snprintf(detail, sizeof detail, "grant %" PRId64 " minor units to %s (TALLY GRANT)", op->amount,
-                 st->accounts[op->account].name);
+                 tally__account_name(st, op->account));
         bin_text(b, detail);
       }
     }
@@ -796,7 +798,7 @@ static void render_identities(tally__batch *b, const tally__state *st) {
       const tally__account *a = &st->accounts[b->rows[r].index];
       if (col == 0) bin_i64(b, (int64_t)a->identity_id);
       else if (col == 1) bin_i16(b, (int16_t)st->networks[a->net].id);
-      else if (col == 2) bin_text(b, a->name + a->label);
+      else if (col == 2) bin_text(b, tally__names_str(&st->names, a->name) + a->label);
       else bin_i64(b, (int64_t)a->id);
     }
     bin_close(b);
@@ -823,13 +825,13 @@ static void compute_leaves(tally__batch *b, const tally__state *st) {
     tally__receipt_fields f = {
         .transfer_id = op->transfer_id, .batch_id = b->id, .kind = op->kind, .qty = op->qty,
         .amount_minor = op->amount, .ref_transfer = op->ref_transfer,
-        .created_ms = op->created_ms, .account = st->accounts[op->account].name,
-        .counterparty = op->counterparty == TALLY__NONE ? "" : st->accounts[op->counterparty].name,
+        .created_ms = op->created_ms, .account = tally__account_name(st, op->account),
+        .counterparty = op->counterparty == TALLY__NONE ? "" : tally__account_name(st, op->counterparty),
         .sku = op->item == TALLY__NONE ? "" : st->items[op->item].sku, .serial = op->serial,
         .version = 2}; /* sql/011: batches written since are leaf version 2 */
     const tally__account *m = op_maker(b, st, op);
     f.network = m ? st->networks[m->net].name : "";
-    f.identity = m ? m->name + m->label : "";
+    f.identity = m ? tally__names_str(&st->names, m->name) + m->label : "";
     tally__receipt_leaf(&f, b->leaves[b->transfer_count++]);
   }
 }

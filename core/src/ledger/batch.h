@@ -19,8 +19,13 @@
 enum {
   TALLY__BATCH_PARAMS = 119,
   TALLY__BATCH_ROWS_MAX = 1024, /* catalog rows (accounts, items, ...) per batch */
-  TALLY__BATCH_OP_TEXT_BYTES = 800,  /* 768 + its transfer_identities row */
-  TALLY__BATCH_ROW_TEXT_BYTES = 640 + 128 + TALLY_NAME_BYTES_MAX, /* + an account's identity row */
+  /* 768 + its transfer_identities row, and an audited grant's audit_log
+   * row naming two accounts (names of up to TALLY__ACCOUNT_NAME_BYTES). The
+   * text buffer is sized for the worst case; pages are touched only as used. */
+  TALLY__BATCH_OP_TEXT_BYTES = 800 + 2 * TALLY__ACCOUNT_NAME_BYTES,
+  /* A catalog row with its room (drop channel, event channel), or an
+   * account's row, its identity row and its role change's author. */
+  TALLY__BATCH_ROW_TEXT_BYTES = 640 + 128 + TALLY__ROOM_KEPT_BYTES_MAX + 3 * TALLY__ACCOUNT_NAME_BYTES,
   /* The networks rows of one batch: at most every network once. */
   TALLY__BATCH_NETWORKS_TEXT_BYTES = TALLY__NETWORKS_MAX * (TALLY__NETWORK_NAME_BYTES_MAX + 16) + 64,
 };

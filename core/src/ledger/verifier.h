@@ -46,8 +46,11 @@ typedef struct tally__verify_job {
   /* set by the engine thread */
   uint64_t req_id, receipt;
   char requester[TALLY__ACCOUNT_NAME_BYTES]; /* "user:<name>", "" when not logged in */
-  char origin[TALLY_NAME_BYTES_MAX + 1];
-  char channel[TALLY_NAME_BYTES_MAX + 1];
+  /* Copies, sized by the wire's limits, not handles into the names table:
+   * the verifier thread reads them, and only the engine thread may read
+   * that table. 32 jobs of ~5 KiB each. */
+  char origin[TALLY_ORIGIN_BYTES_MAX + 1];
+  char channel[TALLY_ROOM_BYTES_MAX + 1];
   uint16_t net; /* the network of origin and channel */
   /* set by the verifier thread */
   int rc;

@@ -52,7 +52,16 @@ static void op_start(tally__state *st, const tally__decide_ctx *ctx, tally__op *
   op->created_ms = ctx->wall_ms;
   op->decided_mono_ms = ctx->mono_ms;
   op->req_id = ctx->req_id;
-  copy_name(op->origin, ctx->origin);
+  /* A reference for the op's time in flight, given back when it settles
+   * (tally__engine_pending_done). The origin of a command is interned
+   * already (command.c), so this only finds it; an engine-made op whose
+   * origin no longer fits the table answers no one (it still happens). */
+  if (ctx->origin_name) {
+    op->origin = ctx->origin_name;
+    tally__names_ref(&st->names, op->origin);
+  } else if (tally__origin_take(st, ctx->net, ctx->origin ? ctx->origin : "", &op->origin)) {
+    op->origin = 0;
+  }
   copy_name(op->channel, ctx->channel);
   op->net = ctx->net;
   op->maker = ctx->maker;

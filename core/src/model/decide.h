@@ -19,6 +19,10 @@ typedef struct tally__decide_ctx {
   uint64_t mono_ms;
   uint64_t req_id;
   const char *origin, *channel, *key;
+  /* origin as a name already interned in network net (the caller holds a
+   * reference, as the dispatcher does for its command), or 0: interned
+   * from `origin`. Saves the hot path a second hash of the origin. */
+  uint32_t origin_name;
   uint16_t net; /* the network origin and channel belong to (st->networks index) */
   /* The account whose identity's command it is (transfer_identities, the
    * v2 receipt leaf); 0 (sys:fees, no identity) or TALLY__NONE: the engine's. */

@@ -17,7 +17,7 @@ typedef struct name_probe {
 
 static bool account_name_eq(const void *ud, uint32_t i) {
   const name_probe *p = ud;
-  return strcmp(p->st->accounts[i].name, p->name) == 0;
+  return strcmp(tally__account_name(p->st, i), p->name) == 0;
 }
 static bool item_sku_eq(const void *ud, uint32_t i) {
   const name_probe *p = ud;
@@ -55,7 +55,11 @@ int tally__state_init(tally__state *st, const tally_config *cfg) {
       tally__map_init(&st->identity_by_name, cfg->accounts_max) ||
       tally__map_init(&st->item_by_sku, cfg->items_max) ||
       tally__keys_init(st) ||
-      tally__map_init(&st->channel_by_name, TALLY__CHANNELS_MAX)) {
+      tally__map_init(&st->channel_by_name, TALLY__CHANNELS_MAX) ||
+      /* A name for every account, two for every op in flight, one for every
+       * raffle entry, and some for commands being handled. */
+      tally__names_init(&st->names, cfg->names_bytes_max,
+                        cfg->accounts_max + 2 * tally__ops_in_flight_max(cfg) + TALLY__RAFFLE_ENTRIES_MAX + 1024)) {
     tally__state_free(st);
     return TALLY_ENOMEM;
   }
@@ -68,6 +72,7 @@ int tally__state_init(tally__state *st, const tally_config *cfg) {
 }
 
 void tally__state_free(tally__state *st) {
+  tally__names_free(&st->names);
   for (uint32_t i = 0; st->items && i < st->item_count; i++) free(st->items[i].serials);
   if (st->cfg) tally__free_big(st->coop, (size_t)st->cfg->coop_purchases_max * sizeof *st->coop);
   tally__free_big(st->entries, (size_t)TALLY__RAFFLE_ENTRIES_MAX * sizeof *st->entries);
@@ -119,9 +124,13 @@ int tally__account_get(tally__state *st, const char *name, uint8_t kind, uint32_
     *index = i;
     return TALLY_OK;
   }
-  /* Names go into receipts, whose strings are at most TALLY_NAME_BYTES_MAX. */
-  if (strlen(name) > TALLY_NAME_BYTES_MAX) return TALLY_ETOOBIG;
+  /* Names go into receipts, whose strings are at most TALLY_RECEIPT_TEXT_BYTES_MAX. */
+  size_t len = strlen(name);
+  if (len >= TALLY__ACCOUNT_NAME_BYTES) return TALLY_ETOOBIG;
   if (st->account_count >= st->cfg->accounts_max) return TALLY_ETOO_MANY;
+  uint32_t handle; /* an account's name is kept for good: its reference is never given back */
+  int rc = tally__names_intern_kept(&st->names, TALLY__NAMES_SPACE_ACCOUNT, name, len, &handle);
+  if (rc) return rc;
   i = st->account_count;
   tally__account *a = &st->accounts[i];
   memset(a, 0, sizeof *a);
@@ -129,8 +138,8 @@ int tally__account_get(tally__state *st, const char *name, uint8_t kind, uint32_
   a->kind = kind;
   a->consent_slot = TALLY__NONE;
   a->role_by = TALLY__NONE;
-  strcpy(a->name, name);
-  int rc = tally__map_put(&st->account_by_name, tally__hash_str(name), i);
+  a->name = handle;
+  rc = tally__map_put(&st->account_by_name, tally__hash_str(name), i);
   if (rc) return rc;
   st->account_count++;
   *index = i;
@@ -175,7 +184,7 @@ typedef struct identity_probe {
 static bool identity_eq(const void *ud, uint32_t i) {
   const identity_probe *p = ud;
   const tally__account *a = &p->st->accounts[i];
-  const char *n = a->name + a->label;
+  const char *n = tally__names_str(&p->st->names, a->name) + a->label;
   return a->net == p->net && strlen(n) == p->len && memcmp(n, p->name, p->len) == 0;
 }
 
@@ -195,7 +204,7 @@ int tally__identity_attach(tally__state *st, uint32_t index, uint64_t id, uint16
   a->identity_id = id;
   a->net = net;
   a->label = label;
-  const char *n = a->name + label;
+  const char *n = tally__names_str(&st->names, a->name) + label;
   return tally__map_put(&st->identity_by_name, identity_hash(net, n, strlen(n)), index);
 }
 
@@ -210,7 +219,7 @@ int tally__identity_get(tally__state *st, uint16_t net, const char *name, uint32
   char full[TALLY__ACCOUNT_NAME_BYTES + TALLY__NETWORK_NAME_BYTES_MAX];
   bool legacy = nw->id == TALLY__NETWORK_IRC_ID && !strchr(name, ':');
   int n = legacy ? snprintf(full, sizeof full, "user:%s", name) : snprintf(full, sizeof full, "%s:%s", nw->name, name);
-  if (n < 0 || (size_t)n >= sizeof full || n > TALLY_NAME_BYTES_MAX) return TALLY_ETOOBIG;
+  if (n < 0 || (size_t)n >= sizeof full || (size_t)n >= TALLY__ACCOUNT_NAME_BYTES) return TALLY_ETOOBIG;
   /* Ids in order: the account's, then its identity's. A name already used
    * by another account (only a ledger written by hand can do that) is
    * refused rather than shared. */
@@ -225,8 +234,9 @@ int tally__identity_get(tally__state *st, uint16_t net, const char *name, uint32
 
 const char *tally__account_label(const tally__state *st, uint32_t index) {
   const tally__account *a = &st->accounts[index];
-  if (a->identity_id) return a->name + a->label;
-  return strncmp(a->name, "user:", 5) == 0 ? a->name + 5 : a->name;
+  const char *name = tally__names_str(&st->names, a->name);
+  if (a->identity_id) return name + a->label;
+  return strncmp(name, "user:", 5) == 0 ? name + 5 : name;
 }
 
 int64_t tally__account_available(const tally__account *a) { return a->balance - a->held; }
@@ -498,13 +508,14 @@ void tally__agreed_note(tally__state *st, uint32_t account, uint32_t item, int64
 
 /* ---- shares of the shared tables -------------------------------------------- */
 int tally__highlight_room(const tally__state *st, uint32_t buyer, uint32_t item) {
-  const char *channel = st->items[item].drop_channel;
+  const tally__item *room = &st->items[item];
   uint32_t used = 0, in_channel = 0, by_buyer = 0;
   for (uint32_t i = 0; i < TALLY__HIGHLIGHTS_SLOTS; i++) {
     const tally__highlight *h = &st->highlights[i];
     if (h->state == TALLY__HL_FREE) continue;
     used++;
-    in_channel += strcmp(st->items[h->item].drop_channel, channel) == 0;
+    const tally__item *it = &st->items[h->item];
+    in_channel += it->drop_net == room->drop_net && strcmp(it->drop_channel, room->drop_channel) == 0;
     by_buyer += h->buyer == buyer;
   }
   if (by_buyer >= st->cfg->highlights_per_account) return TALLY_ETOO_MANY;
@@ -512,13 +523,13 @@ int tally__highlight_room(const tally__state *st, uint32_t buyer, uint32_t item)
   return TALLY_OK;
 }
 
-int tally__held_tip_room(const tally__state *st, uint32_t tipper, const char *channel) {
+int tally__held_tip_room(const tally__state *st, uint32_t tipper, uint16_t net, const char *channel) {
   uint32_t used = 0, in_channel = 0, by_tipper = 0;
   for (uint32_t i = 0; i < TALLY__HELD_TIPS_MAX; i++) {
     const tally__held_tip *h = &st->held_tips[i];
     if (h->state == TALLY__HELD_FREE) continue;
     used++;
-    in_channel += strcmp(h->channel, channel) == 0;
+    in_channel += h->net == net && strcmp(h->channel, channel) == 0;
     by_tipper += h->tipper == tipper;
   }
   if (by_tipper >= st->cfg->held_tips_per_account) return TALLY_ETOO_MANY;

@@ -17,8 +17,10 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "map.h"
+#include "names.h"
 #include "raffle.h"
 #include "say.h"
 #include "split.h"
@@ -28,9 +30,18 @@
 enum {
   TALLY__SKU_BYTES_MAX = 32,
   TALLY__TITLE_BYTES_MAX = 96,
-  TALLY__ACCOUNT_NAME_BYTES = TALLY_NAME_BYTES_MAX + 8, /* "user:" prefix */
+  /* The longest names the engine keeps (ops, accounts, rooms); a frame may
+   * carry longer ones (tally.h), refused as TALLY_ETOOBIG (command.c). */
+  TALLY__ORIGIN_KEPT_BYTES_MAX = TALLY_ORIGIN_BYTES_MAX,     /* interned (names.h) */
+  TALLY__IDENTITY_KEPT_BYTES_MAX = TALLY_IDENTITY_BYTES_MAX, /* interned */
+  /* Rooms are still arrays in ops and features (not interned yet): a
+   * Matrix room id (at most 255) fits, a MUC JID longer than that is
+   * refused. 64 before 1.6. */
+  TALLY__ROOM_KEPT_BYTES_MAX = 255,
+  /* A wallet's name: "user:<identity>" or "<network>:<identity>", and a NUL. */
+  TALLY__ACCOUNT_NAME_BYTES = TALLY__NETWORK_NAME_BYTES_MAX + 1 + TALLY_IDENTITY_BYTES_MAX + 1,
   /* "grant-request:" ..., "grant:i<identity id>/<msg id>" (command.c tally__cmd_key) */
-  TALLY__KEY_BYTES_MAX = TALLY_NAME_BYTES_MAX + 48,
+  TALLY__KEY_BYTES_MAX = TALLY_MSG_ID_BYTES_MAX + 48,
   TALLY__RECENT_RECEIPTS = 8,
   TALLY__LEGS_MAX = 1 + TALLY__PAYEES_MAX, /* the buyer, creators, the platform fee */
   TALLY__DELIVERY_BYTES_MAX = 200, /* digital goods: the text or link sent after commit */
@@ -111,7 +122,7 @@ typedef struct tally__account {
   uint64_t identity_id;
   uint16_t net;
   uint16_t label;
-  char name[TALLY__ACCOUNT_NAME_BYTES];
+  uint32_t name; /* its name in st->names (space TALLY__NAMES_SPACE_ACCOUNT): tally__account_name */
 } tally__account;
 
 enum tally__item_kind {
@@ -151,7 +162,8 @@ typedef struct tally__item {
   int64_t drop_start_ms, drop_end_ms;         /* wall clock, stored */
   uint64_t drop_start_mono, drop_end_mono;    /* what the timers follow */
   uint64_t drop_event;          /* the event it belongs to, 0 if none */
-  char drop_channel[TALLY_NAME_BYTES_MAX + 1];
+  uint16_t drop_net;            /* the network of drop_channel (st->networks index) */
+  char drop_channel[TALLY__ROOM_KEPT_BYTES_MAX + 1];
   uint32_t creator; /* account index */
   int64_t price;
   int32_t stock; /* -1 unlimited */
@@ -186,7 +198,8 @@ typedef struct tally__event {
   uint32_t inflight;           /* its ops decided, not yet committed or released */
   uint64_t sales, tips;        /* committed, rebuilt from the ledger at start */
   int64_t sales_minor, tips_minor;
-  char channel[TALLY_NAME_BYTES_MAX + 1];
+  uint16_t net;                /* a room is (network, channel): #live on two networks is two rooms */
+  char channel[TALLY__ROOM_KEPT_BYTES_MAX + 1];
   char title[TALLY__TITLE_BYTES_MAX + 1];
   /* Reactions of the current minute (highlight.c). */
   uint64_t reactions_until_mono;
@@ -259,7 +272,9 @@ typedef struct tally__highlight {
   uint64_t next_say_mono; /* next repeat of its announcement */
   uint64_t refund_retry_mono, refund_give_up_mono; /* REFUND the payee cannot pay yet */
   uint8_t state;          /* enum tally__highlight_state */
-  char origin[TALLY_NAME_BYTES_MAX + 1];
+  /* A copy, not a name handle: 256 slots of 3 KB, and no reference to
+   * keep while it waits for its turn. */
+  char origin[TALLY_ORIGIN_BYTES_MAX + 1];
   char text[TALLY_TEXT_BYTES_MAX / 2];
 } tally__highlight;
 
@@ -291,7 +306,8 @@ typedef struct tally__held_tip {
   uint32_t tipper, recipient;
   int64_t amount;
   uint8_t state; /* enum tally__held_state */
-  char channel[TALLY_NAME_BYTES_MAX + 1];
+  uint16_t net;  /* the network of channel */
+  char channel[TALLY__ROOM_KEPT_BYTES_MAX + 1];
   char text[TALLY_TEXT_BYTES_MAX / 2];
 } tally__held_tip;
 
@@ -300,7 +316,7 @@ typedef struct tally__raffle_entry {
   uint32_t item, account;
   uint32_t seq; /* arrival order within its raffle (stored: the draw's order) */
   bool persisted, live;
-  char origin[TALLY_NAME_BYTES_MAX + 1]; /* where to tell the result */
+  uint32_t origin; /* where to tell the result: a name in st->names (a reference while live) */
   /* In the draw (live_raffle.c): TALLY__DRAWN_*, charge attempts that
    * failed at batch level, why it was passed over (a TALLY_E* code). */
   uint8_t drawn, tries;
@@ -362,8 +378,11 @@ typedef struct tally__op {
   uint64_t req_id;
   uint32_t maker;       /* TRANSFER: the account whose identity's command made it (see decide.h) */
   uint16_t net;         /* the network of origin and channel (st->networks index) */
-  char origin[TALLY_NAME_BYTES_MAX + 1];
-  char channel[TALLY_NAME_BYTES_MAX + 1];
+  uint32_t effects_bytes; /* out-ring bytes reserved for its effects while pending (engine.c) */
+  /* Who to answer: a name in st->names, space net, holding a reference
+   * from its decision until it settles (tally__engine_pending_done). */
+  uint32_t origin;
+  char channel[TALLY__ROOM_KEPT_BYTES_MAX + 1];
   char note[TALLY_TEXT_BYTES_MAX / 2]; /* what to say when committed (ACK), a memo */
   /* Last, so clearing an op (everything before origin) skips them:
    * leg_count says how many are set. */
@@ -383,7 +402,8 @@ typedef struct tally__pending_consent {
 typedef struct tally__bucket {
   uint64_t hash;
   int64_t tokens_milli, at_ms;
-  char name[TALLY_NAME_BYTES_MAX + 1];
+  uint16_t net; /* the bucket of room (net, name) */
+  char name[TALLY__ROOM_KEPT_BYTES_MAX + 1];
 } tally__bucket;
 
 typedef struct tally__state {
@@ -463,6 +483,7 @@ typedef struct tally__state {
   int64_t grants_pending;  /* grants decided, not yet committed */
   uint64_t next_id; /* every id the engine assigns: accounts, items, transfers, batches */
   uint64_t consent_seq;
+  tally__names names; /* account names, and the origins of ops and raffle entries */
 } tally__state;
 
 int tally__state_init(tally__state *st, const tally_config *cfg);
@@ -484,6 +505,18 @@ int tally__identity_get(tally__state *st, uint16_t net, const char *name, uint32
 /* Attaches identity (id, net, its name at account name + label) to an
  * account read from the ledger. */
 int tally__identity_attach(tally__state *st, uint32_t index, uint64_t id, uint16_t net, uint16_t label);
+/* An account's ledger name ("user:alice", "sys:fees"). */
+static inline const char *tally__account_name(const tally__state *st, uint32_t index) {
+  return tally__names_str(&st->names, st->accounts[index].name);
+}
+/* An origin (who to answer) as a name of network net, with a reference:
+ * TALLY_OK or TALLY_ENAMES_FULL. */
+static inline int tally__origin_take(tally__state *st, uint16_t net, const char *origin, uint32_t *handle) {
+  return tally__names_intern(&st->names, net, origin, strlen(origin), handle);
+}
+static inline const char *tally__origin_str(const tally__state *st, uint32_t handle) {
+  return tally__names_str(&st->names, handle);
+}
 /* The identity's name of a user account, for replies. */
 const char *tally__account_label(const tally__state *st, uint32_t index);
 
@@ -525,7 +558,7 @@ int tally__highlight_room(const tally__state *st, uint32_t buyer, uint32_t item)
 /* Room for one more held tip message (tip_message_hold) from tipper in
  * channel: TALLY_OK, TALLY_EBUSY (the table or the channel's share is
  * full) or TALLY_ETOO_MANY (the tipper's share). */
-int tally__held_tip_room(const tally__state *st, uint32_t tipper, const char *channel);
+int tally__held_tip_room(const tally__state *st, uint32_t tipper, uint16_t net, const char *channel);
 
 /* The audience row of (event, account), created when asked; TALLY__NONE if
  * the pool is full (audience_rows.c). */

@@ -43,15 +43,19 @@ enum tally__transfer_kind {
 };
 
 enum {
-  TALLY_RECEIPT_TEXT_BYTES_MAX = TALLY_NAME_BYTES_MAX, /* each string field */
+  /* Each string field: an account's ledger name, "<network>:<identity>"
+   * (64 before 1.6; the leaf's u16 lengths and msgpack's str16 hold more,
+   * so tokens and leaves keep their format). */
+  TALLY_RECEIPT_TEXT_BYTES_MAX = 32 + 1 + TALLY_IDENTITY_BYTES_MAX,
   TALLY_RECEIPT_NETWORK_BYTES_MAX = 32, /* = TALLY__NETWORK_NAME_BYTES_MAX (text.h) */
   TALLY_RECEIPT_FIELD_COUNT = 17, /* elements of the token's msgpack array */
   TALLY_RECEIPT_V2_FIELD_COUNT = 21, /* ... of a version 2 token */
   TALLY_RECEIPT_VERSION_MAX = 2,
   /* Largest msgpack body: array16 header, 15 integers of at most 9 bytes,
-   * 5 str8 strings, an array16 of bin8 hashes, root, signature, key id. */
+   * 4 str16 strings and the network's str8, an array16 of bin8 hashes,
+   * root, signature, key id. */
   TALLY_RECEIPT_PACK_BYTES_MAX =
-      3 + 15 * 9 + 4 * (2 + TALLY_NAME_BYTES_MAX) + (2 + TALLY_RECEIPT_NETWORK_BYTES_MAX) +
+      3 + 15 * 9 + 4 * (3 + TALLY_RECEIPT_TEXT_BYTES_MAX) + (2 + TALLY_RECEIPT_NETWORK_BYTES_MAX) +
       3 + TALLY_MERKLE_DEPTH_MAX * (2 + TALLY_HASH_BYTES) +
       (2 + TALLY_HASH_BYTES) + (2 + TALLY_SIG_BYTES) + (1 + TALLY_KEY_ID_CHARS),
   /* "tr1." or "tr2." + unpadded base64url of the body; buffers add one for NUL. */

@@ -34,13 +34,16 @@ int tally_bench_decide(uint64_t rounds, double *elapsed_s) {
   st.items[item].price = BENCH_PRICE_MINOR;
   static tally__op op; /* large: off the stack, as in the engine */
   char key[BENCH_KEY_BYTES];
+  uint32_t origin; /* interned once, as the dispatcher does for each command */
+  tally__origin_take(&st, 0, "o", &origin);
   double t0 = mono_s();
   for (uint64_t i = 0; i < rounds && rc == TALLY_OK; i++) {
     snprintf(key, sizeof key, "k%llu", (unsigned long long)i);
-    tally__decide_ctx ctx = {.wall_ms = 1, .mono_ms = 1, .origin = "o", .channel = "", .key = key};
+    tally__decide_ctx ctx = {.wall_ms = 1, .mono_ms = 1, .origin = "o", .origin_name = origin, .channel = "", .key = key};
     rc = tally__decide_buy(&st, &ctx, buyer, item, 1, &op);
     if (rc) break;
     tally__op_commit(&st, &op);
+    tally__names_unref(&st.names, op.origin); /* settled (tally__engine_pending_done) */
     st.keys[op.key_slot].state = TALLY__KEY_DONE;
   }
   if (elapsed_s) *elapsed_s = mono_s() - t0;

@@ -26,11 +26,20 @@
 #include "runtime.h"
 
 /* ---- the loop ------------------------------------------------------------------- */
+/* Effects the next command may emit at once, at most, in out-ring bytes:
+ * each of its effects at the largest frame size, and one record skipped
+ * at the buffer's end per wrap. */
+enum { EFFECTS_NEXT_BYTES = (TALLY__EFFECTS_PER_EVENT_MAX + 8 + 2) * TALLY__RING_RECORD_MAX };
+
 static bool effects_room(tally__engine *e) {
-  size_t free_slots = tally__ring_capacity(&e->out) - tally__ring_count(&e->out);
+  size_t count = tally__ring_count(&e->out), used = tally__ring_bytes_used(&e->out);
+  size_t free_slots = tally__ring_capacity(&e->out) > count ? tally__ring_capacity(&e->out) - count : 0;
+  size_t free_bytes = tally__ring_bytes_capacity(&e->out) > used ? tally__ring_bytes_capacity(&e->out) - used : 0;
   /* Per pending op: its answer, a "pending" notice, a channel line (tip
-   * thanks) and a drop line (low stock, sold out). */
-  return free_slots >= (size_t)TALLY__EFFECTS_PER_EVENT_MAX + 4u * e->ops_pending + 8u;
+   * thanks) and a drop line (low stock, sold out), in count and in the
+   * bytes each reserved for its names (effects_reserved). */
+  return free_slots >= (size_t)TALLY__EFFECTS_PER_EVENT_MAX + 4u * e->ops_pending + 8u &&
+         free_bytes >= e->effects_reserved + EFFECTS_NEXT_BYTES;
 }
 
 static void take_command(tally__engine *e, const uint8_t *frame, size_t len) {
@@ -110,7 +119,7 @@ static void try_start(tally__engine *e, uint64_t now) {
    * channels whose events are running. */
   for (uint32_t i = 0; i < e->st.event_count; i++)
     if (!e->st.events[i].stopped_ms)
-      tally__emit(e, TALLY_EFFECT_ROSTER, TALLY_OK, 0, 0, "", e->st.events[i].channel, "");
+      tally__emit_in(e, e->st.events[i].net, TALLY_EFFECT_ROSTER, TALLY_OK, 0, 0, "", e->st.events[i].channel, "");
 }
 
 static void pending_notices(tally__engine *e, uint64_t now) {
@@ -120,11 +129,11 @@ static void pending_notices(tally__engine *e, uint64_t now) {
     for (uint32_t k = 0; k < b->op_count; k++) {
       tally__op *op = &b->ops[k];
       /* Only payments are "pending"; an ACK (ITEM, ROLE) just answers late. */
-      if (op->type != TALLY__OP_TRANSFER || op->told_pending || !op->origin[0] ||
+      if (op->type != TALLY__OP_TRANSFER || op->told_pending || !op->origin ||
           now - op->decided_mono_ms < e->cfg.pending_timeout_ms)
         continue;
       op->told_pending = true;
-      tally__emit_in(e, op->net, TALLY_EFFECT_REPLY, TALLY_EPENDING, op->req_id, 0, op->origin, op->channel,
+      tally__emit_in(e, op->net, TALLY_EFFECT_REPLY, TALLY_EPENDING, op->req_id, 0, tally__origin_str(&e->st, op->origin), op->channel,
                   tally_strerror(TALLY_EPENDING));
     }
   }
@@ -135,6 +144,8 @@ static void apply_live_config(tally__engine *e);
 void tally__engine_tick(tally__engine *e) {
   apply_live_config(e);
   uint64_t now = tally__now_mono_ms(e);
+  /* Between commands, so no pointer into the names table is held. */
+  tally__names_tidy(&e->st.names);
   if (!e->ready && !e->fenced) try_start(e, now);
   if (e->ready || e->fenced) {
     e->env->tick(e, now);
@@ -173,10 +184,10 @@ static void tell_abandoned(tally__engine *e) {
     if (b->phase == TALLY__BATCH_FREE) continue;
     for (uint32_t k = 0; k < b->op_count; k++) {
       tally__op *op = &b->ops[k];
-      if (op->type != TALLY__OP_TRANSFER || op->told_pending || !op->origin[0]) continue;
+      if (op->type != TALLY__OP_TRANSFER || op->told_pending || !op->origin) continue;
       op->told_pending = true;
-      tally__emit_in(e, op->net, TALLY_EFFECT_REPLY, TALLY_EPENDING, op->req_id, 0, op->origin, op->channel,
-                     tally_strerror(TALLY_EPENDING));
+      tally__emit_in(e, op->net, TALLY_EFFECT_REPLY, TALLY_EPENDING, op->req_id, 0,
+                     tally__origin_str(&e->st, op->origin), op->channel, tally_strerror(TALLY_EPENDING));
     }
   }
 }
@@ -225,8 +236,10 @@ static int remote_new(const tally_config *cfg, tally_engine **out, char *err, si
   e->cfg.dsn = e->cfg.signing_key_path = e->cfg.currency = e->cfg.admins = e->cfg.mode = NULL;
   e->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (!rc && e->efd < 0) rc = TALLY_ENOMEM;
-  if (!rc) rc = tally__ring_init(&e->in, e->cfg.queue_depth);
-  if (!rc) rc = tally__ring_init(&e->out, 2u * e->cfg.queue_depth + 1024u);
+  /* As in process: queue_depth frames in queue_bytes one way, twice that
+   * the other (tallyd's answers wait here for the host's drain). */
+  if (!rc) rc = tally__ring_init(&e->in, e->cfg.queue_depth, e->cfg.queue_bytes);
+  if (!rc) rc = tally__ring_init(&e->out, 2u * (size_t)e->cfg.queue_depth + 1024u, 2u * (size_t)e->cfg.queue_bytes);
   if (!rc) rc = tally__decoder_init(&e->host_dec);
   if (!rc) rc = tally__remote_new(e, err, err_len);
   if (rc) {
@@ -268,8 +281,17 @@ int tally__engine_new(const tally__hooks *hooks, const tally_config *cfg, tally_
   e->batch_slots = e->cfg.writers + 1;
   e->batches = calloc(e->batch_slots, sizeof *e->batches);
   rc = (!e->dsn || !e->key_path || !e->currency || !e->network || !e->admins || e->efd < 0 || !e->batches) ? TALLY_ENOMEM : TALLY_OK;
-  if (!rc) rc = tally__ring_init(&e->in, e->cfg.queue_depth);
-  if (!rc) rc = tally__ring_init(&e->out, 2u * e->cfg.queue_depth + 4u * e->cfg.batch_max * e->batch_slots + 1024u);
+  /* The events ring: queue_depth frames in queue_bytes. The effects ring:
+   * twice that (answers and announcements waiting for the host), plus what
+   * every op in flight may reserve with IRC-sized names (ops with longer
+   * names reserve more and so wait earlier), plus the next command's. */
+  size_t ops_max = (size_t)e->cfg.batch_max * e->batch_slots;
+  size_t out_count = 2u * (size_t)e->cfg.queue_depth + TALLY__EFFECTS_PER_OP_MAX * ops_max + 1024u;
+  size_t out_bytes = 2u * (size_t)e->cfg.queue_bytes +
+                     ops_max * tally__effects_bytes("", "") + ops_max * TALLY__EFFECTS_PER_OP_MAX * 2u * TALLY_NAME_BYTES_MAX +
+                     EFFECTS_NEXT_BYTES;
+  if (!rc) rc = tally__ring_init(&e->in, e->cfg.queue_depth, e->cfg.queue_bytes);
+  if (!rc) rc = tally__ring_init(&e->out, out_count, out_bytes);
   if (!rc) rc = tally__state_init(&e->st, &e->cfg);
   if (!rc) rc = tally__decoder_init(&e->dec);
   if (!rc) rc = tally__decoder_init(&e->host_dec);
@@ -412,8 +434,8 @@ void tally_engine_free(tally_engine *e) {
   tally__state_free(&e->st);
   if (e->dec.zone.chunk_list.head) tally__decoder_free(&e->dec);
   if (e->host_dec.zone.chunk_list.head) tally__decoder_free(&e->host_dec);
-  if (e->in.slots) tally__ring_free(&e->in);
-  if (e->out.slots) tally__ring_free(&e->out);
+  if (e->in.buf) tally__ring_free(&e->in);
+  if (e->out.buf) tally__ring_free(&e->out);
   if (e->signer) tally__signer_close(e->signer);
   if (e->efd >= 0) close(e->efd);
   free(e->dsn);

@@ -131,6 +131,24 @@ CHECK_FRAME_STRUCT(tally_frame_ack, TALLY_FRAME_ACK_FIELDS)
 _Static_assert(sizeof(tally__effect_frame) == sizeof(tally_frame_effect),
                "the internal and public effect frames differ");
 
+/* The largest frame of each type, every string at its limit and every
+ * integer 9 bytes: msgpack array16 header, schema version and frame type,
+ * then each field (a string's header is at most 3 bytes, str16, since no
+ * limit reaches 65536). TALLY_FRAME_BYTES_MAX must hold every one, so a
+ * valid frame is never refused for its size. */
+#define MAX_BYTES_U64(max) 9
+#define MAX_BYTES_I64(max) 9
+#define MAX_BYTES_STR(max) (3 + (max))
+#define MAX_BYTES_FIELD(kind, name, max, doc) +MAX_BYTES_##kind(max)
+#define FRAME_BYTES_WORST(FIELDS) (3 + 9 + 9 FIELDS(MAX_BYTES_FIELD))
+_Static_assert(FRAME_BYTES_WORST(TALLY_FRAME_COMMAND_FIELDS) <= TALLY_FRAME_BYTES_MAX, "COMMAND fits a frame");
+_Static_assert(FRAME_BYTES_WORST(TALLY_FRAME_EFFECT_FIELDS) <= TALLY_FRAME_BYTES_MAX, "EFFECT fits a frame");
+_Static_assert(FRAME_BYTES_WORST(TALLY_FRAME_HELLO_FIELDS) <= TALLY_FRAME_BYTES_MAX, "HELLO fits a frame");
+_Static_assert(FRAME_BYTES_WORST(TALLY_FRAME_HELLO_SERVER_FIELDS) <= TALLY_FRAME_BYTES_MAX, "HELLO_SERVER fits");
+_Static_assert(FRAME_BYTES_WORST(TALLY_FRAME_PRESENCE_FIELDS) <= TALLY_FRAME_BYTES_MAX, "PRESENCE fits a frame");
+_Static_assert(TALLY_ORIGIN_BYTES_MAX < 65536 && TALLY_IDENTITY_BYTES_MAX < 65536 && TALLY_ROOM_BYTES_MAX < 65536,
+               "str16 headers");
+
 /* A field appended to tally_command gets its default for older hosts here. */
 static const tally_command command_defaults = {.size = sizeof(tally_command), .version = TALLY_COMMAND_VERSION};
 

@@ -23,11 +23,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static tally__decoder fuzz_dec; /* one per process, like the engine's */
 
 static void frame_check_limits(const tally__command_frame *f) {
-  FUZZ_CHECK(strlen(f->origin) <= TALLY_NAME_BYTES_MAX);
-  FUZZ_CHECK(strlen(f->account) <= TALLY_NAME_BYTES_MAX);
-  FUZZ_CHECK(strlen(f->nick) <= TALLY_NAME_BYTES_MAX);
-  FUZZ_CHECK(strlen(f->channel) <= TALLY_NAME_BYTES_MAX);
-  FUZZ_CHECK(strlen(f->msg_id) <= TALLY_NAME_BYTES_MAX);
+  FUZZ_CHECK(strlen(f->origin) <= TALLY_ORIGIN_BYTES_MAX);
+  FUZZ_CHECK(strlen(f->account) <= TALLY_IDENTITY_BYTES_MAX);
+  FUZZ_CHECK(strlen(f->nick) <= TALLY_NICK_BYTES_MAX);
+  FUZZ_CHECK(strlen(f->channel) <= TALLY_ROOM_BYTES_MAX);
+  FUZZ_CHECK(strlen(f->msg_id) <= TALLY_MSG_ID_BYTES_MAX);
   FUZZ_CHECK(strlen(f->text) <= TALLY_TEXT_BYTES_MAX);
 }
 

@@ -310,7 +310,7 @@ static void sim_decide(sim *s, sim_reader *r, uint8_t what) {
   }
   }
   SIM_TRACE("decide %s by %s key %s -> %s", what == 0 ? "buy" : what == 1 ? "tip"
-            : what == 2 ? "refund" : "grant", st->accounts[user].name, key, tally_err_name(rc));
+            : what == 2 ? "refund" : "grant", tally__account_name(st, user), key, tally_err_name(rc));
   if (rc == TALLY_OK)
     SIM_TRACE(": transfer %llu amount %lld fee %lld (in flight: %u)",
               (unsigned long long)op.transfer_id, (long long)op.amount, (long long)op.fee,

@@ -74,8 +74,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     FUZZ_CHECK(rc == TALLY_EFRAME);
     return 0;
   }
-  FUZZ_CHECK(strlen(f.origin) <= TALLY_NAME_BYTES_MAX);
-  FUZZ_CHECK(strlen(f.channel) <= TALLY_NAME_BYTES_MAX);
+  FUZZ_CHECK(strlen(f.origin) <= TALLY_ORIGIN_BYTES_MAX);
+  FUZZ_CHECK(strlen(f.channel) <= TALLY_ROOM_BYTES_MAX);
   FUZZ_CHECK(strlen(f.text) <= TALLY_TEXT_BYTES_MAX);
   frame_round_trip(&f);
   args_check(&f);
