@@ -106,6 +106,21 @@ typedef struct tally_frame_ack {
   uint64_t seq;
 } tally_frame_ack;
 
+/* A COMMAND as sent over a socket (tallyd): the wire form of tally_command
+ * (in process, tally_command_encode builds the same frame). network is ""
+ * when a v1.0 sender leaves it out. */
+typedef struct tally_frame_command {
+  uint64_t req_id;
+  uint64_t roles; /* enum tally_role bits */
+  char origin[TALLY_NAME_BYTES_MAX + 1];
+  char account[TALLY_NAME_BYTES_MAX + 1];
+  char nick[TALLY_NAME_BYTES_MAX + 1];
+  char channel[TALLY_NAME_BYTES_MAX + 1];
+  char msg_id[TALLY_NAME_BYTES_MAX + 1];
+  char text[TALLY_TEXT_BYTES_MAX + 1];
+  char network[TALLY_FRAME_NETWORK_BYTES_MAX + 1];
+} tally_frame_command;
+
 /* ---- Encoding and decoding --------------------------------------------------- */
 typedef struct tally_frame_decoder tally_frame_decoder;
 TALLY_API int tally_frame_decoder_new(tally_frame_decoder **out);
@@ -126,6 +141,7 @@ TALLY_FRAME_CODEC_(hello)
 TALLY_FRAME_CODEC_(hello_server)
 TALLY_FRAME_CODEC_(presence)
 TALLY_FRAME_CODEC_(ack)
+TALLY_FRAME_CODEC_(command)
 #undef TALLY_FRAME_CODEC_
 
 /* ---- HELLO ------------------------------------------------------------------ */
