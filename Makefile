@@ -145,6 +145,12 @@ PLUGINS :=
 -include $(wildcard plugin/*/module.mk)
 plugins: $(PLUGINS)
 
+# The daemon (tallyd/module.mk): build/tallyd, `make install`.
+include tallyd/module.mk
+# Its tests (tests/daemon): a frame client against a running tallyd.
+include tests/daemon/daemon.mk
+TEST_BINS += $(DAEMON_TEST_BINS)
+
 # ---- set-up ------------------------------------------------------------------
 deps:
 	@tools/deps.sh $(DEBIAN_PACKAGES)

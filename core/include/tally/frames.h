@@ -47,6 +47,16 @@ enum {
   TALLY_WIRE_VERSION_MAX = 1,
 };
 
+/* Frame types (what tally_frame_type() returns), as in schemas/tally_frames_v1.h:
+ * the same macros, so a translation unit that sees both gets a compile error
+ * (a redefinition) if they ever differ. */
+#define TALLY_FRAME_TYPE_COMMAND 1      /* host -> engine */
+#define TALLY_FRAME_TYPE_EFFECT 2       /* engine -> host */
+#define TALLY_FRAME_TYPE_HELLO 3        /* host -> engine, first frame */
+#define TALLY_FRAME_TYPE_HELLO_SERVER 4 /* engine -> host: challenge, then verdict */
+#define TALLY_FRAME_TYPE_PRESENCE 5     /* host -> engine */
+#define TALLY_FRAME_TYPE_ACK 6          /* host -> engine */
+
 /* HELLO capability bits: what the host's chat network lets it do. */
 enum tally_cap {
   TALLY_CAP_INTERCEPT_COMMANDS = 1u << 0, /* sees command lines before the room does
