@@ -219,7 +219,8 @@ static int finish(td_config *cfg, char *err, size_t err_len) {
   if (!cfg->signing_key[0]) {
     if (strlen(cfg->state_dir) + 20 >= sizeof cfg->signing_key)
       return fail(err, err_len, TALLY_ECONFIG, "state_dir: path too long");
-    snprintf(cfg->signing_key, sizeof cfg->signing_key, "%s/tally-signing.pem", cfg->state_dir);
+    int n = snprintf(cfg->signing_key, sizeof cfg->signing_key, "%.1000s/tally-signing.pem", cfg->state_dir);
+    (void)n;
     cfg->engine.signing_key_path = cfg->signing_key;
   }
   return tally_config_check(&cfg->engine, err, err_len);

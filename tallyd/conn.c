@@ -124,7 +124,6 @@ void td_conn_pump(td_conn *c) {
 static void conn_closed(uv_handle_t *h) {
   td_conn *c = h->data;
   free(c->out);
-  free(c->held);
   free(c);
 }
 
@@ -323,11 +322,13 @@ static void on_command(td_conn *c, const tally_frame_command *f) {
                        .origin = origin, .account = f->account, .nick = f->nick, .channel = f->channel,
                        .msg_id = f->msg_id, .text = f->text,
                        .roles = (uint32_t)f->roles & ~(uint32_t)TD_ROLE_RESERVED, .network = s->network};
-  int rc = tally_engine_submit_command(d->engine, &cmd);
-  if (rc == TALLY_OK) {
-    c->inflight_cmds++;
+  if (td_pending_add(d, s, f->req_id, f->origin, f->channel) != TALLY_OK) {
+    td_reply(c, f, TALLY_EBUSY, "busy, try again in a moment");
     return;
   }
+  int rc = tally_engine_submit_command(d->engine, &cmd);
+  if (rc == TALLY_OK) return;
+  td_pending_done(s, f->req_id);
   td_reply(c, f, rc, rc == TALLY_EBUSY ? "busy, try again in a moment" : tally_strerror(rc));
 }
 
@@ -382,25 +383,8 @@ static void on_live_frame(td_conn *c, const uint8_t *frame, size_t len) {
   }
 }
 
-/* Keeps bytes read while paused, for td_conn_resume (at most what one read
- * and the TLS records already buffered hold). */
-static void hold(td_conn *c, const uint8_t *data, size_t len) {
-  uint8_t *p = realloc(c->held, c->held_len + len);
-  if (!p) {
-    td_conn_close(c, "out of memory");
-    return;
-  }
-  memcpy(p + c->held_len, data, len);
-  c->held = p;
-  c->held_len += len;
-}
-
 static void on_plain(td_conn *c, const uint8_t *data, size_t len) {
   while (len > 0 && !c->closed && c->state != TD_CONN_CLOSING) {
-    if (c->read_paused) {
-      hold(c, data, len);
-      return;
-    }
     size_t used;
     const uint8_t *frame;
     size_t frame_len;
@@ -521,28 +505,6 @@ void td_conn_accepted(td_daemon *d, uv_stream_t *server, int is_tls) {
   }
   uv_read_start(c->stream, on_alloc, on_read);
   conn_flush(c);
-}
-
-void td_conn_pause(td_conn *c) {
-  char name[512];
-  td_log(TD_WARN, "%s: out-queue at its bound (%u effects unacknowledged): answering busy and no longer reading "
-                  "until it acknowledges", conn_name(c, name, sizeof name), c->slot ? c->slot->count : 0);
-  uv_read_stop(c->stream);
-}
-
-void td_conn_resume(td_conn *c) {
-  if (c->closed || c->state != TD_CONN_LIVE) return;
-  char name[512];
-  td_log(TD_INFO, "%s: out-queue below its bound again: reading", conn_name(c, name, sizeof name));
-  uint8_t *held = c->held;
-  size_t held_len = c->held_len;
-  c->held = NULL;
-  c->held_len = 0;
-  on_plain(c, held, held_len); /* may pause again and hold the rest */
-  free(held);
-  if (c->closed) return;
-  conn_flush(c);
-  if (!c->read_paused) uv_read_start(c->stream, on_alloc, on_read);
 }
 
 void td_conn_sweep(td_daemon *d, uint64_t now_ms) {

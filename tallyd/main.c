@@ -70,6 +70,7 @@ void td_presence_submit(void *ud, const char *network, const char *account, cons
   tally_presence p = {.size = sizeof p, .version = TALLY_PRESENCE_VERSION, .account = account, .channel = room,
                       .present = (uint32_t)present, .network = network};
   int rc = tally_engine_submit_presence(d->engine, &p);
+  td_log(TD_DEBUG, "presence: %s %s/%s in %s", present ? "join" : "part", network, account, room);
   if (rc != TALLY_OK)
     td_log(TD_WARN, "presence %s of %s in %s/%s not submitted: %s", present ? "join" : "part", account, network,
            room, tally_strerror(rc));
@@ -131,7 +132,18 @@ static void engine_stopped(uv_work_t *w, int status) {
   uv_poll_stop(&d->engine_poll);
   uv_close((uv_handle_t *)&d->engine_poll, NULL);
   drain(d);
-  td_log(TD_INFO, "engine stopped; writing the last answers");
+  /* Commands the engine stopped without answering (still queued, or in a
+   * batch that did not resolve in time) get an answer, never silence. */
+  uint32_t unanswered = 0;
+  for (uint32_t i = 0; i < d->cfg.slots_max; i++) {
+    td_slot *s = &d->slots[i];
+    if (!s->used || !s->pend_count) continue;
+    unanswered += s->pend_count;
+    td_pending_answer_all(d, s, TALLY_ESTATE,
+                          "the shop stopped before answering: the outcome is unknown; RECEIPTS shows it, and the "
+                          "same command sent again is applied at most once");
+  }
+  td_log(TD_INFO, "engine stopped; writing the last answers (%u commands the engine left unanswered)", unanswered);
   flush_deadline_ms = td_now_ms(d) + TD_STOP_FLUSH_MS;
   uv_timer_init(d->loop, &flush_timer);
   flush_timer.data = d;

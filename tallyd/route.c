@@ -53,26 +53,14 @@ static uint64_t slot_drop_all(td_slot *s) {
 
 void td_slot_ack(td_slot *s, uint64_t seq) {
   while (s->count && s->ring[s->head]->seq <= seq) slot_pop(s);
-  td_conn *c = s->conn;
-  if (c && c->read_paused && !td_slot_full(c->d, s)) {
-    c->read_paused = 0;
-    td_conn_resume(c);
-  }
 }
 
 int td_slot_full(const td_daemon *d, const td_slot *s) {
-  uint64_t inflight = s->conn ? s->conn->inflight_cmds : 0;
+  uint64_t inflight = s->pend_count; /* their answers will need room */
   uint64_t reserve_bytes = (uint64_t)d->cfg.busy_reserve * (TALLY_FRAME_BYTES_MAX + TALLY_STREAM_PREFIX_BYTES);
   if (reserve_bytes > d->cfg.slot_bytes_max / 2) reserve_bytes = d->cfg.slot_bytes_max / 2;
   return s->count + inflight + d->cfg.busy_reserve >= d->cfg.slot_effects_max ||
          s->bytes + reserve_bytes >= d->cfg.slot_bytes_max;
-}
-
-/* Half the reserve used by "busy" answers: stop reading the connection
- * until its host acknowledges (TCP's own backpressure then holds it). */
-int td_slot_reserve_low(const td_daemon *d, const td_slot *s) {
-  return s->count + d->cfg.busy_reserve / 2 >= d->cfg.slot_effects_max ||
-         s->bytes + (TALLY_FRAME_BYTES_MAX + TALLY_STREAM_PREFIX_BYTES) * 2 >= d->cfg.slot_bytes_max;
 }
 
 td_slot *td_slot_by_id(td_daemon *d, uint32_t id) {
@@ -119,6 +107,7 @@ static void slot_free(td_daemon *d, td_slot *s, const char *why) {
   td_log(n ? TD_WARN : TD_INFO, "slot %x: %s/%s %s: %llu effects dropped (never delivered), presence withdrawn",
          (unsigned)s->id, s->network, s->instance, why, (unsigned long long)n);
   td_presence_withdraw(d->presence, s->id, td_presence_submit, d);
+  td_pending_free(s);
   free(s->ring);
   memset(s, 0, sizeof *s);
 }
@@ -135,6 +124,7 @@ void td_slots_free(td_daemon *d) {
   for (uint32_t i = 0; d->slots && i < d->cfg.slots_max; i++)
     if (d->slots[i].used) {
       d->dropped_total += slot_drop_all(&d->slots[i]);
+      td_pending_free(&d->slots[i]);
       free(d->slots[i].ring);
       d->slots[i].used = 0;
     }
@@ -231,7 +221,7 @@ static void route_reply(td_daemon *d, const tally_effect *e) {
            (unsigned long long)e->req_id);
     return;
   }
-  if (s->conn && s->conn->inflight_cmds && e->req_id) s->conn->inflight_cmds--;
+  if (e->code != TALLY_EPENDING) td_pending_done(s, e->req_id);
   td_slot_push(d, s, e, end + 1);
 }
 
@@ -282,16 +272,22 @@ void td_route_effect(void *ud, const tally_effect *e) {
 }
 
 void td_reply(td_conn *c, const tally_frame_command *cmd, int code, const char *text) {
+  td_slot *s = c->slot;
+  if (s->count + s->pend_count >= c->d->cfg.slot_effects_max) {
+    /* Even the busy reserve is used up: this host sends commands but does
+     * not read the answers. Closed; its slot keeps what it was sent (a
+     * reconnect resumes), and the commands it sent after this were never
+     * read, so never applied: its adapter tells those users. */
+    char why[200];
+    snprintf(why, sizeof why, "busy reserve used up (%u effects unacknowledged): the host sends commands but does "
+                              "not read its answers; its slot keeps them for a reconnect", s->count);
+    td_conn_close(c, why);
+    return;
+  }
   tally_effect e = {.size = sizeof e, .version = TALLY_EFFECT_VERSION, .kind = TALLY_EFFECT_REPLY, .code = code,
                     .req_id = cmd->req_id, .origin = cmd->origin, .channel = cmd->channel, .text = text,
-                    .network = c->slot->network, .args = ""};
-  td_slot_push(c->d, c->slot, &e, cmd->origin);
-  if (!c->closed && c->slot && td_slot_reserve_low(c->d, c->slot) && !c->read_paused) {
-    /* The reserve is running out: hold this host's further commands in its
-     * socket (TCP backpressure) until it reads and acknowledges. */
-    c->read_paused = 1;
-    td_conn_pause(c);
-  }
+                    .network = s->network, .args = ""};
+  td_slot_push(c->d, s, &e, cmd->origin);
 }
 
 void td_route_welcome(td_daemon *d, td_slot *s) {

@@ -114,10 +114,6 @@ typedef struct td_conn {
   td_slot *slot;         /* once welcomed */
   uint64_t sent_seq;     /* highest effect seq written to this connection */
   size_t inflight_bytes; /* written, write callback not yet run */
-  uint32_t inflight_cmds; /* commands submitted, no reply yet (approximate) */
-  int read_paused;       /* its slot's busy reserve ran low: not reading */
-  uint8_t *held;         /* plaintext read before the pause, not yet parsed */
-  size_t held_len;
   tally_stream_reader reader;
   uint8_t *out;          /* bytes to write at the next flush */
   size_t out_len, out_cap;
@@ -131,9 +127,6 @@ void td_conn_accepted(td_daemon *d, uv_stream_t *server, int is_tls);
 void td_conn_out_raw(td_conn *c, const uint8_t *bytes, size_t len);
 /* Writes every effect of its slot above sent_seq that fits the window. */
 void td_conn_pump(td_conn *c);
-/* Stops and restarts reading (backpressure when the busy reserve runs low). */
-void td_conn_pause(td_conn *c);
-void td_conn_resume(td_conn *c);
 /* Closes now (buffered writes are dropped). */
 void td_conn_close(td_conn *c, const char *why);
 /* Sends a verdict HELLO_SERVER refusing with code and text, then closes. */
@@ -160,7 +153,17 @@ struct td_slot {
   td_conn *conn;         /* live connection, or NULL */
   uint64_t away_since_ms;
   uint64_t dropped;      /* effects dropped, total (logged) */
+  struct td_pending *pend; /* commands not answered yet (pending.c) */
+  uint32_t pend_cap, pend_count;
 };
+
+/* ---- unanswered commands (pending.c) ------------------------------------------ */
+int td_pending_add(td_daemon *d, td_slot *s, uint64_t req_id, const char *origin, const char *channel);
+/* A final answer to req_id was routed. */
+void td_pending_done(td_slot *s, uint64_t req_id);
+/* Answers every unanswered command with code and text (at stop). */
+void td_pending_answer_all(td_daemon *d, td_slot *s, int code, const char *text);
+void td_pending_free(td_slot *s);
 
 /* Slot of (network, instance), created if absent (NULL when full). */
 td_slot *td_slot_get(td_daemon *d, const char *network, const char *instance, uint64_t acked);
@@ -169,8 +172,7 @@ td_slot *td_slot_by_id(td_daemon *d, uint32_t id);
 void td_slot_ack(td_slot *s, uint64_t seq);
 /* Is the slot's out-queue past its bound for new commands? */
 int td_slot_full(const td_daemon *d, const td_slot *s);
-/* Is half the busy reserve used? Then the connection is not read. */
-int td_slot_reserve_low(const td_daemon *d, const td_slot *s);
+
 /* Appends an effect for the slot (numbered), writing it if live. */
 void td_slot_push(td_daemon *d, td_slot *s, const tally_effect *e, const char *origin);
 /* The oldest seq still held (0 when empty). */

@@ -1,0 +1,83 @@
+/* pending.c — the commands of a slot that the engine has not answered yet,
+ * by req_id: the busy bound counts them (their answers will need room), and
+ * at SIGTERM those the engine stopped without answering (still queued, or
+ * in a batch that did not resolve in time) get an answer from tallyd, so no
+ * user is left with silence. An open-addressing table with linear probing
+ * and backward-shift deletion, sized at the slot's first command to twice
+ * slot_effects_max (the busy bound keeps it under half full). */
+#include "tallyd.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct td_pending {
+  uint64_t req_id;
+  uint32_t count; /* 0: empty; a req_id reused while pending counts twice */
+  char origin[TALLY_NAME_BYTES_MAX + 1];
+  char channel[TALLY_NAME_BYTES_MAX + 1];
+} td_pending;
+
+static uint32_t slot_of(const td_slot *s, uint64_t req_id) {
+  return (uint32_t)((req_id * 0x9e3779b97f4a7c15ull) >> 32) & (s->pend_cap - 1);
+}
+
+int td_pending_add(td_daemon *d, td_slot *s, uint64_t req_id, const char *origin, const char *channel) {
+  if (!s->pend) {
+    uint32_t cap = 1;
+    while (cap < 2u * d->cfg.slot_effects_max) cap <<= 1;
+    s->pend = calloc(cap, sizeof *s->pend);
+    if (!s->pend) return TALLY_ENOMEM;
+    s->pend_cap = cap;
+  }
+  if (s->pend_count + 1 >= s->pend_cap / 2 + s->pend_cap / 4) return TALLY_EBUSY;
+  for (uint32_t i = slot_of(s, req_id);; i = (i + 1) & (s->pend_cap - 1)) {
+    td_pending *p = &s->pend[i];
+    if (p->count && p->req_id != req_id) continue;
+    if (!p->count) {
+      p->req_id = req_id;
+      snprintf(p->origin, sizeof p->origin, "%s", origin);
+      snprintf(p->channel, sizeof p->channel, "%s", channel);
+      s->pend_count++;
+    }
+    p->count++;
+    return TALLY_OK;
+  }
+}
+
+void td_pending_done(td_slot *s, uint64_t req_id) {
+  if (!s->pend || !s->pend_count) return;
+  uint32_t mask = s->pend_cap - 1, i = slot_of(s, req_id);
+  while (s->pend[i].count && s->pend[i].req_id != req_id) i = (i + 1) & mask;
+  if (!s->pend[i].count) return;
+  if (--s->pend[i].count) return;
+  s->pend_count--;
+  /* Backward shift: later entries of the run move up, so no tombstones. */
+  for (uint32_t j = (i + 1) & mask; s->pend[j].count; j = (j + 1) & mask) {
+    uint32_t home = slot_of(s, s->pend[j].req_id);
+    if (((j - home) & mask) >= ((j - i) & mask)) {
+      s->pend[i] = s->pend[j];
+      s->pend[j].count = 0;
+      i = j;
+    }
+  }
+  s->pend[i].count = 0;
+}
+
+void td_pending_answer_all(td_daemon *d, td_slot *s, int code, const char *text) {
+  for (uint32_t i = 0; s->pend && i < s->pend_cap; i++) {
+    td_pending *p = &s->pend[i];
+    if (!p->count) continue;
+    tally_effect e = {.size = sizeof e, .version = TALLY_EFFECT_VERSION, .kind = TALLY_EFFECT_REPLY, .code = code,
+                      .req_id = p->req_id, .origin = p->origin, .channel = p->channel, .text = text,
+                      .network = s->network, .args = ""};
+    p->count = 0;
+    td_slot_push(d, s, &e, p->origin);
+  }
+  s->pend_count = 0;
+}
+
+void td_pending_free(td_slot *s) {
+  free(s->pend);
+  s->pend = NULL;
+  s->pend_cap = s->pend_count = 0;
+}
