@@ -20,7 +20,7 @@
 DEBIAN_PACKAGES := build-essential pkg-config libuv1-dev libmsgpack-dev libpq-dev \
   libssl-dev libcmocka-dev postgresql-15 postgresql-client-15 inspircd inspircd-dev \
   anope ii irssi weechat-curses tmux clang-14 libfuzzer-14-dev libclang-rt-14-dev python3 iproute2 \
-  procps faketime
+  procps faketime systemd
 PKGS := libuv msgpack libpq openssl
 
 CC ?= gcc
