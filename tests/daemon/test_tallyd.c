@@ -304,10 +304,15 @@ static void test_presence_merge(void **state) {
 
 /* Reconnecting with the same instance: unacknowledged effects come again,
  * once; acknowledged ones never. */
-static int replies_to(fc_conn *c, uint64_t id, int ms, uint64_t *max_seq) {
+/* Reads effects for ms: how many are final replies to id; *max_seq the
+ * highest seq. Every effect must be above acked: those were delivered. */
+static int replies_to(fc_conn *c, uint64_t id, uint64_t acked, int ms, uint64_t *max_seq) {
   tally_frame_effect e;
   int n = 0;
   while (fc_effect(c, ms, &e) == 1) {
+    if (e.seq <= acked) fprintf(stderr, "effect seq %llu again (acked %llu): %s\n", (unsigned long long)e.seq,
+                                (unsigned long long)acked, e.text);
+    assert_true(e.seq > acked);
     if (e.kind == TALLY_EFFECT_REPLY && e.req_id == id && e.code != TALLY_EPENDING) n++;
     if (e.seq > *max_seq) *max_seq = e.seq;
   }
@@ -330,7 +335,7 @@ static void test_reconnect_exactly_once(void **state) {
   /* Back, having delivered seq 1: the answer comes, once. */
   c = welcomed(&D, "irc.resume", acked);
   uint64_t max_seq = 0;
-  assert_int_equal(replies_to(c, id, 1500, &max_seq), 1);
+  assert_int_equal(replies_to(c, id, acked, 1500, &max_seq), 1);
   assert_int_equal(fc_repeats(c), 0);
   assert_true(max_seq > acked);
   /* Acknowledged now: never again. */
@@ -339,19 +344,48 @@ static void test_reconnect_exactly_once(void **state) {
   fc_close(c);
   c = welcomed(&D, "irc.resume", max_seq);
   uint64_t again = 0;
-  assert_int_equal(replies_to(c, id, 1500, &again), 0);
+  assert_int_equal(replies_to(c, id, max_seq, 1500, &again), 0);
   assert_true(again > max_seq); /* only new effects (its status) */
   fc_close(c);
   /* Back a second time with HELLO.acked alone (no ACK frame): nothing old either. */
   c = welcomed(&D, "irc.resume", again);
   uint64_t third = 0;
-  assert_int_equal(replies_to(c, id, 1000, &third), 0);
+  assert_int_equal(replies_to(c, id, again, 1000, &third), 0);
   assert_true(third > again);
   fc_close(c);
   /* An acked above what was ever sent is refused. */
   c = fc_unix(D.sock);
   tally_frame_hello_server v;
   assert_int_equal(fc_hello(c, FC_NETWORK, "irc.resume", FC_SECRET, third + 100, 1, 1, &v), TALLY_EFRAME);
+  fc_close(c);
+}
+
+/* SIGHUP rereads the secrets: the new one works at once, the old one no more. */
+static void test_sighup_reload(void **state) {
+  (void)state;
+  char path[400];
+  snprintf(path, sizeof path, "%s/oftc.secret", D.dir);
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  fputs("oftc-rotated-secret-0123456789ab\n", f);
+  fclose(f);
+  kill(D.pid, SIGHUP);
+  assert_true(fc_daemon_logged(&D, "SIGHUP: reloaded 2 network secrets", 5000));
+  tally_frame_hello_server v;
+  fc_conn *c = fc_unix(D.sock);
+  assert_int_equal(fc_hello(c, FC_NETWORK2, "irc.oftc", FC_SECRET2, 0, 1, 1, &v), TALLY_EBADSIG);
+  fc_close(c);
+  c = fc_unix(D.sock);
+  assert_int_equal(fc_hello(c, FC_NETWORK2, "irc.oftc", "oftc-rotated-secret-0123456789ab", 0, 1, 1, &v), 0);
+  fc_close(c);
+  /* A file that does not load changes nothing, and says so. */
+  f = fopen(D.conf, "a");
+  fputs("no_such_key = 1\n", f);
+  fclose(f);
+  kill(D.pid, SIGHUP);
+  assert_true(fc_daemon_logged(&D, "nothing changed", 5000));
+  c = welcomed(&D, "irc.after-hup", 0);
+  buy_ok(c, "bob");
   fc_close(c);
 }
 
@@ -521,6 +555,7 @@ int main(void) {
       cmocka_unit_test(test_foreign_network),
       cmocka_unit_test(test_presence_merge),
       cmocka_unit_test(test_reconnect_exactly_once),
+      cmocka_unit_test(test_sighup_reload),
       cmocka_unit_test(test_tls_client_cert),
       cmocka_unit_test(test_stalled_connection),
       cmocka_unit_test(test_sigterm_answers_in_flight),
