@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <poll.h>
 #include <signal.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -45,7 +46,7 @@ static int group_setup(void **state) {
   for (int i = 0; i < 4; i++)
     if (th_buyer(e, buyers[i], "100000", "tee") != TALLY_OK) return -1;
   th_engine_free(e);
-  return fc_daemon_start(&D, "main", dsn, key_path, NULL, 1, 0, NULL);
+  return fc_daemon_start(&D, "main", dsn, key_path, "hello_timeout = 2000", 1, 0, NULL);
 }
 
 /* One engine writes a ledger at a time (its lock): the tests that start
@@ -109,6 +110,21 @@ static void test_hello_and_buy(void **state) {
   fc_close(c);
 }
 
+static double ms_since(const struct timespec *t0) {
+  struct timespec t1;
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  return (double)(t1.tv_sec - t0->tv_sec) * 1e3 + (double)(t1.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+/* Sequential buys, one at a time: the round trip through tallyd (printed). */
+static void timed_buys(fc_conn *c, const char *what) {
+  enum { BUYS = 50 };
+  struct timespec t0;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  for (int i = 0; i < BUYS; i++) buy_ok(c, "erin");
+  fprintf(stderr, "# %s: %d sequential buys, %.2f ms each (ASan build)\n", what, BUYS, ms_since(&t0) / BUYS);
+}
+
 static void test_tls_buy(void **state) {
   (void)state;
   char ca[400], err[256];
@@ -120,6 +136,10 @@ static void test_tls_buy(void **state) {
   tally_frame_hello_server v;
   assert_int_equal(fc_hello(c, FC_NETWORK, "irc2.tls", FC_SECRET, 0, 1, 1, &v), 0);
   buy_ok(c, "carol");
+  timed_buys(c, "tls");
+  fc_close(c);
+  c = welcomed(&D, "irc2.unix", 0);
+  timed_buys(c, "unix");
   fc_close(c);
 }
 
@@ -177,6 +197,15 @@ static void expect_verdict(fc_conn *c, int code) {
   tally_frame_decoder_free(dec);
   assert_int_equal(v.code, code);
   assert_true(fc_closed_within(c, 5000));
+}
+
+/* A connection that says nothing is closed after hello_timeout (2 s here). */
+static void test_hello_timeout(void **state) {
+  (void)state;
+  fc_conn *c = challenged();
+  assert_true(fc_closed_within(c, 6000));
+  fc_close(c);
+  assert_true(fc_daemon_logged(&D, "no HELLO within 2000 ms", 1000));
 }
 
 static void test_oversize_frame(void **state) {
@@ -549,6 +578,7 @@ int main(void) {
       cmocka_unit_test(test_wrong_secret),
       cmocka_unit_test(test_unknown_network),
       cmocka_unit_test(test_no_common_version),
+      cmocka_unit_test(test_hello_timeout),
       cmocka_unit_test(test_oversize_frame),
       cmocka_unit_test(test_garbage),
       cmocka_unit_test(test_cut_frame),
