@@ -17,9 +17,9 @@
  * server that asked, after a reconnect too.
  *
  * Room effects (ANNOUNCE, TOPIC, MODERATORS) go to exactly one slot of the
- * room's network: the live one with the lowest id (deterministic; the
- * others would repeat it), else the lowest away one, which gets it when it
- * returns. ROSTER goes to every live slot of the network (each answers for
+ * room's network: the live one with the lowest id and room in its queue
+ * (deterministic; the others would repeat it), else the lowest away one,
+ * which gets it when it returns. ROSTER goes to every live slot of the network (each answers for
  * its local users), STATUS to every live slot. */
 #include "tallyd.h"
 
@@ -197,17 +197,19 @@ void td_slot_push(td_daemon *d, td_slot *s, const tally_effect *e, const char *o
 }
 
 /* ---- routing ------------------------------------------------------------------------ */
-/* The slot a room's effect goes to: the lowest live id of the network, else
- * the lowest away one. */
+/* The slot a room's effect goes to: the live one with the lowest id whose
+ * out-queue has room (a stalled server must not silence its network's
+ * rooms), else the lowest live one, else the lowest away one (it gets the
+ * effect when it returns). Deterministic: one server says it, not all. */
 static td_slot *room_slot(td_daemon *d, const char *network) {
-  td_slot *live = NULL, *away = NULL;
+  td_slot *roomy = NULL, *live = NULL, *away = NULL;
   for (uint32_t i = 0; i < d->cfg.slots_max; i++) {
     td_slot *s = &d->slots[i];
     if (!s->used || strcmp(s->network, network)) continue;
-    td_slot **best = s->conn ? &live : &away;
+    td_slot **best = s->conn ? (td_slot_full(d, s) ? &live : &roomy) : &away;
     if (!*best || s->id < (*best)->id) *best = s;
   }
-  return live ? live : away;
+  return roomy ? roomy : live ? live : away;
 }
 
 static void route_reply(td_daemon *d, const tally_effect *e) {

@@ -331,6 +331,41 @@ static void test_presence_merge(void **state) {
   fc_close(b);
 }
 
+/* A room's announcement is said by exactly one server of the network (the
+ * lowest live slot), not by every one. */
+static int announced(fc_conn *c, const char *needle, int ms, uint64_t reply_to, int *replied) {
+  tally_frame_effect e;
+  int n = 0;
+  while (fc_effect(c, ms, &e) == 1) {
+    n += e.kind == TALLY_EFFECT_ANNOUNCE && strstr(e.text, needle) && !strcmp(e.channel, "#ann");
+    if (replied && e.kind == TALLY_EFFECT_REPLY && e.req_id == reply_to && e.code == TALLY_OK) (*replied)++;
+  }
+  return n;
+}
+
+static void test_announce_once(void **state) {
+  (void)state;
+  fc_conn *a = welcomed(&D, "irc.ann-a", 0), *b = welcomed(&D, "irc.ann-b", 0);
+  const char *thanks = "Thank you carol for tipping alice";
+  uint64_t id = ++req;
+  int replied = 0;
+  assert_int_equal(fc_command_in(b, id, "carol", "#ann", "TIP alice 1 for the show", 0), 0);
+  int on_b = announced(b, thanks, 2000, id, &replied);
+  int on_a = announced(a, thanks, 500, 0, NULL);
+  fprintf(stderr, "# announcement: %d on the lower slot, %d on the other\n", on_a, on_b);
+  assert_int_equal(replied, 1); /* the reply goes to the server that asked */
+  assert_int_equal(on_a, 1);
+  assert_int_equal(on_b, 0);
+  fc_close(a);
+  /* With the first gone, the other says it. */
+  id = ++req;
+  replied = 0;
+  assert_int_equal(fc_command_in(b, id, "carol", "#ann", "TIP alice 1 encore", 0), 0);
+  assert_int_equal(announced(b, thanks, 2000, id, &replied), 1);
+  assert_int_equal(replied, 1);
+  fc_close(b);
+}
+
 /* Reconnecting with the same instance: unacknowledged effects come again,
  * once; acknowledged ones never. */
 /* Reads effects for ms: how many are final replies to id; *max_seq the
@@ -584,6 +619,7 @@ int main(void) {
       cmocka_unit_test(test_cut_frame),
       cmocka_unit_test(test_foreign_network),
       cmocka_unit_test(test_presence_merge),
+      cmocka_unit_test(test_announce_once),
       cmocka_unit_test(test_reconnect_exactly_once),
       cmocka_unit_test(test_sighup_reload),
       cmocka_unit_test(test_tls_client_cert),

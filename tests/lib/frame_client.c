@@ -222,8 +222,8 @@ int fc_hello(fc_conn *c, const char *network, const char *instance, const char *
   return (int)verdict->code;
 }
 
-static int encode_command(uint64_t req_id, const char *account, const char *text, uint32_t roles,
-                          const char *network, const char *msg_id, uint8_t *buf, size_t *n) {
+static int encode_command_in(uint64_t req_id, const char *account, const char *channel, const char *text,
+                             uint32_t roles, const char *network, const char *msg_id, uint8_t *buf, size_t *n) {
   tally_frame_command f;
   memset(&f, 0, sizeof f);
   f.req_id = req_id;
@@ -231,10 +231,26 @@ static int encode_command(uint64_t req_id, const char *account, const char *text
   snprintf(f.origin, sizeof f.origin, "%s", account);
   snprintf(f.account, sizeof f.account, "%s", account);
   snprintf(f.nick, sizeof f.nick, "%s", account);
+  snprintf(f.channel, sizeof f.channel, "%s", channel);
   snprintf(f.msg_id, sizeof f.msg_id, "%s", msg_id);
   snprintf(f.text, sizeof f.text, "%s", text);
   snprintf(f.network, sizeof f.network, "%s", network ? network : "");
   return tally_frame_command_encode(&f, buf, TALLY_FRAME_BYTES_MAX, n);
+}
+
+static int encode_command(uint64_t req_id, const char *account, const char *text, uint32_t roles,
+                          const char *network, const char *msg_id, uint8_t *buf, size_t *n) {
+  return encode_command_in(req_id, account, "", text, roles, network, msg_id, buf, n);
+}
+
+int fc_command_in(fc_conn *c, uint64_t req_id, const char *account, const char *channel, const char *text,
+                  uint32_t roles) {
+  char key[64];
+  snprintf(key, sizeof key, "fc-in-%d-%p-%llu", (int)getpid(), (void *)c, (unsigned long long)++c->msg_seq);
+  uint8_t buf[TALLY_FRAME_BYTES_MAX];
+  size_t n;
+  if (encode_command_in(req_id, account, channel, text, roles, NULL, key, buf, &n) != TALLY_OK) return -1;
+  return fc_send(c, buf, n);
 }
 
 int fc_command(fc_conn *c, uint64_t req_id, const char *account, const char *text, uint32_t roles,

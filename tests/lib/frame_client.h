@@ -44,6 +44,9 @@ int fc_hello(fc_conn *c, const char *network, const char *instance, const char *
  * fresh one. network NULL: "". */
 int fc_command(fc_conn *c, uint64_t req_id, const char *account, const char *text, uint32_t roles,
                const char *network, const char *msg_id);
+/* The same, said in channel (origin = account). */
+int fc_command_in(fc_conn *c, uint64_t req_id, const char *account, const char *channel, const char *text,
+                  uint32_t roles);
 /* Encodes the same COMMAND into buf (with its prefix): for cut frames. */
 size_t fc_command_bytes(uint64_t req_id, const char *account, const char *text, uint8_t *buf, size_t cap);
 int fc_ack(fc_conn *c, uint64_t seq);
