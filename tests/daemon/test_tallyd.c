@@ -571,6 +571,38 @@ static void test_stalled_connection(void **state) {
   assert_true(status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
+/* A chat server away longer than slot_linger: its effects are dropped
+ * (counted in the log), its presence withdrawn, and nothing of it is sent
+ * when it comes back. */
+static void test_slot_expires(void **state) {
+  (void)state;
+  assert_int_equal(main_off(), 0);
+  assert_int_equal(fc_daemon_start(&E, "linger", dsn, key_path, "slot_linger = 1", 0, 0, NULL), 0);
+  fc_conn *c = welcomed(&E, "irc.gone", 0);
+  assert_int_equal(fc_presence(c, NULL, "dave", "#gone", 1), 0);
+  assert_true(fc_daemon_logged(&E, "presence: join libera/dave in #gone", 5000));
+  uint64_t id = ++req;
+  int64_t before = transfers();
+  assert_int_equal(fc_command(c, id, "dave", "BUY tee", 0, NULL, NULL), 0);
+  fc_close(c); /* never read: the status and the answer wait in its slot */
+  for (int i = 0; i < 100 && transfers() == before; i++) usleep(100000);
+  assert_int_equal(transfers(), before + 1);
+  /* Its status and the answer (and a "pending" notice if the commit was slow). */
+  assert_true(fc_daemon_logged(&E, "irc.gone expired (away longer than slot_linger): ", 5000));
+  assert_false(fc_daemon_logged(&E, "irc.gone expired (away longer than slot_linger): 0 effects", 0));
+  assert_false(fc_daemon_logged(&E, "irc.gone expired (away longer than slot_linger): 1 effects", 0));
+  assert_true(fc_daemon_logged(&E, "presence: part libera/dave in #gone", 1000));
+  c = welcomed(&E, "irc.gone", 0);
+  uint64_t max_seq = 0;
+  assert_int_equal(replies_to(c, id, 0, 1500, &max_seq), 0);
+  assert_int_equal(fc_effects_seen(c), 1); /* its new status only */
+  fc_close(c);
+  int status = fc_daemon_stop(&E, SIGTERM, 30000);
+  assert_true(status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  assert_true(fc_daemon_logged(&E, " effects dropped in all", 0));
+  assert_false(fc_daemon_logged(&E, "stopped; 0 effects dropped in all", 0));
+}
+
 /* ---- SIGTERM with answers in flight, and sd_notify on a path socket --------------------- */
 static void test_sigterm_answers_in_flight(void **state) {
   (void)state;
@@ -641,6 +673,7 @@ int main(void) {
       cmocka_unit_test(test_sighup_reload),
       cmocka_unit_test(test_tls_client_cert),
       cmocka_unit_test(test_stalled_connection),
+      cmocka_unit_test(test_slot_expires),
       cmocka_unit_test(test_sigterm_answers_in_flight),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
