@@ -3,8 +3,9 @@
  * at SIGTERM those the engine stopped without answering (still queued, or
  * in a batch that did not resolve in time) get an answer from tallyd, so no
  * user is left with silence. An open-addressing table with linear probing
- * and backward-shift deletion, sized at the slot's first command to twice
- * slot_effects_max (the busy bound keeps it under half full). */
+ * and backward-shift deletion, of twice slot_effects_max places at most,
+ * grown from a small start as commands are in flight (the busy bound keeps
+ * it under three quarters full). */
 #include "tallyd.h"
 
 #include <stdlib.h>
@@ -21,15 +22,38 @@ static uint32_t slot_of(const td_slot *s, uint64_t req_id) {
   return (uint32_t)((req_id * 0x9e3779b97f4a7c15ull) >> 32) & (s->pend_cap - 1);
 }
 
-int td_pending_add(td_daemon *d, td_slot *s, uint64_t req_id, const char *origin, const char *channel) {
+enum { PENDING_CAP_FIRST = 256 };
+
+/* The most places a slot's table may have: twice slot_effects_max, so the
+ * busy bound (which counts these) keeps it under three quarters full. */
+static uint32_t cap_max(const td_daemon *d) {
+  uint32_t cap = 16;
+  while (cap < 2u * d->cfg.slot_effects_max) cap <<= 1;
+  return cap;
+}
+
+static int insert(td_slot *s, uint64_t req_id, const char *origin, const char *channel, uint32_t count);
+
+/* Doubles the table (rehashing): it starts small and grows with what is in
+ * flight, so a slot with a big bound (a bench's queue_depth) touches only
+ * what it uses. */
+static int grow(td_slot *s, uint32_t cap) {
+  td_pending *old = s->pend;
+  uint32_t old_cap = s->pend_cap;
+  s->pend = calloc(cap, sizeof *s->pend);
   if (!s->pend) {
-    uint32_t cap = 1;
-    while (cap < 2u * d->cfg.slot_effects_max) cap <<= 1;
-    s->pend = calloc(cap, sizeof *s->pend);
-    if (!s->pend) return TALLY_ENOMEM;
-    s->pend_cap = cap;
+    s->pend = old;
+    return TALLY_ENOMEM;
   }
-  if (s->pend_count + 1 >= s->pend_cap / 2 + s->pend_cap / 4) return TALLY_EBUSY;
+  s->pend_cap = cap;
+  s->pend_count = 0;
+  for (uint32_t i = 0; old && i < old_cap; i++)
+    if (old[i].count) insert(s, old[i].req_id, old[i].origin, old[i].channel, old[i].count);
+  free(old);
+  return TALLY_OK;
+}
+
+static int insert(td_slot *s, uint64_t req_id, const char *origin, const char *channel, uint32_t count) {
   for (uint32_t i = slot_of(s, req_id);; i = (i + 1) & (s->pend_cap - 1)) {
     td_pending *p = &s->pend[i];
     if (p->count && p->req_id != req_id) continue;
@@ -39,9 +63,19 @@ int td_pending_add(td_daemon *d, td_slot *s, uint64_t req_id, const char *origin
       snprintf(p->channel, sizeof p->channel, "%s", channel);
       s->pend_count++;
     }
-    p->count++;
+    p->count += count;
     return TALLY_OK;
   }
+}
+
+int td_pending_add(td_daemon *d, td_slot *s, uint64_t req_id, const char *origin, const char *channel) {
+  uint32_t max = cap_max(d);
+  if (!s->pend && grow(s, PENDING_CAP_FIRST < max ? PENDING_CAP_FIRST : max) != TALLY_OK) return TALLY_ENOMEM;
+  if (s->pend_count + 1 >= s->pend_cap / 2 + s->pend_cap / 4) {
+    if (s->pend_cap >= max) return TALLY_EBUSY;
+    if (grow(s, s->pend_cap * 2) != TALLY_OK) return TALLY_ENOMEM;
+  }
+  return insert(s, req_id, origin, channel, 1);
 }
 
 void td_pending_done(td_slot *s, uint64_t req_id) {

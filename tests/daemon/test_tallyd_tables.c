@@ -105,21 +105,23 @@ static void test_pending_model(void **state) {
   static td_daemon d;
   td_slot s;
   memset(&s, 0, sizeof s);
-  d.cfg.slot_effects_max = 64; /* table of 128 places */
-  enum { IDS = 300 };
+  d.cfg.slot_effects_max = 400; /* 256 places at first, then 512, then 1024 at most */
+  enum { IDS = 2000 };
   static int want[IDS];
   srand(7);
-  int live = 0;
-  for (int step = 0; step < 50000; step++) {
+  int live = 0, grown = 0, busy = 0;
+  for (int step = 0; step < 100000; step++) {
     int id = rand() % IDS;
-    if (rand() % 2) {
+    if (rand() % 8 < (step < 50000 ? 5 : 4)) { /* fills, then hovers at the bound */
       int rc = td_pending_add(&d, &s, (uint64_t)id * 977, "origin", "#c");
       if (rc == TALLY_OK) {
         live += want[id] == 0;
         want[id]++;
       } else {
+        busy++;
         assert_int_equal(rc, TALLY_EBUSY);
-        assert_true(live + 1 >= 96);
+        assert_true(live + 1 >= 768);
+        assert_int_equal(s.pend_cap, 1024);
       }
     } else if (want[id]) {
       td_pending_done(&s, (uint64_t)id * 977);
@@ -129,7 +131,10 @@ static void test_pending_model(void **state) {
       td_pending_done(&s, (uint64_t)id * 977); /* unknown: nothing happens */
     }
     assert_int_equal(s.pend_count, live);
+    grown |= s.pend_cap > 256;
   }
+  assert_true(grown);
+  assert_true(busy > 0);
   pushed = 0;
   td_pending_answer_all(&d, &s, TALLY_ESTATE, "stopped");
   assert_int_equal(pushed, live); /* each unanswered req_id answered once */
