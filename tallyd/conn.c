@@ -50,9 +50,28 @@ void td_conn_out_raw(td_conn *c, const uint8_t *bytes, size_t len) {
   c->out_len += len;
 }
 
+/* Plaintext for TLS is gathered and encrypted once per flush: full TLS
+ * records (up to 16 KiB) instead of one small record per frame. */
+static void plain_append(td_conn *c, const uint8_t *bytes, size_t len) {
+  if (c->plain_len + len > c->plain_cap) {
+    size_t cap = c->plain_cap ? c->plain_cap : 4096;
+    while (cap < c->plain_len + len) cap *= 2;
+    uint8_t *p = realloc(c->plain, cap);
+    if (!p) {
+      c->plain_len = 0;
+      c->closing_after_write = 1;
+      return;
+    }
+    c->plain = p;
+    c->plain_cap = cap;
+  }
+  memcpy(c->plain + c->plain_len, bytes, len);
+  c->plain_len += len;
+}
+
 static void conn_send(td_conn *c, const uint8_t *bytes, size_t len) {
   if (c->closed) return;
-  if (c->is_tls) td_tls_write(c, bytes, len);
+  if (c->is_tls) plain_append(c, bytes, len);
   else td_conn_out_raw(c, bytes, len);
 }
 
@@ -84,7 +103,12 @@ static void write_done(uv_write_t *req, int status) {
 }
 
 static void conn_flush(td_conn *c) {
-  if (c->closed || c->out_len == 0) return;
+  if (c->closed) return;
+  if (c->plain_len > 0 && c->ssl) {
+    td_tls_write(c, c->plain, c->plain_len);
+    c->plain_len = 0;
+  }
+  if (c->out_len == 0) return;
   td_write *w = malloc(sizeof *w);
   if (!w) {
     td_conn_close(c, "out of memory");
@@ -112,7 +136,7 @@ void td_conn_pump(td_conn *c) {
   td_slot *s = c->slot;
   uint64_t seq = c->sent_seq + 1, first = td_slot_first_seq(s);
   if (first > seq) seq = first;
-  while (seq < s->next_seq && c->inflight_bytes + c->out_len < TD_WRITE_WINDOW_BYTES) {
+  while (seq < s->next_seq && c->inflight_bytes + c->out_len + c->plain_len < TD_WRITE_WINDOW_BYTES) {
     const td_entry *e = td_slot_entry(s, seq);
     if (e) conn_send(c, e->data, e->len);
     c->sent_seq = seq++;
@@ -124,6 +148,7 @@ void td_conn_pump(td_conn *c) {
 static void conn_closed(uv_handle_t *h) {
   td_conn *c = h->data;
   free(c->out);
+  free(c->plain);
   free(c);
 }
 

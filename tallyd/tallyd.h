@@ -117,6 +117,8 @@ typedef struct td_conn {
   tally_stream_reader reader;
   uint8_t *out;          /* bytes to write at the next flush */
   size_t out_len, out_cap;
+  uint8_t *plain;        /* TLS: plaintext to encrypt at the next flush */
+  size_t plain_len, plain_cap;
   int closing_after_write;
   int closed;
   struct td_conn *next;  /* the daemon's list */
