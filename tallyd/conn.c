@@ -156,7 +156,11 @@ void td_conn_close(td_conn *c, const char *why) {
   if (c->closed) return;
   td_daemon *d = c->d;
   char name[512];
-  if (why) td_log(TD_INFO, "%s: closed: %s", conn_name(c, name, sizeof name), why);
+  if (why && c->slot)
+    td_log(TD_INFO, "%s: closed: %s (sent up to seq %llu of %llu, %zu bytes still in the kernel's hands)",
+           conn_name(c, name, sizeof name), why, (unsigned long long)c->sent_seq,
+           (unsigned long long)(c->slot->next_seq - 1), c->inflight_bytes);
+  else if (why) td_log(TD_INFO, "%s: closed: %s", conn_name(c, name, sizeof name), why);
   c->closed = 1;
   for (td_conn **p = &d->conns; *p; p = &(*p)->next)
     if (*p == c) {
