@@ -21,7 +21,7 @@
 DEBIAN_PACKAGES := build-essential pkg-config libuv1-dev libmsgpack-dev libpq-dev \
   libssl-dev libcmocka-dev postgresql-15 postgresql-client-15 inspircd inspircd-dev \
   anope ii irssi weechat-curses tmux clang-14 libfuzzer-14-dev libclang-rt-14-dev python3 iproute2 \
-  procps faketime prosody lua5.4 liblua5.4-dev python3-slixmpp profanity
+  procps faketime prosody lua5.4 liblua5.4-dev python3-slixmpp profanity systemd
 PKGS := libuv msgpack libpq openssl
 
 CC ?= gcc
@@ -145,6 +145,12 @@ docs: $(SCHEMA_DOC)
 PLUGINS :=
 -include $(wildcard plugin/*/module.mk)
 plugins: $(PLUGINS)
+
+# The daemon (tallyd/module.mk): build/tallyd, `make install`.
+include tallyd/module.mk
+# Its tests (tests/daemon): a frame client against a running tallyd.
+include tests/daemon/daemon.mk
+TEST_BINS += $(DAEMON_TEST_BINS)
 
 # ---- set-up ------------------------------------------------------------------
 deps:

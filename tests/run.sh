@@ -57,6 +57,9 @@ for t in "$san"/tests/integration/test_*; do
   *) [ -x "$t" ] && run_one "$t" 300 "$t" ;;
   esac
 done
+# tallyd against the test PostgreSQL, through its unix socket and TLS (tests/daemon).
+for t in "$san"/tests/daemon/test_*; do [ -x "$t" ] && run_one "$t" 300 "$t"; done
+for t in tests/daemon/*.sh; do [ -x "$t" ] && run_one "$t" 120 "$t" "$plain"; done
 # Generated documents match their generators (docs/FRAMES.md from the schema).
 for t in tests/docs/*.sh; do [ -x "$t" ] && run_one "$t" 60 "$t" "$san"; done
 if [ -d tests/fuzz ]; then

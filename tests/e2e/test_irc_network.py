@@ -254,7 +254,7 @@ def main():
     try:
         with ic.TestDb("network") as db, \
                 TallydEnv(db.dsn, {"irc": SECRET}, tls=True,
-                          extra={"welcome_grant": "100000", "rate_account": "0", "rate_channel": "0",
+                          extra={"welcome_grant": "100000000", "rate_account": "0", "rate_channel": "0",
                                  "rate_global": "0"}) as td:
             proxy = TcpProxy("127.0.0.1", td.tls_port)
             peer_tag = td.tag("irc", address="tls:127.0.0.1:%d" % proxy.port)

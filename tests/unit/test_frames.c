@@ -31,6 +31,7 @@ DEFINE_EQ(effect, TALLY_FRAME_EFFECT_FIELDS)
 DEFINE_EQ(hello, TALLY_FRAME_HELLO_FIELDS)
 DEFINE_EQ(hello_server, TALLY_FRAME_HELLO_SERVER_FIELDS)
 DEFINE_EQ(presence, TALLY_FRAME_PRESENCE_FIELDS)
+DEFINE_EQ(command, TALLY_FRAME_COMMAND_FIELDS)
 
 static int setup(void **state) {
   (void)state;
@@ -432,6 +433,53 @@ static size_t chunk_random(size_t left) {
 }
 static size_t chunk_all(size_t left) { return left; }
 
+/* COMMAND (tallyd's first frame after HELLO): every field at its limit round
+ * trips; the public encoder and tally_command_encode write the same bytes; a
+ * v1.0 command without network decodes as ""; an effect is not a command. */
+static void test_command_round_trip(void **state) {
+  (void)state;
+  tally_frame_command c, back;
+  memset(&c, 0, sizeof c);
+  c.req_id = UINT64_MAX;
+  c.roles = 9;
+  fill(c.origin, TALLY_NAME_BYTES_MAX, 'o');
+  fill(c.account, TALLY_NAME_BYTES_MAX, 'a');
+  fill(c.nick, TALLY_NAME_BYTES_MAX, 'k');
+  fill(c.channel, TALLY_NAME_BYTES_MAX, 'c');
+  fill(c.msg_id, TALLY_NAME_BYTES_MAX, 'm');
+  fill(c.text, 300, 't');
+  fill(c.network, TALLY_FRAME_NETWORK_BYTES_MAX, 'n');
+  uint8_t buf[TALLY_FRAME_BYTES_MAX];
+  size_t len;
+  assert_int_equal(tally_frame_command_encode(&c, buf, sizeof buf, &len), TALLY_OK);
+  memset(&back, 0x55, sizeof back);
+  assert_int_equal(tally_frame_command_decode(dec, buf, len, &back), TALLY_OK);
+  eq_command(&c, &back);
+  tally_command tc = {.size = sizeof tc, .version = TALLY_COMMAND_VERSION, .req_id = c.req_id,
+                      .origin = c.origin, .account = c.account, .nick = c.nick, .channel = c.channel,
+                      .msg_id = c.msg_id, .text = c.text, .roles = 9, .network = c.network};
+  uint8_t buf2[TALLY_FRAME_BYTES_MAX];
+  size_t len2;
+  assert_int_equal(tally_command_encode(&tc, buf2, sizeof buf2, &len2), TALLY_OK);
+  assert_int_equal(len, len2);
+  assert_memory_equal(buf, buf2, len);
+  /* A v1.0 sender: eight fields, no network. */
+  tc.size = TALLY_COMMAND_SIZE_V1;
+  fill(c.text, 3, 't');
+  assert_int_equal(tally_command_encode(&tc, buf2, sizeof buf2, &len2), TALLY_OK);
+  assert_int_equal(tally_frame_command_decode(dec, buf2, len2, &back), TALLY_OK);
+  assert_string_equal(back.network, "");
+  /* Refusals: a string filling its array, a small buffer, another frame type. */
+  c.origin[TALLY_NAME_BYTES_MAX] = 'o';
+  assert_int_equal(tally_frame_command_encode(&c, buf, sizeof buf, &len), TALLY_ETOOBIG);
+  c.origin[TALLY_NAME_BYTES_MAX] = 0;
+  assert_int_equal(tally_frame_command_encode(&c, buf, 16, &len), TALLY_ETOOBIG);
+  tally_frame_ack a = {.seq = 1};
+  assert_int_equal(tally_frame_ack_encode(&a, buf, sizeof buf, &len), TALLY_OK);
+  assert_int_equal(tally_frame_command_decode(dec, buf, len, &back), TALLY_EFRAME);
+  assert_int_equal(tally_frame_command_decode(dec, buf2, len2 - 1, &back), TALLY_EFRAME);
+}
+
 static void test_stream_chunks(void **state) {
   (void)state;
   static stream_case c;
@@ -640,6 +688,7 @@ int main(void) {
       cmocka_unit_test(test_frame_type_peek),
       cmocka_unit_test(test_negotiate),
       cmocka_unit_test(test_hello_auth),
+      cmocka_unit_test(test_command_round_trip),
       cmocka_unit_test(test_stream_chunks),
       cmocka_unit_test(test_stream_cut_frame),
       cmocka_unit_test(test_stream_bad_lengths),

@@ -47,6 +47,16 @@ enum {
   TALLY_WIRE_VERSION_MAX = 1,
 };
 
+/* Frame types (what tally_frame_type() returns), as in schemas/tally_frames_v1.h:
+ * the same macros, so a translation unit that sees both gets a compile error
+ * (a redefinition) if they ever differ. */
+#define TALLY_FRAME_TYPE_COMMAND 1      /* host -> engine */
+#define TALLY_FRAME_TYPE_EFFECT 2       /* engine -> host */
+#define TALLY_FRAME_TYPE_HELLO 3        /* host -> engine, first frame */
+#define TALLY_FRAME_TYPE_HELLO_SERVER 4 /* engine -> host: challenge, then verdict */
+#define TALLY_FRAME_TYPE_PRESENCE 5     /* host -> engine */
+#define TALLY_FRAME_TYPE_ACK 6          /* host -> engine */
+
 /* HELLO capability bits: what the host's chat network lets it do. */
 enum tally_cap {
   TALLY_CAP_INTERCEPT_COMMANDS = 1u << 0, /* sees command lines before the room does
@@ -106,6 +116,21 @@ typedef struct tally_frame_ack {
   uint64_t seq;
 } tally_frame_ack;
 
+/* A COMMAND as sent over a socket (tallyd): the wire form of tally_command
+ * (in process, tally_command_encode builds the same frame). network is ""
+ * when a v1.0 sender leaves it out. */
+typedef struct tally_frame_command {
+  uint64_t req_id;
+  uint64_t roles; /* enum tally_role bits */
+  char origin[TALLY_ORIGIN_BYTES_MAX + 1];
+  char account[TALLY_IDENTITY_BYTES_MAX + 1];
+  char nick[TALLY_NICK_BYTES_MAX + 1];
+  char channel[TALLY_ROOM_BYTES_MAX + 1];
+  char msg_id[TALLY_MSG_ID_BYTES_MAX + 1];
+  char text[TALLY_TEXT_BYTES_MAX + 1];
+  char network[TALLY_FRAME_NETWORK_BYTES_MAX + 1];
+} tally_frame_command;
+
 /* ---- Encoding and decoding --------------------------------------------------- */
 typedef struct tally_frame_decoder tally_frame_decoder;
 TALLY_API int tally_frame_decoder_new(tally_frame_decoder **out);
@@ -126,6 +151,7 @@ TALLY_FRAME_CODEC_(hello)
 TALLY_FRAME_CODEC_(hello_server)
 TALLY_FRAME_CODEC_(presence)
 TALLY_FRAME_CODEC_(ack)
+TALLY_FRAME_CODEC_(command)
 #undef TALLY_FRAME_CODEC_
 
 /* ---- HELLO ------------------------------------------------------------------ */

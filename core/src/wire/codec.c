@@ -95,6 +95,8 @@ DEFINE_ENCODER(encode_frame_presence, tally_frame_presence, TALLY_FRAME_PRESENCE
                TALLY_FRAME_TYPE_PRESENCE, 0)
 DEFINE_ENCODER(encode_frame_ack, tally_frame_ack, TALLY_FRAME_ACK_FIELDS,
                TALLY_FRAME_TYPE_ACK, 0)
+DEFINE_ENCODER(encode_frame_command, tally_frame_command, TALLY_FRAME_COMMAND_FIELDS,
+               TALLY_FRAME_TYPE_COMMAND, 0)
 
 /* The public structs of tally/frames.h are the schema's tables spelled out:
  * each must equal the struct the table generates, field by field (name,
@@ -128,6 +130,9 @@ CHECK_FRAME_STRUCT(tally_frame_hello, TALLY_FRAME_HELLO_FIELDS)
 CHECK_FRAME_STRUCT(tally_frame_hello_server, TALLY_FRAME_HELLO_SERVER_FIELDS)
 CHECK_FRAME_STRUCT(tally_frame_presence, TALLY_FRAME_PRESENCE_FIELDS)
 CHECK_FRAME_STRUCT(tally_frame_ack, TALLY_FRAME_ACK_FIELDS)
+#define CHECK_FIELD_tally_frame_command(kind, name, max, doc) \
+  SAME_FIELD(tally_frame_command, tally_frame_command_gen, kind, name)
+CHECK_FRAME_STRUCT(tally_frame_command, TALLY_FRAME_COMMAND_FIELDS)
 _Static_assert(sizeof(tally__effect_frame) == sizeof(tally_frame_effect),
                "the internal and public effect frames differ");
 
@@ -190,6 +195,7 @@ PUBLIC_ENCODER(hello)
 PUBLIC_ENCODER(hello_server)
 PUBLIC_ENCODER(presence)
 PUBLIC_ENCODER(ack)
+PUBLIC_ENCODER(command)
 
 /* ---- decoding ------------------------------------------------------------ */
 int tally__decoder_init(tally__decoder *dec) {
@@ -452,6 +458,8 @@ DEFINE_DECODER(hello_server, TALLY_FRAME_HELLO_SERVER_FIELDS, TALLY_FRAME_TYPE_H
 DEFINE_DECODER(presence, TALLY_FRAME_PRESENCE_FIELDS, TALLY_FRAME_TYPE_PRESENCE,
                ALL_(TALLY_FRAME_PRESENCE_FIELDS))
 DEFINE_DECODER(ack, TALLY_FRAME_ACK_FIELDS, TALLY_FRAME_TYPE_ACK, ALL_(TALLY_FRAME_ACK_FIELDS))
+DEFINE_DECODER(command, TALLY_FRAME_COMMAND_FIELDS, TALLY_FRAME_TYPE_COMMAND,
+               TALLY_FRAME_COMMAND_REQUIRED)
 
 /* Checks beyond field types, per frame: flags are 0 or 1. */
 /* An effect's arguments must parse against its text, and a text-only
@@ -466,6 +474,9 @@ static int check_effect(const tally_frame_effect *f) {
 static int check_hello(const tally_frame_hello *f) { (void)f; return TALLY_OK; }
 static int check_hello_server(const tally_frame_hello_server *f) { (void)f; return TALLY_OK; }
 static int check_ack(const tally_frame_ack *f) { (void)f; return TALLY_OK; }
+/* The engine checks a command's text and names itself (it answers a
+ * user-facing refusal); only the frame's shape is the decoder's. */
+static int check_command(const tally_frame_command *f) { (void)f; return TALLY_OK; }
 static int check_presence(const tally_frame_presence *f) {
   return f->present <= 1 && f->local <= 1 ? TALLY_OK : TALLY_EFRAME;
 }
@@ -482,3 +493,4 @@ PUBLIC_DECODER(hello)
 PUBLIC_DECODER(hello_server)
 PUBLIC_DECODER(presence)
 PUBLIC_DECODER(ack)
+PUBLIC_DECODER(command)
