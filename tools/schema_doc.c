@@ -135,21 +135,20 @@ int main(int argc, char **argv) {
          (int)TALLY_WIRE_VERSION_MIN, (int)TALLY_WIRE_VERSION_MAX,
          (unsigned)TALLY_CAP_INTERCEPT_COMMANDS, (unsigned)TALLY_CAP_PIN_TOPIC,
          (unsigned)TALLY_CAP_HOLD_FOR_MODERATORS);
-  printf("## Not in use yet (issues 10 and 11)\n\n"
-         "The frames above are all defined and coded in schema version %d. What the\n"
-         "engine does not do with them yet, and what is still to come:\n\n"
-         "- **In process, presence is still a command.** The engine does not take\n"
-         "  PRESENCE, HELLO or ACK frames yet (tallyd, issue 11, will); in process,\n"
-         "  presence travels as a COMMAND frame whose text is \"PRESENCE JOIN\"/\n"
+  printf("## Who speaks which frames (schema version %d)\n\n"
+         "- **Over a socket (tallyd, docs/DAEMON.md):** every frame above. tallyd speaks\n"
+         "  first (HELLO_SERVER), numbers each connection's EFFECTs (`seq`), keeps the\n"
+         "  unacknowledged ones for a reconnect of the same instance, and takes COMMAND,\n"
+         "  PRESENCE and ACK. libtally's remote mode (config `mode=remote`) is such a host:\n"
+         "  adapters get all of it through the same `tally_engine_*` calls.\n"
+         "- **In process, presence is a command.** The in-process engine takes COMMAND\n"
+         "  frames only: presence travels as a COMMAND whose text is \"PRESENCE JOIN\"/\n"
          "  \"PRESENCE PART\" (`tally_engine_submit_presence()`) marked by roles bit 31,\n"
-         "  which is reserved: a host writing raw frames must never set it; use that\n"
-         "  function, not the bytes. A frame of another type given to\n"
+         "  which is reserved: a host writing raw frames must never set it (tallyd clears\n"
+         "  it); use that function, not the bytes. A frame of another type given to\n"
          "  `tally_engine_submit()` is dropped by the engine as malformed (and logged).\n"
-         "- **Effect sequence numbers are 0 in process**: the engine does not number\n"
-         "  effects per connection or keep unacknowledged ones yet (tallyd).\n"
-         "- **Structured effect arguments** (message code, account and room handles,\n"
-         "  amounts, user-text spans), so an adapter renders effects without parsing\n"
-         "  English.\n",
+         "- **Effect sequence numbers are 0 in process**: there is one host and no\n"
+         "  connection to lose.\n",
          TALLY_FRAME_SCHEMA_VERSION);
   return 0;
 }

@@ -2,17 +2,19 @@
  *
  * Contract: a host built against major M loads only a libtally whose major is
  * M. Minor versions only add: new struct fields at the end, new functions,
- * new error codes. A struct's `size` does not guard those fields yet (see
- * tally.h's contract): build a host against the header of the libtally it
- * runs with. tally_version() reports what the library actually is, so a
+ * new error codes; a struct's `size` says which fields a host knows (tally.h,
+ * tests/unit/test_abi.c), so a host built against an older minor keeps
+ * working. 1.5: networks and identities, structured effects; 1.6: remote
+ * mode (tallyd), name limits for XMPP and Matrix, fast stop, live
+ * reconfigure. tally_version() reports what the library actually is, so a
  * host can refuse a mismatch with a clear message instead of crashing. */
 #ifndef TALLY_VERSION_H
 #define TALLY_VERSION_H
 
 #define TALLY_VERSION_MAJOR 1
-#define TALLY_VERSION_MINOR 4
+#define TALLY_VERSION_MINOR 6
 #define TALLY_VERSION_PATCH 0
-#define TALLY_VERSION_STRING "1.4.0"
+#define TALLY_VERSION_STRING "1.6.0"
 
 /* (major << 16) | minor: what tally_version() returns. */
 #define TALLY_VERSION_HEX ((TALLY_VERSION_MAJOR << 16) | TALLY_VERSION_MINOR)
