@@ -470,7 +470,7 @@ static void test_command_round_trip(void **state) {
   assert_int_equal(tally_frame_command_decode(dec, buf2, len2, &back), TALLY_OK);
   assert_string_equal(back.network, "");
   /* Refusals: a string filling its array, a small buffer, another frame type. */
-  c.origin[TALLY_NAME_BYTES_MAX] = 'o';
+  memset(c.origin, 'o', sizeof c.origin); /* no NUL within the array: one byte over its limit */
   assert_int_equal(tally_frame_command_encode(&c, buf, sizeof buf, &len), TALLY_ETOOBIG);
   c.origin[TALLY_NAME_BYTES_MAX] = 0;
   assert_int_equal(tally_frame_command_encode(&c, buf, 16, &len), TALLY_ETOOBIG);
