@@ -34,6 +34,15 @@ Vocabulary (the scenarios' terms):
 TIP_HOLD_S = 5
 
 
+def unhint(text, phrases):
+    """(text without the host's hint phrase, the hint's name), or (text, None).
+    phrases maps a hint name to what the host appends for it."""
+    for name, phrase in phrases.items():
+        if text.endswith(phrase):
+            return text[: -len(phrase)], name
+    return text, None
+
+
 class Obs:
     """One thing the network showed somebody, in neutral terms.
 

@@ -31,7 +31,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
 import ircclient as ic  # noqa: E402
-from driver import TIP_HOLD_S, Base, Obs  # noqa: E402
+from driver import TIP_HOLD_S, Base, Obs, unhint  # noqa: E402
 
 PASSWORD = "Conformance-Horse-42"
 TAGS = 'rate_account="0" rate_channel="0" tip_message_hold="%d"' % TIP_HOLD_S
@@ -44,13 +44,6 @@ HINT_PHRASES = {
     "GRANT_PRIVILEGE": " (the oper privilege tally/grant)",
     "ALREADY_SAID": " (a message already said cannot be taken back on IRC)",
 }
-
-
-def unhint(text):
-    for name, phrase in HINT_PHRASES.items():
-        if text.endswith(phrase):
-            return text[: -len(phrase)], name
-    return text, None
 
 
 class Driver(Base):
@@ -184,6 +177,6 @@ class Driver(Base):
         if m.command == "NOTICE" and from_server and target.startswith("@"):
             return Obs("moderators", None, self.room_of.get(target[1:]), m.text)
         if m.command == "NOTICE" and from_server and target == c.nick.lower() and not m.text.startswith("*** "):
-            text, hint = unhint(m.text)
+            text, hint = unhint(m.text, HINT_PHRASES)
             return Obs("told", who, self.room_of.get((m.context or "").lower()), text, None, hint)
         return None

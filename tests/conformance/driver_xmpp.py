@@ -34,7 +34,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
 import ircclient as ic  # noqa: E402
-from driver import TIP_HOLD_S, Base, Obs  # noqa: E402
+from driver import TIP_HOLD_S, Base, Obs, unhint  # noqa: E402
 from xmpp_env import DOMAIN, MUC, ProsodyEnv  # noqa: E402
 
 OPERATORS = ["op%d" % i for i in range(1, 5)]
@@ -48,13 +48,6 @@ HINT_PHRASES = {  # mod_tally.lua's HINTS, with tally_shop = shop@tally.test
     "ALREADY_SAID": " (a message already in the room cannot be taken back)",
 }
 PREFIX = re.compile(r"^\[([^\],]+)(, moderators)?\] ")
-
-
-def unhint(text):
-    for name, phrase in HINT_PHRASES.items():
-        if text.endswith(phrase):
-            return text[: -len(phrase)], name
-    return text, None
 
 
 class Driver(Base):
@@ -192,7 +185,7 @@ class Driver(Base):
             body = body[p.end():]
             if p.group(2):
                 kind = "moderators"
-        text, hint = unhint(self._in(body))
+        text, hint = unhint(self._in(body), HINT_PHRASES)
         if kind == "moderators":
             return Obs("moderators", None, room, text)
         return Obs("told", who, room, text, None, hint)
