@@ -44,6 +44,9 @@ class TcpProxy:
             except OSError:
                 c.close()
                 continue
+            # The 5 s was for connecting only: a link may sit idle far longer,
+            # and a recv timeout would close it as if the network had.
+            s.settimeout(None)
             with self.lock:
                 self.pairs.append((c, s))
             for a, b in ((c, s), (s, c)):
