@@ -10,6 +10,12 @@
 #
 # TALLY_TEST_ONLY=REGEX runs only the tests whose path matches (grep -E), for
 # a quick loop on a few tests: `TALLY_TEST_ONLY='test_shop|irc_live' make test`.
+#
+# The end-to-end and conformance tests (real servers, mostly waiting on the
+# network) run TALLY_TEST_JOBS at a time (default 2); each owns its servers,
+# ports (bound to port 0) and database, so they cannot see one another. Their
+# results print in the listed order whatever order they finish in. Every
+# line names the seconds the test took.
 set -uo pipefail
 san=${1:?san build dir}; plain=${2:?plain build dir}
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -27,12 +33,18 @@ export TALLY_SAN_BUILD="$root/$san"
 export CMOCKA_MESSAGE_OUTPUT=TAP ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 passed=0; failed=0; skipped=0; failures=()
 only=${TALLY_TEST_ONLY:-}
-run_one() { # name timeout cmd...
+selected() { [ -z "$only" ] || printf '%s\n' "$1" | grep -qE "$only"; }
+# exec_one name timeout cmd...: runs it; leaves its output and "rc seconds".
+exec_one() {
   local name=$1 limit=$2; shift 2
-  if [ -n "$only" ] && ! printf '%s\n' "$name" | grep -qE "$only"; then return 0; fi
-  local out="$tmp/$(basename "$name").out"
+  local out="$tmp/$(basename "$name").out" t0=$SECONDS
   timeout --kill-after=10 "$limit" "$@" >"$out" 2>&1
-  local rc=$?
+  echo "$? $((SECONDS - t0))" >"$out.rc"
+}
+# tally_one name: counts what exec_one left and prints the test's line.
+tally_one() {
+  local name=$1 out="$tmp/$(basename "$1").out" rc secs
+  read -r rc secs <"$out.rc"
   local ok nok skip
   # TAP: "ok N name # SKIP why" is a skip, not a pass.
   # "1..0 # SKIP why" is a whole program skipped (no mount allowed, ...).
@@ -43,10 +55,28 @@ run_one() { # name timeout cmd...
   if [ "$rc" = 0 ] && [ "$ok" = 0 ] && [ "$nok" = 0 ] && [ "$skip" = 0 ]; then nok=1; echo "    (no checks reported)" >>"$out"; fi
   passed=$((passed + ok)); failed=$((failed + nok)); skipped=$((skipped + skip))
   if [ "$nok" != 0 ]; then
-    failures+=("$name"); echo "FAIL $name (exit $rc)"; sed 's/^/    /' "$out" | tail -40
+    failures+=("$name"); echo "FAIL $name (exit $rc, ${secs}s)"; sed 's/^/    /' "$out" | tail -40
   else
-    if [ "$skip" != 0 ]; then echo "pass $name ($ok checks, $skip skipped)"; else echo "pass $name ($ok checks)"; fi
+    if [ "$skip" != 0 ]; then echo "pass $name ($ok checks, $skip skipped, ${secs}s)"; else echo "pass $name ($ok checks, ${secs}s)"; fi
   fi
+}
+run_one() { # name timeout cmd...: one at a time
+  selected "$1" || return 0
+  exec_one "$@"
+  tally_one "$1"
+}
+pool=()
+pool_one() { # name timeout cmd...: up to TALLY_TEST_JOBS at once; pool_wait reports
+  selected "$1" || return 0
+  while [ "$(jobs -rp | wc -l)" -ge "${TALLY_TEST_JOBS:-2}" ]; do wait -n; done
+  exec_one "$@" &
+  pool+=("$1")
+}
+pool_wait() {
+  wait
+  local name
+  for name in "${pool[@]}"; do tally_one "$name"; done
+  pool=()
 }
 # core/src's layers: includes and calls point down (tools/layers.allow).
 run_one tools/layers.sh 60 tools/layers.sh "$plain"
@@ -70,12 +100,13 @@ fi
 for t in tests/conformance/test_*.py; do
   case $t in
   */test_frame.py) run_one "$t" 300 /usr/bin/python3 "$t" ;;
-  *) [ "${TALLY_SKIP_E2E:-0}" != 1 ] && run_one "$t" 900 /usr/bin/python3 "$t" ;;
+  *) [ "${TALLY_SKIP_E2E:-0}" != 1 ] && pool_one "$t" 900 /usr/bin/python3 "$t" ;;
   esac
 done
 if [ "${TALLY_SKIP_E2E:-0}" != 1 ]; then
-  for t in tests/e2e/test_*.py; do [ -f "$t" ] && run_one "$t" 600 /usr/bin/python3 "$t"; done
+  for t in tests/e2e/test_*.py; do [ -f "$t" ] && pool_one "$t" 600 /usr/bin/python3 "$t"; done
 fi
+pool_wait
 [ ${#failures[@]} -gt 0 ] && printf 'failed: %s\n' "${failures[@]}"
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" = 0 ]
