@@ -6,7 +6,13 @@
  *   herd_*         100,000 distinct buyers submit one BUY each for a 100-unit
  *                  item at once: sold, answered, ms until the last answer
  *
- * Usage: bench_engine --dsn DSN [--quick] [--remote ADDRESS --secret SECRET]
+ * Usage: bench_engine --dsn DSN [--quick] [--remote ADDRESS --secret SECRET [--stalled]]
+ *
+ * --stalled (remote only) measures just one thing: 64 buyers' p99 with no
+ * other chat server, then with a second connection ("stalled") that floods
+ * SHOP commands and never reads an answer, so tallyd's queue for it fills:
+ * stall_free_* and stall_* (issue 11: a stalled server must not slow the
+ * others).
  *
  * With --remote the same calls go to a tallyd at ADDRESS (libtally's remote
  * mode: unix:/path or tls:host:port, TLS CA in $BENCH_REMOTE_CA) instead of
@@ -180,6 +186,55 @@ static durable_result bench_paced(run *r, double rate, double seconds) {
   return latencies(r, r->lat_n, r->ok / seconds);
 }
 
+/* ---- a stalled neighbour ------------------------------------------------------ */
+enum { STALL_COMMANDS = 50000, STALL_QUEUE = 4096 };
+
+/* A second chat server on the same tallyd that sends and never reads: its
+ * engine's effect ring is never drained, so its link stops reading and
+ * tallyd's queue for it fills up. Returns the commands it got in. */
+static int staller_start(const tally_config *base, tally_engine **out) {
+  tally_config cfg = *base;
+  char err[TALLY_ERRBUF_BYTES] = "";
+  cfg.queue_depth = STALL_QUEUE;
+  if (tally_config_set(&cfg, "instance", "stalled", err, sizeof err) || tally_engine_new(&cfg, out, err, sizeof err) ||
+      tally_engine_start(*out)) {
+    fprintf(stderr, "bench_engine: staller: %s\n", err);
+    return -1;
+  }
+  for (int i = 0; i < 100; i++) { /* linked within 10 s */
+    tally_command c = {.size = sizeof c, .version = TALLY_COMMAND_VERSION, .req_id = 1, .origin = "stall",
+                       .account = "staller", .nick = "s", .channel = "", .msg_id = "", .text = "SHOP"};
+    if (tally_engine_submit_command(*out, &c) != TALLY_EUNAVAILABLE) break;
+    usleep(100000);
+  }
+  int sent = 0;
+  for (int i = 0; i < STALL_COMMANDS; i++) {
+    char account[32];
+    snprintf(account, sizeof account, "s%d", i % 512);
+    tally_command c = {.size = sizeof c, .version = TALLY_COMMAND_VERSION, .req_id = (uint64_t)i + 2,
+                       .origin = "stall", .account = account, .nick = "s", .channel = "", .msg_id = "", .text = "SHOP"};
+    if (tally_engine_submit_command(*out, &c) == TALLY_OK) sent++;
+    else usleep(200); /* its ring is full: the link is writing what it can */
+  }
+  return sent;
+}
+
+static int bench_stalled(run *r, const tally_config *cfg, double seconds) {
+  setup_buyers(r, 64);
+  durable_result free_run = bench_durable(r, 64, seconds);
+  tally_engine *st = NULL;
+  int sent = staller_start(cfg, &st);
+  if (sent < 0) return 1;
+  sleep(1); /* its answers pile up in tallyd */
+  durable_result stall_run = bench_durable(r, 64, seconds);
+  printf("{\"stall_free_per_s\": %.0f, \"stall_free_p99_us\": %.0f, \"stall_per_s\": %.0f, \"stall_p99_us\": %.0f,"
+         " \"staller_sent\": %d}\n",
+         free_run.per_s, free_run.p99, stall_run.per_s, stall_run.p99, sent);
+  tally_engine_stop_within(st, 500);
+  tally_engine_free(st);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   const char *dsn;
   int quick;
@@ -187,8 +242,10 @@ int main(int argc, char **argv) {
   /* --remote and --secret are this program's; the rest is the usual. */
   char *rest[16];
   int nrest = 0;
+  int stalled = 0;
   for (int i = 0; i < argc && nrest < 16; i++) {
-    if (i + 1 < argc && !strcmp(argv[i], "--remote")) remote = argv[++i];
+    if (!strcmp(argv[i], "--stalled")) stalled = 1;
+    else if (i + 1 < argc && !strcmp(argv[i], "--remote")) remote = argv[++i];
     else if (i + 1 < argc && !strcmp(argv[i], "--secret")) secret = argv[++i];
     else rest[nrest++] = argv[i];
   }
@@ -251,6 +308,17 @@ int main(int argc, char **argv) {
     tally_engine_submit_command(r.e, &c);
   }
   pump(&r, 3, 30);
+  if (stalled) {
+    if (!remote) {
+      fprintf(stderr, "bench_engine: --stalled needs --remote\n");
+      return 2;
+    }
+    int rc = bench_stalled(&r, &cfg, quick ? 4 : 12);
+    tally_engine_stop(r.e);
+    tally_engine_free(r.e);
+    unlink(key);
+    return rc;
+  }
   double t_setup = bench_now_s();
   setup_buyers(&r, HERD_BUYERS);
   t_setup = bench_now_s() - t_setup;

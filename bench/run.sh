@@ -243,8 +243,9 @@ TARGETS = [  # key, test, shown target
     ("flood_legit_refused", lambda v: v == 0, "== 0"),
     ("flood_p99_ratio", lambda v: v <= 2, "<= 2"),
     ("irc_herd_sold", lambda v: v == res.get("irc_herd_stock"), "== stock"),
-    ("daemon_unix_ratio", lambda v: v >= 0.9, ">= 0.9"),
-    ("daemon_tls_ratio", lambda v: v >= 0.9, ">= 0.9"),
+    ("daemon_unix_peak_ratio", lambda v: v >= 0.9, ">= 0.9"),
+    ("daemon_tls_peak_ratio", lambda v: v >= 0.9, ">= 0.9"),
+    ("daemon_stall_p99_ratio", lambda v: v <= 2, "<= 2"),
     ("daemon_unix_p99_added_us", lambda v: v <= 1000, "<= 1000"),
     ("daemon_tls_p99_added_us", lambda v: v <= 1000, "<= 1000"),
 ]
@@ -305,7 +306,10 @@ for key in ("irc_msgs_per_s_without", "irc_msgs_per_s_with", "irc_ratio", "irc_b
 for mode in ("inproc", "unix", "tls"):
     for k in ("per_s", "p99_us", "paced_p99_us"):
         row(f"daemon {mode} @64 {k}", f"daemon_{mode}_{k}")
-for key in ("daemon_unix_ratio", "daemon_tls_ratio", "daemon_unix_p99_added_us", "daemon_tls_p99_added_us"):
+    row(f"daemon {mode} peak per_s", f"daemon_{mode}_peak_per_s")
+for key in ("daemon_unix_ratio", "daemon_tls_ratio", "daemon_unix_peak_ratio", "daemon_tls_peak_ratio",
+            "daemon_unix_p99_added_us", "daemon_tls_p99_added_us", "daemon_stall_free_p99_us",
+            "daemon_stall_p99_us", "daemon_stall_p99_ratio", "daemon_stall_per_s", "daemon_staller_sent"):
     row(key, key)
 for key in ("irc_msgs_error", "irc_buys_error", "irc_herd_error"):
     if res.get(key):
