@@ -633,7 +633,9 @@ TALLY_API int tally_text_check(const char *s, size_t len);
  * Waits at most `ms` for the thread (TALLY_ENGINE_STOP_FAST_MS is what a
  * host's loop can afford). TALLY_OK: joined, the engine may be freed and
  * the library unloaded. TALLY_EBUSY: the thread is still leaving (it was
- * connecting to PostgreSQL, bounded by the connect timeout); call again or
+ * connecting to PostgreSQL, bounded by the connect timeout; a start's load
+ * waits on another session's table lock for at most 250 ms, then retries
+ * later, since 1.6.1); call again or
  * tally_engine_free, which joins it, still without waiting for batches.
  * TALLY_EINVAL for a NULL engine. Idempotent. Since 1.5. */
 enum { TALLY_ENGINE_STOP_FAST_MS = 500 };

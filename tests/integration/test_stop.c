@@ -145,9 +145,11 @@ static void test_stop_within_edges(void **state) {
   tally_engine_free(e);
 }
 
-/* An engine stuck in its (synchronous) start: the loader waits on the
- * table lock. stop_within still returns within its limit, with TALLY_EBUSY
- * (the thread could not leave yet); once the lock goes, free joins it. */
+/* An engine in its (synchronous) start while another session holds the
+ * table lock the loader needs: the load waits at most its lock_timeout
+ * (TALLY__LOAD_LOCK_TIMEOUT_MS) and is retried later, so stop_within
+ * finishes within its limit (it used to answer TALLY_EBUSY, and the host's
+ * fallback waited as long as the lock was held). */
 static void test_stop_within_bounded_while_start_is_stuck(void **state) {
   (void)state;
   char dsn[512];
@@ -173,16 +175,21 @@ static void test_stop_within_bounded_while_start_is_stuck(void **state) {
                               " AND wait_event_type = 'Lock'");
   }
   assert_true(waiting > 0); /* the start's load waits on the lock */
+  /* The load gives up on the lock after its lock_timeout (shorter than the
+   * fast stop), so the stop finishes in time while the lock is still held:
+   * a host unloading during a start never waits on another session. */
   uint64_t t0 = mono_ms();
-  assert_int_equal(tally_engine_stop_within(e, TALLY_ENGINE_STOP_FAST_MS), TALLY_EBUSY);
+  assert_int_equal(tally_engine_stop_within(e, TALLY_ENGINE_STOP_FAST_MS), TALLY_OK);
   uint64_t took = mono_ms() - t0;
-  fprintf(stderr, "# stop_within with the start stuck: TALLY_EBUSY after %llu ms\n", (unsigned long long)took);
-  assert_true(took >= TALLY_ENGINE_STOP_FAST_MS && took <= TALLY_ENGINE_STOP_FAST_MS + STOP_MARGIN_MS);
+  fprintf(stderr, "# stop_within with the start behind a lock: done after %llu ms\n", (unsigned long long)took);
+  assert_true(took <= TALLY_ENGINE_STOP_FAST_MS + STOP_MARGIN_MS);
+  tally_engine_free(e); /* the thread is gone: nothing left to join */
 
   res = PQexec(lock, "COMMIT");
   PQclear(res);
   PQfinish(lock);
-  tally_engine_free(e); /* joins the thread once the load returns; no batch wait */
+  /* The lock gone, the same ledger starts as before. */
+  th_engine_free(th_engine(&cfg));
 }
 
 int main(void) {

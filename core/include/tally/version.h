@@ -13,8 +13,8 @@
 
 #define TALLY_VERSION_MAJOR 1
 #define TALLY_VERSION_MINOR 6
-#define TALLY_VERSION_PATCH 0
-#define TALLY_VERSION_STRING "1.6.0"
+#define TALLY_VERSION_PATCH 1
+#define TALLY_VERSION_STRING "1.6.1"
 
 /* (major << 16) | minor: what tally_version() returns. */
 #define TALLY_VERSION_HEX ((TALLY_VERSION_MAJOR << 16) | TALLY_VERSION_MINOR)

@@ -28,6 +28,11 @@ enum {
   TALLY__REMOTE_STRINGS = 8, /* config strings remote mode copies (runtime/engine_loop.c) */
   TALLY__TICK_MS = 20,
   TALLY__RECONNECT_MS = 500,
+  /* The start's load waits for a table lock at most this long, then fails
+   * and is retried: a ledger held by another session (a LOCK TABLE, a long
+   * migration) must not pin the engine thread, so a host's stop during a
+   * start stays within TALLY_ENGINE_STOP_FAST_MS. */
+  TALLY__LOAD_LOCK_TIMEOUT_MS = 250,
   TALLY__CONNECT_TIMEOUT_MS = 5000,
   TALLY__ANSWER_DEADLINE_MS = 60000, /* a statement unanswered this long: connection lost */
   TALLY__ROWS_RETRY_MS = 1000,       /* catalog rows alone retry this long after a failure */

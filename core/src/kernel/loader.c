@@ -387,7 +387,28 @@ static int restore_features(loader *l, int64_t now_ms) {
   return rc;
 }
 
+/* lock_timeout for this session (0: none): see TALLY__LOAD_LOCK_TIMEOUT_MS. */
+static int set_lock_timeout(PGconn *conn, int ms, char *err, size_t err_len) {
+  char sql[64];
+  snprintf(sql, sizeof sql, "SET lock_timeout = %d", ms);
+  PGresult *r = PQexec(conn, sql);
+  int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+  if (!ok) snprintf(err, err_len, "load: %s: %s", sql, PQerrorMessage(conn));
+  PQclear(r);
+  return ok ? TALLY_OK : TALLY_EDB;
+}
+
+static int engine_load(tally__engine *e, PGconn *conn, char *err, size_t err_len);
+
 int tally__engine_load(tally__engine *e, PGconn *conn, char *err, size_t err_len) {
+  int rc = set_lock_timeout(conn, TALLY__LOAD_LOCK_TIMEOUT_MS, err, err_len);
+  if (!rc) rc = engine_load(e, conn, err, err_len);
+  /* The same session writes batches next, which may wait on locks. */
+  if (!rc) rc = set_lock_timeout(conn, 0, err, err_len);
+  return rc;
+}
+
+static int engine_load(tally__engine *e, PGconn *conn, char *err, size_t err_len) {
   loader l = {.e = e, .c = conn, .err = err, .err_len = err_len};
   int applied;
   int rc = tally__migrate(conn, &applied, err, err_len);
