@@ -38,6 +38,15 @@ static void collect(void *ud, const tally_command_doc *d) {
   /* Adapters show these as they are: clean text by the engine's own rule. */
   assert_int_equal(tally_text_check(d->usage, strlen(d->usage)), TALLY_OK);
   assert_int_equal(tally_text_check(d->help, strlen(d->help)), TALLY_OK);
+  assert_non_null(d->operator_usage);
+  assert_int_equal(tally_text_check(d->operator_usage, strlen(d->operator_usage)), TALLY_OK);
+  /* Admin forms are TALLY's sub-commands, and only TALLY has them. */
+  if (!strcmp(d->word, "TALLY")) {
+    assert_non_null(strstr(d->operator_usage, "TALLY GRANT <account> <amount>"));
+    assert_non_null(strstr(d->operator_usage, "TALLY ROLE <account>"));
+  } else {
+    assert_string_equal(d->operator_usage, "");
+  }
   s->word[s->n] = d->word;
   s->flags[s->n] = d->flags;
   s->group[s->n] = d->group;
