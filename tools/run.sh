@@ -7,6 +7,11 @@
 # and ends with the line "tally: ready ...". Ctrl-C (or TERM) stops everything
 # it started; the data in ./var stays for the next run.
 #
+# HOSTS=irc,xmpp (make run HOSTS=irc,xmpp) also starts Prosody with tally on
+# 127.0.0.1:${TALLY_XMPP_PORT:-5222} (tools/xmpp_run.sh: host localhost, the shop
+# shop@localhost, rooms on rooms.localhost, in-band registration), a client
+# of the same tallyd: one shop and one ledger for both networks.
+#
 # Env: TALLY_IRC_PORT (default 6667), DATABASE_URL (use that database instead
 # of ./var/pg), TALLY_WELCOME_GRANT (demo credits in minor units for each new
 # account, default 10000 = 100.00 credits), TALLY_RUN_MODE (remote, the default:
@@ -21,13 +26,30 @@ case "$port" in ''|*[!0-9]*) echo "run: TALLY_IRC_PORT must be a port number" >&
 case "$grant" in ''|*[!0-9]*) echo "run: TALLY_WELCOME_GRANT must be digits (minor units)" >&2; exit 2 ;; esac
 mode=${TALLY_RUN_MODE:-remote}
 case "$mode" in local|remote) ;; *) echo "run: TALLY_RUN_MODE is remote or local" >&2; exit 2 ;; esac
+hosts=${HOSTS:-irc}
+xmpp=0
+for h in ${hosts//,/ }; do
+  case "$h" in
+  irc) ;;
+  xmpp) xmpp=1 ;;
+  *) echo "run: HOSTS is a comma list of irc and xmpp (Matrix: not yet), got \"$h\"" >&2; exit 2 ;;
+  esac
+done
+case ",$hosts," in *,irc,*) ;; *) echo "run: HOSTS must include irc (the demo event is on IRC)" >&2; exit 2 ;; esac
+xport=${TALLY_XMPP_PORT:-5222}
+case "$xport" in ''|*[!0-9]*) echo "run: TALLY_XMPP_PORT must be a port number" >&2; exit 2 ;; esac
+if [ "$xmpp" = 1 ] && [ "$mode" != remote ]; then
+  echo "run: HOSTS with xmpp needs TALLY_RUN_MODE=remote (one tallyd serves both networks)" >&2; exit 2
+fi
 mkdir -p var
 chmod 755 var
 started_pg=0
 started_irc=0
+started_xmpp=0
 tallyd_pid=
 stop_all() {
   trap '' INT TERM
+  [ "$started_xmpp" = 1 ] && { tools/xmpp_run.sh stop var/xmpp >/dev/null 2>&1 || true; }
   [ "$started_irc" = 1 ] && { tools/irc_env.sh stop var/irc >/dev/null 2>&1 || true; }
   if [ -n "$tallyd_pid" ]; then kill -TERM "$tallyd_pid" 2>/dev/null || true; wait "$tallyd_pid" 2>/dev/null || true; fi
   [ "$started_pg" = 1 ] && { tools/pg.sh stop var/pg >/dev/null 2>&1 || true; }
@@ -76,7 +98,9 @@ key_path=$root/var/irc/tally-signing.pem
 if [ "$mode" = remote ]; then
   mkdir -p var/tallyd var/irc
   chmod 755 var/tallyd
-  [ -s var/tallyd/secret.irc ] || { openssl rand -hex 32 > var/tallyd/secret.irc; chmod 600 var/tallyd/secret.irc; }
+  for net in irc xmpp; do
+    [ -s var/tallyd/secret.$net ] || { openssl rand -hex 32 > var/tallyd/secret.$net; chmod 600 var/tallyd/secret.$net; }
+  done
   key_path=$root/var/tallyd/state/tally-signing.pem
   cat > var/tallyd/tallyd.conf <<CONF
 # make run's tallyd (tools/run.sh writes it at each start)
@@ -84,6 +108,7 @@ listen_unix = $root/var/tallyd/tally.sock
 unix_mode = 0666
 state_dir = $root/var/tallyd/state
 secret.irc = $root/var/tallyd/secret.irc
+secret.xmpp = $root/var/tallyd/secret.xmpp
 dsn = $dsn
 welcome_grant = $grant
 tip_message_hold = 10
@@ -129,6 +154,11 @@ TALLY_DSN="$dsn" TALLY_BUILD="$root/$build" \
   IRC_EXTRA_CONF="<module name=\"permchannels\">
 <permchannels channel=\"#live\" modes=\"nt\" topic=\"$topic\">" \
   tools/irc_env.sh start var/irc "$port"
+if [ "$xmpp" = 1 ]; then
+  started_xmpp=1
+  tools/xmpp_run.sh start var/xmpp "$xport" "$build" \
+    "mode = \"remote\", address = \"unix:$root/var/tallyd/tally.sock\", secret = \"$(cat var/tallyd/secret.xmpp)\", network = \"xmpp\", instance = \"localhost\""
+fi
 credits=$(printf '%d.%02d' $((grant / 100)) $((grant % 100)))
 pubkey=$(cat "$key_path.pub" 2>/dev/null || echo '<key>')
 cat <<MSG
@@ -159,8 +189,25 @@ Check a receipt from this shell:
   $build/tally --dsn "$dsn" verify <receipt>
   $build/tally verify --pubkey $pubkey \$($build/tally --dsn "$dsn" receipt <receipt>)
 Logs: var/irc/logs/ircd.log, var/irc/anope/logs/, var/tallyd/tallyd.log (remote mode). Data stays in var/ (rm -rf var to start over).
-tally: ready on 127.0.0.1:$port (Ctrl-C stops everything)
 MSG
-while tools/irc_env.sh status var/irc >/dev/null 2>&1; do sleep 1; done
+if [ "$xmpp" = 1 ]; then
+  cat <<MSG
+XMPP (Prosody, the same shop and ledger through tallyd) on 127.0.0.1:$xport, domain localhost:
+  Profanity:  /register you 127.0.0.1 port $xport tls allow     (then)  /connect you@localhost server 127.0.0.1 port $xport tls allow
+  Gajim:      Add account -> "Sign up" on server localhost, Advanced: host 127.0.0.1 port $xport (accept the self-signed certificate)
+  then message shop@localhost:  SHOP   BUY sticker   CONFIRM <code>   WALLET   RECEIPTS   TALLY HELP
+  and join live@rooms.localhost:  !shop   !buy sticker   (the first to join owns the room and hosts it)
+  admin@localhost (password adminpass) is a tally admin: TALLY ROLE you@localhost creator, and ad-hoc forms
+Logs: var/xmpp/prosody.log
+MSG
+fi
+echo "tally: ready on 127.0.0.1:$port (Ctrl-C stops everything)"
+while tools/irc_env.sh status var/irc >/dev/null 2>&1; do
+  if [ "$xmpp" = 1 ] && ! tools/xmpp_run.sh status var/xmpp; then
+    echo "tally: Prosody stopped (see var/xmpp/prosody.out, var/xmpp/prosody.log)" >&2
+    exit 1
+  fi
+  sleep 1
+done
 echo "tally: the IRC server or services stopped (see var/irc/logs/ircd.out, var/irc/anope/logs/)" >&2
 exit 1
