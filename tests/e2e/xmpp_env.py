@@ -44,8 +44,10 @@ def lua_str(s):
 
 
 class ProsodyEnv:
-    def __init__(self, dsn, users, admins=(), tally=None, grant=(), keep=False, guests=False, bulk=None):
+    def __init__(self, dsn, users, admins=(), tally=None, grant=(), keep=False, guests=False, bulk=None,
+                 with_tally=True):
         self.dsn, self.users, self.admins = dsn, dict(users), list(admins)
+        self.with_tally = with_tally  # False: the same server without mod_tally (the bench's baseline)
         # Accounts written straight into Prosody's internal storage before it
         # starts, in one pass (one prosodyctl call each takes ~0.5 s): a
         # herd's hundreds of users. Names of [a-z0-9] only.
@@ -97,17 +99,17 @@ tally_config = {{ {tally} }}
 tally_shop = {shop}
 tally_grant_jids = {{ {grant} }}
 VirtualHost "{domain}"
-  modules_enabled = {{ "tally" }}
+  modules_enabled = {{ {tally_mod} }}
 {guest_host}
 Component "{muc}" "muc"
-  modules_enabled = {{ "tally" }}
+  modules_enabled = {{ {tally_mod} }}
   muc_room_locking = false
   restrict_room_creation = false
 """.format(pidfile=lua_str(self.dir + "/prosody.pid"), data=lua_str(self.dir + "/data"),
            logfile=lua_str(self.dir + "/prosody.log"), plugins=lua_str(os.path.join(ROOT, "plugin", "prosody")),
            port=self.port, admins=", ".join(lua_str(self.jid(a)) for a in self.admins), tally=tally_cfg,
            shop=lua_str(self.shop), grant=", ".join(lua_str(self.jid(g)) for g in self.grant),
-           domain=DOMAIN, muc=MUC,
+           domain=DOMAIN, muc=MUC, tally_mod='"tally"' if self.with_tally else "",
            guest_host=('VirtualHost "guest.tally.test"\n  authentication = "anonymous"\n' if self.guests else ""))
         self.conf = os.path.join(self.dir, "prosody.cfg.lua")
         with open(self.conf, "w") as f:
@@ -146,7 +148,7 @@ Component "{muc}" "muc"
             raise RuntimeError("prosody did not listen:\n" + self.log()[-3000:])
         # The engine is ready once it said so in the log.
         deadline = time.monotonic() + 30
-        while "engine status OK" not in self.log() and time.monotonic() < deadline:
+        while self.with_tally and "engine status OK" not in self.log() and time.monotonic() < deadline:
             time.sleep(0.1)
         return self
 
