@@ -104,6 +104,16 @@ class Raw:
                         "<history maxstanzas='0'/></x></presence>" % (room, nick)).encode())
         self.until(b"code='110'")
 
+    def drain(self, quiet_s):
+        """Drops what arrives until the socket stays quiet for quiet_s."""
+        self.s.settimeout(quiet_s)
+        try:
+            while self.s.recv(262144):
+                pass
+        except OSError:
+            pass
+        self.s.settimeout(30)
+
     def close(self):
         try:
             self.s.sendall(b"</stream:stream>")
@@ -182,13 +192,7 @@ def msgs_round(px, senders, counter, room, n, window):
     cpu = prosody_cpu_s(px) - cpu0
     # The senders' sockets still hold echoes of the others' last lines: drain them.
     for c in senders:
-        c.s.settimeout(0.2)
-        try:
-            while c.s.recv(262144):
-                pass
-        except OSError:
-            pass
-        c.s.settimeout(30)
+        c.drain(0.2)
     return total / dt, cpu * 1e6 / total
 
 
@@ -201,13 +205,7 @@ def room_setup(px, names, pw, room):
         c.join(room, "s%d" % i)
         senders.append(c)
     # Join presences of later occupants sit in the counter's socket: drop them.
-    counter.s.settimeout(0.5)
-    try:
-        while counter.s.recv(262144):
-            pass
-    except OSError:
-        pass
-    counter.s.settimeout(30)
+    counter.drain(0.5)
     return counter, senders
 
 
