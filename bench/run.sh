@@ -129,7 +129,7 @@ fi
 
 # XMPP rows (bench/xmpp_bench.py): Prosody with and without mod_tally, buys over XMPP.
 if [ -x "$build/prosody/tally.so" ] || [ -f "$build/prosody/tally.so" ]; then
-  TALLY_BUILD=$root/$build run_json xmpp "$PYTHON" "$root/bench/xmpp_bench.py" --dsn "$dsn" --build "$build" $qflag
+  TALLY_BUILD=$build run_json xmpp "$PYTHON" "$root/bench/xmpp_bench.py" --dsn "$dsn" --build "$build" $qflag
 fi
 
 # tallyd rows (bench/daemon_bench.py): in process, unix socket and TLS,
