@@ -511,6 +511,23 @@ def network_test(name, scenario, tag_extra=DEMO_TAGS, settle=0.5):
     tap.exit()
 
 
+def own_db_main(name, body):
+    """main() of a script that starts its servers itself: body(tap, so, db)
+    with the module's path and a database of its own (TestDb e2e_<name>_<pid>),
+    so scripts that run at once never share a ledger. Prints TAP and exits."""
+    tap = Tap()
+    so = tally_so()
+    if not os.path.isfile(so):
+        tap.check("%s: the module is built" % name, False, "%s not built" % so)
+        tap.exit()
+    try:
+        with TestDb(name) as db:
+            body(tap, so, db)
+    except Exception as e:
+        tap.check("environment", False, "%s: %s" % (type(e).__name__, e))
+    tap.exit()
+
+
 def print_failure_logs(env, db, lines=30):
     """What the module and PostgreSQL said, as TAP comments, so that a failed
     run shows its cause: tally's lines from InspIRCd's output (a failed
