@@ -1,0 +1,445 @@
+#!/usr/bin/python3
+"""test_xmpp_component.py — tallyd's XEP-0114 component (tallyd/xmpp.c)
+against a real, private ejabberd 23.01 (Debian's), with slixmpp clients.
+
+ejabberd runs from a temp folder of its own (config, spool, logs), as user
+ejabberd, on loopback only: its c2s and component ports are free loopback
+ports, epmd and the Erlang distribution listen on 127.0.0.1 (ERL_EPMD_ADDRESS,
+INET_DIST_INTERFACE) on a private epmd port, stopped at the end. The test
+users register themselves in one pass (in-band registration, loopback only),
+not one ejabberdctl call each. tallyd reaches ejabberd's component port
+through a TCP proxy (tests/e2e/tcp_proxy.py) the test can cut.
+
+1. Direct messages to shop.xmpp.test: an admin makes a creator, the creator
+   lists an item, a buyer's first BUY asks for CONFIRM, CONFIRM buys; the
+   receipt belongs to (xmpp, bare JID).
+2. A non-anonymous room: `!buy` is answered privately; an event and a drop
+   by the room's owner, LIVE NOW said in the room by the component's
+   occupant; a private-only command (SHIP) refused there with the hint to
+   message shop.xmpp.test.
+3. A delayed stanza (XEP-0203) in the room is ignored.
+4. Hostile stanzas: a 70 KB body and a 20-deep stanza are refused with an
+   XMPP error reply (same id), a 600-byte body gets a plain refusal, and the
+   shop answers the next line as before.
+5. A semi-anonymous room where the component is not a moderator: it says
+   why in the room and refuses commands there with a private message.
+6. The link cut (proxy) and restored: the component reconnects with
+   backoff, rejoins its rooms, and takes commands again.
+7. `tally check` passes.
+
+Own database e2e_xmpp_component_<pid>. Needs ejabberd and python3-slixmpp.
+"""
+
+import asyncio
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import ircclient as ic  # noqa: E402  (Tap, TestDb, tally_cli)
+import xmpp_env  # noqa: E402  (XmppClient)
+from tallyd_env import TallydEnv  # noqa: E402
+from tcp_proxy import TcpProxy  # noqa: E402
+
+DOMAIN = "xmpp.test"
+MUC = "conference.xmpp.test"
+SHOP = "shop.xmpp.test"
+RECEIPT = re.compile(r"receipt (\d+)")
+EJABBERDCTL = "/usr/sbin/ejabberdctl"
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+class EjabberdEnv:
+    """A private ejabberd: own config folder, spool and logs under a temp dir."""
+
+    def __init__(self, secret):
+        self.secret = secret
+        self.proc = None
+
+    def __enter__(self):
+        self.dir = tempfile.mkdtemp(prefix="tally-ejabberd-")
+        os.chmod(self.dir, 0o755)
+        self.c2s, self.comp, self.epmd = free_port(), free_port(), free_port()
+        self.spool, self.logs = os.path.join(self.dir, "spool"), os.path.join(self.dir, "logs")
+        os.makedirs(self.spool)
+        os.makedirs(self.logs)
+        os.makedirs(os.path.join(self.dir, "modules.d"))
+        self.yml = os.path.join(self.dir, "ejabberd.yml")
+        with open(self.yml, "w") as f:
+            f.write("""# written by tests/e2e/test_xmpp_component.py
+hosts: [{domain}]
+loglevel: info
+log_rotate_count: 0
+certfiles: []
+auth_method: internal
+auth_password_format: plain
+registration_timeout: infinity
+acl:
+  local:
+    user_regexp: ""
+  loopback:
+    ip: ["127.0.0.0/8"]
+access_rules:
+  local:
+    allow: local
+  c2s:
+    allow: all
+  register:
+    allow: all
+  from_loopback:
+    allow: loopback
+  muc_create:
+    allow: local
+shaper_rules:
+  c2s_shaper: none
+listen:
+  - port: {c2s}
+    ip: "127.0.0.1"
+    module: ejabberd_c2s
+    access: c2s
+    shaper: c2s_shaper
+    starttls: false
+    max_stanza_size: 262144
+  - port: {comp}
+    ip: "127.0.0.1"
+    module: ejabberd_service
+    hosts:
+      {shop}:
+        password: "{secret}"
+modules:
+  mod_disco: {{}}
+  mod_ping: {{}}
+  mod_roster: {{}}
+  mod_register:
+    ip_access: from_loopback
+    access: register
+  mod_muc:
+    host: {muc}
+    access: all
+    access_create: muc_create
+    access_persistent: muc_create
+    default_room_options:
+      anonymous: false
+      mam: false
+    history_size: 20
+""".format(domain=DOMAIN, c2s=self.c2s, comp=self.comp, shop=SHOP, secret=self.secret, muc=MUC))
+        self.ctl = os.path.join(self.dir, "ejabberdctl.cfg")
+        self.node = "tally%d@localhost" % os.getpid()
+        with open(self.ctl, "w") as f:
+            f.write("ERLANG_NODE=%s\nERL_EPMD_ADDRESS=127.0.0.1\nINET_DIST_INTERFACE=127.0.0.1\n"
+                    "export ERL_EPMD_PORT=%d\nEJABBERD_PID_PATH=%s\nCONTRIB_MODULES_CONF_DIR=%s\n"
+                    'ERL_OPTIONS="-env ERL_CRASH_DUMP_BYTES 0"\n'
+                    % (self.node, self.epmd, os.path.join(self.dir, "ejabberd.pid"),
+                       os.path.join(self.dir, "modules.d")))
+        shutil.copy("/etc/ejabberd/inetrc", os.path.join(self.dir, "inetrc"))
+        subprocess.run(["chown", "-R", "ejabberd:ejabberd", self.dir], check=True)
+        self.start()
+        return self
+
+    def start(self, timeout=60):
+        out = open(os.path.join(self.dir, "ejabberd.out"), "a")
+        self.proc = subprocess.Popen([EJABBERDCTL, "--config-dir", self.dir, "--ctl-config", self.ctl,
+                                      "--config", self.yml, "--spool", self.spool, "--logs", self.logs,
+                                      "foreground"], stdout=out, stderr=subprocess.STDOUT,
+                                     start_new_session=True, cwd=self.dir)
+        out.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("ejabberd exited %d:\n%s" % (self.proc.returncode, self.log()[-3000:]))
+            try:
+                socket.create_connection(("127.0.0.1", self.c2s), timeout=0.2).close()
+                socket.create_connection(("127.0.0.1", self.comp), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError("ejabberd did not listen within %ds:\n%s" % (timeout, self.log()[-3000:]))
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)  # its own session: bash, su and beam
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+    def log(self):
+        text = ""
+        for name in ("ejabberd.out", "logs/ejabberd.log", "logs/error.log"):
+            try:
+                with open(os.path.join(self.dir, name), errors="replace") as f:
+                    text += "== %s\n%s" % (name, f.read())
+            except OSError:
+                pass
+        return text
+
+    def __exit__(self, *exc):
+        self.stop()
+        # epmd outlives the node that started it: ours listens on its own port.
+        subprocess.run(["epmd", "-kill"], env=dict(os.environ, ERL_EPMD_PORT=str(self.epmd)),
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if os.environ.get("TALLY_KEEP_ENV") == "1":
+            print("# kept %s" % self.dir)
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
+        return False
+
+
+def register_all(port, users, timeout=20):
+    """In-band registration (XEP-0077) of every user in one pass over plain
+    sockets (slixmpp 1.8 holds any stanza back until it has logged in), all
+    sockets open at once: no ejabberdctl start per user."""
+    socks = {}
+    for user, pw in users.items():
+        s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        s.sendall(("<?xml version='1.0'?><stream:stream to='%s' xmlns='jabber:client' "
+                   "xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>"
+                   "<iq type='set' id='reg-%s'><query xmlns='jabber:iq:register'><username>%s</username>"
+                   "<password>%s</password></query></iq>" % (DOMAIN, user, user, pw)).encode())
+        socks[user] = (s, b"")
+    deadline = time.monotonic() + timeout
+    errors = []
+    for user, (s, got) in socks.items():
+        while not re.search(rb"<iq[^>]*id=['\"]reg-%s['\"]" % user.encode(), got):
+            s.settimeout(max(0.1, deadline - time.monotonic()))
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+        m = re.search(rb"<iq[^>]*id=['\"]reg-%s['\"][^>]*>" % user.encode(), got)
+        if not m or (b"type='result'" not in m.group(0) and b'type="result"' not in m.group(0)
+                     and b"conflict" not in got):
+            errors.append("%s: %r" % (user, got[-400:]))
+        s.sendall(b"</stream:stream>")
+        s.close()
+    if errors:
+        raise RuntimeError("registration failed: " + "; ".join(errors))
+
+
+def wait_log(td, regex, timeout=30, count=1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if len(re.findall(regex, td.log())) >= count:
+            return True
+        time.sleep(0.1)
+    raise RuntimeError("tallyd log: no %d x /%s/ within %ss:\n%s" % (count, regex, timeout, td.log()[-3000:]))
+
+
+def send_raw(client, xml):
+    client._call(client.x.send_raw, xml)
+
+
+def scenario(tap, ej, td, db, clients, proxy):
+    carol, bob, dave = clients["carol"], clients["bob"], clients["dave"]
+    room, semi = "live@" + MUC, "semi@" + MUC
+    tag = "%x" % (os.getpid() & 0xFFFF)
+    sku = "x" + tag
+
+    def direct():
+        carol.ask(SHOP, "TALLY ROLE %s creator" % carol.bare, r"is now a creator")
+        carol.ask(SHOP, "ITEM ADD %s 1 Component tee" % sku, r"added")
+        deadline = time.monotonic() + 30
+        while "balance 0.00 " in bob.ask(SHOP, "WALLET", r"^Wallet ")[2]:
+            if time.monotonic() > deadline:
+                raise RuntimeError("no welcome grant")
+            time.sleep(0.3)
+        m = bob.ask(SHOP, "BUY %s" % sku, r"CONFIRM (\S+)")
+        code = re.search(r"CONFIRM (\S+)", m[2]).group(1)
+        m = bob.ask(SHOP, "CONFIRM %s" % code, r"receipt \d+")
+        rid = RECEIPT.search(m[2]).group(1)
+        who = db.scalar("SELECT n.name || ':' || i.name FROM transfers t JOIN identities i ON i.account_id = "
+                        "t.account_id JOIN networks n ON n.id = i.network_id WHERE t.id = %s" % rid)
+        tap.check("the purchase belongs to (xmpp, bob's bare JID)", who == "xmpp:" + bob.bare, who)
+        return rid
+    tap.run("direct messages to the component: role, item, consent, buy", direct)
+
+    state = {}
+
+    def in_room():
+        seen = dave.mark()
+        mark = bob.mark()
+        bob.send_room(room, "!buy %s" % sku, msg_id="room-buy-1")
+        m = bob.wait_chat(r"Bought 1x .*receipt \d+", 30, mark, sender=SHOP)
+        tap.check("the answer to a room line names the room", m[2].startswith("[%s] " % room), m[2])
+        state["rid"] = RECEIPT.search(m[2]).group(1)
+        # The same stanza id again (a client's resend): the engine's first answer, nothing charged twice.
+        mark = bob.mark()
+        bob.send_room(room, "!buy %s" % sku, msg_id="room-buy-1")
+        m2 = bob.wait_chat(r"receipt \d+", 30, mark, sender=SHOP)
+        tap.check("a resent stanza id gets the same receipt", RECEIPT.search(m2[2]).group(1) == state["rid"], m2[2])
+        drop = "d" + tag
+        m0 = carol.mark()
+        carol.send_room(room, "!event start 30 Component launch")
+        carol.wait_chat(r"(?i)event", 30, m0, sender=SHOP)
+        carol.send_room(room, "!drop create %s 3 1" % drop)
+        carol.wait_chat(r"^Drop %s created\.$" % drop, 30, m0, sender=SHOP)
+        live = dave.wait_room(room, r"^LIVE NOW: drop %s - 3 units at 1\.00 credits" % drop, 30, seen)
+        tap.check("LIVE NOW is said in the room by the component's occupant", live[1] == room + "/tally", live[1])
+        mark = bob.mark()
+        bob.send_room(room, "!buy %s" % drop)
+        bob.wait_chat(r"Bought 1x drop %s .*receipt \d+" % drop, 30, mark, sender=SHOP)
+        mark = bob.mark()
+        bob.send_room(room, "!ship %s 1 Main Street" % state["rid"])
+        hint = bob.wait_chat(r"privately", 30, mark, sender=SHOP)
+        tap.check("a private-only command in the room is refused with the hint to message the component",
+                  ("message %s directly" % SHOP) in hint[2], hint[2])
+        mark = bob.mark()
+        bob.send_room(room, "!drop create mine 1 1")
+        bob.wait_chat(r"no permission", 30, mark, sender=SHOP)
+        return True
+    tap.run("a non-anonymous room: !buy, a resend, LIVE NOW from the component, SHIP refused with the hint",
+            in_room)
+
+    def delayed():
+        mark = bob.mark()
+        send_raw(bob, "<message type='groupchat' to='%s' id='delayed-1'><body>!wallet</body>"
+                      "<delay xmlns='urn:xmpp:delay' from='%s' stamp='2026-01-01T00:00:00Z'/></message>"
+                      % (room, room))
+        time.sleep(0.3)
+        bob.send_room(room, "!receipts", msg_id="after-delayed")
+        bob.wait_chat(r"(?i)receipt", 30, mark, sender=SHOP)
+        time.sleep(1.0)
+        bob.mark()
+        wallets = [x for x in bob.seen[mark:] if x[2] and "Wallet" in x[2]]
+        tap.check("the delayed !wallet got no answer (the next line did)", not wallets, wallets)
+        return True
+    tap.run("a delayed stanza (XEP-0203) in the room is ignored", delayed)
+
+    def hostile():
+        mark = bob.mark()
+        send_raw(bob, "<message type='chat' to='%s' id='huge-1'><body>BUY %s</body></message>"
+                      % (SHOP, "y" * 70000))
+        bob.wait(lambda m: m[0] == "error" and m[3] == "huge-1", 30, "an error reply to huge-1", mark)
+        deep = "".join("<n%d xmlns='urn:x:deep'>" % i for i in range(20)) + \
+            "".join("</n%d>" % i for i in reversed(range(20)))
+        send_raw(bob, "<message type='chat' to='%s' id='deep-1'><body>WALLET</body>%s</message>" % (SHOP, deep))
+        bob.wait(lambda m: m[0] == "error" and m[3] == "deep-1", 30, "an error reply to deep-1", mark)
+        bob.ask(SHOP, "BUY " + "z" * 600, r"at most 512 bytes")
+        bob.ask(SHOP, "WALLET", r"^Wallet ")
+        wait_log(td, r"refused a message from bob@%s/\S+ \(id \"huge-1\"\): stanza too big" % re.escape(DOMAIN))
+        wait_log(td, r"refused a message .*deep-1.*nested too deep")
+        return True
+    tap.run("a 70 KB and a 20-deep stanza get an XMPP error reply; a long body a refusal; the shop goes on",
+            hostile)
+
+    def semi_anonymous():
+        wait_log(td, r"room %s hides real JIDs" % re.escape(semi))
+        mark = bob.mark()
+        bob.join(semi, "Bobby")
+        bob.send_room(semi, "!wallet")
+        m = bob.wait(lambda x: x[0] == "chat" and x[1] == semi + "/tally", 30, "a private message in the room", mark)
+        tap.check("in a semi-anonymous room the component refuses and says why",
+                  "cannot see who you are" in m[2] and SHOP in m[2], m[2])
+        return True
+    tap.run("a semi-anonymous room: refused with the reason, by a private message in the room", semi_anonymous)
+
+    def reconnect():
+        t0 = time.monotonic()
+        proxy.cut()
+        wait_log(td, r"xmpp: link to \S+ lost")
+        time.sleep(1.0)
+        proxy.restore()
+        wait_log(td, r"component %s is live \(link 2\)" % re.escape(SHOP), 60)
+        wait_log(td, r"joined %s " % re.escape(room), 30, count=2)
+        took = time.monotonic() - t0
+        mark = bob.mark()
+        bob.send_room(room, "!wallet", msg_id="after-cut")
+        bob.wait_chat(r"^Wallet ", 30, mark, sender=SHOP)
+        bob.ask(SHOP, "RECEIPTS", r"(?i)receipt")
+        print("# reconnected and rejoined in %.1f s" % took)
+        return True
+    tap.run("the link cut: the component reconnects, rejoins its rooms and takes commands", reconnect)
+
+    rc, out = ic.tally_cli(db.dsn, "check")
+    tap.check("tally check passes", rc == 0, out[-2000:])
+
+
+def semi_configure(client, room):
+    """Makes room semi-anonymous (real JIDs for moderators only), as its owner."""
+    async def go():
+        muc = client.x.plugin["xep_0045"]
+        form = await muc.get_room_config(room)
+        fields = form.get_fields()
+        if "muc#roomconfig_whois" not in fields:
+            raise RuntimeError("no whois field in %s's config: %r" % (room, list(fields)))
+        new = client.x.plugin["xep_0004"].make_form(ftype="submit")
+        new.add_field(var="FORM_TYPE", value="http://jabber.org/protocol/muc#roomconfig")
+        new.add_field(var="muc#roomconfig_whois", value="moderators")
+        await muc.set_room_config(room, new)
+    asyncio.run_coroutine_threadsafe(go(), client.loop).result(20)
+
+
+def main():
+    tap = ic.Tap()
+    t0 = time.monotonic()
+    secret = os.urandom(16).hex()
+    users = {"carol": "pw-carol", "bob": "pw-bob", "dave": "pw-dave"}
+    clients = {}
+    proxy = None
+    try:
+        with ic.TestDb("xmpp_component") as db, EjabberdEnv(secret) as ej:
+            try:
+                register_all(ej.c2s, users)
+                for u, pw in users.items():
+                    c = clients[u] = xmpp_env.XmppClient("%s@%s" % (u, DOMAIN), pw, ej.c2s)
+                    # Error replies come as message_error in slixmpp: queued as type "error".
+                    c._call(c.x.add_event_handler, "message_error", lambda m, c=c: c.messages.put(
+                        ("error", str(m["from"]), m["error"]["text"], m["id"])))
+                # The rooms exist before tallyd joins them (only local users may create rooms).
+                clients["carol"].join("live@" + MUC, "Carol")
+                clients["bob"].join("live@" + MUC, "Bob")
+                clients["dave"].join("live@" + MUC, "Dave")
+                clients["carol"].join("semi@" + MUC, "Carol")
+                semi_configure(clients["carol"], "semi@" + MUC)
+                proxy = TcpProxy("127.0.0.1", ej.comp)
+                sdir = tempfile.mkdtemp(prefix="tally-comp-secret-")
+                spath = os.path.join(sdir, "component.secret")
+                with open(spath, "w") as f:
+                    f.write(secret + "\n")
+                extra = {"network": "xmpp", "admins": "carol@" + DOMAIN, "welcome_grant": "1000",
+                         "xmpp_component": "127.0.0.1:%d" % proxy.port, "xmpp_component_domain": SHOP,
+                         "xmpp_component_secret": spath, "xmpp_network": "xmpp",
+                         "xmpp_rooms": "live@%s,semi@%s" % (MUC, MUC)}
+                with TallydEnv(db.dsn, secrets={}, extra=extra) as td:
+                    try:
+                        wait_log(td, r"component %s is live" % re.escape(SHOP))
+                        wait_log(td, r"joined live@")
+                        print("# ejabberd, users, rooms and tallyd ready in %.1f s" % (time.monotonic() - t0))
+                        scenario(tap, ej, td, db, clients, proxy)
+                    except Exception:
+                        print("# tallyd log tail:\n# " + "\n# ".join(td.log()[-4000:].splitlines()))
+                        raise
+                    rc = td.stop()
+                    tap.check("tallyd stops cleanly (exit 0)", rc == 0, rc)
+                shutil.rmtree(sdir, ignore_errors=True)
+            except Exception:
+                print("# ejabberd log tail:\n# " + "\n# ".join(ej.log()[-3000:].splitlines()))
+                raise
+            finally:
+                for c in clients.values():
+                    c.close()
+                if proxy:
+                    proxy.close()
+    except Exception as e:
+        tap.check("environment", False, "%s: %s" % (type(e).__name__, e))
+    print("# test_xmpp_component took %.1f s" % (time.monotonic() - t0))
+    tap.exit()
+
+
+if __name__ == "__main__":
+    main()
