@@ -502,7 +502,8 @@ static void on_message(td_xmpp *x, const xnode *st) {
   if (!bare_of(from, bare, sizeof bare)) return;
   room *r = room_by_jid(x, bare);
   if (r && !strcmp(type, "groupchat")) on_groupchat(x, r, from, id, body->text);
-  else if (r) send_message(x, "chat", from, "tally takes commands here as !word in the room, or directly at its own address");
+  else if (r && resource_of(from)[0]) /* a private message in the room; never to the room itself */
+    send_message(x, "chat", from, "tally takes commands as !word in the room, or directly at its own address");
   else if (strcmp(type, "groupchat")) on_direct(x, from, id, body->text);
 }
 
