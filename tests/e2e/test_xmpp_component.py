@@ -424,6 +424,35 @@ def semi_configure(client, room):
     asyncio.run_coroutine_threadsafe(go(), client.loop).result(20)
 
 
+def config_checks(tap):
+    """tallyd --check on component configs: what is missing is named."""
+    d = tempfile.mkdtemp(prefix="tally-comp-conf-")
+    try:
+        secret = os.path.join(d, "s")
+        with open(secret, "w") as f:
+            f.write("0123456789abcdef0123\n")
+        base = ["listen_unix = %s/sock" % d, "dsn = host=/nonexistent", "state_dir = %s" % d]
+
+        def check(lines):
+            conf = os.path.join(d, "tallyd.conf")
+            with open(conf, "w") as f:
+                f.write("\n".join(base + lines) + "\n")
+            r = subprocess.run([os.path.join(tallyd_env.BUILD, "tallyd"), "--config", conf, "--check"],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            return r.returncode, r.stdout
+        rc, out = check(["xmpp_component = 127.0.0.1:5347", "xmpp_component_secret = " + secret])
+        tap.check("a component without its domain is refused, naming the key",
+                  rc == 1 and "xmpp_component_domain" in out, out)
+        rc, out = check(["xmpp_component = 127.0.0.1:5347", "xmpp_component_domain = shop.x",
+                         "xmpp_component_secret = " + secret, "secret.xmpp = " + secret])
+        tap.check("a frame secret for the component's network is refused", rc == 1 and "alone" in out, out)
+        rc, out = check(["xmpp_component = 127.0.0.1:5347", "xmpp_component_domain = shop.x",
+                         "xmpp_component_secret = " + secret])
+        tap.check("a tallyd serving only the component needs no secret.NETWORK", rc == 0 and "ok" in out, out)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def main():
     tap = ic.Tap()
     if not os.path.exists(EJABBERDCTL):
@@ -434,6 +463,7 @@ def main():
     san = os.environ.get("TALLY_SAN_BUILD")
     if san and os.access(os.path.join(san, "tallyd"), os.X_OK):
         tallyd_env.BUILD = san
+    config_checks(tap)
     t0 = time.monotonic()
     secret = os.urandom(16).hex()
     users = {"carol": "pw-carol", "bob": "pw-bob", "dave": "pw-dave"}
