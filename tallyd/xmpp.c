@@ -92,6 +92,8 @@ typedef struct occupant {
 typedef struct room {
   char jid[TD_XMPP_JID_BYTES_MAX + 1];
   int joined, moderator, asked;
+  int nonanon;   /* the room shows real JIDs to everyone (status 100 at the join) */
+  int rejoining; /* left on purpose to join again as a moderator */
   occupant *occupants;
   uint32_t occupant_count;
 } room;
@@ -528,7 +530,7 @@ static void occupant_gone(td_xmpp *x, room *r, occupant **link) {
 
 static void room_forget(td_xmpp *x, room *r) {
   while (r->occupants) occupant_gone(x, r, &r->occupants);
-  r->joined = r->moderator = 0;
+  r->joined = r->moderator = r->nonanon = r->rejoining = 0;
 }
 
 static void ask_moderator(td_xmpp *x, room *r) {
@@ -544,20 +546,54 @@ static void ask_moderator(td_xmpp *x, room *r) {
          r->jid);
 }
 
+/* Joins r with no history: the room must not replay old lines as commands. */
+static void send_join(td_xmpp *x, const room *r) {
+  sbuf b = {0};
+  sb_str(&b, "<presence from='");
+  sb_text(&b, x->d->cfg.xmpp_component_domain);
+  sb_str(&b, "' to='");
+  sb_text(&b, r->jid);
+  sb_str(&b, "/");
+  sb_text(&b, x->d->cfg.xmpp_nick);
+  sb_str(&b, "'><x xmlns='http://jabber.org/protocol/muc'><history maxstanzas='0'/></x></presence>");
+  say_sb(x, &b);
+}
+
 static void on_self_presence(td_xmpp *x, room *r, const char *type, const xnode *item, int nonanon) {
   if (type && !strcmp(type, "unavailable")) {
-    td_log(TD_WARN, "xmpp: left room %s (kicked, banned or the room closed); rejoining at the next link", r->jid);
+    int again = r->rejoining;
     room_forget(x, r);
+    r->rejoining = 0;
+    if (!again)
+      td_log(TD_WARN, "xmpp: left room %s (kicked, banned or the room closed); rejoining at the next link", r->jid);
     return;
   }
   const char *role = attr(item, "role");
-  int was = r->joined;
+  int was = r->joined, was_moderator = r->moderator;
   r->joined = 1;
   r->moderator = role && !strcmp(role, "moderator");
-  if (!was)
+  if (!was) {
+    r->nonanon = nonanon;
     td_log(TD_INFO, "xmpp: joined %s as %s (%s)", r->jid, role ? role : "?",
            nonanon ? "non-anonymous" : r->moderator ? "semi-anonymous, moderator" : "semi-anonymous");
-  if (!nonanon && !r->moderator) ask_moderator(x, r);
+  }
+  if (!r->nonanon && !r->moderator) ask_moderator(x, r);
+  if (was && !r->nonanon && r->moderator && !was_moderator && !r->rejoining) {
+    /* Made a moderator (a room owner made us an admin): the real JIDs come
+     * with the occupant list of a join, so leave and join again. */
+    td_log(TD_INFO, "xmpp: now a moderator of %s: joining again to see real JIDs", r->jid);
+    r->rejoining = 1;
+    sbuf b = {0};
+    sb_str(&b, "<presence type='unavailable' from='");
+    sb_text(&b, x->d->cfg.xmpp_component_domain);
+    sb_str(&b, "' to='");
+    sb_text(&b, r->jid);
+    sb_str(&b, "/");
+    sb_text(&b, x->d->cfg.xmpp_nick);
+    sb_str(&b, "'/>");
+    say_sb(x, &b);
+    send_join(x, r);
+  }
 }
 
 static void on_room_presence(td_xmpp *x, room *r, const xnode *st, const char *from) {
@@ -654,17 +690,7 @@ static void on_stanza(td_xmpp *x, const xnode *st) {
     td_log(TD_INFO, "xmpp: component %s is live (link %llu): adapter \"xmpp-component\", caps 0 (cannot "
                     "intercept room lines, set topics or speak to moderators only); joining %u rooms",
            x->d->cfg.xmpp_component_domain, (unsigned long long)x->links, x->room_count);
-    for (uint32_t i = 0; i < x->room_count; i++) {
-      sbuf b = {0};
-      sb_str(&b, "<presence from='");
-      sb_text(&b, x->d->cfg.xmpp_component_domain);
-      sb_str(&b, "' to='");
-      sb_text(&b, x->rooms[i].jid);
-      sb_str(&b, "/");
-      sb_text(&b, x->d->cfg.xmpp_nick);
-      sb_str(&b, "'><x xmlns='http://jabber.org/protocol/muc'><history maxstanzas='0'/></x></presence>");
-      say_sb(x, &b);
-    }
+    for (uint32_t i = 0; i < x->room_count; i++) send_join(x, &x->rooms[i]);
     if (x->queue_len) { /* said while the link was down, in order, after the joins */
       td_log(TD_INFO, "xmpp: sending %zu bytes said while the link was down", x->queue_len);
       say(x, x->queue, x->queue_len, 1);
