@@ -28,7 +28,10 @@ through a TCP proxy (tests/e2e/tcp_proxy.py) the test can cut.
    backoff, rejoins its rooms, and takes commands again; then ejabberd
    restarted: it reconnects and serves direct messages.
 7. `tally check` passes; tallyd (the ASan build under make test) stops with 0.
-Before all that, `tallyd --check` on component configs names what is wrong.
+Before all that, `tallyd --check` on component configs names what is wrong,
+and a scripted component port misbehaves once per connection (a stream
+error, malformed XML, a 300 KB tag, a DTD): each is logged, the link closed
+and retried, and the next good stream served.
 
 Own database e2e_xmpp_component_<pid>. Needs ejabberd and python3-slixmpp.
 """
@@ -468,6 +471,101 @@ def config_checks(tap):
         shutil.rmtree(d, ignore_errors=True)
 
 
+class FakeServer:
+    """A component port that misbehaves on purpose, one way per connection,
+    then behaves: what ejabberd would never send (tallyd/xmpp.c's hard bounds)."""
+    SCRIPT = ["not-authorized", "malformed", "huge-tag", "dtd", "good"]
+
+    def __init__(self, secret):
+        import hashlib
+        self.hashlib = hashlib
+        self.secret = secret
+        self.lsock = socket.socket()
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(8)
+        self.port = self.lsock.getsockname()[1]
+        self.seen = {}  # step -> what tallyd sent on that connection
+        self.errors = []
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        for n, step in enumerate(self.SCRIPT):
+            try:
+                c, _ = self.lsock.accept()
+                c.settimeout(15)
+                self.seen[step] = self.one(c, step, "sid%d" % n)
+                c.close()
+            except Exception as e:
+                self.errors.append("%s: %s" % (step, e))
+                return
+
+    def read_until(self, c, got, pattern):
+        while not re.search(pattern, got):
+            chunk = c.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+        return got
+
+    def one(self, c, step, sid):
+        got = self.read_until(c, b"", rb"<stream:stream[^>]*>")
+        header = ("<?xml version='1.0'?><stream:stream xmlns='jabber:component:accept' "
+                  "xmlns:stream='http://etherx.jabber.org/streams' from='%s' id='%s'>" % (SHOP, sid)).encode()
+        if step == "dtd":
+            c.sendall(b"<?xml version='1.0'?><!DOCTYPE stream:stream [<!ENTITY a 'aaaaaaaa'>]>" + header[21:])
+            return self.read_until(c, got, rb"$^")  # until tallyd closes
+        c.sendall(header)
+        got = self.read_until(c, got, rb"</handshake>")
+        want = self.hashlib.sha1((sid + self.secret).encode()).hexdigest().encode()
+        if b"<handshake>" + want + b"</handshake>" not in got:
+            raise RuntimeError("wrong handshake: %r" % got[-200:])
+        if step == "not-authorized":
+            c.sendall(b"<stream:error><not-authorized xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"
+                      b"</stream:error></stream:stream>")
+            return self.read_until(c, got, rb"$^")
+        c.sendall(b"<handshake/>")
+        if step == "malformed":
+            c.sendall(b"<message from='dan@xmpp.test/r' to='shop.xmpp.test' type='chat'><body>x</bod></message>")
+        elif step == "huge-tag":
+            c.sendall(b"<message from='dan@xmpp.test/r' to='shop.xmpp.test' x='" + b"a" * 300000)
+        else:
+            c.sendall(b"<message from='dan@xmpp.test/r' to='shop.xmpp.test' type='chat' id='w1'>"
+                      b"<body>WALLET</body></message>")
+            return self.read_until(c, got, rb"to='dan@xmpp.test/r'[^>]*><body>(Wallet|starting up)[^<]*</body>")
+        return self.read_until(c, got, rb"$^")
+
+
+def fake_server_checks(tap, secret_path, secret):
+    """tallyd against FakeServer: each misbehaviour logged, the link closed and
+    retried, the engine unharmed; then a good stream is served."""
+    fake = FakeServer(secret)
+    t0 = time.monotonic()
+    try:
+        with ic.TestDb("xmpp_component_fake") as db, \
+                TallydEnv(db.dsn, secrets={}, extra={"xmpp_component": "127.0.0.1:%d" % fake.port,
+                                                      "xmpp_component_domain": SHOP,
+                                                      "xmpp_component_secret": secret_path}) as td:
+            fake.thread.join(40)
+            tap.check("the misbehaving server saw every connection", not fake.errors and len(fake.seen) == 5,
+                      (fake.errors, list(fake.seen)))
+            log = td.log()
+            for what, rx in (("a stream error", r"stream error from the server: not-authorized"),
+                             ("malformed XML", r"XML error at byte \d+: mismatched tag"),
+                             ("one huge tag", r"more than TD_XMPP_BUFFERED_BYTES_MAX bytes without a complete tag"),
+                             ("a DTD", r"a DTD in the stream")):
+                tap.check("%s: logged, link closed and retried" % what, re.search(rx, log), log[-2500:])
+            tap.check("a malformed stanza gets a not-well-formed stream error",
+                      b"<not-well-formed" in fake.seen.get("malformed", b""), fake.seen.get("malformed", b"")[-300:])
+            tap.check("a good stream is served after all that",
+                      re.search(rb"<body>(Wallet|starting up)", fake.seen.get("good", b"")),
+                      fake.seen.get("good", b"")[-300:])
+            tap.check("tallyd stops cleanly after the misbehaving server (exit 0)", td.stop() == 0, td.log()[-1500:])
+    finally:
+        fake.lsock.close()
+    print("# the misbehaving-server checks took %.1f s" % (time.monotonic() - t0))
+
+
 def main():
     tap = ic.Tap()
     if not os.path.exists(EJABBERDCTL):
@@ -479,6 +577,16 @@ def main():
     if san and os.access(os.path.join(san, "tallyd"), os.X_OK):
         tallyd_env.BUILD = san
     config_checks(tap)
+    fdir = tempfile.mkdtemp(prefix="tally-comp-fake-")
+    fake_secret = os.urandom(16).hex()
+    with open(os.path.join(fdir, "secret"), "w") as f:
+        f.write(fake_secret + "\n")
+    try:
+        fake_server_checks(tap, os.path.join(fdir, "secret"), fake_secret)
+    except Exception as e:
+        tap.check("the misbehaving-server checks ran", False, "%s: %s" % (type(e).__name__, e))
+    finally:
+        shutil.rmtree(fdir, ignore_errors=True)
     t0 = time.monotonic()
     secret = os.urandom(16).hex()
     users = {"carol": "pw-carol", "bob": "pw-bob", "dave": "pw-dave"}
