@@ -40,6 +40,7 @@
  * stream error (logged) and reconnect. */
 #include "tallyd.h"
 
+#include <assert.h>
 #include <expat.h>
 #include <openssl/evp.h>
 #include <stdlib.h>
@@ -67,6 +68,15 @@ enum {
   /* One line we say: an engine text plus a room or two domains in words. */
   TD_XMPP_LINE_BYTES = TALLY_TEXT_BYTES_MAX + 2 * TD_XMPP_JID_BYTES_MAX + 512,
 };
+
+/* Relations the code relies on. */
+_Static_assert(TD_XMPP_ARENA_BYTES >= TD_XMPP_STANZA_BYTES_MAX, "a kept stanza's tree fits the arena");
+_Static_assert(TD_XMPP_STANZA_BYTES_MAX < TD_XMPP_STANZA_BYTES_HARD, "refused before the link is closed");
+_Static_assert(TD_XMPP_DEPTH_MAX < TD_XMPP_DEPTH_HARD, "refused before the link is closed");
+_Static_assert(TD_XMPP_FEED_BYTES < TD_XMPP_BUFFERED_BYTES_MAX, "the buffered check runs between feeds");
+_Static_assert((int)TD_XMPP_JID_BYTES_MAX >= (int)TALLY_ROOM_BYTES_MAX && (int)TD_XMPP_JID_BYTES_MAX >= (int)TALLY_IDENTITY_BYTES_MAX,
+               "a room or an identity fits a JID buffer");
+_Static_assert(TD_XMPP_BACKOFF_FIRST_MS <= TD_XMPP_BACKOFF_MAX_MS, "backoff grows");
 
 static const char NS_STREAM[] = "http://etherx.jabber.org/streams";
 static const char NS_ACCEPT[] = "jabber:component:accept";
@@ -148,6 +158,7 @@ static void link_close(td_xmpp *x, const char *why);
 static void flush(td_xmpp *x);
 
 static void *arena_alloc(td_xmpp *x, size_t n) {
+  assert(x->arena_used <= TD_XMPP_ARENA_BYTES);
   size_t at = (x->arena_used + 7) & ~(size_t)7;
   if (at + n > TD_XMPP_ARENA_BYTES) return NULL;
   x->arena_used = at + n;
@@ -190,6 +201,7 @@ static int grow(char **buf, size_t *cap, size_t need) {
  * while the link is down. Over TD_XMPP_OUT_BYTES_MAX it is dropped (logged):
  * a server that does not read cannot make tallyd grow. */
 static void say(td_xmpp *x, const char *stanza, size_t len, int raw_now) {
+  assert(stanza && len > 0);
   int live = x->state == LINK_LIVE || raw_now;
   char **buf = live ? &x->out : &x->queue;
   size_t *blen = live ? &x->out_len : &x->queue_len, *bcap = live ? &x->out_cap : &x->queue_cap;
@@ -221,6 +233,7 @@ static void on_written(uv_write_t *req, int status) {
 
 static void flush(td_xmpp *x) {
   if (!x->out_len || x->state < LINK_STREAM || x->inflight >= TD_XMPP_WRITE_WINDOW_BYTES) return;
+  assert(x->out_len + x->inflight <= TD_XMPP_OUT_BYTES_MAX);
   xwrite *w = malloc(sizeof *w + x->out_len);
   if (!w) return; /* tried again at the next write or tick */
   w->x = x;
@@ -393,6 +406,7 @@ static void submit(td_xmpp *x, const char *origin, const char *account, const ch
                    const char *stanza_id, const char *text, uint32_t roles) {
   td_daemon *d = x->d;
   td_slot *s = x->slot;
+  assert(s && s->xmpp == x && origin && account && channel && text);
   if (strlen(text) > TALLY_TEXT_BYTES_MAX) {
     char why[128];
     snprintf(why, sizeof why, "tally: a command is at most %d bytes; nothing was done", TALLY_TEXT_BYTES_MAX);
@@ -887,7 +901,9 @@ static void XMLCALL on_end(void *ud, const char *name) {
     return;
   }
   if (x->cur && !x->refused) x->cur = x->cur->parent;
+  assert(x->depth >= 2);
   if (--x->depth != 1) return;
+  assert(x->refused || !x->cur); /* back at the stanza's end: its tree is closed */
   if (x->refused) {
     td_log(TD_WARN, "xmpp: refused a %s from %s (id \"%s\"): %s (at most %d bytes, %d levels deep)",
            x->refused_kind, x->refused_from[0] ? x->refused_from : "?", x->refused_id, x->refused,
@@ -1056,6 +1072,7 @@ static void schedule(td_xmpp *x, uint64_t ms) { uv_timer_start(&x->timer, on_tim
 
 /* ---- effects ---------------------------------------------------------------------------- */
 void td_xmpp_effect(td_xmpp *x, const tally_effect *e, const char *origin) {
+  assert(x && e && x->slot && x->slot->xmpp == x);
   const char *text = e->text ? e->text : "", *channel = e->channel ? e->channel : "";
   int hint = TALLY_HAS_FIELD(e, tally_effect, hint) ? (int)e->hint : 0;
   char line[TD_XMPP_LINE_BYTES];
