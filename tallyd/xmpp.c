@@ -18,12 +18,14 @@
  * the link and reconnects with backoff (TD_XMPP_BACKOFF_*); what is said
  * meanwhile waits in a bounded queue.
  *
- * Its HELLO-equivalent capabilities are none (logged at start): it cannot
- * intercept room lines (a room shows a command before tally sees it), set
- * a topic, or speak to moderators only. The engine refuses private-only
- * commands said in a room whatever the caps (command.c), and this adapter
- * adds its hint: message the component. TOPIC and MODERATORS effects are
- * dropped (the engine's rule for an adapter that cannot).
+ * Its HELLO-equivalent capabilities (TD_XMPP_CAPS, logged at each link):
+ * it cannot intercept room lines (a room shows a command before tally sees
+ * it) nor set a topic; it can say a line to a room's moderators only, as
+ * private messages to those whose real JID it sees. The engine refuses
+ * private-only commands said in a room whatever the caps (command.c), and
+ * this adapter adds its hint: message the component. TOPIC effects are
+ * dropped, and a MODERATORS effect with no moderator it can reach (the
+ * engine's rule: never to the whole room).
  *
  * Rooms: a command in a room ("!buy tee") is taken only from an occupant
  * whose real JID the room shows the component (a non-anonymous room, or a
@@ -65,6 +67,9 @@ enum {
   TD_XMPP_BACKOFF_MAX_MS = 30000,        /* reconnect delay at most */
   TD_XMPP_LINK_TIMEOUT_MS = 15000,       /* connect + stream + handshake, at most */
   TD_XMPP_KEEPALIVE_MS = 30000,          /* a whitespace ping (RFC 6120 4.6.1) when idle */
+  /* What its HELLO would say (tally/frames.h): it cannot intercept room lines
+   * nor set topics, and it can tell moderators privately. */
+  TD_XMPP_CAPS = TALLY_CAP_HOLD_FOR_MODERATORS,
   /* One line we say: an engine text plus a room or two domains in words. */
   TD_XMPP_LINE_BYTES = TALLY_TEXT_BYTES_MAX + 2 * TD_XMPP_JID_BYTES_MAX + 512,
 };
@@ -701,9 +706,9 @@ static void on_stanza(td_xmpp *x, const xnode *st) {
     x->state = LINK_LIVE;
     x->backoff_ms = TD_XMPP_BACKOFF_FIRST_MS;
     x->links++;
-    td_log(TD_INFO, "xmpp: component %s is live (link %llu): adapter \"xmpp-component\", caps 0 (cannot "
-                    "intercept room lines, set topics or speak to moderators only); joining %u rooms",
-           x->d->cfg.xmpp_component_domain, (unsigned long long)x->links, x->room_count);
+    td_log(TD_INFO, "xmpp: component %s is live (link %llu): adapter \"xmpp-component\", caps %u (cannot "
+                    "intercept room lines or set topics; tells moderators privately); joining %u rooms",
+           x->d->cfg.xmpp_component_domain, (unsigned long long)x->links, (unsigned)TD_XMPP_CAPS, x->room_count);
     for (uint32_t i = 0; i < x->room_count; i++) send_join(x, &x->rooms[i]);
     if (x->queue_len) { /* said while the link was down, in order, after the joins */
       td_log(TD_INFO, "xmpp: sending %zu bytes said while the link was down", x->queue_len);
@@ -1071,6 +1076,25 @@ static void on_timer(uv_timer_t *t) {
 static void schedule(td_xmpp *x, uint64_t ms) { uv_timer_start(&x->timer, on_timer, ms, 0); }
 
 /* ---- effects ---------------------------------------------------------------------------- */
+/* Says text privately to each moderator of r whose real JID tally sees,
+ * once per person, "[room, moderators] " first (mod_tally's form: it is not
+ * an answer to a line they said). Returns how many were told. */
+static uint32_t tell_moderators(td_xmpp *x, const room *r, const char *text) {
+  char line[2 * TD_XMPP_LINE_BYTES], bare[TALLY_IDENTITY_BYTES_MAX + 1], other[TALLY_IDENTITY_BYTES_MAX + 1];
+  snprintf(line, sizeof line, "[%s, moderators] %s", r->jid, text);
+  uint32_t told = 0;
+  for (const occupant *o = r->occupants; o; o = o->next) {
+    if (!(o->roles & TALLY_ROLE_MODERATOR) || !o->jid || !bare_of(o->jid, bare, sizeof bare)) continue;
+    int dup = 0;
+    for (const occupant *p = r->occupants; p != o && !dup; p = p->next)
+      dup = (p->roles & TALLY_ROLE_MODERATOR) && p->jid && bare_of(p->jid, other, sizeof other) && !strcmp(bare, other);
+    if (dup) continue;
+    send_message(x, "chat", bare, line);
+    told++;
+  }
+  return told;
+}
+
 void td_xmpp_effect(td_xmpp *x, const tally_effect *e, const char *origin) {
   assert(x && e && x->slot && x->slot->xmpp == x);
   const char *text = e->text ? e->text : "", *channel = e->channel ? e->channel : "";
@@ -1093,7 +1117,15 @@ void td_xmpp_effect(td_xmpp *x, const tally_effect *e, const char *origin) {
     else td_log(TD_INFO, "xmpp: announcement for %s, a room not in xmpp_rooms: dropped", channel);
     return;
   }
-  default: /* TOPIC, MODERATORS: caps 0 says the component cannot; STATUS, ROSTER: nothing to send */
+  case TALLY_EFFECT_MODERATORS: {
+    char bare[TD_XMPP_JID_BYTES_MAX + 1];
+    room *r = bare_of(channel, bare, sizeof bare) ? room_by_jid(x, bare) : NULL;
+    uint32_t told = r ? tell_moderators(x, r, line) : 0;
+    if (!told) /* never to the whole room instead (tally.h) */
+      td_log(TD_INFO, "xmpp: a line for the moderators of %s dropped: no moderator whose JID tally sees", channel);
+    return;
+  }
+  default: /* TOPIC: the component does not set subjects; STATUS, ROSTER: nothing to send */
     td_log(TD_DEBUG, "xmpp: effect kind %u for %s not sent (the component cannot)", e->kind, channel);
   }
 }

@@ -16,7 +16,8 @@ through a TCP proxy (tests/e2e/tcp_proxy.py) the test can cut.
 2. A non-anonymous room: `!buy` is answered privately; an event and a drop
    by the room's owner, LIVE NOW said in the room by the component's
    occupant; a private-only command (SHIP) refused there with the hint to
-   message shop.xmpp.test.
+   message shop.xmpp.test; a tip's message held for the room's moderators
+   (told privately), then said in the room.
 3. A delayed stanza (XEP-0203) in the room is ignored.
 4. Hostile stanzas: a 70 KB body and a 20-deep stanza are refused with an
    XMPP error reply (same id), a 600-byte body gets a plain refusal, and the
@@ -330,6 +331,23 @@ def scenario(tap, ej, td, db, clients, proxy):
         mark = bob.mark()
         bob.send_room(room, "!drop create mine 1 1")
         bob.wait_chat(r"no permission", 30, mark, sender=SHOP)
+        # A tip's message is held for the room's moderators (carol owns the room, so
+        # moderates it): told privately, then said in the room; dave never sees it early.
+        seen_d, mark_c, mark = dave.mark(), carol.mark(), bob.mark()
+        bob.send_room(room, "!tip %s 1 great set" % carol.bare)
+        bob.wait_chat(r"^Tipped 1\.00 credits to .*receipt \d+", 30, mark, sender=SHOP)
+        carol.wait(lambda m: m[0] == "chat" and m[1] == SHOP and m[2].startswith("[%s, moderators] Tip " % room)
+                   and m[2].endswith("unless a moderator says HIDE %s" % re.search(r"Tip (\d+)", m[2]).group(1))
+                   if m[2] and "great set" in m[2] else False, 30, "the held tip for the moderators", mark_c)
+        # (The room saw bob's own "!tip ... great set" line already: the component cannot
+        # hold a line back. What it holds is tally's repeat of the message.)
+        shown = dave.wait(lambda m: m[0] == "groupchat" and m[1] == room + "/tally" and "great set" in (m[2] or ""),
+                          30, "tally's line with the tip's message", seen_d)
+        dave.mark()
+        leaked = [m for m in dave.seen[seen_d:] if m[0] == "chat" and ", moderators]" in (m[2] or "")]
+        tap.check("a participant is not told what is for the moderators", not leaked, leaked)
+        tap.check("tally says the tip's message in the room only when the hold ends",
+                  re.search(r"'s message with the tip of 1\.00 credits to .*: great set$", shown[2]), shown[2])
         return True
     tap.run("a non-anonymous room: !buy, a resend, LIVE NOW from the component, SHIP refused with the hint",
             in_room)
@@ -612,7 +630,7 @@ def main():
                 spath = os.path.join(sdir, "component.secret")
                 with open(spath, "w") as f:
                     f.write(secret + "\n")
-                extra = {"network": "xmpp", "admins": "carol@" + DOMAIN, "welcome_grant": "1000",
+                extra = {"network": "xmpp", "admins": "carol@" + DOMAIN, "welcome_grant": "1000", "tip_message_hold": "2",
                          "xmpp_component": "127.0.0.1:%d" % proxy.port, "xmpp_component_domain": SHOP,
                          "xmpp_component_secret": spath, "xmpp_network": "xmpp",
                          "xmpp_rooms": "live@%s,semi@%s" % (MUC, MUC)}
