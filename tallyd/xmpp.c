@@ -20,11 +20,11 @@
  *
  * Its HELLO-equivalent capabilities (TD_XMPP_CAPS, logged at each link):
  * it cannot intercept room lines (a room shows a command before tally sees
- * it) nor set a topic; it can say a line to a room's moderators only, as
- * private messages to those whose real JID it sees. The engine refuses
- * private-only commands said in a room whatever the caps (command.c), and
- * this adapter adds its hint: message the component. TOPIC effects are
- * dropped, and a MODERATORS effect with no moderator it can reach (the
+ * it); it can set a room's subject (TOPIC), and say a line to a room's
+ * moderators only, as private messages to those whose real JID it sees.
+ * The engine refuses private-only commands said in a room whatever the
+ * caps (command.c), and this adapter adds its hint: message the component.
+ * A MODERATORS effect with no moderator it can reach is dropped (the
  * engine's rule: never to the whole room).
  *
  * Rooms: a command in a room ("!buy tee") is taken only from an occupant
@@ -67,9 +67,9 @@ enum {
   TD_XMPP_BACKOFF_MAX_MS = 30000,        /* reconnect delay at most */
   TD_XMPP_LINK_TIMEOUT_MS = 15000,       /* connect + stream + handshake, at most */
   TD_XMPP_KEEPALIVE_MS = 30000,          /* a whitespace ping (RFC 6120 4.6.1) when idle */
-  /* What its HELLO would say (tally/frames.h): it cannot intercept room lines
-   * nor set topics, and it can tell moderators privately. */
-  TD_XMPP_CAPS = TALLY_CAP_HOLD_FOR_MODERATORS,
+  /* What its HELLO would say (tally/frames.h): it cannot intercept room lines;
+   * it can set a room's subject and tell moderators privately. */
+  TD_XMPP_CAPS = TALLY_CAP_PIN_TOPIC | TALLY_CAP_HOLD_FOR_MODERATORS,
   /* One line we say: an engine text plus a room or two domains in words. */
   TD_XMPP_LINE_BYTES = TALLY_TEXT_BYTES_MAX + 2 * TD_XMPP_JID_BYTES_MAX + 512,
 };
@@ -109,6 +109,9 @@ typedef struct room {
   int joined, moderator, asked;
   int nonanon;   /* the room shows real JIDs to everyone (status 100 at the join) */
   int rejoining; /* left on purpose to join again as a moderator */
+  char *subject;        /* the room's subject as last said, NULL before any */
+  char *subject_before; /* the subject before tally's first TOPIC, while one is pinned */
+  int pinned;
   occupant *occupants;
   uint32_t occupant_count;
 } room;
@@ -509,19 +512,35 @@ static void on_groupchat(td_xmpp *x, room *r, const char *from, const char *id, 
 /* ---- stanzas ------------------------------------------------------------------------- */
 static int delayed(const xnode *st) { return child(st, NS_DELAY, "delay") || child(st, NS_DELAY_OLD, "x"); }
 
+/* A room's subject as the room says it (at the join, and after every
+ * change, ours too): what a TOPIC "" puts back is the one from before
+ * tally's first change. */
+static void on_subject(room *r, const xnode *subject) {
+  char *copy = strdup(subject->text ? subject->text : "");
+  if (!copy) return;
+  free(r->subject);
+  r->subject = copy;
+}
+
 static void on_message(td_xmpp *x, const xnode *st) {
   const char *from = attr(st, "from"), *id = attr(st, "id"), *type = attr(st, "type");
   if (!type) type = "normal";
+  char bare[TD_XMPP_JID_BYTES_MAX + 1];
+  room *r = from && bare_of(from, bare, sizeof bare) ? room_by_jid(x, bare) : NULL;
+  if (r && !strcmp(type, "error")) { /* most likely our subject change or a line to the room, refused */
+    const xnode *e = child(st, NULL, "error");
+    td_log(TD_WARN, "xmpp: room %s refused what tally said: %s", r->jid, e && e->child ? e->child->name : "?");
+    return;
+  }
   if (!from || !strcmp(type, "error") || !strcmp(type, "headline")) return;
-  const xnode *body = child(st, NS_ACCEPT, "body");
+  const xnode *subject = child(st, NS_ACCEPT, "subject"), *body = child(st, NS_ACCEPT, "body");
+  if (r && subject && !strcmp(type, "groupchat")) on_subject(r, subject);
   if (!body || !body->text) return; /* chat states, receipts, subjects */
   if (delayed(st)) {
     td_log(TD_DEBUG, "xmpp: delayed message from %s ignored (XEP-0203)", from);
     return;
   }
-  char bare[TD_XMPP_JID_BYTES_MAX + 1];
-  if (!bare_of(from, bare, sizeof bare)) return;
-  room *r = room_by_jid(x, bare);
+  if (!r && !bare_of(from, bare, sizeof bare)) return;
   if (r && !strcmp(type, "groupchat")) on_groupchat(x, r, from, id, body->text);
   else if (r && resource_of(from)[0]) /* a private message in the room; never to the room itself */
     send_message(x, "chat", from, "tally takes commands as !word in the room, or directly at its own address");
@@ -707,7 +726,7 @@ static void on_stanza(td_xmpp *x, const xnode *st) {
     x->backoff_ms = TD_XMPP_BACKOFF_FIRST_MS;
     x->links++;
     td_log(TD_INFO, "xmpp: component %s is live (link %llu): adapter \"xmpp-component\", caps %u (cannot "
-                    "intercept room lines or set topics; tells moderators privately); joining %u rooms",
+                    "intercept room lines; sets subjects, tells moderators privately); joining %u rooms",
            x->d->cfg.xmpp_component_domain, (unsigned long long)x->links, (unsigned)TD_XMPP_CAPS, x->room_count);
     for (uint32_t i = 0; i < x->room_count; i++) send_join(x, &x->rooms[i]);
     if (x->queue_len) { /* said while the link was down, in order, after the joins */
@@ -1095,6 +1114,39 @@ static uint32_t tell_moderators(td_xmpp *x, const room *r, const char *text) {
   return told;
 }
 
+/* TOPIC: text becomes the room's subject; "" puts back the subject from
+ * before tally's first change (XEP-0045 8.1: a subject change is a
+ * groupchat message with <subject/>; a room that does not let tally change
+ * it answers an error, logged). */
+static void set_topic(td_xmpp *x, room *r, const char *text) {
+  if (text[0] && !r->pinned) {
+    free(r->subject_before);
+    r->subject_before = strdup(r->subject ? r->subject : "");
+    if (!r->subject_before) return;
+    r->pinned = 1;
+  }
+  if (!text[0] && !r->pinned) return; /* nothing of ours to take down */
+  const char *subject = text[0] ? text : r->subject_before;
+  sbuf b = {0};
+  char id[32];
+  snprintf(id, sizeof id, "tally-%llu", (unsigned long long)++x->next_id);
+  sb_str(&b, "<message type='groupchat' from='");
+  sb_text(&b, x->d->cfg.xmpp_component_domain);
+  sb_str(&b, "' to='");
+  sb_text(&b, r->jid);
+  sb_str(&b, "' id='");
+  sb_str(&b, id);
+  sb_str(&b, "'><subject>");
+  sb_text(&b, subject);
+  sb_str(&b, "</subject></message>");
+  say_sb(x, &b);
+  if (!text[0]) {
+    free(r->subject_before);
+    r->subject_before = NULL;
+    r->pinned = 0;
+  }
+}
+
 void td_xmpp_effect(td_xmpp *x, const tally_effect *e, const char *origin) {
   assert(x && e && x->slot && x->slot->xmpp == x);
   const char *text = e->text ? e->text : "", *channel = e->channel ? e->channel : "";
@@ -1125,7 +1177,14 @@ void td_xmpp_effect(td_xmpp *x, const tally_effect *e, const char *origin) {
       td_log(TD_INFO, "xmpp: a line for the moderators of %s dropped: no moderator whose JID tally sees", channel);
     return;
   }
-  default: /* TOPIC: the component does not set subjects; STATUS, ROSTER: nothing to send */
+  case TALLY_EFFECT_TOPIC: {
+    char bare[TD_XMPP_JID_BYTES_MAX + 1];
+    room *r = bare_of(channel, bare, sizeof bare) ? room_by_jid(x, bare) : NULL;
+    if (r) set_topic(x, r, text);
+    else td_log(TD_INFO, "xmpp: a topic for %s, a room not in xmpp_rooms: dropped", channel);
+    return;
+  }
+  default: /* STATUS, ROSTER: nothing to send */
     td_log(TD_DEBUG, "xmpp: effect kind %u for %s not sent (the component cannot)", e->kind, channel);
   }
 }
@@ -1224,6 +1283,10 @@ void td_xmpp_close(td_xmpp *x) {
   link_close(x, "tallyd stopped");
   if (x->parser) XML_ParserFree(x->parser);
   x->parser = NULL;
+  for (uint32_t i = 0; i < x->room_count; i++) {
+    free(x->rooms[i].subject);
+    free(x->rooms[i].subject_before);
+  }
   if (x->slot) x->slot->xmpp = NULL;
   free(x->out);
   free(x->queue);

@@ -17,7 +17,8 @@ through a TCP proxy (tests/e2e/tcp_proxy.py) the test can cut.
    by the room's owner, LIVE NOW said in the room by the component's
    occupant; a private-only command (SHIP) refused there with the hint to
    message shop.xmpp.test; a tip's message held for the room's moderators
-   (told privately), then said in the room.
+   (told privately), then said in the room; a highlight pinned as the
+   room's subject and taken down.
 3. A delayed stanza (XEP-0203) in the room is ignored.
 4. Hostile stanzas: a 70 KB body and a 20-deep stanza are refused with an
    XMPP error reply (same id), a 600-byte body gets a plain refusal, and the
@@ -352,6 +353,26 @@ def scenario(tap, ej, td, db, clients, proxy):
     tap.run("a non-anonymous room: !buy, a resend, LIVE NOW from the component, SHIP refused with the hint",
             in_room)
 
+    def pinned():
+        m0 = carol.mark()
+        carol.send_room(room, "!event tier gold 1 3")
+        carol.wait_chat(r"^Highlight tier priced\.$", 30, m0, sender=SHOP)
+        mark = bob.mark()
+        bob.send_room(room, "!highlight gold Look up here")
+        bob.wait_chat(r"^Bought 1x highlight gold", 30, mark, sender=SHOP)
+        want = "HIGHLIGHT from %s: Look up here" % bob.bare
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and want not in dave.subjects(room):
+            time.sleep(0.2)
+        tap.check("the highlight is the room's subject, set by the component", want in dave.subjects(room),
+                  dave.subjects(room))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and dave.subjects(room)[-1:] != [""]:
+            time.sleep(0.2)
+        return tap.check("then the room's own subject (none) comes back", dave.subjects(room)[-1:] == [""],
+                         dave.subjects(room))
+    tap.run("a highlight pinned as the room's subject (TOPIC), then taken down", pinned)
+
     def delayed():
         mark = bob.mark()
         send_raw(bob, "<message type='groupchat' to='%s' id='delayed-1'><body>!wallet</body>"
@@ -630,7 +651,7 @@ def main():
                 spath = os.path.join(sdir, "component.secret")
                 with open(spath, "w") as f:
                     f.write(secret + "\n")
-                extra = {"network": "xmpp", "admins": "carol@" + DOMAIN, "welcome_grant": "1000", "tip_message_hold": "2",
+                extra = {"network": "xmpp", "admins": "carol@" + DOMAIN, "welcome_grant": "1000", "tip_message_hold": "2", "highlight_topic": "1",
                          "xmpp_component": "127.0.0.1:%d" % proxy.port, "xmpp_component_domain": SHOP,
                          "xmpp_component_secret": spath, "xmpp_network": "xmpp",
                          "xmpp_rooms": "live@%s,semi@%s" % (MUC, MUC)}
