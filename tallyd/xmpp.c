@@ -1147,45 +1147,88 @@ static void set_topic(td_xmpp *x, room *r, const char *text) {
   }
 }
 
+/* How a room names an account: its occupant's nick there, never the JID
+ * (in a semi-anonymous room the occupants do not see each other's JIDs,
+ * and tally, a moderator there, must not tell them); someone not in the
+ * room by the JID's localpart. */
+static void name_in_room(const room *r, const char *bare, size_t len, sbuf *b) {
+  char want[TALLY_IDENTITY_BYTES_MAX + 1], other[TALLY_IDENTITY_BYTES_MAX + 1];
+  if (len >= sizeof want) {
+    sb_raw(b, bare, len);
+    return;
+  }
+  memcpy(want, bare, len);
+  want[len] = 0;
+  for (const occupant *o = r->occupants; o; o = o->next)
+    if (o->jid && bare_of(o->jid, other, sizeof other) && !strcasecmp(want, other)) {
+      sb_str(b, o->nick);
+      return;
+    }
+  const char *at = memchr(bare, '@', len);
+  sb_raw(b, bare, at && at > bare ? (size_t)(at - bare) : len);
+}
+
+/* The effect's text for room r: its ACCOUNT arguments (tally.h, the
+ * effect's args) as names in the room. Caller frees b->p. */
+static void render_for_room(const room *r, const tally_effect *e, sbuf *b) {
+  const char *text = e->text ? e->text : "";
+  const char *enc = TALLY_HAS_FIELD(e, tally_effect, args) && e->version >= 3 && e->args ? e->args : "";
+  tally_effect_arg args[TALLY_EFFECT_ARGS_MAX];
+  size_t count = 0, pos = 0;
+  if (enc[0] && tally_effect_args_parse(text, enc, args, TALLY_EFFECT_ARGS_MAX, &count) != TALLY_OK) count = 0;
+  for (size_t i = 0; i < count; i++) {
+    if (args[i].kind != TALLY_ARG_ACCOUNT || args[i].start < pos) continue; /* inside a span already shown */
+    sb_raw(b, text + pos, args[i].start - pos);
+    name_in_room(r, text + args[i].start, args[i].len, b);
+    pos = (size_t)args[i].start + args[i].len;
+  }
+  sb_str(b, text + pos);
+}
+
+static room *room_of(td_xmpp *x, const char *channel) {
+  char bare[TD_XMPP_JID_BYTES_MAX + 1];
+  return bare_of(channel, bare, sizeof bare) ? room_by_jid(x, bare) : NULL;
+}
+
+/* A room effect: rendered for the room, then sent its way. */
+static void room_effect(td_xmpp *x, const tally_effect *e, const char *channel) {
+  room *r = room_of(x, channel);
+  if (!r) {
+    td_log(TD_INFO, "xmpp: effect kind %u for %s, a room not in xmpp_rooms: dropped", e->kind, channel);
+    return;
+  }
+  sbuf b = {0};
+  render_for_room(r, e, &b);
+  const char *text = b.failed || !b.p ? (e->text ? e->text : "") : b.p;
+  if (e->kind == TALLY_EFFECT_ANNOUNCE) send_message(x, "groupchat", r->jid, text);
+  else if (e->kind == TALLY_EFFECT_TOPIC) set_topic(x, r, text);
+  else if (!tell_moderators(x, r, text)) /* never to the whole room instead (tally.h) */
+    td_log(TD_INFO, "xmpp: a line for the moderators of %s dropped: no moderator whose JID tally sees", channel);
+  free(b.p);
+}
+
 void td_xmpp_effect(td_xmpp *x, const tally_effect *e, const char *origin) {
   assert(x && e && x->slot && x->slot->xmpp == x);
   const char *text = e->text ? e->text : "", *channel = e->channel ? e->channel : "";
   int hint = TALLY_HAS_FIELD(e, tally_effect, hint) ? (int)e->hint : 0;
   char line[TD_XMPP_LINE_BYTES];
-  if (hint == TALLY_HINT_SEND_PRIVATELY)
-    snprintf(line, sizeof line, "%s (message %s directly: this room shows every line)", text,
-             x->d->cfg.xmpp_component_domain);
-  else if (hint == TALLY_HINT_HOST_ROLE) snprintf(line, sizeof line, "%s (the room's owners and admins)", text);
-  else if (hint == TALLY_HINT_ADMIN_ROLE) snprintf(line, sizeof line, "%s (tally's admins: the admins key)", text);
-  else snprintf(line, sizeof line, "%s", text);
   switch (e->kind) {
   case TALLY_EFFECT_REPLY:
+    if (hint == TALLY_HINT_SEND_PRIVATELY)
+      snprintf(line, sizeof line, "%s (message %s directly: this room shows every line)", text,
+               x->d->cfg.xmpp_component_domain);
+    else if (hint == TALLY_HINT_HOST_ROLE) snprintf(line, sizeof line, "%s (the room's owners and admins)", text);
+    else if (hint == TALLY_HINT_ADMIN_ROLE) snprintf(line, sizeof line, "%s (tally's admins: the admins key)", text);
+    else snprintf(line, sizeof line, "%s", text);
     if (origin && origin[0]) answer(x, origin, channel, line);
     return;
-  case TALLY_EFFECT_ANNOUNCE: {
-    char bare[TD_XMPP_JID_BYTES_MAX + 1];
-    room *r = bare_of(channel, bare, sizeof bare) ? room_by_jid(x, bare) : NULL;
-    if (r) send_message(x, "groupchat", r->jid, line);
-    else td_log(TD_INFO, "xmpp: announcement for %s, a room not in xmpp_rooms: dropped", channel);
+  case TALLY_EFFECT_ANNOUNCE:
+  case TALLY_EFFECT_TOPIC:
+  case TALLY_EFFECT_MODERATORS:
+    room_effect(x, e, channel);
     return;
-  }
-  case TALLY_EFFECT_MODERATORS: {
-    char bare[TD_XMPP_JID_BYTES_MAX + 1];
-    room *r = bare_of(channel, bare, sizeof bare) ? room_by_jid(x, bare) : NULL;
-    uint32_t told = r ? tell_moderators(x, r, line) : 0;
-    if (!told) /* never to the whole room instead (tally.h) */
-      td_log(TD_INFO, "xmpp: a line for the moderators of %s dropped: no moderator whose JID tally sees", channel);
-    return;
-  }
-  case TALLY_EFFECT_TOPIC: {
-    char bare[TD_XMPP_JID_BYTES_MAX + 1];
-    room *r = bare_of(channel, bare, sizeof bare) ? room_by_jid(x, bare) : NULL;
-    if (r) set_topic(x, r, text);
-    else td_log(TD_INFO, "xmpp: a topic for %s, a room not in xmpp_rooms: dropped", channel);
-    return;
-  }
   default: /* STATUS, ROSTER: nothing to send */
-    td_log(TD_DEBUG, "xmpp: effect kind %u for %s not sent (the component cannot)", e->kind, channel);
+    td_log(TD_DEBUG, "xmpp: effect kind %u for %s not sent (nothing to say)", e->kind, channel);
   }
 }
 

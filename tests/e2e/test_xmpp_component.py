@@ -360,7 +360,7 @@ def scenario(tap, ej, td, db, clients, proxy):
         mark = bob.mark()
         bob.send_room(room, "!highlight gold Look up here")
         bob.wait_chat(r"^Bought 1x highlight gold", 30, mark, sender=SHOP)
-        want = "HIGHLIGHT from %s: Look up here" % bob.bare
+        want = "HIGHLIGHT from Bob: Look up here"  # by nick in the room, never the JID
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline and want not in dave.subjects(room):
             time.sleep(0.2)
@@ -369,8 +369,11 @@ def scenario(tap, ej, td, db, clients, proxy):
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and dave.subjects(room)[-1:] != [""]:
             time.sleep(0.2)
-        return tap.check("then the room's own subject (none) comes back", dave.subjects(room)[-1:] == [""],
-                         dave.subjects(room))
+        tap.check("then the room's own subject (none) comes back", dave.subjects(room)[-1:] == [""],
+                  dave.subjects(room))
+        dave.mark()
+        jids = [m for m in dave.seen if m[0] == "groupchat" and m[1] == room + "/tally" and "@" + DOMAIN in (m[2] or "")]
+        return tap.check("tally's lines in the room name people by nick, never by JID", not jids, jids)
     tap.run("a highlight pinned as the room's subject (TOPIC), then taken down", pinned)
 
     def delayed():
