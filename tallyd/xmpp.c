@@ -475,7 +475,15 @@ static void on_direct(td_xmpp *x, const char *from, const char *id, const char *
   while (*body == ' ' || *body == '\t') body++;
   if (*body == '!' || *body == '/') body++;
   if (!*body) return;
-  submit(x, from, bare, bare, "", id, body, 0);
+  /* The display name is the localpart (RFC 7622: at most 1023 bytes, the
+   * engine's nick limit); a longer one, which no server accepts, is none. */
+  char nick[TALLY_NICK_BYTES_MAX + 1] = "";
+  size_t local = strcspn(bare, "@");
+  if (local < sizeof nick) {
+    memcpy(nick, bare, local);
+    nick[local] = 0;
+  }
+  submit(x, from, bare, nick, "", id, body, 0);
 }
 
 static occupant *occupant_by_nick(room *r, const char *nick) {
