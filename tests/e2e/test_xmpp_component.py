@@ -516,7 +516,7 @@ def config_checks(tap):
 class FakeServer:
     """A component port that misbehaves on purpose, one way per connection,
     then behaves: what ejabberd would never send (tallyd/xmpp.c's hard bounds)."""
-    SCRIPT = ["not-authorized", "malformed", "huge-tag", "dtd", "good"]
+    SCRIPT = ["not-authorized", "malformed", "huge-tag", "dtd", "weird", "good"]
 
     def __init__(self, secret):
         import hashlib
@@ -542,9 +542,41 @@ class FakeServer:
                 self.errors.append("%s: %s" % (step, e))
                 return
 
+    def weird(self, c, got):
+        """Sends weird_stanzas while reading whatever tallyd answers (it must
+        never block on us), then one good line, which must be answered."""
+        done = threading.Event()
+        box = [got]
+
+        def reader():
+            while not done.is_set():
+                try:
+                    chunk = c.recv(65536)
+                except socket.timeout:
+                    continue
+                if not chunk:
+                    break
+                box[0] += chunk
+        t = threading.Thread(target=reader, daemon=True)
+        t.start()
+        c.sendall(weird_stanzas(1500))
+        c.sendall(b"<message from='dan@xmpp.test/r' to='shop.xmpp.test' type='chat' id='after-weird'>"
+                  b"<body>RECEIPTS</body></message>")
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not re.search(rb"<body>(Your recent receipts|No receipts|starting up)",
+                                                              box[0][-200000:]):
+            time.sleep(0.05)
+        done.set()
+        c.shutdown(socket.SHUT_RDWR)
+        t.join(5)
+        return box[0]
+
     def read_until(self, c, got, pattern):
         while not re.search(pattern, got):
-            chunk = c.recv(65536)
+            try:
+                chunk = c.recv(65536)
+            except (ConnectionResetError, BrokenPipeError):
+                break  # tallyd closed first: what it sent before is in got
             if not chunk:
                 break
             got += chunk
@@ -567,15 +599,69 @@ class FakeServer:
                       b"</stream:error></stream:stream>")
             return self.read_until(c, got, rb"$^")
         c.sendall(b"<handshake/>")
+        if step == "weird":
+            return self.weird(c, got)
         if step == "malformed":
             c.sendall(b"<message from='dan@xmpp.test/r' to='shop.xmpp.test' type='chat'><body>x</bod></message>")
         elif step == "huge-tag":
-            c.sendall(b"<message from='dan@xmpp.test/r' to='shop.xmpp.test' x='" + b"a" * 300000)
+            try:
+                c.sendall(b"<message from='dan@xmpp.test/r' to='shop.xmpp.test' x='" + b"a" * 300000)
+            except (ConnectionResetError, BrokenPipeError):
+                pass  # tallyd may close before it has taken it all: that is the point
         else:
             c.sendall(b"<message from='dan@xmpp.test/r' to='shop.xmpp.test' type='chat' id='w1'>"
                       b"<body>WALLET</body></message>")
             return self.read_until(c, got, rb"to='dan@xmpp.test/r'[^>]*><body>(Wallet|starting up)[^<]*</body>")
         return self.read_until(c, got, rb"$^")
+
+
+def weird_stanzas(n, seed=12):
+    """n well-formed but odd stanzas (fixed seed): every kind and type, rooms'
+    presences with and without JIDs, delays, subjects, long ids and bodies,
+    nesting up to past the depth limit, entities and character references."""
+    import random
+    rnd = random.Random(seed)
+    room = "r@conf.xmpp.test"
+    froms = ["dan@xmpp.test/r", "eve@xmpp.test/x", "mallory@evil.test/m", "xmpp.test", "",
+             room + "/Dan", room + "/tally", room, room + "/" + "n" * 300, "a" * 3000 + "@xmpp.test/r"]
+    bodies = ["WALLET", "!wallet", "!buy nothing", "BUY x 2", "/help", "", "two\nlines", "z" * 600,
+              "caf\u00e9 &amp; &lt;tag&gt; &#x1F600; &#65;", "!", "! spaced", "TIP dan@xmpp.test 1 hi"]
+
+    def esc(v):
+        return v.replace("&", "&amp;").replace("<", "&lt;").replace("'", "&apos;")
+
+    def nest(depth):
+        return "".join("<e%d xmlns='urn:x:n'>" % i for i in range(depth)) + "t" + \
+            "".join("</e%d>" % i for i in reversed(range(depth)))
+    out = []
+    for i in range(n):
+        kind = rnd.choice(["message", "message", "presence", "iq"])
+        attrs = {"from": rnd.choice(froms), "to": rnd.choice([SHOP, SHOP + "/x", "other.test"]),
+                 "type": rnd.choice(["chat", "groupchat", "normal", "error", "headline", "bogus", "get", "set",
+                                     "result", "unavailable", None]),
+                 "id": rnd.choice(["w%d" % i, "", "i" * 300, None])}
+        head = "<%s%s>" % (kind, "".join(" %s='%s'" % (k, esc(v)) for k, v in attrs.items() if v is not None))
+        inner = ""
+        if kind == "message":
+            if rnd.random() < 0.8:
+                inner += "<body>%s</body>" % rnd.choice(bodies).replace("&", "&amp;", 0)
+            if rnd.random() < 0.2:
+                inner += "<delay xmlns='urn:xmpp:delay' stamp='2020-01-01T00:00:00Z'/>"
+            if rnd.random() < 0.2:
+                inner += "<subject>%s</subject>" % rnd.choice(["", "topic", "x" * 2000])
+        elif kind == "presence":
+            items = "<item%s%s%s/>" % (
+                rnd.choice(["", " jid='dan@xmpp.test/r'", " jid='eve@xmpp.test/x'", " jid='%s'" % ("b" * 2100)]),
+                rnd.choice(["", " affiliation='owner'", " affiliation='none'"]),
+                rnd.choice(["", " role='moderator'", " role='participant'"]))
+            codes = "".join("<status code='%s'/>" % c for c in rnd.sample(["100", "110", "172", "201"], rnd.randint(0, 2)))
+            inner += "<x xmlns='http://jabber.org/protocol/muc#user'>%s%s</x>" % (items, codes)
+        else:
+            inner += rnd.choice(["<ping xmlns='urn:xmpp:ping'/>", "<query xmlns='jabber:iq:version'/>", ""])
+        if rnd.random() < 0.15:
+            inner += nest(rnd.randint(1, 24))
+        out.append(head + inner + "</%s>" % kind)
+    return "".join(out).encode()
 
 
 def fake_server_checks(tap, secret_path, secret):
@@ -587,9 +673,11 @@ def fake_server_checks(tap, secret_path, secret):
         with ic.TestDb("xmpp_component_fake") as db, \
                 TallydEnv(db.dsn, secrets={}, extra={"xmpp_component": "127.0.0.1:%d" % fake.port,
                                                       "xmpp_component_domain": SHOP,
-                                                      "xmpp_component_secret": secret_path}) as td:
+                                                      "xmpp_component_secret": secret_path,
+                                                      "xmpp_rooms": "r@conf.xmpp.test",
+                                                      "rate_account": "0", "rate_channel": "0"}) as td:
             fake.thread.join(40)
-            tap.check("the misbehaving server saw every connection", not fake.errors and len(fake.seen) == 5,
+            tap.check("the misbehaving server saw every connection", not fake.errors and len(fake.seen) == 6,
                       (fake.errors, list(fake.seen)))
             log = td.log()
             for what, rx in (("a stream error", r"stream error from the server: not-authorized"),
@@ -599,6 +687,12 @@ def fake_server_checks(tap, secret_path, secret):
                 tap.check("%s: logged, link closed and retried" % what, re.search(rx, log), log[-2500:])
             tap.check("a malformed stanza gets a not-well-formed stream error",
                       b"<not-well-formed" in fake.seen.get("malformed", b""), fake.seen.get("malformed", b"")[-300:])
+            weird = fake.seen.get("weird", b"")
+            tap.check("1,500 odd stanzas on one link: the link stays up and the next line is answered",
+                      re.search(rb"<body>(Your recent receipts|No receipts|starting up)", weird)
+                      and b"stream:error" not in weird, weird[-300:])
+            tap.check("the odd stanzas got error replies where due (a JID, id or depth past a limit)",
+                      b"type='error'" in weird, weird[-300:])
             tap.check("a good stream is served after all that",
                       re.search(rb"<body>(Wallet|starting up)", fake.seen.get("good", b"")),
                       fake.seen.get("good", b"")[-300:])
