@@ -59,7 +59,7 @@ static const td_key keys[] = {
     {"hello_timeout", TD_U32, U_(hello_timeout_ms), "10000", 100, 600000,
      "milliseconds a new connection has to finish TLS and HELLO"},
     {"xmpp_component", TD_STR, S_(xmpp_component), "", 0, 0,
-     "HOST:PORT of an XMPP server's XEP-0114 component port (e.g. 127.0.0.1:5347); empty: no component"},
+     "IP:PORT ([v6]:port) of an XMPP server's XEP-0114 component port (e.g. 127.0.0.1:5347); empty: no component"},
     {"xmpp_component_domain", TD_STR, S_(xmpp_component_domain), "", 0, 0,
      "the component's domain, as the server's config names it (e.g. shop.example.org)"},
     {"xmpp_component_secret", TD_STR, S_(xmpp_secret.path), "", 0, 0,

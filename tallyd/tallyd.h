@@ -75,7 +75,7 @@ typedef struct td_config {
   uint32_t value_count;
   char signing_key[TD_PATH_BYTES_MAX]; /* default under state_dir */
   /* The XEP-0114 component (xmpp.c); xmpp_component "" is off. */
-  char xmpp_component[TD_PATH_BYTES_MAX];                  /* HOST:PORT of the server's component port */
+  char xmpp_component[TD_PATH_BYTES_MAX];                  /* IP:PORT of the server's component port */
   char xmpp_component_domain[TD_XMPP_DOMAIN_BYTES_MAX + 1]; /* e.g. shop.example.org */
   td_secret xmpp_secret;                                   /* path: xmpp_component_secret */
   char xmpp_network[TALLY_FRAME_NETWORK_BYTES_MAX + 1];
