@@ -58,6 +58,19 @@ static const td_key keys[] = {
      "(chat server, account, room) presences merged at once"},
     {"hello_timeout", TD_U32, U_(hello_timeout_ms), "10000", 100, 600000,
      "milliseconds a new connection has to finish TLS and HELLO"},
+    {"xmpp_component", TD_STR, S_(xmpp_component), "", 0, 0,
+     "IP:PORT ([v6]:port) of an XMPP server's XEP-0114 component port (e.g. 127.0.0.1:5347); empty: no component"},
+    {"xmpp_component_domain", TD_STR, S_(xmpp_component_domain), "", 0, 0,
+     "the component's domain, as the server's config names it (e.g. shop.example.org)"},
+    {"xmpp_component_secret", TD_STR, S_(xmpp_secret.path), "", 0, 0,
+     "file holding the component's shared secret (the server's password for that domain)"},
+    {"xmpp_network", TD_STR, S_(xmpp_network), "xmpp", 0, 0,
+     "the network name of the component's users (identities are (network, bare JID))"},
+    {"xmpp_rooms", TD_STR, S_(xmpp_rooms), "", 0, 0,
+     "MUC rooms the component joins, comma-separated (room@conference.example.org,...)"},
+    {"xmpp_nick", TD_STR, S_(xmpp_nick), "tally", 0, 0, "the component's nick in those rooms"},
+    {"xmpp_domains", TD_STR, S_(xmpp_domains), "", 0, 0,
+     "user domains whose JIDs may use the shop, comma-separated; empty: the component's parent domain"},
 };
 #undef S_
 #undef U_
@@ -112,6 +125,7 @@ static void defaults(td_config *cfg) {
 static int read_secret(td_secret *s, char *err, size_t err_len) {
   FILE *f = fopen(s->path, "rb");
   if (!f) return fail(err, err_len, TALLY_EIO, "secret.%s: %s: %s", s->network, s->path, strerror(errno));
+  s->len = 0;
   size_t n = fread(s->bytes, 1, sizeof s->bytes, f);
   int more = fgetc(f) != EOF;
   fclose(f);
@@ -206,7 +220,18 @@ static int finish(td_config *cfg, char *err, size_t err_len) {
     return fail(err, err_len, TALLY_ECONFIG, "listen_tcp needs tls_cert and tls_key (TCP is TLS 1.3 only)");
   if (!cfg->listen_tcp[0] && !cfg->listen_unix[0])
     return fail(err, err_len, TALLY_ECONFIG, "no listener: set listen_unix or listen_tcp");
-  if (cfg->secret_count == 0)
+  if (cfg->xmpp_component[0]) {
+    if (!cfg->xmpp_component_domain[0] || !cfg->xmpp_secret.path[0])
+      return fail(err, err_len, TALLY_ECONFIG, "xmpp_component needs xmpp_component_domain and xmpp_component_secret");
+    if (!network_name_ok(cfg->xmpp_network))
+      return fail(err, err_len, TALLY_ECONFIG, "xmpp_network: not a network name (lower case letters, digits, '.', '_', '-', at most 32)");
+    if (td_config_secret(cfg, cfg->xmpp_network))
+      return fail(err, err_len, TALLY_ECONFIG, "xmpp_network %s also has a secret: the component alone serves it", cfg->xmpp_network);
+    snprintf(cfg->xmpp_secret.network, sizeof cfg->xmpp_secret.network, "%s", cfg->xmpp_network);
+    int rc = read_secret(&cfg->xmpp_secret, err, err_len);
+    if (rc != TALLY_OK) return rc;
+  }
+  if (cfg->secret_count == 0 && !cfg->xmpp_component[0])
     return fail(err, err_len, TALLY_ECONFIG, "no network: add secret.<network> = <file> for each network");
   if (!cfg->server_id[0] && gethostname(cfg->server_id, sizeof cfg->server_id - 1) != 0)
     snprintf(cfg->server_id, sizeof cfg->server_id, "tallyd");

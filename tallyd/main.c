@@ -105,10 +105,11 @@ static void stop_engine(uv_work_t *w) {
 static int all_written(td_daemon *d) {
   for (td_conn *c = d->conns; c; c = c->next)
     if (c->state == TD_CONN_LIVE && c->slot && (c->inflight_bytes || c->sent_seq + 1 < c->slot->next_seq)) return 0;
-  return 1;
+  return td_xmpp_flushed(d->xmpp);
 }
 
 static void finish(td_daemon *d) {
+  td_xmpp_close(d->xmpp);
   while (d->conns) td_conn_close(d->conns, "tallyd stopped");
   uv_close((uv_handle_t *)&flush_timer, NULL);
   uv_close((uv_handle_t *)&d->tick, NULL);
@@ -277,6 +278,10 @@ static int start(td_daemon *d) {
   rc = tally_engine_start(d->engine);
   if (rc != TALLY_OK) {
     td_log(TD_ERR, "engine start: %s", tally_strerror(rc));
+    return 1;
+  }
+  if (td_xmpp_start(d, err, sizeof err) != TALLY_OK) {
+    td_log(TD_ERR, "%s", err);
     return 1;
   }
   uv_timer_init(d->loop, &d->tick);

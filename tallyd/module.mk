@@ -11,16 +11,19 @@
 TALLYD := $(BUILD)/tallyd
 TALLYD_SRC := $(sort $(wildcard tallyd/*.c))
 TALLYD_OBJ := $(TALLYD_SRC:tallyd/%.c=$(BUILD)/tallyd-obj/%.o)
+# expat parses the XEP-0114 component's XML stream (xmpp.c); only tallyd links it.
+TALLYD_CFLAGS = $(shell pkg-config --cflags expat 2>/dev/null)
+TALLYD_LIBS = $(shell pkg-config --libs expat 2>/dev/null || echo -lexpat)
 
 $(BUILD)/tallyd-obj/%.o: PRIVATE_INC :=
 $(BUILD)/tallyd-obj/%.o: tallyd/%.c
 	@mkdir -p $(dir $@)
 	$(if $(Q),@echo "  CC      $<")
-	$(Q)$(CC) $(CFLAGS_ALL) -c $< -o $@
+	$(Q)$(CC) $(CFLAGS_ALL) $(TALLYD_CFLAGS) -c $< -o $@
 
 $(TALLYD): $(TALLYD_OBJ) $(LIBTALLY)
 	$(if $(Q),@echo "  LD      $@")
-	$(Q)$(CC) -o $@ $(TALLYD_OBJ) $(LIBTALLY) $(LDLIBS_ALL)
+	$(Q)$(CC) -o $@ $(TALLYD_OBJ) $(LIBTALLY) $(LDLIBS_ALL) $(TALLYD_LIBS)
 
 all: $(TALLYD)
 test-build: $(TALLYD)

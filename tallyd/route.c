@@ -115,7 +115,7 @@ static void slot_free(td_daemon *d, td_slot *s, const char *why) {
 void td_slots_expire(td_daemon *d, uint64_t now_ms) {
   for (uint32_t i = 0; i < d->cfg.slots_max; i++) {
     td_slot *s = &d->slots[i];
-    if (s->used && !s->conn && now_ms - s->away_since_ms >= (uint64_t)d->cfg.slot_linger_s * 1000)
+    if (s->used && !s->conn && !s->xmpp && now_ms - s->away_since_ms >= (uint64_t)d->cfg.slot_linger_s * 1000)
       slot_free(d, s, "expired (away longer than slot_linger)");
   }
 }
@@ -165,6 +165,10 @@ static int encode(const td_slot *s, const tally_effect *e, const char *origin, u
 }
 
 void td_slot_push(td_daemon *d, td_slot *s, const tally_effect *e, const char *origin) {
+  if (s->xmpp) { /* an adapter inside tallyd: no frames, its own bounded out-queue */
+    td_xmpp_effect(s->xmpp, e, origin);
+    return;
+  }
   uint8_t data[TALLY_STREAM_PREFIX_BYTES + TALLY_FRAME_BYTES_MAX];
   size_t len;
   if (encode(s, e, origin, s->next_seq, data, sizeof data, &len) != TALLY_OK) {
@@ -206,7 +210,7 @@ static td_slot *room_slot(td_daemon *d, const char *network) {
   for (uint32_t i = 0; i < d->cfg.slots_max; i++) {
     td_slot *s = &d->slots[i];
     if (!s->used || strcmp(s->network, network)) continue;
-    td_slot **best = s->conn ? (td_slot_full(d, s) ? &live : &roomy) : &away;
+    td_slot **best = s->conn || s->xmpp ? (td_slot_full(d, s) ? &live : &roomy) : &away;
     if (!*best || s->id < (*best)->id) *best = s;
   }
   return roomy ? roomy : live ? live : away;
