@@ -23,6 +23,7 @@
  * its local users), STATUS to every live slot. */
 #include "tallyd.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -131,34 +132,23 @@ void td_slots_free(td_daemon *d) {
 }
 
 /* ---- pushing an effect into a slot ------------------------------------------------ */
-static void copy_str(char *dst, size_t cap, const char *src) { snprintf(dst, cap, "%s", src ? src : ""); }
-
+/* The effect as this slot's host gets it: its own origin (the slot prefix
+ * taken off), the slot's network and id, numbered seq; encoded from the
+ * effect's pointers (no copy into a frame struct: this runs per effect). */
 static int encode(const td_slot *s, const tally_effect *e, const char *origin, uint64_t seq, uint8_t *out,
                   size_t cap, size_t *len) {
-  static tally_frame_effect f; /* big; one loop thread */
-  memset(&f, 0, sizeof f);
-  f.kind = e->kind;
-  f.code = e->code;
-  f.req_id = e->req_id;
-  f.receipt_id = e->receipt_id;
-  copy_str(f.origin, sizeof f.origin, origin);
-  copy_str(f.channel, sizeof f.channel, e->channel);
-  copy_str(f.text, sizeof f.text, e->text);
-  f.seq = seq;
-  f.hint = TALLY_HAS_FIELD(e, tally_effect, hint) ? e->hint : 0;
-  copy_str(f.network, sizeof f.network, s->network);
+  assert(e->size >= sizeof *e); /* the library's or td_reply's: full size */
+  tally_effect f = *e;
+  f.origin = origin ? origin : "";
+  f.network = s->network;
   f.conn = s->id;
-  if (TALLY_HAS_FIELD(e, tally_effect, args) && e->version >= 3) {
-    f.msg = e->msg;
-    copy_str(f.args, sizeof f.args, e->args);
-  }
   uint8_t frame[TALLY_FRAME_BYTES_MAX];
   size_t n;
-  int rc = tally_frame_effect_encode(&f, frame, sizeof frame, &n);
-  if (rc != TALLY_OK && f.msg) { /* text clipped by snprintf: the spans may not fit; say it plainly */
+  int rc = tally_effect_frame_encode(&f, seq, frame, sizeof frame, &n);
+  if (rc != TALLY_OK && f.version >= 3 && f.msg) { /* the spans may not fit: say it plainly */
     f.msg = 0;
-    f.args[0] = 0;
-    rc = tally_frame_effect_encode(&f, frame, sizeof frame, &n);
+    f.args = "";
+    rc = tally_effect_frame_encode(&f, seq, frame, sizeof frame, &n);
   }
   if (rc != TALLY_OK) return rc;
   return tally_stream_wrap(frame, n, out, cap, len);
