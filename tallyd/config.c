@@ -58,6 +58,22 @@ static const td_key keys[] = {
      "(chat server, account, room) presences merged at once"},
     {"hello_timeout", TD_U32, U_(hello_timeout_ms), "10000", 100, 600000,
      "milliseconds a new connection has to finish TLS and HELLO"},
+    {"matrix_listen", TD_STR, S_(matrix_listen), "", 0, 0,
+     "IPv4:PORT where the Matrix Application Service listens (the registration's url); empty: no Matrix"},
+    {"matrix_registration", TD_STR, S_(matrix_registration), "", 0, 0,
+     "the AS registration YAML (tally matrix-registration writes it): as_token, hs_token, sender_localpart"},
+    {"matrix_homeserver", TD_STR, S_(matrix_homeserver), "http://127.0.0.1:8008", 0, 0,
+     "http://HOST:PORT of the homeserver's Client-Server API, where tally's answers are sent"},
+    {"matrix_server_name", TD_STR, S_(matrix_server_name), "", 0, 0,
+     "the homeserver's server name (the bot is @sender_localpart:NAME)"},
+    {"matrix_network", TD_STR, S_(matrix_network), "matrix", 0, 0,
+     "the engine network of Matrix identities (wallets are matrix:@user:server)"},
+    {"matrix_admins", TD_STR, S_(matrix_admins), "", 0, 0,
+     "Matrix user ids with tally's admin role, comma separated (power levels as roles: later)"},
+    {"matrix_event_age_max", TD_U32, U_(matrix_event_age_max_s), "300", 1, 86400 * 7,
+     "seconds: older events are ignored (a backlog after an outage is not a rush of purchases)"},
+    {"matrix_body_bytes_max", TD_U32, U_(matrix_body_bytes_max), "8388608", 65536, 1u << 28,
+     "bytes of one transaction body; more is answered 413 M_TOO_LARGE"},
 };
 #undef S_
 #undef U_

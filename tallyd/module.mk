@@ -13,6 +13,10 @@ TALLYD_SRC := $(sort $(wildcard tallyd/*.c))
 TALLYD_OBJ := $(TALLYD_SRC:tallyd/%.c=$(BUILD)/tallyd-obj/%.o)
 
 $(BUILD)/tallyd-obj/%.o: PRIVATE_INC :=
+# The Matrix Application Service (tallyd/matrix_*.c): libmicrohttpd serves
+# it, jansson reads and writes its JSON (README: "Matrix").
+TALLYD_PKGS := libmicrohttpd jansson
+$(BUILD)/tallyd-obj/%.o: CFLAGS += $(shell pkg-config --cflags $(TALLYD_PKGS) 2>/dev/null)
 $(BUILD)/tallyd-obj/%.o: tallyd/%.c
 	@mkdir -p $(dir $@)
 	$(if $(Q),@echo "  CC      $<")
@@ -20,7 +24,7 @@ $(BUILD)/tallyd-obj/%.o: tallyd/%.c
 
 $(TALLYD): $(TALLYD_OBJ) $(LIBTALLY)
 	$(if $(Q),@echo "  LD      $@")
-	$(Q)$(CC) -o $@ $(TALLYD_OBJ) $(LIBTALLY) $(LDLIBS_ALL)
+	$(Q)$(CC) -o $@ $(TALLYD_OBJ) $(LIBTALLY) $(shell pkg-config --libs $(TALLYD_PKGS) 2>/dev/null) $(LDLIBS_ALL)
 
 all: $(TALLYD)
 test-build: $(TALLYD)

@@ -22,6 +22,7 @@
  * which gets it when it returns. ROSTER goes to every live slot of the network (each answers for
  * its local users), STATUS to every live slot. */
 #include "tallyd.h"
+#include "matrix.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -246,6 +247,10 @@ void td_route_effect(void *ud, const tally_effect *e) {
   const char *network = TALLY_HAS_FIELD(e, tally_effect, network) && e->network && e->network[0]
                             ? e->network
                             : d->cfg.engine.network;
+  if (e->kind != TALLY_EFFECT_STATUS && td_mx_owns(d, network)) {
+    td_mx_effect(d, e); /* the Matrix AS in this process (matrix_txn.c) */
+    return;
+  }
   switch (e->kind) {
   case TALLY_EFFECT_REPLY:
     route_reply(d, e);

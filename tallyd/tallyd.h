@@ -72,6 +72,14 @@ typedef struct td_config {
   char *values[TD_CONFIG_VALUES_MAX]; /* engine values, owned (engine.* points here) */
   uint32_t value_count;
   char signing_key[TD_PATH_BYTES_MAX]; /* default under state_dir */
+  /* The Matrix Application Service (matrix.h), off unless matrix_listen is set. */
+  char matrix_listen[TD_PATH_BYTES_MAX];       /* IPv4:PORT of the AS's HTTP server */
+  char matrix_registration[TD_PATH_BYTES_MAX]; /* the registration YAML (tokens, localpart) */
+  char matrix_homeserver[TD_PATH_BYTES_MAX];   /* http://HOST:PORT of the Client-Server API */
+  char matrix_server_name[256];                /* the homeserver's name: @bot:NAME */
+  char matrix_network[TALLY_FRAME_NETWORK_BYTES_MAX + 1];
+  char matrix_admins[TD_PATH_BYTES_MAX];       /* MXIDs with the admin role, comma separated */
+  uint32_t matrix_event_age_max_s, matrix_body_bytes_max;
 } td_config;
 
 /* Loads path into cfg (defaults first). TALLY_ECONFIG/EIO with err. */
@@ -240,6 +248,7 @@ struct td_daemon {
   int status_code; /* the engine's latest STATUS */
   char status_text[TALLY_TEXT_BYTES_MAX + 1];
   uint64_t dropped_total;
+  struct td_mx *mx; /* the Matrix AS (matrix.h), NULL when off */
 };
 
 uint64_t td_now_ms(td_daemon *d);
