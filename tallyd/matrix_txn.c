@@ -26,8 +26,9 @@
  * td_mx_effect; the command's origin is "<room> <event id> <sender>" (none
  * of the three holds a space), so a reply, also a deferred one, knows its
  * room and event without a table, and its outgoing txnId derives from the
- * event id and the answer (SHA-256): a replayed command's answer, posted
- * again, carries the same txnId and the homeserver keeps one. */
+ * event id and the answer (SHA-256 of the receipt id when there is one,
+ * else of the code and text): a replayed command's answer, posted again,
+ * carries the same txnId and the homeserver keeps one. */
 #include "matrix.h"
 
 #include <ctype.h>
@@ -190,7 +191,9 @@ static void job_next(td_mx *m) {
   }
 }
 
-static void reply_text(td_mx *m, const char *room, const char *event_id, const char *salt, const char *text);
+static void reply_keyed(td_mx *m, const char *room, const char *event_id, const char *salt, const char *key_text,
+                        const char *text);
+#define reply_text(m, room, event_id, salt, text) reply_keyed(m, room, event_id, salt, text, text)
 
 static void submit(td_mx *m, td_mx_cmd *c) {
   td_daemon *d = m->d;
@@ -347,9 +350,12 @@ static void html_escape(const char *in, char *out, size_t cap) {
   out[o] = 0;
 }
 
-static void reply_text(td_mx *m, const char *room, const char *event_id, const char *salt, const char *text) {
+/* Posts text in room as a reply to event_id; the txnId derives from
+ * (event_id, salt, key_text). */
+static void reply_keyed(td_mx *m, const char *room, const char *event_id, const char *salt, const char *key_text,
+                        const char *text) {
   char txn[48], html[4 * TALLY_TEXT_BYTES_MAX + 512];
-  derived_txn(event_id, salt, text, txn);
+  derived_txn(event_id, salt, key_text, txn);
   html_escape(text, html, sizeof html);
   td_mx_send(m, room, txn, text, html, event_id);
 }
@@ -390,9 +396,13 @@ void td_mx_effect(td_daemon *d, const tally_effect *e) {
     }
     memcpy(room, o, a);
     memcpy(event, ev, b);
-    char salt[32];
-    snprintf(salt, sizeof salt, "r%d", e->code);
-    reply_text(m, room, event, salt, text);
+    /* A receipt's answer is keyed by its receipt alone: the engine's answer
+     * to the same event submitted again ("Already done: receipt N", after a
+     * restart) gets the first answer's txnId, so the homeserver keeps one. */
+    char salt[48];
+    if (e->receipt_id) snprintf(salt, sizeof salt, "receipt %llu", (unsigned long long)e->receipt_id);
+    else snprintf(salt, sizeof salt, "r%d", e->code);
+    reply_keyed(m, room, event, salt, e->receipt_id ? "" : text, text);
     return;
   }
   if (e->kind == TALLY_EFFECT_ANNOUNCE && e->channel && e->channel[0]) {

@@ -227,6 +227,30 @@ def scenario(tap, hs, db, td):
         return True
     tap.run("429 with retry_after_ms, then 502, then success: posted exactly once", limited)
 
+    def restart_replay():
+        # The homeserver never saw the 200 (tallyd went away) and sends the
+        # transaction again to a new tallyd process: the record says an
+        # earlier process took it, so its events are submitted again, and the
+        # engine's key (the event id) applies the purchase once; the answer
+        # derives its txnId from the event and the text, so it is posted once.
+        before = bought()
+        ev = message(ROOM, BOB, "!buy %s" % sku)
+        st, js, txn = hs.push([ev])
+        first = hs.reply_to(ev["event_id"], r"receipt \d+")
+        tap.check("tallyd stops", td.stop() == 0, td.log()[-1000:])
+        td.start()
+        st, js, _ = hs.push([ev], txn_id=txn)
+        tap.check("the same txnId to a new tallyd: 200", st == 200 and js == {}, (st, js))
+        probe = say(BOB, "!wallet")
+        hs.reply_to(probe["event_id"], r"^Wallet ")
+        time.sleep(1)
+        tap.check("the purchase applied once", bought() == before + 1, (before, bought()))
+        again = hs.replies(ev["event_id"])
+        tap.check("its answer posted once (the same derived txnId)", len(again) == 1,
+                  [(r["txn_id"], r["content"]["body"]) for r in again] + [first["txn_id"]])
+        return True
+    tap.run("a transaction sent again to a restarted tallyd applies once", restart_replay)
+
     def private_only():
         ev, ans = ask(BOB, "!ship 1 Main Street", r"direct message")
         tap.check("the hint names the bot", hs.bot in ans["content"]["body"], ans["content"]["body"])
