@@ -59,6 +59,10 @@ struct td_mx {
   uint32_t room_count, out_count, inflight;
   uint64_t anon_seq;                /* txnIds of effects with no event */
   uint64_t sent, dropped;
+  /* the outbox (matrix_txn.c): rows to write with the next outbox job */
+  void *ob_add, *ob_settle;         /* json_t arrays */
+  int ob_queued;                    /* an outbox job waits in the FIFO */
+  int loaded;                       /* the outbox of earlier processes is queued again */
   /* counters, for logs */
   uint64_t txns, txn_replays, events_submitted, events_ignored;
 };
@@ -93,6 +97,14 @@ void td_mx_answer(td_mx *m, td_mx_req *r, unsigned status, const char *json);
  * retries (and across a replayed command). */
 void td_mx_send(td_mx *m, const char *room, const char *txn_id, const char *body, const char *html,
                 const char *reply_to);
+/* matrix_send.c: queues content (the event's JSON) as is; persist: also
+ * written to the outbox (not for messages loaded from it). */
+void td_mx_send_content(td_mx *m, const char *room, const char *txn_id, const char *content, int persist);
+/* matrix_txn.c: outbox rows, written by the worker with the next job. */
+void td_mx_outbox_add(td_mx *m, const char *txn_id, const char *room, const char *content);
+void td_mx_outbox_settle(td_mx *m, const char *txn_id, int outcome);
+/* The engine is ready (route.c): the outbox of earlier processes is loaded. */
+void td_mx_ready(td_daemon *d);
 int td_mx_send_init(td_mx *m, char *err, size_t err_len);
 void td_mx_send_close(td_mx *m);
 void td_mx_send_free(td_mx *m);

@@ -19,8 +19,10 @@
  * Plain HTTP over libuv with one connection per request ("Connection:
  * close", read to EOF): enough for a homeserver on this machine or its
  * network; HTTPS and keep-alive are in the plan (docs/findings/matrix.md).
- * The queue lives in memory: unsent messages are lost with the process
- * (said in the plan; the outbox table is the next step). */
+ * Every message is also written to the outbox (sql/014: matrix_outbox, by
+ * the worker of matrix_txn.c, without waiting for it) and settled there
+ * when the homeserver takes it or it is given up; the next tallyd process
+ * posts the unsettled ones again, with their txnIds. */
 #include "matrix.h"
 
 #include <jansson.h>
@@ -124,27 +126,41 @@ static void urlenc(const char *in, char *out, size_t cap) {
 
 void td_mx_send(td_mx *m, const char *room, const char *txn_id, const char *body, const char *html,
                 const char *reply_to) {
-  td_mx_room *r = room_get(m, room);
-  if (!r || m->out_count >= TD_MX_OUT_MAX || m->closing) {
-    m->dropped++;
-    td_log(TD_WARN, "matrix: message %s for %s dropped: %s", txn_id, room,
-           m->closing ? "stopping" : r ? "TD_MX_OUT_MAX messages queued" : "TD_MX_ROOMS_MAX rooms");
-    return;
-  }
   json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "msgtype", "m.notice", "body", body, "format",
                         "org.matrix.custom.html", "formatted_body", html);
   if (o && reply_to && reply_to[0])
     json_object_set_new(o, "m.relates_to", json_pack("{s:{s:s}}", "m.in_reply_to", "event_id", reply_to));
   char *json = o ? json_dumps(o, JSON_COMPACT) : NULL;
   json_decref(o);
+  if (!json) {
+    m->dropped++;
+    td_log(TD_ERR, "matrix: out of memory: message %s dropped", txn_id);
+    return;
+  }
+  td_mx_send_content(m, room, txn_id, json, 1);
+  free(json);
+}
+
+void td_mx_send_content(td_mx *m, const char *room, const char *txn_id, const char *json, int persist) {
+  if (m->closing) { /* stopping: the next process posts it */
+    if (persist) td_mx_outbox_add(m, txn_id, room, json);
+    td_log(TD_INFO, "matrix: message %s for %s kept in the outbox for the next start", txn_id, room);
+    return;
+  }
+  td_mx_room *r = room_get(m, room);
+  if (!r || m->out_count >= TD_MX_OUT_MAX) {
+    m->dropped++;
+    td_log(TD_WARN, "matrix: message %s for %s dropped: %s", txn_id, room,
+           r ? "TD_MX_OUT_MAX messages queued" : "TD_MX_ROOMS_MAX rooms");
+    return;
+  }
   char room_enc[3 * TD_MX_ID_BYTES_MAX + 1], txn_enc[3 * 64 + 1];
   urlenc(room, room_enc, sizeof room_enc);
   urlenc(txn_id, txn_enc, sizeof txn_enc);
   td_mx_out *out = calloc(1, sizeof *out);
-  size_t cap = (json ? strlen(json) : 0) + strlen(room_enc) + strlen(txn_enc) + strlen(m->as_token) + 512;
+  size_t cap = strlen(json) + strlen(room_enc) + strlen(txn_enc) + strlen(m->as_token) + 512;
   if (out) out->request = malloc(cap);
-  if (!json || !out || !out->request) {
-    free(json);
+  if (!out || !out->request) {
     if (out) free(out->request);
     free(out);
     m->dropped++;
@@ -156,9 +172,9 @@ void td_mx_send(td_mx *m, const char *room, const char *txn_id, const char *body
                    "Host: %s:%s\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\n"
                    "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
                    room_enc, txn_enc, m->hs_host, m->hs_port, m->as_token, strlen(json), json);
-  free(json);
   out->len = (size_t)n;
   snprintf(out->txn, sizeof out->txn, "%s", txn_id);
+  if (persist) td_mx_outbox_add(m, txn_id, room, json);
   if (r->tail) r->tail->next = out;
   else r->head = out;
   r->tail = out;
@@ -207,6 +223,7 @@ static void settle(td_mx_room *r, int status, const char *body) {
     m->sent++;
     r->backoff_ms = 0;
     td_log(TD_DEBUG, "matrix: sent %s to %s", o->txn, r->id);
+    td_mx_outbox_settle(m, o->txn, 1);
     pop(r);
     return;
   }
@@ -234,6 +251,7 @@ static void settle(td_mx_room *r, int status, const char *body) {
   m->dropped++;
   td_log(TD_WARN, "matrix: %s to %s dropped after %u attempts (HTTP %d): %.200s", o->txn, r->id, o->attempts, status,
          body ? body : "");
+  td_mx_outbox_settle(m, o->txn, 2);
   pop(r);
 }
 

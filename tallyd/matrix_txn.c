@@ -47,9 +47,15 @@ typedef struct td_mx_cmd {
   int submit;   /* set by the worker */
 } td_mx_cmd;
 
+enum { JOB_TXN, JOB_OUTBOX, JOB_LOAD };
+
 struct td_mx_job {
   td_mx_job *next;
   td_mx *m;
+  int kind;
+  char *add_json, *settle_json; /* JOB_OUTBOX: the rows, taken when it starts */
+  json_t *loaded;               /* JOB_LOAD: [[txn, room, content], ...] */
+  uint32_t rows;
   td_mx_req *req;
   char txn_id[TD_MX_TXN_ID_BYTES_MAX + 1];
   td_mx_cmd *cmds;
@@ -70,6 +76,21 @@ static const char RECORD_SQL[] =
     " SELECT ev.event_id, (SELECT count(*) FROM t) FROM ev WHERE ev.event_id IN (SELECT event_id FROM ins)"
     "    OR EXISTS (SELECT 1 FROM matrix_events m WHERE m.event_id = ev.event_id AND m.boot <> $2)"
     " UNION ALL SELECT NULL, (SELECT count(*) FROM t)";
+
+static const char OUTBOX_ADD_SQL[] =
+    "INSERT INTO matrix_outbox (txn_id, room_id, content, created_ms)"
+    " SELECT e->>0, e->>1, e->>2, $2::bigint FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS x(e, n)"
+    " ORDER BY n ON CONFLICT (txn_id) DO NOTHING";
+static const char OUTBOX_SETTLE_SQL[] =
+    "INSERT INTO matrix_settled (txn_id, outcome, settled_ms)"
+    " SELECT e->>0, (e->>1)::smallint, $2::bigint FROM jsonb_array_elements($1::jsonb) e"
+    " ON CONFLICT (txn_id) DO NOTHING";
+/* What earlier processes left unposted: a day back at most (a homeserver
+ * keeps txnIds for a limited time; an older answer is stale), in order. */
+static const char OUTBOX_LOAD_SQL[] =
+    "SELECT o.txn_id, o.room_id, o.content FROM matrix_outbox o"
+    " WHERE NOT EXISTS (SELECT 1 FROM matrix_settled s WHERE s.txn_id = o.txn_id)"
+    "   AND o.created_ms > $1::bigint - 86400000 ORDER BY o.id LIMIT $2::int";
 
 static uint64_t wall_ms(void) {
   struct timespec ts;
@@ -136,28 +157,66 @@ static int command_of(td_mx *m, json_t *ev, td_mx_cmd *c) {
 }
 
 /* ---- the record, on the worker -------------------------------------------------------- */
-static void job_work(uv_work_t *w) {
-  td_mx_job *j = w->data;
-  td_mx *m = j->m;
+static int pg_ready(td_mx *m, td_mx_job *j) {
   PGconn *pg = m->pg;
   if (pg && PQstatus(pg) != CONNECTION_OK) PQreset(pg);
   if (!pg) {
     pg = m->pg = PQconnectdb(m->d->cfg.engine.dsn);
     if (PQstatus(pg) == CONNECTION_OK) PQclear(PQexec(pg, "SET statement_timeout = 10000"));
   }
-  if (PQstatus(pg) != CONNECTION_OK) {
-    snprintf(j->err, sizeof j->err, "connect: %s", PQerrorMessage(pg));
-    return;
+  if (PQstatus(pg) == CONNECTION_OK) return 1;
+  snprintf(j->err, sizeof j->err, "connect: %s", PQerrorMessage(pg));
+  return 0;
+}
+
+static int exec_ok(td_mx_job *j, PGresult *r, ExecStatusType want) {
+  if (PQresultStatus(r) == want) return 1;
+  snprintf(j->err, sizeof j->err, "%s", PQresultErrorMessage(r));
+  PQclear(r);
+  return 0;
+}
+
+static void outbox_work(td_mx *m, td_mx_job *j, const char *now) {
+  const char *p[2] = {j->add_json, now};
+  if (j->add_json) {
+    PGresult *r = PQexecParams(m->pg, OUTBOX_ADD_SQL, 2, NULL, p, NULL, NULL, 0);
+    if (!exec_ok(j, r, PGRES_COMMAND_OK)) return;
+    PQclear(r);
   }
+  if (j->settle_json) {
+    p[0] = j->settle_json;
+    PGresult *r = PQexecParams(m->pg, OUTBOX_SETTLE_SQL, 2, NULL, p, NULL, NULL, 0);
+    if (!exec_ok(j, r, PGRES_COMMAND_OK)) return;
+    PQclear(r);
+  }
+  j->ok = 1;
+}
+
+static void load_work(td_mx *m, td_mx_job *j, const char *now) {
+  char limit[16];
+  snprintf(limit, sizeof limit, "%d", TD_MX_OUT_MAX / 2);
+  const char *p[2] = {now, limit};
+  PGresult *r = PQexecParams(m->pg, OUTBOX_LOAD_SQL, 2, NULL, p, NULL, NULL, 0);
+  if (!exec_ok(j, r, PGRES_TUPLES_OK)) return;
+  j->loaded = json_array();
+  for (int i = 0; i < PQntuples(r); i++)
+    json_array_append_new(j->loaded, json_pack("[sss]", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2)));
+  PQclear(r);
+  j->ok = 1;
+}
+
+static void job_work(uv_work_t *w) {
+  td_mx_job *j = w->data;
+  td_mx *m = j->m;
+  if (!pg_ready(m, j)) return;
+  PGconn *pg = m->pg;
   char now[24];
   snprintf(now, sizeof now, "%llu", (unsigned long long)wall_ms());
+  if (j->kind == JOB_OUTBOX) return outbox_work(m, j, now);
+  if (j->kind == JOB_LOAD) return load_work(m, j, now);
   const char *params[4] = {j->txn_id, m->boot, now, j->rows_json};
   PGresult *r = PQexecParams(pg, RECORD_SQL, 4, NULL, params, NULL, NULL, 0);
-  if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-    snprintf(j->err, sizeof j->err, "%s", PQresultErrorMessage(r));
-    PQclear(r);
-    return;
-  }
+  if (!exec_ok(j, r, PGRES_TUPLES_OK)) return;
   int rows = PQntuples(r);
   for (int i = 0; i < rows; i++) {
     if (PQgetisnull(r, i, 0)) {
@@ -173,6 +232,9 @@ static void job_work(uv_work_t *w) {
 }
 
 static void job_free(td_mx_job *j) {
+  free(j->add_json);
+  free(j->settle_json);
+  json_decref(j->loaded);
   free(j->cmds);
   free(j->rows_json);
   free(j);
@@ -183,6 +245,15 @@ static void job_done(uv_work_t *w, int status);
 static void job_next(td_mx *m) {
   if (m->job_running || !m->jobs_head) return;
   td_mx_job *j = m->jobs_head;
+  if (j->kind == JOB_OUTBOX) { /* takes every row queued until now */
+    json_t *add = m->ob_add, *settle = m->ob_settle;
+    j->add_json = json_array_size(add) ? json_dumps(add, JSON_COMPACT) : NULL;
+    j->settle_json = json_array_size(settle) ? json_dumps(settle, JSON_COMPACT) : NULL;
+    j->rows = (uint32_t)(json_array_size(add) + json_array_size(settle));
+    json_array_clear(add);
+    json_array_clear(settle);
+    m->ob_queued = 0;
+  }
   m->job_running = 1;
   j->work.data = j;
   if (uv_queue_work(m->d->loop, &j->work, job_work, job_done) != 0) {
@@ -225,6 +296,81 @@ static void submit(td_mx *m, td_mx_cmd *c) {
   reply_text(m, c->room, c->event_id, "busy", "tally is busy: nothing was done; send the command again in a moment");
 }
 
+static void job_push(td_mx *m, td_mx_job *j) {
+  if (m->jobs_tail) m->jobs_tail->next = j;
+  else m->jobs_head = j;
+  m->jobs_tail = j;
+  m->job_count++;
+  job_next(m);
+}
+
+/* ---- the outbox --------------------------------------------------------------------- */
+static void outbox_job(td_mx *m) {
+  if (m->ob_queued) return;
+  td_mx_job *j = calloc(1, sizeof *j);
+  if (!j) {
+    td_log(TD_ERR, "matrix: out of memory for an outbox job (rows wait for the next)");
+    return;
+  }
+  j->m = m;
+  j->kind = JOB_OUTBOX;
+  m->ob_queued = 1;
+  job_push(m, j);
+}
+
+void td_mx_outbox_add(td_mx *m, const char *txn_id, const char *room, const char *content) {
+  if (!m->ob_add || json_array_append_new(m->ob_add, json_pack("[sss]", txn_id, room, content)) != 0)
+    td_log(TD_ERR, "matrix: %s not written to the outbox (out of memory): not resent after a restart", txn_id);
+  outbox_job(m);
+}
+
+void td_mx_outbox_settle(td_mx *m, const char *txn_id, int outcome) {
+  if (!m->ob_settle || json_array_append_new(m->ob_settle, json_pack("[si]", txn_id, outcome)) != 0)
+    td_log(TD_ERR, "matrix: %s not settled in the outbox (out of memory): may be resent after a restart", txn_id);
+  outbox_job(m);
+}
+
+void td_mx_ready(td_daemon *d) {
+  td_mx *m = d->mx;
+  if (!m || m->loaded) return;
+  td_mx_job *j = calloc(1, sizeof *j);
+  if (!j) return;
+  j->m = m;
+  j->kind = JOB_LOAD;
+  job_push(m, j);
+}
+
+static void side_job_done(td_mx *m, td_mx_job *j) {
+  if (j->kind == JOB_OUTBOX) {
+    if (!j->ok)
+      td_log(TD_WARN, "matrix: %u outbox rows not written (%s): those messages are not resent after a restart",
+             j->rows, j->err);
+    return;
+  }
+  if (!j->ok) { /* JOB_LOAD: tried again; transactions wait (503) meanwhile */
+    td_log(TD_WARN, "matrix: the outbox did not load (%s); trying again", j->err);
+    td_mx_job *again = calloc(1, sizeof *again);
+    if (again) {
+      again->m = m;
+      again->kind = JOB_LOAD;
+      again->next = NULL;
+      if (m->jobs_tail) m->jobs_tail->next = again;
+      else m->jobs_head = again;
+      m->jobs_tail = again;
+      m->job_count++;
+    }
+    return;
+  }
+  size_t n = json_array_size(j->loaded);
+  for (size_t i = 0; i < n; i++) {
+    json_t *row = json_array_get(j->loaded, i);
+    td_mx_send_content(m, json_string_value(json_array_get(row, 1)), json_string_value(json_array_get(row, 0)),
+                       json_string_value(json_array_get(row, 2)), 0);
+  }
+  m->loaded = 1;
+  td_log(n ? TD_INFO : TD_DEBUG, "matrix: %zu messages an earlier tallyd left unposted are queued again", n);
+}
+
 static void job_done(uv_work_t *w, int status) {
   (void)status;
   td_mx_job *j = w->data;
@@ -233,6 +379,12 @@ static void job_done(uv_work_t *w, int status) {
   m->jobs_head = j->next;
   if (!m->jobs_head) m->jobs_tail = NULL;
   m->job_count--;
+  if (j->kind != JOB_TXN) {
+    side_job_done(m, j);
+    job_free(j);
+    job_next(m);
+    return;
+  }
   if (!j->ok) {
     td_log(TD_WARN, "matrix: transaction %s not recorded (the homeserver will retry): %s", j->txn_id, j->err);
     td_mx_answer(m, j->req, 500, "{\"errcode\":\"M_UNKNOWN\",\"error\":\"not recorded; retry\"}");
@@ -255,7 +407,7 @@ static void job_done(uv_work_t *w, int status) {
 }
 
 void td_mx_txn_received(td_mx *m, td_mx_req *r, const char *txn_id, const char *body, size_t len) {
-  if (!m->d->engine_ready) {
+  if (!m->d->engine_ready || !m->loaded) { /* answers of earlier processes go first */
     td_mx_answer(m, r, 503, "{\"errcode\":\"M_UNKNOWN\",\"error\":\"tally is starting; retry\"}");
     return;
   }
@@ -308,11 +460,7 @@ void td_mx_txn_received(td_mx *m, td_mx_req *r, const char *txn_id, const char *
   j->m = m;
   j->req = r;
   snprintf(j->txn_id, sizeof j->txn_id, "%s", txn_id);
-  if (m->jobs_tail) m->jobs_tail->next = j;
-  else m->jobs_head = j;
-  m->jobs_tail = j;
-  m->job_count++;
-  job_next(m);
+  job_push(m, j);
 }
 
 /* ---- effects -> messages ---------------------------------------------------------------- */
@@ -482,6 +630,8 @@ int td_mx_start(td_daemon *d, char *err, size_t err_len) {
     return TALLY_EIO;
   }
   for (int i = 0; i < 16; i++) snprintf(m->boot + 2 * i, 3, "%02x", b[i]);
+  m->ob_add = json_array();
+  m->ob_settle = json_array();
   if ((rc = td_mx_send_init(m, err, err_len)) != TALLY_OK) return rc;
   if ((rc = td_mx_http_start(m, err, err_len)) != TALLY_OK) return rc;
   td_log(TD_INFO, "matrix: bot %s, network \"%s\", homeserver %s", m->bot_id, cfg->matrix_network,
@@ -512,6 +662,8 @@ void td_mx_stop(td_daemon *d) {
     job_free(j);
   }
   if (m->pg) PQfinish(m->pg);
+  json_decref(m->ob_add);
+  json_decref(m->ob_settle);
   free(m);
   d->mx = NULL;
 }

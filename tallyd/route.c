@@ -235,6 +235,7 @@ static void route_status(td_daemon *d, const tally_effect *e) {
     d->engine_ready = 1;
     td_log(TD_INFO, "engine ready: %s", d->status_text);
     if (td_notify("READY=1\nSTATUS=serving") != 0) td_log(TD_WARN, "sd_notify READY=1 failed");
+    td_mx_ready(d);
   } else if (e->code != TALLY_OK) {
     td_log(TD_WARN, "engine status %s: %s", tally_err_name(e->code), d->status_text);
   }

@@ -200,7 +200,14 @@ class HomeserverDouble:
                 txn_id = "t%d.%d" % (os.getpid(), self.txn_seq)
         body = raw if raw is not None else json.dumps({"events": events}).encode()
         path = "/_matrix/app/v1/transactions/" + urllib.parse.quote(txn_id, safe="")
-        return self.request("PUT", path, body, auth, token, timeout) + (txn_id,)
+        # AS "Pushing events": a homeserver sends the same txnId again until
+        # it gets 200; a 503 (tallyd starting) is retried here, as one would.
+        deadline = time.monotonic() + timeout
+        while True:
+            st, js = self.request("PUT", path, body, auth, token, timeout)
+            if st != 503 or time.monotonic() > deadline:
+                return st, js, txn_id
+            time.sleep(0.1)
 
     def request(self, method, path, body=b"", auth="header", token=None, timeout=30):
         token = self.hs_token if token is None else token

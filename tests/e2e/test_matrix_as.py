@@ -251,6 +251,36 @@ def scenario(tap, hs, db, td):
         return True
     tap.run("a transaction sent again to a restarted tallyd applies once", restart_replay)
 
+    def outbox_restart():
+        # The homeserver is down (502) when the answer is ready; tallyd is
+        # killed (SIGKILL) with it unposted. The next process finds it in the
+        # outbox and posts it once the homeserver is back, with the same txnId.
+        with hs.lock:
+            n0 = len(hs.attempts)
+        for _ in range(100):
+            hs.fail_next(502, {"errcode": "M_UNKNOWN", "error": "bad gateway"})
+        ev = say(BOB, "!wallet")
+        deadline = time.monotonic() + 20
+        q = ("SELECT count(*) FROM matrix_outbox o WHERE content LIKE '%%%s%%' AND NOT EXISTS "
+             "(SELECT 1 FROM matrix_settled s WHERE s.txn_id = o.txn_id)" % ev["event_id"])
+        while time.monotonic() < deadline and not (db.scalar(q) == "1" and len(hs.attempts) > n0):
+            time.sleep(0.1)
+        with hs.lock:
+            failed = [a for a in hs.attempts[n0:] if a[2] == 502]
+        tap.check("the answer met a 502 and waits in the outbox", failed and db.scalar(q) == "1", (failed, db.scalar(q)))
+        td.kill()
+        with hs.lock:
+            hs.faults.clear()
+        td.start()
+        ans = hs.reply_to(ev["event_id"], r"^Wallet ", timeout=30)
+        tap.check("posted by the next tallyd with the txnId of the first tries", ans["txn_id"] == failed[0][1],
+                  (ans["txn_id"], failed[:1]))
+        time.sleep(1)
+        tap.check("posted exactly once", len(hs.replies(ev["event_id"])) == 1, hs.replies(ev["event_id"]))
+        tap.check("and settled", db.scalar(q) == "0", db.scalar(q))
+        return True
+    tap.run("an unposted answer survives a SIGKILL of tallyd (the outbox)", outbox_restart)
+
     def private_only():
         ev, ans = ask(BOB, "!ship 1 Main Street", r"direct message")
         tap.check("the hint names the bot", hs.bot in ans["content"]["body"], ans["content"]["body"])
