@@ -281,6 +281,45 @@ def scenario(tap, hs, db, td):
         return True
     tap.run("an unposted answer survives a SIGKILL of tallyd (the outbox)", outbox_restart)
 
+    def crash_after_record():
+        # tallyd dies after the record committed, before its 200 and before
+        # the engine saw the command (a crash point of the test build). The
+        # homeserver sends the transaction again to the next process: the
+        # record names the earlier process, so the command is submitted and
+        # applied, once.
+        san = os.environ.get("TALLY_SAN_BUILD")
+        binary = os.path.join(san, "tallyd") if san else None
+        tap.check("the test build's tallyd (TALLY_SAN_BUILD) is there for the crash point",
+                  binary and os.path.isfile(binary), binary)
+        before = bought()
+        td.stop()
+        td.binary = binary
+        os.environ["TALLYD_TEST_CRASH"] = "matrix-after-record"
+        try:
+            td.start()
+        finally:
+            del os.environ["TALLYD_TEST_CRASH"]
+        ev = message(ROOM, BOB, "!buy %s" % sku)
+        st, js, txn = hs.push([ev], timeout=10)
+        tap.check("no answer: tallyd died before the 200", st == 0, (st, js))
+        td.proc.wait(10)
+        tap.check("it died at the crash point", td.proc.returncode == 9, td.log()[-500:])
+        rec = db.scalar("SELECT count(*) FROM matrix_events WHERE event_id = '%s' AND txn_id = '%s'"
+                        % (ev["event_id"], txn))
+        tap.check("the event was recorded before the crash", rec == "1", rec)
+        tap.check("and not applied", bought() == before, (before, bought()))
+        td.start()
+        st, js, _ = hs.push([ev], txn_id=txn)
+        tap.check("the same transaction to the next tallyd: 200", st == 200 and js == {}, (st, js))
+        hs.reply_to(ev["event_id"], r"receipt \d+")
+        st, js, _ = hs.push([ev], txn_id=txn)
+        time.sleep(1)
+        tap.check("applied exactly once", bought() == before + 1, (before, bought()))
+        rs = hs.replies(ev["event_id"])
+        tap.check("answered once", len(rs) == 1, [r["content"]["body"] for r in rs])
+        return True
+    tap.run("tallyd killed between the record's commit and the 200: the retry applies once", crash_after_record)
+
     def private_only():
         ev, ans = ask(BOB, "!ship 1 Main Street", r"direct message")
         tap.check("the hint names the bot", hs.bot in ans["content"]["body"], ans["content"]["body"])
