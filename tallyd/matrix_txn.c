@@ -41,6 +41,8 @@
 #include <time.h>
 #include <unistd.h>
 
+enum { HTML_BYTES_MAX = 6 * (TALLY_TEXT_BYTES_MAX + 512) + 512 }; /* escaped text, <code> tags */
+
 typedef struct td_mx_cmd {
   char event_id[TD_MX_ID_BYTES_MAX + 1], room[TD_MX_ID_BYTES_MAX + 1], sender[TD_MX_ID_BYTES_MAX + 1];
   char text[TALLY_TEXT_BYTES_MAX + 1];
@@ -264,8 +266,8 @@ static void job_next(td_mx *m) {
 }
 
 static void reply_keyed(td_mx *m, const char *room, const char *event_id, const char *salt, const char *key_text,
-                        const char *text);
-#define reply_text(m, room, event_id, salt, text) reply_keyed(m, room, event_id, salt, text, text)
+                        const char *text, const char *html);
+#define reply_text(m, room, event_id, salt, text) reply_keyed(m, room, event_id, salt, text, text, NULL)
 
 static void submit(td_mx *m, td_mx_cmd *c) {
   td_daemon *d = m->d;
@@ -512,11 +514,62 @@ static void html_escape(const char *in, char *out, size_t cap) {
 /* Posts text in room as a reply to event_id; the txnId derives from
  * (event_id, salt, key_text). */
 static void reply_keyed(td_mx *m, const char *room, const char *event_id, const char *salt, const char *key_text,
-                        const char *text) {
-  char txn[48], html[4 * TALLY_TEXT_BYTES_MAX + 512];
+                        const char *text, const char *html) {
+  char txn[48], escaped[HTML_BYTES_MAX];
   derived_txn(event_id, salt, key_text, txn);
-  html_escape(text, html, sizeof html);
+  if (!html) {
+    html_escape(text, escaped, sizeof escaped);
+    html = escaped;
+  }
   td_mx_send(m, room, txn, text, html, event_id);
+}
+
+/* Appends src[0..n) to out (cap), HTML-escaped when html. */
+static void put(char *out, size_t cap, size_t *at, const char *src, size_t n, int html) {
+  char piece[HTML_BYTES_MAX];
+  char raw[TALLY_TEXT_BYTES_MAX + 512];
+  if (n >= sizeof raw) n = sizeof raw - 1;
+  memcpy(raw, src, n);
+  raw[n] = 0;
+  if (html) html_escape(raw, piece, sizeof piece);
+  const char *p = html ? piece : raw;
+  size_t len = strlen(p);
+  if (*at + len >= cap) len = cap - *at - 1;
+  memcpy(out + *at, p, len);
+  *at += len;
+  out[*at] = 0;
+}
+
+/* The effect's text as Matrix users read it: each command the engine names
+ * (TALLY_ARG_COMMAND, "CONFIRM k3x") as it is typed here ("!confirm k3x";
+ * <code> in HTML), then the hint's phrase. Text only, an older effect, or
+ * arguments that do not parse: the text as it is. */
+static void render(const tally_effect *e, const char *hint, char *plain, size_t pcap, char *html, size_t hcap) {
+  const char *text = e->text ? e->text : "";
+  size_t pa = 0, ha = 0, at = 0, n = 0;
+  plain[0] = html[0] = 0;
+  tally_effect_arg args[TALLY_EFFECT_ARGS_MAX];
+  int spans = TALLY_HAS_FIELD(e, tally_effect, args) && e->version >= 3 && e->msg && e->args && e->args[0] &&
+              tally_effect_args_parse(text, e->args, args, TALLY_EFFECT_ARGS_MAX, &n) == TALLY_OK;
+  for (size_t i = 0; spans && i < n; i++) {
+    if (args[i].kind != TALLY_ARG_COMMAND || args[i].start < at) continue;
+    put(plain, pcap, &pa, text + at, args[i].start - at, 0);
+    put(html, hcap, &ha, text + at, args[i].start - at, 1);
+    char cmd[TALLY_TEXT_BYTES_MAX + 2] = "!";
+    size_t len = args[i].len < TALLY_TEXT_BYTES_MAX ? args[i].len : TALLY_TEXT_BYTES_MAX;
+    memcpy(cmd + 1, text + args[i].start, len);
+    cmd[len + 1] = 0;
+    for (char *c = cmd + 1; *c && *c != ' '; c++) *c = (char)tolower((unsigned char)*c);
+    put(plain, pcap, &pa, cmd, strlen(cmd), 0);
+    put(html, hcap, &ha, "<code>", 6, 0);
+    put(html, hcap, &ha, cmd, strlen(cmd), 1);
+    put(html, hcap, &ha, "</code>", 7, 0);
+    at = args[i].start + args[i].len;
+  }
+  put(plain, pcap, &pa, text + at, strlen(text + at), 0);
+  put(html, hcap, &ha, text + at, strlen(text + at), 1);
+  put(plain, pcap, &pa, hint, strlen(hint), 0);
+  put(html, hcap, &ha, hint, strlen(hint), 1);
 }
 
 /* Matrix's words for what a refusal's hint asks to explain (enum tally_hint). */
@@ -541,8 +594,10 @@ int td_mx_owns(const td_daemon *d, const char *network) {
 void td_mx_effect(td_daemon *d, const tally_effect *e) {
   td_mx *m = d->mx;
   char hb[TD_MX_ID_BYTES_MAX + 96];
-  char text[TALLY_TEXT_BYTES_MAX + 512];
-  snprintf(text, sizeof text, "%s%s", e->text ? e->text : "", hint_phrase(m, e, hb, sizeof hb));
+  char text[TALLY_TEXT_BYTES_MAX + 512], plain[TALLY_TEXT_BYTES_MAX + 512], html[HTML_BYTES_MAX];
+  const char *hint = hint_phrase(m, e, hb, sizeof hb);
+  snprintf(text, sizeof text, "%s%s", e->text ? e->text : "", hint); /* what the txnId derives from */
+  render(e, hint, plain, sizeof plain, html, sizeof html);
   if (e->kind == TALLY_EFFECT_REPLY) {
     char room[TD_MX_ID_BYTES_MAX + 1] = "", event[TD_MX_ID_BYTES_MAX + 1] = "";
     const char *o = e->origin ? e->origin : "";
@@ -561,15 +616,14 @@ void td_mx_effect(td_daemon *d, const tally_effect *e) {
     char salt[48];
     if (e->receipt_id) snprintf(salt, sizeof salt, "receipt %llu", (unsigned long long)e->receipt_id);
     else snprintf(salt, sizeof salt, "r%d", e->code);
-    reply_keyed(m, room, event, salt, e->receipt_id ? "" : text, text);
+    reply_keyed(m, room, event, salt, e->receipt_id ? "" : text, plain, html);
     return;
   }
   if (e->kind == TALLY_EFFECT_ANNOUNCE && e->channel && e->channel[0]) {
     /* No event to derive from: a per-process id (see the plan: the outbox). */
-    char txn[48], html[4 * TALLY_TEXT_BYTES_MAX + 512];
+    char txn[48];
     snprintf(txn, sizeof txn, "tla%s.%llu", m->boot, (unsigned long long)++m->anon_seq);
-    html_escape(text, html, sizeof html);
-    td_mx_send(m, e->channel, txn, text, html, NULL);
+    td_mx_send(m, e->channel, txn, plain, html, NULL);
     return;
   }
   /* ROSTER (presence from membership: later), TOPIC (m.room.topic: later),

@@ -135,6 +135,25 @@ def scenario(tap, hs, db, td):
         return rid
     tap.run("a purchase with consent in a room: !buy in m.text, answered as m.notice", purchase)
 
+    def drop():
+        # A live event and a drop hosted by an admin; the announcement names
+        # the command as it is typed on Matrix; a buyer buys from it.
+        d = "d%x" % (os.getpid() & 0xFFF)
+        ask(ADMIN, "!tally role %s creator" % ADMIN, r"is now a creator")
+        ask(ADMIN, "!event start 30 Matrix launch", r"(?i)event")
+        mark = hs.mark()
+        ask(ADMIN, "!drop create %s 3 1" % d, r"^Drop %s created\.$" % d)
+        _, live = hs.wait_event(lambda room, ev: ev["content"]["body"].startswith("LIVE NOW") and
+                                "m.relates_to" not in ev["content"], 20, mark)
+        c = live["content"]
+        tap.check("LIVE NOW is said in the room as an m.notice", live["room_id"] == ROOM and c["msgtype"] == "m.notice",
+                  live)
+        tap.check("it names the command as typed here: !buy", c["body"].endswith("Type: !buy %s" % d), c["body"])
+        tap.check("as <code> in the HTML", "<code>!buy %s</code>" % d in c.get("formatted_body", ""), c)
+        ask(BOB, "!buy %s" % d, r"^Bought 1x drop %s .*receipt \d+" % d)
+        return True
+    tap.run("a live event and a drop in a Matrix room: LIVE NOW with !buy, a buyer buys", drop)
+
     def bought():
         return int(db.scalar("SELECT count(*) FROM transfers t JOIN identities i ON i.account_id = t.account_id "
                              "WHERE i.name = '%s' AND t.kind = 1" % BOB) or 0)
