@@ -679,6 +679,11 @@ int td_mx_start(td_daemon *d, char *err, size_t err_len) {
   d->mx = m;
   int rc = read_registration(m, cfg->matrix_registration, err, err_len);
   if (rc != TALLY_OK) return rc;
+  if (!strcmp(cfg->matrix_network, cfg->engine.network)) {
+    snprintf(err, err_len, "matrix_network \"%s\" is also the engine's network: its effects would all go to "
+                           "Matrix (give Matrix a network of its own)", cfg->matrix_network);
+    return TALLY_ECONFIG;
+  }
   if (!cfg->matrix_server_name[0]) {
     snprintf(err, err_len, "matrix_server_name: needed with matrix_listen (the homeserver's name, as in @bot:NAME)");
     return TALLY_ECONFIG;

@@ -346,6 +346,34 @@ def scenario(tap, hs, db, td):
     tap.run("a private-only command in a room is refused with the DM hint", private_only)
 
 
+def bad_configs(tap, db, reg, port):
+    """tallyd refuses a Matrix config it cannot serve, saying why, before it listens."""
+    import subprocess
+    import tempfile
+    build = os.environ.get("TALLY_BUILD", os.path.join(ic.ROOT, "build"))
+    d = tempfile.mkdtemp(prefix="tallyd-mx-")
+    sec = os.path.join(d, "secret")
+    with open(sec, "w") as f:
+        f.write("irc-secret-0123456789\n")
+    base = ["listen_unix = %s" % os.path.join(d, "s.sock"), "state_dir = %s" % d, "dsn = %s" % db.dsn,
+            "secret.irc = %s" % sec, "matrix_listen = 127.0.0.1:%d" % port]
+    cases = [("no registration file", ["matrix_registration = %s" % os.path.join(d, "none.yaml"),
+                                        "matrix_server_name = x"], "matrix_registration"),
+             ("no server name", ["matrix_registration = %s" % reg], "matrix_server_name"),
+             ("the engine's own network", ["matrix_registration = %s" % reg, "matrix_server_name = x",
+                                           "matrix_network = irc"], "also the engine's network"),
+             ("an https homeserver", ["matrix_registration = %s" % reg, "matrix_server_name = x",
+                                      "matrix_homeserver = https://x:8448"], "HTTPS is not supported")]
+    for name, lines, want in cases:
+        conf = os.path.join(d, "c.conf")
+        with open(conf, "w") as f:
+            f.write("\n".join(base + lines) + "\n")
+        r = subprocess.run([os.path.join(build, "tallyd"), "--config", conf], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, timeout=30)
+        tap.check("refused at start: %s" % name, r.returncode == 1 and want in r.stdout, (r.returncode, r.stdout[-500:]))
+    subprocess.run(["rm", "-rf", d])
+
+
 def main():
     tap = ic.Tap()
     hs = None
@@ -369,6 +397,7 @@ def main():
             rc2, out2 = ic.tally_cli(db.dsn, "matrix-registration", reg, "http://127.0.0.1:1", SERVER)
             tap.check("an existing registration is never overwritten", rc2 != 0 and read_tokens(reg) == (as_token, hs_token),
                       out2)
+            bad_configs(tap, db, reg, port)
             hs = HomeserverDouble(as_token, hs_token, SERVER)
             hs.as_url = "http://127.0.0.1:%d" % port
             extra = {"matrix_listen": "127.0.0.1:%d" % port, "matrix_registration": reg,
