@@ -74,6 +74,8 @@ static const td_key keys[] = {
      "seconds: older events are ignored (a backlog after an outage is not a rush of purchases)"},
     {"matrix_body_bytes_max", TD_U32, U_(matrix_body_bytes_max), "8388608", 65536, 1u << 28,
      "bytes of one transaction body; more is answered 413 M_TOO_LARGE"},
+    {"matrix_invite_servers", TD_STR, S_(matrix_invite_servers), "", 0, 0,
+     "servers (comma separated) whose rooms the bot joins when invited; empty: matrix_server_name only"},
 };
 #undef S_
 #undef U_

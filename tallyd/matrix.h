@@ -30,6 +30,7 @@ enum {
   TD_MX_RETRY_AFTER_MAX_MS = 600000, /* a 429's retry_after_ms is capped to this */
   TD_MX_RESPONSE_BYTES_MAX = 65536,  /* a homeserver's answer we read */
   TD_MX_MESSAGE_BYTES_MAX = 8192,  /* one outgoing event's JSON */
+  TD_MX_TOLD_ROOMS_MAX = 1024,     /* encrypted rooms told so this process (more: told again, deduped by txnId) */
 };
 
 typedef struct td_mx td_mx;
@@ -63,6 +64,8 @@ struct td_mx {
   void *ob_add, *ob_settle;         /* json_t arrays */
   int ob_queued;                    /* an outbox job waits in the FIFO */
   int loaded;                       /* the outbox of earlier processes is queued again */
+  char (*told)[TD_MX_ID_BYTES_MAX + 1]; /* encrypted rooms already told */
+  uint32_t told_count;
   /* counters, for logs */
   uint64_t txns, txn_replays, events_submitted, events_ignored;
 };
@@ -106,6 +109,7 @@ void td_mx_outbox_settle(td_mx *m, const char *txn_id, int outcome);
 /* The engine is ready (route.c): the outbox of earlier processes is loaded. */
 void td_mx_ready(td_daemon *d);
 int td_mx_send_init(td_mx *m, char *err, size_t err_len);
+void td_mx_join(td_mx *m, const char *room);
 void td_mx_send_close(td_mx *m);
 void td_mx_send_free(td_mx *m);
 uint32_t td_mx_send_pending(const td_mx *m);

@@ -35,6 +35,7 @@ typedef struct td_mx_out {
   char *request; /* the whole HTTP request */
   size_t len;
   uint32_t attempts;
+  int outboxed; /* a message of the outbox (settled there); a join is not */
   char txn[64];
 } td_mx_out;
 
@@ -66,6 +67,7 @@ static td_mx_http *active; /* one tallyd, one AS: the requests in flight */
 static struct sockaddr_storage hs_addr;
 
 static void room_pump(td_mx_room *r);
+static void queue_out(td_mx *m, td_mx_room *r, td_mx_out *out);
 
 int td_mx_send_init(td_mx *m, char *err, size_t err_len) {
   const char *url = m->d->cfg.matrix_homeserver;
@@ -173,8 +175,42 @@ void td_mx_send_content(td_mx *m, const char *room, const char *txn_id, const ch
                    "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
                    room_enc, txn_enc, m->hs_host, m->hs_port, m->as_token, strlen(json), json);
   out->len = (size_t)n;
+  out->outboxed = 1;
   snprintf(out->txn, sizeof out->txn, "%s", txn_id);
   if (persist) td_mx_outbox_add(m, txn_id, room, json);
+  queue_out(m, r, out);
+}
+
+/* Joins room (CS "Joining rooms": POST /_matrix/client/v3/join/{roomIdOrAlias}),
+ * in the room's queue, so its answers wait for it. Not in the outbox: an
+ * invite lost with the process is accepted at its next delivery or by hand. */
+void td_mx_join(td_mx *m, const char *room) {
+  td_mx_room *r = m->closing ? NULL : room_get(m, room);
+  if (!r || m->out_count >= TD_MX_OUT_MAX) {
+    td_log(TD_WARN, "matrix: join of %s not queued (stopping or full)", room);
+    return;
+  }
+  char room_enc[3 * TD_MX_ID_BYTES_MAX + 1];
+  urlenc(room, room_enc, sizeof room_enc);
+  td_mx_out *out = calloc(1, sizeof *out);
+  size_t cap = strlen(room_enc) + strlen(m->as_token) + 512;
+  if (out) out->request = malloc(cap);
+  if (!out || !out->request) {
+    if (out) free(out->request);
+    free(out);
+    td_log(TD_ERR, "matrix: out of memory: join of %s dropped", room);
+    return;
+  }
+  out->len = (size_t)snprintf(out->request, cap,
+                              "POST /_matrix/client/v3/join/%s HTTP/1.1\r\nHost: %s:%s\r\n"
+                              "Authorization: Bearer %s\r\nContent-Type: application/json\r\n"
+                              "Content-Length: 2\r\nConnection: close\r\n\r\n{}",
+                              room_enc, m->hs_host, m->hs_port, m->as_token);
+  snprintf(out->txn, sizeof out->txn, "join");
+  queue_out(m, r, out);
+}
+
+static void queue_out(td_mx *m, td_mx_room *r, td_mx_out *out) {
   if (r->tail) r->tail->next = out;
   else r->head = out;
   r->tail = out;
@@ -223,7 +259,7 @@ static void settle(td_mx_room *r, int status, const char *body) {
     m->sent++;
     r->backoff_ms = 0;
     td_log(TD_DEBUG, "matrix: sent %s to %s", o->txn, r->id);
-    td_mx_outbox_settle(m, o->txn, 1);
+    if (o->outboxed) td_mx_outbox_settle(m, o->txn, 1);
     pop(r);
     return;
   }
@@ -251,7 +287,7 @@ static void settle(td_mx_room *r, int status, const char *body) {
   m->dropped++;
   td_log(TD_WARN, "matrix: %s to %s dropped after %u attempts (HTTP %d): %.200s", o->txn, r->id, o->attempts, status,
          body ? body : "");
-  td_mx_outbox_settle(m, o->txn, 2);
+  if (o->outboxed) td_mx_outbox_settle(m, o->txn, 2);
   pop(r);
 }
 

@@ -58,6 +58,7 @@ struct td_mx_job {
   int kind;
   char *add_json, *settle_json; /* JOB_OUTBOX: the rows, taken when it starts */
   json_t *loaded;               /* JOB_LOAD: [[txn, room, content], ...] */
+  json_t *sides;                /* JOB_TXN: [["join"|"encrypted", room], ...], done after the 200 */
   uint32_t rows;
   td_mx_req *req;
   char txn_id[TD_MX_TXN_ID_BYTES_MAX + 1];
@@ -238,12 +239,14 @@ static void job_free(td_mx_job *j) {
   free(j->add_json);
   free(j->settle_json);
   json_decref(j->loaded);
+  json_decref(j->sides);
   free(j->cmds);
   free(j->rows_json);
   free(j);
 }
 
 static void job_done(uv_work_t *w, int status);
+static void do_sides(td_mx *m, json_t *sides);
 
 static void job_next(td_mx *m) {
   if (m->job_running || !m->jobs_head) return;
@@ -412,11 +415,74 @@ static void job_done(uv_work_t *w, int status) {
         submit(m, &j->cmds[k]);
         subs++;
       }
+    do_sides(m, j->sides);
     td_log(TD_DEBUG, "matrix: transaction %s%s: %u commands, %u submitted", j->txn_id,
            j->inserted ? "" : " (sent again)", j->n, subs);
   }
   job_free(j);
   job_next(m);
+}
+
+/* Is server (the part after ':' of an id) one whose invites are taken? */
+static int invite_server_ok(const td_config *cfg, const char *id) {
+  const char *server = strchr(id, ':');
+  if (!server) return 0;
+  server++;
+  const char *list = cfg->matrix_invite_servers[0] ? cfg->matrix_invite_servers : cfg->matrix_server_name;
+  size_t sl = strlen(server);
+  for (const char *p = list; *p;) {
+    size_t n = strcspn(p, ", ");
+    if (n == sl && !strncmp(p, server, n)) return 1;
+    p += n;
+    p += strspn(p, ", ");
+  }
+  return 0;
+}
+
+/* Events that are not commands but ask for an action after the 200: an
+ * invite of the bot (AS API: the homeserver pushes it to the AS; joined
+ * when the room and the inviter are on an allowed server), and encryption
+ * (m.room.encryption state, m.room.encrypted events: an AS cannot read
+ * them, MSC3202 not being merged, so the room is told once). */
+static void side_of(td_mx *m, json_t *ev, json_t *sides) {
+  const char *type = str_of(ev, "type"), *room = str_of(ev, "room_id"), *sender = str_of(ev, "sender");
+  if (!type || !id_ok(room)) return;
+  json_t *content = json_object_get(ev, "content");
+  if (!strcmp(type, "m.room.member")) {
+    const char *key = str_of(ev, "state_key"), *ms = json_is_object(content) ? str_of(content, "membership") : NULL;
+    if (!key || strcmp(key, m->bot_id) || !ms || strcmp(ms, "invite")) return;
+    if (!id_ok(sender) || !invite_server_ok(&m->d->cfg, room) || !invite_server_ok(&m->d->cfg, sender)) {
+      td_log(TD_INFO, "matrix: invite to %s by %s not accepted (matrix_invite_servers)", room, sender ? sender : "?");
+      return;
+    }
+    json_array_append_new(sides, json_pack("[ss]", "join", room));
+  } else if (!strcmp(type, "m.room.encrypted") || (!strcmp(type, "m.room.encryption") && json_object_get(ev, "state_key"))) {
+    json_array_append_new(sides, json_pack("[ss]", "encrypted", room));
+  }
+}
+
+static void tell_encrypted(td_mx *m, const char *room) {
+  for (uint32_t i = 0; i < m->told_count; i++)
+    if (!strcmp(m->told[i], room)) return;
+  if (m->told && m->told_count < TD_MX_TOLD_ROOMS_MAX) snprintf(m->told[m->told_count++], TD_MX_ID_BYTES_MAX + 1, "%s", room);
+  /* Keyed by the room alone: said once per room, in any process. */
+  reply_keyed(m, room, "", "encrypted", room,
+              "tally cannot read this room: it is encrypted, and a Matrix application service cannot decrypt "
+              "(MSC3202 is not part of the spec yet). Use tally in an unencrypted room.", NULL);
+}
+
+static void do_sides(td_mx *m, json_t *sides) {
+  size_t n = json_array_size(sides);
+  for (size_t i = 0; i < n; i++) {
+    json_t *s = json_array_get(sides, i);
+    const char *what = json_string_value(json_array_get(s, 0)), *room = json_string_value(json_array_get(s, 1));
+    if (!strcmp(what, "join")) {
+      td_log(TD_INFO, "matrix: invited to %s: joining", room);
+      td_mx_join(m, room);
+    } else {
+      tell_encrypted(m, room);
+    }
+  }
 }
 
 void td_mx_txn_received(td_mx *m, td_mx_req *r, const char *txn_id, const char *body, size_t len) {
@@ -448,7 +514,8 @@ void td_mx_txn_received(td_mx *m, td_mx_req *r, const char *txn_id, const char *
   td_mx_job *j = calloc(1, sizeof *j);
   j->cmds = count ? calloc(count, sizeof *j->cmds) : NULL;
   json_t *rows = json_array();
-  if (!j || (count && !j->cmds) || !rows) {
+  if (j) j->sides = json_array();
+  if (!j || (count && !j->cmds) || !rows || !j->sides) {
     if (j) job_free(j);
     json_decref(rows);
     json_decref(root);
@@ -458,6 +525,7 @@ void td_mx_txn_received(td_mx *m, td_mx_req *r, const char *txn_id, const char *
   for (size_t i = 0; i < count; i++) {
     td_mx_cmd *c = &j->cmds[j->n];
     if (!command_of(m, json_array_get(events, i), c)) {
+      side_of(m, json_array_get(events, i), j->sides);
       m->events_ignored++;
       continue;
     }
@@ -702,6 +770,7 @@ int td_mx_start(td_daemon *d, char *err, size_t err_len) {
   for (int i = 0; i < 16; i++) snprintf(m->boot + 2 * i, 3, "%02x", b[i]);
   m->ob_add = json_array();
   m->ob_settle = json_array();
+  m->told = calloc(TD_MX_TOLD_ROOMS_MAX, sizeof *m->told);
   if ((rc = td_mx_send_init(m, err, err_len)) != TALLY_OK) return rc;
   if ((rc = td_mx_http_start(m, err, err_len)) != TALLY_OK) return rc;
   td_log(TD_INFO, "matrix: bot %s, network \"%s\", homeserver %s", m->bot_id, cfg->matrix_network,
@@ -734,6 +803,7 @@ void td_mx_stop(td_daemon *d) {
   if (m->pg) PQfinish(m->pg);
   json_decref(m->ob_add);
   json_decref(m->ob_settle);
+  free(m->told);
   free(m);
   d->mx = NULL;
 }

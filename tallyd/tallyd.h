@@ -80,6 +80,7 @@ typedef struct td_config {
   char matrix_network[TALLY_FRAME_NETWORK_BYTES_MAX + 1];
   char matrix_admins[TD_PATH_BYTES_MAX];       /* MXIDs with the admin role, comma separated */
   uint32_t matrix_event_age_max_s, matrix_body_bytes_max;
+  char matrix_invite_servers[TD_PATH_BYTES_MAX]; /* servers whose rooms' invites are accepted */
 } td_config;
 
 /* Loads path into cfg (defaults first). TALLY_ECONFIG/EIO with err. */

@@ -85,6 +85,7 @@ class HomeserverDouble:
         self.attempts = []        # every send request: (room, txnId, status)
         self.faults = []          # scripted (status, body) for the next sends
         self.txn_seq = 0
+        self.joins = []           # rooms the AS joined (CS "Joining rooms")
         self.as_url = None
         double = self
 
@@ -126,7 +127,11 @@ class HomeserverDouble:
                 path = urllib.parse.urlsplit(self.path).path
                 m = JOIN.match(path)
                 if m and self.headers.get("Authorization") == "Bearer " + double.as_token:
-                    return self._reply(200, {"room_id": urllib.parse.unquote(m.group(1))})
+                    room = urllib.parse.unquote(m.group(1))
+                    with double.lock:
+                        double.joins.append(room)
+                        double.lock.notify_all()
+                    return self._reply(200, {"room_id": room})
                 return self._reply(404, {"errcode": "M_UNRECOGNIZED", "error": "unknown endpoint"})
 
         self.server = _Server(("127.0.0.1", 0), Handler)

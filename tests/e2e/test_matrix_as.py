@@ -31,7 +31,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ircclient as ic  # noqa: E402  (Tap, TestDb, tally_cli)
-from matrix_double import HomeserverDouble, message  # noqa: E402
+from matrix_double import HomeserverDouble, message, new_event_id  # noqa: E402
 from tallyd_env import TallydEnv, free_port  # noqa: E402
 
 SERVER = "test.local"
@@ -338,6 +338,37 @@ def scenario(tap, hs, db, td):
         tap.check("answered once", len(rs) == 1, [r["content"]["body"] for r in rs])
         return True
     tap.run("tallyd killed between the record's commit and the 200: the retry applies once", crash_after_record)
+
+    def invites_and_encryption():
+        def member(room, sender):
+            return {"type": "m.room.member", "event_id": new_event_id(), "room_id": room, "sender": sender,
+                    "state_key": hs.bot, "content": {"membership": "invite"}}
+        near, far = "!new:" + SERVER, "!far:evil.example"
+        st, js, _ = hs.push([member(near, ADMIN), member(far, "@x:evil.example")])
+        tap.check("invites: 200", st == 200, (st, js))
+        deadline = time.monotonic() + 20
+        while near not in hs.joins and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)
+        tap.check("the bot joins a room of its server it is invited to", near in hs.joins, hs.joins)
+        tap.check("and not a room of another server", far not in hs.joins, hs.joins)
+        enc = "!enc:" + SERVER
+        encrypted = [{"type": "m.room.encrypted", "event_id": new_event_id(), "room_id": enc, "sender": BOB,
+                      "content": {"algorithm": "m.megolm.v1.aes-sha2", "ciphertext": "AwgA"}} for _ in range(3)]
+        state = {"type": "m.room.encryption", "event_id": new_event_id(), "room_id": enc, "sender": ADMIN,
+                 "state_key": "", "content": {"algorithm": "m.megolm.v1.aes-sha2"}}
+        mark = hs.mark()
+        st, js, _ = hs.push([state] + encrypted)
+        st2, js2, _ = hs.push(encrypted[:1] + [dict(encrypted[0], event_id=new_event_id())])
+        tap.check("encrypted events: 200", st == 200 and st2 == 200, (st, js, st2, js2))
+        _, told = hs.wait_event(lambda room, ev: room == enc, 20, mark)
+        tap.check("the room is told plainly that tally cannot read it", "encrypted" in told["content"]["body"],
+                  told["content"])
+        time.sleep(1)
+        n = len([1 for room, _ in hs.events[mark:] if room == enc])
+        tap.check("once", n == 1, n)
+        return True
+    tap.run("invites accepted for the allowed server; encrypted rooms told once", invites_and_encryption)
 
     def private_only():
         ev, ans = ask(BOB, "!ship 1 Main Street", r"direct message")
