@@ -178,6 +178,28 @@ def scenario(tap, hs, db, td):
         return True
     tap.run("a replayed transaction applies once", replay)
 
+    def reordered():
+        # Transactions arrive out of order (the second before the first, then
+        # the first twice): each applies once, whatever the order.
+        before = bought()
+        e1, e2 = message(ROOM, BOB, "!buy %s" % sku), message(ROOM, BOB, "!buy %s" % sku)
+        t1, t2 = "ro1.%d" % os.getpid(), "ro2.%d" % os.getpid()
+        for evs, txn in (([e2], t2), ([e1], t1), ([e1], t1), ([e2], t2)):
+            st, js, _ = hs.push(evs, txn_id=txn)
+            tap.check("transaction %s: 200" % txn, st == 200, (st, js))
+        for e in (e1, e2):
+            hs.reply_to(e["event_id"], r"receipt \d+")
+        time.sleep(1)
+        tap.check("two purchases, one per event", bought() == before + 2, (before, bought()))
+        long = message(ROOM, BOB, "!buy " + "x" * 600)
+        st, js, _ = hs.push([long])
+        ans = hs.reply_to(long["event_id"], r"too long")
+        tap.check("a command over 512 bytes is answered, nothing done", "nothing was done" in ans["content"]["body"],
+                  ans["content"])
+        tap.check("and charged nothing", bought() == before + 2, (before, bought()))
+        return True
+    tap.run("transactions reordered and replayed apply once each; an overlong command is refused", reordered)
+
     def ignored():
         mark = hs.mark()
         old = message(ROOM, BOB, "!wallet", age_ms=3600 * 1000)
