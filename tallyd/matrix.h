@@ -29,7 +29,6 @@ enum {
   TD_MX_ATTEMPTS_MAX = 12,         /* then the message is dropped (logged): bounded */
   TD_MX_RETRY_AFTER_MAX_MS = 600000, /* a 429's retry_after_ms is capped to this */
   TD_MX_RESPONSE_BYTES_MAX = 65536,  /* a homeserver's answer we read */
-  TD_MX_MESSAGE_BYTES_MAX = 8192,  /* one outgoing event's JSON */
   TD_MX_TOLD_ROOMS_MAX = 1024,     /* encrypted rooms told so this process (more: told again, deduped by txnId) */
 };
 
