@@ -348,9 +348,17 @@ void td_mx_ready(td_daemon *d) {
 
 static void side_job_done(td_mx *m, td_mx_job *j) {
   if (j->kind == JOB_OUTBOX) {
-    if (!j->ok)
-      td_log(TD_WARN, "matrix: %u outbox rows not written (%s): those messages are not resent after a restart",
-             j->rows, j->err);
+    if (!j->ok) {
+      /* Kept for the next outbox job (started by the next row or settle, not
+       * at once: a PostgreSQL that is down would make a tight loop). */
+      td_log(TD_WARN, "matrix: %u outbox rows not written yet (%s): kept for the next write", j->rows, j->err);
+      json_t *add = j->add_json ? json_loads(j->add_json, 0, NULL) : NULL;
+      json_t *settle = j->settle_json ? json_loads(j->settle_json, 0, NULL) : NULL;
+      if (add) json_array_extend(m->ob_add, add);
+      if (settle) json_array_extend(m->ob_settle, settle);
+      json_decref(add);
+      json_decref(settle);
+    }
     return;
   }
   if (!j->ok) { /* JOB_LOAD: tried again; transactions wait (503) meanwhile */
