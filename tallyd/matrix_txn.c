@@ -216,8 +216,14 @@ static void job_work(uv_work_t *w) {
   PGconn *pg = m->pg;
   char now[24];
   snprintf(now, sizeof now, "%llu", (unsigned long long)wall_ms());
-  if (j->kind == JOB_OUTBOX) return outbox_work(m, j, now);
-  if (j->kind == JOB_LOAD) return load_work(m, j, now);
+  if (j->kind == JOB_OUTBOX) {
+    outbox_work(m, j, now);
+    return;
+  }
+  if (j->kind == JOB_LOAD) {
+    load_work(m, j, now);
+    return;
+  }
   const char *params[4] = {j->txn_id, m->boot, now, j->rows_json};
   PGresult *r = PQexecParams(pg, RECORD_SQL, 4, NULL, params, NULL, NULL, 0);
   if (!exec_ok(j, r, PGRES_TUPLES_OK)) return;
