@@ -70,8 +70,11 @@ static const td_key keys[] = {
      "the engine network of Matrix identities (wallets are matrix:@user:server)"},
     {"matrix_admins", TD_STR, S_(matrix_admins), "", 0, 0,
      "Matrix user ids with tally's admin role, comma separated (power levels as roles: later)"},
-    {"matrix_event_age_max", TD_U32, U_(matrix_event_age_max_s), "300", 1, 86400 * 7,
-     "seconds: older events are ignored (a backlog after an outage is not a rush of purchases)"},
+    /* At most half a day: an event is resubmitted only while it is younger,
+     * and the engine's idempotency keys are reloaded a day back, so a
+     * resubmitted event always meets its key (docs/MATRIX.md). */
+    {"matrix_event_age_max", TD_U32, U_(matrix_event_age_max_s), "300", 1, 43200,
+     "seconds: older events are ignored (a backlog after an outage is not a rush of purchases); at most 43200"},
     {"matrix_body_bytes_max", TD_U32, U_(matrix_body_bytes_max), "8388608", 65536, 1u << 28,
      "bytes of one transaction body; more is answered 413 M_TOO_LARGE"},
     {"matrix_invite_servers", TD_STR, S_(matrix_invite_servers), "", 0, 0,
