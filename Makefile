@@ -22,7 +22,8 @@ DEBIAN_PACKAGES := build-essential pkg-config libuv1-dev libmsgpack-dev libpq-de
   libssl-dev libcmocka-dev postgresql-15 postgresql-client-15 inspircd inspircd-dev \
   anope ii irssi weechat-curses tmux clang-14 libfuzzer-14-dev libclang-rt-14-dev python3 iproute2 \
   procps faketime prosody lua5.4 liblua5.4-dev python3-slixmpp profanity systemd \
-  ejabberd libexpat1-dev
+  ejabberd libexpat1-dev \
+  libmicrohttpd-dev libjansson-dev
 PKGS := libuv msgpack libpq openssl
 
 CC ?= gcc

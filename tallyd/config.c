@@ -71,6 +71,27 @@ static const td_key keys[] = {
     {"xmpp_nick", TD_STR, S_(xmpp_nick), "tally", 0, 0, "the component's nick in those rooms"},
     {"xmpp_domains", TD_STR, S_(xmpp_domains), "", 0, 0,
      "user domains whose JIDs may use the shop, comma-separated; empty: the component's parent domain"},
+    {"matrix_listen", TD_STR, S_(matrix_listen), "", 0, 0,
+     "IPv4:PORT where the Matrix Application Service listens (the registration's url); empty: no Matrix"},
+    {"matrix_registration", TD_STR, S_(matrix_registration), "", 0, 0,
+     "the AS registration YAML (tally matrix-registration writes it): as_token, hs_token, sender_localpart"},
+    {"matrix_homeserver", TD_STR, S_(matrix_homeserver), "http://127.0.0.1:8008", 0, 0,
+     "http://HOST:PORT of the homeserver's Client-Server API, where tally's answers are sent"},
+    {"matrix_server_name", TD_STR, S_(matrix_server_name), "", 0, 0,
+     "the homeserver's server name (the bot is @sender_localpart:NAME)"},
+    {"matrix_network", TD_STR, S_(matrix_network), "matrix", 0, 0,
+     "the engine network of Matrix identities (wallets are matrix:@user:server)"},
+    {"matrix_admins", TD_STR, S_(matrix_admins), "", 0, 0,
+     "Matrix user ids with tally's admin role, comma separated (power levels as roles: later)"},
+    /* At most half a day: an event is resubmitted only while it is younger,
+     * and the engine's idempotency keys are reloaded a day back, so a
+     * resubmitted event always meets its key (docs/MATRIX.md). */
+    {"matrix_event_age_max", TD_U32, U_(matrix_event_age_max_s), "300", 1, 43200,
+     "seconds: older events are ignored (a backlog after an outage is not a rush of purchases); at most 43200"},
+    {"matrix_body_bytes_max", TD_U32, U_(matrix_body_bytes_max), "8388608", 65536, 1u << 28,
+     "bytes of one transaction body; more is answered 413 M_TOO_LARGE"},
+    {"matrix_invite_servers", TD_STR, S_(matrix_invite_servers), "", 0, 0,
+     "servers (comma separated) whose rooms the bot joins when invited; empty: matrix_server_name only"},
 };
 #undef S_
 #undef U_

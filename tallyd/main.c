@@ -11,6 +11,7 @@
  * It runs in the foreground; systemd learns READY=1 once the engine is
  * ready (notify.c). */
 #include "tallyd.h"
+#include "matrix.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -111,6 +112,7 @@ static int all_written(td_daemon *d) {
 static void finish(td_daemon *d) {
   td_xmpp_close(d->xmpp);
   while (d->conns) td_conn_close(d->conns, "tallyd stopped");
+  td_mx_close(d);
   uv_close((uv_handle_t *)&flush_timer, NULL);
   uv_close((uv_handle_t *)&d->tick, NULL);
   uv_close((uv_handle_t *)&d->sig_term, NULL);
@@ -270,6 +272,10 @@ static int start(td_daemon *d) {
     td_log(TD_ERR, "%s", err);
     return 1;
   }
+  if (td_mx_start(d, err, sizeof err) != TALLY_OK) {
+    td_log(TD_ERR, "%s", err);
+    return 1;
+  }
   uv_poll_init(d->loop, &d->engine_poll, tally_engine_fd(d->engine));
   d->engine_poll.data = d;
   uv_poll_start(&d->engine_poll, UV_READABLE, on_engine);
@@ -343,6 +349,7 @@ int main(int argc, char **argv) {
     d.engine = NULL;
   }
   if (rc == 0) td_log(TD_INFO, "stopped; %llu effects dropped in all", (unsigned long long)d.dropped_total);
+  td_mx_stop(&d);
   td_slots_free(&d);
   free(d.slots);
   td_presence_free(d.presence);

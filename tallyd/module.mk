@@ -16,6 +16,10 @@ TALLYD_CFLAGS = $(shell pkg-config --cflags expat 2>/dev/null)
 TALLYD_LIBS = $(shell pkg-config --libs expat 2>/dev/null || echo -lexpat)
 
 $(BUILD)/tallyd-obj/%.o: PRIVATE_INC :=
+# The Matrix Application Service (tallyd/matrix_*.c): libmicrohttpd serves
+# it, jansson reads and writes its JSON (README: "Matrix").
+TALLYD_PKGS := libmicrohttpd jansson
+$(BUILD)/tallyd-obj/%.o: CFLAGS += $(shell pkg-config --cflags $(TALLYD_PKGS) 2>/dev/null)
 $(BUILD)/tallyd-obj/%.o: tallyd/%.c
 	@mkdir -p $(dir $@)
 	$(if $(Q),@echo "  CC      $<")
@@ -23,7 +27,7 @@ $(BUILD)/tallyd-obj/%.o: tallyd/%.c
 
 $(TALLYD): $(TALLYD_OBJ) $(LIBTALLY)
 	$(if $(Q),@echo "  LD      $@")
-	$(Q)$(CC) -o $@ $(TALLYD_OBJ) $(LIBTALLY) $(LDLIBS_ALL) $(TALLYD_LIBS)
+	$(Q)$(CC) -o $@ $(TALLYD_OBJ) $(LIBTALLY) $(shell pkg-config --libs $(TALLYD_PKGS) 2>/dev/null) $(LDLIBS_ALL) $(TALLYD_LIBS)
 
 all: $(TALLYD)
 test-build: $(TALLYD)

@@ -22,6 +22,7 @@
  * which gets it when it returns. ROSTER goes to every live slot of the network (each answers for
  * its local users), STATUS to every live slot. */
 #include "tallyd.h"
+#include "matrix.h"
 
 #include <assert.h>
 #include <stdlib.h>
@@ -228,6 +229,7 @@ static void route_status(td_daemon *d, const tally_effect *e) {
     d->engine_ready = 1;
     td_log(TD_INFO, "engine ready: %s", d->status_text);
     if (td_notify("READY=1\nSTATUS=serving") != 0) td_log(TD_WARN, "sd_notify READY=1 failed");
+    td_mx_ready(d);
   } else if (e->code != TALLY_OK) {
     td_log(TD_WARN, "engine status %s: %s", tally_err_name(e->code), d->status_text);
   }
@@ -240,6 +242,10 @@ void td_route_effect(void *ud, const tally_effect *e) {
   const char *network = TALLY_HAS_FIELD(e, tally_effect, network) && e->network && e->network[0]
                             ? e->network
                             : d->cfg.engine.network;
+  if (e->kind != TALLY_EFFECT_STATUS && td_mx_owns(d, network)) {
+    td_mx_effect(d, e); /* the Matrix AS in this process (matrix_txn.c) */
+    return;
+  }
   switch (e->kind) {
   case TALLY_EFFECT_REPLY:
     route_reply(d, e);

@@ -82,6 +82,15 @@ typedef struct td_config {
   char xmpp_rooms[TALLY_CONFIG_LINE_BYTES_MAX + 1];        /* room@conference.host,... */
   char xmpp_nick[TD_XMPP_NICK_BYTES_MAX + 1];              /* its nick in rooms */
   char xmpp_domains[TALLY_CONFIG_LINE_BYTES_MAX + 1];      /* user domains served; "" the parent domain */
+  /* The Matrix Application Service (matrix.h), off unless matrix_listen is set. */
+  char matrix_listen[TD_PATH_BYTES_MAX];       /* IPv4:PORT of the AS's HTTP server */
+  char matrix_registration[TD_PATH_BYTES_MAX]; /* the registration YAML (tokens, localpart) */
+  char matrix_homeserver[TD_PATH_BYTES_MAX];   /* http://HOST:PORT of the Client-Server API */
+  char matrix_server_name[256];                /* the homeserver's name: @bot:NAME */
+  char matrix_network[TALLY_FRAME_NETWORK_BYTES_MAX + 1];
+  char matrix_admins[TD_PATH_BYTES_MAX];       /* MXIDs with the admin role, comma separated */
+  uint32_t matrix_event_age_max_s, matrix_body_bytes_max;
+  char matrix_invite_servers[TD_PATH_BYTES_MAX]; /* servers whose rooms' invites are accepted */
 } td_config;
 
 /* Loads path into cfg (defaults first). TALLY_ECONFIG/EIO with err. */
@@ -252,6 +261,7 @@ struct td_daemon {
   char status_text[TALLY_TEXT_BYTES_MAX + 1];
   uint64_t dropped_total;
   struct td_xmpp *xmpp; /* the XEP-0114 component, or NULL (xmpp.c) */
+  struct td_mx *mx; /* the Matrix AS (matrix.h), NULL when off */
 };
 
 uint64_t td_now_ms(td_daemon *d);

@@ -1,0 +1,241 @@
+"""matrix_double.py — a Matrix homeserver double, written from the spec, that
+drives tallyd's Application Service (no homeserver can be installed here:
+see /work/shared/HOSTS.md, Matrix).
+
+Spec references are to the Matrix specification v1.x (spec.matrix.org):
+  AS   = Application Service API
+  CS   = Client-Server API
+
+Two halves:
+
+* The homeserver -> AS side (HomeserverDouble.push): what a homeserver sends.
+  - AS "Pushing events": PUT /_matrix/app/v1/transactions/{txnId}, body
+    {"events": [ClientEvent...]}; the homeserver retries the same txnId
+    until 200 (the AS must treat a retry as a no-op).
+  - AS "Authorization" (v1.4+, MSC2832): `Authorization: Bearer <hs_token>`;
+    the deprecated `?access_token=<hs_token>` query for older homeservers
+    (push(..., auth="query")).
+  - AS "Pinging": POST /_matrix/app/v1/ping {"transaction_id"}.
+  - AS "Querying": GET /_matrix/app/v1/users/{userId},
+    GET /_matrix/app/v1/rooms/{roomAlias}.
+  - CS "Room event format" (ClientEvent): event_id, room_id, sender, type,
+    origin_server_ts, content, unsigned.age; m.room.message content: msgtype
+    (m.text, m.notice), body, format/formatted_body; CS "Event replacements":
+    m.relates_to {rel_type: m.replace} marks an edit.
+
+* The AS -> homeserver side (an HTTP server the AS's matrix_homeserver points at):
+  - CS "Sending events to a room": PUT
+    /_matrix/client/v3/rooms/{roomId}/send/{eventType}/{txnId} -> 200
+    {"event_id"}; CS "Transaction identifiers": the same (access token,
+    txnId) is the same request: the first event_id is returned again and no
+    second event is made.
+  - AS "Using the Client-Server API": the as_token as the bearer acts as the
+    sender_localpart user (no user_id given).
+  - CS "Client Authentication": no token 401 M_MISSING_TOKEN, an unknown
+    one 401 M_UNKNOWN_TOKEN.
+  - CS "Rate limiting": 429 {"errcode": "M_LIMIT_EXCEEDED", "retry_after_ms"}.
+  - CS "Joining rooms": POST /_matrix/client/v3/join/{roomIdOrAlias} -> {"room_id"}.
+  - CS "API Standards": an unknown endpoint is 404 M_UNRECOGNIZED.
+  Faults are scripted with fail_next(status, body): the next sends are
+  answered so (429 with retry_after_ms, 502), before any event is made.
+"""
+
+import http.client
+import http.server
+import json
+import os
+import re
+import socketserver
+import threading
+import time
+import urllib.parse
+
+SEND = re.compile(r"^/_matrix/client/v3/rooms/([^/]+)/send/([^/]+)/([^/]+)$")
+JOIN = re.compile(r"^/_matrix/client/v3/join/([^/]+)$")
+
+
+def new_event_id():
+    # CS "Event IDs" (room versions 4+): "$" and 43 url-safe base64 characters.
+    return "$" + urllib.parse.quote(os.urandom(32).hex()[:43], safe="")
+
+
+def message(room, sender, body, msgtype="m.text", age_ms=100, relates_to=None, event_id=None, formatted=None):
+    """A ClientEvent of type m.room.message (CS "m.room.message")."""
+    content = {"msgtype": msgtype, "body": body}
+    if formatted is not None:
+        content.update({"format": "org.matrix.custom.html", "formatted_body": formatted})
+    if relates_to is not None:
+        content["m.relates_to"] = relates_to
+    return {"type": "m.room.message", "event_id": event_id or new_event_id(), "room_id": room,
+            "sender": sender, "origin_server_ts": int(time.time() * 1000) - age_ms,
+            "unsigned": {"age": age_ms}, "content": content}
+
+
+class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class HomeserverDouble:
+    def __init__(self, as_token, hs_token, server_name="test.local"):
+        self.as_token, self.hs_token, self.server_name = as_token, hs_token, server_name
+        self.lock = threading.Condition()
+        self.events = []          # (room, event dict) in the order made
+        self.txns = {}            # (token, txnId) -> event_id  (CS "Transaction identifiers")
+        self.attempts = []        # every send request: (room, txnId, status)
+        self.faults = []          # scripted (status, body) for the next sends
+        self.txn_seq = 0
+        self.joins = []           # rooms the AS joined (CS "Joining rooms")
+        self.as_url = None
+        double = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def _reply(self, status, obj):
+                data = json.dumps(obj).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _body(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                return self.rfile.read(n) if n else b""
+
+            def do_PUT(self):
+                body = self._body()
+                path = urllib.parse.urlsplit(self.path).path
+                m = SEND.match(path)
+                if not m:
+                    return self._reply(404, {"errcode": "M_UNRECOGNIZED", "error": "unknown endpoint"})
+                auth = self.headers.get("Authorization")
+                if not auth:
+                    return self._reply(401, {"errcode": "M_MISSING_TOKEN", "error": "no token"})
+                if auth != "Bearer " + double.as_token:
+                    return self._reply(401, {"errcode": "M_UNKNOWN_TOKEN", "error": "unknown token"})
+                room, etype, txn = (urllib.parse.unquote(x) for x in m.groups())
+                status, reply = double._send(room, etype, txn, json.loads(body or b"{}"))
+                self._reply(status, reply)
+
+            def do_POST(self):
+                self._body()
+                path = urllib.parse.urlsplit(self.path).path
+                m = JOIN.match(path)
+                if m and self.headers.get("Authorization") == "Bearer " + double.as_token:
+                    room = urllib.parse.unquote(m.group(1))
+                    with double.lock:
+                        double.joins.append(room)
+                        double.lock.notify_all()
+                    return self._reply(200, {"room_id": room})
+                return self._reply(404, {"errcode": "M_UNRECOGNIZED", "error": "unknown endpoint"})
+
+        self.server = _Server(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.url = "http://127.0.0.1:%d" % self.port
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def bot(self):
+        return "@tally:%s" % self.server_name
+
+    # ---- AS -> homeserver ----------------------------------------------------
+    def _send(self, room, etype, txn, content):
+        with self.lock:
+            if self.faults:
+                status, body = self.faults.pop(0)
+                self.attempts.append((room, txn, status))
+                return status, body
+            key = (self.as_token, txn)
+            if key not in self.txns:  # a retried txnId makes no second event
+                ev = {"type": etype, "event_id": new_event_id(), "room_id": room, "sender": self.bot,
+                      "content": content, "txn_id": txn}
+                self.txns[key] = ev["event_id"]
+                self.events.append((room, ev))
+                self.lock.notify_all()
+            self.attempts.append((room, txn, 200))
+            return 200, {"event_id": self.txns[key]}
+
+    def fail_next(self, status, body):
+        with self.lock:
+            self.faults.append((status, body))
+
+    def wait_event(self, pred, timeout=20, since=0):
+        """The first event made (index >= since) for which pred(room, event) holds."""
+        deadline = time.monotonic() + timeout
+        with self.lock:
+            while True:
+                for i in range(since, len(self.events)):
+                    if pred(*self.events[i]):
+                        return i, self.events[i][1]
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError("no such event within %ss; made: %r" % (
+                        timeout, [e[1]["content"].get("body") for e in self.events[since:]][-10:]))
+                self.lock.wait(left)
+
+    def reply_to(self, event_id, regex, timeout=20, since=0):
+        """The notice answering event_id (m.in_reply_to) whose body matches regex."""
+        def pred(room, ev):
+            c = ev["content"]
+            rel = c.get("m.relates_to", {}).get("m.in_reply_to", {}).get("event_id")
+            return rel == event_id and re.search(regex, c.get("body", ""))
+        return self.wait_event(pred, timeout, since)[1]
+
+    def replies(self, event_id):
+        with self.lock:
+            return [ev for _, ev in self.events
+                    if ev["content"].get("m.relates_to", {}).get("m.in_reply_to", {}).get("event_id") == event_id]
+
+    def mark(self):
+        with self.lock:
+            return len(self.events)
+
+    # ---- homeserver -> AS ----------------------------------------------------
+    def push(self, events, txn_id=None, auth="header", token=None, raw=None, timeout=30):
+        """PUT a transaction to the AS; returns (status, parsed JSON or None, txn_id)."""
+        if txn_id is None:
+            with self.lock:
+                self.txn_seq += 1
+                txn_id = "t%d.%d" % (os.getpid(), self.txn_seq)
+        body = raw if raw is not None else json.dumps({"events": events}).encode()
+        path = "/_matrix/app/v1/transactions/" + urllib.parse.quote(txn_id, safe="")
+        # AS "Pushing events": a homeserver sends the same txnId again until
+        # it gets 200; a 503 (tallyd starting) is retried here, as one would.
+        deadline = time.monotonic() + timeout
+        while True:
+            st, js = self.request("PUT", path, body, auth, token, timeout)
+            if st != 503 or time.monotonic() > deadline:
+                return st, js, txn_id
+            time.sleep(0.1)
+
+    def request(self, method, path, body=b"", auth="header", token=None, timeout=30):
+        token = self.hs_token if token is None else token
+        headers = {"Content-Type": "application/json"}
+        if auth == "header":
+            headers["Authorization"] = "Bearer " + token
+        elif auth == "query":
+            path += ("&" if "?" in path else "?") + "access_token=" + urllib.parse.quote(token)
+        u = urllib.parse.urlsplit(self.as_url)
+        c = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
+        try:
+            c.request(method, path, body=body, headers=headers)
+            r = c.getresponse()
+            data = r.read()
+        except (ConnectionError, http.client.HTTPException) as e:
+            return (0, {"error": str(e)})
+        finally:
+            c.close()
+        try:
+            return (r.status, json.loads(data) if data else None)
+        except ValueError:
+            return (r.status, None)
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
