@@ -406,9 +406,13 @@ class TestDb:
     cluster's folder (tools/pg.sh kill|start DIR) when it is known: $TALLY_TMP/pg,
     else the DSN's host= socket folder (pg.sh puts the socket there)."""
 
-    def __init__(self, name):
+    def __init__(self, name, private=False):
+        """private=True: a cluster of its own even under tests/run.sh, for a
+        script that kills and restarts PostgreSQL (the shared cluster serves
+        the scripts running beside it)."""
         self.name = "e2e_%s_%d" % (re.sub(r"[^a-z0-9_]", "_", name.lower()), os.getpid())
-        self.base = os.environ.get("TALLY_TEST_DSN", "")
+        self.private = private
+        self.base = "" if private else os.environ.get("TALLY_TEST_DSN", "")
         self.own = None
         self.dsn = self.pgdir = None
 
@@ -418,7 +422,7 @@ class TestDb:
             os.chmod(self.own, 0o755)
             self.base = subprocess.run([PG_SH, "start", os.path.join(self.own, "pg")], check=True,
                                        text=True, stdout=subprocess.PIPE).stdout.strip()
-        tmp = os.environ.get("TALLY_TMP")
+        tmp = None if self.private else os.environ.get("TALLY_TMP")
         for cand in ([os.path.join(tmp, "pg")] if tmp else []) + [dsn_param(self.base, "host")]:
             if cand and os.path.isfile(os.path.join(cand, "data", "PG_VERSION")):
                 self.pgdir = cand

@@ -57,16 +57,12 @@ def scenario(tap, hs, db, td):
 def main():
     tap = ic.Tap()
     hs = None
-    # A cluster of its own (TestDb starts one without TALLY_TEST_DSN).
-    os.environ.pop("TALLY_TEST_DSN", None)
     try:
-        with ic.TestDb("matrix_pgdown") as db:
-            # Never the shared cluster: TestDb looks at $TALLY_TMP/pg first,
-            # which under tests/run.sh is the cluster every test uses.
+        # A cluster of its own: the shared one serves the scripts beside it.
+        with ic.TestDb("matrix_pgdown", private=True) as db:
             own = os.path.join(db.own, "pg") if db.own else None
-            if not own or not os.path.isfile(os.path.join(own, "data", "PG_VERSION")):
+            if not own or db.pgdir != own:
                 raise RuntimeError("no private cluster (%r): not killing a shared one" % own)
-            db.pgdir = own
             tmp = os.environ.get("TALLY_TMP") or "/tmp"
             os.makedirs(tmp, exist_ok=True)
             reg = os.path.join(tmp, "matrix-pgdown-reg-%d.yaml" % os.getpid())
