@@ -304,7 +304,7 @@ static void tally_grant(tally__cmd *c) {
   uint64_t existing = 0;
   tally__decide_ctx ctx = {.wall_ms = c->wall, .mono_ms = c->now, .req_id = c->cmd->req_id,
                            .origin = c->cmd->origin, .origin_name = c->origin, .channel = c->cmd->channel,
-                           .net = c->net, .maker = c->account,
+                           .net = c->net, .maker = c->identity,
                            .key = tally__cmd_key(c, "grant:"), .existing_transfer = &existing};
   rc = tally__decide_grant(&c->e->st, &ctx, to, amount, op);
   if (rc == TALLY_OK) { /* its batch writes an audit_log row naming the operator */
