@@ -163,8 +163,13 @@ static void link_confirm(tally__cmd *c) {
     return;
   }
   tally__account *a = &st->accounts[x];
-  /* The ledger rows it names (identities of both) must be stored first. */
-  if (!a->persisted || !st->accounts[c->identity].persisted || !st->accounts[person].persisted) {
+  /* The identity rows the link names go first in the batch statement; an
+   * account row in flight in another batch could commit after this one
+   * (its row would be missing): wait for it. */
+  const tally__account *in[3] = {a, &st->accounts[c->identity], &st->accounts[person]};
+  bool rows_in_flight = false;
+  for (int i = 0; i < 3; i++) rows_in_flight |= !in[i]->persisted && in[i]->row_batches > 0;
+  if (rows_in_flight) {
     tally__reply(c->e, c->cmd, TALLY_EBUSY, 0, "%s: the new identity is still being recorded, confirm again in a moment",
                  tally_strerror(TALLY_EBUSY));
     return;
