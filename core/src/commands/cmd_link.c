@@ -276,6 +276,10 @@ void tally__cmd_unlink(tally__cmd *c) {
   who_text who;
   tally__link_identity_text(st, x, who, sizeof who);
   tally__account *a = &st->accounts[x];
+  if (a->person == TALLY__NONE && a->linked_count == 0) {
+    tally__reply(c->e, c->cmd, TALLY_ENOTFOUND, 0, "%s is not linked: it uses its own wallet", who);
+    return;
+  }
   if (a->person == TALLY__NONE) {
     tally__reply(c->e, c->cmd, TALLY_ENO_PERMISSION, 0,
                  "cannot unlink %s: the wallet is its own; unlink the identities linked to it instead", who);
