@@ -30,6 +30,7 @@ int tally__cmd_raffle_enter(tally__cmd *c, uint32_t item) {
     return TALLY_ENO_FUNDS;
   }
   uint32_t slot = tally__raffle_entry_add(st, item, c->account, c->origin);
+  if (slot != TALLY__NONE) st->entries[slot].net = c->net; /* answered where it was said (LINK) */
   if (slot == TALLY__NONE) {
     tally__cmd_refuse(c, TALLY_EBUSY);
     return TALLY_EBUSY;

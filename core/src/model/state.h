@@ -303,6 +303,7 @@ typedef struct tally__highlight {
    * keep while it waits for its turn. */
   char origin[TALLY_ORIGIN_BYTES_MAX + 1];
   char text[TALLY_TEXT_BYTES_MAX / 2];
+  uint16_t net; /* the network of origin: the buyer's identity's (LINK: not always its wallet's) */
 } tally__highlight;
 
 /* A recent shipping note, for the creator's ORDERS. */
@@ -348,6 +349,7 @@ typedef struct tally__raffle_entry {
    * failed at batch level, why it was passed over (a TALLY_E* code). */
   uint8_t drawn, tries;
   int32_t pass_reason;
+  uint16_t net; /* the network of origin (LINK: the entrant's identity's, not always its wallet's) */
 } tally__raffle_entry;
 enum {
   TALLY__DRAWN_NOT = 0,       /* not reached by the draw (yet) */
