@@ -246,6 +246,7 @@ typedef struct tally_config {
                                       the effects queue is sized from it (1.6) */
   uint32_t names_bytes_max;        /* bytes of interned names: account names, and who to answer
                                       for operations in flight; full: TALLY_ENAMES_FULL (1.6) */
+  uint32_t link_code_ttl_s;        /* seconds a LINK code (and its LINK CONFIRM) stays valid */
 } tally_config;
 
 /* The version-1 prefix: the fields of the first release (up to

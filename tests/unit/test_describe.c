@@ -68,7 +68,8 @@ static void test_each_word_once(void **state) {
   /* The words the IRC module registered from its own list before: none lost. */
   static const char *const before[] = {"SHOP", "BUY", "CONFIRM", "TIP", "WALLET", "RECEIPTS", "REFUND",
                                        "VERIFY", "ITEM", "TALLY", "EVENT", "DROP", "REDEEM", "HIGHLIGHT",
-                                       "REACT", "REFCODE", "SHIP", "ORDERS", "HIDE", "DELIVERY"};
+                                       "REACT", "REFCODE", "SHIP", "ORDERS", "HIDE", "DELIVERY",
+                                       "LINK", "UNLINK"};
   for (size_t i = 0; i < sizeof before / sizeof before[0]; i++) assert_true(find(&s, before[i]) >= 0);
   assert_int_equal(s.n, (int)(sizeof before / sizeof before[0]));
   /* Flags are the dispatcher's and the handlers' rules. */
@@ -76,6 +77,8 @@ static void test_each_word_once(void **state) {
   assert_false(s.flags[find(&s, "SHOP")] & TALLY_COMMAND_NEEDS_ACCOUNT);
   assert_true(s.flags[find(&s, "SHIP")] & TALLY_COMMAND_PRIVATE_ONLY);
   assert_true(s.flags[find(&s, "DELIVERY")] & TALLY_COMMAND_PRIVATE_ONLY);
+  assert_true(s.flags[find(&s, "LINK")] & TALLY_COMMAND_PRIVATE_ONLY); /* its codes are secrets */
+  assert_true(s.flags[find(&s, "UNLINK")] & TALLY_COMMAND_PRIVATE_ONLY);
   assert_true(s.flags[find(&s, "REACT")] & TALLY_COMMAND_IN_EVENT);
   tally_commands_describe(NULL, NULL); /* no callback: nothing happens */
 }

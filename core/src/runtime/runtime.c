@@ -13,6 +13,7 @@
 #include "live_raffle.h"
 #include "loader_shop.h"
 #include "tipmsg.h"
+#include "link.h"
 
 /* A raffle's charges and passes are its own: other ops pass through. */
 static void raffle_settled(tally__engine *e, const tally__op *op, int outcome) {
@@ -42,6 +43,12 @@ static const tally__feature_hooks features[] = {
      .tick = tally__tip_messages_tick,
      .tipped = tally__tip_thanks,
      .record_settled = tip_record_settled},
+    /* One wallet across networks: restores after the kernel's accounts and
+     * identities; settles LINK ops and link moves. */
+    {.name = "link",
+     .restore = tally__link_restore,
+     .settled = tally__link_settled,
+     .record_settled = tally__link_record_settled},
 };
 
 static const tally__hooks hooks = {
