@@ -31,6 +31,8 @@ struct td_mx_rs {
   int answers;         /* of the two fetches */
   int pl_known;
   int seeding; /* joined_members being read: presence reported after */
+  int failed;  /* a fetch was refused or unanswered: asked again after TD_MX_STATE_RETRY_MS */
+  uint64_t fetched_ms; /* uv_now when the fetches answered */
   json_int_t state_default, redact, users_default;
   json_t *levels; /* users: {mxid: level} of the power_levels event */
   json_t *names;  /* {mxid: display name} of members (joined or not) */
@@ -175,8 +177,12 @@ const char *td_mx_rs_name(td_mx *m, const char *room, const char *mxid, size_t l
 }
 
 /* ---- the state fetches ------------------------------------------------------------ */
-static void fetched(td_mx *m, td_mx_rs *r) {
+static void fetched(td_mx *m, td_mx_rs *r, int status) {
+  /* 404 is an answer (no power_levels event); a 403 (the bot not in the
+   * room yet), a 5xx given up or no answer are asked again later. */
+  if (status != 200 && status != 404) r->failed = 1;
   if (++r->answers < 2) return;
+  r->fetched_ms = uv_now(m->d->loop);
   r->loaded = 1;
   r->loading = 0;
   td_mx_room_loaded(m, r->id);
@@ -194,7 +200,7 @@ static void on_levels(td_mx *m, const char *queue, int status, const char *body,
     td_log(TD_INFO, "matrix: power levels of %s: HTTP %d (no hosts there until an m.room.power_levels arrives)",
            r->id, status);
   }
-  fetched(m, r);
+  fetched(m, r, status);
 }
 
 static void on_members(td_mx *m, const char *queue, int status, const char *body, void *ud) {
@@ -226,24 +232,34 @@ static void on_members(td_mx *m, const char *queue, int status, const char *body
                            td_presence_submit, m->d);
     }
   }
-  fetched(m, r);
+  fetched(m, r, status);
 }
 
 int td_mx_rs_ready(td_mx *m, const char *room) {
   td_mx_rs *r = td_mx_rs_get(m, room, 1);
   if (!r) return 1; /* no room for it: commands go without roles rather than wait */
+  if (r->loaded && r->failed && uv_now(m->d->loop) - r->fetched_ms >= TD_MX_STATE_RETRY_MS) r->loaded = 0;
   if (r->loaded) return 1;
   if (!r->loading) {
     char enc[3 * TD_MX_ID_BYTES_MAX + 1], path[3 * TD_MX_ID_BYTES_MAX + 128];
     td_mx_urlenc(room, enc, sizeof enc);
     r->loading = 1;
     r->answers = 0;
+    r->failed = 0;
     snprintf(path, sizeof path, "/_matrix/client/v3/rooms/%s/state/m.room.power_levels/", enc);
     td_mx_request(m, room, "GET", path, NULL, on_levels, NULL);
     snprintf(path, sizeof path, "/_matrix/client/v3/rooms/%s/joined_members", enc);
     td_mx_request(m, room, "GET", path, NULL, on_members, NULL);
   }
   return 0;
+}
+
+void td_mx_rs_joined(td_mx *m, const char *queue, int status, const char *body, void *ud) {
+  (void)body;
+  (void)ud;
+  td_mx_rs *r = status >= 200 && status < 300 ? td_mx_rs_get(m, queue, 0) : NULL;
+  /* Read before the bot was in the room (refused): read again now. */
+  if (r && r->loaded && r->failed) r->loaded = 0;
 }
 
 /* ---- the bot's DMs ---------------------------------------------------------------- */

@@ -209,6 +209,7 @@ void td_mx_join(td_mx *m, const char *room) {
                               "Content-Length: 2\r\nConnection: close\r\n\r\n{}",
                               room_enc, m->hs_host, m->hs_port, m->as_token);
   snprintf(out->txn, sizeof out->txn, "join");
+  out->done = td_mx_rs_joined;
   queue_out(m, r, out);
 }
 

@@ -64,6 +64,7 @@ import json
 import os
 import re
 import socketserver
+import sys
 import threading
 import time
 import urllib.parse
@@ -115,7 +116,7 @@ class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
 
 
 class HomeserverDouble:
-    def __init__(self, as_token, hs_token, server_name="test.local"):
+    def __init__(self, as_token, hs_token, server_name="test.local", port=0):
         self.as_token, self.hs_token, self.server_name = as_token, hs_token, server_name
         self.lock = threading.Condition()
         self.events = []          # (room, event dict) in the order made
@@ -129,6 +130,7 @@ class HomeserverDouble:
         self.account_data = {}    # (userId, type) -> content
         self.gets = []            # (path) of every GET, for the tests
         self.room_seq = 0
+        self.demo_room = None     # the demo's room (serve)
         self.as_url = None
         double = self
 
@@ -254,7 +256,39 @@ class HomeserverDouble:
                     return self._reply(200, {"room_id": room})
                 return self._reply(404, {"errcode": "M_UNRECOGNIZED", "error": "unknown endpoint"})
 
-        self.server = _Server(("127.0.0.1", 0), Handler)
+            def do_control(self, method):
+                # Not Matrix: the demo's control (make run, tools/matrix-say):
+                # POST /_double/say {sender, body, room?, dm?, name?} speaks as a
+                # user; GET /_double/events?since=N&wait=MS lists what was made.
+                path = urllib.parse.urlsplit(self.path)
+                q = urllib.parse.parse_qs(path.query)
+                if method == "POST" and path.path == "/_double/say":
+                    try:
+                        req = json.loads(self._body() or b"{}")
+                        return self._reply(200, double.demo_say(req))
+                    except (ValueError, KeyError) as e:
+                        return self._reply(400, {"error": str(e)})
+                if method == "GET" and path.path == "/_double/events":
+                    since = int((q.get("since") or ["0"])[0])
+                    wait = min(int((q.get("wait") or ["0"])[0]), 30000) / 1000.0
+                    deadline = time.monotonic() + wait
+                    with double.lock:
+                        while len(double.events) <= since and time.monotonic() < deadline:
+                            double.lock.wait(deadline - time.monotonic())
+                        evs = [ev for _, ev in double.events[since:]]
+                        return self._reply(200, {"events": evs, "next": len(double.events)})
+                return self._reply(404, {"errcode": "M_UNRECOGNIZED", "error": "unknown endpoint"})
+
+        orig_get, orig_post = Handler.do_GET, Handler.do_POST
+
+        def do_get(h):
+            return h.do_control("GET") if h.path.startswith("/_double/") else orig_get(h)
+
+        def do_post(h):
+            return h.do_control("POST") if h.path.startswith("/_double/") else orig_post(h)
+        Handler.do_GET, Handler.do_POST = do_get, do_post
+
+        self.server = _Server(("127.0.0.1", port), Handler)
         self.port = self.server.server_address[1]
         self.url = "http://127.0.0.1:%d" % self.port
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -381,3 +415,87 @@ class HomeserverDouble:
     def close(self):
         self.server.shutdown()
         self.server.server_close()
+
+    # ---- the demo (make run HOSTS=...,matrix; tools/matrix-say) ---------------
+    def demo_say(self, req):
+        """Speaks as req["sender"] in req["room"] (or, with dm, in the DM the
+        bot made for the sender): joins the sender first when not a member
+        (an m.room.member event, as a homeserver would push), then the
+        message, each pushed until the AS answers 200."""
+        sender, body = req["sender"], req["body"]
+        with self.lock:
+            if req.get("dm"):
+                rooms = [c["room_id"] for c in self.created if sender in (c.get("invite") or [])]
+                if not rooms:
+                    raise KeyError("the bot has not opened a DM with %s yet (say a private command in the room "
+                                   "first, e.g. !ship 1 x)" % sender)
+                room = rooms[-1]
+            else:
+                room = req.get("room") or self.demo_room
+            r = self.rooms.setdefault(room, {"members": {}, "state": {}})
+            name = req.get("name") or sender[1:].split(":")[0].capitalize()
+            joining = sender not in r["members"]
+            if joining:
+                r["members"][sender] = name
+            mark = len(self.events)
+        if joining:
+            self._push_until_ok([member(room, sender, displayname=name)])
+        ev = message(room, sender, body)
+        self._push_until_ok([ev])
+        return {"event_id": ev["event_id"], "room": room, "since": mark}
+
+    def _push_until_ok(self, events, tries=50):
+        for _ in range(tries):
+            st, js, _ = self.push(events)
+            if st == 200:
+                return
+            time.sleep(0.2)
+        raise KeyError("the AS did not take the transaction (HTTP %s %r)" % (st, js))
+
+
+def serve(argv):
+    """python3 matrix_double.py serve REGISTRATION HS_PORT AS_URL SERVER_NAME
+    — the double as a long-running homeserver for `make run`: a demo room
+    #live (!live:SERVER_NAME) hosted by @host:SERVER_NAME (power level 100),
+    with @guest:SERVER_NAME, the bot invited to it; every message the bot sends is printed."""
+    import signal
+    reg, port, as_url, server_name = argv[0], int(argv[1]), argv[2], argv[3]
+    vals = {}
+    with open(reg) as f:
+        for line in f:
+            m = re.match(r'^(as_token|hs_token): "([^"]+)"$', line.strip())
+            if m:
+                vals[m.group(1)] = m.group(2)
+    hs = HomeserverDouble(vals["as_token"], vals["hs_token"], server_name, port=port)
+    hs.as_url = as_url
+    host = "@host:" + server_name
+    hs.demo_room = "!live:" + server_name
+    # Three members with the bot: a room of two (the bot one) counts as a DM.
+    hs.set_room(hs.demo_room, {host: "Host", "@guest:" + server_name: "Guest"},
+                {"state_default": 50, "redact": 50, "users_default": 0, "users": {host: 100, hs.bot: 100}})
+    signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
+    print("matrix double: homeserver %s on %s, AS at %s, room %s" % (server_name, hs.url, as_url, hs.demo_room),
+          flush=True)
+    # The host invites the bot (as a homeserver pushes an invite to the AS);
+    # the AS joins. tallyd may still be starting: pushed until it takes it.
+    invite = state(hs.demo_room, host, "m.room.member", hs.bot, {"membership": "invite"})
+    for _ in range(600):
+        st, _, _ = hs.push([invite], timeout=5)
+        if st == 200:
+            break
+        time.sleep(0.2)
+    seen = 0
+    while True:
+        with hs.lock:
+            hs.lock.wait(1)
+            new, seen = hs.events[seen:], len(hs.events)
+        for room, ev in new:
+            print("[%s] %s: %s" % (room, ev["sender"], ev["content"].get("body", "")), flush=True)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) >= 6 and sys.argv[1] == "serve":
+        serve(sys.argv[2:])
+    else:
+        print("usage: matrix_double.py serve REGISTRATION HS_PORT AS_URL SERVER_NAME", file=sys.stderr)
+        sys.exit(2)

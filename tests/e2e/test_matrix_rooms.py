@@ -7,6 +7,7 @@ double (tests/e2e/matrix_double.py, written from the spec):
    state_default are hosts (EVENT START), at or above redact moderators
    (HIDE); a power_levels event in a transaction changes who may, from the
    next command on.
+   State refused before the bot joined is read again after the join.
 2. Attendance: joined members (joined_members at the first command) and
    m.room.member joins in transactions are the event's attendees.
 3. Display names in public lines: a bridged user (@whatsapp_<number>) is
@@ -86,6 +87,23 @@ def scenario(tap, hs, db, td):
         tap.check("after the change carol is refused", "permission" in body, body)
         return True
     tap.run("power levels as roles: state_default hosts, redact moderators, changes followed", roles)
+
+    def before_join():
+        # A command in a room the bot is not in yet: the homeserver refuses
+        # its state (403), so nobody is a host there; once the bot joins, the
+        # state is read again.
+        late = "!late:" + SERVER
+        hs.set_room(late, {CAROL: "Carol", BOB: "Bob", ADMIN: "Root"}, {"users": {CAROL: 50}})
+        body = ask(CAROL, "!event start 5 Late", r"(?i)permission|starts", room=late)
+        tap.check("before the bot is in the room: no roles (its state is refused)", "permission" in body, body)
+        st, js, _ = hs.push([member(late, hs.bot, "invite", sender=CAROL)])
+        hs.wait_for(lambda: late in hs.joins)
+        time.sleep(0.3)
+        body = ask(CAROL, "!event start 5 Late", r"(?i)permission|starts|Event started", room=late)
+        tap.check("after the join the state is read again: carol is a host", "permission" not in body, body)
+        say(CAROL, "!event stop", room=late)
+        return True
+    tap.run("a room's state read before the bot joined is read again after", before_join)
 
     sku = "mx%x" % (os.getpid() & 0xFFF)
 
