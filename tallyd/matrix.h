@@ -32,6 +32,7 @@ enum {
   TD_MX_TOLD_ROOMS_MAX = 1024,
   TD_MX_MEMBERS_MAX = 20000,       /* members (and names) kept per room; more: not kept (no name, no presence) */
   TD_MX_NAME_BYTES_MAX = 255,      /* a display name kept (longer: the masked localpart instead) */
+  TD_MX_DMS_MAX = 10000,           /* DMs the bot makes (m.direct is written whole each time); more: the hint only */
   TD_MX_STATE_RETRY_MS = 5000,     /* a room's state that could not be read is asked again after this */
   TD_MX_PENDING_MAX = 4096,        /* commands waiting for their room's state; more: submitted without roles */
   TD_MX_PRESENCE_SLOT = 0xFFFFFF00u, /* the AS's slot in tallyd's presence merge (conn slots count from 1) */     /* encrypted rooms told so this process (more: told again, deduped by txnId) */

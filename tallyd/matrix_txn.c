@@ -733,7 +733,7 @@ static const char *hint_phrase(td_mx *m, const tally_effect *e, const char *send
      * makes now (createRoom; the sender gets an invite). */
     const char *dm = sender ? td_mx_dm_of(m, sender) : NULL;
     if (dm) snprintf(buf, cap, " (send it in your direct message with %s, room %s: this room is public)", m->bot_id, dm);
-    else if (sender && (json_object_get(m->dm_making, sender) || (open_dm(m, sender), 1)))
+    else if (sender && (open_dm(m, sender), json_object_get(m->dm_making, sender)))
       snprintf(buf, cap, " (send it in a direct message with %s: it has invited you to one; this room is public)",
                m->bot_id);
     else snprintf(buf, cap, " (send it to %s in a direct message: this room is public)", m->bot_id);
@@ -751,6 +751,10 @@ static const char *hint_phrase(td_mx *m, const tally_effect *e, const char *send
 /* Asks for a DM with peer once (matrix_rooms.c); td_mx_dm_made follows. */
 static void open_dm(td_mx *m, const char *peer) {
   if (!m->dm_making || json_object_get(m->dm_making, peer) || strlen(peer) > TD_MX_ID_BYTES_MAX) return;
+  if (json_object_size(m->direct) + json_object_size(m->dm_making) >= TD_MX_DMS_MAX) {
+    td_log(TD_WARN, "matrix: no DM made for %s: the bot has TD_MX_DMS_MAX (%d) already", peer, TD_MX_DMS_MAX);
+    return;
+  }
   json_object_set_new(m->dm_making, peer, json_true());
   td_mx_dm_create(m, peer);
 }
