@@ -255,8 +255,9 @@ int td_mx_rs_ready(td_mx *m, const char *room) {
 }
 
 void td_mx_rs_joined(td_mx *m, const char *queue, int status, const char *body, void *ud) {
-  (void)body;
   (void)ud;
+  if (status < 200 || status >= 300)
+    td_log(TD_WARN, "matrix: joining %s failed (HTTP %d): %.200s", queue, status, body ? body : "");
   td_mx_rs *r = status >= 200 && status < 300 ? td_mx_rs_get(m, queue, 0) : NULL;
   /* Read before the bot was in the room (refused): read again now. */
   if (r && r->loaded && r->failed) r->loaded = 0;

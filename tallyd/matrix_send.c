@@ -318,9 +318,11 @@ static void settle(td_mx_room *r, int status, const char *body) {
     retry_later(r, r->backoff_ms);
     return;
   }
-  m->dropped++;
-  td_log(TD_WARN, "matrix: %s to %s dropped after %u attempts (HTTP %d): %.200s", o->txn, r->id, o->attempts, status,
-         body ? body : "");
+  /* A request with its own answer handler (state, account data: a 404 is
+   * an answer there) is that handler's to judge and log. */
+  if (!o->done) m->dropped++;
+  td_log(o->done ? TD_DEBUG : TD_WARN, "matrix: %s to %s dropped after %u attempts (HTTP %d): %.200s", o->txn, r->id,
+         o->attempts, status, body ? body : "");
   if (o->outboxed) td_mx_outbox_settle(m, o->txn, 2);
   if (o->done) o->done(m, r->id, status, body, o->ud);
   pop(r);
