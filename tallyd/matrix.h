@@ -29,12 +29,19 @@ enum {
   TD_MX_ATTEMPTS_MAX = 12,         /* then the message is dropped (logged): bounded */
   TD_MX_RETRY_AFTER_MAX_MS = 600000, /* a 429's retry_after_ms is capped to this */
   TD_MX_RESPONSE_BYTES_MAX = 65536,  /* a homeserver's answer we read */
-  TD_MX_TOLD_ROOMS_MAX = 1024,     /* encrypted rooms told so this process (more: told again, deduped by txnId) */
+  TD_MX_TOLD_ROOMS_MAX = 1024,
+  TD_MX_MEMBERS_MAX = 20000,       /* members (and names) kept per room; more: not kept (no name, no presence) */
+  TD_MX_NAME_BYTES_MAX = 255,      /* a display name kept (longer: the masked localpart instead) */
+  TD_MX_DMS_MAX = 10000,           /* DMs the bot makes (m.direct is written whole each time); more: the hint only */
+  TD_MX_STATE_RETRY_MS = 5000,     /* a room's state that could not be read is asked again after this */
+  TD_MX_PENDING_MAX = 4096,        /* commands waiting for their room's state; more: submitted without roles */
+  TD_MX_PRESENCE_SLOT = 0xFFFFFF00u, /* the AS's slot in tallyd's presence merge (conn slots count from 1) */     /* encrypted rooms told so this process (more: told again, deduped by txnId) */
 };
 
 typedef struct td_mx td_mx;
 typedef struct td_mx_job td_mx_job;
 typedef struct td_mx_room td_mx_room;
+typedef struct td_mx_rs td_mx_rs;
 
 struct td_mx {
   td_daemon *d;
@@ -65,6 +72,13 @@ struct td_mx {
   int loaded;                       /* the outbox of earlier processes is queued again */
   char (*told)[TD_MX_ID_BYTES_MAX + 1]; /* encrypted rooms already told */
   uint32_t told_count;
+  /* rooms' state (matrix_rooms.c) */
+  td_mx_rs **rs;
+  uint32_t rs_count;
+  void *direct;                     /* json_t: the bot's m.direct {peer: [room...]} */
+  void *dm_making;                  /* json_t: {peer: true} while its createRoom is asked */
+  void *pending;                    /* td_mx_cmd copies waiting for their room's state (matrix_txn.c) */
+  uint32_t pending_count;
   /* counters, for logs */
   uint64_t txns, txn_replays, events_submitted, events_ignored;
 };
@@ -109,6 +123,37 @@ void td_mx_outbox_settle(td_mx *m, const char *txn_id, int outcome);
 void td_mx_ready(td_daemon *d);
 int td_mx_send_init(td_mx *m, char *err, size_t err_len);
 void td_mx_join(td_mx *m, const char *room);
+/* matrix_send.c: another Client-Server request, in queue's FIFO (a room id,
+ * or any key); done (may be NULL) gets the final status (-1 not queued, 0
+ * no answer after the retries) and body. path is already URL-encoded. */
+typedef void (*td_mx_done_fn)(td_mx *m, const char *queue, int status, const char *body, void *ud);
+void td_mx_request(td_mx *m, const char *queue, const char *method, const char *path, const char *json,
+                   td_mx_done_fn done, void *ud);
+void td_mx_urlenc(const char *in, char *out, size_t cap);
+
+/* matrix_rooms.c: rooms' members, names, power levels; the bot's DMs. */
+struct json_t;
+td_mx_rs *td_mx_rs_get(td_mx *m, const char *room, int create);
+/* A state event of a transaction (m.room.member, m.room.power_levels). */
+void td_mx_rs_event(td_mx *m, struct json_t *ev);
+/* 1 when room's state is known; else asks for it (once) and returns 0:
+ * td_mx_room_loaded(room) follows. */
+int td_mx_rs_ready(td_mx *m, const char *room);
+void td_mx_room_loaded(td_mx *m, const char *room); /* matrix_txn.c */
+int td_mx_rs_is_dm(td_mx *m, const td_mx_rs *r);
+uint32_t td_mx_rs_roles(const td_mx_rs *r, const char *who);
+/* How room names mxid[0..len): the display name (this room's, else any
+ * room's), else the localpart with digit runs hidden. Never the MXID. */
+const char *td_mx_rs_name(td_mx *m, const char *room, const char *mxid, size_t len, char *buf, size_t cap);
+/* The bot's latest DM with peer, or NULL. */
+const char *td_mx_dm_of(td_mx *m, const char *peer);
+/* createRoom for a DM with peer; td_mx_dm_made(peer, room or NULL) follows. */
+void td_mx_dm_create(td_mx *m, const char *peer);
+void td_mx_dm_made(td_mx *m, const char *peer, const char *room); /* matrix_txn.c */
+void td_mx_rooms_start(td_mx *m);
+/* A join's answer (td_mx_done_fn): state read before it is read again. */
+void td_mx_rs_joined(td_mx *m, const char *queue, int status, const char *body, void *ud);
+void td_mx_rooms_free(td_mx *m);
 void td_mx_send_close(td_mx *m);
 void td_mx_send_free(td_mx *m);
 uint32_t td_mx_send_pending(const td_mx *m);

@@ -37,6 +37,8 @@ typedef struct td_mx_out {
   uint32_t attempts;
   int outboxed; /* a message of the outbox (settled there); a join is not */
   char txn[64];
+  td_mx_done_fn done; /* td_mx_request: told the final answer (2xx, refused, given up) */
+  void *ud;
 } td_mx_out;
 
 struct td_mx_room {
@@ -207,8 +209,39 @@ void td_mx_join(td_mx *m, const char *room) {
                               "Content-Length: 2\r\nConnection: close\r\n\r\n{}",
                               room_enc, m->hs_host, m->hs_port, m->as_token);
   snprintf(out->txn, sizeof out->txn, "join");
+  out->done = td_mx_rs_joined;
   queue_out(m, r, out);
 }
+
+/* Any other Client-Server request (state, joined_members, createRoom,
+ * account data), in queue's order; done gets the final answer. Not in the
+ * outbox: each is asked again when needed. */
+void td_mx_request(td_mx *m, const char *queue, const char *method, const char *path, const char *json,
+                   td_mx_done_fn done, void *ud) {
+  td_mx_room *r = m->closing ? NULL : room_get(m, queue);
+  td_mx_out *out = r && m->out_count < TD_MX_OUT_MAX ? calloc(1, sizeof *out) : NULL;
+  size_t jl = json ? strlen(json) : 0, cap = jl + strlen(path) + strlen(m->as_token) + 512;
+  if (out) out->request = malloc(cap);
+  if (!out || !out->request) {
+    if (out) free(out->request);
+    free(out);
+    td_log(TD_WARN, "matrix: %s %s not queued (stopping, full or out of memory)", method, path);
+    if (done) done(m, queue, -1, NULL, ud);
+    return;
+  }
+  int n = snprintf(out->request, cap,
+                   "%s %s HTTP/1.1\r\nHost: %s:%s\r\nAuthorization: Bearer %s\r\n"
+                   "%sContent-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                   method, path, m->hs_host, m->hs_port, m->as_token, json ? "Content-Type: application/json\r\n" : "",
+                   jl, json ? json : "");
+  out->len = (size_t)n;
+  out->done = done;
+  out->ud = ud;
+  snprintf(out->txn, sizeof out->txn, "%.12s", method);
+  queue_out(m, r, out);
+}
+
+void td_mx_urlenc(const char *in, char *out, size_t cap) { urlenc(in, out, cap); }
 
 static void queue_out(td_mx *m, td_mx_room *r, td_mx_out *out) {
   if (r->tail) r->tail->next = out;
@@ -260,6 +293,7 @@ static void settle(td_mx_room *r, int status, const char *body) {
     r->backoff_ms = 0;
     td_log(TD_DEBUG, "matrix: sent %s to %s", o->txn, r->id);
     if (o->outboxed) td_mx_outbox_settle(m, o->txn, 1);
+    if (o->done) o->done(m, r->id, status, body, o->ud);
     pop(r);
     return;
   }
@@ -284,10 +318,13 @@ static void settle(td_mx_room *r, int status, const char *body) {
     retry_later(r, r->backoff_ms);
     return;
   }
-  m->dropped++;
-  td_log(TD_WARN, "matrix: %s to %s dropped after %u attempts (HTTP %d): %.200s", o->txn, r->id, o->attempts, status,
-         body ? body : "");
+  /* A request with its own answer handler (state, account data: a 404 is
+   * an answer there) is that handler's to judge and log. */
+  if (!o->done) m->dropped++;
+  td_log(o->done ? TD_DEBUG : TD_WARN, "matrix: %s to %s dropped after %u attempts (HTTP %d): %.200s", o->txn, r->id,
+         o->attempts, status, body ? body : "");
   if (o->outboxed) td_mx_outbox_settle(m, o->txn, 2);
+  if (o->done) o->done(m, r->id, status, body, o->ud);
   pop(r);
 }
 

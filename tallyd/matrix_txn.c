@@ -278,7 +278,52 @@ static void reply_keyed(td_mx *m, const char *room, const char *event_id, const 
                         const char *text, const char *html);
 #define reply_text(m, room, event_id, salt, text) reply_keyed(m, room, event_id, salt, text, text, NULL)
 
+typedef struct pend {
+  struct pend *next;
+  td_mx_cmd c;
+} pend;
+
+static void submit_now(td_mx *m, td_mx_cmd *c);
+
+/* A command goes to the engine once its room's roles, names and kind are
+ * known (matrix_rooms.c asks the homeserver at the room's first command);
+ * until then it waits, in order. */
+static void open_dm(td_mx *m, const char *peer);
+static void html_escape(const char *in, char *out, size_t cap);
+
 static void submit(td_mx *m, td_mx_cmd *c) {
+  if (!c->too_long && !td_mx_rs_ready(m, c->room)) {
+    pend *p = m->pending_count < TD_MX_PENDING_MAX ? malloc(sizeof *p) : NULL;
+    if (p) {
+      p->c = *c;
+      p->next = NULL;
+      pend **tail = (pend **)&m->pending;
+      while (*tail) tail = &(*tail)->next;
+      *tail = p;
+      m->pending_count++;
+      return;
+    }
+    td_log(TD_WARN, "matrix: %s submitted before its room's state is known (TD_MX_PENDING_MAX)", c->event_id);
+  }
+  submit_now(m, c);
+}
+
+void td_mx_room_loaded(td_mx *m, const char *room) {
+  pend **link = (pend **)&m->pending;
+  while (*link) {
+    pend *p = *link;
+    if (strcmp(p->c.room, room)) {
+      link = &p->next;
+      continue;
+    }
+    *link = p->next;
+    m->pending_count--;
+    submit_now(m, &p->c);
+    free(p);
+  }
+}
+
+static void submit_now(td_mx *m, td_mx_cmd *c) {
   td_daemon *d = m->d;
   if (c->too_long) {
     reply_text(m, c->room, c->event_id, "long", "that command is too long (at most 512 bytes); nothing was done");
@@ -295,9 +340,17 @@ static void submit(td_mx *m, td_mx_cmd *c) {
     p += n;
     p += strspn(p, ", ");
   }
+  /* Roles from the room's power levels; in a DM the command is private
+   * (channel ""), as a private message is on IRC; the nick is the display
+   * name, never the MXID (bridged MXIDs carry phone numbers). */
+  td_mx_rs *rs = td_mx_rs_get(m, c->room, 0);
+  int dm = td_mx_rs_is_dm(m, rs);
+  if (!dm) roles |= td_mx_rs_roles(rs, c->sender);
+  char nick[TD_MX_NAME_BYTES_MAX + 1];
+  td_mx_rs_name(m, c->room, c->sender, strlen(c->sender), nick, sizeof nick);
   static uint64_t req_seq;
   tally_command cmd = {.size = sizeof cmd, .version = TALLY_COMMAND_VERSION, .req_id = ++req_seq,
-                       .origin = origin, .account = c->sender, .nick = c->sender, .channel = c->room,
+                       .origin = origin, .account = c->sender, .nick = nick, .channel = dm ? "" : c->room,
                        .msg_id = c->event_id, .text = c->text, .roles = roles, .network = d->cfg.matrix_network};
   int rc = tally_engine_submit_command(d->engine, &cmd);
   if (rc == TALLY_OK) {
@@ -350,6 +403,7 @@ void td_mx_ready(td_daemon *d) {
   j->m = m;
   j->kind = JOB_LOAD;
   job_push(m, j);
+  td_mx_rooms_start(m); /* the bot's m.direct: its DMs of earlier processes */
 }
 
 static void side_job_done(td_mx *m, td_mx_job *j) {
@@ -538,6 +592,7 @@ void td_mx_txn_received(td_mx *m, td_mx_req *r, const char *txn_id, const char *
   }
   for (size_t i = 0; i < count; i++) {
     td_mx_cmd *c = &j->cmds[j->n];
+    if (json_is_object(json_array_get(events, i))) td_mx_rs_event(m, json_array_get(events, i));
     if (!command_of(m, json_array_get(events, i), c)) {
       side_of(m, json_array_get(events, i), j->sides);
       m->events_ignored++;
@@ -626,7 +681,8 @@ static void put(char *out, size_t cap, size_t *at, const char *src, size_t n, in
  * (TALLY_ARG_COMMAND, "CONFIRM k3x") as it is typed here ("!confirm k3x";
  * <code> in HTML), then the hint's phrase. Text only, an older effect, or
  * arguments that do not parse: the text as it is. */
-static void render(const tally_effect *e, const char *hint, char *plain, size_t pcap, char *html, size_t hcap) {
+static void render(td_mx *m, const char *room, const tally_effect *e, const char *hint, char *plain, size_t pcap,
+                   char *html, size_t hcap) {
   const char *text = e->text ? e->text : "";
   size_t pa = 0, ha = 0, at = 0, n = 0;
   plain[0] = html[0] = 0;
@@ -634,9 +690,23 @@ static void render(const tally_effect *e, const char *hint, char *plain, size_t 
   int spans = TALLY_HAS_FIELD(e, tally_effect, args) && e->version >= 3 && e->msg && e->args && e->args[0] &&
               tally_effect_args_parse(text, e->args, args, TALLY_EFFECT_ARGS_MAX, &n) == TALLY_OK;
   for (size_t i = 0; spans && i < n; i++) {
-    if (args[i].kind != TALLY_ARG_COMMAND || args[i].start < at) continue;
+    if ((args[i].kind != TALLY_ARG_COMMAND && args[i].kind != TALLY_ARG_ACCOUNT) || args[i].start < at) continue;
     put(plain, pcap, &pa, text + at, args[i].start - at, 0);
     put(html, hcap, &ha, text + at, args[i].start - at, 1);
+    if (args[i].kind == TALLY_ARG_ACCOUNT) {
+      /* A Matrix account is named by display name, never by MXID (as
+       * xmpp.c names occupants by nick); other networks' names as they are. */
+      const char *a = text + args[i].start;
+      size_t len = args[i].len;
+      if (len > 7 && !strncmp(a, "matrix:", 7)) a += 7, len -= 7;
+      char name[TD_MX_NAME_BYTES_MAX + 1];
+      if (len && a[0] == '@') td_mx_rs_name(m, room, a, len, name, sizeof name);
+      else snprintf(name, sizeof name, "%.*s", (int)len, a);
+      put(plain, pcap, &pa, name, strlen(name), 0);
+      put(html, hcap, &ha, name, strlen(name), 1);
+      at = args[i].start + args[i].len;
+      continue;
+    }
     char cmd[TALLY_TEXT_BYTES_MAX + 2] = "!";
     size_t len = args[i].len < TALLY_TEXT_BYTES_MAX ? args[i].len : TALLY_TEXT_BYTES_MAX;
     memcpy(cmd + 1, text + args[i].start, len);
@@ -655,17 +725,86 @@ static void render(const tally_effect *e, const char *hint, char *plain, size_t 
 }
 
 /* Matrix's words for what a refusal's hint asks to explain (enum tally_hint). */
-static const char *hint_phrase(td_mx *m, const tally_effect *e, char *buf, size_t cap) {
+static const char *hint_phrase(td_mx *m, const tally_effect *e, const char *sender, char *buf, size_t cap) {
   if (!TALLY_HAS_FIELD(e, tally_effect, hint)) return "";
   switch (e->hint) {
-  case TALLY_HINT_SEND_PRIVATELY:
-    snprintf(buf, cap, " (send it to %s in a direct message: this room is public)", m->bot_id);
+  case TALLY_HINT_SEND_PRIVATELY: {
+    /* The DM is named: the one the bot has with the sender, or the one it
+     * makes now (createRoom; the sender gets an invite). */
+    const char *dm = sender ? td_mx_dm_of(m, sender) : NULL;
+    if (dm) snprintf(buf, cap, " (send it in your direct message with %s, room %s: this room is public)", m->bot_id, dm);
+    else if (sender && (open_dm(m, sender), json_object_get(m->dm_making, sender)))
+      snprintf(buf, cap, " (send it in a direct message with %s: it has invited you to one; this room is public)",
+               m->bot_id);
+    else snprintf(buf, cap, " (send it to %s in a direct message: this room is public)", m->bot_id);
     return buf;
+  }
   case TALLY_HINT_ADMIN_ROLE: return "; tally's admins on Matrix are set by tallyd's matrix_admins";
-  case TALLY_HINT_HOST_ROLE: return " (on Matrix: hosts are set by tally's admins for now)";
+  case TALLY_HINT_HOST_ROLE:
+    return " (on Matrix: members whose power level is at least the room's state_default, e.g. its moderators)";
   case TALLY_HINT_GRANT_PRIVILEGE: return " (the grant privilege is given with `tally grant`)";
   case TALLY_HINT_ALREADY_SAID: return " (an AS cannot take a message back; a moderator can redact it)";
   default: return "";
+  }
+}
+
+/* Asks for a DM with peer once (matrix_rooms.c); td_mx_dm_made follows. */
+static void open_dm(td_mx *m, const char *peer) {
+  if (!m->dm_making || json_object_get(m->dm_making, peer) || strlen(peer) > TD_MX_ID_BYTES_MAX) return;
+  if (json_object_size(m->direct) + json_object_size(m->dm_making) >= TD_MX_DMS_MAX) {
+    td_log(TD_WARN, "matrix: no DM made for %s: the bot has TD_MX_DMS_MAX (%d) already", peer, TD_MX_DMS_MAX);
+    return;
+  }
+  json_object_set_new(m->dm_making, peer, json_true());
+  td_mx_dm_create(m, peer);
+}
+
+void td_mx_dm_made(td_mx *m, const char *peer, const char *room) {
+  json_object_del(m->dm_making, peer);
+  if (!room) return;
+  /* The first line of a DM says what it is for; keyed by the room, so said once. */
+  reply_keyed(m, room, "", "dm", room,
+              "This is your direct message with tally: what you send here is private. Commands that must not be "
+              "said in a room (SHIP, DELIVERY, LINK) work here, as does every other command.", NULL);
+}
+
+/* A line for a room (not a DM) names people by display name, never by
+ * MXID (bridged MXIDs carry phone numbers; the engine's text-only answers
+ * name the account: "Wallet @bob:server: ..."): each user id in s (cap),
+ * "@localpart:server" with the server's characters of a hostname and port,
+ * becomes td_mx_rs_name's; the bot's own id stays (it is no person's).
+ * escape: s is HTML (the name is escaped). */
+static int server_char(char c) { return isalnum((unsigned char)c) || c == '.' || c == '-' || c == ':' || c == '[' || c == ']'; }
+
+static void names_for_room(td_mx *m, const char *room, char *s, size_t cap, int escape) {
+  for (char *p = strchr(s, '@'); p; p = strchr(p, '@')) {
+    char *q = p + 1;
+    while (*q && !isspace((unsigned char)*q) && *q != ':' && *q != '@' && *q != '<' && *q != '&') q++;
+    char *colon = q;
+    if (*colon != ':' || colon == p + 1) {
+      p = q;
+      continue;
+    }
+    q = colon + 1;
+    while (server_char(*q)) q++;
+    while (q > colon + 1 && (q[-1] == ':' || q[-1] == '.')) q--; /* "Wallet @bob:server: ..." */
+    size_t idl = (size_t)(q - p);
+    if (q == colon + 1 || idl > TD_MX_ID_BYTES_MAX || (strlen(m->bot_id) == idl && !strncmp(p, m->bot_id, idl))) {
+      p = q;
+      continue;
+    }
+    char name[TD_MX_NAME_BYTES_MAX + 1], hname[6 * TD_MX_NAME_BYTES_MAX + 1];
+    td_mx_rs_name(m, room, p, idl, name, sizeof name);
+    const char *put_name = name;
+    if (escape) {
+      html_escape(name, hname, sizeof hname);
+      put_name = hname;
+    }
+    size_t nl = strlen(put_name), tail = strlen(q);
+    if ((size_t)(p - s) + nl + tail + 1 > cap) return;
+    memmove(p + nl, q, tail + 1);
+    memcpy(p, put_name, nl);
+    p += nl;
   }
 }
 
@@ -675,23 +814,31 @@ int td_mx_owns(const td_daemon *d, const char *network) {
 
 void td_mx_effect(td_daemon *d, const tally_effect *e) {
   td_mx *m = d->mx;
-  char hb[TD_MX_ID_BYTES_MAX + 96];
+  char hb[2 * TD_MX_ID_BYTES_MAX + 160];
   char text[TALLY_TEXT_BYTES_MAX + 512], plain[TALLY_TEXT_BYTES_MAX + 512], html[HTML_BYTES_MAX];
-  const char *hint = hint_phrase(m, e, hb, sizeof hb);
-  snprintf(text, sizeof text, "%s%s", e->text ? e->text : "", hint); /* what the txnId derives from */
-  render(e, hint, plain, sizeof plain, html, sizeof html);
   if (e->kind == TALLY_EFFECT_REPLY) {
     char room[TD_MX_ID_BYTES_MAX + 1] = "", event[TD_MX_ID_BYTES_MAX + 1] = "";
     const char *o = e->origin ? e->origin : "";
     size_t a = strcspn(o, " ");
     const char *ev = o[a] ? o + a + 1 : "";
     size_t b = strcspn(ev, " ");
-    if (!a || a > TD_MX_ID_BYTES_MAX || !b || b > TD_MX_ID_BYTES_MAX) {
+    const char *sender = ev[b] ? ev + b + 1 : "";
+    if (!a || a > TD_MX_ID_BYTES_MAX || !b || b > TD_MX_ID_BYTES_MAX || strlen(sender) > TD_MX_ID_BYTES_MAX) {
       td_log(TD_WARN, "matrix: reply to an origin that is not ours (\"%.80s\"); dropped", o);
       return;
     }
     memcpy(room, o, a);
     memcpy(event, ev, b);
+    const char *hint = hint_phrase(m, e, sender[0] ? sender : NULL, hb, sizeof hb);
+    /* The txnId derives from the engine's text and the hint without the DM's
+     * room id: the same answer after a restart is the same txnId. */
+    snprintf(text, sizeof text, "%s%s", e->text ? e->text : "",
+             e->hint == TALLY_HINT_SEND_PRIVATELY && TALLY_HAS_FIELD(e, tally_effect, hint) ? " (dm)" : hint);
+    render(m, room, e, hint, plain, sizeof plain, html, sizeof html);
+    if (!td_mx_rs_is_dm(m, td_mx_rs_get(m, room, 0))) {
+      names_for_room(m, room, plain, sizeof plain, 0);
+      names_for_room(m, room, html, sizeof html, 1);
+    }
     /* A receipt's answer is keyed by its receipt alone: the engine's answer
      * to the same event submitted again ("Already done: receipt N", after a
      * restart) gets the first answer's txnId, so the homeserver keeps one. */
@@ -701,14 +848,24 @@ void td_mx_effect(td_daemon *d, const tally_effect *e) {
     reply_keyed(m, room, event, salt, e->receipt_id ? "" : text, plain, html);
     return;
   }
+  const char *hint = hint_phrase(m, e, NULL, hb, sizeof hb);
+  render(m, e->channel, e, hint, plain, sizeof plain, html, sizeof html);
   if (e->kind == TALLY_EFFECT_ANNOUNCE && e->channel && e->channel[0]) {
+    names_for_room(m, e->channel, plain, sizeof plain, 0);
+    names_for_room(m, e->channel, html, sizeof html, 1);
     /* No event to derive from: a per-process id (see the plan: the outbox). */
     char txn[48];
     snprintf(txn, sizeof txn, "tla%s.%llu", m->boot, (unsigned long long)++m->anon_seq);
     td_mx_send(m, e->channel, txn, plain, html, NULL);
     return;
   }
-  /* ROSTER (presence from membership: later), TOPIC (m.room.topic: later),
+  if (e->kind == TALLY_EFFECT_ROSTER) {
+    /* An event starts in a room: who is there now (membership events and
+     * joined_members were reported to tallyd's presence merge). */
+    td_presence_replay(d->presence, d->cfg.matrix_network, e->channel ? e->channel : "", td_presence_submit, d);
+    return;
+  }
+  /* TOPIC (m.room.topic: later),
    * MODERATORS (must never reach the room: moderators by DM, later). */
   td_log(TD_DEBUG, "matrix: effect kind %u for %s not rendered on Matrix yet", e->kind, e->channel ? e->channel : "");
 }
@@ -785,6 +942,8 @@ int td_mx_start(td_daemon *d, char *err, size_t err_len) {
   m->ob_add = json_array();
   m->ob_settle = json_array();
   m->told = calloc(TD_MX_TOLD_ROOMS_MAX, sizeof *m->told);
+  m->direct = json_object();
+  m->dm_making = json_object();
   if ((rc = td_mx_send_init(m, err, err_len)) != TALLY_OK) return rc;
   if ((rc = td_mx_http_start(m, err, err_len)) != TALLY_OK) return rc;
   td_log(TD_INFO, "matrix: bot %s, network \"%s\", homeserver %s", m->bot_id, cfg->matrix_network,
@@ -818,6 +977,13 @@ void td_mx_stop(td_daemon *d) {
   json_decref(m->ob_add);
   json_decref(m->ob_settle);
   free(m->told);
+  td_mx_rooms_free(m);
+  json_decref(m->dm_making);
+  while (m->pending) {
+    pend *p = m->pending;
+    m->pending = p->next;
+    free(p);
+  }
   free(m);
   d->mx = NULL;
 }

@@ -12,6 +12,15 @@
 # shop@localhost, rooms on rooms.localhost, in-band registration), a client
 # of the same tallyd: one shop and one ledger for both networks.
 #
+# HOSTS=irc,xmpp,matrix (or irc,matrix) also starts tally's Matrix Application
+# Service in the same tallyd (127.0.0.1:${TALLY_MATRIX_PORT:-9009}) with the
+# homeserver double of the tests standing in for a homeserver
+# (tests/e2e/matrix_double.py serve, 127.0.0.1:${TALLY_MATRIX_HS_PORT:-8008},
+# server name localhost, room !live:localhost hosted by @host:localhost);
+# tools/matrix-say @alice '!buy tee' speaks there as a user. The registration
+# file for a real homeserver is var/matrix/registration.yaml (a real Synapse
+# is untested here: docs/MATRIX.md).
+#
 # Env: TALLY_IRC_PORT (default 6667), DATABASE_URL (use that database instead
 # of ./var/pg), TALLY_WELCOME_GRANT (demo credits in minor units for each new
 # account, default 10000 = 100.00 credits), TALLY_RUN_MODE (remote, the default:
@@ -28,13 +37,21 @@ mode=${TALLY_RUN_MODE:-remote}
 case "$mode" in local|remote) ;; *) echo "run: TALLY_RUN_MODE is remote or local" >&2; exit 2 ;; esac
 hosts=${HOSTS:-irc}
 xmpp=0
+matrix=0
 for h in ${hosts//,/ }; do
   case "$h" in
   irc) ;;
   xmpp) xmpp=1 ;;
-  *) echo "run: HOSTS is a comma list of irc and xmpp (Matrix: not yet), got \"$h\"" >&2; exit 2 ;;
+  matrix) matrix=1 ;;
+  *) echo "run: HOSTS is a comma list of irc, xmpp and matrix, got \"$h\"" >&2; exit 2 ;;
   esac
 done
+mport=${TALLY_MATRIX_PORT:-9009}
+hsport=${TALLY_MATRIX_HS_PORT:-8008}
+case "$mport$hsport" in ''|*[!0-9]*) echo "run: TALLY_MATRIX_PORT and TALLY_MATRIX_HS_PORT must be port numbers" >&2; exit 2 ;; esac
+if [ "$matrix" = 1 ] && [ "$mode" != remote ]; then
+  echo "run: HOSTS with matrix needs TALLY_RUN_MODE=remote (the AS runs in tallyd)" >&2; exit 2
+fi
 case ",$hosts," in *,irc,*) ;; *) echo "run: HOSTS must include irc (the demo event is on IRC)" >&2; exit 2 ;; esac
 xport=${TALLY_XMPP_PORT:-5222}
 case "$xport" in ''|*[!0-9]*) echo "run: TALLY_XMPP_PORT must be a port number" >&2; exit 2 ;; esac
@@ -47,8 +64,10 @@ started_pg=0
 started_irc=0
 started_xmpp=0
 tallyd_pid=
+double_pid=
 stop_all() {
   trap '' INT TERM
+  if [ -n "$double_pid" ]; then kill -TERM "$double_pid" 2>/dev/null || true; wait "$double_pid" 2>/dev/null || true; rm -f var/matrix/double.url; fi
   [ "$started_xmpp" = 1 ] && { tools/xmpp_run.sh stop var/xmpp >/dev/null 2>&1 || true; }
   [ "$started_irc" = 1 ] && { tools/irc_env.sh stop var/irc >/dev/null 2>&1 || true; }
   if [ -n "$tallyd_pid" ]; then kill -TERM "$tallyd_pid" 2>/dev/null || true; wait "$tallyd_pid" 2>/dev/null || true; fi
@@ -113,6 +132,24 @@ dsn = $dsn
 welcome_grant = $grant
 tip_message_hold = 10
 CONF
+  if [ "$matrix" = 1 ]; then
+    # The AS in this tallyd, and the homeserver double in front of it. The
+    # registration (tokens) is made once and kept, as a homeserver keeps it.
+    mkdir -p var/matrix
+    [ -s var/matrix/registration.yaml ] ||
+      "$build/tally" matrix-registration var/matrix/registration.yaml "http://127.0.0.1:$mport" localhost >/dev/null
+    cat >> var/tallyd/tallyd.conf <<CONF
+matrix_listen = 127.0.0.1:$mport
+matrix_registration = $root/var/matrix/registration.yaml
+matrix_homeserver = http://127.0.0.1:$hsport
+matrix_server_name = localhost
+matrix_admins = @admin:localhost
+CONF
+    python3 tests/e2e/matrix_double.py serve var/matrix/registration.yaml "$hsport" "http://127.0.0.1:$mport" localhost \
+      > var/matrix/double.log 2>&1 &
+    double_pid=$!
+    echo "http://127.0.0.1:$hsport#localhost" > var/matrix/double.url
+  fi
   rm -f var/tallyd/notify.sock
   python3 - "$root/var/tallyd/notify.sock" "$build/tallyd" "$root/var/tallyd/tallyd.conf" "$root/var/tallyd/tallyd.log" <<'PY' &
 import os, socket, subprocess, sys
@@ -201,8 +238,26 @@ XMPP (Prosody, the same shop and ledger through tallyd) on 127.0.0.1:$xport, dom
 Logs: var/xmpp/prosody.log
 MSG
 fi
+if [ "$matrix" = 1 ]; then
+  cat <<MSG
+Matrix: tally's Application Service on 127.0.0.1:$mport, with a homeserver double on 127.0.0.1:$hsport
+(tests/e2e/matrix_double.py: no homeserver is installed; server name localhost, room !live:localhost,
+hosted by @host:localhost). Speak there as a user and see tally's answers:
+  tools/matrix-say @alice '!shop'     tools/matrix-say @alice '!buy sticker'   then  '!confirm <code>'
+  tools/matrix-say --name 'Ana (WhatsApp)' @whatsapp_15551234567 '!wallet'   (a bridged user: named by display name)
+  tools/matrix-say @host '!event start 30 Launch'   (@host has power level 100: a host)
+  tools/matrix-say @alice '!ship 1 Main St'  (refused in the room: the bot opens a DM)  then  tools/matrix-say --dm @alice '!wallet'
+  @admin:localhost is a tally admin (matrix_admins): tools/matrix-say @admin '!tally role @alice:localhost creator'
+Registration file for a real homeserver: $root/var/matrix/registration.yaml (Synapse: untested here, docs/MATRIX.md)
+Logs: var/matrix/double.log (every message the bot sends), var/tallyd/tallyd.log
+MSG
+fi
 echo "tally: ready on 127.0.0.1:$port (Ctrl-C stops everything)"
 while tools/irc_env.sh status var/irc >/dev/null 2>&1; do
+  if [ -n "$double_pid" ] && ! kill -0 "$double_pid" 2>/dev/null; then
+    echo "tally: the Matrix homeserver double stopped (see var/matrix/double.log)" >&2
+    exit 1
+  fi
   if [ "$xmpp" = 1 ] && ! tools/xmpp_run.sh status var/xmpp; then
     echo "tally: Prosody stopped (see var/xmpp/prosody.out, var/xmpp/prosody.log)" >&2
     exit 1
