@@ -74,7 +74,7 @@ typedef struct td_config {
   char *values[TD_CONFIG_VALUES_MAX]; /* engine values, owned (engine.* points here) */
   uint32_t value_count;
   char signing_key[TD_PATH_BYTES_MAX]; /* default under state_dir */
-  /* The XEP-0114 component (xmpp.c); xmpp_component "" is off. */
+  /* The XEP-0114 component (xmpp_*.c); xmpp_component "" is off. */
   char xmpp_component[TD_PATH_BYTES_MAX];                  /* IP:PORT of the server's component port */
   char xmpp_component_domain[TD_XMPP_DOMAIN_BYTES_MAX + 1]; /* e.g. shop.example.org */
   td_secret xmpp_secret;                                   /* path: xmpp_component_secret */
@@ -172,7 +172,7 @@ struct td_slot {
   uint64_t dropped;      /* effects dropped, total (logged) */
   struct td_pending *pend; /* commands not answered yet (pending.c) */
   uint32_t pend_cap, pend_count;
-  struct td_xmpp *xmpp; /* set: an adapter inside tallyd (xmpp.c) takes its effects; no conn, no ring */
+  struct td_xmpp *xmpp; /* set: an adapter inside tallyd (xmpp_*.c) takes its effects; no conn, no ring */
 };
 
 /* ---- unanswered commands (pending.c) ------------------------------------------ */
@@ -251,7 +251,7 @@ struct td_daemon {
   int status_code; /* the engine's latest STATUS */
   char status_text[TALLY_TEXT_BYTES_MAX + 1];
   uint64_t dropped_total;
-  struct td_xmpp *xmpp; /* the XEP-0114 component, or NULL (xmpp.c) */
+  struct td_xmpp *xmpp; /* the XEP-0114 component, or NULL (xmpp_*.c) */
 };
 
 uint64_t td_now_ms(td_daemon *d);
@@ -262,7 +262,7 @@ void td_listen_stop(td_daemon *d);
 void td_presence_submit(void *ud, const char *network, const char *account, const char *room,
                         int present);
 
-/* ---- the XEP-0114 component (xmpp.c) ---------------------------------------------- */
+/* ---- the XEP-0114 component (xmpp_*.c) ---------------------------------------------- */
 typedef struct td_xmpp td_xmpp;
 /* Starts the component if xmpp_component is set (connects out, reconnects
  * with backoff). TALLY_OK, or a code with err (bad address, no memory). */

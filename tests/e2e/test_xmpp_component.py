@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""test_xmpp_component.py — tallyd's XEP-0114 component (tallyd/xmpp.c)
+"""test_xmpp_component.py — tallyd's XEP-0114 component (tallyd/xmpp_*.c)
 against a real, private ejabberd 23.01 (Debian's), with slixmpp clients.
 
 ejabberd runs from a temp folder of its own (config, spool, logs), as user
@@ -515,7 +515,7 @@ def config_checks(tap):
 
 class FakeServer:
     """A component port that misbehaves on purpose, one way per connection,
-    then behaves: what ejabberd would never send (tallyd/xmpp.c's hard bounds)."""
+    then behaves: what ejabberd would never send (tallyd/xmpp_stream.c's hard bounds)."""
     SCRIPT = ["not-authorized", "malformed", "huge-tag", "dtd", "weird", "good"]
 
     def __init__(self, secret):
