@@ -168,10 +168,11 @@ test: deps
 test-build: $(LIBTALLY) $(TALLY_CLI) $(TEST_BINS) $(SCHEMA_DOC)
 
 # The conformance suite alone (tests/conformance): the frame driver with
-# sanitizers, the InspIRCd module plain, the scenarios through each driver.
+# sanitizers (and tallyd, for the component driver), the InspIRCd module plain,
+# the scenarios through each driver.
 conformance: deps
 	$(Q)$(MAKE) --no-print-directory BUILD=build/san SANITIZE=address,undefined \
-	  build/san/tests/conformance/frame_driver build/san/tally
+	  build/san/tests/conformance/frame_driver build/san/tally build/san/tallyd
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)TALLY_TEST_ONLY='tests/conformance/' tests/run.sh build/san build
 

@@ -71,6 +71,8 @@ static const td_key keys[] = {
     {"xmpp_nick", TD_STR, S_(xmpp_nick), "tally", 0, 0, "the component's nick in those rooms"},
     {"xmpp_domains", TD_STR, S_(xmpp_domains), "", 0, 0,
      "user domains whose JIDs may use the shop, comma-separated; empty: the component's parent domain"},
+    {"xmpp_grant_jids", TD_STR, S_(xmpp_grant_jids), "", 0, 0,
+     "bare JIDs that hold the grant privilege (TALLY GRANT; they must be in admins too), comma-separated"},
 };
 #undef S_
 #undef U_

@@ -82,6 +82,7 @@ typedef struct td_config {
   char xmpp_rooms[TALLY_CONFIG_LINE_BYTES_MAX + 1];        /* room@conference.host,... */
   char xmpp_nick[TD_XMPP_NICK_BYTES_MAX + 1];              /* its nick in rooms */
   char xmpp_domains[TALLY_CONFIG_LINE_BYTES_MAX + 1];      /* user domains served; "" the parent domain */
+  char xmpp_grant_jids[TALLY_CONFIG_LINE_BYTES_MAX + 1];   /* bare JIDs with the grant privilege */
 } td_config;
 
 /* Loads path into cfg (defaults first). TALLY_ECONFIG/EIO with err. */

@@ -69,6 +69,7 @@ enum {
   TD_XMPP_ROOMS_MAX = 32,                /* rooms in xmpp_rooms */
   TD_XMPP_OCCUPANTS_MAX = 4096,          /* occupants remembered per room */
   TD_XMPP_DOMAINS_MAX = 16,              /* user domains in xmpp_domains */
+  TD_XMPP_GRANTERS_MAX = 16,             /* bare JIDs in xmpp_grant_jids */
   TD_XMPP_JID_BYTES_MAX = 3071,          /* a full JID (RFC 7622) */
   TD_XMPP_BACKOFF_FIRST_MS = 500,        /* first reconnect delay; doubles */
   TD_XMPP_BACKOFF_MAX_MS = 30000,        /* reconnect delay at most */
@@ -167,6 +168,10 @@ struct td_xmpp {
   uint32_t room_count;
   char domains[TD_XMPP_DOMAINS_MAX][TD_XMPP_DOMAIN_BYTES_MAX + 1];
   uint32_t domain_count;
+  /* xmpp_grant_jids: XMPP has no rank for "may create credits" (IRC's oper
+   * privilege tally/grant), so the config names who holds it. */
+  char granters[TD_XMPP_GRANTERS_MAX][TALLY_IDENTITY_BYTES_MAX + 1];
+  uint32_t granter_count;
 };
 
 

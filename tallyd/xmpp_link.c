@@ -183,6 +183,12 @@ int td_xmpp_start(td_daemon *d, char *err, size_t err_len) {
     snprintf(err, err_len, "xmpp_domains: at most %d domains", TD_XMPP_DOMAINS_MAX);
     goto fail;
   }
+  if (parse_list(cfg->xmpp_grant_jids, &x->granters[0][0], sizeof x->granters[0], TD_XMPP_GRANTERS_MAX,
+                 &x->granter_count)) {
+    snprintf(err, err_len, "xmpp_grant_jids: at most %d bare JIDs of at most %d bytes", TD_XMPP_GRANTERS_MAX,
+             TALLY_IDENTITY_BYTES_MAX);
+    goto fail;
+  }
   if (!x->domain_count) { /* shop.example.org serves example.org */
     const char *dot = strchr(cfg->xmpp_component_domain, '.');
     snprintf(x->domains[0], sizeof x->domains[0], "%s", dot && dot[1] ? dot + 1 : cfg->xmpp_component_domain);

@@ -84,6 +84,8 @@ void td_xmpp__submit(td_xmpp *x, const char *origin, const char *account, const 
     td_xmpp__answer(x, origin, channel, "busy: tally is restarting, try again in a moment");
     return;
   }
+  for (uint32_t i = 0; i < x->granter_count; i++)
+    if (!strcasecmp(x->granters[i], account)) roles |= TALLY_ROLE_GRANT; /* ADMIN still from `admins` */
   uint64_t req = ++x->next_req;
   if (td_slot_full(d, s) || td_pending_add(d, s, req, origin, channel) != TALLY_OK) {
     td_xmpp__answer(x, origin, channel, "busy, try again in a moment");
@@ -226,6 +228,9 @@ void td_xmpp_effect(td_xmpp *x, const tally_effect *e, const char *origin) {
                x->d->cfg.xmpp_component_domain);
     else if (hint == TALLY_HINT_HOST_ROLE) snprintf(line, sizeof line, "%s (the room's owners and admins)", text);
     else if (hint == TALLY_HINT_ADMIN_ROLE) snprintf(line, sizeof line, "%s (tally's admins: the admins key)", text);
+    else if (hint == TALLY_HINT_GRANT_PRIVILEGE) snprintf(line, sizeof line, "%s (listed in xmpp_grant_jids)", text);
+    else if (hint == TALLY_HINT_ALREADY_SAID)
+      snprintf(line, sizeof line, "%s (a line already in the room cannot be taken back)", text);
     else snprintf(line, sizeof line, "%s", text);
     if (origin && origin[0]) td_xmpp__answer(x, origin, channel, line);
     return;
