@@ -11,7 +11,7 @@
 #   make soak-daemon          30 min through tallyd from two linked InspIRCd (SOAK_MINUTES=)
 #   make adversary ADV_SEEDS=S   replay adversarial seeds (ADV_STEPS=N, ADV_SKIP=w,w)
 #   make soak-adversary       adversarial seeds 1..200 (ADV_SEEDS=, ADV_STEPS=)
-#   make conformance          the adapter conformance suite on every driver (frame, irc)
+#   make conformance          the adapter conformance suite on every driver (frame, irc, xmpp, component)
 #
 # V=1 shows full commands. SANITIZE=address,undefined builds with sanitizers.
 
