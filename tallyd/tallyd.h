@@ -274,5 +274,9 @@ void td_xmpp_effect(td_xmpp *x, const tally_effect *e, const char *origin);
 int td_xmpp_flushed(const td_xmpp *x);
 /* Closes the link and its handles (at exit); frees it once they closed. */
 void td_xmpp_close(td_xmpp *x);
+/* SIGHUP: takes the component's keys from next (checked first: a bad one
+ * changes nothing, logged); a changed address, domain, secret, nick or room
+ * list relinks at once. Turning it on or off, or xmpp_network, needs a restart. */
+void td_xmpp_reload(td_daemon *d, const td_config *next);
 
 #endif

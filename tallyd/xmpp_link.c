@@ -141,16 +141,19 @@ static int parse_list(const char *list, char *out, size_t each, uint32_t max, ui
   return 0;
 }
 
-int td_xmpp_start(td_daemon *d, char *err, size_t err_len) {
-  const td_config *cfg = &d->cfg;
-  if (!cfg->xmpp_component[0]) return TALLY_OK;
-  td_xmpp *x = calloc(1, sizeof *x);
-  if (!x || !(x->arena = malloc(TD_XMPP_ARENA_BYTES))) {
-    free(x);
-    snprintf(err, err_len, "xmpp: out of memory");
-    return TALLY_ENOMEM;
-  }
-  x->d = d;
+/* The component's keys, parsed and checked: at start, and at SIGHUP before
+ * anything changes (a bad file changes nothing). Large: heap, not stack. */
+typedef struct keys {
+  struct sockaddr_storage addr;
+  char rooms[TD_XMPP_ROOMS_MAX][TD_XMPP_JID_BYTES_MAX + 1];
+  uint32_t room_count;
+  char domains[TD_XMPP_DOMAINS_MAX][TD_XMPP_DOMAIN_BYTES_MAX + 1];
+  uint32_t domain_count;
+  char granters[TD_XMPP_GRANTERS_MAX][TALLY_IDENTITY_BYTES_MAX + 1];
+  uint32_t granter_count;
+} keys;
+
+static int parse_keys(const td_config *cfg, keys *k, char *err, size_t err_len) {
   char host[256];
   const char *colon = strrchr(cfg->xmpp_component, ':');
   size_t hl = colon ? (size_t)(colon - cfg->xmpp_component) : 0;
@@ -162,43 +165,70 @@ int td_xmpp_start(td_daemon *d, char *err, size_t err_len) {
   if (*end || port <= 0 || port > 65535) goto bad_addr;
   if (host[0] == '[' && host[hl - 1] == ']') {
     host[hl - 1] = 0;
-    if (uv_ip6_addr(host + 1, (int)port, (struct sockaddr_in6 *)&x->addr) != 0) goto bad_addr;
-  } else if (uv_ip4_addr(host, (int)port, (struct sockaddr_in *)&x->addr) != 0) goto bad_addr;
-  {
-    char names[TD_XMPP_ROOMS_MAX][TD_XMPP_JID_BYTES_MAX + 1];
-    if (parse_list(cfg->xmpp_rooms, &names[0][0], sizeof names[0], TD_XMPP_ROOMS_MAX, &x->room_count) != 0 ||
-        x->room_count > TD_XMPP_ROOMS_MAX) {
-      snprintf(err, err_len, "xmpp_rooms: at most %d rooms", TD_XMPP_ROOMS_MAX);
-      goto fail;
-    }
-    for (uint32_t i = 0; i < x->room_count; i++) {
-      if (!strchr(names[i], '@') || strchr(names[i], '/') || strlen(names[i]) > TALLY_ROOM_BYTES_MAX) {
-        snprintf(err, err_len, "xmpp_rooms: %.300s is not a room's bare JID (room@conference.example.org)", names[i]);
-        goto fail;
-      }
-      snprintf(x->rooms[i].jid, sizeof x->rooms[i].jid, "%s", names[i]);
-    }
+    if (uv_ip6_addr(host + 1, (int)port, (struct sockaddr_in6 *)&k->addr) != 0) goto bad_addr;
+  } else if (uv_ip4_addr(host, (int)port, (struct sockaddr_in *)&k->addr) != 0) goto bad_addr;
+  if (parse_list(cfg->xmpp_rooms, &k->rooms[0][0], sizeof k->rooms[0], TD_XMPP_ROOMS_MAX, &k->room_count) != 0) {
+    snprintf(err, err_len, "xmpp_rooms: at most %d rooms", TD_XMPP_ROOMS_MAX);
+    return TALLY_ECONFIG;
   }
-  if (parse_list(cfg->xmpp_domains, &x->domains[0][0], sizeof x->domains[0], TD_XMPP_DOMAINS_MAX, &x->domain_count)) {
+  for (uint32_t i = 0; i < k->room_count; i++)
+    if (!strchr(k->rooms[i], '@') || strchr(k->rooms[i], '/') || strlen(k->rooms[i]) > TALLY_ROOM_BYTES_MAX) {
+      snprintf(err, err_len, "xmpp_rooms: %.300s is not a room's bare JID (room@conference.example.org)", k->rooms[i]);
+      return TALLY_ECONFIG;
+    }
+  if (parse_list(cfg->xmpp_domains, &k->domains[0][0], sizeof k->domains[0], TD_XMPP_DOMAINS_MAX, &k->domain_count)) {
     snprintf(err, err_len, "xmpp_domains: at most %d domains", TD_XMPP_DOMAINS_MAX);
-    goto fail;
+    return TALLY_ECONFIG;
   }
-  if (parse_list(cfg->xmpp_grant_jids, &x->granters[0][0], sizeof x->granters[0], TD_XMPP_GRANTERS_MAX,
-                 &x->granter_count)) {
+  if (parse_list(cfg->xmpp_grant_jids, &k->granters[0][0], sizeof k->granters[0], TD_XMPP_GRANTERS_MAX,
+                 &k->granter_count)) {
     snprintf(err, err_len, "xmpp_grant_jids: at most %d bare JIDs of at most %d bytes", TD_XMPP_GRANTERS_MAX,
              TALLY_IDENTITY_BYTES_MAX);
-    goto fail;
+    return TALLY_ECONFIG;
   }
-  if (!x->domain_count) { /* shop.example.org serves example.org */
+  if (!k->domain_count) { /* shop.example.org serves example.org */
     const char *dot = strchr(cfg->xmpp_component_domain, '.');
-    snprintf(x->domains[0], sizeof x->domains[0], "%s", dot && dot[1] ? dot + 1 : cfg->xmpp_component_domain);
-    x->domain_count = 1;
+    snprintf(k->domains[0], sizeof k->domains[0], "%s", dot && dot[1] ? dot + 1 : cfg->xmpp_component_domain);
+    k->domain_count = 1;
   }
+  return TALLY_OK;
+bad_addr:
+  snprintf(err, err_len, "xmpp_component: '%.300s' is not IP:PORT ([v6]:port for IPv6)", cfg->xmpp_component);
+  return TALLY_ECONFIG;
+}
+
+/* Who may use the shop and who may grant: no link change needed. */
+static void take_lists(td_xmpp *x, const keys *k) {
+  _Static_assert(sizeof x->domains == sizeof k->domains && sizeof x->granters == sizeof k->granters, "same lists");
+  memcpy(x->domains, k->domains, sizeof x->domains);
+  x->domain_count = k->domain_count;
+  memcpy(x->granters, k->granters, sizeof x->granters);
+  x->granter_count = k->granter_count;
+}
+
+int td_xmpp_start(td_daemon *d, char *err, size_t err_len) {
+  const td_config *cfg = &d->cfg;
+  if (!cfg->xmpp_component[0]) return TALLY_OK;
+  td_xmpp *x = calloc(1, sizeof *x);
+  keys *k = calloc(1, sizeof *k);
+  if (!x || !k || !(x->arena = malloc(TD_XMPP_ARENA_BYTES))) {
+    free(x);
+    free(k);
+    snprintf(err, err_len, "xmpp: out of memory");
+    return TALLY_ENOMEM;
+  }
+  x->d = d;
+  if (parse_keys(cfg, k, err, err_len) != TALLY_OK) goto fail;
+  x->addr = k->addr;
+  x->room_count = k->room_count;
+  for (uint32_t i = 0; i < k->room_count; i++) snprintf(x->rooms[i].jid, sizeof x->rooms[i].jid, "%s", k->rooms[i]);
+  take_lists(x, k);
   x->slot = td_slot_get(d, cfg->xmpp_network, "xmpp-component", 0);
   if (!x->slot) {
     snprintf(err, err_len, "xmpp: no slot free for the component");
     goto fail;
   }
+  free(k);
   x->slot->xmpp = x;
   x->backoff_ms = TD_XMPP_BACKOFF_FIRST_MS;
   uv_timer_init(d->loop, &x->timer);
@@ -209,12 +239,100 @@ int td_xmpp_start(td_daemon *d, char *err, size_t err_len) {
          cfg->xmpp_network, cfg->xmpp_component, x->room_count, x->domains[0], x->domain_count > 1 ? ",..." : "");
   schedule(x, 0);
   return TALLY_OK;
-bad_addr:
-  snprintf(err, err_len, "xmpp_component: '%.300s' is not IP:PORT ([v6]:port for IPv6)", cfg->xmpp_component);
 fail:
+  free(k);
   free(x->arena);
   free(x);
   return TALLY_ECONFIG;
+}
+
+/* The rooms of k, in k's order; a room kept keeps its subjects (what an
+ * empty TOPIC puts back), a room dropped is forgotten. The link is down
+ * (relinked), so no room has occupants. */
+static int take_rooms(td_xmpp *x, const keys *k) {
+  room *next = calloc(TD_XMPP_ROOMS_MAX, sizeof *next);
+  if (!next) return -1;
+  for (uint32_t i = 0; i < k->room_count; i++) {
+    room *old = td_xmpp__room_by_jid(x, k->rooms[i]);
+    if (old) {
+      assert(!old->occupants && !old->joined);
+      next[i] = *old;
+      old->jid[0] = 0; /* taken: not freed below, not found again */
+      old->subject = old->subject_before = NULL;
+    }
+    snprintf(next[i].jid, sizeof next[i].jid, "%s", k->rooms[i]);
+  }
+  for (uint32_t i = 0; i < x->room_count; i++) {
+    free(x->rooms[i].subject);
+    free(x->rooms[i].subject_before);
+  }
+  _Static_assert(sizeof x->rooms == TD_XMPP_ROOMS_MAX * sizeof *next, "the same rooms");
+  memcpy(x->rooms, next, sizeof x->rooms);
+  x->room_count = k->room_count;
+  free(next);
+  return 0;
+}
+
+void td_xmpp_reload(td_daemon *d, const td_config *next) {
+  td_xmpp *x = d->xmpp;
+  td_config *cfg = &d->cfg;
+  if (!x) {
+    if (next->xmpp_component[0])
+      td_log(TD_WARN, "SIGHUP: xmpp_component set: the component starts at the next restart");
+    return;
+  }
+  if (!next->xmpp_component[0]) {
+    td_log(TD_WARN, "SIGHUP: xmpp_component removed: the component stops at the next restart; its keys unchanged");
+    return;
+  }
+  if (strcmp(next->xmpp_network, cfg->xmpp_network))
+    td_log(TD_WARN, "SIGHUP: xmpp_network changed: it applies at the next restart");
+  char err[512];
+  keys *k = calloc(1, sizeof *k);
+  if (!k) {
+    td_log(TD_ERR, "SIGHUP: xmpp: out of memory; the component's keys unchanged");
+    return;
+  }
+  if (parse_keys(next, k, err, sizeof err) != TALLY_OK) {
+    td_log(TD_ERR, "SIGHUP: %s; the component's keys unchanged", err);
+    free(k);
+    return;
+  }
+  int rooms_changed = k->room_count != x->room_count;
+  for (uint32_t i = 0; i < k->room_count && !rooms_changed; i++) rooms_changed = strcasecmp(k->rooms[i], x->rooms[i].jid);
+  const char *why = strcmp(next->xmpp_component, cfg->xmpp_component)               ? "xmpp_component"
+                    : strcmp(next->xmpp_component_domain, cfg->xmpp_component_domain) ? "xmpp_component_domain"
+                    : next->xmpp_secret.len != cfg->xmpp_secret.len ||
+                            memcmp(next->xmpp_secret.bytes, cfg->xmpp_secret.bytes, cfg->xmpp_secret.len)
+                        ? "the secret"
+                    : strcmp(next->xmpp_nick, cfg->xmpp_nick) ? "xmpp_nick"
+                    : rooms_changed                           ? "xmpp_rooms"
+                                                              : NULL;
+  /* The link is built from d->cfg (domain, secret, nick) and x: both change
+   * together, between two loop turns, so no stanza sees half of it. */
+  memcpy(cfg->xmpp_component, next->xmpp_component, sizeof cfg->xmpp_component);
+  memcpy(cfg->xmpp_component_domain, next->xmpp_component_domain, sizeof cfg->xmpp_component_domain);
+  memcpy(cfg->xmpp_nick, next->xmpp_nick, sizeof cfg->xmpp_nick);
+  memcpy(cfg->xmpp_rooms, next->xmpp_rooms, sizeof cfg->xmpp_rooms);
+  memcpy(cfg->xmpp_domains, next->xmpp_domains, sizeof cfg->xmpp_domains);
+  memcpy(cfg->xmpp_grant_jids, next->xmpp_grant_jids, sizeof cfg->xmpp_grant_jids);
+  memcpy(cfg->xmpp_secret.bytes, next->xmpp_secret.bytes, sizeof cfg->xmpp_secret.bytes);
+  cfg->xmpp_secret.len = next->xmpp_secret.len;
+  memcpy(cfg->xmpp_secret.path, next->xmpp_secret.path, sizeof cfg->xmpp_secret.path);
+  take_lists(x, k);
+  if (why) {
+    char because[96];
+    snprintf(because, sizeof because, "SIGHUP: %s changed", why);
+    x->backoff_ms = TD_XMPP_BACKOFF_FIRST_MS; /* a new link at once, not after a long backoff */
+    if (x->state == LINK_IDLE) schedule(x, x->backoff_ms);
+    else td_xmpp__link_close(x, because);
+    x->addr = k->addr;
+    if (take_rooms(x, k) != 0) td_log(TD_ERR, "SIGHUP: xmpp: out of memory: xmpp_rooms unchanged");
+  }
+  td_log(TD_INFO, "SIGHUP: xmpp: reloaded the component's keys (%u rooms, %u user domains, %u granters)%s%s%s",
+         x->room_count, x->domain_count, x->granter_count, why ? "; relinking: " : "", why ? why : "",
+         why ? " changed" : "");
+  free(k);
 }
 
 void td_xmpp_close(td_xmpp *x) {

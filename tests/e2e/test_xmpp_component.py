@@ -42,6 +42,7 @@ import asyncio
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -262,6 +263,41 @@ def scenario(tap, ej, td, db, clients, proxy):
         print("# ejabberd restarted and the component back in %.1f s" % (time.monotonic() - t0))
         return True
     tap.run("ejabberd restarted: the component reconnects with backoff and serves direct messages", restart)
+
+    def sighup():
+        carol = clients["carol"] = xmpp_env.XmppClient("carol@" + DOMAIN, "pw-carol", ej.c2s)
+        m = carol.ask(SHOP, "TALLY GRANT %s 5" % clients["bob"].bare, r"no permission")
+        tap.check("without xmpp_grant_jids an admin cannot grant, and is told where the privilege comes from",
+                  m[2].endswith("(listed in xmpp_grant_jids)"), m[2])
+        with open(td.config) as f:
+            conf = f.read()
+
+        def hup(text, logged, count):
+            with open(td.config, "w") as f:
+                f.write(text)
+            td.proc.send_signal(signal.SIGHUP)
+            wait_log(td, logged, 30, count)
+        # A list key: applied at once, the link stays.
+        hup(conf + "xmpp_grant_jids = carol@%s\n" % DOMAIN, r"SIGHUP: xmpp: reloaded the component's keys "
+            r"\(2 rooms, 1 user domains, 1 granters\)\n", 1)
+        m = carol.ask(SHOP, "TALLY GRANT %s 5" % clients["bob"].bare, r"Granted|no permission")
+        tap.check("after SIGHUP the JID in xmpp_grant_jids grants", m[2].startswith("Granted 5.00 credits"), m[2])
+        tap.check("a list key does not relink", "(link 4)" not in td.log(), td.log()[-500:])
+        # The secret file: a wrong one relinks and fails the handshake, the right one is live again.
+        spath = re.search(r"xmpp_component_secret = (\S+)", conf).group(1)
+        with open(spath) as f:
+            good = f.read()
+        with open(spath, "w") as f:
+            f.write(os.urandom(16).hex() + "\n")
+        hup(conf + "xmpp_grant_jids = carol@%s\n" % DOMAIN, r"relinking: the secret changed", 1)
+        wait_log(td, r"link to \S+ failed: stream error from the server: not-authorized", 30)
+        with open(spath, "w") as f:
+            f.write(good)
+        hup(conf + "xmpp_grant_jids = carol@%s\n" % DOMAIN, r"relinking: the secret changed", 2)
+        wait_log(td, r"component %s is live \(link 4\)" % re.escape(SHOP), 30)
+        clients["bob"].ask(SHOP, "WALLET", r"^Wallet ")
+        return True
+    tap.run("SIGHUP reloads the component's keys: xmpp_grant_jids at once, a new secret by relinking", sighup)
 
     rc, out = ic.tally_cli(db.dsn, "check")
     tap.check("tally check passes", rc == 0, out[-2000:])
