@@ -39,6 +39,11 @@
  *   event beyond TD_XMPP_BUFFERED_BYTES_MAX, a stanza beyond
  *   TD_XMPP_STANZA_BYTES_HARD, a DTD or an XML error close the link with a
  *   stream error (logged) and reconnect.
+ * - Keys (xmpp_* in tallyd's config): parsed at start; SIGHUP
+ *   (td_xmpp_reload) checks the new ones first, applies xmpp_domains and
+ *   xmpp_grant_jids at once, and relinks for a new address, domain, secret,
+ *   nick or room list. Who may grant is config (xmpp_grant_jids): XMPP has
+ *   no rank for it.
  * - One thread: every function here runs on tallyd's loop thread; none
  *   blocks. Text going out is escaped by td_xmpp__sb_text (never raw).
  *
