@@ -90,7 +90,22 @@ class Driver(Base):
 
     def start(self):
         self.ej = self.td = self.db = self.listener = None
+        self.start_logs = []
         self.sdir = tempfile.mkdtemp(prefix="tally-conf-comp-")
+        try:
+            self._start()
+        except Exception:
+            # The runner does not call stop() when start fails: stop here what
+            # was started (ejabberd, epmd, tallyd), keeping the logs to print.
+            self.start_logs = self.failure_logs()
+            try:
+                self.stop()
+            except Exception:
+                pass
+            self.ej = self.td = None
+            raise
+
+    def _start(self):
         if not os.path.exists(EJABBERDCTL):
             raise RuntimeError("%s missing (make deps)" % EJABBERDCTL)  # fails, never passes
         san = os.environ.get("TALLY_SAN_BUILD")
@@ -154,7 +169,7 @@ class Driver(Base):
 
     def failure_logs(self):
         if not self.td:
-            return []
+            return self.start_logs
         mine = [ln for ln in self.td.log().splitlines() if "xmpp" in ln]
         return ["# tallyd: %s" % ln[:300] for ln in mine[-15:]]
 
