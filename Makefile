@@ -11,7 +11,7 @@
 #   make soak-daemon          30 min through tallyd from two linked InspIRCd (SOAK_MINUTES=)
 #   make adversary ADV_SEEDS=S   replay adversarial seeds (ADV_STEPS=N, ADV_SKIP=w,w)
 #   make soak-adversary       adversarial seeds 1..200 (ADV_SEEDS=, ADV_STEPS=)
-#   make conformance          the adapter conformance suite on every driver (frame, irc)
+#   make conformance          the adapter conformance suite on every driver (frame, irc, xmpp, component)
 #
 # V=1 shows full commands. SANITIZE=address,undefined builds with sanitizers.
 
@@ -169,10 +169,11 @@ test: deps
 test-build: $(LIBTALLY) $(TALLY_CLI) $(TEST_BINS) $(SCHEMA_DOC)
 
 # The conformance suite alone (tests/conformance): the frame driver with
-# sanitizers, the InspIRCd module plain, the scenarios through each driver.
+# sanitizers (and tallyd, for the component driver), the InspIRCd module plain,
+# the scenarios through each driver.
 conformance: deps
 	$(Q)$(MAKE) --no-print-directory BUILD=build/san SANITIZE=address,undefined \
-	  build/san/tests/conformance/frame_driver build/san/tally
+	  build/san/tests/conformance/frame_driver build/san/tally build/san/tallyd
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)TALLY_TEST_ONLY='tests/conformance/' tests/run.sh build/san build
 

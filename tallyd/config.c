@@ -92,6 +92,8 @@ static const td_key keys[] = {
      "bytes of one transaction body; more is answered 413 M_TOO_LARGE"},
     {"matrix_invite_servers", TD_STR, S_(matrix_invite_servers), "", 0, 0,
      "servers (comma separated) whose rooms the bot joins when invited; empty: matrix_server_name only"},
+    {"xmpp_grant_jids", TD_STR, S_(xmpp_grant_jids), "", 0, 0,
+     "bare JIDs that hold the grant privilege (TALLY GRANT; they must be in admins too), comma-separated"},
 };
 #undef S_
 #undef U_

@@ -7,7 +7,8 @@
  *                   keeps delivering answers), write what can be written
  *                   within TD_STOP_FLUSH_MS, exit 0;
  *   SIGHUP          reload what can change without a restart (secrets, TLS
- *                   files) and log what could not (listeners, engine keys).
+ *                   files, the component's keys) and log what could not
+ *                   (listeners, engine keys).
  * It runs in the foreground; systemd learns READY=1 once the engine is
  * ready (notify.c). */
 #include "tallyd.h"
@@ -212,6 +213,7 @@ static void reload(td_daemon *d) {
       next.presence_max != d->cfg.presence_max || next.conns_max != d->cfg.conns_max ||
       next.slot_bytes_max != d->cfg.slot_bytes_max || next.busy_reserve != d->cfg.busy_reserve)
     td_log(TD_WARN, "SIGHUP: bounds (slots, effects, presence, conns) changed: they apply at the next restart");
+  td_xmpp_reload(d, &next);
   td_config_free(&next);
 }
 

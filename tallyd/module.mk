@@ -11,7 +11,7 @@
 TALLYD := $(BUILD)/tallyd
 TALLYD_SRC := $(sort $(wildcard tallyd/*.c))
 TALLYD_OBJ := $(TALLYD_SRC:tallyd/%.c=$(BUILD)/tallyd-obj/%.o)
-# expat parses the XEP-0114 component's XML stream (xmpp.c); only tallyd links it.
+# expat parses the XEP-0114 component's XML stream (xmpp_stream.c); only tallyd links it.
 TALLYD_CFLAGS = $(shell pkg-config --cflags expat 2>/dev/null)
 TALLYD_LIBS = $(shell pkg-config --libs expat 2>/dev/null || echo -lexpat)
 

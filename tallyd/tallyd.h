@@ -74,7 +74,7 @@ typedef struct td_config {
   char *values[TD_CONFIG_VALUES_MAX]; /* engine values, owned (engine.* points here) */
   uint32_t value_count;
   char signing_key[TD_PATH_BYTES_MAX]; /* default under state_dir */
-  /* The XEP-0114 component (xmpp.c); xmpp_component "" is off. */
+  /* The XEP-0114 component (xmpp_*.c); xmpp_component "" is off. */
   char xmpp_component[TD_PATH_BYTES_MAX];                  /* IP:PORT of the server's component port */
   char xmpp_component_domain[TD_XMPP_DOMAIN_BYTES_MAX + 1]; /* e.g. shop.example.org */
   td_secret xmpp_secret;                                   /* path: xmpp_component_secret */
@@ -91,6 +91,7 @@ typedef struct td_config {
   char matrix_admins[TD_PATH_BYTES_MAX];       /* MXIDs with the admin role, comma separated */
   uint32_t matrix_event_age_max_s, matrix_body_bytes_max;
   char matrix_invite_servers[TD_PATH_BYTES_MAX]; /* servers whose rooms' invites are accepted */
+  char xmpp_grant_jids[TALLY_CONFIG_LINE_BYTES_MAX + 1];   /* bare JIDs with the grant privilege */
 } td_config;
 
 /* Loads path into cfg (defaults first). TALLY_ECONFIG/EIO with err. */
@@ -181,7 +182,7 @@ struct td_slot {
   uint64_t dropped;      /* effects dropped, total (logged) */
   struct td_pending *pend; /* commands not answered yet (pending.c) */
   uint32_t pend_cap, pend_count;
-  struct td_xmpp *xmpp; /* set: an adapter inside tallyd (xmpp.c) takes its effects; no conn, no ring */
+  struct td_xmpp *xmpp; /* set: an adapter inside tallyd (xmpp_*.c) takes its effects; no conn, no ring */
 };
 
 /* ---- unanswered commands (pending.c) ------------------------------------------ */
@@ -260,7 +261,7 @@ struct td_daemon {
   int status_code; /* the engine's latest STATUS */
   char status_text[TALLY_TEXT_BYTES_MAX + 1];
   uint64_t dropped_total;
-  struct td_xmpp *xmpp; /* the XEP-0114 component, or NULL (xmpp.c) */
+  struct td_xmpp *xmpp; /* the XEP-0114 component, or NULL (xmpp_*.c) */
   struct td_mx *mx; /* the Matrix AS (matrix.h), NULL when off */
 };
 
@@ -272,7 +273,7 @@ void td_listen_stop(td_daemon *d);
 void td_presence_submit(void *ud, const char *network, const char *account, const char *room,
                         int present);
 
-/* ---- the XEP-0114 component (xmpp.c) ---------------------------------------------- */
+/* ---- the XEP-0114 component (xmpp_*.c) ---------------------------------------------- */
 typedef struct td_xmpp td_xmpp;
 /* Starts the component if xmpp_component is set (connects out, reconnects
  * with backoff). TALLY_OK, or a code with err (bad address, no memory). */
@@ -283,5 +284,9 @@ void td_xmpp_effect(td_xmpp *x, const tally_effect *e, const char *origin);
 int td_xmpp_flushed(const td_xmpp *x);
 /* Closes the link and its handles (at exit); frees it once they closed. */
 void td_xmpp_close(td_xmpp *x);
+/* SIGHUP: takes the component's keys from next (checked first: a bad one
+ * changes nothing, logged); a changed address, domain, secret, nick or room
+ * list relinks at once. Turning it on or off, or xmpp_network, needs a restart. */
+void td_xmpp_reload(td_daemon *d, const td_config *next);
 
 #endif
