@@ -170,8 +170,11 @@ class Driver(Base):
     def failure_logs(self):
         if not self.td:
             return self.start_logs
-        mine = [ln for ln in self.td.log().splitlines() if "xmpp" in ln]
-        return ["# tallyd: %s" % ln[:300] for ln in mine[-15:]]
+        # Presence lines come by the dozen and say little about a lost line:
+        # the rest of what tallyd said (effects, stanzas, errors) first.
+        lines = self.td.log().splitlines()
+        mine = [ln for ln in lines if " presence: " not in ln]
+        return ["# tallyd: %s" % ln[:300] for ln in mine[-30:]]
 
     # ---- helpers -----------------------------------------------------------
     def _client(self, jid, pw):
