@@ -32,12 +32,7 @@ SHOP = "shop.xmpp.test"
 EJABBERDCTL = "/usr/sbin/ejabberdctl"
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+from tallyd_env import free_port  # noqa: E402,F401  (one definition for the e2e helpers)
 
 
 class EjabberdEnv:
