@@ -33,20 +33,14 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ircclient as ic  # noqa: E402  (Tap, TestDb, tally_cli)
 from matrix_double import HomeserverDouble, message, new_event_id  # noqa: E402
 from tallyd_env import TallydEnv, free_port  # noqa: E402
+import matrix_env  # noqa: E402
 
 SERVER = "test.local"
 ROOM = "!live:" + SERVER
 ADMIN, CAROL, BOB = "@root:" + SERVER, "@carol:" + SERVER, "@bob:" + SERVER
 
 
-def read_tokens(path):
-    vals = {}
-    with open(path) as f:
-        for line in f:
-            m = re.match(r'^(as_token|hs_token): "([0-9a-f]+)"$', line.strip())
-            if m:
-                vals[m.group(1)] = m.group(2)
-    return vals["as_token"], vals["hs_token"]
+read_tokens = matrix_env.read_tokens
 
 
 def scenario(tap, hs, db, td):
@@ -432,14 +426,8 @@ def main():
     hs = None
     try:
         with ic.TestDb("matrix") as db:
-            tmp = os.environ.get("TALLY_TMP") or "/tmp"
-            os.makedirs(tmp, exist_ok=True)
-            reg = os.path.join(tmp, "matrix-reg-%d.yaml" % os.getpid())
-            if os.path.exists(reg):
-                os.unlink(reg)
             port = free_port()
-            rc, out = ic.tally_cli(db.dsn, "matrix-registration", reg, "http://127.0.0.1:%d" % port, SERVER)
-            tap.check("tally matrix-registration writes the file", rc == 0 and os.path.isfile(reg), out)
+            reg = matrix_env.fresh_registration(tap, db.dsn, "matrix", port, SERVER)
             tap.check("mode 0600", os.stat(reg).st_mode & 0o777 == 0o600, oct(os.stat(reg).st_mode))
             with open(reg) as f:
                 text = f.read()
@@ -453,15 +441,10 @@ def main():
             bad_configs(tap, db, reg, port)
             hs = HomeserverDouble(as_token, hs_token, SERVER)
             hs.as_url = "http://127.0.0.1:%d" % port
-            extra = {"matrix_listen": "127.0.0.1:%d" % port, "matrix_registration": reg,
-                     "matrix_homeserver": hs.url, "matrix_server_name": SERVER, "matrix_admins": ADMIN,
-                     "welcome_grant": "1000", "rate_account": "0", "rate_channel": "0"}
+            extra = matrix_env.as_keys(port, reg, hs.url, SERVER, matrix_admins=ADMIN)
             with TallydEnv(db.dsn, {"irc": "irc-secret-0123456789"}, extra=extra) as td:
-                try:
+                with matrix_env.log_on_failure(td):
                     scenario(tap, hs, db, td)
-                except Exception:
-                    print("# tallyd log tail:\n# " + "\n# ".join(td.log()[-3000:].splitlines()))
-                    raise
                 time.sleep(0.5)
                 rc, out = ic.tally_cli(db.dsn, "check")
                 tap.check("tally check passes", rc == 0, out[-2000:])

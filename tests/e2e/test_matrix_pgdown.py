@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ircclient as ic  # noqa: E402
 from matrix_double import HomeserverDouble, message  # noqa: E402
 from tallyd_env import TallydEnv, free_port  # noqa: E402
-from test_matrix_as import read_tokens  # noqa: E402
+import matrix_env  # noqa: E402
 
 SERVER = "test.local"
 ROOM = "!pg:" + SERVER
@@ -63,26 +63,15 @@ def main():
             own = os.path.join(db.own, "pg") if db.own else None
             if not own or db.pgdir != own:
                 raise RuntimeError("no private cluster (%r): not killing a shared one" % own)
-            tmp = os.environ.get("TALLY_TMP") or "/tmp"
-            os.makedirs(tmp, exist_ok=True)
-            reg = os.path.join(tmp, "matrix-pgdown-reg-%d.yaml" % os.getpid())
-            if os.path.exists(reg):
-                os.unlink(reg)
             port = free_port()
-            rc, out = ic.tally_cli(db.dsn, "matrix-registration", reg, "http://127.0.0.1:%d" % port, SERVER)
-            tap.check("registration written", rc == 0, out)
-            as_token, hs_token = read_tokens(reg)
+            reg = matrix_env.fresh_registration(tap, db.dsn, "matrix-pgdown", port, SERVER)
+            as_token, hs_token = matrix_env.read_tokens(reg)
             hs = HomeserverDouble(as_token, hs_token, SERVER)
             hs.as_url = "http://127.0.0.1:%d" % port
-            extra = {"matrix_listen": "127.0.0.1:%d" % port, "matrix_registration": reg,
-                     "matrix_homeserver": hs.url, "matrix_server_name": SERVER,
-                     "rate_account": "0", "rate_channel": "0"}
+            extra = matrix_env.as_keys(port, reg, hs.url, SERVER, engine=False, rate_account="0", rate_channel="0")
             with TallydEnv(db.dsn, {"irc": "irc-secret-0123456789"}, extra=extra) as td:
-                try:
+                with matrix_env.log_on_failure(td):
                     tap.run("PostgreSQL down: no 200 until the transaction is recorded", lambda: scenario(tap, hs, db, td))
-                except Exception:
-                    print("# tallyd log tail:\n# " + "\n# ".join(td.log()[-3000:].splitlines()))
-                    raise
                 rc, out = ic.tally_cli(db.dsn, "check")
                 tap.check("tally check passes", rc == 0, out[-2000:])
             os.unlink(reg)

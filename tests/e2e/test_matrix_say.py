@@ -18,6 +18,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ircclient as ic  # noqa: E402  (Tap, TestDb, tally_cli)
 from tallyd_env import TallydEnv, free_port  # noqa: E402
+import matrix_env  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SAY = os.path.join(ic.ROOT, "tools", "matrix-say")
@@ -71,27 +72,17 @@ def main():
     try:
         with ic.TestDb("matrixsay") as db:
             tmp = os.environ.get("TALLY_TMP") or "/tmp"
-            os.makedirs(tmp, exist_ok=True)
-            reg = os.path.join(tmp, "matrix-say-reg-%d.yaml" % os.getpid())
-            if os.path.exists(reg):
-                os.unlink(reg)
             port, hsport = free_port(), free_port()
-            rc, out = ic.tally_cli(db.dsn, "matrix-registration", reg, "http://127.0.0.1:%d" % port, "localhost")
-            tap.check("tally matrix-registration writes the file", rc == 0, out)
+            reg = matrix_env.fresh_registration(tap, db.dsn, "matrix-say", port, "localhost")
             log = open(os.path.join(tmp, "matrix-say-double-%d.log" % os.getpid()), "w")
             double = subprocess.Popen([sys.executable, os.path.join(HERE, "matrix_double.py"), "serve", reg,
                                        str(hsport), "http://127.0.0.1:%d" % port, "localhost"],
                                       stdout=log, stderr=subprocess.STDOUT)
             env = dict(os.environ, TALLY_MATRIX_DOUBLE="http://127.0.0.1:%d#localhost" % hsport)
-            extra = {"matrix_listen": "127.0.0.1:%d" % port, "matrix_registration": reg,
-                     "matrix_homeserver": "http://127.0.0.1:%d" % hsport, "matrix_server_name": "localhost",
-                     "welcome_grant": "1000", "rate_account": "0", "rate_channel": "0"}
+            extra = matrix_env.as_keys(port, reg, "http://127.0.0.1:%d" % hsport, "localhost")
             with TallydEnv(db.dsn, {"irc": "irc-secret-0123456789"}, extra=extra) as td:
-                try:
+                with matrix_env.log_on_failure(td):
                     scenario(tap, env)
-                except Exception:
-                    print("# tallyd log tail:\n# " + "\n# ".join(td.log()[-3000:].splitlines()))
-                    raise
                 tap.check("tallyd stops cleanly", td.stop() == 0, td.log()[-2000:])
             double.send_signal(signal.SIGTERM)
             tap.check("the double ends on SIGTERM", double.wait(10) == 0, double.returncode)
