@@ -144,6 +144,16 @@ void td_conn_pump(td_conn *c) {
   conn_flush(c);
 }
 
+void td_conn_pump_soon(td_conn *c) { c->pump_due = 1; }
+
+void td_conns_pump_due(td_daemon *d) {
+  for (td_conn *c = d->conns; c; c = c->next)
+    if (c->pump_due) {
+      c->pump_due = 0;
+      td_conn_pump(c);
+    }
+}
+
 /* ---- closing --------------------------------------------------------------------- */
 static void conn_closed(uv_handle_t *h) {
   td_conn *c = h->data;

@@ -60,6 +60,8 @@ static void drain(td_daemon *d) {
   }
 }
 
+static void on_prepare(uv_prepare_t *h) { td_conns_pump_due(h->data); }
+
 static void on_engine(uv_poll_t *h, int status, int events) {
   (void)status;
   (void)events;
@@ -112,7 +114,9 @@ static int all_written(td_daemon *d) {
 
 static void finish(td_daemon *d) {
   td_xmpp_close(d->xmpp);
+  td_conns_pump_due(d); /* what the last drain queued goes before the close */
   while (d->conns) td_conn_close(d->conns, "tallyd stopped");
+  uv_close((uv_handle_t *)&d->pump_prep, NULL);
   td_mx_close(d);
   uv_close((uv_handle_t *)&flush_timer, NULL);
   uv_close((uv_handle_t *)&d->tick, NULL);
@@ -278,6 +282,9 @@ static int start(td_daemon *d) {
     td_log(TD_ERR, "%s", err);
     return 1;
   }
+  uv_prepare_init(d->loop, &d->pump_prep);
+  d->pump_prep.data = d;
+  uv_prepare_start(&d->pump_prep, on_prepare);
   uv_poll_init(d->loop, &d->engine_poll, tally_engine_fd(d->engine));
   d->engine_poll.data = d;
   uv_poll_start(&d->engine_poll, UV_READABLE, on_engine);

@@ -188,7 +188,7 @@ void td_slot_push(td_daemon *d, td_slot *s, const tally_effect *e, const char *o
   s->ring[(s->head + s->count) % s->ring_cap] = en;
   s->count++;
   s->bytes += len;
-  if (s->conn) td_conn_pump(s->conn);
+  if (s->conn) td_conn_pump_soon(s->conn); /* written with the rest of this loop turn's */
 }
 
 /* ---- routing ------------------------------------------------------------------------ */
@@ -290,6 +290,10 @@ void td_reply(td_conn *c, const tally_frame_command *cmd, int code, const char *
                     .req_id = cmd->req_id, .origin = cmd->origin, .channel = cmd->channel, .text = text,
                     .network = s->network, .args = ""};
   td_slot_push(c->d, s, &e, cmd->origin);
+  /* tallyd's own answers (busy, refusals) come while this host's commands
+   * are read, and the read may end in a close (the busy reserve): they go
+   * out now, not with the next loop turn's effects. */
+  td_conn_pump(c);
 }
 
 void td_route_welcome(td_daemon *d, td_slot *s) {

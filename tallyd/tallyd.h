@@ -147,6 +147,7 @@ typedef struct td_conn {
   int closing_after_write;
   int closed;
   struct td_conn *next;  /* the daemon's list */
+  int pump_due;          /* effects were queued: write them before the loop next waits */
 } td_conn;
 
 void td_conn_accepted(td_daemon *d, uv_stream_t *server, int is_tls);
@@ -154,6 +155,11 @@ void td_conn_accepted(td_daemon *d, uv_stream_t *server, int is_tls);
 void td_conn_out_raw(td_conn *c, const uint8_t *bytes, size_t len);
 /* Writes every effect of its slot above sent_seq that fits the window. */
 void td_conn_pump(td_conn *c);
+/* Marks c to be pumped once, before the loop next waits for I/O
+ * (td_conns_pump_due, from a uv_prepare): the effects of one engine drain
+ * go out in one write (one TLS record run, one syscall), not one each. */
+void td_conn_pump_soon(td_conn *c);
+void td_conns_pump_due(td_daemon *d);
 /* Closes now (buffered writes are dropped). */
 void td_conn_close(td_conn *c, const char *why);
 /* Sends a verdict HELLO_SERVER refusing with code and text, then closes. */
@@ -263,6 +269,7 @@ struct td_daemon {
   uint64_t dropped_total;
   struct td_xmpp *xmpp; /* the XEP-0114 component, or NULL (xmpp_*.c) */
   struct td_mx *mx; /* the Matrix AS (matrix.h), NULL when off */
+  uv_prepare_t pump_prep; /* td_conns_pump_due before each wait for I/O */
 };
 
 uint64_t td_now_ms(td_daemon *d);
