@@ -35,6 +35,7 @@ const char tally__batch_sql[] =
     " UNION ALL SELECT * FROM tally_write_raffle_passes($8, $105, $106, $107, $108)"
     " UNION ALL SELECT * FROM tally_write_audit($1, $8, $109, $110, $111)"
     " UNION ALL SELECT * FROM tally_write_identities($1, $8, $112, $113, $114, $115, $116, $117, $118, $119)"
+    " UNION ALL SELECT * FROM tally_write_facts($1, $8, $120::jsonb)"
     /* Last: refuses (TL002) a batch that would commit fewer transfers than it signed. */
     " UNION ALL SELECT * FROM tally_batch_whole($1, $2, $3, $4)";
 
@@ -815,6 +816,39 @@ static void render_identities(tally__batch *b, const tally__state *st) {
   }
 }
 
+/* $120 the features' ledger facts (sql/015), one JSON array: each FACT op's
+ * object as its feature wrote it, and for a purchase that used an earned
+ * reward (or the full refund that gives one back) a "use" ("ret") object
+ * naming its transfer, which tally_write_facts keeps only when that
+ * transfer committed with this batch. JSON, not arrays per column: the
+ * facts of several features share one parameter and one function. */
+_Static_assert(TALLY__FACT_BYTES_MAX + 64 < TALLY__BATCH_OP_TEXT_BYTES, "a fact fits its op's share of the batch text");
+static void render_facts(tally__batch *b) {
+  sb_param(b, 119);
+  sb_char(b, '[');
+  bool first = true;
+  for (uint32_t k = 0; k < b->op_count; k++) {
+    const tally__op *op = &b->ops[k];
+    char tmp[160];
+    const char *obj = NULL;
+    if (op->type == TALLY__OP_FACT && op->fact) obj = op->fact;
+    else if (op->type == TALLY__OP_TRANSFER && op->reward_fact != TALLY__REWARD_FACT_NONE) {
+      snprintf(tmp, sizeof tmp, "{\"k\":\"%s\",\"g\":%" PRIu64 ",\"x\":%" PRIu64 ",\"d\":%" PRId64 "}",
+               op->reward_fact == TALLY__REWARD_FACT_USE ? "use" : "ret", op->reward_grant, op->transfer_id,
+               op->discount);
+      obj = tmp;
+    }
+    if (!obj) continue;
+    size_t n = strnlen(obj, TALLY__FACT_BYTES_MAX);
+    assert(n < TALLY__FACT_BYTES_MAX);
+    if (!first) sb_char(b, ',');
+    first = false;
+    sb_raw(b, obj, n);
+  }
+  sb_char(b, ']');
+  sb_end(b);
+}
+
 /* ---- leaves, root, signature ---------------------------------------------------- */
 static void compute_leaves(tally__batch *b, const tally__state *st) {
   b->transfer_count = 0;
@@ -926,6 +960,7 @@ static int seal_render(tally__batch *b, tally__state *st, struct tally__signer *
   render_raffle_passes(b, st);
   render_audit(b, st);
   render_identities(b, st);
+  render_facts(b);
   sb_param(b, 42);
   sb_i64(b, (int64_t)lease_epoch);
   sb_end(b);

@@ -123,6 +123,7 @@ typedef struct tally__account {
   uint16_t net;
   uint16_t label;
   uint32_t name; /* its name in st->names (space TALLY__NAMES_SPACE_ACCOUNT): tally__account_name */
+  int64_t first_seen_ms; /* wall clock tally first saw it (accounts.created_ms); 0 unknown */
 } tally__account;
 
 enum tally__item_kind {
@@ -355,7 +356,19 @@ enum tally__op_type {
   TALLY__OP_SHIP = 5, /* a merch purchase's shipping note (in note) */
   TALLY__OP_HIDE = 6, /* a moderator hides a held tip message (ref_transfer: the tip) */
   TALLY__OP_PASS = 7, /* a raffle entry drawn and passed over (entry_slot; fee: the reason code) */
+  /* A feature's ledger fact (rewards, quizzes: sql/015): `fact` points at
+   * its JSON object, owned by the feature until the op settles; batch.c
+   * writes it through tally_write_facts. */
+  TALLY__OP_FACT = 8,
 };
+
+/* A TRANSFER's reward fact (op->reward_fact, sql/015): a purchase that
+ * used earned reward op->reward_grant (op->discount off), or the full
+ * refund of one that gives it back. */
+enum { TALLY__REWARD_FACT_NONE = 0, TALLY__REWARD_FACT_USE = 1, TALLY__REWARD_FACT_RETURN = 2 };
+/* A fact's JSON object, at most this long (it takes the op's share of the
+ * batch text: below TALLY__BATCH_OP_TEXT_BYTES). */
+enum { TALLY__FACT_BYTES_MAX = 2048 };
 typedef struct tally__op {
   uint8_t type, kind, leg_count;
   bool told_pending;
@@ -379,6 +392,10 @@ typedef struct tally__op {
   uint32_t maker;       /* TRANSFER: the account whose identity's command made it (see decide.h) */
   uint16_t net;         /* the network of origin and channel (st->networks index) */
   uint32_t effects_bytes; /* out-ring bytes reserved for its effects while pending (engine.c) */
+  const char *fact;       /* FACT: its JSON object (feature-owned until settled) */
+  uint64_t reward_grant;  /* TRANSFER with reward_fact: the earned reward's id */
+  int64_t discount;       /* TRANSFER, reward_fact USE: minor units taken off the price */
+  uint8_t reward_fact;    /* TALLY__REWARD_FACT_* */
   /* Who to answer: a name in st->names, space net, holding a reference
    * from its decision until it settles (tally__engine_pending_done). */
   uint32_t origin;
