@@ -249,6 +249,8 @@ typedef struct tally_config {
                                       the effects queue is sized from it (1.6) */
   uint32_t names_bytes_max;        /* bytes of interned names: account names, and who to answer
                                       for operations in flight; full: TALLY_ENAMES_FULL (1.6) */
+  uint32_t reward_min_account_age_s; /* a quiz's winners were first seen at least this long before
+                                        it started (issue 14) */
 } tally_config;
 
 /* The version-1 prefix: the fields of the first release (up to

@@ -582,6 +582,9 @@ int tally__held_tip_room(const tally__state *st, uint32_t tipper, uint16_t net, 
 uint32_t tally__audience_row(tally__state *st, uint64_t event_id, uint32_t account, bool create);
 /* Has account been present in the event's channel while it ran? (audience_rows.c) */
 bool tally__audience_attended(const tally__state *st, uint64_t event_id, uint32_t account);
+/* Wall clock of account's first presence in the event (0: never), for a
+ * quiz's "present when it started" (features/quiz). */
+int64_t tally__audience_first_ms(const tally__state *st, uint64_t event_id, uint32_t account);
 /* Seconds the audience row has been present so far (audience_rows.c). */
 int32_t tally__audience_seconds(const tally__state *st, uint32_t row, uint64_t now_mono);
 

@@ -12,6 +12,8 @@
 #include "live.h"
 #include "live_raffle.h"
 #include "loader_shop.h"
+#include "quiz.h"
+#include "rewards.h"
 #include "tipmsg.h"
 
 /* A raffle's charges and passes are its own: other ops pass through. */
@@ -42,6 +44,20 @@ static const tally__feature_hooks features[] = {
      .tick = tally__tip_messages_tick,
      .tipped = tally__tip_thanks,
      .record_settled = tip_record_settled},
+    /* Restores after the shop (items and accounts are known), before the
+     * quizzes, which name rewards and find their grants. */
+    {.name = "rewards",
+     .restore = tally__rewards_restore,
+     .tick = tally__rewards_tick,
+     .committed = tally__rewards_committed,
+     .settled = tally__rewards_settled,
+     .record_settled = tally__rewards_record_settled,
+     .destroy = tally__rewards_destroy},
+    {.name = "quiz",
+     .restore = tally__quiz_restore,
+     .tick = tally__quiz_tick,
+     .record_settled = tally__quiz_record_settled,
+     .destroy = tally__quiz_destroy},
 };
 
 static const tally__hooks hooks = {
