@@ -107,7 +107,7 @@ int tally__quiz_start(tally__engine *e, const tally__quiz *spec, uint64_t now_mo
   q->deadline_ms = q->started_ms + (int64_t)q->duration_ms;
   q->deadline_mono = now_mono + q->duration_ms;
   q->answer_count = q->inflight = q->seq_next = q->winner_count = q->answerers = q->said_count = 0;
-  q->said_mono = now_mono;
+  q->said_mono = 0;
   if (!start_json(e, q)) {
     memset(q, 0, sizeof *q);
     return TALLY_ETOOBIG;
@@ -217,7 +217,8 @@ static void end_fact(tally__engine *e, tally__quiz *q, uint32_t qi) {
 static void say_count(tally__engine *e, tally__quiz *q, uint64_t now_mono) {
   uint32_t n = 0;
   for (uint32_t i = 0; i < q->answer_count; i++) n += q->answers[i].used && q->answers[i].committed;
-  if (n == q->said_count || now_mono - q->said_mono < TALLY__QUIZ_SAY_MS) return;
+  /* The first answer is said at once, later counts at most every SAY_MS. */
+  if (n == q->said_count || (q->said_mono && now_mono - q->said_mono < TALLY__QUIZ_SAY_MS)) return;
   q->said_count = n;
   q->said_mono = now_mono;
   tally__announce_in(e, q->net, q->room, "Quiz: %u %s answered so far.", n, n == 1 ? "has" : "have");
@@ -340,7 +341,7 @@ static int restore_quizzes(loader *l, tally__quizzes *z, int64_t now_ms) {
     q->started_ms = q->deadline_ms - (int64_t)q->duration_ms;
     int64_t left = q->deadline_ms - now_ms;
     q->deadline_mono = now_mono + (uint64_t)(left > 0 ? left : 0); /* past: closes at the first tick */
-    q->said_mono = now_mono;
+    q->said_mono = 0;
     uint32_t ev = tally__live_event_in(&e->st, q->net, q->room);
     q->event_id = ev == TALLY__NONE ? 0 : e->st.events[ev].id;
     if (q->winners_max > TALLY__QUIZ_WINNERS_MAX) q->winners_max = TALLY__QUIZ_WINNERS_MAX;
