@@ -200,7 +200,7 @@ void tally__cmd_answer(tally__cmd *c) {
     return;
   }
   if (c->t.count < 2) {
-    tally__cmd_usage(c, "ANSWER [room] <text> (privately; or !answer <text> in the quiz's room)");
+    tally__cmd_usage(c, "ANSWER [room] <text> (privately; in the quiz's room only where command lines stay hidden)");
     return;
   }
   int from;

@@ -65,7 +65,7 @@
   X(REWARDS, tally__cmd_rewards, TALLY__NA, TALLY_COMMAND_GROUP_EVERYONE, "",                          \
     "the rewards you earned (used at your next BUY they fit)")                                         \
   X(ANSWER, tally__cmd_answer, TALLY__NA, TALLY_COMMAND_GROUP_EVERYONE, "[room] <text>",               \
-    "answer a quiz (privately, or as !answer in its room)")                                            \
+    "answer a quiz (privately, or in its room where command lines stay hidden)")                                            \
   X(REWARD, tally__cmd_reward, TALLY__NA, TALLY_COMMAND_GROUP_CREATORS,                                \
     "ADD <name> discount=10%|2.00 [cap=<amount>] [for=10m] [sku=<sku>|all] | REWARD LIST | REWARD DEL <name>", \
     "discounts on your items that quizzes give")                                                       \

@@ -248,7 +248,7 @@ static void announce_start(tally__engine *e, const tally__quiz *q) {
     snprintf(reward, sizeof reward, "; each wins the reward %s (%s)", r->defs[q->reward_def].name, what);
   }
   tally__announce_in(e, q->net, q->room,
-                     "QUIZ (%" PRIu64 " s): %s - answer privately with ANSWER <text>, or !answer <text> here. "
+                     "QUIZ (%" PRIu64 " s): %s - answer privately: ANSWER <text>. "
                      "The first %u right %s win%s.",
                      q->duration_ms / 1000, q->question, q->winners_max, q->winners_max == 1 ? "answer" : "answers",
                      reward);
