@@ -89,6 +89,7 @@ static int restore_grants(loader *l, tally__rewards *r, int64_t now_ms) {
     bool used = !PQgetisnull(q, i, 5) && tally__load_i64(q, i, 5) == 1;
     g->state = used ? TALLY__GRANT_USED : TALLY__GRANT_READY;
     g->transfer = used ? (uint64_t)tally__load_i64(q, i, 6) : 0;
+    r->grant_high = (uint32_t)i + 1;
   }
   PQclear(q);
   return TALLY_OK;
@@ -196,7 +197,7 @@ uint32_t tally__reward_pick(tally__engine *e, uint32_t account, uint32_t item, i
   if (!r || account == TALLY__NONE) return TALLY__NONE;
   uint64_t now = tally__now_mono_ms(e);
   uint32_t best = TALLY__NONE;
-  for (uint32_t i = 0; i < TALLY__REWARD_GRANTS_MAX; i++) {
+  for (uint32_t i = 0; i < r->grant_high; i++) {
     const tally__reward_earned *g = &r->grants[i];
     if (!usable(g, account, now)) continue;
     int64_t off = tally__reward_discount(e, g->def, item, total);
@@ -219,7 +220,7 @@ void tally__reward_hold(tally__engine *e, uint32_t g, tally__op *op, int64_t dis
 }
 
 static tally__reward_earned *grant_by_id(tally__rewards *r, uint64_t id) {
-  for (uint32_t i = 0; r && i < TALLY__REWARD_GRANTS_MAX; i++)
+  for (uint32_t i = 0; r && i < r->grant_high; i++)
     if (r->grants[i].state != TALLY__GRANT_FREE && r->grants[i].id == id) return &r->grants[i];
   return NULL;
 }
@@ -227,7 +228,7 @@ static tally__reward_earned *grant_by_id(tally__rewards *r, uint64_t id) {
 void tally__reward_refund_attach(tally__engine *e, tally__op *op, bool full) {
   tally__rewards *r = tally__rewards_of(e);
   if (!r || !full) return;
-  for (uint32_t i = 0; i < TALLY__REWARD_GRANTS_MAX; i++) {
+  for (uint32_t i = 0; i < r->grant_high; i++) {
     tally__reward_earned *g = &r->grants[i];
     if (g->state != TALLY__GRANT_USED || g->transfer != op->ref_transfer) continue;
     g->state = TALLY__GRANT_RETURNING;
@@ -293,6 +294,7 @@ int tally__reward_grant(tally__engine *e, uint32_t def, uint32_t account, uint64
   if (!op) return TALLY_EBUSY;
   tally__reward_earned *g = &r->grants[s];
   memset(g, 0, sizeof *g);
+  if (s >= r->grant_high) r->grant_high = s + 1;
   g->id = tally__state_take_id(&e->st);
   g->def = def;
   g->account = account;
@@ -310,7 +312,7 @@ int tally__reward_grant(tally__engine *e, uint32_t def, uint32_t account, uint64
 
 uint32_t tally__reward_grant_of(tally__engine *e, uint64_t quiz_id, uint32_t account) {
   tally__rewards *r = tally__rewards_of(e);
-  for (uint32_t i = 0; r && i < TALLY__REWARD_GRANTS_MAX; i++)
+  for (uint32_t i = 0; r && i < r->grant_high; i++)
     if (r->grants[i].state != TALLY__GRANT_FREE && r->grants[i].quiz_id == quiz_id && r->grants[i].account == account)
       return i;
   return TALLY__NONE;
@@ -321,7 +323,7 @@ uint32_t tally__reward_grant_of(tally__engine *e, uint64_t quiz_id, uint32_t acc
  * applies (usable() reads the clock). */
 void tally__rewards_tick(tally__engine *e, uint64_t now_mono) {
   tally__rewards *r = tally__rewards_of(e);
-  for (uint32_t i = 0; r && i < TALLY__REWARD_GRANTS_MAX; i++) {
+  for (uint32_t i = 0; r && i < r->grant_high; i++) {
     tally__reward_earned *g = &r->grants[i];
     if (g->state != TALLY__GRANT_READY || g->expires_mono > now_mono) continue;
     tally__op *op = tally__engine_record_op(e, TALLY__OP_FACT, g->account, TALLY__NONE);

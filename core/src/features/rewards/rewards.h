@@ -79,6 +79,10 @@ typedef struct tally__rewards {
   tally__reward_def defs[TALLY__REWARD_DEFS_MAX];
   tally__reward_earned grants[TALLY__REWARD_GRANTS_MAX];
   uint64_t committed_grants; /* since start: what counters count */
+  /* One past the highest grant slot ever taken: scans stop there, so a
+   * BUY costs nothing here until someone has earned a reward (slots are
+   * taken lowest first). */
+  uint32_t grant_high;
 } tally__rewards;
 
 /* The feature's tables (NULL before its restore ran). */
