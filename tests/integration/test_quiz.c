@@ -149,6 +149,7 @@ static void test_restart_in_the_middle_of_a_quiz(void **state) {
   assert_int_equal(th_cmd(eng, "p2", "ANSWER tokyo", 0, &r), TALLY_OK);
   th_engine_free(eng);
   eng = th_engine(&cfg);
+  wait_announced("QUIZ resumed (", 3000);
   /* The stored answers count: p2 cannot answer again, and arrival goes on. */
   assert_int_equal(th_cmd(eng, "p2", "ANSWER Tokyo", 0, &r), TALLY_EANSWERED);
   assert_int_equal(th_cmd(eng, "p1", "ANSWER Tokio", 0, &r), TALLY_OK); /* 5 code points: no edit allowed */

@@ -228,6 +228,12 @@ void tally__quiz_tick(tally__engine *e, uint64_t now_mono) {
   tally__quizzes *z = tally__quizzes_of(e);
   for (uint32_t i = 0; z && i < TALLY__QUIZZES_MAX; i++) {
     tally__quiz *q = &z->q[i];
+    if (q->resumed && q->state == TALLY__QUIZ_RUNNING && now_mono < q->deadline_mono) {
+      /* Its first announcement may have been lost with the engine. */
+      q->resumed = false;
+      tally__announce_in(e, q->net, q->room, "QUIZ resumed (%" PRIu64 " s left): %s - answer privately: ANSWER <text>.",
+                         (q->deadline_mono - now_mono + 999) / 1000, q->question);
+    }
     if (q->state == TALLY__QUIZ_RUNNING && now_mono < q->deadline_mono) say_count(e, q, now_mono);
     else if (q->state == TALLY__QUIZ_RUNNING) q->state = TALLY__QUIZ_CLOSING;
     if (q->state == TALLY__QUIZ_CLOSING && q->inflight == 0) {
@@ -346,6 +352,7 @@ static int restore_quizzes(loader *l, tally__quizzes *z, int64_t now_ms) {
     q->event_id = ev == TALLY__NONE ? 0 : e->st.events[ev].id;
     if (q->winners_max > TALLY__QUIZ_WINNERS_MAX) q->winners_max = TALLY__QUIZ_WINNERS_MAX;
     q->state = TALLY__QUIZ_RUNNING;
+    q->resumed = true;
     n++;
   }
   PQclear(r);

@@ -77,6 +77,7 @@ typedef struct tally__quiz {
   int64_t started_ms, deadline_ms;
   uint64_t duration_ms, deadline_mono, said_mono;
   uint32_t said_count;
+  bool resumed;         /* restored running: the room is told again at the first tick */
   tally__quiz_given answers[TALLY__QUIZ_ANSWERS_MAX];
   uint32_t answer_count, inflight, seq_next;
   uint32_t winner[TALLY__QUIZ_WINNERS_MAX], grant[TALLY__QUIZ_WINNERS_MAX];
