@@ -66,11 +66,15 @@ CREATE TABLE reward_uses (
   PRIMARY KEY (grant_id, kind, transfer_id)
 );
 
+-- A receipt's leaf names the reward its purchase used (receipt_pg.c looks it up by transfer).
+CREATE INDEX reward_uses_transfer ON reward_uses (transfer_id) WHERE kind = 1;
+
 CREATE TABLE quizzes (
   id          bigint PRIMARY KEY,
   host_id     bigint NOT NULL,
   network_id  smallint NOT NULL,
   room        text NOT NULL,
+  event_id    bigint NOT NULL DEFAULT 0,    -- the room's event when it started: who was present
   question    text NOT NULL,
   answers     text[] NOT NULL,
   winners     int NOT NULL CHECK (winners > 0),
@@ -146,9 +150,9 @@ BEGIN
   INSERT INTO reward_uses (grant_id, kind, transfer_id, created_ms, batch_id)
     SELECT (f->>'g')::bigint, 2, 0, p_now, p_batch
     FROM jsonb_array_elements(p_facts) f WHERE f->>'k' = 'exp' ON CONFLICT DO NOTHING;
-  INSERT INTO quizzes (id, host_id, network_id, room, question, answers, winners, reward_id, min_players,
+  INSERT INTO quizzes (id, host_id, network_id, room, event_id, question, answers, winners, reward_id, min_players,
                        duration_ms, deadline_ms, created_ms, batch_id)
-    SELECT (f->>'q')::bigint, (f->>'h')::bigint, (f->>'net')::smallint, f->>'room', f->>'qt',
+    SELECT (f->>'q')::bigint, (f->>'h')::bigint, (f->>'net')::smallint, f->>'room', coalesce((f->>'ev')::bigint, 0), f->>'qt',
            ARRAY(SELECT jsonb_array_elements_text(f->'ans')), (f->>'w')::int, (f->>'r')::bigint,
            (f->>'min')::int, (f->>'dur')::bigint, (f->>'dl')::bigint, p_now, p_batch
     FROM jsonb_array_elements(p_facts) f WHERE f->>'k' = 'qs' ON CONFLICT DO NOTHING;

@@ -71,7 +71,8 @@ SQL
 
 # tallyd: the engine for every server of the network (docs/DAEMON.md). Its
 # secret for the network "irc" is made once and kept in var/tallyd.
-engine_keys="welcome_grant=\"$grant\" tip_message_hold=\"10\" signing_key=\"$root/var/irc/tally-signing.pem\""
+# reward_min_account_age 0: the demo's accounts are all new, and may win its quizzes.
+engine_keys="welcome_grant=\"$grant\" tip_message_hold=\"10\" reward_min_account_age=\"0\" signing_key=\"$root/var/irc/tally-signing.pem\""
 key_path=$root/var/irc/tally-signing.pem
 if [ "$mode" = remote ]; then
   mkdir -p var/tallyd var/irc
@@ -87,6 +88,7 @@ secret.irc = $root/var/tallyd/secret.irc
 dsn = $dsn
 welcome_grant = $grant
 tip_message_hold = 10
+reward_min_account_age = 0
 CONF
   rm -f var/tallyd/notify.sock
   python3 - "$root/var/tallyd/notify.sock" "$build/tallyd" "$root/var/tallyd/tallyd.conf" "$root/var/tallyd/tallyd.log" <<'PY' &

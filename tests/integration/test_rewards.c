@@ -98,6 +98,16 @@ static void test_reward_applied_once_for_its_account_and_given_back(void **state
   assert_int_equal(sql("SELECT count(*) FROM reward_uses WHERE kind = 1 AND transfer_id = %llu AND discount_minor = 100",
                        (unsigned long long)used_on), 1);
   assert_int_equal(sql("SELECT sum(amount_minor) FROM entries WHERE transfer_id = %llu", (unsigned long long)used_on), 0);
+  /* The signed receipt's leaf names the reward (the grant): VERIFY
+   * recomputes it from the ledger's rows, so a wrong one would not verify. */
+  char verify[64];
+  snprintf(verify, sizeof verify, "VERIFY %llu", (unsigned long long)used_on);
+  th_settle(eng, 300);
+  assert_int_equal(th_cmd(eng, "bob", verify, 0, &r), TALLY_OK);
+  assert_non_null(strstr(r.text, "VALID, in batch"));
+  assert_null(strstr(r.text, "NOT VALID"));
+  assert_true(sql("SELECT count(*) FROM reward_uses u JOIN reward_grants g ON g.id = u.grant_id"
+                  " WHERE u.transfer_id = %llu", (unsigned long long)used_on) == 1);
   /* alice got carol's 10.00 and bob's 9.00, each less its fee. */
   assert_true(balance("alice") - alice0 <= 1000 + 900);
   assert_int_equal(sql("SELECT count(*) FROM entries e JOIN accounts a ON a.id = e.account_id WHERE e.transfer_id = %llu"
@@ -154,6 +164,12 @@ static void test_expired_reward_is_refused_and_recorded(void **state) {
   assert_int_equal(th_cmd(eng, "alice", "REWARD DEL q10", 0, &r), TALLY_EUNKNOWN_REWARD);
   th_engine_free(eng);
   assert_int_equal(th_tally_check(dsn), 0);
+  /* tally check sees a use the engine would never write: bob's grant on
+   * carol's purchase (R1), after it expired (R2). */
+  assert_int_equal(sql("INSERT INTO reward_uses (grant_id, kind, transfer_id, discount_minor, created_ms, batch_id)"
+                       " SELECT g.id, 1, t.id, 100, 0, 0 FROM reward_grants g, transfers t JOIN accounts a"
+                       " ON a.id = t.account_id WHERE a.name = 'user:carol' AND t.kind = 1 LIMIT 1 RETURNING 1"), 1);
+  assert_int_not_equal(th_tally_check(dsn), 0);
 }
 
 int main(void) {

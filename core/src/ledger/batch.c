@@ -866,6 +866,9 @@ static void compute_leaves(tally__batch *b, const tally__state *st) {
     const tally__account *m = op_maker(b, st, op);
     f.network = m ? st->networks[m->net].name : "";
     f.identity = m ? tally__names_str(&st->names, m->name) + m->label : "";
+    /* The v2 leaf's reward: the earned reward a purchase used (sql/015
+     * reward_uses, written with it), so the signed receipt names it. */
+    f.reward = op->reward_fact == TALLY__REWARD_FACT_USE ? op->reward_grant : 0;
     tally__receipt_leaf(&f, b->leaves[b->transfer_count++]);
   }
 }

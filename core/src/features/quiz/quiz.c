@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "live.h"
 #include "loader.h"
 #include "rewards.h"
 #include "text.h"
@@ -56,9 +55,9 @@ static bool start_json(tally__engine *e, tally__quiz *q) {
   size_t n = sizeof q->json, k = 0;
   k += (size_t)snprintf(q->json, n,
                         "{\"k\":\"qs\",\"q\":%" PRIu64 ",\"h\":%" PRIu64 ",\"net\":%u,\"w\":%u,\"r\":%" PRIu64
-                        ",\"min\":%u,\"dur\":%" PRIu64 ",\"dl\":%" PRId64 ",\"room\":",
+                        ",\"min\":%u,\"dur\":%" PRIu64 ",\"dl\":%" PRId64 ",\"ev\":%" PRIu64 ",\"room\":",
                         q->id, st->accounts[q->host].id, (unsigned)st->networks[q->net].id, q->winners_max, reward,
-                        q->min_players, q->duration_ms, q->deadline_ms);
+                        q->min_players, q->duration_ms, q->deadline_ms, q->event_id);
   if (k >= n || !json_str(q->json, n, &k, q->room) || k + 8 >= n) return false;
   k += (size_t)snprintf(q->json + k, n - k, ",\"qt\":");
   if (!json_str(q->json, n, &k, q->question) || k + 8 >= n) return false;
@@ -321,7 +320,7 @@ static int restore_quizzes(loader *l, tally__quizzes *z, int64_t now_ms) {
   tally__engine *e = l->e;
   PGresult *r = tally__load_q(l,
                               "SELECT q.id, q.host_id, q.network_id, q.room, q.question, q.winners, q.reward_id,"
-                              " q.min_players, q.duration_ms, q.deadline_ms FROM quizzes q"
+                              " q.min_players, q.duration_ms, q.deadline_ms, q.event_id FROM quizzes q"
                               " WHERE NOT EXISTS (SELECT 1 FROM quiz_ends x WHERE x.quiz_id = q.id)"
                               " ORDER BY q.id DESC LIMIT 16",
                               0, NULL);
@@ -348,8 +347,7 @@ static int restore_quizzes(loader *l, tally__quizzes *z, int64_t now_ms) {
     int64_t left = q->deadline_ms - now_ms;
     q->deadline_mono = now_mono + (uint64_t)(left > 0 ? left : 0); /* past: closes at the first tick */
     q->said_mono = 0;
-    uint32_t ev = tally__live_event_in(&e->st, q->net, q->room);
-    q->event_id = ev == TALLY__NONE ? 0 : e->st.events[ev].id;
+    q->event_id = (uint64_t)tally__load_i64(r, i, 10); /* the event it started in, not today's */
     if (q->winners_max > TALLY__QUIZ_WINNERS_MAX) q->winners_max = TALLY__QUIZ_WINNERS_MAX;
     q->state = TALLY__QUIZ_RUNNING;
     q->resumed = true;

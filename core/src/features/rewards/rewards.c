@@ -162,9 +162,9 @@ int tally__reward_def_delete(tally__engine *e, uint32_t def, tally__op *op) {
 
 void tally__reward_describe(tally__engine *e, const tally__reward_def *d, char *out, size_t n) {
   char amount[48], cap[64] = "";
-  if (d->bps) snprintf(amount, sizeof amount, "%d%s%d%%", d->bps / 100, d->bps % 100 ? "." : "", d->bps % 100);
+  if (d->bps % 100) snprintf(amount, sizeof amount, "%d.%02d%%", d->bps / 100, d->bps % 100); /* 12.05% */
+  else if (d->bps) snprintf(amount, sizeof amount, "%d%%", d->bps / 100);
   else tally__format_amount(e, d->amount, amount, sizeof amount);
-  if (d->bps && d->bps % 100 == 0) snprintf(amount, sizeof amount, "%d%%", d->bps / 100);
   if (d->cap) {
     char c[48];
     tally__format_amount(e, d->cap, c, sizeof c);
