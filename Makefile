@@ -11,7 +11,7 @@
 #   make soak-daemon          30 min through tallyd from two linked InspIRCd (SOAK_MINUTES=)
 #   make adversary ADV_SEEDS=S   replay adversarial seeds (ADV_STEPS=N, ADV_SKIP=w,w)
 #   make soak-adversary       adversarial seeds 1..200 (ADV_SEEDS=, ADV_STEPS=)
-#   make conformance          the adapter conformance suite on every driver (frame, irc)
+#   make conformance          the adapter conformance suite on every driver (frame, irc, xmpp, component)
 #
 # V=1 shows full commands. SANITIZE=address,undefined builds with sanitizers.
 
@@ -22,6 +22,8 @@ DEBIAN_PACKAGES := build-essential pkg-config libuv1-dev libmsgpack-dev libpq-de
   libssl-dev libcmocka-dev postgresql-15 postgresql-client-15 inspircd inspircd-dev \
   anope ii irssi weechat-curses tmux clang-14 libfuzzer-14-dev libclang-rt-14-dev python3 iproute2 \
   procps faketime prosody lua5.4 liblua5.4-dev python3-slixmpp profanity systemd \
+  ejabberd libexpat1-dev \
+  libmicrohttpd-dev libjansson-dev \
   libutf8proc-dev
 PKGS := libuv msgpack libpq openssl libutf8proc
 
@@ -171,10 +173,11 @@ test: deps
 test-build: $(LIBTALLY) $(TALLY_CLI) $(TEST_BINS) $(SCHEMA_DOC)
 
 # The conformance suite alone (tests/conformance): the frame driver with
-# sanitizers, the InspIRCd module plain, the scenarios through each driver.
+# sanitizers (and tallyd, for the component driver), the InspIRCd module plain,
+# the scenarios through each driver.
 conformance: deps
 	$(Q)$(MAKE) --no-print-directory BUILD=build/san SANITIZE=address,undefined \
-	  build/san/tests/conformance/frame_driver build/san/tally
+	  build/san/tests/conformance/frame_driver build/san/tally build/san/tallyd
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)TALLY_TEST_ONLY='tests/conformance/' tests/run.sh build/san build
 

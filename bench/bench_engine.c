@@ -187,7 +187,11 @@ static durable_result bench_paced(run *r, double rate, double seconds) {
 }
 
 /* ---- a stalled neighbour ------------------------------------------------------ */
-enum { STALL_COMMANDS = 50000, STALL_QUEUE = 4096 };
+/* Twice its own effect ring: the answers fill the ring, then the socket,
+ * then tallyd's queue for it, which then holds thousands of effects the
+ * host will not take; past that it sends nothing more, so what is measured
+ * is a stuck neighbour, not the engine's CPU spent on a flood. */
+enum { STALL_COMMANDS = 8192, STALL_QUEUE = 4096 };
 
 /* A second chat server on the same tallyd that sends and never reads: its
  * engine's effect ring is never drained, so its link stops reading and

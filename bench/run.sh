@@ -127,6 +127,11 @@ if [ "$baseline" != none ] && [ -x "$build/bench/bench_engine" ]; then
   fi
 fi
 
+# XMPP rows (bench/xmpp_bench.py): Prosody with and without mod_tally, buys over XMPP.
+if [ -x "$build/prosody/tally.so" ] || [ -f "$build/prosody/tally.so" ]; then
+  TALLY_BUILD=$build run_json xmpp "$PYTHON" "$root/bench/xmpp_bench.py" --dsn "$dsn" --build "$build" $qflag
+fi
+
 # tallyd rows (bench/daemon_bench.py): in process, unix socket and TLS,
 # alternately on fresh databases of this PostgreSQL; ratios over in process.
 if [ -x "$build/tallyd" ] && [ -x "$build/bench/bench_engine" ]; then
@@ -196,7 +201,7 @@ def ratio(a, b):
     return None
 
 engine, naive, batched = load("engine"), load("naive"), load("batched")
-irc, flood, daemon = load("irc"), load("flood"), load("daemon")
+irc, flood, daemon, xmpp = load("irc"), load("flood"), load("daemon"), load("xmpp")
 engine_state = os.environ["BENCH_ENGINE"]
 if engine_state == "ok" and not engine:
     engine_state = "failed"
@@ -207,6 +212,7 @@ res.update(batched)
 res.update(irc)
 res.update(flood)
 res.update(daemon)
+res.update(xmpp)
 # Side by side: the best round of each (highest rate, lowest latency).
 SIDE_KEYS = [("durable_per_s", max), ("p50_us", min), ("p99_us", min), ("decide_per_s", max),
              ("paced_p99_us", min), ("herd_ms", min)]
@@ -243,6 +249,7 @@ TARGETS = [  # key, test, shown target
     ("flood_legit_refused", lambda v: v == 0, "== 0"),
     ("flood_p99_ratio", lambda v: v <= 2, "<= 2"),
     ("irc_herd_sold", lambda v: v == res.get("irc_herd_stock"), "== stock"),
+    ("xmpp_ratio", lambda v: v >= 0.97, ">= 0.97"),
     ("daemon_unix_peak_ratio", lambda v: v >= 0.9, ">= 0.9"),
     ("daemon_tls_peak_ratio", lambda v: v >= 0.9, ">= 0.9"),
     ("daemon_stall_p99_ratio", lambda v: v <= 2, "<= 2"),
@@ -303,6 +310,9 @@ for key in ("flood_base_p50_us", "flood_base_p99_us", "flood_legit_p50_us", "flo
 for key in ("irc_msgs_per_s_without", "irc_msgs_per_s_with", "irc_ratio", "irc_buys_per_s",
             "irc_herd_buyers", "irc_herd_stock", "irc_herd_sold", "irc_herd_sold_out", "irc_herd_ms"):
     row(key, key)
+for key in ("xmpp_msgs_per_s_without", "xmpp_msgs_per_s_with", "xmpp_ratio", "xmpp_cpu_us_per_msg_without",
+            "xmpp_cpu_us_per_msg_with", "xmpp_buys_per_s", "xmpp_buys_refused"):
+    row(key, key)
 for mode in ("inproc", "unix", "tls"):
     for k in ("per_s", "p99_us", "paced_p99_us"):
         row(f"daemon {mode} @64 {k}", f"daemon_{mode}_{k}")
@@ -311,7 +321,7 @@ for key in ("daemon_unix_ratio", "daemon_tls_ratio", "daemon_unix_peak_ratio", "
             "daemon_unix_p99_added_us", "daemon_tls_p99_added_us", "daemon_stall_free_p99_us",
             "daemon_stall_p99_us", "daemon_stall_p99_ratio", "daemon_stall_per_s", "daemon_staller_sent"):
     row(key, key)
-for key in ("irc_msgs_error", "irc_buys_error", "irc_herd_error"):
+for key in ("irc_msgs_error", "irc_buys_error", "irc_herd_error", "xmpp_msgs_error", "xmpp_buys_error"):
     if res.get(key):
         print(f"  {key}: {res[key]}")
 print()

@@ -60,6 +60,36 @@ static const invariant invariants[] = {
     {"every user account is some network's identity",
      "SELECT a.id, a.name FROM accounts a WHERE a.kind = 1"
      " AND NOT EXISTS (SELECT 1 FROM identities i WHERE i.account_id = a.id) LIMIT 5"},
+    {"identity links are append-only (their trigger exists)",
+     "SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'identity_links_append_only')"},
+    {"a link joins an identity to another user wallet",
+     "SELECT l.id FROM identity_links l JOIN identities i ON i.id = l.identity_id JOIN accounts a ON a.id = l.account_id"
+     " WHERE a.kind <> 1 OR (l.event = 1 AND l.account_id = i.account_id) LIMIT 5"},
+    {"an unlink follows a link of the same identity to the same wallet",
+     "SELECT u.id FROM identity_links u WHERE u.event = 2 AND NOT EXISTS (SELECT 1 FROM identity_links l"
+     " WHERE l.identity_id = u.identity_id AND l.account_id = u.account_id AND l.event = 1 AND l.id < u.id) LIMIT 5"},
+    {"links do not chain (a wallet others use is not itself linked)",
+     "WITH cur AS (SELECT DISTINCT ON (identity_id) identity_id, account_id, event FROM identity_links"
+     "  ORDER BY identity_id, id DESC),"
+     " linked AS (SELECT c.identity_id, c.account_id AS person, i.account_id AS own FROM cur c"
+     "  JOIN identities i ON i.id = c.identity_id WHERE c.event = 1)"
+     " SELECT a.identity_id FROM linked a JOIN linked b ON b.own = a.person LIMIT 5"},
+    {"a linked identity's own wallet is empty (its money is the person's)",
+     "WITH cur AS (SELECT DISTINCT ON (identity_id) identity_id, event FROM identity_links ORDER BY identity_id, id DESC)"
+     " SELECT i.id, i.name FROM cur c JOIN identities i ON i.id = c.identity_id WHERE c.event = 1"
+     " AND (SELECT coalesce(sum(e.amount_minor), 0) FROM entries e WHERE e.account_id = i.account_id) <> 0 LIMIT 5"},
+    {"a link's move is one transfer (kind 5) of the identity's own wallet into the person's",
+     "SELECT l.id FROM identity_links l JOIN identities i ON i.id = l.identity_id LEFT JOIN transfers t ON t.id = l.transfer_id"
+     " WHERE l.transfer_id IS NOT NULL AND (t.id IS NULL OR t.kind <> 5 OR t.account_id <> i.account_id OR l.event <> 1"
+     " OR NOT EXISTS (SELECT 1 FROM entries e WHERE e.transfer_id = t.id AND e.account_id = l.account_id"
+     "  AND e.amount_minor = t.amount_minor))"
+     " UNION ALL SELECT t.id FROM transfers t WHERE t.kind = 5"
+     " AND NOT EXISTS (SELECT 1 FROM identity_links l WHERE l.transfer_id = t.id) LIMIT 5"},
+    {"an identity buys, tips and refunds from its own wallet or one it was linked to",
+     "SELECT t.id FROM transfer_identities ti JOIN transfers t ON t.id = ti.transfer_id"
+     " JOIN identities i ON i.id = ti.identity_id WHERE t.kind IN (1, 2, 3) AND t.account_id <> i.account_id"
+     " AND NOT EXISTS (SELECT 1 FROM identity_links l WHERE l.identity_id = i.id AND l.account_id = t.account_id"
+     "  AND l.event = 1) LIMIT 5"},
     {"a transfer's identity exists, and so does the transfer",
      "SELECT ti.transfer_id FROM transfer_identities ti LEFT JOIN identities i ON i.id = ti.identity_id"
      " LEFT JOIN transfers t ON t.id = ti.transfer_id WHERE (i.id IS NULL AND ti.identity_id <> 0) OR t.id IS NULL"

@@ -25,5 +25,7 @@ int cli_verify(PGconn *c, const cli_opts *o, const char *what);
 bool cli_is_token(const char *s);
 int cli_receipt(PGconn *c, const char *id);
 int cli_draw(PGconn *c, const char *sku);
+/* tally matrix-registration FILE URL SERVER_NAME (matrix_reg.c): no database. */
+int cli_matrix_registration(const char *path, const char *url, const char *server_name);
 
 #endif

@@ -31,6 +31,8 @@ static const char usage[] =
     "  export                       transfers as CSV on stdout\n"
     "  config                       list the engine's configuration keys; with --config FILE,\n"
     "                               check FILE instead (exit 1 if the engine would refuse it)\n"
+    "  matrix-registration FILE URL SERVER_NAME\n"
+    "                               write a Matrix AS registration (fresh tokens) for tallyd\n"
     "DSN: --dsn, else the dsn of --config FILE, else $TALLY_DSN, else $DATABASE_URL.\n";
 
 PGconn *cli_connect(const cli_opts *o) {
@@ -230,6 +232,13 @@ static int run_command(const cli_opts *po, const char *cmd, char **args, int nar
   cli_opts o = *po;
   bool offline = strcmp(cmd, "verify") == 0 && nargs == 1 && o.pubkey_hex && cli_is_token(args[0]);
   if (offline) return cli_verify(NULL, &o, args[0]);
+  if (!strcmp(cmd, "matrix-registration")) {
+    if (nargs != 3) {
+      fprintf(stderr, "tally: matrix-registration FILE URL SERVER_NAME\n%s", usage);
+      return 2;
+    }
+    return cli_matrix_registration(args[0], args[1], args[2]);
+  }
   int want = strcmp(cmd, "grant") == 0 ? 2 : (strcmp(cmd, "verify") == 0 || strcmp(cmd, "receipt") == 0 || strcmp(cmd, "draw") == 0) ? 1 : 0;
   bool known = !strcmp(cmd, "migrate") || !strcmp(cmd, "grant") || !strcmp(cmd, "verify") ||
                !strcmp(cmd, "receipt") || !strcmp(cmd, "check") || !strcmp(cmd, "export") || !strcmp(cmd, "draw");

@@ -58,6 +58,42 @@ static const td_key keys[] = {
      "(chat server, account, room) presences merged at once"},
     {"hello_timeout", TD_U32, U_(hello_timeout_ms), "10000", 100, 600000,
      "milliseconds a new connection has to finish TLS and HELLO"},
+    {"xmpp_component", TD_STR, S_(xmpp_component), "", 0, 0,
+     "IP:PORT ([v6]:port) of an XMPP server's XEP-0114 component port (e.g. 127.0.0.1:5347); empty: no component"},
+    {"xmpp_component_domain", TD_STR, S_(xmpp_component_domain), "", 0, 0,
+     "the component's domain, as the server's config names it (e.g. shop.example.org)"},
+    {"xmpp_component_secret", TD_STR, S_(xmpp_secret.path), "", 0, 0,
+     "file holding the component's shared secret (the server's password for that domain)"},
+    {"xmpp_network", TD_STR, S_(xmpp_network), "xmpp", 0, 0,
+     "the network name of the component's users (identities are (network, bare JID))"},
+    {"xmpp_rooms", TD_STR, S_(xmpp_rooms), "", 0, 0,
+     "MUC rooms the component joins, comma-separated (room@conference.example.org,...)"},
+    {"xmpp_nick", TD_STR, S_(xmpp_nick), "tally", 0, 0, "the component's nick in those rooms"},
+    {"xmpp_domains", TD_STR, S_(xmpp_domains), "", 0, 0,
+     "user domains whose JIDs may use the shop, comma-separated; empty: the component's parent domain"},
+    {"matrix_listen", TD_STR, S_(matrix_listen), "", 0, 0,
+     "IPv4:PORT where the Matrix Application Service listens (the registration's url); empty: no Matrix"},
+    {"matrix_registration", TD_STR, S_(matrix_registration), "", 0, 0,
+     "the AS registration YAML (tally matrix-registration writes it): as_token, hs_token, sender_localpart"},
+    {"matrix_homeserver", TD_STR, S_(matrix_homeserver), "http://127.0.0.1:8008", 0, 0,
+     "http://HOST:PORT of the homeserver's Client-Server API, where tally's answers are sent"},
+    {"matrix_server_name", TD_STR, S_(matrix_server_name), "", 0, 0,
+     "the homeserver's server name (the bot is @sender_localpart:NAME)"},
+    {"matrix_network", TD_STR, S_(matrix_network), "matrix", 0, 0,
+     "the engine network of Matrix identities (wallets are matrix:@user:server)"},
+    {"matrix_admins", TD_STR, S_(matrix_admins), "", 0, 0,
+     "Matrix user ids with tally's admin role, comma separated (power levels as roles: later)"},
+    /* At most half a day: an event is resubmitted only while it is younger,
+     * and the engine's idempotency keys are reloaded a day back, so a
+     * resubmitted event always meets its key (docs/MATRIX.md). */
+    {"matrix_event_age_max", TD_U32, U_(matrix_event_age_max_s), "300", 1, 43200,
+     "seconds: older events are ignored (a backlog after an outage is not a rush of purchases); at most 43200"},
+    {"matrix_body_bytes_max", TD_U32, U_(matrix_body_bytes_max), "8388608", 65536, 1u << 28,
+     "bytes of one transaction body; more is answered 413 M_TOO_LARGE"},
+    {"matrix_invite_servers", TD_STR, S_(matrix_invite_servers), "", 0, 0,
+     "servers (comma separated) whose rooms the bot joins when invited; empty: matrix_server_name only"},
+    {"xmpp_grant_jids", TD_STR, S_(xmpp_grant_jids), "", 0, 0,
+     "bare JIDs that hold the grant privilege (TALLY GRANT; they must be in admins too), comma-separated"},
 };
 #undef S_
 #undef U_
@@ -112,6 +148,7 @@ static void defaults(td_config *cfg) {
 static int read_secret(td_secret *s, char *err, size_t err_len) {
   FILE *f = fopen(s->path, "rb");
   if (!f) return fail(err, err_len, TALLY_EIO, "secret.%s: %s: %s", s->network, s->path, strerror(errno));
+  s->len = 0;
   size_t n = fread(s->bytes, 1, sizeof s->bytes, f);
   int more = fgetc(f) != EOF;
   fclose(f);
@@ -206,7 +243,18 @@ static int finish(td_config *cfg, char *err, size_t err_len) {
     return fail(err, err_len, TALLY_ECONFIG, "listen_tcp needs tls_cert and tls_key (TCP is TLS 1.3 only)");
   if (!cfg->listen_tcp[0] && !cfg->listen_unix[0])
     return fail(err, err_len, TALLY_ECONFIG, "no listener: set listen_unix or listen_tcp");
-  if (cfg->secret_count == 0)
+  if (cfg->xmpp_component[0]) {
+    if (!cfg->xmpp_component_domain[0] || !cfg->xmpp_secret.path[0])
+      return fail(err, err_len, TALLY_ECONFIG, "xmpp_component needs xmpp_component_domain and xmpp_component_secret");
+    if (!network_name_ok(cfg->xmpp_network))
+      return fail(err, err_len, TALLY_ECONFIG, "xmpp_network: not a network name (lower case letters, digits, '.', '_', '-', at most 32)");
+    if (td_config_secret(cfg, cfg->xmpp_network))
+      return fail(err, err_len, TALLY_ECONFIG, "xmpp_network %s also has a secret: the component alone serves it", cfg->xmpp_network);
+    snprintf(cfg->xmpp_secret.network, sizeof cfg->xmpp_secret.network, "%s", cfg->xmpp_network);
+    int rc = read_secret(&cfg->xmpp_secret, err, err_len);
+    if (rc != TALLY_OK) return rc;
+  }
+  if (cfg->secret_count == 0 && !cfg->xmpp_component[0])
     return fail(err, err_len, TALLY_ECONFIG, "no network: add secret.<network> = <file> for each network");
   if (!cfg->server_id[0] && gethostname(cfg->server_id, sizeof cfg->server_id - 1) != 0)
     snprintf(cfg->server_id, sizeof cfg->server_id, "tallyd");

@@ -7,10 +7,12 @@
  *                   keeps delivering answers), write what can be written
  *                   within TD_STOP_FLUSH_MS, exit 0;
  *   SIGHUP          reload what can change without a restart (secrets, TLS
- *                   files) and log what could not (listeners, engine keys).
+ *                   files, the component's keys) and log what could not
+ *                   (listeners, engine keys).
  * It runs in the foreground; systemd learns READY=1 once the engine is
  * ready (notify.c). */
 #include "tallyd.h"
+#include "matrix.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -105,11 +107,13 @@ static void stop_engine(uv_work_t *w) {
 static int all_written(td_daemon *d) {
   for (td_conn *c = d->conns; c; c = c->next)
     if (c->state == TD_CONN_LIVE && c->slot && (c->inflight_bytes || c->sent_seq + 1 < c->slot->next_seq)) return 0;
-  return 1;
+  return td_xmpp_flushed(d->xmpp);
 }
 
 static void finish(td_daemon *d) {
+  td_xmpp_close(d->xmpp);
   while (d->conns) td_conn_close(d->conns, "tallyd stopped");
+  td_mx_close(d);
   uv_close((uv_handle_t *)&flush_timer, NULL);
   uv_close((uv_handle_t *)&d->tick, NULL);
   uv_close((uv_handle_t *)&d->sig_term, NULL);
@@ -209,6 +213,7 @@ static void reload(td_daemon *d) {
       next.presence_max != d->cfg.presence_max || next.conns_max != d->cfg.conns_max ||
       next.slot_bytes_max != d->cfg.slot_bytes_max || next.busy_reserve != d->cfg.busy_reserve)
     td_log(TD_WARN, "SIGHUP: bounds (slots, effects, presence, conns) changed: they apply at the next restart");
+  td_xmpp_reload(d, &next);
   td_config_free(&next);
 }
 
@@ -269,6 +274,10 @@ static int start(td_daemon *d) {
     td_log(TD_ERR, "%s", err);
     return 1;
   }
+  if (td_mx_start(d, err, sizeof err) != TALLY_OK) {
+    td_log(TD_ERR, "%s", err);
+    return 1;
+  }
   uv_poll_init(d->loop, &d->engine_poll, tally_engine_fd(d->engine));
   d->engine_poll.data = d;
   uv_poll_start(&d->engine_poll, UV_READABLE, on_engine);
@@ -277,6 +286,10 @@ static int start(td_daemon *d) {
   rc = tally_engine_start(d->engine);
   if (rc != TALLY_OK) {
     td_log(TD_ERR, "engine start: %s", tally_strerror(rc));
+    return 1;
+  }
+  if (td_xmpp_start(d, err, sizeof err) != TALLY_OK) {
+    td_log(TD_ERR, "%s", err);
     return 1;
   }
   uv_timer_init(d->loop, &d->tick);
@@ -338,6 +351,7 @@ int main(int argc, char **argv) {
     d.engine = NULL;
   }
   if (rc == 0) td_log(TD_INFO, "stopped; %llu effects dropped in all", (unsigned long long)d.dropped_total);
+  td_mx_stop(&d);
   td_slots_free(&d);
   free(d.slots);
   td_presence_free(d.presence);

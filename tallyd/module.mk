@@ -11,16 +11,23 @@
 TALLYD := $(BUILD)/tallyd
 TALLYD_SRC := $(sort $(wildcard tallyd/*.c))
 TALLYD_OBJ := $(TALLYD_SRC:tallyd/%.c=$(BUILD)/tallyd-obj/%.o)
+# expat parses the XEP-0114 component's XML stream (xmpp_stream.c); only tallyd links it.
+TALLYD_CFLAGS = $(shell pkg-config --cflags expat 2>/dev/null)
+TALLYD_LIBS = $(shell pkg-config --libs expat 2>/dev/null || echo -lexpat)
 
 $(BUILD)/tallyd-obj/%.o: PRIVATE_INC :=
+# The Matrix Application Service (tallyd/matrix_*.c): libmicrohttpd serves
+# it, jansson reads and writes its JSON (README: "Matrix").
+TALLYD_PKGS := libmicrohttpd jansson
+$(BUILD)/tallyd-obj/%.o: CFLAGS += $(shell pkg-config --cflags $(TALLYD_PKGS) 2>/dev/null)
 $(BUILD)/tallyd-obj/%.o: tallyd/%.c
 	@mkdir -p $(dir $@)
 	$(if $(Q),@echo "  CC      $<")
-	$(Q)$(CC) $(CFLAGS_ALL) -c $< -o $@
+	$(Q)$(CC) $(CFLAGS_ALL) $(TALLYD_CFLAGS) -c $< -o $@
 
 $(TALLYD): $(TALLYD_OBJ) $(LIBTALLY)
 	$(if $(Q),@echo "  LD      $@")
-	$(Q)$(CC) -o $@ $(TALLYD_OBJ) $(LIBTALLY) $(LDLIBS_ALL)
+	$(Q)$(CC) -o $@ $(TALLYD_OBJ) $(LIBTALLY) $(shell pkg-config --libs $(TALLYD_PKGS) 2>/dev/null) $(LDLIBS_ALL) $(TALLYD_LIBS)
 
 all: $(TALLYD)
 test-build: $(TALLYD)

@@ -62,9 +62,13 @@ static int insert(td_slot *s, uint64_t req_id, const char *origin, const char *c
       /* A name too long to keep is not cut (an answer to half a JID would
        * go astray): the entry still counts for the busy bound, and at stop
        * its command is logged as unanswered instead. */
-      int fits = strlen(origin) <= TD_KEPT_NAME_BYTES_MAX && strlen(channel) <= TD_KEPT_NAME_BYTES_MAX;
-      snprintf(p->origin, sizeof p->origin, "%s", fits ? origin : "");
-      snprintf(p->channel, sizeof p->channel, "%s", fits ? channel : "");
+      size_t on = strnlen(origin, TD_KEPT_NAME_BYTES_MAX + 1), cn = strnlen(channel, TD_KEPT_NAME_BYTES_MAX + 1);
+      int fits = on <= TD_KEPT_NAME_BYTES_MAX && cn <= TD_KEPT_NAME_BYTES_MAX;
+      if (!fits) on = cn = 0;
+      memcpy(p->origin, origin, on); /* per command: no printf */
+      p->origin[on] = 0;
+      memcpy(p->channel, channel, cn);
+      p->channel[cn] = 0;
       s->pend_count++;
     }
     p->count += count;

@@ -22,7 +22,9 @@
  * which gets it when it returns. ROSTER goes to every live slot of the network (each answers for
  * its local users), STATUS to every live slot. */
 #include "tallyd.h"
+#include "matrix.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -115,7 +117,7 @@ static void slot_free(td_daemon *d, td_slot *s, const char *why) {
 void td_slots_expire(td_daemon *d, uint64_t now_ms) {
   for (uint32_t i = 0; i < d->cfg.slots_max; i++) {
     td_slot *s = &d->slots[i];
-    if (s->used && !s->conn && now_ms - s->away_since_ms >= (uint64_t)d->cfg.slot_linger_s * 1000)
+    if (s->used && !s->conn && !s->xmpp && now_ms - s->away_since_ms >= (uint64_t)d->cfg.slot_linger_s * 1000)
       slot_free(d, s, "expired (away longer than slot_linger)");
   }
 }
@@ -131,40 +133,33 @@ void td_slots_free(td_daemon *d) {
 }
 
 /* ---- pushing an effect into a slot ------------------------------------------------ */
-static void copy_str(char *dst, size_t cap, const char *src) { snprintf(dst, cap, "%s", src ? src : ""); }
-
+/* The effect as this slot's host gets it: its own origin (the slot prefix
+ * taken off), the slot's network and id, numbered seq; encoded from the
+ * effect's pointers (no copy into a frame struct: this runs per effect). */
 static int encode(const td_slot *s, const tally_effect *e, const char *origin, uint64_t seq, uint8_t *out,
                   size_t cap, size_t *len) {
-  static tally_frame_effect f; /* big; one loop thread */
-  memset(&f, 0, sizeof f);
-  f.kind = e->kind;
-  f.code = e->code;
-  f.req_id = e->req_id;
-  f.receipt_id = e->receipt_id;
-  copy_str(f.origin, sizeof f.origin, origin);
-  copy_str(f.channel, sizeof f.channel, e->channel);
-  copy_str(f.text, sizeof f.text, e->text);
-  f.seq = seq;
-  f.hint = TALLY_HAS_FIELD(e, tally_effect, hint) ? e->hint : 0;
-  copy_str(f.network, sizeof f.network, s->network);
+  assert(e->size >= sizeof *e); /* the library's or td_reply's: full size */
+  tally_effect f = *e;
+  f.origin = origin ? origin : "";
+  f.network = s->network;
   f.conn = s->id;
-  if (TALLY_HAS_FIELD(e, tally_effect, args) && e->version >= 3) {
-    f.msg = e->msg;
-    copy_str(f.args, sizeof f.args, e->args);
-  }
   uint8_t frame[TALLY_FRAME_BYTES_MAX];
   size_t n;
-  int rc = tally_frame_effect_encode(&f, frame, sizeof frame, &n);
-  if (rc != TALLY_OK && f.msg) { /* text clipped by snprintf: the spans may not fit; say it plainly */
+  int rc = tally_effect_frame_encode(&f, seq, frame, sizeof frame, &n);
+  if (rc != TALLY_OK && f.version >= 3 && f.msg) { /* the spans may not fit: say it plainly */
     f.msg = 0;
-    f.args[0] = 0;
-    rc = tally_frame_effect_encode(&f, frame, sizeof frame, &n);
+    f.args = "";
+    rc = tally_effect_frame_encode(&f, seq, frame, sizeof frame, &n);
   }
   if (rc != TALLY_OK) return rc;
   return tally_stream_wrap(frame, n, out, cap, len);
 }
 
 void td_slot_push(td_daemon *d, td_slot *s, const tally_effect *e, const char *origin) {
+  if (s->xmpp) { /* an adapter inside tallyd: no frames, its own bounded out-queue */
+    td_xmpp_effect(s->xmpp, e, origin);
+    return;
+  }
   uint8_t data[TALLY_STREAM_PREFIX_BYTES + TALLY_FRAME_BYTES_MAX];
   size_t len;
   if (encode(s, e, origin, s->next_seq, data, sizeof data, &len) != TALLY_OK) {
@@ -206,7 +201,7 @@ static td_slot *room_slot(td_daemon *d, const char *network) {
   for (uint32_t i = 0; i < d->cfg.slots_max; i++) {
     td_slot *s = &d->slots[i];
     if (!s->used || strcmp(s->network, network)) continue;
-    td_slot **best = s->conn ? (td_slot_full(d, s) ? &live : &roomy) : &away;
+    td_slot **best = s->conn || s->xmpp ? (td_slot_full(d, s) ? &live : &roomy) : &away;
     if (!*best || s->id < (*best)->id) *best = s;
   }
   return roomy ? roomy : live ? live : away;
@@ -234,6 +229,7 @@ static void route_status(td_daemon *d, const tally_effect *e) {
     d->engine_ready = 1;
     td_log(TD_INFO, "engine ready: %s", d->status_text);
     if (td_notify("READY=1\nSTATUS=serving") != 0) td_log(TD_WARN, "sd_notify READY=1 failed");
+    td_mx_ready(d);
   } else if (e->code != TALLY_OK) {
     td_log(TD_WARN, "engine status %s: %s", tally_err_name(e->code), d->status_text);
   }
@@ -246,6 +242,10 @@ void td_route_effect(void *ud, const tally_effect *e) {
   const char *network = TALLY_HAS_FIELD(e, tally_effect, network) && e->network && e->network[0]
                             ? e->network
                             : d->cfg.engine.network;
+  if (e->kind != TALLY_EFFECT_STATUS && td_mx_owns(d, network)) {
+    td_mx_effect(d, e); /* the Matrix AS in this process (matrix_txn.c) */
+    return;
+  }
   switch (e->kind) {
   case TALLY_EFFECT_REPLY:
     route_reply(d, e);

@@ -37,6 +37,8 @@ enum {
   TD_STOP_FLUSH_MS = 3000,      /* at SIGTERM: how long to keep writing answers after the engine stopped */
   TD_LOG_BYTES_MAX = 1024,      /* one log line */
   TD_CONFIG_VALUES_MAX = 128,   /* engine keys in a config file */
+  TD_XMPP_DOMAIN_BYTES_MAX = 1023, /* an XMPP domainpart (RFC 7622) */
+  TD_XMPP_NICK_BYTES_MAX = 64,  /* the component's own nick in rooms (configured, short) */
   /* roles bit 31 marks the engine's in-process presence commands (docs/FRAMES.md:
    * "a host writing raw frames must never set it"): tallyd clears it. */
   TD_ROLE_RESERVED = (int)(1u << 31),
@@ -72,6 +74,24 @@ typedef struct td_config {
   char *values[TD_CONFIG_VALUES_MAX]; /* engine values, owned (engine.* points here) */
   uint32_t value_count;
   char signing_key[TD_PATH_BYTES_MAX]; /* default under state_dir */
+  /* The XEP-0114 component (xmpp_*.c); xmpp_component "" is off. */
+  char xmpp_component[TD_PATH_BYTES_MAX];                  /* IP:PORT of the server's component port */
+  char xmpp_component_domain[TD_XMPP_DOMAIN_BYTES_MAX + 1]; /* e.g. shop.example.org */
+  td_secret xmpp_secret;                                   /* path: xmpp_component_secret */
+  char xmpp_network[TALLY_FRAME_NETWORK_BYTES_MAX + 1];
+  char xmpp_rooms[TALLY_CONFIG_LINE_BYTES_MAX + 1];        /* room@conference.host,... */
+  char xmpp_nick[TD_XMPP_NICK_BYTES_MAX + 1];              /* its nick in rooms */
+  char xmpp_domains[TALLY_CONFIG_LINE_BYTES_MAX + 1];      /* user domains served; "" the parent domain */
+  /* The Matrix Application Service (matrix.h), off unless matrix_listen is set. */
+  char matrix_listen[TD_PATH_BYTES_MAX];       /* IPv4:PORT of the AS's HTTP server */
+  char matrix_registration[TD_PATH_BYTES_MAX]; /* the registration YAML (tokens, localpart) */
+  char matrix_homeserver[TD_PATH_BYTES_MAX];   /* http://HOST:PORT of the Client-Server API */
+  char matrix_server_name[256];                /* the homeserver's name: @bot:NAME */
+  char matrix_network[TALLY_FRAME_NETWORK_BYTES_MAX + 1];
+  char matrix_admins[TD_PATH_BYTES_MAX];       /* MXIDs with the admin role, comma separated */
+  uint32_t matrix_event_age_max_s, matrix_body_bytes_max;
+  char matrix_invite_servers[TD_PATH_BYTES_MAX]; /* servers whose rooms' invites are accepted */
+  char xmpp_grant_jids[TALLY_CONFIG_LINE_BYTES_MAX + 1];   /* bare JIDs with the grant privilege */
 } td_config;
 
 /* Loads path into cfg (defaults first). TALLY_ECONFIG/EIO with err. */
@@ -162,6 +182,7 @@ struct td_slot {
   uint64_t dropped;      /* effects dropped, total (logged) */
   struct td_pending *pend; /* commands not answered yet (pending.c) */
   uint32_t pend_cap, pend_count;
+  struct td_xmpp *xmpp; /* set: an adapter inside tallyd (xmpp_*.c) takes its effects; no conn, no ring */
 };
 
 /* ---- unanswered commands (pending.c) ------------------------------------------ */
@@ -240,6 +261,8 @@ struct td_daemon {
   int status_code; /* the engine's latest STATUS */
   char status_text[TALLY_TEXT_BYTES_MAX + 1];
   uint64_t dropped_total;
+  struct td_xmpp *xmpp; /* the XEP-0114 component, or NULL (xmpp_*.c) */
+  struct td_mx *mx; /* the Matrix AS (matrix.h), NULL when off */
 };
 
 uint64_t td_now_ms(td_daemon *d);
@@ -249,5 +272,21 @@ void td_listen_stop(td_daemon *d);
 /* Submits one merged presence change to the engine (main.c). */
 void td_presence_submit(void *ud, const char *network, const char *account, const char *room,
                         int present);
+
+/* ---- the XEP-0114 component (xmpp_*.c) ---------------------------------------------- */
+typedef struct td_xmpp td_xmpp;
+/* Starts the component if xmpp_component is set (connects out, reconnects
+ * with backoff). TALLY_OK, or a code with err (bad address, no memory). */
+int td_xmpp_start(td_daemon *d, char *err, size_t err_len);
+/* An effect for the component's slot (route.c): sent as a stanza. */
+void td_xmpp_effect(td_xmpp *x, const tally_effect *e, const char *origin);
+/* 1 when nothing is waiting to be written (stop waits for it). */
+int td_xmpp_flushed(const td_xmpp *x);
+/* Closes the link and its handles (at exit); frees it once they closed. */
+void td_xmpp_close(td_xmpp *x);
+/* SIGHUP: takes the component's keys from next (checked first: a bad one
+ * changes nothing, logged); a changed address, domain, secret, nick or room
+ * list relinks at once. Turning it on or off, or xmpp_network, needs a restart. */
+void td_xmpp_reload(td_daemon *d, const td_config *next);
 
 #endif

@@ -7,6 +7,20 @@
 # and ends with the line "tally: ready ...". Ctrl-C (or TERM) stops everything
 # it started; the data in ./var stays for the next run.
 #
+# HOSTS=irc,xmpp (make run HOSTS=irc,xmpp) also starts Prosody with tally on
+# 127.0.0.1:${TALLY_XMPP_PORT:-5222} (tools/xmpp_run.sh: host localhost, the shop
+# shop@localhost, rooms on rooms.localhost, in-band registration), a client
+# of the same tallyd: one shop and one ledger for both networks.
+#
+# HOSTS=irc,xmpp,matrix (or irc,matrix) also starts tally's Matrix Application
+# Service in the same tallyd (127.0.0.1:${TALLY_MATRIX_PORT:-9009}) with the
+# homeserver double of the tests standing in for a homeserver
+# (tests/e2e/matrix_double.py serve, 127.0.0.1:${TALLY_MATRIX_HS_PORT:-8008},
+# server name localhost, room !live:localhost hosted by @host:localhost);
+# tools/matrix-say @alice '!buy tee' speaks there as a user. The registration
+# file for a real homeserver is var/matrix/registration.yaml (a real Synapse
+# is untested here: docs/MATRIX.md).
+#
 # Env: TALLY_IRC_PORT (default 6667), DATABASE_URL (use that database instead
 # of ./var/pg), TALLY_WELCOME_GRANT (demo credits in minor units for each new
 # account, default 10000 = 100.00 credits), TALLY_RUN_MODE (remote, the default:
@@ -21,13 +35,40 @@ case "$port" in ''|*[!0-9]*) echo "run: TALLY_IRC_PORT must be a port number" >&
 case "$grant" in ''|*[!0-9]*) echo "run: TALLY_WELCOME_GRANT must be digits (minor units)" >&2; exit 2 ;; esac
 mode=${TALLY_RUN_MODE:-remote}
 case "$mode" in local|remote) ;; *) echo "run: TALLY_RUN_MODE is remote or local" >&2; exit 2 ;; esac
+hosts=${HOSTS:-irc}
+xmpp=0
+matrix=0
+for h in ${hosts//,/ }; do
+  case "$h" in
+  irc) ;;
+  xmpp) xmpp=1 ;;
+  matrix) matrix=1 ;;
+  *) echo "run: HOSTS is a comma list of irc, xmpp and matrix, got \"$h\"" >&2; exit 2 ;;
+  esac
+done
+mport=${TALLY_MATRIX_PORT:-9009}
+hsport=${TALLY_MATRIX_HS_PORT:-8008}
+case "$mport$hsport" in ''|*[!0-9]*) echo "run: TALLY_MATRIX_PORT and TALLY_MATRIX_HS_PORT must be port numbers" >&2; exit 2 ;; esac
+if [ "$matrix" = 1 ] && [ "$mode" != remote ]; then
+  echo "run: HOSTS with matrix needs TALLY_RUN_MODE=remote (the AS runs in tallyd)" >&2; exit 2
+fi
+case ",$hosts," in *,irc,*) ;; *) echo "run: HOSTS must include irc (the demo event is on IRC)" >&2; exit 2 ;; esac
+xport=${TALLY_XMPP_PORT:-5222}
+case "$xport" in ''|*[!0-9]*) echo "run: TALLY_XMPP_PORT must be a port number" >&2; exit 2 ;; esac
+if [ "$xmpp" = 1 ] && [ "$mode" != remote ]; then
+  echo "run: HOSTS with xmpp needs TALLY_RUN_MODE=remote (one tallyd serves both networks)" >&2; exit 2
+fi
 mkdir -p var
 chmod 755 var
 started_pg=0
 started_irc=0
+started_xmpp=0
 tallyd_pid=
+double_pid=
 stop_all() {
   trap '' INT TERM
+  if [ -n "$double_pid" ]; then kill -TERM "$double_pid" 2>/dev/null || true; wait "$double_pid" 2>/dev/null || true; rm -f var/matrix/double.url; fi
+  [ "$started_xmpp" = 1 ] && { tools/xmpp_run.sh stop var/xmpp >/dev/null 2>&1 || true; }
   [ "$started_irc" = 1 ] && { tools/irc_env.sh stop var/irc >/dev/null 2>&1 || true; }
   if [ -n "$tallyd_pid" ]; then kill -TERM "$tallyd_pid" 2>/dev/null || true; wait "$tallyd_pid" 2>/dev/null || true; fi
   [ "$started_pg" = 1 ] && { tools/pg.sh stop var/pg >/dev/null 2>&1 || true; }
@@ -77,7 +118,9 @@ key_path=$root/var/irc/tally-signing.pem
 if [ "$mode" = remote ]; then
   mkdir -p var/tallyd var/irc
   chmod 755 var/tallyd
-  [ -s var/tallyd/secret.irc ] || { openssl rand -hex 32 > var/tallyd/secret.irc; chmod 600 var/tallyd/secret.irc; }
+  for net in irc xmpp; do
+    [ -s var/tallyd/secret.$net ] || { openssl rand -hex 32 > var/tallyd/secret.$net; chmod 600 var/tallyd/secret.$net; }
+  done
   key_path=$root/var/tallyd/state/tally-signing.pem
   cat > var/tallyd/tallyd.conf <<CONF
 # make run's tallyd (tools/run.sh writes it at each start)
@@ -85,11 +128,30 @@ listen_unix = $root/var/tallyd/tally.sock
 unix_mode = 0666
 state_dir = $root/var/tallyd/state
 secret.irc = $root/var/tallyd/secret.irc
+secret.xmpp = $root/var/tallyd/secret.xmpp
 dsn = $dsn
 welcome_grant = $grant
 tip_message_hold = 10
 reward_min_account_age = 0
 CONF
+  if [ "$matrix" = 1 ]; then
+    # The AS in this tallyd, and the homeserver double in front of it. The
+    # registration (tokens) is made once and kept, as a homeserver keeps it.
+    mkdir -p var/matrix
+    [ -s var/matrix/registration.yaml ] ||
+      "$build/tally" matrix-registration var/matrix/registration.yaml "http://127.0.0.1:$mport" localhost >/dev/null
+    cat >> var/tallyd/tallyd.conf <<CONF
+matrix_listen = 127.0.0.1:$mport
+matrix_registration = $root/var/matrix/registration.yaml
+matrix_homeserver = http://127.0.0.1:$hsport
+matrix_server_name = localhost
+matrix_admins = @admin:localhost
+CONF
+    python3 tests/e2e/matrix_double.py serve var/matrix/registration.yaml "$hsport" "http://127.0.0.1:$mport" localhost \
+      > var/matrix/double.log 2>&1 &
+    double_pid=$!
+    echo "http://127.0.0.1:$hsport#localhost" > var/matrix/double.url
+  fi
   rm -f var/tallyd/notify.sock
   python3 - "$root/var/tallyd/notify.sock" "$build/tallyd" "$root/var/tallyd/tallyd.conf" "$root/var/tallyd/tallyd.log" <<'PY' &
 import os, socket, subprocess, sys
@@ -131,6 +193,11 @@ TALLY_DSN="$dsn" TALLY_BUILD="$root/$build" \
   IRC_EXTRA_CONF="<module name=\"permchannels\">
 <permchannels channel=\"#live\" modes=\"nt\" topic=\"$topic\">" \
   tools/irc_env.sh start var/irc "$port"
+if [ "$xmpp" = 1 ]; then
+  started_xmpp=1
+  tools/xmpp_run.sh start var/xmpp "$xport" "$build" \
+    "mode = \"remote\", address = \"unix:$root/var/tallyd/tally.sock\", secret = \"$(cat var/tallyd/secret.xmpp)\", network = \"xmpp\", instance = \"localhost\""
+fi
 credits=$(printf '%d.%02d' $((grant / 100)) $((grant % 100)))
 pubkey=$(cat "$key_path.pub" 2>/dev/null || echo '<key>')
 cat <<MSG
@@ -161,8 +228,43 @@ Check a receipt from this shell:
   $build/tally --dsn "$dsn" verify <receipt>
   $build/tally verify --pubkey $pubkey \$($build/tally --dsn "$dsn" receipt <receipt>)
 Logs: var/irc/logs/ircd.log, var/irc/anope/logs/, var/tallyd/tallyd.log (remote mode). Data stays in var/ (rm -rf var to start over).
-tally: ready on 127.0.0.1:$port (Ctrl-C stops everything)
 MSG
-while tools/irc_env.sh status var/irc >/dev/null 2>&1; do sleep 1; done
+if [ "$xmpp" = 1 ]; then
+  cat <<MSG
+XMPP (Prosody, the same shop and ledger through tallyd) on 127.0.0.1:$xport, domain localhost:
+  Profanity:  /register you 127.0.0.1 port $xport tls allow     (then)  /connect you@localhost server 127.0.0.1 port $xport tls allow
+  Gajim:      Add account -> "Sign up" on server localhost, Advanced: host 127.0.0.1 port $xport (accept the self-signed certificate)
+  then message shop@localhost:  SHOP   BUY sticker   CONFIRM <code>   WALLET   RECEIPTS   TALLY HELP
+  and join live@rooms.localhost:  !shop   !buy sticker   (the first to join owns the room and hosts it)
+  admin@localhost (password adminpass) is a tally admin: TALLY ROLE you@localhost creator, and ad-hoc forms
+Logs: var/xmpp/prosody.log
+MSG
+fi
+if [ "$matrix" = 1 ]; then
+  cat <<MSG
+Matrix: tally's Application Service on 127.0.0.1:$mport, with a homeserver double on 127.0.0.1:$hsport
+(tests/e2e/matrix_double.py: no homeserver is installed; server name localhost, room !live:localhost,
+hosted by @host:localhost). Speak there as a user and see tally's answers:
+  tools/matrix-say @alice '!shop'     tools/matrix-say @alice '!buy sticker'   then  '!confirm <code>'
+  tools/matrix-say --name 'Ana (WhatsApp)' @whatsapp_15551234567 '!wallet'   (a bridged user: named by display name)
+  tools/matrix-say @host '!event start 30 Launch'   (@host has power level 100: a host)
+  tools/matrix-say @alice '!ship 1 Main St'  (refused in the room: the bot opens a DM)  then  tools/matrix-say --dm @alice '!wallet'
+  @admin:localhost is a tally admin (matrix_admins): tools/matrix-say @admin '!tally role @alice:localhost creator'
+Registration file for a real homeserver: $root/var/matrix/registration.yaml (Synapse: untested here, docs/MATRIX.md)
+Logs: var/matrix/double.log (every message the bot sends), var/tallyd/tallyd.log
+MSG
+fi
+echo "tally: ready on 127.0.0.1:$port (Ctrl-C stops everything)"
+while tools/irc_env.sh status var/irc >/dev/null 2>&1; do
+  if [ -n "$double_pid" ] && ! kill -0 "$double_pid" 2>/dev/null; then
+    echo "tally: the Matrix homeserver double stopped (see var/matrix/double.log)" >&2
+    exit 1
+  fi
+  if [ "$xmpp" = 1 ] && ! tools/xmpp_run.sh status var/xmpp; then
+    echo "tally: Prosody stopped (see var/xmpp/prosody.out, var/xmpp/prosody.log)" >&2
+    exit 1
+  fi
+  sleep 1
+done
 echo "tally: the IRC server or services stopped (see var/irc/logs/ircd.out, var/irc/anope/logs/)" >&2
 exit 1

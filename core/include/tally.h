@@ -249,6 +249,7 @@ typedef struct tally_config {
                                       the effects queue is sized from it (1.6) */
   uint32_t names_bytes_max;        /* bytes of interned names: account names, and who to answer
                                       for operations in flight; full: TALLY_ENAMES_FULL (1.6) */
+  uint32_t link_code_ttl_s;        /* seconds a LINK code (and its LINK CONFIRM) stays valid */
   uint32_t reward_min_account_age_s; /* a quiz's winners were first seen at least this long before
                                         it started (issue 14) */
 } tally_config;
@@ -600,7 +601,7 @@ typedef struct tally_command_role {
   uint32_t all_of;  /* TALLY_ROLE_* bits the sender needs besides, every one */
 } tally_command_role;
 
-#define TALLY_COMMAND_DOC_VERSION 2
+#define TALLY_COMMAND_DOC_VERSION 3
 typedef struct tally_command_doc {
   uint32_t size, version;
   const char *word;  /* upper case, as the engine dispatches it ("BUY") */
@@ -612,6 +613,11 @@ typedef struct tally_command_doc {
    * the order the dispatcher tries them; role_count 0: none does. */
   const tally_command_role *roles;
   uint32_t role_count;
+  /* version >= 3 (since 1.7): the word's forms for admins
+   * (TALLY_COMMAND_GROUP_OPERATORS), whole, "A <x> | A B <y>" like usage
+   * (TALLY: "TALLY GRANT <account> <amount> | ..."); "" for none. An
+   * adapter makes admin forms from it (XMPP's ad-hoc commands). */
+  const char *operator_usage;
 } tally_command_doc;
 /* The doc and its strings are static: valid for the library's lifetime. */
 typedef void (*tally_command_doc_cb)(void *ud, const tally_command_doc *doc);
@@ -640,7 +646,7 @@ TALLY_API int tally_text_check(const char *s, size_t len);
  * the library unloaded. TALLY_EBUSY: the thread is still leaving (it was
  * connecting to PostgreSQL, bounded by the connect timeout; a start's load
  * waits on another session's table lock for at most 250 ms, then retries
- * later, since 1.6.1); call again or
+ * later, since 1.7); call again or
  * tally_engine_free, which joins it, still without waiting for batches.
  * TALLY_EINVAL for a NULL engine. Idempotent. Since 1.5. */
 enum { TALLY_ENGINE_STOP_FAST_MS = 500 };

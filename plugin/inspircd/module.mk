@@ -10,14 +10,15 @@
 INSPIRCD_INCLUDE ?= /usr/include/inspircd
 INSPIRCD_MODULEDIR ?= /usr/lib/inspircd/modules
 INSPIRCD_SO := $(BUILD)/m_tally.so
-INSPIRCD_OBJ := $(BUILD)/plugin/inspircd/m_tally.o
+INSPIRCD_SRC := plugin/inspircd/m_tally.cpp plugin/inspircd/settings.cpp plugin/inspircd/text.cpp
+INSPIRCD_OBJ := $(INSPIRCD_SRC:plugin/inspircd/%.cpp=$(BUILD)/plugin/inspircd/%.o)
 INSPIRCD_CXXFLAGS := -std=c++17 -O2 -g -fPIC -fno-rtti -fvisibility=hidden \
   -Wall -Wextra -Werror -Wno-unused-parameter -DMODNAME='"m_tally"' \
   -I$(INSPIRCD_INCLUDE) -Icore/include -MMD -MP
 
 PLUGINS += $(INSPIRCD_SO)
 
-$(INSPIRCD_OBJ): plugin/inspircd/m_tally.cpp
+$(BUILD)/plugin/inspircd/%.o: plugin/inspircd/%.cpp
 	@mkdir -p $(dir $@)
 	$(if $(Q),@echo "  CXX     $<")
 	$(Q)$(CXX) $(INSPIRCD_CXXFLAGS) -c $< -o $@

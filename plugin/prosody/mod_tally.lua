@@ -286,7 +286,18 @@ else
 	module:hook("message/bare", function(event)
 		local stanza = event.stanza;
 		if jid_util.bare(stanza.attr.to) ~= shop_jid then return; end
-		if stanza.attr.type == "error" or stanza.attr.type == "groupchat" then return true; end
+		-- An error is never answered (two servers would bounce errors
+		-- forever); a groupchat message to a person's JID is the client's
+		-- mistake: it is told so, as the XMPP rules have it.
+		if stanza.attr.type == "error" then
+			module:log("debug", "tally: an error stanza to the shop from %s, not answered", tostring(stanza.attr.from));
+			return true;
+		end
+		if stanza.attr.type == "groupchat" then
+			module:send(st.error_reply(stanza, "modify", "bad-request",
+				"tally: send commands to the shop as chat messages"));
+			return true;
+		end
 		local body = stanza:get_child_text("body");
 		if not body then return true; end -- chat states, receipts: nothing to answer
 		local from = stanza.attr.from;

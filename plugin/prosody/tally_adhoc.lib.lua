@@ -81,16 +81,20 @@ local function form_of(word, alt, group)
 		node = "tally/" .. title:lower():gsub(" ", "-") };
 end
 
--- The forms of every described word for creators (2), hosts (3), operators (4).
+-- The forms of every described word for creators (2), hosts (3), operators
+-- (4), and the admin forms some words add (TALLY GRANT, TALLY ROLE: the
+-- doc's operator_usage).
 function M.forms(docs)
 	local out = {};
-	for _, doc in ipairs(docs) do
-		if doc.group >= 2 then
-			for alt in (doc.usage .. " | "):gmatch("(.-) | ") do
-				local f = form_of(doc.word, alt, doc.group);
-				if f then out[#out + 1] = f; end
-			end
+	local function add(word, usage, group)
+		for alt in (usage .. " | "):gmatch("(.-) | ") do
+			local f = form_of(word, alt, group);
+			if f then out[#out + 1] = f; end
 		end
+	end
+	for _, doc in ipairs(docs) do
+		if doc.group >= 2 then add(doc.word, doc.usage, doc.group); end
+		if (doc.operator_usage or "") ~= "" then add(doc.word, doc.operator_usage, 4); end
 	end
 	return out;
 end

@@ -255,10 +255,11 @@ static int l_stats(lua_State *L) {
 /* ---- module functions -------------------------------------------------------------- */
 static void describe_one(void *ud, const tally_command_doc *doc) {
   lua_State *L = ud;
-  lua_createtable(L, 0, 6);
+  lua_createtable(L, 0, 7);
   set_str(L, "word", doc->word);
   set_str(L, "usage", doc->usage);
   set_str(L, "help", doc->help);
+  set_str(L, "operator_usage", doc->operator_usage ? doc->operator_usage : "");
   set_int(L, "flags", doc->flags);
   set_int(L, "group", doc->group);
   lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);

@@ -82,6 +82,30 @@ class Base:
     deadline_s = 15.0
     quiet_s = 1.0
 
+    # Capabilities: what a host can do that not every host can (a real
+    # difference of the network, written in the host's docs; never a way to
+    # bend a scenario). The runner reads them; it prints each use.
+    #
+    # intercepts_room_lines: a command said in a room is taken before the
+    # room sees it (IRC, Prosody's module). False (an XEP-0114 component, a
+    # Matrix bot): the room shows the sender's line, so the runner expects
+    # it, as room_echo() renders it, where it would otherwise demand
+    # silence, and a "nobody else hears anything" FAILS if that echo never
+    # came (the host's claim is checked too). Everything else is checked as
+    # on any host.
+    intercepts_room_lines = True
+    # unsupported_kinds: actor kinds (driver.py's vocabulary) the network
+    # has no such user for, each with the reason. A scenario with such an
+    # actor is reported "not applicable" with the reason (TAP "# SKIP",
+    # counted as skipped by tests/run.sh, never as passed).
+    unsupported_kinds = {}
+
+    def room_echo(self, account, text):
+        """What a room's member sees ("hears" text) when the user with this
+        account says text in the room (only asked when
+        intercepts_room_lines is False)."""
+        return "<%s> !%s" % (account, text)
+
     def start(self):
         """Once per run: start the host (servers, engine, database); return
         when a command would be answered (not "starting up")."""

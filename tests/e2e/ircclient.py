@@ -406,9 +406,13 @@ class TestDb:
     cluster's folder (tools/pg.sh kill|start DIR) when it is known: $TALLY_TMP/pg,
     else the DSN's host= socket folder (pg.sh puts the socket there)."""
 
-    def __init__(self, name):
+    def __init__(self, name, private=False):
+        """private=True: a cluster of its own even under tests/run.sh, for a
+        script that kills and restarts PostgreSQL (the shared cluster serves
+        the scripts running beside it)."""
         self.name = "e2e_%s_%d" % (re.sub(r"[^a-z0-9_]", "_", name.lower()), os.getpid())
-        self.base = os.environ.get("TALLY_TEST_DSN", "")
+        self.private = private
+        self.base = "" if private else os.environ.get("TALLY_TEST_DSN", "")
         self.own = None
         self.dsn = self.pgdir = None
 
@@ -418,7 +422,7 @@ class TestDb:
             os.chmod(self.own, 0o755)
             self.base = subprocess.run([PG_SH, "start", os.path.join(self.own, "pg")], check=True,
                                        text=True, stdout=subprocess.PIPE).stdout.strip()
-        tmp = os.environ.get("TALLY_TMP")
+        tmp = None if self.private else os.environ.get("TALLY_TMP")
         for cand in ([os.path.join(tmp, "pg")] if tmp else []) + [dsn_param(self.base, "host")]:
             if cand and os.path.isfile(os.path.join(cand, "data", "PG_VERSION")):
                 self.pgdir = cand
@@ -506,6 +510,23 @@ def network_test(name, scenario, tag_extra=DEMO_TAGS, settle=0.5):
             time.sleep(settle)
             rc, out = tally_cli(db.dsn, "check")
             tap.check("tally check passes", rc == 0, out[-2000:])
+    except Exception as e:
+        tap.check("environment", False, "%s: %s" % (type(e).__name__, e))
+    tap.exit()
+
+
+def own_db_main(name, body):
+    """main() of a script that starts its servers itself: body(tap, so, db)
+    with the module's path and a database of its own (TestDb e2e_<name>_<pid>),
+    so scripts that run at once never share a ledger. Prints TAP and exits."""
+    tap = Tap()
+    so = tally_so()
+    if not os.path.isfile(so):
+        tap.check("%s: the module is built" % name, False, "%s not built" % so)
+        tap.exit()
+    try:
+        with TestDb(name) as db:
+            body(tap, so, db)
     except Exception as e:
         tap.check("environment", False, "%s: %s" % (type(e).__name__, e))
     tap.exit()

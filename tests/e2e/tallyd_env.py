@@ -51,7 +51,9 @@ def make_certs(folder):
 
 
 class TallydEnv:
-    def __init__(self, dsn, secrets, tls=False, extra=None, keep=False):
+    def __init__(self, dsn, secrets, tls=False, extra=None, keep=False, binary=None):
+        # binary: another tallyd (e.g. the sanitizer build's, for its test faults)
+        self.binary = binary
         self.dsn, self.secrets, self.tls = dsn, dict(secrets), tls
         self.extra = dict(extra or {})
         self.keep = keep or os.environ.get("TALLY_KEEP_ENV") == "1"
@@ -122,7 +124,7 @@ class TallydEnv:
         ns.bind(notify)
         env = dict(os.environ, NOTIFY_SOCKET=notify)
         log = open(self.log_path, "a")
-        self.proc = subprocess.Popen([os.path.join(BUILD, "tallyd"), "--config", self.config],
+        self.proc = subprocess.Popen([self.binary or os.path.join(BUILD, "tallyd"), "--config", self.config],
                                      stdout=log, stderr=subprocess.STDOUT, env=env)
         log.close()
         ns.settimeout(0.2)

@@ -15,10 +15,7 @@ TALLY_KEEP_ENV=1 keeps the network's folder (configs, logs) for a post-mortem.
 
 import os
 import re
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -197,34 +194,11 @@ def tally_checks(tap, env):
 
 
 def main():
-    tap = ic.Tap()
-    build = os.environ.get("TALLY_BUILD", os.path.join(ic.ROOT, "build"))
-    so = os.path.join(build, "m_tally.so")
-    with_tally = os.path.isfile(so)
-    dsn = os.environ.get("TALLY_TEST_DSN", "")
-    pgdir = None
-    try:
-        if with_tally and not dsn:
-            pgdir = tempfile.mkdtemp(prefix="tally-pg-")
-            os.chmod(pgdir, 0o755)
-            dsn = subprocess.run([os.path.join(ic.ROOT, "tools", "pg.sh"), "start",
-                                  os.path.join(pgdir, "pg")], check=True, text=True,
-                                 stdout=subprocess.PIPE).stdout.strip()
-        with ic.IrcEnv(tally_so=so if with_tally else None, dsn=dsn,
-                       tag_extra='welcome_grant="1000"') as env:
-            network_checks(tap, env, with_tally)
-            if with_tally:
-                tally_checks(tap, env)
-            else:
-                tap.check("the module is built", False, "%s not built" % so)
-    except Exception as e:  # the environment itself failed
-        tap.check("environment", False, "%s: %s" % (type(e).__name__, e))
-    finally:
-        if pgdir:
-            subprocess.run([os.path.join(ic.ROOT, "tools", "pg.sh"), "stop",
-                            os.path.join(pgdir, "pg")])
-            shutil.rmtree(pgdir, ignore_errors=True)
-    tap.exit()
+    def body(tap, so, db):
+        with ic.IrcEnv(tally_so=so, dsn=db.dsn, tag_extra='welcome_grant="1000"') as env:
+            network_checks(tap, env, True)
+            tally_checks(tap, env)
+    ic.own_db_main("basic", body)
 
 
 if __name__ == "__main__":

@@ -14,10 +14,7 @@ $TALLY_BUILD/m_tally.so. Env as in test_irc_basic.py.
 
 import os
 import re
-import shutil
-import subprocess
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ircclient as ic  # noqa: E402
@@ -180,21 +177,8 @@ def refused(tap, so, dsn, name, extra, expect):
 
 
 def main():
-    tap = ic.Tap()
-    build = os.environ.get("TALLY_BUILD", os.path.join(ic.ROOT, "build"))
-    so = os.path.join(build, "m_tally.so")
-    if not os.path.isfile(so):
-        tap.check("the module is built", False, "%s not built" % so)
-        tap.exit()
-    dsn = os.environ.get("TALLY_TEST_DSN", "")
-    pgdir = None
-    try:
-        if not dsn:
-            pgdir = tempfile.mkdtemp(prefix="tally-pg-")
-            os.chmod(pgdir, 0o755)
-            dsn = subprocess.run([os.path.join(ic.ROOT, "tools", "pg.sh"), "start",
-                                  os.path.join(pgdir, "pg")], check=True, text=True,
-                                 stdout=subprocess.PIPE).stdout.strip()
+    def body(tap, so, db):
+        dsn = db.dsn
         renames_and_prefix(tap, so, dsn)
         refused(tap, so, dsn, "a bad engine value stops the module with its key named",
                 'fee_bps="lots"', r"(Unable to load|Unable to read the configuration for) m_tally.*fee_bps")
@@ -208,14 +192,7 @@ def main():
                 'channel_answer_prefix="maybe"', r"m_tally.*channel_answer_prefix.*yes or no")
         refused(tap, so, dsn, "two commands with one name stop the module",
                 'cmd_buy="TIP"', r"m_tally.*both named TIP")
-    except Exception as e:
-        tap.check("environment", False, "%s: %s" % (type(e).__name__, e))
-    finally:
-        if pgdir:
-            subprocess.run([os.path.join(ic.ROOT, "tools", "pg.sh"), "stop",
-                            os.path.join(pgdir, "pg")])
-            shutil.rmtree(pgdir, ignore_errors=True)
-    tap.exit()
+    ic.own_db_main("config", body)
 
 
 if __name__ == "__main__":

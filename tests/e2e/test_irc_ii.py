@@ -104,61 +104,41 @@ class II:
 
 
 def main():
-    tap = ic.Tap()
     if not os.path.exists(II_BIN):
+        tap = ic.Tap()
         tap.check("ii is installed (make deps installs it)", False, "%s missing" % II_BIN)
         tap.exit()
-    build = os.environ.get("TALLY_BUILD", os.path.join(ic.ROOT, "build"))
-    so = os.path.join(build, "m_tally.so")
-    with_tally = os.path.isfile(so)
-    dsn = os.environ.get("TALLY_TEST_DSN", "")
-    pgdir = None
-    base = tempfile.mkdtemp(prefix="tally-ii-")
-    client = watcher = None
-    try:
-        if with_tally and not dsn:
-            pgdir = tempfile.mkdtemp(prefix="tally-pg-")
-            os.chmod(pgdir, 0o755)
-            dsn = subprocess.run([os.path.join(ic.ROOT, "tools", "pg.sh"), "start",
-                                  os.path.join(pgdir, "pg")], check=True, text=True,
-                                 stdout=subprocess.PIPE).stdout.strip()
-        with ic.IrcEnv(tally_so=so if with_tally else None, dsn=dsn,
-                       tag_extra='welcome_grant="1000"') as env:
-            nick = ic.unique_nick("ii")
-            chan = "#iishop%d" % os.getpid()
-            client = II(env.port, nick, base)
-            watcher = env.client(ic.unique_nick("w"))
-            watcher.join(chan)
 
-            def register():
-                client.write("", "/PRIVMSG NickServ :REGISTER Correct-Horse-42 %s@example.org" % nick)
-                if watcher.wait_account(nick) != nick:
-                    raise ic.IRCError("ii user has no account")
-                return True
-            tap.run("ii: NickServ REGISTER gives an account", register)
+    def body(tap, so, db):
+        base = tempfile.mkdtemp(prefix="tally-ii-")
+        client = watcher = None
+        try:
+            with ic.IrcEnv(tally_so=so, dsn=db.dsn, tag_extra='welcome_grant="1000"') as env:
+                nick = ic.unique_nick("ii")
+                chan = "#iishop%d" % os.getpid()
+                client = II(env.port, nick, base)
+                watcher = env.client(ic.unique_nick("w"))
+                watcher.join(chan)
 
-            def join():
-                client.write("", "/j %s" % chan)
-                return watcher.expect(lambda m: m.command == "JOIN" and m.nick == nick, 10, "ii JOIN")
-            tap.run("ii: joins the channel", join)
+                def register():
+                    client.write("", "/PRIVMSG NickServ :REGISTER Correct-Horse-42 %s@example.org" % nick)
+                    if watcher.wait_account(nick) != nick:
+                        raise ic.IRCError("ii user has no account")
+                    return True
+                tap.run("ii: NickServ REGISTER gives an account", register)
 
-            if not with_tally:
-                tap.check("the module is built", False, "%s not built" % so)
-            else:
+                def join():
+                    client.write("", "/j %s" % chan)
+                    return watcher.expect(lambda m: m.command == "JOIN" and m.nick == nick, 10, "ii JOIN")
+                tap.run("ii: joins the channel", join)
                 tally_checks(tap, client, watcher, chan)
-    except Exception as e:
-        tap.check("environment", False, "%s: %s" % (type(e).__name__, e))
-    finally:
-        if watcher:
-            watcher.quit()
-        if client:
-            client.stop()
-        shutil.rmtree(base, ignore_errors=True)
-        if pgdir:
-            subprocess.run([os.path.join(ic.ROOT, "tools", "pg.sh"), "stop",
-                            os.path.join(pgdir, "pg")])
-            shutil.rmtree(pgdir, ignore_errors=True)
-    tap.exit()
+        finally:
+            if watcher:
+                watcher.quit()
+            if client:
+                client.stop()
+            shutil.rmtree(base, ignore_errors=True)
+    ic.own_db_main("ii", body)
 
 
 def tally_checks(tap, client, watcher, chan):

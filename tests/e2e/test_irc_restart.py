@@ -8,8 +8,8 @@ unlimited item, ~50 per second together.
    with its open batch) and started again with the same config and the same
    database. Every receipt a buyer saw before the kill is in the ledger;
    after the restart the buyers log in again and buying works.
-2. PostgreSQL (the cluster of $TALLY_TEST_DSN: $TALLY_TMP/pg or the DSN's
-   socket folder) is killed with SIGKILL mid-stream and started again while
+2. PostgreSQL (a cluster of this script's own: the shared test cluster
+   serves the scripts running beside it) is killed with SIGKILL mid-stream and started again while
    the buyers keep sending. Every receipt a buyer saw is in the ledger, and
    buying works again once PostgreSQL is back.
 
@@ -229,7 +229,7 @@ def main():
         tap.exit()
     buyers = []
     try:
-        with ic.TestDb("restart") as db, \
+        with ic.TestDb("restart", private=True) as db, \
                 ic.IrcEnv(tally_so=so, dsn=db.dsn,
                           tag_extra='welcome_grant="1000000" rate_account="0" rate_channel="0"') as env:
             try:

@@ -12,10 +12,7 @@ Skipped without a built $TALLY_BUILD/m_tally.so. Env as in test_irc_basic.py.
 
 import os
 import re
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -126,33 +123,12 @@ def shop(tap, env):
 
 
 def main():
-    tap = ic.Tap()
-    build = os.environ.get("TALLY_BUILD", os.path.join(ic.ROOT, "build"))
-    so = os.path.join(build, "m_tally.so")
-    if not os.path.isfile(so):
-        tap.check("the module is built", False, "%s not built" % so)
-        tap.exit()
-    dsn = os.environ.get("TALLY_TEST_DSN", "")
-    pgdir = None
-    try:
-        if not dsn:
-            pgdir = tempfile.mkdtemp(prefix="tally-pg-")
-            os.chmod(pgdir, 0o755)
-            dsn = subprocess.run([os.path.join(ic.ROOT, "tools", "pg.sh"), "start",
-                                  os.path.join(pgdir, "pg")], check=True, text=True,
-                                 stdout=subprocess.PIPE).stdout.strip()
-        with ic.IrcEnv(tally_so=so, dsn=dsn, tag_extra='welcome_grant="100000"') as env:
+    def body(tap, so, db):
+        with ic.IrcEnv(tally_so=so, dsn=db.dsn, tag_extra='welcome_grant="100000"') as env:
             shop(tap, env)
             tap.check("engine reported ready in the server log",
                       "m_tally: tally: engine status OK" in env.log(), env.log()[-2000:])
-    except Exception as e:
-        tap.check("environment", False, "%s: %s" % (type(e).__name__, e))
-    finally:
-        if pgdir:
-            subprocess.run([os.path.join(ic.ROOT, "tools", "pg.sh"), "stop",
-                            os.path.join(pgdir, "pg")])
-            shutil.rmtree(pgdir, ignore_errors=True)
-    tap.exit()
+    ic.own_db_main("shop", body)
 
 
 if __name__ == "__main__":

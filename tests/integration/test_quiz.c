@@ -189,6 +189,86 @@ static void test_deadline_passes_while_down(void **state) {
   assert_int_equal(th_tally_check(dsn), 0);
 }
 
+/* The code after marker in text (LINK's "Your link code: XXXXXXXX"). */
+static void code_after(const char *text, const char *marker, size_t len, char *out) {
+  const char *p = strstr(text, marker);
+  if (!p) fprintf(stderr, "# no \"%s\" in: %s\n", marker, text);
+  assert_non_null(p);
+  memcpy(out, p + strlen(marker), len);
+  out[len] = 0;
+}
+
+/* xmpp bob@example.org joins irc p1's wallet (LINK, sql/013). */
+static void link_bob_to_p1(void) {
+  th_reply r;
+  char code[16], confirm[16], line[64], told[TALLY_TEXT_BYTES_MAX + 1];
+  assert_int_equal(th_cmd_net(eng, "irc", "p1", "", "LINK", NULL, 0, &r), TALLY_OK);
+  code_after(r.text, "Your link code: ", 8, code);
+  snprintf(line, sizeof line, "LINK %s", code);
+  assert_int_equal(th_cmd_net(eng, "xmpp", "bob@example.org", "", line, NULL, 0, &r), TALLY_OK);
+  assert_true(th_told("irc", "p1", "asks to join your wallet", told, sizeof told));
+  code_after(told, "LINK CONFIRM ", 6, confirm);
+  snprintf(line, sizeof line, "LINK CONFIRM %s", confirm);
+  int rc = th_cmd_net(eng, "irc", "p1", "", line, NULL, 0, &r);
+  if (rc == TALLY_EBUSY) { /* bob's identity row still in flight */
+    th_settle(eng, 300);
+    rc = th_cmd_net(eng, "irc", "p1", "", line, NULL, 0, &r);
+  }
+  assert_int_equal(rc, TALLY_OK);
+  th_settle(eng, 200);
+  assert_true(th_told("xmpp", "bob@example.org", "Linked: you now use the wallet of irc:p1", NULL, 0));
+}
+
+/* With LINK, a quiz's reward goes to the person's wallet and a BUY on the
+ * other network uses it; the person's age is its oldest identity's (an
+ * old xmpp identity linked into a new irc wallet makes it old enough). */
+static void test_linked_identities_are_one_player(void **state) {
+  (void)state;
+  setup("quizlinked", 3600);
+  th_reply r;
+  link_bob_to_p1();
+  /* bob's own wallet was first seen two hours ago; p1 (the person) and p2 just now. */
+  assert_int_equal(sql("WITH u AS (UPDATE accounts SET created_ms = created_ms - 7200000 WHERE id ="
+                       " (SELECT account_id FROM identities WHERE name = 'bob@example.org') RETURNING 1)"
+                       " SELECT count(*) FROM u"), 1);
+  th_engine_free(eng);
+  eng = th_engine(&cfg);
+  assert_int_equal(th_cmd(eng, "host", "ITEM ADD tee 5 Tee", 0, &r), TALLY_OK);
+  assert_int_equal(th_cmd(eng, "admin", "TALLY GRANT p1 20", OPER | TALLY_ROLE_GRANT | TALLY_ROLE_ADMIN, &r), TALLY_OK);
+  assert_int_equal(th_cmd_in(eng, "host", CH, "QUIZ START 5 Capital of Italy? | Rome | Roma reward=prize winners=3 min-players=2",
+                             HOST, &r), TALLY_OK);
+  wait_announced("QUIZ (5 s): Capital of Italy?", 3000);
+  /* A quiz is in a room of one network: bob answers it as p1 on irc. */
+  assert_int_equal(th_cmd_net(eng, "xmpp", "bob@example.org", "", "ANSWER Roma", NULL, 0, &r), TALLY_ENO_QUIZ);
+  assert_int_equal(th_cmd(eng, "p1", "ANSWER Roma", 0, &r), TALLY_OK);
+  assert_non_null(strstr(r.text, "Right!"));
+  assert_int_equal(th_cmd(eng, "p2", "ANSWER Rome", 0, &r), TALLY_OK);
+  /* p2 is too new; p1's wallet is as old as bob's identity. */
+  wait_announced("Quiz over: the answer was Rome. 2 answered; the winner: p1", 10000);
+  assert_int_equal(grants_of("p1"), 1);
+  assert_int_equal(grants_of("p2"), 0);
+  assert_int_equal(sql("SELECT count(*) FROM reward_grants"), 1);
+  /* bob sees it and uses it on xmpp: the person's wallet pays 4.00. */
+  assert_int_equal(th_cmd_net(eng, "xmpp", "bob@example.org", "", "REWARDS", NULL, 0, &r), TALLY_OK);
+  assert_non_null(strstr(r.text, "prize from host"));
+  int rc = th_cmd_net(eng, "xmpp", "bob@example.org", "", "BUY tee", NULL, 0, &r);
+  if (rc == TALLY_ECONSENT) { /* a first purchase asks for consent */
+    char code[16], line[64];
+    code_after(r.text, "CONFIRM ", 6, code);
+    snprintf(line, sizeof line, "CONFIRM %s", code);
+    rc = th_cmd_net(eng, "xmpp", "bob@example.org", "", line, NULL, 0, &r);
+  }
+  if (rc != TALLY_OK || !strstr(r.text, "for 4.00")) fprintf(stderr, "# BUY: %s (%s)\n", tally_err_name(rc), r.text);
+  assert_int_equal(rc, TALLY_OK);
+  assert_non_null(strstr(r.text, "for 4.00"));
+  assert_int_equal(sql("SELECT count(*) FROM reward_uses u JOIN reward_grants g ON g.id = u.grant_id"
+                       " JOIN accounts a ON a.id = g.account_id WHERE u.kind = 1 AND a.name = 'user:p1'"), 1);
+  assert_int_equal(th_cmd(eng, "p1", "REWARDS", 0, &r), TALLY_OK);
+  assert_non_null(strstr(r.text, "no earned rewards"));
+  th_engine_free(eng);
+  assert_int_equal(th_tally_check(dsn), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_first_right_answers_by_arrival_win),
@@ -196,6 +276,7 @@ int main(void) {
       cmocka_unit_test(test_new_or_absent_accounts_cannot_win),
       cmocka_unit_test(test_restart_in_the_middle_of_a_quiz),
       cmocka_unit_test(test_deadline_passes_while_down),
+      cmocka_unit_test(test_linked_identities_are_one_player),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

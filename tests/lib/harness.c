@@ -113,17 +113,43 @@ const char *th_topic(int *changes) {
 
 int th_rostered(const char *channel) { return strcmp(rostered, channel) == 0; }
 
+static char told[TH_ANNOUNCE_KEEP][TALLY_TEXT_BYTES_MAX + 2 * TALLY_NAME_BYTES_MAX + 8];
+static unsigned told_next;
+
 static void forget_effects(void) {
   memset(announced, 0, sizeof announced);
   memset(announced_net, 0, sizeof announced_net);
   memset(announced_effect, 0, sizeof announced_effect);
   announced_next = effects_next = 0;
+  memset(told, 0, sizeof told);
+  told_next = 0;
   rostered[0] = 0;
   topic[0] = 0;
   topics_set = 0;
 }
 
+/* Replies nobody asked for (req_id 0: LINK's other side, a highlight's
+ * refund...), as "<network> <origin>: <text>", for th_told. */
+
+int th_told(const char *network, const char *origin, const char *needle, char *out, size_t out_len) {
+  char head[2 * TALLY_NAME_BYTES_MAX + 8];
+  snprintf(head, sizeof head, "%s %s: ", network, origin);
+  for (unsigned k = 0; k < TH_ANNOUNCE_KEEP; k++) {
+    const char *t = told[(told_next - 1 - k) % TH_ANNOUNCE_KEEP];
+    if (strncmp(t, head, strlen(head)) == 0 && strstr(t + strlen(head), needle)) {
+      if (out) snprintf(out, out_len, "%s", t + strlen(head));
+      return 1;
+    }
+  }
+  return 0;
+}
+
 static void note_announce(const tally_effect *eff) {
+  if (eff->kind == TALLY_EFFECT_REPLY && eff->req_id == 0) {
+    snprintf(told[told_next++ % TH_ANNOUNCE_KEEP], sizeof told[0], "%s %s: %s", eff->network ? eff->network : "",
+             eff->origin ? eff->origin : "", eff->text);
+    return;
+  }
   if (eff->kind == TALLY_EFFECT_ROSTER) snprintf(rostered, sizeof rostered, "%s", eff->channel);
   if (eff->kind == TALLY_EFFECT_TOPIC) {
     snprintf(topic, sizeof topic, "%s", eff->text);

@@ -26,6 +26,9 @@ typedef struct th_effect {
 } th_effect;
 /* The latest such effect whose text contains needle into *out; 0 if none. */
 int th_effect_find(const char *needle, th_effect *out);
+/* A reply nobody asked for (req_id 0) to origin of network containing
+ * needle, latest first; its text into out (may be NULL); 0 if none. */
+int th_told(const char *network, const char *origin, const char *needle, char *out, size_t out_len);
 
 /* Creates database th_<name>_<pid> next to $TALLY_TEST_DSN; writes its DSN. */
 void th_fresh_db(const char *name, char *dsn, size_t dsn_len);

@@ -38,6 +38,15 @@ static void collect(void *ud, const tally_command_doc *d) {
   /* Adapters show these as they are: clean text by the engine's own rule. */
   assert_int_equal(tally_text_check(d->usage, strlen(d->usage)), TALLY_OK);
   assert_int_equal(tally_text_check(d->help, strlen(d->help)), TALLY_OK);
+  assert_non_null(d->operator_usage);
+  assert_int_equal(tally_text_check(d->operator_usage, strlen(d->operator_usage)), TALLY_OK);
+  /* Admin forms are TALLY's sub-commands, and only TALLY has them. */
+  if (!strcmp(d->word, "TALLY")) {
+    assert_non_null(strstr(d->operator_usage, "TALLY GRANT <account> <amount>"));
+    assert_non_null(strstr(d->operator_usage, "TALLY ROLE <account>"));
+  } else {
+    assert_string_equal(d->operator_usage, "");
+  }
   s->word[s->n] = d->word;
   s->flags[s->n] = d->flags;
   s->group[s->n] = d->group;
@@ -59,7 +68,8 @@ static void test_each_word_once(void **state) {
   /* The words the IRC module registered from its own list before: none lost. */
   static const char *const before[] = {"SHOP", "BUY", "CONFIRM", "TIP", "WALLET", "RECEIPTS", "REFUND",
                                        "VERIFY", "ITEM", "TALLY", "EVENT", "DROP", "REDEEM", "HIGHLIGHT",
-                                       "REACT", "REFCODE", "SHIP", "ORDERS", "HIDE", "DELIVERY"};
+                                       "REACT", "REFCODE", "SHIP", "ORDERS", "HIDE", "DELIVERY",
+                                       "LINK", "UNLINK"};
   for (size_t i = 0; i < sizeof before / sizeof before[0]; i++) assert_true(find(&s, before[i]) >= 0);
   /* Rewards and quizzes (issue 14). */
   static const char *const added[] = {"REWARD", "REWARDS", "QUIZ", "ANSWER"};
@@ -71,6 +81,8 @@ static void test_each_word_once(void **state) {
   assert_false(s.flags[find(&s, "SHOP")] & TALLY_COMMAND_NEEDS_ACCOUNT);
   assert_true(s.flags[find(&s, "SHIP")] & TALLY_COMMAND_PRIVATE_ONLY);
   assert_true(s.flags[find(&s, "DELIVERY")] & TALLY_COMMAND_PRIVATE_ONLY);
+  assert_true(s.flags[find(&s, "LINK")] & TALLY_COMMAND_PRIVATE_ONLY); /* its codes are secrets */
+  assert_true(s.flags[find(&s, "UNLINK")] & TALLY_COMMAND_PRIVATE_ONLY);
   assert_true(s.flags[find(&s, "REACT")] & TALLY_COMMAND_IN_EVENT);
   tally_commands_describe(NULL, NULL); /* no callback: nothing happens */
 }

@@ -154,6 +154,15 @@ TALLY_FRAME_CODEC_(ack)
 TALLY_FRAME_CODEC_(command)
 #undef TALLY_FRAME_CODEC_
 
+/* An effect frame straight from a tally_effect (its strings by pointer,
+ * NULL read as ""), numbered `seq`: for a relay that hands the engine's
+ * effects on (tallyd), without filling a tally_frame_effect's arrays. Text
+ * longer than TALLY_TEXT_BYTES_MAX is cut at a UTF-8 boundary, as the engine
+ * does. TALLY_EINVAL for NULL arguments, TALLY_ETOOBIG when it does not fit
+ * `cap`. Since 1.7. */
+TALLY_API int tally_effect_frame_encode(const tally_effect *eff, uint64_t seq, uint8_t *buf, size_t cap,
+                                        size_t *len);
+
 /* ---- HELLO ------------------------------------------------------------------ */
 /* The highest version in both ranges: *chosen, TALLY_OK. TALLY_EVERSION when
  * the ranges do not overlap or one is empty (min 0 or min > max), with a

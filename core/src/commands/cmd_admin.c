@@ -62,6 +62,7 @@ int tally__split_parse(tally__cmd *c, const char *s, size_t n, tally__split *out
     /* Looked up, never created: a refused command creates no account, and
      * only creators are paid by a split. */
     uint32_t account = tally__identity_find(&c->e->st, c->net, name, strlen(name));
+    if (account != TALLY__NONE) account = tally__account_person(&c->e->st, account); /* LINK: the person's */
     int payee = account == TALLY__NONE || c->e->st.accounts[account].kind != TALLY__ACCOUNT_USER ? TALLY_EUNKNOWN_ACCOUNT
                 : !c->e->st.accounts[account].is_creator                                          ? TALLY_ENO_PERMISSION
                                                                                                   : TALLY_OK;
@@ -292,6 +293,7 @@ static void tally_grant(tally__cmd *c) {
   tally__word_copy(&c->t, 2, name, sizeof name);
   uint32_t to;
   int rc = tally__cmd_account(c, name, &to);
+  if (!rc) to = tally__account_person(&c->e->st, to); /* a linked identity's grant lands in its person's wallet */
   if (rc) {
     tally__cmd_refuse(c, rc);
     return;
@@ -304,7 +306,7 @@ static void tally_grant(tally__cmd *c) {
   uint64_t existing = 0;
   tally__decide_ctx ctx = {.wall_ms = c->wall, .mono_ms = c->now, .req_id = c->cmd->req_id,
                            .origin = c->cmd->origin, .origin_name = c->origin, .channel = c->cmd->channel,
-                           .net = c->net, .maker = c->account,
+                           .net = c->net, .maker = c->identity,
                            .key = tally__cmd_key(c, "grant:"), .existing_transfer = &existing};
   rc = tally__decide_grant(&c->e->st, &ctx, to, amount, op);
   if (rc == TALLY_OK) { /* its batch writes an audit_log row naming the operator */
@@ -327,6 +329,7 @@ static void tally_role(tally__cmd *c) {
   }
   uint32_t who;
   int rc = tally__cmd_account(c, name, &who);
+  if (!rc) who = tally__account_person(&c->e->st, who); /* roles are the wallet's, the person's */
   if (rc) {
     tally__cmd_refuse(c, rc);
     return;

@@ -239,6 +239,7 @@ void tally__cmd_refcode(tally__cmd *c) {
   uint32_t affiliate;
   int rc = tally__text_check(name, strlen(name));
   if (!rc) rc = tally__cmd_account(c, name, &affiliate);
+  if (!rc) affiliate = tally__account_person(&c->e->st, affiliate);
   if (rc) {
     tally__cmd_refuse(c, rc == TALLY_EBAD_UTF8 ? rc : TALLY_EUNKNOWN_ACCOUNT);
     return;

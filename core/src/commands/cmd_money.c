@@ -15,7 +15,7 @@ static tally__decide_ctx ctx_of(tally__cmd *c, const char *key, uint64_t *existi
   return (tally__decide_ctx){.wall_ms = c->wall, .mono_ms = c->now, .req_id = c->cmd->req_id,
                              .origin = c->cmd->origin, .origin_name = c->origin, .channel = c->cmd->channel,
                              .key = key, .existing_transfer = existing, .net = c->net,
-                             .maker = c->account};
+                             .maker = c->identity};
 }
 
 void tally__cmd_money_result(tally__cmd *c, int rc, uint64_t existing) {
@@ -458,12 +458,14 @@ void tally__grant_request_apply(tally__engine *e, int64_t request_id, const char
                                 int64_t amount) {
   if (request_id > e->last_grant_request) e->last_grant_request = request_id;
   tally__command_frame none = {0};
-  tally__cmd c = {.e = e, .cmd = &none, .now = tally__now_mono_ms(e), .wall = tally__now_wall_ms(e)};
+  tally__cmd c = {.e = e, .cmd = &none, .now = tally__now_mono_ms(e), .wall = tally__now_wall_ms(e),
+                  .identity = TALLY__NONE};
   uint32_t to;
   if (amount <= 0 || tally__cmd_account(&c, account, &to) != TALLY_OK) {
     grant_skip(e, request_id, "unknown or bad account");
     return;
   }
+  to = tally__account_person(&e->st, to); /* a linked identity's grant lands in its person's wallet */
   tally__op *op = tally__cmd_op_slot(&c);
   if (!op) return; /* busy: picked up again at the next poll */
   char key[TALLY__KEY_BYTES_MAX + 1];

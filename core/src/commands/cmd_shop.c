@@ -30,6 +30,7 @@ int tally__cmd_raffle_enter(tally__cmd *c, uint32_t item) {
     return TALLY_ENO_FUNDS;
   }
   uint32_t slot = tally__raffle_entry_add(st, item, c->account, c->origin);
+  if (slot != TALLY__NONE) st->entries[slot].net = c->net; /* answered where it was said (LINK) */
   if (slot == TALLY__NONE) {
     tally__cmd_refuse(c, TALLY_EBUSY);
     return TALLY_EBUSY;
@@ -62,7 +63,7 @@ static uint32_t own_purchase(tally__cmd *c, int min_tokens, uint8_t kind, int wr
   uint32_t slot = tally__purchase_find(st, receipt);
   int rc = TALLY_OK;
   if (slot == TALLY__NONE) rc = TALLY_EUNKNOWN_RECEIPT;
-  else if (st->purchases[slot].buyer != c->account) rc = TALLY_ENOT_YOURS;
+  else if (tally__purchase_owner(st, &st->purchases[slot]) != c->account) rc = TALLY_ENOT_YOURS;
   else if (st->items[st->purchases[slot].item].kind != kind) rc = wrong_kind;
   else if (!st->purchases[slot].committed) rc = TALLY_EPENDING;
   if (rc) tally__cmd_refuse(c, rc);

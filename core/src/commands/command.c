@@ -110,8 +110,12 @@ int tally__cmd_account(tally__cmd *c, const char *account, uint32_t *index) {
   return TALLY_OK;
 }
 
+/* A linked identity names its person's wallet (a tip to it lands there),
+ * also while its link is in flight: then the wallet it is joining, so no
+ * credit reaches the own wallet whose balance the link moves. */
 uint32_t tally__cmd_named(tally__cmd *c, int token) {
-  return tally__identity_find(&c->e->st, c->net, c->t.word[token], c->t.len[token]);
+  uint32_t i = tally__identity_find(&c->e->st, c->net, c->t.word[token], c->t.len[token]);
+  return i == TALLY__NONE ? i : tally__account_person(&c->e->st, i);
 }
 
 bool tally__cmd_may_sell(tally__cmd *c) {
@@ -232,7 +236,7 @@ const char *tally__cmd_key(tally__cmd *c, const char *prefix) {
   if (st->networks[c->net].id == TALLY__NETWORK_IRC_ID || c->account == TALLY__NONE)
     snprintf(c->key, sizeof c->key, "%s%s", prefix, c->cmd->msg_id);
   else
-    snprintf(c->key, sizeof c->key, "%si%llu/%s", prefix, (unsigned long long)st->accounts[c->account].identity_id,
+    snprintf(c->key, sizeof c->key, "%si%llu/%s", prefix, (unsigned long long)st->accounts[c->identity].identity_id,
              c->cmd->msg_id);
   return c->key;
 }
@@ -261,6 +265,7 @@ static void presence(tally__engine *e, const tally__command_frame *frame, uint16
   tally__cmd c = {.e = e, .cmd = &none, .now = tally__now_mono_ms(e), .wall = tally__now_wall_ms(e), .net = net};
   uint32_t account;
   if (tally__cmd_account(&c, frame->account, &account)) return;
+  if (e->st.accounts[account].link_state == TALLY__LINK_LINKED) account = tally__account_person(&e->st, account);
   tally__audience_presence(e, net, frame->channel, account, strcmp(frame->text, "PRESENCE JOIN") == 0);
 }
 
@@ -296,7 +301,7 @@ static bool roles_allow(tally__cmd *c) {
 
 void tally__command_handle(tally__engine *e, const tally__command_frame *frame) {
   tally__cmd c = {.e = e, .cmd = frame, .now = tally__now_mono_ms(e), .wall = tally__now_wall_ms(e),
-                  .account = TALLY__NONE, .roles = (uint32_t)frame->roles};
+                  .account = TALLY__NONE, .roles = (uint32_t)frame->roles, .identity = TALLY__NONE};
   /* Every string of the frame goes into replies or the ledger: all must be
    * clean UTF-8 without control characters, not only the command text. */
   const char *fields[] = {frame->account, frame->channel, frame->msg_id, frame->origin, frame->nick, frame->network};
@@ -362,6 +367,18 @@ void tally__command_handle(tally__engine *e, const tally__command_frame *frame) 
       tally__cmd_refuse(&c, TALLY_ERATE_LIMITED);
       return;
     }
+    /* One wallet across networks: a linked identity's commands use its
+     * person's wallet (balance, limits, caps, consents); c.identity stays
+     * the sender's own, which keys and receipts name. While its link is in
+     * flight, its own wallet is being emptied: money commands wait. */
+    c.identity = c.account;
+    if (a->link_state == TALLY__LINK_PENDING && entry->needs_account && entry->fn != tally__cmd_link) {
+      tally__reply(e, frame, TALLY_EBUSY, 0, "%s: your LINK is being recorded, try again in a moment",
+                   tally_strerror(TALLY_EBUSY));
+      return;
+    }
+    if (a->link_state == TALLY__LINK_LINKED || a->link_state == TALLY__LINK_UNLINKING)
+      c.account = tally__account_person(&e->st, c.account);
   }
   if (!live_drop_buy(&c) && !channel_allows(e, c.net, frame->channel, c.now)) {
     tally__cmd_refuse(&c, TALLY_ERATE_LIMITED);

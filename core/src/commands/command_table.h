@@ -62,6 +62,12 @@
     "timed drops in this channel (creating one needs the creator role too)")                           \
   X(HIDE, tally__cmd_hide, TALLY__NA, TALLY_COMMAND_GROUP_HOSTS, "<tip receipt>",                      \
     "hide a tip's message (moderators, in its channel)")                                               \
+  X(LINK, tally__cmd_link, TALLY__NA | TALLY__PRIV, TALLY_COMMAND_GROUP_EVERYONE,                      \
+    "| LINK <code> | LINK CONFIRM <code> | LINK CANCEL",                                                \
+    "one wallet across networks: LINK here gives a code, LINK <code> on your other network claims it, " \
+    "LINK CONFIRM here agrees (privately)")                                                            \
+  X(UNLINK, tally__cmd_unlink, TALLY__NA | TALLY__PRIV, TALLY_COMMAND_GROUP_EVERYONE,                  \
+    "[<network:identity>]", "detach a linked identity (privately; receipts stay with the wallet)")          \
   X(REWARDS, tally__cmd_rewards, TALLY__NA, TALLY_COMMAND_GROUP_EVERYONE, "",                          \
     "the rewards you earned (used at your next BUY they fit)")                                         \
   X(ANSWER, tally__cmd_answer, TALLY__NA, TALLY_COMMAND_GROUP_EVERYONE, "[room] <text>",               \

@@ -22,6 +22,10 @@ typedef struct tally__cmd {
   uint32_t roles;   /* TALLY_ROLE_*: the adapter's, plus ADMIN for an account of `admins` */
   uint32_t origin;  /* the sender's origin in st->names, referenced while it is handled */
   char key[TALLY__KEY_BYTES_MAX + 1];
+  /* The sender's identity (its own account: identity_id, net, label), while
+   * `account` is the wallet it uses: the person's once linked (LINK). The
+   * same index when not linked; TALLY__NONE when not logged in. */
+  uint32_t identity;
   bool use_reward; /* BUY, CONFIRM: an earned reward may apply (BUY ... noreward: no) */
 } tally__cmd;
 
@@ -114,6 +118,9 @@ int tally__cmd_raffle_enter(tally__cmd *c, uint32_t item);
 void tally__cmd_verify_draw(tally__cmd *c);
 /* HIDE <receipt>: said in a channel by a moderator (cmd_hide.c). */
 void tally__cmd_hide(tally__cmd *c);
+/* LINK, LINK <code>, LINK CONFIRM <code>, LINK CANCEL; UNLINK <network:identity> (cmd_link.c). */
+void tally__cmd_link(tally__cmd *c);
+void tally__cmd_unlink(tally__cmd *c);
 
 /* The entry points the kernel calls through its hook table (hooks.h). */
 /* command.c */

@@ -49,7 +49,7 @@ bool tally__role_rule_find(const tally__tokens *t, uint8_t sets[2]) {
 }
 
 #define DOC_ROW(word, fn, flags, group, usage, help) \
-  {sizeof(tally_command_doc), TALLY_COMMAND_DOC_VERSION, #word, usage, help, (flags), (group), NULL, 0},
+  {sizeof(tally_command_doc), TALLY_COMMAND_DOC_VERSION, #word, usage, help, (flags), (group), NULL, 0, ""},
 static tally_command_doc docs[] = {TALLY__COMMAND_TABLE(DOC_ROW)};
 #undef DOC_ROW
 
@@ -58,6 +58,8 @@ enum { DOC_COUNT = sizeof docs / sizeof docs[0] };
 /* Points each doc at its word's adjacent role rows, once (the strings and
  * rows are static: valid for the library's lifetime). */
 static void docs_link(void) {
+  for (size_t i = 0; i < DOC_COUNT; i++)
+    if (!strcmp(docs[i].word, "TALLY")) docs[i].operator_usage = TALLY__OPERATOR_USAGE;
   for (size_t r = 0; r < RULE_COUNT; r++) {
     for (size_t i = 0; i < DOC_COUNT; i++) {
       if (strcmp(docs[i].word, rules[r].word) != 0) continue;

@@ -71,6 +71,7 @@ void tally__highlight_queue(tally__engine *e, uint64_t transfer_id, uint32_t buy
   free_slot->item = item;
   free_slot->state = HL_QUEUED;
   tally__text_clip(free_slot->origin, sizeof free_slot->origin, origin);
+  free_slot->net = st->accounts[buyer].net; /* its purchase's, when known (tally__highlights_committed) */
   tally__text_clip(free_slot->text, sizeof free_slot->text, text);
   /* Bought as the event ended: it can no longer be shown. */
   uint32_t ev = tally__live_event_find(st, st->items[item].drop_event);
@@ -100,8 +101,12 @@ void tally__highlights_committed(tally__engine *e, const tally__op *op) {
   if (op->kind != TALLY__TRANSFER_PURCHASE) return;
   const tally__item *it = &e->st.items[op->item];
   if (it->kind == TALLY__KIND_REACTION) reaction_count(&e->st, op);
-  if (it->kind == TALLY__KIND_HIGHLIGHT)
+  if (it->kind == TALLY__KIND_HIGHLIGHT) {
     tally__highlight_queue(e, op->transfer_id, op->account, op->item, tally__origin_str(&e->st, op->origin), op->note);
+    for (uint32_t i = 0; i < TALLY__HIGHLIGHTS_SLOTS; i++) /* answers go where the buyer asked */
+      if (e->st.highlights[i].state != HL_FREE && e->st.highlights[i].transfer_id == op->transfer_id)
+        e->st.highlights[i].net = op->net;
+  }
 }
 
 static const char *channel_of(const tally__state *st, const tally__highlight *h) {
@@ -150,7 +155,7 @@ static int refund(tally__engine *e, tally__highlight *h) {
   uint64_t existing = 0;
   tally__decide_ctx ctx = {.wall_ms = tally__now_wall_ms(e), .mono_ms = tally__now_mono_ms(e), .origin = h->origin,
                            .channel = "", .key = key, .existing_transfer = &existing, .by_engine = true,
-                           .net = st->accounts[h->buyer].net};
+                           .net = h->net};
   int rc = tally__decide_refund(st, &ctx, h->buyer, h->transfer_id, 0, op);
   if (rc != TALLY_OK) {
     b->op_count--;
@@ -158,7 +163,7 @@ static int refund(tally__engine *e, tally__highlight *h) {
   }
   tally__engine_pending_add(e, op);
   if (h->origin[0])
-    tally__emit_in(e, st->accounts[h->buyer].net, TALLY_EFFECT_REPLY, TALLY_OK, 0, 0, h->origin, "",
+    tally__emit_in(e, h->net, TALLY_EFFECT_REPLY, TALLY_OK, 0, 0, h->origin, "",
                 "Your highlight could not be shown before the event ended: it is being refunded.");
   return TALLY_OK;
 }
@@ -223,7 +228,7 @@ static void refund_step(tally__engine *e, tally__highlight *h, uint64_t now) {
             "queue slot freed, retried at the next start\n", (unsigned long long)h->transfer_id,
             e->cfg.highlight_refund_wait_s);
     if (h->origin[0])
-      tally__emit_in(e, e->st.accounts[h->buyer].net, TALLY_EFFECT_REPLY, TALLY_ENO_FUNDS, 0, 0, h->origin, "",
+      tally__emit_in(e, h->net, TALLY_EFFECT_REPLY, TALLY_ENO_FUNDS, 0, 0, h->origin, "",
                   "Your highlight could not be shown, and its refund cannot be paid yet (the host lacks the "
                   "credits); an operator has been told.");
   } else if (rc != TALLY_OK && rc != TALLY_EEXISTS) {

@@ -73,6 +73,7 @@ uint32_t tally__raffle_entry_add(tally__state *st, uint32_t item, uint32_t accou
   en->account = account;
   en->live = true;
   en->seq = st->items[item].raffle_seq++;
+  en->net = st->accounts[account].net; /* the command's, set by its caller (LINK) */
   en->origin = origin; /* referenced while the entry is kept (entries_compact gives it back) */
   tally__names_ref(&st->names, origin);
   return slot;
@@ -143,7 +144,7 @@ static int draw_charge(tally__engine *e, tally__item *it, uint32_t item, uint32_
   tally__decide_ctx ctx = {.wall_ms = tally__now_wall_ms(e), .mono_ms = tally__now_mono_ms(e),
                            .origin = tally__origin_str(st, en->origin), .channel = it->drop_channel, .key = key,
                            .existing_transfer = &existing, .by_engine = true,
-                           .net = st->accounts[en->account].net};
+                           .net = en->net};
   int rc = tally__decide_buy(st, &ctx, en->account, item, 1, op);
   if (rc != TALLY_OK) {
     b->op_count--;
@@ -181,7 +182,7 @@ static void draw_pass(tally__engine *e, struct tally__draw_run *d, tally__raffle
   char text[TALLY_TEXT_BYTES_MAX + 1];
   snprintf(text, sizeof text, "You won the %s raffle but could not pay (%s); your unit goes to the next entry drawn.",
            e->st.items[d->item].sku, tally_strerror(why));
-  tally__emit_in(e, e->st.accounts[en->account].net, TALLY_EFFECT_REPLY, why, 0, 0, tally__origin_str(&e->st, en->origin), "", text);
+  tally__emit_in(e, en->net, TALLY_EFFECT_REPLY, why, 0, 0, tally__origin_str(&e->st, en->origin), "", text);
 }
 
 /* Sends the rows of entries passed over; false while any is not stored. */

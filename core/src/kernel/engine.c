@@ -582,6 +582,10 @@ static void op_committed(tally__engine *e, tally__batch *b, tally__op *op) {
                 (unsigned long long)op->ref_transfer, (unsigned long long)op->transfer_id);
     tally__say_value(&say, 0, op->amount, TALLY__DECIMALS(e));
     break;
+  case TALLY__TRANSFER_LINK: /* features/link.c wrote what to say */
+    tally__say_init(&say, 0);
+    tally__sayf(&say, "-R", "%s receipt %llu", op->note, (unsigned long long)op->transfer_id);
+    break;
   default:
     tally__say_init(&say, TALLY_MSG_GRANTED);
     tally__sayf(&say, "maR", "Granted %s to %s. receipt %llu", amount, tally__account_label(st, op->account),

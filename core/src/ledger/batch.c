@@ -35,7 +35,8 @@ const char tally__batch_sql[] =
     " UNION ALL SELECT * FROM tally_write_raffle_passes($8, $105, $106, $107, $108)"
     " UNION ALL SELECT * FROM tally_write_audit($1, $8, $109, $110, $111)"
     " UNION ALL SELECT * FROM tally_write_identities($1, $8, $112, $113, $114, $115, $116, $117, $118, $119)"
-    " UNION ALL SELECT * FROM tally_write_facts($1, $8, $120::jsonb)"
+    " UNION ALL SELECT * FROM tally_write_links($1, $8, $120, $121, $122, $123, $124, $125)"
+    " UNION ALL SELECT * FROM tally_write_facts($1, $8, $126::jsonb)"
     /* Last: refuses (TL002) a batch that would commit fewer transfers than it signed. */
     " UNION ALL SELECT * FROM tally_batch_whole($1, $2, $3, $4)";
 
@@ -816,7 +817,29 @@ static void render_identities(tally__batch *b, const tally__state *st) {
   }
 }
 
-/* $120 the features' ledger facts (sql/015), one JSON array: each FACT op's
+/* $120..$125 identity_links rows (sql/013): LINK ops and the transfers of
+ * kind LINK (the balance move) carry one each. */
+static void render_links(tally__batch *b, const tally__state *st) {
+  static const uint32_t oids[6] = {OID_INT8, OID_INT8, OID_INT8, OID_INT2, OID_INT8, OID_INT8};
+  for (int col = 0; col < 6; col++) {
+    bin_open(b, 119 + col, oids[col]);
+    for (uint32_t k = 0; k < b->op_count; k++) {
+      const tally__op *op = &b->ops[k];
+      if (!op->link_event) continue;
+      /* The move's own account is the joining wallet, its counterparty the person's. */
+      uint32_t person = op->type == TALLY__OP_TRANSFER ? op->counterparty : op->account;
+      if (col == 0) bin_i64(b, (int64_t)op->link_id);
+      else if (col == 1) bin_i64(b, (int64_t)st->accounts[op->link_identity].identity_id);
+      else if (col == 2) bin_i64(b, (int64_t)st->accounts[person].id);
+      else if (col == 3) bin_i16(b, (int16_t)op->link_event);
+      else if (col == 4) bin_i64(b, (int64_t)st->accounts[op->link_by].identity_id);
+      else bin_i64(b, op->type == TALLY__OP_TRANSFER ? (int64_t)op->transfer_id : 0);
+    }
+    bin_close(b);
+  }
+}
+
+/* $126 the features' ledger facts (sql/015), one JSON array: each FACT op's
  * object as its feature wrote it, and for a purchase that used an earned
  * reward (or the full refund that gives one back) a "use" ("ret") object
  * naming its transfer, which tally_write_facts keeps only when that
@@ -824,7 +847,7 @@ static void render_identities(tally__batch *b, const tally__state *st) {
  * facts of several features share one parameter and one function. */
 _Static_assert(TALLY__FACT_BYTES_MAX + 64 < TALLY__BATCH_OP_TEXT_BYTES, "a fact fits its op's share of the batch text");
 static void render_facts(tally__batch *b) {
-  sb_param(b, 119);
+  sb_param(b, 125);
   sb_char(b, '[');
   bool first = true;
   for (uint32_t k = 0; k < b->op_count; k++) {
@@ -963,6 +986,7 @@ static int seal_render(tally__batch *b, tally__state *st, struct tally__signer *
   render_raffle_passes(b, st);
   render_audit(b, st);
   render_identities(b, st);
+  render_links(b, st);
   render_facts(b);
   sb_param(b, 42);
   sb_i64(b, (int64_t)lease_epoch);

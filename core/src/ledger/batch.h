@@ -17,7 +17,7 @@
 #include "state.h"
 
 enum {
-  TALLY__BATCH_PARAMS = 120,
+  TALLY__BATCH_PARAMS = 126,
   TALLY__BATCH_ROWS_MAX = 1024, /* catalog rows (accounts, items, ...) per batch */
   /* 768 + its transfer_identities row, and an audited grant's audit_log
    * row naming two accounts (names of up to TALLY__ACCOUNT_NAME_BYTES). The

@@ -303,7 +303,7 @@ int tally__decide_refund(tally__state *st, const tally__decide_ctx *ctx, uint32_
   uint32_t slot = tally__purchase_find(st, receipt);
   if (slot == TALLY__NONE) return TALLY_EUNKNOWN_RECEIPT;
   tally__purchase *p = &st->purchases[slot];
-  if (p->buyer != requester) return TALLY_ENOT_YOURS;
+  if (tally__purchase_owner(st, p) != requester) return TALLY_ENOT_YOURS; /* LINK: the person's */
   if (!p->committed) return TALLY_EPENDING;
   const tally__item *it = &st->items[p->item];
   if (ctx->wall_ms - p->created_ms > (int64_t)it->refund_window_s * 1000 ||
@@ -369,6 +369,23 @@ int tally__decide_grant(tally__state *st, const tally__decide_ctx *ctx, uint32_t
   if (amount > TALLY__MONEY_SUPPLY_MAX - granted) return TALLY_EOVERFLOW;
   op_start(st, ctx, op, TALLY__TRANSFER_GRANT, to, amount, fp);
   op_leg(op, st->external, -amount);
+  op_leg(op, to, amount);
+  tally__op_hold(st, op);
+  return TALLY_OK;
+}
+
+int tally__decide_link_move(tally__state *st, const tally__decide_ctx *ctx, uint32_t from, uint32_t to,
+                            int64_t amount, tally__op *op) {
+  assert(from < st->account_count && to < st->account_count && amount > 0 && from != to);
+  uint64_t fp = tally__transfer_fingerprint(TALLY__TRANSFER_LINK, st->accounts[from].id, st->accounts[to].id, 0, amount);
+  int rc = key_check(st, ctx, fp);
+  if (rc) return rc;
+  /* All of it, nothing held: the joining wallet ends at exactly zero. Not
+   * a spend: no daily cap. */
+  if (tally__account_available(&st->accounts[from]) != amount || st->accounts[from].held != 0) return TALLY_EPENDING;
+  op_start(st, ctx, op, TALLY__TRANSFER_LINK, from, amount, fp);
+  op->counterparty = to;
+  op_leg(op, from, -amount);
   op_leg(op, to, amount);
   tally__op_hold(st, op);
   return TALLY_OK;

@@ -45,6 +45,11 @@ int tally__decide_refund(tally__state *st, const tally__decide_ctx *ctx, uint32_
                          uint64_t receipt, int64_t amount, tally__op *op);
 int tally__decide_grant(tally__state *st, const tally__decide_ctx *ctx, uint32_t to,
                         int64_t amount, tally__op *op);
+/* LINK: the whole balance of `from` (a joining identity's own wallet,
+ * nothing held) to the person's wallet `to`, one transfer of kind LINK.
+ * TALLY_EPENDING when anything of `from` is held. */
+int tally__decide_link_move(tally__state *st, const tally__decide_ctx *ctx, uint32_t from, uint32_t to,
+                            int64_t amount, tally__op *op);
 
 /* Hash of a request as typed: (kind, account id, item or counterparty id,
  * qty or referenced receipt, amount typed). Ids, not memory indices, so the

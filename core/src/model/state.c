@@ -47,7 +47,8 @@ int tally__state_init(tally__state *st, const tally_config *cfg) {
   st->held_tips = calloc(TALLY__HELD_TIPS_MAX, sizeof *st->held_tips);
   st->ship_notes = calloc(TALLY__SHIP_NOTES_KEPT, sizeof *st->ship_notes);
   st->bios = calloc(TALLY__BIOS_MAX, sizeof *st->bios);
-  if (!st->highlights || !st->held_tips || !st->ship_notes || !st->bios || !st->coop || !st->entries || !st->draw_scratch || !st->audience || !st->dirty_audience ||
+  st->link_codes = calloc(TALLY__LINK_CODES_MAX, sizeof *st->link_codes);
+  if (!st->link_codes || !st->highlights || !st->held_tips || !st->ship_notes || !st->bios || !st->coop || !st->entries || !st->draw_scratch || !st->audience || !st->dirty_audience ||
       tally__map_init(&st->audience_index, TALLY__AUDIENCE_MAX) ||!st->accounts || !st->items || !st->purchases || !st->keys || !st->consents || !st->events ||
       !st->per_user || tally__map_init(&st->per_user_index, cfg->purchases_max) || !st->dirty_accounts ||
       !st->agreed || tally__map_init(&st->agreed_index, cfg->purchases_max) ||
@@ -83,6 +84,7 @@ void tally__state_free(tally__state *st) {
   free(st->held_tips);
   free(st->ship_notes);
   free(st->bios);
+  free(st->link_codes);
   tally__map_free(&st->audience_index);
   free(st->accounts);
   free(st->items);
@@ -138,6 +140,8 @@ int tally__account_get(tally__state *st, const char *name, uint8_t kind, uint32_
   a->kind = kind;
   a->consent_slot = TALLY__NONE;
   a->role_by = TALLY__NONE;
+  a->person = TALLY__NONE;
+  a->joined = TALLY__NONE;
   a->name = handle;
   rc = tally__map_put(&st->account_by_name, tally__hash_str(name), i);
   if (rc) return rc;

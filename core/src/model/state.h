@@ -64,6 +64,10 @@ enum {
   TALLY__KEY_RETENTION_MS = 24 * 3600 * 1000, /* idempotency keys kept a day */
   TALLY__NETWORKS_MAX = 64,    /* chat networks the engine has seen (networks rows) */
   TALLY__NETWORK_IRC_ID = 1,   /* sql/010: the network of every account written before it */
+  /* LINK (features/link.c): codes issued and waiting, all identities together. */
+  TALLY__LINK_CODES_MAX = 1024,
+  TALLY__LINK_CODE_LEN = 8,    /* 8 symbols of 32: 40 bits */
+  TALLY__LINK_CONFIRM_LEN = 6, /* the issuer's LINK CONFIRM code: 30 bits */
 };
 
 /* A chat network (sql/010 networks). Its id is the engine's (1 for "irc",
@@ -80,6 +84,7 @@ enum {
   TALLY__TRANSFER_TIP = 2,
   TALLY__TRANSFER_REFUND = 3,
   TALLY__TRANSFER_GRANT = 4,
+  TALLY__TRANSFER_LINK = 5, /* sql/013: a joining identity's balance moved into the person's wallet */
 };
 enum { TALLY__ACCOUNT_FEES_ID = 1, TALLY__ACCOUNT_EXTERNAL_ID = 2 };
 #define TALLY__NONE UINT32_MAX
@@ -123,8 +128,30 @@ typedef struct tally__account {
   uint16_t net;
   uint16_t label;
   uint32_t name; /* its name in st->names (space TALLY__NAMES_SPACE_ACCOUNT): tally__account_name */
+  /* LINK (sql/013): the wallet this identity's commands use, TALLY__NONE
+   * for its own. Always a root (an account whose person is NONE): links do
+   * not chain. link_state says whether the link is stored or in flight;
+   * linked_count counts the identities linked to this wallet. */
+  uint32_t person;
+  uint8_t link_state; /* enum tally__link_state */
+  uint32_t linked_count;
+  /* Wrong LINK codes this identity sent since link_fails_mono (a window). */
+  uint8_t link_fails;
+  uint64_t link_fails_mono;
+  /* The wallet it was last linked to (TALLY__NONE never) and that link's
+   * row id: its purchases older than the link are the person's, whose
+   * refund rights stay with the person after an UNLINK. */
+  uint32_t joined;
+  uint64_t joined_id;
   int64_t first_seen_ms; /* wall clock tally first saw it (accounts.created_ms); 0 unknown */
 } tally__account;
+
+enum tally__link_state {
+  TALLY__LINK_NONE = 0,
+  TALLY__LINK_PENDING = 1,   /* its link is in a batch not yet settled */
+  TALLY__LINK_LINKED = 2,    /* stored */
+  TALLY__LINK_UNLINKING = 3, /* linked, its unlink in flight */
+};
 
 enum tally__item_kind {
   TALLY__KIND_PLAIN = 0,
@@ -277,6 +304,7 @@ typedef struct tally__highlight {
    * keep while it waits for its turn. */
   char origin[TALLY_ORIGIN_BYTES_MAX + 1];
   char text[TALLY_TEXT_BYTES_MAX / 2];
+  uint16_t net; /* the network of origin: the buyer's identity's (LINK: not always its wallet's) */
 } tally__highlight;
 
 /* A recent shipping note, for the creator's ORDERS. */
@@ -322,6 +350,7 @@ typedef struct tally__raffle_entry {
    * failed at batch level, why it was passed over (a TALLY_E* code). */
   uint8_t drawn, tries;
   int32_t pass_reason;
+  uint16_t net; /* the network of origin (LINK: the entrant's identity's, not always its wallet's) */
 } tally__raffle_entry;
 enum {
   TALLY__DRAWN_NOT = 0,       /* not reached by the draw (yet) */
@@ -356,10 +385,11 @@ enum tally__op_type {
   TALLY__OP_SHIP = 5, /* a merch purchase's shipping note (in note) */
   TALLY__OP_HIDE = 6, /* a moderator hides a held tip message (ref_transfer: the tip) */
   TALLY__OP_PASS = 7, /* a raffle entry drawn and passed over (entry_slot; fee: the reason code) */
+  TALLY__OP_LINK = 8, /* an identity_links row without a transfer (features/link.c) */
   /* A feature's ledger fact (rewards, quizzes: sql/015): `fact` points at
    * its JSON object, owned by the feature until the op settles; batch.c
    * writes it through tally_write_facts. */
-  TALLY__OP_FACT = 8,
+  TALLY__OP_FACT = 9,
 };
 
 /* A TRANSFER's reward fact (op->reward_fact, sql/015): a purchase that
@@ -392,6 +422,13 @@ typedef struct tally__op {
   uint32_t maker;       /* TRANSFER: the account whose identity's command made it (see decide.h) */
   uint16_t net;         /* the network of origin and channel (st->networks index) */
   uint32_t effects_bytes; /* out-ring bytes reserved for its effects while pending (engine.c) */
+  /* An identity_links row (sql/013) goes with it: a LINK op, or a TRANSFER
+   * of kind LINK (the balance move). link_identity: the identity's account
+   * index; account: the person's wallet; link_by: who agreed; link_slot:
+   * its code in st->link_codes (TALLY__NONE for an unlink). */
+  uint8_t link_event; /* 0 none, 1 link, 2 unlink */
+  uint32_t link_identity, link_by, link_slot;
+  uint64_t link_id;
   const char *fact;       /* FACT: its JSON object (feature-owned until settled) */
   uint64_t reward_grant;  /* TRANSFER with reward_fact: the earned reward's id */
   int64_t discount;       /* TRANSFER, reward_fact USE: minor units taken off the price */
@@ -422,6 +459,25 @@ typedef struct tally__bucket {
   uint16_t net; /* the bucket of room (net, name) */
   char name[TALLY__ROOM_KEPT_BYTES_MAX + 1];
 } tally__bucket;
+
+/* A LINK code (features/link.c): issued by an identity, claimed by an
+ * identity of another network, confirmed by the issuer. In memory only:
+ * a restart forgets codes (they live minutes), never links. */
+enum tally__link_code_state {
+  TALLY__CODE_FREE = 0,
+  TALLY__CODE_ISSUED = 1,    /* waiting for LINK <code> on another network */
+  TALLY__CODE_CLAIMED = 2,   /* waiting for the issuer's LINK CONFIRM */
+  TALLY__CODE_RECORDING = 3, /* confirmed: its row is in flight */
+};
+typedef struct tally__link_code {
+  uint8_t state;
+  uint32_t issuer, claimer;          /* identities' own accounts */
+  uint32_t issuer_origin, claimer_origin; /* names in st->names, referenced while used */
+  uint16_t issuer_net, claimer_net;
+  uint64_t expires_mono;
+  char code[TALLY__LINK_CODE_LEN + 1];
+  char confirm[TALLY__LINK_CONFIRM_LEN + 1];
+} tally__link_code;
 
 typedef struct tally__state {
   const tally_config *cfg;
@@ -501,7 +557,24 @@ typedef struct tally__state {
   uint64_t next_id; /* every id the engine assigns: accounts, items, transfers, batches */
   uint64_t consent_seq;
   tally__names names; /* account names, and the origins of ops and raffle entries */
+  tally__link_code *link_codes; /* TALLY__LINK_CODES_MAX */
+  uint32_t link_fails_global;   /* wrong LINK codes from anyone since link_fails_global_mono */
+  uint64_t link_fails_global_mono;
 } tally__state;
+
+/* Whose refund rights a purchase carries: its buyer's, or, for a buyer
+ * that joined a wallet with LINK after it, that person's. */
+static inline uint32_t tally__purchase_owner(const tally__state *st, const tally__purchase *p) {
+  const tally__account *a = &st->accounts[p->buyer];
+  return a->joined != TALLY__NONE && p->transfer_id < a->joined_id ? a->joined : p->buyer;
+}
+
+/* The wallet account index's commands use: its person's when linked. */
+static inline uint32_t tally__account_person(const tally__state *st, uint32_t index) {
+  if (index >= st->account_count) return index;
+  uint32_t p = st->accounts[index].person;
+  return p == TALLY__NONE ? index : p;
+}
 
 int tally__state_init(tally__state *st, const tally_config *cfg);
 void tally__state_free(tally__state *st);

@@ -15,6 +15,7 @@
 #include "quiz.h"
 #include "rewards.h"
 #include "tipmsg.h"
+#include "link.h"
 
 /* A raffle's charges and passes are its own: other ops pass through. */
 static void raffle_settled(tally__engine *e, const tally__op *op, int outcome) {
@@ -44,6 +45,12 @@ static const tally__feature_hooks features[] = {
      .tick = tally__tip_messages_tick,
      .tipped = tally__tip_thanks,
      .record_settled = tip_record_settled},
+    /* One wallet across networks: restores after the kernel's accounts and
+     * identities; settles LINK ops and link moves. */
+    {.name = "link",
+     .restore = tally__link_restore,
+     .settled = tally__link_settled,
+     .record_settled = tally__link_record_settled},
     /* Restores after the shop (items and accounts are known), before the
      * quizzes, which name rewards and find their grants. */
     {.name = "rewards",

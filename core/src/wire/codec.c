@@ -184,6 +184,11 @@ int tally__effect_encode(const tally_effect *eff, uint8_t *buf, size_t cap, size
   return tally__effect_encode_seq(eff, 0, buf, cap, len);
 }
 
+int tally_effect_frame_encode(const tally_effect *eff, uint64_t seq, uint8_t *buf, size_t cap, size_t *len) {
+  if (!eff || !buf || !len) return TALLY_EINVAL;
+  return tally__effect_encode_seq(eff, seq, buf, cap, len);
+}
+
 #define PUBLIC_ENCODER(name)                                                      \
   int tally_frame_##name##_encode(const tally_frame_##name *f, uint8_t *buf,      \
                                   size_t cap, size_t *len) {                      \

@@ -144,14 +144,37 @@ int tally__quiz_answer(tally__engine *e, uint32_t qi, uint32_t account, const ch
 }
 
 /* ---- deadline, winners, payout -------------------------------------------------------- */
-static bool eligible(tally__engine *e, const tally__quiz *q, uint32_t account) {
-  const tally__account *a = &e->st.accounts[account];
+static bool eligible(tally__engine *e, const tally__quiz *q, uint32_t account, int64_t first_seen_ms) {
   int64_t age_ms = (int64_t)e->cfg.reward_min_account_age_s * 1000;
   if (account == q->host) return false;
   /* Unknown (0) counts as new: fails closed. */
-  if (a->first_seen_ms == 0 || q->started_ms - a->first_seen_ms < age_ms) return false;
+  if (first_seen_ms == 0 || q->started_ms - first_seen_ms < age_ms) return false;
   int64_t present = tally__audience_first_ms(&e->st, q->event_id, account);
   return present != 0 && present <= q->started_ms;
+}
+
+/* When tally first saw each answer's person: with LINK, a wallet's age is
+ * its oldest identity's (an old IRC account that linked a new Matrix one
+ * is not new). One pass over the accounts, only when an answerer's wallet
+ * has linked identities (rare): O(accounts + links x answers), once per quiz. */
+static void answers_first_seen(const tally__engine *e, const tally__quiz *q, int64_t *seen) {
+  const tally__state *st = &e->st;
+  bool any = false;
+  for (uint32_t i = 0; i < q->answer_count; i++) {
+    seen[i] = 0;
+    if (!q->answers[i].used) continue;
+    seen[i] = st->accounts[q->answers[i].account].first_seen_ms;
+    any |= st->accounts[q->answers[i].account].linked_count > 0;
+  }
+  if (!any) return;
+  for (uint32_t k = 0; k < st->account_count; k++) {
+    const tally__account *a = &st->accounts[k];
+    if (a->person == TALLY__NONE || a->first_seen_ms == 0) continue;
+    if (a->link_state != TALLY__LINK_LINKED && a->link_state != TALLY__LINK_UNLINKING) continue;
+    for (uint32_t i = 0; i < q->answer_count; i++)
+      if (q->answers[i].used && q->answers[i].account == a->person && (seen[i] == 0 || a->first_seen_ms < seen[i]))
+        seen[i] = a->first_seen_ms;
+  }
 }
 
 /* The winners, by arrival: committed right answers of eligible accounts,
@@ -161,6 +184,8 @@ static void choose_winners(tally__engine *e, tally__quiz *q) {
   q->winner_count = 0;
   for (uint32_t i = 0; i < q->answer_count; i++) q->answerers += q->answers[i].used && q->answers[i].committed;
   if (q->answerers < q->min_players) return;
+  int64_t seen[TALLY__QUIZ_ANSWERS_MAX];
+  answers_first_seen(e, q, seen);
   uint32_t last = 0;
   while (q->winner_count < q->winners_max) {
     uint32_t best = TALLY__NONE;
@@ -171,7 +196,7 @@ static void choose_winners(tally__engine *e, tally__quiz *q) {
     }
     if (best == TALLY__NONE) break;
     last = q->answers[best].seq;
-    if (!eligible(e, q, q->answers[best].account)) continue;
+    if (!eligible(e, q, q->answers[best].account, seen[best])) continue;
     q->grant[q->winner_count] = TALLY__NONE;
     q->winner[q->winner_count++] = q->answers[best].account;
   }

@@ -1,0 +1,161 @@
+/* matrix.h — tallyd's Matrix Application Service (an adapter inside tallyd;
+ * the engine knows no Matrix). Three files, all on tallyd's loop thread but
+ * for the PostgreSQL worker:
+ *   matrix_http.c  the AS's HTTP server (libmicrohttpd in external epoll mode,
+ *                  driven by the libuv loop): routes, hs_token check, bodies;
+ *   matrix_txn.c   transactions: events -> commands, the durable record
+ *                  (sql/014_matrix.sql) on a worker thread, then the engine;
+ *                  engine effects -> outgoing messages;
+ *   matrix_send.c  the Client-Server API client: per-room ordered sends with
+ *                  derived txnIds, 429 retry_after_ms, bounded backoff.
+ * docs/MATRIX.md is the admin's guide; docs/findings/matrix.md the plan. */
+#ifndef TALLYD_MATRIX_H
+#define TALLYD_MATRIX_H
+
+#include "tallyd.h"
+
+enum {
+  TD_MX_TOKEN_BYTES_MAX = 255,     /* as_token, hs_token */
+  TD_MX_ID_BYTES_MAX = 255,        /* user ids, room ids, event ids (spec: 255 bytes) */
+  TD_MX_TXN_ID_BYTES_MAX = 255,    /* a homeserver's txnId we accept */
+  TD_MX_EVENTS_PER_TXN_MAX = 1000, /* Synapse sends at most 100; more is refused (M_TOO_LARGE) */
+  TD_MX_JOBS_MAX = 256,            /* transactions waiting for their record; more: 503, retried */
+  TD_MX_OUT_MAX = 65536,           /* outgoing messages queued in all rooms; more: dropped, logged */
+  TD_MX_ROOMS_MAX = 4096,          /* rooms with an outgoing queue */
+  TD_MX_SENDS_INFLIGHT_MAX = 32,   /* HTTP requests to the homeserver at once (one per room) */
+  TD_MX_SEND_TIMEOUT_MS = 15000,   /* one request to the homeserver */
+  TD_MX_BACKOFF_MIN_MS = 200,      /* first retry after a 5xx or a lost connection */
+  TD_MX_BACKOFF_MAX_MS = 30000,    /* backoff doubles up to this */
+  TD_MX_ATTEMPTS_MAX = 12,         /* then the message is dropped (logged): bounded */
+  TD_MX_RETRY_AFTER_MAX_MS = 600000, /* a 429's retry_after_ms is capped to this */
+  TD_MX_RESPONSE_BYTES_MAX = 65536,  /* a homeserver's answer we read */
+  TD_MX_TOLD_ROOMS_MAX = 1024,
+  TD_MX_MEMBERS_MAX = 20000,       /* members (and names) kept per room; more: not kept (no name, no presence) */
+  TD_MX_NAME_BYTES_MAX = 255,      /* a display name kept (longer: the masked localpart instead) */
+  TD_MX_DMS_MAX = 10000,           /* DMs the bot makes (m.direct is written whole each time); more: the hint only */
+  TD_MX_STATE_RETRY_MS = 5000,     /* a room's state that could not be read is asked again after this */
+  TD_MX_PENDING_MAX = 4096,        /* commands waiting for their room's state; more: submitted without roles */
+  TD_MX_PRESENCE_SLOT = 0xFFFFFF00u, /* the AS's slot in tallyd's presence merge (conn slots count from 1) */     /* encrypted rooms told so this process (more: told again, deduped by txnId) */
+};
+
+typedef struct td_mx td_mx;
+typedef struct td_mx_job td_mx_job;
+typedef struct td_mx_room td_mx_room;
+typedef struct td_mx_rs td_mx_rs;
+
+struct td_mx {
+  td_daemon *d;
+  struct MHD_Daemon *mhd;
+  uv_poll_t poll;
+  uv_timer_t timer;
+  int handles_on, closing;
+  uint16_t port;                    /* bound port (logged) */
+  char as_token[TD_MX_TOKEN_BYTES_MAX + 1], hs_token[TD_MX_TOKEN_BYTES_MAX + 1];
+  uint8_t hs_token_hash[32];        /* compared in constant time */
+  char localpart[TD_MX_ID_BYTES_MAX + 1];
+  char bot_id[TD_MX_ID_BYTES_MAX + 1]; /* @localpart:server_name */
+  char boot[33];                    /* this process's id in matrix_transactions.boot */
+  /* transactions waiting for their record (matrix_txn.c): FIFO, one on the worker */
+  td_mx_job *jobs_head, *jobs_tail;
+  uint32_t job_count;
+  int job_running;
+  void *pg;                         /* PGconn of the worker (only it touches it) */
+  /* outgoing (matrix_send.c) */
+  char hs_host[256], hs_port[8];
+  td_mx_room *rooms;
+  uint32_t room_count, out_count, inflight;
+  uint64_t anon_seq;                /* txnIds of effects with no event */
+  uint64_t sent, dropped;
+  /* the outbox (matrix_txn.c): rows to write with the next outbox job */
+  void *ob_add, *ob_settle;         /* json_t arrays */
+  int ob_queued;                    /* an outbox job waits in the FIFO */
+  int loaded;                       /* the outbox of earlier processes is queued again */
+  char (*told)[TD_MX_ID_BYTES_MAX + 1]; /* encrypted rooms already told */
+  uint32_t told_count;
+  /* rooms' state (matrix_rooms.c) */
+  td_mx_rs **rs;
+  uint32_t rs_count;
+  void *direct;                     /* json_t: the bot's m.direct {peer: [room...]} */
+  void *dm_making;                  /* json_t: {peer: true} while its createRoom is asked */
+  void *pending;                    /* td_mx_cmd copies waiting for their room's state (matrix_txn.c) */
+  uint32_t pending_count;
+  /* counters, for logs */
+  uint64_t txns, txn_replays, events_submitted, events_ignored;
+};
+
+/* Config (config.c keys matrix_*): copied into td_config's tail. */
+/* Starts the AS when cfg.matrix_listen is set: reads the registration file,
+ * listens. TALLY_OK (also when off) or a code with err. */
+int td_mx_start(td_daemon *d, char *err, size_t err_len);
+/* Closes its loop handles (tallyd is finishing; no new requests or sends). */
+void td_mx_close(td_daemon *d);
+/* Frees everything (after the loop ended), logging what was left unsent. */
+void td_mx_stop(td_daemon *d);
+/* Is network the AS's? (effects of it go to td_mx_effect) */
+int td_mx_owns(const td_daemon *d, const char *network);
+/* An engine effect of the matrix network. */
+void td_mx_effect(td_daemon *d, const tally_effect *e);
+
+/* ---- inside the adapter ------------------------------------------------------ */
+struct MHD_Connection;
+typedef struct td_mx_req td_mx_req;
+
+/* matrix_txn.c: a transaction body, authenticated and read whole. Answers
+ * now (400...) or suspends the request and answers once recorded. */
+void td_mx_txn_received(td_mx *m, td_mx_req *r, const char *txn_id, const char *body, size_t len);
+/* matrix_http.c: listens on matrix_listen; closes the loop handles; frees. */
+int td_mx_http_start(td_mx *m, char *err, size_t err_len);
+void td_mx_http_close(td_mx *m);
+void td_mx_http_free(td_mx *m);
+/* matrix_http.c: answers a (suspended or not) request and resumes it. */
+void td_mx_answer(td_mx *m, td_mx_req *r, unsigned status, const char *json);
+/* matrix_send.c: queues one message for room; txn_id is stable across
+ * retries (and across a replayed command). */
+void td_mx_send(td_mx *m, const char *room, const char *txn_id, const char *body, const char *html,
+                const char *reply_to);
+/* matrix_send.c: queues content (the event's JSON) as is; persist: also
+ * written to the outbox (not for messages loaded from it). */
+void td_mx_send_content(td_mx *m, const char *room, const char *txn_id, const char *content, int persist);
+/* matrix_txn.c: outbox rows, written by the worker with the next job. */
+void td_mx_outbox_add(td_mx *m, const char *txn_id, const char *room, const char *content);
+void td_mx_outbox_settle(td_mx *m, const char *txn_id, int outcome);
+/* The engine is ready (route.c): the outbox of earlier processes is loaded. */
+void td_mx_ready(td_daemon *d);
+int td_mx_send_init(td_mx *m, char *err, size_t err_len);
+void td_mx_join(td_mx *m, const char *room);
+/* matrix_send.c: another Client-Server request, in queue's FIFO (a room id,
+ * or any key); done (may be NULL) gets the final status (-1 not queued, 0
+ * no answer after the retries) and body. path is already URL-encoded. */
+typedef void (*td_mx_done_fn)(td_mx *m, const char *queue, int status, const char *body, void *ud);
+void td_mx_request(td_mx *m, const char *queue, const char *method, const char *path, const char *json,
+                   td_mx_done_fn done, void *ud);
+void td_mx_urlenc(const char *in, char *out, size_t cap);
+
+/* matrix_rooms.c: rooms' members, names, power levels; the bot's DMs. */
+struct json_t;
+td_mx_rs *td_mx_rs_get(td_mx *m, const char *room, int create);
+/* A state event of a transaction (m.room.member, m.room.power_levels). */
+void td_mx_rs_event(td_mx *m, struct json_t *ev);
+/* 1 when room's state is known; else asks for it (once) and returns 0:
+ * td_mx_room_loaded(room) follows. */
+int td_mx_rs_ready(td_mx *m, const char *room);
+void td_mx_room_loaded(td_mx *m, const char *room); /* matrix_txn.c */
+int td_mx_rs_is_dm(td_mx *m, const td_mx_rs *r);
+uint32_t td_mx_rs_roles(const td_mx_rs *r, const char *who);
+/* How room names mxid[0..len): the display name (this room's, else any
+ * room's), else the localpart with digit runs hidden. Never the MXID. */
+const char *td_mx_rs_name(td_mx *m, const char *room, const char *mxid, size_t len, char *buf, size_t cap);
+/* The bot's latest DM with peer, or NULL. */
+const char *td_mx_dm_of(td_mx *m, const char *peer);
+/* createRoom for a DM with peer; td_mx_dm_made(peer, room or NULL) follows. */
+void td_mx_dm_create(td_mx *m, const char *peer);
+void td_mx_dm_made(td_mx *m, const char *peer, const char *room); /* matrix_txn.c */
+void td_mx_rooms_start(td_mx *m);
+/* A join's answer (td_mx_done_fn): state read before it is read again. */
+void td_mx_rs_joined(td_mx *m, const char *queue, int status, const char *body, void *ud);
+void td_mx_rooms_free(td_mx *m);
+void td_mx_send_close(td_mx *m);
+void td_mx_send_free(td_mx *m);
+uint32_t td_mx_send_pending(const td_mx *m);
+
+#endif

@@ -1,0 +1,447 @@
+/* matrix_send.c — tally's answers through the Client-Server API.
+ *
+ * Each message is `PUT /_matrix/client/v3/rooms/{roomId}/send/m.room.message/{txnId}`
+ * (Client-Server API, "Sending events to a room") with the as_token as the
+ * bearer (Application Service API, "Using the Client-Server API": the
+ * as_token acts as the sender_localpart user). The txnId comes from the
+ * effect (matrix_txn.c), and a retry reuses it, so the homeserver keeps one
+ * event however often a send is repeated ("Transaction identifiers": the
+ * same txnId with the same access token is the same request).
+ *
+ * Order per room: a room has one request in flight at a time and its queue
+ * is FIFO; a failed send is retried before anything after it. Answers:
+ *   2xx             sent; the next one goes;
+ *   429             M_LIMIT_EXCEEDED: wait retry_after_ms (capped), retry;
+ *   5xx, no answer  retry after a backoff (doubling, bounded), at most
+ *                   TD_MX_ATTEMPTS_MAX attempts, then dropped (logged);
+ *   other 4xx       the homeserver refuses it for good (not in the room,
+ *                   bad event): dropped, logged.
+ * Plain HTTP over libuv with one connection per request ("Connection:
+ * close", read to EOF): enough for a homeserver on this machine or its
+ * network; HTTPS and keep-alive are in the plan (docs/findings/matrix.md).
+ * Every message is also written to the outbox (sql/014: matrix_outbox, by
+ * the worker of matrix_txn.c, without waiting for it) and settled there
+ * when the homeserver takes it or it is given up; the next tallyd process
+ * posts the unsettled ones again, with their txnIds. */
+#include "matrix.h"
+
+#include <jansson.h>
+#include <netdb.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct td_mx_out {
+  struct td_mx_out *next;
+  char *request; /* the whole HTTP request */
+  size_t len;
+  uint32_t attempts;
+  int outboxed; /* a message of the outbox (settled there); a join is not */
+  char txn[64];
+  td_mx_done_fn done; /* td_mx_request: told the final answer (2xx, refused, given up) */
+  void *ud;
+} td_mx_out;
+
+struct td_mx_room {
+  td_mx *m;
+  char id[TD_MX_ID_BYTES_MAX + 1];
+  td_mx_out *head, *tail;
+  uint32_t count;
+  int busy;       /* a request in flight, or waiting to retry */
+  int timer_on;
+  uv_timer_t timer;
+  uint32_t backoff_ms;
+};
+
+typedef struct td_mx_http {
+  struct td_mx_http *next, *prev;
+  td_mx_room *room;
+  uv_tcp_t tcp;
+  uv_connect_t connect;
+  uv_write_t write;
+  uv_timer_t timeout;
+  char *resp;
+  size_t resp_len;
+  int handles_open;
+  int finished;
+} td_mx_http;
+
+static td_mx_http *active; /* one tallyd, one AS: the requests in flight */
+static struct sockaddr_storage hs_addr;
+
+static void room_pump(td_mx_room *r);
+static void queue_out(td_mx *m, td_mx_room *r, td_mx_out *out);
+
+int td_mx_send_init(td_mx *m, char *err, size_t err_len) {
+  const char *url = m->d->cfg.matrix_homeserver;
+  if (strncmp(url, "http://", 7)) {
+    snprintf(err, err_len, "matrix_homeserver: '%s' must be http://HOST:PORT (HTTPS is not supported yet)", url);
+    return TALLY_ECONFIG;
+  }
+  char host[TD_PATH_BYTES_MAX];
+  snprintf(host, sizeof host, "%s", url + 7);
+  host[strcspn(host, "/")] = 0;
+  char *colon = strrchr(host, ':');
+  snprintf(m->hs_port, sizeof m->hs_port, "%.7s", colon ? colon + 1 : "80");
+  if (colon) *colon = 0;
+  snprintf(m->hs_host, sizeof m->hs_host, "%.255s", host);
+  /* Resolved once, at start (the loop is not serving yet). */
+  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
+  int rc = getaddrinfo(m->hs_host, m->hs_port, &hints, &res);
+  if (rc != 0 || !res) {
+    snprintf(err, err_len, "matrix_homeserver %s: %s", url, gai_strerror(rc));
+    return TALLY_ECONFIG;
+  }
+  memcpy(&hs_addr, res->ai_addr, res->ai_addrlen);
+  freeaddrinfo(res);
+  m->rooms = calloc(TD_MX_ROOMS_MAX, sizeof *m->rooms);
+  if (!m->rooms) {
+    snprintf(err, err_len, "matrix: out of memory for %d rooms", TD_MX_ROOMS_MAX);
+    return TALLY_ENOMEM;
+  }
+  return TALLY_OK;
+}
+
+uint32_t td_mx_send_pending(const td_mx *m) { return m->out_count; }
+
+static td_mx_room *room_get(td_mx *m, const char *id) {
+  for (uint32_t i = 0; i < m->room_count; i++)
+    if (!strcmp(m->rooms[i].id, id)) return &m->rooms[i];
+  if (m->room_count == TD_MX_ROOMS_MAX) return NULL;
+  td_mx_room *r = &m->rooms[m->room_count++];
+  r->m = m;
+  snprintf(r->id, sizeof r->id, "%s", id);
+  return r;
+}
+
+static void urlenc(const char *in, char *out, size_t cap) {
+  static const char x[] = "0123456789ABCDEF";
+  size_t o = 0;
+  for (const unsigned char *p = (const unsigned char *)in; *p && o + 4 < cap; p++) {
+    if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || strchr("-._~", *p)) {
+      out[o++] = (char)*p;
+    } else {
+      out[o++] = '%';
+      out[o++] = x[*p >> 4];
+      out[o++] = x[*p & 15];
+    }
+  }
+  out[o] = 0;
+}
+
+void td_mx_send(td_mx *m, const char *room, const char *txn_id, const char *body, const char *html,
+                const char *reply_to) {
+  json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "msgtype", "m.notice", "body", body, "format",
+                        "org.matrix.custom.html", "formatted_body", html);
+  if (o && reply_to && reply_to[0])
+    json_object_set_new(o, "m.relates_to", json_pack("{s:{s:s}}", "m.in_reply_to", "event_id", reply_to));
+  char *json = o ? json_dumps(o, JSON_COMPACT) : NULL;
+  json_decref(o);
+  if (!json) {
+    m->dropped++;
+    td_log(TD_ERR, "matrix: out of memory: message %s dropped", txn_id);
+    return;
+  }
+  td_mx_send_content(m, room, txn_id, json, 1);
+  free(json);
+}
+
+void td_mx_send_content(td_mx *m, const char *room, const char *txn_id, const char *json, int persist) {
+  if (m->closing) { /* stopping: the next process posts it */
+    if (persist) td_mx_outbox_add(m, txn_id, room, json);
+    td_log(TD_INFO, "matrix: message %s for %s kept in the outbox for the next start", txn_id, room);
+    return;
+  }
+  td_mx_room *r = room_get(m, room);
+  if (!r || m->out_count >= TD_MX_OUT_MAX) {
+    m->dropped++;
+    td_log(TD_WARN, "matrix: message %s for %s dropped: %s", txn_id, room,
+           r ? "TD_MX_OUT_MAX messages queued" : "TD_MX_ROOMS_MAX rooms");
+    return;
+  }
+  char room_enc[3 * TD_MX_ID_BYTES_MAX + 1], txn_enc[3 * 64 + 1];
+  urlenc(room, room_enc, sizeof room_enc);
+  urlenc(txn_id, txn_enc, sizeof txn_enc);
+  td_mx_out *out = calloc(1, sizeof *out);
+  size_t cap = strlen(json) + strlen(room_enc) + strlen(txn_enc) + strlen(m->as_token) + 512;
+  if (out) out->request = malloc(cap);
+  if (!out || !out->request) {
+    if (out) free(out->request);
+    free(out);
+    m->dropped++;
+    td_log(TD_ERR, "matrix: out of memory: message %s dropped", txn_id);
+    return;
+  }
+  int n = snprintf(out->request, cap,
+                   "PUT /_matrix/client/v3/rooms/%s/send/m.room.message/%s HTTP/1.1\r\n"
+                   "Host: %s:%s\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\n"
+                   "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                   room_enc, txn_enc, m->hs_host, m->hs_port, m->as_token, strlen(json), json);
+  out->len = (size_t)n;
+  out->outboxed = 1;
+  snprintf(out->txn, sizeof out->txn, "%s", txn_id);
+  if (persist) td_mx_outbox_add(m, txn_id, room, json);
+  queue_out(m, r, out);
+}
+
+/* Joins room (CS "Joining rooms": POST /_matrix/client/v3/join/{roomIdOrAlias}),
+ * in the room's queue, so its answers wait for it. Not in the outbox: an
+ * invite lost with the process is accepted at its next delivery or by hand. */
+void td_mx_join(td_mx *m, const char *room) {
+  td_mx_room *r = m->closing ? NULL : room_get(m, room);
+  if (!r || m->out_count >= TD_MX_OUT_MAX) {
+    td_log(TD_WARN, "matrix: join of %s not queued (stopping or full)", room);
+    return;
+  }
+  char room_enc[3 * TD_MX_ID_BYTES_MAX + 1];
+  urlenc(room, room_enc, sizeof room_enc);
+  td_mx_out *out = calloc(1, sizeof *out);
+  size_t cap = strlen(room_enc) + strlen(m->as_token) + 512;
+  if (out) out->request = malloc(cap);
+  if (!out || !out->request) {
+    if (out) free(out->request);
+    free(out);
+    td_log(TD_ERR, "matrix: out of memory: join of %s dropped", room);
+    return;
+  }
+  out->len = (size_t)snprintf(out->request, cap,
+                              "POST /_matrix/client/v3/join/%s HTTP/1.1\r\nHost: %s:%s\r\n"
+                              "Authorization: Bearer %s\r\nContent-Type: application/json\r\n"
+                              "Content-Length: 2\r\nConnection: close\r\n\r\n{}",
+                              room_enc, m->hs_host, m->hs_port, m->as_token);
+  snprintf(out->txn, sizeof out->txn, "join");
+  out->done = td_mx_rs_joined;
+  queue_out(m, r, out);
+}
+
+/* Any other Client-Server request (state, joined_members, createRoom,
+ * account data), in queue's order; done gets the final answer. Not in the
+ * outbox: each is asked again when needed. */
+void td_mx_request(td_mx *m, const char *queue, const char *method, const char *path, const char *json,
+                   td_mx_done_fn done, void *ud) {
+  td_mx_room *r = m->closing ? NULL : room_get(m, queue);
+  td_mx_out *out = r && m->out_count < TD_MX_OUT_MAX ? calloc(1, sizeof *out) : NULL;
+  size_t jl = json ? strlen(json) : 0, cap = jl + strlen(path) + strlen(m->as_token) + 512;
+  if (out) out->request = malloc(cap);
+  if (!out || !out->request) {
+    if (out) free(out->request);
+    free(out);
+    td_log(TD_WARN, "matrix: %s %s not queued (stopping, full or out of memory)", method, path);
+    if (done) done(m, queue, -1, NULL, ud);
+    return;
+  }
+  int n = snprintf(out->request, cap,
+                   "%s %s HTTP/1.1\r\nHost: %s:%s\r\nAuthorization: Bearer %s\r\n"
+                   "%sContent-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                   method, path, m->hs_host, m->hs_port, m->as_token, json ? "Content-Type: application/json\r\n" : "",
+                   jl, json ? json : "");
+  out->len = (size_t)n;
+  out->done = done;
+  out->ud = ud;
+  snprintf(out->txn, sizeof out->txn, "%.12s", method);
+  queue_out(m, r, out);
+}
+
+void td_mx_urlenc(const char *in, char *out, size_t cap) { urlenc(in, out, cap); }
+
+static void queue_out(td_mx *m, td_mx_room *r, td_mx_out *out) {
+  if (r->tail) r->tail->next = out;
+  else r->head = out;
+  r->tail = out;
+  r->count++;
+  m->out_count++;
+  room_pump(r);
+}
+
+/* ---- one request ------------------------------------------------------------------------ */
+static void pop(td_mx_room *r) {
+  td_mx_out *o = r->head;
+  r->head = o->next;
+  if (!r->head) r->tail = NULL;
+  r->count--;
+  r->m->out_count--;
+  free(o->request);
+  free(o);
+}
+
+static void on_retry(uv_timer_t *t) {
+  td_mx_room *r = t->data;
+  r->busy = 0;
+  room_pump(r);
+}
+
+static void retry_later(td_mx_room *r, uint32_t ms) {
+  if (!r->timer_on) {
+    uv_timer_init(r->m->d->loop, &r->timer);
+    r->timer.data = r;
+    r->timer_on = 1;
+  }
+  r->busy = 1;
+  uv_timer_start(&r->timer, on_retry, ms, 0);
+}
+
+static void pump_all(td_mx *m) {
+  for (uint32_t i = 0; i < m->room_count && m->inflight < TD_MX_SENDS_INFLIGHT_MAX; i++) room_pump(&m->rooms[i]);
+}
+
+/* The answer (status, or 0 for none) decides: next, retry, or drop. */
+static void settle(td_mx_room *r, int status, const char *body) {
+  td_mx *m = r->m;
+  td_mx_out *o = r->head;
+  r->busy = 0;
+  if (status >= 200 && status < 300) {
+    m->sent++;
+    r->backoff_ms = 0;
+    td_log(TD_DEBUG, "matrix: sent %s to %s", o->txn, r->id);
+    if (o->outboxed) td_mx_outbox_settle(m, o->txn, 1);
+    if (o->done) o->done(m, r->id, status, body, o->ud);
+    pop(r);
+    return;
+  }
+  o->attempts++;
+  if (status == 429) {
+    json_t *j = body ? json_loads(body, 0, NULL) : NULL;
+    json_t *ra = j ? json_object_get(j, "retry_after_ms") : NULL;
+    json_int_t ms = json_is_integer(ra) ? json_integer_value(ra) : TD_MX_BACKOFF_MIN_MS;
+    json_decref(j);
+    if (ms < 0) ms = 0;
+    if (ms > TD_MX_RETRY_AFTER_MAX_MS) ms = TD_MX_RETRY_AFTER_MAX_MS;
+    td_log(TD_INFO, "matrix: %s to %s rate limited: again in %lld ms", o->txn, r->id, (long long)ms);
+    if (o->attempts < TD_MX_ATTEMPTS_MAX) {
+      retry_later(r, (uint32_t)ms);
+      return;
+    }
+  } else if ((status == 0 || status >= 500) && o->attempts < TD_MX_ATTEMPTS_MAX) {
+    r->backoff_ms = r->backoff_ms ? r->backoff_ms * 2 : TD_MX_BACKOFF_MIN_MS;
+    if (r->backoff_ms > TD_MX_BACKOFF_MAX_MS) r->backoff_ms = TD_MX_BACKOFF_MAX_MS;
+    td_log(TD_INFO, "matrix: %s to %s: %s %d: again in %u ms", o->txn, r->id, status ? "HTTP" : "no answer", status,
+           r->backoff_ms);
+    retry_later(r, r->backoff_ms);
+    return;
+  }
+  /* A request with its own answer handler (state, account data: a 404 is
+   * an answer there) is that handler's to judge and log. */
+  if (!o->done) m->dropped++;
+  td_log(o->done ? TD_DEBUG : TD_WARN, "matrix: %s to %s dropped after %u attempts (HTTP %d): %.200s", o->txn, r->id,
+         o->attempts, status, body ? body : "");
+  if (o->outboxed) td_mx_outbox_settle(m, o->txn, 2);
+  if (o->done) o->done(m, r->id, status, body, o->ud);
+  pop(r);
+}
+
+static void http_closed(uv_handle_t *h) {
+  td_mx_http *q = h->data;
+  if (--q->handles_open) return;
+  free(q->resp);
+  free(q);
+}
+
+static void http_finish(td_mx_http *q, int status, const char *body) {
+  if (q->finished) return;
+  q->finished = 1;
+  if (q->prev) q->prev->next = q->next;
+  else active = q->next;
+  if (q->next) q->next->prev = q->prev;
+  td_mx_room *r = q->room;
+  td_mx *m = r->m;
+  m->inflight--;
+  uv_close((uv_handle_t *)&q->tcp, http_closed);
+  uv_close((uv_handle_t *)&q->timeout, http_closed);
+  if (status >= 0) settle(r, status, body);
+  if (!m->closing) {
+    room_pump(r);
+    pump_all(m);
+  }
+}
+
+static void parse_and_finish(td_mx_http *q) {
+  int status = 0;
+  const char *body = NULL;
+  if (q->resp && q->resp_len > 12 && !strncmp(q->resp, "HTTP/1.", 7)) {
+    status = atoi(q->resp + 9);
+    char *sep = strstr(q->resp, "\r\n\r\n");
+    body = sep ? sep + 4 : NULL;
+  }
+  http_finish(q, status, body);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  (void)h;
+  buf->base = malloc(suggested);
+  buf->len = buf->base ? suggested : 0;
+}
+
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
+  td_mx_http *q = s->data;
+  if (n > 0 && !q->finished && q->resp_len + (size_t)n <= TD_MX_RESPONSE_BYTES_MAX) {
+    char *b = realloc(q->resp, q->resp_len + (size_t)n + 1);
+    if (b) {
+      memcpy(b + q->resp_len, buf->base, (size_t)n);
+      q->resp = b;
+      q->resp_len += (size_t)n;
+      q->resp[q->resp_len] = 0;
+    }
+  }
+  free(buf->base);
+  if (n < 0) parse_and_finish(q); /* EOF (Connection: close) or an error: what we have */
+}
+
+static void on_write(uv_write_t *w, int status) {
+  td_mx_http *q = w->data;
+  if (status < 0) http_finish(q, 0, NULL);
+}
+
+static void on_connect(uv_connect_t *c, int status) {
+  td_mx_http *q = c->data;
+  if (q->finished) return;
+  if (status < 0) {
+    http_finish(q, 0, NULL);
+    return;
+  }
+  td_mx_out *o = q->room->head;
+  uv_buf_t b = uv_buf_init(o->request, (unsigned)o->len);
+  q->write.data = q;
+  uv_read_start((uv_stream_t *)&q->tcp, on_alloc, on_read);
+  if (uv_write(&q->write, (uv_stream_t *)&q->tcp, &b, 1, on_write) != 0) http_finish(q, 0, NULL);
+}
+
+static void on_timeout(uv_timer_t *t) { http_finish(t->data, 0, NULL); }
+
+static void room_pump(td_mx_room *r) {
+  td_mx *m = r->m;
+  if (r->busy || !r->head || m->closing || m->inflight >= TD_MX_SENDS_INFLIGHT_MAX) return;
+  td_mx_http *q = calloc(1, sizeof *q);
+  if (!q) {
+    retry_later(r, TD_MX_BACKOFF_MIN_MS);
+    return;
+  }
+  q->room = r;
+  uv_tcp_init(m->d->loop, &q->tcp);
+  uv_timer_init(m->d->loop, &q->timeout);
+  q->tcp.data = q->timeout.data = q->connect.data = q;
+  q->handles_open = 2;
+  q->next = active;
+  if (active) active->prev = q;
+  active = q;
+  r->busy = 1;
+  m->inflight++;
+  uv_timer_start(&q->timeout, on_timeout, TD_MX_SEND_TIMEOUT_MS, 0);
+  if (uv_tcp_connect(&q->connect, &q->tcp, (const struct sockaddr *)&hs_addr, on_connect) != 0)
+    http_finish(q, 0, NULL);
+}
+
+void td_mx_send_close(td_mx *m) {
+  m->closing = 1;
+  while (active) http_finish(active, -1, NULL); /* its message stays queued (counted as unsent) */
+  for (uint32_t i = 0; i < m->room_count; i++)
+    if (m->rooms[i].timer_on) {
+      m->rooms[i].timer_on = 0;
+      uv_close((uv_handle_t *)&m->rooms[i].timer, NULL);
+    }
+}
+
+void td_mx_send_free(td_mx *m) {
+  for (uint32_t i = 0; m->rooms && i < m->room_count; i++)
+    while (m->rooms[i].head) pop(&m->rooms[i]);
+  free(m->rooms);
+  m->rooms = NULL;
+}
