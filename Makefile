@@ -23,8 +23,9 @@ DEBIAN_PACKAGES := build-essential pkg-config libuv1-dev libmsgpack-dev libpq-de
   anope ii irssi weechat-curses tmux clang-14 libfuzzer-14-dev libclang-rt-14-dev python3 iproute2 \
   procps faketime prosody lua5.4 liblua5.4-dev python3-slixmpp profanity systemd \
   ejabberd libexpat1-dev \
-  libmicrohttpd-dev libjansson-dev
-PKGS := libuv msgpack libpq openssl
+  libmicrohttpd-dev libjansson-dev \
+  libutf8proc-dev
+PKGS := libuv msgpack libpq openssl libutf8proc
 
 CC ?= gcc
 CXX ?= g++
@@ -41,7 +42,10 @@ WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes 
 # tools/layers.sh in `make test`); each layer is a folder on the include path,
 # so includes name headers without their folder.
 CORE_LAYERS := base wire receipts model ledger kernel features commands runtime
-CORE_INC := -Icore/src $(addprefix -Icore/src/,$(CORE_LAYERS))
+# A feature may have a folder of its own (core/src/features/<name>/, still
+# layer `features`); each is on the include path too.
+FEATURE_DIRS := $(sort $(dir $(wildcard core/src/features/*/*.c)))
+CORE_INC := -Icore/src $(addprefix -Icore/src/,$(CORE_LAYERS)) $(addprefix -I,$(FEATURE_DIRS))
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -O2 -g -fPIC -pthread $(WARN) \
   -Icore/include -Ischemas -fvisibility=hidden -MMD -MP
 # core's private headers, for core itself and the tests only. The CLI, the
@@ -60,7 +64,7 @@ endif
 CFLAGS_ALL = $(CFLAGS_BASE) $(PRIVATE_INC) $(PKG_CFLAGS) $(CFLAGS)
 LDLIBS_ALL = $(PKG_LIBS) -lpthread -lm $(LDFLAGS_SAN) $(LDLIBS)
 
-CORE_SRC := $(sort $(wildcard core/src/*.c $(CORE_LAYERS:%=core/src/%/*.c)))
+CORE_SRC := $(sort $(wildcard core/src/*.c $(CORE_LAYERS:%=core/src/%/*.c) core/src/features/*/*.c))
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/migrations.o
 SQL_FILES := $(sort $(wildcard sql/*.sql))
 LIBTALLY := $(BUILD)/libtally.a

@@ -94,6 +94,31 @@ static const invariant invariants[] = {
      "SELECT ti.transfer_id FROM transfer_identities ti LEFT JOIN identities i ON i.id = ti.identity_id"
      " LEFT JOIN transfers t ON t.id = ti.transfer_id WHERE (i.id IS NULL AND ti.identity_id <> 0) OR t.id IS NULL"
      " LIMIT 5"},
+    /* Rewards and quizzes (sql/015). */
+    {"R1 a reward is used on a purchase by the account it is bound to, before it expired, on its creator's item",
+     "SELECT u.transfer_id FROM reward_uses u LEFT JOIN reward_grants g ON g.id = u.grant_id"
+     " LEFT JOIN reward_defs d ON d.id = g.reward_id LEFT JOIN transfers t ON t.id = u.transfer_id"
+     " LEFT JOIN items i ON i.id = t.item_id WHERE u.kind = 1 AND (g.id IS NULL OR d.id IS NULL OR t.id IS NULL"
+     " OR t.kind <> 1 OR t.account_id <> g.account_id OR t.created_ms > g.expires_ms OR i.creator_id <> d.creator_id"
+     " OR u.discount_minor <= 0) LIMIT 5"},
+    {"R2 a reward is used at most once until a full refund gives it back",
+     "SELECT grant_id FROM reward_uses GROUP BY grant_id"
+     " HAVING count(*) FILTER (WHERE kind = 1) - count(*) FILTER (WHERE kind = 3) NOT IN (0, 1)"
+     " OR (count(*) FILTER (WHERE kind = 2) > 0 AND count(*) FILTER (WHERE kind = 1) > count(*) FILTER (WHERE kind = 3))"
+     " LIMIT 5"},
+    {"R3 a reward comes back only with the full refund of the purchase that used it",
+     "SELECT u.transfer_id FROM reward_uses u LEFT JOIN transfers r ON r.id = u.transfer_id WHERE u.kind = 3 AND"
+     " (r.id IS NULL OR r.kind <> 3 OR NOT EXISTS (SELECT 1 FROM reward_uses x WHERE x.grant_id = u.grant_id"
+     " AND x.kind = 1 AND x.transfer_id = r.ref_transfer) OR (SELECT sum(amount_minor) FROM transfers f WHERE f.kind = 3"
+     " AND f.ref_transfer = r.ref_transfer AND f.id <= r.id) <> (SELECT amount_minor FROM transfers p"
+     " WHERE p.id = r.ref_transfer)) LIMIT 5"},
+    {"R4 a quiz pays at most its number of winners",
+     "SELECT q.id FROM quizzes q JOIN reward_grants g ON g.quiz_id = q.id GROUP BY q.id, q.winners"
+     " HAVING count(*) > q.winners LIMIT 5"},
+    {"reward and quiz tables are append-only (their triggers exist)",
+     "SELECT x FROM unnest(ARRAY['reward_defs_append_only','reward_deletions_append_only','reward_grants_append_only',"
+     "'reward_uses_append_only','quizzes_append_only','quiz_answers_append_only','quiz_ends_append_only']) x"
+     " WHERE NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = x)"},
 };
 
 /* The invariants read tables of every migration: an older ledger is

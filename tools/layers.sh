@@ -40,7 +40,7 @@ declare -A header_at # basename -> path relative to core/src
 while read -r h; do header_at[$(basename "$h")]=$h; done < <(cd "$src" && find . -mindepth 2 -name '*.h' | sed 's|^\./||')
 for l in "${layers[@]}"; do
   [ -d "$src/$l" ] || continue
-  for f in "$src/$l"/*.[ch]; do
+  for f in "$src/$l"/*.[ch] "$src/$l"/*/*.[ch]; do # a feature's own folder too
     [ -e "$f" ] || continue
     grep -oE '^[[:space:]]*#[[:space:]]*include[[:space:]]*"[^"]+"' "$f" | sed -E 's/.*"([^"]+)"/\1/' |
       while read -r inc; do

@@ -112,7 +112,8 @@ SQL
 
 # tallyd: the engine for every server of the network (docs/DAEMON.md). Its
 # secret for the network "irc" is made once and kept in var/tallyd.
-engine_keys="welcome_grant=\"$grant\" tip_message_hold=\"10\" signing_key=\"$root/var/irc/tally-signing.pem\""
+# reward_min_account_age 0: the demo's accounts are all new, and may win its quizzes.
+engine_keys="welcome_grant=\"$grant\" tip_message_hold=\"10\" reward_min_account_age=\"0\" signing_key=\"$root/var/irc/tally-signing.pem\""
 key_path=$root/var/irc/tally-signing.pem
 if [ "$mode" = remote ]; then
   mkdir -p var/tallyd var/irc
@@ -131,6 +132,7 @@ secret.xmpp = $root/var/tallyd/secret.xmpp
 dsn = $dsn
 welcome_grant = $grant
 tip_message_hold = 10
+reward_min_account_age = 0
 CONF
   if [ "$matrix" = 1 ]; then
     # The AS in this tallyd, and the homeserver double in front of it. The

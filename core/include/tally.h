@@ -128,7 +128,10 @@ extern "C" {
   X(ENETWORK, -144, "unknown or invalid network name")                       \
   X(ENAMES_FULL, -145, "the engine's table of names is full; try again later") \
   X(EUNAVAILABLE, -146, "the shop is unavailable, try again in a moment")       \
-  X(EUNKNOWN_OUTCOME, -147, "the link to the shop broke before it answered; RECEIPTS shows whether it was done")
+  X(EUNKNOWN_OUTCOME, -147, "the link to the shop broke before it answered; RECEIPTS shows whether it was done") \
+  X(ENO_QUIZ, -148, "no quiz is running there")                               \
+  X(EANSWERED, -149, "you already answered this question")                   \
+  X(EUNKNOWN_REWARD, -150, "unknown reward")
 
 typedef enum tally_err {
 #define TALLY_ERR_ENUM_(name, value, text) TALLY_##name = (value),
@@ -247,6 +250,8 @@ typedef struct tally_config {
   uint32_t names_bytes_max;        /* bytes of interned names: account names, and who to answer
                                       for operations in flight; full: TALLY_ENAMES_FULL (1.6) */
   uint32_t link_code_ttl_s;        /* seconds a LINK code (and its LINK CONFIRM) stays valid */
+  uint32_t reward_min_account_age_s; /* a quiz's winners were first seen at least this long before
+                                        it started (issue 14) */
 } tally_config;
 
 /* The version-1 prefix: the fields of the first release (up to

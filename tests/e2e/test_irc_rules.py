@@ -207,7 +207,7 @@ def bad_input(tap, env, db, buyer, sku, tip_to):
              b"PRIVMSG " + chan.encode() + b" :!buy " + sku.encode() + b"\x01", r"^tally: CTCP is not allowed"),
             ("NUL arrives as a space (BUY sk\\0u -> BUY sk u)",
              b"BUY " + sku[:2].encode() + b"\x00" + sku[2:].encode(), r"^(unknown sku|quantity must)"),
-            ("BUY without sku", b"BUY", r"^wrong arguments\. Usage: BUY <sku> \[qty\] \[max=<price>\] \[ref=<code>\]$"),
+            ("BUY without sku", b"BUY", r"^wrong arguments\. Usage: BUY <sku> \[qty\] \[max=<price>\] \[ref=<code>\] \[noreward\]$"),
             ("BUY with an extra argument", ("BUY %s 1 2" % sku).encode(), r"^wrong arguments\. Usage: BUY"),
             ("CONFIRM without code", b"CONFIRM", r"^wrong arguments\. Usage: CONFIRM <code> \| CONFIRM EXTEND$"),
             ("CONFIRM with an extra argument", b"CONFIRM AAAAAA extra", r"^wrong arguments\. Usage: CONFIRM"),

@@ -140,6 +140,9 @@ static const cfg_entry cfg_table[] = {
     {"link_code_ttl", CFG_U32, OFF(link_code_ttl_s), "600", 1, 3600,
      "seconds a LINK code stays valid for its LINK <code> on another network, and then for the issuer's "
      "LINK CONFIRM"},
+    {"reward_min_account_age", CFG_U32, OFF(reward_min_account_age_s), "3600", 0, 365u * 86400,
+     "seconds: an account tally first saw less than this long before a quiz started cannot win it "
+     "(a fresh account per answer gains nothing)"},
 };
 #undef OFF
 enum { CFG_COUNT = sizeof cfg_table / sizeof cfg_table[0] };

@@ -8,6 +8,7 @@
 #include "commands.h"
 #include "decide.h"
 #include "live.h"
+#include "rewards.h"
 #include "tipmsg.h"
 
 static tally__decide_ctx ctx_of(tally__cmd *c, const char *key, uint64_t *existing) {
@@ -46,7 +47,16 @@ int tally__cmd_buy_item(tally__cmd *c, uint32_t item, uint32_t qty, const char *
   uint64_t existing = 0;
   tally__decide_ctx ctx = ctx_of(c, key, &existing);
   ctx.ref = ref == TALLY__NONE ? NULL : &c->e->st.refcodes[ref];
+  /* An earned reward applies itself (features/rewards); not with a
+   * referral code, whose share is of the full price. */
+  uint32_t grant = TALLY__NONE;
+  int64_t total;
+  if (c->use_reward && !ctx.ref && c->account != TALLY__NONE &&
+      tally__mul_i64(c->e->st.items[item].price, qty, &total) &&
+      tally__key_find(&c->e->st, key) == TALLY__NONE)
+    grant = tally__reward_pick(c->e, c->account, item, total, &ctx.discount);
   int rc = tally__decide_buy(&c->e->st, &ctx, c->account, item, qty, op);
+  if (rc == TALLY_OK && grant != TALLY__NONE) tally__reward_hold(c->e, grant, op, ctx.discount);
   if (rc == TALLY_OK) {
     op->event_id = tally__live_event_for(&c->e->st, item, c->net, c->cmd->channel);
     tally__event_inflight(&c->e->st, op->event_id, +1);
@@ -150,6 +160,7 @@ static bool ref_option(tally__cmd *c, int token, uint32_t *ref) {
 typedef struct buy_args {
   int plain; /* tokens before the options: 2 (sku) or 3 (sku qty) */
   uint32_t ref;
+  bool noreward; /* keep an earned reward for later */
   bool has_max;
   int64_t max;
 } buy_args;
@@ -160,10 +171,10 @@ static bool option_is(const tally__cmd *c, int k, const char *name) {
 }
 
 static bool buy_parse(tally__cmd *c, buy_args *b) {
-  static const char usage[] = "BUY <sku> [qty] [max=<price>] [ref=<code>]";
+  static const char usage[] = "BUY <sku> [qty] [max=<price>] [ref=<code>] [noreward]";
   *b = (buy_args){.plain = c->t.count, .ref = TALLY__NONE};
   for (int k = 2; k < c->t.count; k++)
-    if (option_is(c, k, "ref=") || option_is(c, k, "max=")) {
+    if (option_is(c, k, "ref=") || option_is(c, k, "max=") || tally__word_is(&c->t, k, "noreward")) {
       b->plain = k;
       break;
     }
@@ -175,6 +186,8 @@ static bool buy_parse(tally__cmd *c, buy_args *b) {
         tally__cmd_refuse(c, TALLY_EBAD_REF);
         return false;
       }
+    } else if (tally__word_is(&c->t, k, "noreward") && !b->noreward) {
+      b->noreward = true;
     } else if (option_is(c, k, "max=") && !b->has_max) {
       b->has_max = true;
       int rc = tally__amount_parse(c->t.word[k] + 4, c->t.len[k] - 4, c->e->cfg.currency_decimals, &b->max);
@@ -221,6 +234,7 @@ static bool price_guard(tally__cmd *c, uint32_t item, uint32_t qty, const buy_ar
 void tally__cmd_buy(tally__cmd *c) {
   buy_args b;
   if (!buy_parse(c, &b)) return;
+  c->use_reward = !b.noreward;
   uint32_t ref = b.ref;
   char sku[TALLY__SKU_BYTES_MAX + 1];
   uint32_t item = TALLY__NONE;
@@ -324,6 +338,7 @@ void tally__cmd_confirm(tally__cmd *c) {
   uint8_t consented_before = a->consented; /* a CONFIRM of a price raise: consented already */
   a->consented = 1;
   bool raffle = it->drop_mode == TALLY__MODE_RAFFLE && it->drop_state == TALLY__DROP_LIVE;
+  c->use_reward = true; /* a first purchase is a BUY too */
   int rc = raffle ? tally__cmd_raffle_enter(c, p->item) : tally__cmd_buy_item(c, p->item, p->qty, p->key, NULL, p->ref);
   if (rc != TALLY_OK && rc != TALLY_EEXISTS) {
     a->consented = consented_before;
@@ -404,6 +419,10 @@ void tally__cmd_refund(tally__cmd *c) {
   uint64_t existing = 0;
   tally__decide_ctx ctx = ctx_of(c, tally__cmd_key(c, ""), &existing);
   int rc = tally__decide_refund(&c->e->st, &ctx, c->account, receipt, amount, op);
+  if (rc == TALLY_OK) { /* a refund in full gives back the reward the purchase used */
+    const tally__purchase *p = &c->e->st.purchases[op->purchase_slot];
+    tally__reward_refund_attach(c->e, op, p->refunded + p->refund_held == p->amount);
+  }
   tally__cmd_money_result(c, rc, existing);
 }
 

@@ -103,6 +103,7 @@ int tally__cmd_account(tally__cmd *c, const char *account, uint32_t *index) {
   int rc = tally__identity_get(&c->e->st, c->net, account, index);
   if (rc) return rc;
   if (!existed) {
+    c->e->st.accounts[*index].first_seen_ms = c->wall; /* its accounts row's created_ms is the batch's */
     tally__account_mark_dirty(&c->e->st, *index);
     if (c->e->cfg.welcome_grant_minor > 0) tally__cmd_welcome(c, *index);
   }

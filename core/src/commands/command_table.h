@@ -23,7 +23,7 @@
 
 #define TALLY__COMMAND_TABLE(X)                                                                        \
   X(SHOP, tally__cmd_shop, 0, TALLY_COMMAND_GROUP_EVERYONE, "[creator]", "list items")                 \
-  X(BUY, tally__cmd_buy, TALLY__NA, TALLY_COMMAND_GROUP_EVERYONE, "<sku> [qty] [max=<price>] [ref=<code>]", \
+  X(BUY, tally__cmd_buy, TALLY__NA, TALLY_COMMAND_GROUP_EVERYONE, "<sku> [qty] [max=<price>] [ref=<code>] [noreward]", \
     "buy an item")                                                                                     \
   X(CONFIRM, tally__cmd_confirm, TALLY__NA, TALLY_COMMAND_GROUP_EVERYONE, "<code> | CONFIRM EXTEND",   \
     "agree to a first purchase or a raised price")                                                     \
@@ -67,7 +67,17 @@
     "one wallet across networks: LINK here gives a code, LINK <code> on your other network claims it, " \
     "LINK CONFIRM here agrees (privately)")                                                            \
   X(UNLINK, tally__cmd_unlink, TALLY__NA | TALLY__PRIV, TALLY_COMMAND_GROUP_EVERYONE,                  \
-    "[<network:identity>]", "detach a linked identity (privately; receipts stay with the wallet)")
+    "[<network:identity>]", "detach a linked identity (privately; receipts stay with the wallet)")          \
+  X(REWARDS, tally__cmd_rewards, TALLY__NA, TALLY_COMMAND_GROUP_EVERYONE, "",                          \
+    "the rewards you earned (used at your next BUY they fit)")                                         \
+  X(ANSWER, tally__cmd_answer, TALLY__NA, TALLY_COMMAND_GROUP_EVERYONE, "[room] <text>",               \
+    "answer a quiz (privately, or in its room where command lines stay hidden)")                                            \
+  X(REWARD, tally__cmd_reward, TALLY__NA, TALLY_COMMAND_GROUP_CREATORS,                                \
+    "ADD <name> discount=10%|2.00 [cap=<amount>] [for=10m] [sku=<sku>|all] | REWARD LIST | REWARD DEL <name>", \
+    "discounts on your items that quizzes give")                                                       \
+  X(QUIZ, tally__cmd_quiz, TALLY__NA, TALLY_COMMAND_GROUP_HOSTS,                                       \
+    "START <seconds> <question> | <answer>[|<answer>...] [winners=N] [reward=<name>] [min-players=3]", \
+    "a quiz in this event's room; the first right answers win your reward")
 
 /* Who may use which form of a command: the one rule, decided in core. The
  * dispatcher (command.c) checks it before the handler runs, and
@@ -95,6 +105,7 @@
   R(DROP, "LIST", 0, OPEN, OPEN)                                                                       \
   R(DROP, "", 0, HOSTS, OPEN)                                                                          \
   R(HIDE, "", 0, MODERATORS, OPEN)                                                                     \
+  R(QUIZ, "", 0, HOSTS, OPEN)                                                                          \
   R(HIGHLIGHT, "REMOVE", 2, MODERATORS, OPEN)                                                          \
   R(TALLY, "HELP", 0, OPEN, OPEN)                                                                      \
   R(TALLY, "PRIVACY", 0, OPEN, OPEN)                                                                   \

@@ -26,6 +26,7 @@ typedef struct tally__cmd {
    * `account` is the wallet it uses: the person's once linked (LINK). The
    * same index when not linked; TALLY__NONE when not logged in. */
   uint32_t identity;
+  bool use_reward; /* BUY, CONFIRM: an earned reward may apply (BUY ... noreward: no) */
 } tally__cmd;
 
 /* The wallet of identity (the command's network, account), created when
@@ -76,6 +77,17 @@ bool tally__cmd_item_room(tally__cmd *c);
 /* A new item of the command's creator under sku (after tally__cmd_item_room),
  * its index in *index; false when refused (the refusal is said). */
 bool tally__cmd_item_new(tally__cmd *c, const char *sku, uint32_t *index);
+
+/* A FACT op (sql/015) of the command in the open batch, not yet pending
+ * (NULL: busy, answered): a feature fills it or refuses (then
+ * tally__cmd_op_unused); tally__cmd_fact_added makes it pending, answered
+ * with its note once committed (cmd_rewards.c). */
+tally__op *tally__cmd_fact_slot(tally__cmd *c);
+void tally__cmd_fact_added(tally__cmd *c, tally__op *op);
+void tally__cmd_reward(tally__cmd *c);
+void tally__cmd_rewards(tally__cmd *c);
+void tally__cmd_quiz(tally__cmd *c);
+void tally__cmd_answer(tally__cmd *c);
 
 void tally__cmd_shop(tally__cmd *c);
 void tally__cmd_highlight(tally__cmd *c);

@@ -54,6 +54,7 @@ enum {
   TALLY__STOP_WAIT_MS = 10000,
   TALLY__PENDING_IDS_MAX = 256,    /* keys looked up per resolve query */
   TALLY__DRAIN_FLUSH_EVERY = 512,  /* events drained between offers to idle writers */
+  TALLY__FEATURE_DATA_MAX = 8,     /* features with tables of their own (e->feature_data) */
 };
 
 /* Role bit of frames made by tally_engine_submit_presence. */
@@ -148,6 +149,10 @@ struct tally_engine {
   _Atomic uint32_t live_values[8];
   atomic_uint live_gen;
   unsigned live_seen; /* engine thread only */
+  /* A feature's own tables (features/<name>/, engine thread only), each at
+   * the index its header names; allocated by its restore hook, given back by
+   * its destroy hook. The kernel never looks inside. */
+  void *feature_data[TALLY__FEATURE_DATA_MAX];
 };
 
 typedef struct tally_engine tally__engine;

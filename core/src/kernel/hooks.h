@@ -39,6 +39,9 @@ typedef struct tally__feature_hooks {
    * and took transfers again after that. */
   void (*ledger_refused)(tally__engine *e);
   void (*ledger_recovered)(tally__engine *e);
+  /* tally_engine_free: gives back what the feature allocated (its tables in
+   * e->feature_data). */
+  void (*destroy)(tally__engine *e);
 } tally__feature_hooks;
 
 typedef struct tally__hooks {

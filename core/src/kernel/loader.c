@@ -50,7 +50,7 @@ uint32_t tally__load_item(const loader *l, int64_t id) {
 
 static int load_accounts(loader *l) {
   tally__state *st = &l->e->st;
-  PGresult *r = q(l, "SELECT id, name, kind FROM accounts ORDER BY id", 0, NULL);
+  PGresult *r = q(l, "SELECT id, name, kind, created_ms FROM accounts ORDER BY id", 0, NULL);
   if (!r) return TALLY_EDB;
   int rc = TALLY_OK;
   for (int i = 0; i < PQntuples(r) && !rc; i++) {
@@ -59,6 +59,7 @@ static int load_accounts(loader *l) {
     if (rc) break;
     st->accounts[idx].id = (uint64_t)col_i64(r, i, 0);
     st->accounts[idx].persisted = true;
+    st->accounts[idx].first_seen_ms = col_i64(r, i, 3); /* a quiz's reward_min_account_age */
     rc = tally__map_put(&l->acc_by_id, tally__hash_u64(st->accounts[idx].id), idx);
   }
   PQclear(r);

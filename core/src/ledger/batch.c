@@ -36,6 +36,7 @@ const char tally__batch_sql[] =
     " UNION ALL SELECT * FROM tally_write_audit($1, $8, $109, $110, $111)"
     " UNION ALL SELECT * FROM tally_write_identities($1, $8, $112, $113, $114, $115, $116, $117, $118, $119)"
     " UNION ALL SELECT * FROM tally_write_links($1, $8, $120, $121, $122, $123, $124, $125)"
+    " UNION ALL SELECT * FROM tally_write_facts($1, $8, $126::jsonb)"
     /* Last: refuses (TL002) a batch that would commit fewer transfers than it signed. */
     " UNION ALL SELECT * FROM tally_batch_whole($1, $2, $3, $4)";
 
@@ -838,6 +839,39 @@ static void render_links(tally__batch *b, const tally__state *st) {
   }
 }
 
+/* $126 the features' ledger facts (sql/015), one JSON array: each FACT op's
+ * object as its feature wrote it, and for a purchase that used an earned
+ * reward (or the full refund that gives one back) a "use" ("ret") object
+ * naming its transfer, which tally_write_facts keeps only when that
+ * transfer committed with this batch. JSON, not arrays per column: the
+ * facts of several features share one parameter and one function. */
+_Static_assert(TALLY__FACT_BYTES_MAX + 64 < TALLY__BATCH_OP_TEXT_BYTES, "a fact fits its op's share of the batch text");
+static void render_facts(tally__batch *b) {
+  sb_param(b, 125);
+  sb_char(b, '[');
+  bool first = true;
+  for (uint32_t k = 0; k < b->op_count; k++) {
+    const tally__op *op = &b->ops[k];
+    char tmp[160];
+    const char *obj = NULL;
+    if (op->type == TALLY__OP_FACT && op->fact) obj = op->fact;
+    else if (op->type == TALLY__OP_TRANSFER && op->reward_fact != TALLY__REWARD_FACT_NONE) {
+      snprintf(tmp, sizeof tmp, "{\"k\":\"%s\",\"g\":%" PRIu64 ",\"x\":%" PRIu64 ",\"d\":%" PRId64 "}",
+               op->reward_fact == TALLY__REWARD_FACT_USE ? "use" : "ret", op->reward_grant, op->transfer_id,
+               op->discount);
+      obj = tmp;
+    }
+    if (!obj) continue;
+    size_t n = strnlen(obj, TALLY__FACT_BYTES_MAX);
+    assert(n < TALLY__FACT_BYTES_MAX);
+    if (!first) sb_char(b, ',');
+    first = false;
+    sb_raw(b, obj, n);
+  }
+  sb_char(b, ']');
+  sb_end(b);
+}
+
 /* ---- leaves, root, signature ---------------------------------------------------- */
 static void compute_leaves(tally__batch *b, const tally__state *st) {
   b->transfer_count = 0;
@@ -855,6 +889,9 @@ static void compute_leaves(tally__batch *b, const tally__state *st) {
     const tally__account *m = op_maker(b, st, op);
     f.network = m ? st->networks[m->net].name : "";
     f.identity = m ? tally__names_str(&st->names, m->name) + m->label : "";
+    /* The v2 leaf's reward: the earned reward a purchase used (sql/015
+     * reward_uses, written with it), so the signed receipt names it. */
+    f.reward = op->reward_fact == TALLY__REWARD_FACT_USE ? op->reward_grant : 0;
     tally__receipt_leaf(&f, b->leaves[b->transfer_count++]);
   }
 }
@@ -950,6 +987,7 @@ static int seal_render(tally__batch *b, tally__state *st, struct tally__signer *
   render_audit(b, st);
   render_identities(b, st);
   render_links(b, st);
+  render_facts(b);
   sb_param(b, 42);
   sb_i64(b, (int64_t)lease_epoch);
   sb_end(b);

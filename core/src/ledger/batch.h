@@ -17,12 +17,12 @@
 #include "state.h"
 
 enum {
-  TALLY__BATCH_PARAMS = 125,
+  TALLY__BATCH_PARAMS = 126,
   TALLY__BATCH_ROWS_MAX = 1024, /* catalog rows (accounts, items, ...) per batch */
   /* 768 + its transfer_identities row, and an audited grant's audit_log
    * row naming two accounts (names of up to TALLY__ACCOUNT_NAME_BYTES). The
    * text buffer is sized for the worst case; pages are touched only as used. */
-  TALLY__BATCH_OP_TEXT_BYTES = 800 + 2 * TALLY__ACCOUNT_NAME_BYTES,
+  TALLY__BATCH_OP_TEXT_BYTES = 800 + 2 * TALLY__ACCOUNT_NAME_BYTES + 160, /* + a reward fact (sql/015) */
   /* A catalog row with its room (drop channel, event channel), or an
    * account's row, its identity row and its role change's author. */
   TALLY__BATCH_ROW_TEXT_BYTES = 640 + 128 + TALLY__ROOM_KEPT_BYTES_MAX + 3 * TALLY__ACCOUNT_NAME_BYTES,

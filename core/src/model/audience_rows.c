@@ -67,6 +67,12 @@ bool tally__audience_attended(const tally__state *st, uint64_t event_id, uint32_
   return i != TALLY__NONE && st->audience[i].first_ms != 0;
 }
 
+int64_t tally__audience_first_ms(const tally__state *st, uint64_t event_id, uint32_t account) {
+  audience_probe p = {st, event_id, account};
+  uint32_t i = tally__map_find(&st->audience_index, audience_hash(event_id, account), audience_eq, &p);
+  return i == TALLY__NONE ? 0 : st->audience[i].first_ms;
+}
+
 int32_t tally__audience_seconds(const tally__state *st, uint32_t row, uint64_t now_mono) {
   const tally__audience *a = &st->audience[row];
   uint64_t ms = a->total_ms + (a->joined_mono ? now_mono - a->joined_mono : 0);

@@ -162,6 +162,10 @@ int tally__decide_buy(tally__state *st, const tally__decide_ctx *ctx, uint32_t b
   tally__item *it = &st->items[item];
   int64_t amount;
   if (!tally__mul_i64(it->price, qty, &amount)) return TALLY_EOVERFLOW;
+  /* A reward lowers what the buyer pays and so what the creator (the only
+   * payee: the feature checks) receives; the fee is taken on what is paid. */
+  if (ctx->discount < 0 || (ctx->discount > 0 && ctx->discount >= amount)) return TALLY_EOVERFLOW;
+  amount -= ctx->discount;
   if ((rc = tally__check_stock(it, qty))) return rc;
   /* A raffle's winners are charged by the engine after its window closed. */
   bool raffle_draw = ctx->by_engine && it->drop_mode == TALLY__MODE_RAFFLE;

@@ -31,6 +31,9 @@ typedef struct tally__decide_ctx {
   bool by_engine; /* the engine acts on its own: refunds of unshown highlights,
                      charges of raffle winners after the window closed */
   const struct tally__refcode *ref; /* BUY ... ref=<code>: an affiliate's share */
+  /* BUY: minor units an earned reward takes off the total (features/rewards:
+   * 0 <= discount < price x qty, from the creator's part); 0: none. */
+  int64_t discount;
 } tally__decide_ctx;
 
 int tally__decide_buy(tally__state *st, const tally__decide_ctx *ctx, uint32_t buyer,

@@ -143,6 +143,7 @@ typedef struct tally__account {
    * refund rights stay with the person after an UNLINK. */
   uint32_t joined;
   uint64_t joined_id;
+  int64_t first_seen_ms; /* wall clock tally first saw it (accounts.created_ms); 0 unknown */
 } tally__account;
 
 enum tally__link_state {
@@ -385,7 +386,19 @@ enum tally__op_type {
   TALLY__OP_HIDE = 6, /* a moderator hides a held tip message (ref_transfer: the tip) */
   TALLY__OP_PASS = 7, /* a raffle entry drawn and passed over (entry_slot; fee: the reason code) */
   TALLY__OP_LINK = 8, /* an identity_links row without a transfer (features/link.c) */
+  /* A feature's ledger fact (rewards, quizzes: sql/015): `fact` points at
+   * its JSON object, owned by the feature until the op settles; batch.c
+   * writes it through tally_write_facts. */
+  TALLY__OP_FACT = 9,
 };
+
+/* A TRANSFER's reward fact (op->reward_fact, sql/015): a purchase that
+ * used earned reward op->reward_grant (op->discount off), or the full
+ * refund of one that gives it back. */
+enum { TALLY__REWARD_FACT_NONE = 0, TALLY__REWARD_FACT_USE = 1, TALLY__REWARD_FACT_RETURN = 2 };
+/* A fact's JSON object, at most this long (it takes the op's share of the
+ * batch text: below TALLY__BATCH_OP_TEXT_BYTES). */
+enum { TALLY__FACT_BYTES_MAX = 2048 };
 typedef struct tally__op {
   uint8_t type, kind, leg_count;
   bool told_pending;
@@ -416,6 +429,10 @@ typedef struct tally__op {
   uint8_t link_event; /* 0 none, 1 link, 2 unlink */
   uint32_t link_identity, link_by, link_slot;
   uint64_t link_id;
+  const char *fact;       /* FACT: its JSON object (feature-owned until settled) */
+  uint64_t reward_grant;  /* TRANSFER with reward_fact: the earned reward's id */
+  int64_t discount;       /* TRANSFER, reward_fact USE: minor units taken off the price */
+  uint8_t reward_fact;    /* TALLY__REWARD_FACT_* */
   /* Who to answer: a name in st->names, space net, holding a reference
    * from its decision until it settles (tally__engine_pending_done). */
   uint32_t origin;
@@ -638,6 +655,9 @@ int tally__held_tip_room(const tally__state *st, uint32_t tipper, uint16_t net, 
 uint32_t tally__audience_row(tally__state *st, uint64_t event_id, uint32_t account, bool create);
 /* Has account been present in the event's channel while it ran? (audience_rows.c) */
 bool tally__audience_attended(const tally__state *st, uint64_t event_id, uint32_t account);
+/* Wall clock of account's first presence in the event (0: never), for a
+ * quiz's "present when it started" (features/quiz). */
+int64_t tally__audience_first_ms(const tally__state *st, uint64_t event_id, uint32_t account);
 /* Seconds the audience row has been present so far (audience_rows.c). */
 int32_t tally__audience_seconds(const tally__state *st, uint32_t row, uint64_t now_mono);
 

@@ -32,7 +32,9 @@ enum {
   " coalesce(t.ref_transfer, 0), t.created_ms, a.name,"                        \
   " CASE WHEN t.counterparty_id IS NULL THEN '' ELSE c.name END,"              \
   " CASE WHEN t.item_id IS NULL THEN '' ELSE i.sku END,"                       \
-  " coalesce(t.serial, 0)::int8, coalesce(nw.name, ''), coalesce(idn.name, '')" \
+  " coalesce(t.serial, 0)::int8, coalesce(nw.name, ''), coalesce(idn.name, '')," \
+  " coalesce((SELECT ru.grant_id FROM reward_uses ru"                          \
+  "  WHERE ru.transfer_id = t.id AND ru.kind = 1), 0)"                         \
   " FROM transfers t LEFT JOIN accounts a ON a.id = t.account_id"              \
   " LEFT JOIN transfer_identities ti ON ti.transfer_id = t.id"                 \
   " LEFT JOIN identities idn ON idn.id = coalesce(ti.identity_id,"             \
@@ -157,8 +159,10 @@ static int pg_row_fields(const PGresult *res, int row, tally__receipt_proof *p,
   if (pg_text(res, row, 11, p->network, sizeof p->network) != TALLY_OK ||
       pg_text(res, row, 12, p->identity, sizeof p->identity) != TALLY_OK)
     return pg_fail(err, err_len, TALLY_ETOOBIG, "transfer %" PRIu64 ": identity name too long", p->transfer_id);
-  p->shard = 0; /* no shards or rewards yet: room in the v2 leaf */
-  p->reward = 0;
+  p->shard = 0; /* no shards yet: room in the v2 leaf */
+  /* The earned reward a purchase used (sql/015), 0 for every other transfer. */
+  if (!pg_u64(res, row, 13, INT64_MAX, &p->reward))
+    return pg_fail(err, err_len, TALLY_EDB, "transfers: bad reward in row %d", row);
   return TALLY_OK;
 }
 

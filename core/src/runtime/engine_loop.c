@@ -427,6 +427,7 @@ void tally_engine_stop(tally_engine *e) {
 void tally_engine_free(tally_engine *e) {
   if (!e) return;
   tally_engine_stop(e);
+  if (e->hooks) TALLY__FEATURES_CALL0(e, destroy); /* the engine thread has stopped */
   tally__remote_free(e);
   for (int i = 0; i < TALLY__REMOTE_STRINGS; i++) free(e->remote_strings[i]);
   for (uint32_t i = 0; e->batches && i < e->batch_slots; i++) tally__batch_free(&e->batches[i]);

@@ -12,6 +12,8 @@
 #include "live.h"
 #include "live_raffle.h"
 #include "loader_shop.h"
+#include "quiz.h"
+#include "rewards.h"
 #include "tipmsg.h"
 #include "link.h"
 
@@ -49,6 +51,20 @@ static const tally__feature_hooks features[] = {
      .restore = tally__link_restore,
      .settled = tally__link_settled,
      .record_settled = tally__link_record_settled},
+    /* Restores after the shop (items and accounts are known), before the
+     * quizzes, which name rewards and find their grants. */
+    {.name = "rewards",
+     .restore = tally__rewards_restore,
+     .tick = tally__rewards_tick,
+     .committed = tally__rewards_committed,
+     .settled = tally__rewards_settled,
+     .record_settled = tally__rewards_record_settled,
+     .destroy = tally__rewards_destroy},
+    {.name = "quiz",
+     .restore = tally__quiz_restore,
+     .tick = tally__quiz_tick,
+     .record_settled = tally__quiz_record_settled,
+     .destroy = tally__quiz_destroy},
 };
 
 static const tally__hooks hooks = {

@@ -1,0 +1,114 @@
+/* quiz.h — quizzes a host runs in an event's room; the first right answers
+ * by arrival earn one of the host's rewards (features/rewards).
+ *
+ * Contract (README "Quizzes for hosts"):
+ *   - QUIZ START <seconds> <question> | <answer>[|<answer>...] [winners=N]
+ *     [reward=<name>] [min-players=N] in a room with a live event (tally
+ *     knows who is present from the event's attendance). The start is a
+ *     ledger fact; the room sees the question once it is stored.
+ *   - Answers are private: ANSWER <text> in a private message, or a line
+ *     the host intercepts in the room (!answer; the room never sees it).
+ *     One answer per account per question; each is stored with its arrival
+ *     number (the engine's order of decision) and answered once stored.
+ *     quiz_match.h says when one is right.
+ *   - The room sees "N have answered" at most every TALLY__QUIZ_SAY_MS, and
+ *     at the deadline the answer and the winners: the first `winners` right
+ *     answers by arrival among eligible accounts. Not eligible: the host,
+ *     an account tally first saw less than reward_min_account_age before
+ *     the quiz started, one not present in the room's event before the quiz
+ *     started. Fewer than min-players distinct accounts answering: nobody
+ *     wins, nothing is paid.
+ *   - The deadline is a monotonic timer; the stored wall-clock deadline
+ *     seeds it after a restart, and the stored answers make the same
+ *     winners. Grants are keyed by (quiz, account), so a payout that a
+ *     restart interrupted pays each winner once.
+ * Engine thread only; fixed tables (limits below). */
+#ifndef TALLY_QUIZ_H
+#define TALLY_QUIZ_H
+
+#include "engine_internal.h"
+#include "quiz_match.h"
+
+struct loader;
+
+enum {
+  TALLY__FDATA_QUIZ = 1,          /* index in e->feature_data */
+  TALLY__FACT_QUIZ = 2,           /* op->kind of this feature's FACT ops */
+  TALLY__QUIZZES_MAX = 16,        /* quizzes at once, all rooms */
+  TALLY__QUIZ_ANSWERS_MAX = 512,  /* answers one quiz takes (then: busy) */
+  TALLY__QUIZ_EXPECTED_MAX = 8,   /* accepted answers of one question */
+  TALLY__QUIZ_WINNERS_MAX = 50,
+  TALLY__QUIZ_SECONDS_MIN = 5,
+  TALLY__QUIZ_SECONDS_MAX = 3600,
+  TALLY__QUIZ_MIN_PLAYERS_DEFAULT = 3,
+  TALLY__QUIZ_PLAYERS_MAX = TALLY__QUIZ_ANSWERS_MAX,
+  TALLY__QUIZ_SAY_MS = 5000,      /* "N have answered" at most this often */
+  TALLY__QUIZ_QUESTION_BYTES_MAX = 200,
+  TALLY__QUIZ_ANSWER_BYTES_MAX = 100,
+  TALLY__QUIZ_START_JSON_BYTES = TALLY__FACT_BYTES_MAX,
+};
+
+typedef enum tally__quiz_state {
+  TALLY__QUIZ_FREE = 0,
+  TALLY__QUIZ_STARTING, /* its start fact is in flight */
+  TALLY__QUIZ_RUNNING,
+  TALLY__QUIZ_CLOSING,  /* past the deadline: waits for answers in flight */
+  TALLY__QUIZ_PAYING,   /* winners chosen: their grants are being stored */
+  TALLY__QUIZ_ENDING,   /* its end fact is in flight */
+} tally__quiz_state;
+
+typedef struct tally__quiz_given {
+  uint32_t account, seq;
+  bool correct, committed, used;
+  char json[112];
+} tally__quiz_given;
+
+typedef struct tally__quiz {
+  uint64_t id;
+  uint8_t state;
+  uint32_t host;
+  uint16_t net;
+  uint64_t event_id;    /* the room's event when it started: who was present */
+  char room[TALLY__ROOM_KEPT_BYTES_MAX + 1];
+  char question[TALLY__QUIZ_QUESTION_BYTES_MAX + 1];
+  char expected[TALLY__QUIZ_EXPECTED_MAX][TALLY__QUIZ_ANSWER_BYTES_MAX + 1];
+  uint32_t expected_count, winners_max, min_players;
+  uint32_t reward_def;  /* features/rewards slot, or TALLY__NONE */
+  int64_t started_ms, deadline_ms;
+  uint64_t duration_ms, deadline_mono, said_mono;
+  uint32_t said_count;
+  bool resumed;         /* restored running: the room is told again at the first tick */
+  tally__quiz_given answers[TALLY__QUIZ_ANSWERS_MAX];
+  uint32_t answer_count, inflight, seq_next;
+  uint32_t winner[TALLY__QUIZ_WINNERS_MAX], grant[TALLY__QUIZ_WINNERS_MAX];
+  uint32_t winner_count, answerers;
+  char json[TALLY__QUIZ_START_JSON_BYTES]; /* the start fact, then the end fact */
+} tally__quiz;
+
+typedef struct tally__quizzes {
+  tally__quiz q[TALLY__QUIZZES_MAX];
+} tally__quizzes;
+
+tally__quizzes *tally__quizzes_of(tally__engine *e);
+
+/* Hook entries (runtime/runtime.c). */
+int tally__quiz_restore(struct loader *l, int64_t now_ms);
+void tally__quiz_tick(tally__engine *e, uint64_t now_mono);
+void tally__quiz_record_settled(tally__engine *e, const tally__op *op, bool ok);
+void tally__quiz_destroy(tally__engine *e);
+
+/* A new quiz from spec (id, state, timers, answers are set here) with its
+ * start fact in op (a FACT op the caller took). TALLY_EEXISTS: one runs in
+ * that room; TALLY_ETOO_MANY: the table is full. */
+int tally__quiz_start(tally__engine *e, const tally__quiz *spec, uint64_t now_mono, tally__op *op);
+/* The running quiz of (net, room), or TALLY__NONE. */
+uint32_t tally__quiz_in(tally__engine *e, uint16_t net, const char *room);
+/* The only running quiz of network net, or TALLY__NONE (none, or several). */
+uint32_t tally__quiz_only(tally__engine *e, uint16_t net, uint32_t *running);
+/* account answers quiz q with text: its answer fact in op (FACT op the
+ * caller took), *correct whether it is right. TALLY_ENO_QUIZ (closed),
+ * TALLY_EANSWERED, TALLY_EBUSY (answers full), TALLY_ESELF (the host). */
+int tally__quiz_answer(tally__engine *e, uint32_t q, uint32_t account, const char *text, uint64_t now_mono,
+                       tally__op *op, bool *correct, uint32_t *seq);
+
+#endif

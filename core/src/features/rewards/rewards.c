@@ -1,0 +1,410 @@
+/* rewards.c — definitions, grants, their use at BUY, give-back at a full
+ * refund, and expiry (contract in rewards.h). State lives in the
+ * feature's own tables (e->feature_data); every change that matters is a
+ * ledger fact first and takes effect in memory when its batch commits. */
+#include "rewards.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "loader.h"
+#include "split.h"
+#include "text.h"
+
+_Static_assert(TALLY__REWARD_DEFS_MAX == 1024 && TALLY__REWARD_GRANTS_MAX == 4096, "the LIMITs of the restore queries");
+
+/* FACT sub-kinds (op->qty) and their table slot (op->entry_slot). */
+enum { RF_DEF = 1, RF_DEL = 2, RF_GRANT = 3, RF_EXPIRE = 4 };
+
+tally__rewards *tally__rewards_of(tally__engine *e) { return e->feature_data[TALLY__FDATA_REWARDS]; }
+
+static bool ours(const tally__op *op) { return op->type == TALLY__OP_FACT && op->kind == TALLY__FACT_REWARD; }
+
+static void fact_mark(tally__op *op, uint32_t sub, uint32_t slot, const char *json) {
+  op->kind = TALLY__FACT_REWARD;
+  op->qty = sub;
+  op->entry_slot = slot;
+  op->fact = json;
+}
+
+/* ---- restore ---------------------------------------------------------------------- */
+static int restore_defs(loader *l, tally__rewards *r) {
+  PGresult *q = tally__load_q(l,
+                              "SELECT d.id, d.creator_id, d.name, d.percent_bps, d.amount_minor, d.cap_minor, d.ttl_s,"
+                              " d.item_id, x.reward_id IS NOT NULL FROM reward_defs d"
+                              " LEFT JOIN reward_deletions x ON x.reward_id = d.id ORDER BY d.id DESC LIMIT $1::int",
+                              1, (const char *const[]){"1024"});
+  if (!q) return TALLY_EDB;
+  for (int i = 0; i < PQntuples(q); i++) {
+    tally__reward_def *d = &r->defs[i];
+    d->id = (uint64_t)tally__load_i64(q, i, 0);
+    d->creator = tally__load_acc(l, tally__load_i64(q, i, 1));
+    int64_t item = tally__load_i64(q, i, 7);
+    d->item = item ? tally__load_item(l, item) : TALLY__NONE;
+    if (d->creator == TALLY__NONE || (item && d->item == TALLY__NONE)) continue; /* names what is gone */
+    tally__text_clip(d->name, sizeof d->name, PQgetvalue(q, i, 2));
+    d->bps = (int32_t)tally__load_i64(q, i, 3);
+    d->amount = tally__load_i64(q, i, 4);
+    d->cap = tally__load_i64(q, i, 5);
+    d->ttl_s = (uint32_t)tally__load_i64(q, i, 6);
+    d->deleted = PQgetvalue(q, i, 8)[0] == 't';
+    d->used = d->committed = true;
+  }
+  PQclear(q);
+  return TALLY_OK;
+}
+
+static uint32_t def_by_id(const tally__rewards *r, uint64_t id) {
+  for (uint32_t i = 0; i < TALLY__REWARD_DEFS_MAX; i++)
+    if (r->defs[i].used && r->defs[i].id == id) return i;
+  return TALLY__NONE;
+}
+
+/* Grants that can still matter: unused ones, and used ones (a full refund
+ * may give them back), newest first; expired ones are done. */
+static int restore_grants(loader *l, tally__rewards *r, int64_t now_ms) {
+  PGresult *q = tally__load_q(l,
+                              "SELECT g.id, g.reward_id, g.account_id, g.quiz_id, g.expires_ms, u.kind, u.transfer_id"
+                              " FROM reward_grants g LEFT JOIN LATERAL (SELECT kind, transfer_id FROM reward_uses"
+                              "  WHERE grant_id = g.id ORDER BY seq DESC LIMIT 1) u ON true"
+                              " WHERE u.kind IS DISTINCT FROM 2 ORDER BY g.id DESC LIMIT $1::int",
+                              1, (const char *const[]){"4096"});
+  if (!q) return TALLY_EDB;
+  uint64_t now_mono = tally__now_mono_ms(l->e);
+  for (int i = 0; i < PQntuples(q); i++) {
+    tally__reward_earned *g = &r->grants[i];
+    g->id = (uint64_t)tally__load_i64(q, i, 0);
+    g->def = def_by_id(r, (uint64_t)tally__load_i64(q, i, 1));
+    g->account = tally__load_acc(l, tally__load_i64(q, i, 2));
+    if (g->def == TALLY__NONE || g->account == TALLY__NONE) {
+      memset(g, 0, sizeof *g);
+      continue;
+    }
+    g->quiz_id = (uint64_t)tally__load_i64(q, i, 3);
+    g->expires_ms = tally__load_i64(q, i, 4);
+    int64_t left = g->expires_ms - now_ms;
+    g->expires_mono = now_mono + (uint64_t)(left > 0 ? left : 0); /* past: the first tick expires it */
+    bool used = !PQgetisnull(q, i, 5) && tally__load_i64(q, i, 5) == 1;
+    g->state = used ? TALLY__GRANT_USED : TALLY__GRANT_READY;
+    g->transfer = used ? (uint64_t)tally__load_i64(q, i, 6) : 0;
+    r->grant_high = (uint32_t)i + 1;
+  }
+  PQclear(q);
+  return TALLY_OK;
+}
+
+int tally__rewards_restore(loader *l, int64_t now_ms) {
+  tally__engine *e = l->e;
+  tally__rewards *r = tally__rewards_of(e);
+  if (!r && !(r = calloc(1, sizeof *r))) {
+    snprintf(l->err, l->err_len, "load: rewards: %s", tally_strerror(TALLY_ENOMEM));
+    return TALLY_ENOMEM;
+  }
+  memset(r, 0, sizeof *r); /* a start that is tried again loads afresh */
+  e->feature_data[TALLY__FDATA_REWARDS] = r;
+  int rc = restore_defs(l, r);
+  if (!rc) rc = restore_grants(l, r, now_ms);
+  return rc;
+}
+
+void tally__rewards_destroy(tally__engine *e) {
+  free(e->feature_data[TALLY__FDATA_REWARDS]);
+  e->feature_data[TALLY__FDATA_REWARDS] = NULL;
+}
+
+/* ---- definitions ------------------------------------------------------------------ */
+uint32_t tally__reward_def_by_id(tally__engine *e, uint64_t id) {
+  tally__rewards *r = tally__rewards_of(e);
+  return r ? def_by_id(r, id) : TALLY__NONE;
+}
+
+uint32_t tally__reward_def_find(tally__engine *e, uint32_t creator, const char *name) {
+  tally__rewards *r = tally__rewards_of(e);
+  for (uint32_t i = 0; r && i < TALLY__REWARD_DEFS_MAX; i++)
+    if (r->defs[i].used && r->defs[i].creator == creator && strcmp(r->defs[i].name, name) == 0) return i;
+  return TALLY__NONE;
+}
+
+int tally__reward_def_new(tally__engine *e, const tally__reward_def *spec, tally__op *op) {
+  tally__rewards *r = tally__rewards_of(e);
+  if (!r) return TALLY_ESTARTING;
+  if (tally__reward_def_find(e, spec->creator, spec->name) != TALLY__NONE) return TALLY_EEXISTS;
+  uint32_t slot = TALLY__NONE;
+  for (uint32_t i = 0; i < TALLY__REWARD_DEFS_MAX && slot == TALLY__NONE; i++)
+    if (!r->defs[i].used) slot = i;
+  if (slot == TALLY__NONE) return TALLY_ETOO_MANY;
+  tally__reward_def *d = &r->defs[slot];
+  *d = *spec;
+  d->id = tally__state_take_id(&e->st);
+  d->used = d->busy = true;
+  d->committed = d->deleted = false;
+  const tally__state *st = &e->st;
+  snprintf(d->json, sizeof d->json,
+           "{\"k\":\"def\",\"r\":%" PRIu64 ",\"c\":%" PRIu64 ",\"n\":\"%s\",\"bps\":%d,\"amt\":%" PRId64
+           ",\"cap\":%" PRId64 ",\"ttl\":%u,\"item\":%" PRIu64 "}",
+           d->id, st->accounts[d->creator].id, spec->name, d->bps, d->amount, d->cap, d->ttl_s,
+           d->item == TALLY__NONE ? 0 : st->items[d->item].id);
+  fact_mark(op, RF_DEF, slot, d->json);
+  return TALLY_OK;
+}
+
+int tally__reward_def_delete(tally__engine *e, uint32_t def, tally__op *op) {
+  tally__reward_def *d = &tally__rewards_of(e)->defs[def];
+  if (d->busy || !d->committed) return TALLY_EPENDING;
+  if (d->deleted) return TALLY_EUNKNOWN_REWARD;
+  d->busy = true;
+  snprintf(d->json, sizeof d->json, "{\"k\":\"del\",\"r\":%" PRIu64 "}", d->id);
+  fact_mark(op, RF_DEL, def, d->json);
+  return TALLY_OK;
+}
+
+void tally__reward_describe(tally__engine *e, const tally__reward_def *d, char *out, size_t n) {
+  char amount[48], cap[64] = "";
+  if (d->bps % 100) snprintf(amount, sizeof amount, "%d.%02d%%", d->bps / 100, d->bps % 100); /* 12.05% */
+  else if (d->bps) snprintf(amount, sizeof amount, "%d%%", d->bps / 100);
+  else tally__format_amount(e, d->amount, amount, sizeof amount);
+  if (d->cap) {
+    char c[48];
+    tally__format_amount(e, d->cap, c, sizeof c);
+    snprintf(cap, sizeof cap, " (cap %s)", c);
+  }
+  snprintf(out, n, "%s%s off %s", amount, cap, d->item == TALLY__NONE ? "every item" : e->st.items[d->item].sku);
+}
+
+/* ---- use at BUY ------------------------------------------------------------------- */
+int64_t tally__reward_discount(tally__engine *e, uint32_t def, uint32_t item, int64_t total) {
+  const tally__reward_def *d = &tally__rewards_of(e)->defs[def];
+  const tally__item *it = &e->st.items[item];
+  /* The creator's own items only, and only where the creator is the one
+   * payee: a split item's co-creators never pay for someone's reward. */
+  if (it->creator != d->creator || it->split.count || (d->item != TALLY__NONE && d->item != item)) return 0;
+  if (total <= 1) return 0;
+  int64_t off = d->bps ? (int64_t)(((__int128)total * d->bps) / TALLY__BPS_WHOLE) : d->amount;
+  if (d->cap && off > d->cap) off = d->cap;
+  if (off >= total) off = total - 1; /* a purchase moves at least one minor unit */
+  return off > 0 ? off : 0;
+}
+
+static bool usable(const tally__reward_earned *g, uint32_t account, uint64_t now_mono) {
+  return g->state == TALLY__GRANT_READY && g->account == account && g->expires_mono > now_mono;
+}
+
+uint32_t tally__reward_pick(tally__engine *e, uint32_t account, uint32_t item, int64_t total, int64_t *discount) {
+  tally__rewards *r = tally__rewards_of(e);
+  *discount = 0;
+  if (!r || account == TALLY__NONE) return TALLY__NONE;
+  uint64_t now = tally__now_mono_ms(e);
+  uint32_t best = TALLY__NONE;
+  for (uint32_t i = 0; i < r->grant_high; i++) {
+    const tally__reward_earned *g = &r->grants[i];
+    if (!usable(g, account, now)) continue;
+    int64_t off = tally__reward_discount(e, g->def, item, total);
+    if (off <= 0) continue;
+    if (off > *discount || (off == *discount && g->expires_mono < r->grants[best].expires_mono)) {
+      *discount = off;
+      best = i;
+    }
+  }
+  return best;
+}
+
+void tally__reward_hold(tally__engine *e, uint32_t g, tally__op *op, int64_t discount) {
+  tally__reward_earned *gr = &tally__rewards_of(e)->grants[g];
+  gr->state = TALLY__GRANT_HELD;
+  gr->transfer = op->transfer_id;
+  op->reward_fact = TALLY__REWARD_FACT_USE;
+  op->reward_grant = gr->id;
+  op->discount = discount;
+}
+
+static tally__reward_earned *grant_by_id(tally__rewards *r, uint64_t id) {
+  for (uint32_t i = 0; r && i < r->grant_high; i++)
+    if (r->grants[i].state != TALLY__GRANT_FREE && r->grants[i].id == id) return &r->grants[i];
+  return NULL;
+}
+
+void tally__reward_refund_attach(tally__engine *e, tally__op *op, bool full) {
+  tally__rewards *r = tally__rewards_of(e);
+  if (!r || !full) return;
+  for (uint32_t i = 0; i < r->grant_high; i++) {
+    tally__reward_earned *g = &r->grants[i];
+    if (g->state != TALLY__GRANT_USED || g->transfer != op->ref_transfer) continue;
+    g->state = TALLY__GRANT_RETURNING;
+    op->reward_fact = TALLY__REWARD_FACT_RETURN;
+    op->reward_grant = g->id;
+    return;
+  }
+}
+
+/* A purchase that used a reward, or a refund that gives one back,
+ * committed as ours: the reward is used (and named to the buyer), or the
+ * account's again. */
+void tally__rewards_committed(tally__engine *e, const tally__op *op) {
+  if (op->reward_fact == TALLY__REWARD_FACT_NONE) return;
+  tally__rewards *r = tally__rewards_of(e);
+  tally__reward_earned *g = grant_by_id(r, op->reward_grant);
+  if (!g) return;
+  const tally__reward_def *d = &r->defs[g->def];
+  char off[48], text[TALLY_TEXT_BYTES_MAX];
+  if (op->reward_fact == TALLY__REWARD_FACT_USE) {
+    g->state = TALLY__GRANT_USED;
+    tally__format_amount(e, op->discount, off, sizeof off);
+    snprintf(text, sizeof text, "Reward %s used on receipt %" PRIu64 ": %s off the price (the creator's gift)",
+             d->name, op->transfer_id, off);
+  } else {
+    g->state = TALLY__GRANT_READY; /* expired meanwhile: the next tick writes its expiry */
+    g->transfer = 0;
+    bool alive = g->expires_mono > tally__now_mono_ms(e);
+    snprintf(text, sizeof text, "Reward %s is yours again%s", d->name,
+             alive ? " (REWARDS lists it)" : ", but it has expired");
+  }
+  if (op->origin)
+    tally__emit_in(e, op->net, TALLY_EFFECT_REPLY, TALLY_OK, op->req_id, 0, tally__origin_str(&e->st, op->origin),
+                   op->channel, text);
+}
+
+/* Runs after `committed` for every settled transfer: one that did not
+ * commit as ours (failed, or a duplicate key) undoes its hold. */
+void tally__rewards_settled(tally__engine *e, const tally__op *op, int outcome) {
+  (void)outcome;
+  if (op->reward_fact == TALLY__REWARD_FACT_NONE) return;
+  tally__reward_earned *g = grant_by_id(tally__rewards_of(e), op->reward_grant);
+  if (!g) return;
+  if (g->state == TALLY__GRANT_HELD && g->transfer == op->transfer_id) {
+    g->state = TALLY__GRANT_READY;
+    g->transfer = 0;
+  } else if (g->state == TALLY__GRANT_RETURNING) {
+    g->state = TALLY__GRANT_USED;
+  }
+}
+
+/* ---- grants and expiry ---------------------------------------------------------------- */
+int tally__reward_grant(tally__engine *e, uint32_t def, uint32_t account, uint64_t quiz_id, uint32_t *slot) {
+  tally__rewards *r = tally__rewards_of(e);
+  if (!r) return TALLY_ESTARTING;
+  const tally__reward_def *d = &r->defs[def];
+  if (!d->used || !d->committed || d->deleted) return TALLY_EUNKNOWN_REWARD;
+  uint32_t s = TALLY__NONE;
+  for (uint32_t i = 0; i < TALLY__REWARD_GRANTS_MAX && s == TALLY__NONE; i++)
+    if (r->grants[i].state == TALLY__GRANT_FREE) s = i;
+  if (s == TALLY__NONE) return TALLY_ETOO_MANY;
+  tally__op *op = tally__engine_record_op(e, TALLY__OP_FACT, account, TALLY__NONE);
+  if (!op) return TALLY_EBUSY;
+  tally__reward_earned *g = &r->grants[s];
+  memset(g, 0, sizeof *g);
+  if (s >= r->grant_high) r->grant_high = s + 1;
+  g->id = tally__state_take_id(&e->st);
+  g->def = def;
+  g->account = account;
+  g->quiz_id = quiz_id;
+  g->expires_ms = tally__now_wall_ms(e) + (int64_t)d->ttl_s * 1000;
+  g->expires_mono = tally__now_mono_ms(e) + (uint64_t)d->ttl_s * 1000;
+  g->state = TALLY__GRANT_GRANTING;
+  snprintf(g->json, sizeof g->json,
+           "{\"k\":\"grant\",\"g\":%" PRIu64 ",\"r\":%" PRIu64 ",\"a\":%" PRIu64 ",\"q\":%" PRIu64 ",\"exp\":%" PRId64 "}",
+           g->id, d->id, e->st.accounts[account].id, quiz_id, g->expires_ms);
+  fact_mark(op, RF_GRANT, s, g->json);
+  *slot = s;
+  return TALLY_OK;
+}
+
+uint32_t tally__reward_grant_of(tally__engine *e, uint64_t quiz_id, uint32_t account) {
+  tally__rewards *r = tally__rewards_of(e);
+  for (uint32_t i = 0; r && i < r->grant_high; i++)
+    if (r->grants[i].state != TALLY__GRANT_FREE && r->grants[i].quiz_id == quiz_id && r->grants[i].account == account)
+      return i;
+  return TALLY__NONE;
+}
+
+/* Unused rewards past their time get an expiry fact (as many as batch room
+ * allows; the rest at the next tick). Until it commits none of them
+ * applies (usable() reads the clock). */
+void tally__rewards_tick(tally__engine *e, uint64_t now_mono) {
+  tally__rewards *r = tally__rewards_of(e);
+  for (uint32_t i = 0; r && i < r->grant_high; i++) {
+    tally__reward_earned *g = &r->grants[i];
+    if (g->state != TALLY__GRANT_READY || g->expires_mono > now_mono) continue;
+    tally__op *op = tally__engine_record_op(e, TALLY__OP_FACT, g->account, TALLY__NONE);
+    if (!op) return;
+    g->state = TALLY__GRANT_EXPIRING;
+    snprintf(g->json, sizeof g->json, "{\"k\":\"exp\",\"g\":%" PRIu64 "}", g->id);
+    fact_mark(op, RF_EXPIRE, i, g->json);
+  }
+}
+
+void tally__rewards_record_settled(tally__engine *e, const tally__op *op, bool ok) {
+  if (!ours(op)) return;
+  tally__rewards *r = tally__rewards_of(e);
+  uint32_t s = op->entry_slot;
+  if (op->qty == RF_DEF || op->qty == RF_DEL) {
+    tally__reward_def *d = &r->defs[s];
+    d->busy = false;
+    if (op->qty == RF_DEF && ok) d->committed = true;
+    else if (op->qty == RF_DEF) memset(d, 0, sizeof *d); /* never stored: the name is free again */
+    else if (ok) d->deleted = true;
+    return;
+  }
+  tally__reward_earned *g = &r->grants[s];
+  if (op->qty == RF_GRANT) {
+    if (ok) {
+      g->state = TALLY__GRANT_READY;
+      r->committed_grants++; /* counters count committed grants only */
+    } else {
+      memset(g, 0, sizeof *g);
+    }
+  } else if (op->qty == RF_EXPIRE) {
+    if (ok) memset(g, 0, sizeof *g);
+    else g->state = TALLY__GRANT_READY; /* the next tick tries again */
+  }
+}
+
+/* ---- lists ------------------------------------------------------------------------- */
+static void duration(uint64_t ms, char *out, size_t n) {
+  uint64_t s = ms / 1000;
+  if (s >= 3600) snprintf(out, n, "%" PRIu64 " h %" PRIu64 " min", s / 3600, s % 3600 / 60);
+  else if (s >= 60) snprintf(out, n, "%" PRIu64 " min", s / 60);
+  else snprintf(out, n, "%" PRIu64 " s", s);
+}
+
+void tally__reward_list_defs(tally__engine *e, uint32_t creator, char *out, size_t n) {
+  tally__rewards *r = tally__rewards_of(e);
+  size_t k = (size_t)snprintf(out, n, "Your rewards:");
+  uint32_t shown = 0, more = 0;
+  for (uint32_t i = 0; r && i < TALLY__REWARD_DEFS_MAX; i++) {
+    const tally__reward_def *d = &r->defs[i];
+    if (!d->used || d->creator != creator || d->deleted) continue;
+    if (shown == TALLY__REWARD_LIST_MAX || k + 96 > n) {
+      more++;
+      continue;
+    }
+    char what[128], life[32];
+    tally__reward_describe(e, d, what, sizeof what);
+    duration((uint64_t)d->ttl_s * 1000, life, sizeof life);
+    k += (size_t)snprintf(out + k, n - k, "%s %s %s, lasts %s%s", shown ? ";" : "", d->name, what, life,
+                          d->committed ? "" : " (being saved)");
+    shown++;
+  }
+  if (!shown) snprintf(out, n, "You have defined no rewards: REWARD ADD <name> discount=10%% [cap=<amount>] [for=10m] [sku=<sku>|all]");
+  else if (more && k < n) snprintf(out + k, n - k, "; and %u more", more);
+}
+
+void tally__reward_list_grants(tally__engine *e, uint32_t account, uint64_t now_mono, char *out, size_t n) {
+  tally__rewards *r = tally__rewards_of(e);
+  size_t k = (size_t)snprintf(out, n, "Your earned rewards (used at your next BUY of an item they fit; BUY <sku> noreward keeps them):");
+  uint32_t shown = 0;
+  for (uint32_t i = 0; r && i < TALLY__REWARD_GRANTS_MAX && shown < TALLY__REWARD_LIST_MAX; i++) {
+    const tally__reward_earned *g = &r->grants[i];
+    bool held = g->state == TALLY__GRANT_HELD;
+    if ((!usable(g, account, now_mono) && !(held && g->account == account)) || k + 128 > n) continue;
+    const tally__reward_def *d = &r->defs[g->def];
+    char what[128], left[32];
+    tally__reward_describe(e, d, what, sizeof what);
+    duration(g->expires_mono > now_mono ? g->expires_mono - now_mono : 0, left, sizeof left);
+    k += (size_t)snprintf(out + k, n - k, "%s %s from %s: %s, %s left%s", shown ? ";" : "", d->name,
+                          tally__account_label(&e->st, d->creator), what, left, held ? " (a purchase is using it)" : "");
+    shown++;
+  }
+  if (!shown) snprintf(out, n, "You have no earned rewards right now (quizzes in events give them)");
+}
