@@ -303,7 +303,7 @@ def main():
         with ProsodyEnv(dsn, {}, bulk=dict(bulk), with_tally=False) as plain, \
                 ProsodyEnv(dsn, {}, admins=["root"], bulk=dict(bulk),
                            with_tally=os.environ.get("XMPP_BENCH_AA") != "1",  # A/A: both without, the noise floor
-                           tally={"welcome_grant": "100000", "rate_account": "0", "rate_channel": "0",
+                           tally={"welcome_grant": "100000000", "rate_account": "0", "rate_channel": "0",
                                   "rate_global": "0"}) as with_tally:
             room = "bench@" + MUC
             envs = {"without": plain, "with": with_tally}
