@@ -14,6 +14,8 @@
  * stops reading holds at most that, plus what its slot keeps (route.c). */
 #include "tallyd.h"
 
+#include <sys/socket.h>
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -509,6 +511,14 @@ void td_conn_accepted(td_daemon *d, uv_stream_t *server, int is_tls) {
   if (uv_accept(server, c->stream) != 0) {
     td_conn_close(c, "accept failed");
     return;
+  }
+  if (!is_tls) {
+    /* Effects to a unix peer queue in this socket's send buffer (212 KB by
+     * default): a rush's answers would wait on wake-ups that TCP's larger
+     * buffers do not need. Best effort, capped by net.core.wmem_max. */
+    uv_os_fd_t fd;
+    int sndbuf = TD_UNIX_SNDBUF_BYTES;
+    if (uv_fileno((uv_handle_t *)c->stream, &fd) == 0) (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
   }
   if (is_tls) {
     struct sockaddr_storage ss;

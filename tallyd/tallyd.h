@@ -27,6 +27,7 @@ enum {
   TD_PATH_BYTES_MAX = 1024,     /* a file or socket path */
   TD_READ_BYTES = 65536,        /* one read from a socket */
   TD_WRITE_WINDOW_BYTES = 65536, /* bytes written but not yet taken by the kernel, per connection */
+  TD_UNIX_SNDBUF_BYTES = 2 * 1024 * 1024, /* SO_SNDBUF of an accepted unix connection (conn.c) */
   TD_SLOT_ID_HEX_MAX = 8,       /* a slot id in an origin: "<hex>~" */
   /* Names kept per pending command and per merged presence: 255 bytes fits
    * IRC accounts, Matrix ids and nearly every JID; a longer one is still

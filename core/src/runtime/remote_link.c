@@ -83,6 +83,12 @@ static int open_unix(tally__link *l, const char *path, char *err, size_t err_len
   memcpy(sa.sun_path, path, strlen(path) + 1);
   l->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (l->fd < 0) return fail(err, err_len, TALLY_EIO, "socket: %s", strerror(errno));
+  /* A unix socket holds what its sender's buffer holds (212 KB by default,
+   * a few hundred commands): a rush of thousands in flight would wait on
+   * wake-ups that TCP's larger, self-tuning buffers do not need. Best
+   * effort: the kernel caps it at net.core.wmem_max. */
+  int sndbuf = TALLY__LINK_UNIX_SNDBUF_BYTES;
+  (void)setsockopt(l->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
   if (connect(l->fd, (struct sockaddr *)&sa, sizeof sa) == 0) {
     l->phase = TALLY__LINK_OPEN;
     return TALLY_OK;

@@ -21,6 +21,7 @@
 enum {
   TALLY__LINK_HOST_BYTES_MAX = 255, /* a DNS name */
   TALLY__LINK_RESOLVE_POLL_MS = 20, /* how often a running lookup is looked at */
+  TALLY__LINK_UNIX_SNDBUF_BYTES = 2 * 1024 * 1024, /* SO_SNDBUF of a unix link */
 };
 
 typedef enum {
