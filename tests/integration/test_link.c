@@ -78,7 +78,7 @@ static void done(void) {
   assert_int_equal(th_tally_check(F.dsn), 0);
 }
 
-/* The code in "... code: XXXXXXXX (" or "CONFIRM XXXXXX (" of text. */
+/* The code in "... code: <8 characters> (" or "CONFIRM <6 characters> (" of text. */
 static void code_after(const char *text, const char *marker, size_t len, char *out) {
   const char *p = strstr(text, marker);
   assert_non_null(p);

@@ -189,7 +189,7 @@ static void test_deadline_passes_while_down(void **state) {
   assert_int_equal(th_tally_check(dsn), 0);
 }
 
-/* The code after marker in text (LINK's "Your link code: XXXXXXXX"). */
+/* The code after marker in text (LINK answers "Your link code: <8 characters>"). */
 static void code_after(const char *text, const char *marker, size_t len, char *out) {
   const char *p = strstr(text, marker);
   if (!p) fprintf(stderr, "# no \"%s\" in: %s\n", marker, text);
