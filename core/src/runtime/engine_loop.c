@@ -402,6 +402,7 @@ int tally_engine_drain(tally_engine *e, tally_effect_cb cb, void *ud, size_t max
     delivered++;
   }
   pthread_mutex_unlock(&e->host_dec_lock);
+  if (e->remote && delivered) tally__remote_drained(e); /* room made: a waiting effect may come */
   /* More left than max: keep the fd readable so the host comes back. */
   if (tally__ring_count(&e->out) > 0) {
     uint64_t one = 1;

@@ -50,6 +50,13 @@ struct tally__remote {
   bool started;
   int wake_fd;
   atomic_int ready;
+  /* 1 while a poke of wake_fd is on its way and not yet seen by the thread:
+   * a rush of submits costs one write(2) and one wake-up, not one per frame
+   * (uv_async_send coalesces the same way in process). */
+  atomic_int wake_armed;
+  /* 1 while an effect waits for room in the host's ring: the host's drain
+   * pokes wake_fd when it made room (else the stash waits for a timeout). */
+  atomic_int stash_waiting;
 
   /* remote thread only */
   SSL_CTX *tls;
@@ -58,6 +65,7 @@ struct tally__remote {
   uint64_t next_try_ms, backoff_ms, deadline_ms, resend_at_ms, ack_due_ms;
   uint64_t received, acked;
   bool resend_due;
+  bool delivered; /* effects pushed into `out` since the host was last poked */
   char server[TALLY_FRAME_INSTANCE_BYTES_MAX + 1];
   char said[TALLY_ERRBUF_BYTES]; /* the last STATUS told, to say each change once */
   tally_stream_reader *reader;
@@ -308,7 +316,7 @@ static void on_verdict(tally__remote *r, const tally_frame_hello_server *hs) {
 static bool deliver(tally__remote *r, const uint8_t *frame, size_t len, uint64_t seq) {
   if (tally__ring_push(&r->e->out, frame, len) != TALLY_OK) return false;
   atomic_fetch_add_explicit(&r->e->n_effects_out, 1, memory_order_relaxed);
-  poke(r->e->efd);
+  r->delivered = true; /* the host is poked once per read (read_link), not per effect */
   if (seq > r->received) r->received = seq;
   if (r->ack_due_ms == 0) r->ack_due_ms = mono_ms() + TALLY__REMOTE_ACK_MS;
   return true;
@@ -333,6 +341,7 @@ static void on_effect(tally__remote *r, const uint8_t *frame, size_t len) {
     memcpy(r->stash, frame, len);
     r->stash_len = len;
     r->stash_seq = f.seq;
+    atomic_store_explicit(&r->stash_waiting, 1, memory_order_release); /* the host's drain wakes us */
   }
 }
 
@@ -364,6 +373,7 @@ static bool stash_flush(tally__remote *r) {
   if (r->stash_len == 0) return true;
   if (!deliver(r, r->stash, r->stash_len, r->stash_seq)) return false;
   r->stash_len = 0;
+  atomic_store_explicit(&r->stash_waiting, 0, memory_order_relaxed);
   return true;
 }
 
@@ -384,11 +394,18 @@ static void feed_rbuf(tally__remote *r) {
   }
 }
 
-static void read_link(tally__remote *r) {
+static void poke_host(tally__remote *r) {
+  if (!r->delivered) return;
+  r->delivered = false;
+  poke(r->e->efd);
+}
+
+static void read_link_rounds(tally__remote *r) {
   char err[TALLY_ERRBUF_BYTES] = "";
   /* Bounded per wake-up, so writes and the host's frames get their turn. */
   for (int rounds = 0; rounds < 16 && r->state >= REMOTE_CHALLENGE; rounds++) {
     feed_rbuf(r);
+    poke_host(r);
     if (r->rpos < r->rlen || r->stash_len || r->state < REMOTE_CHALLENGE) return;
     ssize_t n = tally__link_read(&r->link, r->rbuf, TALLY__REMOTE_RBUF_BYTES, err, sizeof err);
     if (n < 0) {
@@ -399,6 +416,14 @@ static void read_link(tally__remote *r) {
     r->rpos = 0;
     r->rlen = (size_t)n;
   }
+}
+
+/* One poke for all the effects one read(2) delivered: the host drains the
+ * ring whole, so a wake-up per read keeps it busy while the next is fed,
+ * at a syscall per read rather than per effect. */
+static void read_link(tally__remote *r) {
+  read_link_rounds(r);
+  poke_host(r);
 }
 
 static void write_link(tally__remote *r) {
@@ -510,6 +535,11 @@ static void *remote_thread(void *arg) {
       ssize_t k = read(r->wake_fd, &c, sizeof c);
       (void)k;
     }
+    /* Disarmed before the ring is read (step → pump_in): a frame pushed
+     * after this point pokes again; one pushed before it is popped below.
+     * The fence pairs with submit's (a store-then-load handshake). */
+    atomic_store_explicit(&r->wake_armed, 0, memory_order_relaxed);
+    atomic_thread_fence(memory_order_seq_cst);
     if (r->state != REMOTE_DOWN) step(r, n == 2 ? p[1].revents : 0);
   }
   /* Stopping: what is queued for tallyd is tried once more without
@@ -567,9 +597,15 @@ int tally__remote_submit(tally__engine *e, const uint8_t *frame, size_t len) {
   }
   if (rc == TALLY_OK) {
     atomic_fetch_add_explicit(&e->n_events_in, 1, memory_order_relaxed);
-    poke(r->wake_fd);
+    atomic_thread_fence(memory_order_seq_cst); /* the push is seen before the flag is read */
+    if (!atomic_exchange_explicit(&r->wake_armed, 1, memory_order_relaxed)) poke(r->wake_fd);
   }
   return rc;
+}
+
+void tally__remote_drained(tally__engine *e) {
+  tally__remote *r = e->remote;
+  if (atomic_exchange_explicit(&r->stash_waiting, 0, memory_order_acq_rel)) poke(r->wake_fd);
 }
 
 int tally__remote_submit_presence(tally__engine *e, const tally_presence *p) {

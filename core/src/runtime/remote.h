@@ -60,6 +60,9 @@ int tally__remote_start(tally__engine *e);
  * TALLY_EBUSY when the queue is full. */
 int tally__remote_submit(tally__engine *e, const uint8_t *frame, size_t len);
 int tally__remote_submit_presence(tally__engine *e, const tally_presence *p);
+/* The host's drain popped effects (host thread): wakes the remote thread if
+ * an effect was waiting for that room. */
+void tally__remote_drained(tally__engine *e);
 /* Stops the thread at once (closing the link; tallyd keeps the outcomes). */
 void tally__remote_stop(tally__engine *e);
 void tally__remote_free(tally__engine *e);
