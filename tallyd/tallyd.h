@@ -189,6 +189,8 @@ struct td_slot {
   uint64_t dropped;      /* effects dropped, total (logged) */
   struct td_pending *pend; /* commands not answered yet (pending.c) */
   uint32_t pend_cap, pend_count;
+  struct td_pending_names *pend_names; /* their names, pend_cap places (pending.c) */
+  uint32_t *pend_free, pend_free_count;  /* free places of pend_names, a stack */
   struct td_xmpp *xmpp; /* set: an adapter inside tallyd (xmpp_*.c) takes its effects; no conn, no ring */
 };
 

@@ -20,8 +20,12 @@ static int pushed;
 void td_slot_push(td_daemon *d, td_slot *s, const tally_effect *e, const char *origin) {
   (void)d;
   (void)s;
-  (void)e;
-  (void)origin;
+  /* The names kept with a command are its own (the model names each id). */
+  char want[32];
+  snprintf(want, sizeof want, "o%llu", (unsigned long long)(e->req_id / 977));
+  assert_string_equal(origin, want);
+  assert_string_equal(e->origin, want);
+  assert_string_equal(e->channel, "#c");
   pushed++;
 }
 
@@ -113,7 +117,9 @@ static void test_pending_model(void **state) {
   for (int step = 0; step < 100000; step++) {
     int id = rand() % IDS;
     if (rand() % 8 < (step < 50000 ? 5 : 4)) { /* fills, then hovers at the bound */
-      int rc = td_pending_add(&d, &s, (uint64_t)id * 977, "origin", "#c");
+      char origin[32];
+      snprintf(origin, sizeof origin, "o%d", id);
+      int rc = td_pending_add(&d, &s, (uint64_t)id * 977, origin, "#c");
       if (rc == TALLY_OK) {
         live += want[id] == 0;
         want[id]++;
@@ -131,6 +137,7 @@ static void test_pending_model(void **state) {
       td_pending_done(&s, (uint64_t)id * 977); /* unknown: nothing happens */
     }
     assert_int_equal(s.pend_count, live);
+    assert_int_equal(s.pend_count + s.pend_free_count, s.pend_cap); /* a name place per entry */
     grown |= s.pend_cap > 256;
   }
   assert_true(grown);
