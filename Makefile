@@ -11,7 +11,7 @@
 #   make soak-daemon          30 min through tallyd from two linked InspIRCd (SOAK_MINUTES=)
 #   make adversary ADV_SEEDS=S   replay adversarial seeds (ADV_STEPS=N, ADV_SKIP=w,w)
 #   make soak-adversary       adversarial seeds 1..200 (ADV_SEEDS=, ADV_STEPS=)
-#   make conformance          the adapter conformance suite on every driver (frame, irc, xmpp, component)
+#   make conformance          the adapter conformance suite on every driver (frame, irc, xmpp, component, matrix)
 #
 # V=1 shows full commands. SANITIZE=address,undefined builds with sanitizers.
 
@@ -24,7 +24,8 @@ DEBIAN_PACKAGES := build-essential pkg-config libuv1-dev libmsgpack-dev libpq-de
   procps faketime prosody lua5.4 liblua5.4-dev python3-slixmpp profanity systemd \
   ejabberd libexpat1-dev \
   libmicrohttpd-dev libjansson-dev \
-  libutf8proc-dev
+  libutf8proc-dev \
+  nodejs npm
 PKGS := libuv msgpack libpq openssl libutf8proc
 
 CC ?= gcc
@@ -173,7 +174,7 @@ test: deps
 test-build: $(LIBTALLY) $(TALLY_CLI) $(TEST_BINS) $(SCHEMA_DOC)
 
 # The conformance suite alone (tests/conformance): the frame driver with
-# sanitizers (and tallyd, for the component driver), the InspIRCd module plain,
+# sanitizers (and tallyd, for the component and matrix drivers), the InspIRCd module plain,
 # the scenarios through each driver.
 conformance: deps
 	$(Q)$(MAKE) --no-print-directory BUILD=build/san SANITIZE=address,undefined \

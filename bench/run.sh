@@ -141,6 +141,15 @@ else
   echo "bench: tallyd rows: build/tallyd missing, skipped" >&2
 fi
 
+# Matrix rows (bench/matrix_bench.py): tallyd's Application Service driven by
+# the homeserver double: transactions/s, buys/s, transaction -> answer p50/p99.
+if [ -x "$build/tallyd" ] && [ -x "$build/tally" ]; then
+  TALLY_BUILD=$build run_json matrix "$PYTHON" "$root/bench/matrix_bench.py" --build "$build" --dsn "$dsn" \
+    --pgbin "$PGBIN" $qflag
+else
+  echo "bench: matrix rows: build/tallyd or build/tally missing, skipped" >&2
+fi
+
 # Flood row (bench/bench_flood.c): its own database, production rate limits.
 "$PGBIN/createdb" -h "$tmp" -p 5432 -U tally bench_flood
 run_json flood "$build/bench/bench_flood" --dsn "${dsn/dbname=tally/dbname=bench_flood}" $qflag
@@ -202,6 +211,7 @@ def ratio(a, b):
 
 engine, naive, batched = load("engine"), load("naive"), load("batched")
 irc, flood, daemon, xmpp = load("irc"), load("flood"), load("daemon"), load("xmpp")
+matrix = load("matrix")
 engine_state = os.environ["BENCH_ENGINE"]
 if engine_state == "ok" and not engine:
     engine_state = "failed"
@@ -213,6 +223,7 @@ res.update(irc)
 res.update(flood)
 res.update(daemon)
 res.update(xmpp)
+res.update(matrix)
 # Side by side: the best round of each (highest rate, lowest latency).
 SIDE_KEYS = [("durable_per_s", max), ("p50_us", min), ("p99_us", min), ("decide_per_s", max),
              ("paced_p99_us", min), ("herd_ms", min)]
@@ -255,6 +266,7 @@ TARGETS = [  # key, test, shown target
     ("daemon_stall_p99_ratio", lambda v: v <= 2, "<= 2"),
     ("daemon_unix_p99_added_us", lambda v: v <= 1000, "<= 1000"),
     ("daemon_tls_p99_added_us", lambda v: v <= 1000, "<= 1000"),
+    ("matrix_buys_refused", lambda v: v == 0, "== 0"),
 ]
 target_of = {k: (t, s) for k, t, s in TARGETS}
 
@@ -312,6 +324,9 @@ for key in ("irc_msgs_per_s_without", "irc_msgs_per_s_with", "irc_ratio", "irc_b
     row(key, key)
 for key in ("xmpp_msgs_per_s_without", "xmpp_msgs_per_s_with", "xmpp_ratio", "xmpp_cpu_us_per_msg_without",
             "xmpp_cpu_us_per_msg_with", "xmpp_buys_per_s", "xmpp_buys_refused"):
+    row(key, key)
+for key in ("matrix_txns_per_s", "matrix_txn_p50_ms", "matrix_txn_p99_ms", "matrix_events_per_s",
+            "matrix_buys_per_s", "matrix_buy_answer_p50_ms", "matrix_buy_answer_p99_ms", "matrix_buys_refused"):
     row(key, key)
 for mode in ("inproc", "unix", "tls"):
     for k in ("per_s", "p99_us", "paced_p99_us"):

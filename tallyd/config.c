@@ -94,6 +94,8 @@ static const td_key keys[] = {
      "servers (comma separated) whose rooms the bot joins when invited; empty: matrix_server_name only"},
     {"xmpp_grant_jids", TD_STR, S_(xmpp_grant_jids), "", 0, 0,
      "bare JIDs that hold the grant privilege (TALLY GRANT; they must be in admins too), comma-separated"},
+    {"matrix_grant_ids", TD_STR, S_(matrix_grant_ids), "", 0, 0,
+     "Matrix user ids that hold the grant privilege (TALLY GRANT; they must be in matrix_admins too), comma separated"},
 };
 #undef S_
 #undef U_

@@ -154,6 +154,9 @@ void td_mx_rooms_start(td_mx *m);
 /* A join's answer (td_mx_done_fn): state read before it is read again. */
 void td_mx_rs_joined(td_mx *m, const char *queue, int status, const char *body, void *ud);
 void td_mx_rooms_free(td_mx *m);
+/* Calls fn for each joined member of room (not a DM) who moderates it
+ * (power level >= its redact level), the bot left out. */
+void td_mx_rs_moderators(td_mx *m, const char *room, void (*fn)(td_mx *m, const char *who, void *ud), void *ud);
 void td_mx_send_close(td_mx *m);
 void td_mx_send_free(td_mx *m);
 uint32_t td_mx_send_pending(const td_mx *m);

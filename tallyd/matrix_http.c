@@ -12,9 +12,10 @@
  * Every one needs the hs_token: `Authorization: Bearer <hs_token>` (spec
  * v1.4+, MSC2832) or the deprecated `?access_token=` of older homeservers,
  * compared in constant time (SHA-256 of both, then CRYPTO_memcmp, so not
- * even the length leaks). None: 401 M_MISSING_TOKEN; wrong: 403
- * M_FORBIDDEN. A body over matrix_body_bytes_max: 413 M_TOO_LARGE (before
- * the body with Expect: 100-continue, else after discarding it). */
+ * even the length leaks); both given, header and query, both must be it.
+ * None: 401 M_MISSING_TOKEN; wrong: 403 M_FORBIDDEN. A body over
+ * matrix_body_bytes_max: 413 M_TOO_LARGE (before the body with
+ * Expect: 100-continue, else after discarding it). */
 #include "matrix.h"
 
 #include <arpa/inet.h>
@@ -63,17 +64,26 @@ static int route_of(const char *url, const char *method, td_mx_req *r, const cha
   return R_NONE;
 }
 
-/* 0 the hs_token, 401 none given, 403 a wrong one. */
+static int token_ok(td_mx *m, const char *token) {
+  uint8_t h[32];
+  SHA256((const uint8_t *)token, strlen(token), h);
+  return CRYPTO_memcmp(h, m->hs_token_hash, sizeof h) == 0 && m->hs_token[0];
+}
+
+/* 0 the hs_token, 401 none given, 403 a wrong one. Both the header and the
+ * legacy query given: both must be the token (AS "Authorization": "should
+ * ensure both match if both are provided"). */
 static unsigned check_token(td_mx *m, struct MHD_Connection *c) {
   const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+  const char *query = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "access_token");
   const char *token = NULL;
   if (auth && !strncmp(auth, "Bearer ", 7)) token = auth + 7;
   else if (auth) return 403; /* another scheme: credentials, but not ours */
-  else token = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "access_token");
+  else token = query;
   if (!token) return 401;
-  uint8_t h[32];
-  SHA256((const uint8_t *)token, strlen(token), h);
-  return CRYPTO_memcmp(h, m->hs_token_hash, sizeof h) == 0 && m->hs_token[0] ? 0 : 403;
+  int ok = token_ok(m, token);
+  if (query && token != query) ok &= token_ok(m, query); /* both compared: no early answer */
+  return ok ? 0 : 403;
 }
 
 static enum MHD_Result queue(struct MHD_Connection *c, unsigned status, const char *json) {

@@ -17,7 +17,8 @@
  * users_default 0; a room with no power_levels event (404): only its creator
  * has 100, and tally does not track the creator, so nobody there is a host.
  * A DM: a room the bot's m.direct lists, one it was invited to with
- * is_direct, or one whose joined members are two, the bot included. */
+ * is_direct, or one whose joined members are two, the bot included (unless
+ * the bot was invited to it without is_direct: then a room). */
 #include "matrix.h"
 
 #include <jansson.h>
@@ -27,6 +28,7 @@
 struct td_mx_rs {
   char id[TD_MX_ID_BYTES_MAX + 1];
   int direct;          /* m.direct or is_direct invite */
+  int invited_room;    /* the bot was invited without is_direct: a room, even of two */
   int loaded, loading; /* the state fetches answered / asked */
   int answers;         /* of the two fetches */
   int pl_known;
@@ -38,6 +40,8 @@ struct td_mx_rs {
   json_t *names;  /* {mxid: display name} of members (joined or not) */
   json_t *joined; /* {mxid: true} */
 };
+
+static void dm_add(td_mx *m, const char *peer, const char *room);
 
 static int json_level(json_t *o, const char *key, json_int_t def, json_int_t *out) {
   json_t *v = json_object_get(o, key);
@@ -115,19 +119,32 @@ void td_mx_rs_event(td_mx *m, json_t *ev) {
     const char *who = json_string_value(sk), *membership = json_string_value(json_object_get(c, "membership"));
     /* An invite of the bot marked is_direct (CS "Direct Messaging"): a DM. */
     if (!strcmp(who, m->bot_id) && membership && !strcmp(membership, "invite") &&
-        json_is_true(json_object_get(c, "is_direct")))
+        json_is_true(json_object_get(c, "is_direct"))) {
       r->direct = 1;
+      /* CS "Direct Messaging": a client that joins a DM invite adds the room
+       * to its m.direct under the inviter; so the bot names this DM in its
+       * hints (and sends moderators' lines there) instead of making another. */
+      dm_add(m, json_string_value(json_object_get(ev, "sender")), room);
+    } else if (!strcmp(who, m->bot_id) && membership && !strcmp(membership, "invite")) {
+      /* Invited without is_direct: the inviter says it is no DM (CS
+       * "Direct Messaging" marks a DM invite), so the two-member rule below
+       * does not apply: a room whose host is alone with the bot at first
+       * is still a room. Kept in memory (a restart forgets it). */
+      r->invited_room = 1;
+    }
     set_member(m, r, who, membership, json_string_value(json_object_get(c, "displayname")));
   }
 }
 
 /* As td_mx_rs_is_dm, with the members just read counted as loaded. */
 static int is_dm_known(td_mx *m, const td_mx_rs *r) {
-  return r->direct || (json_object_size(r->joined) == 2 && json_object_get(r->joined, m->bot_id));
+  return r->direct ||
+         (!r->invited_room && json_object_size(r->joined) == 2 && json_object_get(r->joined, m->bot_id));
 }
 
 int td_mx_rs_is_dm(td_mx *m, const td_mx_rs *r) {
-  return r && (r->direct || (r->loaded && json_object_size(r->joined) == 2 && json_object_get(r->joined, m->bot_id)));
+  return r && (r->direct || (r->loaded && !r->invited_room && json_object_size(r->joined) == 2 &&
+                              json_object_get(r->joined, m->bot_id)));
 }
 
 uint32_t td_mx_rs_roles(const td_mx_rs *r, const char *who) {
@@ -279,6 +296,22 @@ static void put_direct(td_mx *m) {
   free(json);
 }
 
+/* room becomes peer's latest DM in m.direct (written back when it is new). */
+static void dm_add(td_mx *m, const char *peer, const char *room) {
+  if (!m->direct || !peer || strlen(peer) > TD_MX_ID_BYTES_MAX || !strcmp(peer, m->bot_id)) return;
+  json_t *rooms = json_object_get(m->direct, peer);
+  size_t i;
+  json_t *v;
+  json_array_foreach(rooms, i, v) if (json_is_string(v) && !strcmp(json_string_value(v), room)) return;
+  if (!json_is_array(rooms)) {
+    if (json_object_size(m->direct) >= TD_MX_DMS_MAX) return;
+    rooms = json_array();
+    json_object_set_new(m->direct, peer, rooms);
+  }
+  json_array_append_new(rooms, json_string(room));
+  put_direct(m);
+}
+
 static void on_created(td_mx *m, const char *queue, int status, const char *body, void *ud) {
   (void)ud;
   const char *peer = queue + 3; /* "dm <mxid>" */
@@ -366,4 +399,14 @@ void td_mx_rooms_free(td_mx *m) {
   m->rs_count = 0;
   json_decref(m->direct);
   m->direct = NULL;
+}
+
+void td_mx_rs_moderators(td_mx *m, const char *room, void (*fn)(td_mx *m, const char *who, void *ud), void *ud) {
+  td_mx_rs *r = td_mx_rs_get(m, room, 0);
+  if (!r || td_mx_rs_is_dm(m, r)) return;
+  const char *who;
+  json_t *v;
+  json_object_foreach(r->joined, who, v) {
+    if (strcmp(who, m->bot_id) && (td_mx_rs_roles(r, who) & TALLY_ROLE_MODERATOR)) fn(m, who, ud);
+  }
 }

@@ -147,7 +147,10 @@ static int command_of(td_mx *m, json_t *ev, td_mx_cmd *c) {
   size_t wl = strcspn(body + 1, " ");
   word_probe p = {body + 1, wl, 0};
   if (wl) tally_commands_describe(probe_word, &p);
-  if (!p.found) return 0; /* someone else's !command */
+  /* In a room an unknown !word is someone else's (another bot's) command;
+   * in the bot's DM it can only be meant for tally: the engine answers it
+   * (unknown command) rather than leave the sender without an answer. */
+  if (!p.found && (!wl || !td_mx_rs_is_dm(m, td_mx_rs_get(m, room, 0)))) return 0;
   snprintf(c->event_id, sizeof c->event_id, "%s", id);
   snprintf(c->room, sizeof c->room, "%s", room);
   snprintf(c->sender, sizeof c->sender, "%s", sender);
@@ -323,6 +326,18 @@ void td_mx_room_loaded(td_mx *m, const char *room) {
   }
 }
 
+/* Is who one of list's ids (comma or space separated)? */
+static int listed(const char *list, const char *who) {
+  size_t wl = strlen(who);
+  for (const char *p = list; *p;) {
+    size_t n = strcspn(p, ", ");
+    if (n == wl && !strncmp(p, who, n)) return 1;
+    p += n;
+    p += strspn(p, ", ");
+  }
+  return 0;
+}
+
 static void submit_now(td_mx *m, td_mx_cmd *c) {
   td_daemon *d = m->d;
   if (c->too_long) {
@@ -331,15 +346,10 @@ static void submit_now(td_mx *m, td_mx_cmd *c) {
   }
   char origin[3 * (TD_MX_ID_BYTES_MAX + 1)];
   snprintf(origin, sizeof origin, "%s %s %s", c->room, c->event_id, c->sender);
-  uint32_t roles = 0;
-  const char *admins = d->cfg.matrix_admins;
-  size_t sl = strlen(c->sender);
-  for (const char *p = admins; *p;) {
-    size_t n = strcspn(p, ", ");
-    if (n == sl && !strncmp(p, c->sender, n)) roles |= TALLY_ROLE_ADMIN;
-    p += n;
-    p += strspn(p, ", ");
-  }
+  uint32_t roles = listed(d->cfg.matrix_admins, c->sender) ? TALLY_ROLE_ADMIN : 0;
+  /* The grant privilege (TALLY GRANT) as xmpp_grant_jids gives it on XMPP;
+   * the engine still asks for ADMIN too. */
+  if (listed(d->cfg.matrix_grant_ids, c->sender)) roles |= TALLY_ROLE_GRANT;
   /* Roles from the room's power levels; in a DM the command is private
    * (channel ""), as a private message is on IRC; the nick is the display
    * name, never the MXID (bridged MXIDs carry phone numbers). */
@@ -808,6 +818,33 @@ static void names_for_room(td_mx *m, const char *room, char *s, size_t cap, int 
   }
 }
 
+/* A line for a room's moderators, sent to each one's DM (td_mx_effect). */
+typedef struct mod_line {
+  const char *room;
+  uint64_t seq;
+  unsigned sent;
+  char plain[TALLY_TEXT_BYTES_MAX + 512 + TD_MX_ID_BYTES_MAX + 64], html[HTML_BYTES_MAX + 6 * TD_MX_ID_BYTES_MAX + 64];
+} mod_line;
+
+static void to_moderator(td_mx *m, const char *who, void *ud) {
+  mod_line *ml = ud;
+  const char *dm = td_mx_dm_of(m, who);
+  if (!dm) {
+    /* Made now for the next line; this one is not kept (logged): a
+     * moderator opens the DM by inviting the bot, or gets one made here. */
+    td_log(TD_WARN, "matrix: %s moderates %s but has no DM with the bot yet: this line not sent, one is made",
+           who, ml->room);
+    open_dm(m, who);
+    return;
+  }
+  /* No event to derive from: a per-process id per line and moderator, as
+   * for announcements. */
+  char txn[64];
+  snprintf(txn, sizeof txn, "tlm%s.%llu.%u", m->boot, (unsigned long long)ml->seq, ml->sent);
+  td_mx_send(m, dm, txn, ml->plain, ml->html, NULL);
+  ml->sent++;
+}
+
 int td_mx_owns(const td_daemon *d, const char *network) {
   return d->mx && d->cfg.matrix_listen[0] && network && !strcmp(network, d->cfg.matrix_network);
 }
@@ -865,8 +902,22 @@ void td_mx_effect(td_daemon *d, const tally_effect *e) {
     td_presence_replay(d->presence, d->cfg.matrix_network, e->channel ? e->channel : "", td_presence_submit, d);
     return;
   }
-  /* TOPIC (m.room.topic: later),
-   * MODERATORS (must never reach the room: moderators by DM, later). */
+  if (e->kind == TALLY_EFFECT_MODERATORS && e->channel && e->channel[0]) {
+    /* Never the room: each of its moderators (power level >= redact) in
+     * their DM with the bot, the room named first, as the XMPP component
+     * prefixes "[room, moderators] ". */
+    names_for_room(m, e->channel, plain, sizeof plain, 0);
+    names_for_room(m, e->channel, html, sizeof html, 1);
+    mod_line ml = {.room = e->channel, .seq = ++m->anon_seq};
+    snprintf(ml.plain, sizeof ml.plain, "[%s, moderators] %s", e->channel, plain);
+    char room_html[6 * TD_MX_ID_BYTES_MAX + 1];
+    html_escape(e->channel, room_html, sizeof room_html);
+    snprintf(ml.html, sizeof ml.html, "[%s, moderators] %s", room_html, html);
+    td_mx_rs_moderators(m, e->channel, to_moderator, &ml);
+    if (!ml.sent) td_log(TD_INFO, "matrix: a line for the moderators of %s reached none (none known there)", e->channel);
+    return;
+  }
+  /* TOPIC (m.room.topic: later). */
   td_log(TD_DEBUG, "matrix: effect kind %u for %s not rendered on Matrix yet", e->kind, e->channel ? e->channel : "");
 }
 

@@ -93,6 +93,7 @@ typedef struct td_config {
   uint32_t matrix_event_age_max_s, matrix_body_bytes_max;
   char matrix_invite_servers[TD_PATH_BYTES_MAX]; /* servers whose rooms' invites are accepted */
   char xmpp_grant_jids[TALLY_CONFIG_LINE_BYTES_MAX + 1];   /* bare JIDs with the grant privilege */
+  char matrix_grant_ids[TD_PATH_BYTES_MAX];              /* MXIDs with the grant privilege, comma separated */
 } td_config;
 
 /* Loads path into cfg (defaults first). TALLY_ECONFIG/EIO with err. */

@@ -105,6 +105,9 @@ for t in tests/conformance/test_*.py; do
 done
 if [ "${TALLY_SKIP_E2E:-0}" != 1 ]; then
   for t in tests/e2e/test_*.py; do [ -f "$t" ] && pool_one "$t" 600 /usr/bin/python3 "$t"; done
+  # Differential tests against reference implementations (tests/diff: npm
+  # packages installed from the committed lock by the test itself).
+  for t in tests/diff/test_*.py; do [ -f "$t" ] && pool_one "$t" 600 /usr/bin/python3 "$t"; done
 fi
 pool_wait
 [ ${#failures[@]} -gt 0 ] && printf 'failed: %s\n' "${failures[@]}"

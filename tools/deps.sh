@@ -4,8 +4,14 @@
 # prints the exact line to run and fails.
 set -euo pipefail
 missing=()
+# A name an installed package Provides counts as installed (e.g. npm, which a
+# nodejs build from elsewhere bundles and provides: installing Debian's npm
+# would replace that nodejs).
+provided=$(dpkg-query -W -f='${Status}\t${Provides}\n' 2>/dev/null | grep '^install ok installed' | cut -f2 |
+  tr ',' '\n' | sed 's/^ *//; s/ .*//' | sort -u || true)
 for p in "$@"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' && continue
+  grep -qxF "$p" <<<"$provided" || missing+=("$p")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then

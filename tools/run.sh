@@ -146,6 +146,7 @@ matrix_registration = $root/var/matrix/registration.yaml
 matrix_homeserver = http://127.0.0.1:$hsport
 matrix_server_name = localhost
 matrix_admins = @admin:localhost
+matrix_grant_ids = @admin:localhost
 CONF
     python3 tests/e2e/matrix_double.py serve var/matrix/registration.yaml "$hsport" "http://127.0.0.1:$mport" localhost \
       > var/matrix/double.log 2>&1 &
@@ -249,7 +250,7 @@ hosted by @host:localhost). Speak there as a user and see tally's answers:
   tools/matrix-say --name 'Ana (WhatsApp)' @whatsapp_15551234567 '!wallet'   (a bridged user: named by display name)
   tools/matrix-say @host '!event start 30 Launch'   (@host has power level 100: a host)
   tools/matrix-say @alice '!ship 1 Main St'  (refused in the room: the bot opens a DM)  then  tools/matrix-say --dm @alice '!wallet'
-  @admin:localhost is a tally admin (matrix_admins): tools/matrix-say @admin '!tally role @alice:localhost creator'
+  @admin:localhost is a tally admin (matrix_admins) who may grant (matrix_grant_ids): tools/matrix-say @admin '!tally role @alice:localhost creator'
 Registration file for a real homeserver: $root/var/matrix/registration.yaml (Synapse: untested here, docs/MATRIX.md)
 Logs: var/matrix/double.log (every message the bot sends), var/tallyd/tallyd.log
 MSG

@@ -2,7 +2,7 @@
 # (tests/conformance/README.md): one set of network-neutral scenarios, one
 # driver per host. Builds the frame driver (the engine itself as a host, on
 # the public API only: no core/src include path) for `make test`, and adds
-#   make conformance        every driver (frame, irc, xmpp, component) over every scenario
+#   make conformance        every driver (frame, irc, xmpp, component, matrix) over every scenario
 #   make conformance DRIVER=frame [ONLY=regex]
 
 FRAME_DRIVER := $(BUILD)/tests/conformance/frame_driver

@@ -99,6 +99,11 @@ class Base:
     # actor is reported "not applicable" with the reason (TAP "# SKIP",
     # counted as skipped by tests/run.sh, never as passed).
     unsupported_kinds = {}
+    # not_applicable_scenarios: scenario names whose premise the network
+    # does not have, each with the reason (reported like an unsupported
+    # kind: "# SKIP", never a pass). Only for a real difference of the
+    # network, said in its docs; never to hide a failure.
+    not_applicable_scenarios = {}
 
     def room_echo(self, account, text):
         """What a room's member sees ("hears" text) when the user with this

@@ -324,6 +324,8 @@ def not_applicable(driver, scenario):
     no user for, driver.unsupported_kinds), or None."""
     why = ["%s: %s" % (k, driver.unsupported_kinds[k]) for k in sorted(set(scenario["actors"].values()))
            if k in driver.unsupported_kinds]
+    if scenario["name"] in driver.not_applicable_scenarios:
+        why.append(driver.not_applicable_scenarios[scenario["name"]])
     return "; ".join(why) or None
 
 
