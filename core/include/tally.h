@@ -446,7 +446,10 @@ enum tally_hint {
   X(HIGHLIGHTS_ON_SALE, 23, "Highlights on sale: <text: tier> pins your message for N s, <amount>. " \
                             "Type: <command: HIGHLIGHT <text: tier> <message>>")                       \
   X(RAFFLE_CLOSED, 24, "RAFFLE <sku> closed with <count> entries. Seed: .. Entry hash: ... Drawing " \
-                       "<count> winners now (VERIFY DRAW <sku> to check).")
+                       "<count> winners now (VERIFY DRAW <sku> to check).")                   \
+  /* 25..44 are taken by features being built (goals, challenges, quizzes, Matrix rooms). */      \
+  X(CONSENT_ASKED, 45, "reply (code ECONSENT): ... <count>x <text: title> costs <amount> ... To agree, " \
+                       "reply: <command: CONFIRM code> (valid N s ...)")
 
 #define TALLY_MSG_ENUM_(name, number, sentence) TALLY_MSG_##name = number,
 enum tally_msg { TALLY_MSG_TABLE(TALLY_MSG_ENUM_) };

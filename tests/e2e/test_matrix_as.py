@@ -112,13 +112,16 @@ def scenario(tap, hs, db, td):
             if time.monotonic() > deadline:
                 raise AssertionError("no welcome grant: %r" % ans["content"])
             time.sleep(0.3)
-        ev, ans = ask(BOB, "!buy %s" % sku, r"CONFIRM (\S+)")
+        ev, ans = ask(BOB, "!buy %s" % sku, r"reply: !confirm (\S+)")
         c = ans["content"]
         tap.check("the answer is an m.notice", c.get("msgtype") == "m.notice" and ans["type"] == "m.room.message", c)
         tap.check("with formatted_body (HTML)", c.get("format") == "org.matrix.custom.html" and c.get("formatted_body"),
                   c)
         tap.check("in the room it was asked in", ans["room_id"] == ROOM, ans["room_id"])
-        code = re.search(r"CONFIRM (\S+)", c["body"]).group(1)
+        # The code to type is a command span: said as Matrix users type it.
+        tap.check("the consent names the command as typed here (!confirm)", "reply: !confirm " in c["body"]
+                  and "CONFIRM" not in c["body"], c["body"])
+        code = re.search(r"reply: !confirm (\S+)", c["body"]).group(1)
         ev, ans = ask(BOB, "!confirm %s" % code, r"receipt \d+")
         rid = re.search(r"receipt (\d+)", ans["content"]["body"]).group(1)
         who = db.scalar("SELECT n.name || ':' || i.name FROM transfers t JOIN identities i ON i.account_id = t.account_id "

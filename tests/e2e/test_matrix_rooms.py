@@ -125,8 +125,8 @@ def scenario(tap, hs, db, td):
             time.sleep(0.3)
         tap.check("a bridged user's WALLET in the room names her by display name", "Ana (WhatsApp)" in body, body)
         tap.check("and not by MXID (no phone number)", NUMBERS[0] not in body, body)
-        body = ask(ANA, "!buy %s" % sku, r"CONFIRM (\S+)")
-        code = re.search(r"CONFIRM (\S+)", body).group(1)
+        body = ask(ANA, "!buy %s" % sku, r"reply: !confirm (\S+)")
+        code = re.search(r"reply: !confirm (\S+)", body).group(1)
         ask(ANA, "!confirm %s" % code, r"receipt \d+")
         body = ask(TOM, "!wallet", r"^Wallet ")
         tap.check("no display name: the localpart with the digits hidden", "telegram_\u2026" in body and

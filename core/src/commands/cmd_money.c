@@ -118,24 +118,40 @@ static void ask_consent(tally__cmd *c, uint32_t item, uint32_t qty, uint32_t ref
   snprintf(slot->key, sizeof slot->key, "%s", tally__cmd_key(c, ""));
   char amount[48], unit[48], before[48];
   tally__format_amount(c->e, total, amount, sizeof amount);
+  /* The code to type is a command span, so each adapter says it the way its
+   * network types commands ("!confirm k3x" in a Matrix room). */
+  tally__say say;
+  tally__say_init(&say, TALLY_MSG_CONSENT_ASKED);
   if (agreed < 0) {
-    tally__reply(c->e, c->cmd, TALLY_ECONSENT, 0, "Please confirm: %ux %s costs %s. To agree, reply: CONFIRM %s (valid %u s)",
-                 qty, it->title, amount, slot->code, c->e->cfg.consent_ttl_s);
-    return;
+    tally__sayf(&say, "ntm", "Please confirm: %ux %s costs %s. To agree, reply: ", qty, it->title, amount);
+  } else if (agreed == 0) {
+    tally__sayf(&say, "ntm", "First purchase: %ux %s costs %s, paid from your tally wallet. To agree, reply: ", qty,
+                it->title, amount);
+  } else {
+    tally__format_amount(c->e, it->price, unit, sizeof unit);
+    tally__format_amount(c->e, agreed, before, sizeof before);
+    tally__sayf(&say, "tmmnm", "Price raised: %s is now %s each (you last agreed to %s); %ux costs %s. Not charged. "
+                               "To agree, reply: ", it->title, unit, before, qty, amount);
   }
+  size_t command = say.len;
+  tally__sayf(&say, "-", "CONFIRM %s", slot->code);
+  tally__say_span(&say, TALLY_ARG_COMMAND, command);
   if (agreed == 0) {
-    tally__reply(c->e, c->cmd, TALLY_ECONSENT, 0,
-                 "First purchase: %ux %s costs %s, paid from your tally wallet. To agree, reply: "
-                 "CONFIRM %s (valid %u s; CONFIRM EXTEND for more time)",
-                 qty, it->title, amount, slot->code, c->e->cfg.consent_ttl_s);
-    return;
+    tally__sayf(&say, "-", " (valid %u s; ", c->e->cfg.consent_ttl_s);
+    size_t extend = say.len;
+    tally__sayf(&say, "", "CONFIRM EXTEND");
+    tally__say_span(&say, TALLY_ARG_COMMAND, extend);
+    tally__sayf(&say, "", " for more time)");
+  } else {
+    tally__sayf(&say, "-", " (valid %u s)", c->e->cfg.consent_ttl_s);
   }
-  tally__format_amount(c->e, it->price, unit, sizeof unit);
-  tally__format_amount(c->e, agreed, before, sizeof before);
-  tally__reply(c->e, c->cmd, TALLY_ECONSENT, 0,
-               "Price raised: %s is now %s each (you last agreed to %s); %ux costs %s. Not charged. To agree, "
-               "reply: CONFIRM %s (valid %u s)",
-               it->title, unit, before, qty, amount, slot->code, c->e->cfg.consent_ttl_s);
+  uint32_t total_arg = agreed > 0 ? 4 : 2; /* the argument that is the total */
+  tally__say_value(&say, total_arg, total, TALLY__DECIMALS(c->e));
+  if (agreed > 0) {
+    tally__say_value(&say, 1, it->price, TALLY__DECIMALS(c->e));
+    tally__say_value(&say, 2, agreed, TALLY__DECIMALS(c->e));
+  }
+  tally__reply_say(c->e, c->cmd, TALLY_ECONSENT, 0, &say);
 }
 
 /* Index of the referral code in "ref=<code>", TALLY__NONE when absent;

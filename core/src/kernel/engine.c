@@ -94,6 +94,18 @@ void tally__reply(tally__engine *e, const tally__command_frame *cmd, int code, u
              text);
 }
 
+void tally__reply_say(tally__engine *e, const tally__command_frame *cmd, int code, uint64_t receipt,
+                      const tally__say *say) {
+  char args[TALLY_EFFECT_ARGS_BYTES_MAX + 1];
+  tally__say_args(say, args, sizeof args);
+  tally_effect eff = {.size = sizeof eff, .version = TALLY_EFFECT_VERSION, .kind = TALLY_EFFECT_REPLY,
+                      .code = code, .req_id = cmd->req_id, .receipt_id = receipt, .origin = cmd->origin,
+                      .channel = cmd->channel, .text = say->text,
+                      .hint = code == TALLY_ENOT_LOGGED_IN ? TALLY_HINT_LOG_IN : TALLY_HINT_NONE,
+                      .msg = args[0] ? say->msg : TALLY_MSG_TEXT, .args = args, .network = frame_network(e, cmd)};
+  emit_effect(e, &eff);
+}
+
 void tally__reply_hint(tally__engine *e, const tally__command_frame *cmd, int code, uint32_t hint,
                        const char *fmt, ...) {
   char text[TALLY_TEXT_BYTES_MAX + 1];

@@ -212,6 +212,11 @@ __attribute__((format(printf, 5, 6))) void tally__reply(tally__engine *e,
                                                           const tally__command_frame *cmd,
                                                           int code, uint64_t receipt,
                                                           const char *fmt, ...);
+/* tally__reply of a structured sentence (base/say.h): its msg code and
+ * arguments go with the text, e.g. a command span the adapter renders the
+ * way its network types commands. */
+void tally__reply_say(tally__engine *e, const tally__command_frame *cmd, int code, uint64_t receipt,
+                      const tally__say *say);
 /* tally__reply with a hint (enum tally_hint) the adapter phrases for its
  * network; `fmt` stays network-neutral. */
 __attribute__((format(printf, 5, 6))) void tally__reply_hint(tally__engine *e,
