@@ -4,6 +4,7 @@
  * held messages and the HIDE op's settlement stay in tipmsg.c. */
 #include <stdio.h>
 
+#include "command_rows.h"
 #include "commands.h"
 #include "tipmsg.h"
 
@@ -36,3 +37,13 @@ void tally__cmd_hide(tally__cmd *c) {
            (unsigned long long)receipt);
   h->state = TALLY__HELD_HIDING; /* not said while the HIDE is in flight */
 }
+
+/* ---- the feature's command words (command_rows.h; runtime.c registers them) -- */
+static const tally__role_row hide_roles[] = {TALLY__ROLE_ROW("", 0, MODERATORS, OPEN)};
+static const tally__command_row tip_rows[] = {
+    {"HIDE", tally__cmd_hide, TALLY__NA, TALLY_COMMAND_GROUP_HOSTS,
+     "<tip receipt>",
+     "hide a tip's message (moderators, in its channel)",
+     hide_roles, sizeof hide_roles / sizeof hide_roles[0]},
+};
+const tally__command_rows tally__tip_commands = TALLY__ROWS(tip_rows);

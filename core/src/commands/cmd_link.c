@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "command_rows.h"
 #include "commands.h"
 #include "decide.h"
 #include "link.h"
@@ -306,3 +307,15 @@ void tally__cmd_unlink(tally__cmd *c) {
            "Unlinked %s: it has its own empty wallet again; receipts and refunds stay with this wallet.", who);
   tally__link_pending(st, op);
 }
+
+/* ---- the feature's command words (command_rows.h; runtime.c registers them) -- */
+static const tally__command_row link_rows[] = {
+    {"LINK", tally__cmd_link, TALLY__NA | TALLY__PRIV, TALLY_COMMAND_GROUP_EVERYONE,
+     "| LINK <code> | LINK CONFIRM <code> | LINK CANCEL",
+     "one wallet across networks: LINK here gives a code, LINK <code> on your other network claims it, "
+     "LINK CONFIRM here agrees (privately)", NULL, 0},
+    {"UNLINK", tally__cmd_unlink, TALLY__NA | TALLY__PRIV, TALLY_COMMAND_GROUP_EVERYONE,
+     "[<network:identity>]",
+     "detach a linked identity (privately; receipts stay with the wallet)", NULL, 0},
+};
+const tally__command_rows tally__link_commands = TALLY__ROWS(link_rows);
