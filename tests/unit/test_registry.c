@@ -1,7 +1,10 @@
 /* test_registry.c — features register their command words and config keys
  * (issue 10 item 1): the command set is the core's rows plus every
  * registered feature's, in TALLY HELP's order, each word once, a word
- * registered twice refused with its name. */
+ * registered twice refused with its name; the config table is the core's
+ * keys plus every feature's, each once, a key declared twice or past the
+ * end of tally_config refused; the feature keys keep their names, defaults,
+ * bounds and fields of the public struct. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "config.h"
 #include "describe.h"
 #include "runtime.h"
 #include "tally.h"
@@ -96,11 +100,103 @@ static void test_registered_set_has_feature_words(void **state) {
   assert_int_equal(s->count, tally__core_commands.count + sizeof words / sizeof words[0]);
 }
 
+typedef struct keys_seen {
+  int n, found;
+  const char *want;
+  char default_text[32];
+} keys_seen;
+
+static void count_key(void *ud, const char *key, const char *default_text, const char *help) {
+  keys_seen *k = ud;
+  k->n++;
+  assert_non_null(help);
+  if (k->want && !strcmp(key, k->want)) {
+    k->found++;
+    snprintf(k->default_text, sizeof k->default_text, "%s", default_text);
+  }
+}
+
+/* Each feature's keys: described once, with their defaults, set into
+ * their fields of the public struct, bounds checked. */
+static void test_feature_keys(void **state) {
+  (void)state;
+  static const struct {
+    const char *key, *default_text;
+    size_t offset;
+    const char *valid; /* in bounds, not the default */
+  } keys[] = {
+      {"highlight_repeat", "30", offsetof(tally_config, highlight_repeat_s), "5"},
+      {"highlight_topic", "0", offsetof(tally_config, highlight_topic), "1"},
+      {"highlights_per_channel", "64", offsetof(tally_config, highlights_per_channel), "1"},
+      {"highlights_per_account", "8", offsetof(tally_config, highlights_per_account), "1"},
+      {"highlight_refund_wait", "600", offsetof(tally_config, highlight_refund_wait_s), "1"},
+      {"tip_message_hold", "0", offsetof(tally_config, tip_message_hold_s), "1"},
+      {"held_tips_per_channel", "64", offsetof(tally_config, held_tips_per_channel), "1"},
+      {"held_tips_per_account", "8", offsetof(tally_config, held_tips_per_account), "1"},
+      {"drops_per_host", "16", offsetof(tally_config, drops_per_host), "1"},
+      {"link_code_ttl", "600", offsetof(tally_config, link_code_ttl_s), "1"},
+      {"reward_min_account_age", "3600", offsetof(tally_config, reward_min_account_age_s), "1"},
+  };
+  char err[TALLY_ERRBUF_BYTES];
+  for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+    keys_seen k = {.want = keys[i].key};
+    tally_config_describe(count_key, &k);
+    assert_int_equal(k.found, 1);
+    assert_string_equal(k.default_text, keys[i].default_text);
+    tally_config cfg;
+    tally_config_init(&cfg);
+    uint32_t v;
+    memcpy(&v, (const char *)&cfg + keys[i].offset, sizeof v);
+    assert_int_equal(v, (uint32_t)atoi(keys[i].default_text));
+    assert_int_equal(tally_config_set(&cfg, keys[i].key, keys[i].valid, err, sizeof err), TALLY_OK);
+    memcpy(&v, (const char *)&cfg + keys[i].offset, sizeof v);
+    assert_int_equal(v, (uint32_t)atoi(keys[i].valid));
+    assert_int_equal(tally_config_set(&cfg, keys[i].key, "99999999", err, sizeof err), TALLY_ECONFIG);
+    assert_non_null(strstr(err, "out of range"));
+  }
+}
+
+static const tally__config_key twice_rows[] = {
+    {"fee_bps", TALLY__CFG_U32, offsetof(tally_config, fee_bps), "250", 0, 5000, "again"}};
+static const tally__config_keys twice = TALLY__CONFIG_KEYS(twice_rows);
+static const tally__config_key past_rows[] = {
+    {"past_end", TALLY__CFG_I64, sizeof(tally_config) - 4, "0", 0, 1, "past the struct"}};
+static const tally__config_keys past = TALLY__CONFIG_KEYS(past_rows);
+static const tally__config_key bad_default_rows[] = {
+    {"bad_default", TALLY__CFG_U32, offsetof(tally_config, fee_bps), "9", 10, 20, "default below min"}};
+static const tally__config_keys bad_default = TALLY__CONFIG_KEYS(bad_default_rows);
+
+static void test_config_table_checked(void **state) {
+  (void)state;
+  char err[TALLY_ERRBUF_BYTES] = "";
+  assert_int_equal(tally__config_table_check(tally__config_table_get(), err, sizeof err), TALLY_OK);
+  const tally__config_keys *parts[] = {&tally__core_config_keys, &twice};
+  tally__config_table t = {parts, 2};
+  assert_int_equal(tally__config_table_check(&t, err, sizeof err), TALLY_ECONFIG);
+  assert_non_null(strstr(err, "fee_bps: declared twice"));
+  parts[1] = &past;
+  assert_int_equal(tally__config_table_check(&t, err, sizeof err), TALLY_ECONFIG);
+  assert_non_null(strstr(err, "past_end"));
+  parts[1] = &bad_default;
+  assert_int_equal(tally__config_table_check(&t, err, sizeof err), TALLY_ECONFIG);
+  assert_non_null(strstr(err, "bad_default: its default"));
+  /* The core's keys alone lack the features' (the registered table has them). */
+  tally__config_table core = {parts, 1};
+  tally_config cfg;
+  tally_config_init(&cfg);
+  assert_int_equal(tally__config_set_in(&core, &cfg, "drops_per_host", "3", err, sizeof err), TALLY_ECONFIG);
+  assert_non_null(strstr(err, "unknown key"));
+  assert_int_equal(tally_config_set(&cfg, "drops_per_host", "3", err, sizeof err), TALLY_OK);
+  assert_int_equal(cfg.drops_per_host, 3);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_duplicate_word_refused),
       cmocka_unit_test(test_feature_words_join_their_group),
       cmocka_unit_test(test_registered_set_has_feature_words),
+      cmocka_unit_test(test_feature_keys),
+      cmocka_unit_test(test_config_table_checked),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,7 @@
 /* link.c — LINK codes and links of identities (contract in link.h). */
 #include "link.h"
 
+#include <stddef.h>
 #include <openssl/rand.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -239,3 +240,11 @@ int tally__link_restore(loader *l, int64_t now_ms) {
   }
   return TALLY_OK;
 }
+
+/* ---- the feature's config keys (config.h; runtime.c registers them) ------- */
+static const tally__config_key config_keys[] = {
+    {"link_code_ttl", TALLY__CFG_U32, offsetof(tally_config, link_code_ttl_s), "600", 1, 3600,
+     "seconds a LINK code stays valid for its LINK <code> on another network, and then for the issuer's "
+     "LINK CONFIRM"},
+};
+const tally__config_keys tally__link_config_keys = TALLY__CONFIG_KEYS(config_keys);

@@ -15,6 +15,7 @@
 #ifndef TALLY_LINK_H
 #define TALLY_LINK_H
 
+#include "config.h"
 #include "engine_internal.h"
 
 enum {
@@ -58,5 +59,8 @@ void tally__link_pending(tally__state *st, const tally__op *op);
 int tally__link_restore(struct loader *l, int64_t now_ms);
 void tally__link_settled(tally__engine *e, const tally__op *op, int outcome);
 void tally__link_record_settled(tally__engine *e, const tally__op *op, bool ok);
+
+/* Its config keys (LINK codes), registered by runtime.c. */
+extern const tally__config_keys tally__link_config_keys;
 
 #endif

@@ -1,6 +1,7 @@
 /* tipmsg.c — tip messages held for moderators (contract in tipmsg.h). */
 #include "tipmsg.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -147,3 +148,16 @@ void tally__tip_hide_settled(tally__engine *e, const tally__op *op, bool ok) {
               (unsigned long long)op->ref_transfer, who(&e->st, h->tipper));
   tally__emit_say_in(e, op->net, TALLY_EFFECT_MODERATORS, TALLY_OK, 0, op->ref_transfer, "", op->channel, &say);
 }
+
+/* ---- the feature's config keys (config.h; runtime.c registers them) ------- */
+static const tally__config_key config_keys[] = {
+    {"tip_message_hold", TALLY__CFG_U32, offsetof(tally_config, tip_message_hold_s), "0", 0, 600,
+     "seconds a tip's message is shown to the channel's moderators only (who can HIDE it) before "
+     "the channel sees it; 0 = at once"},
+    {"held_tips_per_channel", TALLY__CFG_U32, offsetof(tally_config, held_tips_per_channel), "64", 1, 256,
+     "tip messages waiting for moderators in one channel (256 for all channels together); "
+     "beyond it a TIP with a message is refused before any charge"},
+    {"held_tips_per_account", TALLY__CFG_U32, offsetof(tally_config, held_tips_per_account), "8", 1, 256,
+     "tip messages waiting for moderators from one account"},
+};
+const tally__config_keys tally__tip_config_keys = TALLY__CONFIG_KEYS(config_keys);

@@ -20,6 +20,7 @@
 #ifndef TALLY_TIPMSG_H
 #define TALLY_TIPMSG_H
 
+#include "config.h"
 #include "engine_internal.h"
 
 enum {
@@ -47,5 +48,8 @@ bool tally__tip_message_reserve(tally__state *st, const tally__op *op);
 bool tally__tip_message_queue(tally__engine *e, uint64_t transfer_id, uint32_t tipper,
                               uint32_t recipient, int64_t amount, uint16_t net, const char *channel,
                               const char *text, uint64_t due_mono);
+
+/* Its config keys (tip messages held for moderators), registered by runtime.c. */
+extern const tally__config_keys tally__tip_config_keys;
 
 #endif

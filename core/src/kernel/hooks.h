@@ -28,6 +28,10 @@ typedef struct tally__feature_hooks {
   /* The feature's command words (its command file's rows), or NULL: the
    * dispatcher and tally_commands_describe() know them from here. */
   const struct tally__command_rows *commands;
+  /* The feature's config keys (base/config.h rows in its files), or NULL:
+   * tally_config_set, _check, _describe and `tally config` know them from
+   * here (runtime/config_api.c). */
+  const struct tally__config_keys *config_keys;
   /* Start-up, after the kernel's own state (accounts, items, purchases,
    * keys) and before the first command: rebuilds the feature's memory from
    * the ledger (loader.c, blocking, on the engine thread). A nonzero return

@@ -10,13 +10,16 @@
  * An entry also names the feature's command words (`.commands`, its command
  * file's rows): the command set the dispatcher, tally_commands_describe()
  * and TALLY HELP read is built from the core's words and these, once, before
- * the first engine. */
+ * the first engine. Its `.config_keys` (rows of its files) join the core's
+ * keys the same way (tally__config_table_get, read by config_api.c). */
 #include <pthread.h>
 #include <stdio.h>
 
 #include "command_rows.h"
 #include "commands.h"
+#include "config.h"
 #include "describe.h"
+#include "highlight.h"
 #include "hooks.h"
 #include "runtime.h"
 #include "live.h"
@@ -43,6 +46,7 @@ static void tip_record_settled(tally__engine *e, const tally__op *op, bool ok) {
 static const tally__feature_hooks features[] = {
     {.name = "live",
      .commands = &tally__live_commands,
+     .config_keys = &tally__live_config_keys,
      .restore = tally__live_restore,
      .tick = tally__live_tick,
      .committed = tally__live_committed,
@@ -54,10 +58,11 @@ static const tally__feature_hooks features[] = {
     /* Paid highlights and reactions: their timers and totals run inside
      * live's hooks (live.c calls highlight.c); the entry registers their
      * words. */
-    {.name = "highlight", .commands = &tally__highlight_commands},
+    {.name = "highlight", .commands = &tally__highlight_commands, .config_keys = &tally__highlight_config_keys},
     {.name = "raffle", .settled = raffle_settled, .record_settled = raffle_record_settled},
     {.name = "tip messages",
      .commands = &tally__tip_commands,
+     .config_keys = &tally__tip_config_keys,
      .tick = tally__tip_messages_tick,
      .tipped = tally__tip_thanks,
      .record_settled = tip_record_settled},
@@ -65,6 +70,7 @@ static const tally__feature_hooks features[] = {
      * identities; settles LINK ops and link moves. */
     {.name = "link",
      .commands = &tally__link_commands,
+     .config_keys = &tally__link_config_keys,
      .restore = tally__link_restore,
      .settled = tally__link_settled,
      .record_settled = tally__link_record_settled},
@@ -80,6 +86,7 @@ static const tally__feature_hooks features[] = {
      .destroy = tally__rewards_destroy},
     {.name = "quiz",
      .commands = &tally__quiz_commands,
+     .config_keys = &tally__quiz_config_keys,
      .restore = tally__quiz_restore,
      .tick = tally__quiz_tick,
      .record_settled = tally__quiz_record_settled,
@@ -106,6 +113,24 @@ static void command_set_build(void) {
 const tally__command_set *tally__commands(void) {
   pthread_once(&command_set_once, command_set_build);
   return command_set_rc ? NULL : &command_set;
+}
+
+/* Every config key: the core's, then each feature's in table order. */
+static const tally__config_keys *config_parts[1 + FEATURE_COUNT];
+static tally__config_table config_table;
+static pthread_once_t config_once = PTHREAD_ONCE_INIT;
+
+static void config_table_build(void) {
+  size_t n = 0;
+  config_parts[n++] = &tally__core_config_keys;
+  for (size_t f = 0; f < FEATURE_COUNT; f++)
+    if (features[f].config_keys) config_parts[n++] = features[f].config_keys;
+  config_table = (tally__config_table){config_parts, n};
+}
+
+const tally__config_table *tally__config_table_get(void) {
+  pthread_once(&config_once, config_table_build);
+  return &config_table;
 }
 
 static const tally__hooks hooks = {
