@@ -19,7 +19,7 @@ void tally__cmd_hide(tally__cmd *c) {
                  tally_strerror(TALLY_ENOT_IN_CHANNEL));
     return;
   }
-  tally__held_tip *h = tally__tip_held_find(&c->e->st, receipt, c->net, c->cmd->channel);
+  tally__held_tip *h = tally__tip_held_find(c->e, receipt, c->net, c->cmd->channel);
   if (h && h->state == TALLY__HELD_RESERVED) h = NULL; /* its tip is not committed yet */
   if (h && h->state != TALLY__HELD_WAITING) {
     tally__reply(c->e, c->cmd, TALLY_OK, 0, "The message of tip %llu is already hidden.", (unsigned long long)receipt);

@@ -352,7 +352,7 @@ void tally__cmd_confirm(tally__cmd *c) {
 
 /* Room for one more message waiting for moderators; false: answered. */
 static bool tip_hold_room(tally__cmd *c) {
-  int rc = tally__held_tip_room(&c->e->st, c->account, c->net, c->cmd->channel);
+  int rc = tally__held_tip_room(c->e, c->account, c->net, c->cmd->channel);
   if (rc == TALLY_ETOO_MANY)
     tally__reply(c->e, c->cmd, rc, 0, "%s: you have %u tip messages waiting for moderators; tip without a message, "
                  "or again once they are shown", tally_strerror(rc), c->e->cfg.held_tips_per_account);
@@ -393,7 +393,7 @@ void tally__cmd_tip(tally__cmd *c) {
     tally__event_inflight(&c->e->st, op->event_id, +1);
     /* The channel's thank-you line, said once the tip is committed. */
     if (c->t.count > 3) tally__text_clip(op->note, sizeof op->note, c->t.rest[3]);
-    op->held_message = held && op->note[0] && tally__tip_message_reserve(&c->e->st, op);
+    op->held_message = held && op->note[0] && tally__tip_message_reserve(c->e, op);
     if (held && !op->held_message) op->note[0] = 0; /* no slot after all: the tip without its message */
   }
   tally__cmd_money_result(c, rc, existing);

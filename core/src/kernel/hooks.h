@@ -32,6 +32,14 @@ typedef struct tally__feature_hooks {
    * tally_config_set, _check, _describe and `tally config` know them from
    * here (runtime/config_api.c). */
   const struct tally__config_keys *config_keys;
+  /* The feature's own state: data_size bytes (0: none) at
+   * e->feature_data[data_slot], allocated zeroed with the engine
+   * (tally__engine_new), zeroed again before each start's restore
+   * (loader.c: a start tried again loads afresh), freed with the engine.
+   * A feature that allocates its tables itself (rewards, quiz: at restore,
+   * freed by `destroy`) leaves data_size 0. */
+  size_t data_size;
+  uint32_t data_slot;
   /* Start-up, after the kernel's own state (accounts, items, purchases,
    * keys) and before the first command: rebuilds the feature's memory from
    * the ledger (loader.c, blocking, on the engine thread). A nonzero return
