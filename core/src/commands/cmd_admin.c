@@ -239,6 +239,7 @@ static void item_set(tally__cmd *c) {
 }
 
 void tally__cmd_item(tally__cmd *c) {
+  TALLY__CMD_ENTRY(c, "ITEM", TALLY__NA);
   tally__account *a = &c->e->st.accounts[c->account];
   if (!a->is_creator && !is_oper(c)) {
     tally__reply(c->e, c->cmd, TALLY_ENO_PERMISSION, 0, "%s: only creators can manage items",
@@ -352,6 +353,7 @@ static void tally_role(tally__cmd *c) {
 }
 
 void tally__cmd_tally(tally__cmd *c) {
+  TALLY__CMD_ENTRY(c, "TALLY", 0);
   if (c->t.count == 1 || tally__word_is(&c->t, 1, "HELP")) {
     /* From the dispatcher's command set (the core's words and every
      * feature's), like tally_commands_describe. */

@@ -55,6 +55,7 @@ static void highlight_list(tally__cmd *c, const tally__event *ev) {
 }
 
 void tally__cmd_highlight(tally__cmd *c) {
+  TALLY__CMD_ENTRY(c, "HIGHLIGHT", TALLY__NA | TALLY__EV);
   uint32_t ev = running_event(c);
   if (ev == TALLY__NONE) return;
   tally__state *st = &c->e->st;
@@ -102,6 +103,7 @@ void tally__cmd_highlight(tally__cmd *c) {
 }
 
 void tally__cmd_react(tally__cmd *c) {
+  TALLY__CMD_ENTRY(c, "REACT", TALLY__NA | TALLY__EV);
   uint32_t ev = running_event(c);
   if (ev == TALLY__NONE) return;
   tally__state *st = &c->e->st;
@@ -200,6 +202,7 @@ void tally__cmd_event_prices(tally__cmd *c, uint32_t event) {
 }
 
 void tally__cmd_refcode(tally__cmd *c) {
+  TALLY__CMD_ENTRY(c, "REFCODE", TALLY__NA);
   tally__state *st = &c->e->st;
   if (!st->accounts[c->account].is_creator) {
     tally__reply(c->e, c->cmd, TALLY_ENO_PERMISSION, 0, "%s: only creators issue referral codes",

@@ -9,6 +9,7 @@
 #include "tipmsg.h"
 
 void tally__cmd_hide(tally__cmd *c) {
+  TALLY__CMD_ENTRY(c, "HIDE", TALLY__NA);
   uint64_t receipt;
   if (c->t.count != 2 || tally__uint_parse(c->t.word[1], c->t.len[1], UINT64_MAX / 10, &receipt)) {
     tally__cmd_usage(c, "HIDE <tip receipt> (moderators, in the tip's channel)");

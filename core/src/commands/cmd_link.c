@@ -223,6 +223,7 @@ static void link_confirm(tally__cmd *c) {
 }
 
 void tally__cmd_link(tally__cmd *c) {
+  TALLY__CMD_ENTRY(c, "LINK", TALLY__NA | TALLY__PRIV);
   tally__state *st = &c->e->st;
   if (c->t.count == 1) {
     link_issue(c);
@@ -262,6 +263,7 @@ static uint32_t identity_named(tally__cmd *c, const char *s, size_t n) {
 }
 
 void tally__cmd_unlink(tally__cmd *c) {
+  TALLY__CMD_ENTRY(c, "UNLINK", TALLY__NA | TALLY__PRIV);
   tally__state *st = &c->e->st;
   if (c->t.count > 2) {
     tally__cmd_usage(c, "UNLINK [<network:identity>]");

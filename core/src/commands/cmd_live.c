@@ -31,6 +31,7 @@ static bool may_host(tally__cmd *c) {
 }
 
 void tally__cmd_event(tally__cmd *c) {
+  TALLY__CMD_ENTRY(c, "EVENT", 0);
   tally__state *st = &c->e->st;
   uint32_t running = tally__live_event_in(st, c->net, c->cmd->channel);
   if (c->t.count == 1) {
@@ -297,6 +298,7 @@ static void drop_list(tally__cmd *c) {
 }
 
 void tally__cmd_drop(tally__cmd *c) {
+  TALLY__CMD_ENTRY(c, "DROP", 0);
   if (tally__word_is(&c->t, 1, "LIST") || c->t.count == 1) {
     drop_list(c);
     return;

@@ -232,6 +232,7 @@ static bool price_guard(tally__cmd *c, uint32_t item, uint32_t qty, const buy_ar
 }
 
 void tally__cmd_buy(tally__cmd *c) {
+  TALLY__CMD_ENTRY(c, "BUY", TALLY__NA);
   buy_args b;
   if (!buy_parse(c, &b)) return;
   c->use_reward = !b.noreward;
@@ -308,6 +309,7 @@ static void consent_extend(tally__cmd *c, tally__pending_consent *p) {
 }
 
 void tally__cmd_confirm(tally__cmd *c) {
+  TALLY__CMD_ENTRY(c, "CONFIRM", TALLY__NA);
   if (c->t.count != 2) {
     tally__cmd_usage(c, "CONFIRM <code> | CONFIRM EXTEND");
     return;
@@ -363,6 +365,7 @@ static bool tip_hold_room(tally__cmd *c) {
 }
 
 void tally__cmd_tip(tally__cmd *c) {
+  TALLY__CMD_ENTRY(c, "TIP", TALLY__NA);
   if (c->t.count < 3) {
     tally__cmd_usage(c, "TIP <account> <amount> [message]");
     return;
@@ -400,6 +403,7 @@ void tally__cmd_tip(tally__cmd *c) {
 }
 
 void tally__cmd_refund(tally__cmd *c) {
+  TALLY__CMD_ENTRY(c, "REFUND", TALLY__NA);
   if (c->t.count < 2 || c->t.count > 3) {
     tally__cmd_usage(c, "REFUND <receipt> [amount]");
     return;

@@ -161,6 +161,7 @@ static void quiz_start(tally__cmd *c) {
 }
 
 void tally__cmd_quiz(tally__cmd *c) {
+  TALLY__CMD_ENTRY(c, "QUIZ", TALLY__NA);
   if (!tally__quizzes_of(c->e) || !tally__rewards_of(c->e)) {
     tally__cmd_refuse(c, TALLY_ESTARTING);
     return;
@@ -196,6 +197,7 @@ static uint32_t answer_target(tally__cmd *c, int *from) {
 }
 
 void tally__cmd_answer(tally__cmd *c) {
+  TALLY__CMD_ENTRY(c, "ANSWER", TALLY__NA);
   if (!tally__quizzes_of(c->e)) {
     tally__cmd_refuse(c, TALLY_ESTARTING);
     return;

@@ -190,6 +190,7 @@ static void reward_del(tally__cmd *c) {
 }
 
 void tally__cmd_reward(tally__cmd *c) {
+  TALLY__CMD_ENTRY(c, "REWARD", TALLY__NA);
   if (!tally__rewards_of(c->e)) {
     tally__cmd_refuse(c, TALLY_ESTARTING);
     return;
@@ -206,6 +207,7 @@ void tally__cmd_reward(tally__cmd *c) {
 }
 
 void tally__cmd_rewards(tally__cmd *c) {
+  TALLY__CMD_ENTRY(c, "REWARDS", TALLY__NA);
   if (c->t.count != 1) {
     tally__cmd_usage(c, "REWARDS");
     return;
