@@ -22,6 +22,7 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 cc=${FUZZ_CC:-clang-14}
 out=${FUZZ_BUILD:-build/fuzz}
+lib=${FUZZ_LIBTALLY:-build/libtally.a} # config, command_line: the features' keys (see core_sources)
 all_targets=(command_frame effect_frame text config command_line receipt stream)
 targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=("${all_targets[@]}")
@@ -35,10 +36,14 @@ core_sources() {
     stream) echo core/src/wire/stream.c core/src/wire/codec.c core/src/base/msgpack_scan.c core/src/base/say.c \
                  core/src/base/errors.c ;;
     text) echo core/src/base/text.c core/src/base/errors.c ;;
-    config) echo core/src/base/config.c core/src/base/config_file.c core/src/base/text.c core/src/base/errors.c ;;
+    # The config table is the core's keys plus each feature's (runtime.c's
+    # feature table names them): the rest of the engine comes from the
+    # plain build's archive, uninstrumented (`make` first).
+    config) echo core/src/base/config.c core/src/runtime/config_api.c core/src/runtime/config_file.c \
+                 core/src/base/text.c core/src/base/errors.c "$lib" ;;
     command_line) echo core/src/model/decide.c core/src/model/state.c core/src/model/keys.c core/src/base/map.c \
                        core/src/base/split.c core/src/model/audience_rows.c \
-                       core/src/base/text.c core/src/base/config.c core/src/base/errors.c ;;
+                       core/src/base/text.c core/src/base/config.c core/src/base/errors.c "$lib" ;;
     receipt) echo core/src/receipts/receipt.c core/src/base/msgpack_scan.c core/src/receipts/merkle.c core/src/receipts/signer.c \
                   core/src/base/errors.c ;;
     *) return 1 ;;
@@ -47,7 +52,7 @@ core_sources() {
 
 # Each layer folder of core/src is on the include path, as in the Makefile.
 core_inc=$(for d in core/src/*/; do printf -- '-I%s ' "${d%/}"; done)
-pkg=$(pkg-config --cflags --libs msgpack libuv openssl libpq 2>/dev/null) || pkg=""
+pkg=$(pkg-config --cflags --libs msgpack libuv openssl libpq libutf8proc 2>/dev/null) || pkg=""
 build_one() { # target
   local t=$1 src
   src=$(core_sources "$t") || { echo "unknown fuzz target: $t" >&2; return 1; }
@@ -55,7 +60,7 @@ build_one() { # target
   # shellcheck disable=SC2086  # word splitting of the source and flag lists is intended
   "$cc" -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
     -fno-omit-frame-pointer -D_GNU_SOURCE ${FUZZ_MASK_KNOWN:+-DTALLY_FUZZ_MASK_KNOWN} -Icore/include $core_inc -Ischemas -Itests/fuzz \
-    "tests/fuzz/$t/fuzz_$t.c" $src $pkg -lmsgpackc -lcrypto -lm -o "$out/fuzz_$t"
+    "tests/fuzz/$t/fuzz_$t.c" $src $pkg -lmsgpackc -lcrypto -lm -lpthread -o "$out/fuzz_$t"
 }
 
 # The last "#N ... cov: C ft: F corp: K/..." status line of a libFuzzer log.

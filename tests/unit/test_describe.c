@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "describe.h"
+#include "runtime.h"
 #include "tally.h"
 
 enum { WORDS_MAX = 64 };
@@ -105,7 +106,7 @@ static void test_help_lines_name_every_word(void **state) {
   (void)state;
   char all[8 * (TALLY_TEXT_BYTES_MAX + 1)] = "\n", line[TALLY_TEXT_BYTES_MAX + 1];
   size_t n = 0;
-  for (; tally__commands_help_line(n, line, sizeof line); n++) {
+  for (; tally__commands_help_line(tally__commands(), n, line, sizeof line); n++) {
     assert_true(strlen(line) <= TALLY_TEXT_BYTES_MAX);
     assert_int_equal(tally_text_check(line, strlen(line)), TALLY_OK);
     assert_true(strlen(all) + strlen(line) + 2 < sizeof all);
@@ -115,7 +116,35 @@ static void test_help_lines_name_every_word(void **state) {
   assert_true(n >= 5 && n <= 8);
   tally_commands_describe(count_word, all);
   assert_non_null(strstr(all, "TALLY GRANT <account> <amount>"));
-  assert_false(tally__commands_help_line(n, line, sizeof line));
+  assert_false(tally__commands_help_line(tally__commands(), n, line, sizeof line));
+}
+
+/* TALLY HELP shows the words in the order it did when they were all rows of
+ * one table (before features registered their own, issue 10): a group's
+ * core words first, then each feature's in runtime.c's table order. Words
+ * added later may sit anywhere; these keep their order. */
+static void test_help_order_kept(void **state) {
+  (void)state;
+  char all[8 * (TALLY_TEXT_BYTES_MAX + 1)] = "", line[TALLY_TEXT_BYTES_MAX + 1];
+  for (size_t n = 0; tally__commands_help_line(tally__commands(), n, line, sizeof line); n++) {
+    strcat(all, line);
+    strcat(all, "\n");
+  }
+  static const char *const order[] = {
+      "\nSHOP [", "; BUY <", "; CONFIRM <", "; TIP <", "; WALLET - ", "; RECEIPTS - ", "; REFUND <",
+      "; VERIFY <", "; REDEEM <", "DELIVERY <", "; SHIP <", "; TALLY HELP", "; LINK | ", "UNLINK [",
+      "; REWARDS - ", "; ANSWER [", "In an event: HIGHLIGHT <", "; REACT <", "Creators: ITEM ADD",
+      "; REFCODE ADD", "; ORDERS - ", "; REWARD ADD", "Hosts (channel moderators, in the channel): EVENT START",
+      "; DROP CREATE", "HIDE <tip receipt>", "; QUIZ START", "Admins: TALLY GRANT"};
+  memmove(all + 1, all, strlen(all) + 1);
+  all[0] = '\n';
+  const char *at = all;
+  for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
+    const char *p = strstr(at, order[i]);
+    if (!p) fprintf(stderr, "help: \"%s\" missing or out of order\n", order[i]);
+    assert_non_null(p);
+    at = p + 1;
+  }
 }
 
 static void test_text_check(void **state) {
@@ -197,6 +226,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_each_word_once),
       cmocka_unit_test(test_help_lines_name_every_word),
+      cmocka_unit_test(test_help_order_kept),
       cmocka_unit_test(test_text_check),
       cmocka_unit_test(test_roles_described),
   };

@@ -9,6 +9,7 @@
 #include "describe.h"
 #include "decide.h"
 #include "highlight.h"
+#include "hooks.h"
 
 static bool sku_valid(const tally__tokens *t, int i) {
   if (t->len[i] == 0 || t->len[i] > TALLY__SKU_BYTES_MAX) return false;
@@ -238,6 +239,7 @@ static void item_set(tally__cmd *c) {
 }
 
 void tally__cmd_item(tally__cmd *c) {
+  TALLY__CMD_ENTRY(c, "ITEM", TALLY__NA);
   tally__account *a = &c->e->st.accounts[c->account];
   if (!a->is_creator && !is_oper(c)) {
     tally__reply(c->e, c->cmd, TALLY_ENO_PERMISSION, 0, "%s: only creators can manage items",
@@ -351,10 +353,12 @@ static void tally_role(tally__cmd *c) {
 }
 
 void tally__cmd_tally(tally__cmd *c) {
+  TALLY__CMD_ENTRY(c, "TALLY", 0);
   if (c->t.count == 1 || tally__word_is(&c->t, 1, "HELP")) {
-    /* From the dispatch table (command_table.h), like tally_commands_describe. */
+    /* From the dispatcher's command set (the core's words and every
+     * feature's), like tally_commands_describe. */
     char line[TALLY_TEXT_BYTES_MAX + 1];
-    for (size_t i = 0; tally__commands_help_line(i, line, sizeof line); i++)
+    for (size_t i = 0; tally__commands_help_line(c->e->hooks->commands, i, line, sizeof line); i++)
       tally__reply(c->e, c->cmd, TALLY_OK, 0, "%s", line);
     return;
   }

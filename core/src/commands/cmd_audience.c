@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "text.h"
+#include "command_rows.h"
 #include "commands.h"
 #include "highlight.h"
 #include "live.h"
@@ -54,6 +55,7 @@ static void highlight_list(tally__cmd *c, const tally__event *ev) {
 }
 
 void tally__cmd_highlight(tally__cmd *c) {
+  TALLY__CMD_ENTRY(c, "HIGHLIGHT", TALLY__NA | TALLY__EV);
   uint32_t ev = running_event(c);
   if (ev == TALLY__NONE) return;
   tally__state *st = &c->e->st;
@@ -101,6 +103,7 @@ void tally__cmd_highlight(tally__cmd *c) {
 }
 
 void tally__cmd_react(tally__cmd *c) {
+  TALLY__CMD_ENTRY(c, "REACT", TALLY__NA | TALLY__EV);
   uint32_t ev = running_event(c);
   if (ev == TALLY__NONE) return;
   tally__state *st = &c->e->st;
@@ -199,6 +202,7 @@ void tally__cmd_event_prices(tally__cmd *c, uint32_t event) {
 }
 
 void tally__cmd_refcode(tally__cmd *c) {
+  TALLY__CMD_ENTRY(c, "REFCODE", TALLY__NA);
   tally__state *st = &c->e->st;
   if (!st->accounts[c->account].is_creator) {
     tally__reply(c->e, c->cmd, TALLY_ENO_PERMISSION, 0, "%s: only creators issue referral codes",
@@ -275,3 +279,16 @@ void tally__cmd_privacy(tally__cmd *c) {
   tally__account_mark_dirty(&c->e->st, c->account);
   tally__cmd_ack_after_commit(c, on ? "Event summaries will not name you." : "Event summaries may name you again.");
 }
+
+/* ---- the feature's command words (command_rows.h; runtime.c registers them) -- */
+static const tally__role_row highlight_roles[] = {TALLY__ROLE_ROW("REMOVE", 2, MODERATORS, OPEN)};
+static const tally__command_row highlight_rows[] = {
+    {"HIGHLIGHT", tally__cmd_highlight, TALLY__NA | TALLY__EV, TALLY_COMMAND_GROUP_EVENT,
+     "<tier> <message>",
+     "a paid, pinned message",
+     highlight_roles, sizeof highlight_roles / sizeof highlight_roles[0]},
+    {"REACT", tally__cmd_react, TALLY__NA | TALLY__EV, TALLY_COMMAND_GROUP_EVENT,
+     "<emote>",
+     "a paid reaction", NULL, 0},
+};
+const tally__command_rows tally__highlight_commands = TALLY__ROWS(highlight_rows);

@@ -66,6 +66,7 @@ static void shop_card(tally__cmd *c, uint32_t creator) {
 }
 
 void tally__cmd_shop(tally__cmd *c) {
+  TALLY__CMD_ENTRY(c, "SHOP", 0);
   tally__state *st = &c->e->st;
   uint32_t creator = TALLY__NONE;
   if (c->t.count >= 2 && tally__word_is(&c->t, 1, "BIO")) {
@@ -106,6 +107,7 @@ void tally__cmd_shop(tally__cmd *c) {
 }
 
 void tally__cmd_wallet(tally__cmd *c) {
+  TALLY__CMD_ENTRY(c, "WALLET", TALLY__NA);
   const tally__account *a = &c->e->st.accounts[c->account];
   char avail[48], pending[48], spent[48], cap[48];
   tally__format_amount(c->e, tally__account_available(a), avail, sizeof avail);
@@ -120,6 +122,7 @@ void tally__cmd_wallet(tally__cmd *c) {
 }
 
 void tally__cmd_receipts(tally__cmd *c) {
+  TALLY__CMD_ENTRY(c, "RECEIPTS", TALLY__NA);
   const tally__account *a = &c->e->st.accounts[c->account];
   char list[TALLY_TEXT_BYTES_MAX] = "";
   size_t n = 0;
@@ -139,6 +142,7 @@ void tally__cmd_receipts(tally__cmd *c) {
  * own bucket and a bounded queue ("busy") keep a flood of VERIFY away from
  * everyone's purchases: nothing here waits for PostgreSQL. */
 void tally__cmd_verify(tally__cmd *c) {
+  TALLY__CMD_ENTRY(c, "VERIFY", 0);
   if (c->t.count >= 2 && tally__word_is(&c->t, 1, "DRAW")) {
     tally__cmd_verify_draw(c);
     return;

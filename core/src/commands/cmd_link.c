@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "command_rows.h"
 #include "commands.h"
 #include "decide.h"
 #include "link.h"
@@ -48,7 +49,6 @@ static const char *join_refusal(tally__cmd *c, uint32_t x, uint32_t person, int 
 }
 
 static void link_issue(tally__cmd *c) {
-  tally__state *st = &c->e->st;
   uint32_t slot;
   int rc = tally__link_issue(c->e, c->identity, c->net, c->origin, &slot);
   if (rc) {
@@ -56,15 +56,16 @@ static void link_issue(tally__cmd *c) {
     return;
   }
   uint32_t min = (c->e->cfg.link_code_ttl_s + 59) / 60;
+  const char *code = tally__links_of(c->e)->codes[slot].code;
   tally__reply(c->e, c->cmd, TALLY_OK, 0,
                "Your link code: %s (valid %u min, once). On your other network, send privately: LINK %s - "
-               "then confirm here who claimed it.", st->link_codes[slot].code, min, st->link_codes[slot].code);
+               "then confirm here who claimed it.", code, min, code);
 }
 
 static void link_claim(tally__cmd *c) {
   tally__state *st = &c->e->st;
   uint32_t wait;
-  if (!tally__link_guess_allowed(st, c->identity, c->now, &wait)) {
+  if (!tally__link_guess_allowed(c->e, c->identity, c->now, &wait)) {
     tally__reply(c->e, c->cmd, TALLY_ERATE_LIMITED, 0, "%s: too many wrong link codes; try again in %u min",
                  tally_strerror(TALLY_ERATE_LIMITED), wait);
     return;
@@ -74,18 +75,18 @@ static void link_claim(tally__cmd *c) {
   if (c->t.len[1] == TALLY__LINK_CODE_LEN) {
     for (size_t i = 0; i < TALLY__LINK_CODE_LEN; i++) code[i] = (char)toupper((unsigned char)c->t.word[1][i]);
     code[TALLY__LINK_CODE_LEN] = 0;
-    slot = tally__link_code_find(st, code);
+    slot = tally__link_code_find(c->e, code);
   }
-  tally__link_code *k = slot == TALLY__NONE ? NULL : &st->link_codes[slot];
+  tally__link_code *k = slot == TALLY__NONE ? NULL : &tally__links_of(c->e)->codes[slot];
   if (!k || k->state != TALLY__CODE_ISSUED) {
     /* Unknown and already used read the same: either could be a guess. */
-    uint32_t left = tally__link_guess_failed(st, c->identity, c->now);
+    uint32_t left = tally__link_guess_failed(c->e, c->identity, c->now);
     tally__reply(c->e, c->cmd, TALLY_EBAD_CODE, 0, "unknown or already used link code (%u wrong %s left this hour)",
                  left, left == 1 ? "try" : "tries");
     return;
   }
   if (k->expires_mono <= c->now) {
-    tally__link_code_free(st, slot);
+    tally__link_code_free(c->e, slot);
     tally__reply(c->e, c->cmd, TALLY_EBAD_CODE, 0, "that link code has expired: ask for a new one with LINK");
     return;
   }
@@ -131,18 +132,18 @@ static void link_confirm(tally__cmd *c) {
     tally__cmd_usage(c, "LINK CONFIRM <code>");
     return;
   }
-  if (!tally__link_guess_allowed(st, c->identity, c->now, &wait)) {
+  if (!tally__link_guess_allowed(c->e, c->identity, c->now, &wait)) {
     tally__reply(c->e, c->cmd, TALLY_ERATE_LIMITED, 0, "%s: too many wrong link codes; try again in %u min",
                  tally_strerror(TALLY_ERATE_LIMITED), wait);
     return;
   }
-  uint32_t slot = tally__link_claim_of(st, c->identity);
-  tally__link_code *k = slot == TALLY__NONE ? NULL : &st->link_codes[slot];
+  uint32_t slot = tally__link_claim_of(c->e, c->identity);
+  tally__link_code *k = slot == TALLY__NONE ? NULL : &tally__links_of(c->e)->codes[slot];
   char code[TALLY__LINK_CONFIRM_LEN + 1] = {0};
   if (c->t.len[2] == TALLY__LINK_CONFIRM_LEN)
     for (size_t i = 0; i < TALLY__LINK_CONFIRM_LEN; i++) code[i] = (char)toupper((unsigned char)c->t.word[2][i]);
   if (!k || strcmp(code, k->confirm) != 0) {
-    uint32_t left = tally__link_guess_failed(st, c->identity, c->now);
+    uint32_t left = tally__link_guess_failed(c->e, c->identity, c->now);
     tally__reply(c->e, c->cmd, TALLY_EBAD_CODE, 0, "%s (%u wrong %s left this hour)",
                  k ? "wrong confirmation code" : "no link waits for your confirmation", left,
                  left == 1 ? "try" : "tries");
@@ -151,7 +152,7 @@ static void link_confirm(tally__cmd *c) {
   who_text who;
   tally__link_identity_text(st, k->claimer, who, sizeof who);
   if (k->expires_mono <= c->now) {
-    tally__link_code_free(st, slot);
+    tally__link_code_free(c->e, slot);
     tally__reply(c->e, c->cmd, TALLY_EBAD_CODE, 0, "the link with %s has expired: start again with LINK", who);
     return;
   }
@@ -222,6 +223,7 @@ static void link_confirm(tally__cmd *c) {
 }
 
 void tally__cmd_link(tally__cmd *c) {
+  TALLY__CMD_ENTRY(c, "LINK", TALLY__NA | TALLY__PRIV);
   tally__state *st = &c->e->st;
   if (c->t.count == 1) {
     link_issue(c);
@@ -230,13 +232,13 @@ void tally__cmd_link(tally__cmd *c) {
   } else if (tally__word_is(&c->t, 1, "CANCEL") && c->t.count == 2) {
     bool any = false;
     for (uint32_t i = 0; i < TALLY__LINK_CODES_MAX; i++) {
-      tally__link_code *k = &st->link_codes[i];
+      tally__link_code *k = &tally__links_of(c->e)->codes[i];
       if (k->state != TALLY__CODE_ISSUED && k->state != TALLY__CODE_CLAIMED) continue;
       if (k->issuer != c->identity) continue;
       if (k->state == TALLY__CODE_CLAIMED)
         tally__emit_in(c->e, k->claimer_net, TALLY_EFFECT_REPLY, TALLY_EBAD_CODE, 0, 0,
                        tally__origin_str(st, k->claimer_origin), "", "Your LINK was declined by the code's issuer.");
-      tally__link_code_free(st, i);
+      tally__link_code_free(c->e, i);
       any = true;
     }
     tally__reply(c->e, c->cmd, any ? TALLY_OK : TALLY_ENOTFOUND, 0, "%s",
@@ -261,6 +263,7 @@ static uint32_t identity_named(tally__cmd *c, const char *s, size_t n) {
 }
 
 void tally__cmd_unlink(tally__cmd *c) {
+  TALLY__CMD_ENTRY(c, "UNLINK", TALLY__NA | TALLY__PRIV);
   tally__state *st = &c->e->st;
   if (c->t.count > 2) {
     tally__cmd_usage(c, "UNLINK [<network:identity>]");
@@ -306,3 +309,15 @@ void tally__cmd_unlink(tally__cmd *c) {
            "Unlinked %s: it has its own empty wallet again; receipts and refunds stay with this wallet.", who);
   tally__link_pending(st, op);
 }
+
+/* ---- the feature's command words (command_rows.h; runtime.c registers them) -- */
+static const tally__command_row link_rows[] = {
+    {"LINK", tally__cmd_link, TALLY__NA | TALLY__PRIV, TALLY_COMMAND_GROUP_EVERYONE,
+     "| LINK <code> | LINK CONFIRM <code> | LINK CANCEL",
+     "one wallet across networks: LINK here gives a code, LINK <code> on your other network claims it, "
+     "LINK CONFIRM here agrees (privately)", NULL, 0},
+    {"UNLINK", tally__cmd_unlink, TALLY__NA | TALLY__PRIV, TALLY_COMMAND_GROUP_EVERYONE,
+     "[<network:identity>]",
+     "detach a linked identity (privately; receipts stay with the wallet)", NULL, 0},
+};
+const tally__command_rows tally__link_commands = TALLY__ROWS(link_rows);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "text.h"
+#include "command_rows.h"
 #include "commands.h"
 #include "decide.h"
 #include "highlight.h"
@@ -30,6 +31,7 @@ static bool may_host(tally__cmd *c) {
 }
 
 void tally__cmd_event(tally__cmd *c) {
+  TALLY__CMD_ENTRY(c, "EVENT", 0);
   tally__state *st = &c->e->st;
   uint32_t running = tally__live_event_in(st, c->net, c->cmd->channel);
   if (c->t.count == 1) {
@@ -296,6 +298,7 @@ static void drop_list(tally__cmd *c) {
 }
 
 void tally__cmd_drop(tally__cmd *c) {
+  TALLY__CMD_ENTRY(c, "DROP", 0);
   if (tally__word_is(&c->t, 1, "LIST") || c->t.count == 1) {
     drop_list(c);
     return;
@@ -316,3 +319,20 @@ void tally__cmd_drop(tally__cmd *c) {
   else tally__live_drop_close(c->e, i);
   tally__cmd_ack_after_commit(c, "Drop %s %s.", c->e->st.items[i].sku, start ? "started" : "stopped");
 }
+
+/* ---- the feature's command words (command_rows.h; runtime.c registers them) -- */
+static const tally__role_row event_roles[] = {TALLY__ROLE_ROW("", 0, HOSTS, OPEN)};
+static const tally__role_row drop_roles[] = {TALLY__ROLE_ROW("LIST", 0, OPEN, OPEN),
+                                             TALLY__ROLE_ROW("", 0, HOSTS, OPEN)};
+static const tally__command_row live_rows[] = {
+    {"EVENT", tally__cmd_event, 0, TALLY_COMMAND_GROUP_HOSTS,
+     "START <minutes> <title> | EVENT STOP | EVENT TIER <name> <price> <seconds> | EVENT REACT <price>",
+     "run a live event in this channel (tiers and reactions need the creator role too)",
+     event_roles, sizeof event_roles / sizeof event_roles[0]},
+    {"DROP", tally__cmd_drop, 0, TALLY_COMMAND_GROUP_HOSTS,
+     "CREATE <sku> <qty> <price> [per-user=N] [start=+5m|HH:MM] [for=10m] [mode=first|raffle] "
+     "[split=a:6000,b:4000] [attendees-only] | DROP START|STOP <sku> | DROP LIST",
+     "timed drops in this channel (creating one needs the creator role too)",
+     drop_roles, sizeof drop_roles / sizeof drop_roles[0]},
+};
+const tally__command_rows tally__live_commands = TALLY__ROWS(live_rows);

@@ -248,6 +248,7 @@ static bool price_guard(tally__cmd *c, uint32_t item, uint32_t qty, const buy_ar
 }
 
 void tally__cmd_buy(tally__cmd *c) {
+  TALLY__CMD_ENTRY(c, "BUY", TALLY__NA);
   buy_args b;
   if (!buy_parse(c, &b)) return;
   c->use_reward = !b.noreward;
@@ -324,6 +325,7 @@ static void consent_extend(tally__cmd *c, tally__pending_consent *p) {
 }
 
 void tally__cmd_confirm(tally__cmd *c) {
+  TALLY__CMD_ENTRY(c, "CONFIRM", TALLY__NA);
   if (c->t.count != 2) {
     tally__cmd_usage(c, "CONFIRM <code> | CONFIRM EXTEND");
     return;
@@ -368,7 +370,7 @@ void tally__cmd_confirm(tally__cmd *c) {
 
 /* Room for one more message waiting for moderators; false: answered. */
 static bool tip_hold_room(tally__cmd *c) {
-  int rc = tally__held_tip_room(&c->e->st, c->account, c->net, c->cmd->channel);
+  int rc = tally__held_tip_room(c->e, c->account, c->net, c->cmd->channel);
   if (rc == TALLY_ETOO_MANY)
     tally__reply(c->e, c->cmd, rc, 0, "%s: you have %u tip messages waiting for moderators; tip without a message, "
                  "or again once they are shown", tally_strerror(rc), c->e->cfg.held_tips_per_account);
@@ -379,6 +381,7 @@ static bool tip_hold_room(tally__cmd *c) {
 }
 
 void tally__cmd_tip(tally__cmd *c) {
+  TALLY__CMD_ENTRY(c, "TIP", TALLY__NA);
   if (c->t.count < 3) {
     tally__cmd_usage(c, "TIP <account> <amount> [message]");
     return;
@@ -409,13 +412,14 @@ void tally__cmd_tip(tally__cmd *c) {
     tally__event_inflight(&c->e->st, op->event_id, +1);
     /* The channel's thank-you line, said once the tip is committed. */
     if (c->t.count > 3) tally__text_clip(op->note, sizeof op->note, c->t.rest[3]);
-    op->held_message = held && op->note[0] && tally__tip_message_reserve(&c->e->st, op);
+    op->held_message = held && op->note[0] && tally__tip_message_reserve(c->e, op);
     if (held && !op->held_message) op->note[0] = 0; /* no slot after all: the tip without its message */
   }
   tally__cmd_money_result(c, rc, existing);
 }
 
 void tally__cmd_refund(tally__cmd *c) {
+  TALLY__CMD_ENTRY(c, "REFUND", TALLY__NA);
   if (c->t.count < 2 || c->t.count > 3) {
     tally__cmd_usage(c, "REFUND <receipt> [amount]");
     return;

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "command_rows.h"
 #include "commands.h"
 #include "live.h"
 #include "quiz.h"
@@ -160,6 +161,7 @@ static void quiz_start(tally__cmd *c) {
 }
 
 void tally__cmd_quiz(tally__cmd *c) {
+  TALLY__CMD_ENTRY(c, "QUIZ", TALLY__NA);
   if (!tally__quizzes_of(c->e) || !tally__rewards_of(c->e)) {
     tally__cmd_refuse(c, TALLY_ESTARTING);
     return;
@@ -195,6 +197,7 @@ static uint32_t answer_target(tally__cmd *c, int *from) {
 }
 
 void tally__cmd_answer(tally__cmd *c) {
+  TALLY__CMD_ENTRY(c, "ANSWER", TALLY__NA);
   if (!tally__quizzes_of(c->e)) {
     tally__cmd_refuse(c, TALLY_ESTARTING);
     return;
@@ -224,3 +227,16 @@ void tally__cmd_answer(tally__cmd *c) {
     note(op, "Not right, sorry: that was your one answer to this question.");
   tally__cmd_fact_added(c, op);
 }
+
+/* ---- the feature's command words (command_rows.h; runtime.c registers them) -- */
+static const tally__role_row quiz_roles[] = {TALLY__ROLE_ROW("", 0, HOSTS, OPEN)};
+static const tally__command_row quiz_rows[] = {
+    {"ANSWER", tally__cmd_answer, TALLY__NA, TALLY_COMMAND_GROUP_EVERYONE,
+     "[room] <text>",
+     "answer a quiz (privately, or in its room where command lines stay hidden)", NULL, 0},
+    {"QUIZ", tally__cmd_quiz, TALLY__NA, TALLY_COMMAND_GROUP_HOSTS,
+     "START <seconds> <question> | <answer>[|<answer>...] [winners=N] [reward=<name>] [min-players=3]",
+     "a quiz in this event's room; the first right answers win your reward",
+     quiz_roles, sizeof quiz_roles / sizeof quiz_roles[0]},
+};
+const tally__command_rows tally__quiz_commands = TALLY__ROWS(quiz_rows);

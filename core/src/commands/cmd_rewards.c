@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "command_rows.h"
 #include "commands.h"
 #include "rewards.h"
 #include "text.h"
@@ -189,6 +190,7 @@ static void reward_del(tally__cmd *c) {
 }
 
 void tally__cmd_reward(tally__cmd *c) {
+  TALLY__CMD_ENTRY(c, "REWARD", TALLY__NA);
   if (!tally__rewards_of(c->e)) {
     tally__cmd_refuse(c, TALLY_ESTARTING);
     return;
@@ -205,6 +207,7 @@ void tally__cmd_reward(tally__cmd *c) {
 }
 
 void tally__cmd_rewards(tally__cmd *c) {
+  TALLY__CMD_ENTRY(c, "REWARDS", TALLY__NA);
   if (c->t.count != 1) {
     tally__cmd_usage(c, "REWARDS");
     return;
@@ -213,3 +216,14 @@ void tally__cmd_rewards(tally__cmd *c) {
   tally__reward_list_grants(c->e, c->account, c->now, text, sizeof text);
   tally__reply(c->e, c->cmd, TALLY_OK, 0, "%s", text);
 }
+
+/* ---- the feature's command words (command_rows.h; runtime.c registers them) -- */
+static const tally__command_row rewards_rows[] = {
+    {"REWARDS", tally__cmd_rewards, TALLY__NA, TALLY_COMMAND_GROUP_EVERYONE,
+     "",
+     "the rewards you earned (used at your next BUY they fit)", NULL, 0},
+    {"REWARD", tally__cmd_reward, TALLY__NA, TALLY_COMMAND_GROUP_CREATORS,
+     "ADD <name> discount=10%|2.00 [cap=<amount>] [for=10m] [sku=<sku>|all] | REWARD LIST | REWARD DEL <name>",
+     "discounts on your items that quizzes give", NULL, 0},
+};
+const tally__command_rows tally__rewards_commands = TALLY__ROWS(rewards_rows);

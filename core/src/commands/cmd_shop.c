@@ -71,6 +71,7 @@ static uint32_t own_purchase(tally__cmd *c, int min_tokens, uint8_t kind, int wr
 }
 
 void tally__cmd_redeem(tally__cmd *c) {
+  TALLY__CMD_ENTRY(c, "REDEEM", TALLY__NA);
   if (c->t.count != 2) {
     tally__cmd_usage(c, "REDEEM <receipt of a pass>");
     return;
@@ -104,6 +105,7 @@ void tally__cmd_redeem(tally__cmd *c) {
  * row, as REDEEM writes for a pass) and answered once stored: from then on
  * the purchase counts as delivered and is no longer refundable. */
 void tally__cmd_delivery(tally__cmd *c) {
+  TALLY__CMD_ENTRY(c, "DELIVERY", TALLY__NA | TALLY__PRIV);
   static const char usage[] = "DELIVERY <receipt of a digital item> (send it privately)";
   if (c->t.count != 2) {
     tally__cmd_usage(c, usage);
@@ -137,6 +139,7 @@ void tally__cmd_delivery(tally__cmd *c) {
 }
 
 void tally__cmd_ship(tally__cmd *c) {
+  TALLY__CMD_ENTRY(c, "SHIP", TALLY__NA | TALLY__PRIV);
   uint32_t slot = own_purchase(c, 3, TALLY__KIND_MERCH, TALLY_ENOT_MERCH,
                                "SHIP <receipt> <shipping address or note> (send it privately)");
   if (slot == TALLY__NONE) return;
@@ -162,6 +165,7 @@ void tally__cmd_ship(tally__cmd *c) {
 
 /* ORDERS: a creator's newest merch orders and their shipping notes. */
 void tally__cmd_orders(tally__cmd *c) {
+  TALLY__CMD_ENTRY(c, "ORDERS", TALLY__NA);
   tally__state *st = &c->e->st;
   if (!st->accounts[c->account].is_creator) {
     tally__cmd_refuse(c, TALLY_ENO_PERMISSION);

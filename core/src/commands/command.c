@@ -9,7 +9,7 @@
 #include "audience.h"
 #include "commands.h"
 #include "describe.h"
-#include "command_table.h"
+#include "hooks.h"
 #include "live.h"
 #include "decide.h"
 #include "text.h"
@@ -242,19 +242,6 @@ const char *tally__cmd_key(tally__cmd *c, const char *prefix) {
 }
 
 /* ---- dispatch ---------------------------------------------------------------- */
-typedef struct cmd_entry {
-  const char *word;
-  void (*fn)(tally__cmd *c);
-  bool needs_account;
-  bool private_only;
-} cmd_entry;
-
-/* From the one table that tally_commands_describe() and TALLY HELP read. */
-#define CMD_ENTRY(word, fn, flags, group, usage, help) \
-  {#word, fn, ((flags) & TALLY_COMMAND_NEEDS_ACCOUNT) != 0, ((flags) & TALLY_COMMAND_PRIVATE_ONLY) != 0},
-static const cmd_entry commands[] = {TALLY__COMMAND_TABLE(CMD_ENTRY)};
-#undef CMD_ENTRY
-
 /* A presence change from the adapter: no reply, no rate limit (the adapter
  * sends one per join or part, not per line). */
 static void presence(tally__engine *e, const tally__command_frame *frame, uint16_t net) {
@@ -284,11 +271,11 @@ static bool admin_listed(const char *admins, const char *account) {
   return false;
 }
 
-/* The role rule of command_table.h for this form, decided here once for
+/* The role rule of the word's row (command_rows.h) for this form, decided here once for
  * every handler; false: refused (answered). */
-static bool roles_allow(tally__cmd *c) {
+static bool roles_allow(tally__cmd *c, size_t index) {
   uint8_t sets[2];
-  if (!tally__role_rule_find(&c->t, sets)) return true;
+  if (!tally__role_rule_find(c->e->hooks->commands, index, &c->t, sets)) return true;
   for (int k = 0; k < 2; k++) {
     const tally__role_set_info *s = &tally__role_sets[sets[k]];
     if (s->any_of == 0 || (c->roles & s->any_of)) continue;
@@ -343,9 +330,10 @@ void tally__command_handle(tally__engine *e, const tally__command_frame *frame) 
     tally__cmd_refuse(&c, rc);
     return;
   }
-  const cmd_entry *entry = NULL;
-  for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-    if (tally__word_is(&c.t, 0, commands[i].word)) entry = &commands[i];
+  /* The core's words and every registered feature's (describe.c built the
+   * set once, at engine creation: runtime.c). */
+  size_t index = 0;
+  const tally__command_row *entry = tally__command_find(e->hooks->commands, &c.t, &index);
   if (!entry) {
     tally__reply(e, frame, TALLY_EUNKNOWN_CMD, 0, "%s. Try: TALLY HELP", tally_strerror(TALLY_EUNKNOWN_CMD));
     return;
@@ -372,7 +360,7 @@ void tally__command_handle(tally__engine *e, const tally__command_frame *frame) 
      * the sender's own, which keys and receipts name. While its link is in
      * flight, its own wallet is being emptied: money commands wait. */
     c.identity = c.account;
-    if (a->link_state == TALLY__LINK_PENDING && entry->needs_account && entry->fn != tally__cmd_link) {
+    if (a->link_state == TALLY__LINK_PENDING && (entry->flags & TALLY_COMMAND_NEEDS_ACCOUNT) && entry->fn != tally__cmd_link) {
       tally__reply(e, frame, TALLY_EBUSY, 0, "%s: your LINK is being recorded, try again in a moment",
                    tally_strerror(TALLY_EBUSY));
       return;
@@ -384,7 +372,7 @@ void tally__command_handle(tally__engine *e, const tally__command_frame *frame) 
     tally__cmd_refuse(&c, TALLY_ERATE_LIMITED);
     return;
   }
-  if (!frame->account[0] && entry->needs_account) {
+  if (!frame->account[0] && (entry->flags & TALLY_COMMAND_NEEDS_ACCOUNT)) {
     tally__reply(e, frame, TALLY_ENOT_LOGGED_IN, 0,
                  "%s: log in to your account first", /* hint TALLY_HINT_LOG_IN: the adapter says how */
                  tally_strerror(TALLY_ENOT_LOGGED_IN));
@@ -393,12 +381,12 @@ void tally__command_handle(tally__engine *e, const tally__command_frame *frame) 
   /* Personal data (an address, a download link) is refused before anything
    * about it is looked up: a network that cannot intercept lines (a Matrix
    * room) has shown the line already, the answer must not add to it. */
-  if (entry->private_only && frame->channel[0]) {
+  if ((entry->flags & TALLY_COMMAND_PRIVATE_ONLY) && frame->channel[0]) {
     tally__reply_hint(e, frame, TALLY_EBAD_SYNTAX, TALLY_HINT_SEND_PRIVATELY, "send %s privately, not in a channel",
                       entry->word);
     return;
   }
-  if (!roles_allow(&c)) return;
+  if (!roles_allow(&c, index)) return;
   /* Whom to answer, interned once (a reference for the command's time), so
    * the ops it makes take theirs without a failure. A full table refuses
    * only commands that bring a new name. */

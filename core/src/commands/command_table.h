@@ -1,9 +1,12 @@
-/* command_table.h — the one table of command words.
+/* command_table.h — the core's command words (those of no feature).
  *
- * command.c builds its dispatch table from it (word -> handler, and the
- * needs-an-account check), describe.c builds tally_commands_describe() and
- * the TALLY HELP text from it, so an adapter's command list, the engine's
- * dispatch and the help cannot disagree. A new command is one row here.
+ * A feature's words are rows of its own command file (command_rows.h:
+ * cmd_quiz.c's tally__quiz_commands), registered by its entry of runtime.c's
+ * feature table. describe.c builds one command set from these rows and every
+ * feature's at engine creation: command.c dispatches on it,
+ * tally_commands_describe() and TALLY HELP describe it, so an adapter's
+ * command list, the engine's dispatch and the help cannot disagree. A new
+ * core command is one row here; a feature's is one row in its file.
  *
  * X(word, handler, flags, group, usage, help):
  *   word     upper case, as typed (the adapter may rename it: cmd_<word>)
@@ -43,41 +46,12 @@
     "<receipt> <shipping address or note>", "where to send merchandise (privately)")                   \
   X(TALLY, tally__cmd_tally, 0, TALLY_COMMAND_GROUP_EVERYONE, "HELP | TALLY PRIVACY on|off",           \
     "this help, and whether event summaries name you")                                                     \
-  X(HIGHLIGHT, tally__cmd_highlight, TALLY__NA | TALLY__EV, TALLY_COMMAND_GROUP_EVENT,                 \
-    "<tier> <message>", "a paid, pinned message")                                                      \
-  X(REACT, tally__cmd_react, TALLY__NA | TALLY__EV, TALLY_COMMAND_GROUP_EVENT, "<emote>",              \
-    "a paid reaction")                                                                                 \
   X(ITEM, tally__cmd_item, TALLY__NA, TALLY_COMMAND_GROUP_CREATORS,                                    \
     "ADD <sku> <price> [stock] <title> | ITEM SET <sku> price|stock|title|split|kind|delivery <value> " \
     "| ITEM DEL <sku>", "manage your items")                                                           \
   X(REFCODE, tally__cmd_refcode, TALLY__NA, TALLY_COMMAND_GROUP_CREATORS,                              \
     "ADD <code> <affiliate> <bps> | REFCODE LIST", "referral codes")                                   \
-  X(ORDERS, tally__cmd_orders, TALLY__NA, TALLY_COMMAND_GROUP_CREATORS, "", "your sold items to ship") \
-  X(EVENT, tally__cmd_event, 0, TALLY_COMMAND_GROUP_HOSTS,                                             \
-    "START <minutes> <title> | EVENT STOP | EVENT TIER <name> <price> <seconds> | EVENT REACT <price>", \
-    "run a live event in this channel (tiers and reactions need the creator role too)")                \
-  X(DROP, tally__cmd_drop, 0, TALLY_COMMAND_GROUP_HOSTS,                                               \
-    "CREATE <sku> <qty> <price> [per-user=N] [start=+5m|HH:MM] [for=10m] [mode=first|raffle] "        \
-    "[split=a:6000,b:4000] [attendees-only] | DROP START|STOP <sku> | DROP LIST",                      \
-    "timed drops in this channel (creating one needs the creator role too)")                           \
-  X(HIDE, tally__cmd_hide, TALLY__NA, TALLY_COMMAND_GROUP_HOSTS, "<tip receipt>",                      \
-    "hide a tip's message (moderators, in its channel)")                                               \
-  X(LINK, tally__cmd_link, TALLY__NA | TALLY__PRIV, TALLY_COMMAND_GROUP_EVERYONE,                      \
-    "| LINK <code> | LINK CONFIRM <code> | LINK CANCEL",                                                \
-    "one wallet across networks: LINK here gives a code, LINK <code> on your other network claims it, " \
-    "LINK CONFIRM here agrees (privately)")                                                            \
-  X(UNLINK, tally__cmd_unlink, TALLY__NA | TALLY__PRIV, TALLY_COMMAND_GROUP_EVERYONE,                  \
-    "[<network:identity>]", "detach a linked identity (privately; receipts stay with the wallet)")          \
-  X(REWARDS, tally__cmd_rewards, TALLY__NA, TALLY_COMMAND_GROUP_EVERYONE, "",                          \
-    "the rewards you earned (used at your next BUY they fit)")                                         \
-  X(ANSWER, tally__cmd_answer, TALLY__NA, TALLY_COMMAND_GROUP_EVERYONE, "[room] <text>",               \
-    "answer a quiz (privately, or in its room where command lines stay hidden)")                                            \
-  X(REWARD, tally__cmd_reward, TALLY__NA, TALLY_COMMAND_GROUP_CREATORS,                                \
-    "ADD <name> discount=10%|2.00 [cap=<amount>] [for=10m] [sku=<sku>|all] | REWARD LIST | REWARD DEL <name>", \
-    "discounts on your items that quizzes give")                                                       \
-  X(QUIZ, tally__cmd_quiz, TALLY__NA, TALLY_COMMAND_GROUP_HOSTS,                                       \
-    "START <seconds> <question> | <answer>[|<answer>...] [winners=N] [reward=<name>] [min-players=3]", \
-    "a quiz in this event's room; the first right answers win your reward")
+  X(ORDERS, tally__cmd_orders, TALLY__NA, TALLY_COMMAND_GROUP_CREATORS, "", "your sold items to ship")
 
 /* Who may use which form of a command: the one rule, decided in core. The
  * dispatcher (command.c) checks it before the handler runs, and
@@ -99,14 +73,9 @@
  * second word, never the bare word; words 0 or the exact word count) needs
  * a role of set `needs` and then one of set `also`. The first row of a word
  * that matches applies; forms without a row are open. Rows of a word are
- * adjacent. */
+ * adjacent. A feature's word carries its rows itself (tally__command_row
+ * .roles); rows here for it are tried after those. */
 #define TALLY__ROLE_TABLE(R)                                                                           \
-  R(EVENT, "", 0, HOSTS, OPEN)                                                                         \
-  R(DROP, "LIST", 0, OPEN, OPEN)                                                                       \
-  R(DROP, "", 0, HOSTS, OPEN)                                                                          \
-  R(HIDE, "", 0, MODERATORS, OPEN)                                                                     \
-  R(QUIZ, "", 0, HOSTS, OPEN)                                                                          \
-  R(HIGHLIGHT, "REMOVE", 2, MODERATORS, OPEN)                                                          \
   R(TALLY, "HELP", 0, OPEN, OPEN)                                                                      \
   R(TALLY, "PRIVACY", 0, OPEN, OPEN)                                                                   \
   R(TALLY, "GRANT", 0, ADMINS, GRANTERS)                                                               \

@@ -6,8 +6,10 @@
 #ifndef TALLY_COMMANDS_H
 #define TALLY_COMMANDS_H
 
+#include <assert.h>
 #include <stdarg.h>
 
+#include "command_table.h" /* TALLY__NA, TALLY__PRIV, TALLY__EV for TALLY__CMD_ENTRY */
 #include "engine_internal.h"
 #include "text.h"
 
@@ -28,6 +30,18 @@ typedef struct tally__cmd {
   uint32_t identity;
   bool use_reward; /* BUY, CONFIRM: an earned reward may apply (BUY ... noreward: no) */
 } tally__cmd;
+
+/* At a row handler's entry (issue 10 item 7): what the dispatcher
+ * (command.c) established for the row's word and flags, never what the
+ * sender wrote. A failure is a dispatch bug (a handler reached by the wrong
+ * word, or without the account its row promises). */
+#define TALLY__CMD_ENTRY(c, word, flags)                                                                \
+  do {                                                                                                  \
+    assert((c)->e && (c)->cmd && (c)->t.count >= 1 && tally__word_is(&(c)->t, 0, (word)));             \
+    assert(!((flags) & TALLY_COMMAND_NEEDS_ACCOUNT) || ((c)->account < (c)->e->st.account_count &&      \
+                                                        (c)->identity < (c)->e->st.account_count));     \
+    assert(!((flags) & TALLY_COMMAND_PRIVATE_ONLY) || !(c)->cmd->channel[0]);                           \
+  } while (0)
 
 /* The wallet of identity (the command's network, account), created when
  * new (with the demo welcome grant). */

@@ -2,6 +2,7 @@
 #include "text.h"
 #include "highlight.h"
 
+#include <stddef.h>
 #include <assert.h>
 #include <stdio.h>
 #include <string.h>
@@ -289,3 +290,20 @@ bool tally__highlight_remove(tally__engine *e, uint16_t net, const char *channel
   }
   return false;
 }
+
+/* ---- the feature's config keys (config.h; runtime.c registers them) ------- */
+static const tally__config_key config_keys[] = {
+    {"highlight_repeat", TALLY__CFG_U32, offsetof(tally_config, highlight_repeat_s), "30", 5, 3600,
+     "seconds between repeats of a pinned paid highlight in its channel"},
+    {"highlight_topic", TALLY__CFG_U32, offsetof(tally_config, highlight_topic), "0", 0, 1,
+     "1: a paid highlight is pinned as the channel topic (restored after) instead of repeated"},
+    {"highlights_per_channel", TALLY__CFG_U32, offsetof(tally_config, highlights_per_channel), "64", 1, 256,
+     "paid highlights queued or showing in one channel (256 for all channels together); "
+     "beyond it HIGHLIGHT is refused before payment"},
+    {"highlights_per_account", TALLY__CFG_U32, offsetof(tally_config, highlights_per_account), "8", 1, 256,
+     "paid highlights queued or showing bought by one account"},
+    {"highlight_refund_wait", TALLY__CFG_U32, offsetof(tally_config, highlight_refund_wait_s), "600", 1, 86400,
+     "seconds the engine retries refunding an unshown highlight whose payee lacks the credits; "
+     "then its queue slot is freed (logged; retried at the next start)"},
+};
+const tally__config_keys tally__highlight_config_keys = TALLY__CONFIG_KEYS(config_keys);

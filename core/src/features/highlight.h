@@ -15,6 +15,7 @@
 #ifndef TALLY_HIGHLIGHT_H
 #define TALLY_HIGHLIGHT_H
 
+#include "config.h"
 #include "engine_internal.h"
 
 enum {
@@ -51,5 +52,8 @@ bool tally__highlight_remove(tally__engine *e, uint16_t net, const char *channel
 /* Queues a committed highlight purchase (also after a restart). */
 void tally__highlight_queue(tally__engine *e, uint64_t transfer_id, uint32_t buyer, uint32_t item,
                             const char *origin, const char *text);
+
+/* Its config keys (paid highlights), registered by runtime.c. */
+extern const tally__config_keys tally__highlight_config_keys;
 
 #endif

@@ -1,6 +1,8 @@
 /* link.c — LINK codes and links of identities (contract in link.h). */
 #include "link.h"
 
+#include <assert.h>
+#include <stddef.h>
 #include <openssl/rand.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -20,44 +22,53 @@ int tally__link_random(char *out, size_t n) {
   return TALLY_OK;
 }
 
-void tally__link_code_free(tally__state *st, uint32_t slot) {
-  tally__link_code *k = &st->link_codes[slot];
+tally__links *tally__links_of(tally__engine *e) {
+  assert(e->feature_data[TALLY__FDATA_LINKS]); /* allocated with the engine (runtime.c's entry) */
+  return e->feature_data[TALLY__FDATA_LINKS];
+}
+
+void tally__link_code_free(tally__engine *e, uint32_t slot) {
+  tally__state *st = &e->st;
+  tally__link_code *k = &tally__links_of(e)->codes[slot];
   tally__names_unref(&st->names, k->issuer_origin);
   tally__names_unref(&st->names, k->claimer_origin);
   memset(k, 0, sizeof *k);
 }
 
-uint32_t tally__link_code_find(tally__state *st, const char *code) {
+uint32_t tally__link_code_find(tally__engine *e, const char *code) {
+  const tally__link_code *codes = tally__links_of(e)->codes;
   for (uint32_t i = 0; i < TALLY__LINK_CODES_MAX; i++)
-    if (st->link_codes[i].state != TALLY__CODE_FREE && strcmp(st->link_codes[i].code, code) == 0) return i;
+    if (codes[i].state != TALLY__CODE_FREE && strcmp(codes[i].code, code) == 0) return i;
   return TALLY__NONE;
 }
 
-uint32_t tally__link_claim_of(tally__state *st, uint32_t issuer) {
+uint32_t tally__link_claim_of(tally__engine *e, uint32_t issuer) {
+  const tally__link_code *codes = tally__links_of(e)->codes;
   for (uint32_t i = 0; i < TALLY__LINK_CODES_MAX; i++)
-    if (st->link_codes[i].state == TALLY__CODE_CLAIMED && st->link_codes[i].issuer == issuer) return i;
+    if (codes[i].state == TALLY__CODE_CLAIMED && codes[i].issuer == issuer) return i;
   return TALLY__NONE;
 }
 
 int tally__link_issue(tally__engine *e, uint32_t issuer, uint16_t net, uint32_t origin, uint32_t *slot) {
   tally__state *st = &e->st;
+  tally__link_code *codes = tally__links_of(e)->codes;
   uint64_t now = tally__now_mono_ms(e);
   uint32_t free_slot = TALLY__NONE;
   for (uint32_t i = 0; i < TALLY__LINK_CODES_MAX; i++) {
-    tally__link_code *k = &st->link_codes[i];
+    tally__link_code *k = &codes[i];
     /* One code per issuer; expired codes free their slots (a RECORDING one
      * waits for its batch, however long). */
     if (k->state != TALLY__CODE_RECORDING && k->state != TALLY__CODE_FREE &&
         (k->issuer == issuer || k->expires_mono <= now))
-      tally__link_code_free(st, i);
+      tally__link_code_free(e, i);
     if (k->state == TALLY__CODE_FREE && free_slot == TALLY__NONE) free_slot = i;
   }
   if (free_slot == TALLY__NONE) return TALLY_EBUSY;
-  tally__link_code *k = &st->link_codes[free_slot];
+  tally__link_code *k = &codes[free_slot];
   int rc;
   do { /* codes in use are unique: a repeat (one in 2^40 per pair) draws again */
     if ((rc = tally__link_random(k->code, TALLY__LINK_CODE_LEN))) return rc;
-  } while (tally__link_code_find(st, k->code) != TALLY__NONE);
+  } while (tally__link_code_find(e, k->code) != TALLY__NONE);
   k->state = TALLY__CODE_ISSUED;
   k->issuer = issuer;
   k->claimer = TALLY__NONE;
@@ -76,15 +87,16 @@ static void window_roll(uint8_t *fails, uint64_t *since, uint64_t now) {
   if (*fails == 0) *since = now;
 }
 
-bool tally__link_guess_allowed(tally__state *st, uint32_t identity, uint64_t now, uint32_t *wait_min) {
-  tally__account *a = &st->accounts[identity];
+bool tally__link_guess_allowed(tally__engine *e, uint32_t identity, uint64_t now, uint32_t *wait_min) {
+  tally__links *links = tally__links_of(e);
+  tally__account *a = &e->st.accounts[identity];
   if (a->link_fails && now - a->link_fails_mono >= TALLY__LINK_GUESS_WINDOW_MS) a->link_fails = 0;
-  if (st->link_fails_global && now - st->link_fails_global_mono >= TALLY__LINK_GUESS_WINDOW_MS)
-    st->link_fails_global = 0;
+  if (links->fails_global && now - links->fails_global_mono >= TALLY__LINK_GUESS_WINDOW_MS)
+    links->fails_global = 0;
   uint64_t until = 0;
   if (a->link_fails >= TALLY__LINK_GUESSES_MAX) until = a->link_fails_mono + TALLY__LINK_GUESS_WINDOW_MS;
-  if (st->link_fails_global >= TALLY__LINK_GUESSES_GLOBAL_MAX) {
-    uint64_t g = st->link_fails_global_mono + TALLY__LINK_GUESS_WINDOW_MS;
+  if (links->fails_global >= TALLY__LINK_GUESSES_GLOBAL_MAX) {
+    uint64_t g = links->fails_global_mono + TALLY__LINK_GUESS_WINDOW_MS;
     if (g > until) until = g;
   }
   if (!until) return true;
@@ -92,12 +104,13 @@ bool tally__link_guess_allowed(tally__state *st, uint32_t identity, uint64_t now
   return false;
 }
 
-uint32_t tally__link_guess_failed(tally__state *st, uint32_t identity, uint64_t now) {
-  tally__account *a = &st->accounts[identity];
+uint32_t tally__link_guess_failed(tally__engine *e, uint32_t identity, uint64_t now) {
+  tally__links *links = tally__links_of(e);
+  tally__account *a = &e->st.accounts[identity];
   window_roll(&a->link_fails, &a->link_fails_mono, now);
   a->link_fails++;
-  if (st->link_fails_global == 0) st->link_fails_global_mono = now;
-  st->link_fails_global++;
+  if (links->fails_global == 0) links->fails_global_mono = now;
+  links->fails_global++;
   return a->link_fails >= TALLY__LINK_GUESSES_MAX ? 0 : TALLY__LINK_GUESSES_MAX - a->link_fails;
 }
 
@@ -175,7 +188,7 @@ static void link_done(tally__engine *e, const tally__op *op, bool ok) {
     if (st->accounts[person].linked_count) st->accounts[person].linked_count--;
   }
   if (op->link_slot == TALLY__NONE || op->link_slot >= TALLY__LINK_CODES_MAX) return;
-  tally__link_code *k = &st->link_codes[op->link_slot];
+  tally__link_code *k = &tally__links_of(e)->codes[op->link_slot];
   if (k->state != TALLY__CODE_RECORDING || k->claimer != op->link_identity) return;
   char who[TALLY__NETWORK_NAME_BYTES_MAX + TALLY_IDENTITY_BYTES_MAX + 2], text[TALLY_TEXT_BYTES_MAX + 1];
   tally__link_identity_text(st, op->link_by, who, sizeof who);
@@ -192,7 +205,7 @@ static void link_done(tally__engine *e, const tally__op *op, bool ok) {
   tally__emit_in(e, k->claimer_net, TALLY_EFFECT_REPLY, ok ? TALLY_OK : TALLY_EFAILED, 0,
                  ok && op->type == TALLY__OP_TRANSFER ? op->transfer_id : 0,
                  tally__origin_str(st, k->claimer_origin), "", text);
-  tally__link_code_free(st, op->link_slot);
+  tally__link_code_free(e, op->link_slot);
 }
 
 void tally__link_settled(tally__engine *e, const tally__op *op, int outcome) {
@@ -239,3 +252,11 @@ int tally__link_restore(loader *l, int64_t now_ms) {
   }
   return TALLY_OK;
 }
+
+/* ---- the feature's config keys (config.h; runtime.c registers them) ------- */
+static const tally__config_key config_keys[] = {
+    {"link_code_ttl", TALLY__CFG_U32, offsetof(tally_config, link_code_ttl_s), "600", 1, 3600,
+     "seconds a LINK code stays valid for its LINK <code> on another network, and then for the issuer's "
+     "LINK CONFIRM"},
+};
+const tally__config_keys tally__link_config_keys = TALLY__CONFIG_KEYS(config_keys);

@@ -6,6 +6,7 @@
 #include "highlight.h"
 #include "live_raffle.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -351,3 +352,10 @@ void tally__live_committed(tally__engine *e, const tally__op *op) {
     tally__announce_say_in(e, it->drop_net, it->drop_channel, &say);
   }
 }
+
+/* ---- the feature's config keys (config.h; runtime.c registers them) ------- */
+static const tally__config_key config_keys[] = {
+    {"drops_per_host", TALLY__CFG_U32, offsetof(tally_config, drops_per_host), "16", 1, 256,
+     "scheduled or live drops of one creator at once (256 for everyone together)"},
+};
+const tally__config_keys tally__live_config_keys = TALLY__CONFIG_KEYS(config_keys);

@@ -10,6 +10,7 @@
 #ifndef TALLY_LIVE_H
 #define TALLY_LIVE_H
 
+#include "config.h"
 #include "engine_internal.h"
 
 enum {
@@ -54,5 +55,8 @@ void tally__live_ledger_recovered(tally__engine *e);
 /* The event a new op belongs to: its drop's event, else the running event
  * of the channel it was said in. */
 uint64_t tally__live_event_for(const tally__state *st, uint32_t item, uint16_t net, const char *channel);
+
+/* Its config keys (timed drops), registered by runtime.c. */
+extern const tally__config_keys tally__live_config_keys;
 
 #endif

@@ -1,6 +1,8 @@
 /* tipmsg.c — tip messages held for moderators (contract in tipmsg.h). */
 #include "tipmsg.h"
 
+#include <assert.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -9,9 +11,14 @@ static const char *who(const tally__state *st, uint32_t account) {
   return tally__account_label(st, account); /* past "user:" */
 }
 
-static tally__held_tip *held_find(tally__state *st, uint64_t transfer_id, uint16_t net, const char *channel) {
+tally__tips *tally__tips_of(tally__engine *e) {
+  assert(e->feature_data[TALLY__FDATA_TIPS]); /* allocated with the engine (runtime.c's entry) */
+  return e->feature_data[TALLY__FDATA_TIPS];
+}
+
+static tally__held_tip *held_find(tally__tips *t, uint64_t transfer_id, uint16_t net, const char *channel) {
   for (uint32_t i = 0; i < TALLY__HELD_TIPS_MAX; i++) {
-    tally__held_tip *h = &st->held_tips[i];
+    tally__held_tip *h = &t->held[i];
     if (h->state != TALLY__HELD_FREE && h->transfer_id == transfer_id &&
         (!channel || (h->net == net && strcmp(h->channel, channel) == 0)))
       return h;
@@ -19,8 +26,32 @@ static tally__held_tip *held_find(tally__state *st, uint64_t transfer_id, uint16
   return NULL;
 }
 
-tally__held_tip *tally__tip_held_find(tally__state *st, uint64_t transfer_id, uint16_t net, const char *channel) {
-  return held_find(st, transfer_id, net, channel);
+tally__held_tip *tally__tip_held_find(tally__engine *e, uint64_t transfer_id, uint16_t net, const char *channel) {
+  return held_find(tally__tips_of(e), transfer_id, net, channel);
+}
+
+int tally__held_tip_room(tally__engine *e, uint32_t tipper, uint16_t net, const char *channel) {
+  const tally__tips *t = tally__tips_of(e);
+  uint32_t used = 0, in_channel = 0, by_tipper = 0;
+  for (uint32_t i = 0; i < TALLY__HELD_TIPS_MAX; i++) {
+    const tally__held_tip *h = &t->held[i];
+    if (h->state == TALLY__HELD_FREE) continue;
+    used++;
+    in_channel += h->net == net && strcmp(h->channel, channel) == 0;
+    by_tipper += h->tipper == tipper;
+  }
+  if (by_tipper >= e->cfg.held_tips_per_account) return TALLY_ETOO_MANY;
+  if (used >= TALLY__HELD_TIPS_MAX || in_channel >= e->cfg.held_tips_per_channel) return TALLY_EBUSY;
+  return TALLY_OK;
+}
+
+void tally__tip_settled(tally__engine *e, const tally__op *op, int outcome) {
+  (void)outcome;
+  if (!op->held_message) return;
+  tally__tips *t = tally__tips_of(e);
+  for (uint32_t i = 0; i < TALLY__HELD_TIPS_MAX; i++)
+    if (t->held[i].state == TALLY__HELD_RESERVED && t->held[i].transfer_id == op->transfer_id)
+      t->held[i].state = TALLY__HELD_FREE;
 }
 
 static void say_message(tally__engine *e, const tally__held_tip *h) {
@@ -34,10 +65,11 @@ static void say_message(tally__engine *e, const tally__held_tip *h) {
   tally__announce_say_in(e, e->st.accounts[h->tipper].net, h->channel, &say);
 }
 
-bool tally__tip_message_reserve(tally__state *st, const tally__op *op) {
-  if (tally__held_tip_room(st, op->account, op->net, op->channel) != TALLY_OK) return false;
+bool tally__tip_message_reserve(tally__engine *e, const tally__op *op) {
+  if (tally__held_tip_room(e, op->account, op->net, op->channel) != TALLY_OK) return false;
+  tally__tips *t = tally__tips_of(e);
   for (uint32_t i = 0; i < TALLY__HELD_TIPS_MAX; i++) {
-    tally__held_tip *h = &st->held_tips[i];
+    tally__held_tip *h = &t->held[i];
     if (h->state != TALLY__HELD_FREE) continue;
     memset(h, 0, sizeof *h);
     h->state = TALLY__HELD_RESERVED; /* counted in the shares from now on */
@@ -53,12 +85,12 @@ bool tally__tip_message_reserve(tally__state *st, const tally__op *op) {
 bool tally__tip_message_queue(tally__engine *e, uint64_t transfer_id, uint32_t tipper,
                               uint32_t recipient, int64_t amount, uint16_t net, const char *channel,
                               const char *text, uint64_t due_mono) {
-  tally__state *st = &e->st;
+  tally__tips *t = tally__tips_of(e);
   /* Its reserved slot (a tip just committed), else a free one (a restart). */
-  tally__held_tip *h = held_find(st, transfer_id, 0, NULL);
+  tally__held_tip *h = held_find(t, transfer_id, 0, NULL);
   if (h && h->state != TALLY__HELD_RESERVED) return true; /* already waiting */
   for (uint32_t i = 0; i < TALLY__HELD_TIPS_MAX && !h; i++)
-    if (st->held_tips[i].state == TALLY__HELD_FREE) h = &st->held_tips[i];
+    if (t->held[i].state == TALLY__HELD_FREE) h = &t->held[i];
   if (!h) return false;
   memset(h, 0, sizeof *h);
   h->transfer_id = transfer_id;
@@ -121,8 +153,9 @@ void tally__tip_thanks(tally__engine *e, const tally__op *op, const char *amount
 }
 
 void tally__tip_messages_tick(tally__engine *e, uint64_t now_mono) {
+  tally__tips *t = tally__tips_of(e);
   for (uint32_t i = 0; i < TALLY__HELD_TIPS_MAX; i++) {
-    tally__held_tip *h = &e->st.held_tips[i];
+    tally__held_tip *h = &t->held[i];
     if (h->state == TALLY__HELD_HIDDEN && now_mono >= h->due_mono) {
       h->state = TALLY__HELD_FREE; /* kept until then: a second HIDE hears "already hidden" */
     } else if (h->state == TALLY__HELD_WAITING && now_mono >= h->due_mono) {
@@ -134,7 +167,7 @@ void tally__tip_messages_tick(tally__engine *e, uint64_t now_mono) {
 }
 
 void tally__tip_hide_settled(tally__engine *e, const tally__op *op, bool ok) {
-  tally__held_tip *h = held_find(&e->st, op->ref_transfer, op->net, op->channel);
+  tally__held_tip *h = held_find(tally__tips_of(e), op->ref_transfer, op->net, op->channel);
   if (!h || h->state != TALLY__HELD_HIDING) return;
   if (!ok) {
     h->state = TALLY__HELD_WAITING; /* not recorded: said when due, as if never hidden */
@@ -147,3 +180,16 @@ void tally__tip_hide_settled(tally__engine *e, const tally__op *op, bool ok) {
               (unsigned long long)op->ref_transfer, who(&e->st, h->tipper));
   tally__emit_say_in(e, op->net, TALLY_EFFECT_MODERATORS, TALLY_OK, 0, op->ref_transfer, "", op->channel, &say);
 }
+
+/* ---- the feature's config keys (config.h; runtime.c registers them) ------- */
+static const tally__config_key config_keys[] = {
+    {"tip_message_hold", TALLY__CFG_U32, offsetof(tally_config, tip_message_hold_s), "0", 0, 600,
+     "seconds a tip's message is shown to the channel's moderators only (who can HIDE it) before "
+     "the channel sees it; 0 = at once"},
+    {"held_tips_per_channel", TALLY__CFG_U32, offsetof(tally_config, held_tips_per_channel), "64", 1, 256,
+     "tip messages waiting for moderators in one channel (256 for all channels together); "
+     "beyond it a TIP with a message is refused before any charge"},
+    {"held_tips_per_account", TALLY__CFG_U32, offsetof(tally_config, held_tips_per_account), "8", 1, 256,
+     "tip messages waiting for moderators from one account"},
+};
+const tally__config_keys tally__tip_config_keys = TALLY__CONFIG_KEYS(config_keys);

@@ -5,7 +5,9 @@
  * it. The kernel, and the loop (runtime/engine_loop.c), reach them only
  * through this table, which runtime/runtime.c fills and hands to
  * tally__engine_new (runtime.h), the way PostgreSQL's resource managers or Redis module
- * hooks work: adding a feature adds an entry there, not a call here.
+ * hooks work: adding a feature adds an entry there, not a call here. An
+ * entry also names the feature's command words, so the dispatcher and the
+ * command table need no edit either.
  *
  * Contract: every pointer of tally__hooks is set; a feature's entries may be
  * NULL. Feature entries run in table order (the order is behaviour: effects
@@ -16,9 +18,28 @@
 #include "engine_internal.h"
 
 struct loader; /* loader.h: the start-up loader's context and query helpers */
+/* commands/command_rows.h and describe.h: a feature's command words, and
+ * the set built from every feature's; the kernel never looks inside. */
+struct tally__command_rows;
+struct tally__command_set;
 
 typedef struct tally__feature_hooks {
   const char *name;
+  /* The feature's command words (its command file's rows), or NULL: the
+   * dispatcher and tally_commands_describe() know them from here. */
+  const struct tally__command_rows *commands;
+  /* The feature's config keys (base/config.h rows in its files), or NULL:
+   * tally_config_set, _check, _describe and `tally config` know them from
+   * here (runtime/config_api.c). */
+  const struct tally__config_keys *config_keys;
+  /* The feature's own state: data_size bytes (0: none) at
+   * e->feature_data[data_slot], allocated zeroed with the engine
+   * (tally__engine_new), zeroed again before each start's restore
+   * (loader.c: a start tried again loads afresh), freed with the engine.
+   * A feature that allocates its tables itself (rewards, quiz: at restore,
+   * freed by `destroy`) leaves data_size 0. */
+  size_t data_size;
+  uint32_t data_slot;
   /* Start-up, after the kernel's own state (accounts, items, purchases,
    * keys) and before the first command: rebuilds the feature's memory from
    * the ledger (loader.c, blocking, on the engine thread). A nonzero return
@@ -53,6 +74,9 @@ typedef struct tally__hooks {
   void (*grant_request)(tally__engine *e, int64_t request_id, const char *account, int64_t amount);
   const tally__feature_hooks *features;
   size_t feature_count;
+  /* The command set built from the core's words and every feature's
+   * `commands` (runtime.c, once, before the first engine). */
+  const struct tally__command_set *commands;
 } tally__hooks;
 
 /* Runs entry `fn` of every feature that has it, in table order. */

@@ -418,6 +418,10 @@ static int engine_load(tally__engine *e, PGconn *conn, char *err, size_t err_len
   /* Start from empty memory: a failed earlier attempt may have left some. */
   tally__state_free(&e->st);
   rc = tally__state_init(&e->st, &e->cfg);
+  for (size_t f = 0; f < e->hooks->feature_count; f++) { /* the features' own state too (hooks.h) */
+    const tally__feature_hooks *h = &e->hooks->features[f];
+    if (h->data_size) memset(e->feature_data[h->data_slot], 0, h->data_size);
+  }
   if (!rc) rc = tally__map_init(&l.acc_by_id, e->cfg.accounts_max);
   if (!rc) rc = tally__map_init(&l.item_by_id, e->cfg.items_max);
   if (rc) {

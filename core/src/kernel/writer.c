@@ -118,6 +118,7 @@ int tally__writer_connect(tally__writer *w, char *err, size_t err_len) {
 /* Starts a reconnect and returns at once; writer_connect_poll finishes it. */
 static int writer_reconnect_start(tally__writer *w, uint64_t now) {
   tally__engine *e = w->engine;
+  assert(w->state == TALLY__WRITER_DOWN); /* tally__writers_tick: only a writer that is down */
   tally__writer_close(w);
   if (w->poll_closing) return TALLY_EDB;
   const char *vals[CONNECT_PARAMS + 1] = {NULL};
@@ -137,6 +138,7 @@ static int writer_reconnect_start(tally__writer *w, uint64_t now) {
 static void writer_broken(tally__writer *w, const char *why);
 
 static void writer_connect_poll(tally__writer *w) {
+  assert(w->state == TALLY__WRITER_CONNECTING && w->conn); /* writer_on_io */
   PostgresPollingStatusType ps = PQconnectPoll(w->conn);
   if (ps == PGRES_POLLING_FAILED) {
     writer_broken(w, PQerrorMessage(w->conn));
@@ -207,6 +209,7 @@ int tally__writer_send_batch(tally__writer *w, tally__batch *b) {
  * ledger holds (ours from an earlier attempt, or someone's older ones). */
 static int writer_send_lookup(tally__writer *w) {
   tally__batch *b = w->batch;
+  assert(w->state == TALLY__WRITER_IDLE && b); /* writer_outcome: its statement or lookup answered */
   char id[24];
   snprintf(id, sizeof id, "%llu", (unsigned long long)b->id);
   const char *params[2] = {id, tally__batch_keys_param(b, &w->engine->st)};
@@ -270,6 +273,9 @@ static void writer_query_done(tally__writer *w) {
   w->result = NULL;
   writer_state was = w->state;
   tally__batch *b = w->batch;
+  /* Only a writer with a query in flight gets an answer (writer_on_io). */
+  assert(was == TALLY__WRITER_SETUP || was == TALLY__WRITER_GRANTS || was == TALLY__WRITER_BATCH ||
+         was == TALLY__WRITER_RESOLVE);
   w->state = TALLY__WRITER_IDLE;
   ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
   if (was == TALLY__WRITER_SETUP) {
@@ -358,6 +364,7 @@ int tally__writer_poll_grants(tally__writer *w) {
                          " ORDER BY g.id LIMIT $3::int",
                          3, NULL, params, NULL, NULL, 0))
     return TALLY_EDB;
+  assert(w->state == TALLY__WRITER_IDLE && w->index == 0); /* tally__writers_tick: writer 0, idle */
   w->state = TALLY__WRITER_GRANTS;
   return writer_send_flush(w);
 }

@@ -44,11 +44,9 @@ int tally__state_init(tally__state *st, const tally_config *cfg) {
   st->audience = tally__alloc_big((size_t)TALLY__AUDIENCE_MAX * sizeof *st->audience);
   st->dirty_audience = calloc(TALLY__AUDIENCE_MAX, sizeof *st->dirty_audience);
   st->highlights = calloc(TALLY__HIGHLIGHTS_SLOTS, sizeof *st->highlights);
-  st->held_tips = calloc(TALLY__HELD_TIPS_MAX, sizeof *st->held_tips);
   st->ship_notes = calloc(TALLY__SHIP_NOTES_KEPT, sizeof *st->ship_notes);
   st->bios = calloc(TALLY__BIOS_MAX, sizeof *st->bios);
-  st->link_codes = calloc(TALLY__LINK_CODES_MAX, sizeof *st->link_codes);
-  if (!st->link_codes || !st->highlights || !st->held_tips || !st->ship_notes || !st->bios || !st->coop || !st->entries || !st->draw_scratch || !st->audience || !st->dirty_audience ||
+  if (!st->highlights || !st->ship_notes || !st->bios || !st->coop || !st->entries || !st->draw_scratch || !st->audience || !st->dirty_audience ||
       tally__map_init(&st->audience_index, TALLY__AUDIENCE_MAX) ||!st->accounts || !st->items || !st->purchases || !st->keys || !st->consents || !st->events ||
       !st->per_user || tally__map_init(&st->per_user_index, cfg->purchases_max) || !st->dirty_accounts ||
       !st->agreed || tally__map_init(&st->agreed_index, cfg->purchases_max) ||
@@ -81,10 +79,8 @@ void tally__state_free(tally__state *st) {
   tally__free_big(st->audience, (size_t)TALLY__AUDIENCE_MAX * sizeof *st->audience);
   free(st->dirty_audience);
   free(st->highlights);
-  free(st->held_tips);
   free(st->ship_notes);
   free(st->bios);
-  free(st->link_codes);
   tally__map_free(&st->audience_index);
   free(st->accounts);
   free(st->items);
@@ -527,20 +523,6 @@ int tally__highlight_room(const tally__state *st, uint32_t buyer, uint32_t item)
   return TALLY_OK;
 }
 
-int tally__held_tip_room(const tally__state *st, uint32_t tipper, uint16_t net, const char *channel) {
-  uint32_t used = 0, in_channel = 0, by_tipper = 0;
-  for (uint32_t i = 0; i < TALLY__HELD_TIPS_MAX; i++) {
-    const tally__held_tip *h = &st->held_tips[i];
-    if (h->state == TALLY__HELD_FREE) continue;
-    used++;
-    in_channel += h->net == net && strcmp(h->channel, channel) == 0;
-    by_tipper += h->tipper == tipper;
-  }
-  if (by_tipper >= st->cfg->held_tips_per_account) return TALLY_ETOO_MANY;
-  if (used >= TALLY__HELD_TIPS_MAX || in_channel >= st->cfg->held_tips_per_channel) return TALLY_EBUSY;
-  return TALLY_OK;
-}
-
 /* A decided highlight purchase takes its slot now (decide.c checked there
  * is room), so its commit never finds the table full. */
 static void highlight_reserve(tally__state *st, const tally__op *op) {
@@ -556,14 +538,12 @@ static void highlight_reserve(tally__state *st, const tally__op *op) {
   }
 }
 
-/* A purchase or tip that did not commit gives back the slot it reserved. */
+/* A purchase that did not commit gives back the slot it reserved (a tip's
+ * held message slot: the tip messages feature, tipmsg.c, on `settled`). */
 static void reservations_release(tally__state *st, const tally__op *op) {
   for (uint32_t i = 0; op->kind == TALLY__TRANSFER_PURCHASE && i < TALLY__HIGHLIGHTS_SLOTS; i++)
     if (st->highlights[i].state == TALLY__HL_RESERVED && st->highlights[i].transfer_id == op->transfer_id)
       st->highlights[i].state = TALLY__HL_FREE;
-  for (uint32_t i = 0; op->held_message && i < TALLY__HELD_TIPS_MAX; i++)
-    if (st->held_tips[i].state == TALLY__HELD_RESERVED && st->held_tips[i].transfer_id == op->transfer_id)
-      st->held_tips[i].state = TALLY__HELD_FREE;
 }
 
 /* ---- money movement -------------------------------------------------------- */

@@ -55,7 +55,6 @@ enum {
   TALLY__SHIP_NOTES_KEPT = 1024,     /* newest shipping notes in memory, for ORDERS */
   TALLY__BIO_BYTES_MAX = 120,
   TALLY__BIOS_MAX = 1024,            /* creators with a bio */
-  TALLY__HELD_TIPS_MAX = 256,        /* tip messages waiting for moderators, all channels */
   TALLY__CONSENTS_PENDING_MAX = 65536, /* first-time buyers asked to CONFIRM at once */
   TALLY__CONSENT_EXTENSIONS_MAX = 3,   /* CONFIRM EXTEND, each adds consent_ttl_s */
   TALLY__CHANNELS_MAX = 4096,
@@ -64,10 +63,6 @@ enum {
   TALLY__KEY_RETENTION_MS = 24 * 3600 * 1000, /* idempotency keys kept a day */
   TALLY__NETWORKS_MAX = 64,    /* chat networks the engine has seen (networks rows) */
   TALLY__NETWORK_IRC_ID = 1,   /* sql/010: the network of every account written before it */
-  /* LINK (features/link.c): codes issued and waiting, all identities together. */
-  TALLY__LINK_CODES_MAX = 1024,
-  TALLY__LINK_CODE_LEN = 8,    /* 8 symbols of 32: 40 bits */
-  TALLY__LINK_CONFIRM_LEN = 6, /* the issuer's LINK CONFIRM code: 30 bits */
 };
 
 /* A chat network (sql/010 networks). Its id is the engine's (1 for "irc",
@@ -321,25 +316,6 @@ typedef struct tally__bio {
   char text[TALLY__BIO_BYTES_MAX + 1];
 } tally__bio;
 
-/* A tip's message shown to the channel's moderators first (tipmsg.c). */
-enum tally__held_state {
-  TALLY__HELD_FREE = 0,
-  TALLY__HELD_RESERVED = 4, /* its tip is in flight (a slot taken at decision) */
-  TALLY__HELD_WAITING = 1, /* shown to the channel when due */
-  TALLY__HELD_HIDING = 2,  /* a HIDE is in flight */
-  TALLY__HELD_HIDDEN = 3,  /* never shown; the slot frees when its hold would have ended */
-};
-typedef struct tally__held_tip {
-  uint64_t transfer_id;
-  uint64_t due_mono;
-  uint32_t tipper, recipient;
-  int64_t amount;
-  uint8_t state; /* enum tally__held_state */
-  uint16_t net;  /* the network of channel */
-  char channel[TALLY__ROOM_KEPT_BYTES_MAX + 1];
-  char text[TALLY_TEXT_BYTES_MAX / 2];
-} tally__held_tip;
-
 /* One entry into a raffle drop; durable (persisted) before it is told so. */
 typedef struct tally__raffle_entry {
   uint32_t item, account;
@@ -425,7 +401,7 @@ typedef struct tally__op {
   /* An identity_links row (sql/013) goes with it: a LINK op, or a TRANSFER
    * of kind LINK (the balance move). link_identity: the identity's account
    * index; account: the person's wallet; link_by: who agreed; link_slot:
-   * its code in st->link_codes (TALLY__NONE for an unlink). */
+   * its code in the link feature's tally__links (TALLY__NONE for an unlink). */
   uint8_t link_event; /* 0 none, 1 link, 2 unlink */
   uint32_t link_identity, link_by, link_slot;
   uint64_t link_id;
@@ -459,25 +435,6 @@ typedef struct tally__bucket {
   uint16_t net; /* the bucket of room (net, name) */
   char name[TALLY__ROOM_KEPT_BYTES_MAX + 1];
 } tally__bucket;
-
-/* A LINK code (features/link.c): issued by an identity, claimed by an
- * identity of another network, confirmed by the issuer. In memory only:
- * a restart forgets codes (they live minutes), never links. */
-enum tally__link_code_state {
-  TALLY__CODE_FREE = 0,
-  TALLY__CODE_ISSUED = 1,    /* waiting for LINK <code> on another network */
-  TALLY__CODE_CLAIMED = 2,   /* waiting for the issuer's LINK CONFIRM */
-  TALLY__CODE_RECORDING = 3, /* confirmed: its row is in flight */
-};
-typedef struct tally__link_code {
-  uint8_t state;
-  uint32_t issuer, claimer;          /* identities' own accounts */
-  uint32_t issuer_origin, claimer_origin; /* names in st->names, referenced while used */
-  uint16_t issuer_net, claimer_net;
-  uint64_t expires_mono;
-  char code[TALLY__LINK_CODE_LEN + 1];
-  char confirm[TALLY__LINK_CONFIRM_LEN + 1];
-} tally__link_code;
 
 typedef struct tally__state {
   const tally_config *cfg;
@@ -535,7 +492,6 @@ typedef struct tally__state {
   uint32_t *dirty_audience, dirty_audience_count;
   uint64_t audience_flush_mono;
   tally__highlight *highlights; /* TALLY__HIGHLIGHTS_SLOTS */
-  tally__held_tip *held_tips;   /* TALLY__HELD_TIPS_MAX */
   tally__refcode refcodes[TALLY__REFCODES_MAX];
   tally__ship_note *ship_notes; /* TALLY__SHIP_NOTES_KEPT, a ring */
   uint32_t ship_next;
@@ -557,9 +513,6 @@ typedef struct tally__state {
   uint64_t next_id; /* every id the engine assigns: accounts, items, transfers, batches */
   uint64_t consent_seq;
   tally__names names; /* account names, and the origins of ops and raffle entries */
-  tally__link_code *link_codes; /* TALLY__LINK_CODES_MAX */
-  uint32_t link_fails_global;   /* wrong LINK codes from anyone since link_fails_global_mono */
-  uint64_t link_fails_global_mono;
 } tally__state;
 
 /* Whose refund rights a purchase carries: its buyer's, or, for a buyer
@@ -645,10 +598,6 @@ void tally__purchase_forget(tally__state *st, uint32_t slot);
  * buyer's share, highlights_per_account). Every slot counts that is not
  * free, those reserved by purchases in flight included. */
 int tally__highlight_room(const tally__state *st, uint32_t buyer, uint32_t item);
-/* Room for one more held tip message (tip_message_hold) from tipper in
- * channel: TALLY_OK, TALLY_EBUSY (the table or the channel's share is
- * full) or TALLY_ETOO_MANY (the tipper's share). */
-int tally__held_tip_room(const tally__state *st, uint32_t tipper, uint16_t net, const char *channel);
 
 /* The audience row of (event, account), created when asked; TALLY__NONE if
  * the pool is full (audience_rows.c). */

@@ -252,10 +252,30 @@ static int remote_new(const tally_config *cfg, tally_engine **out, char *err, si
   return TALLY_OK;
 }
 
+/* Each feature's own state (hooks.h: data_size, data_slot), zeroed. */
+static int features_data_new(tally__engine *e) {
+  for (size_t f = 0; f < e->hooks->feature_count; f++) {
+    const tally__feature_hooks *h = &e->hooks->features[f];
+    if (!h->data_size) continue;
+    assert(h->data_slot < TALLY__FEATURE_DATA_MAX && !e->feature_data[h->data_slot]); /* runtime.c's table */
+    if (!(e->feature_data[h->data_slot] = calloc(1, h->data_size))) return TALLY_ENOMEM;
+  }
+  return TALLY_OK;
+}
+
+static void features_data_free(tally__engine *e) {
+  for (size_t f = 0; f < e->hooks->feature_count; f++) {
+    const tally__feature_hooks *h = &e->hooks->features[f];
+    if (!h->data_size) continue;
+    free(e->feature_data[h->data_slot]);
+    e->feature_data[h->data_slot] = NULL;
+  }
+}
+
 int tally__engine_new(const tally__hooks *hooks, const tally_config *cfg, tally_engine **out, char *err,
                       size_t err_len) {
   if (!cfg || !out) return TALLY_EINVAL;
-  assert(hooks && hooks->command && hooks->verify_answer && hooks->grant_request); /* runtime.c's table */
+  assert(hooks && hooks->command && hooks->verify_answer && hooks->grant_request && hooks->commands); /* runtime.c's table */
   int rc = tally_config_check(cfg, err, err_len);
   if (rc) return rc;
   if (cfg->size >= TALLY_SIZE_THROUGH(tally_config, mode) && cfg->mode && !strcmp(cfg->mode, "remote"))
@@ -293,6 +313,7 @@ int tally__engine_new(const tally__hooks *hooks, const tally_config *cfg, tally_
   if (!rc) rc = tally__ring_init(&e->in, e->cfg.queue_depth, e->cfg.queue_bytes);
   if (!rc) rc = tally__ring_init(&e->out, out_count, out_bytes);
   if (!rc) rc = tally__state_init(&e->st, &e->cfg);
+  if (!rc) rc = features_data_new(e);
   if (!rc) rc = tally__decoder_init(&e->dec);
   if (!rc) rc = tally__decoder_init(&e->host_dec);
   for (uint32_t i = 0; !rc && i < e->batch_slots; i++) rc = tally__batch_init(&e->batches[i], e->cfg.batch_max);
@@ -429,6 +450,7 @@ void tally_engine_free(tally_engine *e) {
   if (!e) return;
   tally_engine_stop(e);
   if (e->hooks) TALLY__FEATURES_CALL0(e, destroy); /* the engine thread has stopped */
+  if (e->hooks) features_data_free(e);
   tally__remote_free(e);
   for (int i = 0; i < TALLY__REMOTE_STRINGS; i++) free(e->remote_strings[i]);
   for (uint32_t i = 0; e->batches && i < e->batch_slots; i++) tally__batch_free(&e->batches[i]);

@@ -19,4 +19,15 @@ void tally__engine_tick(tally__engine *e);
  * lacks room for its answers. */
 bool tally__engine_take_command(tally__engine *e, const uint8_t *frame, size_t len);
 
+/* runtime.c: the command set of the core's and every registered feature's
+ * words (describe.h), built on first use; NULL if the rows are inconsistent
+ * (a word twice: tally_engine_new says which). */
+const struct tally__command_set *tally__commands(void);
+
+/* runtime.c: every config key, the core's and each registered feature's
+ * (base/config.h), built on first use. */
+const struct tally__config_table *tally__config_table_get(void);
+/* config_api.c: tally__config_import_in on that table. */
+int tally__config_import(tally_config *out, const tally_config *cfg, char *err, size_t err_len);
+
 #endif

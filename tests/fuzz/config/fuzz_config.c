@@ -1,5 +1,5 @@
 /* fuzz_config.c — libFuzzer target for the configuration table
- * (core/src/base/config.c): tally_config_set on fuzzed keys and values, then
+ * (core/src/base/config.c, the keys of every feature): tally_config_set on fuzzed keys and values, then
  * tally_config_check. `tally --set k=v` reaches exactly these two calls;
  * config files reach them through tally_config_load_text (config_file.c),
  * which the same input is also fed to whole.
@@ -17,11 +17,9 @@
  * leaves the config unchanged and hands out no file; an accepted file's
  * config then checks like any other (its strings live in the file).
  *
- * Build and run: tests/fuzz/run.sh (see docs/FUZZING.md); by hand:
- *   clang-14 -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE \
- *     -Icore/include -Icore/src/base -Icore/src/wire -Icore/src/receipts -Icore/src/model -Ischemas -Itests/fuzz \
- *     tests/fuzz/config/fuzz_config.c core/src/base/config.c core/src/base/config_file.c core/src/base/text.c \
- *     core/src/base/errors.c -o build/fuzz/fuzz_config */
+ * Build and run: tests/fuzz/run.sh (see docs/FUZZING.md). The features'
+ * keys come with runtime.c's feature table, so the target links the plain
+ * build's libtally.a besides the config sources it instruments. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

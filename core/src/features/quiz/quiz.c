@@ -3,6 +3,7 @@
  * op; memory changes when its batch commits. */
 #include "quiz.h"
 
+#include <stddef.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -433,3 +434,11 @@ void tally__quiz_destroy(tally__engine *e) {
   free(e->feature_data[TALLY__FDATA_QUIZ]);
   e->feature_data[TALLY__FDATA_QUIZ] = NULL;
 }
+
+/* ---- the feature's config keys (config.h; runtime.c registers them) ------- */
+static const tally__config_key config_keys[] = {
+    {"reward_min_account_age", TALLY__CFG_U32, offsetof(tally_config, reward_min_account_age_s), "3600", 0, 365u * 86400,
+     "seconds: an account tally first saw less than this long before a quiz started cannot win it "
+     "(a fresh account per answer gains nothing)"},
+};
+const tally__config_keys tally__quiz_config_keys = TALLY__CONFIG_KEYS(config_keys);

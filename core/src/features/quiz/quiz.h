@@ -26,6 +26,7 @@
 #ifndef TALLY_QUIZ_H
 #define TALLY_QUIZ_H
 
+#include "config.h"
 #include "engine_internal.h"
 #include "quiz_match.h"
 
@@ -110,5 +111,8 @@ uint32_t tally__quiz_only(tally__engine *e, uint16_t net, uint32_t *running);
  * TALLY_EANSWERED, TALLY_EBUSY (answers full), TALLY_ESELF (the host). */
 int tally__quiz_answer(tally__engine *e, uint32_t q, uint32_t account, const char *text, uint64_t now_mono,
                        tally__op *op, bool *correct, uint32_t *seq);
+
+/* Its config keys (quiz winners), registered by runtime.c. */
+extern const tally__config_keys tally__quiz_config_keys;
 
 #endif
