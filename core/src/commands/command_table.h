@@ -77,7 +77,10 @@
     "discounts on your items that quizzes give")                                                       \
   X(QUIZ, tally__cmd_quiz, TALLY__NA, TALLY_COMMAND_GROUP_HOSTS,                                       \
     "START <seconds> <question> | <answer>[|<answer>...] [winners=N] [reward=<name>] [min-players=3]", \
-    "a quiz in this event's room; the first right answers win your reward")
+    "a quiz in this event's room; the first right answers win your reward")                           \
+  X(ROOM, tally__cmd_room, TALLY__NA, TALLY_COMMAND_GROUP_HOSTS,                                       \
+    "| ROOM SET reply=room|thread|dm redact=on|off host_level=<level> | ROOM MOVE <room>",             \
+    "this room's settings: where answers go, whether command lines are removed, the level of hosts")
 
 /* Who may use which form of a command: the one rule, decided in core. The
  * dispatcher (command.c) checks it before the handler runs, and
@@ -106,6 +109,8 @@
   R(DROP, "", 0, HOSTS, OPEN)                                                                          \
   R(HIDE, "", 0, MODERATORS, OPEN)                                                                     \
   R(QUIZ, "", 0, HOSTS, OPEN)                                                                          \
+  R(ROOM, "SET", 0, HOSTS, OPEN)                                                                       \
+  R(ROOM, "MOVE", 0, HOSTS, OPEN)                                                                      \
   R(HIGHLIGHT, "REMOVE", 2, MODERATORS, OPEN)                                                          \
   R(TALLY, "HELP", 0, OPEN, OPEN)                                                                      \
   R(TALLY, "PRIVACY", 0, OPEN, OPEN)                                                                   \
