@@ -65,14 +65,21 @@ static void test_move_and_restart(void **state) {
   th_config(&cfg, dsn);
   eng = th_engine(&cfg);
   th_reply r;
+  assert_int_equal(th_cmd(eng, "admin", "TALLY ROLE host creator", TALLY_ROLE_OPER, &r), TALLY_OK);
   assert_int_equal(th_cmd_in(eng, "host", CH, "ROOM SET reply=thread", HOST, &r), TALLY_OK);
   assert_int_equal(th_cmd_in(eng, "host", CH, "EVENT START 30 Upgrade night", HOST, &r), TALLY_OK);
+  assert_int_equal(th_cmd_in(eng, "host", CH, "DROP CREATE mv1 5 1 start=+5m", HOST, &r), TALLY_OK);
+  assert_int_equal(th_cmd_in(eng, "host", "#elsewhere", "DROP CREATE mv2 5 1 start=+5m", HOST, &r), TALLY_OK);
   assert_int_equal(th_cmd_in(eng, "bob", CH, "ROOM MOVE #new", 0, &r), TALLY_ENO_PERMISSION);
   assert_int_equal(th_cmd_in(eng, "host", CH, "ROOM MOVE " CH, HOST, &r), TALLY_EBAD_SYNTAX);
   assert_int_equal(th_cmd_in(eng, "host", CH, "ROOM MOVE #new", HOST, &r), TALLY_OK);
   assert_non_null(strstr(r.text, "moved to #new"));
   assert_true(th_announced("=#new: reply=thread redact=off host_level=0"));
   assert_int_equal(sql("SELECT count(*) FROM room_moves WHERE from_room = '%s' AND to_room = '#new'", CH), 1);
+  /* The room's drop moved with it (its item row), another room's did not. */
+  th_settle(eng, 300);
+  assert_int_equal(sql("SELECT count(*) FROM items WHERE sku = 'mv1' AND drop_channel = '#new'"), 1);
+  assert_int_equal(sql("SELECT count(*) FROM items WHERE sku = 'mv2' AND drop_channel = '#elsewhere'"), 1);
   /* The running event is in #new now: a second one cannot start there. */
   assert_int_equal(th_cmd_in(eng, "host", "#new", "EVENT START 5 Again", HOST, &r), TALLY_EEXISTS);
   th_engine_free(eng);

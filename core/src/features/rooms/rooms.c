@@ -115,12 +115,23 @@ int tally__room_save(tally__engine *e, uint16_t net, const char *room, uint8_t r
 }
 
 /* The running event of (net, from) now runs in `to`: its lines go there.
- * Its stored row keeps the first room; room_moves says where it went. */
+ * Its stored row keeps the first room; room_moves says where it went.
+ * Drops not closed yet move too: their item rows carry the room (written
+ * with the next batch, so they need no room_moves). */
 static void move_event(tally__engine *e, uint16_t net, const char *from, const char *to) {
-  for (uint32_t i = 0; i < e->st.event_count; i++) {
-    tally__event *ev = &e->st.events[i];
+  tally__state *st = &e->st;
+  for (uint32_t i = 0; i < st->event_count; i++) {
+    tally__event *ev = &st->events[i];
     if (!ev->stopped_ms && ev->net == net && strcmp(ev->channel, from) == 0)
       tally__text_clip(ev->channel, sizeof ev->channel, to);
+  }
+  for (uint32_t i = 0; i < st->item_count; i++) {
+    tally__item *it = &st->items[i];
+    if ((it->drop_state == TALLY__DROP_SCHEDULED || it->drop_state == TALLY__DROP_LIVE) && it->drop_net == net &&
+        strcmp(it->drop_channel, from) == 0) {
+      tally__text_clip(it->drop_channel, sizeof it->drop_channel, to);
+      tally__item_mark_dirty(st, i);
+    }
   }
 }
 

@@ -15,7 +15,8 @@
  *     applies what its network can and ignores the rest (IRC, XMPP: all).
  *   - ROOM MOVE <room> (a room replaced, e.g. a Matrix room upgrade): the
  *     settings are copied to the new room and its running event moves
- *     there, in memory and (room_moves) after a restart.
+ *     there, in memory and (room_moves) after a restart, with its drops
+ *     not closed yet (their item rows carry the room).
  *   - One change of a room in flight at a time (a second is refused busy),
  *     so a change never merges with a stale copy.
  * Engine thread only; one fixed table (limits below). */
