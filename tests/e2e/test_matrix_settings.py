@@ -300,6 +300,8 @@ def main():
                 with matrix_env.log_on_failure(td):
                     scenario(tap, hs, db, td)
                 tap.check("tallyd stops cleanly", td.stop() == 0, td.log()[-2000:])
+                rc, out = ic.tally_cli(db.dsn, "check")
+                tap.check("tally check passes (the room facts beside the ledger)", rc == 0, out)
             os.unlink(reg)
     except Exception as e:
         tap.check("environment", False, "%s: %s" % (type(e).__name__, e))
