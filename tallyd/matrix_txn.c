@@ -818,7 +818,8 @@ static const char *hint_phrase(td_mx *m, const tally_effect *e, const char *send
   }
   case TALLY_HINT_ADMIN_ROLE: return "; tally's admins on Matrix are set by tallyd's matrix_admins";
   case TALLY_HINT_HOST_ROLE:
-    return " (on Matrix: members whose power level is at least the room's state_default, e.g. its moderators)";
+    return " (on Matrix: members whose power level is at least the room's state_default, or the host_level a "
+           "host set with !room set)";
   case TALLY_HINT_GRANT_PRIVILEGE: return " (the grant privilege is given with `tally grant`)";
   case TALLY_HINT_ALREADY_SAID: return " (an AS cannot take a message back; a moderator can redact it)";
   default: return "";
