@@ -79,7 +79,8 @@
 #define TALLY_FRAME_EFFECT_FIELDS(X)                                             \
   X(U64, kind, 0, "enum tally_effect_kind: 1 reply to origin, 2 announce in "   \
                   "channel, 3 engine status, 4 roster request, 5 set topic, "   \
-                  "6 say to the channel's moderators only")                     \
+                  "6 say to the channel's moderators only, 7 the channel's "      \
+                  "settings (ROOM SET)")                     \
   X(I64, code, 0, "0 ok, or a negative TALLY_E* refusal code")                   \
   X(U64, req_id, 0, "the command's req_id; 0 when not a reply")                  \
   X(U64, receipt_id, 0, "committed transfer id when this is a receipt")          \

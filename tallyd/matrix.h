@@ -35,8 +35,12 @@ enum {
   TD_MX_DMS_MAX = 10000,           /* DMs the bot makes (m.direct is written whole each time); more: the hint only */
   TD_MX_STATE_RETRY_MS = 5000,     /* a room's state that could not be read is asked again after this */
   TD_MX_PENDING_MAX = 4096,        /* commands waiting for their room's state; more: submitted without roles */
+  TD_MX_DM_WAIT_MAX = 4096,        /* lines waiting for a DM being made (all peers); more: dropped, logged */
   TD_MX_PRESENCE_SLOT = 0xFFFFFF00u, /* the AS's slot in tallyd's presence merge (conn slots count from 1) */     /* encrypted rooms told so this process (more: told again, deduped by txnId) */
 };
+
+/* A room's reply setting (ROOM SET reply=, tally.h TALLY_EFFECT_ROOM). */
+enum { TD_MX_REPLY_ROOM = 0, TD_MX_REPLY_THREAD = 1, TD_MX_REPLY_DM = 2 };
 
 typedef struct td_mx td_mx;
 typedef struct td_mx_job td_mx_job;
@@ -81,6 +85,9 @@ struct td_mx {
   uint32_t pending_count;
   /* counters, for logs */
   uint64_t txns, txn_replays, events_submitted, events_ignored;
+  /* lines for someone's DM while it is being made (matrix_txn.c), in order */
+  void *dm_wait;
+  uint32_t dm_wait_count;
 };
 
 /* Config (config.c keys matrix_*): copied into td_config's tail. */
@@ -113,6 +120,10 @@ void td_mx_answer(td_mx *m, td_mx_req *r, unsigned status, const char *json);
  * retries (and across a replayed command). */
 void td_mx_send(td_mx *m, const char *room, const char *txn_id, const char *body, const char *html,
                 const char *reply_to);
+/* matrix_send.c: td_mx_send in a thread: root is the thread's root event
+ * (reply_to itself when the command started none). */
+void td_mx_send_thread(td_mx *m, const char *room, const char *txn_id, const char *body, const char *html,
+                       const char *reply_to, const char *root);
 /* matrix_send.c: queues content (the event's JSON) as is; persist: also
  * written to the outbox (not for messages loaded from it). */
 void td_mx_send_content(td_mx *m, const char *room, const char *txn_id, const char *content, int persist);
@@ -154,9 +165,14 @@ void td_mx_rooms_start(td_mx *m);
 /* A join's answer (td_mx_done_fn): state read before it is read again. */
 void td_mx_rs_joined(td_mx *m, const char *queue, int status, const char *body, void *ud);
 void td_mx_rooms_free(td_mx *m);
-/* Calls fn for each joined member of room (not a DM) who moderates it
- * (power level >= its redact level), the bot left out. */
-void td_mx_rs_moderators(td_mx *m, const char *room, void (*fn)(td_mx *m, const char *who, void *ud), void *ud);
+/* ROOM SET (TALLY_EFFECT_ROOM): room's settings from the effect's text. */
+void td_mx_rs_settings(td_mx *m, const char *room, const char *text);
+int td_mx_rs_reply(const td_mx_rs *r); /* TD_MX_REPLY_*; a room never set: ROOM */
+/* 1 when redact=on in r: *bot_level, *needed (the room's redact level),
+ * *told (the room heard already that the bot may not; marked now when so). */
+int td_mx_rs_redact(td_mx *m, td_mx_rs *r, long long *bot_level, long long *needed, int *told);
+/* fn for each joined member (not the bot) at or above r's redact level. */
+void td_mx_rs_each_moderator(td_mx *m, const td_mx_rs *r, void (*fn)(td_mx *m, const char *mxid, void *ud), void *ud);
 void td_mx_send_close(td_mx *m);
 void td_mx_send_free(td_mx *m);
 uint32_t td_mx_send_pending(const td_mx *m);

@@ -39,6 +39,11 @@ struct td_mx_rs {
   json_t *levels; /* users: {mxid: level} of the power_levels event */
   json_t *names;  /* {mxid: display name} of members (joined or not) */
   json_t *joined; /* {mxid: true} */
+  /* The room's settings (ROOM SET, told by the engine: TALLY_EFFECT_ROOM). */
+  int set_reply;            /* TD_MX_REPLY_* */
+  int set_redact;           /* remove command lines (when the bot's level allows) */
+  json_int_t set_host_level; /* 0: state_default decides */
+  int redact_told;      /* the room was told once that the bot may not redact */
 };
 
 static void dm_add(td_mx *m, const char *peer, const char *room);
@@ -147,14 +152,67 @@ int td_mx_rs_is_dm(td_mx *m, const td_mx_rs *r) {
                               json_object_get(r->joined, m->bot_id)));
 }
 
-uint32_t td_mx_rs_roles(const td_mx_rs *r, const char *who) {
-  if (!r || !r->pl_known) return 0;
+static json_int_t td_mx_rs_level(const td_mx_rs *r, const char *who) {
   json_int_t level = r->users_default;
   json_level(r->levels, who, r->users_default, &level);
+  return level;
+}
+
+uint32_t td_mx_rs_roles(const td_mx_rs *r, const char *who) {
+  if (!r || !r->pl_known) return 0;
+  json_int_t level = td_mx_rs_level(r, who);
   uint32_t roles = 0;
-  if (level >= r->state_default) roles |= TALLY_ROLE_HOST;
+  /* ROOM SET host_level=N overrides state_default (0: state_default). */
+  if (level >= (r->set_host_level > 0 ? r->set_host_level : r->state_default)) roles |= TALLY_ROLE_HOST;
   if (level >= r->redact) roles |= TALLY_ROLE_MODERATOR;
   return roles;
+}
+
+/* ---- settings (ROOM SET) ------------------------------------------------------------ */
+/* text: "reply=room|thread|dm redact=on|off host_level=N" (tally.h,
+ * TALLY_EFFECT_ROOM); keys not known here are ignored. */
+void td_mx_rs_settings(td_mx *m, const char *room, const char *text) {
+  td_mx_rs *r = td_mx_rs_get(m, room, 1);
+  if (!r) {
+    td_log(TD_WARN, "matrix: settings of %s not kept (TD_MX_ROOMS_MAX rooms)", room);
+    return;
+  }
+  for (const char *p = text; *p;) {
+    size_t n = strcspn(p, " ");
+    if (n == 12 && !strncmp(p, "reply=thread", 12)) r->set_reply = TD_MX_REPLY_THREAD;
+    else if (n == 8 && !strncmp(p, "reply=dm", 8)) r->set_reply = TD_MX_REPLY_DM;
+    else if (n > 6 && !strncmp(p, "reply=", 6)) r->set_reply = TD_MX_REPLY_ROOM;
+    else if (n == 9 && !strncmp(p, "redact=on", 9)) r->set_redact = 1;
+    else if (n > 7 && !strncmp(p, "redact=", 7)) r->set_redact = 0;
+    else if (n > 11 && !strncmp(p, "host_level=", 11)) r->set_host_level = strtoll(p + 11, NULL, 10);
+    p += n;
+    p += strspn(p, " ");
+  }
+  if (!r->set_redact) r->redact_told = 0; /* set on again later: said again if still not allowed */
+  td_log(TD_INFO, "matrix: settings of %s: %s", room, text);
+}
+
+int td_mx_rs_reply(const td_mx_rs *r) { return r ? r->set_reply : TD_MX_REPLY_ROOM; }
+
+/* redact=on in room r: 1, with the bot's level and the room's redact
+ * level (spec default 50 without a power_levels event) and whether the
+ * room was told already that the bot may not (then marked told). */
+int td_mx_rs_redact(td_mx *m, td_mx_rs *r, long long *bot_level, long long *needed, int *told) {
+  if (!r || !r->set_redact) return 0;
+  *bot_level = r->pl_known ? (long long)td_mx_rs_level(r, m->bot_id) : 0;
+  *needed = (long long)r->redact;
+  *told = r->redact_told;
+  if (*bot_level < *needed) r->redact_told = 1;
+  return 1;
+}
+
+void td_mx_rs_each_moderator(td_mx *m, const td_mx_rs *r, void (*fn)(td_mx *, const char *, void *), void *ud) {
+  if (!r || !r->pl_known) return;
+  const char *who;
+  json_t *v;
+  json_object_foreach(r->joined, who, v) {
+    if (strcmp(who, m->bot_id) && (td_mx_rs_roles(r, who) & TALLY_ROLE_MODERATOR)) fn(m, who, ud);
+  }
 }
 
 /* Someone's name where no display name is known: the MXID's localpart with
@@ -401,12 +459,3 @@ void td_mx_rooms_free(td_mx *m) {
   m->direct = NULL;
 }
 
-void td_mx_rs_moderators(td_mx *m, const char *room, void (*fn)(td_mx *m, const char *who, void *ud), void *ud) {
-  td_mx_rs *r = td_mx_rs_get(m, room, 0);
-  if (!r || td_mx_rs_is_dm(m, r)) return;
-  const char *who;
-  json_t *v;
-  json_object_foreach(r->joined, who, v) {
-    if (strcmp(who, m->bot_id) && (td_mx_rs_roles(r, who) & TALLY_ROLE_MODERATOR)) fn(m, who, ud);
-  }
-}

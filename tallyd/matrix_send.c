@@ -145,6 +145,28 @@ void td_mx_send(td_mx *m, const char *room, const char *txn_id, const char *body
   free(json);
 }
 
+/* A threaded answer (CS "Threading"): m.relates_to rel_type m.thread with
+ * the thread's root (the command itself when it was not said in a thread),
+ * and m.in_reply_to the command for clients without threads
+ * (is_falling_back when the command is the root: then the reply is only
+ * that fallback; else it is a real reply inside the thread). */
+void td_mx_send_thread(td_mx *m, const char *room, const char *txn_id, const char *body, const char *html,
+                       const char *reply_to, const char *root) {
+  json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:{s:s, s:s, s:b, s:{s:s}}}", "msgtype", "m.notice", "body", body, "format",
+                        "org.matrix.custom.html", "formatted_body", html, "m.relates_to", "rel_type", "m.thread",
+                        "event_id", root, "is_falling_back", !strcmp(root, reply_to), "m.in_reply_to", "event_id",
+                        reply_to);
+  char *json = o ? json_dumps(o, JSON_COMPACT) : NULL;
+  json_decref(o);
+  if (!json) {
+    m->dropped++;
+    td_log(TD_ERR, "matrix: out of memory: message %s dropped", txn_id);
+    return;
+  }
+  td_mx_send_content(m, room, txn_id, json, 1);
+  free(json);
+}
+
 void td_mx_send_content(td_mx *m, const char *room, const char *txn_id, const char *json, int persist) {
   if (m->closing) { /* stopping: the next process posts it */
     if (persist) td_mx_outbox_add(m, txn_id, room, json);

@@ -46,7 +46,9 @@ enum { HTML_BYTES_MAX = 6 * (TALLY_TEXT_BYTES_MAX + 512) + 512 }; /* escaped tex
 typedef struct td_mx_cmd {
   char event_id[TD_MX_ID_BYTES_MAX + 1], room[TD_MX_ID_BYTES_MAX + 1], sender[TD_MX_ID_BYTES_MAX + 1];
   char text[TALLY_TEXT_BYTES_MAX + 1];
+  char thread[TD_MX_ID_BYTES_MAX + 1]; /* the thread the command was said in (its root), or "" */
   int too_long; /* the line did not fit TALLY_TEXT_BYTES_MAX: recorded, answered here */
+  int tombstone; /* an m.room.tombstone made into ROOM MOVE (no line to redact) */
   int submit;   /* set by the worker */
 } td_mx_cmd;
 
@@ -127,6 +129,21 @@ static int command_of(td_mx *m, json_t *ev, td_mx_cmd *c) {
   const char *type = str_of(ev, "type"), *sender = str_of(ev, "sender"), *room = str_of(ev, "room_id"),
              *id = str_of(ev, "event_id");
   json_t *content = json_object_get(ev, "content");
+  if (type && !strcmp(type, "m.room.tombstone") && json_is_object(content)) {
+    /* A room upgrade (CS "Room Upgrades", m.room.tombstone, state_key ""):
+     * the engine moves the room's settings and running event to the
+     * replacement (ROOM MOVE, said by the tombstone's sender, whose power
+     * level allowed it). A command like any other: recorded, applied once. */
+    const char *to = str_of(content, "replacement_room"), *key = str_of(ev, "state_key");
+    if (!key || key[0] || !id_ok(to) || !id_ok(sender) || !id_ok(room) || !id_ok(id) || !strcmp(to, room)) return 0;
+    memset(c, 0, sizeof *c);
+    snprintf(c->event_id, sizeof c->event_id, "%s", id);
+    snprintf(c->room, sizeof c->room, "%s", room);
+    snprintf(c->sender, sizeof c->sender, "%s", sender);
+    snprintf(c->text, sizeof c->text, "ROOM MOVE %s", to);
+    c->tombstone = 1;
+    return 1;
+  }
   if (!type || strcmp(type, "m.room.message") || json_object_get(ev, "state_key") || !json_is_object(content))
     return 0;
   if (!id_ok(sender) || !id_ok(room) || !id_ok(id)) return 0;
@@ -151,6 +168,11 @@ static int command_of(td_mx *m, json_t *ev, td_mx_cmd *c) {
    * in the bot's DM it can only be meant for tally: the engine answers it
    * (unknown command) rather than leave the sender without an answer. */
   if (!p.found && (!wl || !td_mx_rs_is_dm(m, td_mx_rs_get(m, room, 0)))) return 0;
+  memset(c, 0, sizeof *c);
+  /* Said in a thread (CS "Threading": rel_type m.thread, event_id the
+   * root): a threaded answer joins that thread (threads do not nest). */
+  const char *root = rel_type && !strcmp(rel_type, "m.thread") ? str_of(rel, "event_id") : NULL;
+  if (id_ok(root)) snprintf(c->thread, sizeof c->thread, "%s", root);
   snprintf(c->event_id, sizeof c->event_id, "%s", id);
   snprintf(c->room, sizeof c->room, "%s", room);
   snprintf(c->sender, sizeof c->sender, "%s", sender);
@@ -338,14 +360,54 @@ static int listed(const char *list, const char *who) {
   return 0;
 }
 
+static void derived_txn(const char *event_id, const char *salt, const char *text, char out[48]);
+
+static void on_redacted(td_mx *m, const char *queue, int status, const char *body, void *ud) {
+  (void)m;
+  (void)ud;
+  if (status < 200 || status >= 300)
+    td_log(TD_WARN, "matrix: a command line in %s not redacted (HTTP %d): %.200s", queue, status, body ? body : "");
+}
+
+/* ROOM SET redact=on: the command line is redacted (CS "Redactions": PUT
+ * /_matrix/client/v3/rooms/{roomId}/redact/{eventId}/{txnId}, txnId from
+ * the event, so a resubmit after a restart is the same request) when the
+ * bot's power level reaches the room's redact level; else the room is told
+ * once why not. Not m.room.tombstone (a state event is not a line). */
+static void redact_line(td_mx *m, td_mx_rs *rs, const td_mx_cmd *c) {
+  long long have = 0, need = 0;
+  int told = 0;
+  if (c->tombstone || !td_mx_rs_redact(m, rs, &have, &need, &told)) return;
+  if (have < need) {
+    if (told) return;
+    char text[512], key[TD_MX_ID_BYTES_MAX + 64];
+    snprintf(text, sizeof text,
+             "tally cannot remove command lines here (ROOM SET redact=on): its power level (%lld) is below this "
+             "room's redact level (%lld). Give %s level %lld, or say !room set redact=off.",
+             have, need, m->bot_id, need);
+    snprintf(key, sizeof key, "%s %lld/%lld", c->room, have, need); /* once per room and levels, in any process */
+    reply_keyed(m, c->room, "", "redact-refused", key, text, NULL);
+    return;
+  }
+  char txn[48], room_enc[3 * TD_MX_ID_BYTES_MAX + 1], ev_enc[3 * TD_MX_ID_BYTES_MAX + 1];
+  char path[6 * TD_MX_ID_BYTES_MAX + 128];
+  derived_txn(c->event_id, "redact", "", txn);
+  td_mx_urlenc(c->room, room_enc, sizeof room_enc);
+  td_mx_urlenc(c->event_id, ev_enc, sizeof ev_enc);
+  snprintf(path, sizeof path, "/_matrix/client/v3/rooms/%s/redact/%s/%s", room_enc, ev_enc, txn);
+  td_mx_request(m, c->room, "PUT", path, "{\"reason\":\"a tally command (this room removes them: ROOM SET redact=on)\"}",
+                on_redacted, NULL);
+}
+
 static void submit_now(td_mx *m, td_mx_cmd *c) {
   td_daemon *d = m->d;
   if (c->too_long) {
     reply_text(m, c->room, c->event_id, "long", "that command is too long (at most 512 bytes); nothing was done");
     return;
   }
-  char origin[3 * (TD_MX_ID_BYTES_MAX + 1)];
-  snprintf(origin, sizeof origin, "%s %s %s", c->room, c->event_id, c->sender);
+  /* "<room> <event> <sender>[ <thread root>]": none holds a space. */
+  char origin[4 * (TD_MX_ID_BYTES_MAX + 1)];
+  snprintf(origin, sizeof origin, "%s %s %s%s%s", c->room, c->event_id, c->sender, c->thread[0] ? " " : "", c->thread);
   uint32_t roles = listed(d->cfg.matrix_admins, c->sender) ? TALLY_ROLE_ADMIN : 0;
   /* The grant privilege (TALLY GRANT) as xmpp_grant_jids gives it on XMPP;
    * the engine still asks for ADMIN too. */
@@ -365,6 +427,7 @@ static void submit_now(td_mx *m, td_mx_cmd *c) {
   int rc = tally_engine_submit_command(d->engine, &cmd);
   if (rc == TALLY_OK) {
     m->events_submitted++;
+    if (!dm) redact_line(m, rs, c);
     return;
   }
   td_log(TD_WARN, "matrix: %s from %s not submitted: %s", c->event_id, c->sender, tally_strerror(rc));
@@ -534,6 +597,18 @@ static void side_of(td_mx *m, json_t *ev, json_t *sides) {
       return;
     }
     json_array_append_new(sides, json_pack("[ss]", "join", room));
+  } else if (!strcmp(type, "m.room.tombstone") && json_is_object(content)) {
+    /* CS "Room Upgrades": the bot follows to the replacement room when it
+     * is on an allowed server, as an invite would be (the room's settings
+     * and running event follow through ROOM MOVE: command_of). */
+    const char *to = str_of(content, "replacement_room"), *key = str_of(ev, "state_key");
+    if (!key || key[0] || !id_ok(to)) return;
+    if (!invite_server_ok(&m->d->cfg, to)) {
+      td_log(TD_INFO, "matrix: %s was replaced by %s, not on an allowed server (matrix_invite_servers): not joined",
+             room, to);
+      return;
+    }
+    json_array_append_new(sides, json_pack("[ss]", "join", to));
   } else if (!strcmp(type, "m.room.encrypted") || (!strcmp(type, "m.room.encryption") && json_object_get(ev, "state_key"))) {
     json_array_append_new(sides, json_pack("[ss]", "encrypted", room));
   }
@@ -603,8 +678,10 @@ void td_mx_txn_received(td_mx *m, td_mx_req *r, const char *txn_id, const char *
   for (size_t i = 0; i < count; i++) {
     td_mx_cmd *c = &j->cmds[j->n];
     if (json_is_object(json_array_get(events, i))) td_mx_rs_event(m, json_array_get(events, i));
+    /* Invites, encryption, room upgrades: acted on after the 200 (a
+     * command event is never one of those; a tombstone is both). */
+    side_of(m, json_array_get(events, i), j->sides);
     if (!command_of(m, json_array_get(events, i), c)) {
-      side_of(m, json_array_get(events, i), j->sides);
       m->events_ignored++;
       continue;
     }
@@ -751,7 +828,8 @@ static const char *hint_phrase(td_mx *m, const tally_effect *e, const char *send
   }
   case TALLY_HINT_ADMIN_ROLE: return "; tally's admins on Matrix are set by tallyd's matrix_admins";
   case TALLY_HINT_HOST_ROLE:
-    return " (on Matrix: members whose power level is at least the room's state_default, e.g. its moderators)";
+    return " (on Matrix: members whose power level is at least the room's state_default, or the host_level a "
+           "host set with !room set)";
   case TALLY_HINT_GRANT_PRIVILEGE: return " (the grant privilege is given with `tally grant`)";
   case TALLY_HINT_ALREADY_SAID: return " (an AS cannot take a message back; a moderator can redact it)";
   default: return "";
@@ -769,13 +847,16 @@ static void open_dm(td_mx *m, const char *peer) {
   td_mx_dm_create(m, peer);
 }
 
+static void dm_flush(td_mx *m, const char *peer, const char *room);
+
 void td_mx_dm_made(td_mx *m, const char *peer, const char *room) {
   json_object_del(m->dm_making, peer);
-  if (!room) return;
   /* The first line of a DM says what it is for; keyed by the room, so said once. */
-  reply_keyed(m, room, "", "dm", room,
-              "This is your direct message with tally: what you send here is private. Commands that must not be "
-              "said in a room (SHIP, DELIVERY, LINK) work here, as does every other command.", NULL);
+  if (room)
+    reply_keyed(m, room, "", "dm", room,
+                "This is your direct message with tally: what you send here is private. Commands that must not be "
+                "said in a room (SHIP, DELIVERY, LINK) work here, as does every other command.", NULL);
+  dm_flush(m, peer, room); /* the lines that waited for it, after its first line */
 }
 
 /* A line for a room (not a DM) names people by display name, never by
@@ -818,35 +899,108 @@ static void names_for_room(td_mx *m, const char *room, char *s, size_t cap, int 
   }
 }
 
-/* A line for a room's moderators, sent to each one's DM (td_mx_effect). */
-typedef struct mod_line {
-  const char *room;
-  uint64_t seq;
-  unsigned sent;
-  char plain[TALLY_TEXT_BYTES_MAX + 512 + TD_MX_ID_BYTES_MAX + 64], html[HTML_BYTES_MAX + 6 * TD_MX_ID_BYTES_MAX + 64];
-} mod_line;
-
-static void to_moderator(td_mx *m, const char *who, void *ud) {
-  mod_line *ml = ud;
-  const char *dm = td_mx_dm_of(m, who);
-  if (!dm) {
-    /* Made now for the next line; this one is not kept (logged): a
-     * moderator opens the DM by inviting the bot, or gets one made here. */
-    td_log(TD_WARN, "matrix: %s moderates %s but has no DM with the bot yet: this line not sent, one is made",
-           who, ml->room);
-    open_dm(m, who);
-    return;
-  }
-  /* No event to derive from: a per-process id per line and moderator, as
-   * for announcements. */
-  char txn[64];
-  snprintf(txn, sizeof txn, "tlm%s.%llu.%u", m->boot, (unsigned long long)ml->seq, ml->sent);
-  td_mx_send(m, dm, txn, ml->plain, ml->html, NULL);
-  ml->sent++;
-}
-
 int td_mx_owns(const td_daemon *d, const char *network) {
   return d->mx && d->cfg.matrix_listen[0] && network && !strcmp(network, d->cfg.matrix_network);
+}
+
+/* ---- lines for someone's DM ------------------------------------------------------------ */
+typedef struct dm_line {
+  struct dm_line *next;
+  char peer[TD_MX_ID_BYTES_MAX + 1], txn[48];
+  char *body, *html;
+} dm_line;
+
+static void dm_line_free(dm_line *l) {
+  free(l->body);
+  free(l->html);
+  free(l);
+}
+
+/* Sends a line to peer's DM with the bot: now when the DM is known, else
+ * once the bot has made it (createRoom), in order. Lines waiting are in
+ * memory only (not in the outbox until sent): a restart while a DM is
+ * being made loses them (docs/findings/matrix3.md). */
+static void send_private(td_mx *m, const char *peer, const char *txn, const char *body, const char *html) {
+  const char *dm = td_mx_dm_of(m, peer);
+  if (dm) {
+    td_mx_send(m, dm, txn, body, html, NULL);
+    return;
+  }
+  dm_line *l = m->dm_wait_count < TD_MX_DM_WAIT_MAX ? calloc(1, sizeof *l) : NULL;
+  if (l) {
+    l->body = strdup(body);
+    l->html = strdup(html);
+  }
+  if (!l || !l->body || !l->html) {
+    if (l) dm_line_free(l);
+    m->dropped++;
+    td_log(TD_WARN, "matrix: a line for %s's DM dropped (TD_MX_DM_WAIT_MAX lines wait, or out of memory)", peer);
+    return;
+  }
+  snprintf(l->peer, sizeof l->peer, "%s", peer);
+  snprintf(l->txn, sizeof l->txn, "%s", txn);
+  dm_line **tail = (dm_line **)&m->dm_wait;
+  while (*tail) tail = &(*tail)->next;
+  *tail = l;
+  m->dm_wait_count++;
+  open_dm(m, peer);
+  if (!json_object_get(m->dm_making, peer)) td_mx_dm_made(m, peer, NULL); /* none can be made: dropped there */
+}
+
+/* The DM with peer is made (room) or could not be (NULL): its lines go. */
+static void dm_flush(td_mx *m, const char *peer, const char *room) {
+  dm_line **link = (dm_line **)&m->dm_wait;
+  while (*link) {
+    dm_line *l = *link;
+    if (strcmp(l->peer, peer)) {
+      link = &l->next;
+      continue;
+    }
+    *link = l->next;
+    m->dm_wait_count--;
+    if (room) td_mx_send(m, room, l->txn, l->body, l->html, NULL);
+    else {
+      m->dropped++;
+      td_log(TD_WARN, "matrix: a line for %s dropped: no DM could be made", peer);
+    }
+    dm_line_free(l);
+  }
+}
+
+/* MODERATORS (a held tip message): each moderator of the room (power
+ * level >= its redact level) gets the line in their DM; never the room. */
+typedef struct mod_line {
+  const char *room, *key, *plain, *html;
+  uint32_t told;
+} mod_line;
+
+static void tell_moderator(td_mx *m, const char *mxid, void *ud) {
+  mod_line *l = ud;
+  char txn[48];
+  derived_txn(mxid, "moderators", l->key, txn); /* once per moderator and line, in any process */
+  send_private(m, mxid, txn, l->plain, l->html);
+  l->told++;
+}
+
+static void moderators_effect(td_mx *m, const tally_effect *e, char *plain, size_t pcap, char *html, size_t hcap) {
+  const char *room = e->channel ? e->channel : "";
+  td_mx_rs *rs = room[0] ? td_mx_rs_get(m, room, 0) : NULL;
+  render(m, room, e, "", plain, pcap, html, hcap);
+  names_for_room(m, room, plain, pcap, 0);
+  names_for_room(m, room, html, hcap, 1);
+  /* Where it is from, and where HIDE is said: the room's id (names of
+   * rooms are not kept). */
+  size_t pl = strlen(plain), hl = strlen(html);
+  char esc[6 * TD_MX_ID_BYTES_MAX + 1];
+  html_escape(room, esc, sizeof esc);
+  snprintf(plain + pl, pcap - pl, " (in room %s: say !hide there)", room);
+  snprintf(html + hl, hcap - hl, " (in room %s: say <code>!hide</code> there)", esc);
+  char key[TALLY_TEXT_BYTES_MAX + 64];
+  snprintf(key, sizeof key, "%s %llu %s", room, (unsigned long long)e->receipt_id, e->text ? e->text : "");
+  mod_line l = {room, key, plain, html, 0};
+  td_mx_rs_each_moderator(m, rs, tell_moderator, &l);
+  if (!l.told)
+    td_log(TD_WARN, "matrix: a line for the moderators of %s dropped: none known (never said in the room)", room);
 }
 
 void td_mx_effect(td_daemon *d, const tally_effect *e) {
@@ -854,35 +1008,57 @@ void td_mx_effect(td_daemon *d, const tally_effect *e) {
   char hb[2 * TD_MX_ID_BYTES_MAX + 160];
   char text[TALLY_TEXT_BYTES_MAX + 512], plain[TALLY_TEXT_BYTES_MAX + 512], html[HTML_BYTES_MAX];
   if (e->kind == TALLY_EFFECT_REPLY) {
-    char room[TD_MX_ID_BYTES_MAX + 1] = "", event[TD_MX_ID_BYTES_MAX + 1] = "";
+    char room[TD_MX_ID_BYTES_MAX + 1] = "", event[TD_MX_ID_BYTES_MAX + 1] = "", sender[TD_MX_ID_BYTES_MAX + 1] = "";
     const char *o = e->origin ? e->origin : "";
     size_t a = strcspn(o, " ");
     const char *ev = o[a] ? o + a + 1 : "";
     size_t b = strcspn(ev, " ");
-    const char *sender = ev[b] ? ev + b + 1 : "";
-    if (!a || a > TD_MX_ID_BYTES_MAX || !b || b > TD_MX_ID_BYTES_MAX || strlen(sender) > TD_MX_ID_BYTES_MAX) {
+    const char *snd = ev[b] ? ev + b + 1 : "";
+    size_t c = strcspn(snd, " ");
+    const char *root = snd[c] ? snd + c + 1 : ""; /* the thread the command was said in */
+    if (!a || a > TD_MX_ID_BYTES_MAX || !b || b > TD_MX_ID_BYTES_MAX || c > TD_MX_ID_BYTES_MAX ||
+        strlen(root) > TD_MX_ID_BYTES_MAX) {
       td_log(TD_WARN, "matrix: reply to an origin that is not ours (\"%.80s\"); dropped", o);
       return;
     }
     memcpy(room, o, a);
     memcpy(event, ev, b);
+    memcpy(sender, snd, c);
     const char *hint = hint_phrase(m, e, sender[0] ? sender : NULL, hb, sizeof hb);
     /* The txnId derives from the engine's text and the hint without the DM's
      * room id: the same answer after a restart is the same txnId. */
     snprintf(text, sizeof text, "%s%s", e->text ? e->text : "",
              e->hint == TALLY_HINT_SEND_PRIVATELY && TALLY_HAS_FIELD(e, tally_effect, hint) ? " (dm)" : hint);
     render(m, room, e, hint, plain, sizeof plain, html, sizeof html);
-    if (!td_mx_rs_is_dm(m, td_mx_rs_get(m, room, 0))) {
-      names_for_room(m, room, plain, sizeof plain, 0);
-      names_for_room(m, room, html, sizeof html, 1);
-    }
     /* A receipt's answer is keyed by its receipt alone: the engine's answer
      * to the same event submitted again ("Already done: receipt N", after a
      * restart) gets the first answer's txnId, so the homeserver keeps one. */
-    char salt[48];
+    char salt[48], txn[48];
     if (e->receipt_id) snprintf(salt, sizeof salt, "receipt %llu", (unsigned long long)e->receipt_id);
     else snprintf(salt, sizeof salt, "r%d", e->code);
-    reply_keyed(m, room, event, salt, e->receipt_id ? "" : text, plain, html);
+    derived_txn(event, salt, e->receipt_id ? "" : text, txn);
+    td_mx_rs *rs = td_mx_rs_get(m, room, 0);
+    int in_dm = td_mx_rs_is_dm(m, rs), mode = in_dm ? TD_MX_REPLY_ROOM : td_mx_rs_reply(rs);
+    if (mode == TD_MX_REPLY_DM && sender[0]) {
+      /* ROOM SET reply=dm: the asker reads it in their DM, as the engine
+       * wrote it (the reader owns the account). */
+      send_private(m, sender, txn, plain, html);
+      return;
+    }
+    if (!in_dm) {
+      names_for_room(m, room, plain, sizeof plain, 0);
+      names_for_room(m, room, html, sizeof html, 1);
+    }
+    if (mode == TD_MX_REPLY_THREAD) td_mx_send_thread(m, room, txn, plain, html, event, root[0] ? root : event);
+    else td_mx_send(m, room, txn, plain, html, event);
+    return;
+  }
+  if (e->kind == TALLY_EFFECT_ROOM) { /* ROOM SET: this room's settings */
+    if (e->channel && e->channel[0]) td_mx_rs_settings(m, e->channel, e->text ? e->text : "");
+    return;
+  }
+  if (e->kind == TALLY_EFFECT_MODERATORS) {
+    moderators_effect(m, e, plain, sizeof plain, html, sizeof html);
     return;
   }
   const char *hint = hint_phrase(m, e, NULL, hb, sizeof hb);
@@ -900,21 +1076,6 @@ void td_mx_effect(td_daemon *d, const tally_effect *e) {
     /* An event starts in a room: who is there now (membership events and
      * joined_members were reported to tallyd's presence merge). */
     td_presence_replay(d->presence, d->cfg.matrix_network, e->channel ? e->channel : "", td_presence_submit, d);
-    return;
-  }
-  if (e->kind == TALLY_EFFECT_MODERATORS && e->channel && e->channel[0]) {
-    /* Never the room: each of its moderators (power level >= redact) in
-     * their DM with the bot, the room named first, as the XMPP component
-     * prefixes "[room, moderators] ". */
-    names_for_room(m, e->channel, plain, sizeof plain, 0);
-    names_for_room(m, e->channel, html, sizeof html, 1);
-    mod_line ml = {.room = e->channel, .seq = ++m->anon_seq};
-    snprintf(ml.plain, sizeof ml.plain, "[%s, moderators] %s", e->channel, plain);
-    char room_html[6 * TD_MX_ID_BYTES_MAX + 1];
-    html_escape(e->channel, room_html, sizeof room_html);
-    snprintf(ml.html, sizeof ml.html, "[%s, moderators] %s", room_html, html);
-    td_mx_rs_moderators(m, e->channel, to_moderator, &ml);
-    if (!ml.sent) td_log(TD_INFO, "matrix: a line for the moderators of %s reached none (none known there)", e->channel);
     return;
   }
   /* TOPIC (m.room.topic: later). */
@@ -1034,6 +1195,11 @@ void td_mx_stop(td_daemon *d) {
     pend *p = m->pending;
     m->pending = p->next;
     free(p);
+  }
+  while (m->dm_wait) {
+    dm_line *l = m->dm_wait;
+    m->dm_wait = l->next;
+    dm_line_free(l);
   }
   free(m);
   d->mx = NULL;

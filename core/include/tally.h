@@ -131,7 +131,8 @@ extern "C" {
   X(EUNKNOWN_OUTCOME, -147, "the link to the shop broke before it answered; RECEIPTS shows whether it was done") \
   X(ENO_QUIZ, -148, "no quiz is running there")                               \
   X(EANSWERED, -149, "you already answered this question")                   \
-  X(EUNKNOWN_REWARD, -150, "unknown reward")
+  X(EUNKNOWN_REWARD, -150, "unknown reward")                                  \
+  X(EROOM_SETTING, -180, "unknown room setting or value")
 
 typedef enum tally_err {
 #define TALLY_ERR_ENUM_(name, value, text) TALLY_##name = (value),
@@ -378,6 +379,15 @@ enum tally_effect_kind {
   TALLY_EFFECT_MODERATORS = 6, /* say `text` to `channel`'s moderators only (IRC: a notice to
                                   @#channel); an adapter that cannot must drop it, never say
                                   it to the whole channel (since 1.2) */
+  TALLY_EFFECT_ROOM = 7,       /* `channel`'s settings, set by its hosts (ROOM SET), in `text`
+                                  as "reply=room|thread|dm redact=on|off host_level=N":
+                                  how to answer there (in the room, in a thread on the
+                                  command, privately), whether to remove command lines, and
+                                  the level that makes a host (0: the network's own rule).
+                                  Sent after each change and, at start-up, for every room
+                                  that has settings. An adapter applies what its network
+                                  can and ignores the rest and keys it does not know
+                                  (since 1.7) */
 };
 
 /* What a refusal needs explained in the words of the user's network. The

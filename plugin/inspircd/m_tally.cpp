@@ -657,6 +657,11 @@ class ModuleTally : public Module
 			case TALLY_EFFECT_TOPIC:
 				SetTopic(effect->channel ? effect->channel : "", effect->text ? effect->text : "");
 				break;
+			case TALLY_EFFECT_ROOM:
+				/* A room's settings (ROOM SET): IRC has no threads and a
+				 * module sees command lines before the channel does (they are
+				 * never shown, nothing to redact); answers stay notices. */
+				break;
 			case TALLY_EFFECT_STATUS:
 				Log(std::string("tally: engine status ") + tally_err_name(effect->code) + ": "
 					+ (effect->text ? effect->text : ""));

@@ -54,6 +54,19 @@ Two halves:
     M_NOT_FOUND when never set; PUT 200 {}; a userId other than the one
     the token acts as is 403 M_FORBIDDEN. CS "Direct Messaging": m.direct
     is {userId: [roomId...]}, kept by the client (the AS), not the server.
+  - CS "Redactions": PUT
+    /_matrix/client/v3/rooms/{roomId}/redact/{eventId}/{txnId}, body
+    {"reason"?} -> 200 {"event_id"} of the m.room.redaction event; the
+    same (token, txnId) again is the same request (CS "Transaction
+    identifiers"). Redacting another user's event needs the sender's power
+    level to reach the room's `redact` level (CS "m.room.power_levels":
+    default 50), else 403 M_FORBIDDEN; a user not in the room, 403 too.
+  - CS "Threading": m.relates_to {rel_type: m.thread, event_id: root,
+    is_falling_back, m.in_reply_to} in a sent event's content is kept as
+    sent (the tests read it).
+  - CS "Room Upgrades": m.room.tombstone (state_key "", content body,
+    replacement_room) is a state event the homeserver pushes like any other
+    (state(...)).
   Faults are scripted with fail_next(status, body): the next sends are
   answered so (429 with retry_after_ms, 502), before any event is made.
 """
@@ -75,6 +88,7 @@ STATE = re.compile(r"^/_matrix/client/v3/rooms/([^/]+)/state/([^/]+)(?:/([^/]*))
 MEMBERS = re.compile(r"^/_matrix/client/v3/rooms/([^/]+)/joined_members$")
 ACCOUNT_DATA = re.compile(r"^/_matrix/client/v3/user/([^/]+)/account_data/([^/]+)$")
 CREATE = "/_matrix/client/v3/createRoom"
+REDACT = re.compile(r"^/_matrix/client/v3/rooms/([^/]+)/redact/([^/]+)/([^/]+)$")
 
 
 def new_event_id():
@@ -129,6 +143,8 @@ class HomeserverDouble:
         self.created = []         # createRoom bodies, in order, with the room_id made
         self.account_data = {}    # (userId, type) -> content
         self.gets = []            # (path) of every GET, for the tests
+        self.redactions = []      # (room, event_id, txnId, reason) of each redaction made (CS "Redactions")
+        self.redact_txns = {}     # (token, txnId) -> the redaction's event_id
         self.room_seq = 0
         self.demo_room = None     # the demo's room (serve)
         self.as_url = None
@@ -214,6 +230,13 @@ class HomeserverDouble:
                         double.account_data[(user, typ)] = json.loads(body or b"{}")
                         double.lock.notify_all()
                     return self._reply(200, {})
+                m = REDACT.match(path)
+                if m:
+                    if not self._authed():
+                        return
+                    room, event_id, txn = (urllib.parse.unquote(x) for x in m.groups())
+                    status, reply = double._redact(room, event_id, txn, json.loads(body or b"{}"))
+                    return self._reply(status, reply)
                 m = SEND.match(path)
                 if not m:
                     return self._reply(404, {"errcode": "M_UNRECOGNIZED", "error": "unknown endpoint"})
@@ -314,6 +337,24 @@ class HomeserverDouble:
                 self.lock.notify_all()
             self.attempts.append((room, txn, 200))
             return 200, {"event_id": self.txns[key]}
+
+    def _redact(self, room, event_id, txn, content):
+        with self.lock:
+            key = (self.as_token, txn)
+            if key in self.redact_txns:  # CS "Transaction identifiers": the same request
+                return 200, {"event_id": self.redact_txns[key]}
+            r = self.rooms.get(room)
+            if r is None or self.bot not in r["members"]:
+                return 403, {"errcode": "M_FORBIDDEN", "error": "not in the room"}
+            pl = r["state"].get(("m.room.power_levels", "")) or {}
+            level = (pl.get("users") or {}).get(self.bot, pl.get("users_default", 0))
+            if level < pl.get("redact", 50):
+                return 403, {"errcode": "M_FORBIDDEN", "error": "power level too low to redact"}
+            rid = new_event_id()
+            self.redact_txns[key] = rid
+            self.redactions.append((room, event_id, txn, content.get("reason")))
+            self.lock.notify_all()
+            return 200, {"event_id": rid}
 
     def set_room(self, room, members, power_levels=None):
         """The room as the homeserver knows it: members {userId: display name}

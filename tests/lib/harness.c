@@ -157,8 +157,10 @@ static void note_announce(const tally_effect *eff) {
     keep_effect(eff);
     return;
   }
-  if (eff->kind != TALLY_EFFECT_ANNOUNCE && eff->kind != TALLY_EFFECT_MODERATORS) return;
-  const char *to = eff->kind == TALLY_EFFECT_MODERATORS ? "@" : ""; /* as IRC's STATUSMSG target */
+  if (eff->kind != TALLY_EFFECT_ANNOUNCE && eff->kind != TALLY_EFFECT_MODERATORS && eff->kind != TALLY_EFFECT_ROOM)
+    return;
+  /* "@": as IRC's STATUSMSG target; "=": a room's settings (ROOM SET). */
+  const char *to = eff->kind == TALLY_EFFECT_MODERATORS ? "@" : eff->kind == TALLY_EFFECT_ROOM ? "=" : "";
   if (getenv("TALLY_TEST_VERBOSE")) fprintf(stderr, "  [%s%s] %s\n", to, eff->channel, eff->text);
   snprintf(announced_net[announced_next % TH_ANNOUNCE_KEEP], sizeof announced_net[0], "%s",
            eff->network ? eff->network : "(null)");

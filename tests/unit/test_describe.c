@@ -73,7 +73,8 @@ static void test_each_word_once(void **state) {
                                        "LINK", "UNLINK"};
   for (size_t i = 0; i < sizeof before / sizeof before[0]; i++) assert_true(find(&s, before[i]) >= 0);
   /* Rewards and quizzes (issue 14). */
-  static const char *const added[] = {"REWARD", "REWARDS", "QUIZ", "ANSWER"};
+  static const char *const added[] = {"REWARD", "REWARDS", "QUIZ", "ANSWER",
+                                      "ROOM" /* a room's settings (issue 13) */};
   for (size_t i = 0; i < sizeof added / sizeof added[0]; i++) assert_true(find(&s, added[i]) >= 0);
   assert_int_equal(s.n, (int)(sizeof before / sizeof before[0] + sizeof added / sizeof added[0]));
   assert_true(s.flags[find(&s, "ANSWER")] & TALLY_COMMAND_NEEDS_ACCOUNT);
@@ -85,6 +86,7 @@ static void test_each_word_once(void **state) {
   assert_true(s.flags[find(&s, "LINK")] & TALLY_COMMAND_PRIVATE_ONLY); /* its codes are secrets */
   assert_true(s.flags[find(&s, "UNLINK")] & TALLY_COMMAND_PRIVATE_ONLY);
   assert_true(s.flags[find(&s, "REACT")] & TALLY_COMMAND_IN_EVENT);
+  assert_false(s.flags[find(&s, "ROOM")] & TALLY_COMMAND_PRIVATE_ONLY); /* said in the room it sets */
   tally_commands_describe(NULL, NULL); /* no callback: nothing happens */
 }
 

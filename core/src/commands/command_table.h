@@ -51,7 +51,10 @@
     "| ITEM DEL <sku>", "manage your items")                                                           \
   X(REFCODE, tally__cmd_refcode, TALLY__NA, TALLY_COMMAND_GROUP_CREATORS,                              \
     "ADD <code> <affiliate> <bps> | REFCODE LIST", "referral codes")                                   \
-  X(ORDERS, tally__cmd_orders, TALLY__NA, TALLY_COMMAND_GROUP_CREATORS, "", "your sold items to ship")
+  X(ORDERS, tally__cmd_orders, TALLY__NA, TALLY_COMMAND_GROUP_CREATORS, "", "your sold items to ship") \
+  X(ROOM, tally__cmd_room, TALLY__NA, TALLY_COMMAND_GROUP_HOSTS,                                       \
+    "| ROOM SET reply=room|thread|dm redact=on|off host_level=<level> | ROOM MOVE <room>",             \
+    "this room's settings: where answers go, whether command lines are removed, the level of hosts")
 
 /* Who may use which form of a command: the one rule, decided in core. The
  * dispatcher (command.c) checks it before the handler runs, and
@@ -76,6 +79,8 @@
  * adjacent. A feature's word carries its rows itself (tally__command_row
  * .roles); rows here for it are tried after those. */
 #define TALLY__ROLE_TABLE(R)                                                                           \
+  R(ROOM, "SET", 0, HOSTS, OPEN)                                                                       \
+  R(ROOM, "MOVE", 0, HOSTS, OPEN)                                                                      \
   R(TALLY, "HELP", 0, OPEN, OPEN)                                                                      \
   R(TALLY, "PRIVACY", 0, OPEN, OPEN)                                                                   \
   R(TALLY, "GRANT", 0, ADMINS, GRANTERS)                                                               \

@@ -135,6 +135,8 @@ void tally__cmd_hide(tally__cmd *c);
 /* LINK, LINK <code>, LINK CONFIRM <code>, LINK CANCEL; UNLINK <network:identity> (cmd_link.c). */
 void tally__cmd_link(tally__cmd *c);
 void tally__cmd_unlink(tally__cmd *c);
+/* ROOM, ROOM SET, ROOM MOVE (cmd_room.c; the table in features/rooms). */
+void tally__cmd_room(tally__cmd *c);
 
 /* The entry points the kernel calls through its hook table (hooks.h). */
 /* command.c */

@@ -27,6 +27,7 @@
 #include "loader_shop.h"
 #include "quiz.h"
 #include "rewards.h"
+#include "rooms.h"
 #include "tipmsg.h"
 #include "link.h"
 
@@ -96,6 +97,11 @@ static const tally__feature_hooks features[] = {
      .tick = tally__quiz_tick,
      .record_settled = tally__quiz_record_settled,
      .destroy = tally__quiz_destroy},
+    /* Restores after live (running events follow their rooms' moves). */
+    {.name = "rooms",
+     .restore = tally__rooms_restore,
+     .record_settled = tally__rooms_record_settled,
+     .destroy = tally__rooms_destroy},
 };
 
 enum { FEATURE_COUNT = sizeof features / sizeof features[0] };
