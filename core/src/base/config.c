@@ -143,6 +143,8 @@ static const cfg_entry cfg_table[] = {
     {"reward_min_account_age", CFG_U32, OFF(reward_min_account_age_s), "3600", 0, 365u * 86400,
      "seconds: an account tally first saw less than this long before a quiz started cannot win it "
      "(a fresh account per answer gains nothing)"},
+    {"goal_cooldown", CFG_U32, OFF(goal_cooldown_s), "300", 0, 86400,
+     "seconds after a room's community goal ended before its hosts may start the next (GOAL START)"},
 };
 #undef OFF
 enum { CFG_COUNT = sizeof cfg_table / sizeof cfg_table[0] };

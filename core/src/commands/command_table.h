@@ -77,7 +77,10 @@
     "discounts on your items that quizzes give")                                                       \
   X(QUIZ, tally__cmd_quiz, TALLY__NA, TALLY_COMMAND_GROUP_HOSTS,                                       \
     "START <seconds> <question> | <answer>[|<answer>...] [winners=N] [reward=<name>] [min-players=3]", \
-    "a quiz in this event's room; the first right answers win your reward")
+    "a quiz in this event's room; the first right answers win your reward")                           \
+  X(GOAL, tally__cmd_goal, TALLY__NA, TALLY_COMMAND_GROUP_HOSTS,                                       \
+    "START <amount>[,<amount>...] [reward=<name>] [for=30m] [min-accounts=N] | GOAL STOP | GOAL [room]", \
+    "a community goal: tips and purchases here fill each level; all present at 100 % earn your reward")
 
 /* Who may use which form of a command: the one rule, decided in core. The
  * dispatcher (command.c) checks it before the handler runs, and
@@ -106,6 +109,8 @@
   R(DROP, "", 0, HOSTS, OPEN)                                                                          \
   R(HIDE, "", 0, MODERATORS, OPEN)                                                                     \
   R(QUIZ, "", 0, HOSTS, OPEN)                                                                          \
+  R(GOAL, "START", 0, HOSTS, OPEN)                                                                     \
+  R(GOAL, "STOP", 0, HOSTS, OPEN)                                                                      \
   R(HIGHLIGHT, "REMOVE", 2, MODERATORS, OPEN)                                                          \
   R(TALLY, "HELP", 0, OPEN, OPEN)                                                                      \
   R(TALLY, "PRIVACY", 0, OPEN, OPEN)                                                                   \

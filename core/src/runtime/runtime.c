@@ -12,6 +12,7 @@
 #include "live.h"
 #include "live_raffle.h"
 #include "loader_shop.h"
+#include "goals.h"
 #include "quiz.h"
 #include "rewards.h"
 #include "tipmsg.h"
@@ -65,6 +66,15 @@ static const tally__feature_hooks features[] = {
      .tick = tally__quiz_tick,
      .record_settled = tally__quiz_record_settled,
      .destroy = tally__quiz_destroy},
+    /* After rewards (a goal names one and pays with its grants). Its
+     * committed entry counts a room's purchases and tips after live's
+     * totals. */
+    {.name = "goals",
+     .restore = tally__goals_restore,
+     .tick = tally__goals_tick,
+     .committed = tally__goals_committed,
+     .record_settled = tally__goals_record_settled,
+     .destroy = tally__goals_destroy},
 };
 
 static const tally__hooks hooks = {
