@@ -147,6 +147,11 @@ static void test_refusals_counting_and_one_level(void **state) {
   assert_int_equal(level_grants_all(1), 4); /* nothing paid twice */
   th_engine_free(eng);
   assert_int_equal(th_tally_check(dsn), 0);
+  /* The check can fail: a grant of the level to the one who had left (G1). */
+  assert_int_equal(sql("WITH x AS (INSERT INTO reward_grants (id, reward_id, account_id, quiz_id, expires_ms, created_ms,"
+                       " batch_id) SELECT 999999999, d.id, a.id, l.id, 0, 0, 0 FROM reward_defs d, accounts a, goal_levels l"
+                       " WHERE a.name = 'user:leaver' RETURNING 1) SELECT count(*) FROM x"), 1);
+  assert_int_not_equal(th_tally_check(dsn), 0);
 }
 
 static void test_level_runs_out_and_stop(void **state) {
@@ -173,6 +178,12 @@ static void test_level_runs_out_and_stop(void **state) {
   assert_non_null(strstr(r.text, "Goal stopped."));
   wait_announced("Goal over: stopped by the host. Levels reached: 0 of 1.", 3000);
   assert_int_equal(sql("SELECT count(*) FROM goal_ends WHERE reason = 3"), 1);
+  /* The event's end ends its goal. */
+  assert_int_equal(th_cmd_in(eng, "host", CH, "GOAL START 20", HOST, &r), TALLY_OK);
+  wait_announced("GOAL: tips and purchases here fill 20.00 credits", 3000);
+  assert_int_equal(th_cmd_in(eng, "host", CH, "EVENT STOP", HOST, &r), TALLY_OK);
+  wait_announced("Goal over: the event ended. Levels reached: 0 of 1.", 3000);
+  assert_int_equal(sql("SELECT count(*) FROM goal_ends WHERE reason = 4"), 1);
   th_engine_free(eng);
   assert_int_equal(th_tally_check(dsn), 0);
 }
