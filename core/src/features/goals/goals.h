@@ -58,9 +58,10 @@ enum {
       (TALLY__GOAL_PRESENT_MAX + TALLY__GOAL_PRESENT_PER_FACT - 1) / TALLY__GOAL_PRESENT_PER_FACT,
   /* Grants one payout makes per tick: the batch keeps room for buyers. */
   TALLY__GOAL_GRANTS_PER_TICK = 8,
-  TALLY__GOAL_JSON_BYTES = 512,
+  TALLY__GOAL_JSON_BYTES = 1024, /* the start fact: a 255-byte room escaped, 8 levels */
 };
 _Static_assert(TALLY__GOAL_PRESENT_PER_FACT * 21 + 96 < TALLY__FACT_BYTES_MAX, "a gp fact fits a fact");
+_Static_assert((int)TALLY__GOAL_JSON_BYTES < (int)TALLY__FACT_BYTES_MAX, "a start or end fact fits a fact");
 
 typedef enum tally__goal_state {
   TALLY__GOAL_FREE = 0,
