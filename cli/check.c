@@ -119,6 +119,45 @@ static const invariant invariants[] = {
      "SELECT x FROM unnest(ARRAY['reward_defs_append_only','reward_deletions_append_only','reward_grants_append_only',"
      "'reward_uses_append_only','quizzes_append_only','quiz_answers_append_only','quiz_ends_append_only']) x"
      " WHERE NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = x)"},
+    /* Community goals (sql/017). A level's grants name the level's id (reward_grants.quiz_id). */
+    {"G1 a goal level pays only accounts present at its completion, each once",
+     "SELECT l.id, g.account_id FROM goal_levels l JOIN reward_grants g ON g.quiz_id = l.id"
+     " WHERE NOT EXISTS (SELECT 1 FROM goal_present p WHERE p.level_id = l.id AND p.account_id = g.account_id)"
+     " UNION ALL SELECT g.quiz_id, g.account_id FROM reward_grants g JOIN goal_levels l ON l.id = g.quiz_id"
+     " GROUP BY g.quiz_id, g.account_id HAVING count(*) > 1 LIMIT 5"},
+    {"G2 a finished payout paid everyone present (the goal ended, or a later level was reached)",
+     "SELECT p.level_id, p.account_id FROM goal_present p JOIN goal_levels l ON l.id = p.level_id"
+     " JOIN goals g ON g.id = l.goal_id WHERE g.reward_id <> 0"
+     " AND NOT EXISTS (SELECT 1 FROM reward_deletions d WHERE d.reward_id = g.reward_id)"
+     " AND (EXISTS (SELECT 1 FROM goal_ends x WHERE x.goal_id = g.id)"
+     "  OR EXISTS (SELECT 1 FROM goal_levels n WHERE n.goal_id = g.id AND n.level > l.level))"
+     " AND NOT EXISTS (SELECT 1 FROM reward_grants r WHERE r.quiz_id = l.id AND r.account_id = p.account_id) LIMIT 5"},
+    {"G3 goal levels are reached in order, within the goal's levels, each with its present accounts stored",
+     "SELECT l.id FROM goal_levels l JOIN goals g ON g.id = l.goal_id WHERE l.level > cardinality(g.levels)"
+     " OR (l.level > 1 AND NOT EXISTS (SELECT 1 FROM goal_levels p WHERE p.goal_id = l.goal_id AND p.level = l.level - 1"
+     "  AND p.id < l.id))"
+     " OR (g.reward_id <> 0 AND l.present <> (SELECT count(*) FROM goal_present x WHERE x.level_id = l.id))"
+     " OR l.id <= g.id LIMIT 5"},
+    /* Without their refunds: one decided before the level's completion may commit after it,
+     * when memory no longer subtracts it (a refund counts while its level is open). */
+    {"G4 a level reached has its amount in the ledger: the event's purchases and tips decided from its"
+     " opening to its completion, from at least min-accounts distinct accounts",
+     "WITH lv AS (SELECT l.id, g.event_id, g.levels[l.level] AS target, g.min_accounts,"
+     "  coalesce((SELECT p.id FROM goal_levels p WHERE p.goal_id = l.goal_id AND p.level = l.level - 1), g.id) AS open_id"
+     "  FROM goal_levels l JOIN goals g ON g.id = l.goal_id),"
+     " s AS (SELECT lv.id, sum(t.amount_minor) AS total, count(DISTINCT t.account_id) AS who"
+     "  FROM lv JOIN transfers t ON t.event_id = lv.event_id AND t.kind IN (1, 2) AND t.id > lv.open_id AND t.id < lv.id"
+     "  GROUP BY lv.id)"
+     " SELECT lv.id, coalesce(s.total, 0), lv.target FROM lv LEFT JOIN s ON s.id = lv.id"
+     " WHERE coalesce(s.total, 0) < lv.target OR coalesce(s.who, 0) < lv.min_accounts"
+     " OR (SELECT total_minor FROM goal_levels x WHERE x.id = lv.id) > coalesce(s.total, 0) LIMIT 5"},
+    {"G5 a goal's end counts the levels it reached, all of them when it ended complete",
+     "SELECT x.goal_id FROM goal_ends x JOIN goals g ON g.id = x.goal_id"
+     " WHERE x.levels_reached <> (SELECT count(*) FROM goal_levels l WHERE l.goal_id = x.goal_id)"
+     " OR (x.reason = 2 AND x.levels_reached <> cardinality(g.levels)) LIMIT 5"},
+    {"goal tables are append-only (their triggers exist)",
+     "SELECT x FROM unnest(ARRAY['goals_append_only','goal_levels_append_only','goal_present_append_only',"
+     "'goal_ends_append_only']) x WHERE NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = x)"},
 };
 
 /* The invariants read tables of every migration: an older ledger is

@@ -220,6 +220,8 @@ Host a live event in #live (as IRC operator: /oper admin adminpass, then /quote 
 selling in an event, drops and highlight tiers, needs the creator role):
   !event start 30 Launch party    !drop create rush 20 2 per-user=2    !drop create vinyl 5 10 mode=raffle for=3m
   !event tier gold 3 60    !event react 0.10    then anyone: !highlight gold Hello!   !react 🔥   !tip demo 2 great show
+  /quote REWARD ADD g10 discount=10%    then in #live:  !goal start 20,50 reward=g10 for=15m min-accounts=2   !goal
+                  a community goal: the room's tips and purchases fill each level; everyone present at 100 % earns g10
   !event stop     the summary: sales, drops, attendance, top supporters, what each creator earned
   Tip messages wait 10 s for moderators: channel operators (/samode #live +o you) see them first
   and can keep one off the channel with !hide <receipt>

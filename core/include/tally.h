@@ -132,6 +132,9 @@ extern "C" {
   X(ENO_QUIZ, -148, "no quiz is running there")                               \
   X(EANSWERED, -149, "you already answered this question")                   \
   X(EUNKNOWN_REWARD, -150, "unknown reward")                                  \
+  X(ENO_GOAL, -151, "no goal is running there")                                \
+  X(EGOAL_COOLDOWN, -152, "the last goal here ended too recently; wait for the cooldown") \
+  X(EGOAL_LEVELS, -153, "goal amounts: one to eight amounts above zero, separated by commas") \
   X(EROOM_SETTING, -180, "unknown room setting or value")
 
 typedef enum tally_err {
@@ -253,6 +256,7 @@ typedef struct tally_config {
   uint32_t link_code_ttl_s;        /* seconds a LINK code (and its LINK CONFIRM) stays valid */
   uint32_t reward_min_account_age_s; /* a quiz's winners were first seen at least this long before
                                         it started (issue 14) */
+  uint32_t goal_cooldown_s;        /* seconds after a room's goal ended before the next may start */
 } tally_config;
 
 /* The version-1 prefix: the fields of the first release (up to
@@ -456,7 +460,13 @@ enum tally_hint {
   X(HIGHLIGHTS_ON_SALE, 23, "Highlights on sale: <text: tier> pins your message for N s, <amount>. " \
                             "Type: <command: HIGHLIGHT <text: tier> <message>>")                       \
   X(RAFFLE_CLOSED, 24, "RAFFLE <sku> closed with <count> entries. Seed: .. Entry hash: ... Drawing " \
-                       "<count> winners now (VERIFY DRAW <sku> to check).")                   \
+                       "<count> winners now (VERIFY DRAW <sku> to check).")                        \
+  X(GOAL_STARTED, 25, "GOAL: tips and purchases here fill <amount> within N s|min[ (level 1 of N)][; "  \
+                      "at 100 % everyone present earns the reward ...]. GOAL shows the progress.")    \
+  X(GOAL_PROGRESS, 26, "Goal level <count>: <count> % - <amount> of <amount>.")                        \
+  X(GOAL_REACHED, 27, "GOAL level <count> reached: <amount> of <amount> from <count> contributors!"   \
+                      "[ N present earn <reward> ...] Level N: ... | That was the last level.")        \
+  X(GOAL_ENDED, 28, "Goal over: <why>. Levels reached: <count> of <count>.")                       \
   /* 25..44 are taken by features being built (goals, challenges, quizzes, Matrix rooms). */      \
   X(CONSENT_ASKED, 45, "reply (code ECONSENT): ... <count>x <text: title> costs <amount> ... To agree, " \
                        "reply: <command: CONFIRM code> (valid N s ...)")

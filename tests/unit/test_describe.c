@@ -74,7 +74,7 @@ static void test_each_word_once(void **state) {
   for (size_t i = 0; i < sizeof before / sizeof before[0]; i++) assert_true(find(&s, before[i]) >= 0);
   /* Rewards and quizzes (issue 14). */
   static const char *const added[] = {"REWARD", "REWARDS", "QUIZ", "ANSWER",
-                                      "ROOM" /* a room's settings (issue 13) */};
+                                      "ROOM" /* a room's settings (issue 13) */, "GOAL"};
   for (size_t i = 0; i < sizeof added / sizeof added[0]; i++) assert_true(find(&s, added[i]) >= 0);
   assert_int_equal(s.n, (int)(sizeof before / sizeof before[0] + sizeof added / sizeof added[0]));
   assert_true(s.flags[find(&s, "ANSWER")] & TALLY_COMMAND_NEEDS_ACCOUNT);

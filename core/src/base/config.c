@@ -108,6 +108,8 @@ static const tally__config_key core_keys[] = {
      "bytes of interned names (every account's name, and whom to answer for operations in flight "
      "and raffle entries; each name takes its length + 9, rounded up to 8); when full, a command "
      "that brings a new name is refused 'names full', others go on"},
+    {"goal_cooldown", CFG_U32, OFF(goal_cooldown_s), "300", 0, 86400,
+     "seconds after a room's community goal ended before its hosts may start the next (GOAL START)"},
 };
 #undef OFF
 const tally__config_keys tally__core_config_keys = TALLY__CONFIG_KEYS(core_keys);

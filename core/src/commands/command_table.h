@@ -54,7 +54,10 @@
   X(ORDERS, tally__cmd_orders, TALLY__NA, TALLY_COMMAND_GROUP_CREATORS, "", "your sold items to ship") \
   X(ROOM, tally__cmd_room, TALLY__NA, TALLY_COMMAND_GROUP_HOSTS,                                       \
     "| ROOM SET reply=room|thread|dm redact=on|off host_level=<level> | ROOM MOVE <room>",             \
-    "this room's settings: where answers go, whether command lines are removed, the level of hosts")
+    "this room's settings: where answers go, whether command lines are removed, the level of hosts") \
+  X(GOAL, tally__cmd_goal, TALLY__NA, TALLY_COMMAND_GROUP_HOSTS,                                       \
+    "START <amount>[,<amount>...] [reward=<name>] [for=30m] [min-accounts=N] | GOAL STOP | GOAL [room]", \
+    "a community goal: tips and purchases here fill each level; all present at 100 % earn your reward")
 
 /* Who may use which form of a command: the one rule, decided in core. The
  * dispatcher (command.c) checks it before the handler runs, and
@@ -81,6 +84,8 @@
 #define TALLY__ROLE_TABLE(R)                                                                           \
   R(ROOM, "SET", 0, HOSTS, OPEN)                                                                       \
   R(ROOM, "MOVE", 0, HOSTS, OPEN)                                                                      \
+  R(GOAL, "START", 0, HOSTS, OPEN)                                                                     \
+  R(GOAL, "STOP", 0, HOSTS, OPEN)                                                                      \
   R(TALLY, "HELP", 0, OPEN, OPEN)                                                                      \
   R(TALLY, "PRIVACY", 0, OPEN, OPEN)                                                                   \
   R(TALLY, "GRANT", 0, ADMINS, GRANTERS)                                                               \

@@ -25,6 +25,7 @@
 #include "live.h"
 #include "live_raffle.h"
 #include "loader_shop.h"
+#include "goals.h"
 #include "quiz.h"
 #include "rewards.h"
 #include "rooms.h"
@@ -102,6 +103,15 @@ static const tally__feature_hooks features[] = {
      .restore = tally__rooms_restore,
      .record_settled = tally__rooms_record_settled,
      .destroy = tally__rooms_destroy},
+    /* After rewards (a goal names one and pays with its grants). Its
+     * committed entry counts a room's purchases and tips after live's
+     * totals. */
+    {.name = "goals",
+     .restore = tally__goals_restore,
+     .tick = tally__goals_tick,
+     .committed = tally__goals_committed,
+     .record_settled = tally__goals_record_settled,
+     .destroy = tally__goals_destroy},
 };
 
 enum { FEATURE_COUNT = sizeof features / sizeof features[0] };
