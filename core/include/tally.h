@@ -131,7 +131,9 @@ extern "C" {
   X(EUNKNOWN_OUTCOME, -147, "the link to the shop broke before it answered; RECEIPTS shows whether it was done") \
   X(ENO_QUIZ, -148, "no quiz is running there")                               \
   X(EANSWERED, -149, "you already answered this question")                   \
-  X(EUNKNOWN_REWARD, -150, "unknown reward")
+  X(EUNKNOWN_REWARD, -150, "unknown reward")                                 \
+  X(EUNKNOWN_CHALLENGE, -160, "unknown challenge")                           \
+  X(EBUYERS_UNKNOWN, -161, "too many buyers to tell a first purchase; first-purchase challenges are off")
 
 typedef enum tally_err {
 #define TALLY_ERR_ENUM_(name, value, text) TALLY_##name = (value),
@@ -446,7 +448,11 @@ enum tally_hint {
   X(HIGHLIGHTS_ON_SALE, 23, "Highlights on sale: <text: tier> pins your message for N s, <amount>. " \
                             "Type: <command: HIGHLIGHT <text: tier> <message>>")                       \
   X(RAFFLE_CLOSED, 24, "RAFFLE <sku> closed with <count> entries. Seed: .. Entry hash: ... Drawing " \
-                       "<count> winners now (VERIFY DRAW <sku> to check).")
+                       "<count> winners now (VERIFY DRAW <sku> to check).")                   \
+  X(CHALLENGE_REACHED, 30, "<account> reached the challenge <text: name> (...)[, badge <text: badge>]" \
+                           "[, reward <text: reward> (REWARDS shows it)].")                            \
+  X(CHALLENGES_SUMMARY, 31, "Challenges reached: <account> (<text: badge or name>), ...[, and "       \
+                            "<count> more].")
 
 #define TALLY_MSG_ENUM_(name, number, sentence) TALLY_MSG_##name = number,
 enum tally_msg { TALLY_MSG_TABLE(TALLY_MSG_ENUM_) };

@@ -74,7 +74,11 @@ static void test_each_word_once(void **state) {
   /* Rewards and quizzes (issue 14). */
   static const char *const added[] = {"REWARD", "REWARDS", "QUIZ", "ANSWER"};
   for (size_t i = 0; i < sizeof added / sizeof added[0]; i++) assert_true(find(&s, added[i]) >= 0);
-  assert_int_equal(s.n, (int)(sizeof before / sizeof before[0] + sizeof added / sizeof added[0]));
+  /* Challenges (issue 14). */
+  static const char *const challenges[] = {"CHALLENGE"};
+  for (size_t i = 0; i < sizeof challenges / sizeof challenges[0]; i++) assert_true(find(&s, challenges[i]) >= 0);
+  assert_int_equal(s.n, (int)(sizeof before / sizeof before[0] + sizeof added / sizeof added[0] +
+                              sizeof challenges / sizeof challenges[0]));
   assert_true(s.flags[find(&s, "ANSWER")] & TALLY_COMMAND_NEEDS_ACCOUNT);
   /* Flags are the dispatcher's and the handlers' rules. */
   assert_true(s.flags[find(&s, "BUY")] & TALLY_COMMAND_NEEDS_ACCOUNT);

@@ -77,7 +77,11 @@
     "discounts on your items that quizzes give")                                                       \
   X(QUIZ, tally__cmd_quiz, TALLY__NA, TALLY_COMMAND_GROUP_HOSTS,                                       \
     "START <seconds> <question> | <answer>[|<answer>...] [winners=N] [reward=<name>] [min-players=3]", \
-    "a quiz in this event's room; the first right answers win your reward")
+    "a quiz in this event's room; the first right answers win your reward")                           \
+  X(CHALLENGE, tally__cmd_challenge, TALLY__NA, TALLY_COMMAND_GROUP_EVERYONE,                          \
+    "ADD <name> minutes=30|spent=20|tipped=5|streak=3|first [event] [reward=<name>] [badge=<text>]"    \
+    " | CHALLENGE LIST | CHALLENGE DEL <name>",                                                        \
+    "challenges hosts and creators set; reaching one earns its badge and reward once")
 
 /* Who may use which form of a command: the one rule, decided in core. The
  * dispatcher (command.c) checks it before the handler runs, and

@@ -16,6 +16,7 @@
 #include "rewards.h"
 #include "tipmsg.h"
 #include "link.h"
+#include "challenges.h"
 
 /* A raffle's charges and passes are its own: other ops pass through. */
 static void raffle_settled(tally__engine *e, const tally__op *op, int outcome) {
@@ -65,6 +66,14 @@ static const tally__feature_hooks features[] = {
      .tick = tally__quiz_tick,
      .record_settled = tally__quiz_record_settled,
      .destroy = tally__quiz_destroy},
+    /* Restores after rewards (a rule names one, its achievements find
+     * their grants) and after the shop (events, attendance). */
+    {.name = "challenges",
+     .restore = tally__challenges_restore,
+     .tick = tally__challenges_tick,
+     .committed = tally__challenges_committed,
+     .record_settled = tally__challenges_record_settled,
+     .destroy = tally__challenges_destroy},
 };
 
 static const tally__hooks hooks = {
