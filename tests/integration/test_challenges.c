@@ -234,8 +234,9 @@ static void test_streak_of_three_events(void **state) {
 }
 
 /* spent=20 in this event and tipped=5 in alice's events: purchases and
- * tips outside the event do not count; each reached once. Then a forged
- * achievement makes `tally check` fail. */
+ * tips outside the event do not count, a refund comes off (also when
+ * rebuilt after a restart); each reached once. Then a forged achievement
+ * makes `tally check` fail. */
 static void test_spent_and_tipped_in_an_event(void **state) {
   (void)state;
   const char *buyers[] = {"bob", "carol"};
@@ -249,7 +250,8 @@ static void test_spent_and_tipped_in_an_event(void **state) {
   th_presence(eng, "carol", CH, 1);
   assert_int_equal(priv("carol", "BUY tee", NULL), TALLY_OK); /* not in the event */
   assert_int_equal(priv("carol", "BUY tee", NULL), TALLY_OK);
-  assert_int_equal(run("carol", "BUY tee", 0, NULL), TALLY_OK);
+  assert_int_equal(run("carol", "BUY tee", 0, &r), TALLY_OK);
+  uint64_t carols = r.receipt;
   assert_int_equal(run("bob", "BUY tee", 0, NULL), TALLY_OK);
   assert_int_equal(run("bob", "TIP alice 3", 0, NULL), TALLY_OK);
   th_settle(eng, 1500);
@@ -260,6 +262,13 @@ static void test_spent_and_tipped_in_an_event(void **state) {
   wait_reached("big", "bob", 3000);
   wait_reached("kind", "bob", 3000);
   assert_int_equal(reached("big", "carol"), 0);
+  /* What carol got back was not spent: a refund, then one more tee, is 10.00. */
+  char line[64];
+  snprintf(line, sizeof line, "REFUND %llu", (unsigned long long)carols);
+  assert_int_equal(priv("carol", line, NULL), TALLY_OK);
+  assert_int_equal(run("carol", "BUY tee", 0, NULL), TALLY_OK);
+  th_settle(eng, 1000);
+  assert_int_equal(reached("big", "carol"), 0);
   assert_int_equal(run("bob", "BUY tee", 0, NULL), TALLY_OK);
   th_settle(eng, 1000);
   assert_int_equal(reached("big", "bob"), 1);
@@ -268,14 +277,20 @@ static void test_spent_and_tipped_in_an_event(void **state) {
   assert_int_equal(granted("kind", "bob"), 0); /* a badge only */
   wallet_has("bob", "Big", true);
   wallet_has("bob", "Kind", true);
+  /* Rebuilt from the ledger, the refund still comes off; a second tee reaches it. */
+  restart();
+  th_settle(eng, 1500);
+  assert_int_equal(reached("big", "carol"), 0);
+  assert_int_equal(run("carol", "BUY tee", 0, NULL), TALLY_OK);
+  wait_reached("big", "carol", 3000);
   assert_int_equal(run("alice", "EVENT STOP", HOST, NULL), TALLY_OK);
-  wait_announced("Challenges reached: bob (Big), bob (Kind).", 3000);
+  wait_announced("Challenges reached: bob (Big), bob (Kind), carol (Big).", 3000);
   finish();
-  /* tally check holds achievements against the ledger: carol never spent
-   * 20.00 in the event. */
+  /* tally check holds achievements against the ledger: carol never tipped
+   * 5.00 in the event. */
   assert_int_equal(sql("INSERT INTO challenge_achievements (challenge_id, account_id, event_id, transfer_id, progress,"
-                       " created_ms, batch_id) SELECT d.id, u.id, v.id, 0, 2000, 0, (SELECT max(id) FROM batches)"
-                       " FROM challenge_defs d, accounts u, events v WHERE d.name = 'big' AND u.name = 'user:carol'"
+                       " created_ms, batch_id) SELECT d.id, u.id, v.id, 0, 500, 0, (SELECT max(id) FROM batches)"
+                       " FROM challenge_defs d, accounts u, events v WHERE d.name = 'kind' AND u.name = 'user:carol'"
                        " RETURNING 1"), 1);
   assert_int_not_equal(th_tally_check(dsn), 0);
 }

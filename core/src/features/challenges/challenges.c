@@ -75,6 +75,27 @@ static tally__challenge_sum *sum_get(tally__challenges *z, uint64_t event_id, ui
   return s;
 }
 
+static bool sale_eq(const void *ud, uint32_t i) {
+  const probe *p = ud;
+  return p->z->sales[i].transfer_id == p->a;
+}
+
+/* A purchase of sum s (false when the table is full: its refunds will not
+ * come off, which can only reach later, never earlier, than the ledger's
+ * gross sum that `tally check` holds it against). */
+static void sale_add(tally__challenges *z, uint64_t transfer_id, uint32_t sum) {
+  if (z->sale_count == TALLY__CHALLENGE_SALES_MAX ||
+      tally__map_put(&z->sale_index, tally__hash_u64(transfer_id), z->sale_count))
+    return;
+  z->sales[z->sale_count++] = (tally__challenge_sale){transfer_id, sum};
+}
+
+static tally__challenge_sum *sale_sum(tally__challenges *z, uint64_t transfer_id) {
+  probe p = {z, transfer_id, 0};
+  uint32_t i = tally__map_find(&z->sale_index, tally__hash_u64(transfer_id), sale_eq, &p);
+  return i == TALLY__MAP_NONE ? NULL : &z->sums[z->sales[i].sum];
+}
+
 static bool seen_has(const tally__challenges *z, uint64_t a, uint32_t b) {
   probe p = {z, a, b};
   return tally__map_find(&z->seen_index, pair_hash(a, b), seen_eq, &p) != TALLY__MAP_NONE;
@@ -175,12 +196,18 @@ static void check_sum(tally__engine *e, const tally__challenge_sum *s, uint8_t k
 void tally__challenges_committed(tally__engine *e, const tally__op *op) {
   tally__challenges *z = tally__challenges_of(e);
   if (!z || op->type != TALLY__OP_TRANSFER) return;
+  if (op->kind == TALLY__TRANSFER_REFUND) { /* what was refunded was not spent */
+    tally__challenge_sum *s = sale_sum(z, op->ref_transfer);
+    if (s) s->purchased -= op->amount;
+    return;
+  }
   bool sale = op->kind == TALLY__TRANSFER_PURCHASE;
   if (!sale && op->kind != TALLY__TRANSFER_TIP) return;
   if (op->event_id) {
     tally__challenge_sum *s = sum_get(z, op->event_id, op->account, true);
     if (s) {
       *(sale ? &s->purchased : &s->tipped) += op->amount;
+      if (sale) sale_add(z, op->transfer_id, (uint32_t)(s - z->sums));
       check_sum(e, s, sale ? TALLY__CH_SPENT : TALLY__CH_TIPPED, op->transfer_id);
     }
   }
@@ -619,19 +646,22 @@ static int restore_achievements(loader *l, tally__challenges *z) {
  * pairs that bought. */
 static int restore_sums(loader *l, tally__challenges *z) {
   PGresult *q = tally__load_q(l,
-                              "SELECT t.event_id, t.account_id, coalesce(sum(t.amount_minor) FILTER (WHERE t.kind = 1), 0),"
-                              " coalesce(sum(t.amount_minor) FILTER (WHERE t.kind = 2), 0) FROM transfers t"
+                              "SELECT t.id, t.event_id, t.account_id, t.kind, t.amount_minor - CASE WHEN t.kind = 1 THEN"
+                              " coalesce((SELECT sum(r.amount_minor) FROM transfers r WHERE r.kind = 3"
+                              "  AND r.ref_transfer = t.id), 0) ELSE 0 END FROM transfers t"
                               " JOIN events v ON v.id = t.event_id WHERE v.stopped_ms IS NULL AND t.kind IN (1, 2)"
-                              " GROUP BY 1, 2 LIMIT 65536",
+                              " ORDER BY t.id LIMIT 65536",
                               0, NULL);
+  _Static_assert(TALLY__CHALLENGE_SALES_MAX == 65536, "the LIMIT above");
   if (!q) return TALLY_EDB;
   for (int i = 0; i < PQntuples(q); i++) {
-    uint32_t account = tally__load_acc(l, tally__load_i64(q, i, 1));
+    uint32_t account = tally__load_acc(l, tally__load_i64(q, i, 2));
     if (account == TALLY__NONE) continue;
-    tally__challenge_sum *s = sum_get(z, (uint64_t)tally__load_i64(q, i, 0), account, true);
+    tally__challenge_sum *s = sum_get(z, (uint64_t)tally__load_i64(q, i, 1), account, true);
     if (!s) break;
-    s->purchased = tally__load_i64(q, i, 2);
-    s->tipped = tally__load_i64(q, i, 3);
+    bool sale = tally__load_i64(q, i, 3) == TALLY__TRANSFER_PURCHASE;
+    *(sale ? &s->purchased : &s->tipped) += tally__load_i64(q, i, 4);
+    if (sale) sale_add(z, (uint64_t)tally__load_i64(q, i, 0), (uint32_t)(s - z->sums));
   }
   PQclear(q);
   q = tally__load_q(l,
@@ -740,6 +770,8 @@ static void tables_free(tally__challenges *z) {
   tally__map_free(&z->ach_index);
   tally__map_free(&z->sum_index);
   tally__map_free(&z->seen_index);
+  tally__map_free(&z->sale_index);
+  free(z->sales);
   free(z->ach);
   free(z->sums);
   free(z->seen);
@@ -756,6 +788,8 @@ int tally__challenges_restore(loader *l, int64_t now_ms) {
   if (!z || !(z->ach = calloc(TALLY__CHALLENGE_ACHIEVED_MAX, sizeof *z->ach)) ||
       !(z->sums = calloc(TALLY__CHALLENGE_SUMS_MAX, sizeof *z->sums)) ||
       !(z->seen = calloc(TALLY__CHALLENGE_SEEN_MAX, sizeof *z->seen)) ||
+      !(z->sales = calloc(TALLY__CHALLENGE_SALES_MAX, sizeof *z->sales)) ||
+      tally__map_init(&z->sale_index, TALLY__CHALLENGE_SALES_MAX) ||
       tally__map_init(&z->ach_index, TALLY__CHALLENGE_ACHIEVED_MAX) ||
       tally__map_init(&z->sum_index, TALLY__CHALLENGE_SUMS_MAX) ||
       tally__map_init(&z->seen_index, TALLY__CHALLENGE_SEEN_MAX)) {

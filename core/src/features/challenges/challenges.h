@@ -8,7 +8,8 @@
  *     deletion; both take effect in memory when their batch commits.
  *     Kinds and what they count:
  *       minutes=N  seconds present in one event (the attendance rows),
- *       spent=X    committed purchases by the account in one event,
+ *       spent=X    committed purchases by the account in one event, less
+ *                  their refunds (refunds after it was reached take nothing back),
  *       tipped=X   committed tips by the account in one event,
  *         each in the event running in the room it was added in (`event`),
  *         else in any event the rule's owner hosts;
@@ -41,6 +42,7 @@ enum {
   TALLY__CHALLENGES_LIVE_MAX = 64,      /* rules not deleted at once: what every scan walks */
   TALLY__CHALLENGE_ACHIEVED_MAX = 65536,
   TALLY__CHALLENGE_SUMS_MAX = 65536,    /* (event, account) purchases and tips of running events */
+  TALLY__CHALLENGE_SALES_MAX = 65536,   /* purchases of running events whose refunds are subtracted */
   TALLY__CHALLENGE_SEEN_MAX = 65536,    /* (creator, buyer) who bought; (old event, account) attended */
   TALLY__CHALLENGE_HISTORY_MAX = 1024,  /* events of streak owners, oldest forgotten first */
   TALLY__CHALLENGE_STREAK_MAX = 20,     /* streak=N at most */
@@ -98,6 +100,12 @@ typedef struct tally__challenge_sum {
   int64_t purchased, tipped;
 } tally__challenge_sum;
 
+/* A purchase of a running event: its refunds come off its buyer's sum. */
+typedef struct tally__challenge_sale {
+  uint64_t transfer_id;
+  uint32_t sum;          /* index in sums */
+} tally__challenge_sale;
+
 typedef struct tally__challenge_seen {
   uint64_t a;            /* creator account index + 1 (bought), or an event id with the top bit set */
   uint32_t b;            /* the buyer / attendee */
@@ -117,6 +125,9 @@ typedef struct tally__challenges {
   tally__challenge_sum *sums;
   uint32_t sum_count;
   tally__map sum_index;
+  tally__challenge_sale *sales;
+  uint32_t sale_count;
+  tally__map sale_index;
   tally__challenge_seen *seen;
   uint32_t seen_count;
   tally__map seen_index;
