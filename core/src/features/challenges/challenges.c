@@ -622,7 +622,8 @@ static int restore_achievements(loader *l, tally__challenges *z) {
                               "SELECT a.challenge_id, a.account_id, a.event_id, a.transfer_id, a.progress,"
                               " EXISTS (SELECT 1 FROM reward_grants g WHERE g.quiz_id = a.challenge_id"
                               "  AND g.account_id = a.account_id)"
-                              " FROM challenge_achievements a ORDER BY a.batch_id DESC LIMIT 65536",
+                              " FROM (SELECT * FROM challenge_achievements ORDER BY batch_id DESC LIMIT 65536) a"
+                              " ORDER BY a.batch_id", /* the newest, in the order reached (summaries) */
                               0, NULL);
   if (!q) return TALLY_EDB;
   for (int i = 0; i < PQntuples(q); i++) {
