@@ -158,6 +158,43 @@ static const invariant invariants[] = {
     {"goal tables are append-only (their triggers exist)",
      "SELECT x FROM unnest(ARRAY['goals_append_only','goal_levels_append_only','goal_present_append_only',"
      "'goal_ends_append_only']) x WHERE NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = x)"},
+    /* Challenges and achievements (sql/018). Progress is never stored: each
+     * achievement is held against what the ledger shows. */
+    {"C1 an achievement names a challenge, reached after it was stored and not after its deletion",
+     "SELECT a.challenge_id, a.account_id FROM challenge_achievements a LEFT JOIN challenge_defs d ON d.id = a.challenge_id"
+     " LEFT JOIN challenge_deletions x ON x.challenge_id = a.challenge_id"
+     " WHERE d.id IS NULL OR a.batch_id <= d.batch_id OR a.batch_id > x.batch_id LIMIT 5"},
+    {"C2 a spent/tipped achievement: the account's purchases (tips) in one event of the challenge reach its threshold",
+     "SELECT a.challenge_id, a.account_id FROM challenge_achievements a JOIN challenge_defs d ON d.id = a.challenge_id"
+     " WHERE d.kind IN (2, 3) AND (a.event_id = 0 OR (d.event_id <> 0 AND d.event_id <> a.event_id)"
+     " OR (d.event_id = 0 AND NOT EXISTS (SELECT 1 FROM events v WHERE v.id = a.event_id AND v.host_id = d.owner_id))"
+     " OR (SELECT coalesce(sum(t.amount_minor), 0) FROM transfers t WHERE t.event_id = a.event_id"
+     "  AND t.account_id = a.account_id AND t.kind = CASE d.kind WHEN 2 THEN 1 ELSE 2 END) < d.threshold) LIMIT 5"},
+    {"C3 a minutes achievement: the account attended one event of the challenge for its time",
+     "SELECT a.challenge_id, a.account_id FROM challenge_achievements a JOIN challenge_defs d ON d.id = a.challenge_id"
+     " WHERE d.kind = 1 AND (a.progress < d.threshold OR (d.event_id <> 0 AND d.event_id <> a.event_id)"
+     " OR (d.event_id = 0 AND NOT EXISTS (SELECT 1 FROM events v WHERE v.id = a.event_id AND v.host_id = d.owner_id))"
+     " OR NOT EXISTS (SELECT 1 FROM attendance t WHERE t.event_id = a.event_id AND t.account_id = a.account_id)) LIMIT 5"},
+    {"C4 a first-purchase achievement: a purchase of the owner's item, and none by that account before the challenge",
+     "SELECT a.challenge_id, a.account_id FROM challenge_achievements a JOIN challenge_defs d ON d.id = a.challenge_id"
+     " WHERE d.kind = 5 AND (NOT EXISTS (SELECT 1 FROM transfers t JOIN items i ON i.id = t.item_id WHERE t.id = a.transfer_id"
+     "  AND t.kind = 1 AND t.account_id = a.account_id AND i.creator_id = d.owner_id)"
+     " OR EXISTS (SELECT 1 FROM transfers t JOIN items i ON i.id = t.item_id WHERE t.kind = 1"
+     "  AND t.account_id = a.account_id AND i.creator_id = d.owner_id AND t.id < d.id)) LIMIT 5"},
+    {"C5 a streak achievement: the owner's last events up to that one were all attended",
+     "SELECT a.challenge_id, a.account_id FROM challenge_achievements a JOIN challenge_defs d ON d.id = a.challenge_id"
+     " WHERE d.kind = 4 AND (SELECT count(*) FROM (SELECT v.id FROM events v WHERE v.host_id = d.owner_id"
+     "  AND v.start_ms <= (SELECT w.start_ms FROM events w WHERE w.id = a.event_id) ORDER BY v.start_ms DESC"
+     "  LIMIT d.threshold) x WHERE EXISTS (SELECT 1 FROM attendance t WHERE t.event_id = x.id"
+     "  AND t.account_id = a.account_id)) < d.threshold LIMIT 5"},
+    {"C6 a challenge's reward goes only to an account that reached it, and is that challenge's (its owner's) reward",
+     "SELECT g.id FROM reward_grants g JOIN challenge_defs d ON d.id = g.quiz_id WHERE d.reward_id <> g.reward_id"
+     " OR NOT EXISTS (SELECT 1 FROM challenge_achievements a WHERE a.challenge_id = d.id AND a.account_id = g.account_id)"
+     " UNION ALL SELECT d.id FROM challenge_defs d LEFT JOIN reward_defs r ON r.id = d.reward_id"
+     " WHERE d.reward_id <> 0 AND (r.id IS NULL OR r.creator_id <> d.owner_id) LIMIT 5"},
+    {"challenge tables are append-only (their triggers exist)",
+     "SELECT x FROM unnest(ARRAY['challenge_defs_append_only','challenge_deletions_append_only',"
+     "'challenge_achievements_append_only']) x WHERE NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = x)"},
 };
 
 /* The invariants read tables of every migration: an older ledger is

@@ -135,6 +135,8 @@ extern "C" {
   X(ENO_GOAL, -151, "no goal is running there")                                \
   X(EGOAL_COOLDOWN, -152, "the last goal here ended too recently; wait for the cooldown") \
   X(EGOAL_LEVELS, -153, "goal amounts: one to eight amounts above zero, separated by commas") \
+  X(EUNKNOWN_CHALLENGE, -160, "unknown challenge")                           \
+  X(EBUYERS_UNKNOWN, -161, "too many buyers to tell a first purchase; first-purchase challenges are off") \
   X(EROOM_SETTING, -180, "unknown room setting or value")
 
 typedef enum tally_err {
@@ -467,6 +469,10 @@ enum tally_hint {
   X(GOAL_REACHED, 27, "GOAL level <count> reached: <amount> of <amount> from <count> contributors!"   \
                       "[ N present earn <reward> ...] Level N: ... | That was the last level.")        \
   X(GOAL_ENDED, 28, "Goal over: <why>. Levels reached: <count> of <count>.")                       \
+  X(CHALLENGE_REACHED, 30, "<account> reached the challenge <text: name> (...)[, badge <text: badge>]" \
+                           "[, reward <text: reward> (REWARDS shows it)].")                            \
+  X(CHALLENGES_SUMMARY, 31, "Challenges reached: <account> (<text: badge or name>), ...[, and "       \
+                            "<count> more].")                  \
   /* 25..44 are taken by features being built (goals, challenges, quizzes, Matrix rooms). */      \
   X(CONSENT_ASKED, 45, "reply (code ECONSENT): ... <count>x <text: title> costs <amount> ... To agree, " \
                        "reply: <command: CONFIRM code> (valid N s ...)")

@@ -74,9 +74,13 @@ static void test_each_word_once(void **state) {
   for (size_t i = 0; i < sizeof before / sizeof before[0]; i++) assert_true(find(&s, before[i]) >= 0);
   /* Rewards and quizzes (issue 14). */
   static const char *const added[] = {"REWARD", "REWARDS", "QUIZ", "ANSWER",
-                                      "ROOM" /* a room's settings (issue 13) */, "GOAL"};
+                                      "ROOM" /* a room's settings (issue 13) */, "GOAL", "CHALLENGE"};
   for (size_t i = 0; i < sizeof added / sizeof added[0]; i++) assert_true(find(&s, added[i]) >= 0);
-  assert_int_equal(s.n, (int)(sizeof before / sizeof before[0] + sizeof added / sizeof added[0]));
+  /* Challenges (issue 14). */
+  static const char *const challenges[] = {"CHALLENGE"};
+  for (size_t i = 0; i < sizeof challenges / sizeof challenges[0]; i++) assert_true(find(&s, challenges[i]) >= 0);
+  assert_int_equal(s.n, (int)(sizeof before / sizeof before[0] + sizeof added / sizeof added[0] +
+                              sizeof challenges / sizeof challenges[0]));
   assert_true(s.flags[find(&s, "ANSWER")] & TALLY_COMMAND_NEEDS_ACCOUNT);
   /* Flags are the dispatcher's and the handlers' rules. */
   assert_true(s.flags[find(&s, "BUY")] & TALLY_COMMAND_NEEDS_ACCOUNT);

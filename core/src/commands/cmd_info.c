@@ -5,6 +5,7 @@
 
 #include "text.h"
 #include "commands.h"
+#include "challenges.h"
 
 enum { SHOP_LINES_MAX = 10 };
 
@@ -63,6 +64,9 @@ static void shop_card(tally__cmd *c, uint32_t creator) {
   }
   tally__reply(c->e, c->cmd, TALLY_OK, 0, "%s's shop%s%s - %d %s, %d live %s", tally__account_label(st, creator),
                bio[0] ? ": " : "", bio, items, items == 1 ? "item" : "items", live, live == 1 ? "drop" : "drops");
+  char badges[TALLY_TEXT_BYTES_MAX / 2]; /* the creator's challenges (features/challenges) */
+  tally__challenge_card(c->e, creator, badges, sizeof badges);
+  if (badges[0]) tally__reply(c->e, c->cmd, TALLY_OK, 0, "Challenges: %s", badges);
 }
 
 void tally__cmd_shop(tally__cmd *c) {
@@ -117,8 +121,11 @@ void tally__cmd_wallet(tally__cmd *c) {
   if (c->e->cfg.daily_cap_minor > 0)
     tally__format_amount(c->e, c->e->cfg.daily_cap_minor, cap, sizeof cap);
   else snprintf(cap, sizeof cap, "no cap");
-  tally__reply(c->e, c->cmd, TALLY_OK, 0, "Wallet %s: balance %s available, %s pending. Spent today: %s (daily cap: %s)",
-               tally__account_label(&c->e->st, c->account), avail, pending, spent, cap);
+  char badges[TALLY_TEXT_BYTES_MAX / 2]; /* earned in challenges (features/challenges) */
+  tally__challenge_badges(c->e, c->account, badges, sizeof badges);
+  tally__reply(c->e, c->cmd, TALLY_OK, 0, "Wallet %s: balance %s available, %s pending. Spent today: %s (daily cap: %s)%s%s",
+               tally__account_label(&c->e->st, c->account), avail, pending, spent, cap, badges[0] ? ". Badges: " : "",
+               badges);
 }
 
 void tally__cmd_receipts(tally__cmd *c) {

@@ -57,7 +57,11 @@
     "this room's settings: where answers go, whether command lines are removed, the level of hosts") \
   X(GOAL, tally__cmd_goal, TALLY__NA, TALLY_COMMAND_GROUP_HOSTS,                                       \
     "START <amount>[,<amount>...] [reward=<name>] [for=30m] [min-accounts=N] | GOAL STOP | GOAL [room]", \
-    "a community goal: tips and purchases here fill each level; all present at 100 % earn your reward")
+    "a community goal: tips and purchases here fill each level; all present at 100 % earn your reward") \
+  X(CHALLENGE, tally__cmd_challenge, TALLY__NA, TALLY_COMMAND_GROUP_EVERYONE,                          \
+    "ADD <name> minutes=30|spent=20|tipped=5|streak=3|first [event] [reward=<name>] [badge=<text>]"    \
+    " | CHALLENGE LIST | CHALLENGE DEL <name>",                                                        \
+    "challenges hosts and creators set; reaching one earns its badge and reward once")
 
 /* Who may use which form of a command: the one rule, decided in core. The
  * dispatcher (command.c) checks it before the handler runs, and

@@ -104,6 +104,8 @@ void tally__cmd_quiz(tally__cmd *c);
 void tally__cmd_answer(tally__cmd *c);
 /* GOAL START|STOP and GOAL (cmd_goal.c; features/goals). */
 void tally__cmd_goal(tally__cmd *c);
+/* CHALLENGE ADD|LIST|DEL (cmd_challenge.c). */
+void tally__cmd_challenge(tally__cmd *c);
 
 void tally__cmd_shop(tally__cmd *c);
 void tally__cmd_highlight(tally__cmd *c);

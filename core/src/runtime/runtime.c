@@ -31,6 +31,7 @@
 #include "rooms.h"
 #include "tipmsg.h"
 #include "link.h"
+#include "challenges.h"
 
 /* A raffle's charges and passes are its own: other ops pass through. */
 static void raffle_settled(tally__engine *e, const tally__op *op, int outcome) {
@@ -112,6 +113,14 @@ static const tally__feature_hooks features[] = {
      .committed = tally__goals_committed,
      .record_settled = tally__goals_record_settled,
      .destroy = tally__goals_destroy},
+    /* Restores after rewards (a rule names one, its achievements find
+     * their grants) and after the shop (events, attendance). */
+    {.name = "challenges",
+     .restore = tally__challenges_restore,
+     .tick = tally__challenges_tick,
+     .committed = tally__challenges_committed,
+     .record_settled = tally__challenges_record_settled,
+     .destroy = tally__challenges_destroy},
 };
 
 enum { FEATURE_COUNT = sizeof features / sizeof features[0] };
