@@ -220,6 +220,9 @@ selling in an event, drops and highlight tiers, needs the creator role):
   !event start 30 Launch party    !drop create rush 20 2 per-user=2    !drop create vinyl 5 10 mode=raffle for=3m
   !event tier gold 3 60    !event react 0.10    then anyone: !highlight gold Hello!   !react 🔥   !tip demo 2 great show
   !event stop     the summary: sales, drops, attendance, top supporters, what each creator earned
+  A quiz round in the event (players answer privately: /quote ANSWER <text>):
+  !reward add q10 discount=10%    !quiz round 2 reward=q10 min-players=1
+  !quiz start 20 Capital of France? | Paris    !quiz start 20 Two plus two? | 4 | four    (!quiz stop ends it early)
   Tip messages wait 10 s for moderators: channel operators (/samode #live +o you) see them first
   and can keep one off the channel with !hide <receipt>
   (in ii: /j NickServ REGISTER <password> you@example.org, /j #live, and tally commands

@@ -131,7 +131,8 @@ extern "C" {
   X(EUNKNOWN_OUTCOME, -147, "the link to the shop broke before it answered; RECEIPTS shows whether it was done") \
   X(ENO_QUIZ, -148, "no quiz is running there")                               \
   X(EANSWERED, -149, "you already answered this question")                   \
-  X(EUNKNOWN_REWARD, -150, "unknown reward")
+  X(EUNKNOWN_REWARD, -150, "unknown reward")                                  \
+  X(EREWARD_CAP, -170, "you earned as many rewards in this event as it allows")
 
 typedef enum tally_err {
 #define TALLY_ERR_ENUM_(name, value, text) TALLY_##name = (value),
@@ -252,6 +253,7 @@ typedef struct tally_config {
   uint32_t link_code_ttl_s;        /* seconds a LINK code (and its LINK CONFIRM) stays valid */
   uint32_t reward_min_account_age_s; /* a quiz's winners were first seen at least this long before
                                         it started (issue 14) */
+  uint32_t reward_per_event_max;    /* rewards one account earns in one event at most; 0: no cap */
 } tally_config;
 
 /* The version-1 prefix: the fields of the first release (up to
@@ -446,7 +448,9 @@ enum tally_hint {
   X(HIGHLIGHTS_ON_SALE, 23, "Highlights on sale: <text: tier> pins your message for N s, <amount>. " \
                             "Type: <command: HIGHLIGHT <text: tier> <message>>")                       \
   X(RAFFLE_CLOSED, 24, "RAFFLE <sku> closed with <count> entries. Seed: .. Entry hash: ... Drawing " \
-                       "<count> winners now (VERIFY DRAW <sku> to check).")
+                       "<count> winners now (VERIFY DRAW <sku> to check).")                           \
+  X(REWARD_USED, 35, "reply after BUY's: Reward <text: name> used on receipt <receipt>: <amount> off "  \
+                     "the price (the creator's gift)")
 
 #define TALLY_MSG_ENUM_(name, number, sentence) TALLY_MSG_##name = number,
 enum tally_msg { TALLY_MSG_TABLE(TALLY_MSG_ENUM_) };

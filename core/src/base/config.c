@@ -143,6 +143,9 @@ static const cfg_entry cfg_table[] = {
     {"reward_min_account_age", CFG_U32, OFF(reward_min_account_age_s), "3600", 0, 365u * 86400,
      "seconds: an account tally first saw less than this long before a quiz started cannot win it "
      "(a fresh account per answer gains nothing)"},
+    {"reward_per_event_max", CFG_U32, OFF(reward_per_event_max), "0", 0, 100000,
+     "rewards one account may earn in one event (quizzes and rounds), counted from committed grants; "
+     "a winner who has that many is passed over for the next; 0: no cap"},
 };
 #undef OFF
 enum { CFG_COUNT = sizeof cfg_table / sizeof cfg_table[0] };

@@ -73,11 +73,15 @@
   X(ANSWER, tally__cmd_answer, TALLY__NA, TALLY_COMMAND_GROUP_EVERYONE, "[room] <text>",               \
     "answer a quiz (privately, or in its room where command lines stay hidden)")                                            \
   X(REWARD, tally__cmd_reward, TALLY__NA, TALLY_COMMAND_GROUP_CREATORS,                                \
-    "ADD <name> discount=10%|2.00 [cap=<amount>] [for=10m] [sku=<sku>|all] | REWARD LIST | REWARD DEL <name>", \
+    "ADD <name> discount=10%|2.00 [cap=<amount>] [for=10m] [sku=<sku>|all] | REWARD LIST | REWARD DEL <name> " \
+    "| REWARD OFFER <name> [room]",                                                                   \
     "discounts on your items that quizzes give")                                                       \
   X(QUIZ, tally__cmd_quiz, TALLY__NA, TALLY_COMMAND_GROUP_HOSTS,                                       \
-    "START <seconds> <question> | <answer>[|<answer>...] [winners=N] [reward=<name>] [min-players=3]", \
-    "a quiz in this event's room; the first right answers win your reward")
+    "START <seconds> <question> | <answer>[|<answer>...] [winners=N] [reward=<name>] [min-players=3] "  \
+    "| QUIZ ROUND <questions> [winners=N] [reward=<name>] [min-players=3] | QUIZ STOP "                \
+    "(privately: QUIZ START|ROUND|STOP <room> ...)",                                                  \
+    "a quiz or a round of them in this event's room (hosts; the command checks the room's rank); "    \
+    "the first right answers, or a round's top scores, win your reward")
 
 /* Who may use which form of a command: the one rule, decided in core. The
  * dispatcher (command.c) checks it before the handler runs, and
@@ -105,7 +109,6 @@
   R(DROP, "LIST", 0, OPEN, OPEN)                                                                       \
   R(DROP, "", 0, HOSTS, OPEN)                                                                          \
   R(HIDE, "", 0, MODERATORS, OPEN)                                                                     \
-  R(QUIZ, "", 0, HOSTS, OPEN)                                                                          \
   R(HIGHLIGHT, "REMOVE", 2, MODERATORS, OPEN)                                                          \
   R(TALLY, "HELP", 0, OPEN, OPEN)                                                                      \
   R(TALLY, "PRIVACY", 0, OPEN, OPEN)                                                                   \

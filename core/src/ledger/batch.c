@@ -37,6 +37,7 @@ const char tally__batch_sql[] =
     " UNION ALL SELECT * FROM tally_write_identities($1, $8, $112, $113, $114, $115, $116, $117, $118, $119)"
     " UNION ALL SELECT * FROM tally_write_links($1, $8, $120, $121, $122, $123, $124, $125)"
     " UNION ALL SELECT * FROM tally_write_facts($1, $8, $126::jsonb)"
+    " UNION ALL SELECT * FROM tally_write_quiz_rounds($1, $8, $126::jsonb)" /* sql/019: same facts */
     /* Last: refuses (TL002) a batch that would commit fewer transfers than it signed. */
     " UNION ALL SELECT * FROM tally_batch_whole($1, $2, $3, $4)";
 
