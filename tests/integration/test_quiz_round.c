@@ -162,6 +162,7 @@ static void test_quiz_stop(void **state) {
   assert_int_equal(th_cmd_in(eng, "p1", CH, "QUIZ STOP", 0, &r), TALLY_ENO_PERMISSION);
   assert_int_equal(th_cmd_in(eng, "host", CH, "QUIZ STOP", HOST, &r), TALLY_OK);
   assert_non_null(strstr(r.text, "Stopped: the quiz closes now"));
+  assert_int_equal(th_cmd_in(eng, "host", CH, "QUIZ STOP", HOST, &r), TALLY_ENO_QUIZ); /* stopped already */
   assert_int_equal(th_cmd(eng, "p2", "ANSWER Nile", 0, &r), TALLY_ENO_QUIZ);
   wait_announced("Quiz over: the answer was Nile. 1 answered; the winner: p1", 3000);
   assert_int_equal(grants_of("p1"), 1);

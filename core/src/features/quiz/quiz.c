@@ -352,6 +352,7 @@ int tally__quiz_stop(tally__engine *e, uint16_t net, const char *room, tally__op
   uint32_t qi = tally__quiz_in(e, net, room), ri = tally__quiz_round_in(e, net, room);
   tally__quiz *q = qi != TALLY__NONE ? &z->q[qi] : NULL;
   tally__quiz_round *r = ri != TALLY__NONE ? &z->rounds[ri] : NULL;
+  if (q && q->stopping && q->deadline_mono <= tally__now_mono_ms(e)) q = NULL; /* stopped: closing now */
   if ((q && (q->state == TALLY__QUIZ_STARTING || q->stopping)) || (r && (r->state == TALLY__ROUND_STARTING || r->stopping)))
     return TALLY_EBUSY; /* its fact is in flight */
   if (q && q->state != TALLY__QUIZ_RUNNING) q = NULL; /* closing already */
