@@ -195,6 +195,31 @@ static const invariant invariants[] = {
     {"challenge tables are append-only (their triggers exist)",
      "SELECT x FROM unnest(ARRAY['challenge_defs_append_only','challenge_deletions_append_only',"
      "'challenge_achievements_append_only']) x WHERE NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = x)"},
+    /* Quiz rounds and stops (sql/019). */
+    {"R5 a round pays at most its number of winners",
+     "SELECT r.id FROM quiz_rounds r JOIN reward_grants g ON g.quiz_id = r.id GROUP BY r.id, r.winners"
+     " HAVING count(*) > r.winners LIMIT 5"},
+    {"R6 a round's points are max(1, 10 - floor(9 t / T)) for a stored right answer, 0 for a wrong one",
+     "SELECT p.quiz_id, p.account_id FROM quiz_points p LEFT JOIN quiz_answers a ON a.quiz_id = p.quiz_id"
+     " AND a.account_id = p.account_id LEFT JOIN quiz_round_questions x ON x.quiz_id = p.quiz_id"
+     " LEFT JOIN quizzes q ON q.id = p.quiz_id WHERE a.quiz_id IS NULL OR x.quiz_id IS NULL OR q.id IS NULL"
+     " OR p.points <> CASE WHEN a.correct THEN greatest(1, 10 - (9 * p.elapsed_ms) / q.duration_ms) ELSE 0 END LIMIT 5"},
+    {"R7 a round's reward goes only to an account that scored in it",
+     "SELECT g.id FROM reward_grants g JOIN quiz_rounds r ON r.id = g.quiz_id WHERE NOT EXISTS (SELECT 1"
+     " FROM quiz_points p JOIN quiz_round_questions x ON x.quiz_id = p.quiz_id WHERE x.round_id = r.id"
+     " AND p.account_id = g.account_id AND p.points > 0) LIMIT 5"},
+    {"R8 a round's questions belong to it and are within its count",
+     "SELECT x.quiz_id FROM quiz_round_questions x LEFT JOIN quiz_rounds r ON r.id = x.round_id"
+     " WHERE r.id IS NULL OR x.n > r.questions LIMIT 5"},
+    {"R9 a quiz or round gives another creator's reward only where that creator offered it",
+     "SELECT z.id FROM (SELECT id, host_id, network_id, room, reward_id FROM quizzes"
+     " UNION ALL SELECT id, host_id, network_id, room, reward_id FROM quiz_rounds) z"
+     " JOIN reward_defs d ON d.id = z.reward_id WHERE d.creator_id <> z.host_id AND NOT EXISTS (SELECT 1"
+     " FROM reward_offers o WHERE o.reward_id = d.id AND o.network_id = z.network_id AND o.room = z.room) LIMIT 5"},
+    {"quiz round tables are append-only (their triggers exist)",
+     "SELECT x FROM unnest(ARRAY['quiz_rounds_append_only','quiz_round_questions_append_only',"
+     "'quiz_points_append_only','quiz_stops_append_only','quiz_round_ends_append_only','reward_offers_append_only']) x"
+     " WHERE NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = x)"},
 };
 
 /* The invariants read tables of every migration: an older ledger is

@@ -249,6 +249,7 @@ static void welcome(td_conn *c, const tally_frame_hello *h, uint64_t chosen) {
   s->conn = c;
   c->sent_seq = h->acked;
   c->state = TD_CONN_LIVE;
+  c->caps = h->caps;
   tally_frame_hello_server v;
   memset(&v, 0, sizeof v);
   v.wire_min = TALLY_WIRE_VERSION_MIN;
@@ -340,6 +341,12 @@ static void on_command(td_conn *c, const tally_frame_command *f) {
     snprintf(text, sizeof text, "refused: this chat server may act for network %s only, not %s", s->network,
              f->network);
     td_reply(c, f, TALLY_ENETWORK, text);
+    return;
+  }
+  /* Its room has shown the line already: a quiz answer there is not private. */
+  const char *hidden = c->caps & TALLY_CAP_INTERCEPT_COMMANDS ? NULL : td_room_line_refusal(f->channel, f->text);
+  if (hidden) {
+    td_reply(c, f, TALLY_EBAD_SYNTAX, hidden);
     return;
   }
   char origin[TALLY_ORIGIN_BYTES_MAX + 1];

@@ -417,6 +417,12 @@ static void submit_now(td_mx *m, td_mx_cmd *c) {
    * name, never the MXID (bridged MXIDs carry phone numbers). */
   td_mx_rs *rs = td_mx_rs_get(m, c->room, 0);
   int dm = td_mx_rs_is_dm(m, rs);
+  /* An AS sees a room line after the room did: a quiz answer there is everyone's. */
+  const char *hidden = dm ? NULL : td_room_line_refusal(c->room, c->text);
+  if (hidden) {
+    reply_text(m, c->room, c->event_id, "quiz", hidden);
+    return;
+  }
   if (!dm) roles |= td_mx_rs_roles(rs, c->sender);
   char nick[TD_MX_NAME_BYTES_MAX + 1];
   td_mx_rs_name(m, c->room, c->sender, strlen(c->sender), nick, sizeof nick);

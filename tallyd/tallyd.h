@@ -150,6 +150,7 @@ typedef struct td_conn {
   int closed;
   struct td_conn *next;  /* the daemon's list */
   int pump_due;          /* effects were queued: write them before the loop next waits */
+  uint64_t caps;         /* its HELLO's enum tally_cap bits */
 } td_conn;
 
 void td_conn_accepted(td_daemon *d, uv_stream_t *server, int is_tls);
@@ -224,6 +225,9 @@ void td_slots_free(td_daemon *d);
 void td_route_effect(void *ud, const tally_effect *e);
 /* A reply to one command of c, made by tallyd (busy, wrong network...). */
 void td_reply(td_conn *c, const tally_frame_command *cmd, int code, const char *text);
+/* Room lines a host that cannot intercept them must not send (a quiz's
+ * ANSWER, QUIZ START): the refusal to answer with, or NULL (room_lines.c). */
+const char *td_room_line_refusal(const char *channel, const char *text);
 /* Sends the current engine status to a just-welcomed slot. */
 void td_route_welcome(td_daemon *d, td_slot *s);
 

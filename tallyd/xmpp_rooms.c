@@ -39,6 +39,11 @@ void td_xmpp__on_groupchat(td_xmpp *x, room *r, const char *from, const char *id
     td_xmpp__answer(x, o->jid, r->jid, "tally: this shop serves accounts of its own server only; nothing was done");
     return;
   }
+  const char *hidden = td_room_line_refusal(r->jid, body + 1); /* TD_XMPP_CAPS: no interception */
+  if (hidden) {
+    td_xmpp__answer(x, o->jid, r->jid, hidden);
+    return;
+  }
   td_xmpp__submit(x, o->jid, bare, nick, r->jid, id, body + 1, o->roles);
 }
 

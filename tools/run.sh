@@ -223,6 +223,9 @@ selling in an event, drops and highlight tiers, needs the creator role):
   /quote REWARD ADD g10 discount=10%    then in #live:  !goal start 20,50 reward=g10 for=15m min-accounts=2   !goal
                   a community goal: the room's tips and purchases fill each level; everyone present at 100 % earns g10
   !event stop     the summary: sales, drops, attendance, top supporters, what each creator earned
+  A quiz round in the event (players answer privately: /quote ANSWER <text>):
+  !reward add q10 discount=10%    !quiz round 2 reward=q10 min-players=1
+  !quiz start 20 Capital of France? | Paris    !quiz start 20 Two plus two? | 4 | four    (!quiz stop ends it early)
   Tip messages wait 10 s for moderators: channel operators (/samode #live +o you) see them first
   and can keep one off the channel with !hide <receipt>
   (in ii: /j NickServ REGISTER <password> you@example.org, /j #live, and tally commands

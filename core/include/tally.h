@@ -137,6 +137,7 @@ extern "C" {
   X(EGOAL_LEVELS, -153, "goal amounts: one to eight amounts above zero, separated by commas") \
   X(EUNKNOWN_CHALLENGE, -160, "unknown challenge")                           \
   X(EBUYERS_UNKNOWN, -161, "too many buyers to tell a first purchase; first-purchase challenges are off") \
+  X(EREWARD_CAP, -170, "you earned as many rewards in this event as it allows") \
   X(EROOM_SETTING, -180, "unknown room setting or value")
 
 typedef enum tally_err {
@@ -259,6 +260,7 @@ typedef struct tally_config {
   uint32_t reward_min_account_age_s; /* a quiz's winners were first seen at least this long before
                                         it started (issue 14) */
   uint32_t goal_cooldown_s;        /* seconds after a room's goal ended before the next may start */
+  uint32_t reward_per_event_max;    /* rewards one account earns in one event at most; 0: no cap */
 } tally_config;
 
 /* The version-1 prefix: the fields of the first release (up to
@@ -473,6 +475,8 @@ enum tally_hint {
                            "[, reward <text: reward> (REWARDS shows it)].")                            \
   X(CHALLENGES_SUMMARY, 31, "Challenges reached: <account> (<text: badge or name>), ...[, and "       \
                             "<count> more].")                  \
+  X(REWARD_USED, 35, "reply after BUY's: Reward <text: name> used on receipt <receipt>: <amount> off "  \
+                     "the price (the creator's gift)")              \
   /* 25..44 are taken by features being built (goals, challenges, quizzes, Matrix rooms). */      \
   X(CONSENT_ASKED, 45, "reply (code ECONSENT): ... <count>x <text: title> costs <amount> ... To agree, " \
                        "reply: <command: CONFIRM code> (valid N s ...)")

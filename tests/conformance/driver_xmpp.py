@@ -82,9 +82,12 @@ class Driver(Base):
         return "%s@%s" % (self.rooms[room].lstrip("#"), MUC)
 
     def _out(self, text):
-        """The runner's names as the engine knows them (bare JIDs)."""
+        """The runner's names as the engine knows them (bare JIDs), rooms
+        too (a command that names a room: QUIZ START <room> ...)."""
         for name, jid in self.jid_of.items():
             text = re.sub(r"(?<![\w@.])%s(?![\w@])" % re.escape(name), jid, text)
+        for room in self.rooms:
+            text = re.sub(r"(?<![\w@.])%s(?![\w@])" % re.escape(self.rooms[room]), self._room_jid(room), text)
         return text
 
     def _in(self, text):

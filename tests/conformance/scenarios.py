@@ -221,6 +221,30 @@ SCENARIOS = [
          "U is told EUNKNOWN_RECEIPT /^receipt 99999999: not in the ledger/",
          "nobody else hears anything",
      ]},
+    # Issue 14: the way a host whose room shows every line (a Matrix AS, an
+    # XMPP component) runs a quiz: started privately naming the room, answered
+    # privately; the room hears the question and the result only. The same on
+    # every host. (Accounts are new here: reward_min_account_age makes it "no
+    # winner", which every driver shows alike.)
+    {"name": "quiz: started privately naming its room, answered privately",
+     "actors": {"H": "host", "U": "user", "V": "user"}, "rooms": ["R"],
+     "steps": [
+         "H joins R", "U joins R", "V joins R",
+         "H says `EVENT START 30 Conformance quiz` in R",
+         "H is told OK /^Event started \\(id \\d+\\)\\.$/",
+         "R hears /^Live event \"Conformance quiz\" starts now/",
+         "U says `QUIZ START {R} 5 Two plus two? | 4`",
+         "U is told ENO_PERMISSION hint HOST_ROLE /^no permission: /",
+         "H says `QUIZ START {R} 5 Two plus two? | 4 | four min-players=2`",
+         "H is told OK /^Quiz started for 5 s/",
+         "R hears /^QUIZ \\(5 s\\): Two plus two\\? - answer privately: ANSWER <text>\\./",
+         "U says `ANSWER four`",
+         "U is told OK /^Right! Your answer is in \\(number 1 by arrival\\)/",
+         "V says `ANSWER 5`",
+         "V is told OK /^Not right/",
+         "wait 4 s",
+         "R hears /^Quiz over: the answer was 4\\. 2 answered; no winner\\.$/",
+     ]},
 ]
 
 # Each with one wrong expectation (at fails_at) and a short deadline.

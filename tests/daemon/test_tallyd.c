@@ -678,6 +678,41 @@ static void test_sigterm_answers_in_flight(void **state) {
   assert_int_equal(th_tally_check(dsn), 0);
 }
 
+/* A host whose HELLO lacks TALLY_CAP_INTERCEPT_COMMANDS (its room shows
+ * every line): a quiz answer or a QUIZ START said in a room is refused by
+ * tallyd ("answer privately"), never reaches the engine; privately it does.
+ * A host that intercepts has its room ANSWER reach the engine. */
+static void room_reply(fc_conn *c, const char *text, tally_frame_effect *e) {
+  uint64_t id = ++req;
+  assert_int_equal(fc_command_in(c, id, "bob", "#quiz", text, 0), 0);
+  assert_int_equal(fc_reply(c, id, 20000, e), 1);
+}
+
+static void test_room_answers_without_intercept(void **state) {
+  (void)state;
+  fc_hello_caps = TALLY_CAP_PIN_TOPIC; /* like a Matrix AS or an XMPP component */
+  fc_conn *c = welcomed(&D, "as.nointercept", 0);
+  fc_hello_caps = TALLY_CAP_INTERCEPT_COMMANDS;
+  tally_frame_effect e;
+  room_reply(c, "ANSWER paris", &e);
+  assert_int_equal(e.code, TALLY_EBAD_SYNTAX);
+  assert_non_null(strstr(e.text, "answer privately"));
+  room_reply(c, "quiz start 30 Capital? | Paris", &e);
+  assert_int_equal(e.code, TALLY_EBAD_SYNTAX);
+  assert_non_null(strstr(e.text, "start the quiz privately"));
+  room_reply(c, "QUIZ STOP", &e); /* shows no answer: goes on to the engine */
+  assert_int_equal(e.code, TALLY_ENO_PERMISSION);
+  uint64_t id = ++req;
+  assert_int_equal(fc_command(c, id, "bob", "ANSWER paris", 0, NULL, NULL), 0);
+  assert_int_equal(fc_reply(c, id, 20000, &e), 1);
+  assert_int_equal(e.code, TALLY_ENO_QUIZ); /* privately: the engine's answer */
+  fc_close(c);
+  c = welcomed(&D, "irc.intercepts", 0);
+  room_reply(c, "ANSWER paris", &e);
+  assert_int_equal(e.code, TALLY_ENO_QUIZ);
+  fc_close(c);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_hello_and_buy),
@@ -694,6 +729,7 @@ int main(void) {
       cmocka_unit_test(test_announce_once),
       cmocka_unit_test(test_reconnect_exactly_once),
       cmocka_unit_test(test_sighup_reload),
+      cmocka_unit_test(test_room_answers_without_intercept), /* before the tests that stop the main daemon */
       cmocka_unit_test(test_tls_client_cert),
       cmocka_unit_test(test_stalled_connection),
       cmocka_unit_test(test_slot_expires),

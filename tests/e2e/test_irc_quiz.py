@@ -11,7 +11,10 @@
   deadline, the answer and the winner;
 - bob's REWARDS lists it; his next BUY of the host's item costs 10 % less
   (the receipt's NOTICE, then the reward's), carol pays the full price; the
-  ledger has the use row, and `tally check` passes.
+  ledger has the use row, and `tally check` passes;
+- then a round of two questions (QUIZ ROUND 2), the second asked privately
+  naming the room (QUIZ START #live ...): the scoreboard after each, the
+  winner by points.
 
 Own database e2e_quiz_<pid>; env as in test_irc_basic.py.
 """
@@ -110,6 +113,39 @@ def scenario(tap, env, db):
             lambda: ask(bob, "BUY tee", r"^Bought 1x Tee \(tee\) for 10\.00 credits"))
     tap.run("carol (not a winner) pays the full price",
             lambda: ask(carol, "BUY tee", r"^Bought 1x Tee \(tee\) for 10\.00 credits"))
+
+    # A round of two questions (sql/019): points for speed, a scoreboard after
+    # each question, the winner by points; the second question is asked
+    # privately, naming the room (how hosts whose rooms show every line do it).
+    def round_open():
+        state["mark"] = watcher.mark()
+        say(host, "!quiz round 2 winners=1 min-players=2", r"Round of 2 questions opened")
+        chan_notice(watcher, r"^QUIZ ROUND of 2 questions, asked one at a time: answer each privately", state["mark"])
+        return True
+    tap.run("!quiz round 2: the room hears how a round scores", round_open)
+
+    def round_q1():
+        say(host, "!quiz start 8 Two plus two? | 4 | four", r"Question 1 of 2 asked for 8 s")
+        chan_notice(watcher, r"^QUIZ 1/2 \(8 s\): Two plus two\? - answer privately", state["mark"])
+        ask(bob, "ANSWER four", r"^Right!")
+        ask(carol, "ANSWER 5", r"Not right")
+        chan_notice(watcher, r"^Question 1 of 2 over: the answer was 4\. 2 answered, 1 right\. Scores: %s \d+\.$"
+                    % re.escape(bob.nick), state["mark"], timeout=30)
+        return True
+    tap.run("question 1: bob right, carol wrong; the room hears the scoreboard", round_q1)
+
+    def round_q2():
+        ask(host, "QUIZ START %s 8 Smallest prime? | 2 | two" % CHAN, r"Question 2 of 2 asked for 8 s")
+        chan_notice(watcher, r"^QUIZ 2/2 \(8 s\): Smallest prime\?", state["mark"])
+        ask(carol, "ANSWER 2", r"^Right!")
+        ask(bob, "ANSWER two", r"^Right!")
+        chan_notice(watcher, r"^Round over after 2 questions\. Final scores: %s \d+, %s \d+\. The winner: %s$"
+                    % (re.escape(bob.nick), re.escape(carol.nick), re.escape(bob.nick)), state["mark"], timeout=30)
+        rows = db.scalar("SELECT count(*) FROM quiz_points p JOIN quiz_round_questions x ON x.quiz_id = p.quiz_id")
+        if int(rows) != 4:
+            raise AssertionError("quiz_points has %s rows for the round, not 4" % rows)
+        return True
+    tap.run("question 2 asked privately naming #live; the round's winner by points", round_q2)
 
 
 if __name__ == "__main__":

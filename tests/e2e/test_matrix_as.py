@@ -395,6 +395,14 @@ def scenario(tap, hs, db, td):
         return True
     tap.run("a private-only command in a room is refused with the DM hint", private_only)
 
+    def quiz_lines():
+        # An AS sees a room line after the room did (issue 14): tallyd refuses a
+        # room !answer and !quiz start (room_lines.c) before the engine sees them.
+        ask(BOB, "!answer Paris", r"^answer privately: ")
+        ask(BOB, "!quiz start 30 Capital? | Paris", r"^start the quiz privately: ")
+        return True
+    tap.run("a quiz answer or start said in a Matrix room is refused: answer or start privately", quiz_lines)
+
 
 def bad_configs(tap, db, reg, port):
     """tallyd refuses a Matrix config it cannot serve, saying why, before it listens."""

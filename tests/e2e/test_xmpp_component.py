@@ -131,6 +131,22 @@ def scenario(tap, ej, td, db, clients, proxy):
         mark = bob.mark()
         bob.send_room(room, "!drop create mine 1 1")
         bob.wait_chat(r"no permission", 30, mark, sender=SHOP)
+        # A quiz here (issue 14): the component cannot hide room lines, so tallyd
+        # refuses a room !answer and a room !quiz start (room_lines.c); the host
+        # starts it privately naming the room, the room hears the question.
+        mark = bob.mark()
+        bob.send_room(room, "!answer Paris")
+        m = bob.wait_chat(r"answer privately", 30, mark, sender=SHOP)
+        tap.check("a room !answer is refused by tallyd: answer privately", m[2].startswith("[%s] " % room), m[2])
+        mark = carol.mark()
+        carol.send_room(room, "!quiz start 30 Capital of France? | Paris")
+        carol.wait_chat(r"start the quiz privately", 30, mark, sender=SHOP)
+        seen = dave.mark()
+        carol.ask(SHOP, "QUIZ START %s 8 Capital of France? | Paris min-players=1" % room, r"^Quiz started for 8 s")
+        q = dave.wait_room(room, r"^QUIZ \(8 s\): Capital of France\? - answer privately", 30, seen)
+        tap.check("QUIZ START <room> privately: the room hears the question from the component",
+                  q[1] == room + "/tally", q[1])
+        bob.ask(SHOP, "ANSWER paris", r"^Right!")
         # A tip's message is held for the room's moderators (carol owns the room, so
         # moderates it): told privately, then said in the room; dave never sees it early.
         seen_d, mark_c, mark = dave.mark(), carol.mark(), bob.mark()

@@ -198,6 +198,8 @@ int fc_closed_within(fc_conn *c, int timeout_ms) {
   }
 }
 
+uint64_t fc_hello_caps = TALLY_CAP_INTERCEPT_COMMANDS;
+
 int fc_hello(fc_conn *c, const char *network, const char *instance, const char *secret, uint64_t acked,
              uint64_t wire_min, uint64_t wire_max, tally_frame_hello_server *verdict) {
   uint8_t buf[TALLY_FRAME_BYTES_MAX];
@@ -212,7 +214,7 @@ int fc_hello(fc_conn *c, const char *network, const char *instance, const char *
   snprintf(h.network, sizeof h.network, "%s", network);
   snprintf(h.adapter, sizeof h.adapter, "frame_client/1");
   snprintf(h.instance, sizeof h.instance, "%s", instance);
-  h.caps = TALLY_CAP_INTERCEPT_COMMANDS;
+  h.caps = fc_hello_caps;
   h.acked = acked;
   if (secret) tally_hello_answer((const uint8_t *)secret, strlen(secret), ch.challenge, h.answer);
   else memset(h.answer, '0', TALLY_FRAME_HELLO_HEX_BYTES);

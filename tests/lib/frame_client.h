@@ -38,6 +38,9 @@ int fc_closed_within(fc_conn *c, int timeout_ms);
 /* Reads the challenge and answers it; *verdict is the server's second
  * HELLO_SERVER. Returns its code, or -1000 if the connection closed first.
  * secret NULL: a wrong answer. */
+/* The caps fc_hello sends (TALLY_CAP_INTERCEPT_COMMANDS unless a test says
+ * otherwise: a host that cannot hide room lines sends 0). */
+extern uint64_t fc_hello_caps;
 int fc_hello(fc_conn *c, const char *network, const char *instance, const char *secret, uint64_t acked,
              uint64_t wire_min, uint64_t wire_max, tally_frame_hello_server *verdict);
 /* A COMMAND: said privately by account (origin = account), msg_id NULL: a

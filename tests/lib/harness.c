@@ -359,8 +359,9 @@ static void on_collect(void *ud, const tally_effect *eff) {
   collector *c = ud;
   note_announce(eff);
   if (eff->kind != TALLY_EFFECT_REPLY || eff->code == TALLY_EPENDING) return;
-  th_reply r = {.code = eff->code, .receipt = eff->receipt_id, .hint = eff->hint};
+  th_reply r = {.code = eff->code, .receipt = eff->receipt_id, .hint = eff->hint, .msg = eff->msg};
   snprintf(r.text, sizeof r.text, "%s", eff->text);
+  snprintf(r.args, sizeof r.args, "%s", eff->args ? eff->args : ""); /* a second reply's structure too */
   c->seen++;
   if (c->fn) c->fn(c->ud, eff->req_id, &r);
 }

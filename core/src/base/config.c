@@ -110,6 +110,9 @@ static const tally__config_key core_keys[] = {
      "that brings a new name is refused 'names full', others go on"},
     {"goal_cooldown", CFG_U32, OFF(goal_cooldown_s), "300", 0, 86400,
      "seconds after a room's community goal ended before its hosts may start the next (GOAL START)"},
+    {"reward_per_event_max", CFG_U32, OFF(reward_per_event_max), "0", 0, 100000,
+     "rewards one account may earn in one event (quizzes and rounds), counted from committed grants; "
+     "a winner who has that many is passed over for the next; 0: no cap"},
 };
 #undef OFF
 const tally__config_keys tally__core_config_keys = TALLY__CONFIG_KEYS(core_keys);

@@ -22,7 +22,9 @@ __attribute__((format(printf, 2, 3))) static void note(tally__op *op, const char
 }
 
 static const char quiz_usage[] =
-    "QUIZ START <seconds> <question> | <answer>[|<answer>...] [winners=N] [reward=<name>] [min-players=N]";
+    "QUIZ START [room] <seconds> <question> | <answer>[|<answer>...] [winners=N] [reward=<name>] [min-players=N]"
+    " | QUIZ ROUND [room] <questions> [winners=N] [reward=<name>] [min-players=N] | QUIZ STOP [room]"
+    " (room: only privately, where a room shows every line)";
 
 /* s trimmed of spaces at both ends, in place. */
 static char *trim(char *s) {
@@ -32,9 +34,15 @@ static char *trim(char *s) {
   return s;
 }
 
-/* Cuts trailing key=value options off line into spec; false when one is
- * bad (answered). */
-static bool quiz_options(tally__cmd *c, char *line, tally__quiz *spec, char *reward, size_t reward_n) {
+typedef struct quiz_opts {
+  uint32_t winners, min_players;
+  bool given; /* any option at all */
+  char reward[TALLY__REWARD_NAME_BYTES_MAX + 1];
+} quiz_opts;
+
+/* Cuts trailing key=value options off line into o; false when one is
+ * bad (answered). What is left in line is the text before them. */
+static bool quiz_options(tally__cmd *c, char *line, quiz_opts *o) {
   for (;;) {
     char *sp = strrchr(trim(line), ' ');
     char *w = sp ? sp + 1 : line;
@@ -42,13 +50,13 @@ static bool quiz_options(tally__cmd *c, char *line, tally__quiz *spec, char *rew
     int rc = TALLY_OK;
     if (strncmp(w, "winners=", 8) == 0) {
       rc = tally__uint_parse(w + 8, strlen(w + 8), TALLY__QUIZ_WINNERS_MAX, &v);
-      spec->winners_max = (uint32_t)v;
+      o->winners = (uint32_t)v;
     } else if (strncmp(w, "min-players=", 12) == 0) {
       rc = tally__uint_parse(w + 12, strlen(w + 12), TALLY__QUIZ_PLAYERS_MAX, &v);
-      spec->min_players = (uint32_t)v;
+      o->min_players = (uint32_t)v;
     } else if (strncmp(w, "reward=", 7) == 0) {
-      if (strlen(w + 7) >= reward_n || !w[7]) rc = TALLY_EUNKNOWN_REWARD;
-      else snprintf(reward, reward_n, "%s", w + 7);
+      if (strlen(w + 7) >= sizeof o->reward || !w[7]) rc = TALLY_EUNKNOWN_REWARD;
+      else snprintf(o->reward, sizeof o->reward, "%s", w + 7);
     } else {
       return true;
     }
@@ -56,7 +64,11 @@ static bool quiz_options(tally__cmd *c, char *line, tally__quiz *spec, char *rew
       tally__reply(c->e, c->cmd, rc, 0, "%s: %s. %s", tally_strerror(rc), w, quiz_usage);
       return false;
     }
-    if (!sp) return true;
+    o->given = true;
+    if (!sp) {
+      line[0] = 0;
+      return true;
+    }
     *sp = 0;
   }
 }
@@ -94,25 +106,96 @@ static bool quiz_text(tally__cmd *c, char *line, tally__quiz *spec) {
   return true;
 }
 
+/* Who may run a quiz: in a room its hosts (the chat network's rank);
+ * privately, for a room named in the command, the host of the room's
+ * event, or of what runs there (a network that shows every room line
+ * has its hosts start quizzes privately, so the answers stay hidden). */
+static bool host_ok(tally__cmd *c, const char *room, uint32_t ev) {
+  if (c->roles & TALLY_ROLE_ADMIN) return true;
+  if (c->cmd->channel[0] && (c->roles & TALLY_ROLE_HOST)) return true;
+  if (!c->cmd->channel[0]) {
+    const tally__state *st = &c->e->st;
+    if (ev != TALLY__NONE && (st->events[ev].host == c->account || st->events[ev].host == c->identity)) return true;
+    tally__quizzes *z = tally__quizzes_of(c->e);
+    uint32_t q = tally__quiz_in(c->e, c->net, room), r = tally__quiz_round_in(c->e, c->net, room);
+    if (q != TALLY__NONE && z->q[q].host == c->account) return true;
+    if (r != TALLY__NONE && z->rounds[r].host == c->account) return true;
+  }
+  tally__reply_hint(c->e, c->cmd, TALLY_ENO_PERMISSION, TALLY_HINT_HOST_ROLE,
+                    "%s: only the room's hosts run quizzes (privately: the host of the room's event, QUIZ START <room> ...)",
+                    tally_strerror(TALLY_ENO_PERMISSION));
+  return false;
+}
+
+/* The room a QUIZ form is for: where it was said, or privately the word
+ * after the sub-command. *next: its first argument after that; *ev the
+ * room's live event (needed unless `any`). False: answered. */
+static bool quiz_room(tally__cmd *c, char *room, size_t n, int *next, uint32_t *ev, bool any) {
+  tally__engine *e = c->e;
+  *next = 2;
+  if (c->cmd->channel[0]) {
+    tally__text_clip(room, n, c->cmd->channel);
+  } else if (c->t.count < 3 || tally__word_copy(&c->t, 2, room, n) != TALLY_OK) {
+    tally__cmd_usage(c, quiz_usage);
+    return false;
+  } else {
+    *next = 3;
+  }
+  /* In a room the rank decides before anything is looked up. */
+  if (c->cmd->channel[0] && !host_ok(c, room, TALLY__NONE)) return false;
+  *ev = tally__live_event_in(&e->st, c->net, room);
+  if (*ev == TALLY__NONE && !any) {
+    tally__reply(e, c->cmd, TALLY_ENOTFOUND, 0,
+                 "No event is running %s%s: EVENT START first (a quiz's winners must have been present when it started).",
+                 c->cmd->channel[0] ? "here" : "in ", c->cmd->channel[0] ? "" : room);
+    return false;
+  }
+  return c->cmd->channel[0] || host_ok(c, room, *ev);
+}
+
+/* opts' reward: one of the sender's own, or <creator>/<name> that its
+ * creator offered in room (REWARD OFFER); stored and not deleted. */
+static bool reward_of(tally__cmd *c, const quiz_opts *o, const char *room, uint32_t *def) {
+  *def = TALLY__NONE;
+  if (!o->reward[0]) return true;
+  const char *slash = strchr(o->reward, '/');
+  uint32_t creator = c->account;
+  const char *name = o->reward;
+  if (slash) {
+    creator = tally__identity_find(&c->e->st, c->net, o->reward, (size_t)(slash - o->reward));
+    if (creator != TALLY__NONE) creator = tally__account_person(&c->e->st, creator);
+    name = slash + 1;
+  }
+  uint32_t d = creator == TALLY__NONE ? TALLY__NONE : tally__reward_def_find(c->e, creator, name);
+  const tally__rewards *r = tally__rewards_of(c->e);
+  if (d != TALLY__NONE && creator != c->account && !tally__reward_offered(c->e, d, c->net, room)) {
+    tally__reply(c->e, c->cmd, TALLY_EUNKNOWN_REWARD, 0,
+                 "%s: reward=%s is not offered in %s (its creator says REWARD OFFER %s %s)",
+                 tally_strerror(TALLY_EUNKNOWN_REWARD), o->reward, room, name, room);
+    return false;
+  }
+  if (d == TALLY__NONE || !r->defs[d].committed || r->defs[d].deleted) {
+    tally__reply(c->e, c->cmd, TALLY_EUNKNOWN_REWARD, 0,
+                 "%s: reward=%s names none of your rewards (a quiz gives one of yours: REWARD ADD, REWARD LIST)",
+                 tally_strerror(TALLY_EUNKNOWN_REWARD), o->reward);
+    return false;
+  }
+  *def = d;
+  return true;
+}
+
 static void quiz_start(tally__cmd *c) {
   tally__engine *e = c->e;
-  if (c->t.count < 4) {
+  char room[TALLY__ROOM_KEPT_BYTES_MAX + 1];
+  int at;
+  uint32_t ev;
+  if (!quiz_room(c, room, sizeof room, &at, &ev, false)) return;
+  if (c->t.count < at + 2) {
     tally__cmd_usage(c, quiz_usage);
     return;
   }
-  if (!c->cmd->channel[0]) {
-    tally__reply(c->e, c->cmd, TALLY_ENOT_IN_CHANNEL, 0, "%s: start a quiz in the event's room",
-                 tally_strerror(TALLY_ENOT_IN_CHANNEL));
-    return;
-  }
-  uint32_t ev = tally__live_event_in(&e->st, c->net, c->cmd->channel);
-  if (ev == TALLY__NONE) {
-    tally__reply(e, c->cmd, TALLY_ENOTFOUND, 0,
-                 "No event is running here: EVENT START first (a quiz's winners must have been present when it started).");
-    return;
-  }
   uint64_t seconds;
-  if (tally__uint_parse(c->t.word[2], c->t.len[2], TALLY__QUIZ_SECONDS_MAX, &seconds) ||
+  if (tally__uint_parse(c->t.word[at], c->t.len[at], TALLY__QUIZ_SECONDS_MAX, &seconds) ||
       seconds < TALLY__QUIZ_SECONDS_MIN) {
     tally__reply(e, c->cmd, TALLY_EBAD_SYNTAX, 0, "%s: a quiz lasts %d to %d seconds", tally_strerror(TALLY_EBAD_SYNTAX),
                  TALLY__QUIZ_SECONDS_MIN, TALLY__QUIZ_SECONDS_MAX);
@@ -124,27 +207,44 @@ static void quiz_start(tally__cmd *c) {
   spec.net = c->net;
   spec.event_id = e->st.events[ev].id;
   spec.duration_ms = seconds * 1000;
-  spec.winners_max = 1;
-  spec.min_players = TALLY__QUIZ_MIN_PLAYERS_DEFAULT;
-  spec.reward_def = TALLY__NONE;
-  tally__text_clip(spec.room, sizeof spec.room, c->cmd->channel);
-  char line[TALLY_TEXT_BYTES_MAX + 1], reward[TALLY__REWARD_NAME_BYTES_MAX + 1] = "";
-  tally__text_clip(line, sizeof line, c->t.rest[3]);
-  if (!quiz_options(c, line, &spec, reward, sizeof reward) || !quiz_text(c, line, &spec)) return;
+  spec.round = TALLY__NONE;
+  tally__text_clip(spec.room, sizeof spec.room, room);
+  char line[TALLY_TEXT_BYTES_MAX + 1];
+  quiz_opts o = {.winners = 1, .min_players = TALLY__QUIZ_MIN_PLAYERS_DEFAULT};
+  tally__text_clip(line, sizeof line, c->t.rest[at + 1]);
+  if (!quiz_options(c, line, &o) || !quiz_text(c, line, &spec)) return;
+  spec.winners_max = o.winners;
+  spec.min_players = o.min_players;
   if (spec.winners_max == 0 || spec.min_players == 0) {
     tally__cmd_usage(c, quiz_usage);
     return;
   }
-  if (reward[0]) {
-    uint32_t def = tally__reward_def_find(e, c->account, reward);
-    const tally__rewards *r = tally__rewards_of(e);
-    if (def == TALLY__NONE || !r->defs[def].committed || r->defs[def].deleted) {
-      tally__reply(e, c->cmd, TALLY_EUNKNOWN_REWARD, 0,
-                   "%s: reward=%s names none of your rewards (a quiz gives one of yours: REWARD ADD, REWARD LIST)",
-                   tally_strerror(TALLY_EUNKNOWN_REWARD), reward);
+  uint32_t ri = tally__quiz_round_in(e, c->net, room);
+  if (ri != TALLY__NONE) {
+    const tally__quiz_round *r = &tally__quizzes_of(e)->rounds[ri];
+    if (o.given) {
+      tally__reply(e, c->cmd, TALLY_EBAD_SYNTAX, 0,
+                   "%s: a question of a round takes no winners=, reward= or min-players= (the round's apply)",
+                   tally_strerror(TALLY_EBAD_SYNTAX));
       return;
     }
-    spec.reward_def = def;
+    if (r->state == TALLY__ROUND_STARTING) {
+      tally__reply(e, c->cmd, TALLY_EBUSY, 0, "%s: the round is being opened; ask again in a moment",
+                   tally_strerror(TALLY_EBUSY));
+      return;
+    }
+    if (r->state != TALLY__ROUND_OPEN || r->stopped || r->stopping || r->started >= r->questions_max) {
+      tally__reply(e, c->cmd, TALLY_EEXISTS, 0, "This room's round has had its %u %s and is ending.", r->started,
+                   r->started == 1 ? "question" : "questions");
+      return;
+    }
+    spec.round = ri;
+    spec.round_n = r->started + 1;
+    spec.round_id = r->id;
+    spec.winners_max = spec.min_players = 1; /* stored rows need them; the round decides */
+    spec.reward_def = TALLY__NONE;
+  } else if (!reward_of(c, &o, room, &spec.reward_def)) {
+    return;
   }
   tally__op *op = tally__cmd_fact_slot(c);
   if (!op) return;
@@ -155,8 +255,85 @@ static void quiz_start(tally__cmd *c) {
     else tally__cmd_refuse(c, rc);
     return;
   }
-  note(op, "Quiz started for %llu s (%u %s, at least %u players).",
-           (unsigned long long)seconds, spec.winners_max, spec.winners_max == 1 ? "winner" : "winners", spec.min_players);
+  if (spec.round != TALLY__NONE)
+    note(op, "Question %u of %u asked for %llu s.", spec.round_n,
+         tally__quizzes_of(e)->rounds[spec.round].questions_max, (unsigned long long)seconds);
+  else
+    note(op, "Quiz started for %llu s (%u %s, at least %u players).", (unsigned long long)seconds, spec.winners_max,
+         spec.winners_max == 1 ? "winner" : "winners", spec.min_players);
+  tally__cmd_fact_added(c, op);
+}
+
+static void quiz_round(tally__cmd *c) {
+  tally__engine *e = c->e;
+  char room[TALLY__ROOM_KEPT_BYTES_MAX + 1];
+  int at;
+  uint32_t ev;
+  if (!quiz_room(c, room, sizeof room, &at, &ev, false)) return;
+  uint64_t questions;
+  if (c->t.count < at + 1 ||
+      tally__uint_parse(c->t.word[at], c->t.len[at], TALLY__QUIZ_ROUND_QUESTIONS_MAX, &questions) || questions == 0) {
+    tally__reply(e, c->cmd, TALLY_EBAD_SYNTAX, 0, "%s: a round has 1 to %d questions. %s", tally_strerror(TALLY_EBAD_SYNTAX),
+                 TALLY__QUIZ_ROUND_QUESTIONS_MAX, quiz_usage);
+    return;
+  }
+  quiz_opts o = {.winners = 1, .min_players = TALLY__QUIZ_MIN_PLAYERS_DEFAULT};
+  char line[TALLY_TEXT_BYTES_MAX + 1] = "";
+  if (c->t.count > at + 1) tally__text_clip(line, sizeof line, c->t.rest[at + 1]);
+  if (!quiz_options(c, line, &o)) return;
+  if (trim(line)[0] || o.winners == 0 || o.min_players == 0) {
+    tally__cmd_usage(c, quiz_usage);
+    return;
+  }
+  tally__quiz_round spec;
+  memset(&spec, 0, offsetof(tally__quiz_round, scores));
+  spec.host = c->account;
+  spec.net = c->net;
+  spec.event_id = e->st.events[ev].id;
+  spec.questions_max = (uint32_t)questions;
+  spec.winners_max = o.winners;
+  spec.min_players = o.min_players;
+  tally__text_clip(spec.room, sizeof spec.room, room);
+  if (!reward_of(c, &o, room, &spec.reward_def)) return;
+  tally__op *op = tally__cmd_fact_slot(c);
+  if (!op) return;
+  int rc = tally__quiz_round_start(e, &spec, op);
+  if (rc) {
+    tally__cmd_op_unused(c);
+    if (rc == TALLY_EEXISTS) tally__reply(e, c->cmd, rc, 0, "A quiz or a round is already running here; wait for its end.");
+    else tally__cmd_refuse(c, rc);
+    return;
+  }
+  note(op, "Round of %u %s opened: ask each with QUIZ START <seconds> <question> | <answer>; QUIZ STOP ends it early.",
+       spec.questions_max, spec.questions_max == 1 ? "question" : "questions");
+  tally__cmd_fact_added(c, op);
+}
+
+static void quiz_stop(tally__cmd *c) {
+  tally__engine *e = c->e;
+  char room[TALLY__ROOM_KEPT_BYTES_MAX + 1];
+  int at;
+  uint32_t ev;
+  if (!quiz_room(c, room, sizeof room, &at, &ev, true)) return;
+  if (c->t.count != at) {
+    tally__cmd_usage(c, quiz_usage);
+    return;
+  }
+  tally__op *op = tally__cmd_fact_slot(c);
+  if (!op) return;
+  int what = 0;
+  int rc = tally__quiz_stop(e, c->net, room, op, &what);
+  if (rc) {
+    tally__cmd_op_unused(c);
+    if (rc == TALLY_ENO_QUIZ) tally__reply(e, c->cmd, rc, 0, "%s: no quiz or round runs there", tally_strerror(rc));
+    else if (rc == TALLY_EBUSY)
+      tally__reply(e, c->cmd, rc, 0, "%s: it is being started or stopped; try again in a moment", tally_strerror(rc));
+    else tally__cmd_refuse(c, rc);
+    return;
+  }
+  if (what == 1) note(op, "Stopped: the quiz closes now with the answers so far.");
+  else if (what == 2) note(op, "Round stopped: its scoreboard decides now.");
+  else note(op, "Stopped: this question closes now with the answers so far, and the round ends after it.");
   tally__cmd_fact_added(c, op);
 }
 
@@ -167,6 +344,8 @@ void tally__cmd_quiz(tally__cmd *c) {
     return;
   }
   if (tally__word_is(&c->t, 1, "START")) quiz_start(c);
+  else if (tally__word_is(&c->t, 1, "ROUND")) quiz_round(c);
+  else if (tally__word_is(&c->t, 1, "STOP")) quiz_stop(c);
   else tally__cmd_usage(c, quiz_usage);
 }
 
@@ -229,14 +408,18 @@ void tally__cmd_answer(tally__cmd *c) {
 }
 
 /* ---- the feature's command words (command_rows.h; runtime.c registers them) -- */
-static const tally__role_row quiz_roles[] = {TALLY__ROLE_ROW("", 0, HOSTS, OPEN)};
 static const tally__command_row quiz_rows[] = {
     {"ANSWER", tally__cmd_answer, TALLY__NA, TALLY_COMMAND_GROUP_EVERYONE,
      "[room] <text>",
      "answer a quiz (privately, or in its room where command lines stay hidden)", NULL, 0},
     {"QUIZ", tally__cmd_quiz, TALLY__NA, TALLY_COMMAND_GROUP_HOSTS,
-     "START <seconds> <question> | <answer>[|<answer>...] [winners=N] [reward=<name>] [min-players=3]",
-     "a quiz in this event's room; the first right answers win your reward",
-     quiz_roles, sizeof quiz_roles / sizeof quiz_roles[0]},
+     "START <seconds> <question> | <answer>[|<answer>...] [winners=N] [reward=<name>] [min-players=3] "
+     "| QUIZ ROUND <questions> [winners=N] [reward=<name>] [min-players=3] | QUIZ STOP "
+     "(privately: QUIZ START|ROUND|STOP <room> ...)",
+     "a quiz or a round of them in this event's room (hosts; the command checks the room's rank); "
+     "the first right answers, or a round's top scores, win your reward",
+     /* No role rows: a private QUIZ START <room> is checked against that
+      * room's event by the handler itself. */
+     NULL, 0},
 };
 const tally__command_rows tally__quiz_commands = TALLY__ROWS(quiz_rows);

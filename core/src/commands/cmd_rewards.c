@@ -20,7 +20,8 @@ __attribute__((format(printf, 2, 3))) static void note(tally__op *op, const char
 }
 
 static const char reward_usage[] =
-    "REWARD ADD <name> discount=10%|2.00 [cap=<amount>] [for=10m] [sku=<sku>|all] | REWARD LIST | REWARD DEL <name>";
+    "REWARD ADD <name> discount=10%|2.00 [cap=<amount>] [for=10m] [sku=<sku>|all] | REWARD LIST | REWARD DEL <name>"
+    " | REWARD OFFER <name> [room]";
 
 /* "30s", "10m", "2h" -> seconds (1 .. TALLY__REWARD_TTL_S_MAX). */
 static int ttl_parse(const char *s, size_t n, uint32_t *out) {
@@ -189,6 +190,46 @@ static void reward_del(tally__cmd *c) {
   tally__cmd_fact_added(c, op);
 }
 
+/* REWARD OFFER <name> [room]: the creator lets the hosts of a room give
+ * the reward in their quizzes (reward=<creator>/<name>); the discount is
+ * still the creator's. In a room the room is where it is said. */
+static void reward_offer(tally__cmd *c) {
+  if (!tally__cmd_may_sell(c)) return;
+  bool here = c->cmd->channel[0] != 0;
+  if (!(c->t.count == 4 || (c->t.count == 3 && here))) {
+    tally__cmd_usage(c, reward_usage);
+    return;
+  }
+  char name[TALLY__REWARD_NAME_BYTES_MAX + 1], room[TALLY__ROOM_KEPT_BYTES_MAX + 1];
+  uint32_t def = TALLY__NONE;
+  if (tally__word_copy(&c->t, 2, name, sizeof name) == TALLY_OK) def = tally__reward_def_find(c->e, c->account, name);
+  const tally__rewards *r = tally__rewards_of(c->e);
+  if (def == TALLY__NONE || !r->defs[def].committed || r->defs[def].deleted) {
+    tally__cmd_refuse(c, TALLY_EUNKNOWN_REWARD);
+    return;
+  }
+  if (c->t.count == 4) {
+    if (tally__word_copy(&c->t, 3, room, sizeof room) != TALLY_OK) {
+      tally__cmd_refuse(c, TALLY_ETOOBIG);
+      return;
+    }
+  } else {
+    tally__text_clip(room, sizeof room, c->cmd->channel);
+  }
+  tally__op *op = fact_slot(c);
+  if (!op) return;
+  int rc = tally__reward_offer(c->e, def, c->net, room, op);
+  if (rc) {
+    tally__cmd_op_unused(c);
+    if (rc == TALLY_EEXISTS) tally__reply(c->e, c->cmd, rc, 0, "%s: %s is offered in %s already", tally_strerror(rc), name, room);
+    else tally__cmd_refuse(c, rc);
+    return;
+  }
+  note(op, "Reward %s offered in %s: its hosts may give it in their quizzes (reward=%s/%s); the discount is yours.", name,
+       room, tally__account_label(&c->e->st, c->account), name);
+  tally__cmd_fact_added(c, op);
+}
+
 void tally__cmd_reward(tally__cmd *c) {
   TALLY__CMD_ENTRY(c, "REWARD", TALLY__NA);
   if (!tally__rewards_of(c->e)) {
@@ -197,6 +238,7 @@ void tally__cmd_reward(tally__cmd *c) {
   }
   if (tally__word_is(&c->t, 1, "ADD")) reward_add(c);
   else if (tally__word_is(&c->t, 1, "DEL")) reward_del(c);
+  else if (tally__word_is(&c->t, 1, "OFFER")) reward_offer(c);
   else if (tally__word_is(&c->t, 1, "LIST") && c->t.count == 2) {
     char text[TALLY_TEXT_BYTES_MAX];
     tally__reward_list_defs(c->e, c->account, text, sizeof text);
@@ -223,7 +265,8 @@ static const tally__command_row rewards_rows[] = {
      "",
      "the rewards you earned (used at your next BUY they fit)", NULL, 0},
     {"REWARD", tally__cmd_reward, TALLY__NA, TALLY_COMMAND_GROUP_CREATORS,
-     "ADD <name> discount=10%|2.00 [cap=<amount>] [for=10m] [sku=<sku>|all] | REWARD LIST | REWARD DEL <name>",
+     "ADD <name> discount=10%|2.00 [cap=<amount>] [for=10m] [sku=<sku>|all] | REWARD LIST | REWARD DEL <name> "
+     "| REWARD OFFER <name> [room]",
      "discounts on your items that quizzes give", NULL, 0},
 };
 const tally__command_rows tally__rewards_commands = TALLY__ROWS(rewards_rows);

@@ -39,6 +39,7 @@ const char tally__batch_sql[] =
     " UNION ALL SELECT * FROM tally_write_facts($1, $8, $126::jsonb)"
     " UNION ALL SELECT * FROM tally_write_goals($1, $8, $126::jsonb)" /* sql/017: the goal kinds of the facts */
     " UNION ALL SELECT * FROM tally_write_challenge_facts($1, $8, $126::jsonb)"
+    " UNION ALL SELECT * FROM tally_write_quiz_rounds($1, $8, $126::jsonb)" /* sql/019: same facts */
     /* Last: refuses (TL002) a batch that would commit fewer transfers than it signed. */
     " UNION ALL SELECT * FROM tally_batch_whole($1, $2, $3, $4)";
 

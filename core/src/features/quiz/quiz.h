@@ -22,6 +22,20 @@
  *     seeds it after a restart, and the stored answers make the same
  *     winners. Grants are keyed by (quiz, account), so a payout that a
  *     restart interrupted pays each winner once.
+ *   - A round (QUIZ ROUND <questions>, sql/019) is that many questions in
+ *     one room, asked one after another with QUIZ START. A right answer
+ *     scores max(1, 10 - floor(9 t / T)) points (t: ms since the question
+ *     was asked, T: its duration), a wrong one 0; a question of a round
+ *     has no winners of its own. After the last question (or QUIZ STOP)
+ *     the round's winners are the `winners` highest totals among eligible
+ *     accounts (eligibility against the round's start), ties broken by
+ *     who reached the total first (the arrival of their last scoring
+ *     answer); fewer than min-players distinct accounts: nobody wins.
+ *     Points are stored with each answer, so a restart rebuilds the same
+ *     scoreboard and the grants, keyed by (round, account), pay once.
+ *   - QUIZ STOP closes the running question now (the answers so far
+ *     count) and ends its round after it; with no question running it ends
+ *     the open round. The stop is stored: a restart does not reopen it.
  * Engine thread only; fixed tables (limits below). */
 #ifndef TALLY_QUIZ_H
 #define TALLY_QUIZ_H
@@ -47,6 +61,11 @@ enum {
   TALLY__QUIZ_QUESTION_BYTES_MAX = 200,
   TALLY__QUIZ_ANSWER_BYTES_MAX = 100,
   TALLY__QUIZ_START_JSON_BYTES = TALLY__FACT_BYTES_MAX,
+  TALLY__FACT_QUIZ_ROUND = 20,    /* op->kind of round facts: start, stop, end (sql/019) */
+  TALLY__QUIZ_ROUND_QUESTIONS_MAX = 50,
+  TALLY__QUIZ_POINTS_MAX = 10,    /* points of a right answer at once; 1 at the deadline */
+  TALLY__QUIZ_POINTS_MIN = 1,
+  TALLY__QUIZ_SCOREBOARD_SHOWN = 5, /* totals said after each question of a round */
 };
 
 typedef enum tally__quiz_state {
@@ -61,7 +80,8 @@ typedef enum tally__quiz_state {
 typedef struct tally__quiz_given {
   uint32_t account, seq;
   bool correct, committed, used;
-  char json[112];
+  uint8_t points;       /* in a round: what it scored (0: wrong) */
+  char json[160];
 } tally__quiz_given;
 
 typedef struct tally__quiz {
@@ -79,6 +99,11 @@ typedef struct tally__quiz {
   uint64_t duration_ms, deadline_mono, said_mono;
   uint32_t said_count;
   bool resumed;         /* restored running: the room is told again at the first tick */
+  bool stopping;        /* QUIZ STOP in flight: no more answers */
+  uint32_t round;       /* slot in tally__quizzes.rounds, or TALLY__NONE */
+  uint32_t round_n;     /* its number in the round (1..) */
+  uint64_t round_id;
+  char stop_json[128];  /* its QUIZ STOP fact (in flight while `stopping`) */
   tally__quiz_given answers[TALLY__QUIZ_ANSWERS_MAX];
   uint32_t answer_count, inflight, seq_next;
   uint32_t winner[TALLY__QUIZ_WINNERS_MAX], grant[TALLY__QUIZ_WINNERS_MAX];
@@ -86,8 +111,42 @@ typedef struct tally__quiz {
   char json[TALLY__QUIZ_START_JSON_BYTES]; /* the start fact, then the end fact */
 } tally__quiz;
 
+typedef enum tally__round_state {
+  TALLY__ROUND_FREE = 0,
+  TALLY__ROUND_STARTING, /* its start fact is in flight */
+  TALLY__ROUND_OPEN,     /* questions are asked (one at a time) */
+  TALLY__ROUND_PAYING,   /* over: winners chosen, their grants being stored */
+  TALLY__ROUND_ENDING,   /* its end fact is in flight */
+} tally__round_state;
+
+typedef struct tally__quiz_score {
+  uint32_t account, points;
+  uint64_t reached; /* (question n << 32) | seq of the last scoring answer: who got there first */
+} tally__quiz_score;
+
+typedef struct tally__quiz_round {
+  uint64_t id;
+  uint8_t state;
+  uint32_t host;
+  uint16_t net;
+  uint64_t event_id;
+  char room[TALLY__ROOM_KEPT_BYTES_MAX + 1];
+  uint32_t questions_max, started, played, winners_max, min_players;
+  uint32_t reward_def;
+  int64_t started_ms;
+  bool stopped, stopping, chosen;
+  uint32_t quiz;        /* slot of its question being asked, or TALLY__NONE */
+  tally__quiz_score scores[TALLY__QUIZ_PLAYERS_MAX];
+  uint32_t score_count;
+  uint32_t winner[TALLY__QUIZ_WINNERS_MAX], grant[TALLY__QUIZ_WINNERS_MAX];
+  uint32_t winner_count;
+  char json[TALLY__QUIZ_START_JSON_BYTES];
+  char stop_json[128];
+} tally__quiz_round;
+
 typedef struct tally__quizzes {
   tally__quiz q[TALLY__QUIZZES_MAX];
+  tally__quiz_round rounds[TALLY__QUIZZES_MAX]; /* one per room at most */
 } tally__quizzes;
 
 tally__quizzes *tally__quizzes_of(tally__engine *e);
@@ -111,6 +170,18 @@ uint32_t tally__quiz_only(tally__engine *e, uint16_t net, uint32_t *running);
  * TALLY_EANSWERED, TALLY_EBUSY (answers full), TALLY_ESELF (the host). */
 int tally__quiz_answer(tally__engine *e, uint32_t q, uint32_t account, const char *text, uint64_t now_mono,
                        tally__op *op, bool *correct, uint32_t *seq);
+/* The points of a right answer t ms into a question of T ms. */
+uint32_t tally__quiz_points(uint64_t t_ms, uint64_t duration_ms);
+
+/* Rounds. round_in: the open (or starting) round of (net, room), or
+ * TALLY__NONE. round_start: a new round from spec with its start fact in
+ * op (TALLY_EEXISTS: one is open in that room, or a quiz runs there). */
+uint32_t tally__quiz_round_in(tally__engine *e, uint16_t net, const char *room);
+int tally__quiz_round_start(tally__engine *e, const tally__quiz_round *spec, tally__op *op);
+/* QUIZ STOP in (net, room): its fact in op. TALLY_ENO_QUIZ: nothing runs
+ * there; TALLY_EBUSY: a start or stop is in flight. *what says what
+ * stops (1 a question, 2 a round, 3 both). */
+int tally__quiz_stop(tally__engine *e, uint16_t net, const char *room, tally__op *op, int *what);
 
 /* Its config keys (quiz winners), registered by runtime.c. */
 extern const tally__config_keys tally__quiz_config_keys;

@@ -10,13 +10,14 @@
 #include <string.h>
 
 #include "loader.h"
+#include "say.h"
 #include "split.h"
 #include "text.h"
 
 _Static_assert(TALLY__REWARD_DEFS_MAX == 1024 && TALLY__REWARD_GRANTS_MAX == 4096, "the LIMITs of the restore queries");
 
 /* FACT sub-kinds (op->qty) and their table slot (op->entry_slot). */
-enum { RF_DEF = 1, RF_DEL = 2, RF_GRANT = 3, RF_EXPIRE = 4 };
+enum { RF_DEF = 1, RF_DEL = 2, RF_GRANT = 3, RF_EXPIRE = 4, RF_OFFER = 5 };
 
 tally__rewards *tally__rewards_of(tally__engine *e) { return e->feature_data[TALLY__FDATA_REWARDS]; }
 
@@ -95,6 +96,53 @@ static int restore_grants(loader *l, tally__rewards *r, int64_t now_ms) {
   return TALLY_OK;
 }
 
+/* (event, account) counts of committed grants in events still running:
+ * what reward_per_event_max holds against (sql/015 quizzes, sql/019 rounds). */
+static int restore_per_event(loader *l, tally__rewards *r) {
+  PGresult *q = tally__load_q(l,
+                              "SELECT x.ev, x.account_id, count(*) FROM ("
+                              " SELECT z.event_id AS ev, g.account_id FROM reward_grants g JOIN quizzes z ON z.id = g.quiz_id"
+                              " UNION ALL SELECT z.event_id, g.account_id FROM reward_grants g"
+                              "  JOIN quiz_rounds z ON z.id = g.quiz_id) x"
+                              " JOIN events v ON v.id = x.ev WHERE v.stopped_ms IS NULL"
+                              " GROUP BY x.ev, x.account_id LIMIT $1::int",
+                              1, (const char *const[]){"4096"});
+  _Static_assert(TALLY__REWARD_PER_EVENT_MAX == 4096, "the LIMIT above");
+  if (!q) return TALLY_EDB;
+  for (int i = 0; i < PQntuples(q); i++) {
+    uint32_t account = tally__load_acc(l, tally__load_i64(q, i, 1));
+    if (account == TALLY__NONE) continue;
+    struct tally__reward_per_event *p = &r->per_event[r->per_event_count++];
+    p->event_id = (uint64_t)tally__load_i64(q, i, 0);
+    p->account = account;
+    p->count = (uint32_t)tally__load_i64(q, i, 2);
+  }
+  PQclear(q);
+  return TALLY_OK;
+}
+
+static int restore_offers(loader *l, tally__rewards *r) {
+  PGresult *q = tally__load_q(l, "SELECT reward_id, network_id, room FROM reward_offers ORDER BY reward_id DESC LIMIT $1::int",
+                              1, (const char *const[]){"256"});
+  _Static_assert(TALLY__REWARD_OFFERS_MAX == 256, "the LIMIT above");
+  if (!q) return TALLY_EDB;
+  uint32_t n = 0;
+  for (int i = 0; i < PQntuples(q); i++) {
+    uint32_t def = def_by_id(r, (uint64_t)tally__load_i64(q, i, 0));
+    int64_t net = tally__load_i64(q, i, 1);
+    uint16_t k = 0;
+    while (k < l->e->st.network_count && l->e->st.networks[k].id != net) k++;
+    if (def == TALLY__NONE || k == l->e->st.network_count) continue;
+    struct tally__reward_offer *o = &r->offers[n++];
+    o->def = def;
+    o->net = k;
+    o->used = o->committed = true;
+    tally__text_clip(o->room, sizeof o->room, PQgetvalue(q, i, 2));
+  }
+  PQclear(q);
+  return TALLY_OK;
+}
+
 int tally__rewards_restore(loader *l, int64_t now_ms) {
   tally__engine *e = l->e;
   tally__rewards *r = tally__rewards_of(e);
@@ -106,6 +154,8 @@ int tally__rewards_restore(loader *l, int64_t now_ms) {
   e->feature_data[TALLY__FDATA_REWARDS] = r;
   int rc = restore_defs(l, r);
   if (!rc) rc = restore_grants(l, r, now_ms);
+  if (!rc) rc = restore_per_event(l, r);
+  if (!rc) rc = restore_offers(l, r);
   return rc;
 }
 
@@ -157,6 +207,38 @@ int tally__reward_def_delete(tally__engine *e, uint32_t def, tally__op *op) {
   d->busy = true;
   snprintf(d->json, sizeof d->json, "{\"k\":\"del\",\"r\":%" PRIu64 "}", d->id);
   fact_mark(op, RF_DEL, def, d->json);
+  return TALLY_OK;
+}
+
+bool tally__reward_offered(tally__engine *e, uint32_t def, uint16_t net, const char *room) {
+  tally__rewards *r = tally__rewards_of(e);
+  for (uint32_t i = 0; r && i < TALLY__REWARD_OFFERS_MAX; i++) {
+    const struct tally__reward_offer *o = &r->offers[i];
+    if (o->used && o->committed && o->def == def && o->net == net && strcmp(o->room, room) == 0) return true;
+  }
+  return false;
+}
+
+int tally__reward_offer(tally__engine *e, uint32_t def, uint16_t net, const char *room, tally__op *op) {
+  tally__rewards *r = tally__rewards_of(e);
+  if (!r) return TALLY_ESTARTING;
+  if (strpbrk(room, "\"\\")) return TALLY_EBAD_SYNTAX; /* kept out of the fact's JSON string */
+  uint32_t slot = TALLY__NONE;
+  for (uint32_t i = 0; i < TALLY__REWARD_OFFERS_MAX; i++) {
+    const struct tally__reward_offer *o = &r->offers[i];
+    if (o->used && o->def == def && o->net == net && strcmp(o->room, room) == 0) return TALLY_EEXISTS;
+    if (!o->used && slot == TALLY__NONE) slot = i;
+  }
+  if (slot == TALLY__NONE) return TALLY_ETOO_MANY;
+  struct tally__reward_offer *o = &r->offers[slot];
+  memset(o, 0, sizeof *o);
+  o->def = def;
+  o->net = net;
+  o->used = true;
+  tally__text_clip(o->room, sizeof o->room, room);
+  snprintf(o->json, sizeof o->json, "{\"k\":\"off\",\"r\":%" PRIu64 ",\"net\":%u,\"room\":\"%s\"}", r->defs[def].id,
+           (unsigned)e->st.networks[net].id, room); /* the caller's: o->room would overlap o->json (-Wrestrict) */
+  fact_mark(op, RF_OFFER, slot, o->json);
   return TALLY_OK;
 }
 
@@ -251,15 +333,22 @@ void tally__rewards_committed(tally__engine *e, const tally__op *op) {
   if (op->reward_fact == TALLY__REWARD_FACT_USE) {
     g->state = TALLY__GRANT_USED;
     tally__format_amount(e, op->discount, off, sizeof off);
-    snprintf(text, sizeof text, "Reward %s used on receipt %" PRIu64 ": %s off the price (the creator's gift)",
-             d->name, op->transfer_id, off);
-  } else {
-    g->state = TALLY__GRANT_READY; /* expired meanwhile: the next tick writes its expiry */
-    g->transfer = 0;
-    bool alive = g->expires_mono > tally__now_mono_ms(e);
-    snprintf(text, sizeof text, "Reward %s is yours again%s", d->name,
-             alive ? " (REWARDS lists it)" : ", but it has expired");
+    /* Structured (TALLY_MSG_REWARD_USED): an adapter renders the discount
+     * and the receipt its own way, as it does BUY's reply before it. */
+    tally__say say;
+    tally__say_init(&say, TALLY_MSG_REWARD_USED);
+    tally__sayf(&say, "tRm", "Reward %s used on receipt %llu: %s off the price (the creator's gift)", d->name,
+                (unsigned long long)op->transfer_id, off);
+    tally__say_value(&say, 2, op->discount, TALLY__DECIMALS(e));
+    if (op->origin)
+      tally__emit_say_in(e, op->net, TALLY_EFFECT_REPLY, TALLY_OK, op->req_id, 0, tally__origin_str(&e->st, op->origin),
+                         op->channel, &say);
+    return;
   }
+  g->state = TALLY__GRANT_READY; /* expired meanwhile: the next tick writes its expiry */
+  g->transfer = 0;
+  bool alive = g->expires_mono > tally__now_mono_ms(e);
+  snprintf(text, sizeof text, "Reward %s is yours again%s", d->name, alive ? " (REWARDS lists it)" : ", but it has expired");
   if (op->origin)
     tally__emit_in(e, op->net, TALLY_EFFECT_REPLY, TALLY_OK, op->req_id, 0, tally__origin_str(&e->st, op->origin),
                    op->channel, text);
@@ -310,6 +399,61 @@ int tally__reward_grant(tally__engine *e, uint32_t def, uint32_t account, uint64
   return TALLY_OK;
 }
 
+static struct tally__reward_per_event *per_event(tally__rewards *r, uint64_t event_id, uint32_t account) {
+  for (uint32_t i = 0; i < r->per_event_count; i++)
+    if (r->per_event[i].event_id == event_id && r->per_event[i].account == account) return &r->per_event[i];
+  return NULL;
+}
+
+static bool event_running(const tally__state *st, uint64_t event_id) {
+  for (uint32_t i = 0; i < st->event_count; i++)
+    if (st->events[i].id == event_id) return st->events[i].stopped_ms == 0;
+  return false;
+}
+
+/* A slot for (event, account); a full table first forgets the counts of
+ * events that have ended (no grant can name them any more). */
+static struct tally__reward_per_event *per_event_take(tally__engine *e, tally__rewards *r, uint64_t event_id,
+                                                      uint32_t account) {
+  struct tally__reward_per_event *p = per_event(r, event_id, account);
+  if (p) return p;
+  if (r->per_event_count == TALLY__REWARD_PER_EVENT_MAX) {
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < r->per_event_count; i++)
+      if (event_running(&e->st, r->per_event[i].event_id)) r->per_event[k++] = r->per_event[i];
+    r->per_event_count = k;
+    if (k == TALLY__REWARD_PER_EVENT_MAX) return NULL;
+  }
+  p = &r->per_event[r->per_event_count++];
+  *p = (struct tally__reward_per_event){.event_id = event_id, .account = account};
+  return p;
+}
+
+uint32_t tally__reward_event_count(tally__engine *e, uint64_t event_id, uint32_t account) {
+  tally__rewards *r = tally__rewards_of(e);
+  const struct tally__reward_per_event *p = r && event_id ? per_event(r, event_id, account) : NULL;
+  return p ? p->count : 0;
+}
+
+int tally__reward_grant_event(tally__engine *e, uint32_t def, uint32_t account, uint64_t quiz_id, uint64_t event_id,
+                              uint32_t *slot) {
+  tally__rewards *r = tally__rewards_of(e);
+  if (!r) return TALLY_ESTARTING;
+  struct tally__reward_per_event *p = NULL;
+  if (event_id) {
+    uint32_t cap = e->cfg.reward_per_event_max;
+    if (cap && tally__reward_event_count(e, event_id, account) >= cap) return TALLY_EREWARD_CAP;
+    /* Full of running events' counts: a cap could not be held, so refuse;
+     * without a cap nothing is counted. */
+    if (!(p = per_event_take(e, r, event_id, account)) && cap) return TALLY_ETOO_MANY;
+  }
+  int rc = tally__reward_grant(e, def, account, quiz_id, slot);
+  if (rc || !p) return rc;
+  p->count++; /* taken back if the grant's fact fails */
+  r->grants[*slot].event_id = event_id;
+  return TALLY_OK;
+}
+
 uint32_t tally__reward_grant_of(tally__engine *e, uint64_t quiz_id, uint32_t account) {
   tally__rewards *r = tally__rewards_of(e);
   for (uint32_t i = 0; r && i < r->grant_high; i++)
@@ -338,6 +482,12 @@ void tally__rewards_record_settled(tally__engine *e, const tally__op *op, bool o
   if (!ours(op)) return;
   tally__rewards *r = tally__rewards_of(e);
   uint32_t s = op->entry_slot;
+  if (op->qty == RF_OFFER) {
+    struct tally__reward_offer *o = &r->offers[s];
+    if (ok) o->committed = true;
+    else memset(o, 0, sizeof *o); /* never stored: may be offered again */
+    return;
+  }
   if (op->qty == RF_DEF || op->qty == RF_DEL) {
     tally__reward_def *d = &r->defs[s];
     d->busy = false;
@@ -352,6 +502,8 @@ void tally__rewards_record_settled(tally__engine *e, const tally__op *op, bool o
       g->state = TALLY__GRANT_READY;
       r->committed_grants++; /* counters count committed grants only */
     } else {
+      struct tally__reward_per_event *p = g->event_id ? per_event(r, g->event_id, g->account) : NULL;
+      if (p && p->count) p->count--; /* counters count committed grants only */
       memset(g, 0, sizeof *g);
     }
   } else if (op->qty == RF_EXPIRE) {

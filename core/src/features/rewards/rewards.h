@@ -38,6 +38,8 @@ enum {
   TALLY__REWARD_TTL_S_MAX = 7 * 24 * 3600,   /* for= at most a week: rewards are ephemeral */
   TALLY__REWARD_LIST_MAX = 10,               /* lines of REWARD LIST / REWARDS */
   TALLY__REWARD_JSON_BYTES = 256,
+  TALLY__REWARD_PER_EVENT_MAX = 4096, /* (event, account) counts kept for reward_per_event_max */
+  TALLY__REWARD_OFFERS_MAX = 256,     /* REWARD OFFER rows kept (rooms x rewards) */
 };
 
 typedef enum tally__grant_state {
@@ -73,6 +75,7 @@ typedef struct tally__reward_earned {
   uint64_t transfer;      /* USED, RETURNING: the purchase */
   uint8_t state;          /* tally__grant_state */
   char json[160];
+  uint64_t event_id;      /* the event it was earned in (0: none known): reward_per_event_max */
 } tally__reward_earned;
 
 typedef struct tally__rewards {
@@ -83,6 +86,22 @@ typedef struct tally__rewards {
    * BUY costs nothing here until someone has earned a reward (slots are
    * taken lowest first). */
   uint32_t grant_high;
+  /* Grants per (event, account), committed or in flight (a failed one is
+   * taken back): reward_per_event_max. Rebuilt at start from committed
+   * grants of running events. */
+  struct tally__reward_per_event {
+    uint64_t event_id;
+    uint32_t account, count;
+  } per_event[TALLY__REWARD_PER_EVENT_MAX];
+  uint32_t per_event_count;
+  /* REWARD OFFER: rewards their creators made available to a room's hosts. */
+  struct tally__reward_offer {
+    uint32_t def;
+    uint16_t net;
+    bool used, committed;
+    char room[TALLY__ROOM_KEPT_BYTES_MAX + 1];
+    char json[TALLY__REWARD_JSON_BYTES + TALLY__ROOM_KEPT_BYTES_MAX];
+  } offers[TALLY__REWARD_OFFERS_MAX];
 } tally__rewards;
 
 /* The feature's tables (NULL before its restore ran). */
@@ -123,6 +142,18 @@ void tally__reward_refund_attach(tally__engine *e, tally__op *op, bool full);
  * (no batch room: try at the next tick), TALLY_ETOO_MANY (table full),
  * TALLY_EUNKNOWN_REWARD (deleted or not stored). *slot is the grant's. */
 int tally__reward_grant(tally__engine *e, uint32_t def, uint32_t account, uint64_t quiz_id, uint32_t *slot);
+/* The same for an event: counted against reward_per_event_max
+ * (TALLY_EREWARD_CAP when the account has that many in event_id). */
+int tally__reward_grant_event(tally__engine *e, uint32_t def, uint32_t account, uint64_t quiz_id, uint64_t event_id,
+                              uint32_t *slot);
+/* Rewards account earned in event_id (committed and in flight). */
+uint32_t tally__reward_event_count(tally__engine *e, uint64_t event_id, uint32_t account);
+/* REWARD OFFER: def made available to the hosts of (net, room), its fact
+ * in op (TALLY_EEXISTS: offered there already; TALLY_ETOO_MANY: full;
+ * TALLY_EBAD_SYNTAX: a room name with a quote or backslash). offered:
+ * whether a committed offer says so. */
+int tally__reward_offer(tally__engine *e, uint32_t def, uint16_t net, const char *room, tally__op *op);
+bool tally__reward_offered(tally__engine *e, uint32_t def, uint16_t net, const char *room);
 /* The grant of quiz_id to account (granting or after), or TALLY__NONE. */
 uint32_t tally__reward_grant_of(tally__engine *e, uint64_t quiz_id, uint32_t account);
 
