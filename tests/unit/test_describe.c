@@ -74,7 +74,7 @@ static void test_each_word_once(void **state) {
   for (size_t i = 0; i < sizeof before / sizeof before[0]; i++) assert_true(find(&s, before[i]) >= 0);
   /* Rewards and quizzes (issue 14). */
   static const char *const added[] = {"REWARD", "REWARDS", "QUIZ", "ANSWER",
-                                      "ROOM" /* a room's settings (issue 13) */, "GOAL", "CHALLENGE"};
+                                      "ROOM" /* a room's settings (issue 13) */, "GOAL"};
   for (size_t i = 0; i < sizeof added / sizeof added[0]; i++) assert_true(find(&s, added[i]) >= 0);
   /* Challenges (issue 14). */
   static const char *const challenges[] = {"CHALLENGE"};
@@ -119,7 +119,9 @@ static void test_help_lines_name_every_word(void **state) {
     strcat(all, line);
     strcat(all, "\n");
   }
-  assert_true(n >= 5 && n <= 8);
+  /* TALLY HELP is one notice per line: ten at most keeps it readable. */
+  if (n < 5 || n > 10) fprintf(stderr, "help: %zu lines:%s", n, all);
+  assert_true(n >= 5 && n <= 10);
   tally_commands_describe(count_word, all);
   assert_non_null(strstr(all, "TALLY GRANT <account> <amount>"));
   assert_false(tally__commands_help_line(tally__commands(), n, line, sizeof line));
@@ -138,7 +140,7 @@ static void test_help_order_kept(void **state) {
   }
   static const char *const order[] = {
       "\nSHOP [", "; BUY <", "; CONFIRM <", "; TIP <", "; WALLET - ", "; RECEIPTS - ", "; REFUND <",
-      "; VERIFY <", "; REDEEM <", "DELIVERY <", "; SHIP <", "; TALLY HELP", "; LINK | ", "UNLINK [",
+      "; VERIFY <", "; REDEEM <", "DELIVERY <", "; SHIP <", "; TALLY HELP", "LINK | ", "UNLINK [",
       "; REWARDS - ", "; ANSWER [", "In an event: HIGHLIGHT <", "; REACT <", "Creators: ITEM ADD",
       "; REFCODE ADD", "; ORDERS - ", "; REWARD ADD", "Hosts (channel moderators, in the channel): EVENT START",
       "; DROP CREATE", "HIDE <tip receipt>", "; QUIZ START", "Admins: TALLY GRANT"};

@@ -108,9 +108,9 @@ static const tally__config_key core_keys[] = {
      "bytes of interned names (every account's name, and whom to answer for operations in flight "
      "and raffle entries; each name takes its length + 9, rounded up to 8); when full, a command "
      "that brings a new name is refused 'names full', others go on"},
-    {"goal_cooldown", CFG_U32, OFF(goal_cooldown_s), "300", 0, 86400,
+    {"goal_cooldown", TALLY__CFG_U32, OFF(goal_cooldown_s), "300", 0, 86400,
      "seconds after a room's community goal ended before its hosts may start the next (GOAL START)"},
-    {"reward_per_event_max", CFG_U32, OFF(reward_per_event_max), "0", 0, 100000,
+    {"reward_per_event_max", TALLY__CFG_U32, OFF(reward_per_event_max), "0", 0, 100000,
      "rewards one account may earn in one event (quizzes and rounds), counted from committed grants; "
      "a winner who has that many is passed over for the next; 0: no cap"},
 };
