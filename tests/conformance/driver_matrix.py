@@ -22,8 +22,8 @@ installed here). One double and one tallyd for the whole run.
 - what the network shows is what the AS sent the double (CS "Sending events
   to a room"): a message in X's DM is "told" X; a message in R that replies
   to X's line (m.relates_to m.in_reply_to, how tally answers a line said in
-  a room) is "told" X in R; a message in a moderator's DM that starts
-  "[<room id>, moderators] " is "R's moderators"; any other message in R is
+  a room) is "told" X in R; a message in a moderator's DM that ends
+  " (in room <room id>: say !hide there)" is "R's moderators"; any other message in R is
   "hears" R;
 - answers to lines said in a room are replies IN the room (the issue's
   reply=thread, the AS's default), seen by its members: a Matrix bot cannot
@@ -75,11 +75,13 @@ HINT_RX = [
                                   r"public\)$" % ((re.escape(BOT),) * 3))),
     ("ADMIN_ROLE", re.compile(r"; tally's admins on Matrix are set by tallyd's matrix_admins$")),
     ("HOST_ROLE", re.compile(r" \(on Matrix: members whose power level is at least the room's state_default, "
-                             r"e\.g\. its moderators\)$")),
+                             r"or the host_level a host set with !room set\)$")),
     ("GRANT_PRIVILEGE", re.compile(r" \(the grant privilege is given with `tally grant`\)$")),
     ("ALREADY_SAID", re.compile(r" \(an AS cannot take a message back; a moderator can redact it\)$")),
 ]
-MODS = re.compile(r"^\[(\S+), moderators\] ")
+# A line for a room's moderators, in each one's DM: the engine's text, then
+# where it is from and where HIDE is said (matrix_txn.c moderators_effect).
+MODS = re.compile(r" \(in room (\S+): say !hide there\)$")
 # A command as tallyd writes it for Matrix users ("!confirm K3X"): the
 # engine's word, lower case, after a "!" that starts the text or follows a
 # space or an opening bracket.
@@ -213,6 +215,10 @@ class Driver(Base):
         """The runner's names as the engine knows them (MXIDs)."""
         for name, mxid in self.mxid_of.items():
             text = re.sub(r"(?<![\w@.:])%s(?![\w@:])" % re.escape(name), mxid, text)
+        # A command that names a room (QUIZ START <room> ... said privately):
+        # the room id, as a Matrix user names it.
+        for room, rid in self.room_id.items():
+            text = re.sub(r"(?<![\w!:])%s(?![\w:])" % re.escape(self.rooms[room]), rid, text)
         return text
 
     def _in(self, text):
@@ -309,10 +315,10 @@ class Driver(Base):
         reply_to = ((c.get("m.relates_to") or {}).get("m.in_reply_to") or {}).get("event_id")
         room = next((r for r, rid in self.room_id.items() if rid == room_id), None)
         dm_of = self.dm_actor.get(room_id)
-        mods = MODS.match(body)
+        mods = MODS.search(body)
         if dm_of and mods:
             mroom = next((r for r, rid in self.room_id.items() if rid == mods.group(1)), None)
-            return [Obs("moderators", None, mroom, self._in(line)) for line in body[mods.end():].split("\n")]
+            return [Obs("moderators", None, mroom, self._in(line)) for line in body[:mods.start()].split("\n")]
         if dm_of:
             who, where = dm_of, None
         elif room and reply_to in self.events:

@@ -275,8 +275,8 @@ def scenario(tap, hs, db, td):
         tap.check("a bridged-style message: body only, no formatted_body",
                   "formatted_body" not in ev["content"] and "format" not in ev["content"], ev["content"])
         hs.push([ev])
-        body = hs.reply_to(ev["event_id"], r"CONFIRM (\S+)|Bought")["content"]["body"]
-        m = re.search(r"CONFIRM (\S+)", body)
+        body = hs.reply_to(ev["event_id"], r"!confirm (\S+)|Bought")["content"]["body"]
+        m = re.search(r"!confirm (\S+)", body)
         if m:
             body = ask(ANA, "!confirm %s" % m.group(1), r"receipt \d+")["body"]
         tap.check("the bridged user buys (a receipt)", re.search(r"Bought .*receipt \d+", body), body)
