@@ -34,6 +34,34 @@ int64_t tally__load_i64(const PGresult *r, int row, int col) {
   return PQgetisnull(r, row, col) ? 0 : strtoll(PQgetvalue(r, row, col), NULL, 10);
 }
 
+/* Longest query tally__load_ids_past builds: 24 tables of 40 bytes of
+ * name and 60 of SQL each fit with room to spare. */
+#define TALLY__LOAD_IDS_SQL_MAX 4096
+#define TALLY__LOAD_IDS_TABLES_MAX 24
+
+int tally__load_ids_past(loader *l, const tally__id_table *tables, size_t n) {
+  assert(l && l->e && tables && n > 0 && n <= TALLY__LOAD_IDS_TABLES_MAX);
+  char sql[TALLY__LOAD_IDS_SQL_MAX];
+  size_t len = (size_t)snprintf(sql, sizeof sql, "SELECT coalesce(greatest(");
+  for (size_t i = 0; i < n; i++) {
+    assert(tables[i].name && tables[i].name[0]);
+    int w = snprintf(sql + len, sizeof sql - len, "%s(SELECT max(%s) FROM %s)", i ? ", " : "",
+                     tables[i].has_id ? "greatest(id, batch_id)" : "batch_id", tables[i].name);
+    assert(w > 0 && (size_t)w < sizeof sql - len); /* the names are the code's own constants */
+    len += (size_t)w;
+  }
+  int w = snprintf(sql + len, sizeof sql - len, "), 0)");
+  assert(w > 0 && (size_t)w < sizeof sql - len);
+  (void)w;
+  PGresult *r = tally__load_q(l, sql, 0, NULL);
+  if (!r) return TALLY_EDB;
+  int64_t max_id = tally__load_i64(r, 0, 0);
+  PQclear(r);
+  assert(max_id >= 0);
+  if ((uint64_t)max_id + 1 > l->e->st.next_id) l->e->st.next_id = (uint64_t)max_id + 1;
+  return TALLY_OK;
+}
+
 static bool eq_acc_id(const void *ud, uint32_t i) {
   const loader *l = ud;
   (void)l;

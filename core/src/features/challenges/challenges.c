@@ -739,33 +739,14 @@ static int restore_progress(loader *l, tally__challenges *z) {
   return TALLY_OK;
 }
 
-/* The engine's id counter past every id and batch id the facts stored.
- * The kernel's load_counters sees accounts, items, transfers, batches,
- * events and identities, but a batch of facts alone has no `batches` row
- * (no receipts), and the features' own ids (rules, rewards, grants,
- * quizzes) are in their tables only: without this a restart hands them
- * out again. A challenge's id must never equal a quiz's (both key
- * reward_grants.quiz_id), and batch order is what C1 of `tally check`
- * compares. */
-static int restore_counter(loader *l) {
-  PGresult *q = tally__load_q(l,
-                              "SELECT coalesce(greatest((SELECT max(greatest(id, batch_id)) FROM challenge_defs),"
-                              " (SELECT max(batch_id) FROM challenge_deletions),"
-                              " (SELECT max(batch_id) FROM challenge_achievements),"
-                              " (SELECT max(greatest(id, batch_id)) FROM reward_defs),"
-                              " (SELECT max(batch_id) FROM reward_deletions),"
-                              " (SELECT max(greatest(id, batch_id)) FROM reward_grants),"
-                              " (SELECT max(batch_id) FROM reward_uses),"
-                              " (SELECT max(greatest(id, batch_id)) FROM quizzes),"
-                              " (SELECT max(batch_id) FROM quiz_answers),"
-                              " (SELECT max(batch_id) FROM quiz_ends)), 0)",
-                              0, NULL);
-  if (!q) return TALLY_EDB;
-  uint64_t max_id = (uint64_t)tally__load_i64(q, 0, 0);
-  PQclear(q);
-  if (max_id + 1 > l->e->st.next_id) l->e->st.next_id = max_id + 1;
-  return TALLY_OK;
-}
+/* The challenges' fact tables, whose ids and batch ids come from the
+ * engine's counter (tally__load_ids_past says why the restore raises it;
+ * a challenge's id must never equal a quiz's, since both key
+ * reward_grants.quiz_id, and batch order is what C1 of `tally check`
+ * compares). */
+static const tally__id_table challenge_id_tables[] = {
+    {"challenge_defs", true}, {"challenge_deletions", false}, {"challenge_achievements", false}};
+
 
 static void tables_free(tally__challenges *z) {
   tally__map_free(&z->ach_index);
@@ -801,7 +782,7 @@ int tally__challenges_restore(loader *l, int64_t now_ms) {
   /* Events that ended before this start had their summary said then. */
   for (uint32_t k = 0; k < e->st.event_count; k++)
     if (e->st.events[k].stopped_ms) z->said[k] = e->st.events[k].id;
-  int rc = restore_counter(l);
+  int rc = tally__load_ids_past(l, challenge_id_tables, sizeof challenge_id_tables / sizeof challenge_id_tables[0]);
   if (!rc) rc = restore_rules(l, z);
   if (!rc) rc = restore_achievements(l, z);
   if (!rc) rc = restore_sums(l, z);

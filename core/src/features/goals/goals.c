@@ -829,31 +829,11 @@ static int restore_cooldowns(loader *l, tally__goals *z, int64_t now_ms) {
   return TALLY_OK;
 }
 
-/* Ids continue above every id the ledger holds (kernel/loader.c takes the
- * maximum of accounts, items, transfers, batches, events, identities):
- * a batch of facts only writes no `batches` row, so the ids of its facts,
- * and its own id, would be taken again after a restart, and a fact under a
- * taken id is dropped by ON CONFLICT DO NOTHING while memory believes it
- * stored (a payout's grant, a level). Raised here for the goals' tables
- * and those of the rewards and quizzes it pays with (sql/015), whose own
- * restore does not do it yet. */
-static int restore_ids(loader *l) {
-  PGresult *r = tally__load_q(l,
-                              "SELECT greatest((SELECT max(greatest(id, batch_id)) FROM goals),"
-                              " (SELECT max(greatest(id, batch_id)) FROM goal_levels),"
-                              " (SELECT max(batch_id) FROM goal_present), (SELECT max(batch_id) FROM goal_ends),"
-                              " (SELECT max(greatest(id, batch_id)) FROM reward_grants),"
-                              " (SELECT max(greatest(id, batch_id)) FROM reward_defs),"
-                              " (SELECT max(batch_id) FROM reward_uses), (SELECT max(batch_id) FROM reward_deletions),"
-                              " (SELECT max(greatest(id, batch_id)) FROM quizzes), (SELECT max(batch_id) FROM quiz_answers),"
-                              " (SELECT max(batch_id) FROM quiz_ends))",
-                              0, NULL);
-  if (!r) return TALLY_EDB;
-  int64_t max_id = PQgetisnull(r, 0, 0) ? 0 : tally__load_i64(r, 0, 0);
-  PQclear(r);
-  if (max_id > 0 && (uint64_t)max_id + 1 > l->e->st.next_id) l->e->st.next_id = (uint64_t)max_id + 1;
-  return TALLY_OK;
-}
+/* The goals' fact tables, whose ids and batch ids come from the engine's
+ * counter (tally__load_ids_past says why the restore raises it). */
+static const tally__id_table goal_id_tables[] = {
+    {"goals", true}, {"goal_levels", true}, {"goal_present", false}, {"goal_ends", false}};
+
 
 static void goals_clear(tally__goals *z) {
   for (uint32_t i = 0; i < TALLY__GOALS_MAX; i++) bufs_free(&z->g[i]);
@@ -869,7 +849,7 @@ int tally__goals_restore(loader *l, int64_t now_ms) {
   }
   goals_clear(z); /* a start that is tried again loads afresh */
   e->feature_data[TALLY__FDATA_GOALS] = z;
-  int rc = restore_ids(l);
+  int rc = tally__load_ids_past(l, goal_id_tables, sizeof goal_id_tables / sizeof goal_id_tables[0]);
   if (!rc) rc = restore_goals(l, z, now_ms);
   if (!rc) rc = restore_cooldowns(l, z, now_ms);
   return rc;

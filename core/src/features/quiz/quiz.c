@@ -806,29 +806,13 @@ static int restore_scores(loader *l, tally__quizzes *z) {
   return TALLY_OK;
 }
 
-/* Fact ids (rewards, grants, quizzes, rounds) come from the engine's id
- * counter, and so do the ids of batches that carry only facts; such a
- * batch writes no `batches` row, so the kernel's counters (loader.c
- * load_counters) cannot see them. Without this a restart hands out a
- * stored quiz's id again and ON CONFLICT DO NOTHING drops the new fact. */
-static int restore_next_id(loader *l) {
-  PGresult *r = tally__load_q(l,
-                              "SELECT coalesce(greatest((SELECT max(id) FROM reward_defs), (SELECT max(id) FROM reward_grants),"
-                              " (SELECT max(id) FROM quizzes), (SELECT max(id) FROM quiz_rounds),"
-                              " (SELECT max(batch_id) FROM reward_defs), (SELECT max(batch_id) FROM reward_deletions),"
-                              " (SELECT max(batch_id) FROM reward_grants), (SELECT max(batch_id) FROM reward_uses),"
-                              " (SELECT max(batch_id) FROM quizzes), (SELECT max(batch_id) FROM quiz_answers),"
-                              " (SELECT max(batch_id) FROM quiz_ends), (SELECT max(batch_id) FROM quiz_rounds),"
-                              " (SELECT max(batch_id) FROM quiz_round_questions), (SELECT max(batch_id) FROM quiz_points),"
-                              " (SELECT max(batch_id) FROM quiz_stops), (SELECT max(batch_id) FROM quiz_round_ends),"
-                              " (SELECT max(batch_id) FROM reward_offers)), 0)",
-                              0, NULL);
-  if (!r) return TALLY_EDB;
-  uint64_t max_id = (uint64_t)tally__load_i64(r, 0, 0);
-  if (max_id + 1 > l->e->st.next_id) l->e->st.next_id = max_id + 1;
-  PQclear(r);
-  return TALLY_OK;
-}
+/* The quizzes' fact tables, whose ids and batch ids come from the engine's
+ * counter (tally__load_ids_past says why the restore raises it). */
+static const tally__id_table quiz_id_tables[] = {
+    {"quizzes", true},      {"quiz_answers", false},         {"quiz_ends", false},
+    {"quiz_rounds", true},  {"quiz_round_questions", false}, {"quiz_points", false},
+    {"quiz_stops", false},  {"quiz_round_ends", false}};
+
 
 int tally__quiz_restore(loader *l, int64_t now_ms) {
   tally__engine *e = l->e;
@@ -839,7 +823,7 @@ int tally__quiz_restore(loader *l, int64_t now_ms) {
   }
   memset(z, 0, sizeof *z);
   e->feature_data[TALLY__FDATA_QUIZ] = z;
-  int rc = restore_next_id(l);
+  int rc = tally__load_ids_past(l, quiz_id_tables, sizeof quiz_id_tables / sizeof quiz_id_tables[0]);
   if (!rc) rc = restore_rounds(l, z);
   if (!rc) rc = restore_quizzes(l, z, now_ms);
   if (!rc) rc = restore_answers(l, z);

@@ -143,6 +143,12 @@ static int restore_offers(loader *l, tally__rewards *r) {
   return TALLY_OK;
 }
 
+/* The rewards' fact tables, whose ids and batch ids come from the engine's
+ * counter (tally__load_ids_past says why the restore raises it). */
+static const tally__id_table reward_id_tables[] = {{"reward_defs", true},  {"reward_deletions", false},
+                                                   {"reward_grants", true}, {"reward_uses", false},
+                                                   {"reward_offers", false}};
+
 int tally__rewards_restore(loader *l, int64_t now_ms) {
   tally__engine *e = l->e;
   tally__rewards *r = tally__rewards_of(e);
@@ -152,7 +158,8 @@ int tally__rewards_restore(loader *l, int64_t now_ms) {
   }
   memset(r, 0, sizeof *r); /* a start that is tried again loads afresh */
   e->feature_data[TALLY__FDATA_REWARDS] = r;
-  int rc = restore_defs(l, r);
+  int rc = tally__load_ids_past(l, reward_id_tables, sizeof reward_id_tables / sizeof reward_id_tables[0]);
+  if (!rc) rc = restore_defs(l, r);
   if (!rc) rc = restore_grants(l, r, now_ms);
   if (!rc) rc = restore_per_event(l, r);
   if (!rc) rc = restore_offers(l, r);
