@@ -747,7 +747,6 @@ static int restore_progress(loader *l, tally__challenges *z) {
 static const tally__id_table challenge_id_tables[] = {
     {"challenge_defs", true}, {"challenge_deletions", false}, {"challenge_achievements", false}};
 
-
 static void tables_free(tally__challenges *z) {
   tally__map_free(&z->ach_index);
   tally__map_free(&z->sum_index);

@@ -834,7 +834,6 @@ static int restore_cooldowns(loader *l, tally__goals *z, int64_t now_ms) {
 static const tally__id_table goal_id_tables[] = {
     {"goals", true}, {"goal_levels", true}, {"goal_present", false}, {"goal_ends", false}};
 
-
 static void goals_clear(tally__goals *z) {
   for (uint32_t i = 0; i < TALLY__GOALS_MAX; i++) bufs_free(&z->g[i]);
   memset(z, 0, sizeof *z);

@@ -813,7 +813,6 @@ static const tally__id_table quiz_id_tables[] = {
     {"quiz_rounds", true},  {"quiz_round_questions", false}, {"quiz_points", false},
     {"quiz_stops", false},  {"quiz_round_ends", false}};
 
-
 int tally__quiz_restore(loader *l, int64_t now_ms) {
   tally__engine *e = l->e;
   tally__quizzes *z = tally__quizzes_of(e);
