@@ -24,6 +24,8 @@ tmp=$(mktemp -d /tmp/tally-test.XXXXXX)
 chmod 755 "$tmp"
 cleanup() {
   tools/pg.sh stop "$tmp/pg" >/dev/null 2>&1 || true
+  # A test that died may leave a mount (test_fault_disk's tmpfs) under $tmp.
+  findmnt -rn -o TARGET | grep -F "$tmp/" | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
   rm -rf "$tmp"
 }
 trap cleanup EXIT INT TERM
@@ -60,10 +62,22 @@ tally_one() {
     if [ "$skip" != 0 ]; then echo "pass $name ($ok checks, $skip skipped, ${secs}s)"; else echo "pass $name ($ok checks, ${secs}s)"; fi
   fi
 }
+# pg_alive: after a test failed, the shared cluster must still answer, or
+# every test after it fails for a reason not its own: say so with the
+# server's log, and start it again.
+pg_alive() {
+  "${PGBIN:-/usr/lib/postgresql/15/bin}/psql" "$dsn" -XAtqc 'SELECT 1' >/dev/null 2>&1 && return 0
+  echo "    the test PostgreSQL stopped answering after $1; its log ends:"
+  tail -30 "$tmp/pg/postgres.log" | sed 's/^/    | /'
+  tools/pg.sh stop "$tmp/pg" >/dev/null 2>&1 || tools/pg.sh kill "$tmp/pg" >/dev/null 2>&1 || true
+  tools/pg.sh start "$tmp/pg" >/dev/null || echo "    and could not be started again"
+}
 run_one() { # name timeout cmd...: one at a time
   selected "$1" || return 0
+  local before=$failed
   exec_one "$@"
   tally_one "$1"
+  [ "$failed" = "$before" ] || pg_alive "$1"
 }
 pool=()
 pool_one() { # name timeout cmd...: up to TALLY_TEST_JOBS at once; pool_wait reports

@@ -14,6 +14,10 @@
 
 static uint64_t req_seq;
 
+/* A test that aborts (an assert, a sanitizer) loses a fully buffered
+ * stdout, and with it the TAP lines that say how far it got. */
+__attribute__((constructor)) static void th_stdout_line_buffered(void) { setvbuf(stdout, NULL, _IOLBF, 0); }
+
 static void die(const char *what) {
   fprintf(stderr, "harness: %s\n", what);
   abort();

@@ -222,6 +222,15 @@ int th_sql_exec(const char *dsn, const char *sql) {
   return rc;
 }
 
+int th_sql_exec_retry(const char *dsn, const char *sql, int max_ms) {
+  int64_t t0 = th_now_ms();
+  for (;;) {
+    if (!th_sql_exec(dsn, sql)) return 0;
+    if (th_now_ms() - t0 >= max_ms) return -1;
+    usleep(250 * 1000);
+  }
+}
+
 typedef struct key_ix {
   const char *key;
   int req;

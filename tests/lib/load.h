@@ -95,6 +95,9 @@ int th_load_check(const th_load *L, const char *dsn, const char *sku, th_ledger_
 
 /* Runs one statement that returns no rows; 0 on success. */
 int th_sql_exec(const char *dsn, const char *sql);
+/* The same, tried again every 250 ms for up to max_ms (a cluster that is
+ * restarting after a crash); for clean-ups that must happen. */
+int th_sql_exec_retry(const char *dsn, const char *sql, int max_ms);
 /* The minor units in "... balance 12.34 credits available ..." (WALLET), or INT64_MIN. */
 int64_t th_wallet_available(const char *text, int decimals);
 
