@@ -3,7 +3,8 @@
  * again), the clock moving (with jumps) and the engine's tick (timers,
  * drops, events, "pending" notices), a flush (the engine hands sealed
  * batches to idle writers), an answer from the simulated ledger for a batch
- * in flight, a catalog change, or a host's live command. Then the checks.
+ * in flight, a catalog change, a host's live command, or a piece of a quiz
+ * (an event, people showing up, the question, answers). Then the checks.
  * At the end every batch is let through cleanly and the engine must be
  * quiet with every command answered.
  *
@@ -42,8 +43,10 @@ static void step(world *w) {
     if (s && chance(w, 50)) tally__engine_flush((tally__engine *)w->e);
   } else if (r < 97) {
     step_catalog(w);
-  } else {
+  } else if (r < 98) {
     step_live(w);
+  } else {
+    step_quiz(w);
   }
   collect(w);
 }

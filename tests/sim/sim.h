@@ -10,7 +10,8 @@
  * not at all, a resend that finds its transfers), in any order: commit,
  * commit with the reply lost, lost before commit, serialization failure,
  * error, data refused, a failed key lookup. Commands are chat lines (BUY,
- * TIP, REFUND, CONFIRM, TALLY GRANT, ITEM SET, EVENT, DROP) with message ids
+ * TIP, REFUND, CONFIRM, TALLY GRANT, ITEM SET, EVENT, DROP, QUIZ START,
+ * ANSWER, presence) with message ids
  * from a small pool, so replays and reused keys happen; each goes through
  * the real dispatcher. After every step the checks of sim_check.c run on
  * the engine's real state and effects and on the simulated ledger
@@ -36,6 +37,8 @@ typedef struct sim_result {
   uint64_t steps, commands, replays, receipts, refused;
   uint64_t batches, lost_replies, lost_sends, serialization, failed_batches, data_refused, lookups,
       lookup_failures, key_taken;
+  uint64_t quizzes; /* QUIZ START lines sent */
+  uint64_t rewards_granted, rewards_used, rewards_returned, rewards_expired; /* as the ledger stored them */
   bool failed;
   uint32_t fail_step;
   char why[320];

@@ -103,6 +103,7 @@ void check(world *w) {
   }
   check_accounts(w, &f);
   check_items(w, &f);
+  if (!w->r->failed) check_rewards(w);
   if (!w->r->failed && (w->step % 64 == 0 || w->step > w->o.steps)) check_purchases(w);
 }
 

@@ -37,6 +37,7 @@ uint64_t say(world *w, const char *account, const char *channel, const char *msg
   q->ident = hash_str(ident);
   q->user = buyer_of(account);
   q->kind = (uint8_t)text[0];
+  q->answered = (roles & TALLY__ROLE_PRESENCE) != 0; /* a presence change has no answer */
   trace(w, "req %" PRIu64 " %s%s%s [%s]: %s", req, account, channel[0] ? " in " : "", channel, msg_id, text);
   w->r->commands++;
   if (!tally__engine_take_command((tally__engine *)w->e, frame, len)) {
@@ -144,7 +145,22 @@ static void buy(world *w, const char *who, const char *chan, const char *id) {
   else if (s < 90) snprintf(text, sizeof text, "BUY %s", sku);
   else if (s < 96) snprintf(text, sizeof text, "BUY %s %lld", sku, (long long)between(w, 1, 100));
   else snprintf(text, sizeof text, "BUY %s %s", sku, odd[below(w, 5)]);
+  if (chance(w, 15)) snprintf(text + strlen(text), sizeof text - strlen(text), " noreward"); /* keeps a reward */
   say(w, who, chan, id, text, 0);
+}
+
+/* A buyer shows up in (or leaves) a live room, as a chat server reports
+ * it, or answers the quiz running there (privately: "ANSWER #c1 yes"). A
+ * presence change has no answer. */
+static void audience(world *w, const char *who) {
+  const char *room = chan_names[live_chan(w)];
+  char text[SIM_TEXT];
+  if (chance(w, 50)) {
+    say(w, who, room, NULL, chance(w, 90) ? "PRESENCE JOIN" : "PRESENCE PART", TALLY__ROLE_PRESENCE);
+    return;
+  }
+  snprintf(text, sizeof text, "ANSWER %s %s", room, chance(w, 75) ? "yes" : "no");
+  say(w, who, "", NULL, text, 0);
 }
 
 static void refund(world *w, uint32_t user, const char *who, const char *chan, const char *id) {
@@ -212,6 +228,31 @@ void step_command(world *w) {
     const sent *s = &w->recent[below(w, w->recent_count < SIM_RECENT ? w->recent_count : SIM_RECENT)];
     w->r->replays++;
     say(w, s->account, s->channel, s->msg_id, s->text, s->roles);
+  }
+}
+
+/* A quiz's life in a live room, one piece per step, so the pieces meet in
+ * every order: the host starts an event, buyers show up, the host asks a
+ * quiz that gives their reward "r" to its first right answers, buyers
+ * answer. Winners then BUY with the reward (step_command). */
+void step_quiz(world *w) {
+  uint32_t ch = live_chan(w), c = (uint32_t)below(w, w->creators);
+  char host[16], who[16], text[SIM_TEXT];
+  snprintf(host, sizeof host, "c%u", c);
+  uint64_t r = below(w, 100);
+  if (r < 20) {
+    snprintf(text, sizeof text, "EVENT START %lld quiz night", (long long)between(w, 5, 30));
+    say(w, host, chan_names[ch], NULL, text, TALLY_ROLE_CHANOP);
+  } else if (r < 35) {
+    w->r->quizzes++;
+    snprintf(text, sizeof text, "QUIZ START %lld Ready? | yes winners=%lld reward=r min-players=1",
+             (long long)between(w, 10, 40), (long long)between(w, 1, 3));
+    say(w, host, chan_names[ch], NULL, text, TALLY_ROLE_CHANOP);
+  } else {
+    for (int k = 0; k < 2; k++) {
+      snprintf(who, sizeof who, "b%u", (unsigned)below(w, w->buyers));
+      audience(w, who);
+    }
   }
 }
 

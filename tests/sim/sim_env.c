@@ -135,8 +135,11 @@ static int ledger_write(world *w, tally__batch *b) {
     const tally__op *op = &b->ops[b->xfer[k]];
     if (umap_get(&w->tx_by_key, hash_str(op_key(w, op)->key)) || ledger_tx(w, op->transfer_id)) return 1;
   }
+  /* The facts its statement writes (sim_rewards.c), then its transfers. */
+  for (uint32_t k = 0; k < b->op_count && !w->r->failed; k++) ledger_reward_fact(w, &b->ops[k]);
   for (uint32_t k = 0; k < b->transfer_count && !w->r->failed; k++) {
     store_one(w, b, &b->ops[b->xfer[k]]);
+    ledger_reward_transfer(w, &b->ops[b->xfer[k]]);
     b->inserted[k] = 1;
   }
   umap_put(&w->batches_stored, b->id, 1);

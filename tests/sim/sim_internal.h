@@ -4,6 +4,7 @@
  *   sim_env.c     the engine's environment: clocks, writers, and the
  *                 simulated ledger that answers batches
  *   sim_drive.c   commands through the real dispatcher, and their answers
+ *   sim_rewards.c earned rewards in the simulated ledger, their checks
  *   sim_check.c   the invariants checked after every step
  *   sim.c         the run, the steps and the names of the planted bugs
  * Test code only: none of it is linked into libtally. Nothing here copies
@@ -36,6 +37,7 @@ enum {
   SIM_RECEIPTS = 512,   /* purchase receipts kept per run, for refunds */
   SIM_TEXT = 200,
   SIM_ENGINE_ITEMS = 32, /* the engine's items_max */
+  SIM_GRANTS_MAX = 4096, /* reward grants the simulated ledger keeps */
 };
 
 #define SIM_WALL_START INT64_C(1700000000000) /* 2023-11-14, UTC */
@@ -50,6 +52,14 @@ typedef struct ltx {
   int64_t fee, fee_back; /* purchases: the fee taken, and what its refunds gave back of it */
   char key[TALLY__KEY_BYTES_MAX + 1];
 } ltx;
+
+/* One stored reward grant (sql/015's reward_grants, its use and expiry). */
+typedef struct lgrant {
+  uint64_t id;
+  uint64_t used_by; /* the purchase that used it, 0: unused (or given back) */
+  uint32_t account; /* the engine's account index */
+  bool expired;     /* its expiry fact is stored */
+} lgrant;
 
 /* Open addressing, 64-bit keys -> index + 1 (0: empty). */
 typedef struct umap {
@@ -99,6 +109,9 @@ typedef struct world {
   int64_t *db_bal;       /* by account index */
   int32_t db_sold[SIM_ENGINE_ITEMS];  /* by the engine's item index */
   uint32_t *tx_of_req;   /* by req_id: stored transfer index + 1 */
+  lgrant *grants;        /* reward grants stored */
+  uint32_t grant_count, grant_cap;
+  umap grant_by_id;
   /* the world's people and things */
   uint32_t buyers, creators;
   char item_sku[SIM_ITEMS_MAX][16];
@@ -156,6 +169,13 @@ void collect(world *w);
 void step_command(world *w);
 void step_catalog(world *w);
 void step_live(world *w);
+void step_quiz(world *w);
+
+/* sim_rewards.c: earned rewards in the simulated ledger and their checks. */
+lgrant *ledger_grant(world *w, uint64_t id);
+void ledger_reward_fact(world *w, const tally__op *op);
+void ledger_reward_transfer(world *w, const tally__op *op);
+void check_rewards(world *w);
 
 /* sim_check.c */
 void check(world *w);

@@ -3,6 +3,9 @@
  * people and items set up through commands (sim_internal.h). */
 #include "sim_internal.h"
 
+#include "quiz.h"
+#include "rewards.h"
+
 const char *const chan_names[SIM_CHANNELS + 1] = {"", "#c1", "#c2", "#c3"};
 
 /* ---- crash report ------------------------------------------------------------- */
@@ -167,6 +170,7 @@ static void world_config(world *w) {
   c->daily_cap_minor = chance(w, 70) ? 0 : between(w, 1, 5000000);
   c->refund_window_s = chance(w, 80) ? 86400 : (uint32_t)between(w, 0, 600);
   c->pending_timeout_ms = (uint32_t)between(w, 100, 5000);
+  c->reward_min_account_age_s = 0; /* buyers made a moment ago may win a quiz */
   w->writers = c->writers;
 }
 
@@ -178,6 +182,11 @@ static int empty_ledger(world *w) {
       tally__account_get(st, "sys:external", TALLY__ACCOUNT_EXTERNAL, &st->external))
     return -1;
   st->accounts[st->fees].persisted = st->accounts[st->external].persisted = true;
+  /* Features that make their tables at restore, as from an empty ledger. */
+  tally__engine *e = (tally__engine *)w->e;
+  if (!(e->feature_data[TALLY__FDATA_REWARDS] = calloc(1, sizeof(tally__rewards))) ||
+      !(e->feature_data[TALLY__FDATA_QUIZ] = calloc(1, sizeof(tally__quizzes))))
+    return -1;
   w->e->lease_epoch = 1;
   w->e->ready = true;
   return 0;
@@ -240,6 +249,17 @@ static void world_people(world *w) {
       setup_say(w, who, "", NULL, text, 0);
     }
   }
+  /* Each creator's reward "r", which their quizzes give (step_live). */
+  for (uint32_t c = 0; c < w->creators; c++) {
+    snprintf(who, sizeof who, "c%u", c);
+    if (chance(w, 60))
+      snprintf(text, sizeof text, "REWARD ADD r discount=%lld%% for=%llds", (long long)between(w, 1, 90),
+               (long long)between(w, 30, 120));
+    else
+      snprintf(text, sizeof text, "REWARD ADD r discount=%lld.%02lld for=%llds", (long long)between(w, 0, 3),
+               (long long)between(w, 1, 99), (long long)between(w, 30, 120));
+    setup_say(w, who, "", NULL, text, 0);
+  }
   for (uint32_t b = 0; b < w->buyers; b++) {
     snprintf(text, sizeof text, "TALLY GRANT b%u %lld", b, (long long)between(w, 0, 20000));
     setup_say(w, "op", "", NULL, text, op);
@@ -275,7 +295,10 @@ int world_init(world *w, const sim_options *o, sim_result *r) {
   w->reqs = calloc(w->req_cap, sizeof *w->reqs);
   w->tx_of_req = calloc(w->req_cap, sizeof *w->tx_of_req);
   w->db_bal = calloc(w->cfg.accounts_max, sizeof *w->db_bal);
-  if (!w->tx || !w->reqs || !w->tx_of_req || !w->db_bal || umap_init(&w->tx_by_id, w->tx_cap) ||
+  w->grant_cap = SIM_GRANTS_MAX;
+  w->grants = calloc(w->grant_cap, sizeof *w->grants);
+  if (!w->tx || !w->reqs || !w->tx_of_req || !w->db_bal || !w->grants || umap_init(&w->grant_by_id, w->grant_cap) ||
+      umap_init(&w->tx_by_id, w->tx_cap) ||
       umap_init(&w->tx_by_key, w->tx_cap) || umap_init(&w->batches_stored, w->tx_cap) ||
       umap_init(&w->first_receipt, w->req_cap))
     return -1;
@@ -301,6 +324,8 @@ void world_free(world *w) {
   free(w->reqs);
   free(w->tx_of_req);
   free(w->db_bal);
+  free(w->grants);
+  umap_free(&w->grant_by_id);
   umap_free(&w->tx_by_id);
   umap_free(&w->tx_by_key);
   umap_free(&w->batches_stored);

@@ -104,6 +104,11 @@ int main(int argc, char **argv) {
     total.lookups += r.lookups;
     total.lookup_failures += r.lookup_failures;
     total.key_taken += r.key_taken;
+    total.quizzes += r.quizzes;
+    total.rewards_granted += r.rewards_granted;
+    total.rewards_used += r.rewards_used;
+    total.rewards_returned += r.rewards_returned;
+    total.rewards_expired += r.rewards_expired;
     if (seed == UINT64_MAX) break;
   }
   if (failures)
@@ -119,5 +124,8 @@ int main(int argc, char **argv) {
          "; key lookups %" PRIu64 " (failed %" PRIu64 ")\n",
          total.batches, total.lost_replies, total.lost_sends, total.serialization, total.failed_batches,
          total.data_refused, total.key_taken, total.lookups, total.lookup_failures);
+  printf("  rewards: %" PRIu64 " quizzes asked; the ledger stored %" PRIu64 " grants, %" PRIu64 " uses, %" PRIu64
+         " given back, %" PRIu64 " expired\n",
+         total.quizzes, total.rewards_granted, total.rewards_used, total.rewards_returned, total.rewards_expired);
   return failures ? 1 : 0;
 }

@@ -49,20 +49,29 @@ int main(void) {
   }
   sim_options o = {.steps = SIM_TEST_STEPS};
   sim_result r;
-  uint64_t steps = 0, commands = 0, seed;
+  uint64_t steps = 0, commands = 0, seed, used = 0, returned = 0, expired = 0;
   for (seed = 1; seed <= seeds; seed++) {
     o.seed = seed;
     if (sim_run(&o, &r)) break;
     steps += r.steps;
     commands += r.commands;
+    used += r.rewards_used;
+    returned += r.rewards_returned;
+    expired += r.rewards_expired;
   }
   if (seed <= seeds) {
     printf("not ok 1 sim seed %" PRIu64 " step %u: %s (replay: tally_sim --seed %" PRIu64 " --steps %u)\n",
            seed, r.fail_step, r.why, seed, o.steps);
     failed++;
+  } else if (seeds >= SIM_TEST_SEEDS && (!used || !returned || !expired)) {
+    /* The reward checks (sim_rewards.c) hold vacuously if the workload never
+     * reaches them: a workload change that loses them fails here. */
+    printf("not ok 1 sim seeds 1..%" PRIu64 ": the workload used %" PRIu64 " rewards, gave back %" PRIu64
+           ", expired %" PRIu64 " (each must happen)\n", seeds, used, returned, expired);
+    failed++;
   } else {
-    printf("ok 1 sim seeds 1..%" PRIu64 " of the real engine (%" PRIu64 " steps, %" PRIu64 " commands)\n", seeds,
-           steps, commands);
+    printf("ok 1 sim seeds 1..%" PRIu64 " of the real engine (%" PRIu64 " steps, %" PRIu64 " commands; rewards used %"
+           PRIu64 ", given back %" PRIu64 ", expired %" PRIu64 ")\n", seeds, steps, commands, used, returned, expired);
   }
   for (int i = 0; i < REGRESSIONS; i++) {
     sim_options g = {.seed = regressions[i].seed, .steps = regressions[i].steps};

@@ -3,6 +3,7 @@
  * feature's own tables (e->feature_data); every change that matters is a
  * ledger fact first and takes effect in memory when its batch commits. */
 #include "rewards.h"
+#include "test_fault.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -338,7 +339,7 @@ void tally__rewards_committed(tally__engine *e, const tally__op *op) {
   const tally__reward_def *d = &r->defs[g->def];
   char off[48], text[TALLY_TEXT_BYTES_MAX];
   if (op->reward_fact == TALLY__REWARD_FACT_USE) {
-    g->state = TALLY__GRANT_USED;
+    g->state = TALLY__FAULT(REWARD_TWICE) ? TALLY__GRANT_READY : TALLY__GRANT_USED;
     tally__format_amount(e, op->discount, off, sizeof off);
     /* Structured (TALLY_MSG_REWARD_USED): an adapter renders the discount
      * and the receipt its own way, as it does BUY's reply before it. */
