@@ -260,8 +260,18 @@ int th_engine_refused(const tally_config *cfg, char *text, size_t text_len, int 
   return f.ready ? TALLY_OK : f.code;
 }
 
+/* The bound on what a stopped engine can still hold: its effect ring. */
+enum { TH_DRAIN_AFTER_STOP_MAX = 1 << 20 };
+
+/* As tally.h tells a host: stop, then drain, so what the engine said just
+ * before it stopped ("Quiz over", a pending notice) reaches th_announced
+ * instead of being freed unread. */
 void th_engine_free(tally_engine *e) {
   tally_engine_stop(e);
+  th_reply r;
+  waiter w = {.req_id = UINT64_MAX, .out = &r};
+  for (int n = 0, got; n < TH_DRAIN_AFTER_STOP_MAX && (got = tally_engine_drain(e, on_effect, &w, 1000)) > 0;)
+    n += got;
   tally_engine_free(e);
 }
 
