@@ -303,6 +303,47 @@ static void test_spent_and_tipped_in_an_event(void **state) {
   assert_int_not_equal(th_tally_check(dsn), 0);
 }
 
+/* reward_per_event_max counts a challenge's reward with the event's
+ * others: bob won a quiz in the event (cap 1), so reaching "big" there
+ * gives him the badge but not the reward; carol gets both. After a
+ * restart the counts come from the ledger (a challenge's grant too): bob
+ * is still passed over, and carol, right first in a new quiz, does not win. */
+static void test_reward_cap_counts_challenges(void **state) {
+  (void)state;
+  const char *buyers[] = {"bob", "carol", "erin"};
+  setup("chcap", buyers, 3);
+  th_engine_free(eng);
+  cfg.reward_per_event_max = 1;
+  eng = th_engine(&cfg);
+  th_reply r;
+  assert_int_equal(run("alice", "EVENT START 30 Show", HOST, NULL), TALLY_OK);
+  assert_int_equal(run("alice", "CHALLENGE ADD big spent=10 event reward=r5 badge=Big", HOST, &r), TALLY_OK);
+  for (int i = 0; i < 3; i++) th_presence(eng, buyers[i], CH, 1);
+  th_settle(eng, 200);
+  assert_int_equal(run("alice", "QUIZ START 5 One? | 1 reward=r5 min-players=1", HOST, &r), TALLY_OK);
+  wait_announced("QUIZ (5 s): One?", 3000);
+  assert_int_equal(priv("bob", "ANSWER 1", &r), TALLY_OK);
+  wait_announced("Quiz over: the answer was 1. 1 answered; the winner: bob", 10000);
+  assert_int_equal(run("bob", "BUY tee noreward", 0, NULL), TALLY_OK);
+  assert_int_equal(run("carol", "BUY tee", 0, NULL), TALLY_OK);
+  wait_reached("big", "bob", 3000);
+  wait_reached("big", "carol", 3000);
+  for (int waited = 0; waited < 3000 && granted("big", "carol") == 0; waited += 100) th_settle(eng, 100);
+  assert_int_equal(granted("big", "carol"), 1);
+  th_settle(eng, 500);
+  assert_int_equal(granted("big", "bob"), 0);
+  wallet_has("bob", "Big", true); /* the badge is his: only the reward is capped */
+  restart();
+  th_settle(eng, 1000);
+  assert_int_equal(granted("big", "bob"), 0);
+  assert_int_equal(run("alice", "QUIZ START 5 Two? | 2 reward=r5 min-players=1", HOST, &r), TALLY_OK);
+  wait_announced("QUIZ (5 s): Two?", 3000);
+  assert_int_equal(priv("carol", "ANSWER 2", &r), TALLY_OK);
+  assert_int_equal(priv("erin", "ANSWER 2", &r), TALLY_OK);
+  wait_announced("Quiz over: the answer was 2. 2 answered; the winner: erin", 10000);
+  finish();
+}
+
 /* A deleted rule is reached by nobody after its deletion; what was
  * reached before keeps its badge, across a restart too. */
 static void test_deleted_rule_stops_granting(void **state) {
@@ -377,6 +418,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_first_purchase_from_a_creator),
       cmocka_unit_test(test_spent_and_tipped_in_an_event),
+      cmocka_unit_test(test_reward_cap_counts_challenges),
       cmocka_unit_test(test_deleted_rule_stops_granting),
       cmocka_unit_test(test_reached_once_under_concurrent_buys),
       cmocka_unit_test(test_streak_of_three_events),

@@ -346,12 +346,60 @@ static void test_fifty_buyers_restart_in_the_payout_then_level_2(void **state) {
   assert_int_equal(th_tally_check(dsn), 0);
 }
 
+/* reward_per_event_max counts every reward of the event: a quiz's, a goal
+ * level's. With a cap of 1, the quiz winner present at 100 % is left out
+ * of the level's present list (not counted in "N present earn", not paid);
+ * the count of a goal's grants is rebuilt after a restart, so level 2
+ * pays nobody who has one. `tally check` G2 (everyone stored as present
+ * is paid) holds. */
+static void test_reward_cap_counts_goals(void **state) {
+  (void)state;
+  setup_shop("goalcap", 0);
+  th_engine_free(eng);
+  cfg.reward_per_event_max = 1;
+  cfg.reward_min_account_age_s = 0; /* the quiz's winner was made a moment ago */
+  eng = th_engine(&cfg);
+  th_reply r;
+  const char *buyers[] = {"b1", "b2", "b3"};
+  for (int i = 0; i < 3; i++) assert_int_equal(th_buyer(eng, buyers[i], "50", "pin"), TALLY_OK);
+  for (int i = 0; i < 3; i++) th_presence(eng, buyers[i], CH, 1);
+  th_settle(eng, 200);
+  assert_int_equal(th_cmd_in(eng, "host", CH, "QUIZ START 5 One? | 1 reward=prize min-players=1", HOST, &r), TALLY_OK);
+  wait_announced("QUIZ (5 s): One?", 3000);
+  assert_int_equal(th_cmd(eng, "b1", "ANSWER 1", 0, &r), TALLY_OK);
+  wait_announced("Quiz over: the answer was 1. 1 answered; the winner: b1", 10000);
+
+  assert_int_equal(th_cmd_in(eng, "host", CH, "GOAL START 2,2 reward=prize for=10m", HOST, &r), TALLY_OK);
+  wait_announced("GOAL: tips and purchases here fill 2.00 credits", 3000);
+  assert_int_equal(th_cmd_in(eng, "b2", CH, "TIP host 2", 0, &r), TALLY_OK);
+  wait_announced("GOAL level 1 reached: 2.00 credits of 2.00 credits from 1 contributor! 2 present earn prize", 3000);
+  for (int waited = 0; waited < 5000 && level_grants_all(1) < 2; waited += 50) th_settle(eng, 50);
+  assert_int_equal(sql("SELECT count(*) FROM goal_present"), 2);
+  assert_int_equal(level_grants("b1", 1), 0); /* the quiz's reward was its one of this event */
+  assert_int_equal(level_grants("b2", 1), 1);
+  assert_int_equal(level_grants("b3", 1), 1);
+
+  /* Restarted, the counts come from the ledger: b2 and b3 have level 1's,
+   * b1 the quiz's, so level 2 pays nobody and says so. */
+  th_engine_free(eng);
+  eng = th_engine(&cfg);
+  for (int i = 0; i < 3; i++) th_presence(eng, buyers[i], CH, 1);
+  th_settle(eng, 200);
+  assert_int_equal(th_cmd_in(eng, "b3", CH, "TIP host 2", 0, &r), TALLY_OK);
+  wait_announced("GOAL level 2 reached: 2.00 credits of 2.00 credits from 1 contributor! 0 present earn prize", 3000);
+  wait_announced("Goal over: every level reached. Levels reached: 2 of 2.", 5000);
+  assert_int_equal(level_grants_all(2), 0);
+  th_engine_free(eng);
+  assert_int_equal(th_tally_check(dsn), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_refusals_counting_and_one_level),
       cmocka_unit_test(test_level_runs_out_and_stop),
       cmocka_unit_test(test_restart_resumes_the_count),
       cmocka_unit_test(test_fifty_buyers_restart_in_the_payout_then_level_2),
+      cmocka_unit_test(test_reward_cap_counts_goals),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -321,12 +321,14 @@ static void pay(tally__engine *e, tally__challenges *z) {
     if (g != TALLY__NONE && rw->grants[g].state == TALLY__GRANT_FREE) g = TALLY__NONE; /* its fact failed */
     if (g == TALLY__NONE) g = tally__reward_grant_of(e, r->id, a->account);
     if (g == TALLY__NONE) {
-      int rc = tally__reward_grant(e, r->reward_def, a->account, r->id, &g);
+      /* Reached in an event: counted against reward_per_event_max there. */
+      int rc = tally__reward_grant_event(e, r->reward_def, a->account, r->id, a->event_id, &g);
       if (rc == TALLY_EBUSY) return;
       if (rc) {
         fprintf(stderr, "tally: challenge %s: reward not granted to %s: %s\n", r->name,
                 tally__account_name(&e->st, a->account), tally_strerror(rc));
-        a->paid = true; /* given up on (the reward was deleted, or the table is full) */
+        a->paid = true; /* given up on (the reward was deleted, the table is full, or the account has
+                           reward_per_event_max rewards of that event) */
         z->unpaid--;
         continue;
       }

@@ -193,13 +193,16 @@ static bool counting(const tally__goal *g) {
 }
 
 /* The accounts present in the room now (the event's audience), the host
- * left out: the level's payout pays exactly them. */
+ * left out, and (for a reward) one that has reward_per_event_max rewards of
+ * the event already: the level's payout pays exactly them, and `tally
+ * check` G2 holds it to that. */
 static void snapshot(tally__engine *e, tally__goal *g) {
   const tally__state *st = &e->st;
-  uint32_t n = 0;
+  uint32_t n = 0, cap = g->reward_def != TALLY__NONE ? e->cfg.reward_per_event_max : 0;
   for (uint32_t i = 0; i < st->audience_count; i++) {
     const tally__audience *a = &st->audience[i];
     if (a->event_id != g->event_id || !a->joined_mono || a->account == g->host) continue;
+    if (cap && tally__reward_event_count(e, g->event_id, a->account) >= cap) continue;
     if (n == TALLY__GOAL_PRESENT_MAX) {
       fprintf(stderr, "tally: goal %" PRIu64 ": more than %d present; the first %d are paid\n", g->id,
               TALLY__GOAL_PRESENT_MAX, TALLY__GOAL_PRESENT_MAX);
@@ -411,7 +414,12 @@ static bool pay(tally__engine *e, tally__goal *g) {
     }
     all = false;
     if (made == TALLY__GOAL_GRANTS_PER_TICK || stopping) continue;
-    int rc = tally__reward_grant(e, g->reward_def, b->present[i], g->level_id, &s);
+    /* Counted for reward_per_event_max with the event's other rewards. The
+     * snapshot left out whoever was at the cap; one that reached it since
+     * (a quiz's grant in flight then) is still paid, as the stored present
+     * list promises: the cap is passed by one in that race. */
+    int rc = tally__reward_grant_event(e, g->reward_def, b->present[i], g->level_id, g->event_id, &s);
+    if (rc == TALLY_EREWARD_CAP) rc = tally__reward_grant(e, g->reward_def, b->present[i], g->level_id, &s);
     if (rc == TALLY_EBUSY) return false; /* no batch room: the next tick goes on */
     if (rc == TALLY_EUNKNOWN_REWARD) { /* deleted meanwhile: nobody can get it any more */
       fprintf(stderr, "tally: goal %" PRIu64 " level %u: its reward is gone; the payout stops\n", g->id,

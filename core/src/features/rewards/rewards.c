@@ -104,7 +104,13 @@ static int restore_per_event(loader *l, tally__rewards *r) {
                               "SELECT x.ev, x.account_id, count(*) FROM ("
                               " SELECT z.event_id AS ev, g.account_id FROM reward_grants g JOIN quizzes z ON z.id = g.quiz_id"
                               " UNION ALL SELECT z.event_id, g.account_id FROM reward_grants g"
-                              "  JOIN quiz_rounds z ON z.id = g.quiz_id) x"
+                              "  JOIN quiz_rounds z ON z.id = g.quiz_id"
+                              /* a goal level's payout names the level; an achievement's, its challenge */
+                              " UNION ALL SELECT o.event_id, g.account_id FROM reward_grants g"
+                              "  JOIN goal_levels v ON v.id = g.quiz_id JOIN goals o ON o.id = v.goal_id"
+                              " UNION ALL SELECT a.event_id, g.account_id FROM reward_grants g"
+                              "  JOIN challenge_achievements a ON a.challenge_id = g.quiz_id AND a.account_id = g.account_id"
+                              "  WHERE a.event_id <> 0) x"
                               " JOIN events v ON v.id = x.ev WHERE v.stopped_ms IS NULL"
                               " GROUP BY x.ev, x.account_id LIMIT $1::int",
                               1, (const char *const[]){"4096"});
