@@ -346,6 +346,26 @@ static void test_check_sees_bad_link(void **state) {
   assert_int_not_equal(th_tally_check(F.dsn), 0);
 }
 
+/* A quiz counts a person once: xmpp bob answers, then joins alice's
+ * wallet; his next answer is the person's second, refused (it was taken
+ * as a new account's before). */
+static void test_link_answers_a_quiz_once(void **state) {
+  (void)state;
+  start("link_quiz", 0, 0);
+  th_reply r;
+  const uint32_t host = TALLY_ROLE_CHANOP;
+  const char *room = "quiz@rooms.example.org";
+  assert_int_equal(th_cmd_net(F.e, "xmpp", "host@example.org", room, "EVENT START 30 Show", NULL, host, &r), TALLY_OK);
+  assert_int_equal(th_cmd_net(F.e, "xmpp", "host@example.org", room, "QUIZ START 60 One? | 1 min-players=1", NULL, host,
+                              &r),
+                   TALLY_OK);
+  expect(TALLY_OK, "xmpp", XMPP_BOB, "ANSWER 1");
+  expect(TALLY_EANSWERED, "xmpp", XMPP_BOB, "ANSWER 1");
+  link_up("xmpp", XMPP_BOB, &r);
+  expect(TALLY_EANSWERED, "xmpp", XMPP_BOB, "ANSWER 1");
+  done();
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_link_empty_identity),
@@ -355,6 +375,7 @@ int main(void) {
       cmocka_unit_test(test_link_limits_per_person),
       cmocka_unit_test(test_unlink),
       cmocka_unit_test(test_check_sees_bad_link),
+      cmocka_unit_test(test_link_answers_a_quiz_once),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

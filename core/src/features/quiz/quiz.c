@@ -131,9 +131,14 @@ int tally__quiz_answer(tally__engine *e, uint32_t qi, uint32_t account, const ch
                        tally__op *op, bool *correct, uint32_t *seq) {
   tally__quiz *q = &tally__quizzes_of(e)->q[qi];
   if (q->state != TALLY__QUIZ_RUNNING || q->stopping || now_mono >= q->deadline_mono) return TALLY_ENO_QUIZ;
-  if (account == q->host) return TALLY_ESELF;
+  /* By person: an identity that answered, then LINKed into another
+   * person's wallet, is that person now, who may not answer again through
+   * a second identity (nor the host through a linked one). */
+  const tally__state *st = &e->st;
+  if (tally__account_person(st, account) == tally__account_person(st, q->host)) return TALLY_ESELF;
   for (uint32_t i = 0; i < q->answer_count; i++)
-    if (q->answers[i].used && q->answers[i].account == account) return TALLY_EANSWERED;
+    if (q->answers[i].used && tally__account_person(st, q->answers[i].account) == tally__account_person(st, account))
+      return TALLY_EANSWERED;
   uint32_t slot = TALLY__NONE;
   for (uint32_t i = 0; i < q->answer_count && slot == TALLY__NONE; i++)
     if (!q->answers[i].used) slot = i; /* one whose fact failed */
