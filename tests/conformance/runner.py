@@ -353,6 +353,11 @@ def main(driver_class):
     except Exception as e:
         tap_line(False, "%s: the host starts" % drv.name, "%s: %s\n%s" % (type(e).__name__, e,
                  "\n".join(drv.failure_logs())))
+        # What started before the failure (a server, a database) goes too.
+        try:
+            drv.stop()
+        except Exception as e2:
+            print("# after the failed start, stop() also failed: %s: %s" % (type(e2).__name__, e2))
         sys.exit(1)
     try:
         sid = 0
