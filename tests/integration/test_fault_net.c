@@ -26,7 +26,7 @@
 /* The call that writes a batch (sql/002_fenced_batches.sql). */
 #define BATCH_MARKER "tally_write_batch("
 /* The follow-up lookup of a batch's keys that were already taken. */
-#define RESOLVE_MARKER "tally_lookup_keys("
+#define RESOLVE_MARKER "tally_lookup_batch("
 
 typedef struct fx {
   char dsn[512], proxied[640];
@@ -384,6 +384,58 @@ static void test_lost_send_then_refused(void **state) {
   assert_int_equal(th_tally_check(F.dsn), 0);
 }
 
+/* The same with a batch that holds no transfer (a role change alone):
+ * nothing to find by key, so the lookup asks for the batch's mark
+ * (sql/022). It was taken as committed: "OK" while the ledger had no row. */
+static void test_lost_send_then_refused_no_transfers(void **state) {
+  (void)state;
+  setup_proxied("lostref0", 1024, 256, 2);
+  th_load_reset(&F.L);
+  th_proxy_stall(F.px, 1);
+  int role = th_load_send(&F.L, "admin", "TALLY ROLE newbie creator", NULL, TALLY_ROLE_OPER);
+  th_load_pump(&F.L, 300); /* sealed and sent: held by the proxy */
+  assert_int_equal(th_sql_exec(F.dsn,
+                               "CREATE FUNCTION th_refuse() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN"
+                               " RAISE EXCEPTION 'injected' USING ERRCODE = '53100'; END$$;"
+                               " CREATE TRIGGER th_refuse AFTER INSERT ON role_changes FOR EACH STATEMENT"
+                               " EXECUTE FUNCTION th_refuse()"),
+                   0);
+  th_proxy_cut_all(F.px);
+  th_proxy_stall(F.px, 0);
+  assert_int_equal(th_load_wait(&F.L, 20000), 0);
+  assert_int_equal(F.L.reqs[role].final_code, TALLY_EFAILED);
+  assert_int_equal(F.L.reqs[role].finals, 1);
+  assert_int_equal(th_sql_i64f(F.dsn, "SELECT count(*) FROM role_changes r JOIN accounts a ON a.id = r.account_id"
+                                      " WHERE a.name = 'user:newbie'"),
+                   0);
+  assert_int_equal(th_sql_exec(F.dsn, "DROP TRIGGER th_refuse ON role_changes"), 0);
+  /* As with transfers: the change stays in memory, not stored, and its row
+   * goes again once the ledger takes writes (taken as committed, it never
+   * would have: gone at the next restart). */
+  th_reply r;
+  int rc = TALLY_EBUSY;
+  for (int i = 0; i < 100 && rc == TALLY_EBUSY; i++) {
+    rc = th_cmd(F.e, "admin", "TALLY ROLE newbie creator", TALLY_ROLE_OPER, &r);
+    if (rc == TALLY_EBUSY) th_load_pump(&F.L, 100);
+  }
+  assert_int_equal(rc, TALLY_OK);
+  assert_int_equal(th_cmd(F.e, "newbie", "ITEM ADD fresh 1 Fresh", 0, &r), TALLY_OK);
+  int64_t rows = 0;
+  for (int i = 0; i < 50 && rows == 0; i++) {
+    rows = th_sql_i64f(F.dsn, "SELECT count(*) FROM role_changes r JOIN accounts a ON a.id = r.account_id"
+                              " WHERE a.name = 'user:newbie'");
+    if (!rows) th_load_pump(&F.L, 100);
+  }
+  assert_true(rows >= 1);
+  /* What memory holds is what the ledger holds: after a restart, still a creator. */
+  th_engine_free(F.e);
+  F.e = th_engine(&F.cfg);
+  assert_int_equal(th_cmd(F.e, "newbie", "ITEM ADD fresh2 1 Fresh", 0, &r), TALLY_OK);
+  th_engine_free(F.e);
+  F.e = NULL;
+  assert_int_equal(th_tally_check(F.dsn), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_teardown(test_f2_reply_lost_after_commit, teardown),
@@ -391,6 +443,7 @@ int main(void) {
       cmocka_unit_test_teardown(test_f3_stall_busy_then_recover, teardown),
       cmocka_unit_test_teardown(test_f7_same_key_in_flight, teardown),
       cmocka_unit_test_teardown(test_lost_send_then_refused, teardown),
+      cmocka_unit_test_teardown(test_lost_send_then_refused_no_transfers, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -109,7 +109,7 @@ void check(world *w) {
 
 bool quiet(const world *w) {
   const tally__engine *e = (const tally__engine *)w->e;
-  if (e->ops_pending) return false;
+  if (e->ops_pending || goals_paying(w)) return false;
   for (uint32_t i = 0; i < e->batch_slots; i++)
     if (e->batches[i].phase == TALLY__BATCH_SEALED || e->batches[i].phase == TALLY__BATCH_RESOLVING) return false;
   return true;
@@ -128,4 +128,5 @@ void check_quiet(world *w) {
       return;
     }
   check(w);
+  check_goals_paid(w);
 }

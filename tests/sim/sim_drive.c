@@ -243,6 +243,11 @@ void step_quiz(world *w) {
   if (r < 20) {
     snprintf(text, sizeof text, "EVENT START %lld quiz night", (long long)between(w, 5, 30));
     say(w, host, chan_names[ch], NULL, text, TALLY_ROLE_CHANOP);
+  } else if (r < 27) { /* a goal whose levels the room's tips and purchases fill */
+    w->r->goals++;
+    snprintf(text, sizeof text, "GOAL START %lld,%lld reward=r for=%llds", (long long)between(w, 1, 20),
+             (long long)between(w, 1, 40), (long long)between(w, 30, 120));
+    say(w, host, chan_names[ch], NULL, text, TALLY_ROLE_CHANOP);
   } else if (r < 35) {
     w->r->quizzes++;
     snprintf(text, sizeof text, "QUIZ START %lld Ready? | yes winners=%lld reward=r min-players=1",

@@ -2,7 +2,7 @@
  * tally__env): simulated clocks, writers that hold a batch until the
  * simulator answers it, and the ledger those answers come from. The
  * ledger follows PostgreSQL's rules as tally_write_batch and
- * tally_lookup_keys state them (sql/): an idempotency key is held by one
+ * tally_lookup_batch state them (sql/): an idempotency key is held by one
  * transfer; a batch commits whole or not at all, and is refused (TL002)
  * when a key is taken; a resend of a batch that committed finds its
  * transfers and inserts nothing. The engine learns all of it only through
@@ -136,7 +136,10 @@ static int ledger_write(world *w, tally__batch *b) {
     if (umap_get(&w->tx_by_key, hash_str(op_key(w, op)->key)) || ledger_tx(w, op->transfer_id)) return 1;
   }
   /* The facts its statement writes (sim_rewards.c), then its transfers. */
-  for (uint32_t k = 0; k < b->op_count && !w->r->failed; k++) ledger_reward_fact(w, &b->ops[k]);
+  for (uint32_t k = 0; k < b->op_count && !w->r->failed; k++) {
+    ledger_goal_fact(w, &b->ops[k]);
+    ledger_reward_fact(w, &b->ops[k]);
+  }
   for (uint32_t k = 0; k < b->transfer_count && !w->r->failed; k++) {
     store_one(w, b, &b->ops[b->xfer[k]]);
     ledger_reward_transfer(w, &b->ops[b->xfer[k]]);
@@ -146,7 +149,7 @@ static int ledger_write(world *w, tally__batch *b) {
   return 0;
 }
 
-/* tally_lookup_keys: the transfer (id, fingerprint) that holds each key. */
+/* tally_lookup_batch (sql/022): the transfer (id, fingerprint) that holds each key. */
 static void ledger_lookup(world *w, tally__batch *b) {
   for (uint32_t k = 0; k < b->transfer_count; k++) {
     const tally__op *op = &b->ops[b->xfer[k]];
@@ -154,6 +157,8 @@ static void ledger_lookup(world *w, tally__batch *b) {
     b->found_id[k] = i ? w->tx[i - 1].id : 0;
     b->found_fp[k] = i ? w->tx[i - 1].fp : 0;
   }
+  /* tally_lookup_batch (sql/022): a batch without transfers is found by its mark. */
+  b->found_batch = b->transfer_count == 0 && umap_get(&w->batches_stored, b->id) != 0;
 }
 
 static void outcome(world *w, swriter *s, tally__outcome o, const char *what) {

@@ -5,6 +5,7 @@
  *                 simulated ledger that answers batches
  *   sim_drive.c   commands through the real dispatcher, and their answers
  *   sim_rewards.c earned rewards in the simulated ledger, their checks
+ *   sim_goals.c   goal levels in the simulated ledger, their payout
  *   sim_check.c   the invariants checked after every step
  *   sim.c         the run, the steps and the names of the planted bugs
  * Test code only: none of it is linked into libtally. Nothing here copies
@@ -38,6 +39,8 @@ enum {
   SIM_TEXT = 200,
   SIM_ENGINE_ITEMS = 32, /* the engine's items_max */
   SIM_GRANTS_MAX = 4096, /* reward grants the simulated ledger keeps */
+  SIM_LEVELS_MAX = 1024, /* goal levels the simulated ledger keeps */
+  SIM_ACCOUNTS_MAX = 64, /* the engine's accounts_max: a bit each in a level's sets */
 };
 
 #define SIM_WALL_START INT64_C(1700000000000) /* 2023-11-14, UTC */
@@ -60,6 +63,15 @@ typedef struct lgrant {
   uint32_t account; /* the engine's account index */
   bool expired;     /* its expiry fact is stored */
 } lgrant;
+
+/* One stored goal level (sql/017's goal_levels and goal_present) and the
+ * grants that paid it, by engine account index. */
+typedef struct lgoal {
+  uint64_t id;
+  bool stored;              /* its gl fact is stored (its gp facts may come first) */
+  uint32_t present_n;       /* how many its gl fact says were present */
+  uint64_t present, paid;   /* bit per account index */
+} lgoal;
 
 /* Open addressing, 64-bit keys -> index + 1 (0: empty). */
 typedef struct umap {
@@ -112,6 +124,8 @@ typedef struct world {
   lgrant *grants;        /* reward grants stored */
   uint32_t grant_count, grant_cap;
   umap grant_by_id;
+  lgoal *levels;         /* goal levels stored */
+  uint32_t level_count;
   /* the world's people and things */
   uint32_t buyers, creators;
   char item_sku[SIM_ITEMS_MAX][16];
@@ -176,6 +190,12 @@ lgrant *ledger_grant(world *w, uint64_t id);
 void ledger_reward_fact(world *w, const tally__op *op);
 void ledger_reward_transfer(world *w, const tally__op *op);
 void check_rewards(world *w);
+
+/* sim_goals.c: goal levels in the simulated ledger and their payout. */
+void ledger_goal_fact(world *w, const tally__op *op);
+void ledger_goal_grant(world *w, uint32_t account, uint64_t source);
+void check_goals_paid(world *w);
+bool goals_paying(const world *w);
 
 /* sim_check.c */
 void check(world *w);

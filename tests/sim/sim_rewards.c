@@ -58,6 +58,7 @@ void ledger_reward_fact(world *w, const tally__op *op) {
     }
     w->grants[w->grant_count++] = (lgrant){.id = id, .account = op->account};
     umap_put(&w->grant_by_id, id, w->grant_count);
+    ledger_goal_grant(w, op->account, strtoull(strstr(op->fact, "\"q\":") ? strstr(op->fact, "\"q\":") + 4 : "0", NULL, 10));
     w->r->rewards_granted++;
     trace(w, "ledger: reward grant %" PRIu64 " to %s", id, tally__account_name(&w->e->st, op->account));
   } else if (fact_is(op->fact, "exp")) {

@@ -3,6 +3,7 @@
  * people and items set up through commands (sim_internal.h). */
 #include "sim_internal.h"
 
+#include "goals.h"
 #include "quiz.h"
 #include "rewards.h"
 
@@ -185,7 +186,8 @@ static int empty_ledger(world *w) {
   /* Features that make their tables at restore, as from an empty ledger. */
   tally__engine *e = (tally__engine *)w->e;
   if (!(e->feature_data[TALLY__FDATA_REWARDS] = calloc(1, sizeof(tally__rewards))) ||
-      !(e->feature_data[TALLY__FDATA_QUIZ] = calloc(1, sizeof(tally__quizzes))))
+      !(e->feature_data[TALLY__FDATA_QUIZ] = calloc(1, sizeof(tally__quizzes))) ||
+      !(e->feature_data[TALLY__FDATA_GOALS] = calloc(1, sizeof(tally__goals))))
     return -1;
   w->e->lease_epoch = 1;
   w->e->ready = true;
@@ -297,7 +299,8 @@ int world_init(world *w, const sim_options *o, sim_result *r) {
   w->db_bal = calloc(w->cfg.accounts_max, sizeof *w->db_bal);
   w->grant_cap = SIM_GRANTS_MAX;
   w->grants = calloc(w->grant_cap, sizeof *w->grants);
-  if (!w->tx || !w->reqs || !w->tx_of_req || !w->db_bal || !w->grants || umap_init(&w->grant_by_id, w->grant_cap) ||
+  w->levels = calloc(SIM_LEVELS_MAX, sizeof *w->levels);
+  if (!w->tx || !w->reqs || !w->tx_of_req || !w->db_bal || !w->grants || !w->levels || umap_init(&w->grant_by_id, w->grant_cap) ||
       umap_init(&w->tx_by_id, w->tx_cap) ||
       umap_init(&w->tx_by_key, w->tx_cap) || umap_init(&w->batches_stored, w->tx_cap) ||
       umap_init(&w->first_receipt, w->req_cap))
@@ -325,6 +328,7 @@ void world_free(world *w) {
   free(w->tx_of_req);
   free(w->db_bal);
   free(w->grants);
+  free(w->levels);
   umap_free(&w->grant_by_id);
   umap_free(&w->tx_by_id);
   umap_free(&w->tx_by_key);

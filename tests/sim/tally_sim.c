@@ -109,6 +109,8 @@ int main(int argc, char **argv) {
     total.rewards_used += r.rewards_used;
     total.rewards_returned += r.rewards_returned;
     total.rewards_expired += r.rewards_expired;
+    total.goals += r.goals;
+    total.goal_levels += r.goal_levels;
     if (seed == UINT64_MAX) break;
   }
   if (failures)
@@ -127,5 +129,6 @@ int main(int argc, char **argv) {
   printf("  rewards: %" PRIu64 " quizzes asked; the ledger stored %" PRIu64 " grants, %" PRIu64 " uses, %" PRIu64
          " given back, %" PRIu64 " expired\n",
          total.quizzes, total.rewards_granted, total.rewards_used, total.rewards_returned, total.rewards_expired);
+  printf("  goals: %" PRIu64 " started; the ledger stored %" PRIu64 " levels reached\n", total.goals, total.goal_levels);
   return failures ? 1 : 0;
 }

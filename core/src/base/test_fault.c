@@ -8,7 +8,7 @@
 
 static const char *const names[TALLY__FAULT_COUNT] = {
     NULL, "commit-twice", "release-stock", "receipt-unknown", "refund-over", "failed-keeps-key",
-    "loader-refund", "loader-balance", "batch-fee", "reward-twice"};
+    "loader-refund", "loader-balance", "batch-fee", "reward-twice", "goal-skips-one"};
 
 static int active = -1; /* -1: not read from the environment yet */
 

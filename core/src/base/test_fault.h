@@ -28,6 +28,7 @@ enum tally__fault {
   TALLY__FAULT_LOADER_BALANCE,   /* loader: a wallet's credits are counted twice at start-up */
   TALLY__FAULT_BATCH_FEE,        /* batch SQL: a purchase's fee leg is sent one unit short */
   TALLY__FAULT_REWARD_TWICE,     /* rewards: a purchase using a reward leaves it usable */
+  TALLY__FAULT_GOAL_SKIPS_ONE,   /* goals: a level's payout never pays its last present account */
   TALLY__FAULT_COUNT
 };
 

@@ -439,9 +439,13 @@ void tally__cmd_refund(tally__cmd *c) {
   uint64_t existing = 0;
   tally__decide_ctx ctx = ctx_of(c, tally__cmd_key(c, ""), &existing);
   int rc = tally__decide_refund(&c->e->st, &ctx, c->account, receipt, amount, op);
-  if (rc == TALLY_OK) { /* a refund in full gives back the reward the purchase used */
+  if (rc == TALLY_OK) {
+    /* The refund that completes the purchase's gives back the reward it
+     * used, when no other refund of it is in flight: one in flight could
+     * still fail, and the reward would be back on a purchase not refunded
+     * in full (the simulator's R-return found it). */
     const tally__purchase *p = &c->e->st.purchases[op->purchase_slot];
-    tally__reward_refund_attach(c->e, op, p->refunded + p->refund_held == p->amount);
+    tally__reward_refund_attach(c->e, op, p->refund_held == op->amount && p->refunded + op->amount == p->amount);
   }
   tally__cmd_money_result(c, rc, existing);
 }

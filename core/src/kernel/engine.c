@@ -230,6 +230,7 @@ static void send_batch(tally__engine *e, tally__batch *b) {
   memset(b->found_id, 0, b->transfer_count * sizeof *b->found_id);
   b->looked_up = false;
   b->statement_ok = false;
+  b->found_batch = false;
   b->sent_mono_ms = tally__now_mono_ms(e);
   b->inflight = true;
   if (e->env->send_batch(e, b) != TALLY_OK) b->inflight = false;
@@ -399,10 +400,13 @@ static void record_settled(tally__engine *e, const tally__op *op, bool ok) {
 /* Did this batch commit? Yes when its statement succeeded. Settled by key
  * lookup after a lost outcome and a failed resend, it did when the ledger
  * holds any of its transfers under our ids (one transaction: all or
- * nothing). A batch without transfers cannot be told apart that way, and
- * is taken as committed, as a lost reply most often means. */
+ * nothing); a batch without transfers, when the lookup found the mark it
+ * leaves (sql/022). Taking such a batch as committed, as before, let a
+ * reward the ledger never stored be announced and used (tests/sim). */
 static bool batch_committed(const tally__batch *b) {
-  if (b->statement_ok || b->transfer_count == 0) return true;
+  if (b->statement_ok) return true;
+  assert(b->looked_up); /* batch_done: after the statement or the lookup */
+  if (b->transfer_count == 0) return b->found_batch;
   for (uint32_t k = 0; k < b->transfer_count; k++)
     if (b->found_id[k] == b->ops[b->xfer[k]].transfer_id) return true;
   return false;

@@ -251,6 +251,10 @@ static void batch_lookup_done(tally__writer *w, tally__batch *b, const PGresult 
   const tally__state *st = &w->engine->st;
   for (int i = 0; i < PQntuples(r); i++) {
     uint64_t id = strtoull(PQgetvalue(r, i, 1), NULL, 10);
+    if (PQgetisnull(r, i, 0)) { /* the batch's own mark (sql/022) */
+      b->found_batch = id == b->id;
+      continue;
+    }
     uint64_t fp = (uint64_t)strtoll(PQgetvalue(r, i, 2), NULL, 10);
     int32_t k = tally__batch_find_transfer(b, id);
     if (k < 0) {

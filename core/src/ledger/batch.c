@@ -40,10 +40,12 @@ const char tally__batch_sql[] =
     " UNION ALL SELECT * FROM tally_write_goals($1, $8, $126::jsonb)" /* sql/017: the goal kinds of the facts */
     " UNION ALL SELECT * FROM tally_write_challenge_facts($1, $8, $126::jsonb)"
     " UNION ALL SELECT * FROM tally_write_quiz_rounds($1, $8, $126::jsonb)" /* sql/019: same facts */
+    " UNION ALL SELECT * FROM tally_mark_batch($1, $8, $4)" /* sql/022: a batch without transfers leaves its id */
     /* Last: refuses (TL002) a batch that would commit fewer transfers than it signed. */
     " UNION ALL SELECT * FROM tally_batch_whole($1, $2, $3, $4)";
 
-const char tally__batch_lookup_sql[] = "SELECT * FROM tally_lookup_keys($1, $2)";
+/* The keys' transfers, and (idem_key NULL) the batch's mark if it left one (sql/022). */
+const char tally__batch_lookup_sql[] = "SELECT * FROM tally_lookup_batch($1, $2)";
 
 int tally__batch_init(tally__batch *b, uint32_t op_max) {
   memset(b, 0, sizeof *b);
@@ -919,6 +921,7 @@ int tally__batch_reseal(tally__batch *b, tally__state *st, struct tally__signer 
   b->maybe_committed = false;
   b->looked_up = false;
   b->statement_ok = false;
+  b->found_batch = false;
   return seal_render(b, st, signer, mono_ms, wall_ms, lease_epoch);
 }
 

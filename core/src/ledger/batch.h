@@ -74,6 +74,7 @@ typedef struct tally__batch {
   uint8_t *inserted;    /* per transfer op: inserted by the last statement */
   bool looked_up;       /* found_* hold a complete key lookup */
   bool statement_ok;    /* the last attempt of the statement itself succeeded */
+  bool found_batch;     /* the key lookup found the batch's mark (sql/022: batches without transfers) */
   char *keys_text;      /* "{k1,k2,...}" for the key lookup */
   size_t keys_cap;
   uint32_t retries;   /* serialization failures so far */

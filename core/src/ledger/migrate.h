@@ -12,8 +12,8 @@
 
 /* Advisory lock keys. PostgreSQL keeps the one-bigint and the two-int4 key
  * spaces apart (a lock in one never conflicts with the other). The bigint
- * space belongs to batch ids alone: tally_write_batch and tally_lookup_keys
- * lock pg_advisory_xact_lock(batch_id). Every other lock takes two keys, a
+ * space belongs to batch ids alone: tally_write_batch and tally_lookup_batch
+ * (tally_lookup_keys before sql/022) lock pg_advisory_xact_lock(batch_id). Every other lock takes two keys, a
  * class and a key, so no batch id can ever meet it (issue 9 #17: the batch
  * that got id 7999001 used to wait for writer 0's session lock). The item
  * row lock of sql/005 has a class of its own (1953066361). */
