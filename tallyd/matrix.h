@@ -168,10 +168,12 @@ void td_mx_rooms_free(td_mx *m);
 /* ROOM SET (TALLY_EFFECT_ROOM): room's settings from the effect's text. */
 void td_mx_rs_settings(td_mx *m, const char *room, const char *text);
 int td_mx_rs_reply(const td_mx_rs *r); /* TD_MX_REPLY_*; a room never set: ROOM */
-/* 1 when redact=on in r: *bot_level, *needed (the room's redact level),
+/* 1 when redact=on in r: *bot_level, *needed (the room's redact level, or
+ * its events["m.room.redaction"] when higher),
  * *told (the room heard already that the bot may not; marked now when so). */
 int td_mx_rs_redact(td_mx *m, td_mx_rs *r, long long *bot_level, long long *needed, int *told);
-/* fn for each joined member (not the bot) at or above r's redact level. */
+/* fn for each joined member (not the bot) at or above r's redact level
+ * (events["m.room.redaction"] when higher). */
 void td_mx_rs_each_moderator(td_mx *m, const td_mx_rs *r, void (*fn)(td_mx *m, const char *mxid, void *ud), void *ud);
 void td_mx_send_close(td_mx *m);
 void td_mx_send_free(td_mx *m);

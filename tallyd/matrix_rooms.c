@@ -12,7 +12,8 @@
  *   - the bot's m.direct account data (CS "Direct Messaging"), read when the
  *     engine is ready and written whenever the bot makes a DM.
  * Roles (docs/MATRIX.md): a member at or above the room's state_default is a
- * host (TALLY_ROLE_HOST), at or above its redact level a moderator. Spec
+ * host (TALLY_ROLE_HOST), at or above its redact level a moderator (or at
+ * events["m.room.redaction"] when that is higher: redact_level). Spec
  * defaults ("m.room.power_levels"): state_default 50, redact 50,
  * users_default 0; a room with no power_levels event (404): only its creator
  * has 100, and tally does not track the creator, so nobody there is a host.
@@ -35,8 +36,9 @@ struct td_mx_rs {
   int seeding; /* joined_members being read: presence reported after */
   int failed;  /* a fetch was refused or unanswered: asked again after TD_MX_STATE_RETRY_MS */
   uint64_t fetched_ms; /* uv_now when the fetches answered */
-  json_int_t state_default, redact, users_default;
+  json_int_t state_default, redact, users_default, events_default;
   json_t *levels; /* users: {mxid: level} of the power_levels event */
+  json_t *events; /* events: {event type: level} of the power_levels event */
   json_t *names;  /* {mxid: display name} of members (joined or not) */
   json_t *joined; /* {mxid: true} */
   /* The room's settings (ROOM SET, told by the engine: TALLY_EFFECT_ROOM). */
@@ -44,6 +46,11 @@ struct td_mx_rs {
   int set_redact;           /* remove command lines (when the bot's level allows) */
   json_int_t set_host_level; /* 0: state_default decides */
   int redact_told;      /* the room was told once that the bot may not redact */
+  /* A highlight pinned (TALLY_EFFECT_TOPIC as m.room.pinned_events). */
+  char pin_want[TD_MX_ID_BYTES_MAX + 1]; /* our event that should be pinned now, or "" */
+  char pin_put[TD_MX_ID_BYTES_MAX + 1];  /* our event in the list we last PUT, or "" */
+  int pin_busy;                          /* a GET/PUT of the pinned events is queued */
+  int pin_again;                         /* pin_want changed while busy: synced again after */
 };
 
 static void dm_add(td_mx *m, const char *peer, const char *room);
@@ -66,6 +73,7 @@ td_mx_rs *td_mx_rs_get(td_mx *m, const char *room, int create) {
   if (!r) return NULL;
   snprintf(r->id, sizeof r->id, "%s", room);
   r->levels = json_object();
+  r->events = json_object();
   r->names = json_object();
   r->joined = json_object();
   r->state_default = r->redact = 50;
@@ -88,9 +96,32 @@ static void set_levels(td_mx_rs *r, json_t *c) {
   json_level(c, "state_default", 50, &r->state_default);
   json_level(c, "redact", 50, &r->redact);
   json_level(c, "users_default", 0, &r->users_default);
-  json_t *users = json_object_get(c, "users");
+  json_level(c, "events_default", 0, &r->events_default);
+  json_t *users = json_object_get(c, "users"), *events = json_object_get(c, "events");
   json_object_clear(r->levels);
   if (json_is_object(users)) json_object_update(r->levels, users);
+  json_object_clear(r->events);
+  if (json_is_object(events)) json_object_update(r->events, events);
+}
+
+/* The level to send an event of type (CS "m.room.power_levels": `events`
+ * overrides; else state_default for a state event, events_default for
+ * the others). */
+static json_int_t send_level(const td_mx_rs *r, const char *type, int is_state) {
+  json_int_t level = 0;
+  json_level(r->events, type, is_state ? r->state_default : r->events_default, &level);
+  return level;
+}
+
+/* The level that redacts another member's event: `redact`, and the level
+ * to send an m.room.redaction at all (`events["m.room.redaction"]`, else
+ * events_default), since the homeserver's authorization rules check both
+ * (CS "m.room.power_levels", room versions' "Authorization rules"): a room
+ * that sets events["m.room.redaction"] above `redact` has no moderators
+ * below it. */
+static json_int_t redact_level(const td_mx_rs *r) {
+  json_int_t send = send_level(r, "m.room.redaction", 0);
+  return send > r->redact ? send : r->redact;
 }
 
 static void set_member(td_mx *m, td_mx_rs *r, const char *who, const char *membership, const char *name) {
@@ -164,7 +195,7 @@ uint32_t td_mx_rs_roles(const td_mx_rs *r, const char *who) {
   uint32_t roles = 0;
   /* ROOM SET host_level=N overrides state_default (0: state_default). */
   if (level >= (r->set_host_level > 0 ? r->set_host_level : r->state_default)) roles |= TALLY_ROLE_HOST;
-  if (level >= r->redact) roles |= TALLY_ROLE_MODERATOR;
+  if (level >= redact_level(r)) roles |= TALLY_ROLE_MODERATOR;
   return roles;
 }
 
@@ -200,7 +231,7 @@ int td_mx_rs_reply(const td_mx_rs *r) { return r ? r->set_reply : TD_MX_REPLY_RO
 int td_mx_rs_redact(td_mx *m, td_mx_rs *r, long long *bot_level, long long *needed, int *told) {
   if (!r || !r->set_redact) return 0;
   *bot_level = r->pl_known ? (long long)td_mx_rs_level(r, m->bot_id) : 0;
-  *needed = (long long)r->redact;
+  *needed = (long long)(r->pl_known ? redact_level(r) : r->redact);
   *told = r->redact_told;
   if (*bot_level < *needed) r->redact_told = 1;
   return 1;
@@ -448,6 +479,7 @@ void td_mx_rooms_start(td_mx *m) {
 void td_mx_rooms_free(td_mx *m) {
   for (uint32_t i = 0; i < m->rs_count; i++) {
     json_decref(m->rs[i]->levels);
+    json_decref(m->rs[i]->events);
     json_decref(m->rs[i]->names);
     json_decref(m->rs[i]->joined);
     free(m->rs[i]);

@@ -372,7 +372,8 @@ static void on_redacted(td_mx *m, const char *queue, int status, const char *bod
 /* ROOM SET redact=on: the command line is redacted (CS "Redactions": PUT
  * /_matrix/client/v3/rooms/{roomId}/redact/{eventId}/{txnId}, txnId from
  * the event, so a resubmit after a restart is the same request) when the
- * bot's power level reaches the room's redact level; else the room is told
+ * bot's power level reaches the room's redact level (or its
+ * events["m.room.redaction"], when higher: matrix_rooms.c); else the room is told
  * once why not. Not m.room.tombstone (a state event is not a line). */
 static void redact_line(td_mx *m, td_mx_rs *rs, const td_mx_cmd *c) {
   long long have = 0, need = 0;
@@ -380,10 +381,11 @@ static void redact_line(td_mx *m, td_mx_rs *rs, const td_mx_cmd *c) {
   if (c->tombstone || !td_mx_rs_redact(m, rs, &have, &need, &told)) return;
   if (have < need) {
     if (told) return;
-    char text[512], key[TD_MX_ID_BYTES_MAX + 64];
+    char text[768], key[TD_MX_ID_BYTES_MAX + 64];
     snprintf(text, sizeof text,
-             "tally cannot remove command lines here (ROOM SET redact=on): its power level (%lld) is below this "
-             "room's redact level (%lld). Give %s level %lld, or say !room set redact=off.",
+             "tally cannot remove command lines here (ROOM SET redact=on): its power level (%lld) is below the "
+             "level this room asks to redact (%lld: its redact, or events[m.room.redaction] when higher). Give %s "
+             "level %lld, or say !room set redact=off.",
              have, need, m->bot_id, need);
     snprintf(key, sizeof key, "%s %lld/%lld", c->room, have, need); /* once per room and levels, in any process */
     reply_keyed(m, c->room, "", "redact-refused", key, text, NULL);

