@@ -39,6 +39,11 @@ enum {
   TD_MX_PRESENCE_SLOT = 0xFFFFFF00u, /* the AS's slot in tallyd's presence merge (conn slots count from 1) */     /* encrypted rooms told so this process (more: told again, deduped by txnId) */
 };
 
+/* What the AS can do, as a frame adapter's HELLO would say it (tally/frames.h;
+ * logged at start): no interception (an AS only reacts), TOPIC as a pinned
+ * event (m.room.pinned_events), MODERATORS by DM. */
+enum { TD_MX_CAPS = TALLY_CAP_PIN_TOPIC | TALLY_CAP_HOLD_FOR_MODERATORS };
+
 /* A room's reply setting (ROOM SET reply=, tally.h TALLY_EFFECT_ROOM). */
 enum { TD_MX_REPLY_ROOM = 0, TD_MX_REPLY_THREAD = 1, TD_MX_REPLY_DM = 2 };
 
@@ -120,6 +125,13 @@ void td_mx_answer(td_mx *m, td_mx_req *r, unsigned status, const char *json);
  * retries (and across a replayed command). */
 void td_mx_send(td_mx *m, const char *room, const char *txn_id, const char *body, const char *html,
                 const char *reply_to);
+/* matrix_send.c: td_mx_send, and done (ud NULL) gets
+ * the homeserver's final answer ({"event_id"} on 200; -1 not queued). Not
+ * told when the message is left to the outbox for the next process. */
+typedef void (*td_mx_done_fn)(td_mx *m, const char *queue, int status, const char *body, void *ud);
+void td_mx_send_done(td_mx *m, const char *room, const char *txn_id, const char *body, const char *html,
+                     const char *reply_to, td_mx_done_fn done);
+char *td_mx_notice_json(const char *body, const char *html, const char *reply_to); /* caller frees */
 /* matrix_send.c: td_mx_send in a thread: root is the thread's root event
  * (reply_to itself when the command started none). */
 void td_mx_send_thread(td_mx *m, const char *room, const char *txn_id, const char *body, const char *html,
@@ -127,6 +139,8 @@ void td_mx_send_thread(td_mx *m, const char *room, const char *txn_id, const cha
 /* matrix_send.c: queues content (the event's JSON) as is; persist: also
  * written to the outbox (not for messages loaded from it). */
 void td_mx_send_content(td_mx *m, const char *room, const char *txn_id, const char *content, int persist);
+void td_mx_send_content_done(td_mx *m, const char *room, const char *txn_id, const char *content, int persist,
+                             td_mx_done_fn done);
 /* matrix_txn.c: outbox rows, written by the worker with the next job. */
 void td_mx_outbox_add(td_mx *m, const char *txn_id, const char *room, const char *content);
 void td_mx_outbox_settle(td_mx *m, const char *txn_id, int outcome);
@@ -137,7 +151,6 @@ void td_mx_join(td_mx *m, const char *room);
 /* matrix_send.c: another Client-Server request, in queue's FIFO (a room id,
  * or any key); done (may be NULL) gets the final status (-1 not queued, 0
  * no answer after the retries) and body. path is already URL-encoded. */
-typedef void (*td_mx_done_fn)(td_mx *m, const char *queue, int status, const char *body, void *ud);
 void td_mx_request(td_mx *m, const char *queue, const char *method, const char *path, const char *json,
                    td_mx_done_fn done, void *ud);
 void td_mx_urlenc(const char *in, char *out, size_t cap);
@@ -175,6 +188,15 @@ int td_mx_rs_redact(td_mx *m, td_mx_rs *r, long long *bot_level, long long *need
 /* fn for each joined member (not the bot) at or above r's redact level
  * (events["m.room.redaction"] when higher). */
 void td_mx_rs_each_moderator(td_mx *m, const td_mx_rs *r, void (*fn)(td_mx *m, const char *mxid, void *ud), void *ud);
+/* TALLY_EFFECT_TOPIC as a pinned event (CS "m.room.pinned_events"): 1
+ * when the bot's power level allows it in room (then the highlight is
+ * live: td_mx_rs_pin_posted pins it); 0 with why (cap) when not. */
+int td_mx_rs_pin_begin(td_mx *m, const char *room, char *why, size_t cap);
+/* td_mx_done_fn of the highlight's line: its event id is pinned, unless
+ * taken down meanwhile. */
+void td_mx_rs_pin_posted(td_mx *m, const char *room, int status, const char *body, void *ud);
+/* TOPIC "": our pinned line comes out of the room's pinned events. */
+void td_mx_rs_unpin(td_mx *m, const char *room);
 void td_mx_send_close(td_mx *m);
 void td_mx_send_free(td_mx *m);
 uint32_t td_mx_send_pending(const td_mx *m);

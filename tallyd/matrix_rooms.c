@@ -49,6 +49,8 @@ struct td_mx_rs {
   /* A highlight pinned (TALLY_EFFECT_TOPIC as m.room.pinned_events). */
   char pin_want[TD_MX_ID_BYTES_MAX + 1]; /* our event that should be pinned now, or "" */
   char pin_put[TD_MX_ID_BYTES_MAX + 1];  /* our event in the list we last PUT, or "" */
+  char pin_sent[TD_MX_ID_BYTES_MAX + 1]; /* pin_want when the PUT in flight was made */
+  int pin_live;                          /* a highlight shows (TOPIC text) and may be pinned */
   int pin_busy;                          /* a GET/PUT of the pinned events is queued */
   int pin_again;                         /* pin_want changed while busy: synced again after */
 };
@@ -244,6 +246,118 @@ void td_mx_rs_each_moderator(td_mx *m, const td_mx_rs *r, void (*fn)(td_mx *, co
   json_object_foreach(r->joined, who, v) {
     if (strcmp(who, m->bot_id) && (td_mx_rs_roles(r, who) & TALLY_ROLE_MODERATOR)) fn(m, who, ud);
   }
+}
+
+/* ---- highlights as pinned events (TALLY_EFFECT_TOPIC) ------------------------------ */
+/* CS "m.room.pinned_events" (state_key "", content {"pinned": [eventId]}):
+ * the room's pins are read and written whole, so ours is added to (and
+ * later taken out of) what the room has, never replacing others' pins.
+ * One read-then-write at a time per room (pin_busy), in the room's queue,
+ * so it is ordered after the line it pins. */
+static void pin_sync(td_mx *m, td_mx_rs *r);
+
+static void on_pins_put(td_mx *m, const char *queue, int status, const char *body, void *ud) {
+  (void)ud;
+  td_mx_rs *r = td_mx_rs_get(m, queue, 0);
+  if (!r) return;
+  r->pin_busy = 0;
+  if (status >= 200 && status < 300) {
+    snprintf(r->pin_put, sizeof r->pin_put, "%s", r->pin_sent);
+    td_log(TD_INFO, "matrix: pinned events of %s: %s%s", r->id, r->pin_put[0] ? "pinned " : "ours taken out",
+           r->pin_put);
+  } else {
+    td_log(TD_WARN, "matrix: pinned events of %s not written (HTTP %d): %.200s", r->id, status, body ? body : "");
+  }
+  if (r->pin_again) pin_sync(m, r);
+}
+
+static void on_pins_read(td_mx *m, const char *queue, int status, const char *body, void *ud) {
+  (void)ud;
+  td_mx_rs *r = td_mx_rs_get(m, queue, 0);
+  if (!r) return;
+  json_t *j = status == 200 && body ? json_loads(body, 0, NULL) : NULL;
+  if (status != 404 && !json_is_object(j)) { /* 404: the room pins nothing yet */
+    td_log(TD_WARN, "matrix: pinned events of %s not read (HTTP %d): %.200s", r->id, status, body ? body : "");
+    json_decref(j);
+    r->pin_busy = 0;
+    if (r->pin_again) pin_sync(m, r);
+    return;
+  }
+  json_t *had = json_object_get(j, "pinned"), *pinned = json_array(), *o = json_object();
+  size_t i;
+  json_t *v;
+  json_array_foreach(had, i, v) {
+    const char *id = json_string_value(v);
+    if (id && strcmp(id, r->pin_put) && strcmp(id, r->pin_want)) json_array_append(pinned, v);
+  }
+  if (r->pin_want[0]) json_array_append_new(pinned, json_string(r->pin_want));
+  json_object_set_new(o, "pinned", pinned);
+  char *json = json_dumps(o, JSON_COMPACT);
+  json_decref(o);
+  json_decref(j);
+  if (!json) {
+    r->pin_busy = 0;
+    td_log(TD_ERR, "matrix: out of memory: pinned events of %s not written", r->id);
+    return;
+  }
+  snprintf(r->pin_sent, sizeof r->pin_sent, "%s", r->pin_want);
+  char enc[3 * TD_MX_ID_BYTES_MAX + 1], path[3 * TD_MX_ID_BYTES_MAX + 128];
+  td_mx_urlenc(r->id, enc, sizeof enc);
+  snprintf(path, sizeof path, "/_matrix/client/v3/rooms/%s/state/m.room.pinned_events/", enc);
+  td_mx_request(m, r->id, "PUT", path, json, on_pins_put, NULL);
+  free(json);
+}
+
+static void pin_sync(td_mx *m, td_mx_rs *r) {
+  if (r->pin_busy) {
+    r->pin_again = 1;
+    return;
+  }
+  r->pin_again = 0;
+  if (!strcmp(r->pin_want, r->pin_put)) return;
+  r->pin_busy = 1;
+  char enc[3 * TD_MX_ID_BYTES_MAX + 1], path[3 * TD_MX_ID_BYTES_MAX + 128];
+  td_mx_urlenc(r->id, enc, sizeof enc);
+  snprintf(path, sizeof path, "/_matrix/client/v3/rooms/%s/state/m.room.pinned_events/", enc);
+  td_mx_request(m, r->id, "GET", path, NULL, on_pins_read, NULL);
+}
+
+int td_mx_rs_pin_begin(td_mx *m, const char *room, char *why, size_t cap) {
+  td_mx_rs *r = td_mx_rs_get(m, room, 0);
+  if (!r || !r->pl_known) {
+    snprintf(why, cap, "the room's power levels are not known");
+    return 0;
+  }
+  json_int_t have = td_mx_rs_level(r, m->bot_id), need = send_level(r, "m.room.pinned_events", 1);
+  if (have < need) {
+    snprintf(why, cap, "the bot's power level (%lld) is below the room's level for m.room.pinned_events (%lld: "
+                       "events[m.room.pinned_events], else state_default)", (long long)have, (long long)need);
+    return 0;
+  }
+  r->pin_live = 1;
+  return 1;
+}
+
+void td_mx_rs_pin_posted(td_mx *m, const char *room, int status, const char *body, void *ud) {
+  (void)ud;
+  td_mx_rs *r = td_mx_rs_get(m, room, 0);
+  json_t *j = status >= 200 && status < 300 && body ? json_loads(body, 0, NULL) : NULL;
+  const char *id = json_string_value(json_object_get(j, "event_id"));
+  if (r && r->pin_live && id && strlen(id) <= TD_MX_ID_BYTES_MAX) {
+    snprintf(r->pin_want, sizeof r->pin_want, "%s", id);
+    pin_sync(m, r);
+  } else if (r && r->pin_live) {
+    td_log(TD_WARN, "matrix: the highlight in %s is not pinned: its line was not posted (HTTP %d)", room, status);
+  }
+  json_decref(j);
+}
+
+void td_mx_rs_unpin(td_mx *m, const char *room) {
+  td_mx_rs *r = td_mx_rs_get(m, room, 0);
+  if (!r) return;
+  r->pin_live = 0;
+  r->pin_want[0] = 0;
+  pin_sync(m, r); /* nothing of ours pinned: nothing to take down */
 }
 
 /* Someone's name where no display name is known: the MXID's localpart with

@@ -128,20 +128,33 @@ static void urlenc(const char *in, char *out, size_t cap) {
   out[o] = 0;
 }
 
-void td_mx_send(td_mx *m, const char *room, const char *txn_id, const char *body, const char *html,
-                const char *reply_to) {
+/* An m.notice's content (CS "m.room.message", "Rich replies"): body,
+ * formatted_body, and m.in_reply_to when reply_to is set. NULL: no memory. */
+char *td_mx_notice_json(const char *body, const char *html, const char *reply_to) {
   json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "msgtype", "m.notice", "body", body, "format",
                         "org.matrix.custom.html", "formatted_body", html);
   if (o && reply_to && reply_to[0])
     json_object_set_new(o, "m.relates_to", json_pack("{s:{s:s}}", "m.in_reply_to", "event_id", reply_to));
   char *json = o ? json_dumps(o, JSON_COMPACT) : NULL;
   json_decref(o);
+  return json;
+}
+
+void td_mx_send(td_mx *m, const char *room, const char *txn_id, const char *body, const char *html,
+                const char *reply_to) {
+  td_mx_send_done(m, room, txn_id, body, html, reply_to, NULL);
+}
+
+void td_mx_send_done(td_mx *m, const char *room, const char *txn_id, const char *body, const char *html,
+                     const char *reply_to, td_mx_done_fn done) {
+  char *json = td_mx_notice_json(body, html, reply_to);
   if (!json) {
     m->dropped++;
     td_log(TD_ERR, "matrix: out of memory: message %s dropped", txn_id);
+    if (done) done(m, room, -1, NULL, NULL);
     return;
   }
-  td_mx_send_content(m, room, txn_id, json, 1);
+  td_mx_send_content_done(m, room, txn_id, json, 1, done);
   free(json);
 }
 
@@ -168,7 +181,12 @@ void td_mx_send_thread(td_mx *m, const char *room, const char *txn_id, const cha
 }
 
 void td_mx_send_content(td_mx *m, const char *room, const char *txn_id, const char *json, int persist) {
-  if (m->closing) { /* stopping: the next process posts it */
+  td_mx_send_content_done(m, room, txn_id, json, persist, NULL);
+}
+
+void td_mx_send_content_done(td_mx *m, const char *room, const char *txn_id, const char *json, int persist,
+                             td_mx_done_fn done) {
+  if (m->closing) { /* stopping: the next process posts it (done is not told: nothing follows it) */
     if (persist) td_mx_outbox_add(m, txn_id, room, json);
     td_log(TD_INFO, "matrix: message %s for %s kept in the outbox for the next start", txn_id, room);
     return;
@@ -178,6 +196,7 @@ void td_mx_send_content(td_mx *m, const char *room, const char *txn_id, const ch
     m->dropped++;
     td_log(TD_WARN, "matrix: message %s for %s dropped: %s", txn_id, room,
            r ? "TD_MX_OUT_MAX messages queued" : "TD_MX_ROOMS_MAX rooms");
+    if (done) done(m, room, -1, NULL, NULL);
     return;
   }
   char room_enc[3 * TD_MX_ID_BYTES_MAX + 1], txn_enc[3 * 64 + 1];
@@ -191,6 +210,7 @@ void td_mx_send_content(td_mx *m, const char *room, const char *txn_id, const ch
     free(out);
     m->dropped++;
     td_log(TD_ERR, "matrix: out of memory: message %s dropped", txn_id);
+    if (done) done(m, room, -1, NULL, NULL);
     return;
   }
   int n = snprintf(out->request, cap,
@@ -200,6 +220,7 @@ void td_mx_send_content(td_mx *m, const char *room, const char *txn_id, const ch
                    room_enc, txn_enc, m->hs_host, m->hs_port, m->as_token, strlen(json), json);
   out->len = (size_t)n;
   out->outboxed = 1;
+  out->done = done;
   snprintf(out->txn, sizeof out->txn, "%s", txn_id);
   if (persist) td_mx_outbox_add(m, txn_id, room, json);
   queue_out(m, r, out);
@@ -342,8 +363,9 @@ static void settle(td_mx_room *r, int status, const char *body) {
   }
   /* A request with its own answer handler (state, account data: a 404 is
    * an answer there) is that handler's to judge and log. */
-  if (!o->done) m->dropped++;
-  td_log(o->done ? TD_DEBUG : TD_WARN, "matrix: %s to %s dropped after %u attempts (HTTP %d): %.200s", o->txn, r->id,
+  int judged = o->done && !o->outboxed; /* a message is ours to count and warn of, with a handler or not */
+  if (!judged) m->dropped++;
+  td_log(judged ? TD_DEBUG : TD_WARN, "matrix: %s to %s dropped after %u attempts (HTTP %d): %.200s", o->txn, r->id,
          o->attempts, status, body ? body : "");
   if (o->outboxed) td_mx_outbox_settle(m, o->txn, 2);
   if (o->done) o->done(m, r->id, status, body, o->ud);

@@ -1071,6 +1071,26 @@ void td_mx_effect(td_daemon *d, const tally_effect *e) {
   }
   const char *hint = hint_phrase(m, e, NULL, hb, sizeof hb);
   render(m, e->channel, e, hint, plain, sizeof plain, html, sizeof html);
+  if (e->kind == TALLY_EFFECT_TOPIC && e->channel && e->channel[0]) {
+    /* A paid highlight shown as a topic (highlight_topic=1; TD_MX_CAPS has
+     * TALLY_CAP_PIN_TOPIC): Matrix pins it instead of replacing the room's
+     * topic. The line is posted, then its event id is added to the room's
+     * m.room.pinned_events (matrix_rooms.c) when the bot's power level
+     * allows that state event; else it is posted plainly and the log says
+     * why. TOPIC "": our pin comes out, the room's own pins stay. */
+    if (!e->text || !e->text[0]) {
+      td_mx_rs_unpin(m, e->channel);
+      return;
+    }
+    names_for_room(m, e->channel, plain, sizeof plain, 0);
+    names_for_room(m, e->channel, html, sizeof html, 1);
+    char txn[48], why[256];
+    snprintf(txn, sizeof txn, "tlp%s.%llu", m->boot, (unsigned long long)++m->anon_seq);
+    int pin = td_mx_rs_pin_begin(m, e->channel, why, sizeof why);
+    if (!pin) td_log(TD_INFO, "matrix: a highlight in %s posted plainly, not pinned: %s", e->channel, why);
+    td_mx_send_done(m, e->channel, txn, plain, html, NULL, pin ? td_mx_rs_pin_posted : NULL);
+    return;
+  }
   if (e->kind == TALLY_EFFECT_ANNOUNCE && e->channel && e->channel[0]) {
     names_for_room(m, e->channel, plain, sizeof plain, 0);
     names_for_room(m, e->channel, html, sizeof html, 1);
@@ -1086,7 +1106,6 @@ void td_mx_effect(td_daemon *d, const tally_effect *e) {
     td_presence_replay(d->presence, d->cfg.matrix_network, e->channel ? e->channel : "", td_presence_submit, d);
     return;
   }
-  /* TOPIC (m.room.topic: later). */
   td_log(TD_DEBUG, "matrix: effect kind %u for %s not rendered on Matrix yet", e->kind, e->channel ? e->channel : "");
 }
 
@@ -1166,8 +1185,8 @@ int td_mx_start(td_daemon *d, char *err, size_t err_len) {
   m->dm_making = json_object();
   if ((rc = td_mx_send_init(m, err, err_len)) != TALLY_OK) return rc;
   if ((rc = td_mx_http_start(m, err, err_len)) != TALLY_OK) return rc;
-  td_log(TD_INFO, "matrix: bot %s, network \"%s\", homeserver %s", m->bot_id, cfg->matrix_network,
-         cfg->matrix_homeserver);
+  td_log(TD_INFO, "matrix: bot %s, network \"%s\", homeserver %s, caps %u (cannot intercept; pins highlights; "
+                  "moderators by DM)", m->bot_id, cfg->matrix_network, cfg->matrix_homeserver, (unsigned)TD_MX_CAPS);
   return TALLY_OK;
 }
 

@@ -29,7 +29,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ircclient as ic  # noqa: E402  (Tap, TestDb, tally_cli)
-from matrix_double import HomeserverDouble, message, state  # noqa: E402
+from matrix_double import HomeserverDouble, message, state as state_event  # noqa: E402
 from tallyd_env import TallydEnv, free_port  # noqa: E402
 import matrix_env  # noqa: E402
 
@@ -83,7 +83,7 @@ def scenario(tap, hs, db, td):
         # The room lowers the override (a power_levels event in a transaction).
         low = dict(pl, events={"m.room.redaction": 0})
         hs.set_room(RED, people, low)
-        st, js, _ = hs.push([state(RED, HOST, "m.room.power_levels", "", low)])
+        st, js, _ = hs.push([state_event(RED, HOST, "m.room.power_levels", "", low)])
         tap.check("a power_levels event lowering the override: 200", st == 200, (st, js))
         text = ask(MOD, "!hide 999999", r".", RED)
         tap.check("then level 20 (redact) is a moderator again", "permission" not in text, text)
@@ -94,6 +94,78 @@ def scenario(tap, hs, db, td):
         ask(HOST, "!room set redact=off", r"^Room settings saved", RED)
         return True
     tap.run("events[m.room.redaction] decides moderators and the bot's redactions", redaction_override)
+
+    state = {}
+
+    def buy_highlight(buyer, room, words):
+        deadline = time.monotonic() + 30
+        while "balance 0.00 " in ask(buyer, "!wallet", r"^Wallet ", room):  # the welcome grant commits
+            if time.monotonic() > deadline:
+                raise AssertionError("no welcome grant for %s" % buyer)
+            time.sleep(0.2)
+        if not state.get("first"):  # a first purchase is a BUY with its CONFIRM (the consent)
+            sku = "pn%x" % (os.getpid() & 0xFFF)
+            ask(HOST, "!item add %s 1 Pin mug" % sku, r"added", room)
+            text = ask(buyer, "!buy " + sku, r"!confirm|Bought", room)
+            m = re.search(r"!confirm (\S+)", text)
+            if m:
+                ask(buyer, "!confirm " + m.group(1), r"Bought", room)
+            state["first"] = True
+        text = ask(buyer, "!highlight gold " + words, r"!confirm|Bought", room)
+        m = re.search(r"!confirm (\S+)", text)
+        if m:
+            text = ask(buyer, "!confirm " + m.group(1), r"Bought", room)
+        return text
+
+    def pinned(room):
+        with hs.lock:
+            return [p for p in hs.state_puts if p[0] == room and p[1] == "m.room.pinned_events"]
+
+    def pins():
+        pl = {"state_default": 50, "redact": 20, "users_default": 0, "events": {"m.room.pinned_events": 50},
+              "users": {HOST: 50, MOD: 20, BOT: 50}}
+        hs.set_room(PIN, people, pl)
+        with hs.lock:
+            hs.rooms[PIN]["state"][("m.room.pinned_events", "")] = {"pinned": ["$theirs"]}
+        for who in (HOST, SENIOR):
+            ask(ROOT, "!tally role %s creator" % who, r"is now a creator", PIN)
+        mark = hs.mark()
+        say(HOST, "!event start 30 Pin show", PIN)
+        in_room(PIN, r'^Live event "Pin show" starts now', mark)
+        ask(HOST, "!event tier gold 1 60", r"^Highlight tier priced", PIN)
+        text = buy_highlight(FAN, PIN, "Hello pins")
+        tap.check("a highlight bought in the room", "receipt" in text, text)
+        line = in_room(PIN, r"^HIGHLIGHT from Fan: Hello pins$", mark)
+        puts = hs.wait_for(lambda: pinned(PIN), timeout=10)
+        tap.check("its line's event id is added to m.room.pinned_events (PUT .../state/m.room.pinned_events/)",
+                  puts[0][2] == "" and puts[0][4] == 200 and puts[0][3] == {"pinned": ["$theirs", line["event_id"]]},
+                  puts)
+        with hs.lock:
+            kept = hs.rooms[PIN]["state"][("m.room.pinned_events", "")]
+        tap.check("the room's own pin is kept", kept["pinned"][0] == "$theirs", kept)
+        ask(MOD, "!highlight remove", r".", PIN)
+        puts = hs.wait_for(lambda: (lambda p: p if len(p) >= 2 else None)(pinned(PIN)), timeout=10)
+        tap.check("HIGHLIGHT REMOVE takes ours out, the room's own pin stays",
+                  puts[1][3] == {"pinned": ["$theirs"]} and puts[1][4] == 200, puts)
+        say(HOST, "!event stop", PIN)
+        # A room where the bot may not send m.room.pinned_events (50 < 75).
+        hs.set_room(NOPIN, people, dict(pl, events={"m.room.pinned_events": 75}, users={SENIOR: 50, BOT: 50}))
+        mark = hs.mark()
+        say(SENIOR, "!event start 30 Plain show", NOPIN)
+        in_room(NOPIN, r'^Live event "Plain show" starts now', mark)
+        ask(SENIOR, "!event tier gold 1 60", r"^Highlight tier priced", NOPIN)
+        buy_highlight(FAN, NOPIN, "Hello plain")
+        line = in_room(NOPIN, r"^HIGHLIGHT from Fan: Hello plain$", mark)
+        tap.check("where the bot's level is below events[m.room.pinned_events]: the line is posted plainly",
+                  line["content"].get("msgtype") == "m.notice", line)
+        time.sleep(0.5)
+        tap.check("and no state PUT there", not pinned(NOPIN), pinned(NOPIN))
+        log = td.log()
+        tap.check("tallyd's log says why", re.search(r"highlight in %s posted plainly, not pinned: .*\(50\).*\(75"
+                                                       % re.escape(NOPIN), log), log[-1500:])
+        say(SENIOR, "!event stop", NOPIN)
+        return True
+    tap.run("highlights pinned with m.room.pinned_events where the bot's level allows", pins)
 
 
 def main():
