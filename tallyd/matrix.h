@@ -93,6 +93,7 @@ struct td_mx {
   /* lines for someone's DM while it is being made (matrix_txn.c), in order */
   void *dm_wait;
   uint32_t dm_wait_count;
+  int direct_read; /* the bot's m.direct was answered (or given up): DMs are made from then on */
 };
 
 /* Config (config.c keys matrix_*): copied into td_config's tail. */
@@ -174,6 +175,10 @@ const char *td_mx_dm_of(td_mx *m, const char *peer);
 /* createRoom for a DM with peer; td_mx_dm_made(peer, room or NULL) follows. */
 void td_mx_dm_create(td_mx *m, const char *peer);
 void td_mx_dm_made(td_mx *m, const char *peer, const char *room); /* matrix_txn.c */
+/* matrix_txn.c: the outbox's line for peer's DM not made yet (room_id =
+ * the peer's MXID); and the bot's m.direct has been read. */
+void td_mx_dm_loaded(td_mx *m, const char *peer, const char *txn, const char *content);
+void td_mx_dm_direct_read(td_mx *m);
 void td_mx_rooms_start(td_mx *m);
 /* A join's answer (td_mx_done_fn): state read before it is read again. */
 void td_mx_rs_joined(td_mx *m, const char *queue, int status, const char *body, void *ud);

@@ -580,6 +580,7 @@ static void on_direct(td_mx *m, const char *queue, int status, const char *body,
     td_log(TD_INFO, "matrix: the bot's m.direct: HTTP %d (DMs are made again when needed)", status);
   }
   json_decref(j);
+  td_mx_dm_direct_read(m); /* lines that waited for it (the outbox's, for DMs not made yet) */
 }
 
 void td_mx_rooms_start(td_mx *m) {

@@ -79,7 +79,9 @@ Two halves:
     replacement_room) is a state event the homeserver pushes like any other
     (state(...)).
   Faults are scripted with fail_next(status, body): the next sends are
-  answered so (429 with retry_after_ms, 502), before any event is made.
+  answered so (429 with retry_after_ms, 502), before any event is made;
+  create_fail = status answers every createRoom so (a homeserver in
+  trouble: CS "API Standards", a 5xx is retried) until set back to 0.
 """
 
 import http.client
@@ -158,6 +160,8 @@ class HomeserverDouble:
         self.redact_txns = {}     # (token, txnId) -> the redaction's event_id
         self.state_puts = []      # (room, type, key, content, status) of each state PUT (CS "PUT .../state/...")
         self.room_seq = 0
+        self.create_fail = 0      # createRoom answered with this status while set (0: served)
+        self.create_attempts = 0  # createRoom requests, served or failed
         self.demo_room = None     # the demo's room (serve)
         self.as_url = None
         double = self
@@ -291,6 +295,10 @@ class HomeserverDouble:
                     except ValueError:
                         return self._reply(400, {"errcode": "M_NOT_JSON", "error": "not JSON"})
                     with double.lock:
+                        double.create_attempts += 1
+                        double.lock.notify_all()
+                        if double.create_fail:
+                            return self._reply(double.create_fail, {"errcode": "M_UNKNOWN", "error": "scripted fault"})
                         double.room_seq += 1
                         room = "!dm%d.%d:%s" % (os.getpid(), double.room_seq, double.server_name)
                         state = {(e.get("type"), e.get("state_key", "")): e.get("content")

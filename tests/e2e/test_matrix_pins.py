@@ -34,7 +34,7 @@ from tallyd_env import TallydEnv, free_port  # noqa: E402
 import matrix_env  # noqa: E402
 
 SERVER = "test.local"
-RED, PIN, NOPIN = ("!%s:%s" % (n, SERVER) for n in ("red", "pin", "nopin"))
+RED, PIN, NOPIN, DMQ = ("!%s:%s" % (n, SERVER) for n in ("red", "pin", "nopin", "dmq"))
 ROOT, HOST, MOD, SENIOR, FAN = ("@%s:%s" % (n, SERVER) for n in ("root", "host", "mod", "senior", "fan"))
 BOT = "@tally:" + SERVER
 
@@ -167,6 +167,45 @@ def scenario(tap, hs, db, td):
         return True
     tap.run("highlights pinned with m.room.pinned_events where the bot's level allows", pins)
 
+    def dm_lines_durable():
+        hs.set_room(DMQ, people, {"state_default": 50, "redact": 20, "users_default": 0,
+                                  "users": {HOST: 50, MOD: 20, BOT: 50}})
+        ask(FAN, "!wallet", r"^Wallet ", DMQ)  # the room's members and levels are read
+        with hs.lock:
+            had = [c for c in hs.created if set(c.get("invite") or []) & {HOST, MOD}]
+        tap.check("neither moderator has a DM yet", not had, had)
+        hs.create_fail = 502
+        mark = hs.mark()
+        ask(FAN, "!tip %s 1 quiet words" % HOST, r"Tipped 1\.00 credits", DMQ)
+        hs.wait_for(lambda: hs.create_attempts >= 2, timeout=10)  # both DMs asked for, refused
+        tap.check("tallyd stops while the DMs cannot be made", td.stop() == 0, td.log()[-1500:])
+        rows = db.query("SELECT room_id FROM matrix_outbox o WHERE NOT EXISTS"
+                        " (SELECT 1 FROM matrix_settled s WHERE s.txn_id = o.txn_id) ORDER BY id")
+        tap.check("the two moderators' lines wait in the outbox under their MXIDs",
+                  sorted(r[0] for r in rows) == sorted([HOST, MOD]), rows)
+        hs.create_fail = 0
+        td.start()
+        dms = hs.wait_for(lambda: (lambda d: d if len(d) == 2 else None)(
+            {c["invite"][0]: c["room_id"] for c in hs.created if c.get("invite") in ([HOST], [MOD])}), timeout=30)
+        for who in (MOD, HOST):
+            line = in_room(dms[who], r"says: quiet words", mark, timeout=20)
+            with hs.lock:
+                mine = [e for r, e in hs.events[mark:] if r == dms[who]]
+            tap.check("after the restart %s's DM is made and gets the line, after the DM's first line" % who,
+                      mine and "direct message" in mine[0]["content"]["body"] and line in mine, [e["content"]["body"][:40] for e in mine])
+        time.sleep(1)
+        with hs.lock:
+            lines = [e for r, e in hs.events[mark:] if "says: quiet words" in e["content"].get("body", "")]
+            made = [c for c in hs.created if set(c.get("invite") or []) & {HOST, MOD}]
+            public = [e for r, e in hs.events[mark:] if r == DMQ and "quiet words" in e["content"].get("body", "")]
+        tap.check("each line once, one DM each, none in the room", len(lines) == 2 and len(made) == 2 and not public,
+                  (len(lines), made, public))
+        rows = db.query("SELECT count(*) FROM matrix_outbox o WHERE room_id LIKE '@%' AND NOT EXISTS"
+                        " (SELECT 1 FROM matrix_settled s WHERE s.txn_id = o.txn_id AND s.outcome = 1)")
+        tap.check("and settled in the outbox as posted", rows == [["0"]], rows)
+        return True
+    tap.run("lines for DMs being made wait for them, in the outbox across a restart", dm_lines_durable)
+
 
 def main():
     tap = ic.Tap()
@@ -181,7 +220,8 @@ def main():
             hs = HomeserverDouble(as_token, hs_token, SERVER)
             hs.as_url = "http://127.0.0.1:%d" % port
             try:
-                keys = matrix_env.as_keys(port, reg, hs.url, SERVER, matrix_admins=ROOT, highlight_topic="1")
+                keys = matrix_env.as_keys(port, reg, hs.url, SERVER, matrix_admins=ROOT, highlight_topic="1",
+                                          tip_message_hold="30")
                 with TallydEnv(db.dsn, {"irc": "irc-secret-0123456789"}, extra=keys) as td:
                     with matrix_env.log_on_failure(td):
                         scenario(tap, hs, db, td)
