@@ -384,7 +384,7 @@ static void redact_line(td_mx *m, td_mx_rs *rs, const td_mx_cmd *c) {
     char text[768], key[TD_MX_ID_BYTES_MAX + 64];
     snprintf(text, sizeof text,
              "tally cannot remove command lines here (ROOM SET redact=on): its power level (%lld) is below the "
-             "level this room asks to redact (%lld: its redact, or events[m.room.redaction] when higher). Give %s "
+             "level this room asks to redact (%lld): its redact, or events[m.room.redaction] when higher. Give %s "
              "level %lld, or say !room set redact=off.",
              have, need, m->bot_id, need);
     snprintf(key, sizeof key, "%s %lld/%lld", c->room, have, need); /* once per room and levels, in any process */
