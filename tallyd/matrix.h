@@ -24,6 +24,8 @@ enum {
   TD_MX_ROOMS_MAX = 4096,          /* rooms with an outgoing queue */
   TD_MX_SENDS_INFLIGHT_MAX = 32,   /* HTTP requests to the homeserver at once (one per room) */
   TD_MX_SEND_TIMEOUT_MS = 15000,   /* one request to the homeserver */
+  TD_MX_IDLE_MS = 30000,           /* a kept connection with no request closes after this */
+  TD_MX_IDLE_CONNS_MAX = 64,       /* kept connections without a request (all rooms); more: closed */
   TD_MX_BACKOFF_MIN_MS = 200,      /* first retry after a 5xx or a lost connection */
   TD_MX_BACKOFF_MAX_MS = 30000,    /* backoff doubles up to this */
   TD_MX_ATTEMPTS_MAX = 12,         /* then the message is dropped (logged): bounded */

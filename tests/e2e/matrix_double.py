@@ -78,6 +78,9 @@ Two halves:
   - CS "Room Upgrades": m.room.tombstone (state_key "", content body,
     replacement_room) is a state event the homeserver pushes like any other
     (state(...)).
+  Connections: HTTP/1.1 persistent (RFC 9112 9.3), counted in
+  `connections`; drop_idle closes each after its answer without a
+  Connection: close header, as a server's idle timeout can.
   Faults are scripted with fail_next(status, body): the next sends are
   answered so (429 with retry_after_ms, 502), before any event is made;
   create_fail = status answers every createRoom so (a homeserver in
@@ -162,6 +165,8 @@ class HomeserverDouble:
         self.room_seq = 0
         self.create_fail = 0      # createRoom answered with this status while set (0: served)
         self.create_attempts = 0  # createRoom requests, served or failed
+        self.connections = 0      # TCP connections the AS opened to the client API
+        self.drop_idle = False    # close each connection after its answer, unannounced (a server's idle timeout)
         self.demo_room = None     # the demo's room (serve)
         self.as_url = None
         double = self
@@ -172,6 +177,13 @@ class HomeserverDouble:
             def log_message(self, *a):
                 pass
 
+            def setup(self):
+                # HTTP/1.1 persistent connections (RFC 9112 9.3): one
+                # handler per connection, many requests on it.
+                super().setup()
+                with double.lock:
+                    double.connections += 1
+
             def _reply(self, status, obj):
                 data = json.dumps(obj).encode()
                 self.send_response(status)
@@ -179,6 +191,8 @@ class HomeserverDouble:
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
+                if double.drop_idle:
+                    self.close_connection = True
 
             def _body(self):
                 n = int(self.headers.get("Content-Length") or 0)

@@ -19,6 +19,8 @@ from the spec):
 3. Lines for a DM being made are queued until the DM exists, in order, and
    kept in the outbox: a tallyd stopped while the DM's createRoom cannot be
    answered delivers them after its restart, once.
+4. Keep-alive: a room's answers share one connection to the homeserver; one
+   the homeserver closes after each answer costs a new connection, no answer.
 Then `tally check`. Own database e2e_matrix_pins_<pid>.
 """
 
@@ -205,6 +207,28 @@ def scenario(tap, hs, db, td):
         tap.check("and settled in the outbox as posted", rows == [["0"]], rows)
         return True
     tap.run("lines for DMs being made wait for them, in the outbox across a restart", dm_lines_durable)
+
+    def keep_alive():
+        ask(FAN, "!wallet", r"^Wallet ", RED)
+        with hs.lock:
+            before = hs.connections
+        for _ in range(20):
+            ask(FAN, "!wallet", r"^Wallet ", RED)
+        with hs.lock:
+            used = hs.connections - before
+        tap.check("20 answers in one room go over the room's kept connection (%d opened)" % used, used <= 2, used)
+        hs.drop_idle = True
+        try:
+            for _ in range(5):
+                ask(FAN, "!wallet", r"^Wallet ", RED, timeout=10)
+            with hs.lock:
+                used = hs.connections - before
+            tap.check("a homeserver that closes kept connections: each answer still arrives, on a new one",
+                      used >= 4, used)  # the first went on the connection kept from before
+        finally:
+            hs.drop_idle = False
+        return True
+    tap.run("keep-alive to the homeserver: a connection per room queue", keep_alive)
 
 
 def main():
