@@ -80,7 +80,8 @@ Two halves:
     (state(...)).
   Connections: HTTP/1.1 persistent (RFC 9112 9.3), counted in
   `connections`; drop_idle closes each after its answer without a
-  Connection: close header, as a server's idle timeout can.
+  Connection: close header, as a server's idle timeout can; chunked answers
+  with Transfer-Encoding: chunked (two chunks and the last), as a server may.
   Faults are scripted with fail_next(status, body): the next sends are
   answered so (429 with retry_after_ms, 502), before any event is made;
   create_fail = status answers every createRoom so (a homeserver in
@@ -167,6 +168,7 @@ class HomeserverDouble:
         self.create_attempts = 0  # createRoom requests, served or failed
         self.connections = 0      # TCP connections the AS opened to the client API
         self.drop_idle = False    # close each connection after its answer, unannounced (a server's idle timeout)
+        self.chunked = False      # answers with Transfer-Encoding: chunked instead of Content-Length
         self.demo_room = None     # the demo's room (serve)
         self.as_url = None
         double = self
@@ -188,6 +190,15 @@ class HomeserverDouble:
                 data = json.dumps(obj).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
+                if double.chunked:  # RFC 9112 7.1: the body in chunks, then a 0-size one
+                    self.send_header("Transfer-Encoding", "chunked")
+                    self.end_headers()
+                    half = len(data) // 2
+                    for piece in (data[:half], data[half:]):
+                        if piece:
+                            self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                    self.wfile.write(b"0\r\n\r\n")
+                    return
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)

@@ -227,6 +227,18 @@ def scenario(tap, hs, db, td):
                       used >= 4, used)  # the first went on the connection kept from before
         finally:
             hs.drop_idle = False
+        hs.chunked = True
+        try:
+            with hs.lock:
+                before = hs.connections
+            evs = [ask(FAN, "!wallet", r"^Wallet ", RED, timeout=10) for _ in range(5)]
+            with hs.lock:
+                used = hs.connections - before
+            # The event ids the AS read from chunked answers: a pin needs one.
+            tap.check("chunked answers are read, the connection kept across them (%d opened)" % used,
+                      len(evs) == 5 and used <= 1, used)
+        finally:
+            hs.chunked = False
         return True
     tap.run("keep-alive to the homeserver: a connection per room queue", keep_alive)
 
