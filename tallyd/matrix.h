@@ -24,6 +24,8 @@ enum {
   TD_MX_ROOMS_MAX = 4096,          /* rooms with an outgoing queue */
   TD_MX_SENDS_INFLIGHT_MAX = 32,   /* HTTP requests to the homeserver at once (one per room) */
   TD_MX_SEND_TIMEOUT_MS = 15000,   /* one request to the homeserver */
+  TD_MX_IDLE_MS = 30000,           /* a kept connection with no request closes after this */
+  TD_MX_IDLE_CONNS_MAX = 64,       /* kept connections without a request (all rooms); more: closed */
   TD_MX_BACKOFF_MIN_MS = 200,      /* first retry after a 5xx or a lost connection */
   TD_MX_BACKOFF_MAX_MS = 30000,    /* backoff doubles up to this */
   TD_MX_ATTEMPTS_MAX = 12,         /* then the message is dropped (logged): bounded */
@@ -38,6 +40,11 @@ enum {
   TD_MX_DM_WAIT_MAX = 4096,        /* lines waiting for a DM being made (all peers); more: dropped, logged */
   TD_MX_PRESENCE_SLOT = 0xFFFFFF00u, /* the AS's slot in tallyd's presence merge (conn slots count from 1) */     /* encrypted rooms told so this process (more: told again, deduped by txnId) */
 };
+
+/* What the AS can do, as a frame adapter's HELLO would say it (tally/frames.h;
+ * logged at start): no interception (an AS only reacts), TOPIC as a pinned
+ * event (m.room.pinned_events), MODERATORS by DM. */
+enum { TD_MX_CAPS = TALLY_CAP_PIN_TOPIC | TALLY_CAP_HOLD_FOR_MODERATORS };
 
 /* A room's reply setting (ROOM SET reply=, tally.h TALLY_EFFECT_ROOM). */
 enum { TD_MX_REPLY_ROOM = 0, TD_MX_REPLY_THREAD = 1, TD_MX_REPLY_DM = 2 };
@@ -88,6 +95,7 @@ struct td_mx {
   /* lines for someone's DM while it is being made (matrix_txn.c), in order */
   void *dm_wait;
   uint32_t dm_wait_count;
+  int direct_read; /* the bot's m.direct was answered (or given up): DMs are made from then on */
 };
 
 /* Config (config.c keys matrix_*): copied into td_config's tail. */
@@ -120,6 +128,13 @@ void td_mx_answer(td_mx *m, td_mx_req *r, unsigned status, const char *json);
  * retries (and across a replayed command). */
 void td_mx_send(td_mx *m, const char *room, const char *txn_id, const char *body, const char *html,
                 const char *reply_to);
+/* matrix_send.c: td_mx_send, and done (ud NULL) gets
+ * the homeserver's final answer ({"event_id"} on 200; -1 not queued). Not
+ * told when the message is left to the outbox for the next process. */
+typedef void (*td_mx_done_fn)(td_mx *m, const char *queue, int status, const char *body, void *ud);
+void td_mx_send_done(td_mx *m, const char *room, const char *txn_id, const char *body, const char *html,
+                     const char *reply_to, td_mx_done_fn done);
+char *td_mx_notice_json(const char *body, const char *html, const char *reply_to); /* caller frees */
 /* matrix_send.c: td_mx_send in a thread: root is the thread's root event
  * (reply_to itself when the command started none). */
 void td_mx_send_thread(td_mx *m, const char *room, const char *txn_id, const char *body, const char *html,
@@ -127,6 +142,8 @@ void td_mx_send_thread(td_mx *m, const char *room, const char *txn_id, const cha
 /* matrix_send.c: queues content (the event's JSON) as is; persist: also
  * written to the outbox (not for messages loaded from it). */
 void td_mx_send_content(td_mx *m, const char *room, const char *txn_id, const char *content, int persist);
+void td_mx_send_content_done(td_mx *m, const char *room, const char *txn_id, const char *content, int persist,
+                             td_mx_done_fn done);
 /* matrix_txn.c: outbox rows, written by the worker with the next job. */
 void td_mx_outbox_add(td_mx *m, const char *txn_id, const char *room, const char *content);
 void td_mx_outbox_settle(td_mx *m, const char *txn_id, int outcome);
@@ -137,7 +154,6 @@ void td_mx_join(td_mx *m, const char *room);
 /* matrix_send.c: another Client-Server request, in queue's FIFO (a room id,
  * or any key); done (may be NULL) gets the final status (-1 not queued, 0
  * no answer after the retries) and body. path is already URL-encoded. */
-typedef void (*td_mx_done_fn)(td_mx *m, const char *queue, int status, const char *body, void *ud);
 void td_mx_request(td_mx *m, const char *queue, const char *method, const char *path, const char *json,
                    td_mx_done_fn done, void *ud);
 void td_mx_urlenc(const char *in, char *out, size_t cap);
@@ -161,6 +177,10 @@ const char *td_mx_dm_of(td_mx *m, const char *peer);
 /* createRoom for a DM with peer; td_mx_dm_made(peer, room or NULL) follows. */
 void td_mx_dm_create(td_mx *m, const char *peer);
 void td_mx_dm_made(td_mx *m, const char *peer, const char *room); /* matrix_txn.c */
+/* matrix_txn.c: the outbox's line for peer's DM not made yet (room_id =
+ * the peer's MXID); and the bot's m.direct has been read. */
+void td_mx_dm_loaded(td_mx *m, const char *peer, const char *txn, const char *content);
+void td_mx_dm_direct_read(td_mx *m);
 void td_mx_rooms_start(td_mx *m);
 /* A join's answer (td_mx_done_fn): state read before it is read again. */
 void td_mx_rs_joined(td_mx *m, const char *queue, int status, const char *body, void *ud);
@@ -168,11 +188,22 @@ void td_mx_rooms_free(td_mx *m);
 /* ROOM SET (TALLY_EFFECT_ROOM): room's settings from the effect's text. */
 void td_mx_rs_settings(td_mx *m, const char *room, const char *text);
 int td_mx_rs_reply(const td_mx_rs *r); /* TD_MX_REPLY_*; a room never set: ROOM */
-/* 1 when redact=on in r: *bot_level, *needed (the room's redact level),
+/* 1 when redact=on in r: *bot_level, *needed (the room's redact level, or
+ * its events["m.room.redaction"] when higher),
  * *told (the room heard already that the bot may not; marked now when so). */
 int td_mx_rs_redact(td_mx *m, td_mx_rs *r, long long *bot_level, long long *needed, int *told);
-/* fn for each joined member (not the bot) at or above r's redact level. */
+/* fn for each joined member (not the bot) at or above r's redact level
+ * (events["m.room.redaction"] when higher). */
 void td_mx_rs_each_moderator(td_mx *m, const td_mx_rs *r, void (*fn)(td_mx *m, const char *mxid, void *ud), void *ud);
+/* TALLY_EFFECT_TOPIC as a pinned event (CS "m.room.pinned_events"): 1
+ * when the bot's power level allows it in room (then the highlight is
+ * live: td_mx_rs_pin_posted pins it); 0 with why (cap) when not. */
+int td_mx_rs_pin_begin(td_mx *m, const char *room, char *why, size_t cap);
+/* td_mx_done_fn of the highlight's line: its event id is pinned, unless
+ * taken down meanwhile. */
+void td_mx_rs_pin_posted(td_mx *m, const char *room, int status, const char *body, void *ud);
+/* TOPIC "": our pinned line comes out of the room's pinned events. */
+void td_mx_rs_unpin(td_mx *m, const char *room);
 void td_mx_send_close(td_mx *m);
 void td_mx_send_free(td_mx *m);
 uint32_t td_mx_send_pending(const td_mx *m);

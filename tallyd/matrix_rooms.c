@@ -12,7 +12,8 @@
  *   - the bot's m.direct account data (CS "Direct Messaging"), read when the
  *     engine is ready and written whenever the bot makes a DM.
  * Roles (docs/MATRIX.md): a member at or above the room's state_default is a
- * host (TALLY_ROLE_HOST), at or above its redact level a moderator. Spec
+ * host (TALLY_ROLE_HOST), at or above its redact level a moderator (or at
+ * events["m.room.redaction"] when that is higher: redact_level). Spec
  * defaults ("m.room.power_levels"): state_default 50, redact 50,
  * users_default 0; a room with no power_levels event (404): only its creator
  * has 100, and tally does not track the creator, so nobody there is a host.
@@ -35,8 +36,9 @@ struct td_mx_rs {
   int seeding; /* joined_members being read: presence reported after */
   int failed;  /* a fetch was refused or unanswered: asked again after TD_MX_STATE_RETRY_MS */
   uint64_t fetched_ms; /* uv_now when the fetches answered */
-  json_int_t state_default, redact, users_default;
+  json_int_t state_default, redact, users_default, events_default;
   json_t *levels; /* users: {mxid: level} of the power_levels event */
+  json_t *events; /* events: {event type: level} of the power_levels event */
   json_t *names;  /* {mxid: display name} of members (joined or not) */
   json_t *joined; /* {mxid: true} */
   /* The room's settings (ROOM SET, told by the engine: TALLY_EFFECT_ROOM). */
@@ -44,6 +46,13 @@ struct td_mx_rs {
   int set_redact;           /* remove command lines (when the bot's level allows) */
   json_int_t set_host_level; /* 0: state_default decides */
   int redact_told;      /* the room was told once that the bot may not redact */
+  /* A highlight pinned (TALLY_EFFECT_TOPIC as m.room.pinned_events). */
+  char pin_want[TD_MX_ID_BYTES_MAX + 1]; /* our event that should be pinned now, or "" */
+  char pin_put[TD_MX_ID_BYTES_MAX + 1];  /* our event in the list we last PUT, or "" */
+  char pin_sent[TD_MX_ID_BYTES_MAX + 1]; /* pin_want when the PUT in flight was made */
+  int pin_live;                          /* a highlight shows (TOPIC text) and may be pinned */
+  int pin_busy;                          /* a GET/PUT of the pinned events is queued */
+  int pin_again;                         /* pin_want changed while busy: synced again after */
 };
 
 static void dm_add(td_mx *m, const char *peer, const char *room);
@@ -66,6 +75,7 @@ td_mx_rs *td_mx_rs_get(td_mx *m, const char *room, int create) {
   if (!r) return NULL;
   snprintf(r->id, sizeof r->id, "%s", room);
   r->levels = json_object();
+  r->events = json_object();
   r->names = json_object();
   r->joined = json_object();
   r->state_default = r->redact = 50;
@@ -88,9 +98,32 @@ static void set_levels(td_mx_rs *r, json_t *c) {
   json_level(c, "state_default", 50, &r->state_default);
   json_level(c, "redact", 50, &r->redact);
   json_level(c, "users_default", 0, &r->users_default);
-  json_t *users = json_object_get(c, "users");
+  json_level(c, "events_default", 0, &r->events_default);
+  json_t *users = json_object_get(c, "users"), *events = json_object_get(c, "events");
   json_object_clear(r->levels);
   if (json_is_object(users)) json_object_update(r->levels, users);
+  json_object_clear(r->events);
+  if (json_is_object(events)) json_object_update(r->events, events);
+}
+
+/* The level to send an event of type (CS "m.room.power_levels": `events`
+ * overrides; else state_default for a state event, events_default for
+ * the others). */
+static json_int_t send_level(const td_mx_rs *r, const char *type, int is_state) {
+  json_int_t level = 0;
+  json_level(r->events, type, is_state ? r->state_default : r->events_default, &level);
+  return level;
+}
+
+/* The level that redacts another member's event: `redact`, and the level
+ * to send an m.room.redaction at all (`events["m.room.redaction"]`, else
+ * events_default), since the homeserver's authorization rules check both
+ * (CS "m.room.power_levels", room versions' "Authorization rules"): a room
+ * that sets events["m.room.redaction"] above `redact` has no moderators
+ * below it. */
+static json_int_t redact_level(const td_mx_rs *r) {
+  json_int_t send = send_level(r, "m.room.redaction", 0);
+  return send > r->redact ? send : r->redact;
 }
 
 static void set_member(td_mx *m, td_mx_rs *r, const char *who, const char *membership, const char *name) {
@@ -164,7 +197,7 @@ uint32_t td_mx_rs_roles(const td_mx_rs *r, const char *who) {
   uint32_t roles = 0;
   /* ROOM SET host_level=N overrides state_default (0: state_default). */
   if (level >= (r->set_host_level > 0 ? r->set_host_level : r->state_default)) roles |= TALLY_ROLE_HOST;
-  if (level >= r->redact) roles |= TALLY_ROLE_MODERATOR;
+  if (level >= redact_level(r)) roles |= TALLY_ROLE_MODERATOR;
   return roles;
 }
 
@@ -200,7 +233,7 @@ int td_mx_rs_reply(const td_mx_rs *r) { return r ? r->set_reply : TD_MX_REPLY_RO
 int td_mx_rs_redact(td_mx *m, td_mx_rs *r, long long *bot_level, long long *needed, int *told) {
   if (!r || !r->set_redact) return 0;
   *bot_level = r->pl_known ? (long long)td_mx_rs_level(r, m->bot_id) : 0;
-  *needed = (long long)r->redact;
+  *needed = (long long)(r->pl_known ? redact_level(r) : r->redact);
   *told = r->redact_told;
   if (*bot_level < *needed) r->redact_told = 1;
   return 1;
@@ -213,6 +246,118 @@ void td_mx_rs_each_moderator(td_mx *m, const td_mx_rs *r, void (*fn)(td_mx *, co
   json_object_foreach(r->joined, who, v) {
     if (strcmp(who, m->bot_id) && (td_mx_rs_roles(r, who) & TALLY_ROLE_MODERATOR)) fn(m, who, ud);
   }
+}
+
+/* ---- highlights as pinned events (TALLY_EFFECT_TOPIC) ------------------------------ */
+/* CS "m.room.pinned_events" (state_key "", content {"pinned": [eventId]}):
+ * the room's pins are read and written whole, so ours is added to (and
+ * later taken out of) what the room has, never replacing others' pins.
+ * One read-then-write at a time per room (pin_busy), in the room's queue,
+ * so it is ordered after the line it pins. */
+static void pin_sync(td_mx *m, td_mx_rs *r);
+
+static void on_pins_put(td_mx *m, const char *queue, int status, const char *body, void *ud) {
+  (void)ud;
+  td_mx_rs *r = td_mx_rs_get(m, queue, 0);
+  if (!r) return;
+  r->pin_busy = 0;
+  if (status >= 200 && status < 300) {
+    snprintf(r->pin_put, sizeof r->pin_put, "%s", r->pin_sent);
+    td_log(TD_INFO, "matrix: pinned events of %s: %s%s", r->id, r->pin_put[0] ? "pinned " : "ours taken out",
+           r->pin_put);
+  } else {
+    td_log(TD_WARN, "matrix: pinned events of %s not written (HTTP %d): %.200s", r->id, status, body ? body : "");
+  }
+  if (r->pin_again) pin_sync(m, r);
+}
+
+static void on_pins_read(td_mx *m, const char *queue, int status, const char *body, void *ud) {
+  (void)ud;
+  td_mx_rs *r = td_mx_rs_get(m, queue, 0);
+  if (!r) return;
+  json_t *j = status == 200 && body ? json_loads(body, 0, NULL) : NULL;
+  if (status != 404 && !json_is_object(j)) { /* 404: the room pins nothing yet */
+    td_log(TD_WARN, "matrix: pinned events of %s not read (HTTP %d): %.200s", r->id, status, body ? body : "");
+    json_decref(j);
+    r->pin_busy = 0;
+    if (r->pin_again) pin_sync(m, r);
+    return;
+  }
+  json_t *had = json_object_get(j, "pinned"), *pinned = json_array(), *o = json_object();
+  size_t i;
+  json_t *v;
+  json_array_foreach(had, i, v) {
+    const char *id = json_string_value(v);
+    if (id && strcmp(id, r->pin_put) && strcmp(id, r->pin_want)) json_array_append(pinned, v);
+  }
+  if (r->pin_want[0]) json_array_append_new(pinned, json_string(r->pin_want));
+  json_object_set_new(o, "pinned", pinned);
+  char *json = json_dumps(o, JSON_COMPACT);
+  json_decref(o);
+  json_decref(j);
+  if (!json) {
+    r->pin_busy = 0;
+    td_log(TD_ERR, "matrix: out of memory: pinned events of %s not written", r->id);
+    return;
+  }
+  snprintf(r->pin_sent, sizeof r->pin_sent, "%s", r->pin_want);
+  char enc[3 * TD_MX_ID_BYTES_MAX + 1], path[3 * TD_MX_ID_BYTES_MAX + 128];
+  td_mx_urlenc(r->id, enc, sizeof enc);
+  snprintf(path, sizeof path, "/_matrix/client/v3/rooms/%s/state/m.room.pinned_events/", enc);
+  td_mx_request(m, r->id, "PUT", path, json, on_pins_put, NULL);
+  free(json);
+}
+
+static void pin_sync(td_mx *m, td_mx_rs *r) {
+  if (r->pin_busy) {
+    r->pin_again = 1;
+    return;
+  }
+  r->pin_again = 0;
+  if (!strcmp(r->pin_want, r->pin_put)) return;
+  r->pin_busy = 1;
+  char enc[3 * TD_MX_ID_BYTES_MAX + 1], path[3 * TD_MX_ID_BYTES_MAX + 128];
+  td_mx_urlenc(r->id, enc, sizeof enc);
+  snprintf(path, sizeof path, "/_matrix/client/v3/rooms/%s/state/m.room.pinned_events/", enc);
+  td_mx_request(m, r->id, "GET", path, NULL, on_pins_read, NULL);
+}
+
+int td_mx_rs_pin_begin(td_mx *m, const char *room, char *why, size_t cap) {
+  td_mx_rs *r = td_mx_rs_get(m, room, 0);
+  if (!r || !r->pl_known) {
+    snprintf(why, cap, "the room's power levels are not known");
+    return 0;
+  }
+  json_int_t have = td_mx_rs_level(r, m->bot_id), need = send_level(r, "m.room.pinned_events", 1);
+  if (have < need) {
+    snprintf(why, cap, "the bot's power level (%lld) is below the room's level for m.room.pinned_events (%lld: "
+                       "events[m.room.pinned_events], else state_default)", (long long)have, (long long)need);
+    return 0;
+  }
+  r->pin_live = 1;
+  return 1;
+}
+
+void td_mx_rs_pin_posted(td_mx *m, const char *room, int status, const char *body, void *ud) {
+  (void)ud;
+  td_mx_rs *r = td_mx_rs_get(m, room, 0);
+  json_t *j = status >= 200 && status < 300 && body ? json_loads(body, 0, NULL) : NULL;
+  const char *id = json_string_value(json_object_get(j, "event_id"));
+  if (r && r->pin_live && id && strlen(id) <= TD_MX_ID_BYTES_MAX) {
+    snprintf(r->pin_want, sizeof r->pin_want, "%s", id);
+    pin_sync(m, r);
+  } else if (r && r->pin_live) {
+    td_log(TD_WARN, "matrix: the highlight in %s is not pinned: its line was not posted (HTTP %d)", room, status);
+  }
+  json_decref(j);
+}
+
+void td_mx_rs_unpin(td_mx *m, const char *room) {
+  td_mx_rs *r = td_mx_rs_get(m, room, 0);
+  if (!r) return;
+  r->pin_live = 0;
+  r->pin_want[0] = 0;
+  pin_sync(m, r); /* nothing of ours pinned: nothing to take down */
 }
 
 /* Someone's name where no display name is known: the MXID's localpart with
@@ -435,6 +580,7 @@ static void on_direct(td_mx *m, const char *queue, int status, const char *body,
     td_log(TD_INFO, "matrix: the bot's m.direct: HTTP %d (DMs are made again when needed)", status);
   }
   json_decref(j);
+  td_mx_dm_direct_read(m); /* lines that waited for it (the outbox's, for DMs not made yet) */
 }
 
 void td_mx_rooms_start(td_mx *m) {
@@ -448,6 +594,7 @@ void td_mx_rooms_start(td_mx *m) {
 void td_mx_rooms_free(td_mx *m) {
   for (uint32_t i = 0; i < m->rs_count; i++) {
     json_decref(m->rs[i]->levels);
+    json_decref(m->rs[i]->events);
     json_decref(m->rs[i]->names);
     json_decref(m->rs[i]->joined);
     free(m->rs[i]);

@@ -372,7 +372,8 @@ static void on_redacted(td_mx *m, const char *queue, int status, const char *bod
 /* ROOM SET redact=on: the command line is redacted (CS "Redactions": PUT
  * /_matrix/client/v3/rooms/{roomId}/redact/{eventId}/{txnId}, txnId from
  * the event, so a resubmit after a restart is the same request) when the
- * bot's power level reaches the room's redact level; else the room is told
+ * bot's power level reaches the room's redact level (or its
+ * events["m.room.redaction"], when higher: matrix_rooms.c); else the room is told
  * once why not. Not m.room.tombstone (a state event is not a line). */
 static void redact_line(td_mx *m, td_mx_rs *rs, const td_mx_cmd *c) {
   long long have = 0, need = 0;
@@ -380,10 +381,11 @@ static void redact_line(td_mx *m, td_mx_rs *rs, const td_mx_cmd *c) {
   if (c->tombstone || !td_mx_rs_redact(m, rs, &have, &need, &told)) return;
   if (have < need) {
     if (told) return;
-    char text[512], key[TD_MX_ID_BYTES_MAX + 64];
+    char text[768], key[TD_MX_ID_BYTES_MAX + 64];
     snprintf(text, sizeof text,
-             "tally cannot remove command lines here (ROOM SET redact=on): its power level (%lld) is below this "
-             "room's redact level (%lld). Give %s level %lld, or say !room set redact=off.",
+             "tally cannot remove command lines here (ROOM SET redact=on): its power level (%lld) is below the "
+             "level this room asks to redact (%lld): its redact, or events[m.room.redaction] when higher. Give %s "
+             "level %lld, or say !room set redact=off.",
              have, need, m->bot_id, need);
     snprintf(key, sizeof key, "%s %lld/%lld", c->room, have, need); /* once per room and levels, in any process */
     reply_keyed(m, c->room, "", "redact-refused", key, text, NULL);
@@ -517,8 +519,10 @@ static void side_job_done(td_mx *m, td_mx_job *j) {
   size_t n = json_array_size(j->loaded);
   for (size_t i = 0; i < n; i++) {
     json_t *row = json_array_get(j->loaded, i);
-    td_mx_send_content(m, json_string_value(json_array_get(row, 1)), json_string_value(json_array_get(row, 0)),
-                       json_string_value(json_array_get(row, 2)), 0);
+    const char *txn = json_string_value(json_array_get(row, 0)), *room = json_string_value(json_array_get(row, 1));
+    const char *content = json_string_value(json_array_get(row, 2));
+    if (room[0] == '@') td_mx_dm_loaded(m, room, txn, content); /* a line for a DM not made yet: send_private */
+    else td_mx_send_content(m, room, txn, content, 0);
   }
   m->loaded = 1;
   td_log(n ? TD_INFO : TD_DEBUG, "matrix: %zu messages an earlier tallyd left unposted are queued again", n);
@@ -913,35 +917,22 @@ int td_mx_owns(const td_daemon *d, const char *network) {
 typedef struct dm_line {
   struct dm_line *next;
   char peer[TD_MX_ID_BYTES_MAX + 1], txn[48];
-  char *body, *html;
+  char *content; /* the m.notice's JSON */
 } dm_line;
 
 static void dm_line_free(dm_line *l) {
-  free(l->body);
-  free(l->html);
+  free(l->content);
   free(l);
 }
 
-/* Sends a line to peer's DM with the bot: now when the DM is known, else
- * once the bot has made it (createRoom), in order. Lines waiting are in
- * memory only (not in the outbox until sent): a restart while a DM is
- * being made loses them (docs/findings/matrix3.md). */
-static void send_private(td_mx *m, const char *peer, const char *txn, const char *body, const char *html) {
-  const char *dm = td_mx_dm_of(m, peer);
-  if (dm) {
-    td_mx_send(m, dm, txn, body, html, NULL);
-    return;
-  }
+/* Queues content for peer's DM (not made yet), in order; 0 when full or
+ * out of memory (the caller says so). */
+static int dm_wait_push(td_mx *m, const char *peer, const char *txn, const char *content) {
   dm_line *l = m->dm_wait_count < TD_MX_DM_WAIT_MAX ? calloc(1, sizeof *l) : NULL;
-  if (l) {
-    l->body = strdup(body);
-    l->html = strdup(html);
-  }
-  if (!l || !l->body || !l->html) {
+  if (l) l->content = strdup(content);
+  if (!l || !l->content) {
     if (l) dm_line_free(l);
-    m->dropped++;
-    td_log(TD_WARN, "matrix: a line for %s's DM dropped (TD_MX_DM_WAIT_MAX lines wait, or out of memory)", peer);
-    return;
+    return 0;
   }
   snprintf(l->peer, sizeof l->peer, "%s", peer);
   snprintf(l->txn, sizeof l->txn, "%s", txn);
@@ -949,11 +940,81 @@ static void send_private(td_mx *m, const char *peer, const char *txn, const char
   while (*tail) tail = &(*tail)->next;
   *tail = l;
   m->dm_wait_count++;
+  return 1;
+}
+
+/* Sends a line to peer's DM with the bot: now when the DM is known, else
+ * once the bot has made it (createRoom), in order, at most
+ * TD_MX_DM_WAIT_MAX lines waiting (all peers). A waiting line is in the
+ * outbox at once, under the peer's MXID in place of a room id (a room id
+ * starts with '!', a user id with '@': sql/014's room_id needs no new
+ * column): a tallyd stopped before the DM exists posts it after its
+ * restart, in the DM it finds in m.direct or makes then (td_mx_dm_loaded),
+ * with the same txnId. */
+static void send_private(td_mx *m, const char *peer, const char *txn, const char *body, const char *html) {
+  const char *dm = td_mx_dm_of(m, peer);
+  if (dm) {
+    td_mx_send(m, dm, txn, body, html, NULL);
+    return;
+  }
+  char *content = td_mx_notice_json(body, html, NULL);
+  if (!content || !dm_wait_push(m, peer, txn, content)) {
+    free(content);
+    m->dropped++;
+    td_log(TD_WARN, "matrix: a line for %s's DM dropped (TD_MX_DM_WAIT_MAX lines wait, or out of memory)", peer);
+    return;
+  }
+  td_mx_outbox_add(m, txn, peer, content);
+  free(content);
+  if (!m->direct_read) return; /* the DMs of earlier processes first: td_mx_dm_direct_read */
   open_dm(m, peer);
   if (!json_object_get(m->dm_making, peer)) td_mx_dm_made(m, peer, NULL); /* none can be made: dropped there */
 }
 
-/* The DM with peer is made (room) or could not be (NULL): its lines go. */
+/* A line the outbox kept for peer's DM (an earlier process queued it while
+ * the DM was being made): queued again the same way. */
+void td_mx_dm_loaded(td_mx *m, const char *peer, const char *txn, const char *content) {
+  const char *dm = m->direct_read ? td_mx_dm_of(m, peer) : NULL;
+  if (dm) {
+    td_mx_send_content(m, dm, txn, content, 0);
+    return;
+  }
+  if (!dm_wait_push(m, peer, txn, content)) {
+    m->dropped++;
+    td_mx_outbox_settle(m, txn, 2);
+    td_log(TD_WARN, "matrix: a line an earlier tallyd kept for %s's DM dropped (TD_MX_DM_WAIT_MAX lines wait)", peer);
+    return;
+  }
+  if (!m->direct_read) return;
+  open_dm(m, peer);
+  if (!json_object_get(m->dm_making, peer)) td_mx_dm_made(m, peer, NULL);
+}
+
+/* The bot's m.direct is read (matrix_rooms.c; or could not be): lines that
+ * waited for it go to the DMs it names, or their DMs are made now. */
+void td_mx_dm_direct_read(td_mx *m) {
+  m->direct_read = 1;
+  /* Each round settles one peer: its lines go (flushed or dropped) or its
+   * DM is being made (then its lines are passed over), so this ends. */
+  for (;;) {
+    dm_line *l = m->dm_wait;
+    while (l && json_object_get(m->dm_making, l->peer)) l = l->next;
+    if (!l) return;
+    char peer[TD_MX_ID_BYTES_MAX + 1], room[TD_MX_ID_BYTES_MAX + 1];
+    snprintf(peer, sizeof peer, "%s", l->peer);
+    const char *dm = td_mx_dm_of(m, peer);
+    if (dm) {
+      snprintf(room, sizeof room, "%s", dm);
+      dm_flush(m, peer, room);
+      continue;
+    }
+    open_dm(m, peer);
+    if (!json_object_get(m->dm_making, peer)) td_mx_dm_made(m, peer, NULL); /* none can be made: dropped */
+  }
+}
+
+/* The DM with peer is made (room) or could not be (NULL): its lines go
+ * (their outbox rows settled by txnId when posted, or as dropped). */
 static void dm_flush(td_mx *m, const char *peer, const char *room) {
   dm_line **link = (dm_line **)&m->dm_wait;
   while (*link) {
@@ -964,9 +1025,12 @@ static void dm_flush(td_mx *m, const char *peer, const char *room) {
     }
     *link = l->next;
     m->dm_wait_count--;
-    if (room) td_mx_send(m, room, l->txn, l->body, l->html, NULL);
-    else {
+    if (room) td_mx_send_content(m, room, l->txn, l->content, 0);
+    else if (m->closing) {
+      td_log(TD_INFO, "matrix: a line for %s's DM kept in the outbox for the next start", peer);
+    } else {
       m->dropped++;
+      td_mx_outbox_settle(m, l->txn, 2);
       td_log(TD_WARN, "matrix: a line for %s dropped: no DM could be made", peer);
     }
     dm_line_free(l);
@@ -1069,6 +1133,26 @@ void td_mx_effect(td_daemon *d, const tally_effect *e) {
   }
   const char *hint = hint_phrase(m, e, NULL, hb, sizeof hb);
   render(m, e->channel, e, hint, plain, sizeof plain, html, sizeof html);
+  if (e->kind == TALLY_EFFECT_TOPIC && e->channel && e->channel[0]) {
+    /* A paid highlight shown as a topic (highlight_topic=1; TD_MX_CAPS has
+     * TALLY_CAP_PIN_TOPIC): Matrix pins it instead of replacing the room's
+     * topic. The line is posted, then its event id is added to the room's
+     * m.room.pinned_events (matrix_rooms.c) when the bot's power level
+     * allows that state event; else it is posted plainly and the log says
+     * why. TOPIC "": our pin comes out, the room's own pins stay. */
+    if (!e->text || !e->text[0]) {
+      td_mx_rs_unpin(m, e->channel);
+      return;
+    }
+    names_for_room(m, e->channel, plain, sizeof plain, 0);
+    names_for_room(m, e->channel, html, sizeof html, 1);
+    char txn[48], why[256];
+    snprintf(txn, sizeof txn, "tlp%s.%llu", m->boot, (unsigned long long)++m->anon_seq);
+    int pin = td_mx_rs_pin_begin(m, e->channel, why, sizeof why);
+    if (!pin) td_log(TD_INFO, "matrix: a highlight in %s posted plainly, not pinned: %s", e->channel, why);
+    td_mx_send_done(m, e->channel, txn, plain, html, NULL, pin ? td_mx_rs_pin_posted : NULL);
+    return;
+  }
   if (e->kind == TALLY_EFFECT_ANNOUNCE && e->channel && e->channel[0]) {
     names_for_room(m, e->channel, plain, sizeof plain, 0);
     names_for_room(m, e->channel, html, sizeof html, 1);
@@ -1084,7 +1168,6 @@ void td_mx_effect(td_daemon *d, const tally_effect *e) {
     td_presence_replay(d->presence, d->cfg.matrix_network, e->channel ? e->channel : "", td_presence_submit, d);
     return;
   }
-  /* TOPIC (m.room.topic: later). */
   td_log(TD_DEBUG, "matrix: effect kind %u for %s not rendered on Matrix yet", e->kind, e->channel ? e->channel : "");
 }
 
@@ -1164,8 +1247,8 @@ int td_mx_start(td_daemon *d, char *err, size_t err_len) {
   m->dm_making = json_object();
   if ((rc = td_mx_send_init(m, err, err_len)) != TALLY_OK) return rc;
   if ((rc = td_mx_http_start(m, err, err_len)) != TALLY_OK) return rc;
-  td_log(TD_INFO, "matrix: bot %s, network \"%s\", homeserver %s", m->bot_id, cfg->matrix_network,
-         cfg->matrix_homeserver);
+  td_log(TD_INFO, "matrix: bot %s, network \"%s\", homeserver %s, caps %u (cannot intercept; pins highlights; "
+                  "moderators by DM)", m->bot_id, cfg->matrix_network, cfg->matrix_homeserver, (unsigned)TD_MX_CAPS);
   return TALLY_OK;
 }
 

@@ -60,15 +60,32 @@ Two halves:
     same (token, txnId) again is the same request (CS "Transaction
     identifiers"). Redacting another user's event needs the sender's power
     level to reach the room's `redact` level (CS "m.room.power_levels":
-    default 50), else 403 M_FORBIDDEN; a user not in the room, 403 too.
+    default 50) and the level to send an m.room.redaction at all
+    (`events["m.room.redaction"]`, else `events_default`, default 0: the
+    room versions' "Authorization rules" check both), else 403
+    M_FORBIDDEN; a user not in the room, 403 too.
+  - CS "PUT /_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey}"
+    (the empty state key as a trailing "/"): body the content -> 200
+    {"event_id"}; the content becomes the room's state (read back by the GET
+    above). 403 M_FORBIDDEN when the user is not in the room, or its power
+    level is below the event type's (CS "m.room.power_levels": `events`
+    [type], else `state_default`, default 50). Every state PUT is kept in
+    `state_puts` for the tests. CS "m.room.pinned_events": content
+    {"pinned": [eventId...]}.
   - CS "Threading": m.relates_to {rel_type: m.thread, event_id: root,
     is_falling_back, m.in_reply_to} in a sent event's content is kept as
     sent (the tests read it).
   - CS "Room Upgrades": m.room.tombstone (state_key "", content body,
     replacement_room) is a state event the homeserver pushes like any other
     (state(...)).
+  Connections: HTTP/1.1 persistent (RFC 9112 9.3), counted in
+  `connections`; drop_idle closes each after its answer without a
+  Connection: close header, as a server's idle timeout can; chunked answers
+  with Transfer-Encoding: chunked (two chunks and the last), as a server may.
   Faults are scripted with fail_next(status, body): the next sends are
-  answered so (429 with retry_after_ms, 502), before any event is made.
+  answered so (429 with retry_after_ms, 502), before any event is made;
+  create_fail = status answers every createRoom so (a homeserver in
+  trouble: CS "API Standards", a 5xx is retried) until set back to 0.
 """
 
 import http.client
@@ -145,7 +162,13 @@ class HomeserverDouble:
         self.gets = []            # (path) of every GET, for the tests
         self.redactions = []      # (room, event_id, txnId, reason) of each redaction made (CS "Redactions")
         self.redact_txns = {}     # (token, txnId) -> the redaction's event_id
+        self.state_puts = []      # (room, type, key, content, status) of each state PUT (CS "PUT .../state/...")
         self.room_seq = 0
+        self.create_fail = 0      # createRoom answered with this status while set (0: served)
+        self.create_attempts = 0  # createRoom requests, served or failed
+        self.connections = 0      # TCP connections the AS opened to the client API
+        self.drop_idle = False    # close each connection after its answer, unannounced (a server's idle timeout)
+        self.chunked = False      # answers with Transfer-Encoding: chunked instead of Content-Length
         self.demo_room = None     # the demo's room (serve)
         self.as_url = None
         double = self
@@ -156,13 +179,31 @@ class HomeserverDouble:
             def log_message(self, *a):
                 pass
 
+            def setup(self):
+                # HTTP/1.1 persistent connections (RFC 9112 9.3): one
+                # handler per connection, many requests on it.
+                super().setup()
+                with double.lock:
+                    double.connections += 1
+
             def _reply(self, status, obj):
                 data = json.dumps(obj).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
+                if double.chunked:  # RFC 9112 7.1: the body in chunks, then a 0-size one
+                    self.send_header("Transfer-Encoding", "chunked")
+                    self.end_headers()
+                    half = len(data) // 2
+                    for piece in (data[:half], data[half:]):
+                        if piece:
+                            self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                    self.wfile.write(b"0\r\n\r\n")
+                    return
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
+                if double.drop_idle:
+                    self.close_connection = True
 
             def _body(self):
                 n = int(self.headers.get("Content-Length") or 0)
@@ -230,6 +271,17 @@ class HomeserverDouble:
                         double.account_data[(user, typ)] = json.loads(body or b"{}")
                         double.lock.notify_all()
                     return self._reply(200, {})
+                m = STATE.match(path)
+                if m:
+                    if not self._authed():
+                        return
+                    room, etype, key = (urllib.parse.unquote(x or "") for x in m.groups())
+                    try:
+                        content = json.loads(body or b"{}")
+                    except ValueError:
+                        return self._reply(400, {"errcode": "M_NOT_JSON", "error": "not JSON"})
+                    status, reply = double._put_state(room, etype, key, content)
+                    return self._reply(status, reply)
                 m = REDACT.match(path)
                 if m:
                     if not self._authed():
@@ -268,6 +320,10 @@ class HomeserverDouble:
                     except ValueError:
                         return self._reply(400, {"errcode": "M_NOT_JSON", "error": "not JSON"})
                     with double.lock:
+                        double.create_attempts += 1
+                        double.lock.notify_all()
+                        if double.create_fail:
+                            return self._reply(double.create_fail, {"errcode": "M_UNKNOWN", "error": "scripted fault"})
                         double.room_seq += 1
                         room = "!dm%d.%d:%s" % (os.getpid(), double.room_seq, double.server_name)
                         state = {(e.get("type"), e.get("state_key", "")): e.get("content")
@@ -348,13 +404,33 @@ class HomeserverDouble:
                 return 403, {"errcode": "M_FORBIDDEN", "error": "not in the room"}
             pl = r["state"].get(("m.room.power_levels", "")) or {}
             level = (pl.get("users") or {}).get(self.bot, pl.get("users_default", 0))
-            if level < pl.get("redact", 50):
+            send = (pl.get("events") or {}).get("m.room.redaction", pl.get("events_default", 0))
+            if level < pl.get("redact", 50) or level < send:
                 return 403, {"errcode": "M_FORBIDDEN", "error": "power level too low to redact"}
             rid = new_event_id()
             self.redact_txns[key] = rid
             self.redactions.append((room, event_id, txn, content.get("reason")))
             self.lock.notify_all()
             return 200, {"event_id": rid}
+
+    def _put_state(self, room, etype, key, content):
+        with self.lock:
+            r = self.rooms.get(room)
+            if r is None or self.bot not in r["members"]:
+                status, reply = 403, {"errcode": "M_FORBIDDEN", "error": "not in the room"}
+            else:
+                pl = r["state"].get(("m.room.power_levels", "")) or {}
+                level = (pl.get("users") or {}).get(self.bot, pl.get("users_default", 0))
+                need = (pl.get("events") or {}).get(etype, pl.get("state_default", 50))
+                if level < need:
+                    status, reply = 403, {"errcode": "M_FORBIDDEN",
+                                          "error": "power level %d below %d for %s" % (level, need, etype)}
+                else:
+                    r["state"][(etype, key)] = content
+                    status, reply = 200, {"event_id": new_event_id()}
+            self.state_puts.append((room, etype, key, content, status))
+            self.lock.notify_all()
+            return status, reply
 
     def set_room(self, room, members, power_levels=None):
         """The room as the homeserver knows it: members {userId: display name}
