@@ -245,6 +245,32 @@ SCENARIOS = [
          "wait 4 s",
          "R hears /^Quiz over: the answer was 4\\. 2 answered; no winner\\.$/",
      ]},
+    # Issue 14: a community goal, the same on every host: the room's tips fill
+    # the level; everyone present then (not the host) earns the reward once.
+    {"name": "goal: the room's tips fill a level and everyone present earns the reward",
+     "actors": {"A": "operator", "H": "host", "U": "user", "V": "user"}, "rooms": ["R"],
+     "steps": _creator() + _grant("U", 10) + [
+         "H says `REWARD ADD gl9 discount=1.00 for=1h`",
+         "H is told OK /^Reward gl9 saved: 1\\.00 credits off/",
+         "H says `EVENT START 30 Conformance goal` in R",
+         "H is told OK /^Event started \\(id \\d+\\)\\.$/",
+         "R hears /^Live event \"Conformance goal\" starts now/",
+         "U joins R", "V joins R",
+         "H says `GOAL START 3 reward=gl9` in R",
+         "H is told OK /^Goal started: 1 level, level 1 is 3\\.00 credits/",
+         "R hears /^GOAL: tips and purchases here fill 3\\.00 credits within 30 min; at 100 % everyone present earns the reward gl9/",
+         "U says `TIP {H} 1` in R",
+         "U is told in R OK /^Tipped 1\\.00 credits to {H}\\. receipt \\d+/",
+         "R hears /^Goal level 1: 25 % - 1\\.00 credits of 3\\.00 credits\\.$/",
+         "U says `TIP {H} 2` in R",
+         "U is told in R OK /^Tipped 2\\.00 credits to {H}\\. receipt \\d+/",
+         "R hears /^GOAL level 1 reached: 3\\.00 credits of 3\\.00 credits from 1 contributor! 2 present earn gl9/",
+         "wait 2 s",
+         "V says `REWARDS`",
+         "V is told OK /gl9 from {H}/",
+         "H says `REWARDS`",
+         "H is told OK /^You have no earned rewards right now/",
+     ]},
 ]
 
 # Each with one wrong expectation (at fails_at) and a short deadline.
