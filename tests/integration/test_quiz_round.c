@@ -87,6 +87,17 @@ static void test_round_scoreboard_and_winners(void **state) {
   assert_int_equal(th_cmd(eng, "p3", "ANSWER Lyon", 0, &r), TALLY_OK);
   assert_int_equal(th_cmd_in(eng, "host", CH, "QUIZ START 5 Too soon? | x", HOST, &r), TALLY_EEXISTS);
   wait_announced("Question 1 of 2 over: the answer was Paris. 3 answered, 2 right. Scores: p1 10, p2 10.", 10000);
+  /* The whole board, for anyone: in the room, or privately naming it. */
+  assert_int_equal(th_cmd(eng, "p3", "QUIZ SCORES " CH, 0, &r), TALLY_OK);
+  assert_string_equal(r.text, "Scores in " CH " after 1 of 2 questions: 1. p1 10, 2. p2 10; you have not scored.");
+  assert_int_equal(th_cmd(eng, "p4", "QUIZ SCORES " CH, 0, &r), TALLY_OK);
+  assert_non_null(strstr(r.text, "; you have not scored."));
+  assert_int_equal(th_cmd(eng, "p2", "QUIZ SCORES " CH, 0, &r), TALLY_OK);
+  assert_string_equal(r.text, "Scores in " CH " after 1 of 2 questions: 1. p1 10, 2. p2 10.");
+  assert_int_equal(th_cmd_in(eng, "p2", CH, "QUIZ SCORES", 0, &r), TALLY_OK);
+  assert_non_null(strstr(r.text, "1. p1 10, 2. p2 10"));
+  assert_int_equal(th_cmd(eng, "p2", "QUIZ SCORES #elsewhere", 0, &r), TALLY_ENO_QUIZ);
+  assert_int_equal(th_cmd(eng, "p2", "QUIZ SCORES", 0, &r), TALLY_EBAD_SYNTAX);
   assert_int_equal(points_of("p1", 1), 10);
   assert_int_equal(points_of("p3", 1), 0);
   assert_int_equal(sql("SELECT count(*) FROM reward_grants"), 0); /* a question of a round pays nothing */

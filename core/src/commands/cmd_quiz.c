@@ -24,6 +24,7 @@ __attribute__((format(printf, 2, 3))) static void note(tally__op *op, const char
 static const char quiz_usage[] =
     "QUIZ START [room] <seconds> <question> | <answer>[|<answer>...] [winners=N] [reward=<name>] [min-players=N]"
     " | QUIZ ROUND [room] <questions> [winners=N] [reward=<name>] [min-players=N] | QUIZ STOP [room]"
+    " | QUIZ SCORES [room]"
     " (room: only privately, where a room shows every line)";
 
 /* s trimmed of spaces at both ends, in place. */
@@ -337,6 +338,29 @@ static void quiz_stop(tally__cmd *c) {
   tally__cmd_fact_added(c, op);
 }
 
+/* QUIZ SCORES [room]: the running round's whole scoreboard, for anyone
+ * (the room sees only the top five after each question). */
+static void quiz_scores(tally__cmd *c) {
+  tally__engine *e = c->e;
+  char room[TALLY__ROOM_KEPT_BYTES_MAX + 1];
+  if (c->cmd->channel[0]) {
+    tally__text_clip(room, sizeof room, c->cmd->channel);
+  } else if (c->t.count < 3 || tally__word_copy(&c->t, 2, room, sizeof room) != TALLY_OK) {
+    tally__cmd_usage(c, "QUIZ SCORES <room> (in the room itself: QUIZ SCORES)");
+    return;
+  }
+  uint32_t r = tally__quiz_round_in(e, c->net, room);
+  if (r == TALLY__NONE) {
+    tally__reply(e, c->cmd, TALLY_ENO_QUIZ, 0, "%s: no round runs in %s", tally_strerror(TALLY_ENO_QUIZ), room);
+    return;
+  }
+  const tally__quiz_round *qr = &tally__quizzes_of(e)->rounds[r];
+  char board[TALLY_TEXT_BYTES_MAX - 64];
+  tally__quiz_round_scores(e, r, c->account, board, sizeof board);
+  tally__reply(e, c->cmd, TALLY_OK, 0, "Scores in %s after %u of %u questions: %s.", room, qr->played,
+               qr->questions_max, board);
+}
+
 void tally__cmd_quiz(tally__cmd *c) {
   TALLY__CMD_ENTRY(c, "QUIZ", TALLY__NA);
   if (!tally__quizzes_of(c->e) || !tally__rewards_of(c->e)) {
@@ -346,6 +370,7 @@ void tally__cmd_quiz(tally__cmd *c) {
   if (tally__word_is(&c->t, 1, "START")) quiz_start(c);
   else if (tally__word_is(&c->t, 1, "ROUND")) quiz_round(c);
   else if (tally__word_is(&c->t, 1, "STOP")) quiz_stop(c);
+  else if (tally__word_is(&c->t, 1, "SCORES")) quiz_scores(c);
   else tally__cmd_usage(c, quiz_usage);
 }
 
@@ -414,8 +439,8 @@ static const tally__command_row quiz_rows[] = {
      "answer a quiz (privately, or in its room where command lines stay hidden)", NULL, 0},
     {"QUIZ", tally__cmd_quiz, TALLY__NA, TALLY_COMMAND_GROUP_HOSTS,
      "START <seconds> <question> | <answer>[|<answer>...] [winners=N] [reward=<name>] [min-players=3] "
-     "| QUIZ ROUND <questions> [winners=N] [reward=<name>] [min-players=3] | QUIZ STOP "
-     "(privately: QUIZ START|ROUND|STOP <room> ...)",
+     "| QUIZ ROUND <questions> [winners=N] [reward=<name>] [min-players=3] | QUIZ STOP | QUIZ SCORES "
+     "(privately: QUIZ START|ROUND|STOP|SCORES <room> ...)",
      "a quiz or a round of them in this event's room (hosts; the command checks the room's rank); "
      "the first right answers, or a round's top scores, win your reward",
      /* No role rows: a private QUIZ START <room> is checked against that

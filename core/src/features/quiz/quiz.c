@@ -418,6 +418,41 @@ static void scoreboard(tally__engine *e, const tally__quiz_round *r, uint32_t sh
   if (!out[0]) snprintf(out, n, "nobody has scored");
 }
 
+/* Room kept for "... and N more" and the asker's own place after the list. */
+enum { SCORES_TAIL_BYTES = 96 };
+
+void tally__quiz_round_scores(tally__engine *e, uint32_t ri, uint32_t asker, char *out, size_t n) {
+  const tally__quiz_round *r = &tally__quizzes_of(e)->rounds[ri];
+  bool taken[TALLY__QUIZ_PLAYERS_MAX] = {false};
+  size_t k = 0;
+  uint32_t shown = 0, place = 0, points = 0, ranked = 0;
+  bool asker_shown = false;
+  assert(n > SCORES_TAIL_BYTES);
+  out[0] = 0;
+  for (uint32_t rank = 1; rank <= r->score_count; rank++) {
+    uint32_t b = next_best(r, taken); /* scorers only: 0 points is not on the board */
+    if (b == TALLY__NONE) break;
+    ranked = rank;
+    taken[b] = true;
+    const tally__quiz_score *s = &r->scores[b];
+    bool mine = tally__account_person(&e->st, s->account) == tally__account_person(&e->st, asker);
+    if (mine) place = rank, points = s->points;
+    const char *who = tally__account_label(&e->st, s->account);
+    if (shown == rank - 1 && k + strlen(who) + 24 + SCORES_TAIL_BYTES < n) {
+      k += (size_t)snprintf(out + k, n - k, "%s%u. %s %u", shown ? ", " : "", rank, who, s->points);
+      shown++;
+      asker_shown |= mine;
+    }
+  }
+  if (!ranked) {
+    snprintf(out, n, "nobody has scored yet");
+    return;
+  }
+  if (shown < ranked) k += (size_t)snprintf(out + k, n - k, " and %u more", ranked - shown);
+  if (place && !asker_shown) snprintf(out + k, n - k, "; you: number %u with %u points", place, points);
+  else if (!place) snprintf(out + k, n - k, "; you have not scored");
+}
+
 static void round_choose(tally__engine *e, tally__quiz_round *r) {
   r->winner_count = 0;
   r->chosen = true;

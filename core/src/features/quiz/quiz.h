@@ -178,6 +178,10 @@ uint32_t tally__quiz_points(uint64_t t_ms, uint64_t duration_ms);
  * op (TALLY_EEXISTS: one is open in that room, or a quiz runs there). */
 uint32_t tally__quiz_round_in(tally__engine *e, uint16_t net, const char *room);
 int tally__quiz_round_start(tally__engine *e, const tally__quiz_round *spec, tally__op *op);
+/* QUIZ SCORES: round r's whole scoreboard, best first ("1. p2 20, 2. p1
+ * 10, ..."), as much as fits in n bytes, then how many more, and the
+ * asker's own place when it was not shown. */
+void tally__quiz_round_scores(tally__engine *e, uint32_t r, uint32_t asker, char *out, size_t n);
 /* QUIZ STOP in (net, room): its fact in op. TALLY_ENO_QUIZ: nothing runs
  * there; TALLY_EBUSY: a start or stop is in flight. *what says what
  * stops (1 a question, 2 a round, 3 both). */
