@@ -439,8 +439,8 @@ static const tally__command_row quiz_rows[] = {
      "answer a quiz (privately, or in its room where command lines stay hidden)", NULL, 0},
     {"QUIZ", tally__cmd_quiz, TALLY__NA, TALLY_COMMAND_GROUP_HOSTS,
      "START <seconds> <question> | <answer>[|<answer>...] [winners=N] [reward=<name>] [min-players=3] "
-     "| QUIZ ROUND <questions> [winners=N] [reward=<name>] [min-players=3] | QUIZ STOP | QUIZ SCORES "
-     "(privately: QUIZ START|ROUND|STOP|SCORES <room> ...)",
+     "| QUIZ ROUND <questions> [winners=N] [reward=<name>] [min-players=3] | QUIZ STOP|SCORES "
+     "(privately: QUIZ START|ROUND|STOP <room> ...)",
      "a quiz or a round of them in this event's room (hosts; the command checks the room's rank); "
      "the first right answers, or a round's top scores, win your reward",
      /* No role rows: a private QUIZ START <room> is checked against that
