@@ -287,8 +287,8 @@ static const tally__command_row rewards_rows[] = {
      "",
      "the rewards you earned (used at your next BUY they fit)", NULL, 0},
     {"REWARD", tally__cmd_reward, TALLY__NA, TALLY_COMMAND_GROUP_CREATORS,
-     "ADD <name> discount=10%|2.00 [cap=<amount>] [for=10m] [sku=<sku>|all] | REWARD ADD <name> free=<sku>|access=<sku> "
-     "[for=10m] | REWARD LIST | REWARD DEL <name> | REWARD OFFER <name> [room]",
+     "ADD <name> discount=10%|2.00|free=<sku>|access=<sku> [cap=<amount>] [for=10m] [sku=<sku>|all] | REWARD LIST "
+     "| REWARD DEL <name> | REWARD OFFER <name> [room]",
      "discounts, free units and access on your items that quizzes give", NULL, 0},
 };
 const tally__command_rows tally__rewards_commands = TALLY__ROWS(rewards_rows);
