@@ -71,7 +71,7 @@ static void quiz(const char *reward, const char *const *winners, int n) {
 }
 
 struct two_buys {
-  int ok;
+  int ok, told_free;
   int64_t amounts[2];
   uint64_t receipts[2];
 };
@@ -79,6 +79,10 @@ struct two_buys {
 static void on_buy(void *ud, uint64_t req_id, const th_reply *r) {
   (void)req_id;
   struct two_buys *b = ud;
+  /* The free unit's own line (TALLY_MSG_REWARD_FREE_UNIT): the reward and the item, structured. */
+  if (r->code == TALLY_OK && r->msg == TALLY_MSG_REWARD_FREE_UNIT && strstr(r->text, "Reward gift used on receipt") &&
+      strstr(r->text, "your tee is free") && strstr(r->text, "never refunded"))
+    b->told_free++;
   if (r->code != TALLY_OK || !r->receipt || !strstr(r->text, "Bought") || b->ok >= 2) return; /* not the reward's line */
   b->receipts[b->ok] = r->receipt;
   b->amounts[b->ok++] = sql("SELECT amount_minor FROM transfers WHERE id = %llu", (unsigned long long)r->receipt);
@@ -143,6 +147,7 @@ static void test_free_unit_once_signed_never_refunded(void **state) {
   /* Three replies: the two BUYs' and the free unit's "Reward gift used on receipt ...". */
   assert_int_equal(th_collect(eng, 3, 5000, on_buy, &b), 3);
   assert_int_equal(b.ok, 2);
+  assert_int_equal(b.told_free, 1);
   assert_int_equal(b.amounts[0] + b.amounts[1], 1000);
   assert_true(b.amounts[0] == 0 || b.amounts[1] == 0);
   assert_int_equal(uses_of("carol"), 1);
