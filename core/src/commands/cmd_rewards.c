@@ -118,6 +118,11 @@ static bool add_options(tally__cmd *c, tally__reward_def *spec) {
   }
   /* access= to an item that is not (yet) attendees-only is kept: the drop
    * may come later; until then BUY needs no access and leaves it unused. */
+  if (spec->unlock == TALLY__REWARD_UNLOCK_FREE && tally__reward_free_unit_refused(&c->e->st.items[spec->item])) {
+    tally__reply(c->e, c->cmd, TALLY_EBAD_SYNTAX, 0, "%s: %s is a highlight or a reaction, which is never a free unit",
+                 tally_strerror(TALLY_EBAD_SYNTAX), c->e->st.items[spec->item].sku);
+    return false;
+  }
   if (spec->unlock == TALLY__REWARD_UNLOCK_FREE && c->e->st.items[spec->item].split.count) {
     tally__reply(c->e, c->cmd, TALLY_EBAD_SYNTAX, 0, "%s: %s is shared with co-creators; a free unit is for an item you alone sell",
                  tally_strerror(TALLY_EBAD_SYNTAX), c->e->st.items[spec->item].sku);

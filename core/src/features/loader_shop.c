@@ -329,7 +329,7 @@ static int load_audience(loader *l, int64_t now_ms) {
 static int load_highlights(loader *l) {
   tally__engine *e = l->e;
   PGresult *r = tally__load_q(l, "SELECT t.id, t.account_id, t.item_id, coalesce(t.memo, '') FROM transfers t"
-                                 " JOIN items i ON i.id = t.item_id WHERE t.kind IN (1, 6) AND i.kind = 3"
+                                 " JOIN items i ON i.id = t.item_id WHERE t.kind = 1 AND i.kind = 3"
                                  " AND NOT EXISTS (SELECT 1 FROM redemptions d WHERE d.transfer_id = t.id)"
                                  " AND NOT EXISTS (SELECT 1 FROM transfers f WHERE f.kind = 3 AND f.ref_transfer = t.id)"
                                  " ORDER BY t.id LIMIT 256", 0, NULL);

@@ -325,7 +325,7 @@ uint32_t tally__reward_pick_unlock(tally__engine *e, uint32_t account, uint32_t 
     if (!usable(g, account, now)) continue;
     const tally__reward_def *d = &r->defs[g->def];
     if (d->unlock != unlock || d->item != item || it->creator != d->creator) continue;
-    if (unlock == TALLY__REWARD_UNLOCK_FREE && it->split.count) continue;
+    if (unlock == TALLY__REWARD_UNLOCK_FREE && (it->split.count || tally__reward_free_unit_refused(it))) continue;
     if (best == TALLY__NONE || g->expires_mono < r->grants[best].expires_mono) best = i;
   }
   return best;

@@ -141,6 +141,11 @@ uint32_t tally__reward_pick(tally__engine *e, uint32_t account, uint32_t item, i
  * for item (the one expiring first), or TALLY__NONE. A free unit fits only
  * an item its creator alone sells (no split: no co-creator gives it away). */
 uint32_t tally__reward_pick_unlock(tally__engine *e, uint32_t account, uint32_t item, uint8_t unlock);
+/* Highlights and reactions are never free units: the engine refunds an
+ * unshown highlight, and a free unit is never refunded. */
+static inline bool tally__reward_free_unit_refused(const tally__item *it) {
+  return it->kind == TALLY__KIND_HIGHLIGHT || it->kind == TALLY__KIND_REACTION;
+}
 /* A decided purchase (op) uses grant g: held until the op settles. */
 void tally__reward_hold(tally__engine *e, uint32_t g, tally__op *op, int64_t discount);
 /* A decided refund (op) of purchase `receipt`: if it refunds that purchase
