@@ -28,7 +28,7 @@ static const invariant invariants[] = {
      " GROUP BY t.id, t.amount_minor HAVING sum(greatest(e.amount_minor, 0)) <> t.amount_minor LIMIT 5"},
     {"I2 committed units never exceed stock",
      "SELECT i.sku, x.sold, i.stock FROM items i JOIN (SELECT item_id, sum(qty) AS sold FROM transfers"
-     " WHERE kind = 1 GROUP BY item_id) x ON x.item_id = i.id WHERE i.stock IS NOT NULL AND x.sold > i.stock"},
+     " WHERE kind IN (1, 6) GROUP BY item_id) x ON x.item_id = i.id WHERE i.stock IS NOT NULL AND x.sold > i.stock"},
     {"I3 at most one transfer per idempotency key",
      "SELECT idem_key FROM transfers GROUP BY idem_key HAVING count(*) > 1 LIMIT 5"},
     {"I4 refunds never exceed their purchase",
@@ -87,7 +87,7 @@ static const invariant invariants[] = {
      " AND NOT EXISTS (SELECT 1 FROM identity_links l WHERE l.transfer_id = t.id) LIMIT 5"},
     {"an identity buys, tips and refunds from its own wallet or one it was linked to",
      "SELECT t.id FROM transfer_identities ti JOIN transfers t ON t.id = ti.transfer_id"
-     " JOIN identities i ON i.id = ti.identity_id WHERE t.kind IN (1, 2, 3) AND t.account_id <> i.account_id"
+     " JOIN identities i ON i.id = ti.identity_id WHERE t.kind IN (1, 2, 3, 6) AND t.account_id <> i.account_id"
      " AND NOT EXISTS (SELECT 1 FROM identity_links l WHERE l.identity_id = i.id AND l.account_id = t.account_id"
      "  AND l.event = 1) LIMIT 5"},
     {"a transfer's identity exists, and so does the transfer",
@@ -99,8 +99,12 @@ static const invariant invariants[] = {
      "SELECT u.transfer_id FROM reward_uses u LEFT JOIN reward_grants g ON g.id = u.grant_id"
      " LEFT JOIN reward_defs d ON d.id = g.reward_id LEFT JOIN transfers t ON t.id = u.transfer_id"
      " LEFT JOIN items i ON i.id = t.item_id WHERE u.kind = 1 AND (g.id IS NULL OR d.id IS NULL OR t.id IS NULL"
-     " OR t.kind <> 1 OR t.account_id <> g.account_id OR t.created_ms > g.expires_ms OR i.creator_id <> d.creator_id"
-     " OR u.discount_minor <= 0) LIMIT 5"},
+     " OR t.kind NOT IN (1, 6) OR t.account_id <> g.account_id OR t.created_ms > g.expires_ms OR i.creator_id <> d.creator_id"
+     /* sql/020: a discount takes something off; a free unit (kind 6) or an access (on a purchase) nothing,
+      * and only with an unlock reward for that very item */
+     " OR (u.discount_minor > 0 AND (t.kind = 6 OR EXISTS (SELECT 1 FROM reward_unlocks k WHERE k.reward_id = d.id)))"
+     " OR (u.discount_minor <= 0 AND NOT EXISTS (SELECT 1 FROM reward_unlocks k WHERE k.reward_id = d.id"
+     "  AND k.item_id = t.item_id AND k.kind = CASE t.kind WHEN 6 THEN 1 ELSE 2 END))) LIMIT 5"},
     {"R2 a reward is used at most once until a full refund gives it back",
      "SELECT grant_id FROM reward_uses GROUP BY grant_id"
      " HAVING count(*) FILTER (WHERE kind = 1) - count(*) FILTER (WHERE kind = 3) NOT IN (0, 1)"
@@ -219,6 +223,19 @@ static const invariant invariants[] = {
     {"quiz round tables are append-only (their triggers exist)",
      "SELECT x FROM unnest(ARRAY['quiz_rounds_append_only','quiz_round_questions_append_only',"
      "'quiz_points_append_only','quiz_stops_append_only','quiz_round_ends_append_only','reward_offers_append_only']) x"
+     " WHERE NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = x)"},
+    /* Free units and access (sql/020). */
+    {"R6 a free unit (kind 6) is one unit at amount 0 with two zero legs, and one reward use names it",
+     "SELECT t.id FROM transfers t WHERE t.kind = 6 AND (t.qty <> 1 OR t.amount_minor <> 0 OR t.item_id IS NULL"
+     " OR cardinality(t.leg_amounts) <> 2 OR EXISTS (SELECT 1 FROM unnest(t.leg_amounts) x WHERE x <> 0)"
+     " OR (SELECT count(*) FROM reward_uses u WHERE u.transfer_id = t.id AND u.kind = 1) <> 1) LIMIT 5"},
+    {"R7 a reward is a discount or an unlock of its own item, never both",
+     "SELECT d.id FROM reward_defs d LEFT JOIN reward_unlocks k ON k.reward_id = d.id"
+     " WHERE (k.reward_id IS NULL) = (d.percent_bps = 0 AND d.amount_minor = 0) OR k.item_id <> d.item_id"
+     " UNION ALL SELECT k.reward_id FROM reward_unlocks k LEFT JOIN reward_defs d ON d.id = k.reward_id"
+     " WHERE d.id IS NULL LIMIT 5"},
+    {"reward unlocks are append-only (the trigger exists)",
+     "SELECT x FROM unnest(ARRAY['reward_unlocks_append_only']) x"
      " WHERE NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = x)"},
 };
 

@@ -19,10 +19,10 @@ static int hex_decode(const char *hex, uint8_t out[32]) {
 }
 
 static void print_proof(const tally_admin_receipt *r) {
-  static const char *kinds[] = {"?", "purchase", "tip", "refund", "grant", "link"};
+  static const char *kinds[] = {"?", "purchase", "tip", "refund", "grant", "link", "free unit (reward)"};
   tally_admin_receipt_info info, *p = &info;
   tally_admin_receipt_info_get(r, &info);
-  printf("receipt %llu: %s by %s", (unsigned long long)p->transfer_id, kinds[p->kind <= 5 ? p->kind : 0],
+  printf("receipt %llu: %s by %s", (unsigned long long)p->transfer_id, kinds[p->kind <= 6 ? p->kind : 0],
          p->account);
   if (p->sku[0]) printf(", %ux %s", p->qty, p->sku);
   if (p->counterparty[0]) printf(", to %s", p->counterparty);

@@ -138,6 +138,7 @@ extern "C" {
   X(EUNKNOWN_CHALLENGE, -160, "unknown challenge")                           \
   X(EBUYERS_UNKNOWN, -161, "too many buyers to tell a first purchase; first-purchase challenges are off") \
   X(EREWARD_CAP, -170, "you earned as many rewards in this event as it allows") \
+  X(EREWARD_UNIT, -171, "a free unit a reward gave is never refunded")     \
   X(EROOM_SETTING, -180, "unknown room setting or value")
 
 typedef enum tally_err {
@@ -477,6 +478,10 @@ enum tally_hint {
                             "<count> more].")                  \
   X(REWARD_USED, 35, "reply after BUY's: Reward <text: name> used on receipt <receipt>: <amount> off "  \
                      "the price (the creator's gift)")              \
+  X(REWARD_FREE_UNIT, 36, "reply after BUY's: Reward <text: name> used on receipt <receipt>: your "    \
+                          "<sku> is free (the creator's gift; never refunded)")                      \
+  X(REWARD_ACCESS, 37, "reply after BUY's: Reward <text: name> used on receipt <receipt>: it let you "  \
+                       "buy <sku> without attending")                                                \
   /* 25..44 are taken by features being built (goals, challenges, quizzes, Matrix rooms). */      \
   X(CONSENT_ASKED, 45, "reply (code ECONSENT): ... <count>x <text: title> costs <amount> ... To agree, " \
                        "reply: <command: CONFIRM code> (valid N s ...)")

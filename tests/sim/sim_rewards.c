@@ -96,9 +96,6 @@ void ledger_reward_transfer(world *w, const tally__op *op) {
     else if (m && op->decided_mono_ms >= m->expires_mono)
       fail(w, "R-expiry: purchase %llu, decided at %" PRIu64 " ms, uses grant %" PRIu64 " that expired at %" PRIu64 " ms",
            (unsigned long long)op->transfer_id, op->decided_mono_ms, g->id, m->expires_mono);
-    else if (op->discount <= 0)
-      fail(w, "R-once: purchase %llu uses grant %" PRIu64 " for a discount of %lld", (unsigned long long)op->transfer_id,
-           g->id, (long long)op->discount);
     else {
       g->used_by = op->transfer_id;
       w->r->rewards_used++;

@@ -51,9 +51,19 @@ int tally__cmd_buy_item(tally__cmd *c, uint32_t item, uint32_t qty, const char *
    * referral code, whose share is of the full price. */
   uint32_t grant = TALLY__NONE;
   int64_t total;
-  if (c->use_reward && !ctx.ref && c->account != TALLY__NONE &&
-      tally__mul_i64(c->e->st.items[item].price, qty, &total) &&
-      tally__key_find(&c->e->st, key) == TALLY__NONE)
+  const tally__item *it = &c->e->st.items[item];
+  bool fresh = c->account != TALLY__NONE && tally__key_find(&c->e->st, key) == TALLY__NONE;
+  /* One reward per purchase. An attendees-only item the buyer did not
+   * attend needs an access reward (sql/020), which is then the one used,
+   * `noreward` or not: without it the BUY is refused anyway. Then a free
+   * unit (one unit, no referral code), then the best discount. */
+  bool gated = fresh && it->attendees_only && !tally__audience_attended(&c->e->st, it->drop_event, c->account);
+  if (gated && (grant = tally__reward_pick_unlock(c->e, c->account, item, TALLY__REWARD_UNLOCK_ACCESS)) != TALLY__NONE)
+    ctx.access = true;
+  else if (c->use_reward && !ctx.ref && fresh && qty == 1 &&
+           (grant = tally__reward_pick_unlock(c->e, c->account, item, TALLY__REWARD_UNLOCK_FREE)) != TALLY__NONE)
+    ctx.free_unit = true;
+  else if (c->use_reward && !ctx.ref && fresh && !gated && tally__mul_i64(it->price, qty, &total))
     grant = tally__reward_pick(c->e, c->account, item, total, &ctx.discount);
   int rc = tally__decide_buy(&c->e->st, &ctx, c->account, item, qty, op);
   if (rc == TALLY_OK && grant != TALLY__NONE) tally__reward_hold(c->e, grant, op, ctx.discount);

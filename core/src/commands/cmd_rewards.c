@@ -20,8 +20,8 @@ __attribute__((format(printf, 2, 3))) static void note(tally__op *op, const char
 }
 
 static const char reward_usage[] =
-    "REWARD ADD <name> discount=10%|2.00 [cap=<amount>] [for=10m] [sku=<sku>|all] | REWARD LIST | REWARD DEL <name>"
-    " | REWARD OFFER <name> [room]";
+    "REWARD ADD <name> discount=10%|2.00 [cap=<amount>] [for=10m] [sku=<sku>|all] | REWARD ADD <name> free=<sku>|access=<sku>"
+    " [for=10m] | REWARD LIST | REWARD DEL <name> | REWARD OFFER <name> [room]";
 
 /* "30s", "10m", "2h" -> seconds (1 .. TALLY__REWARD_TTL_S_MAX). */
 static int ttl_parse(const char *s, size_t n, uint32_t *out) {
@@ -63,11 +63,13 @@ static bool option(const tally__cmd *c, int k, const char *key, const char **v, 
 
 /* The options of REWARD ADD into spec; false when refused (answered). */
 static bool add_options(tally__cmd *c, tally__reward_def *spec) {
-  bool discount = false;
+  bool discount = false, sku_given = false;
   for (int k = 3; k < c->t.count; k++) {
     const char *v;
     size_t vn;
     int rc = TALLY_OK;
+    uint8_t unlock = 0;
+    sku_given |= c->t.len[k] > 4 && memcmp(c->t.word[k], "sku=", 4) == 0;
     if (option(c, k, "discount=", &v, &vn) && !discount) {
       discount = true;
       if (vn > 1 && v[vn - 1] == '%') rc = percent_parse(v, vn - 1, &spec->bps);
@@ -76,9 +78,16 @@ static bool add_options(tally__cmd *c, tally__reward_def *spec) {
       rc = tally__amount_parse(v, vn, c->e->cfg.currency_decimals, &spec->cap);
     } else if (option(c, k, "for=", &v, &vn)) {
       rc = ttl_parse(v, vn, &spec->ttl_s);
-    } else if (option(c, k, "sku=", &v, &vn)) {
+    } else if ((unlock = option(c, k, "free=", &v, &vn) ? TALLY__REWARD_UNLOCK_FREE
+                         : option(c, k, "access=", &v, &vn) ? TALLY__REWARD_UNLOCK_ACCESS : 0) ||
+               option(c, k, "sku=", &v, &vn)) {
       char sku[TALLY__SKU_BYTES_MAX + 1];
-      if (vn == 3 && memcmp(v, "all", 3) == 0) spec->item = TALLY__NONE;
+      if (unlock && spec->unlock) { /* one free= or access= */
+        tally__cmd_usage(c, reward_usage);
+        return false;
+      }
+      if (unlock) spec->unlock = unlock;
+      if (vn == 3 && memcmp(v, "all", 3) == 0 && !unlock) spec->item = TALLY__NONE;
       else if (vn >= sizeof sku) rc = TALLY_EUNKNOWN_ITEM;
       else {
         memcpy(sku, v, vn);
@@ -101,8 +110,26 @@ static bool add_options(tally__cmd *c, tally__reward_def *spec) {
       return false;
     }
   }
-  if (!discount) {
-    tally__reply(c->e, c->cmd, TALLY_EBAD_SYNTAX, 0, "%s: discount=10%% or discount=2.00 is needed. %s",
+  /* A free unit or an access names its item itself: no discount, cap or sku= with it. */
+  if (spec->unlock && (discount || spec->cap || sku_given)) {
+    tally__reply(c->e, c->cmd, TALLY_EBAD_SYNTAX, 0, "%s: free=<sku> and access=<sku> go without discount=, cap= or sku=. %s",
+                 tally_strerror(TALLY_EBAD_SYNTAX), reward_usage);
+    return false;
+  }
+  /* access= to an item that is not (yet) attendees-only is kept: the drop
+   * may come later; until then BUY needs no access and leaves it unused. */
+  if (spec->unlock == TALLY__REWARD_UNLOCK_FREE && tally__reward_free_unit_refused(&c->e->st.items[spec->item])) {
+    tally__reply(c->e, c->cmd, TALLY_EBAD_SYNTAX, 0, "%s: %s is a highlight or a reaction, which is never a free unit",
+                 tally_strerror(TALLY_EBAD_SYNTAX), c->e->st.items[spec->item].sku);
+    return false;
+  }
+  if (spec->unlock == TALLY__REWARD_UNLOCK_FREE && c->e->st.items[spec->item].split.count) {
+    tally__reply(c->e, c->cmd, TALLY_EBAD_SYNTAX, 0, "%s: %s is shared with co-creators; a free unit is for an item you alone sell",
+                 tally_strerror(TALLY_EBAD_SYNTAX), c->e->st.items[spec->item].sku);
+    return false;
+  }
+  if (!discount && !spec->unlock) {
+    tally__reply(c->e, c->cmd, TALLY_EBAD_SYNTAX, 0, "%s: discount=10%%, discount=2.00, free=<sku> or access=<sku> is needed. %s",
                  tally_strerror(TALLY_EBAD_SYNTAX), reward_usage);
     return false;
   }
@@ -265,8 +292,8 @@ static const tally__command_row rewards_rows[] = {
      "",
      "the rewards you earned (used at your next BUY they fit)", NULL, 0},
     {"REWARD", tally__cmd_reward, TALLY__NA, TALLY_COMMAND_GROUP_CREATORS,
-     "ADD <name> discount=10%|2.00 [cap=<amount>] [for=10m] [sku=<sku>|all] | REWARD LIST | REWARD DEL <name> "
-     "| REWARD OFFER <name> [room]",
-     "discounts on your items that quizzes give", NULL, 0},
+     "ADD <name> discount=10%|2.00|free=<sku>|access=<sku> [cap=<amount>] [for=10m] [sku=<sku>|all] | REWARD LIST "
+     "| REWARD DEL <name> | REWARD OFFER <name> [room]",
+     "discounts, free units and access on your items that quizzes give", NULL, 0},
 };
 const tally__command_rows tally__rewards_commands = TALLY__ROWS(rewards_rows);

@@ -326,7 +326,7 @@ void tally__live_committed(tally__engine *e, const tally__op *op) {
   tally__audience_committed(st, op);
   tally__highlights_committed(e, op);
   uint32_t ev = tally__live_event_find(st, op->event_id);
-  if (ev != TALLY__NONE && op->kind == TALLY__TRANSFER_PURCHASE) {
+  if (ev != TALLY__NONE && op->kind == TALLY__TRANSFER_PURCHASE && op->amount > 0) { /* a free unit is no sale */
     st->events[ev].sales++;
     st->events[ev].sales_minor += op->amount;
   } else if (ev != TALLY__NONE && op->kind == TALLY__TRANSFER_TIP) {

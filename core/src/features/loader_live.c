@@ -59,8 +59,8 @@ int tally__live_restore(loader *l, int64_t now_ms) {
   }
   PQclear(r);
   r = q(l, "SELECT t.account_id, t.item_id, sum(t.qty) FROM transfers t JOIN items i ON i.id = t.item_id"
-           " WHERE t.kind = 1 AND i.drop_per_user > 0 AND t.amount_minor > coalesce((SELECT sum(r.amount_minor)"
-           "  FROM transfers r WHERE r.kind = 3 AND r.ref_transfer = t.id), 0) GROUP BY 1, 2", 0, NULL);
+           " WHERE t.kind IN (1, 6) AND i.drop_per_user > 0 AND (t.kind = 6 OR t.amount_minor > coalesce((SELECT sum(r.amount_minor)"
+           "  FROM transfers r WHERE r.kind = 3 AND r.ref_transfer = t.id), 0)) GROUP BY 1, 2", 0, NULL);
   if (!r) return TALLY_EDB;
   for (int i = 0; i < PQntuples(r); i++) {
     uint32_t a = acc_index(l, col_i64(r, i, 0)), it = item_index(l, col_i64(r, i, 1));

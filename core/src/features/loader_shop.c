@@ -77,7 +77,7 @@ static int load_item_extras(loader *l) {
 /* Serials taken by committed purchases; kept purchases learn theirs. */
 static int load_serials(loader *l) {
   tally__state *st = &l->e->st;
-  PGresult *r = tally__load_q(l, "SELECT item_id, serial, qty, id FROM transfers WHERE kind = 1 AND serial IS NOT NULL",
+  PGresult *r = tally__load_q(l, "SELECT item_id, serial, qty, id FROM transfers WHERE kind IN (1, 6) AND serial IS NOT NULL",
                               0, NULL);
   if (!r) return TALLY_EDB;
   for (int i = 0; i < PQntuples(r); i++) {

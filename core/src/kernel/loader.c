@@ -212,7 +212,7 @@ static int load_items(loader *l) {
     snprintf(l->err, l->err_len, "load: items: %s", tally_strerror(rc));
     return rc;
   }
-  r = q(l, "SELECT item_id, sum(qty) FROM transfers WHERE kind = 1 GROUP BY item_id", 0, NULL);
+  r = q(l, "SELECT item_id, sum(qty) FROM transfers WHERE kind IN (1, 6) GROUP BY item_id" /* 6: free units take stock */, 0, NULL);
   if (!r) return TALLY_EDB;
   for (int i = 0; i < PQntuples(r); i++) {
     uint32_t it = item_index(l, col_i64(r, i, 0));
@@ -232,7 +232,7 @@ static int load_purchases(loader *l, int64_t now_ms) {
   const char *params[2] = {since, limit};
   PGresult *r = q(l,
                   "WITH p AS (SELECT id, account_id, item_id, amount_minor, created_ms, qty FROM transfers"
-                  "  WHERE kind = 1 AND created_ms >= $1::bigint ORDER BY id DESC LIMIT $2::int),"
+                  "  WHERE kind IN (1, 6) AND created_ms >= $1::bigint ORDER BY id DESC LIMIT $2::int)," /* 6: REFUND says why not */
                   " f AS (SELECT e.transfer_id, e.amount_minor FROM entries e JOIN p ON p.id = e.transfer_id"
                   "  WHERE e.account_id = 1),"
                   " r AS (SELECT t.ref_transfer, sum(t.amount_minor) AS s, coalesce(sum(-e.amount_minor), 0) AS fs"
@@ -323,7 +323,7 @@ static int load_today_and_recent(loader *l, int64_t now_ms) {
   }
   PQclear(r);
   r = q(l, "SELECT account_id, id FROM (SELECT account_id, id, row_number() OVER"
-           " (PARTITION BY account_id ORDER BY id DESC) AS n FROM transfers WHERE kind IN (1, 2, 3)) s"
+           " (PARTITION BY account_id ORDER BY id DESC) AS n FROM transfers WHERE kind IN (1, 2, 3, 6)) s"
            " WHERE n <= 8 ORDER BY id", 0, NULL);
   if (!r) return TALLY_EDB;
   for (int i = 0; i < PQntuples(r); i++) {

@@ -40,6 +40,7 @@ const char tally__batch_sql[] =
     " UNION ALL SELECT * FROM tally_write_goals($1, $8, $126::jsonb)" /* sql/017: the goal kinds of the facts */
     " UNION ALL SELECT * FROM tally_write_challenge_facts($1, $8, $126::jsonb)"
     " UNION ALL SELECT * FROM tally_write_quiz_rounds($1, $8, $126::jsonb)" /* sql/019: same facts */
+    " UNION ALL SELECT * FROM tally_write_reward_unlocks($1, $8, $126::jsonb)" /* sql/020: same facts */
     " UNION ALL SELECT * FROM tally_mark_batch($1, $8, $4)" /* sql/022: a batch without transfers leaves its id */
     /* Last: refuses (TL002) a batch that would commit fewer transfers than it signed. */
     " UNION ALL SELECT * FROM tally_batch_whole($1, $2, $3, $4)";
@@ -449,7 +450,7 @@ static void render_transfers(tally__batch *b, const tally__state *st) {
       const tally__op *op = &b->ops[b->xfer[i]];
       switch (col) {
       case 0: bin_i64(b, (int64_t)op->transfer_id); break;
-      case 1: bin_i16(b, op->kind); break;
+      case 1: bin_i16(b, (int16_t)tally__transfer_ledger_kind(op->kind, op->amount)); break; /* 6: a free unit */
       case 2: bin_text(b, st->keys[op->key_slot].key); break;
       case 3: bin_i64(b, (int64_t)st->accounts[op->account].id); break;
       case 4:
@@ -885,7 +886,7 @@ static void compute_leaves(tally__batch *b, const tally__state *st) {
     if (op->type != TALLY__OP_TRANSFER) continue;
     b->xfer[b->transfer_count] = k;
     tally__receipt_fields f = {
-        .transfer_id = op->transfer_id, .batch_id = b->id, .kind = op->kind, .qty = op->qty,
+        .transfer_id = op->transfer_id, .batch_id = b->id, .kind = tally__transfer_ledger_kind(op->kind, op->amount), .qty = op->qty,
         .amount_minor = op->amount, .ref_transfer = op->ref_transfer,
         .created_ms = op->created_ms, .account = tally__account_name(st, op->account),
         .counterparty = op->counterparty == TALLY__NONE ? "" : tally__account_name(st, op->counterparty),

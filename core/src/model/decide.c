@@ -166,13 +166,17 @@ int tally__decide_buy(tally__state *st, const tally__decide_ctx *ctx, uint32_t b
    * payee: the feature checks) receives; the fee is taken on what is paid. */
   if (ctx->discount < 0 || (ctx->discount > 0 && ctx->discount >= amount)) return TALLY_EOVERFLOW;
   amount -= ctx->discount;
+  /* A free unit is one unit at no price: no fee, nothing of the creator's. */
+  if (ctx->free_unit && (qty != 1 || ctx->discount || ref)) return TALLY_EINVAL;
+  if (ctx->free_unit) amount = 0;
   if ((rc = tally__check_stock(it, qty))) return rc;
   /* A raffle's winners are charged by the engine after its window closed. */
   bool raffle_draw = ctx->by_engine && it->drop_mode == TALLY__MODE_RAFFLE;
   if (!raffle_draw && (rc = tally__check_drop(it))) return rc;
   if (it->creator == buyer) return TALLY_ESELF;
   if (ref && (ref->affiliate == buyer || !tally__refcode_fits(it, ref))) return TALLY_EBAD_REF;
-  if (it->attendees_only && !tally__audience_attended(st, it->drop_event, buyer)) return TALLY_ENOT_ATTENDEE;
+  if (it->attendees_only && !ctx->access && !tally__audience_attended(st, it->drop_event, buyer))
+    return TALLY_ENOT_ATTENDEE;
   if (!tally__purchases_room(st)) return TALLY_EBUSY;
   /* Its queue slot is taken with the decision (tally__op_hold), so every
    * path that buys a highlight is bounded by the table and its shares. */
@@ -201,6 +205,11 @@ int tally__decide_buy(tally__state *st, const tally__decide_ctx *ctx, uint32_t b
   op->qty = qty;
   op->fee = fee;
   op->serial = serial;
+  if (amount == 0) { /* a free unit: two zero legs, so it has entries like every transfer (sql/020) */
+    op->legs[0] = (tally__leg){.account = buyer, .amount = 0};
+    op->legs[1] = (tally__leg){.account = it->creator, .amount = 0};
+    op->leg_count = 2;
+  }
   op_leg(op, buyer, -amount);
   tally__purchase p = {.transfer_id = op->transfer_id, .buyer = buyer, .item = item,
                        .amount = amount, .fee = fee, .created_ms = ctx->wall_ms,
@@ -305,6 +314,9 @@ int tally__decide_refund(tally__state *st, const tally__decide_ctx *ctx, uint32_
   tally__purchase *p = &st->purchases[slot];
   if (tally__purchase_owner(st, p) != requester) return TALLY_ENOT_YOURS; /* LINK: the person's */
   if (!p->committed) return TALLY_EPENDING;
+  /* Amount 0 is a free unit a reward gave (sql/020): nothing was paid, so
+   * nothing is refunded, and its reward is not given back either. */
+  if (p->amount == 0) return TALLY_EREWARD_UNIT;
   const tally__item *it = &st->items[p->item];
   if (ctx->wall_ms - p->created_ms > (int64_t)it->refund_window_s * 1000 ||
       purchase_near_eviction(st, slot))

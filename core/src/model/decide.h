@@ -34,6 +34,10 @@ typedef struct tally__decide_ctx {
   /* BUY: minor units an earned reward takes off the total (features/rewards:
    * 0 <= discount < price x qty, from the creator's part); 0: none. */
   int64_t discount;
+  /* BUY (features/rewards, sql/020): a free unit an earned reward gives (qty
+   * 1, amount 0, two zero legs: stored as kind 6), and an access grant that
+   * opens an attendees-only item to a buyer who did not attend. */
+  bool free_unit, access;
 } tally__decide_ctx;
 
 int tally__decide_buy(tally__state *st, const tally__decide_ctx *ctx, uint32_t buyer,

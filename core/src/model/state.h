@@ -80,7 +80,17 @@ enum {
   TALLY__TRANSFER_REFUND = 3,
   TALLY__TRANSFER_GRANT = 4,
   TALLY__TRANSFER_LINK = 5, /* sql/013: a joining identity's balance moved into the person's wallet */
+  /* sql/020: a free unit an earned reward gave. In memory it is a purchase
+   * (op->kind PURCHASE: stock, serials, per-user units, deliveries) whose
+   * amount is 0, which no paid purchase can be (prices are > 0 and a
+   * discount leaves at least one minor unit); the ledger stores kind 6. */
+  TALLY__TRANSFER_REWARD_UNIT = 6,
 };
+/* The kind the ledger (and the receipt leaf) stores for an op or purchase
+ * of kind `kind` moving `amount`. */
+static inline uint32_t tally__transfer_ledger_kind(uint32_t kind, int64_t amount) {
+  return kind == TALLY__TRANSFER_PURCHASE && amount == 0 ? TALLY__TRANSFER_REWARD_UNIT : kind;
+}
 enum { TALLY__ACCOUNT_FEES_ID = 1, TALLY__ACCOUNT_EXTERNAL_ID = 2 };
 #define TALLY__NONE UINT32_MAX
 /* All credits ever granted stay below this, so no balance, and no sum of two

@@ -201,7 +201,8 @@ void tally__challenges_committed(tally__engine *e, const tally__op *op) {
     if (s) s->purchased -= op->amount;
     return;
   }
-  bool sale = op->kind == TALLY__TRANSFER_PURCHASE;
+  /* A free unit a reward gave (amount 0, kind 6 in the ledger) is not a sale: nothing was spent. */
+  bool sale = op->kind == TALLY__TRANSFER_PURCHASE && op->amount > 0;
   if (!sale && op->kind != TALLY__TRANSFER_TIP) return;
   if (op->event_id) {
     tally__challenge_sum *s = sum_get(z, op->event_id, op->account, true);

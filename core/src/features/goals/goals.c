@@ -228,6 +228,7 @@ void tally__goals_committed(tally__engine *e, const tally__op *op) {
   if (!z || op->type != TALLY__OP_TRANSFER) return;
   bool refund = op->kind == TALLY__TRANSFER_REFUND;
   if (!refund && (!op->event_id || (op->kind != TALLY__TRANSFER_PURCHASE && op->kind != TALLY__TRANSFER_TIP))) return;
+  if (op->amount == 0) return; /* a free unit (sql/020): no money, no contributor (G4 counts kinds 1 and 2) */
   for (uint32_t i = 0; i < TALLY__GOALS_MAX; i++) {
     tally__goal *g = &z->g[i];
     if (!counting(g)) continue;

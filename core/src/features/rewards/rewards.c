@@ -35,8 +35,9 @@ static void fact_mark(tally__op *op, uint32_t sub, uint32_t slot, const char *js
 static int restore_defs(loader *l, tally__rewards *r) {
   PGresult *q = tally__load_q(l,
                               "SELECT d.id, d.creator_id, d.name, d.percent_bps, d.amount_minor, d.cap_minor, d.ttl_s,"
-                              " d.item_id, x.reward_id IS NOT NULL FROM reward_defs d"
-                              " LEFT JOIN reward_deletions x ON x.reward_id = d.id ORDER BY d.id DESC LIMIT $1::int",
+                              " d.item_id, x.reward_id IS NOT NULL, coalesce(u.kind, 0) FROM reward_defs d"
+                              " LEFT JOIN reward_deletions x ON x.reward_id = d.id"
+                              " LEFT JOIN reward_unlocks u ON u.reward_id = d.id ORDER BY d.id DESC LIMIT $1::int",
                               1, (const char *const[]){"1024"});
   if (!q) return TALLY_EDB;
   for (int i = 0; i < PQntuples(q); i++) {
@@ -52,6 +53,9 @@ static int restore_defs(loader *l, tally__rewards *r) {
     d->cap = tally__load_i64(q, i, 5);
     d->ttl_s = (uint32_t)tally__load_i64(q, i, 6);
     d->deleted = PQgetvalue(q, i, 8)[0] == 't';
+    d->unlock = (uint8_t)tally__load_i64(q, i, 9);
+    /* Neither a discount nor an unlock (a reward_unlocks row lost): it gives nothing. */
+    if (!d->bps && !d->amount && !d->unlock) d->deleted = true;
     d->used = d->committed = true;
   }
   PQclear(q);
@@ -210,6 +214,10 @@ int tally__reward_def_new(tally__engine *e, const tally__reward_def *spec, tally
            ",\"cap\":%" PRId64 ",\"ttl\":%u,\"item\":%" PRIu64 "}",
            d->id, st->accounts[d->creator].id, spec->name, d->bps, d->amount, d->cap, d->ttl_s,
            d->item == TALLY__NONE ? 0 : st->items[d->item].id);
+  if (d->unlock) { /* sql/020 tally_write_reward_unlocks: the same object, its "unl" key */
+    size_t n = strlen(d->json);
+    snprintf(d->json + n - 1, sizeof d->json - (n - 1), ",\"unl\":%u}", (unsigned)d->unlock);
+  }
   fact_mark(op, RF_DEF, slot, d->json);
   return TALLY_OK;
 }
@@ -258,6 +266,12 @@ int tally__reward_offer(tally__engine *e, uint32_t def, uint16_t net, const char
 
 void tally__reward_describe(tally__engine *e, const tally__reward_def *d, char *out, size_t n) {
   char amount[48], cap[64] = "";
+  if (d->unlock && d->item != TALLY__NONE) {
+    const char *sku = e->st.items[d->item].sku;
+    if (d->unlock == TALLY__REWARD_UNLOCK_FREE) snprintf(out, n, "one %s free", sku);
+    else snprintf(out, n, "access to %s without attending", sku);
+    return;
+  }
   if (d->bps % 100) snprintf(amount, sizeof amount, "%d.%02d%%", d->bps / 100, d->bps % 100); /* 12.05% */
   else if (d->bps) snprintf(amount, sizeof amount, "%d%%", d->bps / 100);
   else tally__format_amount(e, d->amount, amount, sizeof amount);
@@ -276,7 +290,7 @@ int64_t tally__reward_discount(tally__engine *e, uint32_t def, uint32_t item, in
   /* The creator's own items only, and only where the creator is the one
    * payee: a split item's co-creators never pay for someone's reward. */
   if (it->creator != d->creator || it->split.count || (d->item != TALLY__NONE && d->item != item)) return 0;
-  if (total <= 1) return 0;
+  if (total <= 1 || d->unlock) return 0; /* an unlock takes nothing off: tally__reward_pick_unlock */
   int64_t off = d->bps ? (int64_t)(((__int128)total * d->bps) / TALLY__BPS_WHOLE) : d->amount;
   if (d->cap && off > d->cap) off = d->cap;
   if (off >= total) off = total - 1; /* a purchase moves at least one minor unit */
@@ -302,6 +316,23 @@ uint32_t tally__reward_pick(tally__engine *e, uint32_t account, uint32_t item, i
       *discount = off;
       best = i;
     }
+  }
+  return best;
+}
+
+uint32_t tally__reward_pick_unlock(tally__engine *e, uint32_t account, uint32_t item, uint8_t unlock) {
+  tally__rewards *r = tally__rewards_of(e);
+  if (!r || account == TALLY__NONE) return TALLY__NONE;
+  uint64_t now = tally__now_mono_ms(e);
+  const tally__item *it = &e->st.items[item];
+  uint32_t best = TALLY__NONE;
+  for (uint32_t i = 0; i < r->grant_high; i++) {
+    const tally__reward_earned *g = &r->grants[i];
+    if (!usable(g, account, now)) continue;
+    const tally__reward_def *d = &r->defs[g->def];
+    if (d->unlock != unlock || d->item != item || it->creator != d->creator) continue;
+    if (unlock == TALLY__REWARD_UNLOCK_FREE && (it->split.count || tally__reward_free_unit_refused(it))) continue;
+    if (best == TALLY__NONE || g->expires_mono < r->grants[best].expires_mono) best = i;
   }
   return best;
 }
@@ -344,6 +375,19 @@ void tally__rewards_committed(tally__engine *e, const tally__op *op) {
   if (!g) return;
   const tally__reward_def *d = &r->defs[g->def];
   char off[48], text[TALLY_TEXT_BYTES_MAX];
+  if (op->reward_fact == TALLY__REWARD_FACT_USE && d->unlock) {
+    g->state = TALLY__FAULT(REWARD_TWICE) ? TALLY__GRANT_READY : TALLY__GRANT_USED;
+    tally__say say;
+    bool free_unit = d->unlock == TALLY__REWARD_UNLOCK_FREE;
+    tally__say_init(&say, free_unit ? TALLY_MSG_REWARD_FREE_UNIT : TALLY_MSG_REWARD_ACCESS);
+    tally__sayf(&say, "tRs", free_unit ? "Reward %s used on receipt %llu: your %s is free (the creator's gift; never refunded)"
+                                       : "Reward %s used on receipt %llu: it let you buy %s without attending",
+                d->name, (unsigned long long)op->transfer_id, e->st.items[op->item].sku);
+    if (op->origin)
+      tally__emit_say_in(e, op->net, TALLY_EFFECT_REPLY, TALLY_OK, op->req_id, 0, tally__origin_str(&e->st, op->origin),
+                         op->channel, &say);
+    return;
+  }
   if (op->reward_fact == TALLY__REWARD_FACT_USE) {
     g->state = TALLY__FAULT(REWARD_TWICE) ? TALLY__GRANT_READY : TALLY__GRANT_USED;
     tally__format_amount(e, op->discount, off, sizeof off);

@@ -42,6 +42,8 @@ enum {
   TALLY__REWARD_OFFERS_MAX = 256,     /* REWARD OFFER rows kept (rooms x rewards) */
 };
 
+enum { TALLY__REWARD_UNLOCK_NONE = 0, TALLY__REWARD_UNLOCK_FREE = 1, TALLY__REWARD_UNLOCK_ACCESS = 2 };
+
 typedef enum tally__grant_state {
   TALLY__GRANT_FREE = 0,
   TALLY__GRANT_GRANTING,  /* its grant fact is in flight: not yet the account's */
@@ -64,6 +66,9 @@ typedef struct tally__reward_def {
   bool busy;              /* a fact of it is in flight */
   char name[TALLY__REWARD_NAME_BYTES_MAX + 1];
   char json[TALLY__REWARD_JSON_BYTES];
+  /* Not a discount (sql/020 reward_unlocks; bps and amount are 0): one free
+   * unit of `item`, or access to `item` when it is attendees-only. */
+  uint8_t unlock; /* TALLY__REWARD_UNLOCK_* */
 } tally__reward_def;
 
 typedef struct tally__reward_earned {
@@ -132,6 +137,15 @@ int64_t tally__reward_discount(tally__engine *e, uint32_t def, uint32_t item, in
 /* The account's best usable reward for qty of item at `total`, or
  * TALLY__NONE; *discount what it takes off. */
 uint32_t tally__reward_pick(tally__engine *e, uint32_t account, uint32_t item, int64_t total, int64_t *discount);
+/* The account's usable unlock reward of kind `unlock` (TALLY__REWARD_UNLOCK_*)
+ * for item (the one expiring first), or TALLY__NONE. A free unit fits only
+ * an item its creator alone sells (no split: no co-creator gives it away). */
+uint32_t tally__reward_pick_unlock(tally__engine *e, uint32_t account, uint32_t item, uint8_t unlock);
+/* Highlights and reactions are never free units: the engine refunds an
+ * unshown highlight, and a free unit is never refunded. */
+static inline bool tally__reward_free_unit_refused(const tally__item *it) {
+  return it->kind == TALLY__KIND_HIGHLIGHT || it->kind == TALLY__KIND_REACTION;
+}
 /* A decided purchase (op) uses grant g: held until the op settles. */
 void tally__reward_hold(tally__engine *e, uint32_t g, tally__op *op, int64_t discount);
 /* A decided refund (op) of purchase `receipt`: if it refunds that purchase
