@@ -1,13 +1,24 @@
 /* matrix.h — tallyd's Matrix Application Service (an adapter inside tallyd;
- * the engine knows no Matrix). Three files, all on tallyd's loop thread but
+ * the engine knows no Matrix). Its files, all on tallyd's loop thread but
  * for the PostgreSQL worker:
- *   matrix_http.c  the AS's HTTP server (libmicrohttpd in external epoll mode,
- *                  driven by the libuv loop): routes, hs_token check, bodies;
- *   matrix_txn.c   transactions: events -> commands, the durable record
- *                  (sql/014_matrix.sql) on a worker thread, then the engine;
- *                  engine effects -> outgoing messages;
- *   matrix_send.c  the Client-Server API client: per-room ordered sends with
- *                  derived txnIds, 429 retry_after_ms, bounded backoff.
+ *   matrix_start.c   the registration file, the boot id; start and stop;
+ *   matrix_http.c    the AS's HTTP server (libmicrohttpd in external epoll
+ *                    mode, driven by the libuv loop): routes, hs_token check,
+ *                    bodies;
+ *   matrix_txn.c     a transaction: its record, the 200, then its commands to
+ *                    the engine (waiting for their room's state);
+ *   matrix_filter.c  which events are commands (not echoes, m.notice, edits,
+ *                    old events) and which ask for an action after the 200
+ *                    (invites, room upgrades, encrypted rooms);
+ *   matrix_record.c  the worker thread: the durable record
+ *                    (sql/014_matrix.sql), the outbox's writes and its load;
+ *   matrix_effect.c  engine effects -> outgoing messages (plain and HTML,
+ *                    derived txnIds, names never MXIDs);
+ *   matrix_outbox.c  what waits to be posted: outbox rows, the outbox of
+ *                    earlier processes, lines waiting for a DM;
+ *   matrix_rooms.c   rooms' members, names, power levels, settings; DMs;
+ *   matrix_send.c    the Client-Server API client: per-room ordered sends
+ *                    with derived txnIds, 429 retry_after_ms, bounded backoff.
  * docs/MATRIX.md is the admin's guide; docs/findings/matrix.md the plan. */
 #ifndef TALLYD_MATRIX_H
 #define TALLYD_MATRIX_H
@@ -66,7 +77,7 @@ struct td_mx {
   char localpart[TD_MX_ID_BYTES_MAX + 1];
   char bot_id[TD_MX_ID_BYTES_MAX + 1]; /* @localpart:server_name */
   char boot[33];                    /* this process's id in matrix_transactions.boot */
-  /* transactions waiting for their record (matrix_txn.c): FIFO, one on the worker */
+  /* jobs waiting for the worker (matrix_record.c): FIFO, one on the worker */
   td_mx_job *jobs_head, *jobs_tail;
   uint32_t job_count;
   int job_running;
@@ -77,7 +88,7 @@ struct td_mx {
   uint32_t room_count, out_count, inflight;
   uint64_t anon_seq;                /* txnIds of effects with no event */
   uint64_t sent, dropped;
-  /* the outbox (matrix_txn.c): rows to write with the next outbox job */
+  /* the outbox (matrix_outbox.c): rows to write with the next outbox job */
   void *ob_add, *ob_settle;         /* json_t arrays */
   int ob_queued;                    /* an outbox job waits in the FIFO */
   int loaded;                       /* the outbox of earlier processes is queued again */
@@ -92,7 +103,7 @@ struct td_mx {
   uint32_t pending_count;
   /* counters, for logs */
   uint64_t txns, txn_replays, events_submitted, events_ignored;
-  /* lines for someone's DM while it is being made (matrix_txn.c), in order */
+  /* lines for someone's DM while it is being made (matrix_outbox.c), in order */
   void *dm_wait;
   uint32_t dm_wait_count;
   int direct_read; /* the bot's m.direct was answered (or given up): DMs are made from then on */
@@ -108,7 +119,7 @@ void td_mx_close(td_daemon *d);
 void td_mx_stop(td_daemon *d);
 /* Is network the AS's? (effects of it go to td_mx_effect) */
 int td_mx_owns(const td_daemon *d, const char *network);
-/* An engine effect of the matrix network. */
+/* An engine effect of the matrix network (matrix_effect.c). */
 void td_mx_effect(td_daemon *d, const tally_effect *e);
 
 /* ---- inside the adapter ------------------------------------------------------ */
@@ -144,7 +155,7 @@ void td_mx_send_thread(td_mx *m, const char *room, const char *txn_id, const cha
 void td_mx_send_content(td_mx *m, const char *room, const char *txn_id, const char *content, int persist);
 void td_mx_send_content_done(td_mx *m, const char *room, const char *txn_id, const char *content, int persist,
                              td_mx_done_fn done);
-/* matrix_txn.c: outbox rows, written by the worker with the next job. */
+/* matrix_outbox.c: outbox rows, written by the worker with the next job. */
 void td_mx_outbox_add(td_mx *m, const char *txn_id, const char *room, const char *content);
 void td_mx_outbox_settle(td_mx *m, const char *txn_id, int outcome);
 /* The engine is ready (route.c): the outbox of earlier processes is loaded. */
@@ -166,7 +177,7 @@ void td_mx_rs_event(td_mx *m, struct json_t *ev);
 /* 1 when room's state is known; else asks for it (once) and returns 0:
  * td_mx_room_loaded(room) follows. */
 int td_mx_rs_ready(td_mx *m, const char *room);
-void td_mx_room_loaded(td_mx *m, const char *room); /* matrix_txn.c */
+void td_mx_room_loaded(td_mx *m, const char *room); /* matrix_txn.c: its commands go */
 int td_mx_rs_is_dm(td_mx *m, const td_mx_rs *r);
 uint32_t td_mx_rs_roles(const td_mx_rs *r, const char *who);
 /* How room names mxid[0..len): the display name (this room's, else any
@@ -176,8 +187,8 @@ const char *td_mx_rs_name(td_mx *m, const char *room, const char *mxid, size_t l
 const char *td_mx_dm_of(td_mx *m, const char *peer);
 /* createRoom for a DM with peer; td_mx_dm_made(peer, room or NULL) follows. */
 void td_mx_dm_create(td_mx *m, const char *peer);
-void td_mx_dm_made(td_mx *m, const char *peer, const char *room); /* matrix_txn.c */
-/* matrix_txn.c: the outbox's line for peer's DM not made yet (room_id =
+void td_mx_dm_made(td_mx *m, const char *peer, const char *room); /* matrix_outbox.c */
+/* matrix_outbox.c: the outbox's line for peer's DM not made yet (room_id =
  * the peer's MXID); and the bot's m.direct has been read. */
 void td_mx_dm_loaded(td_mx *m, const char *peer, const char *txn, const char *content);
 void td_mx_dm_direct_read(td_mx *m);
@@ -207,5 +218,71 @@ void td_mx_rs_unpin(td_mx *m, const char *room);
 void td_mx_send_close(td_mx *m);
 void td_mx_send_free(td_mx *m);
 uint32_t td_mx_send_pending(const td_mx *m);
+
+/* ---- between the transaction's files ------------------------------------------- */
+/* A command event of a transaction (matrix_filter.c fills it). */
+typedef struct td_mx_cmd {
+  char event_id[TD_MX_ID_BYTES_MAX + 1], room[TD_MX_ID_BYTES_MAX + 1], sender[TD_MX_ID_BYTES_MAX + 1];
+  char text[TALLY_TEXT_BYTES_MAX + 1];
+  char thread[TD_MX_ID_BYTES_MAX + 1]; /* the thread the command was said in (its root), or "" */
+  int too_long; /* the line did not fit TALLY_TEXT_BYTES_MAX: recorded, answered here */
+  int tombstone; /* an m.room.tombstone made into ROOM MOVE (no line to redact) */
+  int submit;   /* set by the worker */
+} td_mx_cmd;
+
+/* A job of the worker (matrix_record.c); TD_MX_JOB_TXN is 0 (calloc). */
+enum { TD_MX_JOB_TXN, TD_MX_JOB_OUTBOX, TD_MX_JOB_LOAD };
+
+struct td_mx_job {
+  td_mx_job *next;
+  td_mx *m;
+  int kind;
+  char *add_json, *settle_json; /* TD_MX_JOB_OUTBOX: the rows, taken when it starts */
+  struct json_t *loaded;        /* TD_MX_JOB_LOAD: [[txn, room, content], ...] */
+  struct json_t *sides;         /* TD_MX_JOB_TXN: [["join"|"encrypted", room], ...], done after the 200 */
+  uint32_t rows;
+  td_mx_req *req;
+  char txn_id[TD_MX_TXN_ID_BYTES_MAX + 1];
+  td_mx_cmd *cmds;
+  uint32_t n;
+  char *rows_json; /* [[event_id, room, sender], ...] for the statement */
+  int ok, inserted;
+  char err[256];
+  uv_work_t work;
+};
+
+/* matrix_filter.c: 1 when ev is a command for tally (filled into c), 0
+ * when it needs no record. */
+int td_mx_command_of(td_mx *m, struct json_t *ev, td_mx_cmd *c);
+/* matrix_filter.c: appends to sides what ev asks for after the 200. */
+void td_mx_side_of(td_mx *m, struct json_t *ev, struct json_t *sides);
+/* matrix_filter.c: is who one of list's ids (comma or space separated)? */
+int td_mx_listed(const char *list, const char *who);
+/* matrix_record.c: the wall clock (ms since the epoch), as the rows keep it. */
+uint64_t td_mx_wall_ms(void);
+/* matrix_record.c: queues j for the worker (started when it is free). */
+void td_mx_job_push(td_mx *m, td_mx_job *j);
+void td_mx_job_free(td_mx_job *j);
+void td_mx_jobs_free(td_mx *m); /* the jobs never run, and the worker's connection */
+/* matrix_txn.c: a transaction's record ended (j->ok or not): answered,
+ * then its side actions and commands. */
+void td_mx_txn_recorded(td_mx *m, td_mx_job *j);
+void td_mx_pending_free(td_mx *m);
+/* matrix_outbox.c: the rows of earlier processes, loaded: queued again;
+ * then transactions are taken. */
+void td_mx_outbox_loaded(td_mx *m, struct json_t *loaded);
+/* matrix_outbox.c: a line for peer's DM, now or once it is made (in the
+ * outbox meanwhile under the peer's MXID). */
+void td_mx_send_private(td_mx *m, const char *peer, const char *txn, const char *body, const char *html);
+/* matrix_outbox.c: asks for a DM with peer once; td_mx_dm_made follows. */
+void td_mx_dm_open(td_mx *m, const char *peer);
+void td_mx_dm_wait_free(td_mx *m);
+/* matrix_effect.c: txnId of an answer to event_id: the same answer to the
+ * same event is the same txnId, in this process and the next. */
+void td_mx_derived_txn(const char *event_id, const char *salt, const char *text, char out[48]);
+/* matrix_effect.c: posts text in room as a reply to event_id (html NULL:
+ * the text escaped); the txnId derives from (event_id, salt, key_text). */
+void td_mx_reply_keyed(td_mx *m, const char *room, const char *event_id, const char *salt, const char *key_text,
+                       const char *text, const char *html);
 
 #endif

@@ -4,7 +4,7 @@
  * (Client-Server API, "Sending events to a room") with the as_token as the
  * bearer (Application Service API, "Using the Client-Server API": the
  * as_token acts as the sender_localpart user). The txnId comes from the
- * effect (matrix_txn.c), and a retry reuses it, so the homeserver keeps one
+ * effect (matrix_effect.c), and a retry reuses it, so the homeserver keeps one
  * event however often a send is repeated ("Transaction identifiers": the
  * same txnId with the same access token is the same request).
  *
@@ -25,7 +25,7 @@
  * createRoom was already retried on 5xx). HTTPS is in the plan
  * (docs/findings/matrix.md).
  * Every message is also written to the outbox (sql/014: matrix_outbox, by
- * the worker of matrix_txn.c, without waiting for it) and settled there
+ * the worker of matrix_record.c, without waiting for it) and settled there
  * when the homeserver takes it or it is given up; the next tallyd process
  * posts the unsettled ones again, with their txnIds. */
 #include "matrix.h"

@@ -243,7 +243,7 @@ void td_route_effect(void *ud, const tally_effect *e) {
                             ? e->network
                             : d->cfg.engine.network;
   if (e->kind != TALLY_EFFECT_STATUS && td_mx_owns(d, network)) {
-    td_mx_effect(d, e); /* the Matrix AS in this process (matrix_txn.c) */
+    td_mx_effect(d, e); /* the Matrix AS in this process (matrix_effect.c) */
     return;
   }
   switch (e->kind) {

@@ -67,7 +67,7 @@ OPERATORS = ["op%d" % i for i in range(1, 5)]
 HOST_LEVEL = 50  # the rooms' state_default and redact (docs/MATRIX.md: roles)
 BOT = "@tally:" + SERVER
 KEEPER = "@keeper:" + SERVER  # made the rooms and invited the bot; no member of them
-# tallyd's phrases for the hints (matrix_txn.c hint_phrase), taken off the
+# tallyd's phrases for the hints (matrix_effect.c hint_phrase), taken off the
 # end of a line; SEND_PRIVATELY names the DM (or says one is coming).
 HINT_RX = [
     ("SEND_PRIVATELY", re.compile(r" \(send it (?:in your direct message with %s, room \S+|in a direct message "
@@ -80,7 +80,7 @@ HINT_RX = [
     ("ALREADY_SAID", re.compile(r" \(an AS cannot take a message back; a moderator can redact it\)$")),
 ]
 # A line for a room's moderators, in each one's DM: the engine's text, then
-# where it is from and where HIDE is said (matrix_txn.c moderators_effect).
+# where it is from and where HIDE is said (matrix_effect.c moderators_effect).
 MODS = re.compile(r" \(in room (\S+): say !hide there\)$")
 # A command as tallyd writes it for Matrix users ("!confirm K3X"): the
 # engine's word, lower case, after a "!" that starts the text or follows a
