@@ -215,14 +215,20 @@ static const invariant invariants[] = {
     {"R8 a round's questions belong to it and are within its count",
      "SELECT x.quiz_id FROM quiz_round_questions x LEFT JOIN quiz_rounds r ON r.id = x.round_id"
      " WHERE r.id IS NULL OR x.n > r.questions LIMIT 5"},
-    {"R9 a quiz or round gives another creator's reward only where that creator offered it",
-     "SELECT z.id FROM (SELECT id, host_id, network_id, room, reward_id FROM quizzes"
-     " UNION ALL SELECT id, host_id, network_id, room, reward_id FROM quiz_rounds) z"
-     " JOIN reward_defs d ON d.id = z.reward_id WHERE d.creator_id <> z.host_id AND NOT EXISTS (SELECT 1"
-     " FROM reward_offers o WHERE o.reward_id = d.id AND o.network_id = z.network_id AND o.room = z.room) LIMIT 5"},
+    /* In force at a quiz: the latest offer or withdrawal (sql/023) of an
+     * earlier batch (a quiz decided before a withdrawal may share its batch). */
+    {"R9 a quiz or round gives another creator's reward only where that creator offered it, and not withdrawn",
+     "SELECT z.id FROM (SELECT id, host_id, network_id, room, reward_id, batch_id FROM quizzes"
+     " UNION ALL SELECT id, host_id, network_id, room, reward_id, batch_id FROM quiz_rounds) z"
+     " JOIN reward_defs d ON d.id = z.reward_id WHERE d.creator_id <> z.host_id AND NOT coalesce((SELECT x.offered"
+     " FROM (SELECT o.batch_id, true AS offered FROM reward_offers o WHERE o.reward_id = d.id"
+     "  AND o.network_id = z.network_id AND o.room = z.room UNION ALL SELECT c.batch_id, c.offered"
+     "  FROM reward_offer_changes c WHERE c.reward_id = d.id AND c.network_id = z.network_id AND c.room = z.room) x"
+     " WHERE x.batch_id < z.batch_id ORDER BY x.batch_id DESC, x.offered LIMIT 1), false) LIMIT 5"},
     {"quiz round tables are append-only (their triggers exist)",
      "SELECT x FROM unnest(ARRAY['quiz_rounds_append_only','quiz_round_questions_append_only',"
-     "'quiz_points_append_only','quiz_stops_append_only','quiz_round_ends_append_only','reward_offers_append_only']) x"
+     "'quiz_points_append_only','quiz_stops_append_only','quiz_round_ends_append_only','reward_offers_append_only',"
+     "'reward_offer_changes_append_only']) x"
      " WHERE NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = x)"},
     /* Free units and access (sql/020). */
     {"R6 a free unit (kind 6) is one unit at amount 0 with two zero legs, and one reward use names it",

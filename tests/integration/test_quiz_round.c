@@ -346,8 +346,37 @@ static void test_host_gives_an_offered_reward(void **state) {
   th_engine_free(eng);
   eng = th_engine(&cfg); /* the offer is stored */
   assert_int_equal(th_cmd_in(eng, "host", CH, "QUIZ ROUND 1 reward=alice/a2 min-players=1", HOST, &r), TALLY_OK);
+  wait_announced("QUIZ ROUND of 1 question", 3000);
+  assert_int_equal(th_cmd_in(eng, "host", CH, "QUIZ STOP", HOST, &r), TALLY_OK);
+  wait_announced("Round over after 0 questions", 5000);
+
+  /* Withdrawn (sql/023): no new quiz may give it, across a restart; offered
+   * again, it may. */
+  assert_int_equal(th_cmd(eng, "alice", "REWARD OFFER a2 #elsewhere off", 0, &r), TALLY_ENOTFOUND);
+  assert_int_equal(th_cmd(eng, "alice", "REWARD OFFER a2 " CH " off", 0, &r), TALLY_OK);
+  assert_non_null(strstr(r.text, "withdrawn"));
+  assert_int_equal(th_cmd(eng, "alice", "REWARD OFFER a2 " CH " off", 0, &r), TALLY_ENOTFOUND);
+  assert_int_equal(th_cmd_in(eng, "host", CH, "QUIZ START 5 Seven? | 7 reward=alice/a2 min-players=1", HOST, &r),
+                   TALLY_EUNKNOWN_REWARD);
   th_engine_free(eng);
   assert_int_equal(th_tally_check(dsn), 0);
+  eng = th_engine(&cfg);
+  assert_int_equal(th_cmd_in(eng, "host", CH, "QUIZ START 5 Seven? | 7 reward=alice/a2 min-players=1", HOST, &r),
+                   TALLY_EUNKNOWN_REWARD);
+  assert_int_equal(th_cmd_in(eng, "alice", CH, "REWARD OFFER a2", 0, &r), TALLY_OK); /* in the room itself */
+  assert_int_equal(th_cmd_in(eng, "host", CH, "QUIZ START 5 Eight? | 8 reward=alice/a2 min-players=1", HOST, &r),
+                   TALLY_OK);
+  th_engine_free(eng);
+  eng = th_engine(&cfg); /* offered again, and stored so */
+  assert_int_equal(th_cmd_in(eng, "alice", CH, "REWARD OFFER a2", 0, &r), TALLY_EEXISTS);
+  th_engine_free(eng);
+  assert_int_equal(th_tally_check(dsn), 0);
+  /* R9 sees a quiz that gave it after its withdrawal. */
+  assert_int_equal(sql("WITH w AS (INSERT INTO reward_offer_changes (reward_id, network_id, room, offered, created_ms,"
+                       " batch_id) SELECT reward_id, network_id, room, false, 0, (SELECT max(batch_id) FROM quizzes) - 1"
+                       " FROM reward_offers RETURNING 1) SELECT count(*) FROM w"),
+                   1);
+  assert_int_not_equal(th_tally_check(dsn), 0);
 }
 
 int main(void) {

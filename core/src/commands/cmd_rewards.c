@@ -21,7 +21,7 @@ __attribute__((format(printf, 2, 3))) static void note(tally__op *op, const char
 
 static const char reward_usage[] =
     "REWARD ADD <name> discount=10%|2.00 [cap=<amount>] [for=10m] [sku=<sku>|all] | REWARD ADD <name> free=<sku>|access=<sku>"
-    " [for=10m] | REWARD LIST | REWARD DEL <name> | REWARD OFFER <name> [room]";
+    " [for=10m] | REWARD LIST | REWARD DEL <name> | REWARD OFFER <name> [room] [off]";
 
 /* "30s", "10m", "2h" -> seconds (1 .. TALLY__REWARD_TTL_S_MAX). */
 static int ttl_parse(const char *s, size_t n, uint32_t *out) {
@@ -217,13 +217,16 @@ static void reward_del(tally__cmd *c) {
   tally__cmd_fact_added(c, op);
 }
 
-/* REWARD OFFER <name> [room]: the creator lets the hosts of a room give
- * the reward in their quizzes (reward=<creator>/<name>); the discount is
- * still the creator's. In a room the room is where it is said. */
+/* REWARD OFFER <name> [room] [off]: the creator lets the hosts of a room
+ * give the reward in their quizzes (reward=<creator>/<name>); the discount
+ * is still the creator's. In a room the room is where it is said. "off"
+ * withdraws the offer (sql/023): quizzes running keep it, no new one may. */
 static void reward_offer(tally__cmd *c) {
   if (!tally__cmd_may_sell(c)) return;
   bool here = c->cmd->channel[0] != 0;
-  if (!(c->t.count == 4 || (c->t.count == 3 && here))) {
+  bool off = c->t.count >= 4 && tally__word_is(&c->t, c->t.count - 1, "OFF");
+  int words = c->t.count - (off ? 1 : 0); /* REWARD OFFER <name> [room] */
+  if (!(words == 4 || (words == 3 && here))) {
     tally__cmd_usage(c, reward_usage);
     return;
   }
@@ -235,7 +238,7 @@ static void reward_offer(tally__cmd *c) {
     tally__cmd_refuse(c, TALLY_EUNKNOWN_REWARD);
     return;
   }
-  if (c->t.count == 4) {
+  if (words == 4) {
     if (tally__word_copy(&c->t, 3, room, sizeof room) != TALLY_OK) {
       tally__cmd_refuse(c, TALLY_ETOOBIG);
       return;
@@ -245,10 +248,29 @@ static void reward_offer(tally__cmd *c) {
   }
   tally__op *op = fact_slot(c);
   if (!op) return;
+  if (off) {
+    int wrc = tally__reward_offer_withdraw(c->e, def, c->net, room, op);
+    if (wrc) {
+      tally__cmd_op_unused(c);
+      if (wrc == TALLY_ENOTFOUND)
+        tally__reply(c->e, c->cmd, wrc, 0, "%s: %s is not offered in %s", tally_strerror(wrc), name, room);
+      else if (wrc == TALLY_EBUSY)
+        tally__reply(c->e, c->cmd, wrc, 0, "%s: its offer in %s is being changed; try again in a moment",
+                     tally_strerror(wrc), room);
+      else tally__cmd_refuse(c, wrc);
+      return;
+    }
+    note(op, "Offer of %s in %s withdrawn: quizzes running keep it; no new one may give it.", name, room);
+    tally__cmd_fact_added(c, op);
+    return;
+  }
   int rc = tally__reward_offer(c->e, def, c->net, room, op);
   if (rc) {
     tally__cmd_op_unused(c);
     if (rc == TALLY_EEXISTS) tally__reply(c->e, c->cmd, rc, 0, "%s: %s is offered in %s already", tally_strerror(rc), name, room);
+    else if (rc == TALLY_EBUSY)
+      tally__reply(c->e, c->cmd, rc, 0, "%s: its offer in %s is being changed; try again in a moment",
+                   tally_strerror(rc), room);
     else tally__cmd_refuse(c, rc);
     return;
   }
@@ -293,7 +315,7 @@ static const tally__command_row rewards_rows[] = {
      "the rewards you earned (used at your next BUY they fit)", NULL, 0},
     {"REWARD", tally__cmd_reward, TALLY__NA, TALLY_COMMAND_GROUP_CREATORS,
      "ADD <name> discount=10%|2.00|free=<sku>|access=<sku> [cap=<amount>] [for=10m] [sku=<sku>|all] | REWARD LIST "
-     "| REWARD DEL <name> | REWARD OFFER <name> [room]",
+     "| REWARD DEL <name> | REWARD OFFER <name> [room] [off]",
      "discounts, free units and access on your items that quizzes give", NULL, 0},
 };
 const tally__command_rows tally__rewards_commands = TALLY__ROWS(rewards_rows);

@@ -46,6 +46,7 @@ const char tally__batch_sql[] =
     " UNION ALL SELECT * FROM tally_write_challenge_facts($1, $8, $126::jsonb)"
     " UNION ALL SELECT * FROM tally_write_quiz_rounds($1, $8, $126::jsonb)" /* sql/019: same facts */
     " UNION ALL SELECT * FROM tally_write_reward_unlocks($1, $8, $126::jsonb)" /* sql/020: same facts */
+    " UNION ALL SELECT * FROM tally_write_offer_changes($1, $8, $126::jsonb)" /* sql/023: same facts */
     " UNION ALL SELECT * FROM tally_mark_batch($1, $8, $4)" /* sql/022: a batch without transfers leaves its id */
     /* Last: refuses (TL002) a batch that would commit fewer transfers than it signed. */
     " UNION ALL SELECT * FROM tally_batch_whole($1, $2, $3, $4)";

@@ -18,7 +18,7 @@
 _Static_assert(TALLY__REWARD_DEFS_MAX == 1024 && TALLY__REWARD_GRANTS_MAX == 4096, "the LIMITs of the restore queries");
 
 /* FACT sub-kinds (op->qty) and their table slot (op->entry_slot). */
-enum { RF_DEF = 1, RF_DEL = 2, RF_GRANT = 3, RF_EXPIRE = 4, RF_OFFER = 5 };
+enum { RF_DEF = 1, RF_DEL = 2, RF_GRANT = 3, RF_EXPIRE = 4, RF_OFFER = 5, RF_UNOFFER = 6 };
 
 tally__rewards *tally__rewards_of(tally__engine *e) { return e->feature_data[TALLY__FDATA_REWARDS]; }
 
@@ -133,7 +133,14 @@ static int restore_per_event(loader *l, tally__rewards *r) {
 }
 
 static int restore_offers(loader *l, tally__rewards *r) {
-  PGresult *q = tally__load_q(l, "SELECT reward_id, network_id, room FROM reward_offers ORDER BY reward_id DESC LIMIT $1::int",
+  /* In force: the latest change of each (reward, network, room), the
+   * reward_offers row counting as an offer at its batch (sql/023). */
+  PGresult *q = tally__load_q(l,
+                              "SELECT reward_id, network_id, room FROM (SELECT DISTINCT ON (reward_id, network_id, room)"
+                              " reward_id, network_id, room, offered FROM (SELECT reward_id, network_id, room, true AS"
+                              " offered, batch_id FROM reward_offers UNION ALL SELECT reward_id, network_id, room, offered,"
+                              " batch_id FROM reward_offer_changes) x ORDER BY reward_id, network_id, room, batch_id DESC) y"
+                              " WHERE offered ORDER BY reward_id DESC LIMIT $1::int",
                               1, (const char *const[]){"256"});
   _Static_assert(TALLY__REWARD_OFFERS_MAX == 256, "the LIMIT above");
   if (!q) return TALLY_EDB;
@@ -158,7 +165,7 @@ static int restore_offers(loader *l, tally__rewards *r) {
  * counter (tally__load_ids_past says why the restore raises it). */
 static const tally__id_table reward_id_tables[] = {{"reward_defs", true},  {"reward_deletions", false},
                                                    {"reward_grants", true}, {"reward_uses", false},
-                                                   {"reward_offers", false}};
+                                                   {"reward_offers", false}, {"reward_offer_changes", false}};
 
 int tally__rewards_restore(loader *l, int64_t now_ms) {
   tally__engine *e = l->e;
@@ -236,9 +243,27 @@ bool tally__reward_offered(tally__engine *e, uint32_t def, uint16_t net, const c
   tally__rewards *r = tally__rewards_of(e);
   for (uint32_t i = 0; r && i < TALLY__REWARD_OFFERS_MAX; i++) {
     const struct tally__reward_offer *o = &r->offers[i];
-    if (o->used && o->committed && o->def == def && o->net == net && strcmp(o->room, room) == 0) return true;
+    /* A withdrawal in flight ends it now: no quiz decided after it may use it. */
+    if (o->used && o->committed && !o->withdrawing && o->def == def && o->net == net && strcmp(o->room, room) == 0)
+      return true;
   }
   return false;
+}
+
+int tally__reward_offer_withdraw(tally__engine *e, uint32_t def, uint16_t net, const char *room, tally__op *op) {
+  tally__rewards *r = tally__rewards_of(e);
+  if (!r) return TALLY_ESTARTING;
+  for (uint32_t i = 0; i < TALLY__REWARD_OFFERS_MAX; i++) {
+    struct tally__reward_offer *o = &r->offers[i];
+    if (!o->used || o->def != def || o->net != net || strcmp(o->room, room) != 0) continue;
+    if (!o->committed || o->withdrawing) return TALLY_EBUSY; /* its offer or withdrawal is in flight */
+    o->withdrawing = true;
+    snprintf(o->json, sizeof o->json, "{\"k\":\"offc\",\"r\":%" PRIu64 ",\"net\":%u,\"room\":\"%s\"}",
+             r->defs[def].id, (unsigned)e->st.networks[net].id, room); /* room: the caller's (-Wrestrict) */
+    fact_mark(op, RF_UNOFFER, i, o->json);
+    return TALLY_OK;
+  }
+  return TALLY_ENOTFOUND;
 }
 
 int tally__reward_offer(tally__engine *e, uint32_t def, uint16_t net, const char *room, tally__op *op) {
@@ -248,7 +273,8 @@ int tally__reward_offer(tally__engine *e, uint32_t def, uint16_t net, const char
   uint32_t slot = TALLY__NONE;
   for (uint32_t i = 0; i < TALLY__REWARD_OFFERS_MAX; i++) {
     const struct tally__reward_offer *o = &r->offers[i];
-    if (o->used && o->def == def && o->net == net && strcmp(o->room, room) == 0) return TALLY_EEXISTS;
+    if (o->used && o->def == def && o->net == net && strcmp(o->room, room) == 0)
+      return o->withdrawing ? TALLY_EBUSY : TALLY_EEXISTS;
     if (!o->used && slot == TALLY__NONE) slot = i;
   }
   if (slot == TALLY__NONE) return TALLY_ETOO_MANY;
@@ -544,6 +570,12 @@ void tally__rewards_record_settled(tally__engine *e, const tally__op *op, bool o
     struct tally__reward_offer *o = &r->offers[s];
     if (ok) o->committed = true;
     else memset(o, 0, sizeof *o); /* never stored: may be offered again */
+    return;
+  }
+  if (op->qty == RF_UNOFFER) {
+    struct tally__reward_offer *o = &r->offers[s];
+    if (ok) memset(o, 0, sizeof *o); /* withdrawn: may be offered again */
+    else o->withdrawing = false;    /* not stored: still offered */
     return;
   }
   if (op->qty == RF_DEF || op->qty == RF_DEL) {

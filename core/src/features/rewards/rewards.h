@@ -104,6 +104,7 @@ typedef struct tally__rewards {
     uint32_t def;
     uint16_t net;
     bool used, committed;
+    bool withdrawing; /* REWARD OFFER ... off in flight: no new quiz may use it */
     char room[TALLY__ROOM_KEPT_BYTES_MAX + 1];
     char json[TALLY__REWARD_JSON_BYTES + TALLY__ROOM_KEPT_BYTES_MAX];
   } offers[TALLY__REWARD_OFFERS_MAX];
@@ -168,6 +169,10 @@ uint32_t tally__reward_event_count(tally__engine *e, uint64_t event_id, uint32_t
  * whether a committed offer says so. */
 int tally__reward_offer(tally__engine *e, uint32_t def, uint16_t net, const char *room, tally__op *op);
 bool tally__reward_offered(tally__engine *e, uint32_t def, uint16_t net, const char *room);
+/* REWARD OFFER <name> <room> off: the withdrawal fact in op (sql/023);
+ * TALLY_ENOTFOUND: not offered there; TALLY_EBUSY: its offer or a
+ * withdrawal is in flight. Quizzes already running keep the reward. */
+int tally__reward_offer_withdraw(tally__engine *e, uint32_t def, uint16_t net, const char *room, tally__op *op);
 /* The grant of quiz_id to account (granting or after), or TALLY__NONE. */
 uint32_t tally__reward_grant_of(tally__engine *e, uint64_t quiz_id, uint32_t account);
 
