@@ -84,9 +84,12 @@ static void value_is(const char *text, const tally_effect_arg *a, uint32_t kind,
   assert_int_equal(a->value, value);
 }
 
+/* Room lines may follow the reply they go with (a drop's "Only 1 left" is
+ * said once the buy commits): waited for, up to 3 s. */
 static th_effect find(const char *needle) {
   th_effect f;
   memset(&f, 0, sizeof f);
+  for (int waited = 0; waited < 3000 && !th_effect_find(needle, &f); waited += 50) th_settle(eng, 50);
   if (!th_effect_find(needle, &f)) fprintf(stderr, "no effect says '%s'\n", needle);
   assert_true(f.kind != 0);
   return f;
