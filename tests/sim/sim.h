@@ -39,6 +39,7 @@ typedef struct sim_result {
       lookup_failures, key_taken;
   uint64_t quizzes; /* QUIZ START lines sent */
   uint64_t rewards_granted, rewards_used, rewards_returned, rewards_expired; /* as the ledger stored them */
+  uint64_t free_units; /* of those uses, free units (a purchase of amount 0) */
   uint64_t goals, goal_levels; /* GOAL START lines sent; levels the ledger stored */
   bool failed;
   uint32_t fail_step;

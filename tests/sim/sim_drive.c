@@ -245,14 +245,22 @@ void step_quiz(world *w) {
     say(w, host, chan_names[ch], NULL, text, TALLY_ROLE_CHANOP);
   } else if (r < 27) { /* a goal whose levels the room's tips and purchases fill */
     w->r->goals++;
-    snprintf(text, sizeof text, "GOAL START %lld,%lld reward=r for=%llds", (long long)between(w, 1, 20),
-             (long long)between(w, 1, 40), (long long)between(w, 30, 120));
+    snprintf(text, sizeof text, "GOAL START %lld,%lld reward=%s for=%llds", (long long)between(w, 1, 20),
+             (long long)between(w, 1, 40), chance(w, 60) ? "r" : "f", (long long)between(w, 30, 120));
     say(w, host, chan_names[ch], NULL, text, TALLY_ROLE_CHANOP);
   } else if (r < 35) {
     w->r->quizzes++;
-    snprintf(text, sizeof text, "QUIZ START %lld Ready? | yes winners=%lld reward=r min-players=1",
-             (long long)between(w, 10, 40), (long long)between(w, 1, 3));
+    snprintf(text, sizeof text, "QUIZ START %lld Ready? | yes winners=%lld reward=%s min-players=1",
+             (long long)between(w, 10, 40), (long long)between(w, 1, 3), chance(w, 70) ? "r" : "f");
     say(w, host, chan_names[ch], NULL, text, TALLY_ROLE_CHANOP);
+  } else if (r < 45) { /* someone buys one of the item that the host's reward "f" gives free */
+    for (uint32_t i = 0; i < w->items; i++) {
+      if (w->item_creator[i] != (int8_t)c) continue;
+      snprintf(who, sizeof who, "b%u", (unsigned)below(w, w->buyers));
+      snprintf(text, sizeof text, "BUY %s", w->item_sku[i]);
+      say(w, who, chance(w, 50) ? chan_names[ch] : "", NULL, text, 0);
+      break;
+    }
   } else {
     for (int k = 0; k < 2; k++) {
       snprintf(who, sizeof who, "b%u", (unsigned)below(w, w->buyers));

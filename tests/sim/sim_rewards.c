@@ -99,6 +99,7 @@ void ledger_reward_transfer(world *w, const tally__op *op) {
     else {
       g->used_by = op->transfer_id;
       w->r->rewards_used++;
+      if (op->amount == 0) w->r->free_units++; /* kind 6: a free unit, never refunded */
     }
     return;
   }

@@ -261,6 +261,13 @@ static void world_people(world *w) {
       snprintf(text, sizeof text, "REWARD ADD r discount=%lld.%02lld for=%llds", (long long)between(w, 0, 3),
                (long long)between(w, 1, 99), (long long)between(w, 30, 120));
     setup_say(w, who, "", NULL, text, 0);
+    /* And "f", a free unit of one of their items (kind 6 transfers), when they sell one. */
+    for (uint32_t i = 0; i < w->items; i++) {
+      if (w->item_creator[i] != (int8_t)c) continue;
+      snprintf(text, sizeof text, "REWARD ADD f free=%s for=%llds", w->item_sku[i], (long long)between(w, 30, 120));
+      setup_say(w, who, "", NULL, text, 0);
+      break;
+    }
   }
   for (uint32_t b = 0; b < w->buyers; b++) {
     snprintf(text, sizeof text, "TALLY GRANT b%u %lld", b, (long long)between(w, 0, 20000));

@@ -109,6 +109,7 @@ int main(int argc, char **argv) {
     total.rewards_used += r.rewards_used;
     total.rewards_returned += r.rewards_returned;
     total.rewards_expired += r.rewards_expired;
+    total.free_units += r.free_units;
     total.goals += r.goals;
     total.goal_levels += r.goal_levels;
     if (seed == UINT64_MAX) break;
@@ -126,9 +127,10 @@ int main(int argc, char **argv) {
          "; key lookups %" PRIu64 " (failed %" PRIu64 ")\n",
          total.batches, total.lost_replies, total.lost_sends, total.serialization, total.failed_batches,
          total.data_refused, total.key_taken, total.lookups, total.lookup_failures);
-  printf("  rewards: %" PRIu64 " quizzes asked; the ledger stored %" PRIu64 " grants, %" PRIu64 " uses, %" PRIu64
-         " given back, %" PRIu64 " expired\n",
-         total.quizzes, total.rewards_granted, total.rewards_used, total.rewards_returned, total.rewards_expired);
+  printf("  rewards: %" PRIu64 " quizzes asked; the ledger stored %" PRIu64 " grants, %" PRIu64 " uses (%" PRIu64
+         " free units), %" PRIu64 " given back, %" PRIu64 " expired\n",
+         total.quizzes, total.rewards_granted, total.rewards_used, total.free_units, total.rewards_returned,
+         total.rewards_expired);
   printf("  goals: %" PRIu64 " started; the ledger stored %" PRIu64 " levels reached\n", total.goals, total.goal_levels);
   return failures ? 1 : 0;
 }
