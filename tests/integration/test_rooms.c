@@ -70,6 +70,11 @@ static void test_move_and_restart(void **state) {
   assert_int_equal(th_cmd_in(eng, "host", CH, "EVENT START 30 Upgrade night", HOST, &r), TALLY_OK);
   assert_int_equal(th_cmd_in(eng, "host", CH, "DROP CREATE mv1 5 1 start=+5m", HOST, &r), TALLY_OK);
   assert_int_equal(th_cmd_in(eng, "host", "#elsewhere", "DROP CREATE mv2 5 1 start=+5m", HOST, &r), TALLY_OK);
+  /* A quiz and a goal run in the room: they move with it (room_moved). */
+  assert_int_equal(th_cmd_in(eng, "host", CH, "QUIZ START 120 One? | 1 min-players=1", HOST, &r), TALLY_OK);
+  assert_int_equal(th_cmd_in(eng, "host", CH, "GOAL START 50 for=30m", HOST, &r), TALLY_OK);
+  th_settle(eng, 300);
+  assert_int_equal(th_cmd(eng, "bob", "GOAL #new", 0, &r), TALLY_ENO_GOAL);
   assert_int_equal(th_cmd_in(eng, "bob", CH, "ROOM MOVE #new", 0, &r), TALLY_ENO_PERMISSION);
   assert_int_equal(th_cmd_in(eng, "host", CH, "ROOM MOVE " CH, HOST, &r), TALLY_EBAD_SYNTAX);
   assert_int_equal(th_cmd_in(eng, "host", CH, "ROOM MOVE #new", HOST, &r), TALLY_OK);
@@ -82,6 +87,11 @@ static void test_move_and_restart(void **state) {
   assert_int_equal(sql("SELECT count(*) FROM items WHERE sku = 'mv2' AND drop_channel = '#elsewhere'"), 1);
   /* The running event is in #new now: a second one cannot start there. */
   assert_int_equal(th_cmd_in(eng, "host", "#new", "EVENT START 5 Again", HOST, &r), TALLY_EEXISTS);
+  assert_int_equal(th_cmd(eng, "bob", "ANSWER #new 1", 0, &r), TALLY_OK);
+  assert_non_null(strstr(r.text, "Right!"));
+  assert_int_equal(th_cmd(eng, "bob", "GOAL #new", 0, &r), TALLY_OK);
+  assert_non_null(strstr(r.text, "of 50.00 credits"));
+  assert_int_equal(th_cmd(eng, "bob", "GOAL " CH, 0, &r), TALLY_ENO_GOAL);
   th_engine_free(eng);
 
   /* A room stored while the engine was down: told at start-up. */
@@ -92,8 +102,16 @@ static void test_move_and_restart(void **state) {
   assert_true(th_announced("=#stored: reply=dm redact=on host_level=40"));
   assert_int_equal(th_cmd_in(eng, "bob", "#new", "ROOM", 0, &r), TALLY_OK);
   assert_non_null(strstr(r.text, "reply=thread redact=off host_level=0."));
-  /* After the restart the event still runs in #new (room_moves), not in #live. */
+  /* After the restart the event still runs in #new (room_moves), not in #live;
+   * so do the quiz and the goal. */
   assert_int_equal(th_cmd_in(eng, "host", "#new", "EVENT START 5 Again", HOST, &r), TALLY_EEXISTS);
+  assert_int_equal(th_cmd(eng, "bob", "GOAL #new", 0, &r), TALLY_OK);
+  assert_int_equal(th_cmd(eng, "bob", "GOAL " CH, 0, &r), TALLY_ENO_GOAL);
+  assert_int_not_equal(th_cmd(eng, "host", "QUIZ STOP " CH, HOST, &r), TALLY_OK); /* nothing runs there now */
+  assert_int_equal(th_cmd(eng, "host", "QUIZ STOP #new", HOST, &r), TALLY_OK);
+  for (int waited = 0; waited < 5000 && !th_announced("#new: Quiz over: the answer was 1."); waited += 100)
+    th_settle(eng, 100);
+  assert_true(th_announced("#new: Quiz over: the answer was 1."));
   assert_int_equal(th_cmd_in(eng, "host", "#new", "EVENT STOP", HOST, &r), TALLY_OK);
   th_engine_free(eng);
   assert_int_equal(th_tally_check(dsn), 0);

@@ -63,6 +63,11 @@ typedef struct tally__feature_hooks {
   /* tally_engine_free: gives back what the feature allocated (its tables in
    * e->feature_data). */
   void (*destroy)(tally__engine *e);
+  /* ROOM MOVE (a Matrix room upgrade): what the feature runs in room `from`
+   * of network `net` runs in `to` from now on. Only what was made before
+   * the move (ids below before_id: UINT64_MAX when it just committed; the
+   * move's id when rooms' restore replays it) follows. */
+  void (*room_moved)(tally__engine *e, uint16_t net, const char *from, const char *to, uint64_t before_id);
 } tally__feature_hooks;
 
 typedef struct tally__hooks {

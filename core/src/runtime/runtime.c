@@ -98,12 +98,8 @@ static const tally__feature_hooks features[] = {
      .restore = tally__quiz_restore,
      .tick = tally__quiz_tick,
      .record_settled = tally__quiz_record_settled,
-     .destroy = tally__quiz_destroy},
-    /* Restores after live (running events follow their rooms' moves). */
-    {.name = "rooms",
-     .restore = tally__rooms_restore,
-     .record_settled = tally__rooms_record_settled,
-     .destroy = tally__rooms_destroy},
+     .destroy = tally__quiz_destroy,
+     .room_moved = tally__quiz_room_moved},
     /* After rewards (a goal names one and pays with its grants). Its
      * committed entry counts a room's purchases and tips after live's
      * totals. */
@@ -112,7 +108,8 @@ static const tally__feature_hooks features[] = {
      .tick = tally__goals_tick,
      .committed = tally__goals_committed,
      .record_settled = tally__goals_record_settled,
-     .destroy = tally__goals_destroy},
+     .destroy = tally__goals_destroy,
+     .room_moved = tally__goals_room_moved},
     /* Restores after rewards (a rule names one, its achievements find
      * their grants) and after the shop (events, attendance). */
     {.name = "challenges",
@@ -121,6 +118,12 @@ static const tally__feature_hooks features[] = {
      .committed = tally__challenges_committed,
      .record_settled = tally__challenges_record_settled,
      .destroy = tally__challenges_destroy},
+    /* Restores after live, quiz and goals: a running event, quiz, round or
+     * goal follows the room moves made after it (room_moved). */
+    {.name = "rooms",
+     .restore = tally__rooms_restore,
+     .record_settled = tally__rooms_record_settled,
+     .destroy = tally__rooms_destroy},
 };
 
 enum { FEATURE_COUNT = sizeof features / sizeof features[0] };

@@ -187,6 +187,15 @@ static void progress(tally__engine *e, tally__goal *g, bool quiet) {
   tally__announce_say_in(e, g->net, g->room, &say);
 }
 
+void tally__goals_room_moved(tally__engine *e, uint16_t net, const char *from, const char *to, uint64_t before_id) {
+  tally__goals *z = tally__goals_of(e);
+  for (uint32_t i = 0; z && i < TALLY__GOALS_MAX; i++) {
+    tally__goal *g = &z->g[i];
+    if (g->state != TALLY__GOAL_FREE && g->id < before_id && g->net == net && strcmp(g->room, from) == 0)
+      tally__text_clip(g->room, sizeof g->room, to);
+  }
+}
+
 static bool counting(const tally__goal *g) {
   return !g->done && g->b && !g->end_reason &&
          (g->state == TALLY__GOAL_STARTING || g->state == TALLY__GOAL_OPEN || g->state == TALLY__GOAL_REACHED ||

@@ -147,6 +147,8 @@ typedef struct tally__goals {
 } tally__goals;
 
 tally__goals *tally__goals_of(tally__engine *e);
+/* Hook (ROOM MOVE): goals of (net, from) made before before_id run in `to`. */
+void tally__goals_room_moved(tally__engine *e, uint16_t net, const char *from, const char *to, uint64_t before_id);
 
 /* Hook entries (runtime/runtime.c). */
 int tally__goals_restore(struct loader *l, int64_t now_ms);

@@ -78,6 +78,20 @@ static bool start_json(tally__engine *e, tally__quiz *q) {
   return true;
 }
 
+void tally__quiz_room_moved(tally__engine *e, uint16_t net, const char *from, const char *to, uint64_t before_id) {
+  tally__quizzes *z = tally__quizzes_of(e);
+  for (uint32_t i = 0; z && i < TALLY__QUIZZES_MAX; i++) {
+    tally__quiz *q = &z->q[i];
+    if (q->state != TALLY__QUIZ_FREE && q->id < before_id && q->net == net && strcmp(q->room, from) == 0)
+      tally__text_clip(q->room, sizeof q->room, to);
+  }
+  for (uint32_t i = 0; z && i < TALLY__QUIZZES_MAX; i++) {
+    tally__quiz_round *r = &z->rounds[i];
+    if (r->state != TALLY__ROUND_FREE && r->id < before_id && r->net == net && strcmp(r->room, from) == 0)
+      tally__text_clip(r->room, sizeof r->room, to);
+  }
+}
+
 uint32_t tally__quiz_in(tally__engine *e, uint16_t net, const char *room) {
   tally__quizzes *z = tally__quizzes_of(e);
   for (uint32_t i = 0; z && i < TALLY__QUIZZES_MAX; i++) {

@@ -177,6 +177,8 @@ uint32_t tally__quiz_points(uint64_t t_ms, uint64_t duration_ms);
  * TALLY__NONE. round_start: a new round from spec with its start fact in
  * op (TALLY_EEXISTS: one is open in that room, or a quiz runs there). */
 uint32_t tally__quiz_round_in(tally__engine *e, uint16_t net, const char *room);
+/* Hook (ROOM MOVE): quizzes and rounds of (net, from) made before before_id run in `to`. */
+void tally__quiz_room_moved(tally__engine *e, uint16_t net, const char *from, const char *to, uint64_t before_id);
 int tally__quiz_round_start(tally__engine *e, const tally__quiz_round *spec, tally__op *op);
 /* QUIZ SCORES: round r's whole scoreboard, best first ("1. p2 20, 2. p1
  * 10, ..."), as much as fits in n bytes, then how many more, and the

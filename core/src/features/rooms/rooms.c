@@ -3,6 +3,7 @@
  * and takes effect in memory when its batch commits, when the adapter is
  * told (TALLY_EFFECT_ROOM). */
 #include "rooms.h"
+#include "hooks.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -149,7 +150,10 @@ void tally__rooms_record_settled(tally__engine *e, const tally__op *op, bool ok)
   s->reply = s->next_reply;
   s->redact = s->next_redact;
   s->host_level = s->next_host_level;
-  if (op->qty == RF_MOVE) move_event(e, s->net, op->channel, s->room);
+  if (op->qty == RF_MOVE) {
+    move_event(e, s->net, op->channel, s->room);
+    TALLY__FEATURES_CALL(e, room_moved, s->net, op->channel, s->room, UINT64_MAX); /* quizzes, goals */
+  }
   tell(e, s);
 }
 
@@ -161,7 +165,9 @@ static uint16_t net_of(const tally__state *st, int64_t id) {
 }
 
 /* Running events whose room moved after they started follow the moves
- * (oldest first, so a room moved twice ends in the last one). */
+ * (oldest first, so a room moved twice ends in the last one), and so do
+ * the other features' quizzes and goals made before each move (rooms
+ * restores after them: runtime.c). */
 static int restore_moves(loader *l) {
   tally__engine *e = l->e;
   uint64_t oldest = 0;
@@ -182,6 +188,7 @@ static int restore_moves(loader *l) {
       if (!ev->stopped_ms && ev->id < id && ev->net == net && strcmp(ev->channel, PQgetvalue(q, i, 1)) == 0)
         tally__text_clip(ev->channel, sizeof ev->channel, PQgetvalue(q, i, 2));
     }
+    TALLY__FEATURES_CALL(e, room_moved, net, PQgetvalue(q, i, 1), PQgetvalue(q, i, 2), id);
   }
   PQclear(q);
   return TALLY_OK;
