@@ -96,6 +96,7 @@ struct td_mx {
   void *dm_wait;
   uint32_t dm_wait_count;
   int direct_read; /* the bot's m.direct was answered (or given up): DMs are made from then on */
+  SSL_CTX *hs_tls; /* matrix_homeserver is https:// (matrix_tls.c); NULL for http:// */
 };
 
 /* Config (config.c keys matrix_*): copied into td_config's tail. */
@@ -207,5 +208,25 @@ void td_mx_rs_unpin(td_mx *m, const char *room);
 void td_mx_send_close(td_mx *m);
 void td_mx_send_free(td_mx *m);
 uint32_t td_mx_send_pending(const td_mx *m);
+
+/* matrix_tls.c: HTTPS to the homeserver. A client context (TLS 1.2+, the
+ * certificate verified against matrix_homeserver_ca or the system store);
+ * NULL with err. */
+SSL_CTX *td_mx_tls_context(const td_config *cfg, char *err, size_t err_len);
+/* A client session over memory BIOs that checks host (DNS name + SNI, or IP). */
+SSL *td_mx_tls_new(SSL_CTX *ctx, const char *host);
+/* Feeds bytes read from the socket: drives the handshake, then decrypts.
+ * 0 handshake not done, 1 open (*plain: malloc'd plaintext, maybe none),
+ * -1 refused or broken (err: why, e.g. the certificate's verdict). */
+int td_mx_tls_feed(SSL *s, const char *in, size_t len, char **plain, size_t *plain_len, char *err,
+                   size_t err_len);
+int td_mx_tls_write(SSL *s, const char *plain, size_t len);
+/* What OpenSSL has to send (malloc'd in *out), its length (0: nothing). */
+size_t td_mx_tls_take(SSL *s, char **out);
+/* SIGHUP (main.c): a changed matrix_homeserver_ca is loaded (a bad one
+ * logged, the old kept); rooms waiting after a TLS failure retry at once. */
+void td_mx_reload(td_daemon *d, const td_config *next);
+/* matrix_send.c: takes ctx for new connections (kept ones keep theirs). */
+void td_mx_send_tls_context(td_mx *m, SSL_CTX *ctx);
 
 #endif

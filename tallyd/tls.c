@@ -11,7 +11,7 @@
 #include <openssl/err.h>
 #include <string.h>
 
-static void ssl_reason(char *out, size_t len) {
+void td_tls_reason(char *out, size_t len) {
   unsigned long e = ERR_get_error();
   if (e) ERR_error_string_n(e, out, len);
   else snprintf(out, len, "unknown OpenSSL error");
@@ -22,7 +22,7 @@ SSL_CTX *td_tls_context(const td_config *cfg, char *err, size_t err_len) {
   char why[256];
   SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
   if (!ctx) {
-    ssl_reason(why, sizeof why);
+    td_tls_reason(why, sizeof why);
     snprintf(err, err_len, "TLS: %s", why);
     return NULL;
   }
@@ -33,18 +33,18 @@ SSL_CTX *td_tls_context(const td_config *cfg, char *err, size_t err_len) {
   }
   SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_TICKET);
   if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert) != 1) {
-    ssl_reason(why, sizeof why);
+    td_tls_reason(why, sizeof why);
     snprintf(err, err_len, "tls_cert %s: %s", cfg->tls_cert, why);
     goto fail;
   }
   if (SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_key, SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
-    ssl_reason(why, sizeof why);
+    td_tls_reason(why, sizeof why);
     snprintf(err, err_len, "tls_key %s: %s", cfg->tls_key, why);
     goto fail;
   }
   if (cfg->tls_client_ca[0]) {
     if (SSL_CTX_load_verify_locations(ctx, cfg->tls_client_ca, NULL) != 1) {
-      ssl_reason(why, sizeof why);
+      td_tls_reason(why, sizeof why);
       snprintf(err, err_len, "tls_client_ca %s: %s", cfg->tls_client_ca, why);
       goto fail;
     }
@@ -97,7 +97,7 @@ static void describe_error(td_conn *c, int rc, char *err, size_t err_len) {
   if (verify != X509_V_OK)
     snprintf(err, err_len, "TLS: bad client certificate: %s", X509_verify_cert_error_string(verify));
   else if (e == SSL_ERROR_SSL) {
-    ssl_reason(why, sizeof why);
+    td_tls_reason(why, sizeof why);
     snprintf(err, err_len, "TLS: %s", why);
   } else
     snprintf(err, err_len, "TLS: error %d", e);
