@@ -223,7 +223,7 @@ int td_mx_tls_feed(SSL *s, const char *in, size_t len, char **plain, size_t *pla
 int td_mx_tls_write(SSL *s, const char *plain, size_t len);
 /* What OpenSSL has to send (malloc'd in *out), its length (0: nothing). */
 size_t td_mx_tls_take(SSL *s, char **out);
-/* SIGHUP (main.c): a changed matrix_homeserver_ca is loaded (a bad one
+/* SIGHUP (main.c): matrix_homeserver_ca is loaded again (a bad one
  * logged, the old kept); rooms waiting after a TLS failure retry at once. */
 void td_mx_reload(td_daemon *d, const td_config *next);
 /* matrix_send.c: takes ctx for new connections (kept ones keep theirs). */

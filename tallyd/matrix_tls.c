@@ -156,7 +156,9 @@ void td_mx_reload(td_daemon *d, const td_config *next) {
   if (!m) return;
   if (strcmp(next->matrix_homeserver, d->cfg.matrix_homeserver))
     td_log(TD_WARN, "SIGHUP: matrix_homeserver changed: needs a restart");
-  if (!m->hs_tls || !strcmp(next->matrix_homeserver_ca, d->cfg.matrix_homeserver_ca)) return;
+  if (!m->hs_tls) return;
+  /* Built again each time, changed or not: a CA file rotated in place is
+   * read anew (cheap: one file, once per SIGHUP). */
   char err[TALLY_ERRBUF_BYTES];
   SSL_CTX *ctx = td_mx_tls_context(next, err, sizeof err);
   if (!ctx) {
