@@ -8,6 +8,7 @@
  *                  engine effects -> outgoing messages;
  *   matrix_send.c  the Client-Server API client: per-room ordered sends with
  *                  derived txnIds, 429 retry_after_ms, bounded backoff.
+ *   matrix_tls.c   HTTPS for that client (matrix_homeserver https://).
  * docs/MATRIX.md is the admin's guide; docs/findings/matrix.md the plan. */
 #ifndef TALLYD_MATRIX_H
 #define TALLYD_MATRIX_H

@@ -22,12 +22,8 @@
 
 SSL_CTX *td_mx_tls_context(const td_config *cfg, char *err, size_t err_len) {
   char why[256];
-  SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-  if (!ctx) {
-    td_tls_reason(why, sizeof why);
-    snprintf(err, err_len, "matrix_homeserver: TLS: %s", why);
-    return NULL;
-  }
+  SSL_CTX *ctx = td_tls_ctx_new(TLS_client_method(), "matrix_homeserver: TLS", err, err_len);
+  if (!ctx) return NULL;
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
   SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
   SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);

@@ -121,6 +121,8 @@ int td_tls_read(struct td_conn *c, const uint8_t *in, size_t len, td_plain_fn pl
 int td_tls_write(struct td_conn *c, const uint8_t *plain, size_t len);
 /* OpenSSL's latest error as text (its queue cleared), for a log line. */
 void td_tls_reason(char *out, size_t len);
+/* SSL_CTX_new(method), or NULL with err "what: OpenSSL's reason". */
+SSL_CTX *td_tls_ctx_new(const SSL_METHOD *method, const char *what, char *err, size_t err_len);
 
 /* ---- connections (conn.c) ------------------------------------------------------ */
 typedef struct td_slot td_slot;

@@ -18,14 +18,20 @@ void td_tls_reason(char *out, size_t len) {
   ERR_clear_error();
 }
 
+SSL_CTX *td_tls_ctx_new(const SSL_METHOD *method, const char *what, char *err, size_t err_len) {
+  SSL_CTX *ctx = SSL_CTX_new(method);
+  if (!ctx) {
+    char why[256];
+    td_tls_reason(why, sizeof why);
+    snprintf(err, err_len, "%s: %s", what, why);
+  }
+  return ctx;
+}
+
 SSL_CTX *td_tls_context(const td_config *cfg, char *err, size_t err_len) {
   char why[256];
-  SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-  if (!ctx) {
-    td_tls_reason(why, sizeof why);
-    snprintf(err, err_len, "TLS: %s", why);
-    return NULL;
-  }
+  SSL_CTX *ctx = td_tls_ctx_new(TLS_server_method(), "TLS", err, err_len);
+  if (!ctx) return NULL;
   /* TLS 1.3 only: older versions are refused at the handshake. */
   if (!SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) || !SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION)) {
     snprintf(err, err_len, "TLS: this OpenSSL cannot do TLS 1.3 only");

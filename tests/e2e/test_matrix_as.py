@@ -44,16 +44,7 @@ read_tokens = matrix_env.read_tokens
 
 
 def scenario(tap, hs, db, td):
-    def say(sender, body, **kw):
-        ev = message(ROOM, sender, body, **kw)
-        st, js, _ = hs.push([ev])
-        if st != 200:
-            raise AssertionError("transaction answered %s %r" % (st, js))
-        return ev
-
-    def ask(sender, body, regex, timeout=20):
-        ev = say(sender, body)
-        return ev, hs.reply_to(ev["event_id"], regex, timeout)
+    say, ask = matrix_env.speaker(hs, ROOM)
 
     def auth():
         ev = [message(ROOM, BOB, "!wallet")]
