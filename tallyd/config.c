@@ -76,7 +76,7 @@ static const td_key keys[] = {
     {"matrix_registration", TD_STR, S_(matrix_registration), "", 0, 0,
      "the AS registration YAML (tally matrix-registration writes it): as_token, hs_token, sender_localpart"},
     {"matrix_homeserver", TD_STR, S_(matrix_homeserver), "http://127.0.0.1:8008", 0, 0,
-     "http://HOST:PORT of the homeserver's Client-Server API, where tally's answers are sent"},
+     "http://HOST[:PORT] or https://HOST[:PORT] of the homeserver's Client-Server API, where tally's answers are sent"},
     {"matrix_server_name", TD_STR, S_(matrix_server_name), "", 0, 0,
      "the homeserver's server name (the bot is @sender_localpart:NAME)"},
     {"matrix_network", TD_STR, S_(matrix_network), "matrix", 0, 0,
@@ -96,6 +96,8 @@ static const td_key keys[] = {
      "bare JIDs that hold the grant privilege (TALLY GRANT; they must be in admins too), comma-separated"},
     {"matrix_grant_ids", TD_STR, S_(matrix_grant_ids), "", 0, 0,
      "Matrix user ids that hold the grant privilege (TALLY GRANT; they must be in matrix_admins too), comma separated"},
+    {"matrix_homeserver_ca", TD_STR, S_(matrix_homeserver_ca), "", 0, 0,
+     "PEM CA file that signed an https:// matrix_homeserver's certificate; empty: the system CA store (SIGHUP reloads it)"},
 };
 #undef S_
 #undef U_

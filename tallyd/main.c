@@ -218,6 +218,7 @@ static void reload(td_daemon *d) {
       next.slot_bytes_max != d->cfg.slot_bytes_max || next.busy_reserve != d->cfg.busy_reserve)
     td_log(TD_WARN, "SIGHUP: bounds (slots, effects, presence, conns) changed: they apply at the next restart");
   td_xmpp_reload(d, &next);
+  td_mx_reload(d, &next);
   td_config_free(&next);
 }
 

@@ -19,6 +19,7 @@
  *   matrix_rooms.c   rooms' members, names, power levels, settings; DMs;
  *   matrix_send.c    the Client-Server API client: per-room ordered sends
  *                    with derived txnIds, 429 retry_after_ms, bounded backoff.
+ *   matrix_tls.c     HTTPS for that client (matrix_homeserver https://).
  * docs/MATRIX.md is the admin's guide; docs/findings/matrix.md the plan. */
 #ifndef TALLYD_MATRIX_H
 #define TALLYD_MATRIX_H
@@ -107,6 +108,7 @@ struct td_mx {
   void *dm_wait;
   uint32_t dm_wait_count;
   int direct_read; /* the bot's m.direct was answered (or given up): DMs are made from then on */
+  SSL_CTX *hs_tls; /* matrix_homeserver is https:// (matrix_tls.c); NULL for http:// */
 };
 
 /* Config (config.c keys matrix_*): copied into td_config's tail. */
@@ -284,5 +286,24 @@ void td_mx_derived_txn(const char *event_id, const char *salt, const char *text,
  * the text escaped); the txnId derives from (event_id, salt, key_text). */
 void td_mx_reply_keyed(td_mx *m, const char *room, const char *event_id, const char *salt, const char *key_text,
                        const char *text, const char *html);
+/* matrix_tls.c: HTTPS to the homeserver. A client context (TLS 1.2+, the
+ * certificate verified against matrix_homeserver_ca or the system store);
+ * NULL with err. */
+SSL_CTX *td_mx_tls_context(const td_config *cfg, char *err, size_t err_len);
+/* A client session over memory BIOs that checks host (DNS name + SNI, or IP). */
+SSL *td_mx_tls_new(SSL_CTX *ctx, const char *host);
+/* Feeds bytes read from the socket: drives the handshake, then decrypts.
+ * 0 handshake not done, 1 open (*plain: malloc'd plaintext, maybe none),
+ * -1 refused or broken (err: why, e.g. the certificate's verdict). */
+int td_mx_tls_feed(SSL *s, const char *in, size_t len, char **plain, size_t *plain_len, char *err,
+                   size_t err_len);
+int td_mx_tls_write(SSL *s, const char *plain, size_t len);
+/* What OpenSSL has to send (malloc'd in *out), its length (0: nothing). */
+size_t td_mx_tls_take(SSL *s, char **out);
+/* SIGHUP (main.c): matrix_homeserver_ca is loaded again (a bad one
+ * logged, the old kept); rooms waiting after a TLS failure retry at once. */
+void td_mx_reload(td_daemon *d, const td_config *next);
+/* matrix_send.c: takes ctx for new connections (kept ones keep theirs). */
+void td_mx_send_tls_context(td_mx *m, SSL_CTX *ctx);
 
 #endif

@@ -22,8 +22,14 @@
  * homeserver closed while idle is opened again, and a request on a kept
  * connection that closes before any answer goes again at once on a new
  * one (every request here is safe to repeat: PUTs with txnIds, GETs, joins;
- * createRoom was already retried on 5xx). HTTPS is in the plan
- * (docs/findings/matrix.md).
+ * createRoom was already retried on 5xx).
+ * HTTPS (matrix_homeserver = https://...): the same connections carry TLS
+ * through memory BIOs (matrix_tls.c); the request goes once the handshake
+ * is done, and a kept connection keeps its session. A handshake refused
+ * (the certificate's CA or name is wrong) is logged with its reason and
+ * counts as "no answer": backoff, bounded; a message given up that way is
+ * not settled but left in the outbox (the next start, or a SIGHUP with the
+ * right matrix_homeserver_ca before the attempts run out, posts it).
  * Every message is also written to the outbox (sql/014: matrix_outbox, by
  * the worker of matrix_record.c, without waiting for it) and settled there
  * when the homeserver takes it or it is given up; the next tallyd process
@@ -59,6 +65,7 @@ struct td_mx_room {
   int timer_on;
   uv_timer_t timer;
   uint32_t backoff_ms;
+  int tls_failed; /* the last attempt's TLS handshake was refused (nothing was sent) */
 };
 
 /* One connection to the homeserver, kept by its room between requests
@@ -80,6 +87,8 @@ typedef struct td_mx_http {
   int connected; /* the TCP connect succeeded */
   int reused;    /* the request in flight is not the connection's first */
   int reusable;  /* the answer allows another request after it */
+  SSL *ssl;      /* https: the session over memory BIOs (matrix_tls.c), else NULL */
+  int tls_open;  /* its handshake is done: the request can go */
 } td_mx_http;
 
 static td_mx_http *active; /* one tallyd, one AS: the requests in flight */
@@ -90,15 +99,16 @@ static void queue_out(td_mx *m, td_mx_room *r, td_mx_out *out);
 
 int td_mx_send_init(td_mx *m, char *err, size_t err_len) {
   const char *url = m->d->cfg.matrix_homeserver;
-  if (strncmp(url, "http://", 7)) {
-    snprintf(err, err_len, "matrix_homeserver: '%s' must be http://HOST:PORT (HTTPS is not supported yet)", url);
+  int https = !strncmp(url, "https://", 8);
+  if (strncmp(url, "http://", 7) && !https) {
+    snprintf(err, err_len, "matrix_homeserver: '%s' must be http://HOST[:PORT] or https://HOST[:PORT]", url);
     return TALLY_ECONFIG;
   }
   char host[TD_PATH_BYTES_MAX];
-  snprintf(host, sizeof host, "%s", url + 7);
+  snprintf(host, sizeof host, "%s", url + (https ? 8 : 7));
   host[strcspn(host, "/")] = 0;
   char *colon = strrchr(host, ':');
-  snprintf(m->hs_port, sizeof m->hs_port, "%.7s", colon ? colon + 1 : "80");
+  snprintf(m->hs_port, sizeof m->hs_port, "%.7s", colon ? colon + 1 : https ? "443" : "80");
   if (colon) *colon = 0;
   snprintf(m->hs_host, sizeof m->hs_host, "%.255s", host);
   /* Resolved once, at start (the loop is not serving yet). */
@@ -110,6 +120,7 @@ int td_mx_send_init(td_mx *m, char *err, size_t err_len) {
   }
   memcpy(&hs_addr, res->ai_addr, res->ai_addrlen);
   freeaddrinfo(res);
+  if (https && !(m->hs_tls = td_mx_tls_context(&m->d->cfg, err, err_len))) return TALLY_ECONFIG;
   m->rooms = calloc(TD_MX_ROOMS_MAX, sizeof *m->rooms);
   if (!m->rooms) {
     snprintf(err, err_len, "matrix: out of memory for %d rooms", TD_MX_ROOMS_MAX);
@@ -348,6 +359,8 @@ static void settle(td_mx_room *r, int status, const char *body) {
   td_mx *m = r->m;
   td_mx_out *o = r->head;
   r->busy = 0;
+  int tls_refused = status == 0 && r->tls_failed;
+  if (status != 0) r->tls_failed = 0;
   if (status >= 200 && status < 300) {
     m->sent++;
     r->backoff_ms = 0;
@@ -385,6 +398,15 @@ static void settle(td_mx_room *r, int status, const char *body) {
   /* A request with its own answer handler (state, account data: a 404 is
    * an answer there) is that handler's to judge and log. */
   int judged = o->done && !o->outboxed; /* a message is ours to count and warn of, with a handler or not */
+  if (tls_refused && o->outboxed) { /* never reached the homeserver: not given up, the outbox keeps it */
+    td_log(TD_WARN, "matrix: %s to %s: the homeserver's TLS refused %u times: left in the outbox (the next start "
+           "posts it)", o->txn, r->id, o->attempts);
+    td_mx_done_fn done = o->done;
+    void *ud = o->ud;
+    pop(r);
+    if (done) done(m, r->id, status, NULL, ud);
+    return;
+  }
   if (!judged) m->dropped++;
   td_log(judged ? TD_DEBUG : TD_WARN, "matrix: %s to %s dropped after %u attempts (HTTP %d): %.200s", o->txn, r->id,
          o->attempts, status, body ? body : "");
@@ -400,6 +422,7 @@ static uint32_t idle_count; /* connections kept without a request on them */
 static void http_closed(uv_handle_t *h) {
   td_mx_http *q = h->data;
   if (--q->handles_open) return;
+  if (q->ssl) SSL_free(q->ssl);
   free(q->resp);
   free(q);
 }
@@ -537,12 +560,11 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   buf->len = buf->base ? suggested : 0;
 }
 
-static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
-  td_mx_http *q = s->data;
+/* n bytes of the answer (plaintext), 0 none, or < 0 the connection ended. */
+static void got(td_mx_http *q, ssize_t n, const char *data) {
   if (n > 0 && q->inflight && !q->closed && q->resp_len + (size_t)n > TD_MX_RESPONSE_BYTES_MAX) {
     /* Longer than we read: the status counts, the body not (a handler
      * sees none), and the rest is not read off this connection. */
-    free(buf->base);
     int status = q->resp && !strncmp(q->resp, "HTTP/1.", 7) && q->resp_len > 12 ? atoi(q->resp + 9) : 0;
     q->reusable = 0;
     http_finish(q, status, NULL);
@@ -551,13 +573,12 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   if (n > 0 && q->inflight && q->resp_len + (size_t)n <= TD_MX_RESPONSE_BYTES_MAX) {
     char *b = realloc(q->resp, q->resp_len + (size_t)n + 1);
     if (b) {
-      memcpy(b + q->resp_len, buf->base, (size_t)n);
+      memcpy(b + q->resp_len, data, (size_t)n);
       q->resp = b;
       q->resp_len += (size_t)n;
       q->resp[q->resp_len] = 0;
     }
   }
-  free(buf->base);
   if (q->closed) return;
   if (n > 0 && q->inflight) quick_ack(q); /* the ACK of this piece goes now (a pending one is sent) */
   if (!q->inflight) { /* idle: the homeserver closed it (or said something unasked) */
@@ -598,8 +619,54 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   http_finish(q, status, body);
 }
 
-static void on_write(uv_write_t *w, int status) {
-  td_mx_http *q = w->data;
+static void send_on(td_mx_http *q);
+static void tls_flush(td_mx_http *q);
+
+/* https: ciphertext in; the handshake's end sends the request; plaintext
+ * goes to got(). A refused handshake is logged with its reason and is "no
+ * answer" for the request (nothing reached the homeserver). */
+static void tls_in(td_mx_http *q, ssize_t n, const char *data) {
+  char *plain = NULL, why[256];
+  size_t len = 0;
+  int rc = td_mx_tls_feed(q->ssl, data, (size_t)n, &plain, &len, why, sizeof why);
+  tls_flush(q); /* handshake records, an alert */
+  if (q->closed) {
+    free(plain);
+    return;
+  }
+  if (rc < 0 && !q->tls_open) {
+    td_mx_room *r = q->room;
+    td_log(TD_WARN, "matrix: TLS to the homeserver %s:%s refused: %s; nothing sent (%s stays queued)",
+           r->m->hs_host, r->m->hs_port, why, r->head ? r->head->txn : "-");
+    r->tls_failed = 1;
+    q->reusable = 0;
+    http_finish(q, 0, NULL);
+    return;
+  }
+  if (rc == 1 && !q->tls_open) {
+    q->tls_open = 1;
+    if (q->inflight) send_on(q);
+  }
+  if (len) got(q, (ssize_t)len, plain);
+  free(plain);
+  if (rc < 0 && !q->closed) got(q, UV_EOF, NULL); /* an open session ended: as EOF */
+}
+
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
+  td_mx_http *q = s->data;
+  if (q->ssl && n > 0 && !q->closed) tls_in(q, n, buf->base);
+  else if (q->ssl && n < 0 && !q->tls_open && q->inflight && !q->closed) { /* closed mid-handshake */
+    td_mx_room *r = q->room;
+    td_log(TD_WARN, "matrix: TLS to the homeserver %s:%s refused: closed during the handshake (%s); nothing sent",
+           r->m->hs_host, r->m->hs_port, uv_strerror((int)n));
+    r->tls_failed = 1;
+    q->reusable = 0;
+    http_finish(q, 0, NULL);
+  } else got(q, n, buf->base);
+  free(buf->base);
+}
+
+static void write_failed(td_mx_http *q, int status) {
   if (status < 0 && !q->closed) {
     q->reusable = 0;
     if (q->reused && !q->resp_len && q->inflight) { /* a kept connection gone: as in on_read */
@@ -613,6 +680,44 @@ static void on_write(uv_write_t *w, int status) {
       return;
     }
     http_finish(q, 0, NULL);
+  }
+}
+
+static void on_write(uv_write_t *w, int status) { write_failed(w->data, status); }
+
+/* https: what OpenSSL has to send, each piece with its own write request
+ * (several may be queued: handshake records, then the request). */
+typedef struct {
+  uv_write_t w;
+  char *data;
+} tls_piece;
+
+static void on_tls_write(uv_write_t *w, int status) {
+  tls_piece *p = (tls_piece *)w;
+  td_mx_http *q = w->data;
+  free(p->data);
+  free(p);
+  write_failed(q, status);
+}
+
+static void tls_flush(td_mx_http *q) {
+  char *data;
+  size_t n;
+  while (!q->closed && (n = td_mx_tls_take(q->ssl, &data)) > 0) {
+    tls_piece *p = malloc(sizeof *p);
+    uv_buf_t b = uv_buf_init(data, (unsigned)n);
+    if (p) {
+      p->data = data;
+      p->w.data = q;
+    }
+    if (!p || uv_write(&p->w, (uv_stream_t *)&q->tcp, &b, 1, on_tls_write) != 0) {
+      free(data);
+      free(p);
+      q->reusable = 0;
+      if (q->inflight) http_finish(q, 0, NULL);
+      else conn_close(q);
+      return;
+    }
   }
 }
 
@@ -634,6 +739,17 @@ static void quick_ack(td_mx_http *q) {
 
 static void send_on(td_mx_http *q) {
   td_mx_out *o = q->room->head;
+  if (q->ssl) { /* after the handshake (tls_in sends it then) */
+    if (!q->tls_open) return;
+    quick_ack(q);
+    if (td_mx_tls_write(q->ssl, o->request, o->len) != TALLY_OK) {
+      q->reusable = 0;
+      http_finish(q, 0, NULL);
+      return;
+    }
+    tls_flush(q);
+    return;
+  }
   quick_ack(q);
   uv_buf_t b = uv_buf_init(o->request, (unsigned)o->len);
   q->write.data = q;
@@ -652,8 +768,15 @@ static void on_connect(uv_connect_t *c, int status) {
   }
   q->connected = 1;
   uv_tcp_nodelay(&q->tcp, 1);
+  td_mx *m = q->room->m;
+  if (m->hs_tls && !(q->ssl = td_mx_tls_new(m->hs_tls, m->hs_host))) {
+    td_log(TD_ERR, "matrix: cannot make a TLS session for %s (out of memory?)", m->hs_host);
+    http_finish(q, 0, NULL);
+    return;
+  }
   uv_read_start((uv_stream_t *)&q->tcp, on_alloc, on_read);
-  send_on(q);
+  if (q->ssl) tls_in(q, 0, NULL); /* the ClientHello */
+  else send_on(q);
 }
 
 static void on_timeout(uv_timer_t *t) {
@@ -722,4 +845,17 @@ void td_mx_send_free(td_mx *m) {
     while (m->rooms[i].head) pop(&m->rooms[i]);
   free(m->rooms);
   m->rooms = NULL;
+  SSL_CTX_free(m->hs_tls);
+  m->hs_tls = NULL;
+}
+
+void td_mx_send_tls_context(td_mx *m, SSL_CTX *ctx) {
+  SSL_CTX_free(m->hs_tls); /* kept connections hold their own reference */
+  m->hs_tls = ctx;
+  for (uint32_t i = 0; i < m->room_count; i++) {
+    td_mx_room *r = &m->rooms[i];
+    if (!r->tls_failed || !r->timer_on || !r->busy || (r->conn && r->conn->inflight)) continue;
+    r->backoff_ms = 0;
+    uv_timer_start(&r->timer, on_retry, 0, 0); /* waiting only for a certificate that may verify now */
+  }
 }

@@ -94,6 +94,7 @@ typedef struct td_config {
   char matrix_invite_servers[TD_PATH_BYTES_MAX]; /* servers whose rooms' invites are accepted */
   char xmpp_grant_jids[TALLY_CONFIG_LINE_BYTES_MAX + 1];   /* bare JIDs with the grant privilege */
   char matrix_grant_ids[TD_PATH_BYTES_MAX];              /* MXIDs with the grant privilege, comma separated */
+  char matrix_homeserver_ca[TD_PATH_BYTES_MAX]; /* PEM CAs for an https:// homeserver ("": the system store) */
 } td_config;
 
 /* Loads path into cfg (defaults first). TALLY_ECONFIG/EIO with err. */
@@ -118,6 +119,10 @@ int td_tls_read(struct td_conn *c, const uint8_t *in, size_t len, td_plain_fn pl
                 size_t err_len);
 /* Encrypts plaintext into the connection's out buffer. */
 int td_tls_write(struct td_conn *c, const uint8_t *plain, size_t len);
+/* OpenSSL's latest error as text (its queue cleared), for a log line. */
+void td_tls_reason(char *out, size_t len);
+/* SSL_CTX_new(method), or NULL with err "what: OpenSSL's reason". */
+SSL_CTX *td_tls_ctx_new(const SSL_METHOD *method, const char *what, char *err, size_t err_len);
 
 /* ---- connections (conn.c) ------------------------------------------------------ */
 typedef struct td_slot td_slot;

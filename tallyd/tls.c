@@ -11,21 +11,27 @@
 #include <openssl/err.h>
 #include <string.h>
 
-static void ssl_reason(char *out, size_t len) {
+void td_tls_reason(char *out, size_t len) {
   unsigned long e = ERR_get_error();
   if (e) ERR_error_string_n(e, out, len);
   else snprintf(out, len, "unknown OpenSSL error");
   ERR_clear_error();
 }
 
+SSL_CTX *td_tls_ctx_new(const SSL_METHOD *method, const char *what, char *err, size_t err_len) {
+  SSL_CTX *ctx = SSL_CTX_new(method);
+  if (!ctx) {
+    char why[256];
+    td_tls_reason(why, sizeof why);
+    snprintf(err, err_len, "%s: %s", what, why);
+  }
+  return ctx;
+}
+
 SSL_CTX *td_tls_context(const td_config *cfg, char *err, size_t err_len) {
   char why[256];
-  SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-  if (!ctx) {
-    ssl_reason(why, sizeof why);
-    snprintf(err, err_len, "TLS: %s", why);
-    return NULL;
-  }
+  SSL_CTX *ctx = td_tls_ctx_new(TLS_server_method(), "TLS", err, err_len);
+  if (!ctx) return NULL;
   /* TLS 1.3 only: older versions are refused at the handshake. */
   if (!SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) || !SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION)) {
     snprintf(err, err_len, "TLS: this OpenSSL cannot do TLS 1.3 only");
@@ -33,18 +39,18 @@ SSL_CTX *td_tls_context(const td_config *cfg, char *err, size_t err_len) {
   }
   SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_TICKET);
   if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert) != 1) {
-    ssl_reason(why, sizeof why);
+    td_tls_reason(why, sizeof why);
     snprintf(err, err_len, "tls_cert %s: %s", cfg->tls_cert, why);
     goto fail;
   }
   if (SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_key, SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
-    ssl_reason(why, sizeof why);
+    td_tls_reason(why, sizeof why);
     snprintf(err, err_len, "tls_key %s: %s", cfg->tls_key, why);
     goto fail;
   }
   if (cfg->tls_client_ca[0]) {
     if (SSL_CTX_load_verify_locations(ctx, cfg->tls_client_ca, NULL) != 1) {
-      ssl_reason(why, sizeof why);
+      td_tls_reason(why, sizeof why);
       snprintf(err, err_len, "tls_client_ca %s: %s", cfg->tls_client_ca, why);
       goto fail;
     }
@@ -97,7 +103,7 @@ static void describe_error(td_conn *c, int rc, char *err, size_t err_len) {
   if (verify != X509_V_OK)
     snprintf(err, err_len, "TLS: bad client certificate: %s", X509_verify_cert_error_string(verify));
   else if (e == SSL_ERROR_SSL) {
-    ssl_reason(why, sizeof why);
+    td_tls_reason(why, sizeof why);
     snprintf(err, err_len, "TLS: %s", why);
   } else
     snprintf(err, err_len, "TLS: error %d", e);

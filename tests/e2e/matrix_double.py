@@ -82,6 +82,12 @@ Two halves:
   `connections`; drop_idle closes each after its answer without a
   Connection: close header, as a server's idle timeout can; chunked answers
   with Transfer-Encoding: chunked (two chunks and the last), as a server may.
+  HTTPS (tallyd's matrix_homeserver = https://...): HomeserverDouble(...,
+  tls=(certfile, keyfile)) serves the same over TLS (Python's ssl, TLS 1.2+;
+  the test makes the certificates with the openssl CLI); set_certificate
+  swaps the certificate for the next connections; a handshake the AS
+  refuses (or that fails) is counted in `tls_failures`, not in
+  `connections`; url is https://127.0.0.1:PORT.
   Faults are scripted with fail_next(status, body): the next sends are
   answered so (429 with retry_after_ms, 502), before any event is made;
   create_fail = status answers every createRoom so (a homeserver in
@@ -94,6 +100,7 @@ import json
 import os
 import re
 import socketserver
+import ssl
 import sys
 import threading
 import time
@@ -144,10 +151,22 @@ def member(room, user, membership="join", displayname=None, sender=None, **extra
 class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    tls = None  # an ssl.SSLContext: connections are wrapped (the handshake in their thread)
+
+    def get_request(self):
+        sock, addr = self.socket.accept()
+        if self.tls is not None:
+            sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, addr
+
+    def handle_error(self, request, client_address):
+        if isinstance(sys.exc_info()[1], (ssl.SSLError, OSError)):
+            return  # a refused handshake, a reset: counted or expected, not a traceback
+        super().handle_error(request, client_address)
 
 
 class HomeserverDouble:
-    def __init__(self, as_token, hs_token, server_name="test.local", port=0):
+    def __init__(self, as_token, hs_token, server_name="test.local", port=0, tls=None):
         self.as_token, self.hs_token, self.server_name = as_token, hs_token, server_name
         self.lock = threading.Condition()
         self.events = []          # (room, event dict) in the order made
@@ -169,6 +188,7 @@ class HomeserverDouble:
         self.connections = 0      # TCP connections the AS opened to the client API
         self.drop_idle = False    # close each connection after its answer, unannounced (a server's idle timeout)
         self.chunked = False      # answers with Transfer-Encoding: chunked instead of Content-Length
+        self.tls_failures = 0     # TLS handshakes that failed (the AS refused our certificate)
         self.demo_room = None     # the demo's room (serve)
         self.as_url = None
         double = self
@@ -182,6 +202,15 @@ class HomeserverDouble:
             def setup(self):
                 # HTTP/1.1 persistent connections (RFC 9112 9.3): one
                 # handler per connection, many requests on it.
+                if isinstance(self.request, ssl.SSLSocket):
+                    self.request.settimeout(10)
+                    try:
+                        self.request.do_handshake()
+                    except (ssl.SSLError, OSError):
+                        with double.lock:
+                            double.tls_failures += 1
+                        raise
+                    self.request.settimeout(None)
                 super().setup()
                 with double.lock:
                     double.connections += 1
@@ -370,8 +399,18 @@ class HomeserverDouble:
         self.server = _Server(("127.0.0.1", port), Handler)
         self.port = self.server.server_address[1]
         self.url = "http://127.0.0.1:%d" % self.port
+        if tls:
+            self.set_certificate(*tls)
+            self.url = "https://127.0.0.1:%d" % self.port
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
+
+    def set_certificate(self, certfile, keyfile):
+        """The certificate (chain) the next TLS connections are served with."""
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.load_cert_chain(certfile, keyfile)
+        self.server.tls = ctx
 
     @property
     def bot(self):

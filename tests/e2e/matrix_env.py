@@ -63,3 +63,57 @@ def log_on_failure(td):
     except Exception:
         print("# tallyd log tail:\n# " + "\n# ".join(td.log()[-3000:].splitlines()))
         raise
+
+
+def speaker(hs, room):
+    """say(sender, body, **message kwargs) pushes one message into room (its event; a
+    transaction not answered 200 raises); ask(sender, body, regex) also
+    waits for the bot's reply to it: (event, reply)."""
+    from matrix_double import message
+
+    def say(sender, body, **kw):
+        ev = message(room, sender, body, **kw)
+        st, js, _ = hs.push([ev])
+        if st != 200:
+            raise AssertionError("transaction answered %s %r" % (st, js))
+        return ev
+
+    def ask(sender, body, regex, timeout=20):
+        ev = say(sender, body)
+        return ev, hs.reply_to(ev["event_id"], regex, timeout)
+    return say, ask
+
+
+def tallyd_tap():
+    """The script's Tap; a missing build/tallyd is a failure, and the end."""
+    tap = ic.Tap()
+    if not os.path.isfile(os.path.join(os.environ.get("TALLY_BUILD", "build"), "tallyd")):
+        tap.check("tallyd is built", False)
+        tap.exit()
+    return tap
+
+
+def run_script(tap, name, server, scenario, double_kw=None, **keys):
+    """A whole script's frame: its database e2e_<name>_<pid>, a fresh
+    registration, the double (HomeserverDouble(..., **double_kw)), tallyd
+    with as_keys(...) plus keys, scenario(tap, hs, db, td), then tallyd
+    stopping with 0 and `tally check`."""
+    from matrix_double import HomeserverDouble
+    from tallyd_env import TallydEnv, free_port
+    with ic.TestDb(name.replace("-", "_")) as db:
+        port = free_port()
+        reg = fresh_registration(tap, db.dsn, name, port, server)
+        as_token, hs_token = read_tokens(reg)
+        hs = HomeserverDouble(as_token, hs_token, server, **(double_kw or {}))
+        hs.as_url = "http://127.0.0.1:%d" % port
+        try:
+            with TallydEnv(db.dsn, {"irc": "irc-secret-0123456789"},
+                           extra=as_keys(port, reg, hs.url, server, **keys)) as td:
+                with log_on_failure(td):
+                    scenario(tap, hs, db, td)
+                tap.check("tallyd stops with 0", td.stop() == 0, td.log()[-2000:])
+            rc, out = ic.tally_cli(db.dsn, "check")
+            tap.check("tally check passes", rc == 0, out[-2000:])
+        finally:
+            hs.close()
+        os.unlink(reg)

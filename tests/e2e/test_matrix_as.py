@@ -44,16 +44,7 @@ read_tokens = matrix_env.read_tokens
 
 
 def scenario(tap, hs, db, td):
-    def say(sender, body, **kw):
-        ev = message(ROOM, sender, body, **kw)
-        st, js, _ = hs.push([ev])
-        if st != 200:
-            raise AssertionError("transaction answered %s %r" % (st, js))
-        return ev
-
-    def ask(sender, body, regex, timeout=20):
-        ev = say(sender, body)
-        return ev, hs.reply_to(ev["event_id"], regex, timeout)
+    say, ask = matrix_env.speaker(hs, ROOM)
 
     def auth():
         ev = [message(ROOM, BOB, "!wallet")]
@@ -420,8 +411,12 @@ def bad_configs(tap, db, reg, port):
              ("no server name", ["matrix_registration = %s" % reg], "matrix_server_name"),
              ("the engine's own network", ["matrix_registration = %s" % reg, "matrix_server_name = x",
                                            "matrix_network = irc"], "also the engine's network"),
-             ("an https homeserver", ["matrix_registration = %s" % reg, "matrix_server_name = x",
-                                      "matrix_homeserver = https://x:8448"], "HTTPS is not supported")]
+             ("a homeserver URL neither http nor https", ["matrix_registration = %s" % reg, "matrix_server_name = x",
+                                                           "matrix_homeserver = ftp://127.0.0.1:8448"],
+              "must be http://HOST[:PORT] or https://HOST[:PORT]"),
+             ("an https homeserver with a CA file that is not there",
+              ["matrix_registration = %s" % reg, "matrix_server_name = x", "matrix_homeserver = https://127.0.0.1:8448",
+               "matrix_homeserver_ca = %s" % os.path.join(d, "none.pem")], "matrix_homeserver_ca %s" % d)]
     for name, lines, want in cases:
         conf = os.path.join(d, "c.conf")
         with open(conf, "w") as f:

@@ -31,8 +31,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ircclient as ic  # noqa: E402  (Tap, TestDb, tally_cli)
-from matrix_double import HomeserverDouble, message, state as state_event  # noqa: E402
-from tallyd_env import TallydEnv, free_port  # noqa: E402
+from matrix_double import message, state as state_event  # noqa: E402
 import matrix_env  # noqa: E402
 
 SERVER = "test.local"
@@ -244,29 +243,10 @@ def scenario(tap, hs, db, td):
 
 
 def main():
-    tap = ic.Tap()
-    if not os.path.isfile(os.path.join(os.environ.get("TALLY_BUILD", "build"), "tallyd")):
-        tap.check("tallyd is built", False)
-        tap.exit()
+    tap = matrix_env.tallyd_tap()
     try:
-        with ic.TestDb("matrix_pins") as db:
-            port = free_port()
-            reg = matrix_env.fresh_registration(tap, db.dsn, "matrix-pins", port, SERVER)
-            as_token, hs_token = matrix_env.read_tokens(reg)
-            hs = HomeserverDouble(as_token, hs_token, SERVER)
-            hs.as_url = "http://127.0.0.1:%d" % port
-            try:
-                keys = matrix_env.as_keys(port, reg, hs.url, SERVER, matrix_admins=ROOT, highlight_topic="1",
-                                          tip_message_hold="30")
-                with TallydEnv(db.dsn, {"irc": "irc-secret-0123456789"}, extra=keys) as td:
-                    with matrix_env.log_on_failure(td):
-                        scenario(tap, hs, db, td)
-                    tap.check("tallyd stops with 0", td.stop() == 0, td.log()[-2000:])
-                rc, out = ic.tally_cli(db.dsn, "check")
-                tap.check("tally check passes", rc == 0, out[-2000:])
-            finally:
-                hs.close()
-            os.unlink(reg)
+        matrix_env.run_script(tap, "matrix-pins", SERVER, scenario, matrix_admins=ROOT, highlight_topic="1",
+                              tip_message_hold="30")
     except Exception as e:
         tap.check("environment", False, "%s: %s" % (type(e).__name__, e))
     tap.exit()
