@@ -337,6 +337,38 @@ static void test_f7_same_key_in_flight(void **state) {
 }
 
 /* ---- a lost send whose resend is refused --------------------------------------- */
+/* Makes every INSERT into `table` fail (disk full, SQLSTATE 53100), then
+ * cuts every connection and lets traffic through: what the stalled proxy
+ * held never reached PostgreSQL, and its resend is refused. */
+static void refuse_inserts_then_cut(const char *table) {
+  char sql[512];
+  snprintf(sql, sizeof sql,
+           "CREATE FUNCTION th_refuse() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN"
+           " RAISE EXCEPTION 'injected' USING ERRCODE = '53100'; END$$;"
+           " CREATE TRIGGER th_refuse AFTER INSERT ON %s FOR EACH STATEMENT EXECUTE FUNCTION th_refuse()",
+           table);
+  assert_int_equal(th_sql_exec(F.dsn, sql), 0);
+  th_proxy_cut_all(F.px);
+  th_proxy_stall(F.px, 0);
+}
+
+static int64_t newbie_role_rows(void) {
+  return th_sql_i64f(F.dsn, "SELECT count(*) FROM role_changes r JOIN accounts a ON a.id = r.account_id"
+                            " WHERE a.name = 'user:newbie'");
+}
+
+/* The role change again, until it is no longer "busy" (its row waits for
+ * the ledger to take writes again). */
+static void role_again(void) {
+  th_reply r;
+  int rc = TALLY_EBUSY;
+  for (int i = 0; i < 100 && rc == TALLY_EBUSY; i++) {
+    rc = th_cmd(F.e, "admin", "TALLY ROLE newbie creator", TALLY_ROLE_OPER, &r);
+    if (rc == TALLY_EBUSY) th_load_pump(&F.L, 100);
+  }
+  assert_int_equal(rc, TALLY_OK);
+}
+
 /* The batch never reached PostgreSQL (held by the stalled proxy, then every
  * connection cut), so its outcome is unknown; its resend is refused by a
  * non-retryable error (disk full, injected by a statement trigger). The
@@ -352,31 +384,17 @@ static void test_lost_send_then_refused(void **state) {
   int role = th_load_send(&F.L, "admin", "TALLY ROLE newbie creator", NULL, TALLY_ROLE_OPER);
   int buy = th_load_send(&F.L, "b0", "BUY tee", NULL, 0);
   th_load_pump(&F.L, 300); /* sealed and sent: held by the proxy */
-  assert_int_equal(th_sql_exec(F.dsn,
-                               "CREATE FUNCTION th_refuse() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN"
-                               " RAISE EXCEPTION 'injected' USING ERRCODE = '53100'; END$$;"
-                               " CREATE TRIGGER th_refuse AFTER INSERT ON transfers FOR EACH STATEMENT"
-                               " EXECUTE FUNCTION th_refuse()"),
-                   0);
-  th_proxy_cut_all(F.px);
-  th_proxy_stall(F.px, 0);
+  refuse_inserts_then_cut("transfers");
   assert_int_equal(th_load_wait(&F.L, 20000), 0);
   assert_int_equal(F.L.reqs[buy].final_code, TALLY_EFAILED);
   assert_int_equal(F.L.reqs[role].final_code, TALLY_EFAILED);
   assert_int_equal(F.L.reqs[role].finals, 1);
-  assert_int_equal(th_sql_i64f(F.dsn, "SELECT count(*) FROM role_changes r JOIN accounts a ON a.id = r.account_id"
-                                      " WHERE a.name = 'user:newbie'"),
-                   0);
+  assert_int_equal(newbie_role_rows(), 0);
   assert_int_equal(th_sql_exec(F.dsn, "DROP TRIGGER th_refuse ON transfers"), 0);
   /* The change stays in memory and its row is written once the ledger takes
    * writes again; until then a second change is "busy". */
+  role_again();
   th_reply r;
-  int rc = TALLY_EBUSY;
-  for (int i = 0; i < 100 && rc == TALLY_EBUSY; i++) {
-    rc = th_cmd(F.e, "admin", "TALLY ROLE newbie creator", TALLY_ROLE_OPER, &r);
-    if (rc == TALLY_EBUSY) th_load_pump(&F.L, 100);
-  }
-  assert_int_equal(rc, TALLY_OK);
   assert_int_equal(th_cmd(F.e, "newbie", "ITEM ADD fresh 1 Fresh", 0, &r), TALLY_OK);
   assert_int_equal(th_sql_i64f(F.dsn, "SELECT count(*) FROM items WHERE sku = 'fresh'"), 1);
   th_engine_free(F.e);
@@ -394,38 +412,20 @@ static void test_lost_send_then_refused_no_transfers(void **state) {
   th_proxy_stall(F.px, 1);
   int role = th_load_send(&F.L, "admin", "TALLY ROLE newbie creator", NULL, TALLY_ROLE_OPER);
   th_load_pump(&F.L, 300); /* sealed and sent: held by the proxy */
-  assert_int_equal(th_sql_exec(F.dsn,
-                               "CREATE FUNCTION th_refuse() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN"
-                               " RAISE EXCEPTION 'injected' USING ERRCODE = '53100'; END$$;"
-                               " CREATE TRIGGER th_refuse AFTER INSERT ON role_changes FOR EACH STATEMENT"
-                               " EXECUTE FUNCTION th_refuse()"),
-                   0);
-  th_proxy_cut_all(F.px);
-  th_proxy_stall(F.px, 0);
+  refuse_inserts_then_cut("role_changes");
   assert_int_equal(th_load_wait(&F.L, 20000), 0);
   assert_int_equal(F.L.reqs[role].final_code, TALLY_EFAILED);
   assert_int_equal(F.L.reqs[role].finals, 1);
-  assert_int_equal(th_sql_i64f(F.dsn, "SELECT count(*) FROM role_changes r JOIN accounts a ON a.id = r.account_id"
-                                      " WHERE a.name = 'user:newbie'"),
-                   0);
+  assert_int_equal(newbie_role_rows(), 0);
   assert_int_equal(th_sql_exec(F.dsn, "DROP TRIGGER th_refuse ON role_changes"), 0);
   /* As with transfers: the change stays in memory, not stored, and its row
    * goes again once the ledger takes writes (taken as committed, it never
    * would have: gone at the next restart). */
+  role_again();
   th_reply r;
-  int rc = TALLY_EBUSY;
-  for (int i = 0; i < 100 && rc == TALLY_EBUSY; i++) {
-    rc = th_cmd(F.e, "admin", "TALLY ROLE newbie creator", TALLY_ROLE_OPER, &r);
-    if (rc == TALLY_EBUSY) th_load_pump(&F.L, 100);
-  }
-  assert_int_equal(rc, TALLY_OK);
   assert_int_equal(th_cmd(F.e, "newbie", "ITEM ADD fresh 1 Fresh", 0, &r), TALLY_OK);
   int64_t rows = 0;
-  for (int i = 0; i < 50 && rows == 0; i++) {
-    rows = th_sql_i64f(F.dsn, "SELECT count(*) FROM role_changes r JOIN accounts a ON a.id = r.account_id"
-                              " WHERE a.name = 'user:newbie'");
-    if (!rows) th_load_pump(&F.L, 100);
-  }
+  for (int i = 0; i < 50 && (rows = newbie_role_rows()) == 0; i++) th_load_pump(&F.L, 100);
   assert_true(rows >= 1);
   /* What memory holds is what the ledger holds: after a restart, still a creator. */
   th_engine_free(F.e);
