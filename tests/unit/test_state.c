@@ -66,6 +66,53 @@ static void test_keys_window(void **state) {
   assert_int_equal(tally__key_find(&st, "k4999"), TALLY__NONE);
 }
 
+/* Keys past the inline bytes of a slot live in keys_long: at the boundary,
+ * at the longest, long and short keys sharing a prefix, a long key whose
+ * slot is reused by a short one, and forgetting, all keep their text. */
+static void test_keys_long(void **state) {
+  (void)state;
+  enum { N = 600 };
+  static char keys[N][TALLY__KEY_BYTES_MAX + 1];
+  for (int i = 0; i < N; i++) {
+    size_t len = (size_t[]){8, TALLY__KEY_INLINE_BYTES, TALLY__KEY_INLINE_BYTES + 1,
+                            TALLY__KEY_BYTES_MAX}[i % 4];
+    memset(keys[i], 'a' + i % 26, len);
+    keys[i][len] = 0;
+    int n = snprintf(keys[i], len + 1, "%d/", i); /* distinct, the tail the same */
+    if ((size_t)n < len) keys[i][n] = 'x';
+    assert_int_equal(tally__key_find(&st, keys[i]), TALLY__NONE);
+    uint32_t slot = tally__key_add(&st, keys[i], (uint64_t)i, (uint64_t)i + 1, TALLY__KEY_DONE, 0);
+    assert_string_equal(tally__key_text(&st, slot), keys[i]);
+    assert_int_equal(st.keys[slot].is_long, strlen(keys[i]) > TALLY__KEY_INLINE_BYTES);
+  }
+  for (int i = N - 512; i < N; i++) {
+    uint32_t slot = tally__key_find(&st, keys[i]);
+    assert_int_not_equal(slot, TALLY__NONE);
+    assert_int_equal(st.keys[slot].transfer_id, (uint64_t)i + 1);
+    assert_string_equal(tally__key_text(&st, slot), keys[i]);
+  }
+  /* One byte less or more than a long key is another key. */
+  char near[TALLY__KEY_BYTES_MAX + 1];
+  snprintf(near, sizeof near, "%s", keys[N - 1]);
+  near[strlen(near) - 1] = 0;
+  assert_int_equal(tally__key_find(&st, near), TALLY__NONE);
+  /* The ring wraps: a short key in a slot that held a long one. */
+  for (int i = 0; i < 1024; i++) {
+    char k[16];
+    snprintf(k, sizeof k, "s%d", i);
+    tally__key_add(&st, k, 0, 1, TALLY__KEY_DONE, 0);
+  }
+  uint32_t s = tally__key_find(&st, "s1023");
+  assert_int_not_equal(s, TALLY__NONE);
+  assert_false(st.keys[s].is_long);
+  assert_int_equal(tally__key_find(&st, keys[N - 1]), TALLY__NONE);
+  uint32_t slot = tally__key_add(&st, keys[N - 2], 7, 8, TALLY__KEY_DONE, 0);
+  assert_int_equal(tally__key_find(&st, keys[N - 2]), slot);
+  tally__key_forget(&st, slot);
+  assert_int_equal(tally__key_find(&st, keys[N - 2]), TALLY__NONE);
+  assert_string_equal(tally__key_text(&st, slot), "");
+}
+
 static void test_purchases_found_by_id(void **state) {
   (void)state;
   for (uint64_t id = 10; id < 4000; id += 3) {
@@ -135,6 +182,7 @@ static void test_hold_commit_release(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_keys_window, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_keys_long, setup, teardown),
       cmocka_unit_test_setup_teardown(test_purchases_found_by_id, setup, teardown),
       cmocka_unit_test_setup_teardown(test_hold_commit_release, setup, teardown),
   };

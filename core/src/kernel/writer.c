@@ -262,7 +262,7 @@ static void batch_lookup_done(tally__writer *w, tally__batch *b, const PGresult 
        * a scan is fine). */
       const char *key = PQgetvalue(r, i, 0);
       for (uint32_t j = 0; j < b->transfer_count && k < 0; j++)
-        if (strcmp(st->keys[b->ops[b->xfer[j]].key_slot].key, key) == 0) k = (int32_t)j;
+        if (strcmp(tally__key_text(st, b->ops[b->xfer[j]].key_slot), key) == 0) k = (int32_t)j;
     }
     if (k < 0) continue;
     b->found_id[k] = id;

@@ -223,7 +223,7 @@ const char *tally__batch_keys_param(tally__batch *b, const tally__state *st) {
   size_t n = 0;
   b->keys_text[n++] = '{';
   for (uint32_t i = 0; i < b->transfer_count; i++) {
-    const char *key = st->keys[b->ops[b->xfer[i]].key_slot].key;
+    const char *key = tally__key_text(st, b->ops[b->xfer[i]].key_slot);
     assert(n + 2 * strlen(key) + 4 < b->keys_cap);
     if (i) b->keys_text[n++] = ',';
     b->keys_text[n++] = '"';

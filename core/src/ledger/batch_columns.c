@@ -119,7 +119,7 @@ static void render_transfers(tally__batch *b, const tally__state *st) {
       switch (col) {
       case 0: bin_i64(b, (int64_t)op->transfer_id); break;
       case 1: bin_i16(b, (int16_t)tally__transfer_ledger_kind(op->kind, op->amount)); break; /* 6: a free unit */
-      case 2: bin_text(b, st->keys[op->key_slot].key); break;
+      case 2: bin_text(b, tally__key_text(st, op->key_slot)); break;
       case 3: bin_i64(b, (int64_t)st->accounts[op->account].id); break;
       case 4:
         bin_i64_or_null(b, op->counterparty != TALLY__NONE,

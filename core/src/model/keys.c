@@ -26,7 +26,14 @@ typedef struct key_probe {
 static bool key_eq(const void *ud, uint32_t slot) {
   const key_probe *p = ud;
   const tally__key *k = &p->st->keys[slot];
-  return k->state != TALLY__KEY_FREE && strcmp(k->key, p->key) == 0;
+  return k->state != TALLY__KEY_FREE && strcmp(tally__key_text(p->st, slot), p->key) == 0;
+}
+
+enum { KEY_LONG_STRIDE = TALLY__KEY_BYTES_MAX + 1 };
+
+const char *tally__key_text(const tally__state *st, uint32_t slot) {
+  const tally__key *k = &st->keys[slot];
+  return k->is_long ? st->keys_long + (size_t)slot * KEY_LONG_STRIDE : k->key;
 }
 
 static uint32_t gen_entries(const tally__state *st) { return st->cfg->keys_max / 2; }
@@ -35,6 +42,9 @@ int tally__keys_init(tally__state *st) {
   size_t bits = 64;
   while (bits < (size_t)gen_entries(st) * KEYS_BLOOM_BITS_PER_KEY) bits <<= 1;
   st->key_bloom_mask = (uint32_t)(bits - 1);
+  /* Reserved, not touched: a page is used only when a long key lands in it. */
+  st->keys_long = tally__alloc_big((size_t)st->cfg->keys_max * KEY_LONG_STRIDE);
+  if (!st->keys_long) return TALLY_ENOMEM;
   for (int g = 0; g < 2; g++) {
     st->key_bloom[g] = calloc(bits / 64, sizeof(uint64_t));
     if (!st->key_bloom[g] || tally__map_init(&st->key_gen[g], gen_entries(st))) return TALLY_ENOMEM;
@@ -50,6 +60,8 @@ void tally__keys_free(tally__state *st) {
     st->key_bloom[g] = NULL;
     tally__map_free(&st->key_gen[g]);
   }
+  if (st->keys_long) tally__free_big(st->keys_long, (size_t)st->cfg->keys_max * KEY_LONG_STRIDE);
+  st->keys_long = NULL;
 }
 
 /* Three bit positions from one 64-bit hash (21 bits each). */
@@ -103,7 +115,8 @@ bool tally__keys_room(const tally__state *st) {
 
 uint32_t tally__key_add(tally__state *st, const char *key, uint64_t fingerprint,
                         uint64_t transfer_id, uint8_t key_state, int64_t now_ms) {
-  assert(strlen(key) <= TALLY__KEY_BYTES_MAX);
+  size_t len = strlen(key);
+  assert(len <= TALLY__KEY_BYTES_MAX);
   if (st->key_gen_count >= gen_entries(st)) generation_rotate(st);
   uint32_t slot = st->key_next++ % st->cfg->keys_max;
   tally__key *k = &st->keys[slot];
@@ -115,7 +128,13 @@ uint32_t tally__key_add(tally__state *st, const char *key, uint64_t fingerprint,
   k->transfer_id = transfer_id;
   k->created_ms = now_ms;
   k->state = key_state;
-  strcpy(k->key, key);
+  k->is_long = len > TALLY__KEY_INLINE_BYTES;
+  if (k->is_long) {
+    memcpy(st->keys_long + (size_t)slot * KEY_LONG_STRIDE, key, len + 1);
+    k->key[0] = 0;
+  } else {
+    memcpy(k->key, key, len + 1);
+  }
   int rc = tally__map_put(&st->key_gen[st->key_gen_cur], k->hash, slot);
   assert(rc == TALLY_OK);
   (void)rc;
@@ -130,5 +149,6 @@ uint32_t tally__key_add(tally__state *st, const char *key, uint64_t fingerprint,
 void tally__key_forget(tally__state *st, uint32_t slot) {
   tally__key *k = &st->keys[slot];
   k->state = TALLY__KEY_FREE;
+  k->is_long = 0;
   k->key[0] = 0;
 }
