@@ -31,6 +31,8 @@ static bool key_eq(const void *ud, uint32_t slot) {
 
 enum { KEY_LONG_STRIDE = TALLY__KEY_BYTES_MAX + 1 };
 
+static size_t keys_long_bytes(const tally__state *st) { return (size_t)st->cfg->keys_max * KEY_LONG_STRIDE; }
+
 const char *tally__key_text(const tally__state *st, uint32_t slot) {
   const tally__key *k = &st->keys[slot];
   return k->is_long ? st->keys_long + (size_t)slot * KEY_LONG_STRIDE : k->key;
@@ -43,7 +45,7 @@ int tally__keys_init(tally__state *st) {
   while (bits < (size_t)gen_entries(st) * KEYS_BLOOM_BITS_PER_KEY) bits <<= 1;
   st->key_bloom_mask = (uint32_t)(bits - 1);
   /* Reserved, not touched: a page is used only when a long key lands in it. */
-  st->keys_long = tally__alloc_big((size_t)st->cfg->keys_max * KEY_LONG_STRIDE);
+  st->keys_long = tally__alloc_big(keys_long_bytes(st));
   if (!st->keys_long) return TALLY_ENOMEM;
   for (int g = 0; g < 2; g++) {
     st->key_bloom[g] = calloc(bits / 64, sizeof(uint64_t));
@@ -60,7 +62,7 @@ void tally__keys_free(tally__state *st) {
     st->key_bloom[g] = NULL;
     tally__map_free(&st->key_gen[g]);
   }
-  if (st->keys_long) tally__free_big(st->keys_long, (size_t)st->cfg->keys_max * KEY_LONG_STRIDE);
+  if (st->keys_long) tally__free_big(st->keys_long, keys_long_bytes(st));
   st->keys_long = NULL;
 }
 

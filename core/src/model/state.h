@@ -353,7 +353,7 @@ enum tally__key_state { TALLY__KEY_FREE = 0, TALLY__KEY_INFLIGHT = 1, TALLY__KEY
  * row of keys_long, whose pages are touched only by long keys. Inline
  * text keeps a slot at 128 bytes: a slot of the longest key (344) made
  * the ring 2.7 times the memory, every byte of it touched once the ring
- * wrapped, and made decide_per_s 0.82 of 1.4's (bench, session 12). */
+ * wrapped, and made decide_per_s 0.82 of 00405e8's (make bench, session 12). */
 enum { TALLY__KEY_INLINE_BYTES = 93 };
 typedef struct tally__key {
   uint64_t hash, fingerprint, transfer_id;
