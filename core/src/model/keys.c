@@ -89,6 +89,12 @@ static void bloom_add(tally__state *st, int g, uint64_t h) {
 
 uint32_t tally__key_find(const tally__state *st, const char *key) {
   uint64_t h = tally__hash_str(key);
+  /* Nearly every key is new and the Bloom filter says so without touching
+   * the maps, but tally__key_add will then write this key's home slot of
+   * the current map: a cache miss in a table of megabytes. Start it now,
+   * so it overlaps the rest of the decision. */
+  const tally__map *cur = &st->key_gen[st->key_gen_cur];
+  __builtin_prefetch(&cur->slots[h & cur->mask], 1, 3);
   key_probe p = {st, key};
   for (int k = 0; k < 2; k++) {
     int g = k == 0 ? st->key_gen_cur : !st->key_gen_cur;
