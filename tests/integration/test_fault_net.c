@@ -19,12 +19,14 @@
 
 #include <cmocka.h>
 
+#include "batch.h"
 #include "harness.h"
 #include "load.h"
 #include "tcpproxy.h"
 
-/* The call that writes a batch (sql/002_fenced_batches.sql). */
-#define BATCH_MARKER "tally_write_batch("
+/* The statement that writes a batch: prepared once per connection, each
+ * batch's Bind names it (core/src/ledger/batch.h). */
+#define BATCH_MARKER TALLY__BATCH_STMT
 /* The follow-up lookup of a batch's keys that were already taken. */
 #define RESOLVE_MARKER "tally_lookup_batch("
 

@@ -68,6 +68,7 @@ typedef enum writer_state {
   TALLY__WRITER_GRANTS,  /* polling grant_requests */
   TALLY__WRITER_CONNECTING, /* PQconnectPoll in progress (reconnects) */
   TALLY__WRITER_SETUP,      /* session set-up query (writer 0: the advisory lock) */
+  TALLY__WRITER_PREPARE,    /* preparing the batch statement (writer.c, TALLY__BATCH_STMT) */
 } writer_state;
 
 typedef struct tally__writer {
@@ -283,6 +284,10 @@ size_t tally__format_amount(const tally__engine *e, int64_t minor, char *out, si
 
 /* writer.c */
 int tally__writer_connect(tally__writer *w, char *err, size_t err_len);
+/* Blocking, at the first start: prepares the batch statement (writer 0
+ * after tally__engine_load has applied the migrations; the others in
+ * tally__writer_connect). Closes the connection on failure. */
+int tally__writer_prepare(tally__writer *w, char *err, size_t err_len);
 void tally__writer_close(tally__writer *w);
 int tally__writer_send_batch(tally__writer *w, tally__batch *b);
 tally__writer *tally__writer_idle(tally__engine *e);

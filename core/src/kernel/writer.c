@@ -104,6 +104,9 @@ int tally__writer_connect(tally__writer *w, char *err, size_t err_len) {
       return TALLY_EDB;
     }
   }
+  /* Writer 0's statement needs the migrations, which it applies next
+   * (tally__engine_load), so it prepares after them. */
+  if (w->index != 0 && tally__writer_prepare(w, err, err_len) != TALLY_OK) return TALLY_EDB;
   if (!start_watching(w)) {
     snprintf(err, err_len, "connect: cannot watch the connection");
     tally__writer_close(w);
@@ -113,6 +116,16 @@ int tally__writer_connect(tally__writer *w, char *err, size_t err_len) {
   writer_watch(w);
   w->state = TALLY__WRITER_IDLE;
   return TALLY_OK;
+}
+
+int tally__writer_prepare(tally__writer *w, char *err, size_t err_len) {
+  PGresult *r = PQprepare(w->conn, TALLY__BATCH_STMT, tally__batch_sql, TALLY__BATCH_PARAMS, NULL);
+  bool prepared = PQresultStatus(r) == PGRES_COMMAND_OK;
+  if (!prepared) snprintf(err, err_len, "prepare the batch statement: %s", PQresultErrorMessage(r));
+  PQclear(r);
+  if (prepared) return TALLY_OK;
+  tally__writer_close(w);
+  return TALLY_EDB;
 }
 
 /* Starts a reconnect and returns at once; writer_connect_poll finishes it. */
@@ -137,6 +150,17 @@ static int writer_reconnect_start(tally__writer *w, uint64_t now) {
 
 static void writer_broken(tally__writer *w, const char *why);
 
+/* The last step of a reconnect: TALLY__WRITER_PREPARE until it is answered. */
+static void writer_send_prepare(tally__writer *w) {
+  if (!PQsendPrepare(w->conn, TALLY__BATCH_STMT, tally__batch_sql, TALLY__BATCH_PARAMS, NULL)) {
+    writer_broken(w, PQerrorMessage(w->conn));
+    return;
+  }
+  w->state = TALLY__WRITER_PREPARE;
+  w->want_write = true;
+  writer_watch(w);
+}
+
 static void writer_connect_poll(tally__writer *w) {
   assert(w->state == TALLY__WRITER_CONNECTING && w->conn); /* writer_on_io */
   PostgresPollingStatusType ps = PQconnectPoll(w->conn);
@@ -154,10 +178,7 @@ static void writer_connect_poll(tally__writer *w) {
     return;
   }
   if (w->index != 0) {
-    w->state = TALLY__WRITER_IDLE;
-    w->want_write = false;
-    writer_watch(w);
-    fprintf(stderr, "tally: writer %d reconnected\n", w->index);
+    writer_send_prepare(w);
     return;
   }
   if (!PQsendQuery(w->conn, TALLY__LOCK_SQL)) {
@@ -190,8 +211,7 @@ static void writer_broken(tally__writer *w, const char *why) {
 
 int tally__writer_send_batch(tally__writer *w, tally__batch *b) {
   assert(w->state == TALLY__WRITER_IDLE && b->phase == TALLY__BATCH_SEALED);
-  if (!PQsendQueryParams(w->conn, tally__batch_sql, TALLY__BATCH_PARAMS, NULL, b->params, b->lengths,
-                         b->formats, 0)) {
+  if (!PQsendQueryPrepared(w->conn, TALLY__BATCH_STMT, TALLY__BATCH_PARAMS, b->params, b->lengths, b->formats, 0)) {
     writer_broken(w, PQerrorMessage(w->conn));
     return TALLY_EDB;
   }
@@ -278,15 +298,28 @@ static void writer_query_done(tally__writer *w) {
   writer_state was = w->state;
   tally__batch *b = w->batch;
   /* Only a writer with a query in flight gets an answer (writer_on_io). */
-  assert(was == TALLY__WRITER_SETUP || was == TALLY__WRITER_GRANTS || was == TALLY__WRITER_BATCH ||
-         was == TALLY__WRITER_RESOLVE);
+  assert(was == TALLY__WRITER_SETUP || was == TALLY__WRITER_PREPARE || was == TALLY__WRITER_GRANTS ||
+         was == TALLY__WRITER_BATCH || was == TALLY__WRITER_RESOLVE);
   w->state = TALLY__WRITER_IDLE;
   ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
   if (was == TALLY__WRITER_SETUP) {
     bool locked = st == PGRES_TUPLES_OK && PQgetvalue(r, 0, 0)[0] == 't';
     PQclear(r);
     if (!locked) writer_broken(w, "another tally engine holds this database's lock");
-    else fprintf(stderr, "tally: writer %d reconnected\n", w->index);
+    else writer_send_prepare(w);
+    return;
+  }
+  if (was == TALLY__WRITER_PREPARE) {
+    if (st != PGRES_COMMAND_OK) {
+      /* Broken, not retried here: it reconnects after TALLY__RECONNECT_MS. */
+      fprintf(stderr, "tally: writer %d could not prepare the batch statement: %s", w->index,
+              r ? PQresultErrorMessage(r) : "no result\n");
+      PQclear(r);
+      writer_broken(w, "prepare failed");
+      return;
+    }
+    PQclear(r);
+    fprintf(stderr, "tally: writer %d reconnected\n", w->index);
     return;
   }
   if (was == TALLY__WRITER_GRANTS) {
@@ -380,7 +413,8 @@ void tally__writers_tick(tally__engine *e, uint64_t now) {
       if (w->state == TALLY__WRITER_IDLE) tally__writer_close(w);
       continue;
     }
-    bool connecting = w->state == TALLY__WRITER_CONNECTING || w->state == TALLY__WRITER_SETUP;
+    bool connecting = w->state == TALLY__WRITER_CONNECTING || w->state == TALLY__WRITER_SETUP ||
+                      w->state == TALLY__WRITER_PREPARE;
     if (connecting && now > w->connect_deadline_ms) writer_broken(w, "connect timed out");
     /* No answer for too long: treat the connection as lost (the batch goes
      * back, maybe committed, and is settled by key lookup). */

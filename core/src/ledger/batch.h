@@ -116,6 +116,11 @@ bool tally__batch_rows_waiting(const tally__state *st);
 /* The statement that writes a sealed batch (fenced by the engine's lease
  * epoch); it returns the ids of the transfers it inserted. */
 extern const char tally__batch_sql[];
+/* The name it is prepared under, once per connection (kernel/writer.c):
+ * parsing and planning it for every batch was a fixed cost of each batch,
+ * so of each buy when batches are small. Each batch's Bind names it. */
+#define TALLY__BATCH_STMT "tally_batch"
+
 /* $1 batch id, $2 keys: rows (idem_key, id, request_fp), looked up only
  * once no earlier attempt of the batch is still running. */
 extern const char tally__batch_lookup_sql[];

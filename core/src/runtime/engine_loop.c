@@ -101,6 +101,7 @@ static void try_start(tally__engine *e, uint64_t now) {
   tally__writer *w0 = &e->writers[0];
   int rc = tally__writer_connect(w0, err, sizeof err);
   if (rc == TALLY_OK) rc = tally__engine_load(e, w0->conn, err, sizeof err);
+  if (rc == TALLY_OK) rc = tally__writer_prepare(w0, err, sizeof err);
   for (uint32_t k = 1; rc == TALLY_OK && k < e->cfg.writers; k++)
     rc = tally__writer_connect(&e->writers[k], err, sizeof err);
   if (rc != TALLY_OK) {
