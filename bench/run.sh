@@ -235,7 +235,13 @@ if side["state"] == "ok":
         vals = {s: [x[key] for x in runs[s] if isinstance(x.get(key), (int, float))] for s in runs}
         if vals["base"] and vals["head"]:
             b, h = best(vals["base"]), best(vals["head"])
-            side[key] = {"baseline": b, "head": h, "head_over_baseline": ratio(h, b)}
+            # Each round's own ratio too: base r and head r ran back to back, so
+            # their spread shows how far one machine moves between two runs.
+            paired = [ratio(x[key], y[key]) for x, y in zip(runs["head"], runs["base"])
+                      if isinstance(x.get(key), (int, float)) and isinstance(y.get(key), (int, float))]
+            paired = [r for r in paired if r is not None]
+            side[key] = {"baseline": b, "head": h, "head_over_baseline": ratio(h, b),
+                         "baseline_rounds": vals["base"], "head_rounds": vals["head"], "round_ratios": paired}
 res["side_by_side"] = side
 res["ratio_vs_naive"] = ratio(res.get("durable_per_s"), res.get("naive_per_s"))
 res["ratio_vs_batched_sql"] = ratio(res.get("durable_per_s"), res.get("batched_sql_per_s"))
@@ -349,6 +355,10 @@ if side["state"] == "ok":
         if v:
             print(f"  {key:<28} {fmt(v['baseline']):>12} {fmt(v['head']):>12} "
                   f"{fmt(v['head_over_baseline']):>8}  ({'higher' if best is max else 'lower'} is better)")
+            rr = sorted(v["round_ratios"])
+            if rr:
+                print(f"  {'':<28} round by round: {', '.join(fmt(x) for x in v['round_ratios'])}"
+                      f" (median {fmt(rr[len(rr) // 2])})")
 else:
     print(f"side by side: {side['state']}")
 print(f"  -> {os.path.relpath(out)}")
