@@ -212,63 +212,6 @@ static void test_unbalanced_legs_refused(void **state) {
 #endif
 }
 
-/* The SQLSTATE of tally_batch_whole over transfers [first, last] of batch,
- * in the open transaction c ("" when it passes), then back to the savepoint. */
-static void batch_whole_state(PGconn *c, int64_t batch, int64_t first, int64_t last, int leaves, char *out, size_t n) {
-  sql_ok(c, "SAVEPOINT w");
-  char q[160];
-  snprintf(q, sizeof q, "SELECT * FROM tally_batch_whole(%lld, %lld, %lld, %d)", (long long)batch, (long long)first,
-           (long long)last, leaves);
-  PGresult *r = PQexec(c, q);
-  const char *code = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-  snprintf(out, n, "%s", PQresultStatus(r) == PGRES_TUPLES_OK ? "" : code ? code : "?");
-  PQclear(r);
-  sql_ok(c, "ROLLBACK TO SAVEPOINT w");
-}
-
-/* sql/024 adds up to four legs directly and longer transfers by a
- * sub-select: each way, one unit short is refused (23514) and a balanced
- * transfer passes, for every leg count from 2 to 7. Rows are written by
- * hand in a transaction that is rolled back. */
-static void test_batch_whole_sums_every_leg_count(void **state) {
-  (void)state;
-  th_fresh_db("legsum", F.dsn, sizeof F.dsn);
-  th_config(&F.cfg, F.dsn);
-  F.e = th_engine(&F.cfg); /* applies the migrations */
-  th_engine_free(F.e);
-  F.e = NULL;
-  PGconn *c = sql_conn();
-  sql_ok(c, "BEGIN");
-  for (int legs = 2; legs <= 7; legs++) {
-    for (int shortby = 0; shortby <= 1; shortby++) {
-      int64_t id = 900000 + legs * 10 + shortby, batch = 800000 + legs * 10 + shortby;
-      /* legs-1 credits of 7 each, and the debit that pays them (one unit short or not) */
-      char accs[96] = "", amts[128] = "";
-      size_t na = 0, nm = 0;
-      na += (size_t)snprintf(accs + na, sizeof accs - na, "1");
-      nm += (size_t)snprintf(amts + nm, sizeof amts - nm, "%d", -7 * (legs - 1) + shortby);
-      for (int k = 1; k < legs; k++) {
-        na += (size_t)snprintf(accs + na, sizeof accs - na, ",%d", k + 1);
-        nm += (size_t)snprintf(amts + nm, sizeof amts - nm, ",7");
-      }
-      char q[512];
-      snprintf(q, sizeof q,
-               "INSERT INTO transfers (id, batch_id, kind, idem_key, request_fp, account_id, qty, amount_minor,"
-               " created_ms, leg_accounts, leg_amounts) VALUES (%lld, %lld, 2, 'legsum-%lld', 0, 1, 0, 7, 0,"
-               " '{%s}', '{%s}')",
-               (long long)id, (long long)batch, (long long)id, accs, amts);
-      sql_ok(c, q);
-      char code[8];
-      batch_whole_state(c, batch, id, id, 1, code, sizeof code);
-      if (strcmp(code, shortby ? "23514" : "") != 0)
-        fprintf(stderr, "%d legs, %d short: SQLSTATE '%s'\n", legs, shortby, code);
-      assert_string_equal(code, shortby ? "23514" : "");
-    }
-  }
-  sql_ok(c, "ROLLBACK");
-  PQfinish(c);
-}
-
 /* Waits (pumping the engine) until request's transfer exists. */
 static void await_grant(int64_t request) {
   for (int i = 0; i < 100 && grant_transfers(request) == 0; i++) th_settle(F.e, 100);
@@ -434,7 +377,6 @@ int main(void) {
       cmocka_unit_test_teardown(test_tip_message_clipped_whole_characters, teardown),
       cmocka_unit_test_teardown(test_refused_op_fails_alone, teardown),
       cmocka_unit_test_teardown(test_unbalanced_legs_refused, teardown),
-      cmocka_unit_test_teardown(test_batch_whole_sums_every_leg_count, teardown),
       cmocka_unit_test_teardown(test_grant_uses_ledger_decimals, teardown),
       cmocka_unit_test_teardown(test_grant_requests_out_of_order, teardown),
       cmocka_unit_test_teardown(test_batch_7999001_commits, teardown),
