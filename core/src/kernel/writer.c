@@ -312,10 +312,10 @@ static void writer_query_done(tally__writer *w) {
   if (was == TALLY__WRITER_PREPARE) {
     if (st != PGRES_COMMAND_OK) {
       /* Broken, not retried here: it reconnects after TALLY__RECONNECT_MS. */
-      fprintf(stderr, "tally: writer %d could not prepare the batch statement: %s", w->index,
-              r ? PQresultErrorMessage(r) : "no result\n");
+      char why[TALLY_ERRBUF_BYTES];
+      snprintf(why, sizeof why, "prepare the batch statement: %s", r ? PQresultErrorMessage(r) : "no result");
       PQclear(r);
-      writer_broken(w, "prepare failed");
+      writer_broken(w, why);
       return;
     }
     PQclear(r);
